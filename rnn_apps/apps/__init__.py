@@ -1,0 +1,1 @@
+"""The apps built on rnn_apps.cells: poetry, sentiment, translate, caption."""

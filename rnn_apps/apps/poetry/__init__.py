@@ -1,0 +1,1 @@
+"""Char-RNN on the Complete Tang Poems: data, model, training, constrained generation, export."""

@@ -1,0 +1,166 @@
+"""Library API over an exported poem model: generate, check and score poems.
+
+The model does all the work in its graph (see :mod:`rnn_apps.apps.poetry.export`); this module loads it,
+validates arguments with messages a person can act on, and shapes the results.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from rnn_apps.apps.poetry.export import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH, load_config
+from rnn_apps.export import resolve_model_dir
+from rnn_apps.paths import default_model_dir
+
+
+class PoemError(ValueError):
+    """Bad generation arguments (unknown characters, an impossible form, ...)."""
+
+
+def _model_message(err: Exception) -> str:
+    """The human part of a TensorFlow assertion raised inside the model's graph."""
+    text = str(err)
+    m = re.search(r"assertion failed: \[(.*?)\] \[(.*?)\]", text, re.S)
+    if m:
+        return f"{m.group(1)} {m.group(2).strip()}"
+    return text.strip().splitlines()[-1] if text.strip() else type(err).__name__
+
+
+@dataclass
+class Poem:
+    text: str
+    form: str
+    seed: int
+    prompt: str = ""
+    acrostic: str = ""
+
+    @property
+    def lines(self) -> list[str]:
+        return [s for s in re.findall(r"[^，。]+[，。]", self.text)]
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "lines": self.lines, "form": self.form, "seed": self.seed,
+                "start": self.prompt, "acrostic": self.acrostic, "characters": len(self.text)}
+
+
+class PoemGenerator:
+    """Generate poems with an exported poem model.
+
+    Args:
+        model_dir: A version directory or ``models/poetry`` (newest version); default: the shipped model.
+    """
+
+    def __init__(self, model_dir: Optional[str] = None):
+        import tensorflow as tf
+
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir("poetry"))
+        self.meta = load_config(self.model_dir)
+        self._tf = tf
+        self._model = tf.saved_model.load(self.model_dir)
+        self.script = self.meta["config"].get("script", "simplified")
+
+    def unknown_characters(self, text: str) -> str:
+        out = self._model.signatures["unknown_characters"](text=self._tf.constant([text]))["unknown"]
+        return out.numpy()[0].decode("utf-8")
+
+    def _check(self, start: str, acrostic: str, form: str, max_length: int):
+        if form not in FORMS:
+            raise PoemError(f"Unknown form {form!r}; choose one of: {', '.join(f for f in FORMS if f)} "
+                            f"({', '.join(f'{k}={v}' for k, v in FORM_NAMES.items())}).")
+        for what, text in (("start", start), ("acrostic", acrostic)):
+            if len(text) > 200:
+                raise PoemError(f"The {what} is {len(text)} characters long; at most 200 are accepted.")
+            bad = self.unknown_characters(text) if text else ""
+            if bad:
+                raise PoemError(
+                    f"The {what} {text!r} has characters this model does not know: {' '.join(bad)}. "
+                    "Use other characters, or fine-tune the model on text that contains them "
+                    "(rnn-apps fine-tune poetry --data FILE)."
+                )
+        if form:
+            n, m = FORMS[form]
+            heads = len([c for c in acrostic if c not in "，。,. "])
+            if heads > m:
+                raise PoemError(f"{form} ({FORM_NAMES[form]}) has {m} lines, but the acrostic has {heads} characters.")
+            body = len(re.sub(r"[，。,.!?！？；;：:、\s]", "", start))
+            if body > n * m:
+                raise PoemError(f"The start has {body} characters; {form} has only {n * m}.")
+        elif acrostic and len(acrostic) > 32:
+            raise PoemError("An acrostic without a form may have at most 32 characters.")
+        elif len(start) >= max_length:
+            raise PoemError(f"The start ({len(start)} characters) must be shorter than max_length ({max_length}).")
+        if not 8 <= max_length <= MAX_LENGTH:
+            raise PoemError(f"max_length must be between 8 and {MAX_LENGTH}; received {max_length}.")
+
+    def generate(
+        self,
+        start: str = "",
+        acrostic: str = "",
+        form: str = "",
+        n: int = 1,
+        temperature: float = DEFAULT_SAMPLING["temperature"],
+        top_k: int = DEFAULT_SAMPLING["top_k"],
+        top_p: float = DEFAULT_SAMPLING["top_p"],
+        seed: Optional[int] = None,
+        max_length: int = DEFAULT_SAMPLING["max_length"],
+    ) -> list[Poem]:
+        """Generate ``n`` poems in one batched graph call.
+
+        The same ``seed`` gives the same poems (poem i uses seed + i).
+
+        Raises:
+            PoemError: unknown characters, an impossible form or acrostic, bad sampling values.
+        """
+        if n < 1 or n > 1000:
+            raise PoemError(f"n must be between 1 and 1000; received {n}.")
+        if temperature < 0:
+            raise PoemError(f"temperature must be >= 0 (0 means greedy); received {temperature}.")
+        if top_k < 0:
+            raise PoemError(f"top_k must be >= 0 (0 means off); received {top_k}.")
+        if not 0 < top_p <= 1:
+            raise PoemError(f"top_p must be in (0, 1] (1 means off); received {top_p}.")
+        start, acrostic = start.strip(), acrostic.strip()
+        self._check(start, acrostic, form, max_length)
+        if seed is None:
+            seed = random.SystemRandom().randrange(2**62)
+        tf = self._tf
+        seeds = [seed + i for i in range(n)]
+        try:
+            out = self._model.signatures["generate"](
+                prompt=tf.constant([start] * n),
+                form=tf.constant([form] * n),
+                acrostic=tf.constant([acrostic] * n),
+                temperature=tf.constant([float(temperature)] * n, tf.float32),
+                top_k=tf.constant([int(top_k)] * n, tf.int32),
+                top_p=tf.constant([float(top_p)] * n, tf.float32),
+                seed=tf.constant(seeds, tf.int64),
+                max_length=tf.constant([int(max_length)] * n, tf.int32),
+            )
+        except tf.errors.InvalidArgumentError as e:
+            raise PoemError(_model_message(e)) from None
+        texts = [t.decode("utf-8") for t in out["text"].numpy()]
+        return [Poem(t, form, s, start, acrostic) for t, s in zip(texts, seeds)]
+
+    def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
+        """Log-probability, character count and bits per character of each text under the model."""
+        tf = self._tf
+        results = []
+        for i in range(0, len(texts), batch_size):
+            chunk = list(texts[i : i + batch_size])
+            try:
+                out = self._model.signatures["score"](text=tf.constant(chunk))
+            except tf.errors.InvalidArgumentError as e:
+                raise PoemError(_model_message(e)) from None
+            for lp, nc, bpc in zip(out["log_probability"].numpy(), out["characters"].numpy(), out["bits_per_char"].numpy()):
+                results.append({"log_probability": float(lp), "characters": int(nc), "bits_per_char": float(bpc)})
+        return results
+
+
+def to_script(text: str, script: str) -> str:
+    """Convert a generated poem to ``script`` (OpenCC) for display."""
+    from rnn_apps.apps.poetry.data import convert_script
+
+    return convert_script(text, script)

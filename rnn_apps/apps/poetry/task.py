@@ -1,0 +1,260 @@
+"""Poetry tasks: train, fine-tune and evaluate the Char-RNN."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from rnn_apps.apps.poetry import data as pdata
+from rnn_apps.vocab import Vocabulary
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+
+DEFAULTS = dict(
+    embedding_dim=256,
+    units=512,
+    num_layers=2,
+    cell="lstm",
+    dropout=0.1,
+    learning_rate=2e-3,
+    clipnorm=1.0,
+    tokens_per_batch=8192,
+    max_len=128,
+    val_fraction=0.05,
+    min_count=3,
+    script="simplified",
+    seed=1234,
+)
+
+
+def _bits_per_char_metric():
+    import keras
+
+    class BitsPerChar(keras.metrics.Metric):
+        """Mean negative log2-likelihood per target character (padding excluded by sample weights)."""
+
+        def __init__(self, name="bits_per_char", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+            self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            ops = keras.ops
+            ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+            w = ops.ones_like(ce) if sample_weight is None else ops.cast(sample_weight, ce.dtype)
+            self.total.assign_add(ops.sum(ce * w) / math.log(2.0))
+            self.count.assign_add(ops.sum(w))
+
+        def result(self):
+            return self.total / keras.ops.maximum(self.count, 1.0)
+
+    return BitsPerChar()
+
+
+def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        weighted_metrics=[_bits_per_char_metric()],
+    )
+    return model
+
+
+def _dataset(plan: pdata.BatchPlan, start_step: int, epochs: Optional[int]):
+    import tensorflow as tf
+
+    spec = (
+        tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None), tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(lambda: plan.iterate(start_step, epochs), output_signature=spec)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(2)
+
+
+def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
+    """Load, split, (build the vocabulary) and encode a corpus; return (vocab, train_seqs, val_seqs, stats)."""
+    poems = pdata.load_poems(data_path, cfg["script"])
+    train, val = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
+    if vocab is None:
+        vocab = Vocabulary.build(train, min_count=cfg["min_count"])
+    tr = pdata.encode_poems(train, vocab, cfg["max_len"])
+    va = pdata.encode_poems(val, vocab, cfg["max_len"]) if val else []
+    stats = {
+        "poems": len(poems),
+        "train_poems": len(train),
+        "val_poems": len(val),
+        "train_tokens": int(sum(len(s) - 1 for s in tr)),
+        "val_tokens": int(sum(len(s) - 1 for s in va)),
+        "vocab_size": len(vocab),
+    }
+    return vocab, tr, va, stats
+
+
+def train(
+    data_path: str,
+    run_dir: str,
+    epochs: int = 8,
+    resume: bool = False,
+    strategy: str = "default",
+    tensorboard: bool = False,
+    save_every: int = 100,
+    verbose: int = 1,
+    init_from: Optional[str] = None,
+    **overrides,
+) -> dict:
+    """Train a Char-RNN on a poem corpus; checkpoints and the final weights go to ``run_dir``.
+
+    Args:
+        data_path: A corpus file (see :mod:`rnn_apps.apps.poetry.data`).
+        run_dir: Where the run's config, vocabulary, checkpoints and logs live.
+        epochs: Total epochs.
+        resume: Continue the run in ``run_dir`` (its saved config wins over ``overrides``).
+        strategy: ``default``, ``mirrored`` or ``multi-worker``.
+        init_from: A model directory (a shipped SavedModel) whose weights start the run (fine-tuning);
+            characters of the new corpus it does not know get new embedding rows.
+        **overrides: Any of :data:`DEFAULTS`.
+
+    Returns:
+        A summary dict (step, history, validation bits/char, corpus stats, seconds).
+    """
+    from rnn_apps import training
+
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
+    os.makedirs(run_dir, exist_ok=True)
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    vocab_path = os.path.join(run_dir, VOCAB_FILE)
+    if resume and os.path.exists(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            cfg = json.load(f)["settings"]
+        vocab = Vocabulary.load(vocab_path)
+    else:
+        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+        vocab = None
+    training.set_seed(cfg["seed"])
+    base = None
+    if init_from is not None and vocab is None:
+        from rnn_apps.apps.poetry import export as pexport
+
+        base = pexport.load_weights_from_export(init_from)
+        vocab = base["vocab"]
+        for k in ("embedding_dim", "units", "num_layers", "cell"):
+            cfg[k] = base["config"][k]
+    t0 = time.time()
+    vocab_in = vocab
+    if base is not None:
+        # Fine-tuning: keep every old id, add the new corpus's characters after them.
+        poems = pdata.load_poems(data_path, cfg["script"])
+        train_p, _ = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
+        fresh = Vocabulary.build(train_p, min_count=1)
+        added = vocab.extend(t for t in fresh.tokens[4:] if pdata.is_han(t) or t in pdata.PUNCT)
+        if verbose and added:
+            print(f"Adding {len(added)} new characters to the vocabulary: {''.join(added[:40])}{'…' if len(added) > 40 else ''}")
+    vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab_in)
+    if verbose:
+        print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
+              f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
+    vocab.save(vocab_path)
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}, f, ensure_ascii=False, indent=1)
+
+    plan = pdata.BatchPlan(tr, cfg["tokens_per_batch"], seed=cfg["seed"])
+    val_plan = pdata.BatchPlan(va, cfg["tokens_per_batch"], seed=0) if va else None
+    strat = training.get_strategy(strategy)
+    from rnn_apps.apps.poetry.model import build_char_rnn
+
+    with strat.scope():
+        model = build_char_rnn(
+            len(vocab), cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"], cfg["dropout"]
+        )
+        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
+        model.build((None, None))
+        if base is not None:
+            _load_base_weights(model, base)
+    result = training.fit_resumable(
+        model,
+        lambda start: _dataset(plan, start, None),
+        plan.steps_per_epoch,
+        epochs,
+        run_dir,
+        validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
+        resume=resume,
+        save_every=save_every,
+        tensorboard=tensorboard,
+        verbose=verbose,
+        strategy=strat,
+    )
+    if training.is_chief(strat):
+        model.save_weights(os.path.join(run_dir, "final.weights.h5"))
+    val_bpc = None
+    for row in reversed(result["history"]):
+        if "val_bits_per_char" in row:
+            val_bpc = row["val_bits_per_char"]
+            break
+    result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
+                   "vocab": vocab, "config": cfg})
+    return result
+
+
+def _load_base_weights(model, base: dict) -> None:
+    """Copy a base model's weights into ``model``; a grown vocabulary keeps the old embedding rows."""
+    weights = base["weights"]
+    if len(weights) != len(model.weights):
+        raise ValueError(f"Base model has {len(weights)} weights, this model {len(model.weights)}.")
+    for v, w in zip(model.weights, weights):
+        w = np.asarray(w)
+        if tuple(v.shape) == w.shape:
+            v.assign(w)
+        elif len(w.shape) == 2 and v.shape[1] == w.shape[1] and v.shape[0] > w.shape[0]:
+            new = np.array(v.numpy())
+            new[: w.shape[0]] = w
+            v.assign(new)
+        else:
+            raise ValueError(f"Cannot load base weight of shape {w.shape} into {v.path} of shape {tuple(v.shape)}.")
+
+
+def load_run_model(run_dir: str, weights: Optional[str] = None):
+    """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
+    from rnn_apps import training
+    from rnn_apps.apps.poetry.model import build_char_rnn
+
+    with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as f:
+        cfg = json.load(f)["settings"]
+    vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
+    model = build_char_rnn(len(vocab), cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"], cfg["dropout"])
+    model.build((None, None))
+    final = weights or os.path.join(run_dir, "final.weights.h5")
+    if os.path.exists(final):
+        model.load_weights(final)
+    else:
+        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
+        training.CheckpointManager(run_dir).restore(model)
+    return model, vocab, cfg
+
+
+def evaluate_sequences(model, seqs, tokens_per_batch: int = 8192) -> dict:
+    """Bits per character of ``model`` over encoded sequences (every target token, <eos> included)."""
+    import keras
+
+    plan = pdata.BatchPlan(seqs, tokens_per_batch, seed=0)
+    total, count = 0.0, 0.0
+    fn = None
+    for x, y, w in plan.iterate(0, 1):
+        logits = model(x, training=False)
+        ce = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+        total += float((ce * w).sum())
+        count += float(w.sum())
+    return {"bits_per_char": total / max(count, 1.0) / math.log(2.0), "tokens": int(count)}

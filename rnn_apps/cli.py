@@ -1,0 +1,299 @@
+"""The ``rnn-apps`` command line: thin wrappers over the library.
+
+Heavy imports (TensorFlow) happen inside the commands, so ``rnn-apps --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from rnn_apps import __version__
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def _friendly_errors(fn):
+    """Print known errors as one clear line (exit status 2) instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rnn_apps.errors import known_error_types
+
+        try:
+            return fn(*args, **kwargs)
+        except known_error_types() as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rnn-apps")
+def cli():
+    """Recurrent-network apps: Tang poems, and more to come.
+
+    \b
+    Examples:
+      rnn-apps generate-poem
+      rnn-apps generate-poem --acrostic 春夏秋冬 --form qijue
+      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz
+      rnn-apps serve
+    """
+
+
+# ------------------------------------------------------------------------------------------- poems
+
+
+@cli.command("generate-poem")
+@click.option("--start", default="", help="Continue this start (续写), e.g. 春眠.")
+@click.option("--acrostic", default="", help="Acrostic (藏头诗): these characters open the lines, in order.")
+@click.option(
+    "--form",
+    type=click.Choice(["wujue", "qijue", "wulv", "qilv"]),
+    default=None,
+    help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv. Without it the model picks the form.",
+)
+@click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
+@click.option("--temperature", default=0.8, show_default=True, help="Sampling temperature; 0 is greedy.")
+@click.option("--top-k", default=0, show_default=True, help="Sample among the k most likely characters (0: off).")
+@click.option("--top-p", default=0.9, show_default=True, help="Nucleus sampling mass (1: off).")
+@click.option("--seed", type=int, default=None, help="Same seed, same poems.")
+@click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
+@click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
+              help="Script of the output (default: the model's).")
+@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/poetry).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects with 'text'.")
+@_friendly_errors
+def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, script, model_dir, as_json):
+    """Write classical Chinese poems with the shipped Char-RNN (no training, no network).
+
+    \b
+    Examples:
+      rnn-apps generate-poem
+      rnn-apps generate-poem --start 春眠
+      rnn-apps generate-poem --acrostic 春夏秋冬 --form wujue
+      rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
+      rnn-apps generate-poem --script traditional
+    """
+    from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
+
+    gen = PoemGenerator(model_dir)
+    poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length)
+    rows = []
+    for p in poems:
+        d = p.to_dict()
+        if script and script != gen.script:
+            d["text"] = to_script(d["text"], script)
+            d["lines"] = [to_script(x, script) for x in d["lines"]]
+        rows.append(d)
+    if as_json:
+        _echo_json(rows)
+        return
+    for i, d in enumerate(rows):
+        if i:
+            click.echo()
+        click.echo("\n".join(d["lines"]) if d["lines"] else d["text"])
+
+
+# ------------------------------------------------------------------------------------------- train
+
+_STRATEGY = click.option(
+    "--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default", show_default=True,
+    help="tf.distribute strategy: one device, all local GPUs/CPUs, or workers from TF_CONFIG.",
+)
+
+
+@cli.group()
+def train():
+    """Train an app's model from scratch (resumable)."""
+
+
+@train.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Corpus: chinese-poetry JSON(L)(.gz) or a UTF-8 text file.")
+@click.option("--run-dir", default="runs/poetry", show_default=True, help="Checkpoints, logs, vocabulary.")
+@click.option("--epochs", default=6, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
+@_STRATEGY
+@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]), default=None,
+              help="Recurrent cell (default lstm).")
+@click.option("--units", type=int, default=None, help="Units per recurrent layer (default 512).")
+@click.option("--layers", "num_layers", type=int, default=None, help="Recurrent layers (default 2).")
+@click.option("--embedding-dim", type=int, default=None, help="Embedding size (default 256).")
+@click.option("--dropout", type=float, default=None)
+@click.option("--learning-rate", type=float, default=None)
+@click.option("--tokens-per-batch", type=int, default=None, help="Tokens per batch (default 8192).")
+@click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None)
+@click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
+@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/poetry).")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, **settings):
+    """Train the Char-RNN on a poem corpus.
+
+    \b
+    Examples:
+      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz --epochs 6
+      rnn-apps train poetry --data poems.txt --run-dir runs/mine --resume
+      rnn-apps train poetry --data poems.txt --cell gru --units 256 --export models/poetry
+    """
+    from rnn_apps.apps.poetry import task
+
+    result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                        verbose=1 if sys.stdout.isatty() else 2, **settings)
+    summary = {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
+    if export_dir:
+        from rnn_apps.apps.poetry.export import export_poetry
+
+        summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+    _report(summary, as_json)
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        _echo_json(summary)
+    else:
+        for k, v in summary.items():
+            click.echo(f"{k}: {v}")
+
+
+# ------------------------------------------------------------------------------------------- fine-tune
+
+
+@cli.group("fine-tune")
+def fine_tune():
+    """Continue training a shipped model on your own data."""
+
+
+@fine_tune.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="Your poems: UTF-8 text, one a line or blank-line separated.")
+@click.option("--model", "model_dir", default=None, help="Start from this model (default: newest shipped).")
+@click.option("--out", "out_dir", default="models-finetuned/poetry", show_default=True, help="App directory to export the new model to.")
+@click.option("--run-dir", default="runs/poetry-finetune", show_default=True)
+@click.option("--epochs", default=3, show_default=True)
+@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@click.option("--resume", is_flag=True)
+@_STRATEGY
+@click.option("--seed", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json):
+    """Fine-tune the poem model on your text; new characters get new embedding rows.
+
+    \b
+    Examples:
+      rnn-apps fine-tune poetry --data my_poems.txt
+      rnn-apps generate-poem --model models-finetuned/poetry
+    """
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.apps.poetry.export import export_poetry
+    from rnn_apps.paths import default_model_dir
+
+    base = model_dir or default_model_dir("poetry")
+    result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                        verbose=1 if sys.stdout.isatty() else 2, learning_rate=learning_rate, seed=seed,
+                        val_fraction=0.1)
+    summary = {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
+    summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], out_dir)
+    _report(summary, as_json)
+
+
+# ------------------------------------------------------------------------------------------- evaluate
+
+
+@cli.group()
+def evaluate():
+    """Measure a model on a corpus."""
+
+
+@evaluate.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False))
+@click.option("--model", "model_dir", default=None)
+@click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
+              help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def evaluate_poetry(data, model_dir, split, as_json):
+    """Bits per character of the poem model on a corpus (same cleaning and script as training).
+
+    \b
+    Examples:
+      rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val
+      rnn-apps evaluate poetry --data my_poems.txt --json
+    """
+    from rnn_apps.apps.poetry.evaluate import evaluate_corpus
+
+    result = evaluate_corpus(data, model_dir, split, progress=not as_json)
+    if as_json:
+        _echo_json(result)
+    else:
+        click.echo(f"bits per character: {result['bits_per_char']:.4f}  ({result['poems']} poems, "
+                   f"{result['tokens']} tokens; {result['skipped_unknown']} poems skipped for unknown characters)")
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+@cli.group("export")
+def export_group():
+    """Export a training run as a SavedModel (TF Serving layout, atomic)."""
+
+
+@export_group.command("poetry")
+@click.option("--run-dir", required=True)
+@click.option("--models", "models_dir", default="models", show_default=True)
+@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@_friendly_errors
+def export_poetry_cmd(run_dir, models_dir, version):
+    """Export the poem model of RUN_DIR to MODELS/poetry/<version>/.
+
+    \b
+    Example:
+      rnn-apps export poetry --run-dir runs/poetry --models models
+    """
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.apps.poetry.export import export_poetry
+
+    model, vocab, cfg = task.load_run_model(run_dir)
+    click.echo(export_poetry(model, vocab, cfg, os.path.join(models_dir, "poetry"), version))
+
+
+# ------------------------------------------------------------------------------------------- serve
+
+
+@cli.command()
+@click.option("--models", "models_dir", default=None, help="Models directory (default: the shipped models/).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8501, show_default=True)
+@click.option("--max-body-mb", default=16.0, show_default=True, help="Largest request body accepted.")
+@click.option("--poll-seconds", default=2.0, show_default=True, help="How often new versions are looked for.")
+@_friendly_errors
+def serve(models_dir, host, port, max_body_mb, poll_seconds):
+    """Serve every model under MODELS with TensorFlow Serving's REST API.
+
+    \b
+    Examples:
+      rnn-apps serve
+      curl -d '{"instances": ["春"]}' localhost:8501/v1/models/poetry:predict
+    """
+    from rnn_apps.paths import models_root
+    from rnn_apps.serve import run_server
+
+    run_server(models_dir or models_root(), host, port, int(max_body_mb * 1024 * 1024), poll_seconds)
+
+
+def main():
+    cli(prog_name="rnn-apps")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""Atomic SavedModel export in TensorFlow Serving's layout ``<models>/<app>/<version>/``.
+
+An export is written to a hidden temporary directory beside the versions and renamed into place only
+when complete, so a crash during export leaves the previous version intact and no half-written version
+is ever visible to ``rnn-apps serve``, TensorFlow Serving or ``generate-poem``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Callable, Optional
+
+EXTRA_DIR = "assets.extra"
+
+
+def list_versions(app_dir: str) -> list[int]:
+    """The complete versions under ``app_dir`` (integer-named directories holding ``saved_model.pb``)."""
+    if not os.path.isdir(app_dir):
+        return []
+    out = []
+    for name in os.listdir(app_dir):
+        if name.isdigit() and os.path.isfile(os.path.join(app_dir, name, "saved_model.pb")):
+            out.append(int(name))
+    return sorted(out)
+
+
+def latest_version_dir(app_dir: str) -> Optional[str]:
+    """The newest complete version directory of ``app_dir``, or None."""
+    versions = list_versions(app_dir)
+    return os.path.join(app_dir, str(versions[-1])) if versions else None
+
+
+def resolve_model_dir(path: str) -> str:
+    """Accept a version directory or an app directory (newest version); raise FileNotFoundError otherwise."""
+    if os.path.isfile(os.path.join(path, "saved_model.pb")):
+        return path
+    latest = latest_version_dir(path)
+    if latest is None:
+        raise FileNotFoundError(
+            f"No SavedModel at {path}: expected a directory with saved_model.pb, or one holding numbered "
+            "version directories (TF Serving layout models/<app>/<version>/)."
+        )
+    return latest
+
+
+def atomic_export(
+    write: Callable[[str], None],
+    app_dir: str,
+    version: Optional[int] = None,
+    extra_files: Optional[dict] = None,
+) -> str:
+    """Run ``write(tmp_dir)`` and move the result to ``app_dir/<version>`` atomically.
+
+    Args:
+        write: Writes a SavedModel into the directory it is given (e.g. ``tf.saved_model.save``).
+        app_dir: The app's directory, e.g. ``models/poetry``.
+        version: The version number; default one more than the newest existing version.
+        extra_files: ``{name: str | bytes | dict}`` written under ``assets.extra/`` (dicts as JSON).
+
+    Returns:
+        The final version directory.
+
+    Raises:
+        FileExistsError: the version already exists (versions are never overwritten).
+    """
+    os.makedirs(app_dir, exist_ok=True)
+    if version is None:
+        existing = list_versions(app_dir)
+        version = (existing[-1] + 1) if existing else 1
+    if not isinstance(version, int) or version <= 0:
+        raise ValueError(f"version must be a positive integer; received {version!r}.")
+    final = os.path.join(app_dir, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} already exists; versions are never overwritten (choose another version).")
+    tmp = os.path.join(app_dir, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        write(tmp)
+        if extra_files:
+            extra = os.path.join(tmp, EXTRA_DIR)
+            os.makedirs(extra, exist_ok=True)
+            for name, content in extra_files.items():
+                if isinstance(content, dict):
+                    content = json.dumps(content, ensure_ascii=False, indent=1)
+                mode = "wb" if isinstance(content, bytes) else "w"
+                with open(os.path.join(extra, name), mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
+                    f.write(content)
+        if not os.path.isfile(os.path.join(tmp, "saved_model.pb")):
+            raise RuntimeError(f"The export wrote no saved_model.pb into {tmp}.")
+        _fsync_tree(tmp)
+        os.rename(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def _fsync_tree(path: str) -> None:
+    for root, _, files in os.walk(path):
+        for name in files:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def read_extra(model_dir: str, name: str):
+    """Read ``assets.extra/<name>`` of an exported model (JSON files are parsed)."""
+    path = os.path.join(model_dir, EXTRA_DIR, name)
+    with open(path, encoding="utf-8") as f:
+        return json.load(f) if name.endswith(".json") else f.read()

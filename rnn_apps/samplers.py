@@ -1,0 +1,131 @@
+"""Token samplers shared by every app that decodes, written as small in-graph TensorFlow functions.
+
+They work on a batch of logits ``[batch, vocab]`` with per-row controls, inside ``tf.while_loop`` bodies
+of exported SavedModels, so a whole generation runs as one graph call:
+
+* :func:`greedy` - the most likely token;
+* :func:`apply_temperature` - divide the logits by T (T <= 0 means greedy);
+* :func:`top_k_filter` - keep the k most likely tokens (k <= 0: off);
+* :func:`top_p_filter` - nucleus sampling (Holtzman et al., 2020): keep the smallest set whose probability
+  reaches p (p >= 1: off);
+* :func:`sample` - all of the above, then a Gumbel-max draw from a counter-based random stream keyed by
+  (seed, step, row seed), so that a row's result depends only on its own seed and inputs, not on what else
+  is in the batch;
+* :func:`beam_search_step` - one step of beam search over ``[batch * beam, vocab]`` log-probabilities.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+NEG_INF = -1e9
+
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+
+
+def _splitmix64(x):
+    """The SplitMix64 finaliser (Steele et al., 2014) on a uint64 tensor: a strong bit mixer."""
+    u = lambda c: tf.constant(c, tf.uint64)  # noqa: E731
+    x = x + u(_GOLDEN)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u(30))) * u(_M1)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u(27))) * u(_M2)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u(31)))
+
+
+def uniform(seeds, step, vocab_size):
+    """Uniform numbers in (0, 1) of shape [batch, vocab], a pure function of (row seed, step, column).
+
+    Args:
+        seeds: int64 [batch], one seed per row.
+        step: int32 scalar, the decoding step.
+        vocab_size: int scalar.
+    """
+    s = tf.cast(tf.bitwise.bitwise_and(tf.cast(seeds, tf.int64), tf.constant(0x7FFFFFFFFFFFFFFF, tf.int64)), tf.uint64)
+    key = _splitmix64(_splitmix64(s) + tf.cast(step, tf.uint64) * tf.constant(_GOLDEN, tf.uint64))
+    cols = tf.cast(tf.range(vocab_size, dtype=tf.int64), tf.uint64)
+    bits = _splitmix64(key[:, None] + cols[None, :] * tf.constant(_M2, tf.uint64))
+    mantissa = tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64)
+    return tf.cast((mantissa + 0.5) / 2.0**53, tf.float32)
+
+
+def greedy(logits):
+    """The most likely token of each row: int32 [batch]."""
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
+def apply_temperature(logits, temperature):
+    """Divide each row by its temperature (float32 [batch]); rows with T <= 0 are left as they are."""
+    t = tf.where(temperature > 0, temperature, tf.ones_like(temperature))
+    return logits / t[:, None]
+
+
+def top_k_filter(logits, top_k):
+    """Mask all but the ``top_k`` (int32 [batch]) largest logits of each row; k <= 0 leaves the row alone."""
+    vocab = tf.shape(logits)[-1]
+    k = tf.clip_by_value(top_k, 1, vocab)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
+    kth = tf.gather(sorted_logits, k - 1, batch_dims=1)
+    keep = (logits >= kth[:, None]) | (top_k <= 0)[:, None]
+    return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
+
+
+def top_p_filter(logits, top_p):
+    """Nucleus filter: keep the most likely tokens whose cumulative probability first reaches ``top_p``.
+
+    ``top_p`` is float32 [batch]; p >= 1 leaves the row alone. The most likely token is always kept.
+    """
+    order = tf.argsort(logits, axis=-1, direction="DESCENDING")
+    sorted_logits = tf.gather(logits, order, batch_dims=1)
+    probs = tf.nn.softmax(sorted_logits, axis=-1)
+    before = tf.cumsum(probs, axis=-1, exclusive=True)
+    keep_sorted = (before < top_p[:, None]) | (top_p >= 1.0)[:, None]
+    # Scatter the sorted decisions back to vocabulary order.
+    keep = tf.gather(keep_sorted, tf.argsort(order, axis=-1), batch_dims=1)
+    return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
+
+
+def sample(logits, seeds, step, temperature, top_k, top_p):
+    """Draw one token per row: temperature, then top-k and top-p filters, then Gumbel-max.
+
+    Rows whose temperature is <= 0 are decoded greedily. The sorting filters run only when a row asks
+    for them.
+
+    Args:
+        logits: float32 [batch, vocab] (already masked with ``NEG_INF`` where tokens are not allowed).
+        seeds: int64 [batch] row seeds.
+        step: int32 scalar step number.
+        temperature: float32 [batch]. top_k: int32 [batch]. top_p: float32 [batch].
+
+    Returns:
+        int32 [batch] token ids.
+    """
+    scaled = apply_temperature(logits, temperature)
+    scaled = tf.cond(tf.reduce_any(top_k > 0), lambda: top_k_filter(scaled, top_k), lambda: scaled)
+    scaled = tf.cond(tf.reduce_any(top_p < 1.0), lambda: top_p_filter(scaled, top_p), lambda: scaled)
+    u = uniform(seeds, step, tf.shape(logits)[-1])
+    gumbel = -tf.math.log(-tf.math.log(u))
+    drawn = tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
+    return tf.where(temperature > 0, drawn, greedy(logits))
+
+
+def beam_search_step(log_probs, beam_scores, beam_size):
+    """One step of beam search.
+
+    Args:
+        log_probs: float32 [batch * beam, vocab], the next-token log-probabilities of every live beam.
+        beam_scores: float32 [batch * beam], the beams' cumulative scores.
+        beam_size: int.
+
+    Returns:
+        (new_scores [batch * beam], parent [batch * beam] index into the old beams (flat), token [batch * beam]).
+    """
+    vocab = tf.shape(log_probs)[-1]
+    total = tf.reshape(beam_scores[:, None] + log_probs, [-1, beam_size * vocab])
+    scores, flat = tf.math.top_k(total, k=beam_size)
+    batch = tf.shape(total)[0]
+    parent_in_row = flat // vocab
+    token = flat % vocab
+    parent = parent_in_row + tf.range(batch)[:, None] * beam_size
+    return tf.reshape(scores, [-1]), tf.reshape(parent, [-1]), tf.reshape(token, [-1])

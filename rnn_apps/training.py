@@ -1,0 +1,283 @@
+"""Shared training machinery: distribution strategies, resumable checkpoints, seeds and logs.
+
+Every app trains through :func:`fit_resumable`, which gives the same conveniences everywhere:
+a progress bar, validation metrics each epoch, a checkpoint every ``save_every`` steps and at each
+epoch end (model variables, optimizer state and the global step, written atomically), ``resume=True``
+continuing an interrupted run from its last checkpoint at the same data position, optional TensorBoard
+logs, and ``--strategy default|mirrored|multi-worker`` on ``tf.distribute``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from typing import Callable, Optional
+
+import numpy as np
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot start or continue (with a message that says what to do)."""
+
+
+def get_strategy(name: str = "default"):
+    """Return a ``tf.distribute`` strategy by name.
+
+    ``default``: one device. ``mirrored``: every local GPU (or the CPU devices when there is none).
+    ``multi-worker``: ``MultiWorkerMirroredStrategy`` configured by the ``TF_CONFIG`` environment variable.
+    """
+    import tensorflow as tf
+
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise TrainingError(
+                "--strategy multi-worker needs the TF_CONFIG environment variable describing the cluster, e.g. "
+                'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise TrainingError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
+
+
+def is_chief(strategy) -> bool:
+    """Whether this process writes checkpoints and exports (worker 0, or the only process)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "cluster_spec", lambda: None)():
+        return True
+    task_type, task_id = resolver.task_type, resolver.task_id
+    return task_type in (None, "chief") or (task_type == "worker" and task_id == 0 and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def set_seed(seed: Optional[int], deterministic: bool = True) -> None:
+    """Seed Python, NumPy and the backend; with ``deterministic``, make TF's ops deterministic too.
+
+    With a seed, two CPU runs of the same command give the same losses.
+    """
+    if seed is None:
+        return
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(int(seed))
+    if deterministic:
+        try:
+            tf.config.experimental.enable_op_determinism()
+        except Exception:  # pragma: no cover - older TF
+            pass
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def _atomic_write_json(path: str, obj) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _state_arrays(model) -> dict:
+    arrays = {}
+    for i, v in enumerate(model.variables):
+        arrays[f"model/{i}"] = np.asarray(v.numpy())
+    if model.optimizer is not None and model.optimizer.built:
+        for i, v in enumerate(model.optimizer.variables):
+            arrays[f"optimizer/{i}"] = np.asarray(v.numpy())
+    return arrays
+
+
+class CheckpointManager:
+    """Atomic, rotating checkpoints of a compiled model's full training state in ``<run_dir>/checkpoints``.
+
+    A checkpoint is a directory ``ckpt-<step>`` holding ``state.npz`` (every model variable, the random
+    generators' states included, and every optimizer variable, the iteration count included) and
+    ``meta.json``; it is written under a temporary name and renamed into place, and ``latest.json`` is
+    replaced atomically, so a crash at any moment leaves the previous checkpoint usable.
+    """
+
+    def __init__(self, run_dir: str, keep: int = 2):
+        self.dir = os.path.join(run_dir, "checkpoints")
+        self.keep = keep
+
+    def latest(self) -> Optional[str]:
+        path = os.path.join(self.dir, "latest.json")
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            name = json.load(f)["checkpoint"]
+        full = os.path.join(self.dir, name)
+        return full if os.path.isdir(full) else None
+
+    def save(self, model, step: int, meta: Optional[dict] = None) -> str:
+        os.makedirs(self.dir, exist_ok=True)
+        name = f"ckpt-{step:09d}"
+        final = os.path.join(self.dir, name)
+        if os.path.isdir(final):
+            return final
+        tmp = os.path.join(self.dir, f".tmp-{name}-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.makedirs(tmp)
+        with open(os.path.join(tmp, "state.npz"), "wb") as f:
+            np.savez(f, **_state_arrays(model))
+            f.flush()
+            os.fsync(f.fileno())
+        _atomic_write_json(os.path.join(tmp, "meta.json"), {"step": int(step), "time": time.time(), **(meta or {})})
+        os.rename(tmp, final)
+        _atomic_write_json(os.path.join(self.dir, "latest.json"), {"checkpoint": name, "step": int(step)})
+        ckpts = sorted(d for d in os.listdir(self.dir) if d.startswith("ckpt-"))
+        for old in ckpts[: -self.keep]:
+            shutil.rmtree(os.path.join(self.dir, old), ignore_errors=True)
+        return final
+
+    def restore(self, model, path: Optional[str] = None) -> int:
+        """Load the checkpoint into ``model`` (and its optimizer); return its global step."""
+        path = path or self.latest()
+        if path is None:
+            raise TrainingError(f"No checkpoint to resume from in {self.dir}.")
+        with np.load(os.path.join(path, "state.npz")) as data:
+            mv = [k for k in data.files if k.startswith("model/")]
+            if len(mv) != len(model.variables):
+                raise TrainingError(
+                    f"Checkpoint {path} holds {len(mv)} model variables but the model has {len(model.variables)}: "
+                    "it was written by a different model configuration."
+                )
+            for i, v in enumerate(model.variables):
+                arr = data[f"model/{i}"]
+                if tuple(arr.shape) != tuple(v.shape):
+                    raise TrainingError(f"Checkpoint variable {v.path} has shape {arr.shape}, model expects {tuple(v.shape)}.")
+                v.assign(arr)
+            ov = [k for k in data.files if k.startswith("optimizer/")]
+            if ov and model.optimizer is not None:
+                if not model.optimizer.built:
+                    model.optimizer.build(model.trainable_variables)
+                if len(ov) != len(model.optimizer.variables):
+                    raise TrainingError(f"Checkpoint {path}: optimizer state does not match this optimizer.")
+                for i, v in enumerate(model.optimizer.variables):
+                    v.assign(data[f"optimizer/{i}"])
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+            return int(json.load(f)["step"])
+
+
+def _make_callback_class():
+    import keras
+
+    class _CheckpointCallback(keras.callbacks.Callback):
+        """Saves every ``save_every`` steps and at each epoch end; logs epoch metrics as JSON lines."""
+
+        def __init__(self, manager, save_every, step_offset, log_path, chief, meta):
+            super().__init__()
+            self.manager, self.save_every, self.chief = manager, save_every, chief
+            self.step = step_offset
+            self.log_path, self.meta = log_path, meta
+            self._t0 = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.step += 1
+            if self.chief and self.save_every and self.step % self.save_every == 0:
+                self.manager.save(self.model, self.step, self.meta)
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self.chief:
+                return
+            self.manager.save(self.model, self.step, self.meta)
+            row = {"epoch": epoch + 1, "step": self.step, "seconds": round(time.time() - self._t0, 1)}
+            row.update({k: float(v) for k, v in (logs or {}).items()})
+            with open(self.log_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+
+    return _CheckpointCallback
+
+
+def fit_resumable(
+    model,
+    make_train_dataset: Callable[[int], object],
+    steps_per_epoch: int,
+    epochs: int,
+    run_dir: str,
+    validation_data=None,
+    resume: bool = False,
+    save_every: int = 100,
+    tensorboard: bool = False,
+    callbacks=(),
+    verbose: int = 1,
+    strategy=None,
+    meta: Optional[dict] = None,
+):
+    """Train a compiled ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps, resumably.
+
+    Args:
+        model: A compiled Keras model (built under ``strategy.scope()`` when distributing).
+        make_train_dataset: ``f(start_step)`` returning an endless ``tf.data.Dataset`` whose batches are
+            those of global steps ``start_step, start_step + 1, ...`` (deterministic), so that a resumed
+            run sees the same data as an uninterrupted one.
+        steps_per_epoch: Steps in one epoch.
+        epochs: Total epochs of the run (not "more epochs"): a resumed run stops at the same step.
+        run_dir: Directory for checkpoints, ``history.jsonl`` and TensorBoard logs.
+        validation_data: A finite dataset evaluated at each epoch end.
+        resume: Continue from the newest checkpoint in ``run_dir``. Without it, a ``run_dir`` that
+            already holds checkpoints is refused rather than overwritten.
+        save_every: Also checkpoint every this many steps (0: epoch ends only).
+        tensorboard: Write TensorBoard logs to ``<run_dir>/tensorboard``.
+
+    Returns:
+        A dict with ``step`` (the final global step), ``epochs`` and ``history`` (the epoch rows).
+    """
+    import keras
+
+    if steps_per_epoch <= 0 or epochs <= 0:
+        raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
+    os.makedirs(run_dir, exist_ok=True)
+    manager = CheckpointManager(run_dir)
+    chief = is_chief(strategy) if strategy is not None else True
+    start = 0
+    if manager.latest() is not None:
+        if not resume:
+            raise TrainingError(
+                f"{run_dir} already holds checkpoints of an earlier run. Pass --resume to continue it, "
+                "or choose another --run-dir."
+            )
+        start = manager.restore(model)
+        if verbose:
+            print(f"Resuming from step {start} ({manager.latest()}).")
+    elif resume and verbose:
+        print(f"No checkpoint in {run_dir}; starting from scratch.")
+    total = steps_per_epoch * epochs
+    log_path = os.path.join(run_dir, "history.jsonl")
+    cb = _make_callback_class()(manager, save_every, start, log_path, chief, meta)
+    cbs = [cb, *callbacks]
+    if tensorboard:
+        cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq=50))
+    step = start
+    while step < total:
+        epoch, offset = divmod(step, steps_per_epoch)
+        # A resumed run first finishes its interrupted epoch, then continues with whole epochs.
+        last_epoch = epoch + 1 if offset else epochs
+        steps = steps_per_epoch - offset
+        model.fit(
+            make_train_dataset(step),
+            initial_epoch=epoch,
+            epochs=last_epoch,
+            steps_per_epoch=steps,
+            validation_data=validation_data,
+            callbacks=cbs,
+            verbose=verbose,
+            shuffle=False,
+        )
+        step = cb.step
+    history = []
+    if os.path.exists(log_path):
+        with open(log_path, encoding="utf-8") as f:
+            history = [json.loads(line) for line in f if line.strip()]
+    return {"step": step, "epochs": epochs, "history": history}
