@@ -133,11 +133,14 @@ def train():
 @click.option("--tokens-per-batch", type=int, default=None, help="Tokens per batch (default 8192).")
 @click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None)
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
+@click.option("--min-count", type=int, default=None, help="Rarest character kept in the vocabulary (default 3).")
+@click.option("--val-fraction", type=float, default=None, help="Share of poems held out for validation (default 0.05).")
+@click.option("--save-every", default=100, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
 @click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/poetry).")
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
-def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, **settings):
+def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every, **settings):
     """Train the Char-RNN on a poem corpus.
 
     \b
@@ -149,7 +152,7 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
     from rnn_apps.apps.poetry import task
 
     result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                        verbose=1 if sys.stdout.isatty() else 2, **settings)
+                        save_every=save_every, verbose=1 if sys.stdout.isatty() else 2, **settings)
     summary = {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
     if export_dir:
         from rnn_apps.apps.poetry.export import export_poetry

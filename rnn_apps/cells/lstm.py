@@ -87,9 +87,11 @@ class LSTMCell(BaseCell):
     def _gates(self, inputs, h_tm1, training):
         """Pre-activations z = x W + h U + b, split into the four gate blocks i, f, c, o."""
         inputs, h_tm1 = self._drop_inputs(inputs, h_tm1, training)
-        z = ops.matmul(inputs, self.kernel) + ops.matmul(h_tm1, self.recurrent_kernel)
+        z = ops.matmul(inputs, self.kernel)
         if self.use_bias:
-            z = z + self.bias
+            # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
+            z = ops.add(z, self.bias)
+        z = z + ops.matmul(h_tm1, self.recurrent_kernel)
         return ops.split(z, 4, axis=-1)
 
     def call(self, inputs, states, training=False):

@@ -193,7 +193,9 @@ class BatchPlan:
 
     Every epoch has the same number of batches (``steps_per_epoch``); the order within an epoch depends
     only on ``seed`` and the epoch number, so a run resumed at global step ``s`` sees exactly the batches
-    an uninterrupted run would have seen from step ``s`` on.
+    an uninterrupted run would have seen from step ``s`` on. With ``multiple`` (the number of replicas of a
+    ``tf.distribute`` strategy) every batch has a multiple of that many rows (short ones are filled with
+    empty, zero-weight rows), so each replica gets an equal share.
     """
 
     sequences: list
@@ -201,6 +203,7 @@ class BatchPlan:
     bucket: int = 16
     seed: int = 0
     max_batch: int = 512
+    multiple: int = 1
 
     def __post_init__(self):
         if not self.sequences:
@@ -208,7 +211,10 @@ class BatchPlan:
         lengths = np.array([len(s) - 1 for s in self.sequences])
         self._padded = ((lengths + self.bucket - 1) // self.bucket) * self.bucket
         self._buckets = {L: np.flatnonzero(self._padded == L) for L in np.unique(self._padded)}
-        self._sizes = {L: int(max(1, min(self.max_batch, self.tokens_per_batch // L))) for L in self._buckets}
+        m = max(1, int(self.multiple))
+        self._sizes = {
+            L: int(max(m, (min(self.max_batch, self.tokens_per_batch // L) // m) * m)) for L in self._buckets
+        }
         self.steps_per_epoch = sum(-(-len(ix) // self._sizes[L]) for L, ix in self._buckets.items())
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -225,8 +231,9 @@ class BatchPlan:
         """Arrays (inputs, targets, weights) for one batch; pad id 0 has weight 0."""
         seqs = [self.sequences[i] for i in index]
         T = int(max(self._padded[i] for i in index))
-        x = np.zeros((len(seqs), T), np.int32)
-        y = np.zeros((len(seqs), T), np.int32)
+        rows = -(-len(seqs) // max(1, int(self.multiple))) * max(1, int(self.multiple))
+        x = np.zeros((rows, T), np.int32)
+        y = np.zeros((rows, T), np.int32)
         for r, s in enumerate(seqs):
             x[r, : len(s) - 1] = s[:-1]
             y[r, : len(s) - 1] = s[1:]

@@ -168,7 +168,7 @@ class PoemModule(tf.Module):
         cp_len = tf.cast(content_prompt.row_lengths(), tf.int32)
         p_len = tf.cast(p_ids.row_lengths(), tf.int32)
         checks.append(tf.debugging.Assert(
-            tf.reduce_all(tf.where(formed, cp_len <= m * n, p_len < max_length)),
+            tf.reduce_all(tf.where(formed, cp_len <= m * n, p_len <= max_length - 3)),
             ["The start is longer than the poem it should begin (form slots or max_length):", prompt],
             summarize=8,
         ))
@@ -212,8 +212,8 @@ class PoemModule(tf.Module):
         T = tf.shape(plan)[1]
         V = self.vocab_size
         eos, bos = Vocabulary.eos_id, Vocabulary.bos_id
-        period_mask = tf.one_hot(self.period_id, V, on_value=True, off_value=False)
         eos_mask = tf.one_hot(eos, V, on_value=True, off_value=False)
+        comma_mask = tf.one_hot(self.comma_id, V, on_value=True, off_value=False)
 
         def body(t, prev, states, out, done):
             logits, states = self._step(prev, states)
@@ -222,10 +222,18 @@ class PoemModule(tf.Module):
             # Free text: no punctuation right after punctuation or at the start; the end only after 。
             free_ok = self._free[None, :] & ~(prev_punct[:, None] & (self._is_punct | eos_mask)[None, :])
             free_ok = free_ok & ~((prev != self.period_id)[:, None] & eos_mask[None, :])
+            # A free poem must close within max_length: no ， in its last three places, then 。 and the end.
+            remaining = row_len - t
+            free_row = ~formed
+            free_ok = free_ok & ~((free_row & (remaining <= 3))[:, None] & comma_mask[None, :])
             allowed = tf.where((p == -1)[:, None], self._content[None, :], free_ok)
             masked = tf.where(allowed, logits, samplers.NEG_INF)
             drawn = samplers.sample(masked, seed, t, temperature, top_k, top_p)
             nxt = tf.where(p >= 0, p, drawn)
+            closing = free_row & (p == -2)
+            prev_han = tf.gather(self._content, prev)
+            nxt = tf.where(closing & (remaining == 2) & prev_han, self.period_id, nxt)
+            nxt = tf.where(closing & (((remaining == 2) & (prev == self.period_id)) | (remaining == 1)), eos, nxt)
             nxt = tf.where(done, Vocabulary.pad_id, nxt)
             out = out.write(t, nxt)
             done = done | (nxt == eos) | (t + 1 >= row_len)
@@ -245,7 +253,7 @@ class PoemModule(tf.Module):
         ids = tf.transpose(out.stack())  # [B, steps]
         ids = tf.where(tf.cumsum(tf.cast(ids == eos, tf.int32), axis=1) > 0, 0, ids)
         text = tf.strings.reduce_join(tf.gather(self._out_tokens, ids), axis=1)
-        # A free poem cut by max_length ends at its last full sentence.
+        # Safety net (the decoding constraints already guarantee it): end at the last full sentence.
         text = tf.strings.regex_replace(text, "[^。]*$", "")
         return {"text": text, "characters": tf.strings.length(text, unit="UTF8_CHAR")}
 

@@ -90,8 +90,9 @@ class PoemGenerator:
                 raise PoemError(f"The start has {body} characters; {form} has only {n * m}.")
         elif acrostic and len(acrostic) > 32:
             raise PoemError("An acrostic without a form may have at most 32 characters.")
-        elif len(start) >= max_length:
-            raise PoemError(f"The start ({len(start)} characters) must be shorter than max_length ({max_length}).")
+        elif len(start) > max_length - 3:
+            raise PoemError(f"The start ({len(start)} characters) must leave room in max_length ({max_length}) "
+                            "for the poem to end.")
         if not 8 <= max_length <= MAX_LENGTH:
             raise PoemError(f"max_length must be between 8 and {MAX_LENGTH}; received {max_length}.")
 

@@ -171,9 +171,10 @@ def train(
     with open(cfg_path, "w", encoding="utf-8") as f:
         json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}, f, ensure_ascii=False, indent=1)
 
-    plan = pdata.BatchPlan(tr, cfg["tokens_per_batch"], seed=cfg["seed"])
-    val_plan = pdata.BatchPlan(va, cfg["tokens_per_batch"], seed=0) if va else None
     strat = training.get_strategy(strategy)
+    replicas = strat.num_replicas_in_sync
+    plan = pdata.BatchPlan(tr, cfg["tokens_per_batch"], seed=cfg["seed"], multiple=replicas)
+    val_plan = pdata.BatchPlan(va, cfg["tokens_per_batch"], seed=0, multiple=replicas) if va else None
     from rnn_apps.apps.poetry.model import build_char_rnn
 
     with strat.scope():

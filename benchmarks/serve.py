@@ -1,0 +1,241 @@
+"""Benchmark `rnn-apps serve`: requests/s and p50/p99 latency at 1 and 8 concurrent clients.
+
+Starts the server in-process on a free loopback port over a models directory and sends each
+model a typical TF Serving predict request over keep-alive HTTP connections::
+
+    python benchmarks/serve.py                     # every model under models/
+    python benchmarks/serve.py --models path/to/models --seconds 5
+    python benchmarks/serve.py --toy               # toy models built on the fly (models/ empty)
+
+Client threads share the process (and the GIL) with the server, so the numbers are a
+conservative floor for the HTTP + JSON + TF call path; they are not a model benchmark.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import numpy as np  # noqa: E402
+
+REVIEW = "A moving, beautifully acted film; the story stayed with me for days. I would watch it again."
+SENTENCE = "The weather is nice today, so we are going to the park."
+
+
+def build_toy_models(root: str) -> None:
+    """Tiny stand-ins with the real apps' signatures (poetry, sentiment, translate, caption)."""
+    import tensorflow as tf
+
+    class Poetry(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+        def serve(self, prompt):
+            return {"text": tf.strings.join([prompt, "，春眠不觉晓，处处闻啼鸟。"])}
+
+    class Sentiment(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            n = tf.cast(tf.strings.length(text), tf.float32)
+            p = tf.sigmoid(n / 100.0 - 0.5)
+            return {"probability": p, "label": tf.where(p > 0.5, "positive", "negative")}
+
+    class Translate(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            return {"translation": tf.strings.upper(text)}
+
+    class Caption(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+        def serve(self, image):
+            def one(b):
+                img = tf.io.decode_image(b, channels=3, expand_animations=False)
+                s = tf.shape(img)
+                return tf.strings.format("a {}x{} picture", (s[1], s[0]))
+
+            return {"caption": tf.map_fn(one, image, fn_output_signature=tf.string)}
+
+    for name, cls in (("poetry", Poetry), ("sentiment", Sentiment), ("translate", Translate),
+                      ("caption", Caption)):
+        m = cls()
+        tf.saved_model.save(m, os.path.join(root, name, "1"), signatures={"serving_default": m.serve})
+
+
+def small_png_b64() -> str:
+    import tensorflow as tf
+
+    y, x = np.mgrid[0:64, 0:64]
+    img = np.stack([x * 4, y * 4, (x + y) * 2], axis=-1).astype(np.uint8)
+    return base64.b64encode(tf.io.encode_png(img).numpy()).decode("ascii")
+
+
+def typical_request(name: str, sig: dict):
+    """A typical predict body for a model's serving_default signature, or None."""
+    inputs = sig.get("inputs", {})
+    outputs = sig.get("outputs", {})
+    if list(inputs) == ["prompt"]:
+        return "poem", {"instances": ["春"]}
+    if list(inputs) == ["image"]:
+        return "64x64 PNG", {"instances": [{"b64": small_png_b64()}]}
+    if list(inputs) == ["text"]:
+        if "translat" in name.lower() or any("translat" in k.lower() for k in outputs):
+            return "sentence", {"instances": [SENTENCE]}
+        return "review", {"instances": [REVIEW]}
+    if all(v["dtype"] == "DT_STRING" and len(v["tensor_shape"]["dim"]) == 1 for v in inputs.values()):
+        return "strings", {"instances": [{k: "test" for k in inputs}]}
+    return None
+
+
+def _get(conn, path):
+    conn.request("GET", path)
+    r = conn.getresponse()
+    return r.status, json.loads(r.read())
+
+
+def run_load(port: int, path: str, body: bytes, clients: int, seconds: float):
+    latencies, errors = [], []
+    lock = threading.Lock()
+    start_evt = threading.Event()
+
+    def client():
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        mine, bad = [], []
+        start_evt.wait()
+        end = time.perf_counter() + seconds
+        while True:
+            t0 = time.perf_counter()
+            try:
+                conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+                r = conn.getresponse()
+                data = r.read()
+                if r.status != 200:
+                    bad.append(f"{r.status}: {data[:200]!r}")
+            except Exception as e:  # noqa: BLE001
+                bad.append(repr(e))
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+            t1 = time.perf_counter()
+            mine.append(t1 - t0)
+            if t1 >= end:
+                break
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    start_evt.set()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = np.array(latencies) * 1000.0
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "first_error": errors[0] if errors else "",
+        "rps": len(latencies) / wall if wall > 0 else 0.0,
+        "p50": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="models", help="models directory (<name>/<version>/saved_model.pb)")
+    ap.add_argument("--toy", action="store_true", help="build and serve toy models instead")
+    ap.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrency levels")
+    args = ap.parse_args(argv)
+
+    import logging
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" is the point here
+    from rnn_apps.serve import make_server
+
+    tmp = None
+    models_dir = args.models
+    if args.toy:
+        tmp = tempfile.TemporaryDirectory(prefix="serve-bench-")
+        models_dir = tmp.name
+        t0 = time.time()
+        build_toy_models(models_dir)
+        print(f"built toy models in {models_dir} ({time.time() - t0:.1f}s)")
+    server = make_server(models_dir, port=0)
+    names = server.registry.names()
+    if not names:
+        print(f"no models under {models_dir!r} (<name>/<version>/saved_model.pb); try --toy", file=sys.stderr)
+        server.shutdown()
+        return 1
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    print(f"serving {', '.join(names)} on port {server.port}; {args.seconds:g}s per measurement, "
+          f"clients {args.clients}, {os.cpu_count()} CPU(s)")
+    rows = []
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
+        for name in names:
+            t0 = time.time()
+            status, md = _get(conn, f"/v1/models/{name}/metadata")
+            load_s = time.time() - t0
+            if status != 200:
+                rows.append((name, "-", "-", f"unavailable: {md.get('error', '')[:60]}"))
+                continue
+            sig = md["metadata"]["signature_def"]["signature_def"].get("serving_default", {})
+            req = typical_request(name, sig)
+            if req is None:
+                rows.append((name, "-", "-", "skipped: no typical request for inputs "
+                                                 + ", ".join(sig.get("inputs", {}))))
+                continue
+            label, body = req
+            payload = json.dumps(body).encode("utf-8")
+            path = f"/v1/models/{name}:predict"
+            conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            warm = json.loads(r.read())
+            if r.status != 200:
+                rows.append((name, label, "-", f"error {r.status}: {warm.get('error', '')[:80]}"))
+                continue
+            sample = json.dumps(warm, ensure_ascii=False)
+            print(f"  {name} (v{md['model_spec']['version']}, loaded in {load_s:.1f}s): "
+                  f"{json.dumps(body, ensure_ascii=False)[:60]} -> {sample[:80]}")
+            for c in args.clients:
+                res = run_load(server.port, path, payload, c, args.seconds)
+                note = f"{res['errors']} errors ({res['first_error'][:50]})" if res["errors"] else ""
+                rows.append((name, label, c, res, note))
+        conn.close()
+    finally:
+        server.shutdown()
+        thread.join(10)
+        if tmp is not None:
+            tmp.cleanup()
+
+    print()
+    head = f"{'model':<12} {'request':<11} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes"
+    print(head)
+    print("-" * len(head))
+    failed = False
+    for row in rows:
+        if len(row) == 4:
+            print(f"{row[0]:<12} {row[1]:<11} {row[2]:>7} {'':>8} {'':>8} {'':>8} {'':>8}  {row[3]}")
+            failed = failed or not row[3].startswith("skipped")
+            continue
+        name, label, c, res, note = row
+        failed = failed or bool(res["errors"])
+        print(f"{name:<12} {label:<11} {c:>7} {res['requests']:>8} {res['rps']:>8.1f} "
+              f"{res['p50']:>8.2f} {res['p99']:>8.2f}  {note}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

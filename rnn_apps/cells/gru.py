@@ -1,0 +1,113 @@
+"""Gated recurrent unit cell written from the equations."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from rnn_apps.cells._base import BaseCell, check_step_input
+
+
+@keras.saving.register_keras_serializable(package="rnn_apps")
+class GRUCell(BaseCell):
+    r"""Gated recurrent unit (Cho et al., 2014, "Learning phrase representations using RNN
+    encoder-decoder for statistical machine translation").
+
+    For input x_t and previous state h_{t-1}, with ``reset_after=True`` (the default, the variant
+    of cuDNN and ``keras.layers.GRU``; the reset gate is applied after the recurrent product, which
+    has its own bias b^h)::
+
+        z_t  = σ(x_t W_z + b^x_z + h_{t-1} U_z + b^h_z)              update gate
+        r_t  = σ(x_t W_r + b^x_r + h_{t-1} U_r + b^h_r)              reset gate
+        h~_t = tanh(x_t W_h + b^x_h + r_t * (h_{t-1} U_h + b^h_h))   candidate
+        h_t  = z_t * h_{t-1} + (1 - z_t) * h~_t
+
+    With ``reset_after=False`` (the original paper) there is one bias and the reset gate scales
+    h_{t-1} before the product::
+
+        z_t  = σ(x_t W_z + h_{t-1} U_z + b_z)
+        r_t  = σ(x_t W_r + h_{t-1} U_r + b_r)
+        h~_t = tanh(x_t W_h + (r_t * h_{t-1}) U_h + b_h)
+        h_t  = z_t * h_{t-1} + (1 - z_t) * h~_t
+
+    σ is ``recurrent_activation`` and tanh is ``activation``. The weights use the layout of
+    ``keras.layers.GRU`` so they can be copied either way: ``kernel`` (input_dim, 3·units),
+    ``recurrent_kernel`` (units, 3·units), gate columns in the order z | r | h; ``bias`` is
+    (2, 3·units) with row 0 the input bias b^x and row 1 the recurrent bias b^h when
+    ``reset_after`` is True, else (3·units,).
+
+    Args:
+        units: Positive int, size of h.
+        reset_after: Where the reset gate is applied (see above).
+        activation: Activation of the candidate (default tanh).
+        recurrent_activation: Activation of the gates (default sigmoid).
+        use_bias: Whether the gates have biases.
+        kernel_initializer, recurrent_initializer, bias_initializer: Initializers.
+        kernel_regularizer, recurrent_regularizer, bias_regularizer: Regularizers.
+        kernel_constraint, recurrent_constraint, bias_constraint: Constraints.
+        dropout: Fraction of the inputs dropped (one mask per sequence).
+        recurrent_dropout: Fraction of h_{t-1} dropped in the recurrent products (one mask per
+            sequence); the carried h_{t-1} in the last equation is not dropped.
+        seed: Seed for the dropout masks.
+
+    Call arguments:
+        inputs: (batch, input_dim) tensor for one time step.
+        states: list ``[h_{t-1}]`` of one (batch, units) tensor (a bare tensor is accepted too).
+        training: Whether dropout is applied.
+
+    Returns:
+        ``(h_t, [h_t])``, or ``(h_t, h_t)`` when ``states`` was a bare tensor (as Keras's cell).
+    """
+
+    def __init__(self, units, reset_after=True, **kwargs):
+        if not isinstance(reset_after, bool):
+            raise ValueError(f"`reset_after` must be True or False; received {reset_after!r}.")
+        super().__init__(units, **kwargs)
+        self.reset_after = reset_after
+        self.state_size = self.units
+        self.output_size = self.units
+
+    def build(self, input_shape):
+        input_dim = check_step_input(type(self).__name__, input_shape)
+        u = self.units
+        self.kernel = self._weight("kernel", (input_dim, 3 * u), "kernel")
+        self.recurrent_kernel = self._weight("recurrent_kernel", (u, 3 * u), "recurrent")
+        if self.use_bias:
+            self.bias = self._weight("bias", (2, 3 * u) if self.reset_after else (3 * u,), "bias")
+        else:
+            self.bias = None
+        self.built = True
+
+    def call(self, inputs, states, training=False):
+        nested = isinstance(states, (list, tuple))
+        h_tm1 = states[0] if nested else states
+        x, h_in = self._drop_inputs(inputs, h_tm1, training)
+        x_proj = ops.matmul(x, self.kernel)
+        if self.reset_after:
+            h_proj = ops.matmul(h_in, self.recurrent_kernel)
+            if self.use_bias:
+                b_x, b_h = ops.unstack(self.bias, axis=0)
+                # ops.add (not +) gives TensorFlow a BiasAdd, which its CPU kernels fuse into the MatMul
+                x_proj = ops.add(x_proj, b_x)
+                h_proj = ops.add(h_proj, b_h)
+            x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+            h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + r * h_h)
+        else:
+            if self.use_bias:
+                x_proj = ops.add(x_proj, self.bias)
+            x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+            # one split of the recurrent kernel (its gradient is one concat; slices would each
+            # need a full-size StridedSliceGrad at every step)
+            u_zr, u_h = ops.split(self.recurrent_kernel, [2 * self.units], axis=-1)
+            h_z, h_r = ops.split(ops.matmul(h_in, u_zr), 2, axis=-1)
+            z = self.recurrent_activation(x_z + h_z)
+            r = self.recurrent_activation(x_r + h_r)
+            hh = self.activation(x_h + ops.matmul(r * h_in, u_h))
+        h = hh + z * (h_tm1 - hh)  # = z * h_{t-1} + (1 - z) * h~_t
+        return h, ([h] if nested else h)
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}

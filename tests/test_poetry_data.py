@@ -1,0 +1,140 @@
+import gzip
+import json
+
+import numpy as np
+import pytest
+
+from rnn_apps.apps.poetry import data as pdata
+from rnn_apps.vocab import Vocabulary
+
+
+def test_clean_poem_normalises_and_rejects():
+    assert pdata.clean_poem("秦川雄帝宅，函谷壯皇居。") == "秦川雄帝宅，函谷壯皇居。"
+    # annotations dropped, ？ and ； mapped, missing final punctuation added
+    assert pdata.clean_poem("春眠不觉晓（一作春晓）；处处闻啼鸟？夜来风雨声") == "春眠不觉晓，处处闻啼鸟。夜来风雨声。"
+    assert pdata.clean_poem("「白日」依山尽，《黄河》入海流，") == "白日依山尽，黄河入海流。"
+    assert pdata.clean_poem("白日□山尽，黄河入海流。") is None  # lost character
+    assert pdata.clean_poem("abc，def。") is None
+    assert pdata.clean_poem("，，。") is None
+
+
+def test_convert_script():
+    assert pdata.convert_script("秦川雄帝宅，函谷壯皇居。", "simplified") == "秦川雄帝宅，函谷壮皇居。"
+    assert pdata.convert_script("函谷壮皇居", "traditional") == "函谷壯皇居"
+    with pytest.raises(ValueError, match="script"):
+        pdata.convert_script("春", "klingon")
+
+
+def _objs():
+    return [
+        {"title": "a", "author": "x", "paragraphs": ["床前明月光，疑是地上霜。", "舉頭望明月，低頭思故鄉。"]},
+        {"title": "b", "author": "y", "paragraphs": ["白日□山盡，黃河入海流。"]},
+        {"title": "c", "author": "z", "paragraphs": ["千山鳥飛絕，萬徑人蹤滅。"]},
+    ]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "jsonl.gz", "json", "lines", "blocks"])
+def test_read_formats(tmp_path, kind):
+    objs = _objs()
+    path = tmp_path / f"corpus.{kind}"
+    if kind == "jsonl":
+        path.write_text("\n".join(json.dumps(o, ensure_ascii=False) for o in objs), encoding="utf-8")
+    elif kind == "jsonl.gz":
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write("\n".join(json.dumps(o, ensure_ascii=False) for o in objs))
+    elif kind == "json":
+        path.write_text(json.dumps(objs, ensure_ascii=False), encoding="utf-8")
+    elif kind == "lines":
+        path.write_text("\n".join("".join(o["paragraphs"]) for o in objs) + "\n", encoding="utf-8")
+    else:
+        path.write_text("\n\n".join("\n".join(o["paragraphs"]) for o in objs), encoding="utf-8")
+    poems = pdata.load_poems(str(path), "simplified")
+    assert poems == ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "千山鸟飞绝，万径人踪灭。"]
+    trad = pdata.load_poems(str(path), "traditional")
+    assert trad[0].endswith("前明月光，疑是地上霜。舉頭望明月，低頭思故鄉。")
+
+
+def test_bad_corpora(tmp_path):
+    with pytest.raises(pdata.CorpusError, match="No such corpus"):
+        pdata.load_poems(str(tmp_path / "missing.txt"))
+    bad = tmp_path / "latin1.txt"
+    bad.write_bytes("caf\xe9".encode("latin-1"))
+    with pytest.raises(pdata.CorpusError, match="not UTF-8"):
+        pdata.load_poems(str(bad))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("hello world\n", encoding="utf-8")
+    with pytest.raises(pdata.CorpusError, match="none of its 1 poems is usable"):
+        pdata.load_poems(str(empty))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"paragraphs": ["床前明月光，疑是地上霜。"]}\n{oops\n', encoding="utf-8")
+    with pytest.raises(pdata.CorpusError, match=":2: not a JSON object"):
+        pdata.load_poems(str(broken))
+
+
+def test_split_is_seeded_and_disjoint(poems_file):
+    poems = pdata.load_poems(poems_file)
+    a = pdata.split_poems(poems, 0.2, seed=3)
+    b = pdata.split_poems(poems, 0.2, seed=3)
+    c = pdata.split_poems(poems, 0.2, seed=4)
+    assert a == b and a != c
+    train, val = a
+    assert len(val) == 6 and len(train) == 24 and not set(train) & set(val)
+
+
+def test_vocabulary_json_round_trip(tmp_path):
+    v = Vocabulary.build(["春风春雨", "秋风"], min_count=1)
+    assert v.tokens[:4] == ["<pad>", "<unk>", "<bos>", "<eos>"]
+    assert v.tokens[4:6] == ["春", "风"]  # most frequent first, ties by character
+    path = str(tmp_path / "vocab.json")
+    v.save(path)
+    assert json.load(open(path, encoding="utf-8"))["tokens"] == v.tokens
+    w = Vocabulary.load(path)
+    assert w.tokens == v.tokens and w.encode("春夏") == [v.index["春"], v.unk_id]
+    assert v.unknown("春夏冬夏") == ["夏", "冬"]
+    (tmp_path / "bad.json").write_text('{"tokens": ["a"]}', encoding="utf-8")
+    with pytest.raises(ValueError, match="not an rnn_apps vocabulary"):
+        Vocabulary.load(str(tmp_path / "bad.json"))
+
+
+def test_encode_long_poems_in_overlapping_pieces():
+    v = Vocabulary.build(["一二三四五六七八九十，。"])
+    poem = "一二三四五六七，八九十一二三四。" * 3  # 48 chars -> 50 tokens with bos/eos
+    pieces = pdata.encode_poems([poem], v, max_len=16)
+    assert [len(p) for p in pieces] == [17, 17, 17, 2]
+    # every target is predicted exactly once: the pieces' targets concatenate to the poem + <eos>
+    targets = np.concatenate([p[1:] for p in pieces])
+    assert v.decode(targets) == poem and targets[-1] == v.eos_id
+    assert pieces[0][0] == v.bos_id
+
+
+def test_batch_plan_resumes_at_the_same_batch():
+    rng = np.random.default_rng(0)
+    seqs = [rng.integers(4, 50, size=int(n)).astype(np.int32) for n in rng.integers(3, 60, size=200)]
+    plan = pdata.BatchPlan(seqs, tokens_per_batch=256, bucket=8, seed=5)
+    full = list(plan.iterate(0, epochs=3))
+    assert len(full) == 3 * plan.steps_per_epoch
+    for start in (0, 7, plan.steps_per_epoch, plan.steps_per_epoch + 3):
+        resumed = list(plan.iterate(start, epochs=3))
+        assert len(resumed) == len(full) - start
+        for (x1, y1, w1), (x2, y2, w2) in zip(full[start:], resumed):
+            np.testing.assert_array_equal(x1, x2)
+            np.testing.assert_array_equal(y1, y2)
+    # epochs are shuffled differently, and every sequence appears once per epoch
+    e0 = plan.epoch_batches(0)
+    e1 = plan.epoch_batches(1)
+    assert sorted(np.concatenate(e0)) == list(range(200))
+    assert any((a.shape != b.shape) or (a != b).any() for a, b in zip(e0, e1))
+    x, y, w = full[0]
+    np.testing.assert_array_equal(w, (y != 0).astype(np.float32))
+    np.testing.assert_array_equal(x[:, 1:][w[:, :-1] > 0][: 5], y[:, :-1][w[:, :-1] > 0][: 5])
+
+
+def test_batch_plan_rows_divide_among_replicas():
+    rng = np.random.default_rng(1)
+    seqs = [rng.integers(4, 50, size=int(n)).astype(np.int32) for n in rng.integers(3, 60, size=101)]
+    plan = pdata.BatchPlan(seqs, tokens_per_batch=200, bucket=8, seed=2, multiple=2)
+    real = 0
+    for x, y, w in plan.iterate(0, epochs=1):
+        assert x.shape[0] % 2 == 0
+        real += int((w.sum(axis=1) > 0).sum())
+    assert real == 101  # every sequence once; filler rows have zero weight

@@ -1,0 +1,191 @@
+"""The exported poem model: constrained forms, acrostics, seeds, scoring, errors, self-containment."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rnn_apps.apps.poetry.export import FORMS
+from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+
+@pytest.fixture(scope="module")
+def gen(tiny_poem_model):
+    return PoemGenerator(tiny_poem_model)
+
+
+def _shape_ok(text, n, m):
+    lines = re.findall(r"[^，。]+[，。]", text)
+    if "".join(lines) != text or len(lines) != m:
+        return False
+    for i, line in enumerate(lines):
+        if len(line) != n + 1 or line[-1] != ("，" if i % 2 == 0 else "。"):
+            return False
+        if any(c in "，。" for c in line[:-1]):
+            return False
+    return True
+
+
+@pytest.mark.parametrize("form", ["wujue", "qijue", "wulv", "qilv"])
+def test_forms_are_always_exact(gen, form):
+    n, m = FORMS[form]
+    # High temperature and no truncation make an untrained model's choices as wild as possible.
+    poems = gen.generate(form=form, n=60, temperature=1.5, top_p=1.0, seed=11)
+    assert len(poems) == 60
+    for p in poems:
+        assert _shape_ok(p.text, n, m), p.text
+    assert len({p.text for p in poems}) > 50  # sampling really samples
+
+
+def _common_chars(gen, k):
+    return "".join(t for t in gen.meta["vocab"]["tokens"][4:] if t not in "，。")[:k]
+
+
+def test_acrostic_heads_every_line_in_order(gen):
+    for form, heads in (("wujue", _common_chars(gen, 4)), ("qilv", "明月"), ("wulv", _common_chars(gen, 8))):
+        n, m = FORMS[form]
+        for p in gen.generate(acrostic=heads, form=form, n=20, temperature=1.2, top_p=1.0, seed=3):
+            assert _shape_ok(p.text, n, m), p.text
+            lines = p.lines
+            assert "".join(line[0] for line in lines[: len(heads)]) == heads
+
+
+def test_acrostic_without_form_uses_seven_character_lines(gen):
+    heads = _common_chars(gen, 3)
+    for p in gen.generate(acrostic=heads, n=10, seed=1):
+        assert _shape_ok(p.text, 7, 4), p.text
+        assert [line[0] for line in p.lines[:3]] == list(heads)
+
+
+def test_start_is_continued(gen):
+    for p in gen.generate(start="春眠", n=10, seed=5):
+        assert p.text.startswith("春眠")
+        assert p.text.endswith("。")
+    for p in gen.generate(start="春眠不觉晓", form="wujue", n=10, seed=5):
+        assert p.text.startswith("春眠不觉晓，") and _shape_ok(p.text, 5, 4)
+
+
+def test_free_form_ends_properly(gen):
+    """Without a form an (untrained) model still closes every poem with 。 within max_length."""
+    for max_length in (8, 9, 40):
+        poems = gen.generate(n=40, seed=2, temperature=1.3, top_p=1.0, max_length=max_length)
+        for p in poems:
+            assert p.text.endswith("。") and len(p.text) < max_length, p.text
+            assert "，，" not in p.text and "。。" not in p.text and "，。" not in p.text and "。，" not in p.text
+            assert not p.text.startswith(("，", "。"))
+    for p in gen.generate(start="春眠", n=10, seed=5, max_length=20):
+        assert p.text.startswith("春眠") and p.text.endswith("。") and len(p.text) < 20
+
+
+def test_same_seed_same_poems_and_rows_independent(gen):
+    a = [p.text for p in gen.generate(form="wujue", n=5, seed=42)]
+    b = [p.text for p in gen.generate(form="wujue", n=5, seed=42)]
+    c = [p.text for p in gen.generate(form="wujue", n=5, seed=43)]
+    assert a == b
+    assert a != c
+    # poem i uses seed + i whatever the batch: the second poem of seed 42 is the first of seed 43
+    assert a[1] == c[0]
+
+
+def test_greedy_matches_full_sequence_keras_model(tiny_poem_run, gen):
+    """In-graph step-by-step greedy decoding equals argmax of the Keras model run over the whole prefix."""
+    run_dir, result = tiny_poem_run
+    model, vocab = result["model"], result["vocab"]
+    got = gen.generate(form="wujue", n=1, temperature=0.0, seed=0)[0].text
+    content = np.array([i >= 4 and '\u4e00' <= t <= '\u9fff' for i, t in enumerate(vocab.tokens)])
+    ids = [vocab.bos_id]
+    expected = ""
+    for t in range(4 * 6):
+        if t % 6 == 5:
+            ch = "，" if (t // 6) % 2 == 0 else "。"
+            nxt = vocab.index[ch]
+        else:
+            logits = np.asarray(model(np.array([ids], np.int32), training=False))[0, -1]
+            logits = np.where(content, logits, -np.inf)
+            nxt = int(np.argmax(logits))
+        ids.append(nxt)
+        expected += vocab.tokens[nxt]
+    assert got == expected
+
+
+def test_score_matches_keras_log_likelihood(tiny_poem_run, gen):
+    run_dir, result = tiny_poem_run
+    model, vocab = result["model"], result["vocab"]
+    text = "床前明月光，疑是地上霜。"
+    out = gen.score([text, "春眠不觉晓。"])
+    ids = [vocab.bos_id] + vocab.encode(text) + [vocab.eos_id]
+    logits = np.asarray(model(np.array([ids[:-1]], np.int32), training=False))[0]
+    logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
+    expected = float(sum(logp[i, ids[i + 1]] for i in range(len(ids) - 1)))
+    assert out[0]["characters"] == len(text)
+    assert out[0]["log_probability"] == pytest.approx(expected, rel=1e-4)
+    assert out[0]["bits_per_char"] == pytest.approx(-expected / np.log(2) / (len(text) + 1), rel=1e-4)
+
+
+def test_unknown_characters_are_named(gen):
+    with pytest.raises(PoemError, match=r"does not know: Q 龘"):
+        gen.generate(start="春Q龘")
+    with pytest.raises(PoemError, match="acrostic"):
+        gen.generate(acrostic="春x", form="wujue")
+    assert gen.unknown_characters("春眠xyz") == "xyz"
+    # traditional input is converted character by character before lookup
+    assert gen.unknown_characters("風") == ""
+
+
+def test_impossible_requests_are_refused(gen):
+    with pytest.raises(PoemError, match="has 4 lines, but the acrostic has 5"):
+        gen.generate(acrostic=_common_chars(gen, 5), form="wujue")
+    with pytest.raises(PoemError, match="Unknown form"):
+        gen.generate(form="sonnet")
+    with pytest.raises(PoemError, match="temperature"):
+        gen.generate(temperature=-1)
+    with pytest.raises(PoemError, match="top_p"):
+        gen.generate(top_p=0)
+    with pytest.raises(PoemError, match="only 20"):
+        gen.generate(start="床前明月光疑是地上霜举头望明月低头思故乡春", form="wujue")
+
+
+def test_graph_refuses_bad_input_without_rnn_apps_checks(tiny_poem_model):
+    """The SavedModel itself refuses unknown characters and forms (what a serving client sees)."""
+    import tensorflow as tf
+
+    m = tf.saved_model.load(tiny_poem_model)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="does not know"):
+        m.signatures["serving_default"](prompt=tf.constant(["hello"]))
+    g = m.signatures["generate"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="form must be one of"):
+        g(prompt=tf.constant([""]), form=tf.constant(["sonnet"]), acrostic=tf.constant([""]),
+          temperature=tf.constant([1.0]), top_k=tf.constant([0]), top_p=tf.constant([1.0]),
+          seed=tf.constant([1], tf.int64), max_length=tf.constant([32]))
+
+
+def test_loads_in_a_fresh_process_without_rnn_apps(tiny_poem_model):
+    code = (
+        "import sys; sys.modules['rnn_apps'] = None\n"
+        "import tensorflow as tf, json\n"
+        f"m = tf.saved_model.load({tiny_poem_model!r})\n"
+        "out = m.signatures['serving_default'](prompt=tf.constant(['春', '']))\n"
+        "g = m.signatures['generate'](prompt=tf.constant(['']), form=tf.constant(['qijue']), acrostic=tf.constant(['春']),"
+        " temperature=tf.constant([0.7]), top_k=tf.constant([5]), top_p=tf.constant([0.9]),"
+        " seed=tf.constant([3], tf.int64), max_length=tf.constant([64]))\n"
+        "s = m.signatures['score'](text=tf.constant(['春风。']))\n"
+        "print(json.dumps({'text': [t.decode() for t in out['text'].numpy()], 'g': g['text'].numpy()[0].decode(),"
+        " 'bpc': float(s['bits_per_char'].numpy()[0])}, ensure_ascii=False))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["text"][0].startswith("春")
+    assert out["g"].startswith("春") and len(out["g"]) == 32
+    assert out["bpc"] > 0
+
+
+def test_top_k_one_is_greedy(gen):
+    a = gen.generate(form="wujue", n=3, temperature=1.0, top_k=1, seed=9)
+    b = gen.generate(form="wujue", n=3, temperature=0.0, seed=123)
+    assert [p.text for p in a] == [p.text for p in b]
