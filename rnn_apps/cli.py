@@ -151,14 +151,27 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
     """
     from rnn_apps.apps.poetry import task
 
-    result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                        save_every=save_every, verbose=1 if sys.stdout.isatty() else 2, **settings)
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                            save_every=save_every, verbose=_verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
     if export_dir:
         from rnn_apps.apps.poetry.export import export_poetry
 
         summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
     _report(summary, as_json)
+
+
+def _verbosity() -> int:
+    """Keras progress bars on a terminal, one line per epoch otherwise."""
+    return 1 if sys.stderr.isatty() else 2
+
+
+def _progress_to_stderr(enabled: bool):
+    """With --json, progress goes to stderr so that stdout holds only the JSON."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
 
 
 def _report(summary: dict, as_json: bool) -> None:
@@ -202,9 +215,9 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("poetry")
-    result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                        verbose=1 if sys.stdout.isatty() else 2, learning_rate=learning_rate, seed=seed,
-                        val_fraction=0.1)
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=0.1)
     summary = {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
     summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], out_dir)
     _report(summary, as_json)

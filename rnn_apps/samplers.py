@@ -8,8 +8,8 @@ of exported SavedModels, so a whole generation runs as one graph call:
 * :func:`top_k_filter` - keep the k most likely tokens (k <= 0: off);
 * :func:`top_p_filter` - nucleus sampling (Holtzman et al., 2020): keep the smallest set whose probability
   reaches p (p >= 1: off);
-* :func:`sample` - all of the above, then a Gumbel-max draw from a counter-based random stream keyed by
-  (seed, step, row seed), so that a row's result depends only on its own seed and inputs, not on what else
+* :func:`sample` - all of the above, then an inverse-CDF draw with one counter-based uniform per row keyed
+  by (row seed, step), so that a row's result depends only on its own seed and inputs, not on what else
   is in the batch;
 * :func:`beam_search_step` - one step of beam search over ``[batch * beam, vocab]`` log-probabilities.
 """
@@ -34,20 +34,20 @@ def _splitmix64(x):
     return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, u(31)))
 
 
-def uniform(seeds, step, vocab_size):
-    """Uniform numbers in (0, 1) of shape [batch, vocab], a pure function of (row seed, step, column).
+def uniform(seeds, step):
+    """One uniform number in (0, 1) per row, a pure function of (row seed, step).
 
     Args:
         seeds: int64 [batch], one seed per row.
         step: int32 scalar, the decoding step.
-        vocab_size: int scalar.
+
+    Returns:
+        float32 [batch].
     """
     s = tf.cast(tf.bitwise.bitwise_and(tf.cast(seeds, tf.int64), tf.constant(0x7FFFFFFFFFFFFFFF, tf.int64)), tf.uint64)
-    key = _splitmix64(_splitmix64(s) + tf.cast(step, tf.uint64) * tf.constant(_GOLDEN, tf.uint64))
-    cols = tf.cast(tf.range(vocab_size, dtype=tf.int64), tf.uint64)
-    bits = _splitmix64(key[:, None] + cols[None, :] * tf.constant(_M2, tf.uint64))
-    mantissa = tf.cast(tf.bitwise.right_shift(bits, tf.constant(11, tf.uint64)), tf.float64)
-    return tf.cast((mantissa + 0.5) / 2.0**53, tf.float32)
+    bits = _splitmix64(_splitmix64(s) + tf.cast(step, tf.uint64) * tf.constant(_GOLDEN, tf.uint64))
+    mantissa = tf.cast(tf.bitwise.right_shift(bits, tf.constant(40, tf.uint64)), tf.float32)  # 24 bits
+    return (mantissa + 0.5) / 2.0**24
 
 
 def greedy(logits):
@@ -86,11 +86,24 @@ def top_p_filter(logits, top_p):
     return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
 
 
+def categorical(logits, u):
+    """Inverse-CDF draw of one token per row from ``softmax(logits)`` with the row's uniform ``u``.
+
+    Tokens with ``NEG_INF`` logits have probability 0 and are never drawn.
+    """
+    probs = tf.exp(logits - tf.reduce_max(logits, axis=-1, keepdims=True))
+    cdf = tf.cumsum(probs, axis=-1)
+    target = u[:, None] * cdf[:, -1:]
+    idx = tf.reduce_sum(tf.cast(cdf < target, tf.int32), axis=-1)
+    return tf.minimum(idx, tf.shape(logits)[-1] - 1)
+
+
 def sample(logits, seeds, step, temperature, top_k, top_p):
-    """Draw one token per row: temperature, then top-k and top-p filters, then Gumbel-max.
+    """Draw one token per row: temperature, then top-k and top-p filters, then an inverse-CDF draw.
 
     Rows whose temperature is <= 0 are decoded greedily. The sorting filters run only when a row asks
-    for them.
+    for them. The draw uses one counter-based uniform per row (:func:`uniform`), so a row's tokens depend
+    only on its seed and its own inputs.
 
     Args:
         logits: float32 [batch, vocab] (already masked with ``NEG_INF`` where tokens are not allowed).
@@ -104,9 +117,7 @@ def sample(logits, seeds, step, temperature, top_k, top_p):
     scaled = apply_temperature(logits, temperature)
     scaled = tf.cond(tf.reduce_any(top_k > 0), lambda: top_k_filter(scaled, top_k), lambda: scaled)
     scaled = tf.cond(tf.reduce_any(top_p < 1.0), lambda: top_p_filter(scaled, top_p), lambda: scaled)
-    u = uniform(seeds, step, tf.shape(logits)[-1])
-    gumbel = -tf.math.log(-tf.math.log(u))
-    drawn = tf.argmax(scaled + gumbel, axis=-1, output_type=tf.int32)
+    drawn = categorical(scaled, uniform(seeds, step))
     return tf.where(temperature > 0, drawn, greedy(logits))
 
 

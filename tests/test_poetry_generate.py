@@ -112,6 +112,62 @@ def test_greedy_matches_full_sequence_keras_model(tiny_poem_run, gen):
     assert got == expected
 
 
+def _reference_free_greedy(model, vocab, max_length, start=""):
+    """Free-form greedy decoding written out in Python with the Keras model over the whole prefix."""
+    toks = vocab.tokens
+    han = np.array([i >= 4 and "\u4e00" <= t <= "\u9fff" for i, t in enumerate(toks)])
+    comma, period, eos = vocab.index["，"], vocab.index["。"], vocab.eos_id
+    ids = [vocab.bos_id] + vocab.encode(start)
+    while True:
+        t = len(ids) - 1
+        remaining = max_length - t
+        prev = ids[-1]
+        if remaining == 1 or (remaining == 2 and prev == period):
+            nxt = eos
+        elif remaining == 2 and han[prev]:
+            nxt = period
+        else:
+            logits = np.asarray(model(np.array([ids], np.int32), training=False))[0, -1]
+            ok = np.ones(len(toks), bool)
+            ok[[vocab.pad_id, vocab.unk_id, vocab.bos_id]] = False
+            if not han[prev]:  # after the start, ， or 。: no punctuation
+                ok[[comma, period]] = False
+            if prev != period:  # the end only after 。
+                ok[eos] = False
+            if remaining <= 3:
+                ok[comma] = False
+            nxt = int(np.argmax(np.where(ok, logits, -np.inf)))
+        if nxt == eos:
+            return "".join(toks[i] for i in ids[1:])
+        ids.append(nxt)
+
+
+def test_free_greedy_matches_python_reference(tiny_poem_run, gen):
+    run_dir, result = tiny_poem_run
+    model, vocab = result["model"], result["vocab"]
+    for max_length, start in ((30, ""), (12, "春风"), (9, "")):
+        got = gen.generate(start=start, n=1, temperature=0.0, max_length=max_length)[0].text
+        assert got == _reference_free_greedy(model, vocab, max_length, start)
+
+
+def test_mask_table_rules(tiny_poem_run):
+    """The allowed-next-token table: Han only in a form's line; free text ends only after 。."""
+    from rnn_apps.apps.poetry.export import PoemModule
+
+    run_dir, result = tiny_poem_run
+    vocab = result["vocab"]
+    module = PoemModule(result["model"], vocab, result["config"])
+    ok = np.asarray(module._mask_table) == 0  # rows: han, after start/，, after 。, after char, closing
+    comma, period, eos = vocab.index["，"], vocab.index["。"], vocab.eos_id
+    specials = [vocab.pad_id, vocab.unk_id, vocab.bos_id]
+    han = [i for i, t in enumerate(vocab.tokens) if i >= 4 and t not in "，。"]
+    assert ok[0, han].all() and not ok[0, [comma, period, eos] + specials].any()
+    assert ok[1, han].all() and not ok[1, [comma, period, eos] + specials].any()
+    assert ok[2, han].all() and ok[2, eos] and not ok[2, [comma, period] + specials].any()
+    assert ok[3, han].all() and ok[3, [comma, period]].all() and not ok[3, [eos] + specials].any()
+    assert ok[4, han].all() and ok[4, period] and not ok[4, [comma, eos] + specials].any()
+
+
 def test_score_matches_keras_log_likelihood(tiny_poem_run, gen):
     run_dir, result = tiny_poem_run
     model, vocab = result["model"], result["vocab"]

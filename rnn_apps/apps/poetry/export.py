@@ -87,12 +87,16 @@ class PoemModule(tf.Module):
         self._content = tf.constant(content)
         free = np.ones(V, bool)
         free[[vocab.pad_id, vocab.unk_id, vocab.bos_id]] = False
-        self._free = tf.constant(free)
         self.comma_id = vocab.index[pdata.COMMA]
         self.period_id = vocab.index[pdata.PERIOD]
-        is_punct = np.zeros(V, bool)
-        is_punct[[self.comma_id, self.period_id]] = True
-        self._is_punct = tf.constant(is_punct)
+        punct = np.zeros(V, bool)
+        punct[[self.comma_id, self.period_id]] = True
+        eos = np.zeros(V, bool)
+        eos[vocab.eos_id] = True
+        comma = np.zeros(V, bool)
+        comma[self.comma_id] = True
+        allowed = np.stack([content, free & ~punct & ~eos, free & ~punct, free & ~eos, free & ~eos & ~comma])
+        self._mask_table = tf.constant(np.where(allowed, 0.0, samplers.NEG_INF).astype(np.float32))
         self.config = dict(config)
 
     # ---------------------------------------------------------------- text <-> ids
@@ -210,28 +214,26 @@ class PoemModule(tf.Module):
         plan, row_len, formed = self._plan(prompt, form, acrostic, max_length)
         B = tf.shape(prompt)[0]
         T = tf.shape(plan)[1]
-        V = self.vocab_size
         eos, bos = Vocabulary.eos_id, Vocabulary.bos_id
-        eos_mask = tf.one_hot(eos, V, on_value=True, off_value=False)
-        comma_mask = tf.one_hot(self.comma_id, V, on_value=True, off_value=False)
+        masks = self._mask_table
+        han = self._content
 
         def body(t, prev, states, out, done):
             logits, states = self._step(prev, states)
             p = plan[:, t]
-            prev_punct = tf.gather(self._is_punct, prev) | (prev == bos)
-            # Free text: no punctuation right after punctuation or at the start; the end only after 。
-            free_ok = self._free[None, :] & ~(prev_punct[:, None] & (self._is_punct | eos_mask)[None, :])
-            free_ok = free_ok & ~((prev != self.period_id)[:, None] & eos_mask[None, :])
-            # A free poem must close within max_length: no ， in its last three places, then 。 and the end.
+            # Which characters may come next (one row of the mask table per batch row):
+            #   0: a Han character (a form's line);  free text: 1 after the start or ， (no punctuation, no end),
+            #   2 after 。 (no punctuation; the end allowed), 3 after a character (punctuation, no end),
+            #   4 as 3 but no ， (a free poem must close within max_length: its last places are a line's end).
             remaining = row_len - t
-            free_row = ~formed
-            free_ok = free_ok & ~((free_row & (remaining <= 3))[:, None] & comma_mask[None, :])
-            allowed = tf.where((p == -1)[:, None], self._content[None, :], free_ok)
-            masked = tf.where(allowed, logits, samplers.NEG_INF)
+            after_char = tf.where(remaining <= 3, 4, 3)
+            case = tf.where(prev == self.period_id, 2, tf.where(tf.gather(han, prev), after_char, 1))
+            case = tf.where(p == -1, 0, case)
+            masked = logits + tf.gather(masks, case)
             drawn = samplers.sample(masked, seed, t, temperature, top_k, top_p)
             nxt = tf.where(p >= 0, p, drawn)
-            closing = free_row & (p == -2)
-            prev_han = tf.gather(self._content, prev)
+            closing = ~formed & (p == -2)
+            prev_han = tf.gather(han, prev)
             nxt = tf.where(closing & (remaining == 2) & prev_han, self.period_id, nxt)
             nxt = tf.where(closing & (((remaining == 2) & (prev == self.period_id)) | (remaining == 1)), eos, nxt)
             nxt = tf.where(done, Vocabulary.pad_id, nxt)

@@ -1,0 +1,91 @@
+"""The rnn-apps command line over a tiny exported poem model."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps import __version__
+from rnn_apps.cli import cli
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+def test_help_and_version(runner):
+    r = runner.invoke(cli, ["--help"])
+    assert r.exit_code == 0
+    for cmd in ("generate-poem", "train", "fine-tune", "evaluate", "export", "serve"):
+        assert cmd in r.output
+    assert runner.invoke(cli, ["--version"]).output.strip().endswith(__version__)
+    for sub in (["generate-poem"], ["train", "poetry"], ["fine-tune", "poetry"], ["evaluate", "poetry"], ["serve"]):
+        r = runner.invoke(cli, [*sub, "--help"])
+        assert r.exit_code == 0 and "Example" in r.output, sub
+
+
+def test_generate_poem_json(runner, tiny_poem_model):
+    r = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--form", "wujue", "-n", "3", "--seed", "1",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert len(rows) == 3 and all(len(x["text"]) == 24 and len(x["lines"]) == 4 for x in rows)
+    again = json.loads(runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--form", "wujue", "-n", "3",
+                                           "--seed", "1", "--json"]).output)
+    assert [x["text"] for x in again] == [x["text"] for x in rows]
+
+
+def test_generate_poem_text_and_traditional(runner, tiny_poem_model):
+    r = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--acrostic", "明月", "--form", "qijue",
+                            "--seed", "2"])
+    assert r.exit_code == 0, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 4 and lines[0][0] == "明" and lines[1][0] == "月"
+    r = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--start", "风", "--seed", "2",
+                            "--script", "traditional", "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)[0]["text"].startswith("風")
+
+
+def test_unknown_characters_give_a_clear_message(runner, tiny_poem_model):
+    r = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--start", "春ZZ"])
+    assert r.exit_code == 1
+    assert "does not know: Z" in r.output and "Traceback" not in r.output
+
+
+def test_missing_model_and_corpus_errors(runner, tmp_path):
+    r = runner.invoke(cli, ["generate-poem", "--model", str(tmp_path)])
+    assert r.exit_code == 1 and "No SavedModel" in r.output
+    r = runner.invoke(cli, ["evaluate", "poetry", "--data", str(tmp_path / "nope.txt"), "--model", str(tmp_path)])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+
+
+def test_evaluate_json(runner, tiny_poem_model, poems_file):
+    r = runner.invoke(cli, ["evaluate", "poetry", "--data", poems_file, "--model", tiny_poem_model, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.output)
+    assert 0 < out["bits_per_char"] < 20 and out["poems"] + out["skipped_unknown"] == 30
+
+
+def test_fine_tune_grows_the_vocabulary(runner, tiny_poem_model, tmp_path):
+    mine = tmp_path / "mine.txt"
+    mine.write_text("鲲鹏展翅九万里，翻动扶摇羊角。\n\n鲲鹏击水三千里，扶摇直上九万里。\n" * 3, encoding="utf-8")
+    out_dir = tmp_path / "ft"
+    r = runner.invoke(cli, ["fine-tune", "poetry", "--data", str(mine), "--model", tiny_poem_model, "--out", str(out_dir),
+                            "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--seed", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    from rnn_apps.apps.poetry.export import load_weights_from_export
+
+    old = load_weights_from_export(tiny_poem_model)
+    new = load_weights_from_export(res["exported"])
+    assert new["vocab"].tokens[: len(old["vocab"])] == old["vocab"].tokens  # old ids kept
+    added = new["vocab"].tokens[len(old["vocab"]):]
+    assert "鲲" in added and "鹏" in added
+    assert new["weights"][0].shape[0] == len(new["vocab"]) > old["weights"][0].shape[0]
+    # the new characters can start a poem now
+    r = runner.invoke(cli, ["generate-poem", "--model", res["exported"], "--start", "鲲鹏", "--seed", "3", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)[0]["text"].startswith("鲲鹏")
