@@ -39,6 +39,7 @@ def get_strategy(name: str = "default"):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi-worker":
+        _patch_keras_multi_worker_reduce()
         if "TF_CONFIG" not in os.environ:
             raise TrainingError(
                 "--strategy multi-worker needs the TF_CONFIG environment variable describing the cluster, e.g. "
@@ -46,6 +47,39 @@ def get_strategy(name: str = "default"):
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
+
+
+def _patch_keras_multi_worker_reduce() -> None:
+    """Work around Keras 3 averaging scalar metrics across workers with ``axis=0``.
+
+    Under ``MultiWorkerMirroredStrategy`` Keras's TF trainer reduces each (scalar) metric with
+    ``strategy.reduce("MEAN", v, axis=0)``, which fails for rank-0 values. Scalars are reduced with
+    ``axis=None`` instead; everything else goes to Keras's own function unchanged.
+    """
+    try:
+        from keras.src.backend.tensorflow import trainer as tf_trainer
+    except ImportError:  # pragma: no cover
+        return
+    if getattr(tf_trainer.reduce_per_replica, "_rnn_apps_patched", False):
+        return
+    original = tf_trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        import tensorflow as tf
+        from keras.src import tree
+
+        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
+            def _reduce(v):
+                rank = v.values[0].shape.rank if hasattr(v, "values") else getattr(v.shape, "rank", None)
+                if rank == 0:
+                    return strategy.reduce("MEAN", v, axis=None)
+                return original(v, strategy, reduction)
+
+            return tree.map_structure(_reduce, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._rnn_apps_patched = True
+    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def is_chief(strategy) -> bool:
@@ -200,6 +234,33 @@ def _make_callback_class():
     return _CheckpointCallback
 
 
+def distribute_batches(strategy, make_dataset):
+    """Give each replica an equal, contiguous share of every global batch.
+
+    ``make_dataset()`` yields global batches (tuples of tensors whose first dimension is a multiple of the
+    number of replicas). Every worker builds the same stream and keeps the shares of its own replicas, so
+    a step on N replicas computes exactly the gradient of the single-device step on the whole batch.
+    """
+    import tensorflow as tf
+
+    replicas = strategy.num_replicas_in_sync
+
+    def dataset_fn(ctx):
+        local = replicas // ctx.num_input_pipelines
+        first = ctx.input_pipeline_id * local
+
+        def shares(*batch):
+            parts = [tf.reshape(t, tf.concat([[replicas, tf.shape(t)[0] // replicas], tf.shape(t)[1:]], 0))[first : first + local]
+                     for t in batch]
+            return tf.data.Dataset.from_tensor_slices(tuple(parts))
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+        return make_dataset().flat_map(shares).with_options(options)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
 def fit_resumable(
     model,
     make_train_dataset: Callable[[int], object],
@@ -260,13 +321,22 @@ def fit_resumable(
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq=50))
     step = start
+    make_dataset = make_train_dataset
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        make_dataset = lambda s: distribute_batches(strategy, lambda: make_train_dataset(s))  # noqa: E731
+        # Keras builds the model's metrics and optimizer from a batch it pulls from the distributed
+        # dataset and averages across replicas, which MultiWorkerMirroredStrategy cannot do with integer
+        # inputs; give it a local batch instead (same shapes and dtypes).
+        local_batch = next(iter(make_train_dataset(start)))
+        symbolic_build = model._maybe_symbolic_build
+        model._maybe_symbolic_build = lambda iterator=None, data_batch=None: symbolic_build(data_batch=local_batch)
     while step < total:
         epoch, offset = divmod(step, steps_per_epoch)
         # A resumed run first finishes its interrupted epoch, then continues with whole epochs.
         last_epoch = epoch + 1 if offset else epochs
         steps = steps_per_epoch - offset
         model.fit(
-            make_train_dataset(step),
+            make_dataset(step),
             initial_epoch=epoch,
             epochs=last_epoch,
             steps_per_epoch=steps,

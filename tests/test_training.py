@@ -83,11 +83,14 @@ import json, os, sys
 import numpy as np
 import tensorflow as tf
 cpus = tf.config.list_physical_devices("CPU")
-tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+if sys.argv[1] != "multi-worker":
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from rnn_apps import training
 from rnn_apps.apps.poetry import task, data as pdata
 strategy_name, out = sys.argv[1], sys.argv[2]
+if strategy_name == "multi-worker":
+    tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()])
 cfg = {**task.DEFAULTS, "embedding_dim": 8, "units": 16, "num_layers": 1, "dropout": 0.0, "min_count": 1,
        "tokens_per_batch": 256, "seed": 5, "learning_rate": 1e-2}
 vocab, tr, va, _ = task.prepare_corpus(sys.argv[3], cfg)
@@ -124,6 +127,51 @@ def test_mirrored_strategy_matches_single_device(tmp_path, poems_file):
     assert len(finals["default"]) == len(finals["mirrored"]) > 0
     for a, b in zip(finals["default"], finals["mirrored"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def _free_ports(n):
+    import socket
+
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_multi_worker_strategy_matches_single_device(tmp_path, poems_file):
+    """Two worker processes on loopback (TF_CONFIG) train like one device on the whole batch."""
+    script = tmp_path / "dist.py"
+    script.write_text(_DISTRIBUTED)
+    single = tmp_path / "single"
+    r = subprocess.run([sys.executable, str(script), "default", str(single), poems_file], env=ENV, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for i in range(2):
+        env = {**ENV, "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})}
+        procs.append(subprocess.Popen([sys.executable, str(script), "multi-worker", str(tmp_path / f"worker{i}"),
+                                       poems_file], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            raise
+        assert p.returncode == 0, err[-3000:]
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(o["replicas"] == 2 and o["step"] == 4 for o in outs)
+    with np.load(single / "final.npz") as a, np.load(tmp_path / "worker0" / "final.npz") as b, \
+            np.load(tmp_path / "worker1" / "final.npz") as c:
+        assert len(a.files) == len(b.files) > 0
+        for k in a.files:
+            np.testing.assert_allclose(b[k], a[k], rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(c[k], b[k], rtol=1e-6, atol=1e-7)  # workers stay in sync
 
 
 def test_unknown_strategy_and_missing_tf_config():
