@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import keras
-from keras import initializers, ops
 
-from rnn_apps.cells._base import BaseCell, check_step_input
+from rnn_apps.cells.lstm import LSTMCell
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
-class CoupledLSTMCell(BaseCell):
+class CoupledLSTMCell(LSTMCell):
     r"""Coupled input-forget gate LSTM, "CIFG" (Greff et al., 2017, "LSTM: A Search Space Odyssey").
 
     One gate decides both what is forgotten and what is written: the input gate is 1 - f_t::
@@ -28,6 +27,9 @@ class CoupledLSTMCell(BaseCell):
     Weight layout (the LSTM layout without the input-gate block): ``kernel`` (input_dim, 3·units),
     ``recurrent_kernel`` (units, 3·units), ``bias`` (3·units,), gate columns in the order
     f | c | o; states are ``[h, c]``.
+
+    It shares :class:`LSTMCell`'s code (constructor, weights, fused gate products) with three blocks
+    instead of four.
 
     Args:
         units: Positive int, size of h and c.
@@ -52,53 +54,15 @@ class CoupledLSTMCell(BaseCell):
         ``(h_t, [h_t, c_t])``.
     """
 
-    def __init__(self, units, unit_forget_bias=True, **kwargs):
-        super().__init__(units, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
-        self.state_size = [self.units, self.units]
-        self.output_size = self.units
-
-    def build(self, input_shape):
-        input_dim = check_step_input(type(self).__name__, input_shape)
-        u = self.units
-        self.kernel = self._weight("kernel", (input_dim, 3 * u), "kernel")
-        self.recurrent_kernel = self._weight("recurrent_kernel", (u, 3 * u), "recurrent")
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias",
-                shape=(3 * u,),
-                initializer=self._bias_init(),
-                regularizer=self.bias_regularizer,
-                constraint=self.bias_constraint,
-            )
-        else:
-            self.bias = None
-        self.built = True
-
-    def _bias_init(self):
-        if not self.unit_forget_bias:
-            return self.bias_initializer
-        u, base = self.units, self.bias_initializer
-
-        def init(shape, dtype=None):
-            return ops.concatenate([initializers.get("ones")((u,), dtype=dtype), base((2 * u,), dtype=dtype)])
-
-        return init
+    _blocks = 3  # gate column blocks f | c | o
+    _forget_block = 0
 
     def call(self, inputs, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
-        inputs, h_tm1 = self._drop_inputs(inputs, h_tm1, training)
-        z = ops.matmul(inputs, self.kernel)
-        if self.use_bias:
-            z = ops.add(z, self.bias)  # a BiasAdd, fused into the MatMul by TensorFlow (see LSTMCell)
-        z = z + ops.matmul(h_tm1, self.recurrent_kernel)
-        z_f, z_c, z_o = ops.split(z, 3, axis=-1)
+        z_f, z_c, z_o = self._gates(inputs, h_tm1, training)
         f = self.recurrent_activation(z_f)
         c_hat = self.activation(z_c)
         c = c_hat + f * (c_tm1 - c_hat)  # = f * c_{t-1} + (1 - f) * c~_t
         o = self.recurrent_activation(z_o)
         h = o * self.activation(c)
         return h, [h, c]
-
-    def get_config(self):
-        return {**super().get_config(), "unit_forget_bias": self.unit_forget_bias}

@@ -49,6 +49,9 @@ class LSTMCell(BaseCell):
         ``(h_t, [h_t, c_t])``.
     """
 
+    _blocks = 4  # gate column blocks i | f | c | o
+    _forget_block = 1
+
     def __init__(self, units, unit_forget_bias=True, **kwargs):
         super().__init__(units, **kwargs)
         self.unit_forget_bias = bool(unit_forget_bias)
@@ -58,12 +61,13 @@ class LSTMCell(BaseCell):
     def build(self, input_shape):
         input_dim = check_step_input(type(self).__name__, input_shape)
         u = self.units
-        self.kernel = self._weight("kernel", (input_dim, 4 * u), "kernel")
-        self.recurrent_kernel = self._weight("recurrent_kernel", (u, 4 * u), "recurrent")
+        n = self._blocks
+        self.kernel = self._weight("kernel", (input_dim, n * u), "kernel")
+        self.recurrent_kernel = self._weight("recurrent_kernel", (u, n * u), "recurrent")
         if self.use_bias:
             self.bias = self.add_weight(
                 name="bias",
-                shape=(4 * u,),
+                shape=(n * u,),
                 initializer=self._bias_init(),
                 regularizer=self.bias_regularizer,
                 constraint=self.bias_constraint,
@@ -78,21 +82,22 @@ class LSTMCell(BaseCell):
         u, base = self.units, self.bias_initializer
 
         def init(shape, dtype=None):
+            ones = initializers.get("ones")
             return ops.concatenate(
-                [base((u,), dtype=dtype), initializers.get("ones")((u,), dtype=dtype), base((2 * u,), dtype=dtype)]
+                [(ones if b == self._forget_block else base)((u,), dtype=dtype) for b in range(self._blocks)]
             )
 
         return init
 
     def _gates(self, inputs, h_tm1, training):
-        """Pre-activations z = x W + h U + b, split into the four gate blocks i, f, c, o."""
+        """Pre-activations z = x W + h U + b, split into the gate blocks (i, f, c, o for the LSTM)."""
         inputs, h_tm1 = self._drop_inputs(inputs, h_tm1, training)
         z = ops.matmul(inputs, self.kernel)
         if self.use_bias:
             # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
             z = ops.add(z, self.bias)
         z = z + ops.matmul(h_tm1, self.recurrent_kernel)
-        return ops.split(z, 4, axis=-1)
+        return ops.split(z, self._blocks, axis=-1)
 
     def call(self, inputs, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
