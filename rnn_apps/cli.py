@@ -253,7 +253,7 @@ def evaluate_poetry(data, model_dir, split, as_json):
         _echo_json(result)
     else:
         click.echo(f"bits per character: {result['bits_per_char']:.4f}  ({result['poems']} poems, "
-                   f"{result['tokens']} tokens; {result['skipped_unknown']} poems skipped for unknown characters)")
+                   f"{result['tokens']} tokens, {result['unknown_characters']} of them outside the vocabulary)")
 
 
 # ------------------------------------------------------------------------------------------- export

@@ -66,7 +66,8 @@ def test_evaluate_json(runner, tiny_poem_model, poems_file):
     r = runner.invoke(cli, ["evaluate", "poetry", "--data", poems_file, "--model", tiny_poem_model, "--json"])
     assert r.exit_code == 0, r.output
     out = json.loads(r.output)
-    assert 0 < out["bits_per_char"] < 20 and out["poems"] + out["skipped_unknown"] == 30
+    assert 0 < out["bits_per_char"] < 20 and out["poems"] == 30
+    assert out["unknown_characters"] > 0  # the validation poems hold characters the tiny vocabulary lacks
 
 
 def test_fine_tune_grows_the_vocabulary(runner, tiny_poem_model, tmp_path):

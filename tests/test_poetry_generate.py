@@ -177,9 +177,21 @@ def test_score_matches_keras_log_likelihood(tiny_poem_run, gen):
     logits = np.asarray(model(np.array([ids[:-1]], np.int32), training=False))[0]
     logp = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) - logits.max(-1, keepdims=True)
     expected = float(sum(logp[i, ids[i + 1]] for i in range(len(ids) - 1)))
-    assert out[0]["characters"] == len(text)
+    assert out[0]["characters"] == len(text) and out[0]["unknown_characters"] == 0
     assert out[0]["log_probability"] == pytest.approx(expected, rel=1e-4)
     assert out[0]["bits_per_char"] == pytest.approx(-expected / np.log(2) / (len(text) + 1), rel=1e-4)
+
+
+def test_score_counts_unknown_characters_as_unk(tiny_poem_run, gen):
+    run_dir, result = tiny_poem_run
+    model, vocab = result["model"], result["vocab"]
+    text = "春Q风。"
+    out = gen.score([text])[0]
+    ids = [vocab.bos_id] + vocab.encode(text) + [vocab.eos_id]
+    assert ids[2] == vocab.unk_id and out["unknown_characters"] == 1
+    logits = np.asarray(model(np.array([ids[:-1]], np.int32), training=False))[0].astype(np.float64)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    assert out["log_probability"] == pytest.approx(sum(logp[i, ids[i + 1]] for i in range(len(ids) - 1)), rel=1e-4)
 
 
 def test_unknown_characters_are_named(gen):

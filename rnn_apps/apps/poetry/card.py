@@ -87,8 +87,9 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         "## Figures",
         "",
         f"* **Validation bits per character: {val['bits_per_char']:.3f}** over {val['poems']:,} whole validation poems "
-        f"({val['tokens']:,} predicted tokens, the end of each poem included; {val['skipped_unknown']} poems with "
-        "characters outside the vocabulary skipped), measured on the exported model with "
+        f"({val['tokens']:,} predicted tokens, the end of each poem included, each poem read from its start; "
+        f"{val['unknown_characters']:,} characters outside the vocabulary scored as `<unk>`), measured on the "
+        "exported model with "
         "`rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val`.",
         f"* Size on disk: {_dir_size(model_dir) / 2**20:.1f} MB.",
     ]

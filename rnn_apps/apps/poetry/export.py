@@ -8,7 +8,8 @@ Signatures (all batch-first, loadable with plain ``tf.saved_model.load``, no rnn
   "characters": int32[B]}``. ``form`` is one of "", "wujue", "qijue", "wulv", "qilv"; an acrostic without a
   form writes lines of seven characters, one per acrostic character (rounded up to an even count).
 * ``score``: ``{"text": string[B]}`` -> ``{"log_probability": float32[B]`` (natural log of the poem and
-  its end), ``"characters": int32[B], "bits_per_char": float32[B]}``.
+  its end), ``"characters": int32[B], "bits_per_char": float32[B], "unknown_characters": int32[B]}``;
+  characters outside the vocabulary are scored as ``<unk>`` (as in training) and counted.
 * ``unknown_characters``: ``{"text": string[B]}`` -> ``{"unknown": string[B]}`` (the characters of each
   input the model does not know, after script conversion; empty when all are known).
 
@@ -293,15 +294,14 @@ class PoemModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def score(self, text):
         chars = self._chars(text)
-        checks = [
-            tf.debugging.Assert(
-                tf.reduce_all(chars.row_lengths() <= MAX_INPUT_CHARS),
-                [f"Texts to score must be at most {MAX_INPUT_CHARS} characters."],
-            )
-        ]
-        ids = self._ids(chars, "The text", checks)
-        with tf.control_dependencies(checks):
-            ids = ids.with_flat_values(tf.identity(ids.flat_values))
+        check = tf.debugging.Assert(
+            tf.reduce_all(chars.row_lengths() <= MAX_INPUT_CHARS),
+            [f"Texts to score must be at most {MAX_INPUT_CHARS} characters."],
+        )
+        raw = self._table.lookup(chars.flat_values)
+        with tf.control_dependencies([check]):
+            # Characters outside the vocabulary are scored as <unk>, as in training, and counted.
+            ids = chars.with_flat_values(tf.where(raw < 0, Vocabulary.unk_id, raw))
         B = tf.shape(text)[0]
         bos = tf.fill([B, 1], Vocabulary.bos_id)
         eos = tf.fill([B, 1], Vocabulary.eos_id)
@@ -312,10 +312,12 @@ class PoemModule(tf.Module):
         mask = tf.cast(y != 0, tf.float32)
         total = tf.reduce_sum(logp * mask, axis=1)
         n_chars = tf.cast(ids.row_lengths(), tf.int32)
+        unknown = tf.reduce_sum(tf.cast(chars.with_flat_values(raw < 0), tf.int32), axis=1)
         return {
             "log_probability": total,
             "characters": n_chars,
             "bits_per_char": -total / tf.reduce_sum(mask, axis=1) / np.log(2.0),
+            "unknown_characters": unknown,
         }
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])

@@ -146,7 +146,11 @@ class PoemGenerator:
         return [Poem(t, form, s, start, acrostic) for t, s in zip(texts, seeds)]
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
-        """Log-probability, character count and bits per character of each text under the model."""
+        """Log-probability, character count and bits per character of each text under the model.
+
+        Characters outside the vocabulary are scored as ``<unk>`` (as in training) and counted in
+        ``unknown_characters``.
+        """
         tf = self._tf
         results = []
         for i in range(0, len(texts), batch_size):
@@ -155,8 +159,10 @@ class PoemGenerator:
                 out = self._model.signatures["score"](text=tf.constant(chunk))
             except tf.errors.InvalidArgumentError as e:
                 raise PoemError(_model_message(e)) from None
-            for lp, nc, bpc in zip(out["log_probability"].numpy(), out["characters"].numpy(), out["bits_per_char"].numpy()):
-                results.append({"log_probability": float(lp), "characters": int(nc), "bits_per_char": float(bpc)})
+            for lp, nc, bpc, unk in zip(out["log_probability"].numpy(), out["characters"].numpy(),
+                                        out["bits_per_char"].numpy(), out["unknown_characters"].numpy()):
+                results.append({"log_probability": float(lp), "characters": int(nc), "bits_per_char": float(bpc),
+                                "unknown_characters": int(unk)})
         return results
 
 
