@@ -39,12 +39,13 @@ def _echo_json(obj) -> None:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rnn-apps")
 def cli():
-    """Recurrent-network apps: Tang poems, and more to come.
+    """Recurrent-network apps: Tang poems, movie-review sentiment, and more to come.
 
     \b
     Examples:
       rnn-apps generate-poem
       rnn-apps generate-poem --acrostic 春夏秋冬 --form qijue
+      rnn-apps classify "A moving, beautifully acted film."
       rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz
       rnn-apps serve
     """
@@ -104,6 +105,63 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
         click.echo("\n".join(d["lines"]) if d["lines"] else d["text"])
 
 
+# ------------------------------------------------------------------------------------------- sentiment
+
+
+@cli.command()
+@click.argument("texts", nargs=-1)
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A UTF-8 file with one review a line ('-': standard input). May be repeated.")
+@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/sentiment).")
+@click.option("--batch-size", default=32, show_default=True, help="Reviews per model call.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of objects with 'label', 'probability' (of positive), 'words', 'truncated'.")
+@_friendly_errors
+def classify(texts, files, model_dir, batch_size, as_json):
+    """Tell whether movie reviews are positive or negative.
+
+    Prints one line a review: the label and the probability that the review is positive (0 to 1).
+    TEXT '-' reads reviews from standard input, one a line. Reviews longer than the model's limit
+    (400 words for the shipped model) are read by their first quarter and last three quarters.
+
+    \b
+    Examples:
+      rnn-apps classify "One of the best films I have seen in years."
+      rnn-apps classify "Dull." "Wonderful!" --json
+      rnn-apps classify --file reviews.txt
+      cat reviews.txt | rnn-apps classify -
+    """
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError, read_reviews_file
+
+    stdin = click.get_binary_stream("stdin")
+    reviews = []
+    for t in texts:
+        reviews.extend(read_reviews_file("-", stdin) if t == "-" else [t])
+    for path in files:
+        reviews.extend(read_reviews_file(path, stdin))
+    if not texts and not files:
+        raise SentimentError("Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
+                             "or - to read standard input. See rnn-apps classify --help.")
+    if not reviews:
+        raise SentimentError("No review to classify: the input holds only blank lines.")
+    clf = SentimentClassifier(model_dir)
+    preds = clf.classify(reviews, batch_size=batch_size)
+    head = clf.max_len // 4
+    for i, p in enumerate(preds, 1):
+        if p.truncated:
+            click.echo(f"Note: review {i} has {p.words:,} words; the model read its first {head} and last "
+                       f"{clf.max_len - head}.", err=True)
+    if as_json:
+        _echo_json([p.to_dict() for p in preds])
+        return
+    for text, p in zip(reviews, preds):
+        line = f"{p.label:<8} {p.probability:.3f}"
+        if len(reviews) > 1:
+            snippet = " ".join(text.split())
+            line += "  " + (snippet[:60] + "…" if len(snippet) > 61 else snippet)
+        click.echo(line)
+
+
 # ------------------------------------------------------------------------------------------- train
 
 _STRATEGY = click.option(
@@ -159,6 +217,70 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
         from rnn_apps.apps.poetry.export import export_poetry
 
         summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+    _report(summary, as_json)
+
+
+_SENTIMENT_DATA = ("aclImdb directory or .tar.gz (its train split; train/unsup feeds --pretrain-epochs), "
+                   "tfds:imdb_reviews (downloads), or a CSV/TSV of text,label.")
+
+
+def _export_sentiment_result(result, app_dir, run_dir, version=None):
+    """Export a trained sentiment model and write the app directory's model card."""
+    from rnn_apps.apps.sentiment.export import export_sentiment, write_model_card
+
+    summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
+               "stats": result.get("stats")}
+    path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
+                            lm=result.get("lm"), summary=summary)
+    write_model_card(app_dir, path, run_dir)
+    return path
+
+
+@train.command("sentiment")
+@click.option("--data", required=True, help=_SENTIMENT_DATA)
+@click.option("--run-dir", default="runs/sentiment", show_default=True, help="Checkpoints, logs, vocabulary.")
+@click.option("--epochs", default=4, show_default=True, help="Classifier epochs.")
+@click.option("--pretrain-epochs", type=int, default=None,
+              help="First train the embedding and encoder as forward/backward language models for N epochs on "
+                   "all training text, unlabelled reviews included (default 0).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir (either phase).")
+@_STRATEGY
+@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]), default=None,
+              help="Recurrent cell (default lstm).")
+@click.option("--units", type=int, default=None, help="Units per direction of each layer (default 256).")
+@click.option("--layers", "num_layers", type=int, default=None, help="Bidirectional layers (default 1).")
+@click.option("--embedding-dim", type=int, default=None, help="Word embedding size (default 256).")
+@click.option("--max-tokens", type=int, default=None, help="Vocabulary size, padding and unknown included (default 20000).")
+@click.option("--max-len", type=int, default=None,
+              help="Words read per review; longer ones keep the first quarter and the last three quarters (default 400).")
+@click.option("--dropout", type=float, default=None, help="Dropout between layers and before the classifier (default 0.4).")
+@click.option("--learning-rate", type=float, default=None, help="Classifier peak learning rate (default 1e-3).")
+@click.option("--pretrain-learning-rate", type=float, default=None, help="Language-model learning rate (default 2e-3).")
+@click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
+@click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
+@click.option("--val-fraction", type=float, default=None, help="Share of each class held out for validation (default 0.1).")
+@click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
+@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/sentiment).")
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every, **settings):
+    """Train the review classifier (optionally after language-model pre-training).
+
+    \b
+    Examples:
+      rnn-apps train sentiment --data ../shared/data/aclImdb-train.tar.gz --pretrain-epochs 2 --epochs 4
+      rnn-apps train sentiment --data aclImdb_v1.tar.gz --run-dir runs/sentiment --resume
+      rnn-apps train sentiment --data reviews.csv --cell gru --export models/sentiment
+    """
+    from rnn_apps.apps.sentiment import task
+
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                            save_every=save_every, verbose=_verbosity(), **settings)
+    summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    if export_dir:
+        summary["exported"] = _export_sentiment_result(result, export_dir, run_dir)
     _report(summary, as_json)
 
 
@@ -223,6 +345,45 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
     _report(summary, as_json)
 
 
+@fine_tune.command("sentiment")
+@click.option("--data", required=True, help="Your labelled reviews: a CSV/TSV of text,label (0/1/neg/pos), or an aclImdb tree.")
+@click.option("--model", "model_dir", default=None, help="Start from this model (default: newest shipped).")
+@click.option("--out", "out_dir", default="models-finetuned/sentiment", show_default=True, help="App directory to export the new model to.")
+@click.option("--run-dir", default="runs/sentiment-finetune", show_default=True)
+@click.option("--epochs", default=2, show_default=True)
+@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@click.option("--pretrain-epochs", type=int, default=0, show_default=True,
+              help="First continue the model's language-model training on your texts for N epochs.")
+@click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--resume", is_flag=True)
+@_STRATEGY
+@click.option("--seed", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate, pretrain_epochs, batch_size,
+                        val_fraction, resume, strategy, seed, as_json):
+    """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
+
+    \b
+    Examples:
+      rnn-apps fine-tune sentiment --data my_reviews.csv
+      rnn-apps fine-tune sentiment --data my_reviews.tsv --pretrain-epochs 1 --epochs 3
+      rnn-apps classify --model models-finetuned/sentiment "Great product."
+    """
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.paths import default_model_dir
+
+    base = model_dir or default_model_dir("sentiment")
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
+                            pretrain_epochs=pretrain_epochs, batch_size=batch_size)
+    summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    summary["exported"] = _export_sentiment_result(result, out_dir, run_dir)
+    _report(summary, as_json)
+
+
 # ------------------------------------------------------------------------------------------- evaluate
 
 
@@ -256,6 +417,33 @@ def evaluate_poetry(data, model_dir, split, as_json):
                    f"{result['tokens']} tokens, {result['unknown_characters']} of them outside the vocabulary)")
 
 
+@evaluate.command("sentiment")
+@click.option("--data", required=True, help="aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.")
+@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped).")
+@click.option("--split", type=click.Choice(["test", "train", "val"]), default="test", show_default=True,
+              help="'val' is the model's own validation split of the train split (same seed and fraction).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with 'accuracy' and the confusion counts.")
+@_friendly_errors
+def evaluate_sentiment(data, model_dir, split, as_json):
+    """Accuracy (and confusion counts) of the review classifier on a labelled split.
+
+    \b
+    Examples:
+      rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test
+      rnn-apps evaluate sentiment --data ../shared/data/aclImdb-train.tar.gz --split val --json
+      rnn-apps evaluate sentiment --data my_reviews.csv --model models-finetuned/sentiment
+    """
+    from rnn_apps.apps.sentiment.evaluate import evaluate_reviews
+
+    r = evaluate_reviews(data, model_dir, split, progress=not as_json)
+    if as_json:
+        _echo_json(r)
+    else:
+        click.echo(f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive {r['true_positive']:,}, "
+                   f"false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
+                   f"false negative {r['false_negative']:,})")
+
+
 # ------------------------------------------------------------------------------------------- export
 
 
@@ -281,6 +469,25 @@ def export_poetry_cmd(run_dir, models_dir, version):
 
     model, vocab, cfg = task.load_run_model(run_dir)
     click.echo(export_poetry(model, vocab, cfg, os.path.join(models_dir, "poetry"), version))
+
+
+@export_group.command("sentiment")
+@click.option("--run-dir", required=True)
+@click.option("--models", "models_dir", default="models", show_default=True)
+@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@_friendly_errors
+def export_sentiment_cmd(run_dir, models_dir, version):
+    """Export the review classifier of RUN_DIR to MODELS/sentiment/<version>/ (and its model card).
+
+    \b
+    Example:
+      rnn-apps export sentiment --run-dir runs/sentiment --models models
+    """
+    from rnn_apps.apps.sentiment import task
+
+    model, lm, vocabulary, cfg = task.load_run_model(run_dir)
+    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg}
+    click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version))
 
 
 # ------------------------------------------------------------------------------------------- serve

@@ -4,6 +4,8 @@
 def known_error_types() -> tuple:
     from rnn_apps.apps.poetry.data import CorpusError
     from rnn_apps.apps.poetry.generate import PoemError
+    from rnn_apps.apps.sentiment.classify import SentimentError
+    from rnn_apps.apps.sentiment.data import SentimentDataError
     from rnn_apps.training import TrainingError
 
-    return (CorpusError, PoemError, TrainingError, FileNotFoundError, FileExistsError)
+    return (CorpusError, PoemError, SentimentDataError, SentimentError, TrainingError, FileNotFoundError, FileExistsError)

@@ -1,0 +1,151 @@
+"""Library API over an exported sentiment model: classify reviews, read them from files or stdin.
+
+The model does the work in its graph (see :mod:`rnn_apps.apps.sentiment.export`); this module loads it,
+refuses input it cannot answer with a message a person can act on, and shapes the results.
+
+* Empty (or whitespace-only) text, and text without a single word (only punctuation or symbols): an error
+  naming the review.
+* Long reviews: the model reads the first ``max_len // 4`` and the last ``max_len - max_len // 4`` words
+  (100 and 300 for the shipped settings); the answer says ``"truncated": true``. A 1 MB review is answered
+  in well under a second.
+* Files and stdin: one review a line, UTF-8 (a byte-order mark is ignored, blank lines are skipped); a line
+  that is not UTF-8 is an error naming its line.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO, Optional, Sequence
+
+from rnn_apps.export import resolve_model_dir
+from rnn_apps.paths import default_model_dir
+
+
+class SentimentError(ValueError):
+    """Input the sentiment model cannot answer (with a message that says what to do)."""
+
+
+@dataclass
+class Prediction:
+    """One answer: ``label`` (positive/negative) and ``probability`` (of the positive class)."""
+
+    label: str
+    probability: float
+    words: int
+    truncated: bool
+
+    def to_dict(self) -> dict:
+        return {"label": self.label, "probability": self.probability, "words": self.words, "truncated": self.truncated}
+
+
+def read_lines(stream: BinaryIO, name: str) -> list[str]:
+    """Reviews of a binary stream, one a line (UTF-8; blank lines skipped).
+
+    Raises:
+        SentimentError: a line that is not UTF-8 (naming ``name`` and the line).
+    """
+    texts = []
+    for n, raw in enumerate(stream, 1):
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SentimentError(
+                f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
+                "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from None
+        line = line.rstrip("\r\n")
+        if line.strip():
+            texts.append(line)
+    return texts
+
+
+def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
+    """Reviews of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
+    if path == "-":
+        import sys
+
+        return read_lines(stdin if stdin is not None else sys.stdin.buffer, "standard input")
+    try:
+        with open(path, "rb") as f:
+            return read_lines(f, path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {path}") from None
+    except IsADirectoryError:
+        raise SentimentError(f"{path} is a directory; give a file with one review a line.") from None
+
+
+class SentimentClassifier:
+    """Classify reviews with an exported sentiment model.
+
+    Args:
+        model_dir: A version directory or ``models/sentiment`` (newest version); default: the shipped model.
+    """
+
+    def __init__(self, model_dir: Optional[str] = None):
+        import tensorflow as tf
+
+        from rnn_apps.apps.sentiment.export import load_config
+
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir("sentiment"))
+        self.meta = load_config(self.model_dir)
+        self.max_len = int(self.meta["config"]["max_len"])
+        self._tf = tf
+        self._model = tf.saved_model.load(self.model_dir)
+
+    def _check(self, texts: Sequence[str]) -> None:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not one string.")
+        if not texts:
+            raise SentimentError("No review to classify.")
+        for i, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
+            if not t.strip():
+                raise SentimentError(f"Review {i} is empty: give some text to classify.")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:
+                raise SentimentError(f"Review {i} is not valid UTF-8 text (it holds undecodable bytes).") from None
+
+    def probabilities(self, texts: Sequence[str], batch_size: int = 64):
+        """P(positive) of each text as a float32 NumPy array, without the checks of :meth:`classify`.
+
+        Texts are batched by length (a batch is padded to its longest text, at most ``max_len`` words).
+        """
+        import numpy as np
+
+        tf = self._tf
+        fn = self._model.signatures["serving_default"]
+        out = np.zeros(len(texts), np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            out[idx] = fn(text=tf.constant([texts[i] for i in idx]))["probability"].numpy()
+        return out
+
+    def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
+        """Label and P(positive) of each review, in order.
+
+        Raises:
+            SentimentError: an empty review, one without any word, one that is not text.
+        """
+        self._check(texts)
+        tf = self._tf
+        # Similar lengths together: a batch is padded to its longest review (at most max_len words).
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: dict = {}
+        for s in range(0, len(order), batch_size):
+            idx = order[s : s + batch_size]
+            batch = tf.constant([texts[i].encode("utf-8") for i in idx])
+            counts = self._model.signatures["words"](text=batch)["words"].numpy()
+            for i, c in zip(idx, counts):
+                if c == 0:
+                    raise SentimentError(
+                        f"Review {i + 1} has no words (only punctuation or symbols): nothing to classify."
+                    )
+            pred = self._model.signatures["serving_default"](text=batch)
+            for i, p, lab, c in zip(idx, pred["probability"].numpy(), pred["label"].numpy(), counts):
+                results[i] = Prediction(lab.decode("utf-8"), float(p), int(c), bool(c > self.max_len))
+        return [results[i] for i in range(len(texts))]

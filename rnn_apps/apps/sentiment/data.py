@@ -1,0 +1,476 @@
+"""Movie reviews for the sentiment app: readers, cleaning, the validation split and resumable batches.
+
+Sources (see :func:`load_reviews`):
+
+* The Large Movie Review Dataset (Maas et al., 2011) in its original layout,
+  ``aclImdb/{train,test}/{pos,neg}/ID_RATING.txt`` and ``aclImdb/train/unsup/ID_0.txt``, read from the
+  extracted directory or straight from ``aclImdb_v1.tar.gz`` (streamed member by member, nothing is
+  extracted to disk). The label comes from the ``pos``/``neg`` directory, the 1-10 rating from the file name.
+* TensorFlow Datasets ``imdb_reviews`` (``tfds:imdb_reviews``), for users who are online.
+* A user's own CSV or TSV of (text, label), label one of 0, 1, neg, pos, negative, positive.
+
+Reviews are cleaned by :func:`clean_review`: the ``<br />`` line breaks of the IMDB HTML become spaces and
+runs of whitespace one space; everything else a review says is kept (the model's own standardisation
+lowercases and drops punctuation, see :mod:`rnn_apps.apps.sentiment.model`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import tarfile
+from dataclasses import dataclass
+from typing import Iterator, Optional, Sequence
+
+import numpy as np
+
+SPLITS = ("train", "test")
+GROUPS = ("pos", "neg", "unsup")
+LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
+TEXT_COLUMNS = ("text", "review", "sentence", "content")
+LABEL_COLUMNS = ("label", "sentiment", "polarity", "class")
+TFDS_PREFIX = "tfds:"
+
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_SPACE = re.compile(r"\s+")
+_MEMBER = re.compile(r"(?:^|/)(train|test)/(pos|neg|unsup)/([^/]+)\.txt$")
+_RATING = re.compile(r"^\d+_(\d+)$")
+
+
+class SentimentDataError(ValueError):
+    """A review source that cannot be read, or holds no usable review (the message says what to do)."""
+
+
+@dataclass(frozen=True)
+class Review:
+    """One review.
+
+    Attributes:
+        text: The cleaned text (see :func:`clean_review`).
+        label: 1 positive, 0 negative, None unlabelled.
+        rating: The 1-10 rating from an aclImdb file name (None elsewhere; 0 in ``unsup`` files).
+        id: Where it came from, e.g. ``train/pos/8035_7`` or ``my.csv:12``.
+    """
+
+    text: str
+    label: Optional[int]
+    rating: Optional[int] = None
+    id: str = ""
+
+
+def clean_review(text: str) -> str:
+    """Replace ``<br />`` markup by a space and collapse whitespace; keep everything else."""
+    return _SPACE.sub(" ", _BR.sub(" ", text)).strip()
+
+
+def _decode(raw: bytes, where: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SentimentDataError(
+            f"{where}: line {line} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8."
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------ aclImdb
+
+
+def _rating(stem: str) -> Optional[int]:
+    m = _RATING.match(stem)
+    return int(m.group(1)) if m else None
+
+
+def _make_review(raw: bytes, split: str, group: str, stem: str, where: str) -> Review:
+    label = None if group == "unsup" else int(group == "pos")
+    return Review(clean_review(_decode(raw, where)), label, _rating(stem), f"{split}/{group}/{stem}")
+
+
+def _id_key(review: Review):
+    """Sort key: group, then the numeric id of ``ID_RATING`` names (else the name)."""
+    group, _, stem = review.id.rpartition("/")
+    head = stem.split("_", 1)[0]
+    return (group, int(head) if head.isdigit() else -1, stem)
+
+
+def _iter_tar(path: str, split: str, groups: Sequence[str], seen: set) -> Iterator[Review]:
+    try:
+        with tarfile.open(path, mode="r|*") as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                m = _MEMBER.search(member.name)
+                if not m:
+                    continue
+                seen.add(m.group(1))
+                if m.group(1) != split or m.group(2) not in groups:
+                    continue
+                f = tar.extractfile(member)
+                yield _make_review(f.read(), split, m.group(2), m.group(3), f"{path}:{member.name}")
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise SentimentDataError(f"Cannot read {path} as a .tar(.gz) archive: {e}") from None
+
+
+def _split_dir(path: str, split: str) -> Optional[str]:
+    """The directory holding ``pos``/``neg``/``unsup`` for ``split`` under ``path``, or None."""
+    if any(os.path.isdir(os.path.join(path, g)) for g in GROUPS):
+        return path  # a split directory given directly (any name)
+    for candidate in (os.path.join(path, "aclImdb", split), os.path.join(path, split)):
+        if os.path.isdir(candidate):
+            return candidate
+    return None
+
+
+def _iter_dir(path: str, split: str, groups: Sequence[str]) -> Iterator[Review]:
+    root = _split_dir(path, split)
+    if root is None:
+        return
+    for group in groups:
+        gdir = os.path.join(root, group)
+        if not os.path.isdir(gdir):
+            continue
+        for name in sorted(os.listdir(gdir)):
+            if not name.endswith(".txt"):
+                continue
+            full = os.path.join(gdir, name)
+            with open(full, "rb") as f:
+                yield _make_review(f.read(), split, group, name[:-4], full)
+
+
+def read_aclimdb(path: str, split: str = "train", groups: Sequence[str] = ("pos", "neg")) -> list[Review]:
+    """Read one split of the Large Movie Review Dataset from a directory or a .tar(.gz), sorted by id.
+
+    Args:
+        path: ``aclImdb_v1.tar.gz`` (or any tar holding ``.../train/pos/*.txt`` ...), the ``aclImdb``
+            directory, its parent, or a directory with ``pos``/``neg`` (and ``unsup``) subdirectories.
+        split: ``"train"`` or ``"test"``.
+        groups: Which of ``pos``, ``neg``, ``unsup`` to read.
+
+    Raises:
+        SentimentDataError: missing path, unreadable archive, non-UTF-8 file, or no review of that split.
+    """
+    if split not in SPLITS:
+        raise SentimentDataError(f"split must be one of {', '.join(SPLITS)}; received {split!r}.")
+    bad = [g for g in groups if g not in GROUPS]
+    if bad:
+        raise SentimentDataError(f"groups must be among {', '.join(GROUPS)}; received {bad}.")
+    seen: set = set()
+    if os.path.isdir(path):
+        reviews = list(_iter_dir(path, split, groups))
+        seen = {s for s in SPLITS if _split_dir(path, s)}
+    elif os.path.isfile(path):
+        reviews = list(_iter_tar(path, split, groups, seen))
+    else:
+        raise SentimentDataError(f"No such file or directory: {path}")
+    if not reviews:
+        has = f"it holds the {', '.join(sorted(seen))} split" if seen else "no aclImdb reviews were found in it"
+        hint = " (the IMDB test split is in the original aclImdb_v1.tar.gz)" if split == "test" else ""
+        raise SentimentDataError(
+            f"{path}: no {split} reviews in {'/'.join(groups)}; {has}{hint}. Expected the aclImdb layout "
+            "aclImdb/{train,test}/{pos,neg}/ID_RATING.txt."
+        )
+    reviews.sort(key=_id_key)
+    return reviews
+
+
+# ------------------------------------------------------------------------------------------ CSV / TSV
+
+
+def parse_label(value: str) -> Optional[int]:
+    """0/1 from ``0, 1, neg, pos, negative, positive`` (any case); None if it is none of them."""
+    return LABELS.get(value.strip().lower())
+
+
+def read_labelled_file(path: str) -> list[Review]:
+    """Read a CSV or TSV of (text, label); the first row may be a header naming the columns.
+
+    Without a header the columns are ``text, label``. A header may name them in any order (text:
+    text/review/sentence/content; label: label/sentiment/polarity/class); other columns are ignored.
+    ``.tsv``/``.tab`` files (or a first line with a tab) are tab-separated without quoting; others are CSV
+    with ``"..."`` quoting for texts holding commas. Blank lines are skipped.
+
+    Raises:
+        SentimentDataError: with ``path:line`` for a bad label, a wrong column count, an empty text or
+            bytes that are not UTF-8.
+    """
+    if not os.path.isfile(path):
+        raise SentimentDataError(f"No such file: {path}")
+    with open(path, "rb") as f:
+        raw = f.read()
+    text = _decode(raw, path).lstrip("\ufeff")
+    first = text.split("\n", 1)[0]
+    tsv = path.lower().endswith((".tsv", ".tab")) or (not path.lower().endswith(".csv") and "\t" in first)
+    reader = (
+        csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
+        if tsv
+        else csv.reader(io.StringIO(text, newline=""))
+    )
+    kind = "TSV" if tsv else "CSV"
+    name = os.path.basename(path)
+    reviews: list[Review] = []
+    text_col, label_col, width = 0, 1, 2
+    header_done = False
+    end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if not header_done:
+                header_done = True
+                cells = [c.strip().lower() for c in row]
+                t = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
+                lab = next((i for i, c in enumerate(cells) if c in LABEL_COLUMNS), None)
+                if t is not None and lab is not None:
+                    text_col, label_col, width = t, lab, None
+                    continue
+            if width is not None and len(row) != width:
+                raise SentimentDataError(
+                    f"{path}:{start}: expected 2 columns (text, label), found {len(row)}. "
+                    + ('Put texts that hold commas in double quotes, or use a .tsv file.' if not tsv else
+                       'A TSV line is: text<TAB>label.')
+                )
+            if width is None and len(row) <= max(text_col, label_col):
+                raise SentimentDataError(f"{path}:{start}: the row has {len(row)} columns; the header names more.")
+            label = parse_label(row[label_col])
+            if label is None:
+                raise SentimentDataError(
+                    f"{path}:{start}: label {row[label_col]!r} is not one of 0, 1, neg, pos, negative, positive."
+                )
+            review = clean_review(row[text_col])
+            if not review:
+                raise SentimentDataError(f"{path}:{start}: the text is empty.")
+            reviews.append(Review(review, label, None, f"{name}:{start}"))
+    except csv.Error as e:
+        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {kind} ({e}).") from None
+    if not reviews:
+        raise SentimentDataError(f"{path}: no (text, label) rows.")
+    return reviews
+
+
+# ------------------------------------------------------------------------------------------ TFDS
+
+
+def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, download: bool = True) -> list[Review]:
+    """Read TensorFlow Datasets ``imdb_reviews`` (downloaded on first use, about 80 MB).
+
+    Args:
+        split: ``train``, ``test`` or ``unsup`` (TFDS's ``unsupervised``).
+        data_dir: TFDS's data directory (default ``~/tensorflow_datasets``).
+        download: Download and prepare the data when it is not there yet.
+
+    Raises:
+        SentimentDataError: TFDS is not installed, or the data is neither there nor downloadable (offline).
+    """
+    names = {"train": "train", "test": "test", "unsup": "unsupervised", "unsupervised": "unsupervised"}
+    if split not in names:
+        raise SentimentDataError(f"split must be one of train, test, unsup; received {split!r}.")
+    try:
+        import tensorflow_datasets as tfds
+    except ImportError:
+        raise SentimentDataError("TensorFlow Datasets is not installed: pip install tensorflow-datasets") from None
+    try:
+        ds = tfds.load("imdb_reviews", split=names[split], data_dir=data_dir, download=download, shuffle_files=False)
+        rows = list(tfds.as_numpy(ds))
+    except Exception as e:  # network, missing data, ...: TFDS raises many types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SentimentDataError(
+            f"Could not load TensorFlow Datasets 'imdb_reviews' ({type(e).__name__}: {msg[:300]}). It is downloaded "
+            "from ai.stanford.edu on first use, which needs a network; offline, pass --data with the path of "
+            "aclImdb_v1.tar.gz or of its extracted aclImdb directory instead."
+        ) from None
+    reviews = []
+    for i, ex in enumerate(rows):
+        raw = ex["text"]
+        text = clean_review(raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw))
+        label = int(ex["label"])
+        reviews.append(Review(text, label if label in (0, 1) else None, None, f"tfds:{names[split]}/{i}"))
+    return reviews
+
+
+# ------------------------------------------------------------------------------------------ any source
+
+
+def is_tfds(source: str) -> bool:
+    return source.startswith(TFDS_PREFIX) or source == "tfds"
+
+
+def load_reviews(source: str, split: str = "train", unsup: bool = False) -> tuple[list[Review], list[Review]]:
+    """Labelled reviews of ``split`` and (with ``unsup``) unlabelled ones, from any supported source.
+
+    Args:
+        source: An aclImdb directory or tar(.gz); ``tfds:imdb_reviews`` (or ``tfds``); a ``.csv``/``.tsv``
+            (or any other file that is not a tar archive) of (text, label).
+        split: ``train`` or ``test`` (a CSV/TSV is read whole whatever the split).
+        unsup: Also read the unlabelled reviews (aclImdb ``train/unsup``, TFDS ``unsupervised``).
+
+    Returns:
+        ``(labelled, unlabelled)``; ``unlabelled`` is empty unless asked for and available.
+    """
+    if is_tfds(source):
+        name = source[len(TFDS_PREFIX):] if source.startswith(TFDS_PREFIX) else "imdb_reviews"
+        if name not in ("", "imdb_reviews"):
+            raise SentimentDataError(f"Only the TensorFlow Datasets source 'imdb_reviews' is supported; received {name!r}.")
+        return load_tfds_imdb(split), (load_tfds_imdb("unsup") if unsup and split == "train" else [])
+    if os.path.isdir(source):
+        groups = ("pos", "neg", "unsup") if unsup else ("pos", "neg")
+        reviews = read_aclimdb(source, split, groups)
+    elif os.path.isfile(source) and tarfile.is_tarfile(source):
+        groups = ("pos", "neg", "unsup") if unsup else ("pos", "neg")
+        reviews = read_aclimdb(source, split, groups)
+    elif os.path.isfile(source):
+        return read_labelled_file(source), []
+    else:
+        raise SentimentDataError(
+            f"No such file or directory: {source} (expected an aclImdb directory or .tar.gz, a .csv/.tsv, "
+            "or tfds:imdb_reviews)."
+        )
+    labelled = [r for r in reviews if r.label is not None]
+    unlabelled = [r for r in reviews if r.label is None]
+    if not labelled:
+        raise SentimentDataError(f"{source}: no labelled ({split}/pos, {split}/neg) reviews.")
+    return labelled, unlabelled
+
+
+def split_train_val(reviews: Sequence[Review], val_fraction: float = 0.1, seed: int = 1234):
+    """Split labelled reviews into (train, validation), stratified by label, with a seeded permutation.
+
+    The result depends only on the reviews (sorted by id first), ``val_fraction`` and ``seed``, not on the
+    order they were read in (a tar's member order, a directory listing).
+    """
+    if not 0.0 <= val_fraction < 1.0:
+        raise SentimentDataError(f"val_fraction must be in [0, 1); received {val_fraction}.")
+    ordered = sorted(reviews, key=lambda r: (r.id, r.text))
+    train, val = [], []
+    for label in (0, 1):
+        group = [r for r in ordered if r.label == label]
+        perm = np.random.default_rng([seed, label]).permutation(len(group))
+        n_val = int(round(len(group) * val_fraction))
+        if val_fraction > 0 and len(group) > 1:
+            n_val = max(1, n_val)
+        val.extend(group[i] for i in sorted(perm[:n_val]))
+        train.extend(group[i] for i in sorted(perm[n_val:]))
+    return train, val
+
+
+# ------------------------------------------------------------------------------------------ batches
+
+
+@dataclass
+class BucketBatches:
+    """Deterministic, resumable batches of sequence indices, grouped by length.
+
+    Sequences are put in buckets of lengths padded up to a multiple of ``bucket``; each epoch shuffles every
+    bucket, cuts it into batches and shuffles the batches, with a generator seeded by ``(seed, epoch)`` only,
+    so a run resumed at global step ``s`` sees exactly the batches of an uninterrupted run from ``s`` on.
+
+    Args:
+        lengths: Length of each sequence.
+        batch_size: Rows per batch; 0 to size batches by ``tokens_per_batch`` instead.
+        tokens_per_batch: Padded tokens per batch when ``batch_size`` is 0.
+        bucket: Width of the length buckets.
+        max_batch: Most rows of a batch sized by tokens.
+        seed: Seed of the order.
+        multiple: Rows are a multiple of this (the replicas of a strategy); makers fill with empty rows.
+        shuffle: False for a fixed order (validation).
+    """
+
+    lengths: Sequence[int]
+    batch_size: int = 64
+    tokens_per_batch: int = 0
+    bucket: int = 16
+    max_batch: int = 512
+    seed: int = 0
+    multiple: int = 1
+    shuffle: bool = True
+
+    def __post_init__(self):
+        lengths = np.asarray(self.lengths, dtype=np.int64)
+        if lengths.size == 0:
+            raise SentimentDataError("No sequences to batch.")
+        self.padded = np.maximum(self.bucket, -(-lengths // self.bucket) * self.bucket)
+        self._buckets = {int(L): np.flatnonzero(self.padded == L) for L in np.unique(self.padded)}
+        m = max(1, int(self.multiple))
+        sizes = {}
+        for L in self._buckets:
+            rows = self.batch_size if self.batch_size else min(self.max_batch, max(1, self.tokens_per_batch // L))
+            sizes[L] = int(max(m, (rows // m) * m))
+        self._sizes = sizes
+        self.steps_per_epoch = sum(-(-len(ix) // sizes[L]) for L, ix in self._buckets.items())
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.seed, epoch])
+        batches = []
+        for L in sorted(self._buckets):
+            ix = rng.permutation(self._buckets[L]) if self.shuffle else self._buckets[L]
+            size = self._sizes[L]
+            batches.extend(ix[i : i + size] for i in range(0, len(ix), size))
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def iterate(self, start_step: int = 0, epochs: Optional[int] = None) -> Iterator[np.ndarray]:
+        """Yield index batches from global step ``start_step`` on (``epochs`` epochs in all, or forever)."""
+        epoch, skip = divmod(start_step, self.steps_per_epoch)
+        while epochs is None or epoch < epochs:
+            yield from self.epoch_batches(epoch)[skip:]
+            epoch, skip = epoch + 1, 0
+
+    def rows(self, n: int) -> int:
+        m = max(1, int(self.multiple))
+        return -(-n // m) * m
+
+    def width(self, index: np.ndarray) -> int:
+        return int(self.padded[index].max())
+
+
+def classifier_batches(plan: BucketBatches, seqs: Sequence[np.ndarray], labels: Sequence[int], start_step: int = 0,
+                       epochs: Optional[int] = None) -> Iterator[tuple]:
+    """``(ids int32 [B, T], labels float32 [B, 1], weights float32 [B])``; filler rows have weight 0."""
+    for index in plan.iterate(start_step, epochs):
+        rows, T = plan.rows(len(index)), plan.width(index)
+        x = np.zeros((rows, T), np.int32)
+        y = np.zeros((rows, 1), np.float32)
+        w = np.zeros((rows,), np.float32)
+        for r, i in enumerate(index):
+            s = seqs[i]
+            x[r, : len(s)] = s
+            y[r, 0] = labels[i]
+            w[r] = 1.0
+        yield x, y, w
+
+
+def lm_batches(plan: BucketBatches, seqs: Sequence[np.ndarray], start_step: int = 0,
+               epochs: Optional[int] = None) -> Iterator[tuple]:
+    """Language-model batches ``(ids [B, T], targets [B, T, 2], weights [B, T, 2])``.
+
+    Target ``[..., 0]`` is the next token (forward LM), ``[..., 1]`` the previous one (backward LM); a
+    position without one (the ends, padding) has weight 0.
+    """
+    for index in plan.iterate(start_step, epochs):
+        rows, T = plan.rows(len(index)), plan.width(index)
+        x = np.zeros((rows, T), np.int32)
+        y = np.zeros((rows, T, 2), np.int32)
+        w = np.zeros((rows, T, 2), np.float32)
+        for r, i in enumerate(index):
+            s = seqs[i]
+            n = len(s)
+            x[r, :n] = s
+            y[r, : n - 1, 0] = s[1:]
+            w[r, : n - 1, 0] = 1.0
+            y[r, 1:n, 1] = s[:-1]
+            w[r, 1:n, 1] = 1.0
+        yield x, y, w
+
+
+def chunk_sequences(seqs: Sequence[np.ndarray], length: int) -> list[np.ndarray]:
+    """Cut each sequence into consecutive pieces of at most ``length`` tokens (pieces under 2 are dropped)."""
+    out = []
+    for s in seqs:
+        for i in range(0, len(s), length):
+            piece = s[i : i + length]
+            if len(piece) >= 2:
+                out.append(piece)
+    return out

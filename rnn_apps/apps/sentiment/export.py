@@ -1,0 +1,270 @@
+"""The sentiment model's SavedModel: raw review text in, P(positive) and a label out.
+
+``models/sentiment/<version>/`` loads with plain ``tf.saved_model.load`` (no rnn_apps, no Keras) and serves
+with TensorFlow Serving. Standardisation, vocabulary lookup (the ``TextVectorization`` layer with its
+vocabulary) and head/tail truncation all run in the graph, exactly as in training. Signatures (batch-first):
+
+* ``serving_default``: ``{"text": string[B]}`` -> ``{"probability": float32[B]`` (of the positive class),
+  ``"label": string[B]}`` (``"positive"`` when probability >= 0.5, else ``"negative"``).
+* ``classify``: TF Serving's classify method (``tensorflow/serving/classify``): ``{"inputs": string[B]}``,
+  serialized ``tf.Example`` protos with a bytes feature ``text`` (what TF Serving's ``:classify`` REST and
+  gRPC APIs feed from ``{"examples": [{"text": "..."}]}``) -> ``{"classes": string[B, 2]`` (``["negative",
+  "positive"]``), ``"scores": float32[B, 2]}`` (their probabilities).
+* ``words``: ``{"text": string[B]}`` -> ``{"words": int32[B]`` (after standardisation, before truncation),
+  ``"known_words": int32[B]}`` (those in the vocabulary).
+
+Empty text is not an error in the graph (it gets the answer of a review without words); the library and CLI
+refuse it. ``assets.extra/sentiment.json`` holds the settings, the vocabulary and the training summary.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from rnn_apps import export as shared_export
+from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
+
+CONFIG_NAME = "sentiment.json"
+LABELS = ("negative", "positive")
+THRESHOLD = 0.5
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+FORMAT = "rnn_apps.sentiment/1"
+
+
+class SentimentModule(tf.Module):
+    """A ``tf.Module`` holding the classifier, its vectorizer and the serving functions."""
+
+    def __init__(self, model, vocabulary, config: dict, lm=None):
+        super().__init__(name="sentiment_model")
+        self.model = model
+        self.vectorizer = make_vectorizer(vocabulary)
+        self.model_weights = list(model.weights)  # in model.weights order, for fine-tuning
+        self.lm_weights = list(lm.head_weights()) if lm is not None else []
+        self.max_len = int(config["max_len"])
+        self._labels = tf.constant(list(LABELS))
+
+    def _probability(self, text):
+        ids = dense_ids(self.vectorizer, text, self.max_len)
+        return tf.reshape(self.model(ids, training=False), [-1])
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serving_default(self, text):
+        p = self._probability(text)
+        return {"probability": p, "label": tf.gather(self._labels, tf.cast(p >= THRESHOLD, tf.int32))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+    def classify(self, inputs):
+        text = tf.io.parse_example(inputs, {"text": tf.io.FixedLenFeature([], tf.string)})["text"]
+        p = self._probability(text)
+        scores = tf.stack([1.0 - p, p], axis=1)
+        return {"classes": tf.broadcast_to(self._labels[None, :], tf.shape(scores)), "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def words(self, text):
+        ids = ragged_ids(self.vectorizer, text, None)
+        known = ids.with_flat_values(tf.cast(ids.flat_values > 1, tf.int32))
+        return {"words": tf.cast(ids.row_lengths(), tf.int32), "known_words": tf.reduce_sum(known, axis=1)}
+
+
+def _mark_classify_signature(path: str) -> None:
+    """Give the ``classify`` signature TF Serving's classify method name (tf.saved_model.save writes predict)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = os.path.join(path, "saved_model.pb")
+    sm = saved_model_pb2.SavedModel()
+    with open(pb, "rb") as f:
+        sm.ParseFromString(f.read())
+    for meta in sm.meta_graphs:
+        if "classify" in meta.signature_def:
+            meta.signature_def["classify"].method_name = CLASSIFY_METHOD
+    with open(pb, "wb") as f:
+        f.write(sm.SerializeToString())
+    try:  # the fingerprint hashes saved_model.pb: write it again
+        from tensorflow.python.saved_model import fingerprinting_utils
+
+        fingerprinting_utils.write_fingerprint(path)
+    except Exception:  # pragma: no cover - private API; a stale fingerprint is only informational
+        pass
+
+
+def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Optional[int] = None, lm=None,
+                     summary: Optional[dict] = None) -> str:
+    """Export the classifier to ``app_dir/<version>`` atomically; return the version directory.
+
+    Args:
+        model: The Keras classifier (ids -> P(positive)).
+        vocabulary: Its words (without the padding and unknown entries).
+        config: The training settings (``max_len`` and the architecture are needed to rebuild it).
+        app_dir: E.g. ``models/sentiment``.
+        version: Default: the next version.
+        lm: The :class:`~rnn_apps.apps.sentiment.model.BiLanguageModel` of pre-training, whose head is kept
+            so that fine-tuning can continue language-model training.
+        summary: Extra facts for ``assets.extra/sentiment.json`` (validation accuracy, data, ...).
+    """
+    module = SentimentModule(model, vocabulary, config, lm)
+    signatures = {"serving_default": module.serving_default, "classify": module.classify, "words": module.words}
+
+    def write(path):
+        tf.saved_model.save(module, path, signatures=signatures)
+        _mark_classify_signature(path)
+
+    extra = {CONFIG_NAME: {
+        "format": FORMAT,
+        "config": config,
+        "labels": list(LABELS),
+        "threshold": THRESHOLD,
+        "truncation": {"max_len": int(config["max_len"]), "head": int(config["max_len"] * 0.25)},
+        "vocabulary": list(vocabulary),
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        **(summary or {}),
+    }}
+    return shared_export.atomic_export(write, app_dir, version, extra)
+
+
+def load_config(model_dir: str) -> dict:
+    meta = shared_export.read_extra(model_dir, CONFIG_NAME)
+    if meta.get("format") != FORMAT:
+        raise FileNotFoundError(f"{model_dir} is not a sentiment model (its {CONFIG_NAME} has no format {FORMAT}).")
+    return meta
+
+
+def load_base(model_dir: str) -> dict:
+    """Config, vocabulary, weights (``model.weights`` order) and LM-head weights of an exported model."""
+    model_dir = shared_export.resolve_model_dir(model_dir)
+    try:
+        meta = load_config(model_dir)
+    except OSError:
+        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a sentiment model.") from None
+    loaded = tf.saved_model.load(model_dir)
+    return {
+        "config": meta["config"],
+        "vocabulary": meta["vocabulary"],
+        "weights": [v.numpy() for v in loaded.model_weights],
+        "lm_weights": [v.numpy() for v in getattr(loaded, "lm_weights", [])],
+        "model_dir": model_dir,
+    }
+
+
+# ------------------------------------------------------------------------------------------ model card
+
+CARD_EXAMPLES = (
+    "One of the best films I have seen in years: moving, funny and beautifully acted.",
+    "A waste of two hours. The plot makes no sense and the acting is wooden.",
+    "I didn't expect much, but it was actually quite good.",
+    "Not bad, not great.",
+)
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def _n(value) -> str:
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def _read_jsonl(path: str) -> list:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = None, evaluation: Optional[dict] = None) -> str:
+    """Write ``<app_dir>/README.md`` for the exported version (settings, data, history, size, examples)."""
+    meta = load_config(version_dir)
+    cfg = meta["config"]
+    run = {}
+    history, lm_history = [], []
+    if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
+        with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+            run = json.load(f)
+        history = _read_jsonl(os.path.join(run_dir, "history.jsonl"))
+        lm_history = _read_jsonl(os.path.join(run_dir, "lm", "history.jsonl"))
+    stats = run.get("stats", meta.get("stats", {}))
+    loaded = tf.saved_model.load(version_dir)
+    n_params = int(sum(np.prod(v.shape) for v in loaded.model_weights if v.dtype.is_floating))
+    out = loaded.signatures["serving_default"](text=tf.constant(list(CARD_EXAMPLES)))
+    size = _dir_size(version_dir)
+    version = os.path.basename(version_dir.rstrip("/"))
+    lines = [
+        "# Sentiment model (IMDB movie reviews)",
+        "",
+        f"Version {version}, exported {meta.get('exported', '?')}. Written by `rnn_apps.apps.sentiment.export.write_model_card`.",
+        "",
+        "## What it does",
+        "",
+        "Reads an English movie review (raw text) and gives the probability that it is positive, and the label",
+        "`positive` (probability >= 0.5) or `negative`. Trained on the Large Movie Review Dataset (Maas et al., 2011).",
+        "",
+        "```sh",
+        'rnn-apps classify "One of the best films of the year."',
+        "```",
+        "",
+        "## Model",
+        "",
+        f"* Words: lowercased, punctuation dropped (in-word apostrophes kept), vocabulary of {len(meta['vocabulary']) + 2:,}"
+        " entries (padding and unknown word included) adapted on the training text.",
+        f"* Reviews longer than {cfg['max_len']} words: the first {int(cfg['max_len'] * 0.25)} and the last "
+        f"{cfg['max_len'] - int(cfg['max_len'] * 0.25)} words are read.",
+        f"* Embedding {cfg['embedding_dim']} -> {cfg['num_layers']} bidirectional `{cfg['cell']}` layer(s) of {cfg['units']} "
+        "units a direction (`rnn_apps.layers.DeepBidirectionalRNN`) -> max and mean pooling over the words -> sigmoid.",
+        f"* {n_params:,} weights; {size / 1e6:.1f} MB on disk (SavedModel with its vocabulary).",
+        f"* Language-model pre-training: {cfg.get('pretrain_epochs', 0)} epoch(s)"
+        + (f" on {_n(stats.get('lm_texts', '?'))} reviews ({_n(stats.get('lm_train_tokens', '?'))} tokens), forward and "
+           "backward LMs sharing the embedding and encoder, sampled softmax over "
+           f"{cfg.get('lm_num_sampled')} words; then the classifier started from those weights."
+           if cfg.get("pretrain_epochs") else "."),
+        f"* Classifier: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, cosine decay), dropout "
+        f"{cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}.",
+        "",
+        "## Data and results",
+        "",
+        f"Training data: `{run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
+        f"{_n(stats.get('val_reviews', '?'))} for validation (a seeded split, {cfg['val_fraction']:.0%} of each class, of the "
+        "labelled train split; reviews of one film can fall on both sides, so validation is slightly optimistic), "
+        f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for pre-training.",
+        "",
+    ]
+    if lm_history:
+        lines += ["| LM epoch | step | val perplexity | seconds |", "| --- | --- | --- | --- |"]
+        for row in lm_history:
+            ppl = np.exp(row["val_loss"]) if "val_loss" in row else float("nan")
+            lines.append(f"| {row['epoch']} | {row['step']} | {ppl:.1f} | {row.get('seconds', '')} |")
+        lines.append("")
+    if history:
+        lines += ["| epoch | step | loss | val loss | val accuracy | seconds |", "| --- | --- | --- | --- | --- | --- |"]
+        for row in history:
+            lines.append(f"| {row['epoch']} | {row['step']} | {row.get('loss', float('nan')):.4f} | "
+                         f"{row.get('val_loss', float('nan')):.4f} | {row.get('val_accuracy', float('nan')):.4f} | "
+                         f"{row.get('seconds', '')} |")
+        lines.append("")
+    if evaluation:
+        lines += [f"Evaluation on `{evaluation.get('data')}` ({evaluation.get('split')} split, "
+                  f"{evaluation.get('reviews')} reviews): accuracy **{evaluation['accuracy']:.4f}**.", ""]
+    else:
+        lines += ["Test accuracy: the IMDB test split is held back from development; measure it with",
+                  "`rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test`.", ""]
+    lines += ["## Examples", "", "| review | label | P(positive) |", "| --- | --- | --- |"]
+    for text, label, p in zip(CARD_EXAMPLES, out["label"].numpy(), out["probability"].numpy()):
+        lines.append(f"| {text} | {label.decode()} | {p:.3f} |")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "English movie reviews only; other text gets an answer, but not a meaningful one. Words outside the",
+        "vocabulary count as one unknown word. Sarcasm, mixed reviews and very short texts are often wrong.",
+        "",
+    ]
+    path = os.path.join(app_dir, "README.md")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    os.replace(tmp, path)
+    return path

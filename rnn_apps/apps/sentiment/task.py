@@ -1,0 +1,367 @@
+"""Sentiment tasks: train (with optional language-model pre-training) and fine-tune the classifier.
+
+A run directory holds ``config.json`` (settings, data, corpus statistics), ``vocab.json``, the classifier's
+``checkpoints/``, ``history.jsonl`` and ``final.weights.h5``, and with pre-training ``lm/`` (the language
+model's checkpoints, history and ``head.npz``). Both phases train through
+:func:`rnn_apps.training.fit_resumable`, so ``resume=True`` continues either phase where it stopped.
+
+Pre-training (``pretrain_epochs > 0``, ULMFiT-style): the classifier's embedding and encoder are first
+trained as forward and backward language models (:class:`~rnn_apps.apps.sentiment.model.BiLanguageModel`)
+on the text of the training reviews and of the unlabelled ones (aclImdb ``train/unsup``; the validation
+reviews are left out), with a sampled softmax. The classifier then starts from those weights, and all its
+layers train together with one learning rate, warmed up over the first 5% of the steps and decayed along a
+cosine (no discriminative learning rates or gradual unfreezing). Fine-tuning a shipped model runs the same
+machinery from its weights and vocabulary.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from rnn_apps.apps.sentiment import data as sdata
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.json"
+LM_DIR = "lm"
+LM_HEAD_FILE = "head.npz"
+FINAL_WEIGHTS = "final.weights.h5"
+
+DEFAULTS = dict(
+    max_tokens=20000,
+    embedding_dim=256,
+    units=256,
+    num_layers=1,
+    cell="lstm",
+    dropout=0.4,
+    word_dropout=0.1,
+    recurrent_dropout=0.0,
+    max_len=400,
+    batch_size=64,
+    learning_rate=1e-3,
+    clipnorm=1.0,
+    val_fraction=0.1,
+    seed=1234,
+    pretrain_epochs=0,
+    pretrain_learning_rate=2e-3,
+    lm_seq_len=200,
+    lm_tokens_per_batch=12800,
+    lm_num_sampled=1024,
+    lm_val_fraction=0.01,
+)
+ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "max_len")
+
+
+def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int):
+    """Adam with a 5% linear warm-up then a cosine decay to 5%; binary cross-entropy; accuracy."""
+    import keras
+
+    warmup = max(1, int(0.05 * total_steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, decay_steps=max(1, total_steps - warmup), alpha=0.05, warmup_target=learning_rate, warmup_steps=warmup
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+        loss=keras.losses.BinaryCrossentropy(),
+        weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def compile_language_model(lm, learning_rate: float, clipnorm: float, total_steps: int):
+    """Adam with a cosine decay; the loss is the model's own (sampled softmax in training)."""
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+    lm.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm))
+    return lm
+
+
+def _with_options(ds, plan, start_step: int, epochs: Optional[int]):
+    import tensorflow as tf
+
+    if epochs is not None:  # a finite dataset (validation): tell Keras its length
+        ds = ds.apply(tf.data.experimental.assert_cardinality(plan.steps_per_epoch * epochs - start_step))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(2)
+
+
+def classifier_dataset(plan, seqs, labels, start_step: int = 0, epochs: Optional[int] = None):
+    import tensorflow as tf
+
+    spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, 1), tf.float32),
+            tf.TensorSpec((None,), tf.float32))
+    return _with_options(tf.data.Dataset.from_generator(
+        lambda: sdata.classifier_batches(plan, seqs, labels, start_step, epochs), output_signature=spec),
+        plan, start_step, epochs)
+
+
+def lm_dataset(plan, seqs, start_step: int = 0, epochs: Optional[int] = None):
+    import tensorflow as tf
+
+    spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None, 2), tf.int32),
+            tf.TensorSpec((None, None, 2), tf.float32))
+    return _with_options(tf.data.Dataset.from_generator(
+        lambda: sdata.lm_batches(plan, seqs, start_step, epochs), output_signature=spec), plan, start_step, epochs)
+
+
+def _build_classifier(vocab_size: int, cfg: dict):
+    from rnn_apps.apps.sentiment.model import build_classifier
+
+    model = build_classifier(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"],
+                             cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"])
+    return model
+
+
+def _assign(variables, arrays, what: str) -> None:
+    if len(variables) != len(arrays):
+        raise ValueError(f"{what} has {len(arrays)} weights but this model has {len(variables)}.")
+    for v, w in zip(variables, arrays):
+        w = np.asarray(w)
+        if tuple(v.shape) != w.shape:
+            raise ValueError(f"Cannot load a weight of shape {w.shape} from {what} into {v.path} {tuple(v.shape)}.")
+        v.assign(w)
+
+
+def _last(history: list, key: str):
+    for row in reversed(history):
+        if key in row:
+            return row[key]
+    return None
+
+
+def train(
+    data_path: str,
+    run_dir: str,
+    epochs: int = 4,
+    resume: bool = False,
+    strategy: str = "default",
+    tensorboard: bool = False,
+    save_every: int = 200,
+    verbose: int = 1,
+    init_from: Optional[str] = None,
+    callbacks: Sequence = (),
+    **overrides,
+) -> dict:
+    """Train the sentiment classifier (after ``pretrain_epochs`` of LM pre-training) on labelled reviews.
+
+    Args:
+        data_path: An aclImdb directory or tar(.gz) (its train split; ``train/unsup`` feeds pre-training),
+            ``tfds:imdb_reviews``, or a CSV/TSV of (text, label); see :func:`rnn_apps.apps.sentiment.data.load_reviews`.
+        run_dir: Where the run's config, vocabulary, checkpoints and logs live.
+        epochs: Total classifier epochs.
+        resume: Continue the run in ``run_dir`` (its saved settings and vocabulary win over ``overrides``).
+        strategy: ``default``, ``mirrored`` or ``multi-worker``.
+        init_from: An exported model (fine-tuning): its vocabulary, architecture and weights (and its
+            language-model head, for pre-training) start the run.
+        callbacks: Extra Keras callbacks for both phases.
+        **overrides: Any of :data:`DEFAULTS`.
+
+    Returns:
+        A summary dict: step, history, val_accuracy, lm_val_perplexity, stats, seconds, and the trained
+        ``model``, ``lm`` (or None), ``vocabulary`` and ``config``.
+    """
+    import tensorflow as tf
+
+    from rnn_apps import training
+    from rnn_apps.apps.sentiment import model as smodel
+
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
+    os.makedirs(run_dir, exist_ok=True)
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    vocab_path = os.path.join(run_dir, VOCAB_FILE)
+    vocabulary = None
+    if resume and os.path.exists(cfg_path) and os.path.exists(vocab_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            cfg = json.load(f)["settings"]
+        with open(vocab_path, encoding="utf-8") as f:
+            vocabulary = json.load(f)["words"]
+    else:
+        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    base = None
+    if init_from is not None:
+        from rnn_apps.apps.sentiment.export import load_base
+
+        base = load_base(init_from)
+        for k in ARCHITECTURE:
+            cfg[k] = base["config"][k]
+        if vocabulary is None:
+            vocabulary = base["vocabulary"]
+    training.set_seed(cfg["seed"])
+    t0 = time.time()
+    pretrain = int(cfg["pretrain_epochs"]) > 0
+    labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain)
+    train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"])
+    if verbose:
+        print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
+              f"({time.time() - t0:.0f} s).")
+    train_texts = [r.text for r in train_r]
+    lm_texts = train_texts + [r.text for r in unlabelled] if pretrain else []
+    if vocabulary is None:
+        t1 = time.time()
+        vectorizer = smodel.make_vectorizer(max_tokens=cfg["max_tokens"])
+        vectorizer.adapt(tf.data.Dataset.from_tensor_slices(lm_texts or train_texts).batch(1024))
+        vocabulary = smodel.vocabulary_words(vectorizer)
+        if verbose:
+            print(f"Vocabulary: {len(vocabulary) + 2} entries ({time.time() - t1:.0f} s).")
+    vectorizer = smodel.make_vectorizer(vocabulary)
+    vocab_size = len(vocabulary) + 2
+    tr_ids = smodel.encode_texts(vectorizer, train_texts, cfg["max_len"])
+    va_ids = smodel.encode_texts(vectorizer, [r.text for r in val_r], cfg["max_len"])
+    tr_labels = [r.label for r in train_r]
+    va_labels = [r.label for r in val_r]
+    stats = {
+        "labelled_reviews": len(labelled),
+        "train_reviews": len(train_r),
+        "val_reviews": len(val_r),
+        "unlabelled_reviews": len(unlabelled),
+        "train_positive": int(sum(tr_labels)),
+        "vocab_size": vocab_size,
+        "train_tokens": int(sum(len(s) for s in tr_ids)),
+        "reviews_at_max_len": int(sum(len(s) >= cfg["max_len"] for s in tr_ids)),
+    }
+    with open(vocab_path, "w", encoding="utf-8") as f:
+        json.dump({"words": vocabulary}, f, ensure_ascii=False)
+
+    def write_config():
+        with open(cfg_path, "w", encoding="utf-8") as f:
+            json.dump({"settings": cfg, "data": data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
+                       "init_from": init_from, "stats": stats}, f, ensure_ascii=False, indent=1)
+
+    write_config()
+
+    strat = training.get_strategy(strategy)
+    replicas = strat.num_replicas_in_sync
+    with strat.scope():
+        model = _build_classifier(vocab_size, cfg)
+        if base is not None:
+            _assign(model.weights, base["weights"], f"the base model {init_from}")
+
+    lm, lm_result = None, None
+    if pretrain:
+        lm_result, lm = _pretrain(model, vectorizer, lm_texts, cfg, os.path.join(run_dir, LM_DIR), strat, resume,
+                                  save_every, tensorboard, verbose, base, callbacks, stats)
+        write_config()  # with the language model's statistics
+
+    plan = sdata.BucketBatches([len(s) for s in tr_ids], cfg["batch_size"], seed=cfg["seed"], multiple=replicas)
+    val_plan = (sdata.BucketBatches([len(s) for s in va_ids], cfg["batch_size"], multiple=replicas, shuffle=False)
+                if va_ids else None)
+    with strat.scope():
+        compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
+    if verbose:
+        print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
+    result = training.fit_resumable(
+        model,
+        lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None),
+        plan.steps_per_epoch,
+        epochs,
+        run_dir,
+        validation_data=classifier_dataset(val_plan, va_ids, va_labels, 0, 1) if val_plan else None,
+        resume=resume,
+        save_every=save_every,
+        tensorboard=tensorboard,
+        callbacks=callbacks,
+        verbose=verbose,
+        strategy=strat,
+    )
+    if training.is_chief(strat):
+        model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
+    lm_loss = _last(lm_result["history"], "val_loss") if lm_result else None
+    result.update({
+        "val_accuracy": _last(result["history"], "val_accuracy"),
+        "lm_val_perplexity": math.exp(lm_loss) if lm_loss is not None else None,
+        "stats": stats,
+        "seconds": round(time.time() - t0, 1),
+        "model": model,
+        "lm": lm,
+        "vocabulary": vocabulary,
+        "config": cfg,
+    })
+    return result
+
+
+def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, tensorboard, verbose, base,
+              callbacks, stats):
+    """Train ``model``'s embedding and encoder as a bidirectional LM on ``texts``; return (fit result, lm)."""
+    from rnn_apps import training
+    from rnn_apps.apps.sentiment.model import BiLanguageModel, encode_texts
+
+    t0 = time.time()
+    seqs = sdata.chunk_sequences(encode_texts(vectorizer, texts), cfg["lm_seq_len"])
+    if not seqs:
+        raise sdata.SentimentDataError("No text of two words or more to pre-train the language model on.")
+    order = np.random.default_rng([cfg["seed"], 7]).permutation(len(seqs))
+    n_val = int(round(len(seqs) * cfg["lm_val_fraction"])) if len(seqs) > 1 else 0
+    val = [seqs[i] for i in sorted(order[:n_val])]
+    tr = [seqs[i] for i in sorted(order[n_val:])]
+    replicas = strat.num_replicas_in_sync
+    plan = sdata.BucketBatches([len(s) for s in tr], 0, cfg["lm_tokens_per_batch"], bucket=16,
+                               seed=cfg["seed"], multiple=replicas)
+    # Full-softmax validation: small batches keep the (tokens, vocabulary) logits small.
+    val_plan = (sdata.BucketBatches([len(s) for s in val], 0, 1024, bucket=16, multiple=replicas, shuffle=False)
+                if val else None)
+    stats.update({"lm_train_tokens": int(sum(len(s) for s in tr)), "lm_val_tokens": int(sum(len(s) for s in val)),
+                  "lm_texts": len(texts)})
+    epochs = int(cfg["pretrain_epochs"])
+    with strat.scope():
+        lm = BiLanguageModel(model, num_sampled=cfg["lm_num_sampled"], seed=cfg["seed"])
+        lm(np.zeros((1, 2), np.int32))
+        if base is not None and base.get("lm_weights"):
+            _assign(lm.head_weights(), base["lm_weights"], "the base model's language-model head")
+        compile_language_model(lm, cfg["pretrain_learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
+    if verbose:
+        print(f"Language-model pre-training: {stats['lm_train_tokens']:,} tokens in {len(tr)} pieces, "
+              f"{plan.steps_per_epoch} steps an epoch ({time.time() - t0:.0f} s to prepare).")
+    result = training.fit_resumable(
+        lm,
+        lambda start: lm_dataset(plan, tr, start, None),
+        plan.steps_per_epoch,
+        epochs,
+        lm_dir,
+        validation_data=lm_dataset(val_plan, val, 0, 1) if val_plan else None,
+        resume=resume,
+        save_every=save_every,
+        tensorboard=tensorboard,
+        callbacks=callbacks,
+        verbose=verbose,
+        strategy=strat,
+    )
+    if training.is_chief(strat):
+        np.savez(os.path.join(lm_dir, LM_HEAD_FILE), *[w.numpy() for w in lm.head_weights()])
+    return result, lm
+
+
+def load_run_model(run_dir: str):
+    """Rebuild a run's classifier (final weights, else newest checkpoint), its LM (or None), vocabulary, config."""
+    from rnn_apps import training
+    from rnn_apps.apps.sentiment.model import BiLanguageModel
+
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(cfg_path):
+        raise FileNotFoundError(f"{run_dir} is not a sentiment training run (no {CONFIG_FILE}).")
+    with open(cfg_path, encoding="utf-8") as f:
+        cfg = json.load(f)["settings"]
+    with open(os.path.join(run_dir, VOCAB_FILE), encoding="utf-8") as f:
+        vocabulary = json.load(f)["words"]
+    model = _build_classifier(len(vocabulary) + 2, cfg)
+    lm = None
+    head = os.path.join(run_dir, LM_DIR, LM_HEAD_FILE)
+    if os.path.exists(head):
+        lm = BiLanguageModel(model, num_sampled=cfg["lm_num_sampled"], seed=cfg["seed"])
+        with np.load(head) as z:
+            _assign(lm.head_weights(), [z[f"arr_{i}"] for i in range(len(z.files))], head)
+    final = os.path.join(run_dir, FINAL_WEIGHTS)
+    if os.path.exists(final):
+        model.load_weights(final)
+    else:
+        compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], 1)
+        training.CheckpointManager(run_dir).restore(model)
+    return model, lm, vocabulary, cfg

@@ -1,0 +1,465 @@
+"""The sentiment app on tiny data: loaders, cleaning, split, LM pre-training, training, export, CLI, resume."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps.apps.sentiment import data as sdata
+from rnn_apps.cli import cli
+
+POS = "great wonderful loved brilliant superb enjoyable masterpiece".split()
+NEG = "awful boring hated terrible dull waste worst".split()
+FILLER = "the movie film plot acting story was and it this a of i really".split()
+TINY = dict(max_tokens=60, embedding_dim=8, units=8, num_layers=2, max_len=24, batch_size=8, learning_rate=3e-2, dropout=0.1,
+            val_fraction=0.25, seed=3, lm_seq_len=16, lm_tokens_per_batch=128, lm_num_sampled=8, lm_val_fraction=0.1)
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+
+
+def _review(rng, words, n):
+    body = [rng.choice(FILLER) for _ in range(n)]
+    for _ in range(3):
+        body.insert(rng.randrange(len(body) + 1), rng.choice(words))
+    text = " ".join(body)
+    return text[:1].upper() + text[1:] + ". I don't know!<br /><br />" + " ".join(rng.choice(words) for _ in range(2)) + "."
+
+
+def write_aclimdb(root, n_train=24, n_test=6, n_unsup=10, seed=0, splits=("train", "test")):
+    """A tiny tree in the original layout: aclImdb/{train,test}/{pos,neg}/ID_RATING.txt, train/unsup/ID_0.txt."""
+    rng = random.Random(seed)
+    base = os.path.join(root, "aclImdb")
+    for split in splits:
+        n = n_train if split == "train" else n_test
+        for group, words, ratings in (("pos", POS, (7, 8, 9, 10)), ("neg", NEG, (1, 2, 3, 4))):
+            os.makedirs(os.path.join(base, split, group))
+            for i in range(n):
+                with open(os.path.join(base, split, group, f"{i}_{rng.choice(ratings)}.txt"), "w", encoding="utf-8") as f:
+                    f.write(_review(rng, words, rng.randrange(5, 20)))
+    if "train" in splits:
+        os.makedirs(os.path.join(base, "train", "unsup"))
+        for i in range(n_unsup):
+            with open(os.path.join(base, "train", "unsup", f"{i}_0.txt"), "w", encoding="utf-8") as f:
+                f.write(_review(rng, rng.choice([POS, NEG]), rng.randrange(5, 20)))
+    with open(os.path.join(base, "README"), "w") as f:
+        f.write("tiny")
+    return base
+
+
+def write_tar(tree_parent, path):
+    with tarfile.open(path, "w:gz") as tar:
+        tar.add(os.path.join(tree_parent, "aclImdb"), arcname="aclImdb")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def imdb(tmp_path_factory):
+    """(directory, tar.gz with both splits, tar.gz with the train split only)."""
+    root = tmp_path_factory.mktemp("imdb")
+    write_aclimdb(str(root / "full"))
+    write_aclimdb(str(root / "trainonly"), splits=("train",))
+    full_tar = write_tar(str(root / "full"), root / "aclImdb_v1.tar.gz")
+    train_tar = write_tar(str(root / "trainonly"), root / "aclImdb-train.tar.gz")
+    return str(root / "full"), full_tar, train_tar
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory, imdb):
+    """A tiny classifier: one epoch of LM pre-training on train+unsup text, then four classifier epochs."""
+    from rnn_apps.apps.sentiment import task
+
+    run_dir = str(tmp_path_factory.mktemp("sentiment_run"))
+    result = task.train(imdb[2], run_dir, epochs=4, verbose=0, save_every=0, pretrain_epochs=1, **TINY)
+    return run_dir, result
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tiny_run):
+    from rnn_apps.apps.sentiment.export import export_sentiment
+
+    run_dir, result = tiny_run
+    app = tmp_path_factory.mktemp("models") / "sentiment"
+    return export_sentiment(result["model"], result["vocabulary"], result["config"], str(app), lm=result["lm"])
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def test_clean_review_replaces_br_and_keeps_the_rest():
+    assert sdata.clean_review("Great!<br /><br />Really <BR>good<br/>.  Ok") == "Great! Really good . Ok"
+    assert sdata.clean_review("  <i>Don't</i> miss   it:\n10/10 ") == "<i>Don't</i> miss it: 10/10"
+
+
+def test_aclimdb_directory_and_tar_give_the_same_reviews(imdb):
+    tree, full_tar, train_tar = imdb
+    from_dir = sdata.read_aclimdb(tree, "train", ("pos", "neg", "unsup"))
+    from_tar = sdata.read_aclimdb(full_tar, "train", ("pos", "neg", "unsup"))
+    assert from_dir == from_tar and len(from_dir) == 58
+    assert sdata.read_aclimdb(os.path.join(tree, "aclImdb"), "train") == [r for r in from_dir if r.label is not None]
+    r = next(x for x in from_dir if x.id.startswith("train/pos/"))
+    assert r.label == 1 and 7 <= r.rating <= 10 and "<br" not in r.text and "don't" in r.text
+    assert all(x.label is None and x.rating == 0 for x in from_dir if "/unsup/" in x.id)
+    assert {x.label for x in sdata.read_aclimdb(full_tar, "test")} == {0, 1}
+    with pytest.raises(sdata.SentimentDataError, match="no test reviews.*holds the train split"):
+        sdata.read_aclimdb(train_tar, "test")
+    labelled, unlabelled = sdata.load_reviews(train_tar, "train", unsup=True)
+    assert len(labelled) == 48 and len(unlabelled) == 10
+
+
+def test_unreadable_sources_give_clear_errors(tmp_path):
+    bad = tmp_path / "aclImdb" / "train" / "pos"
+    bad.mkdir(parents=True)
+    (bad / "1_9.txt").write_bytes(b"caf\xe9 au lait")
+    with pytest.raises(sdata.SentimentDataError, match=r"1_9.txt: line 1 is not UTF-8"):
+        sdata.read_aclimdb(str(tmp_path), "train")
+    (tmp_path / "junk.tar.gz").write_bytes(b"\x1f\x8bnot really")
+    with pytest.raises(sdata.SentimentDataError):
+        sdata.read_aclimdb(str(tmp_path / "junk.tar.gz"))
+    with pytest.raises(sdata.SentimentDataError, match="No such file"):
+        sdata.load_reviews(str(tmp_path / "nope"))
+
+
+def test_validation_split_is_stratified_and_deterministic(imdb):
+    reviews = sdata.read_aclimdb(imdb[0], "train")
+    train, val = sdata.split_train_val(reviews, 0.25, seed=5)
+    shuffled = list(reviews)
+    random.Random(1).shuffle(shuffled)
+    assert sdata.split_train_val(shuffled, 0.25, seed=5) == (train, val)  # independent of reading order
+    assert sum(r.label for r in val) == 6 and len(val) == 12 and not set(val) & set(train)
+    assert sdata.split_train_val(reviews, 0.25, seed=6)[1] != val
+
+
+def test_csv_and_tsv_loaders(tmp_path):
+    csv_file = tmp_path / "mine.csv"
+    csv_file.write_text('review,sentiment\n"Loved it, truly",positive\nMeh<br />bad,NEG\n\n"Fine",1\n', encoding="utf-8")
+    rows = sdata.read_labelled_file(str(csv_file))
+    assert [(r.text, r.label) for r in rows] == [("Loved it, truly", 1), ("Meh bad", 0), ("Fine", 1)]
+    assert rows[2].id == "mine.csv:5"
+    tsv = tmp_path / "mine.tsv"
+    tsv.write_text('Great "quoted" film\tpos\nAwful\t0\n', encoding="utf-8")
+    assert [(r.text, r.label) for r in sdata.read_labelled_file(str(tsv))] == [('Great "quoted" film', 1), ("Awful", 0)]
+    for content, message in (
+        ("good,1\nbad,maybe\n", r"mine2.csv:2: label 'maybe' is not one of"),
+        ("good,1\nbad, but, why,0\n", r"mine2.csv:2: expected 2 columns"),
+        ("good,1\n,0\n", r"mine2.csv:2: the text is empty"),
+    ):
+        (tmp_path / "mine2.csv").write_text(content, encoding="utf-8")
+        with pytest.raises(sdata.SentimentDataError, match=message):
+            sdata.read_labelled_file(str(tmp_path / "mine2.csv"))
+    (tmp_path / "mine2.csv").write_bytes(b"good,1\nok,1\nna\xefve,0\n")
+    with pytest.raises(sdata.SentimentDataError, match=r"line 3 is not UTF-8"):
+        sdata.read_labelled_file(str(tmp_path / "mine2.csv"))
+
+
+def test_tfds_loader_with_mock_data_and_offline_error(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
+        reviews = sdata.load_tfds_imdb("train")
+        labelled, _ = sdata.load_reviews("tfds:imdb_reviews", "train")
+    assert len(reviews) == 5 == len(labelled)
+    assert all(r.label in (0, 1) and isinstance(r.text, str) for r in reviews)
+    with pytest.raises(sdata.SentimentDataError, match="needs a network; offline, pass --data"):
+        sdata.load_tfds_imdb("test", data_dir=str(tmp_path), download=False)
+
+
+def test_bucket_batches_resume_at_any_step():
+    lengths = [3, 17, 40, 5, 33, 8, 64, 2, 21, 30, 12, 9]
+    plan = sdata.BucketBatches(lengths, batch_size=3, seed=4, multiple=2)
+    full = [b.tolist() for b in plan.iterate(0, 2)]
+    assert len(full) == 2 * plan.steps_per_epoch
+    assert [b.tolist() for b in plan.iterate(3, 2)] == full[3:]
+    assert sorted(i for b in full[: plan.steps_per_epoch] for i in b) == list(range(12))
+    seqs = [np.arange(1, n + 1, dtype=np.int32) for n in lengths]
+    x, y, w = next(sdata.classifier_batches(plan, seqs, [1, 0] * 6))
+    assert x.shape[0] % 2 == 0 and x.shape[1] % 16 == 0 and w.sum() <= 3
+    x, y, w = next(sdata.lm_batches(plan, seqs))
+    n = int((x[0] > 0).sum())
+    assert y[0, 0, 0] == x[0, 1] and y[0, 1, 1] == x[0, 0] and w[0, :, 0].sum() == n - 1 == w[0, :, 1].sum()
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def test_standardize_vectorize_and_head_tail():
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import model as smodel
+
+    out = smodel.standardize(tf.constant(["I DON'T like it.<br />'Quoted' — Ça va, 7/10!", b"bad \xff bytes"])).numpy()
+    assert out[0].decode().split() == ["i", "don't", "like", "it", "quoted", "ça", "va", "7", "10"]
+    assert out[1].decode().split() == ["bad", "bytes"]
+    vec = smodel.make_vectorizer([f"w{i}" for i in range(1, 30)])
+    texts = [" ".join(f"w{i}" for i in range(1, 30)), "w3 unknownword", ""]
+    ids = smodel.encode_texts(vec, texts, max_len=8)
+    assert ids[0].tolist() == [2, 3, 25, 26, 27, 28, 29, 30]  # the first 2 and the last 6 of 29 words
+    assert ids[1].tolist() == [4, 1] and ids[2].tolist() == []
+    dense = smodel.dense_ids(vec, tf.constant(["", ""]), 8).numpy()
+    assert dense.shape == (2, 1) and dense.sum() == 0
+
+
+def test_language_model_never_sees_the_word_it_predicts():
+    import keras
+
+    from rnn_apps.apps.sentiment.model import BiLanguageModel, build_classifier
+
+    keras.utils.set_random_seed(0)
+    clf = build_classifier(30, 6, 5, num_layers=2, dropout=0.0, word_dropout=0.0)
+    lm = BiLanguageModel(clf, num_sampled=4)
+    ids = np.array([[5, 6, 7, 8, 9, 10, 0, 0]], np.int32)
+    base = np.asarray(lm(ids))
+    changed = ids.copy()
+    changed[0, 3] = 20
+    h = np.asarray(lm(changed))
+    np.testing.assert_allclose(h[0, :3, 0], base[0, :3, 0], atol=1e-6)  # forward LM at t < 3 reads only t' <= t
+    assert np.abs(h[0, 3:6, 0] - base[0, 3:6, 0]).max() > 1e-6
+    np.testing.assert_allclose(h[0, 4:6, 1], base[0, 4:6, 1], atol=1e-6)  # backward LM at t > 3 reads only t' >= t
+    assert np.abs(h[0, :4, 1] - base[0, :4, 1]).max() > 1e-6
+    # layer 0 of the LM is exactly the classifier's bidirectional layer 0
+    emb = clf.get_layer("embedding")(ids)
+    bi = clf.get_layer("encoder").bidirectional_layers[0]
+    both = np.asarray(bi(emb, mask=ids != 0))
+    f = np.asarray(bi.forward_layer(emb, mask=ids != 0))
+    np.testing.assert_allclose(both[0, :6, :5], f[0, :6], atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ training and export
+
+
+def test_tiny_training_pretrains_learns_and_exports(tiny_run, tiny_model):
+    import tensorflow as tf
+
+    from rnn_apps import export as shared_export
+
+    run_dir, result = tiny_run
+    assert result["stats"]["unlabelled_reviews"] == 10 and result["stats"]["lm_train_tokens"] > 0
+    assert result["lm_val_perplexity"] is not None and result["lm_val_perplexity"] < 60
+    rows = result["history"]
+    assert len(rows) == 4 and all("val_accuracy" in r for r in rows)
+    assert rows[-1]["loss"] < rows[0]["loss"] and result["val_accuracy"] >= 0.9
+    assert os.path.exists(os.path.join(run_dir, "lm", "head.npz"))
+    meta = shared_export.read_extra(tiny_model, "sentiment.json")
+    assert meta["config"]["max_len"] == 24 and len(meta["vocabulary"]) + 2 == result["stats"]["vocab_size"]
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(tiny_model, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    sigs = sm.meta_graphs[0].signature_def
+    assert sigs["classify"].method_name == "tensorflow/serving/classify"
+    assert set(sigs["classify"].inputs) == {"inputs"} and set(sigs["classify"].outputs) == {"classes", "scores"}
+    assert set(sigs["serving_default"].outputs) == {"probability", "label"}
+    assert tf.saved_model.experimental.read_fingerprint(tiny_model).saved_model_checksum > 0
+
+
+_LOAD_WITHOUT_RNN_APPS = r"""
+import sys
+sys.modules["rnn_apps"] = None  # the SavedModel must not need the package
+import json
+import tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+texts = ["A wonderful, brilliant film. Loved it!", "Awful and boring, a waste.", ""]
+out = m.signatures["serving_default"](text=tf.constant(texts))
+example = tf.train.Example(features=tf.train.Features(feature={
+    "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode() for t in texts[:1]]))}))
+cls = m.signatures["classify"](inputs=tf.constant([example.SerializeToString()] * 2))
+words = m.signatures["words"](text=tf.constant(texts))
+print(json.dumps({
+    "prob_dtype": out["probability"].dtype.name, "prob_shape": out["probability"].shape.as_list(),
+    "prob": out["probability"].numpy().tolist(), "label": [x.decode() for x in out["label"].numpy()],
+    "classes": [[c.decode() for c in row] for row in cls["classes"].numpy()], "scores": cls["scores"].numpy().tolist(),
+    "scores_dtype": cls["scores"].dtype.name, "words": words["words"].numpy().tolist(),
+}))
+"""
+
+
+def test_savedmodel_loads_without_rnn_apps(tiny_model, tmp_path):
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_WITHOUT_RNN_APPS)
+    r = subprocess.run([sys.executable, str(script), tiny_model], env=ENV, capture_output=True, text=True, timeout=300,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["prob_dtype"] == "float32" and out["prob_shape"] == [3]
+    assert all(0.0 <= p <= 1.0 for p in out["prob"])
+    assert out["label"] == ["positive" if p >= 0.5 else "negative" for p in out["prob"]]
+    assert out["classes"] == [["negative", "positive"]] * 2 and out["scores_dtype"] == "float32"
+    assert out["scores"][0][1] == pytest.approx(out["prob"][0], abs=1e-6)
+    assert out["scores"][0][0] == pytest.approx(1 - out["prob"][0], abs=1e-6)
+    assert out["words"] == [6, 5, 0]
+
+
+def test_savedmodel_predictions_equal_the_keras_model(tiny_run, tiny_model):
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import model as smodel
+
+    _, result = tiny_run
+    texts = ["great movie, loved it", "Boring plot.<br />Worst acting!", " ".join(["the film was dull"] * 20), "zzz"]
+    vec = smodel.make_vectorizer(result["vocabulary"])
+    ids = smodel.dense_ids(vec, tf.constant(texts), result["config"]["max_len"])
+    assert ids.shape[1] == 24  # the long review is cut to max_len
+    expected = result["model"].predict(ids, verbose=0)[:, 0]
+    got = tf.saved_model.load(tiny_model).signatures["serving_default"](text=tf.constant(texts))["probability"].numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_help(runner):
+    for sub in (["classify"], ["train", "sentiment"], ["fine-tune", "sentiment"], ["evaluate", "sentiment"],
+                ["export", "sentiment"]):
+        r = runner.invoke(cli, [*sub, "--help"])
+        assert r.exit_code == 0 and "Example" in r.output, sub
+
+
+def test_classify_cli(runner, tiny_model, tmp_path):
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--json", "Loved it, wonderful!", "Awful, boring."])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["label"] for x in rows] == ["positive", "negative"]
+    assert rows[0]["probability"] > 0.5 > rows[1]["probability"] and rows[0]["truncated"] is False
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "Loved it, wonderful!"])
+    label, prob = r.output.split()
+    assert r.exit_code == 0 and label == rows[0]["label"] and float(prob) == pytest.approx(rows[0]["probability"], abs=1e-3)
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_bytes(b"\xef\xbb\xbfLoved it, wonderful!\r\n\r\nAwful, boring.\n")
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(reviews), "--json"])
+    assert r.exit_code == 0 and [x["label"] for x in json.loads(r.stdout)] == [x["label"] for x in rows]
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "-", "--json"], input=b"Awful, boring.\nLoved it!\n")
+    assert r.exit_code == 0 and len(json.loads(r.stdout)) == 2
+    # A 1 MB review: read by its head and tail, answered, flagged.
+    big = " ".join(["the plot was great"] * 65000)
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--json", big])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)[0]["truncated"] is True and "read its first 6 and last 18" in r.stderr
+
+
+def test_classify_cli_errors(runner, tiny_model, tmp_path):
+    def fails(args, message, **kw):
+        r = runner.invoke(cli, ["classify", "--model", tiny_model, *args], **kw)
+        assert r.exit_code != 0 and message in r.output and "Traceback" not in r.output, r.output
+
+    fails(["good", ""], "Review 2 is empty")
+    fails(["  "], "Review 1 is empty")
+    fails(["!!! ..."], "Review 1 has no words")
+    fails(["ok", "bad \udcff bytes"], "Review 2 is not valid UTF-8")
+    fails([], "Give reviews to classify")
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine review\nna\xefve \xff\n")
+    fails(["--file", str(bad)], f"{bad}, line 2: not UTF-8 text")
+    fails(["-"], "standard input, line 1: not UTF-8", input=b"\xc3(\n")
+    fails(["--file", str(tmp_path / "missing.txt")], "No such file")
+    r = runner.invoke(cli, ["classify", "--model", str(tmp_path), "good"])
+    assert r.exit_code == 1 and "No SavedModel" in r.output
+
+
+def test_evaluate_cli(runner, tiny_model, imdb):
+    tree, full_tar, train_tar = imdb
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", full_tar, "--model", tiny_model, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["reviews"] == 12 and 0 <= out["accuracy"] <= 1
+    assert out["true_positive"] + out["false_negative"] == 6 == out["true_negative"] + out["false_positive"]
+    assert out["accuracy"] == pytest.approx((out["true_positive"] + out["true_negative"]) / 12)
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", tree, "--model", tiny_model, "--split", "val"])
+    assert r.exit_code == 0 and r.stdout.startswith("accuracy: ") and "12 val reviews" in r.stdout, r.output
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", train_tar, "--model", tiny_model])
+    assert r.exit_code == 1 and "no test reviews" in r.output and "Traceback" not in r.output
+
+
+def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
+    rng = random.Random(9)
+    rows = ["text,label"] + [f'"{_review(rng, POS if i % 2 else NEG, 6)}",{"pos" if i % 2 else "neg"}' for i in range(16)]
+    mine = tmp_path / "mine.csv"
+    mine.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out_dir = tmp_path / "ft"
+    r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out", str(out_dir),
+                            "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--seed", "1",
+                            "--pretrain-epochs", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["exported"].startswith(str(out_dir)) and res["stats"]["train_reviews"] == 14
+    assert os.path.exists(out_dir / "README.md")
+    from rnn_apps.apps.sentiment.export import load_base
+
+    old, new = load_base(tiny_model), load_base(res["exported"])
+    assert new["vocabulary"] == old["vocabulary"] and new["config"]["units"] == 8
+    assert len(new["weights"]) == len(old["weights"]) and len(new["lm_weights"]) == 5
+    assert any(not np.allclose(a, b) for a, b in zip(new["weights"], old["weights"]))
+    r = runner.invoke(cli, ["classify", "--model", res["exported"], "great"])
+    assert r.exit_code == 0 and r.output.split()[0] in ("positive", "negative")
+
+
+def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):
+    run_dir, _ = tiny_run
+    models = os.path.dirname(os.path.dirname(tiny_model))
+    r = runner.invoke(cli, ["export", "sentiment", "--run-dir", run_dir, "--models", models])
+    assert r.exit_code == 0, r.output
+    assert r.output.strip() == os.path.join(models, "sentiment", "2")
+    card = open(os.path.join(models, "sentiment", "README.md"), encoding="utf-8").read()
+    assert "val accuracy" in card and "LM epoch" in card and "MB on disk" in card
+
+
+def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, imdb):
+    """A run stopped mid-epoch (after a checkpoint) and resumed ends with the weights of one never stopped."""
+    import keras
+
+    from rnn_apps import training
+    from rnn_apps.apps.sentiment import task
+
+    settings = {**TINY, "num_layers": 1, "dropout": 0.2}
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(keras.callbacks.Callback):
+        def __init__(self, step):
+            super().__init__()
+            self.step, self.seen = step, 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen += 1
+            if self.seen == self.step:
+                raise Stop()
+
+    def final(run_dir):
+        ckpt = training.CheckpointManager(str(run_dir)).latest()
+        with np.load(os.path.join(ckpt, "state.npz")) as z:
+            return {k: z[k] for k in z.files}
+
+    # The uninterrupted run goes through the CLI (same settings), and exports.
+    r = runner.invoke(cli, ["train", "sentiment", "--data", imdb[0], "--run-dir", str(tmp_path / "full"), "--epochs", "2",
+                            "--save-every", "2", "--max-tokens", "60", "--embedding-dim", "8", "--units", "8",
+                            "--layers", "1", "--max-len", "24", "--batch-size", "8", "--learning-rate", "3e-2",
+                            "--dropout", "0.2", "--val-fraction", "0.25", "--seed", "3", "--json",
+                            "--export", str(tmp_path / "models" / "sentiment")])
+    assert r.exit_code == 0, r.output
+    full = json.loads(r.stdout)
+    assert full["exported"] == str(tmp_path / "models" / "sentiment" / "1") and 0 <= full["val_accuracy"] <= 1
+    assert full["lm_val_perplexity"] is None and os.path.exists(tmp_path / "models" / "sentiment" / "README.md")
+    steps = full["step"] // 2
+    with pytest.raises(Stop):
+        task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, callbacks=[StopAt(steps + 3)],
+                   **settings)
+    with pytest.raises(training.TrainingError, match="--resume"):
+        task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, **settings)
+    resumed = task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, resume=True, **settings)
+    assert resumed["step"] == full["step"]
+    a, b = final(tmp_path / "full"), final(tmp_path / "cut")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    with open(tmp_path / "full" / "history.jsonl") as f:
+        full_history = [json.loads(line) for line in f]
+    assert resumed["history"][-1]["val_loss"] == pytest.approx(full_history[-1]["val_loss"], rel=1e-5)
