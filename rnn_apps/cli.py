@@ -85,10 +85,14 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
       rnn-apps generate-poem --script traditional
     """
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
     from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
 
-    gen = PoemGenerator(model_dir)
-    poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length)
+    with native_stderr_silenced():
+        gen = PoemGenerator(model_dir)
+        poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length)
     rows = []
     for p in poems:
         d = p.to_dict()
@@ -144,8 +148,12 @@ def classify(texts, files, model_dir, batch_size, as_json):
                              "or - to read standard input. See rnn-apps classify --help.")
     if not reviews:
         raise SentimentError("No review to classify: the input holds only blank lines.")
-    clf = SentimentClassifier(model_dir)
-    preds = clf.classify(reviews, batch_size=batch_size)
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
+    with native_stderr_silenced():
+        clf = SentimentClassifier(model_dir)
+        preds = clf.classify(reviews, batch_size=batch_size)
     head = clf.max_len // 4
     for i, p in enumerate(preds, 1):
         if p.truncated:

@@ -75,14 +75,15 @@ def top_p_filter(logits, top_p):
     """Nucleus filter: keep the most likely tokens whose cumulative probability first reaches ``top_p``.
 
     ``top_p`` is float32 [batch]; p >= 1 leaves the row alone. The most likely token is always kept.
+    Implemented with one sort of the values: the kept set is every token whose logit reaches the
+    smallest kept logit (tokens tied with it at the boundary are kept too).
     """
-    order = tf.argsort(logits, axis=-1, direction="DESCENDING")
-    sorted_logits = tf.gather(logits, order, batch_dims=1)
+    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
     probs = tf.nn.softmax(sorted_logits, axis=-1)
     before = tf.cumsum(probs, axis=-1, exclusive=True)
-    keep_sorted = (before < top_p[:, None]) | (top_p >= 1.0)[:, None]
-    # Scatter the sorted decisions back to vocabulary order.
-    keep = tf.gather(keep_sorted, tf.argsort(order, axis=-1), batch_dims=1)
+    keep_sorted = before < top_p[:, None]
+    cutoff = tf.reduce_min(tf.where(keep_sorted, sorted_logits, tf.fill(tf.shape(logits), float("inf"))), axis=-1)
+    keep = (logits >= cutoff[:, None]) | (top_p >= 1.0)[:, None]
     return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
 
 

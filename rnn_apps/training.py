@@ -126,8 +126,9 @@ def _state_arrays(model) -> dict:
     arrays = {}
     for i, v in enumerate(model.variables):
         arrays[f"model/{i}"] = np.asarray(v.numpy())
-    if model.optimizer is not None and model.optimizer.built:
-        for i, v in enumerate(model.optimizer.variables):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is not None and optimizer.built:
+        for i, v in enumerate(optimizer.variables):
             arrays[f"optimizer/{i}"] = np.asarray(v.numpy())
     return arrays
 
@@ -193,7 +194,7 @@ class CheckpointManager:
                     raise TrainingError(f"Checkpoint variable {v.path} has shape {arr.shape}, model expects {tuple(v.shape)}.")
                 v.assign(arr)
             ov = [k for k in data.files if k.startswith("optimizer/")]
-            if ov and model.optimizer is not None:
+            if ov and getattr(model, "optimizer", None) is not None:
                 if not model.optimizer.built:
                     model.optimizer.build(model.trainable_variables)
                 if len(ov) != len(model.optimizer.variables):

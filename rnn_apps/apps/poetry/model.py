@@ -39,7 +39,8 @@ class TiedLogits(keras.layers.Layer):
     def call(self, h):
         if self.projection is not None:
             h = keras.ops.matmul(h, self.projection)
-        return keras.ops.matmul(h, keras.ops.transpose(self.embedding.embeddings))
+        # einsum against (vocab, dim) avoids materialising the transposed embedding at every call
+        return keras.ops.einsum("...d,vd->...v", h, self.embedding.embeddings)
 
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim}

@@ -1,0 +1,57 @@
+"""The shared in-graph samplers against NumPy definitions."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnn_apps import samplers
+
+
+def test_top_k_keeps_the_k_largest():
+    logits = tf.constant([[0.1, 3.0, 2.0, -1.0, 2.5], [5.0, 4.0, 3.0, 2.0, 1.0]])
+    out = samplers.top_k_filter(logits, tf.constant([2, 0])).numpy()
+    assert (out[0] > samplers.NEG_INF / 2).tolist() == [False, True, False, False, True]
+    np.testing.assert_array_equal(out[1], logits.numpy()[1])  # k = 0: off
+
+
+def test_top_p_keeps_the_smallest_nucleus():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(6, 50)).astype(np.float32)
+    for p in (0.1, 0.5, 0.9, 0.999):
+        out = samplers.top_p_filter(tf.constant(logits), tf.constant([p] * 6)).numpy()
+        for row, kept in zip(logits, out > samplers.NEG_INF / 2):
+            probs = np.exp(row - row.max())
+            probs /= probs.sum()
+            order = np.argsort(-row)
+            n = int(np.searchsorted(np.cumsum(probs[order]), p) + 1)  # smallest set reaching p
+            assert set(np.flatnonzero(kept)) == set(order[:n])
+    out = samplers.top_p_filter(tf.constant(logits), tf.constant([1.0] * 6)).numpy()
+    np.testing.assert_array_equal(out, logits)
+
+
+def test_sample_follows_the_distribution_and_the_seed():
+    logits = tf.constant([[np.log(0.7), np.log(0.2), np.log(0.1), -1e9]] * 4000, tf.float32)
+    seeds = tf.range(4000, dtype=tf.int64)
+    ones = tf.ones([4000])
+    draws = samplers.sample(logits, seeds, 3, ones, tf.zeros([4000], tf.int32), ones).numpy()
+    freq = np.bincount(draws, minlength=4) / 4000
+    np.testing.assert_allclose(freq[:3], [0.7, 0.2, 0.1], atol=0.03)
+    assert freq[3] == 0  # a masked token is never drawn
+    again = samplers.sample(logits, seeds, 3, ones, tf.zeros([4000], tf.int32), ones).numpy()
+    other_step = samplers.sample(logits, seeds, 4, ones, tf.zeros([4000], tf.int32), ones).numpy()
+    np.testing.assert_array_equal(draws, again)
+    assert (draws != other_step).any()
+    greedy = samplers.sample(logits, seeds, 3, tf.zeros([4000]), tf.zeros([4000], tf.int32), ones).numpy()
+    assert (greedy == 0).all()
+
+
+def test_uniform_is_in_the_open_interval_and_row_independent():
+    u = samplers.uniform(tf.constant([1, 2, 3, 1], tf.int64), 7).numpy()
+    assert ((u > 0) & (u < 1)).all() and u[0] == u[3] and len(set(u[:3])) == 3
+
+
+def test_beam_search_step_picks_the_best_continuations():
+    log_probs = tf.math.log(tf.constant([[0.5, 0.3, 0.2], [0.1, 0.1, 0.8]]))
+    scores, parent, token = samplers.beam_search_step(log_probs, tf.constant([0.0, -1.0]), 2)
+    assert token.numpy().tolist() == [0, 1] and parent.numpy().tolist() == [0, 0]
+    assert scores.numpy()[0] == pytest.approx(np.log(0.5))
