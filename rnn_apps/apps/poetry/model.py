@@ -39,8 +39,9 @@ class TiedLogits(keras.layers.Layer):
     def call(self, h):
         if self.projection is not None:
             h = keras.ops.matmul(h, self.projection)
-        # einsum against (vocab, dim) avoids materialising the transposed embedding at every call
-        return keras.ops.einsum("...d,vd->...v", h, self.embedding.embeddings)
+        # A plain matmul with the transposed matrix: an einsum ("...d,vd->...v") would avoid the transpose,
+        # but TensorFlow's einsum gradient then materialises a (batch, time, vocab, dim) tensor.
+        return keras.ops.matmul(h, keras.ops.transpose(self.embedding.embeddings))
 
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim}
