@@ -65,7 +65,6 @@ def _patch_keras_multi_worker_reduce() -> None:
     original = tf_trainer.reduce_per_replica
 
     def reduce_per_replica(values, strategy, reduction):
-        import tensorflow as tf
         from keras.src import tree
 
         if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
@@ -260,6 +259,14 @@ def distribute_batches(strategy, make_dataset):
         return make_dataset().flat_map(shares).with_options(options)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def last_metric(history: list, key: str):
+    """The newest value of ``key`` in a run's epoch rows (``fit_resumable(...)["history"]``), or None."""
+    for row in reversed(history):
+        if key in row:
+            return row[key]
+    return None
 
 
 def fit_resumable(

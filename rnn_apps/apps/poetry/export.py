@@ -19,7 +19,6 @@ to ，/。, and characters of the other script converted character by character 
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -146,7 +145,6 @@ class PoemModule(tf.Module):
     # ---------------------------------------------------------------- the plan of each row
     def _plan(self, prompt, form, acrostic, max_length):
         """Per-row decoding plan [B, T]: id >= 0 forced, -1 a Han character, -2 free; and row facts."""
-        B = tf.shape(prompt)[0]
         checks = []
         n = self._form_n.lookup(form)
         m = self._form_m.lookup(form)
@@ -184,7 +182,7 @@ class PoemModule(tf.Module):
         n1 = tf.maximum(n + 1, 1)[:, None]
         col = pos % n1
         line = pos // n1
-        nb, mb = n[:, None], m[:, None]
+        nb = n[:, None]
         punct = tf.where(line % 2 == 0, self.comma_id, self.period_id)
         a_dense = a_ids.to_tensor(default_value=-1)
         a_dense = tf.pad(a_dense, [[0, 0], [0, 1]], constant_values=-1)

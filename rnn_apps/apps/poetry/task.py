@@ -200,11 +200,7 @@ def train(
     )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, "final.weights.h5"))
-    val_bpc = None
-    for row in reversed(result["history"]):
-        if "val_bits_per_char" in row:
-            val_bpc = row["val_bits_per_char"]
-            break
+    val_bpc = training.last_metric(result["history"], "val_bits_per_char")
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})
     return result
@@ -252,7 +248,6 @@ def evaluate_sequences(model, seqs, tokens_per_batch: int = 8192) -> dict:
 
     plan = pdata.BatchPlan(seqs, tokens_per_batch, seed=0)
     total, count = 0.0, 0.0
-    fn = None
     for x, y, w in plan.iterate(0, 1):
         logits = model(x, training=False)
         ce = keras.ops.convert_to_numpy(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))

@@ -129,13 +129,6 @@ def _assign(variables, arrays, what: str) -> None:
         v.assign(w)
 
 
-def _last(history: list, key: str):
-    for row in reversed(history):
-        if key in row:
-            return row[key]
-    return None
-
-
 def train(
     data_path: str,
     run_dir: str,
@@ -274,9 +267,9 @@ def train(
     )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
-    lm_loss = _last(lm_result["history"], "val_loss") if lm_result else None
+    lm_loss = training.last_metric(lm_result["history"], "val_loss") if lm_result else None
     result.update({
-        "val_accuracy": _last(result["history"], "val_accuracy"),
+        "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
         "lm_val_perplexity": math.exp(lm_loss) if lm_loss is not None else None,
         "stats": stats,
         "seconds": round(time.time() - t0, 1),
