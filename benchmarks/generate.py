@@ -1,11 +1,13 @@
 """In-graph poem generation against a matrix-product floor and a one-call-per-character loop.
 
-All three run in one process on the same weights (those of an exported poem model):
+All of them run in one process on the same weights (those of an exported poem model):
 
 * ``in-graph``: the SavedModel's ``generate`` signature (the whole sampling loop in one graph call);
+* ``top-p 0.9``: the same with nucleus sampling on (the command line's default), a sort per step more;
 * ``floor``: a ``tf.while_loop`` doing only the matrix products of each step (embedding row, every
   layer's input and recurrent products, the output projection and the logits) and nothing else, the
   least work any generator with these weights must do per character;
+* ``floor-xla``: the same floor loop compiled with XLA (whichever floor is faster is the bar);
 * ``per-char``: the TF text-generation tutorial's way, a Python loop calling a compiled one-step
   ``tf.function`` once per character (states passed back and forth).
 
@@ -37,10 +39,10 @@ def _weights(loaded, cfg):
     return emb, layers, proj
 
 
-def make_floor(emb, layers, proj):
+def make_floor(emb, layers, proj, jit_compile=False):
     units = [int(k.shape[1]) // 4 for k, _, _ in layers]
 
-    @tf.function(input_signature=[tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32)])
+    @tf.function(jit_compile=jit_compile)
     def floor(batch, steps):
         ids = tf.zeros([batch], tf.int32)
         hs = [tf.zeros([batch, u]) for u in units]
@@ -108,20 +110,23 @@ def main():
     gen = loaded.signatures["generate"]
     emb, layers, proj = _weights(loaded, cfg)
     floor = make_floor(emb, layers, proj)
+    floor_xla = make_floor(emb, layers, proj, jit_compile=True)
     per_char = make_per_char(emb, layers, proj)
 
     form, steps = "qilv", 8 * 8 + 1  # 64 characters and the end: a fixed number of steps per poem
 
-    def in_graph(batch):
+    def in_graph(batch, top_p=1.0):
         out = gen(prompt=tf.constant([""] * batch), form=tf.constant([form] * batch), acrostic=tf.constant([""] * batch),
                   temperature=tf.constant([0.8] * batch), top_k=tf.constant([0] * batch, tf.int32),
-                  top_p=tf.constant([1.0] * batch), seed=tf.constant(list(range(batch)), tf.int64),
+                  top_p=tf.constant([top_p] * batch), seed=tf.constant(list(range(batch)), tf.int64),
                   max_length=tf.constant([128] * batch, tf.int32))
         return out["text"].numpy()
 
     runs = {
         "in-graph": lambda b: in_graph(b),
-        "floor": lambda b: floor(tf.constant(b), tf.constant(steps)).numpy(),
+        "top-p 0.9": lambda b: in_graph(b, 0.9),  # the CLI's default sampling: one sort per step on top
+        "floor": lambda b: floor(b, tf.constant(steps)).numpy(),
+        "floor-xla": lambda b: floor_xla(b, tf.constant(steps)).numpy(),
         "per-char": lambda b: per_char(b, steps),
     }
     results = {}
@@ -138,17 +143,20 @@ def main():
         results[batch] = {
             k: {"ms_per_step": 1000 * med[k] / steps, "chars_per_s": batch * (steps - 1) / med[k]} for k in runs
         }
-        results[batch]["floor_over_in_graph"] = med["floor"] / med["in-graph"]
-        results[batch]["per_char_floor_ratio"] = med["floor"] / med["per-char"]
+        best = min(med["floor"], med["floor-xla"])
+        results[batch]["floor_over_in_graph"] = best / med["in-graph"]
+        results[batch]["per_char_floor_ratio"] = best / med["per-char"]
     if args.json:
         print(json.dumps(results, indent=1))
         return
     print(f"model {model_dir}: {cfg['num_layers']}x{cfg['cell']}({cfg['units']}), embedding {cfg['embedding_dim']}, "
           f"vocab {int(emb.shape[0])}; {steps} steps per poem ({form}); median of {args.repeats}")
+    print("floor/method: the faster floor's time over the method's (>= 0.8 is the goal for in-graph at batch 1)")
     print(f"{'batch':>5} {'method':>9} {'ms/step':>9} {'chars/s':>10} {'floor/method':>13}")
     for batch, r in results.items():
+        best = min(r["floor"]["ms_per_step"], r["floor-xla"]["ms_per_step"])
         for k in runs:
-            ratio = r["floor"]["ms_per_step"] / r[k]["ms_per_step"]
+            ratio = best / r[k]["ms_per_step"]
             print(f"{batch:>5} {k:>9} {r[k]['ms_per_step']:>9.3f} {r[k]['chars_per_s']:>10.0f} {ratio:>13.2f}")
 
 

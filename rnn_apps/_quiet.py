@@ -29,11 +29,41 @@ def native_stderr_silenced():
         os.close(devnull)
 
 
+def xla_cache_dir() -> str:
+    """Where compiled XLA programs are kept between runs: $RNN_APPS_CACHE/xla, else ~/.cache/rnn-apps/xla."""
+    root = os.environ.get("RNN_APPS_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "rnn-apps"
+    )
+    return os.path.join(root, "xla")
+
+
+def enable_xla_cache() -> None:
+    """Let TensorFlow keep compiled XLA programs on disk, so a command compiles each one only once.
+
+    The poem model decodes small batches with an XLA-compiled loop; compiling it costs seconds, which
+    the cache saves on every later run. Must run before TensorFlow is imported. Does nothing when
+    ``TF_XLA_FLAGS`` already names a cache, when ``RNN_APPS_CACHE=off``, or when the directory cannot
+    be created.
+    """
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "tf_xla_persistent_cache_directory" in flags or os.environ.get("RNN_APPS_CACHE") == "off":
+        return
+    path = xla_cache_dir()
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError:
+        return
+    os.environ["TF_XLA_FLAGS"] = (flags + " " if flags else "") + f"--tf_xla_persistent_cache_directory={path}"
+
+
 def import_tensorflow_quietly():
     """Import TensorFlow and initialise its devices without the native start-up messages.
 
-    Set ``RNN_APPS_VERBOSE=1`` to see them.
+    Also turns on the on-disk XLA cache (:func:`enable_xla_cache`). Set ``RNN_APPS_VERBOSE=1`` to see
+    the messages.
     """
+    if "tensorflow" not in sys.modules:
+        enable_xla_cache()
     with native_stderr_silenced():
         import tensorflow as tf
 

@@ -5,47 +5,29 @@ Heavy imports (TensorFlow) happen inside the commands, so ``rnn-apps --help`` is
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import sys
 
 import click
 
 from rnn_apps import __version__
+from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _report, _verbosity
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-def _friendly_errors(fn):
-    """Print known errors as one clear line (exit status 2) instead of a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from rnn_apps.errors import known_error_types
-
-        try:
-            return fn(*args, **kwargs)
-        except known_error_types() as e:
-            raise click.ClickException(str(e)) from None
-
-    return wrapper
-
-
-def _echo_json(obj) -> None:
-    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="rnn-apps")
 def cli():
-    """Recurrent-network apps: Tang poems, movie-review sentiment, and more to come.
+    """Recurrent-network apps: Tang poems, movie-review sentiment, translation, image captions.
 
     \b
     Examples:
       rnn-apps generate-poem
       rnn-apps generate-poem --acrostic 春夏秋冬 --form qijue
       rnn-apps classify "A moving, beautifully acted film."
+      rnn-apps caption scene.png --plot-attention attention.png
+      rnn-apps translate "I love you." --beam 4
       rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz
       rnn-apps serve
     """
@@ -172,12 +154,6 @@ def classify(texts, files, model_dir, batch_size, as_json):
 
 # ------------------------------------------------------------------------------------------- train
 
-_STRATEGY = click.option(
-    "--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default", show_default=True,
-    help="tf.distribute strategy: one device, all local GPUs/CPUs, or workers from TF_CONFIG.",
-)
-
-
 @cli.group()
 def train():
     """Train an app's model from scratch (resumable)."""
@@ -290,26 +266,6 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
     if export_dir:
         summary["exported"] = _export_sentiment_result(result, export_dir, run_dir)
     _report(summary, as_json)
-
-
-def _verbosity() -> int:
-    """Keras progress bars on a terminal, one line per epoch otherwise."""
-    return 1 if sys.stderr.isatty() else 2
-
-
-def _progress_to_stderr(enabled: bool):
-    """With --json, progress goes to stderr so that stdout holds only the JSON."""
-    import contextlib
-
-    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
-
-
-def _report(summary: dict, as_json: bool) -> None:
-    if as_json:
-        _echo_json(summary)
-    else:
-        for k, v in summary.items():
-            click.echo(f"{k}: {v}")
 
 
 # ------------------------------------------------------------------------------------------- fine-tune
@@ -493,8 +449,15 @@ def export_sentiment_cmd(run_dir, models_dir, version):
     """
     from rnn_apps.apps.sentiment import task
 
+    from rnn_apps.training import last_metric
+
     model, lm, vocabulary, cfg = task.load_run_model(run_dir)
-    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg}
+    history = []
+    if os.path.exists(os.path.join(run_dir, "history.jsonl")):
+        with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as f:
+            history = [json.loads(line) for line in f if line.strip()]
+    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg,
+              "val_accuracy": last_metric(history, "val_accuracy")}
     click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version))
 
 
@@ -516,10 +479,40 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds):
       rnn-apps serve
       curl -d '{"instances": ["春"]}' localhost:8501/v1/models/poetry:predict
     """
+    from rnn_apps._quiet import enable_xla_cache
     from rnn_apps.paths import models_root
+
+    enable_xla_cache()
     from rnn_apps.serve import run_server
 
     run_server(models_dir or models_root(), host, port, int(max_body_mb * 1024 * 1024), poll_seconds)
+
+
+# ------------------------------------------------------------------------------------------- translate
+
+from rnn_apps.apps.translate import commands as _translate_commands  # noqa: E402  (uses the helpers above)
+
+cli.add_command(_translate_commands.translate)
+train.add_command(_translate_commands.train_translate)
+evaluate.add_command(_translate_commands.evaluate_translate)
+export_group.add_command(_translate_commands.export_translate_cmd)
+
+
+# ------------------------------------------------------------------------------------------- caption
+
+from rnn_apps.apps.caption import commands as _caption_commands  # noqa: E402  (uses the helpers above)
+
+cli.add_command(_caption_commands.caption)
+train.add_command(_caption_commands.train_caption)
+evaluate.add_command(_caption_commands.evaluate_caption)
+export_group.add_command(_caption_commands.export_caption_cmd)
+
+
+# ------------------------------------------------------------------------------------------- demo
+
+from rnn_apps.apps.demos import commands as _demo_commands  # noqa: E402  (uses the helpers above)
+
+cli.add_command(_demo_commands.demo)
 
 
 def main():

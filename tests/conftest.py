@@ -1,6 +1,9 @@
 import os
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Commands run by the tests keep their XLA cache in a temporary directory, not in the user's home.
+os.environ.setdefault("RNN_APPS_CACHE", tempfile.mkdtemp(prefix="rnn-apps-test-cache-"))
 
 import pytest
 

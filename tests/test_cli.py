@@ -90,3 +90,21 @@ def test_fine_tune_grows_the_vocabulary(runner, tiny_poem_model, tmp_path):
     r = runner.invoke(cli, ["generate-poem", "--model", res["exported"], "--start", "鲲鹏", "--seed", "3", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["text"].startswith("鲲鹏")
+
+
+def test_xla_cache_flag_is_set_before_tensorflow_and_respects_the_user(tmp_path, monkeypatch):
+    from rnn_apps._quiet import enable_xla_cache
+
+    monkeypatch.setenv("RNN_APPS_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")
+    enable_xla_cache()
+    flags = os.environ["TF_XLA_FLAGS"]
+    assert flags.startswith("--tf_xla_auto_jit=0 ")  # the user's flags are kept
+    assert f"--tf_xla_persistent_cache_directory={tmp_path / 'c' / 'xla'}" in flags
+    assert (tmp_path / "c" / "xla").is_dir()
+    enable_xla_cache()  # idempotent: a cache already named is left alone
+    assert os.environ["TF_XLA_FLAGS"] == flags
+    monkeypatch.setenv("RNN_APPS_CACHE", "off")
+    monkeypatch.setenv("TF_XLA_FLAGS", "")
+    enable_xla_cache()
+    assert os.environ["TF_XLA_FLAGS"] == ""

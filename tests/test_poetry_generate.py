@@ -91,6 +91,18 @@ def test_same_seed_same_poems_and_rows_independent(gen):
     assert a[1] == c[0]
 
 
+def test_xla_small_batches_agree_with_graph_large_batches(gen):
+    """Batches up to XLA_MAX_BATCH decode XLA-compiled, larger ones in the graph: a row's poem is the same."""
+    from rnn_apps.apps.poetry.export import XLA_MAX_BATCH
+
+    big = [p.text for p in gen.generate(form="qijue", n=XLA_MAX_BATCH + 4, seed=7)]
+    small = [p.text for p in gen.generate(form="qijue", n=3, seed=7)]
+    assert small == big[:3]
+    big = [p.text for p in gen.generate(start="春", n=XLA_MAX_BATCH + 1, seed=9, top_k=5, top_p=0.8)]
+    small = [p.text for p in gen.generate(start="春", n=2, seed=9, top_k=5, top_p=0.8)]
+    assert small == big[:2]
+
+
 def test_greedy_matches_full_sequence_keras_model(tiny_poem_run, gen):
     """In-graph step-by-step greedy decoding equals argmax of the Keras model run over the whole prefix."""
     run_dir, result = tiny_poem_run

@@ -259,6 +259,12 @@ def test_tiny_training_pretrains_learns_and_exports(tiny_run, tiny_model):
     assert set(sigs["classify"].inputs) == {"inputs"} and set(sigs["classify"].outputs) == {"classes", "scores"}
     assert set(sigs["serving_default"].outputs) == {"probability", "label"}
     assert tf.saved_model.experimental.read_fingerprint(tiny_model).saved_model_checksum > 0
+    # Only inference state is saved (no optimizer moments), and the weights are the trained ones.
+    names = [n for n, _ in tf.train.list_variables(os.path.join(tiny_model, "variables", "variables"))]
+    assert names and not [n for n in names if "optimizer" in n]
+    loaded = tf.saved_model.load(tiny_model)
+    for saved, trained in zip(loaded.model_weights, result["model"].weights):
+        np.testing.assert_array_equal(saved.numpy(), np.asarray(trained))
 
 
 _LOAD_WITHOUT_RNN_APPS = r"""

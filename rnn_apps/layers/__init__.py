@@ -1,6 +1,8 @@
 """Recurrent layers built from the rnn_apps cells."""
 
+from rnn_apps.layers.attention import GlobalAttention
 from rnn_apps.layers.deep_bidirectional import DeepBidirectionalRNN
 from rnn_apps.layers.pyramidal import PyramidalBidirectionalRNN
+from rnn_apps.layers.visual_attention import VisualAttention
 
-__all__ = ["DeepBidirectionalRNN", "PyramidalBidirectionalRNN"]
+__all__ = ["DeepBidirectionalRNN", "GlobalAttention", "PyramidalBidirectionalRNN", "VisualAttention"]

@@ -34,6 +34,7 @@ FORM_NAMES = {"wujue": "五言绝句", "qijue": "七言绝句", "wulv": "五言�
 CONFIG_NAME = "poetry.json"
 DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 0, "top_p": 0.9, "max_length": 128}
 MAX_LENGTH = 512
+XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
 MAX_INPUT_CHARS = 4096
 
 
@@ -57,8 +58,9 @@ def _script_table(script: str, vocab: Vocabulary) -> dict:
 class PoemModule(tf.Module):
     """A ``tf.Module`` holding the Char-RNN's weights and the in-graph generation and scoring functions."""
 
-    def __init__(self, model, vocab: Vocabulary, config: dict):
+    def __init__(self, model, vocab: Vocabulary, config: dict, jit_compile: bool = True):
         super().__init__(name="poem_model")
+        self.jit_compile = jit_compile
         self.model = model
         self.model_weights = list(model.weights)  # order of model.weights, for fine-tuning
         self._emb = model.get_layer("embedding")
@@ -211,7 +213,17 @@ class PoemModule(tf.Module):
     def _generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length):
         max_length = tf.clip_by_value(max_length, 8, MAX_LENGTH)
         plan, row_len, formed = self._plan(prompt, form, acrostic, max_length)
-        B = tf.shape(prompt)[0]
+        ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed)
+        eos = Vocabulary.eos_id
+        ids = tf.where(tf.cumsum(tf.cast(ids == eos, tf.int32), axis=1) > 0, 0, ids)
+        text = tf.strings.reduce_join(tf.gather(self._out_tokens, ids), axis=1)
+        # Safety net (the decoding constraints already guarantee it): end at the last full sentence.
+        text = tf.strings.regex_replace(text, "[^。]*$", "")
+        return {"text": text, "characters": tf.strings.length(text, unit="UTF8_CHAR")}
+
+    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+        """The sampling loop: token ids [B, T] following ``plan`` (numbers only, no strings)."""
+        B = tf.shape(plan)[0]
         T = tf.shape(plan)[1]
         eos, bos = Vocabulary.eos_id, Vocabulary.bos_id
         masks = self._mask_table
@@ -226,13 +238,13 @@ class PoemModule(tf.Module):
             #   4 as 3 but no ， (a free poem must close within max_length: its last places are a line's end).
             remaining = row_len - t
             after_char = tf.where(remaining <= 3, 4, 3)
-            case = tf.where(prev == self.period_id, 2, tf.where(tf.gather(han, prev), after_char, 1))
+            prev_han = tf.gather(han, prev)
+            case = tf.where(prev == self.period_id, 2, tf.where(prev_han, after_char, 1))
             case = tf.where(p == -1, 0, case)
             masked = logits + tf.gather(masks, case)
             drawn = samplers.sample(masked, seed, t, temperature, top_k, top_p)
             nxt = tf.where(p >= 0, p, drawn)
             closing = ~formed & (p == -2)
-            prev_han = tf.gather(han, prev)
             nxt = tf.where(closing & (remaining == 2) & prev_han, self.period_id, nxt)
             nxt = tf.where(closing & (((remaining == 2) & (prev == self.period_id)) | (remaining == 1)), eos, nxt)
             nxt = tf.where(done, Vocabulary.pad_id, nxt)
@@ -251,12 +263,43 @@ class PoemModule(tf.Module):
             tf.zeros([B], tf.bool),
         )
         _, _, _, out, _ = tf.while_loop(cond, body, start, maximum_iterations=T)
-        ids = tf.transpose(out.stack())  # [B, steps]
-        ids = tf.where(tf.cumsum(tf.cast(ids == eos, tf.int32), axis=1) > 0, 0, ids)
-        text = tf.strings.reduce_join(tf.gather(self._out_tokens, ids), axis=1)
-        # Safety net (the decoding constraints already guarantee it): end at the last full sentence.
-        text = tf.strings.regex_replace(text, "[^。]*$", "")
-        return {"text": text, "characters": tf.strings.length(text, unit="UTF8_CHAR")}
+        return tf.transpose(out.stack())  # [B, T]; rows past their end are padding
+
+    def _decode_any(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+        """Small batches run the loop XLA-compiled, larger ones as a plain graph loop.
+
+        At batch 1 a step is a few matrix-vector products and ~100 small element-wise ops; the graph
+        executor's per-op cost would dominate, while XLA fuses the element-wise work into a few kernels.
+        To keep the number of compilations small (each costs seconds, once per process and shape), the
+        XLA path pads the batch to a power of two up to ``XLA_MAX_BATCH`` and the plan to ``MAX_LENGTH``
+        steps; padding rows end at once, and rows never influence each other.
+        """
+        args = (plan, row_len, formed, temperature, top_k, top_p, seed)
+        if not self.jit_compile:
+            return self._decode_graph(*args)
+        B = tf.shape(plan)[0]
+        return tf.cond(B <= XLA_MAX_BATCH, lambda: self._decode_padded(*args), lambda: self._decode_graph(*args))
+
+    def _decode_padded(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+        B = tf.shape(plan)[0]
+        T = tf.shape(plan)[1]
+        bucket = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(B, tf.float32)) / tf.math.log(2.0) - 1e-6), tf.int32)
+        pad = tf.maximum(bucket, B) - B
+        rows = lambda x, v: tf.pad(x, [[0, pad]], constant_values=v)  # noqa: E731
+        plan = tf.pad(plan, [[0, pad], [0, MAX_LENGTH - T]], constant_values=-2)
+        ids = self._decode_xla(
+            plan, rows(row_len, 1), rows(formed, False), rows(temperature, 0.0), rows(top_k, 0), rows(top_p, 1.0),
+            rows(seed, tf.constant(0, tf.int64)),
+        )
+        return ids[:B, :T]
+
+    @tf.function(jit_compile=True)
+    def _decode_xla(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed)
+
+    @tf.function
+    def _decode_graph(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
     def serving_default(self, prompt):
@@ -323,9 +366,11 @@ class PoemModule(tf.Module):
         return {"unknown": self._unknown(self._chars(text))}
 
 
-def export_poetry(model, vocab: Vocabulary, config: dict, app_dir: str, version=None, card: dict | None = None) -> str:
+def export_poetry(
+    model, vocab: Vocabulary, config: dict, app_dir: str, version=None, card: dict | None = None, jit_compile=True
+) -> str:
     """Export the Char-RNN to ``app_dir/<version>`` atomically; return the version directory."""
-    module = PoemModule(model, vocab, config)
+    module = PoemModule(model, vocab, config, jit_compile=jit_compile)
     signatures = {
         "serving_default": module.serving_default,
         "generate": module.generate,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
+from rnn_apps import textio
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
 
@@ -39,41 +40,13 @@ class Prediction:
 
 
 def read_lines(stream: BinaryIO, name: str) -> list[str]:
-    """Reviews of a binary stream, one a line (UTF-8; blank lines skipped).
-
-    Raises:
-        SentimentError: a line that is not UTF-8 (naming ``name`` and the line).
-    """
-    texts = []
-    for n, raw in enumerate(stream, 1):
-        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise SentimentError(
-                f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
-                "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
-            ) from None
-        line = line.rstrip("\r\n")
-        if line.strip():
-            texts.append(line)
-    return texts
+    """Reviews of a binary stream, one a line (see :func:`rnn_apps.textio.read_lines`); raises SentimentError."""
+    return textio.read_lines(stream, name, SentimentError)
 
 
 def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     """Reviews of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
-    if path == "-":
-        import sys
-
-        return read_lines(stdin if stdin is not None else sys.stdin.buffer, "standard input")
-    try:
-        with open(path, "rb") as f:
-            return read_lines(f, path)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"No such file: {path}") from None
-    except IsADirectoryError:
-        raise SentimentError(f"{path} is a directory; give a file with one review a line.") from None
+    return textio.read_texts_file(path, stdin, SentimentError, "review")
 
 
 class SentimentClassifier:

@@ -93,6 +93,20 @@ def _mark_classify_signature(path: str) -> None:
         pass
 
 
+def _inference_copy(model, vocabulary, config: dict, lm=None):
+    """The classifier (and its language-model head) rebuilt from ``config`` with the same weights, no optimizer."""
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.apps.sentiment.model import BiLanguageModel
+
+    fresh = task._build_classifier(len(vocabulary) + 2, config)
+    task._assign(fresh.weights, [w.numpy() for w in model.weights], "The trained classifier")
+    fresh_lm = None
+    if lm is not None:
+        fresh_lm = BiLanguageModel(fresh, num_sampled=config["lm_num_sampled"], seed=config["seed"])
+        task._assign(fresh_lm.head_weights(), [w.numpy() for w in lm.head_weights()], "The language-model head")
+    return fresh, fresh_lm
+
+
 def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Optional[int] = None, lm=None,
                      summary: Optional[dict] = None) -> str:
     """Export the classifier to ``app_dir/<version>`` atomically; return the version directory.
@@ -107,6 +121,10 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
             so that fine-tuning can continue language-model training.
         summary: Extra facts for ``assets.extra/sentiment.json`` (validation accuracy, data, ...).
     """
+    if getattr(model, "optimizer", None) is not None:
+        # A trained model carries its optimizer (two Adam moments per weight), which a SavedModel of it
+        # would save too (three times the size): export a fresh copy with the same weights instead.
+        model, lm = _inference_copy(model, vocabulary, config, lm)
     module = SentimentModule(model, vocabulary, config, lm)
     signatures = {"serving_default": module.serving_default, "classify": module.classify, "words": module.words}
 

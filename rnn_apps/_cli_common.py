@@ -1,0 +1,58 @@
+"""Helpers shared by the command modules (``rnn_apps.cli`` and each app's ``commands``).
+
+Kept apart from :mod:`rnn_apps.cli` so that the app command modules can use them without importing
+the click group that registers them (which would be circular under ``python -m rnn_apps.cli``).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+
+import click
+
+
+def _friendly_errors(fn):
+    """Print known errors as one clear line (exit status 2) instead of a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from rnn_apps.errors import known_error_types
+
+        try:
+            return fn(*args, **kwargs)
+        except known_error_types() as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+_STRATEGY = click.option(
+    "--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default", show_default=True,
+    help="tf.distribute strategy: one device, all local GPUs/CPUs, or workers from TF_CONFIG.",
+)
+
+
+def _verbosity() -> int:
+    """Keras progress bars on a terminal, one line per epoch otherwise."""
+    return 1 if sys.stderr.isatty() else 2
+
+
+def _progress_to_stderr(enabled: bool):
+    """With --json, progress goes to stderr so that stdout holds only the JSON."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
+
+
+def _report(summary: dict, as_json: bool) -> None:
+    if as_json:
+        _echo_json(summary)
+    else:
+        for k, v in summary.items():
+            click.echo(f"{k}: {v}")

@@ -1,0 +1,196 @@
+"""Library API over an exported caption model: caption image files or bytes, and plot the attention.
+
+The model decodes the images and searches the captions in its graph (see
+:mod:`rnn_apps.apps.caption.export`); this module checks the images first (:mod:`.images`), batches them,
+and turns the model's errors into :class:`CaptionError` messages that name the file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import numpy as np
+
+from rnn_apps.apps.caption.export import load_config
+from rnn_apps.apps.caption.images import CaptionError, ImageInput, prepare_image, read_image_file
+from rnn_apps.apps.caption import scenes
+from rnn_apps.export import resolve_model_dir
+from rnn_apps.paths import default_model_dir
+
+MAX_BEAM = 16
+
+
+@dataclass
+class Caption:
+    name: str
+    caption: str
+    log_probability: Optional[float] = None
+    words: list = field(default_factory=list)
+    attention: Optional[np.ndarray] = None  # [words, H, W]
+    notes: list = field(default_factory=list)
+
+    def to_dict(self, with_attention: bool = False) -> dict:
+        d = {"image": self.name, "caption": self.caption}
+        if self.log_probability is not None:
+            d["log_probability"] = round(float(self.log_probability), 4)
+        if with_attention and self.attention is not None:
+            d["words"] = self.words
+            d["attention"] = np.round(self.attention, 4).tolist()
+        if self.notes:
+            d["notes"] = self.notes
+        return d
+
+
+def _model_message(err: Exception) -> str:
+    text = str(err).strip()
+    m = re.search(r"(Unknown image file format[^\n]*|Invalid [A-Z]+ data[^\n]*|[^\n]*corrupt[^\n]*)", text, re.I)
+    if m:
+        return m.group(1).strip().rstrip(".")
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+class ImageCaptioner:
+    """Caption images with an exported caption model.
+
+    Args:
+        model_dir: A version directory or ``models/caption`` (newest version); default: the shipped model.
+    """
+
+    def __init__(self, model_dir: Optional[str] = None):
+        import tensorflow as tf
+
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir("caption"))
+        self.meta = load_config(self.model_dir)
+        self.config = self.meta["config"]
+        self.image_size = int(self.config["image_size"])
+        self.grid = tuple(self.meta["grid"])
+        self._tf = tf
+        self._loaded = None
+
+    @property
+    def _model(self):
+        """The SavedModel, loaded on first use (so bad inputs are refused before the model is read)."""
+        if self._loaded is None:
+            self._loaded = self._tf.saved_model.load(self.model_dir)
+        return self._loaded
+
+    def _call(self, images: Sequence[ImageInput], beam: int, attention: bool) -> list[Caption]:
+        tf = self._tf
+        sig = self._model.signatures["attention" if attention else "caption"]
+        data = tf.constant([im.data for im in images], tf.string)
+        out = sig(image=data, beam_size=tf.fill([len(images)], int(beam)))
+        caps = [c.decode("utf-8") for c in out["caption"].numpy()]
+        results = []
+        for i, im in enumerate(images):
+            r = Caption(im.name, caps[i], notes=list(im.notes))
+            if self.meta.get("synthetic") and scenes.parse_caption(caps[i]) is None:
+                # A model of the synthetic scenes can only describe scenes; an image unlike them (a photo,
+                # a blank or tiny image) can make it stumble. Say so rather than pass it off as an answer.
+                r.notes.append(f"{im.name}: the caption does not read as a description of shapes; the image is "
+                               "probably unlike the synthetic scenes this model was trained on.")
+            if attention:
+                n = int(out["length"].numpy()[i])
+                r.words = [w.decode("utf-8") for w in out["words"].numpy()[i][:n]]
+                r.attention = out["attention"].numpy()[i][:n]
+            else:
+                r.log_probability = float(out["log_probability"].numpy()[i])
+            results.append(r)
+        return results
+
+    def caption_images(self, images: Sequence[ImageInput], beam: int = 1, attention: bool = False,
+                       batch_size: int = 32) -> list[Caption]:
+        """Caption checked images (:func:`~rnn_apps.apps.caption.images.prepare_image`) in batches.
+
+        Raises:
+            CaptionError: a bad beam size, or image data the model cannot decode (the file is named).
+        """
+        if not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM:
+            raise CaptionError(f"beam must be an integer from 1 to {MAX_BEAM}; received {beam!r}.")
+        if batch_size < 1:
+            raise CaptionError(f"batch_size must be positive; received {batch_size}.")
+        tf = self._tf
+        results = []
+        for i in range(0, len(images), batch_size):
+            chunk = list(images[i : i + batch_size])
+            try:
+                results.extend(self._call(chunk, beam, attention))
+            except tf.errors.InvalidArgumentError:
+                for im in chunk:  # find the culprit, keep the rest
+                    try:
+                        results.extend(self._call([im], beam, attention))
+                    except tf.errors.InvalidArgumentError as e:
+                        raise CaptionError(f"{im.name}: the image data cannot be decoded ({_model_message(e)}); "
+                                           "the file is corrupt or truncated.") from None
+        return results
+
+    def caption_files(self, paths: Sequence[str], beam: int = 1, attention: bool = False,
+                      batch_size: int = 32) -> list[Caption]:
+        """Read, check and caption image files (PNG, JPEG, GIF, BMP, WebP)."""
+        images = [read_image_file(p, self.image_size) for p in paths]
+        return self.caption_images(images, beam, attention, batch_size)
+
+    def caption_bytes(self, data: Sequence[bytes], beam: int = 1, attention: bool = False,
+                      batch_size: int = 32) -> list[Caption]:
+        images = [prepare_image(d, f"image {i + 1}", self.image_size) for i, d in enumerate(data)]
+        return self.caption_images(images, beam, attention, batch_size)
+
+    def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> list[str]:
+        """Captions of decoded images uint8 [B, H, W, 3] (no checks; for evaluation)."""
+        tf = self._tf
+        out = self._model.signatures["caption_pixels"](pixels=tf.constant(pixels, tf.uint8),
+                                                       beam_size=tf.fill([len(pixels)], int(beam)))
+        return [c.decode("utf-8") for c in out["caption"].numpy()]
+
+
+def _display_pixels(data: bytes, size: int = 256) -> np.ndarray:
+    """RGB pixels of an image for display, at most ``size`` px on its longer side."""
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as im:
+        im.draft("RGB", (size, size))
+        im = im.convert("RGB")
+        scale = size / max(im.size)
+        im = im.resize((max(1, round(im.size[0] * scale)), max(1, round(im.size[1] * scale))), Image.NEAREST
+                       if max(im.size) < size else Image.BILINEAR)
+        return np.asarray(im)
+
+
+def plot_attention(image_data: bytes, result: Caption, out_path: str, columns: int = 5) -> str:
+    """Save a grid of overlays: the image, then for each word the image with its attention weights.
+
+    The weights over the model's H×W feature grid are stretched over the whole image (bilinear), the
+    brightest where the model looked when it chose the word.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if result.attention is None:
+        raise CaptionError("No attention weights to plot (caption with attention=True).")
+    pixels = _display_pixels(image_data)
+    h, w = pixels.shape[:2]
+    panels = 1 + len(result.words)
+    cols = min(columns, panels)
+    rows = (panels + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[0][0].imshow(pixels)
+    axes[0][0].set_title("image", fontsize=9)
+    for i, word in enumerate(result.words, 1):
+        ax = axes[i // cols][i % cols]
+        ax.imshow(pixels)
+        a = result.attention[i - 1]
+        a = a / max(float(a.max()), 1e-9)
+        ax.imshow(a, cmap="magma", alpha=0.6, extent=(0, w, h, 0), interpolation="bilinear", vmin=0, vmax=1)
+        ax.set_title(word, fontsize=10)
+    fig.suptitle(result.caption, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=80)
+    plt.close(fig)
+    return out_path

@@ -1,0 +1,247 @@
+"""Write the model card ``models/caption/README.md`` with example images, their captions and attention.
+
+    python -m rnn_apps.apps.caption.card --model models/caption --run-dir runs/caption-attention \
+        --eval-json eval-attention.json --compare-run-dir runs/caption-inject --compare-eval-json eval-inject.json \
+        --bench-json bench.json
+
+The evaluation JSONs are the output of ``rnn-apps evaluate caption --synthetic ... --json``, the benchmark
+JSON that of ``python benchmarks/caption.py --json FILE``. Example scenes (seed ``--example-seed``) are
+written to ``<app dir>/examples/`` next to the card, with an attention grid for the first ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from typing import Optional
+
+
+def _dir_size(path: str) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def _history(run_dir: str) -> list:
+    path = os.path.join(run_dir, "history.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _load(path: Optional[str]):
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _run_cfg(run_dir: str) -> dict:
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        return json.load(f)["settings"]
+
+
+def write_examples(model_dir: str, app_dir: str, seed: int, count: int = 4, attention: int = 2) -> list:
+    """Save ``count`` scenes as PNGs under ``app_dir/examples`` with their captions and attention grids."""
+    from rnn_apps.apps.caption.captioner import ImageCaptioner, plot_attention
+    from rnn_apps.apps.caption.evaluate import _png
+    from rnn_apps.apps.caption.scenes import caption_matches, generate_scenes
+
+    cap = ImageCaptioner(model_dir)
+    out_dir = os.path.join(app_dir, "examples")
+    os.makedirs(out_dir, exist_ok=True)
+    scenes = generate_scenes(count, seed, cap.meta["scene_settings"])
+    rows = []
+    for i, s in enumerate(scenes, 1):
+        data = _png(s.image)
+        name = f"scene-{i}.png"
+        with open(os.path.join(out_dir, name), "wb") as f:
+            f.write(data)
+        greedy = cap.caption_bytes([data], attention=i <= attention)[0]
+        beam = cap.caption_bytes([data], beam=3)[0]
+        plot = None
+        if i <= attention:
+            plot = f"attention-{i}.png"
+            plot_attention(data, greedy, os.path.join(out_dir, plot))
+        rows.append({"image": f"examples/{name}", "caption": greedy.caption, "beam3": beam.caption,
+                     "truth": s.captions()[0], "right": caption_matches(greedy.caption, s), "attention": plot})
+    return rows
+
+
+def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Optional[str], compare_eval: Optional[dict],
+               bench: Optional[dict], examples: list, example_seed: int, training_time: Optional[str] = None,
+               compare_training_time: Optional[str] = None, beam_eval: Optional[dict] = None,
+               commands: Optional[list] = None) -> str:
+    import numpy as np
+
+    from rnn_apps.apps.caption.export import load_config
+    from rnn_apps.apps.caption.scenes import COLOURS, SHAPES, SIZES
+    from rnn_apps.export import resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
+    meta = load_config(model_dir)
+    cfg = meta["config"]
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(model_dir)
+    n_params = sum(int(np.prod(v.shape)) for v in loaded.model_weights)
+    version = os.path.basename(model_dir.rstrip("/"))
+    hist = _history(run_dir)
+    ss = meta["scene_settings"]
+    grid = meta["grid"]
+    lines = [
+        "# Caption model (CNN encoder + LSTM decoder with visual attention, synthetic scenes)",
+        "",
+        f"Version {version} in `models/caption/{version}/`, a TensorFlow SavedModel (TF Serving layout) that decodes "
+        "PNG/JPEG bytes, runs the CNN and the whole greedy or beam search in its graph. Signatures: "
+        "`serving_default` (`{\"image\": string[B]}` → `{\"caption\": string[B]}`), `caption` (with `beam_size`), "
+        "`attention` (words and their attention over the feature grid), `caption_pixels` (decoded images). "
+        "It loads with plain `tf.saved_model.load`, without rnn_apps.",
+        "",
+        "```sh",
+        "rnn-apps caption models/caption/examples/scene-1.png",
+        "rnn-apps caption models/caption/examples/scene-1.png --beam 3 --plot-attention attention.png",
+        "```",
+        "",
+        "**What it knows**: only the synthetic scenes below — coloured shapes on a light background. On photos "
+        "it still answers with shapes; train on Flickr8k/COCO for those (`rnn-apps train caption --data DIR`).",
+        "",
+        "## Data: synthetic scenes (no download)",
+        "",
+        f"* `rnn_apps.apps.caption.scenes`: {ss['image_size']}×{ss['image_size']} px images with {ss['min_shapes']} to "
+        f"{ss['max_shapes']} shapes — {', '.join(SHAPES)} × {', '.join(COLOURS)} × {', '.join(SIZES)} "
+        f"({len(SHAPES) * len(COLOURS) * len(SIZES)} kinds) — at random non-overlapping places, light random "
+        "background, slight colour jitter.",
+        "* Captions name every shape left to right and the relation of each to the next (\"to the left of\", "
+        "\"above\", \"below\"; the relation is the axis of the larger centre distance, with a margin of 6 px so it is "
+        "never ambiguous; centres are at least 5 px apart horizontally so the order can be seen). Six phrasings per "
+        "scene: bare, after \"there is\" or \"a picture of\", left to right or right to left (\"to the right of\"). "
+        f"Training drew a random prefix and read the chain right to left with probability {cfg['reverse_prob']}.",
+        f"* Training scenes are generated on the fly: the batch of step s comes from the seed ({cfg['seed']}, 1, s), "
+        f"so no scene repeats and a resumed run sees the same data; validation: {cfg['val_count']} scenes from "
+        f"({cfg['seed']}, 2). Evaluation uses plain integer seeds, which training never uses.",
+        "",
+        "## Model and training",
+        "",
+        f"* Encoder: a small CNN trained from scratch — coordinate channels (CoordConv), "
+        f"{len(cfg['filters'])} blocks of 3×3 convolution + batch norm + ReLU ({', '.join(map(str, cfg['filters']))} "
+        f"filters) with 2×2 max-pooling between them, coordinate channels again and a 1×1 projection to "
+        f"{cfg['feature_dim']}: an {grid[0]}×{grid[1]} grid of annotation vectors." if grid[0] == 8 else
+        f"{cfg['feature_dim']}: a {grid[0]}×{grid[1]} grid of annotation vectors.",
+        f"* Decoder ({cfg['variant']}): `rnn_apps.cells.{cfg['cell'].upper() if cfg['cell'] == 'lstm' else cfg['cell']}` "
+        f"with {cfg['units']} units, word embedding {cfg['embedding_dim']}, soft attention (Show, Attend and Tell; "
+        f"additive scores with {cfg['attention_units']} hidden units{', gated' if cfg.get('gate') else ''}) over the "
+        "grid at every step; initial state from the mean annotation; output from [h_t; z_t]. Teacher forcing, "
+        f"dropout {cfg['dropout']}.",
+        f"* {n_params:,} parameters; {_dir_size(model_dir) / 2**20:.1f} MB on disk.",
+        f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
+        f"{cfg['clipnorm']}, batches of {cfg['batch_size']} scenes, "
+        f"{hist[-1]['step'] if hist else '?'} steps ({hist[-1]['step'] * cfg['batch_size'] if hist else '?':,} scenes)"
+        + (f", {training_time}" if training_time else "")
+        + " on the project's 2-core CPU machine, shared with other training runs.",
+        "",
+    ]
+    if hist:
+        lines += ["| epoch | step | loss | token accuracy | validation loss | validation token accuracy |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for h in hist:
+            lines.append(f"| {h['epoch']} | {h['step']} | {h.get('loss', float('nan')):.4f} | "
+                         f"{h.get('token_accuracy', float('nan')):.4f} | {h.get('val_loss', float('nan')):.4f} | "
+                         f"{h.get('val_token_accuracy', float('nan')):.4f} |")
+        lines += ["", "(Token accuracy is against one phrasing; the first words are a free choice of phrasing, so it "
+                  "cannot reach 1.)", ""]
+    lines += ["## Figures", ""]
+    variants = [(cfg["variant"], evaluation, run_dir)]
+    if compare_eval:
+        ccfg = _run_cfg(compare_run) if compare_run else {}
+        variants.append((ccfg.get("variant", "other"), compare_eval, compare_run))
+    lines += [
+        f"Measured with `rnn-apps evaluate caption --synthetic --seed {evaluation['seed']} --count "
+        f"{evaluation['scenes']} --json` on the exported models (PNG bytes in, greedy decoding): BLEU against all six "
+        "phrasings of each scene; **exact match** reads each caption back into shapes, colours, sizes and relations "
+        "and requires all of them right (any phrasing).",
+        "",
+        "| variant | steps | training time | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | exact match | by number of shapes | unparsed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, ev, rd in variants:
+        h = _history(rd) if rd else []
+        by = ", ".join(f"{k}: {v:.3f}" for k, v in ev["exact_match_by_shapes"].items())
+        lines.append(f"| {name}{' (shipped)' if rd == run_dir else ''} | {h[-1]['step'] if h else '?'} | "
+                     f"{(training_time if rd == run_dir else compare_training_time) or '?'} | "
+                     f"{ev['bleu1']:.4f} | {ev['bleu2']:.4f} | {ev['bleu3']:.4f} | {ev['bleu4']:.4f} | "
+                     f"**{ev['exact_match']:.3f}** | {by} | {ev['unparsed']:.3f} |")
+    if beam_eval:
+        by = ", ".join(f"{k}: {v:.3f}" for k, v in beam_eval["exact_match_by_shapes"].items())
+        lines.append(f"| {cfg['variant']}, beam {beam_eval['beam']} | | | {beam_eval['bleu1']:.4f} | "
+                     f"{beam_eval['bleu2']:.4f} | {beam_eval['bleu3']:.4f} | {beam_eval['bleu4']:.4f} | "
+                     f"**{beam_eval['exact_match']:.3f}** | {by} | {beam_eval['unparsed']:.3f} |")
+    lines += ["", "*attention*: the decoder looks at the grid at every word; *inject*: the flattened grid is "
+              "projected (and batch-normalised) and fed to the same LSTM as its first input only (the notes' 1-to-N "
+              "RNN, Show and Tell). Same encoder, cell, sizes, optimizer and data stream.", ""]
+    if compare_run:
+        ch = {h["step"]: h for h in _history(compare_run)}
+        rows = [h for h in hist if h["step"] in ch]
+        if rows:
+            lines += ["Validation token accuracy at equal steps (same 512 validation scenes):", "",
+                      "| step | attention | inject |", "| --- | --- | --- |"]
+            for h in rows:
+                lines.append(f"| {h['step']} | {h.get('val_token_accuracy', float('nan')):.4f} | "
+                             f"{ch[h['step']].get('val_token_accuracy', float('nan')):.4f} |")
+            lines.append("")
+    if bench:
+        lines += ["Speed (`python benchmarks/caption.py`, PNG bytes in, on the 2-core CPU machine while other "
+                  "training runs were using it, so these are lower bounds):", "",
+                  "| batch | beam | ms a call | captions/s |", "| --- | --- | --- | --- |"]
+        for r in bench["results"]:
+            lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | {r['captions_per_s']:.1f} |")
+        lines.append("")
+    if commands:
+        lines += ["Commands that made these figures:", "", "```sh", *commands, "```", ""]
+    lines += ["## Examples", "",
+              f"Fresh scenes (seed {example_seed}), the captions the shipped model writes (greedy, and beam 3):", ""]
+    for ex in examples:
+        lines.append(f"<img src=\"{ex['image']}\" width=\"128\" alt=\"scene\"> — **{ex['caption']}**"
+                     f"{'' if ex['right'] else ' (wrong; truth: ' + ex['truth'] + ')'}; beam 3: *{ex['beam3']}*")
+        lines.append("")
+    for ex in examples:
+        if ex["attention"]:
+            lines += [f"Attention for {ex['image']} (`rnn-apps caption {os.path.join('models/caption', ex['image'])} "
+                      f"--plot-attention {ex['attention']}`): where the decoder looked for each word.", "",
+                      f"![attention](examples/{ex['attention']})", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/caption")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--eval-json", required=True)
+    ap.add_argument("--compare-run-dir")
+    ap.add_argument("--compare-eval-json")
+    ap.add_argument("--bench-json")
+    ap.add_argument("--example-seed", type=int, default=31)
+    ap.add_argument("--training-time", default=None, help="e.g. '58 min of wall time' (runs that were resumed "
+                    "do not keep a single clock)")
+    ap.add_argument("--compare-training-time", default=None)
+    ap.add_argument("--beam-eval-json", default=None, help="The evaluation of the shipped model with --beam N.")
+    ap.add_argument("--commands-file", default=None, help="A text file of the commands that made the figures.")
+    ap.add_argument("--out", default=None, help="Default: <model app dir>/README.md")
+    args = ap.parse_args()
+    from rnn_apps.export import resolve_model_dir
+
+    version_dir = resolve_model_dir(args.model)
+    app_dir = os.path.dirname(os.path.abspath(version_dir))
+    examples = write_examples(version_dir, app_dir, args.example_seed)
+    text = build_card(version_dir, args.run_dir, _load(args.eval_json), args.compare_run_dir,
+                      _load(args.compare_eval_json), _load(args.bench_json), examples, args.example_seed,
+                      args.training_time, args.compare_training_time, _load(args.beam_eval_json),
+                      open(args.commands_file, encoding="utf-8").read().splitlines() if args.commands_file else None)
+    out = args.out or os.path.join(app_dir, "README.md")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

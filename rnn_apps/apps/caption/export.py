@@ -1,0 +1,201 @@
+"""The captioner's SavedModel: encoded image bytes in, captions out, decoding and the search in the graph.
+
+Signatures (batch-first; loadable with plain ``tf.saved_model.load`` in a process that never imports
+rnn_apps):
+
+* ``serving_default``: ``{"image": string[B]}`` (encoded PNG, JPEG, GIF, BMP or WebP bytes, any size) ->
+  ``{"caption": string[B]}``, greedy decoding.
+* ``caption``: ``{"image": string[B], "beam_size": int32[B]}`` -> ``{"caption": string[B],
+  "log_probability": float32[B], "length": int32[B]}``. The batch's largest beam size is used for every
+  row (1: greedy); the best beam by total log-probability is returned.
+* ``attention``: same inputs -> ``{"caption", "length", "words": string[B, T], "attention": float32[B, T, H, W]}``:
+  the weights over the H×W feature grid with which each word was chosen (``words[b, t]`` is "" past the
+  caption's end). A model without attention (the first-step injection variant) returns uniform weights.
+* ``caption_pixels``: ``{"pixels": uint8[B, height, width, 3], "beam_size": int32[B]}`` -> as ``caption``
+  (decoded images, for evaluation and benchmarks).
+
+Images are decoded with ``tf.io.decode_image`` (first frame of an animation, grey and RGBA to RGB) and
+resized to the model's input size in the graph; bytes that are not an image fail with TensorFlow's
+InvalidArgumentError (the ``rnn-apps caption`` command checks files before they reach the model).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from rnn_apps import export as shared_export
+from rnn_apps import samplers
+from rnn_apps.apps.caption.images import decode_images
+from rnn_apps.vocab import Vocabulary
+
+CONFIG_NAME = "caption.json"
+FORMAT = "rnn_apps.caption/1"
+NEG = -1e9
+
+
+class CaptionModule(tf.Module):
+    """The encoder and decoder weights and the in-graph decoding loops."""
+
+    def __init__(self, model, vocab: Vocabulary, config: dict):
+        super().__init__(name="caption_model")
+        self.encoder = model.encoder
+        self.decoder = model.decoder
+        self.model_weights = list(model.weights)
+        tokens = list(vocab.tokens)
+        self.vocab_size = len(tokens)
+        self._words = tf.constant(["" if i < 4 else t for i, t in enumerate(tokens)])
+        mask = np.zeros(len(tokens), np.float32)
+        mask[[Vocabulary.pad_id, Vocabulary.unk_id, Vocabulary.bos_id]] = NEG
+        self._mask = tf.constant(mask)
+        done_row = np.full(len(tokens), NEG, np.float32)
+        done_row[Vocabulary.pad_id] = 0.0
+        self._done_row = tf.constant(done_row)
+        self.size = int(config["image_size"])
+        self.max_len = int(config["max_len"])
+        self.grid = tuple(int(g) for g in model.grid)
+        self.locations = self.grid[0] * self.grid[1]
+
+    # ------------------------------------------------------------------------------------ pieces
+    def _features(self, pixels):
+        return self.encoder(pixels, training=False)
+
+    def _text(self, ids):
+        keep = (ids >= 4) & (tf.cumsum(tf.cast(ids == Vocabulary.eos_id, tf.int32), axis=1) == 0)
+        words = tf.where(keep, tf.gather(self._words, ids), "")
+        caption = tf.strings.reduce_join(tf.ragged.boolean_mask(words, keep), axis=1, separator=" ")
+        return caption, words, tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+
+    def _greedy(self, features):
+        dec = self.decoder
+        batch = tf.shape(features)[0]
+        memory, states = dec.start(features)
+        eos = Vocabulary.eos_id
+
+        def body(t, prev, states, ids, alphas, logp, done):
+            logits, states, alpha = dec.step(prev, states, memory)
+            logits = logits + self._mask
+            nxt = samplers.greedy(logits)
+            nxt = tf.where(done, Vocabulary.pad_id, nxt)
+            lp = tf.gather(tf.nn.log_softmax(logits), nxt, batch_dims=1)
+            logp = logp + tf.where(done, 0.0, lp)
+            ids = ids.write(t, nxt)
+            alphas = alphas.write(t, tf.reshape(alpha, [batch, self.locations]))
+            done = done | (nxt == eos)
+            return t + 1, nxt, states, ids, alphas, logp, done
+
+        def cond(t, prev, states, ids, alphas, logp, done):
+            # at least one step, so that an empty batch still stacks a (0, 1) result
+            return (t == 0) | ((t < self.max_len) & ~tf.reduce_all(done))
+
+        start = (tf.constant(0), tf.fill([batch], Vocabulary.bos_id), states,
+                 tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+                 tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None, self.locations]),
+                 tf.zeros([batch]), tf.zeros([batch], tf.bool))
+        _, _, _, ids, alphas, logp, _ = tf.while_loop(cond, body, start, maximum_iterations=self.max_len)
+        ids = tf.transpose(ids.stack())  # [B, t]
+        alphas = tf.transpose(alphas.stack(), [1, 0, 2])  # [B, t, L]
+        return ids, alphas, logp
+
+    def _beam(self, features, beam_size):
+        dec = self.decoder
+        k = beam_size
+        batch = tf.shape(features)[0]
+        rows = batch * k
+        memory, states = dec.start(tf.repeat(features, k, axis=0))
+        eos, T, L = Vocabulary.eos_id, self.max_len, self.locations
+        cols = tf.range(T)[None, :]
+
+        def body(t, prev, states, seqs, alphas, scores, done):
+            logits, new_states, alpha = dec.step(prev, states, memory)
+            logp = tf.nn.log_softmax(logits + self._mask)
+            logp = tf.where(done[:, None], self._done_row[None, :], logp)  # a finished beam only pads, at no cost
+            scores, parent, token = samplers.beam_search_step(logp, scores, k)
+            states = [tf.gather(s, parent) for s in new_states]
+            seqs = tf.where(cols == t, token[:, None], tf.gather(seqs, parent))
+            alpha = tf.gather(tf.reshape(alpha, [rows, L]), parent)
+            alphas = tf.where((cols == t)[:, :, None], alpha[:, None, :], tf.gather(alphas, parent))
+            done = tf.gather(done, parent) | (token == eos) | (token == Vocabulary.pad_id)
+            return t + 1, token, states, seqs, alphas, scores, done
+
+        def cond(t, prev, states, seqs, alphas, scores, done):
+            return (t < T) & ~tf.reduce_all(done)
+
+        scores0 = tf.where(tf.range(rows) % k == 0, 0.0, NEG)
+        start = (tf.constant(0), tf.fill([rows], Vocabulary.bos_id), states, tf.zeros([rows, T], tf.int32),
+                 tf.zeros([rows, T, L]), scores0, tf.zeros([rows], tf.bool))
+        t, _, _, seqs, alphas, scores, _ = tf.while_loop(cond, body, start, maximum_iterations=T)
+        best = tf.range(batch) * k  # beam_search_step keeps each row's beams sorted, best first
+        return tf.gather(seqs, best)[:, :t], tf.gather(alphas, best)[:, :t], tf.gather(scores, best)
+
+    def _search(self, pixels, beam_size):
+        features = self._features(pixels)
+        k = tf.maximum(tf.reduce_max(tf.concat([beam_size, [1]], 0)), 1)
+        return tf.cond(k > 1, lambda: self._beam(features, k), lambda: self._greedy(features))
+
+    def _empty(self):
+        return tf.zeros([0, 0], tf.int32), tf.zeros([0, 0, self.locations]), tf.zeros([0])
+
+    def _run(self, pixels, beam_size):
+        # An empty batch is answered without running the network (some CPU kernels reject empty inputs).
+        ids, alphas, logp = tf.cond(tf.shape(pixels)[0] > 0, lambda: self._search(pixels, beam_size), self._empty)
+        caption, words, length = self._text(ids)
+        return {"caption": caption, "log_probability": logp, "length": length, "words": words,
+                "attention": tf.reshape(alphas, [tf.shape(ids)[0], tf.shape(ids)[1], self.grid[0], self.grid[1]])}
+
+    def _decode(self, image):
+        return decode_images(image, self.size)
+
+    # ------------------------------------------------------------------------------------ signatures
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
+    def serving_default(self, image):
+        return {"caption": self._run(self._decode(image), tf.ones_like(image, tf.int32))["caption"]}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                  tf.TensorSpec([None], tf.int32, name="beam_size")])
+    def caption(self, image, beam_size):
+        out = self._run(self._decode(image), beam_size)
+        return {k: out[k] for k in ("caption", "log_probability", "length")}
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                  tf.TensorSpec([None], tf.int32, name="beam_size")])
+    def attention(self, image, beam_size):
+        out = self._run(self._decode(image), beam_size)
+        return {k: out[k] for k in ("caption", "length", "words", "attention")}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels"),
+                                  tf.TensorSpec([None], tf.int32, name="beam_size")])
+    def caption_pixels(self, pixels, beam_size):
+        resized = tf.image.resize(tf.cast(pixels, tf.float32), [self.size, self.size], antialias=True)
+        out = self._run(resized, beam_size)
+        return {k: out[k] for k in ("caption", "log_probability", "length")}
+
+
+def export_caption(model, vocab: Vocabulary, config: dict, app_dir: str, version: Optional[int] = None,
+                   extra: Optional[dict] = None) -> str:
+    """Export a trained captioner to ``app_dir/<version>`` atomically; return the version directory."""
+    module = CaptionModule(model, vocab, config)
+    signatures = {
+        "serving_default": module.serving_default,
+        "caption": module.caption,
+        "attention": module.attention,
+        "caption_pixels": module.caption_pixels,
+    }
+
+    def write(path):
+        tf.saved_model.save(module, path, signatures=signatures)
+
+    meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), "grid": list(module.grid), **(extra or {})}
+    return shared_export.atomic_export(write, app_dir, version, {CONFIG_NAME: meta})
+
+
+def load_config(model_dir: str) -> dict:
+    try:
+        meta = shared_export.read_extra(model_dir, CONFIG_NAME)
+    except (OSError, ValueError):
+        raise FileNotFoundError(f"{model_dir} is not a caption model (no assets.extra/{CONFIG_NAME}).") from None
+    if meta.get("format") != FORMAT:
+        raise FileNotFoundError(f"{model_dir} is not a caption model (format {meta.get('format')!r}).")
+    return meta

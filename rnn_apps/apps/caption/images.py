@@ -1,0 +1,184 @@
+"""Image bytes: header checks before decoding (Python side) and the decoding the model does in its graph.
+
+The command line reads each file, checks from its header alone that it is a PNG, JPEG, GIF, BMP or WebP image
+of a sensible size, and only then hands the bytes to the model, which decodes and resizes them in its
+graph (:func:`decode_images`). A JPEG above :data:`MAX_PIXELS` is first decoded at a reduced scale with
+Pillow (JPEG's DCT scaling, so the full image never sits in memory); other formats above it are refused
+with a message that says so.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from dataclasses import dataclass, field
+
+MAX_PIXELS = 25_000_000  # 25 megapixels, e.g. 5000 x 5000
+MAX_FILE_BYTES = 200 * 2**20
+DOWNSCALE_TO = 1024
+FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
+
+
+class CaptionError(ValueError):
+    """An image or a request the captioner cannot work with (with a message a person can act on)."""
+
+
+@dataclass
+class ImageInput:
+    """An image ready for the model: its (possibly re-encoded) bytes, format, size and notes for the user."""
+
+    name: str
+    data: bytes
+    format: str
+    width: int
+    height: int
+    notes: list = field(default_factory=list)
+
+
+def _jpeg_size(data: bytes):
+    i, n = 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            raise CaptionError("corrupt JPEG header (expected a marker)")
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            i += 2
+            continue
+        if marker == 0xD9:
+            break
+        (length,) = struct.unpack(">H", data[i + 2 : i + 4])
+        if length < 2:
+            raise CaptionError("corrupt JPEG header (segment length)")
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 > n:
+                break
+            h, w = struct.unpack(">HH", data[i + 5 : i + 9])
+            return w, h
+        i += 2 + length
+    raise CaptionError("truncated or corrupt JPEG (no frame header with the image size)")
+
+
+def image_header(data: bytes) -> tuple[str, int, int]:
+    """(format, width, height) read from the first bytes of an image, without decoding it.
+
+    Raises:
+        CaptionError: not a PNG, JPEG, GIF, BMP or WebP image, or a corrupt header.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        if len(data) < 24 or data[12:16] != b"IHDR":
+            raise CaptionError("truncated or corrupt PNG (no IHDR header)")
+        if b"IEND" not in data[-16:]:  # libpng would decode a cut file as a partly blank image
+            raise CaptionError("truncated PNG (no IEND chunk at its end)")
+        w, h = struct.unpack(">II", data[16:24])
+        return "PNG", w, h
+    if data[:3] == b"\xff\xd8\xff":
+        w, h = _jpeg_size(data)
+        return "JPEG", w, h
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        if len(data) < 10:
+            raise CaptionError("truncated GIF")
+        w, h = struct.unpack("<HH", data[6:10])
+        return "GIF", w, h
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return "BMP", abs(w), abs(h)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
+        chunk = data[12:16]
+        if chunk == b"VP8 ":
+            w, h = struct.unpack("<HH", data[26:30])
+            return "WEBP", w & 0x3FFF, h & 0x3FFF
+        if chunk == b"VP8L":
+            (bits,) = struct.unpack("<I", data[21:25])
+            return "WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        if chunk == b"VP8X":
+            return "WEBP", 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+        raise CaptionError("corrupt WebP header")
+    raise CaptionError("not a PNG, JPEG, GIF, BMP or WebP image")
+
+
+def _downscale_jpeg(data: bytes, name: str) -> bytes:
+    try:
+        from PIL import Image
+    except ImportError:  # pragma: no cover - Pillow is a dependency
+        raise CaptionError(f"{name}: the image is larger than {MAX_PIXELS / 1e6:.0f} megapixels; downscale it first "
+                           "(or install Pillow, which reads large JPEGs at a reduced scale).") from None
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("RGB", (DOWNSCALE_TO, DOWNSCALE_TO))
+            im = im.convert("RGB")
+            im.thumbnail((DOWNSCALE_TO, DOWNSCALE_TO))
+            out = io.BytesIO()
+            im.save(out, format="PNG")
+            return out.getvalue()
+    except Exception as e:
+        raise CaptionError(f"{name}: cannot read the JPEG data ({type(e).__name__}: {e}).") from None
+
+
+def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> ImageInput:
+    """Check image bytes by their header; downscale a huge JPEG; note images far smaller than the model's.
+
+    Raises:
+        CaptionError: empty, not an image, a corrupt header, a zero size, or too many pixels.
+    """
+    if not data:
+        raise CaptionError(f"{name}: the file is empty.")
+    if len(data) > MAX_FILE_BYTES:
+        raise CaptionError(f"{name}: the file is {len(data) / 2**20:.0f} MB; at most {MAX_FILE_BYTES // 2**20} MB is read.")
+    try:
+        fmt, w, h = image_header(data)
+    except CaptionError as e:
+        raise CaptionError(f"{name}: {e}; give a PNG, JPEG, GIF, BMP or WebP image.") from None
+    if w <= 0 or h <= 0:
+        raise CaptionError(f"{name}: the {fmt} header gives a size of {w}×{h} pixels.")
+    img = ImageInput(name, data, fmt, w, h)
+    if w * h > MAX_PIXELS:
+        if fmt != "JPEG":
+            raise CaptionError(
+                f"{name}: the image is {w:,}×{h:,} pixels ({w * h / 1e6:.0f} megapixels); {fmt} images above "
+                f"{MAX_PIXELS / 1e6:.0f} megapixels are refused to bound memory. Downscale it first (e.g. to "
+                f"{DOWNSCALE_TO} px)."
+            )
+        img.data = _downscale_jpeg(data, name)
+        img.format = "PNG"
+        img.notes.append(f"{name}: {w:,}×{h:,} pixels; read at a reduced scale.")
+    elif min(w, h) < max(8, model_size // 8):
+        img.notes.append(f"{name}: only {w}×{h} pixels (the model looks at {model_size}×{model_size}); "
+                         "the caption is a guess.")
+    return img
+
+
+def read_image_file(path: str, model_size: int = 64) -> ImageInput:
+    """Read and check one image file (PNG, JPEG, GIF, BMP, WebP; see :func:`prepare_image`)."""
+    if not os.path.exists(path):
+        raise CaptionError(f"{path}: no such file.")
+    if os.path.isdir(path):
+        raise CaptionError(f"{path} is a directory; give image files.")
+    try:
+        size = os.path.getsize(path)
+        if size > MAX_FILE_BYTES:
+            raise CaptionError(f"{path}: the file is {size / 2**20:.0f} MB; at most {MAX_FILE_BYTES // 2**20} MB is read.")
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise CaptionError(f"{path}: cannot read it ({e.strerror or e}).") from None
+    return prepare_image(data, path, model_size)
+
+
+def decode_images(data, size: int):
+    """In-graph: encoded PNG/JPEG/GIF/BMP/WebP strings [B] -> float32 pixels 0..255 [B, size, size, 3].
+
+    Any size is resized (area-weighted when shrinking) to size × size; grey and RGBA images become RGB; an
+    animated GIF gives its first frame.
+    """
+    import tensorflow as tf
+
+    def one(s):
+        img = tf.io.decode_image(s, channels=3, expand_animations=False, dtype=tf.uint8)
+        img.set_shape([None, None, 3])
+        return tf.image.resize(tf.cast(img, tf.float32), [size, size], antialias=True)
+
+    return tf.map_fn(one, data, fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))

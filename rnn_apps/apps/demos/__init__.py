@@ -1,0 +1,1 @@
+"""Small experiments that show how the recurrent cells behave (``rnn-apps demo ...``)."""

@@ -1,0 +1,1 @@
+"""Translation app: sequence to sequence with attention, English → Chinese (``rnn-apps translate``)."""

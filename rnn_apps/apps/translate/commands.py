@@ -1,0 +1,230 @@
+"""The translation commands of ``rnn-apps`` (registered in :mod:`rnn_apps.cli`): thin wrappers over the library.
+
+TensorFlow is imported inside the commands, so ``rnn-apps --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _report, _verbosity
+
+_CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
+
+
+def _export_run(r: dict, app_dir: str, version=None, default_beam=None) -> str:
+    from rnn_apps.apps.translate.export import export_translate
+
+    return export_translate(r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}),
+                            app_dir, version, default_beam=default_beam,
+                            summary={k: r.get(k) for k in ("val_loss", "best_epoch", "stats", "step", "stopped_early")})
+
+
+_DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), default=4, show_default=True,
+                             help="Beam width of the exported model's serving_default (and of translate without --beam).")
+
+
+# ------------------------------------------------------------------------------------------- translate
+
+
+@click.command("translate")
+@click.argument("texts", nargs=-1)
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
+@click.option("--beam", type=int, default=None,
+              help="Beam width (1: greedy). Default: the model's (see its model card).")
+@click.option("--max-length", type=int, default=None, help="Most tokens written per sentence (default: the model's bound).")
+@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/translate).")
+@click.option("--batch-size", default=32, show_default=True, help="Sentences per model call.")
+@click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Save a heat map of the attention (source tokens against target tokens) of the first text "
+                   "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences'.")
+@_friendly_errors
+def translate(texts, files, beam, max_length, model_dir, batch_size, plot_path, as_json):
+    """Translate English into Chinese (or the other way, with a zh-en model).
+
+    Prints one translation a line. TEXT '-' reads texts from standard input, one a line. Long texts are
+    cut into sentences and translated one sentence at a time; words the model does not know are named on
+    standard error.
+
+    \b
+    Examples:
+      rnn-apps translate "I love you."
+      rnn-apps translate "Good morning." "Where is the station?" --beam 4
+      rnn-apps translate --file sentences.txt --json
+      echo "How are you?" | rnn-apps translate -
+      rnn-apps translate "Tom is my friend." --plot-attention attention.png
+    """
+    from rnn_apps.apps.translate.translate import TranslateError, read_texts_file
+
+    stdin = click.get_binary_stream("stdin")
+    inputs = []
+    for t in texts:
+        inputs.extend(read_texts_file("-", stdin) if t == "-" else [t])
+    for path in files:
+        inputs.extend(read_texts_file(path, stdin))
+    if not texts and not files:
+        raise TranslateError("Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
+                             "standard input. See rnn-apps translate --help.")
+    if not inputs:
+        raise TranslateError("Nothing to translate: the input holds only blank lines.")
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
+    from rnn_apps.apps.translate.translate import Translator
+
+    with native_stderr_silenced():
+        tr = Translator(model_dir)
+        results = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
+    for i, r in enumerate(results, 1):
+        if r.unknown_words:
+            which = f"text {i}" if len(results) > 1 else "the text"
+            click.echo(f"Note: the model does not know these words of {which}: {', '.join(r.unknown_words)}.", err=True)
+        if r.sentences > 1:
+            click.echo(f"Note: text {i} was translated as {r.sentences} separate sentences.", err=True)
+    if plot_path:
+        from rnn_apps.apps.translate.plot import plot_attention
+
+        for i, text in enumerate(inputs if len(inputs) > 1 else inputs[:1], 1):
+            path = plot_path if len(inputs) == 1 else _numbered(plot_path, i)
+            with native_stderr_silenced():
+                alignment = tr.attention(text, beam=beam)
+            plot_attention(alignment, path)
+            click.echo(f"Attention plot saved to {path}", err=True)
+    if as_json:
+        _echo_json([r.to_dict() for r in results])
+        return
+    for r in results:
+        click.echo(r.translation)
+
+
+def _numbered(path: str, i: int) -> str:
+    root, ext = os.path.splitext(path)
+    return f"{root}-{i}{ext or '.png'}"
+
+
+# ------------------------------------------------------------------------------------------- train
+
+
+@click.command("translate")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Sentence pairs: a UTF-8 TSV of english<TAB>chinese[<TAB>...] (Tatoeba / manythings.org form).")
+@click.option("--run-dir", default="runs/translate", show_default=True, help="Checkpoints, logs, vocabularies.")
+@click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
+@_STRATEGY
+@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None, help="Translation direction (default en-zh).")
+@click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default=None,
+              help="Attention score (default luong); 'none' is the plain encoder-decoder with one context vector.")
+@click.option("--cell", type=click.Choice(_CELLS), default=None, help="Recurrent cell (default lstm).")
+@click.option("--embedding-dim", type=int, default=None, help="Embedding size (default 256).")
+@click.option("--encoder-units", type=int, default=None, help="Encoder units per direction (default 256).")
+@click.option("--encoder-layers", type=int, default=None, help="Bidirectional encoder layers (default 1).")
+@click.option("--decoder-units", type=int, default=None, help="Decoder units (default 512).")
+@click.option("--attention-units", type=int, default=None, help="Hidden size of the Bahdanau score (default 256).")
+@click.option("--dropout", type=float, default=None, help="Dropout (default 0.3).")
+@click.option("--learning-rate", type=float, default=None, help="Adam's peak learning rate, cosine decay (default 2e-3).")
+@click.option("--batch-size", type=int, default=None, help="Sentence pairs per batch (default 64).")
+@click.option("--source-min-count", type=int, default=None, help="Rarest source token kept in the vocabulary (default 2).")
+@click.option("--target-min-count", type=int, default=None, help="Rarest target token kept in the vocabulary (default 2).")
+@click.option("--val-fraction", type=float, default=None,
+              help="Share of the source sentences held out for validation (default 0.06).")
+@click.option("--patience", type=int, default=None,
+              help="Stop after this many epochs without a lower validation loss (default 3; 0: never).")
+@click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
+@click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
+@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
+@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/translate).")
+@_DEFAULT_BEAM
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default_beam, as_json, tensorboard, save_every,
+                    **settings):
+    """Train the sequence-to-sequence translator (attention or not) on sentence pairs.
+
+    \b
+    Examples:
+      rnn-apps train translate --data ../shared/data/cmn-eng.tsv --export models/translate
+      rnn-apps train translate --data cmn-eng.tsv --attention none --run-dir runs/translate-none
+      rnn-apps train translate --data cmn-eng.tsv --run-dir runs/translate --resume
+      rnn-apps train translate --data cmn-eng.tsv --direction zh-en --cell gru
+    """
+    from rnn_apps.apps.translate import task
+
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                            save_every=save_every, verbose=_verbosity(), **settings)
+    summary = {k: result[k] for k in ("step", "val_loss", "best_epoch", "stopped_early", "stats", "seconds")}
+    if export_dir:
+        summary["exported"] = _export_run(result, export_dir, default_beam=default_beam)
+    _report(summary, as_json)
+
+
+# ------------------------------------------------------------------------------------------- evaluate
+
+
+@click.command("translate")
+@click.option("--data", required=True, type=click.Path(dir_okay=False), help="A TSV of english<TAB>chinese pairs.")
+@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped).")
+@click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
+              help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
+@click.option("--beam", type=int, default=None, help="Beam width (1: greedy; default: the model's).")
+@click.option("--limit", type=int, default=None, help="Only the first N pairs (after the split).")
+@click.option("--batch-size", default=64, show_default=True)
+@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write source, reference and translation of every pair to this TSV.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with 'bleu' and the details.")
+@_friendly_errors
+def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_path, as_json):
+    """Corpus BLEU of the translator on sentence pairs (sacrebleu; 'zh' tokenization for Chinese output, '13a' for English).
+
+    Chinese references are converted to simplified script, as the model writes simplified Chinese
+    (the JSON also gives the BLEU against the references as written, 'bleu_references_as_written').
+
+    \b
+    Examples:
+      rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --split val
+      rnn-apps evaluate translate --data pairs.tsv --beam 4 --json
+    """
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
+    from rnn_apps.apps.translate.evaluate import evaluate_pairs
+
+    with native_stderr_silenced():
+        r = evaluate_pairs(data, model_dir, split=split, beam=beam, limit=limit, batch_size=batch_size,
+                           progress=not as_json, output_path=output_path)
+    if as_json:
+        _echo_json(r)
+    else:
+        click.echo(f"BLEU: {r['bleu']:.2f}  ({r['pairs']:,} pairs, {r['direction']}, beam {r['beam']}, "
+                   f"tokenize {r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
+        click.echo(r["signature"])
+
+
+# ------------------------------------------------------------------------------------------- export
+
+
+@click.command("translate")
+@click.option("--run-dir", required=True)
+@click.option("--models", "models_dir", default="models", show_default=True)
+@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@_DEFAULT_BEAM
+@_friendly_errors
+def export_translate_cmd(run_dir, models_dir, version, default_beam):
+    """Export the translator of RUN_DIR to MODELS/translate/<version>/.
+
+    \b
+    Example:
+      rnn-apps export translate --run-dir runs/translate --models models
+      rnn-apps export translate --run-dir runs/translate-none --models runs/translate-none/models --default-beam 1
+    """
+    from rnn_apps.apps.translate import task
+
+    model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
+    result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
+    click.echo(_export_run(result, os.path.join(models_dir, "translate"), version, default_beam))

@@ -1,0 +1,300 @@
+"""The translator's SavedModel: text in, translation out, with tokenization and the decoding loop in the graph.
+
+``models/translate/<version>/`` loads with plain ``tf.saved_model.load`` (no rnn_apps, no Keras needed) and
+serves with TensorFlow Serving. Signatures (batch-first):
+
+* ``serving_default``: ``{"text": string[B]}`` -> ``{"translation": string[B]}``, decoded with the model's
+  default beam width (``decoding.default_beam`` in ``assets.extra/translate.json``).
+* ``translate``: ``{"text": string[B], "beam_size": int32[], "max_length": int32[]}`` -> ``{"translation":
+  string[B], "length": int32[B]`` (target tokens written, the end token excluded)``}``. ``beam_size`` 1 is greedy
+  decoding (at most 16); ``max_length`` <= 0 uses the default bound of each sentence (twice its source tokens
+  plus 10, at most 160 tokens).
+* ``attention``: ``{"text": string[B], "beam_size": int32[]}`` -> ``{"translation": string[B],
+  "source_tokens": string[B, S], "target_tokens": string[B, T], "attention": float32[B, T, S]}``: the alignment
+  weights of each written token (rows, ``<eos>`` last) over the source tokens (columns, ``<eos>`` last);
+  padding is "" and 0. A model without attention gives zeros.
+* ``tokenize``: ``{"text": string[B]}`` -> ``{"tokens": string[B, N], "length": int32[B],
+  "unknown_tokens": string[B, N], "unknown_count": int32[B]}``: the source tokens the model reads and those
+  outside its vocabulary (read as ``<unk>``).
+
+Source sentences longer than 100 tokens are cut to their first 99 tokens in the graph (the library splits long
+texts into sentences first). Decoding stops at the end token or at the length bound, where the end is forced;
+``<pad> <unk> <bos>`` are never written. Beam search keeps ``beam_size`` hypotheses, extends each by every
+token (:func:`rnn_apps.samplers.beam_search_step`), and finally picks the hypothesis with the best
+log-probability divided by the GNMT length penalty ``((5 + length) / 6) ** 0.6`` (Wu et al., 2016).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from rnn_apps import export as shared_export
+from rnn_apps import samplers
+from rnn_apps.apps.translate import data as tdata
+from rnn_apps.apps.translate.text import detokenize, tokenize
+from rnn_apps.vocab import Vocabulary
+
+CONFIG_NAME = "translate.json"
+FORMAT = "rnn_apps.translate/1"
+MAX_SOURCE_TOKENS = 100
+MAX_OUTPUT_TOKENS = 160
+MAX_BEAM = 16
+DEFAULT_BEAM = 4
+LENGTH_PENALTY = 0.6
+NEG = samplers.NEG_INF
+
+
+def _t2s_char_table(vocab: Vocabulary) -> dict:
+    """Traditional -> simplified characters (OpenCC's character table) for characters the vocabulary lacks."""
+    import opencc
+
+    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "TSCharacters.txt")
+    table = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2 and len(parts[0]) == 1:
+                target = parts[1].split(" ")[0]
+                if len(target) == 1 and target != parts[0] and target in vocab and parts[0] not in vocab:
+                    table[parts[0]] = target
+    return table
+
+
+def _lookup_table(mapping: dict, default):
+    keys = list(mapping) or ["\u0000"]
+    values = [mapping[k] for k in mapping] or [default]
+    return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default)
+
+
+class TranslateModule(tf.Module):
+    """A ``tf.Module`` holding the Seq2Seq model, the vocabularies and the in-graph decoders."""
+
+    def __init__(self, model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict,
+                 truecase: Optional[dict] = None, default_beam: int = 1):
+        super().__init__(name="translate_model")
+        self.model = model
+        self.model_weights = list(model.weights)  # in model.weights order, for reloading into Keras
+        self.source_lang, self.target_lang = tdata.parse_direction(config["direction"])
+        src_tokens, tgt_tokens = list(source_vocab.tokens), list(target_vocab.tokens)
+        self._src_table = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(src_tokens[4:]), tf.range(4, len(src_tokens), dtype=tf.int32)), -1
+        )
+        self._tgt_tokens = tf.constant(["" if i < 4 else t for i, t in enumerate(tgt_tokens)])
+        self._tgt_labels = tf.constant(["", "<unk>", "<bos>", "<eos>"] + tgt_tokens[4:])
+        self._conv = _lookup_table(_t2s_char_table(source_vocab) if self.source_lang == "zh" else {}, "")
+        self._truecase = _lookup_table(dict(truecase or {}), "") if self.target_lang == "en" else None
+        V = len(tgt_tokens)
+        forbidden = np.zeros(V, np.float32)
+        forbidden[[Vocabulary.pad_id, Vocabulary.unk_id, Vocabulary.bos_id]] = NEG
+        self._forbidden = tf.constant(forbidden)
+        only_eos = np.full(V, NEG, np.float32)
+        only_eos[Vocabulary.eos_id] = 0.0
+        self._only_eos = tf.constant(only_eos)
+        only_pad = np.full(V, NEG, np.float32)
+        only_pad[Vocabulary.pad_id] = 0.0
+        self._only_pad = tf.constant(only_pad)
+        self.default_beam = int(default_beam)
+        self.has_attention = model.attention is not None
+
+    # ---------------------------------------------------------------- text -> ids
+    def _tokens(self, text):
+        toks = tokenize(text, self.source_lang)
+        if self.source_lang == "zh":
+            conv = self._conv.lookup(toks.flat_values)
+            toks = toks.with_flat_values(tf.where(conv != "", conv, toks.flat_values))
+        return toks
+
+    def _source(self, text):
+        """Source ids [B, S] (tokens, then <eos>; at most MAX_SOURCE_TOKENS) and the source token count [B]."""
+        toks = self._tokens(text)[:, : MAX_SOURCE_TOKENS - 1]
+        raw = self._src_table.lookup(toks.flat_values)
+        ids = toks.with_flat_values(tf.where(raw < 0, Vocabulary.unk_id, raw))
+        B = tf.shape(text)[0]
+        eos = tf.RaggedTensor.from_tensor(tf.fill([B, 1], Vocabulary.eos_id))
+        ids = tf.concat([ids, eos], axis=1)
+        return ids.to_tensor(Vocabulary.pad_id), tf.cast(toks.row_lengths(), tf.int32)
+
+    def _bounds(self, n_source, max_length):
+        default = tf.minimum(2 * n_source + 10, MAX_OUTPUT_TOKENS)
+        return tf.where(max_length > 0, tf.minimum(max_length, MAX_OUTPUT_TOKENS), default)
+
+    # ---------------------------------------------------------------- decoders
+    def _encode(self, src):
+        memory, mask, states, summary = self.model.encode(src, training=False)
+        return memory, mask, list(states), summary, self.model.attention_keys(memory)
+
+    def _weights_or_zeros(self, w, mask):
+        return w if w is not None else tf.zeros(tf.shape(mask), tf.float32)
+
+    def greedy(self, src, bounds):
+        """Greedy decoding: ids [B, T] (after <eos>: 0) and attention [B, T, S]."""
+        memory, mask, states, summary, keys = self._encode(src)
+        B = tf.shape(src)[0]
+        T = tf.reduce_max(bounds)
+        eos = Vocabulary.eos_id
+
+        def body(t, prev, states, ids, atts, done):
+            logits, states, w = self.model.decode_step(prev, states, memory, mask, summary, keys)
+            nxt = samplers.greedy(logits + self._forbidden)
+            nxt = tf.where(t >= bounds - 1, eos, nxt)
+            nxt = tf.where(done, Vocabulary.pad_id, nxt)
+            w = tf.where(done[:, None], 0.0, self._weights_or_zeros(w, mask))
+            return t + 1, nxt, list(states), ids.write(t, nxt), atts.write(t, w), done | (nxt == eos)
+
+        start = (tf.constant(0), tf.fill([B], Vocabulary.bos_id), states,
+                 tf.TensorArray(tf.int32, size=T, element_shape=[None]),
+                 tf.TensorArray(tf.float32, size=T, element_shape=[None, None]), tf.zeros([B], tf.bool))
+        _, _, _, ids, atts, _ = tf.while_loop(lambda t, p, s, i, a, d: (t < T) & ~tf.reduce_all(d), body, start,
+                                              maximum_iterations=T)
+        ids = tf.transpose(ids.stack())
+        atts = tf.transpose(atts.stack(), [1, 0, 2])
+        return tf.reshape(ids, [B, -1]), tf.reshape(atts, [B, tf.shape(ids)[1], tf.shape(src)[1]])
+
+    def beam(self, src, bounds, beam_size):
+        """Beam search: the best hypothesis of each row (ids [B, T], attention [B, T, S])."""
+        K = beam_size
+        memory, mask, states, summary, keys = self._encode(src)
+        B, S = tf.shape(src)[0], tf.shape(src)[1]
+        rep = lambda x: tf.repeat(x, K, axis=0)  # noqa: E731  row b -> rows b*K .. b*K+K-1
+        memory, mask, summary, bounds_k = rep(memory), rep(mask), rep(summary), rep(bounds)
+        keys = None if keys is None else rep(keys)
+        states = [rep(s) for s in states]
+        T = tf.reduce_max(bounds)
+        BK = B * K
+        eos = Vocabulary.eos_id
+        scores = tf.where(tf.range(BK) % K == 0, 0.0, NEG)
+        cols = tf.range(T)[None, :]
+
+        def body(t, prev, states, scores, seqs, atts, lengths, finished):
+            logits, states, w = self.model.decode_step(prev, states, memory, mask, summary, keys)
+            logp = tf.nn.log_softmax(logits + self._forbidden, axis=-1)
+            logp = tf.where((t >= bounds_k - 1)[:, None], logp + self._only_eos, logp)
+            logp = tf.where(finished[:, None], self._only_pad[None, :], logp)
+            scores, parent, token = samplers.beam_search_step(logp, scores, K)
+            states = [tf.gather(s, parent) for s in states]
+            finished = tf.gather(finished, parent)
+            lengths = tf.gather(lengths, parent) + tf.cast(~finished, tf.int32)
+            w = tf.gather(self._weights_or_zeros(w, mask), parent)
+            w = tf.where(finished[:, None], 0.0, w)
+            at_t = tf.equal(cols, t)
+            seqs = tf.where(at_t, token[:, None], tf.gather(seqs, parent))
+            atts = tf.where(at_t[:, :, None], w[:, None, :], tf.gather(atts, parent))
+            finished = finished | (token == eos)
+            return t + 1, token, states, scores, seqs, atts, lengths, finished
+
+        start = (tf.constant(0), tf.fill([BK], Vocabulary.bos_id), states, scores, tf.zeros([BK, T], tf.int32),
+                 tf.zeros([BK, T, S], tf.float32), tf.zeros([BK], tf.int32), tf.zeros([BK], tf.bool))
+        _, _, _, scores, seqs, atts, lengths, _ = tf.while_loop(
+            lambda t, p, s, sc, q, a, n, f: (t < T) & ~tf.reduce_all(f), body, start, maximum_iterations=T)
+        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, LENGTH_PENALTY)
+        best = tf.argmax(tf.reshape(scores / penalty, [B, K]), axis=1, output_type=tf.int32)
+        pick = tf.range(B) * K + best
+        return tf.gather(seqs, pick), tf.gather(atts, pick)
+
+    def _decode(self, text, beam_size, max_length):
+        src, n_source = self._source(text)
+        bounds = self._bounds(n_source, max_length)
+        beam_size = tf.clip_by_value(beam_size, 1, MAX_BEAM)
+        ids, atts = tf.cond(beam_size <= 1, lambda: self.greedy(src, bounds), lambda: self.beam(src, bounds, beam_size))
+        # Everything after the first <eos> is padding.
+        after = tf.cumsum(tf.cast(ids == Vocabulary.eos_id, tf.int32), axis=1, exclusive=True) > 0
+        ids = tf.where(after, Vocabulary.pad_id, ids)
+        translation = detokenize(tf.gather(self._tgt_tokens, ids), self.target_lang, self._truecase)
+        length = tf.reduce_sum(tf.cast(ids > Vocabulary.eos_id, tf.int32), axis=1)
+        return {"translation": translation, "ids": ids, "attention": atts, "source": src, "length": length}
+
+    # ---------------------------------------------------------------- signatures
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int32, name="beam_size"),
+                                  tf.TensorSpec([], tf.int32, name="max_length")])
+    def run(self, text, beam_size, max_length):
+        """Everything the signatures return, traced once (the signatures call this one graph function)."""
+        out = self._decode(text, beam_size, max_length)
+        ids = out["ids"]
+        target = tf.where(ids == Vocabulary.pad_id, "", tf.gather(self._tgt_labels, ids))
+        toks = self._tokens(text)[:, : MAX_SOURCE_TOKENS - 1]
+        eos = tf.RaggedTensor.from_tensor(tf.fill([tf.shape(text)[0], 1], "<eos>"))
+        return {
+            "translation": out["translation"],
+            "length": out["length"],
+            "source_tokens": tf.concat([toks, eos], axis=1).to_tensor(""),
+            "target_tokens": target,
+            "attention": out["attention"],
+        }
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def serving_default(self, text):
+        return {"translation": self.run(text, tf.constant(self.default_beam), tf.constant(0))["translation"]}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int32, name="beam_size"),
+                                  tf.TensorSpec([], tf.int32, name="max_length")])
+    def translate(self, text, beam_size, max_length):
+        out = self.run(text, beam_size, max_length)
+        return {"translation": out["translation"], "length": out["length"]}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                  tf.TensorSpec([], tf.int32, name="beam_size")])
+    def attention(self, text, beam_size):
+        out = self.run(text, beam_size, tf.constant(0))
+        return {k: out[k] for k in ("translation", "source_tokens", "target_tokens", "attention")}
+
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def tokenize(self, text):
+        toks = self._tokens(text)
+        unknown = self._src_table.lookup(toks.flat_values) < 0
+        unk = tf.ragged.boolean_mask(toks, toks.with_flat_values(unknown))
+        return {
+            "tokens": toks.to_tensor(""),
+            "length": tf.cast(toks.row_lengths(), tf.int32),
+            "unknown_tokens": unk.to_tensor(""),
+            "unknown_count": tf.cast(unk.row_lengths(), tf.int32),
+        }
+
+
+def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict, truecase: dict,
+                     app_dir: str, version: Optional[int] = None, summary: Optional[dict] = None,
+                     default_beam: Optional[int] = None) -> str:
+    """Export the translator to ``app_dir/<version>`` atomically; return the version directory.
+
+    ``default_beam`` is the beam width of ``serving_default`` and of the CLI without ``--beam`` (default 4).
+    """
+    beam = int(default_beam if default_beam is not None else DEFAULT_BEAM)
+    if not 1 <= beam <= MAX_BEAM:
+        raise ValueError(f"default_beam must be from 1 to {MAX_BEAM}; received {beam}.")
+    module = TranslateModule(model, source_vocab, target_vocab, config, truecase, default_beam=beam)
+    signatures = {
+        "serving_default": module.serving_default,
+        "translate": module.translate,
+        "attention": module.attention,
+        "tokenize": module.tokenize,
+    }
+
+    def write(path):
+        tf.saved_model.save(module, path, signatures=signatures)
+
+    extra = {CONFIG_NAME: {
+        "format": FORMAT,
+        "config": config,
+        "source_vocab": source_vocab.to_json(),
+        "target_vocab": target_vocab.to_json(),
+        "truecase": truecase,
+        "decoding": {"default_beam": beam, "length_penalty": LENGTH_PENALTY, "max_source_tokens": MAX_SOURCE_TOKENS,
+                     "max_output_tokens": MAX_OUTPUT_TOKENS, "max_beam": MAX_BEAM},
+        "summary": summary or {},
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }}
+    return shared_export.atomic_export(write, app_dir, version, extra)
+
+
+def load_config(model_dir: str) -> dict:
+    """The ``assets.extra/translate.json`` of an exported translator."""
+    try:
+        return shared_export.read_extra(model_dir, CONFIG_NAME)
+    except OSError:
+        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a translation model.") from None

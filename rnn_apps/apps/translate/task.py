@@ -1,0 +1,357 @@
+"""Translation tasks: train the sequence-to-sequence model (resumable, early stopping) and reload a run.
+
+A run directory holds ``config.json`` (settings, data, corpus statistics, the English capitalisation table),
+``source_vocab.json``, ``target_vocab.json``, ``checkpoints/``, ``history.jsonl``, ``best.weights.h5`` (the
+weights of the epoch with the lowest validation loss so far) and, at the end, ``final.weights.h5`` (the
+best epoch's weights). Training goes through :func:`rnn_apps.training.fit_resumable`, so ``resume=True``
+continues an interrupted run at the same step, with the same data order; early stopping reads the
+run's history, so it also survives a resume.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from rnn_apps.apps.translate import data as tdata
+from rnn_apps.vocab import Vocabulary
+
+CONFIG_FILE = "config.json"
+SOURCE_VOCAB = "source_vocab.json"
+TARGET_VOCAB = "target_vocab.json"
+BEST_WEIGHTS = "best.weights.h5"
+FINAL_WEIGHTS = "final.weights.h5"
+
+DEFAULTS = dict(
+    direction="en-zh",
+    embedding_dim=256,
+    encoder_units=256,
+    encoder_layers=1,
+    decoder_units=512,
+    cell="lstm",
+    attention="luong",
+    attention_units=256,
+    dropout=0.3,
+    learning_rate=2e-3,
+    clipnorm=1.0,
+    batch_size=64,
+    source_min_count=2,
+    target_min_count=2,
+    max_source_len=60,
+    max_target_len=80,
+    val_fraction=0.06,
+    patience=3,
+    seed=1234,
+)
+
+
+class _StopEarly(Exception):
+    """Raised by the early-stopping callback to end :func:`fit_resumable`'s loop."""
+
+
+def _early_stopping(run_dir: str, patience: int, start_history: list, verbose: int):
+    import keras
+
+    class EarlyStopping(keras.callbacks.Callback):
+        """Keep the weights of the best validation loss; stop after ``patience`` epochs without improvement.
+
+        Its state is rebuilt from the run's history, so a resumed run stops where an uninterrupted one would.
+        """
+
+        def __init__(self):
+            super().__init__()
+            losses = [r["val_loss"] for r in start_history if "val_loss" in r]
+            self.best = min(losses) if losses else float("inf")
+            self.wait = (len(losses) - 1 - int(np.argmin(losses))) if losses else 0
+
+        def on_epoch_end(self, epoch, logs=None):
+            val = (logs or {}).get("val_loss")
+            if val is None:
+                return
+            if val < self.best:
+                self.best, self.wait = float(val), 0
+                self.model.save_weights(os.path.join(run_dir, BEST_WEIGHTS))
+            else:
+                self.wait += 1
+                if patience and self.wait >= patience:
+                    if verbose:
+                        print(f"Early stop: validation loss has not improved for {self.wait} epochs "
+                              f"(best {self.best:.4f}).")
+                    raise _StopEarly()
+
+    return EarlyStopping()
+
+
+def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
+        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    return model
+
+
+def _dataset(plan: tdata.PairBatches, start_step: int, epochs: Optional[int]):
+    import tensorflow as tf
+
+    spec = (
+        (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None), tf.int32)),
+        tf.TensorSpec((None, None), tf.int32),
+        tf.TensorSpec((None, None), tf.float32),
+    )
+    ds = tf.data.Dataset.from_generator(lambda: plan.iterate(start_step, epochs), output_signature=spec)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options).prefetch(2)
+
+
+_SENTENCE_START = {".", "!", "?", '"', "'", ":", "-", "—", "(", "…"}
+
+
+def truecase_table(sentences: list[str]) -> dict:
+    """For each lowercase English token, its most frequent spelling away from the start of a sentence,
+    when that is not the lowercase one (``{"tom": "Tom", "i": "I"}``)."""
+    from rnn_apps.apps.translate.text import tokenize_py
+
+    lower = tokenize_py(sentences, "en")
+    cased = tokenize_py(sentences, "en", lowercase=False)
+    counts: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for lo, ca in zip(lower, cased):
+        if len(lo) != len(ca):
+            continue
+        for i, (a, b) in enumerate(zip(lo, ca)):
+            if i > 0 and lo[i - 1] not in _SENTENCE_START and b.lower() == a:
+                counts[a][b] += 1
+    table = {}
+    for tok, c in counts.items():
+        best, _ = max(c.items(), key=lambda kv: (kv[1], kv[0] == tok))
+        if best != tok:
+            table[tok] = best
+    return table
+
+
+def encode_side(token_lists: list[list[str]], vocab: Vocabulary, bos: bool) -> list[np.ndarray]:
+    """Ids of token lists: ``[<bos>] ids <eos>`` (targets, ``bos=True``) or ``ids <eos>`` (sources)."""
+    head = [vocab.bos_id] if bos else []
+    return [np.array(head + vocab.encode(t) + [vocab.eos_id], np.int32) for t in token_lists]
+
+
+def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, verbose: int = 0):
+    """Load, split, tokenize, (build the vocabularies) and encode a corpus.
+
+    Returns:
+        dict with ``source_vocab``, ``target_vocab``, ``train``/``val`` (lists of (source ids, target ids)
+        within the length limits), ``val_pairs`` (every validation :class:`Pair`), ``truecase``, ``stats``.
+    """
+    from rnn_apps.apps.translate.text import tokenize_py
+
+    src_lang, tgt_lang = tdata.parse_direction(cfg["direction"])
+    pairs = tdata.load_pairs(data_path)
+    train_pairs, val_pairs = tdata.split_pairs(pairs, cfg["val_fraction"], cfg["seed"])
+    if not train_pairs:
+        raise tdata.TranslationDataError(f"{data_path}: no pairs left for training after the validation split.")
+    tok = {}
+    for name, part in (("train", train_pairs), ("val", val_pairs)):
+        tok[name] = (tokenize_py([p.side(src_lang) for p in part], src_lang),
+                     tokenize_py([p.side(tgt_lang) for p in part], tgt_lang))
+    if vocabs is None:
+        src_vocab = Vocabulary.build(tok["train"][0], min_count=cfg["source_min_count"])
+        tgt_vocab = Vocabulary.build(tok["train"][1], min_count=cfg["target_min_count"])
+    else:
+        src_vocab, tgt_vocab = vocabs
+    english = [p.en for p in train_pairs]
+    truecase = truecase_table(english)
+    encoded = {}
+    dropped = {}
+    for name in ("train", "val"):
+        s_ids = encode_side(tok[name][0], src_vocab, bos=False)
+        t_ids = encode_side(tok[name][1], tgt_vocab, bos=True)
+        keep = [(s, t) for s, t in zip(s_ids, t_ids)
+                if 1 < len(s) <= cfg["max_source_len"] + 1 and len(t) <= cfg["max_target_len"] + 2]
+        dropped[name] = len(s_ids) - len(keep)
+        encoded[name] = keep
+
+    def unk_rate(name, side, vocab):
+        toks = [t for row in tok[name][side] for t in row]
+        return round(sum(t not in vocab for t in toks) / max(1, len(toks)), 4)
+
+    stats = {
+        "pairs": len(pairs),
+        "train_pairs": len(train_pairs),
+        "val_pairs": len(val_pairs),
+        "train_pairs_used": len(encoded["train"]),
+        "val_pairs_used": len(encoded["val"]),
+        "dropped_too_long": dropped,
+        "source_vocab_size": len(src_vocab),
+        "target_vocab_size": len(tgt_vocab),
+        "train_source_tokens": int(sum(len(s) - 1 for s, _ in encoded["train"])),
+        "train_target_tokens": int(sum(len(t) - 2 for _, t in encoded["train"])),
+        "val_source_unknown_rate": unk_rate("val", 0, src_vocab) if val_pairs else None,
+        "val_target_unknown_rate": unk_rate("val", 1, tgt_vocab) if val_pairs else None,
+    }
+    return {"source_vocab": src_vocab, "target_vocab": tgt_vocab, "train": encoded["train"], "val": encoded["val"],
+            "val_pairs": val_pairs, "truecase": truecase, "stats": stats}
+
+
+def train(
+    data_path: str,
+    run_dir: str,
+    epochs: int = 30,
+    resume: bool = False,
+    strategy: str = "default",
+    tensorboard: bool = False,
+    save_every: int = 200,
+    verbose: int = 1,
+    callbacks=(),
+    **overrides,
+) -> dict:
+    """Train a translator on a TSV of sentence pairs; checkpoints and weights go to ``run_dir``.
+
+    Args:
+        data_path: ``english<TAB>chinese`` pairs (see :mod:`rnn_apps.apps.translate.data`).
+        run_dir: Where the run's config, vocabularies, checkpoints and logs live.
+        epochs: Most epochs (early stopping on the validation loss may end the run sooner).
+        resume: Continue the run in ``run_dir`` (its saved settings win over ``overrides``).
+        strategy: ``default``, ``mirrored`` or ``multi-worker``.
+        callbacks: Extra Keras callbacks.
+        **overrides: Any of :data:`DEFAULTS` (None values are ignored).
+
+    Returns:
+        A summary dict: ``step``, ``history``, ``val_loss`` (best), ``stats``, ``seconds``, ``stopped_early``,
+        and the objects ``model``, ``source_vocab``, ``target_vocab``, ``config``.
+    """
+    from rnn_apps import training
+    from rnn_apps.apps.translate.model import build_model
+
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
+    os.makedirs(run_dir, exist_ok=True)
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    vocabs = None
+    if resume and os.path.exists(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            cfg = json.load(f)["settings"]
+        vocabs = (Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB)), Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB)))
+    else:
+        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    tdata.parse_direction(cfg["direction"])
+    training.set_seed(cfg["seed"])
+    t0 = time.time()
+    corpus = prepare_corpus(data_path, cfg, vocabs, verbose)
+    stats = corpus["stats"]
+    src_vocab, tgt_vocab = corpus["source_vocab"], corpus["target_vocab"]
+    if verbose:
+        print(f"Corpus: {stats['pairs']:,} pairs, {stats['train_pairs_used']:,} for training and "
+              f"{stats['val_pairs']:,} for validation; vocabularies {stats['source_vocab_size']:,} (source) and "
+              f"{stats['target_vocab_size']:,} (target) ({time.time() - t0:.0f} s).")
+    src_vocab.save(os.path.join(run_dir, SOURCE_VOCAB))
+    tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats, "truecase": corpus["truecase"]},
+                  f, ensure_ascii=False, indent=1)
+
+    strat = training.get_strategy(strategy)
+    train_src, train_tgt = zip(*corpus["train"])
+    plan = tdata.PairBatches(list(train_src), list(train_tgt), cfg["batch_size"], seed=cfg["seed"],
+                             multiple=strat.num_replicas_in_sync)
+    val_plan = None
+    if corpus["val"]:
+        val_src, val_tgt = zip(*corpus["val"])
+        val_plan = tdata.PairBatches(list(val_src), list(val_tgt), cfg["batch_size"], shuffle=False,
+                                     multiple=strat.num_replicas_in_sync)
+    with strat.scope():
+        model = build_model(len(src_vocab), len(tgt_vocab), cfg)
+        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
+    history_path = os.path.join(run_dir, "history.jsonl")
+    prior = []
+    if resume and os.path.exists(history_path):
+        with open(history_path, encoding="utf-8") as f:
+            prior = [json.loads(line) for line in f if line.strip()]
+    early = _early_stopping(run_dir, cfg["patience"], prior, verbose) if val_plan else None
+    callbacks = ([early] if early else []) + list(callbacks)
+    stopped = False
+    if early is not None and cfg["patience"] and early.wait >= cfg["patience"]:
+        stopped = True  # a resumed run that had already stopped early
+        result = {"step": None, "epochs": epochs}
+    else:
+        try:
+            result = training.fit_resumable(
+                model,
+                lambda start: _dataset(plan, start, None),
+                plan.steps_per_epoch,
+                epochs,
+                run_dir,
+                validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
+                resume=resume,
+                save_every=save_every,
+                tensorboard=tensorboard,
+                callbacks=callbacks,
+                verbose=verbose,
+                strategy=strat,
+            )
+        except _StopEarly:
+            stopped = True
+            result = {"step": None, "epochs": epochs}
+    history = []
+    if os.path.exists(history_path):
+        with open(history_path, encoding="utf-8") as f:
+            history = [json.loads(line) for line in f if line.strip()]
+    if result["step"] is None:
+        result["step"] = history[-1]["step"] if history else 0
+    best_path = os.path.join(run_dir, BEST_WEIGHTS)
+    if os.path.exists(best_path):
+        model.load_weights(best_path)
+    if training.is_chief(strat):
+        model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
+    losses = [r["val_loss"] for r in history if "val_loss" in r]
+    result.update({
+        "history": history,
+        "val_loss": min(losses) if losses else None,
+        "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
+        "stopped_early": stopped,
+        "stats": stats,
+        "seconds": round(time.time() - t0, 1),
+        "model": model,
+        "source_vocab": src_vocab,
+        "target_vocab": tgt_vocab,
+        "config": cfg,
+        "truecase": corpus["truecase"],
+    })
+    return result
+
+
+def load_run_model(run_dir: str, weights: Optional[str] = None):
+    """Rebuild the model of a run and load its final (else best, else newest checkpoint) weights.
+
+    Returns:
+        ``(model, source_vocab, target_vocab, config, truecase)``.
+    """
+    from rnn_apps import training
+    from rnn_apps.apps.translate.model import build_model
+
+    path = os.path.join(run_dir, CONFIG_FILE)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{run_dir} is not a translation run: it has no {CONFIG_FILE}.")
+    with open(path, encoding="utf-8") as f:
+        run = json.load(f)
+    cfg = run["settings"]
+    src_vocab = Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB))
+    tgt_vocab = Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB))
+    model = build_model(len(src_vocab), len(tgt_vocab), cfg)
+    for candidate in ([weights] if weights else [os.path.join(run_dir, FINAL_WEIGHTS), os.path.join(run_dir, BEST_WEIGHTS)]):
+        if candidate and os.path.exists(candidate):
+            model.load_weights(candidate)
+            break
+    else:
+        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
+        training.CheckpointManager(run_dir).restore(model)
+    return model, src_vocab, tgt_vocab, cfg, run.get("truecase", {})

@@ -1,0 +1,205 @@
+"""Library API over an exported translator: translate texts, read them from files or stdin, get alignments.
+
+The model does the work in its graph (see :mod:`rnn_apps.apps.translate.export`); this module loads it,
+refuses input it cannot answer with a message a person can act on, and shapes the results:
+
+* Empty (or whitespace-only) text: an error naming the text.
+* Text none of whose words the model knows (``"Xylophonic zqwx."``): an error naming the words; some unknown
+  words: a translation, with the unknown words listed (they are read as ``<unk>``).
+* Long text (a paragraph): cut into sentences (after . ! ? 。！？), a sentence longer than
+  ``MAX_SENTENCE_TOKENS`` tokens into pieces; each is translated on its own and the translations are joined.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import BinaryIO, Optional, Sequence
+
+from rnn_apps.apps.translate import data as tdata
+from rnn_apps import textio
+from rnn_apps.export import resolve_model_dir
+from rnn_apps.paths import default_model_dir
+
+MAX_SENTENCE_TOKENS = 60
+MAX_TEXT_CHARS = 100_000
+
+
+class TranslateError(ValueError):
+    """Input the translator cannot answer, or bad arguments (with a message that says what to do)."""
+
+
+@dataclass
+class Translation:
+    source: str
+    translation: str
+    unknown_words: list = field(default_factory=list)
+    sentences: int = 1
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "translation": self.translation, "unknown_words": self.unknown_words,
+                "sentences": self.sentences}
+
+
+@dataclass
+class Alignment:
+    """The attention of one translation: ``weights[i, j]`` is target token i's weight on source token j."""
+
+    source: str
+    translation: str
+    source_tokens: list
+    target_tokens: list
+    weights: object  # numpy float32 [len(target_tokens), len(source_tokens)]
+    has_attention: bool = True
+
+
+def read_lines(stream: BinaryIO, name: str) -> list[str]:
+    """Texts of a binary stream, one a line (see :func:`rnn_apps.textio.read_lines`); raises TranslateError."""
+    return textio.read_lines(stream, name, TranslateError)
+
+
+def read_texts_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
+    """Texts of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
+    return textio.read_texts_file(path, stdin, TranslateError, "text")
+
+
+class Translator:
+    """Translate with an exported translation model.
+
+    Args:
+        model_dir: A version directory or ``models/translate`` (newest version); default: the shipped model.
+    """
+
+    def __init__(self, model_dir: Optional[str] = None):
+        import tensorflow as tf
+
+        from rnn_apps.apps.translate.export import load_config
+
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir("translate"))
+        self.meta = load_config(self.model_dir)
+        self.config = self.meta["config"]
+        self.source_lang, self.target_lang = tdata.parse_direction(self.config["direction"])
+        self.decoding = self.meta.get("decoding", {})
+        self.default_beam = int(self.decoding.get("default_beam", 1))
+        self.max_beam = int(self.decoding.get("max_beam", 16))
+        self._tf = tf
+        self._model = tf.saved_model.load(self.model_dir)
+
+    # ---------------------------------------------------------------- checks
+    def _beam(self, beam: Optional[int]) -> int:
+        beam = self.default_beam if beam is None else beam
+        if not isinstance(beam, int) or not 1 <= beam <= self.max_beam:
+            raise TranslateError(f"beam must be an integer from 1 (greedy) to {self.max_beam}; received {beam!r}.")
+        return beam
+
+    def tokenize(self, texts: Sequence[str]) -> list[dict]:
+        """The source tokens of each text and those the model does not know."""
+        out = self._model.signatures["tokenize"](text=self._tf.constant(list(texts), self._tf.string))
+        rows = []
+        for toks, n, unk, k in zip(out["tokens"].numpy(), out["length"].numpy(), out["unknown_tokens"].numpy(),
+                                   out["unknown_count"].numpy()):
+            rows.append({"tokens": [t.decode("utf-8") for t in toks[:n]],
+                         "unknown": list(dict.fromkeys(t.decode("utf-8") for t in unk[:k]))})
+        return rows
+
+    def _check(self, texts: Sequence[str]) -> list[dict]:
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not one string.")
+        if not texts:
+            raise TranslateError("No text to translate.")
+        for i, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise TranslateError(f"Text {i} is a {type(t).__name__}, not a string.")
+            if not t.strip():
+                raise TranslateError(f"Text {i} is empty: give a sentence to translate.")
+            if len(t) > MAX_TEXT_CHARS:
+                raise TranslateError(f"Text {i} has {len(t):,} characters; at most {MAX_TEXT_CHARS:,} are translated at once "
+                                     "(give it as several texts, e.g. one a line with --file).")
+            try:
+                t.encode("utf-8")
+            except UnicodeEncodeError:
+                raise TranslateError(f"Text {i} is not valid UTF-8 text (it holds undecodable characters).") from None
+        info = self.tokenize(texts)
+        for i, (t, row) in enumerate(zip(texts, info), 1):
+            words = [w for w in row["tokens"] if re.search(r"\w", w)]
+            if not words:
+                raise TranslateError(f"Text {i} ({t.strip()[:40]!r}) has no words to translate, only punctuation or symbols.")
+            known = [w for w in words if w not in row["unknown"]]
+            if not known:
+                lang = {"en": "English", "zh": "Chinese"}[self.source_lang]
+                raise TranslateError(
+                    f"Text {i}: the model knows none of its words ({', '.join(row['unknown'][:10])}); it translates "
+                    f"{lang} into {'Chinese' if self.target_lang == 'zh' else 'English'}. Check the spelling and the language."
+                )
+        return info
+
+    # ---------------------------------------------------------------- pieces of long texts
+    def _pieces(self, text: str, n_tokens: int) -> list[str]:
+        if n_tokens <= MAX_SENTENCE_TOKENS:
+            return [text.strip()]
+        out = []
+        for sentence in tdata.split_sentences(text, self.source_lang):
+            n = len(self.tokenize([sentence])[0]["tokens"])
+            if n <= MAX_SENTENCE_TOKENS:
+                out.append(sentence)
+                continue
+            # A very long sentence: pieces of whole words (English) or characters (Chinese).
+            units = sentence.split() if self.source_lang == "en" else list(sentence)
+            step = max(1, int(len(units) * MAX_SENTENCE_TOKENS / max(n, 1)))
+            sep = " " if self.source_lang == "en" else ""
+            out.extend(sep.join(units[i : i + step]) for i in range(0, len(units), step))
+        return [p for p in out if p.strip()] or [text.strip()]
+
+    def _join(self, parts: list[str]) -> str:
+        return ("" if self.target_lang == "zh" else " ").join(p for p in parts if p)
+
+    # ---------------------------------------------------------------- translate
+    def translate_batch(self, texts: Sequence[str], beam: int, max_length: int = 0):
+        """Raw graph call on sentences (no checks): a list of translations."""
+        tf = self._tf
+        out = self._model.signatures["translate"](text=tf.constant(list(texts), tf.string),
+                                                  beam_size=tf.constant(int(beam), tf.int32),
+                                                  max_length=tf.constant(int(max_length or 0), tf.int32))
+        return [t.decode("utf-8") for t in out["translation"].numpy()]
+
+    def translate(self, texts: Sequence[str], beam: Optional[int] = None, max_length: Optional[int] = None,
+                  batch_size: int = 32) -> list[Translation]:
+        """Translate each text (checked; long ones sentence by sentence), in batches of sentences.
+
+        Raises:
+            TranslateError: empty text, text without a known word, a bad beam or max_length.
+        """
+        beam = self._beam(beam)
+        limit = int(self.decoding.get("max_output_tokens", 160))
+        if max_length is not None and not 1 <= max_length <= limit:
+            raise TranslateError(f"max_length must be from 1 to {limit}; received {max_length}.")
+        if batch_size < 1:
+            raise TranslateError(f"batch_size must be positive; received {batch_size}.")
+        info = self._check(texts)
+        pieces = [self._pieces(t, len(row["tokens"])) for t, row in zip(texts, info)]
+        flat = [p for ps in pieces for p in ps]
+        order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
+        results = [""] * len(flat)
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            for j, tr in zip(idx, self.translate_batch([flat[j] for j in idx], beam, max_length or 0)):
+                results[j] = tr
+        out, k = [], 0
+        for t, row, ps in zip(texts, info, pieces):
+            out.append(Translation(t, self._join(results[k : k + len(ps)]), row["unknown"], len(ps)))
+            k += len(ps)
+        return out
+
+    def attention(self, text: str, beam: Optional[int] = None) -> Alignment:
+        """The translation of one sentence with its attention weights (target tokens x source tokens)."""
+        beam = self._beam(beam)
+        self._check([text])
+        tf = self._tf
+        out = self._model.signatures["attention"](text=tf.constant([text]), beam_size=tf.constant(beam, tf.int32))
+        src = [t.decode("utf-8") for t in out["source_tokens"].numpy()[0]]
+        tgt = [t.decode("utf-8") for t in out["target_tokens"].numpy()[0]]
+        S = len([t for t in src if t])
+        T = len([t for t in tgt if t])
+        weights = out["attention"].numpy()[0][:T, :S]
+        return Alignment(text, out["translation"].numpy()[0].decode("utf-8"), src[:S], tgt[:T], weights,
+                         self.config.get("attention", "luong") != "none")

@@ -1,0 +1,52 @@
+"""Reading user texts one a line from files or standard input, shared by the commands that take text."""
+
+from __future__ import annotations
+
+from typing import BinaryIO, Optional
+
+
+def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
+    """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped).
+
+    Args:
+        stream: A binary stream (a file opened with ``"rb"``, ``sys.stdin.buffer``).
+        name: What to call the stream in messages (its path, "standard input").
+        error: The exception type raised for a line that is not UTF-8.
+
+    Raises:
+        error: a line that is not UTF-8, naming ``name``, the line and the byte.
+    """
+    texts = []
+    for n, raw in enumerate(stream, 1):
+        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise error(
+                f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
+                "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+            ) from None
+        line = line.rstrip("\r\n")
+        if line.strip():
+            texts.append(line)
+    return texts
+
+
+def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = ValueError, what: str = "text") -> list[str]:
+    """Texts of a file, one a line; ``-`` reads ``stdin`` (a binary stream; default ``sys.stdin.buffer``).
+
+    Raises:
+        FileNotFoundError: no such file. ``error``: a directory, or a line that is not UTF-8.
+    """
+    if path == "-":
+        import sys
+
+        return read_lines(stdin if stdin is not None else sys.stdin.buffer, "standard input", error)
+    try:
+        with open(path, "rb") as f:
+            return read_lines(f, path, error)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {path}") from None
+    except IsADirectoryError:
+        raise error(f"{path} is a directory; give a file with one {what} a line.") from None

@@ -1,0 +1,458 @@
+"""The captioning app on tiny models: scenes, parsing, attention, loaders, export, beam search, resume, CLI."""
+
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps.apps.caption import data as cdata
+from rnn_apps.apps.caption import scenes as sc
+from rnn_apps.apps.caption.images import CaptionError, image_header, prepare_image
+from rnn_apps.cli import cli
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+TINY = dict(image_size=32, filters=(4, 8), feature_dim=8, units=16, embedding_dim=8, attention_units=8, batch_size=8,
+            steps_per_epoch=3, val_count=16, max_shapes=1, seed=3)
+
+
+def _png_bytes(pixels) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG signature and IHDR chunk claiming a size (no pixel data needed to test the header check)."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+# ------------------------------------------------------------------------------------------ scenes
+
+
+def test_scenes_are_deterministic_and_every_phrasing_parses_back():
+    a = sc.generate_scenes(40, 5)
+    b = sc.generate_scenes(40, 5)
+    assert all((x.image == y.image).all() and x.shapes == y.shapes for x, y in zip(a, b))
+    assert any((x.image != y.image).any() for x, y in zip(a, sc.generate_scenes(40, 6)))
+    assert {len(s.shapes) for s in a} == {1, 2, 3}
+    for s in a:
+        assert s.image.shape == (64, 64, 3) and s.image.dtype == np.uint8
+        xs = [o.x for o in s.shapes]
+        assert xs == sorted(xs)
+        caps = s.captions()
+        assert len(caps) == (3 if len(s.shapes) == 1 else 6) and len(set(caps)) == len(caps)
+        for c in caps:
+            assert sc.parse_caption(c) is not None, c
+            assert sc.caption_matches(c, s), c
+            assert sc.caption_matches(c.upper() + ".", s)
+    images, captions, scenes = sc.scene_batch(16, [1, 1, 0])
+    assert images.shape == (16, 64, 64, 3) and all(sc.caption_matches(c, s) for c, s in zip(captions, scenes))
+
+
+def test_exact_match_reads_facts_not_strings():
+    facts = sc.Facts((("small", "red", "circle"), ("large", "blue", "square"), ("small", "green", "triangle")),
+                     ("left", "above"))
+    fwd = "a small red circle to the left of a large blue square above a small green triangle"
+    rev = "a picture of a small green triangle below a large blue square to the right of a small red circle"
+    assert sc.parse_caption(fwd) == facts and sc.facts_match(sc.parse_caption(rev), facts)
+    assert sc.render_caption(facts) == fwd
+    for wrong in (
+        "a small red circle to the left of a large blue square below a small green triangle",  # relation
+        "a small red circle to the left of a large blue square above a large green triangle",  # size
+        "a small red circle to the left of a large blue square",  # a shape missing
+        "a small green triangle above a large blue square to the left of a small red circle",  # wrong order
+    ):
+        assert not sc.facts_match(sc.parse_caption(wrong), facts), wrong
+    for bad in ("", "a small red", "a tiny red circle", "a small red circle next to a large blue square",
+                "there is", "a small red circle to the left of"):
+        assert sc.parse_caption(bad) is None, bad
+    with pytest.raises(ValueError, match="max_shapes"):
+        sc.generate_scenes(1, 0, {"max_shapes": 5})
+
+
+def test_scene_rules_hold_for_four_shapes():
+    for s in sc.generate_scenes(30, 11, {"max_shapes": 4, "min_shapes": 4}):
+        assert len(s.shapes) == 4
+        for a, b in zip(s.shapes, s.shapes[1:]):
+            assert b.x - a.x >= 5 and abs(abs(b.x - a.x) - abs(b.y - a.y)) >= 6
+
+
+# ------------------------------------------------------------------------------------------ attention layer
+
+
+def test_visual_attention_matches_numpy_reference():
+    import keras
+
+    from rnn_apps.layers.visual_attention import VisualAttention
+
+    rng = np.random.default_rng(0)
+    feats = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    query = rng.normal(size=(2, 6)).astype("float32")
+    mask = np.ones((2, 3, 4), bool)
+    mask[1, 0, :] = False
+    for gate in (False, True):
+        layer = VisualAttention(7, gate=gate)
+        ctx, w = layer(feats, query, mask=mask)
+        ctx, w = np.asarray(ctx), np.asarray(w)
+        Wa, b, Wh, v = (np.asarray(x) for x in (layer.feature_kernel, layer.bias, layer.query_kernel, layer.score_vector))
+        a = feats.reshape(2, 12, 5)
+        e = (np.tanh(a @ Wa + b + (query @ Wh)[:, None, :]) @ v)[..., 0]
+        e = np.where(mask.reshape(2, 12), e, -np.inf)
+        alpha = np.exp(e - e.max(1, keepdims=True))
+        alpha /= alpha.sum(1, keepdims=True)
+        z = (alpha[:, :, None] * a).sum(1)
+        if gate:
+            z = z / (1 + np.exp(-(query @ np.asarray(layer.gate_kernel) + np.asarray(layer.gate_bias))))
+        np.testing.assert_allclose(w, alpha.reshape(2, 3, 4), atol=1e-5)
+        np.testing.assert_allclose(ctx, z, atol=1e-5)
+        assert np.allclose(w.sum((1, 2)), 1) and (w[1, 0] == 0).all()
+        keys = layer.project_keys(feats)
+        np.testing.assert_allclose(np.asarray(layer(feats, query, keys=keys, mask=mask)[0]), ctx, atol=1e-6)
+        clone = VisualAttention.from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(VisualAttention(3, gate=True)))
+    assert restored.units == 3 and restored.gate
+    with pytest.raises(ValueError, match="rank 3"):
+        VisualAttention(4)(np.zeros((2, 5), "float32"), query)
+    with pytest.raises(ValueError, match="positive integer"):
+        VisualAttention(0)
+
+
+def test_coordinate_channels():
+    from rnn_apps.apps.caption.model import CoordinateChannels
+
+    out = np.asarray(CoordinateChannels()(np.zeros((1, 3, 5, 2), "float32")))
+    assert out.shape == (1, 3, 5, 4)
+    np.testing.assert_allclose(out[0, 0, :, 2], [-1, -0.5, 0, 0.5, 1])
+    np.testing.assert_allclose(out[0, :, 0, 3], [-1, 0, 1])
+
+
+# ------------------------------------------------------------------------------------------ data
+
+
+def test_bleu_and_tokens():
+    from rnn_apps.apps.caption.evaluate import corpus_bleu
+
+    refs = [[["a", "small", "red", "circle"]], [["the", "cat", "sat", "on", "the", "mat"]]]
+    assert corpus_bleu(refs, [r[0] for r in refs])["bleu4"] == pytest.approx(1.0)
+    b = corpus_bleu([[["the", "cat", "is", "on", "the", "mat"], ["there", "is", "a", "cat", "on", "the", "mat"]]],
+                    [["the", "the", "the", "the", "the", "the", "the"]])
+    assert b["bleu1"] == pytest.approx(2 / 7)  # Papineni et al.'s clipped-count example
+    assert corpus_bleu(refs, [["a"], ["mat"]])["bleu1"] < 0.1  # brevity penalty
+    assert cdata.tokenize("A dog's ball, in the PARK!") == ["a", "dog's", "ball", "in", "the", "park"]
+    from rnn_apps.vocab import Vocabulary
+
+    vocab = Vocabulary(["a", "dog"])
+    x, y, w = cdata.encode_captions(["A dog.", "dog a dog a dog"], vocab, 4)
+    assert x.tolist() == [[2, 4, 5, 0], [2, 5, 4, 5]] and y.tolist() == [[4, 5, 3, 0], [5, 4, 5, 3]]
+    assert w.tolist() == [[1, 1, 1, 0], [1, 1, 1, 1]]
+
+
+def _images(folder, names):
+    os.makedirs(folder, exist_ok=True)
+    for i, n in enumerate(names):
+        with open(os.path.join(folder, n), "wb") as f:
+            f.write(_png_bytes(np.full((6, 6, 3), 40 * i, np.uint8)))
+
+
+def test_flickr_loaders(tmp_path):
+    root = tmp_path / "f8k"
+    _images(root / "Flicker8k_Dataset", ["1.jpg", "2.jpg", "3.jpg"])
+    (root / "Flickr8k.token.txt").write_text(
+        "1.jpg#0\tA dog runs .\n1.jpg#1\tA brown dog runs fast .\n2.jpg#0\tTwo kids play .\n"
+        "3.jpg#0\tA red car .\n4.jpg#0\tMissing image .\n", encoding="utf-8")
+    (root / "Flickr_8k.trainImages.txt").write_text("1.jpg\n2.jpg\n")
+    (root / "Flickr_8k.devImages.txt").write_text("3.jpg\n")
+    kind, rows = cdata.load_caption_set(str(root))
+    assert kind == "flickr" and [os.path.basename(r.path) for r in rows] == ["1.jpg", "2.jpg", "3.jpg"]
+    assert rows[0].captions == ["A dog runs .", "A brown dog runs fast ."]
+    train, val = cdata.split_rows(rows, 0.5, 1)
+    assert [os.path.basename(r.path) for r in val] == ["3.jpg"] and len(train) == 2
+    # Kaggle's captions.txt (CSV with a header; commas inside captions)
+    k = tmp_path / "kaggle"
+    _images(k / "Images", ["a.jpg", "b.jpg"])
+    (k / "captions.txt").write_text('image,caption\na.jpg,"A man, smiling ."\na.jpg,A man .\nb.jpg,A tree .\n')
+    _, rows = cdata.load_caption_set(str(k))
+    assert rows[0].captions == ["A man, smiling .", "A man ."] and len(rows) == 2
+    train, val = cdata.split_rows(rows, 0.5, 1)
+    assert len(train) == 1 and len(val) == 1
+    # Flickr30k's results.csv
+    f30 = tmp_path / "f30k"
+    _images(f30 / "flickr30k_images", ["x.jpg"])
+    (f30 / "results.csv").write_text("image_name| comment_number| comment\nx.jpg| 0| A cat .\nx.jpg| 1| A cat sleeps .\n")
+    assert cdata.load_caption_set(str(f30))[1][0].captions == ["A cat .", "A cat sleeps ."]
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "Flickr8k.token.txt").write_text("no tab here\n")
+    with pytest.raises(cdata.CaptionDataError, match="line 1"):
+        cdata.load_caption_set(str(bad))
+    with pytest.raises(cdata.CaptionDataError, match="neither"):
+        cdata.load_caption_set(str(tmp_path))
+
+
+def test_coco_loader(tmp_path):
+    root = tmp_path / "coco"
+    _images(root / "val2017", ["000000000001.jpg", "000000000002.jpg"])
+    (root / "annotations").mkdir()
+    ann = {"images": [{"id": 1, "file_name": "000000000001.jpg"}, {"id": 2, "file_name": "000000000002.jpg"},
+                      {"id": 3, "file_name": "gone.jpg"}],
+           "annotations": [{"image_id": 1, "caption": "A plate of food."}, {"image_id": 2, "caption": "A bus."},
+                           {"image_id": 1, "caption": "Food on a plate. "}, {"image_id": 3, "caption": "Gone."}]}
+    (root / "annotations" / "captions_val2017.json").write_text(json.dumps(ann))
+    kind, rows = cdata.load_caption_set(str(root))
+    assert kind == "coco" and len(rows) == 2
+    assert rows[0].captions == ["A plate of food.", "Food on a plate."] and rows[0].split == "val"
+    (root / "annotations" / "captions_val2017.json").write_text("{not json")
+    with pytest.raises(cdata.CaptionDataError, match="not a COCO captions file"):
+        cdata.load_coco(str(root))
+
+
+def test_image_headers_and_limits(monkeypatch):
+    from PIL import Image
+
+    def encoded(fmt, size=(7, 5)):
+        buf = io.BytesIO()
+        Image.new("RGB", size, (200, 10, 10)).save(buf, format=fmt)
+        return buf.getvalue()
+
+    from PIL import features
+
+    for fmt in ("PNG", "JPEG", "GIF", "BMP") + (("WEBP",) if features.check("webp") else ()):
+        assert image_header(encoded(fmt)) == (fmt, 7, 5)
+    if features.check("webp"):
+        buf = io.BytesIO()
+        Image.new("RGB", (300, 200)).save(buf, format="WEBP", lossless=True)
+        assert image_header(buf.getvalue()) == ("WEBP", 300, 200)
+    for data, msg in ((b"", "empty"), (b"hello world, not an image", "not a PNG"), (b"\xff\xd8\xff\xe0\x00", "JPEG"),
+                      (_png_header_only(10_000, 10_000) + b"\0" * 12 + b"IEND" + b"\0" * 4, "megapixels"),
+                      (_png_bytes(np.zeros((9, 9, 3)))[:-12], "IEND"), (_png_header_only(0, 3) + b"IEND", "0×3")):
+        with pytest.raises(CaptionError, match=msg):
+            prepare_image(data, "x.png")
+    assert prepare_image(_png_bytes(np.zeros((1, 1, 3))), "one.png").notes  # a 1×1 image: a note, no error
+    from rnn_apps.apps.caption import images
+
+    monkeypatch.setattr(images, "MAX_PIXELS", 1000)
+    monkeypatch.setattr(images, "DOWNSCALE_TO", 16)
+    big = prepare_image(encoded("JPEG", (100, 80)), "big.jpg")
+    assert big.format == "PNG" and image_header(big.data)[1:] == (16, 13) and "reduced scale" in big.notes[0]
+
+
+# ------------------------------------------------------------------------------------------ tiny models
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from rnn_apps.apps.caption import task
+
+    run_dir = str(tmp_path_factory.mktemp("caption_run"))
+    result = task.train(None, run_dir, epochs=1, synthetic=True, verbose=0, **TINY)
+    return run_dir, result
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory, tiny_run):
+    from rnn_apps.apps.caption import task
+
+    _, r = tiny_run
+    models = tmp_path_factory.mktemp("models")
+    return task.export_run(r["model"], r["vocab"], r["config"], True, str(models / "caption"))
+
+
+@pytest.fixture(scope="module")
+def scene_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scenes")
+    paths = []
+    for i, s in enumerate(sc.generate_scenes(3, 99, {"image_size": 32, "max_shapes": 1})):
+        p = folder / f"scene{i}.png"
+        p.write_bytes(_png_bytes(s.image))
+        paths.append(str(p))
+    return paths
+
+
+def test_export_loads_without_rnn_apps(tiny_model, scene_files):
+    code = f"""
+import sys, tensorflow as tf
+m = tf.saved_model.load({tiny_model!r})
+data = tf.constant([open(p, "rb").read() for p in {scene_files!r}])
+out = m.signatures["serving_default"](image=data)
+att = m.signatures["attention"](image=data, beam_size=tf.constant([2, 2, 2]))
+assert not any(k.startswith("rnn_apps") for k in sys.modules), "rnn_apps was imported"
+print(out["caption"].shape[0], tuple(att["attention"].shape)[2:], att["words"].shape[0])
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd="/", timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.split()[0] == "3" and "(16, 16)" in r.stdout
+
+
+def test_beam_one_is_greedy_and_attention_sums_to_one(tiny_run, scene_files):
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption.export import CaptionModule
+    from rnn_apps.apps.caption.images import decode_images
+
+    _, r = tiny_run
+    module = CaptionModule(r["model"], r["vocab"], r["config"])
+    pixels = decode_images(tf.constant([open(p, "rb").read() for p in scene_files] * 2), 32)
+    feats = module._features(pixels)
+    g_ids, g_alpha, g_lp = module._greedy(feats)
+    b_ids, b_alpha, b_lp = module._beam(feats, tf.constant(1))
+    assert g_ids.numpy().tolist() == b_ids.numpy().tolist()
+    np.testing.assert_allclose(g_lp.numpy(), b_lp.numpy(), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(g_alpha.numpy(), b_alpha.numpy(), atol=1e-6)
+    np.testing.assert_allclose(g_alpha.numpy().sum(-1), 1.0, atol=1e-5)
+    _, _, lp3 = module._beam(feats, tf.constant(3))
+    assert lp3.shape == (6,)
+    out = module.caption_pixels(tf.zeros([0, 10, 10, 3], tf.uint8), tf.zeros([0], tf.int32))
+    assert out["caption"].shape == (0,)
+
+
+def test_resume_continues_like_an_uninterrupted_run_and_inject_variant_exports(tmp_path, scene_files):
+    """A run stopped mid-epoch and resumed ends with the weights of one never stopped (first-step injection
+    variant, quicker to build than attention); its export captions and reports uniform attention."""
+    import keras
+
+    from rnn_apps import training
+    from rnn_apps.apps.caption import task
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    settings = {**TINY, "steps_per_epoch": 3, "val_count": 8, "variant": "inject"}
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1 and self.params.get("steps") == 3 and not getattr(self, "done", False):
+                self.done = True
+                raise Stop()
+
+    full = task.train(None, str(tmp_path / "full"), epochs=2, synthetic=True, verbose=0, save_every=2, **settings)
+    orig_fit = training.fit_resumable
+
+    def fit_with_stop(*a, **kw):
+        return orig_fit(*a, **{**kw, "callbacks": [StopAt()]})
+
+    training.fit_resumable = fit_with_stop
+    try:
+        with pytest.raises(Stop):
+            task.train(None, str(tmp_path / "cut"), epochs=2, synthetic=True, verbose=0, save_every=2, **settings)
+    finally:
+        training.fit_resumable = orig_fit
+    assert training.CheckpointManager(str(tmp_path / "cut")).latest().endswith("ckpt-000000002")
+    resumed = task.train(None, str(tmp_path / "cut"), epochs=2, synthetic=True, verbose=0, save_every=2, resume=True)
+    assert resumed["step"] == full["step"] == 6
+    for a, b in zip(full["model"].weights, resumed["model"].weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
+    with pytest.raises(training.TrainingError, match="--resume"):
+        task.train(None, str(tmp_path / "cut"), epochs=2, synthetic=True, verbose=0, **settings)
+    path = task.export_run(resumed["model"], resumed["vocab"], resumed["config"], True, str(tmp_path / "models" / "caption"))
+    res = ImageCaptioner(path).caption_files(scene_files, beam=2, attention=True)
+    assert len(res) == 3 and all(np.allclose(x.attention, 1 / 256) for x in res if len(x.words))
+
+
+def test_train_on_a_flickr_folder(tmp_path):
+    from rnn_apps.apps.caption import task
+
+    root = tmp_path / "f8k"
+    _images(root / "Images", [f"{i}.jpg" for i in range(6)])
+    lines = ["image,caption"] + [f"{i}.jpg,A {c} thing number {i} ." for i in range(6) for c in ("red", "blue")]
+    (root / "captions.txt").write_text("\n".join(lines) + "\n")
+    r = task.train(str(root), str(tmp_path / "run"), epochs=1, verbose=0, variant="inject", image_size=32, filters=(4,),
+                   feature_dim=8,
+                   units=8, embedding_dim=8, attention_units=8, batch_size=4, min_count=1, max_len=10,
+                   val_fraction=0.34, steps_per_epoch=2)
+    assert r["step"] == 2 and r["stats"]["source"] == "flickr" and r["stats"]["val_images"] == 2
+    assert r["val_loss"] is not None and "thing" in r["vocab"]
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+
+@pytest.fixture(scope="module")
+def runner():
+    return CliRunner()
+
+
+def test_cli_captions_json_beam_and_attention_plot(runner, tiny_model, scene_files, tmp_path):
+    r = runner.invoke(cli, ["caption", *scene_files[:2], "--model", tiny_model, "--beam", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["image"] for x in rows] == scene_files[:2] and all(isinstance(x["caption"], str) for x in rows)
+    out = tmp_path / "att.png"
+    r = runner.invoke(cli, ["caption", scene_files[0], "--model", tiny_model, "--plot-attention", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    r = runner.invoke(cli, ["caption", *scene_files[:2], "--model", tiny_model, "--plot-attention", str(out)])
+    assert r.exit_code == 0 and (tmp_path / "att-2.png").exists()
+
+
+def test_cli_bad_images_give_one_line_errors(runner, tiny_model, tmp_path):
+    truncated = _png_bytes(np.random.default_rng(0).integers(0, 255, (40, 40, 3)))
+    cases = {
+        "corrupt.png": b"\x89PNG\r\n\x1a\n" + os.urandom(64),
+        "notes.txt": b"just some text\n",
+        "huge.png": _png_header_only(10_000, 10_000) + b"\0" * 12 + b"IEND" + b"\0" * 4,
+        "truncated.png": truncated[: len(truncated) // 2],
+        "empty.jpg": b"",
+    }
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        r = runner.invoke(cli, ["caption", str(p), "--model", tiny_model])
+        assert r.exit_code == 1, (name, r.output)
+        assert "Error:" in r.output and "Traceback" not in r.output and name in r.output, (name, r.output)
+        assert name != "huge.png" or "megapixels" in r.output, r.output
+    for args in (["caption", str(tmp_path / "missing.png")], ["caption", str(tmp_path)], ["caption"]):
+        r = runner.invoke(cli, [*args, "--model", tiny_model])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    one = tmp_path / "one.png"
+    one.write_bytes(_png_bytes(np.full((1, 1, 3), 255)))
+    r = runner.invoke(cli, ["caption", str(one), "--model", tiny_model])
+    assert r.exit_code == 0 and "guess" in r.output, r.output
+    r = runner.invoke(cli, ["caption", str(one), "--model", tiny_model, "--beam", "99"])
+    assert r.exit_code == 1 and "beam" in r.output
+
+
+def test_cli_evaluate_synthetic_json(runner, tiny_model):
+    r = runner.invoke(cli, ["evaluate", "caption", "--synthetic", "--seed", "5", "--count", "12", "--model", tiny_model,
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert 0 <= out["bleu4"] <= 1 and 0 <= out["exact_match"] <= 1 and out["scenes"] == 12
+    r = runner.invoke(cli, ["evaluate", "caption", "--model", tiny_model])
+    assert r.exit_code == 1 and "--synthetic" in r.output
+
+
+def test_cli_backbone_weights_missing_is_a_clear_error(runner, tmp_path):
+    base = ["train", "caption", "--synthetic", "--run-dir", str(tmp_path / "run"), "--backbone", "mobilenet_v2"]
+    r = runner.invoke(cli, [*base, "--backbone-weights", str(tmp_path / "missing.h5")])
+    assert r.exit_code == 1 and "not found" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(cli, base + ["--run-dir", str(tmp_path / "run2")])
+    assert r.exit_code == 1 and "--backbone-weights" in r.output, r.output
+
+
+def test_backbone_loads_weights_from_a_file(tmp_path):
+    import keras
+
+    from rnn_apps.apps.caption.model import build_encoder
+
+    src = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None)
+    path = str(tmp_path / "mnv2.weights.h5")
+    src.save_weights(path)
+    enc = build_encoder(32, feature_dim=8, backbone="mobilenet_v2", backbone_weights=path)
+    assert enc.output.shape[1:] == (1, 8)
+    base = [layer for layer in enc.layers if isinstance(layer, keras.Model)][0]
+    for a, b in zip(base.weights, src.weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b))
+    assert not base.trainable
