@@ -456,3 +456,15 @@ def test_backbone_loads_weights_from_a_file(tmp_path):
     for a, b in zip(base.weights, src.weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b))
     assert not base.trainable
+
+
+def test_captions_that_do_not_parse_as_scenes_carry_a_note(tiny_model, scene_files, tmp_path):
+    """A synthetic-scene model's caption that does not read back as shapes is flagged, and only then."""
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(_png_bytes(np.full((8, 8, 3), 255, np.uint8)))
+    results = ImageCaptioner(tiny_model).caption_files(scene_files + [str(blank)])
+    for r in results:
+        flagged = any("does not read as a description of shapes" in n for n in r.notes)
+        assert flagged == (sc.parse_caption(r.caption) is None), (r.caption, r.notes)
