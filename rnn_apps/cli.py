@@ -5,7 +5,6 @@ Heavy imports (TensorFlow) happen inside the commands, so ``rnn-apps --help`` is
 
 from __future__ import annotations
 
-import json
 import os
 
 import click
@@ -449,15 +448,11 @@ def export_sentiment_cmd(run_dir, models_dir, version):
     """
     from rnn_apps.apps.sentiment import task
 
-    from rnn_apps.training import last_metric
+    from rnn_apps.training import last_metric, read_history
 
     model, lm, vocabulary, cfg = task.load_run_model(run_dir)
-    history = []
-    if os.path.exists(os.path.join(run_dir, "history.jsonl")):
-        with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as f:
-            history = [json.loads(line) for line in f if line.strip()]
     result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg,
-              "val_accuracy": last_metric(history, "val_accuracy")}
+              "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
     click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version))
 
 

@@ -1,8 +1,9 @@
-"""Reading user texts one a line from files or standard input, shared by the commands that take text."""
+"""Text helpers shared by the apps: user texts one a line from files or stdin, and OpenCC character tables."""
 
 from __future__ import annotations
 
-from typing import BinaryIO, Optional
+import os
+from typing import BinaryIO, Container, Optional
 
 
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
@@ -50,3 +51,24 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = V
         raise FileNotFoundError(f"No such file: {path}") from None
     except IsADirectoryError:
         raise error(f"{path} is a directory; give a file with one {what} a line.") from None
+
+
+def opencc_char_table(script: str, known: Container[str]) -> dict:
+    """Character map into ``script`` ("simplified" or "traditional") from OpenCC's character table.
+
+    Only maps a character the model does not know (not in ``known``) to a single character it does know,
+    so that an exported model can convert input of the other script character by character in its graph.
+    """
+    import opencc
+
+    name = "TSCharacters.txt" if script == "simplified" else "STCharacters.txt"
+    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", name)
+    table = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2 and len(parts[0]) == 1:
+                target = parts[1].split(" ")[0]
+                if len(target) == 1 and target != parts[0] and target in known and parts[0] not in known:
+                    table[parts[0]] = target
+    return table

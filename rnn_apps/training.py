@@ -261,6 +261,18 @@ def distribute_batches(strategy, make_dataset):
     return strategy.distribute_datasets_from_function(dataset_fn)
 
 
+HISTORY_FILE = "history.jsonl"
+
+
+def read_history(run_dir: str) -> list:
+    """The epoch rows :func:`fit_resumable` logged in ``run_dir/history.jsonl`` (empty when there are none)."""
+    path = os.path.join(run_dir, HISTORY_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
 def last_metric(history: list, key: str):
     """The newest value of ``key`` in a run's epoch rows (``fit_resumable(...)["history"]``), or None."""
     for row in reversed(history):
@@ -323,7 +335,7 @@ def fit_resumable(
     elif resume and verbose:
         print(f"No checkpoint in {run_dir}; starting from scratch.")
     total = steps_per_epoch * epochs
-    log_path = os.path.join(run_dir, "history.jsonl")
+    log_path = os.path.join(run_dir, HISTORY_FILE)
     cb = _make_callback_class()(manager, save_every, start, log_path, chief, meta)
     cbs = [cb, *callbacks]
     if tensorboard:

@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 
+from rnn_apps.training import read_history
+
 
 def _dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
@@ -23,8 +25,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
     model_dir = resolve_model_dir(model_dir)
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
-    with open(os.path.join(run_dir, "history.jsonl"), encoding="utf-8") as f:
-        history = [json.loads(line) for line in f if line.strip()]
+    history = read_history(run_dir)
     cfg, stats = run["settings"], run["stats"]
     gen = PoemGenerator(model_dir)
     n_params = sum(int(__import__("numpy").prod(v.shape)) for v in gen._model.model_weights)

@@ -19,13 +19,12 @@ to ，/。, and characters of the other script converted character by character 
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps import samplers
+from rnn_apps import samplers, textio
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.vocab import Vocabulary
 
@@ -36,23 +35,6 @@ DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 0, "top_p": 0.9, "max_length": 
 MAX_LENGTH = 512
 XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
 MAX_INPUT_CHARS = 4096
-
-
-def _script_table(script: str, vocab: Vocabulary) -> dict:
-    """Character map from the other script to ``script`` (OpenCC's character table), for vocabulary chars."""
-    import opencc
-
-    name = "TSCharacters.txt" if script == "simplified" else "STCharacters.txt"
-    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", name)
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2 and len(parts[0]) == 1:
-                target = parts[1].split(" ")[0]
-                if len(target) == 1 and target != parts[0] and target in vocab and parts[0] not in vocab:
-                    table[parts[0]] = target
-    return table
 
 
 class PoemModule(tf.Module):
@@ -74,7 +56,7 @@ class PoemModule(tf.Module):
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(tokens[4:]), tf.range(4, V, dtype=tf.int32)), -1
         )
-        conv = _script_table(config.get("script", "simplified"), vocab)
+        conv = textio.opencc_char_table(config.get("script", "simplified"), vocab)
         keys = list(conv) or ["\u0000"]
         vals = [conv[k] for k in conv] or ["\u0000"]
         self._conv = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(vals)), "")

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
+from rnn_apps.training import read_history
 from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
 
 CONFIG_NAME = "sentiment.json"
@@ -187,13 +188,6 @@ def _n(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def _read_jsonl(path: str) -> list:
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
 def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = None, evaluation: Optional[dict] = None) -> str:
     """Write ``<app_dir>/README.md`` for the exported version (settings, data, history, size, examples)."""
     meta = load_config(version_dir)
@@ -203,8 +197,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     if run_dir and os.path.exists(os.path.join(run_dir, "config.json")):
         with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
             run = json.load(f)
-        history = _read_jsonl(os.path.join(run_dir, "history.jsonl"))
-        lm_history = _read_jsonl(os.path.join(run_dir, "lm", "history.jsonl"))
+        history = read_history(run_dir)
+        lm_history = read_history(os.path.join(run_dir, "lm"))
     stats = run.get("stats", meta.get("stats", {}))
     loaded = tf.saved_model.load(version_dir)
     n_params = int(sum(np.prod(v.shape) for v in loaded.model_weights if v.dtype.is_floating))

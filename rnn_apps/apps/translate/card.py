@@ -31,11 +31,9 @@ def _dir_size(path: str) -> int:
 
 
 def _history(run_dir: str) -> list:
-    path = os.path.join(run_dir, "history.jsonl")
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    from rnn_apps.training import read_history
+
+    return read_history(run_dir)
 
 
 def _fmt(r: dict | None, key: str = "bleu") -> str:

@@ -27,14 +27,13 @@ log-probability divided by the GNMT length penalty ``((5 + length) / 6) ** 0.6``
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps import samplers
+from rnn_apps import samplers, textio
 from rnn_apps.apps.translate import data as tdata
 from rnn_apps.apps.translate.text import detokenize, tokenize
 from rnn_apps.vocab import Vocabulary
@@ -47,22 +46,6 @@ MAX_BEAM = 16
 DEFAULT_BEAM = 4
 LENGTH_PENALTY = 0.6
 NEG = samplers.NEG_INF
-
-
-def _t2s_char_table(vocab: Vocabulary) -> dict:
-    """Traditional -> simplified characters (OpenCC's character table) for characters the vocabulary lacks."""
-    import opencc
-
-    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "TSCharacters.txt")
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2 and len(parts[0]) == 1:
-                target = parts[1].split(" ")[0]
-                if len(target) == 1 and target != parts[0] and target in vocab and parts[0] not in vocab:
-                    table[parts[0]] = target
-    return table
 
 
 def _lookup_table(mapping: dict, default):
@@ -86,7 +69,7 @@ class TranslateModule(tf.Module):
         )
         self._tgt_tokens = tf.constant(["" if i < 4 else t for i, t in enumerate(tgt_tokens)])
         self._tgt_labels = tf.constant(["", "<unk>", "<bos>", "<eos>"] + tgt_tokens[4:])
-        self._conv = _lookup_table(_t2s_char_table(source_vocab) if self.source_lang == "zh" else {}, "")
+        self._conv = _lookup_table(textio.opencc_char_table("simplified", source_vocab) if self.source_lang == "zh" else {}, "")
         self._truecase = _lookup_table(dict(truecase or {}), "") if self.target_lang == "en" else None
         V = len(tgt_tokens)
         forbidden = np.zeros(V, np.float32)

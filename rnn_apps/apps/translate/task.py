@@ -271,11 +271,7 @@ def train(
     with strat.scope():
         model = build_model(len(src_vocab), len(tgt_vocab), cfg)
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
-    history_path = os.path.join(run_dir, "history.jsonl")
-    prior = []
-    if resume and os.path.exists(history_path):
-        with open(history_path, encoding="utf-8") as f:
-            prior = [json.loads(line) for line in f if line.strip()]
+    prior = training.read_history(run_dir) if resume else []
     early = _early_stopping(run_dir, cfg["patience"], prior, verbose) if val_plan else None
     callbacks = ([early] if early else []) + list(callbacks)
     stopped = False
@@ -301,10 +297,7 @@ def train(
         except _StopEarly:
             stopped = True
             result = {"step": None, "epochs": epochs}
-    history = []
-    if os.path.exists(history_path):
-        with open(history_path, encoding="utf-8") as f:
-            history = [json.loads(line) for line in f if line.strip()]
+    history = training.read_history(run_dir)
     if result["step"] is None:
         result["step"] = history[-1]["step"] if history else 0
     best_path = os.path.join(run_dir, BEST_WEIGHTS)
