@@ -1,6 +1,7 @@
 """Form compliance of a poem model over many constrained generations (acrostics included).
 
     python benchmarks/poetry_forms.py [--model models/poetry] [--count 1000] [--seed 0] [--batch 8]
+                                      [--engine tensorflow|numpy|auto]
 
 Every generation asks for one of the four forms, half of them with an acrostic of random characters
 (as many as the form has lines, or fewer); a poem complies when its lines have the form's length, end
@@ -37,13 +38,15 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=0,
                     help="Poems per call (default: all of a group at once); 8 or fewer exercises the XLA path.")
+    ap.add_argument("--engine", choices=["tensorflow", "numpy", "auto"], default="tensorflow",
+                    help="Who generates (default: the SavedModel's graph).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    from rnn_apps.apps.poetry.export import FORMS
+    from rnn_apps.apps.poetry.constants import FORMS
     from rnn_apps.apps.poetry.generate import PoemGenerator
 
-    gen = PoemGenerator(args.model)
+    gen = PoemGenerator(args.model, engine=args.engine)
     rng = np.random.default_rng(args.seed)
     common = [t for t in gen.meta["vocab"]["tokens"][4:504] if t not in "，。"]
     forms = [f for f in FORMS if f]

@@ -18,12 +18,14 @@ def _friendly_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from rnn_apps.errors import known_error_types
-
         try:
             return fn(*args, **kwargs)
-        except known_error_types() as e:
-            raise click.ClickException(str(e)) from None
+        except Exception as e:
+            from rnn_apps.errors import known_error_types
+
+            if isinstance(e, known_error_types()) and not isinstance(e, click.ClickException):
+                raise click.ClickException(str(e)) from None
+            raise
 
     return wrapper
 

@@ -6,6 +6,7 @@ Heavy imports (TensorFlow) happen inside the commands, so ``rnn-apps --help`` is
 from __future__ import annotations
 
 import os
+import sys
 
 import click
 
@@ -24,6 +25,7 @@ def cli():
     Examples:
       rnn-apps generate-poem
       rnn-apps generate-poem --acrostic 春夏秋冬 --form qijue
+      rnn-apps fill-poem "床前明月□，疑是地上霜。"
       rnn-apps classify "A moving, beautifully acted film."
       rnn-apps caption scene.png --plot-attention attention.png
       rnn-apps translate "I love you." --beam 4
@@ -53,9 +55,18 @@ def cli():
 @click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
               help="Script of the output (default: the model's).")
 @click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/poetry).")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "numpy", "tensorflow"]),
+    default="auto",
+    show_default=True,
+    help="Who runs the model: numpy (starts in well under a second, no TensorFlow import), tensorflow "
+    "(the SavedModel's generate signature), or auto (numpy when it supports the model). Same seed, same poems.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects with 'text'.")
 @_friendly_errors
-def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, script, model_dir, as_json):
+def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, script, model_dir, engine,
+                  as_json):
     """Write classical Chinese poems with the shipped Char-RNN (no training, no network).
 
     \b
@@ -66,13 +77,13 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
       rnn-apps generate-poem --script traditional
     """
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
-
-    import_tensorflow_quietly()
+    from rnn_apps._quiet import enable_xla_cache, native_stderr_silenced
     from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
 
+    if engine != "numpy" and "tensorflow" not in sys.modules:
+        enable_xla_cache()  # in case TensorFlow is used (must come before its import)
     with native_stderr_silenced():
-        gen = PoemGenerator(model_dir)
+        gen = PoemGenerator(model_dir, engine=engine)
         poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length)
     rows = []
     for p in poems:
@@ -211,10 +222,15 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None):
     """Export a trained sentiment model and write the app directory's model card."""
     from rnn_apps.apps.sentiment.export import export_sentiment, write_model_card
 
+    ngram = result.get("ngram")
     summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
                "stats": result.get("stats")}
+    if ngram is not None and ngram.figures.get("combined_val_accuracy_cv") is not None:
+        # The model's answer is the combination: its validation accuracy is the cross-validated one.
+        summary["rnn_val_accuracy"] = summary["val_accuracy"]
+        summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
     path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
-                            lm=result.get("lm"), summary=summary)
+                            lm=result.get("lm"), summary=summary, ngram=ngram)
     write_model_card(app_dir, path, run_dir)
     return path
 
@@ -239,6 +255,11 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None):
 @click.option("--dropout", type=float, default=None, help="Dropout between layers and before the classifier (default 0.4).")
 @click.option("--learning-rate", type=float, default=None, help="Classifier peak learning rate (default 1e-3).")
 @click.option("--pretrain-learning-rate", type=float, default=None, help="Language-model learning rate (default 2e-3).")
+@click.option("--ngram-features", type=click.IntRange(min=0), default=None,
+              help="N-gram branch: the most frequent word n-grams kept (default 200000; 0: no branch). Fitted after "
+                   "the classifier; with --resume a finished run gets (or refits) its branch.")
+@click.option("--ngram-order", type=click.IntRange(1, 5), default=None, help="Longest n-gram of the branch (default 2).")
+@click.option("--ngram-l2", type=float, default=None, help="L2 penalty of the branch's logistic regression (default 1e-5).")
 @click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
 @click.option("--val-fraction", type=float, default=None, help="Share of each class held out for validation (default 0.1).")
@@ -262,6 +283,8 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
                             save_every=save_every, verbose=_verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    if result.get("ngram_figures"):
+        summary["ngram_branch"] = result["ngram_figures"]
     if export_dir:
         summary["exported"] = _export_sentiment_result(result, export_dir, run_dir)
     _report(summary, as_json)
@@ -343,6 +366,8 @@ def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate
                             verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
                             pretrain_epochs=pretrain_epochs, batch_size=batch_size)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    if result.get("ngram_figures"):
+        summary["ngram_branch"] = result["ngram_figures"]
     summary["exported"] = _export_sentiment_result(result, out_dir, run_dir)
     _report(summary, as_json)
 
@@ -451,7 +476,7 @@ def export_sentiment_cmd(run_dir, models_dir, version):
     from rnn_apps.training import last_metric, read_history
 
     model, lm, vocabulary, cfg = task.load_run_model(run_dir)
-    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg,
+    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg, "ngram": task.load_run_ngram(run_dir),
               "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
     click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version))
 
@@ -508,6 +533,23 @@ export_group.add_command(_caption_commands.export_caption_cmd)
 from rnn_apps.apps.demos import commands as _demo_commands  # noqa: E402  (uses the helpers above)
 
 cli.add_command(_demo_commands.demo)
+
+
+# ------------------------------------------------------------------------------------------- forecast
+
+from rnn_apps.apps.forecast import commands as _forecast_commands  # noqa: E402  (uses the helpers above)
+
+cli.add_command(_forecast_commands.forecast)
+
+
+# ------------------------------------------------------------------------------------------- fill in the blank
+
+from rnn_apps.apps.fill import commands as _fill_commands  # noqa: E402  (uses the helpers above)
+
+cli.add_command(_fill_commands.fill_poem)
+train.add_command(_fill_commands.train_fill)
+evaluate.add_command(_fill_commands.evaluate_fill)
+export_group.add_command(_fill_commands.export_fill_cmd)
 
 
 def main():

@@ -941,6 +941,7 @@ function kindOf(name, inputs, outputs) {
   if (names.includes("prompt")) return ["poem", "Write a poem"];
   if (names.includes("image")) return ["image", "Caption"];
   if (names.includes("text")) {
+    if (/fill/i.test(name) || Object.keys(outputs).includes("candidates")) return ["fill", "Fill the blanks"];
     if (/translat/i.test(name) || Object.keys(outputs).some(k => /translat/i.test(k))) return ["translate", "Translate"];
     return ["classify", "Classify"];
   }
@@ -978,7 +979,8 @@ async function renderModel(root, m) {
     } else if (isString) {
       input = (name === "prompt" || name === "text") ? $("textarea", {name}) : $("input", {type: "text", name});
       if (name === "prompt") input.placeholder = "a character or a line to start from, e.g. 春";
-      if (name === "text") input.placeholder = kind === "translate" ? "a sentence to translate" : "a review to classify";
+      if (name === "text") input.placeholder = kind === "translate" ? "a sentence to translate"
+        : kind === "fill" ? "a poem with □ where characters are missing, e.g. 床前明月□，疑是地上霜。" : "a review to classify";
       form.append($("label", {text: name}), input);
     } else {
       input = $("input", {type: "number", name, step: /INT/.test(info.dtype) ? "1" : "any"});

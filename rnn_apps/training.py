@@ -273,6 +273,21 @@ def read_history(run_dir: str) -> list:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def training_seconds(history: list) -> float:
+    """Wall time of a run's logged epochs, over all its resumptions.
+
+    Each row's ``seconds`` counts from the start of its process, so a resumed run starts again from zero:
+    the total is the sum of the last row of each stretch (time after a stretch's last epoch end is lost).
+    """
+    total, prev = 0.0, None
+    for row in history:
+        s = float(row.get("seconds", 0.0))
+        if prev is not None and s < prev:
+            total += prev
+        prev = s
+    return total + (prev or 0.0)
+
+
 def last_metric(history: list, key: str):
     """The newest value of ``key`` in a run's epoch rows (``fit_resumable(...)["history"]``), or None."""
     for row in reversed(history):

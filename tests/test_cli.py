@@ -108,3 +108,21 @@ def test_xla_cache_flag_is_set_before_tensorflow_and_respects_the_user(tmp_path,
     monkeypatch.setenv("TF_XLA_FLAGS", "")
     enable_xla_cache()
     assert os.environ["TF_XLA_FLAGS"] == ""
+
+
+def test_error_reporting_imports_nothing_and_lists_real_error_classes():
+    """A one-line error needs no app (nor TensorFlow) imported; every listed class exists and is an Exception."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom rnn_apps.errors import known_error_types\nfrom rnn_apps.apps.poetry.generate import PoemError\n"
+            "t = known_error_types()\nassert PoemError in t and FileNotFoundError in t, t\n"
+            "assert 'tensorflow' not in sys.modules and 'rnn_apps.apps.caption.images' not in sys.modules\nprint(len(t))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == "3"
+    from rnn_apps import errors
+
+    classes = errors.all_error_types()
+    assert len(classes) == len(errors._KNOWN) and all(issubclass(c, Exception) for c in classes)
+    assert set(classes) <= set(errors.known_error_types())  # all imported now

@@ -13,9 +13,12 @@ from rnn_apps.apps.poetry.export import FORMS
 from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
 
 
-@pytest.fixture(scope="module")
-def gen(tiny_poem_model):
-    return PoemGenerator(tiny_poem_model)
+@pytest.fixture(scope="module", params=["tensorflow", "numpy"])
+def gen(tiny_poem_model, request):
+    """Both engines: the SavedModel's graph, and its NumPy twin (rnn_apps.apps.poetry.fast)."""
+    g = PoemGenerator(tiny_poem_model, engine=request.param)
+    assert g.engine == request.param
+    return g
 
 
 def _shape_ok(text, n, m):

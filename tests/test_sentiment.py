@@ -18,7 +18,8 @@ POS = "great wonderful loved brilliant superb enjoyable masterpiece".split()
 NEG = "awful boring hated terrible dull waste worst".split()
 FILLER = "the movie film plot acting story was and it this a of i really".split()
 TINY = dict(max_tokens=60, embedding_dim=8, units=8, num_layers=2, max_len=24, batch_size=8, learning_rate=3e-2, dropout=0.1,
-            val_fraction=0.25, seed=3, lm_seq_len=16, lm_tokens_per_batch=128, lm_num_sampled=8, lm_val_fraction=0.1)
+            val_fraction=0.25, seed=3, lm_seq_len=16, lm_tokens_per_batch=128, lm_num_sampled=8, lm_val_fraction=0.1,
+            ngram_features=0)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
 
@@ -469,3 +470,136 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     with open(tmp_path / "full" / "history.jsonl") as f:
         full_history = [json.loads(line) for line in f]
     assert resumed["history"][-1]["val_loss"] == pytest.approx(full_history[-1]["val_loss"], rel=1e-5)
+
+
+# ------------------------------------------------------------------------------------------ n-gram branch
+
+
+def test_nb_ratios_and_branch_logits_match_numpy():
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import ngrams
+
+    x = np.array([[1, 1, 0, 0], [1, 0, 1, 0], [0, 1, 1, 1], [1, 0, 0, 1], [0, 0, 1, 1]], np.float32)
+    y = np.array([1, 1, 0, 0, 1], np.float32)
+    p = 1 + x[y == 1].sum(0)
+    q = 1 + x[y == 0].sum(0)
+    expected = np.log(p / p.sum()) - np.log(q / q.sum())
+    np.testing.assert_allclose(ngrams.nb_ratios(tf.sparse.from_dense(x), y), expected, rtol=1e-6)
+    vec = ngrams.make_ngram_vectorizer(2, vocabulary=["good", "bad movie", "bad", "not"])
+    w = np.array([0.5, 2.0, -3.0, -1.0, 0.25], np.float32)  # index 0: an n-gram outside the vocabulary
+    # "Not bad movie!" -> not, bad, movie, "not bad", "bad movie": known not, bad, bad movie; unknown movie, not bad.
+    # "good good" -> good (counted once: multi-hot) and the unknown "good good".
+    z = ngrams.ngram_logits(vec, w, 0.1, ["Not bad movie!", "good good", ""])
+    np.testing.assert_allclose(z, [0.25 - 1.0 - 3.0 + 0.5 + 0.1, 2.0 + 0.5 + 0.1, 0.1], rtol=1e-6)
+
+
+def test_combiner_is_the_logistic_regression_optimum_and_cross_validates():
+    from rnn_apps.apps.sentiment import ngrams
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400).astype(np.float64)
+    a = (2 * y - 1) * 1.5 + rng.normal(0, 2, 400)  # two noisy views of the label
+    b = (2 * y - 1) * 1.0 + rng.normal(0, 1.5, 400)
+    coef = ngrams.fit_combiner(np.stack([a, b], 1), y, l2=0.0)
+    design = np.stack([a, b, np.ones_like(a)], 1)
+    p = 1 / (1 + np.exp(-(design @ coef.astype(np.float64))))
+    np.testing.assert_allclose(design.T @ (p - y) / len(y), 0, atol=1e-5)  # the gradient vanishes at the optimum
+    both = ngrams.accuracy(p, y)
+    assert both > max(ngrams.accuracy(a > 0, y), ngrams.accuracy(b > 0, y)) + 0.02
+    p_rnn = 1 / (1 + np.exp(-a))
+    cv = ngrams.cross_validated_accuracy(p_rnn, b, y, folds=2, seed=1)
+    assert abs(cv - both) < 0.05
+    with pytest.raises(ValueError, match=r"shape \[n, 2\]"):
+        ngrams.fit_combiner(np.zeros((3, 3)), np.zeros(3))
+
+
+def _python_ngram_logit(branch, text):
+    """An independent reference: uni- and bigrams in plain Python, summed branch weights."""
+    import re
+
+    words = re.sub(r"[^a-z0-9']+", " ", text.lower().replace("<br />", " ")).split()
+    grams = set(words) | {f"{u} {v}" for u, v in zip(words, words[1:])}
+    index = {g: i + 1 for i, g in enumerate(branch.vocabulary)}
+    known = {index[g] for g in grams if g in index}
+    return float(sum(branch.weights[i] for i in known) + (branch.weights[0] if len(known) < len(grams) else 0)
+                 + branch.bias)
+
+
+@pytest.fixture(scope="module")
+def ngram_run(tmp_path_factory, imdb):
+    from rnn_apps.apps.sentiment import task
+
+    run_dir = str(tmp_path_factory.mktemp("sentiment_ngram_run"))
+    old = task.MIN_COMBINER_REVIEWS
+    task.MIN_COMBINER_REVIEWS = 8  # the tiny data has 12 validation reviews
+    try:
+        result = task.train(imdb[0], run_dir, epochs=2, verbose=0, save_every=0,
+                            **{**TINY, "num_layers": 1, "ngram_features": 500, "ngram_order": 2, "val_fraction": 0.25})
+    finally:
+        task.MIN_COMBINER_REVIEWS = old
+    return run_dir, result
+
+
+def test_ngram_branch_trains_exports_and_combines(ngram_run, tmp_path):
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import ngrams, task
+    from rnn_apps.apps.sentiment import model as smodel
+    from rnn_apps.apps.sentiment.export import export_sentiment, load_base
+
+    run_dir, result = ngram_run
+    branch = result["ngram"]
+    assert branch is not None and 0 < len(branch.vocabulary) <= 499 and branch.order == 2
+    assert any(" " in g for g in branch.vocabulary)  # bigrams are in
+    assert branch.figures["combiner_fitted_on_validation"] and branch.figures["val_reviews"] == 12
+    assert branch.figures["ngram_val_accuracy"] >= 0.9  # the tiny reviews carry their label words
+    saved = task.load_run_ngram(run_dir)
+    assert saved.vocabulary == branch.vocabulary and np.array_equal(saved.weights, branch.weights)
+    np.testing.assert_array_equal(saved.combiner, branch.combiner)
+    path = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "sentiment"),
+                            ngram=branch)
+    assert open(os.path.join(path, "assets", ngrams.VOCAB_FILE), encoding="utf-8").read().split("\n")[0] == branch.vocabulary[0]
+    texts = ["Great movie, loved it!", "the plot was awful<br />worst acting", "zzz", ""]
+    loaded = tf.saved_model.load(path)
+    out = loaded.signatures["branches"](text=tf.constant(texts))
+    serving = loaded.signatures["serving_default"](text=tf.constant(texts))
+    vec = smodel.make_vectorizer(result["vocabulary"])
+    p_rnn = result["model"].predict(smodel.dense_ids(vec, tf.constant(texts), result["config"]["max_len"]), verbose=0)[:, 0]
+    z = np.array([_python_ngram_logit(branch, t) for t in texts])
+    np.testing.assert_allclose(out["rnn_probability"].numpy(), p_rnn, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out["ngram_probability"].numpy(), 1 / (1 + np.exp(-z)), rtol=1e-4, atol=1e-6)
+    expected = ngrams.combine(branch.combiner, p_rnn, z)
+    np.testing.assert_allclose(serving["probability"].numpy(), expected, rtol=1e-4, atol=1e-5)
+    assert [x.decode() for x in serving["label"].numpy()] == ["positive" if p >= 0.5 else "negative" for p in expected]
+    base = load_base(path)
+    assert base["ngram"].vocabulary == branch.vocabulary and np.allclose(base["ngram"].weights, branch.weights)
+    # The SavedModel carries the n-gram list as an asset and needs neither rnn_apps nor the run directory.
+    script = tmp_path / "load.py"
+    script.write_text("import sys, json\nsys.modules['rnn_apps'] = None\nimport tensorflow as tf\n"
+                      "m = tf.saved_model.load(sys.argv[1])\n"
+                      "o = m.signatures['branches'](text=tf.constant(sys.argv[2:]))\n"
+                      "print(json.dumps({k: v.numpy().tolist() for k, v in o.items()}))\n")
+    r = subprocess.run([sys.executable, str(script), path, *texts[:2]], env=ENV, capture_output=True, text=True,
+                       timeout=300, cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(got["probability"], expected[:2], rtol=1e-4, atol=1e-5)
+
+
+def test_fine_tune_keeps_the_base_ngram_branch(ngram_run, tmp_path):
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.apps.sentiment.export import export_sentiment
+
+    _, result = ngram_run
+    base = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "base"),
+                            ngram=result["ngram"])
+    rng = random.Random(4)
+    rows = ["text\tlabel"] + [f"{_review(rng, POS if i % 2 else NEG, 6)}\t{i % 2}" for i in range(20)]
+    mine = tmp_path / "mine.tsv"
+    mine.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    tuned = task.train(str(mine), str(tmp_path / "run"), epochs=1, verbose=0, save_every=0, init_from=base, seed=2)
+    assert tuned["ngram"].vocabulary == result["ngram"].vocabulary
+    np.testing.assert_array_equal(tuned["ngram"].weights, result["ngram"].weights)
+    # Two validation reviews are too few to refit the combiner: the base's is kept.
+    np.testing.assert_array_equal(tuned["ngram"].combiner, result["ngram"].combiner)

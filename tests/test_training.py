@@ -102,7 +102,7 @@ with strategy.scope():
     model = build_char_rnn(len(vocab), 8, 16, 1, "lstm", 0.0)
     task.compile_model(model, cfg["learning_rate"], 1.0, 100)
     model.build((None, None))
-res = training.fit_resumable(model, lambda s: task._dataset(plan, s, None), 4, 1, out, verbose=0, save_every=0,
+res = training.fit_resumable(model, lambda s: task.batch_dataset(plan, s, None), 4, 1, out, verbose=0, save_every=0,
                              strategy=strategy)
 np.savez(os.path.join(out, "final.npz"), *[v.numpy() for v in model.trainable_variables])
 print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": res["step"]}))
@@ -237,3 +237,9 @@ def test_checkpoint_refuses_a_different_model(tmp_path):
     assert mgr.restore(m3) == 5
     for a, b in zip(m1.weights, m3.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_training_seconds_adds_up_resumed_stretches():
+    rows = [{"seconds": 10.0}, {"seconds": 25.0}, {"seconds": 7.0}, {"seconds": 15.0}, {"seconds": 4.0}]
+    assert training.training_seconds(rows) == 25.0 + 15.0 + 4.0
+    assert training.training_seconds([]) == 0.0

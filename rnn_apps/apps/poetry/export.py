@@ -26,15 +26,36 @@ import tensorflow as tf
 from rnn_apps import export as shared_export
 from rnn_apps import samplers, textio
 from rnn_apps.apps.poetry import data as pdata
+from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
+    CONFIG_NAME,
+    DEFAULT_SAMPLING,
+    FORM_NAMES,
+    FORMS,
+    MAX_INPUT_CHARS,
+    MAX_LENGTH,
+    load_config,
+)
 from rnn_apps.vocab import Vocabulary
 
-FORMS = {"": (0, 0), "wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
-FORM_NAMES = {"wujue": "五言绝句", "qijue": "七言绝句", "wulv": "五言律诗", "qilv": "七言律诗"}
-CONFIG_NAME = "poetry.json"
-DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 0, "top_p": 0.9, "max_length": 128}
-MAX_LENGTH = 512
 XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
-MAX_INPUT_CHARS = 4096
+
+
+def normalize_chars(text, conversion_table):
+    """Poem text [B] -> (characters, converted): ragged [B, None] strings and bools, in the graph.
+
+    Whitespace and quotes dropped, ？！?!… and . to 。, ；;：:、, to ，, then each character looked up in
+    ``conversion_table`` (a ``tf.lookup`` table from a character to its form in the model's script, ""
+    when it has none); ``converted`` marks the characters it changed. Shared by the poem and fill-in
+    models (and mirrored in NumPy by :mod:`rnn_apps.apps.poetry.fast`).
+    """
+    t = tf.strings.regex_replace(text, r"\s+", "")
+    t = tf.strings.regex_replace(t, r"[？！?!…]+|\.", "。")
+    t = tf.strings.regex_replace(t, r"[；;：:、,]", "，")
+    t = tf.strings.regex_replace(t, r"[「」『』《》〈〉“”‘’\"']", "")
+    chars = tf.strings.unicode_split(t, "UTF-8", errors="replace")
+    flat = chars.flat_values
+    conv = conversion_table.lookup(flat)
+    return chars.with_flat_values(tf.where(conv != "", conv, flat)), chars.with_flat_values(conv != "")
 
 
 class PoemModule(tf.Module):
@@ -85,14 +106,7 @@ class PoemModule(tf.Module):
 
     # ---------------------------------------------------------------- text <-> ids
     def _chars(self, text):
-        t = tf.strings.regex_replace(text, r"\s+", "")
-        t = tf.strings.regex_replace(t, r"[？！?!…]+|\.", "。")
-        t = tf.strings.regex_replace(t, r"[；;：:、,]", "，")
-        t = tf.strings.regex_replace(t, r"[「」『』《》〈〉“”‘’\"']", "")
-        chars = tf.strings.unicode_split(t, "UTF-8", errors="replace")
-        flat = chars.flat_values
-        conv = self._conv.lookup(flat)
-        return chars.with_flat_values(tf.where(conv != "", conv, flat))
+        return normalize_chars(text, self._conv)[0]
 
     def _unknown(self, chars):
         ids = self._table.lookup(chars.flat_values)
@@ -365,10 +379,6 @@ def export_poetry(
 
     extra = {CONFIG_NAME: {"format": "rnn_apps.poetry/1", "config": config, "vocab": vocab.to_json(), **(card or {})}}
     return shared_export.atomic_export(write, app_dir, version, extra)
-
-
-def load_config(model_dir: str) -> dict:
-    return shared_export.read_extra(model_dir, CONFIG_NAME)
 
 
 def load_weights_from_export(model_dir: str) -> dict:

@@ -2,6 +2,11 @@
 
 The model does all the work in its graph (see :mod:`rnn_apps.apps.poetry.export`); this module loads it,
 validates arguments with messages a person can act on, and shapes the results.
+
+Generation has two engines that write the same poems for a seed: ``"tensorflow"`` runs the SavedModel's
+``generate`` signature, ``"numpy"`` runs its NumPy twin (:mod:`rnn_apps.apps.poetry.fast`), which needs no
+TensorFlow and so starts in a fraction of a second instead of several. ``"auto"`` (the default) takes
+NumPy when it supports the model and TensorFlow otherwise. Scoring always uses the SavedModel.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
-from rnn_apps.apps.poetry.export import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH, load_config
+from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH, load_config
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
 
@@ -46,23 +51,62 @@ class Poem:
                 "start": self.prompt, "acrostic": self.acrostic, "characters": len(self.text)}
 
 
+ENGINES = ("auto", "numpy", "tensorflow")
+
+
 class PoemGenerator:
     """Generate poems with an exported poem model.
 
     Args:
         model_dir: A version directory or ``models/poetry`` (newest version); default: the shipped model.
+        engine: ``"auto"`` (NumPy when it supports the model, else TensorFlow), ``"numpy"`` or
+            ``"tensorflow"``. Both write the same poems for a seed; :attr:`engine` says which is used.
+
+    Raises:
+        PoemError: ``engine="numpy"`` for a model the NumPy engine does not support, or an unknown engine.
     """
 
-    def __init__(self, model_dir: Optional[str] = None):
-        import tensorflow as tf
-
+    def __init__(self, model_dir: Optional[str] = None, engine: str = "auto"):
+        if engine not in ENGINES:
+            raise PoemError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
         self.model_dir = resolve_model_dir(model_dir or default_model_dir("poetry"))
         self.meta = load_config(self.model_dir)
-        self._tf = tf
-        self._model = tf.saved_model.load(self.model_dir)
         self.script = self.meta["config"].get("script", "simplified")
+        self._tf = None
+        self._saved = None
+        self._numpy = None
+        self.engine = "tensorflow"
+        self.engine_note = ""  # why auto fell back to TensorFlow
+        if engine in ("auto", "numpy"):
+            from rnn_apps.apps.poetry.fast import NumpyPoemModel, UnsupportedModelError
+
+            try:
+                self._numpy = NumpyPoemModel(self.model_dir, self.meta)
+                self.engine = "numpy"
+            except UnsupportedModelError as e:
+                if engine == "numpy":
+                    raise PoemError(f"The NumPy engine cannot run the model in {self.model_dir}: {e}. "
+                                    "Use --engine tensorflow (or auto).") from None
+                self.engine_note = str(e)
+        if self.engine == "tensorflow":
+            self._load_saved_model()
+
+    def _load_saved_model(self):
+        """The SavedModel (loaded on first use when the NumPy engine generates)."""
+        if self._saved is None:
+            import tensorflow as tf
+
+            self._tf = tf
+            self._saved = tf.saved_model.load(self.model_dir)
+        return self._saved
+
+    @property
+    def _model(self):
+        return self._load_saved_model()
 
     def unknown_characters(self, text: str) -> str:
+        if self._numpy is not None:
+            return self._numpy.unknown_characters(text)
         out = self._model.signatures["unknown_characters"](text=self._tf.constant([text]))["unknown"]
         return out.numpy()[0].decode("utf-8")
 
@@ -108,7 +152,7 @@ class PoemGenerator:
         seed: Optional[int] = None,
         max_length: int = DEFAULT_SAMPLING["max_length"],
     ) -> list[Poem]:
-        """Generate ``n`` poems in one batched graph call.
+        """Generate ``n`` poems in one batch (one graph call, or one NumPy loop over the steps).
 
         The same ``seed`` gives the same poems (poem i uses seed + i).
 
@@ -127,10 +171,27 @@ class PoemGenerator:
         self._check(start, acrostic, form, max_length)
         if seed is None:
             seed = random.SystemRandom().randrange(2**62)
-        tf = self._tf
         seeds = [seed + i for i in range(n)]
+        if self._numpy is not None:
+            from rnn_apps.apps.poetry.fast import ModelInputError
+
+            try:
+                out = self._numpy.generate(
+                    [start] * n, [form] * n, [acrostic] * n, [float(temperature)] * n, [int(top_k)] * n,
+                    [float(top_p)] * n, seeds, [int(max_length)] * n,
+                )
+            except ModelInputError as e:
+                raise PoemError(str(e)) from None
+            texts = out["text"]
+        else:
+            texts = self._generate_tf(start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length)
+        return [Poem(t, form, s, start, acrostic) for t, s in zip(texts, seeds)]
+
+    def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length) -> list[str]:
+        model = self._model
+        tf = self._tf
         try:
-            out = self._model.signatures["generate"](
+            out = model.signatures["generate"](
                 prompt=tf.constant([start] * n),
                 form=tf.constant([form] * n),
                 acrostic=tf.constant([acrostic] * n),
@@ -142,8 +203,7 @@ class PoemGenerator:
             )
         except tf.errors.InvalidArgumentError as e:
             raise PoemError(_model_message(e)) from None
-        texts = [t.decode("utf-8") for t in out["text"].numpy()]
-        return [Poem(t, form, s, start, acrostic) for t, s in zip(texts, seeds)]
+        return [t.decode("utf-8") for t in out["text"].numpy()]
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """Log-probability, character count and bits per character of each text under the model.
@@ -151,12 +211,13 @@ class PoemGenerator:
         Characters outside the vocabulary are scored as ``<unk>`` (as in training) and counted in
         ``unknown_characters``.
         """
+        model = self._model
         tf = self._tf
         results = []
         for i in range(0, len(texts), batch_size):
             chunk = list(texts[i : i + batch_size])
             try:
-                out = self._model.signatures["score"](text=tf.constant(chunk))
+                out = model.signatures["score"](text=tf.constant(chunk))
             except tf.errors.InvalidArgumentError as e:
                 raise PoemError(_model_message(e)) from None
             for lp, nc, bpc, unk in zip(out["log_probability"].numpy(), out["characters"].numpy(),

@@ -69,7 +69,11 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
     return model
 
 
-def _dataset(plan: pdata.BatchPlan, start_step: int, epochs: Optional[int]):
+def batch_dataset(plan: pdata.BatchPlan, start_step: int, epochs: Optional[int]):
+    """(inputs, targets, weights) batches of ``plan`` from ``start_step`` (endless when ``epochs`` is None).
+
+    Also the fill-in-the-blank app's pipeline (its plans yield the same three tensors).
+    """
     import tensorflow as tf
 
     spec = (
@@ -187,11 +191,11 @@ def train(
             _load_base_weights(model, base)
     result = training.fit_resumable(
         model,
-        lambda start: _dataset(plan, start, None),
+        lambda start: batch_dataset(plan, start, None),
         plan.steps_per_epoch,
         epochs,
         run_dir,
-        validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
+        validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
         resume=resume,
         save_every=save_every,
         tensorboard=tensorboard,

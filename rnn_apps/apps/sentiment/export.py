@@ -12,6 +12,12 @@ vocabulary) and head/tail truncation all run in the graph, exactly as in trainin
   "positive"]``), ``"scores": float32[B, 2]}`` (their probabilities).
 * ``words``: ``{"text": string[B]}`` -> ``{"words": int32[B]`` (after standardisation, before truncation),
   ``"known_words": int32[B]}`` (those in the vocabulary).
+* ``branches`` (models with an n-gram branch, :mod:`rnn_apps.apps.sentiment.ngrams`): ``{"text": string[B]}``
+  -> ``{"probability", "rnn_probability", "ngram_probability": float32[B]}``, the combined answer and what
+  each branch says alone.
+
+With an n-gram branch the probability is ``σ(a·logit(p_rnn) + c·z + d)``; its n-gram list is the asset
+``assets/ngrams.txt`` (one a line) and its weights the variable ``ngram_weights``.
 
 Empty text is not an error in the graph (it gets the answer of a review without words); the library and CLI
 refuse it. ``assets.extra/sentiment.json`` holds the settings, the vocabulary and the training summary.
@@ -29,6 +35,7 @@ import tensorflow as tf
 
 from rnn_apps import export as shared_export
 from rnn_apps.training import read_history
+from rnn_apps.apps.sentiment import ngrams as ngram_lib
 from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
 
 CONFIG_NAME = "sentiment.json"
@@ -41,7 +48,7 @@ FORMAT = "rnn_apps.sentiment/1"
 class SentimentModule(tf.Module):
     """A ``tf.Module`` holding the classifier, its vectorizer and the serving functions."""
 
-    def __init__(self, model, vocabulary, config: dict, lm=None):
+    def __init__(self, model, vocabulary, config: dict, lm=None, ngram=None, ngram_vocabulary_file=None):
         super().__init__(name="sentiment_model")
         self.model = model
         self.vectorizer = make_vectorizer(vocabulary)
@@ -49,10 +56,39 @@ class SentimentModule(tf.Module):
         self.lm_weights = list(lm.head_weights()) if lm is not None else []
         self.max_len = int(config["max_len"])
         self._labels = tf.constant(list(LABELS))
+        self.has_ngram = ngram is not None
+        if ngram is not None:
+            # Built from a file, the n-gram table travels as a SavedModel asset (not as a graph constant).
+            self.ngram_vectorizer = ngram_lib.make_ngram_vectorizer(ngram.order, vocabulary=ngram_vocabulary_file)
+            self.ngram_weights = tf.Variable(ngram.weights[:, None], trainable=False, name="ngram_weights")
+            self.ngram_bias = tf.Variable(float(ngram.bias), trainable=False, name="ngram_bias")
+            self.combiner = tf.Variable(ngram.combiner, trainable=False, name="combiner")
 
-    def _probability(self, text):
+    def _rnn_probability(self, text):
         ids = dense_ids(self.vectorizer, text, self.max_len)
         return tf.reshape(self.model(ids, training=False), [-1])
+
+    def _ngram_logit(self, text):
+        x = tf.cast(self.ngram_vectorizer(text), tf.float32)
+        return tf.sparse.sparse_dense_matmul(x, self.ngram_weights)[:, 0] + self.ngram_bias
+
+    def _branches(self, text):
+        p_rnn = self._rnn_probability(text)
+        if not self.has_ngram:
+            return p_rnn, p_rnn, None
+        z = self._ngram_logit(text)
+        q = tf.clip_by_value(p_rnn, ngram_lib.LOGIT_CLIP, 1.0 - ngram_lib.LOGIT_CLIP)
+        rnn_logit = tf.math.log(q) - tf.math.log1p(-q)
+        c = self.combiner
+        return tf.sigmoid(c[0] * rnn_logit + c[1] * z + c[2]), p_rnn, tf.sigmoid(z)
+
+    def _probability(self, text):
+        return self._branches(text)[0]
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def branches(self, text):
+        p, p_rnn, p_ngram = self._branches(text)
+        return {"probability": p, "rnn_probability": p_rnn, "ngram_probability": p_ngram}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(self, text):
@@ -109,7 +145,7 @@ def _inference_copy(model, vocabulary, config: dict, lm=None):
 
 
 def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Optional[int] = None, lm=None,
-                     summary: Optional[dict] = None) -> str:
+                     summary: Optional[dict] = None, ngram=None) -> str:
     """Export the classifier to ``app_dir/<version>`` atomically; return the version directory.
 
     Args:
@@ -121,13 +157,23 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
         lm: The :class:`~rnn_apps.apps.sentiment.model.BiLanguageModel` of pre-training, whose head is kept
             so that fine-tuning can continue language-model training.
         summary: Extra facts for ``assets.extra/sentiment.json`` (validation accuracy, data, ...).
+        ngram: An :class:`~rnn_apps.apps.sentiment.ngrams.NgramBranch` joined to the classifier, or None.
     """
+    import tempfile
+
     if getattr(model, "optimizer", None) is not None:
         # A trained model carries its optimizer (two Adam moments per weight), which a SavedModel of it
         # would save too (three times the size): export a fresh copy with the same weights instead.
         model, lm = _inference_copy(model, vocabulary, config, lm)
-    module = SentimentModule(model, vocabulary, config, lm)
+    staging = tempfile.mkdtemp(prefix="rnn-apps-ngrams-")
+    vocab_file = None
+    if ngram is not None:
+        vocab_file = os.path.join(staging, ngram_lib.VOCAB_FILE)
+        ngram_lib.write_vocabulary(vocab_file, ngram.vocabulary)
+    module = SentimentModule(model, vocabulary, config, lm, ngram, vocab_file)
     signatures = {"serving_default": module.serving_default, "classify": module.classify, "words": module.words}
+    if ngram is not None:
+        signatures["branches"] = module.branches
 
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
@@ -141,9 +187,15 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
         "truncation": {"max_len": int(config["max_len"]), "head": int(config["max_len"] * 0.25)},
         "vocabulary": list(vocabulary),
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "ngram": ngram.meta() if ngram is not None else None,
         **(summary or {}),
     }}
-    return shared_export.atomic_export(write, app_dir, version, extra)
+    try:
+        return shared_export.atomic_export(write, app_dir, version, extra)
+    finally:
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_config(model_dir: str) -> dict:
@@ -161,11 +213,20 @@ def load_base(model_dir: str) -> dict:
     except OSError:
         raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a sentiment model.") from None
     loaded = tf.saved_model.load(model_dir)
+    ngram = None
+    if meta.get("ngram"):
+        info = meta["ngram"]
+        ngram = ngram_lib.NgramBranch(
+            ngram_lib.read_vocabulary(os.path.join(model_dir, "assets", ngram_lib.VOCAB_FILE)),
+            loaded.ngram_weights.numpy()[:, 0], float(loaded.ngram_bias.numpy()), int(info["order"]),
+            loaded.combiner.numpy(), info.get("figures", {}),
+        )
     return {
         "config": meta["config"],
         "vocabulary": meta["vocabulary"],
         "weights": [v.numpy() for v in loaded.model_weights],
         "lm_weights": [v.numpy() for v in getattr(loaded, "lm_weights", [])],
+        "ngram": ngram,
         "model_dir": model_dir,
     }
 
@@ -235,6 +296,20 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
            if cfg.get("pretrain_epochs") else "."),
         f"* Classifier: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, cosine decay), dropout "
         f"{cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}.",
+    ]
+    ngram = meta.get("ngram")
+    if ngram:
+        c = ngram["combiner"]
+        lines += [
+            f"* N-gram branch (`rnn_apps.apps.sentiment.ngrams`): which of the {ngram['features'] - 1:,} most frequent word "
+            f"n-grams (1 to {ngram['order']} words) a review contains, NB-weighted logistic regression (Wang & Manning, "
+            "2012) fitted on the training reviews; the n-gram list is the asset `assets/ngrams.txt`.",
+            f"* The answer: P(positive) = σ({c[0]:.3f}·logit(p_rnn) + {c[1]:.3f}·z_ngram {'-' if c[2] < 0 else '+'} "
+            f"{abs(c[2]):.3f}), the three numbers "
+            "fitted on the validation reviews (which neither branch trained on); the `branches` signature gives each "
+            "branch's own answer.",
+        ]
+    lines += [
         "",
         "## Data and results",
         "",
@@ -257,6 +332,21 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
                          f"{row.get('val_loss', float('nan')):.4f} | {row.get('val_accuracy', float('nan')):.4f} | "
                          f"{row.get('seconds', '')} |")
         lines.append("")
+    if ngram and ngram.get("figures"):
+        f = ngram["figures"]
+        pct = lambda key: f"{100 * f[key]:.2f} %" if f.get(key) is not None else "?"  # noqa: E731
+        lines += [
+            f"Validation accuracy over the {_n(f.get('val_reviews', '?'))} validation reviews:",
+            "",
+            "| model | validation accuracy |",
+            "| --- | --- |",
+            f"| recurrent classifier alone | {pct('rnn_val_accuracy')} |",
+            f"| n-gram branch alone | {pct('ngram_val_accuracy')} |",
+            f"| **both (this model)**, combiner cross-validated (fitted on one half, scored on the other) | "
+            f"**{pct('combined_val_accuracy_cv')}** |",
+            f"| both, combiner fitted on all validation reviews (optimistic) | {pct('combined_val_accuracy_in_sample')} |",
+            "",
+        ]
     if evaluation:
         lines += [f"Evaluation on `{evaluation.get('data')}` ({evaluation.get('split')} split, "
                   f"{evaluation.get('reviews')} reviews): accuracy **{evaluation['accuracy']:.4f}**.", ""]

@@ -12,6 +12,12 @@ reviews are left out), with a sampled softmax. The classifier then starts from t
 layers train together with one learning rate, warmed up over the first 5% of the steps and decayed along a
 cosine (no discriminative learning rates or gradual unfreezing). Fine-tuning a shipped model runs the same
 machinery from its weights and vocabulary.
+
+N-gram branch (``ngram_features > 0``, :mod:`rnn_apps.apps.sentiment.ngrams`): after the classifier, an
+NB-weighted logistic regression over word n-grams is fitted on the training reviews, and a combiner of the
+two answers on the validation reviews; both are saved in ``<run_dir>/ngram/`` and exported with the model.
+A fine-tuned model keeps its base model's branch and refits only the combiner (when it has at least
+``MIN_COMBINER_REVIEWS`` validation reviews).
 """
 
 from __future__ import annotations
@@ -53,8 +59,16 @@ DEFAULTS = dict(
     lm_tokens_per_batch=12800,
     lm_num_sampled=1024,
     lm_val_fraction=0.01,
+    ngram_features=200_000,
+    ngram_order=2,
+    ngram_l2=1e-5,
 )
 ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "max_len")
+# Settings of the n-gram branch, fitted after the classifier: a resumed run takes them from the command line,
+# so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
+NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
+NGRAM_DIR = "ngram"
+MIN_COMBINER_REVIEWS = 200
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int):
@@ -177,6 +191,10 @@ def train(
             cfg = json.load(f)["settings"]
         with open(vocab_path, encoding="utf-8") as f:
             vocabulary = json.load(f)["words"]
+        for k, v in NGRAM_SETTINGS.items():
+            cfg.setdefault(k, v)
+            if overrides.get(k) is not None:
+                cfg[k] = overrides[k]
     else:
         cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     base = None
@@ -265,8 +283,13 @@ def train(
         verbose=verbose,
         strategy=strat,
     )
+    ngram = None
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
+        if int(cfg.get("ngram_features") or 0) > 0 or (base is not None and base.get("ngram") is not None):
+            ngram = _fit_ngram_branch(model, cfg, train_texts, tr_labels, [r.text for r in val_r], va_ids, va_labels,
+                                      base.get("ngram") if base is not None else None, verbose)
+            ngram.save(os.path.join(run_dir, NGRAM_DIR))
     lm_loss = training.last_metric(lm_result["history"], "val_loss") if lm_result else None
     result.update({
         "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
@@ -277,8 +300,73 @@ def train(
         "lm": lm,
         "vocabulary": vocabulary,
         "config": cfg,
+        "ngram": ngram,
     })
+    if ngram is not None:
+        result["ngram_figures"] = ngram.figures
     return result
+
+
+def predict_ids(model, seqs, batch_size: int = 64) -> np.ndarray:
+    """The classifier's P(positive) of id sequences (padded per batch of similar lengths; input order kept)."""
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    out = np.zeros(len(seqs), np.float32)
+    for i in range(0, len(order), batch_size):
+        idx = order[i:i + batch_size]
+        width = max(1, max(len(seqs[j]) for j in idx))
+        x = np.zeros((len(idx), width), np.int32)
+        for row, j in enumerate(idx):
+            x[row, :len(seqs[j])] = seqs[j]
+        out[idx] = np.asarray(model(x, training=False)).reshape(-1)
+    return out
+
+
+def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids, val_labels, base_ngram, verbose):
+    """Fit the n-gram branch on the training reviews (or keep a base model's) and the combiner on validation.
+
+    The combiner needs validation reviews that neither branch trained on: with fewer than
+    ``MIN_COMBINER_REVIEWS`` of them it keeps the base model's combiner, or adds the two logits (1, 1, 0).
+    """
+    from rnn_apps.apps.sentiment import ngrams
+
+    t0 = time.time()
+    if base_ngram is not None:
+        vocabulary, weights, bias, order = base_ngram.vocabulary, base_ngram.weights, base_ngram.bias, base_ngram.order
+        default = base_ngram.combiner
+    else:
+        order = int(cfg["ngram_order"])
+        if verbose:
+            print(f"N-gram branch: {cfg['ngram_features']:,} n-grams of 1..{order} words, NB-weighted logistic regression.")
+        vocabulary, weights, bias = ngrams.fit_ngram_branch(train_texts, train_labels, int(cfg["ngram_features"]), order,
+                                                            float(cfg["ngram_l2"]), verbose=verbose)
+        default = np.array([1.0, 1.0, 0.0], np.float32)
+    figures = {"ngrams": len(vocabulary) + 1, "seconds": None, "val_reviews": len(val_labels)}
+    combiner = default
+    if val_labels:
+        vectorizer = ngrams.make_ngram_vectorizer(order, vocabulary=vocabulary)
+        z = ngrams.ngram_logits(vectorizer, weights, bias, val_texts)
+        p = predict_ids(model, val_ids)
+        figures["rnn_val_accuracy"] = ngrams.accuracy(p, val_labels)
+        figures["ngram_val_accuracy"] = ngrams.accuracy(z >= 0, val_labels)
+        if len(val_labels) >= MIN_COMBINER_REVIEWS:
+            x = np.stack([ngrams.logit(p), z], axis=1)
+            combiner = ngrams.fit_combiner(x, np.asarray(val_labels))
+            figures["combined_val_accuracy_cv"] = ngrams.cross_validated_accuracy(p, z, val_labels, folds=2,
+                                                                                  seed=int(cfg["seed"]))
+        figures["combined_val_accuracy_in_sample"] = ngrams.accuracy(ngrams.combine(combiner, p, z), val_labels)
+    figures["combiner_fitted_on_validation"] = bool(len(val_labels) >= MIN_COMBINER_REVIEWS)
+    figures["seconds"] = round(time.time() - t0, 1)
+    if verbose:
+        print("N-gram branch: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in figures.items()))
+    return ngrams.NgramBranch(vocabulary, weights, bias, order, combiner, figures)
+
+
+def load_run_ngram(run_dir: str):
+    """The n-gram branch of a training run, or None."""
+    from rnn_apps.apps.sentiment.ngrams import NgramBranch
+
+    return NgramBranch.load(os.path.join(run_dir, NGRAM_DIR))
 
 
 def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, tensorboard, verbose, base,

@@ -1,0 +1,148 @@
+"""Data of the fill-in-the-blank model: the poem corpus, a ``<mask>`` token, batches with masked context.
+
+The corpus, its cleaning, script conversion and seeded split are the poem app's
+(:mod:`rnn_apps.apps.poetry.data`), so the validation poems are the poem model's and were never trained on.
+A poem is encoded as ``<bos> chars <eos>``; the model predicts every character from the characters on both
+sides of it (never from itself), and in training about ``mask_rate`` of the input characters are replaced by
+``<mask>`` so that other blanks in the context (several □ in one poem) are handled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from rnn_apps.apps.poetry import data as pdata
+from rnn_apps.vocab import Vocabulary
+
+MASK = "<mask>"
+MASK_ID = 4  # the first ordinary token of every fill vocabulary
+BLANKS = ("□", "＿", "_")
+MAX_CHARS = 512
+
+
+class FillError(ValueError):
+    """Input the fill-in-the-blank model cannot take (with a message that says what to do)."""
+
+
+def build_vocab(poems: Sequence[str], min_count: int = 3) -> Vocabulary:
+    """A vocabulary of the training poems' characters with ``<mask>`` at id 4."""
+    base = Vocabulary.build(poems, min_count=min_count)
+    return Vocabulary([MASK] + base.tokens[4:])
+
+
+def check_vocab(vocab: Vocabulary) -> None:
+    if len(vocab.tokens) <= MASK_ID or vocab.tokens[MASK_ID] != MASK:
+        raise ValueError(f"A fill vocabulary has {MASK!r} at id {MASK_ID}.")
+
+
+def content_ids(vocab: Vocabulary) -> np.ndarray:
+    """Boolean [V]: the tokens a blank may be filled with (characters and ，。; no special token)."""
+    return np.array([i > MASK_ID for i in range(len(vocab))])
+
+
+def encode(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) -> list[np.ndarray]:
+    """``<bos> chars <eos>`` id arrays; long poems cut into pieces of at most ``max_len + 1`` tokens."""
+    return pdata.encode_poems(poems, vocab, max_len)
+
+
+def mask_inputs(x: np.ndarray, weights: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
+    """Replace about ``rate`` of the predicted positions (``weights > 0``) of ``x`` by ``<mask>``."""
+    if rate <= 0:
+        return x
+    hit = (rng.random(x.shape) < rate) & (weights > 0)
+    return np.where(hit, MASK_ID, x).astype(x.dtype)
+
+
+class FillBatchPlan(pdata.BatchPlan):
+    """The poem app's deterministic, resumable length buckets; a batch is (inputs, targets, weights).
+
+    Targets are the sequences themselves; weights are 1 where a character or ，。 (not ``<unk>``, not the
+    bookends, not padding) is to be predicted. Inputs are the sequences with about ``mask_rate`` of those
+    positions replaced by ``<mask>``, drawn from a generator seeded by (seed, epoch, batch), so that a resumed
+    run sees the same batches.
+    """
+
+    mask_rate: float = 0.12
+
+    def make(self, index: np.ndarray, rng: np.random.Generator | None = None):
+        seqs = [self.sequences[i] for i in index]
+        T = int(max(len(s) for s in seqs))
+        T = -(-T // self.bucket) * self.bucket
+        m = max(1, int(self.multiple))
+        rows = -(-len(seqs) // m) * m
+        y = np.zeros((rows, T), np.int32)
+        for r, s in enumerate(seqs):
+            y[r, : len(s)] = s
+        w = (y > MASK_ID).astype(np.float32)
+        x = mask_inputs(y, w, self.mask_rate, rng) if rng is not None else y.copy()
+        return x, y, w
+
+    def iterate(self, start_step: int = 0, epochs: int | None = None) -> Iterator:
+        epoch, skip = divmod(start_step, self.steps_per_epoch)
+        while epochs is None or epoch < epochs:
+            for b, index in enumerate(self.epoch_batches(epoch)):
+                if b < skip:
+                    continue
+                yield self.make(index, np.random.default_rng([self.seed, epoch, b, 7]))
+            epoch, skip = epoch + 1, 0
+
+
+def make_plan(seqs, tokens_per_batch: int, seed: int, mask_rate: float, multiple: int = 1) -> FillBatchPlan:
+    plan = FillBatchPlan(seqs, tokens_per_batch, seed=seed, multiple=multiple)
+    plan.mask_rate = float(mask_rate)
+    return plan
+
+
+# --------------------------------------------------------------------------------------------- user input
+
+_WS = re.compile(r"\s+")
+
+
+def parse_text(text: str) -> str:
+    """Check one user text and return it without whitespace, every blank mark written □.
+
+    Raises:
+        FillError: empty, longer than :data:`MAX_CHARS`, no blank, or nothing but blanks and punctuation.
+    """
+    if not isinstance(text, str):
+        raise FillError(f"Expected text, received {type(text).__name__}.")
+    t = _WS.sub("", text)
+    if not t:
+        raise FillError("Empty input: give a line of a poem with □ (or ＿ or _) where characters are missing, "
+                        "e.g. 床前明月□，疑是地上霜。")
+    if len(t) > MAX_CHARS:
+        raise FillError(f"The input has {len(t)} characters; at most {MAX_CHARS} are accepted.")
+    for b in BLANKS[1:]:
+        t = t.replace(b, BLANKS[0])
+    n = t.count(BLANKS[0])
+    if n == 0:
+        raise FillError(f"No blank in {text.strip()!r}: mark each missing character with □ (or ＿ or _), "
+                        "e.g. 床前明月□，疑是地上霜。")
+    if not any(pdata.is_han(c) for c in t):
+        raise FillError(f"{text.strip()!r} holds only blanks: give the characters around them (the model fills a "
+                        "blank from the characters before and after it).")
+    return t
+
+
+def hide_one(poems: Sequence[str], seed: int = 0):
+    """For each poem, one position of a Han character chosen uniformly at random (seeded); -1 if none.
+
+    Returns (texts with that character replaced by □, positions, hidden characters).
+    """
+    rng = np.random.default_rng(seed)
+    texts, positions, answers = [], [], []
+    for p in poems:
+        cand = [i for i, c in enumerate(p) if pdata.is_han(c)]
+        if not cand:
+            texts.append(p)
+            positions.append(-1)
+            answers.append("")
+            continue
+        i = int(cand[rng.integers(len(cand))])
+        texts.append(p[:i] + BLANKS[0] + p[i + 1 :])
+        positions.append(i)
+        answers.append(p[i])
+    return texts, positions, answers

@@ -1,0 +1,159 @@
+"""Fill blanks with an exported fill model (the command line's library side)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from rnn_apps.apps.fill import data as fdata
+from rnn_apps.apps.fill.data import FillError
+
+
+@dataclass
+class FillResult:
+    input: str
+    text: str
+    blanks: list = field(default_factory=list)  # one list of (character, probability) per blank, in text order
+    unknown_characters: list = field(default_factory=list)
+    converted_to_simplified: bool = False
+
+    def to_dict(self) -> dict:
+        return {
+            "input": self.input,
+            "text": self.text,
+            "blanks": [
+                {"index": i + 1, "candidates": [{"character": c, "probability": round(p, 6)} for c, p in cands]}
+                for i, cands in enumerate(self.blanks)
+            ],
+            "unknown_characters": self.unknown_characters,
+            "converted_to_simplified": self.converted_to_simplified,
+        }
+
+
+def read_texts_file(path: str, stdin=None) -> list[str]:
+    """Non-blank lines of a UTF-8 file ('-': ``stdin``, a binary stream)."""
+    try:
+        if path == "-":
+            raw = stdin.read() if stdin is not None else b""
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        else:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+    except UnicodeDecodeError as e:
+        raise FillError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
+    except OSError as e:
+        raise FillError(f"Cannot read {path}: {e.strerror or e}.") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class Filler:
+    """An exported fill model (``models/fill/<version>``) loaded with ``tf.saved_model.load``."""
+
+    def __init__(self, model_dir: str | None = None):
+        import tensorflow as tf
+
+        from rnn_apps.apps.fill import export as fexport
+        from rnn_apps.export import resolve_model_dir
+        from rnn_apps.paths import default_model_dir
+
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir("fill"))
+        self.meta = fexport.load_config(self.model_dir)
+        self.config = self.meta["config"]
+        self._tf = tf
+        self._loaded = tf.saved_model.load(self.model_dir)
+
+    def run(self, texts: Sequence[str], top_k: int = 5):
+        """The raw outputs of the graph (numpy) for already-checked texts."""
+        tf = self._tf
+        out = self._loaded.fill(tf.constant(list(texts)), tf.constant(int(top_k), tf.int32))
+        return {k: v.numpy() for k, v in out.items()}
+
+    def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[FillResult]:
+        """Fill the □ (＿, _) of each text; raises FillError for input the model cannot take."""
+        if not 1 <= int(top_k) <= 50:
+            raise FillError(f"--top-k must be between 1 and 50; received {top_k}.")
+        script = self.config.get("script", "simplified")
+        cleaned, converted = [], []
+        for t in texts:
+            p = fdata.parse_text(t)
+            if script == "simplified":
+                from rnn_apps.apps.poetry.data import convert_script
+
+                c = convert_script(p, "simplified")
+                # OpenCC keeps the length of a character string; fall back to the in-graph table otherwise.
+                if len(c) == len(p) and c.count(fdata.BLANKS[0]) == p.count(fdata.BLANKS[0]):
+                    converted.append(c != p)
+                    p = c
+                else:
+                    converted.append(False)
+            else:
+                converted.append(False)
+            cleaned.append(p)
+        results = []
+        for s in range(0, len(cleaned), batch_size):
+            out = self.run(cleaned[s : s + batch_size], top_k)
+            for r, t in enumerate(texts[s : s + batch_size]):
+                n = int(out["blanks"][r])
+                blanks = []
+                for j in range(n):
+                    blanks.append([(c.decode("utf-8"), float(p)) for c, p in zip(out["candidates"][r, j], out["probabilities"][r, j])
+                                   if c])
+                results.append(FillResult(
+                    input=t,
+                    text=out["text"][r].decode("utf-8"),
+                    blanks=blanks,
+                    unknown_characters=list(dict.fromkeys(out["unknown"][r].decode("utf-8"))),
+                    converted_to_simplified=bool(converted[s + r] or out["converted"][r]),
+                ))
+        return results
+
+
+def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "val", seed: int = 0,
+                    batch_size: int = 64, limit: int | None = None, progress: bool = False) -> dict:
+    """Masked-character accuracy: one Han character of each poem hidden (uniformly at random, ``seed``).
+
+    The poems are the model's own validation split (``split="val"``: the poem app's loader, split with the
+    seed and fraction in the model's config), its training poems (``"train"``) or all. The model predicts
+    the hidden character from the rest of the poem; top-1 and top-5 accuracy are the shares of poems whose
+    character is the first candidate or among the first five. A hidden character outside the model's
+    vocabulary counts as a miss (the model cannot write it).
+    """
+    from rnn_apps.apps.poetry import data as pdata
+
+    filler = Filler(model_dir)
+    cfg = filler.config
+    poems = pdata.load_poems(data_path, cfg.get("script", "simplified"))
+    if split != "all":
+        train, val = pdata.split_poems(poems, cfg.get("val_fraction", 0.05), cfg.get("seed", 1234))
+        poems = val if split == "val" else train
+    if limit:
+        poems = poems[:limit]
+    texts, positions, answers = fdata.hide_one(poems, seed)
+    keep = [i for i, p in enumerate(positions) if p >= 0]
+    order = sorted(keep, key=lambda i: len(texts[i]))
+    known = set(filler.meta["vocab"]["tokens"])
+    top1 = top5 = oov = 0
+    for s in range(0, len(order), batch_size):
+        idx = order[s : s + batch_size]
+        out = filler.run([texts[i] for i in idx], 5)
+        for r, i in enumerate(idx):
+            cands = [c.decode("utf-8") for c in out["candidates"][r, 0]]
+            top1 += cands[0] == answers[i]
+            top5 += answers[i] in cands
+            oov += answers[i] not in known
+        if progress:
+            print(f"\r{min(s + batch_size, len(order))}/{len(order)} poems", end="", flush=True)
+    if progress:
+        print()
+    n = len(order)
+    return {
+        "model": filler.model_dir,
+        "kind": cfg.get("kind"),
+        "split": split,
+        "poems": n,
+        "positions": f"one Han character per poem, uniformly at random (seed {seed})",
+        "seed": seed,
+        "top1_accuracy": top1 / max(n, 1),
+        "top5_accuracy": top5 / max(n, 1),
+        "hidden_out_of_vocabulary": oov,
+    }

@@ -1,0 +1,1 @@
+"""Time-series forecasting with recurrent networks (direct multi-horizon or recursive one-step)."""

@@ -1,0 +1,167 @@
+"""The ``rnn-apps forecast`` command (registered in :mod:`rnn_apps.cli`): a thin wrapper over the library.
+
+TensorFlow is imported inside the command, so ``rnn-apps --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import click
+
+from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _verbosity
+
+_CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
+_METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
+
+
+def _fmt(v, pct=False) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.2f}%" if pct else f"{v:.4g}"
+
+
+def format_table(result: dict) -> str:
+    """The metrics table (method | MAE | MAPE) and the forecast rows, as printed by the command."""
+    cfg, m = result["config"], result["metrics"]
+    lines = []
+    label = {"model": f"model ({cfg['mode']}, {cfg['cell']})"}
+    rows = [(label.get(k, name), m[k]) for k, name in _METHODS]
+    if m["seasonal_naive"] is None:
+        rows[2] = (f"seasonal-naive ({'no season' if not cfg['season'] else 'season longer than the history'})", None)
+    width = max(len(r[0]) for r in rows)
+    lines.append(f"{'method':<{width}}  {'MAE':>9}  {'MAPE':>8}")
+    for name, s in rows:
+        lines.append(f"{name:<{width}}  {_fmt(s and s['mae']):>9}  {_fmt(s and s['mape'], True):>8}")
+    skipped = m["model"]["mape_skipped"]
+    if skipped:
+        lines.append(f"(MAPE leaves out {skipped} back-test values that are zero)")
+    lines.append("")
+    labels = result.get("future_labels")
+    lines.append(f"Forecast, next {len(result['forecast'])} steps:")
+    lines.append("step  " + (f"{'time':<20}  " if labels else "") + "value")
+    for i, v in enumerate(result["forecast"]):
+        lines.append(f"{i + 1:>4}  " + (f"{labels[i]:<20}  " if labels else "") + f"{v:.4f}")
+    return "\n".join(lines)
+
+
+@click.command("forecast")
+@click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
+              help="A UTF-8 CSV with a header row. Default: the built-in demo series (30 days of hourly values).")
+@click.option("--column", default=None, help="The column to forecast (default: the only column besides --time-column).")
+@click.option("--time-column", default=None,
+              help="A column of increasing timestamps (ISO dates/times or numbers); regular spacing gives the "
+                   "forecast's future timestamps.")
+@click.option("--horizon", type=click.IntRange(min=1), default=24, show_default=True, help="Steps to forecast.")
+@click.option("--window", type=click.IntRange(min=1), default=None,
+              help="History steps the model reads (default: two seasons, else two horizons).")
+@click.option("--mode", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True,
+              help="direct: all H steps at once (N-to-N); recursive: one step, fed back H times (N-to-1).")
+@click.option("--cell", type=click.Choice(_CELLS), default="lstm", show_default=True, help="Recurrent cell.")
+@click.option("--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of the cell.")
+@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Training epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Windows per batch.")
+@click.option("--learning-rate", type=float, default=1e-2, show_default=True, help="Adam's peak rate (cosine decay).")
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+              show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
+@click.option("--season", type=click.IntRange(min=2), default=None,
+              help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result (on a CPU).")
+@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+              help="Save a PNG of the history, the back-test forecasts and the forecast.")
+@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+              help="Write the forecast to this CSV (step, time when known, value).")
+@click.option("--export", "export_dir", default=None,
+              help="Export the model as a SavedModel to this app dir (e.g. models/forecast/<next version>).")
+@click.option("--run-dir", default=None, help="Keep checkpoints and logs here (default: a temporary directory).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
+@_STRATEGY
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics, forecast and settings as JSON.")
+@_friendly_errors
+def forecast(data_path, column, time_column, horizon, window, mode, cell, units, epochs, batch_size, learning_rate,
+             val_fraction, season, seed, plot_path, output_path, export_dir, run_dir, resume, strategy, as_json):
+    """Train a recurrent forecaster on a series, back-test it against baselines and forecast the next steps.
+
+    The last part of the series (--val-fraction, at least --horizon values) is the back-test: the model never
+    trains on it, and it is forecast from every origin in it, H steps at a time. MAE and MAPE are given for the
+    model, the naive forecast (the last value, repeated) and the seasonal-naive forecast (the last season,
+    repeated). Training progress goes to stderr; the table and the forecast to stdout.
+
+    \b
+    Examples:
+      rnn-apps forecast                                    # the built-in demo series
+      rnn-apps forecast --mode recursive --plot forecast.png
+      rnn-apps forecast --data sales.csv --column units --time-column date --horizon 14 --output next.csv
+      rnn-apps forecast --data load.csv --column mw --season 24 --cell gru --export models/forecast
+      rnn-apps forecast --data load.csv --column mw --run-dir runs/forecast --resume
+    """
+    from rnn_apps._quiet import import_tensorflow_quietly
+
+    if resume and not run_dir:
+        raise click.UsageError("--resume needs the --run-dir of the run to continue.")
+    if data_path is None and (column or time_column):
+        raise click.UsageError("--column and --time-column need --data (the demo series has its own).")
+    from rnn_apps.apps.forecast import data as fdata
+
+    series = fdata.read_csv(data_path, column, time_column) if data_path else fdata.demo_series()
+    import_tensorflow_quietly()
+    from rnn_apps.apps.forecast import task
+
+    settings = dict(horizon=horizon, window=window, mode=mode, cell=cell, units=units, batch_size=batch_size,
+                    learning_rate=learning_rate, val_fraction=val_fraction, season=season, seed=seed)
+    click.echo(f"Training a {cell} forecaster ({mode}) on {series.name!r} ({len(series)} values) ...", err=True)
+    with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, _progress_to_stderr(True):
+        result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
+                            verbose=_verbosity(), **settings)
+    cfg = result["config"]
+    summary = {
+        "series": {"name": series.name, "source": series.source, "length": len(series)},
+        "settings": cfg,
+        "season": cfg["season"],
+        "season_source": cfg["season_source"],
+        "backtest": {"values": len(series) - cfg["split"], "origins": result["backtest_pairs"], "horizon": cfg["horizon"]},
+        "metrics": result["metrics"],
+        "forecast": result["forecast"],
+        "future_labels": result["future_labels"],
+        "train_pairs": result["train_pairs"],
+        "step": result["step"],
+        "val_loss": result["val_loss"],
+        "train_seconds": result["train_seconds"],
+        "seconds": result["seconds"],
+    }
+    if plot_path:
+        from rnn_apps.apps.forecast.metrics import seasonal_naive_forecast
+        from rnn_apps.apps.forecast.plot import plot_forecast
+
+        origins = result["backtest"]["origins"]
+        snaive = (seasonal_naive_forecast(series.values, origins, cfg["horizon"], cfg["season"])
+                  if result["metrics"]["seasonal_naive"] else None)
+        plot_forecast(series.values, cfg["split"], origins, result["backtest"]["predictions"], result["forecast"],
+                      plot_path, title=f"{series.name}: {cfg['cell']} forecaster ({cfg['mode']}), horizon {cfg['horizon']}",
+                      seasonal_naive=snaive)
+        summary["plot"] = plot_path
+        click.echo(f"Plot saved to {plot_path}", err=True)
+    if output_path:
+        fdata.write_forecast_csv(output_path, result["forecast"], result["future_labels"], time_column or
+                                 ("time" if series.timestamps else None), series.name)
+        summary["output"] = output_path
+        click.echo(f"Forecast written to {output_path}", err=True)
+    if export_dir:
+        from rnn_apps.apps.forecast.export import export_forecast
+
+        keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step")}
+        summary["exported"] = export_forecast(result["model"], result["scale"], cfg, export_dir, summary=keep)
+        click.echo(f"Exported to {summary['exported']}", err=True)
+    if as_json:
+        _echo_json(summary)
+        return
+    bt = summary["backtest"]
+    season_line = f"{cfg['season']} steps ({cfg['season_source']})" if cfg["season"] else cfg["season_source"]
+    click.echo(f"Series {series.name!r}: {len(series)} values; back-test: the last {bt['values']} "
+               f"({bt['origins']} forecasts of {cfg['horizon']} steps); window {cfg['window']}; season {season_line}; "
+               f"trained {result['train_seconds']} s.")
+    click.echo("")
+    click.echo(format_table(result))
+    if export_dir:
+        click.echo(f"\nExported: {os.path.normpath(summary['exported'])}")

@@ -1,0 +1,321 @@
+"""Time series for the forecaster: CSV reading, the built-in demo series, windowing and the back-test split.
+
+Pure Python and NumPy (no TensorFlow).
+
+The series is split chronologically: the last ``test_len`` values are the *back-test* (the model never trains
+on them and the normalisation statistics never see them); the rest is the training part. A window pair is
+``(history, target)`` = ``(values[t - window : t], values[t : t + horizon])`` for a forecast origin ``t``:
+
+* training pairs have their whole target inside the training part (``window <= t <= split - horizon``);
+* back-test pairs have their origin inside the back-test (``split <= t <= n - horizon``); their history may
+  reach back into the training part (it is known at forecast time), their targets never leave the back-test.
+
+Inputs are normalised per window and per series: ``(x - level) / scale`` where ``level`` is the mean of the
+window's own history (known at forecast time, so no leakage, and it follows a trend) and ``scale`` is the
+standard deviation of the training part only (:class:`Normalizer`).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import math
+import os
+from typing import Optional
+
+import numpy as np
+
+DEMO_LENGTH = 720  # 30 days of hourly values
+DEMO_SEASON = 24
+DEFAULT_VAL_FRACTION = 0.2
+
+
+class ForecastDataError(ValueError):
+    """A series that cannot be forecast as given (the message says what is wrong and where)."""
+
+
+@dataclasses.dataclass
+class Series:
+    """A univariate series.
+
+    Attributes:
+        values: float64 array of the observations, oldest first.
+        name: The column (or the demo's) name.
+        timestamps: The time column's cells as written, or None.
+        source: Where the series came from (a path, or ``"demo"``).
+    """
+
+    values: np.ndarray
+    name: str
+    timestamps: Optional[list] = None
+    source: str = "demo"
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+
+def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str] = None) -> Series:
+    """Read one numeric column (and optionally a time column) of a UTF-8 CSV file with a header row.
+
+    Args:
+        path: The CSV file.
+        column: The column to forecast. Default: the only column other than ``time_column``.
+        time_column: An optional column of timestamps (ISO 8601 dates/times or numbers); they must increase.
+
+    Returns:
+        A :class:`Series`.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ForecastDataError: an empty file, a missing column, an empty / non-numeric / NaN / infinite cell (with
+            its line number), non-UTF-8 bytes, or timestamps out of order.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"No such CSV file: {path}")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise ForecastDataError(
+            f"{path} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); save it as UTF-8."
+        ) from None
+    if not text.strip():
+        raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")
+    reader = csv.reader(text.splitlines())
+    header = None
+    for row in reader:
+        if any(cell.strip() for cell in row):
+            header = [cell.strip() for cell in row]
+            break
+    if header is None:
+        raise ForecastDataError(f"{path} has no header row (only empty cells): expected column names, then values.")
+    columns = ", ".join(repr(h) for h in header)
+    if time_column is not None and time_column not in header:
+        raise ForecastDataError(f"{path} has no time column {time_column!r}; its columns are {columns}.")
+    if column is None:
+        candidates = [h for h in header if h != time_column]
+        if len(candidates) != 1:
+            raise ForecastDataError(f"{path} has several columns ({columns}); choose one with --column.")
+        column = candidates[0]
+    if column not in header:
+        raise ForecastDataError(f"{path} has no column {column!r}; its columns are {columns}.")
+    if column == time_column:
+        raise ForecastDataError(f"--column and --time-column are both {column!r}; they must differ.")
+    ci = header.index(column)
+    ti = header.index(time_column) if time_column is not None else None
+    values, stamps = [], []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue  # blank line
+        line = reader.line_num
+        if len(row) <= max(ci, ti if ti is not None else -1):
+            raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells; column {column!r} is missing.")
+        cell = row[ci].strip()
+        if not cell:
+            raise ForecastDataError(f"{path}, line {line}: column {column!r} is empty (fill in or remove the row).")
+        try:
+            v = float(cell)
+        except ValueError:
+            raise ForecastDataError(f"{path}, line {line}: column {column!r} holds {cell!r}, not a number.") from None
+        if not math.isfinite(v):
+            raise ForecastDataError(f"{path}, line {line}: column {column!r} holds {cell!r}, not a finite number "
+                                    "(NaN and infinity are not allowed).")
+        values.append(v)
+        if ti is not None:
+            stamps.append(row[ti].strip())
+    if not values:
+        raise ForecastDataError(f"{path} has a header row but no data rows.")
+    if ti is not None:
+        _check_order(path, stamps)
+    return Series(np.asarray(values, np.float64), column, stamps if ti is not None else None, source=path)
+
+
+def _parse_times(stamps: list):
+    """The timestamps as datetimes, else as floats, else None."""
+    try:
+        return [datetime.datetime.fromisoformat(s) for s in stamps]
+    except (ValueError, TypeError):
+        pass
+    try:
+        return [float(s) for s in stamps]
+    except ValueError:
+        return None
+
+
+def _check_order(path: str, stamps: list) -> None:
+    parsed = _parse_times(stamps)
+    if parsed is None:
+        return  # labels only
+    try:
+        for i in range(1, len(parsed)):
+            if not parsed[i] > parsed[i - 1]:
+                raise ForecastDataError(f"{path}: the time column is not increasing at data row {i + 1} "
+                                        f"({stamps[i - 1]!r} then {stamps[i]!r}); sort the file by time.")
+    except TypeError:  # naive and aware datetimes mixed
+        raise ForecastDataError(f"{path}: the time column mixes timestamps with and without a time zone.") from None
+
+
+def future_labels(stamps: Optional[list], horizon: int) -> Optional[list]:
+    """The next ``horizon`` timestamps when ``stamps`` are regularly spaced (dates, datetimes or numbers), else None.
+
+    Dates stay dates (``2024-01-31``); datetimes are written in ISO 8601; numbers keep integer form when the
+    originals were integers.
+    """
+    if not stamps or len(stamps) < 2:
+        return None
+    parsed = _parse_times(stamps)
+    if parsed is None:
+        return None
+    steps = {parsed[i] - parsed[i - 1] for i in range(1, len(parsed))}
+    if len(steps) != 1:
+        return None
+    step = steps.pop()
+    last = parsed[-1]
+    out = []
+    for k in range(1, horizon + 1):
+        t = last + step * k
+        if isinstance(t, datetime.datetime):
+            date_only = all(len(s) == 10 for s in stamps)
+            if date_only:
+                out.append(t.date().isoformat())
+            else:
+                spec = "minutes" if all(len(s) == 16 for s in stamps) else "auto"
+                out.append(t.isoformat(sep="T" if "T" in stamps[-1] else " ", timespec=spec))
+        else:
+            out.append(str(int(t)) if float(t).is_integer() and all("." not in s for s in stamps) else repr(float(t)))
+    return out
+
+
+def write_forecast_csv(path: str, forecast, labels: Optional[list], time_column: Optional[str], column: str) -> None:
+    """Write ``step,<time_column>,<column>`` rows (the time column only with ``labels``)."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step"] + ([time_column or "time"] if labels else []) + [column])
+        for i, v in enumerate(np.asarray(forecast).ravel()):
+            w.writerow([i + 1] + ([labels[i]] if labels else []) + [f"{float(v):.6g}"])
+
+
+# ------------------------------------------------------------------------------------------------ demo
+
+
+def demo_series(length: int = DEMO_LENGTH, season: int = DEMO_SEASON, seed: int = 0) -> Series:
+    """A seeded hourly demo: level 20, slow upward trend, a daily cycle (two harmonics), AR(1) noise.
+
+    Args:
+        length: Number of values (positive).
+        season: Length of the cycle in steps (at least 2).
+        seed: NumPy seed; the same seed gives the same series.
+
+    Returns:
+        A :class:`Series` named ``demo`` with hourly timestamps from 2024-01-01T00:00.
+    """
+    if int(length) != length or length < 1:
+        raise ValueError(f"length must be a positive integer; received {length!r}.")
+    if int(season) != season or season < 2:
+        raise ValueError(f"season must be an integer of at least 2; received {season!r}.")
+    rng = np.random.default_rng(seed)
+    t = np.arange(length, dtype=np.float64)
+    phase = 2 * np.pi * t / season
+    seasonal = 3.0 * np.sin(phase) + 1.2 * np.sin(2 * phase + 0.7)
+    noise = np.zeros(length)
+    eps = rng.normal(0.0, 0.45, size=length)
+    for i in range(length):
+        noise[i] = (0.6 * noise[i - 1] if i else 0.0) + eps[i]
+    values = 20.0 + 0.01 * t + seasonal + noise
+    start = datetime.datetime(2024, 1, 1)
+    stamps = [(start + datetime.timedelta(hours=int(i))).isoformat(timespec="minutes") for i in range(length)]
+    return Series(values, "demo", stamps, source="demo")
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """A chronological split: ``values[:split]`` trains, ``values[split:]`` is the back-test."""
+
+    n: int
+    split: int
+    window: int
+    horizon: int
+
+    @property
+    def train_origins(self) -> np.ndarray:
+        """Forecast origins whose history and target lie inside the training part."""
+        return np.arange(self.window, self.split - self.horizon + 1)
+
+    @property
+    def backtest_origins(self) -> np.ndarray:
+        """Forecast origins inside the back-test (every one whose whole target is known)."""
+        return np.arange(self.split, self.n - self.horizon + 1)
+
+
+def backtest_length(n: int, horizon: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> int:
+    """Values held out at the end: ``val_fraction`` of the series, and at least ``horizon``."""
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be between 0 and 1; received {val_fraction!r}.")
+    return max(int(horizon), int(round(n * val_fraction)))
+
+
+def make_split(n: int, window: int, horizon: int, val_fraction: float = DEFAULT_VAL_FRACTION) -> Split:
+    """Split a series of ``n`` values for ``window``-step histories and ``horizon``-step targets.
+
+    Raises:
+        ForecastDataError: the series is too short for one training pair and a back-test of ``horizon`` values.
+    """
+    for name, v in (("window", window), ("horizon", horizon)):
+        if isinstance(v, bool) or int(v) != v or v < 1:
+            raise ValueError(f"{name} must be a positive integer; received {v!r}.")
+    test = backtest_length(n, horizon, val_fraction)
+    split = n - test
+    if split - horizon + 1 <= window:
+        need = window + horizon + max(horizon, int(math.ceil((window + horizon) * val_fraction / (1 - val_fraction))))
+        raise ForecastDataError(
+            f"The series has {n} values, too few for window {window} + horizon {horizon}: training needs "
+            f"window + horizon = {window + horizon} values before a back-test of {test} "
+            f"(about {need} values in all). Use a longer series or a smaller --window / --horizon."
+        )
+    return Split(n=n, split=split, window=int(window), horizon=int(horizon))
+
+
+def windows(values, origins, window: int, horizon: int):
+    """``(X, Y)``: ``X[i] = values[o - window : o]`` and ``Y[i] = values[o : o + horizon]`` for each origin ``o``."""
+    values = np.asarray(values)
+    origins = np.asarray(origins, dtype=np.int64)
+    if origins.size and (origins.min() < window or origins.max() + horizon > len(values)):
+        raise ValueError(f"origins must lie in [{window}, {len(values) - horizon}]; received {origins.min()}..{origins.max()}.")
+    x = values[origins[:, None] + np.arange(-window, 0)[None, :]]
+    y = values[origins[:, None] + np.arange(horizon)[None, :]]
+    return x, y
+
+
+@dataclasses.dataclass(frozen=True)
+class Normalizer:
+    """``(x - level) / scale``: ``level`` the mean of each history window, ``scale`` the training part's std."""
+
+    scale: float
+
+    @classmethod
+    def fit(cls, train_values) -> "Normalizer":
+        """Statistics of the training part only (a constant series gets scale 1)."""
+        std = float(np.std(np.asarray(train_values, np.float64)))
+        return cls(scale=std if std > 1e-12 else 1.0)
+
+    def level(self, history) -> np.ndarray:
+        return np.asarray(history, np.float64).mean(axis=-1, keepdims=True)
+
+    def encode(self, history, target=None):
+        """Normalised history (and target, with the history's level)."""
+        level = self.level(history)
+        x = (np.asarray(history, np.float64) - level) / self.scale
+        if target is None:
+            return x
+        return x, (np.asarray(target, np.float64) - level) / self.scale
+
+    def decode(self, history, y) -> np.ndarray:
+        """Back to the series' units, with the level of ``history``."""
+        return np.asarray(y, np.float64) * self.scale + self.level(history)

@@ -1,0 +1,101 @@
+"""The forecaster's SavedModel: raw histories in, forecasts out, with the normalisation and recursion in the graph.
+
+``models/forecast/<version>/`` loads with plain ``tf.saved_model.load`` (no rnn_apps, no Keras needed) and serves
+with TensorFlow Serving. Signature (batch-first):
+
+* ``serving_default``: ``{"history": float32[B, T]}`` -> ``{"forecast": float32[B, H]}``, in the series' units.
+  ``T`` must be at least the model's window; the last ``window`` values of each row are read. ``H`` is the
+  model's horizon.
+
+``assets.extra/forecast.json`` holds the settings (``window``, ``horizon``, ``mode``, ``cell``, ``season``...),
+the normalisation ``scale`` and the back-test figures of the run.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Optional
+
+import tensorflow as tf
+
+from rnn_apps import export as shared_export
+
+CONFIG_NAME = "forecast.json"
+FORMAT = "rnn_apps.forecast/1"
+
+
+class ForecastModule(tf.Module):
+    """A ``tf.Module`` holding the Keras forecaster and its normalisation.
+
+    Args:
+        model: From :func:`rnn_apps.apps.forecast.model.build_model` (trained).
+        scale: The training part's standard deviation (:class:`~rnn_apps.apps.forecast.data.Normalizer`).
+        window, horizon, mode: As the model was trained.
+    """
+
+    def __init__(self, model, scale: float, window: int, horizon: int, mode: str):
+        super().__init__(name="forecast_model")
+        if mode not in ("direct", "recursive"):
+            raise ValueError(f"mode must be 'direct' or 'recursive'; received {mode!r}.")
+        self.model = model
+        self.model_weights = list(model.weights)
+        self.scale = float(scale)
+        self.window, self.horizon, self.mode = int(window), int(horizon), mode
+
+    def _step(self, h):
+        """Normalise ``h`` [B, window], run the model, return its output in the series' units."""
+        level = tf.reduce_mean(h, axis=1, keepdims=True)
+        y = self.model((h - level)[..., None] / self.scale, training=False)
+        return tf.cast(y, tf.float32) * self.scale + level
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="history")])
+    def serving_default(self, history):
+        tf.debugging.assert_greater_equal(
+            tf.shape(history)[1], self.window,
+            message=f"history needs at least {self.window} values per row (the model's window)")
+        h = history[:, -self.window:]
+        if self.mode == "direct":
+            return {"forecast": self._step(h)}
+        out = tf.TensorArray(tf.float32, size=self.horizon)
+        for k in tf.range(self.horizon):
+            nxt = self._step(h)  # [B, 1]
+            out = out.write(k, nxt[:, 0])
+            h = tf.concat([h[:, 1:], nxt], axis=1)
+        return {"forecast": tf.transpose(out.stack())}
+
+
+def export_forecast(model, scale: float, config: dict, app_dir: str, version: Optional[int] = None,
+                    summary: Optional[dict] = None) -> str:
+    """Export a trained forecaster to ``app_dir/<version>`` atomically; return the version directory.
+
+    Args:
+        model: The trained Keras model.
+        scale: The normalisation scale of its training part.
+        config: The run's settings (``window``, ``horizon``, ``mode`` ... as from ``task.train``).
+        app_dir: e.g. ``models/forecast``.
+        version: Default: one more than the newest.
+        summary: Figures to keep with the model (back-test metrics, series, training time).
+    """
+    module = ForecastModule(model, scale, config["window"], config["horizon"], config["mode"])
+
+    def write(path):
+        tf.saved_model.save(module, path, signatures={"serving_default": module.serving_default})
+
+    extra = {CONFIG_NAME: {
+        "format": FORMAT,
+        "config": config,
+        "scale": float(scale),
+        "signature": {"inputs": {"history": "float32 [batch, T>=window]"},
+                      "outputs": {"forecast": "float32 [batch, horizon]"}},
+        "summary": summary or {},
+        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }}
+    return shared_export.atomic_export(write, app_dir, version, extra)
+
+
+def load_config(model_dir: str) -> dict:
+    """The ``assets.extra/forecast.json`` of an exported forecaster."""
+    try:
+        return shared_export.read_extra(model_dir, CONFIG_NAME)
+    except OSError:
+        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a forecasting model.") from None

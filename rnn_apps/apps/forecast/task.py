@@ -1,0 +1,235 @@
+"""Forecasting task: split a series, train the recurrent forecaster (resumable), back-test it against baselines.
+
+A run directory holds ``config.json`` (settings, the series' source and length, the split, the season, the
+normalisation scale), ``checkpoints/`` and ``history.jsonl``. Training goes through
+:func:`rnn_apps.training.fit_resumable`, so ``resume=True`` continues an interrupted run at the same step with
+the same batches, and ``strategy`` picks a ``tf.distribute`` strategy.
+
+The back-test (the last part of the series, see :mod:`rnn_apps.apps.forecast.data`) is never trained on and
+never used to choose weights: the model trains for a fixed number of epochs (cosine-decayed learning rate) and
+the loss on the back-test windows is only logged (``val_loss``). The same back-test origins score the model
+and the naive and seasonal-naive baselines. The future forecast reads the last ``window`` values of the whole
+series.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Optional
+
+import numpy as np
+
+from rnn_apps.apps.forecast import data as fdata
+from rnn_apps.apps.forecast import metrics as fmetrics
+from rnn_apps.apps.forecast.model import Forecaster, build_model, check_mode
+
+CONFIG_FILE = "config.json"
+
+DEFAULTS = dict(
+    horizon=24,
+    window=None,  # default: two seasons, else two horizons (see default_window)
+    mode="direct",
+    cell="lstm",
+    units=32,
+    batch_size=32,
+    learning_rate=1e-2,
+    clipnorm=1.0,
+    val_fraction=fdata.DEFAULT_VAL_FRACTION,
+    season=None,  # default: estimated from the training part's autocorrelation
+    seed=0,
+)
+
+
+def default_window(season: Optional[int], horizon: int, train_len: int) -> int:
+    """Two seasons (or two horizons without a season), at most what leaves half the training part as pairs."""
+    w = 2 * season if season else 2 * horizon
+    return int(max(1, min(w, (train_len - horizon) // 2)))
+
+
+def resolve_settings(series: fdata.Series, cfg: dict) -> dict:
+    """Fill in the season (``season_source`` says how), the window and the split of ``series``.
+
+    Returns:
+        ``cfg`` with ``season``, ``season_source``, ``window``, ``split`` set.
+
+    Raises:
+        ForecastDataError: the series is too short.
+    """
+    cfg = dict(cfg)
+    check_mode(cfg["mode"])
+    n, horizon = len(series), cfg["horizon"]
+    if isinstance(horizon, bool) or int(horizon) != horizon or horizon < 1:
+        raise ValueError(f"horizon must be a positive integer; received {horizon!r}.")
+    test = fdata.backtest_length(n, horizon, cfg["val_fraction"])
+    if n - test < 2:
+        raise fdata.ForecastDataError(f"The series has {n} values, too few to hold out a back-test of {test} "
+                                      f"(the horizon is {horizon}) and still train.")
+    train_part = series.values[: n - test]
+    if cfg.get("season"):
+        if int(cfg["season"]) != cfg["season"] or cfg["season"] < 2:
+            raise ValueError(f"season must be an integer of at least 2; received {cfg['season']!r}.")
+        cfg["season_source"] = cfg.get("season_source") or "given"
+    else:
+        cfg["season"] = fmetrics.estimate_season(train_part)
+        cfg["season_source"] = "estimated from the training part's autocorrelation" if cfg["season"] else "none detected"
+    if not cfg.get("window"):
+        cfg["window"] = default_window(cfg["season"], horizon, n - test)
+    split = fdata.make_split(n, cfg["window"], horizon, cfg["val_fraction"])
+    cfg["split"] = split.split
+    return cfg
+
+
+def _pairs(values, origins, window, horizon, normalizer):
+    x, y = fdata.windows(values, origins, window, horizon)
+    xn, yn = normalizer.encode(x, y)
+    return xn[..., None].astype(np.float32), yn.astype(np.float32)
+
+
+def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
+    """Endless batches of global steps ``start_step, ...``: each epoch a seeded permutation, full batches."""
+    import tensorflow as tf
+
+    n = len(x)
+    steps = max(1, -(-n // batch_size))
+
+    def gen():
+        step = start_step
+        while True:
+            epoch, k = divmod(step, steps)
+            perm = np.random.default_rng([seed, epoch]).permutation(n)
+            idx = perm[(k * batch_size + np.arange(batch_size)) % n]
+            yield x[idx], y[idx]
+            step += 1
+
+    spec = (tf.TensorSpec((None,) + x.shape[1:], tf.float32), tf.TensorSpec((None,) + y.shape[1:], tf.float32))
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return tf.data.Dataset.from_generator(gen, output_signature=spec).with_options(options).prefetch(2), steps
+
+
+def train(
+    series: fdata.Series,
+    run_dir: str,
+    epochs: int = 15,
+    resume: bool = False,
+    strategy: str = "default",
+    verbose: int = 1,
+    callbacks=(),
+    save_every: int = 0,
+    **overrides,
+) -> dict:
+    """Train a forecaster on ``series`` and back-test it.
+
+    Args:
+        series: The series (:func:`~rnn_apps.apps.forecast.data.read_csv` or ``demo_series``).
+        run_dir: Checkpoints, ``config.json`` and ``history.jsonl``.
+        epochs: Epochs of the run (a resumed run stops at the same step).
+        resume: Continue the run in ``run_dir`` (its saved settings win over ``overrides``).
+        strategy: ``default``, ``mirrored`` or ``multi-worker``.
+        verbose: Keras verbosity (0: silent).
+        callbacks: Extra Keras callbacks.
+        save_every: Also checkpoint every this many steps (0: at epoch ends only).
+        **overrides: Any of :data:`DEFAULTS` (None values are ignored).
+
+    Returns:
+        A dict: ``metrics`` (``model``, ``naive``, ``seasonal_naive``: each ``{"mae", "mape", "mape_skipped"}``,
+        the last None without a season), ``forecast`` (list of ``horizon`` floats), ``future_labels``,
+        ``backtest`` (``origins``, ``predictions``), ``config``, ``scale``, ``step``, ``history``, ``val_loss``,
+        ``seconds``, ``train_pairs``, ``backtest_pairs``, and the objects ``model`` and ``forecaster``.
+    """
+    from rnn_apps import training
+
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown forecasting settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
+    if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
+    os.makedirs(run_dir, exist_ok=True)
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    if resume and os.path.exists(cfg_path):
+        with open(cfg_path, encoding="utf-8") as f:
+            saved = json.load(f)
+        cfg = saved["settings"]
+        if saved.get("length") != len(series):
+            raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
+                                         f"{len(series)}. Resume with the same data, or choose another --run-dir.")
+    else:
+        cfg = resolve_settings(series, {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}})
+    t0 = time.time()
+    training.set_seed(cfg["seed"])
+    values, window, horizon, mode = series.values, cfg["window"], cfg["horizon"], cfg["mode"]
+    split = fdata.Split(n=len(values), split=cfg["split"], window=window, horizon=horizon)
+    normalizer = fdata.Normalizer.fit(values[: split.split])
+    if mode == "direct":
+        x, y = _pairs(values, split.train_origins, window, horizon, normalizer)
+        vx, vy = _pairs(values, split.backtest_origins, window, horizon, normalizer)
+    else:  # one step ahead: every origin whose next value is in the training part
+        x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
+        vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
+    with open(cfg_path, "w", encoding="utf-8") as f:
+        json.dump({"settings": cfg, "source": series.source, "name": series.name, "length": len(series),
+                   "scale": normalizer.scale}, f, ensure_ascii=False, indent=1)
+
+    import keras
+    import tensorflow as tf
+
+    strat = training.get_strategy(strategy)
+    replicas = strat.num_replicas_in_sync
+    batch_size = -(-int(cfg["batch_size"]) // replicas) * replicas
+    _, steps = _train_dataset(x, y, batch_size, cfg["seed"], 0)
+    with strat.scope():
+        model = build_model(window, horizon, mode, cfg["cell"], cfg["units"])
+        schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], decay_steps=steps * epochs, alpha=0.02)
+        # No XLA: for these small models on a CPU, compiling costs more than it saves.
+        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), loss="mse",
+                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
+    val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
+    result = training.fit_resumable(
+        model,
+        lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0],
+        steps,
+        epochs,
+        run_dir,
+        validation_data=val,
+        resume=resume,
+        save_every=save_every,
+        callbacks=list(callbacks),
+        verbose=verbose,
+        strategy=strat,
+        meta={"mode": mode},
+    )
+    train_seconds = time.time() - t0
+
+    forecaster = Forecaster(model, normalizer, window, horizon, mode)
+    origins = split.backtest_origins
+    hist, truth = fdata.windows(values, origins, window, horizon)
+    pred = forecaster.predict(hist)
+    metrics = {
+        "model": fmetrics.scores(truth, pred),
+        "naive": fmetrics.scores(truth, fmetrics.naive_forecast(values, origins, horizon)),
+        "seasonal_naive": None,
+    }
+    season = cfg["season"]
+    if season and origins.min() >= season:
+        metrics["seasonal_naive"] = fmetrics.scores(truth, fmetrics.seasonal_naive_forecast(values, origins, horizon, season))
+    forecast = forecaster.predict(values[None, -window:])[0]
+    history = result["history"]
+    result.update({
+        "metrics": metrics,
+        "forecast": [float(v) for v in forecast],
+        "future_labels": fdata.future_labels(series.timestamps, horizon),
+        "backtest": {"origins": origins, "predictions": pred},
+        "config": cfg,
+        "scale": normalizer.scale,
+        "val_loss": training.last_metric(history, "val_loss"),
+        "train_pairs": int(len(x)),
+        "backtest_pairs": int(len(origins)),
+        "train_seconds": round(train_seconds, 1),
+        "seconds": round(time.time() - t0, 1),
+        "model": model,
+        "forecaster": forecaster,
+        "normalizer": normalizer,
+    })
+    return result

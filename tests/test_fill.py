@@ -1,0 +1,286 @@
+"""The fill-in-the-blank app: the shifted bidirectional model, masking, parsing, export, decoding, CLI, learning."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps.cli import cli
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+POEMS = os.path.join(FIXTURES, "poems.txt")
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    from rnn_apps.apps.fill import data as fdata
+    from rnn_apps.apps.poetry import data as pdata
+
+    return fdata.build_vocab(pdata.load_poems(POEMS), min_count=1)
+
+
+@pytest.fixture(scope="module")
+def four_poems(tmp_path_factory):
+    """A small, repetitive corpus: the fixture's first four poems (静夜思, 春晓, 登鹳雀楼, 相思)."""
+    with open(POEMS, encoding="utf-8") as f:
+        lines = f.read().splitlines()[:4]
+    path = tmp_path_factory.mktemp("fill_data") / "four.txt"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, four_poems):
+    """A tiny bidirectional model trained 150 steps on four poems (all of them: no validation split)."""
+    from rnn_apps.apps.fill import task
+
+    run_dir = str(tmp_path_factory.mktemp("fill_run"))
+    r = task.train(four_poems, run_dir, epochs=1, verbose=0, save_every=0, embedding_dim=32, units=64, dropout=0.0,
+                   min_count=1, val_fraction=0.0, tokens_per_batch=4096, learning_rate=1e-2, max_steps=150, seed=5)
+    return run_dir, r
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    from rnn_apps.apps.fill.export import export_fill
+
+    _, r = trained
+    app_dir = str(tmp_path_factory.mktemp("models") / "fill")
+    return export_fill(r["model"], r["vocab"], r["config"], app_dir, 1)
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+
+@pytest.mark.parametrize("kind", ["bidirectional", "forward"])
+def test_prediction_at_t_never_sees_x_t(vocab, kind):
+    from rnn_apps.apps.fill.model import build
+
+    model = build(kind, len(vocab), 16, 16, dropout=0.0)
+    rng = np.random.default_rng(0)
+    x = rng.integers(5, len(vocab), size=(3, 12)).astype(np.int32)
+    t = 5
+    base = model(x).numpy()
+
+    def changed(pos):
+        x2 = x.copy()
+        x2[:, pos] = (x2[:, pos] - 5 + 1) % (len(vocab) - 5) + 5
+        return model(x2).numpy()
+
+    same_t = changed(t)
+    np.testing.assert_allclose(same_t[:, t], base[:, t], rtol=0, atol=1e-6)  # x_t never reaches its own prediction
+    assert np.abs(same_t[:, t + 1] - base[:, t + 1]).max() > 1e-4  # ... but reaches the next one's
+    left = changed(t - 1)
+    assert np.abs(left[:, t] - base[:, t]).max() > 1e-4  # both models read the left context
+    right = changed(t + 1)
+    diff = np.abs(right[:, t] - base[:, t]).max()
+    if kind == "bidirectional":
+        assert diff > 1e-4  # the right context reaches position t
+    else:
+        assert diff < 1e-6  # the forward-only model cannot see it
+
+
+def test_padding_does_not_change_predictions(vocab):
+    from rnn_apps.apps.fill.model import build
+
+    model = build("bidirectional", len(vocab), 16, 16, dropout=0.0)
+    x = np.random.default_rng(1).integers(5, len(vocab), size=(1, 9)).astype(np.int32)
+    padded = np.concatenate([x, np.zeros((1, 6), np.int32)], axis=1)
+    np.testing.assert_allclose(model(padded).numpy()[:, :9], model(x).numpy(), atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def test_vocabulary_has_mask_token(vocab):
+    from rnn_apps.apps.fill import data as fdata
+
+    assert vocab.tokens[fdata.MASK_ID] == fdata.MASK
+    assert "，" in vocab and "。" in vocab  # punctuation is an ordinary token
+
+
+def test_masking_of_inputs_is_seeded_and_only_at_predicted_positions(vocab):
+    from rnn_apps.apps.fill import data as fdata
+    from rnn_apps.apps.poetry import data as pdata
+
+    seqs = fdata.encode(pdata.load_poems(POEMS), vocab)
+    plan = fdata.make_plan(seqs, 4096, seed=3, mask_rate=0.15)
+    batches = list(plan.iterate(0, 2))
+    masked = total = 0
+    for x, y, w in batches:
+        hit = x != y
+        assert np.all(x[hit] == fdata.MASK_ID)  # only <mask> replaces characters
+        assert np.all(w[hit] > 0)  # never padding, <bos>, <eos>
+        assert not np.any(y == fdata.MASK_ID)  # targets are the original characters
+        masked += hit.sum()
+        total += (w > 0).sum()
+    assert 0.10 < masked / total < 0.20
+    # Deterministic and resumable: the batches from step 2 on are those of an uninterrupted run.
+    again = list(plan.iterate(2, 2))
+    for (a, b, c), (d, e, f) in zip(batches[2:], again):
+        np.testing.assert_array_equal(a, d)
+        np.testing.assert_array_equal(b, e)
+    # Weights: characters and punctuation of the poem, not <bos>/<eos>/padding.
+    x, y, w = batches[0]
+    assert np.all(w[y == 2] == 0) and np.all(w[y == 3] == 0) and np.all(w[y == 0] == 0)
+
+
+def test_parse_text_blanks_and_errors():
+    from rnn_apps.apps.fill.data import FillError, parse_text
+
+    assert parse_text("床前明月□，疑是地上霜。") == "床前明月□，疑是地上霜。"
+    assert parse_text(" 床前明月＿， 疑是地上_。") == "床前明月□，疑是地上□。"
+    for bad, words in [("", "Empty"), ("   ", "Empty"), ("床前明月光，疑是地上霜。", "No blank"), ("□□□", "only blanks"),
+                       ("□，□。", "only blanks"), ("床" * 600 + "□", "at most 512")]:
+        with pytest.raises(FillError, match=words):
+            parse_text(bad)
+
+
+def test_hide_one_hides_han_characters_only():
+    from rnn_apps.apps.fill.data import hide_one
+
+    poems = ["床前明月光，疑是地上霜。", "春眠不觉晓，处处闻啼鸟。"] * 20
+    texts, pos, ans = hide_one(poems, seed=4)
+    assert texts == hide_one(poems, seed=4)[0]
+    for t, p, a, poem in zip(texts, pos, ans, poems):
+        assert t[p] == "□" and poem[p] == a and a not in "，。"
+        assert t[:p] + a + t[p + 1 :] == poem
+    assert len(set(pos)) > 3
+
+
+# ---------------------------------------------------------------------------------------------- learning, export
+
+
+def test_tiny_model_learns_to_fill_an_obvious_blank(trained):
+    import tensorflow as tf
+
+    from rnn_apps.apps.fill.export import FillModule
+
+    _, r = trained
+    assert r["step"] == 150
+    module = FillModule(r["model"], r["vocab"], r["config"])
+    texts = ["床前明月□，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉□，处处闻啼鸟。夜来风雨声，花落知多少。",
+             "白日依山尽，黄河入海□。欲穷千里目，更上一层楼。"]  # whole poems: the model has memorised them
+    out = module.fill(tf.constant(texts), tf.constant(3))
+    tops = [c.decode() for c in out["candidates"].numpy()[:, 0, 0]]
+    assert tops == ["光", "晓", "流"]
+    assert out["probabilities"].numpy()[0, 0, 0] > 0.5
+
+
+def test_export_matches_keras_and_fills_every_blank(trained, exported):
+    import tensorflow as tf
+
+    from rnn_apps.apps.fill import data as fdata
+
+    _, r = trained
+    model, vocab = r["model"], r["vocab"]
+    loaded = tf.saved_model.load(exported)
+    text = "春眠不觉□，处处闻啼鸟。"
+    out = loaded.signatures["fill"](text=tf.constant([text]), top_k=tf.constant(5))
+    ids = np.array([[vocab.bos_id] + [fdata.MASK_ID if c == "□" else vocab.index[c] for c in text] + [vocab.eos_id]])
+    logits = model(ids, training=False).numpy()[0, 5]
+    logits[: fdata.MASK_ID + 1] = -np.inf
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    top = np.argsort(-p)[:5]
+    np.testing.assert_allclose(out["probabilities"].numpy()[0, 0], p[top], rtol=1e-4, atol=1e-6)
+    assert [c.decode() for c in out["candidates"].numpy()[0, 0]] == [vocab.tokens[i] for i in top]
+
+    # Several blanks in a batch with a one-blank row: every blank filled, its first candidate in the text.
+    texts = ["□前明月光，疑是□上霜。举头望□月，低头思故乡。", "床前明月□，疑是地上霜。"]
+    out = loaded.signatures["serving_default"](text=tf.constant(texts))
+    assert out["candidates"].shape == (2, 3, 5)
+    assert out["blanks"].numpy().tolist() == [3, 1]
+    filled = [t.decode() for t in out["text"].numpy()]
+    for text, f, cands, n in zip(texts, filled, out["candidates"].numpy(), [3, 1]):
+        assert "□" not in f and len(f) == len(text)
+        positions = [i for i, c in enumerate(text) if c == "□"]
+        assert [f[i] for i in positions] == [cands[j, 0].decode() for j in range(n)]
+        assert all(c.decode() and c.decode() not in vocab.tokens[:5] for c in cands[:n].ravel())
+    assert np.all(out["probabilities"].numpy()[1, 1:] == 0) and np.all(out["candidates"].numpy()[1, 1:] == b"")
+    probs = out["probabilities"].numpy()
+    assert np.all(np.diff(probs[0], axis=-1) <= 1e-7)  # candidates sorted by probability
+
+
+def test_export_loads_in_a_fresh_process_without_rnn_apps(exported):
+    code = f"""
+import sys, json
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "rnn_apps":
+            raise ImportError("rnn_apps is blocked")
+sys.meta_path.insert(0, Block())
+import tensorflow as tf
+m = tf.saved_model.load({exported!r})
+out = m.signatures["serving_default"](text=tf.constant(["床前明月□，疑是地上霜。举头望明月，低头思故乡。", "牀前明月光，疑是地上＿。"]))
+print(json.dumps({{"text": [t.decode() for t in out["text"].numpy()], "converted": out["converted"].numpy().tolist(),
+                  "k": int(out["candidates"].shape[-1]), "rnn_apps": any(k.startswith("rnn_apps") for k in sys.modules)}}))
+"""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=ENV, cwd="/", timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    assert res["rnn_apps"] is False and res["k"] == 5
+    assert res["text"][0] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    assert res["text"][1].startswith("床前明月光，疑是地上") and res["converted"] == [False, True]
+
+
+# ---------------------------------------------------------------------------------------------- command line
+
+
+def test_cli_fill_poem_json_and_text(exported):
+    runner = CliRunner()
+    res = runner.invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉＿，处处闻啼X。", "--model", exported, "--json",
+                              "--top-k", "3"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)
+    assert data[0]["text"] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    assert len(data[0]["blanks"]) == 1 and len(data[0]["blanks"][0]["candidates"]) == 3
+    assert data[0]["blanks"][0]["candidates"][0]["character"] == "光"
+    assert data[1]["unknown_characters"] == ["X"] and "□" not in data[1]["text"]
+    assert "X" in res.stderr  # the note names the unknown character
+    res = runner.invoke(cli, ["fill-poem", "牀前明月□，疑是地上霜。举头望明月，低头思故乡。", "--model", exported])
+    assert res.exit_code == 0, res.output
+    assert res.stdout.splitlines()[0] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    assert res.stdout.splitlines()[1].startswith("  □1: 光 ")
+    assert "traditional to simplified" in res.stderr
+
+
+@pytest.mark.parametrize("args", [["床前明月光，疑是地上霜。"], ["□□□"], [""], ["床" * 513 + "□"], [],
+                                  ["床前明月□，", "--top-k", "0"]])
+def test_cli_fill_poem_bad_input(args, exported):
+    res = CliRunner().invoke(cli, ["fill-poem", *args, "--model", exported])
+    assert res.exit_code != 0
+    assert "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, res.output
+
+
+def test_cli_evaluate_fill(exported, four_poems):
+    res = CliRunner().invoke(cli, ["evaluate", "fill", "--data", four_poems, "--model", exported, "--split", "all", "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["poems"] == 4 and r["kind"] == "bidirectional"
+    assert r["top5_accuracy"] >= r["top1_accuracy"] > 0.5  # the training poems were memorised
+
+
+def test_cli_train_fill_forward_export_and_resume(four_poems, tmp_path):
+    run_dir, models = str(tmp_path / "run"), str(tmp_path / "models")
+    args = ["train", "fill", "--data", four_poems, "--run-dir", run_dir, "--kind", "forward", "--epochs", "2",
+            "--max-steps", "4", "--embedding-dim", "8", "--units", "8", "--save-every", "1", "--json"]
+    res = CliRunner().invoke(cli, [*args, "--export", os.path.join(models, "fill")])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["step"] == 4 and summary["exported"].endswith(os.path.join("fill", "1"))
+    again = CliRunner().invoke(cli, args)  # checkpoints exist: refused without --resume
+    assert again.exit_code != 0 and "--resume" in again.output and "Traceback" not in again.output
+    resumed = CliRunner().invoke(cli, [*args, "--resume"])  # already at the last step: nothing left to do
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads(resumed.stdout)["step"] == 4
+    res = CliRunner().invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。", "--model", os.path.join(models, "fill"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert "□" not in json.loads(res.stdout)[0]["text"]

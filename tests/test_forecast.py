@@ -1,0 +1,345 @@
+"""The forecasting app: CSV reading and its errors, windowing and the split, baselines, training, export, CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps.apps.forecast import data as fdata
+from rnn_apps.apps.forecast import metrics as fm
+from rnn_apps.cli import cli
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+TINY = dict(units=16, batch_size=16, learning_rate=1e-2)
+
+
+def _write(path, text, mode="w"):
+    if mode == "wb":
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _sine(n=400, period=20):
+    return np.sin(2 * np.pi * np.arange(n) / period)
+
+
+def _sine_csv(path, n=240, period=12):
+    rows = ["t,v,other"] + [f"2024-03-{1 + i // 24:02d}T{i % 24:02d}:00,{np.sin(2 * np.pi * i / period) + 3:.6f},x"
+                            for i in range(n)]
+    return _write(path, "\n".join(rows) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------ CSV
+
+
+def test_read_csv_column_time_column_bom_and_blank_lines(tmp_path):
+    p = _write(tmp_path / "s.csv", "\ufeffdate, sales ,note\n2024-01-01,1.5,a\n\n2024-01-02, 2 ,b\n2024-01-03,-3e1,c\n")
+    s = fdata.read_csv(p, "sales", "date")
+    assert s.name == "sales" and s.values.dtype == np.float64
+    assert s.values.tolist() == [1.5, 2.0, -30.0]
+    assert s.timestamps == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert fdata.future_labels(s.timestamps, 2) == ["2024-01-04", "2024-01-05"]
+    one = fdata.read_csv(_write(tmp_path / "one.csv", "y\n1\n2\n"))  # the only column is the default
+    assert one.values.tolist() == [1.0, 2.0] and one.timestamps is None
+
+
+def test_future_labels_only_for_regular_spacing():
+    assert fdata.future_labels(["2024-01-01T00:00", "2024-01-01T01:00"], 2) == ["2024-01-01T02:00", "2024-01-01T03:00"]
+    assert fdata.future_labels(["1", "3", "5"], 2) == ["7", "9"]
+    assert fdata.future_labels(["1", "2", "4"], 2) is None
+    assert fdata.future_labels(["mon", "tue"], 2) is None
+
+
+@pytest.mark.parametrize("content, column, time_column, expected", [
+    ("a,b\n1,2\n", "c", None, "has no column 'c'; its columns are 'a', 'b'"),
+    ("a,b\n1,2\n", "a", "when", "has no time column 'when'"),
+    ("a,b\n1,2\n", None, None, "several columns"),
+    ("t,v\n1,2\n2,abc\n", "v", None, "line 3: column 'v' holds 'abc', not a number"),
+    ("t,v\n1,2\n2,\n", "v", None, "line 3: column 'v' is empty"),
+    ("t,v\n1,2\n2,nan\n", "v", None, "line 3: column 'v' holds 'nan', not a finite number"),
+    ("t,v\n1,2\n2,3\n3,-inf\n", "v", None, "line 4: column 'v' holds '-inf', not a finite number"),
+    ("t,v\n1,2\n2\n", "v", None, "line 3: the row has 1 cells; column 'v' is missing"),
+    ("", "v", None, "is empty"),
+    ("\n \n", "v", None, "is empty"),
+    (",,\n,\n", "v", None, "has no header row"),
+    ("t,v\n", "v", None, "header row but no data rows"),
+    ("t,v\n2,1\n1,2\n", "v", "t", "not increasing at data row 2"),
+])
+def test_read_csv_errors_name_the_problem(tmp_path, content, column, time_column, expected):
+    p = _write(tmp_path / "bad.csv", content)
+    with pytest.raises(fdata.ForecastDataError) as e:
+        fdata.read_csv(p, column, time_column)
+    assert expected in str(e.value)
+
+
+def test_read_csv_not_utf8_and_missing_file(tmp_path):
+    p = _write(tmp_path / "latin1.csv", "v\n1\n".encode() + "caf\u00e9\n".encode("latin-1"), mode="wb")
+    with pytest.raises(fdata.ForecastDataError, match="not UTF-8 text"):
+        fdata.read_csv(p, "v")
+    with pytest.raises(FileNotFoundError):
+        fdata.read_csv(str(tmp_path / "nope.csv"), "v")
+
+
+def test_too_short_series_is_refused():
+    with pytest.raises(fdata.ForecastDataError, match="has 20 values, too few for window 12 \\+ horizon 6"):
+        fdata.make_split(20, window=12, horizon=6)
+    fdata.make_split(40, window=12, horizon=6)  # long enough
+
+
+def test_demo_series_is_seeded_and_seasonal():
+    a, b, c = fdata.demo_series(seed=1), fdata.demo_series(seed=1), fdata.demo_series(seed=2)
+    assert len(a) == fdata.DEMO_LENGTH and np.array_equal(a.values, b.values) and not np.array_equal(a.values, c.values)
+    assert np.isfinite(a.values).all() and a.values.min() > 0  # positive, so MAPE is meaningful
+    assert fm.estimate_season(a.values[:576]) == 24
+    assert fm.estimate_season(np.random.default_rng(0).normal(size=500)) is None
+    with pytest.raises(ValueError, match="season must be"):
+        fdata.demo_series(season=1)
+
+
+# ------------------------------------------------------------------------------------------------ windows
+
+
+def test_windows_and_split_by_hand():
+    values = np.arange(20.0)
+    split = fdata.make_split(20, window=3, horizon=2, val_fraction=0.2)
+    assert split.split == 16  # back-test: max(horizon, 20% of 20) = 4 values
+    assert split.train_origins.tolist() == list(range(3, 15))
+    assert split.backtest_origins.tolist() == [16, 17, 18]
+    x, y = fdata.windows(values, split.train_origins, 3, 2)
+    assert x[0].tolist() == [0, 1, 2] and y[0].tolist() == [3, 4]
+    assert x[-1].tolist() == [11, 12, 13] and y[-1].tolist() == [14, 15]
+    assert y.max() < split.split  # no training target inside the back-test
+    bx, by = fdata.windows(values, split.backtest_origins, 3, 2)
+    assert bx[0].tolist() == [13, 14, 15] and by[0].tolist() == [16, 17] and by[-1].tolist() == [18, 19]
+    with pytest.raises(ValueError, match="origins must lie"):
+        fdata.windows(values, [19], 3, 2)
+
+
+def test_normalisation_uses_the_training_part_only():
+    values = np.arange(20.0)
+    split = fdata.make_split(20, window=3, horizon=2)
+    norm = fdata.Normalizer.fit(values[: split.split])
+    assert norm.scale == pytest.approx(np.std(np.arange(16.0)))
+    changed = values.copy()
+    changed[split.split:] = 1e6  # a different back-test changes nothing the model trains on
+    assert fdata.Normalizer.fit(changed[: split.split]) == norm
+    x, y = norm.encode([[1.0, 2.0, 6.0]], [[9.0, 3.0]])
+    assert np.allclose(x, [[-2 / norm.scale, -1 / norm.scale, 3 / norm.scale]])
+    assert np.allclose(y, [[6 / norm.scale, 0.0]])
+    assert np.allclose(norm.decode([[1.0, 2.0, 6.0]], y), [[9.0, 3.0]])
+    assert fdata.Normalizer.fit(np.ones(10)).scale == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ metrics
+
+
+def test_baselines_and_metrics_by_hand():
+    values = np.array([1.0, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    origins = np.array([6, 7])
+    naive = fm.naive_forecast(values, origins, 3)
+    assert naive.tolist() == [[6, 6, 6], [7, 7, 7]]
+    snaive = fm.seasonal_naive_forecast(values, origins, 3, season=2)
+    # origin 6: steps 6, 7, 8 <- values at 4, 5, 6 (index t + h - 2 * (h // 2 + 1))
+    assert snaive.tolist() == [[5, 6, 5], [6, 7, 6]]
+    truth = np.array([[7.0, 8, 9], [8, 9, 10]])
+    assert fm.mae(truth, naive) == pytest.approx(np.mean(np.abs(truth - naive)))
+    m, skipped = fm.mape(truth, snaive)
+    assert skipped == 0 and m == pytest.approx(100 * np.mean(np.abs(truth - snaive) / truth))
+    with pytest.raises(ValueError, match="full season"):
+        fm.seasonal_naive_forecast(values, [1], 3, season=2)
+
+
+def test_mape_skips_zeros():
+    truth, pred = np.array([0.0, 2.0, -4.0, 0.0]), np.array([1.0, 1.0, -3.0, 0.5])
+    m, skipped = fm.mape(truth, pred)
+    assert skipped == 2 and m == pytest.approx(100 * (0.5 + 0.25) / 2)
+    assert fm.mape(np.zeros(3), np.ones(3)) == (None, 3)
+    assert fm.scores(truth, pred)["mape_skipped"] == 2
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+@pytest.fixture(scope="module")
+def sine_runs(tmp_path_factory):
+    """A direct and a recursive forecaster trained briefly on a clean sine (period 20, horizon 10)."""
+    from rnn_apps.apps.forecast import task
+
+    series = fdata.Series(_sine(300), "sine", None, source="test")
+    runs = {}
+    for mode, epochs in (("direct", 10), ("recursive", 4)):
+        runs[mode] = task.train(series, str(tmp_path_factory.mktemp(mode)), epochs=epochs, verbose=0, mode=mode,
+                                horizon=10, window=30, seed=1, **TINY)
+    return series, runs
+
+
+def test_model_beats_naive_on_a_sine(sine_runs):
+    series, runs = sine_runs
+    r = runs["direct"]
+    assert r["config"]["season"] == 20 and r["config"]["season_source"].startswith("estimated")
+    m = r["metrics"]
+    assert m["model"]["mae"] < 0.25 * m["naive"]["mae"], m
+    assert m["model"]["mae"] < 0.1, m  # amplitude 1
+    assert m["model"]["mape_skipped"] > 0  # the sine's zeros have no percentage error
+    # the back-test and normalisation statistics come from the training part only
+    assert r["scale"] == pytest.approx(np.std(series.values[: r["config"]["split"]]))
+    assert r["backtest"]["origins"].min() == r["config"]["split"]
+
+
+def test_direct_and_recursive_shapes(sine_runs):
+    _, runs = sine_runs
+    n_bt = runs["direct"]["backtest_pairs"]
+    for mode, r in runs.items():
+        assert len(r["forecast"]) == 10 and r["backtest"]["predictions"].shape == (n_bt, 10)
+        x = np.zeros((3, 30, 1), np.float32)
+        assert tuple(r["model"](x).shape) == ((3, 10) if mode == "direct" else (3, 1))
+        assert r["forecaster"].predict(np.zeros((2, 55))).shape == (2, 10)
+    assert runs["recursive"]["metrics"]["model"]["mae"] < runs["recursive"]["metrics"]["naive"]["mae"]
+    with pytest.raises(ValueError, match="T >= 30"):
+        runs["direct"]["forecaster"].predict(np.zeros((1, 29)))
+
+
+def test_demo_defaults_beat_both_baselines(tmp_path):
+    """The documented claim: with the command's defaults the model beats naive and seasonal-naive on the demo."""
+    from rnn_apps.apps.forecast import task
+
+    r = task.train(fdata.demo_series(), str(tmp_path), verbose=0)
+    m = r["metrics"]
+    assert r["config"]["season"] == 24 and r["config"]["window"] == 48 and r["config"]["mode"] == "direct"
+    assert m["model"]["mae"] < 0.9 * m["seasonal_naive"]["mae"] < m["naive"]["mae"], m
+    assert m["model"]["mape"] < 0.9 * m["seasonal_naive"]["mape"], m
+
+
+_LOAD_WITHOUT_RNN_APPS = r"""
+import json, sys
+sys.modules["rnn_apps"] = None  # importing rnn_apps would fail
+import numpy as np
+import tensorflow as tf
+out = {}
+hist = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+    m = tf.saved_model.load(path)
+    f = m.signatures["serving_default"]
+    r = f(history=tf.constant(hist))
+    try:
+        f(history=tf.constant(hist[:, :5]))
+        short = "accepted"
+    except Exception as e:
+        short = "window" if "window" in str(e) else str(e)[:200]
+    out[path] = {"keys": sorted(r), "dtype": r["forecast"].dtype.name, "forecast": r["forecast"].numpy().tolist(),
+                 "inputs": sorted(f.structured_input_signature[1]), "short": short}
+print(json.dumps(out))
+"""
+
+
+def test_export_loads_without_rnn_apps_and_matches_keras(sine_runs, tmp_path):
+    from rnn_apps.apps.forecast.export import export_forecast, load_config
+
+    series, runs = sine_runs
+    hist = np.stack([series.values[-50:], series.values[-70:-20], 2 * series.values[:50] + 5]).astype(np.float32)
+    np.save(tmp_path / "hist.npy", hist)
+    paths = {mode: export_forecast(r["model"], r["scale"], r["config"], str(tmp_path / f"models_{mode}" / "forecast"),
+                                   summary={"metrics": r["metrics"]})
+             for mode, r in runs.items()}
+    assert paths["direct"].endswith(os.path.join("forecast", "1"))
+    cfg = load_config(paths["direct"])
+    assert cfg["config"]["window"] == 30 and cfg["scale"] == pytest.approx(runs["direct"]["scale"])
+    script = tmp_path / "load.py"
+    script.write_text(_LOAD_WITHOUT_RNN_APPS)
+    p = subprocess.run([sys.executable, str(script), str(tmp_path / "hist.npy"), *paths.values()], env=ENV,
+                       capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr[-3000:]
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    for mode, path in paths.items():
+        o = out[path]
+        assert o["keys"] == ["forecast"] and o["dtype"] == "float32" and o["inputs"] == ["history"]
+        assert o["short"] == "window"
+        expected = runs[mode]["forecaster"].predict(hist.astype(np.float64))
+        assert np.array(o["forecast"]).shape == (3, 10)
+        assert np.allclose(o["forecast"], expected, rtol=1e-4, atol=1e-4), (mode, np.abs(np.array(o["forecast"]) - expected).max())
+
+
+def test_resume_continues_a_run(tmp_path):
+    from rnn_apps.apps.forecast import task
+    from rnn_apps.training import TrainingError
+
+    series = fdata.Series(_sine(100, 10), "sine", None, source="test")
+    kw = dict(verbose=0, horizon=4, window=10, seed=3, units=6, batch_size=16)
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):  # after the epoch's checkpoint
+            raise KeyboardInterrupt
+
+    full = task.train(series, str(tmp_path / "full"), epochs=2, **kw)
+    part_dir = str(tmp_path / "part")
+    with pytest.raises(KeyboardInterrupt):
+        task.train(series, part_dir, epochs=2, callbacks=[Interrupt()], **kw)
+    with pytest.raises(TrainingError, match="--resume"):
+        task.train(series, part_dir, epochs=2, **kw)
+    resumed = task.train(series, part_dir, epochs=2, resume=True, **kw)
+    assert resumed["step"] == full["step"] > 0
+    assert [row["epoch"] for row in resumed["history"]] == [1, 2]
+    for a, b in zip(full["model"].get_weights(), resumed["model"].get_weights()):
+        assert np.allclose(a, b, atol=1e-5)
+    assert resumed["forecast"] == pytest.approx(full["forecast"], abs=1e-4)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_json_plot_and_output(tmp_path):
+    data = _sine_csv(tmp_path / "s.csv")
+    png, out = tmp_path / "f.png", tmp_path / "next.csv"
+    r = CliRunner().invoke(cli, ["forecast", "--data", data, "--column", "v", "--time-column", "t", "--horizon", "6",
+                                 "--epochs", "2", "--units", "8", "--plot", str(png), "--output", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert set(res["metrics"]) == {"model", "naive", "seasonal_naive"}
+    for k in ("model", "naive", "seasonal_naive"):
+        assert res["metrics"][k]["mae"] >= 0 and res["metrics"][k]["mape"] >= 0
+    assert res["season"] == 12 and len(res["forecast"]) == 6
+    assert res["future_labels"][0] == "2024-03-11T00:00"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = out.read_text().splitlines()
+    assert rows[0] == "step,t,v" and rows[1].startswith("1,2024-03-11T00:00,") and len(rows) == 7
+    assert "Epoch" in r.stderr  # progress on stderr
+
+
+def test_cli_table_names_methods(tmp_path):
+    data = _sine_csv(tmp_path / "s.csv")
+    r = CliRunner().invoke(cli, ["forecast", "--data", data, "--column", "v", "--horizon", "4", "--epochs", "1",
+                                 "--units", "4", "--mode", "recursive", "--cell", "gru", "--season", "12"])
+    assert r.exit_code == 0, r.output
+    assert "model (recursive, gru)" in r.stdout and "naive (last value)" in r.stdout and "seasonal-naive" in r.stdout
+    assert "MAE" in r.stdout and "MAPE" in r.stdout and "season 12 steps (given)" in r.stdout
+
+
+@pytest.mark.parametrize("content, args, expected", [
+    ("t,v\n1,2\n2,oops\n", ["--column", "v"], "line 3: column 'v' holds 'oops', not a number"),
+    ("t,v\n1,2\n", ["--column", "w"], "has no column 'w'"),
+    ("v\n" + "1\n" * 10, ["--window", "8"], "has 10 values, too few for window 8"),
+])
+def test_cli_bad_csv_is_one_clean_error(tmp_path, content, args, expected):
+    data = _write(tmp_path / "bad.csv", content)
+    r = CliRunner().invoke(cli, ["forecast", "--data", data, "--horizon", "4", *args])
+    assert r.exit_code != 0
+    assert "Traceback" not in r.output and isinstance(r.exception, SystemExit)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0], r.output
+
+
+def test_cli_usage_errors():
+    r = CliRunner().invoke(cli, ["forecast", "--resume"])
+    assert r.exit_code == 2 and "--run-dir" in r.output
+    r = CliRunner().invoke(cli, ["forecast", "--horizon", "0"])
+    assert r.exit_code == 2
+    r = CliRunner().invoke(cli, ["forecast", "--help"])
+    assert r.exit_code == 0 and "Examples" in r.output and "--mode" in r.output
