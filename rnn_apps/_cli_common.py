@@ -58,3 +58,22 @@ def _report(summary: dict, as_json: bool) -> None:
     else:
         for k, v in summary.items():
             click.echo(f"{k}: {v}")
+
+
+def _gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> list:
+    """The TEXT arguments ('-': standard input) and then the ``--file`` paths' lines, in order.
+
+    ``read_file(path, stdin)`` reads one file's texts; ``error`` (an app error class) carries ``usage``
+    when nothing was given and ``nothing`` when all that was given is blank.
+    """
+    stdin = click.get_binary_stream("stdin")
+    inputs = []
+    for t in texts:
+        inputs.extend(read_file("-", stdin) if t == "-" else [t])
+    for path in files:
+        inputs.extend(read_file(path, stdin))
+    if not texts and not files:
+        raise error(usage)
+    if not inputs:
+        raise error(nothing)
+    return inputs

@@ -11,7 +11,9 @@ import sys
 import click
 
 from rnn_apps import __version__
-from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _report, _verbosity
+from rnn_apps._cli_common import (
+    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -129,17 +131,10 @@ def classify(texts, files, model_dir, batch_size, as_json):
     """
     from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError, read_reviews_file
 
-    stdin = click.get_binary_stream("stdin")
-    reviews = []
-    for t in texts:
-        reviews.extend(read_reviews_file("-", stdin) if t == "-" else [t])
-    for path in files:
-        reviews.extend(read_reviews_file(path, stdin))
-    if not texts and not files:
-        raise SentimentError("Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
-                             "or - to read standard input. See rnn-apps classify --help.")
-    if not reviews:
-        raise SentimentError("No review to classify: the input holds only blank lines.")
+    reviews = _gather_texts(texts, files, read_reviews_file, SentimentError,
+                          "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
+                          "or - to read standard input. See rnn-apps classify --help.",
+                          "No review to classify: the input holds only blank lines.")
     from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()

@@ -9,7 +9,9 @@ import os
 
 import click
 
-from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _report, _verbosity
+from rnn_apps._cli_common import (
+    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+)
 
 
 def _export_run(r: dict, app_dir: str, version=None) -> str:
@@ -59,17 +61,10 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
     from rnn_apps.apps.fill.data import FillError
     from rnn_apps.apps.fill.filler import read_texts_file
 
-    stdin = click.get_binary_stream("stdin")
-    inputs = []
-    for t in texts:
-        inputs.extend(read_texts_file("-", stdin) if t == "-" else [t])
-    for path in files:
-        inputs.extend(read_texts_file(path, stdin))
-    if not texts and not files:
-        raise FillError("Give a line with blanks: TEXT arguments (e.g. \"床前明月□，疑是地上霜。\"), --file PATH "
-                        "(one text a line), or - to read standard input. See rnn-apps fill-poem --help.")
-    if not inputs:
-        raise FillError("Nothing to fill: the input holds only blank lines.")
+    inputs = _gather_texts(texts, files, read_texts_file, FillError,
+                          "Give a line with blanks: TEXT arguments (e.g. \"床前明月□，疑是地上霜。\"), --file PATH "
+                          "(one text a line), or - to read standard input. See rnn-apps fill-poem --help.",
+                          "Nothing to fill: the input holds only blank lines.")
     from rnn_apps.apps.fill import data as fdata
 
     for t in inputs:  # every text is checked before the model is loaded

@@ -9,7 +9,9 @@ import os
 
 import click
 
-from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _report, _verbosity
+from rnn_apps._cli_common import (
+    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+)
 
 _CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
 
@@ -61,17 +63,10 @@ def translate(texts, files, beam, max_length, model_dir, batch_size, plot_path, 
     """
     from rnn_apps.apps.translate.translate import TranslateError, read_texts_file
 
-    stdin = click.get_binary_stream("stdin")
-    inputs = []
-    for t in texts:
-        inputs.extend(read_texts_file("-", stdin) if t == "-" else [t])
-    for path in files:
-        inputs.extend(read_texts_file(path, stdin))
-    if not texts and not files:
-        raise TranslateError("Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
-                             "standard input. See rnn-apps translate --help.")
-    if not inputs:
-        raise TranslateError("Nothing to translate: the input holds only blank lines.")
+    inputs = _gather_texts(texts, files, read_texts_file, TranslateError,
+                          "Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
+                          "standard input. See rnn-apps translate --help.",
+                          "Nothing to translate: the input holds only blank lines.")
     from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
