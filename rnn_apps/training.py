@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -262,6 +262,33 @@ def distribute_batches(strategy, make_dataset):
 
 
 HISTORY_FILE = "history.jsonl"
+
+
+def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
+                 resumable: Sequence[str] = ()):
+    """The settings of a training run, and what its ``config_file`` saved (None for a new run).
+
+    ``overrides`` (None values ignored) must be keys of ``defaults``. A new run (or ``resume`` without a
+    saved config) gets ``defaults`` updated with ``overrides``; a resumed run gets its saved settings, in
+    which only the ``resumable`` keys given in ``overrides`` are replaced (settings that may change
+    between stretches of a run, such as its length). Creates ``run_dir``.
+
+    Raises:
+        ValueError: an override that is not a setting.
+    """
+    unknown = set(overrides) - set(defaults)
+    if unknown:
+        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(defaults)}.")
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, config_file)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if resume and os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            saved = json.load(f)
+        settings = dict(saved["settings"])
+        settings.update({k: given[k] for k in resumable if k in given})
+        return settings, saved
+    return {**defaults, **given}, None
 
 
 def read_history(run_dir: str) -> list:

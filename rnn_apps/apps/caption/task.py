@@ -180,22 +180,15 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.caption.model import build_caption_model, check_backbone
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
     if (data_path is None) == (not synthetic):
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
-    os.makedirs(run_dir, exist_ok=True)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path, vocab_path = os.path.join(run_dir, CONFIG_FILE), os.path.join(run_dir, VOCAB_FILE)
-    saved = None
-    if resume and os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            saved = json.load(f)
-        cfg = saved["settings"]
+    if saved is not None:
         synthetic = saved["synthetic"]
         data_path = saved.get("data")
     else:
-        cfg = _resolve({**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}, synthetic)
+        cfg = _resolve(cfg, synthetic)
         if cfg["backbone"]:
             check_backbone(cfg["backbone"], cfg["backbone_weights"])
     training.set_seed(cfg["seed"])

@@ -92,26 +92,16 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.fill.model import build
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
-    os.makedirs(run_dir, exist_ok=True)
+    # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
+    # follows the new total); otherwise it keeps its saved settings and epochs.
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE, resumable=("max_steps",))
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
-    if resume and os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            saved = json.load(f)
-        cfg, saved_epochs = saved["settings"], saved.get("epochs", epochs)
-        if overrides.get("max_steps"):
-            # A longer (or shorter) run: the new step count, split into the given epochs; the cosine
-            # schedule follows the new total.
-            cfg["max_steps"] = int(overrides["max_steps"])
-        else:
-            epochs = saved_epochs
+    vocab = None
+    if saved is not None:
+        if not overrides.get("max_steps"):
+            epochs = saved.get("epochs", epochs)
         vocab = Vocabulary.load(vocab_path)
-    else:
-        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
-        vocab = None
     training.set_seed(cfg["seed"])
     t0 = time.time()
     vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)

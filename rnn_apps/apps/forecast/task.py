@@ -141,22 +141,16 @@ def train(
     """
     from rnn_apps import training
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown forecasting settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
-    os.makedirs(run_dir, exist_ok=True)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if resume and os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            saved = json.load(f)
-        cfg = saved["settings"]
+    if saved is not None:
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
                                          f"{len(series)}. Resume with the same data, or choose another --run-dir.")
     else:
-        cfg = resolve_settings(series, {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}})
+        cfg = resolve_settings(series, cfg)
     t0 = time.time()
     training.set_seed(cfg["seed"])
     values, window, horizon, mode = series.values, cfg["window"], cfg["horizon"], cfg["mode"]

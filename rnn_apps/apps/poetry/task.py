@@ -135,19 +135,10 @@ def train(
     """
     from rnn_apps import training
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
-    os.makedirs(run_dir, exist_ok=True)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
-    if resume and os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            cfg = json.load(f)["settings"]
-        vocab = Vocabulary.load(vocab_path)
-    else:
-        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
-        vocab = None
+    vocab = Vocabulary.load(vocab_path) if saved is not None else None
     training.set_seed(cfg["seed"])
     base = None
     if init_from is not None and vocab is None:

@@ -179,24 +179,16 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.sentiment import model as smodel
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
-    os.makedirs(run_dir, exist_ok=True)
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
+                                       resumable=tuple(NGRAM_SETTINGS))
+    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
-    if resume and os.path.exists(cfg_path) and os.path.exists(vocab_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            cfg = json.load(f)["settings"]
+    if saved is not None:
         with open(vocab_path, encoding="utf-8") as f:
             vocabulary = json.load(f)["words"]
-        for k, v in NGRAM_SETTINGS.items():
+        for k, v in NGRAM_SETTINGS.items():  # a run saved before the n-gram branch existed had none
             cfg.setdefault(k, v)
-            if overrides.get(k) is not None:
-                cfg[k] = overrides[k]
-    else:
-        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     base = None
     if init_from is not None:
         from rnn_apps.apps.sentiment.export import load_base

@@ -231,18 +231,11 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.translate.model import build_model
 
-    unknown = set(overrides) - set(DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(DEFAULTS)}.")
-    os.makedirs(run_dir, exist_ok=True)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabs = None
-    if resume and os.path.exists(cfg_path):
-        with open(cfg_path, encoding="utf-8") as f:
-            cfg = json.load(f)["settings"]
+    if saved is not None:
         vocabs = (Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB)), Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB)))
-    else:
-        cfg = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     tdata.parse_direction(cfg["direction"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
