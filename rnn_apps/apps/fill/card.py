@@ -41,6 +41,9 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=No
     model_dir = resolve_model_dir(model_dir)
     bi, fw = _run(run_dir), _run(forward_run_dir)
     cfg, stats = bi["settings"], bi["stats"]
+    # A resumed stretch's seconds start again from zero: the steps where they drop are the stretches' ends.
+    ends = [r["step"] for r, nxt in zip(bi["history"], bi["history"][1:]) if nxt["seconds"] < r["seconds"]]
+    stretches = f" (stopping at {', '.join(str(e) for e in ends[1:])} steps on the way)" if ends[1:] else ""
     filler = Filler(model_dir)
     import numpy as np
 
@@ -93,7 +96,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=No
         "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs).",
         "",
         f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
-        f"--epochs 2 --max-steps 360`, continued to {bi['history'][-1]['step']} steps with `--resume --epochs "
+        f"--epochs 2 --max-steps 360`, continued{stretches} to {bi['history'][-1]['step']} steps, the last stretch with `--resume --epochs "
         f"{bi['history'][-1]['epoch']} --max-steps {bi['history'][-1]['step']}` (the cosine schedule follows the new "
         "total); the same with `--kind forward --run-dir runs/fill-forward`; then `rnn-apps export fill --run-dir "
         "runs/fill-bidirectional --models models`.",
@@ -132,9 +135,10 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=No
         "",
         f"The runs are short ({bi['history'][-1]['step']} steps, about "
         f"{bi['history'][-1]['step'] * cfg['tokens_per_batch'] / stats['train_tokens']:.1f} epochs of the training "
-        "poems, held to one session's compute budget on a 2-core CPU), and both models were still improving (see the "
+        "poems, all the compute this 2-core CPU could spare), and both models were still improving (see the "
         "tables); the poem model trained 2,340 steps of a larger network to reach 7.4 bits per character. A longer "
-        "run (`rnn-apps train fill --run-dir runs/fill --epochs 6`, a few hours here) should fill more blanks; compare "
+        f"run (e.g. `rnn-apps train fill --run-dir runs/fill-bidirectional --resume --epochs {2 * bi['history'][-1]['epoch']} "
+        f"--max-steps {2 * bi['history'][-1]['step']}`, a few more hours here) should fill more blanks; compare "
         "with `rnn-apps evaluate fill`. Candidates with probabilities of a few per cent mean the model is guessing "
         "among common characters.",
         "",
