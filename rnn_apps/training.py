@@ -234,6 +234,33 @@ def _make_callback_class():
     return _CheckpointCallback
 
 
+def whole_batch_options(ds):
+    """``ds`` with auto-sharding off: each replica or worker gets whole batches (see :func:`distribute_batches`)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return ds.with_options(options)
+
+
+def generator_dataset(make_batches: Callable, output_signature, num_batches: Optional[int] = None):
+    """A prefetched ``tf.data.Dataset`` over the batches a Python generator yields (the apps' batch plans).
+
+    Args:
+        make_batches: Called with no arguments, returns an iterator of batches (each call starts afresh).
+        output_signature: The batches' ``tf.TensorSpec`` structure.
+        num_batches: How many batches the iterator yields, for a finite one (validation). Keras is told
+            (``assert_cardinality``), so it knows where an evaluation ends instead of running into the end
+            and warning "Your input ran out of data". None: an endless iterator (training).
+    """
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_generator(make_batches, output_signature=output_signature)
+    if num_batches is not None:
+        ds = ds.apply(tf.data.experimental.assert_cardinality(int(num_batches)))
+    return whole_batch_options(ds).prefetch(2)
+
+
 def distribute_batches(strategy, make_dataset):
     """Give each replica an equal, contiguous share of every global batch.
 

@@ -243,3 +243,36 @@ def test_training_seconds_adds_up_resumed_stretches():
     rows = [{"seconds": 10.0}, {"seconds": 25.0}, {"seconds": 7.0}, {"seconds": 15.0}, {"seconds": 4.0}]
     assert training.training_seconds(rows) == 25.0 + 15.0 + 4.0
     assert training.training_seconds([]) == 0.0
+
+
+@pytest.mark.parametrize("tell_length", [True, False])
+def test_generator_dataset_tells_keras_where_validation_ends(tell_length):
+    """A finite generator of unknown length makes Keras run into its end and warn; with its length, no warning."""
+    import warnings
+
+    import keras
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 3)).astype(np.float32), rng.normal(size=(12, 1)).astype(np.float32)
+    spec = (tf.TensorSpec((None, 3), tf.float32), tf.TensorSpec((None, 1), tf.float32))
+
+    def batches(epochs):
+        e = 0
+        while epochs is None or e < epochs:
+            for i in range(0, 12, 4):
+                yield x[i:i + 4], y[i:i + 4]
+            e += 1
+
+    train = training.generator_dataset(lambda: batches(None), spec)
+    val = training.generator_dataset(lambda: batches(1), spec, 3 if tell_length else None)
+    assert int(val.cardinality()) == (3 if tell_length else tf.data.UNKNOWN_CARDINALITY)
+    assert int(train.cardinality()) == tf.data.UNKNOWN_CARDINALITY
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(train, steps_per_epoch=3, epochs=2, validation_data=val, verbose=0)
+    ran_out = [w for w in caught if "ran out of data" in str(w.message)]
+    assert len(history.history["val_loss"]) == 2
+    assert (not ran_out) if tell_length else ran_out

@@ -76,11 +76,9 @@ def scene_settings(cfg: dict) -> dict:
 
 
 def _options(ds):
-    import tensorflow as tf
+    from rnn_apps.training import whole_batch_options
 
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options)
+    return whole_batch_options(ds)
 
 
 def synthetic_dataset(cfg: dict, vocab: Vocabulary, start_step: int):

@@ -91,6 +91,8 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
     """Endless batches of global steps ``start_step, ...``: each epoch a seeded permutation, full batches."""
     import tensorflow as tf
 
+    from rnn_apps import training
+
     n = len(x)
     steps = max(1, -(-n // batch_size))
 
@@ -104,9 +106,7 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
             step += 1
 
     spec = (tf.TensorSpec((None,) + x.shape[1:], tf.float32), tf.TensorSpec((None,) + y.shape[1:], tf.float32))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return tf.data.Dataset.from_generator(gen, output_signature=spec).with_options(options).prefetch(2), steps
+    return training.generator_dataset(gen, spec), steps
 
 
 def train(

@@ -76,15 +76,15 @@ def batch_dataset(plan: pdata.BatchPlan, start_step: int, epochs: Optional[int])
     """
     import tensorflow as tf
 
+    from rnn_apps.training import generator_dataset
+
     spec = (
         tf.TensorSpec((None, None), tf.int32),
         tf.TensorSpec((None, None), tf.int32),
         tf.TensorSpec((None, None), tf.float32),
     )
-    ds = tf.data.Dataset.from_generator(lambda: plan.iterate(start_step, epochs), output_signature=spec)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(2)
+    total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
+    return generator_dataset(lambda: plan.iterate(start_step, epochs), spec, total)
 
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):

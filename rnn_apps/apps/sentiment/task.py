@@ -96,14 +96,11 @@ def compile_language_model(lm, learning_rate: float, clipnorm: float, total_step
     return lm
 
 
-def _with_options(ds, plan, start_step: int, epochs: Optional[int]):
-    import tensorflow as tf
+def _dataset(make_batches, spec, plan, start_step: int, epochs: Optional[int]):
+    from rnn_apps.training import generator_dataset
 
-    if epochs is not None:  # a finite dataset (validation): tell Keras its length
-        ds = ds.apply(tf.data.experimental.assert_cardinality(plan.steps_per_epoch * epochs - start_step))
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(2)
+    total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
+    return generator_dataset(make_batches, spec, total)
 
 
 def classifier_dataset(plan, seqs, labels, start_step: int = 0, epochs: Optional[int] = None):
@@ -111,9 +108,8 @@ def classifier_dataset(plan, seqs, labels, start_step: int = 0, epochs: Optional
 
     spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, 1), tf.float32),
             tf.TensorSpec((None,), tf.float32))
-    return _with_options(tf.data.Dataset.from_generator(
-        lambda: sdata.classifier_batches(plan, seqs, labels, start_step, epochs), output_signature=spec),
-        plan, start_step, epochs)
+    return _dataset(lambda: sdata.classifier_batches(plan, seqs, labels, start_step, epochs), spec, plan, start_step,
+                    epochs)
 
 
 def lm_dataset(plan, seqs, start_step: int = 0, epochs: Optional[int] = None):
@@ -121,8 +117,7 @@ def lm_dataset(plan, seqs, start_step: int = 0, epochs: Optional[int] = None):
 
     spec = (tf.TensorSpec((None, None), tf.int32), tf.TensorSpec((None, None, 2), tf.int32),
             tf.TensorSpec((None, None, 2), tf.float32))
-    return _with_options(tf.data.Dataset.from_generator(
-        lambda: sdata.lm_batches(plan, seqs, start_step, epochs), output_signature=spec), plan, start_step, epochs)
+    return _dataset(lambda: sdata.lm_batches(plan, seqs, start_step, epochs), spec, plan, start_step, epochs)
 
 
 def _build_classifier(vocab_size: int, cfg: dict):

@@ -107,10 +107,10 @@ def _dataset(plan: tdata.PairBatches, start_step: int, epochs: Optional[int]):
         tf.TensorSpec((None, None), tf.int32),
         tf.TensorSpec((None, None), tf.float32),
     )
-    ds = tf.data.Dataset.from_generator(lambda: plan.iterate(start_step, epochs), output_signature=spec)
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
-    return ds.with_options(options).prefetch(2)
+    from rnn_apps import training
+
+    total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
+    return training.generator_dataset(lambda: plan.iterate(start_step, epochs), spec, total)
 
 
 _SENTENCE_START = {".", "!", "?", '"', "'", ":", "-", "—", "(", "…"}
