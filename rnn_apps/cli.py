@@ -213,7 +213,7 @@ _SENTIMENT_DATA = ("aclImdb directory or .tar.gz (its train split; train/unsup f
                    "tfds:imdb_reviews (downloads), or a CSV/TSV of text,label.")
 
 
-def _export_sentiment_result(result, app_dir, run_dir, version=None):
+def _export_sentiment_result(result, app_dir, run_dir, version=None, notes=None):
     """Export a trained sentiment model and write the app directory's model card."""
     from rnn_apps.apps.sentiment.export import export_sentiment, write_model_card
 
@@ -226,7 +226,7 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None):
         summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
     path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
                             lm=result.get("lm"), summary=summary, ngram=ngram)
-    write_model_card(app_dir, path, run_dir)
+    write_model_card(app_dir, path, run_dir, notes=notes)
     return path
 
 
@@ -250,6 +250,9 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None):
 @click.option("--dropout", type=float, default=None, help="Dropout between layers and before the classifier (default 0.4).")
 @click.option("--learning-rate", type=float, default=None, help="Classifier peak learning rate (default 1e-3).")
 @click.option("--pretrain-learning-rate", type=float, default=None, help="Language-model learning rate (default 2e-3).")
+@click.option("--layer-lr-decay", type=float, default=None,
+              help="Discriminative fine-tuning (ULMFiT): each layer below the classifier head learns at 1/D of the "
+                   "rate of the layer above (default 1: one rate for all).")
 @click.option("--ngram-features", type=click.IntRange(min=0), default=None,
               help="N-gram branch: the most frequent word n-grams kept (default 200000; 0: no branch). Fitted after "
                    "the classifier; with --resume a finished run gets (or refits) its branch.")
@@ -337,13 +340,15 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
               help="First continue the model's language-model training on your texts for N epochs.")
 @click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--layer-lr-decay", type=float, default=None,
+              help="Each layer below the classifier head learns at 1/D of the rate of the layer above (ULMFiT).")
 @click.option("--resume", is_flag=True)
 @_STRATEGY
 @click.option("--seed", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
 def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate, pretrain_epochs, batch_size,
-                        val_fraction, resume, strategy, seed, as_json):
+                        val_fraction, layer_lr_decay, resume, strategy, seed, as_json):
     """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
 
     \b
@@ -359,7 +364,7 @@ def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate
     with _progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
-                            pretrain_epochs=pretrain_epochs, batch_size=batch_size)
+                            pretrain_epochs=pretrain_epochs, batch_size=batch_size, layer_lr_decay=layer_lr_decay)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
     if result.get("ngram_figures"):
         summary["ngram_branch"] = result["ngram_figures"]
@@ -458,13 +463,16 @@ def export_poetry_cmd(run_dir, models_dir, version):
 @click.option("--run-dir", required=True)
 @click.option("--models", "models_dir", default="models", show_default=True)
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
+@click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A Markdown file of your own for the model card's 'How this version was trained' section.")
 @_friendly_errors
-def export_sentiment_cmd(run_dir, models_dir, version):
+def export_sentiment_cmd(run_dir, models_dir, version, notes_file):
     """Export the review classifier of RUN_DIR to MODELS/sentiment/<version>/ (and its model card).
 
     \b
-    Example:
+    Examples:
       rnn-apps export sentiment --run-dir runs/sentiment --models models
+      rnn-apps export sentiment --run-dir runs/sentiment --models models --notes training-notes.md
     """
     from rnn_apps.apps.sentiment import task
 
@@ -473,7 +481,11 @@ def export_sentiment_cmd(run_dir, models_dir, version):
     model, lm, vocabulary, cfg = task.load_run_model(run_dir)
     result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg, "ngram": task.load_run_ngram(run_dir),
               "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
-    click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version))
+    notes = None
+    if notes_file:
+        with open(notes_file, encoding="utf-8") as f:
+            notes = f.read()
+    click.echo(_export_sentiment_result(result, os.path.join(models_dir, "sentiment"), run_dir, version, notes))
 
 
 # ------------------------------------------------------------------------------------------- serve

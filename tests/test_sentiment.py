@@ -393,7 +393,7 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     out_dir = tmp_path / "ft"
     r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out", str(out_dir),
                             "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--seed", "1",
-                            "--pretrain-epochs", "1", "--json"])
+                            "--pretrain-epochs", "1", "--layer-lr-decay", "3", "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["exported"].startswith(str(out_dir)) and res["stats"]["train_reviews"] == 14
@@ -402,6 +402,7 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
 
     old, new = load_base(tiny_model), load_base(res["exported"])
     assert new["vocabulary"] == old["vocabulary"] and new["config"]["units"] == 8
+    assert new["config"]["layer_lr_decay"] == 3.0
     assert len(new["weights"]) == len(old["weights"]) and len(new["lm_weights"]) == 5
     assert any(not np.allclose(a, b) for a, b in zip(new["weights"], old["weights"]))
     r = runner.invoke(cli, ["classify", "--model", res["exported"], "great"])
@@ -411,11 +412,15 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
 def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):
     run_dir, _ = tiny_run
     models = os.path.dirname(os.path.dirname(tiny_model))
-    r = runner.invoke(cli, ["export", "sentiment", "--run-dir", run_dir, "--models", models])
+    notes = os.path.join(os.path.dirname(models), "notes.md")
+    with open(notes, "w", encoding="utf-8") as f:
+        f.write("Trained in **one** stretch on a tiny corpus.\n")
+    r = runner.invoke(cli, ["export", "sentiment", "--run-dir", run_dir, "--models", models, "--notes", notes])
     assert r.exit_code == 0, r.output
     assert r.output.strip() == os.path.join(models, "sentiment", "2")
     card = open(os.path.join(models, "sentiment", "README.md"), encoding="utf-8").read()
     assert "val accuracy" in card and "LM epoch" in card and "MB on disk" in card
+    assert "## How this version was trained\n\nTrained in **one** stretch on a tiny corpus.\n" in card
 
 
 def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, imdb):
@@ -425,7 +430,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     from rnn_apps import training
     from rnn_apps.apps.sentiment import task
 
-    settings = {**TINY, "num_layers": 1, "dropout": 0.2}
+    settings = {**TINY, "num_layers": 1, "dropout": 0.2, "layer_lr_decay": 2.0}
 
     class Stop(Exception):
         pass
@@ -449,12 +454,14 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     r = runner.invoke(cli, ["train", "sentiment", "--data", imdb[0], "--run-dir", str(tmp_path / "full"), "--epochs", "2",
                             "--save-every", "2", "--max-tokens", "60", "--embedding-dim", "8", "--units", "8",
                             "--layers", "1", "--max-len", "24", "--batch-size", "8", "--learning-rate", "3e-2",
-                            "--dropout", "0.2", "--val-fraction", "0.25", "--seed", "3", "--json",
+                            "--dropout", "0.2", "--val-fraction", "0.25", "--seed", "3", "--layer-lr-decay", "2", "--json",
                             "--export", str(tmp_path / "models" / "sentiment")])
     assert r.exit_code == 0, r.output
     full = json.loads(r.stdout)
     assert full["exported"] == str(tmp_path / "models" / "sentiment" / "1") and 0 <= full["val_accuracy"] <= 1
     assert full["lm_val_perplexity"] is None and os.path.exists(tmp_path / "models" / "sentiment" / "README.md")
+    card = (tmp_path / "models" / "sentiment" / "README.md").read_text(encoding="utf-8")
+    assert "learns at 1/2 of the rate of the layer above (head 0.03, top recurrent layer 0.015, embedding 0.0075)" in card
     steps = full["step"] // 2
     with pytest.raises(Stop):
         task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, callbacks=[StopAt(steps + 3)],
@@ -470,6 +477,24 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     with open(tmp_path / "full" / "history.jsonl") as f:
         full_history = [json.loads(line) for line in f]
     assert resumed["history"][-1]["val_loss"] == pytest.approx(full_history[-1]["val_loss"], rel=1e-5)
+
+
+def test_discriminative_learning_rates_follow_the_layers():
+    """ULMFiT's rates: head 1, top layer 1/d, each layer below 1/d of the one above, embedding lowest."""
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.apps.sentiment.model import build_classifier
+
+    for _ in range(2):  # a second model in the same process names its variables the same way
+        model = build_classifier(50, 4, 4, num_layers=2)
+        task.compile_classifier(model, 1e-3, 1.0, 10, layer_lr_decay=2.0)
+        rates = {v.path.split("/")[0] + ("/" + v.path.split("/")[1] if v.path.startswith("encoder") else ""):
+                 model.optimizer.multiplier(v.path) for v in model.trainable_variables}
+        assert rates == {"embedding": 0.125, "encoder/bidirectional_0": 0.25, "encoder/bidirectional_1": 0.5,
+                         "classifier": 1.0}
+    task.compile_classifier(model, 1e-3, 1.0, 10)
+    assert {model.optimizer.multiplier(v.path) for v in model.trainable_variables} == {1.0}
+    with pytest.raises(ValueError, match="layer_lr_decay must be a finite number >= 1"):
+        task.layer_lr_multipliers(2, 0.5)
 
 
 # ------------------------------------------------------------------------------------------ n-gram branch

@@ -249,8 +249,13 @@ def _n(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = None, evaluation: Optional[dict] = None) -> str:
-    """Write ``<app_dir>/README.md`` for the exported version (settings, data, history, size, examples)."""
+def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = None, evaluation: Optional[dict] = None,
+                     notes: Optional[str] = None) -> str:
+    """Write ``<app_dir>/README.md`` for the exported version (settings, data, history, size, examples).
+
+    ``notes``: Markdown of your own (how the version was trained, comparisons), put under "How this version
+    was trained" before the examples.
+    """
     meta = load_config(version_dir)
     cfg = meta["config"]
     run = {}
@@ -297,6 +302,11 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         f"* Classifier: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, cosine decay), dropout "
         f"{cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}.",
     ]
+    decay = float(cfg.get("layer_lr_decay", 1.0))
+    if decay > 1.0:
+        lines.append(f"* Discriminative fine-tuning (ULMFiT, Howard & Ruder 2018): each layer below the head learns at "
+                     f"1/{decay:g} of the rate of the layer above (head {cfg['learning_rate']:g}, top recurrent layer "
+                     f"{cfg['learning_rate'] / decay:.3g}, embedding {cfg['learning_rate'] / decay ** (cfg['num_layers'] + 1):.3g}).")
     ngram = meta.get("ngram")
     if ngram:
         c = ngram["combiner"]
@@ -353,6 +363,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     else:
         lines += ["Test accuracy: the IMDB test split is held back from development; measure it with",
                   "`rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test`.", ""]
+    if notes and notes.strip():
+        lines += ["## How this version was trained", "", notes.strip(), ""]
     lines += ["## Examples", "", "| review | label | P(positive) |", "| --- | --- | --- |"]
     for text, label, p in zip(CARD_EXAMPLES, out["label"].numpy(), out["probability"].numpy()):
         lines.append(f"| {text} | {label.decode()} | {p:.3f} |")

@@ -10,8 +10,10 @@ trained as forward and backward language models (:class:`~rnn_apps.apps.sentimen
 on the text of the training reviews and of the unlabelled ones (aclImdb ``train/unsup``; the validation
 reviews are left out), with a sampled softmax. The classifier then starts from those weights, and all its
 layers train together with one learning rate, warmed up over the first 5% of the steps and decayed along a
-cosine (no discriminative learning rates or gradual unfreezing). Fine-tuning a shipped model runs the same
-machinery from its weights and vocabulary.
+cosine. With ``layer_lr_decay`` d > 1 the rates are discriminative (ULMFiT, Howard & Ruder 2018): the
+classifier head trains at the learning rate, the top recurrent layer at 1/d of it, each layer below at 1/d of
+the one above, the embedding at 1/d of the lowest layer (:class:`rnn_apps.optimizers.DiscriminativeAdam`).
+Fine-tuning a shipped model runs the same machinery from its weights and vocabulary.
 
 N-gram branch (``ngram_features > 0``, :mod:`rnn_apps.apps.sentiment.ngrams`): after the classifier, an
 NB-weighted logistic regression over word n-grams is fitted on the training reviews, and a combiner of the
@@ -51,6 +53,7 @@ DEFAULTS = dict(
     batch_size=64,
     learning_rate=1e-3,
     clipnorm=1.0,
+    layer_lr_decay=1.0,
     val_fraction=0.1,
     seed=1234,
     pretrain_epochs=0,
@@ -67,20 +70,44 @@ ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "m
 # Settings of the n-gram branch, fitted after the classifier: a resumed run takes them from the command line,
 # so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
 NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
+# Settings added after runs were saved: an older run resumes with these values (its old behaviour).
+ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0}
 NGRAM_DIR = "ngram"
 MIN_COMBINER_REVIEWS = 200
 
 
-def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int):
-    """Adam with a 5% linear warm-up then a cosine decay to 5%; binary cross-entropy; accuracy."""
+def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
+    """Learning-rate multipliers per layer of the classifier, ULMFiT's ``η^{l-1} = η^l / decay``.
+
+    The head (``classifier``) keeps the learning rate; recurrent layer ``k`` of ``L`` (``encoder/bidirectional_k``)
+    gets ``decay^-(L-k)`` and the embedding ``decay^-(L+1)``. ``decay`` 1 gives ``{}`` (one learning rate).
+    """
+    if not isinstance(decay, (int, float)) or not decay >= 1.0 or decay == float("inf"):
+        raise ValueError(f"layer_lr_decay must be a finite number >= 1 (1: one learning rate); received {decay!r}.")
+    if decay == 1.0:
+        return {}
+    rates = {"embedding": float(decay) ** -(num_layers + 1)}
+    rates.update({f"encoder/bidirectional_{k}": float(decay) ** -(num_layers - k) for k in range(num_layers)})
+    return rates
+
+
+def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
+    """Adam with a 5% linear warm-up then a cosine decay to 5%; binary cross-entropy; accuracy.
+
+    ``layer_lr_decay`` > 1: lower layers learn more slowly (:func:`layer_lr_multipliers`).
+    """
     import keras
+
+    from rnn_apps.optimizers import DiscriminativeAdam
 
     warmup = max(1, int(0.05 * total_steps))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total_steps - warmup), alpha=0.05, warmup_target=learning_rate, warmup_steps=warmup
     )
+    num_layers = len(model.get_layer("encoder").bidirectional_layers)
     model.compile(
-        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
+        optimizer=DiscriminativeAdam(schedule, clipnorm=clipnorm,
+                                     lr_multipliers=layer_lr_multipliers(num_layers, layer_lr_decay)),
         loss=keras.losses.BinaryCrossentropy(),
         weighted_metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
     )
@@ -177,12 +204,13 @@ def train(
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
                                        resumable=tuple(NGRAM_SETTINGS))
+    layer_lr_multipliers(1, float(cfg.get("layer_lr_decay", 1.0)))  # check it before any work
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
     if saved is not None:
         with open(vocab_path, encoding="utf-8") as f:
             vocabulary = json.load(f)["words"]
-        for k, v in NGRAM_SETTINGS.items():  # a run saved before the n-gram branch existed had none
+        for k, v in ADDED_SETTINGS.items():  # a run saved before these settings existed had none
             cfg.setdefault(k, v)
     base = None
     if init_from is not None:
@@ -253,7 +281,8 @@ def train(
     val_plan = (sdata.BucketBatches([len(s) for s in va_ids], cfg["batch_size"], multiple=replicas, shuffle=False)
                 if va_ids else None)
     with strat.scope():
-        compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
+        compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs,
+                           cfg["layer_lr_decay"])
     if verbose:
         print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
     result = training.fit_resumable(
