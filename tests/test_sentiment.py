@@ -393,7 +393,7 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     out_dir = tmp_path / "ft"
     r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out", str(out_dir),
                             "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--seed", "1",
-                            "--pretrain-epochs", "1", "--layer-lr-decay", "3", "--json"])
+                            "--pretrain-epochs", "1", "--layer-lr-decay", "3", "--adversarial", "2", "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["exported"].startswith(str(out_dir)) and res["stats"]["train_reviews"] == 14
@@ -402,7 +402,7 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
 
     old, new = load_base(tiny_model), load_base(res["exported"])
     assert new["vocabulary"] == old["vocabulary"] and new["config"]["units"] == 8
-    assert new["config"]["layer_lr_decay"] == 3.0
+    assert new["config"]["layer_lr_decay"] == 3.0 and new["config"]["adversarial"] == 2.0
     assert len(new["weights"]) == len(old["weights"]) and len(new["lm_weights"]) == 5
     assert any(not np.allclose(a, b) for a, b in zip(new["weights"], old["weights"]))
     r = runner.invoke(cli, ["classify", "--model", res["exported"], "great"])
@@ -430,7 +430,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     from rnn_apps import training
     from rnn_apps.apps.sentiment import task
 
-    settings = {**TINY, "num_layers": 1, "dropout": 0.2, "layer_lr_decay": 2.0}
+    settings = {**TINY, "num_layers": 1, "dropout": 0.2, "layer_lr_decay": 2.0, "adversarial": 1.0}
 
     class Stop(Exception):
         pass
@@ -454,7 +454,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     r = runner.invoke(cli, ["train", "sentiment", "--data", imdb[0], "--run-dir", str(tmp_path / "full"), "--epochs", "2",
                             "--save-every", "2", "--max-tokens", "60", "--embedding-dim", "8", "--units", "8",
                             "--layers", "1", "--max-len", "24", "--batch-size", "8", "--learning-rate", "3e-2",
-                            "--dropout", "0.2", "--val-fraction", "0.25", "--seed", "3", "--layer-lr-decay", "2", "--json",
+                            "--dropout", "0.2", "--val-fraction", "0.25", "--seed", "3", "--layer-lr-decay", "2",
+                            "--adversarial", "1", "--json",
                             "--export", str(tmp_path / "models" / "sentiment")])
     assert r.exit_code == 0, r.output
     full = json.loads(r.stdout)
@@ -462,6 +463,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     assert full["lm_val_perplexity"] is None and os.path.exists(tmp_path / "models" / "sentiment" / "README.md")
     card = (tmp_path / "models" / "sentiment" / "README.md").read_text(encoding="utf-8")
     assert "learns at 1/2 of the rate of the layer above (head 0.03, top recurrent layer 0.015, embedding 0.0075)" in card
+    assert "moved ε = 1 embedding standard deviations" in card
     steps = full["step"] // 2
     with pytest.raises(Stop):
         task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, callbacks=[StopAt(steps + 3)],
@@ -479,7 +481,92 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     assert resumed["history"][-1]["val_loss"] == pytest.approx(full_history[-1]["val_loss"], rel=1e-5)
 
 
-def test_discriminative_learning_rates_follow_the_layers():
+def test_adversarial_training_step_follows_the_equations():
+    """ε > 0: one SGD step equals -lr·(∇L(e) + ∇L(e + r)), r = ε·σ_E·g/‖g‖ computed here in NumPy."""
+    import keras
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment.model import build_classifier
+
+    keras.utils.set_random_seed(0)
+    ids = np.array([[3, 4, 5, 0, 0], [7, 8, 9, 10, 11], [12, 2, 0, 0, 0]], np.int32)
+    y = np.array([[1.0], [0.0], [1.0]], np.float32)
+    eps, lr = 3.0, 0.1
+    model = build_classifier(30, 6, 5, num_layers=2, dropout=0.0, word_dropout=0.0, adversarial_epsilon=eps)
+    emb = model.get_layer("embedding")
+    np.testing.assert_allclose(np.asarray(model.from_embeddings(emb(ids), ids != 0)), np.asarray(model(ids)), atol=1e-6)
+    variables = model.trainable_variables
+    before = [v.numpy() for v in variables]
+
+    def loss_of(e):
+        p = model.from_embeddings(e, ids != 0, training=True)
+        return tf.reduce_mean(keras.losses.binary_crossentropy(y, p))
+
+    with tf.GradientTape() as tape:
+        e = emb(ids)
+        clean = loss_of(e)
+    g_e, *g_clean = tape.gradient(clean, [e, *variables])
+    g = g_e.numpy() * (ids != 0)[..., None]
+    r = eps * emb.embeddings.numpy().std() * g / np.sqrt((g ** 2).sum(axis=(1, 2), keepdims=True))
+    assert np.abs(r[ids == 0]).max() == 0
+    np.testing.assert_allclose(np.sqrt((r ** 2).sum(axis=(1, 2))), eps * emb.embeddings.numpy().std(), rtol=1e-4)
+    with tf.GradientTape() as tape:
+        adv = loss_of(emb(ids) + r)
+    g_adv = tape.gradient(adv, variables)
+    assert float(adv) > float(clean)  # the perturbation is the harmful direction
+    model.compile(optimizer=keras.optimizers.SGD(lr), loss="binary_crossentropy")
+    history = model.fit(ids, y, batch_size=3, epochs=1, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == pytest.approx(float(clean + adv), rel=1e-5)
+    for v, w, a, b in zip(variables, before, g_clean, g_adv):
+        expected = w - lr * (tf.convert_to_tensor(a) + tf.convert_to_tensor(b)).numpy()
+        np.testing.assert_allclose(v.numpy(), expected, atol=1e-6, err_msg=v.path)
+    with pytest.raises(ValueError, match="adversarial_epsilon must be a finite number >= 0"):
+        model.adversarial_epsilon = -1.0
+
+
+_ADVERSARIAL_MIRRORED = r"""
+import json
+import numpy as np
+import tensorflow as tf
+cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from rnn_apps import training
+from rnn_apps.apps.sentiment.model import build_classifier
+rng = np.random.default_rng(0)
+ids = rng.integers(2, 30, size=(8, 7)).astype("int32")
+ids[::3, 4:] = 0
+y = (rng.random((8, 1)) > 0.5).astype("float32")
+finals, losses = {}, {}
+for name in ("default", "mirrored"):
+    strategy = training.get_strategy(name)
+    keras.utils.set_random_seed(1)
+    with strategy.scope():
+        model = build_classifier(30, 6, 5, num_layers=1, dropout=0.0, word_dropout=0.0, adversarial_epsilon=2.0)
+        model.compile(optimizer=keras.optimizers.SGD(0.5), loss="binary_crossentropy")
+    start = [v.numpy() for v in model.trainable_variables]
+    h = model.fit(ids, y, batch_size=4, epochs=2, verbose=0, shuffle=False)
+    finals[name] = [v.numpy() for v in model.trainable_variables]
+    losses[name] = h.history["loss"]
+    replicas = strategy.num_replicas_in_sync
+diff = max(float(np.abs(a - b).max()) for a, b in zip(finals["default"], finals["mirrored"]))
+moved = max(float(np.abs(a - b).max()) for a, b in zip(finals["mirrored"], start))
+print(json.dumps({"replicas": replicas, "diff": diff, "moved": moved, "losses": losses}))
+"""
+
+
+def test_adversarial_training_under_mirrored_strategy_matches_one_device(tmp_path):
+    """Two logical CPU devices: the adversarial step's weights and reported loss equal the single-device run's."""
+    script = tmp_path / "adv.py"
+    script.write_text(_ADVERSARIAL_MIRRORED)
+    r = subprocess.run([sys.executable, str(script)], env=ENV, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["replicas"] == 2 and info["diff"] < 1e-5 and info["moved"] > 1e-3
+    np.testing.assert_allclose(info["losses"]["mirrored"], info["losses"]["default"], rtol=1e-5)
+
+
+def test_discriminative_learning_rates_follow_the_layers(tmp_path):
     """ULMFiT's rates: head 1, top layer 1/d, each layer below 1/d of the one above, embedding lowest."""
     from rnn_apps.apps.sentiment import task
     from rnn_apps.apps.sentiment.model import build_classifier
@@ -495,6 +582,12 @@ def test_discriminative_learning_rates_follow_the_layers():
     assert {model.optimizer.multiplier(v.path) for v in model.trainable_variables} == {1.0}
     with pytest.raises(ValueError, match="layer_lr_decay must be a finite number >= 1"):
         task.layer_lr_multipliers(2, 0.5)
+    for option, value, message in (("--layer-lr-decay", "0.5", "layer_lr_decay must be a finite number >= 1"),
+                                   ("--adversarial", "-1", "adversarial must be a finite number >= 0"),
+                                   ("--adversarial", "nan", "adversarial must be a finite number >= 0")):
+        r = CliRunner().invoke(cli, ["train", "sentiment", "--data", "no-such-reviews.csv", "--run-dir",
+                                     str(tmp_path / "run"), option, value])
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
 
 
 # ------------------------------------------------------------------------------------------ n-gram branch

@@ -307,6 +307,10 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         lines.append(f"* Discriminative fine-tuning (ULMFiT, Howard & Ruder 2018): each layer below the head learns at "
                      f"1/{decay:g} of the rate of the layer above (head {cfg['learning_rate']:g}, top recurrent layer "
                      f"{cfg['learning_rate'] / decay:.3g}, embedding {cfg['learning_rate'] / decay ** (cfg['num_layers'] + 1):.3g}).")
+    eps = float(cfg.get("adversarial") or 0.0)
+    if eps > 0:
+        lines.append(f"* Adversarial training (Miyato, Dai & Goodfellow 2017): each step also trained on the word "
+                     f"embeddings moved ε = {eps:g} embedding standard deviations in the direction of the loss's gradient.")
     ngram = meta.get("ngram")
     if ngram:
         c = ngram["combiner"]

@@ -13,6 +13,8 @@ layers train together with one learning rate, warmed up over the first 5% of the
 cosine. With ``layer_lr_decay`` d > 1 the rates are discriminative (ULMFiT, Howard & Ruder 2018): the
 classifier head trains at the learning rate, the top recurrent layer at 1/d of it, each layer below at 1/d of
 the one above, the embedding at 1/d of the lowest layer (:class:`rnn_apps.optimizers.DiscriminativeAdam`).
+With ``adversarial`` ε > 0 each step also trains on adversarially perturbed word embeddings (Miyato et al.
+2017; :class:`~rnn_apps.apps.sentiment.model.SentimentClassifier`), at about twice the cost of a step.
 Fine-tuning a shipped model runs the same machinery from its weights and vocabulary.
 
 N-gram branch (``ngram_features > 0``, :mod:`rnn_apps.apps.sentiment.ngrams`): after the classifier, an
@@ -54,6 +56,7 @@ DEFAULTS = dict(
     learning_rate=1e-3,
     clipnorm=1.0,
     layer_lr_decay=1.0,
+    adversarial=0.0,
     val_fraction=0.1,
     seed=1234,
     pretrain_epochs=0,
@@ -71,7 +74,7 @@ ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "m
 # so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
 NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
 # Settings added after runs were saved: an older run resumes with these values (its old behaviour).
-ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0}
+ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0}
 NGRAM_DIR = "ngram"
 MIN_COMBINER_REVIEWS = 200
 
@@ -89,6 +92,20 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
     rates = {"embedding": float(decay) ** -(num_layers + 1)}
     rates.update({f"encoder/bidirectional_{k}": float(decay) ** -(num_layers - k) for k in range(num_layers)})
     return rates
+
+
+def _check_settings(cfg: dict) -> None:
+    """Refuse a bad ``layer_lr_decay`` or ``adversarial`` before any work (a one-line error on the CLI)."""
+    from rnn_apps.training import TrainingError
+
+    try:
+        layer_lr_multipliers(1, cfg.get("layer_lr_decay", 1.0))
+    except ValueError as e:
+        raise TrainingError(f"{e} (--layer-lr-decay)") from None
+    eps = cfg.get("adversarial", 0.0)
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < float("inf"):
+        raise TrainingError(f"adversarial must be a finite number >= 0 (0: off; the paper's value is 5); received "
+                            f"{eps!r} (--adversarial).")
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
@@ -151,7 +168,8 @@ def _build_classifier(vocab_size: int, cfg: dict):
     from rnn_apps.apps.sentiment.model import build_classifier
 
     model = build_classifier(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"],
-                             cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"])
+                             cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"],
+                             adversarial_epsilon=float(cfg.get("adversarial") or 0.0))
     return model
 
 
@@ -204,7 +222,7 @@ def train(
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
                                        resumable=tuple(NGRAM_SETTINGS))
-    layer_lr_multipliers(1, float(cfg.get("layer_lr_decay", 1.0)))  # check it before any work
+    _check_settings(cfg)
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
     if saved is not None:
