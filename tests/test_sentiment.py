@@ -583,8 +583,8 @@ def test_discriminative_learning_rates_follow_the_layers(tmp_path):
     with pytest.raises(ValueError, match="layer_lr_decay must be a finite number >= 1"):
         task.layer_lr_multipliers(2, 0.5)
     for option, value, message in (("--layer-lr-decay", "0.5", "layer_lr_decay must be a finite number >= 1"),
-                                   ("--adversarial", "-1", "adversarial must be a finite number >= 0"),
-                                   ("--adversarial", "nan", "adversarial must be a finite number >= 0")):
+                                   ("--adversarial", "-1", "adversarial_epsilon must be a finite number >= 0"),
+                                   ("--adversarial", "nan", "adversarial_epsilon must be a finite number >= 0")):
         r = CliRunner().invoke(cli, ["train", "sentiment", "--data", "no-such-reviews.csv", "--run-dir",
                                      str(tmp_path / "run"), option, value])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

@@ -159,6 +159,14 @@ def _scale_l2(x, epsilon):
     return epsilon * x / norm
 
 
+def check_adversarial_epsilon(value) -> float:
+    """``value`` as a float if it is a finite number >= 0 (adversarial training's ε; 0: off), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+        raise ValueError(f"adversarial_epsilon must be a finite number >= 0 (0: off; Miyato et al. use 5); "
+                         f"received {value!r}.")
+    return float(value)
+
+
 def _add_gradients(a, b):
     """The sum of two gradients of one variable, either of which may be None or ``tf.IndexedSlices``."""
     import tensorflow as tf
@@ -198,9 +206,7 @@ class SentimentClassifier(keras.Model):
 
     @adversarial_epsilon.setter
     def adversarial_epsilon(self, value):
-        if not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
-            raise ValueError(f"adversarial_epsilon must be a finite number >= 0 (0: off); received {value!r}.")
-        self._adversarial_epsilon = float(value)
+        self._adversarial_epsilon = check_adversarial_epsilon(value)
 
     def from_embeddings(self, embedded, mask, training=False):
         """The layers after the embedding: word dropout, encoder, pooling, dropout, classifier."""

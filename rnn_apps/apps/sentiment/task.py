@@ -96,16 +96,15 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
 
 def _check_settings(cfg: dict) -> None:
     """Refuse a bad ``layer_lr_decay`` or ``adversarial`` before any work (a one-line error on the CLI)."""
+    from rnn_apps.apps.sentiment.model import check_adversarial_epsilon
     from rnn_apps.training import TrainingError
 
-    try:
-        layer_lr_multipliers(1, cfg.get("layer_lr_decay", 1.0))
-    except ValueError as e:
-        raise TrainingError(f"{e} (--layer-lr-decay)") from None
-    eps = cfg.get("adversarial", 0.0)
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0.0 <= eps < float("inf"):
-        raise TrainingError(f"adversarial must be a finite number >= 0 (0: off; the paper's value is 5); received "
-                            f"{eps!r} (--adversarial).")
+    for check, key, option in ((lambda v: layer_lr_multipliers(1, v), "layer_lr_decay", "--layer-lr-decay"),
+                               (check_adversarial_epsilon, "adversarial", "--adversarial")):
+        try:
+            check(cfg.get(key, ADDED_SETTINGS[key]))
+        except ValueError as e:
+            raise TrainingError(f"{e} ({option})") from None
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
@@ -169,7 +168,7 @@ def _build_classifier(vocab_size: int, cfg: dict):
 
     model = build_classifier(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"],
                              cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"],
-                             adversarial_epsilon=float(cfg.get("adversarial") or 0.0))
+                             adversarial_epsilon=cfg.get("adversarial", 0.0))
     return model
 
 
