@@ -588,6 +588,7 @@ def test_discriminative_learning_rates_follow_the_layers(tmp_path):
         r = CliRunner().invoke(cli, ["train", "sentiment", "--data", "no-such-reviews.csv", "--run-dir",
                                      str(tmp_path / "run"), option, value])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "run").exists()  # refused before any work
 
 
 # ------------------------------------------------------------------------------------------ n-gram branch

@@ -218,10 +218,11 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.sentiment import model as smodel
 
+    _check_settings({k: v for k, v in overrides.items() if v is not None})  # before the run dir is made
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
                                        resumable=tuple(NGRAM_SETTINGS))
-    _check_settings(cfg)
+    _check_settings(cfg)  # and a saved run's own
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
     if saved is not None:
