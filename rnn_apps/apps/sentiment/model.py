@@ -27,6 +27,7 @@ predicts the next word, each backward cell the previous one.
 from __future__ import annotations
 
 import math
+import numbers
 
 import keras
 
@@ -161,7 +162,7 @@ def _scale_l2(x, epsilon):
 
 def check_adversarial_epsilon(value) -> float:
     """``value`` as a float if it is a finite number >= 0 (adversarial training's ε; 0: off), else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < float("inf"):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value < float("inf"):
         raise ValueError(f"adversarial_epsilon must be a finite number >= 0 (0: off; Miyato et al. use 5); "
                          f"received {value!r}.")
     return float(value)
@@ -198,7 +199,7 @@ class SentimentClassifier(keras.Model):
 
     def __init__(self, *args, adversarial_epsilon: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.adversarial_epsilon = float(adversarial_epsilon)
+        self.adversarial_epsilon = adversarial_epsilon  # checked by the setter
 
     @property
     def adversarial_epsilon(self) -> float:
