@@ -265,6 +265,10 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None, notes=None)
 @click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
 @click.option("--val-fraction", type=float, default=None, help="Share of each class held out for validation (default 0.1).")
+@click.option("--val-split", type=click.Choice(["blocks", "random"]), default=None,
+              help="How validation reviews are chosen: blocks (default) of consecutive reviews, so that a film's "
+                   "reviews (numbered consecutively in aclImdb) are not on both sides, as with the test split; "
+                   "random: one by one (optimistic; runs made before blocks existed).")
 @click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
 @click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/sentiment).")
@@ -344,6 +348,8 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
               help="First continue the model's language-model training on your texts for N epochs.")
 @click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
 @click.option("--val-fraction", type=float, default=0.1, show_default=True)
+@click.option("--val-split", type=click.Choice(["blocks", "random"]), default=None,
+              help="Validation reviews in blocks of consecutive lines (default) or drawn one by one.")
 @click.option("--layer-lr-decay", type=float, default=None,
               help="Each layer below the classifier head learns at 1/D of the rate of the layer above (ULMFiT).")
 @click.option("--adversarial", type=float, default=None,
@@ -354,7 +360,7 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
 def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate, pretrain_epochs, batch_size,
-                        val_fraction, layer_lr_decay, adversarial, resume, strategy, seed, as_json):
+                        val_fraction, val_split, layer_lr_decay, adversarial, resume, strategy, seed, as_json):
     """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
 
     \b
@@ -370,7 +376,7 @@ def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate
     with _progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
-                            pretrain_epochs=pretrain_epochs, batch_size=batch_size, layer_lr_decay=layer_lr_decay,
+                            val_split=val_split, pretrain_epochs=pretrain_epochs, batch_size=batch_size, layer_lr_decay=layer_lr_decay,
                             adversarial=adversarial)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
     if result.get("ngram_figures"):

@@ -140,6 +140,40 @@ def test_validation_split_is_stratified_and_deterministic(imdb):
     assert sdata.split_train_val(reviews, 0.25, seed=6)[1] != val
 
 
+def test_block_validation_keeps_each_film_on_one_side():
+    """aclImdb numbers a film's reviews consecutively: ``blocks`` holds out whole runs of them, ``random`` does not."""
+    rng = random.Random(0)
+    reviews, film_of = [], {}
+    for label, group in ((0, "neg"), (1, "pos")):
+        i, film = 0, 0
+        while i < 2000:
+            for _ in range(rng.randint(1, 30)):  # a film has 1 to 30 reviews, numbered one after the other
+                r = sdata.Review(f"review {group} {i}", label, 7, f"train/{group}/{i}_7")
+                reviews.append(r)
+                film_of[r.id] = (group, film)
+                i += 1
+            film += 1
+
+    def films_on_both_sides(train, val):
+        return len({film_of[r.id] for r in train} & {film_of[r.id] for r in val})
+
+    train, val = sdata.split_train_val(reviews, 0.1, seed=5, by="blocks")
+    numbers = lambda rs, g: sorted(int(r.id.split("/")[2].split("_")[0]) for r in rs if r.id.split("/")[1] == g)
+    for group in ("neg", "pos"):
+        held = numbers(val, group)
+        assert len(held) == 200 and not set(held) & set(numbers(train, group))
+        blocks = {n // 20 for n in held}  # 200 held out in blocks of 20 (validation gets 10 of them)
+        assert len(blocks) == 10 and held == sorted(n for b in blocks for n in range(20 * b, 20 * b + 20))
+    assert films_on_both_sides(train, val) <= 2 * 20  # only films across a block's two edges
+    shuffled = list(reviews)
+    rng.shuffle(shuffled)
+    assert sdata.split_train_val(shuffled, 0.1, seed=5, by="blocks") == (train, val)
+    assert sdata.split_train_val(reviews, 0.1, seed=6, by="blocks")[1] != val
+    assert films_on_both_sides(*sdata.split_train_val(reviews, 0.1, seed=5)) > 3 * 2 * 20  # most of its ~260 films
+    with pytest.raises(sdata.SentimentDataError, match="one of blocks, random; received 'films'"):
+        sdata.split_train_val(reviews, 0.1, by="films")
+
+
 def test_csv_and_tsv_loaders(tmp_path):
     csv_file = tmp_path / "mine.csv"
     csv_file.write_text('review,sentiment\n"Loved it, truly",positive\nMeh<br />bad,NEG\n\n"Fine",1\n', encoding="utf-8")
@@ -568,6 +602,7 @@ def test_adversarial_training_under_mirrored_strategy_matches_one_device(tmp_pat
 
 def test_discriminative_learning_rates_follow_the_layers(tmp_path):
     """ULMFiT's rates: head 1, top layer 1/d, each layer below 1/d of the one above, embedding lowest."""
+    from rnn_apps import training
     from rnn_apps.apps.sentiment import task
     from rnn_apps.apps.sentiment.model import build_classifier
 
@@ -589,6 +624,9 @@ def test_discriminative_learning_rates_follow_the_layers(tmp_path):
                                      str(tmp_path / "run"), option, value])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
         assert not (tmp_path / "run").exists()  # refused before any work
+    with pytest.raises(training.TrainingError, match="one of blocks, random; received 'films' \\(--val-split\\)"):
+        task.train("no-such-reviews.csv", str(tmp_path / "run"), val_split="films")
+    assert not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------------------------ n-gram branch

@@ -334,24 +334,57 @@ def load_reviews(source: str, split: str = "train", unsup: bool = False) -> tupl
     return labelled, unlabelled
 
 
-def split_train_val(reviews: Sequence[Review], val_fraction: float = 0.1, seed: int = 1234):
+VAL_SPLITS = ("blocks", "random")
+VAL_BLOCK = 100
+_POSITION = re.compile(r"(\d+)(?:_\d+)?$")
+
+
+def _position(review: Review) -> int:
+    """Where a review stands in its source: the id number of ``ID_RATING`` names, a CSV line, a TFDS index."""
+    m = _POSITION.search(review.id)
+    return int(m.group(1)) if m else -1
+
+
+def split_train_val(reviews: Sequence[Review], val_fraction: float = 0.1, seed: int = 1234, by: str = "random"):
     """Split labelled reviews into (train, validation), stratified by label, with a seeded permutation.
 
-    The result depends only on the reviews (sorted by id first), ``val_fraction`` and ``seed``, not on the
-    order they were read in (a tar's member order, a directory listing).
+    Args:
+        reviews: Labelled reviews.
+        val_fraction: Share of each class held out, in [0, 1).
+        seed: Seed of the permutation.
+        by: ``random`` draws validation reviews one by one. ``blocks`` draws whole blocks of
+            ``VAL_BLOCK`` reviews that stand next to each other in their source (by the number in their id;
+            smaller blocks where validation would get fewer than 10 of them): aclImdb
+            numbers the reviews of one film consecutively (at most 30 a film), so the films of the validation
+            reviews are (but for one at each block's edge) not among the training reviews, as the films of
+            IMDB's test split are not among its train split's. With ``random`` a film's reviews, some nearly
+            identical, fall on both sides and validation accuracy is optimistic.
+
+    The result depends only on the reviews (sorted by id first), ``val_fraction``, ``seed`` and ``by``, not on
+    the order they were read in (a tar's member order, a directory listing).
     """
     if not 0.0 <= val_fraction < 1.0:
         raise SentimentDataError(f"val_fraction must be in [0, 1); received {val_fraction}.")
-    ordered = sorted(reviews, key=lambda r: (r.id, r.text))
+    if by not in VAL_SPLITS:
+        raise SentimentDataError(f"The validation split is one of {', '.join(VAL_SPLITS)}; received {by!r}.")
+    ordered = sorted(reviews, key=lambda r: (_position(r), r.id, r.text) if by == "blocks" else (r.id, r.text))
     train, val = [], []
     for label in (0, 1):
         group = [r for r in ordered if r.label == label]
-        perm = np.random.default_rng([seed, label]).permutation(len(group))
         n_val = int(round(len(group) * val_fraction))
         if val_fraction > 0 and len(group) > 1:
             n_val = max(1, n_val)
-        val.extend(group[i] for i in sorted(perm[:n_val]))
-        train.extend(group[i] for i in sorted(perm[n_val:]))
+        rng = np.random.default_rng([seed, label])
+        if by == "blocks" and n_val:
+            size = max(1, min(VAL_BLOCK, n_val // 10))
+            blocks = rng.permutation(-(-len(group) // size))
+            chosen = set(blocks[:max(1, int(round(n_val / size)))].tolist())
+            held = [i // size in chosen for i in range(len(group))]
+        else:
+            held = np.zeros(len(group), bool)
+            held[rng.permutation(len(group))[:n_val]] = True
+        val.extend(r for r, h in zip(group, held) if h)
+        train.extend(r for r, h in zip(group, held) if not h)
     return train, val
 
 

@@ -19,7 +19,7 @@ def evaluate_reviews(data_path: str, model_dir: Optional[str] = None, split: str
             (read whole for ``test``/``train``).
         model_dir: An exported model (default: the shipped one).
         split: ``test`` or ``train`` of the aclImdb layout, or ``val``: the model's own validation split of
-            the train split (its seed and fraction), the one its training reported.
+            the train split (its seed, fraction and way of splitting), the one its training reported.
         progress: Show a progress bar (on stderr).
 
     Returns:
@@ -38,7 +38,8 @@ def evaluate_reviews(data_path: str, model_dir: Optional[str] = None, split: str
     cfg = clf.meta["config"]
     if split == "val":
         labelled, _ = sdata.load_reviews(data_path, "train")
-        _, reviews = sdata.split_train_val(labelled, cfg.get("val_fraction", 0.1), cfg.get("seed", 1234))
+        _, reviews = sdata.split_train_val(labelled, cfg.get("val_fraction", 0.1), cfg.get("seed", 1234),
+                                           cfg.get("val_split", "random"))
     else:
         reviews, _ = sdata.load_reviews(data_path, split)
     # Similar lengths together (a batch is padded to its longest review); progress in chunks of 50 batches.

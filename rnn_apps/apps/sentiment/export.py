@@ -35,6 +35,7 @@ import tensorflow as tf
 
 from rnn_apps import export as shared_export
 from rnn_apps.training import read_history
+from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
 from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
 
@@ -245,6 +246,16 @@ def _dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
+def _split_words(cfg: dict) -> str:
+    """How the validation reviews were chosen, for the card."""
+    share = f"{cfg['val_fraction']:.0%} of each class of the labelled train split"
+    if cfg.get("val_split", "random") == "blocks":
+        return (f"{share}, in seeded blocks of up to {sdata.VAL_BLOCK} consecutive reviews: aclImdb numbers a film's "
+                "reviews consecutively, so the validation films are not among the training films, as with IMDB's "
+                "test split")
+    return f"{share}, drawn one by one: reviews of one film fall on both sides, so validation is somewhat optimistic"
+
+
 def _n(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
@@ -328,8 +339,7 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "## Data and results",
         "",
         f"Training data: `{run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
-        f"{_n(stats.get('val_reviews', '?'))} for validation (a seeded split, {cfg['val_fraction']:.0%} of each class, of the "
-        "labelled train split; reviews of one film can fall on both sides, so validation is slightly optimistic), "
+        f"{_n(stats.get('val_reviews', '?'))} for validation ({_split_words(cfg)}), "
         f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for pre-training.",
         "",
     ]

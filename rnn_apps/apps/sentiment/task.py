@@ -58,6 +58,7 @@ DEFAULTS = dict(
     layer_lr_decay=1.0,
     adversarial=0.0,
     val_fraction=0.1,
+    val_split="blocks",
     seed=1234,
     pretrain_epochs=0,
     pretrain_learning_rate=2e-3,
@@ -74,7 +75,7 @@ ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "m
 # so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
 NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
 # Settings added after runs were saved: an older run resumes with these values (its old behaviour).
-ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0}
+ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random"}
 NGRAM_DIR = "ngram"
 MIN_COMBINER_REVIEWS = 200
 
@@ -95,7 +96,7 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
 
 
 def _check_settings(cfg: dict) -> None:
-    """Refuse a bad ``layer_lr_decay`` or ``adversarial`` before any work (a one-line error on the CLI)."""
+    """Refuse a bad ``layer_lr_decay``, ``adversarial`` or ``val_split`` before any work (a one-line error on the CLI)."""
     from rnn_apps.apps.sentiment.model import check_adversarial_epsilon
     from rnn_apps.training import TrainingError
 
@@ -105,6 +106,9 @@ def _check_settings(cfg: dict) -> None:
             check(cfg.get(key, ADDED_SETTINGS[key]))
         except ValueError as e:
             raise TrainingError(f"{e} ({option})") from None
+    if cfg.get("val_split", ADDED_SETTINGS["val_split"]) not in sdata.VAL_SPLITS:
+        raise TrainingError(f"The validation split is one of {', '.join(sdata.VAL_SPLITS)}; received "
+                            f"{cfg['val_split']!r} (--val-split).")
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
@@ -243,7 +247,7 @@ def train(
     t0 = time.time()
     pretrain = int(cfg["pretrain_epochs"]) > 0
     labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain)
-    train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"])
+    train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
     if verbose:
         print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
               f"({time.time() - t0:.0f} s).")
