@@ -498,6 +498,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     card = (tmp_path / "models" / "sentiment" / "README.md").read_text(encoding="utf-8")
     assert "learns at 1/2 of the rate of the layer above (head 0.03, top recurrent layer 0.015, embedding 0.0075)" in card
     assert "moved ε = 1 embedding standard deviations" in card
+    assert "in seeded blocks of up to 100 consecutive reviews" in card  # --val-split blocks, the default
     steps = full["step"] // 2
     with pytest.raises(Stop):
         task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, callbacks=[StopAt(steps + 3)],
