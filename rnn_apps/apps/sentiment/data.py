@@ -345,6 +345,12 @@ def _position(review: Review) -> int:
     return int(m.group(1)) if m else -1
 
 
+def check_val_split(by) -> None:
+    """Refuse a validation split that is not one of ``VAL_SPLITS``."""
+    if by not in VAL_SPLITS:
+        raise SentimentDataError(f"The validation split is one of {', '.join(VAL_SPLITS)}; received {by!r}.")
+
+
 def split_train_val(reviews: Sequence[Review], val_fraction: float = 0.1, seed: int = 1234, by: str = "random"):
     """Split labelled reviews into (train, validation), stratified by label, with a seeded permutation.
 
@@ -365,8 +371,7 @@ def split_train_val(reviews: Sequence[Review], val_fraction: float = 0.1, seed: 
     """
     if not 0.0 <= val_fraction < 1.0:
         raise SentimentDataError(f"val_fraction must be in [0, 1); received {val_fraction}.")
-    if by not in VAL_SPLITS:
-        raise SentimentDataError(f"The validation split is one of {', '.join(VAL_SPLITS)}; received {by!r}.")
+    check_val_split(by)
     ordered = sorted(reviews, key=lambda r: (_position(r), r.id, r.text) if by == "blocks" else (r.id, r.text))
     train, val = [], []
     for label in (0, 1):

@@ -106,9 +106,10 @@ def _check_settings(cfg: dict) -> None:
             check(cfg.get(key, ADDED_SETTINGS[key]))
         except ValueError as e:
             raise TrainingError(f"{e} ({option})") from None
-    if cfg.get("val_split", ADDED_SETTINGS["val_split"]) not in sdata.VAL_SPLITS:
-        raise TrainingError(f"The validation split is one of {', '.join(sdata.VAL_SPLITS)}; received "
-                            f"{cfg['val_split']!r} (--val-split).")
+    try:
+        sdata.check_val_split(cfg.get("val_split", ADDED_SETTINGS["val_split"]))
+    except sdata.SentimentDataError as e:
+        raise TrainingError(f"{str(e).rstrip('.')} (--val-split).") from None
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
