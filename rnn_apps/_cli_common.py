@@ -39,6 +39,15 @@ _STRATEGY = click.option(
     help="tf.distribute strategy: one device, all local GPUs/CPUs, or workers from TF_CONFIG.",
 )
 
+_KEEP_BEST = click.option(
+    "--keep-best/--keep-last", default=None,
+    help="Keep the weights of the epoch with the lowest validation loss (default) or those of the last epoch.",
+)
+_PATIENCE = click.option(
+    "--patience", type=click.IntRange(min=0), default=None,
+    help="Stop after this many epochs without a lower validation loss (default 0: train every epoch).",
+)
+
 
 def _verbosity() -> int:
     """Keras progress bars on a terminal, one line per epoch otherwise."""

@@ -12,7 +12,7 @@ import click
 
 from rnn_apps import __version__
 from rnn_apps._cli_common import (
-    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+    _KEEP_BEST, _PATIENCE, _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -269,6 +269,8 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None, notes=None)
               help="How validation reviews are chosen: blocks (default) of consecutive reviews, so that a film's "
                    "reviews (numbered consecutively in aclImdb) are not on both sides, as with the test split; "
                    "random: one by one (optimistic; runs made before blocks existed).")
+@_KEEP_BEST
+@_PATIENCE
 @click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
 @click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/sentiment).")
@@ -289,6 +291,7 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
                             save_every=save_every, verbose=_verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
     if result.get("ngram_figures"):
         summary["ngram_branch"] = result["ngram_figures"]
     if export_dir:
@@ -354,13 +357,16 @@ def fine_tune_poetry(data, model_dir, out_dir, run_dir, epochs, learning_rate, r
               help="Each layer below the classifier head learns at 1/D of the rate of the layer above (ULMFiT).")
 @click.option("--adversarial", type=float, default=None,
               help="Adversarial training on the word embeddings with this EPS (Miyato et al. 2017; about 2x the time).")
+@_KEEP_BEST
+@_PATIENCE
 @click.option("--resume", is_flag=True)
 @_STRATEGY
 @click.option("--seed", type=int, default=None)
 @click.option("--json", "as_json", is_flag=True)
 @_friendly_errors
 def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate, pretrain_epochs, batch_size,
-                        val_fraction, val_split, layer_lr_decay, adversarial, resume, strategy, seed, as_json):
+                        val_fraction, val_split, layer_lr_decay, adversarial, keep_best, patience, resume, strategy,
+                        seed, as_json):
     """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
 
     \b
@@ -377,8 +383,10 @@ def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=_verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=val_fraction,
                             val_split=val_split, pretrain_epochs=pretrain_epochs, batch_size=batch_size, layer_lr_decay=layer_lr_decay,
-                            adversarial=adversarial)
+                            adversarial=adversarial, keep_best=keep_best, patience=patience)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
+    summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
     if result.get("ngram_figures"):
         summary["ngram_branch"] = result["ngram_figures"]
     summary["exported"] = _export_sentiment_result(result, out_dir, run_dir)

@@ -289,6 +289,72 @@ def distribute_batches(strategy, make_dataset):
 
 
 HISTORY_FILE = "history.jsonl"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+class StopEarly(Exception):
+    """Raised by the keep-best callback to end :func:`fit_resumable` before its last epoch."""
+
+
+def check_patience(patience) -> None:
+    """Refuse a ``patience`` that is not a whole number of epochs >= 0 (0: never stop early)."""
+    if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
+        raise TrainingError(f"patience must be a whole number of epochs >= 0 (0: never stop early); "
+                            f"received {patience!r}.")
+
+
+def monitor_mode(monitor: str) -> str:
+    """``"min"`` for a loss (a name ending in ``loss``), else ``"max"`` (accuracy and the like)."""
+    return "min" if monitor.endswith("loss") else "max"
+
+
+def best_epoch(history: list, monitor: str = "val_loss"):
+    """``(epoch, value)`` of the best logged epoch by ``monitor`` (the first of ties), or None when none logged it."""
+    rows = [(int(r["epoch"]), float(r[monitor])) for r in history if monitor in r and "epoch" in r]
+    if not rows:
+        return None
+    sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
+    return min(rows, key=lambda row: (sign * row[1], row[0]))
+
+
+def _make_keep_best_class():
+    import keras
+
+    class _KeepBest(keras.callbacks.Callback):
+        """Saves the weights of the best epoch by ``monitor``; raises :class:`StopEarly` after ``patience`` worse ones.
+
+        Its state comes from the run's logged history, so a resumed run keeps and stops as an uninterrupted
+        one would.
+        """
+
+        def __init__(self, path, monitor, patience, history, verbose):
+            super().__init__()
+            self.path, self.monitor, self.patience, self.verbose = path, monitor, int(patience), verbose
+            self.sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
+            logged = [float(r[monitor]) for r in history if monitor in r]
+            self.best = min((self.sign * v for v in logged), default=float("inf"))
+            self.wait = len(logged) - 1 - int(np.argmin([self.sign * v for v in logged])) if logged else 0
+
+        @property
+        def exhausted(self) -> bool:
+            return bool(self.patience) and self.wait >= self.patience
+
+        def on_epoch_end(self, epoch, logs=None):
+            value = (logs or {}).get(self.monitor)
+            if value is None:
+                return
+            if self.sign * float(value) < self.best:
+                self.best, self.wait = self.sign * float(value), 0
+                self.model.save_weights(self.path)
+            else:
+                self.wait += 1
+                if self.exhausted:
+                    if self.verbose:
+                        print(f"Early stop: {self.monitor} has not improved for {self.wait} epochs "
+                              f"(best {self.sign * self.best:.4f}).")
+                    raise StopEarly()
+
+    return _KeepBest
 
 
 def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
@@ -364,6 +430,8 @@ def fit_resumable(
     verbose: int = 1,
     strategy=None,
     meta: Optional[dict] = None,
+    keep_best: Optional[str] = None,
+    patience: int = 0,
 ):
     """Train a compiled ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps, resumably.
 
@@ -380,14 +448,23 @@ def fit_resumable(
             already holds checkpoints is refused rather than overwritten.
         save_every: Also checkpoint every this many steps (0: epoch ends only).
         tensorboard: Write TensorBoard logs to ``<run_dir>/tensorboard``.
+        keep_best: A validation metric (``"val_loss"``, ``"val_accuracy"``; lower is better for a loss,
+            higher otherwise): each epoch that improves it saves the weights to ``<run_dir>/best.weights.h5``,
+            and at the end ``model`` holds the best epoch's weights. None: the last epoch's weights.
+        patience: With ``keep_best``, stop after this many epochs without improvement (0: never stop early).
+            A resumed run that had stopped does not train again.
 
     Returns:
-        A dict with ``step`` (the final global step), ``epochs`` and ``history`` (the epoch rows).
+        A dict with ``step`` (the final global step), ``epochs``, ``history`` (the epoch rows) and, with
+        ``keep_best``, ``best_epoch`` and ``best`` (None when no epoch logged the metric) and ``stopped_early``.
     """
     import keras
 
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
+    check_patience(patience)
+    if keep_best is not None and not (isinstance(keep_best, str) and keep_best.startswith("val_")):
+        raise TrainingError(f"keep_best must name a validation metric such as 'val_loss'; received {keep_best!r}.")
     os.makedirs(run_dir, exist_ok=True)
     manager = CheckpointManager(run_dir)
     chief = is_chief(strategy) if strategy is not None else True
@@ -407,9 +484,19 @@ def fit_resumable(
     log_path = os.path.join(run_dir, HISTORY_FILE)
     cb = _make_callback_class()(manager, save_every, start, log_path, chief, meta)
     cbs = [cb, *callbacks]
+    best_cb = None
+    if keep_best is not None and validation_data is not None:
+        # Only the chief writes into the run dir; other workers keep their (identical) best weights apart.
+        best_path = os.path.join(run_dir if chief else _worker_dir(run_dir), BEST_WEIGHTS)
+        if start == 0 and os.path.exists(best_path):
+            os.remove(best_path)  # left by an earlier attempt that never reached a checkpoint
+        best_cb = _make_keep_best_class()(best_path, keep_best, patience, read_history(run_dir) if start else [],
+                                          verbose)
+        cbs.insert(1, best_cb)  # after the epoch's row is logged, before the user's callbacks
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq=50))
     step = start
+    stopped = best_cb is not None and best_cb.exhausted  # a resumed run that had already stopped early
     make_dataset = make_train_dataset
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         make_dataset = lambda s: distribute_batches(strategy, lambda: make_train_dataset(s))  # noqa: E731
@@ -419,24 +506,38 @@ def fit_resumable(
         local_batch = next(iter(make_train_dataset(start)))
         symbolic_build = model._maybe_symbolic_build
         model._maybe_symbolic_build = lambda iterator=None, data_batch=None: symbolic_build(data_batch=local_batch)
-    while step < total:
+    while step < total and not stopped:
         epoch, offset = divmod(step, steps_per_epoch)
         # A resumed run first finishes its interrupted epoch, then continues with whole epochs.
         last_epoch = epoch + 1 if offset else epochs
         steps = steps_per_epoch - offset
-        model.fit(
-            make_dataset(step),
-            initial_epoch=epoch,
-            epochs=last_epoch,
-            steps_per_epoch=steps,
-            validation_data=validation_data,
-            callbacks=cbs,
-            verbose=verbose,
-            shuffle=False,
-        )
+        try:
+            model.fit(
+                make_dataset(step),
+                initial_epoch=epoch,
+                epochs=last_epoch,
+                steps_per_epoch=steps,
+                validation_data=validation_data,
+                callbacks=cbs,
+                verbose=verbose,
+                shuffle=False,
+            )
+        except StopEarly:
+            stopped = True
         step = cb.step
-    history = []
-    if os.path.exists(log_path):
-        with open(log_path, encoding="utf-8") as f:
-            history = [json.loads(line) for line in f if line.strip()]
-    return {"step": step, "epochs": epochs, "history": history}
+    history = read_history(run_dir)
+    result = {"step": step, "epochs": epochs, "history": history}
+    if keep_best is not None:
+        best = best_epoch(history, keep_best) if validation_data is not None else None
+        if best is not None and os.path.exists(best_cb.path):
+            model.load_weights(best_cb.path)
+        result.update({"best_epoch": best[0] if best else None, "best": best[1] if best else None,
+                       "stopped_early": stopped})
+    return result
+
+
+def _worker_dir(run_dir: str) -> str:
+    """A private directory of this (non-chief) worker, outside the shared run dir."""
+    import tempfile
+
+    return tempfile.mkdtemp(prefix="rnn_apps_worker_")

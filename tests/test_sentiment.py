@@ -88,6 +88,15 @@ def tiny_model(tmp_path_factory, tiny_run):
     return export_sentiment(result["model"], result["vocabulary"], result["config"], str(app), lm=result["lm"])
 
 
+def _h5_datasets(h5, prefix=""):
+    import h5py
+
+    out = []
+    for k, v in h5.items():
+        out += [prefix + k] if isinstance(v, h5py.Dataset) else _h5_datasets(v, prefix + k + "/")
+    return out
+
+
 @pytest.fixture(scope="module")
 def runner():
     return CliRunner()
@@ -281,6 +290,15 @@ def test_tiny_training_pretrains_learns_and_exports(tiny_run, tiny_model):
     rows = result["history"]
     assert len(rows) == 4 and all("val_accuracy" in r for r in rows)
     assert rows[-1]["loss"] < rows[0]["loss"] and result["val_accuracy"] >= 0.9
+    # keep_best (the default): the model holds the epoch of the lowest validation loss, and says which.
+    best = int(np.argmin([r["val_loss"] for r in rows])) + 1
+    assert (result["best_epoch"], result["stopped_early"]) == (best, False)
+    assert result["val_accuracy"] == rows[best - 1]["val_accuracy"]
+    import h5py
+
+    with h5py.File(os.path.join(run_dir, "best.weights.h5")) as b, h5py.File(os.path.join(run_dir, "final.weights.h5")) as f:
+        arrays = lambda h: [np.asarray(h[k]) for k in sorted(_h5_datasets(h))]  # noqa: E731
+        assert len(arrays(b)) > 0 and all(np.array_equal(x, y) for x, y in zip(arrays(b), arrays(f)))
     assert os.path.exists(os.path.join(run_dir, "lm", "head.npz"))
     meta = shared_export.read_extra(tiny_model, "sentiment.json")
     assert meta["config"]["max_len"] == 24 and len(meta["vocabulary"]) + 2 == result["stats"]["vocab_size"]
@@ -427,9 +445,11 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     out_dir = tmp_path / "ft"
     r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out", str(out_dir),
                             "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--seed", "1",
-                            "--pretrain-epochs", "1", "--layer-lr-decay", "3", "--adversarial", "2", "--json"])
+                            "--pretrain-epochs", "1", "--layer-lr-decay", "3", "--adversarial", "2", "--keep-last",
+                            "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
+    assert "best_epoch" not in res and not (tmp_path / "run" / "best.weights.h5").exists()  # --keep-last
     assert res["exported"].startswith(str(out_dir)) and res["stats"]["train_reviews"] == 14
     assert os.path.exists(out_dir / "README.md")
     from rnn_apps.apps.sentiment.export import load_base
@@ -437,6 +457,7 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     old, new = load_base(tiny_model), load_base(res["exported"])
     assert new["vocabulary"] == old["vocabulary"] and new["config"]["units"] == 8
     assert new["config"]["layer_lr_decay"] == 3.0 and new["config"]["adversarial"] == 2.0
+    assert new["config"]["keep_best"] is False
     assert len(new["weights"]) == len(old["weights"]) and len(new["lm_weights"]) == 5
     assert any(not np.allclose(a, b) for a, b in zip(new["weights"], old["weights"]))
     r = runner.invoke(cli, ["classify", "--model", res["exported"], "great"])
@@ -499,6 +520,8 @@ def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, i
     assert "learns at 1/2 of the rate of the layer above (head 0.03, top recurrent layer 0.015, embedding 0.0075)" in card
     assert "moved ε = 1 embedding standard deviations" in card
     assert "in seeded blocks of up to 100 consecutive reviews" in card  # --val-split blocks, the default
+    assert full["best_epoch"] in (1, 2) and full["stopped_early"] is False
+    assert f"Kept: the weights of the epoch with the lowest validation loss (epoch {full['best_epoch']} of 2)" in card
     steps = full["step"] // 2
     with pytest.raises(Stop):
         task.train(imdb[0], str(tmp_path / "cut"), epochs=2, verbose=0, save_every=2, callbacks=[StopAt(steps + 3)],
@@ -627,6 +650,9 @@ def test_discriminative_learning_rates_follow_the_layers(tmp_path):
         assert not (tmp_path / "run").exists()  # refused before any work
     with pytest.raises(training.TrainingError, match="one of blocks, random; received 'films' \\(--val-split\\)"):
         task.train("no-such-reviews.csv", str(tmp_path / "run"), val_split="films")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(training.TrainingError, match="patience must be a whole number of epochs >= 0"):
+        task.train("no-such-reviews.csv", str(tmp_path / "run"), patience=-2)
     assert not (tmp_path / "run").exists()
 
 

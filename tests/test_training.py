@@ -276,3 +276,79 @@ def test_generator_dataset_tells_keras_where_validation_ends(tell_length):
     ran_out = [w for w in caught if "ran out of data" in str(w.message)]
     assert len(history.history["val_loss"]) == 2
     assert (not ran_out) if tell_length else ran_out
+
+
+def _line_fit(run_dir, epochs, keep_best=None, patience=0, resume=False, callbacks=()):
+    """A one-weight model y = w·x trained towards w = 3 while validation wants w = 1: val loss is lowest at epoch 2."""
+    import keras
+    import tensorflow as tf
+
+    x = np.linspace(-1.0, 1.0, 32, dtype=np.float32)[:, None]
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")])
+    model.compile(keras.optimizers.SGD(0.15), "mse")
+    train = lambda start: tf.data.Dataset.from_tensor_slices((x, 3 * x)).batch(16).repeat().skip(start)  # noqa: E731
+    val = tf.data.Dataset.from_tensor_slices((x, x)).batch(16)
+    result = training.fit_resumable(model, train, 2, epochs, str(run_dir), validation_data=val, resume=resume,
+                                    save_every=0, verbose=0, keep_best=keep_best, patience=patience, callbacks=callbacks)
+    return result, float(model.weights[0].numpy().ravel()[0])
+
+
+def test_keep_best_restores_the_best_epoch_and_stops_after_patience(tmp_path):
+    plain, w_last = _line_fit(tmp_path / "plain", 6)
+    val = [r["val_loss"] for r in plain["history"]]
+    best = int(np.argmin(val)) + 1
+    assert 1 < best < 6 and "best_epoch" not in plain  # the set-up: a minimum in the middle
+    _, w_best_ref = _line_fit(tmp_path / "short", best)  # an independent run that simply stops there
+
+    kept, w = _line_fit(tmp_path / "kept", 6, keep_best="val_loss")
+    assert [r["val_loss"] for r in kept["history"]] == pytest.approx(val)
+    assert (kept["best_epoch"], kept["stopped_early"]) == (best, False)
+    assert kept["best"] == pytest.approx(min(val))
+    assert w == pytest.approx(w_best_ref) and w != pytest.approx(w_last)
+    assert os.path.exists(tmp_path / "kept" / training.BEST_WEIGHTS)
+
+    stopped, w = _line_fit(tmp_path / "stop", 6, keep_best="val_loss", patience=1)
+    assert len(stopped["history"]) == best + 1 and stopped["step"] == 2 * (best + 1)
+    assert (stopped["best_epoch"], stopped["stopped_early"]) == (best, True) and w == pytest.approx(w_best_ref)
+    # Resuming a run that stopped early trains no further and still hands back the best epoch.
+    again, w = _line_fit(tmp_path / "stop", 6, keep_best="val_loss", patience=1, resume=True)
+    assert len(again["history"]) == best + 1 and again["stopped_early"] and w == pytest.approx(w_best_ref)
+
+    # By accuracy-like metrics higher is better.
+    assert training.best_epoch([{"epoch": 1, "val_acc": 0.5}, {"epoch": 2, "val_acc": 0.7}, {"epoch": 3, "val_acc": 0.7}],
+                               "val_acc") == (2, 0.7)
+    assert training.best_epoch([{"epoch": 1, "loss": 0.5}], "val_loss") is None
+
+
+def test_keep_best_survives_an_interrupted_run(tmp_path):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == 3:
+                raise KeyboardInterrupt
+
+    full, w_full = _line_fit(tmp_path / "full", 6, keep_best="val_loss", patience=2)
+    with pytest.raises(KeyboardInterrupt):
+        _line_fit(tmp_path / "cut", 6, keep_best="val_loss", patience=2, callbacks=[Interrupt()])
+    resumed, w = _line_fit(tmp_path / "cut", 6, keep_best="val_loss", patience=2, resume=True)
+    assert [r["val_loss"] for r in resumed["history"]] == pytest.approx([r["val_loss"] for r in full["history"]])
+    assert (resumed["best_epoch"], resumed["stopped_early"], resumed["step"]) == (
+        full["best_epoch"], full["stopped_early"], full["step"])
+    assert full["stopped_early"] and w == pytest.approx(w_full)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"patience": -1}, "patience must be a whole number"),
+    ({"patience": 1.5}, "patience must be a whole number"),
+    ({"patience": True}, "patience must be a whole number"),
+    ({"keep_best": "loss"}, "keep_best must name a validation metric"),
+])
+def test_keep_best_refuses_bad_settings(tmp_path, kwargs, message):
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    with pytest.raises(training.TrainingError, match=message):
+        training.fit_resumable(model, lambda s: None, 2, 2, str(tmp_path / "run"), **kwargs)
+    assert not os.path.exists(tmp_path / "run")

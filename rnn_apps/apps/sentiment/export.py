@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps.training import read_history
+from rnn_apps.training import best_epoch, read_history
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
 from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
@@ -313,6 +313,12 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         f"* Classifier: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, cosine decay), dropout "
         f"{cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}.",
     ]
+    if cfg.get("keep_best"):
+        best = best_epoch(history, "val_loss")
+        lines.append("* Kept: the weights of the epoch with the lowest validation loss"
+                     + (f" (epoch {best[0]} of {len(history)})" if best else "")
+                     + (f"; training stops after {cfg['patience']} epoch(s) without a lower one" if cfg.get("patience") else "")
+                     + ". Validation chose the epoch, so the validation figures below flatter the model slightly.")
     decay = float(cfg.get("layer_lr_decay", 1.0))
     if decay > 1.0:
         lines.append(f"* Discriminative fine-tuning (ULMFiT, Howard & Ruder 2018): each layer below the head learns at "

@@ -1,9 +1,11 @@
 """Sentiment tasks: train (with optional language-model pre-training) and fine-tune the classifier.
 
 A run directory holds ``config.json`` (settings, data, corpus statistics), ``vocab.json``, the classifier's
-``checkpoints/``, ``history.jsonl`` and ``final.weights.h5``, and with pre-training ``lm/`` (the language
-model's checkpoints, history and ``head.npz``). Both phases train through
-:func:`rnn_apps.training.fit_resumable`, so ``resume=True`` continues either phase where it stopped.
+``checkpoints/``, ``history.jsonl``, ``best.weights.h5`` (the epoch with the lowest validation loss so far,
+with ``keep_best``) and ``final.weights.h5`` (that best epoch's weights, else the last epoch's), and with
+pre-training ``lm/`` (the language model's checkpoints, history and ``head.npz``). Both phases train through
+:func:`rnn_apps.training.fit_resumable`, so ``resume=True`` continues either phase where it stopped; keeping
+the best epoch and stopping early (``patience``) read the run's history, so they survive a resume too.
 
 Pre-training (``pretrain_epochs > 0``, ULMFiT-style): the classifier's embedding and encoder are first
 trained as forward and backward language models (:class:`~rnn_apps.apps.sentiment.model.BiLanguageModel`)
@@ -59,6 +61,8 @@ DEFAULTS = dict(
     adversarial=0.0,
     val_fraction=0.1,
     val_split="blocks",
+    keep_best=True,
+    patience=0,
     seed=1234,
     pretrain_epochs=0,
     pretrain_learning_rate=2e-3,
@@ -75,7 +79,8 @@ ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "m
 # so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
 NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
 # Settings added after runs were saved: an older run resumes with these values (its old behaviour).
-ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random"}
+ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random",
+                  "keep_best": False, "patience": 0}
 NGRAM_DIR = "ngram"
 MIN_COMBINER_REVIEWS = 200
 
@@ -96,9 +101,10 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
 
 
 def _check_settings(cfg: dict) -> None:
-    """Refuse a bad ``layer_lr_decay``, ``adversarial`` or ``val_split`` before any work (a one-line error on the CLI)."""
+    """Refuse a bad ``layer_lr_decay``, ``adversarial``, ``val_split`` or ``patience`` before any work (a one-line
+    error on the CLI)."""
     from rnn_apps.apps.sentiment.model import check_adversarial_epsilon
-    from rnn_apps.training import TrainingError
+    from rnn_apps.training import TrainingError, check_patience
 
     for check, key, option in ((lambda v: layer_lr_multipliers(1, v), "layer_lr_decay", "--layer-lr-decay"),
                                (check_adversarial_epsilon, "adversarial", "--adversarial")):
@@ -110,6 +116,7 @@ def _check_settings(cfg: dict) -> None:
         sdata.check_val_split(cfg.get("val_split", ADDED_SETTINGS["val_split"]))
     except sdata.SentimentDataError as e:
         raise TrainingError(f"{str(e).rstrip('.')} (--val-split).") from None
+    check_patience(cfg.get("patience", ADDED_SETTINGS["patience"]))
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
@@ -215,8 +222,9 @@ def train(
         **overrides: Any of :data:`DEFAULTS`.
 
     Returns:
-        A summary dict: step, history, val_accuracy, lm_val_perplexity, stats, seconds, and the trained
-        ``model``, ``lm`` (or None), ``vocabulary`` and ``config``.
+        A summary dict: step, history, val_accuracy (of the kept epoch), lm_val_perplexity, stats, seconds,
+        with ``keep_best`` also best_epoch and stopped_early, and the trained ``model``, ``lm`` (or None),
+        ``vocabulary`` and ``config``.
     """
     import tensorflow as tf
 
@@ -321,6 +329,8 @@ def train(
         callbacks=callbacks,
         verbose=verbose,
         strategy=strat,
+        keep_best="val_loss" if cfg["keep_best"] else None,
+        patience=int(cfg["patience"]),
     )
     ngram = None
     if training.is_chief(strat):
@@ -330,8 +340,10 @@ def train(
                                       base.get("ngram") if base is not None else None, verbose)
             ngram.save(os.path.join(run_dir, NGRAM_DIR))
     lm_loss = training.last_metric(lm_result["history"], "val_loss") if lm_result else None
+    best = result.get("best_epoch")
+    kept = [r for r in result["history"] if r.get("epoch") == best] if best else result["history"]
     result.update({
-        "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
+        "val_accuracy": training.last_metric(kept, "val_accuracy"),
         "lm_val_perplexity": math.exp(lm_loss) if lm_loss is not None else None,
         "stats": stats,
         "seconds": round(time.time() - t0, 1),

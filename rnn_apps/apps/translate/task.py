@@ -24,7 +24,6 @@ from rnn_apps.vocab import Vocabulary
 CONFIG_FILE = "config.json"
 SOURCE_VOCAB = "source_vocab.json"
 TARGET_VOCAB = "target_vocab.json"
-BEST_WEIGHTS = "best.weights.h5"
 FINAL_WEIGHTS = "final.weights.h5"
 
 DEFAULTS = dict(
@@ -48,43 +47,6 @@ DEFAULTS = dict(
     patience=3,
     seed=1234,
 )
-
-
-class _StopEarly(Exception):
-    """Raised by the early-stopping callback to end :func:`fit_resumable`'s loop."""
-
-
-def _early_stopping(run_dir: str, patience: int, start_history: list, verbose: int):
-    import keras
-
-    class EarlyStopping(keras.callbacks.Callback):
-        """Keep the weights of the best validation loss; stop after ``patience`` epochs without improvement.
-
-        Its state is rebuilt from the run's history, so a resumed run stops where an uninterrupted one would.
-        """
-
-        def __init__(self):
-            super().__init__()
-            losses = [r["val_loss"] for r in start_history if "val_loss" in r]
-            self.best = min(losses) if losses else float("inf")
-            self.wait = (len(losses) - 1 - int(np.argmin(losses))) if losses else 0
-
-        def on_epoch_end(self, epoch, logs=None):
-            val = (logs or {}).get("val_loss")
-            if val is None:
-                return
-            if val < self.best:
-                self.best, self.wait = float(val), 0
-                self.model.save_weights(os.path.join(run_dir, BEST_WEIGHTS))
-            else:
-                self.wait += 1
-                if patience and self.wait >= patience:
-                    if verbose:
-                        print(f"Early stop: validation loss has not improved for {self.wait} epochs "
-                              f"(best {self.best:.4f}).")
-                    raise _StopEarly()
-
-    return EarlyStopping()
 
 
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
@@ -264,46 +226,26 @@ def train(
     with strat.scope():
         model = build_model(len(src_vocab), len(tgt_vocab), cfg)
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
-    prior = training.read_history(run_dir) if resume else []
-    early = _early_stopping(run_dir, cfg["patience"], prior, verbose) if val_plan else None
-    callbacks = ([early] if early else []) + list(callbacks)
-    stopped = False
-    if early is not None and cfg["patience"] and early.wait >= cfg["patience"]:
-        stopped = True  # a resumed run that had already stopped early
-        result = {"step": None, "epochs": epochs}
-    else:
-        try:
-            result = training.fit_resumable(
-                model,
-                lambda start: _dataset(plan, start, None),
-                plan.steps_per_epoch,
-                epochs,
-                run_dir,
-                validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
-                resume=resume,
-                save_every=save_every,
-                tensorboard=tensorboard,
-                callbacks=callbacks,
-                verbose=verbose,
-                strategy=strat,
-            )
-        except _StopEarly:
-            stopped = True
-            result = {"step": None, "epochs": epochs}
-    history = training.read_history(run_dir)
-    if result["step"] is None:
-        result["step"] = history[-1]["step"] if history else 0
-    best_path = os.path.join(run_dir, BEST_WEIGHTS)
-    if os.path.exists(best_path):
-        model.load_weights(best_path)
+    result = training.fit_resumable(
+        model,
+        lambda start: _dataset(plan, start, None),
+        plan.steps_per_epoch,
+        epochs,
+        run_dir,
+        validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
+        resume=resume,
+        save_every=save_every,
+        tensorboard=tensorboard,
+        callbacks=callbacks,
+        verbose=verbose,
+        strategy=strat,
+        keep_best="val_loss",
+        patience=cfg["patience"],
+    )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
-    losses = [r["val_loss"] for r in history if "val_loss" in r]
     result.update({
-        "history": history,
-        "val_loss": min(losses) if losses else None,
-        "best_epoch": int(np.argmin(losses)) + 1 if losses else None,
-        "stopped_early": stopped,
+        "val_loss": result["best"],
         "stats": stats,
         "seconds": round(time.time() - t0, 1),
         "model": model,
@@ -333,7 +275,7 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
     src_vocab = Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab = Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB))
     model = build_model(len(src_vocab), len(tgt_vocab), cfg)
-    for candidate in ([weights] if weights else [os.path.join(run_dir, FINAL_WEIGHTS), os.path.join(run_dir, BEST_WEIGHTS)]):
+    for candidate in ([weights] if weights else [os.path.join(run_dir, FINAL_WEIGHTS), os.path.join(run_dir, training.BEST_WEIGHTS)]):
         if candidate and os.path.exists(candidate):
             model.load_weights(candidate)
             break
