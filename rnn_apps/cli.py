@@ -386,7 +386,6 @@ def fine_tune_sentiment(data, model_dir, out_dir, run_dir, epochs, learning_rate
                             adversarial=adversarial, keep_best=keep_best, patience=patience)
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
     summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
-    summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
     if result.get("ngram_figures"):
         summary["ngram_branch"] = result["ngram_figures"]
     summary["exported"] = _export_sentiment_result(result, out_dir, run_dir)

@@ -487,11 +487,16 @@ def fit_resumable(
     best_cb = None
     if keep_best is not None and validation_data is not None:
         # Only the chief writes into the run dir; other workers keep their (identical) best weights apart.
-        best_path = os.path.join(run_dir if chief else _worker_dir(run_dir), BEST_WEIGHTS)
+        best_path = os.path.join(run_dir if chief else _worker_dir(), BEST_WEIGHTS)
         if start == 0 and os.path.exists(best_path):
             os.remove(best_path)  # left by an earlier attempt that never reached a checkpoint
-        best_cb = _make_keep_best_class()(best_path, keep_best, patience, read_history(run_dir) if start else [],
-                                          verbose)
+        prior = read_history(run_dir) if start else []
+        best_cb = _make_keep_best_class()(best_path, keep_best, patience, prior, verbose)
+        best = best_epoch(prior, keep_best)
+        if best is not None and next(r["step"] for r in prior if r["epoch"] == best[0]) == start:
+            # Resumed at the end of the best epoch: its checkpoint holds those weights (the run may have
+            # stopped between writing the checkpoint and the best weights).
+            model.save_weights(best_path)
         cbs.insert(1, best_cb)  # after the epoch's row is logged, before the user's callbacks
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq=50))
@@ -536,7 +541,7 @@ def fit_resumable(
     return result
 
 
-def _worker_dir(run_dir: str) -> str:
+def _worker_dir() -> str:
     """A private directory of this (non-chief) worker, outside the shared run dir."""
     import tempfile
 

@@ -320,17 +320,23 @@ def test_keep_best_restores_the_best_epoch_and_stops_after_patience(tmp_path):
     assert training.best_epoch([{"epoch": 1, "loss": 0.5}], "val_loss") is None
 
 
-def test_keep_best_survives_an_interrupted_run(tmp_path):
+@pytest.mark.parametrize("cut_after, lose_best_file", [(3, False), (2, True)])
+def test_keep_best_survives_an_interrupted_run(tmp_path, cut_after, lose_best_file):
+    """Stopped after epoch ``cut_after`` and resumed: the same epochs, the same stop, the same kept weights, even
+    when the run died between the best epoch's checkpoint and its best weights."""
     import keras
 
     class Interrupt(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            if epoch + 1 == 3:
+            if epoch + 1 == cut_after:
                 raise KeyboardInterrupt
 
     full, w_full = _line_fit(tmp_path / "full", 6, keep_best="val_loss", patience=2)
+    assert full["best_epoch"] == 2
     with pytest.raises(KeyboardInterrupt):
         _line_fit(tmp_path / "cut", 6, keep_best="val_loss", patience=2, callbacks=[Interrupt()])
+    if lose_best_file:
+        os.remove(tmp_path / "cut" / training.BEST_WEIGHTS)
     resumed, w = _line_fit(tmp_path / "cut", 6, keep_best="val_loss", patience=2, resume=True)
     assert [r["val_loss"] for r in resumed["history"]] == pytest.approx([r["val_loss"] for r in full["history"]])
     assert (resumed["best_epoch"], resumed["stopped_early"], resumed["step"]) == (
