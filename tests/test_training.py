@@ -220,8 +220,6 @@ def test_atomic_export_never_shows_half_written_versions(tmp_path):
 
 
 def test_checkpoint_refuses_a_different_model(tmp_path):
-    import keras
-
     from rnn_apps.apps.poetry.model import build_char_rnn
 
     m1 = build_char_rnn(30, 4, 8, 1)
