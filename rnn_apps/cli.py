@@ -236,7 +236,8 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None, notes=None)
 @click.option("--epochs", default=4, show_default=True, help="Classifier epochs.")
 @click.option("--pretrain-epochs", type=int, default=None,
               help="First train the embedding and encoder as forward/backward language models for N epochs on "
-                   "all training text, unlabelled reviews included (default 0).")
+                   "all training text, unlabelled reviews included (default 0). With --resume it may grow while "
+                   "the classifier has not started.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir (either phase).")
 @_STRATEGY
 @click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]), default=None,
@@ -258,10 +259,18 @@ def _export_sentiment_result(result, app_dir, run_dir, version=None, notes=None)
                    "embedding standard deviations in the direction that hurts most; about 2x the time a step "
                    "(default 0: off; the paper's value is 5).")
 @click.option("--ngram-features", type=click.IntRange(min=0), default=None,
-              help="N-gram branch: the most frequent word n-grams kept (default 200000; 0: no branch). Fitted after "
+              help="N-gram branch: the most frequent n-grams kept (default 200000; 0: no branch). Fitted after "
                    "the classifier; with --resume a finished run gets (or refits) its branch.")
 @click.option("--ngram-order", type=click.IntRange(1, 5), default=None, help="Longest n-gram of the branch (default 2).")
 @click.option("--ngram-l2", type=float, default=None, help="L2 penalty of the branch's logistic regression (default 1e-5).")
+@click.option("--ngram-self-training", type=click.FloatRange(0, 1), default=None,
+              help="Self-training of the n-gram branch: fit it again with the unlabelled reviews (aclImdb "
+                   "train/unsup, TFDS unsupervised) labelled by its first fit, each counting W of a labelled review "
+                   "(default 0.5; 0: off).")
+@click.option("--ngram-tokens", type=click.Choice(["punctuation", "words"]), default=None,
+              help="What the branch's n-grams are made of: words and punctuation marks, each mark a token "
+                   "(default; '!', '?', ':)' and '7/10' carry sentiment), or words only (runs made before this "
+                   "option existed).")
 @click.option("--batch-size", type=int, default=None, help="Reviews per batch (default 64).")
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
 @click.option("--val-fraction", type=float, default=None, help="Share of each class held out for validation (default 0.1).")

@@ -478,6 +478,44 @@ def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):
     assert "## How this version was trained\n\nTrained in **one** stretch on a tiny corpus.\n" in card
 
 
+def test_pretraining_may_grow_on_resume_until_the_classifier_starts(tiny_run, tmp_path, imdb):
+    import shutil
+
+    from rnn_apps import training
+    from rnn_apps.apps.sentiment import task
+
+    run_dir, result = tiny_run
+    finished = tmp_path / "finished"
+    shutil.copytree(run_dir, finished)
+    before = sorted(os.listdir(finished))
+    with pytest.raises(training.TrainingError, match="begun training its classifier.*resume that one with --pretrain-epochs 2"):
+        task.train(imdb[2], str(finished), epochs=4, resume=True, verbose=0, pretrain_epochs=2)
+    assert sorted(os.listdir(finished)) == before
+    # What the message says: a new run dir with the settings, vocabulary and language model.
+    more = tmp_path / "more"
+    more.mkdir()
+    for name in (task.CONFIG_FILE, task.VOCAB_FILE):
+        shutil.copy(finished / name, more / name)
+    shutil.copytree(finished / task.LM_DIR, more / task.LM_DIR)
+    grown = task.train(imdb[2], str(more), epochs=1, resume=True, verbose=0, save_every=0, pretrain_epochs=2)
+    lm_rows = training.read_history(str(more / task.LM_DIR))
+    old_rows = training.read_history(os.path.join(run_dir, task.LM_DIR))
+    assert [r["epoch"] for r in lm_rows] == [1, 2] and lm_rows[0] == old_rows[0]  # epoch 1 kept, epoch 2 trained
+    assert grown["config"]["pretrain_epochs"] == 2 and len(grown["history"]) == 1
+    assert json.loads((more / task.CONFIG_FILE).read_text())["settings"]["pretrain_epochs"] == 2
+    with pytest.raises(training.TrainingError, match="may grow on --resume, not fall to 1"):
+        task.train(imdb[2], str(more), epochs=1, resume=True, verbose=0, pretrain_epochs=1)
+    # A run started without pre-training has a vocabulary of the labelled reviews only.
+    none = tmp_path / "none"
+    none.mkdir()
+    cfg = json.loads((finished / task.CONFIG_FILE).read_text())
+    cfg["settings"]["pretrain_epochs"] = 0
+    (none / task.CONFIG_FILE).write_text(json.dumps(cfg))
+    shutil.copy(finished / task.VOCAB_FILE, none / task.VOCAB_FILE)
+    with pytest.raises(training.TrainingError, match="started without language-model pre-training"):
+        task.train(imdb[2], str(none), epochs=1, resume=True, verbose=0, pretrain_epochs=1)
+
+
 def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, imdb):
     """A run stopped mid-epoch (after a checkpoint) and resumed ends with the weights of one never stopped."""
     import keras
@@ -678,6 +716,42 @@ def test_nb_ratios_and_branch_logits_match_numpy():
     np.testing.assert_allclose(z, [0.25 - 1.0 - 3.0 + 0.5 + 0.1, 2.0 + 0.5 + 0.1, 0.1], rtol=1e-6)
 
 
+def test_weighted_nb_ratios_match_numpy():
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import ngrams
+
+    x = np.array([[1, 1, 0], [1, 0, 1], [0, 1, 1], [1, 0, 0]], np.float32)
+    y = np.array([1, 0, 1, 0], np.float32)
+    s = np.array([1.0, 1.0, 0.5, 0.25], np.float32)
+    p = 1 + (s * y) @ x
+    q = 1 + (s * (1 - y)) @ x
+    np.testing.assert_allclose(ngrams.nb_ratios(tf.sparse.from_dense(x), y, sample_weights=s),
+                               np.log(p / p.sum()) - np.log(q / q.sum()), rtol=1e-6)
+
+
+def test_self_training_learns_words_seen_only_in_unlabelled_reviews():
+    from rnn_apps.apps.sentiment import ngrams
+
+    rng = random.Random(0)
+    texts = [_review(rng, POS if i % 2 else NEG, 8) for i in range(40)]
+    labels = [i % 2 for i in range(40)]
+    # "zorbly" and "blech" never occur in a labelled review; in unlabelled ones they go with the label words.
+    unlabelled = [_review(rng, POS, 8) + " zorbly" for _ in range(15)] + [_review(rng, NEG, 8) + " blech" for _ in range(15)]
+    plain = ngrams.fit_ngram_branch(texts, labels, 2000, 1, tokens="punctuation")
+    assert "zorbly" not in plain[0]
+    off = ngrams.fit_ngram_branch(texts, labels, 2000, 1, tokens="punctuation", unlabelled=unlabelled, unlabelled_weight=0)
+    assert off[0] == plain[0] and np.array_equal(off[1], plain[1])
+    vocab, weights, bias = ngrams.fit_ngram_branch(texts, labels, 2000, 1, tokens="punctuation", unlabelled=unlabelled,
+                                                   unlabelled_weight=0.5)
+    w = dict(zip(vocab, weights[1:]))
+    assert w["zorbly"] > 0.05 and w["blech"] < -0.05
+    assert w["great"] > 0 and w["awful"] < 0
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="number in \\[0, 1\\]"):
+            ngrams.fit_ngram_branch(texts, labels, 2000, 1, unlabelled=unlabelled, unlabelled_weight=bad)
+
+
 def test_combiner_is_the_logistic_regression_optimum_and_cross_validates():
     from rnn_apps.apps.sentiment import ngrams
 
@@ -698,11 +772,69 @@ def test_combiner_is_the_logistic_regression_optimum_and_cross_validates():
         ngrams.fit_combiner(np.zeros((3, 3)), np.zeros(3))
 
 
-def _python_ngram_logit(branch, text):
-    """An independent reference: uni- and bigrams in plain Python, summed branch weights."""
+def _python_tokens(text, tokens):
+    """An independent reference of the branch's tokens (ASCII text): words, and with "punctuation" each mark."""
     import re
 
-    words = re.sub(r"[^a-z0-9']+", " ", text.lower().replace("<br />", " ")).split()
+    text = text.lower().replace("<br />", " ")
+    if tokens == "punctuation":
+        text = re.sub(r"([^a-z0-9\s'])", r" \1 ", text)
+    else:
+        text = re.sub(r"[^a-z0-9']+", " ", text)
+    return [w.strip("'") for w in text.split() if w.strip("'")]
+
+
+def test_punctuation_tokens_match_a_python_reference():
+    import tensorflow as tf
+
+    from rnn_apps.apps.sentiment import ngrams
+
+    texts = ["Awful!! 2/10... Don't 'quote' me :) <br />Great?", "a_b (c) [d] $5 & #1", "  ", ""]
+    got = [t.decode().split() for t in ngrams.ngram_standardize(tf.constant(texts)).numpy()]
+    assert got == [_python_tokens(t, "punctuation") for t in texts]
+    assert got[0] == ["awful", "!", "!", "2", "/", "10", ".", ".", ".", "don't", "quote", "me", ":", ")", "great", "?"]
+    # Non-ASCII letters stay in words; a dash and curly quotes are marks; bad UTF-8 becomes U+FFFD, not an error.
+    out = ngrams.ngram_standardize(tf.constant(["Naïve—café \u2018ok\u2019", b"bad \xff byte",
+                                                "no\u00a0break\x0btab\u200bzero"])).numpy()
+    assert out[0].decode().split() == ["naïve", "—", "café", "ok"]
+    assert out[1].decode().split() == ["bad", "\ufffd", "byte"]
+    assert out[2].decode().split() == ["no", "break", "tab", "zero"]  # Unicode spaces and controls separate
+    vec = ngrams.make_ngram_vectorizer(2, vocabulary=["!", "awful !", "! !", "awful"], tokens="punctuation")
+    w = np.array([0.5, 1.0, -2.0, 0.25, -3.0], np.float32)
+    # "Awful!!" -> awful, !, "awful !", "! !" (each once) and nothing unknown; "awful" alone -> awful.
+    np.testing.assert_allclose(ngrams.ngram_logits(vec, w, 0.0, ["Awful!!", "awful", "!?"]),
+                               [1.0 - 2.0 + 0.25 - 3.0, -3.0, 1.0 + 0.5], rtol=1e-6)
+    words = ngrams.make_ngram_vectorizer(2, vocabulary=["!", "awful"], tokens="words")
+    np.testing.assert_allclose(ngrams.ngram_logits(words, w[:3], 0.0, ["Awful!!"]), [-2.0], rtol=1e-6)
+    with pytest.raises(ValueError, match="one of words, punctuation; received 'chars'"):
+        ngrams.make_ngram_vectorizer(2, tokens="chars")
+
+
+def test_ngram_branch_saved_without_tokens_reads_as_words(tmp_path):
+    from rnn_apps.apps.sentiment import ngrams, task
+
+    branch = ngrams.NgramBranch(["good", "bad"], np.array([0.0, 1.0, -1.0]), 0.5, 1, np.array([1.0, 1.0, 0.0]),
+                                tokens="punctuation")
+    branch.save(str(tmp_path / "b"))
+    assert ngrams.NgramBranch.load(str(tmp_path / "b")).tokens == "punctuation"
+    meta = json.loads((tmp_path / "b" / ngrams.META_FILE).read_text())
+    del meta["tokens"]  # what branches fitted before the setting existed saved
+    (tmp_path / "b" / ngrams.META_FILE).write_text(json.dumps(meta))
+    assert ngrams.NgramBranch.load(str(tmp_path / "b")).tokens == "words"
+    with pytest.raises(ValueError, match="received 'chars'"):
+        ngrams.NgramBranch(["good"], np.zeros(2), 0.0, 1, np.zeros(3), tokens="chars")
+    from rnn_apps.training import TrainingError
+
+    with pytest.raises(TrainingError, match="--ngram-tokens"):
+        task.train("no-such-reviews.csv", str(tmp_path / "run"), ngram_tokens="chars")
+    with pytest.raises(TrainingError, match="--ngram-self-training"):
+        task.train("no-such-reviews.csv", str(tmp_path / "run"), ngram_self_training=2.0)
+    assert not (tmp_path / "run").exists()
+
+
+def _python_ngram_logit(branch, text):
+    """An independent reference: uni- and bigrams in plain Python, summed branch weights."""
+    words = _python_tokens(text, branch.tokens)
     grams = set(words) | {f"{u} {v}" for u, v in zip(words, words[1:])}
     index = {g: i + 1 for i, g in enumerate(branch.vocabulary)}
     known = {index[g] for g in grams if g in index}
@@ -735,6 +867,8 @@ def test_ngram_branch_trains_exports_and_combines(ngram_run, tmp_path):
     run_dir, result = ngram_run
     branch = result["ngram"]
     assert branch is not None and 0 < len(branch.vocabulary) <= 499 and branch.order == 2
+    assert branch.tokens == "punctuation" and any(g.endswith(" !") for g in branch.vocabulary)  # the default
+    assert branch.figures["self_training"] == {"unlabelled_reviews": 10, "weight": 0.5}  # train/unsup, by default
     assert any(" " in g for g in branch.vocabulary)  # bigrams are in
     assert branch.figures["combiner_fitted_on_validation"] and branch.figures["val_reviews"] == 12
     assert branch.figures["ngram_val_accuracy"] >= 0.9  # the tiny reviews carry their label words
@@ -744,7 +878,7 @@ def test_ngram_branch_trains_exports_and_combines(ngram_run, tmp_path):
     path = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "sentiment"),
                             ngram=branch)
     assert open(os.path.join(path, "assets", ngrams.VOCAB_FILE), encoding="utf-8").read().split("\n")[0] == branch.vocabulary[0]
-    texts = ["Great movie, loved it!", "the plot was awful<br />worst acting", "zzz", ""]
+    texts = ["Great movie, loved it!", "the plot was awful<br />worst acting!!", "zzz", ""]
     loaded = tf.saved_model.load(path)
     out = loaded.signatures["branches"](text=tf.constant(texts))
     serving = loaded.signatures["serving_default"](text=tf.constant(texts))
@@ -758,6 +892,7 @@ def test_ngram_branch_trains_exports_and_combines(ngram_run, tmp_path):
     assert [x.decode() for x in serving["label"].numpy()] == ["positive" if p >= 0.5 else "negative" for p in expected]
     base = load_base(path)
     assert base["ngram"].vocabulary == branch.vocabulary and np.allclose(base["ngram"].weights, branch.weights)
+    assert base["ngram"].tokens == "punctuation"
     # The SavedModel carries the n-gram list as an asset and needs neither rnn_apps nor the run directory.
     script = tmp_path / "load.py"
     script.write_text("import sys, json\nsys.modules['rnn_apps'] = None\nimport tensorflow as tf\n"

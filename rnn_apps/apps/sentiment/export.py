@@ -60,7 +60,7 @@ class SentimentModule(tf.Module):
         self.has_ngram = ngram is not None
         if ngram is not None:
             # Built from a file, the n-gram table travels as a SavedModel asset (not as a graph constant).
-            self.ngram_vectorizer = ngram_lib.make_ngram_vectorizer(ngram.order, vocabulary=ngram_vocabulary_file)
+            self.ngram_vectorizer = ngram.vectorizer(ngram_vocabulary_file)
             self.ngram_weights = tf.Variable(ngram.weights[:, None], trainable=False, name="ngram_weights")
             self.ngram_bias = tf.Variable(float(ngram.bias), trainable=False, name="ngram_bias")
             self.combiner = tf.Variable(ngram.combiner, trainable=False, name="combiner")
@@ -220,7 +220,7 @@ def load_base(model_dir: str) -> dict:
         ngram = ngram_lib.NgramBranch(
             ngram_lib.read_vocabulary(os.path.join(model_dir, "assets", ngram_lib.VOCAB_FILE)),
             loaded.ngram_weights.numpy()[:, 0], float(loaded.ngram_bias.numpy()), int(info["order"]),
-            loaded.combiner.numpy(), info.get("figures", {}),
+            loaded.combiner.numpy(), info.get("figures", {}), info.get("tokens", "words"),
         )
     return {
         "config": meta["config"],
@@ -331,10 +331,16 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     ngram = meta.get("ngram")
     if ngram:
         c = ngram["combiner"]
+        st = (ngram.get("figures") or {}).get("self_training") or {}
         lines += [
-            f"* N-gram branch (`rnn_apps.apps.sentiment.ngrams`): which of the {ngram['features'] - 1:,} most frequent word "
-            f"n-grams (1 to {ngram['order']} words) a review contains, NB-weighted logistic regression (Wang & Manning, "
-            "2012) fitted on the training reviews; the n-gram list is the asset `assets/ngrams.txt`.",
+            f"* N-gram branch (`rnn_apps.apps.sentiment.ngrams`): which of the {ngram['features'] - 1:,} most frequent "
+            + ("n-grams of words and punctuation marks (each mark a token of its own)"
+               if ngram.get("tokens", "words") == "punctuation" else "word n-grams")
+            + f" (1 to {ngram['order']} tokens) a review contains, NB-weighted logistic regression (Wang & Manning, "
+            "2012) fitted on the training reviews"
+            + (f", then fitted again with {st['unlabelled_reviews']:,} unlabelled reviews that its first fit had labelled, "
+               f"each counting {st['weight']:g} of a labelled one (self-training)" if st.get("unlabelled_reviews") else "")
+            + "; the n-gram list is the asset `assets/ngrams.txt`.",
             f"* The answer: P(positive) = σ({c[0]:.3f}·logit(p_rnn) + {c[1]:.3f}·z_ngram {'-' if c[2] < 0 else '+'} "
             f"{abs(c[2]):.3f}), the three numbers "
             "fitted on the validation reviews (which neither branch trained on); the `branches` signature gives each "

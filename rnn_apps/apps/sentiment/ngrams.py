@@ -5,12 +5,21 @@ long review ("7/10", "waste of", "not bad"). The branch is the NB-weighted logis
 Manning (2012), *Baselines and bigrams: simple, good sentiment and topic classification* (their NBSVM, with
 a logistic loss):
 
-* features: ``f ∈ {0, 1}^V``, which of the V most frequent word n-grams (n = 1..order) a review contains,
-  after the recurrent classifier's own :func:`~rnn_apps.apps.sentiment.model.standardize`;
+* features: ``f ∈ {0, 1}^V``, which of the V most frequent n-grams (n = 1..order) of tokens a review contains.
+  Tokens (``tokens``): ``"punctuation"`` (:func:`ngram_standardize`, the default of new runs) keeps each
+  punctuation mark as a token of its own, so ``"Awful!!"`` gives ``awful ! !`` and the n-grams ``awful !`` and
+  ``! !``; ``"words"`` (branches fitted before it existed) uses the recurrent classifier's own
+  :func:`~rnn_apps.apps.sentiment.model.standardize`, words only. Exclamation and question marks, ``...``,
+  ``:)``, ``7/10`` and ``10/10`` carry sentiment: with 500,000 uni- to trigrams, keeping them raised the
+  branch's accuracy on the film-block validation reviews of seed 1234 from 91.04 % to 91.87 % (and, in a
+  scikit-learn replica over five film-block folds of the IMDB train split, from 90.34 % to 90.84 %, every
+  fold better);
 * Naive-Bayes log-count ratios ``r = log((p / |p|₁) / (q / |q|₁))`` with ``p = α + Σ_{positive} f``,
   ``q = α + Σ_{negative} f`` (α = 1), counted on the training reviews;
 * a logistic regression on ``f ⊙ r`` with an L2 penalty: ``z = (f ⊙ r)·w + b``. At inference the branch is
-  the single vector ``r ⊙ w`` and ``b``.
+  the single vector ``r ⊙ w`` and ``b``;
+* optionally self-training (:func:`fit_ngram_branch`): the unlabelled reviews, labelled by that first fit,
+  join the labelled ones at a lower weight, and the branch (vocabulary, ratios, regression) is fitted again.
 
 The two answers are joined by a logistic regression over the two logits (Mesnil et al., 2015, *Ensemble of
 generative and discriminative techniques for sentiment analysis of movie reviews*, ensembled an RNN language
@@ -29,12 +38,42 @@ import os
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import keras
 import numpy as np
 
 VOCAB_FILE = "ngrams.txt"
 WEIGHTS_FILE = "ngrams.npz"
 META_FILE = "ngrams.json"
 LOGIT_CLIP = 1e-7
+TOKENIZATIONS = ("words", "punctuation")
+
+
+@keras.saving.register_keras_serializable(package="rnn_apps", name="sentiment_ngram_standardize")
+def ngram_standardize(text):
+    """:func:`~rnn_apps.apps.sentiment.model.standardize`, but every punctuation mark becomes a token of its own.
+
+    Invalid UTF-8 is replaced by U+FFFD, text lowercased, ``<br />`` dropped and curly apostrophes made
+    ``'``, as for the words; Unicode spaces and control characters become spaces; then each character that is
+    neither a letter, a digit, a space nor an apostrophe is set apart by spaces (``"great!!"`` -> ``great ! !``, ``"7/10"`` -> ``7 / 10``), and
+    apostrophes at the edges of words are dropped (``don't`` stays one word).
+    """
+    import tensorflow as tf
+
+    t = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
+    t = tf.strings.lower(t, encoding="utf-8")
+    t = tf.strings.regex_replace(t, r"(?i)<br\s*/?>", " ")
+    t = tf.strings.regex_replace(t, "[\u2018\u2019\u02bc`\u00b4]", "'")
+    t = tf.strings.regex_replace(t, r"[\pZ\pC]+", " ")  # Unicode spaces and control characters separate words
+    t = tf.strings.regex_replace(t, r"([^\pL\pN\s'])", r" \1 ")
+    t = tf.strings.regex_replace(t, r"(^|\s)'+", " ")
+    return tf.strings.regex_replace(t, r"'+(\s|$)", " ")
+
+
+def check_tokens(tokens) -> str:
+    """Refuse a tokenization that is not one of ``TOKENIZATIONS``."""
+    if tokens not in TOKENIZATIONS:
+        raise ValueError(f"The n-gram branch's tokens are one of {', '.join(TOKENIZATIONS)}; received {tokens!r}.")
+    return tokens
 
 
 @dataclass
@@ -49,6 +88,9 @@ class NgramBranch:
         order: Longest n-gram (1: words only).
         combiner: float32 ``[3]``: ``(a, c, d)`` of ``σ(a·logit(p_rnn) + c·z + d)``.
         figures: Validation figures of the fit (accuracies of each branch and of the combination).
+        tokens: What the n-grams are made of, one of ``TOKENIZATIONS``: ``"punctuation"`` (words and
+            punctuation marks, :func:`ngram_standardize`) or ``"words"`` (the classifier's own standardisation;
+            what a branch saved without this setting used).
     """
 
     vocabulary: list
@@ -57,6 +99,7 @@ class NgramBranch:
     order: int
     combiner: np.ndarray
     figures: dict = field(default_factory=dict)
+    tokens: str = "words"
 
     def __post_init__(self):
         self.weights = np.asarray(self.weights, np.float32)
@@ -68,10 +111,17 @@ class NgramBranch:
             raise ValueError(f"The combiner has three numbers (a, c, d); received shape {self.combiner.shape}.")
         if not isinstance(self.order, int) or self.order < 1:
             raise ValueError(f"`order` must be a positive integer; received {self.order!r}.")
+        check_tokens(self.tokens)
+
+    def vectorizer(self, vocabulary=None):
+        """This branch's multi-hot ``TextVectorization`` (over ``vocabulary``, a file path, if given)."""
+        return make_ngram_vectorizer(self.order, vocabulary=self.vocabulary if vocabulary is None else vocabulary,
+                                     tokens=self.tokens)
 
     def meta(self) -> dict:
         """The JSON-able facts (everything but the vocabulary and weights)."""
-        return {"order": self.order, "features": len(self.vocabulary) + 1, "bias": float(self.bias),
+        return {"order": self.order, "tokens": self.tokens, "features": len(self.vocabulary) + 1,
+                "bias": float(self.bias),
                 "combiner": [float(x) for x in self.combiner], "figures": self.figures}
 
     def save(self, directory: str) -> None:
@@ -93,7 +143,7 @@ class NgramBranch:
         with np.load(os.path.join(directory, WEIGHTS_FILE), allow_pickle=False) as z:
             weights = z["weights"]
         return cls(read_vocabulary(os.path.join(directory, VOCAB_FILE)), weights, meta["bias"], int(meta["order"]),
-                   np.asarray(meta["combiner"], np.float32), meta.get("figures", {}))
+                   np.asarray(meta["combiner"], np.float32), meta.get("figures", {}), meta.get("tokens", "words"))
 
 
 def write_vocabulary(path: str, vocabulary: Sequence[str]) -> None:
@@ -109,18 +159,18 @@ def read_vocabulary(path: str) -> list:
         return [line[:-1] if line.endswith("\n") else line for line in f if line != "\n"]
 
 
-def make_ngram_vectorizer(order: int, max_tokens: Optional[int] = None, vocabulary=None):
-    """A sparse multi-hot ``TextVectorization`` over word n-grams 1..``order`` (the classifier's standardisation).
+def make_ngram_vectorizer(order: int, max_tokens: Optional[int] = None, vocabulary=None, tokens: str = "words"):
+    """A sparse multi-hot ``TextVectorization`` over n-grams 1..``order`` of ``tokens`` (one of ``TOKENIZATIONS``).
 
     ``vocabulary`` may be a list of n-grams or the path of a text file with one a line (a SavedModel then
     carries the file as an asset).
     """
-    import keras
-
     from rnn_apps.apps.sentiment.model import standardize
 
+    check_tokens(tokens)
     return keras.layers.TextVectorization(
-        max_tokens=max_tokens, standardize=standardize, split="whitespace", ngrams=order if order > 1 else None,
+        max_tokens=max_tokens, standardize=ngram_standardize if tokens == "punctuation" else standardize,
+        split="whitespace", ngrams=order if order > 1 else None,
         output_mode="multi_hot", sparse=True, vocabulary=vocabulary, name="ngram_vectorizer",
     )
 
@@ -135,17 +185,53 @@ def ngram_features(vectorizer, texts: Sequence[str], batch_size: int = 512):
     return tf.sparse.concat(0, parts)
 
 
-def nb_ratios(features, labels, alpha: float = 1.0) -> np.ndarray:
-    """Naive-Bayes log-count ratios ``log((p/|p|₁) / (q/|q|₁))`` of sparse binary ``features`` [n, V]."""
+def nb_ratios(features, labels, alpha: float = 1.0, sample_weights=None) -> np.ndarray:
+    """Naive-Bayes log-count ratios ``log((p/|p|₁) / (q/|q|₁))`` of sparse binary ``features`` [n, V].
+
+    ``sample_weights`` ([n], default ones): how much each review counts in ``p`` and ``q``.
+    """
     import tensorflow as tf
 
-    y = tf.constant(np.asarray(labels, np.float32))
+    y = np.asarray(labels, np.float32)
+    s = np.ones_like(y) if sample_weights is None else np.asarray(sample_weights, np.float32)
     rows = features.indices[:, 0]
-    pos = tf.sparse.map_values(tf.multiply, features, tf.gather(y, rows))
-    neg = tf.sparse.map_values(tf.multiply, features, tf.gather(1.0 - y, rows))
+    pos = tf.sparse.map_values(tf.multiply, features, tf.gather(tf.constant(s * y), rows))
+    neg = tf.sparse.map_values(tf.multiply, features, tf.gather(tf.constant(s * (1.0 - y)), rows))
     p = alpha + tf.sparse.reduce_sum(pos, axis=0, output_is_sparse=False)
     q = alpha + tf.sparse.reduce_sum(neg, axis=0, output_is_sparse=False)
     return (tf.math.log(p / tf.reduce_sum(p)) - tf.math.log(q / tf.reduce_sum(q))).numpy().astype(np.float32)
+
+
+def _fit_nb_logistic(texts, labels, sample_weights, max_tokens, order, l2, steps, learning_rate, tokens, verbose,
+                     what=""):
+    """One NB-weighted logistic regression: vocabulary adapted on ``texts``, weighted mean loss, full-batch Adam."""
+    import tensorflow as tf
+
+    vectorizer = make_ngram_vectorizer(order, max_tokens=max_tokens, tokens=tokens)
+    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(512))
+    vocabulary = [str(g) for g in vectorizer.get_vocabulary()[1:]]
+    x = ngram_features(vectorizer, texts)
+    r = nb_ratios(x, labels, sample_weights=sample_weights)
+    xr = tf.sparse.map_values(tf.multiply, x, tf.gather(tf.constant(r), x.indices[:, 1]))
+    y = tf.constant(labels)
+    s = tf.constant(sample_weights / np.sum(sample_weights), tf.float32)
+    w = tf.Variable(tf.zeros([len(r), 1]))
+    b = tf.Variable(0.0)
+    opt = keras.optimizers.Adam(learning_rate)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            z = tf.sparse.sparse_dense_matmul(xr, w)[:, 0] + b
+            loss = tf.reduce_sum(s * tf.nn.sigmoid_cross_entropy_with_logits(y, z)) + l2 * tf.reduce_sum(w * w)
+        opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+        return loss
+
+    for i in range(steps):
+        loss = step()
+        if verbose and (i + 1) % 100 == 0:
+            print(f"  n-gram branch{what} step {i + 1}/{steps}: loss {float(loss):.4f}")
+    return vocabulary, (r * w.numpy()[:, 0]).astype(np.float32), float(b.numpy())
 
 
 def fit_ngram_branch(
@@ -157,42 +243,50 @@ def fit_ngram_branch(
     steps: int = 300,
     learning_rate: float = 0.02,
     verbose: int = 0,
+    tokens: str = "words",
+    unlabelled: Sequence[str] = (),
+    unlabelled_weight: float = 0.0,
 ):
     """Fit the NB-weighted logistic regression on ``texts``; return ``(vocabulary, weights, bias)``.
 
-    Full-batch Adam on the mean logistic loss plus ``l2·|w|²``, from zeros (deterministic).
-    """
-    import keras
-    import tensorflow as tf
+    Full-batch Adam on the mean logistic loss plus ``l2·|w|²``, from zeros (deterministic). ``tokens``: one
+    of ``TOKENIZATIONS`` (see :class:`NgramBranch`).
 
+    Self-training (``unlabelled`` reviews and ``unlabelled_weight`` > 0): the branch fitted on the labelled
+    reviews labels the unlabelled ones (positive where its logit is >= 0), and the branch is fitted again,
+    vocabulary included, on both, each unlabelled review counting ``unlabelled_weight`` of a labelled one
+    in the NB counts and in the loss. An n-gram that is rare in the labelled reviews but common in the
+    unlabelled ones gets a vocabulary entry and a ratio; its sign comes from the words it appears with
+    (Yarowsky 1995; McClosky, Charniak & Johnson 2006 for self-training in NLP).
+    """
     labels = np.asarray(labels, np.float32)
     if len(texts) != len(labels) or len(texts) < 2 or labels.min() == labels.max():
         raise ValueError(f"The n-gram branch needs reviews of both labels; received {len(texts)} texts, "
                          f"{int(labels.sum())} positive.")
-    vectorizer = make_ngram_vectorizer(order, max_tokens=max_tokens)
-    vectorizer.adapt(tf.data.Dataset.from_tensor_slices(list(texts)).batch(512))
-    vocabulary = [str(g) for g in vectorizer.get_vocabulary()[1:]]
-    x = ngram_features(vectorizer, texts)
-    r = nb_ratios(x, labels)
-    xr = tf.sparse.map_values(tf.multiply, x, tf.gather(tf.constant(r), x.indices[:, 1]))
-    y = tf.constant(labels)
-    w = tf.Variable(tf.zeros([len(r), 1]))
-    b = tf.Variable(0.0)
-    opt = keras.optimizers.Adam(learning_rate)
+    check_unlabelled_weight(unlabelled_weight)
+    fit = dict(max_tokens=max_tokens, order=order, l2=l2, steps=steps, learning_rate=learning_rate, tokens=tokens,
+               verbose=verbose)
+    vocabulary, weights, bias = _fit_nb_logistic(texts, labels, np.ones_like(labels), **fit)
+    if not len(unlabelled) or unlabelled_weight == 0:
+        return vocabulary, weights, bias
+    z = ngram_logits(make_ngram_vectorizer(order, vocabulary=vocabulary, tokens=tokens), weights, bias, unlabelled)
+    pseudo = (z >= 0).astype(np.float32)
+    if verbose:
+        print(f"  n-gram branch: self-training on {len(unlabelled):,} unlabelled reviews "
+              f"({pseudo.mean():.1%} labelled positive), weight {unlabelled_weight:g}.")
+    return _fit_nb_logistic(list(texts) + list(unlabelled), np.concatenate([labels, pseudo]),
+                            np.concatenate([np.ones_like(labels), np.full(len(pseudo), unlabelled_weight, np.float32)]),
+                            what=" (self-training)", **fit)
 
-    @tf.function
-    def step():
-        with tf.GradientTape() as tape:
-            z = tf.sparse.sparse_dense_matmul(xr, w)[:, 0] + b
-            loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y, z)) + l2 * tf.reduce_sum(w * w)
-        opt.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
-        return loss
 
-    for i in range(steps):
-        loss = step()
-        if verbose and (i + 1) % 100 == 0:
-            print(f"  n-gram branch step {i + 1}/{steps}: loss {float(loss):.4f}")
-    return vocabulary, (r * w.numpy()[:, 0]).astype(np.float32), float(b.numpy())
+def check_unlabelled_weight(value) -> float:
+    """Refuse a self-training weight that is not a real number in [0, 1]."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"The weight of self-labelled reviews is a number in [0, 1] (0: no self-training); "
+                         f"received {value!r}.")
+    return float(value)
 
 
 def ngram_logits(vectorizer, weights, bias: float, texts: Sequence[str]) -> np.ndarray:

@@ -73,11 +73,14 @@ DEFAULTS = dict(
     ngram_features=200_000,
     ngram_order=2,
     ngram_l2=1e-5,
+    ngram_tokens="punctuation",
+    ngram_self_training=0.5,
 )
 ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "max_len")
 # Settings of the n-gram branch, fitted after the classifier: a resumed run takes them from the command line,
 # so a finished run can get (or refit) its branch. A run saved before the branch existed had none.
-NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5}
+NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5, "ngram_tokens": "words",
+                  "ngram_self_training": 0.0}
 # Settings added after runs were saved: an older run resumes with these values (its old behaviour).
 ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random",
                   "keep_best": False, "patience": 0}
@@ -101,8 +104,8 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
 
 
 def _check_settings(cfg: dict) -> None:
-    """Refuse a bad ``layer_lr_decay``, ``adversarial``, ``val_split`` or ``patience`` before any work (a one-line
-    error on the CLI)."""
+    """Refuse a bad ``layer_lr_decay``, ``adversarial``, ``val_split``, ``patience``, ``ngram_tokens`` or
+    ``ngram_self_training`` before any work (a one-line error on the CLI)."""
     from rnn_apps.apps.sentiment.model import check_adversarial_epsilon
     from rnn_apps.training import TrainingError, check_patience
 
@@ -117,6 +120,37 @@ def _check_settings(cfg: dict) -> None:
     except sdata.SentimentDataError as e:
         raise TrainingError(f"{str(e).rstrip('.')} (--val-split).") from None
     check_patience(cfg.get("patience", ADDED_SETTINGS["patience"]))
+    from rnn_apps.apps.sentiment.ngrams import check_tokens, check_unlabelled_weight
+
+    for check, key, option in ((check_tokens, "ngram_tokens", "--ngram-tokens"),
+                               (check_unlabelled_weight, "ngram_self_training", "--ngram-self-training")):
+        try:
+            check(cfg.get(key, ADDED_SETTINGS[key]))
+        except ValueError as e:
+            raise TrainingError(f"{str(e).rstrip('.')} ({option}).") from None
+
+
+def _check_more_pretraining(run_dir: str, saved: int, wanted: int) -> None:
+    """A resumed run may pre-train its language model for more epochs than it was started with, as long as
+    its classifier phase has not begun (the classifier starts from the language model's final weights).
+
+    The learning-rate schedule then spans the new total, so the rate at the current step changes.
+    """
+    from rnn_apps.training import CheckpointManager, TrainingError, read_history
+
+    if wanted == saved:
+        return
+    done = len(read_history(os.path.join(run_dir, LM_DIR)))
+    if saved == 0:
+        raise TrainingError(f"{run_dir} was started without language-model pre-training (its vocabulary comes from "
+                            "the labelled reviews only); start a new --run-dir to pre-train.")
+    if wanted < max(done, 1):
+        raise TrainingError(f"{run_dir} has already pre-trained its language model for {done} of {saved} epoch(s); "
+                            f"--pretrain-epochs may grow on --resume, not fall to {wanted}.")
+    if CheckpointManager(run_dir).latest() is not None:
+        raise TrainingError(f"{run_dir} has begun training its classifier on the {saved}-epoch language model, so "
+                            "--pretrain-epochs can no longer change. Copy its config.json, vocab.json and lm/ into a new "
+                            f"run directory and resume that one with --pretrain-epochs {wanted}.")
 
 
 def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps: int, layer_lr_decay: float = 1.0):
@@ -234,8 +268,10 @@ def train(
     _check_settings({k: v for k, v in overrides.items() if v is not None})  # before the run dir is made
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
-                                       resumable=tuple(NGRAM_SETTINGS))
+                                       resumable=(*NGRAM_SETTINGS, "pretrain_epochs"))
     _check_settings(cfg)  # and a saved run's own
+    if saved is not None:
+        _check_more_pretraining(run_dir, int(saved["settings"].get("pretrain_epochs", 0)), int(cfg["pretrain_epochs"]))
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
     if saved is not None:
@@ -255,7 +291,9 @@ def train(
     training.set_seed(cfg["seed"])
     t0 = time.time()
     pretrain = int(cfg["pretrain_epochs"]) > 0
-    labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain)
+    self_training = (int(cfg.get("ngram_features") or 0) > 0 and float(cfg["ngram_self_training"]) > 0
+                     and (base is None or base.get("ngram") is None))
+    labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain or self_training)
     train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
     if verbose:
         print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
@@ -337,7 +375,8 @@ def train(
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
         if int(cfg.get("ngram_features") or 0) > 0 or (base is not None and base.get("ngram") is not None):
             ngram = _fit_ngram_branch(model, cfg, train_texts, tr_labels, [r.text for r in val_r], va_ids, va_labels,
-                                      base.get("ngram") if base is not None else None, verbose)
+                                      base.get("ngram") if base is not None else None, verbose,
+                                      [r.text for r in unlabelled] if self_training else [])
             ngram.save(os.path.join(run_dir, NGRAM_DIR))
     lm_loss = training.last_metric(lm_result["history"], "val_loss") if lm_result else None
     best = result.get("best_epoch")
@@ -372,8 +411,11 @@ def predict_ids(model, seqs, batch_size: int = 64) -> np.ndarray:
     return out
 
 
-def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids, val_labels, base_ngram, verbose):
+def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids, val_labels, base_ngram, verbose,
+                      unlabelled_texts=()):
     """Fit the n-gram branch on the training reviews (or keep a base model's) and the combiner on validation.
+
+    ``unlabelled_texts``: reviews for the branch's self-training (``ngram_self_training`` their weight).
 
     The combiner needs validation reviews that neither branch trained on: with fewer than
     ``MIN_COMBINER_REVIEWS`` of them it keeps the base model's combiner, or adds the two logits (1, 1, 0).
@@ -383,18 +425,26 @@ def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids,
     t0 = time.time()
     if base_ngram is not None:
         vocabulary, weights, bias, order = base_ngram.vocabulary, base_ngram.weights, base_ngram.bias, base_ngram.order
+        tokens = base_ngram.tokens
         default = base_ngram.combiner
     else:
-        order = int(cfg["ngram_order"])
+        order, tokens = int(cfg["ngram_order"]), cfg["ngram_tokens"]
         if verbose:
-            print(f"N-gram branch: {cfg['ngram_features']:,} n-grams of 1..{order} words, NB-weighted logistic regression.")
+            print(f"N-gram branch: {cfg['ngram_features']:,} n-grams of 1..{order} tokens ({tokens}), NB-weighted "
+                  "logistic regression.")
+        weight = float(cfg["ngram_self_training"]) if len(unlabelled_texts) else 0.0
         vocabulary, weights, bias = ngrams.fit_ngram_branch(train_texts, train_labels, int(cfg["ngram_features"]), order,
-                                                            float(cfg["ngram_l2"]), verbose=verbose)
+                                                            float(cfg["ngram_l2"]), verbose=verbose, tokens=tokens,
+                                                            unlabelled=unlabelled_texts, unlabelled_weight=weight)
         default = np.array([1.0, 1.0, 0.0], np.float32)
     figures = {"ngrams": len(vocabulary) + 1, "seconds": None, "val_reviews": len(val_labels)}
+    if base_ngram is None:
+        figures["self_training"] = {"unlabelled_reviews": len(unlabelled_texts) if weight else 0, "weight": weight}
+    else:
+        figures["self_training"] = base_ngram.figures.get("self_training")
     combiner = default
     if val_labels:
-        vectorizer = ngrams.make_ngram_vectorizer(order, vocabulary=vocabulary)
+        vectorizer = ngrams.make_ngram_vectorizer(order, vocabulary=vocabulary, tokens=tokens)
         z = ngrams.ngram_logits(vectorizer, weights, bias, val_texts)
         p = predict_ids(model, val_ids)
         figures["rnn_val_accuracy"] = ngrams.accuracy(p, val_labels)
@@ -410,7 +460,7 @@ def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids,
     if verbose:
         print("N-gram branch: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
                                             for k, v in figures.items()))
-    return ngrams.NgramBranch(vocabulary, weights, bias, order, combiner, figures)
+    return ngrams.NgramBranch(vocabulary, weights, bias, order, combiner, figures, tokens)
 
 
 def load_run_ngram(run_dir: str):
