@@ -329,14 +329,15 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         lines.append(f"* Adversarial training (Miyato, Dai & Goodfellow 2017): each step also trained on the word "
                      f"embeddings moved ε = {eps:g} embedding standard deviations in the direction of the loss's gradient.")
     ngram = meta.get("ngram")
+    st = ((ngram or {}).get("figures") or {}).get("self_training") or {}
     if ngram:
         c = ngram["combiner"]
-        st = (ngram.get("figures") or {}).get("self_training") or {}
         lines += [
             f"* N-gram branch (`rnn_apps.apps.sentiment.ngrams`): which of the {ngram['features'] - 1:,} most frequent "
-            + ("n-grams of words and punctuation marks (each mark a token of its own)"
-               if ngram.get("tokens", "words") == "punctuation" else "word n-grams")
-            + f" (1 to {ngram['order']} tokens) a review contains, NB-weighted logistic regression (Wang & Manning, "
+            f"n-grams (1 to {ngram['order']} tokens) of "
+            + ("words and punctuation marks, each mark a token of its own,"
+               if ngram.get("tokens", "words") == "punctuation" else "words")
+            + " a review contains, NB-weighted logistic regression (Wang & Manning, "
             "2012) fitted on the training reviews"
             + (f", then fitted again with {st['unlabelled_reviews']:,} unlabelled reviews that its first fit had labelled, "
                f"each counting {st['weight']:g} of a labelled one (self-training)" if st.get("unlabelled_reviews") else "")
@@ -352,7 +353,9 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "",
         f"Training data: `{run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
         f"{_n(stats.get('val_reviews', '?'))} for validation ({_split_words(cfg)}), "
-        f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for pre-training.",
+        f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for "
+        + ("pre-training and the n-gram branch's self-training." if st.get("unlabelled_reviews")
+           else "pre-training." if cfg.get("pretrain_epochs") else "nothing (no pre-training)."),
         "",
     ]
     if lm_history:
