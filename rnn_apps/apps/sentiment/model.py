@@ -37,18 +37,31 @@ HEAD_FRACTION = 0.25
 PAD_ID, OOV_ID = 0, 1
 
 
-@keras.saving.register_keras_serializable(package="rnn_apps", name="sentiment_standardize")
-def standardize(text):
-    """Lowercase, drop ``<br />`` and punctuation, keep letters, digits and in-word apostrophes (string tensor)."""
+def clean_text(text):
+    """The first steps of every standardisation here: invalid UTF-8 to U+FFFD, lowercase, ``<br />`` to a
+    space, curly apostrophes to ``'`` (string tensor)."""
     import tensorflow as tf
 
     t = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
     t = tf.strings.lower(t, encoding="utf-8")
     t = tf.strings.regex_replace(t, r"(?i)<br\s*/?>", " ")
-    t = tf.strings.regex_replace(t, "[\u2018\u2019\u02bc`\u00b4]", "'")
-    t = tf.strings.regex_replace(t, r"[^\pL\pN']+", " ")
-    t = tf.strings.regex_replace(t, r"(^|\s)'+", " ")
+    return tf.strings.regex_replace(t, "[\u2018\u2019\u02bc`\u00b4]", "'")
+
+
+def strip_edge_apostrophes(text):
+    """Drop apostrophes at the edges of words (``'quoted'`` -> ``quoted``; ``don't`` stays) (string tensor)."""
+    import tensorflow as tf
+
+    t = tf.strings.regex_replace(text, r"(^|\s)'+", " ")
     return tf.strings.regex_replace(t, r"'+(\s|$)", " ")
+
+
+@keras.saving.register_keras_serializable(package="rnn_apps", name="sentiment_standardize")
+def standardize(text):
+    """Lowercase, drop ``<br />`` and punctuation, keep letters, digits and in-word apostrophes (string tensor)."""
+    import tensorflow as tf
+
+    return strip_edge_apostrophes(tf.strings.regex_replace(clean_text(text), r"[^\pL\pN']+", " "))
 
 
 def make_vectorizer(vocabulary=None, max_tokens: int | None = None) -> keras.layers.TextVectorization:

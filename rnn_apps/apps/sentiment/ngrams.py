@@ -52,21 +52,17 @@ TOKENIZATIONS = ("words", "punctuation")
 def ngram_standardize(text):
     """:func:`~rnn_apps.apps.sentiment.model.standardize`, but every punctuation mark becomes a token of its own.
 
-    Invalid UTF-8 is replaced by U+FFFD, text lowercased, ``<br />`` dropped and curly apostrophes made
-    ``'``, as for the words; Unicode spaces and control characters become spaces; then each character that is
-    neither a letter, a digit, a space nor an apostrophe is set apart by spaces (``"great!!"`` -> ``great ! !``, ``"7/10"`` -> ``7 / 10``), and
-    apostrophes at the edges of words are dropped (``don't`` stays one word).
+    :func:`~rnn_apps.apps.sentiment.model.clean_text` first (as for the words); then Unicode spaces and control
+    characters become spaces, each character that is neither a letter, a digit, a space nor an apostrophe is
+    set apart by spaces (``"great!!"`` -> ``great ! !``, ``"7/10"`` -> ``7 / 10``), and apostrophes at the
+    edges of words are dropped (``don't`` stays one word).
     """
     import tensorflow as tf
 
-    t = tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD)
-    t = tf.strings.lower(t, encoding="utf-8")
-    t = tf.strings.regex_replace(t, r"(?i)<br\s*/?>", " ")
-    t = tf.strings.regex_replace(t, "[\u2018\u2019\u02bc`\u00b4]", "'")
-    t = tf.strings.regex_replace(t, r"[\pZ\pC]+", " ")  # Unicode spaces and control characters separate words
-    t = tf.strings.regex_replace(t, r"([^\pL\pN\s'])", r" \1 ")
-    t = tf.strings.regex_replace(t, r"(^|\s)'+", " ")
-    return tf.strings.regex_replace(t, r"'+(\s|$)", " ")
+    from rnn_apps.apps.sentiment.model import clean_text, strip_edge_apostrophes
+
+    t = tf.strings.regex_replace(clean_text(text), r"[\pZ\pC]+", " ")  # Unicode spaces and controls separate words
+    return strip_edge_apostrophes(tf.strings.regex_replace(t, r"([^\pL\pN\s'])", r" \1 "))
 
 
 def check_tokens(tokens) -> str:
