@@ -31,21 +31,26 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import json
 import logging
 import os
 import re
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+from rnn_apps import limits
+from rnn_apps.serving.checks import check_request, model_app
 
 log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
 _VERSION_DIR = re.compile(r"[0-9]+")
+_URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
 # --------------------------------------------------------------------------- errors
@@ -166,6 +171,42 @@ class LoadedModel:
         self.obj = tf.saved_model.load(path)
         names = _signature_def_names(path)
         self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
+        self.app = model_app(path)
+        self.limits = limits.for_app(self.app)
+
+    def warm_up(self) -> int:
+        """Replay ``assets.extra/tf_serving_warmup_requests`` (TF Serving's warm-up), or, for a model of a
+        known app without that file, the app's typical requests; returns how many ran.
+
+        A failing request from the file fails the load (as in TF Serving); a built-in one only logs.
+        """
+        from rnn_apps.serving import warmup
+
+        requests = warmup.read_warmup(self.path)
+        from_file = requests is not None
+        if requests is None:
+            config = {}
+            if self.app:
+                try:
+                    with open(os.path.join(self.path, "assets.extra", f"{self.app}.json"), encoding="utf-8") as f:
+                        config = json.load(f).get("config", {})
+                except (OSError, ValueError, AttributeError):
+                    config = {}
+            requests = warmup.default_requests(self.app, config) if self.app else []
+        done = 0
+        for sig_name, inputs in requests:
+            try:
+                sig = self.signature(sig_name)
+                if set(inputs) != set(sig.inputs):
+                    raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
+                _run(sig, inputs)
+                done += 1
+            except ApiError as e:
+                if from_file:
+                    raise RuntimeError(f"warm-up request {done + 1} ({sig_name}) failed: {e.message}") from None
+                log.warning("model %s version %d: built-in warm-up request failed: %s", self.name, self.version,
+                            e.message)
+        return done
 
     def signature(self, name: Optional[str]) -> Signature:
         key = name or DEFAULT_SIGNATURE
@@ -179,8 +220,9 @@ class LoadedModel:
 class _Entry:
     """Load state of one version: START -> LOADING -> AVAILABLE | END (failed)."""
 
-    def __init__(self, name: str, version: int, path: str, fingerprint: tuple):
+    def __init__(self, name: str, version: int, path: str, fingerprint: tuple, warmup: bool = True):
         self.name = name
+        self.warmup = warmup
         self.version = version
         self.path = path
         self.fingerprint = fingerprint  # a changed one (files replaced) makes a fresh entry
@@ -201,6 +243,7 @@ class _Entry:
             t0 = time.time()
             try:
                 model = LoadedModel(self.name, self.version, self.path)
+                warmed = model.warm_up() if self.warmup else 0
             except Exception as e:  # noqa: BLE001 - any load failure is reported, never fatal
                 self.error = f"{type(e).__name__}: {_tf_message(e)}"[:2000]
                 self.state = "END"
@@ -209,7 +252,8 @@ class _Entry:
             self.model = model
             self.error = ""
             self.state = "AVAILABLE"
-            log.info("loaded model %s version %d in %.1fs", self.name, self.version, time.time() - t0)
+            log.info("loaded model %s version %d in %.1fs%s", self.name, self.version, time.time() - t0,
+                     f" ({warmed} warm-up requests)" if warmed else "")
             return model
 
     def _unavailable(self) -> ApiError:
@@ -248,9 +292,10 @@ class ModelRegistry:
     request for the default version loads the newest version itself.
     """
 
-    def __init__(self, models_dir: str, background: bool = False):
+    def __init__(self, models_dir: str, background: bool = False, warmup: bool = True):
         self.models_dir = os.path.abspath(models_dir)
         self.background = background
+        self.warmup = warmup
         self._lock = threading.Lock()
         self._scan_lock = threading.Lock()  # one scan at a time, so an older one never wins
         self._entries: Dict[str, Dict[int, _Entry]] = {}
@@ -288,7 +333,7 @@ class ModelRegistry:
             new: Dict[str, Dict[int, _Entry]] = {}
             for name, versions in found.items():
                 old = self._entries.get(name, {})
-                new[name] = {v: (old[v] if v in old and old[v].fingerprint == fp else _Entry(name, v, p, fp))
+                new[name] = {v: (old[v] if v in old and old[v].fingerprint == fp else _Entry(name, v, p, fp, self.warmup))
                              for v, (p, fp) in versions.items()}
             self._entries = new
 
@@ -396,10 +441,15 @@ def _decode_b64(value: dict, name: str) -> bytes:
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
-        try:  # tolerate the URL-safe alphabet and missing padding
-            return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
-        except (binascii.Error, ValueError) as e:
-            raise _bad_request(f"input '{name}': invalid base64: {e}") from None
+        pass
+    if _URLSAFE_B64.fullmatch(data):  # tolerate the URL-safe alphabet and missing padding
+        try:
+            stripped = data.rstrip("=")
+            return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+        except (binascii.Error, ValueError):
+            pass
+    raise _bad_request(f"input '{name}': invalid base64 (characters outside A-Z a-z 0-9 + / - _, "
+                       f"or a wrong length)")
 
 
 def _flatten(value, name: str, leaf) -> Tuple[tuple, list]:
@@ -422,7 +472,11 @@ def _flatten(value, name: str, leaf) -> Tuple[tuple, list]:
 def _string_leaf(name: str):
     def leaf(v):
         if isinstance(v, str):
-            return v.encode("utf-8")
+            try:
+                return v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _bad_request(f"input '{name}': the text holds a lone surrogate escape (e.g. \\ud800), "
+                                   f"which is not Unicode text") from None
         if _is_b64(v):
             return _decode_b64(v, name)
         raise _bad_request(f"input '{name}' expects strings (or {{\"b64\": ...}}), got {json.dumps(v)[:80]}")
@@ -590,8 +644,13 @@ def _run(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in out.items()}
 
 
-def predict(model: LoadedModel, body) -> dict:
-    """Answer a TF Serving predict request (already parsed JSON) with ``model``."""
+def predict(model: LoadedModel, body, execute=None) -> dict:
+    """Answer a TF Serving predict request (already parsed JSON) with ``model``.
+
+    The inputs are checked against the model's app limits (:mod:`rnn_apps.limits`) before the model runs;
+    ``execute(signature, arrays)`` runs it (default: at once; the server passes its scheduler).
+    """
+    execute = execute or _run
     if not isinstance(body, dict):
         raise _bad_request("the request body must be a JSON object with \"instances\" or \"inputs\"")
     sig_name = body.get("signature_name") or DEFAULT_SIGNATURE
@@ -604,7 +663,8 @@ def predict(model: LoadedModel, body) -> dict:
     sig = model.signature(sig_name)
     if has_rows:
         arrays, batch = _row_inputs(sig, body["instances"])
-        outputs = _run(sig, arrays)
+        _check_limits(model, arrays)
+        outputs = execute(sig, arrays)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
                 raise _bad_request(f"Tensor name: {name} has inconsistent batch size: "
@@ -615,12 +675,21 @@ def predict(model: LoadedModel, body) -> dict:
             (preds,) = converted.values()
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
-    outputs = _run(sig, _columnar_inputs(sig, body["inputs"]))
+    arrays = _columnar_inputs(sig, body["inputs"])
+    _check_limits(model, arrays)
+    outputs = execute(sig, arrays)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
         (value,) = converted.values()
         return {"outputs": value}
     return {"outputs": converted}
+
+
+def _check_limits(model: LoadedModel, arrays: dict) -> None:
+    try:
+        check_request(model.limits, arrays)
+    except limits.LimitError as e:
+        raise _bad_request(str(e)) from None
 
 
 # --------------------------------------------------------------------------- HTTP app
@@ -633,16 +702,42 @@ _ROUTE = re.compile(
 
 
 def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
-               rescan_on_request: bool = False):
-    """The Flask WSGI app answering TF Serving's REST API from ``registry``."""
-    from flask import Flask, Response, request
+               rescan_on_request: bool = False, *, scheduler=None, metrics=None,
+               cors_origins: Sequence[str] = (), loopback: bool = False):
+    """The Flask WSGI app answering TF Serving's REST API from ``registry``.
+
+    Args:
+        registry: The models.
+        max_body_bytes: The largest request body, after gzip inflation (413 above).
+        rescan_on_request: Rescan the models directory on every request (no poller).
+        scheduler: Runs the model calls (:class:`rnn_apps.serving.batching.Scheduler`; default one with
+            the default settings).
+        metrics: Where request counts and latencies go (:class:`rnn_apps.serving.metrics.Metrics`).
+        cors_origins: Web origins (``https://app.example``, or ``*``) whose pages may call the API; a
+            browser request from any other origin is refused with 403.
+        loopback: The server listens on loopback only: requests must name a loopback Host.
+    """
+    from importlib import resources
+
+    from flask import Flask, Response, g, request
     from werkzeug.exceptions import HTTPException
 
+    from rnn_apps.serving import guard
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+    from rnn_apps.serving.metrics import Metrics
+
+    scheduler = scheduler or Scheduler(SchedulerConfig())
+    metrics = metrics or Metrics()
+    cors_origins = tuple(cors_origins)
+    index_html = resources.files("rnn_apps.serving").joinpath("index.html").read_text(encoding="utf-8")
     app = Flask("rnn_apps.serve")
+    app.config["rnn_apps.metrics"] = metrics
 
     def reply(obj, status: int = 200, headers: Optional[dict] = None):
         body = json.dumps(obj, ensure_ascii=False, indent=1, default=_json_default, allow_nan=True)
-        resp = Response(body + "\n", status=status, mimetype="application/json")
+        # a lone surrogate becomes its JSON escape (\ud800) instead of failing to encode
+        resp = Response((body + "\n").encode("utf-8", "backslashreplace"), status=status,
+                        mimetype="application/json")
         for k, v in (headers or {}).items():
             resp.headers[k] = v
         return resp
@@ -650,6 +745,10 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     @app.errorhandler(ApiError)
     def _api_error(e: ApiError):
         return reply({"error": e.message}, e.status, e.headers)
+
+    @app.errorhandler(guard.GuardError)
+    def _guard_error(e: guard.GuardError):
+        return reply({"error": e.message}, e.status)
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
@@ -662,20 +761,54 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         return reply({"error": f"Internal error: {type(e).__name__}: {e}"}, 500)
 
     @app.before_request
-    def _limits():
+    def _checks():
+        g.t0 = time.perf_counter()
+        guard.check_host(request.headers.get("Host"), loopback)
+        origin = request.headers.get("Origin")
+        if origin and not guard.origin_allowed(origin, request.headers.get("Host"), request.scheme, cors_origins):
+            raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
+                                        f"{', '.join(cors_origins) or 'no other origin'}; see --cors-origin)")
+        if request.method == "OPTIONS":
+            return Response(status=204, headers=guard.preflight_headers(origin or "", cors_origins))
         length = request.content_length
         if length is not None and length > max_body_bytes:
             raise ApiError(413, f"request body of {length} bytes exceeds the limit of {max_body_bytes} bytes")
         if rescan_on_request:
             registry.scan()
+        return None
+
+    @app.after_request
+    def _after(resp):
+        origin = request.headers.get("Origin")
+        if origin and cors_origins:
+            resp.headers.update(guard.cors_headers(origin, cors_origins))
+        if getattr(g, "metric", None) is not None:
+            metrics.request(*g.metric, resp.status_code, time.perf_counter() - g.t0)
+        return resp
 
     @app.get("/")
     def _page():
-        return Response(INDEX_HTML, mimetype="text/html")
+        return Response(index_html, mimetype="text/html")
 
     @app.get("/v1/models")
     def _models():
         return reply({"models": registry.listing()})
+
+    @app.get("/monitoring/prometheus/metrics")
+    def _metrics():
+        def states():
+            return [(m["name"], int(v), st) for m in registry.listing() for v, st in m["states"].items()]
+
+        return Response(metrics.render(states), mimetype="text/plain; version=0.0.4")
+
+    def execute_for(model: LoadedModel, deadline: Deadline):
+        def execute(sig: Signature, arrays: dict):
+            try:
+                return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
+                                     lambda a: _run(sig, a), arrays, deadline)
+            except ScheduleError as e:
+                raise ApiError(e.status, e.message) from None
+        return execute
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def _model(rest: str):
@@ -683,6 +816,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         if not m:
             raise ApiError(404, f"Malformed request: {request.method} /v1/models/{rest}")
         name, suffix = m.group("name"), m.group("suffix") or ""
+        g.metric = (name, {"": "status", "/metadata": "metadata"}.get(suffix, suffix[1:]))
         post = suffix in (":predict", ":classify", ":regress")
         if request.method != ("POST" if post else "GET") and not (request.method == "HEAD" and not post):
             allow = "POST" if post else "GET, HEAD"
@@ -695,7 +829,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         version = None
         if m.group("version") is not None:
             v = m.group("version")
-            if not v.isdigit() or int(v) <= 0:
+            if not _VERSION_DIR.fullmatch(v) or int(v) <= 0:
                 raise ApiError(404, f"Malformed version: {v} (versions are positive integers)")
             version = int(v)
         if suffix == "":
@@ -710,12 +844,18 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         if suffix != ":predict":
             raise _bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
                                f"(signatures here have method_name {PREDICT_METHOD})")
-        raw = request.get_data(cache=False)
+        raw = guard.inflate(request.get_data(cache=False), request.headers.get("Content-Encoding"), max_body_bytes)
         try:
             body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
             raise _bad_request(f"JSON Parse error: {e}") from None
-        return reply(predict(model, body))
+        except RecursionError:
+            raise _bad_request("JSON Parse error: nested too deeply") from None
+        deadline = Deadline(scheduler.config.request_timeout, request.environ.get("waitress.client_disconnected"))
+        try:
+            return reply(predict(model, body, execute_for(model, deadline)))
+        except RecursionError:
+            raise _bad_request("the request's lists are nested too deeply for the signature") from None
 
     return app
 
@@ -751,24 +891,44 @@ class ModelServer:
     """A running (bound) server; ``serve_forever`` in one thread, ``shutdown`` from another."""
 
     def __init__(self, models_dir: str, host: str = "127.0.0.1", port: int = 8501,
-                 max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, threads: int = 8):
+                 max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, threads: int = 16,
+                 *, cors_origins: Sequence[str] = (), max_connections: int = 100, idle_timeout: int = 30,
+                 warmup: bool = True, **scheduling):
         import waitress
         from waitress.server import BaseWSGIServer
 
-        self.registry = ModelRegistry(models_dir, background=poll_seconds > 0)
+        from rnn_apps.serving.batching import Scheduler, SchedulerConfig
+        from rnn_apps.serving.guard import guard_server, is_loopback
+        from rnn_apps.serving.metrics import Metrics
+
+        self.registry = ModelRegistry(models_dir, background=poll_seconds > 0, warmup=warmup)
         self.registry.scan()
         self.poll_seconds = poll_seconds
-        self.app = create_app(self.registry, max_body_bytes, rescan_on_request=poll_seconds <= 0)
-        self._server = waitress.create_server(
-            self.app, host=host, port=port, threads=threads,
-            max_request_body_size=max_body_bytes, ident="rnn-apps-serve",
-            expose_tracebacks=False, clear_untrusted_proxy_headers=True,
-        )
+        self.metrics = Metrics()
+        self.scheduler = Scheduler(SchedulerConfig(**scheduling), on_batch=self.metrics.batch)
+        self.app = create_app(self.registry, max_body_bytes, rescan_on_request=poll_seconds <= 0,
+                              scheduler=self.scheduler, metrics=self.metrics, cors_origins=cors_origins,
+                              loopback=is_loopback(host))
+        try:
+            self._server = waitress.create_server(
+                self.app, host=host, port=port, threads=threads,
+                max_request_body_size=max_body_bytes, ident="rnn-apps-serve",
+                expose_tracebacks=False, clear_untrusted_proxy_headers=True,
+                # idle sockets are closed after idle_timeout s, and evicted at once when the limit is reached
+                connection_limit=max_connections, channel_timeout=idle_timeout,
+                cleanup_interval=max(1, min(idle_timeout // 2, 10)),
+            )
+        except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve
+            why = getattr(e, "strerror", None) or str(e)
+            busy = getattr(e, "errno", None) == errno.EADDRINUSE
+            raise ServeError(f"cannot listen on {host}:{port}: {why}"
+                             + (" (another program uses this port; choose another with --port)" if busy else "")
+                             ) from None
         self._map = getattr(self._server, "_map", None) or getattr(self._server, "map")
         channel = _json_error_channel()
         for d in list(self._map.values()):
             if isinstance(d, BaseWSGIServer):
-                d.channel_class = channel
+                guard_server(d, channel)
         port_ = getattr(self._server, "effective_port", None)
         if port_ is None:  # MultiSocketServer (a host name resolving to several addresses)
             port_ = self._server.effective_listen[0][1]
@@ -843,26 +1003,42 @@ class ModelServer:
 
 def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
                 max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0,
-                threads: int = 8) -> ModelServer:
+                threads: int = 16, **options) -> ModelServer:
     """Bind a server for every SavedModel under ``models_dir`` (``port=0``: any free port).
 
     The server is listening on return (``.port`` is the bound port); call ``serve_forever()``
     to answer requests and ``shutdown()`` from another thread to stop.
+
+    Args:
+        options: ``cors_origins``, ``max_connections``, ``idle_timeout`` (s), ``warmup`` (bool), and the
+            scheduling settings of :class:`rnn_apps.serving.batching.SchedulerConfig`
+            (``enable_batching``, ``max_batch_size``, ``batch_timeout``, ``request_timeout``,
+            ``heavy_slots``, ``heavy_queue``, ``light_rows``, ``light_bytes``).
+
+    Raises:
+        ServeError: the port is taken, the host cannot be bound, or the port is out of range.
     """
-    return ModelServer(models_dir, host, port, max_body_bytes, poll_seconds, threads)
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ServeError(f"port must be an integer from 0 to 65535; received {port!r}.")
+    return ModelServer(models_dir, host, port, max_body_bytes, poll_seconds, threads, **options)
+
+
+class ServeError(ValueError):
+    """The server cannot start (the message says why)."""
 
 
 def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
-               max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0) -> None:
-    """Serve until Ctrl-C, printing where."""
+               max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, **options) -> None:
+    """Serve until Ctrl-C, printing where (``options``: as :func:`make_server`)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not os.path.isdir(models_dir):
-        raise SystemExit(f"models directory not found: {models_dir}")
-    server = make_server(models_dir, host, port, max_body_bytes, poll_seconds)
+        raise ServeError(f"models directory not found: {models_dir}")
+    server = make_server(models_dir, host, port, max_body_bytes, poll_seconds, **options)
     names = server.registry.names()
     print(f"Serving {len(names)} model(s) from {server.registry.models_dir}"
           f"{': ' + ', '.join(names) if names else ' (new ones are picked up as they appear)'}")
-    print(f"TF Serving REST API at {server.url}v1/models/<name>, try-it page at {server.url}")
+    print(f"TF Serving REST API at {server.url}v1/models/<name>, try-it page at {server.url}, "
+          f"metrics at {server.url}monitoring/prometheus/metrics")
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"Warning: listening on {host} without authentication: anyone who can reach this "
               f"port can run the models.")
@@ -874,178 +1050,3 @@ def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
     finally:
         server.shutdown()
         print("Stopped.")
-
-
-# --------------------------------------------------------------------------- page
-
-INDEX_HTML = r"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>rnn-apps models</title>
-<style>
-body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:0;background:#f5f5f4;color:#1c1917}
-header{background:#1c1917;color:#fafaf9;padding:14px 24px}
-header h1{margin:0;font-size:20px} header p{margin:4px 0 0;color:#a8a29e;font-size:13px}
-main{max-width:900px;margin:0 auto;padding:16px}
-.card{background:#fff;border:1px solid #e7e5e4;border-radius:8px;padding:16px;margin:14px 0}
-.card h2{margin:0 0 4px;font-size:18px} .meta{color:#78716c;font-size:12px;margin-bottom:10px}
-label{display:block;font-size:13px;margin:8px 0 3px;color:#44403c}
-textarea,input[type=text],input[type=number]{width:100%;box-sizing:border-box;padding:7px;font:inherit;
- border:1px solid #d6d3d1;border-radius:6px} textarea{min-height:54px}
-button{margin-top:10px;padding:7px 16px;border:0;border-radius:6px;background:#b45309;color:#fff;font:inherit;cursor:pointer}
-button:disabled{opacity:.5;cursor:wait}
-.result{white-space:pre-wrap;margin-top:12px;font-size:17px;line-height:1.6}
-.result.err{color:#b91c1c;font-size:14px}
-pre{background:#fafaf9;border:1px solid #e7e5e4;border-radius:6px;padding:8px;font-size:12px;overflow:auto;max-height:260px}
-details{margin-top:8px;font-size:13px}
-img.preview{display:block;max-height:120px;margin-top:8px;border-radius:4px} img.preview:not([src]){display:none}
-button.run{display:block}
-</style></head>
-<body>
-<header><h1>rnn-apps models</h1>
-<p>TensorFlow Serving REST API: <code>POST /v1/models/&lt;name&gt;:predict</code> &middot; this page calls it with fetch()</p></header>
-<main id="models"><p id="loading">Loading models&hellip;</p></main>
-<script>
-"use strict";
-const $ = (tag, attrs, ...kids) => {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (k === "text") e.textContent = v; else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
-    else e.setAttribute(k, v);
-  }
-  for (const k of kids) if (k) e.append(k);
-  return e;
-};
-const enc = encodeURIComponent;
-
-function fileB64(file) {
-  return new Promise((ok, fail) => {
-    const r = new FileReader();
-    r.onload = () => ok(String(r.result).split(",", 2)[1] || "");
-    r.onerror = () => fail(r.error);
-    r.readAsDataURL(file);
-  });
-}
-
-function pretty(value) {
-  if (value === null || value === undefined) return "";
-  if (typeof value === "string") return value;
-  if (typeof value === "number") return String(Math.round(value * 10000) / 10000);
-  if (Array.isArray(value)) return value.map(pretty).join(", ");
-  if (value.b64 !== undefined && Object.keys(value).length === 1) return "(" + value.b64.length + " base64 chars)";
-  return Object.entries(value).map(([k, v]) => k + ": " + pretty(v)).join("\n");
-}
-
-function kindOf(name, inputs, outputs) {
-  const names = Object.keys(inputs);
-  if (names.includes("prompt")) return ["poem", "Write a poem"];
-  if (names.includes("image")) return ["image", "Caption"];
-  if (names.includes("text")) {
-    if (/fill/i.test(name) || Object.keys(outputs).includes("candidates")) return ["fill", "Fill the blanks"];
-    if (/translat/i.test(name) || Object.keys(outputs).some(k => /translat/i.test(k))) return ["translate", "Translate"];
-    return ["classify", "Classify"];
-  }
-  return ["generic", "Run"];
-}
-
-async function renderModel(root, m) {
-  const card = $("section", {class: "card", id: "model-" + m.name, "data-model": m.name});
-  card.append($("h2", {text: m.name}));
-  const meta = $("div", {class: "meta", text: "versions: " + m.versions.join(", ")});
-  card.append(meta);
-  root.append(card);
-  let md;
-  try {
-    md = await (await fetch("v1/models/" + enc(m.name) + "/metadata")).json();
-  } catch (e) { md = {error: String(e)}; }
-  if (md.error) { card.append($("div", {class: "result err", text: md.error})); return; }
-  meta.textContent = "version " + md.model_spec.version + " (all: " + m.versions.join(", ") + ")";
-  const sigs = md.metadata.signature_def.signature_def;
-  const sig = sigs.serving_default;
-  if (!sig) { card.append($("div", {class: "result err", text: "no serving_default signature"})); return; }
-  const [kind, label] = kindOf(m.name, sig.inputs, sig.outputs);
-  card.dataset.kind = kind;
-  const form = $("form", {class: "try"});
-  const fields = [];
-  for (const [name, info] of Object.entries(sig.inputs)) {
-    const scalar = !info.tensor_shape.unknown_rank && info.tensor_shape.dim.length === 0;
-    const isString = info.dtype === "DT_STRING";
-    let input;
-    if (kind === "image" && name === "image") {
-      input = $("input", {type: "file", accept: "image/*", name});
-      const preview = $("img", {class: "preview", alt: ""});
-      input.addEventListener("change", () => { if (input.files[0]) preview.src = URL.createObjectURL(input.files[0]); });
-      form.append($("label", {text: "image"}), input, preview);
-    } else if (isString) {
-      input = (name === "prompt" || name === "text") ? $("textarea", {name}) : $("input", {type: "text", name});
-      if (name === "prompt") input.placeholder = "a character or a line to start from, e.g. 春";
-      if (name === "text") input.placeholder = kind === "translate" ? "a sentence to translate"
-        : kind === "fill" ? "a poem with □ where characters are missing, e.g. 床前明月□，疑是地上霜。" : "a review to classify";
-      form.append($("label", {text: name}), input);
-    } else {
-      input = $("input", {type: "number", name, step: /INT/.test(info.dtype) ? "1" : "any"});
-      form.append($("label", {text: name + " (" + info.dtype.replace("DT_", "").toLowerCase() + ")"}), input);
-    }
-    fields.push({name, info, scalar, isString, input});
-  }
-  const button = $("button", {type: "submit", class: "run", text: label});
-  const result = $("div", {class: "result", "aria-live": "polite"});
-  const req = $("pre", {class: "request"}), resp = $("pre", {class: "json"});
-  const det = $("details", {}, $("summary", {text: "request / response JSON"}), req, resp);
-  form.append(button);
-  card.append(form, result, det);
-  form.addEventListener("submit", async (ev) => {
-    ev.preventDefault();
-    button.disabled = true; result.className = "result"; result.textContent = "…";
-    try {
-      const values = {};
-      for (const f of fields) {
-        if (f.input.type === "file") {
-          if (!f.input.files[0]) throw new Error("choose an image file first");
-          values[f.name] = {b64: await fileB64(f.input.files[0])};
-        } else if (f.isString) {
-          values[f.name] = f.input.value;
-        } else {
-          if (f.input.value === "") throw new Error("enter a value for " + f.name);
-          values[f.name] = Number(f.input.value);
-        }
-      }
-      let body;
-      if (fields.some(f => f.scalar)) {
-        const cols = {};
-        for (const f of fields) cols[f.name] = f.scalar ? values[f.name] : [values[f.name]];
-        body = {inputs: cols};
-      } else {
-        body = {instances: [fields.length === 1 ? values[fields[0].name] : values]};
-      }
-      const shown = JSON.stringify(body, (k, v) => (k === "b64" && v.length > 60) ? v.slice(0, 60) + "…" : v);
-      req.textContent = "POST v1/models/" + m.name + ":predict\n" + shown;
-      const r = await fetch("v1/models/" + enc(m.name) + ":predict", {
-        method: "POST", headers: {"Content-Type": "application/json"}, body: JSON.stringify(body)});
-      const data = await r.json();
-      resp.textContent = JSON.stringify(data, null, 1);
-      if (data.error) { result.className = "result err"; result.textContent = "Error " + r.status + ": " + data.error; }
-      else {
-        const out = data.predictions ? data.predictions[0] : data.outputs;
-        result.textContent = pretty(out);
-      }
-    } catch (e) {
-      result.className = "result err"; result.textContent = String(e.message || e);
-    } finally { button.disabled = false; }
-  });
-}
-
-(async () => {
-  const root = document.getElementById("models");
-  try {
-    const data = await (await fetch("v1/models")).json();
-    document.getElementById("loading").remove();
-    if (!data.models.length) root.append($("p", {text: "No models found. Export one into the models directory (<models>/<name>/<version>/saved_model.pb); it is picked up without a restart — reload this page."}));
-    await Promise.all(data.models.map(m => renderModel(root, m)));
-  } catch (e) {
-    root.textContent = "Could not list models: " + e;
-  }
-})();
-</script>
-</body></html>
-"""

@@ -1,0 +1,163 @@
+"""Input limits of every app, declared once and read by the commands and by ``rnn-apps serve``.
+
+Each app has one :class:`AppLimits`: the most examples a request may hold, the longest text per input,
+the allowed range of each numeric input, the most blanks, the largest image. ``rnn-apps serve`` knows a
+model's app from its ``assets.extra/<app>.json`` and refuses, with a 400 saying the same thing the command
+line says, whatever falls outside these limits, before the model runs; the commands call the same
+checks (:func:`check_text`, :func:`check_number`, :func:`check_batch`) so that both refuse alike.
+
+The limits bound the work and memory of one request: a poem batch of 64 prompts, a fill text of 512
+characters, a caption image of 25 megapixels each take seconds, not minutes, on one CPU core.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple
+
+BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing character
+
+
+class LimitError(ValueError):
+    """An input outside its app's limits (the message says what was received and what is accepted)."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """Accepted values of one numeric input: ``lo <= x <= hi`` (an open end excludes it); always finite."""
+
+    lo: float
+    hi: float
+    lo_open: bool = False
+    hi_open: bool = False
+    meaning: str = ""
+
+    def text(self) -> str:
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return f"{left}{_num(self.lo)}, {_num(self.hi)}{right}" + (f" ({self.meaning})" if self.meaning else "")
+
+    def contains(self, x: float) -> bool:
+        if not math.isfinite(x):
+            return False
+        above = x > self.lo if self.lo_open else x >= self.lo
+        below = x < self.hi if self.hi_open else x <= self.hi
+        return above and below
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+@dataclass(frozen=True)
+class AppLimits:
+    """The limits of one app's inputs (by signature input name; the same name means the same thing).
+
+    Attributes:
+        app: The app name (``assets.extra/<app>.json``).
+        max_batch: The most examples in one request (one CLI call batch).
+        max_chars: Input name -> the most characters of one text.
+        non_empty: Text inputs that must hold something other than whitespace.
+        ranges: Input name -> accepted numeric values (NaN and infinities are never accepted).
+        max_blanks: Input name -> (fewest, most) blank marks (:data:`BLANK_MARKS`) in one text.
+        max_megapixels: Input name -> the largest encoded image, in megapixels (read from its header).
+        max_values: The most numbers per example of a numeric input (e.g. a forecast history).
+    """
+
+    app: str
+    max_batch: int
+    max_chars: Mapping[str, int] = field(default_factory=dict)
+    non_empty: Tuple[str, ...] = ()
+    ranges: Mapping[str, Range] = field(default_factory=dict)
+    max_blanks: Mapping[str, Tuple[int, int]] = field(default_factory=dict)
+    max_megapixels: Mapping[str, float] = field(default_factory=dict)
+    max_values: int = 100_000
+
+
+_INT64 = Range(-(2**63), 2**63 - 1)
+
+APPS: Mapping[str, AppLimits] = {
+    "poetry": AppLimits(
+        "poetry", max_batch=64,
+        max_chars={"prompt": 509, "acrostic": 32, "form": 16, "text": 4096},
+        non_empty=(),
+        ranges={"temperature": Range(0, 10, meaning="0 is greedy"),
+                "top_p": Range(0, 1, lo_open=True, meaning="1 is off"),
+                "top_k": Range(0, 100_000, meaning="0 is off"),
+                "max_length": Range(8, 512),
+                "seed": _INT64},
+    ),
+    "sentiment": AppLimits(
+        "sentiment", max_batch=256,
+        max_chars={"text": 50_000, "inputs": 50_000},
+        non_empty=("text", "inputs"),
+    ),
+    "translate": AppLimits(
+        "translate", max_batch=64,
+        max_chars={"text": 500},
+        non_empty=("text",),
+        ranges={"beam_size": Range(1, 16, meaning="1 is greedy"), "max_length": Range(0, 160, meaning="0: the model's default")},
+    ),
+    "fill": AppLimits(
+        "fill", max_batch=64,
+        max_chars={"text": 512},
+        non_empty=("text",),
+        ranges={"top_k": Range(1, 100)},
+        max_blanks={"text": (1, 64)},
+    ),
+    "caption": AppLimits(
+        "caption", max_batch=16,
+        ranges={"beam_size": Range(1, 16, meaning="1 is greedy")},
+        max_megapixels={"image": 25.0, "pixels": 25.0},
+    ),
+    "forecast": AppLimits("forecast", max_batch=1024, max_values=100_000),
+}
+
+
+def for_app(app: Optional[str]) -> Optional[AppLimits]:
+    """The limits of ``app``, or None for a model of no known app (only generic limits apply)."""
+    return APPS.get(app or "")
+
+
+def check_batch(limits: AppLimits, n: int) -> None:
+    """Raise :class:`LimitError` when ``n`` examples are more than one request may hold."""
+    if n > limits.max_batch:
+        raise LimitError(f"{n:,} examples in one request; {limits.app} accepts at most {limits.max_batch:,} "
+                         f"(send several requests).")
+
+
+def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None) -> None:
+    """Check one text input: length, emptiness and blanks (for the inputs the table names)."""
+    where = f"{name}" + (f" {index}" if index is not None else "")
+    most = limits.max_chars.get(name)
+    if most is not None and len(text) > most:
+        raise LimitError(f"{where} has {len(text):,} characters; at most {most:,} are accepted.")
+    if name in limits.non_empty and not text.strip():
+        raise LimitError(f"{where} is empty: give some text.")
+    if name in limits.max_blanks:
+        fewest, most_blanks = limits.max_blanks[name]
+        n = sum(text.count(b) for b in BLANK_MARKS)
+        if n < fewest:
+            raise LimitError(f"{where} has no blank: mark each missing character with □ (or ＿ or _).")
+        if n > most_blanks:
+            raise LimitError(f"{where} has {n:,} blanks; at most {most_blanks:,} are accepted.")
+
+
+def check_number(limits: AppLimits, name: str, value: float) -> None:
+    """Check one numeric input against its range (any value must be finite)."""
+    r = limits.ranges.get(name)
+    if r is None:
+        if not math.isfinite(value):
+            raise LimitError(f"{name} must be a finite number; received {value}.")
+        return
+    if not r.contains(value):
+        raise LimitError(f"{name} must be in {r.text()}; received {value}.")
+
+
+def check_megapixels(limits: AppLimits, name: str, width: int, height: int) -> None:
+    """Check an image's size (from its header, before it is decoded)."""
+    most = limits.max_megapixels.get(name)
+    if most is not None and width * height > most * 1e6:
+        raise LimitError(f"{name}: the image is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); "
+                         f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")

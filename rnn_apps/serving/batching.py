@@ -1,0 +1,277 @@
+"""Bounded, batched model calls for ``rnn-apps serve``.
+
+* :class:`Deadline`: each request has one (``--request-timeout``); waiting for a slot or a batch ends at
+  it, and so does a long request between its chunks; a client that hangs up is treated alike.
+* :class:`Scheduler`: a request of more than ``light_rows`` examples (or ``light_bytes`` of strings) is
+  *heavy*: it runs in one of ``heavy_slots`` slots, in chunks of ``max_batch_size`` examples, so that it
+  cannot hold the CPU for long at a stretch and short requests are never queued behind it; at most
+  ``heavy_queue`` heavy requests wait, others get 503 at once.
+* :class:`BatchQueue`: server-side batching as TensorFlow Serving's ``--enable_batching``. Concurrent
+  light requests to one signature of one model version are concatenated along the batch axis and run
+  as one call of at most ``max_batch_size`` examples; a batch starts when it is full or
+  ``batch_timeout`` after its first request arrived, and one batch per signature runs at a time (the
+  next one fills meanwhile). A recurrent decoder's cost grows far slower than its batch (the steps are
+  sequential), so merged calls answer many more requests per second. When a merged call fails (e.g.
+  one request holds an unknown character) each request is run alone, so only the bad one gets the error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+Arrays = Dict[str, np.ndarray]
+RunFn = Callable[[Arrays], Arrays]
+
+
+class ScheduleError(Exception):
+    """A request that cannot run: ``status`` 503 (busy), 504 (deadline passed) or 499 (client gone)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Deadline:
+    """When a request must be done by, and whether its client is still there."""
+
+    def __init__(self, seconds: float, client_gone: Optional[Callable[[], bool]] = None):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self._gone = client_gone or (lambda: False)
+
+    def remaining(self) -> float:
+        return self.end - time.monotonic()
+
+    def check(self) -> None:
+        """Raise :class:`ScheduleError` when the deadline has passed or the client hung up."""
+        if self._gone():
+            raise ScheduleError(499, "the client closed the connection; the request was cancelled")
+        if self.remaining() <= 0:
+            raise ScheduleError(504, f"the request did not finish within its deadline of {self.seconds:g} s "
+                                     f"(the server is busy or the request is too large); it was cancelled")
+
+
+@dataclass
+class SchedulerConfig:
+    """Knobs of :class:`Scheduler` (the ``rnn-apps serve`` options of the same names)."""
+
+    enable_batching: bool = True
+    max_batch_size: int = 8
+    batch_timeout: float = 0.005
+    heavy_slots: int = 1
+    heavy_queue: int = 8
+    light_rows: int = 8
+    light_bytes: int = 4096
+    request_timeout: float = 60.0
+
+
+def _batched(arrays: Arrays) -> bool:
+    """Whether every input has a batch axis (scalars are shared by the whole request, so cannot merge)."""
+    return bool(arrays) and all(a.ndim >= 1 for a in arrays.values()) and \
+        len({a.shape[0] for a in arrays.values()}) == 1
+
+
+def _rows(arrays: Arrays) -> int:
+    return next(iter(arrays.values())).shape[0]
+
+
+def _split_outputs(out: Arrays, sizes: List[int]) -> Optional[List[Arrays]]:
+    """Per-request slices of a merged call's outputs, or None when an output has no batch axis."""
+    total = sum(sizes)
+    if any(v.ndim == 0 or v.shape[0] != total for v in out.values()):
+        return None
+    parts, start = [], 0
+    for n in sizes:
+        parts.append({k: v[start:start + n] for k, v in out.items()})
+        start += n
+    return parts
+
+
+class _Item:
+    __slots__ = ("arrays", "rows", "t0", "deadline", "done", "result", "error")
+
+    def __init__(self, arrays: Arrays, deadline: Deadline):
+        self.arrays = arrays
+        self.rows = _rows(arrays)
+        self.t0 = time.monotonic()
+        self.deadline = deadline
+        self.done = False
+        self.result: Optional[Arrays] = None
+        self.error: Optional[BaseException] = None
+
+
+class BatchQueue:
+    """Merges concurrent calls of one signature (see the module docstring).
+
+    The first waiting request leads: it waits for the batch to fill (or ``timeout``), runs it and hands
+    each request its slice; the next waiting request then leads the next batch.
+    """
+
+    def __init__(self, run: RunFn, max_batch_size: int, timeout: float,
+                 on_batch: Optional[Callable[[int], None]] = None):
+        self._run = run
+        self.max_batch_size = max_batch_size
+        self.timeout = timeout
+        self._on_batch = on_batch or (lambda n: None)
+        self._cond = threading.Condition()
+        self._pending: List[_Item] = []
+        self._busy = False
+
+    def _pending_rows(self) -> int:
+        return sum(i.rows for i in self._pending)
+
+    def submit(self, arrays: Arrays, deadline: Deadline) -> Arrays:
+        item = _Item(arrays, deadline)
+        with self._cond:
+            self._pending.append(item)
+            self._cond.notify_all()
+            batch = self._wait_turn(item)
+        if batch is not None:
+            try:
+                self._execute(batch)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+        if item.error is not None:
+            raise item.error
+        return item.result
+
+    def _wait_turn(self, item: _Item) -> Optional[List[_Item]]:
+        """Under the lock: wait until ``item`` is done (None) or leads a batch (returned)."""
+        while not item.done:
+            if not self._busy and self._pending and self._pending[0] is item:
+                while self._pending_rows() < self.max_batch_size:
+                    left = item.t0 + self.timeout - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                batch, rows = [], 0
+                while self._pending and (not batch or rows + self._pending[0].rows <= self.max_batch_size):
+                    rows += self._pending[0].rows
+                    batch.append(self._pending.pop(0))
+                self._busy = True
+                return batch
+            if item in self._pending:
+                try:
+                    item.deadline.check()
+                except ScheduleError:
+                    self._pending.remove(item)
+                    self._cond.notify_all()
+                    raise
+            self._cond.wait(0.25)
+        return None
+
+    def _execute(self, batch: List[_Item]) -> None:
+        self._on_batch(sum(i.rows for i in batch))
+        parts = None
+        if len(batch) > 1:
+            try:
+                merged = {k: np.concatenate([i.arrays[k] for i in batch]) for k in batch[0].arrays}
+                parts = _split_outputs(self._run(merged), [i.rows for i in batch])
+            except Exception:  # noqa: BLE001 - one bad request fails the merged call: run each alone
+                parts = None
+        for idx, it in enumerate(batch):
+            if parts is not None:
+                it.result = parts[idx]
+            else:
+                try:
+                    it.result = self._run(it.arrays)
+                except BaseException as e:  # noqa: BLE001 - handed to the request's own thread
+                    it.error = e
+        with self._cond:
+            for it in batch:
+                it.done = True
+            self._cond.notify_all()
+
+
+class Scheduler:
+    """Runs model calls within the limits of :class:`SchedulerConfig` (one per server)."""
+
+    def __init__(self, config: SchedulerConfig, on_batch: Optional[Callable[[str, int], None]] = None):
+        self.config = config
+        self._on_batch = on_batch or (lambda model, n: None)
+        self._lock = threading.Lock()
+        self._queues: Dict[tuple, BatchQueue] = {}
+        self._heavy = threading.BoundedSemaphore(max(1, config.heavy_slots))
+        self._heavy_waiting = 0
+
+    def heavy(self, arrays: Arrays) -> bool:
+        c = self.config
+        rows = max([a.shape[0] for a in arrays.values() if a.ndim >= 1] or [1])
+        nbytes = sum(sum(len(x) for x in a.reshape(-1)) if a.dtype == object else a.nbytes for a in arrays.values())
+        return rows > c.light_rows or nbytes > c.light_bytes
+
+    def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+        """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly."""
+        deadline.check()
+        c = self.config
+        if self.heavy(arrays):
+            return self._run_heavy(run, arrays, deadline)
+        if c.enable_batching and _batched(arrays) and _rows(arrays) <= c.max_batch_size:
+            shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
+            qkey = key + shapes
+            with self._lock:
+                q = self._queues.get(qkey)
+                if q is None:
+                    q = self._queues[qkey] = BatchQueue(run, c.max_batch_size, c.batch_timeout,
+                                                        lambda n, m=model_name: self._on_batch(m, n))
+            return q.submit(arrays, deadline)
+        self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
+        return run(arrays)
+
+    def forget(self, key: tuple) -> None:
+        """Drop the batch queues of a model version that is no longer served."""
+        with self._lock:
+            for k in [k for k in self._queues if k[:len(key)] == key]:
+                del self._queues[k]
+
+    def _run_heavy(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+        c = self.config
+        with self._lock:
+            if self._heavy_waiting >= c.heavy_queue + c.heavy_slots:
+                raise ScheduleError(503, f"the server is busy with {self._heavy_waiting} large requests; "
+                                         f"retry later or send smaller batches")
+            self._heavy_waiting += 1
+        try:
+            while not self._heavy.acquire(timeout=0.25):
+                deadline.check()
+            try:
+                return self._chunked(run, arrays, deadline)
+            finally:
+                self._heavy.release()
+        finally:
+            with self._lock:
+                self._heavy_waiting -= 1
+            _return_freed_memory()
+
+    def _chunked(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+        step = max(1, self.config.max_batch_size)
+        if not _batched(arrays) or _rows(arrays) <= step:
+            return run(arrays)
+        n = _rows(arrays)
+        parts: List[Arrays] = []
+        for start in range(0, n, step):
+            deadline.check()
+            chunk = {k: v[start:start + step] for k, v in arrays.items()}
+            out = run(chunk)
+            if _split_outputs(out, [_rows(chunk)]) is None:  # an output without a batch axis: run it whole
+                return run(arrays)
+            parts.append(out)
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _return_freed_memory() -> None:
+    """Give freed heap back to the OS after a large request (glibc keeps it otherwise)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
