@@ -2,17 +2,27 @@
 
 An export is written to a hidden temporary directory beside the versions and renamed into place only
 when complete, so a crash during export leaves the previous version intact and no half-written version
-is ever visible to ``rnn-apps serve``, TensorFlow Serving or ``generate-poem``.
+is ever visible to ``rnn-apps serve``, TensorFlow Serving or ``generate-poem``. The temporary directory of
+an export that was killed (its process is gone) is removed by the next export into the same app directory.
+
+An export whose ``extra_files`` hold an app's ``<app>.json`` also gets TF Serving's warm-up file,
+``assets.extra/tf_serving_warmup_requests``: the app's typical requests, replayed by the server before
+the version serves (:mod:`rnn_apps.serving.warmup`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import time
+import warnings
 from typing import Callable, Optional
 
 EXTRA_DIR = "assets.extra"
+_TMP_DIR = re.compile(r"\.tmp-[0-9]+-(?P<pid>[0-9]+)")
+STALE_TMP_SECONDS = 24 * 3600  # a temporary directory this old is stale even if its pid was reused
 
 
 def list_versions(app_dir: str) -> list[int]:
@@ -74,6 +84,7 @@ def atomic_export(
     final = os.path.join(app_dir, str(version))
     if os.path.exists(final):
         raise FileExistsError(f"{final} already exists; versions are never overwritten (choose another version).")
+    remove_stale_exports(app_dir)
     tmp = os.path.join(app_dir, f".tmp-{version}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
@@ -87,6 +98,7 @@ def atomic_export(
                 mode = "wb" if isinstance(content, bytes) else "w"
                 with open(os.path.join(extra, name), mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as f:
                     f.write(content)
+        _write_warmup(tmp, os.path.basename(os.path.normpath(app_dir)), extra_files or {})
         if not os.path.isfile(os.path.join(tmp, "saved_model.pb")):
             raise RuntimeError(f"The export wrote no saved_model.pb into {tmp}.")
         _fsync_tree(tmp)
@@ -95,6 +107,60 @@ def atomic_export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's process) or cannot tell: keep its directory
+    return True
+
+
+def remove_stale_exports(app_dir: str) -> list[str]:
+    """Remove the ``.tmp-<version>-<pid>`` directories of exports whose process is gone (killed mid-export)
+    or that are older than :data:`STALE_TMP_SECONDS`; returns the removed paths. A running export's
+    directory (its process is alive) is left alone."""
+    removed = []
+    try:
+        names = os.listdir(app_dir)
+    except OSError:
+        return removed
+    for name in names:
+        m = _TMP_DIR.fullmatch(name)
+        if not m:
+            continue
+        path = os.path.join(app_dir, name)
+        try:
+            age = time.time() - os.stat(path).st_mtime
+        except OSError:
+            continue
+        pid = int(m.group("pid"))
+        if pid != os.getpid() and (not _pid_alive(pid) or age > STALE_TMP_SECONDS):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _write_warmup(model_dir: str, model_name: str, extra_files: dict) -> None:
+    """TF Serving's warm-up file for an app's export (an ``<app>.json`` among the extra files)."""
+    from rnn_apps.limits import APPS
+    from rnn_apps.serving import warmup
+
+    if warmup.WARMUP_FILE in extra_files:
+        return
+    for app in APPS:
+        card = extra_files.get(f"{app}.json")
+        if card is None:
+            continue
+        config = card.get("config", {}) if isinstance(card, dict) else {}
+        try:
+            warmup.write_warmup(model_dir, model_name, warmup.default_requests(app, config))
+        except Exception as e:  # noqa: BLE001 - a model without warm-up still serves (its first request is slower)
+            warnings.warn(f"could not write the warm-up requests: {type(e).__name__}: {e}")
+        return
 
 
 def _fsync_tree(path: str) -> None:

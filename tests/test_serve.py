@@ -94,6 +94,68 @@ def save_echo(path):
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "scale": m.scale})
 
 
+def save_fill(path):
+    """``text`` -> ``text`` with every blank mark replaced by 月."""
+
+    class Fill(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            return {"text": tf.strings.regex_replace(text, "□", "月")}
+
+    m = Fill()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+
+
+def save_forecast(path):
+    class Forecast(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="history")])
+        def serve(self, history):
+            return {"forecast": tf.reduce_mean(history, axis=1, keepdims=True)}
+
+    m = Forecast()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+
+
+def save_batch_echo(path):
+    """``x`` -> ``x`` and the size of the batch the model was called with (shows server-side batching)."""
+
+    class BatchEcho(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="x")])
+        def serve(self, x):
+            bad = tf.reduce_any(tf.strings.regex_full_match(x, ".*X.*"))
+            tf.debugging.Assert(tf.logical_not(bad), ["unknown characters: X"])
+            n = tf.shape(x)[0]
+            return {"x": tf.identity(x), "batch": tf.fill([n], n)}
+
+    m = BatchEcho()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+
+
+def save_counter(path):
+    """Counts its calls: the first request after warm-up sees how many warm-up requests ran."""
+
+    class Counter(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.n = tf.Variable(0, dtype=tf.int64)
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="x")])
+        def serve(self, x):
+            self.n.assign_add(1)
+            return {"calls": tf.fill([tf.shape(x)[0]], self.n.read_value())}
+
+    m = Counter()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+
+
+def mark_app(version_dir, app):
+    """Declare a toy model's app, as each app's export does (``assets.extra/<app>.json``)."""
+    extra = os.path.join(str(version_dir), "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, f"{app}.json"), "w") as f:
+        json.dump({"format": f"rnn_apps.{app}/1", "config": {}}, f)
+
+
 PNG_4x3 = None
 
 
@@ -112,6 +174,10 @@ def models(tmp_path_factory):
     save_sentiment(str(models / "sentiment" / "1"))
     save_caption(str(models / "caption" / "1"))
     save_echo(str(models / "echo" / "1"))
+    save_fill(str(models / "fill" / "1"))
+    save_forecast(str(models / "forecast" / "1"))
+    for app in ("poetry", "sentiment", "caption", "fill", "forecast"):
+        mark_app(models / app / "1", app)
     (models / "broken" / "1").mkdir(parents=True)
     (models / "broken" / "1" / "saved_model.pb").write_bytes(b"this is not a protobuf")
     shutil.copytree(models / "poetry" / "1", models / "rolling" / "1")
@@ -156,8 +222,8 @@ def test_listing_ignores_non_models(server):
     status, data = call(server, "GET", "/v1/models")
     assert status == 200
     names = [m["name"] for m in data["models"]]
-    assert names == ["broken", "caption", "echo", "poetry", "rolling", "sentiment"]
-    assert data["models"][3]["versions"] == ["1"]
+    assert names == ["broken", "caption", "echo", "fill", "forecast", "poetry", "rolling", "sentiment"]
+    assert data["models"][5]["versions"] == ["1"]
 
 
 def test_status(server):
@@ -460,3 +526,422 @@ def test_browser_page(server):
         wait.until(lambda d: "unknown characters: X" in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
     finally:
         driver.quit()
+
+
+# --------------------------------------------------------------------------- hostile and heavy requests
+
+
+def raw_call(server, method, path, data=b"", headers=None):
+    """A request with exactly these headers (urllib adds none of its own beyond Host and length)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request(method, path, body=data, headers=headers or {})
+        r = conn.getresponse()
+        body = r.read()
+        return r.status, dict(r.getheaders()), (json.loads(body) if body.strip() else None)
+    finally:
+        conn.close()
+
+
+def png_header(width, height):
+    """A PNG signature and IHDR chunk of the given size: all a header reader sees of a huge image."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+@pytest.mark.parametrize("model, body, words", [
+    ("poetry", {"instances": ["春"] * 65}, "at most 64"),
+    ("poetry", {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
+     "temperature must be in [0, 10]"),
+    ("sentiment", {"instances": ["good", "  "]}, "text 1 is empty"),
+    ("fill", {"instances": ["月" * 512 + "□"]}, "513 characters; at most 512"),
+    ("fill", {"instances": ["床前明月光"]}, "no blank"),
+    ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
+    ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]}, "144 megapixels"),
+    ("caption", {"instances": [{"b64": "!!!!"}]}, "invalid base64"),
+])
+def test_app_limits_are_400_before_the_model_runs(server, model, body, words):
+    status, err = predict(server, model, body)
+    assert status == 400 and words in err["error"], err
+
+
+def test_non_finite_numbers_are_400(server):
+    # JSON has no NaN, but Python's and JavaScript's encoders write it; the server must not pass it on
+    nan_history = b'{"instances": [[1.0, NaN, 2.0]]}'
+    status, _, err = raw_call(server, "POST", "/v1/models/forecast:predict", nan_history)
+    assert status == 400 and "finite" in err["error"]
+    nan_temp = b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": NaN, "seed": 1}}'
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", nan_temp)
+    assert status == 400 and "temperature" in err["error"]
+    assert predict(server, "forecast", {"instances": [[1.0, 3.0]]}) == (200, {"predictions": [[2.0]]})
+    # a model of no known app keeps TF Serving's behaviour
+    assert predict(server, "echo", {"signature_name": "scale", "inputs": {"x": [[1, 2]], "k": 2}})[0] == 200
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b'{"instances": ["\\ud800"]}', "surrogate"),
+    (b'{"instances": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested"),
+    (b"[" * 8000, "JSON"),
+    (b'{"instances": [' + b"9" * 5000 + b"]}", "JSON"),
+    (b'{"instances": ["a"], "signature_name": 7}', "signature_name"),
+], ids=["lone-surrogate", "deep-instances", "deep-document", "5000-digit-integer", "bad-signature-name"])
+def test_malformed_json_is_400_not_500(server, raw, words):
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", raw)
+    assert status == 400 and words in err["error"], err
+
+
+def test_non_ascii_version_is_404(server):
+    assert call(server, "GET", "/v1/models/poetry/versions/%C2%B2")[0] == 404
+    assert call(server, "GET", "/v1/models/poetry/versions/%D9%A1")[0] == 404  # Arabic-Indic one
+
+
+def test_gzip_bodies(server):
+    import gzip
+
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, _, out = raw_call(server, "POST", "/v1/models/poetry:predict", gzip.compress(body),
+                              {"Content-Encoding": "gzip"})
+    assert (status, out) == (200, {"predictions": ["春" + POEM_TAIL]})
+    bomb = gzip.compress(b'{"instances": ["' + b"a" * (50 * MAX_BODY) + b'"]}')
+    assert len(bomb) < MAX_BODY  # passes the body limit compressed, not inflated
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", bomb, {"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in err["error"]
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", b"not gzip", {"Content-Encoding": "gzip"})[0] == 400
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Content-Encoding": "br"})[0] == 415
+
+
+def test_cross_site_requests_and_foreign_host_are_refused(server):
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", body,
+                              {"Content-Type": "text/plain", "Origin": "http://evil.example"})
+    assert status == 403 and "evil.example" in err["error"]
+    same = f"http://127.0.0.1:{server.port}"
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Origin": same})[0] == 200
+    status, _, err = raw_call(server, "GET", "/v1/models", headers={"Host": "evil.example"})
+    assert status == 403 and "loopback" in err["error"]
+    assert raw_call(server, "GET", "/v1/models", headers={"Host": f"localhost:{server.port}"})[0] == 200
+
+
+@pytest.fixture()
+def start(models):
+    """Start a server with options over (a copy of) some toy models; stopped at the end of the test."""
+    started = []
+
+    def run(names, tmp, **options):
+        for name in names:
+            shutil.copytree(models / "models" / name, tmp / "m" / name)
+        srv = make_server(str(tmp / "m"), port=0, poll_seconds=0, **options)
+        t = threading.Thread(target=srv.serve_forever, daemon=True)
+        t.start()
+        srv.base = f"http://127.0.0.1:{srv.port}"
+        started.append((srv, t))
+        return srv
+
+    yield run
+    for srv, t in started:
+        srv.shutdown()
+        t.join(10)
+
+
+def test_cors_origin_option(start, tmp_path):
+    srv = start(["poetry"], tmp_path, cors_origins=["https://app.example"])
+    status, headers, _ = raw_call(srv, "OPTIONS", "/v1/models/poetry:predict", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert status == 204 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, headers, _ = raw_call(srv, "POST", "/v1/models/poetry:predict", body, {"Origin": "https://app.example"})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert raw_call(srv, "POST", "/v1/models/poetry:predict", body, {"Origin": "https://other.example"})[0] == 403
+
+
+def test_idle_connections_cannot_lock_others_out(start, tmp_path):
+    import socket
+
+    srv = start(["poetry"], tmp_path, max_connections=8, idle_timeout=600)
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+    try:
+        time.sleep(1.5)  # the idle ones are quiet for longer than the grace period
+        # without eviction this waits for idle_timeout (600 s) and the urlopen timeout (60 s) fails it
+        assert predict(srv, "poetry", {"instances": ["春"]}) == (200, {"predictions": ["春" + POEM_TAIL]})
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_metrics(server):
+    predict(server, "poetry", {"instances": ["春"]})
+    predict(server, "poetry", {"instances": ["春X"]})
+    with urllib.request.urlopen(server.base + "/monitoring/prometheus/metrics", timeout=30) as r:
+        assert r.headers.get_content_type() == "text/plain"
+        text = r.read().decode()
+    lines = text.splitlines()
+
+    def value(prefix):
+        return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(prefix))
+
+    ok = ':tensorflow:serving:request_count{model_name="poetry",API="predict",entrypoint="REST",status="200"}'
+    bad = ':tensorflow:serving:request_count{model_name="poetry",API="predict",entrypoint="REST",status="400"}'
+    assert value(ok) >= 1 and value(bad) >= 1
+    lat = ':tensorflow:serving:request_latency_count{model_name="poetry",API="predict",entrypoint="REST"}'
+    assert value(lat) >= value(ok) + value(bad)
+    assert value(':tensorflow:serving:batching_session:processed_batch_size_count{model_name="poetry"}') >= 1
+    assert ':tensorflow:core:servable_state{model_name="poetry",version="1",state="AVAILABLE"} 1' in lines
+    for line in lines:  # every sample line parses as name{labels} value
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])
+
+
+def test_server_side_batching_merges_concurrent_requests(models, start, tmp_path):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, max_batch_size=4, batch_timeout=0.5)
+    barrier = threading.Barrier(8)
+    results = {}
+
+    def client(i):
+        text = "X" if i == 5 else f"r{i}"
+        barrier.wait()
+        results[i] = predict(srv, "b", {"instances": [text]})
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    # every client gets its own row back; only the bad request fails, though it shared a batch
+    status, err = results.pop(5)
+    assert status == 400 and "unknown characters: X" in err["error"]
+    sizes = []
+    for i, (status, out) in results.items():
+        assert status == 200
+        (row,) = out["predictions"]
+        assert row["x"] == f"r{i}"
+        sizes.append(row["batch"])
+    assert max(sizes) > 1 and max(sizes) <= 4
+
+
+def test_no_batching_option(tmp_path, start):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, enable_batching=False)
+    results = []
+
+    def client(i):
+        results.append(predict(srv, "b", {"instances": [f"r{i}"]}))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 6 and all(r[0] == 200 and r[1]["predictions"][0]["batch"] == 1 for r in results)
+
+
+def test_large_request_runs_in_chunks_with_the_same_answer(tmp_path, start):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, max_batch_size=4, light_rows=4)
+    status, out = predict(srv, "b", {"instances": [f"r{i}" for i in range(10)]})
+    assert status == 200
+    assert [p["x"] for p in out["predictions"]] == [f"r{i}" for i in range(10)]
+    assert [p["batch"] for p in out["predictions"]] == [4] * 8 + [2] * 2
+
+
+# --------------------------------------------------------------------------- scheduler (no HTTP)
+
+
+def test_scheduler_heavy_lane_deadline_and_light_requests():
+    import numpy as np
+
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+
+    sched = Scheduler(SchedulerConfig(enable_batching=False, heavy_slots=1, heavy_queue=1, light_rows=2,
+                                      max_batch_size=4))
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(arrays):
+        entered.set()
+        release.wait(30)
+        return {"y": arrays["x"]}
+
+    heavy = {"x": np.arange(3)}
+    first = threading.Thread(target=lambda: sched.run(("m",), "m", slow, heavy, Deadline(60)))
+    first.start()
+    assert entered.wait(30)
+    try:
+        # a short request is not queued behind the long one
+        out = sched.run(("m",), "m", lambda a: {"y": a["x"] * 2}, {"x": np.arange(2)}, Deadline(60))
+        assert out["y"].tolist() == [0, 2]
+        # a second heavy request waits for the slot and is cancelled at its deadline
+        with pytest.raises(ScheduleError) as e:
+            sched.run(("m",), "m", slow, heavy, Deadline(0.3))
+        assert e.value.status == 504
+        # ... or when its client hangs up
+        with pytest.raises(ScheduleError) as e:
+            sched.run(("m",), "m", slow, heavy, Deadline(60, client_gone=lambda: True))
+        assert e.value.status == 499
+    finally:
+        release.set()
+        first.join(30)
+
+
+def test_scheduler_sheds_load_and_stops_between_chunks():
+    import numpy as np
+
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+
+    sched = Scheduler(SchedulerConfig(heavy_slots=1, heavy_queue=0, light_rows=2, max_batch_size=2))
+    calls = []
+    gone = []
+
+    def run(arrays):
+        calls.append(len(arrays["x"]))
+        gone.append(True)  # the client hangs up during the first chunk
+        return {"y": arrays["x"]}
+
+    with pytest.raises(ScheduleError) as e:
+        sched.run(("m",), "m", run, {"x": np.arange(10)}, Deadline(60, client_gone=lambda: len(gone) > 0))
+    assert e.value.status == 499 and calls == [2]  # the other 4 chunks never ran
+    hold, entered = threading.Event(), threading.Event()
+
+    def blocking(arrays):
+        entered.set()
+        hold.wait(30)
+        return {"y": arrays["x"]}
+
+    t = threading.Thread(target=lambda: sched.run(("m",), "m", blocking, {"x": np.arange(3)}, Deadline(60)))
+    t.start()
+    assert entered.wait(30)
+    try:
+        with pytest.raises(ScheduleError) as e:  # heavy_queue=0: nobody may wait for the busy slot
+            sched.run(("m",), "m", blocking, {"x": np.arange(3)}, Deadline(60))
+        assert e.value.status == 503
+    finally:
+        hold.set()
+        t.join(30)
+
+
+# --------------------------------------------------------------------------- warm-up and export
+
+
+def test_warmup_file_round_trip_and_wire_format(tmp_path):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    reqs = [("serving_default", {"prompt": np.array(["春".encode(), b"\xff"], dtype=object)}),
+            ("fill", {"text": np.array([b"a"], dtype=object), "top_k": np.array(3, np.int32)}),
+            ("serving_default", {"history": np.array([[1.5, -2.0]], np.float32)})]
+    warmup.write_warmup(str(tmp_path), "m", reqs)
+    back = warmup.read_warmup(str(tmp_path))
+    assert [s for s, _ in back] == [s for s, _ in reqs]
+    for (_, a), (_, b) in zip(reqs, back):
+        assert sorted(a) == sorted(b)
+        for k in a:
+            assert b[k].dtype.kind == a[k].dtype.kind and b[k].tolist() == a[k].tolist()
+    # the same bytes parsed by the protobuf library, from a descriptor of TF Serving's messages
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorflow.core.framework import tensor_pb2
+
+    fd = descriptor_pb2.FileDescriptorProto(name="t.proto", package="tensorflow.serving",
+                                            dependency=["tensorflow/core/framework/tensor.proto"])
+
+    def msg(name, *fields):
+        m = fd.message_type.add(name=name)
+        for fname, number, tname in fields:
+            m.field.add(name=fname, number=number, label=1, type=11 if tname else 9,
+                        type_name=tname or None)
+        return m
+
+    msg("ModelSpec", ("name", 1, None), ("signature_name", 3, None))
+    req = msg("PredictRequest", ("model_spec", 1, ".tensorflow.serving.ModelSpec"))
+    entry = req.nested_type.add(name="InputsEntry", options=descriptor_pb2.MessageOptions(map_entry=True))
+    entry.field.add(name="key", number=1, label=1, type=9)
+    entry.field.add(name="value", number=2, label=1, type=11, type_name=".tensorflow.TensorProto")
+    req.field.add(name="inputs", number=2, label=3, type=11,
+                  type_name=".tensorflow.serving.PredictRequest.InputsEntry")
+    msg("PredictLog", ("request", 1, ".tensorflow.serving.PredictRequest"))
+    msg("PredictionLog", ("predict_log", 6, ".tensorflow.serving.PredictLog"))
+    pool = descriptor_pool.DescriptorPool()
+    for dep in _proto_deps(tensor_pb2.DESCRIPTOR):
+        pool.Add(dep)
+    pool.Add(fd)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.PredictionLog"))
+    log = cls.FromString(warmup.encode_request("poetry", "fill", reqs[1][1]))
+    r = log.predict_log.request
+    assert (r.model_spec.name, r.model_spec.signature_name) == ("poetry", "fill")
+    assert sorted(r.inputs) == ["text", "top_k"]
+    assert tf.make_ndarray(r.inputs["top_k"]).tolist() == 3
+
+
+def _proto_deps(fdesc, seen=None):
+    """FileDescriptorProtos of ``fdesc`` and its imports, dependencies first."""
+    from google.protobuf import descriptor_pb2
+
+    seen = set() if seen is None else seen
+    out = []
+    for dep in fdesc.dependencies:
+        out += _proto_deps(dep, seen)
+    if fdesc.name not in seen:
+        seen.add(fdesc.name)
+        p = descriptor_pb2.FileDescriptorProto()
+        fdesc.CopyToProto(p)
+        out.append(p)
+    return out
+
+
+def test_server_replays_warmup_before_serving(tmp_path, start):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    vdir = tmp_path / "m" / "c" / "1"
+    save_counter(str(vdir))
+    warmup.write_warmup(str(vdir), "c", [("serving_default", {"x": np.array([b"a"] * n, dtype=object)})
+                                         for n in (1, 2, 3)])
+    srv = start([], tmp_path)
+    assert predict(srv, "c", {"instances": ["q"]}) == (200, {"predictions": [4]})
+    # a warm-up request that fails makes the version fail to load, as in TF Serving
+    bad = tmp_path / "m" / "c" / "2"
+    save_counter(str(bad))
+    warmup.write_warmup(str(bad), "c", [("serving_default", {"nope": np.array([b"a"], dtype=object)})])
+    status, err = predict(srv, "c", {"instances": ["q"]}, version=2)
+    assert status == 503 and "warm-up" in err["error"]
+
+
+def test_no_warmup_option(tmp_path, start):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    vdir = tmp_path / "m" / "c" / "1"
+    save_counter(str(vdir))
+    warmup.write_warmup(str(vdir), "c", [("serving_default", {"x": np.array([b"a"], dtype=object)})])
+    srv = start([], tmp_path, warmup=False)
+    assert predict(srv, "c", {"instances": ["q"]}) == (200, {"predictions": [1]})
+
+
+def test_export_writes_warmup_and_removes_stale_temporaries(tmp_path):
+    import subprocess
+    import sys
+
+    from rnn_apps import export
+    from rnn_apps.serving import warmup
+
+    app = tmp_path / "fill"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = app / f".tmp-1-{int(dead.stdout)}"  # an export killed mid-way (its process is gone)
+    running = app / f".tmp-1-{os.getppid()}"  # an export still running (its process is alive)
+    for d in (stale, running):
+        d.mkdir(parents=True)
+        (d / "saved_model.pb").write_bytes(b"half")
+    v = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"fill.json": {"config": {}}})
+    assert not stale.exists() and running.exists()
+    (sig, inputs), = warmup.read_warmup(v)
+    assert sig == "serving_default" and inputs["text"].tolist() == ["床前明月□，疑是地上霜。".encode()]
+    v2 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"notes.json": {}})
+    assert warmup.read_warmup(v2) is None  # not an app's export: no warm-up written

@@ -6,9 +6,9 @@ of no known app gets only the generic checks (body size, JSON, dtype and shape).
 
 from __future__ import annotations
 
-import io
 import os
-from typing import Dict, Optional
+import struct
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 
@@ -24,15 +24,40 @@ def model_app(path: str) -> Optional[str]:
     return None
 
 
-def image_size(data: bytes):
-    """(width, height) from an encoded image's header (nothing is decoded), or None if not an image."""
-    from PIL import Image, UnidentifiedImageError
+def image_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """(width, height) from an encoded image's header (PNG, JPEG, GIF, BMP: what the models decode), or
+    None when it is none of these. Only the header is read, so a truncated file is measured too."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
+        return struct.unpack(">II", data[16:24])
+    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
+        return struct.unpack("<HH", data[6:10])
+    if data[:2] == b"BM" and len(data) >= 26:
+        w, h = struct.unpack("<ii", data[18:26])
+        return abs(w), abs(h)
+    if data[:2] == b"\xff\xd8":
+        return _jpeg_size(data)
+    return None
 
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            return im.size
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return None  # not an image: the model says so when it tries to decode it
+
+def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
+    """The size in a JPEG's first start-of-frame marker (SOF0..SOF15 but DHT C4, JPG C8, DAC CC)."""
+    i = 2
+    while i + 9 <= len(data):
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", data[i + 2:i + 4])
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            h, w = struct.unpack(">HH", data[i + 5:i + 9])
+            return w, h
+        i += 2 + length
+    return None
 
 
 def batch_rows(arrays: Dict[str, np.ndarray]) -> int:
