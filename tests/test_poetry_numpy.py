@@ -230,20 +230,22 @@ def _tf_generate(saved, rows):
         prompt=tf.constant(col("prompt")), form=tf.constant(col("form")), acrostic=tf.constant(col("acrostic")),
         temperature=tf.constant(col("temperature"), tf.float32), top_k=tf.constant(col("top_k"), tf.int32),
         top_p=tf.constant(col("top_p"), tf.float32), seed=tf.constant(col("seed"), tf.int64),
-        max_length=tf.constant(col("max_length"), tf.int32),
+        max_length=tf.constant(col("max_length"), tf.int32), rhyme=tf.constant(col("rhyme")),
+        metre=tf.constant(col("metre")),
     )
     return [t.decode("utf-8") for t in out["text"].numpy()], out["characters"].numpy().tolist()
 
 
 def _np_generate(npm, rows):
-    keys = ("prompt", "form", "acrostic", "temperature", "top_k", "top_p", "seed", "max_length")
+    keys = ("prompt", "form", "acrostic", "temperature", "top_k", "top_p", "seed", "max_length", "rhyme", "metre")
     out = npm.generate(*[[r[k] for r in rows] for k in keys])
     return out["text"], out["characters"].tolist()
 
 
-def _row(prompt="", form="", acrostic="", temperature=0.0, top_k=0, top_p=1.0, seed=0, max_length=64):
+def _row(prompt="", form="", acrostic="", temperature=0.0, top_k=0, top_p=1.0, seed=0, max_length=64, rhyme="",
+         metre=""):
     return dict(prompt=prompt, form=form, acrostic=acrostic, temperature=temperature, top_k=top_k, top_p=top_p,
-                seed=seed, max_length=max_length)
+                seed=seed, max_length=max_length, rhyme=rhyme, metre=metre)
 
 
 MATCHES = {"rows": 0, "same": 0}
@@ -277,8 +279,9 @@ def test_sampled_poems_are_the_savedmodels(saved, npm):
     for seed in (1, 7, 2026):
         rows = []
         for i, (temp, k, p) in enumerate(settings):
-            kind = [dict(), dict(form="wujue"), dict(form="qilv", acrostic=a4), dict(prompt=a4[:2]),
-                    dict(acrostic=a4[:3]), dict(max_length=20)][(i + seed) % 6]
+            kind = [dict(), dict(form="wujue", metre="strict"), dict(form="qilv", acrostic=a4, metre="none"),
+                    dict(prompt=a4[:2], form="qijue", rhyme="xinyun"), dict(acrostic=a4[:3]),
+                    dict(form="wulv", rhyme="none", metre="none")][(i + seed) % 6]
             rows.append(_row(temperature=temp, top_k=k, top_p=p, seed=seed + i, **kind))
         _compare(saved, npm, rows)  # 6 rows (XLA)
         _compare(saved, npm, rows + rows[:4])  # 10 rows (graph loop): the same poems again

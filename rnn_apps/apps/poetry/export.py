@@ -4,9 +4,12 @@ Signatures (all batch-first, loadable with plain ``tf.saved_model.load``, no rnn
 
 * ``serving_default``: ``{"prompt": string[B]}`` -> ``{"text": string[B]}``; free form, default sampling.
 * ``generate``: ``{"prompt", "form", "acrostic": string[B], "temperature": float32[B], "top_k": int32[B],
-  "top_p": float32[B], "seed": int64[B], "max_length": int32[B]}`` -> ``{"text": string[B],
-  "characters": int32[B]}``. ``form`` is one of "", "wujue", "qijue", "wulv", "qilv"; an acrostic without a
-  form writes lines of seven characters, one per acrostic character (rounded up to an even count).
+  "top_p": float32[B], "seed": int64[B], "max_length": int32[B], "rhyme", "metre": string[B]}`` ->
+  ``{"text": string[B], "characters": int32[B]}``. ``form`` is one of "", "wujue", "qijue", "wulv", "qilv";
+  an acrostic without a form writes lines of seven characters, one per acrostic character (rounded up to an
+  even count). ``rhyme`` ("pingshui", "xinyun", "none") and ``metre`` ("strict", "loose", "none") constrain
+  the four forms (:mod:`rnn_apps.apps.poetry.prosody`); "" means the defaults, pingshui and loose, so a form's
+  poem rhymes unless asked not to. (Models exported before rhyme and metre have no such inputs.)
 * ``score``: ``{"text": string[B]}`` -> ``{"log_probability": float32[B]`` (natural log of the poem and
   its end), ``"characters": int32[B], "bits_per_char": float32[B], "unknown_characters": int32[B]}``;
   characters outside the vocabulary are scored as ``<unk>`` (as in training) and counted.
@@ -26,6 +29,7 @@ import tensorflow as tf
 from rnn_apps import export as shared_export
 from rnn_apps import samplers, textio
 from rnn_apps.apps.poetry import data as pdata
+from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
     CONFIG_NAME,
     DEFAULT_SAMPLING,
@@ -61,7 +65,8 @@ def normalize_chars(text, conversion_table):
 class PoemModule(tf.Module):
     """A ``tf.Module`` holding the Char-RNN's weights and the in-graph generation and scoring functions."""
 
-    def __init__(self, model, vocab: Vocabulary, config: dict, jit_compile: bool = True):
+    def __init__(self, model, vocab: Vocabulary, config: dict, jit_compile: bool = True,
+                 prosody_arrays: dict | None = None):
         super().__init__(name="poem_model")
         self.jit_compile = jit_compile
         self.model = model
@@ -103,6 +108,24 @@ class PoemModule(tf.Module):
         allowed = np.stack([content, free & ~punct & ~eos, free & ~punct, free & ~eos, free & ~eos & ~comma])
         self._mask_table = tf.constant(np.where(allowed, 0.0, samplers.NEG_INF).astype(np.float32))
         self.config = dict(config)
+        # Rhyme and metre: the tokens' tone and rhyme bits per rhyme system, and every form's template codes.
+        arrays = prosody_arrays or prosody.Tables.load().vocab_arrays(tokens)
+        self.prosody_arrays = {k: np.asarray(arrays[k], np.int32) for k in ("tone", "rhyme")}
+        self._tone = tf.constant(self.prosody_arrays["tone"])
+        self._rbits = tf.constant(self.prosody_arrays["rhyme"])
+        self._codes_table = tf.constant(prosody.code_table(FORMS))
+        usable = np.bitwise_or.reduce(self.prosody_arrays["rhyme"], axis=-1)  # [systems]
+        self._usable_bits = tf.constant(((usable[:, None] >> np.arange(31)) & 1).astype(np.int32))
+        self._form_index = self._lookup(forms, range(len(forms)))
+        self._rhyme_index = self._lookup(
+            [""] + list(prosody.RHYMES), [prosody.RHYMES.index(prosody.DEFAULT_RHYME)] + list(range(len(prosody.RHYMES))))
+        self._metre_index = self._lookup(
+            [""] + list(prosody.METRES), [prosody.METRES.index(prosody.DEFAULT_METRE)] + list(range(len(prosody.METRES))))
+
+    @staticmethod
+    def _lookup(keys, values):
+        init = tf.lookup.KeyValueTensorInitializer(tf.constant(list(keys)), tf.constant(list(values), tf.int32))
+        return tf.lookup.StaticHashTable(init, -1)
 
     # ---------------------------------------------------------------- text <-> ids
     def _chars(self, text):
@@ -206,10 +229,21 @@ class PoemModule(tf.Module):
         return plan, row_len, formed
 
     # ---------------------------------------------------------------- generation
-    def _generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length):
+    def _generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
         max_length = tf.clip_by_value(max_length, 8, MAX_LENGTH)
+        system = self._rhyme_index.lookup(rhyme)
+        metre_i = self._metre_index.lookup(metre)
+        checks = [
+            tf.debugging.Assert(tf.reduce_all(system >= 0),
+                                ["rhyme must be one of '', pingshui, xinyun, none; received:", rhyme], summarize=8),
+            tf.debugging.Assert(tf.reduce_all(metre_i >= 0),
+                                ["metre must be one of '', strict, loose, none; received:", metre], summarize=8),
+        ]
+        with tf.control_dependencies(checks):
+            system, metre_i = tf.maximum(system, 0), tf.maximum(metre_i, 0)
         plan, row_len, formed = self._plan(prompt, form, acrostic, max_length)
-        ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed)
+        codes = self._codes(plan, form, system, metre_i, seed)
+        ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
         eos = Vocabulary.eos_id
         ids = tf.where(tf.cumsum(tf.cast(ids == eos, tf.int32), axis=1) > 0, 0, ids)
         text = tf.strings.reduce_join(tf.gather(self._out_tokens, ids), axis=1)
@@ -217,15 +251,58 @@ class PoemModule(tf.Module):
         text = tf.strings.regex_replace(text, "[^。]*$", "")
         return {"text": text, "characters": tf.strings.length(text, unit="UTF8_CHAR")}
 
-    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed):
-        """The sampling loop: token ids [B, T] following ``plan`` (numbers only, no strings)."""
+    def _codes(self, plan, form, system, metre_i, seed):
+        """Each row's constraint codes [B, T] (:mod:`rnn_apps.apps.poetry.prosody`; zeros outside the forms).
+
+        The row's template is drawn with its seed (the sampler's uniform at ``prosody.TEMPLATE_STEP``) among
+        the templates its forced characters (start, acrostic) fit, or, when none fits, break least.
+        """
+        B = tf.shape(plan)[0]
+        T = tf.shape(plan)[1]
+        W = int(self._codes_table.shape[-1])
+        f_idx = tf.maximum(self._form_index.lookup(form), 0)
+        cand = tf.gather_nd(self._codes_table, tf.stack([f_idx, metre_i, system], axis=1))  # [B, K, W]
+        forced = tf.pad(plan, [[0, 0], [0, tf.maximum(W - T, 0)]], constant_values=-2)[:, :W]
+        tone, rbits = tf.gather(self._tone, system), tf.gather(self._rbits, system)  # [B, V]
+        ids = tf.maximum(forced, 0)
+        t = tf.gather(tone, ids, batch_dims=1)[:, None, :]
+        r = tf.gather(rbits, ids, batch_dims=1)[:, None, :]
+        is_forced = (forced >= 0)[:, None, :]
+        has = lambda x, bit: tf.bitwise.bitwise_and(x, bit) != 0  # noqa: E731
+        bad = is_forced & (((cand == prosody.NEED_PING) & ~has(t, prosody.PING))
+                           | ((cand == prosody.NEED_ZE) & ~has(t, prosody.ZE)) | ((cand == prosody.RHYME) & (r == 0)))
+        # The forced rhyming characters share a group: some bit set in all of them.
+        at_rhyme = is_forced & (cand == prosody.RHYME)
+        bits = tf.bitwise.bitwise_and(tf.bitwise.right_shift(r[..., None], tf.range(31)), 1)  # [B, 1, W, 31]
+        shared = tf.reduce_min(tf.where(at_rhyme[..., None], bits, 1), axis=2)  # [B, K, 31]
+        usable = tf.gather(self._usable_bits, system)[:, None, :]  # [B, 1, 31] groups with enough characters
+        rhymes_ok = tf.reduce_any((shared * usable) > 0, axis=-1) | ~tf.reduce_any(cand == prosody.RHYME, axis=-1)
+        conflicts = tf.reduce_sum(tf.cast(bad, tf.int32), axis=-1) + tf.cast(~rhymes_ok, tf.int32)  # [B, K]
+        fits = conflicts == tf.reduce_min(conflicts, axis=-1, keepdims=True)
+        n_fit = tf.reduce_sum(tf.cast(fits, tf.int32), axis=-1)
+        u = samplers.uniform(seed, prosody.TEMPLATE_STEP)
+        pick = tf.minimum(tf.cast(tf.floor(u * tf.cast(n_fit, tf.float32)), tf.int32), n_fit - 1)
+        nth = tf.cumsum(tf.cast(fits, tf.int32), axis=-1) - 1
+        k = tf.argmax(tf.cast(fits & (nth == pick[:, None]), tf.int32), axis=-1, output_type=tf.int32)
+        codes = tf.gather(cand, k, batch_dims=1)  # [B, W]
+        return tf.pad(codes, [[0, 0], [0, tf.maximum(T - W, 0)]])[:, :T]
+
+    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        """The sampling loop: token ids [B, T] following ``plan`` (numbers only, no strings).
+
+        ``codes`` [B, T] add rhyme and metre: a tone class, the rhyme group still open (bits narrowed at
+        each rhyming place; a rhyme character is not used twice) or 平 against 孤平 (see ``prosody``).
+        """
         B = tf.shape(plan)[0]
         T = tf.shape(plan)[1]
         eos, bos = Vocabulary.eos_id, Vocabulary.bos_id
         masks = self._mask_table
         han = self._content
+        tone, rbits = tf.gather(self._tone, system), tf.gather(self._rbits, system)  # [B, V]
+        vocab = tf.range(self.vocab_size)
+        has = lambda x, bit: tf.bitwise.bitwise_and(x, bit) != 0  # noqa: E731
 
-        def body(t, prev, states, out, done):
+        def body(t, prev, states, out, done, prev2, group, used):
             logits, states = self._step(prev, states)
             p = plan[:, t]
             # Which characters may come next (one row of the mask table per batch row):
@@ -237,7 +314,16 @@ class PoemModule(tf.Module):
             prev_han = tf.gather(han, prev)
             case = tf.where(prev == self.period_id, 2, tf.where(prev_han, after_char, 1))
             case = tf.where(p == -1, 0, case)
-            masked = logits + tf.gather(masks, case)
+            c = codes[:, t]
+            guping = (c == prosody.GUPING) & ~has(tf.gather(tone, prev2, batch_dims=1), prosody.PING)
+            need = tf.where((c == prosody.NEED_PING) | guping, prosody.PING, tf.where(c == prosody.NEED_ZE, prosody.ZE, 0))
+            fresh = ~tf.reduce_any(used[:, :, None] == vocab[None, None, :], axis=1)
+            ok = tf.where((c == prosody.RHYME)[:, None], has(rbits, group[:, None]) & fresh,
+                          has(tone, need[:, None]) | (need == 0)[:, None])
+            base = tf.gather(masks, case)
+            # No candidate left (a vocabulary without enough rhymes): fall back to the plain mask.
+            ok = ok | ~tf.reduce_any(ok & (base == 0), axis=-1, keepdims=True)
+            masked = tf.where(ok, logits + base, samplers.NEG_INF)
             drawn = samplers.sample(masked, seed, t, temperature, top_k, top_p)
             nxt = tf.where(p >= 0, p, drawn)
             closing = ~formed & (p == -2)
@@ -245,10 +331,14 @@ class PoemModule(tf.Module):
             nxt = tf.where(closing & (((remaining == 2) & (prev == self.period_id)) | (remaining == 1)), eos, nxt)
             nxt = tf.where(done, Vocabulary.pad_id, nxt)
             out = out.write(t, nxt)
+            rhymed = c == prosody.RHYME
+            narrowed = tf.bitwise.bitwise_and(group, tf.gather(rbits, nxt, batch_dims=1))
+            group = tf.where(rhymed & (narrowed != 0), narrowed, group)  # a forced outsider leaves the group
+            used = tf.where(rhymed[:, None], tf.concat([used[:, 1:], nxt[:, None]], axis=1), used)
             done = done | (nxt == eos) | (t + 1 >= row_len)
-            return t + 1, nxt, states, out, done
+            return t + 1, nxt, states, out, done, prev, group, used
 
-        def cond(t, prev, states, out, done):
+        def cond(t, prev, states, out, done, *_):
             return (t < T) & ~tf.reduce_all(done)
 
         start = (
@@ -257,11 +347,14 @@ class PoemModule(tf.Module):
             self._zero_states(B),
             tf.TensorArray(tf.int32, size=T, element_shape=[None]),
             tf.zeros([B], tf.bool),
+            tf.fill([B], bos),
+            tf.fill([B], tf.constant(-1, tf.int32)),
+            tf.fill([B, prosody.MAX_RHYMES], tf.constant(-1, tf.int32)),
         )
-        _, _, _, out, _ = tf.while_loop(cond, body, start, maximum_iterations=T)
+        out = tf.while_loop(cond, body, start, maximum_iterations=T)[3]
         return tf.transpose(out.stack())  # [B, T]; rows past their end are padding
 
-    def _decode_any(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+    def _decode_any(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
         """Small batches run the loop XLA-compiled, larger ones as a plain graph loop.
 
         At batch 1 a step is a few matrix-vector products and ~100 small element-wise ops; the graph
@@ -270,32 +363,33 @@ class PoemModule(tf.Module):
         XLA path pads the batch to a power of two up to ``XLA_MAX_BATCH`` and the plan to ``MAX_LENGTH``
         steps; padding rows end at once, and rows never influence each other.
         """
-        args = (plan, row_len, formed, temperature, top_k, top_p, seed)
+        args = (plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
         if not self.jit_compile:
             return self._decode_graph(*args)
         B = tf.shape(plan)[0]
         return tf.cond(B <= XLA_MAX_BATCH, lambda: self._decode_padded(*args), lambda: self._decode_graph(*args))
 
-    def _decode_padded(self, plan, row_len, formed, temperature, top_k, top_p, seed):
+    def _decode_padded(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
         B = tf.shape(plan)[0]
         T = tf.shape(plan)[1]
         bucket = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(B, tf.float32)) / tf.math.log(2.0) - 1e-6), tf.int32)
         pad = tf.maximum(bucket, B) - B
         rows = lambda x, v: tf.pad(x, [[0, pad]], constant_values=v)  # noqa: E731
         plan = tf.pad(plan, [[0, pad], [0, MAX_LENGTH - T]], constant_values=-2)
+        codes = tf.pad(codes, [[0, pad], [0, MAX_LENGTH - T]])
         ids = self._decode_xla(
             plan, rows(row_len, 1), rows(formed, False), rows(temperature, 0.0), rows(top_k, 0), rows(top_p, 1.0),
-            rows(seed, tf.constant(0, tf.int64)),
+            rows(seed, tf.constant(0, tf.int64)), codes, rows(system, 0),
         )
         return ids[:B, :T]
 
     @tf.function(jit_compile=True)
-    def _decode_xla(self, plan, row_len, formed, temperature, top_k, top_p, seed):
-        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed)
+    def _decode_xla(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
 
     @tf.function
-    def _decode_graph(self, plan, row_len, formed, temperature, top_k, top_p, seed):
-        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed)
+    def _decode_graph(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
     def serving_default(self, prompt):
@@ -310,6 +404,8 @@ class PoemModule(tf.Module):
             tf.fill([B], DEFAULT_SAMPLING["top_p"]),
             seed,
             tf.fill([B], DEFAULT_SAMPLING["max_length"]),
+            tf.fill([B], ""),
+            tf.fill([B], ""),
         )
         return {"text": out["text"]}
 
@@ -323,10 +419,12 @@ class PoemModule(tf.Module):
             tf.TensorSpec([None], tf.float32, name="top_p"),
             tf.TensorSpec([None], tf.int64, name="seed"),
             tf.TensorSpec([None], tf.int32, name="max_length"),
+            tf.TensorSpec([None], tf.string, name="rhyme"),
+            tf.TensorSpec([None], tf.string, name="metre"),
         ]
     )
-    def generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length):
-        return self._generate(prompt, form, acrostic, temperature, top_k, top_p, seed, max_length)
+    def generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
+        return self._generate(prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def score(self, text):
@@ -365,7 +463,11 @@ class PoemModule(tf.Module):
 def export_poetry(
     model, vocab: Vocabulary, config: dict, app_dir: str, version=None, card: dict | None = None, jit_compile=True
 ) -> str:
-    """Export the Char-RNN to ``app_dir/<version>`` atomically; return the version directory."""
+    """Export the Char-RNN to ``app_dir/<version>`` atomically; return the version directory.
+
+    ``poetry.json`` also keeps the tokens' tone and rhyme bits the graph was built with (``prosody``), so the
+    NumPy engine constrains exactly as the graph does even if the package's tables change later.
+    """
     module = PoemModule(model, vocab, config, jit_compile=jit_compile)
     signatures = {
         "serving_default": module.serving_default,
@@ -377,8 +479,29 @@ def export_poetry(
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
 
-    extra = {CONFIG_NAME: {"format": "rnn_apps.poetry/1", "config": config, "vocab": vocab.to_json(), **(card or {})}}
+    arrays = module.prosody_arrays
+    tables = prosody.Tables.load()
+    meta_prosody = {"sources": tables.sources, "rhymes": list(prosody.RHYMES),
+                    "tone": arrays["tone"].tolist(), "rhyme": arrays["rhyme"].tolist()}
+    extra = {CONFIG_NAME: {"format": "rnn_apps.poetry/1", "config": config, "vocab": vocab.to_json(),
+                           "prosody": meta_prosody, **(card or {})}}
     return shared_export.atomic_export(write, app_dir, version, extra)
+
+
+def rebuild_from_export(model_dir: str):
+    """The Keras Char-RNN of an exported poem model with its weights: ``(model, vocab, config)``.
+
+    Lets a model be exported again with the current graph (``rnn-apps export poetry --from-model``) when
+    its training run is gone.
+    """
+    from rnn_apps.apps.poetry.model import build_char_rnn
+
+    base = load_weights_from_export(model_dir)
+    cfg, vocab = base["config"], base["vocab"]
+    model = build_char_rnn(len(vocab), cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"], cfg["dropout"])
+    model.build((None, None))
+    model.set_weights(base["weights"])
+    return model, vocab, cfg
 
 
 def load_weights_from_export(model_dir: str) -> dict:

@@ -8,7 +8,9 @@ and reproduces :class:`rnn_apps.apps.poetry.export.PoemModule`'s ``generate`` an
 
 * the same input normalisation (``_chars``: the graph's RE2 patterns, and OpenCC's character table,
   read only when a character is not in the vocabulary);
-* the same decoding plan (``_plan``: forms, acrostics, starts, free form), with the same checks;
+* the same decoding plan (``_plan``: forms, acrostics, starts, free form), with the same checks, and the
+  same rhyme and metre constraints (:mod:`rnn_apps.apps.poetry.prosody`: the template drawn with the row's
+  seed, a tone or rhyme mask at each position, the rhyme group narrowed at each rhyming position);
 * the same step (embedding, LSTM / GRU / SimpleRNN layers with the builder's default settings, the
   tied output layer), the same masks (``_mask_table``) and closing rules (``_decode``);
 * the same sampler (:mod:`rnn_apps.samplers`: temperature, top-k, top-p, an inverse-CDF draw with the
@@ -32,6 +34,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import FORMS, MAX_LENGTH, load_config
 from rnn_apps.tensor_bundle import BundleError, BundleReader
 
@@ -255,6 +258,20 @@ class NumpyPoemModel:
         self.mask_table = np.where(allowed, np.float32(0.0), NEG_INF).astype(np.float32)
         self.out_tokens = ["" if i < 4 else t for i, t in enumerate(self.tokens)]
         self._conv: Optional[dict] = None
+        self._prosody: Optional[dict] = None
+
+    def prosody_arrays(self) -> dict:
+        """The tokens' tone and rhyme bits (``Tables.vocab_arrays``): the export's own (``poetry.json``'s
+        ``prosody``) when it has them, else built from the package's tables; and the template code table."""
+        if self._prosody is None:
+            saved = self.meta.get("prosody")
+            if saved:
+                arrays = {k: np.asarray(saved[k], np.int32) for k in ("tone", "rhyme")}
+            else:
+                arrays = prosody.Tables.load().vocab_arrays(self.tokens)
+            arrays["codes"] = prosody.code_table(FORMS)
+            self._prosody = arrays
+        return self._prosody
 
     @classmethod
     def from_weights(cls, config: dict, tokens: Sequence[str], weights: Sequence[np.ndarray]) -> "NumpyPoemModel":
@@ -350,10 +367,14 @@ class NumpyPoemModel:
         return [self.index.get(c, UNK_ID) for c in self.chars(text)]
 
     # ---------------------------------------------------------------- plans
-    def _check(self, prompt, form, acrostic, max_length) -> None:
+    def _check(self, prompt, form, acrostic, max_length, rhyme, metre) -> None:
         """The graph's assertions over the batch, with the messages PoemGenerator shows for them."""
         if any(f not in FORMS for f in form):
             raise ModelInputError(_assertion("form must be one of '', wujue, qijue, wulv, qilv; received:", form))
+        if any(r not in ("",) + prosody.RHYMES for r in rhyme):
+            raise ModelInputError(_assertion("rhyme must be one of '', pingshui, xinyun, none; received:", rhyme))
+        if any(m not in ("",) + prosody.METRES for m in metre):
+            raise ModelInputError(_assertion("metre must be one of '', strict, loose, none; received:", metre))
         for what, texts in (("The start", prompt), ("The acrostic", acrostic)):
             unknown = [self.unknown_characters(t) for t in texts]
             if any(unknown):
@@ -414,8 +435,13 @@ class NumpyPoemModel:
         top_p: Sequence[float],
         seed: Sequence[int],
         max_length: Sequence[int],
+        rhyme: Optional[Sequence[str]] = None,
+        metre: Optional[Sequence[str]] = None,
     ) -> dict:
         """The SavedModel's ``generate`` signature: one entry per row in each argument.
+
+        ``rhyme`` (pingshui, xinyun, none) and ``metre`` (strict, loose, none) apply to the four forms; ""
+        (and leaving them out) means pingshui and loose.
 
         Returns:
             ``{"text": list of str, "characters": int32 [B]}``.
@@ -425,10 +451,12 @@ class NumpyPoemModel:
             acrostic or start that does not fit).
         """
         B = len(prompt)
-        if not all(len(a) == B for a in (form, acrostic, temperature, top_k, top_p, seed, max_length)):
+        rhyme = [""] * B if rhyme is None else list(rhyme)
+        metre = [""] * B if metre is None else list(metre)
+        if not all(len(a) == B for a in (form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre)):
             raise ValueError("Every argument of generate needs one entry per row.")
         max_length = np.clip(np.asarray(max_length, np.int64), 8, MAX_LENGTH)
-        self._check(prompt, form, acrostic, [int(x) for x in max_length])
+        self._check(prompt, form, acrostic, [int(x) for x in max_length], rhyme, metre)
         plans, cache = [], {}
         for row in zip(prompt, form, acrostic, (int(x) for x in max_length)):
             if row not in cache:
@@ -440,9 +468,12 @@ class NumpyPoemModel:
         plan = np.full((B, max(T, 1)), -2, np.int64)
         for b, (p, _, _) in enumerate(plans):
             plan[b, : len(p)] = p
+        seed = np.asarray(seed, np.int64)
+        system = np.array([prosody.RHYMES.index(r or prosody.DEFAULT_RHYME) for r in rhyme], np.int64)
+        codes = self._codes(plan, form, system, metre, seed)
         ids = self._decode(
             plan, row_len, formed, np.asarray(temperature, np.float32), np.asarray(top_k, np.int32),
-            np.asarray(top_p, np.float32), np.asarray(seed, np.int64),
+            np.asarray(top_p, np.float32), seed, codes, system,
         )
         texts = []
         for row in ids:
@@ -455,14 +486,56 @@ class NumpyPoemModel:
             texts.append(text[: text.rfind("。") + 1])  # end at the last full sentence (the graph's safety net)
         return {"text": texts, "characters": np.array([len(t) for t in texts], np.int32)}
 
-    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed) -> np.ndarray:
+    def _codes(self, plan, form, system, metre, seed) -> np.ndarray:
+        """``PoemModule._codes``: each row's constraint codes [B, T] (zeros outside the four forms).
+
+        The template is drawn with the row's seed among those the forced characters (start, acrostic) fit,
+        or, when none fits, among those they break least.
+        """
+        arrays = self.prosody_arrays()
+        table = arrays["codes"]
+        B, T = plan.shape
+        W = table.shape[-1]
+        forms = list(FORMS)
+        f_idx = np.array([forms.index(f) for f in form])
+        m_idx = np.array([prosody.METRES.index(m or prosody.DEFAULT_METRE) for m in metre])
+        cand = table[f_idx, m_idx, system]  # [B, K, W]
+        forced = np.full((B, W), -2, np.int64)
+        forced[:, : min(T, W)] = plan[:, :W]
+        tone, rbits = arrays["tone"][system], arrays["rhyme"][system]  # [B, V]
+        ids = np.maximum(forced, 0)
+        t, r = np.take_along_axis(tone, ids, 1)[:, None], np.take_along_axis(rbits, ids, 1)[:, None]
+        is_forced = (forced >= 0)[:, None]
+        bad = is_forced & (((cand == prosody.NEED_PING) & (t & prosody.PING == 0))
+                           | ((cand == prosody.NEED_ZE) & (t & prosody.ZE == 0)) | ((cand == prosody.RHYME) & (r == 0)))
+        common = np.bitwise_and.reduce(np.where(is_forced & (cand == prosody.RHYME), r, np.int32(-1)), axis=-1)
+        usable = np.bitwise_or.reduce(rbits, axis=-1)  # [B] the groups with enough characters
+        rhymes_ok = ((common & usable[:, None]) != 0) | ~(cand == prosody.RHYME).any(axis=-1)
+        conflicts = bad.sum(axis=-1) + ~rhymes_ok  # [B, K]
+        fits = conflicts == conflicts.min(axis=-1, keepdims=True)
+        n_fit = fits.sum(axis=-1)
+        u = uniform(seed, prosody.TEMPLATE_STEP)
+        pick = np.minimum(np.floor(u * n_fit.astype(np.float32)).astype(np.int64), n_fit - 1)
+        k = np.argmax(fits & (np.cumsum(fits, axis=-1) - 1 == pick[:, None]), axis=-1)
+        codes = np.zeros((B, max(T, W)), np.int32)
+        codes[:, :W] = cand[np.arange(B), k]
+        return codes[:, :T]
+
+    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system) -> np.ndarray:
         """``PoemModule._decode``: token ids [B, T] following ``plan``, padding after each row's end."""
         B, T = plan.shape
         out = np.zeros((B, T), np.int64)
         prev = np.full(B, BOS_ID, np.int64)
+        prev2 = np.full(B, BOS_ID, np.int64)
         done = np.zeros(B, bool)
         states = self.zero_states(B)
         content, masks, period = self.content, self.mask_table, self.period_id
+        arrays = self.prosody_arrays()
+        tone, rbits = arrays["tone"][system], arrays["rhyme"][system]  # [B, V]
+        rows = np.arange(B)
+        group = np.full(B, -1, np.int32)  # the rhyme groups still open (bits), narrowed at each rhyming place
+        used = np.full((B, prosody.MAX_RHYMES), -1, np.int64)  # the rhyme characters so far: not used twice
+        vocab = np.arange(self.vocab_size)
         # exp overflow in the sigmoid of very negative inputs gives 0, as it should
         with np.errstate(over="ignore"), _single_blas_thread(B <= SMALL_BATCH):
             for t in range(T):
@@ -474,15 +547,27 @@ class NumpyPoemModel:
                 prev_han = content[prev]
                 case = np.where(prev == period, 2, np.where(prev_han, np.where(remaining <= 3, 4, 3), 1))
                 case = np.where(p == -1, 0, case)
-                drawn = sample(logits + masks[case], seed, t, temperature, top_k, top_p)
+                c = codes[:, t]
+                guping = (c == prosody.GUPING) & (tone[rows, prev2] & prosody.PING == 0)
+                need = np.where((c == prosody.NEED_PING) | guping, prosody.PING, np.where(c == prosody.NEED_ZE, prosody.ZE, 0))
+                fresh = ~(used[:, :, None] == vocab[None, None, :]).any(axis=1)
+                ok = np.where((c == prosody.RHYME)[:, None], ((rbits & group[:, None]) != 0) & fresh,
+                              ((tone & need[:, None]) != 0) | (need == 0)[:, None])
+                allowed = masks[case] == 0
+                ok |= ~(ok & allowed).any(axis=-1, keepdims=True)  # no candidate left: the plain mask (never met)
+                drawn = sample(np.where(ok, logits + masks[case], NEG_INF), seed, t, temperature, top_k, top_p)
                 nxt = np.where(p >= 0, p, drawn)
                 closing = ~formed & (p == -2)
                 nxt = np.where(closing & (remaining == 2) & prev_han, period, nxt)
                 nxt = np.where(closing & (((remaining == 2) & (prev == period)) | (remaining == 1)), EOS_ID, nxt)
                 nxt = np.where(done, PAD_ID, nxt)
                 out[:, t] = nxt
+                rhymed = c == prosody.RHYME
+                narrowed = group & rbits[rows, nxt]  # a forced character outside the group leaves it as it was
+                group = np.where(rhymed & (narrowed != 0), narrowed, group)
+                used = np.where(rhymed[:, None], np.concatenate([used[:, 1:], nxt[:, None]], axis=1), used)
                 done = done | (nxt == EOS_ID) | (t + 1 >= row_len)
-                prev = nxt
+                prev2, prev = prev, nxt
         return out
 
 

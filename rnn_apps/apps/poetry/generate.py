@@ -7,6 +7,9 @@ Generation has two engines that write the same poems for a seed: ``"tensorflow"`
 ``generate`` signature, ``"numpy"`` runs its NumPy twin (:mod:`rnn_apps.apps.poetry.fast`), which needs no
 TensorFlow and so starts in a fraction of a second instead of several. ``"auto"`` (the default) takes
 NumPy when it supports the model and TensorFlow otherwise. Scoring always uses the SavedModel.
+
+Poems of the four forms rhyme and scan by default (``rhyme="pingshui"``, ``metre="loose"``; see
+:mod:`rnn_apps.apps.poetry.prosody`); :func:`check_poem` analyses any poem the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH, load_config
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
@@ -41,6 +45,8 @@ class Poem:
     seed: int
     prompt: str = ""
     acrostic: str = ""
+    rhyme: str = "none"
+    metre: str = "none"
 
     @property
     def lines(self) -> list[str]:
@@ -48,7 +54,20 @@ class Poem:
 
     def to_dict(self) -> dict:
         return {"text": self.text, "lines": self.lines, "form": self.form, "seed": self.seed,
-                "start": self.prompt, "acrostic": self.acrostic, "characters": len(self.text)}
+                "start": self.prompt, "acrostic": self.acrostic, "characters": len(self.text),
+                "rhyme": self.rhyme, "metre": self.metre}
+
+
+def check_poem(text: str, rhyme: str = prosody.DEFAULT_RHYME, tables: Optional[prosody.Tables] = None) -> dict:
+    """Tones, rhyme and metre of a poem (``rnn-apps check-poem``): see :func:`rnn_apps.apps.poetry.prosody.check_poem`.
+
+    Raises:
+        PoemError: no Chinese character in ``text``, or ``rhyme`` not pingshui or xinyun.
+    """
+    try:
+        return prosody.check_poem(text, tables or prosody.Tables.load(), rhyme)
+    except prosody.ProsodyError as e:
+        raise PoemError(str(e)) from None
 
 
 ENGINES = ("auto", "numpy", "tensorflow")
@@ -151,10 +170,14 @@ class PoemGenerator:
         top_p: float = DEFAULT_SAMPLING["top_p"],
         seed: Optional[int] = None,
         max_length: int = DEFAULT_SAMPLING["max_length"],
+        rhyme: str = prosody.DEFAULT_RHYME,
+        metre: str = prosody.DEFAULT_METRE,
     ) -> list[Poem]:
         """Generate ``n`` poems in one batch (one graph call, or one NumPy loop over the steps).
 
-        The same ``seed`` gives the same poems (poem i uses seed + i).
+        The same ``seed`` gives the same poems (poem i uses seed + i). A ``form`` poem follows ``rhyme``
+        (``pingshui`` 平水韵, ``xinyun`` 中华新韵 or ``none``) and ``metre`` (``strict``, ``loose``
+        一三五不论 without 孤平, or ``none``); free-form poems ignore both.
 
         Raises:
             PoemError: unknown characters, an impossible form or acrostic, bad sampling values.
@@ -167,6 +190,13 @@ class PoemGenerator:
             raise PoemError(f"top_k must be >= 0 (0 means off); received {top_k}.")
         if not 0 < top_p <= 1:
             raise PoemError(f"top_p must be in (0, 1] (1 means off); received {top_p}.")
+        for name, value, choices in (("rhyme", rhyme, prosody.RHYMES), ("metre", metre, prosody.METRES)):
+            try:
+                prosody.check_choice(name, value, choices)
+            except prosody.ProsodyError as e:
+                raise PoemError(str(e)) from None
+        if not form:
+            rhyme = metre = "none"
         start, acrostic = start.strip(), acrostic.strip()
         self._check(start, acrostic, form, max_length)
         if seed is None:
@@ -178,20 +208,29 @@ class PoemGenerator:
             try:
                 out = self._numpy.generate(
                     [start] * n, [form] * n, [acrostic] * n, [float(temperature)] * n, [int(top_k)] * n,
-                    [float(top_p)] * n, seeds, [int(max_length)] * n,
+                    [float(top_p)] * n, seeds, [int(max_length)] * n, [rhyme] * n, [metre] * n,
                 )
             except ModelInputError as e:
                 raise PoemError(str(e)) from None
             texts = out["text"]
         else:
-            texts = self._generate_tf(start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length)
-        return [Poem(t, form, s, start, acrostic) for t, s in zip(texts, seeds)]
+            texts = self._generate_tf(start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length,
+                                      rhyme, metre)
+        return [Poem(t, form, s, start, acrostic, rhyme, metre) for t, s in zip(texts, seeds)]
 
-    def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length) -> list[str]:
+    def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length, rhyme,
+                     metre) -> list[str]:
         model = self._model
         tf = self._tf
+        signature = model.signatures["generate"]
+        extra = {}
+        if "rhyme" in signature.structured_input_signature[1]:
+            extra = {"rhyme": tf.constant([rhyme] * n), "metre": tf.constant([metre] * n)}
+        elif (rhyme, metre) != ("none", "none"):
+            raise PoemError(f"The model in {self.model_dir} was exported before rhyme and metre: its graph writes "
+                            "neither. Use --engine numpy, or --rhyme none --metre none.")
         try:
-            out = model.signatures["generate"](
+            out = signature(
                 prompt=tf.constant([start] * n),
                 form=tf.constant([form] * n),
                 acrostic=tf.constant([acrostic] * n),
@@ -200,6 +239,7 @@ class PoemGenerator:
                 top_p=tf.constant([float(top_p)] * n, tf.float32),
                 seed=tf.constant(seeds, tf.int64),
                 max_length=tf.constant([int(max_length)] * n, tf.int32),
+                **extra,
             )
         except tf.errors.InvalidArgumentError as e:
             raise PoemError(_model_message(e)) from None

@@ -1,0 +1,377 @@
+"""Tone (平仄) and rhyme (押韵) of regulated verse (近体诗): tables, templates and a checker.
+
+Importable without TensorFlow; shared by the SavedModel export (:mod:`rnn_apps.apps.poetry.export`), the NumPy
+engine (:mod:`rnn_apps.apps.poetry.fast`) and ``rnn-apps check-poem``.
+
+**Tables** (``prosody.json`` beside this module, built by :mod:`rnn_apps.apps.poetry.prosody_build`, which says
+where the data came from):
+
+* ``pingshui`` - 平水韵, the rhyme book of regulated verse since the Song: 106 groups, 30 of them level-tone
+  (平声) groups a regulated poem rhymes in. A character's classical tone is 平 when it is listed in a 平 group,
+  仄 when in an oblique (上/去/入) group, both when in both (多音字). A character the book lacks is 仄 when
+  every modern reading of it has the 3rd or 4th tone (a modern 1st- or 2nd-tone character may be an old 入声
+  character, so those stay unknown).
+* ``xinyun`` - 中华新韵 (14 groups of modern Mandarin finals), with modern tones: 1 and 2 are 平, 3 and 4 仄.
+
+**Templates**: the four standard tonal patterns of each form (平起 or 仄起, first line rhymed or not), built from
+the four line types A 仄仄平平仄, B 平平仄仄平, C 平平平仄仄, D 仄仄仄平平 (a seven-character line puts two
+characters of the opposite tone before them) by the rules of 对 (a couplet's lines oppose) and 粘 (a couplet's
+first line keeps the second character's tone of the line before); an eight-line poem repeats its quatrain with
+line 5 unrhymed. ``strict`` metre constrains every position; ``loose`` (一三五不论) constrains the even
+positions and the line ends, avoids 孤平 (a B line needs a 平 at its first or third position from the end but
+four, i.e. 五言 positions 1 or 3, 七言 3 or 5) and 三平尾 (a D line keeps 仄 before its last two characters).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+TABLES_PATH = os.path.join(os.path.dirname(__file__), "prosody.json")
+RHYMES = ("pingshui", "xinyun", "none")
+METRES = ("strict", "loose", "none")
+DEFAULT_RHYME, DEFAULT_METRE = "pingshui", "loose"
+PING, ZE = 1, 2  # tone bits: a character may have both (多音字)
+# Per-position constraint codes of a decoding plan.
+FREE, NEED_PING, NEED_ZE, RHYME, GUPING = 0, 1, 2, 3, 4  # GUPING: 平 unless the character two back is 平
+MAX_RHYMES = 5  # rhyming places of a poem at most (律诗, first line rhymed): no rhyme character twice
+MIN_GROUP_CHARS = 12  # a rhyme group is offered only when the vocabulary has this many 平 characters of it
+TEMPLATE_STEP = 100_003  # the sampler's step number of the template draw (never a decoding step)
+LINE5 = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
+QUATRAINS = (("ABCD", False), ("DBCD", True), ("CDAB", False), ("BDAB", True))  # 五言: 仄起 x2, 平起 x2
+_OPPOSITE = {"平": "仄", "仄": "平"}
+_SPLIT = re.compile(r"[，。？！；：、,.!?;:\s]+")
+_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+
+
+class ProsodyError(ValueError):
+    """Bad rhyme/metre arguments or a text that cannot be checked."""
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``; otherwise :class:`ProsodyError` naming what was received."""
+    if value not in choices:
+        raise ProsodyError(f"{name} must be one of {', '.join(choices)}; received {value!r}.")
+    return value
+
+
+class Tables:
+    """The tone and rhyme tables (see the module docstring).
+
+    Args:
+        data: The parsed ``prosody.json``.
+    """
+
+    def __init__(self, data: dict):
+        if data.get("format") != "rnn_apps.prosody/1":
+            raise ProsodyError(f"not a prosody table (format {data.get('format')!r}, expected 'rnn_apps.prosody/1')")
+        self.sources = {k: data[k]["source"] for k in ("pingshui", "xinyun")}
+        ps = data["pingshui"]["groups"]
+        self.ps_names = [g["name"] for g in ps]
+        self.ps_ping_names = [g["name"] for g in ps if g["tone"] == "平"]
+        self._ps: Dict[str, list] = {}  # char -> [(group index, tone)]
+        for i, g in enumerate(ps):
+            for c in g["chars"]:
+                self._ps.setdefault(c, []).append((i, g["tone"]))
+        self._ps_ping_index = {i: j for j, i in enumerate(k for k, g in enumerate(ps) if g["tone"] == "平")}
+        xy = data["xinyun"]["groups"]
+        self.xy_names = [g["name"] for g in xy]
+        self._xy: Dict[str, list] = {}
+        for i, g in enumerate(xy):
+            for tone in ("平", "仄"):
+                for c in g[tone]:
+                    self._xy.setdefault(c, []).append((i, tone))
+
+    @classmethod
+    def load(cls, path: Optional[str] = None) -> "Tables":
+        """Read the tables (default: the ones shipped with the package)."""
+        with open(path or TABLES_PATH, encoding="utf-8") as f:
+            return cls(json.load(f))
+
+    def tone_bits(self, char: str, rhyme: str = "pingshui") -> int:
+        """``PING | ZE`` bits of ``char``: classical tones for ``pingshui`` and ``none``, modern for ``xinyun``."""
+        if rhyme == "xinyun":
+            return _bits(t for _, t in self._xy.get(char, ()))
+        found = self._ps.get(char)
+        if found:
+            return _bits(t for _, t in found)
+        modern = self._xy.get(char, ())
+        return ZE if modern and all(t == "仄" for _, t in modern) else 0  # 3rd/4th tone only: never 入声 in 平
+
+    def tone_source(self, char: str, rhyme: str = "pingshui") -> str:
+        """Where :meth:`tone_bits` found the tone: "pingshui", "xinyun", "modern" (the fallback) or ""."""
+        if rhyme == "xinyun":
+            return "xinyun" if char in self._xy else ""
+        if char in self._ps:
+            return "pingshui"
+        return "modern" if self.tone_bits(char, rhyme) else ""
+
+    def rhyme_groups(self, char: str, rhyme: str = "pingshui") -> List[int]:
+        """The level-tone rhyme groups ``char`` may rhyme in (indices into :meth:`rhyme_names`)."""
+        if rhyme == "pingshui":
+            return sorted({self._ps_ping_index[i] for i, t in self._ps.get(char, ()) if t == "平"})
+        if rhyme == "xinyun":
+            return sorted({i for i, t in self._xy.get(char, ()) if t == "平"})
+        return []
+
+    def rhyme_names(self, rhyme: str = "pingshui") -> List[str]:
+        return {"pingshui": self.ps_ping_names, "xinyun": self.xy_names}.get(rhyme, [])
+
+    def all_groups(self, char: str, rhyme: str = "pingshui") -> List[str]:
+        """Every group of ``char`` with its tone ("下平十一尤", "入一屋"; "八寒 平" for xinyun)."""
+        if rhyme == "xinyun":
+            return [f"{self.xy_names[i]} {t}" for i, t in self._xy.get(char, ())]
+        return [self.ps_names[i] for i, _ in self._ps.get(char, ())]
+
+    def vocab_arrays(self, tokens: Sequence[str], min_group_chars: int = MIN_GROUP_CHARS) -> dict:
+        """Per-token tables for constrained decoding, rows in :data:`RHYMES` order.
+
+        Returns:
+            ``{"tone": int32 [3, V] PING/ZE bits, "rhyme": int32 [3, V] bit g set when the token rhymes in
+            group g}``. Only Han tokens get bits; a rhyme group counts only when at least
+            ``min_group_chars`` tokens rhyme in it (so a poem never runs out of rhymes); ``none`` has no
+            rhyme bits and classical tones.
+        """
+        V = len(tokens)
+        tone = np.zeros((len(RHYMES), V), np.int32)
+        rhyme = np.zeros((len(RHYMES), V), np.int32)
+        for s, system in enumerate(RHYMES):
+            for v, t in enumerate(tokens):
+                if v >= 4 and _HAN.fullmatch(t):
+                    tone[s, v] = self.tone_bits(t, system)
+                    for g in self.rhyme_groups(t, system):
+                        rhyme[s, v] |= 1 << g
+            counts = [(rhyme[s] >> g & 1).sum() for g in range(31)]
+            usable = sum(1 << g for g in range(31) if counts[g] >= min_group_chars)
+            rhyme[s] &= usable
+        return {"tone": tone, "rhyme": rhyme}
+
+
+def _bits(tones) -> int:
+    b = 0
+    for t in tones:
+        b |= PING if t == "平" else ZE
+    return b
+
+
+# ----------------------------------------------------------------------------------------- templates
+
+@dataclass(frozen=True)
+class Template:
+    """A tonal pattern of one form: ``lines`` of 平/仄, whether line 1 rhymes, and its name."""
+
+    name: str
+    lines: tuple
+    rhymed_first: bool
+
+    def rhymed(self, line: int) -> bool:
+        return line % 2 == 1 or (line == 0 and self.rhymed_first)
+
+
+def templates(n: int, m: int) -> List[Template]:
+    """The four templates of the form with ``m`` lines of ``n`` characters (n in 5, 7; m in 4, 8)."""
+    if n not in (5, 7) or m not in (4, 8):
+        raise ProsodyError(f"regulated forms have 4 or 8 lines of 5 or 7 characters; received {m} x {n}")
+
+    def line(kind):
+        five = LINE5[kind]
+        return five if n == 5 else "".join(_OPPOSITE[c] for c in five[:2]) + five
+
+    out = []
+    for kinds, rhymed_first in QUATRAINS:
+        lines = [line(k) for k in kinds]
+        if m == 8:
+            unrhymed = next(q for q, r in QUATRAINS if not r and LINE5[q[0]][1] == LINE5[kinds[0]][1])
+            lines += [line(k) for k in unrhymed]
+        name = f"{lines[0][1]}起，首句{'入' if rhymed_first else '不入'}韵"
+        out.append(Template(name, tuple(lines), rhymed_first))
+    return out
+
+
+def line_codes(pattern: str, metre: str) -> List[int]:
+    """Constraint codes of one line's characters under ``metre`` (the line end is decided by the caller)."""
+    n = len(pattern)
+    need = [NEED_PING if c == "平" else NEED_ZE for c in pattern]
+    if metre == "strict":
+        return need
+    if metre == "none":
+        return [FREE] * n
+    codes = [need[i] if (i + 1) % 2 == 0 or i == n - 1 else FREE for i in range(n)]
+    if pattern.endswith("仄仄平"):  # B line: no 孤平 (position n-2 平 unless n-4 is)
+        codes[n - 3] = GUPING
+    elif pattern.endswith("仄平平"):  # D line: no 三平尾
+        codes[n - 3] = NEED_ZE
+    return codes
+
+
+def plan_codes(template: Template, metre: str, rhyme: str) -> List[int]:
+    """Codes of every position of the form's plan (lines, their punctuation, the end), 0 where free."""
+    out = []
+    for i, pattern in enumerate(template.lines):
+        codes = line_codes(pattern, metre)
+        if template.rhymed(i):
+            codes[-1] = RHYME if rhyme != "none" else (NEED_PING if metre != "none" else FREE)
+        out += codes + [FREE]
+    return out + [FREE]
+
+
+def code_table(forms: Dict[str, tuple]) -> np.ndarray:
+    """int32 [forms, METRES, RHYMES, 4, 65]: the codes of each form's templates, zeros past a plan's end.
+
+    ``forms`` maps a form name to (characters a line, lines), in the order of the form's index;
+    free form ((0, 0)) gets no constraints.
+    """
+    width = max(m * (n + 1) + 1 for n, m in forms.values())
+    table = np.zeros((len(forms), len(METRES), len(RHYMES), len(QUATRAINS), width), np.int32)
+    for f, (n, m) in enumerate(forms.values()):
+        if m == 0:
+            continue
+        for k, tpl in enumerate(templates(n, m)):
+            for a, metre in enumerate(METRES):
+                for b, rhyme in enumerate(RHYMES):
+                    codes = plan_codes(tpl, metre, rhyme)
+                    table[f, a, b, k, : len(codes)] = codes
+    return table
+
+
+def template_fits(codes: np.ndarray, forced: np.ndarray, tone: np.ndarray, rbits: np.ndarray) -> np.ndarray:
+    """Which templates a row's forced characters fit: bool [K] (NumPy; the graph has the same in TensorFlow).
+
+    Args:
+        codes: int32 [K, T] the templates' codes. forced: int [T] token id where a character is forced, else < 0.
+        tone, rbits: int32 [V] the tokens' tone and rhyme bits (one rhyme system).
+    """
+    ids = np.maximum(forced, 0)
+    is_forced = forced >= 0
+    t, r = tone[ids], rbits[ids]
+    bad = is_forced & (((codes == NEED_PING) & (t & PING == 0)) | ((codes == NEED_ZE) & (t & ZE == 0))
+                       | ((codes == RHYME) & (r == 0)))
+    at_rhyme = is_forced & (codes == RHYME)
+    common = np.bitwise_and.reduce(np.where(at_rhyme, r, -1), axis=-1)
+    return ~bad.any(axis=-1) & (common != 0)
+
+
+# ----------------------------------------------------------------------------------------- the checker
+
+FORM_OF_SHAPE = {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}
+
+
+def _tone_mark(bits: int) -> str:
+    return {PING: "平", ZE: "仄", PING | ZE: "多"}.get(bits, "?")
+
+
+def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
+    """Analyse a poem's tones, rhyme and metre against the regulated forms.
+
+    Args:
+        text: The poem; lines split at Chinese or ASCII punctuation, whitespace ignored.
+        tables: :class:`Tables`.
+        rhyme: ``pingshui`` (classical tones and 平水韵) or ``xinyun`` (modern tones, 中华新韵).
+
+    Returns:
+        A dict: ``form`` (wujue/qijue/wulv/qilv, or None when the lines do not make one), ``lines`` (each
+        character with ``tone`` 平/仄/多 (多音字: either)/? (unknown) and the groups of the line end),
+        ``rhyme`` (the shared group, ``ok``, ``breaks``), ``template`` (the best-matching one), ``metre``
+        (``strict_ok``, ``loose_ok`` and their ``breaks``: line, position (1-based), character, expected, found).
+
+    Raises:
+        ProsodyError: no Han character in ``text``, or a bad ``rhyme``.
+    """
+    check_choice("rhyme", rhyme, ("pingshui", "xinyun"))
+    lines = [s for s in (_SPLIT.split(text.strip())) if s]
+    lines = ["".join(c for c in s if _HAN.fullmatch(c)) for s in lines]
+    lines = [s for s in lines if s]
+    if not lines:
+        raise ProsodyError("The text has no Chinese characters to check.")
+    names = tables.rhyme_names(rhyme)
+    out_lines = []
+    for s in lines:
+        chars = [{"char": c, "tone": _tone_mark(tables.tone_bits(c, rhyme)),
+                  "source": tables.tone_source(c, rhyme)} for c in s]
+        out_lines.append({"text": s, "characters": chars, "end": s[-1],
+                          "end_groups": tables.all_groups(s[-1], rhyme)})
+    shape = (len(lines[0]), len(lines)) if len({len(s) for s in lines}) == 1 else None
+    form = FORM_OF_SHAPE.get(shape) if shape else None
+    result = {"text": "，".join(lines) + "。", "rhyme_system": rhyme, "form": form, "lines": out_lines}
+    if form is None:
+        result["note"] = "not a regulated form (4 or 8 lines of 5 or 7 characters); tones only"
+        result.update(rhyme=None, template=None, metre=None)
+        return result
+    # Rhyme: the even lines' ends share a level-tone group; line 1 joins it or ends on a 仄 character.
+    even = [tables.rhyme_groups(lines[i][-1], rhyme) for i in range(1, len(lines), 2)]
+    counts = {g: sum(g in gs for gs in even) for gs in even for g in gs}
+    group = max(sorted(counts), key=lambda g: counts[g]) if counts else None
+    breaks = []
+    for i in range(1, len(lines), 2):
+        if group is None or group not in tables.rhyme_groups(lines[i][-1], rhyme):
+            breaks.append({"line": i + 1, "char": lines[i][-1], "kind": "line end outside the rhyme group"})
+    first = lines[0][-1]
+    first_rhymes = group is not None and group in tables.rhyme_groups(first, rhyme)
+    if not first_rhymes and not tables.tone_bits(first, rhyme) & ZE:
+        breaks.append({"line": 1, "char": first, "kind": "line 1 ends on 平 outside the rhyme group"})
+    result["rhyme"] = {"group": names[group] if group is not None else None, "ok": not breaks,
+                       "first_line_rhymes": first_rhymes, "breaks": breaks}
+    # Metre: the template with the fewest loose, then strict breaks.
+    best = None
+    for tpl in templates(*shape):
+        strict = _metre_breaks(lines, tpl, "strict", tables, rhyme)
+        loose = _metre_breaks(lines, tpl, "loose", tables, rhyme)
+        key = (len(loose), len(strict), tpl.rhymed_first != first_rhymes)
+        if best is None or key < best[0]:
+            best = (key, tpl, strict, loose)
+    _, tpl, strict, loose = best
+    result["template"] = {"name": tpl.name, "lines": list(tpl.lines)}
+    result["metre"] = {"strict_ok": not strict, "loose_ok": not loose, "strict_breaks": strict, "loose_breaks": loose}
+    return result
+
+
+def _metre_breaks(lines, tpl: Template, metre: str, tables: Tables, rhyme: str) -> list:
+    """Where ``lines`` break ``tpl`` under ``metre`` (an unknown tone at a constrained place is a break)."""
+    out = []
+    for li, (s, pattern) in enumerate(zip(lines, tpl.lines)):
+        codes = line_codes(pattern, metre)
+        bits = [tables.tone_bits(c, rhyme) for c in s]
+        for i, code in enumerate(codes):
+            need = code
+            if code == GUPING:
+                need = NEED_PING if not bits[i - 2] & PING else FREE
+            if need == FREE:
+                continue
+            want = PING if need == NEED_PING else ZE
+            if not bits[i] & want:
+                kind = "unknown tone" if not bits[i] else ("孤平" if code == GUPING else "tone")
+                out.append({"line": li + 1, "position": i + 1, "char": s[i], "expected": _tone_mark(want),
+                            "found": _tone_mark(bits[i]), "kind": kind})
+    return out
+
+
+def format_check(result: dict) -> str:
+    """``check_poem``'s result as the text ``rnn-apps check-poem`` prints."""
+    out = []
+    for i, line in enumerate(result["lines"]):
+        marks = "".join(c["tone"] for c in line["characters"])
+        ends = "/".join(line["end_groups"]) or "?"
+        out.append(f"{i + 1}. {line['text']}  {marks}  end {line['end']}: {ends}")
+    if result["form"] is None:
+        out.append(result["note"])
+        return "\n".join(out)
+    r, m = result["rhyme"], result["metre"]
+    out.append(f"form {result['form']}; rhyme ({result['rhyme_system']}): {r['group'] or 'none'}, "
+               f"{'ok' if r['ok'] else 'broken'}; template {result['template']['name']}: "
+               f"strict {'ok' if m['strict_ok'] else 'broken'}, loose {'ok' if m['loose_ok'] else 'broken'}")
+    for b in r["breaks"]:
+        out.append(f"  rhyme: line {b['line']} {b['char']}: {b['kind']}")
+    for b in m["strict_breaks"]:
+        loose = any(b["line"] == x["line"] and b["position"] == x["position"] for x in m["loose_breaks"])
+        out.append(f"  metre: line {b['line']} position {b['position']} {b['char']}: expected {b['expected']}, "
+                   f"found {b['found']} ({b['kind']}{'' if loose else ', allowed by 一三五不论'})")
+    for b in m["loose_breaks"]:
+        if b["kind"] == "孤平" or not any(b["line"] == x["line"] and b["position"] == x["position"]
+                                         for x in m["strict_breaks"]):
+            out.append(f"  metre: line {b['line']} position {b['position']} {b['char']}: {b['kind']}")
+    return "\n".join(out)
