@@ -63,6 +63,8 @@ class AppLimits:
         max_blanks: Input name -> (fewest, most) blank marks (:data:`BLANK_MARKS`) in one text.
         max_megapixels: Input name -> the largest encoded image, in megapixels (read from its header).
         max_values: The most numbers per example of a numeric input (e.g. a forecast history).
+        known_words: Text inputs that must hold a word the model knows (checked with the model's
+            ``tokenize`` signature: a text of unknown words only would get an invented answer).
     """
 
     app: str
@@ -73,6 +75,7 @@ class AppLimits:
     max_blanks: Mapping[str, Tuple[int, int]] = field(default_factory=dict)
     max_megapixels: Mapping[str, float] = field(default_factory=dict)
     max_values: int = 100_000
+    known_words: Tuple[str, ...] = ()
 
 
 _INT64 = Range(-(2**63), 2**63 - 1)
@@ -97,7 +100,9 @@ APPS: Mapping[str, AppLimits] = {
         "translate", max_batch=64,
         max_chars={"text": 500},
         non_empty=("text",),
-        ranges={"beam_size": Range(1, 16, meaning="1 is greedy"), "max_length": Range(0, 160, meaning="0: the model's default")},
+        ranges={"beam_size": Range(1, 16, meaning="1 is greedy"),
+                "max_length": Range(0, 160, meaning="0: the model's default")},
+        known_words=("text",),
     ),
     "fill": AppLimits(
         "fill", max_batch=64,

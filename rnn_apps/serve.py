@@ -43,7 +43,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from rnn_apps import limits
-from rnn_apps.serving.checks import check_request, model_app
+from rnn_apps.serving.checks import check_known_words, check_request, model_app
 
 log = logging.getLogger(__name__)
 
@@ -688,6 +688,8 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
 def _check_limits(model: LoadedModel, arrays: dict) -> None:
     try:
         check_request(model.limits, arrays)
+        if model.limits is not None and model.limits.known_words and "tokenize" in model.signatures:
+            check_known_words(model.limits, arrays, lambda a: _run(model.signatures["tokenize"], a))
     except limits.LimitError as e:
         raise _bad_request(str(e)) from None
 

@@ -106,6 +106,27 @@ def save_fill(path):
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
 
 
+def save_translate(path):
+    """Knows two words; ``tokenize`` as the real model's (tokens, unknown tokens and their counts)."""
+
+    class Translate(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            return {"translation": tf.strings.upper(text)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def tokenize(self, text):
+            toks = tf.strings.split(text)
+            known = tf.ragged.map_flat_values(lambda t: tf.logical_or(tf.equal(t, "hello"), tf.equal(t, "world")),
+                                              toks)
+            unk = tf.ragged.boolean_mask(toks, tf.logical_not(known))
+            return {"tokens": toks.to_tensor(""), "length": toks.row_lengths(),
+                    "unknown_tokens": unk.to_tensor(""), "unknown_count": unk.row_lengths()}
+
+    m = Translate()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "tokenize": m.tokenize})
+
+
 def save_forecast(path):
     class Forecast(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="history")])
@@ -176,7 +197,8 @@ def models(tmp_path_factory):
     save_echo(str(models / "echo" / "1"))
     save_fill(str(models / "fill" / "1"))
     save_forecast(str(models / "forecast" / "1"))
-    for app in ("poetry", "sentiment", "caption", "fill", "forecast"):
+    save_translate(str(models / "translate" / "1"))
+    for app in ("poetry", "sentiment", "caption", "fill", "forecast", "translate"):
         mark_app(models / app / "1", app)
     (models / "broken" / "1").mkdir(parents=True)
     (models / "broken" / "1" / "saved_model.pb").write_bytes(b"this is not a protobuf")
@@ -222,7 +244,7 @@ def test_listing_ignores_non_models(server):
     status, data = call(server, "GET", "/v1/models")
     assert status == 200
     names = [m["name"] for m in data["models"]]
-    assert names == ["broken", "caption", "echo", "fill", "forecast", "poetry", "rolling", "sentiment"]
+    assert names == ["broken", "caption", "echo", "fill", "forecast", "poetry", "rolling", "sentiment", "translate"]
     assert data["models"][5]["versions"] == ["1"]
 
 
@@ -565,6 +587,9 @@ def png_header(width, height):
     ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
     ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]}, "144 megapixels"),
     ("caption", {"instances": [{"b64": "!!!!"}]}, "invalid base64"),
+    ("translate", {"instances": ["hello", "qzx vvv"]}, "text 1: the model knows none of its words (qzx, vvv)"),
+    ("translate", {"instances": ["... !"]}, "no words"),
+    ("translate", {"instances": [""]}, "empty"),
 ])
 def test_app_limits_are_400_before_the_model_runs(server, model, body, words):
     status, err = predict(server, model, body)
@@ -580,6 +605,7 @@ def test_non_finite_numbers_are_400(server):
     status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", nan_temp)
     assert status == 400 and "temperature" in err["error"]
     assert predict(server, "forecast", {"instances": [[1.0, 3.0]]}) == (200, {"predictions": [[2.0]]})
+    assert predict(server, "translate", {"instances": ["hello world"]}) == (200, {"predictions": ["HELLO WORLD"]})
     # a model of no known app keeps TF Serving's behaviour
     assert predict(server, "echo", {"signature_name": "scale", "inputs": {"x": [[1, 2]], "k": 2}})[0] == 200
 

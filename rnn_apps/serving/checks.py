@@ -7,6 +7,7 @@ of no known app gets only the generic checks (body size, JSON, dtype and shape).
 from __future__ import annotations
 
 import os
+import re
 import struct
 from typing import Dict, Optional, Tuple
 
@@ -107,3 +108,28 @@ def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     if name in lim.ranges:
         for x in (arr.min().item(), arr.max().item()):  # Python numbers: exact for int64
             L.check_number(lim, name, x)
+
+
+def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], tokenize) -> None:
+    """Refuse texts with no word the model knows, for the inputs ``lim.known_words`` names.
+
+    ``tokenize({"text": texts})`` is the model's ``tokenize`` signature: ``tokens`` [B, T] and ``length``
+    [B] (the source tokens) and ``unknown_tokens`` [B, U] and ``unknown_count`` [B] (those not in the
+    vocabulary). Tokens without a letter or digit (punctuation) are not words.
+    """
+    if lim is None:
+        return
+    for name in lim.known_words:
+        if name not in arrays or arrays[name].ndim != 1 or arrays[name].size == 0:
+            continue
+        out = tokenize({"text": arrays[name]})
+        for i in range(arrays[name].shape[0]):
+            toks = [t.decode("utf-8", "replace") for t in out["tokens"][i][:out["length"][i]]]
+            unknown = {t.decode("utf-8", "replace") for t in out["unknown_tokens"][i][:out["unknown_count"][i]]}
+            words = [t for t in toks if re.search(r"\w", t)]
+            if not words:
+                raise L.LimitError(f"{name} {i} has no words to translate, only punctuation or symbols.")
+            if all(w in unknown for w in words):
+                shown = ", ".join(sorted(unknown)[:10])
+                raise L.LimitError(f"{name} {i}: the model knows none of its words ({shown}); check the spelling "
+                                   f"and the language.")
