@@ -134,7 +134,7 @@ def check_batch(limits: AppLimits, n: int) -> None:
 
 def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None) -> None:
     """Check one text input: length, emptiness and blanks (for the inputs the table names)."""
-    where = f"{name}" + (f" {index}" if index is not None else "")
+    where = name + (f"[{index}]" if index is not None else "")  # [i]: the index in the request, from 0
     most = limits.max_chars.get(name)
     if most is not None and len(text) > most:
         raise LimitError(f"{where} has {len(text):,} characters; at most {most:,} are accepted.")

@@ -918,6 +918,7 @@ class ModelServer:
                 expose_tracebacks=False, clear_untrusted_proxy_headers=True,
                 # idle sockets are closed after idle_timeout s, and evicted at once when the limit is reached
                 connection_limit=max_connections, channel_timeout=idle_timeout,
+                channel_request_lookahead=1,  # lets a request see that its client hung up (deadline checks)
                 cleanup_interval=max(1, min(idle_timeout // 2, 10)),
             )
         except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve

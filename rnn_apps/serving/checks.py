@@ -84,13 +84,13 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
         for i, data in enumerate(flat):
             size = image_size(data)
             if size is not None:
-                L.check_megapixels(lim, name if flat.size == 1 else f"{name} {i}", *size)
+                L.check_megapixels(lim, name if flat.size == 1 else f"{name}[{i}]", *size)
         return
     for i, data in enumerate(flat):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise L.LimitError(f"{name} {i} is not valid UTF-8 text.") from None
+            raise L.LimitError(f"{name}[{i}] is not valid UTF-8 text.") from None
         L.check_text(lim, name, text, i if flat.size > 1 else None)
 
 
@@ -104,7 +104,7 @@ def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     if arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise L.LimitError(f"{name} must be finite numbers; received {arr.reshape(-1)[bad.reshape(-1)][0]}.")
+            raise L.LimitError(f"{name} must hold finite numbers only; received {arr.reshape(-1)[bad.reshape(-1)][0]}.")
     if name in lim.ranges:
         for x in (arr.min().item(), arr.max().item()):  # Python numbers: exact for int64
             L.check_number(lim, name, x)
@@ -128,8 +128,8 @@ def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray],
             unknown = {t.decode("utf-8", "replace") for t in out["unknown_tokens"][i][:out["unknown_count"][i]]}
             words = [t for t in toks if re.search(r"\w", t)]
             if not words:
-                raise L.LimitError(f"{name} {i} has no words to translate, only punctuation or symbols.")
+                raise L.LimitError(f"{name}[{i}] has no words to translate, only punctuation or symbols.")
             if all(w in unknown for w in words):
                 shown = ", ".join(sorted(unknown)[:10])
-                raise L.LimitError(f"{name} {i}: the model knows none of its words ({shown}); check the spelling "
+                raise L.LimitError(f"{name}[{i}]: the model knows none of its words ({shown}); check the spelling "
                                    f"and the language.")
