@@ -60,19 +60,21 @@ def step_times(model_dir, repeats, with_tf=True):
     npm = NumpyPoemModel(model_dir)
     out = {}
 
-    def numpy_run(top_p):
-        return npm.generate([""], [form], [""], [0.8], [0], [top_p], [1], [128])
+    def numpy_run(top_p):  # unconstrained, as the figures measured before rhyme and metre
+        return npm.generate([""], [form], [""], [0.8], [0], [top_p], [1], [128], ["none"], ["none"])
 
     runs = {"numpy, top-p off": lambda: numpy_run(1.0), "numpy, top-p 0.9": lambda: numpy_run(0.9)}
     if with_tf:
         import tensorflow as tf
+
+        from generate import _unconstrained  # benchmarks/generate.py, beside this file
 
         gen = tf.saved_model.load(model_dir).signatures["generate"]
 
         def tf_run(top_p):
             return gen(prompt=tf.constant([""]), form=tf.constant([form]), acrostic=tf.constant([""]),
                        temperature=tf.constant([0.8]), top_k=tf.constant([0], tf.int32), top_p=tf.constant([top_p]),
-                       seed=tf.constant([1], tf.int64), max_length=tf.constant([128], tf.int32))
+                       seed=tf.constant([1], tf.int64), max_length=tf.constant([128], tf.int32), **_unconstrained(gen, 1))
 
         runs["in-graph, top-p off"] = lambda: tf_run(1.0)
         runs["in-graph, top-p 0.9"] = lambda: tf_run(0.9)
@@ -101,6 +103,8 @@ def check_engines(model_dir, n):
         dict(start="春眠"), dict(start="白日依山尽", form="wulv"), dict(max_length=24),
         dict(temperature=0.0), dict(form="qilv", temperature=0.0), dict(start="床前", temperature=0.0),
         dict(top_k=20, top_p=1.0), dict(temperature=1.2, top_p=0.95), dict(temperature=0.6, top_k=50, top_p=0.8),
+        dict(form="wujue", metre="strict"), dict(form="qilv", rhyme="xinyun"), dict(form="qijue", rhyme="none", metre="strict"),
+        dict(acrostic="春夏秋冬", form="qijue", metre="strict"), dict(form="wulv", rhyme="none", metre="none"),
     ]
     same = total = 0
     diffs = []

@@ -54,6 +54,12 @@ def cli():
 @click.option("--top-p", default=0.9, show_default=True, help="Nucleus sampling mass (1: off).")
 @click.option("--seed", type=int, default=None, help="Same seed, same poems.")
 @click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
+@click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
+              help="--form poems: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
+              "of 平水韵 (pingshui) or 中华新韵 (xinyun, modern tones); none: no rhyme.")
+@click.option("--metre", type=click.Choice(["strict", "loose", "none"]), default="loose", show_default=True,
+              help="--form poems: the 平仄 of a regulated template (平起/仄起, first line rhymed or not); strict: every "
+              "position; loose: 一三五不论, no 孤平; none: no tones.")
 @click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
               help="Script of the output (default: the model's).")
 @click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/poetry).")
@@ -67,8 +73,8 @@ def cli():
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects with 'text'.")
 @_friendly_errors
-def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, script, model_dir, engine,
-                  as_json):
+def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, rhyme, metre, script, model_dir,
+                  engine, as_json):
     """Write classical Chinese poems with the shipped Char-RNN (no training, no network).
 
     \b
@@ -77,6 +83,7 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem --start 春眠
       rnn-apps generate-poem --acrostic 春夏秋冬 --form wujue
       rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
+      rnn-apps generate-poem --form qijue --metre strict --rhyme xinyun
       rnn-apps generate-poem --script traditional
     """
     from rnn_apps._quiet import enable_xla_cache, native_stderr_silenced
@@ -86,7 +93,7 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
         enable_xla_cache()  # in case TensorFlow is used (must come before its import)
     with native_stderr_silenced():
         gen = PoemGenerator(model_dir, engine=engine)
-        poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length)
+        poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length, rhyme, metre)
     rows = []
     for p in poems:
         d = p.to_dict()
@@ -101,6 +108,43 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
         if i:
             click.echo()
         click.echo("\n".join(d["lines"]) if d["lines"] else d["text"])
+
+
+@cli.command("check-poem")
+@click.argument("texts", nargs=-1)
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A UTF-8 file of poems separated by blank lines ('-': standard input). May be repeated.")
+@click.option("--rhyme", type=click.Choice(["pingshui", "xinyun"]), default="pingshui", show_default=True,
+              help="Rhyme book and tones: 平水韵 with classical tones, or 中华新韵 with modern tones.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array: per poem its lines (each character's 平/仄/多 (either)/? (unknown)), the "
+              "rhyme group, the matched template and every break of rhyme or metre.")
+@_friendly_errors
+def check_poem_cmd(texts, files, rhyme, as_json):
+    """Check the rhyme (押韵) and tones (平仄) of poems against the regulated forms (近体诗).
+
+    Each TEXT is one poem; TEXT '-' reads poems from standard input (separated by blank lines). Prints
+    each line's tones (多: a character of either tone), the rhyme group of each line end, the template
+    that fits best and every break (the ones 一三五不论 allows are marked).
+
+    \b
+    Examples:
+      rnn-apps check-poem "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+      rnn-apps check-poem --file poems.txt --json
+      rnn-apps generate-poem --form wujue | rnn-apps check-poem -
+    """
+    from rnn_apps.apps.poetry import prosody
+    from rnn_apps.apps.poetry.generate import PoemError, check_poem, read_poems_file
+
+    poems = _gather_texts(texts, files, read_poems_file, PoemError,
+                          "Give poems to check: TEXT arguments, --file PATH (poems separated by blank lines), "
+                          "or '-' for standard input.", "There is no poem to check: the input is blank.")
+    tables = prosody.Tables.load()
+    results = [check_poem(p, rhyme, tables) for p in poems]
+    if as_json:
+        _echo_json(results)
+        return
+    click.echo("\n\n".join(prosody.format_check(r) for r in results))
 
 
 # ------------------------------------------------------------------------------------------- sentiment
@@ -470,21 +514,30 @@ def export_group():
 
 
 @export_group.command("poetry")
-@click.option("--run-dir", required=True)
+@click.option("--run-dir", default=None, help="A training run to export.")
+@click.option("--from-model", "from_model", default=None,
+              help="Instead of a run: an exported poem model, whose weights are exported again with this version's "
+              "graph (e.g. to gain rhyme and metre).")
 @click.option("--models", "models_dir", default="models", show_default=True)
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
 @_friendly_errors
-def export_poetry_cmd(run_dir, models_dir, version):
-    """Export the poem model of RUN_DIR to MODELS/poetry/<version>/.
+def export_poetry_cmd(run_dir, from_model, models_dir, version):
+    """Export the poem model of RUN_DIR (or of another export) to MODELS/poetry/<version>/.
 
     \b
-    Example:
+    Examples:
       rnn-apps export poetry --run-dir runs/poetry --models models
+      rnn-apps export poetry --from-model models/poetry/3 --models models --version 4
     """
     from rnn_apps.apps.poetry import task
-    from rnn_apps.apps.poetry.export import export_poetry
+    from rnn_apps.apps.poetry.export import export_poetry, rebuild_from_export
 
-    model, vocab, cfg = task.load_run_model(run_dir)
+    if (run_dir is None) == (from_model is None):
+        raise click.UsageError("Give exactly one of --run-dir and --from-model.")
+    if from_model:
+        model, vocab, cfg = rebuild_from_export(from_model)
+    else:
+        model, vocab, cfg = task.load_run_model(run_dir)
     click.echo(export_poetry(model, vocab, cfg, os.path.join(models_dir, "poetry"), version))
 
 

@@ -110,7 +110,7 @@ def test_greedy_matches_full_sequence_keras_model(tiny_poem_run, gen):
     """In-graph step-by-step greedy decoding equals argmax of the Keras model run over the whole prefix."""
     run_dir, result = tiny_poem_run
     model, vocab = result["model"], result["vocab"]
-    got = gen.generate(form="wujue", n=1, temperature=0.0, seed=0)[0].text
+    got = gen.generate(form="wujue", n=1, temperature=0.0, seed=0, rhyme="none", metre="none")[0].text
     content = np.array([i >= 4 and '\u4e00' <= t <= '\u9fff' for i, t in enumerate(vocab.tokens)])
     ids = [vocab.bos_id]
     expected = ""
@@ -243,7 +243,12 @@ def test_graph_refuses_bad_input_without_rnn_apps_checks(tiny_poem_model):
     with pytest.raises(tf.errors.InvalidArgumentError, match="form must be one of"):
         g(prompt=tf.constant([""]), form=tf.constant(["sonnet"]), acrostic=tf.constant([""]),
           temperature=tf.constant([1.0]), top_k=tf.constant([0]), top_p=tf.constant([1.0]),
-          seed=tf.constant([1], tf.int64), max_length=tf.constant([32]))
+          seed=tf.constant([1], tf.int64), max_length=tf.constant([32]), rhyme=tf.constant([""]), metre=tf.constant([""]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="rhyme must be one of"):
+        g(prompt=tf.constant([""]), form=tf.constant(["wujue"]), acrostic=tf.constant([""]),
+          temperature=tf.constant([1.0]), top_k=tf.constant([0]), top_p=tf.constant([1.0]),
+          seed=tf.constant([1], tf.int64), max_length=tf.constant([32]), rhyme=tf.constant(["rhymes"]),
+          metre=tf.constant([""]))
 
 
 def test_loads_in_a_fresh_process_without_rnn_apps(tiny_poem_model):
@@ -254,7 +259,8 @@ def test_loads_in_a_fresh_process_without_rnn_apps(tiny_poem_model):
         "out = m.signatures['serving_default'](prompt=tf.constant(['春', '']))\n"
         "g = m.signatures['generate'](prompt=tf.constant(['']), form=tf.constant(['qijue']), acrostic=tf.constant(['春']),"
         " temperature=tf.constant([0.7]), top_k=tf.constant([5]), top_p=tf.constant([0.9]),"
-        " seed=tf.constant([3], tf.int64), max_length=tf.constant([64]))\n"
+        " seed=tf.constant([3], tf.int64), max_length=tf.constant([64]), rhyme=tf.constant(['']),"
+        " metre=tf.constant(['']))\n"
         "s = m.signatures['score'](text=tf.constant(['春风。']))\n"
         "print(json.dumps({'text': [t.decode() for t in out['text'].numpy()], 'g': g['text'].numpy()[0].decode(),"
         " 'bpc': float(s['bits_per_char'].numpy()[0])}, ensure_ascii=False))\n"
@@ -269,6 +275,7 @@ def test_loads_in_a_fresh_process_without_rnn_apps(tiny_poem_model):
 
 
 def test_top_k_one_is_greedy(gen):
-    a = gen.generate(form="wujue", n=3, temperature=1.0, top_k=1, seed=9)
-    b = gen.generate(form="wujue", n=3, temperature=0.0, seed=123)
+    # unconstrained: with rhyme and metre the seed also draws each poem's tonal template
+    a = gen.generate(form="wujue", n=3, temperature=1.0, top_k=1, seed=9, rhyme="none", metre="none")
+    b = gen.generate(form="wujue", n=3, temperature=0.0, seed=123, rhyme="none", metre="none")
     assert [p.text for p in a] == [p.text for p in b]

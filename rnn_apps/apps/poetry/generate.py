@@ -70,6 +70,32 @@ def check_poem(text: str, rhyme: str = prosody.DEFAULT_RHYME, tables: Optional[p
         raise PoemError(str(e)) from None
 
 
+def read_poems_file(path: str, stdin=None) -> list[str]:
+    """Poems of a UTF-8 file separated by blank lines (a poem may span lines); ``-`` reads ``stdin`` (binary).
+
+    Raises:
+        FileNotFoundError: no such file. PoemError: a directory, or bytes that are not UTF-8.
+    """
+    import sys
+
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            data = (stdin if stdin is not None else sys.stdin.buffer).read()
+        else:
+            with open(path, "rb") as f:
+                data = f.read()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {path}") from None
+    except IsADirectoryError:
+        raise PoemError(f"{path} is a directory; give a file of poems separated by blank lines.") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise PoemError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start + 1}). Save it as UTF-8.") from None
+    return [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+
+
 ENGINES = ("auto", "numpy", "tensorflow")
 
 
