@@ -304,14 +304,16 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
         return result
     # Rhyme: the even lines' ends share a level-tone group; line 1 joins it or ends on a 仄 character.
     even = [tables.rhyme_groups(lines[i][-1], rhyme) for i in range(1, len(lines), 2)]
+    first_groups = tables.rhyme_groups(lines[0][-1], rhyme)
     counts = {g: sum(g in gs for gs in even) for gs in even for g in gs}
-    group = max(sorted(counts), key=lambda g: counts[g]) if counts else None
+    # the group most even lines end in; among equals, one line 1 joins
+    group = max(sorted(counts), key=lambda g: (counts[g], g in first_groups)) if counts else None
     breaks = []
     for i in range(1, len(lines), 2):
         if group is None or group not in tables.rhyme_groups(lines[i][-1], rhyme):
             breaks.append({"line": i + 1, "char": lines[i][-1], "kind": "line end outside the rhyme group"})
     first = lines[0][-1]
-    first_rhymes = group is not None and group in tables.rhyme_groups(first, rhyme)
+    first_rhymes = group is not None and group in first_groups
     if not first_rhymes and not tables.tone_bits(first, rhyme) & ZE:
         breaks.append({"line": 1, "char": first, "kind": "line 1 ends on 平 outside the rhyme group"})
     result["rhyme"] = {"group": names[group] if group is not None else None, "ok": not breaks,

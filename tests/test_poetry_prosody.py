@@ -1,0 +1,181 @@
+"""Rhyme and metre of regulated verse: the tables, the templates, check-poem, and constrained decoding."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from rnn_apps.apps.poetry import prosody
+from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+from rnn_apps.apps.poetry.prosody import PING, ZE, Tables, check_poem, templates
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED = os.path.join(REPO, "models", "poetry", "4")
+HAS_SHIPPED = os.path.isfile(os.path.join(SHIPPED, "variables", "variables.index"))
+FORMS = {"wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
+
+DENG_GUANQUE_LOU = "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"  # 王之涣
+CHUN_WANG = "国破山河在，城春草木深。感时花溅泪，恨别鸟惊心。烽火连三月，家书抵万金。白头搔更短，浑欲不胜簪。"  # 杜甫
+ZAO_FA = "朝辭白帝彩雲間，千里江陵一日還。兩岸猿聲啼不住，輕舟已過萬重山。"  # 李白, traditional script
+CHUN_XIAO = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。"  # 孟浩然: an old-style quatrain in an oblique rhyme
+
+
+@pytest.fixture(scope="module")
+def tables():
+    return Tables.load()
+
+
+def test_table_lookups(tables):
+    assert tables.tone_bits("东") == PING and tables.all_groups("东") == ["上平一东"]
+    assert tables.tone_bits("白") == ZE and tables.all_groups("白") == ["入十一陌"]  # 入声, though bái today
+    assert tables.tone_bits("白", "xinyun") == PING  # 中华新韵 follows the modern tone
+    assert tables.tone_bits("中") == PING | ZE and set(tables.all_groups("中")) == {"上平一东", "去一送"}  # 多音字
+    assert [tables.rhyme_names()[g] for g in tables.rhyme_groups("流")] == ["下平十一尤"]
+    assert tables.rhyme_groups("月") == [] and tables.rhyme_groups("東") == tables.rhyme_groups("东")
+    xy = tables.rhyme_names("xinyun")
+    assert [xy[g] for g in tables.rhyme_groups("东", "xinyun")] == ["十一庚"]
+    assert [xy[g] for g in tables.rhyme_groups("诗", "xinyun")] == ["十三支"]
+    assert [xy[g] for g in tables.rhyme_groups("西", "xinyun")] == ["十二齐"]
+    # Not in the rhyme book: 仄 when every modern reading is 3rd or 4th tone, else unknown (maybe an old 入声).
+    assert tables.tone_source("扫") == "modern" and tables.tone_bits("扫") == ZE
+    assert tables.tone_bits("溪") == 0 and tables.tone_source("溪") == ""
+    with open(prosody.TABLES_PATH, encoding="utf-8") as f:
+        data = json.load(f)
+    assert len(data["pingshui"]["groups"]) == 106 and len(data["xinyun"]["groups"]) == 14
+    assert "MIT" in data["pingshui"]["source"] and "MIT" in data["xinyun"]["source"]
+
+
+def test_templates_follow_dui_and_nian():
+    for n, m in FORMS.values():
+        tps = templates(n, m)
+        assert len({t.lines for t in tps}) == 4 and {t.name[:2] for t in tps} == {"平起", "仄起"}
+        for t in tps:
+            lines = t.lines
+            assert all(len(x) == n and x[1] != x[3] and (n == 5 or x[3] != x[5]) for x in lines)
+            assert all(lines[i][1] != lines[i + 1][1] for i in range(0, m, 2))  # 对 within a couplet
+            assert all(lines[i][1] == lines[i + 1][1] for i in range(1, m - 1, 2))  # 粘 between couplets
+            assert all(x.endswith("平") == t.rhymed(i) for i, x in enumerate(lines))
+            assert t.name.startswith(lines[0][1])
+
+
+def test_check_poem_on_famous_poems(tables):
+    r = check_poem(DENG_GUANQUE_LOU, tables)
+    assert r["form"] == "wujue" and r["rhyme"]["group"] == "下平十一尤" and r["rhyme"]["ok"]
+    assert r["template"]["name"] == "仄起，首句不入韵" and r["metre"]["loose_ok"]
+    assert [(b["line"], b["position"], b["char"]) for b in r["metre"]["strict_breaks"]] == [(3, 1, "欲")]
+    assert "".join(c["tone"] for c in r["lines"][3]["characters"]) == "多仄仄平平"  # 更: gēng or gèng
+    r = check_poem(CHUN_WANG, tables)
+    assert (r["form"], r["rhyme"]["group"], r["rhyme"]["ok"], r["metre"]["loose_ok"]) == ("wulv", "下平十二侵", True, True)
+    r = check_poem(ZAO_FA, tables)
+    assert (r["form"], r["rhyme"]["group"], r["rhyme"]["first_line_rhymes"]) == ("qijue", "上平十五删", True)
+    assert r["rhyme"]["ok"] and r["metre"]["loose_ok"]
+    r = check_poem(CHUN_XIAO, tables)
+    assert not r["rhyme"]["ok"] and {b["line"] for b in r["rhyme"]["breaks"]} == {2, 4}
+    # 孤平: 白 (仄) then 入 (仄) before the last two of a 平平仄仄平 line
+    r = check_poem(DENG_GUANQUE_LOU.replace("黄河", "白河"), tables)
+    assert [(b["line"], b["position"], b["kind"]) for b in r["metre"]["loose_breaks"]] == [(2, 3, "孤平")]
+    r = check_poem("春风", tables)
+    assert r["form"] is None and r["rhyme"] is None and r["lines"][0]["characters"][0]["tone"] == "平"
+    with pytest.raises(prosody.ProsodyError, match="no Chinese"):
+        check_poem("hello", tables)
+    with pytest.raises(prosody.ProsodyError, match="rhyme must be one of"):
+        check_poem(DENG_GUANQUE_LOU, tables, rhyme="none")
+
+
+def _reference_greedy(model, vocab, tables, template, metre, rhyme):
+    """Greedy constrained decoding written out with the Keras model over the whole prefix and the tables."""
+    toks = vocab.tokens
+    han = [i >= 4 and "\u4e00" <= t <= "\u9fff" for i, t in enumerate(toks)]
+    tone = [tables.tone_bits(t, rhyme) if han[i] else 0 for i, t in enumerate(toks)]
+    groups = [set(tables.rhyme_groups(t, rhyme)) if han[i] else set() for i, t in enumerate(toks)]
+    sizes = {g: sum(g in gs for gs in groups) for gs in groups for g in gs}
+    groups = [{g for g in gs if sizes[g] >= prosody.MIN_GROUP_CHARS} for gs in groups]
+    ids, open_groups, used = [vocab.bos_id], None, []
+    for li, pattern in enumerate(template.lines):
+        codes = prosody.line_codes(pattern, metre)
+        if template.rhymed(li):
+            codes[-1] = prosody.RHYME
+        for i, code in enumerate(codes):
+            logits = np.asarray(model(np.array([ids], np.int32), training=False))[0, -1]
+            want = {prosody.NEED_PING: PING, prosody.NEED_ZE: ZE}.get(code, 0)
+            if code == prosody.GUPING and not tone[ids[-2]] & PING:
+                want = PING
+            ok = [han[v] and (not want or tone[v] & want) for v in range(len(toks))]
+            if code == prosody.RHYME:
+                ok = [han[v] and v not in used and bool(groups[v] & open_groups if open_groups else groups[v])
+                      for v in range(len(toks))]
+            nxt = int(np.argmax(np.where(ok, logits, -np.inf)))
+            if code == prosody.RHYME:
+                open_groups = (open_groups or groups[nxt]) & groups[nxt]
+                used.append(nxt)
+            ids.append(nxt)
+        ids.append(vocab.index["，" if li % 2 == 0 else "。"])
+    return "".join(toks[i] for i in ids[1:])
+
+
+def test_constrained_greedy_matches_a_reference(tiny_poem_run, tiny_poem_model, tables):
+    """The engine's greedy poem is the reference's greedy poem for one of the form's templates."""
+    _, result = tiny_poem_run
+    gen = PoemGenerator(tiny_poem_model, engine="numpy")
+    for form, metre, seed in (("wujue", "loose", 3), ("wujue", "strict", 4), ("qijue", "loose", 5)):
+        got = gen.generate(form=form, temperature=0.0, seed=seed, metre=metre)[0].text
+        refs = [_reference_greedy(result["model"], result["vocab"], tables, t, metre, "pingshui")
+                for t in templates(*FORMS[form])]
+        assert got in refs, (form, metre)
+
+
+@pytest.mark.skipif(not HAS_SHIPPED, reason="models/poetry/4 is not in this checkout")
+@pytest.mark.parametrize("rhyme", ["pingshui", "xinyun"])
+def test_every_form_poem_rhymes_and_scans(tables, rhyme):
+    """check-poem's own analysis of the shipped model's poems: rhyme and the asked metre hold."""
+    gen = PoemGenerator(SHIPPED, engine="numpy")
+    for k, form in enumerate(FORMS):
+        for metre in ("strict", "loose"):
+            for p in gen.generate(form=form, n=3, seed=100 * k + len(metre), rhyme=rhyme, metre=metre):
+                r = check_poem(p.text, tables, rhyme)
+                assert r["form"] == form and r["rhyme"]["ok"], (p.text, r["rhyme"])
+                assert r["metre"][f"{metre}_ok"], (p.text, r["metre"])
+                ends = [line["end"] for i, line in enumerate(r["lines"]) if i % 2 == 1]
+                assert len(set(ends)) == len(ends)  # no rhyme character twice
+    for p in gen.generate(form="qijue", acrostic="春夏秋冬", n=3, seed=7, rhyme=rhyme):
+        r = check_poem(p.text, tables, rhyme)
+        assert [line["text"][0] for line in r["lines"]] == list("春夏秋冬")
+        assert r["rhyme"]["ok"] and r["metre"]["loose_ok"]
+
+
+@pytest.mark.skipif(not HAS_SHIPPED, reason="models/poetry/4 is not in this checkout")
+def test_unconstrained_poems_are_the_old_ones():
+    """rhyme and metre "none" write what the decoder wrote before them (the v3 poem of this seed)."""
+    gen = PoemGenerator(SHIPPED, engine="numpy")
+    p = gen.generate(form="wujue", seed=2026, rhyme="none", metre="none")[0]
+    assert p.text == "东山有归路，独忆四云天。琴路风山白，云钟竹草空。"  # the v3 card's first 五言绝句 sample
+
+
+def test_library_and_command_errors(tiny_poem_model):
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    gen = PoemGenerator(tiny_poem_model, engine="numpy")
+    with pytest.raises(PoemError, match="rhyme must be one of pingshui, xinyun, none; received 'rhymes'"):
+        gen.generate(form="wujue", rhyme="rhymes")
+    with pytest.raises(PoemError, match="metre must be one of"):
+        gen.generate(form="wujue", metre="free")
+    runner = CliRunner()
+    res = runner.invoke(cli, ["check-poem"])
+    assert res.exit_code == 1 and "Give poems to check" in res.output
+    res = runner.invoke(cli, ["check-poem", "hello"])
+    assert res.exit_code == 1 and res.output.strip() == "Error: The text has no Chinese characters to check."
+    res = runner.invoke(cli, ["check-poem", "--file", "/no/such/poems.txt"])
+    assert res.exit_code == 1 and "No such file" in res.output
+    res = runner.invoke(cli, ["check-poem", "--rhyme", "none", DENG_GUANQUE_LOU])
+    assert res.exit_code == 2 and "Invalid value for '--rhyme'" in res.output
+    res = runner.invoke(cli, ["generate-poem", "--form", "wujue", "--metre", "free", "--model", tiny_poem_model])
+    assert res.exit_code == 2 and "Invalid value for '--metre'" in res.output
+    res = runner.invoke(cli, ["check-poem", "-", "--json"], input=DENG_GUANQUE_LOU + "\n\n" + CHUN_XIAO + "\n")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert [r["rhyme"]["ok"] for r in out] == [True, False]
+    res = runner.invoke(cli, ["check-poem", DENG_GUANQUE_LOU])
+    assert res.exit_code == 0 and "下平十一尤" in res.output and "allowed by 一三五不论" in res.output
