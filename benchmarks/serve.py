@@ -1,14 +1,18 @@
-"""Benchmark `rnn-apps serve`: requests/s and p50/p99 latency at 1 and 8 concurrent clients.
+"""Benchmark `rnn-apps serve`: requests/s and p50/p99 latency at 1, 8 and 16 concurrent clients,
+with server-side batching on and off.
 
 Starts the server in-process on a free loopback port over a models directory and sends each
-model a typical TF Serving predict request over keep-alive HTTP connections::
+model a typical TF Serving predict request (one example) over keep-alive HTTP connections::
 
     python benchmarks/serve.py                     # every model under models/
-    python benchmarks/serve.py --models path/to/models --seconds 5
+    python benchmarks/serve.py --only poetry --seconds 5
+    python benchmarks/serve.py --batching on --clients 1 8
     python benchmarks/serve.py --toy               # toy models built on the fly (models/ empty)
 
-Client threads share the process (and the GIL) with the server, so the numbers are a
-conservative floor for the HTTP + JSON + TF call path; they are not a model benchmark.
+Both settings are measured in the same run, one after the other, and the last lines give the
+speed-up of 8 clients over 1 with and without batching (requests/s ratio, each request one
+example: for the poem model, poems per second). Client threads share the process (and the GIL)
+with the server, so the numbers are a conservative floor for the HTTP + JSON + TF call path.
 """
 
 from __future__ import annotations
@@ -155,13 +159,16 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default="models", help="models directory (<name>/<version>/saved_model.pb)")
     ap.add_argument("--toy", action="store_true", help="build and serve toy models instead")
     ap.add_argument("--seconds", type=float, default=3.0, help="duration of each measurement")
-    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8], help="concurrency levels")
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 16], help="concurrency levels")
+    ap.add_argument("--batching", choices=["on", "off", "both"], default="both",
+                    help="server-side batching setting(s) to measure")
+    ap.add_argument("--only", nargs="+", default=None, help="only these models")
     args = ap.parse_args(argv)
+    settings = {"on": [True], "off": [False], "both": [True, False]}[args.batching]
 
     import logging
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" is the point here
-    from rnn_apps.serve import make_server
 
     tmp = None
     models_dir = args.models
@@ -171,17 +178,55 @@ def main(argv=None) -> int:
         t0 = time.time()
         build_toy_models(models_dir)
         print(f"built toy models in {models_dir} ({time.time() - t0:.1f}s)")
-    server = make_server(models_dir, port=0)
-    names = server.registry.names()
+    rows = []
+    try:
+        for batching in settings:
+            if not _measure(models_dir, args, batching, rows):
+                return 1
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+
+    print()
+    head = (f"{'model':<15} {'request':<10} {'batching':>8} {'clients':>7} {'requests':>8} {'req/s':>8} "
+            f"{'p50 ms':>8} {'p99 ms':>8}  notes")
+    print(head)
+    print("-" * len(head))
+    failed = False
+    rps = {}
+    for row in rows:
+        if len(row) == 5:
+            print(f"{row[0]:<15} {row[1]:<10} {row[2]:>8} {row[3]:>7} {'':>8} {'':>8} {'':>8} {'':>8}  {row[4]}")
+            failed = failed or not row[4].startswith("skipped")
+            continue
+        name, label, on, c, res, note = row
+        failed = failed or bool(res["errors"])
+        rps[(name, on, c)] = res["rps"]
+        print(f"{name:<15} {label:<10} {'on' if on else 'off':>8} {c:>7} {res['requests']:>8} {res['rps']:>8.1f} "
+              f"{res['p50']:>8.2f} {res['p99']:>8.2f}  {note}")
+    print()
+    for (name, on, c), r in sorted(rps.items()):
+        base = rps.get((name, on, 1))
+        if c != 1 and base:
+            print(f"{name}: {c} clients / 1 client, batching {'on' if on else 'off'}: {r / base:.2f}x requests/s")
+    return 1 if failed else 0
+
+
+def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
+    """Measure every model with batching on or off, appending table rows; False if there is none."""
+    from rnn_apps.serve import make_server
+
+    server = make_server(models_dir, port=0, enable_batching=batching)
+    names = [n for n in server.registry.names() if args.only is None or n in args.only]
     if not names:
         print(f"no models under {models_dir!r} (<name>/<version>/saved_model.pb); try --toy", file=sys.stderr)
         server.shutdown()
-        return 1
+        return False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    print(f"serving {', '.join(names)} on port {server.port}; {args.seconds:g}s per measurement, "
-          f"clients {args.clients}, {os.cpu_count()} CPU(s)")
-    rows = []
+    print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'}; "
+          f"{args.seconds:g}s per measurement, clients {args.clients}, {os.cpu_count()} CPU(s)")
+    tag = "on" if batching else "off"
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
         for name in names:
@@ -189,13 +234,13 @@ def main(argv=None) -> int:
             status, md = _get(conn, f"/v1/models/{name}/metadata")
             load_s = time.time() - t0
             if status != 200:
-                rows.append((name, "-", "-", f"unavailable: {md.get('error', '')[:60]}"))
+                rows.append((name, "-", tag, "-", f"unavailable: {md.get('error', '')[:60]}"))
                 continue
             sig = md["metadata"]["signature_def"]["signature_def"].get("serving_default", {})
             req = typical_request(name, sig)
             if req is None:
-                rows.append((name, "-", "-", "skipped: no typical request for inputs "
-                                                 + ", ".join(sig.get("inputs", {}))))
+                rows.append((name, "-", tag, "-", "skipped: no typical request for inputs "
+                                                  + ", ".join(sig.get("inputs", {}))))
                 continue
             label, body = req
             payload = json.dumps(body).encode("utf-8")
@@ -204,37 +249,20 @@ def main(argv=None) -> int:
             r = conn.getresponse()
             warm = json.loads(r.read())
             if r.status != 200:
-                rows.append((name, label, "-", f"error {r.status}: {warm.get('error', '')[:80]}"))
+                rows.append((name, label, tag, "-", f"error {r.status}: {warm.get('error', '')[:80]}"))
                 continue
             sample = json.dumps(warm, ensure_ascii=False)
-            print(f"  {name} (v{md['model_spec']['version']}, loaded in {load_s:.1f}s): "
+            print(f"  {name} (v{md['model_spec']['version']}, loaded and warmed up in {load_s:.1f}s): "
                   f"{json.dumps(body, ensure_ascii=False)[:60]} -> {sample[:80]}")
             for c in args.clients:
                 res = run_load(server.port, path, payload, c, args.seconds)
                 note = f"{res['errors']} errors ({res['first_error'][:50]})" if res["errors"] else ""
-                rows.append((name, label, c, res, note))
+                rows.append((name, label, batching, c, res, note))
         conn.close()
     finally:
         server.shutdown()
         thread.join(10)
-        if tmp is not None:
-            tmp.cleanup()
-
-    print()
-    head = f"{'model':<12} {'request':<11} {'clients':>7} {'requests':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  notes"
-    print(head)
-    print("-" * len(head))
-    failed = False
-    for row in rows:
-        if len(row) == 4:
-            print(f"{row[0]:<12} {row[1]:<11} {row[2]:>7} {'':>8} {'':>8} {'':>8} {'':>8}  {row[3]}")
-            failed = failed or not row[3].startswith("skipped")
-            continue
-        name, label, c, res, note = row
-        failed = failed or bool(res["errors"])
-        print(f"{name:<12} {label:<11} {c:>7} {res['requests']:>8} {res['rps']:>8.1f} "
-              f"{res['p50']:>8.2f} {res['p99']:>8.2f}  {note}")
-    return 1 if failed else 0
+    return True
 
 
 if __name__ == "__main__":

@@ -727,29 +727,75 @@ def test_metrics(server):
 def test_server_side_batching_merges_concurrent_requests(models, start, tmp_path):
     save_batch_echo(str(tmp_path / "m" / "b" / "1"))
     srv = start([], tmp_path, max_batch_size=4, batch_timeout=0.5)
-    barrier = threading.Barrier(8)
-    results = {}
-
-    def client(i):
-        text = "X" if i == 5 else f"r{i}"
-        barrier.wait()
-        results[i] = predict(srv, "b", {"instances": [text]})
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    # every client gets its own row back; only the bad request fails, though it shared a batch
-    status, err = results.pop(5)
-    assert status == 400 and "unknown characters: X" in err["error"]
     sizes = []
-    for i, (status, out) in results.items():
-        assert status == 200
-        (row,) = out["predictions"]
-        assert row["x"] == f"r{i}"
-        sizes.append(row["batch"])
-    assert max(sizes) > 1 and max(sizes) <= 4
+    for _ in range(5):  # rounds of 8 clients at once, until calls were merged (usually the first)
+        barrier = threading.Barrier(8)
+        results = {}
+
+        def client(i):
+            text = "X" if i == 5 else f"r{i}"
+            barrier.wait()
+            results[i] = predict(srv, "b", {"instances": [text]})
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # every client gets its own row back; only the bad request fails, even if it shared a call
+        status, err = results.pop(5)
+        assert status == 400 and "unknown characters: X" in err["error"]
+        for i, (status, out) in results.items():
+            assert status == 200
+            (row,) = out["predictions"]
+            assert row["x"] == f"r{i}" and 1 <= row["batch"] <= 4
+            sizes.append(row["batch"])
+        if max(sizes) > 1:
+            break
+    assert max(sizes) > 1
+
+
+def test_batch_queue_merges_waiting_requests_and_isolates_failures():
+    import numpy as np
+
+    from rnn_apps.serving.batching import BatchQueue, Deadline
+
+    calls, go, entered = [], threading.Event(), threading.Event()
+
+    def run(arrays):
+        x = arrays["x"]
+        calls.append(x.tolist())
+        if len(calls) == 1:  # hold the first call until the others wait
+            entered.set()
+            go.wait(30)
+        if b"X" in x.tolist():
+            raise ValueError("bad row")
+        return {"y": np.char.upper(x.astype("S")).astype(object), "n": np.full(len(x), len(x))}
+
+    q = BatchQueue(run, max_batch_size=4, timeout=0.0)
+    out, errors = {}, {}
+
+    def submit(key):
+        try:
+            out[key] = q.submit({"x": np.array([key], dtype=object)}, Deadline(60))
+        except ValueError as e:
+            errors[key] = str(e)
+
+    first = threading.Thread(target=submit, args=(b"a",))
+    first.start()
+    assert entered.wait(30)
+    others = [threading.Thread(target=submit, args=(k,)) for k in (b"b", b"X", b"c", b"d", b"e")]
+    for t in others:
+        t.start()
+    while len(q._pending) < 5:
+        time.sleep(0.01)
+    go.set()
+    for t in [first] + others:
+        t.join(30)
+    # the 5 waiting requests: one merged call of 4 (it fails: X), each of those alone, then the fifth
+    assert calls == [[b"a"], [b"b", b"X", b"c", b"d"], [b"b"], [b"X"], [b"c"], [b"d"], [b"e"]]
+    assert errors == {b"X": "bad row"}
+    assert {k: v["y"].tolist() for k, v in out.items()} == {k: [k.upper()] for k in (b"a", b"b", b"c", b"d", b"e")}
 
 
 def test_no_batching_option(tmp_path, start):

@@ -8,9 +8,10 @@
   ``heavy_queue`` heavy requests wait, others get 503 at once.
 * :class:`BatchQueue`: server-side batching as TensorFlow Serving's ``--enable_batching``. Concurrent
   light requests to one signature of one model version are concatenated along the batch axis and run
-  as one call of at most ``max_batch_size`` examples; a batch starts when it is full or
-  ``batch_timeout`` after its first request arrived, and one batch per signature runs at a time (the
-  next one fills meanwhile). A recurrent decoder's cost grows far slower than its batch (the steps are
+  as one call of at most ``max_batch_size`` examples; one batch per signature runs at a time, and the
+  requests that arrive meanwhile form the next one. When the last batch held several requests (clients
+  are arriving together) a batch also waits up to ``batch_timeout`` after its first request to fill; a
+  lone client is never delayed. A recurrent decoder's cost grows far slower than its batch (the steps are
   sequential), so merged calls answer many more requests per second. When a merged call fails (e.g.
   one request holds an unknown character) each request is run alone, so only the bad one gets the error.
 """
@@ -122,6 +123,7 @@ class BatchQueue:
         self._cond = threading.Condition()
         self._pending: List[_Item] = []
         self._busy = False
+        self._last_requests = 1  # requests in the last batch: several means clients arrive together
 
     def _pending_rows(self) -> int:
         return sum(i.rows for i in self._pending)
@@ -147,7 +149,7 @@ class BatchQueue:
         """Under the lock: wait until ``item`` is done (None) or leads a batch (returned)."""
         while not item.done:
             if not self._busy and self._pending and self._pending[0] is item:
-                while self._pending_rows() < self.max_batch_size:
+                while self._last_requests > 1 and self._pending_rows() < self.max_batch_size:
                     left = item.t0 + self.timeout - time.monotonic()
                     if left <= 0:
                         break
@@ -157,6 +159,7 @@ class BatchQueue:
                     rows += self._pending[0].rows
                     batch.append(self._pending.pop(0))
                 self._busy = True
+                self._last_requests = len(batch)
                 return batch
             if item in self._pending:
                 try:
