@@ -25,9 +25,43 @@ def _friendly_errors(fn):
 
             if isinstance(e, known_error_types()) and not isinstance(e, click.ClickException):
                 raise click.ClickException(str(e)) from None
+            if _raised_loading_a_saved_model(e):
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise click.ClickException(
+                    f"Could not load the model ({type(e).__name__}: {first[:300]}). Its directory is damaged or "
+                    "incomplete: export it again, or choose another with --model.") from None
             raise
 
     return wrapper
+
+
+def _raised_loading_a_saved_model(e: BaseException) -> bool:
+    """Whether ``e`` came out of ``tf.saved_model.load`` (a truncated or corrupt SavedModel: its protobuf
+    cannot be parsed, or its variables cannot be read). Any error there means the files are unusable."""
+    import os
+
+    tb = e.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename.replace(os.sep, "/")
+        if path.endswith(("tensorflow/python/saved_model/load.py", "tensorflow/python/saved_model/loader_impl.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities (a range check alone lets NaN through,
+    since every comparison with NaN is false)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
 
 
 def _echo_json(obj) -> None:

@@ -10,7 +10,8 @@ import tempfile
 
 import click
 
-from rnn_apps._cli_common import _STRATEGY, _echo_json, _friendly_errors, _progress_to_stderr, _verbosity
+from rnn_apps._cli_common import (_STRATEGY, FiniteFloatRange, _echo_json, _friendly_errors, _progress_to_stderr,
+                                  _verbosity)
 
 _CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -62,7 +63,8 @@ def format_table(result: dict) -> str:
 @click.option("--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of the cell.")
 @click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Training epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Windows per batch.")
-@click.option("--learning-rate", type=float, default=1e-2, show_default=True, help="Adam's peak rate (cosine decay).")
+@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=1e-2, show_default=True,
+              help="Adam's peak rate (cosine decay).")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
               show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
 @click.option("--season", type=click.IntRange(min=2), default=None,

@@ -39,6 +39,11 @@ class Prediction:
         return {"label": self.label, "probability": self.probability, "words": self.words, "truncated": self.truncated}
 
 
+def _check_batch_size(batch_size) -> None:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise SentimentError(f"batch_size must be a positive integer; received {batch_size!r}.")
+
+
 def read_lines(stream: BinaryIO, name: str) -> list[str]:
     """Reviews of a binary stream, one a line (see :func:`rnn_apps.textio.read_lines`); raises SentimentError."""
     return textio.read_lines(stream, name, SentimentError)
@@ -105,6 +110,8 @@ class SentimentClassifier:
             SentimentError: an empty review, one without any word, one that is not text.
         """
         self._check(texts)
+        _check_batch_size(batch_size)
+        _check_batch_size(batch_size)
         tf = self._tf
         # Similar lengths together: a batch is padded to its longest review (at most max_len words).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
