@@ -84,3 +84,21 @@ def test_serve_port_range_and_busy_port(tmp_path):
     assert r.exit_code == 1 and "in use" in r.output
     r = run("serve", "--models", str(tmp_path), "--host", "no-such-host.invalid", "--port", "0")
     assert r.exit_code == 1 and "cannot listen on no-such-host.invalid" in r.output
+
+
+def test_commands_share_the_server_limits():
+    from rnn_apps import limits
+    from rnn_apps.apps.fill.data import FillError, parse_text
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError
+
+    fill = limits.APPS["fill"]
+    assert parse_text("月" + "□" * fill.max_blanks["text"][1]).count("□") == 64
+    with pytest.raises(FillError, match="65 blanks; at most 64"):
+        parse_text("月" + "□" * 65)
+    with pytest.raises(FillError, match="at most 512"):
+        parse_text("月" * 512 + "□")
+    clf = SentimentClassifier.__new__(SentimentClassifier)  # the input checks need no model
+    with pytest.raises(SentimentError, match="at most 50,000"):
+        clf._check(["good " * 10001])
+    with pytest.raises(limits.LimitError, match="at most 50,000"):
+        limits.check_text(limits.APPS["sentiment"], "text", "good " * 10001)

@@ -14,13 +14,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from rnn_apps import limits
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.vocab import Vocabulary
 
 MASK = "<mask>"
 MASK_ID = 4  # the first ordinary token of every fill vocabulary
-BLANKS = ("□", "＿", "_")
-MAX_CHARS = 512
+BLANKS = limits.BLANK_MARKS
+MAX_CHARS = limits.APPS["fill"].max_chars["text"]  # the limits `rnn-apps serve` applies too
+MAX_BLANKS = limits.APPS["fill"].max_blanks["text"][1]
 
 
 class FillError(ValueError):
@@ -105,7 +107,8 @@ def parse_text(text: str) -> str:
     """Check one user text and return it without whitespace, every blank mark written □.
 
     Raises:
-        FillError: empty, longer than :data:`MAX_CHARS`, no blank, or nothing but blanks and punctuation.
+        FillError: empty, longer than :data:`MAX_CHARS`, no blank, more than :data:`MAX_BLANKS`, or nothing
+            but blanks and punctuation.
     """
     if not isinstance(text, str):
         raise FillError(f"Expected text, received {type(text).__name__}.")
@@ -121,6 +124,8 @@ def parse_text(text: str) -> str:
     if n == 0:
         raise FillError(f"No blank in {text.strip()!r}: mark each missing character with □ (or ＿ or _), "
                         "e.g. 床前明月□，疑是地上霜。")
+    if n > MAX_BLANKS:
+        raise FillError(f"The input has {n} blanks; at most {MAX_BLANKS} are accepted.")
     if not any(pdata.is_han(c) for c in t):
         raise FillError(f"{text.strip()!r} holds only blanks: give the characters around them (the model fills a "
                         "blank from the characters before and after it).")

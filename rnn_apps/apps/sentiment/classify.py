@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
-from rnn_apps import textio
+from rnn_apps import limits, textio
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
 
@@ -37,6 +37,9 @@ class Prediction:
 
     def to_dict(self) -> dict:
         return {"label": self.label, "probability": self.probability, "words": self.words, "truncated": self.truncated}
+
+
+MAX_REVIEW_CHARS = limits.APPS["sentiment"].max_chars["text"]  # the limit `rnn-apps serve` applies too
 
 
 def _check_batch_size(batch_size) -> None:
@@ -82,6 +85,8 @@ class SentimentClassifier:
                 raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
             if not t.strip():
                 raise SentimentError(f"Review {i} is empty: give some text to classify.")
+            if len(t) > MAX_REVIEW_CHARS:
+                raise SentimentError(f"Review {i} has {len(t):,} characters; at most {MAX_REVIEW_CHARS:,} are accepted.")
             try:
                 t.encode("utf-8")
             except UnicodeEncodeError:
