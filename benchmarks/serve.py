@@ -98,6 +98,18 @@ def typical_request(name: str, sig: dict):
     return None
 
 
+def _batches(conn, name):
+    """(examples, model calls) so far for ``name``, from the server's Prometheus metrics."""
+    conn.request("GET", "/monitoring/prometheus/metrics")
+    text = conn.getresponse().read().decode()
+    key = f':tensorflow:serving:batching_session:processed_batch_size_{{}}{{{{model_name="{name}"}}}} '
+    found = {}
+    for part in ("sum", "count"):
+        line = next((x for x in text.splitlines() if x.startswith(key.format(part))), None)
+        found[part] = float(line.rsplit(" ", 1)[1]) if line else 0.0
+    return found["sum"], found["count"]
+
+
 def _get(conn, path):
     conn.request("GET", path)
     r = conn.getresponse()
@@ -255,8 +267,13 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
             print(f"  {name} (v{md['model_spec']['version']}, loaded and warmed up in {load_s:.1f}s): "
                   f"{json.dumps(body, ensure_ascii=False)[:60]} -> {sample[:80]}")
             for c in args.clients:
+                before = _batches(conn, name)
                 res = run_load(server.port, path, payload, c, args.seconds)
-                note = f"{res['errors']} errors ({res['first_error'][:50]})" if res["errors"] else ""
+                after = _batches(conn, name)
+                calls = after[1] - before[1]
+                note = f"{(after[0] - before[0]) / calls:.1f} examples per model call" if calls else ""
+                if res["errors"]:
+                    note += f"; {res['errors']} errors ({res['first_error'][:50]})"
                 rows.append((name, label, batching, c, res, note))
         conn.close()
     finally:
