@@ -89,7 +89,11 @@ def typical_request(name: str, sig: dict):
         return "poem", {"instances": ["春"]}
     if list(inputs) == ["image"]:
         return "64x64 PNG", {"instances": [{"b64": small_png_b64()}]}
+    if list(inputs) == ["history"]:
+        return "96 values", {"instances": [[round(float(np.sin(i / 4.0)), 4) for i in range(96)]]}
     if list(inputs) == ["text"]:
+        if "fill" in name.lower() or "candidates" in outputs:
+            return "poem line", {"instances": ["床前明月□，疑是地上霜。"]}
         if "translat" in name.lower() or any("translat" in k.lower() for k in outputs):
             return "sentence", {"instances": [SENTENCE]}
         return "review", {"instances": [REVIEW]}
