@@ -527,7 +527,7 @@ def export_poetry_cmd(run_dir, from_model, models_dir, version):
     \b
     Examples:
       rnn-apps export poetry --run-dir runs/poetry --models models
-      rnn-apps export poetry --from-model models/poetry/3 --models models --version 4
+      rnn-apps export poetry --from-model models/poetry/4 --models models-new
     """
     from rnn_apps.apps.poetry import task
     from rnn_apps.apps.poetry.export import export_poetry, rebuild_from_export

@@ -318,12 +318,14 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
         breaks.append({"line": 1, "char": first, "kind": "line 1 ends on 平 outside the rhyme group"})
     result["rhyme"] = {"group": names[group] if group is not None else None, "ok": not breaks,
                        "first_line_rhymes": first_rhymes, "breaks": breaks}
-    # Metre: the template with the fewest loose, then strict breaks.
+    # Metre: the template with the fewest loose breaks, then one without strict breaks, then one that rhymes
+    # line 1 as the poem does, then the fewest strict breaks. (No strict break implies no loose break, so
+    # strict_ok and loose_ok say whether any template fits.)
     best = None
     for tpl in templates(*shape):
         strict = _metre_breaks(lines, tpl, "strict", tables, rhyme)
         loose = _metre_breaks(lines, tpl, "loose", tables, rhyme)
-        key = (len(loose), len(strict), tpl.rhymed_first != first_rhymes)
+        key = (len(loose), bool(strict), tpl.rhymed_first != first_rhymes, len(strict))
         if best is None or key < best[0]:
             best = (key, tpl, strict, loose)
     _, tpl, strict, loose = best
