@@ -1,0 +1,157 @@
+"""JSON values <-> arrays, the way TF Serving's REST API converts them (``{"b64": ...}`` for bytes)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from typing import Tuple
+
+import numpy as np
+
+from rnn_apps.serving.errors import ApiError, _bad_request
+
+_URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+
+
+def _is_b64(value) -> bool:
+    return isinstance(value, dict) and len(value) == 1 and "b64" in value
+
+
+def _decode_b64(value: dict, name: str) -> bytes:
+    data = value["b64"]
+    if not isinstance(data, str):
+        raise _bad_request(f"input '{name}': \"b64\" must be a base64 string")
+    try:
+        return base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    if _URLSAFE_B64.fullmatch(data):  # tolerate the URL-safe alphabet and missing padding
+        try:
+            stripped = data.rstrip("=")
+            return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
+        except (binascii.Error, ValueError):
+            pass
+    raise _bad_request(f"input '{name}': invalid base64 (characters outside A-Z a-z 0-9 + / - _, "
+                       f"or a wrong length)")
+
+
+def _flatten(value, name: str, leaf) -> Tuple[tuple, list]:
+    """Shape and leaves of a rectangular nested list; ``leaf`` converts each leaf."""
+    if isinstance(value, list):
+        if not value:
+            return (0,), []
+        shape, leaves = None, []
+        for item in value:
+            s, l = _flatten(item, name, leaf)
+            if shape is None:
+                shape = s
+            elif s != shape:
+                raise _bad_request(f"input '{name}': nested lists must be rectangular (ragged value)")
+            leaves.extend(l)
+        return (len(value),) + shape, leaves
+    return (), [leaf(value)]
+
+
+def _string_leaf(name: str):
+    def leaf(v):
+        if isinstance(v, str):
+            try:
+                return v.encode("utf-8")
+            except UnicodeEncodeError:
+                raise _bad_request(f"input '{name}': the text holds a lone surrogate escape (e.g. \\ud800), "
+                                   f"which is not Unicode text") from None
+        if _is_b64(v):
+            return _decode_b64(v, name)
+        raise _bad_request(f"input '{name}' expects strings (or {{\"b64\": ...}}), got {json.dumps(v)[:80]}")
+    return leaf
+
+
+def _numeric_leaf(name: str, dtype):
+    is_bool = dtype.is_bool
+    is_int = dtype.is_integer
+
+    def leaf(v):
+        if is_bool:
+            if isinstance(v, bool):
+                return v
+        elif isinstance(v, bool) or isinstance(v, (int, float)):
+            if is_int and isinstance(v, float):
+                if not v.is_integer():
+                    raise _bad_request(f"input '{name}' expects integers ({dtype.name}), got {v}")
+                return int(v)
+            return v
+        raise _bad_request(f"input '{name}' expects {dtype.name} values, got {json.dumps(v)[:80]}")
+    return leaf
+
+
+def to_array(value, spec, name: str) -> np.ndarray:
+    """Convert a JSON value to an array of ``spec``'s dtype, checking type and shape."""
+    import tensorflow as tf
+
+    dtype = spec.dtype
+    if dtype == tf.string:
+        shape, leaves = _flatten(value, name, _string_leaf(name))
+        arr = np.empty(len(leaves), dtype=object)
+        arr[:] = leaves
+        arr = arr.reshape(shape)
+    elif dtype.is_bool or dtype.is_integer or dtype.is_floating:
+        shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype))
+        try:
+            arr = np.asarray(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
+        except (OverflowError, ValueError, TypeError) as e:
+            raise _bad_request(f"input '{name}': cannot convert to {dtype.name}: {e}") from None
+        if dtype.is_integer and leaves:
+            lo, hi = dtype.min, dtype.max
+            if any(not (lo <= x <= hi) for x in leaves):
+                raise _bad_request(f"input '{name}': value out of range for {dtype.name}")
+    else:
+        raise _bad_request(f"input '{name}' has dtype {dtype.name}, which JSON cannot express")
+    if not spec.shape.is_compatible_with(arr.shape):
+        raise _bad_request(f"input '{name}' has shape {list(arr.shape)} but the signature expects "
+                           f"{_shape_str(spec.shape)}")
+    return arr
+
+
+def _shape_str(shape) -> str:
+    if shape.rank is None:
+        return "any shape"
+    return "[" + ", ".join("None" if d is None else str(d) for d in shape.as_list()) + "]"
+
+
+def _string_out(b: bytes, force_b64: bool):
+    if not force_b64:
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+    return {"b64": base64.b64encode(b).decode("ascii")}
+
+
+def _map_nested(obj, fn):
+    if isinstance(obj, list):
+        return [_map_nested(x, fn) for x in obj]
+    return fn(obj)
+
+
+def to_json(arr: np.ndarray, name: str):
+    """Convert an output array to JSON values the way TF Serving prints them."""
+    arr = np.asarray(arr)
+    if arr.dtype == object or arr.dtype.kind in "SU":
+        force = name.endswith("_bytes")  # TF Serving's convention for binary outputs
+        return _map_nested(arr.tolist(), lambda b: _string_out(b if isinstance(b, bytes) else str(b).encode(), force))
+    if arr.dtype.name == "bfloat16":
+        arr = arr.astype(np.float32)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize < 8:
+        # shortest repr of float32 values (0.9, not 0.8999999761581421), as TF Serving prints them
+        return np.vectorize(float, otypes=[object])(arr.astype(np.float32).astype(str)).tolist()
+    if arr.dtype.kind == "c":
+        raise ApiError(500, f"output '{name}' is complex, which JSON cannot express")
+    return arr.tolist()
+
+
+def _json_default(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")

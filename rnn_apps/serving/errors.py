@@ -1,0 +1,39 @@
+"""Errors of ``rnn-apps serve``: answered as ``{"error": message}`` with an HTTP status."""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Optional
+
+
+class ApiError(Exception):
+    """An error answered as ``{"error": message}`` with an HTTP status."""
+
+    def __init__(self, status: int, message: str, headers: Optional[Dict[str, str]] = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def _bad_request(message: str) -> ApiError:
+    return ApiError(400, message)
+
+
+def _tf_message(err: Exception) -> str:
+    """The useful part of a TF runtime error: drop the node trace and ``[Op:...]`` suffix."""
+    msg = getattr(err, "message", None) or str(err)
+    msg = msg.split("\n\t [[", 1)[0]
+    msg = re.sub(r"\s*\[Op:[^\]]*\]\s*(name:.*)?$", "", msg.strip())
+    kept, in_trace = [], False
+    for line in msg.split("\n"):  # drop "Graph execution error:" and "Detected at node ..." traces
+        if line.strip() == "Graph execution error:":
+            continue
+        if line.startswith("Detected at node"):
+            in_trace = True
+            continue
+        if in_trace and (line.startswith((" ", "\t")) or line.strip() in ("", "<stack traces unavailable>")):
+            continue
+        in_trace = False
+        kept.append(line)
+    return "\n".join(kept).strip() or msg.strip()

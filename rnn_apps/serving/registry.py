@@ -1,0 +1,358 @@
+"""The models directory of ``rnn-apps serve``: versions found, loaded (and warmed up) on demand or by the
+poller, and their signatures."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from rnn_apps import limits
+from rnn_apps.serving.checks import model_app
+from rnn_apps.serving.errors import ApiError, _tf_message
+
+log = logging.getLogger("rnn_apps.serve")
+
+DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+_VERSION_DIR = re.compile(r"[0-9]+")
+
+
+class Signature:
+    """One signature of a loaded SavedModel: the callable and its input/output specs."""
+
+    def __init__(self, name: str, fn, tensor_names: Optional[dict] = None):
+        import tensorflow as tf
+
+        self.name = name
+        self.fn = fn
+        args, kwargs = fn.structured_input_signature
+        specs: Dict[str, Any] = dict(kwargs)
+        for i, spec in enumerate(args):  # signatures are keyword-only, but be lenient
+            specs[getattr(spec, "name", None) or f"input_{i}"] = spec
+        self.inputs = specs
+        outs = fn.structured_outputs
+        if not isinstance(outs, dict):
+            flat = tf.nest.flatten(outs)
+            outs = {f"output_{i}": t for i, t in enumerate(flat)}
+        self.outputs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in outs.items()}
+        tensor_names = tensor_names or {}
+        self.input_tensor_names = tensor_names.get("inputs", {})
+        self.output_tensor_names = tensor_names.get("outputs", {})
+        self.method_name = tensor_names.get("method_name") or PREDICT_METHOD
+
+    def metadata(self) -> dict:
+        return {
+            "inputs": {k: _tensor_info(s, self.input_tensor_names.get(k, "")) for k, s in self.inputs.items()},
+            "outputs": {k: _tensor_info(s, self.output_tensor_names.get(k, "")) for k, s in self.outputs.items()},
+            "method_name": self.method_name,
+        }
+
+
+def _tensor_info(spec, tensor_name: str) -> dict:
+    from tensorflow.core.framework import types_pb2
+
+    shape = spec.shape
+    if shape.rank is None:
+        tensor_shape = {"dim": [], "unknown_rank": True}
+    else:
+        dims = [{"size": str(-1 if d is None else int(d)), "name": ""} for d in shape.as_list()]
+        tensor_shape = {"dim": dims, "unknown_rank": False}
+    return {
+        "dtype": types_pb2.DataType.Name(spec.dtype.as_datatype_enum),
+        "tensor_shape": tensor_shape,
+        "name": tensor_name,
+    }
+
+
+def _signature_def_names(path: str) -> dict:
+    """Tensor names and method names from ``saved_model.pb`` (what TF Serving reports)."""
+    try:
+        from tensorflow.core.protobuf import saved_model_pb2
+
+        sm = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            sm.ParseFromString(f.read())
+        out = {}
+        for key, sd in sm.meta_graphs[0].signature_def.items():
+            out[key] = {
+                "inputs": {k: v.name for k, v in sd.inputs.items()},
+                "outputs": {k: v.name for k, v in sd.outputs.items()},
+                "method_name": sd.method_name,
+            }
+        return out
+    except Exception:  # names are cosmetic: never fail a load over them
+        return {}
+
+
+class LoadedModel:
+    """A loaded version of a model (kept alive while any request uses it)."""
+
+    def __init__(self, name: str, version: int, path: str):
+        import tensorflow as tf
+
+        self.name = name
+        self.version = version
+        self.path = path
+        self.obj = tf.saved_model.load(path)
+        names = _signature_def_names(path)
+        self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
+        self.app = model_app(path)
+        self.limits = limits.for_app(self.app)
+
+    def warm_up(self) -> int:
+        """Replay ``assets.extra/tf_serving_warmup_requests`` (TF Serving's warm-up), or, for a model of a
+        known app without that file, the app's typical requests; returns how many ran.
+
+        A failing request from the file fails the load (as in TF Serving); a built-in one only logs.
+        """
+        from rnn_apps.serving import warmup
+        from rnn_apps.serving.predict import _run  # (predict imports this module)
+
+        requests = warmup.read_warmup(self.path)
+        from_file = requests is not None
+        if requests is None:
+            config = {}
+            if self.app:
+                try:
+                    with open(os.path.join(self.path, "assets.extra", f"{self.app}.json"), encoding="utf-8") as f:
+                        config = json.load(f).get("config", {})
+                except (OSError, ValueError, AttributeError):
+                    config = {}
+            requests = warmup.default_requests(self.app, config) if self.app else []
+        done = 0
+        for sig_name, inputs in requests:
+            try:
+                sig = self.signature(sig_name)
+                if set(inputs) != set(sig.inputs):
+                    raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
+                _run(sig, inputs)
+                done += 1
+            except ApiError as e:
+                if from_file:
+                    raise RuntimeError(f"warm-up request {done + 1} ({sig_name}) failed: {e.message}") from None
+                log.warning("model %s version %d: built-in warm-up request failed: %s", self.name, self.version,
+                            e.message)
+        return done
+
+    def signature(self, name: Optional[str]) -> Signature:
+        key = name or DEFAULT_SIGNATURE
+        if key not in self.signatures:
+            known = ", ".join(sorted(self.signatures)) or "none"
+            raise ApiError(404, f"Serving signature name: \"{key}\" not found in signature def "
+                                f"of model {self.name} version {self.version} (signatures: {known})")
+        return self.signatures[key]
+
+
+class _Entry:
+    """Load state of one version: START -> LOADING -> AVAILABLE | END (failed)."""
+
+    def __init__(self, name: str, version: int, path: str, fingerprint: tuple, warmup: bool = True):
+        self.name = name
+        self.warmup = warmup
+        self.version = version
+        self.path = path
+        self.fingerprint = fingerprint  # a changed one (files replaced) makes a fresh entry
+        self.lock = threading.Lock()
+        self.state = "START"
+        self.model: Optional[LoadedModel] = None
+        self.error = ""
+
+    def load(self) -> LoadedModel:
+        if self.model is not None:
+            return self.model
+        with self.lock:
+            if self.model is not None:
+                return self.model
+            if self.state == "END":  # failed; retried once its files change (see scan)
+                raise self._unavailable()
+            self.state = "LOADING"
+            t0 = time.time()
+            try:
+                model = LoadedModel(self.name, self.version, self.path)
+                warmed = model.warm_up() if self.warmup else 0
+            except Exception as e:  # noqa: BLE001 - any load failure is reported, never fatal
+                self.error = f"{type(e).__name__}: {_tf_message(e)}"[:2000]
+                self.state = "END"
+                log.warning("model %s version %d failed to load: %s", self.name, self.version, self.error)
+                raise self._unavailable() from None
+            self.model = model
+            self.error = ""
+            self.state = "AVAILABLE"
+            log.info("loaded model %s version %d in %.1fs%s", self.name, self.version, time.time() - t0,
+                     f" ({warmed} warm-up requests)" if warmed else "")
+            return model
+
+    def _unavailable(self) -> ApiError:
+        return ApiError(503, f"Model {self.name} version {self.version} failed to load: {self.error}")
+
+    def status(self) -> dict:
+        failed = self.state == "END"
+        return {
+            "version": str(self.version),
+            "state": self.state,
+            "status": {"error_code": "UNKNOWN" if failed else "OK", "error_message": self.error if failed else ""},
+        }
+
+
+def _fingerprint(vdir: str) -> Optional[tuple]:
+    """Identity of a version's files, or None when it is not a (complete) version."""
+    try:
+        st = os.stat(os.path.join(vdir, "saved_model.pb"))
+    except OSError:
+        return None
+    fp = [(st.st_ino, st.st_mtime_ns, st.st_size)]
+    try:
+        var_dir = os.path.join(vdir, "variables")
+        for f in sorted(os.listdir(var_dir)):
+            vs = os.stat(os.path.join(var_dir, f))
+            fp.append((f, vs.st_ino, vs.st_mtime_ns, vs.st_size))
+    except OSError:
+        pass
+    return tuple(fp)
+
+
+class ModelRegistry:
+    """Versions found under ``models_dir`` and their (lazily) loaded SavedModels. Thread-safe.
+
+    With ``background=True`` a poller calls :meth:`scan` and :meth:`load_newest`; otherwise a
+    request for the default version loads the newest version itself.
+    """
+
+    def __init__(self, models_dir: str, background: bool = False, warmup: bool = True):
+        self.models_dir = os.path.abspath(models_dir)
+        self.background = background
+        self.warmup = warmup
+        self._lock = threading.Lock()
+        self._scan_lock = threading.Lock()  # one scan at a time, so an older one never wins
+        self._entries: Dict[str, Dict[int, _Entry]] = {}
+
+    # -- discovery
+    def scan(self) -> None:
+        with self._scan_lock:
+            self._scan()
+
+    def _scan(self) -> None:
+        found: Dict[str, Dict[int, Tuple[str, tuple]]] = {}
+        try:
+            names = sorted(os.listdir(self.models_dir))
+        except OSError:
+            names = []
+        for name in names:
+            mdir = os.path.join(self.models_dir, name)
+            if name.startswith(".") or not os.path.isdir(mdir):
+                continue
+            try:
+                children = os.listdir(mdir)
+            except OSError:
+                continue
+            versions = {}
+            for child in children:
+                if not _VERSION_DIR.fullmatch(child) or int(child) <= 0:
+                    continue  # e.g. .tmp-* of an export in progress
+                vdir = os.path.join(mdir, child)
+                fp = _fingerprint(vdir)
+                if fp is not None:
+                    versions[int(child)] = (vdir, fp)
+            if versions:
+                found[name] = versions
+        with self._lock:
+            new: Dict[str, Dict[int, _Entry]] = {}
+            for name, versions in found.items():
+                old = self._entries.get(name, {})
+                new[name] = {v: (old[v] if v in old and old[v].fingerprint == fp else _Entry(name, v, p, fp, self.warmup))
+                             for v, (p, fp) in versions.items()}
+            self._entries = new
+
+    def load_newest(self) -> None:
+        """Load the newest version of every model if not tried yet; called by the poller."""
+        for name in self.names():
+            entries = self._model_entries(name)
+            if not entries:
+                continue
+            newest = entries[max(entries)]
+            if newest.state == "START":
+                try:
+                    newest.load()
+                except ApiError:
+                    pass
+
+    def names(self) -> List[str]:
+        with self._lock:
+            return sorted(self._entries)
+
+    def _model_entries(self, name: str) -> Dict[int, _Entry]:
+        with self._lock:
+            return dict(self._entries.get(name, {}))
+
+    def entries(self, name: str) -> Dict[int, _Entry]:
+        """Versions of ``name``; rescans once before answering "not found"."""
+        entries = self._model_entries(name)
+        if not entries:
+            self.scan()
+            entries = self._model_entries(name)
+            if not entries:
+                raise ApiError(404, f"Could not find any versions of model {name}")
+        return entries
+
+    def entry(self, name: str, version: int) -> _Entry:
+        entries = self.entries(name)
+        if version not in entries:
+            self.scan()
+            entries = self.entries(name)
+            if version not in entries:
+                raise ApiError(404, f"Servable not found for request: Specific({name}, {version})")
+        return entries[version]
+
+    # -- serving
+    def get(self, name: str, version: Optional[int] = None) -> LoadedModel:
+        if version is not None:
+            return self.entry(name, version).load()
+        entries = self.entries(name)
+        ordered = [entries[v] for v in sorted(entries, reverse=True)]
+        if not self.background and ordered[0].state == "START":
+            try:
+                return ordered[0].load()
+            except ApiError:
+                pass
+        for e in ordered:  # newest already-loaded version (a newer one may still be loading)
+            if e.model is not None:
+                return e.model
+        errors = []
+        for e in ordered:  # nothing loaded yet: load newest first, falling back on failure
+            try:
+                return e.load()
+            except ApiError as err:
+                errors.append(err.message)
+        raise ApiError(503, "; ".join(errors))
+
+    def status(self, name: str, version: Optional[int] = None) -> List[dict]:
+        if version is not None:
+            e = self.entry(name, version)
+            try:
+                e.load()
+            except ApiError:
+                pass
+            return [e.status()]
+        entries = self.entries(name)
+        try:
+            self.get(name)  # make sure what answers by default is loaded
+        except ApiError:
+            pass
+        return [entries[v].status() for v in sorted(entries, reverse=True)]
+
+    def listing(self) -> List[dict]:
+        out = []
+        for name in self.names():
+            entries = self._model_entries(name)
+            versions = sorted(entries, reverse=True)
+            out.append({
+                "name": name,
+                "versions": [str(v) for v in versions],
+                "states": {str(v): entries[v].state for v in versions},
+            })
+        return out

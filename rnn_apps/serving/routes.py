@@ -1,0 +1,181 @@
+"""The Flask app of ``rnn-apps serve``: TF Serving's REST routes, the page, metrics and the HTTP guards."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Optional, Sequence
+
+from rnn_apps.serving.codec import _json_default
+from rnn_apps.serving.errors import ApiError, _bad_request
+from rnn_apps.serving.predict import _run, predict
+from rnn_apps.serving.registry import _VERSION_DIR, PREDICT_METHOD, LoadedModel, ModelRegistry, Signature
+
+log = logging.getLogger("rnn_apps.serve")
+
+_ROUTE = re.compile(
+    r"^(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?P<suffix>/metadata|:predict|:classify|:regress)?$"
+)
+
+
+def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
+               rescan_on_request: bool = False, *, scheduler=None, metrics=None,
+               cors_origins: Sequence[str] = (), loopback: bool = False):
+    """The Flask WSGI app answering TF Serving's REST API from ``registry``.
+
+    Args:
+        registry: The models.
+        max_body_bytes: The largest request body, after gzip inflation (413 above).
+        rescan_on_request: Rescan the models directory on every request (no poller).
+        scheduler: Runs the model calls (:class:`rnn_apps.serving.batching.Scheduler`; default one with
+            the default settings).
+        metrics: Where request counts and latencies go (:class:`rnn_apps.serving.metrics.Metrics`).
+        cors_origins: Web origins (``https://app.example``, or ``*``) whose pages may call the API; a
+            browser request from any other origin is refused with 403.
+        loopback: The server listens on loopback only: requests must name a loopback Host.
+    """
+    from importlib import resources
+
+    from flask import Flask, Response, g, request
+    from werkzeug.exceptions import HTTPException
+
+    from rnn_apps.serving import guard
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+    from rnn_apps.serving.metrics import Metrics
+
+    scheduler = scheduler or Scheduler(SchedulerConfig())
+    metrics = metrics or Metrics()
+    cors_origins = tuple(cors_origins)
+    index_html = resources.files("rnn_apps.serving").joinpath("index.html").read_text(encoding="utf-8")
+    app = Flask("rnn_apps.serve")
+    app.config["rnn_apps.metrics"] = metrics
+
+    def reply(obj, status: int = 200, headers: Optional[dict] = None):
+        body = json.dumps(obj, ensure_ascii=False, indent=1, default=_json_default, allow_nan=True)
+        # a lone surrogate becomes its JSON escape (\ud800) instead of failing to encode
+        resp = Response((body + "\n").encode("utf-8", "backslashreplace"), status=status,
+                        mimetype="application/json")
+        for k, v in (headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.errorhandler(ApiError)
+    def _api_error(e: ApiError):
+        return reply({"error": e.message}, e.status, e.headers)
+
+    @app.errorhandler(guard.GuardError)
+    def _guard_error(e: guard.GuardError):
+        return reply({"error": e.message}, e.status)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(e: HTTPException):
+        headers = {k: v for k, v in e.get_headers() if k.lower() == "allow"}
+        return reply({"error": f"{e.name}: {e.description}"}, e.code or 500, headers)
+
+    @app.errorhandler(Exception)
+    def _internal(e: Exception):
+        log.exception("internal error")
+        return reply({"error": f"Internal error: {type(e).__name__}: {e}"}, 500)
+
+    @app.before_request
+    def _checks():
+        g.t0 = time.perf_counter()
+        guard.check_host(request.headers.get("Host"), loopback)
+        origin = request.headers.get("Origin")
+        if origin and not guard.origin_allowed(origin, request.headers.get("Host"), request.scheme, cors_origins):
+            raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
+                                        f"{', '.join(cors_origins) or 'no other origin'}; see --cors-origin)")
+        if request.method == "OPTIONS":
+            return Response(status=204, headers=guard.preflight_headers(origin or "", cors_origins))
+        length = request.content_length
+        if length is not None and length > max_body_bytes:
+            raise ApiError(413, f"request body of {length} bytes exceeds the limit of {max_body_bytes} bytes")
+        if rescan_on_request:
+            registry.scan()
+        return None
+
+    @app.after_request
+    def _after(resp):
+        origin = request.headers.get("Origin")
+        if origin and cors_origins:
+            resp.headers.update(guard.cors_headers(origin, cors_origins))
+        if getattr(g, "metric", None) is not None:
+            metrics.request(*g.metric, resp.status_code, time.perf_counter() - g.t0)
+        return resp
+
+    @app.get("/")
+    def _page():
+        return Response(index_html, mimetype="text/html")
+
+    @app.get("/v1/models")
+    def _models():
+        return reply({"models": registry.listing()})
+
+    @app.get("/monitoring/prometheus/metrics")
+    def _metrics():
+        def states():
+            return [(m["name"], int(v), st) for m in registry.listing() for v, st in m["states"].items()]
+
+        return Response(metrics.render(states), mimetype="text/plain; version=0.0.4")
+
+    def execute_for(model: LoadedModel, deadline: Deadline):
+        def execute(sig: Signature, arrays: dict):
+            try:
+                return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
+                                     lambda a: _run(sig, a), arrays, deadline)
+            except ScheduleError as e:
+                raise ApiError(e.status, e.message) from None
+        return execute
+
+    @app.route("/v1/models/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def _model(rest: str):
+        m = _ROUTE.match(rest)
+        if not m:
+            raise ApiError(404, f"Malformed request: {request.method} /v1/models/{rest}")
+        name, suffix = m.group("name"), m.group("suffix") or ""
+        g.metric = (name, {"": "status", "/metadata": "metadata"}.get(suffix, suffix[1:]))
+        post = suffix in (":predict", ":classify", ":regress")
+        if request.method != ("POST" if post else "GET") and not (request.method == "HEAD" and not post):
+            allow = "POST" if post else "GET, HEAD"
+            raise ApiError(405, f"Method {request.method} not allowed for {request.path} (use {allow})",
+                           {"Allow": allow})
+        if m.group("label") is not None:
+            registry.entries(name)  # 404 for an unknown model first
+            raise ApiError(404, f"Unrecognized servable version label: {m.group('label')} "
+                                f"(this server has no version labels; use /versions/N)")
+        version = None
+        if m.group("version") is not None:
+            v = m.group("version")
+            if not _VERSION_DIR.fullmatch(v) or int(v) <= 0:
+                raise ApiError(404, f"Malformed version: {v} (versions are positive integers)")
+            version = int(v)
+        if suffix == "":
+            return reply({"model_version_status": registry.status(name, version)})
+        model = registry.get(name, version)
+        if suffix == "/metadata":
+            return reply({
+                "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
+                "metadata": {"signature_def": {"signature_def": {
+                    k: s.metadata() for k, s in sorted(model.signatures.items())}}},
+            })
+        if suffix != ":predict":
+            raise _bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
+                               f"(signatures here have method_name {PREDICT_METHOD})")
+        raw = guard.inflate(request.get_data(cache=False), request.headers.get("Content-Encoding"), max_body_bytes)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
+            raise _bad_request(f"JSON Parse error: {e}") from None
+        except RecursionError:
+            raise _bad_request("JSON Parse error: nested too deeply") from None
+        deadline = Deadline(scheduler.config.request_timeout, request.environ.get("waitress.client_disconnected"))
+        try:
+            return reply(predict(model, body, execute_for(model, deadline)))
+        except RecursionError:
+            raise _bad_request("the request's lists are nested too deeply for the signature") from None
+
+    return app

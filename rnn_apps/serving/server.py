@@ -1,0 +1,205 @@
+"""The running server of ``rnn-apps serve``: waitress, the model poller, start and stop."""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import threading
+from typing import Optional, Sequence
+
+from rnn_apps.serving.registry import ModelRegistry
+from rnn_apps.serving.routes import create_app
+
+log = logging.getLogger("rnn_apps.serve")
+
+
+def _json_error_channel():
+    """A waitress channel whose own errors (413 over the body limit, bad headers) are JSON too."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class JsonErrorTask(ErrorTask):
+        def execute(self):
+            e = self.request.error
+            message = e.reason + (f": {e.body}" if e.body else "")
+            if e.code == 413:
+                message = f"request body too large: {e.body}"
+            body = json.dumps({"error": message}).encode("utf-8") + b"\n"
+            self.status = f"{e.code} {e.reason}"
+            self.response_headers.append(("Content-Type", "application/json"))
+            self.set_close_on_finish()
+            self.content_length = len(body)
+            self.write(body)
+
+    class JsonErrorChannel(HTTPChannel):
+        error_task_class = JsonErrorTask
+
+    return JsonErrorChannel
+
+
+class ModelServer:
+    """A running (bound) server; ``serve_forever`` in one thread, ``shutdown`` from another."""
+
+    def __init__(self, models_dir: str, host: str = "127.0.0.1", port: int = 8501,
+                 max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, threads: int = 16,
+                 *, cors_origins: Sequence[str] = (), max_connections: int = 100, idle_timeout: int = 30,
+                 warmup: bool = True, **scheduling):
+        import waitress
+        from waitress.server import BaseWSGIServer
+
+        from rnn_apps.serving.batching import Scheduler, SchedulerConfig
+        from rnn_apps.serving.guard import guard_server, is_loopback
+        from rnn_apps.serving.metrics import Metrics
+
+        self.registry = ModelRegistry(models_dir, background=poll_seconds > 0, warmup=warmup)
+        self.registry.scan()
+        self.poll_seconds = poll_seconds
+        self.metrics = Metrics()
+        self.scheduler = Scheduler(SchedulerConfig(**scheduling), on_batch=self.metrics.batch)
+        self.app = create_app(self.registry, max_body_bytes, rescan_on_request=poll_seconds <= 0,
+                              scheduler=self.scheduler, metrics=self.metrics, cors_origins=cors_origins,
+                              loopback=is_loopback(host))
+        try:
+            self._server = waitress.create_server(
+                self.app, host=host, port=port, threads=threads,
+                max_request_body_size=max_body_bytes, ident="rnn-apps-serve",
+                expose_tracebacks=False, clear_untrusted_proxy_headers=True,
+                # idle sockets are closed after idle_timeout s, and evicted at once when the limit is reached
+                connection_limit=max_connections, channel_timeout=idle_timeout,
+                channel_request_lookahead=1,  # lets a request see that its client hung up (deadline checks)
+                cleanup_interval=max(1, min(idle_timeout // 2, 10)),
+            )
+        except (OSError, ValueError) as e:  # waitress: ValueError for a host it cannot resolve
+            why = getattr(e, "strerror", None) or str(e)
+            busy = getattr(e, "errno", None) == errno.EADDRINUSE
+            raise ServeError(f"cannot listen on {host}:{port}: {why}"
+                             + (" (another program uses this port; choose another with --port)" if busy else "")
+                             ) from None
+        self._map = getattr(self._server, "_map", None) or getattr(self._server, "map")
+        channel = _json_error_channel()
+        for d in list(self._map.values()):
+            if isinstance(d, BaseWSGIServer):
+                guard_server(d, channel)
+        port_ = getattr(self._server, "effective_port", None)
+        if port_ is None:  # MultiSocketServer (a host name resolving to several addresses)
+            port_ = self._server.effective_listen[0][1]
+        self.host = host
+        self.port = int(port_)
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._poller: Optional[threading.Thread] = None
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/"
+
+    def _poll(self) -> None:
+        first = True
+        while first or not self._stop.wait(self.poll_seconds):
+            first = False
+            try:
+                self.registry.scan()
+                self.registry.load_newest()
+            except Exception:  # noqa: BLE001 - the poller must survive anything
+                log.exception("model directory poll failed")
+
+    def serve_forever(self) -> None:
+        from waitress import wasyncore
+
+        if self._closed:
+            raise RuntimeError("server is shut down")
+        self._stopped.clear()
+        if self.poll_seconds > 0 and self._poller is None:
+            self._poller = threading.Thread(target=self._poll, name="serve-poller", daemon=True)
+            self._poller.start()
+        adj = self._server.adj
+        try:
+            while not self._stop.is_set() and self._map:
+                wasyncore.loop(timeout=min(adj.asyncore_loop_timeout, 0.5), map=self._map,
+                               use_poll=adj.asyncore_use_poll, count=1)
+        finally:
+            self._close()
+            self._stopped.set()
+
+    def _close(self) -> None:
+        from waitress import wasyncore
+
+        if self._closed:
+            return
+        self._closed = True
+        self._stop.set()
+        try:
+            self._server.task_dispatcher.shutdown(cancel_pending=True, timeout=5)
+        finally:
+            wasyncore.close_all(self._map)
+
+    def shutdown(self) -> None:
+        """Stop serving; returns once the listening socket is closed."""
+        self._stop.set()
+        pull = getattr(self._server, "pull_trigger", None)
+        if pull is not None:
+            try:
+                pull()
+            except OSError:
+                pass
+        if not self._stopped.wait(10):
+            log.warning("server loop did not stop in time")
+        self._close()
+        if self._poller is not None:
+            self._poller.join(timeout=self.poll_seconds + 5)
+
+
+def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
+                max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0,
+                threads: int = 16, **options) -> ModelServer:
+    """Bind a server for every SavedModel under ``models_dir`` (``port=0``: any free port).
+
+    The server is listening on return (``.port`` is the bound port); call ``serve_forever()``
+    to answer requests and ``shutdown()`` from another thread to stop.
+
+    Args:
+        options: ``cors_origins``, ``max_connections``, ``idle_timeout`` (s), ``warmup`` (bool), and the
+            scheduling settings of :class:`rnn_apps.serving.batching.SchedulerConfig`
+            (``enable_batching``, ``max_batch_size``, ``batch_timeout``, ``request_timeout``,
+            ``heavy_slots``, ``heavy_queue``, ``light_rows``, ``light_bytes``).
+
+    Raises:
+        ServeError: the port is taken, the host cannot be bound, or the port is out of range.
+    """
+    if not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ServeError(f"port must be an integer from 0 to 65535; received {port!r}.")
+    return ModelServer(models_dir, host, port, max_body_bytes, poll_seconds, threads, **options)
+
+
+class ServeError(ValueError):
+    """The server cannot start (the message says why)."""
+
+
+def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
+               max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, **options) -> None:
+    """Serve until Ctrl-C, printing where (``options``: as :func:`make_server`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not os.path.isdir(models_dir):
+        raise ServeError(f"models directory not found: {models_dir}")
+    server = make_server(models_dir, host, port, max_body_bytes, poll_seconds, **options)
+    names = server.registry.names()
+    print(f"Serving {len(names)} model(s) from {server.registry.models_dir}"
+          f"{': ' + ', '.join(names) if names else ' (new ones are picked up as they appear)'}")
+    print(f"TF Serving REST API at {server.url}v1/models/<name>, try-it page at {server.url}, "
+          f"metrics at {server.url}monitoring/prometheus/metrics")
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"Warning: listening on {host} without authentication: anyone who can reach this "
+              f"port can run the models.")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.shutdown()
+        print("Stopped.")
