@@ -1017,3 +1017,12 @@ def test_export_writes_warmup_and_removes_stale_temporaries(tmp_path):
     assert sig == "serving_default" and inputs["text"].tolist() == ["床前明月□，疑是地上霜。".encode()]
     v2 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"notes.json": {}})
     assert warmup.read_warmup(v2) is None  # not an app's export: no warm-up written
+
+
+def test_scheduler_settings_are_checked():
+    from rnn_apps.serving.batching import SchedulerConfig
+
+    for bad in ({"max_batch_size": 0}, {"heavy_slots": 1.5}, {"heavy_queue": -1}, {"batch_timeout": -0.1},
+                {"request_timeout": float("nan")}, {"light_rows": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SchedulerConfig(**bad)

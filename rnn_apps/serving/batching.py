@@ -71,6 +71,18 @@ class SchedulerConfig:
     light_bytes: int = 4096
     request_timeout: float = 60.0
 
+    def __post_init__(self):
+        for name in ("max_batch_size", "heavy_slots", "light_rows", "light_bytes"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer; received {v!r}.")
+        if isinstance(self.heavy_queue, bool) or not isinstance(self.heavy_queue, int) or self.heavy_queue < 0:
+            raise ValueError(f"heavy_queue must be an integer >= 0; received {self.heavy_queue!r}.")
+        if not 0 <= self.batch_timeout <= 10:
+            raise ValueError(f"batch_timeout must be from 0 to 10 seconds; received {self.batch_timeout!r}.")
+        if not 0 < self.request_timeout < float("inf"):
+            raise ValueError(f"request_timeout must be a positive number of seconds; received {self.request_timeout!r}.")
+
 
 def _batched(arrays: Arrays) -> bool:
     """Whether every input has a batch axis (scalars are shared by the whole request, so cannot merge)."""
