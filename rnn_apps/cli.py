@@ -101,6 +101,12 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
             d["text"] = to_script(d["text"], script)
             d["lines"] = [to_script(x, script) for x in d["lines"]]
         rows.append(d)
+    for i, p in enumerate(poems):
+        if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
+            where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"
+                              for b in p.forced_breaks)
+            click.echo(f"Note: poem {i + 1}: the start or acrostic breaks the --metre {metre}/--rhyme {rhyme} rules "
+                       f"at {where}; the other characters follow them.", err=True)
     if as_json:
         _echo_json(rows)
         return

@@ -145,6 +145,20 @@ def test_every_form_poem_rhymes_and_scans(tables, rhyme):
 
 
 @pytest.mark.skipif(not HAS_SHIPPED, reason="models/poetry/4 is not in this checkout")
+def test_heads_that_fit_no_template_are_reported(tables):
+    """春夏秋冬 (平仄平平) opens no strict 七言绝句 template: the heads are kept, their breaks reported, and every
+    other character follows the template they break least."""
+    gen = PoemGenerator(SHIPPED, engine="numpy")
+    for p in gen.generate(form="qijue", acrostic="春夏秋冬", metre="strict", n=3, seed=11):
+        assert [x[0] for x in p.lines] == list("春夏秋冬")
+        r = check_poem(p.text, tables)
+        assert r["rhyme"]["ok"] and p.forced_breaks
+        assert r["metre"]["strict_breaks"] == p.forced_breaks and all(b["position"] == 1 for b in p.forced_breaks)
+    # heads that fit (loose metre leaves the first position free) are not reported
+    assert not any(p.forced_breaks for p in gen.generate(form="qijue", acrostic="春夏秋冬", n=3, seed=11))
+
+
+@pytest.mark.skipif(not HAS_SHIPPED, reason="models/poetry/4 is not in this checkout")
 def test_unconstrained_poems_are_the_old_ones():
     """rhyme and metre "none" write what the decoder wrote before them (the v3 poem of this seed)."""
     gen = PoemGenerator(SHIPPED, engine="numpy")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
 from rnn_apps.apps.poetry import prosody
@@ -47,6 +47,7 @@ class Poem:
     acrostic: str = ""
     rhyme: str = "none"
     metre: str = "none"
+    forced_breaks: list = field(default_factory=list)  # where the start or acrostic breaks rhyme or metre
 
     @property
     def lines(self) -> list[str]:
@@ -55,7 +56,32 @@ class Poem:
     def to_dict(self) -> dict:
         return {"text": self.text, "lines": self.lines, "form": self.form, "seed": self.seed,
                 "start": self.prompt, "acrostic": self.acrostic, "characters": len(self.text),
-                "rhyme": self.rhyme, "metre": self.metre}
+                "rhyme": self.rhyme, "metre": self.metre, "forced_breaks": self.forced_breaks}
+
+
+def forced_breaks(poem: Poem, tables: prosody.Tables) -> list[dict]:
+    """The breaks of ``poem``'s rhyme or metre (as asked) at characters its start or acrostic forced.
+
+    The decoder keeps every character it draws within the rules; a start or acrostic that no template fits
+    can still break them (the decoder then follows the template they break least). Returns check-poem's
+    break records (line, position (1-based), char, kind).
+    """
+    lines = poem.lines
+    forced = set()
+    heads = [c for c in poem.acrostic if prosody.is_han(c)]
+    forced |= {(i + 1, 1) for i in range(min(len(heads), len(lines)))}
+    n = len(lines[0]) - 1 if lines else 0
+    k = sum(1 for c in poem.prompt if prosody.is_han(c))
+    forced |= {(i // n + 1, i % n + 1) for i in range(k)} if n else set()
+    r = check_poem(poem.text, "xinyun" if poem.rhyme == "xinyun" else "pingshui", tables)
+    if r["form"] is None:
+        return []
+    out = []
+    if poem.metre != "none":
+        out += [b for b in r["metre"][f"{poem.metre}_breaks"] if (b["line"], b["position"]) in forced]
+    if poem.rhyme != "none":
+        out += [{**b, "position": n} for b in r["rhyme"]["breaks"] if (b["line"], n) in forced]
+    return out
 
 
 def check_poem(text: str, rhyme: str = prosody.DEFAULT_RHYME, tables: Optional[prosody.Tables] = None) -> dict:
@@ -242,7 +268,12 @@ class PoemGenerator:
         else:
             texts = self._generate_tf(start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length,
                                       rhyme, metre)
-        return [Poem(t, form, s, start, acrostic, rhyme, metre) for t, s in zip(texts, seeds)]
+        poems = [Poem(t, form, s, start, acrostic, rhyme, metre) for t, s in zip(texts, seeds)]
+        if form and (start or acrostic) and (rhyme, metre) != ("none", "none"):
+            tables = prosody.Tables.load()
+            for p in poems:
+                p.forced_breaks = forced_breaks(p, tables)
+        return poems
 
     def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length, rhyme,
                      metre) -> list[str]:

@@ -261,6 +261,11 @@ def template_fits(codes: np.ndarray, forced: np.ndarray, tone: np.ndarray, rbits
 FORM_OF_SHAPE = {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}
 
 
+def is_han(char: str) -> bool:
+    """Whether ``char`` is a Chinese character (the characters a poem line is made of)."""
+    return bool(_HAN.fullmatch(char))
+
+
 def _tone_mark(bits: int) -> str:
     return {PING: "平", ZE: "仄", PING | ZE: "多"}.get(bits, "?")
 
