@@ -772,12 +772,12 @@ def test_batch_queue_merges_waiting_requests_and_isolates_failures():
             raise ValueError("bad row")
         return {"y": np.char.upper(x.astype("S")).astype(object), "n": np.full(len(x), len(x))}
 
-    q = BatchQueue(run, max_batch_size=4, timeout=0.0)
+    q = BatchQueue(max_batch_size=4, timeout=0.0)
     out, errors = {}, {}
 
     def submit(key):
         try:
-            out[key] = q.submit({"x": np.array([key], dtype=object)}, Deadline(60))
+            out[key] = q.submit(run, {"x": np.array([key], dtype=object)}, Deadline(60))
         except ValueError as e:
             errors[key] = str(e)
 

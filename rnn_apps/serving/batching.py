@@ -107,10 +107,11 @@ def _split_outputs(out: Arrays, sizes: List[int]) -> Optional[List[Arrays]]:
 
 
 class _Item:
-    __slots__ = ("arrays", "rows", "t0", "deadline", "done", "result", "error")
+    __slots__ = ("run", "arrays", "rows", "t0", "deadline", "done", "result", "error")
 
-    def __init__(self, arrays: Arrays, deadline: Deadline):
-        self.arrays = arrays
+    def __init__(self, run: RunFn, arrays: Arrays, deadline: Deadline):
+        self.run = run  # the requests of one queue run the same signature; each carries it, so that an
+        self.arrays = arrays  # idle queue holds no reference to a model version that has been unloaded
         self.rows = _rows(arrays)
         self.t0 = time.monotonic()
         self.deadline = deadline
@@ -126,9 +127,7 @@ class BatchQueue:
     each request its slice; the next waiting request then leads the next batch.
     """
 
-    def __init__(self, run: RunFn, max_batch_size: int, timeout: float,
-                 on_batch: Optional[Callable[[int], None]] = None):
-        self._run = run
+    def __init__(self, max_batch_size: int, timeout: float, on_batch: Optional[Callable[[int], None]] = None):
         self.max_batch_size = max_batch_size
         self.timeout = timeout
         self._on_batch = on_batch or (lambda n: None)
@@ -140,8 +139,9 @@ class BatchQueue:
     def _pending_rows(self) -> int:
         return sum(i.rows for i in self._pending)
 
-    def submit(self, arrays: Arrays, deadline: Deadline) -> Arrays:
-        item = _Item(arrays, deadline)
+    def submit(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+        """``run(arrays)``, merged with the other requests waiting, or alone."""
+        item = _Item(run, arrays, deadline)
         with self._cond:
             self._pending.append(item)
             self._cond.notify_all()
@@ -189,7 +189,7 @@ class BatchQueue:
         if len(batch) > 1:
             try:
                 merged = {k: np.concatenate([i.arrays[k] for i in batch]) for k in batch[0].arrays}
-                parts = _split_outputs(self._run(merged), [i.rows for i in batch])
+                parts = _split_outputs(batch[0].run(merged), [i.rows for i in batch])
             except Exception:  # noqa: BLE001 - one bad request fails the merged call: run each alone
                 parts = None
         for idx, it in enumerate(batch):
@@ -197,7 +197,7 @@ class BatchQueue:
                 it.result = parts[idx]
             else:
                 try:
-                    it.result = self._run(it.arrays)
+                    it.result = it.run(it.arrays)
                 except BaseException as e:  # noqa: BLE001 - handed to the request's own thread
                     it.error = e
         with self._cond:
@@ -235,17 +235,11 @@ class Scheduler:
             with self._lock:
                 q = self._queues.get(qkey)
                 if q is None:
-                    q = self._queues[qkey] = BatchQueue(run, c.max_batch_size, c.batch_timeout,
+                    q = self._queues[qkey] = BatchQueue(c.max_batch_size, c.batch_timeout,
                                                         lambda n, m=model_name: self._on_batch(m, n))
-            return q.submit(arrays, deadline)
+            return q.submit(run, arrays, deadline)
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
-
-    def forget(self, key: tuple) -> None:
-        """Drop the batch queues of a model version that is no longer served."""
-        with self._lock:
-            for k in [k for k in self._queues if k[:len(key)] == key]:
-                del self._queues[k]
 
     def _run_heavy(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
         c = self.config
