@@ -179,6 +179,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batching", choices=["on", "off", "both"], default="both",
                     help="server-side batching setting(s) to measure")
     ap.add_argument("--only", nargs="+", default=None, help="only these models")
+    ap.add_argument("--max-batch-size", type=int, default=8, help="the server's --max-batch-size")
     args = ap.parse_args(argv)
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.batching]
 
@@ -232,7 +233,7 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     """Measure every model with batching on or off, appending table rows; False if there is none."""
     from rnn_apps.serve import make_server
 
-    server = make_server(models_dir, port=0, enable_batching=batching)
+    server = make_server(models_dir, port=0, enable_batching=batching, max_batch_size=args.max_batch_size)
     names = [n for n in server.registry.names() if args.only is None or n in args.only]
     if not names:
         print(f"no models under {models_dir!r} (<name>/<version>/saved_model.pb); try --toy", file=sys.stderr)
@@ -240,7 +241,8 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
         return False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'}; "
+    print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'} "
+          f"(max batch {args.max_batch_size}); "
           f"{args.seconds:g}s per measurement, clients {args.clients}, {os.cpu_count()} CPU(s)")
     tag = "on" if batching else "off"
     try:
