@@ -60,10 +60,11 @@ def step_times(model_dir, repeats, with_tf=True):
     npm = NumpyPoemModel(model_dir)
     out = {}
 
-    def numpy_run(top_p):  # unconstrained, as the figures measured before rhyme and metre
-        return npm.generate([""], [form], [""], [0.8], [0], [top_p], [1], [128], ["none"], ["none"])
+    def numpy_run(top_p, rhyme="none", metre="none"):  # unconstrained unless asked, as measured before rhyme and metre
+        return npm.generate([""], [form], [""], [0.8], [0], [top_p], [1], [128], [rhyme], [metre])
 
-    runs = {"numpy, top-p off": lambda: numpy_run(1.0), "numpy, top-p 0.9": lambda: numpy_run(0.9)}
+    runs = {"numpy, top-p off": lambda: numpy_run(1.0), "numpy, top-p 0.9": lambda: numpy_run(0.9),
+            "numpy, top-p 0.9, rhyme+metre": lambda: numpy_run(0.9, "pingshui", "loose")}
     if with_tf:
         import tensorflow as tf
 
@@ -71,13 +72,17 @@ def step_times(model_dir, repeats, with_tf=True):
 
         gen = tf.saved_model.load(model_dir).signatures["generate"]
 
-        def tf_run(top_p):
+        def tf_run(top_p, constrained=False):
+            # "" and "": the defaults, pingshui and loose
+            extra = {"rhyme": tf.constant([""]), "metre": tf.constant([""])} if constrained else _unconstrained(gen, 1)
             return gen(prompt=tf.constant([""]), form=tf.constant([form]), acrostic=tf.constant([""]),
                        temperature=tf.constant([0.8]), top_k=tf.constant([0], tf.int32), top_p=tf.constant([top_p]),
-                       seed=tf.constant([1], tf.int64), max_length=tf.constant([128], tf.int32), **_unconstrained(gen, 1))
+                       seed=tf.constant([1], tf.int64), max_length=tf.constant([128], tf.int32), **extra)
 
         runs["in-graph, top-p off"] = lambda: tf_run(1.0)
         runs["in-graph, top-p 0.9"] = lambda: tf_run(0.9)
+        if "rhyme" in gen.structured_input_signature[1]:
+            runs["in-graph, top-p 0.9, rhyme+metre"] = lambda: tf_run(0.9, True)
     for fn in runs.values():
         fn()  # warm up (tracing, XLA compilation or its cache)
     times = {k: [] for k in runs}

@@ -239,23 +239,6 @@ def code_table(forms: Dict[str, tuple]) -> np.ndarray:
     return table
 
 
-def template_fits(codes: np.ndarray, forced: np.ndarray, tone: np.ndarray, rbits: np.ndarray) -> np.ndarray:
-    """Which templates a row's forced characters fit: bool [K] (NumPy; the graph has the same in TensorFlow).
-
-    Args:
-        codes: int32 [K, T] the templates' codes. forced: int [T] token id where a character is forced, else < 0.
-        tone, rbits: int32 [V] the tokens' tone and rhyme bits (one rhyme system).
-    """
-    ids = np.maximum(forced, 0)
-    is_forced = forced >= 0
-    t, r = tone[ids], rbits[ids]
-    bad = is_forced & (((codes == NEED_PING) & (t & PING == 0)) | ((codes == NEED_ZE) & (t & ZE == 0))
-                       | ((codes == RHYME) & (r == 0)))
-    at_rhyme = is_forced & (codes == RHYME)
-    common = np.bitwise_and.reduce(np.where(at_rhyme, r, -1), axis=-1)
-    return ~bad.any(axis=-1) & (common != 0)
-
-
 # ----------------------------------------------------------------------------------------- the checker
 
 FORM_OF_SHAPE = {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}
