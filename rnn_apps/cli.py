@@ -535,11 +535,11 @@ def export_poetry_cmd(run_dir, from_model, models_dir, version):
       rnn-apps export poetry --run-dir runs/poetry --models models
       rnn-apps export poetry --from-model models/poetry/4 --models models-new
     """
+    if (run_dir is None) == (from_model is None):
+        raise click.UsageError("Give exactly one of --run-dir and --from-model.")
     from rnn_apps.apps.poetry import task
     from rnn_apps.apps.poetry.export import export_poetry, rebuild_from_export
 
-    if (run_dir is None) == (from_model is None):
-        raise click.UsageError("Give exactly one of --run-dir and --from-model.")
     if from_model:
         model, vocab, cfg = rebuild_from_export(from_model)
     else:
