@@ -83,7 +83,7 @@ _INT64 = Range(-(2**63), 2**63 - 1)
 APPS: Mapping[str, AppLimits] = {
     "poetry": AppLimits(
         "poetry", max_batch=64,
-        max_chars={"prompt": 509, "acrostic": 32, "form": 16, "text": 4096},
+        max_chars={"prompt": 509, "acrostic": 32, "form": 16, "rhyme": 16, "metre": 16, "text": 4096},
         non_empty=(),
         ranges={"temperature": Range(0, 10, meaning="0 is greedy"),
                 "top_p": Range(0, 1, lo_open=True, meaning="1 is off"),
