@@ -193,3 +193,27 @@ def test_library_and_command_errors(tiny_poem_model):
     assert [r["rhyme"]["ok"] for r in out] == [True, False]
     res = runner.invoke(cli, ["check-poem", DENG_GUANQUE_LOU])
     assert res.exit_code == 0 and "下平十一尤" in res.output and "allowed by 一三五不论" in res.output
+
+
+def test_a_model_exported_before_rhyme_and_metre(tiny_poem_model):
+    """The TensorFlow engine runs an older export's generate signature (no rhyme, metre inputs) only unconstrained."""
+    import types
+
+    gen = PoemGenerator(tiny_poem_model, engine="tensorflow")
+    current = gen._saved.signatures["generate"]
+    calls = []
+
+    class OldSignature:  # the inputs of a version-3 export
+        structured_input_signature = ((), {k: v for k, v in current.structured_input_signature[1].items()
+                                           if k not in ("rhyme", "metre")})
+
+        def __call__(self, **inputs):
+            calls.append(sorted(inputs))
+            return current(**inputs, rhyme=gen._tf.constant(["none"]), metre=gen._tf.constant(["none"]))
+
+    gen._saved = types.SimpleNamespace(signatures={"generate": OldSignature()})
+    with pytest.raises(PoemError, match="exported before rhyme and metre"):
+        gen.generate(form="wujue", seed=1)
+    assert gen.generate(form="wujue", seed=1, rhyme="none", metre="none")[0].text.endswith("。")
+    assert gen.generate(seed=1)[0].text  # free form: neither applies
+    assert calls and all("rhyme" not in c for c in calls)
