@@ -657,6 +657,7 @@ cli.add_command(_caption_commands.caption)
 train.add_command(_caption_commands.train_caption)
 evaluate.add_command(_caption_commands.evaluate_caption)
 export_group.add_command(_caption_commands.export_caption_cmd)
+fine_tune.add_command(_caption_commands.fine_tune_caption)
 
 
 # ------------------------------------------------------------------------------------------- demo

@@ -8,6 +8,7 @@ import sys
 # once its module is imported, so reporting an error never imports the other apps (nor TensorFlow).
 _KNOWN = (
     "rnn_apps.apps.caption.data:CaptionDataError",
+    "rnn_apps.apps.caption.features:FeatureCacheError",
     "rnn_apps.apps.caption.images:CaptionError",
     "rnn_apps.apps.fill.data:FillError",
     "rnn_apps.apps.forecast.data:ForecastDataError",
@@ -17,6 +18,7 @@ _KNOWN = (
     "rnn_apps.apps.sentiment.data:SentimentDataError",
     "rnn_apps.apps.translate.data:TranslationDataError",
     "rnn_apps.apps.translate.translate:TranslateError",
+    "rnn_apps.backbones:BackboneError",
     "rnn_apps.training:TrainingError",
 )
 

@@ -408,6 +408,32 @@ def training_seconds(history: list) -> float:
     return total + (prev or 0.0)
 
 
+def assign_grown_weights(model, weights) -> None:
+    """Copy a base model's weights (in ``model.weights`` order) into ``model``, whose vocabulary may have grown.
+
+    A weight of the same shape is copied whole. One that is larger along exactly one axis (an embedding's
+    rows, an output layer's columns and bias, after new tokens were appended to the vocabulary) gets the
+    base values in its leading slice and keeps its fresh initial values for the new tokens.
+
+    Raises:
+        ValueError: the two models differ in number of weights or in any other way.
+    """
+    if len(weights) != len(model.weights):
+        raise ValueError(f"The base model has {len(weights)} weights; this model has {len(model.weights)}.")
+    for v, w in zip(model.weights, weights):
+        w = np.asarray(w)
+        shape = tuple(v.shape)
+        grown = [i for i, (a, b) in enumerate(zip(shape, w.shape)) if a != b]
+        if shape == w.shape:
+            v.assign(w)
+        elif len(shape) == w.ndim and len(grown) == 1 and shape[grown[0]] > w.shape[grown[0]]:
+            new = np.array(v.numpy())
+            new[tuple(slice(0, n) for n in w.shape)] = w
+            v.assign(new)
+        else:
+            raise ValueError(f"Cannot load a base weight of shape {w.shape} into {v.path} of shape {shape}.")
+
+
 def last_metric(history: list, key: str):
     """The newest value of ``key`` in a run's epoch rows (``fit_resumable(...)["history"]``), or None."""
     for row in reversed(history):

@@ -76,6 +76,11 @@ class ImageCaptioner:
             self._loaded = self._tf.saved_model.load(self.model_dir)
         return self._loaded
 
+    @property
+    def signatures(self):
+        """The SavedModel's signatures (``serving_default``, ``caption``, ``attention``, ``caption_pixels``)."""
+        return self._model.signatures
+
     def _call(self, images: Sequence[ImageInput], beam: int, attention: bool) -> list[Caption]:
         tf = self._tf
         sig = self._model.signatures["attention" if attention else "caption"]

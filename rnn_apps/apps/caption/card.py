@@ -1,6 +1,6 @@
-"""Write the model card ``models/caption/README.md`` with example images, their captions and attention.
+"""Write the model card ``models/caption-shapes/README.md`` with example images, their captions and attention.
 
-    python -m rnn_apps.apps.caption.card --model models/caption --run-dir runs/caption-attention \
+    python -m rnn_apps.apps.caption.card --model models/caption-shapes --run-dir runs/caption-attention \
         --eval-json eval-attention.json --compare-run-dir runs/caption-inject --compare-eval-json eval-inject.json \
         --bench-json bench.json
 
@@ -17,17 +17,17 @@ import os
 from typing import Optional
 
 
-def _dir_size(path: str) -> int:
+def dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def _history(run_dir: str) -> list:
+def run_history(run_dir: str) -> list:
     from rnn_apps.training import read_history
 
     return read_history(run_dir)
 
 
-def _load(path: Optional[str]):
+def load_json(path: Optional[str]):
     if not path:
         return None
     with open(path, encoding="utf-8") as f:
@@ -84,25 +84,26 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
     loaded = tf.saved_model.load(model_dir)
     n_params = sum(int(np.prod(v.shape)) for v in loaded.model_weights)
     version = os.path.basename(model_dir.rstrip("/"))
-    hist = _history(run_dir)
+    hist = run_history(run_dir)
     ss = meta["scene_settings"]
     grid = meta["grid"]
     lines = [
-        "# Caption model (CNN encoder + LSTM decoder with visual attention, synthetic scenes)",
+        "# Caption model for synthetic scenes (CNN encoder + LSTM decoder with visual attention)",
         "",
-        f"Version {version} in `models/caption/{version}/`, a TensorFlow SavedModel (TF Serving layout) that decodes "
+        f"Version {version} in `models/caption-shapes/{version}/`, a TensorFlow SavedModel (TF Serving layout) that decodes "
         "PNG/JPEG bytes, runs the CNN and the whole greedy or beam search in its graph. Signatures: "
         "`serving_default` (`{\"image\": string[B]}` → `{\"caption\": string[B]}`), `caption` (with `beam_size`), "
         "`attention` (words and their attention over the feature grid), `caption_pixels` (decoded images). "
         "It loads with plain `tf.saved_model.load`, without rnn_apps.",
         "",
         "```sh",
-        "rnn-apps caption models/caption/examples/scene-1.png",
-        "rnn-apps caption models/caption/examples/scene-1.png --beam 3 --plot-attention attention.png",
+        "rnn-apps caption models/caption-shapes/examples/scene-1.png",
+        "rnn-apps caption models/caption-shapes/examples/scene-1.png --beam 3 --plot-attention attention.png",
         "```",
         "",
-        "**What it knows**: only the synthetic scenes below — coloured shapes on a light background. On photos "
-        "it still answers with shapes; train on Flickr8k/COCO for those (`rnn-apps train caption --data DIR`).",
+        "**What it knows**: only the synthetic scenes below — coloured shapes on a light background. For photos "
+        "use the default photo model in `models/caption/` (Flickr8k); `rnn-apps caption --model "
+        "models/caption-shapes scene.png` picks this one.",
         "",
         "## Data: synthetic scenes (no download)",
         "",
@@ -131,7 +132,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         f"additive scores with {cfg['attention_units']} hidden units{', gated' if cfg.get('gate') else ''}) over the "
         "grid at every step; initial state from the mean annotation; output from [h_t; z_t]. Teacher forcing, "
         f"dropout {cfg['dropout']}.",
-        f"* {n_params:,} parameters; {_dir_size(model_dir) / 2**20:.1f} MB on disk.",
+        f"* {n_params:,} parameters; {dir_size(model_dir) / 2**20:.1f} MB on disk.",
         f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} scenes, "
         f"{hist[-1]['step'] if hist else '?'} steps ({hist[-1]['step'] * cfg['batch_size'] if hist else '?':,} scenes)"
@@ -163,7 +164,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, ev, rd in variants:
-        h = _history(rd) if rd else []
+        h = run_history(rd) if rd else []
         by = ", ".join(f"{k}: {v:.3f}" for k, v in ev["exact_match_by_shapes"].items())
         lines.append(f"| {name}{' (shipped)' if rd == run_dir else ''} | {h[-1]['step'] if h else '?'} | "
                      f"{(training_time if rd == run_dir else compare_training_time) or '?'} | "
@@ -178,7 +179,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
               "projected (and batch-normalised) and fed to the same LSTM as its first input only (the notes' 1-to-N "
               "RNN, Show and Tell). Same encoder, cell, sizes, optimizer and data stream.", ""]
     if compare_run:
-        ch = {h["step"]: h for h in _history(compare_run)}
+        ch = {h["step"]: h for h in run_history(compare_run)}
         rows = [h for h in hist if h["step"] in ch]
         if rows:
             lines += ["Validation token accuracy at equal steps (same 512 validation scenes):", "",
@@ -192,7 +193,8 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
                   "training runs were using it, so these are lower bounds):", "",
                   "| batch | beam | ms a call | captions/s |", "| --- | --- | --- | --- |"]
         for r in bench["results"]:
-            lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | {r['captions_per_s']:.1f} |")
+            lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | "
+                         f"{r.get('images_per_s', r.get('captions_per_s')):.1f} |")
         lines.append("")
     if commands:
         lines += ["Commands that made these figures:", "", "```sh", *commands, "```", ""]
@@ -204,7 +206,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         lines.append("")
     for ex in examples:
         if ex["attention"]:
-            lines += [f"Attention for {ex['image']} (`rnn-apps caption {os.path.join('models/caption', ex['image'])} "
+            lines += [f"Attention for {ex['image']} (`rnn-apps caption {os.path.join('models/caption-shapes', ex['image'])} "
                       f"--plot-attention {ex['attention']}`): where the decoder looked for each word.", "",
                       f"![attention](examples/{ex['attention']})", ""]
     return "\n".join(lines) + "\n"
@@ -212,7 +214,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/caption")
+    ap.add_argument("--model", default="models/caption-shapes")
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--eval-json", required=True)
     ap.add_argument("--compare-run-dir")
@@ -231,9 +233,9 @@ def main():
     version_dir = resolve_model_dir(args.model)
     app_dir = os.path.dirname(os.path.abspath(version_dir))
     examples = write_examples(version_dir, app_dir, args.example_seed)
-    text = build_card(version_dir, args.run_dir, _load(args.eval_json), args.compare_run_dir,
-                      _load(args.compare_eval_json), _load(args.bench_json), examples, args.example_seed,
-                      args.training_time, args.compare_training_time, _load(args.beam_eval_json),
+    text = build_card(version_dir, args.run_dir, load_json(args.eval_json), args.compare_run_dir,
+                      load_json(args.compare_eval_json), load_json(args.bench_json), examples, args.example_seed,
+                      args.training_time, args.compare_training_time, load_json(args.beam_eval_json),
                       open(args.commands_file, encoding="utf-8").read().splitlines() if args.commands_file else None)
     out = args.out or os.path.join(app_dir, "README.md")
     with open(out, "w", encoding="utf-8") as f:

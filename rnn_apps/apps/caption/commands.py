@@ -10,6 +10,7 @@ import click
 from rnn_apps._cli_common import _echo_json, _friendly_errors, _progress_to_stderr, _report, _STRATEGY, _verbosity
 
 _CELLS = click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"])
+SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
 
 
 def _attention_paths(out: str, n: int) -> list[str]:
@@ -21,33 +22,40 @@ def _attention_paths(out: str, n: int) -> list[str]:
 
 @click.command("caption")
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/caption).")
+@click.option("--model", "model_dir", default=None,
+              help="A model directory (default: newest shipped models/caption, the photo model; "
+                   "models/caption-shapes describes synthetic scenes of coloured shapes).")
 @click.option("--beam", default=1, show_default=True, help="Beam width (1: greedy).")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
+@click.option("--translate-model", default=None,
+              help="With --lang zh: the translation model directory (default: newest shipped models/translate).")
 @click.option("--batch-size", default=32, show_default=True, help="Images per model call.")
 @click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Save the attention over the image for each word as a grid of overlays (PNG); with several "
                    "images OUT-1.png, OUT-2.png, ...")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of objects with 'image', 'caption', 'log_probability' (and 'words', "
-                   "'attention' with --plot-attention).")
+              help="Print a JSON array of objects with 'image', 'caption', 'log_probability' ('caption_zh' with "
+                   "--lang zh; 'words', 'attention' with --plot-attention).")
 @_friendly_errors
-def caption(images, model_dir, beam, batch_size, plot_path, as_json):
-    """Describe images (PNG, JPEG, GIF, BMP, WebP) in one sentence each.
+def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_path, as_json):
+    """Describe photos (PNG, JPEG, GIF, BMP, WebP) in one English sentence each (看图说话).
 
-    The shipped model was trained on synthetic scenes of coloured shapes ("a small red circle to the left of
-    a large blue square"); train one on Flickr8k or COCO for photos (rnn-apps train caption --data DIR).
+    The shipped model was trained on the Flickr8k photos (people, animals and everyday scenes) with an
+    ImageNet MobileNetV2 encoder; --lang zh adds a Chinese translation of each caption.
 
     \b
     Examples:
-      rnn-apps caption scene.png
-      rnn-apps caption a.png b.jpg --beam 3 --json
-      rnn-apps caption scene.png --plot-attention attention.png
-      rnn-apps caption photo.jpg --model models-flickr/caption
+      rnn-apps caption photo.jpg
+      rnn-apps caption a.jpg b.png --beam 3 --json
+      rnn-apps caption photo.jpg --lang zh
+      rnn-apps caption photo.jpg --plot-attention attention.png
+      rnn-apps caption scene.png --model models/caption-shapes
     """
     from rnn_apps.apps.caption.images import CaptionError, read_image_file
 
     if not images:
-        raise CaptionError("Give image files to caption, e.g. rnn-apps caption scene.png. See rnn-apps caption --help.")
+        raise CaptionError("Give image files to caption, e.g. rnn-apps caption photo.jpg. See rnn-apps caption --help.")
     from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
@@ -58,6 +66,7 @@ def caption(images, model_dir, beam, batch_size, plot_path, as_json):
     inputs = [read_image_file(p, cap.image_size) for p in images]
     with native_stderr_silenced():
         results = cap.caption_images(inputs, beam=beam, attention=bool(plot_path), batch_size=batch_size)
+        chinese = _in_chinese([r.caption for r in results], translate_model) if lang == "zh" else None
     for r in results:
         for note in r.notes:
             click.echo(f"Note: {note}", err=True)
@@ -66,10 +75,31 @@ def caption(images, model_dir, beam, batch_size, plot_path, as_json):
             plot_attention(im.data, r, out)
             click.echo(f"Attention of {im.name}: {out}", err=True)
     if as_json:
-        _echo_json([r.to_dict(with_attention=bool(plot_path)) for r in results])
+        rows = [r.to_dict(with_attention=bool(plot_path)) for r in results]
+        for row, zh in zip(rows, chinese or []):
+            row["caption_zh"] = zh
+        _echo_json(rows)
         return
-    for r in results:
-        click.echo(f"{r.name}: {r.caption}" if len(results) > 1 else r.caption)
+    for i, r in enumerate(results):
+        text = r.caption if chinese is None else f"{r.caption}\n{chinese[i]}"
+        click.echo(f"{r.name}: {text}" if len(results) > 1 else text)
+
+
+def _in_chinese(captions: list, model_dir) -> list:
+    """Chinese translations of English captions (written as sentences, as the translator was trained on)."""
+    from rnn_apps.apps.translate.translate import Translator
+
+    translator = Translator(model_dir)
+    if (translator.source_lang, translator.target_lang) != ("en", "zh"):
+        raise click.UsageError(f"--translate-model {translator.model_dir} translates {translator.source_lang} to "
+                               f"{translator.target_lang}; --lang zh needs an English-to-Chinese model.")
+    sentences = [c[:1].upper() + c[1:] + "." if c else c for c in captions]
+    out = [""] * len(captions)
+    todo = [i for i, s in enumerate(sentences) if s]  # an empty caption has nothing to translate
+    if todo:
+        for i, t in zip(todo, translator.translate([sentences[i] for i in todo], beam=4)):
+            out[i] = t.translation
+    return out
 
 
 @click.command("caption")
@@ -94,6 +124,9 @@ def caption(images, model_dir, beam, batch_size, plot_path, as_json):
 @click.option("--embedding-dim", type=int, default=None, help="Word embedding size (default 64).")
 @click.option("--feature-dim", type=int, default=None, help="Size of each grid cell's annotation vector (default 128).")
 @click.option("--attention-units", type=int, default=None, help="Hidden size of the attention scores (default 128).")
+@click.option("--output", type=click.Choice(["direct", "tied"]), default=None,
+              help="Decoder output: a dense layer to the vocabulary (direct, default) or a deep output layer tied to "
+                   "the word embedding (tied: far fewer weights for a large vocabulary).")
 @click.option("--dropout", type=float, default=None)
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 2e-3, cosine decay).")
 @click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
@@ -105,7 +138,9 @@ def caption(images, model_dir, beam, batch_size, plot_path, as_json):
 @click.option("--backbone", type=click.Choice(["mobilenet_v2"]), default=None,
               help="Use a keras.applications CNN as the encoder instead of the small one trained from scratch.")
 @click.option("--backbone-weights", default=None,
-              help="With --backbone: its ImageNet weights file (no top), 'imagenet' to download them, 'none' for random.")
+              help="With --backbone: its ImageNet weights, as a TFLite model of it (e.g. mobilenet_v2_1.0_224_quant.tflite, "
+                   "converted on load) or a Keras weights file without top; 'imagenet' to download them (needs "
+                   "network); 'none' for random.")
 @click.option("--train-backbone", "backbone_trainable", is_flag=True, default=None, help="Fine-tune the backbone too.")
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
 @click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
@@ -122,9 +157,11 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
       rnn-apps train caption --synthetic --epochs 8
       rnn-apps train caption --synthetic --variant inject --run-dir runs/caption-inject
       rnn-apps train caption --synthetic --run-dir runs/caption --resume
-      rnn-apps train caption --data Flickr8k/ --epochs 10 --export models-flickr/caption
-      rnn-apps train caption --data coco/ --backbone mobilenet_v2 \\
-          --backbone-weights mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5
+      rnn-apps train caption --data Flickr8k/ --backbone mobilenet_v2 \\
+          --backbone-weights mobilenet_v2_1.0_224_quant.tflite --units 512 --embedding-dim 256 \\
+          --feature-dim 256 --attention-units 256 --output tied --dropout 0.5 --learning-rate 1e-3 \\
+          --max-len 22 --epochs 15 --export models/caption
+      rnn-apps train caption --synthetic --epochs 6 --export models/caption-shapes
     """
     from rnn_apps.apps.caption import task
     from rnn_apps.apps.caption.data import CaptionDataError
@@ -142,29 +179,82 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 
 
 @click.command("caption")
+@click.option("--data", required=True, type=click.Path(file_okay=False),
+              help="Your captioned photos: a Flickr-style directory (Flickr8k.token.txt or captions.txt and the "
+                   "images) or a COCO directory (captions_*.json and the images).")
+@click.option("--model", "model_dir", default=None, help="Start from this model (default: newest shipped models/caption).")
+@click.option("--out", "out_dir", default="models-finetuned/caption", show_default=True,
+              help="App directory to export the new model to.")
+@click.option("--run-dir", default="runs/caption-finetune", show_default=True)
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--learning-rate", type=float, default=3e-4, show_default=True)
+@click.option("--min-count", type=int, default=None,
+              help="A word new to the model joins its vocabulary when your captions use it this often (default 5).")
+@click.option("--val-fraction", type=float, default=None,
+              help="Share of your images held out for validation when the set has no split of its own (default 0.05).")
+@click.option("--batch-size", type=int, default=None, help="Captions per batch (default 64).")
+@click.option("--resume", is_flag=True)
+@_STRATEGY
+@click.option("--seed", type=int, default=None)
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def fine_tune_caption(data, model_dir, out_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json,
+                      **settings):
+    """Fine-tune the caption model on your own photos; new words get new rows.
+
+    The model's vocabulary is kept and the words of your captions it does not know are appended, so
+    it keeps what it knew and learns your words. With the shipped photo model the MobileNetV2 encoder
+    stays frozen: its features of your photos are computed once (cached in --run-dir).
+
+    \b
+    Examples:
+      rnn-apps fine-tune caption --data my_photos/
+      rnn-apps caption photo.jpg --model models-finetuned/caption
+    """
+    from rnn_apps.apps.caption import task
+    from rnn_apps.paths import default_model_dir
+
+    base = model_dir or default_model_dir("caption")
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=_verbosity(), learning_rate=learning_rate, seed=seed, **settings)
+    summary = {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
+    summary["exported"] = task.export_run(result["model"], result["vocab"], result["config"], result["synthetic"],
+                                          out_dir)
+    _report(summary, as_json)
+
+
+@click.command("caption")
 @click.option("--data", default=None, type=click.Path(file_okay=False), help="A Flickr or COCO caption set directory.")
 @click.option("--synthetic", is_flag=True, help="Fresh synthetic scenes (the model's scene settings).")
 @click.option("--seed", default=2026, show_default=True, help="--synthetic: seed of the scenes (training never uses a plain int seed).")
 @click.option("--count", default=1000, show_default=True, help="--synthetic: number of scenes.")
-@click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True,
-              help="--data: which images ('val': the model's validation split of this set).")
+@click.option("--split", type=click.Choice(["val", "test", "train", "all"]), default="val", show_default=True,
+              help="--data: which images ('val': the model's validation split, for Flickr8k its 1,000 dev photos; "
+                   "'test': the set's official test split).")
 @click.option("--limit", type=int, default=None, help="--data: caption at most this many images.")
+@click.option("--examples", default=0, show_default=True, help="--data: also give the first N captions with their references.")
 @click.option("--beam", default=1, show_default=True, help="Beam width (1: greedy).")
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/caption).")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with 'bleu1'..'bleu4' and 'exact_match'.")
+@click.option("--model", "model_dir", default=None,
+              help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON object with 'bleu1'..'bleu4' and 'cider_d' (--data) or 'exact_match' (--synthetic).")
 @_friendly_errors
-def evaluate_caption(data, synthetic, seed, count, split, limit, beam, batch_size, model_dir, as_json):
-    """BLEU-1..4 of the captioner and, on synthetic scenes, its exact-match rate.
+def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam, batch_size, model_dir, as_json):
+    """Score the captioner: BLEU-1..4 and CIDEr-D on a caption set, or BLEU and exact match on synthetic scenes.
 
-    Exact match: the caption, read back into shapes, colours, sizes and relations, states exactly the
-    scene's facts (any phrasing).
+    On a caption set (--data) every image's caption is scored against all its reference captions with the
+    COCO caption evaluation code (pycocoevalcap); 'distinct_share' is the share of images whose caption
+    no other image gets. On synthetic scenes, exact match reads each caption back into shapes, colours,
+    sizes and relations and requires all of them right (any phrasing).
 
     \b
     Examples:
+      rnn-apps evaluate caption --data Flickr8k/ --split val --beam 3 --json
+      rnn-apps evaluate caption --data Flickr8k/ --split test
       rnn-apps evaluate caption --synthetic --seed 2026 --count 1000
       rnn-apps evaluate caption --synthetic --seed 7 --count 200 --beam 3 --json
-      rnn-apps evaluate caption --data Flickr8k/ --model models-flickr/caption --limit 500
     """
     from rnn_apps.apps.caption.data import CaptionDataError
 
@@ -174,21 +264,28 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, beam, batch_siz
 
     import_tensorflow_quietly()
     from rnn_apps.apps.caption import evaluate as ev
+    from rnn_apps.paths import default_model_dir
 
     with native_stderr_silenced():
         if synthetic:
-            r = ev.evaluate_synthetic(model_dir, seed, count, beam, batch_size, progress=not as_json)
+            r = ev.evaluate_synthetic(model_dir or default_model_dir(SHAPES_APP), seed, count, beam, batch_size,
+                                      progress=not as_json)
         else:
-            r = ev.evaluate_dataset(data, model_dir, split, beam, batch_size, limit, progress=not as_json)
+            r = ev.evaluate_dataset(data, model_dir, split, beam, batch_size, limit, progress=not as_json,
+                                    examples=examples)
     if as_json:
         _echo_json(r)
         return
     bleu = "  ".join(f"BLEU-{n}: {r[f'bleu{n}']:.4f}" for n in range(1, 5))
-    click.echo(bleu)
+    click.echo(bleu + (f"  CIDEr-D: {r['cider_d']:.4f}" if "cider_d" in r else ""))
     if r.get("exact_match") is not None:
         by = ", ".join(f"{k} shape{'s' if k != '1' else ''}: {v:.4f}" for k, v in r["exact_match_by_shapes"].items())
         click.echo(f"exact match: {r['exact_match']:.4f}  ({r['scenes']} scenes, seed {r['seed']}; {by}; "
                    f"unparsed {r['unparsed']:.4f})")
+    if "distinct_share" in r:
+        click.echo(f"{r['images']} images ({r['split']}); a caption of its own for {r['distinct_share']:.1%} of them")
+        for ex in r.get("examples", []):
+            click.echo(f"{ex['image']}: {ex['caption']}")
     click.echo(f"{r.get('captions_per_s')} captions/s (beam {r['beam']}, batch {batch_size})")
 
 
@@ -198,7 +295,7 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, beam, batch_siz
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
 @_friendly_errors
 def export_caption_cmd(run_dir, models_dir, version):
-    """Export the captioner of RUN_DIR to MODELS/caption/<version>/.
+    """Export the captioner of RUN_DIR to MODELS/caption/<version>/ (MODELS/caption-shapes/ for synthetic scenes).
 
     \b
     Example:
@@ -207,5 +304,6 @@ def export_caption_cmd(run_dir, models_dir, version):
     from rnn_apps.apps.caption import task
 
     model, vocab, cfg, run = task.load_run_model(run_dir)
-    click.echo(task.export_run(model, vocab, cfg, run["synthetic"], os.path.join(models_dir, "caption"), version,
+    app = SHAPES_APP if run["synthetic"] else "caption"
+    click.echo(task.export_run(model, vocab, cfg, run["synthetic"], os.path.join(models_dir, app), version,
                                {"stats": run.get("stats")}))

@@ -40,10 +40,6 @@ class CaptionDataError(ValueError):
     """A caption data set that cannot be read (with a message that says what was expected)."""
 
 
-class BackboneError(CaptionDataError):
-    """A keras.applications backbone that cannot be built as asked (weights missing, no network, ...)."""
-
-
 @dataclass
 class CaptionedImage:
     path: str
@@ -266,10 +262,15 @@ class PairPlan:
             pick = np.resize(order, self.batch_size)
         return [self.pairs[i] for i in pick]
 
-    def iterate(self, vocab: Vocabulary, max_len: int, start_step: int = 0) -> Iterator[tuple]:
+    def iterate(self, vocab: Vocabulary, max_len: int, start_step: int = 0, with_index: bool = False) -> Iterator[tuple]:
+        """Endless ``(images, inputs, targets, weights)`` batches from global step ``start_step`` on.
+
+        ``images`` are the image paths, or with ``with_index`` the images' row numbers in the plan.
+        """
         step = start_step
         while True:
             pairs = self.batch(step)
             x, y, w = encode_captions([c for _, c in pairs], vocab, max_len)
-            yield np.array([self.paths[i] for i, _ in pairs]), x, y, w
+            index = np.array([i for i, _ in pairs])
+            yield (index if with_index else np.array([self.paths[i] for i in index])), x, y, w
             step += 1

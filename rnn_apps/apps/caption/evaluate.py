@@ -1,4 +1,5 @@
-"""Measure an exported captioner: corpus BLEU-1..4 and, on synthetic scenes, the exact-match rate.
+"""Measure an exported captioner: on a caption set BLEU-1..4 and CIDEr-D (pycocoevalcap); on synthetic
+scenes corpus BLEU-1..4 and the exact-match rate.
 
 Exact match reads each generated caption back into the scene's facts (:func:`scenes.parse_caption`) and
 compares them with the truth (:func:`scenes.facts_match`): every shape, colour, size and relation right,
@@ -10,6 +11,7 @@ from __future__ import annotations
 import collections
 import io
 import math
+import os
 import time
 from typing import Optional, Sequence
 
@@ -124,19 +126,94 @@ def evaluate_synthetic(model_dir: Optional[str] = None, seed: int = 2026, count:
     }
 
 
+def coco_scores(references: Sequence[Sequence[str]], hypotheses: Sequence[str]) -> dict:
+    """BLEU-1..4 and CIDEr-D of captions, computed by ``pycocoevalcap`` (the COCO caption evaluation code).
+
+    Captions are lower-cased and split into words with :func:`rnn_apps.apps.caption.data.tokenize`
+    (punctuation dropped), as the COCO evaluation's tokenizer does before scoring.
+
+    Args:
+        references: For each image, its reference captions (text).
+        hypotheses: The generated caption of each image (text).
+
+    Returns:
+        ``{"bleu1".."bleu4": float in [0, 1], "cider_d": float}`` (CIDEr-D as the COCO code reports it,
+        0 to about 10; papers quote it ×100).
+
+    Raises:
+        CaptionError: pycocoevalcap is not installed, or the inputs do not pair up.
+    """
+    import contextlib
+    import io as _io
+
+    from rnn_apps.apps.caption.data import tokenize
+    from rnn_apps.apps.caption.images import CaptionError
+
+    try:
+        from pycocoevalcap.bleu.bleu import Bleu
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        raise CaptionError("Scoring captions of a data set needs pycocoevalcap: pip install 'rnn-apps[eval]' "
+                           "(or pip install pycocoevalcap).") from None
+    if len(references) != len(hypotheses) or not hypotheses:
+        raise CaptionError(f"Expected one reference set per caption; received {len(references)} reference sets "
+                           f"for {len(hypotheses)} captions.")
+    if any(not refs for refs in references):
+        raise CaptionError("Every image needs at least one reference caption.")
+    gts = {i: [" ".join(tokenize(r)) for r in refs] for i, refs in enumerate(references)}
+    res = {i: [" ".join(tokenize(h))] for i, h in enumerate(hypotheses)}
+    with contextlib.redirect_stdout(_io.StringIO()):  # the COCO scorers print their counts
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        cider, _ = Cider().compute_score(gts, res)
+    return {**{f"bleu{n + 1}": float(b) for n, b in enumerate(bleu)}, "cider_d": float(cider)}
+
+
+def select_split(rows, split: str, config: dict):
+    """The images of ``split`` of a caption set, as the model saw it.
+
+    "val": the model's validation split (the set's own dev split when it has one, e.g. Flickr8k's 1,000
+    dev photos); "test": the set's official test split (e.g. ``Flickr_8k.testImages.txt``); "train": the
+    images the model trained on; "all": every image.
+
+    Raises:
+        CaptionError: an unknown split, or a set without a test split when ``split="test"``.
+    """
+    from rnn_apps.apps.caption import data as cdata
+    from rnn_apps.apps.caption.images import CaptionError
+
+    if split == "all":
+        return list(rows)
+    if split == "test":
+        test = [r for r in rows if r.split == "test"]
+        if not test:
+            raise CaptionError("This caption set has no test split (for Flickr8k: Flickr_8k.testImages.txt next to "
+                               "the captions); use --split val.")
+        return test
+    if split not in ("train", "val"):
+        raise CaptionError(f"split must be one of val, test, train, all; received {split!r}.")
+    # The same call as training's, so "val" is exactly the images the model was validated on.
+    train, val = cdata.split_rows(rows, config.get("val_fraction", 0.05), config.get("seed", 1234))
+    return val if split == "val" else train
+
+
 def evaluate_dataset(data_dir: str, model_dir: Optional[str] = None, split: str = "val", beam: int = 1,
-                     batch_size: int = 32, limit: Optional[int] = None, progress: bool = False) -> dict:
-    """BLEU-1..4 of the captioner on a Flickr/COCO set: its ``split`` ("val": the model's own validation
-    split when it was trained on this set, else the set's; "all": every image)."""
+                     batch_size: int = 32, limit: Optional[int] = None, progress: bool = False,
+                     examples: int = 0) -> dict:
+    """BLEU-1..4 and CIDEr-D of the captioner on a Flickr/COCO set (see :func:`select_split`).
+
+    Returns the scores, the share of images whose caption no other image of the split gets
+    (``distinct_share``: a model that says the same few sentences to every photo scores low), captions
+    per second, and with ``examples`` the first captions with their references.
+    """
     from rnn_apps.apps.caption import data as cdata
     from rnn_apps.apps.caption.captioner import ImageCaptioner
+    from rnn_apps.apps.caption.images import CaptionError
 
+    if limit is not None and limit < 1:
+        raise CaptionError(f"--limit must be positive; received {limit}.")
     cap = ImageCaptioner(model_dir)
-    cfg = cap.config
     _, rows = cdata.load_caption_set(data_dir)
-    if split != "all":
-        train, val = cdata.split_rows(rows, cfg.get("val_fraction", 0.05), cfg.get("seed", 1234))
-        rows = val if split == "val" else train
+    rows = select_split(rows, split, cap.config)
     rows = rows[:limit] if limit else rows
     hyps = []
     batches = range(0, len(rows), batch_size)
@@ -154,6 +231,13 @@ def evaluate_dataset(data_dir: str, model_dir: Optional[str] = None, split: str 
         if progress:
             bar.__exit__(None, None, None)
     seconds = time.perf_counter() - t0
-    bleu = corpus_bleu([[cdata.tokenize(c) for c in r.captions] for r in rows], [h.split() for h in hyps])
-    return {**{k: round(v, 4) for k, v in bleu.items()}, "exact_match": None, "images": len(rows), "split": split,
-            "beam": beam, "captions_per_s": round(len(rows) / seconds, 1) if seconds else None, "model": cap.model_dir}
+    scores = coco_scores([r.captions for r in rows], hyps)
+    counts = collections.Counter(hyps)
+    out = {**{k: round(v, 4) for k, v in scores.items()},
+           "distinct_share": round(sum(counts[h] == 1 for h in hyps) / len(hyps), 4),
+           "distinct_captions": len(counts), "images": len(rows), "split": split, "beam": beam,
+           "captions_per_s": round(len(rows) / seconds, 1) if seconds else None, "model": cap.model_dir}
+    if examples:
+        out["examples"] = [{"image": os.path.basename(r.path), "caption": h, "references": r.captions}
+                           for r, h in zip(rows[:examples], hyps)]
+    return out

@@ -199,3 +199,15 @@ def load_config(model_dir: str) -> dict:
     if meta.get("format") != FORMAT:
         raise FileNotFoundError(f"{model_dir} is not a caption model (format {meta.get('format')!r}).")
     return meta
+
+
+def load_weights_from_export(model_dir: str) -> dict:
+    """The config, vocabulary and weights (in ``model.weights`` order) of an exported captioner (to fine-tune it)."""
+    from rnn_apps.vocab import SPECIALS
+
+    model_dir = shared_export.resolve_model_dir(model_dir)
+    meta = load_config(model_dir)
+    loaded = tf.saved_model.load(model_dir)
+    return {"config": meta["config"], "vocab": Vocabulary(meta["vocab"]["tokens"][len(SPECIALS):]),
+            "weights": [v.numpy() for v in loaded.model_weights], "model_dir": model_dir, "meta": meta}
+

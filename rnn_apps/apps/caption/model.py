@@ -11,19 +11,18 @@ exported model's in-graph greedy and beam-search loops::
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import keras
 from keras import ops
 
-from rnn_apps.apps.caption.data import BackboneError
+from rnn_apps.backbones import make_backbone
 from rnn_apps.cells import get_cell
 from rnn_apps.cells._base import check_rate, check_units
 from rnn_apps.layers.visual_attention import VisualAttention
 
 VARIANTS = ("attention", "inject")
-BACKBONES = {"mobilenet_v2": "MobileNetV2"}
+OUTPUTS = ("direct", "tied")
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -48,54 +47,6 @@ class CoordinateChannels(keras.layers.Layer):
         return (*input_shape[:-1], input_shape[-1] + 2)
 
 
-def check_backbone(name: str, weights: Optional[str]) -> None:
-    """Raise :class:`BackboneError` unless ``name`` is known and ``weights`` names a way to get its weights."""
-    if name not in BACKBONES:
-        raise BackboneError(f"Unknown backbone {name!r}; expected one of {sorted(BACKBONES)}.")
-    if weights is None:
-        raise BackboneError(
-            f"--backbone {name} needs --backbone-weights: a file of its ImageNet weights without top (for MobileNetV2 "
-            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5), 'imagenet' to download them (needs "
-            "network), or 'none' to train it from random weights."
-        )
-    if weights not in ("imagenet", "none") and not os.path.isfile(weights):
-        raise BackboneError(f"Backbone weights file not found: {weights}.")
-
-
-def make_backbone(name: str, image_size: int, weights: Optional[str]):
-    """A keras.applications backbone without its classifier, its weights loaded from a file.
-
-    Args:
-        name: ``"mobilenet_v2"``.
-        image_size: Input side in pixels (at least 32).
-        weights: A weights file (``.h5`` / ``.weights.h5`` of the same architecture without top, e.g.
-            ``mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5``); ``"imagenet"`` to let Keras
-            download them (needs network); ``"none"`` to start from random weights.
-
-    Raises:
-        BackboneError: unknown backbone, a missing weights file, or a download that failed.
-    """
-    check_backbone(name, weights)
-    cls = getattr(keras.applications, BACKBONES[name])
-    shape = (image_size, image_size, 3)
-    if weights == "imagenet":
-        try:
-            return cls(input_shape=shape, include_top=False, weights="imagenet")
-        except Exception as e:  # no network, a proxy, a refused download ...
-            raise BackboneError(
-                f"Could not download the ImageNet weights of {name} ({type(e).__name__}: {str(e).strip()[:200]}). "
-                "Without network, pass --backbone-weights FILE with weights you already hold."
-            ) from None
-    model = cls(input_shape=shape, include_top=False, weights=None)
-    if weights == "none":
-        return model
-    try:
-        model.load_weights(weights)
-    except Exception as e:
-        raise BackboneError(f"Cannot load {weights} into {name} without top: {type(e).__name__}: {str(e)[:300]}") from None
-    return model
-
-
 def build_encoder(
     image_size: int = 64,
     filters=(32, 64, 96, 128),
@@ -109,33 +60,55 @@ def build_encoder(
 
     Small CNN (default): coordinate channels, then per entry of ``filters`` a 3×3 convolution with batch
     normalisation and ReLU, a 2×2 max-pooling after all but the last: a 64 px image gives an 8×8 grid.
-    With a backbone its last feature map is used (e.g. MobileNetV2 at 224 px: 7×7). Either way
+    With a backbone its last feature map is used (e.g. MobileNetV2 at 224 px: 7×7); the model then has
+    ``backbone`` and ``head`` attributes (the head maps the backbone's grid to annotations). Either way
     coordinate channels are appended and a 1×1 convolution projects each cell to ``feature_dim``.
     """
     check_units(image_size, "image_size")
     check_units(feature_dim, "feature_dim")
     images = keras.Input((image_size, image_size, 3), name="image")
     if backbone:
+        # backbone -> head as two nested models, so that training with a frozen backbone can run the head
+        # on cached feature grids (see FeatureCaptionModel) and still export the whole encoder.
         base = make_backbone(backbone, image_size, backbone_weights)
         base.trainable = bool(backbone_trainable)
         x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="preprocess")(images)  # MobileNet's [-1, 1]
-        x = base(x, training=False if not backbone_trainable else None)
-    else:
-        x = keras.layers.Rescaling(1 / 255.0, name="preprocess")(images)
-        x = CoordinateChannels(name="coords_in")(x)
-        for i, f in enumerate(filters):
-            x = keras.layers.Conv2D(int(f), 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn_{i + 1}")(x)
-            x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
-            if i < len(filters) - 1:
-                x = keras.layers.MaxPooling2D(2, name=f"pool_{i + 1}")(x)
+        grid = base(x, training=False if not backbone_trainable else None)
+        head = _encoder_head(tuple(int(d) for d in grid.shape[1:]), feature_dim)
+        model = keras.Model(images, head(grid), name=name)
+        model.backbone, model.head = base, head
+        model.grid = head.grid
+        return model
+    x = keras.layers.Rescaling(1 / 255.0, name="preprocess")(images)
+    x = CoordinateChannels(name="coords_in")(x)
+    for i, f in enumerate(filters):
+        x = keras.layers.Conv2D(int(f), 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
+        x = keras.layers.BatchNormalization(name=f"bn_{i + 1}")(x)
+        x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
+        if i < len(filters) - 1:
+            x = keras.layers.MaxPooling2D(2, name=f"pool_{i + 1}")(x)
+    out, grid = _annotations(x, feature_dim)
+    model = keras.Model(images, out, name=name)
+    model.backbone, model.head = None, None
+    model.grid = grid
+    return model
+
+
+def _annotations(x, feature_dim: int):
+    """Coordinate channels and a 1×1 projection of each cell: (batch, h, w, c) -> ((batch, h·w, feature_dim), (h, w))."""
     x = CoordinateChannels(name="coords_out")(x)
     x = keras.layers.Conv2D(feature_dim, 1, activation="relu", name="project")(x)
     h, w = int(x.shape[1]), int(x.shape[2])
-    out = keras.layers.Reshape((h * w, feature_dim), name="annotations")(x)
-    model = keras.Model(images, out, name=name)
-    model.grid = (h, w)
-    return model
+    return keras.layers.Reshape((h * w, feature_dim), name="annotations")(x), (h, w)
+
+
+def _encoder_head(grid_shape, feature_dim: int) -> keras.Model:
+    """The trainable top of a backbone encoder: a feature grid (batch, h, w, c) -> annotation vectors."""
+    grid = keras.Input(grid_shape, name="grid")
+    out, hw = _annotations(grid, feature_dim)
+    head = keras.Model(grid, out, name="head")
+    head.grid = hw
+    return head
 
 
 def _states_list(cell, states):
@@ -155,7 +128,13 @@ class AttentionDecoder(keras.layers.Layer):
         h_0, c_0 = tanh(mean_i(a_i) W_init + b_init)            (one dense layer per state)
         z_t, α_t = VisualAttention(a, h_{t-1})                   context and weights over the grid
         h_t, c_t = cell([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))
-        p(y_t | y_<t, a) = softmax([h_t; z_t] W_o + b_o)
+        p(y_t | y_<t, a) = softmax([h_t; z_t] W_o + b_o)                       output="direct"
+        p(y_t | y_<t, a) = softmax(([h_t; z_t] W_p + b_p) Eᵀ + b_o)            output="tied"
+
+    ``output="tied"`` is the deep output layer of Show, Attend and Tell with its word matrix tied to the
+    embedding E (Press & Wolf, 2017, "Using the Output Embedding to Improve Language Models"): the
+    output costs (units + D)·embedding_dim weights instead of (units + D)·vocab_size, which for a
+    vocabulary of thousands of words is most of the decoder.
 
     Args:
         vocab_size, embedding_dim, units: Sizes (units: the cell's).
@@ -163,6 +142,7 @@ class AttentionDecoder(keras.layers.Layer):
         attention_units: Hidden size of the attention scores.
         gate: Use the attention gate β_t.
         dropout: Dropout before the output layer in training.
+        output: ``"direct"`` (a dense layer to the vocabulary) or ``"tied"`` (see above).
 
     Call arguments:
         features: (batch, L, D) annotation vectors. ids: (batch, T) input tokens (<bos> first).
@@ -172,8 +152,11 @@ class AttentionDecoder(keras.layers.Layer):
     """
 
     def __init__(self, vocab_size, embedding_dim=64, units=256, cell="lstm", attention_units=128, gate=True,
-                 dropout=0.0, **kwargs):
+                 dropout=0.0, output="direct", **kwargs):
         super().__init__(**kwargs)
+        if output not in OUTPUTS:
+            raise ValueError(f"output must be one of {list(OUTPUTS)}; received {output!r}.")
+        self.output_kind = output
         self.vocab_size = check_units(vocab_size, "vocab_size")
         self.embedding_dim = check_units(embedding_dim, "embedding_dim")
         self.units = check_units(units, "units")
@@ -187,7 +170,10 @@ class AttentionDecoder(keras.layers.Layer):
         self.init_states = [keras.layers.Dense(s, activation="tanh", name=f"init_{i}")
                             for i, s in enumerate(_state_sizes(self.cell))]
         self.drop = keras.layers.Dropout(self.dropout, name="dropout")
-        self.logits = keras.layers.Dense(self.vocab_size, name="logits")
+        if output == "direct":
+            self.logits = keras.layers.Dense(self.vocab_size, name="logits")
+        else:
+            self.output_projection = keras.layers.Dense(self.embedding_dim, name="output_projection")
 
     def build(self, features_shape, ids_shape=None):
         d = int(features_shape[-1])
@@ -196,8 +182,17 @@ class AttentionDecoder(keras.layers.Layer):
         self.cell.build((None, self.embedding_dim + d))
         for layer in self.init_states:
             layer.build((None, d))
-        self.logits.build((None, self.units + d))
+        if self.output_kind == "direct":
+            self.logits.build((None, self.units + d))
+        else:
+            self.output_projection.build((None, self.units + d))
+            self.output_bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="output_bias")
         self.built = True
+
+    def _logits(self, out):
+        if self.output_kind == "direct":
+            return self.logits(out)
+        return ops.matmul(self.output_projection(out), ops.transpose(self.embedding.embeddings)) + self.output_bias
 
     def start(self, features, training=False):
         mean = ops.mean(features, axis=1)
@@ -210,7 +205,7 @@ class AttentionDecoder(keras.layers.Layer):
         x = ops.concatenate([self.embedding(ids), context], axis=-1)
         h, states = self.cell(x, list(states), training=training)
         out = self.drop(ops.concatenate([h, context], axis=-1), training=training)
-        return self.logits(out), _states_list(self.cell, states), alpha
+        return self._logits(out), _states_list(self.cell, states), alpha
 
     def call(self, features, ids, training=False):
         memory, states = self.start(features, training)
@@ -226,7 +221,7 @@ class AttentionDecoder(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,
                 "units": self.units, "cell": self.cell_name, "attention_units": self.attention_units,
-                "gate": self.gate, "dropout": self.dropout}
+                "gate": self.gate, "dropout": self.dropout, "output": self.output_kind}
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -292,6 +287,23 @@ class InjectDecoder(keras.layers.Layer):
                 "units": self.units, "cell": self.cell_name, "dropout": self.dropout}
 
 
+class FeatureCaptionModel(keras.Model):
+    """The trainable part of a captioner whose backbone is frozen: ``model((grids, ids))`` -> logits.
+
+    It shares its layers with a :class:`CaptionModel` (the encoder's ``head`` and the decoder), so that
+    training on cached backbone features (:mod:`rnn_apps.apps.caption.features`) trains that model.
+    """
+
+    def __init__(self, head: keras.Model, decoder: keras.layers.Layer, **kwargs):
+        super().__init__(**kwargs)
+        self.head = head
+        self.decoder = decoder
+
+    def call(self, inputs, training=False):
+        grids, ids = inputs
+        return self.decoder(self.head(ops.cast(grids, "float32"), training=training), ids, training=training)
+
+
 class CaptionModel(keras.Model):
     """Encoder + decoder: ``model((images, ids))`` -> logits (batch, T, vocab) (teacher forcing)."""
 
@@ -315,7 +327,7 @@ def build_caption_model(vocab_size: int, cfg: dict, max_len: int) -> CaptionMode
                             cfg.get("backbone_weights"), cfg.get("backbone_trainable", False))
     if variant == "attention":
         decoder = AttentionDecoder(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["attention_units"],
-                                   cfg.get("gate", True), cfg["dropout"], name="decoder")
+                                   cfg.get("gate", True), cfg["dropout"], cfg.get("output", "direct"), name="decoder")
     else:
         decoder = InjectDecoder(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"], name="decoder")
     model = CaptionModel(encoder, decoder, name=f"captioner_{variant}")

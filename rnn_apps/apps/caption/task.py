@@ -11,10 +11,11 @@ import numpy as np
 
 from rnn_apps.apps.caption import data as cdata
 from rnn_apps.apps.caption import scenes
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
+FEATURES_DIR = "features"
 
 DEFAULTS = dict(
     variant="attention",
@@ -26,6 +27,7 @@ DEFAULTS = dict(
     cell="lstm",
     attention_units=128,
     gate=True,
+    output="direct",  # "tied": a deep output layer tied to the word embedding (see AttentionDecoder)
     dropout=0.1,
     learning_rate=2e-3,
     clipnorm=5.0,
@@ -124,6 +126,42 @@ def pairs_dataset(plan: cdata.PairPlan, cfg: dict, vocab: Vocabulary, start_step
     return _options(ds).prefetch(2)
 
 
+def feature_pairs_dataset(plan: cdata.PairPlan, grids: np.ndarray, rows_to_grids: np.ndarray, cfg: dict,
+                          vocab: Vocabulary, start_step: int):
+    """Training batches of cached feature grids: ``((grids float16 [B, h, w, c], inputs), targets, weights)``.
+
+    ``rows_to_grids[i]`` is the row of ``grids`` that holds the features of the plan's image ``i``.
+    """
+    import tensorflow as tf
+
+    b, t = cfg["batch_size"], cfg["max_len"]
+
+    def batches():
+        for paths, x, y, w in plan.iterate(vocab, t, start_step, with_index=True):
+            yield (grids[rows_to_grids[paths]], x), y, w
+
+    spec = ((tf.TensorSpec((b, *grids.shape[1:]), tf.float16), tf.TensorSpec((b, t), tf.int32)),
+            tf.TensorSpec((b, t), tf.int32), tf.TensorSpec((b, t), tf.float32))
+    return _options(tf.data.Dataset.from_generator(batches, output_signature=spec)).prefetch(2)
+
+
+def validation_features_dataset(rows, grids: np.ndarray, grid_of: dict, cfg: dict, vocab: Vocabulary):
+    """The validation pairs (at most ``max_val_pairs``) with their cached feature grids."""
+    import tensorflow as tf
+
+    pairs = [(grid_of[r.path], c) for r in rows for c in r.captions][: cfg["max_val_pairs"]]
+    x, y, w = cdata.encode_captions([c for _, c in pairs], vocab, cfg["max_len"])
+    g = grids[np.array([i for i, _ in pairs])]
+    return _options(tf.data.Dataset.from_tensor_slices(((g, x), y, w)).batch(cfg["batch_size"]))
+
+
+def backbone_identity(cfg: dict) -> dict:
+    """What a run's cached features depend on: the backbone and its weights file (by name and size)."""
+    w = cfg["backbone_weights"]
+    return {"backbone": cfg["backbone"], "weights": os.path.basename(str(w)),
+            "weights_bytes": os.path.getsize(w) if w and os.path.isfile(w) else None}
+
+
 def validation_pairs_dataset(rows, cfg: dict, vocab: Vocabulary):
     import tensorflow as tf
 
@@ -148,6 +186,10 @@ def _resolve(cfg: dict, synthetic: bool) -> dict:
     return cfg
 
 
+ARCHITECTURE = ("variant", "image_size", "filters", "feature_dim", "embedding_dim", "units", "cell", "attention_units",
+                "gate", "output", "max_len", "backbone")
+
+
 def train(
     data_path: Optional[str],
     run_dir: str,
@@ -158,6 +200,7 @@ def train(
     tensorboard: bool = False,
     save_every: int = 200,
     verbose: int = 1,
+    init_from: Optional[str] = None,
     **overrides,
 ) -> dict:
     """Train a captioner; checkpoints, config, vocabulary and final weights go to ``run_dir``.
@@ -169,6 +212,9 @@ def train(
         epochs: Total epochs (``steps_per_epoch`` steps each).
         synthetic: Train on freshly generated scenes (an endless, deterministic stream).
         resume: Continue the run in ``run_dir`` (its saved config wins over ``overrides``).
+        init_from: An exported caption model to start from (fine-tuning): its architecture, weights and
+            vocabulary are kept, and words of the new captions it does not know (at least ``min_count``
+            times) get new rows in the embedding and the output layer.
         **overrides: Any of :data:`DEFAULTS`.
 
     Returns:
@@ -176,22 +222,41 @@ def train(
         trained ``model``, ``vocab`` and ``config``.
     """
     from rnn_apps import training
-    from rnn_apps.apps.caption.model import build_caption_model, check_backbone
+    from rnn_apps.apps.caption.features import cache_features
+    from rnn_apps.backbones import check_backbone
 
     if (data_path is None) == (not synthetic):
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path, vocab_path = os.path.join(run_dir, CONFIG_FILE), os.path.join(run_dir, VOCAB_FILE)
+    base = None
     if saved is not None:
         synthetic = saved["synthetic"]
         data_path = saved.get("data")
+        init_from = saved.get("init_from")
+        if init_from:
+            base = _base_model(init_from)
     else:
+        if init_from:
+            base = _base_model(init_from)
+            cfg.update({k: base["config"][k] for k in ARCHITECTURE if k in base["config"]}, backbone_weights=None,
+                       backbone_trainable=False)
+            init_from = base["model_dir"]
         cfg = _resolve(cfg, synthetic)
-        if cfg["backbone"]:
+        if cfg["backbone"] and base is None:
             check_backbone(cfg["backbone"], cfg["backbone_weights"])
+            if os.path.isfile(cfg["backbone_weights"]):  # a resumed run reads it again, maybe from elsewhere
+                cfg["backbone_weights"] = os.path.abspath(cfg["backbone_weights"])
+    # A frozen backbone on a caption set: its feature grids are computed once and cached in the run dir;
+    # only the encoder's head and the decoder train (checkpoints hold those, so the backbone's weights
+    # are read again on resume: from their file, or from the model a fine-tuning run started from).
+    cached = bool(cfg["backbone"]) and not cfg["backbone_trainable"] and not synthetic
+    if saved is not None and cached and base is None:
+        check_backbone(cfg["backbone"], cfg["backbone_weights"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
     strat = training.get_strategy(strategy)
+    rows = None
     if synthetic:
         vocab = Vocabulary(scenes.vocabulary_words())
         stats = {"source": "synthetic", "scene_settings": scene_settings(cfg), "val_scenes": cfg["val_count"],
@@ -203,12 +268,13 @@ def train(
     else:
         kind, rows = cdata.load_caption_set(data_path)
         train_rows, val_rows = cdata.split_rows(rows, cfg["val_fraction"], cfg["seed"])
-        vocab = Vocabulary.load(vocab_path) if saved else Vocabulary.build(
-            (cdata.tokenize(c) for r in train_rows for c in r.captions), cfg["min_count"], cfg["max_vocab"])
+        vocab = Vocabulary.load(vocab_path) if saved else _caption_vocabulary(train_rows, cfg, base, verbose)
         plan = cdata.PairPlan(train_rows, cfg["batch_size"], cfg["seed"])
         steps_per_epoch = cfg["steps_per_epoch"] or plan.steps_per_epoch
         stats = {"source": kind, "train_images": len(train_rows), "val_images": len(val_rows),
                  "train_pairs": len(plan.pairs), "vocab_size": len(vocab)}
+        if base is not None:
+            stats["added_words"] = len(vocab) - len(base["vocab"])
         make_train = lambda start: pairs_dataset(plan, cfg, vocab, start)  # noqa: E731
         val = validation_pairs_dataset(val_rows, cfg, vocab) if val_rows else None
     if verbose:
@@ -217,14 +283,28 @@ def train(
     if not saved:
         with open(cfg_path, "w", encoding="utf-8") as f:
             json.dump({"settings": cfg, "synthetic": synthetic, "data": os.path.abspath(data_path) if data_path else None,
-                       "stats": stats}, f, indent=1)
+                       "stats": stats, "init_from": init_from}, f, indent=1)
     with strat.scope():
-        model = build_caption_model(len(vocab), {**cfg, "backbone_weights": cfg["backbone_weights"] if not saved
-                                                 else ("none" if cfg["backbone"] else None)}, cfg["max_len"])
-        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
+        model = _build(vocab, cfg, base, from_file=not saved or cached)
+        trainee = model
+        if cached:
+            paths = [r.path for r in rows]
+            backbone = model.encoder.backbone
+            identity = backbone_identity(cfg) if base is None else {"backbone": cfg["backbone"], "weights": init_from}
+            grids = cache_features(paths, lambda px: backbone(px / 127.5 - 1.0, training=False),
+                                   backbone.output.shape[1:], os.path.join(run_dir, FEATURES_DIR), cfg["image_size"],
+                                   identity, verbose=verbose)
+            grid_of = {p: i for i, p in enumerate(paths)}
+            rows_to_grids = np.array([grid_of[p] for p in plan.paths])
+            make_train = lambda start: feature_pairs_dataset(plan, grids, rows_to_grids, cfg, vocab, start)  # noqa: E731
+            val = validation_features_dataset(val_rows, grids, grid_of, cfg, vocab) if val_rows else None
+            trainee = _feature_model(model, cfg)
+        compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
     result = training.fit_resumable(
-        model, make_train, steps_per_epoch, epochs, run_dir, validation_data=val, resume=resume,
+        trainee, make_train, steps_per_epoch, epochs, run_dir, validation_data=val, resume=resume,
         save_every=save_every, tensorboard=tensorboard, verbose=verbose, strategy=strat,
+        # A caption set is finite, and a large decoder overfits it: keep the epoch of least validation loss.
+        keep_best=None if synthetic or val is None else "val_loss",
     )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, "final.weights.h5"))
@@ -234,14 +314,58 @@ def train(
         "stats": stats, "seconds": round(time.time() - t0, 1), "model": model, "vocab": vocab, "config": cfg,
         "synthetic": synthetic,
     })
+    if result.get("best_epoch") is not None:
+        row = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
+        result["val_loss"], result["val_token_accuracy"] = row.get("val_loss"), row.get("val_token_accuracy")
     return result
+
+
+def _base_model(model_dir: str) -> dict:
+    from rnn_apps.apps.caption.export import load_weights_from_export
+
+    return load_weights_from_export(model_dir)
+
+
+def _caption_vocabulary(train_rows, cfg: dict, base: Optional[dict], verbose: int) -> Vocabulary:
+    """The training captions' vocabulary; when fine-tuning, the base model's, with the new words appended."""
+    words = (cdata.tokenize(c) for r in train_rows for c in r.captions)
+    fresh = Vocabulary.build(words, cfg["min_count"], cfg["max_vocab"])
+    if base is None:
+        return fresh
+    vocab = Vocabulary(base["vocab"].tokens[len(SPECIALS):])
+    added = vocab.extend(fresh.tokens[len(SPECIALS):])
+    if verbose and added:
+        print(f"Adding {len(added)} new words to the vocabulary: {' '.join(added[:20])}{' ...' if len(added) > 20 else ''}")
+    return vocab
+
+
+def _build(vocab: Vocabulary, cfg: dict, base: Optional[dict], from_file: bool):
+    """The captioner with its starting weights: the base model's (grown), or the backbone's from its file."""
+    from rnn_apps import training
+    from rnn_apps.apps.caption.model import build_caption_model
+
+    if base is not None:
+        model = build_caption_model(len(vocab), {**cfg, "backbone_weights": "none" if cfg["backbone"] else None},
+                                    cfg["max_len"])
+        training.assign_grown_weights(model, base["weights"])
+        return model
+    weights = cfg["backbone_weights"] if from_file else ("none" if cfg["backbone"] else None)
+    return build_caption_model(len(vocab), {**cfg, "backbone_weights": weights}, cfg["max_len"])
+
+
+def _feature_model(model, cfg: dict):
+    """The trainable part of a frozen-backbone captioner, built, to train on cached feature grids."""
+    from rnn_apps.apps.caption.model import FeatureCaptionModel
+
+    trainee = FeatureCaptionModel(model.encoder.head, model.decoder, name="captioner_on_features")
+    grid = model.encoder.backbone.output.shape[1:]
+    trainee((np.zeros((1, *grid), np.float16), np.zeros((1, cfg["max_len"]), np.int32)))
+    return trainee
 
 
 def load_run_model(run_dir: str, weights: Optional[str] = None):
     """Rebuild a run's model and load its final (or newest checkpoint) weights: (model, vocab, cfg, run)."""
     from rnn_apps import training
-    from rnn_apps.apps.caption.model import build_caption_model
-
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(cfg_path):
         raise FileNotFoundError(f"No captioning run in {run_dir} (no {CONFIG_FILE}).")
@@ -249,14 +373,19 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
         run = json.load(f)
     cfg = run["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
-    model = build_caption_model(len(vocab), {**cfg, "backbone_weights": "none" if cfg.get("backbone") else None},
-                                cfg["max_len"])
     final = weights or os.path.join(run_dir, "final.weights.h5")
+    # Checkpoints of a run on cached features hold the head and decoder only: the backbone comes from its
+    # file, or from the model a fine-tuning run started from.
+    cached = bool(cfg.get("backbone")) and not cfg.get("backbone_trainable") and not run.get("synthetic")
+    from_file = cached and not os.path.exists(final)
+    base = _base_model(run["init_from"]) if from_file and run.get("init_from") else None
+    model = _build(vocab, cfg, base, from_file)
     if os.path.exists(final):
         model.load_weights(final)
     else:
-        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(model)
+        trainee = _feature_model(model, cfg) if from_file else model
+        compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], 1)
+        training.CheckpointManager(run_dir).restore(trainee)
     return model, vocab, cfg, run
 
 
@@ -265,6 +394,9 @@ def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: st
     """Export a trained captioner with what its users need to know (scene settings for synthetic models)."""
     from rnn_apps.apps.caption.export import export_caption
 
+    # The weights file is inside the export; its name says where they came from, its path on this machine nothing.
+    weights = cfg.get("backbone_weights")
+    cfg = {**cfg, "backbone_weights": os.path.basename(weights) if isinstance(weights, str) else weights}
     extra = {"synthetic": bool(synthetic), "scene_settings": scene_settings(cfg) if synthetic else None}
     if run:
         extra["training"] = run

@@ -1,0 +1,215 @@
+"""Write the model card ``models/caption/README.md`` of a photo captioner (a frozen backbone, e.g. Flickr8k).
+
+    python -m rnn_apps.apps.caption.photo_card --model models/caption --run-dir runs/caption-flickr \
+        --data ../shared/data/flickr8k --eval-json dev-greedy.json --eval-json dev-beam3.json \
+        --bench-json bench.json --examples 1000268201_693b08cb0e.jpg 1001773457_577c3a7d70.jpg
+
+The evaluation JSONs are the output of ``rnn-apps evaluate caption --data DIR --split val --json`` (one per
+decoding), the benchmark JSON that of ``python benchmarks/caption.py --json FILE``. The named example photos
+are captioned (greedy, beam 3 and in Chinese) and quoted with their references; no photo is copied into the
+card, since the photos belong to their authors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Optional, Sequence
+
+from rnn_apps.apps.caption.card import dir_size, load_json, run_history
+
+# Show, Attend and Tell (Xu et al., 2015), Table 1, Flickr8k test, VGG features: BLEU-1..4.
+SAT_FLICKR8K = {"soft attention": (67.0, 44.8, 29.9, 19.5), "hard attention": (67.0, 45.7, 31.4, 21.3)}
+
+
+def caption_examples(model_dir: str, data_dir: str, names: Sequence[str], translate_model: Optional[str] = None) -> list:
+    """Captions of the named photos of a caption set (greedy, beam 3, Chinese) with their references."""
+    from rnn_apps.apps.caption import data as cdata
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    _, rows = cdata.load_caption_set(data_dir)
+    by_name = {os.path.basename(r.path): r for r in rows}
+    missing = [n for n in names if n not in by_name]
+    if missing:
+        raise ValueError(f"Not in {data_dir}: {', '.join(missing)}.")
+    cap = ImageCaptioner(model_dir)
+    paths = [by_name[n].path for n in names]
+    greedy = cap.caption_files(paths)
+    beam = cap.caption_files(paths, beam=3)
+    chinese = [None] * len(names)
+    try:
+        from rnn_apps.apps.translate.translate import Translator
+
+        tr = Translator(translate_model)
+        chinese = [t.translation for t in tr.translate([c.caption[:1].upper() + c.caption[1:] + "." for c in beam],
+                                                       beam=4)]
+    except (FileNotFoundError, ValueError):  # no translation model: the card simply has no Chinese column
+        pass
+    return [{"image": n, "greedy": g.caption, "beam3": b.caption, "zh": z, "references": by_name[n].captions}
+            for n, g, b, z in zip(names, greedy, beam, chinese)]
+
+
+def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], bench: Optional[dict], examples: list,
+                     training_time: Optional[str] = None, commands: Optional[list] = None,
+                     feature_seconds: Optional[float] = None) -> str:
+    import numpy as np
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption.export import load_config
+    from rnn_apps.export import resolve_model_dir
+
+    model_dir = resolve_model_dir(model_dir)
+    meta = load_config(model_dir)
+    cfg, stats = meta["config"], (meta.get("training") or {}).get("stats") or {}
+    loaded = tf.saved_model.load(model_dir)
+    n_params = sum(int(np.prod(v.shape)) for v in loaded.model_weights)
+    version = os.path.basename(model_dir.rstrip("/"))
+    vocab_size = len(meta["vocab"]["tokens"])
+    hist = run_history(run_dir)
+    best = min(hist, key=lambda h: h.get("val_loss", float("inf"))) if hist else None
+    grid = meta["grid"]
+    lines = [
+        "# Caption model for photos (MobileNetV2 encoder + LSTM decoder with visual attention, Flickr8k)",
+        "",
+        f"Version {version} in `models/caption/{version}/`, a TensorFlow SavedModel (TF Serving layout, "
+        f"{dir_size(model_dir) / 2**20:.1f} MB) that decodes JPEG/PNG bytes, runs the CNN and the whole greedy or "
+        "beam search in its graph. Signatures: `serving_default` (`{\"image\": string[B]}` → "
+        "`{\"caption\": string[B]}`), `caption` (with `beam_size`), `attention` (words and their attention over "
+        "the feature grid), `caption_pixels` (decoded images). It loads with plain `tf.saved_model.load`, without "
+        "rnn_apps, and reads nothing else at run time.",
+        "",
+        "```sh",
+        "rnn-apps caption photo.jpg",
+        "rnn-apps caption photo.jpg --beam 3 --lang zh        # also in Chinese, through models/translate",
+        "rnn-apps caption photo.jpg --plot-attention attention.png",
+        "rnn-apps fine-tune caption --data my_photos/         # your own captioned photos; new words are added",
+        "```",
+        "",
+        f"**What it knows**: everyday photos like Flickr8k's — people, children, dogs, sports, streets, beaches "
+        f"and snow — described in one English sentence of at most {cfg['max_len'] - 1} words from a vocabulary "
+        f"of {vocab_size - 4:,} words (those used at least {cfg['min_count']} times in the training captions). "
+        "It has not seen most of the world: anything far from those scenes gets a caption about the nearest thing "
+        "it knows. For synthetic scenes of coloured shapes use `models/caption-shapes/`.",
+        "",
+        "## Data and its terms",
+        "",
+        "* **Flickr8k** (M. Hodosh, P. Young and J. Hockenmaier, 2013, \"Framing Image Description as a Ranking "
+        "Task: Data, Models and Evaluation Metrics\", *Journal of Artificial Intelligence Research* 47): photos "
+        "from Flickr with five English captions each, released by the University of Illinois for research use. "
+        "The photos belong to their Flickr authors: none is in this project, and the examples below name the "
+        "photos rather than show them. The model trained on them is shipped.",
+        f"* Training: the official train list and the photos in no list, {stats.get('train_images', '?'):,} "
+        f"photos with {stats.get('train_pairs', '?'):,} captions; validation: the official dev list, "
+        f"{stats.get('val_images', '?'):,} photos ({cfg['max_val_pairs']:,} of their captions for the validation "
+        "loss, all five for the scores). The official test photos are held back to measure the shipped model "
+        "separately. Captions are lower-cased and split into words (punctuation dropped); a caption longer "
+        f"than {cfg['max_len'] - 1} words is cut (about 1 % of them).",
+        "* **Encoder weights**: MobileNetV2 (width 1.0, 224 px, Sandler et al. 2018) trained on ImageNet, from the "
+        "uint8-quantised TFLite model `mobilenet_v2_1.0_224_quant.tflite` of google-coral/test_data (Apache-2.0). "
+        "`rnn_apps.backbones.mobilenet_v2_from_tflite` dequantises it into `keras.applications.MobileNetV2` "
+        "(each folded batch normalisation's bias back into a batch normalisation layer); on Flickr8k photos the "
+        "converted model's ImageNet class agrees with `tf.lite.Interpreter`'s (tested). The converted weights are "
+        "inside the SavedModel.",
+        "",
+        "## Model and training",
+        "",
+        f"* Encoder: the frozen MobileNetV2's last feature map ({grid[0]}×{grid[1]}×1280 at 224 px), coordinate "
+        f"channels and a trained 1×1 projection to {cfg['feature_dim']}: {grid[0] * grid[1]} annotation vectors.",
+        f"* Decoder: `rnn_apps.cells.LSTM` with {cfg['units']} units, word embedding {cfg['embedding_dim']}, soft "
+        f"attention (Show, Attend and Tell; additive scores with {cfg['attention_units']} hidden units"
+        f"{', gated' if cfg.get('gate') else ''}) over the grid at every word, initial state from the mean "
+        "annotation, and "
+        + ("a deep output layer tied to the word embedding (softmax((W_p[h_t; z_t] + b_p) Eᵀ + b))"
+           if cfg.get("output") == "tied" else "an output layer from [h_t; z_t]")
+        + f"; dropout {cfg['dropout']} before it. Teacher forcing.",
+        f"* {n_params:,} parameters ({n_params - 2_257_984:,} trained; MobileNetV2 has 2,257,984).",
+        "* With the backbone frozen, each photo's feature grid was computed once and cached (float16) in the run "
+        "directory" + (f" ({feature_seconds:.0f} s for all photos)" if feature_seconds else "")
+        + ", so an epoch runs only the head and the decoder.",
+        f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
+        f"{cfg['clipnorm']}, batches of {cfg['batch_size']} captions, {hist[-1]['epoch'] if hist else '?'} epochs "
+        f"({hist[-1]['step'] if hist else '?':,} steps)" + (f", {training_time}" if training_time else "")
+        + " on the project's 2-core CPU machine. The epoch with the lowest validation loss is kept"
+        + (f": epoch {best['epoch']}." if best else "."),
+        "",
+    ]
+    if hist:
+        lines += ["| epoch | loss | token accuracy | validation loss | validation token accuracy |",
+                  "| --- | --- | --- | --- | --- |"]
+        for h in hist:
+            lines.append(f"| {h['epoch']}{' (kept)' if h is best else ''} | {h['loss']:.4f} | {h['token_accuracy']:.4f} "
+                         f"| {h.get('val_loss', float('nan')):.4f} | {h.get('val_token_accuracy', float('nan')):.4f} |")
+        lines.append("")
+    lines += [
+        "## Figures",
+        "",
+        "Measured on the 1,000 dev photos with `rnn-apps evaluate caption --data DIR --split val` (JPEG bytes in, "
+        "the CNN in the graph): BLEU-1..4 and CIDEr-D against the five reference captions of each photo, by the "
+        "COCO caption evaluation code (`pycocoevalcap`); *own caption*: the share of photos whose caption no "
+        "other dev photo gets.",
+        "",
+        "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | CIDEr-D | own caption | distinct captions |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for ev in evaluations:
+        name = "greedy" if ev["beam"] == 1 else f"beam {ev['beam']}"
+        lines.append(f"| {name} | {100 * ev['bleu1']:.1f} | {100 * ev['bleu2']:.1f} | {100 * ev['bleu3']:.1f} | "
+                     f"**{100 * ev['bleu4']:.1f}** | {100 * ev['cider_d']:.1f} | {100 * ev['distinct_share']:.1f} % | "
+                     f"{ev['distinct_captions']:,} of {ev['images']:,} |")
+    for name, b in SAT_FLICKR8K.items():
+        lines.append(f"| Show, Attend and Tell, {name} (VGG, Flickr8k test) | {b[0]} | {b[1]} | {b[2]} | {b[3]} | | | |")
+    lines += ["", "(Scores ×100, as papers print them. The published rows are on the official test split, which "
+              "this project measures separately; dev and test are drawn alike.)", ""]
+    if bench:
+        lines += [f"Speed (`python benchmarks/caption.py`, {bench.get('images', 'photos')}, JPEG bytes in, the CNN "
+                  "and the search in the graph, on the 2-core CPU machine while another training run used it, so "
+                  "these are lower bounds):", "",
+                  "| batch | beam | ms a call | photos/s |", "| --- | --- | --- | --- |"]
+        for r in bench["results"]:
+            lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | {r['images_per_s']:.1f} |")
+        lines.append("")
+    if examples:
+        lines += ["## Examples", "", "Dev photos, named by their Flickr8k file (the photos themselves are not shown):", ""]
+        lines += ["| photo | greedy | beam 3 | 中文 (beam 3, translated) | a reference |", "| --- | --- | --- | --- | --- |"]
+        for ex in examples:
+            lines.append(f"| `{ex['image']}` | {ex['greedy']} | {ex['beam3']} | {ex['zh'] or ''} | "
+                         f"{ex['references'][0]} |")
+        lines.append("")
+    if commands:
+        lines += ["Commands that made these figures:", "", "```sh", *commands, "```", ""]
+    lines += ["## Versions", "",
+              f"* {version}: the first photo model (Flickr8k, MobileNetV2 from TFLite). Earlier versions of "
+              "`models/caption/` described synthetic scenes only; that model is now `models/caption-shapes/1`.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="models/caption")
+    ap.add_argument("--run-dir", required=True)
+    ap.add_argument("--data", required=True, help="The caption set the example photos come from.")
+    ap.add_argument("--eval-json", action="append", required=True, help="An evaluation (repeat for each decoding).")
+    ap.add_argument("--bench-json")
+    ap.add_argument("--examples", nargs="*", default=[], help="File names of photos of --data to caption in the card.")
+    ap.add_argument("--training-time", default=None)
+    ap.add_argument("--feature-seconds", type=float, default=None)
+    ap.add_argument("--commands-file", default=None, help="A text file of the commands that made the figures.")
+    ap.add_argument("--out", default=None, help="Default: <model app dir>/README.md")
+    args = ap.parse_args()
+    from rnn_apps.export import resolve_model_dir
+
+    version_dir = resolve_model_dir(args.model)
+    app_dir = os.path.dirname(os.path.abspath(version_dir))
+    examples = caption_examples(version_dir, args.data, args.examples) if args.examples else []
+    text = build_photo_card(version_dir, args.run_dir, [load_json(p) for p in args.eval_json], load_json(args.bench_json),
+                            examples, args.training_time,
+                            open(args.commands_file, encoding="utf-8").read().splitlines() if args.commands_file
+                            else None, args.feature_seconds)
+    out = args.out or os.path.join(app_dir, "README.md")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

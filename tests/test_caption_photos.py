@@ -1,0 +1,333 @@
+"""Captions of photos: the TFLite-to-Keras backbone converter, the feature cache, training on cached features,
+fine-tuning with new words, and BLEU/CIDEr-D scoring (pycocoevalcap)."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps.apps.caption import data as cdata
+from rnn_apps.cli import cli
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+TFLITE = os.path.join(SHARED, "mobilenet_v2_1.0_224_quant.tflite")
+FLICKR = os.path.join(SHARED, "flickr8k")
+# A photo-style captioner small enough for a test: MobileNetV2 (random weights) at 32 px, a tiny decoder.
+TINY_PHOTO = dict(backbone="mobilenet_v2", backbone_weights="none", image_size=64, feature_dim=8, units=16,
+                  embedding_dim=8, attention_units=8, output="tied", batch_size=4, min_count=1, max_len=8,
+                  steps_per_epoch=3, seed=5)
+
+
+def _jpeg(pixels) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, np.uint8)).save(buf, format="JPEG")
+    return buf.getvalue()
+
+
+def _flickr_dir(root, captions: dict, dev=()):
+    """A Flickr8k-style directory: JPEGs of random pixels, the token file and the train/dev lists."""
+    images = root / "Flicker8k_Dataset"
+    images.mkdir(parents=True)
+    rng = np.random.default_rng(len(captions))
+    for name in captions:
+        (images / name).write_bytes(_jpeg(rng.integers(0, 255, (40, 40, 3))))
+    lines = [f"{n}#{k}\t{c}" for n, caps in captions.items() for k, c in enumerate(caps)]
+    (root / "Flickr8k.token.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (root / "Flickr_8k.trainImages.txt").write_text("\n".join(n for n in captions if n not in dev) + "\n")
+    (root / "Flickr_8k.devImages.txt").write_text("\n".join(dev) + "\n")
+    return str(root)
+
+
+# ------------------------------------------------------------------------------------------ converter
+
+
+def _interpreter_probabilities(path, images):
+    from rnn_apps.backbones import _interpreter
+
+    it = _interpreter(path)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    probs = []
+    for img in images:
+        it.set_tensor(inp["index"], img[None].astype(inp["dtype"]))
+        it.invoke()
+        p = it.get_tensor(out["index"])[0].astype(np.float32)
+        scale, zero = out["quantization"]
+        probs.append((p - zero) * scale if scale else p)
+    return np.array(probs)
+
+
+@pytest.mark.skipif(not (os.path.isfile(TFLITE) and os.path.isdir(FLICKR)), reason="needs ../shared/data (MobileNetV2 TFLite, Flickr8k)")
+def test_converted_mobilenet_agrees_with_the_tflite_interpreter_on_photos():
+    """Keras MobileNetV2 filled from the quantised TFLite model classifies real photos as TFLite does."""
+    import tensorflow as tf
+
+    from rnn_apps.backbones import mobilenet_v2_from_tflite, read_tflite_convolutions
+
+    folder = os.path.join(FLICKR, "Flicker8k_Dataset")
+    names = sorted(os.listdir(folder))[:12]
+    images = np.stack([tf.io.decode_jpeg(open(os.path.join(folder, n), "rb").read()).numpy() for n in names])
+    assert images.shape[1:] == (224, 224, 3)
+    reference = _interpreter_probabilities(TFLITE, images)
+    model = mobilenet_v2_from_tflite(TFLITE)
+    grids = model(images.astype(np.float32) / 127.5 - 1.0).numpy()
+    assert grids.shape == (12, 7, 7, 1280)
+    convs = read_tflite_convolutions(TFLITE)
+    assert len(convs.kernels) == 53 and convs.kernels[-1].shape == (1, 1, 1280, 1001)  # 52 + the classifier
+    logits = grids.mean(axis=(1, 2)) @ convs.kernels[-1][0, 0] + convs.biases[-1]
+    ours = tf.nn.softmax(logits).numpy()
+    agree = (ours.argmax(1) == reference.argmax(1)).mean()
+    assert agree >= 10 / 12, (ours.argmax(1), reference.argmax(1))
+    # the quantised model's probabilities (in steps of 1/256) and the float model's are close
+    assert np.abs(ours - reference).sum(axis=1).mean() < 0.35
+
+
+def test_converter_on_a_float_tflite_model_gives_the_keras_model_back(tmp_path):
+    """A Keras MobileNetV2 with non-trivial batch norms, converted to TFLite (which folds them into the
+    convolutions) and back, computes what the original computes."""
+    import keras
+    import tensorflow as tf
+
+    from rnn_apps.backbones import mobilenet_v2_from_tflite
+
+    keras.utils.set_random_seed(3)
+    src = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None)
+    rng = np.random.default_rng(0)
+    for layer in src.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n), rng.normal(0, 0.1, n),
+                               rng.uniform(0.5, 2.0, n)])
+    path = tmp_path / "mnv2.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(src).convert())
+    back = mobilenet_v2_from_tflite(str(path), image_size=32)
+    x = rng.uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+    want = src(x, training=False).numpy()
+    np.testing.assert_allclose(back(x, training=False).numpy(), want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+
+
+def test_converter_refuses_what_it_cannot_use(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from rnn_apps.backbones import BackboneError, make_backbone, mobilenet_v2_from_tflite
+
+    other = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3)])
+    path = tmp_path / "other.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(other).convert())
+    with pytest.raises(BackboneError, match="convolutions"):
+        mobilenet_v2_from_tflite(str(path), image_size=32)
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(BackboneError, match="not a TensorFlow Lite model"):
+        make_backbone("mobilenet_v2", 32, str(junk))
+    with pytest.raises(BackboneError, match="not found"):
+        make_backbone("mobilenet_v2", 32, str(tmp_path / "missing.tflite"))
+
+
+# ------------------------------------------------------------------------------------------ feature cache
+
+
+def test_feature_cache_resumes_after_a_crash_and_refuses_other_images(tmp_path):
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption.features import FeatureCacheError, cache_features
+
+    rng = np.random.default_rng(1)
+    paths = []
+    for i in range(7):
+        p = tmp_path / f"{i}.jpg"
+        p.write_bytes(_jpeg(rng.integers(0, 255, (12, 12, 3))))
+        paths.append(str(p))
+    extract = lambda px: tf.nn.avg_pool2d(px, 4, 4, "VALID")  # noqa: E731 - [B, 8, 8, 3] -> [B, 2, 2, 3]
+    ident = {"backbone": "pool"}
+    whole = cache_features(paths, extract, (2, 2, 3), str(tmp_path / "whole"), 8, ident, batch_size=3, verbose=0)
+    assert whole.shape == (7, 2, 2, 3) and whole.dtype == np.float16
+    # A corrupt image in the second batch stops the first attempt after one batch of three.
+    good = open(paths[4], "rb").read()
+    with open(paths[4], "wb") as f:
+        f.write(b"\xff\xd8\xff broken")
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        cache_features(paths, extract, (2, 2, 3), str(tmp_path / "c"), 8, ident, batch_size=3, verbose=0)
+    with open(tmp_path / "c" / "features.json") as f:
+        assert json.load(f)["done"] == 3
+    np.testing.assert_array_equal(np.load(tmp_path / "c" / "features.npy")[:3], whole[:3])
+    with open(paths[4], "wb") as f:
+        f.write(good)
+    # Mark the finished rows: a resumed cache must keep them, not compute them again.
+    marked = np.lib.format.open_memmap(str(tmp_path / "c" / "features.npy"), mode="r+")
+    marked[:3] = 7.0
+    marked.flush()
+    del marked
+    resumed = cache_features(paths, extract, (2, 2, 3), str(tmp_path / "c"), 8, ident, batch_size=3, verbose=0)
+    assert (resumed[:3] == 7.0).all()
+    np.testing.assert_array_equal(resumed[3:], whole[3:])
+    with pytest.raises(FeatureCacheError):
+        cache_features(paths[:5], extract, (2, 2, 3), str(tmp_path / "c"), 8, ident, verbose=0)
+    with pytest.raises(FeatureCacheError):
+        cache_features(paths, extract, (2, 2, 3), str(tmp_path / "c"), 8, {"backbone": "other"}, verbose=0)
+
+
+# ------------------------------------------------------------------------------------------ scores
+
+
+def test_coco_scores_match_an_independent_bleu_and_rank_captions():
+    from rnn_apps.apps.caption.evaluate import coco_scores, corpus_bleu
+
+    refs = [["A dog runs on the grass .", "A brown dog is running in a field ."],
+            ["Two children play in the water .", "Kids splash in a pool ."],
+            ["A man rides a bike down the street .", "A cyclist on a city road ."]]
+    hyps = ["a dog is running on the grass", "two kids play in the pool", "a man rides a bike on the road"]
+    s = coco_scores(refs, hyps)
+    ours = corpus_bleu([[cdata.tokenize(r) for r in rs] for rs in refs], [cdata.tokenize(h) for h in hyps])
+    for n in range(1, 5):
+        assert s[f"bleu{n}"] == pytest.approx(ours[f"bleu{n}"], abs=1e-3)
+    assert coco_scores(refs, [r[0] for r in refs])["bleu4"] == pytest.approx(1.0, abs=1e-6)
+    swapped = coco_scores(refs, [hyps[1], hyps[2], hyps[0]])
+    assert swapped["cider_d"] < s["cider_d"] and swapped["bleu2"] < s["bleu2"]
+
+
+# ------------------------------------------------------------------------------------------ training and CLI
+
+
+@pytest.fixture(scope="module")
+def photo_set(tmp_path_factory):
+    caps = {f"{i}.jpg": [f"a {c} dog number {i % 3} runs", f"the {c} dog plays"] for i, c in
+            enumerate(["black", "brown", "white", "black", "brown", "white", "black", "brown"])}
+    return _flickr_dir(tmp_path_factory.mktemp("photos"), caps, dev=("6.jpg", "7.jpg"))
+
+
+@pytest.fixture(scope="module")
+def photo_model(tmp_path_factory, photo_set):
+    from rnn_apps.apps.caption import task
+
+    run_dir = str(tmp_path_factory.mktemp("photo_run"))
+    r = task.train(photo_set, run_dir, epochs=2, verbose=0, **TINY_PHOTO)
+    models = tmp_path_factory.mktemp("models")
+    return run_dir, r, task.export_run(r["model"], r["vocab"], r["config"], False, str(models / "caption"))
+
+
+def test_training_on_cached_features_exports_the_whole_captioner(photo_set, photo_model):
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption import task
+
+    run_dir, r, path = photo_model
+    assert r["step"] == 6 and r["stats"]["train_images"] == 6 and r["stats"]["val_images"] == 2
+    assert r["best_epoch"] in (1, 2)
+    with open(os.path.join(run_dir, "features", "features.json")) as f:
+        assert json.load(f)["done"] == 8  # every image once, not once per caption or epoch
+    # The export runs the backbone on the image bytes; its captions are those of the trained head and decoder
+    # on the cached grids (same decoder, same greedy search).
+    loaded = tf.saved_model.load(path)
+    files = [os.path.join(photo_set, "Flicker8k_Dataset", f"{i}.jpg") for i in range(8)]
+    out = loaded.signatures["caption"](image=tf.constant([open(p, "rb").read() for p in files]),
+                                       beam_size=tf.ones([8], tf.int32))
+    model, vocab, cfg, _ = task.load_run_model(run_dir)
+    grids = np.load(os.path.join(run_dir, "features", "features.npy")).astype(np.float32)
+    feats = model.encoder.head(grids).numpy()
+    direct = model.encoder(tf.stack([tf.image.resize(tf.cast(tf.io.decode_jpeg(open(p, "rb").read()), tf.float32),
+                                                     [64, 64], antialias=True) for p in files])).numpy()
+    np.testing.assert_allclose(feats, direct, rtol=1e-2, atol=1e-2)  # float16 cache
+    assert len(out["caption"].numpy()) == 8
+    meta = json.load(open(os.path.join(path, "assets.extra", "caption.json")))
+    assert meta["config"]["backbone_weights"] == "none" and meta["config"]["output"] == "tied"
+
+
+def test_resume_of_a_cached_run_matches_an_uninterrupted_one(tmp_path, photo_set, photo_model):
+    """A run on cached features stopped mid-epoch and resumed (its checkpoints hold the head and decoder,
+    the backbone is built again) ends with the weights of the run never stopped."""
+    import keras
+
+    from rnn_apps import training
+    from rnn_apps.apps.caption import task
+
+    _, whole, _ = photo_model
+
+    class Stop(Exception):
+        pass
+
+    class StopAt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1 and not getattr(self, "done", False):
+                self.done = True
+                raise Stop()
+
+    orig_fit = training.fit_resumable
+    training.fit_resumable = lambda *a, **kw: orig_fit(*a, **{**kw, "callbacks": [StopAt()]})
+    run = str(tmp_path / "run")
+    try:
+        with pytest.raises(Stop):
+            task.train(photo_set, run, epochs=2, verbose=0, save_every=2, **TINY_PHOTO)
+    finally:
+        training.fit_resumable = orig_fit
+    assert training.CheckpointManager(run).latest().endswith("ckpt-000000002")
+    resumed = task.train(photo_set, run, epochs=2, resume=True, verbose=0, save_every=2, **TINY_PHOTO)
+    assert resumed["step"] == 6 and resumed["best_epoch"] == whole["best_epoch"]
+    for a, b in zip(resumed["model"].weights, whole["model"].weights):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+def test_fine_tune_keeps_the_vocabulary_and_adds_new_words(tmp_path, photo_model):
+    from rnn_apps.apps.caption import task
+    from rnn_apps.apps.caption.export import load_weights_from_export
+
+    _, _, base_path = photo_model
+    caps = {f"z{i}.jpg": [f"a zebra number {i % 2} grazes", "the zebra stands on grass"] for i in range(6)}
+    mine = _flickr_dir(tmp_path / "mine", caps, dev=("z5.jpg",))
+    runner = CliRunner()
+    out = tmp_path / "tuned"
+    r = runner.invoke(cli, ["fine-tune", "caption", "--data", mine, "--model", base_path, "--out", str(out),
+                            "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--min-count", "2", "--batch-size",
+                            "4", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout)
+    base, tuned = load_weights_from_export(base_path), load_weights_from_export(str(out))
+    old = base["vocab"].tokens
+    assert tuned["vocab"].tokens[: len(old)] == old  # every old id kept
+    added = tuned["vocab"].tokens[len(old):]
+    assert {"zebra", "grazes", "grass", "stands"} <= set(added) and summary["stats"]["added_words"] == len(added)
+    assert "number" not in added and "0" not in added  # known words stay, rarer-than-min-count words are not added
+    # the backbone, never trained here, is the base model's
+    cfg = tuned["config"]
+    assert cfg["units"] == base["config"]["units"] and cfg["output"] == "tied"
+    n = len(base["weights"])
+    for a, b in zip(base["weights"][:10], tuned["weights"][:10]):
+        np.testing.assert_array_equal(a, b)
+    assert len(tuned["weights"]) == n
+    r = runner.invoke(cli, ["caption", os.path.join(mine, "Flicker8k_Dataset", "z0.jpg"), "--model", str(out)])
+    assert r.exit_code == 0 and r.output.strip(), r.output
+    task_result = task.load_run_model(str(tmp_path / "run"))
+    assert len(task_result[1]) == len(tuned["vocab"])
+
+
+def test_cli_evaluate_on_a_caption_set(photo_set, photo_model):
+    _, _, path = photo_model
+    runner = CliRunner()
+    r = runner.invoke(cli, ["evaluate", "caption", "--data", photo_set, "--model", path, "--split", "val", "--beam", "2",
+                            "--examples", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["images"] == 2 and out["split"] == "val" and set(out) >= {"bleu1", "bleu4", "cider_d", "distinct_share"}
+    assert 0 <= out["bleu4"] <= out["bleu1"] <= 1 and out["cider_d"] >= 0
+    assert out["examples"][0]["image"] == "6.jpg" and len(out["examples"][0]["references"]) == 2
+    r = runner.invoke(cli, ["evaluate", "caption", "--data", photo_set, "--model", path, "--split", "test"])
+    assert r.exit_code == 1 and "no test split" in r.output and "Traceback" not in r.output, r.output
+    r = runner.invoke(cli, ["evaluate", "caption", "--data", photo_set, "--model", path, "--limit", "0"])
+    assert r.exit_code == 1 and "--limit" in r.output, r.output
+
+
+def test_tflite_backbone_weights_on_the_command_line(tmp_path):
+    """train caption --backbone-weights takes a .tflite file; one that is not a model is a one-line error."""
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"\0" * 64)
+    caps = {f"{i}.jpg": ["a dog runs"] for i in range(3)}
+    root = _flickr_dir(tmp_path / "set", caps, dev=("2.jpg",))
+    r = CliRunner().invoke(cli, ["train", "caption", "--data", root, "--run-dir", str(tmp_path / "run"), "--backbone",
+                                 "mobilenet_v2", "--backbone-weights", str(bad), "--image-size", "32"])
+    assert r.exit_code == 1 and "TensorFlow Lite" in r.output and "Traceback" not in r.output, r.output
