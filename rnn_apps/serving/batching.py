@@ -8,8 +8,9 @@
   ``heavy_queue`` heavy requests wait, others get 503 at once.
 * :class:`BatchQueue`: server-side batching as TensorFlow Serving's ``--enable_batching``. Concurrent
   light requests to one signature of one model version are concatenated along the batch axis and run
-  as one call of at most ``max_batch_size`` examples; one batch per signature runs at a time, and the
-  requests that arrive meanwhile form the next one. When the last batch held several requests (clients
+  as one call of at most ``max_batch_size`` examples; up to ``batch_threads`` batches of a signature
+  run at a time (one per CPU core by default, as TF Serving's ``num_batch_threads``), and the requests
+  that arrive meanwhile form the next ones. When the last batch held several requests (clients
   are arriving together) a batch also waits up to ``batch_timeout`` after its first request to fill; a
   lone client is never delayed. A recurrent decoder's cost grows far slower than its batch (the steps are
   sequential), so merged calls answer many more requests per second. When a merged call fails (e.g.
@@ -18,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -64,6 +66,7 @@ class SchedulerConfig:
 
     enable_batching: bool = True
     max_batch_size: int = 8
+    batch_threads: int = 0  # 0: one per CPU core, as TF Serving's num_batch_threads
     batch_timeout: float = 0.005
     heavy_slots: int = 1
     heavy_queue: int = 8
@@ -72,7 +75,9 @@ class SchedulerConfig:
     request_timeout: float = 60.0
 
     def __post_init__(self):
-        for name in ("max_batch_size", "heavy_slots", "light_rows", "light_bytes"):
+        if self.batch_threads == 0:
+            self.batch_threads = os.cpu_count() or 1
+        for name in ("max_batch_size", "batch_threads", "heavy_slots", "light_rows", "light_bytes"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer; received {v!r}.")
@@ -124,16 +129,19 @@ class BatchQueue:
     """Merges concurrent calls of one signature (see the module docstring).
 
     The first waiting request leads: it waits for the batch to fill (or ``timeout``), runs it and hands
-    each request its slice; the next waiting request then leads the next batch.
+    each request its slice; the next waiting request then leads the next batch, at once if fewer than
+    ``threads`` batches are running.
     """
 
-    def __init__(self, max_batch_size: int, timeout: float, on_batch: Optional[Callable[[int], None]] = None):
+    def __init__(self, max_batch_size: int, timeout: float, on_batch: Optional[Callable[[int], None]] = None,
+                 threads: int = 1):
         self.max_batch_size = max_batch_size
+        self.threads = threads
         self.timeout = timeout
         self._on_batch = on_batch or (lambda n: None)
         self._cond = threading.Condition()
         self._pending: List[_Item] = []
-        self._busy = False
+        self._running = 0  # batches running now (at most ``threads``)
         self._last_requests = 1  # requests in the last batch: several means clients arrive together
 
     def _pending_rows(self) -> int:
@@ -151,7 +159,7 @@ class BatchQueue:
                 self._execute(batch)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._running -= 1
                     self._cond.notify_all()
         if item.error is not None:
             raise item.error
@@ -160,7 +168,7 @@ class BatchQueue:
     def _wait_turn(self, item: _Item) -> Optional[List[_Item]]:
         """Under the lock: wait until ``item`` is done (None) or leads a batch (returned)."""
         while not item.done:
-            if not self._busy and self._pending and self._pending[0] is item:
+            if self._running < self.threads and self._pending and self._pending[0] is item:
                 while self._last_requests > 1 and self._pending_rows() < self.max_batch_size:
                     left = item.t0 + self.timeout - time.monotonic()
                     if left <= 0:
@@ -170,7 +178,7 @@ class BatchQueue:
                 while self._pending and (not batch or rows + self._pending[0].rows <= self.max_batch_size):
                     rows += self._pending[0].rows
                     batch.append(self._pending.pop(0))
-                self._busy = True
+                self._running += 1
                 self._last_requests = len(batch)
                 return batch
             if item in self._pending:
@@ -236,7 +244,8 @@ class Scheduler:
                 q = self._queues.get(qkey)
                 if q is None:
                     q = self._queues[qkey] = BatchQueue(c.max_batch_size, c.batch_timeout,
-                                                        lambda n, m=model_name: self._on_batch(m, n))
+                                                        lambda n, m=model_name: self._on_batch(m, n),
+                                                        c.batch_threads)
             return q.submit(run, arrays, deadline)
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
