@@ -12,7 +12,8 @@ import click
 
 from rnn_apps import __version__
 from rnn_apps._cli_common import (
-    _KEEP_BEST, _PATIENCE, _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+    _KEEP_BEST, _PATIENCE, _STRATEGY, FiniteFloatRange, _echo_json, _friendly_errors, _gather_texts,
+    _progress_to_stderr, _report, _verbosity,
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -49,10 +50,12 @@ def cli():
     help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv. Without it the model picks the form.",
 )
 @click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
-@click.option("--temperature", default=0.8, show_default=True, help="Sampling temperature; 0 is greedy.")
+@click.option("--temperature", type=FiniteFloatRange(0, 10), default=0.8, show_default=True,
+              help="Sampling temperature; 0 is greedy.")
 @click.option("--top-k", default=0, show_default=True, help="Sample among the k most likely characters (0: off).")
-@click.option("--top-p", default=0.9, show_default=True, help="Nucleus sampling mass (1: off).")
-@click.option("--seed", type=int, default=None, help="Same seed, same poems.")
+@click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Nucleus sampling mass (1: off).")
+@click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
 @click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
 @click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
               help="--form poems: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
@@ -594,6 +597,8 @@ def export_sentiment_cmd(run_dir, models_dir, version, notes_file):
               help="Most examples in one merged call; larger requests run in chunks of this size.")
 @click.option("--batch-timeout-ms", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
               help="How long a batch waits to fill after its first request.")
+@click.option("--batch-threads", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Batches of one signature that run at once (0: one per CPU core).")
 @click.option("--request-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds a request may take; a request still waiting or between chunks then is cancelled (504).")
 @click.option("--heavy-slots", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -610,7 +615,7 @@ def export_sentiment_cmd(run_dir, models_dir, version, notes_file):
                    "requests) before it serves.")
 @_friendly_errors
 def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, max_batch_size, batch_timeout_ms,
-          request_timeout, heavy_slots, max_connections, idle_timeout, cors_origins, warmup):
+          batch_threads, request_timeout, heavy_slots, max_connections, idle_timeout, cors_origins, warmup):
     """Serve every model under MODELS with TensorFlow Serving's REST API.
 
     Inputs are checked against each app's limits (the same as the commands'); metrics for Prometheus are
@@ -632,7 +637,8 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, ma
     try:
         run_server(models_dir or models_root(), host, port, int(max_body_mb * 1024 * 1024), poll_seconds,
                    enable_batching=enable_batching, max_batch_size=max_batch_size,
-                   batch_timeout=batch_timeout_ms / 1000, request_timeout=request_timeout, heavy_slots=heavy_slots,
+                   batch_timeout=batch_timeout_ms / 1000, batch_threads=batch_threads,
+                   request_timeout=request_timeout, heavy_slots=heavy_slots,
                    max_connections=max_connections, idle_timeout=idle_timeout, cors_origins=cors_origins,
                    warmup=warmup)
     except ServeError as e:

@@ -102,3 +102,11 @@ def test_commands_share_the_server_limits():
         clf._check(["good " * 10001])
     with pytest.raises(limits.LimitError, match="at most 50,000"):
         limits.check_text(limits.APPS["sentiment"], "text", "good " * 10001)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--seed", "99999999999999999999999"], "--seed"), (["--temperature", "nan"], "not a finite number"),
+    (["--temperature", "-1"], "range"), (["--top-p", "0"], "range"), (["--top-p", "nan"], "not a finite number")])
+def test_generate_poem_sampling_values(args, words):
+    r = run("generate-poem", *args)
+    assert r.exit_code == 2 and words in r.output
