@@ -331,3 +331,26 @@ def test_tflite_backbone_weights_on_the_command_line(tmp_path):
     r = CliRunner().invoke(cli, ["train", "caption", "--data", root, "--run-dir", str(tmp_path / "run"), "--backbone",
                                  "mobilenet_v2", "--backbone-weights", str(bad), "--image-size", "32"])
     assert r.exit_code == 1 and "TensorFlow Lite" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_default_beam_drives_serving_default_and_a_huge_beam_is_clamped(tmp_path, photo_set, photo_model):
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption import task
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    _, r, greedy_path = photo_model
+    path = task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "caption"), default_beam=3)
+    files = [os.path.join(photo_set, "Flicker8k_Dataset", f"{i}.jpg") for i in range(4)]
+    images = tf.constant([open(p, "rb").read() for p in files])
+    loaded = tf.saved_model.load(path)
+    by_default = loaded.signatures["serving_default"](image=images)["caption"].numpy()
+    beam3 = loaded.signatures["caption"](image=images, beam_size=tf.fill([4], 3))["caption"].numpy()
+    assert list(by_default) == list(beam3)
+    assert ImageCaptioner(path).default_beam == 3 and ImageCaptioner(greedy_path).default_beam == 1
+    assert [c.caption.encode() for c in ImageCaptioner(path).caption_files(files)] == list(beam3)
+    huge = loaded.signatures["caption"](image=images, beam_size=tf.fill([4], 20_000))["caption"].numpy()
+    widest = loaded.signatures["caption"](image=images, beam_size=tf.fill([4], 16))["caption"].numpy()
+    assert list(huge) == list(widest)
+    with pytest.raises(cdata.CaptionDataError, match="default_beam"):
+        task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "bad"), default_beam=0)

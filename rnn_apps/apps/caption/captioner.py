@@ -13,13 +13,12 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from rnn_apps.apps.caption.export import load_config
+from rnn_apps.apps.caption.export import MAX_BEAM, load_config
 from rnn_apps.apps.caption.images import CaptionError, ImageInput, prepare_image, read_image_file
 from rnn_apps.apps.caption import scenes
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
 
-MAX_BEAM = 16
 
 
 @dataclass
@@ -66,6 +65,8 @@ class ImageCaptioner:
         self.config = self.meta["config"]
         self.image_size = int(self.config["image_size"])
         self.grid = tuple(self.meta["grid"])
+        # The beam width the model was measured best with (older exports: greedy).
+        self.default_beam = int(self.meta.get("decoding", {}).get("default_beam", 1))
         self._tf = tf
         self._loaded = None
 
@@ -104,13 +105,17 @@ class ImageCaptioner:
             results.append(r)
         return results
 
-    def caption_images(self, images: Sequence[ImageInput], beam: int = 1, attention: bool = False,
+    def caption_images(self, images: Sequence[ImageInput], beam: Optional[int] = None, attention: bool = False,
                        batch_size: int = 32) -> list[Caption]:
         """Caption checked images (:func:`~rnn_apps.apps.caption.images.prepare_image`) in batches.
+
+        Args:
+            beam: Beam width, 1 (greedy) to 16; None: the model's default (:attr:`default_beam`).
 
         Raises:
             CaptionError: a bad beam size, or image data the model cannot decode (the file is named).
         """
+        beam = self.default_beam if beam is None else beam
         if not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM:
             raise CaptionError(f"beam must be an integer from 1 to {MAX_BEAM}; received {beam!r}.")
         if batch_size < 1:
@@ -130,13 +135,13 @@ class ImageCaptioner:
                                            "the file is corrupt or truncated.") from None
         return results
 
-    def caption_files(self, paths: Sequence[str], beam: int = 1, attention: bool = False,
+    def caption_files(self, paths: Sequence[str], beam: Optional[int] = None, attention: bool = False,
                       batch_size: int = 32) -> list[Caption]:
         """Read, check and caption image files (PNG, JPEG, GIF, BMP, WebP)."""
         images = [read_image_file(p, self.image_size) for p in paths]
         return self.caption_images(images, beam, attention, batch_size)
 
-    def caption_bytes(self, data: Sequence[bytes], beam: int = 1, attention: bool = False,
+    def caption_bytes(self, data: Sequence[bytes], beam: Optional[int] = None, attention: bool = False,
                       batch_size: int = 32) -> list[Caption]:
         images = [prepare_image(d, f"image {i + 1}", self.image_size) for i, d in enumerate(data)]
         return self.caption_images(images, beam, attention, batch_size)

@@ -25,7 +25,8 @@ def _attention_paths(out: str, n: int) -> list[str]:
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, the photo model; "
                    "models/caption-shapes describes synthetic scenes of coloured shapes).")
-@click.option("--beam", default=1, show_default=True, help="Beam width (1: greedy).")
+@click.option("--beam", type=int, default=None,
+              help="Beam width, 1 (greedy) to 16 (default: the model's; 3 for the shipped photo model).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
 @click.option("--translate-model", default=None,
@@ -130,6 +131,8 @@ def _in_chinese(captions: list, model_dir) -> list:
 @click.option("--dropout", type=float, default=None)
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 2e-3, cosine decay).")
 @click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
+@click.option("--default-beam", type=int, default=None,
+              help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
 @click.option("--min-shapes", type=int, default=None, help="--synthetic: fewest shapes in a scene (default 1).")
 @click.option("--max-shapes", type=int, default=None, help="--synthetic: most shapes in a scene, up to 4 (default 3).")
 @click.option("--min-count", type=int, default=None, help="--data: rarest word kept in the vocabulary (default 5).")
@@ -234,7 +237,7 @@ def fine_tune_caption(data, model_dir, out_dir, run_dir, epochs, learning_rate, 
                    "'test': the set's official test split).")
 @click.option("--limit", type=int, default=None, help="--data: caption at most this many images.")
 @click.option("--examples", default=0, show_default=True, help="--data: also give the first N captions with their references.")
-@click.option("--beam", default=1, show_default=True, help="Beam width (1: greedy).")
+@click.option("--beam", type=int, default=None, help="Beam width, 1 (greedy) to 16 (default: the model's).")
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")
@@ -293,17 +296,20 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 @click.option("--run-dir", required=True)
 @click.option("--models", "models_dir", default="models", show_default=True)
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
+@click.option("--default-beam", type=int, default=None,
+              help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
 @_friendly_errors
-def export_caption_cmd(run_dir, models_dir, version):
+def export_caption_cmd(run_dir, models_dir, version, default_beam):
     """Export the captioner of RUN_DIR to MODELS/caption/<version>/ (MODELS/caption-shapes/ for synthetic scenes).
 
     \b
     Example:
       rnn-apps export caption --run-dir runs/caption --models models
+      rnn-apps export caption --run-dir runs/caption-flickr --models models --default-beam 3
     """
     from rnn_apps.apps.caption import task
 
     model, vocab, cfg, run = task.load_run_model(run_dir)
     app = SHAPES_APP if run["synthetic"] else "caption"
     click.echo(task.export_run(model, vocab, cfg, run["synthetic"], os.path.join(models_dir, app), version,
-                               {"stats": run.get("stats")}))
+                               {"stats": run.get("stats")}, default_beam))

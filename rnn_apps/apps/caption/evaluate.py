@@ -65,7 +65,7 @@ def _png(pixels) -> bytes:
     return buf.getvalue()
 
 
-def evaluate_synthetic(model_dir: Optional[str] = None, seed: int = 2026, count: int = 1000, beam: int = 1,
+def evaluate_synthetic(model_dir: Optional[str] = None, seed: int = 2026, count: int = 1000, beam: Optional[int] = None,
                        batch_size: int = 64, progress: bool = False, max_shapes: Optional[int] = None) -> dict:
     """Caption ``count`` fresh scenes drawn with ``seed`` (the model's scene settings) as PNG bytes.
 
@@ -78,6 +78,7 @@ def evaluate_synthetic(model_dir: Optional[str] = None, seed: int = 2026, count:
     if count < 1:
         raise CaptionError(f"--count must be positive; received {count}.")
     cap = ImageCaptioner(model_dir)
+    beam = cap.default_beam if beam is None else beam
     settings = cap.meta.get("scene_settings")
     if not settings:
         raise CaptionError(f"{cap.model_dir} was not trained on synthetic scenes; evaluate it with --data DIR.")
@@ -196,7 +197,7 @@ def select_split(rows, split: str, config: dict):
     return val if split == "val" else train
 
 
-def evaluate_dataset(data_dir: str, model_dir: Optional[str] = None, split: str = "val", beam: int = 1,
+def evaluate_dataset(data_dir: str, model_dir: Optional[str] = None, split: str = "val", beam: Optional[int] = None,
                      batch_size: int = 32, limit: Optional[int] = None, progress: bool = False,
                      examples: int = 0) -> dict:
     """BLEU-1..4 and CIDEr-D of the captioner on a Flickr/COCO set (see :func:`select_split`).
@@ -212,6 +213,7 @@ def evaluate_dataset(data_dir: str, model_dir: Optional[str] = None, split: str 
     if limit is not None and limit < 1:
         raise CaptionError(f"--limit must be positive; received {limit}.")
     cap = ImageCaptioner(model_dir)
+    beam = cap.default_beam if beam is None else beam
     _, rows = cdata.load_caption_set(data_dir)
     rows = select_split(rows, split, cap.config)
     rows = rows[:limit] if limit else rows

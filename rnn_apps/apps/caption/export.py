@@ -4,7 +4,7 @@ Signatures (batch-first; loadable with plain ``tf.saved_model.load`` in a proces
 rnn_apps):
 
 * ``serving_default``: ``{"image": string[B]}`` (encoded PNG, JPEG, GIF, BMP or WebP bytes, any size) ->
-  ``{"caption": string[B]}``, greedy decoding.
+  ``{"caption": string[B]}``, with the model's default decoding (``default_beam`` of its config: 1 is greedy).
 * ``caption``: ``{"image": string[B], "beam_size": int32[B]}`` -> ``{"caption": string[B],
   "log_probability": float32[B], "length": int32[B]}``. The batch's largest beam size is used for every
   row (1: greedy); the best beam by total log-probability is returned.
@@ -32,6 +32,7 @@ from rnn_apps.apps.caption.images import decode_images
 from rnn_apps.vocab import Vocabulary
 
 CONFIG_NAME = "caption.json"
+MAX_BEAM = 16  # the widest beam the command line and the server accept
 FORMAT = "rnn_apps.caption/1"
 NEG = -1e9
 
@@ -55,6 +56,7 @@ class CaptionModule(tf.Module):
         self._done_row = tf.constant(done_row)
         self.size = int(config["image_size"])
         self.max_len = int(config["max_len"])
+        self.default_beam = int(config.get("default_beam") or 1)
         self.grid = tuple(int(g) for g in model.grid)
         self.locations = self.grid[0] * self.grid[1]
 
@@ -132,7 +134,9 @@ class CaptionModule(tf.Module):
 
     def _search(self, pixels, beam_size):
         features = self._features(pixels)
-        k = tf.maximum(tf.reduce_max(tf.concat([beam_size, [1]], 0)), 1)
+        # Clamped in the graph too, so that a server other than rnn-apps serve cannot be asked for a beam of
+        # thousands (its memory grows with the beam).
+        k = tf.clip_by_value(tf.reduce_max(tf.concat([beam_size, [1]], 0)), 1, MAX_BEAM)
         return tf.cond(k > 1, lambda: self._beam(features, k), lambda: self._greedy(features))
 
     def _empty(self):
@@ -151,7 +155,8 @@ class CaptionModule(tf.Module):
     # ------------------------------------------------------------------------------------ signatures
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def serving_default(self, image):
-        return {"caption": self._run(self._decode(image), tf.ones_like(image, tf.int32))["caption"]}
+        beam = tf.fill(tf.shape(image), self.default_beam)
+        return {"caption": self._run(self._decode(image), beam)["caption"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
@@ -187,7 +192,8 @@ def export_caption(model, vocab: Vocabulary, config: dict, app_dir: str, version
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
 
-    meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), "grid": list(module.grid), **(extra or {})}
+    meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), "grid": list(module.grid),
+            "decoding": {"default_beam": module.default_beam, "max_beam": MAX_BEAM}, **(extra or {})}
     return shared_export.atomic_export(write, app_dir, version, {CONFIG_NAME: meta})
 
 

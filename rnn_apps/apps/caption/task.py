@@ -34,6 +34,7 @@ DEFAULTS = dict(
     batch_size=64,
     steps_per_epoch=None,  # synthetic: 500; a caption set: one pass over its (image, caption) pairs
     max_len=None,  # synthetic: the longest caption + 1; a caption set: 32
+    default_beam=1,  # the beam width of the export's serving_default and of `rnn-apps caption` without --beam
     seed=1234,
     # synthetic scenes
     min_shapes=1,
@@ -181,6 +182,7 @@ def _resolve(cfg: dict, synthetic: bool) -> dict:
     if cfg["steps_per_epoch"] is None and synthetic:
         cfg["steps_per_epoch"] = 500
     cfg["filters"] = [int(f) for f in cfg["filters"]]
+    check_default_beam(cfg["default_beam"])
     if cfg["variant"] not in ("attention", "inject"):
         raise ValueError(f"variant must be 'attention' or 'inject'; received {cfg['variant']!r}.")
     return cfg
@@ -188,6 +190,15 @@ def _resolve(cfg: dict, synthetic: bool) -> dict:
 
 ARCHITECTURE = ("variant", "image_size", "filters", "feature_dim", "embedding_dim", "units", "cell", "attention_units",
                 "gate", "output", "max_len", "backbone")
+
+
+def check_default_beam(beam) -> int:
+    """The default beam width, checked: an integer from 1 (greedy) to 16."""
+    from rnn_apps.apps.caption.export import MAX_BEAM
+
+    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM:
+        raise cdata.CaptionDataError(f"default_beam must be an integer from 1 to {MAX_BEAM}; received {beam!r}.")
+    return beam
 
 
 def train(
@@ -390,13 +401,19 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
 
 
 def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: str, version: Optional[int] = None,
-               run: Optional[dict] = None) -> str:
-    """Export a trained captioner with what its users need to know (scene settings for synthetic models)."""
+               run: Optional[dict] = None, default_beam: Optional[int] = None) -> str:
+    """Export a trained captioner with what its users need to know (scene settings for synthetic models).
+
+    ``default_beam`` (1 to 16) replaces the run's setting: the beam of ``serving_default`` and of
+    ``rnn-apps caption`` without ``--beam``.
+    """
     from rnn_apps.apps.caption.export import export_caption
 
     # The weights file is inside the export; its name says where they came from, its path on this machine nothing.
     weights = cfg.get("backbone_weights")
     cfg = {**cfg, "backbone_weights": os.path.basename(weights) if isinstance(weights, str) else weights}
+    if default_beam is not None:
+        cfg["default_beam"] = check_default_beam(default_beam)
     extra = {"synthetic": bool(synthetic), "scene_settings": scene_settings(cfg) if synthetic else None}
     if run:
         extra["training"] = run
