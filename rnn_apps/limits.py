@@ -93,7 +93,7 @@ APPS: Mapping[str, AppLimits] = {
     ),
     "sentiment": AppLimits(
         "sentiment", max_batch=256,
-        max_chars={"text": 50_000, "inputs": 50_000},
+        max_chars={"text": 2_000_000, "inputs": 2_000_000},  # the model reads 400 words: head and tail
         non_empty=("text", "inputs"),
     ),
     "translate": AppLimits(

@@ -98,10 +98,10 @@ def test_commands_share_the_server_limits():
     with pytest.raises(FillError, match="at most 512"):
         parse_text("月" * 512 + "□")
     clf = SentimentClassifier.__new__(SentimentClassifier)  # the input checks need no model
-    with pytest.raises(SentimentError, match="at most 50,000"):
-        clf._check(["good " * 10001])
-    with pytest.raises(limits.LimitError, match="at most 50,000"):
-        limits.check_text(limits.APPS["sentiment"], "text", "good " * 10001)
+    with pytest.raises(SentimentError, match="at most 2,000,000"):
+        clf._check(["good " * 400001])
+    with pytest.raises(limits.LimitError, match="at most 2,000,000"):
+        limits.check_text(limits.APPS["sentiment"], "text", "good " * 400001)
 
 
 @pytest.mark.parametrize("args, words", [
