@@ -74,7 +74,13 @@ def coverage(tables, tokens, val_chars) -> dict:
     arrays = tables.vocab_arrays(tokens)
     usable = {s: bin(int(np.bitwise_or.reduce(arrays["rhyme"][i]))).count("1") for i, s in enumerate(prosody.RHYMES)}
     occurrences = sum(val_chars.values())
+    book = [c for c in han if tables.tone_source(c) == "pingshui"]
+    rules = {}  # the modern-reading fallback tried on the characters the rhyme book has
+    for name, bit in (("ze", prosody.ZE), ("ping", prosody.PING)):
+        claimed = [c for c in book if tables.modern_tone_bits(c) == bit]
+        rules[name] = {"claimed": len(claimed), "book_agrees": sum(bool(tables.tone_bits(c) & bit) for c in claimed)}
     return {
+        "fallback_rules_on_book_chars": rules,
         "vocab_han": len(han),
         "pingshui_book": sum(tables.tone_source(c) == "pingshui" for c in han),
         "modern_fallback": sum(tables.tone_source(c) == "modern" for c in han),

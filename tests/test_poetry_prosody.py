@@ -37,8 +37,10 @@ def test_table_lookups(tables):
     assert [xy[g] for g in tables.rhyme_groups("东", "xinyun")] == ["十一庚"]
     assert [xy[g] for g in tables.rhyme_groups("诗", "xinyun")] == ["十三支"]
     assert [xy[g] for g in tables.rhyme_groups("西", "xinyun")] == ["十二齐"]
-    # Not in the rhyme book: 仄 when every modern reading is 3rd or 4th tone, else unknown (maybe an old 入声).
+    # Not in the rhyme book: 仄 when every modern reading is 3rd or 4th tone, 平 when every one is 1st or 2nd
+    # tone with a nasal final (入声 never became nasal), else unknown (xī may be an old 入声 syllable).
     assert tables.tone_source("扫") == "modern" and tables.tone_bits("扫") == ZE
+    assert tables.tone_source("沉") == "modern" and tables.tone_bits("沉") == PING
     assert tables.tone_bits("溪") == 0 and tables.tone_source("溪") == ""
     with open(prosody.TABLES_PATH, encoding="utf-8") as f:
         data = json.load(f)

@@ -126,6 +126,11 @@ def _pct(k: int, n: int) -> str:
     return f"{100 * k / n:.1f} %" if n else "-"
 
 
+def _rule(cov: dict, name: str) -> str:
+    r = cov["fallback_rules_on_book_chars"][name]
+    return f"{r['book_agrees']:,} of {r['claimed']:,} ({_pct(r['book_agrees'], r['claimed'])})"
+
+
 def prosody_section(model_dir: str, figures: dict, seed: int = 2026) -> str:
     """The card's section on rhyme and metre: tables and sources, compliance, cost, analysed samples."""
     from rnn_apps.apps.poetry.generate import PoemGenerator
@@ -152,8 +157,11 @@ def prosody_section(model_dir: str, figures: dict, seed: int = 2026) -> str:
         f"* 平水韵: {tables.sources['pingshui']}.",
         f"* 中华新韵 and the fallback tone: {tables.sources['xinyun']}.",
         f"* Coverage of the model's {n_v:,} Chinese characters: classical tone from 平水韵 for "
-        f"{cov['pingshui_book']:,} ({_pct(cov['pingshui_book'], n_v)}), from the modern fallback (仄 when every modern "
-        f"reading is 3rd or 4th tone) for {cov['modern_fallback']:,}, unknown for {cov['classical_unknown']:,} "
+        f"{cov['pingshui_book']:,} ({_pct(cov['pingshui_book'], n_v)}), from the modern fallback for "
+        f"{cov['modern_fallback']:,} (仄 when every modern reading has the 3rd or 4th tone, 平 when every one has the "
+        "1st or 2nd tone and a nasal final, which 入声 never became; tried on the characters the book has, the book "
+        f"agrees with {_rule(cov, 'ze')} of the 仄 and {_rule(cov, 'ping')} of the 平 it gives), unknown for "
+        f"{cov['classical_unknown']:,} "
         f"({_pct(cov['classical_unknown'], n_v)}; never drawn where a tone is required); {cov['polyphonic']:,} have "
         f"both tones; {cov['ping_rhyme_chars']:,} can rhyme in a 平 group; {cov['usable_groups']['pingshui']} of the "
         f"{cov['usable_groups']['pingshui_of']} 平 groups (and {cov['usable_groups']['xinyun']} of "
