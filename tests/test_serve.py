@@ -719,6 +719,11 @@ def test_metrics(server):
     assert value(lat) >= value(ok) + value(bad)
     assert value(':tensorflow:serving:batching_session:processed_batch_size_count{model_name="poetry"}') >= 1
     assert ':tensorflow:core:servable_state{model_name="poetry",version="1",state="AVAILABLE"} 1' in lines
+    predict(server, "no-such-model-x1", {"instances": ["a"]})  # made-up names share one empty label
+    with urllib.request.urlopen(server.base + "/monitoring/prometheus/metrics", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    assert not any("no-such-model-x1" in x for x in lines)
+    assert value(':tensorflow:serving:request_count{model_name="",API="predict",entrypoint="REST",status="404"}') >= 1
     for line in lines:  # every sample line parses as name{labels} value
         if not line.startswith("#"):
             float(line.rsplit(" ", 1)[1])
@@ -753,6 +758,7 @@ def test_server_side_batching_merges_concurrent_requests(models, start, tmp_path
         if max(sizes) > 1:
             break
     assert max(sizes) > 1
+    assert srv.scheduler._queues == {}  # idle queues are not kept
 
 
 def test_batch_queue_merges_waiting_requests_and_isolates_failures():

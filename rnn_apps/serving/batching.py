@@ -144,6 +144,11 @@ class BatchQueue:
         self._running = 0  # batches running now (at most ``threads``)
         self._last_requests = 1  # requests in the last batch: several means clients arrive together
 
+    def idle(self) -> bool:
+        """No request waiting and no batch running."""
+        with self._cond:
+            return not self._pending and self._running == 0
+
     def _pending_rows(self) -> int:
         return sum(i.rows for i in self._pending)
 
@@ -246,7 +251,12 @@ class Scheduler:
                     q = self._queues[qkey] = BatchQueue(c.max_batch_size, c.batch_timeout,
                                                         lambda n, m=model_name: self._on_batch(m, n),
                                                         c.batch_threads)
-            return q.submit(run, arrays, deadline)
+            try:
+                return q.submit(run, arrays, deadline)
+            finally:
+                with self._lock:  # forget idle queues, so that many shapes or versions cannot pile them up
+                    if q.idle() and self._queues.get(qkey) is q:
+                        del self._queues[qkey]
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
 

@@ -104,7 +104,10 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         if origin and cors_origins:
             resp.headers.update(guard.cors_headers(origin, cors_origins))
         if getattr(g, "metric", None) is not None:
-            metrics.request(*g.metric, resp.status_code, time.perf_counter() - g.t0)
+            name, api = g.metric
+            if name not in registry.names():  # a label per made-up name would grow without bound
+                name = ""
+            metrics.request(name, api, resp.status_code, time.perf_counter() - g.t0)
         return resp
 
     @app.get("/")
