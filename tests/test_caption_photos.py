@@ -354,3 +354,25 @@ def test_default_beam_drives_serving_default_and_a_huge_beam_is_clamped(tmp_path
     assert list(huge) == list(widest)
     with pytest.raises(cdata.CaptionDataError, match="default_beam"):
         task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "bad"), default_beam=0)
+
+
+SHIPPED_TRANSLATE = os.path.join(os.path.dirname(__file__), "..", "models", "translate")
+
+
+@pytest.mark.skipif(not os.path.isdir(SHIPPED_TRANSLATE), reason="needs the shipped translation model")
+def test_cli_caption_in_chinese_through_the_translation_model(photo_set, photo_model):
+    import re
+
+    _, _, path = photo_model
+    files = [os.path.join(photo_set, "Flicker8k_Dataset", f"{i}.jpg") for i in range(2)]
+    runner = CliRunner()
+    r = runner.invoke(cli, ["caption", *files, "--model", path, "--lang", "zh", "--json",
+                            "--translate-model", SHIPPED_TRANSLATE])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [x["image"] for x in rows] == files
+    for x in rows:
+        assert isinstance(x["caption_zh"], str)
+        assert bool(re.search(r"[\u4e00-\u9fff]", x["caption_zh"])) == bool(x["caption"]), x
+    r = runner.invoke(cli, ["caption", files[0], "--model", path, "--lang", "zh", "--translate-model", path])
+    assert r.exit_code == 1 and "Traceback" not in r.output and "translat" in r.output.lower(), r.output
