@@ -65,6 +65,9 @@ class AppLimits:
         max_values: The most numbers per example of a numeric input (e.g. a forecast history).
         known_words: Text inputs that must hold a word the model knows (checked with the model's
             ``tokenize`` signature: a text of unknown words only would get an invented answer).
+        light_chars: A request with more characters than this in all its texts together is *large* for
+            ``rnn-apps serve`` (it waits for a slot for large requests) even with few examples: for models
+            whose work grows quickly with the text (every blank of a fill text is a model pass).
     """
 
     app: str
@@ -76,6 +79,7 @@ class AppLimits:
     max_megapixels: Mapping[str, float] = field(default_factory=dict)
     max_values: int = 100_000
     known_words: Tuple[str, ...] = ()
+    light_chars: Optional[int] = None
 
 
 _INT64 = Range(-(2**63), 2**63 - 1)
@@ -103,6 +107,7 @@ APPS: Mapping[str, AppLimits] = {
         ranges={"beam_size": Range(1, 16, meaning="1 is greedy"),
                 "max_length": Range(0, 160, meaning="0: the model's default")},
         known_words=("text",),
+        light_chars=200,
     ),
     "fill": AppLimits(
         "fill", max_batch=64,
@@ -110,6 +115,7 @@ APPS: Mapping[str, AppLimits] = {
         non_empty=("text",),
         ranges={"top_k": Range(1, 100)},
         max_blanks={"text": (1, 64)},
+        light_chars=128,
     ),
     "caption": AppLimits(
         "caption", max_batch=16,

@@ -898,6 +898,10 @@ def test_scheduler_sheds_load_and_stops_between_chunks():
         with pytest.raises(ScheduleError) as e:  # heavy_queue=0: nobody may wait for the busy slot
             sched.run(("m",), "m", blocking, {"x": np.arange(3)}, Deadline(60))
         assert e.value.status == 503
+        with pytest.raises(ScheduleError) as e:  # one example, but known to be large (its app's limits)
+            sched.run(("m",), "m", blocking, {"x": np.arange(1)}, Deadline(60), large=True)
+        assert e.value.status == 503
+        assert sched.run(("m",), "m", lambda a: {"y": a["x"]}, {"x": np.arange(1)}, Deadline(60))["y"].tolist() == [0]
     finally:
         hold.set()
         t.join(30)
@@ -1023,6 +1027,21 @@ def test_export_writes_warmup_and_removes_stale_temporaries(tmp_path):
     assert sig == "serving_default" and inputs["text"].tolist() == ["床前明月□，疑是地上霜。".encode()]
     v2 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"notes.json": {}})
     assert warmup.read_warmup(v2) is None  # not an app's export: no warm-up written
+
+
+def test_large_by_app_limits():
+    import numpy as np
+
+    from rnn_apps import limits
+    from rnn_apps.serving.checks import is_large
+
+    fill = limits.APPS["fill"]
+    texts = lambda *t: {"text": np.array([x.encode() for x in t], dtype=object)}  # noqa: E731
+    assert not is_large(fill, texts("床前明月□" * 25))  # 125 characters
+    assert is_large(fill, texts("床前明月□" * 26))
+    assert is_large(fill, texts("床前明月□" * 13, "床前明月□" * 13))  # counted over the whole request
+    assert not is_large(limits.APPS["sentiment"], {"text": np.array([b"a" * 10000], dtype=object)})
+    assert not is_large(None, texts("床前明月□" * 100))
 
 
 def test_scheduler_settings_are_checked():

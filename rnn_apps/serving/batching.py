@@ -236,12 +236,16 @@ class Scheduler:
         nbytes = sum(sum(len(x) for x in a.reshape(-1)) if a.dtype == object else a.nbytes for a in arrays.values())
         return rows > c.light_rows or nbytes > c.light_bytes
 
-    def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
-        """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly."""
+    def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline,
+            large: bool = False) -> Arrays:
+        """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly.
+
+        ``large``: the caller knows the request is large (e.g. from its app's limits), whatever its size.
+        """
         deadline.check()
         c = self.config
-        if self.heavy(arrays):
-            return self._run_heavy(run, arrays, deadline)
+        if large or self.heavy(arrays):
+            return self._run_heavy(model_name, run, arrays, deadline)
         if c.enable_batching and _batched(arrays) and _rows(arrays) <= c.max_batch_size:
             shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
             qkey = key + shapes
@@ -260,7 +264,7 @@ class Scheduler:
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
 
-    def _run_heavy(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+    def _run_heavy(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
         c = self.config
         with self._lock:
             if self._heavy_waiting >= c.heavy_queue + c.heavy_slots:
@@ -271,7 +275,7 @@ class Scheduler:
             while not self._heavy.acquire(timeout=0.25):
                 deadline.check()
             try:
-                return self._chunked(run, arrays, deadline)
+                return self._chunked(model_name, run, arrays, deadline)
             finally:
                 self._heavy.release()
         finally:
@@ -279,15 +283,17 @@ class Scheduler:
                 self._heavy_waiting -= 1
             _return_freed_memory()
 
-    def _chunked(self, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+    def _chunked(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
         step = max(1, self.config.max_batch_size)
         if not _batched(arrays) or _rows(arrays) <= step:
+            self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
             return run(arrays)
         n = _rows(arrays)
         parts: List[Arrays] = []
         for start in range(0, n, step):
             deadline.check()
             chunk = {k: v[start:start + step] for k, v in arrays.items()}
+            self._on_batch(model_name, _rows(chunk))
             out = run(chunk)
             if _split_outputs(out, [_rows(chunk)]) is None:  # an output without a batch axis: run it whole
                 return run(arrays)

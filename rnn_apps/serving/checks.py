@@ -110,6 +110,18 @@ def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
             L.check_number(lim, name, x)
 
 
+def is_large(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray]) -> bool:
+    """Whether the texts of a request hold more characters than its app's ``light_chars``."""
+    if lim is None or lim.light_chars is None:
+        return False
+    total = 0
+    for name in lim.max_chars:
+        a = arrays.get(name)
+        if a is not None and a.dtype == object:
+            total += sum(len(x.decode("utf-8", "replace")) for x in a.reshape(-1))
+    return total > lim.light_chars
+
+
 def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], tokenize) -> None:
     """Refuse texts with no word the model knows, for the inputs ``lim.known_words`` names.
 

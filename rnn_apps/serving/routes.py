@@ -8,6 +8,7 @@ import re
 import time
 from typing import Optional, Sequence
 
+from rnn_apps.serving.checks import is_large
 from rnn_apps.serving.codec import _json_default
 from rnn_apps.serving.errors import ApiError, _bad_request
 from rnn_apps.serving.predict import _run, predict
@@ -129,7 +130,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         def execute(sig: Signature, arrays: dict):
             try:
                 return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
-                                     lambda a: _run(sig, a), arrays, deadline)
+                                     lambda a: _run(sig, a), arrays, deadline, is_large(model.limits, arrays))
             except ScheduleError as e:
                 raise ApiError(e.status, e.message) from None
         return execute
