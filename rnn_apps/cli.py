@@ -602,7 +602,8 @@ def export_sentiment_cmd(run_dir, models_dir, version, notes_file):
 @click.option("--request-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
               help="Seconds a request may take; a request still waiting or between chunks then is cancelled (504).")
 @click.option("--heavy-slots", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Large requests (over 8 examples or 4 KB of text) that run at once; others wait their turn.")
+              help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "
+                   "once; others wait their turn.")
 @click.option("--max-connections", type=click.IntRange(4, 10000), default=100, show_default=True,
               help="Open connections; at the limit the idlest ones are closed to make room.")
 @click.option("--idle-timeout", type=click.IntRange(1, 3600), default=30, show_default=True,
