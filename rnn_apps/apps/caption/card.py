@@ -27,6 +27,23 @@ def run_history(run_dir: str) -> list:
     return read_history(run_dir)
 
 
+def read_lines(path: Optional[str]) -> Optional[list]:
+    """The lines of a text file (e.g. the commands that made a card's figures), or None without a path."""
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def write_card(text: str, app_dir: str, out: Optional[str] = None) -> str:
+    """Write a card to ``out`` (default ``<app_dir>/README.md``), print it, return its path."""
+    out = out or os.path.join(app_dir, "README.md")
+    with open(out, "w", encoding="utf-8") as f:
+        f.write(text)
+    print(text)
+    return out
+
+
 def load_json(path: Optional[str]):
     if not path:
         return None
@@ -236,11 +253,8 @@ def main():
     text = build_card(version_dir, args.run_dir, load_json(args.eval_json), args.compare_run_dir,
                       load_json(args.compare_eval_json), load_json(args.bench_json), examples, args.example_seed,
                       args.training_time, args.compare_training_time, load_json(args.beam_eval_json),
-                      open(args.commands_file, encoding="utf-8").read().splitlines() if args.commands_file else None)
-    out = args.out or os.path.join(app_dir, "README.md")
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
+                      read_lines(args.commands_file))
+    write_card(text, app_dir, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import argparse
 import os
 from typing import Optional, Sequence
 
-from rnn_apps.apps.caption.card import dir_size, load_json, run_history
+from rnn_apps.apps.caption.card import dir_size, load_json, read_lines, run_history, write_card
 
 # Show, Attend and Tell (Xu et al., 2015), Table 1, Flickr8k test, VGG features: BLEU-1..4.
 SAT_FLICKR8K = {"soft attention": (67.0, 44.8, 29.9, 19.5), "hard attention": (67.0, 45.7, 31.4, 21.3)}
@@ -202,13 +202,8 @@ def main():
     app_dir = os.path.dirname(os.path.abspath(version_dir))
     examples = caption_examples(version_dir, args.data, args.examples) if args.examples else []
     text = build_photo_card(version_dir, args.run_dir, [load_json(p) for p in args.eval_json], load_json(args.bench_json),
-                            examples, args.training_time,
-                            open(args.commands_file, encoding="utf-8").read().splitlines() if args.commands_file
-                            else None, args.feature_seconds)
-    out = args.out or os.path.join(app_dir, "README.md")
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
+                            examples, args.training_time, read_lines(args.commands_file), args.feature_seconds)
+    write_card(text, app_dir, args.out)
 
 
 if __name__ == "__main__":
