@@ -142,6 +142,9 @@ def cases(m: dict, port: int):
         ]
     if R:
         out += [("forecast: NaN history", lambda p: predict(p, R, b'{"instances": [[' + b"NaN, " * 99 + b"1.0]]}"))]
+    if P and F:
+        out += [("2 fills of 512 characters at once: a 1-poem request meanwhile",
+                 lambda p: short_behind_long(p, F, P, {"instances": ["床前□月光，" * 64 + ("疑是地上霜。" * 22)[:128]]}))]
     if P:
         out += [
             ("JSON: lone surrogate", lambda p: predict(p, P, b'{"instances": ["\\ud800"]}')),
@@ -153,7 +156,8 @@ def cases(m: dict, port: int):
                 "Content-Type": "text/plain", "Origin": "http://evil.example"})),
             ("Host: evil.example", lambda p: request(p, "GET", "/v1/models", headers={"Host": "evil.example"})),
             ("100 idle connections, then a poem", lambda p: idle_then(p, P)),
-            ("2 poetry batches of 64 at once: a 1-poem request meanwhile", lambda p: short_behind_long(p, P)),
+            ("2 poetry batches of 64 at once: a 1-poem request meanwhile",
+             lambda p: short_behind_long(p, P, P, {"instances": ["月"] * 64})),
             ("client hangs up during a batch of 64", lambda p: hang_up(p, P)),
         ]
     return out
@@ -169,18 +173,19 @@ def idle_then(port, model):
             s.close()
 
 
-def short_behind_long(port, model):
+def short_behind_long(port, long_model, short_model, long_body):
+    """Two long requests at once, and a short one sent while they run: its answer and time."""
     results = []
-    heavy = [threading.Thread(target=lambda: results.append(predict(port, model, {"instances": ["月"] * 64})))
+    heavy = [threading.Thread(target=lambda: results.append(predict(port, long_model, long_body)))
              for _ in range(2)]
     for t in heavy:
         t.start()
     time.sleep(0.5)
-    light = predict(port, model, {"instances": ["春"]})
+    light = predict(port, short_model, {"instances": ["春"]})
     for t in heavy:
         t.join()
     long_s = ", ".join(f"{r[2]:.1f}" for r in results)
-    return light[0], light[1][:60] + f" (the batches of 64 took {long_s} s)".encode(), light[2]
+    return light[0], light[1][:60] + f" (the long requests took {long_s} s)".encode(), light[2]
 
 
 def hang_up(port, model):
