@@ -14,10 +14,10 @@ from rnn_apps.cli import cli
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 TFLITE = os.path.join(SHARED, "mobilenet_v2_1.0_224_quant.tflite")
 FLICKR = os.path.join(SHARED, "flickr8k")
-# A photo-style captioner small enough for a test: MobileNetV2 (random weights) at 32 px, a tiny decoder.
-TINY_PHOTO = dict(backbone="mobilenet_v2", backbone_weights="none", image_size=64, feature_dim=8, units=16,
+# A photo-style captioner small enough for a test: MobileNetV2 at 64 px (2×2 grid), a tiny decoder.
+TINY_PHOTO = dict(backbone="mobilenet_v2", image_size=64, feature_dim=8, units=16,
                   embedding_dim=8, attention_units=8, output="tied", batch_size=4, min_count=1, max_len=8,
-                  steps_per_epoch=3, seed=5)
+                  steps_per_epoch=3, seed=5, flip_prob=0.5)
 
 
 def _jpeg(pixels) -> bytes:
@@ -196,6 +196,23 @@ def test_coco_scores_match_an_independent_bleu_and_rank_captions():
 
 
 @pytest.fixture(scope="module")
+def tiny_photo(tmp_path_factory):
+    """TINY_PHOTO with a MobileNetV2 weights file whose batch norms hold the statistics of random images, so
+    that its features are of order 1 (with Keras's initial statistics they shrink to about 1e-12)."""
+    import keras
+
+    keras.utils.set_random_seed(11)
+    src = keras.applications.MobileNetV2(input_shape=(64, 64, 3), include_top=False, weights=None)
+    for layer in src.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0  # one training-mode call sets the moving statistics to the batch's
+    src(np.random.default_rng(0).uniform(-1, 1, (16, 64, 64, 3)).astype(np.float32), training=True)
+    path = str(tmp_path_factory.mktemp("backbone") / "mnv2.weights.h5")
+    src.save_weights(path)
+    return {**TINY_PHOTO, "backbone_weights": path}
+
+
+@pytest.fixture(scope="module")
 def photo_set(tmp_path_factory):
     caps = {f"{i}.jpg": [f"a {c} dog number {i % 3} runs", f"the {c} dog plays"] for i, c in
             enumerate(["black", "brown", "white", "black", "brown", "white", "black", "brown"])}
@@ -203,11 +220,11 @@ def photo_set(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def photo_model(tmp_path_factory, photo_set):
+def photo_model(tmp_path_factory, photo_set, tiny_photo):
     from rnn_apps.apps.caption import task
 
     run_dir = str(tmp_path_factory.mktemp("photo_run"))
-    r = task.train(photo_set, run_dir, epochs=2, verbose=0, **TINY_PHOTO)
+    r = task.train(photo_set, run_dir, epochs=2, verbose=0, **tiny_photo)
     models = tmp_path_factory.mktemp("models")
     return run_dir, r, task.export_run(r["model"], r["vocab"], r["config"], False, str(models / "caption"))
 
@@ -220,8 +237,19 @@ def test_training_on_cached_features_exports_the_whole_captioner(photo_set, phot
     run_dir, r, path = photo_model
     assert r["step"] == 6 and r["stats"]["train_images"] == 6 and r["stats"]["val_images"] == 2
     assert r["best_epoch"] in (1, 2)
-    with open(os.path.join(run_dir, "features", "features.json")) as f:
-        assert json.load(f)["done"] == 8  # every image once, not once per caption or epoch
+    for cache in ("features", "features-mirrored"):
+        with open(os.path.join(run_dir, cache, "features.json")) as f:
+            assert json.load(f)["done"] == 8  # every image once, not once per caption or epoch
+    # the mirrored photos' features are those of the photos turned left-right
+    mirrored = np.load(os.path.join(run_dir, "features-mirrored", "features.npy")).astype(np.float32)
+    images = tf.stack([tf.image.resize(tf.cast(tf.io.decode_jpeg(open(os.path.join(photo_set, "Flicker8k_Dataset",
+                                                                                   f"{i}.jpg"), "rb").read()), tf.float32),
+                                       [64, 64], antialias=True) for i in range(8)])
+    backbone = task.load_run_model(run_dir)[0].encoder.backbone
+    want = backbone(tf.reverse(images, axis=[2]) / 127.5 - 1.0).numpy()
+    np.testing.assert_allclose(mirrored, want, rtol=1e-2, atol=1e-2 * np.abs(want).max())
+    flips = [task.flip_mask(r["config"], step, 4) for step in range(6)]
+    assert 0 < np.mean(flips) < 1 and np.array_equal(flips[2], task.flip_mask(r["config"], 2, 4))
     # The export runs the backbone on the image bytes; its captions are those of the trained head and decoder
     # on the cached grids (same decoder, same greedy search).
     loaded = tf.saved_model.load(path)
@@ -236,10 +264,11 @@ def test_training_on_cached_features_exports_the_whole_captioner(photo_set, phot
     np.testing.assert_allclose(feats, direct, rtol=1e-2, atol=1e-2)  # float16 cache
     assert len(out["caption"].numpy()) == 8
     meta = json.load(open(os.path.join(path, "assets.extra", "caption.json")))
-    assert meta["config"]["backbone_weights"] == "none" and meta["config"]["output"] == "tied"
+    assert meta["config"]["backbone_weights"] == "mnv2.weights.h5" and meta["config"]["output"] == "tied"
+    assert np.abs(feats).mean() > 1e-3 and np.abs(grids).mean() > 1e-2  # features of a real size, not underflow
 
 
-def test_resume_of_a_cached_run_matches_an_uninterrupted_one(tmp_path, photo_set, photo_model):
+def test_resume_of_a_cached_run_matches_an_uninterrupted_one(tmp_path, photo_set, photo_model, tiny_photo):
     """A run on cached features stopped mid-epoch and resumed (its checkpoints hold the head and decoder,
     the backbone is built again) ends with the weights of the run never stopped."""
     import keras
@@ -263,11 +292,11 @@ def test_resume_of_a_cached_run_matches_an_uninterrupted_one(tmp_path, photo_set
     run = str(tmp_path / "run")
     try:
         with pytest.raises(Stop):
-            task.train(photo_set, run, epochs=2, verbose=0, save_every=2, **TINY_PHOTO)
+            task.train(photo_set, run, epochs=2, verbose=0, save_every=2, **tiny_photo)
     finally:
         training.fit_resumable = orig_fit
     assert training.CheckpointManager(run).latest().endswith("ckpt-000000002")
-    resumed = task.train(photo_set, run, epochs=2, resume=True, verbose=0, save_every=2, **TINY_PHOTO)
+    resumed = task.train(photo_set, run, epochs=2, resume=True, verbose=0, save_every=2, **tiny_photo)
     assert resumed["step"] == 6 and resumed["best_epoch"] == whole["best_epoch"]
     for a, b in zip(resumed["model"].weights, whole["model"].weights):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
@@ -301,7 +330,7 @@ def test_fine_tune_keeps_the_vocabulary_and_adds_new_words(tmp_path, photo_model
         np.testing.assert_array_equal(a, b)
     assert len(tuned["weights"]) == n
     r = runner.invoke(cli, ["caption", os.path.join(mine, "Flicker8k_Dataset", "z0.jpg"), "--model", str(out)])
-    assert r.exit_code == 0 and r.output.strip(), r.output
+    assert r.exit_code == 0 and r.output.strip(), r.output  # a caption, or a note that there is none
     task_result = task.load_run_model(str(tmp_path / "run"))
     assert len(task_result[1]) == len(tuned["vocab"])
 

@@ -91,6 +91,9 @@ class ImageCaptioner:
         results = []
         for i, im in enumerate(images):
             r = Caption(im.name, caps[i], notes=list(im.notes))
+            if not caps[i]:  # say so, rather than print an empty line as if it were an answer
+                r.notes.append(f"{im.name}: the model ended the caption before its first word (no caption); "
+                               "a wider --beam or another model may find one.")
             if self.meta.get("synthetic") and scenes.parse_caption(caps[i]) is None:
                 # A model of the synthetic scenes can only describe scenes; an image unlike them (a photo,
                 # a blank or tiny image) can make it stumble. Say so rather than pass it off as an answer.

@@ -131,6 +131,9 @@ def _in_chinese(captions: list, model_dir) -> list:
 @click.option("--dropout", type=float, default=None)
 @click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 2e-3, cosine decay).")
 @click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
+@click.option("--flip-prob", type=float, default=None,
+              help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
+                   "backbone the mirrored photos' features are cached too).")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
 @click.option("--min-shapes", type=int, default=None, help="--synthetic: fewest shapes in a scene (default 1).")

@@ -34,6 +34,7 @@ DEFAULTS = dict(
     batch_size=64,
     steps_per_epoch=None,  # synthetic: 500; a caption set: one pass over its (image, caption) pairs
     max_len=None,  # synthetic: the longest caption + 1; a caption set: 32
+    flip_prob=0.0,  # share of training images mirrored left-right (data augmentation)
     default_beam=1,  # the beam width of the export's serving_default and of `rnn-apps caption` without --beam
     seed=1234,
     # synthetic scenes
@@ -116,30 +117,53 @@ def _load_images(paths, size: int):
     return decode_images(tf.map_fn(tf.io.read_file, paths), size)
 
 
+def flip_mask(cfg: dict, step: int, n: int) -> np.ndarray:
+    """Which of the ``n`` examples of global step ``step`` are mirrored left-right (``flip_prob`` of them):
+    drawn from the seed (seed, 3, step), so a resumed run mirrors the same images as an uninterrupted one."""
+    p = float(cfg.get("flip_prob") or 0.0)
+    if p <= 0:
+        return np.zeros(n, bool)
+    return np.random.default_rng([cfg["seed"], 3, step]).random(n) < p
+
+
 def pairs_dataset(plan: cdata.PairPlan, cfg: dict, vocab: Vocabulary, start_step: int):
     import tensorflow as tf
 
     b, s, t = cfg["batch_size"], cfg["image_size"], cfg["max_len"]
-    spec = (tf.TensorSpec((b,), tf.string), tf.TensorSpec((b, t), tf.int32), tf.TensorSpec((b, t), tf.int32),
-            tf.TensorSpec((b, t), tf.float32))
-    ds = tf.data.Dataset.from_generator(lambda: plan.iterate(vocab, t, start_step), output_signature=spec)
-    ds = ds.map(lambda p, x, y, w: ((_load_images(p, s), x), y, w), num_parallel_calls=2)
+
+    def batches():
+        for k, (p, x, y, w) in enumerate(plan.iterate(vocab, t, start_step)):
+            yield p, flip_mask(cfg, start_step + k, b), x, y, w
+
+    def load(p, flip, x, y, w):
+        images = _load_images(p, s)
+        return (tf.where(flip[:, None, None, None], tf_reverse_width(images), images), x), y, w
+
+    spec = (tf.TensorSpec((b,), tf.string), tf.TensorSpec((b,), tf.bool), tf.TensorSpec((b, t), tf.int32),
+            tf.TensorSpec((b, t), tf.int32), tf.TensorSpec((b, t), tf.float32))
+    ds = tf.data.Dataset.from_generator(batches, output_signature=spec).map(load, num_parallel_calls=2)
     return _options(ds).prefetch(2)
 
 
 def feature_pairs_dataset(plan: cdata.PairPlan, grids: np.ndarray, rows_to_grids: np.ndarray, cfg: dict,
-                          vocab: Vocabulary, start_step: int):
+                          vocab: Vocabulary, start_step: int, flipped: Optional[np.ndarray] = None):
     """Training batches of cached feature grids: ``((grids float16 [B, h, w, c], inputs), targets, weights)``.
 
-    ``rows_to_grids[i]`` is the row of ``grids`` that holds the features of the plan's image ``i``.
+    ``rows_to_grids[i]`` is the row of ``grids`` that holds the features of the plan's image ``i``;
+    ``flipped`` holds the features of the mirrored images, used for the examples :func:`flip_mask` picks.
     """
     import tensorflow as tf
 
     b, t = cfg["batch_size"], cfg["max_len"]
 
     def batches():
-        for paths, x, y, w in plan.iterate(vocab, t, start_step, with_index=True):
-            yield (grids[rows_to_grids[paths]], x), y, w
+        for k, (index, x, y, w) in enumerate(plan.iterate(vocab, t, start_step, with_index=True)):
+            rows = rows_to_grids[index]
+            g = grids[rows]
+            if flipped is not None:
+                flip = flip_mask(cfg, start_step + k, b)
+                g[flip] = flipped[rows[flip]]
+            yield (g, x), y, w
 
     spec = ((tf.TensorSpec((b, *grids.shape[1:]), tf.float16), tf.TensorSpec((b, t), tf.int32)),
             tf.TensorSpec((b, t), tf.int32), tf.TensorSpec((b, t), tf.float32))
@@ -183,6 +207,8 @@ def _resolve(cfg: dict, synthetic: bool) -> dict:
         cfg["steps_per_epoch"] = 500
     cfg["filters"] = [int(f) for f in cfg["filters"]]
     check_default_beam(cfg["default_beam"])
+    if not 0.0 <= float(cfg["flip_prob"]) <= 1.0:
+        raise cdata.CaptionDataError(f"flip_prob must be from 0 to 1; received {cfg['flip_prob']!r}.")
     if cfg["variant"] not in ("attention", "inject"):
         raise ValueError(f"variant must be 'attention' or 'inject'; received {cfg['variant']!r}.")
     return cfg
@@ -305,9 +331,15 @@ def train(
             grids = cache_features(paths, lambda px: backbone(px / 127.5 - 1.0, training=False),
                                    backbone.output.shape[1:], os.path.join(run_dir, FEATURES_DIR), cfg["image_size"],
                                    identity, verbose=verbose)
+            flipped = None
+            if cfg.get("flip_prob"):  # the mirrored photos' features, cached the same way
+                flipped = cache_features(paths, lambda px: backbone(tf_reverse_width(px) / 127.5 - 1.0, training=False),
+                                         backbone.output.shape[1:], os.path.join(run_dir, FEATURES_DIR + "-mirrored"),
+                                         cfg["image_size"], {**identity, "mirrored": True}, verbose=verbose)
             grid_of = {p: i for i, p in enumerate(paths)}
             rows_to_grids = np.array([grid_of[p] for p in plan.paths])
-            make_train = lambda start: feature_pairs_dataset(plan, grids, rows_to_grids, cfg, vocab, start)  # noqa: E731
+            make_train = lambda start: feature_pairs_dataset(plan, grids, rows_to_grids, cfg, vocab, start,  # noqa: E731
+                                                             flipped)
             val = validation_features_dataset(val_rows, grids, grid_of, cfg, vocab) if val_rows else None
             trainee = _feature_model(model, cfg)
         compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
@@ -329,6 +361,13 @@ def train(
         row = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
         result["val_loss"], result["val_token_accuracy"] = row.get("val_loss"), row.get("val_token_accuracy")
     return result
+
+
+def tf_reverse_width(images):
+    """Images [B, H, W, C] mirrored left-right."""
+    import tensorflow as tf
+
+    return tf.reverse(images, axis=[2])
 
 
 def _base_model(model_dir: str) -> dict:
