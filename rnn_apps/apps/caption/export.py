@@ -27,12 +27,14 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
+from rnn_apps import limits
 from rnn_apps import samplers
 from rnn_apps.apps.caption.images import decode_images
 from rnn_apps.vocab import Vocabulary
 
 CONFIG_NAME = "caption.json"
-MAX_BEAM = 16  # the widest beam the command line and the server accept
+# The widest beam the command line, the server (rnn_apps.limits) and the graph accept.
+MAX_BEAM = int(limits.APPS["caption"].ranges["beam_size"].hi)
 FORMAT = "rnn_apps.caption/1"
 NEG = -1e9
 

@@ -14,7 +14,10 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-MAX_PIXELS = 25_000_000  # 25 megapixels, e.g. 5000 x 5000
+from rnn_apps import limits
+
+# 25 megapixels (e.g. 5000 x 5000), the limit the server applies too (rnn_apps.limits).
+MAX_PIXELS = int(limits.APPS["caption"].max_megapixels["image"] * 1_000_000)
 MAX_FILE_BYTES = 200 * 2**20
 DOWNSCALE_TO = 1024
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
