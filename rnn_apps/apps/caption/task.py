@@ -214,8 +214,9 @@ def _resolve(cfg: dict, synthetic: bool) -> dict:
     return cfg
 
 
+# What a fine-tuned model keeps of the model it starts from: its architecture, and how it decodes by default.
 ARCHITECTURE = ("variant", "image_size", "filters", "feature_dim", "embedding_dim", "units", "cell", "attention_units",
-                "gate", "output", "max_len", "backbone")
+                "gate", "output", "max_len", "backbone", "default_beam")
 
 
 def check_default_beam(beam) -> int:
