@@ -169,7 +169,8 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
             lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | {r['images_per_s']:.1f} |")
         lines.append("")
     if examples:
-        lines += ["## Examples", "", "Dev photos, named by their Flickr8k file (the photos themselves are not shown):", ""]
+        lines += ["## Examples", "", f"The first {len(examples)} photos of the official dev list "
+                  "(`Flickr_8k.devImages.txt`), named by their Flickr8k file (the photos themselves are not shown):", ""]
         lines += ["| photo | greedy | beam 3 | 中文 (beam 3, translated) | a reference |", "| --- | --- | --- | --- | --- |"]
         for ex in examples:
             lines.append(f"| `{ex['image']}` | {ex['greedy']} | {ex['beam3']} | {ex['zh'] or ''} | "
