@@ -120,9 +120,18 @@ class BaseCell(_KerasDropoutRNNCell, keras.layers.Layer):
         """Apply the (per-sequence, cached) dropout masks of Gal & Ghahramani (2016)."""
         if training and 0.0 < self.dropout < 1.0:
             inputs = inputs * self.get_dropout_mask(inputs)
+        return inputs, self._drop_state(h_tm1, training)
+
+    def _drop_state(self, h_tm1, training):
+        """Apply the (per-sequence, cached) recurrent dropout mask to h_{t-1}."""
         if training and 0.0 < self.recurrent_dropout < 1.0:
             h_tm1 = h_tm1 * self.get_recurrent_dropout_mask(h_tm1)
-        return inputs, h_tm1
+        return h_tm1
+
+    @property
+    def supports_projected_inputs(self) -> bool:
+        """Whether the cell has ``project_inputs`` and ``step_projected`` (see ``rnn_apps.layers.ProjectedRNN``)."""
+        return False
 
     def get_initial_state(self, batch_size=None):
         sizes = self.state_size if isinstance(self.state_size, (list, tuple)) else [self.state_size]

@@ -78,27 +78,43 @@ class GRUCell(BaseCell):
             self.bias = None
         self.built = True
 
+    @property
+    def supports_projected_inputs(self) -> bool:
+        """True when ``call`` is this class's, i.e. ``step_projected`` computes the same step."""
+        return type(self).call is GRUCell.call
+
+    def project_inputs(self, inputs):
+        """The input part of the pre-activations, ``x W + b^x`` (``x W + b`` without ``reset_after``).
+
+        For inputs of shape (..., input_dim); ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole
+        sequence so that the recurrence is left with the products of h_{t-1} alone.
+        """
+        x_proj = ops.matmul(inputs, self.kernel)
+        if self.use_bias:
+            # ops.add (not +) gives TensorFlow a BiasAdd, which its CPU kernels fuse into the MatMul
+            x_proj = ops.add(x_proj, ops.unstack(self.bias, axis=0)[0] if self.reset_after else self.bias)
+        return x_proj
+
     def call(self, inputs, states, training=False):
+        if training and 0.0 < self.dropout < 1.0:
+            inputs = inputs * self.get_dropout_mask(inputs)
+        return self.step_projected(self.project_inputs(inputs), states, training)
+
+    def step_projected(self, x_proj, states, training=False):
+        """One step from ``x_proj = project_inputs(x_t)`` (input dropout, if any, already applied to x_t)."""
         nested = isinstance(states, (list, tuple))
         h_tm1 = states[0] if nested else states
-        x, h_in = self._drop_inputs(inputs, h_tm1, training)
-        x_proj = ops.matmul(x, self.kernel)
+        h_in = self._drop_state(h_tm1, training)
+        x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
         if self.reset_after:
             h_proj = ops.matmul(h_in, self.recurrent_kernel)
             if self.use_bias:
-                b_x, b_h = ops.unstack(self.bias, axis=0)
-                # ops.add (not +) gives TensorFlow a BiasAdd, which its CPU kernels fuse into the MatMul
-                x_proj = ops.add(x_proj, b_x)
-                h_proj = ops.add(h_proj, b_h)
-            x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
+                h_proj = ops.add(h_proj, ops.unstack(self.bias, axis=0)[1])
             h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)
             z = self.recurrent_activation(x_z + h_z)
             r = self.recurrent_activation(x_r + h_r)
             hh = self.activation(x_h + r * h_h)
         else:
-            if self.use_bias:
-                x_proj = ops.add(x_proj, self.bias)
-            x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
             # one split of the recurrent kernel (its gradient is one concat; slices would each
             # need a full-size StridedSliceGrad at every step)
             u_zr, u_h = ops.split(self.recurrent_kernel, [2 * self.units], axis=-1)

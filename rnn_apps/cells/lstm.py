@@ -89,19 +89,45 @@ class LSTMCell(BaseCell):
 
         return init
 
-    def _gates(self, inputs, h_tm1, training):
-        """Pre-activations z = x W + h U + b, split into the gate blocks (i, f, c, o for the LSTM)."""
-        inputs, h_tm1 = self._drop_inputs(inputs, h_tm1, training)
+    @property
+    def supports_projected_inputs(self) -> bool:
+        """True when ``call`` is this class's, i.e. ``step_projected`` computes the same step."""
+        return type(self).call is LSTMCell.call
+
+    def project_inputs(self, inputs):
+        """The input part of the pre-activations, ``x W + b``, for inputs of shape (..., input_dim).
+
+        ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole sequence (batch, time, input_dim), so that
+        the recurrence is left with ``h_{t-1} U`` alone (the input projection of cuDNN's RNNs).
+        """
         z = ops.matmul(inputs, self.kernel)
         if self.use_bias:
             # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
             z = ops.add(z, self.bias)
-        z = z + ops.matmul(h_tm1, self.recurrent_kernel)
+        return z
+
+    def _gates(self, inputs, h_tm1, training):
+        """Pre-activations z = x W + h U + b, split into the gate blocks (i, f, c, o for the LSTM)."""
+        inputs, h_tm1 = self._drop_inputs(inputs, h_tm1, training)
+        return self._gates_projected(self.project_inputs(inputs), h_tm1)
+
+    def _gates_projected(self, x_proj, h_tm1):
+        z = x_proj + ops.matmul(h_tm1, self.recurrent_kernel)
         return ops.split(z, self._blocks, axis=-1)
 
     def call(self, inputs, states, training=False):
         h_tm1, c_tm1 = states[0], states[1]
         z_i, z_f, z_c, z_o = self._gates(inputs, h_tm1, training)
+        return self._update(z_i, z_f, z_c, z_o, c_tm1)
+
+    def step_projected(self, x_proj, states, training=False):
+        """One step from ``x_proj = project_inputs(x_t)`` (input dropout, if any, already applied to x_t)."""
+        h_tm1, c_tm1 = states[0], states[1]
+        z_i, z_f, z_c, z_o = self._gates_projected(x_proj, self._drop_state(h_tm1, training))
+        return self._update(z_i, z_f, z_c, z_o, c_tm1)
+
+    def _update(self, z_i, z_f, z_c, z_o, c_tm1):
+        """The LSTM's equations from the gate pre-activations; returns ``(h_t, [h_t, c_t])``."""
         i = self.recurrent_activation(z_i)
         f = self.recurrent_activation(z_f)
         c = f * c_tm1 + i * self.activation(z_c)

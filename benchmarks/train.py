@@ -1,0 +1,313 @@
+"""Training-step speed of every app at its shipped shapes: today's path against its alternatives.
+
+For each app the real model is built by the app's own builder with the shipped model's settings
+(``models/<app>/<version>/assets.extra/*.json``) and compiled by the app's own ``compile`` function; one
+training step (``model.train_on_batch``: forward, backpropagation through time, clipped Adam update) on a
+synthetic batch of the shipped shape is timed for each contender:
+
+* ``today``: the model as the app builds it (``keras.layers.RNN`` around an ``rnn_apps`` cell);
+* ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
+  projection x W of all time steps as one matrix product before the recurrence; same weights);
+* ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
+* ``keras``: every ``keras.layers.RNN(LSTMCell | GRUCell)`` replaced by ``keras.layers.LSTM | GRU`` with
+  the same settings (Keras's built-in layers at the same shapes).
+
+The caption decoder runs its cell step by step in Python (its attention needs h_{t-1} before each
+step), so it has no recurrent layer to replace: only ``today`` and ``xla``.
+
+The contenders of an app are timed in alternation (A B C D, D C B A, ...; ``--rounds`` rounds of one step
+each, after ``--warmup`` steps that trace and compile); ``speedup`` is the median over rounds of today's
+time / the contender's time within a round, which keeps the ratio meaningful on a loaded machine.
+Tokens per second count target tokens (input tokens for the sentiment classifier). GFLOP/s counts the
+matrix products of the recurrent layers, the attention and the output layer (backward = 2x forward; the
+caption model's convolutional encoder is not counted), as a fraction of one large float32 matrix product
+timed in the same process in every round (median), so that both see the same load.
+
+Run ``python benchmarks/train.py`` (all apps), ``--app poem`` for one, ``--json`` for one JSON object per
+app per line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from cells import matmul_peak_gflops  # noqa: E402
+from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
+from rnn_apps.layers import ProjectedRNN  # noqa: E402
+
+CONTENDERS = ("today", "projected", "xla", "keras")
+
+
+def shipped_config(app_dir: str, name: str) -> dict:
+    """The training config of the newest shipped version of ``models/<app_dir>``."""
+    base = os.path.join(ROOT, "models", app_dir)
+    version = max((v for v in os.listdir(base) if v.isdigit()), key=int)
+    with open(os.path.join(base, version, "assets.extra", name), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _builtin_rnn(cell, **kwargs):
+    """keras.layers.LSTM / GRU with the settings of an rnn_apps cell (the ``keras`` contender)."""
+    common = dict(dropout=cell.dropout, recurrent_dropout=cell.recurrent_dropout, **kwargs)
+    if type(cell) is LSTMCell:
+        return keras.layers.LSTM(cell.units, unit_forget_bias=cell.unit_forget_bias, **common)
+    if type(cell) is GRUCell:
+        return keras.layers.GRU(cell.units, reset_after=cell.reset_after, **common)
+    return keras.layers.RNN(cell, **kwargs)
+
+
+@contextlib.contextmanager
+def rnn_layer(kind: str):
+    """While building a model, make ``keras.layers.RNN`` the layer of contender ``kind``."""
+    original = keras.layers.RNN
+    keras.layers.RNN = {"projected": ProjectedRNN, "keras": _builtin_rnn}.get(kind, original)
+    try:
+        yield
+    finally:
+        keras.layers.RNN = original
+
+
+def _ids(rng, vocab, shape):
+    return rng.integers(4, vocab, size=shape).astype(np.int32)
+
+
+def poem_case(rng):
+    from rnn_apps.apps.poetry.model import build_char_rnn
+    from rnn_apps.apps.poetry.task import compile_model
+
+    d = shipped_config("poetry", "poetry.json")
+    c, V = d["config"], len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
+    T = c["max_len"]
+    B = c["tokens_per_batch"] // T
+    e, u = c["embedding_dim"], c["units"]
+
+    def build():
+        m = build_char_rnn(V, e, u, c["num_layers"], c["cell"], c["dropout"])
+        return compile_model(m, c["learning_rate"], c["clipnorm"], 1000)
+
+    flops = B * T * (8 * u * (e + u) + (c["num_layers"] - 1) * 8 * u * 2 * u + 2 * u * e + 2 * e * V)
+    batch = (_ids(rng, V, (B, T)), _ids(rng, V, (B, T)), np.ones((B, T), np.float32))
+    return build, batch, B * T, flops, f"batch {B} x {T} characters, vocabulary {V}"
+
+
+def fill_case(rng):
+    from rnn_apps.apps.fill.model import build
+    from rnn_apps.apps.fill.task import compile_model
+
+    d = shipped_config("fill", "fill.json")
+    c, V = d["config"], len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
+    T = c["max_len"]
+    B = c["tokens_per_batch"] // T
+    e, u = c["embedding_dim"], c["units"]
+
+    def make():
+        m = build(c["kind"], V, e, u, c["cell"], c["dropout"])
+        return compile_model(m, c["learning_rate"], c["clipnorm"], 1000)
+
+    dirs = 2 if c["kind"] == "bidirectional" else 1
+    flops = B * T * (dirs * 8 * u * (e + u) + 2 * dirs * u * e + 2 * e * V)
+    batch = (_ids(rng, V, (B, T)), _ids(rng, V, (B, T)), np.ones((B, T), np.float32))
+    return make, batch, B * T, flops, f"batch {B} x {T} characters, vocabulary {V}, {c['kind']}"
+
+
+def _sentiment_sizes():
+    d = shipped_config("sentiment", "sentiment.json")
+    return d, d["config"], len(d["vocabulary"]) + 2
+
+
+def sentiment_classifier_case(rng):
+    from rnn_apps.apps.sentiment.task import _build_classifier, compile_classifier
+
+    d, c, V = _sentiment_sizes()
+    B, T, e, u = c["batch_size"], c["max_len"], c["embedding_dim"], c["units"]
+
+    def make():
+        return compile_classifier(_build_classifier(V, c), c["learning_rate"], c["clipnorm"], 1000,
+                                  c["layer_lr_decay"])
+
+    passes = 2 if c.get("adversarial", 0.0) else 1  # adversarial training: a second forward/backward pass
+    flops = passes * B * T * 2 * 8 * u * (e + u)
+    labels = rng.integers(0, 2, size=(B, 1)).astype(np.float32)
+    batch = (_ids(rng, V, (B, T)), labels, np.ones((B,), np.float32))
+    return make, batch, B * T, flops, f"batch {B} x {T} words, adversarial x{passes}"
+
+
+def sentiment_lm_case(rng):
+    from rnn_apps.apps.sentiment.model import BiLanguageModel
+    from rnn_apps.apps.sentiment.task import _build_classifier, compile_language_model
+
+    d, c, V = _sentiment_sizes()
+    T = c["lm_seq_len"]
+    B = c["lm_tokens_per_batch"] // T
+    e, u, S = c["embedding_dim"], c["units"], c["lm_num_sampled"]
+
+    def make():
+        lm = BiLanguageModel(_build_classifier(V, c), num_sampled=S, seed=c["seed"])
+        lm(np.zeros((1, 2), np.int32))
+        return compile_language_model(lm, c["pretrain_learning_rate"], c["clipnorm"], 1000)
+
+    flops = B * T * 2 * (8 * u * (e + u) + 2 * u * e + 2 * e * (S + 1))
+    batch = (_ids(rng, V, (B, T)), _ids(rng, V, (B, T, 2)), np.ones((B, T, 2), np.float32))
+    return make, batch, 2 * B * T, flops, f"batch {B} x {T} words, both directions, {S} sampled classes"
+
+
+def translate_case(rng, source_len=12, target_len=16):
+    from rnn_apps.apps.translate.model import build_model
+    from rnn_apps.apps.translate.task import compile_model
+
+    d = shipped_config("translate", "translate.json")
+    c = d["config"]
+    Vs = len(d["source_vocab"]["specials"]) + len(d["source_vocab"]["tokens"])
+    Vt = len(d["target_vocab"]["specials"]) + len(d["target_vocab"]["tokens"])
+    B, S, T = c["batch_size"], source_len, target_len
+    e, ue, ud = c["embedding_dim"], c["encoder_units"], c["decoder_units"]
+
+    def make():
+        return compile_model(build_model(Vs, Vt, c), c["learning_rate"], c["clipnorm"], 1000)
+
+    m = 2 * ue
+    encoder = B * S * 2 * 8 * ue * (e + ue) * c["encoder_layers"]
+    decoder = B * T * (8 * ud * (e + ud) + 2 * ud * m + 4 * S * m + 2 * (m + ud) * ud + 2 * ud * Vt)
+    batch = ((_ids(rng, Vs, (B, S)), _ids(rng, Vt, (B, T))), _ids(rng, Vt, (B, T)), np.ones((B, T), np.float32))
+    return make, batch, B * T, encoder + decoder, f"batch {B}, {S} source words -> {T} target characters"
+
+
+def caption_case(rng):
+    from rnn_apps.apps.caption.model import build_caption_model
+    from rnn_apps.apps.caption.task import compile_model
+
+    d = shipped_config("caption-shapes", "caption.json")
+    c = d["config"]
+    V = len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
+    B, T, s = c["batch_size"], c["max_len"], c["image_size"]
+    e, u, a, f = c["embedding_dim"], c["units"], c["attention_units"], c["feature_dim"]
+    L = int(np.prod(d["grid"]))
+
+    def make():
+        return compile_model(build_caption_model(V, c, T), c["learning_rate"], c["clipnorm"], 1000)
+
+    flops = B * T * (8 * u * (e + f + u) + 2 * u * a + 2 * L * a + 2 * L * f + 2 * (u + f) * V)
+    images = rng.random((B, s, s, 3), dtype=np.float32)
+    batch = ((images, _ids(rng, V, (B, T))), _ids(rng, V, (B, T)), np.ones((B, T), np.float32))
+    return make, batch, B * T, flops, f"batch {B} x {T} words, {s}x{s} images (decoder FLOPs only)"
+
+
+APPS = {
+    "poem": poem_case,
+    "sentiment-lm": sentiment_lm_case,
+    "sentiment-classifier": sentiment_classifier_case,
+    "translate": translate_case,
+    "caption": caption_case,
+    "fill": fill_case,
+}
+
+
+def build_contender(kind: str, make, seed: int):
+    keras.utils.set_random_seed(seed)
+    with rnn_layer(kind):
+        model = make()
+    if kind == "xla":
+        model.jit_compile = True
+    return model
+
+
+def step(model, batch):
+    x, y, w = batch
+    model.train_on_batch(x, y, sample_weight=w)
+
+
+def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    make, batch, tokens, flops, shape = APPS[name](rng)
+    kinds = ["today"] + [k for k in contenders if k != "today" and (name != "caption" or k == "xla")]
+    models, failed = {}, {}
+    for kind in kinds:
+        try:
+            models[kind] = build_contender(kind, make, seed)
+            for _ in range(warmup):
+                step(models[kind], batch)
+        except Exception as exc:  # a contender that cannot run this model (e.g. XLA and a dynamic shape)
+            failed[kind] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
+            models.pop(kind, None)
+    times = {k: [] for k in models}
+    peaks = []
+    order = list(models)
+    for r in range(rounds):
+        peaks.append(matmul_peak_gflops(repeats=3))  # the peak under this round's load
+        for kind in order if r % 2 == 0 else order[::-1]:
+            start = time.perf_counter()
+            step(models[kind], batch)
+            times[kind].append(time.perf_counter() - start)
+    peak = statistics.median(peaks)
+    train_flops = 3 * flops
+    result = {"app": name, "shape": shape, "peak_gflops": round(peak, 1), "rounds": rounds, "contenders": {}}
+    for kind in models:
+        med = statistics.median(times[kind])
+        ratio = statistics.median(t / s for t, s in zip(times["today"], times[kind]))
+        result["contenders"][kind] = {
+            "seconds_per_step": round(med, 4),
+            "tokens_per_second": round(tokens / med, 1),
+            "speedup": round(ratio, 3),
+            "fraction_of_peak": round(train_flops / med / 1e9 / peak, 4),
+        }
+    for kind, why in failed.items():
+        result["contenders"][kind] = {"failed": why}
+    ok = {k: v for k, v in result["contenders"].items() if "speedup" in v}
+    best = max(ok, key=lambda k: ok[k]["speedup"])
+    result.update(
+        best=best,
+        tokens_per_second=ok[best]["tokens_per_second"],
+        baseline_tokens_per_second=ok["today"]["tokens_per_second"],
+        speedup=ok[best]["speedup"],
+        fraction_of_peak=ok[best]["fraction_of_peak"],
+        baseline_fraction_of_peak=ok["today"]["fraction_of_peak"],
+    )
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     epilog="examples: python benchmarks/train.py --app poem --rounds 5 --json")
+    parser.add_argument("--app", choices=sorted(APPS), action="append",
+                        help="App to measure (repeatable; default: all).")
+    parser.add_argument("--rounds", type=int, default=3, help="Timed rounds of one step per contender (default 3).")
+    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps per contender first (default 2).")
+    parser.add_argument("--contender", choices=CONTENDERS, action="append",
+                        help="Contender to time against today's path (repeatable; default: all).")
+    parser.add_argument("--json", action="store_true", help="One JSON object per app per line.")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.warmup < 1:
+        parser.error(f"--rounds and --warmup must be at least 1; received {args.rounds} and {args.warmup}.")
+    for name in args.app or list(APPS):
+        result = run_app(name, args.rounds, args.warmup, args.contender or CONTENDERS)
+        if args.json:
+            print(json.dumps(result), flush=True)
+            continue
+        print(f"\n{name}: {result['shape']}; float32 matrix-product peak {result['peak_gflops']:.0f} GFLOP/s")
+        print(f"  {'contender':<10} {'s/step':>8} {'tokens/s':>10} {'x today':>8} {'of peak':>8}")
+        for kind, v in result["contenders"].items():
+            if "failed" in v:
+                print(f"  {kind:<10} failed: {v['failed']}")
+            else:
+                print(f"  {kind:<10} {v['seconds_per_step']:>8.3f} {v['tokens_per_second']:>10.0f} "
+                      f"{v['speedup']:>8.2f} {100 * v['fraction_of_peak']:>7.1f}%")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""keras.layers.RNN with the input projection of all time steps hoisted out of the recurrence."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+from keras.src import backend as keras_backend  # backend.rnn: the loop keras.layers.RNN runs
+
+
+@keras.saving.register_keras_serializable(package="rnn_apps")
+class ProjectedRNN(keras.layers.RNN):
+    r"""``keras.layers.RNN`` that multiplies the inputs of all time steps by the kernel in one product.
+
+    A gated cell's pre-activations are ``z_t = x_t W + b + h_{t-1} U``. Only ``h_{t-1} U`` depends on the
+    previous step, so for the whole sequence ``X`` (batch, time, input_dim) this layer computes
+    ``X W + b`` as one matrix product before the recurrence, and the loop is left with ``h_{t-1} U`` and
+    the gates (the "input projection" of cuDNN's RNNs, Appleyard et al. 2016, "Optimizing performance of
+    recurrent neural networks on GPUs"). In backpropagation the kernel's gradient is then one product
+    ``Xᵀ ∂Z`` instead of one per step. The numbers are those of ``keras.layers.RNN(cell)``: same
+    weights (the cell's, under the same names), same dropout masks (one per sequence, so dropping the
+    inputs of all steps at once is the same), same masking, ``go_backwards``, ``initial_state``,
+    ``return_state`` and ``unroll``.
+
+    The cell must offer ``project_inputs`` and ``step_projected`` (``rnn_apps.cells.LSTMCell`` and
+    ``rnn_apps.cells.GRUCell`` do; ``cell.supports_projected_inputs`` says so); any other cell runs
+    exactly as in ``keras.layers.RNN``.
+
+    Args:
+        cell: A recurrent cell (see above).
+        **kwargs: The arguments of ``keras.layers.RNN``.
+
+    Example:
+        >>> from rnn_apps.cells import LSTMCell
+        >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        if not getattr(cell, "supports_projected_inputs", False):
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if training and 0.0 < cell.dropout < 1.0:
+            # RNN.call has already made the sequence's mask from its first step; the cell reuses it at
+            # every step, so one broadcast product drops the same inputs
+            sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+        # time-major before the projection: the transposes then move the narrow inputs and outputs,
+        # not the projected (time, batch, gates·units) tensor and its gradient
+        projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))
+        if mask is not None:
+            mask = ops.swapaxes(mask, 0, 1)
+
+        def step(x_proj, states):
+            output, new_states = cell.step_projected(x_proj, states, training=training)
+            if not isinstance(new_states, (list, tuple)):
+                new_states = [new_states]
+            return output, new_states
+
+        if not isinstance(initial_state, (list, tuple)):
+            initial_state = [initial_state]
+        last_output, outputs, states = keras_backend.rnn(
+            step,
+            projected,
+            initial_state,
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            time_major=True,
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+        return last_output, ops.swapaxes(outputs, 0, 1), states

@@ -1,0 +1,129 @@
+"""ProjectedRNN computes what keras.layers.RNN computes with the same cell weights (outputs and gradients)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnn_apps.cells import GRUCell, LSTMCell, PeepholeLSTMCell
+from rnn_apps.layers import ProjectedRNN
+
+B, T, D, U = 3, 5, 4, 6
+CELLS = {
+    "lstm": lambda **kw: LSTMCell(U, **kw),
+    "gru": lambda **kw: GRUCell(U, **kw),
+    "gru_reset_before": lambda **kw: GRUCell(U, reset_after=False, **kw),
+    "peephole_lstm": lambda **kw: PeepholeLSTMCell(U, **kw),  # no projection: runs keras.layers.RNN's loop
+}
+
+
+def _inputs(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(B, T, D)).astype("float32")
+    mask = np.ones((B, T), bool)
+    mask[1, 3:] = False  # right padding
+    mask[2, :2] = False  # left padding
+    return x, mask
+
+
+def _pair(make_cell, seed=0, **layer_kwargs):
+    """keras.layers.RNN and ProjectedRNN around cells with the same (random, non-zero) weights."""
+    ref = keras.layers.RNN(make_cell(), **layer_kwargs)
+    new = ProjectedRNN(make_cell(), **layer_kwargs)
+    ref.build((None, T, D))
+    new.build((None, T, D))
+    rng = np.random.default_rng(seed)
+    values = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights]
+    ref.set_weights(values)
+    new.set_weights(values)
+    return ref, new
+
+
+def _run(layer, x, mask, training=False, initial_state=None):
+    x = tf.constant(x)
+    weights = layer.trainable_weights
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        out = layer(x, mask=None if mask is None else tf.constant(mask), training=training, initial_state=initial_state)
+        outs = out if isinstance(out, (list, tuple)) else [out]
+        loss = sum(tf.reduce_sum(o * (k + 1.5)) for k, o in enumerate(outs))
+    grads = tape.gradient(loss, [x, *weights])
+    return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
+
+
+def _assert_same(a, b):
+    outs_a, grads_a = a
+    outs_b, grads_b = b
+    assert len(outs_a) == len(outs_b)
+    for p, q in zip(outs_a, outs_b):
+        np.testing.assert_allclose(q, p, rtol=1e-5, atol=1e-5)
+    for p, q in zip(grads_a, grads_b):
+        np.testing.assert_allclose(q, p, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("settings", [
+    dict(return_sequences=True),
+    dict(return_sequences=False, return_state=True),
+    dict(return_sequences=True, go_backwards=True, return_state=True),
+])
+def test_same_outputs_and_gradients_as_keras_rnn(cell, masked, settings):
+    x, mask = _inputs()
+    ref, new = _pair(CELLS[cell], **settings)
+    _assert_same(_run(ref, x, mask if masked else None), _run(new, x, mask if masked else None))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_initial_state_and_unroll(cell):
+    x, mask = _inputs(1)
+    states = [tf.constant(np.full((B, U), 0.3, "float32"))] * (2 if cell == "lstm" else 1)
+    ref, new = _pair(CELLS[cell], return_sequences=True, unroll=True)
+    _assert_same(_run(ref, x, mask, initial_state=states), _run(new, x, mask, initial_state=states))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_same_dropout_masks_in_training(cell):
+    """Input and recurrent dropout: with equal seeds the two layers drop the same units (one mask per sequence)."""
+    x, mask = _inputs(2)
+    ref, new = _pair(lambda: CELLS[cell](dropout=0.3, recurrent_dropout=0.2, seed=5), return_sequences=True)
+    a, b = _run(ref, x, mask, training=True), _run(new, x, mask, training=True)
+    _assert_same(a, b)
+    no_dropout = _run(ref, x, mask, training=False)
+    assert not np.allclose(a[0][0], no_dropout[0][0])  # dropout did act
+
+
+def test_matches_keras_builtin_lstm():
+    """Independent reference: keras.layers.LSTM with the same weights (same layout, gates i | f | c | o)."""
+    x, mask = _inputs(3)
+    builtin = keras.layers.LSTM(U, return_sequences=True)
+    builtin.build((None, T, D))
+    new = ProjectedRNN(LSTMCell(U), return_sequences=True)
+    new.build((None, T, D))
+    new.set_weights(builtin.get_weights())
+    _assert_same(_run(builtin, x, mask), _run(new, x, mask))
+
+
+def test_bidirectional_and_weight_names():
+    """Bidirectional copies the layer by its config; the weights keep keras.layers.RNN's names."""
+    x, mask = _inputs(4)
+    ref = keras.layers.Bidirectional(keras.layers.RNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn"), name="bi")
+    new = keras.layers.Bidirectional(ProjectedRNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn"), name="bi")
+    ref.build((None, T, D))
+    new.build((None, T, D))
+    assert isinstance(new.backward_layer, ProjectedRNN)
+    assert [w.path for w in new.weights] == [w.path for w in ref.weights]
+    new.set_weights(ref.get_weights())
+    _assert_same(_run(ref, x, mask), _run(new, x, mask))
+
+
+def test_serialization_round_trip():
+    layer = ProjectedRNN(GRUCell(U), return_sequences=True, go_backwards=True)
+    copy = keras.layers.deserialize(keras.layers.serialize(layer))
+    assert isinstance(copy, ProjectedRNN) and isinstance(copy.cell, GRUCell)
+    assert copy.go_backwards and copy.return_sequences
+
+
+def test_projection_support_flags():
+    assert LSTMCell(2).supports_projected_inputs and GRUCell(2).supports_projected_inputs
+    assert not PeepholeLSTMCell(2).supports_projected_inputs  # its call adds peepholes: the generic loop runs
