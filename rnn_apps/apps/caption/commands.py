@@ -67,7 +67,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
     inputs = [read_image_file(p, cap.image_size) for p in images]
     with native_stderr_silenced():
         results = cap.caption_images(inputs, beam=beam, attention=bool(plot_path), batch_size=batch_size)
-        chinese = _in_chinese([r.caption for r in results], translate_model) if lang == "zh" else None
+        chinese = _in_chinese(results, translate_model) if lang == "zh" else None
     for r in results:
         for note in r.notes:
             click.echo(f"Note: {note}", err=True)
@@ -86,20 +86,28 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
         click.echo(f"{r.name}: {text}" if len(results) > 1 else text)
 
 
-def _in_chinese(captions: list, model_dir) -> list:
-    """Chinese translations of English captions (written as sentences, as the translator was trained on)."""
+def _in_chinese(results: list, model_dir) -> list:
+    """Chinese translations of the captions (written as sentences, as the translator was trained on).
+
+    A caption word the translation model does not know is named in a note on its result: the Chinese
+    may then leave it out or say something else.
+    """
     from rnn_apps.apps.translate.translate import Translator
 
     translator = Translator(model_dir)
     if (translator.source_lang, translator.target_lang) != ("en", "zh"):
         raise click.UsageError(f"--translate-model {translator.model_dir} translates {translator.source_lang} to "
                                f"{translator.target_lang}; --lang zh needs an English-to-Chinese model.")
-    sentences = [c[:1].upper() + c[1:] + "." if c else c for c in captions]
-    out = [""] * len(captions)
+    sentences = [r.caption[:1].upper() + r.caption[1:] + "." if r.caption else "" for r in results]
+    out = [""] * len(results)
     todo = [i for i, s in enumerate(sentences) if s]  # an empty caption has nothing to translate
     if todo:
         for i, t in zip(todo, translator.translate([sentences[i] for i in todo], beam=4)):
             out[i] = t.translation
+            if t.unknown_words:
+                results[i].notes.append(f"{results[i].name}: the translation model does not know "
+                                        f"{', '.join(repr(w) for w in t.unknown_words)}; the Chinese may miss or "
+                                        "misstate it.")
     return out
 
 
