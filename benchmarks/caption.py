@@ -34,7 +34,7 @@ def _photos(n: int, folder, seed: int) -> tuple[list, str]:
     if folder and os.path.isdir(folder):
         names = sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpg", ".jpeg", ".png")))[:n]
         if names:
-            return [open(os.path.join(folder, f), "rb").read() for f in names], f"{len(names)} files of {folder}"
+            return [open(os.path.join(folder, f), "rb").read() for f in names], f"{len(names)} Flickr8k photos" if "Flick" in folder else f"{len(names)} files of {os.path.normpath(folder)}"
     import io
 
     import numpy as np

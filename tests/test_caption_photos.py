@@ -405,3 +405,31 @@ def test_cli_caption_in_chinese_through_the_translation_model(photo_set, photo_m
         assert bool(re.search(r"[\u4e00-\u9fff]", x["caption_zh"])) == bool(x["caption"]), x
     r = runner.invoke(cli, ["caption", files[0], "--model", path, "--lang", "zh", "--translate-model", path])
     assert r.exit_code == 1 and "Traceback" not in r.output and "translat" in r.output.lower(), r.output
+
+
+SHIPPED_CAPTION = os.path.join(os.path.dirname(__file__), "..", "models", "caption")
+
+
+@pytest.mark.skipif(not (os.path.isdir(SHIPPED_CAPTION) and os.path.isdir(FLICKR)),
+                    reason="needs the shipped photo model and ../shared/data/flickr8k")
+def test_the_shipped_photo_model_describes_photos():
+    """The default model of `rnn-apps caption` is the photo model: under 30 MB, self-contained, and its captions
+    of dev photos are sentences about people or animals in the model's own vocabulary, not one sentence for all."""
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+    from rnn_apps.export import resolve_model_dir
+
+    path = resolve_model_dir(SHIPPED_CAPTION)
+    size = sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+    assert size <= 30 * 2**20
+    with open(os.path.join(FLICKR, "Flickr_8k.devImages.txt")) as f:
+        names = [line.strip() for line in f if line.strip()][:8]
+    cap = ImageCaptioner()
+    assert os.path.samefile(cap.model_dir, path) and cap.default_beam == 5 and not cap.meta.get("synthetic")
+    assert cap.config["backbone_weights"] == "mobilenet_v2_1.0_224_quant.tflite"  # a name, not a path
+    captions = [r.caption for r in cap.caption_files([os.path.join(FLICKR, "Flicker8k_Dataset", n) for n in names])]
+    words = set(cap.meta["vocab"]["tokens"])
+    assert len(set(captions)) >= 6, captions
+    for c in captions:
+        assert 3 <= len(c.split()) <= 21 and set(c.split()) <= words, c
+    subjects = {"man", "woman", "boy", "girl", "dog", "dogs", "people", "child", "children", "person", "men", "women"}
+    assert sum(bool(subjects & set(c.split())) for c in captions) >= 6, captions

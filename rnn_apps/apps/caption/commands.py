@@ -26,7 +26,7 @@ def _attention_paths(out: str, n: int) -> list[str]:
               help="A model directory (default: newest shipped models/caption, the photo model; "
                    "models/caption-shapes describes synthetic scenes of coloured shapes).")
 @click.option("--beam", type=int, default=None,
-              help="Beam width, 1 (greedy) to 16 (default: the model's; 3 for the shipped photo model).")
+              help="Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
 @click.option("--translate-model", default=None,
@@ -174,7 +174,7 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
       rnn-apps train caption --data Flickr8k/ --backbone mobilenet_v2 \\
           --backbone-weights mobilenet_v2_1.0_224_quant.tflite --units 512 --embedding-dim 256 \\
           --feature-dim 256 --attention-units 256 --output tied --dropout 0.5 --learning-rate 1e-3 \\
-          --max-len 22 --epochs 15 --export models/caption
+          --max-len 22 --flip-prob 0.5 --epochs 10 --default-beam 5 --export models/caption
       rnn-apps train caption --synthetic --epochs 6 --export models/caption-shapes
     """
     from rnn_apps.apps.caption import task

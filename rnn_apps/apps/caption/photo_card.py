@@ -124,8 +124,11 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         + f"; dropout {cfg['dropout']} before it. Teacher forcing.",
         f"* {n_params:,} parameters ({n_params - 2_257_984:,} trained; MobileNetV2 has 2,257,984).",
         "* With the backbone frozen, each photo's feature grid was computed once and cached (float16) in the run "
-        "directory" + (f" ({feature_seconds:.0f} s for all photos)" if feature_seconds else "")
-        + ", so an epoch runs only the head and the decoder.",
+        "directory" + (f" (about {feature_seconds:.0f} s for all {stats.get('train_images', 0) + stats.get('val_images', 0):,} "
+                       "photos)" if feature_seconds else "")
+        + ", so an epoch runs only the head and the decoder."
+        + (f" Data augmentation: {100 * cfg['flip_prob']:.0f} % of the training photos are mirrored left-right "
+           "(their features are cached too)." if cfg.get("flip_prob") else ""),
         f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} captions, {hist[-1]['epoch'] if hist else '?'} epochs "
         f"({hist[-1]['step'] if hist else '?':,} steps)" + (f", {training_time}" if training_time else "")
@@ -140,7 +143,11 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
             lines.append(f"| {h['epoch']}{' (kept)' if h is best else ''} | {h['loss']:.4f} | {h['token_accuracy']:.4f} "
                          f"| {h.get('val_loss', float('nan')):.4f} | {h.get('val_token_accuracy', float('nan')):.4f} |")
         lines.append("")
+    beam = int(meta.get("decoding", {}).get("default_beam", 1))
     lines += [
+        f"Decoding by default (`serving_default`, and `rnn-apps caption` without `--beam`): "
+        + ("greedy." if beam == 1 else f"beam search of width {beam}, the best of the widths measured below."),
+        "",
         "## Figures",
         "",
         "Measured on the 1,000 dev photos with `rnn-apps evaluate caption --data DIR --split val` (JPEG bytes in, "
@@ -162,7 +169,7 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
               "this project measures separately; dev and test are drawn alike.)", ""]
     if bench:
         lines += [f"Speed (`python benchmarks/caption.py`, {bench.get('images', 'photos')}, JPEG bytes in, the CNN "
-                  "and the search in the graph, on the 2-core CPU machine while another training run used it, so "
+                  "and the search in the graph, on the project's 2-core CPU machine while other work ran on it, so "
                   "these are lower bounds):", "",
                   "| batch | beam | ms a call | photos/s |", "| --- | --- | --- | --- |"]
         for r in bench["results"]:
@@ -171,7 +178,11 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     if examples:
         lines += ["## Examples", "", f"The first {len(examples)} photos of the official dev list "
                   "(`Flickr_8k.devImages.txt`), named by their Flickr8k file (the photos themselves are not shown):", ""]
-        lines += ["| photo | greedy | beam 3 | 中文 (beam 3, translated) | a reference |", "| --- | --- | --- | --- | --- |"]
+        lines += ["The Chinese is the beam-3 caption translated by `models/translate`, a small model trained on short "
+                  "Tatoeba sentences: it is much weaker than the English, and words it does not know (such as "
+                  "*skateboard* or *hurdle*) it leaves out or replaces; `rnn-apps caption --lang zh` names those "
+                  "words in a note.", "",
+                  "| photo | greedy | beam 3 | 中文 (beam 3, translated) | a reference |", "| --- | --- | --- | --- | --- |"]
         for ex in examples:
             lines.append(f"| `{ex['image']}` | {ex['greedy']} | {ex['beam3']} | {ex['zh'] or ''} | "
                          f"{ex['references'][0]} |")
