@@ -145,7 +145,7 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         lines.append("")
     beam = int(meta.get("decoding", {}).get("default_beam", 1))
     lines += [
-        f"Decoding by default (`serving_default`, and `rnn-apps caption` without `--beam`): "
+        "Decoding by default (`serving_default`, and `rnn-apps caption` without `--beam`): "
         + ("greedy." if beam == 1 else f"beam search of width {beam}, the best of the widths measured below."),
         "",
         "## Figures",
