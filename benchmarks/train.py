@@ -6,14 +6,16 @@ training step (``model.train_on_batch``: forward, backpropagation through time, 
 synthetic batch of the shipped shape is timed for each contender:
 
 * ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell);
-* ``new``: the app's default step now, where it differs from ``today`` (the poem model's bits-per-character
-  metric reads the loss's cross-entropy instead of computing the softmax over the vocabulary again); the
-  contenders below are built on the default step;
+* ``new``: the app's default step now, where it differs from ``today`` (the poem model: ``ProjectedRNN``, and
+  its bits-per-character metric reads the loss's cross-entropy instead of computing the softmax over the
+  vocabulary again); the contenders below are built on the default step;
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
   projection x W of all time steps as one matrix product before the recurrence; same weights);
 * ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
 * ``keras``: every ``keras.layers.RNN(LSTMCell | GRUCell)`` replaced by ``keras.layers.LSTM | GRU`` with
-  the same settings (Keras's built-in layers at the same shapes).
+  the same settings (Keras's built-in layers at the same shapes);
+* ``batch2x``: the default step on batches twice as large (a lever that changes training: it would
+  need its own learning rate), its time halved so that it compares per token.
 
 The caption decoder runs its cell step by step in Python (its attention needs h_{t-1} before each
 step), so it has no recurrent layer to replace: only ``today`` and ``xla``.
@@ -39,6 +41,7 @@ import os
 import statistics
 import sys
 import time
+from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,7 +55,7 @@ from cells import matmul_peak_gflops  # noqa: E402
 from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
 from rnn_apps.layers import ProjectedRNN  # noqa: E402
 
-CONTENDERS = ("today", "new", "projected", "xla", "keras")
+CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x")
 
 
 def shipped_config(app_dir: str, name: str) -> dict:
@@ -106,23 +109,31 @@ def _ids(rng, vocab, shape):
     return rng.integers(4, vocab, size=shape).astype(np.int32)
 
 
+def _character_model_sizes(app_dir: str, name: str):
+    """Config, vocabulary size, batch, length, embedding and units of a shipped character model."""
+    d = shipped_config(app_dir, name)
+    c = d["config"]
+    T = c["max_len"]
+    return c, len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"]), c["tokens_per_batch"] // T, T, \
+        c["embedding_dim"], c["units"]
+
+
 def poem_case(rng):
+    from rnn_apps.apps.poetry import model as poetry_model
     from rnn_apps.apps.poetry.model import build_char_rnn
     from rnn_apps.apps.poetry.task import compile_model
 
-    d = shipped_config("poetry", "poetry.json")
-    c, V = d["config"], len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
-    T = c["max_len"]
-    B = c["tokens_per_batch"] // T
-    e, u = c["embedding_dim"], c["units"]
+    c, V, B, T, e, u = _character_model_sizes("poetry", "poetry.json")
 
     def build():
         m = build_char_rnn(V, e, u, c["num_layers"], c["cell"], c["dropout"])
         return compile_model(m, c["learning_rate"], c["clipnorm"], 1000)
 
     def build_shipped():
-        """As the shipped models were trained: a bits-per-character metric that computes the softmax again."""
-        m = build()
+        """As the shipped models were trained: keras.layers.RNN, and a bits-per-character metric that computes
+        the softmax again."""
+        with mock.patch.object(poetry_model, "ProjectedRNN", keras.layers.RNN):
+            m = build()
         m.compile(optimizer=m.optimizer, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   weighted_metrics=[RecomputedBitsPerChar()])
         return m
@@ -136,11 +147,7 @@ def fill_case(rng):
     from rnn_apps.apps.fill.model import build
     from rnn_apps.apps.fill.task import compile_model
 
-    d = shipped_config("fill", "fill.json")
-    c, V = d["config"], len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
-    T = c["max_len"]
-    B = c["tokens_per_batch"] // T
-    e, u = c["embedding_dim"], c["units"]
+    c, V, B, T, e, u = _character_model_sizes("fill", "fill.json")
 
     def make():
         m = build(c["kind"], V, e, u, c["cell"], c["dropout"])
@@ -258,6 +265,14 @@ def step(model, batch):
     model.train_on_batch(x, y, sample_weight=w)
 
 
+def doubled(batch):
+    """The batch twice over along the batch axis (the ``batch2x`` contender)."""
+    def twice(a):
+        return np.concatenate([a, a])
+
+    return tuple(tuple(map(twice, part)) if isinstance(part, tuple) else twice(part) for part in batch)
+
+
 def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     make, batch, tokens, flops, shape = APPS[name](rng)
@@ -265,13 +280,16 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         make = {"today": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
-    kinds += [k for k in contenders if k not in ("today", "new") and (name != "caption" or k == "xla")]
+    layerless = ("projected", "keras") if name == "caption" else ()  # no recurrent layer to replace
+    kinds += [k for k in contenders if k not in ("today", "new", *layerless)]
     models, failed = {}, {}
+    scale = {k: 2 if k == "batch2x" else 1 for k in kinds}
+    batches = {k: doubled(batch) if k == "batch2x" else batch for k in kinds}
     for kind in kinds:
         try:
             models[kind] = build_contender(kind, make.get(kind, default), seed)
             for _ in range(warmup):
-                step(models[kind], batch)
+                step(models[kind], batches[kind])
         except Exception as exc:  # a contender that cannot run this model (e.g. XLA and a dynamic shape)
             failed[kind] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
             models.pop(kind, None)
@@ -282,8 +300,8 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         peaks.append(matmul_peak_gflops(repeats=3))  # the peak under this round's load
         for kind in order if r % 2 == 0 else order[::-1]:
             start = time.perf_counter()
-            step(models[kind], batch)
-            times[kind].append(time.perf_counter() - start)
+            step(models[kind], batches[kind])
+            times[kind].append((time.perf_counter() - start) / scale[kind])  # seconds per batch of today's size
     peak = statistics.median(peaks)
     train_flops = 3 * flops
     result = {"app": name, "shape": shape, "peak_gflops": round(peak, 1), "rounds": rounds, "contenders": {}}
