@@ -107,8 +107,9 @@ def test_matches_keras_builtin_lstm():
 def test_bidirectional_and_weight_names():
     """Bidirectional copies the layer by its config; the weights keep keras.layers.RNN's names."""
     x, mask = _inputs(4)
-    ref = keras.layers.Bidirectional(keras.layers.RNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn"), name="bi")
-    new = keras.layers.Bidirectional(ProjectedRNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn"), name="bi")
+    ref = keras.layers.RNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn")
+    new = ProjectedRNN(LSTMCell(U, name="cell"), return_sequences=True, name="rnn")
+    ref, new = keras.layers.Bidirectional(ref, name="bi"), keras.layers.Bidirectional(new, name="bi")
     ref.build((None, T, D))
     new.build((None, T, D))
     assert isinstance(new.backward_layer, ProjectedRNN)
