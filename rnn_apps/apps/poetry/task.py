@@ -8,8 +8,6 @@ import os
 import time
 from typing import Optional
 
-import numpy as np
-
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.vocab import Vocabulary
 
@@ -210,7 +208,8 @@ def train(
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
         model.build((None, None))
         if base is not None:
-            _load_base_weights(model, base)
+            # A grown vocabulary keeps the old embedding rows (the tied output layer grows with it).
+            training.assign_grown_weights(model, base["weights"])
     result = training.fit_resumable(
         model,
         lambda start: batch_dataset(plan, start, None),
@@ -230,23 +229,6 @@ def train(
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})
     return result
-
-
-def _load_base_weights(model, base: dict) -> None:
-    """Copy a base model's weights into ``model``; a grown vocabulary keeps the old embedding rows."""
-    weights = base["weights"]
-    if len(weights) != len(model.weights):
-        raise ValueError(f"Base model has {len(weights)} weights, this model {len(model.weights)}.")
-    for v, w in zip(model.weights, weights):
-        w = np.asarray(w)
-        if tuple(v.shape) == w.shape:
-            v.assign(w)
-        elif len(w.shape) == 2 and v.shape[1] == w.shape[1] and v.shape[0] > w.shape[0]:
-            new = np.array(v.numpy())
-            new[: w.shape[0]] = w
-            v.assign(new)
-        else:
-            raise ValueError(f"Cannot load base weight of shape {w.shape} into {v.path} of shape {tuple(v.shape)}.")
 
 
 def load_run_model(run_dir: str, weights: Optional[str] = None):
