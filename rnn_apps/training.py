@@ -290,6 +290,8 @@ def distribute_batches(strategy, make_dataset):
 
 HISTORY_FILE = "history.jsonl"
 BEST_WEIGHTS = "best.weights.h5"
+BEST_EPOCHS_DIR = "best-epochs"
+AVERAGED_WEIGHTS = "averaged.weights.h5"
 
 
 class StopEarly(Exception):
@@ -317,6 +319,49 @@ def best_epoch(history: list, monitor: str = "val_loss"):
     return min(rows, key=lambda row: (sign * row[1], row[0]))
 
 
+def best_epochs(history: list, monitor: str = "val_loss", n: int = 1) -> list:
+    """The ``n`` best logged epochs by ``monitor``, best first (ties: the earlier epoch first)."""
+    rows = [(int(r["epoch"]), float(r[monitor])) for r in history if monitor in r and "epoch" in r]
+    sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
+    return [e for e, _ in sorted(rows, key=lambda row: (sign * row[1], row[0]))[: max(0, int(n))]]
+
+
+def epoch_weights_path(run_dir: str, epoch: int) -> str:
+    """Where :func:`fit_resumable` keeps the weights of one of the run's best epochs (``average_best``)."""
+    return os.path.join(run_dir, BEST_EPOCHS_DIR, f"epoch-{int(epoch):04d}.weights.h5")
+
+
+def average_weights(model, paths: Sequence[str]) -> None:
+    r"""Give ``model`` the element-wise mean of the weight files ``paths`` (Keras ``.weights.h5``).
+
+    Checkpoint averaging: :math:`\bar\theta = \frac1N \sum_i \theta_i` over the weights of N epochs of one
+    run, a cheap ensemble that lands nearer the centre of a flat minimum and generalises better than any
+    one of them (Vaswani et al., 2017, §6.1; Izmailov et al., 2018, "Averaging Weights Leads to Wider
+    Optima"). Floating-point variables are averaged; others (such as a dropout layer's seed state) keep
+    the value of the first file.
+
+    Raises:
+        TrainingError: no paths, or a file that does not exist.
+    """
+    paths = list(paths)
+    if not paths:
+        raise TrainingError("average_weights needs at least one weights file; received none.")
+    missing = [p for p in paths if not os.path.exists(p)]
+    if missing:
+        raise TrainingError(f"No such weights file: {missing[0]}.")
+    total, first = None, None
+    for p in paths:
+        model.load_weights(p)
+        values = [np.asarray(v.numpy()) for v in model.weights]
+        if total is None:
+            first = values
+            total = [v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for v in values]
+        else:
+            total = [t + v if np.issubdtype(v.dtype, np.floating) else t for t, v in zip(total, values)]
+    for var, t, f in zip(model.weights, total, first):
+        var.assign((t / len(paths)).astype(f.dtype) if np.issubdtype(f.dtype, np.floating) else f)
+
+
 def _make_keep_best_class():
     import keras
 
@@ -327,9 +372,12 @@ def _make_keep_best_class():
         one would.
         """
 
-        def __init__(self, path, monitor, patience, history, verbose):
+        def __init__(self, path, monitor, patience, history, verbose, run_dir=None, keep_epochs=0):
             super().__init__()
             self.path, self.monitor, self.patience, self.verbose = path, monitor, int(patience), verbose
+            # With keep_epochs, the weights of the keep_epochs best epochs stay in run_dir (for averaging).
+            self.run_dir, self.keep_epochs = run_dir, int(keep_epochs)
+            self.history = [dict(r) for r in history]
             self.sign = 1.0 if monitor_mode(monitor) == "min" else -1.0
             logged = [float(r[monitor]) for r in history if monitor in r]
             self.best = min((self.sign * v for v in logged), default=float("inf"))
@@ -339,10 +387,25 @@ def _make_keep_best_class():
         def exhausted(self) -> bool:
             return bool(self.patience) and self.wait >= self.patience
 
+        def keep_epoch_weights(self, epoch):
+            """Save this epoch's weights if it is among the best ``keep_epochs``; drop those that fell out."""
+            if not self.keep_epochs or self.run_dir is None:
+                return
+            keep = best_epochs(self.history, self.monitor, self.keep_epochs)
+            if epoch in keep:
+                os.makedirs(os.path.join(self.run_dir, BEST_EPOCHS_DIR), exist_ok=True)
+                self.model.save_weights(epoch_weights_path(self.run_dir, epoch))
+            folder = os.path.join(self.run_dir, BEST_EPOCHS_DIR)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name.startswith("epoch-") and int(name[6:10]) not in keep:
+                    os.remove(os.path.join(folder, name))
+
         def on_epoch_end(self, epoch, logs=None):
             value = (logs or {}).get(self.monitor)
             if value is None:
                 return
+            self.history.append({"epoch": epoch + 1, self.monitor: float(value)})
+            self.keep_epoch_weights(epoch + 1)
             if self.sign * float(value) < self.best:
                 self.best, self.wait = self.sign * float(value), 0
                 self.model.save_weights(self.path)
@@ -458,6 +521,7 @@ def fit_resumable(
     meta: Optional[dict] = None,
     keep_best: Optional[str] = None,
     patience: int = 0,
+    average_best: int = 0,
 ):
     """Train a compiled ``model`` for ``epochs`` epochs of ``steps_per_epoch`` steps, resumably.
 
@@ -479,16 +543,22 @@ def fit_resumable(
             and at the end ``model`` holds the best epoch's weights. None: the last epoch's weights.
         patience: With ``keep_best``, stop after this many epochs without improvement (0: never stop early).
             A resumed run that had stopped does not train again.
+        average_best: With ``keep_best``, keep the weights of the this many best epochs in
+            ``<run_dir>/best-epochs/`` and, when more than one, end with ``model`` holding their mean
+            (:func:`average_weights`; also saved as ``<run_dir>/averaged.weights.h5``). 0: off.
 
     Returns:
         A dict with ``step`` (the final global step), ``epochs``, ``history`` (the epoch rows) and, with
-        ``keep_best``, ``best_epoch`` and ``best`` (None when no epoch logged the metric) and ``stopped_early``.
+        ``keep_best``, ``best_epoch`` and ``best`` (None when no epoch logged the metric), ``stopped_early``
+        and ``averaged_epochs`` (the epochs averaged; empty when not averaging).
     """
     import keras
 
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
     check_patience(patience)
+    if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:
+        raise TrainingError(f"average_best must be a whole number of epochs >= 0 (0: off); received {average_best!r}.")
     if keep_best is not None and not (isinstance(keep_best, str) and keep_best.startswith("val_")):
         raise TrainingError(f"keep_best must name a validation metric such as 'val_loss'; received {keep_best!r}.")
     os.makedirs(run_dir, exist_ok=True)
@@ -517,12 +587,16 @@ def fit_resumable(
         if start == 0 and os.path.exists(best_path):
             os.remove(best_path)  # left by an earlier attempt that never reached a checkpoint
         prior = read_history(run_dir) if start else []
-        best_cb = _make_keep_best_class()(best_path, keep_best, patience, prior, verbose)
+        best_cb = _make_keep_best_class()(best_path, keep_best, patience, prior, verbose,
+                                          run_dir if chief else None, average_best)
         best = best_epoch(prior, keep_best)
         if best is not None and next(r["step"] for r in prior if r["epoch"] == best[0]) == start:
             # Resumed at the end of the best epoch: its checkpoint holds those weights (the run may have
             # stopped between writing the checkpoint and the best weights).
             model.save_weights(best_path)
+        last = [r for r in prior if r.get("step") == start and "epoch" in r]
+        if last and chief and not os.path.exists(epoch_weights_path(run_dir, last[-1]["epoch"])):
+            best_cb.keep_epoch_weights(int(last[-1]["epoch"]))  # likewise for the kept epochs
         cbs.insert(1, best_cb)  # after the epoch's row is logged, before the user's callbacks
     if tensorboard:
         cbs.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "tensorboard"), update_freq=50))
@@ -562,8 +636,15 @@ def fit_resumable(
         best = best_epoch(history, keep_best) if validation_data is not None else None
         if best is not None and os.path.exists(best_cb.path):
             model.load_weights(best_cb.path)
+        averaged = []
+        if average_best > 1 and best is not None and chief:
+            averaged = sorted(best_epochs(history, keep_best, average_best))
+            average_weights(model, [epoch_weights_path(run_dir, e) for e in averaged])
+            model.save_weights(os.path.join(run_dir, AVERAGED_WEIGHTS))
+            if verbose:
+                print(f"Weights averaged over epochs {', '.join(map(str, averaged))} (the {len(averaged)} best by {keep_best}).")
         result.update({"best_epoch": best[0] if best else None, "best": best[1] if best else None,
-                       "stopped_early": stopped})
+                       "stopped_early": stopped, "averaged_epochs": averaged})
     return result
 
 

@@ -130,6 +130,12 @@ def _numbered(path: str, i: int) -> str:
               help="Share of the source sentences held out for validation (default 0.06).")
 @click.option("--patience", type=int, default=None,
               help="Stop after this many epochs without a lower validation loss (default 3; 0: never).")
+@click.option("--placeholder-share", type=click.FloatRange(0, 1), default=None,
+              help="Share of the training pairs with a name that are also given with the name as <unk> on both "
+                   "sides, so the model learns to carry unknown words into its output (default 0.25; 0: none).")
+@click.option("--average-best", type=click.IntRange(0, 20), default=None,
+              help="End with the mean of the weights of this many best epochs by validation loss "
+                   "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
 @click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
 @click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
 @click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
@@ -153,7 +159,8 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
     with _progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
                             save_every=save_every, verbose=_verbosity(), **settings)
-    summary = {k: result[k] for k in ("step", "val_loss", "best_epoch", "stopped_early", "stats", "seconds")}
+    summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
+                                          "seconds")}
     if export_dir:
         summary["exported"] = _export_run(result, export_dir, default_beam=default_beam)
     _report(summary, as_json)

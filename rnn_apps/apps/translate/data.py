@@ -62,7 +62,8 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
     """Read sentence pairs from a TSV file (``english<TAB>chinese[<TAB>...]``).
 
     Blank lines are skipped; a byte-order mark is ignored. With ``normalize`` the Chinese side is
-    converted to simplified script.
+    converted to simplified script, and pairs that become identical (one sentence written in both scripts)
+    are kept once, in the order of their first line.
 
     Raises:
         FileNotFoundError: no such file.
@@ -95,7 +96,7 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
             pairs.append(Pair(en, normalize_zh(zh) if normalize else zh))
     if not pairs:
         raise TranslationDataError(f"{path} holds no sentence pairs.")
-    return pairs
+    return list(dict.fromkeys(pairs)) if normalize else pairs
 
 
 def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
@@ -116,6 +117,102 @@ def split_pairs(pairs: list[Pair], val_fraction: float, seed: int) -> tuple[list
     train = [p for p in pairs if p.en.lower() not in val_keys]
     val = [p for p in pairs if p.en.lower() in val_keys]
     return train, val
+
+
+_ALL_HAN = re.compile(r"^[\u3400-\u9fff\uf900-\ufaff]+$")
+
+
+def name_table(english_tokens: list[list[str]], chinese: list[str], truecase: dict, min_count: int = 5,
+               min_share: float = 0.8) -> dict[str, str]:
+    """Names and their usual Chinese rendering, mined from a parallel corpus (``{"tom": "汤姆", "boston": "波士顿"}``).
+
+    A candidate is an English word that the corpus capitalises inside sentences (``truecase``, see
+    :func:`rnn_apps.apps.translate.task.truecase_table`), seen in at least ``min_count`` pairs. Its rendering
+    is the longest run of 2 to 4 Chinese characters that stands in at least ``min_share`` of those pairs'
+    Chinese and whose pairs are in at least ``min_share`` the word's (so that neither side is common without
+    the other). Dice-style co-occurrence mining of this kind is the classic first step of named-entity
+    transliteration lexicons (e.g. Huang, Vogel & Waibel, 2003).
+
+    Args:
+        english_tokens: The lowercased English tokens of each pair.
+        chinese: The (simplified) Chinese sentence of each pair.
+        truecase: Lowercase token -> its usual spelling inside a sentence.
+        min_count: Fewest pairs a name must stand in.
+        min_share: Least share of co-occurrence, in both directions.
+    """
+    import collections
+
+    if len(english_tokens) != len(chinese):
+        raise ValueError(f"Need one Chinese sentence per English one; received {len(english_tokens)} and {len(chinese)}.")
+    names = {k for k, v in truecase.items() if v[:1].isupper() and k.isalpha() and len(k) > 2}
+    where: dict[str, list[int]] = collections.defaultdict(list)
+    for i, toks in enumerate(english_tokens):
+        for w in set(toks) & names:
+            where[w].append(i)
+    table = {}
+    for w, rows in where.items():
+        if len(rows) < min_count:
+            continue
+        runs = collections.Counter()
+        for i in rows:
+            z = chinese[i]
+            runs.update({z[j : j + n] for n in (2, 3, 4) for j in range(len(z) - n + 1)})
+        best = None
+        for run, k in runs.most_common(40):
+            if k < min_share * len(rows):
+                break
+            if not _ALL_HAN.match(run):
+                continue
+            total = sum(run in z for z in chinese)
+            if k >= min_share * total and (best is None or (len(run) > len(best[0]) and k >= 0.9 * best[1])):
+                best = (run, k)
+        if best:
+            table[w] = best[0]
+    return table
+
+
+def placeholder_pairs(source: list[list[str]], target: list[list[str]], table: dict[str, str], direction: str,
+                      share: float, seed: int, placeholder: str = "<unk>") -> tuple[list, list]:
+    """Copies of some training pairs with one name replaced by ``placeholder`` on both sides.
+
+    A word the model does not know reaches it as ``<unk>``; these copies teach it to write ``<unk>`` where
+    such a word goes, and the decoder then puts the source word back through the attention alignment
+    (the placeholder approach of Luong et al., 2015, "Addressing the Rare Word Problem in NMT"). A pair
+    qualifies when its English holds a name of ``table`` once and its Chinese that name's rendering once;
+    each qualifying pair is copied with probability ``share`` (seeded).
+
+    Args:
+        source, target: Token lists (English words, Chinese characters) in the order of ``direction``.
+        table: English name -> Chinese rendering (:func:`name_table`).
+        direction: ``"en-zh"`` or ``"zh-en"``.
+        share: Probability, in [0, 1], that a qualifying pair is copied.
+        seed: Seed of the choice.
+
+    Returns:
+        ``(new_sources, new_targets)``: the copies only.
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"share must be in [0, 1]; received {share}.")
+    src_lang, _ = parse_direction(direction)
+    rng = np.random.default_rng([seed, 7])
+    out_src, out_tgt = [], []
+    for s, t in zip(source, target):
+        en, zh = (s, t) if src_lang == "en" else (t, s)
+        hits = [w for w in set(en) & table.keys() if en.count(w) == 1]
+        if not hits or rng.random() >= share:
+            continue
+        w = sorted(hits)[0]
+        run = list(table[w])
+        at = [j for j in range(len(zh) - len(run) + 1) if zh[j : j + len(run)] == run]
+        if len(at) != 1:
+            continue
+        j = at[0]
+        new_en = [placeholder if x == w else x for x in en]
+        new_zh = zh[:j] + [placeholder] + zh[j + len(run):]
+        a, b = (new_en, new_zh) if src_lang == "en" else (new_zh, new_en)
+        out_src.append(a)
+        out_tgt.append(b)
+    return out_src, out_tgt
 
 
 @dataclass

@@ -46,6 +46,8 @@ DEFAULTS = dict(
     val_fraction=0.06,
     patience=3,
     seed=1234,
+    placeholder_share=0.25,
+    average_best=3,
 )
 
 
@@ -124,13 +126,24 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
     for name, part in (("train", train_pairs), ("val", val_pairs)):
         tok[name] = (tokenize_py([p.side(src_lang) for p in part], src_lang),
                      tokenize_py([p.side(tgt_lang) for p in part], tgt_lang))
+    english = [p.en for p in train_pairs]
+    truecase = truecase_table(english)
+    # Runs saved before placeholder copies existed have no such setting: they trained without them.
+    share = cfg.get("placeholder_share", 0.0)
+    names = {}
+    n_copies = 0
+    if share > 0:
+        en_side = tok["train"][0] if src_lang == "en" else tok["train"][1]
+        names = tdata.name_table(en_side, [p.zh for p in train_pairs], truecase)
+        new_src, new_tgt = tdata.placeholder_pairs(tok["train"][0], tok["train"][1], names, cfg["direction"],
+                                                   share, cfg["seed"])
+        n_copies = len(new_src)
+        tok["train"] = (tok["train"][0] + new_src, tok["train"][1] + new_tgt)
     if vocabs is None:
         src_vocab = Vocabulary.build(tok["train"][0], min_count=cfg["source_min_count"])
         tgt_vocab = Vocabulary.build(tok["train"][1], min_count=cfg["target_min_count"])
     else:
         src_vocab, tgt_vocab = vocabs
-    english = [p.en for p in train_pairs]
-    truecase = truecase_table(english)
     encoded = {}
     dropped = {}
     for name in ("train", "val"):
@@ -152,6 +165,8 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
         "train_pairs_used": len(encoded["train"]),
         "val_pairs_used": len(encoded["val"]),
         "dropped_too_long": dropped,
+        "names": len(names),
+        "placeholder_pairs": n_copies,
         "source_vocab_size": len(src_vocab),
         "target_vocab_size": len(tgt_vocab),
         "train_source_tokens": int(sum(len(s) - 1 for s, _ in encoded["train"])),
@@ -160,7 +175,7 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
         "val_target_unknown_rate": unk_rate("val", 1, tgt_vocab) if val_pairs else None,
     }
     return {"source_vocab": src_vocab, "target_vocab": tgt_vocab, "train": encoded["train"], "val": encoded["val"],
-            "val_pairs": val_pairs, "truecase": truecase, "stats": stats}
+            "val_pairs": val_pairs, "truecase": truecase, "names": names, "stats": stats}
 
 
 def train(
@@ -211,7 +226,8 @@ def train(
     src_vocab.save(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
     with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats, "truecase": corpus["truecase"]},
+        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats, "truecase": corpus["truecase"],
+                   "names": corpus["names"]},
                   f, ensure_ascii=False, indent=1)
 
     strat = training.get_strategy(strategy)
@@ -241,6 +257,7 @@ def train(
         strategy=strat,
         keep_best="val_loss",
         patience=cfg["patience"],
+        average_best=cfg.get("average_best", 0),
     )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
