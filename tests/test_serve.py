@@ -272,6 +272,62 @@ def test_metadata(server):
     assert temp["dtype"] == "DT_FLOAT" and temp["tensor_shape"] == {"dim": [], "unknown_rank": False}
     assert sigs["sample"]["inputs"]["seed"]["dtype"] == "DT_INT64"
     assert call(server, "GET", "/v1/models/poetry/versions/1/metadata")[1] == md
+    assert md["metadata"]["page_form"] == {
+        "format": "rnn_apps.page_form/1", "signature": "serving_default", "action": "Write a poem",
+        "fields": [{"input": "prompt", "widget": "textarea", "label": "prompt",
+                    "placeholder": "a character or a line to start from, e.g. 春"}]}
+
+
+def test_page_form_in_metadata_for_every_app_and_none(server):
+    """What the page shows comes from the metadata: the app's form, or widgets from dtype and shape."""
+    def form(name):
+        status, md = call(server, "GET", f"/v1/models/{name}/metadata")
+        assert status == 200
+        f = md["metadata"]["page_form"]
+        return f["action"], [(x["input"], x["widget"]) for x in f["fields"]]
+
+    assert form("caption") == ("Caption", [("image", "image")])
+    assert form("fill") == ("Fill the blanks", [("text", "textarea")])
+    assert form("forecast") == ("Forecast", [("history", "numbers")])
+    assert form("sentiment") == ("Classify", [("text", "textarea")])
+    assert form("translate") == ("Translate", [("text", "textarea")])
+    assert form("echo") == ("Run", [("data", "line")])  # no app: from the signature alone
+
+
+def test_page_form_stated_derived_and_checked(tmp_path):
+    from rnn_apps.serving import form as F
+
+    sigs = {"serving_default": {"inputs": {
+                "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False}},
+                "k": {"dtype": "DT_INT32", "tensor_shape": {"dim": [], "unknown_rank": False}}}},
+            "other": {"inputs": {"x": {"dtype": "DT_FLOAT", "tensor_shape": {
+                "dim": [{"size": "-1"}, {"size": "-1"}], "unknown_rank": False}}}}}
+    d = str(tmp_path)
+    # no app, no stated form: widgets from dtype and shape
+    assert F.page_form(d, None, sigs)["fields"] == [F.field("text", "line"), F.field("k", "number")]
+    # the app's settings shape the hint; an input the signature lacks is dropped, a missing one added
+    os.makedirs(os.path.join(d, "assets.extra"))
+    with open(os.path.join(d, "assets.extra", "translate.json"), "w") as f:
+        json.dump({"config": {"direction": "zh-en"}}, f)
+    derived = F.page_form(d, "translate", sigs)
+    assert derived["action"] == "Translate"
+    assert derived["fields"][0]["placeholder"] == "Chinese text to translate into English"
+    assert [x["input"] for x in derived["fields"]] == ["text", "k"]
+    # a stated form wins, for another signature
+    stated = F.make_form("Go", [F.field("x", "numbers", label="values")], signature="other")
+    F.write_form(d, stated)
+    assert F.page_form(d, "translate", sigs) == stated
+    # a form naming a signature the model lacks falls back to serving_default
+    F.write_form(d, F.make_form("Go", [F.field("x", "numbers")], signature="gone"))
+    assert F.page_form(d, None, sigs)["signature"] == "serving_default"
+    # a broken stated form is ignored (the app's is used)
+    with open(os.path.join(d, "assets.extra", F.FORM_FILE), "w") as f:
+        f.write('{"format": "rnn_apps.page_form/1", "signature": "x", "action": "Go", "fields": [{"widget": 3}]}')
+    assert F.page_form(d, "translate", sigs)["action"] == "Translate"
+    for bad in ({"format": "other"}, {**stated, "fields": [{"input": "x", "widget": "slider"}]}, []):
+        with pytest.raises(F.FormError):
+            F.check_form(bad)
+    assert F.app_form("no-such-app") is None
 
 
 # --------------------------------------------------------------------------- predict
@@ -541,6 +597,11 @@ def test_browser_page(server):
         assert driver.find_element(By.CSS_SELECTOR, "#model-poetry .result").text == "春" + POEM_TAIL
         assert driver.find_element(By.CSS_SELECTOR, "#model-sentiment button.run").text == "Classify"
         assert driver.find_element(By.CSS_SELECTOR, "#model-caption input[type=file]")
+        # a list of numbers from the forecast's page form (its signature takes [batch, T])
+        history = driver.find_element(By.CSS_SELECTOR, "#model-forecast input[name=history]")
+        history.send_keys("1, 2, 6")
+        driver.find_element(By.CSS_SELECTOR, "#model-forecast button.run").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-forecast .result").text == "3")
         # the model's own error is shown, not swallowed
         box.clear()
         box.send_keys("X")

@@ -9,5 +9,6 @@
 * :mod:`~rnn_apps.serving.warmup`: TF Serving's warm-up file, written and read;
 * :mod:`~rnn_apps.serving.guard`: gzip bodies, Origin and Host checks, connection limits;
 * :mod:`~rnn_apps.serving.routes` and :mod:`~rnn_apps.serving.server`: the Flask app and the waitress server;
-* ``index.html``: the try-it page.
+* :mod:`~rnn_apps.serving.form`: what form the try-it page shows per model (stated by the export or derived);
+* ``index.html``: the try-it page (it reads each model's form from its metadata).
 """

@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rnn_apps import limits
 from rnn_apps.serving.checks import model_app
 from rnn_apps.serving.errors import ApiError, _tf_message
+from rnn_apps.serving.form import page_form
 
 log = logging.getLogger("rnn_apps.serve")
 
@@ -103,6 +104,8 @@ class LoadedModel:
         self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
         self.app = model_app(path)
         self.limits = limits.for_app(self.app)
+        # what the try-it page shows, stated by the export or derived once here (served with the metadata)
+        self.form = page_form(path, self.app, {k: s.metadata() for k, s in self.signatures.items()})
 
     def warm_up(self) -> int:
         """Replay ``assets.extra/tf_serving_warmup_requests`` (TF Serving's warm-up), or, for a model of a

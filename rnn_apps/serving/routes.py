@@ -164,7 +164,8 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
             return reply({
                 "model_spec": {"name": name, "signature_name": "", "version": str(model.version)},
                 "metadata": {"signature_def": {"signature_def": {
-                    k: s.metadata() for k, s in sorted(model.signatures.items())}}},
+                    k: s.metadata() for k, s in sorted(model.signatures.items())}},
+                    "page_form": model.form},  # not in TF Serving: what the try-it page shows
             })
         if suffix != ":predict":
             raise _bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
