@@ -12,13 +12,13 @@ _KNOWN = (
     "rnn_apps.apps.caption.images:CaptionError",
     "rnn_apps.apps.fill.data:FillError",
     "rnn_apps.apps.forecast.data:ForecastDataError",
-    "rnn_apps.apps.poetry.data:CorpusError",
     "rnn_apps.apps.poetry.generate:PoemError",
     "rnn_apps.apps.sentiment.classify:SentimentError",
     "rnn_apps.apps.sentiment.data:SentimentDataError",
     "rnn_apps.apps.translate.data:TranslationDataError",
     "rnn_apps.apps.translate.translate:TranslateError",
     "rnn_apps.backbones:BackboneError",
+    "rnn_apps.poems:CorpusError",
     "rnn_apps.training:TrainingError",
 )
 

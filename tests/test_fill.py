@@ -19,7 +19,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 @pytest.fixture(scope="module")
 def vocab():
     from rnn_apps.apps.fill import data as fdata
-    from rnn_apps.apps.poetry import data as pdata
+    from rnn_apps import poems as pdata
 
     return fdata.build_vocab(pdata.load_poems(POEMS), min_count=1)
 
@@ -106,7 +106,7 @@ def test_vocabulary_has_mask_token(vocab):
 
 def test_masking_of_inputs_is_seeded_and_only_at_predicted_positions(vocab):
     from rnn_apps.apps.fill import data as fdata
-    from rnn_apps.apps.poetry import data as pdata
+    from rnn_apps import poems as pdata
 
     seqs = fdata.encode(pdata.load_poems(POEMS), vocab)
     plan = fdata.make_plan(seqs, 4096, seed=3, mask_rate=0.15)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
+from rnn_apps.checks import check_rate, check_units
+
 try:  # Keras's RNN layer resets cached dropout masks only on cells of this class.
     from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell as _KerasDropoutRNNCell
 except ImportError:  # pragma: no cover - very old or very new Keras
@@ -23,29 +25,6 @@ except ImportError:  # pragma: no cover - very old or very new Keras
 
         def reset_recurrent_dropout_mask(self):
             pass
-
-
-def check_units(units, name: str = "units") -> int:
-    """Return ``units`` as an int, or raise a ValueError saying what was received."""
-    if isinstance(units, bool) or not isinstance(units, (int,)) and not (
-        hasattr(units, "__index__") and not isinstance(units, float)
-    ):
-        raise ValueError(f"`{name}` must be a positive integer; received {units!r} of type {type(units).__name__}.")
-    units = int(units)
-    if units <= 0:
-        raise ValueError(f"`{name}` must be a positive integer; received {units}.")
-    return units
-
-
-def check_rate(rate, name: str) -> float:
-    """Return a dropout rate in [0, 1], or raise a ValueError."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a float in [0, 1]; received {rate!r}.") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1]; received {value}.")
-    return value
 
 
 def check_step_input(cell_name: str, input_shape) -> int:

@@ -4,6 +4,8 @@ from rnn_apps.layers.attention import GlobalAttention
 from rnn_apps.layers.deep_bidirectional import DeepBidirectionalRNN
 from rnn_apps.layers.projected import ProjectedRNN
 from rnn_apps.layers.pyramidal import PyramidalBidirectionalRNN
+from rnn_apps.layers.tied import TiedLogits
 from rnn_apps.layers.visual_attention import VisualAttention
 
-__all__ = ["DeepBidirectionalRNN", "GlobalAttention", "ProjectedRNN", "PyramidalBidirectionalRNN", "VisualAttention"]
+__all__ = ["DeepBidirectionalRNN", "GlobalAttention", "ProjectedRNN", "PyramidalBidirectionalRNN", "TiedLogits",
+           "VisualAttention"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from rnn_apps.cells._base import check_units
+from rnn_apps.checks import check_units
 
 SCORES = ("additive", "general", "dot")
 ALIASES = {"bahdanau": "additive", "luong": "general"}

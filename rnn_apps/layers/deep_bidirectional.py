@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from rnn_apps.cells import CELLS, get_cell
-from rnn_apps.cells._base import check_rate, check_units
+from rnn_apps.checks import check_rate, check_units
 
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 

@@ -1,7 +1,7 @@
 """Data of the fill-in-the-blank model: the poem corpus, a ``<mask>`` token, batches with masked context.
 
 The corpus, its cleaning, script conversion and seeded split are the poem app's
-(:mod:`rnn_apps.apps.poetry.data`), so the validation poems are the poem model's and were never trained on.
+(:mod:`rnn_apps.poems`), so the validation poems are the poem model's and were never trained on.
 A poem is encoded as ``<bos> chars <eos>``; the model predicts every character from the characters on both
 sides of it (never from itself), and in training about ``mask_rate`` of the input characters are replaced by
 ``<mask>`` so that other blanks in the context (several □ in one poem) are handled.
@@ -15,11 +15,13 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from rnn_apps import limits
-from rnn_apps.apps.poetry import data as pdata
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.batches import BatchPlan
+from rnn_apps.chinese import is_han
+from rnn_apps.poems import encode_poems
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 MASK = "<mask>"
-MASK_ID = 4  # the first ordinary token of every fill vocabulary
+MASK_ID = len(SPECIALS)  # the first ordinary token of every fill vocabulary
 BLANKS = limits.BLANK_MARKS
 MAX_CHARS = limits.APPS["fill"].max_chars["text"]  # the limits `rnn-apps serve` applies too
 MAX_BLANKS = limits.APPS["fill"].max_blanks["text"][1]
@@ -32,7 +34,7 @@ class FillError(ValueError):
 def build_vocab(poems: Sequence[str], min_count: int = 3) -> Vocabulary:
     """A vocabulary of the training poems' characters with ``<mask>`` at id 4."""
     base = Vocabulary.build(poems, min_count=min_count)
-    return Vocabulary([MASK] + base.tokens[4:])
+    return Vocabulary([MASK] + base.tokens[len(SPECIALS):])
 
 
 def check_vocab(vocab: Vocabulary) -> None:
@@ -47,7 +49,7 @@ def content_ids(vocab: Vocabulary) -> np.ndarray:
 
 def encode(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) -> list[np.ndarray]:
     """``<bos> chars <eos>`` id arrays; long poems cut into pieces of at most ``max_len + 1`` tokens."""
-    return pdata.encode_poems(poems, vocab, max_len)
+    return encode_poems(poems, vocab, max_len)
 
 
 def mask_inputs(x: np.ndarray, weights: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
@@ -58,7 +60,7 @@ def mask_inputs(x: np.ndarray, weights: np.ndarray, rate: float, rng: np.random.
     return np.where(hit, MASK_ID, x).astype(x.dtype)
 
 
-class FillBatchPlan(pdata.BatchPlan):
+class FillBatchPlan(BatchPlan):
     """The poem app's deterministic, resumable length buckets; a batch is (inputs, targets, weights).
 
     Targets are the sequences themselves; weights are 1 where a character or ，。 (not ``<unk>``, not the
@@ -126,7 +128,7 @@ def parse_text(text: str) -> str:
                         "e.g. 床前明月□，疑是地上霜。")
     if n > MAX_BLANKS:
         raise FillError(f"The input has {n} blanks; at most {MAX_BLANKS} are accepted.")
-    if not any(pdata.is_han(c) for c in t):
+    if not any(is_han(c) for c in t):
         raise FillError(f"{text.strip()!r} holds only blanks: give the characters around them (the model fills a "
                         "blank from the characters before and after it).")
     return t
@@ -140,7 +142,7 @@ def hide_one(poems: Sequence[str], seed: int = 0):
     rng = np.random.default_rng(seed)
     texts, positions, answers = [], [], []
     for p in poems:
-        cand = [i for i, c in enumerate(p) if pdata.is_han(c)]
+        cand = [i for i, c in enumerate(p) if is_han(c)]
         if not cand:
             texts.append(p)
             positions.append(-1)

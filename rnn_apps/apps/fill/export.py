@@ -22,13 +22,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
-from rnn_apps import textio
+from rnn_apps import chinese
+from rnn_apps.apps.base import read_meta, save_module
 from rnn_apps.apps.fill import data as fdata
-from rnn_apps.apps.poetry.export import normalize_chars
 from rnn_apps.vocab import Vocabulary
 
 CONFIG_NAME = "fill.json"
+FORMAT = "rnn_apps.fill/1"
 DEFAULT_TOP_K = 5
 
 
@@ -52,16 +52,13 @@ class FillModule(tf.Module):
         self._table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(tokens[first:]), tf.range(first, V, dtype=tf.int32)), -1
         )
-        conv = textio.opencc_char_table(config.get("script", "simplified"), vocab)
-        keys = list(conv) or ["\u0000"]
-        vals = [conv[k] for k in conv] or ["\u0000"]
-        self._conv = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(vals)), "")
+        self._conv = chinese.conversion_table(config.get("script", "simplified"), vocab)
         self._allowed = tf.constant(np.where(fdata.content_ids(vocab), 0.0, -1e9).astype(np.float32))
         self.config = dict(config)
 
     # ------------------------------------------------------------------ text -> ids
     def _chars(self, text):
-        return normalize_chars(text, self._conv)
+        return chinese.normalize_graph(text, self._conv)
 
     def probabilities(self, ids, positions):
         """p(x_t | context) at ``positions`` [B, N] of ``ids`` [B, T], special tokens excluded: [B, N, V]."""
@@ -137,13 +134,10 @@ def export_fill(model, vocab: Vocabulary, config: dict, app_dir: str, version=No
     """Export a fill model (bidirectional or forward-only) to ``app_dir/<version>`` atomically."""
     module = FillModule(model, vocab, config)
     signatures = {"serving_default": module.serving_default, "fill": module.fill}
-
-    def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
-
-    extra = {CONFIG_NAME: {"format": "rnn_apps.fill/1", "config": config, "vocab": vocab.to_json(), **(card or {})}}
-    return shared_export.atomic_export(write, app_dir, version, extra)
+    meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), **(card or {})}
+    return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
 
 
 def load_config(model_dir: str) -> dict:
-    return shared_export.read_extra(model_dir, CONFIG_NAME)
+    """The settings, vocabulary and card of an exported fill model (``assets.extra/fill.json``)."""
+    return read_meta(model_dir, CONFIG_NAME, "fill")

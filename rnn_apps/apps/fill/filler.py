@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
+from rnn_apps.chinese import convert_script
+from rnn_apps.poems import load_poems, split_poems
 
 
 @dataclass
@@ -46,26 +49,20 @@ def read_texts_file(path: str, stdin=None) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-class Filler:
-    """An exported fill model (``models/fill/<version>``) loaded with ``tf.saved_model.load``."""
+class Filler(Predictor):
+    """An exported fill model (``models/fill/<version>``) loaded with ``tf.saved_model.load``.
 
-    def __init__(self, model_dir: str | None = None):
-        import tensorflow as tf
+    Args:
+        model_dir: A version directory or ``models/fill`` (newest version); default: the shipped model.
+    """
 
-        from rnn_apps.apps.fill import export as fexport
-        from rnn_apps.export import resolve_model_dir
-        from rnn_apps.paths import default_model_dir
-
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir("fill"))
-        self.meta = fexport.load_config(self.model_dir)
-        self.config = self.meta["config"]
-        self._tf = tf
-        self._loaded = tf.saved_model.load(self.model_dir)
+    app = "fill"
 
     def run(self, texts: Sequence[str], top_k: int = 5):
         """The raw outputs of the graph (numpy) for already-checked texts."""
-        tf = self._tf
-        out = self._loaded.fill(tf.constant(list(texts)), tf.constant(int(top_k), tf.int32))
+        import tensorflow as tf
+
+        out = self.loaded.fill(tf.constant(list(texts)), tf.constant(int(top_k), tf.int32))
         return {k: v.numpy() for k, v in out.items()}
 
     def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[FillResult]:
@@ -77,8 +74,6 @@ class Filler:
         for t in texts:
             p = fdata.parse_text(t)
             if script == "simplified":
-                from rnn_apps.apps.poetry.data import convert_script
-
                 c = convert_script(p, "simplified")
                 # OpenCC keeps the length of a character string; fall back to the in-graph table otherwise.
                 if len(c) == len(p) and c.count(fdata.BLANKS[0]) == p.count(fdata.BLANKS[0]):
@@ -112,19 +107,17 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
                     batch_size: int = 64, limit: int | None = None, progress: bool = False) -> dict:
     """Masked-character accuracy: one Han character of each poem hidden (uniformly at random, ``seed``).
 
-    The poems are the model's own validation split (``split="val"``: the poem app's loader, split with the
+    The poems are the model's own validation split (``split="val"``: the poem corpus loader, split with the
     seed and fraction in the model's config), its training poems (``"train"``) or all. The model predicts
     the hidden character from the rest of the poem; top-1 and top-5 accuracy are the shares of poems whose
     character is the first candidate or among the first five. A hidden character outside the model's
     vocabulary counts as a miss (the model cannot write it).
     """
-    from rnn_apps.apps.poetry import data as pdata
-
     filler = Filler(model_dir)
     cfg = filler.config
-    poems = pdata.load_poems(data_path, cfg.get("script", "simplified"))
+    poems = load_poems(data_path, cfg.get("script", "simplified"))
     if split != "all":
-        train, val = pdata.split_poems(poems, cfg.get("val_fraction", 0.05), cfg.get("seed", 1234))
+        train, val = split_poems(poems, cfg.get("val_fraction", 0.05), cfg.get("seed", 1234))
         poems = val if split == "val" else train
     if limit:
         poems = poems[:limit]

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import keras
 
-from rnn_apps.apps.poetry.model import TiedLogits
 from rnn_apps.cells import get_cell
-from rnn_apps.layers import DeepBidirectionalRNN
+from rnn_apps.checks import check_positive_ints
+from rnn_apps.layers import DeepBidirectionalRNN, TiedLogits
 
 KINDS = ("bidirectional", "forward")
 
@@ -56,10 +56,22 @@ class ShiftContext(keras.layers.Layer):
         return None
 
 
-def _check(vocab_size, embedding_dim, units):
-    for arg, v in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim), ("units", units)):
-        if not isinstance(v, int) or v <= 0:
-            raise ValueError(f"`{arg}` must be a positive integer; received {v!r}.")
+def _embed(vocab_size, embedding_dim, units, dropout):
+    """The checked inputs of both models: ``(ids, embedding layer, dropped-out embeddings)``."""
+    check_positive_ints(vocab_size=vocab_size, embedding_dim=embedding_dim, units=units)
+    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
+    emb = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")
+    return ids, emb, keras.layers.Dropout(dropout, name="dropout_in")(emb(ids))
+
+
+def _tied_model(ids, emb, context, dropout, name, config):
+    """``dropout_out`` and the ``logits`` tied to ``emb`` over the context vectors; ``config`` kept on the model."""
+    c = keras.layers.Dropout(dropout, name="dropout_out")(context)
+    head = TiedLogits(emb.output_dim, name="logits")
+    head.tie(emb)
+    model = keras.Model(ids, head(c), name=name)
+    model.fill_config = config
+    return model
 
 
 def build_fill_model(vocab_size: int, embedding_dim: int = 128, units: int = 256, cell: str = "lstm",
@@ -70,41 +82,23 @@ def build_fill_model(vocab_size: int, embedding_dim: int = 128, units: int = 256
     :class:`~rnn_apps.layers.DeepBidirectionalRNN`; its "concat" output is split back into the forward and
     the backward halves), ``context`` (the shift), ``dropout_out``, ``logits``.
     """
-    _check(vocab_size, embedding_dim, units)
-    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    emb = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")
-    x = emb(ids)
-    x = keras.layers.Dropout(dropout, name="dropout_in")(x)
+    ids, emb, x = _embed(vocab_size, embedding_dim, units, dropout)
     # DeepBidirectionalRNN merges the two directions; "concat" keeps them apart as the two halves.
     h = DeepBidirectionalRNN(cell, units=units, num_layers=1, merge_mode="concat", name="birnn")(x)
     f, b = h[..., :units], h[..., units:]
-    c = ShiftContext(name="context")([f, b])
-    c = keras.layers.Dropout(dropout, name="dropout_out")(c)
-    head = TiedLogits(embedding_dim, name="logits")
-    head.tie(emb)
-    model = keras.Model(ids, head(c), name=name)
-    model.fill_config = {"kind": "bidirectional", "vocab_size": vocab_size, "embedding_dim": embedding_dim,
-                         "units": units, "cell": cell, "dropout": dropout}
-    return model
+    return _tied_model(ids, emb, ShiftContext(name="context")([f, b]), dropout, name,
+                       {"kind": "bidirectional", "vocab_size": vocab_size, "embedding_dim": embedding_dim,
+                        "units": units, "cell": cell, "dropout": dropout})
 
 
 def build_forward_model(vocab_size: int, embedding_dim: int = 128, units: int = 256, cell: str = "lstm",
                         dropout: float = 0.1, name: str = "fill_forward") -> keras.Model:
     """The forward-only baseline: ids -> logits of each position from the characters before it only."""
-    _check(vocab_size, embedding_dim, units)
-    ids = keras.Input(shape=(None,), dtype="int32", name="ids")
-    emb = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")
-    x = emb(ids)
-    x = keras.layers.Dropout(dropout, name="dropout_in")(x)
+    ids, emb, x = _embed(vocab_size, embedding_dim, units, dropout)
     f = keras.layers.RNN(get_cell(cell)(units), return_sequences=True, name="rnn")(x)
-    c = ShiftContext(name="context")(f)
-    c = keras.layers.Dropout(dropout, name="dropout_out")(c)
-    head = TiedLogits(embedding_dim, name="logits")
-    head.tie(emb)
-    model = keras.Model(ids, head(c), name=name)
-    model.fill_config = {"kind": "forward", "vocab_size": vocab_size, "embedding_dim": embedding_dim,
-                         "units": units, "cell": cell, "dropout": dropout}
-    return model
+    return _tied_model(ids, emb, ShiftContext(name="context")(f), dropout, name,
+                       {"kind": "forward", "vocab_size": vocab_size, "embedding_dim": embedding_dim,
+                        "units": units, "cell": cell, "dropout": dropout})
 
 
 def build(kind: str, vocab_size: int, embedding_dim: int, units: int, cell: str = "lstm", dropout: float = 0.1):

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from typing import Optional
 
-
+from rnn_apps import poems
+from rnn_apps.apps import base
+from rnn_apps.apps.base import CONFIG_FILE, TrainResult
 from rnn_apps.apps.fill import data as fdata
-from rnn_apps.apps.poetry import data as pdata
-from rnn_apps.apps.poetry.task import batch_dataset
+from rnn_apps.batches import batch_dataset
 from rnn_apps.vocab import Vocabulary
 
-CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 
 DEFAULTS = dict(
@@ -36,28 +35,22 @@ DEFAULTS = dict(
 
 
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
+    """Adam on a cosine decay (:func:`rnn_apps.apps.base.compile_model`); cross-entropy and accuracy at the
+    weighted (predicted) positions."""
+    return base.compile_model(model, learning_rate, clipnorm, total_steps, **base.token_classification())
 
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
     """Load and split the poems as the poem model does; return (vocab, train, val, train_seqs, val_seqs, stats)."""
-    poems = pdata.load_poems(data_path, cfg["script"])
-    train, val = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
+    poem_list = poems.load_poems(data_path, cfg["script"])
+    train, val = poems.split_poems(poem_list, cfg["val_fraction"], cfg["seed"])
     if vocab is None:
         vocab = fdata.build_vocab(train, cfg["min_count"])
     fdata.check_vocab(vocab)
     tr = fdata.encode(train, vocab, cfg["max_len"])
     va = fdata.encode(val, vocab, cfg["max_len"]) if val else []
     stats = {
-        "poems": len(poems),
+        "poems": len(poem_list),
         "train_poems": len(train),
         "val_poems": len(val),
         "train_tokens": int(sum(len(s) - 2 for s in tr)),
@@ -77,11 +70,11 @@ def train(
     save_every: int = 100,
     verbose: int = 1,
     **overrides,
-) -> dict:
+) -> TrainResult:
     """Train a fill-in-the-blank model; checkpoints and the final weights go to ``run_dir``.
 
     Args:
-        data_path: A poem corpus (see :mod:`rnn_apps.apps.poetry.data`).
+        data_path: A poem corpus (see :mod:`rnn_apps.poems`).
         run_dir: The run's config, vocabulary, checkpoints and logs.
         epochs: Total epochs (``max_steps`` > 0 instead cuts the run to that many steps: the epoch is then
             ``max_steps / epochs`` steps long).
@@ -95,7 +88,6 @@ def train(
     # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
     # follows the new total); otherwise it keeps its saved settings and epochs.
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE, resumable=("max_steps",))
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = None
     if saved is not None:
@@ -109,9 +101,8 @@ def train(
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump({"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path), "stats": stats}, f,
-                  ensure_ascii=False, indent=1)
+    base.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
+                                    "stats": stats})
     strat = training.get_strategy(strategy)
     replicas = strat.num_replicas_in_sync
     plan = fdata.make_plan(tr, cfg["tokens_per_batch"], cfg["seed"], cfg["mask_rate"], replicas)
@@ -124,21 +115,9 @@ def train(
         model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
         model.build((None, None))
-    result = training.fit_resumable(
-        model,
-        lambda start: batch_dataset(plan, start, None),
-        steps_per_epoch,
-        epochs,
-        run_dir,
-        validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-        resume=resume,
-        save_every=save_every,
-        tensorboard=tensorboard,
-        verbose=verbose,
-        strategy=strat,
-    )
-    if training.is_chief(strat):
-        model.save_weights(os.path.join(run_dir, "final.weights.h5"))
+    result = base.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
+                          strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
+                          resume=resume, save_every=save_every, tensorboard=tensorboard, verbose=verbose)
     result.update({
         "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
         "val_loss": training.last_metric(result["history"], "val_loss"),
@@ -149,18 +128,11 @@ def train(
 
 def load_run_model(run_dir: str):
     """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
-    from rnn_apps import training
     from rnn_apps.apps.fill.model import build
 
-    with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as f:
-        cfg = json.load(f)["settings"]
+    cfg = base.read_run_config(run_dir, CONFIG_FILE, "fill")["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
     model.build((None, None))
-    final = os.path.join(run_dir, "final.weights.h5")
-    if os.path.exists(final):
-        model.load_weights(final)
-    else:
-        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(model)
+    base.load_run_weights(model, run_dir, lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1))
     return model, vocab, cfg

@@ -27,39 +27,19 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps import samplers, textio
-from rnn_apps.apps.poetry import data as pdata
+from rnn_apps import chinese, samplers
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
     CONFIG_NAME,
     DEFAULT_SAMPLING,
-    FORM_NAMES,
     FORMS,
     MAX_INPUT_CHARS,
     MAX_LENGTH,
     load_config,
 )
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
-
-
-def normalize_chars(text, conversion_table):
-    """Poem text [B] -> (characters, converted): ragged [B, None] strings and bools, in the graph.
-
-    Whitespace and quotes dropped, ？！?!… and . to 。, ；;：:、, to ，, then each character looked up in
-    ``conversion_table`` (a ``tf.lookup`` table from a character to its form in the model's script, ""
-    when it has none); ``converted`` marks the characters it changed. Shared by the poem and fill-in
-    models (and mirrored in NumPy by :mod:`rnn_apps.apps.poetry.fast`).
-    """
-    t = tf.strings.regex_replace(text, r"\s+", "")
-    t = tf.strings.regex_replace(t, r"[？！?!…]+|\.", "。")
-    t = tf.strings.regex_replace(t, r"[；;：:、,]", "，")
-    t = tf.strings.regex_replace(t, r"[「」『』《》〈〉“”‘’\"']", "")
-    chars = tf.strings.unicode_split(t, "UTF-8", errors="replace")
-    flat = chars.flat_values
-    conv = conversion_table.lookup(flat)
-    return chars.with_flat_values(tf.where(conv != "", conv, flat)), chars.with_flat_values(conv != "")
 
 
 class PoemModule(tf.Module):
@@ -78,14 +58,12 @@ class PoemModule(tf.Module):
         self.vocab_size = V
         tokens = list(vocab.tokens)
         self._tokens = tf.constant(tokens)
-        self._out_tokens = tf.constant(["" if i < 4 else t for i, t in enumerate(tokens)])
+        n = len(SPECIALS)
+        self._out_tokens = tf.constant(["" if i < n else t for i, t in enumerate(tokens)])
         self._table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(tokens[4:]), tf.range(4, V, dtype=tf.int32)), -1
+            tf.lookup.KeyValueTensorInitializer(tf.constant(tokens[n:]), tf.range(n, V, dtype=tf.int32)), -1
         )
-        conv = textio.opencc_char_table(config.get("script", "simplified"), vocab)
-        keys = list(conv) or ["\u0000"]
-        vals = [conv[k] for k in conv] or ["\u0000"]
-        self._conv = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(vals)), "")
+        self._conv = chinese.conversion_table(config.get("script", "simplified"), vocab)
         forms = list(FORMS)
         self._form_n = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(forms), tf.constant([FORMS[f][0] for f in forms], tf.int32)), -1
@@ -93,12 +71,12 @@ class PoemModule(tf.Module):
         self._form_m = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(forms), tf.constant([FORMS[f][1] for f in forms], tf.int32)), -1
         )
-        content = np.array([i >= 4 and pdata.is_han(t) for i, t in enumerate(tokens)])
+        content = np.array([i >= n and chinese.is_han(t) for i, t in enumerate(tokens)])
         self._content = tf.constant(content)
         free = np.ones(V, bool)
         free[[vocab.pad_id, vocab.unk_id, vocab.bos_id]] = False
-        self.comma_id = vocab.index[pdata.COMMA]
-        self.period_id = vocab.index[pdata.PERIOD]
+        self.comma_id = vocab.index[chinese.COMMA]
+        self.period_id = vocab.index[chinese.PERIOD]
         punct = np.zeros(V, bool)
         punct[[self.comma_id, self.period_id]] = True
         eos = np.zeros(V, bool)
@@ -129,7 +107,7 @@ class PoemModule(tf.Module):
 
     # ---------------------------------------------------------------- text <-> ids
     def _chars(self, text):
-        return normalize_chars(text, self._conv)[0]
+        return chinese.normalize_graph(text, self._conv)[0]
 
     def _unknown(self, chars):
         ids = self._table.lookup(chars.flat_values)
@@ -509,5 +487,5 @@ def load_weights_from_export(model_dir: str) -> dict:
     meta = load_config(model_dir)
     loaded = tf.saved_model.load(model_dir)
     weights = [v.numpy() for v in loaded.model_weights]
-    vocab = Vocabulary(meta["vocab"]["tokens"][4:])
+    vocab = Vocabulary(meta["vocab"]["tokens"][len(SPECIALS):])
     return {"config": meta["config"], "vocab": vocab, "weights": weights}

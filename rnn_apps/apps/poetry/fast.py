@@ -29,16 +29,17 @@ then uses TensorFlow.
 from __future__ import annotations
 
 import os
-import re
 from typing import List, Optional, Sequence
 
 import numpy as np
 
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import FORMS, MAX_LENGTH, load_config
+from rnn_apps.chinese import is_han, normalize
 from rnn_apps.tensor_bundle import BundleError, BundleReader
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
-PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = Vocabulary.pad_id, Vocabulary.unk_id, Vocabulary.bos_id, Vocabulary.eos_id
 NEG_INF = np.float32(-1e9)  # as rnn_apps.samplers.NEG_INF
 SUPPORTED_CELLS = ("lstm", "gru", "simple_rnn")
 
@@ -46,12 +47,6 @@ _GOLDEN = 0x9E3779B97F4A7C15
 _M1 = 0xBF58476D1CE4E5B9
 _M2 = 0x94D049BB133111EB
 
-# The graph's tf.strings.regex_replace patterns (RE2). RE2's \s is [\t\n\f\r ] (ASCII only), unlike Python's.
-_WS = re.compile(r"[\t\n\f\r ]+")
-_TO_PERIOD = re.compile(r"[？！?!…]+|\.")
-_TO_COMMA = re.compile(r"[；;：:、,]")
-_DROP = re.compile(r"[「」『』《》〈〉“”‘’\"']")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")  # as poetry.data.is_han
 
 
 class UnsupportedModelError(ValueError):
@@ -238,12 +233,12 @@ class NumpyPoemModel:
         if cell not in SUPPORTED_CELLS:
             raise UnsupportedModelError(f"the NumPy engine runs {', '.join(SUPPORTED_CELLS)} cells, not {cell!r}")
         self.tokens: List[str] = list(self.meta["vocab"]["tokens"])
-        self.index = {t: i for i, t in enumerate(self.tokens) if i >= 4}
+        self.index = {t: i for i, t in enumerate(self.tokens) if i >= len(SPECIALS)}
         V = len(self.tokens)
         self.vocab_size = V
         self._set_weights(cell, cfg, V, weights if weights is not None else self._read_weights())
         # Token classes and the allowed-next-token table, as PoemModule builds them.
-        content = np.array([i >= 4 and bool(_HAN.fullmatch(t)) for i, t in enumerate(self.tokens)])
+        content = np.array([i >= len(SPECIALS) and is_han(t) for i, t in enumerate(self.tokens)])
         self.content = content
         self.comma_id, self.period_id = self.index["，"], self.index["。"]
         free = np.ones(V, bool)
@@ -256,7 +251,7 @@ class NumpyPoemModel:
         comma[self.comma_id] = True
         allowed = np.stack([content, free & ~punct & ~eos, free & ~punct, free & ~eos, free & ~eos & ~comma])
         self.mask_table = np.where(allowed, np.float32(0.0), NEG_INF).astype(np.float32)
-        self.out_tokens = ["" if i < 4 else t for i, t in enumerate(self.tokens)]
+        self.out_tokens = ["" if i < len(SPECIALS) else t for i, t in enumerate(self.tokens)]
         self._conv: Optional[dict] = None
         self._prosody: Optional[dict] = None
 
@@ -342,11 +337,7 @@ class NumpyPoemModel:
     # ---------------------------------------------------------------- text -> ids
     def chars(self, text: str) -> List[str]:
         """The characters of ``text`` after the graph's normalisation and script conversion (``_chars``)."""
-        t = _WS.sub("", text)
-        t = _TO_PERIOD.sub("。", t)
-        t = _TO_COMMA.sub("，", t)
-        t = _DROP.sub("", t)
-        chars = list(t)
+        chars = list(normalize(text))  # the graph's rules (rnn_apps.chinese.INPUT_RULES)
         if any(c not in self.index for c in chars):  # only then is OpenCC's table needed
             conv = self._conversion()
             chars = [conv.get(c, c) for c in chars]

@@ -5,47 +5,8 @@ from __future__ import annotations
 import keras
 
 from rnn_apps.cells import get_cell
-from rnn_apps.layers import ProjectedRNN
-
-
-@keras.saving.register_keras_serializable(package="rnn_apps")
-class TiedLogits(keras.layers.Layer):
-    """Logits from the embedding matrix (Press & Wolf, 2017): ``logits = (h P) Eᵀ + b``.
-
-    ``P`` projects the recurrent state to the embedding size when they differ. Tying halves the
-    character-sized parameters and usually lowers the perplexity of a small corpus.
-
-    Args:
-        embedding: The ``keras.layers.Embedding`` whose matrix is reused.
-    """
-
-    def __init__(self, embedding_dim: int, **kwargs):
-        super().__init__(**kwargs)
-        self.embedding_dim = int(embedding_dim)
-        self.embedding = None
-
-    def tie(self, embedding: keras.layers.Embedding):
-        self.embedding = embedding
-
-    def build(self, input_shape):
-        units = int(input_shape[-1])
-        self.projection = (
-            self.add_weight(name="projection", shape=(units, self.embedding_dim), initializer="glorot_uniform")
-            if units != self.embedding_dim
-            else None
-        )
-        self.bias = None
-        self.built = True
-
-    def call(self, h):
-        if self.projection is not None:
-            h = keras.ops.matmul(h, self.projection)
-        # A plain matmul with the transposed matrix: an einsum ("...d,vd->...v") would avoid the transpose,
-        # but TensorFlow's einsum gradient then materialises a (batch, time, vocab, dim) tensor.
-        return keras.ops.matmul(h, keras.ops.transpose(self.embedding.embeddings))
-
-    def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim}
+from rnn_apps.checks import check_positive_ints
+from rnn_apps.layers import ProjectedRNN, TiedLogits
 
 
 def build_char_rnn(
@@ -70,9 +31,7 @@ def build_char_rnn(
         cell: A name from ``rnn_apps.cells.CELLS`` ("lstm", "gru", ...).
         dropout: Dropout between layers (and on the embedding) during training.
     """
-    for arg, v in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim), ("units", units), ("num_layers", num_layers)):
-        if not isinstance(v, int) or v <= 0:
-            raise ValueError(f"`{arg}` must be a positive integer; received {v!r}.")
+    check_positive_ints(vocab_size=vocab_size, embedding_dim=embedding_dim, units=units, num_layers=num_layers)
     cell_cls = get_cell(cell)
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     emb_layer = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")

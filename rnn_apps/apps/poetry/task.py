@@ -9,7 +9,8 @@ import time
 from typing import Optional
 
 from rnn_apps.apps.poetry import data as pdata
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.batches import batch_dataset
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
@@ -98,24 +99,6 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
     return model
 
 
-def batch_dataset(plan: pdata.BatchPlan, start_step: int, epochs: Optional[int]):
-    """(inputs, targets, weights) batches of ``plan`` from ``start_step`` (endless when ``epochs`` is None).
-
-    Also the fill-in-the-blank app's pipeline (its plans yield the same three tensors).
-    """
-    import tensorflow as tf
-
-    from rnn_apps.training import generator_dataset
-
-    spec = (
-        tf.TensorSpec((None, None), tf.int32),
-        tf.TensorSpec((None, None), tf.int32),
-        tf.TensorSpec((None, None), tf.float32),
-    )
-    total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
-    return generator_dataset(lambda: plan.iterate(start_step, epochs), spec, total)
-
-
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
     """Load, split, (build the vocabulary) and encode a corpus; return (vocab, train_seqs, val_seqs, stats)."""
     poems = pdata.load_poems(data_path, cfg["script"])
@@ -184,7 +167,7 @@ def train(
         poems = pdata.load_poems(data_path, cfg["script"])
         train_p, _ = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
         fresh = Vocabulary.build(train_p, min_count=1)
-        added = vocab.extend(t for t in fresh.tokens[4:] if pdata.is_han(t) or t in pdata.PUNCT)
+        added = vocab.extend(t for t in fresh.tokens[len(SPECIALS):] if pdata.is_han(t) or t in pdata.PUNCT)
         if verbose and added:
             print(f"Adding {len(added)} new characters to the vocabulary: {''.join(added[:40])}{'…' if len(added) > 40 else ''}")
     vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab_in)

@@ -1,0 +1,245 @@
+"""The app contract: what every app's training run, export and inference wrapper share.
+
+An app holds only what is its own (settings, model, data, its ``tf.Module`` and signatures, card
+sections, commands); the pipeline around it is written here once:
+
+* Training: :func:`compile_model` (Adam on a cosine-decayed learning rate), :func:`write_run_config` /
+  :func:`read_run_config` (a run directory's ``config.json``), :func:`fit_run` (the resumable fit of
+  :func:`rnn_apps.training.fit_resumable`, then the final weights), :func:`load_run_weights` (a run's
+  final weights, else its newest checkpoint) and :class:`TrainResult`, the one return type of every
+  app's ``train()``.
+* Export: :func:`save_module` writes an app's ``tf.Module`` with its signatures and its
+  ``assets.extra/<app>.json`` atomically (:func:`rnn_apps.export.atomic_export`); :func:`read_meta` reads
+  that file back, refusing a model of another app with a one-line error.
+* Inference: :class:`Predictor`, the base of the inference wrappers (``Filler``, ``PoemGenerator``,
+  ``SentimentClassifier``, ``Translator``, ``ImageCaptioner``): the model directory is looked up, its
+  settings read and the SavedModel loaded once, in one place.
+
+The apps themselves are found by name through :mod:`rnn_apps.predictors`, never by importing each other.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+from typing import Callable, Optional
+
+from rnn_apps import export as shared_export
+from rnn_apps.paths import default_model_dir
+
+CONFIG_FILE = "config.json"
+FINAL_WEIGHTS = "final.weights.h5"
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+class TrainResult(dict):
+    """What every app's ``train()`` returns: the figures and objects of the run, by name.
+
+    A ``dict`` (the keys each app documents: ``step``, ``history``, ``stats``, ``seconds``, ``config``,
+    ``model`` ...), so existing callers that index it keep working, with the keys also readable as
+    attributes (``result.model``) and :meth:`summary` for the figures a command reports.
+    """
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"This training result has no {name!r}; it has {sorted(self)}.") from None
+
+    def summary(self, *keys: str, optional: tuple = ()) -> dict:
+        """The values of ``keys`` (each must be present) and of those of ``optional`` that are present."""
+        missing = [k for k in keys if k not in self]
+        if missing:
+            raise KeyError(f"This training result has no {missing}; it has {sorted(self)}.")
+        out = {k: self[k] for k in keys}
+        out.update({k: self[k] for k in optional if k in self})
+        return out
+
+
+def token_classification(**loss_kwargs) -> dict:
+    """``compile`` arguments of a model that predicts tokens: sparse cross-entropy from logits and accuracy.
+
+    ``loss_kwargs`` go to ``keras.losses.SparseCategoricalCrossentropy`` (e.g. ``reduction``).
+    """
+    import keras
+
+    return {
+        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, **loss_kwargs),
+        "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    }
+
+
+def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int, alpha: float = 0.05,
+                  **compile_kwargs):
+    """Compile ``model`` with Adam on a cosine decay from ``learning_rate`` to ``alpha`` of it over ``total_steps``.
+
+    ``η_t = η · (α + (1 - α) · (1 + cos(π · t / T)) / 2)`` (Loshchilov & Hutter, 2017, without restarts),
+    gradients clipped to a global norm of ``clipnorm``. ``compile_kwargs`` (``loss``, ``weighted_metrics``,
+    ``metrics``, ``jit_compile``: see :func:`token_classification`) go to ``model.compile``.
+    """
+    import keras
+
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, int(total_steps)), alpha=alpha)
+    model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm), **compile_kwargs)
+    return model
+
+
+def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE) -> str:
+    """Write a run's ``config.json`` (``{"settings": ..., "data": ..., "stats": ...}`` and what the app adds)."""
+    path = os.path.join(run_dir, config_file)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(record, f, ensure_ascii=False, indent=1)
+    return path
+
+
+def read_run_config(run_dir: str, config_file: str = CONFIG_FILE, app: str = "") -> dict:
+    """A run's whole ``config.json`` record (its ``settings`` and what the app saved with them).
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no such file (it is not a training run of ``app``).
+    """
+    path = os.path.join(run_dir, config_file)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{run_dir} is not a{' ' + app if app else ''} training run (no {config_file}).")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optional[str] = None,
+                     final: str = FINAL_WEIGHTS):
+    """Load ``weights`` (default: the run's final weights), else restore the run's newest checkpoint.
+
+    A checkpoint holds the optimizer's state too, so ``compile_fn(model)`` compiles the model first.
+    """
+    from rnn_apps.training import CheckpointManager
+
+    path = weights or os.path.join(run_dir, final)
+    if os.path.exists(path):
+        model.load_weights(path)
+    else:
+        compile_fn(model)
+        CheckpointManager(run_dir).restore(model)
+    return model
+
+
+def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, run_dir: str, *, strategy,
+            final: str = FINAL_WEIGHTS, **fit_kwargs) -> TrainResult:
+    """:func:`rnn_apps.training.fit_resumable`, then the final weights to ``run_dir/final`` (on the chief).
+
+    ``fit_kwargs``: ``validation_data``, ``resume``, ``save_every``, ``tensorboard``, ``callbacks``,
+    ``verbose``, ``keep_best``, ``patience``, ``meta`` (see ``fit_resumable``).
+    """
+    from rnn_apps import training
+
+    result = training.fit_resumable(model, make_dataset, steps_per_epoch, epochs, run_dir, strategy=strategy,
+                                    **fit_kwargs)
+    if final and training.is_chief(strategy):
+        model.save_weights(os.path.join(run_dir, final))
+    return TrainResult(result)
+
+
+# ------------------------------------------------------------------------------------------------- export
+
+def exported_at() -> str:
+    """The time of an export, as written into ``assets.extra/<app>.json`` (UTC, ISO 8601, seconds)."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def save_module(module, signatures: dict, app_dir: str, version: Optional[int], config_name: str, meta: dict,
+                after_save: Optional[Callable[[str], None]] = None) -> str:
+    """Save ``module`` with ``signatures`` and ``assets.extra/<config_name>`` = ``meta`` to ``app_dir/<version>``.
+
+    Atomic (:func:`rnn_apps.export.atomic_export`); ``after_save(path)`` may amend the SavedModel before it
+    is moved into place. Returns the version directory.
+    """
+    import tensorflow as tf
+
+    def write(path):
+        tf.saved_model.save(module, path, signatures=signatures)
+        if after_save is not None:
+            after_save(path)
+
+    return shared_export.atomic_export(write, app_dir, version, {config_name: meta})
+
+
+def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] = None) -> dict:
+    """The ``assets.extra/<config_name>`` of an exported model (settings, vocabulary, card facts).
+
+    Raises:
+        FileNotFoundError: the model has no such file, or (with ``format``) one of another format: it is
+            not a model of ``app``.
+    """
+    try:
+        meta = shared_export.read_extra(model_dir, config_name)
+    except OSError:
+        raise FileNotFoundError(f"{model_dir} has no assets.extra/{config_name}: it is not a {app} model.") from None
+    except ValueError as e:  # not JSON
+        raise FileNotFoundError(f"{model_dir}: assets.extra/{config_name} is not readable JSON ({e}).") from None
+    if format is not None and (not isinstance(meta, dict) or meta.get("format") != format):
+        raise FileNotFoundError(f"{model_dir} is not a {app} model (its {config_name} has no format {format}).")
+    return meta
+
+
+# ---------------------------------------------------------------------------------------------- inference
+
+class Predictor:
+    """Base of the inference wrappers: an exported model found, its settings read and loaded once.
+
+    Subclasses set :attr:`app` (its model's settings are ``assets.extra/<app>.json``, and ``models/<app>``
+    is used when no ``model_dir`` is given); with :attr:`lazy` the SavedModel is read on first use, so that
+    bad input is refused before the model is loaded.
+
+    Args:
+        model_dir: A version directory or an app directory (its newest version); default: the shipped model.
+
+    Attributes:
+        model_dir: The version directory.
+        meta: The model's ``assets.extra/<app>.json``.
+        config: Its training settings (``meta["config"]``).
+    """
+
+    app: str = ""
+    lazy: bool = False
+
+    def __init__(self, model_dir: Optional[str] = None):
+        if not self.app:
+            raise TypeError(f"{type(self).__name__} must set the class attribute `app`.")
+        self.model_dir = shared_export.resolve_model_dir(model_dir or default_model_dir(self.app))
+        self.meta = self.read_meta(self.model_dir)
+        self.config = self.meta.get("config", {}) if isinstance(self.meta, dict) else {}
+        self._loaded = None
+        if not self.lazy:
+            self.load()
+
+    @classmethod
+    def read_meta(cls, model_dir: str) -> dict:
+        """The model's ``assets.extra/<app>.json`` (:func:`read_meta`); an app with more checks overrides this."""
+        return read_meta(model_dir, f"{cls.app}.json", cls.app)
+
+    def load(self):
+        """The SavedModel (``tf.saved_model.load``), read on the first call only."""
+        if self._loaded is None:
+            import tensorflow as tf
+
+            self._loaded = tf.saved_model.load(self.model_dir)
+        return self._loaded
+
+    @property
+    def loaded(self):
+        """The loaded SavedModel: its signatures and variables (``loaded.model_weights``)."""
+        return self.load()
+
+    @property
+    def _model(self):  # the name the wrappers have used for the loaded model
+        return self.load()
+
+    @_model.setter
+    def _model(self, loaded):
+        self._loaded = loaded
+
+    @property
+    def signatures(self):
+        """The SavedModel's signatures by name."""
+        return self.load().signatures

@@ -1,0 +1,161 @@
+"""Poem corpora, shared by the poem and fill-in-the-blank apps: reading, cleaning, splitting and encoding.
+
+A corpus is either the chinese-poetry project's format (JSON lines, or a JSON array, of objects with a
+``paragraphs`` list; optionally gzip-compressed), such as the Complete Tang Poems, or a user's plain UTF-8
+text file with one poem per line, or poems separated by blank lines. Both apps read, clean and split a
+corpus the same way, so the fill model's validation poems are the poem model's.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+
+from rnn_apps.chinese import COMMA, HAN_RANGES, PAUSES, PERIOD, QUOTES, SCRIPTS, SENTENCE_ENDS, convert_script
+from rnn_apps.vocab import Vocabulary
+
+# Corpus cleaning (Python only; stricter than the input rules of rnn_apps.chinese: brackets and middle dots go too).
+_BRACKETS = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】")
+_DROP = re.compile(f"[{QUOTES}\\s·・]")
+_TO_PERIOD = re.compile(f"[{SENTENCE_ENDS}]+")
+_TO_COMMA = re.compile(f"[{PAUSES}]")
+_VALID = re.compile(f"[{HAN_RANGES}，。]+")
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be read or holds no usable poem."""
+
+
+def clean_poem(text: str) -> str | None:
+    """Normalise one poem to Han characters with ，and 。; None if it is not a usable poem.
+
+    Editorial annotations in brackets are removed, quotation and title marks dropped, ？！… become 。 and
+    ；：、 become ，. A poem with other symbols (such as □ for a lost character) is rejected, since a model
+    must not learn to write them.
+    """
+    t = _BRACKETS.sub("", text)
+    t = _DROP.sub("", t)
+    t = _TO_PERIOD.sub(PERIOD, t)
+    t = _TO_COMMA.sub(COMMA, t)
+    t = re.sub(r"[，。]{2,}", lambda m: m.group(0)[-1], t)  # collapse doubled punctuation
+    t = t.lstrip("，。")
+    if not t:
+        return None
+    if t[-1] == COMMA:
+        t = t[:-1] + PERIOD
+    elif t[-1] != PERIOD:
+        t += PERIOD
+    if len(t) < 6 or not _VALID.fullmatch(t):
+        return None
+    return t
+
+
+def _open_text(path: str):
+    with open(path, "rb") as f:
+        magic = f.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def _poem_from_obj(obj) -> str | None:
+    if isinstance(obj, dict):
+        lines = obj.get("paragraphs", obj.get("content"))
+        if isinstance(lines, list) and all(isinstance(x, str) for x in lines):
+            return "".join(lines)
+        if isinstance(lines, str):
+            return lines
+    return None
+
+
+def read_raw_poems(path: str) -> list[str]:
+    """Read the poems of a corpus file as raw strings (before cleaning).
+
+    Raises:
+        CorpusError: the file is missing, not UTF-8, or not in a supported format.
+    """
+    if not os.path.isfile(path):
+        raise CorpusError(f"No such corpus file: {path}")
+    try:
+        with _open_text(path) as f:
+            text = f.read()
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
+    except (OSError, EOFError) as e:
+        raise CorpusError(f"Cannot read {path}: {e}") from None
+    stripped = text.lstrip("\ufeff \n\r\t")
+    if stripped.startswith("[") or stripped.startswith("{"):
+        try:
+            objs = json.loads(stripped) if stripped.startswith("[") else None
+        except json.JSONDecodeError:
+            objs = None
+        if objs is None:  # JSON lines
+            objs = []
+            for n, line in enumerate(stripped.splitlines(), 1):
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    objs.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise CorpusError(f"{path}:{n}: not a JSON object ({e.msg}).") from None
+        poems = [p for p in map(_poem_from_obj, objs) if p]
+        if not poems:
+            raise CorpusError(f"{path}: no object with a 'paragraphs' list of strings.")
+        return poems
+    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
+    if len(blocks) > 1:
+        return [re.sub(r"\s+", "", b) for b in blocks if b.strip()]
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def load_poems(path: str, script: str = "simplified") -> list[str]:
+    """Read, convert to ``script`` and clean the poems of ``path``; unusable poems are skipped.
+
+    Raises:
+        CorpusError: no usable poem in the file.
+    """
+    if script not in SCRIPTS:
+        raise ValueError(f"script must be one of {SCRIPTS}; received {script!r}.")
+    raw = read_raw_poems(path)
+    poems = [p for p in (clean_poem(convert_script(r, script)) for r in raw) if p]
+    if not poems:
+        raise CorpusError(
+            f"{path}: none of its {len(raw)} poems is usable (a poem needs at least 6 Chinese characters "
+            "with ，/。 punctuation)."
+        )
+    return poems
+
+
+def split_poems(poems: Sequence[str], val_fraction: float = 0.05, seed: int = 1234):
+    """Split into (train, validation) with a seeded permutation; validation gets ``val_fraction``."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1); received {val_fraction}.")
+    order = np.random.default_rng(seed).permutation(len(poems))
+    n_val = int(round(len(poems) * val_fraction))
+    if val_fraction > 0 and len(poems) > 1:
+        n_val = max(1, n_val)
+    val = [poems[i] for i in order[:n_val]]
+    train = [poems[i] for i in order[n_val:]]
+    return train, val
+
+
+def encode_poems(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) -> list[np.ndarray]:
+    """Encode each poem as ``<bos> chars <eos>`` and cut long ones into pieces of ``max_len + 1`` tokens.
+
+    Consecutive pieces overlap by one token so that every target is predicted exactly once.
+    """
+    out = []
+    for p in poems:
+        ids = np.asarray([vocab.bos_id] + vocab.encode(p) + [vocab.eos_id], dtype=np.int32)
+        step = max_len
+        for s in range(0, max(1, len(ids) - 1), step):
+            piece = ids[s : s + max_len + 1]
+            if len(piece) >= 2:
+                out.append(piece)
+    return out
