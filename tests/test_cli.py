@@ -125,3 +125,19 @@ def test_error_reporting_imports_nothing_and_lists_real_error_classes():
     classes = errors.all_error_types()
     assert len(classes) == len(errors._KNOWN) and all(issubclass(c, Exception) for c in classes)
     assert set(classes) <= set(errors.known_error_types())  # all imported now
+
+
+def test_cell_choices_are_the_registered_cells():
+    from rnn_apps.cells import CELLS
+    from rnn_apps.cli.options import CELL_NAMES
+
+    assert sorted(CELL_NAMES) == sorted(CELLS)
+
+
+def test_old_export_spellings_still_work_but_are_not_shown(runner):
+    r = runner.invoke(cli, ["fine-tune", "poetry", "--help"])
+    assert r.exit_code == 0 and "--export" in r.output and "--out" not in r.output
+    r = runner.invoke(cli, ["export", "poetry", "--help"])
+    assert r.exit_code == 0 and "--export" in r.output and "--models" not in r.output
+    r = runner.invoke(cli, ["export", "poetry", "--run-dir", "r", "--export", "a", "--models", "b"])
+    assert r.exit_code == 2 and "not both" in r.output

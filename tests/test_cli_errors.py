@@ -26,7 +26,7 @@ def test_forecast_learning_rate_must_be_positive_and_finite(value, words):
 
 
 def test_finite_float_range_type():
-    from rnn_apps._cli_common import FiniteFloatRange
+    from rnn_apps.cli.common import FiniteFloatRange
 
     t = FiniteFloatRange(0, 10, min_open=True)
     assert t.convert("2.5", None, None) == 2.5

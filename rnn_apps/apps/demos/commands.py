@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from rnn_apps._cli_common import _echo_json, _friendly_errors
+from rnn_apps.cli.common import echo_json, friendly_errors
 
 
 def _split(value: str, param, kind=str) -> list:
@@ -69,7 +69,7 @@ def demo():
 @click.option("--json", "as_json", is_flag=True,
               help="Print the full result as JSON (accuracy, loss, gradient-norm profiles, config).")
 @click.option("--quick", is_flag=True, help="A tiny version (seconds): T 5,12, 8 steps, 8 units.")
-@_friendly_errors
+@friendly_errors
 def long_memory(cells, lengths, steps, units, batch_size, seed, plot_path, as_json, quick):
     """Why LSTM: train each cell on the adding problem for several sequence lengths T.
 
@@ -105,6 +105,9 @@ def long_memory(cells, lengths, steps, units, batch_size, seed, plot_path, as_js
     plot_long_memory(result, plot_path)
     click.echo(f"Figure: {plot_path} ({result['total_seconds']} s of training)", err=True)
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         click.echo(format_table(result))
+
+
+COMMANDS = {None: [demo]}

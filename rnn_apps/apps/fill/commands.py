@@ -1,4 +1,4 @@
-"""The fill-in-the-blank commands of ``rnn-apps`` (registered in :mod:`rnn_apps.cli`): thin wrappers.
+"""The fill-in-the-blank commands of ``rnn-apps``: ``fill-poem`` and ``train``, ``evaluate``, ``export fill``.
 
 TensorFlow is imported inside the commands, so ``rnn-apps --help`` stays instant.
 """
@@ -9,9 +9,9 @@ import os
 
 import click
 
-from rnn_apps._cli_common import (
-    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
-)
+from rnn_apps.apps.fill.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity
 
 
 def _export_run(r: dict, app_dir: str, version=None) -> str:
@@ -30,11 +30,11 @@ def _export_run(r: dict, app_dir: str, version=None) -> str:
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
 @click.option("--top-k", "top_k", type=click.IntRange(1, 50), default=5, show_default=True,
               help="Candidates shown for each blank.")
-@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/fill).")
+@options.model("fill")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
                    "'candidates': 'character' and 'probability'), 'unknown_characters', 'converted_to_simplified'.")
-@_friendly_errors
+@friendly_errors
 def fill_poem(texts, files, top_k, model_dir, as_json):
     """Fill in the blanks of a Tang poem with a bidirectional RNN.
 
@@ -61,7 +61,7 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
     from rnn_apps.apps.fill.data import FillError
     from rnn_apps.apps.fill.filler import read_texts_file
 
-    inputs = _gather_texts(texts, files, read_texts_file, FillError,
+    inputs = gather_texts(texts, files, read_texts_file, FillError,
                           "Give a line with blanks: TEXT arguments (e.g. \"床前明月□，疑是地上霜。\"), --file PATH "
                           "(one text a line), or - to read standard input. See rnn-apps fill-poem --help.",
                           "Nothing to fill: the input holds only blank lines.")
@@ -84,7 +84,7 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
             click.echo(f"Note: the model does not know these characters of {which} (read as unknown): "
                        f"{' '.join(r.unknown_characters)}.", err=True)
     if as_json:
-        _echo_json([r.to_dict() for r in results])
+        echo_json([r.to_dict() for r in results])
         return
     for i, r in enumerate(results):
         if i:
@@ -101,31 +101,23 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
 @click.command("fill")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="A poem corpus (chinese-poetry JSON lines or plain text, one poem a line).")
-@click.option("--run-dir", default="runs/fill", show_default=True, help="Checkpoints, logs, vocabulary.")
-@click.option("--epochs", default=2, show_default=True, help="Total epochs.")
-@click.option("--max-steps", type=int, default=None,
-              help="Total steps instead of whole epochs (split evenly into the epochs; default: whole epochs). "
-                   "With --resume, extends (or shortens) the run: --resume --epochs 5 --max-steps 900.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
-@_STRATEGY
-@click.option("--kind", type=click.Choice(["bidirectional", "forward"]), default=None,
-              help="bidirectional (default) or the forward-only baseline, which predicts a character from "
-                   "the ones before it only.")
-@click.option("--embedding-dim", type=int, default=None, help="Embedding size (default 128).")
-@click.option("--units", type=int, default=None, help="LSTM units per direction (default 256).")
-@click.option("--cell", type=click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]), default=None,
-              help="Recurrent cell (default lstm).")
-@click.option("--dropout", type=float, default=None, help="Dropout on the embedding and the context (default 0.1).")
-@click.option("--mask-rate", type=float, default=None,
-              help="Share of input characters replaced by <mask> in training (default 0.12).")
-@click.option("--learning-rate", type=float, default=None, help="Adam's peak learning rate, cosine decay (default 3e-3).")
-@click.option("--tokens-per-batch", type=int, default=None, help="Characters per batch (default 8192).")
-@click.option("--seed", type=int, default=None, help="Seed of the split and the training (default 1234, the poem model's).")
-@click.option("--save-every", default=100, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
-@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/fill).")
-@click.option("--json", "as_json", is_flag=True)
-@_friendly_errors
+@options.training("runs/fill", 2, save=100, epochs_help="Total epochs.")
+@options.setting("--max-steps", DEFAULTS, "Total steps instead of whole epochs (split evenly into the epochs; 0: "
+                 "whole epochs). With --resume, extends (or shortens) the run: --resume --epochs 5 --max-steps 900",
+                 int)
+@options.setting("--kind", DEFAULTS, "bidirectional, or the forward-only baseline, which predicts a character from "
+                 "the ones before it only", click.Choice(["bidirectional", "forward"]))
+@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
+@options.setting("--units", DEFAULTS, "LSTM units per direction", int)
+@options.cell(DEFAULTS)
+@options.setting("--dropout", DEFAULTS, "Dropout on the embedding and the context", float)
+@options.setting("--mask-rate", DEFAULTS, "Share of input characters replaced by <mask> in training", float)
+@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.setting("--tokens-per-batch", DEFAULTS, "Characters per batch", int)
+@options.seed(DEFAULTS)
+@options.export(example="models/fill")
+@options.as_json()
+@friendly_errors
 def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every, **settings):
     """Train the fill-in-the-blank model (or its forward-only baseline) on Tang poems.
 
@@ -141,13 +133,13 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
     """
     from rnn_apps.apps.fill import task
 
-    with _progress_to_stderr(as_json):
+    with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=_verbosity(), **settings)
+                            save_every=save_every, verbose=verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
     if export_dir:
         summary["exported"] = _export_run(result, export_dir)
-    _report(summary, as_json)
+    report(summary, as_json)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -163,8 +155,8 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of the hidden characters.")
 @click.option("--limit", type=int, default=None, help="Only the first N poems (after the split).")
 @click.option("--batch-size", default=64, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with 'top1_accuracy', 'top5_accuracy'.")
-@_friendly_errors
+@options.as_json("Print a JSON object with 'top1_accuracy', 'top5_accuracy'.")
+@friendly_errors
 def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
     """Masked-character accuracy: hide ONE Han character of each poem (uniformly at random, punctuation
     never) and count how often the model's first candidate, or one of its first five, is that character.
@@ -186,7 +178,7 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
         r = evaluate_masked(data, model_dir, split=split, seed=seed, batch_size=batch_size, limit=limit,
                             progress=not as_json)
     if as_json:
-        _echo_json(r)
+        echo_json(r)
     else:
         click.echo(f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} poems, "
                    f"{r['split']} split, {r['kind']} model; {r['positions']})")
@@ -196,17 +188,20 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
 
 
 @click.command("fill")
-@click.option("--run-dir", required=True)
-@click.option("--models", "models_dir", default="models", show_default=True)
+@options.run_dir(None, "The training run to export.")
+@options.export_target("fill")
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
-@_friendly_errors
-def export_fill_cmd(run_dir, models_dir, version):
-    """Export the fill model of RUN_DIR to MODELS/fill/<version>/.
+@friendly_errors
+def export_fill_cmd(run_dir, export_dir, models_root, version):
+    """Export the fill model of RUN_DIR to APP_DIR/<version>/.
 
     \b
     Example:
-      rnn-apps export fill --run-dir runs/fill --models models
+      rnn-apps export fill --run-dir runs/fill --export models/fill
     """
+    if not run_dir:
+        raise click.UsageError("Give --run-dir, the training run to export.")
+    app_dir = options.export_dir_for(export_dir, models_root, "fill")
     import json
 
     from rnn_apps.apps.fill import task
@@ -218,4 +213,7 @@ def export_fill_cmd(run_dir, models_dir, version):
     history = read_history(run_dir)
     r = {"model": model, "vocab": vocab, "config": cfg, "stats": stats, "step": history[-1]["step"] if history else None,
          "val_accuracy": last_metric(history, "val_accuracy"), "val_loss": last_metric(history, "val_loss")}
-    click.echo(_export_run(r, os.path.join(models_dir, "fill"), version))
+    click.echo(_export_run(r, app_dir, version))
+
+
+COMMANDS = {None: [fill_poem], "train": [train_fill], "evaluate": [evaluate_fill], "export": [export_fill_cmd]}

@@ -1,4 +1,4 @@
-"""The ``rnn-apps forecast`` command (registered in :mod:`rnn_apps.cli`): a thin wrapper over the library.
+"""The ``rnn-apps forecast`` command: a thin wrapper over the library.
 
 TensorFlow is imported inside the command, so ``rnn-apps --help`` stays instant.
 """
@@ -10,10 +10,10 @@ import tempfile
 
 import click
 
-from rnn_apps._cli_common import (_STRATEGY, FiniteFloatRange, _echo_json, _friendly_errors, _progress_to_stderr,
-                                  _verbosity)
+from rnn_apps.apps.forecast.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import FiniteFloatRange, echo_json, friendly_errors, progress_to_stderr, verbosity
 
-_CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
 
 
@@ -54,33 +54,35 @@ def format_table(result: dict) -> str:
 @click.option("--time-column", default=None,
               help="A column of increasing timestamps (ISO dates/times or numbers); regular spacing gives the "
                    "forecast's future timestamps.")
-@click.option("--horizon", type=click.IntRange(min=1), default=24, show_default=True, help="Steps to forecast.")
+@click.option("--horizon", type=click.IntRange(min=1), default=DEFAULTS["horizon"], show_default=True, help="Steps to forecast.")
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="History steps the model reads (default: two seasons, else two horizons).")
-@click.option("--mode", type=click.Choice(["direct", "recursive"]), default="direct", show_default=True,
+@click.option("--mode", type=click.Choice(["direct", "recursive"]), default=DEFAULTS["mode"], show_default=True,
               help="direct: all H steps at once (N-to-N); recursive: one step, fed back H times (N-to-1).")
-@click.option("--cell", type=click.Choice(_CELLS), default="lstm", show_default=True, help="Recurrent cell.")
-@click.option("--units", type=click.IntRange(min=1), default=32, show_default=True, help="Units of the cell.")
-@click.option("--epochs", type=click.IntRange(min=1), default=15, show_default=True, help="Training epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Windows per batch.")
-@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=1e-2, show_default=True,
+@click.option("--cell", type=click.Choice(options.CELL_NAMES), default=DEFAULTS["cell"], show_default=True,
+              help="Recurrent cell.")
+@click.option("--units", type=click.IntRange(min=1), default=DEFAULTS["units"], show_default=True, help="Units of the cell.")
+@options.epochs(15, "Training epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True, help="Windows per batch.")
+@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=DEFAULTS["learning_rate"],
+              show_default=True,
               help="Adam's peak rate (cosine decay).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.2,
+@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
+              default=DEFAULTS["val_fraction"],
               show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
 @click.option("--season", type=click.IntRange(min=2), default=None,
               help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result (on a CPU).")
+@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
 @click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Save a PNG of the history, the back-test forecasts and the forecast.")
 @click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
               help="Write the forecast to this CSV (step, time when known, value).")
-@click.option("--export", "export_dir", default=None,
-              help="Export the model as a SavedModel to this app dir (e.g. models/forecast/<next version>).")
-@click.option("--run-dir", default=None, help="Keep checkpoints and logs here (default: a temporary directory).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
-@_STRATEGY
-@click.option("--json", "as_json", is_flag=True, help="Print the metrics, forecast and settings as JSON.")
-@_friendly_errors
+@options.export(example="models/forecast")
+@options.run_dir(None, "Keep checkpoints and logs here (default: a temporary directory).")
+@options.resume()
+@options.strategy
+@options.as_json("Print the metrics, forecast and settings as JSON.")
+@friendly_errors
 def forecast(data_path, column, time_column, horizon, window, mode, cell, units, epochs, batch_size, learning_rate,
              val_fraction, season, seed, plot_path, output_path, export_dir, run_dir, resume, strategy, as_json):
     """Train a recurrent forecaster on a series, back-test it against baselines and forecast the next steps.
@@ -113,9 +115,9 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
     settings = dict(horizon=horizon, window=window, mode=mode, cell=cell, units=units, batch_size=batch_size,
                     learning_rate=learning_rate, val_fraction=val_fraction, season=season, seed=seed)
     click.echo(f"Training a {cell} forecaster ({mode}) on {series.name!r} ({len(series)} values) ...", err=True)
-    with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, _progress_to_stderr(True):
+    with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, progress_to_stderr(True):
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
-                            verbose=_verbosity(), **settings)
+                            verbose=verbosity(), **settings)
     cfg = result["config"]
     summary = {
         "series": {"name": series.name, "source": series.source, "length": len(series)},
@@ -156,7 +158,7 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         summary["exported"] = export_forecast(result["model"], result["scale"], cfg, export_dir, summary=keep)
         click.echo(f"Exported to {summary['exported']}", err=True)
     if as_json:
-        _echo_json(summary)
+        echo_json(summary)
         return
     bt = summary["backtest"]
     season_line = f"{cfg['season']} steps ({cfg['season_source']})" if cfg["season"] else cfg["season_source"]
@@ -167,3 +169,6 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
     click.echo(format_table(result))
     if export_dir:
         click.echo(f"\nExported: {os.path.normpath(summary['exported'])}")
+
+
+COMMANDS = {None: [forecast]}

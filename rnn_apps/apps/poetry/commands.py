@@ -1,0 +1,263 @@
+"""The poem commands of ``rnn-apps``: ``generate-poem``, ``check-poem`` and ``train``, ``fine-tune``, ``evaluate``,
+``export poetry``. Thin wrappers over the library; TensorFlow is imported inside the commands."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from rnn_apps.apps.poetry.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import (
+    FiniteFloatRange, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity,
+)
+
+
+@click.command("generate-poem")
+@click.option("--start", default="", help="Continue this start (续写), e.g. 春眠.")
+@click.option("--acrostic", default="", help="Acrostic (藏头诗): these characters open the lines, in order.")
+@click.option(
+    "--form",
+    type=click.Choice(["wujue", "qijue", "wulv", "qilv"]),
+    default=None,
+    help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv. Without it the model picks the form.",
+)
+@click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
+@click.option("--temperature", type=FiniteFloatRange(0, 10), default=0.8, show_default=True,
+              help="Sampling temperature; 0 is greedy.")
+@click.option("--top-k", default=0, show_default=True, help="Sample among the k most likely characters (0: off).")
+@click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Nucleus sampling mass (1: off).")
+@click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
+@click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
+@click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
+              help="--form poems: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
+              "of 平水韵 (pingshui) or 中华新韵 (xinyun, modern tones); none: no rhyme.")
+@click.option("--metre", type=click.Choice(["strict", "loose", "none"]), default="loose", show_default=True,
+              help="--form poems: the 平仄 of a regulated template (平起/仄起, first line rhymed or not); strict: every "
+              "position; loose: 一三五不论, no 孤平; none: no tones.")
+@click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
+              help="Script of the output (default: the model's).")
+@options.model("poetry")
+@click.option(
+    "--engine",
+    type=click.Choice(["auto", "numpy", "tensorflow"]),
+    default="auto",
+    show_default=True,
+    help="Who runs the model: numpy (starts in well under a second, no TensorFlow import), tensorflow "
+    "(the SavedModel's generate signature), or auto (numpy when it supports the model). Same seed, same poems.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of objects with 'text'.")
+@friendly_errors
+def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max_length, rhyme, metre, script, model_dir,
+                  engine, as_json):
+    """Write classical Chinese poems with the shipped Char-RNN (no training, no network).
+
+    \b
+    Examples:
+      rnn-apps generate-poem
+      rnn-apps generate-poem --start 春眠
+      rnn-apps generate-poem --acrostic 春夏秋冬 --form wujue
+      rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
+      rnn-apps generate-poem --form qijue --metre strict --rhyme xinyun
+      rnn-apps generate-poem --script traditional
+    """
+    from rnn_apps._quiet import enable_xla_cache, native_stderr_silenced
+    from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
+
+    if engine != "numpy" and "tensorflow" not in sys.modules:
+        enable_xla_cache()  # in case TensorFlow is used (must come before its import)
+    with native_stderr_silenced():
+        gen = PoemGenerator(model_dir, engine=engine)
+        poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length, rhyme, metre)
+    rows = []
+    for p in poems:
+        d = p.to_dict()
+        if script and script != gen.script:
+            d["text"] = to_script(d["text"], script)
+            d["lines"] = [to_script(x, script) for x in d["lines"]]
+        rows.append(d)
+    for i, p in enumerate(poems):
+        if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
+            where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"
+                              for b in p.forced_breaks)
+            click.echo(f"Note: poem {i + 1}: the start or acrostic breaks the --metre {metre}/--rhyme {rhyme} rules "
+                       f"at {where}; the other characters follow them.", err=True)
+    if as_json:
+        echo_json(rows)
+        return
+    for i, d in enumerate(rows):
+        if i:
+            click.echo()
+        click.echo("\n".join(d["lines"]) if d["lines"] else d["text"])
+
+
+@click.command("check-poem")
+@click.argument("texts", nargs=-1)
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A UTF-8 file of poems separated by blank lines ('-': standard input). May be repeated.")
+@click.option("--rhyme", type=click.Choice(["pingshui", "xinyun"]), default="pingshui", show_default=True,
+              help="Rhyme book and tones: 平水韵 with classical tones, or 中华新韵 with modern tones.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array: per poem its lines (each character's 平/仄/多 (either)/? (unknown)), the "
+              "rhyme group, the matched template and every break of rhyme or metre.")
+@friendly_errors
+def check_poem_cmd(texts, files, rhyme, as_json):
+    """Check the rhyme (押韵) and tones (平仄) of poems against the regulated forms (近体诗).
+
+    Each TEXT is one poem; TEXT '-' reads poems from standard input (separated by blank lines). Prints
+    each line's tones (多: a character of either tone), the rhyme group of each line end, the template
+    that fits best and every break (the ones 一三五不论 allows are marked).
+
+    \b
+    Examples:
+      rnn-apps check-poem "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"
+      rnn-apps check-poem --file poems.txt --json
+      rnn-apps generate-poem --form wujue | rnn-apps check-poem -
+    """
+    from rnn_apps.apps.poetry import prosody
+    from rnn_apps.apps.poetry.generate import PoemError, check_poem, read_poems_file
+
+    poems = gather_texts(texts, files, read_poems_file, PoemError,
+                         "Give poems to check: TEXT arguments, --file PATH (poems separated by blank lines), "
+                         "or '-' for standard input.", "There is no poem to check: the input is blank.")
+    tables = prosody.Tables.load()
+    results = [check_poem(p, rhyme, tables) for p in poems]
+    if as_json:
+        echo_json(results)
+        return
+    click.echo("\n\n".join(prosody.format_check(r) for r in results))
+
+
+def _train_summary(result: dict) -> dict:
+    return {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
+
+
+@click.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Corpus: chinese-poetry JSON(L)(.gz) or a UTF-8 text file.")
+@options.training("runs/poetry", 6, save=100)
+@options.cell(DEFAULTS)
+@options.setting("--units", DEFAULTS, "Units per recurrent layer", int)
+@options.setting("--layers", DEFAULTS, "Recurrent layers", int, key="num_layers")
+@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
+@options.setting("--dropout", DEFAULTS, "Dropout", float)
+@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.setting("--tokens-per-batch", DEFAULTS, "Tokens per batch", int)
+@options.setting("--script", DEFAULTS, "Script the corpus is converted to", click.Choice(["simplified", "traditional"]))
+@options.seed(DEFAULTS)
+@options.setting("--min-count", DEFAULTS, "Rarest character kept in the vocabulary", int)
+@options.setting("--val-fraction", DEFAULTS, "Share of poems held out for validation", float)
+@options.export(example="models/poetry")
+@options.as_json()
+@friendly_errors
+def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every, **settings):
+    """Train the Char-RNN on a poem corpus.
+
+    \b
+    Examples:
+      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz --epochs 6
+      rnn-apps train poetry --data poems.txt --run-dir runs/mine --resume
+      rnn-apps train poetry --data poems.txt --cell gru --units 256 --export models/poetry
+    """
+    from rnn_apps.apps.poetry import task
+
+    with progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                            save_every=save_every, verbose=verbosity(), **settings)
+    summary = _train_summary(result)
+    if export_dir:
+        from rnn_apps.apps.poetry.export import export_poetry
+
+        summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+    report(summary, as_json)
+
+
+@click.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Your poems: UTF-8 text, one a line or blank-line separated.")
+@options.model("poetry", "Start from this model (default: the newest shipped models/poetry).")
+@options.export("models-finetuned/poetry", old=("--out",))
+@options.training("runs/poetry-finetune", 3)
+@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@options.seed(DEFAULTS)
+@options.as_json()
+@friendly_errors
+def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json):
+    """Fine-tune the poem model on your text; new characters get new embedding rows.
+
+    \b
+    Examples:
+      rnn-apps fine-tune poetry --data my_poems.txt
+      rnn-apps generate-poem --model models-finetuned/poetry
+    """
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.apps.poetry.export import export_poetry
+    from rnn_apps.paths import default_model_dir
+
+    base = model_dir or default_model_dir("poetry")
+    with progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=0.1)
+    summary = _train_summary(result)
+    summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+    report(summary, as_json)
+
+
+@click.command("poetry")
+@click.option("--data", required=True, type=click.Path(dir_okay=False))
+@options.model("poetry")
+@click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
+              help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
+@options.as_json("Print a JSON object with 'bits_per_char', 'poems', 'tokens', 'unknown_characters'.")
+@friendly_errors
+def evaluate_poetry(data, model_dir, split, as_json):
+    """Bits per character of the poem model on a corpus (same cleaning and script as training).
+
+    \b
+    Examples:
+      rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val
+      rnn-apps evaluate poetry --data my_poems.txt --json
+    """
+    from rnn_apps.apps.poetry.evaluate import evaluate_corpus
+
+    result = evaluate_corpus(data, model_dir, split, progress=not as_json)
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(f"bits per character: {result['bits_per_char']:.4f}  ({result['poems']} poems, "
+                   f"{result['tokens']} tokens, {result['unknown_characters']} of them outside the vocabulary)")
+
+
+@click.command("poetry")
+@options.run_dir(None, "A training run to export.")
+@click.option("--from-model", "from_model", default=None,
+              help="Instead of a run: an exported poem model, whose weights are exported again with this version's "
+              "graph (e.g. to gain rhyme and metre).")
+@options.export_target("poetry")
+@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@friendly_errors
+def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version):
+    """Export the poem model of RUN_DIR (or of another export) to APP_DIR/<version>/.
+
+    \b
+    Examples:
+      rnn-apps export poetry --run-dir runs/poetry --export models/poetry
+      rnn-apps export poetry --from-model models/poetry/4 --export models-new/poetry
+    """
+    if (run_dir is None) == (from_model is None):
+        raise click.UsageError("Give exactly one of --run-dir and --from-model.")
+    app_dir = options.export_dir_for(export_dir, models_root, "poetry")
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.apps.poetry.export import export_poetry, rebuild_from_export
+
+    if from_model:
+        model, vocab, cfg = rebuild_from_export(from_model)
+    else:
+        model, vocab, cfg = task.load_run_model(run_dir)
+    click.echo(export_poetry(model, vocab, cfg, app_dir, version))
+
+
+COMMANDS = {None: [generate_poem, check_poem_cmd], "train": [train_poetry], "fine-tune": [fine_tune_poetry],
+            "evaluate": [evaluate_poetry], "export": [export_poetry_cmd]}

@@ -1,0 +1,266 @@
+"""The review commands of ``rnn-apps``: ``classify`` and ``train``, ``fine-tune``, ``evaluate``, ``export
+sentiment``. Thin wrappers over the library; TensorFlow is imported inside the commands."""
+
+from __future__ import annotations
+
+import click
+
+from rnn_apps.apps.sentiment.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity
+
+
+@click.command("classify")
+@click.argument("texts", nargs=-1)
+@click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="A UTF-8 file with one review a line ('-': standard input). May be repeated.")
+@options.model("sentiment")
+@click.option("--batch-size", default=32, show_default=True, help="Reviews per model call.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array of objects with 'label', 'probability' (of positive), 'words', 'truncated'.")
+@friendly_errors
+def classify(texts, files, model_dir, batch_size, as_json):
+    """Tell whether movie reviews are positive or negative.
+
+    Prints one line a review: the label and the probability that the review is positive (0 to 1).
+    TEXT '-' reads reviews from standard input, one a line. Reviews longer than the model's limit
+    (400 words for the shipped model) are read by their first quarter and last three quarters.
+
+    \b
+    Examples:
+      rnn-apps classify "One of the best films I have seen in years."
+      rnn-apps classify "Dull." "Wonderful!" --json
+      rnn-apps classify --file reviews.txt
+      cat reviews.txt | rnn-apps classify -
+    """
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError, read_reviews_file
+
+    reviews = gather_texts(texts, files, read_reviews_file, SentimentError,
+                          "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
+                          "or - to read standard input. See rnn-apps classify --help.",
+                          "No review to classify: the input holds only blank lines.")
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
+    with native_stderr_silenced():
+        clf = SentimentClassifier(model_dir)
+        preds = clf.classify(reviews, batch_size=batch_size)
+    head = clf.max_len // 4
+    for i, p in enumerate(preds, 1):
+        if p.truncated:
+            click.echo(f"Note: review {i} has {p.words:,} words; the model read its first {head} and last "
+                       f"{clf.max_len - head}.", err=True)
+    if as_json:
+        echo_json([p.to_dict() for p in preds])
+        return
+    for text, p in zip(reviews, preds):
+        line = f"{p.label:<8} {p.probability:.3f}"
+        if len(reviews) > 1:
+            snippet = " ".join(text.split())
+            line += "  " + (snippet[:60] + "…" if len(snippet) > 61 else snippet)
+        click.echo(line)
+
+
+def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) -> str:
+    """Export a trained review classifier and write the app directory's model card."""
+    from rnn_apps.apps.sentiment.export import export_sentiment, write_model_card
+
+    ngram = result.get("ngram")
+    summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
+               "stats": result.get("stats")}
+    if ngram is not None and ngram.figures.get("combined_val_accuracy_cv") is not None:
+        # The model's answer is the combination: its validation accuracy is the cross-validated one.
+        summary["rnn_val_accuracy"] = summary["val_accuracy"]
+        summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
+    path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
+                            lm=result.get("lm"), summary=summary, ngram=ngram)
+    write_model_card(app_dir, path, run_dir, notes=notes)
+    return path
+
+
+def _train_summary(result: dict) -> dict:
+    summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
+    summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
+    if result.get("ngram_figures"):
+        summary["ngram_branch"] = result["ngram_figures"]
+    return summary
+
+
+_DATA = ("aclImdb directory or .tar.gz (its train split; train/unsup feeds --pretrain-epochs), "
+         "tfds:imdb_reviews (downloads), or a CSV/TSV of text,label.")
+_BATCH = options.setting("--batch-size", DEFAULTS, "Reviews per batch", int)
+_VAL_FRACTION = options.setting("--val-fraction", DEFAULTS, "Share of each class held out for validation", float)
+_LAYER_LR_DECAY = options.setting(
+    "--layer-lr-decay", DEFAULTS, "Discriminative fine-tuning (ULMFiT): each layer below the classifier head learns "
+    "at 1/D of the rate of the layer above (1: one rate for all)", float)
+_ADVERSARIAL = options.setting(
+    "--adversarial", DEFAULTS, "Adversarial training (Miyato et al. 2017): each step also trains on word embeddings "
+    "moved EPS embedding standard deviations in the direction that hurts most; about 2x the time a step (0: off; "
+    "the paper's value is 5)", float)
+_VAL_SPLIT = options.setting(
+    "--val-split", DEFAULTS, "How validation reviews are chosen: blocks of consecutive reviews, so that a film's "
+    "reviews (numbered consecutively in aclImdb) are not on both sides, as with the test split; random: one by "
+    "one (optimistic; runs made before blocks existed)", click.Choice(["blocks", "random"]))
+
+
+@click.command("sentiment")
+@click.option("--data", required=True, help=_DATA)
+@options.training("runs/sentiment", 4, save=200, epochs_help="Classifier epochs.",
+                  resume_help="Continue the interrupted run in --run-dir (either phase).")
+@options.setting("--pretrain-epochs", DEFAULTS,
+                 "First train the embedding and encoder as forward/backward language models for N epochs on all "
+                 "training text, unlabelled reviews included. With --resume it may grow while the classifier has "
+                 "not started", int)
+@options.cell(DEFAULTS)
+@options.setting("--units", DEFAULTS, "Units per direction of each layer", int)
+@options.setting("--layers", DEFAULTS, "Bidirectional layers", int, key="num_layers")
+@options.setting("--embedding-dim", DEFAULTS, "Word embedding size", int)
+@options.setting("--max-tokens", DEFAULTS, "Vocabulary size, padding and unknown included", int)
+@options.setting("--max-len", DEFAULTS, "Words read per review; longer ones keep the first quarter and the last "
+                 "three quarters", int)
+@options.setting("--dropout", DEFAULTS, "Dropout between layers and before the classifier", float)
+@options.setting("--learning-rate", DEFAULTS, "Classifier peak learning rate", float)
+@options.setting("--pretrain-learning-rate", DEFAULTS, "Language-model learning rate", float)
+@_LAYER_LR_DECAY
+@_ADVERSARIAL
+@options.setting("--ngram-features", DEFAULTS, "N-gram branch: the most frequent n-grams kept (0: no branch). "
+                 "Fitted after the classifier; with --resume a finished run gets (or refits) its branch",
+                 click.IntRange(min=0))
+@options.setting("--ngram-order", DEFAULTS, "Longest n-gram of the branch", click.IntRange(1, 5))
+@options.setting("--ngram-l2", DEFAULTS, "L2 penalty of the branch's logistic regression", float)
+@options.setting("--ngram-self-training", DEFAULTS, "Self-training of the n-gram branch: fit it again with the "
+                 "unlabelled reviews (aclImdb train/unsup, TFDS unsupervised) labelled by its first fit, each "
+                 "counting W of a labelled review (0: off)", click.FloatRange(0, 1))
+@options.setting("--ngram-tokens", DEFAULTS, "What the branch's n-grams are made of: words and punctuation marks, "
+                 "each mark a token ('!', '?', ':)' and '7/10' carry sentiment), or words only (runs made before "
+                 "this option existed)", click.Choice(["punctuation", "words"]))
+@_BATCH
+@options.seed(DEFAULTS)
+@_VAL_FRACTION
+@_VAL_SPLIT
+@options.keep_best
+@options.patience(DEFAULTS)
+@options.export(example="models/sentiment")
+@options.as_json()
+@friendly_errors
+def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every, **settings):
+    """Train the review classifier (optionally after language-model pre-training).
+
+    \b
+    Examples:
+      rnn-apps train sentiment --data ../shared/data/aclImdb-train.tar.gz --pretrain-epochs 2 --epochs 4
+      rnn-apps train sentiment --data aclImdb_v1.tar.gz --run-dir runs/sentiment --resume
+      rnn-apps train sentiment --data reviews.csv --cell gru --export models/sentiment
+    """
+    from rnn_apps.apps.sentiment import task
+
+    with progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
+                            save_every=save_every, verbose=verbosity(), **settings)
+    summary = _train_summary(result)
+    if export_dir:
+        summary["exported"] = _export(result, export_dir, run_dir)
+    report(summary, as_json)
+
+
+@click.command("sentiment")
+@click.option("--data", required=True,
+              help="Your labelled reviews: a CSV/TSV of text,label (0/1/neg/pos), or an aclImdb tree.")
+@options.model("sentiment", "Start from this model (default: the newest shipped models/sentiment).")
+@options.export("models-finetuned/sentiment", old=("--out",))
+@options.training("runs/sentiment-finetune", 2)
+@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@click.option("--pretrain-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First continue the model's language-model training on your texts for N epochs.")
+@_BATCH
+@click.option("--val-fraction", type=float, default=0.1, show_default=True,
+              help="Share of each class held out for validation.")
+@_VAL_SPLIT
+@_LAYER_LR_DECAY
+@_ADVERSARIAL
+@options.keep_best
+@options.patience(DEFAULTS)
+@options.seed(DEFAULTS)
+@options.as_json()
+@friendly_errors
+def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, strategy, as_json, **settings):
+    """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
+
+    \b
+    Examples:
+      rnn-apps fine-tune sentiment --data my_reviews.csv
+      rnn-apps fine-tune sentiment --data my_reviews.tsv --pretrain-epochs 1 --epochs 3
+      rnn-apps classify --model models-finetuned/sentiment "Great product."
+    """
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.paths import default_model_dir
+
+    base = model_dir or default_model_dir("sentiment")
+    with progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=verbosity(), **settings)
+    summary = _train_summary(result)
+    summary["exported"] = _export(result, export_dir, run_dir)
+    report(summary, as_json)
+
+
+@click.command("sentiment")
+@click.option("--data", required=True, help="aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.")
+@options.model("sentiment")
+@click.option("--split", type=click.Choice(["test", "train", "val"]), default="test", show_default=True,
+              help="'val' is the model's own validation split of the train split (same seed and fraction).")
+@options.as_json("Print a JSON object with 'accuracy' and the confusion counts.")
+@friendly_errors
+def evaluate_sentiment(data, model_dir, split, as_json):
+    """Accuracy (and confusion counts) of the review classifier on a labelled split.
+
+    \b
+    Examples:
+      rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test
+      rnn-apps evaluate sentiment --data ../shared/data/aclImdb-train.tar.gz --split val --json
+      rnn-apps evaluate sentiment --data my_reviews.csv --model models-finetuned/sentiment
+    """
+    from rnn_apps.apps.sentiment.evaluate import evaluate_reviews
+
+    r = evaluate_reviews(data, model_dir, split, progress=not as_json)
+    if as_json:
+        echo_json(r)
+    else:
+        click.echo(f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive {r['true_positive']:,}, "
+                   f"false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
+                   f"false negative {r['false_negative']:,})")
+
+
+@click.command("sentiment")
+@options.run_dir(None, "The training run to export.")
+@options.export_target("sentiment")
+@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A Markdown file of your own for the model card's 'How this version was trained' section.")
+@friendly_errors
+def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file):
+    """Export the review classifier of RUN_DIR to APP_DIR/<version>/ (and its model card).
+
+    \b
+    Examples:
+      rnn-apps export sentiment --run-dir runs/sentiment --export models/sentiment
+      rnn-apps export sentiment --run-dir runs/sentiment --notes training-notes.md
+    """
+    if not run_dir:
+        raise click.UsageError("Give --run-dir, the training run to export.")
+    app_dir = options.export_dir_for(export_dir, models_root, "sentiment")
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.training import last_metric, read_history
+
+    model, lm, vocabulary, cfg = task.load_run_model(run_dir)
+    result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg, "ngram": task.load_run_ngram(run_dir),
+              "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
+    notes = None
+    if notes_file:
+        with open(notes_file, encoding="utf-8") as f:
+            notes = f.read()
+    click.echo(_export(result, app_dir, run_dir, version, notes))
+
+
+COMMANDS = {None: [classify], "train": [train_sentiment], "fine-tune": [fine_tune_sentiment],
+            "evaluate": [evaluate_sentiment], "export": [export_sentiment_cmd]}

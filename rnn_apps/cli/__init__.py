@@ -1,0 +1,104 @@
+"""The ``rnn-apps`` command line: a registry that asks each app for its commands.
+
+Each app's ``rnn_apps.apps.<app>.commands`` module holds ``COMMANDS``, a dict from a verb to the click commands
+the app adds there: ``None`` for top-level commands (``generate-poem``, ``classify`` ...), ``"train"``,
+``"fine-tune"``, ``"evaluate"``, ``"export"`` for the subcommands named after the app. The commands are
+thin wrappers over the library; TensorFlow is imported inside them, so ``rnn-apps --help`` is instant. The
+app modules are read on first use of a group, so importing this package imports no app.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+
+import click
+
+from rnn_apps import __version__
+
+APPS = ("poetry", "sentiment", "translate", "caption", "fill", "forecast", "demos")
+"""The apps whose ``commands`` module the registry reads, in this order."""
+
+SHARED = ("rnn_apps.cli.serve",)
+"""Modules of commands that belong to no app; each holds ``COMMANDS`` as the apps do."""
+
+
+_OLD_STYLE = {  # command modules not yet declaring COMMANDS
+    "rnn_apps.apps.translate.commands": {None: ["translate"], "train": ["train_translate"],
+                                         "evaluate": ["evaluate_translate"], "export": ["export_translate_cmd"]},
+    "rnn_apps.apps.caption.commands": {None: ["caption"], "train": ["train_caption"], "evaluate": ["evaluate_caption"],
+                                       "export": ["export_caption_cmd"], "fine-tune": ["fine_tune_caption"]},
+}
+
+
+class Registry(click.Group):
+    """A group that adds, on first use, the commands that each app declares for its verb."""
+
+    def __init__(self, *args, verb: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.verb = verb
+        self.loaded = False
+
+    def load(self) -> None:
+        if self.loaded:
+            return
+        self.loaded = True
+        modules = [f"rnn_apps.apps.{app}.commands" for app in APPS] + list(SHARED)
+        for name in modules:
+            module = importlib.import_module(name)
+            commands = getattr(module, "COMMANDS", None) or _OLD_STYLE.get(name, {})
+            for command in commands.get(self.verb, ()):
+                self.add_command(getattr(module, command) if isinstance(command, str) else command)
+
+    def list_commands(self, ctx):
+        self.load()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        self.load()
+        return super().get_command(ctx, name)
+
+
+@click.group(cls=Registry, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="rnn-apps")
+def cli():
+    """Recurrent-network apps: Tang poems, movie-review sentiment, translation, image captions, forecasts.
+
+    \b
+    Examples:
+      rnn-apps generate-poem
+      rnn-apps generate-poem --acrostic 春夏秋冬 --form qijue
+      rnn-apps fill-poem "床前明月□，疑是地上霜。"
+      rnn-apps classify "A moving, beautifully acted film."
+      rnn-apps caption scene.png --plot-attention attention.png
+      rnn-apps translate "I love you." --beam 4
+      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz
+      rnn-apps card poetry
+      rnn-apps serve
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # before any command imports TensorFlow
+
+
+@cli.group(cls=Registry, verb="train")
+def train():
+    """Train an app's model from scratch (resumable)."""
+
+
+@cli.group("fine-tune", cls=Registry, verb="fine-tune")
+def fine_tune():
+    """Continue training a shipped model on your own data."""
+
+
+@cli.group(cls=Registry, verb="evaluate")
+def evaluate():
+    """Measure a model on a corpus."""
+
+
+@cli.group("export", cls=Registry, verb="export")
+def export_group():
+    """Export a training run as a SavedModel (TF Serving layout, atomic)."""
+
+
+def main():
+    """The ``rnn-apps`` console script."""
+    cli(prog_name="rnn-apps")

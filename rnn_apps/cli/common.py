@@ -1,0 +1,109 @@
+"""What every ``rnn-apps`` command shares: clear one-line errors, JSON output, progress on stderr, text inputs.
+
+The app command modules (``rnn_apps.apps.<app>.commands``) import these; they import no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import sys
+
+import click
+
+
+def friendly_errors(fn):
+    """Print known errors as one clear line (exit status 1) instead of a traceback.
+
+    Known errors are the library's error classes (:func:`rnn_apps.errors.known_error_types`) and any error
+    raised while TensorFlow parses a SavedModel (a damaged or incomplete model directory).
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:
+            from rnn_apps.errors import known_error_types
+
+            if isinstance(e, known_error_types()) and not isinstance(e, click.ClickException):
+                raise click.ClickException(str(e)) from None
+            if raised_loading_a_saved_model(e):
+                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+                raise click.ClickException(
+                    f"Could not load the model ({type(e).__name__}: {first[:300]}). Its directory is damaged or "
+                    "incomplete: export it again, or choose another with --model.") from None
+            raise
+
+    return wrapper
+
+
+def raised_loading_a_saved_model(e: BaseException) -> bool:
+    """Whether ``e`` came out of ``tf.saved_model.load`` (a truncated or corrupt SavedModel: its protobuf
+    cannot be parsed, or its variables cannot be read). Any error there means the files are unusable."""
+    tb = e.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename.replace(os.sep, "/")
+        if path.endswith(("tensorflow/python/saved_model/load.py", "tensorflow/python/saved_model/loader_impl.py")):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses NaN and infinities (a range check alone lets NaN through,
+    since every comparison with NaN is false)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        rv = super().convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return rv
+
+
+def echo_json(obj) -> None:
+    """Print ``obj`` as indented JSON, non-ASCII characters as they are."""
+    click.echo(json.dumps(obj, ensure_ascii=False, indent=2))
+
+
+def verbosity() -> int:
+    """Keras progress bars on a terminal, one line per epoch otherwise."""
+    return 1 if sys.stderr.isatty() else 2
+
+
+def progress_to_stderr(enabled: bool):
+    """With --json, progress goes to stderr so that stdout holds only the JSON."""
+    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
+
+
+def report(summary: dict, as_json: bool) -> None:
+    """Print a command's summary: JSON with ``--json``, else one ``key: value`` line each."""
+    if as_json:
+        echo_json(summary)
+    else:
+        for k, v in summary.items():
+            click.echo(f"{k}: {v}")
+
+
+def gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> list:
+    """The TEXT arguments ('-': standard input) and then the ``--file`` paths' lines, in order.
+
+    ``read_file(path, stdin)`` reads one file's texts; ``error`` (an app error class) carries ``usage``
+    when nothing was given and ``nothing`` when all that was given is blank.
+    """
+    stdin = click.get_binary_stream("stdin")
+    inputs = []
+    for t in texts:
+        inputs.extend(read_file("-", stdin) if t == "-" else [t])
+    for path in files:
+        inputs.extend(read_file(path, stdin))
+    if not texts and not files:
+        raise error(usage)
+    if not inputs:
+        raise error(nothing)
+    return inputs

@@ -1,0 +1,154 @@
+"""Option bundles: each flag is written once here, so it means the same in every command.
+
+A setting whose default belongs to an app (``--units``, ``--patience`` ...) is declared with ``default=None``
+(with ``--resume`` a run keeps its own settings) and its help shows the app's default, read from the app's
+``DEFAULTS``: :func:`default_of`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+# The names of rnn_apps.cells.CELLS (that module imports Keras, which --help must not wait for; a test holds the
+# two equal).
+CELL_NAMES = ("lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm")
+
+
+def default_of(defaults: dict, key: str) -> str:
+    """`` (default X)`` for a help text, X read from an app's settings (``DEFAULTS``)."""
+    value = defaults[key]
+    return f" (default {'none' if value is None else value})"
+
+
+def bundle(*decorators):
+    """One decorator applying ``decorators`` in the order written (the options appear in --help in that order)."""
+
+    def apply(f):
+        for d in reversed(decorators):
+            f = d(f)
+        return f
+
+    return apply
+
+
+class AliasedOption(click.Option):
+    """An option that also accepts old spellings, which --help does not show (``old=("--out",)``)."""
+
+    def __init__(self, *args, old=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.old = tuple(old)
+
+    def get_help_record(self, ctx):
+        shown = self.opts
+        self.opts = [o for o in shown if o not in self.old]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
+def as_json(help: str = "Print the result as JSON (progress goes to stderr).") -> callable:
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def model(app: str, help: str | None = None) -> callable:
+    """``--model DIR``: the model to use (default: the newest version of the shipped models/APP)."""
+    return click.option("--model", "model_dir", default=None,
+                        help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
+
+
+def export(default: str | None = None, example: str | None = None, old=()) -> callable:
+    """``--export APP_DIR``: where a model is exported, as APP_DIR/<next version>/ (a TF Serving model directory)."""
+    if default:
+        text = "Export the model to this app directory, as its next version."
+    else:
+        text = f"Export the trained model to this app directory, as its next version (e.g. {example})."
+    return click.option("--export", *old, "export_dir", cls=AliasedOption, old=old, default=default,
+                        show_default=bool(default), help=text)
+
+
+def export_target(app: str) -> callable:
+    """The ``--export APP_DIR`` of ``rnn-apps export APP`` (default models/APP), with the old ``--models ROOT``
+    (ROOT/APP) kept as a hidden alias: :func:`export_dir_for` reads the two."""
+    return bundle(
+        click.option("--export", "export_dir", default=None,
+                     help=f"App directory to export to, as its next version (default: models/{app})."),
+        click.option("--models", "models_root", default=None, hidden=True))
+
+
+def export_dir_for(export_dir: str | None, models_root: str | None, app: str) -> str:
+    """The app directory an export command writes to: ``--export``, else the old ``--models ROOT``'s ROOT/app,
+    else models/app."""
+    if export_dir and models_root:
+        raise click.UsageError("Give --export APP_DIR (--models ROOT is its old spelling), not both.")
+    return export_dir or os.path.join(models_root or "models", app)
+
+
+def run_dir(default: str | None, help: str = "Checkpoints, logs, vocabulary.") -> callable:
+    return click.option("--run-dir", default=default, show_default=bool(default), help=help)
+
+
+def epochs(default: int, help: str | None = None) -> callable:
+    return click.option("--epochs", type=click.IntRange(min=1), default=default, show_default=True, help=help)
+
+
+def resume(help: str = "Continue the interrupted run in --run-dir.") -> callable:
+    return click.option("--resume", is_flag=True, help=help)
+
+
+strategy = click.option(
+    "--strategy", type=click.Choice(["default", "mirrored", "multi-worker"]), default="default", show_default=True,
+    help="tf.distribute strategy: one device, all local GPUs/CPUs, or workers from TF_CONFIG.",
+)
+
+
+def seed(defaults: dict | None = None) -> callable:
+    """``--seed``: the same seed gives the same losses on a CPU (default: the app's)."""
+    suffix = default_of(defaults, "seed") if defaults else ""
+    return click.option("--seed", type=int, default=None,
+                        help=f"Seed: the same seed gives the same losses on a CPU{suffix}.")
+
+
+def save_every(default: int) -> callable:
+    return click.option("--save-every", type=click.IntRange(min=1), default=default, show_default=True,
+                        help="Checkpoint every N steps (and at each epoch end).")
+
+
+tensorboard = click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
+
+keep_best = click.option(
+    "--keep-best/--keep-last", default=None,
+    help="Keep the weights of the epoch with the lowest validation loss (default) or those of the last epoch.",
+)
+
+
+def patience(defaults: dict) -> callable:
+    """``--patience N``: stop after N epochs without a lower validation loss; 0: train every epoch."""
+    return click.option("--patience", type=click.IntRange(min=0), default=None,
+                        help="Stop after this many epochs without a lower validation loss (0: train every epoch)"
+                        f"{default_of(defaults, 'patience')}.")
+
+
+def cell(defaults: dict, what: str = "Recurrent cell") -> callable:
+    """``--cell``: one of the registered cells of :mod:`rnn_apps.cells`."""
+    return click.option("--cell", type=click.Choice(CELL_NAMES), default=None,
+                        help=f"{what}{default_of(defaults, 'cell')}.")
+
+
+def setting(flag: str, defaults: dict, help: str, type=None, key: str | None = None) -> callable:
+    """An app setting (``--units``, ``--dropout`` ...): ``None`` unless given, its help ending with the app's
+    default."""
+    key = key or flag.lstrip("-").replace("-", "_")
+    return click.option(flag, key, type=type, default=None, help=help + default_of(defaults, key) + ".")
+
+
+def training(run: str, epochs_default: int, save: int | None = None, epochs_help: str | None = None,
+             resume_help: str = "Continue the interrupted run in --run-dir.") -> callable:
+    """The options of every training command: --run-dir, --epochs, --resume, --strategy (and --save-every,
+    --tensorboard when the command checkpoints during an epoch)."""
+    opts = [run_dir(run), epochs(epochs_default, epochs_help), resume(resume_help), strategy]
+    if save is not None:
+        opts += [save_every(save), tensorboard]
+    return bundle(*opts)

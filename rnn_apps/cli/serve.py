@@ -1,0 +1,74 @@
+"""``rnn-apps serve``: every model under a directory behind TensorFlow Serving's REST API (:mod:`rnn_apps.serve`)."""
+
+from __future__ import annotations
+
+import click
+
+from rnn_apps.cli.common import friendly_errors
+
+
+@click.command()
+@click.option("--models", "models_dir", default=None, help="Models directory (default: the shipped models/).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (loopback by default; requests must then name a loopback Host).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0: any free port.")
+@click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
+              help="Largest request body accepted (after gzip inflation).")
+@click.option("--poll-seconds", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="How often new versions are looked for.")
+@click.option("--enable-batching/--no-batching", default=True, show_default=True,
+              help="Merge concurrent requests to one signature into one model call (as TF Serving's --enable_batching).")
+@click.option("--max-batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
+              help="Most examples in one merged call; larger requests run in chunks of this size.")
+@click.option("--batch-timeout-ms", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
+              help="How long a batch waits to fill after its first request.")
+@click.option("--batch-threads", type=click.IntRange(0, 256), default=0, show_default=True,
+              help="Batches of one signature that run at once (0: one per CPU core).")
+@click.option("--request-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+              help="Seconds a request may take; a request still waiting or between chunks then is cancelled (504).")
+@click.option("--heavy-slots", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "
+                   "once; others wait their turn.")
+@click.option("--max-connections", type=click.IntRange(4, 10000), default=100, show_default=True,
+              help="Open connections; at the limit the idlest ones are closed to make room.")
+@click.option("--idle-timeout", type=click.IntRange(1, 3600), default=30, show_default=True,
+              help="Seconds after which an idle connection is closed.")
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help="A web origin (e.g. https://app.example, or *) whose pages may call the API. May be repeated. "
+                   "Default: none (browser requests from other sites get 403).")
+@click.option("--warmup/--no-warmup", default=True, show_default=True,
+              help="Replay each version's assets.extra/tf_serving_warmup_requests (or its app's typical "
+                   "requests) before it serves.")
+@friendly_errors
+def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, max_batch_size, batch_timeout_ms,
+          batch_threads, request_timeout, heavy_slots, max_connections, idle_timeout, cors_origins, warmup):
+    """Serve every model under MODELS with TensorFlow Serving's REST API.
+
+    Inputs are checked against each app's limits (the same as the commands'); metrics for Prometheus are
+    at /monitoring/prometheus/metrics. A SavedModel is code: serve only models from people you trust.
+
+    \b
+    Examples:
+      rnn-apps serve
+      curl -d '{"instances": ["春"]}' localhost:8501/v1/models/poetry:predict
+      rnn-apps serve --port 0 --no-batching
+      rnn-apps serve --cors-origin https://app.example --max-batch-size 16
+    """
+    from rnn_apps._quiet import enable_xla_cache
+    from rnn_apps.paths import models_root
+
+    enable_xla_cache()
+    from rnn_apps.serve import ServeError, run_server
+
+    try:
+        run_server(models_dir or models_root(), host, port, int(max_body_mb * 1024 * 1024), poll_seconds,
+                   enable_batching=enable_batching, max_batch_size=max_batch_size,
+                   batch_timeout=batch_timeout_ms / 1000, batch_threads=batch_threads,
+                   request_timeout=request_timeout, heavy_slots=heavy_slots,
+                   max_connections=max_connections, idle_timeout=idle_timeout, cors_origins=cors_origins,
+                   warmup=warmup)
+    except ServeError as e:
+        raise click.ClickException(str(e)) from None
+
+
+COMMANDS = {None: [serve]}
