@@ -4,7 +4,9 @@ Each app has one :class:`AppLimits`: the most examples a request may hold, the l
 the allowed range of each numeric input, the most blanks, the largest image. ``rnn-apps serve`` knows a
 model's app from its ``assets.extra/<app>.json`` and refuses, with a 400 saying the same thing the command
 line says, whatever falls outside these limits, before the model runs; the commands call the same
-checks (:func:`check_text`, :func:`check_number`, :func:`check_batch`) so that both refuse alike.
+checks (:func:`check_text`, :func:`check_number`, :func:`check_batch`, :func:`check_words`) so that both
+refuse alike, with the same words. The only difference is how an input is named: a command names it as
+its user gave it (``where="Review 2"``), the server by input name and index in the request (``text[1]``).
 
 The limits bound the work and memory of one request: a poem batch of 64 prompts, a fill text of 512
 characters, a caption image of 25 megapixels each take seconds, not minutes, on one CPU core.
@@ -12,31 +14,50 @@ characters, a caption image of 25 megapixels each take seconds, not minutes, on 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import re
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Iterator, Mapping, Optional, Tuple, Type
 
 BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing character
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")  # CJK ideographs
+_WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punctuation or a symbol)
+_LANGUAGES = {"en": "English", "zh": "Chinese"}
 
 
 class LimitError(ValueError):
     """An input outside its app's limits (the message says what was received and what is accepted)."""
 
 
+@contextlib.contextmanager
+def errors_as(error_class: Type[Exception]) -> Iterator[None]:
+    """Raise a :class:`LimitError` of the block as ``error_class`` (an app's own error), same message."""
+    try:
+        yield
+    except LimitError as e:
+        raise error_class(str(e)) from None
+
+
 @dataclass(frozen=True)
 class Range:
-    """Accepted values of one numeric input: ``lo <= x <= hi`` (an open end excludes it); always finite."""
+    """Accepted values of one numeric input: ``lo <= x <= hi`` (an open end excludes it); always finite.
+    An ``integer`` range (closed) is worded "an integer from lo to hi"."""
 
     lo: float
     hi: float
     lo_open: bool = False
     hi_open: bool = False
     meaning: str = ""
+    integer: bool = False
 
     def text(self) -> str:
-        left = "(" if self.lo_open else "["
-        right = ")" if self.hi_open else "]"
-        return f"{left}{_num(self.lo)}, {_num(self.hi)}{right}" + (f" ({self.meaning})" if self.meaning else "")
+        """What is accepted, for a message: ``in (0, 1] (1 is off)``, ``an integer from 1 to 16``."""
+        if self.integer:
+            span = f"an integer from {_num(self.lo)} to {_num(self.hi)}"
+        else:
+            span = f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+        return span + (f" ({self.meaning})" if self.meaning else "")
 
     def contains(self, x: float) -> bool:
         if not math.isfinite(x):
@@ -68,6 +89,12 @@ class AppLimits:
         light_chars: A request with more characters than this in all its texts together is *large* for
             ``rnn-apps serve`` (it waits for a slot for large requests) even with few examples: for models
             whose work grows quickly with the text (every blank of a fill text is a model pass).
+        give: Text input name -> what an empty one should hold ("a review to classify").
+        counted_words: Text inputs that must hold a word (not only punctuation or symbols), counted with
+            the model's ``words`` signature (``words`` [B]).
+        task: What the model does with a text, for messages ("to classify").
+        sentences: Text inputs the server cuts into sentences (:mod:`rnn_apps.sentences`) and translates
+            piece by piece, as the command does: signature name -> input name.
     """
 
     app: str
@@ -80,46 +107,57 @@ class AppLimits:
     max_values: int = 100_000
     known_words: Tuple[str, ...] = ()
     light_chars: Optional[int] = None
+    give: Mapping[str, str] = field(default_factory=dict)
+    counted_words: Tuple[str, ...] = ()
+    task: str = ""
+    sentences: Mapping[str, str] = field(default_factory=dict)
 
 
-_INT64 = Range(-(2**63), 2**63 - 1)
+_INT64 = Range(-(2**63), 2**63 - 1, integer=True)
 
 APPS: Mapping[str, AppLimits] = {
     "poetry": AppLimits(
         "poetry", max_batch=64,
-        max_chars={"prompt": 509, "acrostic": 32, "form": 16, "rhyme": 16, "metre": 16, "text": 4096},
+        max_chars={"prompt": 200, "acrostic": 32, "form": 16, "rhyme": 16, "metre": 16, "text": 4096},
         non_empty=(),
         ranges={"temperature": Range(0, 10, meaning="0 is greedy"),
                 "top_p": Range(0, 1, lo_open=True, meaning="1 is off"),
-                "top_k": Range(0, 100_000, meaning="0 is off"),
-                "max_length": Range(8, 512),
+                "top_k": Range(0, 100_000, meaning="0 is off", integer=True),
+                "max_length": Range(8, 512, integer=True),
                 "seed": _INT64},
     ),
     "sentiment": AppLimits(
         "sentiment", max_batch=256,
         max_chars={"text": 2_000_000, "inputs": 2_000_000},  # the model reads 400 words: head and tail
         non_empty=("text", "inputs"),
+        give={"text": "a review to classify", "inputs": "a review to classify"},
+        counted_words=("text",),
+        task="to classify",
     ),
     "translate": AppLimits(
         "translate", max_batch=64,
-        max_chars={"text": 500},
+        max_chars={"text": 100_000},  # a long text is cut into sentences, translated one by one
         non_empty=("text",),
-        ranges={"beam_size": Range(1, 16, meaning="1 is greedy"),
-                "max_length": Range(0, 160, meaning="0: the model's default")},
+        ranges={"beam_size": Range(1, 16, meaning="1 is greedy", integer=True),
+                "max_length": Range(0, 160, meaning="0: the model's default", integer=True)},
         known_words=("text",),
         light_chars=200,
+        give={"text": "a sentence to translate"},
+        task="to translate",
+        sentences={"serving_default": "text", "translate": "text"},
     ),
     "fill": AppLimits(
         "fill", max_batch=64,
         max_chars={"text": 512},
         non_empty=("text",),
-        ranges={"top_k": Range(1, 100)},
+        ranges={"top_k": Range(1, 50, integer=True)},  # as the command's --top-k
         max_blanks={"text": (1, 64)},
         light_chars=128,
+        give={"text": "a line of a poem with □ (or ＿ or _) where characters are missing, e.g. 床前明月□，疑是地上霜。"},
     ),
     "caption": AppLimits(
         "caption", max_batch=16,
-        ranges={"beam_size": Range(1, 16, meaning="1 is greedy")},
+        ranges={"beam_size": Range(1, 16, meaning="1 is greedy", integer=True)},
         max_megapixels={"image": 25.0, "pixels": 25.0},
     ),
     "forecast": AppLimits("forecast", max_batch=1024, max_values=100_000),
@@ -138,32 +176,70 @@ def check_batch(limits: AppLimits, n: int) -> None:
                          f"(send several requests).")
 
 
-def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None) -> None:
-    """Check one text input: length, emptiness and blanks (for the inputs the table names)."""
-    where = name + (f"[{index}]" if index is not None else "")  # [i]: the index in the request, from 0
+def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None,
+               where: Optional[str] = None) -> None:
+    """Check one text input: length, emptiness and blanks (for the inputs the table names).
+
+    Args:
+        limits: The app's limits.
+        name: The signature input the text is for.
+        text: The text as given (whitespace counts towards the length).
+        index: Its index in the request, from 0 (the server's ``text[1]``).
+        where: How the message names the text instead (a command's ``Review 2``).
+    """
+    where = where or (name + (f"[{index}]" if index is not None else ""))
     most = limits.max_chars.get(name)
     if most is not None and len(text) > most:
         raise LimitError(f"{where} has {len(text):,} characters; at most {most:,} are accepted.")
     if name in limits.non_empty and not text.strip():
-        raise LimitError(f"{where} is empty: give some text.")
+        raise LimitError(f"{where} is empty: give {limits.give.get(name, 'some text')}.")
     if name in limits.max_blanks:
         fewest, most_blanks = limits.max_blanks[name]
         n = sum(text.count(b) for b in BLANK_MARKS)
         if n < fewest:
-            raise LimitError(f"{where} has no blank: mark each missing character with □ (or ＿ or _).")
+            raise LimitError(f"{where} has no blank: mark each missing character with □ (or ＿ or _), "
+                             f"e.g. 床前明月□，疑是地上霜。")
         if n > most_blanks:
             raise LimitError(f"{where} has {n:,} blanks; at most {most_blanks:,} are accepted.")
+        if not _HAN.search(text):
+            raise LimitError(f"{where} holds only blanks: give the characters around them (the model fills a "
+                             f"blank from the characters before and after it).")
 
 
-def check_number(limits: AppLimits, name: str, value: float) -> None:
-    """Check one numeric input against its range (any value must be finite)."""
+def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tuple[str, str] = ("", "")) -> None:
+    """Refuse a text with no word (only punctuation or symbols), or none the model knows.
+
+    Args:
+        limits: The app's limits (its ``task`` words the message).
+        where: How the message names the text (``text[0]``, ``Text 1``).
+        tokens: The text's tokens; those without a letter or digit are not words.
+        unknown: The tokens the model does not know (empty when the model knows no vocabulary, e.g. a
+            count of words only).
+        languages: (source, target) language codes (``en``, ``zh``) for the hint, when known.
+    """
+    words = [t for t in tokens if _WORD.search(t)]
+    if not words:
+        raise LimitError(f"{where} has no words {limits.task or 'to read'}, only punctuation or symbols.")
+    unknown = set(unknown)
+    if unknown and all(w in unknown for w in words):
+        shown = ", ".join(list(dict.fromkeys(w for w in words if w in unknown))[:10])
+        src, tgt = (_LANGUAGES.get(code, "") for code in languages)
+        hint = f"; it translates {src} into {tgt}" if src and tgt else ""
+        raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "
+                         f"the language.")
+
+
+def check_number(limits: AppLimits, name: str, value: float, where: Optional[str] = None) -> None:
+    """Check one numeric input against its range (any value must be finite); ``where`` names it instead
+    of ``name`` in the message (a command's option, e.g. ``beam`` for the input ``beam_size``)."""
     r = limits.ranges.get(name)
+    where = where or name
     if r is None:
         if not math.isfinite(value):
-            raise LimitError(f"{name} must be a finite number; received {value}.")
+            raise LimitError(f"{where} must be a finite number; received {value}.")
         return
     if not r.contains(value):
-        raise LimitError(f"{name} must be in {r.text()}; received {value}.")
+        raise LimitError(f"{where} must be {r.text()}; received {value}.")
 
 
 def check_megapixels(limits: AppLimits, name: str, width: int, height: int) -> None:

@@ -56,8 +56,15 @@ def save_sentiment(path):
             return {"probability": tf.where(good, 0.9, 0.1),
                     "label": tf.where(good, "positive", "negative")}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def words(self, text):  # as the real model's: the words of each text
+            toks = tf.strings.split(text)
+            is_word = tf.ragged.map_flat_values(lambda t: tf.strings.regex_full_match(t, r".*\w.*"), toks)
+            n = tf.reduce_sum(tf.cast(is_word, tf.int32), axis=1)
+            return {"words": n, "known_words": n}
+
     m = Sentiment()
-    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "words": m.words})
 
 
 def save_caption(path):
@@ -123,8 +130,15 @@ def save_translate(path):
             return {"tokens": toks.to_tensor(""), "length": toks.row_lengths(),
                     "unknown_tokens": unk.to_tensor(""), "unknown_count": unk.row_lengths()}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                      tf.TensorSpec([], tf.int32, name="max_length"),
+                                      tf.TensorSpec([], tf.int32, name="beam_size")])
+        def translate(self, text, max_length, beam_size):  # as the real model's signature
+            return {"translation": tf.strings.upper(text), "length": tf.strings.length(text)}
+
     m = Translate()
-    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "tokenize": m.tokenize})
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "tokenize": m.tokenize,
+                                             "translate": m.translate})
 
 
 def save_forecast(path):
@@ -169,12 +183,16 @@ def save_counter(path):
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
 
 
+# the settings the library wrappers read (the translation direction, the sentiment model's words)
+TOY_CONFIG = {"translate": {"direction": "en-zh"}, "sentiment": {"max_len": 400}}
+
+
 def mark_app(version_dir, app):
     """Declare a toy model's app, as each app's export does (``assets.extra/<app>.json``)."""
     extra = os.path.join(str(version_dir), "assets.extra")
     os.makedirs(extra, exist_ok=True)
     with open(os.path.join(extra, f"{app}.json"), "w") as f:
-        json.dump({"format": f"rnn_apps.{app}/1", "config": {}}, f)
+        json.dump({"format": f"rnn_apps.{app}/1", "config": TOY_CONFIG.get(app, {})}, f)
 
 
 PNG_4x3 = None
@@ -296,6 +314,7 @@ def test_page_form_in_metadata_for_every_app_and_none(server):
 
 def test_page_form_stated_derived_and_checked(tmp_path):
     from rnn_apps.serving import form as F
+    from rnn_apps.serving.checks import app_settings
 
     sigs = {"serving_default": {"inputs": {
                 "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False}},
@@ -309,7 +328,7 @@ def test_page_form_stated_derived_and_checked(tmp_path):
     os.makedirs(os.path.join(d, "assets.extra"))
     with open(os.path.join(d, "assets.extra", "translate.json"), "w") as f:
         json.dump({"config": {"direction": "zh-en"}}, f)
-    derived = F.page_form(d, "translate", sigs)
+    derived = F.page_form(d, "translate", sigs, app_settings(d, "translate"))
     assert derived["action"] == "Translate"
     assert derived["fields"][0]["placeholder"] == "Chinese text to translate into English"
     assert [x["input"] for x in derived["fields"]] == ["text", "k"]
@@ -655,6 +674,63 @@ def png_header(width, height):
 def test_app_limits_are_400_before_the_model_runs(server, model, body, words):
     status, err = predict(server, model, body)
     assert status == 400 and words in err["error"], err
+
+
+def _without_where(message, where):
+    assert message.startswith(where), (message, where)
+    return message[len(where):]
+
+
+@pytest.mark.parametrize("app, texts, kwargs, body, where", [
+    ("sentiment", ["good", "  "], {}, {"instances": ["good", "  "]}, ("Review 2", "text[1]")),
+    ("sentiment", ["good", "!!! ..."], {}, {"instances": ["good", "!!! ..."]}, ("Review 2", "text[1]")),
+    ("translate", ["hello", ""], {}, {"instances": ["hello", ""]}, ("Text 2", "text[1]")),
+    ("translate", ["... !"], {}, {"instances": ["... !"]}, ("Text 1", "text[0]")),
+    ("translate", ["hello", "qzx vvv"], {}, {"instances": ["hello", "qzx vvv"]}, ("Text 2", "text[1]")),
+    ("translate", ["hello"], {"beam": 99},
+     {"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": 99, "max_length": 0}},
+     ("beam", "beam_size")),
+    ("translate", ["hello"], {"max_length": 999},
+     {"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": 1, "max_length": 999}},
+     ("max_length", "max_length")),
+])
+def test_cli_and_rest_say_the_same(server, models, app, texts, kwargs, body, where):
+    """The same bad input through the library the commands call and through REST: the same message, but
+    for how the input is named (``Review 2`` / ``text[1]``)."""
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError
+    from rnn_apps.apps.translate.translate import TranslateError, Translator
+
+    model_dir = str(models / "models" / app / "1")
+    wrapper, error = ((SentimentClassifier(model_dir).classify, SentimentError) if app == "sentiment"
+                      else (Translator(model_dir).translate, TranslateError))
+    with pytest.raises(error) as e:
+        wrapper(texts, **kwargs)
+    status, err = predict(server, app, body)
+    assert status == 400
+    assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
+
+
+def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
+    """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
+    from rnn_apps.apps.translate.translate import Translator
+    from rnn_apps.sentences import MAX_SENTENCE_TOKENS, sentence_pieces
+
+    paragraph = " ".join(["hello world and more words here."] * 30 + ["hello"] * 100)  # 280 tokens, 31 sentences
+    assert len(paragraph.split()) > 2 * MAX_SENTENCE_TOKENS and len(paragraph) > 500
+    cli = Translator(str(models / "models" / "translate" / "1")).translate([paragraph, "hello world"])
+    assert cli[0].sentences > 30 and cli[1].sentences == 1
+    expected = [r.translation for r in cli]
+    # the toy model upper-cases each piece; Chinese output is joined without spaces
+    assert expected[0].startswith("HELLO WORLD AND MORE WORDS HERE.HELLO WORLD") and " " in expected[0]
+    assert predict(server, "translate", {"instances": [paragraph, "hello world"]}) == (
+        200, {"predictions": expected})
+    status, out = predict(server, "translate", {"signature_name": "translate", "inputs": {
+        "text": [paragraph], "beam_size": 1, "max_length": 0}})
+    assert status == 200 and out["outputs"]["translation"] == expected[:1]
+    # a count output is the sum over the pieces (the toy's length: characters of a piece)
+    pieces = sentence_pieces(paragraph, "en", lambda xs: [len(x.split()) for x in xs])
+    assert len(pieces) == cli[0].sentences and "".join(pieces).upper() == expected[0]
+    assert out["outputs"]["length"] == [sum(len(p) for p in pieces)]
 
 
 def test_non_finite_numbers_are_400(server):

@@ -6,8 +6,8 @@ of no known app gets only the generic checks (body size, JSON, dtype and shape).
 
 from __future__ import annotations
 
+import json
 import os
-import re
 import struct
 from typing import Dict, Optional, Tuple
 
@@ -23,6 +23,29 @@ def model_app(path: str) -> Optional[str]:
         if os.path.isfile(os.path.join(extra, f"{app}.json")):
             return app
     return None
+
+
+def app_settings(path: str, app: Optional[str]) -> dict:
+    """The content of ``assets.extra/<app>.json`` of the SavedModel at ``path`` ({} when unreadable)."""
+    if not app:
+        return {}
+    try:
+        with open(os.path.join(path, "assets.extra", f"{app}.json"), encoding="utf-8") as f:
+            settings = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def languages(settings: dict) -> Tuple[str, str]:
+    """(source, target) language codes of a translation model's settings (``config.direction``, e.g.
+    ``en-zh``), or ("", "") for other models."""
+    config = settings.get("config")
+    direction = config.get("direction") if isinstance(config, dict) else None
+    if not isinstance(direction, str) or direction.count("-") != 1:
+        return "", ""
+    src, tgt = direction.split("-")
+    return src, tgt
 
 
 def image_size(data: bytes) -> Optional[Tuple[int, int]]:
@@ -122,12 +145,13 @@ def is_large(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray]) -> bool:
     return total > lim.light_chars
 
 
-def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], tokenize) -> None:
+def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], tokenize,
+                      languages: Tuple[str, str] = ("", "")) -> None:
     """Refuse texts with no word the model knows, for the inputs ``lim.known_words`` names.
 
     ``tokenize({"text": texts})`` is the model's ``tokenize`` signature: ``tokens`` [B, T] and ``length``
     [B] (the source tokens) and ``unknown_tokens`` [B, U] and ``unknown_count`` [B] (those not in the
-    vocabulary). Tokens without a letter or digit (punctuation) are not words.
+    vocabulary). The words are judged by :func:`rnn_apps.limits.check_words`, as the command does.
     """
     if lim is None:
         return
@@ -137,11 +161,19 @@ def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray],
         out = tokenize({"text": arrays[name]})
         for i in range(arrays[name].shape[0]):
             toks = [t.decode("utf-8", "replace") for t in out["tokens"][i][:out["length"][i]]]
-            unknown = {t.decode("utf-8", "replace") for t in out["unknown_tokens"][i][:out["unknown_count"][i]]}
-            words = [t for t in toks if re.search(r"\w", t)]
-            if not words:
-                raise L.LimitError(f"{name}[{i}] has no words to translate, only punctuation or symbols.")
-            if all(w in unknown for w in words):
-                shown = ", ".join(sorted(unknown)[:10])
-                raise L.LimitError(f"{name}[{i}]: the model knows none of its words ({shown}); check the spelling "
-                                   f"and the language.")
+            unknown = [t.decode("utf-8", "replace") for t in out["unknown_tokens"][i][:out["unknown_count"][i]]]
+            L.check_words(lim, f"{name}[{i}]", toks, unknown, languages)
+
+
+def check_counted_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], count_words) -> None:
+    """Refuse texts without a word, for the inputs ``lim.counted_words`` names; ``count_words({"text":
+    texts})`` is the model's ``words`` signature (``words`` [B]: the words of each text)."""
+    if lim is None:
+        return
+    for name in lim.counted_words:
+        if name not in arrays or arrays[name].ndim != 1 or arrays[name].size == 0:
+            continue
+        counts = count_words({"text": arrays[name]})["words"]
+        for i, c in enumerate(counts.reshape(-1)):
+            if c == 0:
+                L.check_words(lim, f"{name}[{i}]", [])

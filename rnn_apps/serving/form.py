@@ -96,7 +96,7 @@ def app_form(app: str, settings: Optional[Mapping] = None) -> Optional[dict]:
         settings: That file's content (the translation direction and forecast window are read from it).
     """
     settings = settings or {}
-    config = settings.get("config", {}) if isinstance(settings.get("config"), Mapping) else {}
+    config = settings.get("config") if isinstance(settings.get("config"), Mapping) else {}
     if app == "poetry":
         return make_form("Write a poem", [field("prompt", "textarea", placeholder="a character or a line to start "
                                                                                   "from, e.g. 春")])
@@ -104,7 +104,7 @@ def app_form(app: str, settings: Optional[Mapping] = None) -> Optional[dict]:
         return make_form("Classify", [field("text", "textarea", placeholder="a film review in English, e.g. "
                                                                             "A moving, beautifully acted film.")])
     if app == "translate":
-        src, _, tgt = str(config.get("direction", "")).partition("-")
+        src, _, tgt = str(config.get("direction", "")).partition("-")  # e.g. en-zh
         hint = (f"{_LANGUAGES[src]} text to translate into {_LANGUAGES[tgt]}"
                 if src in _LANGUAGES and tgt in _LANGUAGES else "a sentence to translate")
         return make_form("Translate", [field("text", "textarea", placeholder=hint)])
@@ -130,7 +130,8 @@ def _widget_for(info: dict) -> str:
     return "numbers" if rank is not None and rank >= 2 else "number"
 
 
-def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict]) -> dict:
+def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict],
+              settings: Optional[Mapping] = None) -> dict:
     """The page form of the model at ``model_dir``: the one its export stated, else one derived from its app.
 
     Every input of the form's signature gets a field (those the form does not name, a widget from their
@@ -141,19 +142,14 @@ def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict]
         model_dir: The version directory.
         app: The model's app (:func:`rnn_apps.serving.checks.model_app`), or None.
         signatures: Signature name -> its TF Serving metadata (``{"inputs": {name: tensor info}, ...}``).
+        settings: The content of its ``assets.extra/<app>.json`` (:func:`rnn_apps.serving.checks.app_settings`).
 
     Returns:
         A page form (see the module's docstring); with no signature at all, one with no fields.
     """
     form = _stated_form(model_dir)
     if form is None and app:
-        settings: dict = {}
-        try:
-            with open(os.path.join(model_dir, "assets.extra", f"{app}.json"), encoding="utf-8") as f:
-                settings = json.load(f)
-        except (OSError, ValueError):
-            pass
-        form = app_form(app, settings if isinstance(settings, dict) else {})
+        form = app_form(app, settings)
     form = dict(form or {"format": FORMAT, "signature": DEFAULT_SIGNATURE, "action": "Run", "fields": []})
     if form["signature"] not in signatures:
         fallback = DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(sorted(signatures)), "")

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Dict, Tuple
 import numpy as np
 
 from rnn_apps import limits
-from rnn_apps.serving.checks import check_known_words, check_request
+from rnn_apps.sentences import join_pieces, sentence_pieces
+from rnn_apps.serving.checks import check_counted_words, check_known_words, check_request
 from rnn_apps.serving.codec import _is_b64, to_array, to_json
 from rnn_apps.serving.errors import ApiError, _bad_request, _tf_message
 
@@ -107,7 +108,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     if has_rows:
         arrays, batch = _row_inputs(sig, body["instances"])
         _check_limits(model, arrays)
-        outputs = execute(sig, arrays)
+        outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
                 raise _bad_request(f"Tensor name: {name} has inconsistent batch size: "
@@ -120,7 +121,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"])
     _check_limits(model, arrays)
-    outputs = execute(sig, arrays)
+    outputs = _run_in_pieces(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
         (value,) = converted.values()
@@ -129,9 +130,54 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
 
 
 def _check_limits(model: LoadedModel, arrays: dict) -> None:
+    lim = model.limits
     try:
-        check_request(model.limits, arrays)
-        if model.limits is not None and model.limits.known_words and "tokenize" in model.signatures:
-            check_known_words(model.limits, arrays, lambda a: _run(model.signatures["tokenize"], a))
+        check_request(lim, arrays)
+        if lim is not None and lim.known_words and "tokenize" in model.signatures:
+            check_known_words(lim, arrays, lambda a: _run(model.signatures["tokenize"], a), model.languages)
+        if lim is not None and lim.counted_words and "words" in model.signatures:
+            check_counted_words(lim, arrays, lambda a: _run(model.signatures["words"], a))
     except limits.LimitError as e:
         raise _bad_request(str(e)) from None
+
+
+def _run_in_pieces(model: LoadedModel, sig: Signature, arrays: dict, execute) -> Dict[str, np.ndarray]:
+    """``execute(sig, arrays)``, with long texts cut into sentences first where the app says so
+    (``limits.sentences``: a translation), as the command does (:func:`rnn_apps.sentences.sentence_pieces`).
+
+    Each text becomes its pieces, in order (other batched inputs are repeated for each piece); the model
+    answers every piece, and the answers of one text are put together again: texts joined
+    (:func:`rnn_apps.sentences.join_pieces`), numbers (a count such as ``length``) summed.
+    """
+    name = model.limits.sentences.get(sig.name) if model.limits is not None else None
+    source, target = model.languages
+    if not name or not source or "tokenize" not in model.signatures or arrays.get(name) is None \
+            or arrays[name].ndim != 1 or arrays[name].size == 0:
+        return execute(sig, arrays)
+    tokenize = model.signatures["tokenize"]
+
+    def count_tokens(texts):
+        return _run(tokenize, {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)})["length"]
+
+    texts = [t.decode("utf-8") for t in arrays[name]]
+    pieces = [sentence_pieces(t, source, count_tokens, n) for t, n in zip(texts, count_tokens(texts))]
+    if all(len(p) == 1 for p in pieces):
+        return execute(sig, arrays)  # nothing to cut: the texts as they came
+    sizes = [len(p) for p in pieces]
+    split = {k: (np.repeat(a, sizes, axis=0) if a.ndim >= 1 and a.shape[0] == len(texts) else a)
+             for k, a in arrays.items()}
+    split[name] = np.array([p.encode("utf-8") for ps in pieces for p in ps], dtype=object)
+    outputs = execute(sig, split)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    joined = {}
+    for k, out in outputs.items():
+        if out.ndim != 1 or out.shape[0] != ends[-1]:
+            raise ApiError(500, f"output {k} of signature {sig.name} cannot be put together from the pieces "
+                                f"of long texts (shape {list(out.shape)})")
+        if out.dtype == object:
+            joined[k] = np.array([join_pieces([x.decode("utf-8", "replace") for x in out[a:b]], target).encode("utf-8")
+                                  for a, b in zip(starts, ends)], dtype=object)
+        else:
+            joined[k] = np.array([out[a:b].sum() for a, b in zip(starts, ends)], dtype=out.dtype)
+    return joined

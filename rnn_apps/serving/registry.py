@@ -3,7 +3,6 @@ poller, and their signatures."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -12,7 +11,7 @@ import time
 from typing import Any, Dict, List, Optional, Tuple
 
 from rnn_apps import limits
-from rnn_apps.serving.checks import model_app
+from rnn_apps.serving.checks import app_settings, languages, model_app
 from rnn_apps.serving.errors import ApiError, _tf_message
 from rnn_apps.serving.form import page_form
 
@@ -104,8 +103,10 @@ class LoadedModel:
         self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
         self.app = model_app(path)
         self.limits = limits.for_app(self.app)
+        self.settings = app_settings(path, self.app)  # assets.extra/<app>.json
+        self.languages = languages(self.settings)  # (source, target) of a translation model
         # what the try-it page shows, stated by the export or derived once here (served with the metadata)
-        self.form = page_form(path, self.app, {k: s.metadata() for k, s in self.signatures.items()})
+        self.form = page_form(path, self.app, {k: s.metadata() for k, s in self.signatures.items()}, self.settings)
 
     def warm_up(self) -> int:
         """Replay ``assets.extra/tf_serving_warmup_requests`` (TF Serving's warm-up), or, for a model of a
@@ -119,13 +120,8 @@ class LoadedModel:
         requests = warmup.read_warmup(self.path)
         from_file = requests is not None
         if requests is None:
-            config = {}
-            if self.app:
-                try:
-                    with open(os.path.join(self.path, "assets.extra", f"{self.app}.json"), encoding="utf-8") as f:
-                        config = json.load(f).get("config", {})
-                except (OSError, ValueError, AttributeError):
-                    config = {}
+            config = self.settings.get("config")
+            config = config if isinstance(config, dict) else {}
             requests = warmup.default_requests(self.app, config) if self.app else []
         done = 0
         for sig_name, inputs in requests:

@@ -13,7 +13,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from rnn_apps.apps.caption.export import MAX_BEAM, load_config
+from rnn_apps import limits
+from rnn_apps.apps.caption.export import load_config
 from rnn_apps.apps.caption.images import CaptionError, ImageInput, prepare_image, read_image_file
 from rnn_apps.apps.caption import scenes
 from rnn_apps.export import resolve_model_dir
@@ -119,8 +120,10 @@ class ImageCaptioner:
             CaptionError: a bad beam size, or image data the model cannot decode (the file is named).
         """
         beam = self.default_beam if beam is None else beam
-        if not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM:
-            raise CaptionError(f"beam must be an integer from 1 to {MAX_BEAM}; received {beam!r}.")
+        if not isinstance(beam, int) or isinstance(beam, bool):
+            raise CaptionError(f"beam must be an integer; received {beam!r}.")
+        with limits.errors_as(CaptionError):  # the server's check and words
+            limits.check_number(limits.APPS["caption"], "beam_size", beam, where="beam")
         if batch_size < 1:
             raise CaptionError(f"batch_size must be positive; received {batch_size}.")
         tf = self._tf

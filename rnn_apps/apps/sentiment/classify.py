@@ -39,7 +39,8 @@ class Prediction:
         return {"label": self.label, "probability": self.probability, "words": self.words, "truncated": self.truncated}
 
 
-MAX_REVIEW_CHARS = limits.APPS["sentiment"].max_chars["text"]  # the limit `rnn-apps serve` applies too
+LIMITS = limits.APPS["sentiment"]
+MAX_REVIEW_CHARS = LIMITS.max_chars["text"]  # the limit `rnn-apps serve` applies too
 
 
 def _check_batch_size(batch_size) -> None:
@@ -83,10 +84,8 @@ class SentimentClassifier:
         for i, t in enumerate(texts, 1):
             if not isinstance(t, str):
                 raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
-            if not t.strip():
-                raise SentimentError(f"Review {i} is empty: give some text to classify.")
-            if len(t) > MAX_REVIEW_CHARS:
-                raise SentimentError(f"Review {i} has {len(t):,} characters; at most {MAX_REVIEW_CHARS:,} are accepted.")
+            with limits.errors_as(SentimentError):  # the server's checks and words
+                limits.check_text(LIMITS, "text", t, where=f"Review {i}")
             try:
                 t.encode("utf-8")
             except UnicodeEncodeError:
@@ -127,9 +126,8 @@ class SentimentClassifier:
             counts = self._model.signatures["words"](text=batch)["words"].numpy()
             for i, c in zip(idx, counts):
                 if c == 0:
-                    raise SentimentError(
-                        f"Review {i + 1} has no words (only punctuation or symbols): nothing to classify."
-                    )
+                    with limits.errors_as(SentimentError):
+                        limits.check_words(LIMITS, f"Review {i + 1}", [])
             pred = self._model.signatures["serving_default"](text=batch)
             for i, p, lab, c in zip(idx, pred["probability"].numpy(), pred["label"].numpy(), counts):
                 results[i] = Prediction(lab.decode("utf-8"), float(p), int(c), bool(c > self.max_len))

@@ -6,23 +6,26 @@ refuses input it cannot answer with a message a person can act on, and shapes th
 * Empty (or whitespace-only) text: an error naming the text.
 * Text none of whose words the model knows (``"Xylophonic zqwx."``): an error naming the words; some unknown
   words: a translation, with the unknown words listed (they are read as ``<unk>``).
-* Long text (a paragraph): cut into sentences (after . ! ? 。！？), a sentence longer than
-  ``MAX_SENTENCE_TOKENS`` tokens into pieces; each is translated on its own and the translations are joined.
+* Long text (a paragraph): cut into sentences (after . ! ? 。！？), a sentence longer than 60 tokens into
+  pieces; each is translated on its own and the translations are joined (:mod:`rnn_apps.sentences`, as
+  ``rnn-apps serve`` does).
+
+The checks and their messages are :mod:`rnn_apps.limits`' (the server's too).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps.apps.translate import data as tdata
-from rnn_apps import textio
+from rnn_apps import limits, textio
+from rnn_apps.sentences import join_pieces, sentence_pieces
 from rnn_apps.export import resolve_model_dir
 from rnn_apps.paths import default_model_dir
 
-MAX_SENTENCE_TOKENS = 60
-MAX_TEXT_CHARS = 100_000
+LIMITS = limits.APPS["translate"]
+MAX_TEXT_CHARS = LIMITS.max_chars["text"]  # the limit `rnn-apps serve` applies too
 
 
 class TranslateError(ValueError):
@@ -67,17 +70,26 @@ class Translator:
     """Translate with an exported translation model.
 
     Args:
-        model_dir: A version directory or ``models/translate`` (newest version); default: the shipped model.
+        model_dir: A version directory or an app directory such as ``models/translate`` (newest version);
+            default: the shipped model of ``direction``.
+        direction: ``"en-zh"`` (shipped in ``models/translate``) or ``"zh-en"`` (``models/translate-zh-en``);
+            with ``model_dir``, the model must translate this way. Default: en-zh, or the model's.
     """
 
-    def __init__(self, model_dir: Optional[str] = None):
+    def __init__(self, model_dir: Optional[str] = None, direction: Optional[str] = None):
         import tensorflow as tf
 
         from rnn_apps.apps.translate.export import load_config
 
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir("translate"))
+        if direction is not None:
+            tdata.parse_direction(direction)  # a clear error for anything but en-zh / zh-en
+        app = "translate-zh-en" if direction == "zh-en" else "translate"
+        self.model_dir = resolve_model_dir(model_dir or default_model_dir(app))
         self.meta = load_config(self.model_dir)
         self.config = self.meta["config"]
+        if direction is not None and self.config["direction"] != direction:
+            raise TranslateError(f"{self.model_dir} translates {self.config['direction']}, not {direction}; "
+                                 f"leave out --model for the shipped {direction} model.")
         self.source_lang, self.target_lang = tdata.parse_direction(self.config["direction"])
         self.decoding = self.meta.get("decoding", {})
         self.default_beam = int(self.decoding.get("default_beam", 1))
@@ -88,8 +100,10 @@ class Translator:
     # ---------------------------------------------------------------- checks
     def _beam(self, beam: Optional[int]) -> int:
         beam = self.default_beam if beam is None else beam
-        if not isinstance(beam, int) or not 1 <= beam <= self.max_beam:
-            raise TranslateError(f"beam must be an integer from 1 (greedy) to {self.max_beam}; received {beam!r}.")
+        if not isinstance(beam, int) or isinstance(beam, bool):
+            raise TranslateError(f"beam must be an integer; received {beam!r}.")
+        with limits.errors_as(TranslateError):
+            limits.check_number(LIMITS, "beam_size", beam, where="beam")
         return beam
 
     def tokenize(self, texts: Sequence[str]) -> list[dict]:
@@ -110,48 +124,26 @@ class Translator:
         for i, t in enumerate(texts, 1):
             if not isinstance(t, str):
                 raise TranslateError(f"Text {i} is a {type(t).__name__}, not a string.")
-            if not t.strip():
-                raise TranslateError(f"Text {i} is empty: give a sentence to translate.")
-            if len(t) > MAX_TEXT_CHARS:
-                raise TranslateError(f"Text {i} has {len(t):,} characters; at most {MAX_TEXT_CHARS:,} are translated at once "
-                                     "(give it as several texts, e.g. one a line with --file).")
+            with limits.errors_as(TranslateError):
+                limits.check_text(LIMITS, "text", t, where=f"Text {i}")
             try:
                 t.encode("utf-8")
             except UnicodeEncodeError:
                 raise TranslateError(f"Text {i} is not valid UTF-8 text (it holds undecodable characters).") from None
         info = self.tokenize(texts)
-        for i, (t, row) in enumerate(zip(texts, info), 1):
-            words = [w for w in row["tokens"] if re.search(r"\w", w)]
-            if not words:
-                raise TranslateError(f"Text {i} ({t.strip()[:40]!r}) has no words to translate, only punctuation or symbols.")
-            known = [w for w in words if w not in row["unknown"]]
-            if not known:
-                lang = {"en": "English", "zh": "Chinese"}[self.source_lang]
-                raise TranslateError(
-                    f"Text {i}: the model knows none of its words ({', '.join(row['unknown'][:10])}); it translates "
-                    f"{lang} into {'Chinese' if self.target_lang == 'zh' else 'English'}. Check the spelling and the language."
-                )
+        for i, row in enumerate(info, 1):
+            with limits.errors_as(TranslateError):
+                limits.check_words(LIMITS, f"Text {i}", row["tokens"], row["unknown"],
+                                   (self.source_lang, self.target_lang))
         return info
 
     # ---------------------------------------------------------------- pieces of long texts
     def _pieces(self, text: str, n_tokens: int) -> list[str]:
-        if n_tokens <= MAX_SENTENCE_TOKENS:
-            return [text.strip()]
-        out = []
-        for sentence in tdata.split_sentences(text, self.source_lang):
-            n = len(self.tokenize([sentence])[0]["tokens"])
-            if n <= MAX_SENTENCE_TOKENS:
-                out.append(sentence)
-                continue
-            # A very long sentence: pieces of whole words (English) or characters (Chinese).
-            units = sentence.split() if self.source_lang == "en" else list(sentence)
-            step = max(1, int(len(units) * MAX_SENTENCE_TOKENS / max(n, 1)))
-            sep = " " if self.source_lang == "en" else ""
-            out.extend(sep.join(units[i : i + step]) for i in range(0, len(units), step))
-        return [p for p in out if p.strip()] or [text.strip()]
+        return sentence_pieces(text, self.source_lang, lambda xs: [len(r["tokens"]) for r in self.tokenize(xs)],
+                               n_tokens)
 
     def _join(self, parts: list[str]) -> str:
-        return ("" if self.target_lang == "zh" else " ").join(p for p in parts if p)
+        return join_pieces(parts, self.target_lang)
 
     # ---------------------------------------------------------------- translate
     def translate_batch(self, texts: Sequence[str], beam: int, max_length: int = 0):
@@ -170,9 +162,9 @@ class Translator:
             TranslateError: empty text, text without a known word, a bad beam or max_length.
         """
         beam = self._beam(beam)
-        limit = int(self.decoding.get("max_output_tokens", 160))
-        if max_length is not None and not 1 <= max_length <= limit:
-            raise TranslateError(f"max_length must be from 1 to {limit}; received {max_length}.")
+        if max_length is not None:
+            with limits.errors_as(TranslateError):
+                limits.check_number(LIMITS, "max_length", max_length)
         if batch_size < 1:
             raise TranslateError(f"batch_size must be positive; received {batch_size}.")
         info = self._check(texts)
