@@ -7,7 +7,7 @@ import time
 from typing import Optional
 
 from rnn_apps import poems
-from rnn_apps.apps import base
+from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, TrainResult
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.batches import batch_dataset
@@ -37,7 +37,7 @@ DEFAULTS = dict(
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
     """Adam on a cosine decay (:func:`rnn_apps.apps.base.compile_model`); cross-entropy and accuracy at the
     weighted (predicted) positions."""
-    return base.compile_model(model, learning_rate, clipnorm, total_steps, **base.token_classification())
+    return contract.compile_model(model, learning_rate, clipnorm, total_steps, **contract.token_classification())
 
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
@@ -101,7 +101,7 @@ def train(
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
-    base.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
+    contract.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
                                     "stats": stats})
     strat = training.get_strategy(strategy)
     replicas = strat.num_replicas_in_sync
@@ -115,7 +115,7 @@ def train(
         model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
         model.build((None, None))
-    result = base.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
+    result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
                           strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
                           resume=resume, save_every=save_every, tensorboard=tensorboard, verbose=verbose)
     result.update({
@@ -130,9 +130,9 @@ def load_run_model(run_dir: str):
     """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
     from rnn_apps.apps.fill.model import build
 
-    cfg = base.read_run_config(run_dir, CONFIG_FILE, "fill")["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "fill")["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
     model.build((None, None))
-    base.load_run_weights(model, run_dir, lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1))
+    contract.load_run_weights(model, run_dir, lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1))
     return model, vocab, cfg

@@ -6,7 +6,7 @@ Shared by the SavedModel export (:mod:`rnn_apps.apps.poetry.export`), the NumPy 
 
 from __future__ import annotations
 
-from rnn_apps import export as shared_export
+from rnn_apps.apps.base import read_meta
 
 FORMS = {"": (0, 0), "wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
 FORM_NAMES = {"wujue": "五言绝句", "qijue": "七言绝句", "wulv": "五言律诗", "qilv": "七言律诗"}
@@ -18,4 +18,4 @@ MAX_INPUT_CHARS = 4096
 
 def load_config(model_dir: str) -> dict:
     """The settings, vocabulary and card of an exported poem model (``assets.extra/poetry.json``)."""
-    return shared_export.read_extra(model_dir, CONFIG_NAME)
+    return read_meta(model_dir, CONFIG_NAME, "poem")

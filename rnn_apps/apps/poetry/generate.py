@@ -19,10 +19,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH, load_config
-from rnn_apps.export import resolve_model_dir
-from rnn_apps.paths import default_model_dir
+from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH
 
 
 class PoemError(ValueError):
@@ -125,7 +124,7 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
 ENGINES = ("auto", "numpy", "tensorflow")
 
 
-class PoemGenerator:
+class PoemGenerator(Predictor):
     """Generate poems with an exported poem model.
 
     Args:
@@ -137,14 +136,14 @@ class PoemGenerator:
         PoemError: ``engine="numpy"`` for a model the NumPy engine does not support, or an unknown engine.
     """
 
+    app = "poetry"
+    lazy = True  # the NumPy engine needs no SavedModel (nor TensorFlow) to generate
+
     def __init__(self, model_dir: Optional[str] = None, engine: str = "auto"):
         if engine not in ENGINES:
             raise PoemError(f"Unknown engine {engine!r}; choose one of: {', '.join(ENGINES)}.")
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir("poetry"))
-        self.meta = load_config(self.model_dir)
-        self.script = self.meta["config"].get("script", "simplified")
-        self._tf = None
-        self._saved = None
+        super().__init__(model_dir)
+        self.script = self.config.get("script", "simplified")
         self._numpy = None
         self.engine = "tensorflow"
         self.engine_note = ""  # why auto fell back to TensorFlow
@@ -160,25 +159,14 @@ class PoemGenerator:
                                     "Use --engine tensorflow (or auto).") from None
                 self.engine_note = str(e)
         if self.engine == "tensorflow":
-            self._load_saved_model()
-
-    def _load_saved_model(self):
-        """The SavedModel (loaded on first use when the NumPy engine generates)."""
-        if self._saved is None:
-            import tensorflow as tf
-
-            self._tf = tf
-            self._saved = tf.saved_model.load(self.model_dir)
-        return self._saved
-
-    @property
-    def _model(self):
-        return self._load_saved_model()
+            self.load()
 
     def unknown_characters(self, text: str) -> str:
         if self._numpy is not None:
             return self._numpy.unknown_characters(text)
-        out = self._model.signatures["unknown_characters"](text=self._tf.constant([text]))["unknown"]
+        import tensorflow as tf
+
+        out = self.signatures["unknown_characters"](text=tf.constant([text]))["unknown"]
         return out.numpy()[0].decode("utf-8")
 
     def _check(self, start: str, acrostic: str, form: str, max_length: int):
@@ -277,8 +265,9 @@ class PoemGenerator:
 
     def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length, rhyme,
                      metre) -> list[str]:
-        model = self._model
-        tf = self._tf
+        import tensorflow as tf
+
+        model = self.loaded
         signature = model.signatures["generate"]
         extra = {}
         if "rhyme" in signature.structured_input_signature[1]:
@@ -308,8 +297,9 @@ class PoemGenerator:
         Characters outside the vocabulary are scored as ``<unk>`` (as in training) and counted in
         ``unknown_characters``.
         """
-        model = self._model
-        tf = self._tf
+        import tensorflow as tf
+
+        model = self.loaded
         results = []
         for i in range(0, len(texts), batch_size):
             chunk = list(texts[i : i + batch_size])

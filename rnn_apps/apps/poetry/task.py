@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import time
 from typing import Optional
 
+from rnn_apps.apps import base as contract
+from rnn_apps.apps.base import CONFIG_FILE, TrainResult
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.batches import batch_dataset
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
-CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 
 DEFAULTS = dict(
@@ -87,16 +87,9 @@ def _bits_per_char_loss():
 
 
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
+    """Adam on a cosine decay (:func:`rnn_apps.apps.base.compile_model`); cross-entropy, bits per character."""
     loss, bits = _bits_per_char_loss()
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
-        loss=loss,
-        weighted_metrics=[bits],
-    )
-    return model
+    return contract.compile_model(model, learning_rate, clipnorm, total_steps, loss=loss, weighted_metrics=[bits])
 
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
@@ -129,7 +122,7 @@ def train(
     verbose: int = 1,
     init_from: Optional[str] = None,
     **overrides,
-) -> dict:
+) -> TrainResult:
     """Train a Char-RNN on a poem corpus; checkpoints and the final weights go to ``run_dir``.
 
     Args:
@@ -148,7 +141,6 @@ def train(
     from rnn_apps import training
 
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = Vocabulary.load(vocab_path) if saved is not None else None
     training.set_seed(cfg["seed"])
@@ -175,8 +167,7 @@ def train(
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}, f, ensure_ascii=False, indent=1)
+    contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats})
 
     strat = training.get_strategy(strategy)
     replicas = strat.num_replicas_in_sync
@@ -193,21 +184,9 @@ def train(
         if base is not None:
             # A grown vocabulary keeps the old embedding rows (the tied output layer grows with it).
             training.assign_grown_weights(model, base["weights"])
-    result = training.fit_resumable(
-        model,
-        lambda start: batch_dataset(plan, start, None),
-        plan.steps_per_epoch,
-        epochs,
-        run_dir,
-        validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-        resume=resume,
-        save_every=save_every,
-        tensorboard=tensorboard,
-        verbose=verbose,
-        strategy=strat,
-    )
-    if training.is_chief(strat):
-        model.save_weights(os.path.join(run_dir, "final.weights.h5"))
+    result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir,
+                          strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
+                          resume=resume, save_every=save_every, tensorboard=tensorboard, verbose=verbose)
     val_bpc = training.last_metric(result["history"], "val_bits_per_char")
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})
@@ -216,20 +195,13 @@ def train(
 
 def load_run_model(run_dir: str, weights: Optional[str] = None):
     """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
-    from rnn_apps import training
     from rnn_apps.apps.poetry.model import build_char_rnn
 
-    with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as f:
-        cfg = json.load(f)["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "poem")["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     model = build_char_rnn(len(vocab), cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"], cfg["dropout"])
     model.build((None, None))
-    final = weights or os.path.join(run_dir, "final.weights.h5")
-    if os.path.exists(final):
-        model.load_weights(final)
-    else:
-        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(model)
+    contract.load_run_weights(model, run_dir, lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1), weights)
     return model, vocab, cfg
 
 
