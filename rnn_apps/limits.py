@@ -20,8 +20,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Optional, Tuple, Type
 
+from rnn_apps.chinese import HAN_RANGES
+
 BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing character
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")  # CJK ideographs
+_HAN = re.compile(f"[{HAN_RANGES}]")  # a Chinese character (what a fill text must have around its blanks)
 _WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punctuation or a symbol)
 _LANGUAGES = {"en": "English", "zh": "Chinese"}
 

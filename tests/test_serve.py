@@ -710,6 +710,17 @@ def test_cli_and_rest_say_the_same(server, models, app, texts, kwargs, body, whe
     assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
 
 
+@pytest.mark.parametrize("text", ["  ", "床前明月光", "月" + "□" * 65, "月" * 512 + "□", "□，□。"])
+def test_fill_cli_and_rest_say_the_same(server, text):
+    from rnn_apps.apps.fill.data import FillError, parse_text
+
+    with pytest.raises(FillError) as e:
+        parse_text(text, "Text 1")  # as rnn-apps fill-poem checks its first text
+    status, err = predict(server, "fill", {"instances": [text]})
+    assert status == 400
+    assert _without_where(str(e.value), "Text 1") == _without_where(err["error"], "text")
+
+
 def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
     """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
     from rnn_apps.apps.translate.translate import Translator

@@ -67,8 +67,8 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
                           "Nothing to fill: the input holds only blank lines.")
     from rnn_apps.apps.fill import data as fdata
 
-    for t in inputs:  # every text is checked before the model is loaded
-        fdata.parse_text(t)
+    for i, t in enumerate(inputs, 1):  # every text is checked before the model is loaded
+        fdata.parse_text(t, f"Text {i}")
     from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()

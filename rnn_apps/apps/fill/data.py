@@ -105,8 +105,11 @@ def make_plan(seqs, tokens_per_batch: int, seed: int, mask_rate: float, multiple
 _WS = re.compile(r"\s+")
 
 
-def parse_text(text: str) -> str:
+def parse_text(text: str, where: str = "The text") -> str:
     """Check one user text and return it without whitespace, every blank mark written □.
+
+    The checks and their messages are :mod:`rnn_apps.limits`' (``rnn-apps serve`` says the same);
+    ``where`` names the text in them (``Text 2``).
 
     Raises:
         FillError: empty, longer than :data:`MAX_CHARS`, no blank, more than :data:`MAX_BLANKS`, or nothing
@@ -114,23 +117,11 @@ def parse_text(text: str) -> str:
     """
     if not isinstance(text, str):
         raise FillError(f"Expected text, received {type(text).__name__}.")
+    with limits.errors_as(FillError):
+        limits.check_text(limits.APPS["fill"], "text", text, where=where)
     t = _WS.sub("", text)
-    if not t:
-        raise FillError("Empty input: give a line of a poem with □ (or ＿ or _) where characters are missing, "
-                        "e.g. 床前明月□，疑是地上霜。")
-    if len(t) > MAX_CHARS:
-        raise FillError(f"The input has {len(t)} characters; at most {MAX_CHARS} are accepted.")
     for b in BLANKS[1:]:
         t = t.replace(b, BLANKS[0])
-    n = t.count(BLANKS[0])
-    if n == 0:
-        raise FillError(f"No blank in {text.strip()!r}: mark each missing character with □ (or ＿ or _), "
-                        "e.g. 床前明月□，疑是地上霜。")
-    if n > MAX_BLANKS:
-        raise FillError(f"The input has {n} blanks; at most {MAX_BLANKS} are accepted.")
-    if not any(is_han(c) for c in t):
-        raise FillError(f"{text.strip()!r} holds only blanks: give the characters around them (the model fills a "
-                        "blank from the characters before and after it).")
     return t
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+from rnn_apps import limits
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
@@ -67,12 +68,12 @@ class Filler(Predictor):
 
     def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[FillResult]:
         """Fill the □ (＿, _) of each text; raises FillError for input the model cannot take."""
-        if not 1 <= int(top_k) <= 50:
-            raise FillError(f"--top-k must be between 1 and 50; received {top_k}.")
+        with limits.errors_as(FillError):  # the server's check and words
+            limits.check_number(limits.APPS["fill"], "top_k", top_k)
         script = self.config.get("script", "simplified")
         cleaned, converted = [], []
-        for t in texts:
-            p = fdata.parse_text(t)
+        for i, t in enumerate(texts, 1):
+            p = fdata.parse_text(t, f"Text {i}")
             if script == "simplified":
                 c = convert_script(p, "simplified")
                 # OpenCC keeps the length of a character string; fall back to the in-graph table otherwise.

@@ -15,6 +15,8 @@ from typing import Iterator, Optional
 
 import numpy as np
 
+from rnn_apps import sentences
+
 DIRECTIONS = ("en-zh", "zh-en")
 
 
@@ -287,9 +289,5 @@ class PairBatches:
 
 
 def split_sentences(text: str, language: str) -> list[str]:
-    """Cut a paragraph into sentences (after . ! ? 。！？ and their runs, keeping closing quotes)."""
-    if language == "zh":
-        parts = re.findall(r"[^。！？!?]*[。！？!?]+[”’」』\"']*|[^。！？!?]+$", text)
-    else:
-        parts = re.findall(r".*?[.!?]+[\"')\]]*(?=\s|$)|.+?$", text.strip(), re.S)
-    return [p.strip() for p in parts if p.strip()]
+    """Cut a paragraph into sentences (:func:`rnn_apps.sentences.split_sentences`, shared with the server)."""
+    return sentences.split_sentences(text, language)
