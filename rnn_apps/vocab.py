@@ -100,8 +100,13 @@ class Vocabulary:
                 data = json.load(f)
         except (OSError, json.JSONDecodeError) as e:
             raise ValueError(f"Cannot read vocabulary {path}: {e}") from None
+        return cls.from_json(data, path)
+
+    @classmethod
+    def from_json(cls, data, where: str = "the vocabulary") -> "Vocabulary":
+        """The vocabulary of a :meth:`to_json` object (``where`` names its source in errors)."""
         if not isinstance(data, dict) or data.get("format") != cls.FORMAT or not isinstance(data.get("tokens"), list):
-            raise ValueError(f"{path} is not an rnn_apps vocabulary (expected format {cls.FORMAT!r}).")
+            raise ValueError(f"{where} is not an rnn_apps vocabulary (expected format {cls.FORMAT!r}).")
         if data["tokens"][: len(SPECIALS)] != list(SPECIALS):
-            raise ValueError(f"{path}: the first tokens must be {list(SPECIALS)}.")
+            raise ValueError(f"{where}: the first tokens must be {list(SPECIALS)}.")
         return cls(data["tokens"][len(SPECIALS) :])

@@ -276,7 +276,7 @@ def test_generator_dataset_tells_keras_where_validation_ends(tell_length):
     assert (not ran_out) if tell_length else ran_out
 
 
-def _line_fit(run_dir, epochs, keep_best=None, patience=0, resume=False, callbacks=()):
+def _line_fit(run_dir, epochs, keep_best=None, patience=0, resume=False, callbacks=(), average_best=0):
     """A one-weight model y = w·x trained towards w = 3 while validation wants w = 1: val loss is lowest at epoch 2."""
     import keras
     import tensorflow as tf
@@ -287,7 +287,8 @@ def _line_fit(run_dir, epochs, keep_best=None, patience=0, resume=False, callbac
     train = lambda start: tf.data.Dataset.from_tensor_slices((x, 3 * x)).batch(16).repeat().skip(start)  # noqa: E731
     val = tf.data.Dataset.from_tensor_slices((x, x)).batch(16)
     result = training.fit_resumable(model, train, 2, epochs, str(run_dir), validation_data=val, resume=resume,
-                                    save_every=0, verbose=0, keep_best=keep_best, patience=patience, callbacks=callbacks)
+                                    save_every=0, verbose=0, keep_best=keep_best, patience=patience, callbacks=callbacks,
+                                    average_best=average_best)
     return result, float(model.weights[0].numpy().ravel()[0])
 
 
@@ -342,7 +343,44 @@ def test_keep_best_survives_an_interrupted_run(tmp_path, cut_after, lose_best_fi
     assert full["stopped_early"] and w == pytest.approx(w_full)
 
 
+@pytest.mark.parametrize("interrupt", [False, True])
+def test_average_best_ends_with_the_mean_of_the_best_epochs(tmp_path, interrupt):
+    """average_best=3: the weights end as the mean of the three best epochs' weights, each taken from an
+    independent run that simply stops at that epoch; only those epochs' files are kept; a resumed run agrees."""
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == 4:
+                raise KeyboardInterrupt
+
+    if interrupt:
+        with pytest.raises(KeyboardInterrupt):
+            _line_fit(tmp_path / "avg", 6, keep_best="val_loss", average_best=3, callbacks=[Interrupt()])
+    result, w = _line_fit(tmp_path / "avg", 6, keep_best="val_loss", average_best=3, resume=interrupt)
+    val = [r["val_loss"] for r in result["history"]]
+    best3 = sorted(int(i) + 1 for i in np.argsort(val, kind="stable")[:3])
+    assert result["averaged_epochs"] == best3
+    w_epochs = [_line_fit(tmp_path / f"short{e}", e)[1] for e in best3]
+    assert w == pytest.approx(np.mean(w_epochs), rel=1e-6)
+    assert w != pytest.approx(w_epochs[0])
+    kept = sorted(os.listdir(tmp_path / "avg" / training.BEST_EPOCHS_DIR))
+    assert kept == [f"epoch-{e:04d}.weights.h5" for e in best3]
+    assert os.path.exists(tmp_path / "avg" / training.AVERAGED_WEIGHTS)
+
+
+def test_average_weights_refuses_nothing_and_missing_files(tmp_path):
+    import keras
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    with pytest.raises(training.TrainingError, match="at least one"):
+        training.average_weights(model, [])
+    with pytest.raises(training.TrainingError, match="No such weights file"):
+        training.average_weights(model, [str(tmp_path / "nope.weights.h5")])
+
+
 @pytest.mark.parametrize("kwargs, message", [
+    ({"average_best": -1}, "average_best must be a whole number"),
     ({"patience": -1}, "patience must be a whole number"),
     ({"patience": 1.5}, "patience must be a whole number"),
     ({"patience": True}, "patience must be a whole number"),

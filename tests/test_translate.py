@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -154,8 +155,11 @@ def test_pairs_loading_split_and_errors(tmp_path):
     from rnn_apps.apps.translate import data as tdata
 
     pairs = tdata.load_pairs(PAIRS)
-    assert len(pairs) == 46 and pairs[0] == tdata.Pair("Hi.", "你好。")
-    assert tdata.Pair("I like tea.", "我喜欢茶。") in pairs[-7:]  # 我喜歡茶。 converted to simplified
+    # 我喜歡茶。 converted to simplified repeats an earlier pair: kept once
+    assert len(pairs) == 45 and pairs[0] == tdata.Pair("Hi.", "你好。")
+    assert pairs.count(tdata.Pair("I like tea.", "我喜欢茶。")) == 1
+    raw = tdata.load_pairs(PAIRS, normalize=False)
+    assert len(raw) == 46 and tdata.Pair("I like tea.", "我喜歡茶。") in raw
     train, val = tdata.split_pairs(pairs, 0.2, 3)
     assert (train, val) == tdata.split_pairs(pairs, 0.2, 3) and len(train) + len(val) == len(pairs)
     assert not {p.en.lower() for p in train} & {p.en.lower() for p in val}  # both "I like tea." on one side
@@ -201,8 +205,8 @@ def test_training_writes_the_run(tiny_run):
 
 
 def _greedy_reference(model, src_ids, target_vocab, bound):
-    """Greedy decoding by re-running the teacher-forced Keras model on the growing prefix."""
-    forbidden = [target_vocab.pad_id, target_vocab.unk_id, target_vocab.bos_id]
+    """Greedy decoding by re-running the teacher-forced Keras model on the growing prefix (<unk> kept as such)."""
+    forbidden = [target_vocab.pad_id, target_vocab.bos_id]
     out = [target_vocab.bos_id]
     for t in range(bound):
         logits = np.array(model((np.array([src_ids], np.int32), np.array([out], np.int32)), training=False))[0, -1]
@@ -224,7 +228,10 @@ def test_in_graph_greedy_matches_keras_reference(tiny_run, translator):
     got = translator.translate_batch(texts, beam=1)
     for text, toks, g in zip(texts, tokenize_py(texts, "en"), got):
         src = sv.encode(toks) + [sv.eos_id]
-        assert g == _greedy_reference(r["model"], src, tv, 2 * len(toks) + 10), text
+        want = _greedy_reference(r["model"], src, tv, 2 * len(toks) + 10)
+        # The graph puts a source word (as written) where the model writes <unk>.
+        words = "|".join(re.escape(w) for w in tokenize_py([text], "en", lowercase=False)[0])
+        assert re.fullmatch(re.escape(want).replace(re.escape("<unk>"), f"(?:{words})"), g), (text, want, g)
 
 
 def test_beam_one_equals_greedy_and_beams_are_well_formed(module):
@@ -245,7 +252,7 @@ def test_beam_one_equals_greedy_and_beams_are_well_formed(module):
         for row, bound in zip(ids, bounds.numpy()):
             ends = np.flatnonzero(row == 3)
             assert len(ends) >= 1 and ends[0] < bound  # stops at the end token, within the bound
-            assert (row[ends[0] + 1:] == 0).all() and not np.isin(row[: ends[0]], [0, 1, 2]).any()
+            assert (row[ends[0] + 1:] == 0).all() and not np.isin(row[: ends[0]], [0, 2]).any()
         sums = att.numpy().sum(-1)
         assert np.allclose(sums[ids > 0], 1.0, atol=1e-5)
     # a bounded length: at max_length the end token is forced
@@ -414,3 +421,117 @@ def test_bleu_known_cases():
     assert score == pytest.approx(100 * np.exp(1 - 8 / 6), abs=1e-2) and "tok:13a" in sig
     # 'zh' tokenization scores Chinese by character: the same 6-of-8 case
     assert corpus_bleu(["我们喜欢音乐"], ["我们喜欢音乐。。"], "zh")[0] == pytest.approx(100 * np.exp(1 - 8 / 6), abs=1e-2)
+
+
+# ------------------------------------------------------------------------------------------ unknown words, names
+
+
+def test_name_table_and_placeholder_pairs():
+    from rnn_apps.apps.translate import data as tdata
+
+    english = [["tom", "is", "here", "."], ["i", "saw", "tom", "."], ["tom", "likes", "tea", "."],
+               ["boston", "is", "big", "."], ["i", "like", "boston", "."], ["go", "to", "boston", "."],
+               ["ask", "sam", "."], ["sam", "left", "."], ["i", "saw", "sam", "."]]
+    chinese = ["汤姆在这里。", "我看见了汤姆。", "汤姆喜欢茶。", "波士顿很大。", "我喜欢波士顿。", "去波士顿。",
+               "问他。", "他走了。", "我看见了山姆。"]  # "sam" has no steady rendering
+    truecase = {"tom": "Tom", "boston": "Boston", "sam": "Sam", "i": "I"}
+    table = tdata.name_table(english, chinese, truecase, min_count=3, min_share=0.8)
+    assert table == {"tom": "汤姆", "boston": "波士顿"}
+    zh_tokens = [list(z) for z in chinese]
+    src, tgt = tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=1.0, seed=0)
+    assert len(src) == 6
+    assert src[0] == ["<unk>", "is", "here", "."] and tgt[0] == ["<unk>", "在", "这", "里", "。"]
+    assert src[4] == ["i", "like", "<unk>", "."] and tgt[4] == ["我", "喜", "欢", "<unk>", "。"]
+    back_src, back_tgt = tdata.placeholder_pairs(zh_tokens, english, table, "zh-en", share=1.0, seed=0)
+    assert back_src == tgt and back_tgt == src
+    assert tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=0.0, seed=0) == ([], [])
+    with pytest.raises(ValueError, match="share must be in"):
+        tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=1.5, seed=0)
+
+
+@pytest.fixture(scope="module")
+def unk_module(tiny_run):
+    """The tiny model with its output bias pushed to <unk>: it writes <unk> at every step until the bound."""
+    from rnn_apps.apps.translate.export import TranslateModule
+    from rnn_apps.apps.translate.model import build_model
+
+    _, r = tiny_run
+    model = build_model(len(r["source_vocab"]), len(r["target_vocab"]), r["config"])
+    model.set_weights(r["model"].get_weights())
+    bias = model.logits.bias.numpy()
+    bias[1] += 100.0
+    model.logits.bias.assign(bias)
+    return TranslateModule(model, r["source_vocab"], r["target_vocab"], r["config"], r["truecase"])
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_unknown_words_are_carried_through_the_attention(unk_module, beam):
+    """Each <unk> the model writes becomes the source word (as written) that its attention row weighs most."""
+    import tensorflow as tf
+
+    texts = ["Zorbu met Tom in Qingdao.", "I love Xanadu."]
+    out = unk_module.run(tf.constant(texts), tf.constant(beam), tf.constant(4))
+    for b, text in enumerate(texts):
+        src = [t.decode() for t in out["source_tokens"].numpy()[b]]
+        tgt = [t.decode() for t in out["target_tokens"].numpy()[b]]
+        n = src.index("<eos>")
+        cased = re.findall(r"\w+|[^\w\s]", text)
+        assert [w.lower() for w in cased] == src[:n]
+        att = out["attention"].numpy()[b]
+        written = [t for t in tgt if t]
+        assert written == ["<unk>"] * 3 + ["<eos>"]
+        want = "".join(cased[int(np.argmax(att[j, :n]))] for j in range(3))
+        assert out["translation"].numpy()[b].decode() == want
+
+
+def test_translate_direction_must_match_the_model(tiny_model):
+    from rnn_apps.apps.translate.translate import TranslateError, Translator
+
+    with pytest.raises(TranslateError, match="translates en-zh, not zh-en"):
+        Translator(tiny_model, direction="zh-en")
+    assert Translator(tiny_model, direction="en-zh").target_lang == "zh"
+
+
+def test_evaluate_gives_scores_by_english_length(runner, tiny_model, tmp_path):
+    from rnn_apps.apps.translate.evaluate import corpus_bleu, corpus_chrf
+
+    out_tsv = tmp_path / "out.tsv"
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--json",
+                            "--output", str(out_tsv)])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    rows = [line.split("\t") for line in out_tsv.read_text(encoding="utf-8").splitlines()]
+    assert sum(b["pairs"] for b in res["by_length"].values()) == res["pairs"] == len(rows)
+    assert res["chrf"] == pytest.approx(corpus_chrf([h for _, _, h in rows], [ref for _, ref, _ in rows]))
+    bins = {"under 5": lambda n: n < 5, "5-9": lambda n: 5 <= n < 10, "10 or more": lambda n: n >= 10}
+    for name, got in res["by_length"].items():
+        part = [row for row in rows if bins[name](len(row[0].split()))]
+        assert got["pairs"] == len(part)
+        assert got["bleu"] == pytest.approx(corpus_bleu([h for _, _, h in part], [ref for _, ref, _ in part], "zh")[0],
+                                            abs=0.01)
+
+
+def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_path):
+    """fine-tune translate: old ids and weights kept (learning rate 0), new words and characters appended."""
+    from rnn_apps.apps.translate.export import load_exported_model
+
+    data = tmp_path / "mine.tsv"
+    data.write_text("Zorbu likes tea.\t佐布喜欢茶。\nZorbu has a dog.\t佐布有一只狗。\nI love Zorbu.\t我爱佐布。\n"
+                    "Zorbu is my friend.\t佐布是我的朋友。\nThank you, Zorbu.\t谢谢你，佐布。\n", encoding="utf-8")
+    r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(data), "--model", tiny_model, "--epochs", "1",
+                            "--learning-rate", "0", "--source-min-count", "1", "--target-min-count", "1",
+                            "--val-fraction", "0.2", "--run-dir", str(tmp_path / "run"), "--out",
+                            str(tmp_path / "out"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    base, b_src, b_tgt, _, _ = load_exported_model(tiny_model)
+    new, n_src, n_tgt, cfg, _ = load_exported_model(res["exported"])
+    assert n_src.tokens[: len(b_src)] == b_src.tokens and "zorbu" in n_src.tokens[len(b_src):]
+    assert n_tgt.tokens[: len(b_tgt)] == b_tgt.tokens and "佐" in n_tgt.tokens[len(b_tgt):]
+    assert res["stats"]["new_source_tokens"] == len(n_src) - len(b_src) > 0
+    emb_old, emb_new = base.source_embedding.embeddings.numpy(), new.source_embedding.embeddings.numpy()
+    np.testing.assert_allclose(emb_new[: len(b_src)], emb_old)
+    np.testing.assert_allclose(new.logits.kernel.numpy()[:, : len(b_tgt)], base.logits.kernel.numpy())
+    r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(tmp_path / "nope.tsv"), "--model", tiny_model,
+                            "--run-dir", str(tmp_path / "run2")])
+    assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output

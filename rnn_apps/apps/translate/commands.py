@@ -38,7 +38,11 @@ _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), defau
 @click.option("--beam", type=int, default=None,
               help="Beam width (1: greedy). Default: the model's (see its model card).")
 @click.option("--max-length", type=int, default=None, help="Most tokens written per sentence (default: the model's bound).")
-@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped models/translate).")
+@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
+              help="en-zh (English to Chinese, models/translate) or zh-en (Chinese to English, "
+                   "models/translate-zh-en). Default: en-zh, or the direction of --model.")
+@click.option("--model", "model_dir", default=None,
+              help="A model directory (default: the newest shipped model of --direction).")
 @click.option("--batch-size", default=32, show_default=True, help="Sentences per model call.")
 @click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False),
               help="Save a heat map of the attention (source tokens against target tokens) of the first text "
@@ -46,8 +50,8 @@ _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), defau
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences'.")
 @_friendly_errors
-def translate(texts, files, beam, max_length, model_dir, batch_size, plot_path, as_json):
-    """Translate English into Chinese (or the other way, with a zh-en model).
+def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
+    """Translate English into Chinese, or Chinese into English with --direction zh-en.
 
     Prints one translation a line. TEXT '-' reads texts from standard input, one a line. Long texts are
     cut into sentences and translated one sentence at a time; words the model does not know are named on
@@ -60,6 +64,7 @@ def translate(texts, files, beam, max_length, model_dir, batch_size, plot_path, 
       rnn-apps translate --file sentences.txt --json
       echo "How are you?" | rnn-apps translate -
       rnn-apps translate "Tom is my friend." --plot-attention attention.png
+      rnn-apps translate --direction zh-en "我爱你。"
     """
     from rnn_apps.apps.translate.translate import TranslateError, read_texts_file
 
@@ -73,7 +78,7 @@ def translate(texts, files, beam, max_length, model_dir, batch_size, plot_path, 
     from rnn_apps.apps.translate.translate import Translator
 
     with native_stderr_silenced():
-        tr = Translator(model_dir)
+        tr = Translator(model_dir, direction)
         results = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
     for i, r in enumerate(results, 1):
         if r.unknown_words:
@@ -166,6 +171,67 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
     _report(summary, as_json)
 
 
+# ------------------------------------------------------------------------------------------- fine-tune
+
+
+@click.command("translate")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Your sentence pairs: a UTF-8 TSV of english<TAB>chinese (the same form as training data).")
+@click.option("--model", "model_dir", default=None,
+              help="The translator to start from (default: the newest shipped model of --direction).")
+@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
+              help="Which shipped model to start from when --model is not given (default en-zh).")
+@click.option("--out", "out_dir", default=None,
+              help="App directory to export the new model to (default: models-finetuned/translate, or "
+                   "models-finetuned/translate-zh-en).")
+@click.option("--run-dir", default="runs/translate-finetune", show_default=True)
+@click.option("--epochs", default=5, show_default=True)
+@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@click.option("--source-min-count", type=int, default=None,
+              help="A source word new to the model joins its vocabulary when your pairs use it this often (default 2).")
+@click.option("--target-min-count", type=int, default=None,
+              help="Likewise for the target side (default 2).")
+@click.option("--val-fraction", type=float, default=None,
+              help="Share of your source sentences held out for validation (default 0.06).")
+@click.option("--batch-size", type=int, default=None, help="Sentence pairs per batch (default 64).")
+@click.option("--patience", type=int, default=None,
+              help="Stop after this many epochs without a lower validation loss (default 3; 0: never).")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
+@_STRATEGY
+@click.option("--seed", type=int, default=None)
+@_DEFAULT_BEAM
+@click.option("--json", "as_json", is_flag=True)
+@_friendly_errors
+def fine_tune_translate(data, model_dir, direction, out_dir, run_dir, epochs, resume, strategy, default_beam, as_json,
+                        **settings):
+    """Fine-tune the translator on your own sentence pairs; new words and characters get new rows.
+
+    The model keeps its architecture, direction and vocabularies; the words (English) and characters
+    (Chinese) of your pairs that it does not know and that are frequent enough are appended, with new
+    embedding and output rows, so it keeps what it knew and learns your words.
+
+    \b
+    Examples:
+      rnn-apps fine-tune translate --data my_pairs.tsv
+      rnn-apps translate "Where is the museum?" --model models-finetuned/translate
+      rnn-apps fine-tune translate --data my_pairs.tsv --direction zh-en --epochs 3
+    """
+    from rnn_apps.apps.translate import task
+    from rnn_apps.paths import default_model_dir
+
+    app = "translate-zh-en" if direction == "zh-en" else "translate"
+    base = model_dir or default_model_dir(app)
+    with _progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=_verbosity(), **settings)
+    summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
+                                          "seconds")}
+    app = "translate-zh-en" if result["config"]["direction"] == "zh-en" else "translate"
+    summary["exported"] = _export_run(result, out_dir or os.path.join("models-finetuned", app),
+                                      default_beam=default_beam)
+    _report(summary, as_json)
+
+
 # ------------------------------------------------------------------------------------------- evaluate
 
 
@@ -179,10 +245,14 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
 @click.option("--batch-size", default=64, show_default=True)
 @click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
               help="Also write source, reference and translation of every pair to this TSV.")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object with 'bleu' and the details.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON object with 'bleu', 'chrf', 'by_length' (BLEU and chrF by English sentence length) "
+                   "and the details.")
 @_friendly_errors
 def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_path, as_json):
-    """Corpus BLEU of the translator on sentence pairs (sacrebleu; 'zh' tokenization for Chinese output, '13a' for English).
+    """Corpus BLEU and chrF of the translator on sentence pairs, overall and by English sentence length.
+
+    sacrebleu: 'zh' tokenization for Chinese output, '13a' for English; chrF on characters.
 
     Chinese references are converted to simplified script, as the model writes simplified Chinese
     (the JSON also gives the BLEU against the references as written, 'bleu_references_as_written').
@@ -203,8 +273,11 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
     if as_json:
         _echo_json(r)
     else:
-        click.echo(f"BLEU: {r['bleu']:.2f}  ({r['pairs']:,} pairs, {r['direction']}, beam {r['beam']}, "
-                   f"tokenize {r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
+        click.echo(f"BLEU: {r['bleu']:.2f}  chrF: {r['chrf']:.2f}  ({r['pairs']:,} pairs, {r['direction']}, "
+                   f"beam {r['beam']}, tokenize {r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
+        for name, row in r["by_length"].items():
+            click.echo(f"  English sentences of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
+                       f"({row['pairs']:,} pairs)")
         click.echo(r["signature"])
 
 
@@ -218,7 +291,7 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 @_DEFAULT_BEAM
 @_friendly_errors
 def export_translate_cmd(run_dir, models_dir, version, default_beam):
-    """Export the translator of RUN_DIR to MODELS/translate/<version>/.
+    """Export the translator of RUN_DIR to MODELS/translate/<version>/ (MODELS/translate-zh-en/ for a zh-en model).
 
     \b
     Example:
@@ -229,4 +302,9 @@ def export_translate_cmd(run_dir, models_dir, version, default_beam):
 
     model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
     result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
-    click.echo(_export_run(result, os.path.join(models_dir, "translate"), version, default_beam))
+    app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
+    click.echo(_export_run(result, os.path.join(models_dir, app), version, default_beam))
+
+
+COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
+            "export": [export_translate_cmd], "fine-tune": [fine_tune_translate]}

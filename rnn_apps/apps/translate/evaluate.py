@@ -8,6 +8,36 @@ from typing import Optional
 from rnn_apps.apps.translate import data as tdata
 
 SPLITS = ("all", "val", "train")
+LENGTH_BINS = (("under 5", 0, 5), ("5-9", 5, 10), ("10 or more", 10, None))
+
+
+def corpus_chrf(hypotheses: list[str], references: list[str]) -> float:
+    """sacrebleu's corpus chrF (character 6-grams, beta 2; Popović, 2015)."""
+    from sacrebleu.metrics import CHRF
+
+    return float(CHRF().corpus_score(list(hypotheses), [list(references)]).score)
+
+
+def english_words(text: str) -> int:
+    """Words of an English sentence, as the by-length figures count them (separated by whitespace)."""
+    return len(text.split())
+
+
+def scores_by_length(english: list[str], hypotheses: list[str], references: list[str], target_language: str) -> dict:
+    """BLEU and chrF of the pairs whose English sentence has under 5, 5 to 9, or 10 or more words.
+
+    Returns:
+        ``{"under 5": {"pairs", "bleu", "chrf"}, "5-9": ..., "10 or more": ...}`` (a bin without pairs is left out).
+    """
+    out = {}
+    for name, lo, hi in LENGTH_BINS:
+        idx = [i for i, e in enumerate(english) if english_words(e) >= lo and (hi is None or english_words(e) < hi)]
+        if not idx:
+            continue
+        hyp, ref = [hypotheses[i] for i in idx], [references[i] for i in idx]
+        out[name] = {"pairs": len(idx), "bleu": round(corpus_bleu(hyp, ref, target_language)[0], 2),
+                     "chrf": round(corpus_chrf(hyp, ref), 2)}
+    return out
 
 
 def corpus_bleu(hypotheses: list[str], references: list[str], target_language: str):
@@ -38,7 +68,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         output_path: Also write ``source<TAB>reference<TAB>translation`` lines to this file.
 
     Returns:
-        ``bleu`` (Chinese references converted to simplified script, as the model writes),
+        ``bleu`` and ``chrf`` (Chinese references converted to simplified script, as the model writes),
+        ``by_length`` (BLEU and chrF by English sentence length, see :func:`scores_by_length`),
         ``bleu_references_as_written`` (Chinese targets only), ``signature``, ``pairs``, ``direction``, ``beam``,
         ``tokenize``, ``seconds``, ``sentences_per_second``, ``split``, ``data``, ``model``, ``examples``.
     """
@@ -53,8 +84,12 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
     tr = Translator(model_dir)
     beam = tr._beam(beam)
     cfg = tr.config
-    pairs = tdata.load_pairs(data_path, normalize=True)
-    raw = tdata.load_pairs(data_path, normalize=False)
+    # The pairs as the model's training read them (simplified script, script duplicates once), each with its
+    # first line as written.
+    first_raw: dict = {}
+    for r in tdata.load_pairs(data_path, normalize=False):
+        first_raw.setdefault(tdata.Pair(r.en, tdata.normalize_zh(r.zh)), r)
+    pairs, raw = list(first_raw), list(first_raw.values())
     if split != "all":
         train_part, val_part = tdata.split_pairs(pairs, cfg.get("val_fraction", 0.06), cfg.get("seed", 1234))
         kept = {id(p) for p in (val_part if split == "val" else train_part)}
@@ -85,6 +120,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
     bleu, signature = corpus_bleu(hyps, refs, tgt_lang)
     result = {
         "bleu": bleu,
+        "chrf": corpus_chrf(hyps, refs),
+        "by_length": scores_by_length([p.en for p in pairs], hyps, refs, tgt_lang),
         "signature": signature,
         "pairs": len(pairs),
         "direction": cfg["direction"],

@@ -19,9 +19,19 @@ serves with TensorFlow Serving. Signatures (batch-first):
 
 Source sentences longer than 100 tokens are cut to their first 99 tokens in the graph (the library splits long
 texts into sentences first). Decoding stops at the end token or at the length bound, where the end is forced;
-``<pad> <unk> <bos>`` are never written. Beam search keeps ``beam_size`` hypotheses, extends each by every
-token (:func:`rnn_apps.samplers.beam_search_step`), and finally picks the hypothesis with the best
-log-probability divided by the GNMT length penalty ``((5 + length) / 6) ** 0.6`` (Wu et al., 2016).
+``<pad> <bos>`` are never written. Beam search keeps ``beam_size`` hypotheses, extends each by every token
+(:func:`rnn_apps.samplers.beam_search_step`), and finally picks the hypothesis with the best score of GNMT
+(Wu et al., 2016, eq. 14)::
+
+    s(Y, X) = log P(Y | X) / lp(Y) + cp(X; Y)
+    lp(Y) = ((5 + |Y|) / 6) ** α                      length normalisation (α: ``length_penalty``)
+    cp(X; Y) = β Σ_i log(min(Σ_j p_ij, 1))             coverage penalty (β: ``coverage_penalty``)
+
+where p_ij is the attention weight of target word j on source word i: a hypothesis that never attended to
+a source word (a dropped clause) pays for it. Unknown words: a model with attention may write ``<unk>``;
+each one is replaced by the source word it attends to most, as written in the input (Luong et al., 2015,
+"Addressing the Rare Word Problem in Neural Machine Translation"), so a name the model has never seen is
+carried into the translation rather than dropped. A model without attention never writes ``<unk>``.
 """
 
 from __future__ import annotations
@@ -44,7 +54,8 @@ MAX_SOURCE_TOKENS = 100
 MAX_OUTPUT_TOKENS = 160
 MAX_BEAM = 16
 DEFAULT_BEAM = 4
-LENGTH_PENALTY = 0.6
+LENGTH_PENALTY = 1.0
+COVERAGE_PENALTY = 0.2
 NEG = samplers.NEG_INF
 
 
@@ -58,7 +69,8 @@ class TranslateModule(tf.Module):
     """A ``tf.Module`` holding the Seq2Seq model, the vocabularies and the in-graph decoders."""
 
     def __init__(self, model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict,
-                 truecase: Optional[dict] = None, default_beam: int = 1):
+                 truecase: Optional[dict] = None, default_beam: int = 1, length_penalty: float = LENGTH_PENALTY,
+                 coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True):
         super().__init__(name="translate_model")
         self.model = model
         self.model_weights = list(model.weights)  # in model.weights order, for reloading into Keras
@@ -72,8 +84,15 @@ class TranslateModule(tf.Module):
         self._conv = _lookup_table(textio.opencc_char_table("simplified", source_vocab) if self.source_lang == "zh" else {}, "")
         self._truecase = _lookup_table(dict(truecase or {}), "") if self.target_lang == "en" else None
         V = len(tgt_tokens)
+        self.has_attention = model.attention is not None
+        # <unk> may be written only where the attention says which source word to put in its place.
+        self.copy_unknown = bool(copy_unknown) and self.has_attention
+        self.length_penalty = float(length_penalty)
+        self.coverage_penalty = float(coverage_penalty) if self.has_attention else 0.0
         forbidden = np.zeros(V, np.float32)
-        forbidden[[Vocabulary.pad_id, Vocabulary.unk_id, Vocabulary.bos_id]] = NEG
+        forbidden[[Vocabulary.pad_id, Vocabulary.bos_id]] = NEG
+        if not self.copy_unknown:
+            forbidden[Vocabulary.unk_id] = NEG
         self._forbidden = tf.constant(forbidden)
         only_eos = np.full(V, NEG, np.float32)
         only_eos[Vocabulary.eos_id] = 0.0
@@ -82,7 +101,6 @@ class TranslateModule(tf.Module):
         only_pad[Vocabulary.pad_id] = 0.0
         self._only_pad = tf.constant(only_pad)
         self.default_beam = int(default_beam)
-        self.has_attention = model.attention is not None
 
     # ---------------------------------------------------------------- text -> ids
     def _tokens(self, text):
@@ -174,8 +192,13 @@ class TranslateModule(tf.Module):
                  tf.zeros([BK, T, S], tf.float32), tf.zeros([BK], tf.int32), tf.zeros([BK], tf.bool))
         _, _, _, scores, seqs, atts, lengths, _ = tf.while_loop(
             lambda t, p, s, sc, q, a, n, f: (t < T) & ~tf.reduce_all(f), body, start, maximum_iterations=T)
-        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, LENGTH_PENALTY)
-        best = tf.argmax(tf.reshape(scores / penalty, [B, K]), axis=1, output_type=tf.int32)
+        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, self.length_penalty)
+        final = scores / penalty
+        if self.coverage_penalty:
+            # Σ_j p_ij over the written tokens, for every real source position (the padding excluded).
+            coverage = tf.clip_by_value(tf.reduce_sum(atts, axis=1), 1e-4, 1.0)
+            final += self.coverage_penalty * tf.reduce_sum(tf.where(mask, tf.math.log(coverage), 0.0), axis=1)
+        best = tf.argmax(tf.reshape(final, [B, K]), axis=1, output_type=tf.int32)
         pick = tf.range(B) * K + best
         return tf.gather(seqs, pick), tf.gather(atts, pick)
 
@@ -187,9 +210,39 @@ class TranslateModule(tf.Module):
         # Everything after the first <eos> is padding.
         after = tf.cumsum(tf.cast(ids == Vocabulary.eos_id, tf.int32), axis=1, exclusive=True) > 0
         ids = tf.where(after, Vocabulary.pad_id, ids)
-        translation = detokenize(tf.gather(self._tgt_tokens, ids), self.target_lang, self._truecase)
+        tokens = tf.gather(self._tgt_tokens, ids)
+        if self.copy_unknown:
+            tokens = tf.where(ids == Vocabulary.unk_id, self._copied_words(text, atts, tf.shape(src)[1]), tokens)
+        translation = detokenize(tokens, self.target_lang, self._truecase)
+        if self.target_lang == "en":
+            # Copied Chinese characters stand together, not one word each.
+            for _ in range(2):
+                translation = tf.strings.regex_replace(translation, r"(\p{Han}) (\p{Han})", r"\1\2")
         length = tf.reduce_sum(tf.cast(ids > Vocabulary.eos_id, tf.int32), axis=1)
         return {"translation": translation, "ids": ids, "attention": atts, "source": src, "length": length}
+
+    def _copied_words(self, text, atts, S):
+        """For every target position, the source word its attention weighs most, as written ([B, T] strings).
+
+        English is read lowercased; the words put back keep the input's spelling when lowercasing did not
+        change how the sentence splits into words. The final ``<eos>`` column is never chosen.
+        """
+        def dense(ragged):  # [B, S] strings, "" after the words
+            x = ragged.to_tensor("")
+            return tf.pad(x, [[0, 0], [0, S - tf.shape(x)[1]]], constant_values="")
+
+        toks = self._tokens(text)[:, : MAX_SOURCE_TOKENS - 1]
+        if self.source_lang == "en":
+            cased = tokenize(text, "en", lowercase=False)[:, : MAX_SOURCE_TOKENS - 1]
+            same = tf.equal(cased.row_lengths(), toks.row_lengths())
+            words = tf.where(same[:, None], dense(cased), dense(toks))
+        else:
+            words = dense(tokenize(text, "zh")[:, : MAX_SOURCE_TOKENS - 1])
+        n = tf.cast(toks.row_lengths(), tf.int32)
+        # Only real source words compete (not <eos>, not padding).
+        real = tf.range(S)[None, None, :] < n[:, None, None]
+        pos = tf.argmax(tf.where(real, atts, -1.0), axis=2, output_type=tf.int32)
+        return tf.gather(words, pos, batch_dims=1)
 
     # ---------------------------------------------------------------- signatures
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
@@ -242,15 +295,25 @@ class TranslateModule(tf.Module):
 
 def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict, truecase: dict,
                      app_dir: str, version: Optional[int] = None, summary: Optional[dict] = None,
-                     default_beam: Optional[int] = None) -> str:
+                     default_beam: Optional[int] = None, length_penalty: float = LENGTH_PENALTY,
+                     coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True) -> str:
     """Export the translator to ``app_dir/<version>`` atomically; return the version directory.
 
-    ``default_beam`` is the beam width of ``serving_default`` and of the CLI without ``--beam`` (default 4).
+    Args:
+        default_beam: Beam width of ``serving_default`` and of the CLI without ``--beam`` (default 4).
+        length_penalty: α of the length normalisation (0: none).
+        coverage_penalty: β of the coverage penalty (0: none; models without attention have none).
+        copy_unknown: Let the model write ``<unk>`` and put the attended source word in its place.
     """
     beam = int(default_beam if default_beam is not None else DEFAULT_BEAM)
     if not 1 <= beam <= MAX_BEAM:
         raise ValueError(f"default_beam must be from 1 to {MAX_BEAM}; received {beam}.")
-    module = TranslateModule(model, source_vocab, target_vocab, config, truecase, default_beam=beam)
+    for name, value in (("length_penalty", length_penalty), ("coverage_penalty", coverage_penalty)):
+        if not 0.0 <= float(value) <= 5.0:
+            raise ValueError(f"{name} must be from 0 to 5; received {value}.")
+    module = TranslateModule(model, source_vocab, target_vocab, config, truecase, default_beam=beam,
+                             length_penalty=length_penalty, coverage_penalty=coverage_penalty,
+                             copy_unknown=copy_unknown)
     signatures = {
         "serving_default": module.serving_default,
         "translate": module.translate,
@@ -267,7 +330,9 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
         "source_vocab": source_vocab.to_json(),
         "target_vocab": target_vocab.to_json(),
         "truecase": truecase,
-        "decoding": {"default_beam": beam, "length_penalty": LENGTH_PENALTY, "max_source_tokens": MAX_SOURCE_TOKENS,
+        "decoding": {"default_beam": beam, "length_penalty": module.length_penalty,
+                     "coverage_penalty": module.coverage_penalty, "copy_unknown": module.copy_unknown,
+                     "max_source_tokens": MAX_SOURCE_TOKENS,
                      "max_output_tokens": MAX_OUTPUT_TOKENS, "max_beam": MAX_BEAM},
         "summary": summary or {},
         "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -281,3 +346,24 @@ def load_config(model_dir: str) -> dict:
         return shared_export.read_extra(model_dir, CONFIG_NAME)
     except OSError:
         raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a translation model.") from None
+
+
+def load_exported_model(model_dir: str):
+    """The Keras :class:`~rnn_apps.apps.translate.model.Seq2Seq` of an exported translator, with its weights.
+
+    Returns:
+        ``(model, source_vocab, target_vocab, config, truecase)``, as :func:`rnn_apps.apps.translate.task.load_run_model`.
+    """
+    from rnn_apps.apps.translate.model import build_model
+
+    meta = load_config(model_dir)
+    cfg = meta["config"]
+    src_vocab, tgt_vocab = Vocabulary.from_json(meta["source_vocab"]), Vocabulary.from_json(meta["target_vocab"])
+    model = build_model(len(src_vocab), len(tgt_vocab), cfg)
+    loaded = tf.saved_model.load(model_dir)
+    saved = list(loaded.model_weights)
+    if len(saved) != len(model.weights):
+        raise ValueError(f"{model_dir} holds {len(saved)} weights but its settings build a model of {len(model.weights)}.")
+    for v, w in zip(model.weights, saved):
+        v.assign(w)
+    return model, src_vocab, tgt_vocab, cfg, meta.get("truecase", {})

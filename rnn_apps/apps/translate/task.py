@@ -19,7 +19,7 @@ from typing import Optional
 import numpy as np
 
 from rnn_apps.apps.translate import data as tdata
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_FILE = "config.json"
 SOURCE_VOCAB = "source_vocab.json"
@@ -108,8 +108,11 @@ def encode_side(token_lists: list[list[str]], vocab: Vocabulary, bos: bool) -> l
     return [np.array(head + vocab.encode(t) + [vocab.eos_id], np.int32) for t in token_lists]
 
 
-def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, verbose: int = 0):
-    """Load, split, tokenize, (build the vocabularies) and encode a corpus.
+def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, verbose: int = 0, grow: bool = False):
+    """Load, split, tokenize, (build or grow the vocabularies) and encode a corpus.
+
+    With ``grow`` (fine-tuning), ``vocabs`` keep every id and get the new training tokens that are frequent
+    enough appended (``stats["new_source_tokens"]``, ``stats["new_target_tokens"]``).
 
     Returns:
         dict with ``source_vocab``, ``target_vocab``, ``train``/``val`` (lists of (source ids, target ids)
@@ -139,9 +142,15 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
                                                    share, cfg["seed"])
         n_copies = len(new_src)
         tok["train"] = (tok["train"][0] + new_src, tok["train"][1] + new_tgt)
-    if vocabs is None:
-        src_vocab = Vocabulary.build(tok["train"][0], min_count=cfg["source_min_count"])
-        tgt_vocab = Vocabulary.build(tok["train"][1], min_count=cfg["target_min_count"])
+    grown = [0, 0]
+    if vocabs is None or grow:
+        built = (Vocabulary.build(tok["train"][0], min_count=cfg["source_min_count"]),
+                 Vocabulary.build(tok["train"][1], min_count=cfg["target_min_count"]))
+        if vocabs is None:
+            src_vocab, tgt_vocab = built
+        else:
+            src_vocab, tgt_vocab = (Vocabulary(v.tokens[len(SPECIALS):]) for v in vocabs)
+            grown = [len(v.extend(b.tokens[len(SPECIALS):])) for v, b in zip((src_vocab, tgt_vocab), built)]
     else:
         src_vocab, tgt_vocab = vocabs
     encoded = {}
@@ -167,6 +176,8 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
         "dropped_too_long": dropped,
         "names": len(names),
         "placeholder_pairs": n_copies,
+        "new_source_tokens": grown[0],
+        "new_target_tokens": grown[1],
         "source_vocab_size": len(src_vocab),
         "target_vocab_size": len(tgt_vocab),
         "train_source_tokens": int(sum(len(s) - 1 for s, _ in encoded["train"])),
@@ -188,9 +199,14 @@ def train(
     save_every: int = 200,
     verbose: int = 1,
     callbacks=(),
+    init_from: Optional[str] = None,
     **overrides,
 ) -> dict:
     """Train a translator on a TSV of sentence pairs; checkpoints and weights go to ``run_dir``.
+
+    Fine-tuning (``init_from``): the run starts from an exported translator's weights and keeps its
+    architecture, direction and vocabularies; tokens of the new data seen at least ``source_min_count`` /
+    ``target_min_count`` times get new embedding and output rows (:func:`rnn_apps.training.assign_grown_weights`).
 
     Args:
         data_path: ``english<TAB>chinese`` pairs (see :mod:`rnn_apps.apps.translate.data`).
@@ -199,6 +215,7 @@ def train(
         resume: Continue the run in ``run_dir`` (its saved settings win over ``overrides``).
         strategy: ``default``, ``mirrored`` or ``multi-worker``.
         callbacks: Extra Keras callbacks.
+        init_from: An exported translator (version or app directory) to fine-tune.
         **overrides: Any of :data:`DEFAULTS` (None values are ignored).
 
     Returns:
@@ -211,12 +228,24 @@ def train(
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
     cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabs = None
+    base_weights = None
+    init_from = (saved or {}).get("init_from", init_from)
+    if init_from:
+        from rnn_apps.apps.translate.export import load_exported_model
+        from rnn_apps.apps.translate.model import ARCHITECTURE
+        from rnn_apps.export import resolve_model_dir
+
+        init_from = resolve_model_dir(init_from)
+        base, base_src, base_tgt, base_cfg, _ = load_exported_model(init_from)
+        base_weights = [v.numpy() for v in base.weights]
+        cfg.update({k: base_cfg[k] for k in (*ARCHITECTURE, "direction")})
+        vocabs = (base_src, base_tgt)
     if saved is not None:
         vocabs = (Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB)), Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB)))
     tdata.parse_direction(cfg["direction"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
-    corpus = prepare_corpus(data_path, cfg, vocabs, verbose)
+    corpus = prepare_corpus(data_path, cfg, vocabs, verbose, grow=bool(init_from) and saved is None)
     stats = corpus["stats"]
     src_vocab, tgt_vocab = corpus["source_vocab"], corpus["target_vocab"]
     if verbose:
@@ -227,7 +256,7 @@ def train(
     tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
     with open(cfg_path, "w", encoding="utf-8") as f:
         json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats, "truecase": corpus["truecase"],
-                   "names": corpus["names"]},
+                   "names": corpus["names"], "init_from": init_from},
                   f, ensure_ascii=False, indent=1)
 
     strat = training.get_strategy(strategy)
@@ -241,6 +270,9 @@ def train(
                                      multiple=strat.num_replicas_in_sync)
     with strat.scope():
         model = build_model(len(src_vocab), len(tgt_vocab), cfg)
+        if base_weights is not None:
+            # A resumed run then loads its checkpoint over these.
+            training.assign_grown_weights(model, base_weights)
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
     result = training.fit_resumable(
         model,
