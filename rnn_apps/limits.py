@@ -244,9 +244,9 @@ def check_number(limits: AppLimits, name: str, value: float, where: Optional[str
         raise LimitError(f"{where} must be {r.text()}; received {value}.")
 
 
-def check_megapixels(limits: AppLimits, name: str, width: int, height: int) -> None:
-    """Check an image's size (from its header, before it is decoded)."""
+def check_megapixels(limits: AppLimits, name: str, width: int, height: int, where: Optional[str] = None) -> None:
+    """Check an image's size (from its header, before it is decoded); ``where`` names it (a file name)."""
     most = limits.max_megapixels.get(name)
     if most is not None and width * height > most * 1e6:
-        raise LimitError(f"{name}: the image is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); "
+        raise LimitError(f"{where or name}: the image is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); "
                          f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")

@@ -666,6 +666,9 @@ def png_header(width, height):
     ("fill", {"instances": ["床前明月光"]}, "no blank"),
     ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
     ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]}, "144 megapixels"),
+    ("caption", {"instances": [{"b64": base64.b64encode(png_4x3()).decode()},
+                               {"b64": base64.b64encode(png_header(12000, 12000)).decode()}]},
+     "image[1]: the image is 12,000×12,000 pixels (144 megapixels)"),
     ("caption", {"instances": [{"b64": "!!!!"}]}, "invalid base64"),
     ("translate", {"instances": ["hello", "qzx vvv"]}, "text[1]: the model knows none of its words (qzx, vvv)"),
     ("translate", {"instances": ["... !"]}, "no words"),
@@ -719,6 +722,17 @@ def test_fill_cli_and_rest_say_the_same(server, text):
     status, err = predict(server, "fill", {"instances": [text]})
     assert status == 400
     assert _without_where(str(e.value), "Text 1") == _without_where(err["error"], "text")
+
+
+def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
+    from rnn_apps.apps.caption.images import CaptionError, prepare_image
+
+    png = png_header(12000, 12000) + b"\0" * 12 + b"IEND" + b"\0" * 4
+    with pytest.raises(CaptionError) as e:
+        prepare_image(png, "photo.png")
+    status, err = predict(server, "caption", {"instances": [{"b64": base64.b64encode(png).decode()}]})
+    assert status == 400
+    assert _without_where(str(e.value), "photo.png") == _without_where(err["error"], "image")
 
 
 def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):

@@ -107,7 +107,7 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
         for i, data in enumerate(flat):
             size = image_size(data)
             if size is not None:
-                L.check_megapixels(lim, name if flat.size == 1 else f"{name}[{i}]", *size)
+                L.check_megapixels(lim, name, *size, where=name if flat.size == 1 else f"{name}[{i}]")
         return
     for i, data in enumerate(flat):
         try:

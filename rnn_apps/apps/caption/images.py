@@ -140,11 +140,8 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     img = ImageInput(name, data, fmt, w, h)
     if w * h > MAX_PIXELS:
         if fmt != "JPEG":
-            raise CaptionError(
-                f"{name}: the image is {w:,}×{h:,} pixels ({w * h / 1e6:.0f} megapixels); {fmt} images above "
-                f"{MAX_PIXELS / 1e6:.0f} megapixels are refused to bound memory. Downscale it first (e.g. to "
-                f"{DOWNSCALE_TO} px)."
-            )
+            with limits.errors_as(CaptionError):  # the server's check and words
+                limits.check_megapixels(limits.APPS["caption"], "image", w, h, where=name)
         img.data = _downscale_jpeg(data, name)
         img.format = "PNG"
         img.notes.append(f"{name}: {w:,}×{h:,} pixels; read at a reduced scale.")
