@@ -735,6 +735,22 @@ def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
     assert _without_where(str(e.value), "photo.png") == _without_where(err["error"], "image")
 
 
+@pytest.mark.parametrize("kwargs, body, where", [
+    ({"temperature": -1.0}, {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
+     ("temperature", "temperature")),
+    ({"start": "春" * 201}, {"instances": ["春" * 201]}, ("The start", "prompt")),
+])
+def test_poem_cli_and_rest_say_the_same(server, kwargs, body, where):
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    gen = PoemGenerator.__new__(PoemGenerator)  # these checks come before the model is used
+    with pytest.raises(PoemError) as e:
+        gen.generate(**kwargs)
+    status, err = predict(server, "poetry", body)
+    assert status == 400
+    assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
+
+
 def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
     """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
     from rnn_apps.apps.translate.translate import Translator

@@ -19,9 +19,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+from rnn_apps import limits
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS, MAX_LENGTH
+from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS
+
+
+LIMITS = limits.APPS["poetry"]  # what `rnn-apps serve` accepts too, with the same messages
 
 
 class PoemError(ValueError):
@@ -173,9 +177,9 @@ class PoemGenerator(Predictor):
         if form not in FORMS:
             raise PoemError(f"Unknown form {form!r}; choose one of: {', '.join(f for f in FORMS if f)} "
                             f"({', '.join(f'{k}={v}' for k, v in FORM_NAMES.items())}).")
-        for what, text in (("start", start), ("acrostic", acrostic)):
-            if len(text) > 200:
-                raise PoemError(f"The {what} is {len(text)} characters long; at most 200 are accepted.")
+        for what, text, name in (("start", start, "prompt"), ("acrostic", acrostic, "acrostic")):
+            with limits.errors_as(PoemError):  # the server's limits and words
+                limits.check_text(LIMITS, name, text, where=f"The {what}")
             bad = self.unknown_characters(text) if text else ""
             if bad:
                 raise PoemError(
@@ -191,13 +195,11 @@ class PoemGenerator(Predictor):
             body = len(re.sub(r"[，。,.!?！？；;：:、\s]", "", start))
             if body > n * m:
                 raise PoemError(f"The start has {body} characters; {form} has only {n * m}.")
-        elif acrostic and len(acrostic) > 32:
-            raise PoemError("An acrostic without a form may have at most 32 characters.")
         elif len(start) > max_length - 3:
             raise PoemError(f"The start ({len(start)} characters) must leave room in max_length ({max_length}) "
                             "for the poem to end.")
-        if not 8 <= max_length <= MAX_LENGTH:
-            raise PoemError(f"max_length must be between 8 and {MAX_LENGTH}; received {max_length}.")
+        with limits.errors_as(PoemError):
+            limits.check_number(LIMITS, "max_length", max_length)
 
     def generate(
         self,
@@ -224,12 +226,9 @@ class PoemGenerator(Predictor):
         """
         if n < 1 or n > 1000:
             raise PoemError(f"n must be between 1 and 1000; received {n}.")
-        if temperature < 0:
-            raise PoemError(f"temperature must be >= 0 (0 means greedy); received {temperature}.")
-        if top_k < 0:
-            raise PoemError(f"top_k must be >= 0 (0 means off); received {top_k}.")
-        if not 0 < top_p <= 1:
-            raise PoemError(f"top_p must be in (0, 1] (1 means off); received {top_p}.")
+        with limits.errors_as(PoemError):  # the server's ranges and words
+            for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
+                limits.check_number(LIMITS, name, value)
         for name, value, choices in (("rhyme", rhyme, prosody.RHYMES), ("metre", metre, prosody.METRES)):
             try:
                 prosody.check_choice(name, value, choices)
