@@ -165,13 +165,14 @@ def _sentiment_sizes():
 
 
 def sentiment_classifier_case(rng):
-    from rnn_apps.apps.sentiment.task import _build_classifier, compile_classifier
+    from rnn_apps.apps.sentiment.model import build_from_config
+    from rnn_apps.apps.sentiment.task import compile_classifier
 
     d, c, V = _sentiment_sizes()
     B, T, e, u = c["batch_size"], c["max_len"], c["embedding_dim"], c["units"]
 
     def make():
-        return compile_classifier(_build_classifier(V, c), c["learning_rate"], c["clipnorm"], 1000,
+        return compile_classifier(build_from_config(V, c), c["learning_rate"], c["clipnorm"], 1000,
                                   c["layer_lr_decay"])
 
     passes = 2 if c.get("adversarial", 0.0) else 1  # adversarial training: a second forward/backward pass
@@ -182,8 +183,8 @@ def sentiment_classifier_case(rng):
 
 
 def sentiment_lm_case(rng):
-    from rnn_apps.apps.sentiment.model import BiLanguageModel
-    from rnn_apps.apps.sentiment.task import _build_classifier, compile_language_model
+    from rnn_apps.apps.sentiment.model import BiLanguageModel, build_from_config
+    from rnn_apps.apps.sentiment.task import compile_language_model
 
     d, c, V = _sentiment_sizes()
     T = c["lm_seq_len"]
@@ -191,7 +192,7 @@ def sentiment_lm_case(rng):
     e, u, S = c["embedding_dim"], c["units"], c["lm_num_sampled"]
 
     def make():
-        lm = BiLanguageModel(_build_classifier(V, c), num_sampled=S, seed=c["seed"])
+        lm = BiLanguageModel(build_from_config(V, c), num_sampled=S, seed=c["seed"])
         lm(np.zeros((1, 2), np.int32))
         return compile_language_model(lm, c["pretrain_learning_rate"], c["clipnorm"], 1000)
 

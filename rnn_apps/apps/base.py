@@ -140,6 +140,23 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
     return TrainResult(result)
 
 
+def assign_weights(variables, arrays, what: str) -> None:
+    """Assign ``arrays`` to ``variables`` one by one (e.g. a base model's weights to a fresh copy).
+
+    Raises:
+        ValueError: the counts or a shape differ (``what`` names the source in the message).
+    """
+    import numpy as np
+
+    if len(variables) != len(arrays):
+        raise ValueError(f"{what} has {len(arrays)} weights but this model has {len(variables)}.")
+    for v, w in zip(variables, arrays):
+        w = np.asarray(w)
+        if tuple(v.shape) != w.shape:
+            raise ValueError(f"Cannot load a weight of shape {w.shape} from {what} into {v.path} {tuple(v.shape)}.")
+        v.assign(w)
+
+
 # ------------------------------------------------------------------------------------------------- export
 
 def exported_at() -> str:

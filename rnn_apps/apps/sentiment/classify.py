@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.export import resolve_model_dir
-from rnn_apps.paths import default_model_dir
+from rnn_apps.apps.base import Predictor, read_meta
 
 
 class SentimentError(ValueError):
@@ -58,23 +57,24 @@ def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     return textio.read_texts_file(path, stdin, SentimentError, "review")
 
 
-class SentimentClassifier:
+class SentimentClassifier(Predictor):
     """Classify reviews with an exported sentiment model.
 
     Args:
         model_dir: A version directory or ``models/sentiment`` (newest version); default: the shipped model.
     """
 
+    app = "sentiment"
+
     def __init__(self, model_dir: Optional[str] = None):
-        import tensorflow as tf
+        super().__init__(model_dir)
+        self.max_len = int(self.config["max_len"])
 
-        from rnn_apps.apps.sentiment.export import load_config
+    @classmethod
+    def read_meta(cls, model_dir: str) -> dict:
+        from rnn_apps.apps.sentiment.export import FORMAT
 
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir("sentiment"))
-        self.meta = load_config(self.model_dir)
-        self.max_len = int(self.meta["config"]["max_len"])
-        self._tf = tf
-        self._model = tf.saved_model.load(self.model_dir)
+        return read_meta(model_dir, f"{cls.app}.json", cls.app, FORMAT)
 
     def _check(self, texts: Sequence[str]) -> None:
         if isinstance(texts, (str, bytes)):
@@ -97,9 +97,9 @@ class SentimentClassifier:
         Texts are batched by length (a batch is padded to its longest text, at most ``max_len`` words).
         """
         import numpy as np
+        import tensorflow as tf
 
-        tf = self._tf
-        fn = self._model.signatures["serving_default"]
+        fn = self.signatures["serving_default"]
         out = np.zeros(len(texts), np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for s in range(0, len(order), batch_size):
@@ -115,20 +115,20 @@ class SentimentClassifier:
         """
         self._check(texts)
         _check_batch_size(batch_size)
-        _check_batch_size(batch_size)
-        tf = self._tf
+        import tensorflow as tf
+
         # Similar lengths together: a batch is padded to its longest review (at most max_len words).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: dict = {}
         for s in range(0, len(order), batch_size):
             idx = order[s : s + batch_size]
             batch = tf.constant([texts[i].encode("utf-8") for i in idx])
-            counts = self._model.signatures["words"](text=batch)["words"].numpy()
+            counts = self.signatures["words"](text=batch)["words"].numpy()
             for i, c in zip(idx, counts):
                 if c == 0:
                     with limits.errors_as(SentimentError):
                         limits.check_words(LIMITS, f"Review {i + 1}", [])
-            pred = self._model.signatures["serving_default"](text=batch)
+            pred = self.signatures["serving_default"](text=batch)
             for i, p, lab, c in zip(idx, pred["probability"].numpy(), pred["label"].numpy(), counts):
                 results[i] = Prediction(lab.decode("utf-8"), float(p), int(c), bool(c > self.max_len))
         return [results[i] for i in range(len(texts))]

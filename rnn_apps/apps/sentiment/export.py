@@ -25,7 +25,6 @@ refuse it. ``assets.extra/sentiment.json`` holds the settings, the vocabulary an
 
 from __future__ import annotations
 
-import datetime
 import json
 import os
 from typing import Optional
@@ -37,7 +36,8 @@ from rnn_apps import export as shared_export
 from rnn_apps.training import best_epoch, read_history
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
-from rnn_apps.apps.sentiment.model import dense_ids, make_vectorizer, ragged_ids
+from rnn_apps.apps.base import assign_weights, exported_at, read_meta, save_module
+from rnn_apps.apps.sentiment.model import BiLanguageModel, build_from_config, dense_ids, make_vectorizer, ragged_ids
 
 CONFIG_NAME = "sentiment.json"
 LABELS = ("negative", "positive")
@@ -133,15 +133,12 @@ def _mark_classify_signature(path: str) -> None:
 
 def _inference_copy(model, vocabulary, config: dict, lm=None):
     """The classifier (and its language-model head) rebuilt from ``config`` with the same weights, no optimizer."""
-    from rnn_apps.apps.sentiment import task
-    from rnn_apps.apps.sentiment.model import BiLanguageModel
-
-    fresh = task._build_classifier(len(vocabulary) + 2, config)
-    task._assign(fresh.weights, [w.numpy() for w in model.weights], "The trained classifier")
+    fresh = build_from_config(len(vocabulary) + 2, config)
+    assign_weights(fresh.weights, [w.numpy() for w in model.weights], "The trained classifier")
     fresh_lm = None
     if lm is not None:
         fresh_lm = BiLanguageModel(fresh, num_sampled=config["lm_num_sampled"], seed=config["seed"])
-        task._assign(fresh_lm.head_weights(), [w.numpy() for w in lm.head_weights()], "The language-model head")
+        assign_weights(fresh_lm.head_weights(), [w.numpy() for w in lm.head_weights()], "The language-model head")
     return fresh, fresh_lm
 
 
@@ -176,23 +173,19 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
     if ngram is not None:
         signatures["branches"] = module.branches
 
-    def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
-        _mark_classify_signature(path)
-
-    extra = {CONFIG_NAME: {
+    meta = {
         "format": FORMAT,
         "config": config,
         "labels": list(LABELS),
         "threshold": THRESHOLD,
         "truncation": {"max_len": int(config["max_len"]), "head": int(config["max_len"] * 0.25)},
         "vocabulary": list(vocabulary),
-        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "exported": exported_at(),
         "ngram": ngram.meta() if ngram is not None else None,
         **(summary or {}),
-    }}
+    }
     try:
-        return shared_export.atomic_export(write, app_dir, version, extra)
+        return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta, after_save=_mark_classify_signature)
     finally:
         import shutil
 
@@ -200,19 +193,14 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
 
 
 def load_config(model_dir: str) -> dict:
-    meta = shared_export.read_extra(model_dir, CONFIG_NAME)
-    if meta.get("format") != FORMAT:
-        raise FileNotFoundError(f"{model_dir} is not a sentiment model (its {CONFIG_NAME} has no format {FORMAT}).")
-    return meta
+    """The settings, vocabulary and figures of an exported sentiment model (``assets.extra/sentiment.json``)."""
+    return read_meta(model_dir, CONFIG_NAME, "sentiment", FORMAT)
 
 
 def load_base(model_dir: str) -> dict:
     """Config, vocabulary, weights (``model.weights`` order) and LM-head weights of an exported model."""
     model_dir = shared_export.resolve_model_dir(model_dir)
-    try:
-        meta = load_config(model_dir)
-    except OSError:
-        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a sentiment model.") from None
+    meta = load_config(model_dir)
     loaded = tf.saved_model.load(model_dir)
     ngram = None
     if meta.get("ngram"):

@@ -16,7 +16,7 @@ Text to ids (the same TensorFlow ops in the tf.data pipeline of training and ins
 The classifier (:func:`build_classifier`) reads ids: ``Embedding(mask_zero=True)`` -> word dropout ->
 :class:`~rnn_apps.layers.DeepBidirectionalRNN` (cells from :mod:`rnn_apps.cells`) -> masked max and mean
 pooling over the valid steps -> dropout -> ``Dense(1, sigmoid)``: the probability that the review is positive.
-It is a :class:`SentimentClassifier`, a functional model whose training step can add adversarial training on
+It is a :class:`ReviewClassifier`, a functional model whose training step can add adversarial training on
 the word embeddings (Miyato, Dai & Goodfellow, 2017).
 
 :class:`BiLanguageModel` shares the classifier's embedding and encoder and trains them as two language
@@ -31,6 +31,7 @@ import numbers
 
 import keras
 
+from rnn_apps.checks import check_positive_ints
 from rnn_apps.layers import DeepBidirectionalRNN
 
 HEAD_FRACTION = 0.25
@@ -192,7 +193,7 @@ def _add_gradients(a, b):
     return tf.convert_to_tensor(a) + tf.convert_to_tensor(b)
 
 
-class SentimentClassifier(keras.Model):
+class ReviewClassifier(keras.Model):
     """The classifier's functional graph, with optional adversarial training of its word embeddings.
 
     With ``adversarial_epsilon`` ε > 0 (:meth:`train_step`, TensorFlow backend) each training step adds the
@@ -278,7 +279,7 @@ def build_classifier(
     seed: int | None = None,
     adversarial_epsilon: float = 0.0,
     name: str = "sentiment",
-) -> SentimentClassifier:
+) -> ReviewClassifier:
     """The classifier: ids (batch, time) int32 -> P(positive) (batch, 1).
 
     Layers are named ``embedding``, ``word_dropout``, ``encoder``, ``pooling``, ``dropout``, ``classifier``.
@@ -293,12 +294,9 @@ def build_classifier(
         word_dropout: Share of words whose whole embedding is zeroed in training.
         recurrent_dropout: The cells' dropout on the recurrent state.
         seed: Seed of the dropout masks.
-        adversarial_epsilon: Adversarial training's ε (:class:`SentimentClassifier`; 0: off).
+        adversarial_epsilon: Adversarial training's ε (:class:`ReviewClassifier`; 0: off).
     """
-    for arg, v in (("vocab_size", vocab_size), ("embedding_dim", embedding_dim), ("units", units),
-                   ("num_layers", num_layers)):
-        if not isinstance(v, int) or v <= 0:
-            raise ValueError(f"`{arg}` must be a positive integer; received {v!r}.")
+    check_positive_ints(vocab_size=vocab_size, embedding_dim=embedding_dim, units=units, num_layers=num_layers)
     ids = keras.Input(shape=(None,), dtype="int32", name="ids")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
     x = keras.layers.Dropout(word_dropout, noise_shape=(None, None, 1), seed=seed, name="word_dropout")(x)
@@ -309,7 +307,14 @@ def build_classifier(
     x = MaskedMaxMeanPooling(name="pooling")(x)
     x = keras.layers.Dropout(dropout, seed=None if seed is None else seed + 100, name="dropout")(x)
     p = keras.layers.Dense(1, activation="sigmoid", name="classifier")(x)
-    return SentimentClassifier(ids, p, name=name, adversarial_epsilon=adversarial_epsilon)
+    return ReviewClassifier(ids, p, name=name, adversarial_epsilon=adversarial_epsilon)
+
+
+def build_from_config(vocab_size: int, cfg: dict) -> ReviewClassifier:
+    """The classifier of a run's (or an export's) settings ``cfg`` (:data:`~rnn_apps.apps.sentiment.task.DEFAULTS`)."""
+    return build_classifier(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"],
+                            cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"],
+                            adversarial_epsilon=cfg.get("adversarial", 0.0))
 
 
 class BiLanguageModel(keras.Model):

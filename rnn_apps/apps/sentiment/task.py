@@ -16,7 +16,7 @@ cosine. With ``layer_lr_decay`` d > 1 the rates are discriminative (ULMFiT, Howa
 classifier head trains at the learning rate, the top recurrent layer at 1/d of it, each layer below at 1/d of
 the one above, the embedding at 1/d of the lowest layer (:class:`rnn_apps.optimizers.DiscriminativeAdam`).
 With ``adversarial`` ε > 0 each step also trains on adversarially perturbed word embeddings (Miyato et al.
-2017; :class:`~rnn_apps.apps.sentiment.model.SentimentClassifier`), at about twice the cost of a step.
+2017; :class:`~rnn_apps.apps.sentiment.model.ReviewClassifier`), at about twice the cost of a step.
 Fine-tuning a shipped model runs the same machinery from its weights and vocabulary.
 
 N-gram branch (``ngram_features > 0``, :mod:`rnn_apps.apps.sentiment.ngrams`): after the classifier, an
@@ -36,13 +36,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from rnn_apps.apps import base as contract
+from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, TrainResult
 from rnn_apps.apps.sentiment import data as sdata
 
-CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 LM_DIR = "lm"
 LM_HEAD_FILE = "head.npz"
-FINAL_WEIGHTS = "final.weights.h5"
 
 DEFAULTS = dict(
     max_tokens=20000,
@@ -177,12 +177,9 @@ def compile_classifier(model, learning_rate: float, clipnorm: float, total_steps
 
 
 def compile_language_model(lm, learning_rate: float, clipnorm: float, total_steps: int):
-    """Adam with a cosine decay; the loss is the model's own (sampled softmax in training)."""
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
-    lm.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm))
-    return lm
+    """Adam with a cosine decay (:func:`rnn_apps.apps.base.compile_model`); the loss is the model's own
+    (sampled softmax in training)."""
+    return contract.compile_model(lm, learning_rate, clipnorm, total_steps)
 
 
 def _dataset(make_batches, spec, plan, start_step: int, epochs: Optional[int]):
@@ -209,25 +206,6 @@ def lm_dataset(plan, seqs, start_step: int = 0, epochs: Optional[int] = None):
     return _dataset(lambda: sdata.lm_batches(plan, seqs, start_step, epochs), spec, plan, start_step, epochs)
 
 
-def _build_classifier(vocab_size: int, cfg: dict):
-    from rnn_apps.apps.sentiment.model import build_classifier
-
-    model = build_classifier(vocab_size, cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"],
-                             cfg["dropout"], cfg["word_dropout"], cfg["recurrent_dropout"], seed=cfg["seed"],
-                             adversarial_epsilon=cfg.get("adversarial", 0.0))
-    return model
-
-
-def _assign(variables, arrays, what: str) -> None:
-    if len(variables) != len(arrays):
-        raise ValueError(f"{what} has {len(arrays)} weights but this model has {len(variables)}.")
-    for v, w in zip(variables, arrays):
-        w = np.asarray(w)
-        if tuple(v.shape) != w.shape:
-            raise ValueError(f"Cannot load a weight of shape {w.shape} from {what} into {v.path} {tuple(v.shape)}.")
-        v.assign(w)
-
-
 def train(
     data_path: str,
     run_dir: str,
@@ -240,7 +218,7 @@ def train(
     init_from: Optional[str] = None,
     callbacks: Sequence = (),
     **overrides,
-) -> dict:
+) -> TrainResult:
     """Train the sentiment classifier (after ``pretrain_epochs`` of LM pre-training) on labelled reviews.
 
     Args:
@@ -272,7 +250,6 @@ def train(
     _check_settings(cfg)  # and a saved run's own
     if saved is not None:
         _check_more_pretraining(run_dir, int(saved["settings"].get("pretrain_epochs", 0)), int(cfg["pretrain_epochs"]))
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     vocabulary = None
     if saved is not None:
         with open(vocab_path, encoding="utf-8") as f:
@@ -327,18 +304,18 @@ def train(
         json.dump({"words": vocabulary}, f, ensure_ascii=False)
 
     def write_config():
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump({"settings": cfg, "data": data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
-                       "init_from": init_from, "stats": stats}, f, ensure_ascii=False, indent=1)
+        contract.write_run_config(run_dir, {
+            "settings": cfg, "data": data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
+            "init_from": init_from, "stats": stats}, CONFIG_FILE)
 
     write_config()
 
     strat = training.get_strategy(strategy)
     replicas = strat.num_replicas_in_sync
     with strat.scope():
-        model = _build_classifier(vocab_size, cfg)
+        model = smodel.build_from_config(vocab_size, cfg)
         if base is not None:
-            _assign(model.weights, base["weights"], f"the base model {init_from}")
+            contract.assign_weights(model.weights, base["weights"], f"the base model {init_from}")
 
     lm, lm_result = None, None
     if pretrain:
@@ -354,25 +331,15 @@ def train(
                            cfg["layer_lr_decay"])
     if verbose:
         print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
-    result = training.fit_resumable(
-        model,
-        lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None),
-        plan.steps_per_epoch,
-        epochs,
-        run_dir,
+    result = contract.fit_run(
+        model, lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None), plan.steps_per_epoch, epochs,
+        run_dir, strategy=strat, final=FINAL_WEIGHTS,
         validation_data=classifier_dataset(val_plan, va_ids, va_labels, 0, 1) if val_plan else None,
-        resume=resume,
-        save_every=save_every,
-        tensorboard=tensorboard,
-        callbacks=callbacks,
-        verbose=verbose,
-        strategy=strat,
-        keep_best="val_loss" if cfg["keep_best"] else None,
-        patience=int(cfg["patience"]),
+        resume=resume, save_every=save_every, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
+        keep_best="val_loss" if cfg["keep_best"] else None, patience=int(cfg["patience"]),
     )
     ngram = None
     if training.is_chief(strat):
-        model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
         if int(cfg.get("ngram_features") or 0) > 0 or (base is not None and base.get("ngram") is not None):
             ngram = _fit_ngram_branch(model, cfg, train_texts, tr_labels, [r.text for r in val_r], va_ids, va_labels,
                                       base.get("ngram") if base is not None else None, verbose,
@@ -497,24 +464,15 @@ def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, 
         lm = BiLanguageModel(model, num_sampled=cfg["lm_num_sampled"], seed=cfg["seed"])
         lm(np.zeros((1, 2), np.int32))
         if base is not None and base.get("lm_weights"):
-            _assign(lm.head_weights(), base["lm_weights"], "the base model's language-model head")
+            contract.assign_weights(lm.head_weights(), base["lm_weights"], "the base model's language-model head")
         compile_language_model(lm, cfg["pretrain_learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
     if verbose:
         print(f"Language-model pre-training: {stats['lm_train_tokens']:,} tokens in {len(tr)} pieces, "
               f"{plan.steps_per_epoch} steps an epoch ({time.time() - t0:.0f} s to prepare).")
-    result = training.fit_resumable(
-        lm,
-        lambda start: lm_dataset(plan, tr, start, None),
-        plan.steps_per_epoch,
-        epochs,
-        lm_dir,
-        validation_data=lm_dataset(val_plan, val, 0, 1) if val_plan else None,
-        resume=resume,
-        save_every=save_every,
-        tensorboard=tensorboard,
-        callbacks=callbacks,
-        verbose=verbose,
-        strategy=strat,
+    result = contract.fit_run(
+        lm, lambda start: lm_dataset(plan, tr, start, None), plan.steps_per_epoch, epochs, lm_dir, strategy=strat,
+        final=None, validation_data=lm_dataset(val_plan, val, 0, 1) if val_plan else None, resume=resume,
+        save_every=save_every, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
     )
     if training.is_chief(strat):
         np.savez(os.path.join(lm_dir, LM_HEAD_FILE), *[w.numpy() for w in lm.head_weights()])
@@ -523,27 +481,18 @@ def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, 
 
 def load_run_model(run_dir: str):
     """Rebuild a run's classifier (final weights, else newest checkpoint), its LM (or None), vocabulary, config."""
-    from rnn_apps import training
-    from rnn_apps.apps.sentiment.model import BiLanguageModel
+    from rnn_apps.apps.sentiment.model import BiLanguageModel, build_from_config
 
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(cfg_path):
-        raise FileNotFoundError(f"{run_dir} is not a sentiment training run (no {CONFIG_FILE}).")
-    with open(cfg_path, encoding="utf-8") as f:
-        cfg = json.load(f)["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "sentiment")["settings"]
     with open(os.path.join(run_dir, VOCAB_FILE), encoding="utf-8") as f:
         vocabulary = json.load(f)["words"]
-    model = _build_classifier(len(vocabulary) + 2, cfg)
+    model = build_from_config(len(vocabulary) + 2, cfg)
     lm = None
     head = os.path.join(run_dir, LM_DIR, LM_HEAD_FILE)
     if os.path.exists(head):
         lm = BiLanguageModel(model, num_sampled=cfg["lm_num_sampled"], seed=cfg["seed"])
         with np.load(head) as z:
-            _assign(lm.head_weights(), [z[f"arr_{i}"] for i in range(len(z.files))], head)
-    final = os.path.join(run_dir, FINAL_WEIGHTS)
-    if os.path.exists(final):
-        model.load_weights(final)
-    else:
-        compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(model)
+            contract.assign_weights(lm.head_weights(), [z[f"arr_{i}"] for i in range(len(z.files))], head)
+    contract.load_run_weights(model, run_dir, lambda m: compile_classifier(m, cfg["learning_rate"], cfg["clipnorm"], 1),
+                              final=FINAL_WEIGHTS)
     return model, lm, vocabulary, cfg
