@@ -70,7 +70,11 @@ def build_toy_models(root: str) -> None:
     for name, cls in (("poetry", Poetry), ("sentiment", Sentiment), ("translate", Translate),
                       ("caption", Caption)):
         m = cls()
-        tf.saved_model.save(m, os.path.join(root, name, "1"), signatures={"serving_default": m.serve})
+        version_dir = os.path.join(root, name, "1")
+        tf.saved_model.save(m, version_dir, signatures={"serving_default": m.serve})
+        os.makedirs(os.path.join(version_dir, "assets.extra"))
+        with open(os.path.join(version_dir, "assets.extra", f"{name}.json"), "w", encoding="utf-8") as f:
+            json.dump({"format": f"rnn_apps.{name}/1", "config": {}}, f)  # the app, as each export states it
 
 
 def small_png_b64() -> str:
@@ -81,23 +85,21 @@ def small_png_b64() -> str:
     return base64.b64encode(tf.io.encode_png(img).numpy()).decode("ascii")
 
 
-def typical_request(name: str, sig: dict):
-    """A typical predict body for a model's serving_default signature, or None."""
+def typical_request(app, sig: dict):
+    """A typical predict body (one example) for a model of ``app`` (its ``assets.extra/<app>.json``), or
+    for a model of no known app whose ``serving_default`` takes strings only; else None."""
+    typical = {
+        "poetry": lambda: ("poem", {"instances": ["春"]}),
+        "caption": lambda: ("64x64 PNG", {"instances": [{"b64": small_png_b64()}]}),
+        "forecast": lambda: ("96 values", {"instances": [[round(float(np.sin(i / 4.0)), 4) for i in range(96)]]}),
+        "fill": lambda: ("poem line", {"instances": ["床前明月□，疑是地上霜。"]}),
+        "translate": lambda: ("sentence", {"instances": [SENTENCE]}),
+        "sentiment": lambda: ("review", {"instances": [REVIEW]}),
+    }
+    if app in typical:
+        return typical[app]()
     inputs = sig.get("inputs", {})
-    outputs = sig.get("outputs", {})
-    if list(inputs) == ["prompt"]:
-        return "poem", {"instances": ["春"]}
-    if list(inputs) == ["image"]:
-        return "64x64 PNG", {"instances": [{"b64": small_png_b64()}]}
-    if list(inputs) == ["history"]:
-        return "96 values", {"instances": [[round(float(np.sin(i / 4.0)), 4) for i in range(96)]]}
-    if list(inputs) == ["text"]:
-        if "fill" in name.lower() or "candidates" in outputs:
-            return "poem line", {"instances": ["床前明月□，疑是地上霜。"]}
-        if "translat" in name.lower() or any("translat" in k.lower() for k in outputs):
-            return "sentence", {"instances": [SENTENCE]}
-        return "review", {"instances": [REVIEW]}
-    if all(v["dtype"] == "DT_STRING" and len(v["tensor_shape"]["dim"]) == 1 for v in inputs.values()):
+    if inputs and all(v["dtype"] == "DT_STRING" and len(v["tensor_shape"]["dim"]) == 1 for v in inputs.values()):
         return "strings", {"instances": [{k: "test" for k in inputs}]}
     return None
 
@@ -255,7 +257,7 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
                 rows.append((name, "-", tag, "-", f"unavailable: {md.get('error', '')[:60]}"))
                 continue
             sig = md["metadata"]["signature_def"]["signature_def"].get("serving_default", {})
-            req = typical_request(name, sig)
+            req = typical_request(server.registry.get(name).app, sig)  # loaded by the metadata request
             if req is None:
                 rows.append((name, "-", tag, "-", "skipped: no typical request for inputs "
                                                   + ", ".join(sig.get("inputs", {}))))
