@@ -18,6 +18,7 @@ _KNOWN = (
     "rnn_apps.apps.translate.data:TranslationDataError",
     "rnn_apps.apps.translate.translate:TranslateError",
     "rnn_apps.backbones:BackboneError",
+    "rnn_apps.cards:CardError",
     "rnn_apps.poems:CorpusError",
     "rnn_apps.training:TrainingError",
 )

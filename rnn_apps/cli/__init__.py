@@ -19,7 +19,7 @@ from rnn_apps import __version__
 APPS = ("poetry", "sentiment", "translate", "caption", "fill", "forecast", "demos")
 """The apps whose ``commands`` module the registry reads, in this order."""
 
-SHARED = ("rnn_apps.cli.serve",)
+SHARED = ("rnn_apps.cli.serve", "rnn_apps.cli.card")
 """Modules of commands that belong to no app; each holds ``COMMANDS`` as the apps do."""
 
 

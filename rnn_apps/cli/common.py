@@ -107,3 +107,12 @@ def gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> li
     if not inputs:
         raise error(nothing)
     return inputs
+
+
+def with_card(app: str, version_dir: str) -> str:
+    """Write the model card of a version just exported (:func:`rnn_apps.cards.write_card`); returns
+    ``version_dir``, so that an export command reads ``summary["exported"] = with_card(app, export(...))``."""
+    from rnn_apps.cards import write_card
+
+    write_card(app, version_dir)
+    return version_dir

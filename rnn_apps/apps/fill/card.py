@@ -1,16 +1,55 @@
-"""Write the model card ``models/fill/README.md`` from the two training runs, their evaluations and examples.
+"""The fill-in-the-blank model's card (``rnn-apps card fill``): hub metadata, figures and measured sections.
 
-    python -m rnn_apps.apps.fill.card --run-dir runs/fill-bidirectional --forward-run-dir runs/fill-forward \
-        --model models/fill --eval-json runs/fill-eval-bi.json --forward-eval-json runs/fill-eval-fw.json
+Measured anew from the two training runs and their evaluations (the JSON of ``rnn-apps evaluate fill --json``):
+
+    rnn-apps card fill -i run_dir=runs/fill-bidirectional -i forward_run_dir=runs/fill-forward \
+        -i eval=runs/fill-eval-bi.json -i forward_eval=runs/fill-eval-fw.json
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
+from rnn_apps import cards
 from rnn_apps.training import read_history
+
+INPUTS = {
+    "run_dir": "the bidirectional model's training run",
+    "forward_run_dir": "the forward-only baseline's training run",
+    "eval": "JSON of rnn-apps evaluate fill --json for the model",
+    "forward_eval": "the same for the forward-only baseline",
+}
+
+SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fingerprint); see their cards
+    15467059062672217121: [  # version 3
+        {"type": "top1_accuracy", "name": "Masked-character accuracy, top 1", "value": 0.099},
+        {"type": "top5_accuracy", "name": "Masked-character accuracy, top 5", "value": 0.225},
+    ],
+}
+
+
+def HUB(app: str, meta: dict) -> dict:
+    """The card's front matter (model hubs read it)."""
+    return {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
+            "tags": ["rnn", "lstm", "bidirectional", "poetry", "classical-chinese", "tensorflow"],
+            "datasets": ["chinese-poetry/tang"], "task": {"type": "fill-mask", "name": "Tang poem fill-in-the-blank"},
+            "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the validation poems",
+                        "split": "validation"}}
+
+
+def metrics(version_dir: str, meta: dict) -> list:
+    """The measured figures of the model (stated for the shipped versions)."""
+    return cards.shipped_figures(version_dir, SHIPPED_FIGURES)
+
+
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, forward_run_dir=None,
+             eval=None, forward_eval=None) -> str:
+    """The card's body, measured from the two runs and their evaluations."""
+    if None in (run_dir, forward_run_dir, eval, forward_eval):
+        raise cards.CardError("The fill card needs run_dir, forward_run_dir, eval and forward_eval.")
+    return build_card(run_dir, forward_run_dir, version_dir, cards.read_json(eval), cards.read_json(forward_eval),
+                      facts)
 
 EXAMPLES = [
     "床前明月□，疑是地上霜。",
@@ -23,32 +62,23 @@ EXAMPLES = [
 ]
 
 
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
-
-
 def _run(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
     return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"), "history": read_history(run_dir)}
 
 
-def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=None) -> str:
-    from rnn_apps.training import training_seconds
+def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None) -> str:
+    """The card's body: data, model and training of both runs, accuracy, limits, examples."""
     from rnn_apps.apps.fill.filler import Filler
-    from rnn_apps.export import resolve_model_dir
+    from rnn_apps.training import training_seconds
 
-    model_dir = resolve_model_dir(model_dir)
     bi, fw = _run(run_dir), _run(forward_run_dir)
     cfg, stats = bi["settings"], bi["stats"]
     # A resumed stretch's seconds start again from zero: the steps where they drop are the stretches' ends.
     ends = [r["step"] for r, nxt in zip(bi["history"], bi["history"][1:]) if nxt["seconds"] < r["seconds"]]
     stretches = f" (stopping at {', '.join(str(e) for e in ends[1:])} steps on the way)" if ends[1:] else ""
     filler = Filler(model_dir)
-    import numpy as np
-
-    n_params = sum(int(np.prod(v.shape)) for v in filler._loaded.model_weights)
-    size = _dir_size(model_dir) / 1e6
     results = filler.fill(EXAMPLES, top_k=5)
 
     def hist_rows(h):
@@ -80,7 +110,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=No
         f"* Embedding {cfg['embedding_dim']} → one `rnn_apps.layers.DeepBidirectionalRNN` layer of `rnn_apps.cells` "
         f"LSTM ({cfg['units']} units each direction) → for position t the forward state at t−1 and the backward state "
         f"at t+1 (never x_t itself) → projection to {cfg['embedding_dim']} → logits tied to the embedding; dropout "
-        f"{cfg['dropout']}. {n_params:,} parameters, float32. **Size on disk: {size:.1f} MB.**",
+        f"{cfg['dropout']}. {facts['parameters']:,} parameters, float32. **Size on disk: {facts['size_mb']} MB.**",
         f"* Every position of a poem is predicted at once; {cfg['mask_rate']:.0%} of the input characters are replaced "
         "by `<mask>` so that other blanks in the context are handled.",
         f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, clipping at norm {cfg['clipnorm']}, "
@@ -156,26 +186,3 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, timings=No
         lines += ["", "## Speed", "", timings]
     lines.append("")
     return "\n".join(lines)
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--forward-run-dir", required=True)
-    ap.add_argument("--model", default="models/fill")
-    ap.add_argument("--eval-json", required=True)
-    ap.add_argument("--forward-eval-json", required=True)
-    ap.add_argument("--out", default="models/fill/README.md")
-    a = ap.parse_args()
-    with open(a.eval_json, encoding="utf-8") as f:
-        eb = json.load(f)
-    with open(a.forward_eval_json, encoding="utf-8") as f:
-        ef = json.load(f)
-    text = build_card(a.run_dir, a.forward_run_dir, a.model, eb, ef)
-    with open(a.out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -11,14 +11,16 @@ import click
 
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
-from rnn_apps.cli.common import echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity
+from rnn_apps.cli.common import (
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+)
 
 
 def _export_run(r: dict, app_dir: str, version=None) -> str:
     from rnn_apps.apps.fill.export import export_fill
 
     card = {"summary": {k: r.get(k) for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}}
-    return export_fill(r["model"], r["vocab"], r["config"], app_dir, version, card=card)
+    return with_card("fill", export_fill(r["model"], r["vocab"], r["config"], app_dir, version, card=card))
 
 
 # ------------------------------------------------------------------------------------------- fill-poem

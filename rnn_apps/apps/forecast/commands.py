@@ -12,7 +12,7 @@ import click
 
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
-from rnn_apps.cli.common import FiniteFloatRange, echo_json, friendly_errors, progress_to_stderr, verbosity
+from rnn_apps.cli.common import FiniteFloatRange, echo_json, friendly_errors, progress_to_stderr, verbosity, with_card
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
 
@@ -155,7 +155,8 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         from rnn_apps.apps.forecast.export import export_forecast
 
         keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step")}
-        summary["exported"] = export_forecast(result["model"], result["scale"], cfg, export_dir, summary=keep)
+        summary["exported"] = with_card("forecast", export_forecast(result["model"], result["scale"], cfg, export_dir,
+                                                                    summary=keep))
         click.echo(f"Exported to {summary['exported']}", err=True)
     if as_json:
         echo_json(summary)

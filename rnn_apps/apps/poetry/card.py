@@ -1,39 +1,77 @@
-"""Write the model card ``models/poetry/README.md`` from a training run and its exported model.
+"""The poem model's card (``rnn-apps card poetry``): its hub metadata, figures and measured sections.
 
-    python -m rnn_apps.apps.poetry.card --run-dir runs/poetry --model models/poetry \
-        --data ../shared/data/tang-poems.jsonl.gz [--forms-json forms.json] [--bench-json gen.json] \
-        [--prosody-json prosody.json]
-
-``--prosody-json`` (the ``--out`` of ``benchmarks/poetry_prosody.py``) adds the section on rhyme and metre.
-Without ``--run-dir`` (a model exported again from another export, whose run is gone), only that section
-of the existing card is written anew (inserted before ``## Samples`` the first time).
+Written by :func:`rnn_apps.cards.write_card`. With ``--input run_dir=RUN --input data=CORPUS`` the body is
+measured anew (validation bits per character, samples; ``forms``, ``bench`` and ``prosody`` add the JSON
+of ``benchmarks/poetry_forms.py``, ``benchmarks/generate.py`` and ``benchmarks/poetry_prosody.py --out``).
+With ``prosody`` alone (a model exported again from another export, whose run is gone) only the section on
+rhyme and metre is written anew (inserted before ``## Samples`` the first time).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
+from rnn_apps import cards
 from rnn_apps.training import read_history
 
+INPUTS = {
+    "run_dir": "the training run (its settings and history)",
+    "data": "the corpus, to measure the validation bits per character",
+    "forms": "JSON of benchmarks/poetry_forms.py (form compliance)",
+    "bench": "JSON of benchmarks/generate.py (generation speed)",
+    "prosody": "JSON of benchmarks/poetry_prosody.py --out (the section on rhyme and metre)",
+}
 
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fingerprint); see their cards
+    7683551418768931779: [  # version 4
+        {"type": "bits_per_character", "name": "Validation bits per character", "value": 7.403},
+        {"type": "form_compliance", "name": "Constrained poems of exactly the requested form", "value": 1.0},
+        {"type": "rhyme_compliance", "name": "Default form poems that rhyme (check-poem)", "value": 1.0},
+    ],
+}
+
+
+def HUB(app: str, meta: dict) -> dict:
+    """The card's front matter (model hubs read it)."""
+    return {"language": ["zh"], "license": "mit", "pipeline_tag": "text-generation",
+            "tags": ["rnn", "lstm", "char-rnn", "poetry", "classical-chinese", "tensorflow"],
+            "datasets": ["chinese-poetry/tang"], "task": {"type": "text-generation", "name": "Tang poem generation"},
+            "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the model's validation poems",
+                        "split": "validation"}}
+
+
+def metrics(version_dir: str, meta: dict) -> list:
+    """The measured figures of the model (stated for the shipped versions)."""
+    return cards.shipped_figures(version_dir, SHIPPED_FIGURES)
+
+
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, data=None, forms=None,
+             bench=None, prosody=None) -> str:
+    """The card's body, measured from a training run (``run_dir``, ``data``) or, with ``prosody`` alone, the
+    ``previous`` body with its section on rhyme and metre written anew."""
+    figures = cards.read_json(prosody)
+    if run_dir is None:
+        if figures is None or not previous:
+            raise cards.CardError("The poem card needs run_dir and data (a whole card), or prosody and an existing "
+                                  "card (its rhyme-and-metre section).")
+        return update_prosody_section(previous, prosody_section(version_dir, figures))
+    if data is None:
+        raise cards.CardError("The poem card needs data (the corpus) with run_dir.")
+    text = build_card(run_dir, version_dir, data, cards.read_json(forms), cards.read_json(bench))
+    return update_prosody_section(text, prosody_section(version_dir, figures)) if figures else text
 
 
 def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, bench: dict | None, seed: int = 2026) -> str:
+    """The card's body measured from ``run_dir``, the model and the corpus ``data``."""
     from rnn_apps.apps.poetry.evaluate import evaluate_corpus
     from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
-    from rnn_apps.export import resolve_model_dir
 
-    model_dir = resolve_model_dir(model_dir)
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
     history = read_history(run_dir)
     cfg, stats = run["settings"], run["stats"]
     gen = PoemGenerator(model_dir)
-    n_params = sum(int(__import__("numpy").prod(v.shape)) for v in gen._model.model_weights)
     val = evaluate_corpus(data, model_dir, "val")
     samples = []
     for title, kw in (
@@ -51,13 +89,12 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         except PoemError:  # e.g. a small model without these characters
             continue
         samples.append((title, kw, poems))
-    version = os.path.basename(model_dir.rstrip("/"))
     train_secs = history[-1]["seconds"] if history else None
     lines = [
         "# Poem model (Char-RNN on the Complete Tang Poems)",
         "",
-        f"Version {version} in `models/poetry/{version}/`, a TensorFlow SavedModel (TF Serving layout) that writes "
-        "poems in its graph; see the project README for its signatures.",
+        "A character-level recurrent network that writes classical Chinese poems; the SavedModel writes them in "
+        "its graph.",
         "",
         "## Data",
         "",
@@ -75,7 +112,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         "",
         f"* Embedding {cfg['embedding_dim']} → {cfg['num_layers']} × `rnn_apps.cells.{cfg['cell'].upper() if cfg['cell']=='lstm' else cfg['cell']}` "
         f"({cfg['units']} units) → projection to {cfg['embedding_dim']} → logits tied to the embedding; "
-        f"dropout {cfg['dropout']}. {n_params:,} parameters, float32.",
+        f"dropout {cfg['dropout']}, float32.",
         f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut "
         f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps.",
@@ -97,7 +134,6 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         f"{val['unknown_characters']:,} characters outside the vocabulary scored as `<unk>`), measured on the "
         "exported model with "
         "`rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val`.",
-        f"* Size on disk: {_dir_size(model_dir) / 2**20:.1f} MB.",
     ]
     if forms:
         lines.append(f"* Form compliance: **{forms['compliant']}/{forms['total']}** constrained generations "
@@ -222,41 +258,3 @@ def update_prosody_section(card: str, section: str) -> str:
         at = card.index("\n## Samples") + 1
         return card[:at] + section + "\n" + card[at:]
     return card.rstrip("\n") + "\n\n" + section
-
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", default=None)
-    ap.add_argument("--model", default="models/poetry")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--forms-json")
-    ap.add_argument("--bench-json")
-    ap.add_argument("--prosody-json")
-    ap.add_argument("--out", default="models/poetry/README.md")
-    args = ap.parse_args()
-    forms = json.load(open(args.forms_json)) if args.forms_json else None
-    bench = json.load(open(args.bench_json)) if args.bench_json else None
-    prosody = json.load(open(args.prosody_json, encoding="utf-8")) if args.prosody_json else None
-    if args.run_dir is None:
-        if prosody is None:
-            ap.error("give --run-dir (a whole card) or --prosody-json (its rhyme-and-metre section)")
-        from rnn_apps.export import resolve_model_dir
-
-        with open(args.out, encoding="utf-8") as f:
-            old = f.read()
-        text = update_prosody_section(old, prosody_section(resolve_model_dir(args.model), prosody))
-    else:
-        if args.data is None:
-            ap.error("--data is needed with --run-dir")
-        text = build_card(args.run_dir, args.model, args.data, forms, bench)
-        if prosody:
-            from rnn_apps.export import resolve_model_dir
-
-            text = update_prosody_section(text, prosody_section(resolve_model_dir(args.model), prosody))
-    with open(args.out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()

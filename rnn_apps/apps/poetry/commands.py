@@ -10,7 +10,7 @@ import click
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity,
+    FiniteFloatRange, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
 )
 
 
@@ -170,7 +170,8 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
     if export_dir:
         from rnn_apps.apps.poetry.export import export_poetry
 
-        summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+        summary["exported"] = with_card("poetry", export_poetry(result["model"], result["vocab"], result["config"],
+                                                                export_dir))
     report(summary, as_json)
 
 
@@ -201,7 +202,8 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=0.1)
     summary = _train_summary(result)
-    summary["exported"] = export_poetry(result["model"], result["vocab"], result["config"], export_dir)
+    summary["exported"] = with_card("poetry", export_poetry(result["model"], result["vocab"], result["config"],
+                                                            export_dir))
     report(summary, as_json)
 
 
@@ -256,7 +258,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version):
         model, vocab, cfg = rebuild_from_export(from_model)
     else:
         model, vocab, cfg = task.load_run_model(run_dir)
-    click.echo(export_poetry(model, vocab, cfg, app_dir, version))
+    click.echo(with_card("poetry", export_poetry(model, vocab, cfg, app_dir, version)))
 
 
 COMMANDS = {None: [generate_poem, check_poem_cmd], "train": [train_poetry], "fine-tune": [fine_tune_poetry],

@@ -7,7 +7,9 @@ import click
 
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
-from rnn_apps.cli.common import echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity
+from rnn_apps.cli.common import (
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+)
 
 
 @click.command("classify")
@@ -75,7 +77,7 @@ def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) 
     path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
                             lm=result.get("lm"), summary=summary, ngram=ngram)
     write_model_card(app_dir, path, run_dir, notes=notes)
-    return path
+    return with_card("sentiment", path)
 
 
 def _train_summary(result: dict) -> dict:

@@ -1,0 +1,285 @@
+"""Model cards: one writer for every app's ``models/<app>/README.md``.
+
+A card is Hugging Face-style Markdown: YAML front matter (language, license, tags, datasets and a
+``model-index`` with the measured metrics, so that model hubs and tools read the figures), a title, the
+app's own sections, and a section of facts computed here once for every app from the exported
+SavedModel (version, size on disk, parameters, signatures). See
+https://huggingface.co/docs/hub/model-cards for the front matter's fields.
+
+Each app's ``rnn_apps.apps.<app>.card`` module describes its card with:
+
+* ``HUB(app, meta) -> dict``: the front matter (``title``, ``language``, ``license``, ``tags``,
+  ``datasets``, ``pipeline_tag``, ``task`` and ``dataset`` for the model-index);
+* ``metrics(version_dir, meta) -> list``: the model's measured figures, dicts with ``type``, ``name``,
+  ``value`` (and ``split``), from the model's own ``assets.extra`` or stated for a shipped version;
+* optionally ``INPUTS`` (name -> what it is) and ``sections(version_dir, meta, facts, previous, **inputs) -> str``,
+  the card's body written from measurements (a training run, evaluation JSON files ...); ``previous`` is the
+  body of the existing card of the same version.
+
+:func:`write_card` keeps the body of an existing card of the same version (its measured sections) when no
+measurements are given, so that a card can be refreshed without measuring again; a card of another version
+makes way for the new body, and its ``## Versions`` section (the changelog) is carried over.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from typing import Optional
+
+FACTS_HEADING = "## The exported model"
+VERSIONS_HEADING = "## Versions"
+
+CARD_MODULES = {"poetry": "poetry", "sentiment": "sentiment", "translate": "translate", "fill": "fill",
+                "forecast": "forecast", "caption": "caption", "caption-shapes": "caption"}
+"""The app whose card module writes each model directory's card (caption-shapes: the caption app's)."""
+
+
+class CardError(ValueError):
+    """A card cannot be written: an unknown app, a missing input, or no model."""
+
+
+def dir_size(path: str) -> int:
+    """Bytes of all files under ``path``."""
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+
+
+def _spec(spec) -> str:
+    shape = "[" + ", ".join("?" if d is None else str(d) for d in spec.shape) + "]" if spec.shape.rank is not None \
+        else "[...]"
+    return f"{spec.dtype.name}{shape}"
+
+
+def model_facts(version_dir: str) -> dict:
+    """What every card says of an exported model, computed from its files.
+
+    Returns:
+        ``{"version", "size_bytes", "size_mb", "parameters", "signatures"}``: the version directory's name,
+        its size on disk (bytes; MB = 10**6 bytes), the number of weights (``model_weights`` of the
+        SavedModel, else its variables) and, for each signature, its inputs and outputs as ``dtype[shape]``.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(version_dir)
+    weights = getattr(loaded, "model_weights", None) or loaded.variables
+    parameters = int(sum(int(np.prod(v.shape)) for v in weights))
+    signatures = {}
+    for name in sorted(loaded.signatures):
+        fn = loaded.signatures[name]
+        inputs = fn.structured_input_signature[1]
+        signatures[name] = {"inputs": {k: _spec(s) for k, s in sorted(inputs.items())},
+                            "outputs": {k: _spec(s) for k, s in sorted(fn.structured_outputs.items())}}
+    size = dir_size(version_dir)
+    return {"version": os.path.basename(os.path.normpath(version_dir)), "size_bytes": size,
+            "size_mb": round(size / 1e6, 1), "parameters": parameters, "signatures": signatures}
+
+
+def facts_section(app: str, facts: dict) -> str:
+    """The card's section of computed facts: version, size, parameters and the signatures' inputs and outputs."""
+    lines = [FACTS_HEADING, "",
+             f"Version {facts['version']} in `models/{app}/{facts['version']}/`, a TensorFlow SavedModel in TF Serving's "
+             f"layout: **{facts['size_mb']} MB** on disk, **{facts['parameters']:,} parameters**. It loads with "
+             "`tf.saved_model.load` alone; `rnn-apps serve` serves it over TF Serving's REST API.", "",
+             "| signature | inputs | outputs |", "| --- | --- | --- |"]
+    for name, sig in facts["signatures"].items():
+        ins = ", ".join(f"`{k}` {v}" for k, v in sig["inputs"].items()) or "—"
+        outs = ", ".join(f"`{k}` {v}" for k, v in sig["outputs"].items()) or "—"
+        lines.append(f"| `{name}` | {ins} | {outs} |")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml(value, indent: int) -> list:
+    """``value`` as block YAML lines; scalars are written as JSON, which YAML reads as the same value."""
+    pad = " " * indent
+    if isinstance(value, dict):
+        out = []
+        for k, v in value.items():
+            if isinstance(v, (dict, list)) and v:
+                out.append(f"{pad}{k}:")
+                out.extend(_yaml(v, indent + 2))
+            else:
+                out.append(f"{pad}{k}: {json.dumps(v, ensure_ascii=False)}")
+        return out
+    if isinstance(value, list):
+        out = []
+        for v in value:
+            if isinstance(v, (dict, list)) and v:
+                inner = _yaml(v, indent + 2)
+                out.append(f"{pad}- {inner[0].lstrip()}")
+                out.extend(inner[1:])
+            else:
+                out.append(f"{pad}- {json.dumps(v, ensure_ascii=False)}")
+        return out
+    return [pad + json.dumps(value, ensure_ascii=False)]
+
+
+def front_matter(app: str, hub: dict, metrics: list, version: str) -> str:
+    """The card's YAML front matter, with a ``model-index`` entry holding ``metrics`` (when there are any)."""
+    meta = {k: hub[k] for k in ("language", "license", "library_name", "tags", "datasets", "pipeline_tag") if hub.get(k)}
+    meta.setdefault("library_name", "tensorflow")
+    if metrics:
+        dataset = dict(hub["dataset"])
+        results = []
+        for split in dict.fromkeys(m.get("split", dataset.get("split", "validation")) for m in metrics):
+            ms = [{k: m[k] for k in ("type", "value", "name") if k in m} for m in metrics
+                  if m.get("split", dataset.get("split", "validation")) == split]
+            results.append({"task": hub["task"], "dataset": {**dataset, "split": split}, "metrics": ms})
+        meta["model-index"] = [{"name": f"rnn-apps-{app}", "results": results}]
+    meta["rnn_apps"] = {"app": app, "version": version}
+    return "---\n" + "\n".join(_yaml(meta, 0)) + "\n---\n"
+
+
+def split_card(text: str) -> tuple[Optional[dict], str]:
+    """``(what the front matter says of the app and version, or None; the Markdown body)``."""
+    if not text.startswith("---\n"):
+        return None, text
+    end = text.find("\n---\n", 4)
+    if end < 0:
+        return None, text
+    head, body = text[4:end], text[end + 5:]
+    found = dict(re.findall(r"^  (app|version): (.+)$", head, flags=re.M))
+    ours = {k: json.loads(v) for k, v in found.items()} if found else None
+    return ours, body.lstrip("\n")
+
+
+def _headings(lines: list) -> list:
+    """``(index, level)`` of the Markdown headings among ``lines``, outside fenced code blocks."""
+    found, fenced = [], False
+    for i, line in enumerate(lines):
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            found.append((i, len(line.split(" ", 1)[0])))
+    return found
+
+
+def section(body: str, heading: str) -> Optional[str]:
+    """The section of ``body`` under the line ``heading`` (to the next heading of its level or above), or None."""
+    lines = body.split("\n")
+    heads = _headings(lines)
+    level = len(heading.split(" ", 1)[0])
+    for n, (i, lv) in enumerate(heads):
+        if lines[i].rstrip() == heading:
+            end = next((j for j, lj in heads[n + 1:] if lj <= level), len(lines))
+            return "\n".join(lines[i:end]).rstrip("\n") + "\n"
+    return None
+
+
+def without_section(body: str, heading: str) -> str:
+    part = section(body, heading)
+    return body if part is None else body.replace(part, "", 1).replace("\n\n\n", "\n\n")
+
+
+def card_module(app: str):
+    """The card module of the app that writes ``models/<app>``'s card."""
+    if app not in CARD_MODULES:
+        raise CardError(f"No card writer for {app!r}; expected one of {', '.join(sorted(CARD_MODULES))}.")
+    return importlib.import_module(f"rnn_apps.apps.{CARD_MODULES[app]}.card")
+
+
+def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metrics: list,
+            versions: Optional[str] = None) -> str:
+    """A whole card: front matter, ``body`` (its title first) with the facts section after the title's
+    paragraphs (before the first ``##`` section), and the versions section last."""
+    body = without_section(without_section(body, FACTS_HEADING), VERSIONS_HEADING).strip("\n") + "\n"
+    lines = body.split("\n")
+    at = next((i for i, level in _headings(lines) if level == 2), len(lines))
+    body = "\n".join(lines[:at]).rstrip("\n") + "\n\n" + facts_section(app, facts) + "\n" + "\n".join(lines[at:])
+    if versions:
+        body = body.rstrip("\n") + "\n\n" + versions.strip("\n") + "\n"
+    return front_matter(app, hub, metrics, facts["version"]) + "\n" + body
+
+
+def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = None, **inputs) -> str:
+    """Write the model card of ``app``'s model (the newest version of ``model_dir``, default models/<app>).
+
+    Args:
+        app: The model directory's name under models/ (``poetry``, ``caption-shapes`` ...).
+        model_dir: A version directory or an app directory.
+        out: Where to write (default: ``README.md`` in the model's app directory); the card there (else the
+            app directory's) is the existing card.
+        **inputs: Measurements for the app's ``sections`` (its ``INPUTS``); without them the body of an
+            existing card of the same version is kept, else a body is written from the model's own settings.
+
+    Returns:
+        ``{"card": path written, "facts": model_facts(...), "metrics": [...]}``.
+    """
+    from rnn_apps.export import read_extra, resolve_model_dir
+    from rnn_apps.paths import default_model_dir
+
+    module = card_module(app)
+    version_dir = resolve_model_dir(model_dir or default_model_dir(app))
+    app_dir = os.path.dirname(os.path.normpath(version_dir))
+    out = out or os.path.join(app_dir, "README.md")
+    meta = read_extra(version_dir, f"{CARD_MODULES[app]}.json")
+    unknown = sorted(set(inputs) - set(getattr(module, "INPUTS", {})))
+    if unknown:
+        takes = ", ".join(f"{k} ({v})" for k, v in getattr(module, "INPUTS", {}).items()) or "none"
+        raise CardError(f"The {app} card takes no input {', '.join(unknown)}; it takes: {takes}.")
+    facts = model_facts(version_dir)
+    old_ours, old_body = (None, "")
+    previous = next((p for p in (out, os.path.join(app_dir, "README.md")) if os.path.exists(p)), None)
+    if previous:
+        with open(previous, encoding="utf-8") as f:
+            old_ours, old_body = split_card(f.read())
+    # A card without front matter is one written before cards had it: it describes the newest version.
+    same_version = bool(old_body) and (old_ours is None or str(old_ours.get("version")) == facts["version"])
+    if inputs:
+        body = module.sections(version_dir, meta, facts, previous=old_body if same_version else "", **inputs)
+    elif same_version:
+        body = old_body
+    else:
+        body = generic_body(app, meta)
+    figures = module.metrics(version_dir, meta)
+    text = compose(app, version_dir, body, facts, module.HUB(app, meta), figures,
+                   section(old_body, VERSIONS_HEADING) if old_body else None)
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, out)
+    return {"card": out, "facts": facts, "metrics": figures}
+
+
+def shipped_figures(version_dir: str, table: dict) -> list:
+    """The figures stated in ``table`` (SavedModel fingerprint -> metrics) for this model, or ``[]``.
+
+    The fingerprint's checksum of ``saved_model.pb`` names the exact model the figures were measured on, so
+    that a model trained again (even into the same version number) does not inherit them.
+    """
+    import tensorflow as tf
+
+    try:
+        checksum = tf.saved_model.experimental.read_fingerprint(version_dir).saved_model_checksum
+    except Exception:  # no fingerprint.pb (a model written by an old TensorFlow): no stated figures
+        return []
+    return [dict(m) for m in table.get(checksum, [])]
+
+
+def read_json(path: Optional[str]):
+    """The JSON file at ``path`` (an input of a card: an evaluation or a benchmark), or None without a path."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise CardError(f"Cannot read the JSON file {path}: {e}") from None
+
+
+def generic_body(app: str, meta: dict) -> str:
+    """A body written from the model's own ``assets.extra`` record: its settings and its training summary."""
+    lines = [f"# {app} model", "", f"Exported {meta.get('exported', 'by rnn-apps')}; trained with `rnn-apps train {app}`.",
+             "", "## Settings", "", "| setting | value |", "| --- | --- |"]
+    for k, v in sorted((meta.get("config") or {}).items()):
+        lines.append(f"| {k} | {json.dumps(v, ensure_ascii=False)} |")
+    summary = meta.get("summary") or {}
+    if summary:
+        lines += ["", "## Training summary", "", "| figure | value |", "| --- | --- |"]
+        for k, v in summary.items():
+            if v is not None and not isinstance(v, (dict, list)):
+                lines.append(f"| {k} | {v} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,81 @@
+"""Model cards (rnn_apps.cards, `rnn-apps card`): front matter hubs read, facts computed from the model,
+measured sections kept, a new version's card with the old changelog."""
+
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from rnn_apps import cards
+from rnn_apps.cli import cli
+
+
+def _front(text: str) -> dict:
+    yaml = pytest.importorskip("yaml")
+    assert text.startswith("---\n")
+    return yaml.safe_load(text.split("\n---\n", 1)[0][4:])
+
+
+@pytest.fixture()
+def app_dir(tmp_path, tiny_poem_model):
+    """A copy of the tiny poem model as version 1 of an app directory."""
+    d = tmp_path / "poetry"
+    shutil.copytree(tiny_poem_model, d / "1")
+    return d
+
+
+def test_facts_are_measured_from_the_files(app_dir):
+    import numpy as np
+    import tensorflow as tf
+
+    facts = cards.model_facts(str(app_dir / "1"))
+    loaded = tf.saved_model.load(str(app_dir / "1"))
+    assert facts["parameters"] == sum(int(np.prod(v.shape)) for v in loaded.model_weights)
+    files = [os.path.join(r, f) for r, _, fs in os.walk(app_dir / "1") for f in fs]
+    assert facts["size_bytes"] == sum(os.path.getsize(f) for f in files) and facts["version"] == "1"
+    assert set(facts["signatures"]) == set(loaded.signatures)
+    assert facts["signatures"]["serving_default"]["inputs"] == {"prompt": "string[?]"}
+
+
+def test_card_keeps_the_measured_body_of_its_version_and_hubs_read_it(app_dir):
+    body = "# My poem model\n\nIntro.\n\n## Figures\n\n* Measured: 3.14 bits.\n\n## Versions\n\n* 1: the first.\n"
+    (app_dir / "README.md").write_text(body, encoding="utf-8")
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    text = (app_dir / "README.md").read_text(encoding="utf-8")
+    front = _front(text)
+    assert front["rnn_apps"] == {"app": "poetry", "version": "1"} and front["language"] == ["zh"]
+    assert "model-index" not in front  # the tiny model has no stated figures
+    assert "* Measured: 3.14 bits." in text and text.index("Intro.") < text.index(cards.FACTS_HEADING) < text.index(
+        "## Figures") < text.index("## Versions")
+    again = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir)])
+    assert again.exit_code == 0 and (app_dir / "README.md").read_text(encoding="utf-8") == text  # idempotent
+    # A new version: a body from its own settings; the changelog moves over.
+    shutil.copytree(app_dir / "1", app_dir / "2")
+    cards.write_card("poetry", str(app_dir))
+    text = (app_dir / "README.md").read_text(encoding="utf-8")
+    assert _front(text)["rnn_apps"]["version"] == "2" and "3.14" not in text
+    assert "| units |" in text and "* 1: the first." in text
+
+
+def test_stated_figures_become_the_model_index(app_dir, monkeypatch):
+    import tensorflow as tf
+
+    from rnn_apps.apps.poetry import card
+
+    checksum = tf.saved_model.experimental.read_fingerprint(str(app_dir / "1")).saved_model_checksum
+    monkeypatch.setitem(card.SHIPPED_FIGURES, checksum, [{"type": "bits_per_character", "name": "b", "value": 9.5}])
+    cards.write_card("poetry", str(app_dir))
+    index = _front((app_dir / "README.md").read_text(encoding="utf-8"))["model-index"][0]
+    assert index["results"][0]["metrics"] == [{"type": "bits_per_character", "name": "b", "value": 9.5}]
+    assert index["results"][0]["dataset"]["split"] == "validation"
+
+
+def test_bad_card_requests_are_one_line(app_dir):
+    r = CliRunner().invoke(cli, ["card", "nosuchapp", "--model", str(app_dir)])
+    assert r.exit_code == 1 and "No card writer for 'nosuchapp'" in r.output
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", "colour=red"])
+    assert r.exit_code == 1 and "takes no input colour" in r.output and "run_dir" in r.output
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", "run_dir"])
+    assert r.exit_code == 2 and "NAME=VALUE" in r.output
