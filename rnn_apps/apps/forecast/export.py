@@ -13,12 +13,11 @@ the normalisation ``scale`` and the back-test figures of the run.
 
 from __future__ import annotations
 
-import datetime
 from typing import Optional
 
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
+from rnn_apps.apps.base import exported_at, read_meta, save_module
 
 CONFIG_NAME = "forecast.json"
 FORMAT = "rnn_apps.forecast/1"
@@ -77,25 +76,18 @@ def export_forecast(model, scale: float, config: dict, app_dir: str, version: Op
         summary: Figures to keep with the model (back-test metrics, series, training time).
     """
     module = ForecastModule(model, scale, config["window"], config["horizon"], config["mode"])
-
-    def write(path):
-        tf.saved_model.save(module, path, signatures={"serving_default": module.serving_default})
-
-    extra = {CONFIG_NAME: {
+    meta = {
         "format": FORMAT,
         "config": config,
         "scale": float(scale),
         "signature": {"inputs": {"history": "float32 [batch, T>=window]"},
                       "outputs": {"forecast": "float32 [batch, horizon]"}},
         "summary": summary or {},
-        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }}
-    return shared_export.atomic_export(write, app_dir, version, extra)
+        "exported": exported_at(),
+    }
+    return save_module(module, {"serving_default": module.serving_default}, app_dir, version, CONFIG_NAME, meta)
 
 
 def load_config(model_dir: str) -> dict:
     """The ``assets.extra/forecast.json`` of an exported forecaster."""
-    try:
-        return shared_export.read_extra(model_dir, CONFIG_NAME)
-    except OSError:
-        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a forecasting model.") from None
+    return read_meta(model_dir, CONFIG_NAME, "forecasting")

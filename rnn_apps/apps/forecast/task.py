@@ -14,18 +14,17 @@ series.
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from typing import Optional
 
 import numpy as np
 
+from rnn_apps.apps import base as contract
+from rnn_apps.apps.base import CONFIG_FILE, TrainResult
 from rnn_apps.apps.forecast import data as fdata
 from rnn_apps.apps.forecast import metrics as fmetrics
 from rnn_apps.apps.forecast.model import Forecaster, build_model, check_mode
 
-CONFIG_FILE = "config.json"
 
 DEFAULTS = dict(
     horizon=24,
@@ -119,7 +118,7 @@ def train(
     callbacks=(),
     save_every: int = 0,
     **overrides,
-) -> dict:
+) -> TrainResult:
     """Train a forecaster on ``series`` and back-test it.
 
     Args:
@@ -144,7 +143,6 @@ def train(
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
     if saved is not None:
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
@@ -162,9 +160,8 @@ def train(
     else:  # one step ahead: every origin whose next value is in the training part
         x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
         vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump({"settings": cfg, "source": series.source, "name": series.name, "length": len(series),
-                   "scale": normalizer.scale}, f, ensure_ascii=False, indent=1)
+    contract.write_run_config(run_dir, {"settings": cfg, "source": series.source, "name": series.name,
+                                        "length": len(series), "scale": normalizer.scale})
 
     import keras
     import tensorflow as tf
@@ -175,24 +172,14 @@ def train(
     _, steps = _train_dataset(x, y, batch_size, cfg["seed"], 0)
     with strat.scope():
         model = build_model(window, horizon, mode, cfg["cell"], cfg["units"])
-        schedule = keras.optimizers.schedules.CosineDecay(cfg["learning_rate"], decay_steps=steps * epochs, alpha=0.02)
         # No XLA: for these small models on a CPU, compiling costs more than it saves.
-        model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=cfg["clipnorm"]), loss="mse",
-                      metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
+        contract.compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps * epochs, alpha=0.02, loss="mse",
+                               metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
-    result = training.fit_resumable(
-        model,
-        lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0],
-        steps,
-        epochs,
-        run_dir,
-        validation_data=val,
-        resume=resume,
-        save_every=save_every,
-        callbacks=list(callbacks),
-        verbose=verbose,
-        strategy=strat,
-        meta={"mode": mode},
+    result = contract.fit_run(
+        model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir,
+        strategy=strat, final=None, validation_data=val, resume=resume, save_every=save_every,
+        callbacks=list(callbacks), verbose=verbose, meta={"mode": mode},
     )
     train_seconds = time.time() - t0
 
