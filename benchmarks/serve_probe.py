@@ -134,11 +134,16 @@ def cases(m: dict, port: int):
         out += [
             ("sentiment: 40,000 reviews of 60 words", lambda p: predict(p, S, {"instances": [review] * 40000})),
             ("sentiment: empty review", lambda p: predict(p, S, {"instances": [""]})),
+            ("sentiment: punctuation only", lambda p: predict(p, S, {"instances": ["!!! ..."]})),
         ]
     if T:
         out += [
             ("translate: empty text", lambda p: predict(p, T, {"instances": [""]})),
             ("translate: unknown words only", lambda p: predict(p, T, {"instances": ["qzxv blorfing wugs"]})),
+            ("translate: a paragraph of 40 sentences (cut into sentences, as the command does)",
+             lambda p: predict(p, T, {"instances": [" ".join(["The weather is nice today, so we are going to the "
+                                                             "park."] * 40)]})),
+            ("translate: 100,001 characters", lambda p: predict(p, T, {"instances": ["a" * 100_001]})),
         ]
     if R:
         out += [("forecast: NaN history", lambda p: predict(p, R, b'{"instances": [[' + b"NaN, " * 99 + b"1.0]]}"))]

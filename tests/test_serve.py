@@ -738,6 +738,8 @@ def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
 @pytest.mark.parametrize("kwargs, body, where", [
     ({"temperature": -1.0}, {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
      ("temperature", "temperature")),
+    ({"temperature": float("nan")}, {"signature_name": "sample", "inputs": {  # JSON NaN, as Python writes it
+        "prompt": ["春"], "temperature": float("nan"), "seed": 1}}, ("temperature", "temperature")),
     ({"start": "春" * 201}, {"instances": ["春" * 201]}, ("The start", "prompt")),
 ])
 def test_poem_cli_and_rest_say_the_same(server, kwargs, body, where):

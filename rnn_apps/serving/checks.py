@@ -124,13 +124,13 @@ def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
         L.check_megapixels(lim, name, arr.shape[2], arr.shape[1])
     if arr.size == 0:
         return
-    if arr.dtype.kind == "f":
+    if name in lim.ranges:  # the command's message, for NaN too (min and max are NaN when any value is)
+        for x in (arr.min().item(), arr.max().item()):  # Python numbers: exact for int64
+            L.check_number(lim, name, x)
+    elif arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
             raise L.LimitError(f"{name} must hold finite numbers only; received {arr.reshape(-1)[bad.reshape(-1)][0]}.")
-    if name in lim.ranges:
-        for x in (arr.min().item(), arr.max().item()):  # Python numbers: exact for int64
-            L.check_number(lim, name, x)
 
 
 def is_large(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray]) -> bool:
