@@ -250,3 +250,42 @@ def check_megapixels(limits: AppLimits, name: str, width: int, height: int, wher
     if most is not None and width * height > most * 1e6:
         raise LimitError(f"{where or name}: the image is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); "
                          f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")
+
+
+def option_type(app: str, name: str):
+    """A ``click`` parameter type for a command-line option that is the input ``name`` of ``app``'s model:
+    it reads a number and checks it with :func:`check_number`, so the command refuses what the server
+    refuses, in the same words (after click's ``Invalid value for '--option':``).
+
+    Args:
+        app: The app (a key of :data:`APPS`).
+        name: The input, with a range in the app's limits (``temperature``).
+    """
+    import click  # only the commands need it
+
+    if app not in APPS or name not in APPS[app].ranges:
+        raise ValueError(f"{app}/{name} is not an input with a range in rnn_apps.limits; received {app!r}, {name!r}.")
+    limits, accepted = APPS[app], APPS[app].ranges[name]
+
+    class LimitedNumber(click.ParamType):
+        def __init__(self):
+            self.name = "integer" if accepted.integer else "float"
+
+        def get_metavar(self, param, ctx=None) -> str:  # --help: what is accepted (click 8.1 passes no ctx)
+            return f"{self.name.upper()} {accepted.text()}"
+
+        def convert(self, value, param, ctx):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                number = value
+            else:
+                try:
+                    number = int(value) if accepted.integer else float(value)
+                except (TypeError, ValueError):
+                    self.fail(f"{value!r} is not {'an integer' if accepted.integer else 'a number'}.", param, ctx)
+            try:
+                check_number(limits, name, number)
+            except LimitError as e:
+                self.fail(str(e), param, ctx)
+            return number
+
+    return LimitedNumber()

@@ -753,6 +753,20 @@ def test_poem_cli_and_rest_say_the_same(server, kwargs, body, where):
     assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
 
 
+@pytest.mark.parametrize("option, value", [("--temperature", "-1"), ("--temperature", "nan")])
+def test_command_options_and_rest_say_the_same(server, option, value):
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    r = CliRunner().invoke(cli, ["generate-poem", option, value])
+    status, err = predict(server, "poetry", json.loads(
+        '{"signature_name": "sample", "inputs": {"prompt": ["春"], "seed": 1, "temperature": %s}}'
+        % {"nan": "NaN"}.get(value, value)))
+    assert r.exit_code == 2 and status == 400
+    assert f"Error: Invalid value for '{option}': {err['error']}" in r.output
+
+
 def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
     """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
     from rnn_apps.apps.translate.translate import Translator

@@ -9,6 +9,7 @@ import os
 
 import click
 
+from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -30,7 +31,7 @@ def _export_run(r: dict, app_dir: str, version=None) -> str:
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
-@click.option("--top-k", "top_k", type=click.IntRange(1, 50), default=5, show_default=True,
+@click.option("--top-k", "top_k", type=limits.option_type("fill", "top_k"), default=5, show_default=True,
               help="Candidates shown for each blank.")
 @options.model("fill")
 @click.option("--json", "as_json", is_flag=True,

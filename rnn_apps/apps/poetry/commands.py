@@ -7,10 +7,11 @@ import sys
 
 import click
 
+from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
 )
 
 
@@ -24,10 +25,10 @@ from rnn_apps.cli.common import (
     help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv. Without it the model picks the form.",
 )
 @click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
-@click.option("--temperature", type=FiniteFloatRange(0, 10), default=0.8, show_default=True,
+@click.option("--temperature", type=limits.option_type("poetry", "temperature"), default=0.8, show_default=True,
               help="Sampling temperature; 0 is greedy.")
 @click.option("--top-k", default=0, show_default=True, help="Sample among the k most likely characters (0: off).")
-@click.option("--top-p", type=FiniteFloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+@click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
 @click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
 @click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
