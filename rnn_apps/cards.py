@@ -8,10 +8,12 @@ https://huggingface.co/docs/hub/model-cards for the front matter's fields.
 
 Each app's ``rnn_apps.apps.<app>.card`` module describes its card with:
 
-* ``HUB(app, meta) -> dict``: the front matter (``title``, ``language``, ``license``, ``tags``,
-  ``datasets``, ``pipeline_tag``, ``task`` and ``dataset`` for the model-index);
-* ``metrics(version_dir, meta) -> list``: the model's measured figures, dicts with ``type``, ``name``,
-  ``value`` (and ``split``), from the model's own ``assets.extra`` or stated for a shipped version;
+* ``HUB``: the front matter (``language``, ``license``, ``tags``, ``datasets``, ``pipeline_tag``, and
+  ``task`` and ``dataset`` for the model-index), a dict or a function ``(app, meta) -> dict``;
+* the model's measured figures (dicts with ``type``, ``name``, ``value`` and optionally ``split``): those
+  stated in ``SHIPPED_FIGURES`` for a shipped model (by its SavedModel fingerprint, see
+  :func:`shipped_figures`) and those ``metrics(version_dir, meta) -> list`` reads from the model's own
+  ``assets.extra``;
 * optionally ``INPUTS`` (name -> what it is) and ``sections(version_dir, meta, facts, previous, **inputs) -> str``,
   the card's body written from measurements (a training run, evaluation JSON files ...); ``previous`` is the
   body of the existing card of the same version.
@@ -233,8 +235,11 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
         body = old_body
     else:
         body = generic_body(app, meta)
-    figures = module.metrics(version_dir, meta)
-    text = compose(app, version_dir, body, facts, module.HUB(app, meta), figures,
+    figures = shipped_figures(version_dir, getattr(module, "SHIPPED_FIGURES", {}))
+    if hasattr(module, "metrics"):
+        figures += module.metrics(version_dir, meta)
+    hub = module.HUB(app, meta) if callable(module.HUB) else module.HUB
+    text = compose(app, version_dir, body, facts, hub, figures,
                    section(old_body, VERSIONS_HEADING) if old_body else None)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
@@ -250,6 +255,8 @@ def shipped_figures(version_dir: str, table: dict) -> list:
     The fingerprint's checksum of ``saved_model.pb`` names the exact model the figures were measured on, so
     that a model trained again (even into the same version number) does not inherit them.
     """
+    if not table:
+        return []
     import tensorflow as tf
 
     try:

@@ -29,18 +29,12 @@ SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fin
 }
 
 
-def HUB(app: str, meta: dict) -> dict:
-    """The card's front matter (model hubs read it)."""
-    return {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
-            "tags": ["rnn", "lstm", "bidirectional", "poetry", "classical-chinese", "tensorflow"],
-            "datasets": ["chinese-poetry/tang"], "task": {"type": "fill-mask", "name": "Tang poem fill-in-the-blank"},
-            "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the validation poems",
-                        "split": "validation"}}
-
-
-def metrics(version_dir: str, meta: dict) -> list:
-    """The measured figures of the model (stated for the shipped versions)."""
-    return cards.shipped_figures(version_dir, SHIPPED_FIGURES)
+HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
+       "tags": ["rnn", "lstm", "bidirectional", "poetry", "classical-chinese", "tensorflow"],
+       "datasets": ["chinese-poetry/tang"], "task": {"type": "fill-mask", "name": "Tang poem fill-in-the-blank"},
+       "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the validation poems",
+                   "split": "validation"}}
+"""The card's front matter (model hubs read it)."""
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, forward_run_dir=None,

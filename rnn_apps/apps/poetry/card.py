@@ -32,18 +32,12 @@ SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fin
 }
 
 
-def HUB(app: str, meta: dict) -> dict:
-    """The card's front matter (model hubs read it)."""
-    return {"language": ["zh"], "license": "mit", "pipeline_tag": "text-generation",
-            "tags": ["rnn", "lstm", "char-rnn", "poetry", "classical-chinese", "tensorflow"],
-            "datasets": ["chinese-poetry/tang"], "task": {"type": "text-generation", "name": "Tang poem generation"},
-            "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the model's validation poems",
-                        "split": "validation"}}
-
-
-def metrics(version_dir: str, meta: dict) -> list:
-    """The measured figures of the model (stated for the shipped versions)."""
-    return cards.shipped_figures(version_dir, SHIPPED_FIGURES)
+HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "text-generation",
+       "tags": ["rnn", "lstm", "char-rnn", "poetry", "classical-chinese", "tensorflow"],
+       "datasets": ["chinese-poetry/tang"], "task": {"type": "text-generation", "name": "Tang poem generation"},
+       "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the model's validation poems",
+                   "split": "validation"}}
+"""The card's front matter (model hubs read it)."""
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, data=None, forms=None,
