@@ -141,3 +141,28 @@ def test_old_export_spellings_still_work_but_are_not_shown(runner):
     assert r.exit_code == 0 and "--export" in r.output and "--models" not in r.output
     r = runner.invoke(cli, ["export", "poetry", "--run-dir", "r", "--export", "a", "--models", "b"])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+def test_every_help_is_instant_and_has_examples():
+    """Every command's --help renders without importing TensorFlow or Keras, and shows examples."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, click\nfrom click.testing import CliRunner\nfrom rnn_apps.cli import cli\n"
+        "def walk(cmd, path):\n"
+        "    if isinstance(cmd, click.Group):\n"
+        "        ctx = click.Context(cmd)\n"
+        "        for name in cmd.list_commands(ctx):\n"
+        "            yield from walk(cmd.get_command(ctx, name), path + [name])\n"
+        "    else:\n"
+        "        yield path\n"
+        "leaves = list(walk(cli, []))\n"
+        "for path in leaves:\n"
+        "    r = CliRunner().invoke(cli, path + ['--help'])\n"
+        "    assert r.exit_code == 0 and 'Example' in r.output, (path, r.output)\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "print(len(leaves))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert int(r.stdout.strip()) >= 25
