@@ -40,6 +40,7 @@ class Registry(click.Group):
         self.loaded = False
 
     def load(self) -> None:
+        """Add the commands of every app (and of :data:`SHARED`) for this group's verb, once."""
         if self.loaded:
             return
         self.loaded = True

@@ -50,6 +50,7 @@ class AliasedOption(click.Option):
 
 
 def as_json(help: str = "Print the result as JSON (progress goes to stderr).") -> callable:
+    """``--json``: the result as JSON on stdout; ``help`` says what the JSON holds."""
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
@@ -87,14 +88,17 @@ def export_dir_for(export_dir: str | None, models_root: str | None, app: str) ->
 
 
 def run_dir(default: str | None, help: str = "Checkpoints, logs, vocabulary.") -> callable:
+    """``--run-dir DIR``: a training run's directory (``default`` shown in --help)."""
     return click.option("--run-dir", default=default, show_default=bool(default), help=help)
 
 
 def epochs(default: int, help: str | None = None) -> callable:
+    """``--epochs N``: epochs to train, at least 1."""
     return click.option("--epochs", type=click.IntRange(min=1), default=default, show_default=True, help=help)
 
 
 def resume(help: str = "Continue the interrupted run in --run-dir.") -> callable:
+    """``--resume``: continue a run from its last checkpoint."""
     return click.option("--resume", is_flag=True, help=help)
 
 
@@ -112,6 +116,7 @@ def seed(defaults: dict | None = None) -> callable:
 
 
 def save_every(default: int) -> callable:
+    """``--save-every N``: a checkpoint every N steps."""
     return click.option("--save-every", type=click.IntRange(min=1), default=default, show_default=True,
                         help="Checkpoint every N steps (and at each epoch end).")
 
