@@ -26,3 +26,27 @@ def metrics(version_dir: str, meta: dict) -> list:
         if figures.get(key) is not None:
             out.append({"type": "accuracy", "name": name, "value": round(figures[key], 4)})
     return out
+
+
+INPUTS = {
+    "run_dir": "the training run (its data, settings and learning curves)",
+    "notes": "a Markdown file of your own for the card's 'How this version was trained' section",
+}
+
+
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, notes=None) -> str:
+    """The card's body as :func:`rnn_apps.apps.sentiment.export.write_model_card` writes it at export."""
+    import tempfile
+
+    from rnn_apps import cards
+    from rnn_apps.apps.sentiment.export import write_model_card
+
+    if run_dir is None:
+        raise cards.CardError("The sentiment card's body is written from its training run: give run_dir.")
+    text = None
+    if notes:
+        with open(notes, encoding="utf-8") as f:
+            text = f.read()
+    with tempfile.TemporaryDirectory(prefix="rnn-apps-card-") as tmp:
+        with open(write_model_card(tmp, version_dir, run_dir, notes=text), encoding="utf-8") as f:
+            return f.read()
