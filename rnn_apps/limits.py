@@ -190,6 +190,10 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
         where: How the message names the text instead (a command's ``Review 2``).
     """
     where = where or (name + (f"[{index}]" if index is not None else ""))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: bytes of a command-line argument that were not UTF-8
+        raise not_utf8(where) from None
     most = limits.max_chars.get(name)
     if most is not None and len(text) > most:
         raise LimitError(f"{where} has {len(text):,} characters; at most {most:,} are accepted.")
@@ -206,6 +210,11 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
         if not _HAN.search(text):
             raise LimitError(f"{where} holds only blanks: give the characters around them (the model fills a "
                              f"blank from the characters before and after it).")
+
+
+def not_utf8(where: str) -> LimitError:
+    """The error for a text that is not valid UTF-8."""
+    return LimitError(f"{where} is not valid UTF-8 text (it holds undecodable bytes).")
 
 
 def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tuple[str, str] = ("", "")) -> None:

@@ -687,6 +687,8 @@ def _without_where(message, where):
 @pytest.mark.parametrize("app, texts, kwargs, body, where", [
     ("sentiment", ["good", "  "], {}, {"instances": ["good", "  "]}, ("Review 2", "text[1]")),
     ("sentiment", ["good", "!!! ..."], {}, {"instances": ["good", "!!! ..."]}, ("Review 2", "text[1]")),
+    ("sentiment", ["good", "bad \udcff bytes"], {},  # a command-line argument that was not UTF-8; base64 bytes
+     {"instances": ["good", {"b64": base64.b64encode(b"bad \xff bytes").decode()}]}, ("Review 2", "text[1]")),
     ("translate", ["hello", ""], {}, {"instances": ["hello", ""]}, ("Text 2", "text[1]")),
     ("translate", ["... !"], {}, {"instances": ["... !"]}, ("Text 1", "text[0]")),
     ("translate", ["hello", "qzx vvv"], {}, {"instances": ["hello", "qzx vvv"]}, ("Text 2", "text[1]")),

@@ -113,7 +113,7 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise L.LimitError(f"{name}[{i}] is not valid UTF-8 text.") from None
+            raise L.not_utf8(f"{name}[{i}]" if flat.size > 1 else name) from None
         L.check_text(lim, name, text, i if flat.size > 1 else None)
 
 

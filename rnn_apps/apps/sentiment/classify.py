@@ -86,10 +86,6 @@ class SentimentClassifier(Predictor):
                 raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
             with limits.errors_as(SentimentError):  # the server's checks and words
                 limits.check_text(LIMITS, "text", t, where=f"Review {i}")
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError:
-                raise SentimentError(f"Review {i} is not valid UTF-8 text (it holds undecodable bytes).") from None
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64):
         """P(positive) of each text as a float32 NumPy array, without the checks of :meth:`classify`.

@@ -126,10 +126,6 @@ class Translator:
                 raise TranslateError(f"Text {i} is a {type(t).__name__}, not a string.")
             with limits.errors_as(TranslateError):
                 limits.check_text(LIMITS, "text", t, where=f"Text {i}")
-            try:
-                t.encode("utf-8")
-            except UnicodeEncodeError:
-                raise TranslateError(f"Text {i} is not valid UTF-8 text (it holds undecodable characters).") from None
         info = self.tokenize(texts)
         for i, row in enumerate(info, 1):
             with limits.errors_as(TranslateError):
