@@ -7,7 +7,8 @@ an export that was killed (its process is gone) is removed by the next export in
 
 An export whose ``extra_files`` hold an app's ``<app>.json`` also gets TF Serving's warm-up file,
 ``assets.extra/tf_serving_warmup_requests``: the app's typical requests, replayed by the server before
-the version serves (:mod:`rnn_apps.serving.warmup`).
+the version serves (:mod:`rnn_apps.serving.warmup`), and ``assets.extra/page_form.json``: the form the
+server's try-it page shows for it (:mod:`rnn_apps.serving.form`).
 """
 
 from __future__ import annotations
@@ -145,16 +146,19 @@ def remove_stale_exports(app_dir: str) -> list[str]:
 
 
 def _write_warmup(model_dir: str, model_name: str, extra_files: dict) -> None:
-    """TF Serving's warm-up file for an app's export (an ``<app>.json`` among the extra files)."""
+    """TF Serving's warm-up file and the try-it page's form for an app's export (an ``<app>.json`` among
+    the extra files), unless the extra files hold them."""
     from rnn_apps.limits import APPS
-    from rnn_apps.serving import warmup
+    from rnn_apps.serving import form, warmup
 
-    if warmup.WARMUP_FILE in extra_files:
-        return
     for app in APPS:
         card = extra_files.get(f"{app}.json")
         if card is None:
             continue
+        if form.FORM_FILE not in extra_files:  # what `rnn-apps serve`'s page shows for the model
+            form.write_form(model_dir, form.app_form(app, card if isinstance(card, dict) else {}))
+        if warmup.WARMUP_FILE in extra_files:
+            return
         config = card.get("config", {}) if isinstance(card, dict) else {}
         try:
             warmup.write_warmup(model_dir, model_name, warmup.default_requests(app, config))

@@ -1223,6 +1223,14 @@ def test_export_writes_warmup_and_removes_stale_temporaries(tmp_path):
     assert sig == "serving_default" and inputs["text"].tolist() == ["床前明月□，疑是地上霜。".encode()]
     v2 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"notes.json": {}})
     assert warmup.read_warmup(v2) is None  # not an app's export: no warm-up written
+    # the export states what the page shows; a form the exporter gives is kept as it is
+    from rnn_apps.serving import form
+
+    assert export.read_extra(v, form.FORM_FILE) == form.app_form("fill")
+    assert not os.path.exists(os.path.join(v2, "assets.extra", form.FORM_FILE))
+    own = form.make_form("Complete", [form.field("text", "line")])
+    v3 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"fill.json": {}, form.FORM_FILE: own})
+    assert export.read_extra(v3, form.FORM_FILE) == own
 
 
 def test_large_by_app_limits():
