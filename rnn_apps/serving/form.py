@@ -18,6 +18,7 @@ widget from their dtype and shape, so a model of no known app gets a working for
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Dict, List, Mapping, Optional
 
@@ -163,10 +164,14 @@ def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict]
 
 def _stated_form(model_dir: str) -> Optional[dict]:
     """The form in ``assets.extra/page_form.json``, or None when there is none or it is not well formed."""
+    path = os.path.join(model_dir, "assets.extra", FORM_FILE)
+    if not os.path.exists(path):
+        return None
     try:
-        with open(os.path.join(model_dir, "assets.extra", FORM_FILE), encoding="utf-8") as f:
+        with open(path, encoding="utf-8") as f:
             form = json.load(f)
         check_form(form)
-    except (OSError, ValueError):  # FormError is a ValueError: a broken file is ignored, the app's form used
+    except (OSError, ValueError) as e:  # FormError is a ValueError: the page falls back on the app's form
+        logging.getLogger("rnn_apps.serve").warning("%s is ignored: %s", path, e)
         return None
     return form
