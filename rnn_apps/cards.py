@@ -252,6 +252,8 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
 def shipped_figures(version_dir: str, table: dict) -> list:
     """The figures stated in ``table`` (SavedModel fingerprint -> metrics) for this model, or ``[]``.
 
+    A metric is a dict or a tuple ``(type, name, value)``.
+
     The fingerprint's checksum of ``saved_model.pb`` names the exact model the figures were measured on, so
     that a model trained again (even into the same version number) does not inherit them.
     """
@@ -263,7 +265,8 @@ def shipped_figures(version_dir: str, table: dict) -> list:
         checksum = tf.saved_model.experimental.read_fingerprint(version_dir).saved_model_checksum
     except Exception:  # no fingerprint.pb (a model written by an old TensorFlow): no stated figures
         return []
-    return [dict(m) for m in table.get(checksum, [])]
+    return [dict(zip(("type", "name", "value"), m)) if isinstance(m, tuple) else dict(m)
+            for m in table.get(checksum, [])]
 
 
 def read_json(path: Optional[str]):

@@ -81,6 +81,14 @@ def progress_to_stderr(enabled: bool):
     return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
 
 
+def show(result, as_json: bool, text) -> None:
+    """Print ``result``: JSON with ``--json``, else the text ``text(result)`` makes of it."""
+    if as_json:
+        echo_json(result)
+    else:
+        click.echo(text(result))
+
+
 def report(summary: dict, as_json: bool) -> None:
     """Print a command's summary: JSON with ``--json``, else one ``key: value`` line each."""
     if as_json:

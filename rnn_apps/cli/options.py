@@ -79,6 +79,9 @@ def export_target(app: str) -> callable:
         click.option("--models", "models_root", default=None, hidden=True))
 
 
+version = click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next).")
+
+
 def export_dir_for(export_dir: str | None, models_root: str | None, app: str) -> str:
     """The app directory an export command writes to: ``--export``, else the old ``--models ROOT``'s ROOT/app,
     else models/app."""

@@ -21,10 +21,10 @@ INPUTS = {
     "forward_eval": "the same for the forward-only baseline",
 }
 
-SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fingerprint); see their cards
+SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
     15467059062672217121: [  # version 3
-        {"type": "top1_accuracy", "name": "Masked-character accuracy, top 1", "value": 0.099},
-        {"type": "top5_accuracy", "name": "Masked-character accuracy, top 5", "value": 0.225},
+        ("top1_accuracy", "Masked-character accuracy, top 1", 0.099),
+        ("top5_accuracy", "Masked-character accuracy, top 5", 0.225),
     ],
 }
 

@@ -13,7 +13,7 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
 )
 
 
@@ -180,11 +180,8 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
     with native_stderr_silenced():
         r = evaluate_masked(data, model_dir, split=split, seed=seed, batch_size=batch_size, limit=limit,
                             progress=not as_json)
-    if as_json:
-        echo_json(r)
-    else:
-        click.echo(f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} poems, "
-                   f"{r['split']} split, {r['kind']} model; {r['positions']})")
+    show(r, as_json, lambda r: f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} "
+         f"poems, {r['split']} split, {r['kind']} model; {r['positions']})")
 
 
 # ------------------------------------------------------------------------------------------- export
@@ -193,7 +190,7 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
 @click.command("fill")
 @options.run_dir(None, "The training run to export.")
 @options.export_target("fill")
-@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@options.version
 @friendly_errors
 def export_fill_cmd(run_dir, export_dir, models_root, version):
     """Export the fill model of RUN_DIR to APP_DIR/<version>/.

@@ -23,11 +23,11 @@ INPUTS = {
     "prosody": "JSON of benchmarks/poetry_prosody.py --out (the section on rhyme and metre)",
 }
 
-SHIPPED_FIGURES = {  # measured on the shipped versions (by their SavedModel fingerprint); see their cards
+SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
     7683551418768931779: [  # version 4
-        {"type": "bits_per_character", "name": "Validation bits per character", "value": 7.403},
-        {"type": "form_compliance", "name": "Constrained poems of exactly the requested form", "value": 1.0},
-        {"type": "rhyme_compliance", "name": "Default form poems that rhyme (check-poem)", "value": 1.0},
+        ("bits_per_character", "Validation bits per character", 7.403),
+        ("form_compliance", "Constrained poems of exactly the requested form", 1.0),
+        ("rhyme_compliance", "Default form poems that rhyme (check-poem)", 1.0),
     ],
 }
 

@@ -11,7 +11,7 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
 )
 
 
@@ -225,12 +225,9 @@ def evaluate_poetry(data, model_dir, split, as_json):
     """
     from rnn_apps.apps.poetry.evaluate import evaluate_corpus
 
-    result = evaluate_corpus(data, model_dir, split, progress=not as_json)
-    if as_json:
-        echo_json(result)
-    else:
-        click.echo(f"bits per character: {result['bits_per_char']:.4f}  ({result['poems']} poems, "
-                   f"{result['tokens']} tokens, {result['unknown_characters']} of them outside the vocabulary)")
+    show(evaluate_corpus(data, model_dir, split, progress=not as_json), as_json,
+         lambda r: f"bits per character: {r['bits_per_char']:.4f}  ({r['poems']} poems, {r['tokens']} tokens, "
+         f"{r['unknown_characters']} of them outside the vocabulary)")
 
 
 @click.command("poetry")
@@ -239,7 +236,7 @@ def evaluate_poetry(data, model_dir, split, as_json):
               help="Instead of a run: an exported poem model, whose weights are exported again with this version's "
               "graph (e.g. to gain rhyme and metre).")
 @options.export_target("poetry")
-@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@options.version
 @friendly_errors
 def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version):
     """Export the poem model of RUN_DIR (or of another export) to APP_DIR/<version>/.

@@ -8,7 +8,7 @@ import click
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
 )
 
 
@@ -38,9 +38,9 @@ def classify(texts, files, model_dir, batch_size, as_json):
     from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError, read_reviews_file
 
     reviews = gather_texts(texts, files, read_reviews_file, SentimentError,
-                          "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
-                          "or - to read standard input. See rnn-apps classify --help.",
-                          "No review to classify: the input holds only blank lines.")
+                           "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
+                           "or - to read standard input. See rnn-apps classify --help.",
+                           "No review to classify: the input holds only blank lines.")
     from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
@@ -224,19 +224,16 @@ def evaluate_sentiment(data, model_dir, split, as_json):
     """
     from rnn_apps.apps.sentiment.evaluate import evaluate_reviews
 
-    r = evaluate_reviews(data, model_dir, split, progress=not as_json)
-    if as_json:
-        echo_json(r)
-    else:
-        click.echo(f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive {r['true_positive']:,}, "
-                   f"false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
-                   f"false negative {r['false_negative']:,})")
+    show(evaluate_reviews(data, model_dir, split, progress=not as_json), as_json,
+         lambda r: f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive "
+         f"{r['true_positive']:,}, false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
+         f"false negative {r['false_negative']:,})")
 
 
 @click.command("sentiment")
 @options.run_dir(None, "The training run to export.")
 @options.export_target("sentiment")
-@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@options.version
 @click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A Markdown file of your own for the model card's 'How this version was trained' section.")
 @friendly_errors
