@@ -97,6 +97,8 @@ class AppLimits:
         task: What the model does with a text, for messages ("to classify").
         sentences: Text inputs the server cuts into sentences (:mod:`rnn_apps.sentences`) and translates
             piece by piece, as the command does: signature name -> input name.
+        known_chars: Text inputs whose characters the model must all know (checked with the model's
+            ``unknown_characters`` signature: ``{"text": [B]}`` -> ``{"unknown": [B]}``).
     """
 
     app: str
@@ -113,6 +115,7 @@ class AppLimits:
     counted_words: Tuple[str, ...] = ()
     task: str = ""
     sentences: Mapping[str, str] = field(default_factory=dict)
+    known_chars: Tuple[str, ...] = ()
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -127,6 +130,7 @@ APPS: Mapping[str, AppLimits] = {
                 "top_k": Range(0, 100_000, meaning="0 is off", integer=True),
                 "max_length": Range(8, 512, integer=True),
                 "seed": _INT64},
+        known_chars=("prompt", "acrostic"),
     ),
     "sentiment": AppLimits(
         "sentiment", max_batch=256,
@@ -238,6 +242,15 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
         hint = f"; it translates {src} into {tgt}" if src and tgt else ""
         raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "
                          f"the language.")
+
+
+def check_characters(limits: AppLimits, where: str, text: str, unknown: str) -> None:
+    """Refuse ``text`` when it has characters the model does not know (``unknown``, as the model's
+    ``unknown_characters`` signature gives them)."""
+    if unknown:
+        raise LimitError(f"{where} {text!r} has characters this model does not know: {' '.join(unknown)}. Use "
+                         f"other characters, or fine-tune the model on text that contains them (rnn-apps fine-tune "
+                         f"{limits.app} --data FILE).")
 
 
 def check_number(limits: AppLimits, name: str, value: float, where: Optional[str] = None) -> None:

@@ -769,6 +769,40 @@ def test_command_options_and_rest_say_the_same(server, option, value):
     assert f"Error: Invalid value for '{option}': {err['error']}" in r.output
 
 
+def save_poem_knowing(path, known="春花秋月"):
+    """A poem model that knows four characters (``unknown_characters`` as the real model's) and writes the
+    prompt back."""
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+        def serve(self, prompt):
+            return {"text": prompt}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def unknown_characters(self, text):
+            return {"unknown": tf.strings.regex_replace(text, f"[{known}]", "")}
+
+    m = Poem()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "unknown_characters": m.unknown_characters})
+    mark_app(path, "poetry")
+
+
+def test_poem_cli_and_rest_say_the_same_of_unknown_characters(start, tmp_path):
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    save_poem_knowing(str(tmp_path / "m" / "poem" / "1"))
+    srv = start([], tmp_path)
+    gen = PoemGenerator(str(tmp_path / "m" / "poem" / "1"), engine="tensorflow")
+    with pytest.raises(PoemError) as e:
+        gen.generate(start="春风")
+    status, err = predict(srv, "poem", {"instances": ["春风"]})
+    assert status == 400 and "does not know: 风" in err["error"]
+    assert _without_where(str(e.value), "The start") == _without_where(err["error"], "prompt")
+    assert predict(srv, "poem", {"instances": ["春花", "秋月"]}) == (200, {"predictions": ["春花", "秋月"]})
+    status, err = predict(srv, "poem", {"instances": ["春花", "秋风"]})
+    assert status == 400 and err["error"].startswith("prompt[1] '秋风' has characters this model does not know: 风.")
+
+
 def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
     """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
     from rnn_apps.apps.translate.translate import Translator

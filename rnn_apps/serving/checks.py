@@ -177,3 +177,18 @@ def check_counted_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray
         for i, c in enumerate(counts.reshape(-1)):
             if c == 0:
                 L.check_words(lim, f"{name}[{i}]", [])
+
+
+def check_known_chars(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], unknown_characters) -> None:
+    """Refuse texts with characters the model does not know, for the inputs ``lim.known_chars`` names;
+    ``unknown_characters({"text": texts})`` is the model's signature of that name (``unknown`` [B])."""
+    if lim is None:
+        return
+    for name in lim.known_chars:
+        a = arrays.get(name)
+        if a is None or a.ndim != 1 or a.size == 0:
+            continue
+        unknown = unknown_characters({"text": a})["unknown"]
+        for i, (text, bad) in enumerate(zip(a, unknown)):
+            L.check_characters(lim, f"{name}[{i}]" if a.size > 1 else name, text.decode("utf-8", "replace"),
+                               bad.decode("utf-8", "replace"))

@@ -9,7 +9,7 @@ import numpy as np
 
 from rnn_apps import limits
 from rnn_apps.sentences import join_pieces, sentence_pieces
-from rnn_apps.serving.checks import check_counted_words, check_known_words, check_request
+from rnn_apps.serving.checks import check_counted_words, check_known_chars, check_known_words, check_request
 from rnn_apps.serving.codec import _is_b64, to_array, to_json
 from rnn_apps.serving.errors import ApiError, _bad_request, _tf_message
 
@@ -137,6 +137,8 @@ def _check_limits(model: LoadedModel, arrays: dict) -> None:
             check_known_words(lim, arrays, lambda a: _run(model.signatures["tokenize"], a), model.languages)
         if lim is not None and lim.counted_words and "words" in model.signatures:
             check_counted_words(lim, arrays, lambda a: _run(model.signatures["words"], a))
+        if lim is not None and lim.known_chars and "unknown_characters" in model.signatures:
+            check_known_chars(lim, arrays, lambda a: _run(model.signatures["unknown_characters"], a))
     except limits.LimitError as e:
         raise _bad_request(str(e)) from None
 

@@ -180,13 +180,8 @@ class PoemGenerator(Predictor):
         for what, text, name in (("start", start, "prompt"), ("acrostic", acrostic, "acrostic")):
             with limits.errors_as(PoemError):  # the server's limits and words
                 limits.check_text(LIMITS, name, text, where=f"The {what}")
-            bad = self.unknown_characters(text) if text else ""
-            if bad:
-                raise PoemError(
-                    f"The {what} {text!r} has characters this model does not know: {' '.join(bad)}. "
-                    "Use other characters, or fine-tune the model on text that contains them "
-                    "(rnn-apps fine-tune poetry --data FILE)."
-                )
+            with limits.errors_as(PoemError):
+                limits.check_characters(LIMITS, f"The {what}", text, self.unknown_characters(text) if text else "")
         if form:
             n, m = FORMS[form]
             heads = len([c for c in acrostic if c not in "，。,. "])
