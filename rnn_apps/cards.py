@@ -185,7 +185,8 @@ def card_module(app: str):
 def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metrics: list,
             versions: Optional[str] = None) -> str:
     """A whole card: front matter, ``body`` (its title first) with the facts section after the title's
-    paragraphs (before the first ``##`` section), and the versions section last."""
+    paragraphs (before the first ``##`` section), and the versions section (``versions``, else the body's) last."""
+    versions = versions or section(body, VERSIONS_HEADING)  # the old card's changelog, else the body's own
     body = without_section(without_section(body, FACTS_HEADING), VERSIONS_HEADING).strip("\n") + "\n"
     lines = body.split("\n")
     at = next((i for i, level in _headings(lines) if level == 2), len(lines))
