@@ -25,7 +25,8 @@ SHARED = ("rnn_apps.cli.serve", "rnn_apps.cli.card")
 
 _OLD_STYLE = {  # command modules not yet declaring COMMANDS
     "rnn_apps.apps.translate.commands": {None: ["translate"], "train": ["train_translate"],
-                                         "evaluate": ["evaluate_translate"], "export": ["export_translate_cmd"]},
+                                         "fine-tune": ["fine_tune_translate"], "evaluate": ["evaluate_translate"],
+                                         "export": ["export_translate_cmd"]},
     "rnn_apps.apps.caption.commands": {None: ["caption"], "train": ["train_caption"], "evaluate": ["evaluate_caption"],
                                        "export": ["export_caption_cmd"], "fine-tune": ["fine_tune_caption"]},
 }
