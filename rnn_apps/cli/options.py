@@ -60,9 +60,12 @@ def model(app: str, help: str | None = None) -> callable:
                         help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
 
 
-def export(default: str | None = None, example: str | None = None, old=()) -> callable:
-    """``--export APP_DIR``: where a model is exported, as APP_DIR/<next version>/ (a TF Serving model directory)."""
-    if default:
+def export(default: str | None = None, example: str | None = None, old=(), help: str | None = None) -> callable:
+    """``--export APP_DIR``: where a model is exported, as APP_DIR/<next version>/ (a TF Serving model directory);
+    ``old`` are former spellings, accepted but not shown."""
+    if help:
+        text = help
+    elif default:
         text = "Export the model to this app directory, as its next version."
     else:
         text = f"Export the trained model to this app directory, as its next version (e.g. {example})."
