@@ -34,8 +34,8 @@ from typing import Optional
 FACTS_HEADING = "## The exported model"
 VERSIONS_HEADING = "## Versions"
 
-CARD_MODULES = {"poetry": "poetry", "sentiment": "sentiment", "translate": "translate", "fill": "fill",
-                "forecast": "forecast", "caption": "caption", "caption-shapes": "caption"}
+CARD_MODULES = {"poetry": "poetry", "sentiment": "sentiment", "translate": "translate", "translate-zh-en": "translate",
+                "fill": "fill", "forecast": "forecast", "caption": "caption", "caption-shapes": "caption"}
 """The app whose card module writes each model directory's card (caption-shapes: the caption app's)."""
 
 
@@ -217,7 +217,7 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
     version_dir = resolve_model_dir(model_dir or default_model_dir(app))
     app_dir = os.path.dirname(os.path.normpath(version_dir))
     out = out or os.path.join(app_dir, "README.md")
-    meta = read_extra(version_dir, f"{CARD_MODULES[app]}.json")
+    meta = read_extra(version_dir, f"{CARD_MODULES[app]}.json")  # the record every export writes
     unknown = sorted(set(inputs) - set(getattr(module, "INPUTS", {})))
     if unknown:
         takes = ", ".join(f"{k} ({v})" for k, v in getattr(module, "INPUTS", {}).items()) or "none"
