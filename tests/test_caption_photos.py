@@ -302,6 +302,34 @@ def test_resume_of_a_cached_run_matches_an_uninterrupted_one(tmp_path, photo_set
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5, err_msg=a.path)
 
 
+def test_export_average_best_is_the_mean_of_the_best_epochs(tmp_path, photo_model):
+    """export --average-best 2: the exported weights are the NumPy mean of the two kept epochs' weights."""
+    from rnn_apps import training
+    from rnn_apps.apps.caption import task
+    from rnn_apps.apps.caption.export import load_weights_from_export
+
+    run_dir, whole, _ = photo_model
+    assert whole["averaged_epochs"] == [1, 2]  # training averaged them too (default average_best 3, 2 epochs)
+    r = CliRunner().invoke(cli, ["export", "caption", "--run-dir", run_dir, "--models", str(tmp_path),
+                                 "--average-best", "2"])
+    assert r.exit_code == 0, r.output
+    exported = load_weights_from_export(r.output.strip().splitlines()[-1])["weights"]
+    model, _, cfg, _ = task.load_run_model(run_dir)
+    trainee = task._feature_model(model, cfg)
+    per_epoch = []
+    for e in (1, 2):
+        trainee.load_weights(training.epoch_weights_path(run_dir, e))
+        per_epoch.append([np.array(v.numpy()) for v in trainee.weights])
+    for v, a, b in zip(trainee.weights, *per_epoch):
+        v.assign((a + b) / 2 if np.issubdtype(a.dtype, np.floating) else a)
+    assert any(not np.allclose(a, b) for a, b in zip(*per_epoch))
+    for want, got in zip(model.weights, exported):
+        np.testing.assert_allclose(got, np.asarray(want), rtol=1e-6, atol=1e-7, err_msg=want.path)
+    r = CliRunner().invoke(cli, ["export", "caption", "--run-dir", run_dir, "--models", str(tmp_path),
+                                 "--average-best", "5"])
+    assert r.exit_code == 1 and "--average-best 5" in r.output and "Traceback" not in r.output
+
+
 def test_fine_tune_keeps_the_vocabulary_and_adds_new_words(tmp_path, photo_model):
     from rnn_apps.apps.caption import task
     from rnn_apps.apps.caption.export import load_weights_from_export

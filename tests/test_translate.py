@@ -222,13 +222,21 @@ def test_in_graph_greedy_matches_keras_reference(tiny_run, translator):
     """The exported model's greedy loop (one cell step at a time) writes what the teacher-forced Keras model picks."""
     from rnn_apps.apps.translate.text import tokenize_py
 
+    from rnn_apps.apps.translate.model import build_model
+
     _, r = tiny_run
     sv, tv = r["source_vocab"], r["target_vocab"]
+    # The export stores its weights as float16 and computes in float32: the reference gets the same weights.
+    ref = build_model(len(sv), len(tv), r["config"])
+    ref.set_weights([w.astype(np.float16).astype(np.float32) if w.dtype == np.float32 else w
+                     for w in r["model"].get_weights()])
+    stored = translator._model.model_weights
+    assert [v.dtype.name for v in stored] == ["float16"] * len(stored)
     texts = ["I love you.", "Where is my cat?"]
     got = translator.translate_batch(texts, beam=1)
     for text, toks, g in zip(texts, tokenize_py(texts, "en"), got):
         src = sv.encode(toks) + [sv.eos_id]
-        want = _greedy_reference(r["model"], src, tv, 2 * len(toks) + 10)
+        want = _greedy_reference(ref, src, tv, 2 * len(toks) + 10)
         # The graph puts a source word (as written) where the model writes <unk>.
         words = "|".join(re.escape(w) for w in tokenize_py([text], "en", lowercase=False)[0])
         assert re.fullmatch(re.escape(want).replace(re.escape("<unk>"), f"(?:{words})"), g), (text, want, g)

@@ -144,6 +144,9 @@ def _in_chinese(results: list, model_dir) -> list:
                    "backbone the mirrored photos' features are cached too).")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
+@click.option("--average-best", type=click.IntRange(0, 20), default=None,
+              help="--data: end with the mean of the weights of this many epochs of least validation loss "
+                   "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
 @click.option("--min-shapes", type=int, default=None, help="--synthetic: fewest shapes in a scene (default 1).")
 @click.option("--max-shapes", type=int, default=None, help="--synthetic: most shapes in a scene, up to 4 (default 3).")
 @click.option("--min-count", type=int, default=None, help="--data: rarest word kept in the vocabulary (default 5).")
@@ -309,8 +312,11 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
+@click.option("--average-best", type=click.IntRange(2, 20), default=None,
+              help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
+                   "training with --average-best N or more) instead of its final weights.")
 @_friendly_errors
-def export_caption_cmd(run_dir, models_dir, version, default_beam):
+def export_caption_cmd(run_dir, models_dir, version, default_beam, average_best):
     """Export the captioner of RUN_DIR to MODELS/caption/<version>/ (MODELS/caption-shapes/ for synthetic scenes).
 
     \b
@@ -321,6 +327,9 @@ def export_caption_cmd(run_dir, models_dir, version, default_beam):
     from rnn_apps.apps.caption import task
 
     model, vocab, cfg, run = task.load_run_model(run_dir)
+    training = {"stats": run.get("stats")}
+    if average_best:
+        training["averaged_epochs"] = task.average_run_epochs(model, run_dir, cfg, run, average_best)
     app = SHAPES_APP if run["synthetic"] else "caption"
     click.echo(task.export_run(model, vocab, cfg, run["synthetic"], os.path.join(models_dir, app), version,
-                               {"stats": run.get("stats")}, default_beam))
+                               training, default_beam))

@@ -36,6 +36,7 @@ DEFAULTS = dict(
     max_len=None,  # synthetic: the longest caption + 1; a caption set: 32
     flip_prob=0.0,  # share of training images mirrored left-right (data augmentation)
     default_beam=1,  # the beam width of the export's serving_default and of `rnn-apps caption` without --beam
+    average_best=3,  # caption sets: end with the mean of the weights of the 3 epochs of least validation loss
     seed=1234,
     # synthetic scenes
     min_shapes=1,
@@ -349,6 +350,8 @@ def train(
         save_every=save_every, tensorboard=tensorboard, verbose=verbose, strategy=strat,
         # A caption set is finite, and a large decoder overfits it: keep the epoch of least validation loss.
         keep_best=None if synthetic or val is None else "val_loss",
+        # Runs saved before this setting existed kept the best epoch alone.
+        average_best=cfg.get("average_best", 0),
     )
     if training.is_chief(strat):
         model.save_weights(os.path.join(run_dir, "final.weights.h5"))
@@ -438,6 +441,32 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
         compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], 1)
         training.CheckpointManager(run_dir).restore(trainee)
     return model, vocab, cfg, run
+
+
+def average_run_epochs(model, run_dir: str, cfg: dict, run: dict, n: int) -> list:
+    """Give a run's ``model`` the mean weights of its ``n`` epochs of least validation loss; return those epochs.
+
+    The weights of those epochs must be in ``<run_dir>/best-epochs/`` (kept by training with
+    ``average_best`` >= ``n``; see :func:`rnn_apps.training.fit_resumable`).
+
+    Raises:
+        FileNotFoundError: an epoch's weights are not there.
+    """
+    from rnn_apps import training
+
+    epochs = sorted(training.best_epochs(training.read_history(run_dir), "val_loss", n))
+    paths = [training.epoch_weights_path(run_dir, e) for e in epochs]
+    missing = [p for p in paths if not os.path.exists(p)]
+    if len(epochs) < n:
+        raise FileNotFoundError(f"{run_dir} has {len(epochs)} epoch(s) with a validation loss; --average-best {n} "
+                                f"needs {n}.")
+    if missing:
+        raise FileNotFoundError(f"{run_dir} does not hold the weights of its {n} best epochs "
+                                f"({missing[0] if missing else 'no epoch has a validation loss'}); train with "
+                                f"--average-best {n} to keep them.")
+    cached = bool(cfg.get("backbone")) and not cfg.get("backbone_trainable") and not run.get("synthetic")
+    training.average_weights(_feature_model(model, cfg) if cached else model, paths)
+    return epochs
 
 
 def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: str, version: Optional[int] = None,

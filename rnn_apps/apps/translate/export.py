@@ -65,15 +65,38 @@ def _lookup_table(mapping: dict, default):
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default)
 
 
+class _Untracked:
+    """Holds the Keras model out of ``tf.Module``'s tracking, so that a SavedModel stores ``model_weights`` only."""
+
+    def __init__(self, model):
+        self.model = model
+
+
 class TranslateModule(tf.Module):
-    """A ``tf.Module`` holding the Seq2Seq model, the vocabularies and the in-graph decoders."""
+    """A ``tf.Module`` holding the Seq2Seq model's weights, the vocabularies and the in-graph decoders.
+
+    The weights are stored as ``weights_dtype`` (float16 halves the SavedModel; the graph computes in
+    float32 on the stored values, through a ``keras.StatelessScope`` that gives each Keras variable its
+    stored value), in ``model.weights`` order, as ``model_weights``.
+    """
 
     def __init__(self, model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict,
                  truecase: Optional[dict] = None, default_beam: int = 1, length_penalty: float = LENGTH_PENALTY,
-                 coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True):
+                 coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True,
+                 weights_dtype: str = "float32"):
         super().__init__(name="translate_model")
-        self.model = model
-        self.model_weights = list(model.weights)  # in model.weights order, for reloading into Keras
+        if weights_dtype not in ("float32", "float16"):
+            raise ValueError(f"weights_dtype must be 'float32' or 'float16'; received {weights_dtype!r}.")
+        self._keras = _Untracked(model)
+        weights = {id(v) for v in model.weights}
+        # Other state (such as dropout seeds, unused at inference) enters the graph as constants.
+        self._keras.other_state = [(v, np.asarray(v.numpy())) for v in model.variables if id(v) not in weights]
+        self.model_weights = [
+            tf.Variable(tf.cast(v, weights_dtype) if v.dtype == "float32" else tf.convert_to_tensor(v),
+                        trainable=False, name=v.path.replace("/", "_"))
+            for v in model.weights
+        ]
+        self.weights_dtype = weights_dtype
         self.source_lang, self.target_lang = tdata.parse_direction(config["direction"])
         src_tokens, tgt_tokens = list(source_vocab.tokens), list(target_vocab.tokens)
         self._src_table = tf.lookup.StaticHashTable(
@@ -101,6 +124,19 @@ class TranslateModule(tf.Module):
         only_pad[Vocabulary.pad_id] = 0.0
         self._only_pad = tf.constant(only_pad)
         self.default_beam = int(default_beam)
+
+    @property
+    def model(self):
+        """The Keras :class:`~rnn_apps.apps.translate.model.Seq2Seq` (its own variables are not saved)."""
+        return self._keras.model
+
+    def _stored_weights(self):
+        """A scope in which the Keras model reads the stored weights (cast to its own dtypes)."""
+        import keras
+
+        mapping = [(v, tf.cast(w, v.dtype)) for v, w in zip(self.model.weights, self.model_weights)]
+        mapping += [(v, tf.constant(value)) for v, value in self._keras.other_state]
+        return keras.StatelessScope(state_mapping=mapping)
 
     # ---------------------------------------------------------------- text -> ids
     def _tokens(self, text):
@@ -250,7 +286,8 @@ class TranslateModule(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="max_length")])
     def run(self, text, beam_size, max_length):
         """Everything the signatures return, traced once (the signatures call this one graph function)."""
-        out = self._decode(text, beam_size, max_length)
+        with self._stored_weights():
+            out = self._decode(text, beam_size, max_length)
         ids = out["ids"]
         target = tf.where(ids == Vocabulary.pad_id, "", tf.gather(self._tgt_labels, ids))
         toks = self._tokens(text)[:, : MAX_SOURCE_TOKENS - 1]
@@ -296,7 +333,8 @@ class TranslateModule(tf.Module):
 def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, config: dict, truecase: dict,
                      app_dir: str, version: Optional[int] = None, summary: Optional[dict] = None,
                      default_beam: Optional[int] = None, length_penalty: float = LENGTH_PENALTY,
-                     coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True) -> str:
+                     coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True,
+                     weights_dtype: str = "float16") -> str:
     """Export the translator to ``app_dir/<version>`` atomically; return the version directory.
 
     Args:
@@ -304,6 +342,8 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
         length_penalty: α of the length normalisation (0: none).
         coverage_penalty: β of the coverage penalty (0: none; models without attention have none).
         copy_unknown: Let the model write ``<unk>`` and put the attended source word in its place.
+        weights_dtype: How the weights are stored: ``"float16"`` (half the size; the graph computes in
+            float32) or ``"float32"``.
     """
     beam = int(default_beam if default_beam is not None else DEFAULT_BEAM)
     if not 1 <= beam <= MAX_BEAM:
@@ -313,7 +353,7 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
             raise ValueError(f"{name} must be from 0 to 5; received {value}.")
     module = TranslateModule(model, source_vocab, target_vocab, config, truecase, default_beam=beam,
                              length_penalty=length_penalty, coverage_penalty=coverage_penalty,
-                             copy_unknown=copy_unknown)
+                             copy_unknown=copy_unknown, weights_dtype=weights_dtype)
     signatures = {
         "serving_default": module.serving_default,
         "translate": module.translate,
@@ -332,6 +372,7 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
         "truecase": truecase,
         "decoding": {"default_beam": beam, "length_penalty": module.length_penalty,
                      "coverage_penalty": module.coverage_penalty, "copy_unknown": module.copy_unknown,
+                     "weights_dtype": module.weights_dtype,
                      "max_source_tokens": MAX_SOURCE_TOKENS,
                      "max_output_tokens": MAX_OUTPUT_TOKENS, "max_beam": MAX_BEAM},
         "summary": summary or {},
@@ -365,5 +406,5 @@ def load_exported_model(model_dir: str):
     if len(saved) != len(model.weights):
         raise ValueError(f"{model_dir} holds {len(saved)} weights but its settings build a model of {len(model.weights)}.")
     for v, w in zip(model.weights, saved):
-        v.assign(w)
+        v.assign(tf.cast(w, v.dtype))
     return model, src_vocab, tgt_vocab, cfg, meta.get("truecase", {})
