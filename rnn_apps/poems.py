@@ -19,6 +19,18 @@ import numpy as np
 from rnn_apps.chinese import COMMA, HAN_RANGES, PAUSES, PERIOD, QUOTES, SCRIPTS, SENTENCE_ENDS, convert_script
 from rnn_apps.vocab import Vocabulary
 
+# How a corpus is read, split and batched: the same for every model of poems, so that a fill model's
+# validation poems are the poem model's (and were never trained on by either).
+CORPUS_SETTINGS = dict(
+    clipnorm=1.0,
+    tokens_per_batch=8192,
+    max_len=128,
+    val_fraction=0.05,
+    min_count=3,
+    script="simplified",
+    seed=1234,
+)
+
 # Corpus cleaning (Python only; stricter than the input rules of rnn_apps.chinese: brackets and middle dots go too).
 _BRACKETS = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】")
 _DROP = re.compile(f"[{QUOTES}\\s·・]")

@@ -20,9 +20,11 @@ The apps themselves are found by name through :mod:`rnn_apps.predictors`, never 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 from rnn_apps import export as shared_export
@@ -56,6 +58,45 @@ class TrainResult(dict):
         out = {k: self[k] for k in keys}
         out.update({k: self[k] for k in optional if k in self})
         return out
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How a training run runs, the same options for every app (what it learns is the app's own settings).
+
+    Every app's ``train(data, run_dir, epochs, **options)`` takes these by name; :meth:`split` separates
+    them from the app's settings.
+
+    Attributes:
+        resume: Continue the run in ``run_dir`` from its newest checkpoint (its saved settings win).
+        strategy: ``default``, ``mirrored`` or ``multi-worker`` (:func:`rnn_apps.training.get_strategy`).
+        tensorboard: Also write TensorBoard logs under ``run_dir/tensorboard``.
+        save_every: Also checkpoint every this many steps (0: at epoch ends only).
+        verbose: Keras verbosity (0: silent).
+        callbacks: Extra Keras callbacks.
+    """
+
+    resume: bool = False
+    strategy: str = "default"
+    tensorboard: bool = False
+    save_every: int = 100
+    verbose: int = 1
+    callbacks: tuple = ()
+
+    @classmethod
+    def split(cls, options: dict, **defaults) -> tuple:
+        """``(RunOptions, settings)``: the run options among ``options`` (else ``defaults``, the app's own,
+        else the class's) and the remaining ``options``, the app's settings."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in options.items() if k in names}
+        run = cls(**{**defaults, **given})
+        return dataclasses.replace(run, callbacks=tuple(run.callbacks)), {k: v for k, v in options.items()
+                                                                          if k not in names}
+
+    def fit_kwargs(self) -> dict:
+        """The options as arguments of :func:`rnn_apps.training.fit_resumable`."""
+        return {"resume": self.resume, "save_every": self.save_every, "tensorboard": self.tensorboard,
+                "callbacks": list(self.callbacks), "verbose": self.verbose}
 
 
 def token_classification(**loss_kwargs) -> dict:
@@ -124,17 +165,18 @@ def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optiona
     return model
 
 
-def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, run_dir: str, *, strategy,
-            final: str = FINAL_WEIGHTS, **fit_kwargs) -> TrainResult:
-    """:func:`rnn_apps.training.fit_resumable`, then the final weights to ``run_dir/final`` (on the chief).
+def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, run_dir: str, run: RunOptions, *,
+            strategy, final: Optional[str] = FINAL_WEIGHTS, **fit_kwargs) -> TrainResult:
+    """:func:`rnn_apps.training.fit_resumable` with the ``run`` options, then the final weights to
+    ``run_dir/final`` (on the chief; ``final=None``: none).
 
-    ``fit_kwargs``: ``validation_data``, ``resume``, ``save_every``, ``tensorboard``, ``callbacks``,
-    ``verbose``, ``keep_best``, ``patience``, ``meta`` (see ``fit_resumable``).
+    ``fit_kwargs``: ``validation_data``, ``keep_best``, ``patience``, ``average_best``, ``meta`` (see
+    ``fit_resumable``).
     """
     from rnn_apps import training
 
     result = training.fit_resumable(model, make_dataset, steps_per_epoch, epochs, run_dir, strategy=strategy,
-                                    **fit_kwargs)
+                                    **run.fit_kwargs(), **fit_kwargs)
     if final and training.is_chief(strategy):
         model.save_weights(os.path.join(run_dir, final))
     return TrainResult(result)

@@ -31,27 +31,7 @@ class CoupledLSTMCell(LSTMCell):
     It shares :class:`LSTMCell`'s code (constructor, weights, fused gate products) with three blocks
     instead of four.
 
-    Args:
-        units: Positive int, size of h and c.
-        activation: Activation for the candidate and the output (default tanh).
-        recurrent_activation: Activation of the gates (default sigmoid).
-        use_bias: Whether the gates have a bias.
-        unit_forget_bias: If True, add 1 to the forget-gate bias at initialization
-            (Jozefowicz et al., 2015) and use zeros for the rest of the bias.
-        kernel_initializer, recurrent_initializer, bias_initializer: Initializers.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer: Regularizers.
-        kernel_constraint, recurrent_constraint, bias_constraint: Constraints.
-        dropout: Fraction of the inputs dropped (one mask per sequence).
-        recurrent_dropout: Fraction of h_{t-1} dropped (one mask per sequence).
-        seed: Seed for the dropout masks.
-
-    Call arguments:
-        inputs: (batch, input_dim) tensor for one time step.
-        states: list ``[h_{t-1}, c_{t-1}]``, each (batch, units).
-        training: Whether dropout is applied.
-
-    Returns:
-        ``(h_t, [h_t, c_t])``.
+    Args, call arguments and returns: those of :class:`LSTMCell` (states ``[h, c]``; ``(h_t, [h_t, c_t])``).
     """
 
     _blocks = 3  # gate column blocks f | c | o

@@ -34,13 +34,7 @@ class PeepholeLSTMCell(LSTMCell):
         **kwargs: The arguments of :class:`LSTMCell` (activations, initializers, regularizers,
             constraints, ``unit_forget_bias``, dropout, seed).
 
-    Call arguments:
-        inputs: (batch, input_dim) tensor for one time step.
-        states: list ``[h_{t-1}, c_{t-1}]``, each (batch, units).
-        training: Whether dropout is applied.
-
-    Returns:
-        ``(h_t, [h_t, c_t])``.
+    Call arguments and returns: those of :class:`LSTMCell` (states ``[h, c]``; ``(h_t, [h_t, c_t])``).
     """
 
     def __init__(self, units, peephole_initializer="zeros", **kwargs):

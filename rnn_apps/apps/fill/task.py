@@ -8,7 +8,7 @@ from typing import Optional
 
 from rnn_apps import poems
 from rnn_apps.apps import base as contract
-from rnn_apps.apps.base import CONFIG_FILE, TrainResult
+from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.batches import batch_dataset
 from rnn_apps.vocab import Vocabulary
@@ -23,13 +23,7 @@ DEFAULTS = dict(
     dropout=0.1,
     mask_rate=0.12,
     learning_rate=3e-3,
-    clipnorm=1.0,
-    tokens_per_batch=8192,
-    max_len=128,
-    val_fraction=0.05,
-    min_count=3,
-    script="simplified",
-    seed=1234,
+    **poems.CORPUS_SETTINGS,
     max_steps=0,
 )
 
@@ -60,17 +54,7 @@ def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None
     return vocab, train, val, tr, va, stats
 
 
-def train(
-    data_path: str,
-    run_dir: str,
-    epochs: int = 2,
-    resume: bool = False,
-    strategy: str = "default",
-    tensorboard: bool = False,
-    save_every: int = 100,
-    verbose: int = 1,
-    **overrides,
-) -> TrainResult:
+def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResult:
     """Train a fill-in-the-blank model; checkpoints and the final weights go to ``run_dir``.
 
     Args:
@@ -78,16 +62,17 @@ def train(
         run_dir: The run's config, vocabulary, checkpoints and logs.
         epochs: Total epochs (``max_steps`` > 0 instead cuts the run to that many steps: the epoch is then
             ``max_steps / epochs`` steps long).
-        resume: Continue the run in ``run_dir`` (its saved config wins, but a given ``max_steps`` with
-            ``epochs`` sets a new length).
-        **overrides: Any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward").
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``; its saved config wins, but a given ``max_steps`` with ``epochs`` sets a new length)
+            and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward").
     """
     from rnn_apps import training
     from rnn_apps.apps.fill.model import build
 
     # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
     # follows the new total); otherwise it keeps its saved settings and epochs.
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE, resumable=("max_steps",))
+    run, overrides = RunOptions.split(options, save_every=100)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, resumable=("max_steps",))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = None
     if saved is not None:
@@ -97,13 +82,13 @@ def train(
     training.set_seed(cfg["seed"])
     t0 = time.time()
     vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
-    if verbose:
+    if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     contract.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
                                     "stats": stats})
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     plan = fdata.make_plan(tr, cfg["tokens_per_batch"], cfg["seed"], cfg["mask_rate"], replicas)
     # Validation: the same masking rate, a fixed draw.
@@ -116,8 +101,7 @@ def train(
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
         model.build((None, None))
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
-                          strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-                          resume=resume, save_every=save_every, tensorboard=tensorboard, verbose=verbose)
+                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None)
     result.update({
         "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
         "val_loss": training.last_metric(result["history"], "val_loss"),

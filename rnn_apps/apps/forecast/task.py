@@ -20,7 +20,7 @@ from typing import Optional
 import numpy as np
 
 from rnn_apps.apps import base as contract
-from rnn_apps.apps.base import CONFIG_FILE, TrainResult
+from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.forecast import data as fdata
 from rnn_apps.apps.forecast import metrics as fmetrics
 from rnn_apps.apps.forecast.model import Forecaster, build_model, check_mode
@@ -108,29 +108,16 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
     return training.generator_dataset(gen, spec), steps
 
 
-def train(
-    series: fdata.Series,
-    run_dir: str,
-    epochs: int = 15,
-    resume: bool = False,
-    strategy: str = "default",
-    verbose: int = 1,
-    callbacks=(),
-    save_every: int = 0,
-    **overrides,
-) -> TrainResult:
+def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> TrainResult:
     """Train a forecaster on ``series`` and back-test it.
 
     Args:
         series: The series (:func:`~rnn_apps.apps.forecast.data.read_csv` or ``demo_series``).
         run_dir: Checkpoints, ``config.json`` and ``history.jsonl``.
         epochs: Epochs of the run (a resumed run stops at the same step).
-        resume: Continue the run in ``run_dir`` (its saved settings win over ``overrides``).
-        strategy: ``default``, ``mirrored`` or ``multi-worker``.
-        verbose: Keras verbosity (0: silent).
-        callbacks: Extra Keras callbacks.
-        save_every: Also checkpoint every this many steps (0: at epoch ends only).
-        **overrides: Any of :data:`DEFAULTS` (None values are ignored).
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``, its saved settings winning; ``save_every`` 0 by default: checkpoints at epoch ends
+            only) and any of :data:`DEFAULTS` (None values are ignored).
 
     Returns:
         A dict: ``metrics`` (``model``, ``naive``, ``seasonal_naive``: each ``{"mae", "mape", "mape_skipped"}``,
@@ -142,7 +129,8 @@ def train(
 
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
+    run, overrides = RunOptions.split(options, save_every=0)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
     if saved is not None:
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
@@ -166,7 +154,7 @@ def train(
     import keras
     import tensorflow as tf
 
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     batch_size = -(-int(cfg["batch_size"]) // replicas) * replicas
     _, steps = _train_dataset(x, y, batch_size, cfg["seed"], 0)
@@ -177,9 +165,8 @@ def train(
                                metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
     result = contract.fit_run(
-        model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir,
-        strategy=strat, final=None, validation_data=val, resume=resume, save_every=save_every,
-        callbacks=list(callbacks), verbose=verbose, meta={"mode": mode},
+        model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
+        strategy=strat, final=None, validation_data=val, meta={"mode": mode},
     )
     train_seconds = time.time() - t0
 

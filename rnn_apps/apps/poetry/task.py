@@ -8,9 +8,10 @@ import time
 from typing import Optional
 
 from rnn_apps.apps import base as contract
-from rnn_apps.apps.base import CONFIG_FILE, TrainResult
+from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.batches import batch_dataset
+from rnn_apps.poems import CORPUS_SETTINGS
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -22,13 +23,7 @@ DEFAULTS = dict(
     cell="lstm",
     dropout=0.1,
     learning_rate=2e-3,
-    clipnorm=1.0,
-    tokens_per_batch=8192,
-    max_len=128,
-    val_fraction=0.05,
-    min_count=3,
-    script="simplified",
-    seed=1234,
+    **CORPUS_SETTINGS,
 )
 
 
@@ -111,36 +106,25 @@ def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None
     return vocab, tr, va, stats
 
 
-def train(
-    data_path: str,
-    run_dir: str,
-    epochs: int = 8,
-    resume: bool = False,
-    strategy: str = "default",
-    tensorboard: bool = False,
-    save_every: int = 100,
-    verbose: int = 1,
-    init_from: Optional[str] = None,
-    **overrides,
-) -> TrainResult:
+def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[str] = None, **options) -> TrainResult:
     """Train a Char-RNN on a poem corpus; checkpoints and the final weights go to ``run_dir``.
 
     Args:
         data_path: A corpus file (see :mod:`rnn_apps.apps.poetry.data`).
         run_dir: Where the run's config, vocabulary, checkpoints and logs live.
         epochs: Total epochs.
-        resume: Continue the run in ``run_dir`` (its saved config wins over ``overrides``).
-        strategy: ``default``, ``mirrored`` or ``multi-worker``.
         init_from: A model directory (a shipped SavedModel) whose weights start the run (fine-tuning);
             characters of the new corpus it does not know get new embedding rows.
-        **overrides: Any of :data:`DEFAULTS`.
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``, its saved config winning over the settings given) and any of :data:`DEFAULTS`.
 
     Returns:
         A summary dict (step, history, validation bits/char, corpus stats, seconds).
     """
     from rnn_apps import training
 
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
+    run, overrides = RunOptions.split(options, save_every=100)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = Vocabulary.load(vocab_path) if saved is not None else None
     training.set_seed(cfg["seed"])
@@ -160,16 +144,16 @@ def train(
         train_p, _ = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
         fresh = Vocabulary.build(train_p, min_count=1)
         added = vocab.extend(t for t in fresh.tokens[len(SPECIALS):] if pdata.is_han(t) or t in pdata.PUNCT)
-        if verbose and added:
+        if run.verbose and added:
             print(f"Adding {len(added)} new characters to the vocabulary: {''.join(added[:40])}{'…' if len(added) > 40 else ''}")
     vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab_in)
-    if verbose:
+    if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats})
 
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     plan = pdata.BatchPlan(tr, cfg["tokens_per_batch"], seed=cfg["seed"], multiple=replicas)
     val_plan = pdata.BatchPlan(va, cfg["tokens_per_batch"], seed=0, multiple=replicas) if va else None
@@ -185,8 +169,7 @@ def train(
             # A grown vocabulary keeps the old embedding rows (the tied output layer grows with it).
             training.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir,
-                          strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-                          resume=resume, save_every=save_every, tensorboard=tensorboard, verbose=verbose)
+                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None)
     val_bpc = training.last_metric(result["history"], "val_bits_per_char")
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})

@@ -32,12 +32,12 @@ import json
 import math
 import os
 import time
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 
 from rnn_apps.apps import base as contract
-from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, TrainResult
+from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, RunOptions, TrainResult
 from rnn_apps.apps.sentiment import data as sdata
 
 VOCAB_FILE = "vocab.json"
@@ -206,19 +206,7 @@ def lm_dataset(plan, seqs, start_step: int = 0, epochs: Optional[int] = None):
     return _dataset(lambda: sdata.lm_batches(plan, seqs, start_step, epochs), spec, plan, start_step, epochs)
 
 
-def train(
-    data_path: str,
-    run_dir: str,
-    epochs: int = 4,
-    resume: bool = False,
-    strategy: str = "default",
-    tensorboard: bool = False,
-    save_every: int = 200,
-    verbose: int = 1,
-    init_from: Optional[str] = None,
-    callbacks: Sequence = (),
-    **overrides,
-) -> TrainResult:
+def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[str] = None, **options) -> TrainResult:
     """Train the sentiment classifier (after ``pretrain_epochs`` of LM pre-training) on labelled reviews.
 
     Args:
@@ -226,12 +214,11 @@ def train(
             ``tfds:imdb_reviews``, or a CSV/TSV of (text, label); see :func:`rnn_apps.apps.sentiment.data.load_reviews`.
         run_dir: Where the run's config, vocabulary, checkpoints and logs live.
         epochs: Total classifier epochs.
-        resume: Continue the run in ``run_dir`` (its saved settings and vocabulary win over ``overrides``).
-        strategy: ``default``, ``mirrored`` or ``multi-worker``.
         init_from: An exported model (fine-tuning): its vocabulary, architecture and weights (and its
             language-model head, for pre-training) start the run.
-        callbacks: Extra Keras callbacks for both phases.
-        **overrides: Any of :data:`DEFAULTS`.
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``, its saved settings and vocabulary winning; ``callbacks`` serve both phases) and any of
+            :data:`DEFAULTS`.
 
     Returns:
         A summary dict: step, history, val_accuracy (of the kept epoch), lm_val_perplexity, stats, seconds,
@@ -243,9 +230,10 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.sentiment import model as smodel
 
+    run, overrides = RunOptions.split(options, save_every=200)
     _check_settings({k: v for k, v in overrides.items() if v is not None})  # before the run dir is made
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume and os.path.exists(vocab_path), CONFIG_FILE,
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume and os.path.exists(vocab_path), CONFIG_FILE,
                                        resumable=(*NGRAM_SETTINGS, "pretrain_epochs"))
     _check_settings(cfg)  # and a saved run's own
     if saved is not None:
@@ -272,7 +260,7 @@ def train(
                      and (base is None or base.get("ngram") is None))
     labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain or self_training)
     train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
-    if verbose:
+    if run.verbose:
         print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
               f"({time.time() - t0:.0f} s).")
     train_texts = [r.text for r in train_r]
@@ -282,7 +270,7 @@ def train(
         vectorizer = smodel.make_vectorizer(max_tokens=cfg["max_tokens"])
         vectorizer.adapt(tf.data.Dataset.from_tensor_slices(lm_texts or train_texts).batch(1024))
         vocabulary = smodel.vocabulary_words(vectorizer)
-        if verbose:
+        if run.verbose:
             print(f"Vocabulary: {len(vocabulary) + 2} entries ({time.time() - t1:.0f} s).")
     vectorizer = smodel.make_vectorizer(vocabulary)
     vocab_size = len(vocabulary) + 2
@@ -310,7 +298,7 @@ def train(
 
     write_config()
 
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     with strat.scope():
         model = smodel.build_from_config(vocab_size, cfg)
@@ -319,8 +307,8 @@ def train(
 
     lm, lm_result = None, None
     if pretrain:
-        lm_result, lm = _pretrain(model, vectorizer, lm_texts, cfg, os.path.join(run_dir, LM_DIR), strat, resume,
-                                  save_every, tensorboard, verbose, base, callbacks, stats)
+        lm_result, lm = _pretrain(model, vectorizer, lm_texts, cfg, os.path.join(run_dir, LM_DIR), strat, run, base,
+                                  stats)
         write_config()  # with the language model's statistics
 
     plan = sdata.BucketBatches([len(s) for s in tr_ids], cfg["batch_size"], seed=cfg["seed"], multiple=replicas)
@@ -329,20 +317,19 @@ def train(
     with strat.scope():
         compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs,
                            cfg["layer_lr_decay"])
-    if verbose:
+    if run.verbose:
         print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
     result = contract.fit_run(
         model, lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None), plan.steps_per_epoch, epochs,
-        run_dir, strategy=strat, final=FINAL_WEIGHTS,
+        run_dir, run, strategy=strat, final=FINAL_WEIGHTS,
         validation_data=classifier_dataset(val_plan, va_ids, va_labels, 0, 1) if val_plan else None,
-        resume=resume, save_every=save_every, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
         keep_best="val_loss" if cfg["keep_best"] else None, patience=int(cfg["patience"]),
     )
     ngram = None
     if training.is_chief(strat):
         if int(cfg.get("ngram_features") or 0) > 0 or (base is not None and base.get("ngram") is not None):
             ngram = _fit_ngram_branch(model, cfg, train_texts, tr_labels, [r.text for r in val_r], va_ids, va_labels,
-                                      base.get("ngram") if base is not None else None, verbose,
+                                      base.get("ngram") if base is not None else None, run.verbose,
                                       [r.text for r in unlabelled] if self_training else [])
             ngram.save(os.path.join(run_dir, NGRAM_DIR))
     lm_loss = training.last_metric(lm_result["history"], "val_loss") if lm_result else None
@@ -437,8 +424,7 @@ def load_run_ngram(run_dir: str):
     return NgramBranch.load(os.path.join(run_dir, NGRAM_DIR))
 
 
-def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, tensorboard, verbose, base,
-              callbacks, stats):
+def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, run, base, stats):
     """Train ``model``'s embedding and encoder as a bidirectional LM on ``texts``; return (fit result, lm)."""
     from rnn_apps import training
     from rnn_apps.apps.sentiment.model import BiLanguageModel, encode_texts
@@ -466,13 +452,12 @@ def _pretrain(model, vectorizer, texts, cfg, lm_dir, strat, resume, save_every, 
         if base is not None and base.get("lm_weights"):
             contract.assign_weights(lm.head_weights(), base["lm_weights"], "the base model's language-model head")
         compile_language_model(lm, cfg["pretrain_learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
-    if verbose:
+    if run.verbose:
         print(f"Language-model pre-training: {stats['lm_train_tokens']:,} tokens in {len(tr)} pieces, "
               f"{plan.steps_per_epoch} steps an epoch ({time.time() - t0:.0f} s to prepare).")
     result = contract.fit_run(
-        lm, lambda start: lm_dataset(plan, tr, start, None), plan.steps_per_epoch, epochs, lm_dir, strategy=strat,
-        final=None, validation_data=lm_dataset(val_plan, val, 0, 1) if val_plan else None, resume=resume,
-        save_every=save_every, tensorboard=tensorboard, callbacks=callbacks, verbose=verbose,
+        lm, lambda start: lm_dataset(plan, tr, start, None), plan.steps_per_epoch, epochs, lm_dir, run, strategy=strat,
+        final=None, validation_data=lm_dataset(val_plan, val, 0, 1) if val_plan else None,
     )
     if training.is_chief(strat):
         np.savez(os.path.join(lm_dir, LM_HEAD_FILE), *[w.numpy() for w in lm.head_weights()])
