@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rnn_apps.cli import options
-from rnn_apps.cli.common import echo_json, friendly_errors
+from rnn_apps.cli.common import echo_json, friendly_errors, quiet_tensorflow
 
 
 def _inputs(ctx, param, values) -> dict:
@@ -44,12 +44,9 @@ def card(app, model_dir, out_path, inputs, as_json):
       rnn-apps card forecast --model models/forecast/1 --json
       rnn-apps card poetry -i run_dir=runs/poetry -i data=../shared/data/tang-poems.jsonl.gz
     """
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    with quiet_tensorflow():
+        from rnn_apps import cards
 
-    import_tensorflow_quietly()
-    from rnn_apps import cards
-
-    with native_stderr_silenced():
         written = cards.write_card(app, model_dir, out_path, **inputs)
     if as_json:
         echo_json(written)

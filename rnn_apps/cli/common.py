@@ -66,6 +66,17 @@ class FiniteFloatRange(click.FloatRange):
         return rv
 
 
+@contextlib.contextmanager
+def quiet_tensorflow():
+    """Import TensorFlow without its start-up noise, and keep its native log lines off stderr in the block
+    (``RNN_APPS_VERBOSE=1`` shows them)."""
+    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+
+    import_tensorflow_quietly()
+    with native_stderr_silenced():
+        yield
+
+
 def echo_json(obj) -> None:
     """Print ``obj`` as indented JSON, non-ASCII characters as they are."""
     click.echo(json.dumps(obj, ensure_ascii=False, indent=2))

@@ -13,7 +13,7 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity, with_card,
 )
 
 
@@ -72,12 +72,9 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
 
     for i, t in enumerate(inputs, 1):  # every text is checked before the model is loaded
         fdata.parse_text(t, f"Text {i}")
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    with quiet_tensorflow():
+        from rnn_apps.apps.fill.filler import Filler
 
-    import_tensorflow_quietly()
-    from rnn_apps.apps.fill.filler import Filler
-
-    with native_stderr_silenced():
         results = Filler(model_dir).fill(inputs, top_k=top_k)
     for i, r in enumerate(results, 1):
         which = f"text {i}" if len(results) > 1 else "the text"
@@ -172,12 +169,9 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
       rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --split val
       rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --model runs/fill-forward/models/fill --json
     """
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    with quiet_tensorflow():
+        from rnn_apps.apps.fill.filler import evaluate_masked
 
-    import_tensorflow_quietly()
-    from rnn_apps.apps.fill.filler import evaluate_masked
-
-    with native_stderr_silenced():
         r = evaluate_masked(data, model_dir, split=split, seed=seed, batch_size=batch_size, limit=limit,
                             progress=not as_json)
     show(r, as_json, lambda r: f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} "

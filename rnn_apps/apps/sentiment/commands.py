@@ -8,7 +8,7 @@ import click
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity, with_card,
 )
 
 
@@ -41,10 +41,7 @@ def classify(texts, files, model_dir, batch_size, as_json):
                            "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
                            "or - to read standard input. See rnn-apps classify --help.",
                            "No review to classify: the input holds only blank lines.")
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
-
-    import_tensorflow_quietly()
-    with native_stderr_silenced():
+    with quiet_tensorflow():
         clf = SentimentClassifier(model_dir)
         preds = clf.classify(reviews, batch_size=batch_size)
     head = clf.max_len // 4
