@@ -16,12 +16,16 @@ from rnn_apps._cli_common import (
 _CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
 
 
-def _export_run(r: dict, app_dir: str, version=None, default_beam=None) -> str:
-    from rnn_apps.apps.translate.export import export_translate
+def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_penalty=None,
+                coverage_penalty=None) -> str:
+    from rnn_apps.apps.translate import export
 
-    return export_translate(r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}),
-                            app_dir, version, default_beam=default_beam,
-                            summary={k: r.get(k) for k in ("val_loss", "best_epoch", "stats", "step", "stopped_early")})
+    penalties = {"length_penalty": export.LENGTH_PENALTY if length_penalty is None else length_penalty,
+                 "coverage_penalty": export.COVERAGE_PENALTY if coverage_penalty is None else coverage_penalty}
+    return export.export_translate(r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}),
+                                   app_dir, version, default_beam=default_beam, **penalties,
+                                   summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats",
+                                                                  "step", "stopped_early")})
 
 
 _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -289,8 +293,12 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 @click.option("--models", "models_dir", default="models", show_default=True)
 @click.option("--version", type=int, default=None, help="Version number (default: next).")
 @_DEFAULT_BEAM
+@click.option("--length-penalty", type=click.FloatRange(0, 5), default=None,
+              help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
+@click.option("--coverage-penalty", type=click.FloatRange(0, 5), default=None,
+              help="β of the beam's coverage penalty β Σ log min(attention received, 1) (default 0.2; 0: none).")
 @_friendly_errors
-def export_translate_cmd(run_dir, models_dir, version, default_beam):
+def export_translate_cmd(run_dir, models_dir, version, default_beam, length_penalty, coverage_penalty):
     """Export the translator of RUN_DIR to MODELS/translate/<version>/ (MODELS/translate-zh-en/ for a zh-en model).
 
     \b
@@ -303,7 +311,8 @@ def export_translate_cmd(run_dir, models_dir, version, default_beam):
     model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
     result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
-    click.echo(_export_run(result, os.path.join(models_dir, app), version, default_beam))
+    click.echo(_export_run(result, os.path.join(models_dir, app), version, default_beam, length_penalty,
+                           coverage_penalty))
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
