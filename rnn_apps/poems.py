@@ -12,7 +12,7 @@ import gzip
 import json
 import os
 import re
-from typing import Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -21,15 +21,8 @@ from rnn_apps.vocab import Vocabulary
 
 # How a corpus is read, split and batched: the same for every model of poems, so that a fill model's
 # validation poems are the poem model's (and were never trained on by either).
-CORPUS_SETTINGS = dict(
-    clipnorm=1.0,
-    tokens_per_batch=8192,
-    max_len=128,
-    val_fraction=0.05,
-    min_count=3,
-    script="simplified",
-    seed=1234,
-)
+CORPUS_SETTINGS = dict(clipnorm=1.0, tokens_per_batch=8192, max_len=128, val_fraction=0.05, min_count=3,
+                       script="simplified", seed=1234)
 
 # Corpus cleaning (Python only; stricter than the input rules of rnn_apps.chinese: brackets and middle dots go too).
 _BRACKETS = re.compile(r"（[^（）]*）|\([^()]*\)|\[[^\[\]]*\]|〖[^〖〗]*〗|\{[^{}]*\}|【[^【】]*】")
@@ -171,3 +164,38 @@ def encode_poems(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) ->
             if len(piece) >= 2:
                 out.append(piece)
     return out
+
+
+def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None,
+                   build_vocab: Optional[Callable] = None, unpredicted: int = 1):
+    """Load, split, (build the vocabulary of) and encode a corpus, as every model of poems does.
+
+    Args:
+        data_path: A corpus file (see :func:`read_raw_poems`).
+        cfg: The run's settings (``script``, ``val_fraction``, ``seed``, ``min_count``, ``max_len`` of
+            :data:`CORPUS_SETTINGS`).
+        vocab: The vocabulary of a resumed or fine-tuned run; default: one built from the training poems
+            with ``build_vocab(train_poems, min_count)`` (default :meth:`Vocabulary.build`).
+        unpredicted: Tokens of each encoded sequence that are not predicted, for the token counts (1: the
+            ``<bos>`` of a left-to-right model; 2: both bookends, for a model that predicts each character
+            from both sides).
+
+    Returns:
+        ``(vocab, train poems, validation poems, train sequences, validation sequences, stats)``.
+    """
+    poems = load_poems(data_path, cfg["script"])
+    train, val = split_poems(poems, cfg["val_fraction"], cfg["seed"])
+    if vocab is None:
+        vocab = (build_vocab or (lambda p, m: Vocabulary.build(p, min_count=m)))(train, cfg["min_count"])
+    tr = encode_poems(train, vocab, cfg["max_len"])
+    va = encode_poems(val, vocab, cfg["max_len"]) if val else []
+    stats = {
+        "poems": len(poems),
+        "train_poems": len(train),
+        "val_poems": len(val),
+        "train_tokens": int(sum(len(s) - unpredicted for s in tr)),
+        "val_tokens": int(sum(len(s) - unpredicted for s in va)),
+        "vocab_size": len(vocab),
+    }
+    return vocab, train, val, tr, va, stats
+

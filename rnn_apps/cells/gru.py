@@ -42,9 +42,7 @@ class GRUCell(BaseCell):
         activation: Activation of the candidate (default tanh).
         recurrent_activation: Activation of the gates (default sigmoid).
         use_bias: Whether the gates have biases.
-        kernel_initializer, recurrent_initializer, bias_initializer: Initializers.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer: Regularizers.
-        kernel_constraint, recurrent_constraint, bias_constraint: Constraints.
+        kernel_*, recurrent_*, bias_* ``initializer``, ``regularizer``, ``constraint``: as in Keras's cells.
         dropout: Fraction of the inputs dropped (one mask per sequence).
         recurrent_dropout: Fraction of h_{t-1} dropped in the recurrent products (one mask per
             sequence); the carried h_{t-1} in the last equation is not dropped.

@@ -26,9 +26,7 @@ class SimpleRNNCell(BaseCell):
         units: Positive int, size of the state.
         activation: Activation f (default tanh; None means linear).
         use_bias: Whether to add b.
-        kernel_initializer, recurrent_initializer, bias_initializer: Initializers.
-        kernel_regularizer, recurrent_regularizer, bias_regularizer: Regularizers.
-        kernel_constraint, recurrent_constraint, bias_constraint: Constraints.
+        kernel_*, recurrent_*, bias_* ``initializer``, ``regularizer``, ``constraint``: as in Keras's cells.
         dropout: Fraction of the inputs dropped (one mask per sequence).
         recurrent_dropout: Fraction of s_{t-1} dropped before the product with W (one mask per sequence).
         seed: Seed for the dropout masks.

@@ -36,22 +36,9 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
     """Load and split the poems as the poem model does; return (vocab, train, val, train_seqs, val_seqs, stats)."""
-    poem_list = poems.load_poems(data_path, cfg["script"])
-    train, val = poems.split_poems(poem_list, cfg["val_fraction"], cfg["seed"])
-    if vocab is None:
-        vocab = fdata.build_vocab(train, cfg["min_count"])
-    fdata.check_vocab(vocab)
-    tr = fdata.encode(train, vocab, cfg["max_len"])
-    va = fdata.encode(val, vocab, cfg["max_len"]) if val else []
-    stats = {
-        "poems": len(poem_list),
-        "train_poems": len(train),
-        "val_poems": len(val),
-        "train_tokens": int(sum(len(s) - 2 for s in tr)),
-        "val_tokens": int(sum(len(s) - 2 for s in va)),
-        "vocab_size": len(vocab),
-    }
-    return vocab, train, val, tr, va, stats
+    out = poems.prepare_corpus(data_path, cfg, vocab, fdata.build_vocab, unpredicted=2)
+    fdata.check_vocab(out[0])
+    return out
 
 
 def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResult:

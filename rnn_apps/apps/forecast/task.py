@@ -26,18 +26,11 @@ from rnn_apps.apps.forecast import metrics as fmetrics
 from rnn_apps.apps.forecast.model import Forecaster, build_model, check_mode
 
 
+# window None: two seasons, else two horizons (see default_window); season None: estimated from the
+# training part's autocorrelation.
 DEFAULTS = dict(
-    horizon=24,
-    window=None,  # default: two seasons, else two horizons (see default_window)
-    mode="direct",
-    cell="lstm",
-    units=32,
-    batch_size=32,
-    learning_rate=1e-2,
-    clipnorm=1.0,
-    val_fraction=fdata.DEFAULT_VAL_FRACTION,
-    season=None,  # default: estimated from the training part's autocorrelation
-    seed=0,
+    horizon=24, window=None, mode="direct", cell="lstm", units=32,
+    batch_size=32, learning_rate=1e-2, clipnorm=1.0, val_fraction=fdata.DEFAULT_VAL_FRACTION, season=None, seed=0,
 )
 
 

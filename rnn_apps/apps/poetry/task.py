@@ -7,6 +7,7 @@ import os
 import time
 from typing import Optional
 
+from rnn_apps import poems
 from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.poetry import data as pdata
@@ -89,20 +90,7 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None):
     """Load, split, (build the vocabulary) and encode a corpus; return (vocab, train_seqs, val_seqs, stats)."""
-    poems = pdata.load_poems(data_path, cfg["script"])
-    train, val = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
-    if vocab is None:
-        vocab = Vocabulary.build(train, min_count=cfg["min_count"])
-    tr = pdata.encode_poems(train, vocab, cfg["max_len"])
-    va = pdata.encode_poems(val, vocab, cfg["max_len"]) if val else []
-    stats = {
-        "poems": len(poems),
-        "train_poems": len(train),
-        "val_poems": len(val),
-        "train_tokens": int(sum(len(s) - 1 for s in tr)),
-        "val_tokens": int(sum(len(s) - 1 for s in va)),
-        "vocab_size": len(vocab),
-    }
+    vocab, _, _, tr, va, stats = poems.prepare_corpus(data_path, cfg, vocab)
     return vocab, tr, va, stats
 
 
@@ -140,8 +128,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     vocab_in = vocab
     if base is not None:
         # Fine-tuning: keep every old id, add the new corpus's characters after them.
-        poems = pdata.load_poems(data_path, cfg["script"])
-        train_p, _ = pdata.split_poems(poems, cfg["val_fraction"], cfg["seed"])
+        poem_list = pdata.load_poems(data_path, cfg["script"])
+        train_p, _ = pdata.split_poems(poem_list, cfg["val_fraction"], cfg["seed"])
         fresh = Vocabulary.build(train_p, min_count=1)
         added = vocab.extend(t for t in fresh.tokens[len(SPECIALS):] if pdata.is_han(t) or t in pdata.PUNCT)
         if run.verbose and added:

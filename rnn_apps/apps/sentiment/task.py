@@ -45,36 +45,17 @@ LM_DIR = "lm"
 LM_HEAD_FILE = "head.npz"
 
 DEFAULTS = dict(
-    max_tokens=20000,
-    embedding_dim=256,
-    units=256,
-    num_layers=1,
-    cell="lstm",
-    dropout=0.4,
-    word_dropout=0.1,
-    recurrent_dropout=0.0,
-    max_len=400,
-    batch_size=64,
-    learning_rate=1e-3,
-    clipnorm=1.0,
-    layer_lr_decay=1.0,
-    adversarial=0.0,
-    val_fraction=0.1,
-    val_split="blocks",
-    keep_best=True,
-    patience=0,
-    seed=1234,
-    pretrain_epochs=0,
-    pretrain_learning_rate=2e-3,
-    lm_seq_len=200,
-    lm_tokens_per_batch=12800,
-    lm_num_sampled=1024,
+    # the classifier: vocabulary, network, regularisation
+    max_tokens=20000, embedding_dim=256, units=256, num_layers=1, cell="lstm",
+    dropout=0.4, word_dropout=0.1, recurrent_dropout=0.0, max_len=400,
+    # its training
+    batch_size=64, learning_rate=1e-3, clipnorm=1.0, layer_lr_decay=1.0, adversarial=0.0,
+    val_fraction=0.1, val_split="blocks", keep_best=True, patience=0, seed=1234,
+    # language-model pre-training
+    pretrain_epochs=0, pretrain_learning_rate=2e-3, lm_seq_len=200, lm_tokens_per_batch=12800, lm_num_sampled=1024,
     lm_val_fraction=0.01,
-    ngram_features=200_000,
-    ngram_order=2,
-    ngram_l2=1e-5,
-    ngram_tokens="punctuation",
-    ngram_self_training=0.5,
+    # the n-gram branch
+    ngram_features=200_000, ngram_order=2, ngram_l2=1e-5, ngram_tokens="punctuation", ngram_self_training=0.5,
 )
 ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "max_len")
 # Settings of the n-gram branch, fitted after the classifier: a resumed run takes them from the command line,
