@@ -1,10 +1,12 @@
-"""Write the model card ``models/translate/README.md`` (and the attention plot beside it) for an exported translator.
+"""Write the model card ``models/translate[-zh-en]/README.md`` (and the attention plot beside it) of a translator.
 
     python -m rnn_apps.apps.translate.card --run-dir runs/translate --model models/translate \
-        --bleu-json runs/translate-bleu.json [--none-run-dir runs/translate-none] [--bench-json runs/translate-bench.json]
+        --bleu-json runs/translate-bleu.json [--bench-json runs/translate-bench.json]
 
-``--bleu-json`` holds ``{"attention": {"greedy": R, "beam": R}, "none": {"greedy": R, "beam": R}}`` where each R is
-the JSON printed by ``rnn-apps evaluate translate --json``.
+``--bleu-json`` holds ``{"greedy": R, "beam": R, "beam_plain": R}`` where each R is the JSON printed by
+``rnn-apps evaluate translate --split val --json`` (``beam_plain``: the same beam without the coverage penalty
+and with the length penalty 0.6 of earlier versions, optional); ``--bench-json`` that of
+``python benchmarks/translate.py --json``.
 """
 
 from __future__ import annotations
@@ -13,158 +15,225 @@ import argparse
 import json
 import os
 
-SAMPLES = (
-    "I love you.",
-    "Where is the station?",
-    "Tom is my best friend.",
-    "It's very cold today.",
-    "I don't like coffee, but I like tea.",
-    "Can you help me?",
-    "She goes to school by bus every day.",
-    "We should leave before it starts raining.",
-)
-PLOT_SENTENCE = "I don't like coffee, but I like tea."
+SAMPLES = {
+    "en-zh": (
+        "I love you.",
+        "Where is the station?",
+        "Tom is my best friend.",
+        "I don't like coffee, but I like tea.",
+        "She goes to school by bus every day.",
+        "The weather is nice today, let's go for a walk.",
+        "You need a car if you live in the suburbs.",
+        "Zhang Wei lives in Chongqing with his sister.",
+    ),
+    "zh-en": (
+        "我爱你。",
+        "车站在哪里？",
+        "汤姆是我最好的朋友。",
+        "我不喜欢咖啡，但是我喜欢茶。",
+        "她每天坐公共汽车上学。",
+        "今天天气很好，我们去散步吧。",
+        "如果你住在郊区，你需要一辆车。",
+    ),
+}
+PLOT_SENTENCE = {"en-zh": "I don't like coffee, but I like tea.", "zh-en": "我不喜欢咖啡，但是我喜欢茶。"}
+LANGUAGE = {"en": "English", "zh": "Chinese"}
+
+# What each version changed, for the card's "Versions" section.
+CHANGELOG = {
+    "en-zh": {
+        1: "17,042 training pairs of `cmn-eng.tsv`, one bidirectional encoder layer, the best epoch's weights, beam "
+           "search with length normalisation 0.6: BLEU 32.58 (beam 4) on its own validation split.",
+        2: "32,055 pairs of `cmn-eng-30k.tsv` (31,728 once script duplicates are merged), two encoder layers, the "
+           "mean of the three best epochs' weights, name placeholders so that unknown words are carried into the "
+           "output, a coverage penalty and length normalisation 1.0 in the beam, float16 storage (half the size).",
+    },
+    "zh-en": {
+        1: "the first Chinese → English model: the recipe of the English → Chinese version 2, trained the other way.",
+    },
+}
 
 
 def _dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def _history(run_dir: str) -> list:
-    from rnn_apps.training import read_history
-
-    return read_history(run_dir)
-
-
 def _fmt(r: dict | None, key: str = "bleu") -> str:
     return f"{r[key]:.2f}" if r and r.get(key) is not None else "—"
 
 
-def build_card(run_dir: str, model_dir: str, bleu: dict, none_run_dir: str | None = None, bench: dict | None = None,
+def _score_rows(name: str, r: dict | None) -> str:
+    """A results row: overall BLEU and chrF, then BLEU / chrF by English length."""
+    if not r:
+        return f"| {name} | — | — | — | — | — |"
+    cells = [f"{r['bleu']:.2f}", f"{r['chrf']:.2f}"]
+    for key in ("under 5", "5-9", "10 or more"):
+        b = (r.get("by_length") or {}).get(key)
+        cells.append(f"{b['bleu']:.2f} / {b['chrf']:.2f}" if b else "—")
+    return f"| {name} | " + " | ".join(cells) + " |"
+
+
+def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = None,
                plot_name: str = "attention.png") -> str:
     import numpy as np
 
+    from rnn_apps import training
     from rnn_apps.apps.translate.plot import plot_attention
     from rnn_apps.apps.translate.translate import Translator
     from rnn_apps.export import resolve_model_dir
 
     model_dir = resolve_model_dir(model_dir)
     app_dir = os.path.dirname(model_dir.rstrip("/"))
+    app = os.path.basename(app_dir)
     version = os.path.basename(model_dir.rstrip("/"))
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
     cfg, stats = run["settings"], run["stats"]
-    history = _history(run_dir)
-    none_history = _history(none_run_dir) if none_run_dir else []
+    direction = cfg["direction"]
+    src, tgt = direction.split("-")
+    history = training.read_history(run_dir)
+    averaged = sorted(training.best_epochs(history, "val_loss", cfg.get("average_best", 0)))
+    averaged = averaged if len(averaged) > 1 else []
     tr = Translator(model_dir)
-    n_params = int(sum(np.prod(v.shape) for v in tr._model.model_weights))
-    beam = max((bleu.get("attention", {}).get("beam") or {}).get("beam", 4), 2)
-    greedy_out = tr.translate(list(SAMPLES), beam=1)
-    beam_out = tr.translate(list(SAMPLES), beam=beam)
-    alignment = tr.attention(PLOT_SENTENCE, beam=1)
+    weights = tr._model.model_weights
+    n_params = int(sum(np.prod(v.shape) for v in weights))
+    stored = sorted({v.dtype.name for v in weights if v.dtype.is_floating})
+    decoding = tr.decoding
+    beam = tr.default_beam
+    samples = SAMPLES[direction]
+    greedy_out = tr.translate(list(samples), beam=1)
+    beam_out = tr.translate(list(samples), beam=beam)
+    alignment = tr.attention(PLOT_SENTENCE[direction], beam=1)
     plot_attention(alignment, os.path.join(app_dir, plot_name))
-    size = _dir_size(model_dir)
     best = min(history, key=lambda r: r.get("val_loss", float("inf"))) if history else None
-    train_secs = history[-1]["seconds"] if history else None
-    none_secs = none_history[-1]["seconds"] if none_history else None
-    a, n = bleu.get("attention", {}), bleu.get("none", {})
+    corpus = os.path.basename(run.get("data", "cmn-eng-30k.tsv"))
+    cell = cfg["cell"].upper() if cfg["cell"] == "lstm" else cfg["cell"]
+    words = "characters" if tgt == "zh" else "words"
     lines = [
-        "# Translation model (English → Chinese, sequence to sequence with attention)",
+        "---",
+        "language: [en, zh]",
+        "license: cc-by-2.0",
+        "library_name: tensorflow",
+        "tags: [translation, seq2seq, attention, lstm, rnn-apps]",
+        "datasets: [tatoeba]",
+        "model-index:",
+        f"- name: rnn-apps-{app}",
+        "  results:",
+        f"  - task: {{type: translation, name: {LANGUAGE[src]} to {LANGUAGE[tgt]}}}",
+        f"    dataset: {{type: tatoeba, name: Tatoeba {direction} ({corpus}, validation split)}}",
+        "    metrics:",
+        f"    - {{type: bleu, value: {bleu['beam']['bleu']:.2f}, name: BLEU (beam {beam})}}",
+        f"    - {{type: chrf, value: {bleu['beam']['chrf']:.2f}, name: chrF (beam {beam})}}",
+        "---",
         "",
-        f"Version {version} in `models/translate/{version}/`, a TensorFlow SavedModel (TF Serving layout) that tokenizes, "
-        "encodes, decodes (greedy or beam search, in a `tf.while_loop`) and detokenizes in its graph. Written by "
-        "`python -m rnn_apps.apps.translate.card`.",
+        f"# Translation model ({LANGUAGE[src]} → {LANGUAGE[tgt]}, sequence to sequence with attention)",
+        "",
+        f"Version {version} in `models/{app}/{version}/`, a TensorFlow SavedModel (TF Serving layout) that tokenizes, "
+        "encodes, decodes (greedy or beam search, in a `tf.while_loop`) and detokenizes in its graph; it loads with "
+        "plain `tf.saved_model.load`, without rnn_apps.",
         "",
         "```sh",
-        'rnn-apps translate "I love you."',
-        'rnn-apps translate "Where is the station?" --beam 4 --plot-attention attention.png',
+        *([f'rnn-apps translate "{samples[0]}"', f'rnn-apps translate "{samples[5]}" --beam 1 --plot-attention a.png']
+          if direction == "en-zh" else
+          [f'rnn-apps translate --direction zh-en "{samples[0]}"',
+           f'rnn-apps translate --direction zh-en "{samples[5]}" --beam 1 --plot-attention a.png']),
+        "rnn-apps fine-tune translate --data my_pairs.tsv" + (" --direction zh-en" if direction == "zh-en" else "")
+        + "        # your own sentence pairs; new words get new rows",
         "```",
         "",
-        "Signatures: `serving_default` `{\"text\": string[B]}` → `{\"translation\": string[B]}` (decoded with beam "
-        f"{tr.default_beam}); `translate` (`text`, `beam_size`, `max_length`); `attention` (`text`, `beam_size`) → "
+        "Signatures: `serving_default` `{\"text\": string[B]}` → `{\"translation\": string[B]}` (beam "
+        f"{beam}); `translate` (`text`, `beam_size`, `max_length`); `attention` (`text`, `beam_size`) → "
         "translation, source and target tokens and the alignment weights; `tokenize` (tokens and unknown tokens).",
         "",
         "## Data",
         "",
-        f"* Corpus: `cmn-eng.tsv`, {stats['pairs']:,} English–Chinese sentence pairs of the Tatoeba Project "
-        "(CC-BY 2.0 FR) in the manythings.org form. The project owners hold back 2,000 further pairs as a test set; "
-        "none of them was seen here. The Chinese side mixes simplified and traditional script and is converted to "
-        "simplified (OpenCC) before training.",
+        f"* Corpus: `{corpus}`, English–Chinese sentence pairs of the Tatoeba Project (CC-BY 2.0 FR) in the "
+        "manythings.org form, the Chinese side converted to simplified script (OpenCC); a pair that is then the "
+        f"same as another (one sentence written in both scripts) counts once: {stats['pairs']:,} pairs. 2,000 "
+        "further pairs are held back by the project's owners to measure the shipped model; none was seen here.",
         f"* Split: a seeded permutation (seed {cfg['seed']}) of the distinct English sentences holds out "
         f"{cfg['val_fraction']:.0%} of them for validation, with all their translations: {stats['train_pairs']:,} "
-        f"training pairs and {stats['val_pairs']:,} validation pairs (no English sentence on both sides).",
-        f"* Tokens: English words (lowercased; punctuation and clitics such as n't 's split off), kept when seen at least "
-        f"{cfg['source_min_count']} times in training: {stats['source_vocab_size']:,} entries with `<pad> <unk> <bos> <eos>` "
-        f"({100 * stats['val_source_unknown_rate']:.1f} % of validation source tokens are unknown). Chinese characters "
-        f"seen at least {cfg['target_min_count']} times: {stats['target_vocab_size']:,} entries "
-        f"({100 * stats['val_target_unknown_rate']:.1f} % of validation target characters unknown).",
+        f"training and {stats['val_pairs']:,} validation pairs (no English sentence on both sides).",
+        f"* Tokens: English words (lowercased; punctuation and clitics such as n't 's split off) and Chinese "
+        f"characters, kept when seen at least {cfg['source_min_count']} times in training: {stats['source_vocab_size']:,} "
+        f"source and {stats['target_vocab_size']:,} target entries with `<pad> <unk> <bos> <eos>` "
+        f"({100 * stats['val_source_unknown_rate']:.1f} % of the validation source tokens are unknown).",
+        f"* Names: {stats.get('names', 0)} names and their usual Chinese rendering (Tom 汤姆, Boston 波士顿, ...) "
+        "are mined from the training pairs; for a quarter of the training pairs holding one of them, a copy with "
+        f"the name as `<unk>` on both sides is added ({stats.get('placeholder_pairs', 0):,} pairs), so that the model "
+        "learns to write `<unk>` where a word it does not know goes.",
         "",
         "## Model and training",
         "",
-        f"* Embeddings {cfg['embedding_dim']} → {cfg['encoder_layers']} bidirectional `rnn_apps.cells` "
-        f"{cfg['cell'].upper() if cfg['cell'] == 'lstm' else cfg['cell']} layer(s) of {cfg['encoder_units']} units a "
-        f"direction (`rnn_apps.layers.DeepBidirectionalRNN`) → decoder {cfg['cell'].upper() if cfg['cell'] == 'lstm' else cfg['cell']} "
-        f"of {cfg['decoder_units']} units started from the encoder's final states (tanh bridges) → "
-        f"{'Luong (general) attention' if cfg['attention'] == 'luong' else cfg['attention'] + ' attention'} over the "
-        f"encoder states (`rnn_apps.layers.GlobalAttention`) → attentional vector tanh(W[c; s]) → dropout → softmax "
-        f"over {stats['target_vocab_size']:,} characters. {n_params:,} parameters, float32.",
+        f"* Embeddings {cfg['embedding_dim']} → {cfg['encoder_layers']} bidirectional `rnn_apps.cells` {cell} "
+        f"layer(s) of {cfg['encoder_units']} units a direction (`rnn_apps.layers.DeepBidirectionalRNN`) → decoder "
+        f"{cell} of {cfg['decoder_units']} units started from the encoder's final states (tanh bridges) → "
+        f"{'Luong (general)' if cfg['attention'] == 'luong' else cfg['attention']} attention over the encoder states "
+        "(`rnn_apps.layers.GlobalAttention`) → attentional vector tanh(W[c; s]) → dropout → softmax over "
+        f"{stats['target_vocab_size']:,} {words}. {n_params:,} parameters, stored as {', '.join(stored)} "
+        f"({_dir_size(model_dir) / 1e6:.1f} MB on disk; the graph computes in float32).",
         f"* Teacher forcing, cross-entropy per target token, Adam at {cfg['learning_rate']} with cosine decay, gradient "
         f"clipping at norm {cfg['clipnorm']}, dropout {cfg['dropout']}, batches of {cfg['batch_size']} pairs of similar "
-        f"length; early stopping on the validation loss (patience {cfg['patience']}), the best epoch's weights kept.",
+        f"length; early stopping on the validation loss (patience {cfg['patience']}).",
     ]
     if history:
+        kept = (f"the weights are the mean of those of its {len(averaged)} epochs of least validation loss "
+                f"(epochs {', '.join(map(str, averaged))}; `--average-best {len(averaged)}`)" if averaged
+                else f"the weights of epoch {best['epoch']} are kept")
         lines.append(
-            f"* Trained {len(history)} epochs ({history[-1]['step']:,} steps); best validation loss "
-            f"{best['val_loss']:.3f} (perplexity {np.exp(best['val_loss']):.2f}) at epoch {best['epoch']}. "
-            f"{train_secs / 60:.0f} min of wall time on the project's 2-core CPU machine, shared with other training "
-            "runs throughout (so slower than the machine alone).")
+            f"* Trained {len(history)} epochs ({history[-1]['step']:,} steps, {training.training_seconds(history) / 60:.0f} "
+            f"min on the project's 2-core CPU machine, shared with other work); best validation loss "
+            f"{best['val_loss']:.3f} (perplexity {np.exp(best['val_loss']):.2f}) at epoch {best['epoch']}; {kept}.")
     lines += ["", "| epoch | train loss | val loss | val token accuracy | minutes |", "| --- | --- | --- | --- | --- |"]
     for h in history:
-        lines.append(f"| {h['epoch']} | {h.get('loss', float('nan')):.3f} | {h.get('val_loss', float('nan')):.3f} | "
+        mark = " (averaged)" if h["epoch"] in averaged else ""
+        lines.append(f"| {h['epoch']}{mark} | {h.get('loss', float('nan')):.3f} | {h.get('val_loss', float('nan')):.3f} | "
                      f"{h.get('val_accuracy', float('nan')):.3f} | {h['seconds'] / 60:.1f} |")
+    g, b, plain = bleu.get("greedy"), bleu.get("beam"), bleu.get("beam_plain")
     lines += [
         "",
         "## Results",
         "",
-        f"Corpus BLEU on the {a.get('greedy', {}).get('pairs', stats['val_pairs']):,} validation pairs (sacrebleu, `zh` "
-        "tokenization, i.e. by character; references in simplified script; signature "
-        f"`{(a.get('greedy') or {}).get('signature', '')}`), measured on exported models with "
-        "`rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --split val [--beam N] --json`:",
+        f"On the {b['pairs']:,} validation pairs: corpus BLEU (sacrebleu, "
+        + ("`zh` tokenization, i.e. by character, references in simplified script" if tgt == "zh" else "`13a` tokenization")
+        + f"; `{b['signature']}`) and chrF, overall and by the length of the English sentence (BLEU / chrF), measured "
+        f"on the exported model with `rnn-apps evaluate translate --data ../shared/data/{corpus} --split val --json "
+        "[--beam N]`:",
         "",
-        f"| model | greedy | beam {beam} |",
-        "| --- | --- | --- |",
-        f"| with attention (this model) | {_fmt(a.get('greedy'))} | {_fmt(a.get('beam'))} |",
-        f"| without attention (context vector c only; not shipped) | {_fmt(n.get('greedy'))} | {_fmt(n.get('beam'))} |",
+        "| decoding | BLEU | chrF | under 5 words | 5-9 words | 10 or more words |",
+        "| --- | --- | --- | --- | --- | --- |",
+        _score_rows("greedy", g),
+        _score_rows(f"beam {beam} (shipped: length normalisation α {decoding.get('length_penalty')}, coverage "
+                    f"penalty β {decoding.get('coverage_penalty')})", b),
+    ]
+    if plain:
+        lines.append(_score_rows(f"beam {beam}, α 0.6 and no coverage penalty (the decoder of earlier versions)", plain))
+    counts = {k: v["pairs"] for k, v in (b.get("by_length") or {}).items()}
+    lines += ["", "Pairs by English length: " + ", ".join(f"{k} words {v:,}" for k, v in counts.items()) + "."]
+    if tgt == "zh" and b.get("bleu_references_as_written") is not None:
+        lines += ["", f"Against the references as written (simplified and traditional script mixed): "
+                  f"{_fmt(b, 'bleu_references_as_written')} BLEU (beam {beam})."]
+    lines += [
         "",
-        "Against the references as written (mixed simplified and traditional script): "
-        f"{_fmt(a.get('greedy'), 'bleu_references_as_written')} greedy, {_fmt(a.get('beam'), 'bleu_references_as_written')} "
-        f"beam {beam} with attention; {_fmt(n.get('greedy'), 'bleu_references_as_written')} and "
-        f"{_fmt(n.get('beam'), 'bleu_references_as_written')} without.",
+        "The beam's final choice is GNMT's score log P(Y|X) / lp(Y) + cp(X; Y), lp = ((5 + |Y|) / 6) ** α and "
+        "cp = β Σ_i log min(Σ_j p_ij, 1): a translation that never attends to a source word (a dropped clause) pays "
+        "for it. Each `<unk>` the model writes is replaced by the source word it attends to most, as written in the "
+        "input (Luong et al., 2015), so names the model has never seen are carried over rather than dropped.",
         "",
     ]
-    if none_history:
-        nb = min(none_history, key=lambda r: r.get("val_loss", float("inf")))
-        lines += [
-            f"The variant without attention has the same settings (`--attention none`): every decoder step sees the "
-            f"encoder's final states c = [→h_S; ←h_1] instead of c_t. It trained {len(none_history)} epochs "
-            f"({none_secs / 60:.0f} min); best validation loss {nb['val_loss']:.3f} (perplexity "
-            f"{np.exp(nb['val_loss']):.2f}) at epoch {nb['epoch']}, against {best['val_loss']:.3f} with attention.",
-            "",
-        ]
-    lines.append(f"* Size on disk: {size / 1e6:.1f} MB (SavedModel with both vocabularies).")
     if bench:
         rows = {(r["batch"], r["beam"]): r for r in bench["rows"]}
-        b = max(r["beam"] for r in bench["rows"])
-        g1, g64, b1, b64 = rows.get((1, 1)), rows.get((64, 1)), rows.get((1, b)), rows.get((64, b))
-        lines.append(
-            f"* Decoding speed (`python benchmarks/translate.py`, validation sentences, whole graph call, "
-            f"{bench.get('cpu_count')} CPU cores shared with other work): greedy {g1['sentences_per_s']:.1f} sentences/s at "
-            f"batch 1 and {g64['sentences_per_s']:.0f} at batch 64; beam {b} {b1['sentences_per_s']:.1f} at batch 1 and "
-            f"{b64['sentences_per_s']:.0f} at batch 64.")
-    lines += ["", "## Samples", "", f"| English | greedy | beam {beam} |", "| --- | --- | --- |"]
-    for s, g, bm in zip(SAMPLES, greedy_out, beam_out):
-        lines.append(f"| {s} | {g.translation} | {bm.translation} |")
-    ex = (a.get("greedy") or {}).get("examples") or []
+        bb = max(r["beam"] for r in bench["rows"])
+        g1, g64, b1, b64 = rows.get((1, 1)), rows.get((64, 1)), rows.get((1, bb)), rows.get((64, bb))
+        lines += [
+            f"Decoding speed (`python benchmarks/translate.py`, validation sentences, the whole graph call, "
+            f"{bench.get('cpu_count')} CPU cores shared with other work): greedy {g1['sentences_per_s']:.1f} sentences/s "
+            f"at batch 1 and {g64['sentences_per_s']:.0f} at batch 64; beam {bb} {b1['sentences_per_s']:.1f} at batch 1 "
+            f"and {b64['sentences_per_s']:.0f} at batch 64.", ""]
+    lines += ["## Samples", "", f"| {LANGUAGE[src]} | greedy | beam {beam} |", "| --- | --- | --- |"]
+    for text, gr, bm in zip(samples, greedy_out, beam_out):
+        lines.append(f"| {text} | {gr.translation} | {bm.translation} |")
+    ex = (g or {}).get("examples") or []
     if ex:
         lines += ["", "First validation pairs (greedy):", "", "| source | reference | translation |", "| --- | --- | --- |"]
         for e in ex:
@@ -175,30 +244,36 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, none_run_dir: str | Non
         "",
         f"![attention]({plot_name})",
         "",
-        f"The alignment of \"{PLOT_SENTENCE}\" → \"{alignment.translation}\" (greedy): each row is a written character "
-        "(the end token last), each column a source token; `rnn-apps translate \"...\" --plot-attention out.png` draws "
-        "it for any sentence.",
+        f"The alignment of \"{PLOT_SENTENCE[direction]}\" → \"{alignment.translation}\" (greedy): each row is a "
+        "written token (the end token last), each column a source token; `rnn-apps translate \"...\" "
+        "--plot-attention out.png` draws it for any sentence.",
         "",
         "## Reproduce",
         "",
         "```sh",
-        f"rnn-apps train translate --data ../shared/data/cmn-eng.tsv --run-dir runs/translate --epochs 30 --seed {cfg['seed']}",
-        f"rnn-apps train translate --data ../shared/data/cmn-eng.tsv --run-dir runs/translate-none --attention none "
-        f"--epochs 30 --seed {cfg['seed']}",
-        f"rnn-apps export translate --run-dir runs/translate --models models --version {version}",
-        "rnn-apps export translate --run-dir runs/translate-none --models runs/translate-none/models --default-beam 1",
-        "rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --model models/translate --split val --beam 1 --json",
-        f"rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --model models/translate --split val --beam {beam} --json",
-        "python benchmarks/translate.py --model models/translate --json",
-        "python -m rnn_apps.apps.translate.card --run-dir runs/translate --model models/translate \\",
-        "    --bleu-json runs/translate-bleu.json --none-run-dir runs/translate-none --bench-json runs/translate-bench.json",
+        f"rnn-apps train translate --data ../shared/data/{corpus} --run-dir runs/{app} --direction {direction} "
+        f"--encoder-layers {cfg['encoder_layers']} --epochs 30 --patience {cfg['patience']} --average-best "
+        f"{cfg.get('average_best', 0)} --seed {cfg['seed']}",
+        f"rnn-apps export translate --run-dir runs/{app} --models models --version {version}",
+        *[f"rnn-apps evaluate translate --data ../shared/data/{corpus} --model models/{app} --split val --beam {n} --json"
+          for n in (1, beam)],
+        f"python benchmarks/translate.py --model models/{app} --data ../shared/data/{corpus} --json",
+        f"python -m rnn_apps.apps.translate.card --run-dir runs/{app} --model models/{app} --bleu-json BLEU.json "
+        "--bench-json BENCH.json",
         "```",
         "",
         "## Limits",
         "",
-        "Trained on 17 thousand short, everyday Tatoeba sentences: longer or technical sentences, names and rare words "
-        "are often mistranslated, and English words outside the vocabulary are read as one unknown token (the CLI names "
-        "them). Paragraphs are translated sentence by sentence. The output is simplified Chinese.",
+        f"Trained on {stats['train_pairs'] // 1000} thousand short, everyday Tatoeba sentences (median six English "
+        "words): longer or technical sentences and rare words are often mistranslated, and it scores lower on "
+        "sentences of ten or more words (see the table). Paragraphs are translated sentence by sentence. "
+        + ("The output is simplified Chinese; a name the model does not know is copied as written (in Latin letters)."
+           if tgt == "zh" else "Traditional characters are read as their simplified forms; a character the model does "
+                               "not know is copied into the English as written."),
+        "",
+        "## Versions",
+        "",
+        *[f"* {v}: {text}" for v, text in sorted(CHANGELOG[direction].items(), reverse=True) if v <= int(version)],
         "",
     ]
     return "\n".join(lines)
@@ -209,7 +284,6 @@ def main():
     ap.add_argument("--run-dir", required=True)
     ap.add_argument("--model", default="models/translate")
     ap.add_argument("--bleu-json", required=True)
-    ap.add_argument("--none-run-dir")
     ap.add_argument("--bench-json")
     ap.add_argument("--out", default=None, help="Default: README.md in the model's app directory.")
     args = ap.parse_args()
@@ -219,7 +293,7 @@ def main():
     if args.bench_json:
         with open(args.bench_json, encoding="utf-8") as f:
             bench = json.load(f)
-    text = build_card(args.run_dir, args.model, bleu, args.none_run_dir, bench)
+    text = build_card(args.run_dir, args.model, bleu, bench)
     from rnn_apps.export import resolve_model_dir
 
     out = args.out or os.path.join(os.path.dirname(resolve_model_dir(args.model).rstrip("/")), "README.md")
