@@ -39,7 +39,9 @@ def get_strategy(name: str = "default"):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multi-worker":
-        _patch_keras_multi_worker_reduce()
+        from rnn_apps.keras_compat import patch_multi_worker_reduce
+
+        patch_multi_worker_reduce()
         if "TF_CONFIG" not in os.environ:
             raise TrainingError(
                 "--strategy multi-worker needs the TF_CONFIG environment variable describing the cluster, e.g. "
@@ -47,38 +49,6 @@ def get_strategy(name: str = "default"):
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
-
-
-def _patch_keras_multi_worker_reduce() -> None:
-    """Work around Keras 3 averaging scalar metrics across workers with ``axis=0``.
-
-    Under ``MultiWorkerMirroredStrategy`` Keras's TF trainer reduces each (scalar) metric with
-    ``strategy.reduce("MEAN", v, axis=0)``, which fails for rank-0 values. Scalars are reduced with
-    ``axis=None`` instead; everything else goes to Keras's own function unchanged.
-    """
-    try:
-        from keras.src.backend.tensorflow import trainer as tf_trainer
-    except ImportError:  # pragma: no cover
-        return
-    if getattr(tf_trainer.reduce_per_replica, "_rnn_apps_patched", False):
-        return
-    original = tf_trainer.reduce_per_replica
-
-    def reduce_per_replica(values, strategy, reduction):
-        from keras.src import tree
-
-        if reduction in ("auto", "mean") and tf_trainer._collective_all_reduce_multi_worker(strategy):
-            def _reduce(v):
-                rank = v.values[0].shape.rank if hasattr(v, "values") else getattr(v.shape, "rank", None)
-                if rank == 0:
-                    return strategy.reduce("MEAN", v, axis=None)
-                return original(v, strategy, reduction)
-
-            return tree.map_structure(_reduce, values)
-        return original(values, strategy, reduction)
-
-    reduce_per_replica._rnn_apps_patched = True
-    tf_trainer.reduce_per_replica = reduce_per_replica
 
 
 def is_chief(strategy) -> bool:

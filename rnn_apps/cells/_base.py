@@ -6,25 +6,7 @@ import keras
 from keras import activations, constraints, initializers, ops, regularizers
 
 from rnn_apps.checks import check_rate, check_units
-
-try:  # Keras's RNN layer resets cached dropout masks only on cells of this class.
-    from keras.src.layers.rnn.dropout_rnn_cell import DropoutRNNCell as _KerasDropoutRNNCell
-except ImportError:  # pragma: no cover - very old or very new Keras
-
-    class _KerasDropoutRNNCell:  # type: ignore[no-redef]
-        """Fallback: a fresh mask per call (masks are not shared across steps)."""
-
-        def get_dropout_mask(self, step_input):
-            return keras.random.dropout(ops.ones_like(step_input), self.dropout, seed=self.seed_generator)
-
-        def get_recurrent_dropout_mask(self, step_input):
-            return keras.random.dropout(ops.ones_like(step_input), self.recurrent_dropout, seed=self.seed_generator)
-
-        def reset_dropout_mask(self):
-            pass
-
-        def reset_recurrent_dropout_mask(self):
-            pass
+from rnn_apps.keras_compat import DropoutRNNCell
 
 
 def check_step_input(cell_name: str, input_shape) -> int:
@@ -41,7 +23,7 @@ def check_step_input(cell_name: str, input_shape) -> int:
     return int(shape[-1])
 
 
-class BaseCell(_KerasDropoutRNNCell, keras.layers.Layer):
+class BaseCell(DropoutRNNCell, keras.layers.Layer):
     """Common constructor arguments and config of every rnn_apps cell.
 
     Subclasses set ``state_size``/``output_size``, create weights in ``build`` and implement ``call``.

@@ -31,10 +31,9 @@ class SimpleRNNCell(BaseCell):
         recurrent_dropout: Fraction of s_{t-1} dropped before the product with W (one mask per sequence).
         seed: Seed for the dropout masks.
 
-    Call arguments:
-        inputs: (batch, input_dim) tensor for one time step.
-        states: list ``[s_{t-1}]`` of one (batch, units) tensor (a bare tensor is accepted too).
-        training: Whether dropout is applied.
+    Call arguments: ``inputs``, the (batch, input_dim) tensor of one time step; ``states``, the list
+    ``[s_{t-1}]`` of one (batch, units) tensor (a bare tensor is accepted too); ``training``, whether dropout
+    is applied.
 
     Returns:
         ``(s_t, [s_t])``, or ``(s_t, s_t)`` when ``states`` was a bare tensor (as Keras's cell).

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import keras
 from keras import ops
-from keras.src import backend as keras_backend  # backend.rnn: the loop keras.layers.RNN runs
+
+from rnn_apps.keras_compat import backend_rnn
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -56,7 +57,7 @@ class ProjectedRNN(keras.layers.RNN):
 
         if not isinstance(initial_state, (list, tuple)):
             initial_state = [initial_state]
-        last_output, outputs, states = keras_backend.rnn(
+        last_output, outputs, states = backend_rnn(
             step,
             projected,
             initial_state,

@@ -37,7 +37,8 @@ def _bits_per_char_loss():
     Returns ``(loss, metric)``: pass the loss as ``loss`` and the metric in ``weighted_metrics``.
     """
     import keras
-    from keras.src.losses.loss import reduce_weighted_values  # Keras's own weighting and reduction
+
+    from rnn_apps.keras_compat import reduce_weighted_values  # Keras's own weighting and reduction
 
     class BitsPerChar(keras.metrics.Metric):
         """Mean negative log2-likelihood per target character (padding excluded by sample weights).
