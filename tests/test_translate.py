@@ -511,6 +511,9 @@ def test_evaluate_gives_scores_by_english_length(runner, tiny_model, tmp_path):
     rows = [line.split("\t") for line in out_tsv.read_text(encoding="utf-8").splitlines()]
     assert sum(b["pairs"] for b in res["by_length"].values()) == res["pairs"] == len(rows)
     assert res["chrf"] == pytest.approx(corpus_chrf([h for _, _, h in rows], [ref for _, ref, _ in rows]))
+    probe = res["unknown_names"]
+    toms = [row[0] for row in rows if re.search(r"\bTom\b", row[0])]
+    assert probe["sentences"] == len(toms) > 0 and 0 <= probe["carried"] <= probe["sentences"]
     bins = {"under 5": lambda n: n < 5, "5-9": lambda n: 5 <= n < 10, "10 or more": lambda n: n >= 10}
     for name, got in res["by_length"].items():
         part = [row for row in rows if bins[name](len(row[0].split()))]

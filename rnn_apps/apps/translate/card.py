@@ -213,6 +213,12 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
     if tgt == "zh" and b.get("bleu_references_as_written") is not None:
         lines += ["", f"Against the references as written (simplified and traditional script mixed): "
                   f"{_fmt(b, 'bleu_references_as_written')} BLEU (beam {beam})."]
+    probe = b.get("unknown_names")
+    if probe:
+        lines += ["", f"Unknown names: in {probe['sentences']} validation sentences that name "
+                  f"{'Tom' if src == 'en' else '汤姆'}, the name was replaced by an invented one "
+                  f"({', '.join(probe['names'])}); the translation (beam {beam}) holds it as written in "
+                  f"{probe['carried']} ({100 * probe['share']:.0f} %)."]
     lines += [
         "",
         "The beam's final choice is GNMT's score log P(Y|X) / lp(Y) + cp(X; Y), lp = ((5 + |Y|) / 6) ** α and "

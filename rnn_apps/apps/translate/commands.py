@@ -282,6 +282,10 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
         for name, row in r["by_length"].items():
             click.echo(f"  English sentences of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
                        f"({row['pairs']:,} pairs)")
+        probe = r.get("unknown_names")
+        if probe:
+            click.echo(f"  Invented names carried into the translation: {probe['carried']} of {probe['sentences']} "
+                       f"sentences ({100 * probe['share']:.0f} %)")
         click.echo(r["signature"])
 
 

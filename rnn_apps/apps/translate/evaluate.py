@@ -40,6 +40,36 @@ def scores_by_length(english: list[str], hypotheses: list[str], references: list
     return out
 
 
+# Invented names for the unknown-name probe: no Tatoeba vocabulary holds them.
+PROBE_NAMES = {"en": ("Zorbu", "Kelvaro", "Mirtanel", "Quosby", "Ytterlund"), "zh": ("龘靐", "齉爩", "麤鱻")}
+PROBE_ANCHOR = {"en": "Tom", "zh": "汤姆"}
+
+
+def unknown_name_probe(translator, sources: list[str], beam: int, limit: int = 100) -> Optional[dict]:
+    """How often a name the model has never seen is carried into the translation.
+
+    Up to ``limit`` source sentences that name Tom (汤姆 in Chinese; the most frequent name in Tatoeba) get
+    an invented name in its place, each of :data:`PROBE_NAMES` in turn; a translation carries the name when
+    it holds it as written.
+
+    Returns:
+        ``{"sentences", "carried", "share", "names"}``, or None when no source sentence names Tom.
+    """
+    import re
+
+    lang = translator.source_lang
+    anchor = PROBE_ANCHOR[lang]
+    pattern = re.compile(rf"\b{anchor}\b") if lang == "en" else re.compile(anchor)
+    chosen = [s for s in sources if pattern.search(s)][:limit]
+    if not chosen:
+        return None
+    names = PROBE_NAMES[lang]
+    probes = [(names[i % len(names)], pattern.sub(names[i % len(names)], s)) for i, s in enumerate(chosen)]
+    outs = translator.translate([p for _, p in probes], beam=beam)
+    carried = sum(name in o.translation for (name, _), o in zip(probes, outs))
+    return {"sentences": len(probes), "carried": carried, "share": carried / len(probes), "names": list(names)}
+
+
 def corpus_bleu(hypotheses: list[str], references: list[str], target_language: str):
     """sacrebleu's corpus BLEU with the standard tokenizer of the target language ('zh' or '13a').
 
@@ -70,6 +100,7 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
     Returns:
         ``bleu`` and ``chrf`` (Chinese references converted to simplified script, as the model writes),
         ``by_length`` (BLEU and chrF by English sentence length, see :func:`scores_by_length`),
+        ``unknown_names`` (see :func:`unknown_name_probe`),
         ``bleu_references_as_written`` (Chinese targets only), ``signature``, ``pairs``, ``direction``, ``beam``,
         ``tokenize``, ``seconds``, ``sentences_per_second``, ``split``, ``data``, ``model``, ``examples``.
     """
@@ -122,6 +153,7 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         "bleu": bleu,
         "chrf": corpus_chrf(hyps, refs),
         "by_length": scores_by_length([p.en for p in pairs], hyps, refs, tgt_lang),
+        "unknown_names": unknown_name_probe(tr, sources, beam),
         "signature": signature,
         "pairs": len(pairs),
         "direction": cfg["direction"],
