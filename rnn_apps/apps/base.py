@@ -25,7 +25,7 @@ import datetime
 import json
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from rnn_apps import export as shared_export
 from rnn_apps.paths import default_model_dir
@@ -149,19 +149,20 @@ def read_run_config(run_dir: str, config_file: str = CONFIG_FILE, app: str = "")
 
 
 def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optional[str] = None,
-                     final: str = FINAL_WEIGHTS):
-    """Load ``weights`` (default: the run's final weights), else restore the run's newest checkpoint.
+                     final: str = FINAL_WEIGHTS, fallbacks: Sequence[str] = ()):
+    """Load ``weights`` (default: the run's ``final`` weights, else the first of its ``fallbacks`` files that
+    exists), else restore the run's newest checkpoint.
 
     A checkpoint holds the optimizer's state too, so ``compile_fn(model)`` compiles the model first.
     """
     from rnn_apps.training import CheckpointManager
 
-    path = weights or os.path.join(run_dir, final)
-    if os.path.exists(path):
-        model.load_weights(path)
-    else:
-        compile_fn(model)
-        CheckpointManager(run_dir).restore(model)
+    for path in [weights] if weights else [os.path.join(run_dir, name) for name in (final, *fallbacks)]:
+        if os.path.exists(path):
+            model.load_weights(path)
+            return model
+    compile_fn(model)
+    CheckpointManager(run_dir).restore(model)
     return model
 
 
