@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from rnn_apps.cli import cli
+from interrupt import Stop, StopAt
 from sentiment_reviews import ENV, TINY, review_sets
 
 
@@ -25,25 +26,10 @@ def runner():
 
 def test_resume_after_interruption_matches_uninterrupted_run(runner, tmp_path, imdb):
     """A run stopped mid-epoch (after a checkpoint) and resumed ends with the weights of one never stopped."""
-    import keras
-
     from rnn_apps import training
     from rnn_apps.apps.sentiment import task
 
     settings = {**TINY, "num_layers": 1, "dropout": 0.2, "layer_lr_decay": 2.0, "adversarial": 1.0}
-
-    class Stop(Exception):
-        pass
-
-    class StopAt(keras.callbacks.Callback):
-        def __init__(self, step):
-            super().__init__()
-            self.step, self.seen = step, 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen += 1
-            if self.seen == self.step:
-                raise Stop()
 
     def final(run_dir):
         ckpt = training.CheckpointManager(str(run_dir)).latest()
