@@ -14,13 +14,15 @@ Each app's ``rnn_apps.apps.<app>.card`` module describes its card with:
   stated in ``SHIPPED_FIGURES`` for a shipped model (by its SavedModel fingerprint, see
   :func:`shipped_figures`) and those ``metrics(version_dir, meta) -> list`` reads from the model's own
   ``assets.extra``;
-* optionally ``INPUTS`` (name -> what it is) and ``sections(version_dir, meta, facts, previous, **inputs) -> str``,
-  the card's body written from measurements (a training run, evaluation JSON files ...); ``previous`` is the
-  body of the existing card of the same version.
+* optionally ``INPUTS`` (name -> what it is) and ``sections(version_dir, meta, facts, previous, **inputs)``,
+  the card's body written from measurements (a training run, evaluation JSON files ...), a string or
+  ``(body, metrics)``; ``previous`` is the body of the existing card of the same version.
 
 :func:`write_card` keeps the body of an existing card of the same version (its measured sections) when no
 measurements are given, so that a card can be refreshed without measuring again; a card of another version
-makes way for the new body, and its ``## Versions`` section (the changelog) is carried over.
+makes way for the new body, and its ``## Versions`` section (the changelog) is carried over. The figures of
+the front matter are those measured with the body, else those stated for a shipped model or recorded by the
+export, else (for a kept body) those the existing card states.
 """
 
 from __future__ import annotations
@@ -134,17 +136,33 @@ def front_matter(app: str, hub: dict, metrics: list, version: str) -> str:
     return "---\n" + "\n".join(_yaml(meta, 0)) + "\n---\n"
 
 
-def split_card(text: str) -> tuple[Optional[dict], str]:
-    """``(what the front matter says of the app and version, or None; the Markdown body)``."""
+def split_card(text: str) -> tuple[dict, str]:
+    """``(the card's front matter as a dict, {} without one; the Markdown body)``."""
+    import yaml
+
     if not text.startswith("---\n"):
-        return None, text
+        return {}, text
     end = text.find("\n---\n", 4)
     if end < 0:
-        return None, text
-    head, body = text[4:end], text[end + 5:]
-    found = dict(re.findall(r"^  (app|version): (.+)$", head, flags=re.M))
-    ours = {k: json.loads(v) for k, v in found.items()} if found else None
-    return ours, body.lstrip("\n")
+        return {}, text
+    try:
+        front = yaml.safe_load(text[4:end]) or {}
+    except yaml.YAMLError:
+        front = {}
+    return (front if isinstance(front, dict) else {}), text[end + 5:].lstrip("\n")
+
+
+def stated_metrics(front: dict) -> list:
+    """The metrics of a card's front matter (its model-index), each with its dataset's ``split``."""
+    out = []
+    for model in front.get("model-index") or []:
+        for result in (model or {}).get("results") or []:
+            split = ((result or {}).get("dataset") or {}).get("split")
+            for m in (result or {}).get("metrics") or []:
+                if isinstance(m, dict) and "type" in m and "value" in m:
+                    out.append({**{k: m[k] for k in ("type", "name", "value") if k in m},
+                                **({"split": split} if split else {})})
+    return out
 
 
 def _headings(lines: list) -> list:
@@ -223,22 +241,28 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
         takes = ", ".join(f"{k} ({v})" for k, v in getattr(module, "INPUTS", {}).items()) or "none"
         raise CardError(f"The {app} card takes no input {', '.join(unknown)}; it takes: {takes}.")
     facts = model_facts(version_dir)
-    old_ours, old_body = (None, "")
+    old_front, old_body = {}, ""
     previous = next((p for p in (out, os.path.join(app_dir, "README.md")) if os.path.exists(p)), None)
     if previous:
         with open(previous, encoding="utf-8") as f:
-            old_ours, old_body = split_card(f.read())
-    # A card without front matter is one written before cards had it: it describes the newest version.
-    same_version = bool(old_body) and (old_ours is None or str(old_ours.get("version")) == facts["version"])
+            old_front, old_body = split_card(f.read())
+    # A card of no stated version was written before cards said it: it describes the newest version.
+    old_version = (old_front.get("rnn_apps") or {}).get("version") if isinstance(old_front.get("rnn_apps"), dict) else None
+    same_version = bool(old_body) and old_version in (None, facts["version"])
+    measured = []
     if inputs:
         body = module.sections(version_dir, meta, facts, previous=old_body if same_version else "", **inputs)
+        if isinstance(body, tuple):  # (body, the metrics measured with it)
+            body, measured = body
     elif same_version:
         body = old_body
     else:
         body = generic_body(app, meta)
-    figures = shipped_figures(version_dir, getattr(module, "SHIPPED_FIGURES", {}))
-    if hasattr(module, "metrics"):
+    figures = list(measured) or shipped_figures(version_dir, getattr(module, "SHIPPED_FIGURES", {}))
+    if hasattr(module, "metrics") and not measured:
         figures += module.metrics(version_dir, meta)
+    if not figures and same_version and not inputs:  # the figures the card states, kept with its body
+        figures = stated_metrics(old_front)
     hub = module.HUB(app, meta) if callable(module.HUB) else module.HUB
     text = compose(app, version_dir, body, facts, hub, figures,
                    section(old_body, VERSIONS_HEADING) if old_body else None)

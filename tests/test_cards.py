@@ -12,7 +12,8 @@ from rnn_apps.cli import cli
 
 
 def _front(text: str) -> dict:
-    yaml = pytest.importorskip("yaml")
+    import yaml
+
     assert text.startswith("---\n")
     return yaml.safe_load(text.split("\n---\n", 1)[0][4:])
 
@@ -70,6 +71,19 @@ def test_stated_figures_become_the_model_index(app_dir, monkeypatch):
     index = _front((app_dir / "README.md").read_text(encoding="utf-8"))["model-index"][0]
     assert index["results"][0]["metrics"] == [{"type": "bits_per_character", "name": "b", "value": 9.5}]
     assert index["results"][0]["dataset"]["split"] == "validation"
+
+
+def test_figures_a_card_states_are_kept_with_its_body(app_dir):
+    (app_dir / "README.md").write_text(
+        "---\nlicense: mit\nmodel-index:\n- name: mine\n  results:\n  - task: {type: text-generation}\n"
+        "    dataset: {type: poems, name: my poems, split: test}\n    metrics:\n"
+        "    - {type: bits_per_character, value: 6.5, name: Test bits per character}\n---\n\n# Mine\n\nIntro.\n",
+        encoding="utf-8")
+    cards.write_card("poetry", str(app_dir))
+    text = (app_dir / "README.md").read_text(encoding="utf-8")
+    result = _front(text)["model-index"][0]["results"][0]
+    assert result["metrics"] == [{"type": "bits_per_character", "name": "Test bits per character", "value": 6.5}]
+    assert result["dataset"]["split"] == "test" and "# Mine\n\nIntro." in text
 
 
 def test_bad_card_requests_are_one_line(app_dir):
