@@ -303,3 +303,23 @@ class Predictor:
     def signatures(self):
         """The SavedModel's signatures by name."""
         return self.load().signatures
+
+    def check_texts(self, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
+        """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be.
+
+        A single string instead of a list (``TypeError``), no text (``nothing``), a text that is not a
+        string, and a text outside the app's limits (:func:`rnn_apps.limits.check_text`, the checks
+        ``rnn-apps serve`` applies too). ``what`` names a text in messages ("Review 3").
+        """
+        from rnn_apps import limits
+
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("texts must be a list of strings, not one string.")
+        if not texts:
+            raise error(nothing)
+        app_limits = limits.APPS[self.app]
+        for i, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise error(f"{what} {i} is a {type(t).__name__}, not text.")
+            with limits.errors_as(error):
+                limits.check_text(app_limits, "text", t, where=f"{what} {i}")

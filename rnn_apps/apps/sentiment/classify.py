@@ -77,15 +77,7 @@ class SentimentClassifier(Predictor):
         return read_meta(model_dir, f"{cls.app}.json", cls.app, FORMAT)
 
     def _check(self, texts: Sequence[str]) -> None:
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be a list of strings, not one string.")
-        if not texts:
-            raise SentimentError("No review to classify.")
-        for i, t in enumerate(texts, 1):
-            if not isinstance(t, str):
-                raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
-            with limits.errors_as(SentimentError):  # the server's checks and words
-                limits.check_text(LIMITS, "text", t, where=f"Review {i}")
+        self.check_texts(texts, SentimentError, "Review", "No review to classify.")  # the server's checks and words
 
     def probabilities(self, texts: Sequence[str], batch_size: int = 64):
         """P(positive) of each text as a float32 NumPy array, without the checks of :meth:`classify`.
