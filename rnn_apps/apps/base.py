@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import importlib
 import json
 import os
 from dataclasses import dataclass
@@ -41,8 +42,16 @@ class TrainResult(dict):
 
     A ``dict`` (the keys each app documents: ``step``, ``history``, ``stats``, ``seconds``, ``config``,
     ``model`` ...), so existing callers that index it keep working, with the keys also readable as
-    attributes (``result.model``) and :meth:`summary` for the figures a command reports.
+    attributes (``result.model``), :meth:`summary` for the figures a command reports and :meth:`export`
+    to export the trained model with its app's exporter.
+
+    Args:
+        app: The app that trained it (``rnn_apps.apps.<app>``).
     """
+
+    def __init__(self, *args, app: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app = app
 
     def __getattr__(self, name):
         try:
@@ -58,6 +67,17 @@ class TrainResult(dict):
         out = {k: self[k] for k in keys}
         out.update({k: self[k] for k in optional if k in self})
         return out
+
+    def export(self, app_dir: str, version: Optional[int] = None, **kwargs) -> str:
+        """Export the trained model to ``app_dir/<version>`` (default: the next version); return that directory.
+
+        Calls the app's ``export_result(result, app_dir, version, **kwargs)`` (in ``rnn_apps.apps.<app>.export``),
+        which passes the result's model, vocabulary, settings and figures to the app's exporter.
+        """
+        if not self.app:
+            raise ValueError("This training result does not name its app; export it with the app's own exporter.")
+        return importlib.import_module(f"rnn_apps.apps.{self.app}.export").export_result(self, app_dir, version,
+                                                                                          **kwargs)
 
 
 @dataclass(frozen=True)
@@ -167,9 +187,9 @@ def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optiona
 
 
 def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, run_dir: str, run: RunOptions, *,
-            strategy, final: Optional[str] = FINAL_WEIGHTS, **fit_kwargs) -> TrainResult:
+            strategy, final: Optional[str] = FINAL_WEIGHTS, app: str = "", **fit_kwargs) -> TrainResult:
     """:func:`rnn_apps.training.fit_resumable` with the ``run`` options, then the final weights to
-    ``run_dir/final`` (on the chief; ``final=None``: none).
+    ``run_dir/final`` (on the chief; ``final=None``: none). ``app``: the app the result belongs to.
 
     ``fit_kwargs``: ``validation_data``, ``keep_best``, ``patience``, ``average_best``, ``meta`` (see
     ``fit_resumable``).
@@ -180,7 +200,7 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
                                     **run.fit_kwargs(), **fit_kwargs)
     if final and training.is_chief(strategy):
         model.save_weights(os.path.join(run_dir, final))
-    return TrainResult(result)
+    return TrainResult(result, app=app)
 
 
 def assign_weights(variables, arrays, what: str) -> None:

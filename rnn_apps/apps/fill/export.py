@@ -138,6 +138,13 @@ def export_fill(model, vocab: Vocabulary, config: dict, app_dir: str, version=No
     return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
 
 
+def export_result(result, app_dir: str, version=None, card: dict | None = None) -> str:
+    """Export what :func:`rnn_apps.apps.fill.task.train` returned, with its figures (``card``: more facts)."""
+    summary = {k: result.get(k) for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
+    return export_fill(result["model"], result["vocab"], result["config"], app_dir, version,
+                       card={"summary": summary, **(card or {})})
+
+
 def load_config(model_dir: str) -> dict:
     """The settings, vocabulary and card of an exported fill model (``assets.extra/fill.json``)."""
     return read_meta(model_dir, CONFIG_NAME, "fill")

@@ -88,7 +88,8 @@ def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResu
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
         model.build((None, None))
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
-                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None)
+                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
+                              app="fill")
     result.update({
         "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
         "val_loss": training.last_metric(result["history"], "val_loss"),

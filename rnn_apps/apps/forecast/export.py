@@ -88,6 +88,11 @@ def export_forecast(model, scale: float, config: dict, app_dir: str, version: Op
     return save_module(module, {"serving_default": module.serving_default}, app_dir, version, CONFIG_NAME, meta)
 
 
+def export_result(result, app_dir: str, version: Optional[int] = None, summary: Optional[dict] = None) -> str:
+    """Export what :func:`rnn_apps.apps.forecast.task.train` returned (``summary``: figures to keep with it)."""
+    return export_forecast(result["model"], result["scale"], result["config"], app_dir, version, summary=summary)
+
+
 def load_config(model_dir: str) -> dict:
     """The ``assets.extra/forecast.json`` of an exported forecaster."""
     return read_meta(model_dir, CONFIG_NAME, "forecasting")

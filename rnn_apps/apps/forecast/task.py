@@ -159,7 +159,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
     result = contract.fit_run(
         model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
-        strategy=strat, final=None, validation_data=val, meta={"mode": mode},
+        strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},
     )
     train_seconds = time.time() - t0
 

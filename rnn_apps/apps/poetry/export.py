@@ -465,6 +465,11 @@ def export_poetry(
     return shared_export.atomic_export(write, app_dir, version, extra)
 
 
+def export_result(result, app_dir: str, version=None, **kwargs) -> str:
+    """Export what :func:`rnn_apps.apps.poetry.task.train` returned (``kwargs``: those of :func:`export_poetry`)."""
+    return export_poetry(result["model"], result["vocab"], result["config"], app_dir, version, **kwargs)
+
+
 def rebuild_from_export(model_dir: str):
     """The Keras Char-RNN of an exported poem model with its weights: ``(model, vocab, config)``.
 

@@ -158,7 +158,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
             # A grown vocabulary keeps the old embedding rows (the tied output layer grows with it).
             training.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir,
-                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None)
+                              run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
+                              app="poetry")
     val_bpc = training.last_metric(result["history"], "val_bits_per_char")
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})

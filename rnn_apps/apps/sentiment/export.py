@@ -192,6 +192,21 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def export_result(result, app_dir: str, version: Optional[int] = None) -> str:
+    """Export what :func:`rnn_apps.apps.sentiment.task.train` returned, with its language-model head, n-gram
+    branch and validation figures. With an n-gram branch the model's answer is the combination, so its
+    ``val_accuracy`` is the combination's cross-validated one (the recurrent classifier's alone is kept as
+    ``rnn_val_accuracy``)."""
+    ngram = result.get("ngram")
+    summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
+               "stats": result.get("stats")}
+    if ngram is not None and ngram.figures.get("combined_val_accuracy_cv") is not None:
+        summary["rnn_val_accuracy"] = summary["val_accuracy"]
+        summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
+    return export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
+                            lm=result.get("lm"), summary=summary, ngram=ngram)
+
+
 def load_config(model_dir: str) -> dict:
     """The settings, vocabulary and figures of an exported sentiment model (``assets.extra/sentiment.json``)."""
     return read_meta(model_dir, CONFIG_NAME, "sentiment", FORMAT)

@@ -302,7 +302,7 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
         print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
     result = contract.fit_run(
         model, lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None), plan.steps_per_epoch, epochs,
-        run_dir, run, strategy=strat, final=FINAL_WEIGHTS,
+        run_dir, run, strategy=strat, final=FINAL_WEIGHTS, app="sentiment",
         validation_data=classifier_dataset(val_plan, va_ids, va_labels, 0, 1) if val_plan else None,
         keep_best="val_loss" if cfg["keep_best"] else None, patience=int(cfg["patience"]),
     )
