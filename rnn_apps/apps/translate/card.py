@@ -46,7 +46,10 @@ CHANGELOG = {
            "search with length normalisation 0.6: BLEU 32.58 (beam 4) on its own validation split.",
         2: "32,055 pairs of `cmn-eng-30k.tsv` (31,728 once script duplicates are merged), two encoder layers, the "
            "mean of the three best epochs' weights, name placeholders so that unknown words are carried into the "
-           "output, a coverage penalty and length normalisation 1.0 in the beam, float16 storage (half the size).",
+           "output, a coverage penalty and length normalisation 1.0 in the beam, float16 storage (half the size). "
+           "On the 793 validation pairs that neither version trained on (English sentences new in the larger "
+           "corpus), BLEU with beam 4 went from 29.84 to 36.14, and from 19.40 to 23.95 on the 63 of ten words or "
+           "more.",
     },
     "zh-en": {
         1: "the first Chinese → English model: the recipe of the English → Chinese version 2, trained the other way.",
