@@ -248,7 +248,7 @@ class TranslateModule(tf.Module):
         ids = tf.where(after, Vocabulary.pad_id, ids)
         tokens = tf.gather(self._tgt_tokens, ids)
         if self.copy_unknown:
-            tokens = tf.where(ids == Vocabulary.unk_id, self._copied_words(text, atts, tf.shape(src)[1]), tokens)
+            tokens = tf.where(ids == Vocabulary.unk_id, self._copied_words(text, ids, atts, tf.shape(src)[1]), tokens)
         translation = detokenize(tokens, self.target_lang, self._truecase)
         if self.target_lang == "en":
             # Copied Chinese characters stand together, not one word each.
@@ -257,11 +257,13 @@ class TranslateModule(tf.Module):
         length = tf.reduce_sum(tf.cast(ids > Vocabulary.eos_id, tf.int32), axis=1)
         return {"translation": translation, "ids": ids, "attention": atts, "source": src, "length": length}
 
-    def _copied_words(self, text, atts, S):
+    def _copied_words(self, text, ids, atts, S):
         """For every target position, the source word its attention weighs most, as written ([B, T] strings).
 
         English is read lowercased; the words put back keep the input's spelling when lowercasing did not
-        change how the sentence splits into words. The final ``<eos>`` column is never chosen.
+        change how the sentence splits into words. The final ``<eos>`` column is never chosen. Nothing is
+        copied (``""``) for punctuation, nor for an ``<unk>`` that attends to the same word as the ``<unk>``
+        just before it (a word of several pieces in the model's eyes is copied once).
         """
         def dense(ragged):  # [B, S] strings, "" after the words
             x = ragged.to_tensor("")
@@ -278,7 +280,12 @@ class TranslateModule(tf.Module):
         # Only real source words compete (not <eos>, not padding).
         real = tf.range(S)[None, None, :] < n[:, None, None]
         pos = tf.argmax(tf.where(real, atts, -1.0), axis=2, output_type=tf.int32)
-        return tf.gather(words, pos, batch_dims=1)
+        copied = tf.gather(words, pos, batch_dims=1)
+        unk = tf.equal(ids, Vocabulary.unk_id)
+        after_unk = tf.pad(unk[:, :-1], [[0, 0], [1, 0]])
+        prev_pos = tf.pad(pos[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+        keep = tf.strings.regex_full_match(copied, r".*[\pL\pN].*") & ~(after_unk & tf.equal(pos, prev_pos))
+        return tf.where(keep, copied, "")
 
     # ---------------------------------------------------------------- signatures
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text"),
