@@ -135,3 +135,9 @@ def with_card(app: str, version_dir: str) -> str:
 
     write_card(app, version_dir)
     return version_dir
+
+
+def export_trained(result, app_dir: str, version=None, **kwargs) -> str:
+    """Export a training result (:class:`rnn_apps.apps.base.TrainResult`) with its app's exporter to
+    ``app_dir/<version>`` and write the app directory's model card; returns the version directory."""
+    return with_card(result.app, result.export(app_dir, version, **kwargs))

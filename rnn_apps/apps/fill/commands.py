@@ -13,15 +13,8 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity, with_card,
+    echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity,
 )
-
-
-def _export_run(r: dict, app_dir: str, version=None) -> str:
-    from rnn_apps.apps.fill.export import export_fill
-
-    card = {"summary": {k: r.get(k) for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}}
-    return with_card("fill", export_fill(r["model"], r["vocab"], r["config"], app_dir, version, card=card))
 
 
 # ------------------------------------------------------------------------------------------- fill-poem
@@ -138,7 +131,7 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
                             save_every=save_every, verbose=verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
     if export_dir:
-        summary["exported"] = _export_run(result, export_dir)
+        summary["exported"] = export_trained(result, export_dir)
     report(summary, as_json)
 
 
@@ -198,6 +191,7 @@ def export_fill_cmd(run_dir, export_dir, models_root, version):
     app_dir = options.export_dir_for(export_dir, models_root, "fill")
     import json
 
+    from rnn_apps.apps.base import TrainResult
     from rnn_apps.apps.fill import task
     from rnn_apps.training import last_metric, read_history
 
@@ -205,9 +199,10 @@ def export_fill_cmd(run_dir, export_dir, models_root, version):
     with open(os.path.join(run_dir, task.CONFIG_FILE), encoding="utf-8") as f:
         stats = json.load(f).get("stats")
     history = read_history(run_dir)
-    r = {"model": model, "vocab": vocab, "config": cfg, "stats": stats, "step": history[-1]["step"] if history else None,
-         "val_accuracy": last_metric(history, "val_accuracy"), "val_loss": last_metric(history, "val_loss")}
-    click.echo(_export_run(r, app_dir, version))
+    r = TrainResult(model=model, vocab=vocab, config=cfg, stats=stats, step=history[-1]["step"] if history else None,
+                    val_accuracy=last_metric(history, "val_accuracy"), val_loss=last_metric(history, "val_loss"),
+                    app="fill")
+    click.echo(export_trained(r, app_dir, version))
 
 
 COMMANDS = {None: [fill_poem], "train": [train_fill], "evaluate": [evaluate_fill], "export": [export_fill_cmd]}

@@ -12,7 +12,7 @@ import click
 
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
-from rnn_apps.cli.common import FiniteFloatRange, echo_json, friendly_errors, progress_to_stderr, verbosity, with_card
+from rnn_apps.cli.common import FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, verbosity
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
 
@@ -152,11 +152,8 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         summary["output"] = output_path
         click.echo(f"Forecast written to {output_path}", err=True)
     if export_dir:
-        from rnn_apps.apps.forecast.export import export_forecast
-
         keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step")}
-        summary["exported"] = with_card("forecast", export_forecast(result["model"], result["scale"], cfg, export_dir,
-                                                                    summary=keep))
+        summary["exported"] = export_trained(result, export_dir, summary=keep)
         click.echo(f"Exported to {summary['exported']}", err=True)
     if as_json:
         echo_json(summary)

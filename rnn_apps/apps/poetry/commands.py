@@ -11,7 +11,7 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, show, verbosity, with_card,
+    echo_json, friendly_errors, gather_texts, export_trained, progress_to_stderr, report, show, verbosity, with_card,
 )
 
 
@@ -169,10 +169,7 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
                             save_every=save_every, verbose=verbosity(), **settings)
     summary = _train_summary(result)
     if export_dir:
-        from rnn_apps.apps.poetry.export import export_poetry
-
-        summary["exported"] = with_card("poetry", export_poetry(result["model"], result["vocab"], result["config"],
-                                                                export_dir))
+        summary["exported"] = export_trained(result, export_dir)
     report(summary, as_json)
 
 
@@ -195,7 +192,6 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
       rnn-apps generate-poem --model models-finetuned/poetry
     """
     from rnn_apps.apps.poetry import task
-    from rnn_apps.apps.poetry.export import export_poetry
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("poetry")
@@ -203,8 +199,7 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=0.1)
     summary = _train_summary(result)
-    summary["exported"] = with_card("poetry", export_poetry(result["model"], result["vocab"], result["config"],
-                                                            export_dir))
+    summary["exported"] = export_trained(result, export_dir)
     report(summary, as_json)
 
 

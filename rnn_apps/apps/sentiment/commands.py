@@ -61,18 +61,10 @@ def classify(texts, files, model_dir, batch_size, as_json):
 
 
 def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) -> str:
-    """Export a trained review classifier and write the app directory's model card."""
-    from rnn_apps.apps.sentiment.export import export_sentiment, write_model_card
+    """Export a trained review classifier; its card's body is written from the run (and ``notes``)."""
+    from rnn_apps.apps.sentiment.export import export_result, write_model_card
 
-    ngram = result.get("ngram")
-    summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
-               "stats": result.get("stats")}
-    if ngram is not None and ngram.figures.get("combined_val_accuracy_cv") is not None:
-        # The model's answer is the combination: its validation accuracy is the cross-validated one.
-        summary["rnn_val_accuracy"] = summary["val_accuracy"]
-        summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
-    path = export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
-                            lm=result.get("lm"), summary=summary, ngram=ngram)
+    path = export_result(result, app_dir, version)
     write_model_card(app_dir, path, run_dir, notes=notes)
     return with_card("sentiment", path)
 
