@@ -3,8 +3,6 @@
 import json
 import os
 import random
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -12,7 +10,8 @@ from click.testing import CliRunner
 
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.cli import cli
-from sentiment_reviews import ENV, NEG, POS, TINY, review, review_sets
+from sentiment_reviews import NEG, POS, TINY, review, review_sets
+from standalone import run_script
 
 @pytest.fixture(scope="module")
 def imdb(tmp_path_factory):
@@ -293,12 +292,7 @@ print(json.dumps({
 
 
 def test_savedmodel_loads_without_rnn_apps(tiny_model, tmp_path):
-    script = tmp_path / "load.py"
-    script.write_text(_LOAD_WITHOUT_RNN_APPS)
-    r = subprocess.run([sys.executable, str(script), tiny_model], env=ENV, capture_output=True, text=True, timeout=300,
-                       cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = run_script(_LOAD_WITHOUT_RNN_APPS, tmp_path, tiny_model)
     assert out["prob_dtype"] == "float32" and out["prob_shape"] == [3]
     assert all(0.0 <= p <= 1.0 for p in out["prob"])
     assert out["label"] == ["positive" if p >= 0.5 else "negative" for p in out["prob"]]
