@@ -105,10 +105,10 @@ class RunOptions:
 
     @classmethod
     def split(cls, options: dict, **defaults) -> tuple:
-        """``(RunOptions, settings)``: the run options among ``options`` (else ``defaults``, the app's own,
-        else the class's) and the remaining ``options``, the app's settings."""
+        """``(RunOptions, settings)``: the run options among ``options`` (those given as None, or not given:
+        ``defaults``, the app's own, else the class's) and the remaining ``options``, the app's settings."""
         names = {f.name for f in dataclasses.fields(cls)}
-        given = {k: v for k, v in options.items() if k in names}
+        given = {k: v for k, v in options.items() if k in names and v is not None}
         run = cls(**{**defaults, **given})
         return dataclasses.replace(run, callbacks=tuple(run.callbacks)), {k: v for k, v in options.items()
                                                                           if k not in names}
