@@ -92,9 +92,9 @@ def _in_chinese(results: list, model_dir) -> list:
     A caption word the translation model does not know is named in a note on its result: the Chinese
     may then leave it out or say something else.
     """
-    from rnn_apps.apps.translate.translate import Translator
+    from rnn_apps.predictors import load_predictor
 
-    translator = Translator(model_dir)
+    translator = load_predictor("translate", model_dir)  # found by name: the caption app imports no other app
     if (translator.source_lang, translator.target_lang) != ("en", "zh"):
         raise click.UsageError(f"--translate-model {translator.model_dir} translates {translator.source_lang} to "
                                f"{translator.target_lang}; --lang zh needs an English-to-Chinese model.")

@@ -46,9 +46,9 @@ def caption_examples(model_dir: str, data_dir: str, names: Sequence[str], transl
     beam = cap.caption_files(paths, beam=3)
     chinese = [None] * len(names)
     try:
-        from rnn_apps.apps.translate.translate import Translator
+        from rnn_apps.predictors import load_predictor
 
-        tr = Translator(translate_model)
+        tr = load_predictor("translate", translate_model)
         chinese = [t.translation for t in tr.translate([c.caption[:1].upper() + c.caption[1:] + "." for c in beam],
                                                        beam=4)]
     except (FileNotFoundError, ValueError):  # no translation model: the card simply has no Chinese column
