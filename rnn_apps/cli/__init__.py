@@ -23,15 +23,6 @@ SHARED = ("rnn_apps.cli.serve", "rnn_apps.cli.card")
 """Modules of commands that belong to no app; each holds ``COMMANDS`` as the apps do."""
 
 
-_OLD_STYLE = {  # command modules not yet declaring COMMANDS
-    "rnn_apps.apps.translate.commands": {None: ["translate"], "train": ["train_translate"],
-                                         "fine-tune": ["fine_tune_translate"], "evaluate": ["evaluate_translate"],
-                                         "export": ["export_translate_cmd"]},
-    "rnn_apps.apps.caption.commands": {None: ["caption"], "train": ["train_caption"], "evaluate": ["evaluate_caption"],
-                                       "export": ["export_caption_cmd"], "fine-tune": ["fine_tune_caption"]},
-}
-
-
 class Registry(click.Group):
     """A group that adds, on first use, the commands that each app declares for its verb."""
 
@@ -47,10 +38,8 @@ class Registry(click.Group):
         self.loaded = True
         modules = [f"rnn_apps.apps.{app}.commands" for app in APPS] + list(SHARED)
         for name in modules:
-            module = importlib.import_module(name)
-            commands = getattr(module, "COMMANDS", None) or _OLD_STYLE.get(name, {})
-            for command in commands.get(self.verb, ()):
-                self.add_command(getattr(module, command) if isinstance(command, str) else command)
+            for command in importlib.import_module(name).COMMANDS.get(self.verb, ()):
+                self.add_command(command)
 
     def list_commands(self, ctx):
         self.load()

@@ -1,24 +1,103 @@
-"""Write the model card ``models/caption-shapes/README.md`` with example images, their captions and attention.
+"""The caption models' cards (``rnn-apps card caption`` and ``rnn-apps card caption-shapes``): hub metadata,
+figures and measured sections, written by :func:`rnn_apps.cards.write_card`.
 
-    python -m rnn_apps.apps.caption.card --model models/caption-shapes --run-dir runs/caption-attention \
-        --eval-json eval-attention.json --compare-run-dir runs/caption-inject --compare-eval-json eval-inject.json \
-        --bench-json bench.json
+Measured anew, the synthetic-scene model from its run, the JSON of ``rnn-apps evaluate caption --synthetic
+... --json`` (and of an inject run to compare) and of ``python benchmarks/caption.py --json FILE``; example
+scenes (seed ``example_seed``) are written to ``<app dir>/examples/`` with an attention grid for the first::
 
-The evaluation JSONs are the output of ``rnn-apps evaluate caption --synthetic ... --json``, the benchmark
-JSON that of ``python benchmarks/caption.py --json FILE``. Example scenes (seed ``--example-seed``) are
-written to ``<app dir>/examples/`` next to the card, with an attention grid for the first ones.
+    rnn-apps card caption-shapes -i run_dir=runs/caption-attention -i eval=eval-attention.json \
+        -i compare_run_dir=runs/caption-inject -i compare_eval=eval-inject.json -i bench=bench.json
+
+and the photo model (:mod:`rnn_apps.apps.caption.photo_card`) from its run, its evaluations on the dev photos
+(comma-separated JSON files of ``rnn-apps evaluate caption --data DIR --split val --json``, one per decoding)
+and named example photos of the caption set (their captions are quoted, the photos are not copied)::
+
+    rnn-apps card caption -i run_dir=runs/caption-flickr -i data=../shared/data/flickr8k \
+        -i evals=dev-greedy.json,dev-beam3.json -i bench=bench.json -i examples=1000268201_693b08cb0e.jpg
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from typing import Optional
 
+from rnn_apps import cards
 
-def dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+INPUTS = {
+    "run_dir": "the training run",
+    "eval": "caption-shapes: JSON of rnn-apps evaluate caption --synthetic --json",
+    "compare_run_dir": "caption-shapes: the run of the variant to compare (inject)",
+    "compare_eval": "caption-shapes: its evaluation's JSON",
+    "beam_eval": "caption-shapes: the evaluation of the model with --beam N",
+    "example_seed": "caption-shapes: seed of the example scenes (default 31)",
+    "compare_training_time": "caption-shapes: the compared run's training time, e.g. '30 min'",
+    "data": "caption: the caption set the example photos come from",
+    "evals": "caption: comma-separated JSON files of rnn-apps evaluate caption --data DIR --json, one per decoding",
+    "examples": "caption: comma-separated file names of photos of data to caption in the card",
+    "feature_seconds": "caption: seconds the backbone's features of the training photos took",
+    "bench": "JSON of benchmarks/caption.py --json FILE",
+    "training_time": "the training time, e.g. '58 min of wall time' (a resumed run keeps no single clock)",
+    "commands": "a text file of the commands that made the figures",
+}
+
+SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    6990976915767999355: [  # caption-shapes 1
+        ("exact_match", "Exact match, greedy (1,000 fresh scenes)", 0.971),
+        ("bleu", "BLEU-4, greedy", 0.9935),
+    ],
+    15510148149660578676: [  # caption 2
+        ("bleu", "BLEU-4 ×100, beam 5 (1,000 Flickr8k dev photos)", 20.2),
+        ("cider", "CIDEr-D ×100, beam 5", 47.1),
+        ("bleu", "BLEU-4 ×100, greedy", 17.1),
+    ],
+}
+
+
+def HUB(app: str, meta: dict) -> dict:
+    """The card's front matter (model hubs read it): a photo model or a synthetic-scene model."""
+    tags = ["rnn", "lstm", "image-captioning", "visual-attention", "tensorflow"]
+    if meta.get("synthetic"):
+        return {"language": ["en"], "license": "mit", "pipeline_tag": "image-to-text", "tags": tags,
+                "task": {"type": "image-to-text", "name": "Captions of synthetic scenes"},
+                "dataset": {"type": "rnn-apps/synthetic-scenes", "name": "Fresh synthetic scenes (seed 2026)",
+                            "split": "test"}}
+    return {"language": ["en"], "license": "other", "pipeline_tag": "image-to-text", "tags": tags + ["mobilenet_v2"],
+            "datasets": ["flickr8k"], "task": {"type": "image-to-text", "name": "Photo captions"},
+            "dataset": {"type": "flickr8k", "name": "Flickr8k, the 1,000 dev photos", "split": "validation"}}
+
+
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, **inputs) -> str:
+    """The card's body, measured from ``run_dir`` and the evaluations (see the module's docstring)."""
+    if run_dir is None:
+        raise cards.CardError("The caption cards are measured from a training run: give run_dir.")
+    app_dir = os.path.dirname(os.path.normpath(version_dir))
+    given = {k: v for k, v in inputs.items() if v is not None}
+    photo_only, shapes_only = {"data", "evals", "examples", "feature_seconds"}, {
+        "eval", "compare_run_dir", "compare_eval", "beam_eval", "example_seed", "compare_training_time"}
+    wrong = sorted(set(given) & (photo_only if meta.get("synthetic") else shapes_only))
+    if wrong:
+        raise cards.CardError(f"{', '.join(wrong)}: not an input of this caption model's card.")
+    commands = read_lines(given.get("commands"))
+    if not meta.get("synthetic"):
+        from rnn_apps.apps.caption.photo_card import build_photo_card, caption_examples
+
+        names = [n for n in given.get("examples", "").split(",") if n]
+        examples = caption_examples(version_dir, given["data"], names) if names else []
+        evaluations = [cards.read_json(p) for p in given.get("evals", "").split(",") if p]
+        if not evaluations:
+            raise cards.CardError("The photo card needs evals (its evaluations' JSON files).")
+        seconds = float(given["feature_seconds"]) if "feature_seconds" in given else None
+        return build_photo_card(version_dir, run_dir, evaluations, cards.read_json(given.get("bench")), examples, facts,
+                                given.get("training_time"), commands, seconds)
+    if "eval" not in given:
+        raise cards.CardError("The synthetic-scene card needs eval (its evaluation's JSON).")
+    seed = int(given.get("example_seed", 31))
+    examples = write_examples(version_dir, app_dir, seed)
+    return build_card(version_dir, run_dir, cards.read_json(given["eval"]), given.get("compare_run_dir"),
+                      cards.read_json(given.get("compare_eval")), cards.read_json(given.get("bench")), examples, seed,
+                      facts, given.get("training_time"), given.get("compare_training_time"),
+                      cards.read_json(given.get("beam_eval")), commands)
 
 
 def run_history(run_dir: str) -> list:
@@ -33,22 +112,6 @@ def read_lines(path: Optional[str]) -> Optional[list]:
         return None
     with open(path, encoding="utf-8") as f:
         return f.read().splitlines()
-
-
-def write_card(text: str, app_dir: str, out: Optional[str] = None) -> str:
-    """Write a card to ``out`` (default ``<app_dir>/README.md``), print it, return its path."""
-    out = out or os.path.join(app_dir, "README.md")
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
-    return out
-
-
-def load_json(path: Optional[str]):
-    if not path:
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def _run_cfg(run_dir: str) -> dict:
@@ -84,34 +147,25 @@ def write_examples(model_dir: str, app_dir: str, seed: int, count: int = 4, atte
 
 
 def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Optional[str], compare_eval: Optional[dict],
-               bench: Optional[dict], examples: list, example_seed: int, training_time: Optional[str] = None,
-               compare_training_time: Optional[str] = None, beam_eval: Optional[dict] = None,
-               commands: Optional[list] = None) -> str:
-    import numpy as np
-
+               bench: Optional[dict], examples: list, example_seed: int, facts: dict,
+               training_time: Optional[str] = None, compare_training_time: Optional[str] = None,
+               beam_eval: Optional[dict] = None, commands: Optional[list] = None) -> str:
+    """The synthetic-scene card's body: data, model and training, figures, examples."""
     from rnn_apps.apps.caption.export import load_config
     from rnn_apps.apps.caption.scenes import COLOURS, SHAPES, SIZES
-    from rnn_apps.export import resolve_model_dir
 
-    model_dir = resolve_model_dir(model_dir)
     meta = load_config(model_dir)
     cfg = meta["config"]
-    import tensorflow as tf
-
-    loaded = tf.saved_model.load(model_dir)
-    n_params = sum(int(np.prod(v.shape)) for v in loaded.model_weights)
-    version = os.path.basename(model_dir.rstrip("/"))
     hist = run_history(run_dir)
     ss = meta["scene_settings"]
     grid = meta["grid"]
     lines = [
         "# Caption model for synthetic scenes (CNN encoder + LSTM decoder with visual attention)",
         "",
-        f"Version {version} in `models/caption-shapes/{version}/`, a TensorFlow SavedModel (TF Serving layout) that decodes "
-        "PNG/JPEG bytes, runs the CNN and the whole greedy or beam search in its graph. Signatures: "
-        "`serving_default` (`{\"image\": string[B]}` → `{\"caption\": string[B]}`), `caption` (with `beam_size`), "
-        "`attention` (words and their attention over the feature grid), `caption_pixels` (decoded images). "
-        "It loads with plain `tf.saved_model.load`, without rnn_apps.",
+        "A SavedModel that decodes PNG/JPEG bytes, runs the CNN and the whole greedy or beam search in its graph. "
+        "Signatures: `serving_default` (`{\"image\": string[B]}` → `{\"caption\": string[B]}`), `caption` (with "
+        "`beam_size`), `attention` (words and their attention over the feature grid), `caption_pixels` (decoded "
+        "images).",
         "",
         "```sh",
         "rnn-apps caption models/caption-shapes/examples/scene-1.png",
@@ -149,7 +203,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         f"additive scores with {cfg['attention_units']} hidden units{', gated' if cfg.get('gate') else ''}) over the "
         "grid at every step; initial state from the mean annotation; output from [h_t; z_t]. Teacher forcing, "
         f"dropout {cfg['dropout']}.",
-        f"* {n_params:,} parameters; {dir_size(model_dir) / 2**20:.1f} MB on disk.",
+        f"* {facts['parameters']:,} parameters; {facts['size_mb']} MB on disk.",
         f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} scenes, "
         f"{hist[-1]['step'] if hist else '?'} steps ({hist[-1]['step'] * cfg['batch_size'] if hist else '?':,} scenes)"
@@ -228,34 +282,3 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
                       f"![attention](examples/{ex['attention']})", ""]
     return "\n".join(lines) + "\n"
 
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/caption-shapes")
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--eval-json", required=True)
-    ap.add_argument("--compare-run-dir")
-    ap.add_argument("--compare-eval-json")
-    ap.add_argument("--bench-json")
-    ap.add_argument("--example-seed", type=int, default=31)
-    ap.add_argument("--training-time", default=None, help="e.g. '58 min of wall time' (runs that were resumed "
-                    "do not keep a single clock)")
-    ap.add_argument("--compare-training-time", default=None)
-    ap.add_argument("--beam-eval-json", default=None, help="The evaluation of the shipped model with --beam N.")
-    ap.add_argument("--commands-file", default=None, help="A text file of the commands that made the figures.")
-    ap.add_argument("--out", default=None, help="Default: <model app dir>/README.md")
-    args = ap.parse_args()
-    from rnn_apps.export import resolve_model_dir
-
-    version_dir = resolve_model_dir(args.model)
-    app_dir = os.path.dirname(os.path.abspath(version_dir))
-    examples = write_examples(version_dir, app_dir, args.example_seed)
-    text = build_card(version_dir, args.run_dir, load_json(args.eval_json), args.compare_run_dir,
-                      load_json(args.compare_eval_json), load_json(args.bench_json), examples, args.example_seed,
-                      args.training_time, args.compare_training_time, load_json(args.beam_eval_json),
-                      read_lines(args.commands_file))
-    write_card(text, app_dir, args.out)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,9 +7,11 @@ import os
 
 import click
 
-from rnn_apps._cli_common import _echo_json, _friendly_errors, _progress_to_stderr, _report, _STRATEGY, _verbosity
-
-_CELLS = click.Choice(["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"])
+from rnn_apps.apps.caption.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import (
+    echo_json, friendly_errors, progress_to_stderr, quiet_tensorflow, report, verbosity, with_card,
+)
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
 
 
@@ -38,7 +40,7 @@ def _attention_paths(out: str, n: int) -> list[str]:
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'image', 'caption', 'log_probability' ('caption_zh' with "
                    "--lang zh; 'words', 'attention' with --plot-attention).")
-@_friendly_errors
+@friendly_errors
 def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_path, as_json):
     """Describe photos (PNG, JPEG, GIF, BMP, WebP) in one English sentence each (看图说话).
 
@@ -79,7 +81,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
         rows = [r.to_dict(with_attention=bool(plot_path)) for r in results]
         for row, zh in zip(rows, chinese or []):
             row["caption_zh"] = zh
-        _echo_json(rows)
+        echo_json(rows)
         return
     for i, r in enumerate(results):
         text = r.caption if chinese is None else f"{r.caption}\n{chinese[i]}"
@@ -119,16 +121,13 @@ def _in_chinese(results: list, model_dir) -> list:
 @click.option("--variant", type=click.Choice(["attention", "inject"]), default=None,
               help="Decoder: soft visual attention over the CNN grid (default), or the image fed at the first step "
                    "only.")
-@click.option("--run-dir", default="runs/caption", show_default=True, help="Checkpoints, logs, vocabulary.")
-@click.option("--epochs", default=8, show_default=True)
+@options.training("runs/caption", 8, save=200)
 @click.option("--steps-per-epoch", type=int, default=None,
               help="Steps per epoch (default: 500 for --synthetic, one pass over the caption pairs otherwise).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
-@_STRATEGY
 @click.option("--batch-size", type=int, default=None, help="Images per batch (default 64).")
 @click.option("--image-size", type=int, default=None,
               help="Input side in pixels (default 64 for --synthetic, 128 for photos, 224 with a backbone).")
-@click.option("--cell", type=_CELLS, default=None, help="Decoder cell (default lstm).")
+@options.cell(DEFAULTS, "Decoder cell")
 @click.option("--units", type=int, default=None, help="Decoder units (default 256).")
 @click.option("--embedding-dim", type=int, default=None, help="Word embedding size (default 64).")
 @click.option("--feature-dim", type=int, default=None, help="Size of each grid cell's annotation vector (default 128).")
@@ -159,12 +158,10 @@ def _in_chinese(results: list, model_dir) -> list:
                    "converted on load) or a Keras weights file without top; 'imagenet' to download them (needs "
                    "network); 'none' for random.")
 @click.option("--train-backbone", "backbone_trainable", is_flag=True, default=None, help="Fine-tune the backbone too.")
-@click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
-@click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
-@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/caption).")
-@click.option("--json", "as_json", is_flag=True)
-@_friendly_errors
+@options.seed(DEFAULTS)
+@options.export(example="models/caption")
+@options.as_json()
+@friendly_errors
 def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir, as_json, tensorboard, save_every,
                   **settings):
     """Train the captioner: a CNN encoder and a recurrent decoder (rnn_apps.cells).
@@ -185,37 +182,33 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 
     if not resume and bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic.")
-    with _progress_to_stderr(as_json):
+    with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, synthetic=synthetic, resume=resume, strategy=strategy,
-                            tensorboard=tensorboard, save_every=save_every, verbose=_verbosity(), **settings)
+                            tensorboard=tensorboard, save_every=save_every, verbose=verbosity(), **settings)
     summary = {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
     if export_dir:
-        summary["exported"] = task.export_run(result["model"], result["vocab"], result["config"], result["synthetic"],
-                                              export_dir)
-    _report(summary, as_json)
+        summary["exported"] = with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
+                                                                   result["synthetic"], export_dir))
+    report(summary, as_json)
 
 
 @click.command("caption")
 @click.option("--data", required=True, type=click.Path(file_okay=False),
               help="Your captioned photos: a Flickr-style directory (Flickr8k.token.txt or captions.txt and the "
                    "images) or a COCO directory (captions_*.json and the images).")
-@click.option("--model", "model_dir", default=None, help="Start from this model (default: newest shipped models/caption).")
-@click.option("--out", "out_dir", default="models-finetuned/caption", show_default=True,
-              help="App directory to export the new model to.")
-@click.option("--run-dir", default="runs/caption-finetune", show_default=True)
-@click.option("--epochs", default=5, show_default=True)
+@options.model("caption", "Start from this model (default: the newest shipped models/caption).")
+@options.export("models-finetuned/caption", old=("--out",))
+@options.training("runs/caption-finetune", 5)
 @click.option("--learning-rate", type=float, default=3e-4, show_default=True)
 @click.option("--min-count", type=int, default=None,
               help="A word new to the model joins its vocabulary when your captions use it this often (default 5).")
 @click.option("--val-fraction", type=float, default=None,
               help="Share of your images held out for validation when the set has no split of its own (default 0.05).")
 @click.option("--batch-size", type=int, default=None, help="Captions per batch (default 64).")
-@click.option("--resume", is_flag=True)
-@_STRATEGY
-@click.option("--seed", type=int, default=None)
-@click.option("--json", "as_json", is_flag=True)
-@_friendly_errors
-def fine_tune_caption(data, model_dir, out_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json,
+@options.seed(DEFAULTS)
+@options.as_json()
+@friendly_errors
+def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json,
                       **settings):
     """Fine-tune the caption model on your own photos; new words get new rows.
 
@@ -232,13 +225,13 @@ def fine_tune_caption(data, model_dir, out_dir, run_dir, epochs, learning_rate, 
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("caption")
-    with _progress_to_stderr(as_json):
+    with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=_verbosity(), learning_rate=learning_rate, seed=seed, **settings)
+                            verbose=verbosity(), learning_rate=learning_rate, seed=seed, **settings)
     summary = {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
-    summary["exported"] = task.export_run(result["model"], result["vocab"], result["config"], result["synthetic"],
-                                          out_dir)
-    _report(summary, as_json)
+    summary["exported"] = with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
+                                                               result["synthetic"], export_dir))
+    report(summary, as_json)
 
 
 @click.command("caption")
@@ -257,7 +250,7 @@ def fine_tune_caption(data, model_dir, out_dir, run_dir, epochs, learning_rate, 
               help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON object with 'bleu1'..'bleu4' and 'cider_d' (--data) or 'exact_match' (--synthetic).")
-@_friendly_errors
+@friendly_errors
 def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam, batch_size, model_dir, as_json):
     """Score the captioner: BLEU-1..4 and CIDEr-D on a caption set, or BLEU and exact match on synthetic scenes.
 
@@ -277,13 +270,10 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 
     if bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR or --synthetic (with --seed and --count).")
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    with quiet_tensorflow():
+        from rnn_apps.apps.caption import evaluate as ev
+        from rnn_apps.paths import default_model_dir
 
-    import_tensorflow_quietly()
-    from rnn_apps.apps.caption import evaluate as ev
-    from rnn_apps.paths import default_model_dir
-
-    with native_stderr_silenced():
         if synthetic:
             r = ev.evaluate_synthetic(model_dir or default_model_dir(SHAPES_APP), seed, count, beam, batch_size,
                                       progress=not as_json)
@@ -291,7 +281,7 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
             r = ev.evaluate_dataset(data, model_dir, split, beam, batch_size, limit, progress=not as_json,
                                     examples=examples)
     if as_json:
-        _echo_json(r)
+        echo_json(r)
         return
     bleu = "  ".join(f"BLEU-{n}: {r[f'bleu{n}']:.4f}" for n in range(1, 5))
     click.echo(bleu + (f"  CIDEr-D: {r['cider_d']:.4f}" if "cider_d" in r else ""))
@@ -307,23 +297,29 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 
 
 @click.command("caption")
-@click.option("--run-dir", required=True)
-@click.option("--models", "models_dir", default="models", show_default=True)
-@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@options.run_dir(None, "The training run to export.")
+@click.option("--export", "export_dir", default=None,
+              help="App directory to export to, as its next version (default: models/caption, or "
+                   "models/caption-shapes for a model of synthetic scenes).")
+@click.option("--models", "models_root", default=None, hidden=True)
+@options.version
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
 @click.option("--average-best", type=click.IntRange(2, 20), default=None,
               help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
                    "training with --average-best N or more) instead of its final weights.")
-@_friendly_errors
-def export_caption_cmd(run_dir, models_dir, version, default_beam, average_best):
-    """Export the captioner of RUN_DIR to MODELS/caption/<version>/ (MODELS/caption-shapes/ for synthetic scenes).
+@friendly_errors
+def export_caption_cmd(run_dir, export_dir, models_root, version, default_beam, average_best):
+    """Export the captioner of RUN_DIR to APP_DIR/<version>/.
 
     \b
-    Example:
-      rnn-apps export caption --run-dir runs/caption --models models
-      rnn-apps export caption --run-dir runs/caption-flickr --models models --default-beam 3
+    Examples:
+      rnn-apps export caption --run-dir runs/caption --export models/caption
+      rnn-apps export caption --run-dir runs/caption-flickr --default-beam 3
     """
+    if not run_dir:
+        raise click.UsageError("Give --run-dir, the training run to export.")
+    options.export_dir_for(export_dir, models_root, "caption")  # refuses both spellings before the model loads
     from rnn_apps.apps.caption import task
 
     model, vocab, cfg, run = task.load_run_model(run_dir)
@@ -331,5 +327,10 @@ def export_caption_cmd(run_dir, models_dir, version, default_beam, average_best)
     if average_best:
         training["averaged_epochs"] = task.average_run_epochs(model, run_dir, cfg, run, average_best)
     app = SHAPES_APP if run["synthetic"] else "caption"
-    click.echo(task.export_run(model, vocab, cfg, run["synthetic"], os.path.join(models_dir, app), version,
-                               training, default_beam))
+    click.echo(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
+                                                    options.export_dir_for(export_dir, models_root, app), version,
+                                                    training, default_beam)))
+
+
+COMMANDS = {None: [caption], "train": [train_caption], "fine-tune": [fine_tune_caption], "evaluate": [evaluate_caption],
+            "export": [export_caption_cmd]}

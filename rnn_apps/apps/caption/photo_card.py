@@ -1,22 +1,14 @@
-"""Write the model card ``models/caption/README.md`` of a photo captioner (a frozen backbone, e.g. Flickr8k).
-
-    python -m rnn_apps.apps.caption.photo_card --model models/caption --run-dir runs/caption-flickr \
-        --data ../shared/data/flickr8k --eval-json dev-greedy.json --eval-json dev-beam3.json \
-        --bench-json bench.json --examples 1000268201_693b08cb0e.jpg 1001773457_577c3a7d70.jpg
-
-The evaluation JSONs are the output of ``rnn-apps evaluate caption --data DIR --split val --json`` (one per
-decoding), the benchmark JSON that of ``python benchmarks/caption.py --json FILE``. The named example photos
-are captioned (greedy, beam 3 and in Chinese) and quoted with their references; no photo is copied into the
-card, since the photos belong to their authors.
-"""
+"""The photo captioner's card body (``rnn-apps card caption``, see :mod:`rnn_apps.apps.caption.card`): a frozen
+backbone's captioner (e.g. Flickr8k) measured from its run, its evaluations, a benchmark and example photos,
+whose captions are quoted (greedy, beam 3 and in Chinese) with their references; no photo is copied into the
+card, since the photos belong to their authors."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from typing import Optional, Sequence
 
-from rnn_apps.apps.caption.card import dir_size, load_json, read_lines, run_history, write_card
+from rnn_apps.apps.caption.card import run_history
 
 # What each version of models/caption changed, for the card's "Versions" section.
 CHANGELOG = {
@@ -58,19 +50,14 @@ def caption_examples(model_dir: str, data_dir: str, names: Sequence[str], transl
 
 
 def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], bench: Optional[dict], examples: list,
-                     training_time: Optional[str] = None, commands: Optional[list] = None,
+                     facts: dict, training_time: Optional[str] = None, commands: Optional[list] = None,
                      feature_seconds: Optional[float] = None) -> str:
-    import numpy as np
-    import tensorflow as tf
-
+    """The photo card's body: data and its terms, model and training, figures, examples, versions."""
     from rnn_apps.apps.caption.export import load_config
-    from rnn_apps.export import resolve_model_dir
 
-    model_dir = resolve_model_dir(model_dir)
     meta = load_config(model_dir)
     cfg, stats = meta["config"], (meta.get("training") or {}).get("stats") or {}
-    loaded = tf.saved_model.load(model_dir)
-    n_params = sum(int(np.prod(v.shape)) for v in loaded.model_weights)
+    n_params = facts["parameters"]
     version = os.path.basename(model_dir.rstrip("/"))
     vocab_size = len(meta["vocab"]["tokens"])
     hist = run_history(run_dir)
@@ -86,9 +73,7 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     lines = [
         "# Caption model for photos (MobileNetV2 encoder + LSTM decoder with visual attention, Flickr8k)",
         "",
-        f"Version {version} in `models/caption/{version}/`, a TensorFlow SavedModel (TF Serving layout, "
-        f"{dir_size(model_dir) / 2**20:.1f} MB) that decodes JPEG/PNG bytes, runs the CNN and the whole greedy or "
-        "beam search in its graph. Signatures: `serving_default` (`{\"image\": string[B]}` → "
+        "A SavedModel that decodes JPEG/PNG bytes, runs the CNN and the whole greedy or beam search in its graph. Signatures: `serving_default` (`{\"image\": string[B]}` → "
         "`{\"caption\": string[B]}`), `caption` (with `beam_size`), `attention` (words and their attention over "
         "the feature grid), `caption_pixels` (decoded images). It loads with plain `tf.saved_model.load`, without "
         "rnn_apps, and reads nothing else at run time.",
@@ -209,29 +194,3 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     lines.append("")
     return "\n".join(lines) + "\n"
 
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="models/caption")
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--data", required=True, help="The caption set the example photos come from.")
-    ap.add_argument("--eval-json", action="append", required=True, help="An evaluation (repeat for each decoding).")
-    ap.add_argument("--bench-json")
-    ap.add_argument("--examples", nargs="*", default=[], help="File names of photos of --data to caption in the card.")
-    ap.add_argument("--training-time", default=None)
-    ap.add_argument("--feature-seconds", type=float, default=None)
-    ap.add_argument("--commands-file", default=None, help="A text file of the commands that made the figures.")
-    ap.add_argument("--out", default=None, help="Default: <model app dir>/README.md")
-    args = ap.parse_args()
-    from rnn_apps.export import resolve_model_dir
-
-    version_dir = resolve_model_dir(args.model)
-    app_dir = os.path.dirname(os.path.abspath(version_dir))
-    examples = caption_examples(version_dir, args.data, args.examples) if args.examples else []
-    text = build_photo_card(version_dir, args.run_dir, [load_json(p) for p in args.eval_json], load_json(args.bench_json),
-                            examples, args.training_time, read_lines(args.commands_file), args.feature_seconds)
-    write_card(text, app_dir, args.out)
-
-
-if __name__ == "__main__":
-    main()

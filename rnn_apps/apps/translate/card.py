@@ -1,19 +1,22 @@
-"""Write the model card ``models/translate[-zh-en]/README.md`` (and the attention plot beside it) of a translator.
+"""The translators' cards (``rnn-apps card translate``, ``rnn-apps card translate-zh-en``): hub metadata, figures
+and measured sections, written by :func:`rnn_apps.cards.write_card` (with the attention plot beside the card).
+Measured anew from the training run and the exported model's evaluations::
 
-    python -m rnn_apps.apps.translate.card --run-dir runs/translate --model models/translate \
-        --bleu-json runs/translate-bleu.json [--bench-json runs/translate-bench.json]
+    rnn-apps card translate -i run_dir=runs/translate -i bleu=runs/translate-bleu.json \
+        [-i bench=runs/translate-bench.json]
 
-``--bleu-json`` holds ``{"greedy": R, "beam": R, "beam_plain": R}`` where each R is the JSON printed by
+``bleu`` holds ``{"greedy": R, "beam": R, "beam_plain": R}`` where each R is the JSON printed by
 ``rnn-apps evaluate translate --split val --json`` (``beam_plain``: the same beam without the coverage penalty
-and with the length penalty 0.6 of earlier versions, optional); ``--bench-json`` that of
+and with the length penalty 0.6 of earlier versions, optional); ``bench`` that of
 ``python benchmarks/translate.py --json``.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
+
+from rnn_apps import cards
 
 SAMPLES = {
     "en-zh": (
@@ -57,8 +60,42 @@ CHANGELOG = {
 }
 
 
-def _dir_size(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
+INPUTS = {
+    "run_dir": "the training run",
+    "bleu": "JSON of the exported model's evaluations (greedy, beam and optionally beam_plain; see the module)",
+    "bench": "JSON of benchmarks/translate.py --json",
+}
+
+SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    17968057927518360941: [  # en-zh version 2
+        ("bleu", "BLEU (beam 4)", 35.45),
+        ("chrf", "chrF (beam 4)", 30.10),
+    ],
+}
+
+
+def HUB(app: str, meta: dict) -> dict:
+    """The card's front matter (model hubs read it)."""
+    direction = (meta.get("config") or {}).get("direction", "en-zh")
+    src, tgt = direction.split("-")
+    return {"language": ["en", "zh"], "license": "cc-by-2.0", "pipeline_tag": "translation",
+            "tags": ["translation", "seq2seq", "attention", "lstm", "rnn-apps"], "datasets": ["tatoeba"],
+            "task": {"type": "translation", "name": f"{LANGUAGE[src]} to {LANGUAGE[tgt]}"},
+            "dataset": {"type": "tatoeba", "name": f"Tatoeba {direction}, the validation split", "split": "validation"}}
+
+
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, bleu=None, bench=None):
+    """The card's body measured from the run and the evaluations, with the metrics of the front matter."""
+    if run_dir is None or bleu is None:
+        raise cards.CardError("The translation card needs run_dir and bleu.")
+    scores = cards.read_json(bleu)
+    body = build_card(run_dir, version_dir, scores, facts, cards.read_json(bench))
+    beam = scores["beam"].get("beam", "")
+    figures = [{"type": "bleu", "name": f"BLEU (beam {beam})", "value": round(scores["beam"]["bleu"], 2)},
+               {"type": "chrf", "name": f"chrF (beam {beam})", "value": round(scores["beam"]["chrf"], 2)}]
+    if scores.get("greedy"):
+        figures.append({"type": "bleu", "name": "BLEU (greedy)", "value": round(scores["greedy"]["bleu"], 2)})
+    return body, figures
 
 
 def _fmt(r: dict | None, key: str = "bleu") -> str:
@@ -76,16 +113,15 @@ def _score_rows(name: str, r: dict | None) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = None,
+def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dict | None = None,
                plot_name: str = "attention.png") -> str:
+    """The card's body: data, model and training, results, samples, the attention plot, how to reproduce."""
     import numpy as np
 
     from rnn_apps import training
     from rnn_apps.apps.translate.plot import plot_attention
     from rnn_apps.apps.translate.translate import Translator
-    from rnn_apps.export import resolve_model_dir
 
-    model_dir = resolve_model_dir(model_dir)
     app_dir = os.path.dirname(model_dir.rstrip("/"))
     app = os.path.basename(app_dir)
     version = os.path.basename(model_dir.rstrip("/"))
@@ -98,9 +134,8 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
     averaged = sorted(training.best_epochs(history, "val_loss", cfg.get("average_best", 0)))
     averaged = averaged if len(averaged) > 1 else []
     tr = Translator(model_dir)
-    weights = tr._model.model_weights
-    n_params = int(sum(np.prod(v.shape) for v in weights))
-    stored = sorted({v.dtype.name for v in weights if v.dtype.is_floating})
+    n_params = facts["parameters"]
+    stored = sorted({v.dtype.name for v in tr.loaded.model_weights if v.dtype.is_floating})
     decoding = tr.decoding
     beam = tr.default_beam
     samples = SAMPLES[direction]
@@ -113,27 +148,10 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
     cell = cfg["cell"].upper() if cfg["cell"] == "lstm" else cfg["cell"]
     words = "characters" if tgt == "zh" else "words"
     lines = [
-        "---",
-        "language: [en, zh]",
-        "license: cc-by-2.0",
-        "library_name: tensorflow",
-        "tags: [translation, seq2seq, attention, lstm, rnn-apps]",
-        "datasets: [tatoeba]",
-        "model-index:",
-        f"- name: rnn-apps-{app}",
-        "  results:",
-        f"  - task: {{type: translation, name: {LANGUAGE[src]} to {LANGUAGE[tgt]}}}",
-        f"    dataset: {{type: tatoeba, name: Tatoeba {direction} ({corpus}, validation split)}}",
-        "    metrics:",
-        f"    - {{type: bleu, value: {bleu['beam']['bleu']:.2f}, name: BLEU (beam {beam})}}",
-        f"    - {{type: chrf, value: {bleu['beam']['chrf']:.2f}, name: chrF (beam {beam})}}",
-        "---",
-        "",
         f"# Translation model ({LANGUAGE[src]} → {LANGUAGE[tgt]}, sequence to sequence with attention)",
         "",
-        f"Version {version} in `models/{app}/{version}/`, a TensorFlow SavedModel (TF Serving layout) that tokenizes, "
-        "encodes, decodes (greedy or beam search, in a `tf.while_loop`) and detokenizes in its graph; it loads with "
-        "plain `tf.saved_model.load`, without rnn_apps.",
+        "A SavedModel that tokenizes, encodes, decodes (greedy or beam search, in a `tf.while_loop`) and detokenizes "
+        "in its graph.",
         "",
         "```sh",
         *([f'rnn-apps translate "{samples[0]}"', f'rnn-apps translate "{samples[5]}" --beam 1 --plot-attention a.png']
@@ -174,7 +192,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
         f"{'Luong (general)' if cfg['attention'] == 'luong' else cfg['attention']} attention over the encoder states "
         "(`rnn_apps.layers.GlobalAttention`) → attentional vector tanh(W[c; s]) → dropout → softmax over "
         f"{stats['target_vocab_size']:,} {words}. {n_params:,} parameters, stored as {', '.join(stored)} "
-        f"({_dir_size(model_dir) / 1e6:.1f} MB on disk; the graph computes in float32).",
+        f"({facts['size_mb']} MB on disk; the graph computes in float32).",
         f"* Teacher forcing, cross-entropy per target token, Adam at {cfg['learning_rate']} with cosine decay, gradient "
         f"clipping at norm {cfg['clipnorm']}, dropout {cfg['dropout']}, batches of {cfg['batch_size']} pairs of similar "
         f"length; early stopping on the validation loss (patience {cfg['patience']}).",
@@ -263,12 +281,11 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
         f"rnn-apps train translate --data ../shared/data/{corpus} --run-dir runs/{app} --direction {direction} "
         f"--encoder-layers {cfg['encoder_layers']} --epochs 30 --patience {cfg['patience']} --average-best "
         f"{cfg.get('average_best', 0)} --seed {cfg['seed']}",
-        f"rnn-apps export translate --run-dir runs/{app} --models models --version {version}",
+        f"rnn-apps export translate --run-dir runs/{app} --export models/{app} --version {version}",
         *[f"rnn-apps evaluate translate --data ../shared/data/{corpus} --model models/{app} --split val --beam {n} --json"
           for n in (1, beam)],
         f"python benchmarks/translate.py --model models/{app} --data ../shared/data/{corpus} --json",
-        f"python -m rnn_apps.apps.translate.card --run-dir runs/{app} --model models/{app} --bleu-json BLEU.json "
-        "--bench-json BENCH.json",
+        f"rnn-apps card {app} -i run_dir=runs/{app} -i bleu=BLEU.json -i bench=BENCH.json",
         "```",
         "",
         "## Limits",
@@ -287,29 +304,3 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, bench: dict | None = No
     ]
     return "\n".join(lines)
 
-
-def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--model", default="models/translate")
-    ap.add_argument("--bleu-json", required=True)
-    ap.add_argument("--bench-json")
-    ap.add_argument("--out", default=None, help="Default: README.md in the model's app directory.")
-    args = ap.parse_args()
-    with open(args.bleu_json, encoding="utf-8") as f:
-        bleu = json.load(f)
-    bench = None
-    if args.bench_json:
-        with open(args.bench_json, encoding="utf-8") as f:
-            bench = json.load(f)
-    text = build_card(args.run_dir, args.model, bleu, bench)
-    from rnn_apps.export import resolve_model_dir
-
-    out = args.out or os.path.join(os.path.dirname(resolve_model_dir(args.model).rstrip("/")), "README.md")
-    with open(out, "w", encoding="utf-8") as f:
-        f.write(text)
-    print(text)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,5 @@
-"""The translation commands of ``rnn-apps`` (registered in :mod:`rnn_apps.cli`): thin wrappers over the library.
+"""The translation commands of ``rnn-apps``: ``translate`` and ``train``, ``fine-tune``, ``evaluate``, ``export
+translate``. Thin wrappers over the library.
 
 TensorFlow is imported inside the commands, so ``rnn-apps --help`` stays instant.
 """
@@ -9,11 +10,11 @@ import os
 
 import click
 
-from rnn_apps._cli_common import (
-    _STRATEGY, _echo_json, _friendly_errors, _gather_texts, _progress_to_stderr, _report, _verbosity,
+from rnn_apps.apps.translate.task import DEFAULTS
+from rnn_apps.cli import options
+from rnn_apps.cli.common import (
+    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
 )
-
-_CELLS = ["lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm"]
 
 
 def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_penalty=None,
@@ -22,10 +23,10 @@ def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_p
 
     penalties = {"length_penalty": export.LENGTH_PENALTY if length_penalty is None else length_penalty,
                  "coverage_penalty": export.COVERAGE_PENALTY if coverage_penalty is None else coverage_penalty}
-    return export.export_translate(r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}),
-                                   app_dir, version, default_beam=default_beam, **penalties,
-                                   summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats",
-                                                                  "step", "stopped_early")})
+    return with_card("translate", export.export_translate(
+        r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}), app_dir, version,
+        default_beam=default_beam, **penalties,
+        summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats", "step", "stopped_early")}))
 
 
 _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -53,7 +54,7 @@ _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), defau
                    "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences'.")
-@_friendly_errors
+@friendly_errors
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
 
@@ -72,7 +73,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     """
     from rnn_apps.apps.translate.translate import TranslateError, read_texts_file
 
-    inputs = _gather_texts(texts, files, read_texts_file, TranslateError,
+    inputs = gather_texts(texts, files, read_texts_file, TranslateError,
                           "Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
                           "standard input. See rnn-apps translate --help.",
                           "Nothing to translate: the input holds only blank lines.")
@@ -100,7 +101,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
             plot_attention(alignment, path)
             click.echo(f"Attention plot saved to {path}", err=True)
     if as_json:
-        _echo_json([r.to_dict() for r in results])
+        echo_json([r.to_dict() for r in results])
         return
     for r in results:
         click.echo(r.translation)
@@ -117,14 +118,11 @@ def _numbered(path: str, i: int) -> str:
 @click.command("translate")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Sentence pairs: a UTF-8 TSV of english<TAB>chinese[<TAB>...] (Tatoeba / manythings.org form).")
-@click.option("--run-dir", default="runs/translate", show_default=True, help="Checkpoints, logs, vocabularies.")
-@click.option("--epochs", default=30, show_default=True, help="Most epochs (early stopping may end sooner).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
-@_STRATEGY
+@options.training("runs/translate", 30, save=200, epochs_help="Most epochs (early stopping may end sooner).")
 @click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None, help="Translation direction (default en-zh).")
 @click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default=None,
               help="Attention score (default luong); 'none' is the plain encoder-decoder with one context vector.")
-@click.option("--cell", type=click.Choice(_CELLS), default=None, help="Recurrent cell (default lstm).")
+@options.cell(DEFAULTS)
 @click.option("--embedding-dim", type=int, default=None, help="Embedding size (default 256).")
 @click.option("--encoder-units", type=int, default=None, help="Encoder units per direction (default 256).")
 @click.option("--encoder-layers", type=int, default=None, help="Bidirectional encoder layers (default 1).")
@@ -137,21 +135,18 @@ def _numbered(path: str, i: int) -> str:
 @click.option("--target-min-count", type=int, default=None, help="Rarest target token kept in the vocabulary (default 2).")
 @click.option("--val-fraction", type=float, default=None,
               help="Share of the source sentences held out for validation (default 0.06).")
-@click.option("--patience", type=int, default=None,
-              help="Stop after this many epochs without a lower validation loss (default 3; 0: never).")
+@options.patience(DEFAULTS)
 @click.option("--placeholder-share", type=click.FloatRange(0, 1), default=None,
               help="Share of the training pairs with a name that are also given with the name as <unk> on both "
                    "sides, so the model learns to carry unknown words into its output (default 0.25; 0: none).")
 @click.option("--average-best", type=click.IntRange(0, 20), default=None,
               help="End with the mean of the weights of this many best epochs by validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
-@click.option("--seed", type=int, default=None, help="Seed: the same seed gives the same losses on a CPU.")
-@click.option("--save-every", default=200, show_default=True, help="Checkpoint every N steps (and at each epoch end).")
-@click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
-@click.option("--export", "export_dir", default=None, help="Export the trained model to this app dir (e.g. models/translate).")
+@options.seed(DEFAULTS)
+@options.export(example="models/translate")
 @_DEFAULT_BEAM
-@click.option("--json", "as_json", is_flag=True)
-@_friendly_errors
+@options.as_json()
+@friendly_errors
 def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default_beam, as_json, tensorboard, save_every,
                     **settings):
     """Train the sequence-to-sequence translator (attention or not) on sentence pairs.
@@ -165,14 +160,14 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
     """
     from rnn_apps.apps.translate import task
 
-    with _progress_to_stderr(as_json):
+    with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=_verbosity(), **settings)
+                            save_every=save_every, verbose=verbosity(), **settings)
     summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
                                           "seconds")}
     if export_dir:
         summary["exported"] = _export_run(result, export_dir, default_beam=default_beam)
-    _report(summary, as_json)
+    report(summary, as_json)
 
 
 # ------------------------------------------------------------------------------------------- fine-tune
@@ -185,11 +180,9 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
               help="The translator to start from (default: the newest shipped model of --direction).")
 @click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
               help="Which shipped model to start from when --model is not given (default en-zh).")
-@click.option("--out", "out_dir", default=None,
-              help="App directory to export the new model to (default: models-finetuned/translate, or "
-                   "models-finetuned/translate-zh-en).")
-@click.option("--run-dir", default="runs/translate-finetune", show_default=True)
-@click.option("--epochs", default=5, show_default=True)
+@options.export(old=("--out",), help="App directory to export the new model to, as its next version (default: "
+                "models-finetuned/translate, or models-finetuned/translate-zh-en).")
+@options.training("runs/translate-finetune", 5)
 @click.option("--learning-rate", type=float, default=5e-4, show_default=True)
 @click.option("--source-min-count", type=int, default=None,
               help="A source word new to the model joins its vocabulary when your pairs use it this often (default 2).")
@@ -198,15 +191,12 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
 @click.option("--val-fraction", type=float, default=None,
               help="Share of your source sentences held out for validation (default 0.06).")
 @click.option("--batch-size", type=int, default=None, help="Sentence pairs per batch (default 64).")
-@click.option("--patience", type=int, default=None,
-              help="Stop after this many epochs without a lower validation loss (default 3; 0: never).")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --run-dir.")
-@_STRATEGY
-@click.option("--seed", type=int, default=None)
+@options.patience(DEFAULTS)
+@options.seed(DEFAULTS)
 @_DEFAULT_BEAM
-@click.option("--json", "as_json", is_flag=True)
-@_friendly_errors
-def fine_tune_translate(data, model_dir, direction, out_dir, run_dir, epochs, resume, strategy, default_beam, as_json,
+@options.as_json()
+@friendly_errors
+def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs, resume, strategy, default_beam, as_json,
                         **settings):
     """Fine-tune the translator on your own sentence pairs; new words and characters get new rows.
 
@@ -225,15 +215,15 @@ def fine_tune_translate(data, model_dir, direction, out_dir, run_dir, epochs, re
 
     app = "translate-zh-en" if direction == "zh-en" else "translate"
     base = model_dir or default_model_dir(app)
-    with _progress_to_stderr(as_json):
+    with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=_verbosity(), **settings)
+                            verbose=verbosity(), **settings)
     summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
                                           "seconds")}
     app = "translate-zh-en" if result["config"]["direction"] == "zh-en" else "translate"
-    summary["exported"] = _export_run(result, out_dir or os.path.join("models-finetuned", app),
+    summary["exported"] = _export_run(result, export_dir or os.path.join("models-finetuned", app),
                                       default_beam=default_beam)
-    _report(summary, as_json)
+    report(summary, as_json)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -252,7 +242,7 @@ def fine_tune_translate(data, model_dir, direction, out_dir, run_dir, epochs, re
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON object with 'bleu', 'chrf', 'by_length' (BLEU and chrF by English sentence length) "
                    "and the details.")
-@_friendly_errors
+@friendly_errors
 def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_path, as_json):
     """Corpus BLEU and chrF of the translator on sentence pairs, overall and by English sentence length.
 
@@ -275,7 +265,7 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
         r = evaluate_pairs(data, model_dir, split=split, beam=beam, limit=limit, batch_size=batch_size,
                            progress=not as_json, output_path=output_path)
     if as_json:
-        _echo_json(r)
+        echo_json(r)
     else:
         click.echo(f"BLEU: {r['bleu']:.2f}  chrF: {r['chrf']:.2f}  ({r['pairs']:,} pairs, {r['direction']}, "
                    f"beam {r['beam']}, tokenize {r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
@@ -293,30 +283,36 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 
 
 @click.command("translate")
-@click.option("--run-dir", required=True)
-@click.option("--models", "models_dir", default="models", show_default=True)
-@click.option("--version", type=int, default=None, help="Version number (default: next).")
+@options.run_dir(None, "The training run to export.")
+@click.option("--export", "export_dir", default=None,
+              help="App directory to export to, as its next version (default: models/translate, or "
+                   "models/translate-zh-en for a zh-en model).")
+@click.option("--models", "models_root", default=None, hidden=True)
+@options.version
 @_DEFAULT_BEAM
 @click.option("--length-penalty", type=click.FloatRange(0, 5), default=None,
               help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
 @click.option("--coverage-penalty", type=click.FloatRange(0, 5), default=None,
               help="β of the beam's coverage penalty β Σ log min(attention received, 1) (default 0.2; 0: none).")
-@_friendly_errors
-def export_translate_cmd(run_dir, models_dir, version, default_beam, length_penalty, coverage_penalty):
-    """Export the translator of RUN_DIR to MODELS/translate/<version>/ (MODELS/translate-zh-en/ for a zh-en model).
+@friendly_errors
+def export_translate_cmd(run_dir, export_dir, models_root, version, default_beam, length_penalty, coverage_penalty):
+    """Export the translator of RUN_DIR to APP_DIR/<version>/.
 
     \b
-    Example:
-      rnn-apps export translate --run-dir runs/translate --models models
-      rnn-apps export translate --run-dir runs/translate-none --models runs/translate-none/models --default-beam 1
+    Examples:
+      rnn-apps export translate --run-dir runs/translate --export models/translate
+      rnn-apps export translate --run-dir runs/translate-none --export runs/translate-none/models/translate --default-beam 1
     """
+    if not run_dir:
+        raise click.UsageError("Give --run-dir, the training run to export.")
+    options.export_dir_for(export_dir, models_root, "translate")  # refuses both spellings before the model loads
     from rnn_apps.apps.translate import task
 
     model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
     result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
-    click.echo(_export_run(result, os.path.join(models_dir, app), version, default_beam, length_penalty,
-                           coverage_penalty))
+    click.echo(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
+                           length_penalty, coverage_penalty))
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
