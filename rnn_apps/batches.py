@@ -75,7 +75,7 @@ def batch_dataset(plan: BatchPlan, start_step: int, epochs: Optional[int]):
     ``epochs`` is None); for every plan whose batches are three [batch, time] arrays (int32, int32, float32)."""
     import tensorflow as tf
 
-    from rnn_apps.training import generator_dataset
+    from rnn_apps.datasets import generator_dataset
 
     spec = (
         tf.TensorSpec((None, None), tf.int32),

@@ -315,7 +315,7 @@ def test_export_average_best_is_the_mean_of_the_best_epochs(tmp_path, photo_mode
     assert r.exit_code == 0, r.output
     exported = load_weights_from_export(r.output.strip().splitlines()[-1])["weights"]
     model, _, cfg, _ = task.load_run_model(run_dir)
-    trainee = task._feature_model(model, cfg)
+    trainee = task.feature_model(model, cfg)
     per_epoch = []
     for e in (1, 2):
         trainee.load_weights(training.epoch_weights_path(run_dir, e))

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rnn_apps import export as shared_export
-from rnn_apps import training
+from rnn_apps import datasets, training
 
 TINY = ["--embedding-dim", "8", "--units", "16", "--layers", "1", "--tokens-per-batch", "128",
         "--min-count", "1", "--val-fraction", "0.1", "--seed", "3", "--dropout", "0.2"]
@@ -86,7 +86,7 @@ cpus = tf.config.list_physical_devices("CPU")
 if sys.argv[1] != "multi-worker":
     tf.config.set_logical_device_configuration(cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from rnn_apps import training
+from rnn_apps import datasets, training
 from rnn_apps.apps.poetry import task, data as pdata
 strategy_name, out = sys.argv[1], sys.argv[2]
 if strategy_name == "multi-worker":
@@ -262,8 +262,8 @@ def test_generator_dataset_tells_keras_where_validation_ends(tell_length):
                 yield x[i:i + 4], y[i:i + 4]
             e += 1
 
-    train = training.generator_dataset(lambda: batches(None), spec)
-    val = training.generator_dataset(lambda: batches(1), spec, 3 if tell_length else None)
+    train = datasets.generator_dataset(lambda: batches(None), spec)
+    val = datasets.generator_dataset(lambda: batches(1), spec, 3 if tell_length else None)
     assert int(val.cardinality()) == (3 if tell_length else tf.data.UNKNOWN_CARDINALITY)
     assert int(train.cardinality()) == tf.data.UNKNOWN_CARDINALITY
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])

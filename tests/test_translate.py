@@ -3,14 +3,14 @@
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from interrupt import Stop, StopAt
 from rnn_apps.cli import cli
+from standalone import run_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 PAIRS = os.path.join(FIXTURES, "pairs.tsv")
@@ -271,23 +271,8 @@ def test_beam_one_equals_greedy_and_beams_are_well_formed(module):
 
 def test_resume_after_interruption_matches_uninterrupted_run(tiny_run, tmp_path):
     """A run stopped mid-epoch (after a checkpoint) and resumed ends with the weights of one never stopped."""
-    import keras
-
     from rnn_apps import training
     from rnn_apps.apps.translate import task
-
-    class Stop(Exception):
-        pass
-
-    class StopAt(keras.callbacks.Callback):
-        def __init__(self, step):
-            super().__init__()
-            self.step, self.seen = step, 0
-
-        def on_train_batch_end(self, batch, logs=None):
-            self.seen += 1
-            if self.seen == self.step:
-                raise Stop()
 
     full_dir, full = tiny_run  # trained with the same settings, never interrupted
     with pytest.raises(Stop):
@@ -327,12 +312,7 @@ print(json.dumps({
 
 
 def test_savedmodel_loads_without_rnn_apps(tiny_model, tmp_path):
-    script = tmp_path / "load.py"
-    script.write_text(_LOAD_WITHOUT_RNN_APPS)
-    r = subprocess.run([sys.executable, str(script), tiny_model], env=ENV, capture_output=True, text=True, timeout=300,
-                       cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    out = run_script(_LOAD_WITHOUT_RNN_APPS, tmp_path, tiny_model)
     assert out["keys"] == ["translation"] and out["dtype"] == "string" and out["shape"] == [4]
     assert all(isinstance(t, str) for t in out["translation"])
     assert out["att_keys"] == ["attention", "source_tokens", "target_tokens", "translation"]
@@ -363,10 +343,7 @@ def test_translator_library(translator):
 # ------------------------------------------------------------------------------------------ CLI
 
 
-def test_cli_help(runner):
-    for sub in (["translate"], ["train", "translate"], ["evaluate", "translate"], ["export", "translate"]):
-        r = runner.invoke(cli, [*sub, "--help"])
-        assert r.exit_code == 0 and "Example" in r.output, sub
+# (Every command's --help, with its example: tests/test_cli.py walks them all.)
 
 
 def test_translate_cli(runner, tiny_model, tmp_path):

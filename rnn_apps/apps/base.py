@@ -220,6 +220,34 @@ def assign_weights(variables, arrays, what: str) -> None:
         v.assign(w)
 
 
+def assign_grown_weights(model, weights) -> None:
+    """Copy a base model's weights (in ``model.weights`` order) into ``model``, whose vocabulary may have grown.
+
+    A weight of the same shape is copied whole. One that is larger along exactly one axis (an embedding's
+    rows, an output layer's columns and bias, after new tokens were appended to the vocabulary) gets the
+    base values in its leading slice and keeps its fresh initial values for the new tokens.
+
+    Raises:
+        ValueError: the two models differ in number of weights or in any other way.
+    """
+    import numpy as np
+
+    if len(weights) != len(model.weights):
+        raise ValueError(f"The base model has {len(weights)} weights; this model has {len(model.weights)}.")
+    for v, w in zip(model.weights, weights):
+        w = np.asarray(w)
+        shape = tuple(v.shape)
+        grown = [i for i, (a, b) in enumerate(zip(shape, w.shape)) if a != b]
+        if shape == w.shape:
+            v.assign(w)
+        elif len(shape) == w.ndim and len(grown) == 1 and shape[grown[0]] > w.shape[grown[0]]:
+            new = np.array(v.numpy())
+            new[tuple(slice(0, n) for n in w.shape)] = w
+            v.assign(new)
+        else:
+            raise ValueError(f"Cannot load a base weight of shape {w.shape} into {v.path} of shape {shape}.")
+
+
 # ------------------------------------------------------------------------------------------------- export
 
 def exported_at() -> str:
@@ -242,6 +270,18 @@ def save_module(module, signatures: dict, app_dir: str, version: Optional[int], 
             after_save(path)
 
     return shared_export.atomic_export(write, app_dir, version, {config_name: meta})
+
+
+def read_export(model_dir: str, load_config: Callable[[str], dict]) -> tuple:
+    """What fine-tuning or exporting again needs of an exported model: ``(version directory, its
+    assets.extra settings (``load_config``), the loaded SavedModel, its weights as NumPy arrays in the
+    order of the Keras model's ``weights``)``. ``model_dir``: a version or an app directory (newest version)."""
+    import tensorflow as tf
+
+    model_dir = shared_export.resolve_model_dir(model_dir)
+    meta = load_config(model_dir)
+    loaded = tf.saved_model.load(model_dir)
+    return model_dir, meta, loaded, [v.numpy() for v in loaded.model_weights]
 
 
 def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] = None) -> dict:

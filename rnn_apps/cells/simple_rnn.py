@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from rnn_apps.cells._base import BaseCell, check_step_input
+from rnn_apps.cells.base import BaseCell, check_step_input
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")

@@ -17,8 +17,7 @@ from rnn_apps import limits
 from rnn_apps.apps.caption.export import load_config
 from rnn_apps.apps.caption.images import CaptionError, ImageInput, prepare_image, read_image_file
 from rnn_apps.apps.caption import scenes
-from rnn_apps.export import resolve_model_dir
-from rnn_apps.paths import default_model_dir
+from rnn_apps.apps.base import Predictor
 
 
 
@@ -51,41 +50,35 @@ def _model_message(err: Exception) -> str:
     return text.splitlines()[0][:200] if text else type(err).__name__
 
 
-class ImageCaptioner:
+class ImageCaptioner(Predictor):
     """Caption images with an exported caption model.
+
+    The SavedModel is loaded on first use, so that bad inputs are refused before the model is read.
 
     Args:
         model_dir: A version directory or ``models/caption`` (newest version); default: the shipped model.
     """
 
+    app = "caption"
+    lazy = True
+
     def __init__(self, model_dir: Optional[str] = None):
         import tensorflow as tf
 
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir("caption"))
-        self.meta = load_config(self.model_dir)
-        self.config = self.meta["config"]
+        super().__init__(model_dir)
         self.image_size = int(self.config["image_size"])
         self.grid = tuple(self.meta["grid"])
         # The beam width the model was measured best with (older exports: greedy).
         self.default_beam = int(self.meta.get("decoding", {}).get("default_beam", 1))
         self._tf = tf
-        self._loaded = None
 
-    @property
-    def _model(self):
-        """The SavedModel, loaded on first use (so bad inputs are refused before the model is read)."""
-        if self._loaded is None:
-            self._loaded = self._tf.saved_model.load(self.model_dir)
-        return self._loaded
-
-    @property
-    def signatures(self):
-        """The SavedModel's signatures (``serving_default``, ``caption``, ``attention``, ``caption_pixels``)."""
-        return self._model.signatures
+    @classmethod
+    def read_meta(cls, model_dir: str) -> dict:
+        return load_config(model_dir)
 
     def _call(self, images: Sequence[ImageInput], beam: int, attention: bool) -> list[Caption]:
         tf = self._tf
-        sig = self._model.signatures["attention" if attention else "caption"]
+        sig = self.signatures["attention" if attention else "caption"]
         data = tf.constant([im.data for im in images], tf.string)
         out = sig(image=data, beam_size=tf.fill([len(images)], int(beam)))
         caps = [c.decode("utf-8") for c in out["caption"].numpy()]
@@ -155,8 +148,8 @@ class ImageCaptioner:
     def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> list[str]:
         """Captions of decoded images uint8 [B, H, W, 3] (no checks; for evaluation)."""
         tf = self._tf
-        out = self._model.signatures["caption_pixels"](pixels=tf.constant(pixels, tf.uint8),
-                                                       beam_size=tf.fill([len(pixels)], int(beam)))
+        out = self.signatures["caption_pixels"](pixels=tf.constant(pixels, tf.uint8),
+                                                beam_size=tf.fill([len(pixels)], int(beam)))
         return [c.decode("utf-8") for c in out["caption"].numpy()]
 
 

@@ -274,3 +274,18 @@ class PairPlan:
             index = np.array([i for i, _ in pairs])
             yield (index if with_index else np.array([self.paths[i] for i in index])), x, y, w
             step += 1
+
+
+def scene_settings(cfg: dict) -> dict:
+    """The settings of the synthetic scenes (size, fewest and most shapes) among a run's settings."""
+    return {"image_size": cfg["image_size"], "min_shapes": cfg["min_shapes"], "max_shapes": cfg["max_shapes"]}
+
+
+def check_default_beam(beam) -> int:
+    """The default beam width, checked: an integer from 1 (greedy) to the largest beam the app accepts (16)."""
+    from rnn_apps import limits
+
+    max_beam = int(limits.APPS["caption"].ranges["beam_size"].hi)
+    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= max_beam:
+        raise CaptionDataError(f"default_beam must be an integer from 1 to {max_beam}; received {beam!r}.")
+    return beam

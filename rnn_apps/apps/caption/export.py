@@ -21,16 +21,18 @@ InvalidArgumentError (the ``rnn-apps caption`` command checks files before they 
 
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
 from rnn_apps import limits
 from rnn_apps import samplers
+from rnn_apps.apps.base import read_export, read_meta, save_module
+from rnn_apps.apps.caption import data as cdata
 from rnn_apps.apps.caption.images import decode_images
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_NAME = "caption.json"
 # The widest beam the command line, the server (rnn_apps.limits) and the graph accept.
@@ -49,7 +51,7 @@ class CaptionModule(tf.Module):
         self.model_weights = list(model.weights)
         tokens = list(vocab.tokens)
         self.vocab_size = len(tokens)
-        self._words = tf.constant(["" if i < 4 else t for i, t in enumerate(tokens)])
+        self._words = tf.constant(["" if i < len(SPECIALS) else t for i, t in enumerate(tokens)])
         mask = np.zeros(len(tokens), np.float32)
         mask[[Vocabulary.pad_id, Vocabulary.unk_id, Vocabulary.bos_id]] = NEG
         self._mask = tf.constant(mask)
@@ -191,31 +193,44 @@ def export_caption(model, vocab: Vocabulary, config: dict, app_dir: str, version
         "caption_pixels": module.caption_pixels,
     }
 
-    def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
-
     meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), "grid": list(module.grid),
             "decoding": {"default_beam": module.default_beam, "max_beam": MAX_BEAM}, **(extra or {})}
-    return shared_export.atomic_export(write, app_dir, version, {CONFIG_NAME: meta})
+    return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
+
+
+def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: str, version: Optional[int] = None,
+               run: Optional[dict] = None, default_beam: Optional[int] = None) -> str:
+    """Export a trained captioner with what its users need to know (scene settings for synthetic models).
+
+    ``default_beam`` (1 to 16) replaces the run's setting: the beam of ``serving_default`` and of
+    ``rnn-apps caption`` without ``--beam``.
+    """
+    # The weights file is inside the export; its name says where they came from, its path on this machine nothing.
+    weights = cfg.get("backbone_weights")
+    cfg = {**cfg, "backbone_weights": os.path.basename(weights) if isinstance(weights, str) else weights}
+    if default_beam is not None:
+        cfg["default_beam"] = cdata.check_default_beam(default_beam)
+    extra = {"synthetic": bool(synthetic), "scene_settings": cdata.scene_settings(cfg) if synthetic else None}
+    if run:
+        extra["training"] = run
+    return export_caption(model, vocab, cfg, app_dir, version, extra)
+
+
+def export_result(result, app_dir: str, version: Optional[int] = None, **kwargs) -> str:
+    """Export what :func:`rnn_apps.apps.caption.task.train` returned (``kwargs``: ``run``, ``default_beam``
+    of :func:`export_run`)."""
+    return export_run(result["model"], result["vocab"], result["config"], result["synthetic"], app_dir, version,
+                      **kwargs)
 
 
 def load_config(model_dir: str) -> dict:
-    try:
-        meta = shared_export.read_extra(model_dir, CONFIG_NAME)
-    except (OSError, ValueError):
-        raise FileNotFoundError(f"{model_dir} is not a caption model (no assets.extra/{CONFIG_NAME}).") from None
-    if meta.get("format") != FORMAT:
-        raise FileNotFoundError(f"{model_dir} is not a caption model (format {meta.get('format')!r}).")
-    return meta
+    """The settings, vocabulary and decoding of an exported caption model (``assets.extra/caption.json``)."""
+    return read_meta(model_dir, CONFIG_NAME, "caption", FORMAT)
 
 
 def load_weights_from_export(model_dir: str) -> dict:
     """The config, vocabulary and weights (in ``model.weights`` order) of an exported captioner (to fine-tune it)."""
-    from rnn_apps.vocab import SPECIALS
-
-    model_dir = shared_export.resolve_model_dir(model_dir)
-    meta = load_config(model_dir)
-    loaded = tf.saved_model.load(model_dir)
-    return {"config": meta["config"], "vocab": Vocabulary(meta["vocab"]["tokens"][len(SPECIALS):]),
-            "weights": [v.numpy() for v in loaded.model_weights], "model_dir": model_dir, "meta": meta}
+    model_dir, meta, _, weights = read_export(model_dir, load_config)
+    return {"config": meta["config"], "vocab": Vocabulary.from_json(meta["vocab"], model_dir), "weights": weights,
+            "model_dir": model_dir, "meta": meta}
 

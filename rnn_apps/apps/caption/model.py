@@ -18,7 +18,7 @@ from keras import ops
 
 from rnn_apps.backbones import make_backbone
 from rnn_apps.cells import get_cell
-from rnn_apps.cells._base import check_rate, check_units
+from rnn_apps.checks import check_rate, check_units
 from rnn_apps.layers.visual_attention import VisualAttention
 
 VARIANTS = ("attention", "inject")

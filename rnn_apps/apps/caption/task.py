@@ -9,11 +9,13 @@ from typing import Optional
 
 import numpy as np
 
+from rnn_apps.apps import base as contract
+from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, RunOptions, TrainResult
 from rnn_apps.apps.caption import data as cdata
 from rnn_apps.apps.caption import scenes
+from rnn_apps.apps.caption.data import check_default_beam, scene_settings
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
-CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.json"
 FEATURES_DIR = "features"
 
@@ -76,12 +78,8 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
     return model
 
 
-def scene_settings(cfg: dict) -> dict:
-    return {"image_size": cfg["image_size"], "min_shapes": cfg["min_shapes"], "max_shapes": cfg["max_shapes"]}
-
-
 def _options(ds):
-    from rnn_apps.training import whole_batch_options
+    from rnn_apps.datasets import whole_batch_options
 
     return whole_batch_options(ds)
 
@@ -220,28 +218,8 @@ ARCHITECTURE = ("variant", "image_size", "filters", "feature_dim", "embedding_di
                 "gate", "output", "max_len", "backbone", "default_beam")
 
 
-def check_default_beam(beam) -> int:
-    """The default beam width, checked: an integer from 1 (greedy) to 16."""
-    from rnn_apps.apps.caption.export import MAX_BEAM
-
-    if isinstance(beam, bool) or not isinstance(beam, int) or not 1 <= beam <= MAX_BEAM:
-        raise cdata.CaptionDataError(f"default_beam must be an integer from 1 to {MAX_BEAM}; received {beam!r}.")
-    return beam
-
-
-def train(
-    data_path: Optional[str],
-    run_dir: str,
-    epochs: int = 6,
-    synthetic: bool = False,
-    resume: bool = False,
-    strategy: str = "default",
-    tensorboard: bool = False,
-    save_every: int = 200,
-    verbose: int = 1,
-    init_from: Optional[str] = None,
-    **overrides,
-) -> dict:
+def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic: bool = False,
+          init_from: Optional[str] = None, **options) -> TrainResult:
     """Train a captioner; checkpoints, config, vocabulary and final weights go to ``run_dir``.
 
     Args:
@@ -250,14 +228,14 @@ def train(
         run_dir: The run's directory.
         epochs: Total epochs (``steps_per_epoch`` steps each).
         synthetic: Train on freshly generated scenes (an endless, deterministic stream).
-        resume: Continue the run in ``run_dir`` (its saved config wins over ``overrides``).
         init_from: An exported caption model to start from (fine-tuning): its architecture, weights and
             vocabulary are kept, and words of the new captions it does not know (at least ``min_count``
             times) get new rows in the embedding and the output layer.
-        **overrides: Any of :data:`DEFAULTS`.
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``, its saved config winning) and any of :data:`DEFAULTS`.
 
     Returns:
-        A summary dict (step, history, validation loss and token accuracy, stats, seconds) with the
+        A summary (step, history, validation loss and token accuracy, stats, seconds) with the
         trained ``model``, ``vocab`` and ``config``.
     """
     from rnn_apps import training
@@ -266,8 +244,10 @@ def train(
 
     if (data_path is None) == (not synthetic):
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
-    cfg_path, vocab_path = os.path.join(run_dir, CONFIG_FILE), os.path.join(run_dir, VOCAB_FILE)
+    run, overrides = RunOptions.split(options, save_every=200)
+    verbose = run.verbose
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
+    vocab_path = os.path.join(run_dir, VOCAB_FILE)
     base = None
     if saved is not None:
         synthetic = saved["synthetic"]
@@ -294,7 +274,7 @@ def train(
         check_backbone(cfg["backbone"], cfg["backbone_weights"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     rows = None
     if synthetic:
         vocab = Vocabulary(scenes.vocabulary_words())
@@ -320,9 +300,9 @@ def train(
         print(f"Captioning data: {json.dumps(stats)} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     if not saved:
-        with open(cfg_path, "w", encoding="utf-8") as f:
-            json.dump({"settings": cfg, "synthetic": synthetic, "data": os.path.abspath(data_path) if data_path else None,
-                       "stats": stats, "init_from": init_from}, f, indent=1)
+        contract.write_run_config(run_dir, {"settings": cfg, "synthetic": synthetic,
+                                            "data": os.path.abspath(data_path) if data_path else None,
+                                            "stats": stats, "init_from": init_from})
     with strat.scope():
         model = _build(vocab, cfg, base, from_file=not saved or cached)
         trainee = model
@@ -343,18 +323,18 @@ def train(
             make_train = lambda start: feature_pairs_dataset(plan, grids, rows_to_grids, cfg, vocab, start,  # noqa: E731
                                                              flipped)
             val = validation_features_dataset(val_rows, grids, grid_of, cfg, vocab) if val_rows else None
-            trainee = _feature_model(model, cfg)
+            trainee = feature_model(model, cfg)
         compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
-    result = training.fit_resumable(
-        trainee, make_train, steps_per_epoch, epochs, run_dir, validation_data=val, resume=resume,
-        save_every=save_every, tensorboard=tensorboard, verbose=verbose, strategy=strat,
+    result = contract.fit_run(
+        trainee, make_train, steps_per_epoch, epochs, run_dir, run, strategy=strat, final=None, app="caption",
+        validation_data=val,
         # A caption set is finite, and a large decoder overfits it: keep the epoch of least validation loss.
         keep_best=None if synthetic or val is None else "val_loss",
         # Runs saved before this setting existed kept the best epoch alone.
         average_best=cfg.get("average_best", 0),
     )
-    if training.is_chief(strat):
-        model.save_weights(os.path.join(run_dir, "final.weights.h5"))
+    if training.is_chief(strat):  # the whole model (the trainee may be its part on cached features)
+        model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
     result.update({
         "val_loss": training.last_metric(result["history"], "val_loss"),
         "val_token_accuracy": training.last_metric(result["history"], "val_token_accuracy"),
@@ -395,19 +375,18 @@ def _caption_vocabulary(train_rows, cfg: dict, base: Optional[dict], verbose: in
 
 def _build(vocab: Vocabulary, cfg: dict, base: Optional[dict], from_file: bool):
     """The captioner with its starting weights: the base model's (grown), or the backbone's from its file."""
-    from rnn_apps import training
     from rnn_apps.apps.caption.model import build_caption_model
 
     if base is not None:
         model = build_caption_model(len(vocab), {**cfg, "backbone_weights": "none" if cfg["backbone"] else None},
                                     cfg["max_len"])
-        training.assign_grown_weights(model, base["weights"])
+        contract.assign_grown_weights(model, base["weights"])
         return model
     weights = cfg["backbone_weights"] if from_file else ("none" if cfg["backbone"] else None)
     return build_caption_model(len(vocab), {**cfg, "backbone_weights": weights}, cfg["max_len"])
 
 
-def _feature_model(model, cfg: dict):
+def feature_model(model, cfg: dict):
     """The trainable part of a frozen-backbone captioner, built, to train on cached feature grids."""
     from rnn_apps.apps.caption.model import FeatureCaptionModel
 
@@ -419,27 +398,19 @@ def _feature_model(model, cfg: dict):
 
 def load_run_model(run_dir: str, weights: Optional[str] = None):
     """Rebuild a run's model and load its final (or newest checkpoint) weights: (model, vocab, cfg, run)."""
-    from rnn_apps import training
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.isfile(cfg_path):
-        raise FileNotFoundError(f"No captioning run in {run_dir} (no {CONFIG_FILE}).")
-    with open(cfg_path, encoding="utf-8") as f:
-        run = json.load(f)
+    run = contract.read_run_config(run_dir, CONFIG_FILE, "captioning")
     cfg = run["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
-    final = weights or os.path.join(run_dir, "final.weights.h5")
+    final = weights or os.path.join(run_dir, FINAL_WEIGHTS)
     # Checkpoints of a run on cached features hold the head and decoder only: the backbone comes from its
     # file, or from the model a fine-tuning run started from.
     cached = bool(cfg.get("backbone")) and not cfg.get("backbone_trainable") and not run.get("synthetic")
     from_file = cached and not os.path.exists(final)
     base = _base_model(run["init_from"]) if from_file and run.get("init_from") else None
     model = _build(vocab, cfg, base, from_file)
-    if os.path.exists(final):
-        model.load_weights(final)
-    else:
-        trainee = _feature_model(model, cfg) if from_file else model
-        compile_model(trainee, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(trainee)
+    trainee = feature_model(model, cfg) if from_file else model  # what the checkpoints hold
+    contract.load_run_weights(trainee, run_dir,
+                              lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1), final)
     return model, vocab, cfg, run
 
 
@@ -465,25 +436,12 @@ def average_run_epochs(model, run_dir: str, cfg: dict, run: dict, n: int) -> lis
                                 f"({missing[0] if missing else 'no epoch has a validation loss'}); train with "
                                 f"--average-best {n} to keep them.")
     cached = bool(cfg.get("backbone")) and not cfg.get("backbone_trainable") and not run.get("synthetic")
-    training.average_weights(_feature_model(model, cfg) if cached else model, paths)
+    training.average_weights(feature_model(model, cfg) if cached else model, paths)
     return epochs
 
 
-def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: str, version: Optional[int] = None,
-               run: Optional[dict] = None, default_beam: Optional[int] = None) -> str:
-    """Export a trained captioner with what its users need to know (scene settings for synthetic models).
+def export_run(*args, **kwargs) -> str:
+    """:func:`rnn_apps.apps.caption.export.export_run`: export a trained captioner."""
+    from rnn_apps.apps.caption.export import export_run as export
 
-    ``default_beam`` (1 to 16) replaces the run's setting: the beam of ``serving_default`` and of
-    ``rnn-apps caption`` without ``--beam``.
-    """
-    from rnn_apps.apps.caption.export import export_caption
-
-    # The weights file is inside the export; its name says where they came from, its path on this machine nothing.
-    weights = cfg.get("backbone_weights")
-    cfg = {**cfg, "backbone_weights": os.path.basename(weights) if isinstance(weights, str) else weights}
-    if default_beam is not None:
-        cfg["default_beam"] = check_default_beam(default_beam)
-    extra = {"synthetic": bool(synthetic), "scene_settings": scene_settings(cfg) if synthetic else None}
-    if run:
-        extra["training"] = run
-    return export_caption(model, vocab, cfg, app_dir, version, extra)
+    return export(*args, **kwargs)

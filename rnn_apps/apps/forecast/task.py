@@ -83,7 +83,7 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
     """Endless batches of global steps ``start_step, ...``: each epoch a seeded permutation, full batches."""
     import tensorflow as tf
 
-    from rnn_apps import training
+    from rnn_apps.datasets import generator_dataset
 
     n = len(x)
     steps = max(1, -(-n // batch_size))
@@ -98,7 +98,7 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
             step += 1
 
     spec = (tf.TensorSpec((None,) + x.shape[1:], tf.float32), tf.TensorSpec((None,) + y.shape[1:], tf.float32))
-    return training.generator_dataset(gen, spec), steps
+    return generator_dataset(gen, spec), steps
 
 
 def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> TrainResult:

@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
 from rnn_apps import chinese, samplers
+from rnn_apps.apps.base import read_export, save_module
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
     CONFIG_NAME,
@@ -453,16 +453,13 @@ def export_poetry(
         "unknown_characters": module.unknown_characters,
     }
 
-    def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
-
     arrays = module.prosody_arrays
     tables = prosody.Tables.load()
     meta_prosody = {"sources": tables.sources, "rhymes": list(prosody.RHYMES),
                     "tone": arrays["tone"].tolist(), "rhyme": arrays["rhyme"].tolist()}
-    extra = {CONFIG_NAME: {"format": "rnn_apps.poetry/1", "config": config, "vocab": vocab.to_json(),
-                           "prosody": meta_prosody, **(card or {})}}
-    return shared_export.atomic_export(write, app_dir, version, extra)
+    meta = {"format": "rnn_apps.poetry/1", "config": config, "vocab": vocab.to_json(), "prosody": meta_prosody,
+            **(card or {})}
+    return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
 
 
 def export_result(result, app_dir: str, version=None, **kwargs) -> str:
@@ -488,9 +485,5 @@ def rebuild_from_export(model_dir: str):
 
 def load_weights_from_export(model_dir: str) -> dict:
     """The config, vocabulary and weights (in ``model.weights`` order) of an exported poem model."""
-    model_dir = shared_export.resolve_model_dir(model_dir)
-    meta = load_config(model_dir)
-    loaded = tf.saved_model.load(model_dir)
-    weights = [v.numpy() for v in loaded.model_weights]
-    vocab = Vocabulary(meta["vocab"]["tokens"][len(SPECIALS):])
-    return {"config": meta["config"], "vocab": vocab, "weights": weights}
+    _, meta, _, weights = read_export(model_dir, load_config)
+    return {"config": meta["config"], "vocab": Vocabulary.from_json(meta["vocab"], model_dir), "weights": weights}

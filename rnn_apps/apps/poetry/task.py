@@ -156,7 +156,7 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         model.build((None, None))
         if base is not None:
             # A grown vocabulary keeps the old embedding rows (the tied output layer grows with it).
-            training.assign_grown_weights(model, base["weights"])
+            contract.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir,
                               run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
                               app="poetry")

@@ -32,11 +32,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
 from rnn_apps.training import best_epoch, read_history
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
-from rnn_apps.apps.base import assign_weights, exported_at, read_meta, save_module
+from rnn_apps.apps.base import assign_weights, exported_at, read_export, read_meta, save_module
 from rnn_apps.apps.sentiment.model import BiLanguageModel, build_from_config, dense_ids, make_vectorizer, ragged_ids
 
 CONFIG_NAME = "sentiment.json"
@@ -214,9 +213,7 @@ def load_config(model_dir: str) -> dict:
 
 def load_base(model_dir: str) -> dict:
     """Config, vocabulary, weights (``model.weights`` order) and LM-head weights of an exported model."""
-    model_dir = shared_export.resolve_model_dir(model_dir)
-    meta = load_config(model_dir)
-    loaded = tf.saved_model.load(model_dir)
+    model_dir, meta, loaded, weights = read_export(model_dir, load_config)
     ngram = None
     if meta.get("ngram"):
         info = meta["ngram"]
@@ -228,7 +225,7 @@ def load_base(model_dir: str) -> dict:
     return {
         "config": meta["config"],
         "vocabulary": meta["vocabulary"],
-        "weights": [v.numpy() for v in loaded.model_weights],
+        "weights": weights,
         "lm_weights": [v.numpy() for v in getattr(loaded, "lm_weights", [])],
         "ngram": ngram,
         "model_dir": model_dir,

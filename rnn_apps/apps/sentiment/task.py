@@ -164,7 +164,7 @@ def compile_language_model(lm, learning_rate: float, clipnorm: float, total_step
 
 
 def _dataset(make_batches, spec, plan, start_step: int, epochs: Optional[int]):
-    from rnn_apps.training import generator_dataset
+    from rnn_apps.datasets import generator_dataset
 
     total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
     return generator_dataset(make_batches, spec, total)

@@ -36,19 +36,19 @@ carried into the translation rather than dropped. A model without attention neve
 
 from __future__ import annotations
 
-import datetime
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import export as shared_export
 from rnn_apps import samplers, textio
+from rnn_apps.apps.base import exported_at, read_meta, save_module
 from rnn_apps.apps.translate import data as tdata
 from rnn_apps.apps.translate.text import detokenize, tokenize
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_NAME = "translate.json"
+N_SPECIALS = len(SPECIALS)  # <pad> <unk> <bos> <eos>, the first ids of every vocabulary
 FORMAT = "rnn_apps.translate/1"
 MAX_SOURCE_TOKENS = 100
 MAX_OUTPUT_TOKENS = 160
@@ -100,10 +100,11 @@ class TranslateModule(tf.Module):
         self.source_lang, self.target_lang = tdata.parse_direction(config["direction"])
         src_tokens, tgt_tokens = list(source_vocab.tokens), list(target_vocab.tokens)
         self._src_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(tf.constant(src_tokens[4:]), tf.range(4, len(src_tokens), dtype=tf.int32)), -1
+            tf.lookup.KeyValueTensorInitializer(tf.constant(src_tokens[N_SPECIALS:]),
+                                                tf.range(N_SPECIALS, len(src_tokens), dtype=tf.int32)), -1
         )
-        self._tgt_tokens = tf.constant(["" if i < 4 else t for i, t in enumerate(tgt_tokens)])
-        self._tgt_labels = tf.constant(["", "<unk>", "<bos>", "<eos>"] + tgt_tokens[4:])
+        self._tgt_tokens = tf.constant(["" if i < N_SPECIALS else t for i, t in enumerate(tgt_tokens)])
+        self._tgt_labels = tf.constant(["", *SPECIALS[1:]] + tgt_tokens[N_SPECIALS:])
         self._conv = _lookup_table(textio.opencc_char_table("simplified", source_vocab) if self.source_lang == "zh" else {}, "")
         self._truecase = _lookup_table(dict(truecase or {}), "") if self.target_lang == "en" else None
         V = len(tgt_tokens)
@@ -368,10 +369,7 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
         "tokenize": module.tokenize,
     }
 
-    def write(path):
-        tf.saved_model.save(module, path, signatures=signatures)
-
-    extra = {CONFIG_NAME: {
+    meta = {
         "format": FORMAT,
         "config": config,
         "source_vocab": source_vocab.to_json(),
@@ -383,17 +381,20 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
                      "max_source_tokens": MAX_SOURCE_TOKENS,
                      "max_output_tokens": MAX_OUTPUT_TOKENS, "max_beam": MAX_BEAM},
         "summary": summary or {},
-        "exported": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    }}
-    return shared_export.atomic_export(write, app_dir, version, extra)
+        "exported": exported_at(),
+    }
+    return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
+
+
+def export_result(result, app_dir: str, version: Optional[int] = None, **kwargs) -> str:
+    """Export what :func:`rnn_apps.apps.translate.task.train` returned (``kwargs``: those of :func:`export_translate`)."""
+    return export_translate(result["model"], result["source_vocab"], result["target_vocab"], result["config"],
+                            result["truecase"], app_dir, version, **kwargs)
 
 
 def load_config(model_dir: str) -> dict:
     """The ``assets.extra/translate.json`` of an exported translator."""
-    try:
-        return shared_export.read_extra(model_dir, CONFIG_NAME)
-    except OSError:
-        raise FileNotFoundError(f"{model_dir} has no assets.extra/{CONFIG_NAME}: it is not a translation model.") from None
+    return read_meta(model_dir, CONFIG_NAME, "translation")
 
 
 def load_exported_model(model_dir: str):

@@ -25,7 +25,7 @@ import keras
 from keras import ops
 
 from rnn_apps.cells import get_cell
-from rnn_apps.cells._base import check_rate, check_units
+from rnn_apps.checks import check_rate, check_units
 from rnn_apps.layers import DeepBidirectionalRNN, GlobalAttention
 
 ATTENTIONS = ("luong", "bahdanau", "none")

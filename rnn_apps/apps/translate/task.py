@@ -11,20 +11,19 @@ run's history, so it also survives a resume.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import time
 from typing import Optional
 
 import numpy as np
 
+from rnn_apps.apps import base as contract
+from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.translate import data as tdata
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
-CONFIG_FILE = "config.json"
 SOURCE_VOCAB = "source_vocab.json"
 TARGET_VOCAB = "target_vocab.json"
-FINAL_WEIGHTS = "final.weights.h5"
 
 DEFAULTS = dict(
     direction="en-zh",
@@ -52,15 +51,10 @@ DEFAULTS = dict(
 
 
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
-    import keras
-
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, total_steps), alpha=0.05)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight"),
-        weighted_metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
-    return model
+    """Adam on a cosine decay (:func:`rnn_apps.apps.base.compile_model`); cross-entropy averaged over the
+    target tokens of a batch, and token accuracy."""
+    return contract.compile_model(model, learning_rate, clipnorm, total_steps,
+                                  **contract.token_classification(reduction="mean_with_sample_weight"))
 
 
 def _dataset(plan: tdata.PairBatches, start_step: int, epochs: Optional[int]):
@@ -71,10 +65,10 @@ def _dataset(plan: tdata.PairBatches, start_step: int, epochs: Optional[int]):
         tf.TensorSpec((None, None), tf.int32),
         tf.TensorSpec((None, None), tf.float32),
     )
-    from rnn_apps import training
+    from rnn_apps.datasets import generator_dataset
 
     total = None if epochs is None else plan.steps_per_epoch * epochs - start_step
-    return training.generator_dataset(lambda: plan.iterate(start_step, epochs), spec, total)
+    return generator_dataset(lambda: plan.iterate(start_step, epochs), spec, total)
 
 
 _SENTENCE_START = {".", "!", "?", '"', "'", ":", "-", "—", "(", "…"}
@@ -189,19 +183,7 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
             "val_pairs": val_pairs, "truecase": truecase, "names": names, "stats": stats}
 
 
-def train(
-    data_path: str,
-    run_dir: str,
-    epochs: int = 30,
-    resume: bool = False,
-    strategy: str = "default",
-    tensorboard: bool = False,
-    save_every: int = 200,
-    verbose: int = 1,
-    callbacks=(),
-    init_from: Optional[str] = None,
-    **overrides,
-) -> dict:
+def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional[str] = None, **options) -> TrainResult:
     """Train a translator on a TSV of sentence pairs; checkpoints and weights go to ``run_dir``.
 
     Fine-tuning (``init_from``): the run starts from an exported translator's weights and keeps its
@@ -212,11 +194,9 @@ def train(
         data_path: ``english<TAB>chinese`` pairs (see :mod:`rnn_apps.apps.translate.data`).
         run_dir: Where the run's config, vocabularies, checkpoints and logs live.
         epochs: Most epochs (early stopping on the validation loss may end the run sooner).
-        resume: Continue the run in ``run_dir`` (its saved settings win over ``overrides``).
-        strategy: ``default``, ``mirrored`` or ``multi-worker``.
-        callbacks: Extra Keras callbacks.
         init_from: An exported translator (version or app directory) to fine-tune.
-        **overrides: Any of :data:`DEFAULTS` (None values are ignored).
+        **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
+            ``run_dir``, its saved settings winning) and any of :data:`DEFAULTS` (None values are ignored).
 
     Returns:
         A summary dict: ``step``, ``history``, ``val_loss`` (best), ``stats``, ``seconds``, ``stopped_early``,
@@ -225,8 +205,8 @@ def train(
     from rnn_apps import training
     from rnn_apps.apps.translate.model import build_model
 
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, resume, CONFIG_FILE)
-    cfg_path = os.path.join(run_dir, CONFIG_FILE)
+    run, overrides = RunOptions.split(options, save_every=200)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
     vocabs = None
     base_weights = None
     init_from = (saved or {}).get("init_from", init_from)
@@ -245,21 +225,19 @@ def train(
     tdata.parse_direction(cfg["direction"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
-    corpus = prepare_corpus(data_path, cfg, vocabs, verbose, grow=bool(init_from) and saved is None)
+    corpus = prepare_corpus(data_path, cfg, vocabs, run.verbose, grow=bool(init_from) and saved is None)
     stats = corpus["stats"]
     src_vocab, tgt_vocab = corpus["source_vocab"], corpus["target_vocab"]
-    if verbose:
+    if run.verbose:
         print(f"Corpus: {stats['pairs']:,} pairs, {stats['train_pairs_used']:,} for training and "
               f"{stats['val_pairs']:,} for validation; vocabularies {stats['source_vocab_size']:,} (source) and "
               f"{stats['target_vocab_size']:,} (target) ({time.time() - t0:.0f} s).")
     src_vocab.save(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
-    with open(cfg_path, "w", encoding="utf-8") as f:
-        json.dump({"settings": cfg, "data": os.path.abspath(data_path), "stats": stats, "truecase": corpus["truecase"],
-                   "names": corpus["names"], "init_from": init_from},
-                  f, ensure_ascii=False, indent=1)
+    contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats,
+                                        "truecase": corpus["truecase"], "names": corpus["names"], "init_from": init_from})
 
-    strat = training.get_strategy(strategy)
+    strat = training.get_strategy(run.strategy)
     train_src, train_tgt = zip(*corpus["train"])
     plan = tdata.PairBatches(list(train_src), list(train_tgt), cfg["batch_size"], seed=cfg["seed"],
                              multiple=strat.num_replicas_in_sync)
@@ -272,27 +250,13 @@ def train(
         model = build_model(len(src_vocab), len(tgt_vocab), cfg)
         if base_weights is not None:
             # A resumed run then loads its checkpoint over these.
-            training.assign_grown_weights(model, base_weights)
+            contract.assign_grown_weights(model, base_weights)
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs)
-    result = training.fit_resumable(
-        model,
-        lambda start: _dataset(plan, start, None),
-        plan.steps_per_epoch,
-        epochs,
-        run_dir,
-        validation_data=_dataset(val_plan, 0, 1) if val_plan else None,
-        resume=resume,
-        save_every=save_every,
-        tensorboard=tensorboard,
-        callbacks=callbacks,
-        verbose=verbose,
-        strategy=strat,
-        keep_best="val_loss",
-        patience=cfg["patience"],
-        average_best=cfg.get("average_best", 0),
+    result = contract.fit_run(
+        model, lambda start: _dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir, run, strategy=strat,
+        app="translate", validation_data=_dataset(val_plan, 0, 1) if val_plan else None, keep_best="val_loss",
+        patience=cfg["patience"], average_best=cfg.get("average_best", 0),
     )
-    if training.is_chief(strat):
-        model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
     result.update({
         "val_loss": result["best"],
         "stats": stats,
@@ -315,20 +279,11 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
     from rnn_apps import training
     from rnn_apps.apps.translate.model import build_model
 
-    path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{run_dir} is not a translation run: it has no {CONFIG_FILE}.")
-    with open(path, encoding="utf-8") as f:
-        run = json.load(f)
+    run = contract.read_run_config(run_dir, CONFIG_FILE, "translation")
     cfg = run["settings"]
     src_vocab = Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab = Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB))
     model = build_model(len(src_vocab), len(tgt_vocab), cfg)
-    for candidate in ([weights] if weights else [os.path.join(run_dir, FINAL_WEIGHTS), os.path.join(run_dir, training.BEST_WEIGHTS)]):
-        if candidate and os.path.exists(candidate):
-            model.load_weights(candidate)
-            break
-    else:
-        compile_model(model, cfg["learning_rate"], cfg["clipnorm"], 1)
-        training.CheckpointManager(run_dir).restore(model)
+    contract.load_run_weights(model, run_dir, lambda m: compile_model(m, cfg["learning_rate"], cfg["clipnorm"], 1),
+                              weights, fallbacks=(training.BEST_WEIGHTS,))
     return model, src_vocab, tgt_vocab, cfg, run.get("truecase", {})

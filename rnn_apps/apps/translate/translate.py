@@ -18,11 +18,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import BinaryIO, Optional, Sequence
 
-from rnn_apps.apps.translate import data as tdata
 from rnn_apps import limits, textio
-from rnn_apps.sentences import join_pieces, sentence_pieces
-from rnn_apps.export import resolve_model_dir
+from rnn_apps.apps.base import Predictor
+from rnn_apps.apps.translate import data as tdata
 from rnn_apps.paths import default_model_dir
+from rnn_apps.sentences import join_pieces, sentence_pieces
 
 LIMITS = limits.APPS["translate"]
 MAX_TEXT_CHARS = LIMITS.max_chars["text"]  # the limit `rnn-apps serve` applies too
@@ -66,7 +66,7 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     return textio.read_texts_file(path, stdin, TranslateError, "text")
 
 
-class Translator:
+class Translator(Predictor):
     """Translate with an exported translation model.
 
     Args:
@@ -76,17 +76,14 @@ class Translator:
             with ``model_dir``, the model must translate this way. Default: en-zh, or the model's.
     """
 
+    app = "translate"
+
     def __init__(self, model_dir: Optional[str] = None, direction: Optional[str] = None):
-        import tensorflow as tf
-
-        from rnn_apps.apps.translate.export import load_config
-
         if direction is not None:
             tdata.parse_direction(direction)  # a clear error for anything but en-zh / zh-en
-        app = "translate-zh-en" if direction == "zh-en" else "translate"
-        self.model_dir = resolve_model_dir(model_dir or default_model_dir(app))
-        self.meta = load_config(self.model_dir)
-        self.config = self.meta["config"]
+        if model_dir is None and direction == "zh-en":
+            model_dir = default_model_dir("translate-zh-en")
+        super().__init__(model_dir)
         if direction is not None and self.config["direction"] != direction:
             raise TranslateError(f"{self.model_dir} translates {self.config['direction']}, not {direction}; "
                                  f"leave out --model for the shipped {direction} model.")
@@ -94,8 +91,6 @@ class Translator:
         self.decoding = self.meta.get("decoding", {})
         self.default_beam = int(self.decoding.get("default_beam", 1))
         self.max_beam = int(self.decoding.get("max_beam", 16))
-        self._tf = tf
-        self._model = tf.saved_model.load(self.model_dir)
 
     # ---------------------------------------------------------------- checks
     def _beam(self, beam: Optional[int]) -> int:
@@ -108,7 +103,9 @@ class Translator:
 
     def tokenize(self, texts: Sequence[str]) -> list[dict]:
         """The source tokens of each text and those the model does not know."""
-        out = self._model.signatures["tokenize"](text=self._tf.constant(list(texts), self._tf.string))
+        import tensorflow as tf
+
+        out = self.signatures["tokenize"](text=tf.constant(list(texts), tf.string))
         rows = []
         for toks, n, unk, k in zip(out["tokens"].numpy(), out["length"].numpy(), out["unknown_tokens"].numpy(),
                                    out["unknown_count"].numpy()):
@@ -117,15 +114,7 @@ class Translator:
         return rows
 
     def _check(self, texts: Sequence[str]) -> list[dict]:
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be a list of strings, not one string.")
-        if not texts:
-            raise TranslateError("No text to translate.")
-        for i, t in enumerate(texts, 1):
-            if not isinstance(t, str):
-                raise TranslateError(f"Text {i} is a {type(t).__name__}, not a string.")
-            with limits.errors_as(TranslateError):
-                limits.check_text(LIMITS, "text", t, where=f"Text {i}")
+        self.check_texts(texts, TranslateError, "Text", "No text to translate.")
         info = self.tokenize(texts)
         for i, row in enumerate(info, 1):
             with limits.errors_as(TranslateError):
@@ -144,10 +133,11 @@ class Translator:
     # ---------------------------------------------------------------- translate
     def translate_batch(self, texts: Sequence[str], beam: int, max_length: int = 0):
         """Raw graph call on sentences (no checks): a list of translations."""
-        tf = self._tf
-        out = self._model.signatures["translate"](text=tf.constant(list(texts), tf.string),
-                                                  beam_size=tf.constant(int(beam), tf.int32),
-                                                  max_length=tf.constant(int(max_length or 0), tf.int32))
+        import tensorflow as tf
+
+        out = self.signatures["translate"](text=tf.constant(list(texts), tf.string),
+                                           beam_size=tf.constant(int(beam), tf.int32),
+                                           max_length=tf.constant(int(max_length or 0), tf.int32))
         return [t.decode("utf-8") for t in out["translation"].numpy()]
 
     def translate(self, texts: Sequence[str], beam: Optional[int] = None, max_length: Optional[int] = None,
@@ -182,8 +172,9 @@ class Translator:
         """The translation of one sentence with its attention weights (target tokens x source tokens)."""
         beam = self._beam(beam)
         self._check([text])
-        tf = self._tf
-        out = self._model.signatures["attention"](text=tf.constant([text]), beam_size=tf.constant(beam, tf.int32))
+        import tensorflow as tf
+
+        out = self.signatures["attention"](text=tf.constant([text]), beam_size=tf.constant(beam, tf.int32))
         src = [t.decode("utf-8") for t in out["source_tokens"].numpy()[0]]
         tgt = [t.decode("utf-8") for t in out["target_tokens"].numpy()[0]]
         S = len([t for t in src if t])
