@@ -124,19 +124,19 @@ def _in_chinese(results: list, model_dir) -> list:
 @options.training("runs/caption", 8, save=200)
 @click.option("--steps-per-epoch", type=int, default=None,
               help="Steps per epoch (default: 500 for --synthetic, one pass over the caption pairs otherwise).")
-@click.option("--batch-size", type=int, default=None, help="Images per batch (default 64).")
+@options.setting("--batch-size", DEFAULTS, "Images per batch", int)
 @click.option("--image-size", type=int, default=None,
               help="Input side in pixels (default 64 for --synthetic, 128 for photos, 224 with a backbone).")
 @options.cell(DEFAULTS, "Decoder cell")
-@click.option("--units", type=int, default=None, help="Decoder units (default 256).")
-@click.option("--embedding-dim", type=int, default=None, help="Word embedding size (default 64).")
-@click.option("--feature-dim", type=int, default=None, help="Size of each grid cell's annotation vector (default 128).")
-@click.option("--attention-units", type=int, default=None, help="Hidden size of the attention scores (default 128).")
+@options.setting("--units", DEFAULTS, "Decoder units", int)
+@options.setting("--embedding-dim", DEFAULTS, "Word embedding size", int)
+@options.setting("--feature-dim", DEFAULTS, "Size of each grid cell's annotation vector", int)
+@options.setting("--attention-units", DEFAULTS, "Hidden size of the attention scores", int)
 @click.option("--output", type=click.Choice(["direct", "tied"]), default=None,
               help="Decoder output: a dense layer to the vocabulary (direct, default) or a deep output layer tied to "
                    "the word embedding (tied: far fewer weights for a large vocabulary).")
 @click.option("--dropout", type=float, default=None)
-@click.option("--learning-rate", type=float, default=None, help="Peak learning rate (default 2e-3, cosine decay).")
+@options.setting("--learning-rate", DEFAULTS, "Peak learning rate, cosine decay", float)
 @click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
 @click.option("--flip-prob", type=float, default=None,
               help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
@@ -146,11 +146,11 @@ def _in_chinese(results: list, model_dir) -> list:
 @click.option("--average-best", type=click.IntRange(0, 20), default=None,
               help="--data: end with the mean of the weights of this many epochs of least validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
-@click.option("--min-shapes", type=int, default=None, help="--synthetic: fewest shapes in a scene (default 1).")
-@click.option("--max-shapes", type=int, default=None, help="--synthetic: most shapes in a scene, up to 4 (default 3).")
-@click.option("--min-count", type=int, default=None, help="--data: rarest word kept in the vocabulary (default 5).")
-@click.option("--val-fraction", type=float, default=None,
-              help="--data without an official split: share of images held out (default 0.05).")
+@options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", int)
+@options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", int)
+@options.setting("--min-count", DEFAULTS, "--data: rarest word kept in the vocabulary", int)
+@options.setting("--val-fraction", DEFAULTS,
+                 "--data without an official split: share of images held out", float)
 @click.option("--backbone", type=click.Choice(["mobilenet_v2"]), default=None,
               help="Use a keras.applications CNN as the encoder instead of the small one trained from scratch.")
 @click.option("--backbone-weights", default=None,
@@ -200,11 +200,11 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 @options.export("models-finetuned/caption", old=("--out",))
 @options.training("runs/caption-finetune", 5)
 @click.option("--learning-rate", type=float, default=3e-4, show_default=True)
-@click.option("--min-count", type=int, default=None,
-              help="A word new to the model joins its vocabulary when your captions use it this often (default 5).")
-@click.option("--val-fraction", type=float, default=None,
-              help="Share of your images held out for validation when the set has no split of its own (default 0.05).")
-@click.option("--batch-size", type=int, default=None, help="Captions per batch (default 64).")
+@options.setting("--min-count", DEFAULTS,
+                 "A word new to the model joins its vocabulary when your captions use it this often", int)
+@options.setting("--val-fraction", DEFAULTS,
+                 "Share of your images held out for validation when the set has no split of its own", float)
+@options.setting("--batch-size", DEFAULTS, "Captions per batch", int)
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors

@@ -119,22 +119,22 @@ def _numbered(path: str, i: int) -> str:
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Sentence pairs: a UTF-8 TSV of english<TAB>chinese[<TAB>...] (Tatoeba / manythings.org form).")
 @options.training("runs/translate", 30, save=200, epochs_help="Most epochs (early stopping may end sooner).")
-@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None, help="Translation direction (default en-zh).")
+@options.setting("--direction", DEFAULTS, "Translation direction", click.Choice(["en-zh", "zh-en"]))
 @click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default=None,
               help="Attention score (default luong); 'none' is the plain encoder-decoder with one context vector.")
 @options.cell(DEFAULTS)
-@click.option("--embedding-dim", type=int, default=None, help="Embedding size (default 256).")
-@click.option("--encoder-units", type=int, default=None, help="Encoder units per direction (default 256).")
-@click.option("--encoder-layers", type=int, default=None, help="Bidirectional encoder layers (default 1).")
-@click.option("--decoder-units", type=int, default=None, help="Decoder units (default 512).")
-@click.option("--attention-units", type=int, default=None, help="Hidden size of the Bahdanau score (default 256).")
-@click.option("--dropout", type=float, default=None, help="Dropout (default 0.3).")
-@click.option("--learning-rate", type=float, default=None, help="Adam's peak learning rate, cosine decay (default 2e-3).")
-@click.option("--batch-size", type=int, default=None, help="Sentence pairs per batch (default 64).")
-@click.option("--source-min-count", type=int, default=None, help="Rarest source token kept in the vocabulary (default 2).")
-@click.option("--target-min-count", type=int, default=None, help="Rarest target token kept in the vocabulary (default 2).")
-@click.option("--val-fraction", type=float, default=None,
-              help="Share of the source sentences held out for validation (default 0.06).")
+@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
+@options.setting("--encoder-units", DEFAULTS, "Encoder units per direction", int)
+@options.setting("--encoder-layers", DEFAULTS, "Bidirectional encoder layers", int)
+@options.setting("--decoder-units", DEFAULTS, "Decoder units", int)
+@options.setting("--attention-units", DEFAULTS, "Hidden size of the Bahdanau score", int)
+@options.setting("--dropout", DEFAULTS, "Dropout", float)
+@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
+@options.setting("--source-min-count", DEFAULTS, "Rarest source token kept in the vocabulary", int)
+@options.setting("--target-min-count", DEFAULTS, "Rarest target token kept in the vocabulary", int)
+@options.setting("--val-fraction", DEFAULTS,
+                 "Share of the source sentences held out for validation", float)
 @options.patience(DEFAULTS)
 @click.option("--placeholder-share", type=click.FloatRange(0, 1), default=None,
               help="Share of the training pairs with a name that are also given with the name as <unk> on both "
@@ -178,19 +178,19 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
               help="Your sentence pairs: a UTF-8 TSV of english<TAB>chinese (the same form as training data).")
 @click.option("--model", "model_dir", default=None,
               help="The translator to start from (default: the newest shipped model of --direction).")
-@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
-              help="Which shipped model to start from when --model is not given (default en-zh).")
+@options.setting("--direction", DEFAULTS,
+                 "Which shipped model to start from when --model is not given", click.Choice(["en-zh", "zh-en"]))
 @options.export(old=("--out",), help="App directory to export the new model to, as its next version (default: "
                 "models-finetuned/translate, or models-finetuned/translate-zh-en).")
 @options.training("runs/translate-finetune", 5)
 @click.option("--learning-rate", type=float, default=5e-4, show_default=True)
-@click.option("--source-min-count", type=int, default=None,
-              help="A source word new to the model joins its vocabulary when your pairs use it this often (default 2).")
-@click.option("--target-min-count", type=int, default=None,
-              help="Likewise for the target side (default 2).")
-@click.option("--val-fraction", type=float, default=None,
-              help="Share of your source sentences held out for validation (default 0.06).")
-@click.option("--batch-size", type=int, default=None, help="Sentence pairs per batch (default 64).")
+@options.setting("--source-min-count", DEFAULTS,
+                 "A source word new to the model joins its vocabulary when your pairs use it this often", int)
+@options.setting("--target-min-count", DEFAULTS,
+                 "Likewise for the target side", int)
+@options.setting("--val-fraction", DEFAULTS,
+                 "Share of your source sentences held out for validation", float)
+@options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
 @options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
 @_DEFAULT_BEAM
