@@ -60,6 +60,12 @@ def model(app: str, help: str | None = None) -> callable:
                         help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
 
 
+def evaluation(app: str, splits: list, default: str, split_help: str, json_help: str) -> callable:
+    """The options of an ``evaluate`` command: ``--model``, ``--split`` (which part of the data) and ``--json``."""
+    return bundle(model(app), click.option("--split", type=click.Choice(splits), default=default, show_default=True,
+                                           help=split_help), as_json(json_help))
+
+
 def export(default: str | None = None, example: str | None = None, old=(), help: str | None = None) -> callable:
     """``--export APP_DIR``: where a model is exported, as APP_DIR/<next version>/ (a TF Serving model directory);
     ``old`` are former spellings, accepted but not shown."""

@@ -205,10 +205,9 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
 
 @click.command("poetry")
 @click.option("--data", required=True, type=click.Path(dir_okay=False))
-@options.model("poetry")
-@click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
-              help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
-@options.as_json("Print a JSON object with 'bits_per_char', 'poems', 'tokens', 'unknown_characters'.")
+@options.evaluation("poetry", ["all", "val", "train"], "all",
+                    "'val' is the model's own validation split of its training corpus (same seed and fraction).",
+                    "Print a JSON object with 'bits_per_char', 'poems', 'tokens', 'unknown_characters'.")
 @friendly_errors
 def evaluate_poetry(data, model_dir, split, as_json):
     """Bits per character of the poem model on a corpus (same cleaning and script as training).

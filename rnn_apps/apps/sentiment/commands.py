@@ -197,10 +197,9 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
 
 @click.command("sentiment")
 @click.option("--data", required=True, help="aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.")
-@options.model("sentiment")
-@click.option("--split", type=click.Choice(["test", "train", "val"]), default="test", show_default=True,
-              help="'val' is the model's own validation split of the train split (same seed and fraction).")
-@options.as_json("Print a JSON object with 'accuracy' and the confusion counts.")
+@options.evaluation("sentiment", ["test", "train", "val"], "test",
+                    "'val' is the model's own validation split of the train split (same seed and fraction).",
+                    "Print a JSON object with 'accuracy' and the confusion counts.")
 @friendly_errors
 def evaluate_sentiment(data, model_dir, split, as_json):
     """Accuracy (and confusion counts) of the review classifier on a labelled split.
