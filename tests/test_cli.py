@@ -166,3 +166,12 @@ def test_every_help_is_instant_and_has_examples():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.strip()) >= 25
+
+
+def test_export_json_and_the_card_written_with_it(runner, tiny_poem_model, tmp_path):
+    app_dir = tmp_path / "poetry"
+    r = runner.invoke(cli, ["export", "poetry", "--from-model", tiny_poem_model, "--export", str(app_dir), "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"exported": str(app_dir / "1")}
+    card = (app_dir / "README.md").read_text(encoding="utf-8")
+    assert card.startswith("---\n") and 'version: "1"' in card and "## The exported model" in card

@@ -100,6 +100,14 @@ def show(result, as_json: bool, text) -> None:
         click.echo(text(result))
 
 
+def echo_exported(version_dir: str, as_json: bool) -> None:
+    """Print what an export command wrote: the version directory, or ``{"exported": ...}`` with ``--json``."""
+    if as_json:
+        echo_json({"exported": version_dir})
+    else:
+        click.echo(version_dir)
+
+
 def report(summary: dict, as_json: bool) -> None:
     """Print a command's summary: JSON with ``--json``, else one ``key: value`` line each."""
     if as_json:

@@ -89,6 +89,8 @@ def export_target(app: str) -> callable:
 
 
 version = click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next).")
+exported_json = click.option("--json", "as_json", is_flag=True,
+                             help="Print a JSON object with 'exported', the version directory written.")
 
 
 def export_dir_for(export_dir: str | None, models_root: str | None, app: str) -> str:

@@ -10,8 +10,9 @@ import click
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, progress_to_stderr, quiet_tensorflow, report, verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, progress_to_stderr, quiet_tensorflow, report, verbosity, with_card,
 )
+
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
 
 
@@ -303,13 +304,14 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
                    "models/caption-shapes for a model of synthetic scenes).")
 @click.option("--models", "models_root", default=None, hidden=True)
 @options.version
+@options.exported_json
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
 @click.option("--average-best", type=click.IntRange(2, 20), default=None,
               help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
                    "training with --average-best N or more) instead of its final weights.")
 @friendly_errors
-def export_caption_cmd(run_dir, export_dir, models_root, version, default_beam, average_best):
+def export_caption_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, average_best):
     """Export the captioner of RUN_DIR to APP_DIR/<version>/.
 
     \b
@@ -327,9 +329,9 @@ def export_caption_cmd(run_dir, export_dir, models_root, version, default_beam, 
     if average_best:
         training["averaged_epochs"] = task.average_run_epochs(model, run_dir, cfg, run, average_best)
     app = SHAPES_APP if run["synthetic"] else "caption"
-    click.echo(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
-                                                    options.export_dir_for(export_dir, models_root, app), version,
-                                                    training, default_beam)))
+    echo_exported(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
+                                                       options.export_dir_for(export_dir, models_root, app), version,
+                                                       training, default_beam)), as_json)
 
 
 COMMANDS = {None: [caption], "train": [train_caption], "fine-tune": [fine_tune_caption], "evaluate": [evaluate_caption],

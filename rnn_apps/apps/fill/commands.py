@@ -13,7 +13,8 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity,
+    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow,
+    report, show, verbosity,
 )
 
 
@@ -178,8 +179,9 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
 @options.run_dir(None, "The training run to export.")
 @options.export_target("fill")
 @options.version
+@options.exported_json
 @friendly_errors
-def export_fill_cmd(run_dir, export_dir, models_root, version):
+def export_fill_cmd(run_dir, export_dir, models_root, version, as_json):
     """Export the fill model of RUN_DIR to APP_DIR/<version>/.
 
     \b
@@ -202,7 +204,7 @@ def export_fill_cmd(run_dir, export_dir, models_root, version):
     r = TrainResult(model=model, vocab=vocab, config=cfg, stats=stats, step=history[-1]["step"] if history else None,
                     val_accuracy=last_metric(history, "val_accuracy"), val_loss=last_metric(history, "val_loss"),
                     app="fill")
-    click.echo(export_trained(r, app_dir, version))
+    echo_exported(export_trained(r, app_dir, version), as_json)
 
 
 COMMANDS = {None: [fill_poem], "train": [train_fill], "evaluate": [evaluate_fill], "export": [export_fill_cmd]}

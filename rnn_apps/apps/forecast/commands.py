@@ -12,7 +12,9 @@ import click
 
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
-from rnn_apps.cli.common import FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, verbosity
+from rnn_apps.cli.common import (
+    FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, verbosity,
+)
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
 

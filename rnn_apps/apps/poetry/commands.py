@@ -11,7 +11,8 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, export_trained, progress_to_stderr, report, show, verbosity, with_card,
+    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, report, show,
+    verbosity, with_card,
 )
 
 
@@ -231,8 +232,9 @@ def evaluate_poetry(data, model_dir, split, as_json):
               "graph (e.g. to gain rhyme and metre).")
 @options.export_target("poetry")
 @options.version
+@options.exported_json
 @friendly_errors
-def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version):
+def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_json):
     """Export the poem model of RUN_DIR (or of another export) to APP_DIR/<version>/.
 
     \b
@@ -250,7 +252,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version):
         model, vocab, cfg = rebuild_from_export(from_model)
     else:
         model, vocab, cfg = task.load_run_model(run_dir)
-    click.echo(with_card("poetry", export_poetry(model, vocab, cfg, app_dir, version)))
+    echo_exported(with_card("poetry", export_poetry(model, vocab, cfg, app_dir, version)), as_json)
 
 
 COMMANDS = {None: [generate_poem, check_poem_cmd], "train": [train_poetry], "fine-tune": [fine_tune_poetry],

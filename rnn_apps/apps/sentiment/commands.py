@@ -8,7 +8,8 @@ import click
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show, verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show,
+    verbosity, with_card,
 )
 
 
@@ -222,10 +223,11 @@ def evaluate_sentiment(data, model_dir, split, as_json):
 @options.run_dir(None, "The training run to export.")
 @options.export_target("sentiment")
 @options.version
+@options.exported_json
 @click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A Markdown file of your own for the model card's 'How this version was trained' section.")
 @friendly_errors
-def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file):
+def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file, as_json):
     """Export the review classifier of RUN_DIR to APP_DIR/<version>/ (and its model card).
 
     \b
@@ -246,7 +248,7 @@ def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file):
     if notes_file:
         with open(notes_file, encoding="utf-8") as f:
             notes = f.read()
-    click.echo(_export(result, app_dir, run_dir, version, notes))
+    echo_exported(_export(result, app_dir, run_dir, version, notes), as_json)
 
 
 COMMANDS = {None: [classify], "train": [train_sentiment], "fine-tune": [fine_tune_sentiment],

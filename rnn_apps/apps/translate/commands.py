@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
 )
 
 
@@ -289,13 +289,15 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
                    "models/translate-zh-en for a zh-en model).")
 @click.option("--models", "models_root", default=None, hidden=True)
 @options.version
+@options.exported_json
 @_DEFAULT_BEAM
 @click.option("--length-penalty", type=click.FloatRange(0, 5), default=None,
               help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
 @click.option("--coverage-penalty", type=click.FloatRange(0, 5), default=None,
               help="β of the beam's coverage penalty β Σ log min(attention received, 1) (default 0.2; 0: none).")
 @friendly_errors
-def export_translate_cmd(run_dir, export_dir, models_root, version, default_beam, length_penalty, coverage_penalty):
+def export_translate_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, length_penalty,
+                         coverage_penalty):
     """Export the translator of RUN_DIR to APP_DIR/<version>/.
 
     \b
@@ -311,8 +313,8 @@ def export_translate_cmd(run_dir, export_dir, models_root, version, default_beam
     model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
     result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
-    click.echo(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
-                           length_penalty, coverage_penalty))
+    echo_exported(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
+                              length_penalty, coverage_penalty), as_json)
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
