@@ -412,16 +412,8 @@ def fit_resumable(
         last_epoch = epoch + 1 if offset else epochs
         steps = steps_per_epoch - offset
         try:
-            model.fit(
-                make_dataset(step),
-                initial_epoch=epoch,
-                epochs=last_epoch,
-                steps_per_epoch=steps,
-                validation_data=validation_data,
-                callbacks=cbs,
-                verbose=verbose,
-                shuffle=False,
-            )
+            model.fit(make_dataset(step), initial_epoch=epoch, epochs=last_epoch, steps_per_epoch=steps,
+                      validation_data=validation_data, callbacks=cbs, verbose=verbose, shuffle=False)
         except StopEarly:
             stopped = True
         step = cb.step

@@ -47,11 +47,6 @@ def _check_batch_size(batch_size) -> None:
         raise SentimentError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
-def read_lines(stream: BinaryIO, name: str) -> list[str]:
-    """Reviews of a binary stream, one a line (see :func:`rnn_apps.textio.read_lines`); raises SentimentError."""
-    return textio.read_lines(stream, name, SentimentError)
-
-
 def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     """Reviews of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
     return textio.read_texts_file(path, stdin, SentimentError, "review")

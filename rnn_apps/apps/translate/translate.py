@@ -56,11 +56,6 @@ class Alignment:
     has_attention: bool = True
 
 
-def read_lines(stream: BinaryIO, name: str) -> list[str]:
-    """Texts of a binary stream, one a line (see :func:`rnn_apps.textio.read_lines`); raises TranslateError."""
-    return textio.read_lines(stream, name, TranslateError)
-
-
 def read_texts_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     """Texts of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
     return textio.read_texts_file(path, stdin, TranslateError, "text")
