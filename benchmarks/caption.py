@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 
 from rnn_apps.apps.caption.captioner import ImageCaptioner  # noqa: E402
-from rnn_apps.apps.caption.evaluate import _png  # noqa: E402
+from rnn_apps.apps.caption.evaluate import png_bytes  # noqa: E402
 from rnn_apps.apps.caption.scenes import generate_scenes  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def bench(model_dir, batches=(1, 32), beams=(1, 3), repeats=5, seed=404, images=
     cap = ImageCaptioner(model_dir)
     settings = cap.meta.get("scene_settings")
     if settings:
-        data, source = [_png(s.image) for s in generate_scenes(max(batches), seed, settings)], "synthetic scenes (PNG)"
+        data, source = [png_bytes(s.image) for s in generate_scenes(max(batches), seed, settings)], "synthetic scenes (PNG)"
     else:
         data, source = _photos(max(batches), images, seed)
     if len(data) < max(batches):

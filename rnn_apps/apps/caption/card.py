@@ -122,7 +122,7 @@ def _run_cfg(run_dir: str) -> dict:
 def write_examples(model_dir: str, app_dir: str, seed: int, count: int = 4, attention: int = 2) -> list:
     """Save ``count`` scenes as PNGs under ``app_dir/examples`` with their captions and attention grids."""
     from rnn_apps.apps.caption.captioner import ImageCaptioner, plot_attention
-    from rnn_apps.apps.caption.evaluate import _png
+    from rnn_apps.apps.caption.evaluate import png_bytes
     from rnn_apps.apps.caption.scenes import caption_matches, generate_scenes
 
     cap = ImageCaptioner(model_dir)
@@ -131,7 +131,7 @@ def write_examples(model_dir: str, app_dir: str, seed: int, count: int = 4, atte
     scenes = generate_scenes(count, seed, cap.meta["scene_settings"])
     rows = []
     for i, s in enumerate(scenes, 1):
-        data = _png(s.image)
+        data = png_bytes(s.image)
         name = f"scene-{i}.png"
         with open(os.path.join(out_dir, name), "wb") as f:
             f.write(data)

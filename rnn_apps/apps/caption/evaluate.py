@@ -57,7 +57,8 @@ def corpus_bleu(references: Sequence[Sequence[Sequence[str]]], hypotheses: Seque
     return out
 
 
-def _png(pixels) -> bytes:
+def png_bytes(pixels) -> bytes:
+    """An image uint8 [H, W, 3] encoded as PNG (the bytes a user's file would hold)."""
     from PIL import Image
 
     buf = io.BytesIO()
@@ -87,7 +88,7 @@ def evaluate_synthetic(model_dir: Optional[str] = None, seed: int = 2026, count:
         settings["max_shapes"] = max_shapes
         settings["min_shapes"] = min(settings.get("min_shapes", 1), max_shapes)
     scenes = sc.generate_scenes(count, seed, settings)
-    data = [_png(s.image) for s in scenes]
+    data = [png_bytes(s.image) for s in scenes]
     captions, seconds = [], 0.0
     batches = range(0, count, batch_size)
     if progress:
