@@ -55,7 +55,7 @@ class TFLiteConvolutions:
     input_zero_point: int = 0
 
 
-def _interpreter(path: str):
+def tflite_interpreter(path: str):
     """A TFLite interpreter without the default delegate, so every constant tensor stays readable."""
     import tensorflow as tf
 
@@ -105,7 +105,7 @@ def read_tflite_convolutions(path: str) -> TFLiteConvolutions:
     """
     if not os.path.isfile(path):
         raise BackboneError(f"Backbone weights file not found: {path}.")
-    it = _interpreter(path)
+    it = tflite_interpreter(path)
     quant = it.get_input_details()[0]["quantization"]
     out = TFLiteConvolutions(input_scale=float(quant[0] or 1.0), input_zero_point=int(quant[1]))
     for op in it._get_ops_details():  # noqa: SLF001 - the interpreter's only listing of the graph's ops

@@ -48,9 +48,9 @@ def _flickr_dir(root, captions: dict, dev=()):
 
 
 def _interpreter_probabilities(path, images):
-    from rnn_apps.backbones import _interpreter
+    from rnn_apps.backbones import tflite_interpreter
 
-    it = _interpreter(path)
+    it = tflite_interpreter(path)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     probs = []
     for img in images:

@@ -38,12 +38,12 @@ def test_finite_float_range_type():
 
 
 def test_sentiment_batch_size_must_be_positive():
-    from rnn_apps.apps.sentiment.classify import SentimentError, _check_batch_size
+    from rnn_apps.apps.sentiment.classify import SentimentError, check_batch_size
 
     for bad in (0, -1, 1.5, True):
         with pytest.raises(SentimentError, match="batch_size"):
-            _check_batch_size(bad)
-    _check_batch_size(1)
+            check_batch_size(bad)
+    check_batch_size(1)
 
 
 def damaged_copy(tmp_path, app):

@@ -326,7 +326,7 @@ def test_model_level_checks(saved, npm):
     """What the graph itself refuses (reached only without PoemGenerator's checks) is refused too."""
     import tensorflow as tf
 
-    from rnn_apps.apps.poetry.generate import _model_message
+    from rnn_apps.apps.poetry.generate import graph_error_message
 
     a = _han(npm, 9)
     cases = [
@@ -342,7 +342,7 @@ def test_model_level_checks(saved, npm):
             _np_generate(npm, rows)
         with pytest.raises(tf.errors.InvalidArgumentError) as theirs:
             _tf_generate(saved, rows)
-        assert str(mine.value) == _model_message(theirs.value)
+        assert str(mine.value) == graph_error_message(theirs.value)
 
 
 def test_engine_choice(tiny_poem_model, tmp_path):

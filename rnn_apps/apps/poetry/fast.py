@@ -580,6 +580,6 @@ def _c_escape(text: str) -> str:
 
 def _assertion(message: str, values: Sequence[str], summarize: int = 8) -> str:
     """The message of a failed ``tf.debugging.Assert(cond, [message, values], summarize=8)`` as
-    :func:`rnn_apps.apps.poetry.generate._model_message` shows it: the message, then the batch's values."""
+    :func:`rnn_apps.apps.poetry.generate.graph_error_message` shows it: the message, then the batch's values."""
     shown = " ".join(_c_escape(v) for v in list(values)[:summarize]) + ("..." if len(values) > summarize else "")
     return f"{_c_escape(message)} {shown.strip()}"

@@ -32,7 +32,7 @@ class PoemError(ValueError):
     """Bad generation arguments (unknown characters, an impossible form, ...)."""
 
 
-def _model_message(err: Exception) -> str:
+def graph_error_message(err: Exception) -> str:
     """The human part of a TensorFlow assertion raised inside the model's graph."""
     text = str(err)
     m = re.search(r"assertion failed: \[(.*?)\] \[(.*?)\]", text, re.S)
@@ -282,7 +282,7 @@ class PoemGenerator(Predictor):
                 **extra,
             )
         except tf.errors.InvalidArgumentError as e:
-            raise PoemError(_model_message(e)) from None
+            raise PoemError(graph_error_message(e)) from None
         return [t.decode("utf-8") for t in out["text"].numpy()]
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
@@ -300,7 +300,7 @@ class PoemGenerator(Predictor):
             try:
                 out = model.signatures["score"](text=tf.constant(chunk))
             except tf.errors.InvalidArgumentError as e:
-                raise PoemError(_model_message(e)) from None
+                raise PoemError(graph_error_message(e)) from None
             for lp, nc, bpc, unk in zip(out["log_probability"].numpy(), out["characters"].numpy(),
                                         out["bits_per_char"].numpy(), out["unknown_characters"].numpy()):
                 results.append({"log_probability": float(lp), "characters": int(nc), "bits_per_char": float(bpc),

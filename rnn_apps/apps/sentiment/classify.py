@@ -42,7 +42,8 @@ LIMITS = limits.APPS["sentiment"]
 MAX_REVIEW_CHARS = LIMITS.max_chars["text"]  # the limit `rnn-apps serve` applies too
 
 
-def _check_batch_size(batch_size) -> None:
+def check_batch_size(batch_size) -> None:
+    """Refuse a batch size that is not a positive integer (SentimentError)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise SentimentError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
@@ -97,7 +98,7 @@ class SentimentClassifier(Predictor):
             SentimentError: an empty review, one without any word, one that is not text.
         """
         self._check(texts)
-        _check_batch_size(batch_size)
+        check_batch_size(batch_size)
         import tensorflow as tf
 
         # Similar lengths together: a batch is padded to its longest review (at most max_len words).
