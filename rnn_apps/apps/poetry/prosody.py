@@ -34,6 +34,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps.chinese import is_han
+from rnn_apps.vocab import SPECIALS
+
 TABLES_PATH = os.path.join(os.path.dirname(__file__), "prosody.json")
 RHYMES = ("pingshui", "xinyun", "none")
 METRES = ("strict", "loose", "none")
@@ -49,7 +52,6 @@ QUATRAINS = (("ABCD", False), ("DBCD", True), ("CDAB", False), ("BDAB", True))  
 _OPPOSITE = {"平": "仄", "仄": "平"}
 _NASAL_XINYUN = (7, 8, 9, 10)  # 八寒 九文 十唐 十一庚: the 中华新韵 groups of the finals in -n and -ng
 _SPLIT = re.compile(r"[，。？！；：、,.!?;:\s]+")
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
 
 
 class ProsodyError(ValueError):
@@ -156,7 +158,7 @@ class Tables:
         rhyme = np.zeros((len(RHYMES), V), np.int32)
         for s, system in enumerate(RHYMES):
             for v, t in enumerate(tokens):
-                if v >= 4 and _HAN.fullmatch(t):
+                if v >= len(SPECIALS) and is_han(t):
                     tone[s, v] = self.tone_bits(t, system)
                     for g in self.rhyme_groups(t, system):
                         rhyme[s, v] |= 1 << g
@@ -258,11 +260,6 @@ def code_table(forms: Dict[str, tuple]) -> np.ndarray:
 FORM_OF_SHAPE = {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}
 
 
-def is_han(char: str) -> bool:
-    """Whether ``char`` is a Chinese character (the characters a poem line is made of)."""
-    return bool(_HAN.fullmatch(char))
-
-
 def _tone_mark(bits: int) -> str:
     return {PING: "平", ZE: "仄", PING | ZE: "多"}.get(bits, "?")
 
@@ -286,7 +283,7 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     """
     check_choice("rhyme", rhyme, ("pingshui", "xinyun"))
     lines = [s for s in (_SPLIT.split(text.strip())) if s]
-    lines = ["".join(c for c in s if _HAN.fullmatch(c)) for s in lines]
+    lines = ["".join(c for c in s if is_han(c)) for s in lines]
     lines = [s for s in lines if s]
     if not lines:
         raise ProsodyError("The text has no Chinese characters to check.")
