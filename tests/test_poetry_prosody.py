@@ -201,8 +201,10 @@ def test_a_model_exported_before_rhyme_and_metre(tiny_poem_model):
     """The TensorFlow engine runs an older export's generate signature (no rhyme, metre inputs) only unconstrained."""
     import types
 
+    import tensorflow as tf
+
     gen = PoemGenerator(tiny_poem_model, engine="tensorflow")
-    current = gen._saved.signatures["generate"]
+    current = gen.loaded.signatures["generate"]
     calls = []
 
     class OldSignature:  # the inputs of a version-3 export
@@ -211,9 +213,9 @@ def test_a_model_exported_before_rhyme_and_metre(tiny_poem_model):
 
         def __call__(self, **inputs):
             calls.append(sorted(inputs))
-            return current(**inputs, rhyme=gen._tf.constant(["none"]), metre=gen._tf.constant(["none"]))
+            return current(**inputs, rhyme=tf.constant(["none"]), metre=tf.constant(["none"]))
 
-    gen._saved = types.SimpleNamespace(signatures={"generate": OldSignature()})
+    gen.loaded = types.SimpleNamespace(signatures={"generate": OldSignature()})
     with pytest.raises(PoemError, match="exported before rhyme and metre"):
         gen.generate(form="wujue", seed=1)
     assert gen.generate(form="wujue", seed=1, rhyme="none", metre="none")[0].text.endswith("。")

@@ -351,6 +351,11 @@ class Predictor:
         """The loaded SavedModel: its signatures and variables (``loaded.model_weights``)."""
         return self.load()
 
+    @loaded.setter
+    def loaded(self, saved_model):
+        """Use ``saved_model`` (any object with the same signatures) instead of the model's own."""
+        self._loaded = saved_model
+
     @property
     def _model(self):  # the name the wrappers have used for the loaded model
         return self.load()
