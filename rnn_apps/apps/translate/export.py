@@ -249,7 +249,7 @@ class TranslateModule(tf.Module):
         ids = tf.where(after, Vocabulary.pad_id, ids)
         tokens = tf.gather(self._tgt_tokens, ids)
         if self.copy_unknown:
-            tokens = tf.where(ids == Vocabulary.unk_id, self._copied_words(text, ids, atts, tf.shape(src)[1]), tokens)
+            tokens = tf.where(ids == Vocabulary.unk_id, self._copied_words(text, src, ids, atts), tokens)
         translation = detokenize(tokens, self.target_lang, self._truecase)
         if self.target_lang == "en":
             # Copied Chinese characters stand together, not one word each.
@@ -258,14 +258,19 @@ class TranslateModule(tf.Module):
         length = tf.reduce_sum(tf.cast(ids > Vocabulary.eos_id, tf.int32), axis=1)
         return {"translation": translation, "ids": ids, "attention": atts, "source": src, "length": length}
 
-    def _copied_words(self, text, ids, atts, S):
-        """For every target position, the source word its attention weighs most, as written ([B, T] strings).
+    def _copied_words(self, text, src, ids, atts):
+        """For every target position, the source word (or name) to put in place of an ``<unk>`` ([B, T] strings).
 
-        English is read lowercased; the words put back keep the input's spelling when lowercasing did not
-        change how the sentence splits into words. The final ``<eos>`` column is never chosen. Nothing is
-        copied (``""``) for punctuation, nor for an ``<unk>`` that attends to the same word as the ``<unk>``
-        just before it (a word of several pieces in the model's eyes is copied once).
+        The model writes ``<unk>`` where a word it does not know goes (it learned so from name placeholders),
+        so the candidates are the source words it does not know, when the sentence has any (else every
+        source word); among them the one the attention weighs most is chosen, with the unknown words next
+        to it: a run of unknown words or characters is one name ("Zhang Wei", 张伟). English is read
+        lowercased; the words put back keep the input's spelling when lowercasing did not change how the
+        sentence splits into words. Nothing is copied (``""``) for punctuation, nor for an ``<unk>`` that
+        copies the same run as the ``<unk>`` just before it.
         """
+        S = tf.shape(src)[1]
+
         def dense(ragged):  # [B, S] strings, "" after the words
             x = ragged.to_tensor("")
             return tf.pad(x, [[0, 0], [0, S - tf.shape(x)[1]]], constant_values="")
@@ -278,14 +283,24 @@ class TranslateModule(tf.Module):
         else:
             words = dense(tokenize(text, "zh")[:, : MAX_SOURCE_TOKENS - 1])
         n = tf.cast(toks.row_lengths(), tf.int32)
-        # Only real source words compete (not <eos>, not padding).
-        real = tf.range(S)[None, None, :] < n[:, None, None]
-        pos = tf.argmax(tf.where(real, atts, -1.0), axis=2, output_type=tf.int32)
-        copied = tf.gather(words, pos, batch_dims=1)
+        real = tf.range(S)[None, :] < n[:, None]  # not <eos>, not padding
+        unknown = real & tf.equal(src, Vocabulary.unk_id)
+        candidates = tf.where(tf.reduce_any(unknown, axis=1, keepdims=True), unknown, real)
+        pos = tf.argmax(tf.where(candidates[:, None, :], atts, -1.0), axis=2, output_type=tf.int32)
+        # Runs of unknown words: run[s] numbers the run position s belongs to (known words: a run each).
+        starts = unknown & ~tf.pad(unknown[:, :-1], [[0, 0], [1, 0]])
+        run = tf.cumsum(tf.cast(starts | ~unknown, tf.int32), axis=1)
+        run_at = tf.gather(run, pos, batch_dims=1)  # [B, T]
+        unknown_at = tf.gather(unknown, pos, batch_dims=1)
+        in_run = tf.equal(run[:, None, :], run_at[:, :, None]) & unknown[:, None, :] & unknown_at[:, :, None]
+        in_run |= tf.equal(tf.range(S)[None, None, :], pos[:, :, None])
+        joined = tf.strings.reduce_join(tf.where(in_run, words[:, None, :], ""), axis=2,
+                                        separator=" " if self.source_lang == "en" else "")
+        copied = tf.strings.strip(tf.strings.regex_replace(joined, " +", " "))
         unk = tf.equal(ids, Vocabulary.unk_id)
         after_unk = tf.pad(unk[:, :-1], [[0, 0], [1, 0]])
-        prev_pos = tf.pad(pos[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
-        keep = tf.strings.regex_full_match(copied, r".*[\pL\pN].*") & ~(after_unk & tf.equal(pos, prev_pos))
+        prev_run = tf.pad(run_at[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
+        keep = tf.strings.regex_full_match(copied, r".*[\pL\pN].*") & ~(after_unk & tf.equal(run_at, prev_run))
         return tf.where(keep, copied, "")
 
     # ---------------------------------------------------------------- signatures
