@@ -92,7 +92,7 @@ def test_fine_tune_grows_the_vocabulary(runner, tiny_poem_model, tmp_path):
 
 
 def test_xla_cache_flag_is_set_before_tensorflow_and_respects_the_user(tmp_path, monkeypatch):
-    from rnn_apps._quiet import enable_xla_cache
+    from rnn_apps.quiet import enable_xla_cache
 
     monkeypatch.setenv("RNN_APPS_CACHE", str(tmp_path / "c"))
     monkeypatch.setenv("TF_XLA_FLAGS", "--tf_xla_auto_jit=0")

@@ -70,7 +70,7 @@ class FiniteFloatRange(click.FloatRange):
 def quiet_tensorflow():
     """Import TensorFlow without its start-up noise, and keep its native log lines off stderr in the block
     (``RNN_APPS_VERBOSE=1`` shows them)."""
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
     with native_stderr_silenced():

@@ -60,7 +60,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
 
     if not images:
         raise CaptionError("Give image files to caption, e.g. rnn-apps caption photo.jpg. See rnn-apps caption --help.")
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
     from rnn_apps.apps.caption.captioner import ImageCaptioner, plot_attention

@@ -87,7 +87,7 @@ def long_memory(cells, lengths, steps, units, batch_size, seed, plot_path, as_js
       rnn-apps demo long-memory --cells simple_rnn,lstm --lengths 10,50,100 --steps 500
       rnn-apps demo long-memory --plot docs/long_memory.png --json > long_memory.json
     """
-    from rnn_apps._quiet import import_tensorflow_quietly
+    from rnn_apps.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
     from rnn_apps.apps.demos.long_memory import DEFAULT_CELLS, DEFAULT_LENGTHS, QUICK, format_table, \

@@ -102,7 +102,7 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
       rnn-apps forecast --data load.csv --column mw --season 24 --cell gru --export models/forecast
       rnn-apps forecast --data load.csv --column mw --run-dir runs/forecast --resume
     """
-    from rnn_apps._quiet import import_tensorflow_quietly
+    from rnn_apps.quiet import import_tensorflow_quietly
 
     if resume and not run_dir:
         raise click.UsageError("--resume needs the --run-dir of the run to continue.")

@@ -65,7 +65,7 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem --form qijue --metre strict --rhyme xinyun
       rnn-apps generate-poem --script traditional
     """
-    from rnn_apps._quiet import enable_xla_cache, native_stderr_silenced
+    from rnn_apps.quiet import enable_xla_cache, native_stderr_silenced
     from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
 
     if engine != "numpy" and "tensorflow" not in sys.modules:

@@ -77,7 +77,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
                           "Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
                           "standard input. See rnn-apps translate --help.",
                           "Nothing to translate: the input holds only blank lines.")
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
     from rnn_apps.apps.translate.translate import Translator
@@ -256,7 +256,7 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
       rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --split val
       rnn-apps evaluate translate --data pairs.tsv --beam 4 --json
     """
-    from rnn_apps._quiet import import_tensorflow_quietly, native_stderr_silenced
+    from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
     from rnn_apps.apps.translate.evaluate import evaluate_pairs
