@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from typing import Optional, Sequence
 
-from rnn_apps.apps.caption.card import run_history
 
 # What each version of models/caption changed, for the card's "Versions" section.
 CHANGELOG = {
@@ -60,7 +59,9 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     n_params = facts["parameters"]
     version = os.path.basename(model_dir.rstrip("/"))
     vocab_size = len(meta["vocab"]["tokens"])
-    hist = run_history(run_dir)
+    from rnn_apps.training import read_history
+
+    hist = read_history(run_dir)
     best = min(hist, key=lambda h: h.get("val_loss", float("inf"))) if hist else None
     grid = meta["grid"]
     averaged = (meta.get("training") or {}).get("averaged_epochs") or []
