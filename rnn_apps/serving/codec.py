@@ -10,19 +10,19 @@ from typing import Tuple
 
 import numpy as np
 
-from rnn_apps.serving.errors import ApiError, _bad_request
+from rnn_apps.serving.errors import ApiError, bad_request
 
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
 
 
-def _is_b64(value) -> bool:
+def is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and "b64" in value
 
 
 def _decode_b64(value: dict, name: str) -> bytes:
     data = value["b64"]
     if not isinstance(data, str):
-        raise _bad_request(f"input '{name}': \"b64\" must be a base64 string")
+        raise bad_request(f"input '{name}': \"b64\" must be a base64 string")
     try:
         return base64.b64decode(data, validate=True)
     except (binascii.Error, ValueError):
@@ -33,7 +33,7 @@ def _decode_b64(value: dict, name: str) -> bytes:
             return base64.urlsafe_b64decode(stripped + "=" * (-len(stripped) % 4))
         except (binascii.Error, ValueError):
             pass
-    raise _bad_request(f"input '{name}': invalid base64 (characters outside A-Z a-z 0-9 + / - _, "
+    raise bad_request(f"input '{name}': invalid base64 (characters outside A-Z a-z 0-9 + / - _, "
                        f"or a wrong length)")
 
 
@@ -48,7 +48,7 @@ def _flatten(value, name: str, leaf) -> Tuple[tuple, list]:
             if shape is None:
                 shape = s
             elif s != shape:
-                raise _bad_request(f"input '{name}': nested lists must be rectangular (ragged value)")
+                raise bad_request(f"input '{name}': nested lists must be rectangular (ragged value)")
             leaves.extend(l)
         return (len(value),) + shape, leaves
     return (), [leaf(value)]
@@ -60,11 +60,11 @@ def _string_leaf(name: str):
             try:
                 return v.encode("utf-8")
             except UnicodeEncodeError:
-                raise _bad_request(f"input '{name}': the text holds a lone surrogate escape (e.g. \\ud800), "
+                raise bad_request(f"input '{name}': the text holds a lone surrogate escape (e.g. \\ud800), "
                                    f"which is not Unicode text") from None
-        if _is_b64(v):
+        if is_b64(v):
             return _decode_b64(v, name)
-        raise _bad_request(f"input '{name}' expects strings (or {{\"b64\": ...}}), got {json.dumps(v)[:80]}")
+        raise bad_request(f"input '{name}' expects strings (or {{\"b64\": ...}}), got {json.dumps(v)[:80]}")
     return leaf
 
 
@@ -79,10 +79,10 @@ def _numeric_leaf(name: str, dtype):
         elif isinstance(v, bool) or isinstance(v, (int, float)):
             if is_int and isinstance(v, float):
                 if not v.is_integer():
-                    raise _bad_request(f"input '{name}' expects integers ({dtype.name}), got {v}")
+                    raise bad_request(f"input '{name}' expects integers ({dtype.name}), got {v}")
                 return int(v)
             return v
-        raise _bad_request(f"input '{name}' expects {dtype.name} values, got {json.dumps(v)[:80]}")
+        raise bad_request(f"input '{name}' expects {dtype.name} values, got {json.dumps(v)[:80]}")
     return leaf
 
 
@@ -101,15 +101,15 @@ def to_array(value, spec, name: str) -> np.ndarray:
         try:
             arr = np.asarray(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
         except (OverflowError, ValueError, TypeError) as e:
-            raise _bad_request(f"input '{name}': cannot convert to {dtype.name}: {e}") from None
+            raise bad_request(f"input '{name}': cannot convert to {dtype.name}: {e}") from None
         if dtype.is_integer and leaves:
             lo, hi = dtype.min, dtype.max
             if any(not (lo <= x <= hi) for x in leaves):
-                raise _bad_request(f"input '{name}': value out of range for {dtype.name}")
+                raise bad_request(f"input '{name}': value out of range for {dtype.name}")
     else:
-        raise _bad_request(f"input '{name}' has dtype {dtype.name}, which JSON cannot express")
+        raise bad_request(f"input '{name}' has dtype {dtype.name}, which JSON cannot express")
     if not spec.shape.is_compatible_with(arr.shape):
-        raise _bad_request(f"input '{name}' has shape {list(arr.shape)} but the signature expects "
+        raise bad_request(f"input '{name}' has shape {list(arr.shape)} but the signature expects "
                            f"{_shape_str(spec.shape)}")
     return arr
 
@@ -151,7 +151,7 @@ def to_json(arr: np.ndarray, name: str):
     return arr.tolist()
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.generic):
         return o.item()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")

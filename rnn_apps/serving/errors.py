@@ -16,11 +16,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def _bad_request(message: str) -> ApiError:
+def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
-def _tf_message(err: Exception) -> str:
+def tf_message(err: Exception) -> str:
     """The useful part of a TF runtime error: drop the node trace and ``[Op:...]`` suffix."""
     msg = getattr(err, "message", None) or str(err)
     msg = msg.split("\n\t [[", 1)[0]

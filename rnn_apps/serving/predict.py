@@ -10,10 +10,10 @@ import numpy as np
 from rnn_apps import limits
 from rnn_apps.sentences import join_pieces, sentence_pieces
 from rnn_apps.serving.checks import check_counted_words, check_known_chars, check_known_words, check_request
-from rnn_apps.serving.codec import _is_b64, to_array, to_json
-from rnn_apps.serving.errors import ApiError, _bad_request, _tf_message
+from rnn_apps.serving.codec import is_b64, to_array, to_json
+from rnn_apps.serving.errors import ApiError, bad_request, tf_message
 
-from rnn_apps.serving.registry import DEFAULT_SIGNATURE
+from rnn_apps.serving.form import DEFAULT_SIGNATURE
 
 if TYPE_CHECKING:
     from rnn_apps.serving.registry import LoadedModel, Signature
@@ -21,17 +21,17 @@ if TYPE_CHECKING:
 
 def _row_inputs(sig: Signature, instances) -> Tuple[dict, int]:
     if not isinstance(instances, list) or not instances:
-        raise _bad_request("\"instances\" must be a non-empty list")
+        raise bad_request("\"instances\" must be a non-empty list")
     names = list(sig.inputs)
-    keyed = [isinstance(x, dict) and not _is_b64(x) for x in instances]
+    keyed = [isinstance(x, dict) and not is_b64(x) for x in instances]
     if all(keyed):
         rows = instances
     elif any(keyed):
-        raise _bad_request("\"instances\" mixes named-input objects and bare values")
+        raise bad_request("\"instances\" mixes named-input objects and bare values")
     elif len(names) == 1:
         rows = [{names[0]: x} for x in instances]
     else:
-        raise _bad_request(f"the signature has {len(names)} inputs ({', '.join(names)}): each instance must "
+        raise bad_request(f"the signature has {len(names)} inputs ({', '.join(names)}): each instance must "
                            f"be an object keyed by input name")
     for row in rows:
         _check_names(sig, row)
@@ -40,7 +40,7 @@ def _row_inputs(sig: Signature, instances) -> Tuple[dict, int]:
         values = [row[name] for row in rows]
         if spec.shape.rank == 0:  # a scalar input (e.g. temperature): the same for every instance
             if any(v != values[0] for v in values[1:]):
-                raise _bad_request(f"scalar input '{name}' must have the same value in every instance "
+                raise bad_request(f"scalar input '{name}' must have the same value in every instance "
                                    f"(or use the columnar \"inputs\" format)")
             arrays[name] = to_array(values[0], spec, name)
         else:
@@ -53,36 +53,36 @@ def _check_names(sig: Signature, given: dict) -> None:
     missing = sorted(set(sig.inputs) - set(given))
     expected = ", ".join(sorted(sig.inputs))
     if unknown:
-        raise _bad_request(f"unknown input name(s): {', '.join(unknown)}; signature '{sig.name}' expects: {expected}")
+        raise bad_request(f"unknown input name(s): {', '.join(unknown)}; signature '{sig.name}' expects: {expected}")
     if missing:
-        raise _bad_request(f"missing input(s): {', '.join(missing)}; signature '{sig.name}' expects: {expected}")
+        raise bad_request(f"missing input(s): {', '.join(missing)}; signature '{sig.name}' expects: {expected}")
 
 
 def _columnar_inputs(sig: Signature, inputs) -> dict:
-    if isinstance(inputs, dict) and not _is_b64(inputs):
+    if isinstance(inputs, dict) and not is_b64(inputs):
         _check_names(sig, inputs)
         return {name: to_array(inputs[name], spec, name) for name, spec in sig.inputs.items()}
     if len(sig.inputs) != 1:
-        raise _bad_request(f"the signature has {len(sig.inputs)} inputs ({', '.join(sig.inputs)}): "
+        raise bad_request(f"the signature has {len(sig.inputs)} inputs ({', '.join(sig.inputs)}): "
                            f"\"inputs\" must be an object keyed by input name")
     (name, spec), = sig.inputs.items()
     return {name: to_array(inputs, spec, name)}
 
 
-def _run(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
+def run_signature(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
     import tensorflow as tf
 
     try:
         tensors = {k: tf.constant(v, dtype=sig.inputs[k].dtype) for k, v in arrays.items()}
         out = sig.fn(**tensors)
     except tf.errors.InvalidArgumentError as e:
-        raise _bad_request(_tf_message(e)) from None
+        raise bad_request(tf_message(e)) from None
     except (tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError) as e:
-        raise _bad_request(_tf_message(e)) from None
+        raise bad_request(tf_message(e)) from None
     except tf.errors.OpError as e:
-        raise ApiError(500, _tf_message(e)) from None
+        raise ApiError(500, tf_message(e)) from None
     except (TypeError, ValueError) as e:
-        raise _bad_request(str(e)) from None
+        raise bad_request(str(e)) from None
     if not isinstance(out, dict):
         out = {f"output_{i}": t for i, t in enumerate(tf.nest.flatten(out))}
     return {k: v.numpy() for k, v in out.items()}
@@ -94,15 +94,15 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     The inputs are checked against the model's app limits (:mod:`rnn_apps.limits`) before the model runs;
     ``execute(signature, arrays)`` runs it (default: at once; the server passes its scheduler).
     """
-    execute = execute or _run
+    execute = execute or run_signature
     if not isinstance(body, dict):
-        raise _bad_request("the request body must be a JSON object with \"instances\" or \"inputs\"")
+        raise bad_request("the request body must be a JSON object with \"instances\" or \"inputs\"")
     sig_name = body.get("signature_name") or DEFAULT_SIGNATURE
     if not isinstance(sig_name, str):
-        raise _bad_request("\"signature_name\" must be a string")
+        raise bad_request("\"signature_name\" must be a string")
     has_rows, has_cols = "instances" in body, "inputs" in body
     if has_rows == has_cols:
-        raise _bad_request("the request must have exactly one of \"instances\" (row format) or "
+        raise bad_request("the request must have exactly one of \"instances\" (row format) or "
                            "\"inputs\" (columnar format)")
     sig = model.signature(sig_name)
     if has_rows:
@@ -111,7 +111,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
-                raise _bad_request(f"Tensor name: {name} has inconsistent batch size: "
+                raise bad_request(f"Tensor name: {name} has inconsistent batch size: "
                                    f"{arr.shape[0] if arr.ndim else 'scalar'} expecting: {batch} "
                                    f"(use the columnar \"inputs\" format)")
         converted = {name: to_json(arr, name) for name, arr in outputs.items()}
@@ -134,13 +134,13 @@ def _check_limits(model: LoadedModel, arrays: dict) -> None:
     try:
         check_request(lim, arrays)
         if lim is not None and lim.known_words and "tokenize" in model.signatures:
-            check_known_words(lim, arrays, lambda a: _run(model.signatures["tokenize"], a), model.languages)
+            check_known_words(lim, arrays, lambda a: run_signature(model.signatures["tokenize"], a), model.languages)
         if lim is not None and lim.counted_words and "words" in model.signatures:
-            check_counted_words(lim, arrays, lambda a: _run(model.signatures["words"], a))
+            check_counted_words(lim, arrays, lambda a: run_signature(model.signatures["words"], a))
         if lim is not None and lim.known_chars and "unknown_characters" in model.signatures:
-            check_known_chars(lim, arrays, lambda a: _run(model.signatures["unknown_characters"], a))
+            check_known_chars(lim, arrays, lambda a: run_signature(model.signatures["unknown_characters"], a))
     except limits.LimitError as e:
-        raise _bad_request(str(e)) from None
+        raise bad_request(str(e)) from None
 
 
 def _run_in_pieces(model: LoadedModel, sig: Signature, arrays: dict, execute) -> Dict[str, np.ndarray]:
@@ -159,7 +159,7 @@ def _run_in_pieces(model: LoadedModel, sig: Signature, arrays: dict, execute) ->
     tokenize = model.signatures["tokenize"]
 
     def count_tokens(texts):
-        return _run(tokenize, {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)})["length"]
+        return run_signature(tokenize, {"text": np.array([t.encode("utf-8") for t in texts], dtype=object)})["length"]
 
     texts = [t.decode("utf-8") for t in arrays[name]]
     pieces = [sentence_pieces(t, source, count_tokens, n) for t, n in zip(texts, count_tokens(texts))]

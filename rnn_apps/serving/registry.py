@@ -12,14 +12,14 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rnn_apps import limits
 from rnn_apps.serving.checks import app_settings, languages, model_app
-from rnn_apps.serving.errors import ApiError, _tf_message
-from rnn_apps.serving.form import page_form
+from rnn_apps.serving.errors import ApiError, tf_message
+from rnn_apps.serving.form import DEFAULT_SIGNATURE, page_form
+from rnn_apps.serving.predict import run_signature
 
 log = logging.getLogger("rnn_apps.serve")
 
-DEFAULT_SIGNATURE = "serving_default"
 PREDICT_METHOD = "tensorflow/serving/predict"
-_VERSION_DIR = re.compile(r"[0-9]+")
+VERSION_DIR = re.compile(r"[0-9]+")
 
 
 class Signature:
@@ -115,7 +115,6 @@ class LoadedModel:
         A failing request from the file fails the load (as in TF Serving); a built-in one only logs.
         """
         from rnn_apps.serving import warmup
-        from rnn_apps.serving.predict import _run  # (predict imports this module)
 
         requests = warmup.read_warmup(self.path)
         from_file = requests is not None
@@ -129,7 +128,7 @@ class LoadedModel:
                 sig = self.signature(sig_name)
                 if set(inputs) != set(sig.inputs):
                     raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
-                _run(sig, inputs)
+                run_signature(sig, inputs)
                 done += 1
             except ApiError as e:
                 if from_file:
@@ -175,7 +174,7 @@ class _Entry:
                 model = LoadedModel(self.name, self.version, self.path)
                 warmed = model.warm_up() if self.warmup else 0
             except Exception as e:  # noqa: BLE001 - any load failure is reported, never fatal
-                self.error = f"{type(e).__name__}: {_tf_message(e)}"[:2000]
+                self.error = f"{type(e).__name__}: {tf_message(e)}"[:2000]
                 self.state = "END"
                 log.warning("model %s version %d failed to load: %s", self.name, self.version, self.error)
                 raise self._unavailable() from None
@@ -251,7 +250,7 @@ class ModelRegistry:
                 continue
             versions = {}
             for child in children:
-                if not _VERSION_DIR.fullmatch(child) or int(child) <= 0:
+                if not VERSION_DIR.fullmatch(child) or int(child) <= 0:
                     continue  # e.g. .tmp-* of an export in progress
                 vdir = os.path.join(mdir, child)
                 fp = _fingerprint(vdir)

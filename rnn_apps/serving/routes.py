@@ -9,10 +9,10 @@ import time
 from typing import Optional, Sequence
 
 from rnn_apps.serving.checks import is_large
-from rnn_apps.serving.codec import _json_default
-from rnn_apps.serving.errors import ApiError, _bad_request
-from rnn_apps.serving.predict import _run, predict
-from rnn_apps.serving.registry import _VERSION_DIR, PREDICT_METHOD, LoadedModel, ModelRegistry, Signature
+from rnn_apps.serving.codec import json_default
+from rnn_apps.serving.errors import ApiError, bad_request
+from rnn_apps.serving.predict import run_signature, predict
+from rnn_apps.serving.registry import VERSION_DIR, PREDICT_METHOD, LoadedModel, ModelRegistry, Signature
 
 log = logging.getLogger("rnn_apps.serve")
 
@@ -56,7 +56,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     app.config["rnn_apps.metrics"] = metrics
 
     def reply(obj, status: int = 200, headers: Optional[dict] = None):
-        body = json.dumps(obj, ensure_ascii=False, indent=1, default=_json_default, allow_nan=True)
+        body = json.dumps(obj, ensure_ascii=False, indent=1, default=json_default, allow_nan=True)
         # a lone surrogate becomes its JSON escape (\ud800) instead of failing to encode
         resp = Response((body + "\n").encode("utf-8", "backslashreplace"), status=status,
                         mimetype="application/json")
@@ -130,7 +130,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         def execute(sig: Signature, arrays: dict):
             try:
                 return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
-                                     lambda a: _run(sig, a), arrays, deadline, is_large(model.limits, arrays))
+                                     lambda a: run_signature(sig, a), arrays, deadline, is_large(model.limits, arrays))
             except ScheduleError as e:
                 raise ApiError(e.status, e.message) from None
         return execute
@@ -154,7 +154,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         version = None
         if m.group("version") is not None:
             v = m.group("version")
-            if not _VERSION_DIR.fullmatch(v) or int(v) <= 0:
+            if not VERSION_DIR.fullmatch(v) or int(v) <= 0:
                 raise ApiError(404, f"Malformed version: {v} (versions are positive integers)")
             version = int(v)
         if suffix == "":
@@ -168,19 +168,19 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
                     "page_form": model.form},  # not in TF Serving: what the try-it page shows
             })
         if suffix != ":predict":
-            raise _bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
+            raise bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
                                f"(signatures here have method_name {PREDICT_METHOD})")
         raw = guard.inflate(request.get_data(cache=False), request.headers.get("Content-Encoding"), max_body_bytes)
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
-            raise _bad_request(f"JSON Parse error: {e}") from None
+            raise bad_request(f"JSON Parse error: {e}") from None
         except RecursionError:
-            raise _bad_request("JSON Parse error: nested too deeply") from None
+            raise bad_request("JSON Parse error: nested too deeply") from None
         deadline = Deadline(scheduler.config.request_timeout, request.environ.get("waitress.client_disconnected"))
         try:
             return reply(predict(model, body, execute_for(model, deadline)))
         except RecursionError:
-            raise _bad_request("the request's lists are nested too deeply for the signature") from None
+            raise bad_request("the request's lists are nested too deeply for the signature") from None
 
     return app
