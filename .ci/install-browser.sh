@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Headless browser for tests/test_serve.py::test_browser_page (the `rnn-apps serve` page).
+# Headless browser for tests/serving/test_serve.py::test_browser_page (the `rnn-apps serve` page).
 # Optional: without it that one test skips with a reason. Debian/Ubuntu runners; needs root
 # (or sudo) for apt-get. Idempotent: does nothing that is already installed.
 set -euo pipefail

@@ -1,0 +1,395 @@
+"""`rnn-apps serve`: TF Serving's REST API over toy SavedModels built here (not the shipped models)."""
+
+import base64
+import json
+import os
+import shutil
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("flask")
+pytest.importorskip("waitress")
+
+from rnn_apps.serve import make_server  # noqa: E402
+from toys import (  # noqa: E402
+    MAX_BODY, POEM_TAIL, png_4x3, call, predict,
+)
+
+# --------------------------------------------------------------------------- status, metadata
+
+
+def test_listing_ignores_non_models(server):
+    status, data = call(server, "GET", "/v1/models")
+    assert status == 200
+    names = [m["name"] for m in data["models"]]
+    assert names == ["broken", "caption", "echo", "fill", "forecast", "poetry", "rolling", "sentiment", "translate"]
+    assert data["models"][5]["versions"] == ["1"]
+
+
+def test_status(server):
+    expected = {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert call(server, "GET", "/v1/models/poetry") == (200, expected)
+    assert call(server, "GET", "/v1/models/poetry/versions/1") == (200, expected)
+
+
+def test_metadata(server):
+    status, md = call(server, "GET", "/v1/models/poetry/metadata")
+    assert status == 200
+    assert md["model_spec"] == {"name": "poetry", "signature_name": "", "version": "1"}
+    sigs = md["metadata"]["signature_def"]["signature_def"]
+    assert set(sigs) == {"serving_default", "sample"}
+    sd = sigs["serving_default"]
+    assert sd["method_name"] == "tensorflow/serving/predict"
+    prompt = sd["inputs"]["prompt"]
+    assert prompt["dtype"] == "DT_STRING"
+    assert prompt["tensor_shape"] == {"dim": [{"size": "-1", "name": ""}], "unknown_rank": False}
+    assert prompt["name"].endswith(":0")
+    assert sd["outputs"]["text"]["dtype"] == "DT_STRING"
+    temp = sigs["sample"]["inputs"]["temperature"]
+    assert temp["dtype"] == "DT_FLOAT" and temp["tensor_shape"] == {"dim": [], "unknown_rank": False}
+    assert sigs["sample"]["inputs"]["seed"]["dtype"] == "DT_INT64"
+    assert call(server, "GET", "/v1/models/poetry/versions/1/metadata")[1] == md
+    assert md["metadata"]["page_form"] == {
+        "format": "rnn_apps.page_form/1", "signature": "serving_default", "action": "Write a poem",
+        "fields": [{"input": "prompt", "widget": "textarea", "label": "prompt",
+                    "placeholder": "a character or a line to start from, e.g. 春"}]}
+
+
+def test_page_form_in_metadata_for_every_app_and_none(server):
+    """What the page shows comes from the metadata: the app's form, or widgets from dtype and shape."""
+    def form(name):
+        status, md = call(server, "GET", f"/v1/models/{name}/metadata")
+        assert status == 200
+        f = md["metadata"]["page_form"]
+        return f["action"], [(x["input"], x["widget"]) for x in f["fields"]]
+
+    assert form("caption") == ("Caption", [("image", "image")])
+    assert form("fill") == ("Fill the blanks", [("text", "textarea")])
+    assert form("forecast") == ("Forecast", [("history", "numbers")])
+    assert form("sentiment") == ("Classify", [("text", "textarea")])
+    assert form("translate") == ("Translate", [("text", "textarea")])
+    assert form("echo") == ("Run", [("data", "line")])  # no app: from the signature alone
+
+
+def test_page_form_stated_derived_and_checked(tmp_path):
+    from rnn_apps.serving import form as F
+    from rnn_apps.serving.checks import app_settings
+
+    sigs = {"serving_default": {"inputs": {
+                "text": {"dtype": "DT_STRING", "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False}},
+                "k": {"dtype": "DT_INT32", "tensor_shape": {"dim": [], "unknown_rank": False}}}},
+            "other": {"inputs": {"x": {"dtype": "DT_FLOAT", "tensor_shape": {
+                "dim": [{"size": "-1"}, {"size": "-1"}], "unknown_rank": False}}}}}
+    d = str(tmp_path)
+    # no app, no stated form: widgets from dtype and shape
+    assert F.page_form(d, None, sigs)["fields"] == [F.field("text", "line"), F.field("k", "number")]
+    # the app's settings shape the hint; an input the signature lacks is dropped, a missing one added
+    os.makedirs(os.path.join(d, "assets.extra"))
+    with open(os.path.join(d, "assets.extra", "translate.json"), "w") as f:
+        json.dump({"config": {"direction": "zh-en"}}, f)
+    derived = F.page_form(d, "translate", sigs, app_settings(d, "translate"))
+    assert derived["action"] == "Translate"
+    assert derived["fields"][0]["placeholder"] == "Chinese text to translate into English"
+    assert [x["input"] for x in derived["fields"]] == ["text", "k"]
+    # a stated form wins, for another signature
+    stated = F.make_form("Go", [F.field("x", "numbers", label="values")], signature="other")
+    F.write_form(d, stated)
+    assert F.page_form(d, "translate", sigs) == stated
+    # a form naming a signature the model lacks falls back to serving_default
+    F.write_form(d, F.make_form("Go", [F.field("x", "numbers")], signature="gone"))
+    assert F.page_form(d, None, sigs)["signature"] == "serving_default"
+    # a broken stated form is ignored (the app's is used)
+    with open(os.path.join(d, "assets.extra", F.FORM_FILE), "w") as f:
+        f.write('{"format": "rnn_apps.page_form/1", "signature": "x", "action": "Go", "fields": [{"widget": 3}]}')
+    assert F.page_form(d, "translate", sigs)["action"] == "Translate"
+    for bad in ({"format": "other"}, {**stated, "fields": [{"input": "x", "widget": "slider"}]}, []):
+        with pytest.raises(F.FormError):
+            F.check_form(bad)
+    assert F.app_form("no-such-app") is None
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def test_predict_poetry(server):
+    assert predict(server, "poetry", {"instances": ["春", "月"]}) == (
+        200, {"predictions": ["春" + POEM_TAIL, "月" + POEM_TAIL]})
+    assert predict(server, "poetry", {"instances": [{"prompt": "春"}]}, version=1) == (
+        200, {"predictions": ["春" + POEM_TAIL]})
+    assert predict(server, "poetry", {"inputs": {"prompt": ["春"]}}) == (200, {"outputs": ["春" + POEM_TAIL]})
+    assert predict(server, "poetry", {"inputs": ["春"]}) == (200, {"outputs": ["春" + POEM_TAIL]})
+
+
+def test_predict_scalar_inputs_second_signature(server):
+    body = {"signature_name": "sample", "inputs": {"prompt": ["春", "夏"], "temperature": 0.5, "seed": 7}}
+    assert predict(server, "poetry", body) == (
+        200, {"outputs": {"text": ["春#7", "夏#7"], "temperature": [0.5, 0.5]}})
+    rows = {"signature_name": "sample", "instances": [
+        {"prompt": "春", "temperature": 0.8, "seed": 3}, {"prompt": "夏", "temperature": 0.8, "seed": 3}]}
+    assert predict(server, "poetry", rows) == (200, {"predictions": [
+        {"text": "春#3", "temperature": 0.8}, {"text": "夏#3", "temperature": 0.8}]})
+    rows["instances"][1]["temperature"] = 0.9
+    status, err = predict(server, "poetry", rows)
+    assert status == 400 and "temperature" in err["error"]
+
+
+def test_predict_sentiment(server):
+    assert predict(server, "sentiment", {"instances": ["A good film", "dull"]}) == (200, {"predictions": [
+        {"probability": 0.9, "label": "positive"}, {"probability": 0.1, "label": "negative"}]})
+    assert predict(server, "sentiment", {"inputs": {"text": ["good"]}}) == (
+        200, {"outputs": {"probability": [0.9], "label": ["positive"]}})
+
+
+def test_predict_caption_b64(server):
+    img = {"b64": base64.b64encode(png_4x3()).decode()}
+    assert predict(server, "caption", {"instances": [img]}) == (200, {"predictions": ["a 4x3 picture"]})
+    assert predict(server, "caption", {"inputs": {"image": [img, img]}}) == (
+        200, {"outputs": ["a 4x3 picture", "a 4x3 picture"]})
+    # the same base64 text sent as a plain string is not an image: the model's error, as a 400
+    status, err = predict(server, "caption", {"instances": [img["b64"]]})
+    assert status == 400 and err["error"]
+
+
+def test_predict_binary_outputs(server):
+    raw = b"\xff\x00\xfe"
+    b64 = base64.b64encode(raw).decode()
+    assert predict(server, "echo", {"instances": [{"b64": b64}, "héllo"]}) == (200, {"predictions": [
+        {"data": {"b64": b64}, "data_bytes": {"b64": b64}},
+        {"data": "héllo", "data_bytes": {"b64": base64.b64encode("héllo".encode()).decode()}}]})
+
+
+def test_predict_numeric_casting(server):
+    body = {"signature_name": "scale", "inputs": {"x": [[1, 2], [0.5, -1]], "k": 3}}
+    assert predict(server, "echo", body) == (200, {"outputs": [[3.0, 6.0], [1.5, -3.0]]})
+    for bad in ({"x": [["a", "b"]], "k": 3},        # string for a float input
+                {"x": [[1, 2]], "k": 1.5},          # non-integer for an int input
+                {"x": [[1, 2]], "k": "3"},          # string for an int input
+                {"x": [[1, 2, 3]], "k": 1},         # wrong shape
+                {"x": [[1, 2], [3]], "k": 1}):      # ragged
+        status, err = predict(server, "echo", {"signature_name": "scale", "inputs": bad})
+        assert status == 400, (bad, err)
+        assert err["error"]
+    status, err = predict(server, "poetry", {"instances": [1.5]})
+    assert status == 400 and "prompt" in err["error"]
+
+
+def test_model_error_is_400_with_message(server):
+    status, err = predict(server, "poetry", {"instances": ["春X"]})
+    assert status == 400
+    assert "unknown characters: X" in err["error"]
+    assert "Detected at node" not in err["error"] and "Graph execution error" not in err["error"]
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_errors(server):
+    status, err = call(server, "POST", "/v1/models/poetry:predict", raw=b"{not json")
+    assert status == 400 and "JSON" in err["error"]
+    status, err = predict(server, "poetry", {"instances": [{"poem": "春"}]})
+    assert status == 400 and "poem" in err["error"] and "prompt" in err["error"]
+    status, err = predict(server, "poetry", {"inputs": {"prompt": ["春"], "extra": [1]}})
+    assert status == 400 and "extra" in err["error"]
+    status, err = predict(server, "poetry", {"signature_name": "sample", "inputs": {"prompt": ["春"]}})
+    assert status == 400 and "missing" in err["error"]
+    assert predict(server, "poetry", {"instances": ["a"], "inputs": ["a"]})[0] == 400
+    assert predict(server, "poetry", {"something": 1})[0] == 400
+    assert predict(server, "poetry", {"instances": []})[0] == 400
+    assert predict(server, "nosuchmodel", {"instances": ["a"]})[0] == 404
+    assert call(server, "GET", "/v1/models/nosuchmodel")[0] == 404
+    assert call(server, "GET", "/v1/models/nosuchmodel/metadata")[0] == 404
+    assert predict(server, "poetry", {"instances": ["a"]}, version=7)[0] == 404
+    assert call(server, "GET", "/v1/models/poetry/versions/7")[0] == 404
+    status, err = predict(server, "poetry", {"signature_name": "nope", "instances": ["a"]})
+    assert status == 404 and "nope" in err["error"]
+    status, err = call(server, "GET", "/v1/models/poetry:predict")
+    assert status == 405 and "error" in err
+    assert call(server, "POST", "/v1/models/poetry", {"instances": ["a"]})[0] == 405
+    assert call(server, "GET", "/v1/nothing/here")[0] == 404
+
+
+def test_body_over_limit_is_413(server):
+    big = {"instances": ["春" * (MAX_BODY // 2)]}
+    status, err = predict(server, "poetry", big)
+    assert status == 413 and "error" in err
+    # the server is fine afterwards
+    assert predict(server, "poetry", {"instances": ["春"]})[0] == 200
+
+
+def wait_for(cond, seconds=20):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_unloadable_version_reports_error(server, models):
+    status, data = call(server, "GET", "/v1/models/broken")
+    assert status == 200
+    (st,) = data["model_version_status"]
+    assert st["version"] == "1" and st["state"] == "END"
+    assert st["status"]["error_code"] != "OK" and st["status"]["error_message"]
+    status, err = predict(server, "broken", {"instances": ["a"]})
+    assert status == 503 and "failed to load" in err["error"]
+    assert predict(server, "poetry", {"instances": ["春"]})[0] == 200
+    # a fixed export renamed into place over the broken one is retried
+    bdir = models / "models" / "broken"
+    shutil.copytree(models / "models" / "poetry" / "1", bdir / ".tmp-fixed")
+    os.rename(bdir / "1", models / "broken-1-old")
+    os.rename(bdir / ".tmp-fixed", bdir / "1")
+    assert wait_for(lambda: predict(server, "broken", {"instances": ["春"]})[0] == 200)
+    assert call(server, "GET", "/v1/models/broken")[1]["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+# --------------------------------------------------------------------------- new versions
+
+
+def test_new_version_picked_up_and_partial_ignored(server, models):
+    mdir = models / "models" / "rolling"
+    staged = models / "staging" / "rolling-2"
+    # an export in progress (partial content under a temporary name) and a numbered dir without
+    # saved_model.pb are not versions
+    (mdir / ".tmp-xyz").mkdir()
+    shutil.copy(staged / "saved_model.pb", mdir / ".tmp-xyz" / "saved_model.pb")
+    shutil.copytree(staged / "variables", mdir / "3" / "variables")
+    time.sleep(0.6)  # a few polls
+    status, data = call(server, "GET", "/v1/models/rolling")
+    assert [s["version"] for s in data["model_version_status"]] == ["1"]
+    assert predict(server, "rolling", {"instances": ["春"]})[1] == {"predictions": ["春" + POEM_TAIL]}
+    assert predict(server, "rolling", {"instances": ["春"]}, version=3)[0] == 404
+
+    # the atomic export: copy under a temporary name, then rename into place
+    shutil.copytree(staged, mdir / ".tmp-2")
+    os.rename(mdir / ".tmp-2", mdir / "2")
+    assert wait_for(lambda: predict(server, "rolling", {"instances": ["春"]})[1] == {"predictions": ["春，v2"]}), \
+        "version 2 was not picked up"
+    status, data = call(server, "GET", "/v1/models/rolling")
+    assert [(s["version"], s["state"]) for s in data["model_version_status"]] == [
+        ("2", "AVAILABLE"), ("1", "AVAILABLE")]
+    assert predict(server, "rolling", {"instances": ["春"]}, version=1)[1] == {"predictions": ["春" + POEM_TAIL]}
+    assert call(server, "GET", "/v1/models/rolling/metadata")[1]["model_spec"]["version"] == "2"
+
+
+def test_rescan_on_request_without_poller(models, tmp_path):
+    mdir = tmp_path / "models"
+    shutil.copytree(models / "models" / "poetry" / "1", mdir / "p" / "1")
+    srv = make_server(str(mdir), port=0, poll_seconds=0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.base = f"http://127.0.0.1:{srv.port}"
+    try:
+        assert predict(srv, "p", {"instances": ["春"]})[1] == {"predictions": ["春" + POEM_TAIL]}
+        shutil.copytree(models / "staging" / "rolling-2", mdir / "p" / ".tmp-2")
+        os.rename(mdir / "p" / ".tmp-2", mdir / "p" / "2")
+        assert predict(srv, "p", {"instances": ["春"]})[1] == {"predictions": ["春，v2"]}
+        shutil.copytree(models / "models" / "sentiment" / "1", mdir / "s" / "1")
+        assert predict(srv, "s", {"instances": ["good"]})[0] == 200
+    finally:
+        srv.shutdown()
+        t.join(10)
+
+
+# --------------------------------------------------------------------------- load
+
+
+def test_concurrent_requests(server):
+    errors = []
+    img = {"b64": base64.b64encode(png_4x3()).decode()}
+    cases = [
+        ("poetry", {"instances": ["春"]}, {"predictions": ["春" + POEM_TAIL]}),
+        ("sentiment", {"instances": ["good"]}, {"predictions": [{"probability": 0.9, "label": "positive"}]}),
+        ("caption", {"instances": [img]}, {"predictions": ["a 4x3 picture"]}),
+    ]
+
+    def worker(i):
+        for j in range(50):
+            name, body, expected = cases[(i + j) % len(cases)]
+            try:
+                got = predict(server, name, body)
+                if got != (200, expected):
+                    errors.append(got)
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def test_index_page_is_self_contained(server):
+    with urllib.request.urlopen(server.base + "/", timeout=30) as r:
+        assert r.status == 200 and r.headers.get_content_type() == "text/html"
+        html = r.read().decode("utf-8")
+    assert "fetch(" in html and "<script src" not in html and "http://" not in html and "https://" not in html
+
+
+def _chrome_paths():
+    for browser in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"),
+                    shutil.which("google-chrome")):
+        if browser and os.path.exists(browser):
+            break
+    else:
+        browser = None
+    driver = shutil.which("chromedriver") or ("/usr/bin/chromedriver" if os.path.exists("/usr/bin/chromedriver")
+                                              else None)
+    return browser, driver
+
+
+def test_browser_page(server):
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.options import Options
+        from selenium.webdriver.chrome.service import Service
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+    except ImportError:
+        pytest.skip("selenium is not installed (see .ci/install-browser.sh)")
+    browser, driver_path = _chrome_paths()
+    if not browser or not driver_path:
+        pytest.skip("chromium and/or chromedriver not installed (apt-get install chromium chromium-driver; "
+                    "see .ci/install-browser.sh)")
+    opts = Options()
+    opts.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--disable-extensions", "--no-first-run"):
+        opts.add_argument(arg)
+    try:
+        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+    except Exception as e:  # noqa: BLE001 - a browser that cannot start here is an environment problem
+        pytest.skip(f"could not start headless chromium: {str(e).splitlines()[0]}")
+    try:
+        driver.get(server.base + "/")
+        wait = WebDriverWait(driver, 30)
+        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-poetry textarea[name=prompt]"))
+        box.send_keys("春")
+        driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
+        wait.until(lambda d: POEM_TAIL in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
+        assert driver.find_element(By.CSS_SELECTOR, "#model-poetry .result").text == "春" + POEM_TAIL
+        assert driver.find_element(By.CSS_SELECTOR, "#model-sentiment button.run").text == "Classify"
+        assert driver.find_element(By.CSS_SELECTOR, "#model-caption input[type=file]")
+        # a list of numbers from the forecast's page form (its signature takes [batch, T])
+        history = driver.find_element(By.CSS_SELECTOR, "#model-forecast input[name=history]")
+        history.send_keys("1, 2, 6")
+        driver.find_element(By.CSS_SELECTOR, "#model-forecast button.run").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-forecast .result").text == "3")
+        # the model's own error is shown, not swallowed
+        box.clear()
+        box.send_keys("X")
+        driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
+        wait.until(lambda d: "unknown characters: X" in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
+    finally:
+        driver.quit()

@@ -1,0 +1,401 @@
+"""`rnn-apps serve` under hostile and heavy requests: limits, the same words as the commands, batching."""
+
+import base64
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("flask")
+pytest.importorskip("waitress")
+
+from toys import (  # noqa: E402
+    MAX_BODY, POEM_TAIL, save_batch_echo, mark_app, png_4x3, call, predict, raw_call, png_header,
+)
+
+# --------------------------------------------------------------------------- hostile and heavy requests
+
+
+@pytest.mark.parametrize("model, body, words", [
+    ("poetry", {"instances": ["春"] * 65}, "at most 64"),
+    ("poetry", {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
+     "temperature must be in [0, 10]"),
+    ("sentiment", {"instances": ["good", "  "]}, "text[1] is empty"),
+    ("fill", {"instances": ["月" * 512 + "□"]}, "513 characters; at most 512"),
+    ("fill", {"instances": ["床前明月光"]}, "no blank"),
+    ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
+    ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]}, "144 megapixels"),
+    ("caption", {"instances": [{"b64": base64.b64encode(png_4x3()).decode()},
+                               {"b64": base64.b64encode(png_header(12000, 12000)).decode()}]},
+     "image[1]: the image is 12,000×12,000 pixels (144 megapixels)"),
+    ("caption", {"instances": [{"b64": "!!!!"}]}, "invalid base64"),
+    ("translate", {"instances": ["hello", "qzx vvv"]}, "text[1]: the model knows none of its words (qzx, vvv)"),
+    ("translate", {"instances": ["... !"]}, "no words"),
+    ("translate", {"instances": [""]}, "empty"),
+])
+def test_app_limits_are_400_before_the_model_runs(server, model, body, words):
+    status, err = predict(server, model, body)
+    assert status == 400 and words in err["error"], err
+
+
+def _without_where(message, where):
+    assert message.startswith(where), (message, where)
+    return message[len(where):]
+
+
+@pytest.mark.parametrize("app, texts, kwargs, body, where", [
+    ("sentiment", ["good", "  "], {}, {"instances": ["good", "  "]}, ("Review 2", "text[1]")),
+    ("sentiment", ["good", "!!! ..."], {}, {"instances": ["good", "!!! ..."]}, ("Review 2", "text[1]")),
+    ("sentiment", ["good", "bad \udcff bytes"], {},  # a command-line argument that was not UTF-8; base64 bytes
+     {"instances": ["good", {"b64": base64.b64encode(b"bad \xff bytes").decode()}]}, ("Review 2", "text[1]")),
+    ("translate", ["hello", ""], {}, {"instances": ["hello", ""]}, ("Text 2", "text[1]")),
+    ("translate", ["... !"], {}, {"instances": ["... !"]}, ("Text 1", "text[0]")),
+    ("translate", ["hello", "qzx vvv"], {}, {"instances": ["hello", "qzx vvv"]}, ("Text 2", "text[1]")),
+    ("translate", ["hello"], {"beam": 99},
+     {"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": 99, "max_length": 0}},
+     ("beam", "beam_size")),
+    ("translate", ["hello"], {"max_length": 999},
+     {"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": 1, "max_length": 999}},
+     ("max_length", "max_length")),
+])
+def test_cli_and_rest_say_the_same(server, models, app, texts, kwargs, body, where):
+    """The same bad input through the library the commands call and through REST: the same message, but
+    for how the input is named (``Review 2`` / ``text[1]``)."""
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError
+    from rnn_apps.apps.translate.translate import TranslateError, Translator
+
+    model_dir = str(models / "models" / app / "1")
+    wrapper, error = ((SentimentClassifier(model_dir).classify, SentimentError) if app == "sentiment"
+                      else (Translator(model_dir).translate, TranslateError))
+    with pytest.raises(error) as e:
+        wrapper(texts, **kwargs)
+    status, err = predict(server, app, body)
+    assert status == 400
+    assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
+
+
+@pytest.mark.parametrize("text", ["  ", "床前明月光", "月" + "□" * 65, "月" * 512 + "□", "□，□。"])
+def test_fill_cli_and_rest_say_the_same(server, text):
+    from rnn_apps.apps.fill.data import FillError, parse_text
+
+    with pytest.raises(FillError) as e:
+        parse_text(text, "Text 1")  # as rnn-apps fill-poem checks its first text
+    status, err = predict(server, "fill", {"instances": [text]})
+    assert status == 400
+    assert _without_where(str(e.value), "Text 1") == _without_where(err["error"], "text")
+
+
+def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
+    from rnn_apps.apps.caption.images import CaptionError, prepare_image
+
+    png = png_header(12000, 12000) + b"\0" * 12 + b"IEND" + b"\0" * 4
+    with pytest.raises(CaptionError) as e:
+        prepare_image(png, "photo.png")
+    status, err = predict(server, "caption", {"instances": [{"b64": base64.b64encode(png).decode()}]})
+    assert status == 400
+    assert _without_where(str(e.value), "photo.png") == _without_where(err["error"], "image")
+
+
+@pytest.mark.parametrize("kwargs, body, where", [
+    ({"temperature": -1.0}, {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
+     ("temperature", "temperature")),
+    ({"temperature": float("nan")}, {"signature_name": "sample", "inputs": {  # JSON NaN, as Python writes it
+        "prompt": ["春"], "temperature": float("nan"), "seed": 1}}, ("temperature", "temperature")),
+    ({"start": "春" * 201}, {"instances": ["春" * 201]}, ("The start", "prompt")),
+])
+def test_poem_cli_and_rest_say_the_same(server, kwargs, body, where):
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    gen = PoemGenerator.__new__(PoemGenerator)  # these checks come before the model is used
+    with pytest.raises(PoemError) as e:
+        gen.generate(**kwargs)
+    status, err = predict(server, "poetry", body)
+    assert status == 400
+    assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "-1"), ("--temperature", "nan")])
+def test_command_options_and_rest_say_the_same(server, option, value):
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    r = CliRunner().invoke(cli, ["generate-poem", option, value])
+    status, err = predict(server, "poetry", json.loads(
+        '{"signature_name": "sample", "inputs": {"prompt": ["春"], "seed": 1, "temperature": %s}}'
+        % {"nan": "NaN"}.get(value, value)))
+    assert r.exit_code == 2 and status == 400
+    assert f"Error: Invalid value for '{option}': {err['error']}" in r.output
+
+
+def save_poem_knowing(path, known="春花秋月"):
+    """A poem model that knows four characters (``unknown_characters`` as the real model's) and writes the
+    prompt back."""
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+        def serve(self, prompt):
+            return {"text": prompt}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def unknown_characters(self, text):
+            return {"unknown": tf.strings.regex_replace(text, f"[{known}]", "")}
+
+    m = Poem()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "unknown_characters": m.unknown_characters})
+    mark_app(path, "poetry")
+
+
+def test_poem_cli_and_rest_say_the_same_of_unknown_characters(start, tmp_path):
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    save_poem_knowing(str(tmp_path / "m" / "poem" / "1"))
+    srv = start([], tmp_path)
+    gen = PoemGenerator(str(tmp_path / "m" / "poem" / "1"), engine="tensorflow")
+    with pytest.raises(PoemError) as e:
+        gen.generate(start="春风")
+    status, err = predict(srv, "poem", {"instances": ["春风"]})
+    assert status == 400 and "does not know: 风" in err["error"]
+    assert _without_where(str(e.value), "The start") == _without_where(err["error"], "prompt")
+    assert predict(srv, "poem", {"instances": ["春花", "秋月"]}) == (200, {"predictions": ["春花", "秋月"]})
+    status, err = predict(srv, "poem", {"instances": ["春花", "秋风"]})
+    assert status == 400 and err["error"].startswith("prompt[1] '秋风' has characters this model does not know: 风.")
+
+
+def test_long_texts_are_translated_in_sentences_over_rest_as_by_the_command(server, models):
+    """A paragraph over REST is cut into the command's sentences and pieces, and put together the same way."""
+    from rnn_apps.apps.translate.translate import Translator
+    from rnn_apps.sentences import MAX_SENTENCE_TOKENS, sentence_pieces
+
+    paragraph = " ".join(["hello world and more words here."] * 30 + ["hello"] * 100)  # 280 tokens, 31 sentences
+    assert len(paragraph.split()) > 2 * MAX_SENTENCE_TOKENS and len(paragraph) > 500
+    cli = Translator(str(models / "models" / "translate" / "1")).translate([paragraph, "hello world"])
+    assert cli[0].sentences > 30 and cli[1].sentences == 1
+    expected = [r.translation for r in cli]
+    # the toy model upper-cases each piece; Chinese output is joined without spaces
+    assert expected[0].startswith("HELLO WORLD AND MORE WORDS HERE.HELLO WORLD") and " " in expected[0]
+    assert predict(server, "translate", {"instances": [paragraph, "hello world"]}) == (
+        200, {"predictions": expected})
+    status, out = predict(server, "translate", {"signature_name": "translate", "inputs": {
+        "text": [paragraph], "beam_size": 1, "max_length": 0}})
+    assert status == 200 and out["outputs"]["translation"] == expected[:1]
+    # a count output is the sum over the pieces (the toy's length: characters of a piece)
+    pieces = sentence_pieces(paragraph, "en", lambda xs: [len(x.split()) for x in xs])
+    assert len(pieces) == cli[0].sentences and "".join(pieces).upper() == expected[0]
+    assert out["outputs"]["length"] == [sum(len(p) for p in pieces)]
+
+
+def test_non_finite_numbers_are_400(server):
+    # JSON has no NaN, but Python's and JavaScript's encoders write it; the server must not pass it on
+    nan_history = b'{"instances": [[1.0, NaN, 2.0]]}'
+    status, _, err = raw_call(server, "POST", "/v1/models/forecast:predict", nan_history)
+    assert status == 400 and "finite" in err["error"]
+    nan_temp = b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": NaN, "seed": 1}}'
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", nan_temp)
+    assert status == 400 and "temperature" in err["error"]
+    assert predict(server, "forecast", {"instances": [[1.0, 3.0]]}) == (200, {"predictions": [[2.0]]})
+    assert predict(server, "translate", {"instances": ["hello world"]}) == (200, {"predictions": ["HELLO WORLD"]})
+    # a model of no known app keeps TF Serving's behaviour
+    assert predict(server, "echo", {"signature_name": "scale", "inputs": {"x": [[1, 2]], "k": 2}})[0] == 200
+
+
+@pytest.mark.parametrize("raw, words", [
+    (b'{"instances": ["\\ud800"]}', "surrogate"),
+    (b'{"instances": ' + b"[" * 3000 + b"]" * 3000 + b"}", "nested"),
+    (b"[" * 8000, "JSON"),
+    (b'{"instances": [' + b"9" * 5000 + b"]}", "JSON"),
+    (b'{"instances": ["a"], "signature_name": 7}', "signature_name"),
+], ids=["lone-surrogate", "deep-instances", "deep-document", "5000-digit-integer", "bad-signature-name"])
+def test_malformed_json_is_400_not_500(server, raw, words):
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", raw)
+    assert status == 400 and words in err["error"], err
+
+
+def test_non_ascii_version_is_404(server):
+    assert call(server, "GET", "/v1/models/poetry/versions/%C2%B2")[0] == 404
+    assert call(server, "GET", "/v1/models/poetry/versions/%D9%A1")[0] == 404  # Arabic-Indic one
+
+
+def test_gzip_bodies(server):
+    import gzip
+
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, _, out = raw_call(server, "POST", "/v1/models/poetry:predict", gzip.compress(body),
+                              {"Content-Encoding": "gzip"})
+    assert (status, out) == (200, {"predictions": ["春" + POEM_TAIL]})
+    bomb = gzip.compress(b'{"instances": ["' + b"a" * (50 * MAX_BODY) + b'"]}')
+    assert len(bomb) < MAX_BODY  # passes the body limit compressed, not inflated
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", bomb, {"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in err["error"]
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", b"not gzip", {"Content-Encoding": "gzip"})[0] == 400
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Content-Encoding": "br"})[0] == 415
+
+
+def test_cross_site_requests_and_foreign_host_are_refused(server):
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", body,
+                              {"Content-Type": "text/plain", "Origin": "http://evil.example"})
+    assert status == 403 and "evil.example" in err["error"]
+    same = f"http://127.0.0.1:{server.port}"
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Origin": same})[0] == 200
+    status, _, err = raw_call(server, "GET", "/v1/models", headers={"Host": "evil.example"})
+    assert status == 403 and "loopback" in err["error"]
+    assert raw_call(server, "GET", "/v1/models", headers={"Host": f"localhost:{server.port}"})[0] == 200
+
+
+def test_cors_origin_option(start, tmp_path):
+    srv = start(["poetry"], tmp_path, cors_origins=["https://app.example"])
+    status, headers, _ = raw_call(srv, "OPTIONS", "/v1/models/poetry:predict", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert status == 204 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert "POST" in headers["Access-Control-Allow-Methods"]
+    body = json.dumps({"instances": ["春"]}).encode()
+    status, headers, _ = raw_call(srv, "POST", "/v1/models/poetry:predict", body, {"Origin": "https://app.example"})
+    assert status == 200 and headers["Access-Control-Allow-Origin"] == "https://app.example"
+    assert raw_call(srv, "POST", "/v1/models/poetry:predict", body, {"Origin": "https://other.example"})[0] == 403
+
+
+def test_idle_connections_cannot_lock_others_out(start, tmp_path):
+    import socket
+
+    srv = start(["poetry"], tmp_path, max_connections=8, idle_timeout=600)
+    idle = [socket.create_connection(("127.0.0.1", srv.port)) for _ in range(20)]
+    try:
+        time.sleep(1.5)  # the idle ones are quiet for longer than the grace period
+        # without eviction this waits for idle_timeout (600 s) and the urlopen timeout (60 s) fails it
+        assert predict(srv, "poetry", {"instances": ["春"]}) == (200, {"predictions": ["春" + POEM_TAIL]})
+    finally:
+        for s in idle:
+            s.close()
+
+
+def test_metrics(server):
+    predict(server, "poetry", {"instances": ["春"]})
+    predict(server, "poetry", {"instances": ["春X"]})
+    with urllib.request.urlopen(server.base + "/monitoring/prometheus/metrics", timeout=30) as r:
+        assert r.headers.get_content_type() == "text/plain"
+        text = r.read().decode()
+    lines = text.splitlines()
+
+    def value(prefix):
+        return sum(float(x.rsplit(" ", 1)[1]) for x in lines if x.startswith(prefix))
+
+    ok = ':tensorflow:serving:request_count{model_name="poetry",API="predict",entrypoint="REST",status="200"}'
+    bad = ':tensorflow:serving:request_count{model_name="poetry",API="predict",entrypoint="REST",status="400"}'
+    assert value(ok) >= 1 and value(bad) >= 1
+    lat = ':tensorflow:serving:request_latency_count{model_name="poetry",API="predict",entrypoint="REST"}'
+    assert value(lat) >= value(ok) + value(bad)
+    assert value(':tensorflow:serving:batching_session:processed_batch_size_count{model_name="poetry"}') >= 1
+    assert ':tensorflow:core:servable_state{model_name="poetry",version="1",state="AVAILABLE"} 1' in lines
+    predict(server, "no-such-model-x1", {"instances": ["a"]})  # made-up names share one empty label
+    with urllib.request.urlopen(server.base + "/monitoring/prometheus/metrics", timeout=30) as r:
+        lines = r.read().decode().splitlines()
+    assert not any("no-such-model-x1" in x for x in lines)
+    assert value(':tensorflow:serving:request_count{model_name="",API="predict",entrypoint="REST",status="404"}') >= 1
+    for line in lines:  # every sample line parses as name{labels} value
+        if not line.startswith("#"):
+            float(line.rsplit(" ", 1)[1])
+
+
+def test_server_side_batching_merges_concurrent_requests(models, start, tmp_path):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, max_batch_size=4, batch_timeout=0.5)
+    sizes = []
+    for _ in range(5):  # rounds of 8 clients at once, until calls were merged (usually the first)
+        barrier = threading.Barrier(8)
+        results = {}
+
+        def client(i):
+            text = "X" if i == 5 else f"r{i}"
+            barrier.wait()
+            results[i] = predict(srv, "b", {"instances": [text]})
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # every client gets its own row back; only the bad request fails, even if it shared a call
+        status, err = results.pop(5)
+        assert status == 400 and "unknown characters: X" in err["error"]
+        for i, (status, out) in results.items():
+            assert status == 200
+            (row,) = out["predictions"]
+            assert row["x"] == f"r{i}" and 1 <= row["batch"] <= 4
+            sizes.append(row["batch"])
+        if max(sizes) > 1:
+            break
+    assert max(sizes) > 1
+    assert srv.scheduler._queues == {}  # idle queues are not kept
+
+
+def test_batch_queue_merges_waiting_requests_and_isolates_failures():
+    import numpy as np
+
+    from rnn_apps.serving.batching import BatchQueue, Deadline
+
+    calls, go, entered = [], threading.Event(), threading.Event()
+
+    def run(arrays):
+        x = arrays["x"]
+        calls.append(x.tolist())
+        if len(calls) == 1:  # hold the first call until the others wait
+            entered.set()
+            go.wait(30)
+        if b"X" in x.tolist():
+            raise ValueError("bad row")
+        return {"y": np.char.upper(x.astype("S")).astype(object), "n": np.full(len(x), len(x))}
+
+    q = BatchQueue(max_batch_size=4, timeout=0.0)
+    out, errors = {}, {}
+
+    def submit(key):
+        try:
+            out[key] = q.submit(run, {"x": np.array([key], dtype=object)}, Deadline(60))
+        except ValueError as e:
+            errors[key] = str(e)
+
+    first = threading.Thread(target=submit, args=(b"a",))
+    first.start()
+    assert entered.wait(30)
+    others = [threading.Thread(target=submit, args=(k,)) for k in (b"b", b"X", b"c", b"d", b"e")]
+    for t in others:
+        t.start()
+    while len(q._pending) < 5:
+        time.sleep(0.01)
+    go.set()
+    for t in [first] + others:
+        t.join(30)
+    # the 5 waiting requests: one merged call of 4 (it fails: X), each of those alone, then the fifth
+    assert calls == [[b"a"], [b"b", b"X", b"c", b"d"], [b"b"], [b"X"], [b"c"], [b"d"], [b"e"]]
+    assert errors == {b"X": "bad row"}
+    assert {k: v["y"].tolist() for k, v in out.items()} == {k: [k.upper()] for k in (b"a", b"b", b"c", b"d", b"e")}
+
+
+def test_no_batching_option(tmp_path, start):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, enable_batching=False)
+    results = []
+
+    def client(i):
+        results.append(predict(srv, "b", {"instances": [f"r{i}"]}))
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(results) == 6 and all(r[0] == 200 and r[1]["predictions"][0]["batch"] == 1 for r in results)
+
+
+def test_large_request_runs_in_chunks_with_the_same_answer(tmp_path, start):
+    save_batch_echo(str(tmp_path / "m" / "b" / "1"))
+    srv = start([], tmp_path, max_batch_size=4, light_rows=4)
+    status, out = predict(srv, "b", {"instances": [f"r{i}" for i in range(10)]})
+    assert status == 200
+    assert [p["x"] for p in out["predictions"]] == [f"r{i}" for i in range(10)]
+    assert [p["batch"] for p in out["predictions"]] == [4] * 8 + [2] * 2

@@ -1,0 +1,245 @@
+"""`rnn-apps serve`: the scheduler (no HTTP), warm-up requests and exports."""
+
+import os
+import threading
+
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+pytest.importorskip("flask")
+pytest.importorskip("waitress")
+
+from toys import (  # noqa: E402
+    save_fill, save_counter, predict,
+)
+
+# --------------------------------------------------------------------------- scheduler (no HTTP)
+
+
+def test_scheduler_heavy_lane_deadline_and_light_requests():
+    import numpy as np
+
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+
+    sched = Scheduler(SchedulerConfig(enable_batching=False, heavy_slots=1, heavy_queue=1, light_rows=2,
+                                      max_batch_size=4))
+    release, entered = threading.Event(), threading.Event()
+
+    def slow(arrays):
+        entered.set()
+        release.wait(30)
+        return {"y": arrays["x"]}
+
+    heavy = {"x": np.arange(3)}
+    first = threading.Thread(target=lambda: sched.run(("m",), "m", slow, heavy, Deadline(60)))
+    first.start()
+    assert entered.wait(30)
+    try:
+        # a short request is not queued behind the long one
+        out = sched.run(("m",), "m", lambda a: {"y": a["x"] * 2}, {"x": np.arange(2)}, Deadline(60))
+        assert out["y"].tolist() == [0, 2]
+        # a second heavy request waits for the slot and is cancelled at its deadline
+        with pytest.raises(ScheduleError) as e:
+            sched.run(("m",), "m", slow, heavy, Deadline(0.3))
+        assert e.value.status == 504
+        # ... or when its client hangs up
+        with pytest.raises(ScheduleError) as e:
+            sched.run(("m",), "m", slow, heavy, Deadline(60, client_gone=lambda: True))
+        assert e.value.status == 499
+    finally:
+        release.set()
+        first.join(30)
+
+
+def test_scheduler_sheds_load_and_stops_between_chunks():
+    import numpy as np
+
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+
+    sched = Scheduler(SchedulerConfig(heavy_slots=1, heavy_queue=0, light_rows=2, max_batch_size=2))
+    calls = []
+    gone = []
+
+    def run(arrays):
+        calls.append(len(arrays["x"]))
+        gone.append(True)  # the client hangs up during the first chunk
+        return {"y": arrays["x"]}
+
+    with pytest.raises(ScheduleError) as e:
+        sched.run(("m",), "m", run, {"x": np.arange(10)}, Deadline(60, client_gone=lambda: len(gone) > 0))
+    assert e.value.status == 499 and calls == [2]  # the other 4 chunks never ran
+    hold, entered = threading.Event(), threading.Event()
+
+    def blocking(arrays):
+        entered.set()
+        hold.wait(30)
+        return {"y": arrays["x"]}
+
+    t = threading.Thread(target=lambda: sched.run(("m",), "m", blocking, {"x": np.arange(3)}, Deadline(60)))
+    t.start()
+    assert entered.wait(30)
+    try:
+        with pytest.raises(ScheduleError) as e:  # heavy_queue=0: nobody may wait for the busy slot
+            sched.run(("m",), "m", blocking, {"x": np.arange(3)}, Deadline(60))
+        assert e.value.status == 503
+        with pytest.raises(ScheduleError) as e:  # one example, but known to be large (its app's limits)
+            sched.run(("m",), "m", blocking, {"x": np.arange(1)}, Deadline(60), large=True)
+        assert e.value.status == 503
+        assert sched.run(("m",), "m", lambda a: {"y": a["x"]}, {"x": np.arange(1)}, Deadline(60))["y"].tolist() == [0]
+    finally:
+        hold.set()
+        t.join(30)
+
+
+# --------------------------------------------------------------------------- warm-up and export
+
+
+def test_warmup_file_round_trip_and_wire_format(tmp_path):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    reqs = [("serving_default", {"prompt": np.array(["春".encode(), b"\xff"], dtype=object)}),
+            ("fill", {"text": np.array([b"a"], dtype=object), "top_k": np.array(3, np.int32)}),
+            ("serving_default", {"history": np.array([[1.5, -2.0]], np.float32)})]
+    warmup.write_warmup(str(tmp_path), "m", reqs)
+    back = warmup.read_warmup(str(tmp_path))
+    assert [s for s, _ in back] == [s for s, _ in reqs]
+    for (_, a), (_, b) in zip(reqs, back):
+        assert sorted(a) == sorted(b)
+        for k in a:
+            assert b[k].dtype.kind == a[k].dtype.kind and b[k].tolist() == a[k].tolist()
+    # the same bytes parsed by the protobuf library, from a descriptor of TF Serving's messages
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from tensorflow.core.framework import tensor_pb2
+
+    fd = descriptor_pb2.FileDescriptorProto(name="t.proto", package="tensorflow.serving",
+                                            dependency=["tensorflow/core/framework/tensor.proto"])
+
+    def msg(name, *fields):
+        m = fd.message_type.add(name=name)
+        for fname, number, tname in fields:
+            m.field.add(name=fname, number=number, label=1, type=11 if tname else 9,
+                        type_name=tname or None)
+        return m
+
+    msg("ModelSpec", ("name", 1, None), ("signature_name", 3, None))
+    req = msg("PredictRequest", ("model_spec", 1, ".tensorflow.serving.ModelSpec"))
+    entry = req.nested_type.add(name="InputsEntry", options=descriptor_pb2.MessageOptions(map_entry=True))
+    entry.field.add(name="key", number=1, label=1, type=9)
+    entry.field.add(name="value", number=2, label=1, type=11, type_name=".tensorflow.TensorProto")
+    req.field.add(name="inputs", number=2, label=3, type=11,
+                  type_name=".tensorflow.serving.PredictRequest.InputsEntry")
+    msg("PredictLog", ("request", 1, ".tensorflow.serving.PredictRequest"))
+    msg("PredictionLog", ("predict_log", 6, ".tensorflow.serving.PredictLog"))
+    pool = descriptor_pool.DescriptorPool()
+    for dep in _proto_deps(tensor_pb2.DESCRIPTOR):
+        pool.Add(dep)
+    pool.Add(fd)
+    cls = message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.serving.PredictionLog"))
+    log = cls.FromString(warmup.encode_request("poetry", "fill", reqs[1][1]))
+    r = log.predict_log.request
+    assert (r.model_spec.name, r.model_spec.signature_name) == ("poetry", "fill")
+    assert sorted(r.inputs) == ["text", "top_k"]
+    assert tf.make_ndarray(r.inputs["top_k"]).tolist() == 3
+
+
+def _proto_deps(fdesc, seen=None):
+    """FileDescriptorProtos of ``fdesc`` and its imports, dependencies first."""
+    from google.protobuf import descriptor_pb2
+
+    seen = set() if seen is None else seen
+    out = []
+    for dep in fdesc.dependencies:
+        out += _proto_deps(dep, seen)
+    if fdesc.name not in seen:
+        seen.add(fdesc.name)
+        p = descriptor_pb2.FileDescriptorProto()
+        fdesc.CopyToProto(p)
+        out.append(p)
+    return out
+
+
+def test_server_replays_warmup_before_serving(tmp_path, start):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    vdir = tmp_path / "m" / "c" / "1"
+    save_counter(str(vdir))
+    warmup.write_warmup(str(vdir), "c", [("serving_default", {"x": np.array([b"a"] * n, dtype=object)})
+                                         for n in (1, 2, 3)])
+    srv = start([], tmp_path)
+    assert predict(srv, "c", {"instances": ["q"]}) == (200, {"predictions": [4]})
+    # a warm-up request that fails makes the version fail to load, as in TF Serving
+    bad = tmp_path / "m" / "c" / "2"
+    save_counter(str(bad))
+    warmup.write_warmup(str(bad), "c", [("serving_default", {"nope": np.array([b"a"], dtype=object)})])
+    status, err = predict(srv, "c", {"instances": ["q"]}, version=2)
+    assert status == 503 and "warm-up" in err["error"]
+
+
+def test_no_warmup_option(tmp_path, start):
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    vdir = tmp_path / "m" / "c" / "1"
+    save_counter(str(vdir))
+    warmup.write_warmup(str(vdir), "c", [("serving_default", {"x": np.array([b"a"], dtype=object)})])
+    srv = start([], tmp_path, warmup=False)
+    assert predict(srv, "c", {"instances": ["q"]}) == (200, {"predictions": [1]})
+
+
+def test_export_writes_warmup_and_removes_stale_temporaries(tmp_path):
+    import subprocess
+    import sys
+
+    from rnn_apps import export
+    from rnn_apps.serving import warmup
+
+    app = tmp_path / "fill"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = app / f".tmp-1-{int(dead.stdout)}"  # an export killed mid-way (its process is gone)
+    running = app / f".tmp-1-{os.getppid()}"  # an export still running (its process is alive)
+    for d in (stale, running):
+        d.mkdir(parents=True)
+        (d / "saved_model.pb").write_bytes(b"half")
+    v = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"fill.json": {"config": {}}})
+    assert not stale.exists() and running.exists()
+    (sig, inputs), = warmup.read_warmup(v)
+    assert sig == "serving_default" and inputs["text"].tolist() == ["床前明月□，疑是地上霜。".encode()]
+    v2 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"notes.json": {}})
+    assert warmup.read_warmup(v2) is None  # not an app's export: no warm-up written
+    # the export states what the page shows; a form the exporter gives is kept as it is
+    from rnn_apps.serving import form
+
+    assert export.read_extra(v, form.FORM_FILE) == form.app_form("fill")
+    assert not os.path.exists(os.path.join(v2, "assets.extra", form.FORM_FILE))
+    own = form.make_form("Complete", [form.field("text", "line")])
+    v3 = export.atomic_export(lambda p: save_fill(p), str(app), extra_files={"fill.json": {}, form.FORM_FILE: own})
+    assert export.read_extra(v3, form.FORM_FILE) == own
+
+
+def test_large_by_app_limits():
+    import numpy as np
+
+    from rnn_apps import limits
+    from rnn_apps.serving.checks import is_large
+
+    fill = limits.APPS["fill"]
+    texts = lambda *t: {"text": np.array([x.encode() for x in t], dtype=object)}  # noqa: E731
+    assert not is_large(fill, texts("床前明月□" * 25))  # 125 characters
+    assert is_large(fill, texts("床前明月□" * 26))
+    assert is_large(fill, texts("床前明月□" * 13, "床前明月□" * 13))  # counted over the whole request
+    assert not is_large(limits.APPS["sentiment"], {"text": np.array([b"a" * 10000], dtype=object)})
+    assert not is_large(None, texts("床前明月□" * 100))
+
+
+def test_scheduler_settings_are_checked():
+    from rnn_apps.serving.batching import SchedulerConfig
+
+    for bad in ({"max_batch_size": 0}, {"heavy_slots": 1.5}, {"heavy_queue": -1}, {"batch_timeout": -0.1},
+                {"request_timeout": float("nan")}, {"light_rows": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            SchedulerConfig(**bad)
