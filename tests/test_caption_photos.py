@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from rnn_apps.apps.caption import data as cdata
 from rnn_apps.cli import cli
 
+pytestmark = pytest.mark.slow  # trains real models end to end
+
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 TFLITE = os.path.join(SHARED, "mobilenet_v2_1.0_224_quant.tflite")
 FLICKR = os.path.join(SHARED, "flickr8k")

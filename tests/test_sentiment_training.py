@@ -13,6 +13,8 @@ from rnn_apps.cli import cli
 from interrupt import Stop, StopAt
 from sentiment_reviews import ENV, TINY, review_sets
 
+pytestmark = pytest.mark.slow  # trains real models end to end
+
 
 @pytest.fixture(scope="module")
 def imdb(tmp_path_factory):

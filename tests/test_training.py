@@ -36,6 +36,7 @@ def _history(run_dir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path, poems_file):
     """SIGKILL mid-epoch, then --resume: same step count, same weights and optimizer state, same losses."""
     full = tmp_path / "full"
@@ -109,6 +110,7 @@ print(json.dumps({"replicas": strategy.num_replicas_in_sync, "step": res["step"]
 """
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_matches_single_device(tmp_path, poems_file):
     """MirroredStrategy over two logical CPU devices gives the single-device result (within float tolerance)."""
     script = tmp_path / "dist.py"
@@ -141,6 +143,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_multi_worker_strategy_matches_single_device(tmp_path, poems_file):
     """Two worker processes on loopback (TF_CONFIG) train like one device on the whole batch."""
     script = tmp_path / "dist.py"
