@@ -182,3 +182,46 @@ def read_extra(model_dir: str, name: str):
     path = os.path.join(model_dir, EXTRA_DIR, name)
     with open(path, encoding="utf-8") as f:
         return json.load(f) if name.endswith(".json") else f.read()
+
+
+WEIGHT_DTYPES = ("float32", "float16")
+
+
+class StoredWeights:
+    """A Keras model's weights as an exported ``tf.Module`` stores them, in ``dtype``, computed with in float32.
+
+    ``variables`` (in ``model.weights`` order) are ``tf.Variable`` copies of the weights, float16 ones
+    halving a SavedModel's size; inside :meth:`scope` the Keras model reads them, cast to its own dtypes,
+    through a ``keras.StatelessScope``, so the exported graph computes in float32 on the stored values.
+    Other model state (such as dropout seeds, unused at inference) enters the graph as constants. A
+    ``StoredWeights`` is not trackable: a module that holds one saves only the ``variables`` it assigns to
+    itself, not the Keras model's own float32 variables.
+
+    Args:
+        model: A built Keras model.
+        dtype: ``"float32"`` or ``"float16"``.
+    """
+
+    def __init__(self, model, dtype: str = "float32"):
+        import numpy as np
+        import tensorflow as tf
+
+        if dtype not in WEIGHT_DTYPES:
+            raise ValueError(f"weights_dtype must be one of {', '.join(WEIGHT_DTYPES)}; received {dtype!r}.")
+        self.model, self.dtype = model, dtype
+        self.variables = [
+            tf.Variable(tf.cast(v, dtype) if v.dtype == "float32" else tf.convert_to_tensor(v), trainable=False,
+                        name=v.path.replace("/", "_"))
+            for v in model.weights
+        ]
+        weights = {id(v) for v in model.weights}
+        self.other_state = [(v, np.asarray(v.numpy())) for v in model.variables if id(v) not in weights]
+
+    def scope(self):
+        """A scope in which the Keras model reads the stored weights (cast to its own dtypes)."""
+        import keras
+        import tensorflow as tf
+
+        mapping = [(v, tf.cast(w, v.dtype)) for v, w in zip(self.model.weights, self.variables)]
+        mapping += [(v, tf.constant(value)) for v, value in self.other_state]
+        return keras.StatelessScope(state_mapping=mapping)

@@ -281,7 +281,9 @@ def read_export(model_dir: str, load_config: Callable[[str], dict]) -> tuple:
     model_dir = shared_export.resolve_model_dir(model_dir)
     meta = load_config(model_dir)
     loaded = tf.saved_model.load(model_dir)
-    return model_dir, meta, loaded, [v.numpy() for v in loaded.model_weights]
+    # Weights stored as float16 (see rnn_apps.export.StoredWeights) come back as the float32 the model trains in.
+    weights = [v.numpy() for v in loaded.model_weights]
+    return model_dir, meta, loaded, [w.astype("float32") if w.dtype == "float16" else w for w in weights]
 
 
 def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] = None) -> dict:

@@ -46,9 +46,9 @@ SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by 
         ("exact_match", "Exact match, greedy (1,000 fresh scenes)", 0.971),
         ("bleu", "BLEU-4, greedy", 0.9935),
     ],
-    15510148149660578676: [  # caption 2
+    1757087164831218322: [  # caption 2
         ("bleu", "BLEU-4 ×100, beam 5 (1,000 Flickr8k dev photos)", 20.2),
-        ("cider", "CIDEr-D ×100, beam 5", 47.1),
+        ("cider", "CIDEr-D ×100, beam 5", 47.0),
         ("bleu", "BLEU-4 ×100, greedy", 17.1),
     ],
 }

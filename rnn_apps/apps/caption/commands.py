@@ -310,8 +310,11 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 @click.option("--average-best", type=click.IntRange(2, 20), default=None,
               help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
                    "training with --average-best N or more) instead of its final weights.")
+@click.option("--weights-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,
+              help="How the SavedModel stores the weights: float16 halves its size (the graph still computes in "
+                   "float32).")
 @friendly_errors
-def export_caption_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, average_best):
+def export_caption_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, average_best, weights_dtype):
     """Export the captioner of RUN_DIR to APP_DIR/<version>/.
 
     \b
@@ -331,7 +334,7 @@ def export_caption_cmd(run_dir, export_dir, models_root, version, as_json, defau
     app = SHAPES_APP if run["synthetic"] else "caption"
     echo_exported(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
                                                        options.export_dir_for(export_dir, models_root, app), version,
-                                                       training, default_beam)), as_json)
+                                                       training, default_beam, weights_dtype)), as_json)
 
 
 COMMANDS = {None: [caption], "train": [train_caption], "fine-tune": [fine_tune_caption], "evaluate": [evaluate_caption],

@@ -27,6 +27,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from rnn_apps import export as shared_export
 from rnn_apps import limits
 from rnn_apps import samplers
 from rnn_apps.apps.base import read_export, read_meta, save_module
@@ -44,11 +45,12 @@ NEG = -1e9
 class CaptionModule(tf.Module):
     """The encoder and decoder weights and the in-graph decoding loops."""
 
-    def __init__(self, model, vocab: Vocabulary, config: dict):
+    def __init__(self, model, vocab: Vocabulary, config: dict, weights_dtype: str = "float32"):
         super().__init__(name="caption_model")
-        self.encoder = model.encoder
-        self.decoder = model.decoder
-        self.model_weights = list(model.weights)
+        # The weights as stored (float16 halves the SavedModel); the graph computes in float32 on them.
+        self._stored = shared_export.StoredWeights(model, weights_dtype)
+        self.model_weights = self._stored.variables  # in model.weights order, for fine-tuning
+        self.weights_dtype = weights_dtype
         tokens = list(vocab.tokens)
         self.vocab_size = len(tokens)
         self._words = tf.constant(["" if i < len(SPECIALS) else t for i, t in enumerate(tokens)])
@@ -63,6 +65,14 @@ class CaptionModule(tf.Module):
         self.default_beam = int(config.get("default_beam") or 1)
         self.grid = tuple(int(g) for g in model.grid)
         self.locations = self.grid[0] * self.grid[1]
+
+    @property
+    def encoder(self):
+        return self._stored.model.encoder
+
+    @property
+    def decoder(self):
+        return self._stored.model.decoder
 
     # ------------------------------------------------------------------------------------ pieces
     def _features(self, pixels):
@@ -159,33 +169,41 @@ class CaptionModule(tf.Module):
     # ------------------------------------------------------------------------------------ signatures
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def serving_default(self, image):
-        beam = tf.fill(tf.shape(image), self.default_beam)
-        return {"caption": self._run(self._decode(image), beam)["caption"]}
+        with self._stored.scope():
+            beam = tf.fill(tf.shape(image), self.default_beam)
+            return {"caption": self._run(self._decode(image), beam)["caption"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def caption(self, image, beam_size):
-        out = self._run(self._decode(image), beam_size)
-        return {k: out[k] for k in ("caption", "log_probability", "length")}
+        with self._stored.scope():
+            out = self._run(self._decode(image), beam_size)
+            return {k: out[k] for k in ("caption", "log_probability", "length")}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def attention(self, image, beam_size):
-        out = self._run(self._decode(image), beam_size)
-        return {k: out[k] for k in ("caption", "length", "words", "attention")}
+        with self._stored.scope():
+            out = self._run(self._decode(image), beam_size)
+            return {k: out[k] for k in ("caption", "length", "words", "attention")}
 
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def caption_pixels(self, pixels, beam_size):
-        resized = tf.image.resize(tf.cast(pixels, tf.float32), [self.size, self.size], antialias=True)
-        out = self._run(resized, beam_size)
-        return {k: out[k] for k in ("caption", "log_probability", "length")}
+        with self._stored.scope():
+            resized = tf.image.resize(tf.cast(pixels, tf.float32), [self.size, self.size], antialias=True)
+            out = self._run(resized, beam_size)
+            return {k: out[k] for k in ("caption", "log_probability", "length")}
 
 
 def export_caption(model, vocab: Vocabulary, config: dict, app_dir: str, version: Optional[int] = None,
-                   extra: Optional[dict] = None) -> str:
-    """Export a trained captioner to ``app_dir/<version>`` atomically; return the version directory."""
-    module = CaptionModule(model, vocab, config)
+                   extra: Optional[dict] = None, weights_dtype: str = "float32") -> str:
+    """Export a trained captioner to ``app_dir/<version>`` atomically; return the version directory.
+
+    ``weights_dtype``: how the weights are stored, ``"float32"`` or ``"float16"`` (half the size; the graph
+    computes in float32).
+    """
+    module = CaptionModule(model, vocab, config, weights_dtype)
     signatures = {
         "serving_default": module.serving_default,
         "caption": module.caption,
@@ -194,12 +212,13 @@ def export_caption(model, vocab: Vocabulary, config: dict, app_dir: str, version
     }
 
     meta = {"format": FORMAT, "config": config, "vocab": vocab.to_json(), "grid": list(module.grid),
-            "decoding": {"default_beam": module.default_beam, "max_beam": MAX_BEAM}, **(extra or {})}
+            "decoding": {"default_beam": module.default_beam, "max_beam": MAX_BEAM},
+            "weights_dtype": module.weights_dtype, **(extra or {})}
     return save_module(module, signatures, app_dir, version, CONFIG_NAME, meta)
 
 
 def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: str, version: Optional[int] = None,
-               run: Optional[dict] = None, default_beam: Optional[int] = None) -> str:
+               run: Optional[dict] = None, default_beam: Optional[int] = None, weights_dtype: str = "float32") -> str:
     """Export a trained captioner with what its users need to know (scene settings for synthetic models).
 
     ``default_beam`` (1 to 16) replaces the run's setting: the beam of ``serving_default`` and of
@@ -213,7 +232,7 @@ def export_run(model, vocab: Vocabulary, cfg: dict, synthetic: bool, app_dir: st
     extra = {"synthetic": bool(synthetic), "scene_settings": cdata.scene_settings(cfg) if synthetic else None}
     if run:
         extra["training"] = run
-    return export_caption(model, vocab, cfg, app_dir, version, extra)
+    return export_caption(model, vocab, cfg, app_dir, version, extra, weights_dtype)
 
 
 def export_result(result, app_dir: str, version: Optional[int] = None, **kwargs) -> str:

@@ -41,6 +41,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from rnn_apps import export as shared_export
 from rnn_apps import samplers, textio
 from rnn_apps.apps.base import exported_at, read_meta, save_module
 from rnn_apps.apps.translate import data as tdata
@@ -65,13 +66,6 @@ def _lookup_table(mapping: dict, default):
     return tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values)), default)
 
 
-class _Untracked:
-    """Holds the Keras model out of ``tf.Module``'s tracking, so that a SavedModel stores ``model_weights`` only."""
-
-    def __init__(self, model):
-        self.model = model
-
-
 class TranslateModule(tf.Module):
     """A ``tf.Module`` holding the Seq2Seq model's weights, the vocabularies and the in-graph decoders.
 
@@ -85,17 +79,8 @@ class TranslateModule(tf.Module):
                  coverage_penalty: float = COVERAGE_PENALTY, copy_unknown: bool = True,
                  weights_dtype: str = "float32"):
         super().__init__(name="translate_model")
-        if weights_dtype not in ("float32", "float16"):
-            raise ValueError(f"weights_dtype must be 'float32' or 'float16'; received {weights_dtype!r}.")
-        self._keras = _Untracked(model)
-        weights = {id(v) for v in model.weights}
-        # Other state (such as dropout seeds, unused at inference) enters the graph as constants.
-        self._keras.other_state = [(v, np.asarray(v.numpy())) for v in model.variables if id(v) not in weights]
-        self.model_weights = [
-            tf.Variable(tf.cast(v, weights_dtype) if v.dtype == "float32" else tf.convert_to_tensor(v),
-                        trainable=False, name=v.path.replace("/", "_"))
-            for v in model.weights
-        ]
+        self._stored = shared_export.StoredWeights(model, weights_dtype)
+        self.model_weights = self._stored.variables  # in model.weights order, for reloading into Keras
         self.weights_dtype = weights_dtype
         self.source_lang, self.target_lang = tdata.parse_direction(config["direction"])
         src_tokens, tgt_tokens = list(source_vocab.tokens), list(target_vocab.tokens)
@@ -129,15 +114,7 @@ class TranslateModule(tf.Module):
     @property
     def model(self):
         """The Keras :class:`~rnn_apps.apps.translate.model.Seq2Seq` (its own variables are not saved)."""
-        return self._keras.model
-
-    def _stored_weights(self):
-        """A scope in which the Keras model reads the stored weights (cast to its own dtypes)."""
-        import keras
-
-        mapping = [(v, tf.cast(w, v.dtype)) for v, w in zip(self.model.weights, self.model_weights)]
-        mapping += [(v, tf.constant(value)) for v, value in self._keras.other_state]
-        return keras.StatelessScope(state_mapping=mapping)
+        return self._stored.model
 
     # ---------------------------------------------------------------- text -> ids
     def _tokens(self, text):
@@ -309,7 +286,7 @@ class TranslateModule(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="max_length")])
     def run(self, text, beam_size, max_length):
         """Everything the signatures return, traced once (the signatures call this one graph function)."""
-        with self._stored_weights():
+        with self._stored.scope():
             out = self._decode(text, beam_size, max_length)
         ids = out["ids"]
         target = tf.where(ids == Vocabulary.pad_id, "", tf.gather(self._tgt_labels, ids))
