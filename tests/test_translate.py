@@ -434,6 +434,24 @@ def test_name_table_and_placeholder_pairs():
         tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=1.5, seed=0)
 
 
+def test_concatenated_pairs():
+    """Joined pairs: two different pairs, source with source and target with target, within the limits."""
+    from rnn_apps.apps.translate import data as tdata
+
+    src = [[f"w{i}", "."] for i in range(20)]
+    tgt = [[f"z{i}", "。"] for i in range(20)]
+    new_src, new_tgt = tdata.concatenated_pairs(src, tgt, share=0.5, seed=3, max_source_len=60, max_target_len=80)
+    assert len(new_src) == len(new_tgt) == 10
+    for s, t in zip(new_src, new_tgt):
+        a, b = int(s[0][1:]), int(s[2][1:])
+        assert a != b and s == src[a] + src[b] and t == tgt[a] + tgt[b]
+    assert tdata.concatenated_pairs(src, tgt, 0.5, 3, 60, 80) == (new_src, new_tgt)  # seeded
+    assert tdata.concatenated_pairs(src, tgt, 0.5, 3, max_source_len=3, max_target_len=80) == ([], [])
+    assert tdata.concatenated_pairs(src, tgt, 0.0, 3, 60, 80) == ([], [])
+    with pytest.raises(ValueError, match="share must be in"):
+        tdata.concatenated_pairs(src, tgt, 1.5, 3, 60, 80)
+
+
 @pytest.fixture(scope="module")
 def unk_module(tiny_run):
     """The tiny model with its output bias pushed to <unk>: it writes <unk> at every step until the bound."""

@@ -46,6 +46,7 @@ DEFAULTS = dict(
     patience=3,
     seed=1234,
     placeholder_share=0.25,
+    concat_share=0.0,
     average_best=3,
 )
 
@@ -136,6 +137,16 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
                                                    share, cfg["seed"])
         n_copies = len(new_src)
         tok["train"] = (tok["train"][0] + new_src, tok["train"][1] + new_tgt)
+    # Joined pairs are drawn from the originals only (the placeholder copies above are not joined).
+    concat_share = cfg.get("concat_share", 0.0)
+    n_joined = 0
+    joined = ([], [])
+    if concat_share > 0:
+        n_orig = len(train_pairs)
+        new_src, new_tgt = tdata.concatenated_pairs(tok["train"][0][:n_orig], tok["train"][1][:n_orig], concat_share,
+                                                    cfg["seed"], cfg["max_source_len"], cfg["max_target_len"])
+        n_joined = len(new_src)
+        joined = (new_src, new_tgt)
     grown = [0, 0]
     if vocabs is None or grow:
         built = (Vocabulary.build(tok["train"][0], min_count=cfg["source_min_count"]),
@@ -147,6 +158,8 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
             grown = [len(v.extend(b.tokens[len(SPECIALS):])) for v, b in zip((src_vocab, tgt_vocab), built)]
     else:
         src_vocab, tgt_vocab = vocabs
+    # Joined after the vocabularies are built, so that a join does not count a rare token twice.
+    tok["train"] = (tok["train"][0] + joined[0], tok["train"][1] + joined[1])
     encoded = {}
     dropped = {}
     for name in ("train", "val"):
@@ -170,6 +183,7 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
         "dropped_too_long": dropped,
         "names": len(names),
         "placeholder_pairs": n_copies,
+        "concatenated_pairs": n_joined,
         "new_source_tokens": grown[0],
         "new_target_tokens": grown[1],
         "source_vocab_size": len(src_vocab),
