@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 import pytest
+from unittest import mock
 import tensorflow as tf
 
 from rnn_apps.cells import GRUCell, LSTMCell, PeepholeLSTMCell
@@ -91,6 +92,60 @@ def test_same_dropout_masks_in_training(cell):
     _assert_same(a, b)
     no_dropout = _run(ref, x, mask, training=False)
     assert not np.allclose(a[0][0], no_dropout[0][0])  # dropout did act
+
+
+@pytest.mark.parametrize("settings", [
+    dict(return_sequences=True),
+    dict(return_sequences=False, return_state=True),
+    dict(return_sequences=True, go_backwards=True, return_state=True),
+])
+@pytest.mark.parametrize("initial", [False, True])
+def test_fused_lstm_training_path(settings, initial):
+    """In training an unmasked LSTM runs lstm_sequence (the backward pass written out): the outputs and the
+    gradients of the inputs, every weight and the initial states equal keras.layers.LSTM's (independent)."""
+    x, _ = _inputs(5)
+    builtin = keras.layers.LSTM(U, **settings)
+    new = ProjectedRNN(LSTMCell(U, dropout=0.3), **settings)  # input dropout: same in training as the cell's own
+    builtin.build((None, T, D))
+    new.build((None, T, D))
+    rng = np.random.default_rng(5)
+    values = [rng.normal(scale=0.5, size=w.shape).astype("float32") for w in builtin.weights]
+    builtin.set_weights(values)
+    new.set_weights(values)
+    new.cell.dropout = 0.0  # the gradient check below needs the same numbers as the built-in layer
+    states = [tf.Variable(rng.normal(size=(B, U)).astype("float32")) for _ in range(2)] if initial else None
+    calls = []
+    from rnn_apps.layers import lstm_sequence as fused_module
+
+    def spy(*args):
+        calls.append(1)
+        return fused_module.lstm_sequence(*args)
+
+    def run(layer, training):
+        x_t = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(x_t)
+            out = layer(x_t, training=training, initial_state=states)
+            outs = out if isinstance(out, (list, tuple)) else [out]
+            loss = sum(tf.reduce_sum(o * (k + 1.5) * tf.cast(tf.range(o.shape[-1]) % 3 - 1, o.dtype))
+                       for k, o in enumerate(outs))
+        grads = tape.gradient(loss, [x_t, *layer.trainable_weights, *(states or [])])
+        return [np.asarray(o) for o in outs], [np.asarray(g) for g in grads]
+
+    with mock.patch("rnn_apps.layers.projected.lstm_sequence", spy):
+        fused = run(new, training=True)
+        assert calls, "the fused path did not run"
+        calls.clear()
+        run(new, training=False)
+        assert not calls, "inference must keep keras.layers.RNN's loop"
+    _assert_same(run(builtin, training=True), fused)
+
+
+def test_fused_lstm_dropout_matches_generic_loop():
+    """With input dropout in training, the fused path drops the same inputs as keras.layers.RNN's loop."""
+    x, _ = _inputs(6)
+    ref, new = _pair(lambda: LSTMCell(U, dropout=0.4, seed=3), return_sequences=True)
+    _assert_same(_run(ref, x, None, training=True), _run(new, x, None, training=True))
 
 
 def test_matches_keras_builtin_lstm():

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import keras
-from keras import ops
+from keras import activations, ops
 
+from rnn_apps.cells import LSTMCell
 from rnn_apps.keras_compat import backend_rnn
+from rnn_apps.layers.lstm_sequence import lstm_sequence
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -35,6 +37,17 @@ class ProjectedRNN(keras.layers.RNN):
         >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
     """
 
+    def _fused_lstm(self, mask, training) -> bool:
+        """Whether training runs :func:`rnn_apps.layers.lstm_sequence.lstm_sequence` (the LSTM's backward
+        pass written out; measured faster in benchmarks/train.py): an unmasked, not unrolled
+        ``rnn_apps.cells.LSTMCell`` with its default activations and no recurrent dropout, on TensorFlow.
+        Inference keeps the loop of ``keras.layers.RNN`` (the exported graphs stay as they were)."""
+        cell = self.cell
+        return (training is True and mask is None and not self.unroll and type(cell) is LSTMCell
+                and keras.backend.backend() == "tensorflow"
+                and cell.activation is activations.tanh and cell.recurrent_activation is activations.sigmoid
+                and not 0.0 < cell.recurrent_dropout < 1.0)
+
     def inner_loop(self, sequences, initial_state, mask, training=False):
         cell = self.cell
         if not getattr(cell, "supports_projected_inputs", False):
@@ -46,6 +59,11 @@ class ProjectedRNN(keras.layers.RNN):
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
         projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))
+        if self._fused_lstm(mask, training):
+            if self.go_backwards:
+                projected = ops.flip(projected, axis=0)
+            hidden, c_last = lstm_sequence(projected, cell.recurrent_kernel.value, initial_state[0], initial_state[1])
+            return hidden[-1], ops.swapaxes(hidden, 0, 1), [hidden[-1], c_last]
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
 
