@@ -16,8 +16,10 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from rnn_apps.chinese import COMMA, HAN_RANGES, PAUSES, PERIOD, QUOTES, SCRIPTS, SENTENCE_ENDS, convert_script
-from rnn_apps.vocab import Vocabulary
+from rnn_apps.chinese import (
+    COMMA, HAN_RANGES, PAUSES, PERIOD, PUNCT, QUOTES, SCRIPTS, SENTENCE_ENDS, convert_script, is_han,
+)
+from rnn_apps.vocab import SPECIALS, Vocabulary
 
 # How a corpus is read, split and batched: the same for every model of poems, so that a fill model's
 # validation poems are the poem model's (and were never trained on by either).
@@ -164,6 +166,31 @@ def encode_poems(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) ->
             if len(piece) >= 2:
                 out.append(piece)
     return out
+
+
+def grow_vocabulary(vocab: Vocabulary, data_path: str, cfg: dict, min_count: int = 1, verbose: int = 0) -> list[str]:
+    """Fine-tuning a model of poems: append to ``vocab`` the characters it lacks that the corpus's training
+    poems use at least ``min_count`` times, keeping every existing id (new ids follow the old ones).
+
+    The poems are read, cleaned and split as :func:`prepare_corpus` does (``cfg``: ``script``,
+    ``val_fraction``, ``seed``), so the validation poems add nothing. ``verbose`` prints what was added.
+
+    Returns:
+        The characters added, most frequent first.
+
+    Raises:
+        CorpusError: the corpus holds no usable poem.
+        ValueError: ``min_count`` is not a whole number of at least 1.
+    """
+    if isinstance(min_count, bool) or not isinstance(min_count, (int, np.integer)) or min_count < 1:
+        raise ValueError(f"min_count must be a whole number of at least 1; received {min_count!r}.")
+    train, _ = split_poems(load_poems(data_path, cfg["script"]), cfg["val_fraction"], cfg["seed"])
+    fresh = Vocabulary.build(train, min_count=min_count)
+    added = vocab.extend(t for t in fresh.tokens[len(SPECIALS):] if is_han(t) or t in PUNCT)
+    if verbose and added:
+        print(f"Adding {len(added)} new characters to the vocabulary: {''.join(added[:40])}"
+              f"{'…' if len(added) > 40 else ''}")
+    return added
 
 
 def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None,

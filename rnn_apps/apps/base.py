@@ -286,6 +286,26 @@ def read_export(model_dir: str, load_config: Callable[[str], dict]) -> tuple:
     return model_dir, meta, loaded, [w.astype("float32") if w.dtype == "float16" else w for w in weights]
 
 
+def read_base_model(model_dir: str, load_config: Callable[[str], dict], vocab_key: Optional[str] = "vocab") -> dict:
+    """What a fine-tuning run starts from: an exported model's settings, vocabulary and weights.
+
+    Args:
+        model_dir: A version directory, or an app directory (its newest version).
+        load_config: The app's reader of its ``assets.extra`` settings (it refuses a model of another app).
+        vocab_key: The key of the vocabulary in those settings; None for an app without one.
+
+    Returns:
+        A dict: ``config`` (the training settings), ``vocab`` (a :class:`~rnn_apps.vocab.Vocabulary`, or None),
+        ``weights`` (NumPy arrays in the order of the Keras model's ``weights``), ``model_dir`` (the version
+        directory) and ``meta`` (the whole ``assets.extra`` file).
+    """
+    from rnn_apps.vocab import Vocabulary
+
+    model_dir, meta, _, weights = read_export(model_dir, load_config)
+    vocab = Vocabulary.from_json(meta[vocab_key], model_dir) if vocab_key else None
+    return {"config": meta["config"], "vocab": vocab, "weights": weights, "model_dir": model_dir, "meta": meta}
+
+
 def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] = None) -> dict:
     """The ``assets.extra/<config_name>`` of an exported model (settings, vocabulary, card facts).
 

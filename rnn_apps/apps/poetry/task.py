@@ -13,7 +13,7 @@ from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.batches import batch_dataset
 from rnn_apps.poems import CORPUS_SETTINGS
-from rnn_apps.vocab import SPECIALS, Vocabulary
+from rnn_apps.vocab import Vocabulary
 
 VOCAB_FILE = "vocab.json"
 
@@ -126,16 +126,10 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         for k in ("embedding_dim", "units", "num_layers", "cell"):
             cfg[k] = base["config"][k]
     t0 = time.time()
-    vocab_in = vocab
     if base is not None:
         # Fine-tuning: keep every old id, add the new corpus's characters after them.
-        poem_list = pdata.load_poems(data_path, cfg["script"])
-        train_p, _ = pdata.split_poems(poem_list, cfg["val_fraction"], cfg["seed"])
-        fresh = Vocabulary.build(train_p, min_count=1)
-        added = vocab.extend(t for t in fresh.tokens[len(SPECIALS):] if pdata.is_han(t) or t in pdata.PUNCT)
-        if run.verbose and added:
-            print(f"Adding {len(added)} new characters to the vocabulary: {''.join(added[:40])}{'…' if len(added) > 40 else ''}")
-    vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab_in)
+        poems.grow_vocabulary(vocab, data_path, cfg, min_count=1, verbose=run.verbose)
+    vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
     if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
