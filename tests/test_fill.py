@@ -284,3 +284,102 @@ def test_cli_train_fill_forward_export_and_resume(four_poems, tmp_path):
     res = CliRunner().invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。", "--model", os.path.join(models, "fill"), "--json"])
     assert res.exit_code == 0, res.output
     assert "□" not in json.loads(res.stdout)[0]["text"]
+
+
+# ------------------------------------------------------------------------------------------- fine-tune
+
+NEW_POEMS = ["鲲鹏展翅九万里，翻动扶摇羊角。", "鲲鹏击水三千里，扶摇直上九万里。"] * 3 + ["两个黄鹂鸣翠柳，一行白鹭上青天。"]
+
+
+@pytest.fixture
+def new_poems(tmp_path):
+    path = tmp_path / "mine.txt"
+    path.write_text("\n".join(NEW_POEMS) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_fine_tune_keeps_old_ids_and_rows_and_grows_for_new_characters(exported, new_poems, tmp_path):
+    """The run starts from the base's weights (its rows unchanged), keeps its ids, appends the frequent new
+    characters only (with --min-count 2, the once-seen 黄鹂 of the last poem stays out)."""
+    import keras
+
+    from rnn_apps.apps.fill import task
+    from rnn_apps.training import TrainingError
+
+    class StartWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [w.numpy().copy() for w in self.model.weights]
+
+    start = StartWeights()
+    r = task.train(new_poems, str(tmp_path / "run"), epochs=1, init_from=exported, verbose=0, save_every=0,
+                   min_count=2, val_fraction=0.0, max_steps=2, learning_rate=1e-3, callbacks=[start])
+    base = task.read_base_model(exported)
+    old = base["vocab"].tokens
+    added = r["added_characters"]
+    assert r["vocab"].tokens == old + added and r["config"]["units"] == base["config"]["units"] == 64
+    assert {"鲲", "鹏", "扶", "摇"} <= set(added) and not {"黄", "鹂"} & set(added)
+    assert not set(added) & set(old)
+    grown = 0
+    for now, was in zip(start.weights, base["weights"]):
+        assert np.array_equal(now[tuple(slice(0, n) for n in was.shape)], was)  # old rows: the base's values
+        grown += now.shape != was.shape
+    assert grown >= 1 and start.weights[0].shape[0] == len(old) + len(added)  # the embedding grew
+    with pytest.raises(TrainingError, match="keeps the base model's units"):
+        task.train(new_poems, str(tmp_path / "run2"), epochs=1, init_from=exported, verbose=0, units=8)
+
+
+def test_cli_fine_tune_fill_exports_a_model_that_fills_new_characters(exported, new_poems, tmp_path):
+    ft = str(tmp_path / "ft" / "fill")
+    res = CliRunner().invoke(cli, ["fine-tune", "fill", "--data", new_poems, "--model", exported, "--export", ft,
+                                   "--run-dir", str(tmp_path / "run"), "--epochs", "1", "--min-count", "2",
+                                   "--val-fraction", "0", "--learning-rate", "0.01", "--seed", "3", "--json"])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["exported"] == os.path.join(ft, "1") and "鲲" in summary["added_characters"]
+    res = CliRunner().invoke(cli, ["fill-poem", "鲲鹏展翅□万里，翻动扶摇羊角。", "--model", ft, "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)[0]
+    assert out["unknown_characters"] == [] and "□" not in out["text"]
+    res = CliRunner().invoke(cli, ["fine-tune", "fill", "--help"])
+    assert res.exit_code == 0 and "Examples" in res.output and "--min-count" in res.output
+
+
+def _corrupt_copy(model_dir, dest):
+    import shutil
+
+    shutil.copytree(model_dir, dest)
+    with open(os.path.join(dest, "saved_model.pb"), "r+b") as f:
+        f.truncate(100)
+    return str(dest)
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("no-data", "No such corpus file"),
+    ("no-model", "No SavedModel"),
+    ("other-app", "is not a fill model"),
+    ("corrupt", "Could not load the model"),
+])
+def test_cli_fine_tune_fill_bad_inputs_are_one_line(case, expected, exported, new_poems, tmp_path):
+    data, model = new_poems, exported
+    if case == "no-data":
+        data = str(tmp_path / "nope.txt")
+    elif case == "no-model":
+        model = str(tmp_path / "empty")
+        os.makedirs(model)
+    elif case == "other-app":
+        model = os.path.join(FIXTURES, os.pardir, os.pardir, "models", "forecast")
+    else:
+        model = _corrupt_copy(exported, tmp_path / "corrupt")
+    res = CliRunner().invoke(cli, ["fine-tune", "fill", "--data", data, "--model", model, "--export",
+                                   str(tmp_path / "out"), "--run-dir", str(tmp_path / "run"), "--epochs", "1"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0], res.output
+
+
+def test_cli_fine_tune_fill_argument_checks():
+    for args, expected in ((["--min-count", "0"], "0 is not in the range x>=1"),
+                           (["--learning-rate", "-1"], "-1.0 is not in the range 0<x<=10"),
+                           (["--val-fraction", "1"], "1.0 is not in the range 0<=x<1"), ([], "Missing option '--data'")):
+        res = CliRunner().invoke(cli, ["fine-tune", "fill", *([] if not args else ["--data", "x.txt"]), *args])
+        assert res.exit_code == 2 and expected in res.output, (args, res.output)

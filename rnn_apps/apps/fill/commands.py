@@ -1,4 +1,5 @@
-"""The fill-in-the-blank commands of ``rnn-apps``: ``fill-poem`` and ``train``, ``evaluate``, ``export fill``.
+"""The fill-in-the-blank commands of ``rnn-apps``: ``fill-poem`` and ``train``, ``fine-tune``, ``evaluate``,
+``export fill``.
 
 TensorFlow is imported inside the commands, so ``rnn-apps --help`` stays instant.
 """
@@ -13,8 +14,8 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow,
-    report, show, verbosity,
+    FiniteFloatRange, echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr,
+    quiet_tensorflow, report, show, verbosity,
 )
 
 
@@ -130,9 +131,61 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
     with progress_to_stderr(as_json):
         result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
                             save_every=save_every, verbose=verbosity(), **settings)
-    summary = {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
+    summary = _train_summary(result)
     if export_dir:
         summary["exported"] = export_trained(result, export_dir)
+    report(summary, as_json)
+
+
+def _train_summary(result) -> dict:
+    return {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
+
+
+# ------------------------------------------------------------------------------------------- fine-tune
+
+
+@click.command("fill")
+@click.option("--data", required=True, type=click.Path(dir_okay=False),
+              help="Your poems, as train fill reads them: chinese-poetry JSON (lines, .gz too) or UTF-8 text "
+                   "(one poem a line, or poems separated by blank lines).")
+@options.model("fill", "Start from this model (default: the newest shipped models/fill).")
+@options.export("models-finetuned/fill")
+@options.training("runs/fill-finetune", 2)
+@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=5e-4, show_default=True,
+              help="Adam's peak learning rate, cosine decay.")
+@options.setting("--min-count", DEFAULTS, "A character new to the model joins its vocabulary when your poems use "
+                 "it this often", click.IntRange(min=1))
+@options.setting("--val-fraction", DEFAULTS, "Share of your poems held out for validation",
+                 click.FloatRange(0, 1, max_open=True))
+@options.seed(DEFAULTS)
+@options.as_json()
+@friendly_errors
+def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strategy, learning_rate, as_json,
+                   **settings):
+    """Fine-tune the fill-in-the-blank model on your poems; new characters get new rows.
+
+    The model keeps its network, script and vocabulary (every character keeps its id and its weights);
+    the characters of your poems that it does not know and that they use at least --min-count times are
+    appended, with new embedding rows (the output layer is tied to them), so it keeps what it knew and
+    learns your characters. Your poems are cleaned and split as in training.
+
+    \b
+    Examples:
+      rnn-apps fine-tune fill --data my_poems.txt
+      rnn-apps fill-poem "床前明月□，疑是地上霜。" --model models-finetuned/fill
+      rnn-apps fine-tune fill --data poems.jsonl --epochs 3 --min-count 1 --export models-mine/fill --json
+      rnn-apps fine-tune fill --data my_poems.txt --run-dir runs/fill-finetune --resume
+    """
+    from rnn_apps.apps.fill import task
+    from rnn_apps.paths import default_model_dir
+
+    with progress_to_stderr(as_json):
+        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy,
+                            init_from=model_dir or default_model_dir("fill"), verbose=verbosity(),
+                            learning_rate=learning_rate, **settings)
+    summary = _train_summary(result)
+    summary["added_characters"] = "".join(result["added_characters"])
+    summary["exported"] = export_trained(result, export_dir)
     report(summary, as_json)
 
 
@@ -207,4 +260,5 @@ def export_fill_cmd(run_dir, export_dir, models_root, version, as_json):
     echo_exported(export_trained(r, app_dir, version), as_json)
 
 
-COMMANDS = {None: [fill_poem], "train": [train_fill], "evaluate": [evaluate_fill], "export": [export_fill_cmd]}
+COMMANDS = {None: [fill_poem], "train": [train_fill], "fine-tune": [fine_tune_fill], "evaluate": [evaluate_fill],
+            "export": [export_fill_cmd]}

@@ -28,6 +28,37 @@ DEFAULTS = dict(
 )
 
 
+BASE_SETTINGS = ("kind", "embedding_dim", "units", "cell", "dropout", "script")
+"""What a fine-tuning run keeps of its base model: the network's shape and the script of its vocabulary."""
+
+
+def read_base_model(model_dir: str) -> dict:
+    """The settings, vocabulary and weights of an exported fill model (:func:`rnn_apps.apps.base.read_base_model`).
+
+    Raises:
+        FileNotFoundError: no SavedModel there, or not a fill model.
+    """
+    from rnn_apps.apps.fill.export import load_config
+
+    return contract.read_base_model(model_dir, load_config)
+
+
+def base_settings(base_config: dict, overrides: dict) -> dict:
+    """The :data:`BASE_SETTINGS` of a base model's ``base_config``, after checking that ``overrides`` (the
+    settings given for the run) do not change them.
+
+    Raises:
+        TrainingError: an override that differs from the base model's value.
+    """
+    from rnn_apps.training import TrainingError
+
+    kept = {k: base_config[k] for k in BASE_SETTINGS if k in base_config}
+    for k, v in kept.items():
+        if overrides.get(k) is not None and overrides[k] != v:
+            raise TrainingError(f"Fine-tuning keeps the base model's {k} ({v!r}); received {k}={overrides[k]!r}.")
+    return kept
+
+
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
     """Adam on a cosine decay (:func:`rnn_apps.apps.base.compile_model`); cross-entropy and accuracy at the
     weighted (predicted) positions."""
@@ -41,17 +72,33 @@ def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None
     return out
 
 
-def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResult:
+def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[str] = None,
+          **options) -> TrainResult:
     """Train a fill-in-the-blank model; checkpoints and the final weights go to ``run_dir``.
+
+    Fine-tuning (``init_from``): the run starts from an exported fill model's weights and keeps its
+    :data:`BASE_SETTINGS` and vocabulary (every old id); the characters of the new training poems that it
+    lacks and that they use at least ``min_count`` times are appended, with new embedding rows (the tied
+    output layer grows with them; :func:`rnn_apps.poems.grow_vocabulary`).
 
     Args:
         data_path: A poem corpus (see :mod:`rnn_apps.poems`).
         run_dir: The run's config, vocabulary, checkpoints and logs.
         epochs: Total epochs (``max_steps`` > 0 instead cuts the run to that many steps: the epoch is then
             ``max_steps / epochs`` steps long).
+        init_from: An exported fill model (a version or an app directory) to fine-tune. A resumed run
+            starts from the model its run directory names.
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``; its saved config wins, but a given ``max_steps`` with ``epochs`` sets a new length)
             and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward").
+
+    Returns:
+        A :class:`~rnn_apps.apps.base.TrainResult`: ``step``, ``history``, ``val_accuracy``, ``val_loss``,
+        ``stats``, ``seconds``, ``model``, ``vocab``, ``config``, and ``added_characters`` (fine-tuning: the
+        characters appended to the base vocabulary; empty otherwise).
+
+    Raises:
+        TrainingError: a fine-tuning setting of :data:`BASE_SETTINGS` that differs from the base model's.
     """
     from rnn_apps import training
     from rnn_apps.apps.fill.model import build
@@ -66,15 +113,25 @@ def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResu
         if not overrides.get("max_steps"):
             epochs = saved.get("epochs", epochs)
         vocab = Vocabulary.load(vocab_path)
+        init_from = saved.get("init_from")
     training.set_seed(cfg["seed"])
     t0 = time.time()
+    base, added = None, []
+    if init_from:
+        base = read_base_model(init_from)
+        init_from = base["model_dir"]
+        if vocab is None:  # a new fine-tuning run: the base's settings and ids, new characters appended
+            cfg.update(base_settings(base["config"], overrides))
+            vocab = base["vocab"]
+            fdata.check_vocab(vocab)
+            added = poems.grow_vocabulary(vocab, data_path, cfg, cfg["min_count"], run.verbose)
     vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
     if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     contract.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
-                                    "stats": stats})
+                                        "stats": stats, "init_from": init_from})
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     plan = fdata.make_plan(tr, cfg["tokens_per_batch"], cfg["seed"], cfg["mask_rate"], replicas)
@@ -87,6 +144,10 @@ def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResu
         model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
         compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps_per_epoch * epochs)
         model.build((None, None))
+        if base is not None:
+            # The base's rows keep their weights; new characters keep their fresh ones. A resumed run's
+            # checkpoint then replaces them all.
+            contract.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
                               run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
                               app="fill")
@@ -94,6 +155,7 @@ def train(data_path: str, run_dir: str, epochs: int = 2, **options) -> TrainResu
         "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
         "val_loss": training.last_metric(result["history"], "val_loss"),
         "stats": stats, "seconds": round(time.time() - t0, 1), "model": model, "vocab": vocab, "config": cfg,
+        "added_characters": added,
     })
     return result
 
