@@ -343,3 +343,113 @@ def test_cli_usage_errors():
     assert r.exit_code == 2
     r = CliRunner().invoke(cli, ["forecast", "--help"])
     assert r.exit_code == 0 and "Examples" in r.output and "--mode" in r.output
+
+
+# ------------------------------------------------------------------------------------------------ fine-tune
+
+
+@pytest.fixture(scope="module")
+def base_model(tmp_path_factory):
+    """A tiny direct forecaster trained briefly on a sine of period 20 (window 24, horizon 6), exported."""
+    from rnn_apps.apps.forecast import task
+
+    series = fdata.Series(_sine(200, 20), "sine", None, source="test")
+    r = task.train(series, str(tmp_path_factory.mktemp("base_run")), epochs=3, verbose=0, horizon=6, window=24,
+                   seed=2, units=8, batch_size=16, learning_rate=1e-2)
+    return r.export(str(tmp_path_factory.mktemp("models") / "forecast"), summary={})
+
+
+def test_fine_tune_starts_from_the_base_weights_and_improves_on_the_new_series(base_model, tmp_path):
+    """The weights before training are the shipped ones; window, horizon, mode and network are kept; the scale,
+    split and season are the new series'; the back-test loss falls below the base model's."""
+    import keras
+
+    from rnn_apps.apps.forecast import task
+    from rnn_apps.apps.forecast.export import load_config
+    from rnn_apps.apps.base import read_base_model
+    from rnn_apps.training import TrainingError
+
+    class StartWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [w.numpy().copy() for w in self.model.weights]
+
+    start = StartWeights()
+    values = 10 + 5 * _sine(240, 12)  # another period, level and amplitude
+    series = fdata.Series(values, "v", None, source="test")
+    r = task.train(series, str(tmp_path / "run"), epochs=4, init_from=base_model, verbose=0, learning_rate=3e-3,
+                   callbacks=[start])
+    base = read_base_model(base_model, load_config, vocab_key=None)
+    assert len(start.weights) == len(base["weights"])
+    assert all(np.array_equal(a, b) for a, b in zip(start.weights, base["weights"]))
+    for k in task.BASE_SETTINGS:
+        assert r["config"][k] == base["config"][k], k
+    assert r["config"]["season"] == 12 and r["init_from"] == base_model
+    assert r["scale"] == pytest.approx(np.std(values[: r["config"]["split"]])) != base["meta"]["scale"]
+    assert r["val_loss"] < r["base_val_loss"], (r["val_loss"], r["base_val_loss"])
+    assert r["metrics"]["model"]["mae"] < r["metrics"]["before"]["mae"]
+    with pytest.raises(TrainingError, match="keeps the base model's window \\(24\\); received window=10"):
+        task.train(series, str(tmp_path / "run2"), epochs=1, init_from=base_model, verbose=0, window=10)
+
+
+def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
+    import tensorflow as tf
+
+    data = _sine_csv(tmp_path / "s.csv")
+    ft = str(tmp_path / "ft" / "forecast")
+    args = ["fine-tune", "forecast", "--data", data, "--column", "v", "--time-column", "t", "--model", base_model,
+            "--epochs", "2", "--export", ft]
+    r = CliRunner().invoke(cli, [*args, "--run-dir", str(tmp_path / "run"), "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert set(res["metrics"]) == {"model", "before", "naive", "seasonal_naive"}
+    assert res["init_from"] == base_model and res["settings"]["window"] == 24 and len(res["forecast"]) == 6
+    assert res["exported"] == os.path.join(ft, "1") and res["future_labels"][0] == "2024-03-11T00:00"
+    loaded = tf.saved_model.load(res["exported"])
+    out = loaded.signatures["serving_default"](history=tf.zeros([2, 30]))["forecast"]
+    assert tuple(out.shape) == (2, 6)
+    r = CliRunner().invoke(cli, [*args, "--run-dir", str(tmp_path / "run2")])
+    assert r.exit_code == 0, r.output
+    assert "the base model, before fine-tuning" in r.stdout and "Exported:" in r.stdout
+    r = CliRunner().invoke(cli, ["fine-tune", "forecast", "--help"])
+    assert r.exit_code == 0 and "Examples" in r.output and "window" in r.output
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("bad-csv", "line 3: column 'v' holds 'oops', not a number"),
+    ("no-model", "No SavedModel"),
+    ("other-app", "is not a forecasting model"),
+    ("corrupt", "Could not load the model"),
+    ("too-short", "too few for window 24"),
+])
+def test_cli_fine_tune_forecast_bad_inputs_are_one_line(case, expected, base_model, tmp_path):
+    import shutil
+
+    data, model = _sine_csv(tmp_path / "s.csv"), base_model
+    if case == "bad-csv":
+        data = _write(tmp_path / "bad.csv", "t,v\n1,2\n2,oops\n")
+    elif case == "no-model":
+        model = str(tmp_path / "empty")
+        os.makedirs(model)
+    elif case == "other-app":
+        model = os.path.join(os.path.dirname(__file__), os.pardir, "models", "fill")
+    elif case == "corrupt":
+        model = str(tmp_path / "corrupt")
+        shutil.copytree(base_model, model)
+        with open(os.path.join(model, "saved_model.pb"), "r+b") as f:
+            f.truncate(100)
+    else:
+        data = _write(tmp_path / "short.csv", "v\n" + "1\n" * 30)
+    r = CliRunner().invoke(cli, ["fine-tune", "forecast", "--data", data, "--column", "v", "--model", model,
+                                 "--run-dir", str(tmp_path / "run"), "--export", str(tmp_path / "out")])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and expected in errors[0], r.output
+
+
+def test_cli_fine_tune_forecast_argument_checks():
+    r = CliRunner().invoke(cli, ["fine-tune", "forecast"])
+    assert r.exit_code == 2 and "Missing option '--data'" in r.output
+    r = CliRunner().invoke(cli, ["fine-tune", "forecast", "--data", "x.csv", "--learning-rate", "nan"])
+    assert r.exit_code == 2 and "not a finite number" in r.output
+    r = CliRunner().invoke(cli, ["fine-tune", "forecast", "--data", "x.csv", "--epochs", "0"])
+    assert r.exit_code == 2 and "0 is not in the range x>=1" in r.output

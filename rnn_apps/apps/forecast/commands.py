@@ -1,4 +1,4 @@
-"""The ``rnn-apps forecast`` command: a thin wrapper over the library.
+"""The ``rnn-apps forecast`` and ``rnn-apps fine-tune forecast`` commands: thin wrappers over the library.
 
 TensorFlow is imported inside the command, so ``rnn-apps --help`` stays instant.
 """
@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, verbosity,
+    FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -33,6 +33,8 @@ def format_table(result: dict) -> str:
     rows = [(label.get(k, name), m[k]) for k, name in _METHODS]
     if m["seasonal_naive"] is None:
         rows[2] = (f"seasonal-naive ({'no season' if not cfg['season'] else 'season longer than the history'})", None)
+    if m.get("before"):
+        rows.insert(1, ("the base model, before fine-tuning", m["before"]))
     width = max(len(r[0]) for r in rows)
     lines.append(f"{'method':<{width}}  {'MAE':>9}  {'MAPE':>8}")
     for name, s in rows:
@@ -49,13 +51,36 @@ def format_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+_COLUMN = click.option("--column", default=None,
+                       help="The column to forecast (default: the only column besides --time-column).")
+_TIME_COLUMN = click.option(
+    "--time-column", default=None,
+    help="A column of increasing timestamps (ISO dates/times or numbers); regular spacing gives the forecast's "
+         "future timestamps.")
+_BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"],
+                           show_default=True, help="Windows per batch.")
+_VAL_FRACTION = click.option(
+    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=DEFAULTS["val_fraction"],
+    show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
+_SEASON = click.option("--season", type=click.IntRange(min=2), default=None,
+                       help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
+_OUTPUTS = options.bundle(
+    click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+                 help="Save a PNG of the history, the back-test forecasts and the forecast."),
+    click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+                 help="Write the forecast to this CSV (step, time when known, value)."))
+
+
+def _learning_rate(default: float):
+    return click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=default,
+                        show_default=True, help="Adam's peak rate (cosine decay).")
+
+
 @click.command("forecast")
 @click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
               help="A UTF-8 CSV with a header row. Default: the built-in demo series (30 days of hourly values).")
-@click.option("--column", default=None, help="The column to forecast (default: the only column besides --time-column).")
-@click.option("--time-column", default=None,
-              help="A column of increasing timestamps (ISO dates/times or numbers); regular spacing gives the "
-                   "forecast's future timestamps.")
+@_COLUMN
+@_TIME_COLUMN
 @click.option("--horizon", type=click.IntRange(min=1), default=DEFAULTS["horizon"], show_default=True, help="Steps to forecast.")
 @click.option("--window", type=click.IntRange(min=1), default=None,
               help="History steps the model reads (default: two seasons, else two horizons).")
@@ -65,20 +90,12 @@ def format_table(result: dict) -> str:
               help="Recurrent cell.")
 @click.option("--units", type=click.IntRange(min=1), default=DEFAULTS["units"], show_default=True, help="Units of the cell.")
 @options.epochs(15, "Training epochs.")
-@click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"], show_default=True, help="Windows per batch.")
-@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=DEFAULTS["learning_rate"],
-              show_default=True,
-              help="Adam's peak rate (cosine decay).")
-@click.option("--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True),
-              default=DEFAULTS["val_fraction"],
-              show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
-@click.option("--season", type=click.IntRange(min=2), default=None,
-              help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
+@_BATCH_SIZE
+@_learning_rate(DEFAULTS["learning_rate"])
+@_VAL_FRACTION
+@_SEASON
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
-@click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Save a PNG of the history, the back-test forecasts and the forecast.")
-@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
-              help="Write the forecast to this CSV (step, time when known, value).")
+@_OUTPUTS
 @options.export(example="models/forecast")
 @options.run_dir(None, "Keep checkpoints and logs here (default: a temporary directory).")
 @options.resume()
@@ -120,6 +137,14 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
     with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, progress_to_stderr(True):
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
                             verbose=verbosity(), **settings)
+    _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
+
+
+def _report(result, series, time_column, plot_path, output_path, export_dir, as_json) -> None:
+    """What both commands print and write after training: the summary (JSON, or the table and the forecast),
+    the plot, the forecast CSV and the export."""
+    from rnn_apps.apps.forecast import data as fdata
+
     cfg = result["config"]
     summary = {
         "series": {"name": series.name, "source": series.source, "length": len(series)},
@@ -136,6 +161,8 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         "train_seconds": result["train_seconds"],
         "seconds": result["seconds"],
     }
+    if "init_from" in result:  # fine-tuning: the base model and its back-test loss before training
+        summary.update({"init_from": result["init_from"], "base_val_loss": result["base_val_loss"]})
     if plot_path:
         from rnn_apps.apps.forecast.metrics import seasonal_naive_forecast
         from rnn_apps.apps.forecast.plot import plot_forecast
@@ -154,7 +181,8 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         summary["output"] = output_path
         click.echo(f"Forecast written to {output_path}", err=True)
     if export_dir:
-        keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step")}
+        keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step",
+                                        "init_from") if k in summary}
         summary["exported"] = export_trained(result, export_dir, summary=keep)
         click.echo(f"Exported to {summary['exported']}", err=True)
     if as_json:
@@ -164,11 +192,61 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
     season_line = f"{cfg['season']} steps ({cfg['season_source']})" if cfg["season"] else cfg["season_source"]
     click.echo(f"Series {series.name!r}: {len(series)} values; back-test: the last {bt['values']} "
                f"({bt['origins']} forecasts of {cfg['horizon']} steps); window {cfg['window']}; season {season_line}; "
-               f"trained {result['train_seconds']} s.")
+               f"trained {result['train_seconds']} s"
+               f"{' from ' + os.path.normpath(result['init_from']) if result.get('init_from') else ''}.")
     click.echo("")
     click.echo(format_table(result))
     if export_dir:
         click.echo(f"\nExported: {os.path.normpath(summary['exported'])}")
 
 
-COMMANDS = {None: [forecast]}
+
+@click.command("forecast")
+@click.option("--data", "data_path", required=True, type=click.Path(dir_okay=False),
+              help="Your series: a UTF-8 CSV with a header row, as rnn-apps forecast reads it.")
+@_COLUMN
+@_TIME_COLUMN
+@options.model("forecast", "Start from this model (default: the newest shipped models/forecast).")
+@options.export("models-finetuned/forecast")
+@options.training("runs/forecast-finetune", 8)
+@_BATCH_SIZE
+@_learning_rate(3e-3)
+@_VAL_FRACTION
+@_SEASON
+@options.seed(DEFAULTS)
+@_OUTPUTS
+@options.as_json("Print the metrics (with the base model's, before fine-tuning), forecast and settings as JSON.")
+@friendly_errors
+def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, run_dir, epochs, resume, strategy,
+                       batch_size, learning_rate, val_fraction, season, seed, plot_path, output_path, as_json):
+    """Fine-tune the forecaster on your series, back-test it and forecast the next steps.
+
+    The model keeps what defines it: the history it reads (its window), its horizon, its mode, cell and
+    units. What belongs to the series is your series' own: the back-test (the last --val-fraction), the
+    normalisation scale (the standard deviation of your series' training part; each window's own mean is
+    subtracted, as in training) and the season of the seasonal-naive baseline (--season, else estimated).
+    The table adds the base model's scores on your back-test before fine-tuning.
+
+    \b
+    Examples:
+      rnn-apps fine-tune forecast --data load.csv --column mw --time-column time
+      rnn-apps fine-tune forecast --data sales.csv --column units --epochs 4 --output next.csv --json
+      rnn-apps fine-tune forecast --data load.csv --column mw --run-dir runs/forecast-finetune --resume
+    """
+    from rnn_apps.apps.forecast import data as fdata
+    from rnn_apps.paths import default_model_dir
+
+    series = fdata.read_csv(data_path, column, time_column)
+    base = model_dir or default_model_dir("forecast")
+    with quiet_tensorflow():
+        from rnn_apps.apps.forecast import task
+
+    click.echo(f"Fine-tuning {base} on {series.name!r} ({len(series)} values) ...", err=True)
+    with progress_to_stderr(True):
+        result = task.train(series, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                            verbose=verbosity(), batch_size=batch_size, learning_rate=learning_rate,
+                            val_fraction=val_fraction, season=season, seed=seed)
+    _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
+
+
+COMMANDS = {None: [forecast], "fine-tune": [fine_tune_forecast]}

@@ -34,6 +34,30 @@ DEFAULTS = dict(
 )
 
 
+BASE_SETTINGS = ("window", "horizon", "mode", "cell", "units")
+"""What fine-tuning keeps of the base model: the history it reads, what it forecasts, its network. The rest is
+the new series': its split, its normalisation scale (the std of its own training part, since the model works
+in normalised units) and its season (for the seasonal-naive baseline)."""
+
+
+def base_settings(cfg: dict, base_config: dict, overrides: dict) -> dict:
+    """``cfg`` with the :data:`BASE_SETTINGS` of a base model's ``base_config``, after checking that
+    ``overrides`` (the settings given for the run) do not change them.
+
+    Raises:
+        TrainingError: an override that differs from the base model's value.
+    """
+    from rnn_apps.training import TrainingError
+
+    cfg = dict(cfg)
+    for k in BASE_SETTINGS:
+        v = base_config[k]
+        if overrides.get(k) is not None and overrides[k] != v:
+            raise TrainingError(f"Fine-tuning keeps the base model's {k} ({v!r}); received {k}={overrides[k]!r}.")
+        cfg[k] = v
+    return cfg
+
+
 def default_window(season: Optional[int], horizon: int, train_len: int) -> int:
     """Two seasons (or two horizons without a season), at most what leaves half the training part as pairs."""
     w = 2 * season if season else 2 * horizon
@@ -101,13 +125,19 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
     return generator_dataset(gen, spec), steps
 
 
-def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> TrainResult:
+def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Optional[str] = None,
+          **options) -> TrainResult:
     """Train a forecaster on ``series`` and back-test it.
+
+    Fine-tuning (``init_from``): the run starts from an exported forecaster's weights and keeps its
+    :data:`BASE_SETTINGS`; the split, the normalisation scale and the season are the new series' own.
 
     Args:
         series: The series (:func:`~rnn_apps.apps.forecast.data.read_csv` or ``demo_series``).
         run_dir: Checkpoints, ``config.json`` and ``history.jsonl``.
         epochs: Epochs of the run (a resumed run stops at the same step).
+        init_from: An exported forecaster (a version or an app directory) to fine-tune. A resumed run
+            starts from the model its run directory names.
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``, its saved settings winning; ``save_every`` 0 by default: checkpoints at epoch ends
             only) and any of :data:`DEFAULTS` (None values are ignored).
@@ -116,7 +146,12 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
         A dict: ``metrics`` (``model``, ``naive``, ``seasonal_naive``: each ``{"mae", "mape", "mape_skipped"}``,
         the last None without a season), ``forecast`` (list of ``horizon`` floats), ``future_labels``,
         ``backtest`` (``origins``, ``predictions``), ``config``, ``scale``, ``step``, ``history``, ``val_loss``,
-        ``seconds``, ``train_pairs``, ``backtest_pairs``, and the objects ``model`` and ``forecaster``.
+        ``seconds``, ``train_pairs``, ``backtest_pairs``, and the objects ``model`` and ``forecaster``. Fine-tuning
+        adds ``metrics["before"]`` and ``base_val_loss``: the base model's back-test scores and loss on this
+        series before training, and ``init_from``, the base's version directory.
+
+    Raises:
+        TrainingError: a fine-tuning setting of :data:`BASE_SETTINGS` that differs from the base model's.
     """
     from rnn_apps import training
 
@@ -128,8 +163,15 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
                                          f"{len(series)}. Resume with the same data, or choose another --run-dir.")
-    else:
-        cfg = resolve_settings(series, cfg)
+        init_from = saved.get("init_from")
+    base = None
+    if init_from:
+        from rnn_apps.apps.forecast.export import load_config
+
+        base = contract.read_base_model(init_from, load_config, vocab_key=None)
+        init_from = base["model_dir"]
+    if saved is None:
+        cfg = resolve_settings(series, base_settings(cfg, base["config"], overrides) if base else cfg)
     t0 = time.time()
     training.set_seed(cfg["seed"])
     values, window, horizon, mode = series.values, cfg["window"], cfg["horizon"], cfg["mode"]
@@ -142,7 +184,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
         x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
         vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
     contract.write_run_config(run_dir, {"settings": cfg, "source": series.source, "name": series.name,
-                                        "length": len(series), "scale": normalizer.scale})
+                                        "length": len(series), "scale": normalizer.scale, "init_from": init_from})
 
     import keras
     import tensorflow as tf
@@ -156,7 +198,15 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
         # No XLA: for these small models on a CPU, compiling costs more than it saves.
         contract.compile_model(model, cfg["learning_rate"], cfg["clipnorm"], steps * epochs, alpha=0.02, loss="mse",
                                metrics=[keras.metrics.MeanAbsoluteError(name="mae")], jit_compile=False)
+        if base is not None:  # a resumed run's checkpoint then replaces these
+            contract.assign_weights(model.weights, base["weights"], f"the base model {init_from}")
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
+    origins = split.backtest_origins
+    hist, truth = fdata.windows(values, origins, window, horizon)
+    before = {}
+    if base is not None:
+        before = {"metrics": fmetrics.scores(truth, Forecaster(model, normalizer, window, horizon, mode).predict(hist)),
+                  "loss": float(model.evaluate(val, verbose=0, return_dict=True)["loss"])}
     result = contract.fit_run(
         model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
         strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},
@@ -164,8 +214,6 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
     train_seconds = time.time() - t0
 
     forecaster = Forecaster(model, normalizer, window, horizon, mode)
-    origins = split.backtest_origins
-    hist, truth = fdata.windows(values, origins, window, horizon)
     pred = forecaster.predict(hist)
     metrics = {
         "model": fmetrics.scores(truth, pred),
@@ -175,6 +223,9 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, **options) -> Tr
     season = cfg["season"]
     if season and origins.min() >= season:
         metrics["seasonal_naive"] = fmetrics.scores(truth, fmetrics.seasonal_naive_forecast(values, origins, horizon, season))
+    if before:
+        metrics["before"] = before["metrics"]
+        result.update({"base_val_loss": before["loss"], "init_from": init_from})
     forecast = forecaster.predict(values[None, -window:])[0]
     history = result["history"]
     result.update({
