@@ -3,9 +3,9 @@
 Every app in ``rnn_apps.limits.APPS`` must have a tiny training result below (``TINY_RESULTS``); each then
 gets the same checks: the result exports through ``TrainResult.export`` (the app's ``export_result``), the
 export is read back by the app's ``load_config`` and by its inference wrapper (found by name in
-``rnn_apps.predictors``), a model of another app is refused with a one-line error, and its ``train``
-follows the shared signature. The models are tiny and untrained: the checks are about
-saving, finding and loading, not quality.
+``rnn_apps.predictors``), a model of another app is refused with a one-line error, its ``train`` follows
+the shared signature, and its ``rnn-apps fine-tune APP`` takes the shared flags. The models are tiny and
+untrained: the checks are about saving, finding and loading, not quality.
 """
 
 from __future__ import annotations
@@ -157,6 +157,26 @@ def test_train_follows_the_shared_signature(app):
     assert params[2].name == "epochs" and params[-1].kind == inspect.Parameter.VAR_KEYWORD
     run_options = {f for f in base.RunOptions.__dataclass_fields__}
     assert not run_options & {p.name for p in params}, "run options come from rnn_apps.apps.base.RunOptions"
+
+
+FINE_TUNE_OPTIONS = {"--data", "--model", "--export", "--run-dir", "--epochs", "--resume", "--learning-rate", "--seed",
+                     "--json"}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_every_app_that_trains_has_a_fine_tune_command(app):
+    """``rnn-apps fine-tune APP`` for every app, with the shared flags and --help examples."""
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    commands = importlib.import_module(f"rnn_apps.apps.{app}.commands").COMMANDS
+    assert [c.name for c in commands.get("fine-tune", [])] == [app]
+    command = commands["fine-tune"][0]
+    flags = {opt for p in command.params for opt in p.opts}
+    assert FINE_TUNE_OPTIONS <= flags, FINE_TUNE_OPTIONS - flags
+    r = CliRunner().invoke(cli, ["fine-tune", app, "--help"])
+    assert r.exit_code == 0 and "Examples" in r.output and f"rnn-apps fine-tune {app} --data" in r.output
 
 
 def test_no_app_imports_another_app():
