@@ -62,11 +62,15 @@ def apply_temperature(logits, temperature):
 
 
 def top_k_filter(logits, top_k):
-    """Mask all but the ``top_k`` (int32 [batch]) largest logits of each row; k <= 0 leaves the row alone."""
+    """Mask all but the ``top_k`` (int32 [batch]) largest logits of each row; k <= 0 leaves the row alone.
+
+    One partial selection (``tf.math.top_k``) of the batch's largest k, not a sort of the vocabulary: a
+    sort of 6,465 poem characters per row and step cost more than the model's step at batch 8.
+    """
     vocab = tf.shape(logits)[-1]
     k = tf.clip_by_value(top_k, 1, vocab)
-    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
-    kth = tf.gather(sorted_logits, k - 1, batch_dims=1)
+    largest = tf.math.top_k(logits, k=tf.reduce_max(k), sorted=True).values
+    kth = tf.gather(largest, k - 1, batch_dims=1)
     keep = (logits >= kth[:, None]) | (top_k <= 0)[:, None]
     return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
 
@@ -74,16 +78,32 @@ def top_k_filter(logits, top_k):
 def top_p_filter(logits, top_p):
     """Nucleus filter: keep the most likely tokens whose cumulative probability first reaches ``top_p``.
 
-    ``top_p`` is float32 [batch]; p >= 1 leaves the row alone. The most likely token is always kept.
-    Implemented with one sort of the values: the kept set is every token whose logit reaches the
-    smallest kept logit (tokens tied with it at the boundary are kept too).
+    ``top_p`` is float32 [batch]; p >= 1 leaves the row alone. The most likely token is always kept, and
+    tokens tied with the last kept one are kept too.
+
+    With p_(1) >= p_(2) >= ... the row's probabilities in order and S_n their partial sums, the nucleus is
+    the first n tokens for the smallest n with S_n >= top_p, i.e. every token with probability at least
+    t* = p_(n), the largest t for which g(t) = Σ_{p_j >= t} p_j still reaches top_p. g falls as t grows, so
+    t* is found by bisection on t, halving [0, max p] until the bounds are adjacent float32 numbers (about
+    40 rounds of one masked sum over the row). A poem model's nucleus at p 0.9 holds hundreds of its 6,465
+    characters, and this is several times faster than sorting each row at every step.
     """
-    sorted_logits = tf.sort(logits, axis=-1, direction="DESCENDING")
-    probs = tf.nn.softmax(sorted_logits, axis=-1)
-    before = tf.cumsum(probs, axis=-1, exclusive=True)
-    keep_sorted = before < top_p[:, None]
-    cutoff = tf.reduce_min(tf.where(keep_sorted, sorted_logits, tf.fill(tf.shape(logits), float("inf"))), axis=-1)
-    keep = (logits >= cutoff[:, None]) | (top_p >= 1.0)[:, None]
+    probs = tf.nn.softmax(logits, axis=-1)
+    target = top_p[:, None]
+    lo = tf.zeros_like(target)  # g(lo) >= top_p always holds: g(0) = 1
+    hi = 2.0 * tf.reduce_max(probs, axis=-1, keepdims=True)  # g(hi) = 0 < top_p
+
+    def halve(lo, hi):
+        mid = 0.5 * (lo + hi)
+        reaches = tf.reduce_sum(tf.where(probs >= mid, probs, 0.0), axis=-1, keepdims=True) >= target
+        return tf.where(reaches, mid, lo), tf.where(reaches, hi, mid)
+
+    def open_interval(lo, hi):
+        mid = 0.5 * (lo + hi)
+        return tf.reduce_any((mid > lo) & (mid < hi))  # some row's bounds are not yet adjacent floats
+
+    lo, hi = tf.while_loop(open_interval, halve, (lo, hi), maximum_iterations=160)
+    keep = (probs >= lo) | (top_p >= 1.0)[:, None]
     return tf.where(keep, logits, tf.fill(tf.shape(logits), NEG_INF))
 
 

@@ -29,6 +29,43 @@ def test_top_p_keeps_the_smallest_nucleus():
     np.testing.assert_array_equal(out, logits)
 
 
+def _nucleus(row, p):
+    """NumPy definition: the smallest set of most likely tokens whose probability reaches p."""
+    probs = np.exp(row - row.max())
+    probs /= probs.sum()
+    order = np.argsort(-row, kind="stable")
+    return set(order[: int(np.searchsorted(np.cumsum(probs[order]), p) + 1)])
+
+
+@pytest.mark.parametrize("scale", [8.0, 1.0, 0.05])  # peaked to flat rows: small to large nuclei
+def test_top_p_on_a_large_vocabulary(scale):
+    rng = np.random.default_rng(1)
+    logits = (rng.normal(size=(8, 6465)) * scale).astype(np.float32)
+    logits[3, 100:] = samplers.NEG_INF  # a masked row, as the poem decoder's forms make them
+    top_p = np.array([0.9, 0.5, 0.99, 0.9, 1.0, 0.3, 0.95, 0.8], np.float32)
+    out = samplers.top_p_filter(tf.constant(logits), tf.constant(top_p)).numpy()
+    for row, p, kept in zip(logits, top_p, out > samplers.NEG_INF / 2):
+        if p >= 1.0:
+            assert kept.all()
+        else:
+            assert set(np.flatnonzero(kept)) == _nucleus(row, p)
+    # a tie at the boundary keeps both tokens; a top_p of almost 0 keeps the most likely token only
+    tied = np.array([[2.0, 1.0, 1.0, 0.5] + [samplers.NEG_INF] * 4], np.float32)
+    out = samplers.top_p_filter(tf.constant(tied), tf.constant([0.6])).numpy()[0]
+    assert (out > samplers.NEG_INF / 2).tolist() == [True, True, True] + [False] * 5
+    out = samplers.top_p_filter(tf.constant(tied), tf.constant([1e-6])).numpy()[0]
+    assert (out > samplers.NEG_INF / 2).tolist() == [True] + [False] * 7
+
+
+def test_top_k_per_row_on_a_large_vocabulary():
+    rng = np.random.default_rng(2)
+    logits = rng.normal(size=(4, 6465)).astype(np.float32)
+    ks = np.array([1, 40, 0, 700], np.int32)
+    out = samplers.top_k_filter(tf.constant(logits), tf.constant(ks)).numpy()
+    for row, k, kept in zip(logits, ks, out > samplers.NEG_INF / 2):
+        assert set(np.flatnonzero(kept)) == (set(range(len(row))) if k == 0 else set(np.argsort(-row)[:k]))
+
+
 def test_sample_follows_the_distribution_and_the_seed():
     logits = tf.constant([[np.log(0.7), np.log(0.2), np.log(0.1), -1e9]] * 4000, tf.float32)
     seeds = tf.range(4000, dtype=tf.int64)
