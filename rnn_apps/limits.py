@@ -7,6 +7,8 @@ line says, whatever falls outside these limits, before the model runs; the comma
 checks (:func:`check_text`, :func:`check_number`, :func:`check_batch`, :func:`check_words`) so that both
 refuse alike, with the same words. The only difference is how an input is named: a command names it as
 its user gave it (``where="Review 2"``), the server by input name and index in the request (``text[1]``).
+The exported models check the same limits inside their graphs (:mod:`rnn_apps.graph_limits`, built from
+these declarations and worded by the same message functions), so that TensorFlow Serving refuses them too.
 
 The limits bound the work and memory of one request: a poem batch of 64 prompts, a fill text of 512
 characters, a caption image of 25 megapixels each take seconds, not minutes, on one CPU core.
@@ -178,8 +180,74 @@ def for_app(app: Optional[str]) -> Optional[AppLimits]:
 def check_batch(limits: AppLimits, n: int) -> None:
     """Raise :class:`LimitError` when ``n`` examples are more than one request may hold."""
     if n > limits.max_batch:
-        raise LimitError(f"{n:,} examples in one request; {limits.app} accepts at most {limits.max_batch:,} "
-                         f"(send several requests).")
+        raise LimitError(batch_message(limits, n))
+
+
+# The messages of the checks, one function each, so that the checks in a SavedModel's graph
+# (:mod:`rnn_apps.graph_limits`) word them alike: the values they show are formatted with ``format`` only
+# (``{n:,}``, ``{x}``, ``{x:.0f}``), which the graph can reproduce.
+
+def batch_message(limits: AppLimits, n) -> str:
+    """``n`` examples in one request are more than ``limits.max_batch``."""
+    return f"{n:,} examples in one request; {limits.app} accepts at most {limits.max_batch:,} (send several requests)."
+
+
+def too_long_message(where, n, most: int) -> str:
+    """A text of ``n`` characters, more than ``most``."""
+    return f"{where} has {n:,} characters; at most {most:,} are accepted."
+
+
+def empty_message(limits: AppLimits, name: str, where) -> str:
+    """A text of the input ``name`` that holds only whitespace."""
+    return f"{where} is empty: give {limits.give.get(name, 'some text')}."
+
+
+def no_blank_message(where) -> str:
+    """A fill text without a blank mark."""
+    return (f"{where} has no blank: mark each missing character with □ (or ＿ or _), "
+            f"e.g. 床前明月□，疑是地上霜。")
+
+
+def too_many_blanks_message(where, n, most: int) -> str:
+    """A fill text with ``n`` blanks, more than ``most``."""
+    return f"{where} has {n:,} blanks; at most {most:,} are accepted."
+
+
+def only_blanks_message(where) -> str:
+    """A fill text with no Chinese character around its blanks."""
+    return (f"{where} holds only blanks: give the characters around them (the model fills a blank from the "
+            f"characters before and after it).")
+
+
+def not_utf8_message(where) -> str:
+    """A text that is not valid UTF-8."""
+    return f"{where} is not valid UTF-8 text (it holds undecodable bytes)."
+
+
+def range_message(where, accepted: Range, value) -> str:
+    """A number outside its :class:`Range` (or not finite)."""
+    return f"{where} must be {accepted.text()}; received {value}."
+
+
+def not_finite_message(where, value) -> str:
+    """A number without a range that is NaN or infinite."""
+    return f"{where} must be a finite number; received {value}."
+
+
+def not_finite_values_message(name: str, value) -> str:
+    """Numbers of an input without a range of which one (the first, ``value``) is NaN or infinite."""
+    return f"{name} must hold finite numbers only; received {value}."
+
+
+def too_many_values_message(name: str, n, most: int) -> str:
+    """An example of a numeric input with ``n`` numbers, more than ``most``."""
+    return f"{name} has {n:,} values per example; at most {most:,} are accepted."
+
+
+def megapixels_message(where, width, height, megapixels, most: float) -> str:
+    """An image of ``width`` × ``height`` pixels (``megapixels``: their product / 1e6), above ``most`` megapixels."""
+    return (f"{where}: the image is {width:,}×{height:,} pixels ({megapixels:.0f} megapixels); "
+            f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")
 
 
 def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None,
@@ -200,25 +268,23 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
         raise not_utf8(where) from None
     most = limits.max_chars.get(name)
     if most is not None and len(text) > most:
-        raise LimitError(f"{where} has {len(text):,} characters; at most {most:,} are accepted.")
+        raise LimitError(too_long_message(where, len(text), most))
     if name in limits.non_empty and not text.strip():
-        raise LimitError(f"{where} is empty: give {limits.give.get(name, 'some text')}.")
+        raise LimitError(empty_message(limits, name, where))
     if name in limits.max_blanks:
         fewest, most_blanks = limits.max_blanks[name]
         n = sum(text.count(b) for b in BLANK_MARKS)
         if n < fewest:
-            raise LimitError(f"{where} has no blank: mark each missing character with □ (or ＿ or _), "
-                             f"e.g. 床前明月□，疑是地上霜。")
+            raise LimitError(no_blank_message(where))
         if n > most_blanks:
-            raise LimitError(f"{where} has {n:,} blanks; at most {most_blanks:,} are accepted.")
+            raise LimitError(too_many_blanks_message(where, n, most_blanks))
         if not _HAN.search(text):
-            raise LimitError(f"{where} holds only blanks: give the characters around them (the model fills a "
-                             f"blank from the characters before and after it).")
+            raise LimitError(only_blanks_message(where))
 
 
 def not_utf8(where: str) -> LimitError:
     """The error for a text that is not valid UTF-8."""
-    return LimitError(f"{where} is not valid UTF-8 text (it holds undecodable bytes).")
+    return LimitError(not_utf8_message(where))
 
 
 def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tuple[str, str] = ("", "")) -> None:
@@ -260,18 +326,17 @@ def check_number(limits: AppLimits, name: str, value: float, where: Optional[str
     where = where or name
     if r is None:
         if not math.isfinite(value):
-            raise LimitError(f"{where} must be a finite number; received {value}.")
+            raise LimitError(not_finite_message(where, value))
         return
     if not r.contains(value):
-        raise LimitError(f"{where} must be {r.text()}; received {value}.")
+        raise LimitError(range_message(where, r, value))
 
 
 def check_megapixels(limits: AppLimits, name: str, width: int, height: int, where: Optional[str] = None) -> None:
     """Check an image's size (from its header, before it is decoded); ``where`` names it (a file name)."""
     most = limits.max_megapixels.get(name)
     if most is not None and width * height > most * 1e6:
-        raise LimitError(f"{where or name}: the image is {width:,}×{height:,} pixels ({width * height / 1e6:.0f} megapixels); "
-                         f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")
+        raise LimitError(megapixels_message(where or name, width, height, width * height / 1e6, most))
 
 
 def option_type(app: str, name: str):

@@ -276,8 +276,13 @@ sys.modules["rnn_apps"] = None  # the SavedModel must not need the package
 import json
 import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
-texts = ["A wonderful, brilliant film. Loved it!", "Awful and boring, a waste.", ""]
+texts = ["A wonderful, brilliant film. Loved it!", "Awful and boring, a waste.", "!"]
 out = m.signatures["serving_default"](text=tf.constant(texts))
+try:  # the graph refuses an empty review itself, in the command's words
+    m.signatures["serving_default"](text=tf.constant(["good", " "]))
+    empty = "accepted"
+except tf.errors.InvalidArgumentError as e:
+    empty = e.message
 example = tf.train.Example(features=tf.train.Features(feature={
     "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[t.encode() for t in texts[:1]]))}))
 cls = m.signatures["classify"](inputs=tf.constant([example.SerializeToString()] * 2))
@@ -286,7 +291,7 @@ print(json.dumps({
     "prob_dtype": out["probability"].dtype.name, "prob_shape": out["probability"].shape.as_list(),
     "prob": out["probability"].numpy().tolist(), "label": [x.decode() for x in out["label"].numpy()],
     "classes": [[c.decode() for c in row] for row in cls["classes"].numpy()], "scores": cls["scores"].numpy().tolist(),
-    "scores_dtype": cls["scores"].dtype.name, "words": words["words"].numpy().tolist(),
+    "scores_dtype": cls["scores"].dtype.name, "words": words["words"].numpy().tolist(), "empty": empty,
 }))
 """
 
@@ -300,6 +305,7 @@ def test_savedmodel_loads_without_rnn_apps(tiny_model, tmp_path):
     assert out["scores"][0][1] == pytest.approx(out["prob"][0], abs=1e-6)
     assert out["scores"][0][0] == pytest.approx(1 - out["prob"][0], abs=1e-6)
     assert out["words"] == [6, 5, 0]
+    assert "text[1] is empty: give a review to classify." in out["empty"]
 
 
 def test_savedmodel_predictions_equal_the_keras_model(tiny_run, tiny_model):

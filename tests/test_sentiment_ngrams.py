@@ -200,7 +200,7 @@ def test_ngram_branch_trains_exports_and_combines(ngram_run, tmp_path):
     path = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "sentiment"),
                             ngram=branch)
     assert open(os.path.join(path, "assets", ngrams.VOCAB_FILE), encoding="utf-8").read().split("\n")[0] == branch.vocabulary[0]
-    texts = ["Great movie, loved it!", "the plot was awful<br />worst acting!!", "zzz", ""]
+    texts = ["Great movie, loved it!", "the plot was awful<br />worst acting!!", "zzz", "!"]
     loaded = tf.saved_model.load(path)
     out = loaded.signatures["branches"](text=tf.constant(texts))
     serving = loaded.signatures["serving_default"](text=tf.constant(texts))

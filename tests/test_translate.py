@@ -294,7 +294,12 @@ import json, sys
 sys.modules["rnn_apps"] = None  # importing rnn_apps would fail
 import tensorflow as tf
 m = tf.saved_model.load(sys.argv[1])
-out = m.signatures["serving_default"](text=tf.constant(["I love you.", "Tom has a cat.", "", "zzz qqq"]))
+out = m.signatures["serving_default"](text=tf.constant(["I love you.", "Tom has a cat.", "Good.", "zzz qqq"]))
+try:  # the graph refuses an empty text itself, in the command's words
+    m.signatures["serving_default"](text=tf.constant(["I love you.", " "]))
+    empty = "accepted"
+except tf.errors.InvalidArgumentError as e:
+    empty = e.message
 att = m.signatures["attention"](text=tf.constant(["I love you."]), beam_size=tf.constant(3))
 tr = m.signatures["translate"](text=tf.constant(["Good night."]), beam_size=tf.constant(4), max_length=tf.constant(5))
 tok = m.signatures["tokenize"](text=tf.constant(["I love zzz."]))
@@ -307,6 +312,7 @@ print(json.dumps({
     "row_sums": att["attention"].numpy()[0].sum(-1).tolist(),
     "tr_length": int(tr["length"].numpy()[0]),
     "unknown": [t.decode() for t in tok["unknown_tokens"].numpy()[0]], "tokens": int(tok["length"].numpy()[0]),
+    "empty": empty,
 }, ensure_ascii=False))
 """
 
@@ -321,6 +327,7 @@ def test_savedmodel_loads_without_rnn_apps(tiny_model, tmp_path):
     assert out["target_tokens"][n - 1] == "<eos>"
     assert np.allclose(out["row_sums"][:n], 1.0, atol=1e-5) and np.allclose(out["row_sums"][n:], 0.0)
     assert out["tr_length"] <= 4 and out["unknown"] == ["zzz"] and out["tokens"] == 4
+    assert "text[1] is empty: give a sentence to translate." in out["empty"]
 
 
 def test_translator_library(translator):

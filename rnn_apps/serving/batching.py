@@ -237,22 +237,25 @@ class Scheduler:
         return rows > c.light_rows or nbytes > c.light_bytes
 
     def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline,
-            large: bool = False) -> Arrays:
+            large: bool = False, max_rows: Optional[int] = None) -> Arrays:
         """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly.
 
         ``large``: the caller knows the request is large (e.g. from its app's limits), whatever its size.
+        ``max_rows``: the most examples the model takes in one call (its app's ``max_batch``, which the
+        exported graph checks too): merged batches and chunks stay within it.
         """
         deadline.check()
         c = self.config
+        cap = min(c.max_batch_size, max_rows) if max_rows else c.max_batch_size
         if large or self.heavy(arrays):
-            return self._run_heavy(model_name, run, arrays, deadline)
-        if c.enable_batching and _batched(arrays) and _rows(arrays) <= c.max_batch_size:
+            return self._run_heavy(model_name, run, arrays, deadline, cap)
+        if c.enable_batching and _batched(arrays) and _rows(arrays) <= cap:
             shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
             qkey = key + shapes
             with self._lock:
                 q = self._queues.get(qkey)
                 if q is None:
-                    q = self._queues[qkey] = BatchQueue(c.max_batch_size, c.batch_timeout,
+                    q = self._queues[qkey] = BatchQueue(cap, c.batch_timeout,
                                                         lambda n, m=model_name: self._on_batch(m, n),
                                                         c.batch_threads)
             try:
@@ -264,7 +267,7 @@ class Scheduler:
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
 
-    def _run_heavy(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
+    def _run_heavy(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline, step: int) -> Arrays:
         c = self.config
         with self._lock:
             if self._heavy_waiting >= c.heavy_queue + c.heavy_slots:
@@ -275,7 +278,7 @@ class Scheduler:
             while not self._heavy.acquire(timeout=0.25):
                 deadline.check()
             try:
-                return self._chunked(model_name, run, arrays, deadline)
+                return self._chunked(model_name, run, arrays, deadline, step)
             finally:
                 self._heavy.release()
         finally:
@@ -283,8 +286,8 @@ class Scheduler:
                 self._heavy_waiting -= 1
             _return_freed_memory()
 
-    def _chunked(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline) -> Arrays:
-        step = max(1, self.config.max_batch_size)
+    def _chunked(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline, step: int) -> Arrays:
+        step = max(1, step)
         if not _batched(arrays) or _rows(arrays) <= step:
             self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
             return run(arrays)

@@ -118,8 +118,10 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
 
 
 def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
-    if arr.ndim >= 2 and arr[0].size > lim.max_values:
-        raise L.LimitError(f"{name} has {arr[0].size:,} values per example; at most {lim.max_values:,} are accepted.")
+    # An image's pixels are bounded by its megapixels instead of the values per example.
+    per_example = int(np.prod(arr.shape[1:]))
+    if arr.ndim >= 2 and name not in lim.max_megapixels and per_example > lim.max_values:
+        raise L.LimitError(L.too_many_values_message(name, per_example, lim.max_values))
     if name in lim.max_megapixels and arr.ndim == 4:  # pixels [B, H, W, C]
         L.check_megapixels(lim, name, arr.shape[2], arr.shape[1])
     if arr.size == 0:
@@ -130,7 +132,7 @@ def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     elif arr.dtype.kind == "f":
         bad = ~np.isfinite(arr)
         if bad.any():
-            raise L.LimitError(f"{name} must hold finite numbers only; received {arr.reshape(-1)[bad.reshape(-1)][0]}.")
+            raise L.LimitError(L.not_finite_values_message(name, arr.reshape(-1)[bad.reshape(-1)][0]))
 
 
 def is_large(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray]) -> bool:

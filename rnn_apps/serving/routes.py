@@ -130,7 +130,8 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         def execute(sig: Signature, arrays: dict):
             try:
                 return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
-                                     lambda a: run_signature(sig, a), arrays, deadline, is_large(model.limits, arrays))
+                                     lambda a: run_signature(sig, a), arrays, deadline, is_large(model.limits, arrays),
+                                     model.limits.max_batch if model.limits is not None else None)
             except ScheduleError as e:
                 raise ApiError(e.status, e.message) from None
         return execute

@@ -121,8 +121,9 @@ class ImageCaptioner(Predictor):
             raise CaptionError(f"batch_size must be positive; received {batch_size}.")
         tf = self._tf
         results = []
-        for i in range(0, len(images), batch_size):
-            chunk = list(images[i : i + batch_size])
+        step = min(batch_size, limits.APPS["caption"].max_batch)  # the model refuses larger batches
+        for i in range(0, len(images), step):
+            chunk = list(images[i : i + step])
             try:
                 results.extend(self._call(chunk, beam, attention))
             except tf.errors.InvalidArgumentError:
@@ -146,11 +147,15 @@ class ImageCaptioner(Predictor):
         return self.caption_images(images, beam, attention, batch_size)
 
     def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> list[str]:
-        """Captions of decoded images uint8 [B, H, W, 3] (no checks; for evaluation)."""
+        """Captions of decoded images uint8 [B, H, W, 3] (no checks but the model's own; for evaluation)."""
         tf = self._tf
-        out = self.signatures["caption_pixels"](pixels=tf.constant(pixels, tf.uint8),
-                                                beam_size=tf.fill([len(pixels)], int(beam)))
-        return [c.decode("utf-8") for c in out["caption"].numpy()]
+        step = limits.APPS["caption"].max_batch  # the model refuses larger batches
+        captions = []
+        for i in range(0, len(pixels), step):
+            out = self.signatures["caption_pixels"](pixels=tf.constant(pixels[i : i + step], tf.uint8),
+                                                    beam_size=tf.fill([len(pixels[i : i + step])], int(beam)))
+            captions += [c.decode("utf-8") for c in out["caption"].numpy()]
+        return captions
 
 
 def _display_pixels(data: bytes, size: int = 256) -> np.ndarray:

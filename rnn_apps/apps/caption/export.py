@@ -17,6 +17,11 @@ rnn_apps):
 Images are decoded with ``tf.io.decode_image`` (first frame of an animation, grey and RGBA to RGB) and
 resized to the model's input size in the graph; bytes that are not an image fail with TensorFlow's
 InvalidArgumentError (the ``rnn-apps caption`` command checks files before they reach the model).
+
+Every signature refuses, with ``InvalidArgumentError`` and the command's words, what the command refuses
+(:mod:`rnn_apps.graph_limits`): more than 16 images, a beam outside 1 to 16, an image above 25 megapixels
+(the size in a PNG, GIF, BMP or JPEG header, read before the image is decoded; the height and width of
+``pixels``).
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps import limits
+from rnn_apps import graph_limits, limits
 from rnn_apps import samplers
-from rnn_apps.apps.base import read_export, read_meta, save_module
+from rnn_apps.apps.base import assign_weights, read_export, read_meta, save_module
 from rnn_apps.apps.caption import data as cdata
 from rnn_apps.apps.caption.images import decode_images
 from rnn_apps.vocab import SPECIALS, Vocabulary
@@ -39,6 +44,7 @@ CONFIG_NAME = "caption.json"
 # The widest beam the command line, the server (rnn_apps.limits) and the graph accept.
 MAX_BEAM = int(limits.APPS["caption"].ranges["beam_size"].hi)
 FORMAT = "rnn_apps.caption/1"
+LIMITS = limits.APPS["caption"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 NEG = -1e9
 
 
@@ -148,8 +154,8 @@ class CaptionModule(tf.Module):
 
     def _search(self, pixels, beam_size):
         features = self._features(pixels)
-        # Clamped in the graph too, so that a server other than rnn-apps serve cannot be asked for a beam of
-        # thousands (its memory grows with the beam).
+        # The signatures refuse a beam outside 1 to MAX_BEAM (rnn_apps.graph_limits); the clamp bounds the
+        # search's memory (it grows with the beam) whatever calls it.
         k = tf.clip_by_value(tf.reduce_max(tf.concat([beam_size, [1]], 0)), 1, MAX_BEAM)
         return tf.cond(k > 1, lambda: self._beam(features, k), lambda: self._greedy(features))
 
@@ -169,6 +175,7 @@ class CaptionModule(tf.Module):
     # ------------------------------------------------------------------------------------ signatures
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
     def serving_default(self, image):
+        image = graph_limits.checked(LIMITS, image=image)["image"]
         with self._stored.scope():
             beam = tf.fill(tf.shape(image), self.default_beam)
             return {"caption": self._run(self._decode(image), beam)["caption"]}
@@ -176,6 +183,7 @@ class CaptionModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def caption(self, image, beam_size):
+        image, beam_size = graph_limits.checked(LIMITS, image=image, beam_size=beam_size).values()
         with self._stored.scope():
             out = self._run(self._decode(image), beam_size)
             return {k: out[k] for k in ("caption", "log_probability", "length")}
@@ -183,6 +191,7 @@ class CaptionModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def attention(self, image, beam_size):
+        image, beam_size = graph_limits.checked(LIMITS, image=image, beam_size=beam_size).values()
         with self._stored.scope():
             out = self._run(self._decode(image), beam_size)
             return {k: out[k] for k in ("caption", "length", "words", "attention")}
@@ -190,6 +199,7 @@ class CaptionModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="pixels"),
                                   tf.TensorSpec([None], tf.int32, name="beam_size")])
     def caption_pixels(self, pixels, beam_size):
+        pixels, beam_size = graph_limits.checked(LIMITS, pixels=pixels, beam_size=beam_size).values()
         with self._stored.scope():
             resized = tf.image.resize(tf.cast(pixels, tf.float32), [self.size, self.size], antialias=True)
             out = self._run(resized, beam_size)
@@ -253,3 +263,19 @@ def load_weights_from_export(model_dir: str) -> dict:
     return {"config": meta["config"], "vocab": Vocabulary.from_json(meta["vocab"], model_dir), "weights": weights,
             "model_dir": model_dir, "meta": meta}
 
+
+def export_again(from_model: str, app_dir: str, version: Optional[int] = None) -> str:
+    """Export the weights of the exported model ``from_model`` again, with this version's graph (e.g. to gain
+    the input limits checked in the graph), to ``app_dir/<version>``; its settings and figures are kept.
+    Returns the version directory."""
+    from rnn_apps.apps.caption.model import build_caption_model
+
+    base = load_weights_from_export(from_model)
+    cfg, vocab, meta = base["config"], base["vocab"], base["meta"]
+    # The backbone's weights come with the others: its file is not read.
+    model = build_caption_model(len(vocab), {**cfg, "backbone_weights": "none" if cfg.get("backbone") else None},
+                                cfg["max_len"])
+    assign_weights(model.weights, base["weights"], base["model_dir"])
+    written = ("format", "config", "vocab", "grid", "decoding", "weights_dtype")  # export_caption writes these
+    extra = {k: v for k, v in meta.items() if k not in written}
+    return export_caption(model, vocab, cfg, app_dir, version, extra, meta.get("weights_dtype", "float32"))

@@ -14,6 +14,10 @@ A blank is written □, ＿ or _. Inputs are normalised as the poem model's: whi
 OpenCC's table. Several blanks are filled one at a time, the most confident first (the highest top-1
 probability among the open blanks), the network re-run with each chosen character in place; each blank's
 candidates and probabilities are those of the pass that filled it.
+
+Both signatures refuse, with ``InvalidArgumentError`` and the command's words, what ``rnn-apps fill``
+refuses (:mod:`rnn_apps.graph_limits`): more than 64 texts, a text of more than 512 characters, an empty
+one, one without a blank or with more than 64, one of blanks only, ``top_k`` outside 1 to 50.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import chinese
-from rnn_apps.apps.base import read_meta, save_module
+from rnn_apps import chinese, graph_limits, limits
+from rnn_apps.apps.base import assign_weights, read_export, read_meta, save_module
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.vocab import Vocabulary
 
 CONFIG_NAME = "fill.json"
 FORMAT = "rnn_apps.fill/1"
 DEFAULT_TOP_K = 5
+LIMITS = limits.APPS["fill"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
 class FillModule(tf.Module):
@@ -123,11 +128,11 @@ class FillModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(self, text):
-        return self._fill(text, tf.constant(self.default_top_k))
+        return self._fill(graph_limits.checked(LIMITS, text=text)["text"], tf.constant(self.default_top_k))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"), tf.TensorSpec([], tf.int32, name="top_k")])
     def fill(self, text, top_k):
-        return self._fill(text, top_k)
+        return self._fill(**graph_limits.checked(LIMITS, text=text, top_k=top_k))
 
 
 def export_fill(model, vocab: Vocabulary, config: dict, app_dir: str, version=None, card: dict | None = None) -> str:
@@ -148,3 +153,18 @@ def export_result(result, app_dir: str, version=None, card: dict | None = None) 
 def load_config(model_dir: str) -> dict:
     """The settings, vocabulary and card of an exported fill model (``assets.extra/fill.json``)."""
     return read_meta(model_dir, CONFIG_NAME, "fill")
+
+
+def export_again(from_model: str, app_dir: str, version=None) -> str:
+    """Export the weights of the exported model ``from_model`` again, with this version's graph (e.g. to gain
+    the input limits checked in the graph), to ``app_dir/<version>``; its settings and figures are kept.
+    Returns the version directory."""
+    from rnn_apps.apps.fill.model import build
+
+    model_dir, meta, _, weights = read_export(from_model, load_config)
+    cfg, vocab = meta["config"], Vocabulary.from_json(meta["vocab"], model_dir)
+    model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
+    model.build((None, None))
+    assign_weights(model.weights, weights, model_dir)
+    card = {k: v for k, v in meta.items() if k not in ("format", "config", "vocab")}
+    return export_fill(model, vocab, cfg, app_dir, version, card=card)

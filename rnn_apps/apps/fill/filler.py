@@ -86,9 +86,10 @@ class Filler(Predictor):
                 converted.append(False)
             cleaned.append(p)
         results = []
-        for s in range(0, len(cleaned), batch_size):
-            out = self.run(cleaned[s : s + batch_size], top_k)
-            for r, t in enumerate(texts[s : s + batch_size]):
+        step = min(batch_size, limits.APPS["fill"].max_batch)  # the model refuses larger batches
+        for s in range(0, len(cleaned), step):
+            out = self.run(cleaned[s : s + step], top_k)
+            for r, t in enumerate(texts[s : s + step]):
                 n = int(out["blanks"][r])
                 blanks = []
                 for j in range(n):
@@ -112,7 +113,9 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     seed and fraction in the model's config), its training poems (``"train"``) or all. The model predicts
     the hidden character from the rest of the poem; top-1 and top-5 accuracy are the shares of poems whose
     character is the first candidate or among the first five. A hidden character outside the model's
-    vocabulary counts as a miss (the model cannot write it).
+    vocabulary counts as a miss (the model cannot write it). A poem longer than the model accepts
+    (:data:`rnn_apps.apps.fill.data.MAX_CHARS`) is read in a window of that many characters around the
+    hidden one.
     """
     filler = Filler(model_dir)
     cfg = filler.config
@@ -123,7 +126,9 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     if limit:
         poems = poems[:limit]
     texts, positions, answers = fdata.hide_one(poems, seed)
+    texts = [_window(t, p) for t, p in zip(texts, positions)]
     keep = [i for i, p in enumerate(positions) if p >= 0]
+    batch_size = min(batch_size, limits.APPS["fill"].max_batch)  # the model refuses larger batches
     order = sorted(keep, key=lambda i: len(texts[i]))
     known = set(filler.meta["vocab"]["tokens"])
     top1 = top5 = oov = 0
@@ -151,3 +156,11 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
         "top5_accuracy": top5 / max(n, 1),
         "hidden_out_of_vocabulary": oov,
     }
+
+
+def _window(text: str, position: int, most: int = fdata.MAX_CHARS) -> str:
+    """``text`` cut to at most ``most`` characters around ``position`` (the model refuses longer texts)."""
+    if len(text) <= most:
+        return text
+    start = min(max(0, position - most // 2), len(text) - most)
+    return text[start:start + most]

@@ -5,7 +5,8 @@ with TensorFlow Serving. Signature (batch-first):
 
 * ``serving_default``: ``{"history": float32[B, T]}`` -> ``{"forecast": float32[B, H]}``, in the series' units.
   ``T`` must be at least the model's window; the last ``window`` values of each row are read. ``H`` is the
-  model's horizon.
+  model's horizon. More than 1,024 rows, more than 100,000 values a row, NaN or infinite values are refused
+  with ``InvalidArgumentError`` (:mod:`rnn_apps.graph_limits`), in the words of ``rnn-apps serve``.
 
 ``assets.extra/forecast.json`` holds the settings (``window``, ``horizon``, ``mode``, ``cell``, ``season``...),
 the normalisation ``scale`` and the back-test figures of the run.
@@ -17,10 +18,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from rnn_apps.apps.base import exported_at, read_meta, save_module
+from rnn_apps import graph_limits, limits
+from rnn_apps.apps.base import assign_weights, exported_at, read_export, read_meta, save_module
 
 CONFIG_NAME = "forecast.json"
 FORMAT = "rnn_apps.forecast/1"
+LIMITS = limits.APPS["forecast"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
 class ForecastModule(tf.Module):
@@ -49,6 +52,7 @@ class ForecastModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="history")])
     def serving_default(self, history):
+        history = graph_limits.checked(LIMITS, history=history)["history"]
         tf.debugging.assert_greater_equal(
             tf.shape(history)[1], self.window,
             message=f"history needs at least {self.window} values per row (the model's window)")
@@ -96,3 +100,16 @@ def export_result(result, app_dir: str, version: Optional[int] = None, summary: 
 def load_config(model_dir: str) -> dict:
     """The ``assets.extra/forecast.json`` of an exported forecaster."""
     return read_meta(model_dir, CONFIG_NAME, "forecasting")
+
+
+def export_again(from_model: str, app_dir: str, version: Optional[int] = None) -> str:
+    """Export the weights of the exported model ``from_model`` again, with this version's graph (e.g. to gain
+    the input limits checked in the graph), to ``app_dir/<version>``; its settings and figures are kept.
+    Returns the version directory."""
+    from rnn_apps.apps.forecast.model import build_model
+
+    model_dir, meta, _, weights = read_export(from_model, load_config)
+    cfg = meta["config"]
+    model = build_model(cfg["window"], cfg["horizon"], cfg["mode"], cfg["cell"], cfg["units"])
+    assign_weights(model.weights, weights, model_dir)
+    return export_forecast(model, meta["scale"], cfg, app_dir, version, summary=meta.get("summary"))

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from rnn_apps import chinese, samplers
+from rnn_apps import chinese, graph_limits, limits, samplers
 from rnn_apps.apps.base import read_export, save_module
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
@@ -40,6 +40,7 @@ from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the na
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
+LIMITS = limits.APPS["poetry"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
 class PoemModule(tf.Module):
@@ -370,6 +371,7 @@ class PoemModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
     def serving_default(self, prompt):
+        prompt = graph_limits.checked(LIMITS, prompt=prompt)["prompt"]
         B = tf.shape(prompt)[0]
         seed = tf.random.uniform([B], maxval=tf.int64.max, dtype=tf.int64)
         out = self._generate(
@@ -401,10 +403,13 @@ class PoemModule(tf.Module):
         ]
     )
     def generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
-        return self._generate(prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre)
+        return self._generate(**graph_limits.checked(
+            LIMITS, prompt=prompt, form=form, acrostic=acrostic, temperature=temperature, top_k=top_k, top_p=top_p,
+            seed=seed, max_length=max_length, rhyme=rhyme, metre=metre))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def score(self, text):
+        text = graph_limits.checked(LIMITS, text=text)["text"]
         chars = self._chars(text)
         check = tf.debugging.Assert(
             tf.reduce_all(chars.row_lengths() <= MAX_INPUT_CHARS),
@@ -434,6 +439,7 @@ class PoemModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def unknown_characters(self, text):
+        text = graph_limits.checked(LIMITS, text=text)["text"]
         return {"unknown": self._unknown(self._chars(text))}
 
 

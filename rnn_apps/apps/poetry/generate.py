@@ -38,6 +38,11 @@ def graph_error_message(err: Exception) -> str:
     m = re.search(r"assertion failed: \[(.*?)\] \[(.*?)\]", text, re.S)
     if m:
         return f"{m.group(1)} {m.group(2).strip()}"
+    from rnn_apps import graph_limits  # the checks of rnn_apps.limits in the graph: one message
+
+    limit = graph_limits.message(err)
+    if limit:
+        return limit
     return text.strip().splitlines()[-1] if text.strip() else type(err).__name__
 
 
@@ -269,21 +274,25 @@ class PoemGenerator(Predictor):
         elif (rhyme, metre) != ("none", "none"):
             raise PoemError(f"The model in {self.model_dir} was exported before rhyme and metre: its graph writes "
                             "neither. Use --engine numpy, or --rhyme none --metre none.")
-        try:
-            out = signature(
-                prompt=tf.constant([start] * n),
-                form=tf.constant([form] * n),
-                acrostic=tf.constant([acrostic] * n),
-                temperature=tf.constant([float(temperature)] * n, tf.float32),
-                top_k=tf.constant([int(top_k)] * n, tf.int32),
-                top_p=tf.constant([float(top_p)] * n, tf.float32),
-                seed=tf.constant(seeds, tf.int64),
-                max_length=tf.constant([int(max_length)] * n, tf.int32),
-                **extra,
-            )
-        except tf.errors.InvalidArgumentError as e:
-            raise PoemError(graph_error_message(e)) from None
-        return [t.decode("utf-8") for t in out["text"].numpy()]
+        texts = []
+        for i in range(0, n, LIMITS.max_batch):  # the model refuses larger batches
+            rows = len(seeds[i : i + LIMITS.max_batch])
+            try:
+                out = signature(
+                    prompt=tf.constant([start] * rows),
+                    form=tf.constant([form] * rows),
+                    acrostic=tf.constant([acrostic] * rows),
+                    temperature=tf.constant([float(temperature)] * rows, tf.float32),
+                    top_k=tf.constant([int(top_k)] * rows, tf.int32),
+                    top_p=tf.constant([float(top_p)] * rows, tf.float32),
+                    seed=tf.constant(seeds[i : i + LIMITS.max_batch], tf.int64),
+                    max_length=tf.constant([int(max_length)] * rows, tf.int32),
+                    **{k: v[:rows] for k, v in extra.items()},
+                )
+            except tf.errors.InvalidArgumentError as e:
+                raise PoemError(graph_error_message(e)) from None
+            texts += [t.decode("utf-8") for t in out["text"].numpy()]
+        return texts
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """Log-probability, character count and bits per character of each text under the model.
@@ -295,6 +304,7 @@ class PoemGenerator(Predictor):
 
         model = self.loaded
         results = []
+        batch_size = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
         for i in range(0, len(texts), batch_size):
             chunk = list(texts[i : i + batch_size])
             try:

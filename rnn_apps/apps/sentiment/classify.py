@@ -86,8 +86,9 @@ class SentimentClassifier(Predictor):
         fn = self.signatures["serving_default"]
         out = np.zeros(len(texts), np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
+        for s in range(0, len(order), step):
+            idx = order[s : s + step]
             out[idx] = fn(text=tf.constant([texts[i] for i in idx]))["probability"].numpy()
         return out
 
@@ -104,8 +105,9 @@ class SentimentClassifier(Predictor):
         # Similar lengths together: a batch is padded to its longest review (at most max_len words).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         results: dict = {}
-        for s in range(0, len(order), batch_size):
-            idx = order[s : s + batch_size]
+        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
+        for s in range(0, len(order), step):
+            idx = order[s : s + step]
             batch = tf.constant([texts[i].encode("utf-8") for i in idx])
             counts = self.signatures["words"](text=batch)["words"].numpy()
             for i, c in zip(idx, counts):

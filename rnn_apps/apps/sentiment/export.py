@@ -19,8 +19,11 @@ vocabulary) and head/tail truncation all run in the graph, exactly as in trainin
 With an n-gram branch the probability is ``σ(a·logit(p_rnn) + c·z + d)``; its n-gram list is the asset
 ``assets/ngrams.txt`` (one a line) and its weights the variable ``ngram_weights``.
 
-Empty text is not an error in the graph (it gets the answer of a review without words); the library and CLI
-refuse it. ``assets.extra/sentiment.json`` holds the settings, the vocabulary and the training summary.
+Every signature refuses, with ``InvalidArgumentError`` and the command's words, what the command refuses
+(:mod:`rnn_apps.graph_limits`): more than 256 reviews, a review of more than 2,000,000 characters, an empty
+one (only whitespace), text that is not UTF-8. A review without any word (only punctuation) is refused by
+the library, the CLI and ``rnn-apps serve`` (with the ``words`` signature), not by the graph.
+``assets.extra/sentiment.json`` holds the settings, the vocabulary and the training summary.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from rnn_apps import graph_limits, limits
 from rnn_apps.training import best_epoch, read_history
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
@@ -43,6 +47,7 @@ LABELS = ("negative", "positive")
 THRESHOLD = 0.5
 CLASSIFY_METHOD = "tensorflow/serving/classify"
 FORMAT = "rnn_apps.sentiment/1"
+LIMITS = limits.APPS["sentiment"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
 class SentimentModule(tf.Module):
@@ -87,24 +92,25 @@ class SentimentModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def branches(self, text):
-        p, p_rnn, p_ngram = self._branches(text)
+        p, p_rnn, p_ngram = self._branches(graph_limits.checked(LIMITS, text=text)["text"])
         return {"probability": p, "rnn_probability": p_rnn, "ngram_probability": p_ngram}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def serving_default(self, text):
-        p = self._probability(text)
+        p = self._probability(graph_limits.checked(LIMITS, text=text)["text"])
         return {"probability": p, "label": tf.gather(self._labels, tf.cast(p >= THRESHOLD, tf.int32))}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
     def classify(self, inputs):
         text = tf.io.parse_example(inputs, {"text": tf.io.FixedLenFeature([], tf.string)})["text"]
-        p = self._probability(text)
+        # The reviews inside the tf.Example protos are checked, under the input's name (as the server names them).
+        p = self._probability(graph_limits.checked(LIMITS, inputs=text)["inputs"])
         scores = tf.stack([1.0 - p, p], axis=1)
         return {"classes": tf.broadcast_to(self._labels[None, :], tf.shape(scores)), "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def words(self, text):
-        ids = ragged_ids(self.vectorizer, text, None)
+        ids = ragged_ids(self.vectorizer, graph_limits.checked(LIMITS, text=text)["text"], None)
         known = ids.with_flat_values(tf.cast(ids.flat_values > 1, tf.int32))
         return {"words": tf.cast(ids.row_lengths(), tf.int32), "known_words": tf.reduce_sum(known, axis=1)}
 
@@ -411,3 +417,21 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         f.write("\n".join(lines))
     os.replace(tmp, path)
     return path
+
+
+def export_again(from_model: str, app_dir: str, version: Optional[int] = None) -> str:
+    """Export the weights of the exported model ``from_model`` again, with this version's graph (e.g. to gain
+    the input limits checked in the graph), to ``app_dir/<version>``; its settings and figures are kept.
+    Returns the version directory."""
+    base = load_base(from_model)
+    meta = load_config(base["model_dir"])
+    cfg, vocabulary = base["config"], base["vocabulary"]
+    model = build_from_config(len(vocabulary) + 2, cfg)
+    assign_weights(model.weights, base["weights"], base["model_dir"])
+    lm = None
+    if base["lm_weights"]:
+        lm = BiLanguageModel(model, num_sampled=cfg["lm_num_sampled"], seed=cfg["seed"])
+        assign_weights(lm.head_weights(), base["lm_weights"], base["model_dir"])
+    written = ("format", "config", "labels", "threshold", "truncation", "vocabulary", "exported", "ngram")
+    summary = {k: v for k, v in meta.items() if k not in written}
+    return export_sentiment(model, vocabulary, cfg, app_dir, version, lm=lm, summary=summary, ngram=base["ngram"])

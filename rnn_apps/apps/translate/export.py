@@ -17,6 +17,11 @@ serves with TensorFlow Serving. Signatures (batch-first):
   "unknown_tokens": string[B, N], "unknown_count": int32[B]}``: the source tokens the model reads and those
   outside its vocabulary (read as ``<unk>``).
 
+The signatures that translate refuse, with ``InvalidArgumentError`` and the command's words, what the command
+refuses (:mod:`rnn_apps.graph_limits`): a text of more than 100,000 characters, an empty one, ``beam_size``
+outside 1 to 16, ``max_length`` outside 0 to 160. A text without a word the model knows is refused by the
+command and ``rnn-apps serve`` (they need the vocabulary), not by the graph.
+
 Source sentences longer than 100 tokens are cut to their first 99 tokens in the graph (the library splits long
 texts into sentences first). Decoding stops at the end token or at the length bound, where the end is forced;
 ``<pad> <bos>`` are never written. Beam search keeps ``beam_size`` hypotheses, extends each by every token
@@ -42,7 +47,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import export as shared_export
-from rnn_apps import samplers, textio
+from rnn_apps import graph_limits, limits, samplers, textio
 from rnn_apps.apps.base import exported_at, read_meta, save_module
 from rnn_apps.apps.translate import data as tdata
 from rnn_apps.apps.translate.text import detokenize, tokenize
@@ -58,6 +63,7 @@ DEFAULT_BEAM = 4
 LENGTH_PENALTY = 1.0
 COVERAGE_PENALTY = 0.2
 NEG = samplers.NEG_INF
+LIMITS = limits.APPS["translate"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
 def _lookup_table(mapping: dict, default):
@@ -286,6 +292,9 @@ class TranslateModule(tf.Module):
                                   tf.TensorSpec([], tf.int32, name="max_length")])
     def run(self, text, beam_size, max_length):
         """Everything the signatures return, traced once (the signatures call this one graph function)."""
+        # The batch is not checked: rnn-apps serve and the library send the sentences of long texts together.
+        text, beam_size, max_length = graph_limits.checked(
+            LIMITS, check_batch=False, text=text, beam_size=beam_size, max_length=max_length).values()
         with self._stored.scope():
             out = self._decode(text, beam_size, max_length)
         ids = out["ids"]
@@ -319,6 +328,8 @@ class TranslateModule(tf.Module):
 
     @tf.function(autograph=False, input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def tokenize(self, text):
+        # Not checked: only tokenization (the server and the library tokenize pieces of texts to cut them
+        # into sentences, before the checked signatures translate them).
         toks = self._tokens(text)
         unknown = self._src_table.lookup(toks.flat_values) < 0
         unk = tf.ragged.boolean_mask(toks, toks.with_flat_values(unknown))

@@ -1,0 +1,345 @@
+"""The input limits of :mod:`rnn_apps.limits` checked inside a SavedModel's graph.
+
+``rnn-apps serve`` and the commands check a request in Python before the model runs. A SavedModel served
+by TensorFlow Serving, or loaded with plain ``tf.saved_model.load``, runs none of that code: each app's
+export therefore calls :func:`checked` on the inputs of its signatures, so that the graph itself refuses
+what the command refuses, with an ``InvalidArgumentError`` (TF Serving answers 400) whose message is the
+command's, in the words of :mod:`rnn_apps.limits`:
+
+* the batch size (``max_batch``: the largest first dimension among the inputs);
+* each text (``max_chars``, ``non_empty``, ``max_blanks``): valid UTF-8, its characters, not only
+  whitespace, the count of blank marks and a Chinese character around them;
+* each number: finite, inside its :class:`~rnn_apps.limits.Range`; the values per example of a numeric
+  input (``max_values``);
+* each image (``max_megapixels``): the size in the header of an encoded PNG, GIF, BMP or JPEG (read
+  before the image is decoded), or the height and width of a pixel array.
+
+Checks that need the model's vocabulary (``known_words``, ``known_chars``, ``counted_words``) stay in
+Python (``rnn-apps serve``, the commands): a graph answers those texts without refusing them.
+
+Texts are named as ``rnn-apps serve`` names them: the input name, with the index in the batch when the
+batch holds more than one (``text[1]``). :func:`message` gives the words of such an error back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Dict, Mapping, Optional
+
+import tensorflow as tf
+
+from rnn_apps import limits as L
+from rnn_apps.chinese import HAN_RANGES
+
+_ASSERTION = re.compile(r"assertion failed: \[(.*)\]", re.S)
+_C_ESCAPE = re.compile(r"\\([nrt'\"\\]|[0-7]{3})")
+_UNESCAPE = {"n": "\n", "r": "\r", "t": "\t", "'": "'", '"': '"', "\\": "\\"}
+# Python's str.isspace(), in RE2: ASCII whitespace and separators, the information separators, NEL, and
+# the Unicode separators (Zs, Zl, Zp).
+_SPACE = r"[\t\n\x{0b}\x{0c}\r\x{1c}-\x{1f}\x{85}\p{Z}]"
+_HAN_RE2 = "".join(c if c == "-" else f"\\x{{{ord(c):x}}}" for c in HAN_RANGES)
+_BLANKS_RE2 = "|".join(re.escape(b) for b in L.BLANK_MARKS)
+
+
+# Not converted by AutoGraph: the checks branch on Python values only, and AutoGraph would read the source of
+# their lambdas back by line, which can mix up lambdas of the same shape.
+@tf.autograph.experimental.do_not_convert
+def checked(app_limits: Optional[L.AppLimits], check_batch: bool = True, **inputs: tf.Tensor) -> Dict[str, tf.Tensor]:
+    """The ``inputs`` of a signature, passed on only once they are inside ``app_limits``.
+
+    Call it first in a signature's function, and compute on what it returns: the checks then run before
+    the model's work, and a failed one stops the call with ``tf.errors.InvalidArgumentError``.
+
+    Args:
+        app_limits: The app's limits (:data:`rnn_apps.limits.APPS`); None checks nothing.
+        check_batch: Whether to check the batch size (not for a model whose callers send the sentences
+            of long texts together, more than ``max_batch`` of them for ``max_batch`` texts).
+        **inputs: The signature's inputs by their names (the names the limits use), in the order the
+            checks should run (the batch size first, then each input in turn).
+
+    Returns:
+        The same tensors (by name), each computed after all the checks.
+    """
+    if app_limits is None:
+        return dict(inputs)
+    done = _batch_check(app_limits, inputs) if check_batch else tf.constant(True)
+    for name, x in inputs.items():
+        for check in _checks_of(app_limits, name, x):
+            with tf.control_dependencies([done]):
+                done = check()
+    with tf.control_dependencies([done]):
+        return {name: tf.identity(x) for name, x in inputs.items()}
+
+
+def message(error: Exception) -> Optional[str]:
+    """The words of a failed graph check (what the command would say), from the ``InvalidArgumentError``
+    it raised; None for another error."""
+    text = getattr(error, "message", None) or str(error)
+    m = _ASSERTION.search(text.split("\n\t [[", 1)[0])
+    # The Assert op writes its strings C-escaped (quotes, backslashes, control characters).
+    return _C_ESCAPE.sub(lambda e: _UNESCAPE.get(e.group(1)) or chr(int(e.group(1), 8)), m.group(1)) if m else None
+
+
+# ------------------------------------------------------------------------------------------ checks
+
+def _require(ok, words) -> tf.Tensor:
+    """A tensor that is True once ``ok`` holds; otherwise the call fails with ``words()`` (a string tensor,
+    built only then)."""
+    def fail():
+        with tf.control_dependencies([tf.debugging.Assert(False, [words()], summarize=1)]):
+            return tf.constant(False)
+
+    return tf.cond(ok, lambda: tf.constant(True), fail)
+
+
+def _batch_check(lim: L.AppLimits, inputs: Mapping[str, tf.Tensor]) -> tf.Tensor:
+    rows = [tf.shape(x, out_type=tf.int64)[0] for x in inputs.values() if x.shape.rank is None or x.shape.rank >= 1]
+    if not rows:
+        return tf.constant(True)
+    n = tf.reduce_max(tf.stack(rows))
+    return _require(n <= lim.max_batch, lambda: _words(L.batch_message, lim, _Slot(n)))
+
+
+def _checks_of(lim: L.AppLimits, name: str, x: tf.Tensor):
+    """The checks of one input (functions returning a tensor), in the order the Python checks run."""
+    if x.dtype == tf.string:
+        if name in lim.max_megapixels:
+            return [lambda: _image_check(lim, name, x)]
+        if name in lim.max_chars or name in lim.non_empty or name in lim.max_blanks:
+            return [lambda: _text_check(lim, name, x)]
+        return []
+    if not (x.dtype.is_floating or x.dtype.is_integer):
+        return []
+    out = []
+    if name in lim.max_megapixels:
+        if x.shape.rank == 4:  # pixels [B, H, W, C]
+            out.append(lambda: _pixels_check(lim, name, x))
+    elif x.shape.rank is not None and x.shape.rank >= 2:
+        out.append(lambda: _values_check(lim, name, x))
+    if name in lim.ranges:
+        out.append(lambda: _range_check(lim, name, x))
+    elif x.dtype.is_floating:
+        out.append(lambda: _finite_check(name, x))
+    return out
+
+
+def _where(name: str, flat: tf.Tensor, i) -> tf.Tensor:
+    """How the server names element ``i`` of an input: ``name`` alone when it is the only one."""
+    return tf.cond(tf.size(flat) > 1, lambda: tf.strings.join([name, "[", tf.strings.as_string(i), "]"]),
+                   lambda: tf.constant(name))
+
+
+def _first(bad) -> tf.Tensor:
+    """The index of the first True of a boolean vector (one is)."""
+    return tf.argmax(tf.cast(bad, tf.int32), output_type=tf.int64)
+
+
+def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
+    """Each text in the order of :func:`rnn_apps.limits.check_text`; the message is the first failing
+    check of the first text that fails one."""
+    flat = tf.reshape(x, [-1])
+    valid = tf.equal(tf.strings.unicode_transcode(flat, "UTF-8", "UTF-8", errors="replace"), flat)
+    chars = tf.strings.length(flat, unit="UTF8_CHAR")
+    problems = [(~valid, lambda where, i: _words(L.not_utf8_message, where))]
+    most = lim.max_chars.get(name)
+    if most is not None:
+        problems.append((chars > most, lambda where, i: _words(L.too_long_message, where,
+                                                                _Slot(tf.gather(chars, i)), most)))
+    if name in lim.non_empty:
+        blank_only = tf.strings.regex_full_match(flat, f"{_SPACE}*")
+        problems.append((blank_only, lambda where, i: _words(L.empty_message, lim, name, where)))
+    if name in lim.max_blanks:
+        fewest, most_blanks = lim.max_blanks[name]
+        marks = chars - tf.strings.length(tf.strings.regex_replace(flat, _BLANKS_RE2, ""), unit="UTF8_CHAR")
+        no_han = ~tf.strings.regex_full_match(flat, f"(?s).*[{_HAN_RE2}].*")
+        problems += [
+            (marks < fewest, lambda where, i: _words(L.no_blank_message, where)),
+            (marks > most_blanks, lambda where, i: _words(L.too_many_blanks_message, where,
+                                                          _Slot(tf.gather(marks, i)), most_blanks)),
+            (no_han, lambda where, i: _words(L.only_blanks_message, where)),
+        ]
+    # The first failing check of each text: later checks count only where the earlier ones passed
+    # (a text that is not UTF-8 has no meaningful length).
+    code = tf.zeros_like(chars, tf.int32)
+    for k, (bad, _) in enumerate(problems):
+        code = tf.where((code == 0) & bad, k + 1, code)
+
+    def words():
+        i = _first(code > 0)
+        where = _Slot(_where(name, flat, i))
+        branches = [lambda w=w: w(where, i) for _, w in problems]
+        return tf.switch_case(tf.gather(code, i) - 1, branches)
+
+    return _require(tf.reduce_all(code == 0), words)
+
+
+def _image_size(data: tf.Tensor):
+    """(width, height, known) of encoded images [N] from their headers, as
+    :func:`rnn_apps.serving.checks.image_size` reads them (known: a PNG, GIF, BMP or JPEG header)."""
+    size = tf.strings.length(data)
+    head = tf.strings.join([tf.strings.substr(data, 0, 32), "\0" * 32])  # the header, padded
+
+    def number(offset, width, big_endian, signed=False):
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, offset, width), tf.uint8), tf.int64)  # [N, width]
+        weights = [256 ** k for k in range(width)]
+        value = tf.reduce_sum(raw * tf.constant(weights[::-1] if big_endian else weights, tf.int64), axis=1)
+        return tf.where(value >= 2 ** (8 * width - 1), value - 2 ** (8 * width), value) if signed else value
+
+    png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n") & (size >= 24)
+    gif = (tf.equal(tf.strings.substr(data, 0, 6), b"GIF87a") | tf.equal(tf.strings.substr(data, 0, 6), b"GIF89a")) \
+        & (size >= 10)
+    bmp = tf.equal(tf.strings.substr(data, 0, 2), b"BM") & (size >= 26)
+    jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+
+    def jpeg_size(s):
+        # libjpeg reads the header only (the start-of-frame marker), not the compressed data.
+        return tf.cond(tf.equal(tf.strings.substr(s, 0, 2), b"\xff\xd8"),
+                       lambda: tf.cast(tf.io.extract_jpeg_shape(s)[:2], tf.int64),
+                       lambda: tf.zeros([2], tf.int64))
+
+    jpeg_hw = tf.map_fn(jpeg_size, data, fn_output_signature=tf.TensorSpec([2], tf.int64))
+    width = tf.where(png, number(16, 4, True), tf.where(gif, number(6, 2, False), tf.where(
+        bmp, tf.abs(number(18, 4, False, signed=True)), jpeg_hw[:, 1])))
+    height = tf.where(png, number(20, 4, True), tf.where(gif, number(8, 2, False), tf.where(
+        bmp, tf.abs(number(22, 4, False, signed=True)), jpeg_hw[:, 0])))
+    return width, height, png | gif | bmp | jpeg
+
+
+def _too_big(lim: L.AppLimits, name: str, width, height):
+    return width * height > int(lim.max_megapixels[name] * 1e6)
+
+
+def _megapixels_words(lim: L.AppLimits, name: str, where, width, height) -> tf.Tensor:
+    megapixels = tf.cast(width, tf.float64) * tf.cast(height, tf.float64) / 1e6
+    return _words(L.megapixels_message, where, _Slot(width), _Slot(height), _Slot(megapixels),
+                  lim.max_megapixels[name])
+
+
+def _image_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
+    """Encoded images: the size in their headers (a PNG's width is a 32-bit number: a small request can
+    promise gigabytes of pixels)."""
+    flat = tf.reshape(x, [-1])
+    width, height, known = _image_size(flat)
+    bad = known & _too_big(lim, name, width, height)
+
+    def words():
+        i = _first(bad)
+        return _megapixels_words(lim, name, _Slot(_where(name, flat, i)), tf.gather(width, i), tf.gather(height, i))
+
+    return _require(~tf.reduce_any(bad), words)
+
+
+def _pixels_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
+    shape = tf.shape(x, out_type=tf.int64)
+    return _require(~_too_big(lim, name, shape[2], shape[1]),
+                    lambda: _megapixels_words(lim, name, name, shape[2], shape[1]))
+
+
+def _values_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
+    n = tf.reduce_prod(tf.shape(x, out_type=tf.int64)[1:])
+    return _require(n <= lim.max_values, lambda: _words(L.too_many_values_message, name, _Slot(n), lim.max_values))
+
+
+def _range_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
+    """As the server: the smallest value is checked, then the largest (NaN, when there is one, is both)."""
+    r = lim.ranges[name]
+    flat = tf.reshape(x, [-1])
+    if x.dtype.is_floating:
+        v = tf.cast(flat, tf.float64)
+        lo, hi = tf.constant(float(r.lo), tf.float64), tf.constant(float(r.hi), tf.float64)
+        inside = tf.math.is_finite(v)
+    else:
+        v = tf.cast(flat, tf.int64)
+        # Bounds outside int64 bound nothing (the seed's range is int64's).
+        lo = tf.constant(max(int(r.lo), -(2**63)), tf.int64)
+        hi = tf.constant(min(int(r.hi), 2**63 - 1), tf.int64)
+        inside = tf.ones_like(v, tf.bool)
+    inside &= (v > lo) if r.lo_open else (v >= lo)
+    inside &= (v < hi) if r.hi_open else (v <= hi)
+
+    def words():
+        nan = tf.math.is_nan(v) if x.dtype.is_floating else tf.zeros_like(v, tf.bool)
+        lowest = tf.argmin(tf.where(nan, tf.constant(float("inf"), v.dtype) if x.dtype.is_floating else v, v))
+        value = tf.where(tf.gather(inside, lowest), tf.reduce_max(v), tf.gather(v, lowest))
+        if x.dtype.is_floating:
+            value = tf.cast(tf.where(tf.reduce_any(nan), tf.constant(float("nan"), tf.float64), value), x.dtype)
+        return _words(L.range_message, name, r, _Slot(value))
+
+    return _require(tf.reduce_all(inside), words)
+
+
+def _finite_check(name: str, x: tf.Tensor) -> tf.Tensor:
+    flat = tf.reshape(x, [-1])
+    bad = ~tf.math.is_finite(flat)
+    return _require(~tf.reduce_any(bad), lambda: _words(L.not_finite_values_message, name,
+                                                        _Slot(tf.gather(flat, _first(bad)))))
+
+
+# ------------------------------------------------------------------------------------------ messages
+
+class _Slot:
+    """A tensor standing in for a value of a message function of :mod:`rnn_apps.limits`: formatted, it
+    leaves a mark (its number and the format spec) where the graph puts the value's text."""
+
+    def __init__(self, tensor):
+        self.tensor = tensor
+        self.index = None
+
+    def __format__(self, spec: str) -> str:
+        return f"\x00{self.index}\x01{spec}\x00"
+
+
+def _words(message_fn, *args) -> tf.Tensor:
+    """``message_fn(*args)`` as a string tensor, each :class:`_Slot` of ``args`` replaced by its tensor's
+    text, formatted as ``format`` would format the value."""
+    slots = [a for a in args if isinstance(a, _Slot)]
+    for i, s in enumerate(slots):
+        s.index = i
+    parts = re.split("\x00(\\d+)\x01([^\x00]*)\x00", message_fn(*args))
+    pieces = []
+    for k, part in enumerate(parts):
+        if k % 3 == 0:
+            if part:
+                pieces.append(tf.constant(part))
+        elif k % 3 == 1:
+            pieces.append(_formatted(slots[int(part)].tensor, parts[k + 1]))
+    return tf.strings.join(pieces)
+
+
+def _formatted(x, spec: str) -> tf.Tensor:
+    """What ``format(value, spec)`` gives for the value of the scalar tensor ``x`` (the specs the
+    messages use: "", "," and ".0f")."""
+    x = tf.convert_to_tensor(x)
+    if x.dtype == tf.string:
+        return x
+    if spec == ",":
+        return _grouped(tf.cast(x, tf.int64))
+    if spec == ".0f":  # round half to even, as Python
+        return tf.strings.as_string(tf.cast(tf.round(tf.cast(x, tf.float64)), tf.int64))
+    if spec:
+        raise ValueError(f"No graph formatting for the format spec {spec!r}; expected '', ',' or '.0f'.")
+    if x.dtype.is_integer:
+        return tf.strings.as_string(x)
+    return _python_float(x)
+
+
+def _grouped(n) -> tf.Tensor:
+    """``f"{n:,}"`` of an int64 scalar."""
+    digits = tf.strings.as_string(tf.abs(n))
+    backwards = tf.strings.reduce_join(tf.reverse(tf.strings.bytes_split(digits), [0]))
+    grouped = tf.strings.regex_replace(tf.strings.regex_replace(backwards, r"(\d\d\d)", r"\1,"), ",$", "")
+    forwards = tf.strings.reduce_join(tf.reverse(tf.strings.bytes_split(grouped), [0]))
+    return tf.strings.join([tf.where(n < 0, "-", ""), forwards])
+
+
+def _python_float(x) -> tf.Tensor:
+    """``str(v)`` of a float scalar as Python writes the number the user typed: a whole number as ``20.0``,
+    others with the fewest digits that read back as the same value (``0.1``, ``1.5e-05``), ``nan``, ``inf``."""
+    whole = tf.math.is_finite(x) & tf.equal(tf.floor(x), x) & (tf.abs(x) < 1e16)
+    as_int = tf.strings.join([tf.strings.as_string(tf.cast(tf.where(whole, x, tf.zeros_like(x)), tf.int64)), ".0"])
+    most = 9 if x.dtype == tf.float32 else 17  # digits that always read back as the same float
+    text = tf.strings.as_string(x, precision=most, shortest=True)  # %g; also the text of NaN and infinities
+    for precision in reversed(range(1, most)):  # the fewest digits that read back as the value
+        fewer = tf.strings.as_string(x, precision=precision, shortest=True)
+        text = tf.where(tf.equal(tf.strings.to_number(fewer, x.dtype), x), fewer, text)
+    return tf.where(whole, as_int, text)

@@ -1,0 +1,259 @@
+"""The app limits checked inside the exported graphs (rnn_apps.graph_limits): a SavedModel loaded with plain
+``tf.saved_model.load`` (as TF Serving loads it) refuses what the command refuses, in the same words.
+
+Every app's tiny untrained model (``TINY_RESULTS`` of the contract tests) is exported twice: as shipped,
+and with the graph checks switched off (what the export was before them). Out-of-limit inputs must raise
+InvalidArgumentError whose message is the one :mod:`rnn_apps.limits` gives for the same input (computed
+here with its check functions); in-limit inputs must give the same outputs with and without the checks.
+"""
+
+import base64
+import threading
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from rnn_apps import graph_limits, limits  # noqa: E402
+from rnn_apps.apps import base  # noqa: E402
+from test_app_contract import TINY_RESULTS  # noqa: E402
+from toys import png_4x3, png_header, predict  # noqa: E402
+
+L = limits.APPS
+
+
+def _example(text: str) -> bytes:
+    feature = tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature={"text": feature})).SerializeToString()
+
+
+def _refusal(check, *args, **kwargs) -> str:
+    """The message of a check of rnn_apps.limits (what the command and the server say)."""
+    with pytest.raises(limits.LimitError) as e:
+        check(*args, **kwargs)
+    return str(e.value)
+
+
+def _batch(app, n):
+    return _refusal(limits.check_batch, L[app], n)
+
+
+def _text(app, name, text, index=None):
+    return _refusal(limits.check_text, L[app], name, text, index)
+
+
+def _number(app, name, value):
+    return _refusal(limits.check_number, L[app], name, value)
+
+
+# signature, inputs, the message of rnn_apps.limits for them
+REFUSED = {
+    "poetry": [
+        ("serving_default", {"prompt": ["春"] * 65}, _batch("poetry", 65)),
+        ("serving_default", {"prompt": ["春" * 201]}, _text("poetry", "prompt", "春" * 201)),
+        ("generate", {"temperature": [float("nan")]}, _number("poetry", "temperature", float("nan"))),
+        ("generate", {"temperature": [0.8, -1.0]}, _number("poetry", "temperature", -1.0)),
+        ("generate", {"top_p": [0.0]}, _number("poetry", "top_p", 0.0)),
+        ("generate", {"top_k": [200_000]}, _number("poetry", "top_k", 200_000)),
+        ("generate", {"max_length": [600]}, _number("poetry", "max_length", 600)),
+        ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
+    ],
+    "sentiment": [
+        ("serving_default", {"text": ["good"] * 257}, _batch("sentiment", 257)),
+        ("serving_default", {"text": ["good", " \u3000\n"]}, _text("sentiment", "text", " \u3000\n", 1)),
+        ("serving_default", {"text": [b"bad \xff bytes"]}, str(limits.not_utf8("text"))),
+        ("classify", {"inputs": [_example("")]}, _text("sentiment", "inputs", "")),
+        ("words", {"text": ["good"] * 300}, _batch("sentiment", 300)),
+    ],
+    "fill": [
+        ("serving_default", {"text": ["床前明月光"]}, _text("fill", "text", "床前明月光")),
+        ("serving_default", {"text": ["床□", "月" * 512 + "□"]}, _text("fill", "text", "月" * 512 + "□", 1)),
+        ("serving_default", {"text": ["月" + "□" * 65]}, _text("fill", "text", "月" + "□" * 65)),
+        ("serving_default", {"text": ["□_"]}, _text("fill", "text", "□_")),
+        ("serving_default", {"text": ["床□"] * 65}, _batch("fill", 65)),
+        ("fill", {"text": ["床□"], "top_k": 60}, _number("fill", "top_k", 60)),
+    ],
+    "caption": [
+        ("serving_default", {"image": [png_header(12000, 12000)]},
+         _refusal(limits.check_megapixels, L["caption"], "image", 12000, 12000)),
+        ("caption", {"image": [png_4x3(), png_header(6000, 5000)], "beam_size": [1, 1]},
+         _refusal(limits.check_megapixels, L["caption"], "image", 6000, 5000, where="image[1]")),
+        ("caption", {"image": [png_4x3()], "beam_size": [20_000]}, _number("caption", "beam_size", 20_000)),
+        ("attention", {"image": [png_4x3()], "beam_size": [0]}, _number("caption", "beam_size", 0)),
+        ("caption", {"image": [png_4x3()] * 17, "beam_size": [1] * 17}, _batch("caption", 17)),
+        ("caption_pixels", {"pixels": np.zeros([1, 8, 8, 3], np.uint8), "beam_size": [17]},
+         _number("caption", "beam_size", 17)),
+    ],
+    "forecast": [
+        ("serving_default", {"history": [[1.0] * 6, [1.0] * 5 + [float("nan")]]},
+         limits.not_finite_values_message("history", float("nan"))),
+        ("serving_default", {"history": np.ones([1025, 6], np.float32)}, _batch("forecast", 1025)),
+        ("serving_default", {"history": np.ones([1, 100_001], np.float32)},
+         limits.too_many_values_message("history", 100_001, 100_000)),
+    ],
+    "translate": [
+        ("serving_default", {"text": ["where is the station ?", "  "]}, _text("translate", "text", "  ", 1)),
+        ("translate", {"text": ["where"], "beam_size": 17, "max_length": 0}, _number("translate", "beam_size", 17)),
+        ("translate", {"text": ["where"], "beam_size": 1, "max_length": 161}, _number("translate", "max_length", 161)),
+        ("attention", {"text": ["w" * 100_001], "beam_size": 1}, _text("translate", "text", "w" * 100_001)),
+    ],
+}
+
+# signature -> inputs within the limits (the defaults of ``_call`` fill in the rest)
+ACCEPTED = {
+    "poetry": [("generate", {"prompt": ["明月", ""], "seed": [1, 2]}),
+               ("score", {"text": ["床前明月光，疑是地上霜。"]}),
+               ("unknown_characters", {"text": ["明月", "X"]})],
+    "sentiment": [("serving_default", {"text": ["good film", "the bad"]}), ("classify", {"inputs": [_example("good")]}),
+                  ("words", {"text": ["the film", "good"]})],
+    "fill": [("serving_default", {"text": ["床前□月光", "□前明月光，疑是地上□。"]}),
+             ("fill", {"text": ["明□"], "top_k": 3})],
+    "caption": [("serving_default", {"image": [png_4x3()]}),
+                ("caption", {"image": [png_4x3(), png_4x3()], "beam_size": [2, 2]}),
+                ("caption_pixels", {"pixels": np.zeros([2, 8, 8, 3], np.uint8), "beam_size": [1, 1]})],
+    "forecast": [("serving_default", {"history": np.arange(16, dtype=np.float32).reshape(2, 8)})],
+    "translate": [("translate", {"text": ["where is the station ?"], "beam_size": 2, "max_length": 0}),
+                  ("tokenize", {"text": ["where", ""]})],
+}
+
+DEFAULTS = {"poetry": {"generate": {"form": "", "acrostic": "", "temperature": 0.8, "top_k": 0, "top_p": 0.9,
+                                    "seed": 1, "max_length": 16, "rhyme": "", "metre": "", "prompt": "明"}}}
+
+
+def _call(loaded, signature, inputs):
+    fn = loaded.signatures[signature]
+    specs = fn.structured_input_signature[1]
+    given = dict(inputs)
+    rows = max((len(v) for v in given.values() if np.ndim(v) >= 1), default=1)
+    for name, value in DEFAULTS.get(loaded.app, {}).get(signature, {}).items():
+        given.setdefault(name, [value] * rows)
+    return {k: v.numpy() for k, v in fn(**{k: tf.constant(v, specs[k].dtype) for k, v in given.items()}).items()}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """app -> (the export with its graph checks, the same model exported without them)."""
+    root = tmp_path_factory.mktemp("graph_limits")
+    out = {}
+    for app in sorted(TINY_RESULTS):
+        fields, kwargs = TINY_RESULTS[app]()
+        checked = base.TrainResult(fields, app=app).export(str(root / "checked" / app), **kwargs)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(graph_limits, "checked", lambda lim, check_batch=True, **inputs: dict(inputs))
+            plain = base.TrainResult(fields, app=app).export(str(root / "plain" / app), **kwargs)
+        out[app] = (checked, plain)
+    return out
+
+
+_LOADED = {}
+
+
+def _loaded(exports, app, which=0):
+    """The export (0: with the checks, 1: without), loaded once."""
+    if (app, which) not in _LOADED:
+        loaded = tf.saved_model.load(exports[app][which])
+        loaded.app = app
+        _LOADED[app, which] = loaded
+    return _LOADED[app, which]
+
+
+@pytest.mark.parametrize("app, case", [(app, i) for app in sorted(REFUSED) for i in range(len(REFUSED[app]))])
+def test_the_graph_refuses_what_the_command_refuses_in_its_words(exports, app, case):
+    signature, inputs, words = REFUSED[app][case]
+    loaded = _loaded(exports, app)
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        _call(loaded, signature, inputs)
+    assert graph_limits.message(e.value) == words
+
+
+@pytest.mark.parametrize("app", sorted(ACCEPTED))
+def test_inputs_within_the_limits_give_what_they_gave_without_the_checks(exports, app):
+    checked, plain = _loaded(exports, app), _loaded(exports, app, 1)
+    for signature, inputs in ACCEPTED[app]:
+        got, before = _call(checked, signature, inputs), _call(plain, signature, inputs)
+        assert sorted(got) == sorted(before)
+        for k in got:
+            np.testing.assert_array_equal(got[k], before[k], err_msg=f"{app} {signature} {k}")
+
+
+def test_signatures_keep_their_inputs_and_outputs(exports):
+    for app in exports:
+        a, b = _loaded(exports, app), _loaded(exports, app, 1)
+        assert sorted(a.signatures) == sorted(b.signatures)
+        for name in a.signatures:
+            assert a.signatures[name].structured_input_signature == b.signatures[name].structured_input_signature
+            assert a.signatures[name].structured_outputs == b.signatures[name].structured_outputs
+
+
+@pytest.mark.parametrize("value, text", [(0.1, "0.1"), (-1.0, "-1.0"), (20000.0, "20000.0"), (1.5e-05, "1.5e-05"),
+                                         (float("inf"), "inf"), (1e20, "1e+20"), (12.25, "12.25")])
+def test_numbers_are_written_as_python_writes_the_number_typed(value, text):
+    assert str(value) == text
+    assert graph_limits._formatted(tf.constant(value, tf.float32), "").numpy().decode() == text
+
+
+@pytest.mark.parametrize("n", [0, 7, 999, 1000, 65_536, 12_345_678, 2**62])
+def test_thousands_are_grouped_as_python_groups_them(n):
+    assert graph_limits._formatted(tf.constant(n, tf.int64), ",").numpy().decode() == f"{n:,}"
+
+
+def test_rnn_apps_serve_still_refuses_first_with_a_400(exports, tmp_path):
+    """The server checks in Python before the model runs; the graph's checks change nothing there. (The
+    tiny models do not know the characters and words of the exports' warm-up requests: no warm-up.)"""
+    import shutil
+
+    from rnn_apps.serve import make_server
+
+    for app in ("poetry", "sentiment", "fill", "caption", "forecast"):
+        shutil.copytree(exports[app][0], tmp_path / "m" / app / "1")
+    srv = make_server(str(tmp_path / "m"), host="127.0.0.1", port=0, poll_seconds=0, warmup=False)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.base = f"http://127.0.0.1:{srv.port}"
+    try:
+        cases = [
+            ("poetry", {"instances": ["春"] * 65}, _batch("poetry", 65)),
+            ("poetry", {"signature_name": "generate", "instances": [
+                {**DEFAULTS["poetry"]["generate"], "temperature": -1.0}]}, _number("poetry", "temperature", -1.0)),
+            ("sentiment", {"instances": ["good", "  "]}, _text("sentiment", "text", "  ", 1)),
+            ("fill", {"instances": ["月" * 512 + "□"]}, _text("fill", "text", "月" * 512 + "□")),
+            ("fill", {"signature_name": "fill", "inputs": {"text": ["床□"], "top_k": 60}},
+             _number("fill", "top_k", 60)),
+            ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]},
+             _refusal(limits.check_megapixels, L["caption"], "image", 12000, 12000)),
+            ("caption", {"signature_name": "caption", "inputs": {
+                "image": [{"b64": base64.b64encode(png_4x3()).decode()}], "beam_size": [20_000]}},
+             _number("caption", "beam_size", 20_000)),
+            ("forecast", {"instances": [[1.0] * 5 + [float("nan")]]}, None),
+        ]
+        for model, body, words in cases:
+            status, err = predict(srv, model, body)
+            assert status == 400, (model, body, err)
+            if words is not None:
+                assert err["error"] == words, (model, err)
+    finally:
+        srv.shutdown()
+        t.join(10)
+
+
+def test_merged_batches_and_chunks_stay_within_the_models_examples_per_request():
+    """The graph refuses more than its app's max_batch: the server merges and cuts requests within it."""
+    from rnn_apps.serving.batching import Deadline, Scheduler, SchedulerConfig
+
+    seen = []
+    sched = Scheduler(SchedulerConfig(max_batch_size=64, batch_timeout=0.2, light_rows=64, light_bytes=1 << 20),
+                      on_batch=lambda model, n: seen.append(n))
+
+    def run(a):
+        return {"y": a["x"] * 2}
+
+    threads = [threading.Thread(target=lambda: sched.run(("m",), "m", run, {"x": np.arange(3)}, Deadline(60),
+                                                         max_rows=4)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    out = sched.run(("m",), "m", run, {"x": np.arange(10)}, Deadline(60), large=True, max_rows=4)
+    np.testing.assert_array_equal(out["y"], np.arange(10) * 2)
+    assert seen and max(seen) <= 4, seen
