@@ -41,7 +41,7 @@ def card(app, model_dir, out_path, inputs, as_json):
     \b
     Examples:
       rnn-apps card poetry
-      rnn-apps card forecast --model models/forecast/1 --json
+      rnn-apps card forecast --model models/forecast/2 --json
       rnn-apps card poetry -i run_dir=runs/poetry -i data=../shared/data/tang-poems.jsonl.gz
     """
     with quiet_tensorflow():

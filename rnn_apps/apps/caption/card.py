@@ -42,11 +42,11 @@ INPUTS = {
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
-    6990976915767999355: [  # caption-shapes 1
+    10853925235603504022: [  # caption-shapes 2 (version 1's weights; measured on version 1)
         ("exact_match", "Exact match, greedy (1,000 fresh scenes)", 0.971),
         ("bleu", "BLEU-4, greedy", 0.9935),
     ],
-    1757087164831218322: [  # caption 2
+    17385651608240775601: [  # caption 3 (version 2's weights; measured on version 2)
         ("bleu", "BLEU-4 ×100, beam 5 (1,000 Flickr8k dev photos)", 20.2),
         ("cider", "CIDEr-D ×100, beam 5", 47.0),
         ("bleu", "BLEU-4 ×100, greedy", 17.1),

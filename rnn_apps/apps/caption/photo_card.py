@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 # What each version of models/caption changed, for the card's "Versions" section.
 CHANGELOG = {
     1: "the first photo model (Flickr8k, MobileNetV2 from TFLite). Earlier versions of `models/caption/` described "
-       "synthetic scenes only; that model is now `models/caption-shapes/1`.",
+       "synthetic scenes only; that model is now `models/caption-shapes`.",
     2: "the same training run, its weights averaged over its three epochs of least validation loss (5, 6 and 7) "
        "instead of epoch 5 alone: on the dev photos at beam 5, BLEU-4 19.8 → 20.2 and CIDEr-D 46.8 → 47.0; stored "
        "as float16 (15 MB instead of 28; the float32 export of the same weights scored 20.2 and 47.1).",
