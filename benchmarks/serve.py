@@ -182,6 +182,9 @@ def main(argv=None) -> int:
                     help="server-side batching setting(s) to measure")
     ap.add_argument("--only", nargs="+", default=None, help="only these models")
     ap.add_argument("--max-batch-size", type=int, default=8, help="the server's --max-batch-size")
+    ap.add_argument("--batch-threads", type=int, default=0,
+                    help="the server's --batch-threads (0: one per CPU core, the server's default)")
+    ap.add_argument("--batch-timeout-ms", type=float, default=5.0, help="the server's --batch-timeout-ms")
     args = ap.parse_args(argv)
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.batching]
 
@@ -235,7 +238,8 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     """Measure every model with batching on or off, appending table rows; False if there is none."""
     from rnn_apps.serve import make_server
 
-    server = make_server(models_dir, port=0, enable_batching=batching, max_batch_size=args.max_batch_size)
+    server = make_server(models_dir, port=0, enable_batching=batching, max_batch_size=args.max_batch_size,
+                         batch_threads=args.batch_threads, batch_timeout=args.batch_timeout_ms / 1000)
     names = [n for n in server.registry.names() if args.only is None or n in args.only]
     if not names:
         print(f"no models under {models_dir!r} (<name>/<version>/saved_model.pb); try --toy", file=sys.stderr)
@@ -244,7 +248,8 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'} "
-          f"(max batch {args.max_batch_size}); "
+          f"(max batch {args.max_batch_size}, batch threads {args.batch_threads or os.cpu_count()}, "
+          f"batch timeout {args.batch_timeout_ms:g} ms); "
           f"{args.seconds:g}s per measurement, clients {args.clients}, {os.cpu_count()} CPU(s)")
     tag = "on" if batching else "off"
     try:
