@@ -18,12 +18,13 @@ from rnn_apps.cli.common import (
 
 
 def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_penalty=None,
-                coverage_penalty=None) -> str:
+                coverage_penalty=None, card: bool = True) -> str:
     from rnn_apps.apps.translate import export
 
     penalties = {"length_penalty": export.LENGTH_PENALTY if length_penalty is None else length_penalty,
                  "coverage_penalty": export.COVERAGE_PENALTY if coverage_penalty is None else coverage_penalty}
-    return with_card("translate", export.export_translate(
+    write = with_card if card else (lambda app, path: path)
+    return write("translate", export.export_translate(
         r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}), app_dir, version,
         default_beam=default_beam, **penalties,
         summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats", "step", "stopped_early")}))
@@ -287,6 +288,9 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 
 @click.command("translate")
 @options.run_dir(None, "The training run to export.")
+@click.option("--from-model", "from_model", default=None,
+              help="Instead of a run: an exported translator, whose weights are exported again with this "
+                   "version's graph (its decoding settings kept unless given here).")
 @click.option("--export", "export_dir", default=None,
               help="App directory to export to, as its next version (default: models/translate, or "
                    "models/translate-zh-en for a zh-en model).")
@@ -299,25 +303,43 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 @click.option("--coverage-penalty", type=click.FloatRange(0, 5), default=None,
               help="β of the beam's coverage penalty β Σ log min(attention received, 1) (default 0.2; 0: none).")
 @friendly_errors
-def export_translate_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, length_penalty,
+def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, as_json, default_beam, length_penalty,
                          coverage_penalty):
-    """Export the translator of RUN_DIR to APP_DIR/<version>/.
+    """Export the translator of RUN_DIR (or of another export) to APP_DIR/<version>/.
 
     \b
     Examples:
       rnn-apps export translate --run-dir runs/translate --export models/translate
       rnn-apps export translate --run-dir runs/translate-none --export runs/translate-none/models/translate --default-beam 1
+      rnn-apps export translate --from-model models/translate-zh-en/1 --export models/translate-zh-en
     """
-    if not run_dir:
-        raise click.UsageError("Give --run-dir, the training run to export.")
+    if (run_dir is None) == (from_model is None):
+        raise click.UsageError("Give one of --run-dir (a training run) or --from-model (an exported translator).")
     options.export_dir_for(export_dir, models_root, "translate")  # refuses both spellings before the model loads
     from rnn_apps.apps.translate import task
 
-    model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
-    result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg, "truecase": truecase}
+    if from_model:
+        from rnn_apps.apps.translate.export import load_config, load_exported_model
+        from rnn_apps.export import resolve_model_dir
+
+        from_model = resolve_model_dir(from_model)
+        model, src_vocab, tgt_vocab, cfg, truecase = load_exported_model(from_model)
+        meta = load_config(from_model)
+        decoding = meta.get("decoding", {})
+        beam_given = click.get_current_context().get_parameter_source("default_beam") != click.core.ParameterSource.DEFAULT
+        default_beam = default_beam if beam_given else decoding.get("default_beam", default_beam)
+        length_penalty = decoding.get("length_penalty") if length_penalty is None else length_penalty
+        coverage_penalty = decoding.get("coverage_penalty") if coverage_penalty is None else coverage_penalty
+        result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
+                  "truecase": truecase, **(meta.get("summary") or {})}
+    else:
+        model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
+        result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
+                  "truecase": truecase}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
+    # a re-export keeps the app's card: its training facts are not in the exported model to write it again
     echo_exported(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
-                              length_penalty, coverage_penalty), as_json)
+                              length_penalty, coverage_penalty, card=not from_model), as_json)
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
