@@ -573,3 +573,30 @@ def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_pat
     r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(tmp_path / "nope.tsv"), "--model", tiny_model,
                             "--run-dir", str(tmp_path / "run2")])
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output
+
+
+def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_model, tmp_path):
+    """`export translate --from-model`: the same weights, decoding settings and translations, no card written."""
+    import json
+
+    import tensorflow as tf
+
+    from rnn_apps.cli import cli
+
+    r = runner.invoke(cli, ["export", "translate", "--from-model", tiny_model, "--export", str(tmp_path / "translate"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    new_dir = json.loads(r.output)["exported"]
+    assert not os.path.exists(tmp_path / "translate" / "README.md")
+    meta = [json.load(open(os.path.join(d, "assets.extra", "translate.json"), encoding="utf-8"))
+            for d in (tiny_model, new_dir)]
+    assert meta[1]["decoding"] == meta[0]["decoding"] and meta[1]["config"] == meta[0]["config"]
+    old, new = tf.saved_model.load(tiny_model), tf.saved_model.load(new_dir)
+    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(old.model_weights, new.model_weights))
+    texts = tf.constant(["I love you.", "Tom likes tea.", "Good night."])
+    for beam in (1, 3):
+        a, b = (m.signatures["translate"](text=texts, beam_size=tf.constant(beam), max_length=tf.constant(0))
+                for m in (old, new))
+        np.testing.assert_array_equal(a["translation"].numpy(), b["translation"].numpy())
+    r = runner.invoke(cli, ["export", "translate", "--from-model", tiny_model, "--run-dir", "x"])
+    assert r.exit_code == 2 and "one of --run-dir" in r.output

@@ -311,7 +311,7 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
     Examples:
       rnn-apps export translate --run-dir runs/translate --export models/translate
       rnn-apps export translate --run-dir runs/translate-none --export runs/translate-none/models/translate --default-beam 1
-      rnn-apps export translate --from-model models/translate-zh-en/1 --export models/translate-zh-en
+      rnn-apps export translate --from-model models/translate --export models-new/translate
     """
     if (run_dir is None) == (from_model is None):
         raise click.UsageError("Give one of --run-dir (a training run) or --from-model (an exported translator).")
