@@ -100,10 +100,13 @@ def test_same_dropout_masks_in_training(cell):
     dict(return_sequences=True, go_backwards=True, return_state=True),
 ])
 @pytest.mark.parametrize("initial", [False, True])
-def test_fused_lstm_training_path(settings, initial):
-    """In training an unmasked LSTM runs lstm_sequence (the backward pass written out): the outputs and the
-    gradients of the inputs, every weight and the initial states equal keras.layers.LSTM's (independent)."""
-    x, _ = _inputs(5)
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_lstm_training_path(settings, initial, masked):
+    """In training an LSTM runs lstm_sequence (the backward pass written out): the outputs and the gradients
+    of the inputs, every weight and the initial states equal keras.layers.LSTM's (independent), with and
+    without a mask (left and right padding)."""
+    x, mask = _inputs(5)
+    mask = tf.constant(mask) if masked else None
     builtin = keras.layers.LSTM(U, **settings)
     new = ProjectedRNN(LSTMCell(U, dropout=0.3), **settings)  # input dropout: same in training as the cell's own
     builtin.build((None, T, D))
@@ -125,7 +128,7 @@ def test_fused_lstm_training_path(settings, initial):
         x_t = tf.constant(x)
         with tf.GradientTape() as tape:
             tape.watch(x_t)
-            out = layer(x_t, training=training, initial_state=states)
+            out = layer(x_t, training=training, initial_state=states, mask=mask)
             outs = out if isinstance(out, (list, tuple)) else [out]
             loss = sum(tf.reduce_sum(o * (k + 1.5) * tf.cast(tf.range(o.shape[-1]) % 3 - 1, o.dtype))
                        for k, o in enumerate(outs))
@@ -139,6 +142,19 @@ def test_fused_lstm_training_path(settings, initial):
         run(new, training=False)
         assert not calls, "inference must keep keras.layers.RNN's loop"
     _assert_same(run(builtin, training=True), fused)
+
+
+def test_fused_lstm_bidirectional_masked_training():
+    """keras.layers.Bidirectional (zeros at masked steps) in training: the fused path equals the generic loop."""
+    x, mask = _inputs(7)
+    ref = keras.layers.Bidirectional(keras.layers.RNN(LSTMCell(U), return_sequences=True))
+    new = keras.layers.Bidirectional(ProjectedRNN(LSTMCell(U), return_sequences=True))
+    ref.build((None, T, D))
+    new.build((None, T, D))
+    rng = np.random.default_rng(7)
+    new.set_weights([rng.normal(scale=0.5, size=w.shape).astype("float32") for w in ref.weights])
+    ref.set_weights(new.get_weights())
+    _assert_same(_run(ref, x, mask, training=True), _run(new, x, mask, training=True))
 
 
 def test_fused_lstm_dropout_matches_generic_loop():

@@ -28,64 +28,98 @@ of ``keras.layers.RNN(LSTMCell)`` to float32 rounding (tests/test_projected_rnn.
 from __future__ import annotations
 
 
-def lstm_sequence(z_x, recurrent_kernel, h0, c0):
-    """Run the LSTM over projected inputs; return every step's h and the last c.
+def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask=False):
+    """Run the LSTM over projected inputs; return every step's output and the last states.
+
+    With a ``mask``, a masked step keeps the states of the step before and repeats the output of the step
+    before (zeros before the first unmasked step), or writes zeros with ``zero_output_for_mask``: the rules
+    of ``keras.layers.RNN``. Writing m_t for the mask, h~_t, c~_t for the cell's new states::
+
+        h_t = m_t h~_t + (1 - m_t) h_{t-1},   c_t likewise,   y_t = m_t h~_t + (1 - m_t) y_{t-1}  (y_{-1} = 0)
+
+    and the backward pass sends (1 - m_t) of each gradient on to step t-1 unchanged.
 
     Args:
         z_x: ``x_t W + b`` of every step, time-major: (time, batch, 4·units), gate blocks i | f | c | o.
         recurrent_kernel: U, (units, 4·units) in the same block order.
         h0, c0: Initial states, (batch, units) each.
+        mask: Optional (time, batch) booleans, True where a step is real.
+        zero_output_for_mask: Zeros, not the previous output, at masked steps.
 
     Returns:
-        ``(H, c_T)``: H (time, batch, units) holds h_1..h_T; c_T (batch, units) is the last cell state.
-        Both are differentiable with respect to every argument (backward pass above).
+        ``(Y, h_T, c_T)``: the outputs (time, batch, units) and the last states (batch, units); all
+        differentiable with respect to ``z_x``, ``recurrent_kernel``, ``h0`` and ``c0``.
     """
     import tensorflow as tf
+
+    masked = mask is not None
+    keep = (tf.cast(mask, z_x.dtype)[:, :, None] if masked
+            else tf.ones(tf.stack([tf.shape(z_x)[0], 1, 1]), z_x.dtype))  # (time, batch or 1, 1)
 
     @tf.custom_gradient
     def run(z_x, u, h0, c0):
         steps = tf.shape(z_x)[0]
         units = tf.shape(u)[0]
-        gates = tf.TensorArray(z_x.dtype, size=steps)
-        cells = tf.TensorArray(z_x.dtype, size=steps)
-        hidden = tf.TensorArray(z_x.dtype, size=steps)
+        arrays = [tf.TensorArray(z_x.dtype, size=steps) for _ in range(5)]  # gates, c~, h (carried), c, y
 
-        def forward(t, h, c, gates, cells, hidden):
+        def forward(t, h, c, y, gates, c_new_all, h_all, c_all, y_all):
             z_i, z_f, z_g, z_o = tf.split(z_x[t] + tf.matmul(h, u), 4, axis=-1)
             i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
-            c = f * c + i * g
-            h = o * tf.tanh(c)
-            return t + 1, h, c, gates.write(t, tf.concat([i, f, g, o], -1)), cells.write(t, c), hidden.write(t, h)
+            c_new = f * c + i * g
+            h_new = o * tf.tanh(c_new)
+            if masked:
+                m = keep[t]
+                h, c = m * h_new + (1.0 - m) * h, m * c_new + (1.0 - m) * c
+                y = m * h_new + (0.0 if zero_output_for_mask else (1.0 - m) * y)
+            else:
+                h, c, y = h_new, c_new, h_new
+            return (t + 1, h, c, y, gates.write(t, tf.concat([i, f, g, o], -1)), c_new_all.write(t, c_new),
+                    h_all.write(t, h), c_all.write(t, c), y_all.write(t, y))
 
-        _, _, c_last, gates, cells, hidden = tf.while_loop(
-            lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, gates, cells, hidden))
-        gates, cells, hidden = gates.stack(), cells.stack(), hidden.stack()
+        _, h_last, c_last, _, *arrays = tf.while_loop(
+            lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, tf.zeros_like(h0), *arrays))
+        gates, c_new_all, h_all, c_all, y_all = (a.stack() for a in arrays)
 
-        def grad(d_hidden, d_c_last):
-            if d_c_last is None:  # the caller used only H
-                d_c_last = tf.zeros_like(c0)
-            cells_prev = tf.concat([c0[None], cells[:-1]], 0)
+        def grad(d_y, d_h_last, d_c_last):
+            d_y = tf.zeros_like(y_all) if d_y is None else d_y
+            d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
+            d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
+            c_prev_all = tf.concat([c0[None], c_all[:-1]], 0)
             u_t = tf.transpose(u)
             d_z = tf.TensorArray(z_x.dtype, size=steps)
 
-            def backward(t, d_h_next, d_c_next, d_z):
+            def backward(t, d_h, d_c, d_y_carry, d_z):
+                # d_h, d_c: gradients reaching the carried states h_t, c_t; d_y_carry: the output y_t's share
+                # of later outputs (masked steps repeat it)
                 i, f, g, o = tf.split(gates[t], 4, axis=-1)
-                tanh_c = tf.tanh(cells[t])
-                d_h = d_hidden[t] + d_h_next
-                d_c = d_c_next + d_h * o * (1.0 - tanh_c * tanh_c)
-                dz = tf.concat([d_c * g * i * (1.0 - i), d_c * cells_prev[t] * f * (1.0 - f),
-                                d_c * i * (1.0 - g * g), d_h * tanh_c * o * (1.0 - o)], -1)
-                return t - 1, tf.matmul(dz, u_t), d_c * f, d_z.write(t, dz)
+                tanh_c = tf.tanh(c_new_all[t])
+                d_y_t = d_y[t] + d_y_carry
+                if masked:
+                    m = keep[t]
+                    d_h_new, d_c_new = m * (d_h + d_y_t), m * d_c
+                else:
+                    d_h_new, d_c_new = d_h + d_y_t, d_c
+                d_c_new = d_c_new + d_h_new * o * (1.0 - tanh_c * tanh_c)
+                dz = tf.concat([d_c_new * g * i * (1.0 - i), d_c_new * c_prev_all[t] * f * (1.0 - f),
+                                d_c_new * i * (1.0 - g * g), d_h_new * tanh_c * o * (1.0 - o)], -1)
+                d_h_prev, d_c_prev = tf.matmul(dz, u_t), d_c_new * f
+                if masked:
+                    d_h_prev += (1.0 - m) * d_h
+                    d_c_prev += (1.0 - m) * d_c
+                    d_y_carry = tf.zeros_like(d_y_t) if zero_output_for_mask else (1.0 - m) * d_y_t
+                else:
+                    d_y_carry = tf.zeros_like(d_y_t)
+                return t - 1, d_h_prev, d_c_prev, d_y_carry, d_z.write(t, dz)
 
-            _, d_h0, d_c0, d_z = tf.while_loop(
-                lambda t, *_: t >= 0, backward, (steps - 1, tf.zeros_like(h0), d_c_last, d_z))
+            _, d_h0, d_c0, _, d_z = tf.while_loop(
+                lambda t, *_: t >= 0, backward, (steps - 1, d_h_last, d_c_last, tf.zeros_like(h0), d_z))
             d_z = d_z.stack()
-            hidden_prev = tf.concat([h0[None], hidden[:-1]], 0)
+            h_prev_all = tf.concat([h0[None], h_all[:-1]], 0)
             # one product over all steps instead of one accumulation per step (see the module's docstring)
-            d_u = tf.matmul(tf.reshape(hidden_prev, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True)
+            d_u = tf.matmul(tf.reshape(h_prev_all, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True)
             return d_z, d_u, d_h0, d_c0
 
-        return (hidden, c_last), grad
+        return (y_all, h_last, c_last), grad
 
     # a read of the variable, outside `run`: tf.custom_gradient then sees a tensor, and the gradient
     # returned for it reaches the variable through the read

@@ -37,13 +37,13 @@ class ProjectedRNN(keras.layers.RNN):
         >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
     """
 
-    def _fused_lstm(self, mask, training) -> bool:
+    def _fused_lstm(self, training) -> bool:
         """Whether training runs :func:`rnn_apps.layers.lstm_sequence.lstm_sequence` (the LSTM's backward
-        pass written out; measured faster in benchmarks/train.py): an unmasked, not unrolled
-        ``rnn_apps.cells.LSTMCell`` with its default activations and no recurrent dropout, on TensorFlow.
-        Inference keeps the loop of ``keras.layers.RNN`` (the exported graphs stay as they were)."""
+        pass written out; measured faster in benchmarks/train.py): a not unrolled ``rnn_apps.cells.LSTMCell``
+        with its default activations and no recurrent dropout, on TensorFlow, masked or not. Inference keeps
+        the loop of ``keras.layers.RNN`` (the exported graphs stay as they were)."""
         cell = self.cell
-        return (training is True and mask is None and not self.unroll and type(cell) is LSTMCell
+        return (training is True and not self.unroll and type(cell) is LSTMCell
                 and keras.backend.backend() == "tensorflow"
                 and cell.activation is activations.tanh and cell.recurrent_activation is activations.sigmoid
                 and not 0.0 < cell.recurrent_dropout < 1.0)
@@ -59,13 +59,15 @@ class ProjectedRNN(keras.layers.RNN):
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
         projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))
-        if self._fused_lstm(mask, training):
-            if self.go_backwards:
-                projected = ops.flip(projected, axis=0)
-            hidden, c_last = lstm_sequence(projected, cell.recurrent_kernel.value, initial_state[0], initial_state[1])
-            return hidden[-1], ops.swapaxes(hidden, 0, 1), [hidden[-1], c_last]
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
+        if self._fused_lstm(training):
+            if self.go_backwards:
+                projected = ops.flip(projected, axis=0)
+                mask = None if mask is None else ops.flip(mask, axis=0)
+            outputs, h_last, c_last = lstm_sequence(projected, cell.recurrent_kernel.value, initial_state[0],
+                                                    initial_state[1], mask, self.zero_output_for_mask)
+            return outputs[-1], ops.swapaxes(outputs, 0, 1), [h_last, c_last]
 
         def step(x_proj, states):
             output, new_states = cell.step_projected(x_proj, states, training=training)
