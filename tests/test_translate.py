@@ -15,7 +15,8 @@ from standalone import run_script
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 PAIRS = os.path.join(FIXTURES, "pairs.tsv")
 TINY = dict(embedding_dim=16, encoder_units=16, decoder_units=24, attention_units=8, val_fraction=0.2, seed=3,
-            batch_size=8, source_min_count=1, target_min_count=1, learning_rate=1e-2, dropout=0.1)
+            batch_size=8, source_min_count=1, target_min_count=1, learning_rate=1e-2, dropout=0.1,
+            concat_share=0.0)  # the step counts below assume the corpus as it is (joins: test_corpus_with_joined_pairs)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -457,6 +458,25 @@ def test_concatenated_pairs():
     assert tdata.concatenated_pairs(src, tgt, 0.0, 3, 60, 80) == ([], [])
     with pytest.raises(ValueError, match="share must be in"):
         tdata.concatenated_pairs(src, tgt, 1.5, 3, 60, 80)
+
+
+def test_corpus_with_joined_pairs():
+    """Joined pairs add their share of training pairs, never validation pairs, and leave the vocabularies alone."""
+    from rnn_apps.apps.translate.task import DEFAULTS, prepare_corpus
+
+    base = prepare_corpus(PAIRS, {**DEFAULTS, **TINY})
+    joined = prepare_corpus(PAIRS, {**DEFAULTS, **TINY, "concat_share": 0.5})
+    n = base["stats"]["train_pairs"]
+    assert joined["stats"]["concatenated_pairs"] == round(0.5 * n) and base["stats"]["concatenated_pairs"] == 0
+    assert len(joined["train"]) == len(base["train"]) + round(0.5 * n)
+    assert len(joined["val"]) == len(base["val"])
+    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(joined["val"], base["val"]))
+    assert joined["source_vocab"].tokens == base["source_vocab"].tokens
+    assert joined["target_vocab"].tokens == base["target_vocab"].tokens
+    eos = base["source_vocab"].eos_id
+    # a joined source is two training sources, the first's <eos> dropped
+    longest = max(len(s) for s, _ in base["train"])
+    assert max(len(s) for s, _ in joined["train"]) > longest and all(s[-1] == eos for s, _ in joined["train"])
 
 
 @pytest.fixture(scope="module")

@@ -142,7 +142,7 @@ def _numbered(path: str, i: int) -> str:
                    "sides, so the model learns to carry unknown words into its output (default 0.25; 0: none).")
 @click.option("--concat-share", type=click.FloatRange(0, 1), default=None,
               help="Add this share of training pairs made by joining two random pairs, so the model learns to "
-                   "translate every clause of a longer sentence (default 0: none).")
+                   "translate every clause of a longer sentence (default 0.3; 0: none).")
 @click.option("--average-best", type=click.IntRange(0, 20), default=None,
               help="End with the mean of the weights of this many best epochs by validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")

@@ -46,7 +46,7 @@ DEFAULTS = dict(
     patience=3,
     seed=1234,
     placeholder_share=0.25,
-    concat_share=0.0,
+    concat_share=0.3,
     average_best=3,
 )
 
