@@ -107,13 +107,14 @@ def main():
     from collections import Counter
 
     from rnn_apps.apps.poetry import data as pdata
+    from rnn_apps.apps.poetry.fast import NumpyPoemModel
     from rnn_apps.apps.poetry.generate import PoemGenerator
     from rnn_apps.apps.poetry.prosody import Tables, check_poem
 
     t0 = time.perf_counter()
     tables = Tables.load()
     gen = PoemGenerator(args.model, engine="numpy")
-    npm = gen._numpy
+    npm = NumpyPoemModel(gen.model_dir, gen.meta)  # the NumPy engine's own scoring of the poems
     cfg = gen.meta["config"]
     result = {"model": gen.model_dir, "per_form": args.per_form, "seed": args.seed, "generated": {}, "examples": {}}
     for name, (rhyme, metre) in SETTINGS.items():
