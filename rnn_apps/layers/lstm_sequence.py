@@ -53,8 +53,7 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
     import tensorflow as tf
 
     masked = mask is not None
-    keep = (tf.cast(mask, z_x.dtype)[:, :, None] if masked
-            else tf.ones(tf.stack([tf.shape(z_x)[0], 1, 1]), z_x.dtype))  # (time, batch or 1, 1)
+    keep = tf.cast(mask, z_x.dtype)[:, :, None] if masked else None  # (time, batch, 1)
 
     @tf.custom_gradient
     def run(z_x, u, h0, c0):
