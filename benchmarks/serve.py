@@ -60,12 +60,11 @@ def build_toy_models(root: str) -> None:
     class Caption(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image")])
         def serve(self, image):
-            def one(b):
-                img = tf.io.decode_image(b, channels=3, expand_animations=False)
-                s = tf.shape(img)
-                return tf.strings.format("a {}x{} picture", (s[1], s[0]))
-
-            return {"caption": tf.map_fn(one, image, fn_output_signature=tf.string)}
+            # Each image is decoded, as a real caption model's first step; the caption gives its size.
+            size = tf.map_fn(lambda b: tf.shape(tf.io.decode_image(b, channels=3, expand_animations=False))[:2],
+                             image, fn_output_signature=tf.int32)
+            width, height = tf.strings.as_string(size[:, 1]), tf.strings.as_string(size[:, 0])
+            return {"caption": tf.strings.join(["a ", width, "x", height, " picture"])}
 
     for name, cls in (("poetry", Poetry), ("sentiment", Sentiment), ("translate", Translate),
                       ("caption", Caption)):

@@ -1,4 +1,5 @@
-"""The translation app: attention layer, tokenization, data, training/resume, export, decoding, CLI, BLEU."""
+"""The translation app with a tiny trained model: training/resume, export, decoding, library, CLI (its parts that
+need no model: test_translate_data.py)."""
 
 import json
 import os
@@ -11,12 +12,8 @@ from click.testing import CliRunner
 from interrupt import Stop, StopAt
 from rnn_apps.cli import cli
 from standalone import run_script
+from test_translate_data import PAIRS, TINY
 
-FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-PAIRS = os.path.join(FIXTURES, "pairs.tsv")
-TINY = dict(embedding_dim=16, encoder_units=16, decoder_units=24, attention_units=8, val_fraction=0.2, seed=3,
-            batch_size=8, source_min_count=1, target_min_count=1, learning_rate=1e-2, dropout=0.1,
-            concat_share=0.0)  # the step counts below assume the corpus as it is (joins: test_corpus_with_joined_pairs)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 
 
@@ -59,138 +56,6 @@ def module(tiny_run):
     return TranslateModule(r["model"], r["source_vocab"], r["target_vocab"], r["config"], r["truecase"])
 
 
-# ------------------------------------------------------------------------------------------ attention layer
-
-
-def _reference_attention(layer, q, v, mask):
-    """Step-by-step NumPy: e_ts = score(q_t, v_s), softmax over valid s, c_t = sum_s a_ts v_s."""
-    w = {x.name: np.asarray(x.numpy(), np.float64) for x in layer.weights}
-    B, T, _ = q.shape
-    S = v.shape[1]
-    ctx = np.zeros((B, T, v.shape[2]))
-    att = np.zeros((B, T, S))
-    for b in range(B):
-        for t in range(T):
-            e = np.zeros(S)
-            for s in range(S):
-                if layer.score == "additive":
-                    e[s] = w["score_vector"] @ np.tanh(q[b, t] @ w["query_kernel"] + v[b, s] @ w["key_kernel"] + w["bias"])
-                elif layer.score == "general":
-                    e[s] = q[b, t] @ w["kernel"] @ v[b, s]
-                else:
-                    e[s] = q[b, t] @ v[b, s]
-            if mask[b].any():
-                e = np.where(mask[b], e, -np.inf)
-                a = np.exp(e - e.max())
-                a /= a.sum()
-            else:  # no valid source step: uniform weights, not NaN
-                a = np.full(S, 1.0 / S)
-            att[b, t] = a
-            ctx[b, t] = a @ v[b]
-    return ctx, att
-
-
-@pytest.mark.parametrize("score,dq,units", [("additive", 5, 7), ("bahdanau", 6, 4), ("general", 5, None),
-                                            ("luong", 3, None), ("dot", 6, None)])
-def test_attention_matches_numpy_step_by_step(score, dq, units):
-    import keras
-
-    from rnn_apps.layers import GlobalAttention
-
-    rng = np.random.default_rng(0)
-    B, T, S, dv = 3, 4, 5, 6
-    q = rng.normal(size=(B, T, dq)).astype(np.float32)
-    v = rng.normal(size=(B, S, dv)).astype(np.float32)
-    mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0], [0, 0, 0, 0, 0]], bool)  # the last row has no valid step
-    layer = GlobalAttention(score, units=units)
-    ctx, att = layer(q, v, value_mask=mask)
-    ref_ctx, ref_att = _reference_attention(layer, q.astype(np.float64), v.astype(np.float64), mask)
-    np.testing.assert_allclose(np.asarray(att), ref_att, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(ctx), ref_ctx, rtol=1e-4, atol=1e-5)
-    assert np.asarray(att)[1, :, 2:].max() == 0.0
-    # One decoder step at a time, with precomputed keys, gives the same rows.
-    keys = layer.compute_keys(v)
-    c1, a1 = layer(q[:, 2], v, value_mask=mask, keys=keys)
-    np.testing.assert_allclose(np.asarray(a1), np.asarray(att)[:, 2], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(np.asarray(c1), np.asarray(ctx)[:, 2], rtol=1e-5, atol=1e-6)
-    # The config round-trips (and through Keras serialization).
-    clone = GlobalAttention.from_config(layer.get_config())
-    clone.build(q.shape, v.shape)
-    clone.set_weights(layer.get_weights())
-    np.testing.assert_allclose(np.asarray(clone(q, v, value_mask=mask)[1]), np.asarray(att), rtol=1e-6)
-    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert again.get_config() == layer.get_config()
-
-
-def test_attention_argument_errors():
-    from rnn_apps.layers import GlobalAttention
-
-    with pytest.raises(ValueError, match=r"`score` must be one of .*received 'cosine'"):
-        GlobalAttention("cosine")
-    with pytest.raises(ValueError, match="`units` is required for the additive"):
-        GlobalAttention("additive")
-    with pytest.raises(ValueError, match="same size; received 4 and 6"):
-        GlobalAttention("dot")(np.zeros((1, 2, 4), np.float32), np.zeros((1, 3, 6), np.float32))
-    with pytest.raises(ValueError, match="rank 3 .* received shape"):
-        GlobalAttention("general")(np.zeros((1, 2, 4), np.float32), np.zeros((3, 6), np.float32))
-
-
-# ------------------------------------------------------------------------------------------ text and data
-
-
-def test_tokenization_and_detokenization():
-    from rnn_apps.apps.translate.text import detokenize_py, tokenize_py
-
-    en = tokenize_py(["Don't touch Tom's dog!", "I'm 'happy', really.", "", "  "], "en")
-    assert en[0] == ["do", "n't", "touch", "tom", "'s", "dog", "!"]
-    assert en[1] == ["i", "'m", "'", "happy", "'", ",", "really", "."]
-    assert en[2] == [] and en[3] == []
-    assert tokenize_py(["我爱 你。", ""], "zh") == [["我", "爱", "你", "。"], []]
-    assert detokenize_py(en[0], "en", {"tom": "Tom"}) == "Don't touch Tom's dog!"
-    assert detokenize_py(["i", "love", "you", "."], "en", {"i": "I"}) == "I love you."
-    assert detokenize_py(["我", "爱", "你", "。"], "zh") == "我爱你。"
-    assert detokenize_py([], "en") == ""
-
-
-def test_pairs_loading_split_and_errors(tmp_path):
-    from rnn_apps.apps.translate import data as tdata
-
-    pairs = tdata.load_pairs(PAIRS)
-    # 我喜歡茶。 converted to simplified repeats an earlier pair: kept once
-    assert len(pairs) == 45 and pairs[0] == tdata.Pair("Hi.", "你好。")
-    assert pairs.count(tdata.Pair("I like tea.", "我喜欢茶。")) == 1
-    raw = tdata.load_pairs(PAIRS, normalize=False)
-    assert len(raw) == 46 and tdata.Pair("I like tea.", "我喜歡茶。") in raw
-    train, val = tdata.split_pairs(pairs, 0.2, 3)
-    assert (train, val) == tdata.split_pairs(pairs, 0.2, 3) and len(train) + len(val) == len(pairs)
-    assert not {p.en.lower() for p in train} & {p.en.lower() for p in val}  # both "I like tea." on one side
-    f = tmp_path / "three.tsv"
-    f.write_bytes("\ufeffHi.\t你好。\tCC-BY 2.0 (France) Attribution: tatoeba.org\n\nRun!\t跑！\n".encode())
-    assert [(p.en, p.zh) for p in tdata.load_pairs(str(f))] == [("Hi.", "你好。"), ("Run!", "跑！")]
-    f.write_text("Hi.\t你好。\nno tab here\n", encoding="utf-8")
-    with pytest.raises(tdata.TranslationDataError, match="line 2: expected 'english<TAB>chinese'"):
-        tdata.load_pairs(str(f))
-    with pytest.raises(FileNotFoundError, match="No such file"):
-        tdata.load_pairs(str(tmp_path / "nope.tsv"))
-    assert tdata.split_sentences("Hi. How are you? Fine!", "en") == ["Hi.", "How are you?", "Fine!"]
-    assert tdata.split_sentences("你好。你好吗？好", "zh") == ["你好。", "你好吗？", "好"]
-
-
-def test_pair_batches_resume_at_any_step():
-    from rnn_apps.apps.translate.data import PairBatches
-
-    rng = np.random.default_rng(1)
-    src = [rng.integers(4, 50, size=rng.integers(2, 9)) for _ in range(37)]
-    tgt = [np.concatenate([[2], rng.integers(4, 50, size=rng.integers(1, 9)), [3]]) for _ in range(37)]
-    plan = PairBatches(src, tgt, batch_size=8, seed=5)
-    full = [b for _, b in zip(range(13), plan.iterate(0))]
-    tail = [b for _, b in zip(range(6), plan.iterate(7))]
-    for a, b in zip(full[7:], tail):
-        np.testing.assert_array_equal(a[0][0], b[0][0])
-        np.testing.assert_array_equal(a[1], b[1])
-    (x, y_in), y_out, w = full[0]
-    assert (y_in[:, 0] == 2).all() and w.sum() == (y_out != 0).sum()
-    assert plan.steps_per_epoch == 5 and sum(len(b[1]) for b in full[:5]) == 37
 
 
 # ------------------------------------------------------------------------------------------ training and decoding
@@ -402,83 +267,6 @@ def test_evaluate_and_export_cli(runner, tiny_run, tiny_model):
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output
 
 
-# ------------------------------------------------------------------------------------------ BLEU
-
-
-def test_bleu_known_cases():
-    from rnn_apps.apps.translate.evaluate import corpus_bleu
-
-    assert corpus_bleu(["我爱你。"], ["我爱你。"], "zh")[0] == pytest.approx(100.0)
-    # all n-gram precisions 1, hypothesis 6 tokens against 8: BLEU = exp(1 - 8/6) = 71.65
-    score, sig = corpus_bleu(["a b c d e f"], ["a b c d e f g h"], "en")
-    assert score == pytest.approx(100 * np.exp(1 - 8 / 6), abs=1e-2) and "tok:13a" in sig
-    # 'zh' tokenization scores Chinese by character: the same 6-of-8 case
-    assert corpus_bleu(["我们喜欢音乐"], ["我们喜欢音乐。。"], "zh")[0] == pytest.approx(100 * np.exp(1 - 8 / 6), abs=1e-2)
-
-
-# ------------------------------------------------------------------------------------------ unknown words, names
-
-
-def test_name_table_and_placeholder_pairs():
-    from rnn_apps.apps.translate import data as tdata
-
-    english = [["tom", "is", "here", "."], ["i", "saw", "tom", "."], ["tom", "likes", "tea", "."],
-               ["boston", "is", "big", "."], ["i", "like", "boston", "."], ["go", "to", "boston", "."],
-               ["ask", "sam", "."], ["sam", "left", "."], ["i", "saw", "sam", "."]]
-    chinese = ["汤姆在这里。", "我看见了汤姆。", "汤姆喜欢茶。", "波士顿很大。", "我喜欢波士顿。", "去波士顿。",
-               "问他。", "他走了。", "我看见了山姆。"]  # "sam" has no steady rendering
-    truecase = {"tom": "Tom", "boston": "Boston", "sam": "Sam", "i": "I"}
-    table = tdata.name_table(english, chinese, truecase, min_count=3, min_share=0.8)
-    assert table == {"tom": "汤姆", "boston": "波士顿"}
-    zh_tokens = [list(z) for z in chinese]
-    src, tgt = tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=1.0, seed=0)
-    assert len(src) == 6
-    assert src[0] == ["<unk>", "is", "here", "."] and tgt[0] == ["<unk>", "在", "这", "里", "。"]
-    assert src[4] == ["i", "like", "<unk>", "."] and tgt[4] == ["我", "喜", "欢", "<unk>", "。"]
-    back_src, back_tgt = tdata.placeholder_pairs(zh_tokens, english, table, "zh-en", share=1.0, seed=0)
-    assert back_src == tgt and back_tgt == src
-    assert tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=0.0, seed=0) == ([], [])
-    with pytest.raises(ValueError, match="share must be in"):
-        tdata.placeholder_pairs(english, zh_tokens, table, "en-zh", share=1.5, seed=0)
-
-
-def test_concatenated_pairs():
-    """Joined pairs: two different pairs, source with source and target with target, within the limits."""
-    from rnn_apps.apps.translate import data as tdata
-
-    src = [[f"w{i}", "."] for i in range(20)]
-    tgt = [[f"z{i}", "。"] for i in range(20)]
-    new_src, new_tgt = tdata.concatenated_pairs(src, tgt, share=0.5, seed=3, max_source_len=60, max_target_len=80)
-    assert len(new_src) == len(new_tgt) == 10
-    for s, t in zip(new_src, new_tgt):
-        a, b = int(s[0][1:]), int(s[2][1:])
-        assert a != b and s == src[a] + src[b] and t == tgt[a] + tgt[b]
-    assert tdata.concatenated_pairs(src, tgt, 0.5, 3, 60, 80) == (new_src, new_tgt)  # seeded
-    assert tdata.concatenated_pairs(src, tgt, 0.5, 3, max_source_len=3, max_target_len=80) == ([], [])
-    assert tdata.concatenated_pairs(src, tgt, 0.0, 3, 60, 80) == ([], [])
-    with pytest.raises(ValueError, match="share must be in"):
-        tdata.concatenated_pairs(src, tgt, 1.5, 3, 60, 80)
-
-
-def test_corpus_with_joined_pairs():
-    """Joined pairs add their share of training pairs, never validation pairs, and leave the vocabularies alone."""
-    from rnn_apps.apps.translate.task import DEFAULTS, prepare_corpus
-
-    base = prepare_corpus(PAIRS, {**DEFAULTS, **TINY})
-    joined = prepare_corpus(PAIRS, {**DEFAULTS, **TINY, "concat_share": 0.5})
-    n = base["stats"]["train_pairs"]
-    assert joined["stats"]["concatenated_pairs"] == round(0.5 * n) and base["stats"]["concatenated_pairs"] == 0
-    assert len(joined["train"]) == len(base["train"]) + round(0.5 * n)
-    assert len(joined["val"]) == len(base["val"])
-    assert all(np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) for a, b in zip(joined["val"], base["val"]))
-    assert joined["source_vocab"].tokens == base["source_vocab"].tokens
-    assert joined["target_vocab"].tokens == base["target_vocab"].tokens
-    eos = base["source_vocab"].eos_id
-    # a joined source is two training sources, the first's <eos> dropped
-    longest = max(len(s) for s, _ in base["train"])
-    assert max(len(s) for s, _ in joined["train"]) > longest and all(s[-1] == eos for s, _ in joined["train"])
-
-
 @pytest.fixture(scope="module")
 def unk_module(tiny_run):
     """The tiny model with its output bias pushed to <unk>: it writes <unk> at every step until the bound."""
@@ -570,14 +358,15 @@ def test_evaluate_gives_scores_by_english_length(runner, tiny_model, tmp_path):
 
 
 def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_path):
-    """fine-tune translate: old ids and weights kept (learning rate 0), new words and characters appended."""
+    """fine-tune translate: old ids and weights kept (a learning rate too small to move float32 weights), new words
+    and characters appended."""
     from rnn_apps.apps.translate.export import load_exported_model
 
     data = tmp_path / "mine.tsv"
     data.write_text("Zorbu likes tea.\t佐布喜欢茶。\nZorbu has a dog.\t佐布有一只狗。\nI love Zorbu.\t我爱佐布。\n"
                     "Zorbu is my friend.\t佐布是我的朋友。\nThank you, Zorbu.\t谢谢你，佐布。\n", encoding="utf-8")
     r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(data), "--model", tiny_model, "--epochs", "1",
-                            "--learning-rate", "0", "--source-min-count", "1", "--target-min-count", "1",
+                            "--learning-rate", "1e-12", "--source-min-count", "1", "--target-min-count", "1",
                             "--val-fraction", "0.2", "--run-dir", str(tmp_path / "run"), "--out",
                             str(tmp_path / "out"), "--json"])
     assert r.exit_code == 0, r.output
@@ -588,8 +377,9 @@ def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_pat
     assert n_tgt.tokens[: len(b_tgt)] == b_tgt.tokens and "佐" in n_tgt.tokens[len(b_tgt):]
     assert res["stats"]["new_source_tokens"] == len(n_src) - len(b_src) > 0
     emb_old, emb_new = base.source_embedding.embeddings.numpy(), new.source_embedding.embeddings.numpy()
-    np.testing.assert_allclose(emb_new[: len(b_src)], emb_old)
-    np.testing.assert_allclose(new.logits.kernel.numpy()[:, : len(b_tgt)], base.logits.kernel.numpy())
+    np.testing.assert_allclose(emb_new[: len(b_src)], emb_old, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(new.logits.kernel.numpy()[:, : len(b_tgt)], base.logits.kernel.numpy(), rtol=1e-6,
+                               atol=1e-9)
     r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(tmp_path / "nope.tsv"), "--model", tiny_model,
                             "--run-dir", str(tmp_path / "run2")])
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output

@@ -145,6 +145,22 @@ def with_card(app: str, version_dir: str) -> str:
     return version_dir
 
 
+def train_and_report(train, *args, summarize, export_to=None, exporter=None, as_json: bool = False, **kwargs):
+    """The body of every ``train APP`` and ``fine-tune APP`` command.
+
+    Runs ``train(*args, verbose=..., **kwargs)`` (Keras progress on stderr under ``--json``), exports the result to
+    ``export_to`` when it is given (with ``exporter(result, export_to)``, by default :func:`export_trained`) and
+    prints ``summarize(result)``, with the exported version directory under ``"exported"``. Returns the result.
+    """
+    with progress_to_stderr(as_json):
+        result = train(*args, verbose=verbosity(), **kwargs)
+    summary = summarize(result)
+    if export_to:
+        summary["exported"] = (exporter or export_trained)(result, export_to)
+    report(summary, as_json)
+    return result
+
+
 def export_trained(result, app_dir: str, version=None, **kwargs) -> str:
     """Export a training result (:class:`rnn_apps.apps.base.TrainResult`) with its app's exporter to
     ``app_dir/<version>`` and write the app directory's model card; returns the version directory."""

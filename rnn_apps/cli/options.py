@@ -11,6 +11,8 @@ import os
 
 import click
 
+from rnn_apps.cli.common import FiniteFloatRange
+
 # The names of rnn_apps.cells.CELLS (that module imports Keras, which --help must not wait for; a test holds the
 # two equal).
 CELL_NAMES = ("lstm", "gru", "simple_rnn", "peephole_lstm", "coupled_lstm")
@@ -60,10 +62,29 @@ def model(app: str, help: str | None = None) -> callable:
                         help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
 
 
-def evaluation(app: str, splits: list, default: str, split_help: str, json_help: str) -> callable:
-    """The options of an ``evaluate`` command: ``--model``, ``--split`` (which part of the data) and ``--json``."""
-    return bundle(model(app), click.option("--split", type=click.Choice(splits), default=default, show_default=True,
-                                           help=split_help), as_json(json_help))
+def evaluation(app: str, data_help: str, splits: list, default: str, split_help: str, json_help: str,
+               data_type=None) -> callable:
+    """The options of an ``evaluate`` command: ``--data`` (required), ``--model``, ``--split`` (which part of the
+    data) and ``--json``."""
+    return bundle(click.option("--data", required=True, type=data_type, help=data_help), model(app),
+                  click.option("--split", type=click.Choice(splits), default=default, show_default=True,
+                               help=split_help), as_json(json_help))
+
+
+def beam(help: str) -> callable:
+    """``--beam N``: a decoder's beam width, 1 being greedy (the library checks the range, in the server's words)."""
+    return click.option("--beam", type=int, default=None, help=help)
+
+
+def call_batch(what: str, default: int = 32) -> callable:
+    """``--batch-size N`` of a command that runs a model: inputs per model call (not a training batch)."""
+    return click.option("--batch-size", type=click.IntRange(min=1), default=default, show_default=True,
+                        help=f"{what} per model call.")
+
+
+def plot_attention(help: str) -> callable:
+    """``--plot-attention OUT``: save a picture of the attention weights."""
+    return click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False), help=help)
 
 
 def export(default: str | None = None, example: str | None = None, old=(), help: str | None = None) -> callable:
@@ -79,18 +100,17 @@ def export(default: str | None = None, example: str | None = None, old=(), help:
                         show_default=bool(default), help=text)
 
 
-def export_target(app: str) -> callable:
-    """The ``--export APP_DIR`` of ``rnn-apps export APP`` (default models/APP), with the old ``--models ROOT``
-    (ROOT/APP) kept as a hidden alias: :func:`export_dir_for` reads the two."""
+def export_target(app: str, default: str | None = None) -> callable:
+    """The options that say where ``rnn-apps export APP`` writes: ``--export APP_DIR`` (``default`` says what it
+    is when not given; models/APP unless said), with the old ``--models ROOT`` (ROOT/APP) kept as a hidden alias
+    (:func:`export_dir_for` reads the two), ``--version`` and ``--json``."""
     return bundle(
         click.option("--export", "export_dir", default=None,
-                     help=f"App directory to export to, as its next version (default: models/{app})."),
-        click.option("--models", "models_root", default=None, hidden=True))
-
-
-version = click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next).")
-exported_json = click.option("--json", "as_json", is_flag=True,
-                             help="Print a JSON object with 'exported', the version directory written.")
+                     help=f"App directory to export to, as its next version (default: {default or f'models/{app}'})."),
+        click.option("--models", "models_root", default=None, hidden=True),
+        click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next)."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="Print a JSON object with 'exported', the version directory written."))
 
 
 def export_dir_for(export_dir: str | None, models_root: str | None, app: str) -> str:
@@ -171,3 +191,43 @@ def training(run: str, epochs_default: int, save: int | None = None, epochs_help
     if save is not None:
         opts += [save_every(save), tensorboard]
     return bundle(*opts)
+
+
+def learning_rate(default: float | None, help: str = "Adam's peak learning rate, cosine decay",
+                  defaults: dict | None = None, flag: str = "--learning-rate") -> callable:
+    """``--learning-rate``: a finite rate above 0 (NaN, 0 and negative rates are refused before any work).
+
+    With ``defaults`` (an app's settings) the option is ``None`` unless given and its help shows the app's default,
+    as :func:`setting`; else ``default`` is shown.
+    """
+    key = flag.lstrip("-").replace("-", "_")
+    if defaults is not None:
+        return click.option(flag, key, type=FiniteFloatRange(0, 10, min_open=True), default=None,
+                            help=help + default_of(defaults, key) + ".")
+    return click.option(flag, key, type=FiniteFloatRange(0, 10, min_open=True), default=default, show_default=True,
+                        help=help + ".")
+
+
+def fine_tuning(app: str, epochs_default: int, rate: float, rate_help: str = "Adam's peak learning rate, cosine decay",
+                export_option: callable | None = None, between=(), model_help: str | None = None) -> callable:
+    """The options every ``fine-tune APP`` command starts with: --model (the newest shipped model by default),
+    ``between`` (options of the app's own that belong next to --model), --export (``models-finetuned/APP`` unless
+    ``export_option`` says otherwise), --run-dir (``runs/APP-finetune``), --epochs, --resume, --strategy and
+    --learning-rate (``rate`` by default)."""
+    return bundle(
+        model(app, model_help or f"Start from this model (default: the newest shipped models/{app})."),
+        *between,
+        export_option or export(f"models-finetuned/{app}", old=("--out",)),
+        training(f"runs/{app}-finetune", epochs_default),
+        learning_rate(rate, rate_help),
+    )
+
+
+def val_fraction(defaults: dict, help: str) -> callable:
+    """``--val-fraction``: the share held out for validation, from 0 up to (not including) 1; NaN is refused."""
+    return setting("--val-fraction", defaults, help, FiniteFloatRange(0, 1, max_open=True))
+
+
+def min_count(defaults: dict, help: str, flag: str = "--min-count") -> callable:
+    """``--min-count N`` (or another ``flag``): how often a token must occur to join a vocabulary, at least 1."""
+    return setting(flag, defaults, help, click.IntRange(min=1))

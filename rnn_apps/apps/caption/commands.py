@@ -10,7 +10,7 @@ import click
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, progress_to_stderr, quiet_tensorflow, report, verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, quiet_tensorflow, train_and_report, with_card,
 )
 
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
@@ -28,16 +28,14 @@ def _attention_paths(out: str, n: int) -> list[str]:
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, the photo model; "
                    "models/caption-shapes describes synthetic scenes of coloured shapes).")
-@click.option("--beam", type=int, default=None,
-              help="Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
 @click.option("--translate-model", default=None,
               help="With --lang zh: the translation model directory (default: newest shipped models/translate).")
-@click.option("--batch-size", default=32, show_default=True, help="Images per model call.")
-@click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Save the attention over the image for each word as a grid of overlays (PNG); with several "
-                   "images OUT-1.png, OUT-2.png, ...")
+@options.call_batch("Images")
+@options.plot_attention("Save the attention over the image for each word as a grid of overlays (PNG); with several "
+                        "images OUT-1.png, OUT-2.png, ...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'image', 'caption', 'log_probability' ('caption_zh' with "
                    "--lang zh; 'words', 'attention' with --plot-attention).")
@@ -137,7 +135,7 @@ def _in_chinese(results: list, model_dir) -> list:
               help="Decoder output: a dense layer to the vocabulary (direct, default) or a deep output layer tied to "
                    "the word embedding (tied: far fewer weights for a large vocabulary).")
 @click.option("--dropout", type=float, default=None)
-@options.setting("--learning-rate", DEFAULTS, "Peak learning rate, cosine decay", float)
+@options.learning_rate(None, "Peak learning rate, cosine decay", DEFAULTS)
 @click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
 @click.option("--flip-prob", type=float, default=None,
               help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
@@ -149,9 +147,8 @@ def _in_chinese(results: list, model_dir) -> list:
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
 @options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", int)
 @options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", int)
-@options.setting("--min-count", DEFAULTS, "--data: rarest word kept in the vocabulary", int)
-@options.setting("--val-fraction", DEFAULTS,
-                 "--data without an official split: share of images held out", float)
+@options.min_count(DEFAULTS, "--data: rarest word kept in the vocabulary")
+@options.val_fraction(DEFAULTS, "--data without an official split: share of images held out")
 @click.option("--backbone", type=click.Choice(["mobilenet_v2"]), default=None,
               help="Use a keras.applications CNN as the encoder instead of the small one trained from scratch.")
 @click.option("--backbone-weights", default=None,
@@ -183,28 +180,31 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 
     if not resume and bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic.")
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, synthetic=synthetic, resume=resume, strategy=strategy,
-                            tensorboard=tensorboard, save_every=save_every, verbose=verbosity(), **settings)
-    summary = {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
-    if export_dir:
-        summary["exported"] = with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
-                                                                   result["synthetic"], export_dir))
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, exporter=_export,
+                     as_json=as_json, epochs=epochs, synthetic=synthetic, resume=resume, strategy=strategy,
+                     tensorboard=tensorboard, save_every=save_every, **settings)
+
+
+def _train_summary(result) -> dict:
+    return {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
+
+
+def _export(result, app_dir: str) -> str:
+    from rnn_apps.apps.caption import task
+
+    return with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
+                                                result["synthetic"], app_dir))
 
 
 @click.command("caption")
 @click.option("--data", required=True, type=click.Path(file_okay=False),
               help="Your captioned photos: a Flickr-style directory (Flickr8k.token.txt or captions.txt and the "
                    "images) or a COCO directory (captions_*.json and the images).")
-@options.model("caption", "Start from this model (default: the newest shipped models/caption).")
-@options.export("models-finetuned/caption", old=("--out",))
-@options.training("runs/caption-finetune", 5)
-@click.option("--learning-rate", type=float, default=3e-4, show_default=True)
-@options.setting("--min-count", DEFAULTS,
-                 "A word new to the model joins its vocabulary when your captions use it this often", int)
-@options.setting("--val-fraction", DEFAULTS,
-                 "Share of your images held out for validation when the set has no split of its own", float)
+@options.fine_tuning("caption", 5, 3e-4)
+@options.min_count(DEFAULTS, "A word new to the model joins its vocabulary when your captions use it this "
+                   "often")
+@options.val_fraction(DEFAULTS, "Share of your images held out for validation when the set has no split of its "
+                      "own")
 @options.setting("--batch-size", DEFAULTS, "Captions per batch", int)
 @options.seed(DEFAULTS)
 @options.as_json()
@@ -226,13 +226,9 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("caption")
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=verbosity(), learning_rate=learning_rate, seed=seed, **settings)
-    summary = {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
-    summary["exported"] = with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
-                                                               result["synthetic"], export_dir))
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, exporter=_export,
+                     as_json=as_json, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                     learning_rate=learning_rate, seed=seed, **settings)
 
 
 @click.command("caption")
@@ -245,8 +241,8 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
                    "'test': the set's official test split).")
 @click.option("--limit", type=int, default=None, help="--data: caption at most this many images.")
 @click.option("--examples", default=0, show_default=True, help="--data: also give the first N captions with their references.")
-@click.option("--beam", type=int, default=None, help="Beam width, 1 (greedy) to 16 (default: the model's).")
-@click.option("--batch-size", default=64, show_default=True)
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
+@options.call_batch("Images", 64)
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")
 @click.option("--json", "as_json", is_flag=True,
@@ -299,12 +295,7 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 
 @click.command("caption")
 @options.run_dir(None, "The training run to export.")
-@click.option("--export", "export_dir", default=None,
-              help="App directory to export to, as its next version (default: models/caption, or "
-                   "models/caption-shapes for a model of synthetic scenes).")
-@click.option("--models", "models_root", default=None, hidden=True)
-@options.version
-@options.exported_json
+@options.export_target("caption", "models/caption, or models/caption-shapes for a model of synthetic scenes")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
 @click.option("--average-best", type=click.IntRange(2, 20), default=None,

@@ -14,8 +14,8 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr,
-    quiet_tensorflow, report, show, verbosity,
+    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, quiet_tensorflow,
+    show, train_and_report,
 )
 
 
@@ -107,7 +107,7 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
 @options.cell(DEFAULTS)
 @options.setting("--dropout", DEFAULTS, "Dropout on the embedding and the context", float)
 @options.setting("--mask-rate", DEFAULTS, "Share of input characters replaced by <mask> in training", float)
-@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
 @options.setting("--tokens-per-batch", DEFAULTS, "Characters per batch", int)
 @options.seed(DEFAULTS)
 @options.export(example="models/fill")
@@ -128,17 +128,17 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
     """
     from rnn_apps.apps.fill import task
 
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=verbosity(), **settings)
-    summary = _train_summary(result)
-    if export_dir:
-        summary["exported"] = export_trained(result, export_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard, save_every=save_every,
+                     **settings)
 
 
 def _train_summary(result) -> dict:
     return {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
+
+
+def _fine_tune_summary(result) -> dict:
+    return {**_train_summary(result), "added_characters": "".join(result["added_characters"])}
 
 
 # ------------------------------------------------------------------------------------------- fine-tune
@@ -148,15 +148,10 @@ def _train_summary(result) -> dict:
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Your poems, as train fill reads them: chinese-poetry JSON (lines, .gz too) or UTF-8 text "
                    "(one poem a line, or poems separated by blank lines).")
-@options.model("fill", "Start from this model (default: the newest shipped models/fill).")
-@options.export("models-finetuned/fill")
-@options.training("runs/fill-finetune", 2)
-@click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=5e-4, show_default=True,
-              help="Adam's peak learning rate, cosine decay.")
-@options.setting("--min-count", DEFAULTS, "A character new to the model joins its vocabulary when your poems use "
-                 "it this often", click.IntRange(min=1))
-@options.setting("--val-fraction", DEFAULTS, "Share of your poems held out for validation",
-                 click.FloatRange(0, 1, max_open=True))
+@options.fine_tuning("fill", 2, 5e-4)
+@options.min_count(DEFAULTS, "A character new to the model joins its vocabulary when your poems use "
+                   "it this often")
+@options.val_fraction(DEFAULTS, "Share of your poems held out for validation")
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors
@@ -179,14 +174,9 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
     from rnn_apps.apps.fill import task
     from rnn_apps.paths import default_model_dir
 
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy,
-                            init_from=model_dir or default_model_dir("fill"), verbose=verbosity(),
-                            learning_rate=learning_rate, **settings)
-    summary = _train_summary(result)
-    summary["added_characters"] = "".join(result["added_characters"])
-    summary["exported"] = export_trained(result, export_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_fine_tune_summary, export_to=export_dir, as_json=as_json,
+                     epochs=epochs, resume=resume, strategy=strategy, init_from=model_dir or default_model_dir("fill"),
+                     learning_rate=learning_rate, **settings)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -201,7 +191,7 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
               help="'val': the model's validation poems (same seed and fraction as in training).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of the hidden characters.")
 @click.option("--limit", type=int, default=None, help="Only the first N poems (after the split).")
-@click.option("--batch-size", default=64, show_default=True)
+@options.call_batch("Poems", 64)
 @options.as_json("Print a JSON object with 'top1_accuracy', 'top5_accuracy'.")
 @friendly_errors
 def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
@@ -231,8 +221,6 @@ def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
 @click.command("fill")
 @options.run_dir(None, "The training run to export.")
 @options.export_target("fill")
-@options.version
-@options.exported_json
 @friendly_errors
 def export_fill_cmd(run_dir, export_dir, models_root, version, as_json):
     """Export the fill model of RUN_DIR to APP_DIR/<version>/.

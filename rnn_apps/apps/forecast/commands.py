@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow, verbosity,
+    echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -71,11 +71,6 @@ _OUTPUTS = options.bundle(
                  help="Write the forecast to this CSV (step, time when known, value)."))
 
 
-def _learning_rate(default: float):
-    return click.option("--learning-rate", type=FiniteFloatRange(0, 10, min_open=True), default=default,
-                        show_default=True, help="Adam's peak rate (cosine decay).")
-
-
 @click.command("forecast")
 @click.option("--data", "data_path", default=None, type=click.Path(dir_okay=False),
               help="A UTF-8 CSV with a header row. Default: the built-in demo series (30 days of hourly values).")
@@ -91,7 +86,7 @@ def _learning_rate(default: float):
 @click.option("--units", type=click.IntRange(min=1), default=DEFAULTS["units"], show_default=True, help="Units of the cell.")
 @options.epochs(15, "Training epochs.")
 @_BATCH_SIZE
-@_learning_rate(DEFAULTS["learning_rate"])
+@options.learning_rate(DEFAULTS["learning_rate"])
 @_VAL_FRACTION
 @_SEASON
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
@@ -206,11 +201,8 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
               help="Your series: a UTF-8 CSV with a header row, as rnn-apps forecast reads it.")
 @_COLUMN
 @_TIME_COLUMN
-@options.model("forecast", "Start from this model (default: the newest shipped models/forecast).")
-@options.export("models-finetuned/forecast")
-@options.training("runs/forecast-finetune", 8)
+@options.fine_tuning("forecast", 8, 3e-3)
 @_BATCH_SIZE
-@_learning_rate(3e-3)
 @_VAL_FRACTION
 @_SEASON
 @options.seed(DEFAULTS)

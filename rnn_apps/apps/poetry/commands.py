@@ -11,8 +11,7 @@ from rnn_apps import limits  # the server's ranges and messages
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, progress_to_stderr, report, show,
-    verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, gather_texts, show, train_and_report, with_card,
 )
 
 
@@ -145,12 +144,12 @@ def _train_summary(result: dict) -> dict:
 @options.setting("--layers", DEFAULTS, "Recurrent layers", int, key="num_layers")
 @options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
 @options.setting("--dropout", DEFAULTS, "Dropout", float)
-@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
 @options.setting("--tokens-per-batch", DEFAULTS, "Tokens per batch", int)
 @options.setting("--script", DEFAULTS, "Script the corpus is converted to", click.Choice(["simplified", "traditional"]))
 @options.seed(DEFAULTS)
-@options.setting("--min-count", DEFAULTS, "Rarest character kept in the vocabulary", int)
-@options.setting("--val-fraction", DEFAULTS, "Share of poems held out for validation", float)
+@options.min_count(DEFAULTS, "Rarest character kept in the vocabulary")
+@options.val_fraction(DEFAULTS, "Share of poems held out for validation")
 @options.export(example="models/poetry")
 @options.as_json()
 @friendly_errors
@@ -165,50 +164,49 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
     """
     from rnn_apps.apps.poetry import task
 
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=verbosity(), **settings)
-    summary = _train_summary(result)
-    if export_dir:
-        summary["exported"] = export_trained(result, export_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard, save_every=save_every,
+                     **settings)
 
 
 @click.command("poetry")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="Your poems: UTF-8 text, one a line or blank-line separated.")
-@options.model("poetry", "Start from this model (default: the newest shipped models/poetry).")
-@options.export("models-finetuned/poetry", old=("--out",))
-@options.training("runs/poetry-finetune", 3)
-@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+              help="Your poems: chinese-poetry JSON (lines, .gz too) or UTF-8 text (one poem a line, or poems "
+                   "separated by blank lines).")
+@options.fine_tuning("poetry", 3, 5e-4)
+@options.min_count(DEFAULTS, "A character new to the model joins its vocabulary when your poems use it this often")
+@options.val_fraction(DEFAULTS, "Share of your poems held out for validation")
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors
-def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json):
-    """Fine-tune the poem model on your text; new characters get new embedding rows.
+def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, as_json,
+                     **settings):
+    """Fine-tune the poem model on your poems; new characters get new embedding rows.
+
+    The model keeps its network and the ids of the characters it knows; the characters of your poems it
+    does not know, used at least --min-count times, are appended with new rows.
 
     \b
     Examples:
-      rnn-apps fine-tune poetry --data my_poems.txt
+      rnn-apps fine-tune poetry --data my_poems.txt --min-count 1
       rnn-apps generate-poem --model models-finetuned/poetry
+      rnn-apps fine-tune poetry --data my_poems.txt --run-dir runs/poetry-finetune --resume
     """
     from rnn_apps.apps.poetry import task
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("poetry")
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=verbosity(), learning_rate=learning_rate, seed=seed, val_fraction=0.1)
-    summary = _train_summary(result)
-    summary["exported"] = export_trained(result, export_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     epochs=epochs, resume=resume, strategy=strategy, init_from=base, learning_rate=learning_rate,
+                     **settings)
 
 
 @click.command("poetry")
-@click.option("--data", required=True, type=click.Path(dir_okay=False))
-@options.evaluation("poetry", ["all", "val", "train"], "all",
+@options.evaluation("poetry", "The poem corpus: chinese-poetry JSON (lines, .gz too) or UTF-8 text.",
+                    ["all", "val", "train"], "all",
                     "'val' is the model's own validation split of its training corpus (same seed and fraction).",
-                    "Print a JSON object with 'bits_per_char', 'poems', 'tokens', 'unknown_characters'.")
+                    "Print a JSON object with 'bits_per_char', 'poems', 'tokens', 'unknown_characters'.",
+                    data_type=click.Path(dir_okay=False))
 @friendly_errors
 def evaluate_poetry(data, model_dir, split, as_json):
     """Bits per character of the poem model on a corpus (same cleaning and script as training).
@@ -231,8 +229,6 @@ def evaluate_poetry(data, model_dir, split, as_json):
               help="Instead of a run: an exported poem model, whose weights are exported again with this version's "
               "graph (e.g. to gain rhyme and metre).")
 @options.export_target("poetry")
-@options.version
-@options.exported_json
 @friendly_errors
 def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_json):
     """Export the poem model of RUN_DIR (or of another export) to APP_DIR/<version>/.

@@ -127,8 +127,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
             cfg[k] = base["config"][k]
     t0 = time.time()
     if base is not None:
-        # Fine-tuning: keep every old id, add the new corpus's characters after them.
-        poems.grow_vocabulary(vocab, data_path, cfg, min_count=1, verbose=run.verbose)
+        # Fine-tuning: keep every old id, add the new corpus's characters (used at least min_count times) after them.
+        poems.grow_vocabulary(vocab, data_path, cfg, min_count=cfg["min_count"], verbose=run.verbose)
     vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
     if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "

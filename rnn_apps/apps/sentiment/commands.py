@@ -8,8 +8,7 @@ import click
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, gather_texts, progress_to_stderr, quiet_tensorflow, report, show,
-    verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, gather_texts, quiet_tensorflow, show, train_and_report, with_card,
 )
 
 
@@ -18,7 +17,7 @@ from rnn_apps.cli.common import (
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one review a line ('-': standard input). May be repeated.")
 @options.model("sentiment")
-@click.option("--batch-size", default=32, show_default=True, help="Reviews per model call.")
+@options.call_batch("Reviews")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'label', 'probability' (of positive), 'words', 'truncated'.")
 @friendly_errors
@@ -81,7 +80,7 @@ def _train_summary(result: dict) -> dict:
 _DATA = ("aclImdb directory or .tar.gz (its train split; train/unsup feeds --pretrain-epochs), "
          "tfds:imdb_reviews (downloads), or a CSV/TSV of text,label.")
 _BATCH = options.setting("--batch-size", DEFAULTS, "Reviews per batch", int)
-_VAL_FRACTION = options.setting("--val-fraction", DEFAULTS, "Share of each class held out for validation", float)
+_VAL_FRACTION = options.val_fraction(DEFAULTS, "Share of each class held out for validation")
 _LAYER_LR_DECAY = options.setting(
     "--layer-lr-decay", DEFAULTS, "Discriminative fine-tuning (ULMFiT): each layer below the classifier head learns "
     "at 1/D of the rate of the layer above (1: one rate for all)", float)
@@ -111,8 +110,8 @@ _VAL_SPLIT = options.setting(
 @options.setting("--max-len", DEFAULTS, "Words read per review; longer ones keep the first quarter and the last "
                  "three quarters", int)
 @options.setting("--dropout", DEFAULTS, "Dropout between layers and before the classifier", float)
-@options.setting("--learning-rate", DEFAULTS, "Classifier peak learning rate", float)
-@options.setting("--pretrain-learning-rate", DEFAULTS, "Language-model learning rate", float)
+@options.learning_rate(None, "Classifier peak learning rate", DEFAULTS)
+@options.learning_rate(None, "Language-model learning rate", DEFAULTS, flag="--pretrain-learning-rate")
 @_LAYER_LR_DECAY
 @_ADVERSARIAL
 @options.setting("--ngram-features", DEFAULTS, "N-gram branch: the most frequent n-grams kept (0: no branch). "
@@ -146,22 +145,15 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
     """
     from rnn_apps.apps.sentiment import task
 
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=verbosity(), **settings)
-    summary = _train_summary(result)
-    if export_dir:
-        summary["exported"] = _export(result, export_dir, run_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     exporter=lambda r, app_dir: _export(r, app_dir, run_dir), epochs=epochs, resume=resume,
+                     strategy=strategy, tensorboard=tensorboard, save_every=save_every, **settings)
 
 
 @click.command("sentiment")
 @click.option("--data", required=True,
               help="Your labelled reviews: a CSV/TSV of text,label (0/1/neg/pos), or an aclImdb tree.")
-@options.model("sentiment", "Start from this model (default: the newest shipped models/sentiment).")
-@options.export("models-finetuned/sentiment", old=("--out",))
-@options.training("runs/sentiment-finetune", 2)
-@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
+@options.fine_tuning("sentiment", 2, 5e-4, "The classifier's peak learning rate")
 @click.option("--pretrain-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="First continue the model's language-model training on your texts for N epochs.")
 @_BATCH
@@ -188,17 +180,14 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
     from rnn_apps.paths import default_model_dir
 
     base = model_dir or default_model_dir("sentiment")
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=verbosity(), **settings)
-    summary = _train_summary(result)
-    summary["exported"] = _export(result, export_dir, run_dir)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     exporter=lambda r, app_dir: _export(r, app_dir, run_dir), epochs=epochs, resume=resume,
+                     strategy=strategy, init_from=base, **settings)
 
 
 @click.command("sentiment")
-@click.option("--data", required=True, help="aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.")
-@options.evaluation("sentiment", ["test", "train", "val"], "test",
+@options.evaluation("sentiment", "aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.",
+                    ["test", "train", "val"], "test",
                     "'val' is the model's own validation split of the train split (same seed and fraction).",
                     "Print a JSON object with 'accuracy' and the confusion counts.")
 @friendly_errors
@@ -222,8 +211,6 @@ def evaluate_sentiment(data, model_dir, split, as_json):
 @click.command("sentiment")
 @options.run_dir(None, "The training run to export.")
 @options.export_target("sentiment")
-@options.version
-@options.exported_json
 @click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A Markdown file of your own for the model card's 'How this version was trained' section.")
 @friendly_errors

@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, gather_texts, progress_to_stderr, report, verbosity, with_card,
+    echo_exported, echo_json, friendly_errors, gather_texts, train_and_report, with_card,
 )
 
 
@@ -41,18 +41,16 @@ _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), defau
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
-@click.option("--beam", type=int, default=None,
-              help="Beam width (1: greedy). Default: the model's (see its model card).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).")
 @click.option("--max-length", type=int, default=None, help="Most tokens written per sentence (default: the model's bound).")
 @click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
               help="en-zh (English to Chinese, models/translate) or zh-en (Chinese to English, "
                    "models/translate-zh-en). Default: en-zh, or the direction of --model.")
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: the newest shipped model of --direction).")
-@click.option("--batch-size", default=32, show_default=True, help="Sentences per model call.")
-@click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False),
-              help="Save a heat map of the attention (source tokens against target tokens) of the first text "
-                   "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
+@options.call_batch("Sentences")
+@options.plot_attention("Save a heat map of the attention (source tokens against target tokens) of the first text "
+                        "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences'.")
 @friendly_errors
@@ -130,12 +128,11 @@ def _numbered(path: str, i: int) -> str:
 @options.setting("--decoder-units", DEFAULTS, "Decoder units", int)
 @options.setting("--attention-units", DEFAULTS, "Hidden size of the Bahdanau score", int)
 @options.setting("--dropout", DEFAULTS, "Dropout", float)
-@options.setting("--learning-rate", DEFAULTS, "Adam's peak learning rate, cosine decay", float)
+@options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
 @options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
-@options.setting("--source-min-count", DEFAULTS, "Rarest source token kept in the vocabulary", int)
-@options.setting("--target-min-count", DEFAULTS, "Rarest target token kept in the vocabulary", int)
-@options.setting("--val-fraction", DEFAULTS,
-                 "Share of the source sentences held out for validation", float)
+@options.min_count(DEFAULTS, "Rarest source token kept in the vocabulary", "--source-min-count")
+@options.min_count(DEFAULTS, "Rarest target token kept in the vocabulary", "--target-min-count")
+@options.val_fraction(DEFAULTS, "Share of the source sentences held out for validation")
 @options.patience(DEFAULTS)
 @click.option("--placeholder-share", type=click.FloatRange(0, 1), default=None,
               help="Share of the training pairs with a name that are also given with the name as <unk> on both "
@@ -164,14 +161,15 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
     """
     from rnn_apps.apps.translate import task
 
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard,
-                            save_every=save_every, verbose=verbosity(), **settings)
-    summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
-                                          "seconds")}
-    if export_dir:
-        summary["exported"] = _export_run(result, export_dir, default_beam=default_beam)
-    report(summary, as_json)
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     exporter=lambda r, app_dir: _export_run(r, app_dir, default_beam=default_beam),
+                     epochs=epochs, resume=resume, strategy=strategy, tensorboard=tensorboard, save_every=save_every,
+                     **settings)
+
+
+def _train_summary(result) -> dict:
+    return {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
+                                       "seconds")}
 
 
 # ------------------------------------------------------------------------------------------- fine-tune
@@ -180,20 +178,16 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
 @click.command("translate")
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Your sentence pairs: a UTF-8 TSV of english<TAB>chinese (the same form as training data).")
-@click.option("--model", "model_dir", default=None,
-              help="The translator to start from (default: the newest shipped model of --direction).")
-@options.setting("--direction", DEFAULTS,
-                 "Which shipped model to start from when --model is not given", click.Choice(["en-zh", "zh-en"]))
-@options.export(old=("--out",), help="App directory to export the new model to, as its next version (default: "
-                "models-finetuned/translate, or models-finetuned/translate-zh-en).")
-@options.training("runs/translate-finetune", 5)
-@click.option("--learning-rate", type=float, default=5e-4, show_default=True)
-@options.setting("--source-min-count", DEFAULTS,
-                 "A source word new to the model joins its vocabulary when your pairs use it this often", int)
-@options.setting("--target-min-count", DEFAULTS,
-                 "Likewise for the target side", int)
-@options.setting("--val-fraction", DEFAULTS,
-                 "Share of your source sentences held out for validation", float)
+@options.fine_tuning(
+    "translate", 5, 5e-4, model_help="The translator to start from (default: the newest shipped model of --direction).",
+    between=[options.setting("--direction", DEFAULTS, "Which shipped model to start from when --model is not given",
+                             click.Choice(["en-zh", "zh-en"]))],
+    export_option=options.export(old=("--out",), help="App directory to export the new model to, as its next version "
+                                 "(default: models-finetuned/translate, or models-finetuned/translate-zh-en)."))
+@options.min_count(DEFAULTS, "A source word new to the model joins its vocabulary when your pairs use it this "
+                   "often", "--source-min-count")
+@options.min_count(DEFAULTS, "Likewise for the target side", "--target-min-count")
+@options.val_fraction(DEFAULTS, "Share of your source sentences held out for validation")
 @options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
 @options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
@@ -219,15 +213,16 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
 
     app = "translate-zh-en" if direction == "zh-en" else "translate"
     base = model_dir or default_model_dir(app)
-    with progress_to_stderr(as_json):
-        result = task.train(data, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                            verbose=verbosity(), **settings)
-    summary = {k: result.get(k) for k in ("step", "val_loss", "best_epoch", "averaged_epochs", "stopped_early", "stats",
-                                          "seconds")}
-    app = "translate-zh-en" if result["config"]["direction"] == "zh-en" else "translate"
-    summary["exported"] = _export_run(result, export_dir or os.path.join("models-finetuned", app),
-                                      default_beam=default_beam)
-    report(summary, as_json)
+
+    def export(r, _):
+        # Without --export, the app directory follows the direction of the model trained (--model may differ
+        # from --direction).
+        app = "translate-zh-en" if r["config"]["direction"] == "zh-en" else "translate"
+        return _export_run(r, export_dir or os.path.join("models-finetuned", app), default_beam=default_beam)
+
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir or "models-finetuned",
+                     exporter=export, as_json=as_json, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
+                     **settings)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
@@ -238,9 +233,9 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
 @click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped).")
 @click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
               help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
-@click.option("--beam", type=int, default=None, help="Beam width (1: greedy; default: the model's).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
 @click.option("--limit", type=int, default=None, help="Only the first N pairs (after the split).")
-@click.option("--batch-size", default=64, show_default=True)
+@options.call_batch("Sentences", 64)
 @click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
               help="Also write source, reference and translation of every pair to this TSV.")
 @click.option("--json", "as_json", is_flag=True,
@@ -291,12 +286,7 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 @click.option("--from-model", "from_model", default=None,
               help="Instead of a run: an exported translator, whose weights are exported again with this "
                    "version's graph (its decoding settings kept unless given here).")
-@click.option("--export", "export_dir", default=None,
-              help="App directory to export to, as its next version (default: models/translate, or "
-                   "models/translate-zh-en for a zh-en model).")
-@click.option("--models", "models_root", default=None, hidden=True)
-@options.version
-@options.exported_json
+@options.export_target("translate", "models/translate, or models/translate-zh-en for a zh-en model")
 @_DEFAULT_BEAM
 @click.option("--length-penalty", type=click.FloatRange(0, 5), default=None,
               help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
