@@ -6,9 +6,10 @@ training step (``model.train_on_batch``: forward, backpropagation through time, 
 synthetic batch of the shipped shape is timed for each contender:
 
 * ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell);
-* ``new``: the app's default step now, where it differs from ``today`` (the poem model: ``ProjectedRNN``, and
-  its bits-per-character metric reads the loss's cross-entropy instead of computing the softmax over the
-  vocabulary again); the contenders below are built on the default step;
+* ``new``: the app's default step now, where it differs from ``today``: ``ProjectedRNN`` in every app with
+  a recurrent layer (for the poem model also a bits-per-character metric that reads the loss's
+  cross-entropy instead of computing the softmax over the vocabulary again); the contenders below are
+  built on the default step;
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
   projection x W of all time steps as one matrix product before the recurrence; same weights);
 * ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import json
 import os
 import statistics
@@ -76,15 +78,23 @@ def _builtin_rnn(cell, **kwargs):
     return keras.layers.RNN(cell, **kwargs)
 
 
+# The modules whose models build ``ProjectedRNN`` layers (the apps' default recurrent layer).
+PROJECTED_USERS = ("rnn_apps.layers", "rnn_apps.layers.deep_bidirectional", "rnn_apps.apps.fill.model",
+                   "rnn_apps.apps.translate.model", "rnn_apps.apps.poetry.model")
+
+
 @contextlib.contextmanager
 def rnn_layer(kind: str):
-    """While building a model, make ``keras.layers.RNN`` the layer of contender ``kind``."""
-    original = keras.layers.RNN
-    keras.layers.RNN = {"projected": ProjectedRNN, "keras": _builtin_rnn}.get(kind, original)
-    try:
+    """While building a model, make every recurrent layer (``keras.layers.RNN``, and ``ProjectedRNN`` where the
+    apps use it) the layer of contender ``kind``: ``today`` keras.layers.RNN, ``projected`` ProjectedRNN,
+    ``keras`` the built-in LSTM/GRU; the other contenders build the apps' default layers."""
+    layer = {"today": keras.layers.RNN, "projected": ProjectedRNN, "keras": _builtin_rnn}.get(kind)
+    with contextlib.ExitStack() as stack:
+        if layer is not None:
+            stack.enter_context(mock.patch.object(keras.layers, "RNN", layer))
+            for name in PROJECTED_USERS:
+                stack.enter_context(mock.patch.object(importlib.import_module(name), "ProjectedRNN", layer))
         yield
-    finally:
-        keras.layers.RNN = original
 
 
 class RecomputedBitsPerChar(keras.metrics.Metric):
@@ -277,8 +287,8 @@ def doubled(batch):
 def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     make, batch, tokens, flops, shape = APPS[name](rng)
-    if callable(make):  # the app's default training step is today's
-        make = {"today": make}
+    if callable(make):  # one builder: today's step is its model with keras.layers.RNN (see rnn_layer)
+        make = {"today": make} if name == "caption" else {"today": make, "new": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
     layerless = ("projected", "keras") if name == "caption" else ()  # no recurrent layer to replace

@@ -99,6 +99,46 @@ def test_deep_equals_hand_stacked_bidirectional_layers():
         assert all(np.abs(np.asarray(f) - np.asarray(b)).max() > 0 for f, b in zip(fw, bw))
 
 
+@pytest.mark.parametrize("cell,builtin", [("lstm", keras.layers.LSTM), ("gru", keras.layers.GRU)])
+def test_deep_trains_as_hand_stacked_builtin_layers_with_masks(cell, builtin):
+    """In training (the projected input and, for the LSTM, the written-out backward pass of ProjectedRNN) a
+    masked batch gives the outputs and gradients of hand-stacked Keras built-in layers with the same weights."""
+    deep = DeepBidirectionalRNN(cell, U, num_layers=2)
+    x = tf.constant(rand((B, 6, D), 4))
+    mask = tf.constant(mask_of([6, 4, 2], 6))
+    deep.build(x.shape)
+    randomize(deep, 5)
+    extra = {"reset_after": True} if builtin is keras.layers.GRU else {}
+    stack = [keras.layers.Bidirectional(builtin(U, return_sequences=True, **extra)) for _ in range(2)]
+    h = x
+    for bi in stack:
+        h = bi(h, mask=mask)
+    weights = deep.get_weights()  # each layer's forward then backward weights, as Bidirectional orders them
+    for k, bi in enumerate(stack):
+        bi.set_weights(weights[k * len(weights) // 2:(k + 1) * len(weights) // 2])
+
+    def loss_and_grads(run, weights):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = run()
+            loss = tf.reduce_sum(tf.where(mask[..., None], y, 0.0) ** 2)
+        return y, tape.gradient(loss, [x] + weights)
+
+    y1, g1 = loss_and_grads(lambda: deep(x, mask=mask, training=True), deep.trainable_weights)
+
+    def run_stack():
+        h = x
+        for bi in stack:
+            h = bi(h, mask=mask, training=True)
+        return h
+
+    y2, g2 = loss_and_grads(run_stack, [w for bi in stack for w in bi.trainable_weights])
+    np.testing.assert_allclose(np.where(mask[..., None], y1, 0), np.where(mask[..., None], y2, 0), atol=ATOL, rtol=0)
+    assert len(g1) == len(g2)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_pyramidal_equals_hand_stacked_layers_with_pairing():
     pyr = PyramidalBidirectionalRNN("gru", U, num_layers=2)
     x = rand((B, 5, D), 4)

@@ -6,6 +6,7 @@ import keras
 
 from rnn_apps.cells import CELLS, get_cell
 from rnn_apps.checks import check_rate, check_units
+from rnn_apps.layers.projected import ProjectedRNN
 
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 
@@ -47,7 +48,7 @@ def cell_name(cell_cls) -> str:
 class StackedBidirectionalBase(keras.layers.Layer):
     """Shared machinery of :class:`DeepBidirectionalRNN` and ``PyramidalBidirectionalRNN``.
 
-    Builds ``num_layers`` named ``keras.layers.Bidirectional(keras.layers.RNN(cell))`` sublayers
+    Builds ``num_layers`` named ``keras.layers.Bidirectional(ProjectedRNN(cell))`` sublayers
     (``bidirectional_0`` ... at the bottom, each wrapping ``forward_rnn_k``/``backward_rnn_k`` with
     their own weights) and ``keras.layers.Dropout`` sublayers ``dropout_1`` ... between them.
     Subclasses may shorten the sequence between layers by overriding ``_reduce``,
@@ -87,7 +88,9 @@ class StackedBidirectionalBase(keras.layers.Layer):
         self.dropout_layers = []
         for k in range(self.num_layers):
             top = k == self.num_layers - 1
-            rnn = keras.layers.RNN(
+            # ProjectedRNN: keras.layers.RNN with the same weights and numbers, whose input projection of all
+            # steps is one matrix product (measured faster in benchmarks/train.py)
+            rnn = ProjectedRNN(
                 self.cell_class(self.units, **self.cell_kwargs),
                 return_sequences=self.return_sequences or not top,
                 return_state=self.return_state and top,

@@ -22,7 +22,7 @@ import keras
 
 from rnn_apps.cells import get_cell
 from rnn_apps.checks import check_positive_ints
-from rnn_apps.layers import DeepBidirectionalRNN, TiedLogits
+from rnn_apps.layers import DeepBidirectionalRNN, ProjectedRNN, TiedLogits
 
 KINDS = ("bidirectional", "forward")
 
@@ -95,7 +95,7 @@ def build_forward_model(vocab_size: int, embedding_dim: int = 128, units: int = 
                         dropout: float = 0.1, name: str = "fill_forward") -> keras.Model:
     """The forward-only baseline: ids -> logits of each position from the characters before it only."""
     ids, emb, x = _embed(vocab_size, embedding_dim, units, dropout)
-    f = keras.layers.RNN(get_cell(cell)(units), return_sequences=True, name="rnn")(x)
+    f = ProjectedRNN(get_cell(cell)(units), return_sequences=True, name="rnn")(x)
     return _tied_model(ids, emb, ShiftContext(name="context")(f), dropout, name,
                        {"kind": "forward", "vocab_size": vocab_size, "embedding_dim": embedding_dim,
                         "units": units, "cell": cell, "dropout": dropout})

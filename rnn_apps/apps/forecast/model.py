@@ -40,6 +40,7 @@ def build_model(window: int, horizon: int, mode: str = "direct", cell: str = "ls
     import keras
 
     from rnn_apps.cells import get_cell
+    from rnn_apps.layers import ProjectedRNN
 
     check_mode(mode)
     for name, v in (("window", window), ("horizon", horizon), ("units", units)):
@@ -47,7 +48,7 @@ def build_model(window: int, horizon: int, mode: str = "direct", cell: str = "ls
             raise ValueError(f"{name} must be a positive integer; received {v!r}.")
     cell_cls = get_cell(cell)
     inputs = keras.Input((None, 1), name="history")
-    h = keras.layers.RNN(cell_cls(int(units)), name="rnn")(inputs)
+    h = ProjectedRNN(cell_cls(int(units)), name="rnn")(inputs)
     outputs = keras.layers.Dense(int(horizon) if mode == "direct" else 1, name="readout")(h)
     return keras.Model(inputs, outputs, name=f"forecast_{mode}_{cell}")
 

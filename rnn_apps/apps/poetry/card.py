@@ -13,7 +13,7 @@ import json
 import os
 
 from rnn_apps import cards
-from rnn_apps.training import read_history
+from rnn_apps.training import read_history, training_seconds
 
 INPUTS = {
     "run_dir": "the training run (its settings and history)",
@@ -83,7 +83,10 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         except PoemError:  # e.g. a small model without these characters
             continue
         samples.append((title, kw, poems))
-    train_secs = history[-1]["seconds"] if history else None
+    train_secs = training_seconds(history) if history else None
+    started_from = run.get("init_from")
+    if started_from and not os.path.relpath(started_from).startswith(".."):
+        started_from = os.path.relpath(started_from)
     lines = [
         "# Poem model (Char-RNN on the Complete Tang Poems)",
         "",
@@ -109,8 +112,9 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         f"dropout {cfg['dropout']}, float32.",
         f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut "
-        f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps.",
-        f"* Trained on the project's CPU machine (2 cores) in {train_secs / 3600:.1f} h of wall time "
+        f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps"
+        + (f", starting from the weights of `{started_from}` (a new Adam state and schedule)." if started_from else "."),
+        f"* Trained on the project's CPU machine (2 cores) in {train_secs / 3600:.1f} h of logged wall time "
         "(the machine was shared with other work part of the time)." if train_secs else "",
         "",
         "| epoch | step | train bits/char | validation bits/char |",

@@ -134,7 +134,12 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
-    contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats})
+    record = {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}
+    # the model a fine-tuning run started from (kept when it resumes), for its card
+    started_from = os.path.abspath(init_from) if base is not None else (saved or {}).get("init_from")
+    if started_from:
+        record["init_from"] = started_from
+    contract.write_run_config(run_dir, record)
 
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync

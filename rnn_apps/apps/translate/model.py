@@ -26,7 +26,7 @@ from keras import ops
 
 from rnn_apps.cells import get_cell
 from rnn_apps.checks import check_rate, check_units
-from rnn_apps.layers import DeepBidirectionalRNN, GlobalAttention
+from rnn_apps.layers import DeepBidirectionalRNN, GlobalAttention, ProjectedRNN
 
 ATTENTIONS = ("luong", "bahdanau", "none")
 
@@ -94,7 +94,7 @@ class Seq2Seq(keras.Model):
         self.num_states = len(sizes)
         self.bridges = [keras.layers.Dense(self.decoder_units, activation="tanh", name=f"bridge_{i}")
                         for i in range(self.num_states)]
-        self.decoder = keras.layers.RNN(decoder_cell, return_sequences=True, name="decoder")
+        self.decoder = ProjectedRNN(decoder_cell, return_sequences=True, name="decoder")
         self.attention = (
             None if attention == "none"
             else GlobalAttention("general" if attention == "luong" else "additive", units=self.attention_units, name="attention")
