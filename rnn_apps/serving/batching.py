@@ -11,8 +11,9 @@
   as one call of at most ``max_batch_size`` examples; up to ``batch_threads`` batches of a signature
   run at a time (one per CPU core by default, as TF Serving's ``num_batch_threads``), and the requests
   that arrive meanwhile form the next ones. When the last batch held several requests (clients
-  are arriving together) a batch also waits up to ``batch_timeout`` after its first request to fill; a
-  lone client is never delayed. A recurrent decoder's cost grows far slower than its batch (the steps are
+  are arriving together) a batch also waits up to ``batch_timeout`` to fill, counted from when it could
+  start (so that the clients of a batch that just ended join the next one); a lone client is never
+  delayed. A recurrent decoder's cost grows far slower than its batch (the steps are
   sequential), so merged calls answer many more requests per second. When a merged call fails (e.g.
   one request holds an unknown character) each request is run alone, so only the bad one gets the error.
 """
@@ -174,8 +175,13 @@ class BatchQueue:
         """Under the lock: wait until ``item`` is done (None) or leads a batch (returned)."""
         while not item.done:
             if self._running < self.threads and self._pending and self._pending[0] is item:
+                # The wait to fill counts from the start of this turn, not from the request's arrival: a
+                # request that waited through a running batch would otherwise start at once with those
+                # that arrived meanwhile, while the clients of the batch that just ended are sending their
+                # next requests, and concurrent clients would settle into halves that alternate.
+                turn = time.monotonic()
                 while self._last_requests > 1 and self._pending_rows() < self.max_batch_size:
-                    left = item.t0 + self.timeout - time.monotonic()
+                    left = turn + self.timeout - time.monotonic()
                     if left <= 0:
                         break
                     self._cond.wait(left)

@@ -51,6 +51,55 @@ def test_scheduler_heavy_lane_deadline_and_light_requests():
         first.join(30)
 
 
+def test_batch_waits_for_the_clients_of_the_batch_that_just_ended():
+    """Closed-loop clients: requests that waited through a running batch do not start alone the moment it
+    ends; they wait (up to the batch timeout, counted from then) for the clients whose answers just went
+    out, so the next call merges them all instead of alternating halves."""
+    import time
+
+    import numpy as np
+
+    from rnn_apps.serving.batching import BatchQueue, Deadline
+
+    q = BatchQueue(max_batch_size=8, timeout=0.3, threads=1)
+    gates = [threading.Event(), threading.Event()]
+    calls = []
+
+    def run(arrays):
+        calls.append(len(arrays["x"]))
+        if len(calls) <= len(gates):
+            assert gates[len(calls) - 1].wait(30)
+        return {"y": arrays["x"]}
+
+    def client(i):
+        t = threading.Thread(target=lambda: q.submit(run, {"x": np.array([i])}, Deadline(60)))
+        t.start()
+        return t
+
+    def pending(n):
+        end = time.monotonic() + 30
+        while len(q._pending) != n and time.monotonic() < end:
+            time.sleep(0.005)
+        assert len(q._pending) == n
+
+    first = client(0)
+    pending(0)  # it runs (first call) and holds the queue
+    a = [client(1), client(2)]
+    pending(2)
+    gates[0].set()  # the first call ends; the two waiting requests run together (second call)
+    pending(0)
+    b = [client(3), client(4)]
+    pending(2)
+    time.sleep(0.5)  # the second call lasts longer than the batch timeout
+    gates[1].set()
+    for t in [first, *a]:
+        t.join(30)
+    c = client(5)  # a client of the second call sends its next request
+    for t in [*b, c]:
+        t.join(30)
+    assert calls == [1, 2, 3]
+
+
 def test_scheduler_sheds_load_and_stops_between_chunks():
     import numpy as np
 
