@@ -231,3 +231,19 @@ def val_fraction(defaults: dict, help: str) -> callable:
 def min_count(defaults: dict, help: str, flag: str = "--min-count") -> callable:
     """``--min-count N`` (or another ``flag``): how often a token must occur to join a vocabulary, at least 1."""
     return setting(flag, defaults, help, click.IntRange(min=1))
+
+
+def fine_tuning_on_poems(app: str, epochs_default: int, rate: float, defaults: dict) -> callable:
+    """The options of ``fine-tune poetry`` and ``fine-tune fill``, the two models of poems: ``--data`` (the
+    user's poems), those of :func:`fine_tuning`, ``--min-count`` (a new character's), ``--val-fraction``,
+    ``--seed`` and ``--json``."""
+    return bundle(
+        click.option("--data", required=True, type=click.Path(dir_okay=False),
+                     help="Your poems: chinese-poetry JSON (lines, .gz too) or UTF-8 text (one poem a line, or "
+                          "poems separated by blank lines)."),
+        fine_tuning(app, epochs_default, rate),
+        min_count(defaults, "A character new to the model joins its vocabulary when your poems use it this often"),
+        val_fraction(defaults, "Share of your poems held out for validation"),
+        seed(defaults),
+        as_json(),
+    )

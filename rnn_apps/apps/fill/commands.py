@@ -145,15 +145,7 @@ def _fine_tune_summary(result) -> dict:
 
 
 @click.command("fill")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="Your poems, as train fill reads them: chinese-poetry JSON (lines, .gz too) or UTF-8 text "
-                   "(one poem a line, or poems separated by blank lines).")
-@options.fine_tuning("fill", 2, 5e-4)
-@options.min_count(DEFAULTS, "A character new to the model joins its vocabulary when your poems use "
-                   "it this often")
-@options.val_fraction(DEFAULTS, "Share of your poems held out for validation")
-@options.seed(DEFAULTS)
-@options.as_json()
+@options.fine_tuning_on_poems("fill", 2, 5e-4, DEFAULTS)
 @friendly_errors
 def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strategy, learning_rate, as_json,
                    **settings):

@@ -170,14 +170,7 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
 
 
 @click.command("poetry")
-@click.option("--data", required=True, type=click.Path(dir_okay=False),
-              help="Your poems: chinese-poetry JSON (lines, .gz too) or UTF-8 text (one poem a line, or poems "
-                   "separated by blank lines).")
-@options.fine_tuning("poetry", 3, 5e-4)
-@options.min_count(DEFAULTS, "A character new to the model joins its vocabulary when your poems use it this often")
-@options.val_fraction(DEFAULTS, "Share of your poems held out for validation")
-@options.seed(DEFAULTS)
-@options.as_json()
+@options.fine_tuning_on_poems("poetry", 3, 5e-4, DEFAULTS)
 @friendly_errors
 def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, as_json,
                      **settings):
