@@ -162,11 +162,15 @@ def test_heads_that_fit_no_template_are_reported(tables):
 
 
 @pytest.mark.skipif(not HAS_SHIPPED, reason="no shipped poem model in models/poetry")
-def test_unconstrained_poems_are_the_old_ones():
-    """rhyme and metre "none" write what the decoder wrote before them (the v3 poem of this seed)."""
-    gen = PoemGenerator(SHIPPED, engine="numpy")
-    p = gen.generate(form="wujue", seed=2026, rhyme="none", metre="none")[0]
-    assert p.text == "东山有归路，独忆四云天。琴路风山白，云钟竹草空。"  # the v3 card's first 五言绝句 sample
+def test_unconstrained_poems_are_the_plain_decoders():
+    """rhyme and metre "none" leave the decoder unconstrained: the NumPy engine and the SavedModel's graph write
+    the same poem, and it is the shipped model's poem of this seed as recorded when it shipped (version 6), so
+    a change to the unconstrained decoder shows here."""
+    poems = [PoemGenerator(SHIPPED, engine=engine).generate(form="wujue", seed=2026, rhyme="none", metre="none")[0]
+             for engine in ("numpy", "tensorflow")]
+    assert poems[0].text == poems[1].text
+    if os.path.basename(SHIPPED) == "6":
+        assert poems[0].text == "深山有秋草，起暮鸟生风。移得一山水，何由闻此人。"
 
 
 def test_library_and_command_errors(tiny_poem_model):
