@@ -34,6 +34,7 @@ import numpy as np  # noqa: E402
 
 REVIEW = "A moving, beautifully acted film; the story stayed with me for days. I would watch it again."
 SENTENCE = "The weather is nice today, so we are going to the park."
+SENTENCE_ZH = "今天天气很好，所以我们要去公园。"  # for a Chinese-to-English translator
 
 
 def build_toy_models(root: str) -> None:
@@ -84,15 +85,16 @@ def small_png_b64() -> str:
     return base64.b64encode(tf.io.encode_png(img).numpy()).decode("ascii")
 
 
-def typical_request(app, sig: dict):
-    """A typical predict body (one example) for a model of ``app`` (its ``assets.extra/<app>.json``), or
-    for a model of no known app whose ``serving_default`` takes strings only; else None."""
+def typical_request(app, sig: dict, source_language: str = ""):
+    """A typical predict body (one example) for a model of ``app`` (its ``assets.extra/<app>.json``; a
+    translator's ``source_language``, e.g. "zh"), or for a model of no known app whose ``serving_default``
+    takes strings only; else None."""
     typical = {
         "poetry": lambda: ("poem", {"instances": ["春"]}),
         "caption": lambda: ("64x64 PNG", {"instances": [{"b64": small_png_b64()}]}),
         "forecast": lambda: ("96 values", {"instances": [[round(float(np.sin(i / 4.0)), 4) for i in range(96)]]}),
         "fill": lambda: ("poem line", {"instances": ["床前明月□，疑是地上霜。"]}),
-        "translate": lambda: ("sentence", {"instances": [SENTENCE]}),
+        "translate": lambda: ("sentence", {"instances": [SENTENCE_ZH if source_language == "zh" else SENTENCE]}),
         "sentiment": lambda: ("review", {"instances": [REVIEW]}),
     }
     if app in typical:
@@ -236,6 +238,7 @@ def main(argv=None) -> int:
 def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     """Measure every model with batching on or off, appending table rows; False if there is none."""
     from rnn_apps.serve import make_server
+    from rnn_apps.serving.checks import languages
 
     server = make_server(models_dir, port=0, enable_batching=batching, max_batch_size=args.max_batch_size,
                          batch_threads=args.batch_threads, batch_timeout=args.batch_timeout_ms / 1000)
@@ -261,7 +264,8 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
                 rows.append((name, "-", tag, "-", f"unavailable: {md.get('error', '')[:60]}"))
                 continue
             sig = md["metadata"]["signature_def"]["signature_def"].get("serving_default", {})
-            req = typical_request(server.registry.get(name).app, sig)  # loaded by the metadata request
+            loaded = server.registry.get(name)  # loaded by the metadata request
+            req = typical_request(loaded.app, sig, languages(loaded.settings)[0])
             if req is None:
                 rows.append((name, "-", tag, "-", "skipped: no typical request for inputs "
                                                   + ", ".join(sig.get("inputs", {}))))
