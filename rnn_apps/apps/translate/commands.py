@@ -214,15 +214,16 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
     app = "translate-zh-en" if direction == "zh-en" else "translate"
     base = model_dir or default_model_dir(app)
 
-    def export(r, _):
-        # Without --export, the app directory follows the direction of the model trained (--model may differ
-        # from --direction).
-        app = "translate-zh-en" if r["config"]["direction"] == "zh-en" else "translate"
-        return _export_run(r, export_dir or os.path.join("models-finetuned", app), default_beam=default_beam)
+    if not export_dir:
+        # the app directory follows the direction of the model given (--model may differ from --direction)
+        from rnn_apps.apps.translate.export import load_config
+        from rnn_apps.export import resolve_model_dir
 
-    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir or "models-finetuned",
-                     exporter=export, as_json=as_json, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                     **settings)
+        trained = load_config(resolve_model_dir(base)).get("config", {}).get("direction", direction)
+        export_dir = os.path.join("models-finetuned", "translate-zh-en" if trained == "zh-en" else "translate")
+    train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
+                     exporter=lambda r, app_dir: _export_run(r, app_dir, default_beam=default_beam), epochs=epochs,
+                     resume=resume, strategy=strategy, init_from=base, **settings)
 
 
 # ------------------------------------------------------------------------------------------- evaluate
