@@ -200,11 +200,10 @@ def learning_rate(default: float | None, help: str = "Adam's peak learning rate,
     With ``defaults`` (an app's settings) the option is ``None`` unless given and its help shows the app's default,
     as :func:`setting`; else ``default`` is shown.
     """
-    key = flag.lstrip("-").replace("-", "_")
+    rate = FiniteFloatRange(0, 10, min_open=True)
     if defaults is not None:
-        return click.option(flag, key, type=FiniteFloatRange(0, 10, min_open=True), default=None,
-                            help=help + default_of(defaults, key) + ".")
-    return click.option(flag, key, type=FiniteFloatRange(0, 10, min_open=True), default=default, show_default=True,
+        return setting(flag, defaults, help, rate)
+    return click.option(flag, flag.lstrip("-").replace("-", "_"), type=rate, default=default, show_default=True,
                         help=help + ".")
 
 

@@ -157,8 +157,7 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
 @click.option("--pretrain-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="First continue the model's language-model training on your texts for N epochs.")
 @_BATCH
-@click.option("--val-fraction", type=float, default=0.1, show_default=True,
-              help="Share of each class held out for validation.")
+@_VAL_FRACTION
 @_VAL_SPLIT
 @_LAYER_LR_DECAY
 @_ADVERSARIAL
