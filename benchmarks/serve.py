@@ -201,6 +201,13 @@ def main(argv=None) -> int:
         t0 = time.time()
         build_toy_models(models_dir)
         print(f"built toy models in {models_dir} ({time.time() - t0:.1f}s)")
+    elif args.only:
+        # Serve only the models measured: the others would load and warm up meanwhile, on the same cores.
+        tmp = tempfile.TemporaryDirectory(prefix="serve-bench-")
+        for name in args.only:
+            if os.path.isdir(os.path.join(args.models, name)):
+                os.symlink(os.path.abspath(os.path.join(args.models, name)), os.path.join(tmp.name, name))
+        models_dir = tmp.name
     rows = []
     try:
         for batching in settings:
@@ -256,10 +263,12 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     tag = "on" if batching else "off"
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
-        for name in names:
+        loaded = {}
+        for name in server.registry.names():  # every model loaded and warmed up before any measurement
             t0 = time.time()
-            status, md = _get(conn, f"/v1/models/{name}/metadata")
-            load_s = time.time() - t0
+            loaded[name] = (_get(conn, f"/v1/models/{name}/metadata"), time.time() - t0)
+        for name in names:
+            (status, md), load_s = loaded[name]
             if status != 200:
                 rows.append((name, "-", tag, "-", f"unavailable: {md.get('error', '')[:60]}"))
                 continue

@@ -383,3 +383,43 @@ def test_cli_fine_tune_fill_argument_checks():
                            (["--val-fraction", "1"], "1.0 is not in the range 0<=x<1"), ([], "Missing option '--data'")):
         res = CliRunner().invoke(cli, ["fine-tune", "fill", *([] if not args else ["--data", "x.txt"]), *args])
         assert res.exit_code == 2 and expected in res.output, (args, res.output)
+
+
+def test_card_of_a_model_continued_from_a_shipped_one(exported, four_poems, tmp_path):
+    """The card of a model continued with fine-tune on its own corpus: its run, its evaluation, where it
+    started; no forward-only baseline, which a model trained from scratch must have."""
+    from rnn_apps import cards
+    from rnn_apps.apps.fill import task
+    from rnn_apps.apps.fill.export import export_fill
+    from rnn_apps.apps.fill.filler import evaluate_masked
+
+    run = str(tmp_path / "run")
+    r = task.train(four_poems, run, epochs=2, init_from=exported, verbose=0, save_every=0, val_fraction=0.0,
+                   learning_rate=1e-3)
+    model = export_fill(r["model"], r["vocab"], r["config"], str(tmp_path / "models" / "fill"), 2)
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps(evaluate_masked(four_poems, model, split="all")), encoding="utf-8")
+    out = cards.write_card("fill", model, run_dir=run, eval=str(ev))
+    text = open(out["card"], encoding="utf-8").read()
+    assert f"starting from version {os.path.basename(exported)}'s weights" in text
+    assert "rnn-apps fine-tune fill" in text and "| 2 | " in text  # the run's command and its history
+    assert "| forward-only |" not in text and "was not trained again" in text
+    metrics = {m["type"]: m["value"] for m in out["metrics"]}
+    assert set(metrics) == {"top1_accuracy", "top5_accuracy"}
+    with pytest.raises(cards.CardError, match="forward_run_dir with forward_eval"):
+        cards.write_card("fill", model, run_dir=run, eval=str(ev), forward_eval=str(ev))
+
+
+def test_card_of_a_model_from_scratch_needs_its_baseline(trained, exported, four_poems, tmp_path):
+    from rnn_apps import cards
+
+    run_dir, _ = trained
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps({"poems": 4, "top1_accuracy": 0.5, "top5_accuracy": 0.75, "seed": 0,
+                              "hidden_out_of_vocabulary": 0}), encoding="utf-8")
+    with pytest.raises(cards.CardError, match="forward-only baseline"):
+        cards.write_card("fill", exported, out=str(tmp_path / "card.md"), run_dir=run_dir, eval=str(ev))
+    out = cards.write_card("fill", exported, out=str(tmp_path / "card.md"), run_dir=run_dir, eval=str(ev),
+                           forward_run_dir=run_dir, forward_eval=str(ev))
+    text = open(out["card"], encoding="utf-8").read()
+    assert "| forward-only | 4 | 50.0% | 75.0% |" in text and "Forward-only:" in text

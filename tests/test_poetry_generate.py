@@ -279,3 +279,56 @@ def test_top_k_one_is_greedy(gen):
     a = gen.generate(form="wujue", n=3, temperature=1.0, top_k=1, seed=9, rhyme="none", metre="none")
     b = gen.generate(form="wujue", n=3, temperature=0.0, seed=123, rhyme="none", metre="none")
     assert [p.text for p in a] == [p.text for p in b]
+
+
+def _generate_inputs(rows):
+    import tensorflow as tf
+
+    col = lambda k, dtype=tf.string: tf.constant([r[k] for r in rows], dtype)  # noqa: E731
+    return dict(prompt=col("prompt"), form=col("form"), acrostic=col("acrostic"),
+                temperature=col("temperature", tf.float32), top_k=col("top_k", tf.int32),
+                top_p=col("top_p", tf.float32), seed=col("seed", tf.int64), max_length=col("max_length", tf.int32),
+                rhyme=col("rhyme"), metre=col("metre"))
+
+
+def test_step_by_step_decoding_gives_generate_s_poems(tiny_poem_model):
+    """The functions of continuous batching (decode_start_*, decode_steps, decode_text): rows that join a
+    running batch at different times, decoded a few steps at a time, are the poems of ``generate``."""
+    import tensorflow as tf
+
+    saved = tf.saved_model.load(tiny_poem_model)
+    base = dict(prompt="春", acrostic="", temperature=1.2, top_k=0, top_p=0.95, max_length=40, rhyme="", metre="")
+    rows = [dict(base, form=f, seed=s) for f, s in
+            [("", 1), ("wujue", 2), ("qilv", 3), ("", 4), ("qijue", 5), ("wulv", 6)]]
+    rows[3]["top_k"], rows[4]["acrostic"], rows[5]["metre"] = 5, "月", "strict"
+    want = [t.decode() for t in saved.signatures["generate"](**_generate_inputs(rows))["text"].numpy()]
+
+    def start(rs):
+        return {k: v.numpy() for k, v in saved.decode_start_generate(**_generate_inputs(rs)).items()}
+
+    state, order, got, calls = start(rows[:2]), [0, 1], {}, 0
+    while order or calls == 0:
+        if calls in (1, 3):  # later requests join the running batch
+            joining = [2, 3] if calls == 1 else [4, 5]
+            new = start([rows[i] for i in joining])
+            state = {k: np.concatenate([state[k], new[k]]) for k in state}
+            order += joining
+        before = state["t"].copy()
+        state = {k: v.numpy() for k, v in saved.decode_steps(state, tf.constant(3)).items()}
+        calls += 1
+        ran = state["t"] - before
+        assert ran.max() <= 3  # at most the steps asked for, fewer when a row ended
+        ended = state["done"]
+        if ended.any():
+            texts = saved.decode_text(state["ids"])["text"].numpy()
+            for i in np.flatnonzero(ended):
+                got[order[i]] = texts[i].decode()
+            keep = np.flatnonzero(~ended)
+            state = {k: v[keep] for k, v in state.items()}
+            order = [order[i] for i in keep]
+    assert [got[i] for i in range(len(rows))] == want
+    # serving_default's poems start the same way: a state of the same structure, checked inputs
+    default = saved.decode_start_serving_default(tf.constant(["春", "月"]))
+    assert set(default) == set(state) and default["done"].shape == [2]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="does not know"):
+        saved.decode_start_serving_default(tf.constant(["春X"]))

@@ -243,18 +243,23 @@ class Scheduler:
         return rows > c.light_rows or nbytes > c.light_bytes
 
     def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline,
-            large: bool = False, max_rows: Optional[int] = None) -> Arrays:
+            large: bool = False, max_rows: Optional[int] = None, continuous=None) -> Arrays:
         """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly.
 
         ``large``: the caller knows the request is large (e.g. from its app's limits), whatever its size.
         ``max_rows``: the most examples the model takes in one call (its app's ``max_batch``, which the
         exported graph checks too): merged batches and chunks stay within it.
+        ``continuous``: ``(decoder, signature)`` when the model can decode the signature step by step
+        (:mod:`rnn_apps.serving.continuous`): light requests then join the model's running batch, all
+        signatures of one model version together (``key[:-1]``).
         """
         deadline.check()
         c = self.config
         cap = min(c.max_batch_size, max_rows) if max_rows else c.max_batch_size
         if large or self.heavy(arrays):
             return self._run_heavy(model_name, run, arrays, deadline, cap)
+        if c.enable_batching and continuous is not None and _batched(arrays) and _rows(arrays) <= cap:
+            return self._run_continuous(key[:-1], model_name, continuous, arrays, deadline, cap)
         if c.enable_batching and _batched(arrays) and _rows(arrays) <= cap:
             shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
             qkey = key + shapes
@@ -272,6 +277,26 @@ class Scheduler:
                         del self._queues[qkey]
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
+
+    def _run_continuous(self, key: tuple, model_name: str, continuous, arrays: Arrays, deadline: Deadline,
+                        cap: int) -> Arrays:
+        from rnn_apps.serving.continuous import ContinuousBatcher
+
+        decoder, sig = continuous
+        with self._lock:
+            # ``batch_threads`` batchers per model version, each decoding on its own thread (one per core by
+            # default); a request joins the least loaded one.
+            keys = [("continuous", i) + key for i in range(self.config.batch_threads)]
+            qkey = min(keys, key=lambda k: self._queues[k].load() if k in self._queues else 0)
+            q = self._queues.get(qkey)
+            if q is None:
+                q = self._queues[qkey] = ContinuousBatcher(decoder, cap, lambda n, m=model_name: self._on_batch(m, n))
+        try:
+            return q.submit(sig, arrays, deadline)
+        finally:
+            with self._lock:  # forget idle batchers: an unloaded version is not kept alive by one
+                if q.idle() and self._queues.get(qkey) is q:
+                    del self._queues[qkey]
 
     def _run_heavy(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline, step: int) -> Arrays:
         c = self.config

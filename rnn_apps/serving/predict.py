@@ -70,11 +70,20 @@ def _columnar_inputs(sig: Signature, inputs) -> dict:
 
 
 def run_signature(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
+    return run_function(sig.fn, arrays, {k: s.dtype for k, s in sig.inputs.items()})
+
+
+def run_function(fn, arrays: dict, dtypes: dict) -> Dict[str, np.ndarray]:
+    """``fn(**arrays)`` with each input as a tensor of ``dtypes[name]``; the outputs as NumPy arrays.
+
+    TensorFlow's errors become API errors: a failed check of the inputs (an assertion in the graph, a
+    bad value) is the client's 400, anything else a 500.
+    """
     import tensorflow as tf
 
     try:
-        tensors = {k: tf.constant(v, dtype=sig.inputs[k].dtype) for k, v in arrays.items()}
-        out = sig.fn(**tensors)
+        tensors = {k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()}
+        out = fn(**tensors)
     except tf.errors.InvalidArgumentError as e:
         raise bad_request(tf_message(e)) from None
     except (tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError) as e:

@@ -12,6 +12,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from rnn_apps import limits
 from rnn_apps.serving.checks import app_settings, languages, model_app
+from rnn_apps.serving.continuous import Decoder
 from rnn_apps.serving.errors import ApiError, tf_message
 from rnn_apps.serving.form import DEFAULT_SIGNATURE, page_form
 from rnn_apps.serving.predict import run_signature
@@ -20,6 +21,7 @@ log = logging.getLogger("rnn_apps.serve")
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 VERSION_DIR = re.compile(r"[0-9]+")
+WARMUP_ROWS = 8  # continuous batching's step function is compiled at load for batches up to this size
 
 
 class Signature:
@@ -99,6 +101,7 @@ class LoadedModel:
         self.version = version
         self.path = path
         self.obj = tf.saved_model.load(path)
+        self.decoder = Decoder.of(self.obj)  # step-by-step decoding for continuous batching, if the model has it
         names = _signature_def_names(path)
         self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
         self.app = model_app(path)
@@ -122,13 +125,15 @@ class LoadedModel:
             config = self.settings.get("config")
             config = config if isinstance(config, dict) else {}
             requests = warmup.default_requests(self.app, config) if self.app else []
-        done = 0
+        done, stepped = 0, False
         for sig_name, inputs in requests:
             try:
                 sig = self.signature(sig_name)
                 if set(inputs) != set(sig.inputs):
                     raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
                 run_signature(sig, inputs)
+                if not stepped and self.decoder is not None and self.decoder.supports(sig.name):
+                    stepped = self._warm_up_decoder(sig, inputs)
                 done += 1
             except ApiError as e:
                 if from_file:
@@ -136,6 +141,18 @@ class LoadedModel:
                 log.warning("model %s version %d: built-in warm-up request failed: %s", self.name, self.version,
                             e.message)
         return done
+
+    def _warm_up_decoder(self, sig: Signature, inputs: dict) -> bool:
+        """Compile the step function of continuous batching for the batch sizes it will run; a model whose
+        step function fails here is served without continuous batching (merged calls instead)."""
+        try:
+            self.decoder.warm_up(self.decoder.start(sig, inputs), WARMUP_ROWS)
+            return True
+        except Exception as e:  # noqa: BLE001 - the signatures themselves work: serve them
+            log.warning("model %s version %d: continuous batching is off (its step function failed: %s)",
+                        self.name, self.version, e)
+            self.decoder = None
+            return False
 
     def signature(self, name: Optional[str]) -> Signature:
         key = name or DEFAULT_SIGNATURE

@@ -129,9 +129,11 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     def execute_for(model: LoadedModel, deadline: Deadline):
         def execute(sig: Signature, arrays: dict):
             try:
+                decoder = model.decoder if model.decoder is not None and model.decoder.supports(sig.name) else None
                 return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
                                      lambda a: run_signature(sig, a), arrays, deadline, is_large(model.limits, arrays),
-                                     model.limits.max_batch if model.limits is not None else None)
+                                     model.limits.max_batch if model.limits is not None else None,
+                                     (decoder, sig) if decoder is not None else None)
             except ScheduleError as e:
                 raise ApiError(e.status, e.message) from None
         return execute

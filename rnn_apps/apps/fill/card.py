@@ -4,6 +4,9 @@ Measured anew from the two training runs and their evaluations (the JSON of ``rn
 
     rnn-apps card fill -i run_dir=runs/fill-bidirectional -i forward_run_dir=runs/fill-forward \
         -i eval=runs/fill-eval-bi.json -i forward_eval=runs/fill-eval-fw.json
+
+A model continued from a shipped one (``rnn-apps fine-tune fill`` on the same corpus) may come without a
+forward-only baseline: ``-i run_dir=runs/fill-continue -i eval=...``; the card then says so.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from rnn_apps.training import read_history
 
 INPUTS = {
     "run_dir": "the bidirectional model's training run",
-    "forward_run_dir": "the forward-only baseline's training run",
+    "forward_run_dir": "the forward-only baseline's training run (optional for a continued model)",
     "eval": "JSON of rnn-apps evaluate fill --json for the model",
-    "forward_eval": "the same for the forward-only baseline",
+    "forward_eval": "the same for the forward-only baseline (with forward_run_dir)",
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
@@ -39,11 +42,18 @@ HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, forward_run_dir=None,
              eval=None, forward_eval=None) -> str:
-    """The card's body, measured from the two runs and their evaluations."""
-    if None in (run_dir, forward_run_dir, eval, forward_eval):
-        raise cards.CardError("The fill card needs run_dir, forward_run_dir, eval and forward_eval.")
-    return build_card(run_dir, forward_run_dir, version_dir, cards.read_json(eval), cards.read_json(forward_eval),
-                      facts)
+    """The card's body, measured from the runs and their evaluations, and the model's measured metrics."""
+    if None in (run_dir, eval) or (forward_run_dir is None) != (forward_eval is None):
+        raise cards.CardError("The fill card needs run_dir and eval, and forward_run_dir with forward_eval "
+                              "(both may be left out for a model continued from a shipped one).")
+    if forward_run_dir is None and not _run(run_dir).get("init_from"):
+        raise cards.CardError("A model trained from scratch needs its forward-only baseline: forward_run_dir and "
+                              "forward_eval.")
+    measured = cards.read_json(eval)
+    body = build_card(run_dir, forward_run_dir, version_dir, measured,
+                      cards.read_json(forward_eval) if forward_eval else None, facts)
+    return body, [{"type": f"top{k}_accuracy", "name": f"Masked-character accuracy, top {k}",
+                   "value": round(measured[f"top{k}_accuracy"], 3)} for k in (1, 5)]
 
 EXAMPLES = [
     "床前明月□，疑是地上霜。",
@@ -59,7 +69,8 @@ EXAMPLES = [
 def _run(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
-    return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"), "history": read_history(run_dir)}
+    return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"), "history": read_history(run_dir),
+            "init_from": run.get("init_from")}
 
 
 def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None) -> str:
@@ -67,8 +78,17 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
     from rnn_apps.apps.fill.filler import Filler
     from rnn_apps.training import training_seconds
 
-    bi, fw = _run(run_dir), _run(forward_run_dir)
+    bi = _run(run_dir)
+    fw = _run(forward_run_dir) if forward_run_dir else None
     cfg, stats = bi["settings"], bi["stats"]
+    steps = bi["history"][-1]["step"]
+    epochs = bi["history"][-1]["epoch"]
+    # A continued model (rnn-apps fine-tune fill on the corpus it was trained on) names its starting point.
+    base = bi["init_from"]
+    base_name = f"version {os.path.basename(base.rstrip('/'))}" if base else ""
+    # a continued run's epochs are whole passes; a run from scratch was stopped and resumed every few steps
+    span = (f"{epochs} epochs of the training poems" if base else
+            f"about {steps * cfg['tokens_per_batch'] / stats['train_tokens']:.1f} epoch of the training poems")
     # A resumed stretch's seconds start again from zero: the steps where they drop are the stretches' ends.
     ends = [r["step"] for r, nxt in zip(bi["history"], bi["history"][1:]) if nxt["seconds"] < r["seconds"]]
     stretches = f" (stopping at {', '.join(str(e) for e in ends[1:])} steps on the way)" if ends[1:] else ""
@@ -109,62 +129,73 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "by `<mask>` so that other blanks in the context are handled.",
         f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, clipping at norm {cfg['clipnorm']}, "
         f"batches of about {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut into pieces of "
-        f"{cfg['max_len']}), **{bi['history'][-1]['step']} steps** (about "
-        f"{bi['history'][-1]['step'] * cfg['tokens_per_batch'] / stats['train_tokens']:.1f} epoch of the training "
-        "poems), seed 1234.",
-        "* Forward-only baseline (not shipped): the same embedding, the same forward LSTM and the same tied head "
-        "without the backward direction (p(x_t | x_<t)), trained with the same data, masking, steps and seed.",
-        f"* Both trained at the same time on the project's CPU machine (2 cores, shared with other work, no GPU): "
-        f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
-        f"{training_seconds(fw['history']) / 60:.0f} "
-        "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs).",
+        f"{cfg['max_len']}), **{steps} steps** ({span}), seed {cfg['seed']}"
+        + (f", starting from {base_name}'s weights (Adam anew; {base_name}'s own training is in *Versions* below)."
+           if base else "."),
+        *([
+            "* Forward-only baseline (not shipped): the same embedding, the same forward LSTM and the same tied head "
+            "without the backward direction (p(x_t | x_<t)), trained with the same data, masking, steps and seed.",
+            f"* Both trained at the same time on the project's CPU machine (2 cores, shared with other work, no GPU): "
+            f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
+            f"{training_seconds(fw['history']) / 60:.0f} "
+            "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs).",
+        ] if fw else [
+            f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
+            f"{training_seconds(bi['history']) / 60:.0f} min of wall time (fit time, corpus loading excluded).",
+        ]),
         "",
-        f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
-        f"--epochs 2 --max-steps 360`, continued{stretches} to {bi['history'][-1]['step']} steps, the last stretch with `--resume --epochs "
-        f"{bi['history'][-1]['epoch']} --max-steps {bi['history'][-1]['step']}` (the cosine schedule follows the new "
-        "total); the same with `--kind forward --run-dir runs/fill-forward`; then `rnn-apps export fill --run-dir "
-        "runs/fill-bidirectional --models models`.",
+        (f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
+         f"--run-dir {os.path.relpath(run_dir)} --epochs {bi['epochs']} --learning-rate {cfg['learning_rate']}` (the "
+         "split, seed and vocabulary of the model it starts from), then `rnn-apps export fill`."
+         if base else
+         f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
+         f"--epochs 2 --max-steps 360`, continued{stretches} to {steps} steps, the last stretch with `--resume --epochs "
+         f"{epochs} --max-steps {steps}` (the cosine schedule follows the new "
+         "total); the same with `--kind forward --run-dir runs/fill-forward`; then `rnn-apps export fill --run-dir "
+         "runs/fill-bidirectional --models models`."),
         "",
         "In the tables, *accuracy* is the share of characters and ，。 predicted right (inputs with the same 12 % "
         "masking); *loss* is Keras's weighted cross-entropy divided by all positions of a batch, padding included, so "
-        "it is lower than the cross-entropy per character and only comparable between these two runs.",
+        "it is lower than the cross-entropy per character and only comparable between runs of this model.",
         "",
-        "Bidirectional:",
+        "Bidirectional:" if fw else f"Bidirectional, from {base_name}:",
         "",
         "| epoch | step | seconds | train loss | train accuracy | val loss | val accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         hist_rows(bi["history"]),
         "",
-        "Forward-only:",
-        "",
-        "| epoch | step | seconds | train loss | train accuracy | val loss | val accuracy |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        hist_rows(fw["history"]),
-        "",
+        *([
+            "Forward-only:",
+            "",
+            "| epoch | step | seconds | train loss | train accuracy | val loss | val accuracy |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            hist_rows(fw["history"]),
+            "",
+        ] if fw else []),
         "## Masked-character accuracy on the validation poems",
         "",
         f"One Han character of each validation poem is hidden (chosen uniformly at random among its Han characters, "
-        f"never punctuation; seed {eval_bi.get('seed', 0)}; the same positions for both models) and each model "
+        f"never punctuation; seed {eval_bi.get('seed', 0)}; the same positions for every model) and the model "
         "predicts it from the rest of the poem (`rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz "
-        "--split val`, and `--model` the forward-only export). A hidden character outside the vocabulary counts as "
-        f"a miss ({eval_bi['hidden_out_of_vocabulary']} of {eval_bi['poems']:,}).",
+        "--split val`" + (", and `--model` the forward-only export" if eval_fw else "") + "). A hidden character "
+        f"outside the vocabulary counts as a miss ({eval_bi['hidden_out_of_vocabulary']} of {eval_bi['poems']:,}).",
         "",
         "| model | poems | top-1 | top-5 |",
         "| --- | --- | --- | --- |",
         f"| bidirectional (shipped) | {eval_bi['poems']:,} | **{eval_bi['top1_accuracy']:.1%}** | "
         f"**{eval_bi['top5_accuracy']:.1%}** |",
-        f"| forward-only | {eval_fw['poems']:,} | {eval_fw['top1_accuracy']:.1%} | {eval_fw['top5_accuracy']:.1%} |",
+        *([f"| forward-only | {eval_fw['poems']:,} | {eval_fw['top1_accuracy']:.1%} | "
+           f"{eval_fw['top5_accuracy']:.1%} |"] if eval_fw else []),
         "",
+        *([] if eval_fw else [
+            f"The forward-only baseline was not trained again for this version; {base_name} and its baseline, "
+            "measured the same way, are in *Versions* below.", ""]),
         "## Limitations",
         "",
-        f"The runs are short ({bi['history'][-1]['step']} steps, about "
-        f"{bi['history'][-1]['step'] * cfg['tokens_per_batch'] / stats['train_tokens']:.1f} epochs of the training "
-        "poems, all the compute this 2-core CPU could spare), and both models were still improving (see the "
-        "tables); the poem model trained 2,340 steps of a larger network to reach 7.4 bits per character. A longer "
-        f"run (e.g. `rnn-apps train fill --run-dir runs/fill-bidirectional --resume --epochs {2 * bi['history'][-1]['epoch']} "
-        f"--max-steps {2 * bi['history'][-1]['step']}`, a few more hours here) should fill more blanks; compare "
-        "with `rnn-apps evaluate fill`. Candidates with probabilities of a few per cent mean the model is guessing "
-        "among common characters.",
+        (f"The training is short (all the compute this 2-core CPU could spare) and the model was still improving "
+         "(see the table): a longer run, e.g. `rnn-apps fine-tune fill` again from this version, should fill more "
+         "blanks; compare with `rnn-apps evaluate fill`. Candidates with probabilities of a few per cent mean the model "
+         "is guessing among common characters."),
         "",
         "## Examples",
         "",

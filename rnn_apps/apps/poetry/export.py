@@ -16,6 +16,10 @@ Signatures (all batch-first, loadable with plain ``tf.saved_model.load``, no rnn
 * ``unknown_characters``: ``{"text": string[B]}`` -> ``{"unknown": string[B]}`` (the characters of each
   input the model does not know, after script conversion; empty when all are known).
 
+Functions of the loaded object for continuous batching in ``rnn-apps serve`` (not signatures):
+``decode_start_generate`` / ``decode_start_serving_default`` (those signatures' inputs -> a decoding state),
+``decode_steps(state, steps)`` and ``decode_text(ids)``; see :mod:`rnn_apps.serving.continuous`.
+
 Inputs are normalised in the graph as in training: whitespace removed, ASCII and other punctuation mapped
 to ，/。, and characters of the other script converted character by character with OpenCC's table.
 """
@@ -40,6 +44,18 @@ from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the na
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 XLA_MAX_BATCH = 8  # batches up to this size decode XLA-compiled (see PoemModule._decode_any)
+GENERATE_INPUTS = [
+    tf.TensorSpec([None], tf.string, name="prompt"),
+    tf.TensorSpec([None], tf.string, name="form"),
+    tf.TensorSpec([None], tf.string, name="acrostic"),
+    tf.TensorSpec([None], tf.float32, name="temperature"),
+    tf.TensorSpec([None], tf.int32, name="top_k"),
+    tf.TensorSpec([None], tf.float32, name="top_p"),
+    tf.TensorSpec([None], tf.int64, name="seed"),
+    tf.TensorSpec([None], tf.int32, name="max_length"),
+    tf.TensorSpec([None], tf.string, name="rhyme"),
+    tf.TensorSpec([None], tf.string, name="metre"),
+]
 LIMITS = limits.APPS["poetry"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
 
 
@@ -100,6 +116,10 @@ class PoemModule(tf.Module):
             [""] + list(prosody.RHYMES), [prosody.RHYMES.index(prosody.DEFAULT_RHYME)] + list(range(len(prosody.RHYMES))))
         self._metre_index = self._lookup(
             [""] + list(prosody.METRES), [prosody.METRES.index(prosody.DEFAULT_METRE)] + list(range(len(prosody.METRES))))
+        # Continuous batching's step function (see decode_start_generate): its input signature depends on the layers.
+        # It is XLA-compiled for each batch size it gets (the server pads batches to powers of two).
+        self.decode_steps = tf.function(self._decode_steps, jit_compile=jit_compile,
+                                        input_signature=[self._state_spec(), tf.TensorSpec([], tf.int32)])
 
     @staticmethod
     def _lookup(keys, values):
@@ -135,12 +155,11 @@ class PoemModule(tf.Module):
             new_states.append(tuple(s))
         return self._head(x), new_states
 
+    def _state_sizes(self):
+        return [list(c.state_size) if isinstance(c.state_size, (list, tuple)) else [c.state_size] for c in self._cells]
+
     def _zero_states(self, batch):
-        out = []
-        for cell in self._cells:
-            sizes = cell.state_size if isinstance(cell.state_size, (list, tuple)) else [cell.state_size]
-            out.append(tuple(tf.zeros([batch, s]) for s in sizes))
-        return out
+        return [tuple(tf.zeros([batch, s]) for s in sizes) for sizes in self._state_sizes()]
 
     # ---------------------------------------------------------------- the plan of each row
     def _plan(self, prompt, form, acrostic, max_length):
@@ -209,6 +228,12 @@ class PoemModule(tf.Module):
 
     # ---------------------------------------------------------------- generation
     def _generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
+        plan, row_len, formed, codes, system = self._prepare(prompt, form, acrostic, seed, max_length, rhyme, metre)
+        ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+        return self._text(ids)
+
+    def _prepare(self, prompt, form, acrostic, seed, max_length, rhyme, metre):
+        """Checks the arguments; returns each row's ``(plan, row_len, formed, codes, system)``."""
         max_length = tf.clip_by_value(max_length, 8, MAX_LENGTH)
         system = self._rhyme_index.lookup(rhyme)
         metre_i = self._metre_index.lookup(metre)
@@ -222,7 +247,10 @@ class PoemModule(tf.Module):
             system, metre_i = tf.maximum(system, 0), tf.maximum(metre_i, 0)
         plan, row_len, formed = self._plan(prompt, form, acrostic, max_length)
         codes = self._codes(plan, form, system, metre_i, seed)
-        ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+        return plan, row_len, formed, codes, system
+
+    def _text(self, ids):
+        """The poems of token ids [B, T] (everything from a row's end on is dropped)."""
         eos = Vocabulary.eos_id
         ids = tf.where(tf.cumsum(tf.cast(ids == eos, tf.int32), axis=1) > 0, 0, ids)
         text = tf.strings.reduce_join(tf.gather(self._out_tokens, ids), axis=1)
@@ -265,24 +293,67 @@ class PoemModule(tf.Module):
         codes = tf.gather(cand, k, batch_dims=1)  # [B, W]
         return tf.pad(codes, [[0, 0], [0, tf.maximum(T - W, 0)]])[:, :T]
 
-    def _decode(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
-        """The sampling loop: token ids [B, T] following ``plan`` (numbers only, no strings).
+    def _decode_any(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        """The sampling loop: token ids [B, T] following ``plan`` (numbers only, no strings)."""
+        state = self._begin(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+        return self._run(state, MAX_LENGTH)["ids"][:, :tf.shape(plan)[1]]
 
-        ``codes`` [B, T] add rhyme and metre: a tone class, the rhyme group still open (bits narrowed at
-        each rhyming place; a rhyme character is not used twice) or 平 against 孤平 (see ``prosody``).
-        """
+    def _begin(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        """The ``MAX_LENGTH``-wide state of rows that have not begun: every batch's state has the same width."""
+        return self._start_state(self._widen(plan, -2), row_len, formed, temperature, top_k, top_p, seed,
+                                 self._widen(codes, 0), system)
+
+    @staticmethod
+    def _widen(x, value):
+        """A plan or codes [B, T] padded to ``MAX_LENGTH`` columns."""
+        return tf.pad(x, [[0, 0], [0, MAX_LENGTH - tf.shape(x)[1]]], constant_values=value)
+
+    def _start_state(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
+        """The decoding state of rows that have not begun: every tensor batch-first (see ``_advance``)."""
         B = tf.shape(plan)[0]
-        T = tf.shape(plan)[1]
-        eos, bos = Vocabulary.eos_id, Vocabulary.bos_id
+        state = {
+            "plan": plan, "codes": codes, "row_len": row_len, "formed": formed, "temperature": temperature,
+            "top_k": top_k, "top_p": top_p, "seed": seed, "system": system,
+            "t": tf.zeros([B], tf.int32),
+            "prev": tf.fill([B], Vocabulary.bos_id),
+            "prev2": tf.fill([B], Vocabulary.bos_id),
+            "group": tf.fill([B], tf.constant(-1, tf.int32)),
+            "used": tf.fill([B, prosody.MAX_RHYMES], tf.constant(-1, tf.int32)),
+            "done": tf.zeros([B], tf.bool),
+            "ids": tf.fill(tf.shape(plan), Vocabulary.pad_id),
+        }
+        for i, layer in enumerate(self._zero_states(B)):
+            for j, s in enumerate(layer):
+                state[f"state_{i}_{j}"] = s
+        return state
+
+    def _advance(self, state, steps, until_an_end=False):
+        """Up to ``steps`` more tokens of every row that has not ended; the state after them.
+
+        With ``until_an_end`` it stops as soon as a row ends (continuous batching then hands that poem
+        back and fills its place).
+
+        Each row keeps its own position ``t`` (rows may have begun at different times: the server's
+        continuous batching adds rows to a running batch), and its draws depend only on its seed and ``t``,
+        so a poem is the same whatever else is in the batch and whenever it joined. ``codes`` [B, T] add
+        rhyme and metre: a tone class, the rhyme group still open (bits narrowed at each rhyming place; a
+        rhyme character is not used twice) or 平 against 孤平 (see ``prosody``).
+        """
+        plan, codes, row_len, formed = state["plan"], state["codes"], state["row_len"], state["formed"]
+        temperature, top_k, top_p, seed = state["temperature"], state["top_k"], state["top_p"], state["seed"]
+        B = tf.shape(plan)[0]
+        L = tf.shape(plan)[1]
+        eos = Vocabulary.eos_id
         masks = self._mask_table
         han = self._content
-        tone, rbits = tf.gather(self._tone, system), tf.gather(self._rbits, system)  # [B, V]
+        tone, rbits = tf.gather(self._tone, state["system"]), tf.gather(self._rbits, state["system"])  # [B, V]
         vocab = tf.range(self.vocab_size)
         has = lambda x, bit: tf.bitwise.bitwise_and(x, bit) != 0  # noqa: E731
 
-        def body(t, prev, states, out, done, prev2, group, used):
+        def body(i, t, prev, states, ids, done, prev2, group, used):
             logits, states = self._step(prev, states)
-            p = plan[:, t]
+            at = tf.minimum(t, L - 1)
+            p = tf.gather(plan, at, batch_dims=1)
             # Which characters may come next (one row of the mask table per batch row):
             #   0: a Han character (a form's line);  free text: 1 after the start or ， (no punctuation, no end),
             #   2 after 。 (no punctuation; the end allowed), 3 after a character (punctuation, no end),
@@ -292,12 +363,18 @@ class PoemModule(tf.Module):
             prev_han = tf.gather(han, prev)
             case = tf.where(prev == self.period_id, 2, tf.where(prev_han, after_char, 1))
             case = tf.where(p == -1, 0, case)
-            c = codes[:, t]
+            c = tf.gather(codes, at, batch_dims=1)
             guping = (c == prosody.GUPING) & ~has(tf.gather(tone, prev2, batch_dims=1), prosody.PING)
             need = tf.where((c == prosody.NEED_PING) | guping, prosody.PING, tf.where(c == prosody.NEED_ZE, prosody.ZE, 0))
-            fresh = ~tf.reduce_any(used[:, :, None] == vocab[None, None, :], axis=1)
-            ok = tf.where((c == prosody.RHYME)[:, None], has(rbits, group[:, None]) & fresh,
-                          has(tone, need[:, None]) | (need == 0)[:, None])
+            rhyming = c == prosody.RHYME
+
+            def rhymes():  # characters of the open rhyme group not used yet (only at a rhyming place)
+                fresh = ~tf.reduce_any(used[:, :, None] == vocab[None, None, :], axis=1)
+                return has(rbits, group[:, None]) & fresh
+
+            metre_ok = has(tone, need[:, None]) | (need == 0)[:, None]
+            ok = tf.cond(tf.reduce_any(rhyming), lambda: tf.where(rhyming[:, None], rhymes(), metre_ok),
+                         lambda: metre_ok)
             base = tf.gather(masks, case)
             # No candidate left (a vocabulary without enough rhymes): fall back to the plain mask.
             ok = ok | ~tf.reduce_any(ok & (base == 0), axis=-1, keepdims=True)
@@ -307,101 +384,128 @@ class PoemModule(tf.Module):
             closing = ~formed & (p == -2)
             nxt = tf.where(closing & (remaining == 2) & prev_han, self.period_id, nxt)
             nxt = tf.where(closing & (((remaining == 2) & (prev == self.period_id)) | (remaining == 1)), eos, nxt)
-            nxt = tf.where(done, Vocabulary.pad_id, nxt)
-            out = out.write(t, nxt)
-            rhymed = c == prosody.RHYME
+            live = ~done  # rows that ended keep their tokens, position and memory
+            where_t = tf.stack([tf.range(B), at], axis=1)
+            ids = tf.tensor_scatter_nd_update(ids, where_t, tf.where(live, nxt, tf.gather_nd(ids, where_t)))
+            rhymed = live & rhyming
             narrowed = tf.bitwise.bitwise_and(group, tf.gather(rbits, nxt, batch_dims=1))
             group = tf.where(rhymed & (narrowed != 0), narrowed, group)  # a forced outsider leaves the group
             used = tf.where(rhymed[:, None], tf.concat([used[:, 1:], nxt[:, None]], axis=1), used)
             done = done | (nxt == eos) | (t + 1 >= row_len)
-            return t + 1, nxt, states, out, done, prev, group, used
+            prev2 = tf.where(live, prev, prev2)
+            prev = tf.where(live, nxt, prev)
+            t = tf.where(live, t + 1, t)
+            return i + 1, t, prev, states, ids, done, prev2, group, used
 
-        def cond(t, prev, states, out, done, *_):
-            return (t < T) & ~tf.reduce_all(done)
+        ended_before = state["done"]
 
-        start = (
-            tf.constant(0),
-            tf.fill([B], bos),
-            self._zero_states(B),
-            tf.TensorArray(tf.int32, size=T, element_shape=[None]),
-            tf.zeros([B], tf.bool),
-            tf.fill([B], bos),
-            tf.fill([B], tf.constant(-1, tf.int32)),
-            tf.fill([B, prosody.MAX_RHYMES], tf.constant(-1, tf.int32)),
-        )
-        out = tf.while_loop(cond, body, start, maximum_iterations=T)[3]
-        return tf.transpose(out.stack())  # [B, T]; rows past their end are padding
+        def cond(i, t, prev, states, ids, done, *_):
+            going = (i < steps) & ~tf.reduce_all(done)
+            return going & ~tf.reduce_any(done & ~ended_before) if until_an_end else going
 
-    def _decode_any(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
-        """Small batches run the loop XLA-compiled, larger ones as a plain graph loop.
+        states = [tuple(state[f"state_{i}_{j}"] for j in range(len(sizes)))
+                  for i, sizes in enumerate(self._state_sizes())]
+        start = (tf.constant(0), state["t"], state["prev"], states, state["ids"], state["done"], state["prev2"],
+                 state["group"], state["used"])
+        _, t, prev, states, ids, done, prev2, group, used = tf.while_loop(cond, body, start)
+        out = dict(state, t=t, prev=prev, ids=ids, done=done, prev2=prev2, group=group, used=used)
+        for i, layer in enumerate(states):
+            for j, s in enumerate(layer):
+                out[f"state_{i}_{j}"] = s
+        return out
+
+    def _run(self, state, steps, until_an_end=False):
+        """``_advance``: small batches XLA-compiled, larger ones as a plain graph loop.
 
         At batch 1 a step is a few matrix-vector products and ~100 small element-wise ops; the graph
         executor's per-op cost would dominate, while XLA fuses the element-wise work into a few kernels.
         To keep the number of compilations small (each costs seconds, once per process and shape), the
-        XLA path pads the batch to a power of two up to ``XLA_MAX_BATCH`` and the plan to ``MAX_LENGTH``
-        steps; padding rows end at once, and rows never influence each other.
+        XLA path pads the batch to a power of two up to ``XLA_MAX_BATCH`` (rows that have ended); every
+        state is ``MAX_LENGTH`` wide, and rows never influence each other.
         """
-        args = (plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
         if not self.jit_compile:
-            return self._decode_graph(*args)
-        B = tf.shape(plan)[0]
-        return tf.cond(B <= XLA_MAX_BATCH, lambda: self._decode_padded(*args), lambda: self._decode_graph(*args))
+            return self._advance_graph(state, steps, until_an_end)
+        B = tf.shape(state["done"])[0]
+        return tf.cond(B <= XLA_MAX_BATCH, lambda: self._advance_padded(state, steps, until_an_end),
+                       lambda: self._advance_graph(state, steps, until_an_end))
 
-    def _decode_padded(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
-        B = tf.shape(plan)[0]
-        T = tf.shape(plan)[1]
+    def _advance_padded(self, state, steps, until_an_end):
+        B = tf.shape(state["done"])[0]
         bucket = tf.cast(2 ** tf.math.ceil(tf.math.log(tf.cast(B, tf.float32)) / tf.math.log(2.0) - 1e-6), tf.int32)
         pad = tf.maximum(bucket, B) - B
-        rows = lambda x, v: tf.pad(x, [[0, pad]], constant_values=v)  # noqa: E731
-        plan = tf.pad(plan, [[0, pad], [0, MAX_LENGTH - T]], constant_values=-2)
-        codes = tf.pad(codes, [[0, pad], [0, MAX_LENGTH - T]])
-        ids = self._decode_xla(
-            plan, rows(row_len, 1), rows(formed, False), rows(temperature, 0.0), rows(top_k, 0), rows(top_p, 1.0),
-            rows(seed, tf.constant(0, tf.int64)), codes, rows(system, 0),
-        )
-        return ids[:B, :T]
+        filler = {"done": True, "row_len": 1}  # padding rows have ended; zeros elsewhere
+        padded = {k: tf.pad(v, [[0, pad]] + [[0, 0]] * (v.shape.rank - 1), constant_values=filler.get(k, 0))
+                  for k, v in state.items()}
+        return {k: v[:B] for k, v in self._advance_xla(padded, steps, until_an_end).items()}
 
     @tf.function(jit_compile=True)
-    def _decode_xla(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
-        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+    def _advance_xla(self, state, steps, until_an_end):
+        return self._advance(state, steps, until_an_end)
 
     @tf.function
-    def _decode_graph(self, plan, row_len, formed, temperature, top_k, top_p, seed, codes, system):
-        return self._decode(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+    def _advance_graph(self, state, steps, until_an_end):
+        return self._advance(state, steps, until_an_end)
+
+    # ---------------------------------------------------------------- continuous batching
+    # Functions of the loaded object, not signatures (TF Serving does not see them): ``rnn-apps serve``
+    # begins poems with ``decode_start_generate`` or ``decode_start_serving_default`` (the inputs of those signatures),
+    # runs the poems of concurrent requests as one batch a few steps at a time with ``decode_steps``, adding
+    # new poems and taking out finished ones between calls (:mod:`rnn_apps.serving.continuous`), and turns
+    # finished rows into text with ``decode_text``.
+    def _state_spec(self):
+        """The ``TensorSpec`` of every tensor of a decoding state (see ``_start_state``)."""
+        row = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
+        wide = tf.TensorSpec([None, MAX_LENGTH], tf.int32)
+        spec = {"plan": wide, "codes": wide, "ids": wide, "row_len": row(tf.int32), "formed": row(tf.bool),
+                "temperature": row(tf.float32), "top_k": row(tf.int32), "top_p": row(tf.float32),
+                "seed": row(tf.int64), "system": row(tf.int32), "t": row(tf.int32), "prev": row(tf.int32),
+                "prev2": row(tf.int32), "group": row(tf.int32), "done": row(tf.bool),
+                "used": tf.TensorSpec([None, prosody.MAX_RHYMES], tf.int32)}
+        for i, sizes in enumerate(self._state_sizes()):
+            for j, size in enumerate(sizes):
+                spec[f"state_{i}_{j}"] = tf.TensorSpec([None, size], tf.float32)
+        return spec
+
+    def _decode_start(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
+        plan, row_len, formed, codes, system = self._prepare(prompt, form, acrostic, seed, max_length, rhyme, metre)
+        return self._begin(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
+
+    @tf.function(input_signature=GENERATE_INPUTS)
+    def decode_start_generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
+        """``generate``'s poems as decoding states that have not begun."""
+        return self._decode_start(**graph_limits.checked(
+            LIMITS, prompt=prompt, form=form, acrostic=acrostic, temperature=temperature, top_k=top_k, top_p=top_p,
+            seed=seed, max_length=max_length, rhyme=rhyme, metre=metre))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+    def decode_start_serving_default(self, prompt):
+        """``serving_default``'s poems as decoding states that have not begun."""
+        return self._decode_start(*self._default_args(graph_limits.checked(LIMITS, prompt=prompt)["prompt"]))
+
+    def _decode_steps(self, state, steps):
+        """Up to ``steps`` tokens of every row, stopping early when one ends."""
+        return self._advance(state, tf.maximum(steps, 0), until_an_end=True)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, MAX_LENGTH], tf.int32, name="ids")])
+    def decode_text(self, ids):
+        """The poems of finished rows (a state's ``ids``): ``generate``'s outputs."""
+        return self._text(ids)
+
+    @staticmethod
+    def _default_args(prompt):
+        """``serving_default``'s poem: the arguments of ``_generate`` for a free poem with default sampling."""
+        B = tf.shape(prompt)[0]
+        seed = tf.random.uniform([B], maxval=tf.int64.max, dtype=tf.int64)
+        return (prompt, tf.fill([B], ""), tf.fill([B], ""), tf.fill([B], DEFAULT_SAMPLING["temperature"]),
+                tf.fill([B], DEFAULT_SAMPLING["top_k"]), tf.fill([B], DEFAULT_SAMPLING["top_p"]), seed,
+                tf.fill([B], DEFAULT_SAMPLING["max_length"]), tf.fill([B], ""), tf.fill([B], ""))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
     def serving_default(self, prompt):
         prompt = graph_limits.checked(LIMITS, prompt=prompt)["prompt"]
-        B = tf.shape(prompt)[0]
-        seed = tf.random.uniform([B], maxval=tf.int64.max, dtype=tf.int64)
-        out = self._generate(
-            prompt,
-            tf.fill([B], ""),
-            tf.fill([B], ""),
-            tf.fill([B], DEFAULT_SAMPLING["temperature"]),
-            tf.fill([B], DEFAULT_SAMPLING["top_k"]),
-            tf.fill([B], DEFAULT_SAMPLING["top_p"]),
-            seed,
-            tf.fill([B], DEFAULT_SAMPLING["max_length"]),
-            tf.fill([B], ""),
-            tf.fill([B], ""),
-        )
-        return {"text": out["text"]}
+        return {"text": self._generate(*self._default_args(prompt))["text"]}
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([None], tf.string, name="prompt"),
-            tf.TensorSpec([None], tf.string, name="form"),
-            tf.TensorSpec([None], tf.string, name="acrostic"),
-            tf.TensorSpec([None], tf.float32, name="temperature"),
-            tf.TensorSpec([None], tf.int32, name="top_k"),
-            tf.TensorSpec([None], tf.float32, name="top_p"),
-            tf.TensorSpec([None], tf.int64, name="seed"),
-            tf.TensorSpec([None], tf.int32, name="max_length"),
-            tf.TensorSpec([None], tf.string, name="rhyme"),
-            tf.TensorSpec([None], tf.string, name="metre"),
-        ]
-    )
+    @tf.function(input_signature=GENERATE_INPUTS)
     def generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
         return self._generate(**graph_limits.checked(
             LIMITS, prompt=prompt, form=form, acrostic=acrostic, temperature=temperature, top_k=top_k, top_p=top_p,
