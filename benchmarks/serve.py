@@ -263,12 +263,12 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     tag = "on" if batching else "off"
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
-        loaded = {}
+        preloaded = {}
         for name in server.registry.names():  # every model loaded and warmed up before any measurement
             t0 = time.time()
-            loaded[name] = (_get(conn, f"/v1/models/{name}/metadata"), time.time() - t0)
+            preloaded[name] = (_get(conn, f"/v1/models/{name}/metadata"), time.time() - t0)
         for name in names:
-            (status, md), load_s = loaded[name]
+            (status, md), load_s = preloaded[name]
             if status != 200:
                 rows.append((name, "-", tag, "-", f"unavailable: {md.get('error', '')[:60]}"))
                 continue

@@ -16,6 +16,8 @@
   delayed. A recurrent decoder's cost grows far slower than its batch (the steps are
   sequential), so merged calls answer many more requests per second. When a merged call fails (e.g.
   one request holds an unknown character) each request is run alone, so only the bad one gets the error.
+* For a model that decodes step by step, :class:`Scheduler` batches continuously instead
+  (:mod:`rnn_apps.serving.continuous`): requests join and leave a running batch between steps.
 """
 
 from __future__ import annotations
@@ -233,6 +235,7 @@ class Scheduler:
         self._on_batch = on_batch or (lambda model, n: None)
         self._lock = threading.Lock()
         self._queues: Dict[tuple, BatchQueue] = {}
+        self._direct: set = set()  # model versions whose one request runs its signature directly (continuous)
         self._heavy = threading.BoundedSemaphore(max(1, config.heavy_slots))
         self._heavy_waiting = 0
 
@@ -259,7 +262,7 @@ class Scheduler:
         if large or self.heavy(arrays):
             return self._run_heavy(model_name, run, arrays, deadline, cap)
         if c.enable_batching and continuous is not None and _batched(arrays) and _rows(arrays) <= cap:
-            return self._run_continuous(key[:-1], model_name, continuous, arrays, deadline, cap)
+            return self._run_continuous(key[:-1], model_name, continuous, run, arrays, deadline, cap)
         if c.enable_batching and _batched(arrays) and _rows(arrays) <= cap:
             shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
             qkey = key + shapes
@@ -278,19 +281,33 @@ class Scheduler:
         self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
         return run(arrays)
 
-    def _run_continuous(self, key: tuple, model_name: str, continuous, arrays: Arrays, deadline: Deadline,
-                        cap: int) -> Arrays:
+    def _run_continuous(self, key: tuple, model_name: str, continuous, run: RunFn, arrays: Arrays,
+                        deadline: Deadline, cap: int) -> Arrays:
         from rnn_apps.serving.continuous import ContinuousBatcher
 
         decoder, sig = continuous
         with self._lock:
             # ``batch_threads`` batchers per model version, each decoding on its own thread (one per core by
-            # default); a request joins the least loaded one.
+            # default); a request joins the least loaded one. A request that finds the model idle calls the
+            # signature directly (one call, no decoding state to carry between steps); requests that arrive
+            # meanwhile start a batch.
             keys = [("continuous", i) + key for i in range(self.config.batch_threads)]
-            qkey = min(keys, key=lambda k: self._queues[k].load() if k in self._queues else 0)
-            q = self._queues.get(qkey)
-            if q is None:
-                q = self._queues[qkey] = ContinuousBatcher(decoder, cap, lambda n, m=model_name: self._on_batch(m, n))
+            alone = key not in self._direct and not any(k in self._queues and not self._queues[k].idle() for k in keys)
+            if alone:
+                self._direct.add(key)
+            else:
+                qkey = min(keys, key=lambda k: self._queues[k].load() if k in self._queues else 0)
+                q = self._queues.get(qkey)
+                if q is None:
+                    q = self._queues[qkey] = ContinuousBatcher(decoder, cap,
+                                                               lambda n, m=model_name: self._on_batch(m, n))
+        if alone:
+            try:
+                self._on_batch(model_name, _rows(arrays))
+                return run(arrays)
+            finally:
+                with self._lock:
+                    self._direct.discard(key)
         try:
             return q.submit(sig, arrays, deadline)
         finally:

@@ -157,6 +157,34 @@ def test_deadlines_bad_requests_and_failures_stay_with_their_requests():
     _wait(batcher.idle, "the decoding thread to end")
 
 
+def test_a_request_that_finds_the_model_idle_calls_the_signature_directly():
+    from rnn_apps.serving.batching import Scheduler, SchedulerConfig
+
+    dec = CountingDecoder()
+    sched = Scheduler(SchedulerConfig(max_batch_size=4, batch_threads=2))
+    entered, release, direct = threading.Event(), threading.Event(), []
+
+    def signature(arrays):
+        direct.append(int(arrays["x"][0]))
+        entered.set()
+        assert release.wait(30)
+        return {"text": np.array([b"direct"], object)}
+
+    def run(n):
+        return sched.run(("m", 1, 0, "serving_default"), "m", signature, {"x": np.array([n])}, Deadline(60),
+                         continuous=(dec, Sig))["text"][0]
+
+    results = {}
+    first = threading.Thread(target=lambda: results.update(first=run(7)))
+    first.start()
+    assert entered.wait(30)
+    assert run(3) == b"3x3"  # meanwhile another request is decoded by a batcher
+    release.set()
+    first.join(30)
+    assert results == {"first": b"direct"} and direct == [7] and dec.calls == [(1, MAX_STEPS)]
+    assert run(2) == b"direct" and direct == [7, 2]  # the model is idle again: directly
+
+
 def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny_poem_model, tmp_path):
     from rnn_apps.serve import make_server
     from rnn_apps.serving.predict import run_signature
