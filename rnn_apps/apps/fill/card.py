@@ -69,8 +69,8 @@ EXAMPLES = [
 def _run(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
-    return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"), "history": read_history(run_dir),
-            "init_from": run.get("init_from")}
+    return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"),
+            "history": read_history(run_dir), "init_from": run.get("init_from")}
 
 
 def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None) -> str:

@@ -116,8 +116,8 @@ class PoemModule(tf.Module):
             [""] + list(prosody.RHYMES), [prosody.RHYMES.index(prosody.DEFAULT_RHYME)] + list(range(len(prosody.RHYMES))))
         self._metre_index = self._lookup(
             [""] + list(prosody.METRES), [prosody.METRES.index(prosody.DEFAULT_METRE)] + list(range(len(prosody.METRES))))
-        # Continuous batching's step function (see decode_start_generate): its input signature depends on the layers.
-        # It is XLA-compiled for each batch size it gets (the server pads batches to powers of two).
+        # Continuous batching's step function (see decode_start_generate): its input signature depends on the
+        # layers. It is XLA-compiled for each batch size it gets (the server pads batches to powers of two).
         self.decode_steps = tf.function(self._decode_steps, jit_compile=jit_compile,
                                         input_signature=[self._state_spec(), tf.TensorSpec([], tf.int32)])
 
@@ -156,7 +156,9 @@ class PoemModule(tf.Module):
         return self._head(x), new_states
 
     def _state_sizes(self):
-        return [list(c.state_size) if isinstance(c.state_size, (list, tuple)) else [c.state_size] for c in self._cells]
+        """Each layer's state sizes (an LSTM's h and c)."""
+        return [list(c.state_size) if isinstance(c.state_size, (list, tuple)) else [c.state_size]
+                for c in self._cells]
 
     def _zero_states(self, batch):
         return [tuple(tf.zeros([batch, s]) for s in sizes) for sizes in self._state_sizes()]
@@ -448,10 +450,10 @@ class PoemModule(tf.Module):
 
     # ---------------------------------------------------------------- continuous batching
     # Functions of the loaded object, not signatures (TF Serving does not see them): ``rnn-apps serve``
-    # begins poems with ``decode_start_generate`` or ``decode_start_serving_default`` (the inputs of those signatures),
-    # runs the poems of concurrent requests as one batch a few steps at a time with ``decode_steps``, adding
-    # new poems and taking out finished ones between calls (:mod:`rnn_apps.serving.continuous`), and turns
-    # finished rows into text with ``decode_text``.
+    # begins poems with ``decode_start_generate`` or ``decode_start_serving_default`` (the inputs of those
+    # signatures), runs the poems of concurrent requests as one batch a few steps at a time with
+    # ``decode_steps``, adding new poems and taking out finished ones between calls
+    # (:mod:`rnn_apps.serving.continuous`), and turns finished rows into text with ``decode_text``.
     def _state_spec(self):
         """The ``TensorSpec`` of every tensor of a decoding state (see ``_start_state``)."""
         row = lambda dtype: tf.TensorSpec([None], dtype)  # noqa: E731
