@@ -116,7 +116,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     sig = model.signature(sig_name)
     if has_rows:
         arrays, batch = _row_inputs(sig, body["instances"])
-        _check_limits(model, arrays)
+        check_limits(model, arrays)
         outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
@@ -129,7 +129,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"])
-    _check_limits(model, arrays)
+    check_limits(model, arrays)
     outputs = _run_in_pieces(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
@@ -138,7 +138,9 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     return {"outputs": converted}
 
 
-def _check_limits(model: LoadedModel, arrays: dict) -> None:
+def check_limits(model: LoadedModel, arrays: dict) -> None:
+    """Refuse (400) inputs outside the model's app limits, with the command's messages; some checks call the
+    model's own signatures (``unknown_characters``, ``tokenize``, ``words``)."""
     lim = model.limits
     try:
         check_request(lim, arrays)

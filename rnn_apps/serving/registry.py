@@ -15,7 +15,7 @@ from rnn_apps.serving.checks import app_settings, languages, model_app
 from rnn_apps.serving.continuous import Decoder
 from rnn_apps.serving.errors import ApiError, tf_message
 from rnn_apps.serving.form import DEFAULT_SIGNATURE, page_form
-from rnn_apps.serving.predict import run_signature
+from rnn_apps.serving.predict import check_limits, run_signature
 
 log = logging.getLogger("rnn_apps.serve")
 
@@ -131,6 +131,7 @@ class LoadedModel:
                 sig = self.signature(sig_name)
                 if set(inputs) != set(sig.inputs):
                     raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
+                self._warm_up_checks(inputs)
                 run_signature(sig, inputs)
                 if not stepped and self.decoder is not None and self.decoder.supports(sig.name):
                     stepped = self._warm_up_decoder(sig, inputs)
@@ -141,6 +142,14 @@ class LoadedModel:
                 log.warning("model %s version %d: built-in warm-up request failed: %s", self.name, self.version,
                             e.message)
         return done
+
+    def _warm_up_checks(self, inputs: dict) -> None:
+        """Run the input checks of a request (some call signatures of their own, e.g. ``unknown_characters``:
+        their first call would otherwise add a few hundred milliseconds to the first request)."""
+        try:
+            check_limits(self, inputs)
+        except ApiError:
+            pass  # a warm-up request beyond the app's limits still warms the model itself
 
     def _warm_up_decoder(self, sig: Signature, inputs: dict) -> bool:
         """Compile the step function of continuous batching for the batch sizes it will run; a model whose

@@ -228,6 +228,28 @@ def test_server_replays_warmup_before_serving(tmp_path, start):
     assert status == 503 and "warm-up" in err["error"]
 
 
+def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):
+    """The checks before a model call (here the poem model's unknown_characters signature) are warmed up
+    with the model, so the first request does not pay for their first call; a warm-up request beyond the
+    app's limits still warms the model."""
+    from rnn_apps.serving import registry
+
+    checked = []
+    real = registry.check_limits
+    monkeypatch.setattr(registry, "check_limits", lambda model, arrays: checked.append(arrays) or real(model, arrays))
+    model = registry.LoadedModel("poetry", 1, tiny_poem_model)
+    calls = []
+    sig = model.signatures["unknown_characters"]
+    fn = sig.fn
+    sig.fn = lambda **kw: calls.append(kw) or fn(**kw)
+    assert model.warm_up() >= 1
+    assert checked and calls  # the check ran, and it called the model's signature
+    assert all(set(a) == {"prompt"} for a in checked)
+    monkeypatch.setattr(registry, "check_limits", lambda model, arrays: (_ for _ in ()).throw(
+        registry.ApiError(400, "beyond the limits")))
+    assert model.warm_up() >= 1  # refused by the checks, still replayed
+
+
 def test_no_warmup_option(tmp_path, start):
     import numpy as np
 
