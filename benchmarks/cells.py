@@ -74,11 +74,14 @@ def matmul_flops(batch, steps, input_dim, units, gates):
     return 2 * batch * steps * (input_dim + units) * gates * units
 
 
-def build_model(rnn, steps, input_dim, jit, seed):
+OPTIMIZERS = {"sgd": lambda: keras.optimizers.SGD(1e-3), "adam": lambda: keras.optimizers.Adam(1e-3)}
+
+
+def build_model(rnn, steps, input_dim, jit, seed, optimizer="sgd"):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((steps, input_dim), batch_size=None)
     model = keras.Model(inputs, rnn(inputs))
-    model.compile(optimizer=keras.optimizers.SGD(1e-3), loss="mse", jit_compile=jit)
+    model.compile(optimizer=OPTIMIZERS[optimizer](), loss="mse", jit_compile=jit)
     return model
 
 
@@ -96,8 +99,8 @@ def bench_pair(name, args, jit, peak):
     x = rng.normal(size=(b, t, d)).astype("float32")
     y = rng.normal(size=(b, u)).astype("float32")
 
-    builtin = build_model(builtin_factory(u), t, d, jit, seed=1)
-    custom = build_model(keras.layers.RNN(cell_factory(u)), t, d, jit, seed=1)
+    builtin = build_model(builtin_factory(u), t, d, jit, seed=1, optimizer=args.optimizer)
+    custom = build_model(keras.layers.RNN(cell_factory(u)), t, d, jit, seed=1, optimizer=args.optimizer)
     if twin:  # same weights (the built-in's initialisation) in both
         custom.set_weights(builtin.get_weights())
         np.testing.assert_allclose(custom.predict_on_batch(x), builtin.predict_on_batch(x), atol=1e-4)
@@ -135,6 +138,8 @@ def main(argv=None):
     parser.add_argument("--input-dim", type=int, default=128)
     parser.add_argument("--units", type=int, default=256)
     parser.add_argument("--jit", choices=["off", "on", "both"], default="off", help="jit_compile (XLA) for every model")
+    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+                        help="optimizer of the training step (the update's cost is the same for both models)")
     parser.add_argument("--cells", nargs="*", default=list(PAIRS), choices=list(PAIRS), metavar="CELL")
     args = parser.parse_args(argv)
     if args.quick:
@@ -149,7 +154,7 @@ def main(argv=None):
     )
     print(
         f"batch {args.batch}, steps {args.steps}, inputs {args.input_dim}, units {args.units}; "
-        f"{args.repeats} alternating rounds x {args.iters} calls, median; matmul peak {peak:.1f} GFLOP/s"
+        f"{args.optimizer}; {args.repeats} alternating rounds x {args.iters} calls, median; matmul peak {peak:.1f} GFLOP/s"
     )
     jits = {"off": [False], "on": [True], "both": [False, True]}[args.jit]
     header = (
