@@ -11,8 +11,9 @@ model a typical TF Serving predict request (one example) over keep-alive HTTP co
 
 Both settings are measured in the same run, one after the other, and the last lines give the
 speed-up of 8 clients over 1 with and without batching (requests/s ratio, each request one
-example: for the poem model, poems per second). Client threads share the process (and the GIL)
-with the server, so the numbers are a conservative floor for the HTTP + JSON + TF call path.
+example: for the poem model, poems per second). The clients are threads of a separate process, as
+clients of a real server would be, though on the same cores; ``--in-process-clients`` runs them in the
+server's process instead, where they also share its GIL (the older, lower figures).
 """
 
 from __future__ import annotations
@@ -173,6 +174,14 @@ def run_load(port: int, path: str, body: bytes, clients: int, seconds: float):
     }
 
 
+def run_load_elsewhere(port: int, path: str, body: bytes, clients: int, seconds: float):
+    """:func:`run_load` in a child process (started fresh: it imports neither TensorFlow nor the server)."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(run_load, (port, path, body, clients, seconds))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default="models", help="models directory (<name>/<version>/saved_model.pb)")
@@ -186,6 +195,8 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-threads", type=int, default=0,
                     help="the server's --batch-threads (0: one per CPU core, the server's default)")
     ap.add_argument("--batch-timeout-ms", type=float, default=5.0, help="the server's --batch-timeout-ms")
+    ap.add_argument("--in-process-clients", action="store_true",
+                    help="run the client threads in the server's process (they then share its GIL)")
     args = ap.parse_args(argv)
     settings = {"on": [True], "off": [False], "both": [True, False]}[args.batching]
 
@@ -259,7 +270,9 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'} "
           f"(max batch {args.max_batch_size}, batch threads {args.batch_threads or os.cpu_count()}, "
           f"batch timeout {args.batch_timeout_ms:g} ms); "
-          f"{args.seconds:g}s per measurement, clients {args.clients}, {os.cpu_count()} CPU(s)")
+          f"{args.seconds:g}s per measurement, clients {args.clients} "
+          f"({'in the server process' if args.in_process_clients else 'in a separate process'}), "
+          f"{os.cpu_count()} CPU(s)")
     tag = "on" if batching else "off"
     try:
         conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
@@ -293,7 +306,8 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
                   f"{json.dumps(body, ensure_ascii=False)[:60]} -> {sample[:80]}")
             for c in args.clients:
                 before = _batches(conn, name)
-                res = run_load(server.port, path, payload, c, args.seconds)
+                load = run_load if args.in_process_clients else run_load_elsewhere
+                res = load(server.port, path, payload, c, args.seconds)
                 after = _batches(conn, name)
                 calls = after[1] - before[1]
                 note = f"{(after[0] - before[0]) / calls:.1f} examples per model call" if calls else ""

@@ -13,7 +13,7 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from rnn_apps.serving.batching import Deadline, ScheduleError  # noqa: E402
-from rnn_apps.serving.continuous import MAX_STEPS, ContinuousBatcher  # noqa: E402
+from rnn_apps.serving.continuous import MAX_STEPS, STEPS, ContinuousBatcher  # noqa: E402
 from rnn_apps.serving.errors import ApiError  # noqa: E402
 from toys import call, predict  # noqa: E402
 
@@ -183,6 +183,45 @@ def test_a_request_that_finds_the_model_idle_calls_the_signature_directly():
     first.join(30)
     assert results == {"first": b"direct"} and direct == [7] and dec.calls == [(1, MAX_STEPS)]
     assert run(2) == b"direct" and direct == [7, 2]  # the model is idle again: directly
+
+
+def test_requests_fill_one_batch_before_another_batcher_starts():
+    from rnn_apps.serving.batching import Scheduler, SchedulerConfig
+
+    dec = CountingDecoder()
+    sched = Scheduler(SchedulerConfig(max_batch_size=3, batch_threads=2))
+    key = ("m", 1, 0, "serving_default")
+    entered, release, gate = threading.Event(), threading.Event(), threading.Event()
+
+    def signature(arrays):  # the first request runs directly and holds the model busy
+        entered.set()
+        assert release.wait(30)
+        return {"text": np.array([b"direct"], object)}
+
+    def run(n, results):
+        results[n] = sched.run(key, "m", signature, {"x": np.array([n])}, Deadline(60),
+                               continuous=(dec, Sig))["text"][0]
+
+    def loads():
+        return sorted(q.load() for q in list(sched._queues.values()))
+
+    results = {}
+    threads = [threading.Thread(target=run, args=(9, results))]
+    threads[0].start()
+    assert entered.wait(30)
+    dec.hook = lambda i: gate.wait(30)  # the batch's first call waits until every request has been placed
+    for n, expected in ((3, [1]), (4, [2]), (5, [3]), (6, [1, 3])):
+        threads.append(threading.Thread(target=run, args=(n, results)))
+        threads[-1].start()
+        _wait(lambda: loads() == expected, f"request {n} to be placed: {expected}")
+    gate.set()
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert results == {9: b"direct", 3: b"3x3", 4: b"4x4", 5: b"5x5", 6: b"6x6"}
+    # 3 ran to its end first (it was alone when its call began), then 4 and 5 together until 4 ended, then
+    # 5 alone; 6 found that batch full and started the second batcher
+    assert sorted(dec.calls) == [(1, MAX_STEPS)] * 3 + [(2, STEPS)]
 
 
 def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny_poem_model, tmp_path):
