@@ -151,7 +151,12 @@ class PoemModule(tf.Module):
         x = tf.gather(self._emb.embeddings, prev)
         new_states = []
         for cell, s in zip(self._cells, states):
-            x, s = cell(x, list(s), training=False)
+            if getattr(cell, "supports_projected_inputs", False):
+                # (x W + b) + h U, in this order: the NumPy engine (fast.py) and the shipped models compute
+                # it so, and LSTMCell.call now adds the bias last, which can change a near-tie draw
+                x, s = cell.step_projected(cell.project_inputs(x), list(s), training=False)
+            else:
+                x, s = cell(x, list(s), training=False)
             new_states.append(tuple(s))
         return self._head(x), new_states
 
