@@ -5,21 +5,25 @@ For each app the real model is built by the app's own builder with the shipped m
 training step (``model.train_on_batch``: forward, backpropagation through time, clipped Adam update) on a
 synthetic batch of the shipped shape is timed for each contender:
 
-* ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell);
+* ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell,
+  TensorFlow's own cross-entropy kernel);
 * ``new``: the app's default step now, where it differs from ``today``: ``ProjectedRNN`` in every app with
-  a recurrent layer (for the poem model also a bits-per-character metric that reads the loss's
-  cross-entropy instead of computing the softmax over the vocabulary again); the contenders below are
+  a recurrent layer, the token cross-entropy as one XLA kernel (``rnn_apps.losses``: poems, fill,
+  translation, captions), and for the poem model a bits-per-character metric that reads the loss's
+  cross-entropy instead of computing the softmax over the vocabulary again; the contenders below are
   built on the default step;
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
   projection x W of all time steps as one matrix product before the recurrence; same weights);
 * ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
 * ``keras``: every ``keras.layers.RNN(LSTMCell | GRUCell)`` replaced by ``keras.layers.LSTM | GRU`` with
   the same settings (Keras's built-in layers at the same shapes);
+* ``tf_cross_entropy``: the default step with TensorFlow's own cross-entropy kernel instead of the XLA one
+  (what ``rnn_apps.losses`` buys, for the apps that predict tokens);
 * ``batch2x``: the default step on batches twice as large (a lever that changes training: it would
   need its own learning rate), its time halved so that it compares per token.
 
 The caption decoder runs its cell step by step in Python (its attention needs h_{t-1} before each
-step), so it has no recurrent layer to replace: only ``today`` and ``xla``.
+step), so it has no recurrent layer to replace: only ``today``, ``new`` (the cross-entropy) and ``xla``.
 
 The contenders of an app are timed in alternation (A B C D, D C B A, ...; ``--rounds`` rounds of one step
 each, after ``--warmup`` steps that trace and compile); ``speedup`` is the median over rounds of today's
@@ -57,7 +61,7 @@ from cells import matmul_peak_gflops  # noqa: E402
 from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
 from rnn_apps.layers import ProjectedRNN  # noqa: E402
 
-CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x")
+CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x", "tf_cross_entropy")
 
 
 def shipped_config(app_dir: str, name: str) -> dict:
@@ -271,6 +275,16 @@ def build_contender(kind: str, make, seed: int):
     return model
 
 
+def todays_cross_entropy():
+    """``rnn_apps.losses`` with TensorFlow's fused cross-entropy kernel instead of the XLA-compiled one."""
+    import tensorflow as tf
+
+    def kernel(labels, logits):
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+
+    return mock.patch("rnn_apps.losses._compiled_cross_entropy", lambda: kernel)
+
+
 def step(model, batch):
     x, y, w = batch
     model.train_on_batch(x, y, sample_weight=w)
@@ -288,7 +302,7 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
     rng = np.random.default_rng(seed)
     make, batch, tokens, flops, shape = APPS[name](rng)
     if callable(make):  # one builder: today's step is its model with keras.layers.RNN (see rnn_layer)
-        make = {"today": make} if name == "caption" else {"today": make, "new": make}
+        make = {"today": make, "new": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
     layerless = ("projected", "keras") if name == "caption" else ()  # no recurrent layer to replace
@@ -298,9 +312,12 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
     batches = {k: doubled(batch) if k == "batch2x" else batch for k in kinds}
     for kind in kinds:
         try:
-            models[kind] = build_contender(kind, make.get(kind, default), seed)
-            for _ in range(warmup):
-                step(models[kind], batches[kind])
+            # today's step computes the cross-entropy with TensorFlow's own kernel, as the shipped models
+            # were trained; the loss is traced in the first step, so the patch covers the warm-up
+            with todays_cross_entropy() if kind in ("today", "tf_cross_entropy") else contextlib.nullcontext():
+                models[kind] = build_contender(kind, make.get(kind, default), seed)
+                for _ in range(warmup):
+                    step(models[kind], batches[kind])
         except Exception as exc:  # a contender that cannot run this model (e.g. XLA and a dynamic shape)
             failed[kind] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:160]}"
             models.pop(kind, None)

@@ -122,12 +122,15 @@ class RunOptions:
 def token_classification(**loss_kwargs) -> dict:
     """``compile`` arguments of a model that predicts tokens: sparse cross-entropy from logits and accuracy.
 
-    ``loss_kwargs`` go to ``keras.losses.SparseCategoricalCrossentropy`` (e.g. ``reduction``).
+    ``loss_kwargs`` go to :class:`rnn_apps.losses.SparseCrossEntropy` (Keras's sparse cross-entropy, one
+    XLA kernel on TensorFlow; e.g. ``reduction``).
     """
     import keras
 
+    from rnn_apps.losses import SparseCrossEntropy
+
     return {
-        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True, **loss_kwargs),
+        "loss": SparseCrossEntropy(**loss_kwargs),
         "weighted_metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     }
 

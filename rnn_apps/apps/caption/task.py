@@ -66,13 +66,15 @@ def _metric():
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int):
     import keras
 
+    from rnn_apps.losses import SparseCrossEntropy
+
     warmup = min(200, max(1, total_steps // 20))
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, decay_steps=max(1, total_steps - warmup), alpha=0.02, warmup_target=learning_rate, warmup_steps=warmup
     )
     model.compile(
         optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=SparseCrossEntropy(),
         weighted_metrics=[_metric()],
     )
     return model
