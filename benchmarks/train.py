@@ -8,7 +8,7 @@ synthetic batch of the shipped shape is timed for each contender:
 * ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell,
   TensorFlow's own cross-entropy kernel);
 * ``new``: the app's default step now, where it differs from ``today``: ``ProjectedRNN`` in every app with
-  a recurrent layer, the token cross-entropy as one XLA kernel (``rnn_apps.losses``: fill,
+  a recurrent layer, the token cross-entropy as one XLA kernel (``rnn_apps.losses``: poems, fill,
   translation, captions), and for the poem model a bits-per-character metric that reads the loss's
   cross-entropy instead of computing the softmax over the vocabulary again; the contenders below are
   built on the default step;

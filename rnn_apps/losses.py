@@ -1,4 +1,4 @@
-r"""The token cross-entropy of the apps that predict tokens (fill-in-the-blank, translation, captions).
+r"""The token cross-entropy of the apps that predict tokens (poems, fill-in-the-blank, translation, captions).
 
 For logits :math:`z \in \mathbb{R}^{V}` of one position and its target :math:`y`,
 

@@ -103,8 +103,12 @@ def sample(logits, seeds, step, temperature, top_k, top_p) -> np.ndarray:
             before = np.zeros_like(probs)
             np.cumsum(probs[:, :-1], axis=-1, out=before[:, 1:])
             kept = before < top_p[:, None]
-            cutoff = np.where(kept, srt, np.float32(np.inf)).min(axis=-1)
-            scaled = np.where((scaled >= cutoff[:, None]) | (top_p >= 1.0)[:, None], scaled, NEG_INF)
+            # The filter compares probabilities, as samplers.top_p_filter does: a token as likely as the last
+            # one kept stays, even where its logit is a little lower (logits a few ulps apart can give the
+            # same float32 probability), so both engines keep the same tokens.
+            cutoff = np.where(kept, e, np.float32(np.inf)).min(axis=-1)
+            likely = np.exp(scaled - srt[:, :1]) >= cutoff[:, None]
+            scaled = np.where(likely | (top_p >= 1.0)[:, None], scaled, NEG_INF)
     probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
     cdf = np.cumsum(probs, axis=-1)
     target = uniform(seeds, step)[:, None] * cdf[:, -1:]

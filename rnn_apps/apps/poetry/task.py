@@ -29,7 +29,8 @@ DEFAULTS = dict(
 
 
 def _bits_per_char_loss():
-    """Keras's sparse cross-entropy from logits, and a bits-per-character metric fed by that same cross-entropy.
+    """Keras's sparse cross-entropy from logits (one XLA kernel: :mod:`rnn_apps.losses`), and a bits-per-character
+    metric fed by that same cross-entropy.
 
     The metric used to compute the softmax over the whole vocabulary (6,461 characters for the shipped
     model) a second time at every training step, about a tenth of the step (``benchmarks/train.py``);
@@ -39,6 +40,7 @@ def _bits_per_char_loss():
     import keras
 
     from rnn_apps.keras_compat import reduce_weighted_values  # Keras's own weighting and reduction
+    from rnn_apps.losses import SparseCrossEntropy, sparse_cross_entropy
 
     class BitsPerChar(keras.metrics.Metric):
         """Mean negative log2-likelihood per target character (padding excluded by sample weights).
@@ -65,19 +67,16 @@ def _bits_per_char_loss():
         def result(self):
             return self.total / keras.ops.maximum(self.count, 1.0)
 
-    # TensorFlow's own kernel, not rnn_apps.losses' XLA one (1.08x faster here): trained with the XLA kernel,
-    # the tiny test model made the NumPy and TensorFlow generators draw one free poem differently at top-p 0.9
-    # (tests/test_poetry_numpy.py), a difference of the top-p cut-off not yet explained.
-    class CrossEntropyCountingBits(keras.losses.SparseCategoricalCrossentropy):
+    class CrossEntropyCountingBits(SparseCrossEntropy):
         """``SparseCategoricalCrossentropy(from_logits=True)`` that also adds its values to a BitsPerChar."""
 
         def __init__(self, bits: BitsPerChar, **kwargs):
-            super().__init__(from_logits=True, **kwargs)
+            super().__init__(**kwargs)
             self.bits = bits
 
         def __call__(self, y_true, y_pred, sample_weight=None):
             with keras.name_scope(self.name):
-                ce = keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+                ce = sparse_cross_entropy(y_true, y_pred)
                 self.bits.add(ce, sample_weight)
                 return reduce_weighted_values(ce, sample_weight=sample_weight, reduction=self.reduction,
                                               dtype=self.dtype)
