@@ -221,6 +221,26 @@ def test_sampler_matches_the_tensorflow_sampler():
         np.testing.assert_array_equal(sample(logits, seeds, step, temperature, top_k, top_p), want)
 
 
+def test_top_p_keeps_characters_tied_in_probability_on_both_engines():
+    import tensorflow as tf
+
+    from rnn_apps import samplers
+
+    # tokens 2 and 3 have logits one float32 step apart but the same probability; top-p 0.5 reaches its
+    # mass within token 2, so the filter keeps token 3 too (samplers.top_p_filter keeps ties)
+    row = np.array([1.0, 1.0, 0.5, np.nextafter(np.float32(0.5), np.float32(0)), 0, 0, 0, 0], np.float32)
+    assert row[2] != row[3] and np.exp(row[2] - row[0]) == np.exp(row[3] - row[0])
+    n = 400
+    logits = np.tile(row, (n, 1))
+    seeds = np.arange(n, dtype=np.int64)
+    ones = np.ones(n, np.float32)
+    args = (ones, np.zeros(n, np.int32), np.full(n, 0.5, np.float32))
+    want = samplers.sample(tf.constant(logits), tf.constant(seeds), 3, *map(tf.constant, args)).numpy()
+    got = sample(logits, seeds, 3, *args)
+    np.testing.assert_array_equal(got, want)
+    assert set(got) == {0, 1, 2, 3}
+
+
 # ----------------------------------------------------------------------------------------- same poems
 
 def _tf_generate(saved, rows):
