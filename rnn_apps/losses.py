@@ -7,10 +7,10 @@ For logits :math:`z \in \mathbb{R}^{V}` of one position and its target :math:`y`
 the negative log-likelihood of :math:`y` under :math:`\mathrm{softmax}(z)`, with gradient
 :math:`\mathrm{softmax}(z) - \mathrm{onehot}(y)`.
 
-On TensorFlow it runs as one XLA-compiled kernel. Over a large vocabulary this is the costliest part of a
-character model's training step after the output layer's matrix product: at 8,192 positions and 6,462
-characters, TensorFlow's fused ``SparseSoftmaxCrossEntropyWithLogits`` kernel and its gradient took
-about 120 ms more than the same computation compiled by XLA, which fuses the softmax's passes over the
+On TensorFlow it runs as one XLA-compiled kernel. Over a large vocabulary it costs as much as the output
+layer's matrix product: at 8,192 positions and 6,462 characters, TensorFlow's fused
+``SparseSoftmaxCrossEntropyWithLogits`` kernel and its gradient took about 120 ms more than the same
+computation compiled by XLA, which fuses the softmax's passes over the
 (positions × vocabulary) logits (``benchmarks/train.py`` has the effect on each app's step). The values
 equal Keras's ``sparse_categorical_crossentropy`` to float32 rounding.
 """

@@ -152,8 +152,9 @@ class PoemModule(tf.Module):
         new_states = []
         for cell, s in zip(self._cells, states):
             if getattr(cell, "supports_projected_inputs", False):
-                # (x W + b) + h U, in this order: the NumPy engine (fast.py) and the shipped models compute
-                # it so, and LSTMCell.call now adds the bias last, which can change a near-tie draw
+                # (x W + b) + h U, in this order, as the NumPy engine (fast.py) and the shipped models compute
+                # it: LSTMCell.call adds the bias last (Keras's order), and a different rounding can change a
+                # near-tie draw between the engines
                 x, s = cell.step_projected(cell.project_inputs(x), list(s), training=False)
             else:
                 x, s = cell(x, list(s), training=False)
