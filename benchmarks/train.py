@@ -22,8 +22,11 @@ synthetic batch of the shipped shape is timed for each contender:
 * ``batch2x``: the default step on batches twice as large (a lever that changes training: it would
   need its own learning rate), its time halved so that it compares per token.
 
-The caption decoder runs its cell step by step in Python (its attention needs h_{t-1} before each
-step), so it has no recurrent layer to replace: only ``today``, ``new`` (the cross-entropy) and ``xla``.
+The caption decoders run their cell step by step in Python (the attention needs h_{t-1} before each
+step), so they have no recurrent layer to replace: only ``today`` (the output layer inside every step),
+``new`` (the output layer once over all steps, and the cross-entropy), ``xla``, ``batch2x`` and
+``tf_cross_entropy``. ``caption`` is the photo captioner, whose frozen backbone's grids are cached, so its
+step is the head and the decoder; ``caption-shapes`` trains its small CNN in every step.
 
 The contenders of an app are timed in alternation (A B C D, D C B A, ...; ``--rounds`` rounds of one step
 each, after ``--warmup`` steps that trace and compile); ``speedup`` is the median over rounds of today's
@@ -47,6 +50,7 @@ import os
 import statistics
 import sys
 import time
+import types
 from unittest import mock
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -236,24 +240,65 @@ def translate_case(rng, source_len=12, target_len=16):
     return make, batch, B * T, encoder + decoder, f"batch {B}, {S} source words -> {T} target characters"
 
 
-def caption_case(rng):
-    from rnn_apps.apps.caption.model import build_caption_model
-    from rnn_apps.apps.caption.task import compile_model
+def _output_in_every_step(decoder):
+    """Make an ``AttentionDecoder`` run its output layer inside every step, as the shipped captioners were
+    trained (``today``); the default runs it once over all steps after the recurrence."""
+    from keras import ops
 
-    d = shipped_config("caption-shapes", "caption.json")
+    def call(self, features, ids, training=False):
+        memory, states = self.start(features, training)
+        outs = []
+        for t in range(ids.shape[1]):
+            logits, states, _ = self.step(ids[:, t], states, memory, training)
+            outs.append(logits)
+        return ops.stack(outs, axis=1)
+
+    decoder.call = types.MethodType(call, decoder)
+
+
+def _caption_case(rng, app_dir: str):
+    from rnn_apps.apps.caption.model import build_caption_model
+    from rnn_apps.apps.caption.task import compile_model, feature_model
+
+    d = shipped_config(app_dir, "caption.json")
     c = d["config"]
     V = len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
     B, T, s = c["batch_size"], c["max_len"], c["image_size"]
     e, u, a, f = c["embedding_dim"], c["units"], c["attention_units"], c["feature_dim"]
     L = int(np.prod(d["grid"]))
+    frozen = bool(c.get("backbone")) and not c.get("backbone_trainable")
 
-    def make():
-        return compile_model(build_caption_model(V, c, T), c["learning_rate"], c["clipnorm"], 1000)
+    def make(today: bool):
+        # A frozen backbone trains on its cached feature grids, so the step is the head and the decoder
+        # (``feature_model``); the backbone's weights do not matter here.
+        model = build_caption_model(V, {**c, "backbone_weights": "none"} if frozen else c, T)
+        if today:
+            _output_in_every_step(model.decoder)
+        trainee = feature_model(model, c) if frozen else model
+        return compile_model(trainee, c["learning_rate"], c["clipnorm"], 1000)
 
-    flops = B * T * (8 * u * (e + f + u) + 2 * u * a + 2 * L * a + 2 * L * f + 2 * (u + f) * V)
-    images = rng.random((B, s, s, 3), dtype=np.float32)
+    out = 2 * (u + f) * e + 2 * e * V if c.get("output") == "tied" else 2 * (u + f) * V
+    flops = B * T * (8 * u * (e + f + u) + 2 * u * a + 2 * L * a + 2 * L * f + out)
+    if frozen:
+        grid = tuple(build_caption_model(V, {**c, "backbone_weights": "none"}, T).encoder.backbone.output.shape[1:])
+        images = rng.random((B, *grid), dtype=np.float32).astype(np.float16)
+        what = f"{grid[0]}x{grid[1]}x{grid[2]} cached feature grids"
+    else:
+        images = rng.random((B, s, s, 3), dtype=np.float32)
+        what = f"{s}x{s} images (decoder FLOPs only)"
     batch = ((images, _ids(rng, V, (B, T))), _ids(rng, V, (B, T)), np.ones((B, T), np.float32))
-    return make, batch, B * T, flops, f"batch {B} x {T} words, {s}x{s} images (decoder FLOPs only)"
+    return ({"today": lambda: make(True), "new": lambda: make(False)}, batch, B * T, flops,
+            f"batch {B} x {T} words, vocabulary {V}, {what}")
+
+
+def caption_case(rng):
+    """The photo captioner (``models/caption``): a frozen MobileNetV2, trained on its cached grids."""
+    return _caption_case(rng, "caption")
+
+
+def caption_shapes_case(rng):
+    """The synthetic-shapes captioner (``models/caption-shapes``): a small CNN trained with the decoder."""
+    return _caption_case(rng, "caption-shapes")
 
 
 APPS = {
@@ -262,6 +307,7 @@ APPS = {
     "sentiment-classifier": sentiment_classifier_case,
     "translate": translate_case,
     "caption": caption_case,
+    "caption-shapes": caption_shapes_case,
     "fill": fill_case,
 }
 
@@ -305,7 +351,7 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         make = {"today": make, "new": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
-    layerless = ("projected", "keras") if name == "caption" else ()  # no recurrent layer to replace
+    layerless = ("projected", "keras") if name.startswith("caption") else ()  # no recurrent layer to replace
     kinds += [k for k in contenders if k not in ("today", "new", *layerless)]
     models, failed = {}, {}
     scale = {k: 2 if k == "batch2x" else 1 for k in kinds}

@@ -129,6 +129,31 @@ def test_visual_attention_matches_numpy_reference():
         VisualAttention(0)
 
 
+
+def test_attention_decoder_teacher_forcing_equals_its_steps():
+    """Training runs the output layer once over all steps; decoding calls ``step`` per word. Both must give
+    the same logits, for both output layers, and the gradient must reach every weight."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption.model import AttentionDecoder
+
+    rng = np.random.default_rng(1)
+    feats = rng.normal(size=(3, 6, 5)).astype("float32")
+    ids = rng.integers(0, 11, size=(3, 4)).astype("int32")
+    for output in ("direct", "tied"):
+        dec = AttentionDecoder(11, embedding_dim=4, units=7, attention_units=3, dropout=0.3, output=output)
+        forced = np.asarray(dec(feats, ids))
+        memory, states = dec.start(feats)
+        stepped = []
+        for t in range(ids.shape[1]):
+            logits, states, _ = dec.step(ids[:, t], states, memory)
+            stepped.append(np.asarray(logits))
+        np.testing.assert_allclose(forced, np.stack(stepped, 1), atol=1e-6)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(dec(feats, ids, training=True) ** 2)
+        grads = tape.gradient(loss, dec.trainable_weights)
+        assert all(g is not None and np.abs(np.asarray(tf.convert_to_tensor(g))).sum() > 0 for g in grads)
+
 def test_coordinate_channels():
     from rnn_apps.apps.caption.model import CoordinateChannels
 
