@@ -22,7 +22,8 @@ Backward equations for one step (σ the sigmoid, with i, f, g, o the gate activa
 
 The same structure as cuDNN's RNN kernels (Appleyard, Kočiský & Blunsom, 2016, "Optimizing Performance of
 Recurrent Neural Networks on GPUs"). It needs TensorFlow (``tf.custom_gradient``); the results equal those
-of ``keras.layers.RNN(LSTMCell)`` to float32 rounding (tests/test_projected_rnn.py).
+of ``keras.layers.RNN(LSTMCell)`` to float32 rounding (tests/test_projected_rnn.py). Both loops run as XLA
+computations by default (``compiled``), which spares each step TensorFlow's dispatch of its small operations.
 """
 
 from __future__ import annotations
