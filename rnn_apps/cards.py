@@ -81,10 +81,25 @@ def model_facts(version_dir: str) -> dict:
             "size_mb": round(size / 1e6, 1), "parameters": parameters, "signatures": signatures}
 
 
-def facts_section(app: str, facts: dict) -> str:
-    """The card's section of computed facts: version, size, parameters and the signatures' inputs and outputs."""
+def version_path(app: str, version_dir: str) -> str:
+    """Where a card says its version lies: ``models/<app>/<version>/`` for a model in the project's layout,
+    else the version's directory beside the card (an export to a directory of the user's own)."""
+    version_dir = os.path.normpath(version_dir)
+    app_dir = os.path.dirname(version_dir)
+    version = os.path.basename(version_dir)
+    if os.path.basename(app_dir) == app and os.path.basename(os.path.dirname(os.path.abspath(app_dir))) == "models":
+        return f"`models/{app}/{version}/`"
+    return f"`{version}/` beside this card"
+
+
+def facts_section(app: str, facts: dict, where: Optional[str] = None) -> str:
+    """The card's section of computed facts: version, size, parameters and the signatures' inputs and outputs.
+
+    ``where``: where the version lies (:func:`version_path`; default ``models/<app>/<version>/``).
+    """
+    where = where or f"`models/{app}/{facts['version']}/`"
     lines = [FACTS_HEADING, "",
-             f"Version {facts['version']} in `models/{app}/{facts['version']}/`, a TensorFlow SavedModel in TF Serving's "
+             f"Version {facts['version']} in {where}, a TensorFlow SavedModel in TF Serving's "
              f"layout: **{facts['size_mb']} MB** on disk, **{facts['parameters']:,} parameters**. It loads with "
              "`tf.saved_model.load` alone; `rnn-apps serve` serves it over TF Serving's REST API.", "",
              "| signature | inputs | outputs |", "| --- | --- | --- |"]
@@ -208,7 +223,8 @@ def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metri
     body = without_section(without_section(body, FACTS_HEADING), VERSIONS_HEADING).strip("\n") + "\n"
     lines = body.split("\n")
     at = next((i for i, level in _headings(lines) if level == 2), len(lines))
-    body = "\n".join(lines[:at]).rstrip("\n") + "\n\n" + facts_section(app, facts) + "\n" + "\n".join(lines[at:])
+    body = ("\n".join(lines[:at]).rstrip("\n") + "\n\n" + facts_section(app, facts, version_path(app, version_dir)) + "\n"
+            + "\n".join(lines[at:]))
     if versions:
         body = body.rstrip("\n") + "\n\n" + versions.strip("\n") + "\n"
     return front_matter(app, hub, metrics, facts["version"]) + "\n" + body

@@ -93,3 +93,15 @@ def test_bad_card_requests_are_one_line(app_dir):
     assert r.exit_code == 1 and "takes no input colour" in r.output and "run_dir" in r.output
     r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", "run_dir"])
     assert r.exit_code == 2 and "NAME=VALUE" in r.output
+
+
+def test_card_says_where_its_version_lies(app_dir, tmp_path):
+    """A card in the project's layout names ``models/<app>/<version>/``; an export elsewhere names the
+    version's directory beside the card, not a models/ path that does not exist."""
+    assert cards.version_path("poetry", str(app_dir / "1")) == "`1/` beside this card"
+    shipped = tmp_path / "models" / "poetry" / "3"
+    assert cards.version_path("poetry", str(shipped)) == "`models/poetry/3/`"
+    assert cards.version_path("fill", str(shipped)) == "`3/` beside this card"  # not fill's directory
+    cards.write_card("poetry", str(app_dir))
+    text = (app_dir / "README.md").read_text(encoding="utf-8")
+    assert "Version 1 in `1/` beside this card" in text and "models/poetry/1" not in text
