@@ -24,6 +24,11 @@ INPUTS = {
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    6945807967086272485: [  # version 8
+        ("bits_per_character", "Validation bits per character", 6.730),
+        ("form_compliance", "Constrained poems of exactly the requested form", 1.0),
+        ("rhyme_compliance", "Default form poems that rhyme (check-poem)", 1.0),
+    ],
     10542848637961202405: [  # version 7 (version 6's weights; bits per character measured on version 6)
         ("bits_per_character", "Validation bits per character", 6.944),
         ("form_compliance", "Constrained poems of exactly the requested form", 1.0),
