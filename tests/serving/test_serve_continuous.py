@@ -209,11 +209,19 @@ def test_requests_fill_one_batch_before_another_batcher_starts():
     threads = [threading.Thread(target=run, args=(9, results))]
     threads[0].start()
     assert entered.wait(30)
-    dec.hook = lambda i: gate.wait(30)  # the batch's first call waits until every request has been placed
+    in_call = threading.Event()
+
+    def hook(i):  # the batch's first call waits until every request has been placed
+        in_call.set()
+        assert gate.wait(30)
+
+    dec.hook = hook
     for n, expected in ((3, [1]), (4, [2]), (5, [3]), (6, [1, 3])):
         threads.append(threading.Thread(target=run, args=(n, results)))
         threads[-1].start()
         _wait(lambda: loads() == expected, f"request {n} to be placed: {expected}")
+        if n == 3:  # a request counts in the load while it waits, so see 3's call begin alone before 4 comes
+            assert in_call.wait(30)
     gate.set()
     release.set()
     for t in threads:
@@ -221,7 +229,7 @@ def test_requests_fill_one_batch_before_another_batcher_starts():
     assert results == {9: b"direct", 3: b"3x3", 4: b"4x4", 5: b"5x5", 6: b"6x6"}
     # 3 ran to its end first (it was alone when its call began), then 4 and 5 together until 4 ended, then
     # 5 alone; 6 found that batch full and started the second batcher
-    assert sorted(dec.calls) == [(1, MAX_STEPS)] * 3 + [(2, STEPS)]
+    assert sorted(dec.calls) == [(1, MAX_STEPS)] * 3 + [(2, STEPS)], dec.calls
 
 
 def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny_poem_model, tmp_path):
