@@ -69,7 +69,9 @@ class Decoder:
         if pad:
             state = {k: np.concatenate([v, np.repeat(v[:1], pad, axis=0)]) for k, v in state.items()}
             state["done"][rows:] = True  # an ended row is left as it is
-        out = self._steps(state, tf.constant(steps, tf.int32))
+        # Tensors made here, one tf.constant each: a restored function converting 20 NumPy arrays itself
+        # costs about 0.5 ms more per call, a third of a step at batch 8.
+        out = self._steps({k: tf.constant(v) for k, v in state.items()}, tf.constant(steps, tf.int32))
         return {k: v.numpy()[:rows] for k, v in out.items()}
 
     def text(self, ids: np.ndarray) -> Arrays:
