@@ -256,6 +256,10 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
     if unknown:
         takes = ", ".join(f"{k} ({v})" for k, v in getattr(module, "INPUTS", {}).items()) or "none"
         raise CardError(f"The {app} card takes no input {', '.join(unknown)}; it takes: {takes}.")
+    for name, value in inputs.items():  # run_dir, forward_run_dir ...: each app's card reads its config.json
+        if name.endswith("run_dir") and value is not None and not os.path.isfile(os.path.join(value, "config.json")):
+            raise CardError(f"{name}={value} is not a training run: expected the --run-dir of a training command "
+                            "(a directory with config.json).")
     facts = model_facts(version_dir)
     old_front, old_body = {}, ""
     previous = next((p for p in (out, os.path.join(app_dir, "README.md")) if os.path.exists(p)), None)
@@ -319,6 +323,19 @@ def read_json(path: Optional[str]):
             return json.load(f)
     except (OSError, ValueError) as e:
         raise CardError(f"Cannot read the JSON file {path}: {e}") from None
+
+
+def read_text(path: Optional[str]) -> Optional[str]:
+    """The UTF-8 text file at ``path`` (an input of a card: notes of your own), or None without a path."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError as e:
+        raise CardError(f"Cannot read the text file {path}: {e.strerror or e}.") from None
+    except UnicodeDecodeError as e:
+        raise CardError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8.") from None
 
 
 def generic_body(app: str, meta: dict) -> str:

@@ -303,7 +303,9 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
         raise LimitError(f"{where} has no words {limits.task or 'to read'}, only punctuation or symbols.")
     unknown = set(unknown)
     if unknown and all(w in unknown for w in words):
-        shown = ", ".join(list(dict.fromkeys(w for w in words if w in unknown))[:10])
+        # at most 10 words of at most 30 characters each: a 100,000-letter "word" would fill the one-line error
+        shown = ", ".join(w if len(w) <= 30 else w[:29] + "…"
+                          for w in list(dict.fromkeys(w for w in words if w in unknown))[:10])
         src, tgt = (_LANGUAGES.get(code, "") for code in languages)
         hint = f"; it translates {src} into {tgt}" if src and tgt else ""
         raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "

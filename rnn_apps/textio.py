@@ -9,6 +9,8 @@ from typing import BinaryIO, Container, Optional
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped).
 
+    A line ends at LF, CRLF or a bare CR (the line end of old Mac files), as in Python's universal newlines.
+
     Args:
         stream: A binary stream (a file opened with ``"rb"``, ``sys.stdin.buffer``).
         name: What to call the stream in messages (its path, "standard input").
@@ -28,9 +30,8 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
                 f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
                 "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
             ) from None
-        line = line.rstrip("\r\n")
-        if line.strip():
-            texts.append(line)
+        # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
+        texts.extend(part for part in line.rstrip("\r\n").split("\r") if part.strip())
     return texts
 
 

@@ -378,7 +378,7 @@ def test_cli_evaluate_on_a_caption_set(photo_set, photo_model):
     r = runner.invoke(cli, ["evaluate", "caption", "--data", photo_set, "--model", path, "--split", "test"])
     assert r.exit_code == 1 and "no test split" in r.output and "Traceback" not in r.output, r.output
     r = runner.invoke(cli, ["evaluate", "caption", "--data", photo_set, "--model", path, "--limit", "0"])
-    assert r.exit_code == 1 and "--limit" in r.output, r.output
+    assert r.exit_code == 2 and "--limit" in r.output and "x>=1" in r.output, r.output  # refused before any work
 
 
 def test_tflite_backbone_weights_on_the_command_line(tmp_path):

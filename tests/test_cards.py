@@ -95,6 +95,33 @@ def test_bad_card_requests_are_one_line(app_dir):
     assert r.exit_code == 2 and "NAME=VALUE" in r.output
 
 
+def test_a_run_dir_that_is_no_training_run_is_one_line(app_dir, tmp_path):
+    """A run_dir without config.json was a traceback (sentiment) or a bare [Errno 2] (the others)."""
+    from rnn_apps.paths import models_root
+
+    out = str(tmp_path / "card.md")
+    requests = [["poetry", "--model", str(app_dir), "-i", f"run_dir={tmp_path}", "-i", "data=poems.txt"]]
+    if os.path.isdir(os.path.join(models_root(), "sentiment")):  # the shipped model: its card reads run_dir alone
+        requests.append(["sentiment", "-i", f"run_dir={tmp_path}"])
+    for request in requests:
+        r = CliRunner().invoke(cli, ["card", *request, "--out", out])
+        assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+        assert f"run_dir={tmp_path} is not a training run" in r.output and "config.json" in r.output
+    assert not os.path.exists(out)
+
+
+def test_a_card_notes_file_that_cannot_be_read_is_one_line(tmp_path):
+    bad = tmp_path / "notes.md"
+    bad.write_bytes(b"caf\xe9\n")
+    with pytest.raises(cards.CardError, match="notes.md is not UTF-8 text"):
+        cards.read_text(str(bad))
+    with pytest.raises(cards.CardError, match="Cannot read the text file"):
+        cards.read_text(str(tmp_path))
+    good = tmp_path / "good.md"
+    good.write_text("# Mine\n", encoding="utf-8")
+    assert cards.read_text(str(good)) == "# Mine\n" and cards.read_text(None) is None
+
+
 def test_card_says_where_its_version_lies(app_dir, tmp_path):
     """A card in the project's layout names ``models/<app>/<version>/``; an export elsewhere names the
     version's directory beside the card, not a models/ path that does not exist."""

@@ -113,3 +113,150 @@ def test_commands_share_the_server_limits():
 def test_generate_poem_sampling_values(args, words):
     r = run("generate-poem", *args)
     assert r.exit_code == 2 and words in r.output
+
+
+# ----------------------------------------------------------------------------------- files a command writes
+
+
+@pytest.mark.parametrize("args", [
+    ["forecast", "--plot", "{tmp}/forecast.xyz"],
+    ["translate", "Hello.", "--plot-attention", "{tmp}/attention.docx"],
+    ["caption", "photo.jpg", "--plot-attention", "{tmp}/attention.xyz"],
+])
+def test_a_figure_format_matplotlib_cannot_write_is_refused_before_any_work(tmp_path, args):
+    r = run(*[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2 and "a figure cannot be written as ." in r.output and ".png" in r.output
+
+
+@pytest.mark.parametrize("args", [
+    ["forecast", "--output", "{tmp}/no/such/folder/next.csv"],
+    ["forecast", "--plot", "{tmp}/no/such/folder/forecast.png"],
+    ["caption", "photo.jpg", "--plot-attention", "{tmp}/nope/attention.png"],
+    ["evaluate", "translate", "--data", "pairs.tsv", "--output", "{tmp}/nope/out.tsv"],
+    ["demo", "long-memory", "--quick", "--plot", "{tmp}/nope/long_memory.png"],
+])
+def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path, args):
+    r = run(*[a.format(tmp=tmp_path) for a in args])
+    assert r.exit_code == 2 and "does not exist; create it first" in r.output
+    assert not (tmp_path / "nope").exists() and not (tmp_path / "no").exists()
+
+
+def test_an_empty_output_path_is_refused_not_skipped():
+    r = run("forecast", "--plot", "")
+    assert r.exit_code == 2 and "expected a file path; received an empty one" in r.output
+
+
+def test_output_file_type_accepts_figures_matplotlib_writes(tmp_path):
+    from rnn_apps.cli.common import OutputFile
+
+    for name in ("a.png", "b.PDF", "c.svg", "no_extension"):
+        assert OutputFile(figure=True).convert(str(tmp_path / name), None, None) == str(tmp_path / name)
+    assert OutputFile().convert(str(tmp_path / "next.csv"), None, None) == str(tmp_path / "next.csv")
+
+
+# ----------------------------------------------------------------------------------- evaluate --limit
+
+
+@pytest.mark.parametrize("args, words", [
+    (["evaluate", "translate", "--data", "pairs.tsv", "--limit", "0"], "'--limit': 0 is not in the range x>=1"),
+    (["evaluate", "translate", "--data", "pairs.tsv", "--limit", "-1"], "'--limit': -1 is not in the range x>=1"),
+    (["evaluate", "fill", "--data", "poems.txt", "--limit", "-2"], "'--limit': -2 is not in the range x>=1"),
+    (["evaluate", "fill", "--data", "poems.txt", "--limit", "0"], "'--limit': 0 is not in the range x>=1"),
+    (["evaluate", "caption", "--data", ".", "--limit", "0"], "'--limit': 0 is not in the range x>=1"),
+    (["evaluate", "caption", "--data", ".", "--examples", "-1"], "'--examples': -1 is not in the range x>=0"),
+    (["evaluate", "caption", "--synthetic", "--count", "0"], "'--count': 0 is not in the range x>=1"),
+])
+def test_evaluate_counts_must_be_positive(args, words):
+    """A --limit of 0 or -1 sliced the data ([:0] meant all poems to one command, [:-1] all pairs but the last
+    to another) and reported figures on the wrong number of examples without a word."""
+    r = run(*args)
+    assert r.exit_code == 2 and words in r.output
+
+
+def test_evaluate_libraries_refuse_a_limit_below_one_before_loading_a_model(tmp_path):
+    from rnn_apps.apps.fill.data import FillError
+    from rnn_apps.apps.fill.filler import evaluate_masked
+    from rnn_apps.apps.translate.evaluate import evaluate_pairs
+    from rnn_apps.apps.translate.translate import TranslateError
+
+    with pytest.raises(TranslateError, match="limit must be a positive number of pairs; received -1"):
+        evaluate_pairs(str(tmp_path / "pairs.tsv"), str(tmp_path), limit=-1)
+    with pytest.raises(FillError, match="limit must be a positive number of poems; received 0"):
+        evaluate_masked(str(tmp_path / "poems.txt"), str(tmp_path), limit=0)
+
+
+def test_generate_poem_max_length_out_of_range_says_its_range():
+    """--max-length 0 was answered with a message about the (empty) start instead of the accepted range."""
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    gen = PoemGenerator.__new__(PoemGenerator)  # the input checks need no model
+    for bad in (0, -5, 1, 513):
+        with pytest.raises(PoemError, match=f"max_length must be an integer from 8 to 512; received {bad}"):
+            gen._check("", "", "", bad)
+
+
+# ----------------------------------------------------------------------------------- text files as written
+
+
+def test_text_files_with_cr_line_ends_hold_one_text_a_line():
+    """A file with bare CR line ends (old Mac software) was read as ONE review or sentence."""
+    import io
+
+    from rnn_apps.textio import read_lines
+
+    assert read_lines(io.BytesIO(b"great movie\rbad movie\r"), "f") == ["great movie", "bad movie"]
+    assert read_lines(io.BytesIO(b"\xef\xbb\xbfa\r\nb\n\rc"), "f") == ["a", "b", "c"]
+
+
+def test_poem_files_with_cr_line_ends_keep_poems_apart(tmp_path):
+    from rnn_apps.apps.poetry.generate import read_poems_file
+
+    p = tmp_path / "poems.txt"
+    p.write_bytes("白日依山尽，黄河入海流。\r欲穷千里目，更上一层楼。\r\r床前明月光，疑是地上霜。\r".encode())
+    assert read_poems_file(str(p)) == ["白日依山尽，黄河入海流。\n欲穷千里目，更上一层楼。",
+                                       "床前明月光，疑是地上霜。"]
+
+
+def test_fill_texts_lose_a_byte_order_mark(tmp_path):
+    """A BOM (Windows Notepad writes one) was read as an unknown first character of the poem."""
+    import io
+
+    from rnn_apps.apps.fill.filler import read_texts_file
+
+    p = tmp_path / "lines.txt"
+    p.write_bytes("\ufeff床前明月□，疑是地上霜。\n".encode())
+    assert read_texts_file(str(p)) == ["床前明月□，疑是地上霜。"]
+    assert read_texts_file("-", io.BytesIO(p.read_bytes())) == ["床前明月□，疑是地上霜。"]
+
+
+@pytest.mark.parametrize("args, words", [
+    (["serve", "--max-body-mb", "nan"], "'nan' is not a finite number"),
+    (["serve", "--poll-seconds", "nan"], "'nan' is not a finite number"),
+    (["serve", "--batch-timeout-ms", "nan"], "'nan' is not a finite number"),
+    (["serve", "--request-timeout", "nan"], "'nan' is not a finite number"),
+    (["serve", "--poll-seconds", "1e12"], "not in the range 0<=x<=86400"),
+    (["serve", "--request-timeout", "inf"], "not in the range 0.1<=x<=86400"),
+    (["forecast", "--val-fraction", "nan"], "'nan' is not a finite number"),
+    (["export", "translate", "--run-dir", "runs/translate", "--length-penalty", "nan"], "'nan' is not a finite number"),
+])
+def test_float_options_refuse_nan_and_waits_too_long_for_a_timer(tmp_path, args, words):
+    """click's FloatRange lets NaN through (every comparison with NaN is false): serve then crashed with a
+    traceback (or started with NaN settings), forecast trained before failing; a wait of 1e12 s overflowed."""
+    r = run(*args, *(["--models", str(tmp_path), "--port", "0"] if args[0] == "serve" else []))
+    assert r.exit_code == 2 and words in r.output
+
+
+def test_unknown_words_are_shortened_in_the_one_line_error():
+    """A text of one 100,000-letter word was echoed whole in the error line."""
+    from rnn_apps import limits
+
+    with pytest.raises(limits.LimitError) as e:
+        limits.check_words(limits.APPS["translate"], "Text 1", ["a" * 100_000], ["a" * 100_000], ("en", "zh"))
+    assert len(str(e.value)) < 200 and "(" + "a" * 29 + "…)" in str(e.value)
+    with pytest.raises(limits.LimitError, match=r"knows none of its words \(qzx, vvv\)"):
+        limits.check_words(limits.APPS["translate"], "Text 1", ["qzx", "vvv"], ["qzx", "vvv"])
+
+
+def test_caption_translate_model_without_lang_zh_is_refused_not_ignored():
+    r = run("caption", "photo.jpg", "--translate-model", "models/translate")
+    assert r.exit_code == 2 and "is used with --lang zh only" in r.output

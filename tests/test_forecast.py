@@ -70,12 +70,36 @@ def test_future_labels_only_for_regular_spacing():
     (",,\n,\n", "v", None, "has no header row"),
     ("t,v\n", "v", None, "header row but no data rows"),
     ("t,v\n2,1\n1,2\n", "v", "t", "not increasing at data row 2"),
+    ("t,v\n1,2\n2,1e300\n", "v", None, "line 3: column 'v' holds '1e300', beyond ±1e+30"),
+    ("t,v\n1,2\n2,-2e31\n", "v", None, "line 3: column 'v' holds '-2e31', beyond ±1e+30"),
+    ("t,v\n1,2\n2,1,234\n", "v", None, "line 3: the row has 3 cells but the header has 2"),
+    ("v,v\n1,2\n", "v", None, "has 2 columns named 'v'"),
+    ("t,v,t\n1,2,3\n", "v", "t", "has 2 columns named 't'"),
 ])
 def test_read_csv_errors_name_the_problem(tmp_path, content, column, time_column, expected):
     p = _write(tmp_path / "bad.csv", content)
     with pytest.raises(fdata.ForecastDataError) as e:
         fdata.read_csv(p, column, time_column)
     assert expected in str(e.value)
+
+
+def test_future_labels_past_the_year_9999_are_none_not_an_overflow():
+    """The labels are made after training: an OverflowError there was a traceback that lost the run."""
+    assert fdata.future_labels(["9999-12-30", "9999-12-31"], 3) is None
+    assert fdata.future_labels(["9999-12-29", "9999-12-30"], 1) == ["9999-12-31"]
+
+
+def test_read_csv_trailing_empty_cells_and_the_largest_values_are_read(tmp_path):
+    p = _write(tmp_path / "ok.csv", "t,v,\n1,2,\n2,-1e30,\n3,0,,\n")
+    assert fdata.read_csv(p, "v").values.tolist() == [2.0, -1e30, 0.0]
+
+
+def test_cli_huge_values_are_one_clean_error_not_an_overflow(tmp_path):
+    """Values near 1e300 overflowed in the season estimate (a traceback) after the command had started."""
+    data = _write(tmp_path / "huge.csv", "v\n" + "".join(f"{(i % 7) * 1e300}\n" for i in range(100)))
+    r = CliRunner().invoke(cli, ["forecast", "--data", data, "--horizon", "4", "--epochs", "1"])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit) and "Traceback" not in r.output
+    assert "beyond ±1e+30" in r.output and "rescale the column" in r.output
 
 
 def test_read_csv_not_utf8_and_missing_file(tmp_path):

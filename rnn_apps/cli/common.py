@@ -66,6 +66,36 @@ class FiniteFloatRange(click.FloatRange):
         return rv
 
 
+class OutputFile(click.Path):
+    """``click.Path`` for a file a command writes once its work is done (a plot, a CSV, a TSV).
+
+    The path is checked when the command line is read, so that a typo costs nothing: a folder that does not
+    exist, or (``figure=True``) an extension matplotlib cannot write, would otherwise fail only after the
+    model has run or trained, losing its results.
+    """
+
+    def __init__(self, figure: bool = False):
+        super().__init__(dir_okay=False)
+        self.figure = figure
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if not os.fspath(path).strip():  # the commands read '' as "not given": it would be skipped silently
+            self.fail("expected a file path; received an empty one.", param, ctx)
+        folder = os.path.dirname(os.path.abspath(os.fspath(path)))
+        if not os.path.isdir(folder):
+            self.fail(f"{os.fspath(path)!r}: the folder {folder} does not exist; create it first.", param, ctx)
+        ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
+        if self.figure and ext:  # no extension: matplotlib writes a PNG
+            from matplotlib.backend_bases import FigureCanvasBase
+
+            formats = sorted(FigureCanvasBase.get_supported_filetypes())
+            if ext not in formats:
+                self.fail(f"{os.fspath(path)!r}: a figure cannot be written as .{ext}; expected a file ending in "
+                          f"one of: {', '.join('.' + f for f in formats)}.", param, ctx)
+        return path
+
+
 @contextlib.contextmanager
 def quiet_tensorflow():
     """Import TensorFlow without its start-up noise, and keep its native log lines off stderr in the block

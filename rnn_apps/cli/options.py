@@ -11,7 +11,7 @@ import os
 
 import click
 
-from rnn_apps.cli.common import FiniteFloatRange
+from rnn_apps.cli.common import FiniteFloatRange, OutputFile
 
 # The names of rnn_apps.cells.CELLS (that module imports Keras, which --help must not wait for; a test holds the
 # two equal).
@@ -71,6 +71,12 @@ def evaluation(app: str, data_help: str, splits: list, default: str, split_help:
                                help=split_help), as_json(json_help))
 
 
+def limit(help: str) -> callable:
+    """``--limit N``: measure only the first N examples, at least 1 (a slice [:0] or [:-1] would silently
+    measure all or too few)."""
+    return click.option("--limit", type=click.IntRange(min=1), default=None, help=help)
+
+
 def beam(help: str) -> callable:
     """``--beam N``: a decoder's beam width, 1 being greedy (the library checks the range, in the server's words)."""
     return click.option("--beam", type=int, default=None, help=help)
@@ -84,7 +90,7 @@ def call_batch(what: str, default: int = 32) -> callable:
 
 def plot_attention(help: str) -> callable:
     """``--plot-attention OUT``: save a picture of the attention weights."""
-    return click.option("--plot-attention", "plot_path", default=None, type=click.Path(dir_okay=False), help=help)
+    return click.option("--plot-attention", "plot_path", default=None, type=OutputFile(figure=True), help=help)
 
 
 def export(default: str | None = None, example: str | None = None, old=(), help: str | None = None) -> callable:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import click
 
-from rnn_apps.cli.common import friendly_errors
+from rnn_apps.cli.common import FiniteFloatRange, friendly_errors
+
+DAY = 86400.0
+"""The longest --poll-seconds and --request-timeout: a wait far longer overflows the platform's timer (a
+traceback once the server runs), and a day is already longer than any use."""
 
 
 @click.command()
@@ -12,19 +16,19 @@ from rnn_apps.cli.common import friendly_errors
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback by default; requests must then name a loopback Host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0: any free port.")
-@click.option("--max-body-mb", type=click.FloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
+@click.option("--max-body-mb", type=FiniteFloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
               help="Largest request body accepted (after gzip inflation).")
-@click.option("--poll-seconds", type=click.FloatRange(0), default=2.0, show_default=True,
+@click.option("--poll-seconds", type=FiniteFloatRange(0, DAY), default=2.0, show_default=True,
               help="How often new versions are looked for.")
 @click.option("--enable-batching/--no-batching", default=True, show_default=True,
               help="Merge concurrent requests to one signature into one model call (as TF Serving's --enable_batching).")
 @click.option("--max-batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
               help="Most examples in one merged call; larger requests run in chunks of this size.")
-@click.option("--batch-timeout-ms", type=click.FloatRange(0, 1000), default=5.0, show_default=True,
+@click.option("--batch-timeout-ms", type=FiniteFloatRange(0, 1000), default=5.0, show_default=True,
               help="How long a batch waits to fill after its first request.")
 @click.option("--batch-threads", type=click.IntRange(0, 256), default=0, show_default=True,
               help="Batches of one signature that run at once (0: one per CPU core).")
-@click.option("--request-timeout", type=click.FloatRange(0.1), default=60.0, show_default=True,
+@click.option("--request-timeout", type=FiniteFloatRange(0.1, DAY), default=60.0, show_default=True,
               help="Seconds a request may take; a request still waiting or between chunks then is cancelled (504).")
 @click.option("--heavy-slots", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "

@@ -58,6 +58,9 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
 
     if not images:
         raise CaptionError("Give image files to caption, e.g. rnn-apps caption photo.jpg. See rnn-apps caption --help.")
+    if translate_model and lang != "zh":  # else the user who asked for a translation model gets English only
+        raise click.UsageError(f"--translate-model {translate_model} is used with --lang zh only (the Chinese "
+                               "captions); add --lang zh, or leave it out.")
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
@@ -235,12 +238,14 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
 @click.option("--data", default=None, type=click.Path(file_okay=False), help="A Flickr or COCO caption set directory.")
 @click.option("--synthetic", is_flag=True, help="Fresh synthetic scenes (the model's scene settings).")
 @click.option("--seed", default=2026, show_default=True, help="--synthetic: seed of the scenes (training never uses a plain int seed).")
-@click.option("--count", default=1000, show_default=True, help="--synthetic: number of scenes.")
+@click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="--synthetic: number of scenes.")
 @click.option("--split", type=click.Choice(["val", "test", "train", "all"]), default="val", show_default=True,
               help="--data: which images ('val': the model's validation split, for Flickr8k its 1,000 dev photos; "
                    "'test': the set's official test split).")
-@click.option("--limit", type=int, default=None, help="--data: caption at most this many images.")
-@click.option("--examples", default=0, show_default=True, help="--data: also give the first N captions with their references.")
+@options.limit("--data: caption at most this many images.")
+@click.option("--examples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="--data: also give the first N captions with their references.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
 @options.call_batch("Images", 64)
 @click.option("--model", "model_dir", default=None,

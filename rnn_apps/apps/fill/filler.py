@@ -35,13 +35,13 @@ class FillResult:
 
 
 def read_texts_file(path: str, stdin=None) -> list[str]:
-    """Non-blank lines of a UTF-8 file ('-': ``stdin``, a binary stream)."""
-    try:
+    """Non-blank lines of a UTF-8 file ('-': ``stdin``, a binary stream); a byte-order mark is ignored."""
+    try:  # utf-8-sig: a BOM (Windows editors write one) would otherwise be read as an unknown first character
         if path == "-":
             raw = stdin.read() if stdin is not None else b""
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
         else:
-            with open(path, encoding="utf-8") as f:
+            with open(path, encoding="utf-8-sig") as f:
                 text = f.read()
     except UnicodeDecodeError as e:
         raise FillError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
@@ -117,13 +117,15 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     (:data:`rnn_apps.apps.fill.data.MAX_CHARS`) is read in a window of that many characters around the
     hidden one.
     """
+    if limit is not None and limit < 1:  # poems[:limit] would score too few poems, or all of them, without a word
+        raise FillError(f"limit must be a positive number of poems; received {limit}.")
     filler = Filler(model_dir)
     cfg = filler.config
     poems = load_poems(data_path, cfg.get("script", "simplified"))
     if split != "all":
         train, val = split_poems(poems, cfg.get("val_fraction", 0.05), cfg.get("seed", 1234))
         poems = val if split == "val" else train
-    if limit:
+    if limit is not None:
         poems = poems[:limit]
     texts, positions, answers = fdata.hide_one(poems, seed)
     texts = [_window(t, p) for t, p in zip(texts, positions)]

@@ -13,7 +13,8 @@ import click
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow, verbosity,
+    FiniteFloatRange, OutputFile, echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow,
+    verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -60,14 +61,14 @@ _TIME_COLUMN = click.option(
 _BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"],
                            show_default=True, help="Windows per batch.")
 _VAL_FRACTION = click.option(
-    "--val-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=DEFAULTS["val_fraction"],
+    "--val-fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=DEFAULTS["val_fraction"],
     show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
 _SEASON = click.option("--season", type=click.IntRange(min=2), default=None,
                        help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
 _OUTPUTS = options.bundle(
-    click.option("--plot", "plot_path", default=None, type=click.Path(dir_okay=False),
+    click.option("--plot", "plot_path", default=None, type=OutputFile(figure=True),
                  help="Save a PNG of the history, the back-test forecasts and the forecast."),
-    click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+    click.option("--output", "output_path", default=None, type=OutputFile(),
                  help="Write the forecast to this CSV (step, time when known, value)."))
 
 

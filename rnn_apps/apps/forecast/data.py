@@ -29,6 +29,10 @@ import numpy as np
 DEMO_LENGTH = 720  # 30 days of hourly values
 DEMO_SEASON = 24
 DEFAULT_VAL_FRACTION = 0.2
+MAX_ABS_VALUE = 1e30
+"""The largest magnitude a CSV value may have: the model and its export compute in 32-bit floats (at most about
+3.4e38, which a forecast of a few times the largest value must also stay under), and the statistics square the
+values in 64-bit floats (at most about 1.8e308)."""
 
 
 class ForecastDataError(ValueError):
@@ -71,8 +75,9 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        ForecastDataError: an empty file, a missing column, an empty / non-numeric / NaN / infinite cell (with
-            its line number), non-UTF-8 bytes, or timestamps out of order.
+        ForecastDataError: an empty file, a missing or duplicated column, a row with more cells than the header,
+            an empty / non-numeric / NaN / infinite cell or one beyond :data:`MAX_ABS_VALUE` (with its line
+            number), non-UTF-8 bytes, or timestamps out of order.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such CSV file: {path}")
@@ -105,6 +110,10 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         raise ForecastDataError(f"{path} has no column {column!r}; its columns are {columns}.")
     if column == time_column:
         raise ForecastDataError(f"--column and --time-column are both {column!r}; they must differ.")
+    for name in (column, time_column):
+        if name is not None and header.count(name) > 1:  # which of them is meant cannot be told
+            raise ForecastDataError(f"{path} has {header.count(name)} columns named {name!r}; give each column a "
+                                    "name of its own.")
     ci = header.index(column)
     ti = header.index(time_column) if time_column is not None else None
     values, stamps = [], []
@@ -114,6 +123,9 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         line = reader.line_num
         if len(row) <= max(ci, ti if ti is not None else -1):
             raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells; column {column!r} is missing.")
+        if any(c.strip() for c in row[len(header):]):  # e.g. 1,234: its value would be read as 1
+            raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells but the header has "
+                                    f"{len(header)}; write numbers without a thousands separator (1234, not 1,234).")
         cell = row[ci].strip()
         if not cell:
             raise ForecastDataError(f"{path}, line {line}: column {column!r} is empty (fill in or remove the row).")
@@ -124,6 +136,10 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         if not math.isfinite(v):
             raise ForecastDataError(f"{path}, line {line}: column {column!r} holds {cell!r}, not a finite number "
                                     "(NaN and infinity are not allowed).")
+        if abs(v) > MAX_ABS_VALUE:
+            raise ForecastDataError(f"{path}, line {line}: column {column!r} holds {cell!r}, beyond "
+                                    f"±{MAX_ABS_VALUE:g} (the model computes in 32-bit floats); rescale the column, "
+                                    "e.g. to millions.")
         values.append(v)
         if ti is not None:
             stamps.append(row[ti].strip())
@@ -163,7 +179,7 @@ def future_labels(stamps: Optional[list], horizon: int) -> Optional[list]:
     """The next ``horizon`` timestamps when ``stamps`` are regularly spaced (dates, datetimes or numbers), else None.
 
     Dates stay dates (``2024-01-31``); datetimes are written in ISO 8601; numbers keep integer form when the
-    originals were integers.
+    originals were integers. Timestamps past the year 9999 cannot be written: then None as well.
     """
     if not stamps or len(stamps) < 2:
         return None
@@ -177,7 +193,10 @@ def future_labels(stamps: Optional[list], horizon: int) -> Optional[list]:
     last = parsed[-1]
     out = []
     for k in range(1, horizon + 1):
-        t = last + step * k
+        try:
+            t = last + step * k
+        except OverflowError:  # past datetime's year 9999: a forecast without timestamps, not a traceback
+            return None
         if isinstance(t, datetime.datetime):
             date_only = all(len(s) == 10 for s in stamps)
             if date_only:

@@ -127,7 +127,8 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise PoemError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start + 1}). Save it as UTF-8.") from None
-    return [p.strip() for p in re.split(r"\n\s*\n", text.replace("\r\n", "\n")) if p.strip()]
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # CR line ends (old Mac files) separate poems too
+    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
 ENGINES = ("auto", "numpy", "tensorflow")
@@ -182,6 +183,8 @@ class PoemGenerator(Predictor):
         if form not in FORMS:
             raise PoemError(f"Unknown form {form!r}; choose one of: {', '.join(f for f in FORMS if f)} "
                             f"({', '.join(f'{k}={v}' for k, v in FORM_NAMES.items())}).")
+        with limits.errors_as(PoemError):  # first: the start's check below reads max_length as valid
+            limits.check_number(LIMITS, "max_length", max_length)
         for what, text, name in (("start", start, "prompt"), ("acrostic", acrostic, "acrostic")):
             with limits.errors_as(PoemError):  # the server's limits and words
                 limits.check_text(LIMITS, name, text, where=f"The {what}")
@@ -198,8 +201,6 @@ class PoemGenerator(Predictor):
         elif len(start) > max_length - 3:
             raise PoemError(f"The start ({len(start)} characters) must leave room in max_length ({max_length}) "
                             "for the poem to end.")
-        with limits.errors_as(PoemError):
-            limits.check_number(LIMITS, "max_length", max_length)
 
     def generate(
         self,

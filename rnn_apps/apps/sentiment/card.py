@@ -43,10 +43,7 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
 
     if run_dir is None:
         raise cards.CardError("The sentiment card's body is written from its training run: give run_dir.")
-    text = None
-    if notes:
-        with open(notes, encoding="utf-8") as f:
-            text = f.read()
+    text = cards.read_text(notes) if notes else None
     with tempfile.TemporaryDirectory(prefix="rnn-apps-card-") as tmp:
         with open(write_model_card(tmp, version_dir, run_dir, notes=text), encoding="utf-8") as f:
             return f.read()

@@ -8,7 +8,8 @@ import click
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, gather_texts, quiet_tensorflow, show, train_and_report, with_card,
+    FiniteFloatRange, echo_exported, echo_json, friendly_errors, gather_texts, quiet_tensorflow, show, train_and_report,
+    with_card,
 )
 
 
@@ -121,7 +122,7 @@ _VAL_SPLIT = options.setting(
 @options.setting("--ngram-l2", DEFAULTS, "L2 penalty of the branch's logistic regression", float)
 @options.setting("--ngram-self-training", DEFAULTS, "Self-training of the n-gram branch: fit it again with the "
                  "unlabelled reviews (aclImdb train/unsup, TFDS unsupervised) labelled by its first fit, each "
-                 "counting W of a labelled review (0: off)", click.FloatRange(0, 1))
+                 "counting W of a labelled review (0: off)", FiniteFloatRange(0, 1))
 @options.setting("--ngram-tokens", DEFAULTS, "What the branch's n-grams are made of: words and punctuation marks, "
                  "each mark a token ('!', '?', ':)' and '7/10' carry sentiment), or words only (runs made before "
                  "this option existed)", click.Choice(["punctuation", "words"]))

@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, gather_texts, train_and_report, with_card,
+    FiniteFloatRange, OutputFile, echo_exported, echo_json, friendly_errors, gather_texts, train_and_report, with_card,
 )
 
 
@@ -134,10 +134,10 @@ def _numbered(path: str, i: int) -> str:
 @options.min_count(DEFAULTS, "Rarest target token kept in the vocabulary", "--target-min-count")
 @options.val_fraction(DEFAULTS, "Share of the source sentences held out for validation")
 @options.patience(DEFAULTS)
-@click.option("--placeholder-share", type=click.FloatRange(0, 1), default=None,
+@click.option("--placeholder-share", type=FiniteFloatRange(0, 1), default=None,
               help="Share of the training pairs with a name that are also given with the name as <unk> on both "
                    "sides, so the model learns to carry unknown words into its output (default 0.25; 0: none).")
-@click.option("--concat-share", type=click.FloatRange(0, 1), default=None,
+@click.option("--concat-share", type=FiniteFloatRange(0, 1), default=None,
               help="Add this share of training pairs made by joining two random pairs, so the model learns to "
                    "translate every clause of a longer sentence (default 0.3; 0: none).")
 @click.option("--average-best", type=click.IntRange(0, 20), default=None,
@@ -235,9 +235,9 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
 @click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
               help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
-@click.option("--limit", type=int, default=None, help="Only the first N pairs (after the split).")
+@options.limit("Only the first N pairs (after the split).")
 @options.call_batch("Sentences", 64)
-@click.option("--output", "output_path", default=None, type=click.Path(dir_okay=False),
+@click.option("--output", "output_path", default=None, type=OutputFile(),
               help="Also write source, reference and translation of every pair to this TSV.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON object with 'bleu', 'chrf', 'by_length' (BLEU and chrF by English sentence length) "
@@ -289,9 +289,9 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
                    "version's graph (its decoding settings kept unless given here).")
 @options.export_target("translate", "models/translate, or models/translate-zh-en for a zh-en model")
 @_DEFAULT_BEAM
-@click.option("--length-penalty", type=click.FloatRange(0, 5), default=None,
+@click.option("--length-penalty", type=FiniteFloatRange(0, 5), default=None,
               help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
-@click.option("--coverage-penalty", type=click.FloatRange(0, 5), default=None,
+@click.option("--coverage-penalty", type=FiniteFloatRange(0, 5), default=None,
               help="β of the beam's coverage penalty β Σ log min(attention received, 1) (default 0.2; 0: none).")
 @friendly_errors
 def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, as_json, default_beam, length_penalty,

@@ -112,6 +112,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         raise TranslateError(f"split must be one of {', '.join(SPLITS)}; received {split!r}.")
     if batch_size < 1:
         raise TranslateError(f"batch_size must be positive; received {batch_size}.")
+    if limit is not None and limit < 1:  # pairs[:limit] would drop pairs from the end without a word
+        raise TranslateError(f"limit must be a positive number of pairs; received {limit}.")
     tr = Translator(model_dir)
     beam = tr._beam(beam)
     cfg = tr.config
