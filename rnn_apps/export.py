@@ -110,6 +110,34 @@ def atomic_export(
     return final
 
 
+def inference_view(model):
+    """``model``'s network without its training state, for a SavedModel module to hold.
+
+    A compiled Keras model tracks its optimizer, so a ``tf.Module`` that holds a model just trained would also
+    save the optimizer's variables (Adam's two moments: the SavedModel three times the size, for nothing at
+    inference). An uncompiled model is returned as it is; a compiled functional model gets a new functional
+    model over the same layers, so the same variables and no optimizer.
+
+    Args:
+        model: A built Keras model.
+
+    Raises:
+        ValueError: ``model`` is compiled and not functional (its network cannot be viewed without it).
+    """
+    import keras
+
+    if getattr(model, "optimizer", None) is None:
+        return model
+    try:
+        inputs, outputs = model.inputs, model.outputs
+    except (AttributeError, ValueError):
+        inputs = outputs = None
+    if not inputs:
+        raise ValueError(f"{type(model).__name__} {model.name!r} is compiled and not a functional model; export "
+                         "a copy built without compile() that holds its weights.")
+    return keras.Model(inputs, outputs, name=model.name)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

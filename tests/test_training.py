@@ -222,6 +222,54 @@ def test_atomic_export_never_shows_half_written_versions(tmp_path):
         shared_export.atomic_export(_write_dummy, str(app), version=2)
 
 
+def test_an_export_holds_no_optimizer_state(tmp_path):
+    """A module that holds a model just trained would save Adam's moments too (three times the weights):
+    save_module refuses that, and inference_view gives the same network without them."""
+    import keras
+    import tensorflow as tf
+
+    from rnn_apps.apps.base import save_module
+
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(2, name="out")(inputs))
+    model.compile(optimizer="adam", loss="mse")
+    x = np.arange(12, dtype="float32").reshape(4, 3)
+    model.fit(x, np.ones((4, 2), "float32"), epochs=1, verbose=0)  # creates the optimizer's variables
+
+    def module_of(net):
+        module = tf.Module()
+        module.net = net
+        module.call = tf.function(lambda t: net(t), input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+        return module
+
+    with pytest.raises(RuntimeError, match="optimizer's state"):
+        save_module(module_of(model), {}, str(tmp_path / "a"), 1, "x.json", {})
+    assert not os.path.exists(tmp_path / "a" / "1") and os.listdir(tmp_path / "a") == []  # nothing left behind
+    view = shared_export.inference_view(model)
+    assert getattr(view, "optimizer", None) is None and [id(v) for v in view.weights] == [id(v) for v in model.weights]
+    path = save_module(module_of(view), {}, str(tmp_path / "b"), 1, "x.json", {})
+    names = [n for n, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))]
+    assert not [n for n in names if "optimizer" in n] and len([n for n in names if "VARIABLE_VALUE" in n]) == 2
+    loaded = tf.saved_model.load(path)  # held: its variables go with it
+    np.testing.assert_allclose(loaded.call(tf.constant(x)).numpy(), model.predict(x, verbose=0), rtol=1e-6)
+    uncompiled = keras.Model(inputs, model.outputs)
+    assert shared_export.inference_view(uncompiled) is uncompiled
+
+    class Subclassed(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.dense = keras.layers.Dense(2)
+
+        def call(self, t):
+            return self.dense(t)
+
+    sub = Subclassed()
+    sub.compile(optimizer="adam", loss="mse")
+    sub.fit(x, np.ones((4, 2), "float32"), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="Subclassed .* is compiled and not a functional model"):
+        shared_export.inference_view(sub)
+
+
 def test_checkpoint_refuses_a_different_model(tmp_path):
     from rnn_apps.apps.poetry.model import build_char_rnn
 

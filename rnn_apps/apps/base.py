@@ -269,6 +269,13 @@ def save_module(module, signatures: dict, app_dir: str, version: Optional[int], 
 
     def write(path):
         tf.saved_model.save(module, path, signatures=signatures)
+        # A compiled Keras model tracks its optimizer: a module that holds one would ship Adam's two moments
+        # too (three times the weights on disk, of no use for inference). The modules hold uncompiled views.
+        training_state = [name for name, _ in tf.train.list_variables(os.path.join(path, "variables", "variables"))
+                          if "/optimizer/" in f"/{name}"]
+        if training_state:
+            raise RuntimeError(f"The export would hold the optimizer's state ({len(training_state)} variables, "
+                               f"e.g. {training_state[0]}); hold the model through rnn_apps.export.inference_view.")
         if after_save is not None:
             after_save(path)
 

@@ -43,8 +43,7 @@ class FillModule(tf.Module):
     def __init__(self, model, vocab: Vocabulary, config: dict, default_top_k: int = DEFAULT_TOP_K):
         super().__init__(name="fill_model")
         fdata.check_vocab(vocab)
-        self.model = model
-        self.model_weights = list(model.weights)
+        self.model_weights = list(model.weights)  # the model itself is not held: it may track its optimizer
         # The network up to the context vectors; the tied head is applied at the blanks only.
         self._features = keras.Model(model.inputs, model.get_layer("dropout_out").output)
         self._head = model.get_layer("logits")

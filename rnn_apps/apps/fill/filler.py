@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from rnn_apps import limits
+from rnn_apps import limits, textio
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
@@ -35,19 +35,12 @@ class FillResult:
 
 
 def read_texts_file(path: str, stdin=None) -> list[str]:
-    """Non-blank lines of a UTF-8 file ('-': ``stdin``, a binary stream); a byte-order mark is ignored."""
-    try:  # utf-8-sig: a BOM (Windows editors write one) would otherwise be read as an unknown first character
-        if path == "-":
-            raw = stdin.read() if stdin is not None else b""
-            text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
-        else:
-            with open(path, encoding="utf-8-sig") as f:
-                text = f.read()
-    except UnicodeDecodeError as e:
-        raise FillError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
-    except OSError as e:
-        raise FillError(f"Cannot read {path}: {e.strerror or e}.") from None
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    """Texts of a UTF-8 file, one a line ('-': ``stdin``, a binary stream), as
+    :func:`rnn_apps.textio.read_texts_file` reads them; its errors are FillErrors."""
+    try:
+        return [t.strip() for t in textio.read_texts_file(path, stdin, FillError, "text")]
+    except OSError as e:  # no such file, no permission: one line, as every fill error
+        raise FillError(str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}.") from None
 
 
 class Filler(Predictor):

@@ -19,6 +19,7 @@ from typing import Optional
 import tensorflow as tf
 
 from rnn_apps import graph_limits, limits
+from rnn_apps.export import inference_view
 from rnn_apps.apps.base import assign_weights, exported_at, read_export, read_meta, save_module
 
 CONFIG_NAME = "forecast.json"
@@ -39,7 +40,7 @@ class ForecastModule(tf.Module):
         super().__init__(name="forecast_model")
         if mode not in ("direct", "recursive"):
             raise ValueError(f"mode must be 'direct' or 'recursive'; received {mode!r}.")
-        self.model = model
+        self.model = inference_view(model)  # without the optimizer a model just trained tracks
         self.model_weights = list(model.weights)
         self.scale = float(scale)
         self.window, self.horizon, self.mode = int(window), int(horizon), mode

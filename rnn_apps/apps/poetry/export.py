@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import chinese, graph_limits, limits, samplers
+from rnn_apps.export import inference_view
 from rnn_apps.apps.base import read_export, save_module
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
@@ -66,7 +67,7 @@ class PoemModule(tf.Module):
                  prosody_arrays: dict | None = None):
         super().__init__(name="poem_model")
         self.jit_compile = jit_compile
-        self.model = model
+        self.model = inference_view(model)  # without the optimizer a model just trained tracks
         self.model_weights = list(model.weights)  # order of model.weights, for fine-tuning
         self._emb = model.get_layer("embedding")
         self._cells = [model.get_layer(f"rnn_{i}").cell for i in range(1, config["num_layers"] + 1)]

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from rnn_apps import graph_limits, limits
+from rnn_apps.export import inference_view
 from rnn_apps.training import best_epoch, read_history
 from rnn_apps.apps.sentiment import data as sdata
 from rnn_apps.apps.sentiment import ngrams as ngram_lib
@@ -55,7 +56,7 @@ class SentimentModule(tf.Module):
 
     def __init__(self, model, vocabulary, config: dict, lm=None, ngram=None, ngram_vocabulary_file=None):
         super().__init__(name="sentiment_model")
-        self.model = model
+        self.model = inference_view(model)  # without the optimizer a model just trained tracks
         self.vectorizer = make_vectorizer(vocabulary)
         self.model_weights = list(model.weights)  # in model.weights order, for fine-tuning
         self.lm_weights = list(lm.head_weights()) if lm is not None else []
