@@ -40,11 +40,9 @@ class Decoder:
 
     def __init__(self, obj):
         self._obj = obj
-        # The restored function's one concrete function, called directly: the polymorphic call first matches
-        # the 20 tensors of the state against its input signature, about 0.5 ms of every call of a few steps.
-        steps = getattr(obj.decode_steps, "concrete_functions", None) or []
-        self._steps = steps[0] if len(steps) == 1 else obj.decode_steps
-        self._text = obj.decode_text
+        self._steps = _direct(obj.decode_steps)
+        self._text = _direct(obj.decode_text)
+        self._starts = {}
 
     @classmethod
     def of(cls, obj) -> Optional["Decoder"]:
@@ -56,7 +54,9 @@ class Decoder:
 
     def start(self, sig, arrays: Arrays) -> Arrays:
         """The state of the rows of one request of signature ``sig`` (bad input: a 400, as the signature)."""
-        fn = getattr(self._obj, START_PREFIX + sig.name)
+        fn = self._starts.get(sig.name)
+        if fn is None:
+            fn = self._starts[sig.name] = _direct(getattr(self._obj, START_PREFIX + sig.name))
         return run_function(fn, arrays, {k: s.dtype for k, s in sig.inputs.items()})
 
     def steps(self, state: Arrays, steps: int) -> Arrays:
@@ -85,6 +85,16 @@ class Decoder:
             if rows >= max_rows:
                 break
             rows *= 2
+
+
+def _direct(fn):
+    """A restored function's one concrete function, to be called directly (``fn`` itself if it has several).
+
+    The polymorphic call first binds its arguments to the input signature: about 0.5 ms of every call of
+    a few steps with the 20 tensors of a poem's state, 0.3 ms of a poem's start and 0.1 ms of its text.
+    """
+    concrete = getattr(fn, "concrete_functions", None) or []
+    return concrete[0] if len(concrete) == 1 else fn
 
 
 class _Request:
