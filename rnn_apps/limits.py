@@ -28,6 +28,7 @@ BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing charac
 _HAN = re.compile(f"[{HAN_RANGES}]")  # a Chinese character (what a fill text must have around its blanks)
 _WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punctuation or a symbol)
 _LANGUAGES = {"en": "English", "zh": "Chinese"}
+_HAN = re.compile(f"[{HAN_RANGES}]")
 
 
 class LimitError(ValueError):
@@ -301,12 +302,17 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
     words = [t for t in tokens if _WORD.search(t)]
     if not words:
         raise LimitError(f"{where} has no words {limits.task or 'to read'}, only punctuation or symbols.")
+    src, tgt = (_LANGUAGES.get(code, "") for code in languages)
+    if languages[0] == "zh" and not any(_HAN.search(w) for w in words):
+        # The Chinese side's vocabulary knows the Latin letters of names and brands, so an English text would
+        # otherwise be read letter by letter and get an invented translation.
+        raise LimitError(f"{where} has no Chinese characters; the model translates Chinese into {tgt}. Check the "
+                         "language.")
     unknown = set(unknown)
     if unknown and all(w in unknown for w in words):
         # at most 10 words of at most 30 characters each: a 100,000-letter "word" would fill the one-line error
         shown = ", ".join(w if len(w) <= 30 else w[:29] + "…"
                           for w in list(dict.fromkeys(w for w in words if w in unknown))[:10])
-        src, tgt = (_LANGUAGES.get(code, "") for code in languages)
         hint = f"; it translates {src} into {tgt}" if src and tgt else ""
         raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "
                          f"the language.")

@@ -4,6 +4,7 @@ import io
 import json
 import os
 import struct
+import warnings
 import subprocess
 import sys
 import zlib
@@ -271,6 +272,19 @@ def test_image_headers_and_limits(monkeypatch):
     monkeypatch.setattr(images, "DOWNSCALE_TO", 16)
     big = prepare_image(encoded("JPEG", (100, 80)), "big.jpg")
     assert big.format == "PNG" and image_header(big.data)[1:] == (16, 13) and "reduced scale" in big.notes[0]
+    # A JPEG whose header claims 65000×65000 pixels: refused in the project's words, before Pillow opens it.
+    huge = bytearray(encoded("JPEG", (16, 16)))
+    sof = huge.find(b"\xff\xc0")
+    struct.pack_into(">HH", huge, sof + 5, 65000, 65000)
+    with pytest.raises(CaptionError, match=r"huge.jpg: the image is 65,000×65,000 pixels \(4225 megapixels\); JPEG "
+                                           r"images above 150 megapixels are refused"):
+        prepare_image(bytes(huge), "huge.jpg")
+    # Between Pillow's warning (89 megapixels) and the bound: read at a reduced scale, no warning.
+    monkeypatch.setattr(images, "MAX_JPEG_PIXELS", 10_000)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5000)  # 100×80 is above Pillow's warning, below its error
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert prepare_image(encoded("JPEG", (100, 80)), "big.jpg").format == "PNG"
 
 
 # ------------------------------------------------------------------------------------------ tiny models

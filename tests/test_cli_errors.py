@@ -260,3 +260,18 @@ def test_unknown_words_are_shortened_in_the_one_line_error():
 def test_caption_translate_model_without_lang_zh_is_refused_not_ignored():
     r = run("caption", "photo.jpg", "--translate-model", "models/translate")
     assert r.exit_code == 2 and "is used with --lang zh only" in r.output
+
+
+def test_a_text_without_chinese_characters_is_refused_by_a_chinese_to_english_model():
+    """The zh-en model's vocabulary knows Latin letters (names, brands), so "I love you." was read letter by
+    letter and translated as "Let's meet in v."."""
+    from rnn_apps import limits
+
+    lim = limits.APPS["translate"]
+    with pytest.raises(limits.LimitError, match=r"^Text 1 has no Chinese characters; the model translates Chinese "
+                                                r"into English\. Check the language\.$"):
+        limits.check_words(lim, "Text 1", ["I", "love", "you", "."], [], ("zh", "en"))
+    limits.check_words(lim, "Text 1", ["Tom", "是", "朋友", "。"], [], ("zh", "en"))  # a name in a Chinese text
+    limits.check_words(lim, "Text 1", ["I", "love", "you", "."], [], ("en", "zh"))
+    r = run("translate", "--direction", "zh-en", "我爱你。", "I love you.")
+    assert r.exit_code == 1 and "Text 2 has no Chinese characters" in r.output and "Traceback" not in r.output

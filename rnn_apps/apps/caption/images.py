@@ -20,6 +20,10 @@ from rnn_apps import limits
 MAX_PIXELS = int(limits.APPS["caption"].max_megapixels["image"] * 1_000_000)
 MAX_FILE_BYTES = 200 * 2**20
 DOWNSCALE_TO = 1024
+# A JPEG above MAX_PIXELS is decoded at a reduced scale (its DCT at 1/2, 1/4 or 1/8), so it costs an eighth of
+# its pixels at most; Pillow still refuses to open one above twice its MAX_IMAGE_PIXELS (179 megapixels) as a
+# possible decompression bomb. This bound stays below that and is said in the project's words.
+MAX_JPEG_PIXELS = 150_000_000
 FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 
 
@@ -109,8 +113,13 @@ def _downscale_jpeg(data: bytes, name: str) -> bytes:
     except ImportError:  # pragma: no cover - Pillow is a dependency
         raise CaptionError(f"{name}: the image is larger than {MAX_PIXELS / 1e6:.0f} megapixels; downscale it first "
                            "(or install Pillow, which reads large JPEGs at a reduced scale).") from None
+    import warnings
+
     try:
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings():  # the size was checked (MAX_JPEG_PIXELS): no bomb warning on stderr
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+        with im:
             im.draft("RGB", (DOWNSCALE_TO, DOWNSCALE_TO))
             im = im.convert("RGB")
             im.thumbnail((DOWNSCALE_TO, DOWNSCALE_TO))
@@ -142,6 +151,9 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
         if fmt != "JPEG":
             with limits.errors_as(CaptionError):  # the server's check and words
                 limits.check_megapixels(limits.APPS["caption"], "image", w, h, where=name)
+        elif w * h > MAX_JPEG_PIXELS:
+            raise CaptionError(limits.megapixels_message(name, w, h, w * h / 1e6, MAX_JPEG_PIXELS / 1e6)
+                               .replace("images above", "JPEG images above"))
         img.data = _downscale_jpeg(data, name)
         img.format = "PNG"
         img.notes.append(f"{name}: {w:,}×{h:,} pixels; read at a reduced scale.")
