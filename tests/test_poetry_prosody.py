@@ -226,3 +226,27 @@ def test_a_model_exported_before_rhyme_and_metre(tiny_poem_model):
     assert gen.generate(form="wujue", seed=1, rhyme="none", metre="none")[0].text.endswith("。")
     assert gen.generate(seed=1)[0].text  # free form: neither applies
     assert calls and all("rhyme" not in c for c in calls)
+
+
+def test_start_punctuation_a_form_does_not_keep_is_named():
+    """A form sets its own marks; "--start 春眠， --form wujue" left the comma out without a word."""
+    from click.testing import CliRunner
+
+    from rnn_apps.apps.poetry.generate import unkept_punctuation
+    from rnn_apps.cli import cli
+
+    assert unkept_punctuation("春眠，", "wujue") == [("，", "春眠")]
+    assert unkept_punctuation("春眠，", "") == []  # a free poem keeps the start as written
+    assert unkept_punctuation("春眠不觉晓, 处处闻啼鸟。夜", "wujue") == []  # at the line ends, ',' read as '，'
+    assert unkept_punctuation("春眠不觉晓。处", "wujue") == [("。", "春眠不觉晓")]  # line 1 ends with ，
+    assert unkept_punctuation("春眠不觉晓，，", "wujue") == [("，", "春眠不觉晓")]
+    assert unkept_punctuation("，白日依山尽；", "qijue") == [("，", ""), ("；", "白日依山尽")]
+    poems = PoemGenerator(SHIPPED, engine="numpy").generate(start="春眠，", form="wujue", n=2, seed=3)
+    assert all(p.text.startswith("春眠") and "，" not in p.text[:5] for p in poems)
+    res = CliRunner().invoke(cli, ["generate-poem", "--start", "春眠，", "--form", "wujue", "--seed", "3",
+                                   "--engine", "numpy"])
+    assert res.exit_code == 0 and ("Note: wujue (五言绝句) puts ， and 。 after every 5 characters; the start's ， "
+                                   "after 春眠 is left out of the poems.") in res.output
+    res = CliRunner().invoke(cli, ["generate-poem", "--start", "春眠不觉晓，", "--form", "wujue", "--seed", "3",
+                                   "--engine", "numpy"])
+    assert res.exit_code == 0 and "Note:" not in res.output

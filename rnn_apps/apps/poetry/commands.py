@@ -8,6 +8,7 @@ import sys
 import click
 
 from rnn_apps import limits  # the server's ranges and messages
+from rnn_apps.apps.poetry.constants import FORM_NAMES, FORMS
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -65,7 +66,7 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem --script traditional
     """
     from rnn_apps.quiet import enable_xla_cache, native_stderr_silenced
-    from rnn_apps.apps.poetry.generate import PoemGenerator, to_script
+    from rnn_apps.apps.poetry.generate import PoemGenerator, to_script, unkept_punctuation
 
     if engine != "numpy" and "tensorflow" not in sys.modules:
         enable_xla_cache()  # in case TensorFlow is used (must come before its import)
@@ -79,6 +80,12 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
             d["text"] = to_script(d["text"], script)
             d["lines"] = [to_script(x, script) for x in d["lines"]]
         rows.append(d)
+    unkept = unkept_punctuation(start, form or "")
+    if unkept:  # the form sets its own marks: say which of the start's are not in the poems
+        n = FORMS[form][0]
+        where = ", ".join(f"{mark} after {before}" if before else f"{mark} at its beginning" for mark, before in unkept)
+        click.echo(f"Note: {form} ({FORM_NAMES[form]}) puts ， and 。 after every {n} characters; the start's "
+                   f"{where} {'is' if len(unkept) == 1 else 'are'} left out of the poems.", err=True)
     for i, p in enumerate(poems):
         if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
             where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"

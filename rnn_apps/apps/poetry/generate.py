@@ -67,6 +67,34 @@ class Poem:
                 "rhyme": self.rhyme, "metre": self.metre, "forced_breaks": self.forced_breaks}
 
 
+_COMMAS, _PERIODS = "，,", "。.!?！？"  # what the input rules turn into ， and 。
+_MARKS = re.compile(r"[，。,.!?！？；;：:、]")
+
+
+def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
+    """The punctuation marks of a form poem's start that the poem does not keep as written.
+
+    A form sets its own marks: ， after each odd line and 。 after each even one (lines of 5 or 7 characters).
+    A mark of the start elsewhere, or another mark at a line's end, is left out of the poem (the
+    characters are kept). Returns ``(mark, the characters before it)`` for each; ``[]`` for free form.
+    """
+    if not form:
+        return []
+    n = FORMS[form][0]
+    unkept, before, marked = [], "", -1
+    for ch in re.sub(r"\s", "", start):
+        if not _MARKS.fullmatch(ch):
+            before += ch
+            continue
+        lines, rest = divmod(len(before), n)
+        wanted = _COMMAS if lines % 2 else _PERIODS
+        if not before or rest or ch not in wanted or marked == len(before):  # a second mark at a line's end too
+            unkept.append((ch, before))
+        else:
+            marked = len(before)
+    return unkept
+
+
 def forced_breaks(poem: Poem, tables: prosody.Tables) -> list[dict]:
     """The breaks of ``poem``'s rhyme or metre (as asked) at characters its start or acrostic forced.
 
