@@ -471,6 +471,17 @@ def test_cli_evaluate_synthetic_json(runner, tiny_model):
     assert 0 <= out["bleu4"] <= 1 and 0 <= out["exact_match"] <= 1 and out["scenes"] == 12
     r = runner.invoke(cli, ["evaluate", "caption", "--model", tiny_model])
     assert r.exit_code == 1 and "--synthetic" in r.output
+    # Options of the other mode were ignored without a word: refused before any work.
+    r = runner.invoke(cli, ["evaluate", "caption", "--synthetic", "--count", "12", "--split", "test", "--limit", "5",
+                            "--model", tiny_model])
+    assert r.exit_code == 2 and ("--split and --limit are not used with --synthetic; --split, --limit and --examples "
+                                 "choose among the images of --data.") in r.output
+    r = runner.invoke(cli, ["evaluate", "caption", "--data", os.path.dirname(tiny_model), "--count", "12"])
+    assert r.exit_code == 2 and "--count is not used with --data; --seed and --count make the scenes" in r.output
+    r = runner.invoke(cli, ["train", "caption", "--synthetic", "--min-count", "2", "--val-fraction", "0.2"])
+    assert r.exit_code == 2 and "--min-count and --val-fraction are not used with --synthetic" in r.output
+    r = runner.invoke(cli, ["train", "caption", "--data", os.path.dirname(tiny_model), "--max-shapes", "2"])
+    assert r.exit_code == 2 and "--max-shapes is not used with --data" in r.output
 
 
 def test_cli_backbone_weights_missing_is_a_clear_error(runner, tmp_path):

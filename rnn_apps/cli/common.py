@@ -147,6 +147,20 @@ def report(summary: dict, as_json: bool) -> None:
             click.echo(f"{k}: {v}")
 
 
+def refuse_options_given(names, reason: str) -> None:
+    """A usage error if any of the current command's parameters ``names`` was given on the command line.
+
+    For options that apply to one mode of a command only (``evaluate caption --synthetic`` has no
+    ``--split``): silently ignoring them would give the user a result for something else than asked.
+    """
+    ctx = click.get_current_context()
+    given = [p.opts[0] for p in ctx.command.params
+             if p.name in names and ctx.get_parameter_source(p.name) == click.core.ParameterSource.COMMANDLINE]
+    if given:
+        names = given[0] if len(given) == 1 else ", ".join(given[:-1]) + " and " + given[-1]
+        raise click.UsageError(f"{names} {'is' if len(given) == 1 else 'are'} not used {reason}.")
+
+
 def gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> list:
     """The TEXT arguments ('-': standard input) and then the ``--file`` paths' lines, in order.
 

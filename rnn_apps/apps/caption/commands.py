@@ -10,7 +10,7 @@ import click
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, quiet_tensorflow, train_and_report, with_card,
+    echo_exported, echo_json, friendly_errors, quiet_tensorflow, refuse_options_given, train_and_report, with_card,
 )
 
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
@@ -183,6 +183,11 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 
     if not resume and bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic.")
+    if synthetic:
+        refuse_options_given(("average_best", "min_count", "val_fraction"),
+                             "with --synthetic; they apply to a caption set (--data)")
+    elif data:
+        refuse_options_given(("min_shapes", "max_shapes"), "with --data; they shape the scenes of --synthetic")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, exporter=_export,
                      as_json=as_json, epochs=epochs, synthetic=synthetic, resume=resume, strategy=strategy,
                      tensorboard=tensorboard, save_every=save_every, **settings)
@@ -272,6 +277,10 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 
     if bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR or --synthetic (with --seed and --count).")
+    if synthetic:
+        refuse_options_given(("split", "limit", "examples"), "with --synthetic; --split, --limit and --examples choose among the images of --data")
+    else:
+        refuse_options_given(("seed", "count"), "with --data; --seed and --count make the scenes of --synthetic")
     with quiet_tensorflow():
         from rnn_apps.apps.caption import evaluate as ev
         from rnn_apps.paths import default_model_dir
