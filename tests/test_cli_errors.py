@@ -275,3 +275,17 @@ def test_a_text_without_chinese_characters_is_refused_by_a_chinese_to_english_mo
     limits.check_words(lim, "Text 1", ["I", "love", "you", "."], [], ("en", "zh"))
     r = run("translate", "--direction", "zh-en", "我爱你。", "I love you.")
     assert r.exit_code == 1 and "Text 2 has no Chinese characters" in r.output and "Traceback" not in r.output
+
+
+def test_training_commands_print_their_error_without_tensorflow_start_up_lines(tmp_path):
+    """train/fine-tune/export/evaluate sentiment printed TensorFlow's native start-up lines (oneDNN, CUDA
+    probes) before their one-line error: its module imports TensorFlow."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "RNN_APPS_VERBOSE")}
+    r = subprocess.run([sys.executable, "-m", "rnn_apps.cli", "evaluate", "sentiment", "--data",
+                        str(tmp_path / "missing")], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.splitlines() == [f"Error: No such file or directory: {tmp_path / 'missing'} (expected an aclImdb "
+                                     "directory or .tar.gz, a .csv/.tsv, or tfds:imdb_reviews)."], r.stderr

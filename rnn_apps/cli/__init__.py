@@ -9,6 +9,7 @@ app modules are read on first use of a group, so importing this package imports 
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 
@@ -21,6 +22,25 @@ APPS = ("poetry", "sentiment", "translate", "caption", "fill", "forecast", "demo
 
 SHARED = ("rnn_apps.cli.serve", "rnn_apps.cli.card")
 """Modules of commands that belong to no app; each holds ``COMMANDS`` as the apps do."""
+
+
+TENSORFLOW_VERBS = ("train", "fine-tune", "evaluate", "export")
+"""Verbs whose commands all run TensorFlow: it is imported first, without its native start-up lines."""
+
+
+def _tensorflow_first(callback):
+    """``callback`` after a quiet import of TensorFlow (an app's module would import it with its start-up
+    lines on stderr, before the command's own output or one-line error). Runs after click parsed the
+    arguments, so ``--help`` and usage errors stay instant."""
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        from rnn_apps.quiet import import_tensorflow_quietly
+
+        import_tensorflow_quietly()
+        return callback(*args, **kwargs)
+
+    return run
 
 
 class Registry(click.Group):
@@ -39,6 +59,8 @@ class Registry(click.Group):
         modules = [f"rnn_apps.apps.{app}.commands" for app in APPS] + list(SHARED)
         for name in modules:
             for command in importlib.import_module(name).COMMANDS.get(self.verb, ()):
+                if self.verb in TENSORFLOW_VERBS:
+                    command.callback = _tensorflow_first(command.callback)
                 self.add_command(command)
 
     def list_commands(self, ctx):
