@@ -418,3 +418,15 @@ def test_default_command_does_not_import_tensorflow(tiny_poem_model):
     res = CliRunner().invoke(cli, ["generate-poem", "--start", "Q", "--model", tiny_poem_model, "--engine", "tensorflow"])
     assert res.exit_code == 1 and "does not know: Q" in res.output
     assert "Error: " + res.output.split("Error: ")[1].strip() in "Error: " + out.split("ClickException ")[1]
+
+
+@pytest.mark.parametrize("engine, batch", [("numpy", 256), ("tensorflow", 64)])
+def test_many_poems_come_in_batches_with_progress_and_the_same_poems(tiny_poem_model, engine, batch):
+    """generate-poem -n 1000 ran for minutes as one batch with no sign of progress."""
+    gen = PoemGenerator(tiny_poem_model, engine=engine)
+    calls = []
+    poems = gen.generate(n=batch + 6, seed=11, max_length=24, progress=lambda done, n: calls.append((done, n)))
+    assert calls == [(batch, batch + 6), (batch + 6, batch + 6)]
+    tail = gen.generate(n=6, seed=11 + batch, max_length=24)  # a poem depends on its own seed only
+    assert [p.text for p in poems[batch:]] == [p.text for p in tail]
+    assert [p.seed for p in poems] == list(range(11, 11 + batch + 6))

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -70,9 +71,23 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
 
     if engine != "numpy" and "tensorflow" not in sys.modules:
         enable_xla_cache()  # in case TensorFlow is used (must come before its import)
-    with native_stderr_silenced():
-        gen = PoemGenerator(model_dir, engine=engine)
-        poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length, rhyme, metre)
+    # Many poems take minutes: a terminal sees how many are written (through a copy of stderr, as the
+    # block below keeps TensorFlow's native lines off it).
+    batch = limits.APPS["poetry"].max_batch
+    terminal = os.fdopen(os.dup(sys.stderr.fileno()), "w") if n > batch and sys.stderr.isatty() else None
+
+    def progress(done, total):
+        terminal.write(f"\r{done}/{total} poems" if done < total else "\r" + " " * 24 + "\r")
+        terminal.flush()
+
+    try:
+        with native_stderr_silenced():
+            gen = PoemGenerator(model_dir, engine=engine)
+            poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length, rhyme,
+                                 metre, progress=progress if terminal else None)
+    finally:
+        if terminal is not None:
+            terminal.close()
     rows = []
     for p in poems:
         d = p.to_dict()

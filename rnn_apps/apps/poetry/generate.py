@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from rnn_apps import limits
 from rnn_apps.apps.base import Predictor
@@ -243,12 +243,14 @@ class PoemGenerator(Predictor):
         max_length: int = DEFAULT_SAMPLING["max_length"],
         rhyme: str = prosody.DEFAULT_RHYME,
         metre: str = prosody.DEFAULT_METRE,
+        progress: Optional[Callable[[int, int], None]] = None,
     ) -> list[Poem]:
-        """Generate ``n`` poems in one batch (one graph call, or one NumPy loop over the steps).
+        """Generate ``n`` poems in batches (one graph call of up to 64, or one NumPy loop of up to 256 over the steps).
 
         The same ``seed`` gives the same poems (poem i uses seed + i). A ``form`` poem follows ``rhyme``
         (``pingshui`` 平水韵, ``xinyun`` 中华新韵 or ``none``) and ``metre`` (``strict``, ``loose``
-        一三五不论 without 孤平, or ``none``); free-form poems ignore both.
+        一三五不论 without 孤平, or ``none``); free-form poems ignore both. ``progress(done, n)`` is called
+        after each batch.
 
         Raises:
             PoemError: unknown characters, an impossible form or acrostic, bad sampling values.
@@ -270,20 +272,17 @@ class PoemGenerator(Predictor):
         if seed is None:
             seed = random.SystemRandom().randrange(2**62)
         seeds = [seed + i for i in range(n)]
-        if self._numpy is not None:
-            from rnn_apps.apps.poetry.fast import ModelInputError
-
-            try:
-                out = self._numpy.generate(
-                    [start] * n, [form] * n, [acrostic] * n, [float(temperature)] * n, [int(top_k)] * n,
-                    [float(top_p)] * n, seeds, [int(max_length)] * n, [rhyme] * n, [metre] * n,
-                )
-            except ModelInputError as e:
-                raise PoemError(str(e)) from None
-            texts = out["text"]
-        else:
-            texts = self._generate_tf(start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length,
-                                      rhyme, metre)
+        run = self._generate_numpy if self._numpy is not None else self._generate_tf
+        # Batches (the graph refuses more than the server's batch; NumPy runs larger ones a little faster):
+        # memory stays bounded, and a long run reports its progress between them. A poem depends only on
+        # its own seed, so the batches give the poems one batch of n would.
+        size = LIMITS.max_batch * (4 if self._numpy is not None else 1)
+        texts = []
+        for i in range(0, n, size):
+            texts += run(start, acrostic, form, temperature, top_k, top_p, seeds[i:i + size], max_length, rhyme,
+                         metre)
+            if progress is not None:
+                progress(len(texts), n)
         poems = [Poem(t, form, s, start, acrostic, rhyme, metre) for t, s in zip(texts, seeds)]
         if form and (start or acrostic) and (rhyme, metre) != ("none", "none"):
             tables = prosody.Tables.load()
@@ -291,7 +290,21 @@ class PoemGenerator(Predictor):
                 p.forced_breaks = forced_breaks(p, tables)
         return poems
 
-    def _generate_tf(self, start, acrostic, form, n, temperature, top_k, top_p, seeds, max_length, rhyme,
+    def _generate_numpy(self, start, acrostic, form, temperature, top_k, top_p, seeds, max_length, rhyme,
+                        metre) -> list[str]:
+        from rnn_apps.apps.poetry.fast import ModelInputError
+
+        rows = len(seeds)
+        try:
+            out = self._numpy.generate(
+                [start] * rows, [form] * rows, [acrostic] * rows, [float(temperature)] * rows, [int(top_k)] * rows,
+                [float(top_p)] * rows, seeds, [int(max_length)] * rows, [rhyme] * rows, [metre] * rows,
+            )
+        except ModelInputError as e:
+            raise PoemError(str(e)) from None
+        return list(out["text"])
+
+    def _generate_tf(self, start, acrostic, form, temperature, top_k, top_p, seeds, max_length, rhyme,
                      metre) -> list[str]:
         import tensorflow as tf
 
@@ -299,29 +312,26 @@ class PoemGenerator(Predictor):
         signature = model.signatures["generate"]
         extra = {}
         if "rhyme" in signature.structured_input_signature[1]:
-            extra = {"rhyme": tf.constant([rhyme] * n), "metre": tf.constant([metre] * n)}
+            extra = {"rhyme": tf.constant([rhyme] * len(seeds)), "metre": tf.constant([metre] * len(seeds))}
         elif (rhyme, metre) != ("none", "none"):
             raise PoemError(f"The model in {self.model_dir} was exported before rhyme and metre: its graph writes "
                             "neither. Use --engine numpy, or --rhyme none --metre none.")
-        texts = []
-        for i in range(0, n, LIMITS.max_batch):  # the model refuses larger batches
-            rows = len(seeds[i : i + LIMITS.max_batch])
-            try:
-                out = signature(
-                    prompt=tf.constant([start] * rows),
-                    form=tf.constant([form] * rows),
-                    acrostic=tf.constant([acrostic] * rows),
-                    temperature=tf.constant([float(temperature)] * rows, tf.float32),
-                    top_k=tf.constant([int(top_k)] * rows, tf.int32),
-                    top_p=tf.constant([float(top_p)] * rows, tf.float32),
-                    seed=tf.constant(seeds[i : i + LIMITS.max_batch], tf.int64),
-                    max_length=tf.constant([int(max_length)] * rows, tf.int32),
-                    **{k: v[:rows] for k, v in extra.items()},
-                )
-            except tf.errors.InvalidArgumentError as e:
-                raise PoemError(graph_error_message(e)) from None
-            texts += [t.decode("utf-8") for t in out["text"].numpy()]
-        return texts
+        rows = len(seeds)  # at most LIMITS.max_batch: the model refuses larger batches
+        try:
+            out = signature(
+                prompt=tf.constant([start] * rows),
+                form=tf.constant([form] * rows),
+                acrostic=tf.constant([acrostic] * rows),
+                temperature=tf.constant([float(temperature)] * rows, tf.float32),
+                top_k=tf.constant([int(top_k)] * rows, tf.int32),
+                top_p=tf.constant([float(top_p)] * rows, tf.float32),
+                seed=tf.constant(seeds, tf.int64),
+                max_length=tf.constant([int(max_length)] * rows, tf.int32),
+                **extra,
+            )
+        except tf.errors.InvalidArgumentError as e:
+            raise PoemError(graph_error_message(e)) from None
+        return [t.decode("utf-8") for t in out["text"].numpy()]
 
     def score(self, texts: Sequence[str], batch_size: int = 64) -> list[dict]:
         """Log-probability, character count and bits per character of each text under the model.
