@@ -278,7 +278,8 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
     if bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR or --synthetic (with --seed and --count).")
     if synthetic:
-        refuse_options_given(("split", "limit", "examples"), "with --synthetic; --split, --limit and --examples choose among the images of --data")
+        refuse_options_given(("split", "limit", "examples"),
+                             "with --synthetic; --split, --limit and --examples choose among the images of --data")
     else:
         refuse_options_given(("seed", "count"), "with --data; --seed and --count make the scenes of --synthetic")
     with quiet_tensorflow():

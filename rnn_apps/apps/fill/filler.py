@@ -40,7 +40,8 @@ def read_texts_file(path: str, stdin=None) -> list[str]:
     try:
         return [t.strip() for t in textio.read_texts_file(path, stdin, FillError, "text")]
     except OSError as e:  # no such file, no permission: one line, as every fill error
-        raise FillError(str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}.") from None
+        message = str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}."
+        raise FillError(message) from None
 
 
 class Filler(Predictor):

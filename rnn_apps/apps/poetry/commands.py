@@ -97,10 +97,9 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
         rows.append(d)
     unkept = unkept_punctuation(start, form or "")
     if unkept:  # the form sets its own marks: say which of the start's are not in the poems
-        n = FORMS[form][0]
         where = ", ".join(f"{mark} after {before}" if before else f"{mark} at its beginning" for mark, before in unkept)
-        click.echo(f"Note: {form} ({FORM_NAMES[form]}) puts ， and 。 after every {n} characters; the start's "
-                   f"{where} {'is' if len(unkept) == 1 else 'are'} left out of the poems.", err=True)
+        click.echo(f"Note: {form} ({FORM_NAMES[form]}) puts ， and 。 after every {FORMS[form][0]} characters; "
+                   f"the start's {where} {'is' if len(unkept) == 1 else 'are'} left out of the poems.", err=True)
     for i, p in enumerate(poems):
         if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
             where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"
