@@ -275,7 +275,8 @@ class PoemGenerator(Predictor):
         run = self._generate_numpy if self._numpy is not None else self._generate_tf
         # Batches (the graph refuses more than the server's batch; NumPy runs larger ones a little faster):
         # memory stays bounded, and a long run reports its progress between them. A poem depends only on
-        # its own seed, so the batches give the poems one batch of n would.
+        # its own seed, so the batches give the poems one batch of n would (up to float32 rounding of the
+        # products at another batch size, as between the engines: docs/poetry.md).
         size = LIMITS.max_batch * (4 if self._numpy is not None else 1)
         texts = []
         for i in range(0, n, size):
