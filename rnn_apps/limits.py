@@ -245,10 +245,11 @@ def too_many_values_message(name: str, n, most: int) -> str:
     return f"{name} has {n:,} values per example; at most {most:,} are accepted."
 
 
-def megapixels_message(where, width, height, megapixels, most: float) -> str:
-    """An image of ``width`` × ``height`` pixels (``megapixels``: their product / 1e6), above ``most`` megapixels."""
+def megapixels_message(where, width, height, megapixels, most: float, kind: str = "images") -> str:
+    """An image of ``width`` × ``height`` pixels (``megapixels``: their product / 1e6), above ``most`` megapixels
+    (the bound of ``kind``: "images", "JPEG images" ...)."""
     return (f"{where}: the image is {width:,}×{height:,} pixels ({megapixels:.0f} megapixels); "
-            f"images above {most:g} megapixels are refused to bound memory. Downscale it first.")
+            f"{kind} above {most:g} megapixels are refused to bound memory. Downscale it first.")
 
 
 def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None,

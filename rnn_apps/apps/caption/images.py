@@ -152,8 +152,7 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
             with limits.errors_as(CaptionError):  # the server's check and words
                 limits.check_megapixels(limits.APPS["caption"], "image", w, h, where=name)
         elif w * h > MAX_JPEG_PIXELS:
-            raise CaptionError(limits.megapixels_message(name, w, h, w * h / 1e6, MAX_JPEG_PIXELS / 1e6)
-                               .replace("images above", "JPEG images above"))
+            raise CaptionError(limits.megapixels_message(name, w, h, w * h / 1e6, MAX_JPEG_PIXELS / 1e6, "JPEG images"))
         img.data = _downscale_jpeg(data, name)
         img.format = "PNG"
         img.notes.append(f"{name}: {w:,}×{h:,} pixels; read at a reduced scale.")
