@@ -105,7 +105,7 @@ def _checks_of(lim: L.AppLimits, name: str, x: tf.Tensor):
     if x.dtype == tf.string:
         if name in lim.max_megapixels:
             return [lambda: _image_check(lim, name, x)]
-        if name in lim.max_chars or name in lim.non_empty or name in lim.max_blanks:
+        if name in lim.max_chars or name in lim.non_empty or name in lim.max_blanks or name in lim.han_when_given:
             return [lambda: _text_check(lim, name, x)]
         return []
     if not (x.dtype.is_floating or x.dtype.is_integer):
@@ -158,6 +158,10 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
                                                           _Slot(tf.gather(marks, i)), most_blanks)),
             (no_han, lambda where, i: _words(L.only_blanks_message, where)),
         ]
+    if name in lim.han_when_given:
+        given = ~tf.strings.regex_full_match(flat, f"{_SPACE}*")
+        no_han = ~tf.strings.regex_full_match(flat, f"(?s).*[{_HAN_RE2}].*")
+        problems.append((given & no_han, lambda where, i: _words(L.no_han_message, lim, name, where)))
     # The first failing check of each text: later checks count only where the earlier ones passed
     # (a text that is not UTF-8 has no meaningful length).
     code = tf.zeros_like(chars, tf.int32)

@@ -102,6 +102,9 @@ class AppLimits:
             piece by piece, as the command does: signature name -> input name.
         known_chars: Text inputs whose characters the model must all know (checked with the model's
             ``unknown_characters`` signature: ``{"text": [B]}`` -> ``{"unknown": [B]}``).
+        han_when_given: Text input name -> what its Chinese characters are for, for inputs that may be
+            empty but, when given, must hold a Chinese character (a poem's acrostic of marks only would
+            otherwise be dropped and the poem written without one).
     """
 
     app: str
@@ -119,6 +122,7 @@ class AppLimits:
     task: str = ""
     sentences: Mapping[str, str] = field(default_factory=dict)
     known_chars: Tuple[str, ...] = ()
+    han_when_given: Mapping[str, str] = field(default_factory=dict)
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -134,6 +138,8 @@ APPS: Mapping[str, AppLimits] = {
                 "max_length": Range(8, 512, integer=True),
                 "seed": _INT64},
         known_chars=("prompt", "acrostic"),
+        han_when_given={"acrostic": "each of them begins a line of the poem (e.g. 春夏秋冬); its other marks are "
+                                    "left out"},
     ),
     "sentiment": AppLimits(
         "sentiment", max_batch=256,
@@ -201,6 +207,11 @@ def too_long_message(where, n, most: int) -> str:
 def empty_message(limits: AppLimits, name: str, where) -> str:
     """A text of the input ``name`` that holds only whitespace."""
     return f"{where} is empty: give {limits.give.get(name, 'some text')}."
+
+
+def no_han_message(limits: AppLimits, name: str, where) -> str:
+    """A given text of the input ``name`` (one of ``han_when_given``) without a Chinese character."""
+    return f"{where} has no Chinese characters: {limits.han_when_given[name]}."
 
 
 def no_blank_message(where) -> str:
@@ -282,6 +293,8 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
             raise LimitError(too_many_blanks_message(where, n, most_blanks))
         if not _HAN.search(text):
             raise LimitError(only_blanks_message(where))
+    if name in limits.han_when_given and text.strip() and not _HAN.search(text):
+        raise LimitError(no_han_message(limits, name, where))
 
 
 def not_utf8(where: str) -> LimitError:

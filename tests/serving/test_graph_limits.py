@@ -58,6 +58,7 @@ REFUSED = {
         ("generate", {"top_k": [200_000]}, _number("poetry", "top_k", 200_000)),
         ("generate", {"max_length": [600]}, _number("poetry", "max_length", 600)),
         ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
+        ("generate", {"acrostic": ["春夏", "，。"]}, _text("poetry", "acrostic", "，。", 1)),
     ],
     "sentiment": [
         ("serving_default", {"text": ["good"] * 257}, _batch("sentiment", 257)),
@@ -103,6 +104,7 @@ REFUSED = {
 # signature -> inputs within the limits (the defaults of ``_call`` fill in the rest)
 ACCEPTED = {
     "poetry": [("generate", {"prompt": ["明月", ""], "seed": [1, 2]}),
+               ("generate", {"prompt": ["明", "月"], "acrostic": ["", "月，"], "form": ["", "wujue"], "seed": [1, 2]}),
                ("score", {"text": ["床前明月光，疑是地上霜。"]}),
                ("unknown_characters", {"text": ["明月", "X"]})],
     "sentiment": [("serving_default", {"text": ["good film", "the bad"]}), ("classify", {"inputs": [_example("good")]}),

@@ -150,6 +150,31 @@ def save_poem_knowing(path, known="春花秋月"):
     mark_app(path, "poetry")
 
 
+def test_an_acrostic_of_marks_only_is_refused_by_cli_and_rest(start, tmp_path):
+    # The model drops an acrostic's marks: one of marks only used to give a poem without an acrostic.
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
+                                      tf.TensorSpec([None], tf.string, name="acrostic")])
+        def serve(self, prompt, acrostic):
+            return {"text": prompt + acrostic}
+
+    path = str(tmp_path / "m" / "poem" / "1")
+    tf.saved_model.save(Poem(), path, signatures={"serving_default": Poem().serve})
+    mark_app(path, "poetry")
+    srv = start([], tmp_path)
+    gen = PoemGenerator.__new__(PoemGenerator)  # the check comes before the model is used
+    with pytest.raises(PoemError) as e:
+        gen.generate(acrostic="，。", form="wujue")
+    assert str(e.value).startswith("The acrostic has no Chinese characters")
+    status, err = predict(srv, "poem", {"inputs": {"prompt": ["春"], "acrostic": ["，。"]}})
+    assert status == 400
+    assert _without_where(str(e.value), "The acrostic") == _without_where(err["error"], "acrostic")
+    assert predict(srv, "poem", {"inputs": {"prompt": ["春"], "acrostic": ["夏，"]}}) == (200, {"outputs": ["春夏，"]})
+    assert predict(srv, "poem", {"inputs": {"prompt": ["春"], "acrostic": [""]}}) == (200, {"outputs": ["春"]})
+
+
 def test_poem_cli_and_rest_say_the_same_of_unknown_characters(start, tmp_path):
     from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
 
