@@ -164,13 +164,13 @@ def test_heads_that_fit_no_template_are_reported(tables):
 @pytest.mark.skipif(not HAS_SHIPPED, reason="no shipped poem model in models/poetry")
 def test_unconstrained_poems_are_the_plain_decoders():
     """rhyme and metre "none" leave the decoder unconstrained: the NumPy engine and the SavedModel's graph write
-    the same poem, and it is the shipped model's poem of this seed as recorded when it shipped (version 8), so
+    the same poem, and it is the shipped model's poem of this seed as recorded when it shipped (version 9), so
     a change to the unconstrained decoder shows here."""
     poems = [PoemGenerator(SHIPPED, engine=engine).generate(form="wujue", seed=2026, rhyme="none", metre="none")[0]
              for engine in ("numpy", "tensorflow")]
     assert poems[0].text == poems[1].text
-    if os.path.basename(SHIPPED) == "8":
-        assert poems[0].text == "深山日月满，独乐随风声。定见云山月，相留老客人。"
+    if os.path.basename(SHIPPED) == "9":
+        assert poems[0].text == "与君相见十，独往几时归。兰叶时无尽，江湖难自归。"
 
 
 def test_library_and_command_errors(tiny_poem_model):

@@ -24,6 +24,11 @@ INPUTS = {
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    11853887458631128723: [  # version 9
+        ("bits_per_character", "Validation bits per character", 6.159),
+        ("form_compliance", "Constrained poems of exactly the requested form", 1.0),
+        ("rhyme_compliance", "Default form poems that rhyme (check-poem)", 1.0),
+    ],
     6945807967086272485: [  # version 8
         ("bits_per_character", "Validation bits per character", 6.730),
         ("form_compliance", "Constrained poems of exactly the requested form", 1.0),
@@ -124,8 +129,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         f"{cfg['clipnorm']}, batches of {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut "
         f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps"
         + (f", starting from the weights of `{started_from}` (a new Adam state and schedule)." if started_from else "."),
-        f"* Trained on the project's CPU machine (2 cores) in {train_secs / 3600:.1f} h of logged wall time "
-        "(the machine was shared with other work part of the time)." if train_secs else "",
+        _trained_on(run, train_secs) if train_secs else "",
         "",
         "| epoch | step | train bits/char | validation bits/char |",
         "| --- | --- | --- | --- |",
@@ -164,6 +168,16 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
 
 
 PROSODY_HEADING = "## Rhyme and metre (押韵、平仄)"
+
+
+def _trained_on(run: dict, seconds: float) -> str:
+    """Where and how long the run trained (``trained_on`` and ``recipe`` in its config; the CPU machine by default)."""
+    took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    if not run.get("trained_on"):
+        return (f"* Trained on the project's CPU machine (2 cores) in {took} of logged wall time "
+                "(the machine was shared with other work part of the time).")
+    recipe = f" with `{run['recipe']}`" if run.get("recipe") else ""
+    return f"* Trained on {run['trained_on']}{recipe} in {took} of logged wall time."
 
 
 def _pct(k: int, n: int) -> str:

@@ -1,0 +1,296 @@
+"""Train the poem Char-RNN on an accelerator with Keras 3 on JAX, and export the result here with TensorFlow.
+
+The package's training (``rnn-apps train|fine-tune poetry``) runs on TensorFlow, which a GPU machine may not
+have. This module trains the same network (the layout of :func:`rnn_apps.apps.poetry.model.build_char_rnn`:
+embedding, two LSTM layers, a projection and logits tied to the embedding) with Keras's built-in ``LSTM``
+layer, whose weights are laid out as ``rnn_apps.cells.LSTM``'s (kernel, recurrent kernel and bias with the
+gates in the order i, f, c, o), so the weights move between the two unchanged. Three steps::
+
+    # here (TensorFlow): the encoded corpus, with the shipped model's split and vocabulary, and its weights
+    python -m rnn_apps.apps.poetry.train_jax prepare --model models/poetry/9 \\
+        --data ../shared/data/tang-poems.jsonl.gz --out gpu
+    # on the accelerator (Keras 3 on JAX; only NumPy, JAX and Keras are needed)
+    KERAS_BACKEND=jax python -m rnn_apps.apps.poetry.train_jax train --data gpu/data.npz \\
+        --init gpu/init.npz --dropout 0.25 --learning-rate 3e-3 --budget 330 --name h25 --out out
+    # here again: the SavedModel, and a run directory for its card (rnn-apps card poetry -i run_dir=...)
+    python -m rnn_apps.apps.poetry.train_jax export --weights out/h25.npz --history out/h25.json \\
+        --like models/poetry/9 --data ../shared/data/tang-poems.jsonl.gz --export models/poetry \\
+        --run-dir runs/poem-v10 --trained-on "one NVIDIA H200 GPU (Keras 3 on JAX)"
+
+Training: Adam with 150 warm-up steps, then a cosine decay to 5 % of the peak learning rate, the gradients
+clipped to a global norm of 1; batches of ``--tokens`` target characters, pieces bucketed by length into
+32, 64 and 128 characters (fixed shapes, so the step compiles three times); dropout on the embedding and
+after each LSTM layer. The number of epochs is planned from the second epoch's duration to fit
+``--budget`` seconds; the weights of the epoch with the lowest validation bits per character are kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+# The weights of build_char_rnn in model.weights order, as file keys ("/" cannot be an .npz key on every system).
+WEIGHT_KEYS = ("embedding/embeddings", "rnn_1/lstm_cell/kernel", "rnn_1/lstm_cell/recurrent_kernel",
+               "rnn_1/lstm_cell/bias", "rnn_2/lstm_cell_1/kernel", "rnn_2/lstm_cell_1/recurrent_kernel",
+               "rnn_2/lstm_cell_1/bias", "logits/projection")
+BUCKETS = (32, 64, 128)
+WARMUP_STEPS = 150
+FINAL_LR_FRACTION = 0.05
+
+
+def _key(path: str) -> str:
+    return path.replace("/", "__")
+
+
+def _named(weights) -> dict:
+    """``{file key: array}`` of a Char-RNN's weights in ``model.weights`` order (names by position: Keras
+    numbers a process's cells, so ``lstm_cell_1`` in one process may be ``lstm_cell_3`` in another)."""
+    if len(weights) != len(WEIGHT_KEYS):
+        raise ValueError(f"expected the {len(WEIGHT_KEYS)} weights of a two-layer LSTM Char-RNN; got {len(weights)}")
+    return {_key(k): np.asarray(w) for k, w in zip(WEIGHT_KEYS, weights)}
+
+
+def build_model(vocab_size: int, embedding_dim: int = 256, units: int = 512, dropout: float = 0.1):
+    """The Char-RNN of ``build_char_rnn`` (two LSTM layers) from Keras's built-in ``LSTM`` layer, on any backend."""
+    import keras
+
+    class TiedLogits(keras.layers.Layer):
+        """``(h P) Eᵀ``, as :class:`rnn_apps.layers.TiedLogits` (no bias)."""
+
+        def __init__(self, embedding, **kwargs):
+            super().__init__(**kwargs)
+            self.embedding = embedding
+
+        def build(self, shape):
+            self.projection = self.add_weight(name="projection", shape=(shape[-1], embedding_dim),
+                                              initializer="glorot_uniform")
+
+        def call(self, h):
+            return keras.ops.matmul(keras.ops.matmul(h, self.projection),
+                                    keras.ops.transpose(self.embedding.embeddings))
+
+    ids = keras.Input((None,), dtype="int32")
+    emb = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
+    x = keras.layers.Dropout(dropout)(emb(ids))
+    for i in (1, 2):
+        x = keras.layers.LSTM(units, return_sequences=True, name=f"rnn_{i}")(x)
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(ids, TiedLogits(emb, name="logits")(x))
+
+
+def pieces(flat: np.ndarray, lengths: np.ndarray) -> list:
+    """The sequences of an ``np.savez`` of concatenated token ids and their lengths."""
+    ends = np.cumsum(lengths)
+    return [flat[e - n:e].astype(np.int32) for e, n in zip(ends, lengths)]
+
+
+def batches(seqs: list, tokens: int, rng=None) -> list:
+    """(inputs, targets, weights) of fixed shapes: a piece of at most T targets goes to bucket T, a batch has
+    ``tokens // T`` rows (the last of a bucket filled with empty rows of weight 0); shuffled with ``rng``."""
+    by = {T: [] for T in BUCKETS}
+    for i, s in enumerate(seqs):
+        if len(s) - 1 > BUCKETS[-1]:
+            raise ValueError(f"a piece of {len(s) - 1} targets is longer than {BUCKETS[-1]}")
+        by[next(T for T in BUCKETS if len(s) - 1 <= T)].append(i)
+    out = []
+    for T, ix in by.items():
+        ix = np.array(ix, int)
+        if rng is not None:
+            ix = rng.permutation(ix)
+        rows = tokens // T
+        for k in range(0, len(ix), rows):
+            x = np.zeros((rows, T), np.int32)
+            y = np.zeros((rows, T), np.int32)
+            for r, j in enumerate(ix[k:k + rows]):
+                s = seqs[j]
+                x[r, :len(s) - 1] = s[:-1]
+                y[r, :len(s) - 1] = s[1:]
+            out.append((x, y, (y != 0).astype(np.float32)))
+    if rng is not None:
+        out = [out[i] for i in rng.permutation(len(out))]
+    return out
+
+
+def learning_rate(step: int, total_steps: int, peak: float) -> float:
+    """Linear warm-up over ``WARMUP_STEPS``, then a cosine decay to ``FINAL_LR_FRACTION`` of ``peak``."""
+    if step < WARMUP_STEPS:
+        return peak * step / WARMUP_STEPS
+    done = min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))
+    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * done)))
+
+
+# ------------------------------------------------------------------------------------------ here: TensorFlow
+def prepare(model_dir: str, data: str, out: str) -> dict:
+    """Write ``out/data.npz`` (the training and validation pieces, encoded with the model's vocabulary and
+    split as its training run split them) and ``out/init.npz`` (its weights); return the corpus stats."""
+    from rnn_apps.apps.poetry import export as pexport
+    from rnn_apps.apps.poetry.task import prepare_corpus
+
+    model, vocab, cfg = pexport.rebuild_from_export(model_dir)
+    _, train, val, stats = prepare_corpus(data, cfg, vocab)
+    os.makedirs(out, exist_ok=True)
+    pack = lambda seqs: (np.concatenate([np.asarray(s) for s in seqs]).astype(np.int16),  # noqa: E731
+                         np.array([len(s) for s in seqs]))
+    (tf_, tl), (vf, vl) = pack(train), pack(val)
+    np.savez(os.path.join(out, "data.npz"), train=tf_, train_len=tl, val=vf, val_len=vl,
+             vocab_size=len(vocab), embedding_dim=cfg["embedding_dim"], units=cfg["units"])
+    np.savez(os.path.join(out, "init.npz"), **_named(model.weights))
+    return stats
+
+
+def export(weights: str, history: str, like: str, data: str, app_dir: str, run_dir: str, trained_on: str,
+           version=None) -> str:
+    """Export the trained ``weights`` with the vocabulary and settings of the model ``like`` (whose weights the
+    training started from), and write ``run_dir`` (config and history) for the card; returns the version dir."""
+    from rnn_apps.apps.base import write_run_config
+    from rnn_apps.apps.poetry import export as pexport
+    from rnn_apps.apps.poetry.task import prepare_corpus
+    from rnn_apps.training import HISTORY_FILE
+
+    model, vocab, cfg = pexport.rebuild_from_export(like)
+    w = np.load(weights)
+    model.set_weights([w[_key(k)] for k in WEIGHT_KEYS])
+    with open(history, encoding="utf-8") as f:
+        run = json.load(f)
+    args = run["args"]
+    cfg = dict(cfg, dropout=args["dropout"], learning_rate=args["learning_rate"], tokens_per_batch=args["tokens"])
+    _, _, _, stats = prepare_corpus(data, cfg, vocab)
+    os.makedirs(run_dir, exist_ok=True)
+    write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
+                               "init_from": os.path.abspath(like), "trained_on": trained_on,
+                               "recipe": "rnn_apps/apps/poetry/train_jax.py"})
+    with open(os.path.join(run_dir, HISTORY_FILE), "w", encoding="utf-8") as f:
+        seconds = 0.0
+        for row in run["history"]:
+            seconds += row["seconds"]
+            f.write(json.dumps({"epoch": row["epoch"], "step": row["step"], "seconds": round(seconds, 1),
+                                "bits_per_char": row["train_bpc"], "val_bits_per_char": row["val_bpc"]}) + "\n")
+    return pexport.export_poetry(model, vocab, cfg, app_dir, version)
+
+
+# ------------------------------------------------------------------------------------------ there: JAX
+def train(data: str, out: str, name: str, init: str = "", dropout: float = 0.1, peak_lr: float = 2e-3,
+          tokens: int = 16384, budget: float = 420.0, max_epochs: int = 200, seed: int = 1234) -> dict:
+    """Train on the JAX backend; keep ``out/<name>.npz`` (best validation epoch) and ``out/<name>.json``."""
+    import jax
+    import jax.numpy as jnp
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise SystemExit("train needs Keras on JAX: set KERAS_BACKEND=jax.")
+    t_start = time.time()
+    os.makedirs(out, exist_ok=True)
+    d = np.load(data)
+    keras.utils.set_random_seed(seed)
+    model = build_model(int(d["vocab_size"]), int(d["embedding_dim"]), int(d["units"]), dropout)
+    if init:
+        w0 = np.load(init)
+        model.set_weights([w0[_key(k)] for k in WEIGHT_KEYS])
+    train_seqs, val_batches = pieces(d["train"], d["train_len"]), batches(pieces(d["val"], d["val_len"]), tokens)
+    opt = keras.optimizers.Adam(learning_rate=peak_lr, global_clipnorm=1.0)
+    opt.build(model.trainable_variables)
+    lr_at = [i for i, v in enumerate(opt.variables) if v.name.split("/")[-1] == "learning_rate"]
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    ov = [v.value for v in opt.variables]
+
+    def ce_sum(logits, y, w):
+        logz = jax.nn.logsumexp(logits, axis=-1)
+        return jnp.sum((logz - jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]) * w)
+
+    def loss_fn(tv, ntv, x, y, w):
+        logits, ntv = model.stateless_call(tv, ntv, x, training=True)
+        n = jnp.maximum(jnp.sum(w), 1.0)
+        return ce_sum(logits, y, w) / n, (ntv, n)
+
+    @jax.jit
+    def train_step(tv, ntv, ov, x, y, w):
+        (loss, (ntv, n)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv, ntv, x, y, w)
+        tv, ov = opt.stateless_apply(ov, grads, tv)
+        return tv, ntv, ov, loss * n, n
+
+    @jax.jit
+    def eval_step(tv, ntv, x, y, w):
+        logits, _ = model.stateless_call(tv, ntv, x, training=False)
+        return ce_sum(logits, y, w), jnp.sum(w)
+
+    def val_bits(tv, ntv):
+        sums = [eval_step(tv, ntv, *b) for b in val_batches]
+        return sum(float(a) for a, _ in sums) / sum(float(b) for _, b in sums) / math.log(2.0)
+
+    def keep(tv, record):
+        np.savez(os.path.join(out, name + ".npz"), **_named(tv))
+        with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as f:
+            json.dump(record, f)
+
+    args = {"dropout": dropout, "learning_rate": peak_lr, "tokens": tokens, "init": init, "seed": seed}
+    best = val_bits(tv, ntv) if init else float("inf")
+    print(f"[{name}] start: validation bits/char {best:.4f}", flush=True)
+    rng = np.random.default_rng(seed)
+    history, epoch, epochs, step, total = [], 0, max_epochs, 0, None
+    while epoch < epochs:
+        epoch_batches = batches(train_seqs, tokens, rng)
+        total = total or len(epoch_batches) * epochs
+        t0, tot, cnt = time.time(), 0.0, 0.0
+        for b in epoch_batches:
+            for i in lr_at:
+                ov[i] = jnp.asarray(learning_rate(step, total, peak_lr), ov[i].dtype)
+            tv, ntv, ov, loss, n = train_step(tv, ntv, ov, *b)
+            tot, cnt, step = tot + float(loss), cnt + float(n), step + 1
+        epoch += 1
+        vb = val_bits(tv, ntv)
+        history.append({"epoch": epoch, "step": step, "train_bpc": tot / cnt / math.log(2.0), "val_bpc": vb,
+                        "seconds": round(time.time() - t0, 1)})
+        print(f"[{name}] {json.dumps(history[-1])}", flush=True)
+        if epoch == 2:  # the first epoch compiles: plan the schedule from the second one's pace
+            left = budget - (time.time() - t_start) - 30
+            epochs = max(epoch, min(max_epochs, epoch + int(left / (history[-1]["seconds"] * 1.08))))
+            total = len(epoch_batches) * epochs
+        if vb < best:
+            best = vb
+            keep(tv, {"best_val_bpc": best, "epoch": epoch, "history": history, "args": args})
+        if time.time() - t_start > budget:
+            break
+    return {"best_val_bpc": best, "history": history, "args": args}
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m rnn_apps.apps.poetry.train_jax", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("prepare", help="encode the corpus and write the start weights (TensorFlow)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    t = sub.add_parser("train", help="train on Keras 3 with JAX")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--name", default="poem")
+    t.add_argument("--init", default="")
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--learning-rate", type=float, default=2e-3)
+    t.add_argument("--tokens", type=int, default=16384)
+    t.add_argument("--budget", type=float, default=420.0, help="seconds of training, compilation included")
+    t.add_argument("--max-epochs", type=int, default=200)
+    t.add_argument("--seed", type=int, default=1234)
+    e = sub.add_parser("export", help="export trained weights as a SavedModel (TensorFlow)")
+    for flag in ("--weights", "--history", "--like", "--data", "--export", "--run-dir", "--trained-on"):
+        e.add_argument(flag, required=True)
+    e.add_argument("--version", type=int, default=None)
+    a = ap.parse_args(argv)
+    if a.step == "prepare":
+        print(json.dumps(prepare(a.model, a.data, a.out)))
+    elif a.step == "train":
+        r = train(a.data, a.out, a.name, a.init, a.dropout, a.learning_rate, a.tokens, a.budget, a.max_epochs, a.seed)
+        print(f"[{a.name}] best validation bits/char {r['best_val_bpc']:.4f}")
+    else:
+        print(export(a.weights, a.history, a.like, a.data, a.export, a.run_dir, a.trained_on, a.version))
+
+
+if __name__ == "__main__":
+    main()
