@@ -177,12 +177,16 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
 def train(data: str, out: str, name: str, init: str = "", dropout: float = 0.1, peak_lr: float = 2e-3,
           tokens: int = 16384, budget: float = 420.0, max_epochs: int = 200, seed: int = 1234) -> dict:
     """Train on the JAX backend; keep ``out/<name>.npz`` (best validation epoch) and ``out/<name>.json``."""
-    import jax
-    import jax.numpy as jnp
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        raise SystemExit("train needs JAX (pip install jax, or jax[cuda12] on a GPU machine).") from None
     import keras
 
     if keras.backend.backend() != "jax":
-        raise SystemExit("train needs Keras on JAX: set KERAS_BACKEND=jax.")
+        raise SystemExit(f"train needs Keras on JAX; this Keras runs on {keras.backend.backend()}: set "
+                         "KERAS_BACKEND=jax before starting Python.")
     t_start = time.time()
     os.makedirs(out, exist_ok=True)
     d = np.load(data)
@@ -283,6 +287,13 @@ def main(argv=None) -> None:
         e.add_argument(flag, required=True)
     e.add_argument("--version", type=int, default=None)
     a = ap.parse_args(argv)
+    try:
+        _run(a)
+    except (OSError, ValueError, KeyError) as e:  # a missing or foreign file: one line, not a traceback
+        raise SystemExit(f"Error: {e}") from None
+
+
+def _run(a) -> None:
     if a.step == "prepare":
         print(json.dumps(prepare(a.model, a.data, a.out)))
     elif a.step == "train":
