@@ -74,7 +74,7 @@ def test_prepare_then_export_keeps_the_model(tiny_poem_model, poems_file, tmp_pa
     np.testing.assert_array_equal(a.signatures["score"](text=text)["bits_per_char"].numpy(),
                                   b.signatures["score"](text=text)["bits_per_char"].numpy())
     run = json.load(open(tmp_path / "run" / "config.json"))
-    assert run["trained_on"] == "a test machine" and run["settings"]["dropout"] == 0.2
+    assert run["trained_on"] == "a test machine" and run["settings"]["dropout"] == 0.2 and run["clipping"] == "global"
     rows = [json.loads(line) for line in open(tmp_path / "run" / "history.jsonl")]
     assert [r["seconds"] for r in rows] == [2.0, 3.5] and rows[-1]["val_bits_per_char"] == 7.0
     assert os.path.isdir(out)

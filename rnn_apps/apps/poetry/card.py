@@ -125,7 +125,8 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         f"* Embedding {cfg['embedding_dim']} → {cfg['num_layers']} × `rnn_apps.cells.{cfg['cell'].upper() if cfg['cell']=='lstm' else cfg['cell']}` "
         f"({cfg['units']} units) → projection to {cfg['embedding_dim']} → logits tied to the embedding; "
         f"dropout {cfg['dropout']}, float32.",
-        f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, gradient clipping at norm "
+        f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, gradient clipping at "
+        f"{'a global ' if run.get('clipping') == 'global' else ''}norm "
         f"{cfg['clipnorm']}, batches of {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut "
         f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps"
         + (f", starting from the weights of `{started_from}` (a new Adam state and schedule)." if started_from else "."),

@@ -163,7 +163,7 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     os.makedirs(run_dir, exist_ok=True)
     write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
                                "init_from": os.path.abspath(like), "trained_on": trained_on,
-                               "recipe": "rnn_apps/apps/poetry/train_jax.py"})
+                               "recipe": "rnn_apps/apps/poetry/train_jax.py", "clipping": "global"})
     with open(os.path.join(run_dir, HISTORY_FILE), "w", encoding="utf-8") as f:
         seconds = 0.0
         for row in run["history"]:
