@@ -148,10 +148,11 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
     if name in lim.non_empty:
         blank_only = tf.strings.regex_full_match(flat, f"{_SPACE}*")
         problems.append((blank_only, lambda where, i: _words(L.empty_message, lim, name, where)))
+    if name in lim.max_blanks or name in lim.han_when_given:
+        no_han = ~tf.strings.regex_full_match(flat, f"(?s).*[{_HAN_RE2}].*")
     if name in lim.max_blanks:
         fewest, most_blanks = lim.max_blanks[name]
         marks = chars - tf.strings.length(tf.strings.regex_replace(flat, _BLANKS_RE2, ""), unit="UTF8_CHAR")
-        no_han = ~tf.strings.regex_full_match(flat, f"(?s).*[{_HAN_RE2}].*")
         problems += [
             (marks < fewest, lambda where, i: _words(L.no_blank_message, where)),
             (marks > most_blanks, lambda where, i: _words(L.too_many_blanks_message, where,
@@ -160,7 +161,6 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
         ]
     if name in lim.han_when_given:
         given = ~tf.strings.regex_full_match(flat, f"{_SPACE}*")
-        no_han = ~tf.strings.regex_full_match(flat, f"(?s).*[{_HAN_RE2}].*")
         problems.append((given & no_han, lambda where, i: _words(L.no_han_message, lim, name, where)))
     # The first failing check of each text: later checks count only where the earlier ones passed
     # (a text that is not UTF-8 has no meaningful length).
