@@ -134,7 +134,8 @@ def prepare(model_dir: str, data: str, out: str) -> dict:
     model, vocab, cfg = pexport.rebuild_from_export(model_dir)
     _, train, val, stats = prepare_corpus(data, cfg, vocab)
     os.makedirs(out, exist_ok=True)
-    pack = lambda seqs: (np.concatenate([np.asarray(s) for s in seqs]).astype(np.int16),  # noqa: E731
+    ids = np.int16 if len(vocab) <= np.iinfo(np.int16).max else np.int32  # half the bytes to carry, when ids fit
+    pack = lambda seqs: (np.concatenate([np.asarray(s) for s in seqs]).astype(ids),  # noqa: E731
                          np.array([len(s) for s in seqs]))
     (tf_, tl), (vf, vl) = pack(train), pack(val)
     np.savez(os.path.join(out, "data.npz"), train=tf_, train_len=tl, val=vf, val_len=vl,
