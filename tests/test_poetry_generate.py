@@ -72,6 +72,19 @@ def test_start_is_continued(gen):
         assert p.text.startswith("春眠不觉晓，") and _shape_ok(p.text, 5, 4)
 
 
+def test_a_whole_start_in_quotes_fits_its_form(gen):
+    # The form counts Chinese characters only, as the model does: quotation marks and a ； in the acrostic used
+    # to count, so a whole quoted poem was refused as too long.
+    n, m = FORMS["wujue"]
+    chars = _common_chars(gen, n * m)
+    start = "“" + "".join(chars[i:i + n] + ("，" if i // n % 2 == 0 else "。") for i in range(0, n * m, n)) + "”"
+    for p in gen.generate(start=start, form="wujue", n=2, seed=1):
+        assert p.text == start.strip("“”")
+    heads = _common_chars(gen, m)
+    for p in gen.generate(acrostic="；".join(heads), form="wujue", n=2, seed=1):
+        assert [line[0] for line in p.lines] == list(heads)
+
+
 def test_free_form_ends_properly(gen):
     """Without a form an (untrained) model still closes every poem with 。 within max_length."""
     for max_length in (8, 9, 40):

@@ -241,6 +241,9 @@ def test_start_punctuation_a_form_does_not_keep_is_named():
     assert unkept_punctuation("春眠不觉晓。处", "wujue") == [("。", "春眠不觉晓")]  # line 1 ends with ，
     assert unkept_punctuation("春眠不觉晓，，", "wujue") == [("，", "春眠不觉晓")]
     assert unkept_punctuation("，白日依山尽；", "qijue") == [("，", ""), ("；", "白日依山尽")]
+    # quotation marks and other symbols are no line's characters (the input rules drop them); …, ；are 。 and ，
+    assert unkept_punctuation("“春眠不觉晓，”处", "wujue") == []
+    assert unkept_punctuation("春眠不觉晓；处处闻啼鸟…", "wujue") == []
     poems = PoemGenerator(SHIPPED, engine="numpy").generate(start="春眠，", form="wujue", n=2, seed=3)
     assert all(p.text.startswith("春眠") and "，" not in p.text[:5] for p in poems)
     res = CliRunner().invoke(cli, ["generate-poem", "--start", "春眠，", "--form", "wujue", "--seed", "3",

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
-from rnn_apps import limits
+from rnn_apps import chinese, limits
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS
@@ -67,24 +67,27 @@ class Poem:
                 "rhyme": self.rhyme, "metre": self.metre, "forced_breaks": self.forced_breaks}
 
 
-_COMMAS, _PERIODS = "，,", "。.!?！？"  # what the input rules turn into ， and 。
-_MARKS = re.compile(r"[，。,.!?！？；;：:、]")
+# What the input rules (rnn_apps.chinese.INPUT_RULES) turn into ， and 。
+_COMMAS, _PERIODS = chinese.COMMA + chinese.PAUSES, chinese.PERIOD + chinese.SENTENCE_ENDS + "."
 
 
 def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
     """The punctuation marks of a form poem's start that the poem does not keep as written.
 
     A form sets its own marks: ， after each odd line and 。 after each even one (lines of 5 or 7 characters).
-    A mark of the start elsewhere, or another mark at a line's end, is left out of the poem (the
-    characters are kept). Returns ``(mark, the characters before it)`` for each; ``[]`` for free form.
+    A mark of the start elsewhere, or another mark at a line's end, is left out of the poem (the Chinese
+    characters are kept; white space, quotation marks and other symbols never count as a line's characters).
+    Returns ``(mark, the Chinese characters before it)`` for each; ``[]`` for free form.
     """
     if not form:
         return []
     n = FORMS[form][0]
     unkept, before, marked = [], "", -1
-    for ch in re.sub(r"\s", "", start):
-        if not _MARKS.fullmatch(ch):
+    for ch in start:
+        if chinese.is_han(ch):
             before += ch
+            continue
+        if ch not in _COMMAS + _PERIODS:
             continue
         lines, rest = divmod(len(before), n)
         wanted = _COMMAS if lines % 2 else _PERIODS
@@ -220,10 +223,10 @@ class PoemGenerator(Predictor):
                 limits.check_characters(LIMITS, f"The {what}", text, self.unknown_characters(text) if text else "")
         if form:
             n, m = FORMS[form]
-            heads = len([c for c in acrostic if c not in "，。,. "])
+            heads = sum(map(chinese.is_han, acrostic))  # as the model counts them: its other marks are left out
             if heads > m:
                 raise PoemError(f"{form} ({FORM_NAMES[form]}) has {m} lines, but the acrostic has {heads} characters.")
-            body = len(re.sub(r"[，。,.!?！？；;：:、\s]", "", start))
+            body = sum(map(chinese.is_han, start))  # a form poem keeps the start's Chinese characters only
             if body > n * m:
                 raise PoemError(f"The start has {body} characters; {form} has only {n * m}.")
         elif len(start) > max_length - 3:
