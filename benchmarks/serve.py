@@ -106,10 +106,18 @@ def typical_request(app, sig: dict, source_language: str = ""):
     return None
 
 
-def _batches(conn, name):
-    """(examples, model calls) so far for ``name``, from the server's Prometheus metrics."""
-    conn.request("GET", "/monitoring/prometheus/metrics")
-    text = conn.getresponse().read().decode()
+def _batches(port: int, name: str):
+    """(examples, model calls) so far for ``name``, from the server's Prometheus metrics.
+
+    On a connection of its own: one kept open through a long measurement would have been closed by the
+    server's idle timeout meanwhile.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", "/monitoring/prometheus/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
     key = f':tensorflow:serving:batching_session:processed_batch_size_{{}}{{{{model_name="{name}"}}}} '
     found = {}
     for part in ("sum", "count"):
@@ -295,6 +303,10 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
             label, body = req
             payload = json.dumps(body).encode("utf-8")
             path = f"/v1/models/{name}:predict"
+            # A new connection: the last one may have idled past the server's timeout during the
+            # previous model's measurements.
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=600)
             conn.request("POST", path, body=payload, headers={"Content-Type": "application/json"})
             r = conn.getresponse()
             warm = json.loads(r.read())
@@ -305,10 +317,10 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
             print(f"  {name} (v{md['model_spec']['version']}, loaded and warmed up in {load_s:.1f}s): "
                   f"{json.dumps(body, ensure_ascii=False)[:60]} -> {sample[:80]}")
             for c in args.clients:
-                before = _batches(conn, name)
+                before = _batches(server.port, name)
                 load = run_load if args.in_process_clients else run_load_elsewhere
                 res = load(server.port, path, payload, c, args.seconds)
-                after = _batches(conn, name)
+                after = _batches(server.port, name)
                 calls = after[1] - before[1]
                 note = f"{(after[0] - before[0]) / calls:.1f} examples per model call" if calls else ""
                 if res["errors"]:
