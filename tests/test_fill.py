@@ -408,6 +408,17 @@ def test_card_of_a_model_continued_from_a_shipped_one(exported, four_poems, tmp_
     assert set(metrics) == {"top1_accuracy", "top5_accuracy"}
     with pytest.raises(cards.CardError, match="forward_run_dir with forward_eval"):
         cards.write_card("fill", model, run_dir=run, eval=str(ev), forward_eval=str(ev))
+    # With a baseline continued the same way (here the same run stands in for it): both tables, both rows,
+    # and no claim that the two were trained together from scratch.
+    fw_ev = tmp_path / "fw_eval.json"
+    fw_ev.write_text(json.dumps({"poems": 4, "top1_accuracy": 0.25, "top5_accuracy": 0.5, "seed": 0,
+                                 "hidden_out_of_vocabulary": 0}), encoding="utf-8")
+    text = open(cards.write_card("fill", model, out=str(tmp_path / "card2.md"), run_dir=run, eval=str(ev),
+                                 forward_run_dir=run, forward_eval=str(fw_ev))["card"], encoding="utf-8").read()
+    assert "| forward-only | 4 | 25.0% | 50.0% |" in text and "was not trained again" not in text
+    assert "Forward-only, from its previous stretch:" in text and "Bidirectional, from version" in text
+    assert "trained as long as the shipped model in the same stretches" in text
+    assert "Both trained at the same time" not in text
 
 
 def test_card_of_a_model_from_scratch_needs_its_baseline(trained, exported, four_poems, tmp_path):

@@ -6,7 +6,9 @@ Measured anew from the two training runs and their evaluations (the JSON of ``rn
         -i eval=runs/fill-eval-bi.json -i forward_eval=runs/fill-eval-fw.json
 
 A model continued from a shipped one (``rnn-apps fine-tune fill`` on the same corpus) may come without a
-forward-only baseline: ``-i run_dir=runs/fill-continue -i eval=...``; the card then says so.
+forward-only baseline: ``-i run_dir=runs/fill-continue -i eval=...``; the card then says so. With one, the
+baseline was continued the same way from its own previous stretch, and ``forward_run_dir`` is its last
+stretch's run.
 """
 
 from __future__ import annotations
@@ -147,6 +149,16 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
             f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
             f"{training_seconds(fw['history']) / 60:.0f} "
             "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs).",
+        ] if fw and not base else [
+            # A continued model's baseline is continued too: its own earlier stretches, each as long as the
+            # shipped model's, so that both have seen the poems equally often (the stretches are in *Versions*).
+            "* Forward-only baseline (not shipped): the same embedding, the same forward LSTM and the same tied head "
+            "without the backward direction (p(x_t | x_<t)), trained as long as the shipped model in the same "
+            f"stretches, with the same data, masking and seed; its last stretch, like this version's, {fw['epochs']} "
+            f"epochs at learning rate {fw['settings']['learning_rate']} from its own previous stretch.",
+            f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
+            f"{training_seconds(bi['history']) / 60:.0f} min of wall time for this version's stretch, "
+            f"{training_seconds(fw['history']) / 60:.0f} min for the baseline's (fit time, corpus loading excluded).",
         ] if fw else [
             f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
             f"{training_seconds(bi['history']) / 60:.0f} min of wall time (fit time, corpus loading excluded).",
@@ -154,7 +166,8 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "",
         (f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
          f"--run-dir {os.path.relpath(run_dir)} --epochs {bi['epochs']} --learning-rate {cfg['learning_rate']}` (the "
-         "split, seed and vocabulary of the model it starts from), then `rnn-apps export fill`."
+         "split, seed and vocabulary of the model it starts from), then `rnn-apps export fill`"
+         + ("; the baseline's stretch the same from its previous stretch's export." if fw else ".")
          if base else
          f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
          f"--epochs 2 --max-steps 360`, continued{stretches} to {steps} steps, the last stretch with `--resume --epochs "
@@ -166,14 +179,14 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "masking); *loss* is Keras's weighted cross-entropy divided by all positions of a batch, padding included, so "
         "it is lower than the cross-entropy per character and only comparable between runs of this model.",
         "",
-        "Bidirectional:" if fw else f"Bidirectional, from {base_name}:",
+        f"Bidirectional, from {base_name}:" if base else "Bidirectional:",
         "",
         "| epoch | step | seconds | train loss | train accuracy | val loss | val accuracy |",
         "| --- | --- | --- | --- | --- | --- | --- |",
         hist_rows(bi["history"]),
         "",
         *([
-            "Forward-only:",
+            "Forward-only:" if not base else "Forward-only, from its previous stretch:",
             "",
             "| epoch | step | seconds | train loss | train accuracy | val loss | val accuracy |",
             "| --- | --- | --- | --- | --- | --- | --- |",
