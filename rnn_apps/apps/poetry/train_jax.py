@@ -28,51 +28,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import time
 
 import numpy as np
 
-# The weights of build_char_rnn in model.weights order, as file keys ("/" cannot be an .npz key on every system).
+from rnn_apps.train_jax import (WARMUP_STEPS, bucketed, fit, learning_rate, load_weights,  # noqa: F401
+                                named_weights, pack, pieces, tied_logits)
+
+# The weights of build_char_rnn in model.weights order (their .npz keys: rnn_apps.train_jax.file_key).
 WEIGHT_KEYS = ("embedding/embeddings", "rnn_1/lstm_cell/kernel", "rnn_1/lstm_cell/recurrent_kernel",
                "rnn_1/lstm_cell/bias", "rnn_2/lstm_cell_1/kernel", "rnn_2/lstm_cell_1/recurrent_kernel",
                "rnn_2/lstm_cell_1/bias", "logits/projection")
 BUCKETS = (32, 64, 128)
-WARMUP_STEPS = 150
-FINAL_LR_FRACTION = 0.05
-
-
-def _key(path: str) -> str:
-    return path.replace("/", "__")
-
-
-def _named(weights) -> dict:
-    """``{file key: array}`` of a Char-RNN's weights in ``model.weights`` order (names by position: Keras
-    numbers a process's cells, so ``lstm_cell_1`` in one process may be ``lstm_cell_3`` in another)."""
-    if len(weights) != len(WEIGHT_KEYS):
-        raise ValueError(f"expected the {len(WEIGHT_KEYS)} weights of a two-layer LSTM Char-RNN; got {len(weights)}")
-    return {_key(k): np.asarray(w) for k, w in zip(WEIGHT_KEYS, weights)}
 
 
 def build_model(vocab_size: int, embedding_dim: int = 256, units: int = 512, dropout: float = 0.1):
     """The Char-RNN of ``build_char_rnn`` (two LSTM layers) from Keras's built-in ``LSTM`` layer, on any backend."""
     import keras
-
-    class TiedLogits(keras.layers.Layer):
-        """``(h P) Eᵀ``, as :class:`rnn_apps.layers.TiedLogits` (no bias)."""
-
-        def __init__(self, embedding, **kwargs):
-            super().__init__(**kwargs)
-            self.embedding = embedding
-
-        def build(self, shape):
-            self.projection = self.add_weight(name="projection", shape=(shape[-1], embedding_dim),
-                                              initializer="glorot_uniform")
-
-        def call(self, h):
-            return keras.ops.matmul(keras.ops.matmul(h, self.projection),
-                                    keras.ops.transpose(self.embedding.embeddings))
 
     ids = keras.Input((None,), dtype="int32")
     emb = keras.layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -80,48 +52,22 @@ def build_model(vocab_size: int, embedding_dim: int = 256, units: int = 512, dro
     for i in (1, 2):
         x = keras.layers.LSTM(units, return_sequences=True, name=f"rnn_{i}")(x)
         x = keras.layers.Dropout(dropout)(x)
-    return keras.Model(ids, TiedLogits(emb, name="logits")(x))
-
-
-def pieces(flat: np.ndarray, lengths: np.ndarray) -> list:
-    """The sequences of an ``np.savez`` of concatenated token ids and their lengths."""
-    ends = np.cumsum(lengths)
-    return [flat[e - n:e].astype(np.int32) for e, n in zip(ends, lengths)]
+    return keras.Model(ids, tied_logits(emb, embedding_dim)(x))
 
 
 def batches(seqs: list, tokens: int, rng=None) -> list:
     """(inputs, targets, weights) of fixed shapes: a piece of at most T targets goes to bucket T, a batch has
     ``tokens // T`` rows (the last of a bucket filled with empty rows of weight 0); shuffled with ``rng``."""
-    by = {T: [] for T in BUCKETS}
-    for i, s in enumerate(seqs):
-        if len(s) - 1 > BUCKETS[-1]:
-            raise ValueError(f"a piece of {len(s) - 1} targets is longer than {BUCKETS[-1]}")
-        by[next(T for T in BUCKETS if len(s) - 1 <= T)].append(i)
     out = []
-    for T, ix in by.items():
-        ix = np.array(ix, int)
-        if rng is not None:
-            ix = rng.permutation(ix)
-        rows = tokens // T
-        for k in range(0, len(ix), rows):
-            x = np.zeros((rows, T), np.int32)
-            y = np.zeros((rows, T), np.int32)
-            for r, j in enumerate(ix[k:k + rows]):
-                s = seqs[j]
-                x[r, :len(s) - 1] = s[:-1]
-                y[r, :len(s) - 1] = s[1:]
-            out.append((x, y, (y != 0).astype(np.float32)))
-    if rng is not None:
-        out = [out[i] for i in rng.permutation(len(out))]
+    for T, ix in bucketed([len(s) - 1 for s in seqs], BUCKETS, tokens, rng):
+        x = np.zeros((tokens // T, T), np.int32)
+        y = np.zeros((tokens // T, T), np.int32)
+        for r, j in enumerate(ix):
+            s = seqs[j]
+            x[r, :len(s) - 1] = s[:-1]
+            y[r, :len(s) - 1] = s[1:]
+        out.append((x, y, (y != 0).astype(np.float32)))
     return out
-
-
-def learning_rate(step: int, total_steps: int, peak: float) -> float:
-    """Linear warm-up over ``WARMUP_STEPS``, then a cosine decay to ``FINAL_LR_FRACTION`` of ``peak``."""
-    if step < WARMUP_STEPS:
-        return peak * step / WARMUP_STEPS
-    done = min(1.0, (step - WARMUP_STEPS) / max(1, total_steps - WARMUP_STEPS))
-    return peak * (FINAL_LR_FRACTION + (1 - FINAL_LR_FRACTION) * 0.5 * (1 + math.cos(math.pi * done)))
 
 
 # ------------------------------------------------------------------------------------------ here: TensorFlow
@@ -134,13 +80,10 @@ def prepare(model_dir: str, data: str, out: str) -> dict:
     model, vocab, cfg = pexport.rebuild_from_export(model_dir)
     _, train, val, stats = prepare_corpus(data, cfg, vocab)
     os.makedirs(out, exist_ok=True)
-    ids = np.int16 if len(vocab) <= np.iinfo(np.int16).max else np.int32  # half the bytes to carry, when ids fit
-    pack = lambda seqs: (np.concatenate([np.asarray(s) for s in seqs]).astype(ids),  # noqa: E731
-                         np.array([len(s) for s in seqs]))
     (tf_, tl), (vf, vl) = pack(train), pack(val)
     np.savez(os.path.join(out, "data.npz"), train=tf_, train_len=tl, val=vf, val_len=vl,
              vocab_size=len(vocab), embedding_dim=cfg["embedding_dim"], units=cfg["units"])
-    np.savez(os.path.join(out, "init.npz"), **_named(model.weights))
+    np.savez(os.path.join(out, "init.npz"), **named_weights(model.weights, WEIGHT_KEYS))
     return stats
 
 
@@ -154,8 +97,7 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     from rnn_apps.training import HISTORY_FILE
 
     model, vocab, cfg = pexport.rebuild_from_export(like)
-    w = np.load(weights)
-    model.set_weights([w[_key(k)] for k in WEIGHT_KEYS])
+    model.set_weights(load_weights(weights, WEIGHT_KEYS))
     with open(history, encoding="utf-8") as f:
         run = json.load(f)
     args = run["args"]
@@ -177,91 +119,16 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
 # ------------------------------------------------------------------------------------------ there: JAX
 def train(data: str, out: str, name: str, init: str = "", dropout: float = 0.1, peak_lr: float = 2e-3,
           tokens: int = 16384, budget: float = 420.0, max_epochs: int = 200, seed: int = 1234) -> dict:
-    """Train on the JAX backend; keep ``out/<name>.npz`` (best validation epoch) and ``out/<name>.json``."""
-    try:
-        import jax
-        import jax.numpy as jnp
-    except ImportError:
-        raise SystemExit("train needs JAX (pip install jax, or jax[cuda12] on a GPU machine).") from None
+    """Train on the JAX backend (:func:`rnn_apps.train_jax.fit`); keep ``out/<name>.npz`` and ``out/<name>.json``."""
     import keras
 
-    if keras.backend.backend() != "jax":
-        raise SystemExit(f"train needs Keras on JAX; this Keras runs on {keras.backend.backend()}: set "
-                         "KERAS_BACKEND=jax before starting Python.")
-    t_start = time.time()
-    os.makedirs(out, exist_ok=True)
     d = np.load(data)
     keras.utils.set_random_seed(seed)
     model = build_model(int(d["vocab_size"]), int(d["embedding_dim"]), int(d["units"]), dropout)
-    if init:
-        w0 = np.load(init)
-        model.set_weights([w0[_key(k)] for k in WEIGHT_KEYS])
     train_seqs, val_batches = pieces(d["train"], d["train_len"]), batches(pieces(d["val"], d["val_len"]), tokens)
-    opt = keras.optimizers.Adam(learning_rate=peak_lr, global_clipnorm=1.0)
-    opt.build(model.trainable_variables)
-    lr_at = [i for i, v in enumerate(opt.variables) if v.name.split("/")[-1] == "learning_rate"]
-    tv = [v.value for v in model.trainable_variables]
-    ntv = [v.value for v in model.non_trainable_variables]
-    ov = [v.value for v in opt.variables]
-
-    def ce_sum(logits, y, w):
-        logz = jax.nn.logsumexp(logits, axis=-1)
-        return jnp.sum((logz - jnp.take_along_axis(logits, y[..., None], axis=-1)[..., 0]) * w)
-
-    def loss_fn(tv, ntv, x, y, w):
-        logits, ntv = model.stateless_call(tv, ntv, x, training=True)
-        n = jnp.maximum(jnp.sum(w), 1.0)
-        return ce_sum(logits, y, w) / n, (ntv, n)
-
-    @jax.jit
-    def train_step(tv, ntv, ov, x, y, w):
-        (loss, (ntv, n)), grads = jax.value_and_grad(loss_fn, has_aux=True)(tv, ntv, x, y, w)
-        tv, ov = opt.stateless_apply(ov, grads, tv)
-        return tv, ntv, ov, loss * n, n
-
-    @jax.jit
-    def eval_step(tv, ntv, x, y, w):
-        logits, _ = model.stateless_call(tv, ntv, x, training=False)
-        return ce_sum(logits, y, w), jnp.sum(w)
-
-    def val_bits(tv, ntv):
-        sums = [eval_step(tv, ntv, *b) for b in val_batches]
-        return sum(float(a) for a, _ in sums) / sum(float(b) for _, b in sums) / math.log(2.0)
-
-    def keep(tv, record):
-        np.savez(os.path.join(out, name + ".npz"), **_named(tv))
-        with open(os.path.join(out, name + ".json"), "w", encoding="utf-8") as f:
-            json.dump(record, f)
-
     args = {"dropout": dropout, "learning_rate": peak_lr, "tokens": tokens, "init": init, "seed": seed}
-    best = val_bits(tv, ntv) if init else float("inf")
-    print(f"[{name}] start: validation bits/char {best:.4f}", flush=True)
-    rng = np.random.default_rng(seed)
-    history, epoch, epochs, step, total = [], 0, max_epochs, 0, None
-    while epoch < epochs:
-        epoch_batches = batches(train_seqs, tokens, rng)
-        total = total or len(epoch_batches) * epochs
-        t0, tot, cnt = time.time(), 0.0, 0.0
-        for b in epoch_batches:
-            for i in lr_at:
-                ov[i] = jnp.asarray(learning_rate(step, total, peak_lr), ov[i].dtype)
-            tv, ntv, ov, loss, n = train_step(tv, ntv, ov, *b)
-            tot, cnt, step = tot + float(loss), cnt + float(n), step + 1
-        epoch += 1
-        vb = val_bits(tv, ntv)
-        history.append({"epoch": epoch, "step": step, "train_bpc": tot / cnt / math.log(2.0), "val_bpc": vb,
-                        "seconds": round(time.time() - t0, 1)})
-        print(f"[{name}] {json.dumps(history[-1])}", flush=True)
-        if epoch == 2:  # the first epoch compiles: plan the schedule from the second one's pace
-            left = budget - (time.time() - t_start) - 30
-            epochs = max(epoch, min(max_epochs, epoch + int(left / (history[-1]["seconds"] * 1.08))))
-            total = len(epoch_batches) * epochs
-        if vb < best:
-            best = vb
-            keep(tv, {"best_val_bpc": best, "epoch": epoch, "history": history, "args": args})
-        if time.time() - t_start > budget:
-            break
-    return {"best_val_bpc": best, "history": history, "args": args}
+    return fit(model, WEIGHT_KEYS, lambda rng: batches(train_seqs, tokens, rng), val_batches, out=out, name=name,
+               peak_lr=peak_lr, budget=budget, max_epochs=max_epochs, seed=seed, args=args, init=init or None)
 
 
 def main(argv=None) -> None:
