@@ -314,6 +314,17 @@ def shipped_figures(version_dir: str, table: dict) -> list:
             for m in table.get(checksum, [])]
 
 
+def trained_on_line(run: dict, seconds: float, shared: str = "the machine was shared with other work part of "
+                    "the time") -> str:
+    """Where and how long a run trained: ``trained_on`` and ``recipe`` of its config (set by the JAX recipes,
+    :mod:`rnn_apps.train_jax`), the project's CPU machine by default (then with ``shared`` in brackets)."""
+    took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
+    if not run.get("trained_on"):
+        return f"* Trained on the project's CPU machine (2 cores) in {took} of logged wall time ({shared})."
+    recipe = f" with `{run['recipe']}`" if run.get("recipe") else ""
+    return f"* Trained on {run['trained_on']}{recipe} in {took} of logged wall time."
+
+
 def read_json(path: Optional[str]):
     """The JSON file at ``path`` (an input of a card: an evaluation or a benchmark), or None without a path."""
     if path is None:

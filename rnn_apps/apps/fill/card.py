@@ -80,7 +80,8 @@ def _run(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
     return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"),
-            "history": read_history(run_dir), "init_from": run.get("init_from")}
+            "history": read_history(run_dir), "init_from": run.get("init_from"),
+            **{k: run[k] for k in ("trained_on", "recipe", "clipping") if run.get(k)}}
 
 
 def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None) -> str:
@@ -137,7 +138,8 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         f"{cfg['dropout']}. {facts['parameters']:,} parameters, float32. **Size on disk: {facts['size_mb']} MB.**",
         f"* Every position of a poem is predicted at once; {cfg['mask_rate']:.0%} of the input characters are replaced "
         "by `<mask>` so that other blanks in the context are handled.",
-        f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, clipping at norm {cfg['clipnorm']}, "
+        f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, clipping at "
+        f"{'a global ' if bi.get('clipping') == 'global' else ''}norm {cfg['clipnorm']}, "
         f"batches of about {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut into pieces of "
         f"{cfg['max_len']}), **{steps} steps** ({span}), seed {cfg['seed']}"
         + (f", starting from {base_name}'s weights (Adam anew; {base_name}'s own training is in *Versions* below)."
@@ -145,10 +147,13 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         *([
             "* Forward-only baseline (not shipped): the same embedding, the same forward LSTM and the same tied head "
             "without the backward direction (p(x_t | x_<t)), trained with the same data, masking, steps and seed.",
-            f"* Both trained at the same time on the project's CPU machine (2 cores, shared with other work, no GPU): "
-            f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
-            f"{training_seconds(fw['history']) / 60:.0f} "
-            "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs).",
+            (f"* Both trained on {bi['trained_on']} with `{bi.get('recipe')}`: bidirectional "
+             f"{training_seconds(bi['history']) / 60:.0f} min, forward-only {training_seconds(fw['history']) / 60:.0f} "
+             "min of logged wall time." if bi.get("trained_on") else
+             f"* Both trained at the same time on the project's CPU machine (2 cores, shared with other work, no GPU): "
+             f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
+             f"{training_seconds(fw['history']) / 60:.0f} "
+             "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs)."),
         ] if fw and not base else [
             # A continued model's baseline is continued too: its own earlier stretches, each as long as the
             # shipped model's, so that both have seen the poems equally often (the stretches are in *Versions*).
@@ -156,15 +161,18 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
             "without the backward direction (p(x_t | x_<t)), trained as long as the shipped model in the same "
             f"stretches, with the same data, masking and seed; its last stretch, like this version's, {fw['epochs']} "
             f"epochs at learning rate {fw['settings']['learning_rate']} from its own previous stretch.",
-            f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
-            f"{training_seconds(bi['history']) / 60:.0f} min of wall time for this version's stretch, "
-            f"{training_seconds(fw['history']) / 60:.0f} min for the baseline's (fit time, corpus loading excluded).",
+            cards.trained_on_line(bi, training_seconds(bi["history"]), "fit time, corpus loading excluded")
+            + f" The baseline's stretch: {training_seconds(fw['history']) / 60:.0f} min.",
         ] if fw else [
+            cards.trained_on_line(bi, training_seconds(bi["history"])) if bi.get("trained_on") else
             f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
             f"{training_seconds(bi['history']) / 60:.0f} min of wall time (fit time, corpus loading excluded).",
         ]),
         "",
-        (f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
+        (f"Commands: `python -m rnn_apps.apps.fill.train_jax prepare`, `train` and `export` (see its docstring), "
+         f"from {base_name if base else 'scratch'}; {bi['epochs']} epochs at most, the best validation epoch kept."
+         if bi.get("recipe") else
+         f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
          f"--run-dir {os.path.relpath(run_dir)} --epochs {bi['epochs']} --learning-rate {cfg['learning_rate']}` (the "
          "split, seed and vocabulary of the model it starts from), then `rnn-apps export fill`"
          + ("; the baseline's stretch the same from its previous stretch's export." if fw else ".")
@@ -176,8 +184,11 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
          "runs/fill-bidirectional --models models`."),
         "",
         "In the tables, *accuracy* is the share of characters and ，。 predicted right (inputs with the same 12 % "
-        "masking); *loss* is Keras's weighted cross-entropy divided by all positions of a batch, padding included, so "
-        "it is lower than the cross-entropy per character and only comparable between runs of this model.",
+        "masking); *loss* is "
+        + ("the mean cross-entropy of the predicted characters (nats; the training figures with dropout)."
+           if bi.get("recipe") else
+           "Keras's weighted cross-entropy divided by all positions of a batch, padding included, so "
+           "it is lower than the cross-entropy per character and only comparable between runs of this model."),
         "",
         f"Bidirectional, from {base_name}:" if base else "Bidirectional:",
         "",

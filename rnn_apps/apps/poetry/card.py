@@ -130,7 +130,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         f"{cfg['clipnorm']}, batches of {cfg['tokens_per_batch']:,} tokens (poems of similar length; long poems cut "
         f"into pieces of {cfg['max_len']}), {len(history)} epochs, {history[-1]['step'] if history else '?'} steps"
         + (f", starting from the weights of `{started_from}` (a new Adam state and schedule)." if started_from else "."),
-        _trained_on(run, train_secs) if train_secs else "",
+        cards.trained_on_line(run, train_secs) if train_secs else "",
         "",
         "| epoch | step | train bits/char | validation bits/char |",
         "| --- | --- | --- | --- |",
@@ -169,16 +169,6 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
 
 
 PROSODY_HEADING = "## Rhyme and metre (押韵、平仄)"
-
-
-def _trained_on(run: dict, seconds: float) -> str:
-    """Where and how long the run trained (``trained_on`` and ``recipe`` in its config; the CPU machine by default)."""
-    took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-    if not run.get("trained_on"):
-        return (f"* Trained on the project's CPU machine (2 cores) in {took} of logged wall time "
-                "(the machine was shared with other work part of the time).")
-    recipe = f" with `{run['recipe']}`" if run.get("recipe") else ""
-    return f"* Trained on {run['trained_on']}{recipe} in {took} of logged wall time."
 
 
 def _pct(k: int, n: int) -> str:
