@@ -21,11 +21,14 @@ synthetic batch of the shipped shape is timed for each contender:
   (what ``rnn_apps.losses`` buys, for the apps that predict tokens);
 * ``tf_recurrence``: the default step with the LSTM's training loop (``rnn_apps.layers.lstm_sequence``) as
   a TensorFlow graph instead of one XLA computation (what compiling the loop buys);
+* ``unroll``: the default step with every recurrent layer unrolled (``unroll=True``: the steps written out
+  in the graph instead of a loop, for short sequences such as translation's; the LSTM's written-out
+  backward pass of ``rnn_apps.layers.lstm_sequence`` then gives way to automatic differentiation);
 * ``batch2x``: the default step on batches twice as large (a lever that changes training: it would
   need its own learning rate), its time halved so that it compares per token.
 
 The caption decoders run their cell step by step in Python (the attention needs h_{t-1} before each
-step), so they have no recurrent layer to replace: only ``today`` (the output layer inside every step),
+step; their steps are written out, as ``unroll`` would), so they have no recurrent layer to replace: only ``today`` (the output layer inside every step),
 ``new`` (the output layer once over all steps, and the cross-entropy), ``xla``, ``batch2x`` and
 ``tf_cross_entropy``. ``caption`` is the photo captioner, whose frozen backbone's grids are cached, so its
 step is the head and the decoder; ``caption-shapes`` trains its small CNN in every step.
@@ -67,7 +70,7 @@ from cells import matmul_peak_gflops  # noqa: E402
 from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
 from rnn_apps.layers import ProjectedRNN  # noqa: E402
 
-CONTENDERS = ("today", "new", "projected", "xla", "keras", "batch2x", "tf_cross_entropy", "tf_recurrence")
+CONTENDERS = ("today", "new", "projected", "xla", "keras", "unroll", "batch2x", "tf_cross_entropy", "tf_recurrence")
 
 
 def shipped_config(app_dir: str, name: str) -> dict:
@@ -320,6 +323,10 @@ def build_contender(kind: str, make, seed: int):
         model = make()
     if kind == "xla":
         model.jit_compile = True
+    if kind == "unroll":  # read when the step is first traced, so it may be set after building
+        for layer in model._flatten_layers(include_self=False, recursive=True):
+            if isinstance(layer, keras.layers.RNN):
+                layer.unroll = True
     return model
 
 
@@ -360,7 +367,7 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
         make = {"today": make, "new": make}
     default = make.get("new", make["today"])
     kinds = [k for k in ("today", "new") if k in make]
-    layerless = ("projected", "keras", "tf_recurrence") if name.startswith("caption") else ()  # no recurrent layer
+    layerless = ("projected", "keras", "unroll", "tf_recurrence") if name.startswith("caption") else ()  # no RNN layer
     kinds += [k for k in contenders if k not in ("today", "new", *layerless)]
     models, failed = {}, {}
     scale = {k: 2 if k == "batch2x" else 1 for k in kinds}
