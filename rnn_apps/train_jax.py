@@ -19,6 +19,7 @@ Nothing here imports TensorFlow, and JAX only inside :func:`fit`.
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -223,3 +224,38 @@ def fit(model, keys: Sequence[str], epoch_batches: Callable[[np.random.Generator
         if time.time() - t_start > budget:
             break
     return {"best_val_ce": best, "best_val_bpc": best / math.log(2.0), "history": history, "args": args}
+
+
+def command_parser(prog: str, description: str, name: str, learning_rate: float, tokens: int):
+    """The ``prepare | train | export`` command line of an app's JAX recipe; returns ``(parser, train
+    subparser)``, to which the app adds its own training flags."""
+    ap = argparse.ArgumentParser(prog=prog, description=description,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("prepare", help="encode the corpus and write the model's weights (TensorFlow)")
+    for flag in ("--model", "--data", "--out"):
+        p.add_argument(flag, required=True)
+    t = sub.add_parser("train", help="train on Keras 3 with JAX")
+    t.add_argument("--data", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--name", default=name)
+    t.add_argument("--init", default="", help="start from these weights (prepare's init.npz)")
+    t.add_argument("--dropout", type=float, default=0.1)
+    t.add_argument("--learning-rate", type=float, default=learning_rate)
+    t.add_argument("--tokens", type=int, default=tokens)
+    t.add_argument("--budget", type=float, default=420.0, help="seconds of training, compilation included")
+    t.add_argument("--max-epochs", type=int, default=200)
+    t.add_argument("--seed", type=int, default=1234)
+    e = sub.add_parser("export", help="export trained weights as a SavedModel (TensorFlow)")
+    for flag in ("--weights", "--history", "--like", "--data", "--export", "--run-dir", "--trained-on"):
+        e.add_argument(flag, required=True)
+    e.add_argument("--version", type=int, default=None)
+    return ap, t
+
+
+def run_step(step: Callable[[], None]) -> None:
+    """Run a command's step; a missing or foreign file ends it with one line, not a traceback."""
+    try:
+        step()
+    except (OSError, ValueError, KeyError) as e:
+        raise SystemExit(f"Error: {e}") from None

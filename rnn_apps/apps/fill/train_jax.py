@@ -26,13 +26,13 @@ cross-entropy of those positions.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 
-from rnn_apps.train_jax import bucketed, fit, load_weights, named_weights, pack, pieces, tied_logits
+from rnn_apps.train_jax import (bucketed, command_parser, fit, load_weights, named_weights, pack, pieces,
+                                run_step, tied_logits)
 
 # fill's <mask> id and first predicted id (rnn_apps.apps.fill.data.MASK_ID; not imported: that module needs
 # TensorFlow's neighbours, the accelerator has only JAX)
@@ -177,40 +177,20 @@ def train(data: str, out: str, name: str, kind: str = "", init: str = "", dropou
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m rnn_apps.apps.fill.train_jax", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("prepare", help="encode the poems and write the model's weights (TensorFlow)")
-    for flag in ("--model", "--data", "--out"):
-        p.add_argument(flag, required=True)
-    t = sub.add_parser("train", help="train on Keras 3 with JAX")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--name", default="fill")
+    ap, t = command_parser("python -m rnn_apps.apps.fill.train_jax", __doc__, "fill", 3e-3, 8192)
     t.add_argument("--kind", choices=KINDS, default="", help="default: the prepared model's")
-    t.add_argument("--init", default="", help="start from these weights (prepare's init.npz)")
-    t.add_argument("--dropout", type=float, default=0.1)
-    t.add_argument("--learning-rate", type=float, default=3e-3)
-    t.add_argument("--tokens", type=int, default=8192)
-    t.add_argument("--budget", type=float, default=420.0, help="seconds of training, compilation included")
-    t.add_argument("--max-epochs", type=int, default=200)
-    t.add_argument("--seed", type=int, default=1234)
-    e = sub.add_parser("export", help="export trained weights as a SavedModel (TensorFlow)")
-    for flag in ("--weights", "--history", "--like", "--data", "--export", "--run-dir", "--trained-on"):
-        e.add_argument(flag, required=True)
-    e.add_argument("--version", type=int, default=None)
-    a = ap.parse_args(argv)
-    try:
-        if a.step == "prepare":
-            print(json.dumps(prepare(a.model, a.data, a.out)))
-        elif a.step == "train":
-            r = train(a.data, a.out, a.name, a.kind, a.init, a.dropout, a.learning_rate, a.tokens, a.budget,
-                      a.max_epochs, a.seed)
-            print(f"[{a.name}] best validation cross-entropy {r['best_val_ce']:.4f}")
-        else:
-            print(export(a.weights, a.history, a.like, a.data, a.export, a.run_dir, a.trained_on, a.version))
-    except (OSError, ValueError, KeyError) as e:  # a missing or foreign file: one line, not a traceback
-        raise SystemExit(f"Error: {e}") from None
+    run_step(lambda: _run(ap.parse_args(argv)))
+
+
+def _run(a) -> None:
+    if a.step == "prepare":
+        print(json.dumps(prepare(a.model, a.data, a.out)))
+    elif a.step == "train":
+        r = train(a.data, a.out, a.name, a.kind, a.init, a.dropout, a.learning_rate, a.tokens, a.budget,
+                  a.max_epochs, a.seed)
+        print(f"[{a.name}] best validation cross-entropy {r['best_val_ce']:.4f}")
+    else:
+        print(export(a.weights, a.history, a.like, a.data, a.export, a.run_dir, a.trained_on, a.version))
 
 
 if __name__ == "__main__":

@@ -26,14 +26,13 @@ after each LSTM layer. The number of epochs is planned from the second epoch's d
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
 import numpy as np
 
-from rnn_apps.train_jax import (WARMUP_STEPS, bucketed, fit, learning_rate, load_weights,  # noqa: F401
-                                named_weights, pack, pieces, tied_logits)
+from rnn_apps.train_jax import (WARMUP_STEPS, bucketed, command_parser, fit, learning_rate,  # noqa: F401
+                                load_weights, named_weights, pack, pieces, run_step, tied_logits)
 
 # The weights of build_char_rnn in model.weights order (their .npz keys: rnn_apps.train_jax.file_key).
 WEIGHT_KEYS = ("embedding/embeddings", "rnn_1/lstm_cell/kernel", "rnn_1/lstm_cell/recurrent_kernel",
@@ -132,33 +131,8 @@ def train(data: str, out: str, name: str, init: str = "", dropout: float = 0.1, 
 
 
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m rnn_apps.apps.poetry.train_jax", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="step", required=True)
-    p = sub.add_parser("prepare", help="encode the corpus and write the start weights (TensorFlow)")
-    p.add_argument("--model", required=True)
-    p.add_argument("--data", required=True)
-    p.add_argument("--out", required=True)
-    t = sub.add_parser("train", help="train on Keras 3 with JAX")
-    t.add_argument("--data", required=True)
-    t.add_argument("--out", required=True)
-    t.add_argument("--name", default="poem")
-    t.add_argument("--init", default="")
-    t.add_argument("--dropout", type=float, default=0.1)
-    t.add_argument("--learning-rate", type=float, default=2e-3)
-    t.add_argument("--tokens", type=int, default=16384)
-    t.add_argument("--budget", type=float, default=420.0, help="seconds of training, compilation included")
-    t.add_argument("--max-epochs", type=int, default=200)
-    t.add_argument("--seed", type=int, default=1234)
-    e = sub.add_parser("export", help="export trained weights as a SavedModel (TensorFlow)")
-    for flag in ("--weights", "--history", "--like", "--data", "--export", "--run-dir", "--trained-on"):
-        e.add_argument(flag, required=True)
-    e.add_argument("--version", type=int, default=None)
-    a = ap.parse_args(argv)
-    try:
-        _run(a)
-    except (OSError, ValueError, KeyError) as e:  # a missing or foreign file: one line, not a traceback
-        raise SystemExit(f"Error: {e}") from None
+    ap, _ = command_parser("python -m rnn_apps.apps.poetry.train_jax", __doc__, "poem", 2e-3, 16384)
+    run_step(lambda: _run(ap.parse_args(argv)))
 
 
 def _run(a) -> None:
