@@ -31,12 +31,11 @@ import os
 
 import numpy as np
 
+# fill's data module needs only NumPy (the accelerator has no TensorFlow)
+from rnn_apps.apps.fill.data import MASK_ID, mask_inputs
 from rnn_apps.train_jax import (bucketed, command_parser, fit, load_weights, named_weights, pack, pieces,
                                 run_step, tied_logits)
 
-# fill's <mask> id and first predicted id (rnn_apps.apps.fill.data.MASK_ID; not imported: that module needs
-# TensorFlow's neighbours, the accelerator has only JAX)
-MASK_ID = 4
 BUCKETS = (32, 64, 129)  # pieces are <bos> up to 128 characters <eos>
 KINDS = ("bidirectional", "forward")
 
@@ -89,8 +88,7 @@ def batches(seqs: list, tokens: int, mask_rate: float, rng: np.random.Generator,
         for r, j in enumerate(ix):
             y[r, :len(seqs[j])] = seqs[j]
         w = (y > MASK_ID).astype(np.float32)
-        hit = (rng.random(y.shape) < mask_rate) & (w > 0)
-        out.append((np.where(hit, MASK_ID, y).astype(np.int32), y, w))
+        out.append((mask_inputs(y, w, mask_rate, rng).astype(np.int32), y, w))
     return out
 
 
