@@ -244,3 +244,45 @@ def test_fine_tune_keeps_the_base_ngram_branch(ngram_run, tmp_path):
     np.testing.assert_array_equal(tuned["ngram"].weights, result["ngram"].weights)
     # Two validation reviews are too few to refit the combiner: the base's is kept.
     np.testing.assert_array_equal(tuned["ngram"].combiner, result["ngram"].combiner)
+
+
+def test_evaluate_reports_each_branch_and_the_cross_validated_combination(ngram_run, imdb, tmp_path):
+    import tensorflow as tf
+    from click.testing import CliRunner
+
+    from rnn_apps.apps.sentiment import data as sdata
+    from rnn_apps.apps.sentiment import ngrams
+    from rnn_apps.apps.sentiment.export import export_sentiment
+    from rnn_apps.cli import cli
+
+    run_dir, result = ngram_run
+    path = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "sentiment"),
+                            ngram=result["ngram"])
+    runner = CliRunner()
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", imdb[0], "--model", path, "--split", "val", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    # The same validation reviews, read here through the model's own signature, give the same figures.
+    cfg = result["config"]
+    labelled, _ = sdata.load_reviews(imdb[0], "train")
+    _, val = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
+    out = tf.saved_model.load(path).signatures["branches"](text=tf.constant([v.text for v in val]))
+    y = np.array([v.label for v in val])
+    p, p_rnn, p_ngram = (out[k].numpy() for k in ("probability", "rnn_probability", "ngram_probability"))
+    assert got["reviews"] == len(val) == 12
+    assert got["accuracy"] == pytest.approx(np.mean((p >= 0.5) == y))
+    assert got["rnn_accuracy"] == pytest.approx(np.mean((p_rnn >= 0.5) == y))
+    assert got["ngram_accuracy"] == pytest.approx(np.mean((p_ngram >= 0.5) == y))
+    cv = [ngrams.cross_validated_accuracy(p_rnn, ngrams.logit(p_ngram), y, folds=2, seed=s) for s in range(20)]
+    assert got["halvings"] == 20 and got["combined_accuracy_cross_validated"] == pytest.approx(np.mean(cv))
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", imdb[0], "--model", path, "--split", "val"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[1] == f"recurrent branch alone: {got['rnn_accuracy']:.4f}"
+    assert lines[2] == f"n-gram branch alone: {got['ngram_accuracy']:.4f}"
+    assert lines[3].endswith(f"(mean of 20 halvings): {got['combined_accuracy_cross_validated']:.4f}")
+    # Not on the other splits: the combiner was not fitted on them.
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", imdb[1], "--model", path, "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert "rnn_accuracy" in got and "combined_accuracy_cross_validated" not in got

@@ -80,16 +80,40 @@ class SentimentClassifier(Predictor):
 
         Texts are batched by length (a batch is padded to its longest text, at most ``max_len`` words).
         """
+        return self._outputs("serving_default", ("probability",), texts, batch_size)["probability"]
+
+    @property
+    def has_branches(self) -> bool:
+        """Whether the model answers from two branches (an n-gram branch beside the recurrent classifier)."""
+        return "branches" in self.signatures
+
+    def branch_probabilities(self, texts: Sequence[str], batch_size: int = 64) -> dict:
+        """Each branch's P(positive) and the joint one, without the checks of :meth:`classify`.
+
+        Returns:
+            ``{"probability", "rnn_probability", "ngram_probability"}``, float32 NumPy arrays.
+
+        Raises:
+            SentimentError: the model has one branch only (:attr:`has_branches`).
+        """
+        if not self.has_branches:
+            raise SentimentError(f"The model {self.model_dir} has no n-gram branch, so no answers of its own per branch.")
+        return self._outputs("branches", ("probability", "rnn_probability", "ngram_probability"), texts, batch_size)
+
+    def _outputs(self, signature: str, names: Sequence[str], texts: Sequence[str], batch_size: int) -> dict:
+        """The outputs ``names`` of ``signature`` for ``texts``, in batches of similar lengths."""
         import numpy as np
         import tensorflow as tf
 
-        fn = self.signatures["serving_default"]
-        out = np.zeros(len(texts), np.float32)
+        fn = self.signatures[signature]
+        out = {k: np.zeros(len(texts), np.float32) for k in names}
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
         for s in range(0, len(order), step):
             idx = order[s : s + step]
-            out[idx] = fn(text=tf.constant([texts[i] for i in idx]))["probability"].numpy()
+            got = fn(text=tf.constant([texts[i] for i in idx]))
+            for k in names:
+                out[k][idx] = got[k].numpy()
         return out
 
     def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:

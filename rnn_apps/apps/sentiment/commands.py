@@ -189,10 +189,16 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
 @options.evaluation("sentiment", "aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.",
                     ["test", "train", "val"], "test",
                     "'val' is the model's own validation split of the train split (same seed and fraction).",
-                    "Print a JSON object with 'accuracy' and the confusion counts.")
+                    "Print a JSON object with 'accuracy', the confusion counts and, for a model with an "
+                    "n-gram branch, 'rnn_accuracy', 'ngram_accuracy' and (on 'val') "
+                    "'combined_accuracy_cross_validated'.")
 @friendly_errors
 def evaluate_sentiment(data, model_dir, split, as_json):
     """Accuracy (and confusion counts) of the review classifier on a labelled split.
+
+    A model with an n-gram branch also gets each branch's own accuracy. Its combiner was fitted on the
+    validation reviews, so on 'val' the command also refits it on one half of them, scores the other half,
+    and averages over 20 random halvings: the figure to compare models by on validation.
 
     \b
     Examples:
@@ -203,9 +209,19 @@ def evaluate_sentiment(data, model_dir, split, as_json):
     from rnn_apps.apps.sentiment.evaluate import evaluate_reviews
 
     show(evaluate_reviews(data, model_dir, split, progress=not as_json), as_json,
-         lambda r: f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive "
-         f"{r['true_positive']:,}, false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
-         f"false negative {r['false_negative']:,})")
+         lambda r: _evaluation_text(r, split))
+
+
+def _evaluation_text(r: dict, split: str) -> str:
+    text = (f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive "
+            f"{r['true_positive']:,}, false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
+            f"false negative {r['false_negative']:,})")
+    if "rnn_accuracy" in r:
+        text += f"\nrecurrent branch alone: {r['rnn_accuracy']:.4f}\nn-gram branch alone: {r['ngram_accuracy']:.4f}"
+    if "combined_accuracy_cross_validated" in r:
+        text += (f"\nboth, the combiner fitted on one half and scored on the other (mean of {r['halvings']} "
+                 f"halvings): {r['combined_accuracy_cross_validated']:.4f}")
+    return text
 
 
 @click.command("sentiment")
