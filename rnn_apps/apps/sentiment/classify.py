@@ -97,7 +97,8 @@ class SentimentClassifier(Predictor):
             SentimentError: the model has one branch only (:attr:`has_branches`).
         """
         if not self.has_branches:
-            raise SentimentError(f"The model {self.model_dir} has no n-gram branch, so no answers of its own per branch.")
+            raise SentimentError(f"The model {self.model_dir} has no n-gram branch: it answers from its recurrent "
+                                 "classifier alone.")
         return self._outputs("branches", ("probability", "rnn_probability", "ngram_probability"), texts, batch_size)
 
     def _outputs(self, signature: str, names: Sequence[str], texts: Sequence[str], batch_size: int) -> dict:
