@@ -378,6 +378,12 @@ def test_evaluate_cli(runner, tiny_model, imdb):
     assert out["reviews"] == 12 and 0 <= out["accuracy"] <= 1
     assert out["true_positive"] + out["false_negative"] == 6 == out["true_negative"] + out["false_positive"]
     assert out["accuracy"] == pytest.approx((out["true_positive"] + out["true_negative"]) / 12)
+    assert "rnn_accuracy" not in out  # one branch only (tests/test_sentiment_ngrams.py has the other case)
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError
+
+    clf = SentimentClassifier(tiny_model)
+    with pytest.raises(SentimentError, match="no n-gram branch"):
+        clf.branch_probabilities(["good"])
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", tree, "--model", tiny_model, "--split", "val"])
     assert r.exit_code == 0 and r.stdout.startswith("accuracy: ") and "12 val reviews" in r.stdout, r.output
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", train_tar, "--model", tiny_model])
