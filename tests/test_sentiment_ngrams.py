@@ -275,6 +275,18 @@ def test_evaluate_reports_each_branch_and_the_cross_validated_combination(ngram_
     assert got["ngram_accuracy"] == pytest.approx(np.mean((p_ngram >= 0.5) == y))
     cv = [ngrams.cross_validated_accuracy(p_rnn, ngrams.logit(p_ngram), y, folds=2, seed=s) for s in range(20)]
     assert got["halvings"] == 20 and got["combined_accuracy_cross_validated"] == pytest.approx(np.mean(cv))
+    # Training recorded the same figure on the same reviews (the model card's and the export's val_accuracy).
+    figures = result["ngram"].figures
+    assert figures["halvings"] == 20
+    assert figures["combined_val_accuracy_cv"] == pytest.approx(got["combined_accuracy_cross_validated"])
+    meta = json.load(open(os.path.join(path, "assets.extra", "sentiment.json"), encoding="utf-8"))
+    assert meta["ngram"]["figures"]["combined_val_accuracy_cv"] == figures["combined_val_accuracy_cv"]
+    from rnn_apps.apps.sentiment.export import write_model_card
+
+    card = open(write_model_card(str(tmp_path / "sentiment"), path, run_dir), encoding="utf-8").read()
+    pct = 100 * got["combined_accuracy_cross_validated"]
+    assert (f"| **both (this model)**, combiner cross-validated (fitted on one half, scored on the other, both ways; "
+            f"mean of 20 random halvings) | **{pct:.2f} %** |") in card
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", imdb[0], "--model", path, "--split", "val"])
     assert r.exit_code == 0, r.output
     lines = r.stdout.splitlines()

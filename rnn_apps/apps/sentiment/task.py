@@ -387,8 +387,8 @@ def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids,
         if len(val_labels) >= MIN_COMBINER_REVIEWS:
             x = np.stack([ngrams.logit(p), z], axis=1)
             combiner = ngrams.fit_combiner(x, np.asarray(val_labels))
-            figures["combined_val_accuracy_cv"] = ngrams.cross_validated_accuracy(p, z, val_labels, folds=2,
-                                                                                  seed=int(cfg["seed"]))
+            figures["combined_val_accuracy_cv"] = ngrams.mean_cross_validated_accuracy(p, z, val_labels)
+            figures["halvings"] = ngrams.HALVINGS
         figures["combined_val_accuracy_in_sample"] = ngrams.accuracy(ngrams.combine(combiner, p, z), val_labels)
     figures["combiner_fitted_on_validation"] = bool(len(val_labels) >= MIN_COMBINER_REVIEWS)
     figures["seconds"] = round(time.time() - t0, 1)
