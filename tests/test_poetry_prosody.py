@@ -249,7 +249,60 @@ def test_start_punctuation_a_form_does_not_keep_is_named():
     res = CliRunner().invoke(cli, ["generate-poem", "--start", "春眠，", "--form", "wujue", "--seed", "3",
                                    "--engine", "numpy"])
     assert res.exit_code == 0 and ("Note: wujue (五言绝句) puts ， and 。 after every 5 characters; the start's ， "
-                                   "after 春眠 is left out of the poems.") in res.output
+                                   "after 春眠 is left out of its poems.") in res.output
     res = CliRunner().invoke(cli, ["generate-poem", "--start", "春眠不觉晓，", "--form", "wujue", "--seed", "3",
                                    "--engine", "numpy"])
     assert res.exit_code == 0 and "Note:" not in res.output
+
+
+def test_auto_forms_follow_the_start_and_acrostic():
+    from rnn_apps.apps.poetry.generate import auto_forms, draw_form
+
+    assert auto_forms() == ["wujue", "qijue", "wulv", "qilv"]
+    assert auto_forms(acrostic="春夏秋冬") == ["wujue", "qijue"]  # one head a line
+    assert auto_forms(acrostic="春夏秋冬春夏秋冬") == ["wulv", "qilv"]
+    assert auto_forms(acrostic="春夏秋冬春") == ["wulv", "qilv"]  # more heads than a 绝句 has lines
+    assert auto_forms(acrostic="明月") == ["wujue", "qijue", "wulv", "qilv"]
+    assert auto_forms(start="春眠不觉晓，") == ["wujue", "wulv"]  # where the start puts its ，
+    assert auto_forms(start="春眠不觉晓处处，") == ["qijue", "qilv"]
+    assert auto_forms(start="春眠") == ["wujue", "qijue", "wulv", "qilv"]
+    assert auto_forms(start="春" * 21) == ["qijue", "wulv", "qilv"]  # past a 五言绝句's 20 characters
+    assert auto_forms(start="春" * 29) == ["wulv", "qilv"]
+    assert auto_forms(start="春" * 57) == []  # fits none: free form
+    assert auto_forms(start="春，眠") == ["wujue", "qijue", "wulv", "qilv"]  # marks no form keeps: all that fit
+    draws = [draw_form(["wujue", "qijue", "wulv", "qilv"], s) for s in range(400)]
+    assert draws == [draw_form(["wujue", "qijue", "wulv", "qilv"], s) for s in range(400)]
+    assert all(70 <= draws.count(f) <= 130 for f in ("wujue", "qijue", "wulv", "qilv"))  # about 100 each
+    with pytest.raises(PoemError, match="at least one form"):
+        draw_form([], 1)
+
+
+def test_the_default_poem_takes_a_form_drawn_with_its_seed(tiny_poem_model, tables):
+    """`rnn-apps generate-poem` with no --form (the main job) writes poems of the four forms that rhyme and scan:
+    each is the poem of its drawn form and its seed; --form free keeps the model's own shape."""
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    runner = CliRunner()
+
+    def run(*args):
+        res = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--json", *args])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.output)
+
+    rows = run("-n", "12", "--seed", "5")
+    assert rows == run("-n", "12", "--seed", "5")  # same seed, same poems
+    assert {r["form"] for r in rows} <= {"wujue", "qijue", "wulv", "qilv"} and len({r["form"] for r in rows}) > 1
+    for r in rows:
+        assert (r["rhyme"], r["metre"]) == ("pingshui", "loose")
+        assert run("--form", r["form"], "--seed", str(r["seed"]))[0]["text"] == r["text"]
+        got = check_poem(r["text"], tables)
+        assert got["form"] == r["form"] and got["rhyme"]["ok"] and got["metre"]["loose_ok"], (r["text"], got)
+    for r in run("--acrostic", "明月清风", "-n", "4", "--seed", "9"):
+        assert r["form"] in ("wujue", "qijue") and [x[0] for x in r["lines"]] == list("明月清风")
+    # --form free: the library's free form (form ""), neither rhyme nor metre
+    free = run("--form", "free", "-n", "3", "--seed", "5")
+    assert all((r["form"], r["rhyme"], r["metre"]) == ("", "none", "none") for r in free)
+    lib = PoemGenerator(tiny_poem_model, engine="numpy").generate(form="", n=3, seed=5)
+    assert [r["text"] for r in free] == [p.text for p in lib]

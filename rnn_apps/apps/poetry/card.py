@@ -83,9 +83,11 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
     gen = PoemGenerator(model_dir)
     val = evaluate_corpus(data, model_dir, "val")
     samples = []
+    # (title, the library's arguments); the card names the command's options, where free form is --form free
     for title, kw in (
-        ("Free form (the model picks)", {}),
-        ("Continue 春眠", {"start": "春眠"}),
+        ("The default (a form drawn for each poem)", {"form": "auto"}),
+        ("Free form (the model picks)", {"form": ""}),
+        ("Continue 春眠", {"start": "春眠", "form": ""}),
         ("五言绝句 wujue", {"form": "wujue"}),
         ("七言绝句 qijue", {"form": "qijue"}),
         ("五言律诗 wulv", {"form": "wulv"}),
@@ -160,7 +162,8 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
             f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64.")
     lines += ["", "## Samples", "", f"Temperature 0.8, top-p 0.9, seed {seed} (`rnn-apps generate-poem ... --seed {seed}`).", ""]
     for title, kw, poems in samples:
-        lines.append(f"**{title}**" + (f" — `{' '.join(f'--{k} {v}' for k, v in kw.items())}`" if kw else ""))
+        flags = " ".join(f"--{k} {v or 'free'}" for k, v in kw.items() if (k, v) != ("form", "auto"))
+        lines.append(f"**{title}**" + (f" — `{flags}`" if flags else ""))
         lines.append("")
         for p in poems:
             lines.append("> " + "<br>".join(p.lines or [p.text]))

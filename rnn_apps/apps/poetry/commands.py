@@ -22,9 +22,12 @@ from rnn_apps.cli.common import (
 @click.option("--acrostic", default="", help="Acrostic (藏头诗): these characters open the lines, in order.")
 @click.option(
     "--form",
-    type=click.Choice(["wujue", "qijue", "wulv", "qilv"]),
-    default=None,
-    help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv. Without it the model picks the form.",
+    type=click.Choice(["auto", "wujue", "qijue", "wulv", "qilv", "free"]),
+    default="auto",
+    show_default=True,
+    help="五言绝句 wujue, 七言绝句 qijue, 五言律诗 wulv, 七言律诗 qilv; auto: one of these four for each poem, drawn "
+    "with its seed among those --start and --acrostic fit (free form when none does); free: the model picks the "
+    "shape, without rhyme or metre.",
 )
 @click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
 @click.option("--temperature", type=limits.option_type("poetry", "temperature"), default=0.8, show_default=True,
@@ -33,12 +36,12 @@ from rnn_apps.cli.common import (
 @click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
 @click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
-@click.option("--max-length", default=128, show_default=True, help="Most characters of a free-form poem.")
+@click.option("--max-length", default=128, show_default=True, help="Most characters of a --form free poem.")
 @click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
-              help="--form poems: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
+              help="Poems of a form: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
               "of 平水韵 (pingshui) or 中华新韵 (xinyun, modern tones); none: no rhyme.")
 @click.option("--metre", type=click.Choice(["strict", "loose", "none"]), default="loose", show_default=True,
-              help="--form poems: the 平仄 of a regulated template (平起/仄起, first line rhymed or not); strict: every "
+              help="Poems of a form: the 平仄 of a regulated template (平起/仄起, first line rhymed or not); strict: every "
               "position; loose: 一三五不论, no 孤平; none: no tones.")
 @click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
               help="Script of the output (default: the model's).")
@@ -62,6 +65,7 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
       rnn-apps generate-poem
       rnn-apps generate-poem --start 春眠
       rnn-apps generate-poem --acrostic 春夏秋冬 --form wujue
+      rnn-apps generate-poem --form free --max-length 64
       rnn-apps generate-poem --form qilv -n 3 --seed 7 --json
       rnn-apps generate-poem --form qijue --metre strict --rhyme xinyun
       rnn-apps generate-poem --script traditional
@@ -83,8 +87,8 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
     try:
         with native_stderr_silenced():
             gen = PoemGenerator(model_dir, engine=engine)
-            poems = gen.generate(start, acrostic, form or "", n, temperature, top_k, top_p, seed, max_length, rhyme,
-                                 metre, progress=progress if terminal else None)
+            poems = gen.generate(start, acrostic, "" if form == "free" else form, n, temperature, top_k, top_p, seed,
+                                 max_length, rhyme, metre, progress=progress if terminal else None)
     finally:
         if terminal is not None:
             terminal.close()
@@ -95,11 +99,13 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
             d["text"] = to_script(d["text"], script)
             d["lines"] = [to_script(x, script) for x in d["lines"]]
         rows.append(d)
-    unkept = unkept_punctuation(start, form or "")
-    if unkept:  # the form sets its own marks: say which of the start's are not in the poems
-        where = ", ".join(f"{mark} after {before}" if before else f"{mark} at its beginning" for mark, before in unkept)
-        click.echo(f"Note: {form} ({FORM_NAMES[form]}) puts ， and 。 after every {FORMS[form][0]} characters; "
-                   f"the start's {where} {'is' if len(unkept) == 1 else 'are'} left out of the poems.", err=True)
+    for used in dict.fromkeys(p.form for p in poems):  # each form drawn, once
+        unkept = unkept_punctuation(start, used)
+        if unkept:  # the form sets its own marks: say which of the start's are not in its poems
+            where = ", ".join(f"{mark} after {before}" if before else f"{mark} at its beginning"
+                              for mark, before in unkept)
+            click.echo(f"Note: {used} ({FORM_NAMES[used]}) puts ， and 。 after every {FORMS[used][0]} characters; "
+                       f"the start's {where} {'is' if len(unkept) == 1 else 'are'} left out of its poems.", err=True)
     for i, p in enumerate(poems):
         if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
             where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"

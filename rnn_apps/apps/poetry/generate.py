@@ -98,6 +98,35 @@ def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
     return unkept
 
 
+AUTO_FORM = "auto"  # ``generate(form=AUTO_FORM)``: one of the four forms drawn for each poem with its seed
+
+
+def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
+    """The forms ``form="auto"`` draws from: the four regulated forms that ``start`` and ``acrostic`` fit.
+
+    A form fits when it has room for the acrostic's heads and the start's Chinese characters. Among those, an
+    acrostic of exactly 4 or 8 heads keeps the forms with one head a line, and a start with ， or 。 keeps the
+    forms that put its marks where it has them (``春眠不觉晓，`` → the five-character forms), when any do.
+
+    Returns:
+        Form names in :data:`FORMS` order; ``[]`` when none fits (the poem is then free form).
+    """
+    heads = sum(map(chinese.is_han, acrostic))
+    body = sum(map(chinese.is_han, start))
+    fits = [f for f, (n, m) in FORMS.items() if f and heads <= m and body <= n * m]
+    one_a_line = [f for f in fits if FORMS[f][1] == heads]
+    fits = one_a_line or fits
+    return [f for f in fits if not unkept_punctuation(start, f)] or fits
+
+
+def draw_form(forms: Sequence[str], seed: int) -> str:
+    """One of ``forms`` for the poem of ``seed``: uniform, and the same for the same seed on every machine
+    (``random.Random`` seeded with a string hashes it with SHA-512), apart from the decoder's own draws."""
+    if not forms:
+        raise PoemError("draw_form needs at least one form; received none.")
+    return forms[random.Random(f"rnn-apps poem form {int(seed)}").randrange(len(forms))]
+
+
 def forced_breaks(poem: Poem, tables: prosody.Tables) -> list[dict]:
     """The breaks of ``poem``'s rhyme or metre (as asked) at characters its start or acrostic forced.
 
@@ -213,7 +242,8 @@ class PoemGenerator(Predictor):
     def _check(self, start: str, acrostic: str, form: str, max_length: int):
         if form not in FORMS:
             raise PoemError(f"Unknown form {form!r}; choose one of: {', '.join(f for f in FORMS if f)} "
-                            f"({', '.join(f'{k}={v}' for k, v in FORM_NAMES.items())}).")
+                            f"({', '.join(f'{k}={v}' for k, v in FORM_NAMES.items())}), {AUTO_FORM!r} (one of them "
+                            "drawn for each poem) or '' (free form).")
         with limits.errors_as(PoemError):  # first: the start's check below reads max_length as valid
             limits.check_number(LIMITS, "max_length", max_length)
         for what, text, name in (("start", start, "prompt"), ("acrostic", acrostic, "acrostic")):
@@ -250,7 +280,10 @@ class PoemGenerator(Predictor):
     ) -> list[Poem]:
         """Generate ``n`` poems in batches (one graph call of up to 64, or one NumPy loop of up to 256 over the steps).
 
-        The same ``seed`` gives the same poems (poem i uses seed + i). A ``form`` poem follows ``rhyme``
+        The same ``seed`` gives the same poems (poem i uses seed + i). ``form`` is one of :data:`FORMS`
+        (``""``: free form, the model picks the shape) or ``"auto"``: for each poem one of the forms that the
+        start and acrostic fit (:func:`auto_forms`), drawn with its seed (:func:`draw_form`), free form when
+        none fits; poem i is then the poem that its drawn form and seed give. A form poem follows ``rhyme``
         (``pingshui`` 平水韵, ``xinyun`` 中华新韵 or ``none``) and ``metre`` (``strict``, ``loose``
         一三五不论 without 孤平, or ``none``); free-form poems ignore both. ``progress(done, n)`` is called
         after each batch.
@@ -268,63 +301,70 @@ class PoemGenerator(Predictor):
                 prosody.check_choice(name, value, choices)
             except prosody.ProsodyError as e:
                 raise PoemError(str(e)) from None
-        if not form:
-            rhyme = metre = "none"
         start, acrostic = start.strip(), acrostic.strip()
-        self._check(start, acrostic, form, max_length)
+        choices = auto_forms(start, acrostic) if form == AUTO_FORM else [form]
+        self._check(start, acrostic, choices[0] if choices else "", max_length)
         if seed is None:
             seed = random.SystemRandom().randrange(2**62)
         seeds = [seed + i for i in range(n)]
+        forms = [draw_form(choices, s) if len(choices) > 1 else choices[0] if choices else "" for s in seeds]
         run = self._generate_numpy if self._numpy is not None else self._generate_tf
         # Batches (the graph refuses more than the server's batch; NumPy runs larger ones a little faster):
         # memory stays bounded, and a long run reports its progress between them. A poem depends only on
         # its own seed, so the batches give the poems one batch of n would (up to float32 rounding of the
         # products at another batch size, as between the engines: docs/poetry.md).
         size = LIMITS.max_batch * (4 if self._numpy is not None else 1)
+        # Free-form poems neither rhyme nor scan: the templates need the form's lines.
+        rhymes = [rhyme if f else "none" for f in forms]
+        metres = [metre if f else "none" for f in forms]
         texts = []
         for i in range(0, n, size):
-            texts += run(start, acrostic, form, temperature, top_k, top_p, seeds[i:i + size], max_length, rhyme,
-                         metre)
+            rows = slice(i, i + size)
+            texts += run(start, acrostic, forms[rows], temperature, top_k, top_p, seeds[rows], max_length,
+                         rhymes[rows], metres[rows])
             if progress is not None:
                 progress(len(texts), n)
-        poems = [Poem(t, form, s, start, acrostic, rhyme, metre) for t, s in zip(texts, seeds)]
-        if form and (start or acrostic) and (rhyme, metre) != ("none", "none"):
-            tables = prosody.Tables.load()
-            for p in poems:
+        poems = [Poem(*row, start, acrostic, r, m) for row, r, m in zip(zip(texts, forms, seeds), rhymes, metres)]
+        tables = None
+        for p in poems:
+            if p.form and (start or acrostic) and (p.rhyme, p.metre) != ("none", "none"):
+                tables = tables or prosody.Tables.load()
                 p.forced_breaks = forced_breaks(p, tables)
         return poems
 
-    def _generate_numpy(self, start, acrostic, form, temperature, top_k, top_p, seeds, max_length, rhyme,
-                        metre) -> list[str]:
+    def _generate_numpy(self, start, acrostic, forms, temperature, top_k, top_p, seeds, max_length, rhymes,
+                        metres) -> list[str]:
+        """One batch; ``forms``, ``seeds``, ``rhymes`` and ``metres`` have one entry a poem."""
         from rnn_apps.apps.poetry.fast import ModelInputError
 
         rows = len(seeds)
         try:
             out = self._numpy.generate(
-                [start] * rows, [form] * rows, [acrostic] * rows, [float(temperature)] * rows, [int(top_k)] * rows,
-                [float(top_p)] * rows, seeds, [int(max_length)] * rows, [rhyme] * rows, [metre] * rows,
+                [start] * rows, list(forms), [acrostic] * rows, [float(temperature)] * rows, [int(top_k)] * rows,
+                [float(top_p)] * rows, seeds, [int(max_length)] * rows, list(rhymes), list(metres),
             )
         except ModelInputError as e:
             raise PoemError(str(e)) from None
         return list(out["text"])
 
-    def _generate_tf(self, start, acrostic, form, temperature, top_k, top_p, seeds, max_length, rhyme,
-                     metre) -> list[str]:
+    def _generate_tf(self, start, acrostic, forms, temperature, top_k, top_p, seeds, max_length, rhymes,
+                     metres) -> list[str]:
+        """One batch through the ``generate`` signature; per-poem lists as in :meth:`_generate_numpy`."""
         import tensorflow as tf
 
         model = self.loaded
         signature = model.signatures["generate"]
         extra = {}
         if "rhyme" in signature.structured_input_signature[1]:
-            extra = {"rhyme": tf.constant([rhyme] * len(seeds)), "metre": tf.constant([metre] * len(seeds))}
-        elif (rhyme, metre) != ("none", "none"):
+            extra = {"rhyme": tf.constant(list(rhymes)), "metre": tf.constant(list(metres))}
+        elif set(rhymes) | set(metres) != {"none"}:
             raise PoemError(f"The model in {self.model_dir} was exported before rhyme and metre: its graph writes "
                             "neither. Use --engine numpy, or --rhyme none --metre none.")
         rows = len(seeds)  # at most LIMITS.max_batch: the model refuses larger batches
         try:
             out = signature(
                 prompt=tf.constant([start] * rows),
-                form=tf.constant([form] * rows),
+                form=tf.constant(list(forms)),
                 acrostic=tf.constant([acrostic] * rows),
                 temperature=tf.constant([float(temperature)] * rows, tf.float32),
                 top_k=tf.constant([int(top_k)] * rows, tf.int32),
