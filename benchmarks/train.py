@@ -292,7 +292,9 @@ def _caption_case(rng, app_dir: str):
     out = 2 * (u + f) * e + 2 * e * V if c.get("output") == "tied" else 2 * (u + f) * V
     flops = B * T * (8 * u * (e + f + u) + 2 * u * a + 2 * L * a + 2 * L * f + out)
     if frozen:
-        grid = tuple(build_caption_model(V, {**c, "backbone_weights": "none"}, T).encoder.backbone.output.shape[1:])
+        from rnn_apps.backbones import make_backbone  # its feature map's shape: the backbone alone, no weights
+
+        grid = tuple(make_backbone(c["backbone"], s, "none").output.shape[1:])
         images = rng.random((B, *grid), dtype=np.float32).astype(np.float16)
         what = f"{grid[0]}x{grid[1]}x{grid[2]} cached feature grids"
     else:
