@@ -307,7 +307,7 @@ class PoemGenerator(Predictor):
         if seed is None:
             seed = random.SystemRandom().randrange(2**62)
         seeds = [seed + i for i in range(n)]
-        forms = [draw_form(choices, s) if len(choices) > 1 else choices[0] if choices else "" for s in seeds]
+        forms = [draw_form(choices, s) if choices else "" for s in seeds]  # a list of one: that form
         run = self._generate_numpy if self._numpy is not None else self._generate_tf
         # Batches (the graph refuses more than the server's batch; NumPy runs larger ones a little faster):
         # memory stays bounded, and a long run reports its progress between them. A poem depends only on
@@ -324,7 +324,8 @@ class PoemGenerator(Predictor):
                          rhymes[rows], metres[rows])
             if progress is not None:
                 progress(len(texts), n)
-        poems = [Poem(*row, start, acrostic, r, m) for row, r, m in zip(zip(texts, forms, seeds), rhymes, metres)]
+        poems = [Poem(text, f, s, start, acrostic, r, m)
+                 for text, f, s, r, m in zip(texts, forms, seeds, rhymes, metres)]
         tables = None
         for p in poems:
             if p.form and (start or acrostic) and (p.rhyme, p.metre) != ("none", "none"):
@@ -359,7 +360,7 @@ class PoemGenerator(Predictor):
             extra = {"rhyme": tf.constant(list(rhymes)), "metre": tf.constant(list(metres))}
         elif set(rhymes) | set(metres) != {"none"}:
             raise PoemError(f"The model in {self.model_dir} was exported before rhyme and metre: its graph writes "
-                            "neither. Use --engine numpy, or --rhyme none --metre none.")
+                            "neither. Use --engine numpy, --rhyme none --metre none, or --form free.")
         rows = len(seeds)  # at most LIMITS.max_batch: the model refuses larger batches
         try:
             out = signature(
