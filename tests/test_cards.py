@@ -132,3 +132,32 @@ def test_card_says_where_its_version_lies(app_dir, tmp_path):
     cards.write_card("poetry", str(app_dir))
     text = (app_dir / "README.md").read_text(encoding="utf-8")
     assert "Version 1 in `1/` beside this card" in text and "models/poetry/1" not in text
+
+
+def test_a_model_exported_again_keeps_its_cards_body_with_new_samples(app_dir, tmp_path):
+    """`rnn-apps card poetry -i from_card=OLD` for a version exported again from another (same weights): the old
+    card's measured body and figures stay, its samples are the new version's poems, the changelog moves over."""
+    from rnn_apps.apps.poetry.generate import PoemGenerator
+
+    old = ("---\nmodel-index:\n  - name: m\n    results:\n      - task: {type: text-generation}\n"
+           "        dataset: {type: d, name: d, split: validation}\n        metrics:\n"
+           "          - {type: bits_per_character, name: Validation bits per character, value: 3.14}\n---\n"
+           "# My poem model\n\nIntro.\n\n## Figures\n\n* Measured: 3.14 bits.\n\n## Samples\n\nA stale poem.\n\n"
+           "## Versions\n\n* 1: the first.\n")
+    (tmp_path / "old.md").write_text(old, encoding="utf-8")
+    (app_dir / "README.md").write_text(old, encoding="utf-8")
+    shutil.copytree(app_dir / "1", app_dir / "2")
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", f"from_card={tmp_path / 'old.md'}"])
+    assert r.exit_code == 0, r.output
+    text = (app_dir / "README.md").read_text(encoding="utf-8")
+    front = _front(text)
+    assert front["rnn_apps"]["version"] == "2" and "* Measured: 3.14 bits." in text and "* 1: the first." in text
+    assert front["model-index"][0]["results"][0]["metrics"][0]["value"] == 3.14
+    assert "A stale poem." not in text
+    default = PoemGenerator(str(app_dir / "2")).generate(form="auto", n=2, seed=2026)
+    assert all("> " + "<br>".join(p.lines) in text for p in default)
+    for bad, says in ((tmp_path / "missing.md", "Cannot read the card"), (tmp_path / "no-samples.md", "no Samples")):
+        if "no-samples" in str(bad):
+            bad.write_text("# A card\n\nNo samples here.\n", encoding="utf-8")
+        r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", f"from_card={bad}"])
+        assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output, r.output

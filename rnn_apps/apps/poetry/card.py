@@ -3,8 +3,11 @@
 Written by :func:`rnn_apps.cards.write_card`. With ``--input run_dir=RUN --input data=CORPUS`` the body is
 measured anew (validation bits per character, samples; ``forms``, ``bench`` and ``prosody`` add the JSON
 of ``benchmarks/poetry_forms.py``, ``benchmarks/generate.py`` and ``benchmarks/poetry_prosody.py --out``).
-With ``prosody`` alone (a model exported again from another export, whose run is gone) only the section on
-rhyme and metre is written anew (inserted before ``## Samples`` the first time).
+With ``prosody`` alone (on an existing card of the same version) only the section on rhyme and metre is written
+anew (inserted before ``## Samples`` the first time). With ``from_card`` (a model exported again from another
+export, ``rnn-apps export poetry --from-model``: the same weights, whose run may be gone) the body and figures of
+that export's card are kept and its samples written anew from this model's graph (with ``prosody``, its section
+on rhyme and metre too).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ INPUTS = {
     "forms": "JSON of benchmarks/poetry_forms.py (form compliance)",
     "bench": "JSON of benchmarks/generate.py (generation speed)",
     "prosody": "JSON of benchmarks/poetry_prosody.py --out (the section on rhyme and metre)",
+    "from_card": "the card of the export this version was exported again from, with the same weights "
+                 "(rnn-apps export poetry --from-model): its body and figures are kept, its samples written anew",
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
@@ -56,10 +61,26 @@ HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "text-generation",
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, data=None, forms=None,
-             bench=None, prosody=None) -> str:
-    """The card's body, measured from a training run (``run_dir``, ``data``) or, with ``prosody`` alone, the
-    ``previous`` body with its section on rhyme and metre written anew."""
+             bench=None, prosody=None, from_card=None):
+    """The card's body, measured from a training run (``run_dir``, ``data``); with ``prosody`` alone, the
+    ``previous`` body with its section on rhyme and metre written anew; with ``from_card``, ``(that card's body
+    with new samples, its stated figures)``."""
     figures = cards.read_json(prosody)
+    if from_card is not None:
+        if run_dir is not None:
+            raise cards.CardError("The poem card takes run_dir (a trained model) or from_card (a model exported "
+                                  "again), not both.")
+        try:
+            with open(from_card, encoding="utf-8") as f:
+                front, body = cards.split_card(f.read())
+        except OSError as e:
+            raise cards.CardError(f"Cannot read the card {from_card}: {e}") from None
+        if "\n## Samples" not in "\n" + body:
+            raise cards.CardError(f"{from_card} is not a poem card: it has no Samples section.")
+        body = replace_samples_section(body, samples_section(version_dir))
+        if figures:
+            body = update_prosody_section(body, prosody_section(version_dir, figures))
+        return body, cards.stated_metrics(front)
     if run_dir is None:
         if figures is None or not previous:
             raise cards.CardError("The poem card needs run_dir and data (a whole card), or prosody and an existing "
@@ -74,32 +95,12 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
 def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, bench: dict | None, seed: int = 2026) -> str:
     """The card's body measured from ``run_dir``, the model and the corpus ``data``."""
     from rnn_apps.apps.poetry.evaluate import evaluate_corpus
-    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
 
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
         run = json.load(f)
     history = read_history(run_dir)
     cfg, stats = run["settings"], run["stats"]
-    gen = PoemGenerator(model_dir)
     val = evaluate_corpus(data, model_dir, "val")
-    samples = []
-    # (title, the library's arguments); the card names the command's options, where free form is --form free
-    for title, kw in (
-        ("The default (a form drawn for each poem)", {"form": "auto"}),
-        ("Free form (the model picks)", {"form": ""}),
-        ("Continue 春眠", {"start": "春眠", "form": ""}),
-        ("五言绝句 wujue", {"form": "wujue"}),
-        ("七言绝句 qijue", {"form": "qijue"}),
-        ("五言律诗 wulv", {"form": "wulv"}),
-        ("七言律诗 qilv", {"form": "qilv"}),
-        ("Acrostic 春夏秋冬, 七言绝句", {"acrostic": "春夏秋冬", "form": "qijue"}),
-        ("Acrostic 明月清风, 五言绝句", {"acrostic": "明月清风", "form": "wujue"}),
-    ):
-        try:
-            poems = gen.generate(n=2, seed=seed, **kw)
-        except PoemError:  # e.g. a small model without these characters
-            continue
-        samples.append((title, kw, poems))
     train_secs = training_seconds(history) if history else None
     started_from = run.get("init_from")
     if started_from and not os.path.relpath(started_from).startswith(".."):
@@ -160,15 +161,48 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
             f"* Generation speed (`python benchmarks/generate.py`): {b1['in-graph']['chars_per_s']:.0f} chars/s at "
             f"batch 1 ({b1['in-graph']['ms_per_step']:.2f} ms a step, {100 * b1['floor_over_in_graph']:.0f} % of the "
             f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64.")
-    lines += ["", "## Samples", "", f"Temperature 0.8, top-p 0.9, seed {seed} (`rnn-apps generate-poem ... --seed {seed}`).", ""]
-    for title, kw, poems in samples:
+    lines += ["", samples_section(model_dir, seed)]
+    return "\n".join(x for x in lines if x is not None)
+
+
+SAMPLES_HEADING = "## Samples"
+SAMPLES = (  # (title, the library's arguments); the card names the command's options, where free form is --form free
+    ("The default (a form drawn for each poem)", {"form": "auto"}),
+    ("Free form (the model picks)", {"form": ""}),
+    ("Continue 春眠", {"start": "春眠", "form": ""}),
+    ("五言绝句 wujue", {"form": "wujue"}),
+    ("七言绝句 qijue", {"form": "qijue"}),
+    ("五言律诗 wulv", {"form": "wulv"}),
+    ("七言律诗 qilv", {"form": "qilv"}),
+    ("Acrostic 春夏秋冬, 七言绝句", {"acrostic": "春夏秋冬", "form": "qijue"}),
+    ("Acrostic 明月清风, 五言绝句", {"acrostic": "明月清风", "form": "wujue"}),
+)
+
+
+def samples_section(model_dir: str, seed: int = 2026) -> str:
+    """The card's ``## Samples`` section: two poems of each of :data:`SAMPLES` written by the model."""
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+
+    gen = PoemGenerator(model_dir)
+    lines = [SAMPLES_HEADING, "", f"Temperature 0.8, top-p 0.9, seed {seed} (`rnn-apps generate-poem ... --seed {seed}`).", ""]
+    for title, kw in SAMPLES:
+        try:
+            poems = gen.generate(n=2, seed=seed, **kw)
+        except PoemError:  # e.g. a small model without these characters
+            continue
         flags = " ".join(f"--{k} {v or 'free'}" for k, v in kw.items() if (k, v) != ("form", "auto"))
         lines.append(f"**{title}**" + (f" — `{flags}`" if flags else ""))
         lines.append("")
         for p in poems:
             lines.append("> " + "<br>".join(p.lines or [p.text]))
             lines.append("")
-    return "\n".join(x for x in lines if x is not None) + "\n"
+    return "\n".join(lines)
+
+
+def replace_samples_section(card: str, section: str) -> str:
+    """``card`` with its ``## Samples`` section replaced by ``section``."""
+    old = cards.section(card, SAMPLES_HEADING)
+    return card.replace(old, section.rstrip("\n") + "\n", 1) if old else card.rstrip("\n") + "\n\n" + section
 
 
 PROSODY_HEADING = "## Rhyme and metre (押韵、平仄)"

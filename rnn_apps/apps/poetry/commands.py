@@ -256,7 +256,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
     \b
     Examples:
       rnn-apps export poetry --run-dir runs/poetry --export models/poetry
-      rnn-apps export poetry --from-model models/poetry/9 --export models-new/poetry
+      rnn-apps export poetry --from-model models/poetry/10 --export models-new/poetry
     """
     if (run_dir is None) == (from_model is None):
         raise click.UsageError("Give exactly one of --run-dir and --from-model.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from rnn_apps.apps.base import read_meta
 
 FORMS = {"": (0, 0), "wujue": (5, 4), "qijue": (7, 4), "wulv": (5, 8), "qilv": (7, 8)}
+AUTO_FORM = "auto"  # the form input that draws one of the four forms for each poem with its seed
 FORM_NAMES = {"wujue": "五言绝句", "qijue": "七言绝句", "wulv": "五言律诗", "qilv": "七言律诗"}
 CONFIG_NAME = "poetry.json"
 DEFAULT_SAMPLING = {"temperature": 0.8, "top_k": 0, "top_p": 0.9, "max_length": 128}

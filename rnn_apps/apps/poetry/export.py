@@ -2,10 +2,13 @@
 
 Signatures (all batch-first, loadable with plain ``tf.saved_model.load``, no rnn_apps needed):
 
-* ``serving_default``: ``{"prompt": string[B]}`` -> ``{"text": string[B]}``; free form, default sampling.
+* ``serving_default``: ``{"prompt": string[B]}`` -> ``{"text": string[B]}``; the command's default poem: a
+  form drawn for each poem ("auto" below, with a random seed), rhyme and metre, default sampling.
 * ``generate``: ``{"prompt", "form", "acrostic": string[B], "temperature": float32[B], "top_k": int32[B],
   "top_p": float32[B], "seed": int64[B], "max_length": int32[B], "rhyme", "metre": string[B]}`` ->
-  ``{"text": string[B], "characters": int32[B]}``. ``form`` is one of "", "wujue", "qijue", "wulv", "qilv";
+  ``{"text": string[B], "characters": int32[B]}``. ``form`` is one of "", "wujue", "qijue", "wulv", "qilv"
+  or "auto": one of the four that the prompt and acrostic fit, drawn with the row's seed as
+  ``rnn-apps generate-poem`` draws it (free form when none fits; models exported before version 10 refuse it);
   an acrostic without a form writes lines of seven characters, one per acrostic character (rounded up to an
   even count). ``rhyme`` ("pingshui", "xinyun", "none") and ``metre`` ("strict", "loose", "none") constrain
   the four forms (:mod:`rnn_apps.apps.poetry.prosody`); "" means the defaults, pingshui and loose, so a form's
@@ -35,6 +38,7 @@ from rnn_apps.export import inference_view
 from rnn_apps.apps.base import read_export, save_module
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import (  # noqa: F401  (re-exported: the names' historical home)
+    AUTO_FORM,
     CONFIG_NAME,
     DEFAULT_SAMPLING,
     FORMS,
@@ -177,7 +181,7 @@ class PoemModule(tf.Module):
         n = self._form_n.lookup(form)
         m = self._form_m.lookup(form)
         checks.append(tf.debugging.Assert(
-            tf.reduce_all(n >= 0), ["form must be one of '', wujue, qijue, wulv, qilv; received:", form], summarize=8
+            tf.reduce_all(n >= 0), ["form must be one of '', auto, wujue, qijue, wulv, qilv; received:", form], summarize=8
         ))
         n = tf.maximum(n, 0)
         m = tf.maximum(m, 0)
@@ -236,6 +240,52 @@ class PoemModule(tf.Module):
         return plan, row_len, formed
 
     # ---------------------------------------------------------------- generation
+    def _auto_form(self, prompt, form, acrostic, seed):
+        """``form`` [B] with each ``"auto"`` row replaced by the form drawn for it ("" when none fits).
+
+        The graph's twin of :func:`rnn_apps.apps.poetry.generate.auto_forms` and ``draw_form``: among the four
+        forms with room for the acrostic's heads and the start's characters, those with one head a line when
+        any; among these, those that keep every ， and 。 of the start where it has them, when any; then
+        ``floor(u · count)``-th of them with the sampler's uniform u of the row's seed at ``FORM_STEP``.
+        Unknown characters count as neither (``_plan`` refuses them).
+        """
+        names = [f for f in FORMS if f]
+        is_content = lambda ids: (ids >= 0) & tf.gather(self._content, tf.maximum(ids, 0))  # noqa: E731
+        is_mark = lambda ids: (ids == self.comma_id) | (ids == self.period_id)  # noqa: E731
+        a = self._chars(acrostic)
+        heads = tf.reduce_sum(tf.cast(is_content(a.with_flat_values(self._table.lookup(a.flat_values))), tf.int32),
+                              axis=1)
+        p = self._chars(prompt)
+        ids = self._table.lookup(p.flat_values)
+        # The start's characters and marks alone: two marks in a row then have no character between them.
+        kept = tf.ragged.boolean_mask(p.with_flat_values(ids), p.with_flat_values(is_content(ids) | is_mark(ids)))
+        kept = kept.to_tensor(default_value=-1)  # [B, L]
+        mark = is_mark(kept)
+        before = tf.cumsum(tf.cast(is_content(kept), tf.int32), axis=1)  # the characters up to each mark
+        body = tf.reduce_sum(tf.cast(is_content(kept), tf.int32), axis=1)
+        second = tf.pad(mark[:, :-1], [[0, 0], [1, 0]])
+        fits, one_a_line, kept_marks = [], [], []
+        for f in names:
+            n, m = FORMS[f]
+            fit = (heads <= m) & (body <= n * m)
+            fits.append(fit)
+            one_a_line.append(fit & (heads == m))
+            # A form writes ， after each odd line and 。 after each even one: a mark elsewhere is left out.
+            wanted = tf.where((before // n) % 2 == 1, self.comma_id, self.period_id)
+            unkept = mark & ((before == 0) | (before % n != 0) | (kept != wanted) | second)
+            kept_marks.append(~tf.reduce_any(unkept, axis=1))
+        fits, one_a_line, kept_marks = (tf.stack(x, axis=1) for x in (fits, one_a_line, kept_marks))
+        fits = tf.where(tf.reduce_any(one_a_line, axis=1, keepdims=True), one_a_line, fits)
+        keeps = fits & kept_marks
+        fits = tf.where(tf.reduce_any(keeps, axis=1, keepdims=True), keeps, fits)
+        count = tf.reduce_sum(tf.cast(fits, tf.int32), axis=1)
+        u = samplers.uniform(seed, prosody.FORM_STEP)
+        pick = tf.minimum(tf.cast(tf.floor(u * tf.cast(count, tf.float32)), tf.int32), count - 1)
+        nth = tf.cumsum(tf.cast(fits, tf.int32), axis=1) - 1
+        k = tf.argmax(tf.cast(fits & (nth == pick[:, None]), tf.int32), axis=1, output_type=tf.int32)
+        drawn = tf.where(count > 0, tf.gather(tf.constant(names), k), "")
+        return tf.where(form == AUTO_FORM, drawn, form)
+
     def _generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
         plan, row_len, formed, codes, system = self._prepare(prompt, form, acrostic, seed, max_length, rhyme, metre)
         ids = self._decode_any(plan, row_len, formed, temperature, top_k, top_p, seed, codes, system)
@@ -254,6 +304,7 @@ class PoemModule(tf.Module):
         ]
         with tf.control_dependencies(checks):
             system, metre_i = tf.maximum(system, 0), tf.maximum(metre_i, 0)
+        form = self._auto_form(prompt, form, acrostic, seed)
         plan, row_len, formed = self._plan(prompt, form, acrostic, max_length)
         codes = self._codes(plan, form, system, metre_i, seed)
         return plan, row_len, formed, codes, system
@@ -502,10 +553,11 @@ class PoemModule(tf.Module):
 
     @staticmethod
     def _default_args(prompt):
-        """``serving_default``'s poem: the arguments of ``_generate`` for a free poem with default sampling."""
+        """``serving_default``'s poem: the arguments of ``_generate`` for a poem of a drawn form ("auto", the
+        command's default) with default sampling and a random seed."""
         B = tf.shape(prompt)[0]
         seed = tf.random.uniform([B], maxval=tf.int64.max, dtype=tf.int64)
-        return (prompt, tf.fill([B], ""), tf.fill([B], ""), tf.fill([B], DEFAULT_SAMPLING["temperature"]),
+        return (prompt, tf.fill([B], AUTO_FORM), tf.fill([B], ""), tf.fill([B], DEFAULT_SAMPLING["temperature"]),
                 tf.fill([B], DEFAULT_SAMPLING["top_k"]), tf.fill([B], DEFAULT_SAMPLING["top_p"]), seed,
                 tf.fill([B], DEFAULT_SAMPLING["max_length"]), tf.fill([B], ""), tf.fill([B], ""))
 

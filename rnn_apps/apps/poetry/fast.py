@@ -34,7 +34,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import FORMS, MAX_LENGTH, load_config
+from rnn_apps.apps.poetry.constants import AUTO_FORM, FORMS, MAX_LENGTH, load_config
 from rnn_apps.chinese import is_han, normalize
 from rnn_apps.tensor_bundle import BundleError, BundleReader
 from rnn_apps.vocab import SPECIALS, Vocabulary
@@ -365,7 +365,7 @@ class NumpyPoemModel:
     def _check(self, prompt, form, acrostic, max_length, rhyme, metre) -> None:
         """The graph's assertions over the batch, with the messages PoemGenerator shows for them."""
         if any(f not in FORMS for f in form):
-            raise ModelInputError(_assertion("form must be one of '', wujue, qijue, wulv, qilv; received:", form))
+            raise ModelInputError(_assertion("form must be one of '', auto, wujue, qijue, wulv, qilv; received:", form))
         if any(r not in ("",) + prosody.RHYMES for r in rhyme):
             raise ModelInputError(_assertion("rhyme must be one of '', pingshui, xinyun, none; received:", rhyme))
         if any(m not in ("",) + prosody.METRES for m in metre):
@@ -390,6 +390,22 @@ class NumpyPoemModel:
             raise ModelInputError(
                 _assertion("The start is longer than the poem it should begin (form slots or max_length):", prompt)
             )
+
+    @staticmethod
+    def _drawn_forms(prompt, form, acrostic, seed) -> list:
+        """``form`` with each "auto" row's form drawn as the graph draws it (``PoemModule._auto_form``)."""
+        form = list(form)
+        if AUTO_FORM not in form:
+            return form
+        from rnn_apps.apps.poetry.generate import auto_forms, draw_form  # the rule, written once
+
+        drawn = []
+        for p, f, a, s in zip(prompt, form, acrostic, seed):
+            if f == AUTO_FORM:
+                fits = auto_forms(p, a)
+                f = draw_form(fits, s) if fits else ""
+            drawn.append(f)
+        return drawn
 
     def _plan(self, prompt: str, form: str, acrostic: str, max_length: int):
         """One row's plan (ids >= 0 forced, -1 a Han character, -2 free), its length and whether it has a form."""
@@ -451,6 +467,7 @@ class NumpyPoemModel:
         if not all(len(a) == B for a in (form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre)):
             raise ValueError("Every argument of generate needs one entry per row.")
         max_length = np.clip(np.asarray(max_length, np.int64), 8, MAX_LENGTH)
+        form = self._drawn_forms(prompt, form, acrostic, seed)
         self._check(prompt, form, acrostic, [int(x) for x in max_length], rhyme, metre)
         plans, cache = [], {}
         for row in zip(prompt, form, acrostic, (int(x) for x in max_length)):

@@ -19,10 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
 
+import numpy as np
+
 from rnn_apps import chinese, limits
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import DEFAULT_SAMPLING, FORM_NAMES, FORMS
+from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS
 
 
 LIMITS = limits.APPS["poetry"]  # what `rnn-apps serve` accepts too, with the same messages
@@ -98,19 +100,19 @@ def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
     return unkept
 
 
-AUTO_FORM = "auto"  # ``generate(form=AUTO_FORM)``: one of the four forms drawn for each poem with its seed
-
-
 def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
     """The forms ``form="auto"`` draws from: the four regulated forms that ``start`` and ``acrostic`` fit.
 
     A form fits when it has room for the acrostic's heads and the start's Chinese characters. Among those, an
     acrostic of exactly 4 or 8 heads keeps the forms with one head a line, and a start with ， or 。 keeps the
     forms that put its marks where it has them (``春眠不觉晓，`` → the five-character forms), when any do.
+    The marks are read as the model reads them (:func:`rnn_apps.chinese.normalize`: ``？！`` is one 。), so the
+    SavedModel's ``generate`` signature, given ``form="auto"``, chooses among the same forms.
 
     Returns:
         Form names in :data:`FORMS` order; ``[]`` when none fits (the poem is then free form).
     """
+    start = chinese.normalize(start)
     heads = sum(map(chinese.is_han, acrostic))
     body = sum(map(chinese.is_han, start))
     fits = [f for f, (n, m) in FORMS.items() if f and heads <= m and body <= n * m]
@@ -120,11 +122,19 @@ def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
 
 
 def draw_form(forms: Sequence[str], seed: int) -> str:
-    """One of ``forms`` for the poem of ``seed``: uniform, and the same for the same seed on every machine
-    (``random.Random`` seeded with a string hashes it with SHA-512), apart from the decoder's own draws."""
+    """One of ``forms`` for the poem of ``seed``: uniform, and the same for the same seed on every machine.
+
+    The draw is the sampler's uniform number u of the seed at step :data:`prosody.FORM_STEP` (the decoder's
+    own draws use other steps), and the form is ``forms[floor(u · len(forms))]`` in float32, as the
+    SavedModel's graph draws it for ``form="auto"``: a poem of the default form is the same poem from the
+    command, the library and a TF Serving client that sends the same seed.
+    """
+    from rnn_apps.apps.poetry.fast import uniform  # NumPy only: the command need not import TensorFlow
+
     if not forms:
         raise PoemError("draw_form needs at least one form; received none.")
-    return forms[random.Random(f"rnn-apps poem form {int(seed)}").randrange(len(forms))]
+    u = uniform(np.array([int(seed)], np.int64), prosody.FORM_STEP)[0]
+    return forms[min(int(np.floor(u * np.float32(len(forms)))), len(forms) - 1)]
 
 
 def forced_breaks(poem: Poem, tables: prosody.Tables) -> list[dict]:

@@ -47,6 +47,7 @@ FREE, NEED_PING, NEED_ZE, RHYME, GUPING = 0, 1, 2, 3, 4  # GUPING: 平 unless th
 MAX_RHYMES = 5  # rhyming places of a poem at most (律诗, first line rhymed): no rhyme character twice
 MIN_GROUP_CHARS = 12  # a rhyme group is offered only when the vocabulary has this many 平 characters of it
 TEMPLATE_STEP = 100_003  # the sampler's step number of the template draw (never a decoding step)
+FORM_STEP = 100_019  # the sampler's step number of form "auto"'s draw among the forms (never a decoding step)
 LINE5 = {"A": "仄仄平平仄", "B": "平平仄仄平", "C": "平平平仄仄", "D": "仄仄仄平平"}
 QUATRAINS = (("ABCD", False), ("DBCD", True), ("CDAB", False), ("BDAB", True))  # 五言: 仄起 x2, 平起 x2
 _OPPOSITE = {"平": "仄", "仄": "平"}
