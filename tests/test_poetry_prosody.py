@@ -270,6 +270,10 @@ def test_auto_forms_follow_the_start_and_acrostic():
     assert auto_forms(start="春" * 29) == ["wulv", "qilv"]
     assert auto_forms(start="春" * 57) == []  # fits none: free form
     assert auto_forms(start="春，眠") == ["wujue", "qijue", "wulv", "qilv"]  # marks no form keeps: all that fit
+    assert auto_forms(start="床前明月光。") == ["wujue", "wulv"]  # a line's end, though a form puts ， there
+    assert auto_forms(start="春眠不觉晓？！") == ["wujue", "wulv"]  # read as one 。
+    assert auto_forms(start="春眠不觉晓，，") == ["wujue", "wulv"]  # the second ， is left out
+    assert auto_forms(start="春眠不觉晓处处闻啼鸟多。") == ["wujue", "qijue", "wulv", "qilv"]  # 11: no line's end
     draws = [draw_form(["wujue", "qijue", "wulv", "qilv"], s) for s in range(400)]
     assert draws == [draw_form(["wujue", "qijue", "wulv", "qilv"], s) for s in range(400)]
     assert all(70 <= draws.count(f) <= 130 for f in ("wujue", "qijue", "wulv", "qilv"))  # about 100 each
@@ -325,8 +329,9 @@ def test_the_graph_draws_the_default_form_as_the_command_does(tiny_poem_model, t
         ("", ""),
         ("春眠不觉晓，", ""),  # the five-character forms keep its ，
         ("春眠不觉晓处处，", ""),  # the seven-character ones
-        ("春眠不觉晓？！", ""),  # read as one 。 where a ， belongs: every form that fits
-        ("春眠不觉晓，，", ""),  # a second mark at a line's end is left out: every form that fits
+        ("春眠不觉晓？！", ""),  # read as one 。 where a ， belongs: the forms whose first line it ends
+        ("春眠不觉晓，，", ""),  # a second mark at a line's end is left out
+        ("春眠不觉晓处处闻啼鸟多。", ""),  # a mark at no form's line end: every form that fits
         ("春" * 57, ""),  # fits no form: free
         ("", "明月清风"),  # one head a line: the 绝句
         ("明月", "春眠不觉晓处明月"),  # eight heads: the 律诗

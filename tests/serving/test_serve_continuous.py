@@ -250,7 +250,7 @@ def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny
         model.decoder.steps = lambda state, n: batches.append(len(state["done"])) or steps(state, n)
 
         def row(i):
-            return {"prompt": "春", "form": ["", "wujue", "qijue"][i % 3], "acrostic": "", "temperature": 1.1,
+            return {"prompt": "春", "form": ["", "wujue", "qijue", "auto"][i % 4], "acrostic": "", "temperature": 1.1,
                     "top_k": 0, "top_p": 0.9, "seed": 100 + i, "max_length": 30 + i, "rhyme": "", "metre": ""}
 
         rows = [row(i) for i in range(12)]
@@ -276,6 +276,14 @@ def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny
         # serving_default through the same batch: its one output
         status, out = predict(srv, "poetry", {"instances": ["春", "月"]})
         assert status == 200 and [p[0] for p in out["predictions"]] == ["春", "月"]
+        # ... the command's default poem: a drawn form that rhymes and scans
+        from rnn_apps.apps.poetry.prosody import Tables, check_poem
+
+        tables = Tables.load()
+        for poem in out["predictions"]:
+            got = check_poem(poem, tables, "pingshui")
+            assert got["form"] in ("wujue", "qijue", "wulv", "qilv") and got["rhyme"]["ok"] and got["metre"]["loose_ok"], \
+                (poem, got)
         status, out = predict(srv, "poetry", {"instances": ["春X"]})
         assert status == 400 and "X" in out["error"]
     finally:

@@ -245,7 +245,8 @@ class PoemModule(tf.Module):
 
         The graph's twin of :func:`rnn_apps.apps.poetry.generate.auto_forms` and ``draw_form``: among the four
         forms with room for the acrostic's heads and the start's characters, those with one head a line when
-        any; among these, those that keep every ， and 。 of the start where it has them, when any; then
+        any; among these, those that keep every ， and 。 of the start where it has them, when any, else those
+        whose lines end where its marks are, when any; then
         ``floor(u · count)``-th of them with the sampler's uniform u of the row's seed at ``FORM_STEP``.
         Unknown characters count as neither (``_plan`` refuses them).
         """
@@ -264,7 +265,7 @@ class PoemModule(tf.Module):
         before = tf.cumsum(tf.cast(is_content(kept), tf.int32), axis=1)  # the characters up to each mark
         body = tf.reduce_sum(tf.cast(is_content(kept), tf.int32), axis=1)
         second = tf.pad(mark[:, :-1], [[0, 0], [1, 0]])
-        fits, one_a_line, kept_marks = [], [], []
+        fits, one_a_line, kept_marks, line_ends = [], [], [], []
         for f in names:
             n, m = FORMS[f]
             fit = (heads <= m) & (body <= n * m)
@@ -272,12 +273,15 @@ class PoemModule(tf.Module):
             one_a_line.append(fit & (heads == m))
             # A form writes ， after each odd line and 。 after each even one: a mark elsewhere is left out.
             wanted = tf.where((before // n) % 2 == 1, self.comma_id, self.period_id)
-            unkept = mark & ((before == 0) | (before % n != 0) | (kept != wanted) | second)
-            kept_marks.append(~tf.reduce_any(unkept, axis=1))
-        fits, one_a_line, kept_marks = (tf.stack(x, axis=1) for x in (fits, one_a_line, kept_marks))
+            off_end = mark & ((before == 0) | (before % n != 0))
+            kept_marks.append(~tf.reduce_any(off_end | (mark & ((kept != wanted) | second)), axis=1))
+            line_ends.append(~tf.reduce_any(off_end, axis=1))
+        fits, one_a_line, kept_marks, line_ends = (tf.stack(x, axis=1)
+                                                   for x in (fits, one_a_line, kept_marks, line_ends))
         fits = tf.where(tf.reduce_any(one_a_line, axis=1, keepdims=True), one_a_line, fits)
-        keeps = fits & kept_marks
-        fits = tf.where(tf.reduce_any(keeps, axis=1, keepdims=True), keeps, fits)
+        # Marks kept as written, else lines ending at the marks (the first set lies within the second).
+        for better in (fits & line_ends, fits & kept_marks):
+            fits = tf.where(tf.reduce_any(better, axis=1, keepdims=True), better, fits)
         count = tf.reduce_sum(tf.cast(fits, tf.int32), axis=1)
         u = samplers.uniform(seed, prosody.FORM_STEP)
         pick = tf.minimum(tf.cast(tf.floor(u * tf.cast(count, tf.float32)), tf.int32), count - 1)

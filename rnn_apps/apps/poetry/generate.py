@@ -100,14 +100,26 @@ def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
     return unkept
 
 
+def marks_end_lines(start: str, form: str) -> bool:
+    """Whether every ，/。-class mark of ``start`` follows a whole number of ``form``'s lines (of either mark)."""
+    n, count = FORMS[form][0], 0
+    for ch in start:
+        if chinese.is_han(ch):
+            count += 1
+        elif ch in _COMMAS + _PERIODS and (count == 0 or count % n):
+            return False
+    return True
+
+
 def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
     """The forms ``form="auto"`` draws from: the four regulated forms that ``start`` and ``acrostic`` fit.
 
     A form fits when it has room for the acrostic's heads and the start's Chinese characters. Among those, an
     acrostic of exactly 4 or 8 heads keeps the forms with one head a line, and a start with ， or 。 keeps the
-    forms that put its marks where it has them (``春眠不觉晓，`` → the five-character forms), when any do.
-    The marks are read as the model reads them (:func:`rnn_apps.chinese.normalize`: ``？！`` is one 。), so the
-    SavedModel's ``generate`` signature, given ``form="auto"``, chooses among the same forms.
+    forms that put its marks where it has them (``春眠不觉晓，`` → the five-character forms), when any do, else
+    those whose lines end where its marks are (``床前明月光。`` → the five-character forms, whose first line ends
+    on ，). The marks are read as the model reads them (:func:`rnn_apps.chinese.normalize`: ``？！`` is one 。),
+    so the SavedModel's ``generate`` signature, given ``form="auto"``, chooses among the same forms.
 
     Returns:
         Form names in :data:`FORMS` order; ``[]`` when none fits (the poem is then free form).
@@ -118,7 +130,8 @@ def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
     fits = [f for f, (n, m) in FORMS.items() if f and heads <= m and body <= n * m]
     one_a_line = [f for f in fits if FORMS[f][1] == heads]
     fits = one_a_line or fits
-    return [f for f in fits if not unkept_punctuation(start, f)] or fits
+    kept = [f for f in fits if not unkept_punctuation(start, f)]
+    return kept or [f for f in fits if marks_end_lines(start, f)] or fits
 
 
 def draw_form(forms: Sequence[str], seed: int) -> str:
