@@ -282,8 +282,8 @@ def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny
         tables = Tables.load()
         for poem in out["predictions"]:
             got = check_poem(poem, tables, "pingshui")
-            assert got["form"] in ("wujue", "qijue", "wulv", "qilv") and got["rhyme"]["ok"] and got["metre"]["loose_ok"], \
-                (poem, got)
+            assert got["form"] in ("wujue", "qijue", "wulv", "qilv"), (poem, got)
+            assert got["rhyme"]["ok"] and got["metre"]["loose_ok"], (poem, got)
         status, out = predict(srv, "poetry", {"instances": ["春X"]})
         assert status == 400 and "X" in out["error"]
     finally:
