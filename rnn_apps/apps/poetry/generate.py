@@ -100,7 +100,7 @@ def unkept_punctuation(start: str, form: str) -> list[tuple[str, str]]:
     return unkept
 
 
-def marks_end_lines(start: str, form: str) -> bool:
+def _marks_end_lines(start: str, form: str) -> bool:
     """Whether every ，/。-class mark of ``start`` follows a whole number of ``form``'s lines (of either mark)."""
     n, count = FORMS[form][0], 0
     for ch in start:
@@ -131,7 +131,7 @@ def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
     one_a_line = [f for f in fits if FORMS[f][1] == heads]
     fits = one_a_line or fits
     kept = [f for f in fits if not unkept_punctuation(start, f)]
-    return kept or [f for f in fits if marks_end_lines(start, f)] or fits
+    return kept or [f for f in fits if _marks_end_lines(start, f)] or fits
 
 
 def draw_form(forms: Sequence[str], seed: int) -> str:
