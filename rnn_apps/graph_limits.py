@@ -7,8 +7,8 @@ what the command refuses, with an ``InvalidArgumentError`` (TF Serving answers 4
 command's, in the words of :mod:`rnn_apps.limits`:
 
 * the batch size (``max_batch``: the largest first dimension among the inputs);
-* each text (``max_chars``, ``non_empty``, ``max_blanks``): valid UTF-8, its characters, not only
-  whitespace, the count of blank marks and a Chinese character around them;
+* each text (``max_chars``, ``non_empty``, ``max_blanks``, ``choices``): valid UTF-8, its characters, not
+  only whitespace, the count of blank marks and a Chinese character around them, one of the options;
 * each number: finite, inside its :class:`~rnn_apps.limits.Range`; the values per example of a numeric
   input (``max_values``);
 * each image (``max_megapixels``): the size in the header of an encoded PNG, GIF, BMP or JPEG (read
@@ -105,7 +105,8 @@ def _checks_of(lim: L.AppLimits, name: str, x: tf.Tensor):
     if x.dtype == tf.string:
         if name in lim.max_megapixels:
             return [lambda: _image_check(lim, name, x)]
-        if name in lim.max_chars or name in lim.non_empty or name in lim.max_blanks or name in lim.han_when_given:
+        if (name in lim.max_chars or name in lim.non_empty or name in lim.max_blanks or name in lim.han_when_given
+                or name in lim.choices):
             return [lambda: _text_check(lim, name, x)]
         return []
     if not (x.dtype.is_floating or x.dtype.is_integer):
@@ -162,6 +163,12 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
     if name in lim.han_when_given:
         given = ~tf.strings.regex_full_match(flat, f"{_SPACE}*")
         problems.append((given & no_han, lambda where, i: _words(L.no_han_message, lim, name, where)))
+    if name in lim.choices:
+        accepted = lim.choices[name]
+        values = list(accepted.values) + ([""] if accepted.blank else [])
+        named = tf.reduce_any(tf.equal(flat[:, None], tf.constant(values)[None, :]), axis=1)
+        problems.append((~named, lambda where, i: _words(L.choice_message, where, accepted,
+                                                          _Slot(tf.gather(flat, i)))))
     # The first failing check of each text: later checks count only where the earlier ones passed
     # (a text that is not UTF-8 has no meaningful length).
     code = tf.zeros_like(chars, tf.int32)

@@ -72,6 +72,22 @@ class Range:
         return above and below
 
 
+@dataclass(frozen=True)
+class Choices:
+    """Accepted values of one text input that names an option (a poem's ``form``): ``values``, and the
+    empty string when ``blank`` says what it means (``free form``)."""
+
+    values: Tuple[str, ...]
+    blank: str = ""
+
+    def text(self) -> str:
+        """What is accepted, for a message: ``"" (free form), auto, wujue``."""
+        return ", ".join(([f'"" ({self.blank})'] if self.blank else []) + list(self.values))
+
+    def contains(self, value: str) -> bool:
+        return value in self.values or (bool(self.blank) and value == "")
+
+
 def _num(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
@@ -105,6 +121,7 @@ class AppLimits:
         han_when_given: Text input name -> what its Chinese characters are for, for inputs that may be
             empty but, when given, must hold a Chinese character (a poem's acrostic of marks only would
             otherwise be dropped and the poem written without one).
+        choices: Text input name -> the values it accepts (:class:`Choices`), for inputs that name an option.
     """
 
     app: str
@@ -123,6 +140,7 @@ class AppLimits:
     sentences: Mapping[str, str] = field(default_factory=dict)
     known_chars: Tuple[str, ...] = ()
     han_when_given: Mapping[str, str] = field(default_factory=dict)
+    choices: Mapping[str, Choices] = field(default_factory=dict)
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -140,6 +158,10 @@ APPS: Mapping[str, AppLimits] = {
         known_chars=("prompt", "acrostic"),
         han_when_given={"acrostic": "each of them begins a line of the poem (e.g. 春夏秋冬); its other marks are "
                                     "left out"},
+        # as the graph's `generate` accepts them (rnn_apps.apps.poetry.constants and .prosody; a test compares)
+        choices={"form": Choices(("auto", "wujue", "qijue", "wulv", "qilv"), blank="free form"),
+                 "rhyme": Choices(("pingshui", "xinyun", "none"), blank="the default, pingshui"),
+                 "metre": Choices(("strict", "loose", "none"), blank="the default, loose")},
     ),
     "sentiment": AppLimits(
         "sentiment", max_batch=256,
@@ -231,6 +253,12 @@ def only_blanks_message(where) -> str:
             f"characters before and after it).")
 
 
+def choice_message(where, accepted: Choices, value: str) -> str:
+    """The message for a text input that names none of its options."""
+    # The value in plain quotes, not repr: the graph writes the same words (it is at most max_chars long).
+    return f'{where} must be one of {accepted.text()}; received "{value}".'
+
+
 def not_utf8_message(where) -> str:
     """A text that is not valid UTF-8."""
     return f"{where} is not valid UTF-8 text (it holds undecodable bytes)."
@@ -295,6 +323,8 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
             raise LimitError(only_blanks_message(where))
     if name in limits.han_when_given and text.strip() and not _HAN.search(text):
         raise LimitError(no_han_message(limits, name, where))
+    if name in limits.choices and not limits.choices[name].contains(text):
+        raise LimitError(choice_message(where, limits.choices[name], text))
 
 
 def not_utf8(where: str) -> LimitError:

@@ -5,9 +5,13 @@ A page form names one signature, the label of its button and, per input, the wid
     {"format": "rnn_apps.page_form/1", "signature": "serving_default", "action": "Translate",
      "fields": [{"input": "text", "widget": "textarea", "label": "text", "placeholder": "an English sentence"}]}
 
-Widgets: ``textarea`` and ``line`` (text), ``image`` (a file, sent as base64), ``number`` (one number) and
-``numbers`` (a list of numbers, comma- or space-separated). The page reads the form from the model's metadata
-(``GET /v1/models/<name>/metadata`` answers it as ``metadata.page_form``) and guesses nothing itself.
+Widgets: ``textarea`` and ``line`` (text), ``image`` (a file, sent as base64), ``number`` (one number),
+``numbers`` (a list of numbers, comma- or space-separated) and ``choice`` (one of the field's ``choices``,
+each ``{"value": ..., "label": ...}``). A field may also give the widget's initial ``value``, mark itself
+``more`` (shown under "more settings", for inputs most people leave as they are) and, for a number, say
+``"if_empty": "random"`` (left empty, the page sends a random integer: a seed). The page reads the form from
+the model's metadata (``GET /v1/models/<name>/metadata`` answers it as ``metadata.page_form``) and guesses
+nothing itself.
 
 An export states its form in ``assets.extra/page_form.json`` (:func:`write_form`). For a model exported
 before that, :func:`page_form` derives it once, when the version loads, from what the export did state: its
@@ -24,7 +28,8 @@ from typing import Dict, List, Mapping, Optional
 
 FORM_FILE = "page_form.json"
 FORMAT = "rnn_apps.page_form/1"
-WIDGETS = ("textarea", "line", "image", "number", "numbers")
+WIDGETS = ("textarea", "line", "image", "number", "numbers", "choice")
+IF_EMPTY = ("random",)
 DEFAULT_SIGNATURE = "serving_default"
 
 _LANGUAGES = {"en": "English", "zh": "Chinese"}
@@ -34,7 +39,9 @@ class FormError(ValueError):
     """A page form that is not well formed (the message says which part)."""
 
 
-def field(input_name: str, widget: str, label: Optional[str] = None, placeholder: str = "") -> dict:
+def field(input_name: str, widget: str, label: Optional[str] = None, placeholder: str = "", *,
+          value=None, choices: Optional[List[dict]] = None, more: bool = False,
+          if_empty: Optional[str] = None) -> dict:
     """One input of a page form.
 
     Args:
@@ -42,17 +49,53 @@ def field(input_name: str, widget: str, label: Optional[str] = None, placeholder
         widget: One of :data:`WIDGETS`.
         label: What the page writes above it (default: the input name).
         placeholder: A hint shown in the empty widget (an example input).
+        value: The widget's initial value (a string, or a number for ``number``): the model's default.
+        choices: For ``choice`` (and only for it): the options, ``{"value": str, "label": str}`` each.
+        more: Show it under "more settings" (closed at first).
+        if_empty: For ``number``: ``"random"`` sends a random integer when the widget is left empty.
     """
     if widget not in WIDGETS:
         raise FormError(f"widget must be one of {', '.join(WIDGETS)}; received {widget!r}.")
     if not isinstance(input_name, str) or not input_name:
         raise FormError(f"input must be a non-empty string; received {input_name!r}.")
-    return {"input": input_name, "widget": widget, "label": label or input_name, "placeholder": placeholder}
+    f = {"input": input_name, "widget": widget, "label": label or input_name, "placeholder": placeholder}
+    if (choices is not None) != (widget == "choice"):
+        raise FormError(f"choices go with the choice widget, and it needs them; received widget {widget!r} and "
+                        f"choices {choices!r}.")
+    if choices is not None:
+        if not isinstance(choices, list) or not choices or not all(
+                isinstance(c, dict) and set(c) == {"value", "label"} and all(isinstance(v, str) for v in c.values())
+                for c in choices):
+            raise FormError(f"choices must be a non-empty list of {{\"value\": str, \"label\": str}}; received "
+                            f"{choices!r}.")
+        f["choices"] = [dict(c) for c in choices]
+    if value is not None:
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not (isinstance(value, str) or (number and widget == "number")):
+            raise FormError(f"value must be a string (a number for the number widget); received {value!r}.")
+        if choices is not None and value not in [c["value"] for c in choices]:
+            raise FormError(f"value must be one of the choices; received {value!r}.")
+        f["value"] = value
+    if not isinstance(more, bool):
+        raise FormError(f"more must be true or false; received {more!r}.")
+    if more:
+        f["more"] = True
+    if if_empty is not None:
+        if if_empty not in IF_EMPTY or widget != "number":
+            raise FormError(f"if_empty must be one of {', '.join(IF_EMPTY)}, for a number; received {if_empty!r} for "
+                            f"{widget!r}.")
+        f["if_empty"] = if_empty
+    return f
 
 
-def make_form(action: str, fields: List[dict], signature: str = DEFAULT_SIGNATURE) -> dict:
-    """A page form: the button's label ``action``, the ``fields`` (:func:`field`) and the signature they fill."""
+def make_form(action: str, fields: List[dict], signature: str = DEFAULT_SIGNATURE,
+              show: Optional[str] = None) -> dict:
+    """A page form: the button's label ``action``, the ``fields`` (:func:`field`) and the signature they fill;
+    ``show`` names the one output the page writes as the result (default: every output; the response's JSON
+    is always shown below it)."""
     form = {"format": FORMAT, "signature": signature, "action": action, "fields": list(fields)}
+    if show is not None:
+        form["show"] = show
     check_form(form)
     return form
 
@@ -66,13 +109,19 @@ def check_form(form) -> None:
     for key in ("signature", "action"):
         if not isinstance(form.get(key), str) or not form[key]:
             raise FormError(f"{key} must be a non-empty string; received {form.get(key)!r}.")
+    if "show" in form and (not isinstance(form["show"], str) or not form["show"]):
+        raise FormError(f"show must be the name of an output; received {form['show']!r}.")
     fields = form.get("fields")
     if not isinstance(fields, list):
         raise FormError(f"fields must be a list; received {type(fields).__name__}.")
     for i, f in enumerate(fields):
         if not isinstance(f, dict):
             raise FormError(f"fields[{i}] must be an object; received {type(f).__name__}.")
-        field(f.get("input"), f.get("widget"), f.get("label"), f.get("placeholder", ""))
+        known = {"input", "widget", "label", "placeholder", "value", "choices", "more", "if_empty"}
+        if set(f) - known:
+            raise FormError(f"fields[{i}] has keys a page form does not know: {', '.join(sorted(set(f) - known))}.")
+        field(f.get("input"), f.get("widget"), f.get("label"), f.get("placeholder", ""), value=f.get("value"),
+              choices=f.get("choices"), more=f.get("more", False), if_empty=f.get("if_empty"))
 
 
 def write_form(model_dir: str, form: dict) -> str:
@@ -89,18 +138,21 @@ def write_form(model_dir: str, form: dict) -> str:
     return path
 
 
-def app_form(app: str, settings: Optional[Mapping] = None) -> Optional[dict]:
+def app_form(app: str, settings: Optional[Mapping] = None, signatures: Optional[Mapping] = None) -> Optional[dict]:
     """The page form of a model of ``app`` (as its export would state it), or None for an unknown app.
 
     Args:
         app: The app (the name of its ``assets.extra/<app>.json``).
         settings: That file's content (the translation direction and forecast window are read from it).
+        signatures: The model's signatures by name, when known: a poem model without ``generate`` (before
+            version 7) gets the prompt of ``serving_default`` only.
     """
     settings = settings or {}
     config = settings.get("config") if isinstance(settings.get("config"), Mapping) else {}
     if app == "poetry":
-        return make_form("Write a poem", [field("prompt", "textarea", placeholder="a character or a line to start "
-                                                                                  "from, e.g. 春")])
+        if signatures is not None and "generate" not in signatures:
+            return make_form("Write a poem", [_POEM_PROMPT])
+        return _poem_form()
     if app == "sentiment":
         return make_form("Classify", [field("text", "textarea", placeholder="a film review in English, e.g. "
                                                                             "A moving, beautifully acted film.")])
@@ -122,6 +174,40 @@ def app_form(app: str, settings: Optional[Mapping] = None) -> Optional[dict]:
     return None
 
 
+_POEM_PROMPT = field("prompt", "textarea", placeholder="a character or a line to start from, e.g. 春 (or nothing)")
+
+
+def _poem_form() -> dict:
+    """The poem model's ``generate``: the command's options, with its defaults."""
+    from rnn_apps import limits
+    from rnn_apps.apps.poetry import constants, prosody
+
+    def options(name, labels):
+        accepted = limits.APPS["poetry"].choices[name]
+        return [{"value": v, "label": labels.get(v, v)} for v in accepted.values]
+
+    forms = options("form", {constants.AUTO_FORM: "auto: one of the four forms, drawn for each poem",
+                             **{k: f"{v} {k}" for k, v in constants.FORM_NAMES.items()}})
+    forms.append({"value": "", "label": "free form (no rhyme or metre)"})
+    rhymes = options("rhyme", {"pingshui": "平水韵 pingshui", "xinyun": "中华新韵 xinyun", "none": "none"})
+    metres = options("metre", {"strict": "strict: every position", "loose": "loose: 一三五不论, no 孤平",
+                               "none": "none"})
+    sampling = constants.DEFAULT_SAMPLING
+    return make_form("Write a poem", [
+        _POEM_PROMPT,
+        field("form", "choice", choices=forms, value=constants.AUTO_FORM),
+        field("acrostic", "line", label="acrostic (藏头诗)", placeholder="characters that open the lines, e.g. 春夏秋冬"),
+        field("rhyme", "choice", choices=rhymes, value=prosody.DEFAULT_RHYME, more=True),
+        field("metre", "choice", label="metre (平仄)", choices=metres, value=prosody.DEFAULT_METRE, more=True),
+        field("temperature", "number", label="temperature (0 is greedy)", value=sampling["temperature"], more=True),
+        field("top_p", "number", label="top_p (1 is off)", value=sampling["top_p"], more=True),
+        field("top_k", "number", label="top_k (0 is off)", value=sampling["top_k"], more=True),
+        field("max_length", "number", label="max_length (of a free-form poem)", value=sampling["max_length"],
+              more=True),
+        field("seed", "number", placeholder="empty: a random seed", more=True, if_empty="random"),
+    ], signature="generate", show="text")
+
+
 def _widget_for(info: dict) -> str:
     """A widget for a signature input from its TF Serving metadata (dtype and shape) alone."""
     shape = info.get("tensor_shape", {})
@@ -135,9 +221,9 @@ def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict]
               settings: Optional[Mapping] = None) -> dict:
     """The page form of the model at ``model_dir``: the one its export stated, else one derived from its app.
 
-    Every input of the form's signature gets a field (those the form does not name, a widget from their
-    dtype and shape), fields of inputs the signature lacks are dropped, and a form naming a signature the
-    model lacks falls back to ``serving_default`` (or the first signature).
+    Every input of the form's signature gets a field (those the form does not name, after the form's own, a
+    widget from their dtype and shape), fields of inputs the signature lacks are dropped, and a form naming a
+    signature the model lacks falls back to ``serving_default`` (or the first signature).
 
     Args:
         model_dir: The version directory.
@@ -150,15 +236,20 @@ def page_form(model_dir: str, app: Optional[str], signatures: Mapping[str, dict]
     """
     form = _stated_form(model_dir)
     if form is None and app:
-        form = app_form(app, settings)
+        form = app_form(app, settings, signatures)
     form = dict(form or {"format": FORMAT, "signature": DEFAULT_SIGNATURE, "action": "Run", "fields": []})
     if form["signature"] not in signatures:
         fallback = DEFAULT_SIGNATURE if DEFAULT_SIGNATURE in signatures else next(iter(sorted(signatures)), "")
         if fallback != form["signature"]:
-            form = {**form, "signature": fallback, "action": "Run", "fields": []}
+            form = {"format": FORMAT, "signature": fallback, "action": "Run", "fields": []}
+    outputs = signatures.get(form["signature"], {}).get("outputs")
+    if "show" in form and outputs is not None and form["show"] not in outputs:
+        del form["show"]  # an output the signature lacks: the page shows them all
     inputs: Dict[str, dict] = signatures.get(form["signature"], {}).get("inputs", {})
-    named = {f["input"]: f for f in form["fields"] if f["input"] in inputs}
-    form["fields"] = [named.get(name) or field(name, _widget_for(info)) for name, info in inputs.items()]
+    # The form's fields in its order (signatures list their inputs alphabetically), then the inputs it leaves out.
+    named = [f for f in form["fields"] if f["input"] in inputs]
+    form["fields"] = named + [field(name, _widget_for(info)) for name, info in inputs.items()
+                              if name not in {f["input"] for f in named}]
     return form
 
 

@@ -59,6 +59,10 @@ REFUSED = {
         ("generate", {"max_length": [600]}, _number("poetry", "max_length", 600)),
         ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
         ("generate", {"acrostic": ["春夏", "，。"]}, _text("poetry", "acrostic", "，。", 1)),
+        ("generate", {"form": ["wujue", "sonnet"]}, _text("poetry", "form", "sonnet", 1)),
+        ("generate", {"form": ["free"]}, _text("poetry", "form", "free")),  # the command's name for ""
+        ("generate", {"rhyme": ["Pingshui"]}, _text("poetry", "rhyme", "Pingshui")),
+        ("generate", {"metre": ["'\\"]}, _text("poetry", "metre", "'\\")),
     ],
     "sentiment": [
         ("serving_default", {"text": ["good"] * 257}, _batch("sentiment", 257)),
@@ -105,6 +109,10 @@ REFUSED = {
 ACCEPTED = {
     "poetry": [("generate", {"prompt": ["明月", ""], "seed": [1, 2]}),
                ("generate", {"prompt": ["明", "月"], "acrostic": ["", "月，"], "form": ["", "wujue"], "seed": [1, 2]}),
+               # every option of form, rhyme and metre that the limits accept
+               ("generate", {"prompt": ["明"] * 6, "form": ["", "auto", "wujue", "qijue", "wulv", "qilv"],
+                             "rhyme": ["", "pingshui", "xinyun", "none", "", "pingshui"],
+                             "metre": ["", "strict", "loose", "none", "strict", ""], "seed": [1, 2, 3, 4, 5, 6]}),
                ("score", {"text": ["床前明月光，疑是地上霜。"]}),
                ("unknown_characters", {"text": ["明月", "X"]})],
     "sentiment": [("serving_default", {"text": ["good film", "the bad"]}), ("classify", {"inputs": [_example("good")]}),
@@ -179,6 +187,16 @@ def test_inputs_within_the_limits_give_what_they_gave_without_the_checks(exports
             np.testing.assert_array_equal(got[k], before[k], err_msg=f"{app} {signature} {k}")
 
 
+def test_the_options_accepted_are_the_poem_models():
+    from rnn_apps.apps.poetry import constants, prosody
+
+    choices = L["poetry"].choices
+    assert set(choices["form"].values) | {""} == set(constants.FORMS) | {constants.AUTO_FORM}
+    assert choices["rhyme"].values == prosody.RHYMES and choices["metre"].values == prosody.METRES
+    assert all(c.blank for c in choices.values())  # "" means free form, or the default rhyme and metre
+    assert prosody.DEFAULT_RHYME in choices["rhyme"].blank and prosody.DEFAULT_METRE in choices["metre"].blank
+
+
 def test_signatures_keep_their_inputs_and_outputs(exports):
     for app in exports:
         a, b = _loaded(exports, app), _loaded(exports, app, 1)
@@ -218,6 +236,8 @@ def test_rnn_apps_serve_still_refuses_first_with_a_400(exports, tmp_path):
             ("poetry", {"instances": ["春"] * 65}, _batch("poetry", 65)),
             ("poetry", {"signature_name": "generate", "instances": [
                 {**DEFAULTS["poetry"]["generate"], "temperature": -1.0}]}, _number("poetry", "temperature", -1.0)),
+            ("poetry", {"signature_name": "generate", "instances": [
+                {**DEFAULTS["poetry"]["generate"], "form": "sonnet"}]}, _text("poetry", "form", "sonnet")),
             ("sentiment", {"instances": ["good", "  "]}, _text("sentiment", "text", "  ", 1)),
             ("fill", {"instances": ["月" * 512 + "□"]}, _text("fill", "text", "月" * 512 + "□")),
             ("fill", {"signature_name": "fill", "inputs": {"text": ["床□"], "top_k": 60}},

@@ -55,10 +55,11 @@ def test_metadata(server):
     assert temp["dtype"] == "DT_FLOAT" and temp["tensor_shape"] == {"dim": [], "unknown_rank": False}
     assert sigs["sample"]["inputs"]["seed"]["dtype"] == "DT_INT64"
     assert call(server, "GET", "/v1/models/poetry/versions/1/metadata")[1] == md
+    # a poem model without `generate` (the toy's): the prompt of serving_default
     assert md["metadata"]["page_form"] == {
         "format": "rnn_apps.page_form/1", "signature": "serving_default", "action": "Write a poem",
         "fields": [{"input": "prompt", "widget": "textarea", "label": "prompt",
-                    "placeholder": "a character or a line to start from, e.g. 春"}]}
+                    "placeholder": "a character or a line to start from, e.g. 春 (or nothing)"}]}
 
 
 def test_page_form_in_metadata_for_every_app_and_none(server):
@@ -108,10 +109,77 @@ def test_page_form_stated_derived_and_checked(tmp_path):
     with open(os.path.join(d, "assets.extra", F.FORM_FILE), "w") as f:
         f.write('{"format": "rnn_apps.page_form/1", "signature": "x", "action": "Go", "fields": [{"widget": 3}]}')
     assert F.page_form(d, "translate", sigs)["action"] == "Translate"
-    for bad in ({"format": "other"}, {**stated, "fields": [{"input": "x", "widget": "slider"}]}, []):
+    for bad in ({"format": "other"}, {**stated, "fields": [{"input": "x", "widget": "slider"}]}, [],
+                {**stated, "fields": [{"input": "x", "widget": "line", "colour": "red"}]},
+                {**stated, "fields": [{"input": "x", "widget": "choice"}]},
+                {**stated, "fields": [{"input": "x", "widget": "line", "choices": [{"value": "a", "label": "A"}]}]},
+                {**stated, "fields": [{"input": "x", "widget": "choice", "choices": [{"value": "a"}]}]},
+                {**stated, "fields": [{"input": "x", "widget": "choice", "value": "b",
+                                       "choices": [{"value": "a", "label": "A"}]}]},
+                {**stated, "fields": [{"input": "x", "widget": "line", "value": 3}]},
+                {**stated, "fields": [{"input": "x", "widget": "line", "if_empty": "random"}]},
+                {**stated, "fields": [{"input": "x", "widget": "number", "if_empty": "zero"}]},
+                {**stated, "fields": [{"input": "x", "widget": "number", "more": "yes"}]},
+                {**stated, "show": ""}):
         with pytest.raises(F.FormError):
             F.check_form(bad)
     assert F.app_form("no-such-app") is None
+
+
+def test_page_form_options_defaults_and_order(tmp_path):
+    """A poem model with `generate` gets the command's options with its defaults, in the form's order."""
+    from rnn_apps import limits
+    from rnn_apps.apps.poetry import constants, prosody
+    from rnn_apps.serving import form as F
+
+    def spec(dtype):
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": "-1"}], "unknown_rank": False}}
+
+    strings = ("acrostic", "form", "metre", "prompt", "rhyme")
+    inputs = {k: spec("DT_STRING" if k in strings else "DT_FLOAT") for k in sorted(
+        strings + ("max_length", "seed", "temperature", "top_k", "top_p", "extra"))}  # alphabetical, as served
+    sigs = {"generate": {"inputs": inputs, "outputs": {"text": spec("DT_STRING"), "characters": spec("DT_INT32")}},
+            "serving_default": {"inputs": {"prompt": spec("DT_STRING")}}}
+    form = F.page_form(str(tmp_path), "poetry", sigs)
+    assert form["signature"] == "generate" and form["show"] == "text"
+    names = [f["input"] for f in form["fields"]]
+    assert names[:3] == ["prompt", "form", "acrostic"] and names[-1] == "extra"  # not named: last, by its dtype
+    by = {f["input"]: f for f in form["fields"]}
+    assert [f["input"] for f in form["fields"] if f.get("more")] == [
+        "rhyme", "metre", "temperature", "top_p", "top_k", "max_length", "seed"]
+    # every option is one the server accepts, and every option it accepts is offered
+    for name in ("form", "rhyme", "metre"):
+        offered = [c["value"] for c in by[name]["choices"]]
+        accepted = limits.APPS["poetry"].choices[name]
+        assert all(accepted.contains(v) for v in offered)
+        assert set(accepted.values) <= set(offered)
+    assert "" in [c["value"] for c in by["form"]["choices"]]  # free form
+    assert (by["form"]["value"], by["rhyme"]["value"], by["metre"]["value"]) == (
+        constants.AUTO_FORM, prosody.DEFAULT_RHYME, prosody.DEFAULT_METRE)
+    assert {k: by[k]["value"] for k in constants.DEFAULT_SAMPLING} == constants.DEFAULT_SAMPLING
+    assert by["seed"]["if_empty"] == "random" and "value" not in by["seed"]
+    # without `generate` (before version 7): the prompt only; an output the signature lacks is not shown
+    old = F.page_form(str(tmp_path), "poetry", {"serving_default": sigs["serving_default"]})
+    assert old["signature"] == "serving_default" and [f["input"] for f in old["fields"]] == ["prompt"]
+    F.write_form(str(tmp_path), F.app_form("poetry"))
+    sigs["generate"]["outputs"] = {"poem": spec("DT_STRING")}
+    assert "show" not in F.page_form(str(tmp_path), "poetry", sigs)
+
+
+def test_the_shipped_models_state_their_apps_forms():
+    from rnn_apps.serving import form as F
+    from rnn_apps.serving.checks import app_settings, model_app
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "models")
+    seen = 0
+    for name in sorted(os.listdir(root)):
+        for version in sorted(os.listdir(os.path.join(root, name))):
+            d = os.path.join(root, name, version)
+            if version.isdigit():  # not a card's examples/
+                app = model_app(d)
+                assert F._stated_form(d) == F.app_form(app, app_settings(d, app)), d
+                seen += 1
+    assert seen >= 8
 
 
 # --------------------------------------------------------------------------- predict
