@@ -17,7 +17,7 @@ pytest.importorskip("waitress")
 
 from rnn_apps.serve import make_server  # noqa: E402
 from toys import (  # noqa: E402
-    MAX_BODY, POEM_TAIL, png_4x3, call, predict,
+    MAX_BODY, POEM_TAIL, png_4x3, call, mark_app, predict,
 )
 
 # --------------------------------------------------------------------------- status, metadata
@@ -417,13 +417,13 @@ def _chrome_paths():
     return browser, driver
 
 
-def test_browser_page(server):
+@pytest.fixture()
+def driver():
+    """A headless Chromium driven by Selenium (the test skips with a reason when there is none)."""
     try:
         from selenium import webdriver
         from selenium.webdriver.chrome.options import Options
         from selenium.webdriver.chrome.service import Service
-        from selenium.webdriver.common.by import By
-        from selenium.webdriver.support.ui import WebDriverWait
     except ImportError:
         pytest.skip("selenium is not installed (see .ci/install-browser.sh)")
     browser, driver_path = _chrome_paths()
@@ -436,28 +436,106 @@ def test_browser_page(server):
                 "--disable-extensions", "--no-first-run"):
         opts.add_argument(arg)
     try:
-        driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
+        chrome = webdriver.Chrome(service=Service(executable_path=driver_path), options=opts)
     except Exception as e:  # noqa: BLE001 - a browser that cannot start here is an environment problem
         pytest.skip(f"could not start headless chromium: {str(e).splitlines()[0]}")
-    try:
-        driver.get(server.base + "/")
-        wait = WebDriverWait(driver, 30)
-        box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-poetry textarea[name=prompt]"))
-        box.send_keys("春")
-        driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
-        wait.until(lambda d: POEM_TAIL in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
-        assert driver.find_element(By.CSS_SELECTOR, "#model-poetry .result").text == "春" + POEM_TAIL
-        assert driver.find_element(By.CSS_SELECTOR, "#model-sentiment button.run").text == "Classify"
-        assert driver.find_element(By.CSS_SELECTOR, "#model-caption input[type=file]")
-        # a list of numbers from the forecast's page form (its signature takes [batch, T])
-        history = driver.find_element(By.CSS_SELECTOR, "#model-forecast input[name=history]")
-        history.send_keys("1, 2, 6")
-        driver.find_element(By.CSS_SELECTOR, "#model-forecast button.run").click()
-        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-forecast .result").text == "3")
-        # the model's own error is shown, not swallowed
-        box.clear()
-        box.send_keys("X")
-        driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
-        wait.until(lambda d: "unknown characters: X" in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
-    finally:
-        driver.quit()
+    yield chrome
+    chrome.quit()
+
+
+def test_browser_page(server, driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get(server.base + "/")
+    wait = WebDriverWait(driver, 30)
+    box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-poetry textarea[name=prompt]"))
+    box.send_keys("春")
+    driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
+    wait.until(lambda d: POEM_TAIL in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
+    assert driver.find_element(By.CSS_SELECTOR, "#model-poetry .result").text == "春" + POEM_TAIL
+    assert driver.find_element(By.CSS_SELECTOR, "#model-sentiment button.run").text == "Classify"
+    assert driver.find_element(By.CSS_SELECTOR, "#model-caption input[type=file]")
+    # a list of numbers from the forecast's page form (its signature takes [batch, T])
+    history = driver.find_element(By.CSS_SELECTOR, "#model-forecast input[name=history]")
+    history.send_keys("1, 2, 6")
+    driver.find_element(By.CSS_SELECTOR, "#model-forecast button.run").click()
+    wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-forecast .result").text == "3")
+    # the model's own error is shown, not swallowed
+    box.clear()
+    box.send_keys("X")
+    driver.find_element(By.CSS_SELECTOR, "#model-poetry button.run").click()
+    wait.until(lambda d: "unknown characters: X" in d.find_element(By.CSS_SELECTOR, "#model-poetry .result").text)
+
+
+def save_poem_with_options(path):
+    """A poem model's ``generate`` (the real one's inputs) that writes back what it was asked."""
+    strings = ("prompt", "form", "acrostic")
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name=n) for n in strings] + [
+            tf.TensorSpec([None], tf.float32, name="temperature"), tf.TensorSpec([None], tf.int32, name="top_k"),
+            tf.TensorSpec([None], tf.float32, name="top_p"), tf.TensorSpec([None], tf.int64, name="seed"),
+            tf.TensorSpec([None], tf.int32, name="max_length"), tf.TensorSpec([None], tf.string, name="rhyme"),
+            tf.TensorSpec([None], tf.string, name="metre")])
+        def generate(self, prompt, form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre):
+            text = tf.strings.join([prompt, form, acrostic, rhyme, metre, tf.strings.as_string(temperature, precision=2),
+                                    tf.strings.as_string(seed)], separator="|")
+            return {"text": text, "characters": tf.strings.length(prompt)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt")])
+        def serve(self, prompt):
+            return {"text": prompt}
+
+    m = Poem()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "generate": m.generate})
+    mark_app(path, "poetry")
+
+
+def test_browser_page_poem_options(start, tmp_path, driver):
+    """The poem form offers the command's options with its defaults; a seed left empty is drawn and shown."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    save_poem_with_options(str(tmp_path / "m" / "poem" / "1"))
+    srv = start([], tmp_path)
+    driver.get(srv.base + "/")
+    wait = WebDriverWait(driver, 30)
+    box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-poem textarea[name=prompt]"))
+    form = Select(driver.find_element(By.CSS_SELECTOR, "#model-poem select[name=form]"))
+    assert form.first_selected_option.get_attribute("value") == "auto"
+    assert [o.get_attribute("value") for o in form.options] == ["auto", "wujue", "qijue", "wulv", "qilv", ""]
+    rhyme = driver.find_element(By.CSS_SELECTOR, "#model-poem details.more select[name=rhyme]")
+    assert not rhyme.is_displayed()  # under "more settings", closed at first
+
+    def run():
+        old = driver.find_element(By.CSS_SELECTOR, "#model-poem pre.request").get_attribute("textContent")
+        driver.find_element(By.CSS_SELECTOR, "#model-poem button.run").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-poem pre.request").get_attribute(
+            "textContent") != old and "|" in d.find_element(By.CSS_SELECTOR, "#model-poem .result").text)
+        request = driver.find_element(By.CSS_SELECTOR, "#model-poem pre.request").get_attribute("textContent")
+        body = json.loads(request.split("\n", 1)[1])
+        return driver.find_element(By.CSS_SELECTOR, "#model-poem .result").text, body
+
+    box.send_keys("春")
+    form.select_by_value("wujue")
+    driver.find_element(By.CSS_SELECTOR, "#model-poem input[name=acrostic]").send_keys("明月")
+    text, body = run()
+    assert body["signature_name"] == "generate"
+    row = body["instances"][0]
+    seed = row["seed"]
+    assert isinstance(seed, int) and 0 <= seed < 2**31
+    assert text == f"春|wujue|明月|pingshui|loose|0.80|{seed}"  # the text output alone, not the characters
+    driver.find_element(By.CSS_SELECTOR, "#model-poem details.more summary").click()
+    Select(rhyme).select_by_value("xinyun")
+    driver.find_element(By.CSS_SELECTOR, "#model-poem input[name=seed]").send_keys("7")
+    form.select_by_value("")
+    text, _ = run()
+    assert text == "春||明月|xinyun|loose|0.80|7"
+    # the server's refusal is shown: an acrostic of marks only
+    acrostic = driver.find_element(By.CSS_SELECTOR, "#model-poem input[name=acrostic]")
+    acrostic.clear()
+    acrostic.send_keys("，。")
+    driver.find_element(By.CSS_SELECTOR, "#model-poem button.run").click()
+    wait.until(lambda d: "acrostic has no Chinese characters" in d.find_element(
+        By.CSS_SELECTOR, "#model-poem .result").text)
