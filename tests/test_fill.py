@@ -235,7 +235,7 @@ print(json.dumps({{"text": [t.decode() for t in out["text"].numpy()], "converted
 def test_cli_fill_poem_json_and_text(exported):
     runner = CliRunner()
     res = runner.invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉＿，处处闻啼X。", "--model", exported, "--json",
-                              "--top-k", "3"])
+                              "--top-k", "3", "--poem-model", "none"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data[0]["text"] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
@@ -243,7 +243,8 @@ def test_cli_fill_poem_json_and_text(exported):
     assert data[0]["blanks"][0]["candidates"][0]["character"] == "光"
     assert data[1]["unknown_characters"] == ["X"] and "□" not in data[1]["text"]
     assert "X" in res.stderr  # the note names the unknown character
-    res = runner.invoke(cli, ["fill-poem", "牀前明月□，疑是地上霜。举头望明月，低头思故乡。", "--model", exported])
+    res = runner.invoke(cli, ["fill-poem", "牀前明月□，疑是地上霜。举头望明月，低头思故乡。", "--model", exported,
+                              "--poem-model", "none"])
     assert res.exit_code == 0, res.output
     assert res.stdout.splitlines()[0] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
     assert res.stdout.splitlines()[1].startswith("  □1: 光 ")
@@ -261,10 +262,11 @@ def test_cli_fill_poem_bad_input(args, exported):
 
 
 def test_cli_evaluate_fill(exported, four_poems):
-    res = CliRunner().invoke(cli, ["evaluate", "fill", "--data", four_poems, "--model", exported, "--split", "all", "--json"])
+    res = CliRunner().invoke(cli, ["evaluate", "fill", "--data", four_poems, "--model", exported, "--split", "all", "--json",
+                                   "--poem-model", "none"])
     assert res.exit_code == 0, res.output
     r = json.loads(res.stdout)
-    assert r["poems"] == 4 and r["kind"] == "bidirectional"
+    assert r["poems"] == 4 and r["kind"] == "bidirectional" and r["poem_model"] is None
     assert r["top5_accuracy"] >= r["top1_accuracy"] > 0.5  # the training poems were memorised
 
 
@@ -434,3 +436,104 @@ def test_card_of_a_model_from_scratch_needs_its_baseline(trained, exported, four
                            forward_run_dir=run_dir, forward_eval=str(ev))
     text = open(out["card"], encoding="utf-8").read()
     assert "| forward-only | 4 | 50.0% | 75.0% |" in text and "Forward-only:" in text
+
+
+# ---------------------------------------------------------------------------------------------- a poem model weighs
+
+
+def _keras_log_probability(run, text: str, ends: bool) -> float:
+    """log p(text [+ end] | start) by the tiny poem model's Keras model: an independent reference."""
+    _, result = run
+    vocab = result["vocab"]
+    ids = [vocab.bos_id] + vocab.encode(list(text))
+    targets = ids[1:] + ([vocab.eos_id] if ends else [])
+    logits = result["model"](np.array([ids[: len(targets)]]), training=False).numpy()[0].astype(np.float64)
+    logp = logits - logits.max(axis=-1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(axis=-1, keepdims=True))
+    return float(sum(logp[t, y] for t, y in enumerate(targets)))
+
+
+def _expected(run, texts_and_priors, ends=True):
+    """Probabilities proportional to p_fill(c) * p_lm(text with c), over the candidates."""
+    scores = np.array([np.log(p) + _keras_log_probability(run, t, ends) for t, p in texts_and_priors])
+    prob = np.exp(scores - scores.max())
+    return prob / prob.sum()
+
+
+def test_a_poem_model_weighs_candidates_by_the_whole_text(tiny_poem_run, tiny_poem_model):
+    from rnn_apps.apps.fill.filler import load_poem_model, weigh_candidates
+
+    pm = load_poem_model(os.path.dirname(tiny_poem_model))  # the app directory: its newest version
+    text = "床前明月光，疑是地上霜。"
+    cands = [("光", 0.5), ("月", 0.3), ("上", 0.15), ("X", 0.05)]  # X: unknown to the poem model, read as <unk>
+    filled, (weighed,) = weigh_candidates(pm, text, [4], [cands])
+    expected = _expected(tiny_poem_run, [(text[:4] + c + text[5:], p) for c, p in cands])
+    got = dict(weighed)
+    np.testing.assert_allclose([got[c] for c, _ in cands], expected, rtol=1e-4, atol=1e-6)
+    assert [c for c, _ in weighed] == [cands[k][0] for k in np.argsort(-expected, kind="stable")]
+    assert filled == text[:4] + weighed[0][0] + text[5:]
+
+
+def test_blanks_are_weighed_left_to_right_with_a_window(tiny_poem_run, tiny_poem_model):
+    from rnn_apps.apps.fill.filler import load_poem_model, weigh_candidates
+
+    pm = load_poem_model(tiny_poem_model)
+    text = "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。"
+    first = [("晓", 0.4), ("声", 0.35), ("鸟", 0.25)]
+    second = [("知", 0.6), ("花", 0.4)]
+    # window 4: the first blank reads 4 characters after it (the text goes on), the second the 3 to the end
+    filled, (w1, w2) = weigh_candidates(pm, text, [4, 20], [first, second], window=4)
+    e1 = _expected(tiny_poem_run, [(text[:4] + c + text[5:9], p) for c, p in first], ends=False)
+    np.testing.assert_allclose([dict(w1)[c] for c, _ in first], e1, rtol=1e-4, atol=1e-6)
+    # the second blank sees the first one's new choice
+    base = text[:4] + w1[0][0] + text[5:]
+    e2 = _expected(tiny_poem_run, [(base[:20] + c + base[21:], p) for c, p in second])
+    np.testing.assert_allclose([dict(w2)[c] for c, _ in second], e2, rtol=1e-4, atol=1e-6)
+    assert filled == base[:20] + w2[0][0] + base[21:]
+    # and exactly what the poem model gives when it reads each blank's text from the start (the reader carried
+    # from blank to blank has read the first blank's choice, and nothing else, by the second)
+    for g, cands, got, t in ((4, first, w1, text), (20, second, w2, base)):
+        lm = pm.infill_log_probabilities(t[:g], [c for c, _ in cands], t[g + 1 : g + 5], ends=g + 5 >= len(t))
+        score = np.log([p for _, p in cands]) + lm
+        prob = np.exp(score - score.max())
+        np.testing.assert_allclose([dict(got)[c] for c, _ in cands], prob / prob.sum(), rtol=1e-9)
+
+
+def test_cli_fill_poem_weighs_with_a_poem_model_and_evaluates_the_same(exported, four_poems, tiny_poem_model):
+    from rnn_apps.apps.fill.filler import Filler, load_poem_model, weigh_candidates
+
+    text = "床前明月□，疑是地上霜。举头望明月，低头思故乡。"
+    res = CliRunner().invoke(cli, ["fill-poem", text, "--model", exported, "--poem-model", tiny_poem_model,
+                                   "--json", "--top-k", "3"])
+    assert res.exit_code == 0, res.output
+    data = json.loads(res.stdout)[0]
+    # what the library gives: the fill model's 50 candidates, weighed, the first 3 kept
+    alone = Filler(exported).fill([text], top_k=50)[0]
+    filled, (weighed,) = weigh_candidates(load_poem_model(tiny_poem_model), alone.text, [4], alone.blanks)
+    assert data["text"] == filled
+    assert [(c["character"], round(c["probability"], 6)) for c in data["blanks"][0]["candidates"]] == [
+        (c, round(p, 6)) for c, p in weighed[:3]]
+    res = CliRunner().invoke(cli, ["evaluate", "fill", "--data", four_poems, "--model", exported, "--split", "all",
+                                   "--poem-model", tiny_poem_model, "--json"])
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)
+    assert r["poem_model"] == tiny_poem_model and r["poems"] == 4
+
+
+@pytest.mark.parametrize("which", ["missing", "fill", "empty"])
+def test_cli_a_poem_model_that_cannot_weigh_is_one_line(which, exported, tmp_path):
+    path = {"missing": str(tmp_path / "nowhere"), "fill": exported, "empty": str(tmp_path)}[which]
+    for args in (["fill-poem", "床前明月□，"], ["evaluate", "fill", "--data", POEMS]):
+        res = CliRunner().invoke(cli, [*args, "--model", exported, "--poem-model", path])
+        assert res.exit_code != 0 and "Traceback" not in res.output
+        errors = [line for line in res.output.splitlines() if line.startswith("Error:")]
+        assert len(errors) == 1 and "--poem-model" in errors[0], res.output
+
+
+def test_the_shipped_poem_model_weighs_by_default(exported):
+    from rnn_apps.apps.fill.filler import load_poem_model
+    from rnn_apps.paths import default_model_dir
+
+    assert load_poem_model(None).model_dir.startswith(default_model_dir("poetry"))
+    res = CliRunner().invoke(cli, ["fill-poem", "--help"])
+    assert "--poem-model" in res.output and "none" in res.output

@@ -370,7 +370,8 @@ def test_model_level_checks(saved, npm):
     a = _han(npm, 9)
     cases = [
         ([_row(form="sonnet")], "form must be one of"),
-        ([_row(form="wujue"), _row(form="sonnet")], "form must be one of"),
+        ([_row(form="wujue"), _row(form="sonnet")], r"form\[1\] must be one of"),
+        ([_row(rhyme="Pingshui")], "rhyme must be one of"),
         ([_row(prompt="Q"), _row(prompt="it's 龘")], "does not know"),
         ([_row(acrostic=a[:5], form="wujue")], "more characters than the form has lines"),
         ([_row(prompt=a * 3, form="wujue")], "The start is longer"),

@@ -62,6 +62,15 @@ def model(app: str, help: str | None = None) -> callable:
                         help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
 
 
+def poem_model() -> callable:
+    """``--poem-model DIR|none``: the poem language model that weighs the fill model's candidates (the same in
+    ``fill-poem`` and ``evaluate fill``, so that the evaluation measures what the command does)."""
+    return click.option("--poem-model", "poem_model_dir", default=None, metavar="DIR|none",
+                        help="A poem model that weighs each blank's candidates by how the poem goes on after it "
+                             "(default: the newest version in the shipped models/poetry); none: the fill model "
+                             "alone, as its SavedModel answers over REST.")
+
+
 def evaluation(app: str, data_help: str, splits: list, default: str, split_help: str, json_help: str,
                data_type=None) -> callable:
     """The options of an ``evaluate`` command: ``--data`` (required), ``--model``, ``--split`` (which part of the

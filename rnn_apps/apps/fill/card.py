@@ -213,8 +213,11 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         f"One Han character of each validation poem is hidden (chosen uniformly at random among its Han characters, "
         f"never punctuation; seed {eval_bi.get('seed', 0)}; the same positions for every model) and the model "
         "predicts it from the rest of the poem (`rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz "
-        "--split val`" + (", and `--model` the forward-only export" if eval_fw else "") + "). A hidden character "
-        f"outside the vocabulary counts as a miss ({eval_bi['hidden_out_of_vocabulary']} of {eval_bi['poems']:,}).",
+        "--split val --poem-model none`" + (", and `--model` the forward-only export" if eval_fw else "") + "). A hidden "
+        "character "
+        f"outside the vocabulary counts as a miss ({eval_bi['hidden_out_of_vocabulary']} of {eval_bi['poems']:,}). "
+        "These are the model's own figures (its SavedModel's answers); `rnn-apps fill-poem` also weighs the "
+        "candidates by the shipped poem model by default (docs/fill.md).",
         "",
         "| model | poems | top-1 | top-5 |",
         "| --- | --- | --- | --- |",
@@ -235,7 +238,8 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "",
         "## Examples",
         "",
-        "`rnn-apps fill-poem TEXT` (top 5 candidates of each blank; several blanks are filled the most confident first, "
+        "`rnn-apps fill-poem TEXT --poem-model none` (the model alone; top 5 candidates of each blank; several blanks "
+        "are filled the most confident first, "
         "the network re-run with each choice in place):",
         "",
     ]

@@ -29,11 +29,12 @@ from rnn_apps.cli.common import (
 @click.option("--top-k", "top_k", type=limits.option_type("fill", "top_k"), default=5, show_default=True,
               help="Candidates shown for each blank.")
 @options.model("fill")
+@options.poem_model()
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
                    "'candidates': 'character' and 'probability'), 'unknown_characters', 'converted_to_simplified'.")
 @friendly_errors
-def fill_poem(texts, files, top_k, model_dir, as_json):
+def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     """Fill in the blanks of a Tang poem with a bidirectional RNN.
 
     Mark each missing character with □ (or ＿ or _). The model reads the characters before AND after a
@@ -43,6 +44,12 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
     Several blanks are filled one at a time, the most confident first: the network is run again with
     each chosen character in place, so later blanks see the earlier choices (a blank's candidates are
     those of the pass that filled it).
+
+    The shipped poem model then weighs each blank's 50 best candidates by how the poem goes on after
+    them (their probability times the poem model's probability of the text with them in place; the
+    probabilities shown are those of this product, over the 50): on the validation poems the first
+    candidate is the hidden character 28 % of the time instead of 19 % (--poem-model none: the fill
+    model alone).
 
     The model was trained on simplified script: traditional input is converted with OpenCC (and the
     output says so). Characters the model does not know are read as unknown and named in a note.
@@ -70,7 +77,8 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
     with quiet_tensorflow():
         from rnn_apps.apps.fill.filler import Filler
 
-        results = Filler(model_dir).fill(inputs, top_k=top_k)
+        poem_model = _poem_model(poem_model_dir)
+        results = Filler(model_dir).fill(inputs, top_k=top_k, poem_model=poem_model)
     for i, r in enumerate(results, 1):
         which = f"text {i}" if len(results) > 1 else "the text"
         if r.converted_to_simplified:
@@ -88,6 +96,13 @@ def fill_poem(texts, files, top_k, model_dir, as_json):
         for j, cands in enumerate(r.blanks, 1):
             shown = "  ".join(f"{c} {p:.1%}" for c, p in cands)
             click.echo(f"  □{j}: {shown}")
+
+
+def _poem_model(path):
+    """The poem model of ``--poem-model`` (None for ``none``)."""
+    from rnn_apps.apps.fill.filler import load_poem_model
+
+    return None if path is not None and path.strip().lower() == "none" else load_poem_model(path)
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -182,29 +197,33 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
 @click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True,
               help="'val': the model's validation poems (same seed and fraction as in training).")
 @click.option("--seed", default=0, show_default=True, help="Seed of the choice of the hidden characters.")
+@options.poem_model()
 @options.limit("Only the first N poems (after the split).")
 @options.call_batch("Poems", 64)
-@options.as_json("Print a JSON object with 'top1_accuracy', 'top5_accuracy'.")
+@options.as_json("Print a JSON object with 'top1_accuracy', 'top5_accuracy', 'poem_model'.")
 @friendly_errors
-def evaluate_fill(data, model_dir, split, seed, limit, batch_size, as_json):
+def evaluate_fill(data, model_dir, split, seed, poem_model_dir, limit, batch_size, as_json):
     """Masked-character accuracy: hide ONE Han character of each poem (uniformly at random, punctuation
-    never) and count how often the model's first candidate, or one of its first five, is that character.
+    never) and count how often the first candidate, or one of the first five, is that character.
 
-    The same --seed hides the same characters for every model, so a bidirectional and a forward-only
-    export are compared on the same positions.
+    The candidates are those rnn-apps fill-poem gives: weighed by the shipped poem model unless
+    --poem-model none (the fill model alone). The same --seed hides the same characters for every model,
+    so a bidirectional and a forward-only export are compared on the same positions.
 
     \b
     Examples:
       rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --split val
+      rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --split val --poem-model none
       rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --model runs/fill-forward/models/fill --json
     """
     with quiet_tensorflow():
         from rnn_apps.apps.fill.filler import evaluate_masked
 
         r = evaluate_masked(data, model_dir, split=split, seed=seed, batch_size=batch_size, limit=limit,
-                            progress=not as_json)
+                            progress=not as_json, poem_model=_poem_model(poem_model_dir))
+    weighed = f"weighed by the poem model {r['poem_model']}" if r["poem_model"] else "the fill model alone"
     show(r, as_json, lambda r: f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} "
-         f"poems, {r['split']} split, {r['kind']} model; {r['positions']})")
+         f"poems, {r['split']} split, {r['kind']} model, {weighed}; {r['positions']})")
 
 
 # ------------------------------------------------------------------------------------------- export

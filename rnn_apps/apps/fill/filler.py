@@ -12,6 +12,12 @@ from rnn_apps.apps.fill.data import FillError
 from rnn_apps.chinese import convert_script
 from rnn_apps.poems import load_poems, split_poems
 
+# The fill model's candidates per blank that a poem model weighs (the most the `fill` signature gives).
+WEIGHED_CANDIDATES = 50
+# Characters after a blank that the poem model reads to weigh its candidates: on 600 validation poems, 16
+# chose as well as the whole rest of the poem (top-1 28.2 % against 28.2 %; 8 gave 27.3 %), in half the time.
+AFTER_WINDOW = 16
+
 
 @dataclass
 class FillResult:
@@ -60,8 +66,16 @@ class Filler(Predictor):
         out = self.loaded.fill(tf.constant(list(texts)), tf.constant(int(top_k), tf.int32))
         return {k: v.numpy() for k, v in out.items()}
 
-    def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[FillResult]:
-        """Fill the □ (＿, _) of each text; raises FillError for input the model cannot take."""
+    def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32, poem_model=None) -> list[FillResult]:
+        """Fill the □ (＿, _) of each text; raises FillError for input the model cannot take.
+
+        Args:
+            texts: Texts with blanks.
+            top_k: Candidates kept for each blank.
+            batch_size: Texts per model call.
+            poem_model: A poem language model (:func:`load_poem_model`) that weighs the fill model's
+                candidates (:func:`weigh_candidates`); None: the fill model alone, as its SavedModel answers.
+        """
         with limits.errors_as(FillError):  # the server's check and words
             limits.check_number(limits.APPS["fill"], "top_k", top_k)
         script = self.config.get("script", "simplified")
@@ -82,25 +96,98 @@ class Filler(Predictor):
         results = []
         step = min(batch_size, limits.APPS["fill"].max_batch)  # the model refuses larger batches
         for s in range(0, len(cleaned), step):
-            out = self.run(cleaned[s : s + step], top_k)
+            out = self.run(cleaned[s : s + step], WEIGHED_CANDIDATES if poem_model is not None else top_k)
             for r, t in enumerate(texts[s : s + step]):
                 n = int(out["blanks"][r])
                 blanks = []
                 for j in range(n):
                     blanks.append([(c.decode("utf-8"), float(p)) for c, p in zip(out["candidates"][r, j], out["probabilities"][r, j])
                                    if c])
+                filled = out["text"][r].decode("utf-8")
+                if poem_model is not None:
+                    gaps = [i for i, c in enumerate(cleaned[s + r]) if c == fdata.BLANKS[0]]
+                    filled, blanks = weigh_candidates(poem_model, filled, gaps, blanks)
                 results.append(FillResult(
                     input=t,
-                    text=out["text"][r].decode("utf-8"),
-                    blanks=blanks,
+                    text=filled,
+                    blanks=[b[:top_k] for b in blanks],
                     unknown_characters=list(dict.fromkeys(out["unknown"][r].decode("utf-8"))),
                     converted_to_simplified=bool(converted[s + r] or out["converted"][r]),
                 ))
         return results
 
 
+def load_poem_model(model_dir: str | None = None):
+    """The poem language model that weighs fill candidates: the NumPy engine of a poem model export
+    (``models/poetry``'s newest version by default); raises FillError when there is none to use."""
+    from rnn_apps.apps.poetry.fast import NumpyPoemModel, UnsupportedModelError
+    from rnn_apps.export import resolve_model_dir
+    from rnn_apps.paths import default_model_dir
+
+    path = model_dir or default_model_dir("poetry")
+    try:
+        return NumpyPoemModel(resolve_model_dir(path))
+    except FileNotFoundError as e:
+        raise FillError(f"{e} Give --poem-model DIR (a poem model) or --poem-model none.") from None
+    except UnsupportedModelError as e:
+        raise FillError(f"The poem model in {path} cannot weigh the candidates: {e}.") from None
+    except (OSError, ValueError, KeyError) as e:  # not a poem model's export (no poetry.json, or not its layout)
+        raise FillError(f"{path} is not a poem model export ({e}). Give --poem-model DIR (a models/poetry "
+                        "version) or --poem-model none.") from None
+
+
+def weigh_candidates(poem_model, text: str, gaps: Sequence[int], blanks: list, window: int = AFTER_WINDOW):
+    """Weigh each blank's candidates by a left-to-right poem model: a product of the two models' experts.
+
+    The fill model gives p_fill(c) for each candidate c of a blank from the characters on both sides; the
+    poem language model gives p_lm(x) of the whole text x by the chain rule, which for the text with c in
+    the gap is, up to a factor shared by the candidates, p_lm(c | before) · p_lm(after | before, c). Each
+    candidate's new probability is proportional to p_fill(c) · p_lm(c · after | before), normalised over
+    the candidates (a product of experts, Hinton 2002): a character must suit both the fill model and the
+    way the poem goes on after it, which a forward model reads better than the fill model's context.
+
+    The blanks are weighed left to right, each with the ones before it set to their new choice and the ones
+    after to the fill model's; the poem model reads the text once and ``window`` characters after each blank.
+
+    Args:
+        poem_model: A :class:`rnn_apps.apps.poetry.fast.NumpyPoemModel`.
+        text: The text as the fill model filled it (the same length as the input, blanks at ``gaps``).
+        gaps: The positions of the blanks in ``text``, in order.
+        blanks: For each blank, the fill model's ``(character, probability)`` candidates.
+        window: Characters after a blank that the poem model reads.
+
+    Returns:
+        The text with each blank's new first choice, and each blank's candidates ordered by their new
+        probabilities.
+    """
+    import numpy as np
+
+    if len(gaps) != len(blanks) or any(g >= len(text) for g in gaps):
+        return text, blanks  # the filled text does not line up with the input's blanks: leave it as it is
+    chars = list(text)
+    reader = poem_model.reader()
+    done = 0
+    weighed = []
+    for g, cands in zip(gaps, blanks):
+        if not cands:
+            weighed.append(cands)
+            continue
+        reader.read("".join(chars[done:g]))
+        after = "".join(chars[g + 1 : g + 1 + window])
+        lm = reader.continuations([c for c, _ in cands], after, ends=g + 1 + window >= len(chars))
+        score = np.log(np.maximum([p for _, p in cands], 1e-30)) + lm
+        prob = np.exp(score - score.max())
+        prob /= prob.sum()
+        order = np.argsort(-prob, kind="stable")
+        weighed.append([(cands[k][0], float(prob[k])) for k in order])
+        chars[g] = weighed[-1][0][0]
+        done = g
+    return "".join(chars), weighed
+
+
 def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "val", seed: int = 0,
-                    batch_size: int = 64, limit: int | None = None, progress: bool = False) -> dict:
+                    batch_size: int = 64, limit: int | None = None, progress: bool = False,
+                    poem_model=None) -> dict:
     """Masked-character accuracy: one Han character of each poem hidden (uniformly at random, ``seed``).
 
     The poems are the model's own validation split (``split="val"``: the poem corpus loader, split with the
@@ -109,7 +196,8 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     character is the first candidate or among the first five. A hidden character outside the model's
     vocabulary counts as a miss (the model cannot write it). A poem longer than the model accepts
     (:data:`rnn_apps.apps.fill.data.MAX_CHARS`) is read in a window of that many characters around the
-    hidden one.
+    hidden one. With ``poem_model`` (:func:`load_poem_model`) the candidates are weighed by it, as
+    ``rnn-apps fill-poem`` weighs them by default (:func:`weigh_candidates`).
     """
     if limit is not None and limit < 1:  # poems[:limit] would score too few poems, or all of them, without a word
         raise FillError(f"limit must be a positive number of poems; received {limit}.")
@@ -130,9 +218,17 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     top1 = top5 = oov = 0
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        out = filler.run([texts[i] for i in idx], 5)
+        out = filler.run([texts[i] for i in idx], WEIGHED_CANDIDATES if poem_model is not None else 5)
         for r, i in enumerate(idx):
             cands = [c.decode("utf-8") for c in out["candidates"][r, 0]]
+            if poem_model is not None:
+                ranked = [(c, float(p)) for c, p in zip(cands, out["probabilities"][r, 0]) if c]
+                text = out["text"][r].decode("utf-8")
+                gaps = [k for k, c in enumerate(texts[i]) if c == fdata.BLANKS[0]]
+                if len(gaps) == 1:  # the hidden character is the text's only blank (else: the fill model's)
+                    _, (ranked,) = weigh_candidates(poem_model, text, gaps, [ranked])
+                cands = [c for c, _ in ranked]
+            cands = cands[:5]
             top1 += cands[0] == answers[i]
             top5 += answers[i] in cands
             oov += answers[i] not in known
@@ -143,6 +239,7 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     n = len(order)
     return {
         "model": filler.model_dir,
+        "poem_model": poem_model.model_dir if poem_model is not None else None,
         "kind": cfg.get("kind"),
         "split": split,
         "poems": n,

@@ -33,6 +33,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps import limits
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, FORMS, MAX_LENGTH, load_config
 from rnn_apps.chinese import is_han, normalize
@@ -120,6 +121,12 @@ def sample(logits, seeds, step, temperature, top_k, top_p) -> np.ndarray:
 
 def _sigmoid(x):
     return np.float32(1.0) / (np.float32(1.0) + np.exp(-x))
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    """log softmax over the last axis."""
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
 
 
 class _Layer:
@@ -338,6 +345,19 @@ class NumpyPoemModel:
                 out.append(logits)
         return np.stack(out, axis=1)
 
+    def reader(self) -> "PoemReader":
+        """A :class:`PoemReader` at the start of a poem."""
+        return PoemReader(self)
+
+    def infill_log_probabilities(self, before: str, candidates: Sequence[str], after: str,
+                                 ends: bool = True) -> np.ndarray:
+        """log p(c · after | before) for each candidate character c (see :meth:`PoemReader.continuations`):
+        over the candidates, the log-probability of the whole text with each in the gap (what the ``score``
+        signature gives) up to a shared constant."""
+        reader = self.reader()
+        reader.read(before)
+        return reader.continuations(candidates, after, ends)
+
     # ---------------------------------------------------------------- text -> ids
     def chars(self, text: str) -> List[str]:
         """The characters of ``text`` after the graph's normalisation and script conversion (``_chars``)."""
@@ -364,12 +384,11 @@ class NumpyPoemModel:
     # ---------------------------------------------------------------- plans
     def _check(self, prompt, form, acrostic, max_length, rhyme, metre) -> None:
         """The graph's assertions over the batch, with the messages PoemGenerator shows for them."""
-        if any(f not in FORMS for f in form):
-            raise ModelInputError(_assertion("form must be one of '', auto, wujue, qijue, wulv, qilv; received:", form))
-        if any(r not in ("",) + prosody.RHYMES for r in rhyme):
-            raise ModelInputError(_assertion("rhyme must be one of '', pingshui, xinyun, none; received:", rhyme))
-        if any(m not in ("",) + prosody.METRES for m in metre):
-            raise ModelInputError(_assertion("metre must be one of '', strict, loose, none; received:", metre))
+        # the options as the export's input checks (rnn_apps.graph_limits) refuse them, in the same words
+        for name, values in (("form", form), ("rhyme", rhyme), ("metre", metre)):
+            for i, value in enumerate(values):
+                with limits.errors_as(ModelInputError):
+                    limits.check_text(limits.APPS["poetry"], name, value, i if len(values) > 1 else None)
         for what, texts in (("The start", prompt), ("The acrostic", acrostic)):
             unknown = [self.unknown_characters(t) for t in texts]
             if any(unknown):
@@ -584,6 +603,63 @@ class NumpyPoemModel:
 
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", '"': '\\"', "'": "\\'", "\\": "\\\\"}
+
+
+class PoemReader:
+    """Reads a text left to right with a poem model and scores what may come next: how well each candidate
+    for a gap joins the text around it (infilling by the chain rule of a left-to-right language model).
+
+    The model reads the text once, from its start token; :meth:`continuations` runs the candidates and the
+    text after the gap as one batch from the state reached. Characters the model does not know are read
+    as ``<unk>``, as the ``score`` signature reads them.
+
+    Args:
+        model: The poem model.
+    """
+
+    def __init__(self, model: NumpyPoemModel):
+        self.model = model
+        self.states = model.zero_states(1)
+        self.logits = None
+        self._feed([BOS_ID])
+
+    def _feed(self, ids) -> None:
+        with np.errstate(over="ignore"):
+            for i in ids:
+                self.logits, self.states = self.model.step(np.array([i], np.int64), self.states)
+
+    def read(self, text: str) -> None:
+        """Read ``text`` (the model's state moves past it)."""
+        self._feed(self.model._ids(text))
+
+    def continuations(self, candidates: Sequence[str], after: str, ends: bool = True) -> np.ndarray:
+        """log p(c · after | what was read) for each candidate character c; the reader does not move.
+
+        Args:
+            candidates: One character each.
+            after: The text after the gap (a window of it is enough: its far end changes the candidates'
+                scores little).
+            ends: Whether the text ends after ``after`` (the end token is scored too).
+
+        Returns:
+            float64 [len(candidates)] natural-log probabilities.
+        """
+        if any(not isinstance(c, str) or len(c) != 1 for c in candidates):
+            raise ValueError(f"each candidate must be one character; received {list(candidates)!r}.")
+        K = len(candidates)
+        if K == 0:
+            return np.zeros(0)
+        m = self.model
+        cand = np.array([(m._ids(c) or [UNK_ID])[0] for c in candidates], np.int64)
+        total = _log_softmax(self.logits[0].astype(np.float64))[cand]
+        states = [[np.repeat(s, K, axis=0) for s in layer] for layer in self.states]
+        prev = cand
+        with np.errstate(over="ignore"):
+            for i in m._ids(after) + ([EOS_ID] if ends else []):
+                logits, states = m.step(prev, states)
+                total += _log_softmax(logits.astype(np.float64))[:, i]
+                prev = np.full(K, i, np.int64)
+        return total
 
 
 def _c_escape(text: str) -> str:

@@ -37,7 +37,9 @@ class PoemError(ValueError):
 def graph_error_message(err: Exception) -> str:
     """The human part of a TensorFlow assertion raised inside the model's graph."""
     text = str(err)
-    m = re.search(r"assertion failed: \[(.*?)\] \[(.*?)\]", text, re.S)
+    # An assertion of the model's own ([message] [values]) is on the error's first part; one of the input
+    # checks (rnn_apps.graph_limits) is one message, which may hold brackets of its own.
+    m = re.search(r"assertion failed: \[(.*?)\] \[(.*?)\]", text.split("\n\t [[", 1)[0], re.S)
     if m:
         return f"{m.group(1)} {m.group(2).strip()}"
     from rnn_apps import graph_limits  # the checks of rnn_apps.limits in the graph: one message
