@@ -1,7 +1,8 @@
 """The inference wrapper of each app, found by the app's name.
 
 One app that needs another's model (``rnn-apps caption --lang zh`` translates its captions with the
-translation model) asks for it here by name instead of importing the other app; the wrapper's module is
+translation model; ``rnn-apps fill-poem`` weighs its candidates with the poem model's ``reader()``) asks
+for it here by name instead of importing the other app; the wrapper's module is
 imported only when it is asked for, so neither app (nor TensorFlow) is loaded before it is needed.
 """
 

@@ -492,8 +492,11 @@ def test_blanks_are_weighed_left_to_right_with_a_window(tiny_poem_run, tiny_poem
     assert filled == base[:20] + w2[0][0] + base[21:]
     # and exactly what the poem model gives when it reads each blank's text from the start (the reader carried
     # from blank to blank has read the first blank's choice, and nothing else, by the second)
+    from rnn_apps.apps.poetry.fast import NumpyPoemModel
+
+    npm = NumpyPoemModel(tiny_poem_model)
     for g, cands, got, t in ((4, first, w1, text), (20, second, w2, base)):
-        lm = pm.infill_log_probabilities(t[:g], [c for c, _ in cands], t[g + 1 : g + 5], ends=g + 5 >= len(t))
+        lm = npm.infill_log_probabilities(t[:g], [c for c, _ in cands], t[g + 1 : g + 5], ends=g + 5 >= len(t))
         score = np.log([p for _, p in cands]) + lm
         prob = np.exp(score - score.max())
         np.testing.assert_allclose([dict(got)[c] for c, _ in cands], prob / prob.sum(), rtol=1e-9)

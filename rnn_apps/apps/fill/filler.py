@@ -118,22 +118,18 @@ class Filler(Predictor):
 
 
 def load_poem_model(model_dir: str | None = None):
-    """The poem language model that weighs fill candidates: the NumPy engine of a poem model export
-    (``models/poetry``'s newest version by default); raises FillError when there is none to use."""
-    from rnn_apps.apps.poetry.fast import NumpyPoemModel, UnsupportedModelError
-    from rnn_apps.export import resolve_model_dir
-    from rnn_apps.paths import default_model_dir
+    """The poem language model that weighs fill candidates: the poem app's generator on its NumPy engine
+    (``models/poetry``'s newest version by default), asked for by name (:mod:`rnn_apps.predictors`); its
+    ``reader()`` reads texts. Raises FillError when there is none to use."""
+    from rnn_apps.predictors import load_predictor
 
-    path = model_dir or default_model_dir("poetry")
     try:
-        return NumpyPoemModel(resolve_model_dir(path))
+        return load_predictor("poetry", model_dir, engine="numpy")
     except FileNotFoundError as e:
         raise FillError(f"{e} Give --poem-model DIR (a poem model) or --poem-model none.") from None
-    except UnsupportedModelError as e:
-        raise FillError(f"The poem model in {path} cannot weigh the candidates: {e}.") from None
-    except (OSError, ValueError, KeyError) as e:  # not a poem model's export (no poetry.json, or not its layout)
-        raise FillError(f"{path} is not a poem model export ({e}). Give --poem-model DIR (a models/poetry "
-                        "version) or --poem-model none.") from None
+    except (OSError, ValueError, KeyError) as e:  # not a poem model's export, or one the NumPy engine cannot run
+        raise FillError(f"{model_dir or 'The shipped poem model'} cannot weigh the candidates: {e} Give "
+                        "--poem-model DIR (a models/poetry version) or --poem-model none.") from None
 
 
 def weigh_candidates(poem_model, text: str, gaps: Sequence[int], blanks: list, window: int = AFTER_WINDOW):
@@ -150,7 +146,7 @@ def weigh_candidates(poem_model, text: str, gaps: Sequence[int], blanks: list, w
     after to the fill model's; the poem model reads the text once and ``window`` characters after each blank.
 
     Args:
-        poem_model: A :class:`rnn_apps.apps.poetry.fast.NumpyPoemModel`.
+        poem_model: A poem language model with a ``reader()`` (:func:`load_poem_model`).
         text: The text as the fill model filled it (the same length as the input, blanks at ``gaps``).
         gaps: The positions of the blanks in ``text``, in order.
         blanks: For each blank, the fill model's ``(character, probability)`` candidates.

@@ -256,6 +256,19 @@ class PoemGenerator(Predictor):
         if self.engine == "tensorflow":
             self.load()
 
+    def reader(self):
+        """A :class:`rnn_apps.apps.poetry.fast.PoemReader` of the model: reads a text left to right and scores
+        candidate continuations (how another app weighs characters by this language model). Needs the NumPy
+        engine.
+
+        Raises:
+            PoemError: the model runs on the TensorFlow engine.
+        """
+        if self._numpy is None:
+            raise PoemError(f"The poem model in {self.model_dir} cannot read texts here: it needs the NumPy engine "
+                            f"({self.engine_note or 'engine tensorflow was asked for'}).")
+        return self._numpy.reader()
+
     def unknown_characters(self, text: str) -> str:
         if self._numpy is not None:
             return self._numpy.unknown_characters(text)
