@@ -60,6 +60,7 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
       rnn-apps fill-poem "床前明月□，疑是地上霜。"
       rnn-apps fill-poem "春眠不觉□，处处闻啼鸟。" "白日依山尽，黄河入海□。" --top-k 3
       rnn-apps fill-poem "□□明月光，疑是地上霜。" --json
+      rnn-apps fill-poem "举头望明月，低头思故□。" --poem-model none
       rnn-apps fill-poem --file lines.txt
       echo "红豆生南_，春来发几枝。" | rnn-apps fill-poem -
     """
