@@ -122,6 +122,8 @@ class AppLimits:
             empty but, when given, must hold a Chinese character (a poem's acrostic of marks only would
             otherwise be dropped and the poem written without one).
         choices: Text input name -> the values it accepts (:class:`Choices`), for inputs that name an option.
+        reads: What the model reads ("English film reviews"), for the message that refuses a text none of
+            whose words it knows.
     """
 
     app: str
@@ -141,6 +143,7 @@ class AppLimits:
     known_chars: Tuple[str, ...] = ()
     han_when_given: Mapping[str, str] = field(default_factory=dict)
     choices: Mapping[str, Choices] = field(default_factory=dict)
+    reads: str = ""
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -170,6 +173,7 @@ APPS: Mapping[str, AppLimits] = {
         give={"text": "a review to classify", "inputs": "a review to classify"},
         counted_words=("text",),
         task="to classify",
+        reads="film reviews in English",
     ),
     "translate": AppLimits(
         "translate", max_batch=64,
@@ -249,8 +253,8 @@ def too_many_blanks_message(where, n, most: int) -> str:
 
 def only_blanks_message(where) -> str:
     """A fill text with no Chinese character around its blanks."""
-    return (f"{where} holds only blanks: give the characters around them (the model fills a blank from the "
-            f"characters before and after it).")
+    return (f"{where} has no Chinese characters around its blanks: give the characters before and after them "
+            f"(the model fills a blank from them).")
 
 
 def choice_message(where, accepted: Choices, value: str) -> str:
@@ -360,6 +364,28 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
         hint = f"; it translates {src} into {tgt}" if src and tgt else ""
         raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "
                          f"the language.")
+
+
+def check_word_count(limits: AppLimits, where: str, words: int, known: Optional[int] = None) -> None:
+    """Refuse a text without a word, or with none the model knows, from counts of its words.
+
+    For models that count a text's words in their graph (the sentiment model's ``words`` signature:
+    ``words`` and ``known_words``) rather than list them.
+
+    Args:
+        limits: The app's limits (its ``task`` and ``reads`` word the messages).
+        where: How the message names the text (``text[0]``, ``Review 1``).
+        words: The text's words (tokens with a letter or digit).
+        known: How many of them the model knows; None when the model does not say.
+    """
+    if words == 0:
+        check_words(limits, where, [])
+    if known == 0:
+        # Every word out of the vocabulary: the model would answer from its bias alone, e.g. "positive 0.58"
+        # for a review in another language.
+        hint = f"; it reads {limits.reads}" if limits.reads else ""
+        raise LimitError(f"{where}: the model knows none of its {words:,} word{'' if words == 1 else 's'}{hint}. "
+                         "Check the spelling and the language.")
 
 
 def check_characters(limits: AppLimits, where: str, text: str, unknown: str) -> None:

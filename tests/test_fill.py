@@ -135,8 +135,9 @@ def test_parse_text_blanks_and_errors():
 
     assert parse_text("床前明月□，疑是地上霜。") == "床前明月□，疑是地上霜。"
     assert parse_text(" 床前明月＿， 疑是地上_。") == "床前明月□，疑是地上□。"
-    for bad, words in [("", "is empty"), ("   ", "is empty"), ("床前明月光，疑是地上霜。", "has no blank"), ("□□□", "only blanks"),
-                       ("□，□。", "only blanks"), ("床" * 600 + "□", "at most 512")]:
+    around = "no Chinese characters around its blanks"
+    for bad, words in [("", "is empty"), ("   ", "is empty"), ("床前明月光，疑是地上霜。", "has no blank"), ("□□□", around),
+                       ("□，□。", around), ("abc□", around), ("床" * 600 + "□", "at most 512")]:
         with pytest.raises(FillError, match=words):
             parse_text(bad)
 

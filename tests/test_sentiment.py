@@ -359,6 +359,9 @@ def test_classify_cli_errors(runner, tiny_model, tmp_path):
     fails(["good", ""], "Review 2 is empty")
     fails(["  "], "Review 1 is empty")
     fails(["!!! ..."], "Review 1 has no words")
+    # every word unknown (another language): refused, not answered from the bias alone
+    fails(["Loved it, wonderful!", "这部电影 很好看"], "Review 2: the model knows none of its 2 words; it reads film reviews in English")
+    fails(["这部电影 很好看", "!"], "Review 1: the model knows none")  # the first in the input, not the shortest
     fails(["ok", "bad \udcff bytes"], "Review 2 is not valid UTF-8")
     fails([], "Give reviews to classify")
     bad = tmp_path / "bad.txt"

@@ -168,17 +168,19 @@ def check_known_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray],
 
 
 def check_counted_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], count_words) -> None:
-    """Refuse texts without a word, for the inputs ``lim.counted_words`` names; ``count_words({"text":
-    texts})`` is the model's ``words`` signature (``words`` [B]: the words of each text)."""
+    """Refuse texts without a word, or without one the model knows, for the inputs ``lim.counted_words``
+    names; ``count_words({"text": texts})`` is the model's ``words`` signature (``words`` [B]: the words of
+    each text; ``known_words`` [B], where the model gives it: those in its vocabulary)."""
     if lim is None:
         return
     for name in lim.counted_words:
         if name not in arrays or arrays[name].ndim != 1 or arrays[name].size == 0:
             continue
-        counts = count_words({"text": arrays[name]})["words"]
-        for i, c in enumerate(counts.reshape(-1)):
-            if c == 0:
-                L.check_words(lim, f"{name}[{i}]", [])
+        out = count_words({"text": arrays[name]})
+        counts = out["words"].reshape(-1)
+        known = out["known_words"].reshape(-1) if "known_words" in out else [None] * counts.size
+        for i, (c, k) in enumerate(zip(counts, known)):
+            L.check_word_count(lim, f"{name}[{i}]", int(c), None if k is None else int(k))
 
 
 def check_known_chars(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray], unknown_characters) -> None:

@@ -25,6 +25,8 @@ from toys import (  # noqa: E402
     ("poetry", {"signature_name": "sample", "inputs": {"prompt": ["春"], "temperature": -1.0, "seed": 1}},
      "temperature must be in [0, 10]"),
     ("sentiment", {"instances": ["good", "  "]}, "text[1] is empty"),
+    ("sentiment", {"instances": ["good", "这部电影很好"]},
+     "text[1]: the model knows none of its 1 word; it reads film reviews in English"),
     ("fill", {"instances": ["月" * 512 + "□"]}, "513 characters; at most 512"),
     ("fill", {"instances": ["床前明月光"]}, "no blank"),
     ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
@@ -50,6 +52,7 @@ def _without_where(message, where):
 @pytest.mark.parametrize("app, texts, kwargs, body, where", [
     ("sentiment", ["good", "  "], {}, {"instances": ["good", "  "]}, ("Review 2", "text[1]")),
     ("sentiment", ["good", "!!! ..."], {}, {"instances": ["good", "!!! ..."]}, ("Review 2", "text[1]")),
+    ("sentiment", ["这部 电影 很好", "good"], {}, {"instances": ["这部 电影 很好", "good"]}, ("Review 1", "text[0]")),
     ("sentiment", ["good", "bad \udcff bytes"], {},  # a command-line argument that was not UTF-8; base64 bytes
      {"instances": ["good", {"b64": base64.b64encode(b"bad \xff bytes").decode()}]}, ("Review 2", "text[1]")),
     ("translate", ["hello", ""], {}, {"instances": ["hello", ""]}, ("Text 2", "text[1]")),

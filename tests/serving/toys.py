@@ -54,9 +54,12 @@ def save_sentiment(path):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
         def words(self, text):  # as the real model's: the words of each text
             toks = tf.strings.split(text)
-            is_word = tf.ragged.map_flat_values(lambda t: tf.strings.regex_full_match(t, r".*\w.*"), toks)
+            is_word = tf.ragged.map_flat_values(lambda t: tf.strings.regex_full_match(t, r".*[\pL\pN].*"), toks)
             n = tf.reduce_sum(tf.cast(is_word, tf.int32), axis=1)
-            return {"words": n, "known_words": n}
+            # the toy knows every ASCII word; others (电影) are unknown, as <unk> in the real model
+            known = tf.ragged.map_flat_values(lambda t: tf.strings.regex_full_match(t, r"[ -~]*[A-Za-z0-9][ -~]*"),
+                                              toks)
+            return {"words": n, "known_words": tf.reduce_sum(tf.cast(known, tf.int32), axis=1)}
 
     m = Sentiment()
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "words": m.words})

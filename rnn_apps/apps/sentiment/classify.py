@@ -121,7 +121,8 @@ class SentimentClassifier(Predictor):
         """Label and P(positive) of each review, in order.
 
         Raises:
-            SentimentError: an empty review, one without any word, one that is not text.
+            SentimentError: an empty review, one without any word or without one the model knows, one that is
+                not text.
         """
         self._check(texts)
         check_batch_size(batch_size)
@@ -129,17 +130,23 @@ class SentimentClassifier(Predictor):
 
         # Similar lengths together: a batch is padded to its longest review (at most max_len words).
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: dict = {}
         step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
-        for s in range(0, len(order), step):
-            idx = order[s : s + step]
-            batch = tf.constant([texts[i].encode("utf-8") for i in idx])
-            counts = self.signatures["words"](text=batch)["words"].numpy()
-            for i, c in zip(idx, counts):
-                if c == 0:
-                    with limits.errors_as(SentimentError):
-                        limits.check_words(LIMITS, f"Review {i + 1}", [])
+        batches = [(idx, tf.constant([texts[i].encode("utf-8") for i in idx]))
+                   for idx in (order[s : s + step] for s in range(0, len(order), step))]
+        # Every review's words are counted (cheap) before any is classified, so that the error names the
+        # first bad review of the input, not the first of the length order.
+        counts, known = [0] * len(texts), [None] * len(texts)
+        for idx, batch in batches:
+            words = self.signatures["words"](text=batch)
+            for j, i in enumerate(idx):
+                counts[i] = int(words["words"][j])
+                known[i] = int(words["known_words"][j]) if "known_words" in words else None
+        for i in range(len(texts)):
+            with limits.errors_as(SentimentError):
+                limits.check_word_count(LIMITS, f"Review {i + 1}", counts[i], known[i])
+        results: dict = {}
+        for idx, batch in batches:
             pred = self.signatures["serving_default"](text=batch)
-            for i, p, lab, c in zip(idx, pred["probability"].numpy(), pred["label"].numpy(), counts):
-                results[i] = Prediction(lab.decode("utf-8"), float(p), int(c), bool(c > self.max_len))
+            for i, p, lab in zip(idx, pred["probability"].numpy(), pred["label"].numpy()):
+                results[i] = Prediction(lab.decode("utf-8"), float(p), counts[i], counts[i] > self.max_len)
         return [results[i] for i in range(len(texts))]
