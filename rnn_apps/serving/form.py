@@ -156,16 +156,37 @@ def app_form(app: str, settings: Optional[Mapping] = None, signatures: Optional[
     if app == "sentiment":
         return make_form("Classify", [field("text", "textarea", placeholder="a film review in English, e.g. "
                                                                             "A moving, beautifully acted film.")])
+    decoding = settings.get("decoding") if isinstance(settings.get("decoding"), Mapping) else {}
+    beam = decoding.get("default_beam")
+    beam = beam if isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1 else 1
     if app == "translate":
         src, _, tgt = str(config.get("direction", "")).partition("-")  # e.g. en-zh
         hint = (f"{_LANGUAGES[src]} text to translate into {_LANGUAGES[tgt]}"
                 if src in _LANGUAGES and tgt in _LANGUAGES else "a sentence to translate")
-        return make_form("Translate", [field("text", "textarea", placeholder=hint)])
+        text = field("text", "textarea", placeholder=hint)
+        if signatures is not None and "translate" not in signatures:
+            return make_form("Translate", [text])
+        # the command's --beam and --max-length, with its defaults (the model's beam, its own length bound)
+        return make_form("Translate", [
+            text,
+            field("beam_size", "number", label="beam (1 is greedy)", value=beam, more=True),
+            field("max_length", "number", label="max_length (most tokens written; 0: the model's bound)", value=0,
+                  more=True),
+        ], signature="translate", show="translation")
     if app == "fill":
-        return make_form("Fill the blanks", [field("text", "textarea", placeholder="a poem with □ where characters "
-                                                                                   "are missing, e.g. 床前明月□，疑是地上霜。")])
+        text = field("text", "textarea", placeholder="a poem with □ where characters are missing, e.g. "
+                                                     "床前明月□，疑是地上霜。")
+        if signatures is not None and "fill" not in signatures:
+            return make_form("Fill the blanks", [text])
+        return make_form("Fill the blanks", [
+            text, field("top_k", "number", label="candidates shown per blank (1 to 50)", value=5, more=True),
+        ], signature="fill")
     if app == "caption":
-        return make_form("Caption", [field("image", "image", label="image (PNG, JPEG, GIF or BMP)")])
+        image = field("image", "image", label="image (PNG, JPEG, GIF, BMP or WebP)")
+        if signatures is not None and "caption" not in signatures:
+            return make_form("Caption", [image])
+        return make_form("Caption", [image, field("beam_size", "number", label="beam (1 is greedy)", value=beam,
+                                                  more=True)], signature="caption", show="caption")
     if app == "forecast":
         window = config.get("window")
         need = f"at least {window} " if isinstance(window, int) else ""

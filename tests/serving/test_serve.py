@@ -74,7 +74,7 @@ def test_page_form_in_metadata_for_every_app_and_none(server):
     assert form("fill") == ("Fill the blanks", [("text", "textarea")])
     assert form("forecast") == ("Forecast", [("history", "numbers")])
     assert form("sentiment") == ("Classify", [("text", "textarea")])
-    assert form("translate") == ("Translate", [("text", "textarea")])
+    assert form("translate") == ("Translate", [("text", "textarea"), ("beam_size", "number"), ("max_length", "number")])
     assert form("echo") == ("Run", [("data", "line")])  # no app: from the signature alone
 
 
@@ -164,6 +164,37 @@ def test_page_form_options_defaults_and_order(tmp_path):
     F.write_form(str(tmp_path), F.app_form("poetry"))
     sigs["generate"]["outputs"] = {"poem": spec("DT_STRING")}
     assert "show" not in F.page_form(str(tmp_path), "poetry", sigs)
+
+
+@pytest.mark.parametrize("app, settings, signature, options, shown", [
+    ("translate", {"config": {"direction": "en-zh"}, "decoding": {"default_beam": 4}}, "translate",
+     {"beam_size": 4, "max_length": 0}, "translation"),
+    ("caption", {"decoding": {"default_beam": 5}}, "caption", {"beam_size": 5}, "caption"),
+    ("caption", {}, "caption", {"beam_size": 1}, "caption"),  # no default beam stated: greedy, as the command
+    ("fill", {}, "fill", {"top_k": 5}, None),
+])
+def test_page_form_options_of_the_other_apps(tmp_path, app, settings, signature, options, shown):
+    """Translation, captions and fill: the command's options (beam, length, candidates) with its defaults, each
+    within what the server accepts; a model without that signature keeps the one-field form."""
+    from rnn_apps import limits
+    from rnn_apps.serving import form as F
+
+    def spec(dtype, rank=1):
+        return {"dtype": dtype, "tensor_shape": {"dim": [{"size": "-1"}] * rank, "unknown_rank": False}}
+
+    main = {"translate": "text", "caption": "image", "fill": "text"}[app]
+    inputs = {main: spec("DT_STRING"), **{k: spec("DT_INT32", 0) for k in options}}
+    sigs = {signature: {"inputs": dict(sorted(inputs.items())), "outputs": {shown or "text": spec("DT_STRING")}},
+            "serving_default": {"inputs": {main: spec("DT_STRING")}}}
+    form = F.page_form(str(tmp_path), app, sigs, settings)
+    assert form["signature"] == signature and form.get("show") == shown
+    assert [f["input"] for f in form["fields"]] == [main, *options]
+    values = {f["input"]: f["value"] for f in form["fields"][1:]}
+    assert values == options and all(f.get("more") for f in form["fields"][1:])
+    for name, value in values.items():
+        limits.check_number(limits.APPS[app], name, value)  # the default is one the server accepts
+    old = F.page_form(str(tmp_path), app, {"serving_default": sigs["serving_default"]}, settings)
+    assert old["signature"] == "serving_default" and [f["input"] for f in old["fields"]] == [main]
 
 
 def test_the_shipped_models_state_their_apps_forms():
@@ -539,3 +570,66 @@ def test_browser_page_poem_options(start, tmp_path, driver):
     driver.find_element(By.CSS_SELECTOR, "#model-poem button.run").click()
     wait.until(lambda d: "acrostic has no Chinese characters" in d.find_element(
         By.CSS_SELECTOR, "#model-poem .result").text)
+
+
+
+def save_translate_with_options(path):
+    """A translation model's ``translate`` (the real one's inputs) that writes back what it was asked; its
+    export states a default beam of 3."""
+
+    class Translate(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text"),
+                                      tf.TensorSpec([], tf.int32, name="max_length"),
+                                      tf.TensorSpec([], tf.int32, name="beam_size")])
+        def translate(self, text, max_length, beam_size):
+            text = tf.strings.join([text, tf.strings.as_string(beam_size), tf.strings.as_string(max_length)], "|")
+            return {"translation": text, "length": tf.strings.length(text)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            return {"translation": text}
+
+    m = Translate()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "translate": m.translate})
+    with open(os.path.join(path, "assets.extra", "translate.json"), "w") as f:
+        json.dump({"format": "rnn_apps.translate/1", "config": {"direction": "en-zh"},
+                   "decoding": {"default_beam": 3, "max_beam": 16}}, f)
+
+
+def test_browser_page_translate_options(start, tmp_path, driver):
+    """The translation form sends the command's beam and length (the model's defaults unless changed) in the
+    columnar format its scalar inputs need, and shows the translation alone."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    path = str(tmp_path / "m" / "tr" / "1")
+    os.makedirs(os.path.join(path, "assets.extra"))
+    save_translate_with_options(path)
+    srv = start([], tmp_path)
+    driver.get(srv.base + "/")
+    wait = WebDriverWait(driver, 30)
+    box = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-tr textarea[name=text]"))
+    beam = driver.find_element(By.CSS_SELECTOR, "#model-tr details.more input[name=beam_size]")
+    assert beam.get_attribute("value") == "3" and not beam.is_displayed()
+
+    def run():
+        old = driver.find_element(By.CSS_SELECTOR, "#model-tr pre.request").get_attribute("textContent")
+        driver.find_element(By.CSS_SELECTOR, "#model-tr button.run").click()
+        wait.until(lambda d: d.find_element(By.CSS_SELECTOR, "#model-tr pre.request").get_attribute(
+            "textContent") != old and "|" in d.find_element(By.CSS_SELECTOR, "#model-tr .result").text)
+        request = driver.find_element(By.CSS_SELECTOR, "#model-tr pre.request").get_attribute("textContent")
+        return driver.find_element(By.CSS_SELECTOR, "#model-tr .result").text, json.loads(request.split("\n", 1)[1])
+
+    box.send_keys("Good morning.")
+    text, body = run()
+    assert body == {"signature_name": "translate",
+                    "inputs": {"text": ["Good morning."], "beam_size": 3, "max_length": 0}}
+    assert text == "Good morning.|3|0"
+    driver.find_element(By.CSS_SELECTOR, "#model-tr details.more summary").click()
+    beam.clear()
+    beam.send_keys("1")
+    assert run()[0] == "Good morning.|1|0"
+    beam.clear()
+    beam.send_keys("99")  # the server's refusal is shown, in the command's words
+    driver.find_element(By.CSS_SELECTOR, "#model-tr button.run").click()
+    wait.until(lambda d: "beam_size must be" in d.find_element(By.CSS_SELECTOR, "#model-tr .result").text)
