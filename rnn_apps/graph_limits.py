@@ -141,7 +141,8 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(x, [-1])
     valid = tf.equal(tf.strings.unicode_transcode(flat, "UTF-8", "UTF-8", errors="replace"), flat)
     chars = tf.strings.length(flat, unit="UTF8_CHAR")
-    problems = [(~valid, lambda where, i: _words(L.not_utf8_message, where))]
+    problems = [(~valid, lambda where, i: _words(L.not_utf8_message, where)),
+                (tf.strings.regex_full_match(flat, "(?s).*\\x00.*"), lambda where, i: _words(L.nul_message, where))]
     most = lim.max_chars.get(name)
     if most is not None:
         problems.append((chars > most, lambda where, i: _words(L.too_long_message, where,

@@ -124,6 +124,11 @@ class AppLimits:
         choices: Text input name -> the values it accepts (:class:`Choices`), for inputs that name an option.
         reads: What the model reads ("English film reviews"), for the message that refuses a text none of
             whose words it knows.
+        same_in_call: Inputs given per example that the model applies to its whole call (the caption model
+            decodes every image of a call with the call's largest beam): a request must give them one value
+            for all its examples, and ``rnn-apps serve`` merges it only with requests of the same value.
+        example_texts: Inputs of serialized ``tf.Example`` protos -> the feature that holds the text (the
+            sentiment model's ``classify`` signature), for the checks that read the text (``counted_words``).
     """
 
     app: str
@@ -144,6 +149,8 @@ class AppLimits:
     han_when_given: Mapping[str, str] = field(default_factory=dict)
     choices: Mapping[str, Choices] = field(default_factory=dict)
     reads: str = ""
+    same_in_call: Tuple[str, ...] = ()
+    example_texts: Mapping[str, str] = field(default_factory=dict)
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -171,9 +178,10 @@ APPS: Mapping[str, AppLimits] = {
         max_chars={"text": 2_000_000, "inputs": 2_000_000},  # the model reads 400 words: head and tail
         non_empty=("text", "inputs"),
         give={"text": "a review to classify", "inputs": "a review to classify"},
-        counted_words=("text",),
+        counted_words=("text", "inputs"),
         task="to classify",
         reads="film reviews in English",
+        example_texts={"inputs": "text"},
     ),
     "translate": AppLimits(
         "translate", max_batch=64,
@@ -200,6 +208,7 @@ APPS: Mapping[str, AppLimits] = {
         "caption", max_batch=16,
         ranges={"beam_size": Range(1, 16, meaning="1 is greedy", integer=True)},
         max_megapixels={"image": 25.0, "pixels": 25.0},
+        same_in_call=("beam_size",),
     ),
     "forecast": AppLimits("forecast", max_batch=1024, max_values=100_000),
 }
@@ -263,6 +272,19 @@ def choice_message(where, accepted: Choices, value: str) -> str:
     return f'{where} must be one of {accepted.text()}; received "{value}".'
 
 
+def nul_message(where) -> str:
+    """A text holding a NUL character."""
+    return (f"{where} holds a NUL character (U+0000), where the model's text operations would stop reading; "
+            f"remove it.")
+
+
+def same_in_call_message(name: str, values) -> str:
+    """An input of ``same_in_call`` with other than one value for all examples (``values``: those received)."""
+    got = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
+    return (f"{name} must have one value for every example of a request (the model applies it to its whole "
+            f"call); received {'no values' if not len(values) else got}.")
+
+
 def not_utf8_message(where) -> str:
     """A text that is not valid UTF-8."""
     return f"{where} is not valid UTF-8 text (it holds undecodable bytes)."
@@ -311,6 +333,8 @@ def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = N
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: bytes of a command-line argument that were not UTF-8
         raise not_utf8(where) from None
+    if "\0" in text:
+        raise LimitError(nul_message(where))
     most = limits.max_chars.get(name)
     if most is not None and len(text) > most:
         raise LimitError(too_long_message(where, len(text), most))

@@ -367,6 +367,9 @@ def test_classify_cli_errors(runner, tiny_model, tmp_path):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"fine review\nna\xefve \xff\n")
     fails(["--file", str(bad)], f"{bad}, line 2: not UTF-8 text")
+    nul = tmp_path / "nul.txt"
+    nul.write_bytes(b"Loved it\nwonderful\x00 awful\n")
+    fails(["--file", str(nul)], "Review 2 holds a NUL character")  # the model would stop reading at it
     fails(["-"], "standard input, line 1: not UTF-8", input=b"\xc3(\n")
     fails(["--file", str(tmp_path / "missing.txt")], "No such file")
     r = runner.invoke(cli, ["classify", "--model", str(tmp_path), "good"])

@@ -102,6 +102,26 @@ def _rows(arrays: Arrays) -> int:
     return next(iter(arrays.values())).shape[0]
 
 
+def _pad_value(dtype: np.dtype):
+    """What a model pads with: empty strings, zeros, False."""
+    return b"" if dtype == object else np.zeros((), dtype)
+
+
+def _concat_padded(parts: List[np.ndarray]) -> np.ndarray:
+    """Chunks' outputs joined along the batch axis, each padded (at the end of its other axes) to the largest
+    chunk's shape, as the model pads the rows of one call to its longest: a padded output (a text's tokens, a
+    caption's words) then equals the one call's over all rows."""
+    if len({p.shape[1:] for p in parts}) == 1:
+        return np.concatenate(parts)
+    shape = tuple(max(s) for s in zip(*(p.shape[1:] for p in parts)))
+    padded = []
+    for p in parts:
+        q = np.full((p.shape[0],) + shape, _pad_value(p.dtype), dtype=p.dtype)
+        q[(slice(None),) + tuple(slice(0, n) for n in p.shape[1:])] = p
+        padded.append(q)
+    return np.concatenate(padded)
+
+
 def _split_outputs(out: Arrays, sizes: List[int]) -> Optional[List[Arrays]]:
     """Per-request slices of a merged call's outputs, or None when an output has no batch axis."""
     total = sum(sizes)
@@ -246,7 +266,7 @@ class Scheduler:
         return rows > c.light_rows or nbytes > c.light_bytes
 
     def run(self, key: tuple, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline,
-            large: bool = False, max_rows: Optional[int] = None, continuous=None) -> Arrays:
+            large: bool = False, max_rows: Optional[int] = None, continuous=None, mergeable: bool = True) -> Arrays:
         """Run ``run(arrays)``: batched with other requests of ``key``, in a heavy slot, or directly.
 
         ``large``: the caller knows the request is large (e.g. from its app's limits), whatever its size.
@@ -255,6 +275,9 @@ class Scheduler:
         ``continuous``: ``(decoder, signature)`` when the model can decode the signature step by step
         (:mod:`rnn_apps.serving.continuous`): light requests then join the model's running batch, all
         signatures of one model version together (``key[:-1]``).
+        ``mergeable``: False when a row's answer depends on the other rows of its call (outputs padded to the
+        longest row): such requests are never merged with others (a large one still runs in chunks, whose
+        outputs are padded alike and joined).
         """
         deadline.check()
         c = self.config
@@ -263,7 +286,7 @@ class Scheduler:
             return self._run_heavy(model_name, run, arrays, deadline, cap)
         if c.enable_batching and continuous is not None and _batched(arrays) and _rows(arrays) <= cap:
             return self._run_continuous(key[:-1], model_name, continuous, run, arrays, deadline, cap)
-        if c.enable_batching and _batched(arrays) and _rows(arrays) <= cap:
+        if c.enable_batching and mergeable and _batched(arrays) and _rows(arrays) <= cap:
             shapes = tuple((k, v.shape[1:], v.dtype.str) for k, v in sorted(arrays.items()))
             qkey = key + shapes
             with self._lock:
@@ -354,7 +377,7 @@ class Scheduler:
             if _split_outputs(out, [_rows(chunk)]) is None:  # an output without a batch axis: run it whole
                 return run(arrays)
             parts.append(out)
-        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+        return {k: _concat_padded([p[k] for p in parts]) for k in parts[0]}
 
 
 def _return_freed_memory() -> None:

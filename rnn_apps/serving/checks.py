@@ -94,11 +94,31 @@ def check_request(app_limits: Optional[L.AppLimits], arrays: Dict[str, np.ndarra
     if app_limits is None:
         return
     L.check_batch(app_limits, batch_rows(arrays))
+    for name in app_limits.same_in_call:
+        arr = arrays.get(name)
+        if arr is not None and (arr.size == 0 or (arr.ndim >= 1 and (arr != arr.reshape(-1)[0]).any())):
+            raise L.LimitError(L.same_in_call_message(name, list(dict.fromkeys(arr.reshape(-1).tolist()))))
     for name, arr in arrays.items():
-        if arr.dtype == object:
+        if name in app_limits.example_texts and arr.dtype == object:
+            _check_strings(app_limits, name, example_texts(app_limits, name, arr))
+        elif arr.dtype == object:
             _check_strings(app_limits, name, arr)
         elif arr.dtype.kind in "fiu":
             _check_numbers(app_limits, name, arr)
+
+
+def example_texts(lim: L.AppLimits, name: str, arr: np.ndarray) -> np.ndarray:
+    """The texts inside the serialized ``tf.Example`` protos of the input ``name`` (one of
+    ``lim.example_texts``: the feature that holds them), parsed as the model's graph parses them."""
+    import tensorflow as tf
+
+    feature = lim.example_texts[name]
+    try:
+        parsed = tf.io.parse_example(tf.constant(arr.reshape(-1)), {feature: tf.io.FixedLenFeature([], tf.string)})
+    except (tf.errors.InvalidArgumentError, ValueError):
+        raise L.LimitError(f"{name} must hold serialized tf.Example protos with a string feature "
+                           f"\"{feature}\" (one value each).") from None
+    return parsed[feature].numpy().astype(object)
 
 
 def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
@@ -176,7 +196,8 @@ def check_counted_words(lim: Optional[L.AppLimits], arrays: Dict[str, np.ndarray
     for name in lim.counted_words:
         if name not in arrays or arrays[name].ndim != 1 or arrays[name].size == 0:
             continue
-        out = count_words({"text": arrays[name]})
+        texts = example_texts(lim, name, arrays[name]) if name in lim.example_texts else arrays[name]
+        out = count_words({"text": texts})
         counts = out["words"].reshape(-1)
         known = out["known_words"].reshape(-1) if "known_words" in out else [None] * counts.size
         for i, (c, k) in enumerate(zip(counts, known)):

@@ -76,7 +76,7 @@ def _numeric_leaf(name: str, dtype):
         if is_bool:
             if isinstance(v, bool):
                 return v
-        elif isinstance(v, bool) or isinstance(v, (int, float)):
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):  # true and false are not numbers
             if is_int and isinstance(v, float):
                 if not v.is_integer():
                     raise bad_request(f"input '{name}' expects integers ({dtype.name}), got {v}")
@@ -98,14 +98,16 @@ def to_array(value, spec, name: str) -> np.ndarray:
         arr = arr.reshape(shape)
     elif dtype.is_bool or dtype.is_integer or dtype.is_floating:
         shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype))
+        if dtype.is_integer and leaves:  # before the conversion, which fails on its own terms for huge ints
+            lo, hi = dtype.min, dtype.max
+            bad = next((x for x in leaves if not lo <= x <= hi), None)
+            if bad is not None:
+                shown = str(bad) if len(str(bad)) <= 40 else str(bad)[:37] + "..."
+                raise bad_request(f"input '{name}': {shown} is out of range for {dtype.name} ({lo} to {hi})")
         try:
             arr = np.asarray(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
         except (OverflowError, ValueError, TypeError) as e:
             raise bad_request(f"input '{name}': cannot convert to {dtype.name}: {e}") from None
-        if dtype.is_integer and leaves:
-            lo, hi = dtype.min, dtype.max
-            if any(not (lo <= x <= hi) for x in leaves):
-                raise bad_request(f"input '{name}': value out of range for {dtype.name}")
     else:
         raise bad_request(f"input '{name}' has dtype {dtype.name}, which JSON cannot express")
     if not spec.shape.is_compatible_with(arr.shape):

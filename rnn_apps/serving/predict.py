@@ -3,7 +3,7 @@ model's app limits, run, and converted back to JSON."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, Tuple
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 import numpy as np
 
@@ -106,9 +106,10 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     execute = execute or run_signature
     if not isinstance(body, dict):
         raise bad_request("the request body must be a JSON object with \"instances\" or \"inputs\"")
-    sig_name = body.get("signature_name") or DEFAULT_SIGNATURE
-    if not isinstance(sig_name, str):
+    sig_name = body.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(sig_name, str):  # null, false, 0 or [] name no signature (TF Serving refuses them too)
         raise bad_request("\"signature_name\" must be a string")
+    sig_name = sig_name or DEFAULT_SIGNATURE
     has_rows, has_cols = "instances" in body, "inputs" in body
     if has_rows == has_cols:
         raise bad_request("the request must have exactly one of \"instances\" (row format) or "
@@ -116,7 +117,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     sig = model.signature(sig_name)
     if has_rows:
         arrays, batch = _row_inputs(sig, body["instances"])
-        check_limits(model, arrays)
+        check_limits(model, arrays, sig_name)
         outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
@@ -129,7 +130,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"])
-    check_limits(model, arrays)
+    check_limits(model, arrays, sig_name)
     outputs = _run_in_pieces(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
@@ -138,17 +139,22 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     return {"outputs": converted}
 
 
-def check_limits(model: LoadedModel, arrays: dict) -> None:
+def check_limits(model: LoadedModel, arrays: dict, signature: Optional[str] = None) -> None:
     """Refuse (400) inputs outside the model's app limits, with the command's messages; some checks call the
-    model's own signatures (``unknown_characters``, ``tokenize``, ``words``)."""
+    model's own signatures (``unknown_characters``, ``tokenize``, ``words``).
+
+    Those signatures exist to say what the model makes of a text, unknown words included, so a request to
+    one of them (``signature``) is not refused for what it would report.
+    """
     lim = model.limits
     try:
         check_request(lim, arrays)
-        if lim is not None and lim.known_words and "tokenize" in model.signatures:
+        if lim is not None and lim.known_words and "tokenize" in model.signatures and signature != "tokenize":
             check_known_words(lim, arrays, lambda a: run_signature(model.signatures["tokenize"], a), model.languages)
-        if lim is not None and lim.counted_words and "words" in model.signatures:
+        if lim is not None and lim.counted_words and "words" in model.signatures and signature != "words":
             check_counted_words(lim, arrays, lambda a: run_signature(model.signatures["words"], a))
-        if lim is not None and lim.known_chars and "unknown_characters" in model.signatures:
+        if lim is not None and lim.known_chars and "unknown_characters" in model.signatures \
+                and signature != "unknown_characters":
             check_known_chars(lim, arrays, lambda a: run_signature(model.signatures["unknown_characters"], a))
     except limits.LimitError as e:
         raise bad_request(str(e)) from None

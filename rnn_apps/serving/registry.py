@@ -47,6 +47,13 @@ class Signature:
         self.output_tensor_names = tensor_names.get("outputs", {})
         self.method_name = tensor_names.get("method_name") or PREDICT_METHOD
 
+    @property
+    def padded_outputs(self) -> bool:
+        """Whether an output has a non-batch axis of unknown size (a caption's words, a text's tokens): the model
+        pads it to the longest row of the call, so a row's answer depends on the other rows of its call."""
+        return any(s.shape.rank is None or (s.shape.rank >= 2 and None in s.shape.as_list()[1:])
+                   for s in self.outputs.values())
+
     def metadata(self) -> dict:
         return {
             "inputs": {k: _tensor_info(s, self.input_tensor_names.get(k, "")) for k, s in self.inputs.items()},

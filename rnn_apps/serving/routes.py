@@ -130,10 +130,14 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         def execute(sig: Signature, arrays: dict):
             try:
                 decoder = model.decoder if model.decoder is not None and model.decoder.supports(sig.name) else None
-                return scheduler.run((model.name, model.version, id(model), sig.name), model.name,
+                # Requests merge only with others that give the same value to an input the model applies to
+                # its whole call (a caption's beam): part of the queue's key.
+                shared = tuple((k, arrays[k].tobytes()) for k in model.limits.same_in_call
+                               if k in arrays) if model.limits is not None else ()
+                return scheduler.run((model.name, model.version, id(model)) + shared + (sig.name,), model.name,
                                      lambda a: run_signature(sig, a), arrays, deadline, is_large(model.limits, arrays),
                                      model.limits.max_batch if model.limits is not None else None,
-                                     (decoder, sig) if decoder is not None else None)
+                                     (decoder, sig) if decoder is not None else None, not sig.padded_outputs)
             except ScheduleError as e:
                 raise ApiError(e.status, e.message) from None
         return execute

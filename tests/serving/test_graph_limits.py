@@ -69,6 +69,7 @@ REFUSED = {
         ("serving_default", {"text": ["good", " \u3000\n"]}, _text("sentiment", "text", " \u3000\n", 1)),
         ("serving_default", {"text": [b"bad \xff bytes"]}, str(limits.not_utf8("text"))),
         ("classify", {"inputs": [_example("")]}, _text("sentiment", "inputs", "")),
+        ("serving_default", {"text": ["good", "good\x00 awful"]}, _text("sentiment", "text", "good\x00 awful", 1)),
         ("words", {"text": ["good"] * 300}, _batch("sentiment", 300)),
     ],
     "fill": [
@@ -76,6 +77,7 @@ REFUSED = {
         ("serving_default", {"text": ["床□", "月" * 512 + "□"]}, _text("fill", "text", "月" * 512 + "□", 1)),
         ("serving_default", {"text": ["月" + "□" * 65]}, _text("fill", "text", "月" + "□" * 65)),
         ("serving_default", {"text": ["□_"]}, _text("fill", "text", "□_")),
+        ("serving_default", {"text": ["床\x00□"]}, _text("fill", "text", "床\x00□")),
         ("serving_default", {"text": ["床□"] * 65}, _batch("fill", 65)),
         ("fill", {"text": ["床□"], "top_k": 60}, _number("fill", "top_k", 60)),
     ],

@@ -14,7 +14,8 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from toys import (  # noqa: E402
-    MAX_BODY, POEM_TAIL, save_batch_echo, mark_app, png_4x3, call, predict, raw_call, png_header,
+    MAX_BODY, POEM_TAIL, save_batch_echo, save_beam_echo, save_padded_tokens, mark_app, png_4x3, call, predict,
+    raw_call, png_header,
 )
 
 # --------------------------------------------------------------------------- hostile and heavy requests
@@ -359,6 +360,119 @@ def test_server_side_batching_merges_concurrent_requests(models, start, tmp_path
             break
     assert max(sizes) > 1
     assert srv.scheduler._queues == {}  # idle queues are not kept
+
+
+def _example(text: str) -> dict:
+    """A serialized tf.Example with the feature "text", as a JSON b64 value."""
+    ex = tf.train.Example(features=tf.train.Features(feature={
+        "text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[text.encode("utf-8")]))}))
+    return {"b64": base64.b64encode(ex.SerializeToString()).decode()}
+
+
+@pytest.mark.parametrize("body, status, words", [
+    # the texts inside tf.Example protos get the checks of plain texts
+    ({"signature_name": "classify", "instances": [_example("这部电影很好")]}, 400,
+     "inputs[0]: the model knows none of its 1 word"),
+    ({"signature_name": "classify", "instances": [_example("good"), _example("!!! ...")]}, 400,
+     "inputs[1] has no words to classify"),
+    ({"signature_name": "classify", "instances": [_example("  ")]}, 400, "inputs is empty"),
+    ({"signature_name": "classify", "instances": [{"b64": base64.b64encode(b"\xff\xfe junk").decode()}]}, 400,
+     'serialized tf.Example protos with a string feature "text"'),
+    # a review of 200 characters: its proto's length bytes are not UTF-8, the review is
+    ({"signature_name": "classify", "instances": [_example("good " * 40)]}, 200, None),
+    # a NUL would end the text for the model's string operations
+    ({"instances": ["good", "good\u0000 terrible awful"]}, 400, "text[1] holds a NUL character (U+0000)"),
+    # the signatures that report unknown words answer for them
+    ({"signature_name": "words", "instances": ["这部电影很好", "!!!"]}, 200, None),
+])
+def test_sentiment_texts_are_checked_in_every_signature(server, body, status, words):
+    got, out = predict(server, "sentiment", body)
+    assert got == status, out
+    if words:
+        assert words in out["error"], out
+
+
+def test_translate_tokenize_reports_unknown_words(server):
+    status, out = predict(server, "translate", {"signature_name": "tokenize", "instances": ["qzx vvv"]})
+    assert status == 200 and out["predictions"][0]["unknown_count"] == 2
+
+
+@pytest.mark.parametrize("body, words", [
+    ({"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": True, "max_length": 0}},
+     "input 'beam_size' expects int32 values, got true"),
+    ({"signature_name": "translate", "inputs": {"text": ["hello"], "beam_size": 2**70, "max_length": 0}},
+     "input 'beam_size': 1180591620717411303424 is out of range for int32"),
+    ({"signature_name": None, "instances": ["hello"]}, '"signature_name" must be a string'),
+    ({"signature_name": 0, "instances": ["hello"]}, '"signature_name" must be a string'),
+])
+def test_json_values_of_the_wrong_kind_are_400(server, body, words):
+    status, out = predict(server, "translate", body)
+    assert status == 400 and words in out["error"], out
+
+
+def _concurrently(srv, model, bodies, rounds=4):
+    """Send ``bodies`` at once, ``rounds`` times; the answers of every round, in order."""
+    answers = []
+    for _ in range(rounds):
+        barrier, results = threading.Barrier(len(bodies)), {}
+
+        def client(i):
+            barrier.wait()
+            results[i] = predict(srv, model, bodies[i])
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(len(bodies))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        answers.append([results[i] for i in range(len(bodies))])
+    return answers
+
+
+def test_requests_merge_only_with_requests_of_the_same_beam(start, tmp_path):
+    """The captioner decodes a whole call with its largest beam: a request gets its own beam whatever else is
+    sent at the same time, and must give one beam for all its images."""
+    save_beam_echo(str(tmp_path / "m" / "c" / "1"))
+    srv = start([], tmp_path, max_batch_size=8, batch_timeout=0.3)
+    bodies = [{"signature_name": "caption", "instances": [{"image": f"i{i}", "beam_size": 1 + 7 * (i % 2)}]}
+              for i in range(8)]
+    merged = 0
+    for answers in _concurrently(srv, "c", bodies):
+        for body, (status, out) in zip(bodies, answers):
+            assert status == 200, out
+            (row,) = out["predictions"]
+            assert row["beam"] == body["instances"][0]["beam_size"]
+            merged = max(merged, row["batch"])
+    assert merged > 1  # requests of the same beam were merged
+    for beams, got in (([1, 8], "received 1, 8"), ([], "received no values")):
+        status, err = predict(srv, "c", {"signature_name": "caption",
+                                         "inputs": {"image": ["a", "b"][:max(1, len(beams))], "beam_size": beams}})
+        assert status == 400 and "beam_size must have one value for every example" in err["error"], err
+        assert got in err["error"]
+    # a large request runs in chunks: each chunk has the request's one beam
+    status, out = predict(srv, "c", {"signature_name": "caption",
+                                     "inputs": {"image": [f"i{i}" for i in range(12)], "beam_size": [3] * 12}})
+    assert status == 200 and out["outputs"]["beam"] == [3] * 12
+
+
+def test_padded_outputs_are_not_merged_and_chunks_are_padded_alike(start, tmp_path):
+    """A model pads an output to the longest row of its call: such requests are not merged (each gets what it
+    would get alone), and a large one's chunks are padded to the longest row of the whole request."""
+    save_padded_tokens(str(tmp_path / "m" / "t" / "1"))
+    srv = start([], tmp_path, max_batch_size=4, batch_timeout=0.3)
+    texts = ["a", "b c d e", "f", "g h"] * 2
+    bodies = [{"instances": [t]} for t in texts]
+    for answers in _concurrently(srv, "t", bodies):
+        for text, (status, out) in zip(texts, answers):
+            assert status == 200, out
+            (row,) = out["predictions"]
+            assert row["tokens"] == text.split() and row["batch"] == 1
+    # 9 rows: run in chunks of 4, 4 and 1, joined as one call over all rows would give them
+    many = ["a"] * 8 + ["a b c"]
+    status, out = predict(srv, "t", {"inputs": {"text": many}})
+    assert status == 200, out
+    assert out["outputs"]["tokens"] == [["a", "", ""]] * 8 + [["a", "b", "c"]]
+    assert out["outputs"]["batch"] == [4] * 8 + [1]
 
 
 def test_batch_queue_merges_waiting_requests_and_isolates_failures():

@@ -61,8 +61,15 @@ def save_sentiment(path):
                                               toks)
             return {"words": n, "known_words": tf.reduce_sum(tf.cast(known, tf.int32), axis=1)}
 
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="inputs")])
+        def classify(self, inputs):  # as the real model's: tf.Example protos with a "text" feature
+            text = tf.io.parse_example(inputs, {"text": tf.io.FixedLenFeature([], tf.string)})["text"]
+            p = self.serve(text)["probability"]
+            return {"classes": tf.broadcast_to(tf.constant([["negative", "positive"]]), [tf.shape(p)[0], 2]),
+                    "scores": tf.stack([1.0 - p, p], axis=1)}
+
     m = Sentiment()
-    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "words": m.words})
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "words": m.words, "classify": m.classify})
 
 
 def save_caption(path):
@@ -241,3 +248,34 @@ def png_header(width, height):
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
     return b"\x89PNG\r\n\x1a\n" + chunk
+
+
+def save_beam_echo(path):
+    """A captioner's ``caption`` inputs (image bytes, a beam per image) that, like the real graph, applies the
+    call's largest beam to every image, and says so: ``beam`` [B] and the size of the call ``batch`` [B]."""
+
+    class BeamEcho(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image"),
+                                      tf.TensorSpec([None], tf.int32, name="beam_size")])
+        def caption(self, image, beam_size):
+            n = tf.shape(image)[0]
+            k = tf.reduce_max(tf.concat([beam_size, [1]], 0))
+            return {"caption": tf.identity(image), "beam": tf.fill([n], k), "batch": tf.fill([n], n)}
+
+    m = BeamEcho()
+    tf.saved_model.save(m, path, signatures={"caption": m.caption})
+    mark_app(path, "caption")
+
+
+def save_padded_tokens(path):
+    """``text`` -> its words ``tokens`` [B, T], padded with "" to the longest text of the call (as a model's
+    ``tokenize``), and the size of the call ``batch`` [B]."""
+
+    class Tokens(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def serve(self, text):
+            n = tf.shape(text)[0]
+            return {"tokens": tf.strings.split(text).to_tensor(""), "batch": tf.fill([n], n)}
+
+    m = Tokens()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
