@@ -334,8 +334,11 @@ def test_the_graph_draws_the_default_form_as_the_command_does(tiny_poem_model, t
         ("春眠不觉晓处处闻啼鸟多。", ""),  # a mark at no form's line end: every form that fits
         ("春" * 57, ""),  # fits no form: free
         ("", "明月清风"),  # one head a line: the 绝句
-        ("明月", "春眠不觉晓处明月"),  # eight heads: the 律诗
+        ("春风", "春眠不觉晓处明月"),  # eight heads: the 律诗 (the start agrees with the first)
     ]
+    # A start that the acrostic would override at a line head is refused (the graph itself overrides it)
+    with pytest.raises(PoemError, match="The start 明月 opens line 1 with 明, but the acrostic 春眠不觉晓处明月 asks"):
+        gen.generate("明月", "春眠不觉晓处明月", "auto", seed=40)
     n = 6
     for start, acrostic in cases:
         poems = gen.generate(start, acrostic, "auto", n=n, seed=40)

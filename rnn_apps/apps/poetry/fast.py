@@ -410,9 +410,24 @@ class NumpyPoemModel:
                 _assertion("The start is longer than the poem it should begin (form slots or max_length):", prompt)
             )
 
+    def _check_heads(self, prompt, form, acrostic) -> None:
+        """A start that opens a line with another character than the acrostic asks for is refused.
+
+        The graph (version 10) lets the acrostic's character replace the start's there; rnn_apps refuses
+        (:func:`rnn_apps.apps.poetry.generate.check_start_fits_acrostic`, the same message as the library's).
+        """
+        from rnn_apps.apps.poetry.generate import PoemError, check_start_fits_acrostic
+
+        for b, (p, f, a) in enumerate(zip(prompt, form, acrostic)):
+            try:
+                check_start_fits_acrostic(p, a, f, self.chars)
+            except PoemError as e:
+                raise ModelInputError(f"{e} (row {b})" if len(prompt) > 1 else str(e)) from None
+
     @staticmethod
-    def _drawn_forms(prompt, form, acrostic, seed) -> list:
-        """``form`` with each "auto" row's form drawn as the graph draws it (``PoemModule._auto_form``)."""
+    def _drawn_forms(prompt, form, acrostic, seed, chars=None) -> list:
+        """``form`` with each "auto" row's form drawn as the graph draws it (``PoemModule._auto_form``), except
+        that a form whose line heads the start and the acrostic disagree on is not drawn when another fits."""
         form = list(form)
         if AUTO_FORM not in form:
             return form
@@ -421,7 +436,7 @@ class NumpyPoemModel:
         drawn = []
         for p, f, a, s in zip(prompt, form, acrostic, seed):
             if f == AUTO_FORM:
-                fits = auto_forms(p, a)
+                fits = auto_forms(p, a, chars)
                 f = draw_form(fits, s) if fits else ""
             drawn.append(f)
         return drawn
@@ -486,8 +501,10 @@ class NumpyPoemModel:
         if not all(len(a) == B for a in (form, acrostic, temperature, top_k, top_p, seed, max_length, rhyme, metre)):
             raise ValueError("Every argument of generate needs one entry per row.")
         max_length = np.clip(np.asarray(max_length, np.int64), 8, MAX_LENGTH)
-        form = self._drawn_forms(prompt, form, acrostic, seed)
+        asked = list(form)
+        form = self._drawn_forms(prompt, form, acrostic, seed, self.chars)
         self._check(prompt, form, acrostic, [int(x) for x in max_length], rhyme, metre)
+        self._check_heads(prompt, asked, acrostic)
         plans, cache = [], {}
         for row in zip(prompt, form, acrostic, (int(x) for x in max_length)):
             if row not in cache:

@@ -113,15 +113,146 @@ def _marks_end_lines(start: str, form: str) -> bool:
     return True
 
 
-def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
+def _read(text: str) -> list[str]:
+    """The characters of ``text`` after the model's input rules, before any script conversion."""
+    return list(chinese.normalize(text))
+
+
+def _layout(form: str, heads: int) -> tuple[int, int]:
+    """Characters a line and lines of ``form``'s poem with ``heads`` acrostic heads, as the decoder lays it out.
+
+    A form has its own; free form (``""``) with an acrostic has lines of seven characters, one a head, rounded
+    up to an even number; free form without one has no fixed lines (``(0, 0)``).
+    """
+    n, m = FORMS[form]
+    if m == 0 and heads:
+        n, m = 7, heads + heads % 2
+    return n, m
+
+
+def start_acrostic_conflicts(start: str, acrostic: str, form: str,
+                             chars: Optional[Callable[[str], Sequence[str]]] = None) -> list[tuple[int, str, str]]:
+    """The line heads where ``start`` would put another character than ``acrostic`` asks for, in ``form``.
+
+    The decoder writes the start's Chinese characters into the poem's lines in order (its marks do not move
+    them) and the acrostic's into the first place of lines 1, 2, ...; where both claim a place, the acrostic's
+    used to win. The lines are ``form``'s (5 or 7 characters) or, for free form (``""``) with an acrostic,
+    seven characters (see :func:`_layout`); free form without an acrostic has no heads to disagree on.
+
+    Args:
+        start: The start (``--start``, the signature's ``prompt``).
+        acrostic: The acrostic.
+        form: One of :data:`FORMS` (not ``"auto"``).
+        chars: The model's reading of a text (its characters after normalisation and script conversion, as
+            :meth:`PoemGenerator.chars`); default: the input rules alone.
+
+    Returns:
+        ``(line, the start's character, the acrostic's)`` for each disagreement (lines from 1); ``[]`` when none.
+    """
+    read = chars or _read
+    body = [c for c in read(start) if chinese.is_han(c)] if start else []
+    heads = [c for c in read(acrostic) if chinese.is_han(c)] if acrostic else []
+    n, _ = _layout(form, len(heads))
+    if not n:
+        return []
+    return [(i + 1, body[i * n], h) for i, h in enumerate(heads) if i * n < len(body) and body[i * n] != h]
+
+
+def _and(items: Sequence[str]) -> str:
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _ordinal(k: int) -> str:
+    return f"{k}{'th' if 10 <= k % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(k % 10, 'th')}"
+
+
+def _conflict_message(start: str, acrostic: str, form: str, conflicts: list[tuple[int, str, str]]) -> str:
+    """One line naming each line head where the start and the acrostic disagree in ``form``, and what to do."""
+    n, _ = _layout(form, sum(map(chinese.is_han, chinese.normalize(acrostic))))
+    lines = _and([f"line {line} with {got}" for line, got, _ in conflicts])
+    wants = _and([want for _, _, want in conflicts])
+    first = conflicts[0][0]
+    layout = ""
+    if any(line > 1 for line, _, _ in conflicts):
+        layout = (f" ({form}, {FORM_NAMES[form]}: {n} characters a line)" if form
+                  else f" (free form with an acrostic: {n} characters a line)")
+    if len(conflicts) == 1 and first == 1:
+        fix = f"begin the start with {wants}"
+    else:
+        places = _and([_ordinal((line - 1) * n + 1) for line, _, _ in conflicts])
+        fix = f"make its {places} character{'s' if len(conflicts) > 1 else ''} {wants}"
+        if first > 1:
+            fix += f", cut it to its first {(first - 1) * n} characters"
+    return (f"The start {start} opens {lines}{layout}, but the acrostic {acrostic} asks for {wants} there; "
+            f"{fix}, or drop the start or the acrostic.")
+
+
+def check_start_fits_acrostic(start: str, acrostic: str, form: str,
+                              chars: Optional[Callable[[str], Sequence[str]]] = None) -> None:
+    """Refuse a start that would open a line with another character than the acrostic asks for there.
+
+    The start keeps its characters, and the acrostic's heads open the lines: where the start covers a line's
+    first place (its 1st, 6th, 11th, ... Chinese character in a five-character form; 1st, 8th, 15th, ... in a
+    seven-character form and in free form with an acrostic, whose lines have seven characters), the two must
+    agree (``start="春风", acrostic="春夏秋冬"`` is fine). With ``form="auto"`` a form where they disagree is
+    not drawn (:func:`auto_forms`), and only a disagreement in every form that fits (or in free form, when
+    none does) is refused. Free form without an acrostic, and a start or acrostic left empty, always pass.
+
+    The library, the command and both engines call it; a server that passes ``"auto"`` to a SavedModel's graph
+    should draw the form itself (:func:`auto_forms`, :func:`draw_form`) first, as the graph of version 10
+    draws among forms that disagree too.
+
+    Args:
+        start: The start (``--start``, the signature's ``prompt``).
+        acrostic: The acrostic.
+        form: One of :data:`FORMS` (``""``: free form) or ``"auto"``.
+        chars: The model's reading of a text (:meth:`PoemGenerator.chars`: its characters after normalisation
+            and script conversion, so ``東`` and ``东`` agree for a simplified model); default: the input rules
+            alone, without script conversion.
+
+    Raises:
+        PoemError: the start and the acrostic disagree at a line head; the message names the line, both
+            characters and what to change. Also for an unknown ``form``.
+    """
+    if not start or not acrostic:
+        return
+    if form != AUTO_FORM and form not in FORMS:
+        raise PoemError(f"Unknown form {form!r}; choose one of: {', '.join(f for f in FORMS if f)}, "
+                        f"{AUTO_FORM!r} or '' (free form).")
+    forms = (auto_forms(start, acrostic, chars) or [""]) if form == AUTO_FORM else [form]
+    found = [(f, start_acrostic_conflicts(start, acrostic, f, chars)) for f in forms]
+    if not all(c for _, c in found):
+        return
+    if len({tuple(c) for _, c in found}) == 1 and (len(found) == 1 or all(line == 1 for line, _, _ in found[0][1])):
+        raise PoemError(_conflict_message(start, acrostic, found[0][0], found[0][1]))
+    where = "; ".join(f"{f or 'free form'}: " + _and([f"line {line} opens with {got}, not {want}"
+                                                      for line, got, want in c]) for f, c in found)
+    raise PoemError(f"The start {start} and the acrostic {acrostic} disagree at a line head in every form they "
+                    f"fit ({where}); change those characters of the start, shorten it, or drop the start or the "
+                    "acrostic.")
+
+
+def auto_forms(start: str = "", acrostic: str = "",
+               chars: Optional[Callable[[str], Sequence[str]]] = None) -> list[str]:
     """The forms ``form="auto"`` draws from: the four regulated forms that ``start`` and ``acrostic`` fit.
 
-    A form fits when it has room for the acrostic's heads and the start's Chinese characters. Among those, an
+    A form fits when it has room for the acrostic's heads and the start's Chinese characters, and the start
+    opens no line with another character than the acrostic asks for there (:func:`start_acrostic_conflicts`;
+    when the start disagrees in every form with room, those forms are returned and
+    :func:`check_start_fits_acrostic` refuses them). Among those, an
     acrostic of exactly 4 or 8 heads keeps the forms with one head a line, and a start with ， or 。 keeps the
     forms that put its marks where it has them (``春眠不觉晓，`` → the five-character forms), when any do, else
     those whose lines end where its marks are (``床前明月光。`` → the five-character forms, whose first line ends
     on ，). The marks are read as the model reads them (:func:`rnn_apps.chinese.normalize`: ``？！`` is one 。),
-    so the SavedModel's ``generate`` signature, given ``form="auto"``, chooses among the same forms.
+    so the SavedModel's ``generate`` signature, given ``form="auto"``, chooses among the same forms (but for the
+    rule of the line heads, which the graph of version 10 lacks: the library draws the form itself).
+
+    Args:
+        start: The start.
+        acrostic: The acrostic.
+        chars: The model's reading of a text, to compare the start's and the acrostic's characters (see
+            :func:`check_start_fits_acrostic`); default: the input rules alone.
 
     Returns:
         Form names in :data:`FORMS` order; ``[]`` when none fits (the poem is then free form).
@@ -130,6 +261,8 @@ def auto_forms(start: str = "", acrostic: str = "") -> list[str]:
     heads = sum(map(chinese.is_han, acrostic))
     body = sum(map(chinese.is_han, start))
     fits = [f for f, (n, m) in FORMS.items() if f and heads <= m and body <= n * m]
+    if start and acrostic:  # the graph of version 10 does not rule these out (rnn_apps draws the form itself)
+        fits = [f for f in fits if not start_acrostic_conflicts(start, acrostic, f, chars)] or fits
     one_a_line = [f for f in fits if FORMS[f][1] == heads]
     fits = one_a_line or fits
     kept = [f for f in fits if not unkept_punctuation(start, f)]
@@ -240,6 +373,7 @@ class PoemGenerator(Predictor):
         super().__init__(model_dir)
         self.script = self.config.get("script", "simplified")
         self._numpy = None
+        self._index = self._conversion = None  # the TensorFlow engine's reading of texts (chars)
         self.engine = "tensorflow"
         self.engine_note = ""  # why auto fell back to TensorFlow
         if engine in ("auto", "numpy"):
@@ -268,6 +402,25 @@ class PoemGenerator(Predictor):
             raise PoemError(f"The poem model in {self.model_dir} cannot read texts here: it needs the NumPy engine "
                             f"({self.engine_note or 'engine tensorflow was asked for'}).")
         return self._numpy.reader()
+
+    def chars(self, text: str) -> list[str]:
+        """The characters of ``text`` as the model reads them: after its input rules, with a character of the
+        other script that it does not know converted to its own (OpenCC's table, as the graph converts it)."""
+        if self._numpy is not None:
+            return self._numpy.chars(text)
+        chars = list(chinese.normalize(text))
+        if self._index is None:
+            from rnn_apps.vocab import SPECIALS
+
+            tokens = self.meta.get("vocab", {}).get("tokens", [])
+            self._index = {t for i, t in enumerate(tokens) if i >= len(SPECIALS)}
+        if any(c not in self._index for c in chars):
+            if self._conversion is None:
+                from rnn_apps.textio import opencc_char_table
+
+                self._conversion = opencc_char_table(self.script, self._index)
+            chars = [self._conversion.get(c, c) for c in chars]
+        return chars
 
     def unknown_characters(self, text: str) -> str:
         if self._numpy is not None:
@@ -340,8 +493,10 @@ class PoemGenerator(Predictor):
             except prosody.ProsodyError as e:
                 raise PoemError(str(e)) from None
         start, acrostic = start.strip(), acrostic.strip()
-        choices = auto_forms(start, acrostic) if form == AUTO_FORM else [form]
+        choices = auto_forms(start, acrostic, self.chars) if form == AUTO_FORM else [form]
         self._check(start, acrostic, choices[0] if choices else "", max_length)
+        # The start keeps its characters: one where the acrostic asks for another is refused, not replaced.
+        check_start_fits_acrostic(start, acrostic, form, self.chars)
         if seed is None:
             seed = random.SystemRandom().randrange(2**62)
         seeds = [seed + i for i in range(n)]
