@@ -118,6 +118,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
     if has_rows:
         arrays, batch = _row_inputs(sig, body["instances"])
         check_limits(model, arrays, sig_name)
+        arrays = _fit_request(model, arrays)
         outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
@@ -131,6 +132,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"])
     check_limits(model, arrays, sig_name)
+    arrays = _fit_request(model, arrays)
     outputs = _run_in_pieces(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
@@ -157,6 +159,20 @@ def check_limits(model: LoadedModel, arrays: dict, signature: Optional[str] = No
                 and signature != "unknown_characters":
             check_known_chars(lim, arrays, lambda a: run_signature(model.signatures["unknown_characters"], a))
     except limits.LimitError as e:
+        raise bad_request(str(e)) from None
+
+
+def _fit_request(model: LoadedModel, arrays: dict) -> dict:
+    """A poem model's request as the command would write its poems: a start and an acrostic that disagree at
+    a line head are refused, and an ``auto`` form is drawn where they fit
+    (:func:`rnn_apps.apps.poetry.generate.fit_generate_request`); other requests as they came."""
+    if model.reading is None:
+        return arrays
+    from rnn_apps.apps.poetry.generate import PoemError, fit_generate_request
+
+    try:
+        return fit_generate_request(arrays, model.reading)
+    except PoemError as e:
         raise bad_request(str(e)) from None
 
 

@@ -98,6 +98,18 @@ def _signature_def_names(path: str) -> dict:
         return {}
 
 
+def _poem_reading(app: Optional[str], settings: dict):
+    """A poem model's reading of a text (:class:`rnn_apps.apps.poetry.generate.ModelReading`), from its
+    vocabulary and script; None for other models or when its export does not state them."""
+    vocab, config = settings.get("vocab"), settings.get("config")
+    if app != "poetry" or not isinstance(vocab, dict) or not isinstance(vocab.get("tokens"), list):
+        return None
+    from rnn_apps.apps.poetry.generate import ModelReading
+
+    script = config.get("script", "simplified") if isinstance(config, dict) else "simplified"
+    return ModelReading([str(t) for t in vocab["tokens"]], str(script))
+
+
 class LoadedModel:
     """A loaded version of a model (kept alive while any request uses it)."""
 
@@ -117,6 +129,7 @@ class LoadedModel:
         self.languages = languages(self.settings)  # (source, target) of a translation model
         # what the try-it page shows, stated by the export or derived once here (served with the metadata)
         self.form = page_form(path, self.app, {k: s.metadata() for k, s in self.signatures.items()}, self.settings)
+        self.reading = _poem_reading(self.app, self.settings)  # a poem model's reading of texts, or None
 
     def warm_up(self) -> int:
         """Replay ``assets.extra/tf_serving_warmup_requests`` (TF Serving's warm-up), or, for a model of a

@@ -289,3 +289,52 @@ def test_served_poem_model_batches_continuously_and_writes_generate_s_poems(tiny
     finally:
         srv.shutdown()
         t.join(10)
+
+
+def test_served_poem_model_refuses_a_start_the_acrostic_contradicts(tiny_poem_model, tmp_path):
+    """Over REST as from the library: a start and an acrostic that disagree at a line head get the command's
+    refusal (the graph alone would put the acrostic's character in place of the start's); where they
+    disagree in some forms only, ``auto`` draws among the others and the poem begins with the start."""
+    from rnn_apps.apps.poetry.generate import PoemError, PoemGenerator
+    from rnn_apps.serve import make_server
+
+    shutil.copytree(tiny_poem_model, tmp_path / "m" / "poetry" / "1")
+    srv = make_server(str(tmp_path / "m"), port=0, poll_seconds=0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.base = f"http://127.0.0.1:{srv.port}"
+    gen = PoemGenerator(tiny_poem_model, engine="tensorflow")
+    known = [c for c in "春风吹拂柳枝夏秋冬月花山水" if not gen.unknown_characters(c)]
+    start2, other = known[:2], next(c for c in known[2:] if c != known[0])  # a start, a head it does not begin with
+    start2 = "".join(start2)
+
+    def row(prompt, acrostic, form, seed=7):
+        return {"prompt": prompt, "form": form, "acrostic": acrostic, "temperature": 0.8, "top_k": 0,
+                "top_p": 0.9, "seed": seed, "max_length": 64, "rhyme": "", "metre": ""}
+
+    try:
+        for form in ("wujue", "auto", ""):
+            with pytest.raises(PoemError) as e:
+                gen.generate(start2, other, form, 1, seed=7)
+            status, out = predict(srv, "poetry", {"signature_name": "generate", "instances": [row(start2, other, form)]})
+            assert status == 400 and out["error"] == str(e.value), out
+        # two poems: the second is named
+        status, out = predict(srv, "poetry", {"signature_name": "generate",
+                                              "instances": [row(start2, start2, "auto"), row(start2, other, "wujue")]})
+        assert status == 400 and out["error"].endswith("(poem 1)"), out
+        # a start of 6 characters whose 6th is not the acrostic's 2nd head: it opens line 2 of a five-character
+        # form with the wrong character, so auto writes a seven-character poem
+        k0, k1, k2 = known[0], known[1], next(c for c in known[2:] if c not in (known[0], known[1]))
+        start6, heads = k0 + k1 * 5, k0 + k2 * 3
+        for seed in range(4):
+            status, out = predict(srv, "poetry", {"signature_name": "generate",
+                                                  "instances": [row(start6, heads, "auto", seed)]})
+            assert status == 200, out
+            text = out["predictions"][0]["text"]
+            assert text.startswith(start6) and len(text.split("，")[0]) == 7, text
+            want = gen.generate(start6, heads, "auto", 1, temperature=0.8, top_k=0, top_p=0.9, seed=seed,
+                                max_length=64)[0].text
+            assert text == want
+    finally:
+        srv.shutdown()
+        t.join(10)

@@ -233,6 +233,74 @@ def check_start_fits_acrostic(start: str, acrostic: str, form: str,
                     "acrostic.")
 
 
+class ModelReading:
+    """A poem model's reading of a text, from its export's vocabulary alone (no network): the characters after
+    its input rules, with a character of the other script that it does not know converted to its own
+    (OpenCC's table, as the graph converts it). For :func:`check_start_fits_acrostic`'s ``chars``.
+
+    Args:
+        tokens: The vocabulary's tokens in id order, the specials first (``assets.extra/poetry.json``'s
+            ``vocab.tokens``).
+        script: The model's script, ``"simplified"`` or ``"traditional"``.
+    """
+
+    def __init__(self, tokens: Sequence[str], script: str):
+        from rnn_apps.vocab import SPECIALS
+
+        self.known = {t for i, t in enumerate(tokens) if i >= len(SPECIALS)}
+        self.script = script
+        self._conversion: Optional[dict] = None  # built on the first unknown character (OpenCC's table)
+
+    def __call__(self, text: str) -> list[str]:
+        chars = list(chinese.normalize(text))
+        if any(c not in self.known for c in chars):
+            if self._conversion is None:
+                from rnn_apps.textio import opencc_char_table
+
+                self._conversion = opencc_char_table(self.script, self.known)
+            chars = [self._conversion.get(c, c) for c in chars]
+        return chars
+
+
+def fit_generate_request(arrays: dict, chars: Callable[[str], Sequence[str]]) -> dict:
+    """A ``generate`` request (inputs as NumPy arrays, one entry per poem) as rnn_apps writes its poems.
+
+    The graph of the shipped model lets an acrostic's character replace the start's at a line head, and, given
+    ``form="auto"``, may draw a form where that happens. Here a row whose start and acrostic disagree at a line
+    head in its form (in every form they fit, for ``auto``) is refused, and an ``auto`` row with both a start
+    and an acrostic gets its form drawn as :class:`PoemGenerator` draws it (:func:`auto_forms`,
+    :func:`draw_form` with the row's seed: the graph's own draw wherever they agree in every form).
+
+    Args:
+        arrays: The request's inputs (``prompt``, ``acrostic``, ``form``, ``seed`` as bytes and int64 arrays
+            of shape [B]); a request without them is returned as it is.
+        chars: The model's reading of a text (:class:`ModelReading`).
+
+    Returns:
+        ``arrays``, with ``form`` replaced where a form was drawn.
+
+    Raises:
+        PoemError: a start and an acrostic that disagree (the row is named when the request has several).
+    """
+    names = ("prompt", "acrostic", "form", "seed")
+    if any(n not in arrays or arrays[n].ndim != 1 for n in names) or len({arrays[n].shape[0] for n in names}) != 1:
+        return arrays
+    rows = arrays["prompt"].shape[0]
+    form = arrays["form"].copy()
+    for b in range(rows):
+        start, acrostic, f = (arrays[n][b].decode("utf-8", "replace").strip() for n in ("prompt", "acrostic", "form"))
+        if not (start and acrostic):
+            continue
+        try:
+            check_start_fits_acrostic(start, acrostic, f, chars)
+        except PoemError as e:
+            raise PoemError(f"{e} (poem {b})" if rows > 1 else str(e)) from None
+        if f == AUTO_FORM:
+            fits = auto_forms(start, acrostic, chars)
+            form[b] = (draw_form(fits, int(arrays["seed"][b])) if fits else "").encode("utf-8")
+    return {**arrays, "form": form}
+
+
 def auto_forms(start: str = "", acrostic: str = "",
                chars: Optional[Callable[[str], Sequence[str]]] = None) -> list[str]:
     """The forms ``form="auto"`` draws from: the four regulated forms that ``start`` and ``acrostic`` fit.
@@ -373,7 +441,7 @@ class PoemGenerator(Predictor):
         super().__init__(model_dir)
         self.script = self.config.get("script", "simplified")
         self._numpy = None
-        self._index = self._conversion = None  # the TensorFlow engine's reading of texts (chars)
+        self._index = None  # the TensorFlow engine's reading of texts (chars): a ModelReading
         self.engine = "tensorflow"
         self.engine_note = ""  # why auto fell back to TensorFlow
         if engine in ("auto", "numpy"):
@@ -408,19 +476,9 @@ class PoemGenerator(Predictor):
         other script that it does not know converted to its own (OpenCC's table, as the graph converts it)."""
         if self._numpy is not None:
             return self._numpy.chars(text)
-        chars = list(chinese.normalize(text))
         if self._index is None:
-            from rnn_apps.vocab import SPECIALS
-
-            tokens = self.meta.get("vocab", {}).get("tokens", [])
-            self._index = {t for i, t in enumerate(tokens) if i >= len(SPECIALS)}
-        if any(c not in self._index for c in chars):
-            if self._conversion is None:
-                from rnn_apps.textio import opencc_char_table
-
-                self._conversion = opencc_char_table(self.script, self._index)
-            chars = [self._conversion.get(c, c) for c in chars]
-        return chars
+            self._index = ModelReading(self.meta.get("vocab", {}).get("tokens", []), self.script)
+        return self._index(text)
 
     def unknown_characters(self, text: str) -> str:
         if self._numpy is not None:
