@@ -215,11 +215,50 @@ def card_module(app: str):
     return importlib.import_module(f"rnn_apps.apps.{CARD_MODULES[app]}.card")
 
 
+def _version_entries(part: str) -> tuple[list, str]:
+    """The entries of a versions section, ``(version number or None, the entry's lines)`` in order, and the
+    text after them (a closing paragraph)."""
+    entries, tail, gap = [], [], False
+    for line in part.split("\n")[1:]:  # the heading first
+        if tail:
+            tail.append(line)
+        elif line.startswith("* "):
+            m = re.match(r"\* \**(\d+)\b", line)
+            entries.append((int(m.group(1)) if m else None, [line]))
+        elif not line.strip():
+            gap = bool(entries)
+        elif entries and not gap or line.startswith((" ", "\t")):  # the entry goes on
+            entries[-1][1].append(line)
+        else:
+            tail.append(line)
+    return entries, "\n".join(tail).strip("\n")
+
+
+def merge_versions(kept: Optional[str], written: Optional[str]) -> Optional[str]:
+    """A card's versions section: the entries of ``kept`` (the existing card's changelog, which may say more
+    of a version than its generator does) and, in their place by version number, those of ``written`` (the
+    generated body's) for versions ``kept`` lacks; either section alone when there is one."""
+    if not kept or not written:
+        return kept or written
+    (old, tail), (new, _) = _version_entries(kept), _version_entries(written)
+    have = {v for v, _ in old if v is not None}
+    added = [(v, lines) for v, lines in new if v is not None and v not in have]
+    if not added:
+        return kept
+    entries = list(old)
+    for v, lines in added:  # newest first, as the changelogs are written
+        at = next((i for i, (w, _) in enumerate(entries) if w is not None and w < v), len(entries))
+        entries.insert(at, (v, lines))
+    text = "\n".join([VERSIONS_HEADING, "", *("\n".join(lines) for _, lines in entries)]) + "\n"
+    return text + ("\n" + tail + "\n" if tail else "")
+
+
 def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metrics: list,
             versions: Optional[str] = None) -> str:
     """A whole card: front matter, ``body`` (its title first) with the facts section after the title's
-    paragraphs (before the first ``##`` section), and the versions section (``versions``, else the body's) last."""
-    versions = versions or section(body, VERSIONS_HEADING)  # the old card's changelog, else the body's own
+    paragraphs (before the first ``##`` section), and the versions section last: ``versions`` (the old card's
+    changelog) with the entries of the body's own for versions it lacks (:func:`merge_versions`)."""
+    versions = merge_versions(versions, section(body, VERSIONS_HEADING))
     body = without_section(without_section(body, FACTS_HEADING), VERSIONS_HEADING).strip("\n") + "\n"
     lines = body.split("\n")
     at = next((i for i, level in _headings(lines) if level == 2), len(lines))

@@ -161,3 +161,22 @@ def test_a_model_exported_again_keeps_its_cards_body_with_new_samples(app_dir, t
             bad.write_text("# A card\n\nNo samples here.\n", encoding="utf-8")
         r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "-i", f"from_card={bad}"])
         assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_cards_changelog_gains_the_versions_its_writer_adds():
+    """The old card's changelog is kept (it may say more of a version than the writer does), and an entry the
+    card writer's changelog has for a version the old card lacks is added in its place."""
+    kept = "## Versions\n\n* **2** (shipped): two, in the card's words.\n* 1: one.\n"
+    written = "## Versions\n\n* 3: three.\n* 2: two.\n* 1: one, in the writer's words.\n"
+    assert cards.merge_versions(kept, written) == (
+        "## Versions\n\n* 3: three.\n* **2** (shipped): two, in the card's words.\n* 1: one.\n")
+    assert cards.merge_versions(kept, "## Versions\n\n* 1: one.\n") == kept
+    closing = kept + "\nVersion 1 was taken out of `models/`.\n"  # a closing paragraph stays last
+    assert cards.merge_versions(closing, written) == (
+        "## Versions\n\n* 3: three.\n* **2** (shipped): two, in the card's words.\n* 1: one.\n\n"
+        "Version 1 was taken out of `models/`.\n")
+    assert cards.merge_versions(None, written) == written and cards.merge_versions(kept, None) == kept
+    body = "# Mine\n\nIntro.\n\n## Figures\n\nSome.\n\n" + written
+    facts = {"version": "3", "size_mb": 1.0, "parameters": 10, "signatures": {}}
+    text = cards.compose("poetry", "/tmp/x/poetry/3", body, facts, {}, [], kept)
+    assert text.endswith("## Versions\n\n* 3: three.\n* **2** (shipped): two, in the card's words.\n* 1: one.\n")

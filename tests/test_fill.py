@@ -236,7 +236,7 @@ print(json.dumps({{"text": [t.decode() for t in out["text"].numpy()], "converted
 def test_cli_fill_poem_json_and_text(exported):
     runner = CliRunner()
     res = runner.invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉＿，处处闻啼X。", "--model", exported, "--json",
-                              "--top-k", "3", "--poem-model", "none"])
+                              "--candidates", "3", "--poem-model", "none"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert data[0]["text"] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
@@ -252,8 +252,24 @@ def test_cli_fill_poem_json_and_text(exported):
     assert "traditional to simplified" in res.stderr
 
 
+def test_cli_fill_poem_candidates_keeps_its_old_spelling_out_of_help(exported):
+    """--candidates (how many to show) was --top-k, which generate-poem uses for its sampling cut-off: the old
+    spelling still works, unshown, and its errors name --candidates."""
+    runner = CliRunner()
+    text = "床前明月□，疑是地上霜。举头望明月，低头思故乡。"
+    new = runner.invoke(cli, ["fill-poem", text, "--model", exported, "--poem-model", "none", "--json",
+                              "--candidates", "2"])
+    old = runner.invoke(cli, ["fill-poem", text, "--model", exported, "--poem-model", "none", "--json", "--top-k", "2"])
+    assert new.exit_code == 0 and old.exit_code == 0, (new.output, old.output)
+    assert new.stdout == old.stdout and len(json.loads(new.stdout)[0]["blanks"][0]["candidates"]) == 2
+    shown = runner.invoke(cli, ["fill-poem", "--help"]).output
+    assert "--candidates" in shown and "--top-k" not in shown
+    bad = runner.invoke(cli, ["fill-poem", text, "--model", exported, "--top-k", "0"])
+    assert bad.exit_code == 2 and "'--candidates'" in bad.output and "number of candidates must be" in bad.output
+
+
 @pytest.mark.parametrize("args", [["床前明月光，疑是地上霜。"], ["□□□"], [""], ["床" * 513 + "□"], [],
-                                  ["床前明月□，", "--top-k", "0"]])
+                                  ["床前明月□，", "--candidates", "0"], ["床前明月□，", "--top-k", "51"]])
 def test_cli_fill_poem_bad_input(args, exported):
     res = CliRunner().invoke(cli, ["fill-poem", *args, "--model", exported])
     assert res.exit_code != 0
@@ -508,7 +524,7 @@ def test_cli_fill_poem_weighs_with_a_poem_model_and_evaluates_the_same(exported,
 
     text = "床前明月□，疑是地上霜。举头望明月，低头思故乡。"
     res = CliRunner().invoke(cli, ["fill-poem", text, "--model", exported, "--poem-model", tiny_poem_model,
-                                   "--json", "--top-k", "3"])
+                                   "--json", "--candidates", "3"])
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)[0]
     # what the library gives: the fill model's 50 candidates, weighed, the first 3 kept

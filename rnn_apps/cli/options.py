@@ -50,6 +50,9 @@ class AliasedOption(click.Option):
         finally:
             self.opts = shown
 
+    def get_error_hint(self, ctx) -> str:  # errors name the option by its current spelling
+        return " / ".join(f"'{o}'" for o in self.opts if o not in self.old) or super().get_error_hint(ctx)
+
 
 def as_json(help: str = "Print the result as JSON (progress goes to stderr).") -> callable:
     """``--json``: the result as JSON on stdout; ``help`` says what the JSON holds."""

@@ -168,8 +168,9 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         "images).",
         "",
         "```sh",
-        "rnn-apps caption models/caption-shapes/examples/scene-1.png",
-        "rnn-apps caption models/caption-shapes/examples/scene-1.png --beam 3 --plot-attention attention.png",
+        "rnn-apps caption models/caption-shapes/examples/scene-1.png --model models/caption-shapes",
+        "rnn-apps caption models/caption-shapes/examples/scene-1.png --model models/caption-shapes --beam 3 "
+        "--plot-attention attention.png",
         "```",
         "",
         "**What it knows**: only the synthetic scenes below — coloured shapes on a light background. For photos "
@@ -208,7 +209,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} scenes, "
         f"{hist[-1]['step'] if hist else '?'} steps ({hist[-1]['step'] * cfg['batch_size'] if hist else '?':,} scenes)"
         + (f", {training_time}" if training_time else "")
-        + " on the project's 2-core CPU machine, shared with other training runs.",
+        + " on the project's 2-core CPU machine.",
         "",
     ]
     if hist:
@@ -260,8 +261,8 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
                              f"{ch[h['step']].get('val_token_accuracy', float('nan')):.4f} |")
             lines.append("")
     if bench:
-        lines += ["Speed (`python benchmarks/caption.py`, PNG bytes in, on the 2-core CPU machine while other "
-                  "training runs were using it, so these are lower bounds):", "",
+        lines += ["Speed (`python benchmarks/caption.py`, PNG bytes in, on the 2-core CPU machine under load from "
+                  "other processes, so these are lower bounds):", "",
                   "| batch | beam | ms a call | captions/s |", "| --- | --- | --- | --- |"]
         for r in bench["results"]:
             lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | "
@@ -278,7 +279,8 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
     for ex in examples:
         if ex["attention"]:
             lines += [f"Attention for {ex['image']} (`rnn-apps caption {os.path.join('models/caption-shapes', ex['image'])} "
-                      f"--plot-attention {ex['attention']}`): where the decoder looked for each word.", "",
+                      f"--model models/caption-shapes --plot-attention {ex['attention']}`): where the decoder looked "
+                      "for each word.", "",
                       f"![attention](examples/{ex['attention']})", ""]
     return "\n".join(lines) + "\n"
 

@@ -37,8 +37,11 @@ def _attention_paths(out: str, n: int) -> list[str]:
 @options.plot_attention("Save the attention over the image for each word as a grid of overlays (PNG); with several "
                         "images OUT-1.png, OUT-2.png, ...")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of objects with 'image', 'caption', 'log_probability' ('caption_zh' with "
-                   "--lang zh; 'words', 'attention' with --plot-attention).")
+              help="Print a JSON array of objects with 'image' and 'caption'; 'log_probability' (without "
+                   "--plot-attention), 'words' and 'attention' (with --plot-attention), 'caption_zh' (with --lang zh), "
+                   "and 'notes' (a list of strings, also printed on standard error) when there is something to say "
+                   "of an image: read at a reduced scale, very small, no caption, a caption that is no scene "
+                   "description (models/caption-shapes), caption words the translation model does not know.")
 @friendly_errors
 def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_path, as_json):
     """Describe photos (PNG, JPEG, GIF, BMP, WebP) in one English sentence each (看图说话).

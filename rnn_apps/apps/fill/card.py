@@ -122,7 +122,8 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         f"Version {os.path.basename(model_dir.rstrip('/'))} in {cards.version_path('fill', model_dir)}, a TensorFlow SavedModel (TF Serving layout) that fills the □ of a poem in its "
         "graph: `serving_default` takes `{\"text\": string[B]}` and returns the filled `text`, `candidates` "
         "(string[B, blanks, 5]), `probabilities` (float32[B, blanks, 5]), `blanks`, `unknown` and `converted`; "
-        "`fill` takes a `top_k` too. Used by `rnn-apps fill-poem`.",
+        "`fill` takes a `top_k` too (how many candidates, 1 to 50: `rnn-apps fill-poem --candidates`). Used by "
+        "`rnn-apps fill-poem`.",
         "",
         "## Data",
         "",

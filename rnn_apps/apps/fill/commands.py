@@ -22,12 +22,29 @@ from rnn_apps.cli.common import (
 # ------------------------------------------------------------------------------------------- fill-poem
 
 
+def _candidates_type() -> click.ParamType:
+    """``--candidates``: the fill signature's ``top_k``, checked as the server checks it, its error naming the
+    option's meaning rather than the REST input."""
+    limited = limits.option_type("fill", "top_k")
+
+    class Candidates(type(limited)):
+        def convert(self, value, param, ctx):
+            try:
+                return super().convert(value, param, ctx)
+            except click.BadParameter as e:
+                e.message = e.message.replace("top_k must be", "the number of candidates must be")
+                raise
+
+    return Candidates()
+
+
 @click.command("fill-poem")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
-@click.option("--top-k", "top_k", type=limits.option_type("fill", "top_k"), default=5, show_default=True,
-              help="Candidates shown for each blank.")
+@click.option("--candidates", "--top-k", "top_k", cls=options.AliasedOption, old=("--top-k",),
+              type=_candidates_type(), default=5, show_default=True,
+              help="How many candidates to show for each blank (the fill signature's top_k over REST).")
 @options.model("fill")
 @options.poem_model()
 @click.option("--json", "as_json", is_flag=True,
@@ -58,7 +75,7 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     \b
     Examples:
       rnn-apps fill-poem "床前明月□，疑是地上霜。"
-      rnn-apps fill-poem "春眠不觉□，处处闻啼鸟。" "白日依山尽，黄河入海□。" --top-k 3
+      rnn-apps fill-poem "春眠不觉□，处处闻啼鸟。" "白日依山尽，黄河入海□。" --candidates 3
       rnn-apps fill-poem "□□明月光，疑是地上霜。" --json
       rnn-apps fill-poem "举头望明月，低头思故□。" --poem-model none
       rnn-apps fill-poem --file lines.txt

@@ -187,7 +187,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         f"* Corpus: `{corpus}`, English–Chinese sentence pairs of the Tatoeba Project (CC-BY 2.0 FR) in the "
         "manythings.org form, the Chinese side converted to simplified script (OpenCC); a pair that is then the "
         f"same as another (one sentence written in both scripts) counts once: {stats['pairs']:,} pairs. 2,000 "
-        "further pairs are held back by the project's owners to measure the shipped model; none was seen here.",
+        "further pairs are held back to measure the shipped model; none was seen here.",
         f"* Split: a seeded permutation (seed {cfg['seed']}) of the distinct English sentences holds out "
         f"{cfg['val_fraction']:.0%} of them for validation, with all their translations: {stats['train_pairs']:,} "
         f"training and {stats['val_pairs']:,} validation pairs (no English sentence on both sides).",
@@ -228,7 +228,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
                 else f"the weights of epoch {best['epoch']} are kept")
         lines.append(
             f"* Trained {len(history)} epochs ({history[-1]['step']:,} steps, {training.training_seconds(history) / 60:.0f} "
-            f"min on the project's 2-core CPU machine, shared with other work); best validation loss "
+            f"min on the project's 2-core CPU machine); best validation loss "
             f"{best['val_loss']:.3f} (perplexity {np.exp(best['val_loss']):.2f}) at epoch {best['epoch']}; {kept}.")
     lines += ["", "| epoch | train loss | val loss | val token accuracy | minutes |", "| --- | --- | --- | --- | --- |"]
     for h in history:
@@ -280,7 +280,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         g1, g64, b1, b64 = rows.get((1, 1)), rows.get((64, 1)), rows.get((1, bb)), rows.get((64, bb))
         lines += [
             f"Decoding speed (`python benchmarks/translate.py`, validation sentences, the whole graph call, "
-            f"{bench.get('cpu_count')} CPU cores shared with other work): greedy {g1['sentences_per_s']:.1f} sentences/s "
+            f"{bench.get('cpu_count')} CPU cores under load from other processes, so these are lower bounds): greedy {g1['sentences_per_s']:.1f} sentences/s "
             f"at batch 1 and {g64['sentences_per_s']:.0f} at batch 64; beam {bb} {b1['sentences_per_s']:.1f} at batch 1 "
             f"and {b64['sentences_per_s']:.0f} at batch 64.", ""]
     lines += ["## Samples", "", f"| {LANGUAGE[src]} | greedy | beam {beam} |", "| --- | --- | --- |"]
