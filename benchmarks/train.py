@@ -142,7 +142,7 @@ def _character_model_sizes(app_dir: str, name: str):
     d = shipped_config(app_dir, name)
     c = d["config"]
     T = c["max_len"]
-    return c, len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"]), c["tokens_per_batch"] // T, T, \
+    return c, len(d["vocab"]["tokens"]), c["tokens_per_batch"] // T, T, \
         c["embedding_dim"], c["units"]
 
 
@@ -237,8 +237,8 @@ def translate_case(rng, source_len=12, target_len=16):
 
     d = shipped_config("translate", "translate.json")
     c = d["config"]
-    Vs = len(d["source_vocab"]["specials"]) + len(d["source_vocab"]["tokens"])
-    Vt = len(d["target_vocab"]["specials"]) + len(d["target_vocab"]["tokens"])
+    Vs = len(d["source_vocab"]["tokens"])
+    Vt = len(d["target_vocab"]["tokens"])
     B, S, T = c["batch_size"], source_len, target_len
     e, ue, ud = c["embedding_dim"], c["encoder_units"], c["decoder_units"]
 
@@ -274,7 +274,7 @@ def _caption_case(rng, app_dir: str):
 
     d = shipped_config(app_dir, "caption.json")
     c = d["config"]
-    V = len(d["vocab"]["specials"]) + len(d["vocab"]["tokens"])
+    V = len(d["vocab"]["tokens"])
     B, T, s = c["batch_size"], c["max_len"], c["image_size"]
     e, u, a, f = c["embedding_dim"], c["units"], c["attention_units"], c["feature_dim"]
     L = int(np.prod(d["grid"]))

@@ -65,7 +65,7 @@ def top_k_filter(logits, top_k):
     """Mask all but the ``top_k`` (int32 [batch]) largest logits of each row; k <= 0 leaves the row alone.
 
     One partial selection (``tf.math.top_k``) of the batch's largest k, not a sort of the vocabulary: a
-    sort of 6,465 poem characters per row and step cost more than the model's step at batch 8.
+    sort of 6,461 poem characters per row and step cost more than the model's step at batch 8.
     """
     vocab = tf.shape(logits)[-1]
     k = tf.clip_by_value(top_k, 1, vocab)
@@ -88,7 +88,7 @@ def top_p_filter(logits, top_p):
     patterns of the float32 probabilities (for numbers >= 0 they order as the numbers do), so it ends at
     t* exactly after at most 31 rounds, and it starts from the bounds (1 - top_p) / V <= t* (the tokens
     below that carry less than 1 - top_p together) and 2 max p > t*. A poem model's nucleus at p 0.9
-    holds hundreds of its 6,465 characters, and this is several times faster than sorting each row at
+    holds hundreds of its 6,461 characters, and this is several times faster than sorting each row at
     every step.
     """
     probs = tf.nn.softmax(logits, axis=-1)
