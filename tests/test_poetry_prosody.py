@@ -64,6 +64,8 @@ def test_templates_follow_dui_and_nian():
 
 def test_check_poem_on_famous_poems(tables):
     r = check_poem(DENG_GUANQUE_LOU, tables)
+    assert r["text"] == "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。"  # in couplets, as written
+    assert check_poem("白日依山尽 黄河入海流 欲穷千里目", tables)["text"] == "白日依山尽，黄河入海流。欲穷千里目。"
     assert r["form"] == "wujue" and r["rhyme"]["group"] == "下平十一尤" and r["rhyme"]["ok"]
     assert r["template"]["name"] == "仄起，首句不入韵" and r["metre"]["loose_ok"]
     assert [(b["line"], b["position"], b["char"]) for b in r["metre"]["strict_breaks"]] == [(3, 1, "欲")]

@@ -297,7 +297,9 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
                           "end_groups": tables.all_groups(s[-1], rhyme)})
     shape = (len(lines[0]), len(lines)) if len({len(s) for s in lines}) == 1 else None
     form = FORM_OF_SHAPE.get(shape) if shape else None
-    result = {"text": "，".join(lines) + "。", "rhyme_system": rhyme, "form": form, "lines": out_lines}
+    # the lines in couplets (联), as a regulated poem is written: ， after the first line of each, 。 after the second
+    text = "".join(s + ("，" if i % 2 == 0 and i < len(lines) - 1 else "。") for i, s in enumerate(lines))
+    result = {"text": text, "rhyme_system": rhyme, "form": form, "lines": out_lines}
     if form is None:
         result["note"] = "not a regulated form (4 or 8 lines of 5 or 7 characters); tones only"
         result.update(rhyme=None, template=None, metre=None)
