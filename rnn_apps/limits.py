@@ -210,7 +210,9 @@ APPS: Mapping[str, AppLimits] = {
         max_megapixels={"image": 25.0, "pixels": 25.0},
         same_in_call=("beam_size",),
     ),
-    "forecast": AppLimits("forecast", max_batch=1024, max_values=100_000),
+    # values far beyond ±1e15 overflow float32 in the model's scaling (3e38 gave infinite forecasts)
+    "forecast": AppLimits("forecast", max_batch=1024, max_values=100_000,
+                          ranges={"history": Range(-1e15, 1e15, meaning="larger values overflow float32 in the model")}),
 }
 
 

@@ -20,8 +20,14 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 
 
+# A failed tf.debugging.assert_*: "assertion failed: [message] [Condition x >= y did not hold element-wise:]
+# [x (name:0) = ] [3] [y (name:0) = ] [48]".
+_ASSERT = re.compile(r"^assertion failed: \[(?P<msg>[^\]]*)\] \[Condition [^\]]*\] \[x \([^)]*\) = \] \[(?P<x>[^\]]*)\]")
+
+
 def tf_message(err: Exception) -> str:
-    """The useful part of a TF runtime error: drop the node trace and ``[Op:...]`` suffix."""
+    """The useful part of a TF runtime error: drop the node trace and ``[Op:...]`` suffix; a model's own
+    assertion (``tf.debugging.assert_greater_equal(x, y, message=...)``) as its message and the value received."""
     msg = getattr(err, "message", None) or str(err)
     msg = msg.split("\n\t [[", 1)[0]
     msg = re.sub(r"\s*\[Op:[^\]]*\]\s*(name:.*)?$", "", msg.strip())
@@ -36,4 +42,8 @@ def tf_message(err: Exception) -> str:
             continue
         in_trace = False
         kept.append(line)
-    return "\n".join(kept).strip() or msg.strip()
+    text = "\n".join(kept).strip() or msg.strip()
+    m = _ASSERT.match(text)
+    if m:
+        return f"{m.group('msg')}; received {m.group('x').strip()}.".replace("\\'", "'")
+    return text

@@ -94,7 +94,8 @@ REFUSED = {
     ],
     "forecast": [
         ("serving_default", {"history": [[1.0] * 6, [1.0] * 5 + [float("nan")]]},
-         limits.not_finite_values_message("history", float("nan"))),
+         _number("forecast", "history", float("nan"))),
+        ("serving_default", {"history": [[1.0] * 5 + [3e38]]}, _number("forecast", "history", 3e38)),
         ("serving_default", {"history": np.ones([1025, 6], np.float32)}, _batch("forecast", 1025)),
         ("serving_default", {"history": np.ones([1, 100_001], np.float32)},
          limits.too_many_values_message("history", 100_001, 100_000)),

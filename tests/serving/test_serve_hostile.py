@@ -39,6 +39,7 @@ from toys import (  # noqa: E402
     ("translate", {"instances": ["hello", "qzx vvv"]}, "text[1]: the model knows none of its words (qzx, vvv)"),
     ("translate", {"instances": ["... !"]}, "no words"),
     ("translate", {"instances": [""]}, "empty"),
+    ("forecast", {"instances": [[1.0, 3e38, 2.0]]}, "history must be in [-1,000,000,000,000,000, 1,000,000"),
 ])
 def test_app_limits_are_400_before_the_model_runs(server, model, body, words):
     status, err = predict(server, model, body)
@@ -541,3 +542,19 @@ def test_large_request_runs_in_chunks_with_the_same_answer(tmp_path, start):
     assert status == 200
     assert [p["x"] for p in out["predictions"]] == [f"r{i}" for i in range(10)]
     assert [p["batch"] for p in out["predictions"]] == [4] * 8 + [2] * 2
+
+
+def test_a_models_own_assertion_reads_as_its_message_and_the_value():
+    """A model's tf.debugging.assert_* (the forecast model's window) is worded for the client, not as
+    TensorFlow's dump of tensor names."""
+    from rnn_apps.serving.errors import tf_message
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def forecast(history):
+        tf.debugging.assert_greater_equal(tf.shape(history)[1], 48,
+                                          message="history needs at least 48 values per row (the model's window)")
+        return history
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        forecast(tf.zeros([1, 3]))
+    assert tf_message(e.value) == "history needs at least 48 values per row (the model's window); received 3."
