@@ -131,6 +131,10 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"])
+    if arrays and all(a.ndim >= 1 and a.shape[0] == 0 for a in arrays.values() if a.ndim >= 1) \
+            and any(a.ndim >= 1 for a in arrays.values()):
+        # as for "instances": []; the graphs' own answers to no rows range from empty lists to obscure errors
+        raise bad_request("\"inputs\" holds no examples (empty lists)")
     check_limits(model, arrays, sig_name)
     arrays = _fit_request(model, arrays)
     outputs = _run_in_pieces(model, sig, arrays, execute)

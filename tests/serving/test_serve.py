@@ -300,6 +300,8 @@ def test_errors(server):
     assert predict(server, "poetry", {"instances": ["a"], "inputs": ["a"]})[0] == 400
     assert predict(server, "poetry", {"something": 1})[0] == 400
     assert predict(server, "poetry", {"instances": []})[0] == 400
+    status, err = predict(server, "poetry", {"inputs": {"prompt": []}})
+    assert status == 400 and err["error"] == '"inputs" holds no examples (empty lists)', err
     assert predict(server, "nosuchmodel", {"instances": ["a"]})[0] == 404
     assert call(server, "GET", "/v1/models/nosuchmodel")[0] == 404
     assert call(server, "GET", "/v1/models/nosuchmodel/metadata")[0] == 404

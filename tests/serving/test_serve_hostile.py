@@ -223,7 +223,7 @@ def test_non_finite_numbers_are_400(server):
     # JSON has no NaN, but Python's and JavaScript's encoders write it; the server must not pass it on
     nan_history = b'{"instances": [[1.0, NaN, 2.0]]}'
     status, _, err = raw_call(server, "POST", "/v1/models/forecast:predict", nan_history)
-    assert status == 400 and "finite" in err["error"]
+    assert status == 400 and "history must be in" in err["error"] and "received nan" in err["error"]
     nan_temp = b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": NaN, "seed": 1}}'
     status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", nan_temp)
     assert status == 400 and "temperature" in err["error"]
