@@ -28,16 +28,24 @@ def inflate(body: bytes, encoding: Optional[str], limit: int) -> bytes:
         return body
     if enc not in ("gzip", "x-gzip"):
         raise GuardError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
-    d = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        out = d.decompress(body, limit + 1)
-    except zlib.error as e:
-        raise GuardError(400, f"the gzip request body is corrupt: {e}") from None
-    if len(out) > limit or d.unconsumed_tail:
-        raise GuardError(413, f"the request body inflates to more than the limit of {limit} bytes")
-    if not d.eof:
-        raise GuardError(400, "the gzip request body is truncated")
-    return out
+    # A gzip stream may hold several members, one after the other (as `gzip -c a b` writes, and `gzip -d`
+    # reads); each is inflated in turn, within what is left of the limit. Bytes that are no member are refused.
+    parts, total, rest = [], 0, body
+    while True:
+        d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out = d.decompress(rest, limit - total + 1)
+        except zlib.error as e:
+            raise GuardError(400, f"the gzip request body is corrupt: {e}") from None
+        total += len(out)
+        if total > limit or d.unconsumed_tail:
+            raise GuardError(413, f"the request body inflates to more than the limit of {limit} bytes")
+        if not d.eof:
+            raise GuardError(400, "the gzip request body is truncated")
+        parts.append(out)
+        rest = d.unused_data
+        if not rest:
+            return b"".join(parts)
 
 
 def is_loopback(host: str) -> bool:

@@ -262,6 +262,17 @@ def test_gzip_bodies(server):
     status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", bomb, {"Content-Encoding": "gzip"})
     assert status == 413 and "inflates" in err["error"]
     assert raw_call(server, "POST", "/v1/models/poetry:predict", b"not gzip", {"Content-Encoding": "gzip"})[0] == 400
+    # several members, as `gzip -c a b` writes them, are read as one body; bytes after the last are refused
+    half = len(body) // 2
+    members = gzip.compress(body[:half]) + gzip.compress(body[half:])
+    status, _, out = raw_call(server, "POST", "/v1/models/poetry:predict", members, {"Content-Encoding": "gzip"})
+    assert (status, out) == (200, {"predictions": ["春" + POEM_TAIL]})
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", gzip.compress(body) + b"\0garbage",
+                              {"Content-Encoding": "gzip"})
+    assert status == 400 and "gzip" in err["error"], err
+    bombs = gzip.compress(b"a" * (MAX_BODY // 2 + 1)) * 2  # each member under the limit, together over it
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", bombs, {"Content-Encoding": "gzip"})
+    assert status == 413 and "inflates" in err["error"]
     assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Content-Encoding": "br"})[0] == 415
 
 
