@@ -16,6 +16,12 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def shown(text: str, most: int = 100) -> str:
+    """``text`` as an error message quotes it: a name from a URL cut to ``most`` characters (a client's 70 KB
+    model name is not echoed back whole)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def bad_request(message: str) -> ApiError:
     return ApiError(400, message)
 

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from rnn_apps import limits
 from rnn_apps.serving.checks import app_settings, languages, model_app
 from rnn_apps.serving.continuous import Decoder
-from rnn_apps.serving.errors import ApiError, tf_message
+from rnn_apps.serving.errors import ApiError, shown, tf_message
 from rnn_apps.serving.form import DEFAULT_SIGNATURE, page_form
 from rnn_apps.serving.predict import check_limits, run_signature
 
@@ -340,7 +340,7 @@ class ModelRegistry:
             self.scan()
             entries = self._model_entries(name)
             if not entries:
-                raise ApiError(404, f"Could not find any versions of model {name}")
+                raise ApiError(404, f"Could not find any versions of model {shown(name)}")
         return entries
 
     def entry(self, name: str, version: int) -> _Entry:
@@ -349,7 +349,7 @@ class ModelRegistry:
             self.scan()
             entries = self.entries(name)
             if version not in entries:
-                raise ApiError(404, f"Servable not found for request: Specific({name}, {version})")
+                raise ApiError(404, f"Servable not found for request: Specific({shown(name)}, {version})")
         return entries[version]
 
     # -- serving

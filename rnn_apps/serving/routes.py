@@ -10,7 +10,7 @@ from typing import Optional, Sequence
 
 from rnn_apps.serving.checks import is_large
 from rnn_apps.serving.codec import json_default
-from rnn_apps.serving.errors import ApiError, bad_request
+from rnn_apps.serving.errors import ApiError, bad_request, shown
 from rnn_apps.serving.predict import run_signature, predict
 from rnn_apps.serving.registry import VERSION_DIR, PREDICT_METHOD, LoadedModel, ModelRegistry, Signature
 
@@ -146,7 +146,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     def _model(rest: str):
         m = _ROUTE.match(rest)
         if not m:
-            raise ApiError(404, f"Malformed request: {request.method} /v1/models/{rest}")
+            raise ApiError(404, f"Malformed request: {request.method} /v1/models/{shown(rest)}")
         name, suffix = m.group("name"), m.group("suffix") or ""
         g.metric = (name, {"": "status", "/metadata": "metadata"}.get(suffix, suffix[1:]))
         post = suffix in (":predict", ":classify", ":regress")

@@ -569,3 +569,8 @@ def test_a_models_own_assertion_reads_as_its_message_and_the_value():
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
         forecast(tf.zeros([1, 3]))
     assert tf_message(e.value) == "history needs at least 48 values per row (the model's window); received 3."
+
+
+def test_a_long_model_name_is_not_echoed_whole(server):
+    status, err = predict(server, "m" * 70_000, {"instances": ["a"]})
+    assert status == 404 and len(err["error"]) < 200 and err["error"].endswith("m…"), err
