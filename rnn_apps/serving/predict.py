@@ -85,7 +85,9 @@ def run_function(fn, arrays: dict, dtypes: dict) -> Dict[str, np.ndarray]:
         tensors = {k: tf.constant(v, dtype=dtypes[k]) for k, v in arrays.items()}
         out = fn(**tensors)
     except tf.errors.InvalidArgumentError as e:
-        raise bad_request(tf_message(e)) from None
+        from rnn_apps import graph_limits  # an input check in the graph: the command's words, unescaped
+
+        raise bad_request(graph_limits.message(e) or tf_message(e)) from None
     except (tf.errors.OutOfRangeError, tf.errors.FailedPreconditionError) as e:
         raise bad_request(tf_message(e)) from None
     except tf.errors.OpError as e:

@@ -574,3 +574,22 @@ def test_a_models_own_assertion_reads_as_its_message_and_the_value():
 def test_a_long_model_name_is_not_echoed_whole(server):
     status, err = predict(server, "m" * 70_000, {"instances": ["a"]})
     assert status == 404 and len(err["error"]) < 200 and err["error"].endswith("m…"), err
+
+
+def test_a_graph_check_the_server_lets_through_reads_as_the_commands_words(tmp_path, start):
+    """A value the server's check passes but the graph's refuses (a float64 that float32 rounds to 0) gets
+    the graph check's words, not TensorFlow's "assertion failed: [...]" wrapping."""
+    from rnn_apps import graph_limits, limits
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="top_p")])
+        def serve(self, top_p):
+            return {"p": graph_limits.checked(limits.APPS["poetry"], top_p=top_p)["top_p"]}
+
+    path = str(tmp_path / "m" / "p" / "1")
+    m = Poem()
+    tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
+    mark_app(path, "poetry")
+    srv = start([], tmp_path)
+    status, err = predict(srv, "p", {"instances": [1e-45]})
+    assert status == 400 and err["error"] == "top_p must be in (0, 1] (1 is off); received 0.0.", err
