@@ -41,13 +41,27 @@ def get_strategy(name: str = "default"):
         from rnn_apps.keras_compat import patch_multi_worker_reduce
 
         patch_multi_worker_reduce()
+        example = ('e.g. TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
+                   '"task": {"type": "worker", "index": 0}}\'')
         if "TF_CONFIG" not in os.environ:
             raise TrainingError(
-                "--strategy multi-worker needs the TF_CONFIG environment variable describing the cluster, e.g. "
-                'TF_CONFIG=\'{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", "index": 0}}\''
+                f"--strategy multi-worker needs the TF_CONFIG environment variable describing the cluster, {example}"
             )
+        check_tf_config(os.environ["TF_CONFIG"], example)
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise TrainingError(f"Unknown strategy {name!r}; expected one of {', '.join(STRATEGIES)}.")
+
+
+def check_tf_config(value: str, example: str = "") -> dict:
+    """The ``TF_CONFIG`` of ``--strategy multi-worker``: a JSON object with a ``cluster`` (refused otherwise)."""
+    try:
+        config = json.loads(value)
+    except ValueError as e:
+        raise TrainingError(f"TF_CONFIG is not valid JSON ({e.msg} at character {e.pos}); it must describe "
+                            f"the cluster, {example}".rstrip(", ")) from None
+    if not isinstance(config, dict) or not isinstance(config.get("cluster"), dict) or not config["cluster"]:
+        raise TrainingError(f"TF_CONFIG must be a JSON object with a \"cluster\", {example}".rstrip(", "))
+    return config
 
 
 def is_chief(strategy) -> bool:
@@ -241,8 +255,61 @@ def _make_keep_best_class():
     return _KeepBest
 
 
+LOCK_FILE = ".lock"
+_held_locks: dict = {}  # run dir (real path) -> the open lock file this process holds
+
+
+def lock_run_dir(run_dir: str) -> None:
+    """Hold an exclusive lock on ``run_dir`` (``<run_dir>/.lock``, ``fcntl.flock``) until this process ends.
+
+    Two trainings writing into one run directory would interleave its history and overwrite each other's
+    checkpoints; the second is refused. The same process may take it again (a run resumed in-process).
+
+    Raises:
+        TrainingError: another process holds the lock.
+    """
+    if os.environ.get("TF_CONFIG"):  # the workers of a multi-worker cluster share their run directory by design
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    key = os.path.realpath(run_dir)
+    if key in _held_locks:
+        return
+    path = os.path.join(run_dir, LOCK_FILE)
+    f = open(path, "a+", encoding="utf-8")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        pid = f.read().strip() or "unknown"
+        f.close()
+        raise TrainingError(f"{run_dir} is in use by another training run (pid {pid}).") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    _held_locks[key] = f
+
+
+def discard_new_run(run_dir: str) -> None:
+    """Release the lock on ``run_dir`` and remove the directory when it holds nothing else (a run refused
+    before it wrote anything leaves no half run directory behind)."""
+    f = _held_locks.pop(os.path.realpath(run_dir), None)
+    if f is not None:
+        f.close()
+    try:
+        if set(os.listdir(run_dir)) <= {LOCK_FILE}:
+            if os.path.exists(os.path.join(run_dir, LOCK_FILE)):
+                os.remove(os.path.join(run_dir, LOCK_FILE))
+            os.rmdir(run_dir)
+    except OSError:
+        pass
+
+
 def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
-                 resumable: Sequence[str] = ()):
+                 resumable: Sequence[str] = (), app: str = "", data: Optional[str] = None):
     """The settings of a training run, and what its ``config_file`` saved (None for a new run).
 
     ``overrides`` (None values ignored) must be keys of ``defaults``. A new run (or ``resume`` without a
@@ -250,21 +317,45 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
     which only the ``resumable`` keys given in ``overrides`` are replaced (settings that may change
     between stretches of a run, such as its length). Creates ``run_dir``.
 
+    ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
+    before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
+    resumed run must continue on the data it was trained on. Takes the run directory's lock
+    (:func:`lock_run_dir`).
+
     Raises:
         ValueError: an override that is not a setting.
+        TrainingError: ``run_dir`` is another app's run, in use by another training, or was trained on
+            other data than ``data``.
     """
+    from rnn_apps.apps.base import check_run_app
+
     unknown = set(overrides) - set(defaults)
     if unknown:
         raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(defaults)}.")
-    os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, config_file)
+    if app and not resume and os.path.isfile(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                existing = json.load(f)
+        except (OSError, ValueError):
+            existing = None  # unreadable: a new run replaces it, as before
+        if isinstance(existing, dict):
+            check_run_app(run_dir, existing, app)
+    os.makedirs(run_dir, exist_ok=True)
     given = {k: v for k, v in overrides.items() if v is not None}
     if resume and os.path.exists(path):
         with open(path, encoding="utf-8") as f:
             saved = json.load(f)
+        if app:
+            check_run_app(run_dir, saved, app)
+        if data is not None and saved.get("data") and os.path.realpath(saved["data"]) != os.path.realpath(data):
+            raise TrainingError(f"{run_dir} was trained on {saved['data']}; --resume continues it on the same data "
+                                f"(received {data}).")
+        lock_run_dir(run_dir)
         settings = dict(saved["settings"])
         settings.update({k: given[k] for k in resumable if k in given})
         return settings, saved
+    lock_run_dir(run_dir)
     return {**defaults, **given}, None
 
 

@@ -150,25 +150,74 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
     return model
 
 
-def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE) -> str:
-    """Write a run's ``config.json`` (``{"settings": ..., "data": ..., "stats": ...}`` and what the app adds)."""
+# Settings only one app's runs have: how a run whose config.json predates its "app" key is recognised
+# (the first app with any of its keys; sentiment before poetry, as both have num_layers).
+_APP_MARKERS = (
+    ("fill", ("mask_rate", "kind")),
+    ("translate", ("encoder_units", "decoder_units", "source_min_count")),
+    ("sentiment", ("max_tokens", "ngram_features", "lm_seq_len")),
+    ("caption", ("backbone", "feature_dim", "image_size")),
+    ("forecast", ("horizon", "window")),
+    ("poetry", ("num_layers",)),
+)
+
+
+def run_app(record: dict) -> str:
+    """The app (package name) whose training run wrote the config ``record``; "" when it cannot tell."""
+    if not isinstance(record, dict):
+        return ""
+    if isinstance(record.get("app"), str) and record["app"]:
+        return record["app"]
+    settings = record.get("settings")
+    if not isinstance(settings, dict):
+        return ""
+    for name, keys in _APP_MARKERS:
+        if any(k in settings for k in keys):
+            return name
+    return ""
+
+
+def check_run_app(run_dir: str, record: dict, app: str) -> None:
+    """Refuse a run directory whose config ``record`` is another app's run than ``app`` (a package name).
+
+    Raises:
+        TrainingError: ``record`` names (or, written before runs named their app, plainly is) another app's.
+    """
+    found = run_app(record)
+    if app and found and found != app:
+        from rnn_apps.training import TrainingError
+
+        raise TrainingError(f"{run_dir} is a {found} training run, not a {app} one; choose another --run-dir.")
+
+
+def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE, app: str = "") -> str:
+    """Write a run's ``config.json`` (``{"app": ..., "settings": ..., "data": ..., "stats": ...}`` and what the
+    app adds); ``app``, the app's package name, is recorded so that another app refuses the run."""
+    if app:
+        record = {"app": app, **record}
     path = os.path.join(run_dir, config_file)
     with open(path, "w", encoding="utf-8") as f:
         json.dump(record, f, ensure_ascii=False, indent=1)
     return path
 
 
-def read_run_config(run_dir: str, config_file: str = CONFIG_FILE, app: str = "") -> dict:
+def read_run_config(run_dir: str, config_file: str = CONFIG_FILE, app: str = "", expect: str = "") -> dict:
     """A run's whole ``config.json`` record (its ``settings`` and what the app saved with them).
+
+    ``app`` names the run in messages; ``expect`` (an app's package name) refuses another app's run.
 
     Raises:
         FileNotFoundError: ``run_dir`` has no such file (it is not a training run of ``app``).
+        TrainingError: the run is another app's than ``expect`` (:func:`check_run_app`).
     """
     path = os.path.join(run_dir, config_file)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{run_dir} is not a{' ' + app if app else ''} training run (no {config_file}).")
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        record = json.load(f)
+    if expect:
+        check_run_app(run_dir, record, expect)
+    return record
 
 
 def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optional[str] = None,

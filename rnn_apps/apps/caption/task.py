@@ -248,7 +248,7 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
     run, overrides = RunOptions.split(options, save_every=200)
     verbose = run.verbose
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="caption")
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     base = None
     if saved is not None:
@@ -304,7 +304,7 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
     if not saved:
         contract.write_run_config(run_dir, {"settings": cfg, "synthetic": synthetic,
                                             "data": os.path.abspath(data_path) if data_path else None,
-                                            "stats": stats, "init_from": init_from})
+                                            "stats": stats, "init_from": init_from}, app="caption")
     with strat.scope():
         model = _build(vocab, cfg, base, from_file=not saved or cached)
         trainee = model
@@ -400,7 +400,7 @@ def feature_model(model, cfg: dict):
 
 def load_run_model(run_dir: str, weights: Optional[str] = None):
     """Rebuild a run's model and load its final (or newest checkpoint) weights: (model, vocab, cfg, run)."""
-    run = contract.read_run_config(run_dir, CONFIG_FILE, "captioning")
+    run = contract.read_run_config(run_dir, CONFIG_FILE, "captioning", expect="caption")
     cfg = run["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     final = weights or os.path.join(run_dir, FINAL_WEIGHTS)

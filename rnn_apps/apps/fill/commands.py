@@ -239,6 +239,10 @@ def evaluate_fill(data, model_dir, split, seed, poem_model_dir, limit, batch_siz
 
         r = evaluate_masked(data, model_dir, split=split, seed=seed, batch_size=batch_size, limit=limit,
                             progress=not as_json, poem_model=_poem_model(poem_model_dir))
+    if not r["poems"]:
+        from rnn_apps.apps.fill.data import FillError
+
+        raise FillError(f"No poems to evaluate in {data} (split {split}).")
     weighed = f"weighed by the poem model {r['poem_model']}" if r["poem_model"] else "the fill model alone"
     show(r, as_json, lambda r: f"Top-1: {r['top1_accuracy']:.1%}  top-5: {r['top5_accuracy']:.1%}  ({r['poems']:,} "
          f"poems, {r['split']} split, {r['kind']} model, {weighed}; {r['positions']})")

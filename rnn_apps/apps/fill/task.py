@@ -106,7 +106,8 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
     # follows the new total); otherwise it keeps its saved settings and epochs.
     run, overrides = RunOptions.split(options, save_every=100)
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, resumable=("max_steps",))
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, resumable=("max_steps",),
+                                       app="fill", data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = None
     if saved is not None:
@@ -126,12 +127,16 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
             fdata.check_vocab(vocab)
             added = poems.grow_vocabulary(vocab, data_path, cfg, cfg["min_count"], run.verbose)
     vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+    if not stats["train_tokens"]:
+        training.discard_new_run(run_dir)
+        raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
+                                     f"(--val-fraction {cfg['val_fraction']}); lower it or give more poems.")
     if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     contract.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
-                                        "stats": stats, "init_from": init_from})
+                                        "stats": stats, "init_from": init_from}, app="fill")
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     plan = fdata.make_plan(tr, cfg["tokens_per_batch"], cfg["seed"], cfg["mask_rate"], replicas)
@@ -164,7 +169,7 @@ def load_run_model(run_dir: str):
     """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
     from rnn_apps.apps.fill.model import build
 
-    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "fill")["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "fill", expect="fill")["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     model = build(cfg["kind"], len(vocab), cfg["embedding_dim"], cfg["units"], cfg["cell"], cfg["dropout"])
     model.build((None, None))

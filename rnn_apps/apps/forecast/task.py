@@ -158,8 +158,10 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
     run, overrides = RunOptions.split(options, save_every=0)
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="forecast")
     if saved is not None:
+        if not isinstance(saved.get("length"), int):
+            raise training.TrainingError(f"{run_dir} is not a forecast training run; choose another --run-dir.")
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
                                          f"{len(series)}. Resume with the same data, or choose another --run-dir.")
@@ -184,7 +186,8 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
         vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
     contract.write_run_config(run_dir, {"settings": cfg, "source": series.source, "name": series.name,
-                                        "length": len(series), "scale": normalizer.scale, "init_from": init_from})
+                                        "length": len(series), "scale": normalizer.scale, "init_from": init_from},
+                              app="forecast")
 
     import keras
     import tensorflow as tf

@@ -100,7 +100,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         run = json.load(f)
     history = read_history(run_dir)
     cfg, stats = run["settings"], run["stats"]
-    val = evaluate_corpus(data, model_dir, "val")
+    val = evaluate_corpus(data, model_dir, "val", allow_empty=True)
     train_secs = training_seconds(history) if history else None
     started_from = run.get("init_from")
     if started_from and not os.path.relpath(started_from).startswith(".."):
@@ -145,11 +145,13 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         "",
         "## Figures",
         "",
-        f"* **Validation bits per character: {val['bits_per_char']:.3f}** over {val['poems']:,} whole validation poems "
-        f"({val['tokens']:,} predicted tokens, the end of each poem included, each poem read from its start; "
-        f"{val['unknown_characters']:,} characters outside the vocabulary scored as `<unk>`), measured on the "
-        "exported model with "
-        "`rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val`.",
+        (f"* **Validation bits per character: {val['bits_per_char']:.3f}** over {val['poems']:,} whole validation poems "
+         f"({val['tokens']:,} predicted tokens, the end of each poem included, each poem read from its start; "
+         f"{val['unknown_characters']:,} characters outside the vocabulary scored as `<unk>`), measured on the "
+         "exported model with "
+         "`rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val`.") if val["poems"] else
+        "* No validation figure: the model's split of this corpus leaves no validation poems "
+        f"(validation fraction {cfg.get('val_fraction')}).",
     ]
     if forms:
         lines.append(f"* Form compliance: **{forms['compliant']}/{forms['total']}** constrained generations "

@@ -115,7 +115,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     from rnn_apps import training
 
     run, overrides = RunOptions.split(options, save_every=100)
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="poetry",
+                                       data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = Vocabulary.load(vocab_path) if saved is not None else None
     training.set_seed(cfg["seed"])
@@ -132,6 +133,10 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         # Fine-tuning: keep every old id, add the new corpus's characters (used at least min_count times) after them.
         poems.grow_vocabulary(vocab, data_path, cfg, min_count=cfg["min_count"], verbose=run.verbose)
     vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+    if not stats["train_tokens"]:
+        training.discard_new_run(run_dir)
+        raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
+                                     f"(--val-fraction {cfg['val_fraction']}); lower it or give more poems.")
     if run.verbose:
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
@@ -141,7 +146,7 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     started_from = os.path.abspath(init_from) if base is not None else (saved or {}).get("init_from")
     if started_from:
         record["init_from"] = started_from
-    contract.write_run_config(run_dir, record)
+    contract.write_run_config(run_dir, record, app="poetry")
 
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
@@ -171,7 +176,7 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
     """Rebuild the model of a training run and load its final (or newest checkpoint) weights."""
     from rnn_apps.apps.poetry.model import build_char_rnn
 
-    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "poem")["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "poem", expect="poetry")["settings"]
     vocab = Vocabulary.load(os.path.join(run_dir, VOCAB_FILE))
     model = build_char_rnn(len(vocab), cfg["embedding_dim"], cfg["units"], cfg["num_layers"], cfg["cell"], cfg["dropout"])
     model.build((None, None))

@@ -215,7 +215,8 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     _check_settings({k: v for k, v in overrides.items() if v is not None})  # before the run dir is made
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume and os.path.exists(vocab_path), CONFIG_FILE,
-                                       resumable=(*NGRAM_SETTINGS, "pretrain_epochs"))
+                                       resumable=(*NGRAM_SETTINGS, "pretrain_epochs"), app="sentiment",
+                                       data=data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path))
     _check_settings(cfg)  # and a saved run's own
     if saved is not None:
         _check_more_pretraining(run_dir, int(saved["settings"].get("pretrain_epochs", 0)), int(cfg["pretrain_epochs"]))
@@ -244,7 +245,15 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     if run.verbose:
         print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
               f"({time.time() - t0:.0f} s).")
-    train_texts = [r.text for r in train_r]
+    if not train_r:
+        training.discard_new_run(run_dir)
+        raise sdata.SentimentDataError(f"{data_path}: no reviews left for training after the validation split "
+                                       f"(--val-fraction {cfg['val_fraction']}); lower it or give more reviews.")
+    if int(cfg.get("ngram_features") or 0) > 0 and (base is None or base.get("ngram") is None) \
+            and len({r.label for r in train_r}) < 2:
+        training.discard_new_run(run_dir)
+        raise sdata.SentimentDataError(f"{data_path}: the n-gram branch needs training reviews of both labels; these "
+                                       "are all of one. Give reviews of both, or --ngram-features 0 to train without it.")
     lm_texts = train_texts + [r.text for r in unlabelled] if pretrain else []
     if vocabulary is None:
         t1 = time.time()
@@ -275,7 +284,7 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     def write_config():
         contract.write_run_config(run_dir, {
             "settings": cfg, "data": data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
-            "init_from": init_from, "stats": stats}, CONFIG_FILE)
+            "init_from": init_from, "stats": stats}, CONFIG_FILE, app="sentiment")
 
     write_config()
 
@@ -449,7 +458,7 @@ def load_run_model(run_dir: str):
     """Rebuild a run's classifier (final weights, else newest checkpoint), its LM (or None), vocabulary, config."""
     from rnn_apps.apps.sentiment.model import BiLanguageModel, build_from_config
 
-    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "sentiment")["settings"]
+    cfg = contract.read_run_config(run_dir, CONFIG_FILE, "sentiment", expect="sentiment")["settings"]
     with open(os.path.join(run_dir, VOCAB_FILE), encoding="utf-8") as f:
         vocabulary = json.load(f)["words"]
     model = build_from_config(len(vocabulary) + 2, cfg)

@@ -220,7 +220,8 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     from rnn_apps.apps.translate.model import build_model
 
     run, overrides = RunOptions.split(options, save_every=200)
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE)
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="translate",
+                                       data=os.path.abspath(data_path))
     vocabs = None
     base_weights = None
     init_from = (saved or {}).get("init_from", init_from)
@@ -249,7 +250,8 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     src_vocab.save(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
     contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats,
-                                        "truecase": corpus["truecase"], "names": corpus["names"], "init_from": init_from})
+                                        "truecase": corpus["truecase"], "names": corpus["names"], "init_from": init_from},
+                              app="translate")
 
     strat = training.get_strategy(run.strategy)
     train_src, train_tgt = zip(*corpus["train"])
@@ -293,7 +295,7 @@ def load_run_model(run_dir: str, weights: Optional[str] = None):
     from rnn_apps import training
     from rnn_apps.apps.translate.model import build_model
 
-    run = contract.read_run_config(run_dir, CONFIG_FILE, "translation")
+    run = contract.read_run_config(run_dir, CONFIG_FILE, "translation", expect="translate")
     cfg = run["settings"]
     src_vocab = Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB))
     tgt_vocab = Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB))
