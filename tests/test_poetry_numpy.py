@@ -290,7 +290,7 @@ def test_greedy_poems_are_the_savedmodels(saved, npm):
     assert all(t.endswith("。") for t in texts)
     rows = [_row(form="wujue", acrostic=a4), _row(form="qilv", acrostic=a8), _row(acrostic=a4[:3]),
             _row(prompt=a4[:2]), _row(prompt=a4[:2], max_length=12), _row(prompt=a8[:5], form="wujue"),
-            _row(prompt=a4[:2] + "，" + a4[2:], form="qijue"), _row(prompt=a8[:3], acrostic=a4[1:3], form="wulv"),
+            _row(prompt=a4[:2] + "，" + a4[2:], form="qijue"), _row(prompt=a4[1] + a8[1:3], acrostic=a4[1:3], form="wulv"),
             _row(prompt=" " + a4[:2] + "！"), _row(form="qijue", max_length=9)]
     _compare(saved, npm, rows)  # a batch of 10: the SavedModel's graph loop
 

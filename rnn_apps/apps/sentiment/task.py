@@ -254,6 +254,7 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
         training.discard_new_run(run_dir)
         raise sdata.SentimentDataError(f"{data_path}: the n-gram branch needs training reviews of both labels; these "
                                        "are all of one. Give reviews of both, or --ngram-features 0 to train without it.")
+    train_texts = [r.text for r in train_r]
     lm_texts = train_texts + [r.text for r in unlabelled] if pretrain else []
     if vocabulary is None:
         t1 = time.time()
