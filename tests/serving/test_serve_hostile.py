@@ -445,7 +445,8 @@ def test_requests_merge_only_with_requests_of_the_same_beam(start, tmp_path):
     """The captioner decodes a whole call with its largest beam: a request gets its own beam whatever else is
     sent at the same time, and must give one beam for all its images."""
     save_beam_echo(str(tmp_path / "m" / "c" / "1"))
-    srv = start([], tmp_path, max_batch_size=8, batch_timeout=0.5)
+    # one batch at a time: requests that arrive while it runs wait and merge (two threads could each run one alone)
+    srv = start([], tmp_path, max_batch_size=8, batch_timeout=0.5, batch_threads=1)
     bodies = [{"signature_name": "caption", "instances": [{"image": f"i{i}", "beam_size": 1 + 7 * (i % 2)}]}
               for i in range(8)]
     merged = 0
