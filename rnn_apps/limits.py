@@ -443,7 +443,7 @@ def check_megapixels(limits: AppLimits, name: str, width: int, height: int, wher
         raise LimitError(megapixels_message(where or name, width, height, width * height / 1e6, most))
 
 
-def option_type(app: str, name: str):
+def option_type(app: str, name: str, where: Optional[str] = None):
     """A ``click`` parameter type for a command-line option that is the input ``name`` of ``app``'s model:
     it reads a number and checks it with :func:`check_number`, so the command refuses what the server
     refuses, in the same words (after click's ``Invalid value for '--option':``).
@@ -451,6 +451,8 @@ def option_type(app: str, name: str):
     Args:
         app: The app (a key of :data:`APPS`).
         name: The input, with a range in the app's limits (``temperature``).
+        where: What the message calls the value, when the option means it in other words than the input's
+            name (``fill-poem --candidates`` is the input ``top_k``: "the number of candidates must be ...").
     """
     import click  # only the commands need it
 
@@ -474,7 +476,7 @@ def option_type(app: str, name: str):
                 except (TypeError, ValueError):
                     self.fail(f"{value!r} is not {'an integer' if accepted.integer else 'a number'}.", param, ctx)
             try:
-                check_number(limits, name, number)
+                check_number(limits, name, number, where)
             except LimitError as e:
                 self.fail(str(e), param, ctx)
             return number

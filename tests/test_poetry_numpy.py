@@ -361,6 +361,25 @@ def test_bad_input_gives_the_same_error_on_both_engines(tiny_poem_model):
     assert np_gen.unknown_characters("春眠xyz 風") == tf_gen.unknown_characters("春眠xyz 風")
 
 
+def test_one_reading_of_texts_matches_the_graph(tiny_poem_model):
+    """The vocabulary-only reading (rnn_apps' start/acrostic checks, the NumPy engine, the server) names the
+    same unknown characters as the SavedModel's ``unknown_characters`` signature."""
+    from rnn_apps.apps.poetry.constants import ModelReading
+
+    tf_gen = PoemGenerator(tiny_poem_model, engine="tensorflow")
+    np_gen = PoemGenerator(tiny_poem_model, engine="numpy")
+    assert np_gen.reading is np_gen._numpy.reading  # the NumPy engine reads with the same object
+    reading = ModelReading(tf_gen.meta["vocab"]["tokens"], tf_gen.script)
+    known = _han(np_gen._numpy, 4)
+    texts = ["春眠xyz 風", "床前明月光？！", "Ａ春，。", "龘", "", "長風破浪會有時", "\u3000" + known,
+             known + "；" + known]
+    for text in texts:
+        graph = tf_gen.unknown_characters(text)  # the TensorFlow engine asks the SavedModel
+        assert reading.unknown(text) == graph, text
+        assert np_gen.unknown_characters(text) == graph, text
+        assert tf_gen.chars(text) == np_gen.chars(text) == reading(text), text
+
+
 def test_model_level_checks(saved, npm):
     """What the graph itself refuses (reached only without PoemGenerator's checks) is refused too."""
     import tensorflow as tf

@@ -99,12 +99,12 @@ def _signature_def_names(path: str) -> dict:
 
 
 def _poem_reading(app: Optional[str], settings: dict):
-    """A poem model's reading of a text (:class:`rnn_apps.apps.poetry.generate.ModelReading`), from its
+    """A poem model's reading of a text (:class:`rnn_apps.apps.poetry.constants.ModelReading`), from its
     vocabulary and script; None for other models or when its export does not state them."""
     vocab, config = settings.get("vocab"), settings.get("config")
     if app != "poetry" or not isinstance(vocab, dict) or not isinstance(vocab.get("tokens"), list):
         return None
-    from rnn_apps.apps.poetry.generate import ModelReading
+    from rnn_apps.apps.poetry.constants import ModelReading
 
     script = config.get("script", "simplified") if isinstance(config, dict) else "simplified"
     return ModelReading([str(t) for t in vocab["tokens"]], str(script))

@@ -22,28 +22,12 @@ from rnn_apps.cli.common import (
 # ------------------------------------------------------------------------------------------- fill-poem
 
 
-def _candidates_type() -> click.ParamType:
-    """``--candidates``: the fill signature's ``top_k``, checked as the server checks it, its error naming the
-    option's meaning rather than the REST input."""
-    limited = limits.option_type("fill", "top_k")
-
-    class Candidates(type(limited)):
-        def convert(self, value, param, ctx):
-            try:
-                return super().convert(value, param, ctx)
-            except click.BadParameter as e:
-                e.message = e.message.replace("top_k must be", "the number of candidates must be")
-                raise
-
-    return Candidates()
-
-
 @click.command("fill-poem")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
 @click.option("--candidates", "--top-k", "top_k", cls=options.AliasedOption, old=("--top-k",),
-              type=_candidates_type(), default=5, show_default=True,
+              type=limits.option_type("fill", "top_k", where="the number of candidates"), default=5, show_default=True,
               help="How many candidates to show for each blank (the fill signature's top_k over REST).")
 @options.model("fill")
 @options.poem_model()

@@ -35,7 +35,7 @@ import numpy as np
 
 from rnn_apps import limits
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import AUTO_FORM, FORMS, MAX_LENGTH, load_config
+from rnn_apps.apps.poetry.constants import AUTO_FORM, FORMS, MAX_LENGTH, ModelReading, load_config
 from rnn_apps.chinese import is_han, normalize
 from rnn_apps.tensor_bundle import BundleError, BundleReader
 from rnn_apps.vocab import SPECIALS, Vocabulary
@@ -245,6 +245,7 @@ class NumpyPoemModel:
             raise UnsupportedModelError(f"the NumPy engine runs {', '.join(SUPPORTED_CELLS)} cells, not {cell!r}")
         self.tokens: List[str] = list(self.meta["vocab"]["tokens"])
         self.index = {t: i for i, t in enumerate(self.tokens) if i >= len(SPECIALS)}
+        self.reading = ModelReading(self.tokens, self.script)
         V = len(self.tokens)
         self.vocab_size = V
         self._set_weights(cell, cfg, V, weights if weights is not None else self._read_weights())
@@ -263,7 +264,6 @@ class NumpyPoemModel:
         allowed = np.stack([content, free & ~punct & ~eos, free & ~punct, free & ~eos, free & ~eos & ~comma])
         self.mask_table = np.where(allowed, np.float32(0.0), NEG_INF).astype(np.float32)
         self.out_tokens = ["" if i < len(SPECIALS) else t for i, t in enumerate(self.tokens)]
-        self._conv: Optional[dict] = None
         self._prosody: Optional[dict] = None
 
     def prosody_arrays(self) -> dict:
@@ -361,22 +361,11 @@ class NumpyPoemModel:
     # ---------------------------------------------------------------- text -> ids
     def chars(self, text: str) -> List[str]:
         """The characters of ``text`` after the graph's normalisation and script conversion (``_chars``)."""
-        chars = list(normalize(text))  # the graph's rules (rnn_apps.chinese.INPUT_RULES)
-        if any(c not in self.index for c in chars):  # only then is OpenCC's table needed
-            conv = self._conversion()
-            chars = [conv.get(c, c) for c in chars]
-        return chars
-
-    def _conversion(self) -> dict:
-        if self._conv is None:
-            from rnn_apps.textio import opencc_char_table
-
-            self._conv = opencc_char_table(self.script, self.index)
-        return self._conv
+        return self.reading(text)
 
     def unknown_characters(self, text: str) -> str:
         """The characters of ``text`` the model does not know, after conversion (the signature's output)."""
-        return "".join(c for c in self.chars(text) if c not in self.index)
+        return self.reading.unknown(text)
 
     def _ids(self, text: str) -> List[int]:
         return [self.index.get(c, UNK_ID) for c in self.chars(text)]

@@ -24,7 +24,7 @@ import numpy as np
 from rnn_apps import chinese, limits
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
-from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS
+from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS, ModelReading
 
 
 LIMITS = limits.APPS["poetry"]  # what `rnn-apps serve` accepts too, with the same messages
@@ -233,35 +233,6 @@ def check_start_fits_acrostic(start: str, acrostic: str, form: str,
                     "acrostic.")
 
 
-class ModelReading:
-    """A poem model's reading of a text, from its export's vocabulary alone (no network): the characters after
-    its input rules, with a character of the other script that it does not know converted to its own
-    (OpenCC's table, as the graph converts it). For :func:`check_start_fits_acrostic`'s ``chars``.
-
-    Args:
-        tokens: The vocabulary's tokens in id order, the specials first (``assets.extra/poetry.json``'s
-            ``vocab.tokens``).
-        script: The model's script, ``"simplified"`` or ``"traditional"``.
-    """
-
-    def __init__(self, tokens: Sequence[str], script: str):
-        from rnn_apps.vocab import SPECIALS
-
-        self.known = {t for i, t in enumerate(tokens) if i >= len(SPECIALS)}
-        self.script = script
-        self._conversion: Optional[dict] = None  # built on the first unknown character (OpenCC's table)
-
-    def __call__(self, text: str) -> list[str]:
-        chars = list(chinese.normalize(text))
-        if any(c not in self.known for c in chars):
-            if self._conversion is None:
-                from rnn_apps.textio import opencc_char_table
-
-                self._conversion = opencc_char_table(self.script, self.known)
-            chars = [self._conversion.get(c, c) for c in chars]
-        return chars
-
-
 def fit_generate_request(arrays: dict, chars: Callable[[str], Sequence[str]]) -> dict:
     """A ``generate`` request (inputs as NumPy arrays, one entry per poem) as rnn_apps writes its poems.
 
@@ -441,7 +412,6 @@ class PoemGenerator(Predictor):
         super().__init__(model_dir)
         self.script = self.config.get("script", "simplified")
         self._numpy = None
-        self._index = None  # the TensorFlow engine's reading of texts (chars): a ModelReading
         self.engine = "tensorflow"
         self.engine_note = ""  # why auto fell back to TensorFlow
         if engine in ("auto", "numpy"):
@@ -455,6 +425,9 @@ class PoemGenerator(Predictor):
                     raise PoemError(f"The NumPy engine cannot run the model in {self.model_dir}: {e}. "
                                     "Use --engine tensorflow (or auto).") from None
                 self.engine_note = str(e)
+        # How the model reads a start or an acrostic (chars), on either engine from the vocabulary alone
+        self.reading = (self._numpy.reading if self._numpy is not None
+                        else ModelReading(self.meta.get("vocab", {}).get("tokens", []), self.script))
         if self.engine == "tensorflow":
             self.load()
 
@@ -474,11 +447,7 @@ class PoemGenerator(Predictor):
     def chars(self, text: str) -> list[str]:
         """The characters of ``text`` as the model reads them: after its input rules, with a character of the
         other script that it does not know converted to its own (OpenCC's table, as the graph converts it)."""
-        if self._numpy is not None:
-            return self._numpy.chars(text)
-        if self._index is None:
-            self._index = ModelReading(self.meta.get("vocab", {}).get("tokens", []), self.script)
-        return self._index(text)
+        return self.reading(text)
 
     def unknown_characters(self, text: str) -> str:
         if self._numpy is not None:
