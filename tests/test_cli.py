@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -89,6 +90,33 @@ def test_fine_tune_grows_the_vocabulary(runner, tiny_poem_model, tmp_path):
     r = runner.invoke(cli, ["generate-poem", "--model", res["exported"], "--start", "鲲鹏", "--seed", "3", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)[0]["text"].startswith("鲲鹏")
+
+
+def test_fine_tuning_resumed_before_its_first_checkpoint_starts_from_its_base(tiny_poem_model, tmp_path):
+    """A fine-tuning run stopped before any checkpoint (its checkpoints removed here) starts again from the base's
+    weights, not from fresh ones."""
+    import shutil
+
+    import keras
+
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.apps.poetry.export import load_weights_from_export
+
+    class StartWeights(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.weights = [w.numpy().copy() for w in self.model.weights]
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text("鲲鹏展翅九万里，翻动扶摇羊角。\n\n鲲鹏击水三千里，扶摇直上九万里。\n" * 3, encoding="utf-8")
+    run = tmp_path / "run"
+    task.train(str(mine), str(run), epochs=1, init_from=tiny_poem_model, verbose=0)
+    shutil.rmtree(run / "checkpoints")
+    start = StartWeights()
+    task.train(str(mine), str(run), epochs=1, resume=True, verbose=0, callbacks=[start])
+    base = load_weights_from_export(tiny_poem_model)["weights"]
+    assert len(start.weights) == len(base)
+    for now, was in zip(start.weights, base):  # the base's rows (the grown embedding's leading ones)
+        np.testing.assert_array_equal(now[tuple(slice(0, n) for n in was.shape)], was)
 
 
 def test_xla_cache_flag_is_set_before_tensorflow_and_respects_the_user(tmp_path, monkeypatch):

@@ -347,6 +347,27 @@ def test_fine_tune_keeps_old_ids_and_rows_and_grows_for_new_characters(exported,
         task.train(new_poems, str(tmp_path / "run2"), epochs=1, init_from=exported, verbose=0, units=8)
 
 
+def test_resumed_fine_tuning_needs_its_base_only_until_its_first_checkpoint(exported, new_poems, tmp_path,
+                                                                          monkeypatch):
+    """The run records its base as an absolute path (given relative here); once a checkpoint holds the
+    weights, --resume continues without the base (moved away here), from another working directory."""
+    import shutil
+
+    from rnn_apps.apps.fill import task
+
+    shutil.copytree(exported, tmp_path / "base")
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    task.train(new_poems, str(run), epochs=2, init_from="base", verbose=0, save_every=1, min_count=2,
+               val_fraction=0.0, max_steps=2)
+    with open(run / "config.json", encoding="utf-8") as f:
+        assert json.load(f)["init_from"] == str(tmp_path / "base")
+    shutil.rmtree(tmp_path / "base")
+    monkeypatch.chdir(tmp_path.parent)
+    r = task.train(new_poems, str(run), epochs=2, resume=True, verbose=0, max_steps=4)
+    assert r["step"] == 4
+
+
 def test_cli_fine_tune_fill_exports_a_model_that_fills_new_characters(exported, new_poems, tmp_path):
     ft = str(tmp_path / "ft" / "fill")
     res = CliRunner().invoke(cli, ["fine-tune", "fill", "--data", new_poems, "--model", exported, "--export", ft,

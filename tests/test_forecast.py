@@ -415,6 +415,23 @@ def test_fine_tune_starts_from_the_base_weights_and_improves_on_the_new_series(b
         task.train(series, str(tmp_path / "run2"), epochs=1, init_from=base_model, verbose=0, window=10)
 
 
+def test_resumed_fine_tuning_keeps_the_base_figures_without_the_base(base_model, tmp_path):
+    """Once a checkpoint holds the weights, --resume needs no base model (moved away here) and still reports
+    the base's figures measured when the run began."""
+    import shutil
+
+    from rnn_apps.apps.forecast import task
+
+    shutil.copytree(base_model, tmp_path / "base")
+    series = fdata.Series(10 + 5 * _sine(240, 12), "v", None, source="test")
+    first = task.train(series, str(tmp_path / "run"), epochs=2, init_from=str(tmp_path / "base"), verbose=0)
+    shutil.rmtree(tmp_path / "base")
+    r = task.train(series, str(tmp_path / "run"), epochs=3, resume=True, verbose=0)
+    assert r["step"] > first["step"]
+    assert r["base_val_loss"] == first["base_val_loss"] and r["metrics"]["before"] == first["metrics"]["before"]
+    assert r["init_from"] == str(tmp_path / "base")
+
+
 def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
     import tensorflow as tf
 

@@ -334,10 +334,12 @@ def save_module(module, signatures: dict, app_dir: str, version: Optional[int], 
 def read_export(model_dir: str, load_config: Callable[[str], dict]) -> tuple:
     """What fine-tuning or exporting again needs of an exported model: ``(version directory, its
     assets.extra settings (``load_config``), the loaded SavedModel, its weights as NumPy arrays in the
-    order of the Keras model's ``weights``)``. ``model_dir``: a version or an app directory (newest version)."""
+    order of the Keras model's ``weights``)``. ``model_dir``: a version or an app directory (newest version);
+    the version directory returned is absolute."""
     import tensorflow as tf
 
-    model_dir = shared_export.resolve_model_dir(model_dir)
+    # absolute: a fine-tuning run records it, and may be resumed from another working directory
+    model_dir = os.path.abspath(shared_export.resolve_model_dir(model_dir))
     meta = load_config(model_dir)
     loaded = tf.saved_model.load(model_dir)
     # Weights stored as float16 (see rnn_apps.export.StoredWeights) come back as the float32 the model trains in.
@@ -363,6 +365,19 @@ def read_base_model(model_dir: str, load_config: Callable[[str], dict], vocab_ke
     model_dir, meta, _, weights = read_export(model_dir, load_config)
     vocab = Vocabulary.from_json(meta[vocab_key], model_dir) if vocab_key else None
     return {"config": meta["config"], "vocab": vocab, "weights": weights, "model_dir": model_dir, "meta": meta}
+
+
+def resumes_from_checkpoint(run_dir: str, saved: Optional[dict]) -> bool:
+    """Whether a run continues from a checkpoint: ``saved`` (its config, from
+    :func:`rnn_apps.training.run_settings`) is not None and ``run_dir`` holds one.
+
+    A fine-tuning run read its base model when it began; once a checkpoint holds its weights, resuming it
+    does not need the base again (which may since have been moved or deleted), so the apps read the base
+    only when this is False.
+    """
+    from rnn_apps.checkpoints import CheckpointManager
+
+    return saved is not None and CheckpointManager(run_dir).latest() is not None
 
 
 def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] = None) -> dict:

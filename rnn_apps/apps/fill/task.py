@@ -87,7 +87,7 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
         epochs: Total epochs (``max_steps`` > 0 instead cuts the run to that many steps: the epoch is then
             ``max_steps / epochs`` steps long).
         init_from: An exported fill model (a version or an app directory) to fine-tune. A resumed run
-            starts from the model its run directory names.
+            starts from its checkpoint (or, when it has none yet, from the model its run directory names).
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``; its saved config wins, but a given ``max_steps`` with ``epochs`` sets a new length)
             and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward").
@@ -118,7 +118,7 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     training.set_seed(cfg["seed"])
     t0 = time.time()
     base, added = None, []
-    if init_from:
+    if init_from and not contract.resumes_from_checkpoint(run_dir, saved):
         base = read_base_model(init_from)
         init_from = base["model_dir"]
         if vocab is None:  # a new fine-tuning run: the base's settings and ids, new characters appended

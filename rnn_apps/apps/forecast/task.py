@@ -137,7 +137,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         run_dir: Checkpoints, ``config.json`` and ``history.jsonl``.
         epochs: Epochs of the run (a resumed run stops at the same step).
         init_from: An exported forecaster (a version or an app directory) to fine-tune. A resumed run
-            starts from the model its run directory names.
+            starts from its checkpoint (or, when it has none yet, from the model its run directory names).
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``, its saved settings winning; ``save_every`` 0 by default: checkpoints at epoch ends
             only) and any of :data:`DEFAULTS` (None values are ignored).
@@ -167,7 +167,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
                                          f"{len(series)}. Resume with the same data, or choose another --run-dir.")
         init_from = saved.get("init_from")
     base = None
-    if init_from:
+    if init_from and not contract.resumes_from_checkpoint(run_dir, saved):
         from rnn_apps.apps.forecast.export import load_config
 
         base = contract.read_base_model(init_from, load_config, vocab_key=None)
@@ -185,9 +185,11 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
     else:  # one step ahead: every origin whose next value is in the training part
         x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
         vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
-    contract.write_run_config(run_dir, {"settings": cfg, "source": series.source, "name": series.name,
-                                        "length": len(series), "scale": normalizer.scale, "init_from": init_from},
-                              app="forecast")
+    record = {"settings": cfg, "source": series.source, "name": series.name, "length": len(series),
+              "scale": normalizer.scale, "init_from": init_from}
+    if saved is not None and saved.get("before"):
+        record["before"] = saved["before"]  # the base's figures, measured when the run began
+    contract.write_run_config(run_dir, record, app="forecast")
 
     import keras
     import tensorflow as tf
@@ -206,10 +208,12 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
     val = tf.data.Dataset.from_tensor_slices((vx, vy)).batch(256)
     origins = split.backtest_origins
     hist, truth = fdata.windows(values, origins, window, horizon)
-    before = {}
+    before = record.get("before", {})
     if base is not None:
         before = {"metrics": fmetrics.scores(truth, Forecaster(model, normalizer, window, horizon, mode).predict(hist)),
                   "loss": float(model.evaluate(val, verbose=0, return_dict=True)["loss"])}
+        # kept in the run's config: a resumed run restores its checkpoint instead of reading the base again
+        contract.write_run_config(run_dir, {**record, "before": before}, app="forecast")
     result = contract.fit_run(
         model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
         strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},

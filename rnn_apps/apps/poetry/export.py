@@ -29,7 +29,6 @@ to ，/。, and characters of the other script converted character by character 
 
 from __future__ import annotations
 
-
 import numpy as np
 import tensorflow as tf
 
@@ -659,6 +658,8 @@ def rebuild_from_export(model_dir: str):
 
 
 def load_weights_from_export(model_dir: str) -> dict:
-    """The config, vocabulary and weights (in ``model.weights`` order) of an exported poem model."""
-    _, meta, _, weights = read_export(model_dir, load_config)
-    return {"config": meta["config"], "vocab": Vocabulary.from_json(meta["vocab"], model_dir), "weights": weights}
+    """The config, vocabulary and weights (in ``model.weights`` order) of an exported poem model, and its
+    version directory (``model_dir``, absolute; ``model_dir`` may name the app directory: its newest version)."""
+    model_dir, meta, _, weights = read_export(model_dir, load_config)
+    return {"config": meta["config"], "vocab": Vocabulary.from_json(meta["vocab"], model_dir), "weights": weights,
+            "model_dir": model_dir}

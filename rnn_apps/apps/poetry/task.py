@@ -120,16 +120,20 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = Vocabulary.load(vocab_path) if saved is not None else None
     training.set_seed(cfg["seed"])
+    from rnn_apps.apps.poetry import export as pexport
+
     base = None
     if init_from is not None and vocab is None:
-        from rnn_apps.apps.poetry import export as pexport
-
         base = pexport.load_weights_from_export(init_from)
         vocab = base["vocab"]
         for k in ("embedding_dim", "units", "num_layers", "cell"):
             cfg[k] = base["config"][k]
+    elif (saved or {}).get("init_from") and not contract.resumes_from_checkpoint(run_dir, saved):
+        # a fine-tuning run stopped before its first checkpoint starts from its base again (its grown vocabulary
+        # is the run's own)
+        base = pexport.load_weights_from_export(saved["init_from"])
     t0 = time.time()
-    if base is not None:
+    if base is not None and saved is None:
         # Fine-tuning: keep every old id, add the new corpus's characters (used at least min_count times) after them.
         poems.grow_vocabulary(vocab, data_path, cfg, min_count=cfg["min_count"], verbose=run.verbose)
     vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
@@ -143,7 +147,7 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     vocab.save(vocab_path)
     record = {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}
     # the model a fine-tuning run started from (kept when it resumes), for its card
-    started_from = os.path.abspath(init_from) if base is not None else (saved or {}).get("init_from")
+    started_from = (saved or {}).get("init_from") or (base["model_dir"] if base is not None else None)
     if started_from:
         record["init_from"] = started_from
     contract.write_run_config(run_dir, record, app="poetry")

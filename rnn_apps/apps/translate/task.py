@@ -208,7 +208,8 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
         data_path: ``english<TAB>chinese`` pairs (see :mod:`rnn_apps.apps.translate.data`).
         run_dir: Where the run's config, vocabularies, checkpoints and logs live.
         epochs: Most epochs (early stopping on the validation loss may end the run sooner).
-        init_from: An exported translator (version or app directory) to fine-tune.
+        init_from: An exported translator (version or app directory) to fine-tune. A resumed run starts
+            from its checkpoint (the base is read again only when it has none).
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``, its saved settings winning) and any of :data:`DEFAULTS` (None values are ignored).
 
@@ -225,12 +226,12 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     vocabs = None
     base_weights = None
     init_from = (saved or {}).get("init_from", init_from)
-    if init_from:
+    if init_from and not contract.resumes_from_checkpoint(run_dir, saved):
         from rnn_apps.apps.translate.export import load_exported_model
         from rnn_apps.apps.translate.model import ARCHITECTURE
         from rnn_apps.export import resolve_model_dir
 
-        init_from = resolve_model_dir(init_from)
+        init_from = os.path.abspath(resolve_model_dir(init_from))  # a resumed run may run from elsewhere
         base, base_src, base_tgt, base_cfg, _ = load_exported_model(init_from)
         base_weights = [v.numpy() for v in base.weights]
         cfg.update({k: base_cfg[k] for k in (*ARCHITECTURE, "direction")})
