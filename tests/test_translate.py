@@ -348,13 +348,51 @@ def test_evaluate_gives_scores_by_english_length(runner, tiny_model, tmp_path):
     assert res["chrf"] == pytest.approx(corpus_chrf([h for _, _, h in rows], [ref for _, ref, _ in rows]))
     probe = res["unknown_names"]
     toms = [row[0] for row in rows if re.search(r"\bTom\b", row[0])]
-    assert probe["sentences"] == len(toms) > 0 and 0 <= probe["carried"] <= probe["sentences"]
+    # every sentence naming Tom, but those left with no known word (test_name_probe_skips_unreadable_sentences)
+    assert 0 < probe["sentences"] <= len(toms) and 0 <= probe["carried"] <= probe["sentences"]
     bins = {"under 5": lambda n: n < 5, "5-9": lambda n: 5 <= n < 10, "10 or more": lambda n: n >= 10}
     for name, got in res["by_length"].items():
         part = [row for row in rows if bins[name](len(row[0].split()))]
         assert got["pairs"] == len(part)
         assert got["bleu"] == pytest.approx(corpus_bleu([h for _, _, h in part], [ref for _, ref, _ in part], "zh")[0],
                                             abs=0.01)
+
+
+def test_evaluate_takes_the_direction_as_translate_does(runner, tiny_model):
+    """--direction means in evaluate translate what it means in translate; the output names the split and file."""
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--direction", "zh-en"])
+    assert r.exit_code == 1 and "translates en-zh, not zh-en" in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--direction", "en-zh",
+                            "--split", "val", "--limit", "3"])
+    assert r.exit_code == 0, r.output
+    assert f"3 pairs: the val part of {os.path.basename(PAIRS)}; en-zh" in r.output
+
+
+def test_name_probe_skips_unreadable_sentences():
+    """A Tom sentence whose other words the model does not know ("Zorbu yawned.") is left out of the probe,
+    not refused with an error that ends the evaluation."""
+    from rnn_apps.apps.translate.evaluate import unknown_name_probe
+
+    class Fake:
+        source_lang, target_lang = "en", "zh"
+        known = {"tom", "is", "here", "."}
+
+        def tokenize(self, texts):
+            rows = []
+            for t in texts:
+                tokens = re.findall(r"\w+|\.", t.lower())
+                rows.append({"tokens": tokens, "unknown": [w for w in tokens if w not in self.known]})
+            return rows
+
+        def translate(self, texts, beam=None):
+            self.asked = list(texts)
+            return [type("T", (), {"translation": t})() for t in texts]  # echoes: every name carried
+
+    fake = Fake()
+    probe = unknown_name_probe(fake, ["Tom is here.", "Tom yawned.", "Mary is here."], beam=1)
+    assert fake.asked == ["Zorbu is here."]
+    assert probe == {"sentences": 1, "carried": 1, "share": 1.0, "names": list(probe["names"])}
+    assert unknown_name_probe(Fake(), ["Tom yawned."], beam=1) is None
 
 
 def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_path):

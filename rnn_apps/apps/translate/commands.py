@@ -37,17 +37,22 @@ _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), defau
 # ------------------------------------------------------------------------------------------- translate
 
 
+# The same in translate and evaluate translate: which shipped model, by direction, unless --model names one.
+_DIRECTION = click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
+                          help="en-zh (English to Chinese, models/translate) or zh-en (Chinese to English, "
+                               "models/translate-zh-en). Default: en-zh, or the direction of --model.")
+_MODEL = click.option("--model", "model_dir", default=None,
+                      help="A model directory (default: the newest shipped model of --direction).")
+
+
 @click.command("translate")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).")
 @click.option("--max-length", type=int, default=None, help="Most tokens written per sentence (default: the model's bound).")
-@click.option("--direction", type=click.Choice(["en-zh", "zh-en"]), default=None,
-              help="en-zh (English to Chinese, models/translate) or zh-en (Chinese to English, "
-                   "models/translate-zh-en). Default: en-zh, or the direction of --model.")
-@click.option("--model", "model_dir", default=None,
-              help="A model directory (default: the newest shipped model of --direction).")
+@_DIRECTION
+@_MODEL
 @options.call_batch("Sentences")
 @options.plot_attention("Save a heat map of the attention (source tokens against target tokens) of the first text "
                         "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
@@ -231,9 +236,13 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
 
 @click.command("translate")
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="A TSV of english<TAB>chinese pairs.")
-@click.option("--model", "model_dir", default=None, help="A model directory (default: newest shipped).")
+@_DIRECTION
+@_MODEL
 @click.option("--split", type=click.Choice(["all", "val", "train"]), default="all", show_default=True,
-              help="'val' is the model's own validation split of its training corpus (same seed and fraction).")
+              help="'val' (or 'train'): the part of --data the model's training drew for validation (same seed "
+                   "and fraction). It is the model's validation set only when --data is the file the model was "
+                   "trained on (the shipped models: cmn-eng-30k.tsv); of another file it may hold pairs the "
+                   "model trained on. 'all': every pair, for a file of your own.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
 @options.limit("Only the first N pairs (after the split).")
 @options.call_batch("Sentences", 64)
@@ -243,7 +252,7 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
               help="Print a JSON object with 'bleu', 'chrf', 'by_length' (BLEU and chrF by English sentence length) "
                    "and the details.")
 @friendly_errors
-def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_path, as_json):
+def evaluate_translate(data, direction, model_dir, split, beam, limit, batch_size, output_path, as_json):
     """Corpus BLEU and chrF of the translator on sentence pairs, overall and by English sentence length.
 
     sacrebleu: 'zh' tokenization for Chinese output, '13a' for English; chrF on characters.
@@ -253,8 +262,9 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 
     \b
     Examples:
-      rnn-apps evaluate translate --data ../shared/data/cmn-eng.tsv --split val
+      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val
       rnn-apps evaluate translate --data pairs.tsv --beam 4 --json
+      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val --direction zh-en
     """
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
@@ -263,12 +273,14 @@ def evaluate_translate(data, model_dir, split, beam, limit, batch_size, output_p
 
     with native_stderr_silenced():
         r = evaluate_pairs(data, model_dir, split=split, beam=beam, limit=limit, batch_size=batch_size,
-                           progress=not as_json, output_path=output_path)
+                           progress=not as_json, output_path=output_path, direction=direction)
     if as_json:
         echo_json(r)
     else:
-        click.echo(f"BLEU: {r['bleu']:.2f}  chrF: {r['chrf']:.2f}  ({r['pairs']:,} pairs, {r['direction']}, "
-                   f"beam {r['beam']}, tokenize {r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
+        which = "every pair" if r["split"] == "all" else f"the {r['split']} part"
+        click.echo(f"BLEU: {r['bleu']:.2f}  chrF: {r['chrf']:.2f}  ({r['pairs']:,} pairs: {which} of "
+                   f"{os.path.basename(r['data'])}; {r['direction']}, beam {r['beam']}, tokenize {r['tokenize']}; "
+                   f"{r['sentences_per_second']:.1f} sentences/s)")
         for name, row in r["by_length"].items():
             click.echo(f"  English sentences of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
                        f"({row['pairs']:,} pairs)")
