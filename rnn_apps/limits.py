@@ -185,7 +185,7 @@ APPS: Mapping[str, AppLimits] = {
     ),
     "translate": AppLimits(
         "translate", max_batch=64,
-        max_chars={"text": 100_000},  # a long text is cut into sentences, translated one by one
+        max_chars={"text": 100_000},  # a text is cut into sentences, translated one by one
         non_empty=("text",),
         ranges={"beam_size": Range(1, 16, meaning="1 is greedy", integer=True),
                 "max_length": Range(0, 160, meaning="0: the model's default", integer=True)},

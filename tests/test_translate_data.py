@@ -130,6 +130,37 @@ def test_pairs_loading_split_and_errors(tmp_path):
     assert tdata.split_sentences("你好。你好吗？好", "zh") == ["你好。", "你好吗？", "好"]
 
 
+@pytest.mark.parametrize("text, sentences", [
+    ("Mr. Smith met Dr. Jones. They talked.", ["Mr. Smith met Dr. Jones.", "They talked."]),
+    ('"Are you OK?" he asked. She nodded.', ['"Are you OK?" he asked.', "She nodded."]),
+    ("I like fruit, e.g. apples. Yes!", ["I like fruit, e.g. apples.", "Yes!"]),
+    ("J. K. Rowling wrote it. It sold well.", ["J. K. Rowling wrote it.", "It sold well."]),
+    ("It costs 3.5 dollars. I paid 2000 yen.", ["It costs 3.5 dollars.", "I paid 2000 yen."]),
+    ('Tom said "Hi." Mary left.', ['Tom said "Hi."', "Mary left."]),
+    ("Wait... What? No way!", ["Wait...", "What?", "No way!"]),
+    ("What is it?", ["What is it?"]),
+    ("i am tired. let's go home.", ["i am tired.", "let's go home."]),
+])
+def test_english_sentences_end_where_a_reader_sees_an_end(text, sentences):
+    from rnn_apps.sentences import split_sentences
+
+    assert split_sentences(text, "en") == sentences
+
+
+def test_every_text_of_several_sentences_is_cut_however_short():
+    """The translators learned from pairs of one sentence and drop the later sentences of a short paragraph
+    ("It is late. I am tired. Let's go home." came out as two sentences): each sentence is read alone."""
+    from rnn_apps.sentences import sentence_pieces
+
+    words = lambda xs: [len(x.split()) for x in xs]  # noqa: E731  (a token count)
+    assert sentence_pieces("It is late. I am tired. Let's go home.", "en", words) == [
+        "It is late.", "I am tired.", "Let's go home."]
+    assert sentence_pieces("今天很冷。我不想出去。", "zh", lambda xs: [len(x) for x in xs]) == ["今天很冷。", "我不想出去。"]
+    assert sentence_pieces("  Mr. Smith is here.  ", "en", words) == ["Mr. Smith is here."]
+    long_one = " ".join(["word"] * 130) + "."
+    assert len(sentence_pieces(long_one, "en", words, max_tokens=60)) == 3  # a long sentence: pieces
+
+
 def test_pair_batches_resume_at_any_step():
     from rnn_apps.apps.translate.data import PairBatches
 

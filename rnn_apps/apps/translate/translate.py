@@ -6,7 +6,7 @@ refuses input it cannot answer with a message a person can act on, and shapes th
 * Empty (or whitespace-only) text: an error naming the text.
 * Text none of whose words the model knows (``"Xylophonic zqwx."``): an error naming the words; some unknown
   words: a translation, with the unknown words listed (they are read as ``<unk>``).
-* Long text (a paragraph): cut into sentences (after . ! ? 。！？), a sentence longer than 60 tokens into
+* Text of several sentences (a paragraph): cut into sentences, a sentence longer than 60 tokens into
   pieces; each is translated on its own and the translations are joined (:mod:`rnn_apps.sentences`, as
   ``rnn-apps serve`` does).
 
@@ -137,7 +137,7 @@ class Translator(Predictor):
 
     def translate(self, texts: Sequence[str], beam: Optional[int] = None, max_length: Optional[int] = None,
                   batch_size: int = 32) -> list[Translation]:
-        """Translate each text (checked; long ones sentence by sentence), in batches of sentences.
+        """Translate each text (checked; one of several sentences sentence by sentence), in batches of sentences.
 
         Raises:
             TranslateError: empty text, text without a known word, a bad beam or max_length.
