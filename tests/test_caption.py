@@ -287,6 +287,30 @@ def test_image_headers_and_limits(monkeypatch):
         assert prepare_image(encoded("JPEG", (100, 80)), "big.jpg").format == "PNG"
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_a_photo_is_turned_upright_as_its_exif_orientation_says(fmt):
+    """Phones store the pixels sideways and set EXIF orientation 6; the model must see what a viewer shows."""
+    from PIL import Image
+
+    upright = np.zeros((40, 60, 3), np.uint8)  # 60 wide, 40 tall: red on top, blue below
+    upright[:20, :, 0] = 255
+    upright[20:, :, 2] = 255
+    # stored turned 90° counter-clockwise (40 wide, 60 tall); orientation 6: a viewer turns it 90° clockwise
+    stored = np.rot90(upright, k=1)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(stored)).save(buf, format=fmt, exif=exif.tobytes(), quality=95)
+    img = prepare_image(buf.getvalue(), "phone." + fmt.lower())
+    assert (img.format, img.width, img.height) == ("PNG", 60, 40) and "EXIF orientation (6)" in img.notes[0]
+    seen = np.asarray(Image.open(io.BytesIO(img.data)).convert("RGB")).astype(int)
+    assert np.abs(seen - upright).mean() < 8  # JPEG's loss only
+    buf = io.BytesIO()
+    Image.fromarray(upright).save(buf, format=fmt)  # no EXIF: the bytes as given
+    plain = buf.getvalue()
+    assert prepare_image(plain, "plain").data == plain
+
+
 # ------------------------------------------------------------------------------------------ tiny models
 
 
@@ -461,6 +485,26 @@ def test_cli_bad_images_give_one_line_errors(runner, tiny_model, tmp_path):
     assert r.exit_code == 0 and "guess" in r.output, r.output
     r = runner.invoke(cli, ["caption", str(one), "--model", tiny_model, "--beam", "99"])
     assert r.exit_code == 1 and "beam" in r.output
+
+
+def test_a_truncated_image_is_named_before_any_captioning(tiny_model, monkeypatch):
+    """Its header is whole, so the header check lets it through; the graph's decoder is run on every image
+    before the first batch, so the captions of the others are not computed and thrown away."""
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    good = _png_bytes(np.random.default_rng(1).integers(0, 255, (40, 40, 3)))
+    cap = ImageCaptioner(tiny_model)
+    calls = []
+    monkeypatch.setattr(cap, "_call", lambda chunk, *a: calls.append(len(chunk)) or [])
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (64, 64, 3)).astype(np.uint8)).save(buf, "JPEG")
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]  # its header (size, SOF) whole, its scan cut short
+    images = [prepare_image(good, f"good{i}.png") for i in range(5)] + [prepare_image(cut, "cut.jpg")]
+    with pytest.raises(CaptionError, match="cut.jpg: the image data cannot be decoded"):
+        cap.caption_images(images, batch_size=2)
+    assert calls == []
 
 
 def test_cli_evaluate_synthetic_json(runner, tiny_model):

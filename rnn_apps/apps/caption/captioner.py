@@ -43,7 +43,7 @@ class Caption:
 
 
 def _model_message(err: Exception) -> str:
-    text = str(err).strip()
+    text = re.sub(r"\s*\[Op:\w+\]", "", str(err)).strip()  # an eager op's error names the op
     m = re.search(r"(Unknown image file format[^\n]*|Invalid [A-Z]+ data[^\n]*|[^\n]*corrupt[^\n]*)", text, re.I)
     if m:
         return m.group(1).strip().rstrip(".")
@@ -120,6 +120,14 @@ class ImageCaptioner(Predictor):
         if batch_size < 1:
             raise CaptionError(f"batch_size must be positive; received {batch_size}.")
         tf = self._tf
+        # Every image decoded first, with the graph's own decoder: a truncated file (its header is whole) is
+        # named before any captioning, rather than after the batches before it were captioned and thrown away.
+        for im in images:
+            try:
+                tf.io.decode_image(im.data, channels=3, expand_animations=False)
+            except tf.errors.InvalidArgumentError as e:
+                raise CaptionError(f"{im.name}: the image data cannot be decoded ({_model_message(e)}); "
+                                   "the file is corrupt or truncated.") from None
         results = []
         step = min(batch_size, limits.APPS["caption"].max_batch)  # the model refuses larger batches
         for i in range(0, len(images), step):
@@ -127,7 +135,7 @@ class ImageCaptioner(Predictor):
             try:
                 results.extend(self._call(chunk, beam, attention))
             except tf.errors.InvalidArgumentError:
-                for im in chunk:  # find the culprit, keep the rest
+                for im in chunk:  # find the culprit (an image the check above let through)
                     try:
                         results.extend(self._call([im], beam, attention))
                     except tf.errors.InvalidArgumentError as e:

@@ -10,17 +10,11 @@ import click
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, quiet_tensorflow, refuse_options_given, train_and_report, with_card,
+    echo_exported, echo_json, friendly_errors, numbered_paths, quiet_tensorflow, refuse_options_given,
+    refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
-
-
-def _attention_paths(out: str, n: int) -> list[str]:
-    if n == 1:
-        return [out]
-    stem, ext = os.path.splitext(out)
-    return [f"{stem}-{i}{ext or '.png'}" for i in range(1, n + 1)]
 
 
 @click.command("caption")
@@ -64,6 +58,8 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
     if translate_model and lang != "zh":  # else the user who asked for a translation model gets English only
         raise click.UsageError(f"--translate-model {translate_model} is used with --lang zh only (the Chinese "
                                "captions); add --lang zh, or leave it out.")
+    plot_paths = numbered_paths(plot_path, len(images)) if plot_path else []
+    refuse_overwriting_inputs({"--plot-attention": plot_paths}, images)
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
@@ -79,7 +75,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
         for note in r.notes:
             click.echo(f"Note: {note}", err=True)
     if plot_path:
-        for im, r, out in zip(inputs, results, _attention_paths(plot_path, len(results))):
+        for im, r, out in zip(inputs, results, plot_paths):
             plot_attention(im.data, r, out)
             click.echo(f"Attention of {im.name}: {out}", err=True)
     if as_json:
@@ -245,7 +241,7 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
 @click.command("caption")
 @click.option("--data", default=None, type=click.Path(file_okay=False), help="A Flickr or COCO caption set directory.")
 @click.option("--synthetic", is_flag=True, help="Fresh synthetic scenes (the model's scene settings).")
-@click.option("--seed", default=2026, show_default=True, help="--synthetic: seed of the scenes (training never uses a plain int seed).")
+@click.option("--seed", type=options.SEED, default=2026, show_default=True, help="--synthetic: seed of the scenes (training never uses a plain int seed).")
 @click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True,
               help="--synthetic: number of scenes.")
 @click.option("--split", type=click.Choice(["val", "test", "train", "all"]), default="val", show_default=True,

@@ -130,8 +130,42 @@ def _downscale_jpeg(data: bytes, name: str) -> bytes:
         raise CaptionError(f"{name}: cannot read the JPEG data ({type(e).__name__}: {e}).") from None
 
 
+# EXIF orientation tag (0x0112): 1 is upright; 2-8 say how a viewer turns or mirrors the stored pixels.
+_ORIENTATION_TAG = 0x0112
+
+
+def exif_orientation(data: bytes) -> int:
+    """The EXIF orientation of an image (1 when it has none, or none Pillow can read); reads the header only."""
+    try:
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as im:
+            value = im.getexif().get(_ORIENTATION_TAG, 1)
+        return int(value) if int(value) in range(1, 9) else 1
+    except Exception:  # no EXIF worth trusting: the pixels as stored, as the SavedModel reads them
+        return 1
+
+
+def _upright(data: bytes, name: str, max_side: int) -> tuple:
+    """The image turned as its EXIF orientation says (as photo viewers show it; phones store the pixels
+    sideways and set the tag), at most ``max_side`` pixels a side, re-encoded as PNG: ``(bytes, w, h)``."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("RGB", (max_side, max_side))  # a large JPEG is decoded at a reduced scale
+            im = ImageOps.exif_transpose(im.convert("RGB") if im.mode not in ("RGB", "L") else im)
+            im.thumbnail((max_side, max_side))
+            out = io.BytesIO()
+            im.save(out, format="PNG")
+            return out.getvalue(), im.width, im.height
+    except Exception as e:
+        raise CaptionError(f"{name}: cannot read the image data ({type(e).__name__}: {e}).") from None
+
+
 def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> ImageInput:
-    """Check image bytes by their header; downscale a huge JPEG; note images far smaller than the model's.
+    """Check image bytes by their header; downscale a huge JPEG; turn a photo upright as its EXIF orientation
+    says; note images far smaller than the model's.
 
     Raises:
         CaptionError: empty, not an image, a corrupt header, a zero size, or too many pixels.
@@ -143,7 +177,9 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     try:
         fmt, w, h = image_header(data)
     except CaptionError as e:
-        raise CaptionError(f"{name}: {e}; give a PNG, JPEG, GIF, BMP or WebP image.") from None
+        # a cut file of a known format is named as such; anything else is told which formats are read
+        hint = "the file is cut short or damaged" if str(e).startswith("truncated") else "give a PNG, JPEG, GIF, BMP or WebP image"
+        raise CaptionError(f"{name}: {e}; {hint}.") from None
     if w <= 0 or h <= 0:
         raise CaptionError(f"{name}: the {fmt} header gives a size of {w}×{h} pixels.")
     img = ImageInput(name, data, fmt, w, h)
@@ -159,6 +195,13 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     elif min(w, h) < max(8, model_size // 8):
         img.notes.append(f"{name}: only {w}×{h} pixels (the model looks at {model_size}×{model_size}); "
                          "the caption is a guess.")
+    orientation = exif_orientation(data) if fmt in ("JPEG", "WEBP", "PNG") else 1
+    if orientation != 1:
+        # The SavedModel decodes the pixels as stored (tf.io.decode_image ignores EXIF): a phone photo would be
+        # read sideways. Here it is turned first, as a viewer shows it.
+        img.data, img.width, img.height = _upright(data, name, DOWNSCALE_TO if w * h > MAX_PIXELS else max(w, h))
+        img.format = "PNG"
+        img.notes.append(f"{name}: turned upright as its EXIF orientation ({orientation}) says.")
     return img
 
 
