@@ -149,7 +149,7 @@ def test_an_empty_output_path_is_refused_not_skipped():
 def test_output_file_type_accepts_figures_matplotlib_writes(tmp_path):
     from rnn_apps.cli.common import OutputFile
 
-    for name in ("a.png", "b.PDF", "c.svg", "no_extension"):
+    for name in ("a.png", "b.PDF", "c.svg"):  # no extension: test_a_figure_without_an_extension_is_named_as_written
         assert OutputFile(figure=True).convert(str(tmp_path / name), None, None) == str(tmp_path / name)
     assert OutputFile().convert(str(tmp_path / "next.csv"), None, None) == str(tmp_path / "next.csv")
 
@@ -289,3 +289,60 @@ def test_training_commands_print_their_error_without_tensorflow_start_up_lines(t
     assert r.returncode == 1 and r.stdout == ""
     assert r.stderr.splitlines() == [f"Error: No such file or directory: {tmp_path / 'missing'} (expected an aclImdb "
                                      "directory or .tar.gz, a .csv/.tsv, or tfds:imdb_reviews)."], r.stderr
+
+
+def _commands_with(option, group=cli, path=()):
+    import click
+
+    ctx = click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if isinstance(command, click.Group):
+            yield from _commands_with(option, command, (*path, name))
+        elif any(option in p.opts for p in command.params):
+            yield (*path, name)
+
+
+@pytest.mark.parametrize("command", [c for c in _commands_with("--seed") if c != ("generate-poem",)],
+                         ids=" ".join)
+def test_every_seed_out_of_range_is_a_usage_error(command):
+    """NumPy and Keras take seeds of 0 to 2**32 - 1: a seed outside is refused by the option, not by a
+    traceback from inside NumPy (generate-poem takes signed seeds of its own range)."""
+    for seed in ("-1", str(2**32)):
+        r = CliRunner().invoke(cli, [*command, "--seed", seed])
+        assert r.exit_code == 2 and "'--seed'" in r.output and "0<=x<=4294967295" in r.output, (command, r.output)
+
+
+def test_an_output_that_is_an_input_is_refused_before_any_work(tmp_path):
+    """--output/--plot/--plot-attention naming an input file would replace the user's data or photo."""
+    data = tmp_path / "sales.csv"
+    data.write_text("t,v\n" + "".join(f"{i},{i % 7}\n" for i in range(60)), encoding="utf-8")
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Hello.\nGood night.\n", encoding="utf-8")
+    cases = [
+        (["forecast", "--data", str(data), "--column", "v", "--output", str(data)], "--output"),
+        (["fine-tune", "forecast", "--data", str(data), "--column", "v", "--output", str(data)], "--output"),
+        (["caption", str(photo), "--plot-attention", str(photo)], "--plot-attention"),
+        (["evaluate", "translate", "--data", str(texts), "--output", str(texts)], "--output"),
+    ]
+    before = {p: p.read_bytes() for p in (data, photo, texts)}
+    for args, option in cases:
+        r = CliRunner().invoke(cli, args)
+        assert r.exit_code == 2 and f"{option} " in r.output and "is an input file" in r.output, (args, r.output)
+    # numbered plots of several texts (texts-1.png ... texts-3.png), one of them an input file
+    (tmp_path / "texts-2.png").write_text("Thank you.\n", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["translate", "--file", str(texts), "--file", str(tmp_path / "texts-2.png"),
+                                 "--plot-attention", str(tmp_path / "texts.png")])
+    assert r.exit_code == 2 and "texts-2.png is an input file" in r.output, r.output
+    assert {p: p.read_bytes() for p in (data, photo, texts)} == before
+
+
+def test_a_figure_without_an_extension_is_named_as_written(tmp_path):
+    """matplotlib adds .png to a name without an extension: the option gives the command that name."""
+    from rnn_apps.cli.common import OutputFile
+
+    assert OutputFile(figure=True).convert(str(tmp_path / "plot"), None, None) == str(tmp_path / "plot.png")
+    assert OutputFile(figure=True).convert(str(tmp_path / "plot.svg"), None, None) == str(tmp_path / "plot.svg")
+    assert OutputFile().convert(str(tmp_path / "out"), None, None) == str(tmp_path / "out")

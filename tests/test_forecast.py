@@ -54,6 +54,25 @@ def test_future_labels_only_for_regular_spacing():
     assert fdata.future_labels(["1", "3", "5"], 2) == ["7", "9"]
     assert fdata.future_labels(["1", "2", "4"], 2) is None
     assert fdata.future_labels(["mon", "tue"], 2) is None
+    assert fdata.future_labels([f"{i / 10:.1f}" for i in range(200)], 2) == ["20.0", "20.1"]  # 0.1 in floats
+    assert fdata.future_labels(["0.25", "0.5", "0.75"], 1) == ["1.00"]
+
+
+def test_future_labels_of_months_quarters_and_month_ends():
+    assert fdata.future_labels(["2023-11-01", "2023-12-01", "2024-01-01"], 2) == ["2024-02-01", "2024-03-01"]
+    assert fdata.future_labels(["2024-01-31", "2024-02-29", "2024-03-31"], 2) == ["2024-04-30", "2024-05-31"]
+    assert fdata.future_labels(["2023-10", "2023-11", "2023-12"], 2) == ["2024-01", "2024-02"]
+    assert fdata.future_labels(["2023-01-15", "2023-04-15", "2023-07-15"], 1) == ["2023-10-15"]
+    assert fdata.future_labels(["2023-01-15", "2023-02-15", "2023-04-15"], 1) is None  # a month missing
+    assert fdata.future_labels(["2023-01-30", "2023-02-28", "2023-03-30"], 1) is None  # neither one day nor ends
+
+
+def test_a_time_column_with_gaps_gets_a_note():
+    days = [f"2024-01-{d:02d}" for d in (1, 2, 3, 4, 7, 8, 9)]
+    note = fdata.irregular_times_note(days)
+    assert "2024-01-04 to 2024-01-07" in note and "1 day" in note
+    assert fdata.irregular_times_note([f"2024-01-{d:02d}" for d in range(1, 9)]) is None
+    assert fdata.irregular_times_note(["2023-11-01", "2023-12-01", "2024-01-01"]) is None  # months are regular
 
 
 @pytest.mark.parametrize("content, column, time_column, expected", [
@@ -70,6 +89,12 @@ def test_future_labels_only_for_regular_spacing():
     (",,\n,\n", "v", None, "has no header row"),
     ("t,v\n", "v", None, "header row but no data rows"),
     ("t,v\n2,1\n1,2\n", "v", "t", "not increasing at data row 2"),
+    ("t,v\n01/12/2024,1\n01/11/2024,2\n", "v", "t", "line 2: the time column 't' holds '01/12/2024', not an ISO"),
+    ("t,v\n2024-01-01,1\n2024-13-01,2\n", "v", "t", "line 3: the time column 't' holds '2024-13-01', not an ISO "
+                                                    "date or time like the rows before it"),
+    ("t,v\n2024-01-01,1\n\n,2\n", "v", "t", "line 4: the time column 't' is empty"),
+    ("t,v\n1,1\n2024-01-02,2\n", "v", "t", "line 3: the time column 't' holds '2024-01-02', not a number like"),
+    ("t,v\n1,1_000\n", "v", None, "line 2: column 'v' holds '1_000', not a number"),
     ("t,v\n1,2\n2,1e300\n", "v", None, "line 3: column 'v' holds '1e300', beyond ±1e+30"),
     ("t,v\n1,2\n2,-2e31\n", "v", None, "line 3: column 'v' holds '-2e31', beyond ±1e+30"),
     ("t,v\n1,2\n2,1,234\n", "v", None, "line 3: the row has 3 cells but the header has 2"),

@@ -86,7 +86,9 @@ class OutputFile(click.Path):
         if not os.path.isdir(folder):
             self.fail(f"{os.fspath(path)!r}: the folder {folder} does not exist; create it first.", param, ctx)
         ext = os.path.splitext(os.fspath(path))[1].lstrip(".").lower()
-        if self.figure and ext:  # no extension: matplotlib writes a PNG
+        if self.figure and not ext:  # matplotlib writes a PNG, adding .png: the command names the file written
+            return os.fspath(path) + ".png"
+        if self.figure:
             from matplotlib.backend_bases import FigureCanvasBase
 
             formats = sorted(FigureCanvasBase.get_supported_filetypes())
@@ -94,6 +96,52 @@ class OutputFile(click.Path):
                 self.fail(f"{os.fspath(path)!r}: a figure cannot be written as .{ext}; expected a file ending in "
                           f"one of: {', '.join('.' + f for f in formats)}.", param, ctx)
         return path
+
+
+class Folder(click.Path):
+    """``click.Path`` for a folder a command writes into (``--run-dir``, ``--export``): an empty value is
+    refused, where the commands would read it as "not given" and silently keep no run or export nothing."""
+
+    def __init__(self):
+        super().__init__(file_okay=False)
+
+    def convert(self, value, param, ctx):
+        path = super().convert(value, param, ctx)
+        if not os.fspath(path).strip():
+            self.fail("expected a folder path; received an empty one.", param, ctx)
+        return path
+
+
+def numbered_paths(path: str, n: int) -> list:
+    """The files of ``n`` figures asked for as ``path``: ``path`` itself for one, else ``stem-1.ext`` ...
+    ``stem-n.ext`` (``--plot-attention att.png`` with three inputs: att-1.png, att-2.png, att-3.png)."""
+    if n == 1:
+        return [path]
+    stem, ext = os.path.splitext(path)
+    return [f"{stem}-{i}{ext or '.png'}" for i in range(1, n + 1)]
+
+
+def refuse_overwriting_inputs(outputs: dict, inputs) -> None:
+    """Refuse an output file that is one of the command's input files (``--output same.csv`` would replace the
+    data with the forecast; ``--plot-attention photo.jpg`` the photo with the plot), before any work.
+
+    Args:
+        outputs: ``{option: path or None}``, e.g. ``{"--output": "next.csv", "--plot": None}``; a path may be a
+            list (numbered plots of several inputs).
+        inputs: The input files' paths (``-`` and paths that do not exist are skipped).
+
+    Raises:
+        click.UsageError: an output path is an input file.
+    """
+    existing = [p for p in inputs if p and p != "-" and os.path.isfile(p)]
+    for option, paths in outputs.items():
+        for path in [paths] if isinstance(paths, str) else (paths or []):
+            if not os.path.isfile(path):
+                continue
+            for given in existing:
+                if os.path.samefile(path, given):
+                    raise click.UsageError(f"{option} {path} is an input file ({given}); writing it would replace "
+                                           "it. Choose another file.")
 
 
 @contextlib.contextmanager

@@ -11,7 +11,7 @@ import os
 
 import click
 
-from rnn_apps.cli.common import FiniteFloatRange, OutputFile
+from rnn_apps.cli.common import FiniteFloatRange, Folder, OutputFile
 
 # The names of rnn_apps.cells.CELLS (that module imports Keras, which --help must not wait for; a test holds the
 # two equal).
@@ -114,7 +114,7 @@ def export(default: str | None = None, example: str | None = None, old=(), help:
         text = "Export the model to this app directory, as its next version."
     else:
         text = f"Export the trained model to this app directory, as its next version (e.g. {example})."
-    return click.option("--export", *old, "export_dir", cls=AliasedOption, old=old, default=default,
+    return click.option("--export", *old, "export_dir", cls=AliasedOption, old=old, default=default, type=Folder(),
                         show_default=bool(default), help=text)
 
 
@@ -123,7 +123,7 @@ def export_target(app: str, default: str | None = None) -> callable:
     is when not given; models/APP unless said), with the old ``--models ROOT`` (ROOT/APP) kept as a hidden alias
     (:func:`export_dir_for` reads the two), ``--version`` and ``--json``."""
     return bundle(
-        click.option("--export", "export_dir", default=None,
+        click.option("--export", "export_dir", default=None, type=Folder(),
                      help=f"App directory to export to, as its next version (default: {default or f'models/{app}'})."),
         click.option("--models", "models_root", default=None, hidden=True),
         click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next)."),
@@ -141,7 +141,7 @@ def export_dir_for(export_dir: str | None, models_root: str | None, app: str) ->
 
 def run_dir(default: str | None, help: str = "Checkpoints, logs, vocabulary.") -> callable:
     """``--run-dir DIR``: a training run's directory (``default`` shown in --help)."""
-    return click.option("--run-dir", default=default, show_default=bool(default), help=help)
+    return click.option("--run-dir", default=default, type=Folder(), show_default=bool(default), help=help)
 
 
 def epochs(default: int, help: str | None = None) -> callable:
@@ -160,10 +160,14 @@ strategy = click.option(
 )
 
 
+# What every --seed but generate-poem's takes: NumPy's and Keras's seeds are unsigned 32-bit integers.
+SEED = click.IntRange(0, 2**32 - 1)
+
+
 def seed(defaults: dict | None = None) -> callable:
     """``--seed``: the same seed gives the same losses on a CPU (default: the app's)."""
     suffix = default_of(defaults, "seed") if defaults else ""
-    return click.option("--seed", type=int, default=None,
+    return click.option("--seed", type=SEED, default=None,
                         help=f"Seed: the same seed gives the same losses on a CPU{suffix}.")
 
 

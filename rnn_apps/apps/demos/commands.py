@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from rnn_apps.cli import options
 from rnn_apps.cli.common import OutputFile, echo_json, friendly_errors
 
 
@@ -63,7 +64,7 @@ def demo():
               help="Adam updates per (cell, T) (default 1000).")
 @click.option("--units", type=int, default=None, callback=_positive, help="Units of the recurrent cell (default 32).")
 @click.option("--batch-size", type=int, default=None, callback=_positive, help="Sequences per update (default 64).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Same seed, same result (on one machine).")
+@click.option("--seed", type=options.SEED, default=0, show_default=True, help="Same seed, same result (on one machine).")
 @click.option("--plot", "plot_path", default="long_memory.png", show_default=True, type=OutputFile(figure=True),
               help="Where to save the figure (PNG): accuracy against T, and the gradient reaching each step.")
 @click.option("--json", "as_json", is_flag=True,

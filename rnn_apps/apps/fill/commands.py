@@ -198,7 +198,7 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
                    "measured on the same hidden characters.")
 @click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True,
               help="'val': the model's validation poems (same seed and fraction as in training).")
-@click.option("--seed", default=0, show_default=True, help="Seed of the choice of the hidden characters.")
+@click.option("--seed", type=options.SEED, default=0, show_default=True, help="Seed of the choice of the hidden characters.")
 @options.poem_model()
 @options.limit("Only the first N poems (after the split).")
 @options.call_batch("Poems", 64)

@@ -14,7 +14,7 @@ from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
     FiniteFloatRange, OutputFile, echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow,
-    verbosity,
+    refuse_overwriting_inputs, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -48,7 +48,8 @@ def format_table(result: dict) -> str:
     lines.append(f"Forecast, next {len(result['forecast'])} steps:")
     lines.append("step  " + (f"{'time':<20}  " if labels else "") + "value")
     for i, v in enumerate(result["forecast"]):
-        lines.append(f"{i + 1:>4}  " + (f"{labels[i]:<20}  " if labels else "") + f"{v:.4f}")
+        # six significant digits, as the --output CSV writes them (.4f printed 0.0000 for values of 1e-5)
+        lines.append(f"{i + 1:>4}  " + (f"{labels[i]:<20}  " if labels else "") + f"{v:.6g}")
     return "\n".join(lines)
 
 
@@ -90,7 +91,7 @@ _OUTPUTS = options.bundle(
 @options.learning_rate(DEFAULTS["learning_rate"])
 @_VAL_FRACTION
 @_SEASON
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
+@click.option("--seed", type=options.SEED, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
 @_OUTPUTS
 @options.export(example="models/forecast")
 @options.run_dir(None, "Keep checkpoints and logs here (default: a temporary directory).")
@@ -121,6 +122,7 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         raise click.UsageError("--resume needs the --run-dir of the run to continue.")
     if data_path is None and (column or time_column):
         raise click.UsageError("--column and --time-column need --data (the demo series has its own).")
+    refuse_overwriting_inputs({"--plot": plot_path, "--output": output_path}, [data_path])
     from rnn_apps.apps.forecast import data as fdata
 
     series = fdata.read_csv(data_path, column, time_column) if data_path else fdata.demo_series()
@@ -159,6 +161,10 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
     }
     if "init_from" in result:  # fine-tuning: the base model and its back-test loss before training
         summary.update({"init_from": result["init_from"], "base_val_loss": result["base_val_loss"]})
+    note = fdata.irregular_times_note(series.timestamps)
+    if note:
+        summary["notes"] = [note]
+        click.echo(f"Note: {note}", err=True)
     if plot_path:
         from rnn_apps.apps.forecast.metrics import seasonal_naive_forecast
         from rnn_apps.apps.forecast.plot import plot_forecast
@@ -229,6 +235,7 @@ def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, ru
     from rnn_apps.apps.forecast import data as fdata
     from rnn_apps.paths import default_model_dir
 
+    refuse_overwriting_inputs({"--plot": plot_path, "--output": output_path}, [data_path])
     series = fdata.read_csv(data_path, column, time_column)
     base = model_dir or default_model_dir("forecast")
     with quiet_tensorflow():

@@ -22,6 +22,7 @@ import dataclasses
 import datetime
 import math
 import os
+import re
 from typing import Optional
 
 import numpy as np
@@ -116,7 +117,7 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
                                     "name of its own.")
     ci = header.index(column)
     ti = header.index(time_column) if time_column is not None else None
-    values, stamps = [], []
+    values, stamps, stamp_lines = [], [], []
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank line
@@ -130,6 +131,8 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         if not cell:
             raise ForecastDataError(f"{path}, line {line}: column {column!r} is empty (fill in or remove the row).")
         try:
+            if "_" in cell:  # Python reads 1_000 as 1000; a spreadsheet or a reader of the file would not
+                raise ValueError(cell)
             v = float(cell)
         except ValueError:
             raise ForecastDataError(f"{path}, line {line}: column {column!r} holds {cell!r}, not a number.") from None
@@ -143,29 +146,65 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         values.append(v)
         if ti is not None:
             stamps.append(row[ti].strip())
+            stamp_lines.append(line)
     if not values:
         raise ForecastDataError(f"{path} has a header row but no data rows.")
     if ti is not None:
+        _check_times(path, time_column, stamps, stamp_lines)
         _check_order(path, stamps)
     return Series(np.asarray(values, np.float64), column, stamps if ti is not None else None, source=path)
 
 
-def _parse_times(stamps: list):
-    """The timestamps as datetimes, else as floats, else None."""
+_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})")  # 2024-01: a month (ISO 8601's reduced precision)
+_DECIMALS = re.compile(r"\.(\d+)")
+
+
+def _parse_time(stamp: str):
+    """One timestamp: a datetime (ISO 8601; ``YYYY-MM`` is that month's first day), else a finite float, else
+    None."""
+    m = _YEAR_MONTH.fullmatch(stamp)
+    if m and 1 <= int(m.group(2)) <= 12:
+        return datetime.datetime(int(m.group(1)), int(m.group(2)), 1)
     try:
-        return [datetime.datetime.fromisoformat(s) for s in stamps]
+        return datetime.datetime.fromisoformat(stamp)
     except (ValueError, TypeError):
         pass
     try:
-        return [float(s) for s in stamps]
+        value = float(stamp) if "_" not in stamp else math.nan
     except ValueError:
         return None
+    return value if math.isfinite(value) else None
+
+
+def _parse_times(stamps: list):
+    """The timestamps as datetimes, or all as floats; None when one is neither or they mix the two."""
+    parsed = [_parse_time(s) for s in stamps]
+    if any(p is None for p in parsed) or len({isinstance(p, datetime.datetime) for p in parsed}) > 1:
+        return None
+    return parsed
+
+
+def _check_times(path: str, time_column: str, stamps: list, lines: list) -> None:
+    """Every timestamp must be read as the first one is, an ISO 8601 date/time or a number: a US or day-first
+    date (01/12/2024) or a typo (2024-13-01, n/a) would otherwise leave the column unchecked and unordered."""
+    kind = None
+    for stamp, line in zip(stamps, lines):
+        parsed = _parse_time(stamp)
+        this = None if parsed is None else isinstance(parsed, datetime.datetime)
+        if this is not None and kind is None:
+            kind = this
+        if this is None or this != kind:
+            what = "is empty" if not stamp else f"holds {stamp!r}"
+            expected = {True: "an ISO date or time like the rows before it", False: "a number like the rows before it",
+                        None: "an ISO 8601 date or time (2024-01-31, 2024-01-31T13:00, 2024-01) or a number"}[kind]
+            raise ForecastDataError(f"{path}, line {line}: the time column {time_column!r} {what}, not {expected}. "
+                                    "Write the times so, or leave out --time-column.")
 
 
 def _check_order(path: str, stamps: list) -> None:
     parsed = _parse_times(stamps)
     if parsed is None:
-        return  # labels only
+        return
     try:
         for i in range(1, len(parsed)):
             if not parsed[i] > parsed[i - 1]:
@@ -186,9 +225,15 @@ def future_labels(stamps: Optional[list], horizon: int) -> Optional[list]:
     parsed = _parse_times(stamps)
     if parsed is None:
         return None
-    steps = {parsed[i] - parsed[i - 1] for i in range(1, len(parsed))}
+    # numbers written with d decimals (0.0, 0.1 ...): their steps compared, and the labels written, at d decimals
+    decimals = max((len(m.group(1)) for m in map(_DECIMALS.search, stamps) if m), default=0) \
+        if isinstance(parsed[0], float) else None
+    if decimals is not None:
+        parsed = [round(p, decimals) for p in parsed]
+    steps = {parsed[i] - parsed[i - 1] if decimals is None else round(parsed[i] - parsed[i - 1], decimals)
+             for i in range(1, len(parsed))}
     if len(steps) != 1:
-        return None
+        return _calendar_month_labels(parsed, stamps, horizon)
     step = steps.pop()
     last = parsed[-1]
     out = []
@@ -205,8 +250,58 @@ def future_labels(stamps: Optional[list], horizon: int) -> Optional[list]:
                 spec = "minutes" if all(len(s) == 16 for s in stamps) else "auto"
                 out.append(t.isoformat(sep="T" if "T" in stamps[-1] else " ", timespec=spec))
         else:
-            out.append(str(int(t)) if float(t).is_integer() and all("." not in s for s in stamps) else repr(float(t)))
+            out.append(f"{t:.{decimals}f}" if decimals or not float(t).is_integer() else str(int(t)))
     return out
+
+
+def _month_end(year: int, month: int) -> int:
+    return (datetime.date(year + month // 12, month % 12 + 1, 1) - datetime.timedelta(days=1)).day
+
+
+def _calendar_month_labels(parsed: list, stamps: list, horizon: int) -> Optional[list]:
+    """The next ``horizon`` labels of dates a whole number of months apart (monthly, quarterly, yearly data: their
+    steps in days differ), on the same day of the month or all on month ends; else None."""
+    if not all(isinstance(p, datetime.datetime) and p.time() == datetime.time() and p.tzinfo is None for p in parsed):
+        return None
+    months = [p.year * 12 + p.month - 1 for p in parsed]
+    gaps = {b - a for a, b in zip(months, months[1:])}
+    if len(gaps) != 1 or min(gaps) < 1:
+        return None
+    gap = gaps.pop()
+    month_ends = all(p.day == _month_end(p.year, p.month) for p in parsed)
+    days = {p.day for p in parsed}
+    if not month_ends and (len(days) != 1 or max(days) > 28):
+        return None
+    year_month = all(len(s) == 7 for s in stamps)  # written 2024-01
+    if not year_month and not all(len(s) == 10 for s in stamps):
+        return None
+    out = []
+    for k in range(1, horizon + 1):
+        y, m = divmod(months[-1] + gap * k, 12)
+        if y > 9999:
+            return None
+        if year_month:
+            out.append(f"{y:04d}-{m + 1:02d}")
+        else:
+            day = _month_end(y, m + 1) if month_ends else parsed[0].day
+            out.append(datetime.date(y, m + 1, day).isoformat())
+    return out
+
+
+def irregular_times_note(stamps: Optional[list]) -> Optional[str]:
+    """A note for a time column whose steps are not all equal (missing days, say), as the model reads the values
+    as evenly spaced and the forecast then gets no timestamps; None when the steps are regular (or months)."""
+    if not stamps or len(stamps) < 3 or future_labels(stamps, 1) is not None:
+        return None
+    parsed = _parse_times(stamps)
+    if parsed is None:
+        return None
+    steps = [parsed[i] - parsed[i - 1] for i in range(1, len(parsed))]
+    usual = max(set(steps), key=steps.count)
+    i = next(i for i, d in enumerate(steps) if d != usual)
+    return (f"the time column's steps are not all equal ({stamps[i]} to {stamps[i + 1]}, where most steps are "
+            f"{usual}): the model reads the values as evenly spaced, and the forecast's steps are numbered, not "
+            "dated. Fill in missing times (or resample) for a dated forecast.")
 
 
 def write_forecast_csv(path: str, forecast, labels: Optional[list], time_column: Optional[str], column: str) -> None:

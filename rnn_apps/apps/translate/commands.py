@@ -13,7 +13,8 @@ import click
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, echo_exported, echo_json, friendly_errors, gather_texts, train_and_report, with_card,
+    FiniteFloatRange, OutputFile, echo_exported, echo_json, friendly_errors, gather_texts, numbered_paths,
+    refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 
@@ -62,9 +63,9 @@ _MODEL = click.option("--model", "model_dir", default=None,
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
 
-    Prints one translation a line. TEXT '-' reads texts from standard input, one a line. Long texts are
-    cut into sentences and translated one sentence at a time; words the model does not know are named on
-    standard error.
+    Prints one translation a line. TEXT '-' reads texts from standard input, one a line. A text of several
+    sentences is cut into sentences, each translated on its own (the models learned from single sentences);
+    words the model does not know are named on standard error.
 
     \b
     Examples:
@@ -81,10 +82,13 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
                           "Give text to translate: TEXT arguments, --file PATH (one text a line), or - to read "
                           "standard input. See rnn-apps translate --help.",
                           "Nothing to translate: the input holds only blank lines.")
+    plot_paths = numbered_paths(plot_path, len(inputs)) if plot_path else []
+    refuse_overwriting_inputs({"--plot-attention": plot_paths}, files)
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
     from rnn_apps.apps.translate.translate import Translator
+    from rnn_apps.sentences import MAX_SENTENCE_TOKENS, split_sentences
 
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
@@ -93,13 +97,14 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         if r.unknown_words:
             which = f"text {i}" if len(results) > 1 else "the text"
             click.echo(f"Note: the model does not know these words of {which}: {', '.join(r.unknown_words)}.", err=True)
-        if r.sentences > 1:
-            click.echo(f"Note: text {i} was translated as {r.sentences} separate sentences.", err=True)
+        if r.sentences > len(split_sentences(r.source, tr.source_lang)):  # cutting sentences is the rule; pieces not
+            which = f"text {i}" if len(results) > 1 else "the text"
+            click.echo(f"Note: a sentence of {which} is longer than {MAX_SENTENCE_TOKENS} tokens: it was cut into "
+                       "pieces, each translated on its own.", err=True)
     if plot_path:
         from rnn_apps.apps.translate.plot import plot_attention
 
-        for i, text in enumerate(inputs if len(inputs) > 1 else inputs[:1], 1):
-            path = plot_path if len(inputs) == 1 else _numbered(plot_path, i)
+        for text, path in zip(inputs, plot_paths):
             with native_stderr_silenced():
                 alignment = tr.attention(text, beam=beam)
             plot_attention(alignment, path)
@@ -109,11 +114,6 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         return
     for r in results:
         click.echo(r.translation)
-
-
-def _numbered(path: str, i: int) -> str:
-    root, ext = os.path.splitext(path)
-    return f"{root}-{i}{ext or '.png'}"
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -268,6 +268,7 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, batch_siz
     """
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
+    refuse_overwriting_inputs({"--output": output_path}, [data])
     import_tensorflow_quietly()
     from rnn_apps.apps.translate.evaluate import evaluate_pairs
 
