@@ -57,8 +57,8 @@ _COLUMN = click.option("--column", default=None,
                        help="The column to forecast (default: the only column besides --time-column).")
 _TIME_COLUMN = click.option(
     "--time-column", default=None,
-    help="A column of increasing timestamps (ISO dates/times or numbers); regular spacing gives the forecast's "
-         "future timestamps.")
+    help="A column of increasing timestamps: ISO dates/times (2024-01-31, 2024-01-31T13:00, 2024-01) or numbers; "
+         "regular spacing (days, hours, months ...) gives the forecast's future timestamps.")
 _BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"],
                            show_default=True, help="Windows per batch.")
 _VAL_FRACTION = click.option(
