@@ -391,9 +391,24 @@ def test_evaluate_cli(runner, tiny_model, imdb):
     with pytest.raises(SentimentError, match="no n-gram branch"):
         clf.branch_probabilities(["good"])
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", tree, "--model", tiny_model, "--split", "val"])
-    assert r.exit_code == 0 and r.stdout.startswith("accuracy: ") and "12 val reviews" in r.stdout, r.output
+    assert r.exit_code == 0 and r.stdout.startswith("accuracy: ") and "12 reviews: the val part of" in r.stdout, r.output
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", train_tar, "--model", tiny_model])
     assert r.exit_code == 1 and "no test reviews" in r.output and "Traceback" not in r.output
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", full_tar, "--model", tiny_model])
+    assert "reviews: the test split of" in r.stdout, r.output
+
+
+def test_evaluate_a_source_without_splits_says_it_read_every_review(runner, tiny_model, tmp_path):
+    """A CSV has no test or train split: --split test (the default) or train scored the whole file and called
+    it "test reviews"; it says "every review" and "split": "all" now."""
+    csv_path = tmp_path / "mine.csv"
+    csv_path.write_text('text,label\n"A wonderful, moving film.",pos\nDull and far too long.,neg\n', encoding="utf-8")
+    for split in ("test", "train"):
+        r = runner.invoke(cli, ["evaluate", "sentiment", "--data", str(csv_path), "--model", tiny_model,
+                                "--split", split])
+        assert r.exit_code == 0 and "(2 reviews: every review of mine.csv;" in r.stdout, r.output
+    r = runner.invoke(cli, ["evaluate", "sentiment", "--data", str(csv_path), "--model", tiny_model, "--json"])
+    assert json.loads(r.stdout)["split"] == "all"
 
 
 def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):

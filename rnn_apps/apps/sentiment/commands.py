@@ -3,6 +3,8 @@ sentiment``. Thin wrappers over the library; TensorFlow is imported inside the c
 
 from __future__ import annotations
 
+import os
+
 import click
 
 from rnn_apps.apps.sentiment.task import DEFAULTS
@@ -188,7 +190,9 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
 @click.command("sentiment")
 @options.evaluation("sentiment", "aclImdb directory or .tar.gz, tfds:imdb_reviews, or a CSV/TSV of text,label.",
                     ["test", "train", "val"], "test",
-                    "'val' is the model's own validation split of the train split (same seed and fraction).",
+                    "'val' is the model's own validation split of the train split (same seed and fraction): it is "
+                    "the model's validation set only for the data it was trained on. A CSV/TSV or a folder with "
+                    "pos/neg has no test or train split: it is read whole ('all' in the output).",
                     "Print a JSON object with 'accuracy', the confusion counts and, for a model with an "
                     "n-gram branch, 'rnn_accuracy', 'ngram_accuracy' and (on 'val') "
                     "'combined_accuracy_cross_validated'.")
@@ -208,12 +212,14 @@ def evaluate_sentiment(data, model_dir, split, as_json):
     """
     from rnn_apps.apps.sentiment.evaluate import evaluate_reviews
 
-    show(evaluate_reviews(data, model_dir, split, progress=not as_json), as_json,
-         lambda r: _evaluation_text(r, split))
+    show(evaluate_reviews(data, model_dir, split, progress=not as_json), as_json, _evaluation_text)
 
 
-def _evaluation_text(r: dict, split: str) -> str:
-    text = (f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} {split} reviews; true positive "
+def _evaluation_text(r: dict) -> str:
+    name = os.path.basename(os.path.normpath(r["data"]))
+    which = {"all": f"every review of {name}", "val": f"the val part of {name}"}.get(r["split"],
+                                                                                  f"the {r['split']} split of {name}")
+    text = (f"accuracy: {r['accuracy']:.4f}  ({r['reviews']:,} reviews: {which}; true positive "
             f"{r['true_positive']:,}, false positive {r['false_positive']:,}, true negative {r['true_negative']:,}, "
             f"false negative {r['false_negative']:,})")
     if "rnn_accuracy" in r:

@@ -334,6 +334,17 @@ def load_reviews(source: str, split: str = "train", unsup: bool = False) -> tupl
     return labelled, unlabelled
 
 
+def has_splits(source: str) -> bool:
+    """Whether ``source`` holds aclImdb's train and test splits (TFDS, the archive, the ``aclImdb`` directory or
+    its parent), rather than one set of reviews (a CSV/TSV, or a directory with ``pos``/``neg`` itself), which
+    is read whole whatever split is asked for."""
+    if is_tfds(source):
+        return True
+    if os.path.isdir(source):
+        return not any(os.path.isdir(os.path.join(source, g)) for g in GROUPS)
+    return os.path.isfile(source) and tarfile.is_tarfile(source)
+
+
 VAL_SPLITS = ("blocks", "random")
 VAL_BLOCK = 100
 _POSITION = re.compile(r"(\d+)(?:_\d+)?$")

@@ -19,7 +19,9 @@ def evaluate_reviews(data_path: str, model_dir: Optional[str] = None, split: str
             (read whole for ``test``/``train``).
         model_dir: An exported model (default: the shipped one).
         split: ``test`` or ``train`` of the aclImdb layout, or ``val``: the model's own validation split of
-            the train split (its seed, fraction and way of splitting), the one its training reported.
+            the train split (its seed, fraction and way of splitting), the one its training reported. A source
+            without splits (a CSV/TSV, a directory with ``pos``/``neg``) is read whole for ``test`` and
+            ``train``: the result's ``split`` is then ``all``.
         progress: Show a progress bar (on stderr).
 
     Returns:
@@ -47,6 +49,8 @@ def evaluate_reviews(data_path: str, model_dir: Optional[str] = None, split: str
                                            cfg.get("val_split", "random"))
     else:
         reviews, _ = sdata.load_reviews(data_path, split)
+        if not sdata.has_splits(data_path):
+            split = "all"  # a CSV or a directory of pos/neg: read whole, not a test (or train) split of it
     # Similar lengths together (a batch is padded to its longest review); progress in chunks of 50 batches.
     order = sorted(range(len(reviews)), key=lambda i: len(reviews[i].text))
     chunk = 50 * batch_size
