@@ -27,6 +27,10 @@ INPUTS = {
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    11233868212574836568: [  # version 9
+        ("top1_accuracy", "Masked-character accuracy, top 1", 0.188),
+        ("top5_accuracy", "Masked-character accuracy, top 5", 0.382),
+    ],
     9755611292043642460: [  # version 8
         ("top1_accuracy", "Masked-character accuracy, top 1", 0.189),
         ("top5_accuracy", "Masked-character accuracy, top 5", 0.377),
@@ -183,7 +187,10 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
          if bi.get("recipe") else
          f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
          f"--run-dir {os.path.relpath(run_dir)} --epochs {bi['epochs']} --learning-rate {cfg['learning_rate']}` (the "
-         "split, seed and vocabulary of the model it starts from), then `rnn-apps export fill`"
+         "split, seed and vocabulary of the model it starts from)"
+         + (f", stopped after step {', '.join(f'{e:,}' for e in ends)} and continued by the same command with "
+            "`--resume` (the *seconds* column starts again there)" if ends else "")
+         + f", then `rnn-apps export fill --run-dir {os.path.relpath(run_dir)}`"
          + ("; the baseline's stretch the same from its previous stretch's export." if fw else ".")
          if base else
          f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
