@@ -6,8 +6,27 @@ import os
 from typing import BinaryIO, Container, Optional
 
 
+class Line(str):
+    """A text read from a file or standard input that knows where it was read: ``origin`` ("reviews.txt, line
+    8"), so that a message about it names the line, not its place among the non-blank texts."""
+
+    origin: str
+
+    def __new__(cls, text: str, origin: str):
+        line = super().__new__(cls, text)
+        line.origin = origin
+        return line
+
+
+def text_name(text, fallback: str) -> str:
+    """How a message names a text: where it was read (a :class:`Line`: "reviews.txt, line 8"), else
+    ``fallback`` ("Review 8", its place among the texts given)."""
+    return getattr(text, "origin", None) or fallback
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
-    """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped).
+    """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
+    :class:`Line` that knows its line number.
 
     A line ends at LF, CRLF or a bare CR (the line end of old Mac files), as in Python's universal newlines.
 
@@ -23,6 +42,8 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
     for n, raw in enumerate(stream, 1):
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
+        if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16's byte-order mark (Windows' "Unicode")
+            raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8).")
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -31,7 +52,7 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
                 "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
             ) from None
         # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
-        texts.extend(part for part in line.rstrip("\r\n").split("\r") if part.strip())
+        texts.extend(Line(part, f"{name}, line {n}") for part in line.rstrip("\r\n").split("\r") if part.strip())
     return texts
 
 

@@ -369,7 +369,15 @@ def test_classify_cli_errors(runner, tiny_model, tmp_path):
     fails(["--file", str(bad)], f"{bad}, line 2: not UTF-8 text")
     nul = tmp_path / "nul.txt"
     nul.write_bytes(b"Loved it\nwonderful\x00 awful\n")
-    fails(["--file", str(nul)], "Review 2 holds a NUL character")  # the model would stop reading at it
+    fails(["--file", str(nul)], f"{nul}, line 2 holds a NUL character")  # the model would stop reading at it
+    # a review of a file is named by its line, blank lines counted (not by its place among the reviews)
+    gaps = tmp_path / "gaps.txt"
+    gaps.write_text("A fine film.\n\n\n这部电影 很好看\nGood.\n", encoding="utf-8")
+    fails(["--file", str(gaps)], f"{gaps}, line 4: the model knows none of its 2 words")
+    fails(["-"], "standard input, line 3: the model knows none", input="A fine film.\n\n这部电影 很好看\n".encode())
+    utf16 = tmp_path / "utf16.txt"
+    utf16.write_bytes("A fine film.\n".encode("utf-16"))
+    fails(["--file", str(utf16)], "is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)")
     fails(["-"], "standard input, line 1: not UTF-8", input=b"\xc3(\n")
     fails(["--file", str(tmp_path / "missing.txt")], "No such file")
     r = runner.invoke(cli, ["classify", "--model", str(tmp_path), "good"])

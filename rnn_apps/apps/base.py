@@ -478,9 +478,11 @@ class Predictor:
             raise TypeError("texts must be a list of strings, not one string.")
         if not texts:
             raise error(nothing)
+        from rnn_apps.textio import text_name
+
         app_limits = limits.APPS[self.app]
         for i, t in enumerate(texts, 1):
             if not isinstance(t, str):
                 raise error(f"{what} {i} is a {type(t).__name__}, not text.")
             with limits.errors_as(error):
-                limits.check_text(app_limits, "text", t, where=f"{what} {i}")
+                limits.check_text(app_limits, "text", t, where=text_name(t, f"{what} {i}"))

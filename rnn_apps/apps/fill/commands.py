@@ -10,7 +10,7 @@ import os
 
 import click
 
-from rnn_apps import limits  # the server's ranges and messages
+from rnn_apps import limits, textio  # limits: the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -75,14 +75,14 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     from rnn_apps.apps.fill import data as fdata
 
     for i, t in enumerate(inputs, 1):  # every text is checked before the model is loaded
-        fdata.parse_text(t, f"Text {i}")
+        fdata.parse_text(t, textio.text_name(t, f"Text {i}"))
     with quiet_tensorflow():
         from rnn_apps.apps.fill.filler import Filler
 
         poem_model = _poem_model(poem_model_dir)
         results = Filler(model_dir).fill(inputs, top_k=top_k, poem_model=poem_model)
-    for i, r in enumerate(results, 1):
-        which = f"text {i}" if len(results) > 1 else "the text"
+    for i, (text, r) in enumerate(zip(inputs, results), 1):
+        which = textio.text_name(text, f"text {i}" if len(results) > 1 else "the text")
         if r.converted_to_simplified:
             click.echo(f"Note: {which} was converted from traditional to simplified script (the model's).", err=True)
         if r.unknown_characters:

@@ -44,7 +44,7 @@ def read_texts_file(path: str, stdin=None) -> list[str]:
     """Texts of a UTF-8 file, one a line ('-': ``stdin``, a binary stream), as
     :func:`rnn_apps.textio.read_texts_file` reads them; its errors are FillErrors."""
     try:
-        return [t.strip() for t in textio.read_texts_file(path, stdin, FillError, "text")]
+        return [textio.Line(t.strip(), t.origin) for t in textio.read_texts_file(path, stdin, FillError, "text")]
     except OSError as e:  # no such file, no permission: one line, as every fill error
         message = str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}."
         raise FillError(message) from None
@@ -81,7 +81,7 @@ class Filler(Predictor):
         script = self.config.get("script", "simplified")
         cleaned, converted = [], []
         for i, t in enumerate(texts, 1):
-            p = fdata.parse_text(t, f"Text {i}")
+            p = fdata.parse_text(t, textio.text_name(t, f"Text {i}"))
             if script == "simplified":
                 c = convert_script(p, "simplified")
                 # OpenCC keeps the length of a character string; fall back to the in-graph table otherwise.

@@ -143,7 +143,7 @@ class SentimentClassifier(Predictor):
                 known[i] = int(words["known_words"][j]) if "known_words" in words else None
         for i in range(len(texts)):
             with limits.errors_as(SentimentError):
-                limits.check_word_count(LIMITS, f"Review {i + 1}", counts[i], known[i])
+                limits.check_word_count(LIMITS, textio.text_name(texts[i], f"Review {i + 1}"), counts[i], known[i])
         results: dict = {}
         for idx, batch in batches:
             pred = self.signatures["serving_default"](text=batch)

@@ -10,6 +10,7 @@ import os
 
 import click
 
+from rnn_apps import textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -93,12 +94,11 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
         results = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
-    for i, r in enumerate(results, 1):
+    for i, (text, r) in enumerate(zip(inputs, results), 1):
+        which = textio.text_name(text, f"text {i}" if len(results) > 1 else "the text")
         if r.unknown_words:
-            which = f"text {i}" if len(results) > 1 else "the text"
             click.echo(f"Note: the model does not know these words of {which}: {', '.join(r.unknown_words)}.", err=True)
         if r.sentences > len(split_sentences(r.source, tr.source_lang)):  # cutting sentences is the rule; pieces not
-            which = f"text {i}" if len(results) > 1 else "the text"
             click.echo(f"Note: a sentence of {which} is longer than {MAX_SENTENCE_TOKENS} tokens: it was cut into "
                        "pieces, each translated on its own.", err=True)
     if plot_path:

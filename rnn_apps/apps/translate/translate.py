@@ -111,9 +111,9 @@ class Translator(Predictor):
     def _check(self, texts: Sequence[str]) -> list[dict]:
         self.check_texts(texts, TranslateError, "Text", "No text to translate.")
         info = self.tokenize(texts)
-        for i, row in enumerate(info, 1):
+        for i, (text, row) in enumerate(zip(texts, info), 1):
             with limits.errors_as(TranslateError):
-                limits.check_words(LIMITS, f"Text {i}", row["tokens"], row["unknown"],
+                limits.check_words(LIMITS, textio.text_name(text, f"Text {i}"), row["tokens"], row["unknown"],
                                    (self.source_lang, self.target_lang))
         return info
 
