@@ -58,6 +58,18 @@ def test_future_labels_only_for_regular_spacing():
     assert fdata.future_labels(["0.25", "0.5", "0.75"], 1) == ["1.00"]
 
 
+def test_too_short_for_the_default_window_names_what_to_change():
+    """No --window given: the message named "window 1" (the default shrunk to nothing) and not --val-fraction."""
+    from rnn_apps.apps.forecast import task
+
+    series = fdata.Series(np.arange(200, dtype=float), "v", None, source="test")
+    with pytest.raises(fdata.ForecastDataError) as e:
+        task.resolve_settings(series, {**task.DEFAULTS, "horizon": 7, "val_fraction": 0.99})
+    assert "window 1" not in str(e.value) and "--val-fraction" in str(e.value) and "198" in str(e.value)
+    with pytest.raises(fdata.ForecastDataError, match="too few for window 160 \\+ horizon 7.*--val-fraction"):
+        task.resolve_settings(series, {**task.DEFAULTS, "horizon": 7, "window": 160})
+
+
 def test_future_labels_of_months_quarters_and_month_ends():
     assert fdata.future_labels(["2023-11-01", "2023-12-01", "2024-01-01"], 2) == ["2024-02-01", "2024-03-01"]
     assert fdata.future_labels(["2024-01-31", "2024-02-29", "2024-03-31"], 2) == ["2024-04-30", "2024-05-31"]

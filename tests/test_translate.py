@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from interrupt import Stop, StopAt
 from rnn_apps.cli import cli
+from rnn_apps.sentences import split_sentences
 from standalone import run_script
 from test_translate_data import PAIRS, TINY
 
@@ -366,6 +367,27 @@ def test_evaluate_takes_the_direction_as_translate_does(runner, tiny_model):
                             "--split", "val", "--limit", "3"])
     assert r.exit_code == 0, r.output
     assert f"3 pairs: the val part of {os.path.basename(PAIRS)}; en-zh" in r.output
+
+
+def test_evaluate_paragraphs_joins_pairs_and_translates_them_as_the_command(runner, tiny_model):
+    """--paragraphs 3: the pairs shuffled with seed 0, joined three at a time, each paragraph translated as
+    `rnn-apps translate` translates it (sentence by sentence), scored against the references joined."""
+    from rnn_apps.apps.translate.evaluate import corpus_bleu
+    from rnn_apps.apps.translate.translate import Translator
+
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--paragraphs", "3",
+                            "--limit", "12", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert (res["paragraphs"], res["texts"], res["pairs"]) == (3, 4, 12)
+    sources = [e["source"] for e in res["examples"]]
+    assert all(len(split_sentences(s, "en")) >= 3 for s in sources)
+    tr = Translator(tiny_model)
+    hyps = [t.translation for t in tr.translate(sources, beam=res["beam"])]
+    assert hyps == [e["translation"] for e in res["examples"]]
+    assert res["bleu"] == pytest.approx(corpus_bleu(hyps, [e["reference"] for e in res["examples"]], "zh")[0])
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--paragraphs", "11"])
+    assert r.exit_code == 2 and "'--paragraphs'" in r.output
 
 
 def test_name_probe_skips_unreadable_sentences():

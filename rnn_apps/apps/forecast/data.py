@@ -390,8 +390,9 @@ def make_split(n: int, window: int, horizon: int, val_fraction: float = DEFAULT_
         need = window + horizon + max(horizon, int(math.ceil((window + horizon) * val_fraction / (1 - val_fraction))))
         raise ForecastDataError(
             f"The series has {n} values, too few for window {window} + horizon {horizon}: training needs "
-            f"window + horizon = {window + horizon} values before a back-test of {test} "
-            f"(about {need} values in all). Use a longer series or a smaller --window / --horizon."
+            f"window + horizon = {window + horizon} values before a back-test of {test} ({val_fraction:g} of the "
+            f"series, --val-fraction, and at least the horizon; about {need} values in all). Use a longer series or "
+            "a smaller --window, --horizon or --val-fraction."
         )
     return Split(n=n, split=split, window=int(window), horizon=int(horizon))
 

@@ -90,9 +90,19 @@ def resolve_settings(series: fdata.Series, cfg: dict) -> dict:
     else:
         cfg["season"] = fmetrics.estimate_season(train_part)
         cfg["season_source"] = "estimated from the training part's autocorrelation" if cfg["season"] else "none detected"
-    if not cfg.get("window"):
+    chosen = not cfg.get("window")
+    if chosen:
         cfg["window"] = default_window(cfg["season"], horizon, n - test)
-    split = fdata.make_split(n, cfg["window"], horizon, cfg["val_fraction"])
+    try:
+        split = fdata.make_split(n, cfg["window"], horizon, cfg["val_fraction"])
+    except fdata.ForecastDataError:
+        if not chosen:
+            raise
+        # the default window shrinks to what the training part allows: not even one value of history fits
+        raise fdata.ForecastDataError(
+            f"The series has {n} values; after the back-test of {test} ({cfg['val_fraction']:g} of the series, "
+            f"--val-fraction, and at least the horizon) {n - test} remain, too few to train on any history with a "
+            f"horizon of {horizon}. Use a longer series or a smaller --horizon or --val-fraction.") from None
     cfg["split"] = split.split
     return cfg
 

@@ -245,6 +245,10 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
                    "model trained on. 'all': every pair, for a file of your own.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
 @options.limit("Only the first N pairs (after the split).")
+@click.option("--paragraphs", type=click.IntRange(1, 10), default=1, show_default=True,
+              help="Join the pairs N at a time (shuffled with seed 0) into paragraphs, translated as "
+                   "rnn-apps translate translates a paragraph (sentence by sentence) and scored against the N "
+                   "references joined; 1: each pair alone.")
 @options.call_batch("Sentences", 64)
 @click.option("--output", "output_path", default=None, type=OutputFile(),
               help="Also write source, reference and translation of every pair to this TSV.")
@@ -252,7 +256,7 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
               help="Print a JSON object with 'bleu', 'chrf', 'by_length' (BLEU and chrF by English sentence length) "
                    "and the details.")
 @friendly_errors
-def evaluate_translate(data, direction, model_dir, split, beam, limit, batch_size, output_path, as_json):
+def evaluate_translate(data, direction, model_dir, split, beam, limit, paragraphs, batch_size, output_path, as_json):
     """Corpus BLEU and chrF of the translator on sentence pairs, overall and by English sentence length.
 
     sacrebleu: 'zh' tokenization for Chinese output, '13a' for English; chrF on characters.
@@ -265,6 +269,7 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, batch_siz
       rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val
       rnn-apps evaluate translate --data pairs.tsv --beam 4 --json
       rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val --direction zh-en
+      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val --paragraphs 3 --limit 600
     """
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
@@ -274,17 +279,19 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, batch_siz
 
     with native_stderr_silenced():
         r = evaluate_pairs(data, model_dir, split=split, beam=beam, limit=limit, batch_size=batch_size,
-                           progress=not as_json, output_path=output_path, direction=direction)
+                           progress=not as_json, output_path=output_path, direction=direction, paragraphs=paragraphs)
     if as_json:
         echo_json(r)
     else:
         which = "every pair" if r["split"] == "all" else f"the {r['split']} part"
+        joined = f", joined into {r['texts']:,} paragraphs of {r['paragraphs']}" if r["paragraphs"] > 1 else ""
         click.echo(f"BLEU: {r['bleu']:.2f}  chrF: {r['chrf']:.2f}  ({r['pairs']:,} pairs: {which} of "
-                   f"{os.path.basename(r['data'])}; {r['direction']}, beam {r['beam']}, tokenize {r['tokenize']}; "
-                   f"{r['sentences_per_second']:.1f} sentences/s)")
+                   f"{os.path.basename(r['data'])}{joined}; {r['direction']}, beam {r['beam']}, tokenize "
+                   f"{r['tokenize']}; {r['sentences_per_second']:.1f} sentences/s)")
+        unit = "paragraphs" if r["paragraphs"] > 1 else "sentences"
         for name, row in r["by_length"].items():
-            click.echo(f"  English sentences of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
-                       f"({row['pairs']:,} pairs)")
+            click.echo(f"  English {unit} of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
+                       f"({row['pairs']:,} {'texts' if r['paragraphs'] > 1 else 'pairs'})")
         probe = r.get("unknown_names")
         if probe:
             click.echo(f"  Invented names carried into the translation: {probe['carried']} of {probe['sentences']} "

@@ -46,6 +46,19 @@ PROBE_NAMES = {"en": ("Zorbu", "Kelvaro", "Mirtanel", "Quosby", "Ytterlund"), "z
 PROBE_ANCHOR = {"en": "Tom", "zh": "汤姆"}
 
 
+MAX_PARAGRAPH = 10
+
+
+def _paragraphs(pairs: list, n: int) -> list:
+    """The pairs shuffled (seed 0, so every model gets the same paragraphs) and joined ``n`` at a time: English
+    with spaces, Chinese without; a remainder of fewer than ``n`` is left out."""
+    import random
+
+    order = random.Random(0).sample(range(len(pairs)), len(pairs))
+    groups = [[pairs[i] for i in order[k:k + n]] for k in range(0, len(order) - n + 1, n)]
+    return [tdata.Pair(" ".join(p.en for p in g), "".join(p.zh for p in g)) for g in groups]
+
+
 def unknown_name_probe(translator, sources: list[str], beam: int, limit: int = 100) -> Optional[dict]:
     """How often a name the model has never seen is carried into the translation.
 
@@ -99,7 +112,7 @@ def corpus_bleu(hypotheses: list[str], references: list[str], target_language: s
 
 def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str = "all", beam: Optional[int] = None,
                    limit: Optional[int] = None, batch_size: int = 64, progress: bool = False,
-                   output_path: Optional[str] = None, direction: Optional[str] = None) -> dict:
+                   output_path: Optional[str] = None, direction: Optional[str] = None, paragraphs: int = 1) -> dict:
     """Translate the source side of every pair and score the translations against the other side.
 
     Args:
@@ -109,6 +122,9 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
             validation fraction), the one its training reported.
         beam: Beam width (default: the model's).
         limit: Score only the first ``limit`` pairs of the split.
+        paragraphs: With N > 1, the pairs (shuffled with seed 0) are joined N at a time into paragraphs, whose
+            sources are translated as ``rnn-apps translate`` translates a paragraph (cut into sentences) and
+            scored against the N references joined; 1: each pair alone, through the graph.
         output_path: Also write ``source<TAB>reference<TAB>translation`` lines to this file.
 
     Returns:
@@ -128,6 +144,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         raise TranslateError(f"batch_size must be positive; received {batch_size}.")
     if limit is not None and limit < 1:  # pairs[:limit] would drop pairs from the end without a word
         raise TranslateError(f"limit must be a positive number of pairs; received {limit}.")
+    if isinstance(paragraphs, bool) or not 1 <= int(paragraphs) <= MAX_PARAGRAPH:
+        raise TranslateError(f"paragraphs must be from 1 to {MAX_PARAGRAPH} pairs; received {paragraphs!r}.")
     tr = Translator(model_dir, direction)
     beam = tr._beam(beam)
     cfg = tr.config
@@ -143,7 +161,14 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         mask = [id(p) in kept for p in pairs]
         pairs = [p for p, m in zip(pairs, mask) if m]
         raw = [p for p, m in zip(raw, mask) if m]
-    if limit is not None:
+    if paragraphs > 1:  # shuffled and joined first: --limit then counts the pairs of whole paragraphs
+        pairs, raw = _paragraphs(pairs, paragraphs), _paragraphs(raw, paragraphs)
+        if limit is not None:
+            pairs, raw = pairs[:limit // paragraphs], raw[:limit // paragraphs]
+        if not pairs:
+            raise TranslateError(f"{data_path} (split {split}): fewer than {paragraphs} pairs to join, no paragraph "
+                                 "to evaluate.")
+    elif limit is not None:
         pairs, raw = pairs[:limit], raw[:limit]
     if not pairs:
         raise TranslateError(f"No pairs to evaluate in {data_path} (split {split}).")
@@ -157,7 +182,11 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
     it = bar.__enter__() if bar else batches
     try:
         for idx in it:
-            for j, h in zip(idx, tr.translate_batch([sources[j] for j in idx], beam)):
+            if paragraphs > 1:  # as the command translates a paragraph: sentence by sentence
+                got = [t.translation for t in tr.translate([sources[j] for j in idx], beam, batch_size=batch_size)]
+            else:
+                got = tr.translate_batch([sources[j] for j in idx], beam)
+            for j, h in zip(idx, got):
                 hyps[j] = h
     finally:
         if bar:
@@ -171,12 +200,14 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         "by_length": scores_by_length([p.en for p in pairs], hyps, refs, tgt_lang),
         "unknown_names": unknown_name_probe(tr, sources, beam),
         "signature": signature,
-        "pairs": len(pairs),
+        "pairs": len(pairs) * paragraphs,
+        "paragraphs": paragraphs,
+        "texts": len(pairs),
         "direction": cfg["direction"],
         "beam": beam,
         "tokenize": "zh" if tgt_lang == "zh" else "13a",
         "seconds": round(seconds, 2),
-        "sentences_per_second": len(pairs) / max(seconds, 1e-9),
+        "sentences_per_second": len(pairs) * paragraphs / max(seconds, 1e-9),
         "split": split,
         "data": data_path,
         "model": tr.model_dir,
