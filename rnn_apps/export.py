@@ -44,7 +44,19 @@ def latest_version_dir(app_dir: str) -> Optional[str]:
 
 
 def resolve_model_dir(path: str) -> str:
-    """Accept a version directory or an app directory (newest version); raise FileNotFoundError otherwise."""
+    """Accept a version directory or an app directory (newest version); raise FileNotFoundError otherwise.
+
+    A relative ``models/<app>...`` that is not in the working directory names a shipped model (as the
+    commands' --help examples do): it is read from the shipped models directory
+    (:func:`rnn_apps.paths.models_root`), so the examples work from any directory.
+    """
+    from rnn_apps.paths import models_root
+
+    parts = os.path.normpath(path).split(os.sep)
+    if not os.path.exists(path) and not os.path.isabs(path) and len(parts) > 1 and parts[0] == "models":
+        shipped = os.path.join(models_root(), *parts[1:])
+        if os.path.exists(shipped):
+            path = shipped
     if os.path.isfile(os.path.join(path, "saved_model.pb")):
         return path
     latest = latest_version_dir(path)

@@ -346,3 +346,18 @@ def test_a_figure_without_an_extension_is_named_as_written(tmp_path):
     assert OutputFile(figure=True).convert(str(tmp_path / "plot"), None, None) == str(tmp_path / "plot.png")
     assert OutputFile(figure=True).convert(str(tmp_path / "plot.svg"), None, None) == str(tmp_path / "plot.svg")
     assert OutputFile().convert(str(tmp_path / "out"), None, None) == str(tmp_path / "out")
+
+
+def test_a_shipped_model_named_models_app_is_found_from_any_directory(tmp_path, monkeypatch):
+    """The --help examples say --model models/caption-shapes: from another directory that named nothing."""
+    from rnn_apps.export import resolve_model_dir
+    from rnn_apps.paths import default_model_dir
+
+    shipped = resolve_model_dir(default_model_dir("fill"))
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_dir("models/fill") == shipped
+    with pytest.raises(FileNotFoundError, match="No SavedModel at models/nothing"):
+        resolve_model_dir("models/nothing")
+    (tmp_path / "models" / "fill").mkdir(parents=True)  # a folder of the user's own is theirs: not replaced
+    with pytest.raises(FileNotFoundError, match="No SavedModel at models/fill"):
+        resolve_model_dir("models/fill")

@@ -58,6 +58,15 @@ def test_future_labels_only_for_regular_spacing():
     assert fdata.future_labels(["0.25", "0.5", "0.75"], 1) == ["1.00"]
 
 
+def test_a_gzipped_csv_is_named_as_such(tmp_path):
+    import gzip
+
+    p = tmp_path / "daily.csv.gz"
+    p.write_bytes(gzip.compress(b"t,v\n1,2\n2,3\n"))
+    with pytest.raises(fdata.ForecastDataError, match="is gzip-compressed; decompress it first"):
+        fdata.read_csv(str(p), "v", "t")
+
+
 def test_too_short_for_the_default_window_names_what_to_change():
     """No --window given: the message named "window 1" (the default shrunk to nothing) and not --val-fraction."""
     from rnn_apps.apps.forecast import task
@@ -109,7 +118,10 @@ def test_a_time_column_with_gaps_gets_a_note():
     ("t,v\n1,1_000\n", "v", None, "line 2: column 'v' holds '1_000', not a number"),
     ("t,v\n1,2\n2,1e300\n", "v", None, "line 3: column 'v' holds '1e300', beyond ±1e+30"),
     ("t,v\n1,2\n2,-2e31\n", "v", None, "line 3: column 'v' holds '-2e31', beyond ±1e+30"),
-    ("t,v\n1,2\n2,1,234\n", "v", None, "line 3: the row has 3 cells but the header has 2"),
+    ("t,v\n1,2\n2,1,234\n", "v", None, "line 3: the row has 3 cells but the header has 2; write numbers without "
+                                         "a thousands separator"),
+    ("t,v\n1,2\n2,1,note\n", "v", None, "line 3: the row has 3 cells but the header has 2 (extra: 'note'); "
+                                          "remove the extra cells"),
     ("v,v\n1,2\n", "v", None, "has 2 columns named 'v'"),
     ("t,v,t\n1,2,3\n", "v", "t", "has 2 columns named 't'"),
 ])

@@ -42,7 +42,7 @@ def format_table(result: dict) -> str:
         lines.append(f"{name:<{width}}  {_fmt(s and s['mae']):>9}  {_fmt(s and s['mape'], True):>8}")
     skipped = m["model"]["mape_skipped"]
     if skipped:
-        lines.append(f"(MAPE leaves out {skipped} back-test values that are zero)")
+        lines.append(f"(MAPE leaves out {skipped} back-test forecast steps whose true value is zero)")
     lines.append("")
     labels = result.get("future_labels")
     lines.append(f"Forecast, next {len(result['forecast'])} steps:")

@@ -86,6 +86,8 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         with open(path, encoding="utf-8-sig", newline="") as f:
             text = f.read()
     except UnicodeDecodeError as e:
+        if e.object[:2] == b"\x1f\x8b":  # gzip's magic number
+            raise ForecastDataError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path}).") from None
         raise ForecastDataError(
             f"{path} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); save it as UTF-8."
         ) from None
@@ -124,9 +126,12 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         line = reader.line_num
         if len(row) <= max(ci, ti if ti is not None else -1):
             raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells; column {column!r} is missing.")
-        if any(c.strip() for c in row[len(header):]):  # e.g. 1,234: its value would be read as 1
+        extra = [c.strip() for c in row[len(header):] if c.strip()]
+        if extra:  # e.g. 1,234: its value would be read as 1
+            hint = ("; write numbers without a thousands separator (1234, not 1,234)" if all(c.isdigit() for c in extra)
+                    else f" (extra: {', '.join(repr(c) for c in extra[:3])}); remove the extra cells or quote them")
             raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells but the header has "
-                                    f"{len(header)}; write numbers without a thousands separator (1234, not 1,234).")
+                                    f"{len(header)}{hint}.")
         cell = row[ci].strip()
         if not cell:
             raise ForecastDataError(f"{path}, line {line}: column {column!r} is empty (fill in or remove the row).")
