@@ -384,6 +384,27 @@ def test_classify_cli_errors(runner, tiny_model, tmp_path):
     assert r.exit_code == 1 and "No SavedModel" in r.output
 
 
+def test_classify_reads_the_text_column_of_a_table(runner, tiny_model, tmp_path):
+    """A .csv was read line by line: its header scored as a review, every review with ',pos' attached, a
+    quoted review of two lines split in two. Its text column is read now, each review named by its line."""
+    table = tmp_path / "mine.csv"
+    table.write_text('id,review,label\n1,"A fine film,\nwith a good cast.",pos\n\n2,Dull.,neg\n3,,pos\n',
+                     encoding="utf-8")
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(table), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [(row["text"], row["source"]) for row in rows] == [("A fine film,\nwith a good cast.", f"{table}, line 2"),
+                                                              ("Dull.", f"{table}, line 5")]
+    none = tmp_path / "none.csv"
+    none.write_text("a,b\nA fine film.,pos\n", encoding="utf-8")
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(none)])
+    assert r.exit_code == 1 and "whose header names no text column (its first row: 'a', 'b')" in r.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text("review\n这部电影 很好看\n", encoding="utf-8")
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(bad)])
+    assert r.exit_code == 1 and f"{bad}, line 2: the model knows none" in r.output
+
+
 def test_evaluate_cli(runner, tiny_model, imdb):
     tree, full_tar, train_tar = imdb
     r = runner.invoke(cli, ["evaluate", "sentiment", "--data", full_tar, "--model", tiny_model, "--json"])

@@ -49,7 +49,15 @@ def check_batch_size(batch_size) -> None:
 
 
 def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
-    """Reviews of a file, one a line; ``-`` reads ``stdin`` (a binary stream)."""
+    """Reviews of a file, one a line; ``-`` reads ``stdin`` (a binary stream). A ``.csv``/``.tsv`` file is read
+    as a table: its text column (:func:`rnn_apps.apps.sentiment.data.read_review_column`)."""
+    from rnn_apps.apps.sentiment import data as sdata
+
+    if path != "-" and sdata.is_table(path):
+        try:
+            return sdata.read_review_column(path)
+        except sdata.SentimentDataError as e:
+            raise SentimentError(str(e)) from None
     return textio.read_texts_file(path, stdin, SentimentError, "review")
 
 

@@ -7,6 +7,7 @@ import os
 
 import click
 
+from rnn_apps import textio
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -18,11 +19,13 @@ from rnn_apps.cli.common import (
 @click.command("classify")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="A UTF-8 file with one review a line ('-': standard input). May be repeated.")
+              help="A UTF-8 file with one review a line ('-': standard input), or a .csv/.tsv table whose header "
+                   "names a text column (text, review, sentence or content). May be repeated.")
 @options.model("sentiment")
 @options.call_batch("Reviews")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of objects with 'label', 'probability' (of positive), 'words', 'truncated'.")
+              help="Print a JSON array of objects with 'text' (the review), 'label', 'probability' (of positive), "
+                   "'words', 'truncated', and 'source' (its file and line) for a review read from a file.")
 @friendly_errors
 def classify(texts, files, model_dir, batch_size, as_json):
     """Tell whether movie reviews are positive or negative.
@@ -36,6 +39,7 @@ def classify(texts, files, model_dir, batch_size, as_json):
       rnn-apps classify "One of the best films I have seen in years."
       rnn-apps classify "Dull." "Wonderful!" --json
       rnn-apps classify --file reviews.txt
+      rnn-apps classify --file reviews.csv --json
       cat reviews.txt | rnn-apps classify -
     """
     from rnn_apps.apps.sentiment.classify import SentimentClassifier, SentimentError, read_reviews_file
@@ -48,12 +52,13 @@ def classify(texts, files, model_dir, batch_size, as_json):
         clf = SentimentClassifier(model_dir)
         preds = clf.classify(reviews, batch_size=batch_size)
     head = clf.max_len // 4
-    for i, p in enumerate(preds, 1):
+    for i, (text, p) in enumerate(zip(reviews, preds), 1):
         if p.truncated:
-            click.echo(f"Note: review {i} has {p.words:,} words; the model read its first {head} and last "
-                       f"{clf.max_len - head}.", err=True)
-    if as_json:
-        echo_json([p.to_dict() for p in preds])
+            click.echo(f"Note: {textio.text_name(text, f'review {i}')} has {p.words:,} words; the model read its "
+                       f"first {head} and last {clf.max_len - head}.", err=True)
+    if as_json:  # each result with its review and where it was read, to be lined up with the input
+        echo_json([{"text": str(text), **p.to_dict(), **({"source": text.origin} if hasattr(text, "origin") else {})}
+                   for text, p in zip(reviews, preds)])
         return
     for text, p in zip(reviews, preds):
         line = f"{p.label:<8} {p.probability:.3f}"

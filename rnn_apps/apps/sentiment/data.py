@@ -183,6 +183,55 @@ def parse_label(value: str) -> Optional[int]:
     return LABELS.get(value.strip().lower())
 
 
+def _shown(cell: str, most: int = 30) -> str:
+    """A cell quoted in a message, cut to ``most`` characters (a review read as a label would fill the screen)."""
+    return repr(cell if len(cell) <= most else cell[:most - 1] + "…")
+
+
+def is_table(path: str) -> bool:
+    """Whether ``path`` names a CSV or TSV table (by its extension), rather than a file of one text a line."""
+    return path.lower().endswith((".csv", ".tsv", ".tab"))
+
+
+def read_review_column(path: str) -> list:
+    """The reviews of a CSV/TSV table's text column (named in its header: text, review, sentence or content),
+    each a :class:`rnn_apps.textio.Line` that knows its row ("reviews.csv, line 4"); a quoted review may span
+    lines; rows with an empty text are skipped.
+
+    Raises:
+        SentimentDataError: no such file, not UTF-8, not valid CSV, or no header naming a text column.
+    """
+    from rnn_apps.textio import Line
+
+    if not os.path.isfile(path):
+        raise SentimentDataError(f"No such file: {path}")
+    with open(path, "rb") as f:
+        text = _decode(f.read(), path).lstrip("\ufeff")
+    tsv = path.lower().endswith((".tsv", ".tab"))
+    reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+              else csv.reader(io.StringIO(text, newline="")))
+    column, out, end = None, [], 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if not row or all(not c.strip() for c in row):
+                continue
+            if column is None:
+                cells = [c.strip().lower() for c in row]
+                column = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
+                if column is None:
+                    shown = ", ".join(_shown(c) for c in row[:5]) + (" ..." if len(row) > 5 else "")
+                    raise SentimentDataError(
+                        f"{path} is a table whose header names no text column (its first row: {shown}); name the "
+                        f"reviews' column one of {', '.join(TEXT_COLUMNS)}, or give a file of one review a line.")
+                continue
+            if len(row) > column and row[column].strip():
+                out.append(Line(row[column], f"{path}, line {start}"))
+    except csv.Error as e:
+        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({e}).") from None
+    return out
+
+
 def read_labelled_file(path: str) -> list[Review]:
     """Read a CSV or TSV of (text, label); the first row may be a header naming the columns.
 
@@ -237,7 +286,10 @@ def read_labelled_file(path: str) -> list[Review]:
             label = parse_label(row[label_col])
             if label is None:
                 raise SentimentDataError(
-                    f"{path}:{start}: label {row[label_col]!r} is not one of 0, 1, neg, pos, negative, positive."
+                    f"{path}:{start}: label {_shown(row[label_col])} is not one of 0, 1, neg, pos, negative, positive"
+                    + (" (without a header the columns are read as text, label; name them in a header row, e.g. "
+                       "label,text)"
+                       if len(row[label_col]) > 30 else ".")
                 )
             review = clean_review(row[text_col])
             if not review:
