@@ -24,6 +24,13 @@ def text_name(text, fallback: str) -> str:
     return getattr(text, "origin", None) or fallback
 
 
+def with_origin(row: dict, text) -> dict:
+    """A command's JSON row for ``text``, with ``read_from`` ("reviews.txt, line 8") when the text was read from
+    a file or standard input, so that the results can be lined up with the input's lines."""
+    origin = getattr(text, "origin", None)
+    return {**row, "read_from": origin} if origin else row
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
     :class:`Line` that knows its line number.

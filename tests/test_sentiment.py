@@ -393,7 +393,7 @@ def test_classify_reads_the_text_column_of_a_table(runner, tiny_model, tmp_path)
     r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(table), "--json"])
     assert r.exit_code == 0, r.output
     rows = json.loads(r.stdout)
-    assert [(row["text"], row["source"]) for row in rows] == [("A fine film,\nwith a good cast.", f"{table}, line 2"),
+    assert [(row["text"], row["read_from"]) for row in rows] == [("A fine film,\nwith a good cast.", f"{table}, line 2"),
                                                               ("Dull.", f"{table}, line 5")]
     none = tmp_path / "none.csv"
     none.write_text("a,b\nA fine film.,pos\n", encoding="utf-8")

@@ -390,6 +390,19 @@ def test_evaluate_paragraphs_joins_pairs_and_translates_them_as_the_command(runn
     assert r.exit_code == 2 and "'--paragraphs'" in r.output
 
 
+def test_texts_of_a_file_are_named_by_their_line(runner, tiny_model, tmp_path):
+    """Blank lines are skipped, so "Text 2" named the fourth line: messages and --json name file and line."""
+    f = tmp_path / "texts.txt"
+    f.write_text("I love you.\n\n\nXylophonic zqwx.\n", encoding="utf-8")
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f)])
+    assert r.exit_code == 1 and f"{f}, line 4: the model knows none of its words" in r.output, r.output
+    f.write_text("I love you.\n\n\nI like tea.\n", encoding="utf-8")
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f), "--json"])
+    assert [row["read_from"] for row in json.loads(r.stdout)] == [f"{f}, line 1", f"{f}, line 4"]
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "I like tea.", "--json"])
+    assert "read_from" not in json.loads(r.stdout)[0]
+
+
 def test_name_probe_skips_unreadable_sentences():
     """A Tom sentence whose other words the model does not know ("Zorbu yawned.") is left out of the probe,
     not refused with an error that ends the evaluation."""

@@ -33,7 +33,8 @@ from rnn_apps.cli.common import (
 @options.poem_model()
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
-                   "'candidates': 'character' and 'probability'), 'unknown_characters', 'converted_to_simplified'.")
+                   "'candidates': 'character' and 'probability'), 'unknown_characters', 'converted_to_simplified', "
+                   "and 'read_from' (its file and line) for a text read from a file.")
 @friendly_errors
 def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     """Fill in the blanks of a Tang poem with a bidirectional RNN.
@@ -89,7 +90,7 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
             click.echo(f"Note: the model does not know these characters of {which} (read as unknown): "
                        f"{' '.join(r.unknown_characters)}.", err=True)
     if as_json:
-        echo_json([r.to_dict() for r in results])
+        echo_json([textio.with_origin(r.to_dict(), text) for text, r in zip(inputs, results)])
         return
     for i, r in enumerate(results):
         if i:

@@ -25,7 +25,7 @@ from rnn_apps.cli.common import (
 @options.call_batch("Reviews")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'text' (the review), 'label', 'probability' (of positive), "
-                   "'words', 'truncated', and 'source' (its file and line) for a review read from a file.")
+                   "'words', 'truncated', and 'read_from' (its file and line) for a review read from a file.")
 @friendly_errors
 def classify(texts, files, model_dir, batch_size, as_json):
     """Tell whether movie reviews are positive or negative.
@@ -57,8 +57,7 @@ def classify(texts, files, model_dir, batch_size, as_json):
             click.echo(f"Note: {textio.text_name(text, f'review {i}')} has {p.words:,} words; the model read its "
                        f"first {head} and last {clf.max_len - head}.", err=True)
     if as_json:  # each result with its review and where it was read, to be lined up with the input
-        echo_json([{"text": str(text), **p.to_dict(), **({"source": text.origin} if hasattr(text, "origin") else {})}
-                   for text, p in zip(reviews, preds)])
+        echo_json([textio.with_origin({"text": str(text), **p.to_dict()}, text) for text, p in zip(reviews, preds)])
         return
     for text, p in zip(reviews, preds):
         line = f"{p.label:<8} {p.probability:.3f}"

@@ -59,7 +59,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @options.plot_attention("Save a heat map of the attention (source tokens against target tokens) of the first text "
                         "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences'.")
+              help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences', and "
+                   "'read_from' (its file and line) for a text read from a file.")
 @friendly_errors
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
@@ -110,7 +111,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
             plot_attention(alignment, path)
             click.echo(f"Attention plot saved to {path}", err=True)
     if as_json:
-        echo_json([r.to_dict() for r in results])
+        echo_json([textio.with_origin(r.to_dict(), text) for text, r in zip(inputs, results)])
         return
     for r in results:
         click.echo(r.translation)
