@@ -28,7 +28,11 @@ BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing charac
 _HAN = re.compile(f"[{HAN_RANGES}]")  # a Chinese character (what a fill text must have around its blanks)
 _WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punctuation or a symbol)
 _LANGUAGES = {"en": "English", "zh": "Chinese"}
-_HAN = re.compile(f"[{HAN_RANGES}]")
+
+
+def is_word(token: str) -> bool:
+    """Whether a token is a word (it has a letter, a digit or a Chinese character), not punctuation or a symbol."""
+    return bool(_WORD.search(token))
 
 
 class LimitError(ValueError):

@@ -203,6 +203,9 @@ def test_translator_library(translator):
     tr = translator
     res = tr.translate(["I love you.", "I love zzz."])
     assert len(res) == 2 and res[1].unknown_words == ["zzz"] and res[0].unknown_words == []
+    # symbols, emoji (and their invisible variation selector) are not words the user should check
+    assert tr.translate(["I love zzz ❤️ ¤ #"])[0].unknown_words == ["zzz"]
+    assert {"❤", "\ufe0f", "¤"} <= set(tr.tokenize(["I love zzz ❤️ ¤ #"])[0]["unknown"])  # the model's own reading
     assert tr.translate(["I love you."], beam=1)[0].translation == res[0].translation
     al = tr.attention("I love you.", beam=2)
     assert al.source_tokens == ["i", "love", "you", ".", "<eos>"] and al.weights.shape == (len(al.target_tokens), 5)

@@ -52,7 +52,9 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).")
-@click.option("--max-length", type=int, default=None, help="Most tokens written per sentence (default: the model's bound).")
+@click.option("--max-length", type=int, default=None,
+              help="Most tokens per sentence, its end token included: N-1 words (or Chinese characters) at most "
+                   "(default: the model's bound).")
 @_DIRECTION
 @_MODEL
 @options.call_batch("Sentences")

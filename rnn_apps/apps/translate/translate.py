@@ -159,7 +159,9 @@ class Translator(Predictor):
                 results[j] = tr
         out, k = [], 0
         for t, row, ps in zip(texts, info, pieces):
-            out.append(Translation(t, self._join(results[k : k + len(ps)]), row["unknown"], len(ps)))
+            # the words it does not know: punctuation, symbols and emoji it does not know are not words to check
+            unknown = [w for w in row["unknown"] if limits.is_word(w)]
+            out.append(Translation(t, self._join(results[k : k + len(ps)]), unknown, len(ps)))
             k += len(ps)
         return out
 
