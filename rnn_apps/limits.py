@@ -30,6 +30,12 @@ _WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punct
 _LANGUAGES = {"en": "English", "zh": "Chinese"}
 
 
+def shown(text: str, most: int = 100) -> str:
+    """``text`` as a message quotes it, cut to ``most`` characters (a 70 KB model name or a review read as a
+    label is not echoed whole)."""
+    return text if len(text) <= most else text[: most - 1] + "…"
+
+
 def is_word(token: str) -> bool:
     """Whether a token is a word (it has a letter, a digit or a Chinese character), not punctuation or a symbol."""
     return bool(_WORD.search(token))
@@ -389,10 +395,9 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
     unknown = set(unknown)
     if unknown and all(w in unknown for w in words):
         # at most 10 words of at most 30 characters each: a 100,000-letter "word" would fill the one-line error
-        shown = ", ".join(w if len(w) <= 30 else w[:29] + "…"
-                          for w in list(dict.fromkeys(w for w in words if w in unknown))[:10])
+        listed = ", ".join(shown(w, 30) for w in list(dict.fromkeys(w for w in words if w in unknown))[:10])
         hint = f"; it translates {src} into {tgt}" if src and tgt else ""
-        raise LimitError(f"{where}: the model knows none of its words ({shown}){hint}. Check the spelling and "
+        raise LimitError(f"{where}: the model knows none of its words ({listed}){hint}. Check the spelling and "
                          f"the language.")
 
 

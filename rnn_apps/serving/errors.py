@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from typing import Dict, Optional
 
+from rnn_apps.limits import shown  # noqa: F401  (a name from a URL, cut for the message)
+
 
 class ApiError(Exception):
     """An error answered as ``{"error": message}`` with an HTTP status."""
@@ -16,10 +18,6 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def shown(text: str, most: int = 100) -> str:
-    """``text`` as an error message quotes it: a name from a URL cut to ``most`` characters (a client's 70 KB
-    model name is not echoed back whole)."""
-    return text if len(text) <= most else text[: most - 1] + "…"
 
 
 def bad_request(message: str) -> ApiError:

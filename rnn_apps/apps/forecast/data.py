@@ -155,8 +155,7 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
     if not values:
         raise ForecastDataError(f"{path} has a header row but no data rows.")
     if ti is not None:
-        _check_times(path, time_column, stamps, stamp_lines)
-        _check_order(path, stamps)
+        _check_order(path, stamps, _check_times(path, time_column, stamps, stamp_lines))
     return Series(np.asarray(values, np.float64), column, stamps if ti is not None else None, source=path)
 
 
@@ -189,12 +188,14 @@ def _parse_times(stamps: list):
     return parsed
 
 
-def _check_times(path: str, time_column: str, stamps: list, lines: list) -> None:
-    """Every timestamp must be read as the first one is, an ISO 8601 date/time or a number: a US or day-first
-    date (01/12/2024) or a typo (2024-13-01, n/a) would otherwise leave the column unchecked and unordered."""
-    kind = None
+def _check_times(path: str, time_column: str, stamps: list, lines: list) -> list:
+    """The timestamps read (:func:`_parse_time`). Every one must be read as the first one is, an ISO 8601
+    date/time or a number: a US or day-first date (01/12/2024) or a typo (2024-13-01, n/a) would otherwise
+    leave the column unchecked and unordered."""
+    kind, out = None, []
     for stamp, line in zip(stamps, lines):
         parsed = _parse_time(stamp)
+        out.append(parsed)
         this = None if parsed is None else isinstance(parsed, datetime.datetime)
         if this is not None and kind is None:
             kind = this
@@ -204,12 +205,11 @@ def _check_times(path: str, time_column: str, stamps: list, lines: list) -> None
                         None: "an ISO 8601 date or time (2024-01-31, 2024-01-31T13:00, 2024-01) or a number"}[kind]
             raise ForecastDataError(f"{path}, line {line}: the time column {time_column!r} {what}, not {expected}. "
                                     "Write the times so, or leave out --time-column.")
+    return out
 
 
-def _check_order(path: str, stamps: list) -> None:
-    parsed = _parse_times(stamps)
-    if parsed is None:
-        return
+def _check_order(path: str, stamps: list, parsed: list) -> None:
+    """Timestamps (``parsed``, read from ``stamps``) must increase row by row."""
     try:
         for i in range(1, len(parsed)):
             if not parsed[i] > parsed[i - 1]:

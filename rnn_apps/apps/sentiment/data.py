@@ -26,6 +26,8 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps import limits
+
 SPLITS = ("train", "test")
 GROUPS = ("pos", "neg", "unsup")
 LABELS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1}
@@ -183,11 +185,6 @@ def parse_label(value: str) -> Optional[int]:
     return LABELS.get(value.strip().lower())
 
 
-def _shown(cell: str, most: int = 30) -> str:
-    """A cell quoted in a message, cut to ``most`` characters (a review read as a label would fill the screen)."""
-    return repr(cell if len(cell) <= most else cell[:most - 1] + "…")
-
-
 def is_table(path: str) -> bool:
     """Whether ``path`` names a CSV or TSV table (by its extension), rather than a file of one text a line."""
     return path.lower().endswith((".csv", ".tsv", ".tab"))
@@ -220,9 +217,9 @@ def read_review_column(path: str) -> list:
                 cells = [c.strip().lower() for c in row]
                 column = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
                 if column is None:
-                    shown = ", ".join(_shown(c) for c in row[:5]) + (" ..." if len(row) > 5 else "")
+                    first = ", ".join(repr(limits.shown(c, 30)) for c in row[:5]) + (" ..." if len(row) > 5 else "")
                     raise SentimentDataError(
-                        f"{path} is a table whose header names no text column (its first row: {shown}); name the "
+                        f"{path} is a table whose header names no text column (its first row: {first}); name the "
                         f"reviews' column one of {', '.join(TEXT_COLUMNS)}, or give a file of one review a line.")
                 continue
             if len(row) > column and row[column].strip():
@@ -286,7 +283,8 @@ def read_labelled_file(path: str) -> list[Review]:
             label = parse_label(row[label_col])
             if label is None:
                 raise SentimentDataError(
-                    f"{path}:{start}: label {_shown(row[label_col])} is not one of 0, 1, neg, pos, negative, positive"
+                    f"{path}:{start}: label {limits.shown(row[label_col], 30)!r} is not one of 0, 1, neg, pos, negative, "
+                    "positive"
                     + (" (without a header the columns are read as text, label; name them in a header row, e.g. "
                        "label,text)"
                        if len(row[label_col]) > 30 else ".")
