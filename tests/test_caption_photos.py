@@ -392,6 +392,25 @@ def test_tflite_backbone_weights_on_the_command_line(tmp_path):
     assert r.exit_code == 1 and "TensorFlow Lite" in r.output and "Traceback" not in r.output, r.output
 
 
+def test_the_cards_greedy_column_is_decoded_greedily(tmp_path, photo_set, photo_model, monkeypatch):
+    """The photo card's "greedy" column held the model's default decoding (beam 5 for the shipped model)."""
+    from rnn_apps.apps.caption import captioner, task
+    from rnn_apps.apps.caption.photo_card import caption_examples
+
+    _, r, _ = photo_model
+    path = task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "caption"), default_beam=3)
+    real = captioner.ImageCaptioner.caption_files
+    beams = []
+
+    def spy(self, paths, beam=None, **kwargs):
+        beams.append(beam)
+        return [type(c)(**{**vars(c), "caption": f"beam {beam}"}) for c in real(self, paths, beam=beam, **kwargs)]
+
+    monkeypatch.setattr(captioner.ImageCaptioner, "caption_files", spy)
+    rows = caption_examples(path, photo_set, ["0.jpg", "1.jpg"], translate_model=str(tmp_path / "none"))
+    assert [(x["greedy"], x["beam3"]) for x in rows] == [("beam 1", "beam 3")] * 2 and beams == [1, 3]
+
+
 def test_default_beam_drives_serving_default_and_a_huge_beam_is_refused(tmp_path, photo_set, photo_model):
     import tensorflow as tf
 

@@ -331,6 +331,38 @@ def test_unknown_words_are_carried_through_the_attention(unk_module, tiny_run, b
     assert out["translation"].numpy()[3].decode() == "Zorbu Kelvaro"
 
 
+@pytest.mark.parametrize("trained_on_words", [True, False])
+def test_a_latin_name_in_chinese_is_one_unknown_token_carried_whole(tiny_run, trained_on_words):
+    """A zh-en graph reads an unseen Latin word as one <unk> and puts it back whole ("我叫Kowalski。" came
+    out "I lent w to the w." read letter by letter); a model trained on letters still spells the names it
+    learned so (Tom) and its settings say so in the export."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.translate.export import TranslateModule, zh_reading
+    from rnn_apps.apps.translate.model import build_model
+    from rnn_apps.vocab import Vocabulary
+
+    _, r = tiny_run
+    cfg = {**r["config"], "direction": "zh-en"}
+    if not trained_on_words:
+        cfg.pop("zh_latin_words", None)
+    src = Vocabulary.build([list("我叫是朋友。") + ["T", "o", "m"]])
+    tgt = Vocabulary.build([["i", "am", "."]])
+    model = build_model(len(src), len(tgt), cfg)
+    bias = model.logits.bias.numpy()
+    bias[Vocabulary.unk_id] += 100.0  # it writes <unk> at every step
+    model.logits.bias.assign(bias)
+    module = TranslateModule(model, src, tgt, cfg, {})
+    assert zh_reading(cfg)["spelled"] == (() if trained_on_words else ("Tom", "Mary"))
+    toks = module.tokenize(tf.constant(["我叫Kowalski。", "Tom是朋友。"]))
+    rows = [[t.decode() for t in row if t] for row in toks["tokens"].numpy()]
+    assert rows[0] == ["我", "叫", "Kowalski", "。"]
+    assert rows[1] == (["Tom", "是", "朋", "友", "。"] if trained_on_words else ["T", "o", "m", "是", "朋", "友", "。"])
+    assert [t.decode() for t in toks["unknown_tokens"].numpy()[0] if t] == ["Kowalski"]
+    out = module.run(tf.constant(["我叫Kowalski。"]), tf.constant(1), tf.constant(3))
+    assert out["translation"].numpy()[0].decode() == "Kowalski"
+
+
 def test_translate_direction_must_match_the_model(tiny_model):
     from rnn_apps.apps.translate.translate import TranslateError, Translator
 

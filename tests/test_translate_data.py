@@ -253,3 +253,23 @@ def test_corpus_with_joined_pairs():
     # a joined source is two training sources, the first's <eos> dropped
     longest = max(len(s) for s, _ in base["train"])
     assert max(len(s) for s, _ in joined["train"]) > longest and all(s[-1] == eos for s, _ in joined["train"])
+
+
+def test_a_word_in_latin_letters_is_one_chinese_token():
+    """Letter by letter, 我叫Kowalski。 came out "I lent w to the w.": a Latin word (with its digits,
+    hyphens, apostrophes, and the words of a name) is one token, which an unseen name reaches the model as."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.translate.text import tokenize_py, tokenize_zh
+
+    texts = ["我叫Kowalski。", " 我住在New York。", "用Wi-Fi和MP3，O'Brien说", "José在Ｇｏｏｇｌｅ", "我有2个哥哥",
+             "Tom 把Mary拉出水", "   ", "a\x1fb中"]
+    assert tokenize_py(texts, "zh") == [
+        ["我", "叫", "Kowalski", "。"], ["我", "住", "在", "New York", "。"],
+        ["用", "Wi-Fi", "和", "MP3", "，", "O'Brien", "说"], ["José", "在", "Ｇｏｏｇｌｅ"], ["我", "有", "2", "个", "哥", "哥"],
+        ["Tom", "把", "Mary", "拉", "出", "水"], [], ["ab", "中"]]
+    # a model trained on letters reads the names it learned letter by letter so, and every other one whole
+    spelled = tokenize_zh(tf.constant(["Tom 把Mary和Tomas"]), spelled=("Tom", "Mary")).to_list()
+    assert [[t.decode() for t in row] for row in spelled] == [["T", "o", "m", "把", "M", "a", "r", "y", "和", "Tomas"]]
+    # the reading of such models' training data: every character a token, whitespace dropped
+    assert tokenize_py(["我叫Ko wa。"], "zh", latin_words=False) == [["我", "叫", "K", "o", "w", "a", "。"]]

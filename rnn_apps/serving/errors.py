@@ -26,6 +26,7 @@ def bad_request(message: str) -> ApiError:
 
 # A failed tf.debugging.assert_*: "assertion failed: [message] [Condition x >= y did not hold element-wise:]
 # [x (name:0) = ] [3] [y (name:0) = ] [48]".
+_ASSERT_DATA = re.compile(r"^assertion failed: \[(?P<msg>[^\]]*)\] \[(?P<data>.*)\]$", re.S)
 _ASSERT = re.compile(r"^assertion failed: \[(?P<msg>[^\]]*)\] \[Condition [^\]]*\] \[x \([^)]*\) = \] \[(?P<x>[^\]]*)\]")
 
 
@@ -50,4 +51,8 @@ def tf_message(err: Exception) -> str:
     m = _ASSERT.match(text)
     if m:
         return f"{m.group('msg')}; received {m.group('x').strip()}.".replace("\\'", "'")
+    m = _ASSERT_DATA.match(text)
+    if m:  # tf.debugging.Assert(ok, [message, data...]): the message, then what it was about
+        data = ", ".join(d.strip() for d in m.group("data").split("] [") if d.strip())
+        return f"{m.group('msg').strip().rstrip(':')}: {shown(data)}".replace("\\'", "'")
     return text

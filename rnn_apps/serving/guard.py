@@ -50,7 +50,7 @@ def inflate(body: bytes, encoding: Optional[str], limit: int) -> bytes:
 
 def is_loopback(host: str) -> bool:
     """Whether a bind address is loopback only (127.0.0.0/8, ::1, localhost)."""
-    h = host.strip("[]")
+    h = host.strip("[]").lower().rstrip(".")  # host names are case-insensitive; "localhost." is absolute
     if h == "localhost":
         return True
     try:

@@ -286,6 +286,8 @@ def test_cross_site_requests_and_foreign_host_are_refused(server):
     status, _, err = raw_call(server, "GET", "/v1/models", headers={"Host": "evil.example"})
     assert status == 403 and "loopback" in err["error"]
     assert raw_call(server, "GET", "/v1/models", headers={"Host": f"localhost:{server.port}"})[0] == 200
+    # host names are case-insensitive
+    assert raw_call(server, "GET", "/v1/models", headers={"Host": f"LocalHost:{server.port}"})[0] == 200
 
 
 def test_cors_origin_option(start, tmp_path):
@@ -573,6 +575,29 @@ def test_a_models_own_assertion_reads_as_its_message_and_the_value():
     with pytest.raises(tf.errors.InvalidArgumentError) as e:
         forecast(tf.zeros([1, 3]))
     assert tf_message(e.value) == "history needs at least 48 values per row (the model's window); received 3."
+    # the server tries the input checks' own wording first: this assertion is not one of them
+    from rnn_apps import graph_limits
+
+    assert graph_limits.message(e.value) is None
+
+
+def test_a_models_assertion_with_data_reads_as_its_message_and_the_data():
+    """tf.debugging.Assert(ok, [message, data]) (the poetry model's acrostic check) reaches the client as
+    "message: data", without TensorFlow's brackets."""
+    from rnn_apps import graph_limits
+    from rnn_apps.serving.errors import tf_message
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def generate(acrostic):
+        n = tf.strings.length(acrostic[0], unit="UTF8_CHAR")
+        with tf.control_dependencies([tf.debugging.Assert(
+                n <= 4, ["The acrostic has more characters than the form has lines:", acrostic[0]])]):
+            return tf.identity(acrostic)
+
+    with pytest.raises(tf.errors.InvalidArgumentError) as e:
+        generate(tf.constant(["春夏秋冬夏"]))
+    assert graph_limits.message(e.value) is None
+    assert tf_message(e.value) == "The acrostic has more characters than the form has lines: 春夏秋冬夏"
 
 
 def test_a_long_model_name_is_not_echoed_whole(server):

@@ -37,7 +37,7 @@ def caption_examples(model_dir: str, data_dir: str, names: Sequence[str], transl
         raise ValueError(f"Not in {data_dir}: {', '.join(missing)}.")
     cap = ImageCaptioner(model_dir)
     paths = [by_name[n].path for n in names]
-    greedy = cap.caption_files(paths)
+    greedy = cap.caption_files(paths, beam=1)  # the model's default may be a beam
     beam = cap.caption_files(paths, beam=3)
     chinese = [None] * len(names)
     try:

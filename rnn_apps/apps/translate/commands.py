@@ -295,10 +295,11 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, paragraph
         for name, row in r["by_length"].items():
             click.echo(f"  English {unit} of {name} words: BLEU {row['bleu']:.2f}  chrF {row['chrf']:.2f}  "
                        f"({row['pairs']:,} {'texts' if r['paragraphs'] > 1 else 'pairs'})")
-        probe = r.get("unknown_names")
-        if probe:
-            click.echo(f"  Invented names carried into the translation: {probe['carried']} of {probe['sentences']} "
-                       f"sentences ({100 * probe['share']:.0f} %)")
+        for key, what in (("unknown_names", "Invented names"), ("unknown_latin_names", "Invented names in Latin letters")):
+            probe = r.get(key)
+            if probe:
+                click.echo(f"  {what} carried into the translation: {probe['carried']} of {probe['sentences']} "
+                           f"sentences ({100 * probe['share']:.0f} %)")
         click.echo(r["signature"])
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Optional, Sequence
 
 from rnn_apps import limits
 from rnn_apps.apps.translate import data as tdata
@@ -59,12 +59,14 @@ def _paragraphs(pairs: list, n: int) -> list:
     return [tdata.Pair(" ".join(p.en for p in g), "".join(p.zh for p in g)) for g in groups]
 
 
-def unknown_name_probe(translator, sources: list[str], beam: int, limit: int = 100) -> Optional[dict]:
+def unknown_name_probe(translator, sources: list[str], beam: int, limit: int = 100,
+                       names: Optional[Sequence[str]] = None) -> Optional[dict]:
     """How often a name the model has never seen is carried into the translation.
 
     Up to ``limit`` source sentences that name Tom (汤姆 in Chinese; the most frequent name in Tatoeba) get
-    an invented name in its place, each of :data:`PROBE_NAMES` in turn; a translation carries the name when
-    it holds it as written.
+    an invented name in its place, each of ``names`` in turn (default :data:`PROBE_NAMES` of the source
+    language; Chinese text also names foreigners in Latin letters, probed with the English names); a
+    translation carries the name when it holds it as written.
 
     Returns:
         ``{"sentences", "carried", "share", "names"}``, or None when no source sentence names Tom.
@@ -77,7 +79,7 @@ def unknown_name_probe(translator, sources: list[str], beam: int, limit: int = 1
     chosen = [s for s in sources if pattern.search(s)][:limit]
     if not chosen:
         return None
-    names = PROBE_NAMES[lang]
+    names = tuple(names or PROBE_NAMES[lang])
     probes = [(names[i % len(names)], pattern.sub(names[i % len(names)], s)) for i, s in enumerate(chosen)]
     # A sentence left with no word the model knows ("Zorbu yawned." when it knows no "yawned") is one the
     # translator refuses: it is not a test of carrying the name, so it is left out.
@@ -130,7 +132,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
     Returns:
         ``bleu`` and ``chrf`` (Chinese references converted to simplified script, as the model writes),
         ``by_length`` (BLEU and chrF by English sentence length, see :func:`scores_by_length`),
-        ``unknown_names`` (see :func:`unknown_name_probe`),
+        ``unknown_names`` (see :func:`unknown_name_probe`), ``unknown_latin_names`` (Chinese sources: the
+        same with names in Latin letters),
         ``bleu_references_as_written`` (Chinese targets only), ``signature``, ``pairs``, ``direction``, ``beam``,
         ``tokenize``, ``seconds``, ``sentences_per_second``, ``split``, ``data``, ``model``, ``examples``.
     """
@@ -199,6 +202,8 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
         "chrf": corpus_chrf(hyps, refs),
         "by_length": scores_by_length([p.en for p in pairs], hyps, refs, tgt_lang),
         "unknown_names": unknown_name_probe(tr, sources, beam),
+        **({"unknown_latin_names": unknown_name_probe(tr, sources, beam, names=PROBE_NAMES["en"])}
+           if src_lang == "zh" else {}),
         "signature": signature,
         "pairs": len(pairs) * paragraphs,
         "paragraphs": paragraphs,

@@ -37,6 +37,8 @@ a source word (a dropped clause) pays for it. Unknown words: a model with attent
 each one is replaced by the source word it attends to most, as written in the input (Luong et al., 2015,
 "Addressing the Rare Word Problem in Neural Machine Translation"), so a name the model has never seen is
 carried into the translation rather than dropped. A model without attention never writes ``<unk>``.
+Chinese input reads a word in Latin letters as one token (``chinese_reading`` in ``translate.json``), so an
+unseen name such as ``Kowalski`` is one ``<unk>`` and is carried over whole.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from rnn_apps import export as shared_export
 from rnn_apps import graph_limits, limits, samplers, textio
 from rnn_apps.apps.base import exported_at, read_meta, save_module
 from rnn_apps.apps.translate import data as tdata
-from rnn_apps.apps.translate.text import detokenize, tokenize
+from rnn_apps.apps.translate.text import CHARACTER_MODEL_SPELLED, detokenize, tokenize
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 CONFIG_NAME = "translate.json"
@@ -64,6 +66,17 @@ LENGTH_PENALTY = 1.0
 COVERAGE_PENALTY = 0.2
 NEG = samplers.NEG_INF
 LIMITS = limits.APPS["translate"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
+
+
+def zh_reading(config: dict) -> dict:
+    """How the exported graph reads Chinese (:func:`~rnn_apps.apps.translate.text.tokenize_zh`'s arguments).
+
+    A word in Latin letters is one token in every export. A model trained on single letters (its
+    settings lack ``zh_latin_words``) meets an unseen one as ``<unk>``, which it carries into the
+    translation, and reads the names it learned letter by letter (``CHARACTER_MODEL_SPELLED``) as before.
+    """
+    trained_on_words = bool(config.get("zh_latin_words", False))
+    return {"latin_words": True, "spelled": () if trained_on_words else CHARACTER_MODEL_SPELLED}
 
 
 def _lookup_table(mapping: dict, default):
@@ -89,6 +102,7 @@ class TranslateModule(tf.Module):
         self.model_weights = self._stored.variables  # in model.weights order, for reloading into Keras
         self.weights_dtype = weights_dtype
         self.source_lang, self.target_lang = tdata.parse_direction(config["direction"])
+        self.zh_reading = zh_reading(config)
         src_tokens, tgt_tokens = list(source_vocab.tokens), list(target_vocab.tokens)
         self._src_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(src_tokens[N_SPECIALS:]),
@@ -124,7 +138,7 @@ class TranslateModule(tf.Module):
 
     # ---------------------------------------------------------------- text -> ids
     def _tokens(self, text):
-        toks = tokenize(text, self.source_lang)
+        toks = tokenize(text, self.source_lang, **self.zh_reading)
         if self.source_lang == "zh":
             conv = self._conv.lookup(toks.flat_values)
             toks = toks.with_flat_values(tf.where(conv != "", conv, toks.flat_values))
@@ -264,7 +278,7 @@ class TranslateModule(tf.Module):
             same = tf.equal(cased.row_lengths(), toks.row_lengths())
             words = tf.where(same[:, None], dense(cased), dense(toks))
         else:
-            words = dense(tokenize(text, "zh")[:, : MAX_SOURCE_TOKENS - 1])
+            words = dense(tokenize(text, "zh", **self.zh_reading)[:, : MAX_SOURCE_TOKENS - 1])
         n = tf.cast(toks.row_lengths(), tf.int32)
         real = tf.range(S)[None, :] < n[:, None]  # not <eos>, not padding
         unknown = real & tf.equal(src, Vocabulary.unk_id)
@@ -383,6 +397,9 @@ def export_translate(model, source_vocab: Vocabulary, target_vocab: Vocabulary, 
                      "weights_dtype": module.weights_dtype,
                      "max_source_tokens": MAX_SOURCE_TOKENS,
                      "max_output_tokens": MAX_OUTPUT_TOKENS, "max_beam": MAX_BEAM},
+        # how the graph reads Chinese input (a Latin word one token; names learned letter by letter)
+        **({"chinese_reading": {"latin_words": True, "spelled": list(module.zh_reading["spelled"])}}
+           if module.source_lang == "zh" else {}),
         "summary": summary or {},
         "exported": exported_at(),
     }

@@ -48,6 +48,9 @@ DEFAULTS = dict(
     placeholder_share=0.25,
     concat_share=0.3,
     average_best=3,
+    # A word in Latin letters inside Chinese is one token (rnn_apps.apps.translate.text.tokenize_zh); runs
+    # saved before this setting read every letter as a token (missing: False).
+    zh_latin_words=True,
 )
 
 
@@ -121,9 +124,10 @@ def prepare_corpus(data_path: str, cfg: dict, vocabs: Optional[tuple] = None, ve
     if not train_pairs:
         raise tdata.TranslationDataError(f"{data_path}: no pairs left for training after the validation split.")
     tok = {}
+    latin_words = cfg.get("zh_latin_words", False)
     for name, part in (("train", train_pairs), ("val", val_pairs)):
-        tok[name] = (tokenize_py([p.side(src_lang) for p in part], src_lang),
-                     tokenize_py([p.side(tgt_lang) for p in part], tgt_lang))
+        tok[name] = (tokenize_py([p.side(src_lang) for p in part], src_lang, latin_words=latin_words),
+                     tokenize_py([p.side(tgt_lang) for p in part], tgt_lang, latin_words=latin_words))
     english = [p.en for p in train_pairs]
     truecase = truecase_table(english)
     # Runs saved before placeholder copies existed have no such setting: they trained without them.
@@ -235,6 +239,8 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
         base, base_src, base_tgt, base_cfg, _ = load_exported_model(init_from)
         base_weights = [v.numpy() for v in base.weights]
         cfg.update({k: base_cfg[k] for k in (*ARCHITECTURE, "direction")})
+        # the base's vocabulary was built reading Chinese one way: the new pairs are read the same way
+        cfg["zh_latin_words"] = base_cfg.get("zh_latin_words", False)
         vocabs = (base_src, base_tgt)
     if saved is not None:
         vocabs = (Vocabulary.load(os.path.join(run_dir, SOURCE_VOCAB)), Vocabulary.load(os.path.join(run_dir, TARGET_VOCAB)))

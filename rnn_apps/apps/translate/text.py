@@ -10,7 +10,12 @@ English (word level):
 4. every other character that is not a letter, a digit or an apostrophe is a token of its own;
 5. whitespace separates tokens.
 
-Chinese (character level): whitespace is dropped and every remaining character is a token. Training
+Chinese (character level): whitespace is dropped and every remaining character is a token, except a word
+in Latin letters (``Kowalski``, ``iPhone``, ``MP3``, ``Wi-Fi``, ``New York``), which is one token: a name
+or brand the model has not seen then reaches it as one ``<unk>``, which it learned to carry into the
+translation (``我叫Kowalski。`` -> "I'm called Kowalski."), where letter by letter it came out mangled ("I lent
+w to the w."). Models trained before this rule read every letter as a token; they are given the Latin words
+they learned letter by letter (``spelled``: those frequent in their training text) that way. Training
 converts traditional characters to simplified ones with OpenCC (:func:`rnn_apps.apps.translate.data.normalize_zh`);
 a model that reads Chinese maps, in its graph, the traditional characters it does not know to simplified ones.
 
@@ -22,6 +27,16 @@ capitalisation in the training text (``tom`` -> ``Tom``, ``i`` -> ``I``), and th
 from __future__ import annotations
 
 LANGUAGES = ("en", "zh")
+
+# A word in Latin letters inside Chinese text: letters and digits after a first letter, words joined by one
+# space, hyphen or apostrophe ("New York", "Wi-Fi", "O'Brien"). Letters with accents and full-width letters
+# are Latin too.
+LATIN_WORD = r"\p{Latin}[\p{Latin}\pN]*(?:[-' \x{2019}]\p{Latin}[\p{Latin}\pN]*)*"
+# Latin words that the models trained on single letters learned letter by letter: the two names frequent in
+# cmn-eng-30k.tsv's Chinese side (Tom in 183 pairs, Mary in 22; the next, Facebook, in 14 came out wrong
+# letter by letter). Read as one <unk>, "Tom在医院。" came out "Tom is a hospital."; spelled, it is right.
+CHARACTER_MODEL_SPELLED = ("Tom", "Mary")
+_SEP = "\x1f"  # the unit separator: cannot be in text that reaches here (_clean keeps it, the split removes it)
 
 # ---------------------------------------------------------------------------------------------- tokenize
 
@@ -50,26 +65,65 @@ def standardize_en(text, lowercase: bool = True):
     return tf.strings.strip(tf.strings.regex_replace(t, r"\s+", " "))
 
 
-def tokenize(text, language: str, lowercase: bool = True):
-    """A batch of strings (string [B]) to a ragged string tensor [B, (tokens)] (English lowercased unless not)."""
+def _split_marked(t):
+    """Strings with tokens between separators to a ragged tensor of the non-blank tokens."""
+    import tensorflow as tf
+
+    toks = tf.strings.split(t, sep=_SEP)
+    return tf.ragged.boolean_mask(toks, tf.strings.length(toks) > 0)
+
+
+def tokenize_zh(text, latin_words: bool = True, spelled=()):
+    """Chinese text (string [B]) to characters [B, (tokens)], a word in Latin letters one token.
+
+    Args:
+        text: Strings.
+        latin_words: Read a word in Latin letters (:data:`LATIN_WORD`) as one token; False: every letter
+            is a token (how models trained before this rule read them).
+        spelled: With ``latin_words``, Latin words still read letter by letter (exact spelling).
+    """
+    import tensorflow as tf
+
+    t = _clean(text)
+    if not latin_words:
+        t = tf.strings.regex_replace(t, r"\s+", "")
+        return tf.strings.unicode_split(t, "UTF-8", errors="replace")
+    t = tf.strings.strip(tf.strings.regex_replace(t, _SEP, ""))
+    # each Latin word and each other visible character between separators; whitespace outside them drops
+    t = tf.strings.regex_replace(t, f"({LATIN_WORD}|\\S)", f"{_SEP}\\1{_SEP}")
+    t = tf.strings.regex_replace(t, f"{_SEP}\\s+", _SEP)
+    toks = _split_marked(t)
+    if spelled:
+        flat = toks.flat_values
+        is_spelled = tf.reduce_any(tf.equal(flat[:, None], tf.constant(list(spelled))[None, :]), axis=1)
+        marked = tf.where(is_spelled, tf.strings.regex_replace(flat, "(.)", f"\\1{_SEP}"), flat + _SEP)
+        toks = _split_marked(tf.strings.reduce_join(toks.with_flat_values(marked), axis=1))
+    return toks
+
+
+def tokenize(text, language: str, lowercase: bool = True, latin_words: bool = True, spelled=()):
+    """A batch of strings (string [B]) to a ragged string tensor [B, (tokens)].
+
+    English is lowercased unless ``lowercase`` is False; ``latin_words`` and ``spelled`` are
+    :func:`tokenize_zh`'s (Chinese only).
+    """
     import tensorflow as tf
 
     if language == "en":
         return tf.strings.split(standardize_en(text, lowercase))
     if language == "zh":
-        t = tf.strings.regex_replace(_clean(text), r"\s+", "")
-        return tf.strings.unicode_split(t, "UTF-8", errors="replace")
+        return tokenize_zh(text, latin_words, spelled)
     raise ValueError(f"language must be one of {LANGUAGES}; received {language!r}.")
 
 
-def tokenize_py(texts, language: str, lowercase: bool = True) -> list[list[str]]:
+def tokenize_py(texts, language: str, lowercase: bool = True, latin_words: bool = True) -> list[list[str]]:
     """:func:`tokenize` on a Python list of strings (runs the TensorFlow ops eagerly, in chunks)."""
     import tensorflow as tf
 
     texts = list(texts)
     out: list[list[str]] = []
     for i in range(0, len(texts), 4096):
-        rag = tokenize(tf.constant(texts[i : i + 4096], tf.string), language, lowercase)
+        rag = tokenize(tf.constant(texts[i : i + 4096], tf.string), language, lowercase, latin_words)
         for row in rag.to_list():
             out.append([t.decode("utf-8") for t in row])
     return out
