@@ -57,13 +57,18 @@ def bits_per_char(npm, texts: list[str]) -> tuple[float, int]:
 
 
 def summarise(results: list[dict]) -> dict:
+    """Counts of check-poem results: rhymed in one level-tone (平) group, in the loose and the strict metre of
+    a 平韵 template (a 仄韵 poem, whose metre check-poem leaves unchecked, counts as neither)."""
     n = len(results)
+    rhymed = [r["rhyme"]["ok"] and r["rhyme"].get("tone", "平") == "平" for r in results]
+    loose = [bool(r["metre"]) and r["metre"]["loose_ok"] for r in results]
+    strict = [bool(r["metre"]) and r["metre"]["strict_ok"] for r in results]
     return {
         "poems": n,
-        "rhyme_ok": sum(r["rhyme"]["ok"] for r in results),
-        "loose_ok": sum(r["metre"]["loose_ok"] for r in results),
-        "strict_ok": sum(r["metre"]["strict_ok"] for r in results),
-        "both_loose": sum(r["rhyme"]["ok"] and r["metre"]["loose_ok"] for r in results),
+        "rhyme_ok": sum(rhymed),
+        "loose_ok": sum(loose),
+        "strict_ok": sum(strict),
+        "both_loose": sum(a and b for a, b in zip(rhymed, loose)),
     }
 
 
@@ -83,6 +88,7 @@ def coverage(tables, tokens, val_chars) -> dict:
         "fallback_rules_on_book_chars": rules,
         "vocab_han": len(han),
         "pingshui_book": sum(tables.tone_source(c) == "pingshui" for c in han),
+        "inferred": sum(tables.tone_source(c) == "inferred" for c in han),
         "modern_fallback": sum(tables.tone_source(c) == "modern" for c in han),
         "classical_unknown": sum(tables.tone_bits(c) == 0 for c in han),
         "polyphonic": sum(tables.tone_bits(c) == 3 for c in han),

@@ -210,8 +210,8 @@ def probe(models: str) -> None:
     m = apps_to_models(models)
     proc, port = start_server(models)
     try:
-        for app, name in m.items():  # load every model before measuring
-            request(port, "GET", f"/v1/models/{name}")
+        for app, name in m.items():  # load every model before measuring (metadata waits for the load; status does not)
+            request(port, "GET", f"/v1/models/{name}/metadata")
         print(f"server pid {proc.pid}, port {port}; models {m}; memory after loading {rss_mb(proc.pid):.0f} MB")
         print(f"{'case':<58} {'status':>6} {'seconds':>8} {'RSS MB':>7}  answer")
         for label, fn in cases(m, port):
@@ -244,7 +244,7 @@ def warmup_effect(models: str) -> None:
         proc, port = start_server(models, flag, "--poll-seconds", "0")
         try:
             for name, body in bodies.items():
-                _, _, load = request(port, "GET", f"/v1/models/{name}")  # loads (and warms up) the model
+                _, _, load = request(port, "GET", f"/v1/models/{name}/metadata")  # loads (and warms up) the model
                 s1, _, first = predict(port, name, body)
                 s2, _, second = predict(port, name, body)
                 print(f"{name:<16} {flag[2:]:>8} {load:>7.1f} {first * 1000:>8.0f} {second * 1000:>8.0f}"

@@ -61,15 +61,19 @@ def model_facts(version_dir: str) -> dict:
 
     Returns:
         ``{"version", "size_bytes", "size_mb", "parameters", "signatures"}``: the version directory's name,
-        its size on disk (bytes; MB = 10**6 bytes), the number of weights (``model_weights`` of the
-        SavedModel, else its variables) and, for each signature, its inputs and outputs as ``dtype[shape]``.
+        its size on disk (bytes; MB = 10**6 bytes), the number of weights (every floating-point variable
+        the SavedModel stores: the network's ``model_weights`` and any other, such as the sentiment
+        model's n-gram weights, which its answers use too) and, for each signature, its inputs and outputs
+        as ``dtype[shape]``.
     """
     import numpy as np
     import tensorflow as tf
 
     loaded = tf.saved_model.load(version_dir)
-    weights = getattr(loaded, "model_weights", None) or loaded.variables
-    parameters = int(sum(int(np.prod(v.shape)) for v in weights))
+    prefix = os.path.join(version_dir, "variables", "variables")
+    dtypes = tf.train.load_checkpoint(prefix).get_variable_to_dtype_map()
+    parameters = int(sum(int(np.prod(shape)) for name, shape in tf.train.list_variables(prefix)
+                         if name.endswith("/.ATTRIBUTES/VARIABLE_VALUE") and dtypes[name].is_floating))
     signatures = {}
     for name in sorted(loaded.signatures):
         fn = loaded.signatures[name]

@@ -277,9 +277,14 @@ def _range_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
         nan = tf.math.is_nan(v) if x.dtype.is_floating else tf.zeros_like(v, tf.bool)
         lowest = tf.argmin(tf.where(nan, tf.constant(float("inf"), v.dtype) if x.dtype.is_floating else v, v))
         value = tf.where(tf.gather(inside, lowest), tf.reduce_max(v), tf.gather(v, lowest))
-        if x.dtype.is_floating:
-            value = tf.cast(tf.where(tf.reduce_any(nan), tf.constant(float("nan"), tf.float64), value), x.dtype)
-        return _words(L.range_message, name, r, _Slot(value))
+        if not x.dtype.is_floating:
+            return _words(L.range_message, name, r, _Slot(value))
+        # NaN or an infinity: "must be a finite number", as limits.check_number says it (NaN first, as there)
+        bad = ~tf.math.is_finite(v)
+        first = tf.gather(v, tf.argmax(tf.cast(tf.where(tf.reduce_any(nan), nan, bad), tf.int32)))
+        sent = tf.where(tf.math.is_nan(first), "NaN", tf.where(first > 0, "Infinity", "-Infinity"))
+        return tf.cond(tf.reduce_any(bad), lambda: _words(L.not_finite_message, name, _Slot(sent)),
+                       lambda: _words(L.range_message, name, r, _Slot(tf.cast(value, x.dtype))))
 
     return _require(tf.reduce_all(inside), words)
 

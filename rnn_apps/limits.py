@@ -291,10 +291,16 @@ def nul_message(where) -> str:
 
 
 def same_in_call_message(name: str, values) -> str:
-    """An input of ``same_in_call`` with other than one value for all examples (``values``: those received)."""
-    got = ", ".join(str(v) for v in values[:5]) + (", ..." if len(values) > 5 else "")
-    return (f"{name} must have one value for every example of a request (the model applies it to its whole "
-            f"call); received {'no values' if not len(values) else got}.")
+    """An input the model applies to its whole call (a caption's ``beam_size``) with other than one value for
+    the examples of a request; ``values``: the different values received, in order."""
+    values = list(values)
+    if not values:
+        return (f"{name} must be given, one value for all examples of a request (the model applies it to its "
+                f"whole call); received no values.")
+    shown = [str(v) for v in values[:5]]
+    got = (", ".join(shown[:-1]) + " and " + shown[-1]) if len(values) <= 5 else ", ".join(shown) + ", ..."
+    return (f"every example of one request must use the same {name} (the model applies it to its whole call; "
+            f"send examples with another {name} in another request); received {got}.")
 
 
 def not_utf8_message(where) -> str:
@@ -307,9 +313,17 @@ def range_message(where, accepted: Range, value) -> str:
     return f"{where} must be {accepted.text()}; received {value}."
 
 
+def number_as_sent(value) -> str:
+    """How a message quotes a number: NaN and infinities as JSON encoders write them (``NaN``, ``Infinity``,
+    ``-Infinity``), as a client sends them and as the server quotes them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+    return f"{value}"  # format, not str: the graph's checks pass a placeholder that formats as its tensor
+
+
 def not_finite_message(where, value) -> str:
-    """A number without a range that is NaN or infinite."""
-    return f"{where} must be a finite number; received {value}."
+    """A number that is NaN or infinite (before any range: "must be in [0, 10]" would not say what is wrong)."""
+    return f"{where} must be a finite number; received {number_as_sent(value)}."
 
 
 def not_finite_values_message(name: str, value) -> str:
@@ -437,9 +451,9 @@ def check_number(limits: AppLimits, name: str, value: float, where: Optional[str
     of ``name`` in the message (a command's option, e.g. ``beam`` for the input ``beam_size``)."""
     r = limits.ranges.get(name)
     where = where or name
+    if isinstance(value, float) and not math.isfinite(value):
+        raise LimitError(not_finite_message(where, value))
     if r is None:
-        if not math.isfinite(value):
-            raise LimitError(not_finite_message(where, value))
         return
     if not r.contains(value):
         raise LimitError(range_message(where, r, value))

@@ -31,6 +31,21 @@ def with_origin(row: dict, text) -> dict:
     return {**row, "read_from": origin} if origin else row
 
 
+def iconv_hint(data: bytes) -> str:
+    """The command that likely converts ``data`` (text that is not UTF-8) to UTF-8: GB18030 (GBK, GB2312)
+    when the bytes read as Chinese in it, Big5 likewise, else Latin-1 (a Western European text)."""
+    from rnn_apps.chinese import is_han
+
+    for codec in ("gb18030", "big5"):
+        try:
+            text = data.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if sum(map(is_han, text)) >= max(1, len(text.strip()) // 4):
+            return f"iconv -f {codec} -t utf-8"
+    return "iconv -f latin1 -t utf-8"
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
     :class:`Line` that knows its line number.
@@ -56,7 +71,7 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
         except UnicodeDecodeError as e:
             raise error(
                 f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
-                "Save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+                f"Save the file as UTF-8 (e.g. {iconv_hint(raw)})."
             ) from None
         # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
         texts.extend(Line(part, f"{name}, line {n}") for part in line.rstrip("\r\n").split("\r") if part.strip())

@@ -106,10 +106,10 @@ def test_commands_share_the_server_limits():
 
 @pytest.mark.parametrize("args, words", [
     (["--seed", "99999999999999999999999"], "--seed"),
-    (["--temperature", "nan"], "temperature must be in [0, 10] (0 is greedy); received nan."),
+    (["--temperature", "nan"], "temperature must be a finite number; received NaN."),
     (["--temperature", "-1"], "temperature must be in [0, 10] (0 is greedy); received -1.0."),
     (["--top-p", "0"], "top_p must be in (0, 1] (1 is off); received 0.0."),
-    (["--top-p", "nan"], "top_p must be in (0, 1] (1 is off); received nan.")])
+    (["--top-p", "nan"], "top_p must be a finite number; received NaN.")])
 def test_generate_poem_sampling_values(args, words):
     r = run("generate-poem", *args)
     assert r.exit_code == 2 and words in r.output
@@ -361,3 +361,19 @@ def test_a_shipped_model_named_models_app_is_found_from_any_directory(tmp_path, 
     (tmp_path / "models" / "fill").mkdir(parents=True)  # a folder of the user's own is theirs: not replaced
     with pytest.raises(FileNotFoundError, match="No SavedModel at models/fill"):
         resolve_model_dir("models/fill")
+
+
+def test_a_usage_error_is_one_line_from_the_console_script():
+    """The README promises one-line errors; click's usage block ("Usage: ... Try ... --help") came first."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "rnn_apps.cli", "generate-poem", "--top-k", "-3"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.splitlines() == ["Error: Invalid value for '--top-k': top_k must be an integer from 0 to 100,000 "
+                                     "(0 is off); received -3. (rnn-apps generate-poem --help shows the options)"]
+    r = subprocess.run([sys.executable, "-m", "rnn_apps.cli", "no-such-verb"], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.splitlines() == [
+        "Error: No such command 'no-such-verb'. (rnn-apps --help lists the commands)"]

@@ -113,5 +113,24 @@ def export_group():
 
 
 def main():
-    """The ``rnn-apps`` console script."""
-    cli(prog_name="rnn-apps")
+    """The ``rnn-apps`` console script.
+
+    A usage error (a bad option value, a missing argument) is one line, as every other error of the
+    commands, with the command's ``--help`` to read, rather than click's usage block before it.
+    """
+    import sys
+
+    try:
+        code = cli.main(prog_name="rnn-apps", standalone_mode=False)
+    except click.UsageError as e:
+        where = f" (rnn-apps {e.ctx.command_path.split(' ', 1)[1]} --help shows the options)" if (
+            e.ctx is not None and " " in e.ctx.command_path) else " (rnn-apps --help lists the commands)"
+        click.echo(f"Error: {e.format_message()}{where}", err=True)
+        sys.exit(e.exit_code)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -19,7 +19,8 @@ traceback once the server runs), and a day is already longer than any use."""
 @click.option("--max-body-mb", type=FiniteFloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
               help="Largest request body accepted (after gzip inflation).")
 @click.option("--poll-seconds", type=FiniteFloatRange(0, DAY), default=2.0, show_default=True,
-              help="How often new versions are looked for.")
+              help="How often new versions are looked for (and the newest loaded). 0: on every request instead, "
+                   "and versions load on their first request.")
 @click.option("--enable-batching/--no-batching", default=True, show_default=True,
               help="Merge concurrent requests to one signature into one model call (as TF Serving's --enable_batching).")
 @click.option("--max-batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,

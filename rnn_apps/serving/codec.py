@@ -5,14 +5,53 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from typing import Tuple
 
 import numpy as np
 
+from rnn_apps import limits as L
 from rnn_apps.serving.errors import ApiError, bad_request
 
 _URLSAFE_B64 = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+# A number that may be beyond a double (1e400, or 309 digits and more): only then does the parser note how
+# each fraction was written (noting it for every number would slow down a body of numbers by a third).
+_HUGE_NUMBER = re.compile(r"[eE]\+?0*[1-9][0-9]{2}|[0-9]{309}")
+
+
+class SentNumber(float):
+    """A JSON number that is not finite once read (``NaN``, ``Infinity``, or ``1e400``, beyond a double), with
+    ``text``, as the client wrote it, for the message that refuses it."""
+
+    text: str
+
+    def __new__(cls, text: str):
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
+def _fraction(text: str) -> float:
+    number = float(text)
+    return number if math.isfinite(number) else SentNumber(text)
+
+
+def loads(text: str):
+    """Parse a request body (``json.loads``, which also reads ``NaN`` and ``Infinity`` as some encoders write
+    them); its non-finite numbers are :class:`SentNumber` so that a message can quote them as sent.
+
+    Raises:
+        ValueError: The text is not JSON.
+        RecursionError: It is nested too deeply.
+    """
+    parse_float = _fraction if _HUGE_NUMBER.search(text) else float
+    return json.loads(text, parse_constant=SentNumber, parse_float=parse_float)
+
+
+def sent(number: float) -> str:
+    """``number`` as the client wrote it where known (:class:`SentNumber`), else as Python writes it."""
+    return number.text if isinstance(number, SentNumber) else repr(number)
 
 
 def is_b64(value) -> bool:
@@ -68,11 +107,14 @@ def _string_leaf(name: str):
     return leaf
 
 
-def _numeric_leaf(name: str, dtype):
+def _numeric_leaf(name: str, dtype, finite: bool, scalar: bool):
     is_bool = dtype.is_bool
     is_int = dtype.is_integer
 
     def leaf(v):
+        if finite and isinstance(v, float) and not math.isfinite(v):
+            raise bad_request(L.not_finite_message(name, sent(v)) if scalar
+                              else L.not_finite_values_message(name, sent(v)))
         if is_bool:
             if isinstance(v, bool):
                 return v
@@ -86,8 +128,18 @@ def _numeric_leaf(name: str, dtype):
     return leaf
 
 
-def to_array(value, spec, name: str) -> np.ndarray:
-    """Convert a JSON value to an array of ``spec``'s dtype, checking type and shape."""
+def to_array(value, spec, name: str, *, finite: bool = False, exact: bool = False) -> np.ndarray:
+    """Convert a JSON value to an array of ``spec``'s dtype, checking type and shape.
+
+    Args:
+        value: The JSON value (from :func:`loads`).
+        spec: The signature input's ``tf.TensorSpec``.
+        name: The input's name, for messages.
+        finite: Refuse NaN and infinities (and numbers beyond a double, such as 1e400), quoting them as
+            sent: a model of a known app never gets them (a model of no app does, as from TF Serving).
+        exact: Floating-point values come back as float64, the JSON numbers themselves, so that a range
+            check quotes what was sent (1e308, not float32's inf); :func:`as_dtypes` then converts them.
+    """
     import tensorflow as tf
 
     dtype = spec.dtype
@@ -97,7 +149,7 @@ def to_array(value, spec, name: str) -> np.ndarray:
         arr[:] = leaves
         arr = arr.reshape(shape)
     elif dtype.is_bool or dtype.is_integer or dtype.is_floating:
-        shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype))
+        shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype, finite, spec.shape.rank == 0))
         if dtype.is_integer and leaves:  # before the conversion, which fails on its own terms for huge ints
             lo, hi = dtype.min, dtype.max
             bad = next((x for x in leaves if not lo <= x <= hi), None)
@@ -105,7 +157,8 @@ def to_array(value, spec, name: str) -> np.ndarray:
                 shown = str(bad) if len(str(bad)) <= 40 else str(bad)[:37] + "..."
                 raise bad_request(f"input '{name}': {shown} is out of range for {dtype.name} ({lo} to {hi})")
         try:
-            arr = np.asarray(leaves, dtype=dtype.as_numpy_dtype).reshape(shape)
+            arr = np.asarray(leaves, dtype=np.float64 if exact and dtype.is_floating else dtype.as_numpy_dtype)
+            arr = arr.reshape(shape)
         except (OverflowError, ValueError, TypeError) as e:
             raise bad_request(f"input '{name}': cannot convert to {dtype.name}: {e}") from None
     else:
@@ -114,6 +167,18 @@ def to_array(value, spec, name: str) -> np.ndarray:
         raise bad_request(f"input '{name}' has shape {list(arr.shape)} but the signature expects "
                            f"{_shape_str(spec.shape)}")
     return arr
+
+
+def as_dtypes(arrays: dict, specs: dict) -> dict:
+    """``arrays`` (from :func:`to_array` with ``exact``) in the dtypes of ``specs`` (input name -> TensorSpec)."""
+    out = {}
+    for name, arr in arrays.items():
+        np_dtype = specs[name].dtype.as_numpy_dtype
+        if arr.dtype != np_dtype and arr.dtype == np.float64:
+            with np.errstate(over="ignore"):  # 1e308 for float32 (a model of no app): inf, as numpy casts it
+                arr = arr.astype(np_dtype)
+        out[name] = arr
+    return out
 
 
 def _shape_str(shape) -> str:

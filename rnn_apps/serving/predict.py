@@ -10,7 +10,7 @@ import numpy as np
 from rnn_apps import limits
 from rnn_apps.sentences import join_pieces, sentence_pieces
 from rnn_apps.serving.checks import check_counted_words, check_known_chars, check_known_words, check_request
-from rnn_apps.serving.codec import is_b64, to_array, to_json
+from rnn_apps.serving.codec import as_dtypes, is_b64, to_array, to_json
 from rnn_apps.serving.errors import ApiError, bad_request, tf_message
 
 from rnn_apps.serving.form import DEFAULT_SIGNATURE
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from rnn_apps.serving.registry import LoadedModel, Signature
 
 
-def _row_inputs(sig: Signature, instances) -> Tuple[dict, int]:
+def _row_inputs(sig: Signature, instances, finite: bool) -> Tuple[dict, int]:
     if not isinstance(instances, list) or not instances:
         raise bad_request("\"instances\" must be a non-empty list")
     names = list(sig.inputs)
@@ -42,9 +42,9 @@ def _row_inputs(sig: Signature, instances) -> Tuple[dict, int]:
             if any(v != values[0] for v in values[1:]):
                 raise bad_request(f"scalar input '{name}' must have the same value in every instance "
                                    f"(or use the columnar \"inputs\" format)")
-            arrays[name] = to_array(values[0], spec, name)
+            arrays[name] = to_array(values[0], spec, name, finite=finite, exact=True)
         else:
-            arrays[name] = to_array(values, spec, name)
+            arrays[name] = to_array(values, spec, name, finite=finite, exact=True)
     return arrays, len(rows)
 
 
@@ -58,15 +58,16 @@ def _check_names(sig: Signature, given: dict) -> None:
         raise bad_request(f"missing input(s): {', '.join(missing)}; signature '{sig.name}' expects: {expected}")
 
 
-def _columnar_inputs(sig: Signature, inputs) -> dict:
+def _columnar_inputs(sig: Signature, inputs, finite: bool) -> dict:
     if isinstance(inputs, dict) and not is_b64(inputs):
         _check_names(sig, inputs)
-        return {name: to_array(inputs[name], spec, name) for name, spec in sig.inputs.items()}
+        return {name: to_array(inputs[name], spec, name, finite=finite, exact=True)
+                for name, spec in sig.inputs.items()}
     if len(sig.inputs) != 1:
         raise bad_request(f"the signature has {len(sig.inputs)} inputs ({', '.join(sig.inputs)}): "
                            f"\"inputs\" must be an object keyed by input name")
     (name, spec), = sig.inputs.items()
-    return {name: to_array(inputs, spec, name)}
+    return {name: to_array(inputs, spec, name, finite=finite, exact=True)}
 
 
 def run_signature(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
@@ -117,10 +118,12 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         raise bad_request("the request must have exactly one of \"instances\" (row format) or "
                            "\"inputs\" (columnar format)")
     sig = model.signature(sig_name)
+    # The checks see the numbers as sent (float64), to quote them; the model gets its dtypes after them.
+    finite = model.limits is not None  # a model of a known app never gets NaN or infinities
     if has_rows:
-        arrays, batch = _row_inputs(sig, body["instances"])
+        arrays, batch = _row_inputs(sig, body["instances"], finite)
         check_limits(model, arrays, sig_name)
-        arrays = _fit_request(model, arrays)
+        arrays = _fit_request(model, as_dtypes(arrays, sig.inputs))
         outputs = _run_in_pieces(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
@@ -132,13 +135,13 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
             (preds,) = converted.values()
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
-    arrays = _columnar_inputs(sig, body["inputs"])
+    arrays = _columnar_inputs(sig, body["inputs"], finite)
     if arrays and all(a.ndim >= 1 and a.shape[0] == 0 for a in arrays.values() if a.ndim >= 1) \
             and any(a.ndim >= 1 for a in arrays.values()):
         # as for "instances": []; the graphs' own answers to no rows range from empty lists to obscure errors
         raise bad_request("\"inputs\" holds no examples (empty lists)")
     check_limits(model, arrays, sig_name)
-    arrays = _fit_request(model, arrays)
+    arrays = _fit_request(model, as_dtypes(arrays, sig.inputs))
     outputs = _run_in_pieces(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:

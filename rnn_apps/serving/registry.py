@@ -375,18 +375,15 @@ class ModelRegistry:
         raise ApiError(503, "; ".join(errors))
 
     def status(self, name: str, version: Optional[int] = None) -> List[dict]:
+        """The state of each version of ``name`` (or of ``version``) now: START, LOADING, AVAILABLE or END.
+
+        As TF Serving's status request, it neither waits for a version that is loading nor starts a load (a
+        status request would otherwise take as long as a load, seconds): the poller loads the newest version
+        of each model, and a predict or metadata request loads a version not loaded yet.
+        """
         if version is not None:
-            e = self.entry(name, version)
-            try:
-                e.load()
-            except ApiError:
-                pass
-            return [e.status()]
+            return [self.entry(name, version).status()]
         entries = self.entries(name)
-        try:
-            self.get(name)  # make sure what answers by default is loaded
-        except ApiError:
-            pass
         return [entries[v].status() for v in sorted(entries, reverse=True)]
 
     def listing(self) -> List[dict]:

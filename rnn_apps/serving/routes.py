@@ -9,10 +9,10 @@ import time
 from typing import Optional, Sequence
 
 from rnn_apps.serving.checks import is_large
-from rnn_apps.serving.codec import json_default
+from rnn_apps.serving.codec import json_default, loads
 from rnn_apps.serving.errors import ApiError, bad_request, shown
 from rnn_apps.serving.predict import run_signature, predict
-from rnn_apps.serving.registry import VERSION_DIR, PREDICT_METHOD, LoadedModel, ModelRegistry, Signature
+from rnn_apps.serving.registry import VERSION_DIR, LoadedModel, ModelRegistry, Signature
 
 log = logging.getLogger("rnn_apps.serve")
 
@@ -21,6 +21,34 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$"
 )
+
+
+def _unsupported_method(model: LoadedModel, method: str) -> str:
+    """Why ``:classify`` or ``:regress`` (``method``) is refused, and how to reach the model's signature of that
+    method through ``:predict`` instead: TF Serving's classify and regress APIs feed serialized tf.Example protos
+    to the signature, which ``:predict`` takes as base64 strings."""
+    method_name = f"tensorflow/serving/{method}"
+    names = sorted(k for k, s in model.signatures.items() if s.method_name == method_name)
+    if not names:
+        return (f"{method} is not supported by this server; use :predict (model {shown(model.name)} version "
+                f"{model.version} has no signature with method_name {method_name}; its signatures: "
+                f"{', '.join(sorted(model.signatures)) or 'none'})")
+    sig = model.signatures[names[0]]
+    features = model.limits.example_texts if model.limits is not None else {}  # the feature a model reads
+    inputs = []
+    for name, spec in sig.inputs.items():
+        if spec.dtype.name == "string":
+            feature = f" with a string feature \"{features[name]}\"" if name in features else ""
+            inputs.append(f"\"{name}\" takes serialized tf.Example protos{feature}, each as {{\"b64\": \"...\"}}")
+        else:
+            inputs.append(f"\"{name}\" takes {spec.dtype.name} values")
+    example = (f", e.g. {{\"signature_name\": \"{sig.name}\", \"instances\": [{{\"b64\": \"...\"}}]}}"
+               if len(sig.inputs) == 1 and sig.inputs[next(iter(sig.inputs))].dtype.name == "string" else "")
+    others = f" (others of that method: {', '.join(names[1:])})" if len(names) > 1 else ""
+    outputs = ", ".join(sorted(sig.outputs))
+    return (f"{method} is not supported by this server; use :predict with \"signature_name\": \"{sig.name}\", "
+            f"the signature with method_name {method_name}{others}. Its input {'; input '.join(inputs)}"
+            f"{example}. The answer is :predict's (its outputs {outputs}), not {method}'s \"results\".")
 
 
 def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
@@ -175,11 +203,10 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
                     "page_form": model.form},  # not in TF Serving: what the try-it page shows
             })
         if suffix != ":predict":
-            raise bad_request(f"{suffix[1:]} is not supported by this server; use :predict "
-                               f"(signatures here have method_name {PREDICT_METHOD})")
+            raise bad_request(_unsupported_method(model, suffix[1:]))
         raw = guard.inflate(request.get_data(cache=False), request.headers.get("Content-Encoding"), max_body_bytes)
         try:
-            body = json.loads(raw.decode("utf-8"))
+            body = loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as e:  # ValueError: JSONDecodeError, or an integer of 4,300+ digits
             raise bad_request(f"JSON Parse error: {e}") from None
         except RecursionError:

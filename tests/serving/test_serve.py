@@ -34,8 +34,61 @@ def test_listing_ignores_non_models(server):
 def test_status(server):
     expected = {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
-    assert call(server, "GET", "/v1/models/poetry") == (200, expected)
+    # the poller loads the newest version of every model; status reports it as it is, loaded or not yet
+    assert wait_for(lambda: call(server, "GET", "/v1/models/poetry") == (200, expected))
     assert call(server, "GET", "/v1/models/poetry/versions/1") == (200, expected)
+
+
+def test_status_answers_at_once_with_the_state_and_loads_nothing(models, tmp_path, monkeypatch):
+    """As TF Serving's: a status request neither waits for a version that is loading nor starts a load."""
+    from rnn_apps.serving import registry
+
+    gate, loads = threading.Event(), []
+
+    class SlowLoad(registry.LoadedModel):
+        def __init__(self, name, version, path):
+            if path.startswith(str(tmp_path)):  # not the other tests' server, which may be loading too
+                loads.append((name, version))
+                gate.wait(60)  # a load of minutes, until the test lets it end
+            super().__init__(name, version, path)
+
+    monkeypatch.setattr(registry, "LoadedModel", SlowLoad)
+    shutil.copytree(models / "models" / "poetry" / "1", tmp_path / "m" / "p" / "1")
+
+    def status_at_once(srv, path):
+        t0 = time.perf_counter()
+        status, data = call(srv, "GET", path)
+        assert status == 200 and time.perf_counter() - t0 < 5, (status, data)
+        return [(s["version"], s["state"]) for s in data["model_version_status"]]
+
+    servers = []
+    try:
+        # with the poller: the version is loading, and status says so
+        srv = make_server(str(tmp_path / "m"), port=0, poll_seconds=0.05)
+        servers.append((srv, threading.Thread(target=srv.serve_forever, daemon=True)))
+        servers[-1][1].start()
+        srv.base = f"http://127.0.0.1:{srv.port}"
+        assert wait_for(lambda: loads)
+        assert status_at_once(srv, "/v1/models/p") == [("1", "LOADING")]
+        assert status_at_once(srv, "/v1/models/p/versions/1") == [("1", "LOADING")]
+        gate.set()
+        assert wait_for(lambda: status_at_once(srv, "/v1/models/p") == [("1", "AVAILABLE")])
+        # without the poller (--poll-seconds 0) a version loads on its first request, not on a status request
+        del loads[:]
+        srv = make_server(str(tmp_path / "m"), port=0, poll_seconds=0)
+        servers.append((srv, threading.Thread(target=srv.serve_forever, daemon=True)))
+        servers[-1][1].start()
+        srv.base = f"http://127.0.0.1:{srv.port}"
+        assert status_at_once(srv, "/v1/models/p") == [("1", "START")]
+        assert status_at_once(srv, "/v1/models/p/versions/1") == [("1", "START")]
+        assert loads == []
+        assert predict(srv, "p", {"instances": ["春"]}) == (200, {"predictions": ["春" + POEM_TAIL]})
+        assert status_at_once(srv, "/v1/models/p") == [("1", "AVAILABLE")] and len(loads) == 1
+    finally:
+        gate.set()
+        for srv, t in servers:
+            srv.shutdown()
+            t.join(10)
 
 
 def test_metadata(server):
@@ -333,6 +386,7 @@ def wait_for(cond, seconds=20):
 
 
 def test_unloadable_version_reports_error(server, models):
+    assert wait_for(lambda: call(server, "GET", "/v1/models/broken")[1]["model_version_status"][0]["state"] == "END")
     status, data = call(server, "GET", "/v1/models/broken")
     assert status == 200
     (st,) = data["model_version_status"]

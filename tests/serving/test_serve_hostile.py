@@ -123,7 +123,8 @@ def test_poem_cli_and_rest_say_the_same(server, kwargs, body, where):
     assert _without_where(str(e.value), where[0]) == _without_where(err["error"], where[1])
 
 
-@pytest.mark.parametrize("option, value", [("--temperature", "-1"), ("--temperature", "nan")])
+@pytest.mark.parametrize("option, value", [("--temperature", "-1"), ("--temperature", "1e308"),
+                                           ("--temperature", "nan"), ("--temperature", "inf")])
 def test_command_options_and_rest_say_the_same(server, option, value):
     from click.testing import CliRunner
 
@@ -132,7 +133,7 @@ def test_command_options_and_rest_say_the_same(server, option, value):
     r = CliRunner().invoke(cli, ["generate-poem", option, value])
     status, err = predict(server, "poetry", json.loads(
         '{"signature_name": "sample", "inputs": {"prompt": ["春"], "seed": 1, "temperature": %s}}'
-        % {"nan": "NaN"}.get(value, value)))
+        % {"nan": "NaN", "inf": "Infinity"}.get(value, value)))
     assert r.exit_code == 2 and status == 400
     assert f"Error: Invalid value for '{option}': {err['error']}" in r.output
 
@@ -223,14 +224,34 @@ def test_non_finite_numbers_are_400(server):
     # JSON has no NaN, but Python's and JavaScript's encoders write it; the server must not pass it on
     nan_history = b'{"instances": [[1.0, NaN, 2.0]]}'
     status, _, err = raw_call(server, "POST", "/v1/models/forecast:predict", nan_history)
-    assert status == 400 and "history must be in" in err["error"] and "received nan" in err["error"]
+    assert status == 400 and err["error"] == "history must hold finite numbers only; received NaN.", err
     nan_temp = b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": NaN, "seed": 1}}'
     status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", nan_temp)
-    assert status == 400 and "temperature" in err["error"]
+    assert status == 400 and err["error"] == "temperature must be a finite number; received NaN.", err
     assert predict(server, "forecast", {"instances": [[1.0, 3.0]]}) == (200, {"predictions": [[2.0]]})
     assert predict(server, "translate", {"instances": ["hello world"]}) == (200, {"predictions": ["HELLO WORLD"]})
     # a model of no known app keeps TF Serving's behaviour
     assert predict(server, "echo", {"signature_name": "scale", "inputs": {"x": [[1, 2]], "k": 2}})[0] == 200
+
+
+@pytest.mark.parametrize("model, raw, message", [
+    # numbers beyond the range quote what was sent, not what float32 makes of it (inf, -5000000136282112.0)
+    ("poetry", b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": 1e308, "seed": 1}}',
+     "temperature must be in [0, 10] (0 is greedy); received 1e+308."),
+    ("forecast", b'{"instances": [[1.0, -5e15]]}',
+     "history must be in [-1,000,000,000,000,000, 1,000,000,000,000,000] (larger values overflow float32 in the "
+     "model); received -5000000000000000.0."),
+    # numbers that are not finite once read are refused as such, as they were written
+    ("poetry", b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": Infinity, "seed": 1}}',
+     "temperature must be a finite number; received Infinity."),
+    ("poetry", b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": 1e400, "seed": 1}}',
+     "temperature must be a finite number; received 1e400."),
+    ("forecast", b'{"instances": [[1.0, -Infinity]]}', "history must hold finite numbers only; received -Infinity."),
+    ("forecast", b'{"inputs": [[2.5, 1E+0400]]}', "history must hold finite numbers only; received 1E+0400."),
+], ids=["1e308", "-5e15", "Infinity", "1e400", "-Infinity-in-a-list", "1E+0400-in-a-list"])
+def test_numbers_are_quoted_as_sent(server, model, raw, message):
+    status, _, err = raw_call(server, "POST", f"/v1/models/{model}:predict", raw)
+    assert status == 400 and err["error"] == message, err
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -406,6 +427,28 @@ def test_sentiment_texts_are_checked_in_every_signature(server, body, status, wo
         assert words in out["error"], out
 
 
+def test_classify_and_regress_say_how_to_reach_the_signature_through_predict(server):
+    """The sentiment model's ``classify`` signature has TF Serving's classify method: :classify is refused
+    with the :predict request that runs it, and that request works."""
+    status, md = call(server, "GET", "/v1/models/sentiment/metadata")
+    assert md["metadata"]["signature_def"]["signature_def"]["classify"]["method_name"] == "tensorflow/serving/classify"
+    status, err = call(server, "POST", "/v1/models/sentiment:classify", {"examples": [{"text": "good"}]})
+    assert status == 400 and err["error"] == (
+        'classify is not supported by this server; use :predict with "signature_name": "classify", the signature '
+        'with method_name tensorflow/serving/classify. Its input "inputs" takes serialized tf.Example protos with '
+        'a string feature "text", each as {"b64": "..."}, e.g. {"signature_name": "classify", "instances": '
+        '[{"b64": "..."}]}. The answer is :predict\'s (its outputs classes, scores), not classify\'s "results".')
+    status, out = predict(server, "sentiment", {"signature_name": "classify", "instances": [_example("good")]})
+    assert status == 200 and out["predictions"][0]["classes"] == ["negative", "positive"], out
+    assert out["predictions"][0]["scores"] == pytest.approx([0.1, 0.9])
+    status, err = call(server, "POST", "/v1/models/sentiment:regress", {"examples": [{"text": "good"}]})
+    assert status == 400 and err["error"] == (
+        "regress is not supported by this server; use :predict (model sentiment version 1 has no signature with "
+        "method_name tensorflow/serving/regress; its signatures: classify, serving_default, words)")
+    status, err = call(server, "POST", "/v1/models/poetry:classify", {"examples": [{"prompt": "春"}]})
+    assert status == 400 and "no signature with method_name tensorflow/serving/classify" in err["error"], err
+
+
 def test_translate_tokenize_reports_unknown_words(server):
     status, out = predict(server, "translate", {"signature_name": "tokenize", "instances": ["qzx vvv"]})
     assert status == 200 and out["predictions"][0]["unknown_count"] == 2
@@ -462,15 +505,28 @@ def test_requests_merge_only_with_requests_of_the_same_beam(start, tmp_path):
         if merged > 1:
             break
     assert merged > 1  # requests of the same beam were merged
-    for beams, got in (([1, 8], "received 1, 8"), ([], "received no values")):
-        status, err = predict(srv, "c", {"signature_name": "caption",
-                                         "inputs": {"image": ["a", "b"][:max(1, len(beams))], "beam_size": beams}})
-        assert status == 400 and "beam_size must have one value for every example" in err["error"], err
-        assert got in err["error"]
+    status, err = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": ["a"], "beam_size": []}})
+    assert status == 400 and err["error"] == ("beam_size must be given, one value for all examples of a request "
+                                              "(the model applies it to its whole call); received no values."), err
     # a large request runs in chunks: each chunk has the request's one beam
     status, out = predict(srv, "c", {"signature_name": "caption",
                                      "inputs": {"image": [f"i{i}" for i in range(12)], "beam_size": [3] * 12}})
     assert status == 200 and out["outputs"]["beam"] == [3] * 12
+
+
+@pytest.mark.parametrize("body, got", [
+    ({"instances": [{"image": "a", "beam_size": 3}, {"image": "b", "beam_size": 1}]}, "3 and 1"),
+    ({"inputs": {"image": ["a", "b"], "beam_size": [1, 8]}}, "1 and 8"),
+    ({"inputs": {"image": ["a", "b", "c", "d"], "beam_size": [2, 2, 4, 3]}}, "2, 4 and 3"),
+    ({"inputs": {"image": [f"i{i}" for i in range(7)], "beam_size": list(range(1, 8))}}, "1, 2, 3, 4, 5, ..."),
+], ids=["rows", "columns", "three-values", "many-values"])
+def test_a_request_with_several_beams_is_told_its_examples_must_use_the_same(start, tmp_path, body, got):
+    save_beam_echo(str(tmp_path / "m" / "c" / "1"))
+    srv = start([], tmp_path)
+    status, err = predict(srv, "c", {"signature_name": "caption", **body})
+    assert status == 400 and err["error"] == (
+        "every example of one request must use the same beam_size (the model applies it to its whole call; send "
+        f"examples with another beam_size in another request); received {got}."), err
 
 
 def test_padded_outputs_are_not_merged_and_chunks_are_padded_alike(start, tmp_path):

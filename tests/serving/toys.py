@@ -70,6 +70,20 @@ def save_sentiment(path):
 
     m = Sentiment()
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve, "words": m.words, "classify": m.classify})
+    set_method_name(path, "classify", "tensorflow/serving/classify")  # as the real model's export does
+
+
+def set_method_name(path, signature, method_name):
+    """Give a saved signature another method name (``tf.saved_model.save`` writes predict for all)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    pb = os.path.join(str(path), "saved_model.pb")
+    sm = saved_model_pb2.SavedModel()
+    with open(pb, "rb") as f:
+        sm.ParseFromString(f.read())
+    sm.meta_graphs[0].signature_def[signature].method_name = method_name
+    with open(pb, "wb") as f:
+        f.write(sm.SerializeToString())
 
 
 def save_caption(path):

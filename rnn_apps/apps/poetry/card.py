@@ -219,6 +219,12 @@ def _rule(cov: dict, name: str) -> str:
     return f"{r['book_agrees']:,} of {r['claimed']:,} ({_pct(r['book_agrees'], r['claimed'])})"
 
 
+def _rule_of(agreement) -> str:
+    """"2,450 of 2,458 (99.7 %)" from [agreed, of]."""
+    ok, n = agreement
+    return f"{ok:,} of {n:,} ({_pct(ok, n)})"
+
+
 def prosody_section(model_dir: str, figures: dict, seed: int = 2026) -> str:
     """The card's section on rhyme and metre: tables and sources, compliance, cost, analysed samples."""
     from rnn_apps.apps.poetry.generate import PoemGenerator
@@ -233,7 +239,7 @@ def prosody_section(model_dir: str, figures: dict, seed: int = 2026) -> str:
         "Poems of the four forms rhyme and scan by construction: `--rhyme pingshui` (default; 平水韵) or `xinyun` "
         "(中华新韵, modern tones) ends lines 2, 4 (6, 8) — and line 1 when the template rhymes it — on 平 characters of "
         "one rhyme group, which the model picks from its own distribution at the first rhyming place; later rhyming "
-        "places may only draw characters of that group, none twice. `--metre loose` (default; 一三五不论, no 孤平 "
+        "places may only draw characters of that group, none that already ends a line (重韵). `--metre loose` (default; 一三五不论, no 孤平 "
         "or 三平尾) or `strict` follows one of the form's four templates (平起/仄起, first line rhymed or not), "
         "drawn with the poem's seed among those the start and acrostic fit. Characters of unknown tone or rhyme are "
         "never drawn where a tone or rhyme is required; characters with both tones (多音字) count as either. The "
@@ -243,9 +249,16 @@ def prosody_section(model_dir: str, figures: dict, seed: int = 2026) -> str:
         "**Tables** (`rnn_apps/apps/poetry/prosody.json`, rebuilt by `python -m rnn_apps.apps.poetry.prosody_build`):",
         "",
         f"* 平水韵: {tables.sources['pingshui']}.",
+        *([f"* Characters the transcription lacks (啼 溪 堤 昂 爐 ...): {tables.sources['pingshui_inferred']}: a "
+           "character gets the 平 group its rhymes fall in and the tone its metre shows (in a regulated line the even "
+           "places alternate), where the poems say so clearly; run on the characters the book has, these rules agree "
+           f"with it on the tone of {_rule_of(tables.inferred_agreement['tone'])} and the group of "
+           f"{_rule_of(tables.inferred_agreement['group'])}."] if "pingshui_inferred" in tables.sources else []),
         f"* 中华新韵 and the fallback tone: {tables.sources['xinyun']}.",
         f"* Coverage of the model's {n_v:,} Chinese characters: classical tone from 平水韵 for "
-        f"{cov['pingshui_book']:,} ({_pct(cov['pingshui_book'], n_v)}), from the modern fallback for "
+        f"{cov['pingshui_book']:,} ({_pct(cov['pingshui_book'], n_v)}), "
+        + (f"inferred from the Tang poems for {cov['inferred']:,} ({_pct(cov['inferred'], n_v)}), "
+           if cov.get("inferred") else "") + f"from the modern fallback for "
         f"{cov['modern_fallback']:,} (仄 when every modern reading has the 3rd or 4th tone, 平 when every one has the "
         "1st or 2nd tone and a nasal final, which 入声 never became; tried on the characters the book has, the book "
         f"agrees with {_rule(cov, 'ze')} of the 仄 and {_rule(cov, 'ping')} of the 平 it gives), unknown for "

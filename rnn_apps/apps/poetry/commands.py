@@ -29,14 +29,16 @@ from rnn_apps.cli.common import (
     "with its seed among those --start and --acrostic fit (free form when none does); free: the model picks the "
     "shape, without rhyme or metre.",
 )
-@click.option("-n", "--num", "n", default=1, show_default=True, help="Number of poems (one batch).")
+@click.option("-n", "--num", "n", type=click.IntRange(1, None), default=1, show_default=True, help="Number of poems.")
 @click.option("--temperature", type=limits.option_type("poetry", "temperature"), default=0.8, show_default=True,
               help="Sampling temperature; 0 is greedy.")
-@click.option("--top-k", default=0, show_default=True, help="Sample among the k most likely characters (0: off).")
+@click.option("--top-k", type=limits.option_type("poetry", "top_k"), default=0, show_default=True,
+              help="Sample among the k most likely characters (0: off).")
 @click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
 @click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
-@click.option("--max-length", default=128, show_default=True, help="Most characters of a --form free poem.")
+@click.option("--max-length", type=limits.option_type("poetry", "max_length"), default=128, show_default=True,
+              help="Most characters of a --form free poem (the four forms have their own length).")
 @click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
               help="Poems of a form: lines 2, 4 (6, 8) end on 平 characters of one rhyme group the model picks, "
               "of 平水韵 (pingshui) or 中华新韵 (xinyun, modern tones); none: no rhyme.")
@@ -93,11 +95,17 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
         if terminal is not None:
             terminal.close()
     rows = []
+    tables = None
     for p in poems:
         d = p.to_dict()
+        d["form"] = d["form"] or "free"  # as --form names it (the library's and the graph's "")
         if script and script != gen.script:
-            d["text"] = to_script(d["text"], script)
-            d["lines"] = [to_script(x, script) for x in d["lines"]]
+            from rnn_apps.apps.poetry import prosody
+
+            tables = tables or prosody.Tables.load()
+            keep = (acrostic or "") + (start or "")  # the user's characters stay as given
+            d["text"] = to_script(d["text"], script, keep, tables)
+            d["lines"] = [to_script(x, script, keep, tables) for x in d["lines"]]
         rows.append(d)
     for used in dict.fromkeys(p.form for p in poems):  # each form drawn, once
         unkept = unkept_punctuation(start, used)
@@ -128,8 +136,9 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
 @click.option("--rhyme", type=click.Choice(["pingshui", "xinyun"]), default="pingshui", show_default=True,
               help="Rhyme book and tones: 平水韵 with classical tones, or 中华新韵 with modern tones.")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array: per poem its lines (each character's 平/仄/多 (either)/? (unknown)), the "
-              "rhyme group, the matched template and every break of rhyme or metre.")
+              help="Print a JSON array: per poem the input as given ('read_from': file and line, for a poem "
+              "read from a file), its lines (each character's 平/仄/多 (either)/? (unknown)), the rhyme group, "
+              "the matched template and every break of rhyme or metre.")
 @friendly_errors
 def check_poem_cmd(texts, files, rhyme, as_json):
     """Check the rhyme (押韵) and tones (平仄) of poems against the regulated forms (近体诗).
@@ -150,10 +159,17 @@ def check_poem_cmd(texts, files, rhyme, as_json):
     poems = gather_texts(texts, files, read_poems_file, PoemError,
                          "Give poems to check: TEXT arguments, --file PATH (poems separated by blank lines), "
                          "or '-' for standard input.", "There is no poem to check: the input is blank.")
+    from rnn_apps import textio
+
     tables = prosody.Tables.load()
-    results = [check_poem(p, rhyme, tables) for p in poems]
+    results = []
+    for i, p in enumerate(poems, 1):
+        try:
+            results.append(check_poem(p, rhyme, tables))
+        except PoemError as e:  # name the poem: "Poem 2" among the arguments, or the file and line it starts on
+            raise PoemError(f"{textio.text_name(p, f'Poem {i}')}: {e}") from None
     if as_json:
-        echo_json(results)
+        echo_json([textio.with_origin({"input": str(p), **r}, p) for p, r in zip(poems, results)])
         return
     click.echo("\n\n".join(prosody.format_check(r) for r in results))
 
@@ -256,7 +272,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
     \b
     Examples:
       rnn-apps export poetry --run-dir runs/poetry --export models/poetry
-      rnn-apps export poetry --from-model models/poetry/10 --export models-new/poetry
+      rnn-apps export poetry --from-model models/poetry/11 --export models-new/poetry
     """
     if (run_dir is None) == (from_model is None):
         raise click.UsageError("Give exactly one of --run-dir and --from-model.")

@@ -381,7 +381,7 @@ class PoemModule(tf.Module):
             "prev": tf.fill([B], Vocabulary.bos_id),
             "prev2": tf.fill([B], Vocabulary.bos_id),
             "group": tf.fill([B], tf.constant(-1, tf.int32)),
-            "used": tf.fill([B, prosody.MAX_RHYMES], tf.constant(-1, tf.int32)),
+            "used": tf.fill([B, prosody.MAX_LINE_ENDS], tf.constant(-1, tf.int32)),
             "done": tf.zeros([B], tf.bool),
             "ids": tf.fill(tf.shape(plan), Vocabulary.pad_id),
         }
@@ -400,7 +400,7 @@ class PoemModule(tf.Module):
         continuous batching adds rows to a running batch), and its draws depend only on its seed and ``t``,
         so a poem is the same whatever else is in the batch and whenever it joined. ``codes`` [B, T] add
         rhyme and metre: a tone class, the rhyme group still open (bits narrowed at each rhyming place; a
-        rhyme character is not used twice) or 平 against 孤平 (see ``prosody``).
+        rhyme character repeats no line's end) or 平 against 孤平 (see ``prosody``).
         """
         plan, codes, row_len, formed = state["plan"], state["codes"], state["row_len"], state["formed"]
         temperature, top_k, top_p, seed = state["temperature"], state["top_k"], state["top_p"], state["seed"]
@@ -431,7 +431,7 @@ class PoemModule(tf.Module):
             need = tf.where((c == prosody.NEED_PING) | guping, prosody.PING, tf.where(c == prosody.NEED_ZE, prosody.ZE, 0))
             rhyming = c == prosody.RHYME
 
-            def rhymes():  # characters of the open rhyme group not used yet (only at a rhyming place)
+            def rhymes():  # characters of the open rhyme group that end no line yet (only at a rhyming place)
                 fresh = ~tf.reduce_any(used[:, :, None] == vocab[None, None, :], axis=1)
                 return has(rbits, group[:, None]) & fresh
 
@@ -453,7 +453,9 @@ class PoemModule(tf.Module):
             rhymed = live & rhyming
             narrowed = tf.bitwise.bitwise_and(group, tf.gather(rbits, nxt, batch_dims=1))
             group = tf.where(rhymed & (narrowed != 0), narrowed, group)  # a forced outsider leaves the group
-            used = tf.where(rhymed[:, None], tf.concat([used[:, 1:], nxt[:, None]], axis=1), used)
+            # a line ended (a character, then ， or 。): its last character joins the line ends no rhyme repeats
+            ended = live & prev_han & ((nxt == self.comma_id) | (nxt == self.period_id))
+            used = tf.where(ended[:, None], tf.concat([used[:, 1:], prev[:, None]], axis=1), used)
             done = done | (nxt == eos) | (t + 1 >= row_len)
             prev2 = tf.where(live, prev, prev2)
             prev = tf.where(live, nxt, prev)
@@ -523,7 +525,7 @@ class PoemModule(tf.Module):
                 "temperature": row(tf.float32), "top_k": row(tf.int32), "top_p": row(tf.float32),
                 "seed": row(tf.int64), "system": row(tf.int32), "t": row(tf.int32), "prev": row(tf.int32),
                 "prev2": row(tf.int32), "group": row(tf.int32), "done": row(tf.bool),
-                "used": tf.TensorSpec([None, prosody.MAX_RHYMES], tf.int32)}
+                "used": tf.TensorSpec([None, prosody.MAX_LINE_ENDS], tf.int32)}
         for i, sizes in enumerate(self._state_sizes()):
             for j, size in enumerate(sizes):
                 spec[f"state_{i}_{j}"] = tf.TensorSpec([None, size], tf.float32)

@@ -571,7 +571,7 @@ class NumpyPoemModel:
         tone, rbits = arrays["tone"][system], arrays["rhyme"][system]  # [B, V]
         rows = np.arange(B)
         group = np.full(B, -1, np.int32)  # the rhyme groups still open (bits), narrowed at each rhyming place
-        used = np.full((B, prosody.MAX_RHYMES), -1, np.int64)  # the rhyme characters so far: not used twice
+        used = np.full((B, prosody.MAX_LINE_ENDS), -1, np.int64)  # the line ends so far: no rhyme repeats one
         vocab = np.arange(self.vocab_size)
         # exp overflow in the sigmoid of very negative inputs gives 0, as it should
         with np.errstate(over="ignore"), _single_blas_thread(B <= SMALL_BATCH):
@@ -602,7 +602,9 @@ class NumpyPoemModel:
                 rhymed = c == prosody.RHYME
                 narrowed = group & rbits[rows, nxt]  # a forced character outside the group leaves it as it was
                 group = np.where(rhymed & (narrowed != 0), narrowed, group)
-                used = np.where(rhymed[:, None], np.concatenate([used[:, 1:], nxt[:, None]], axis=1), used)
+                # a line ended (a character, then ， or 。): its last character joins the line ends
+                ended = ~done & content[prev] & ((nxt == self.comma_id) | (nxt == period))
+                used = np.where(ended[:, None], np.concatenate([used[:, 1:], prev[:, None]], axis=1), used)
                 done = done | (nxt == EOS_ID) | (t + 1 >= row_len)
                 prev2, prev = prev, nxt
         return out

@@ -21,7 +21,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from rnn_apps import chinese, limits
+from rnn_apps import chinese, limits, textio
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS, ModelReading
@@ -364,6 +364,8 @@ def check_poem(text: str, rhyme: str = prosody.DEFAULT_RHYME, tables: Optional[p
 def read_poems_file(path: str, stdin=None) -> list[str]:
     """Poems of a UTF-8 file separated by blank lines (a poem may span lines); ``-`` reads ``stdin`` (binary).
 
+    Each poem is a :class:`~rnn_apps.textio.Line` that knows the line it starts on ("poems.txt, line 5").
+
     Raises:
         FileNotFoundError: no such file. PoemError: a directory, or bytes that are not UTF-8.
     """
@@ -383,9 +385,16 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise PoemError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start + 1}). Save it as UTF-8.") from None
+        raise PoemError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start + 1}). Save it as UTF-8 "
+                        f"(e.g. {textio.iconv_hint(data)}).") from None
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # CR line ends (old Mac files) separate poems too
-    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
+    poems, line = [], 1
+    for block in re.split(r"(\n\s*\n)", text):
+        if block.strip() and not re.fullmatch(r"\n\s*\n", block):
+            lead = block[: len(block) - len(block.lstrip())]
+            poems.append(textio.Line(block.strip(), f"{name}, line {line + lead.count(chr(10))}"))
+        line += block.count("\n")
+    return poems
 
 
 ENGINES = ("auto", "numpy", "tensorflow")
@@ -622,8 +631,26 @@ class PoemGenerator(Predictor):
         return results
 
 
-def to_script(text: str, script: str) -> str:
-    """Convert a generated poem to ``script`` (OpenCC) for display."""
-    from rnn_apps.apps.poetry.data import convert_script
+def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.Tables] = None) -> str:
+    """Convert a generated poem to ``script`` (OpenCC) for display, keeping its prosody and the given characters.
 
-    return convert_script(text, script)
+    OpenCC converts by phrases, which fit prose: in a poem they can change a character's reading (不干 ->
+    不幹: 平 -> 仄, breaking the metre) or turn an acrostic's head into another character (冬冬 -> 鼕鼕). A
+    character that the phrase conversion gives another classical tone than the original, and each
+    character of ``keep`` (the acrostic's heads, the start), is converted on its own (OpenCC's character
+    table, first candidate) instead.
+    """
+    from rnn_apps.apps.poetry.data import convert_script
+    from rnn_apps.textio import opencc_characters
+
+    converted = convert_script(text, script)
+    if len(converted) != len(text):  # not character for character: nothing to line up
+        return converted
+    tables = tables or prosody.Tables.load()
+    single = opencc_characters(script)
+    out = []
+    for original, phrased in zip(text, converted):
+        if phrased != original and (original in keep or tables.tone_bits(phrased) != tables.tone_bits(original)):
+            phrased = single.get(original, original)
+        out.append(phrased)
+    return "".join(out)

@@ -8,7 +8,10 @@ where the data came from):
 
 * ``pingshui`` - 平水韵, the rhyme book of regulated verse since the Song: 106 groups, 30 of them level-tone
   (平声) groups a regulated poem rhymes in. A character's classical tone is 平 when it is listed in a 平 group,
-  仄 when in an oblique (上/去/入) group, both when in both (多音字). A character the book lacks gets its tone
+  仄 when in an oblique (上/去/入) group, both when in both (多音字). The transcription used lacks common
+  characters (啼 溪 堤 昂 爐, or holds only a variant form): those the Tang poems show clearly get the 平 group
+  they rhyme in and the tone their metre shows (``inferred``; see :func:`rnn_apps.apps.poetry.prosody_build.
+  infer_from_poems` and the agreement it measured). Any other character the book lacks gets its tone
   from its modern readings when they all agree (:meth:`Tables.modern_tone_bits`): 仄 when every reading has
   the 3rd or 4th tone; 平 when every reading has the 1st or 2nd tone and a nasal final (-n, -ng), since the
   old 入声 syllables ended in -p, -t, -k and none became nasal; any other character stays unknown (a modern
@@ -44,7 +47,9 @@ DEFAULT_RHYME, DEFAULT_METRE = "pingshui", "loose"
 PING, ZE = 1, 2  # tone bits: a character may have both (多音字)
 # Per-position constraint codes of a decoding plan.
 FREE, NEED_PING, NEED_ZE, RHYME, GUPING = 0, 1, 2, 3, 4  # GUPING: 平 unless the character two back is 平
-MAX_RHYMES = 5  # rhyming places of a poem at most (律诗, first line rhymed): no rhyme character twice
+# line ends a poem's decoding remembers (a 律诗 has 8 lines): a rhyming place never repeats one of them (重韵),
+# not even the end of an unrhymed first line that a 多音字 filled (行 as 仄, then 行 as the rhyme)
+MAX_LINE_ENDS = 8
 MIN_GROUP_CHARS = 12  # a rhyme group is offered only when the vocabulary has this many 平 characters of it
 TEMPLATE_STEP = 100_003  # the sampler's step number of the template draw (never a decoding step)
 FORM_STEP = 100_019  # the sampler's step number of form "auto"'s draw among the forms (never a decoding step)
@@ -53,6 +58,9 @@ QUATRAINS = (("ABCD", False), ("DBCD", True), ("CDAB", False), ("BDAB", True))  
 _OPPOSITE = {"平": "仄", "仄": "平"}
 _NASAL_XINYUN = (7, 8, 9, 10)  # 八寒 九文 十唐 十一庚: the 中华新韵 groups of the finals in -n and -ng
 _SPLIT = re.compile(r"[，。？！；：、,.!?;:\s]+")
+# punctuation and spaces between a poem's lines (ASCII, CJK and full-width marks, quotes, …, ·): not noted as skipped
+_PUNCTUATION = re.compile(r"[\s!-/:-@\[-`{-~\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\u2018-\u201f\u2026\u00b7]")
+MAX_POEM_CHARS = 5_000  # a poem to check: a long 排律 has a few hundred characters
 
 
 class ProsodyError(ValueError):
@@ -78,6 +86,10 @@ class Tables:
             raise ProsodyError(f"not a prosody table (format {data.get('format')!r}, expected 'rnn_apps.prosody/1')")
         self.sources = {k: data[k]["source"] for k in ("pingshui", "xinyun")}
         ps = data["pingshui"]["groups"]
+        inferred = data["pingshui"].get("inferred") or {}
+        if inferred:
+            self.sources["pingshui_inferred"] = inferred["source"]
+        self.inferred_agreement = inferred.get("agreement")
         self.ps_names = [g["name"] for g in ps]
         self.ps_ping_names = [g["name"] for g in ps if g["tone"] == "平"]
         self._ps: Dict[str, list] = {}  # char -> [(group index, tone)]
@@ -85,6 +97,11 @@ class Tables:
             for c in g["chars"]:
                 self._ps.setdefault(c, []).append((i, g["tone"]))
         self._ps_ping_index = {i: j for j, i in enumerate(k for k, g in enumerate(ps) if g["tone"] == "平")}
+        # characters the book lacks, as the Tang poems' rhymes and metre show them: tone bits and 平 groups
+        index = {g["name"]: i for i, g in enumerate(ps)}
+        self._inferred: Dict[str, tuple] = {
+            c: (_bits("平仄" if e["tone"] == "多" else e["tone"]), [index[n] for n in e.get("groups", ())])
+            for c, e in (inferred.get("characters") or {}).items()}
         xy = data["xinyun"]["groups"]
         self.xy_names = [g["name"] for g in xy]
         self._xy: Dict[str, list] = {}
@@ -106,6 +123,8 @@ class Tables:
         found = self._ps.get(char)
         if found:
             return _bits(t for _, t in found)
+        if char in self._inferred:
+            return self._inferred[char][0]
         return self.modern_tone_bits(char)
 
     def modern_tone_bits(self, char: str) -> int:
@@ -121,16 +140,27 @@ class Tables:
         return 0
 
     def tone_source(self, char: str, rhyme: str = "pingshui") -> str:
-        """Where :meth:`tone_bits` found the tone: "pingshui", "xinyun", "modern" (the fallback) or ""."""
+        """Where :meth:`tone_bits` found the tone: "pingshui", "inferred" (from the Tang poems), "xinyun",
+        "modern" (the fallback) or ""."""
         if rhyme == "xinyun":
             return "xinyun" if char in self._xy else ""
         if char in self._ps:
             return "pingshui"
+        if char in self._inferred:
+            return "inferred"
         return "modern" if self.tone_bits(char, rhyme) else ""
+
+    def in_book(self, char: str, rhyme: str = "pingshui") -> bool:
+        """Whether the rhyme book (or, for pingshui, what the Tang poems showed) places ``char`` in a group."""
+        if rhyme == "xinyun":
+            return char in self._xy
+        return char in self._ps or bool(self._inferred.get(char, (0, []))[1])
 
     def rhyme_groups(self, char: str, rhyme: str = "pingshui") -> List[int]:
         """The level-tone rhyme groups ``char`` may rhyme in (indices into :meth:`rhyme_names`)."""
         if rhyme == "pingshui":
+            if char not in self._ps and char in self._inferred:
+                return sorted(self._ps_ping_index[i] for i in self._inferred[char][1])
             return sorted({self._ps_ping_index[i] for i, t in self._ps.get(char, ()) if t == "平"})
         if rhyme == "xinyun":
             return sorted({i for i, t in self._xy.get(char, ()) if t == "平"})
@@ -143,7 +173,13 @@ class Tables:
         """Every group of ``char`` with its tone ("下平十一尤", "入一屋"; "八寒 平" for xinyun)."""
         if rhyme == "xinyun":
             return [f"{self.xy_names[i]} {t}" for i, t in self._xy.get(char, ())]
+        if char not in self._ps and char in self._inferred:
+            return [self.ps_names[i] for i in self._inferred[char][1]]
         return [self.ps_names[i] for i, _ in self._ps.get(char, ())]
+
+    def oblique_groups(self, char: str) -> List[str]:
+        """The 仄 (上/去/入) groups of ``char`` in 平水韵 (a poem rhymed in one of them is 仄韵)."""
+        return [self.ps_names[i] for i, t in self._ps.get(char, ()) if t == "仄"]
 
     def vocab_arrays(self, tokens: Sequence[str], min_group_chars: int = MIN_GROUP_CHARS) -> dict:
         """Per-token tables for constrained decoding, rows in :data:`RHYMES` order.
@@ -283,7 +319,12 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
         ProsodyError: no Han character in ``text``, or a bad ``rhyme``.
     """
     check_choice("rhyme", rhyme, ("pingshui", "xinyun"))
+    if len(text) > MAX_POEM_CHARS:
+        raise ProsodyError(f"The poem has {len(text):,} characters; a poem to check has at most {MAX_POEM_CHARS:,} "
+                           "(a long 排律 has a few hundred). Separate poems by a blank line.")
     lines = [s for s in (_SPLIT.split(text.strip())) if s]
+    # not checked: letters, digits, emoji ... (said in a note, not dropped silently)
+    skipped = list(dict.fromkeys(c for s in lines for c in s if not is_han(c) and not _PUNCTUATION.fullmatch(c)))
     lines = ["".join(c for c in s if is_han(c)) for s in lines]
     lines = [s for s in lines if s]
     if not lines:
@@ -300,6 +341,8 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     # the lines in couplets (联), as a regulated poem is written: ， after the first line of each, 。 after the second
     text = "".join(s + ("，" if i % 2 == 0 and i < len(lines) - 1 else "。") for i, s in enumerate(lines))
     result = {"text": text, "rhyme_system": rhyme, "form": form, "lines": out_lines}
+    if skipped:
+        result["skipped"] = "".join(skipped)
     if form is None:
         result["note"] = "not a regulated form (4 or 8 lines of 5 or 7 characters); tones only"
         result.update(rhyme=None, template=None, metre=None)
@@ -308,18 +351,42 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     even = [tables.rhyme_groups(lines[i][-1], rhyme) for i in range(1, len(lines), 2)]
     first_groups = tables.rhyme_groups(lines[0][-1], rhyme)
     counts = {g: sum(g in gs for gs in even) for gs in even for g in gs}
-    # the group most even lines end in; among equals, one line 1 joins
-    group = max(sorted(counts), key=lambda g: (counts[g], g in first_groups)) if counts else None
+    # the group most even lines end in; among equals, one line 1 joins, then the earliest line's (the poem
+    # sets its rhyme at line 2: a later line that leaves it is the break)
+    first_of = {g: next(k for k, gs in enumerate(even) if g in gs) for g in counts}
+    group = max(sorted(counts), key=lambda g: (counts[g], g in first_groups, -first_of[g])) if counts else None
+    oblique = None if group is not None or rhyme != "pingshui" else _oblique_rhyme(lines, tables)
     breaks = []
     for i in range(1, len(lines), 2):
-        if group is None or group not in tables.rhyme_groups(lines[i][-1], rhyme):
-            breaks.append({"line": i + 1, "char": lines[i][-1], "kind": "line end outside the rhyme group"})
+        end = lines[i][-1]
+        if oblique is not None:
+            if oblique not in tables.oblique_groups(end):
+                breaks.append({"line": i + 1, "char": end, "kind": "line end outside the rhyme group"})
+        elif group is None or group not in tables.rhyme_groups(end, rhyme):
+            kind = ("line end outside the rhyme group" if tables.in_book(end, rhyme)
+                    else "line end not in the rhyme book (its group is unknown)")
+            breaks.append({"line": i + 1, "char": end, "kind": kind})
     first = lines[0][-1]
-    first_rhymes = group is not None and group in first_groups
-    if not first_rhymes and not tables.tone_bits(first, rhyme) & ZE:
+    first_rhymes = (group is not None and group in first_groups) or (
+        oblique is not None and oblique in tables.oblique_groups(first))
+    if oblique is None and not first_rhymes and not tables.tone_bits(first, rhyme) & ZE:
         breaks.append({"line": 1, "char": first, "kind": "line 1 ends on 平 outside the rhyme group"})
-    result["rhyme"] = {"group": names[group] if group is not None else None, "ok": not breaks,
-                       "first_line_rhymes": first_rhymes, "breaks": breaks}
+    # 重韵: a rhyme character used twice (line 1's end counts, rhymed or not: a reader hears it again)
+    seen = {first: 1}
+    for i in range(1, len(lines), 2):
+        end = lines[i][-1]
+        if end in seen:
+            breaks.append({"line": i + 1, "char": end, "kind": f"repeats the end of line {seen[end]} (重韵)"})
+        seen.setdefault(end, i + 1)
+    breaks.sort(key=lambda b: b["line"])
+    result["rhyme"] = {"group": names[group] if group is not None else oblique, "ok": not breaks,
+                       "first_line_rhymes": first_rhymes, "breaks": breaks, "tone": "仄" if oblique else "平"}
+    if oblique:
+        # the tonal templates of regulated verse are those of 平韵 poems: against them a 仄韵 poem breaks everywhere
+        result.update(template=None, metre=None,
+                      note="rhymed in an oblique (仄) group (仄韵): the regulated templates are those of level-tone "
+                           "(平韵) poems, so the metre is not checked")
+        return result
     # Metre: the template with the fewest loose breaks, then one without strict breaks, then one that rhymes
     # line 1 as the poem does, then the fewest strict breaks. (No strict break implies no loose break, so
     # strict_ok and loose_ok say whether any template fits.)
@@ -334,6 +401,15 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     result["template"] = {"name": tpl.name, "lines": list(tpl.lines)}
     result["metre"] = {"strict_ok": not strict, "loose_ok": not loose, "strict_breaks": strict, "loose_breaks": loose}
     return result
+
+
+def _oblique_rhyme(lines, tables: Tables) -> Optional[str]:
+    """The 仄 group that every even line's end shares (a 仄韵 poem such as 春晓 or 江雪), or None."""
+    common = None
+    for i in range(1, len(lines), 2):
+        gs = set(tables.oblique_groups(lines[i][-1]))
+        common = gs if common is None else common & gs
+    return min(common) if common else None
 
 
 def _metre_breaks(lines, tpl: Template, metre: str, tables: Tables, rhyme: str) -> list:
@@ -363,21 +439,32 @@ def format_check(result: dict) -> str:
         marks = "".join(c["tone"] for c in line["characters"])
         ends = "/".join(line["end_groups"]) or "?"
         out.append(f"{i + 1}. {line['text']}  {marks}  end {line['end']}: {ends}")
+    if result.get("skipped"):
+        out.append(f"(not checked: {result['skipped']}, which are not Chinese characters)")
     if result["form"] is None:
         out.append(result["note"])
         return "\n".join(out)
     r, m = result["rhyme"], result["metre"]
-    out.append(f"form {result['form']}; rhyme ({result['rhyme_system']}): {r['group'] or 'none'}, "
-               f"{'ok' if r['ok'] else 'broken'}; template {result['template']['name']}: "
-               f"strict {'ok' if m['strict_ok'] else 'broken'}, loose {'ok' if m['loose_ok'] else 'broken'}")
+    rhymed = (f"form {result['form']}; rhyme ({result['rhyme_system']}): {r['group'] or 'none'}"
+              f"{' (仄韵)' if r.get('tone') == '仄' else ''}, {'ok' if r['ok'] else 'broken'}")
+    if m is None:
+        out.append(f"{rhymed}; {result['note']}")
+    else:
+        out.append(f"{rhymed}; template {result['template']['name']}: "
+                   f"strict {'ok' if m['strict_ok'] else 'broken'}, loose {'ok' if m['loose_ok'] else 'broken'}")
     for b in r["breaks"]:
         out.append(f"  rhyme: line {b['line']} {b['char']}: {b['kind']}")
+    if m is None:
+        return "\n".join(out)
+    # the breaks in the order of the poem; those 一三五不论 allows marked
+    shown = []
     for b in m["strict_breaks"]:
         loose = any(b["line"] == x["line"] and b["position"] == x["position"] for x in m["loose_breaks"])
-        out.append(f"  metre: line {b['line']} position {b['position']} {b['char']}: expected {b['expected']}, "
-                   f"found {b['found']} ({b['kind']}{'' if loose else ', allowed by 一三五不论'})")
+        shown.append((b["line"], b["position"], f"  metre: line {b['line']} position {b['position']} {b['char']}: "
+                      f"expected {b['expected']}, found {b['found']} ({b['kind']}{'' if loose else ', allowed by 一三五不论'})"))
     for b in m["loose_breaks"]:
         if b["kind"] == "孤平" or not any(b["line"] == x["line"] and b["position"] == x["position"]
                                          for x in m["strict_breaks"]):
-            out.append(f"  metre: line {b['line']} position {b['position']} {b['char']}: {b['kind']}")
+            shown.append((b["line"], b["position"], f"  metre: line {b['line']} position {b['position']} {b['char']}: {b['kind']}"))
+    out.extend(text for _, _, text in sorted(shown, key=lambda x: (x[0], x[1])))
     return "\n".join(out)

