@@ -315,7 +315,8 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
     ``overrides`` (None values ignored) must be keys of ``defaults``. A new run (or ``resume`` without a
     saved config) gets ``defaults`` updated with ``overrides``; a resumed run gets its saved settings, in
     which only the ``resumable`` keys given in ``overrides`` are replaced (settings that may change
-    between stretches of a run, such as its length). Creates ``run_dir``.
+    between stretches of a run, such as its length); another setting given again with a value other than
+    the run's is refused. Creates ``run_dir``.
 
     ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
     before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
@@ -324,8 +325,8 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
 
     Raises:
         ValueError: an override that is not a setting.
-        TrainingError: ``run_dir`` is another app's run, in use by another training, or was trained on
-            other data than ``data``.
+        TrainingError: ``run_dir`` is another app's run, in use by another training, was trained on
+            other data than ``data``, or (resumed) was started with other values of settings given again.
     """
     from rnn_apps.apps.base import check_run_app
 
@@ -351,8 +352,17 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
         if data is not None and saved.get("data") and os.path.realpath(saved["data"]) != os.path.realpath(data):
             raise TrainingError(f"{run_dir} was trained on {saved['data']}; --resume continues it on the same data "
                                 f"(received {data}).")
-        lock_run_dir(run_dir)
         settings = dict(saved["settings"])
+        # A setting given again must be the run's own: silently keeping the saved one trained another model
+        # than the one asked for ("--resume --cell gru" went on with the run's lstm).
+        differing = {k: v for k, v in given.items() if k not in resumable and k in settings and settings[k] != v}
+        if differing:
+            was = ", ".join(f"{k} {settings[k]!r}" for k in differing)
+            asked = ", ".join(f"{k} {v!r}" for k, v in differing.items())
+            raise TrainingError(f"{run_dir} was started with {was}; --resume continues it with its own settings "
+                                f"(received {asked}). Leave them out to resume, or start a new run in another "
+                                "--run-dir.")
+        lock_run_dir(run_dir)
         settings.update({k: given[k] for k in resumable if k in given})
         return settings, saved
     lock_run_dir(run_dir)

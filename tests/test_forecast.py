@@ -356,6 +356,15 @@ def test_resume_continues_a_run(tmp_path):
         task.train(series, part_dir, epochs=2, callbacks=[Interrupt()], **kw)
     with pytest.raises(TrainingError, match="--resume"):
         task.train(series, part_dir, epochs=2, **kw)
+    # a setting given again with another value is refused, not silently replaced by the run's
+    with pytest.raises(TrainingError, match=r"was started with horizon 4, cell 'lstm'; --resume continues it with "
+                                            r"its own settings \(received horizon 8, cell 'gru'\)"):
+        task.train(series, part_dir, epochs=2, resume=True, **{**kw, "horizon": 8, "cell": "gru"})
+    # from the command: options left at their defaults are the run's, not the defaults
+    data = tmp_path / "sine.csv"
+    data.write_text("y\n" + "\n".join(str(v) for v in _sine(100, 10)) + "\n", encoding="utf-8")
+    r = CliRunner().invoke(cli, ["forecast", "--data", str(data), "--run-dir", part_dir, "--resume", "--cell", "gru"])
+    assert r.exit_code == 1 and "was started with cell 'lstm'" in r.output and "Traceback" not in r.output
     resumed = task.train(series, part_dir, epochs=2, resume=True, **kw)
     assert resumed["step"] == full["step"] > 0
     assert [row["epoch"] for row in resumed["history"]] == [1, 2]

@@ -518,3 +518,14 @@ def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_
         np.testing.assert_array_equal(a["translation"].numpy(), b["translation"].numpy())
     r = runner.invoke(cli, ["export", "translate", "--from-model", tiny_model, "--run-dir", "x"])
     assert r.exit_code == 2 and "one of --run-dir" in r.output
+
+
+def test_a_translation_that_runs_to_max_length_says_so(translator, runner, tiny_model):
+    """--max-length cut a translation short without a word."""
+    text = "Tom is my friend and I love him very much."
+    cut = translator.translate([text], beam=1, max_length=3)[0]
+    assert cut.reached_max_length
+    assert not translator.translate([text], beam=1)[0].reached_max_length  # the model's own bound: not asked for
+    r = runner.invoke(cli, ["translate", text, "--model", tiny_model, "--max-length", "3", "--json"])
+    assert r.exit_code == 0 and "reached --max-length 3 (2 tokens and the end)" in r.stderr
+    assert json.loads(r.stdout)[0]["reached_max_length"] is True

@@ -61,8 +61,9 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @options.plot_attention("Save a heat map of the attention (source tokens against target tokens) of the first text "
                         "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences', and "
-                   "'read_from' (its file and line) for a text read from a file.")
+              help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences', "
+                   "'reached_max_length' (the translation may be cut short by --max-length), and 'read_from' (its "
+                   "file and line) for a text read from a file.")
 @friendly_errors
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
@@ -104,6 +105,9 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         if r.sentences > len(split_sentences(r.source, tr.source_lang)):  # cutting sentences is the rule; pieces not
             click.echo(f"Note: a sentence of {which} is longer than {MAX_SENTENCE_TOKENS} tokens: it was cut into "
                        "pieces, each translated on its own.", err=True)
+        if r.reached_max_length:
+            click.echo(f"Note: the translation of {which} reached --max-length {max_length} ({max_length - 1} tokens "
+                       "and the end): it may be cut short; a larger --max-length lets it finish.", err=True)
     if plot_path:
         from rnn_apps.apps.translate.plot import plot_attention
 

@@ -38,10 +38,11 @@ class Translation:
     translation: str
     unknown_words: list = field(default_factory=list)
     sentences: int = 1
+    reached_max_length: bool = False  # a sentence's translation ran to max_length: it may be cut short
 
     def to_dict(self) -> dict:
         return {"source": self.source, "translation": self.translation, "unknown_words": self.unknown_words,
-                "sentences": self.sentences}
+                "sentences": self.sentences, "reached_max_length": self.reached_max_length}
 
 
 @dataclass
@@ -126,14 +127,16 @@ class Translator(Predictor):
         return join_pieces(parts, self.target_lang)
 
     # ---------------------------------------------------------------- translate
-    def translate_batch(self, texts: Sequence[str], beam: int, max_length: int = 0):
-        """Raw graph call on sentences (no checks): a list of translations."""
+    def translate_batch(self, texts: Sequence[str], beam: int, max_length: int = 0, lengths: bool = False):
+        """Raw graph call on sentences (no checks): a list of translations (with ``lengths``: of
+        ``(translation, tokens written)`` pairs, the end token not counted)."""
         import tensorflow as tf
 
         out = self.signatures["translate"](text=tf.constant(list(texts), tf.string),
                                            beam_size=tf.constant(int(beam), tf.int32),
                                            max_length=tf.constant(int(max_length or 0), tf.int32))
-        return [t.decode("utf-8") for t in out["translation"].numpy()]
+        texts_out = [t.decode("utf-8") for t in out["translation"].numpy()]
+        return list(zip(texts_out, out["length"].numpy().tolist())) if lengths else texts_out
 
     def translate(self, texts: Sequence[str], beam: Optional[int] = None, max_length: Optional[int] = None,
                   batch_size: int = 32) -> list[Translation]:
@@ -153,15 +156,19 @@ class Translator(Predictor):
         flat = [p for ps in pieces for p in ps]
         order = sorted(range(len(flat)), key=lambda i: len(flat[i]))
         results = [""] * len(flat)
+        bounded = [False] * len(flat)
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            for j, tr in zip(idx, self.translate_batch([flat[j] for j in idx], beam, max_length or 0)):
+            for j, (tr, n) in zip(idx, self.translate_batch([flat[j] for j in idx], beam, max_length or 0, lengths=True)):
                 results[j] = tr
+                # max_length N allows N-1 tokens before the end: one that wrote them all may have been cut
+                bounded[j] = bool(max_length) and n >= max_length - 1
         out, k = [], 0
         for t, row, ps in zip(texts, info, pieces):
             # the words it does not know: punctuation, symbols and emoji it does not know are not words to check
             unknown = [w for w in row["unknown"] if limits.is_word(w)]
-            out.append(Translation(t, self._join(results[k : k + len(ps)]), unknown, len(ps)))
+            out.append(Translation(t, self._join(results[k : k + len(ps)]), unknown, len(ps),
+                                   any(bounded[k : k + len(ps)])))
             k += len(ps)
         return out
 
