@@ -434,6 +434,8 @@ def test_traditional_script_keeps_the_acrostic_and_the_tones():
 
     assert to_script("冬冬霜叶捣衣心", "traditional").startswith("鼕")  # what phrases do (prose-like)
     assert to_script("冬冬霜叶捣衣心", "traditional", keep="春夏秋冬") == "冬冬霜葉搗衣心"
+    # a phrase's character that keeps one of the original's tones stays (干净: 乾淨, not 干淨)
+    assert to_script("衣裳干净", "traditional") == "衣裳乾淨"
 
 
 def test_inference_of_missing_characters_from_poems(tmp_path):

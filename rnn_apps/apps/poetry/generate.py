@@ -391,8 +391,8 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
     poems, line = [], 1
     for block in re.split(r"(\n\s*\n)", text):
         if block.strip() and not re.fullmatch(r"\n\s*\n", block):
-            lead = block[: len(block) - len(block.lstrip())]
-            poems.append(textio.Line(block.strip(), f"{name}, line {line + lead.count(chr(10))}"))
+            first = line + block[: len(block) - len(block.lstrip())].count("\n")  # blank lines before it
+            poems.append(textio.Line(block.strip(), f"{name}, line {first}"))
         line += block.count("\n")
     return poems
 
@@ -634,11 +634,11 @@ class PoemGenerator(Predictor):
 def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.Tables] = None) -> str:
     """Convert a generated poem to ``script`` (OpenCC) for display, keeping its prosody and the given characters.
 
-    OpenCC converts by phrases, which fit prose: in a poem they can change a character's reading (不干 ->
-    不幹: 平 -> 仄, breaking the metre) or turn an acrostic's head into another character (冬冬 -> 鼕鼕). A
-    character that the phrase conversion gives another classical tone than the original, and each
-    character of ``keep`` (the acrostic's heads, the start), is converted on its own (OpenCC's character
-    table, first candidate) instead.
+    OpenCC converts by phrases, which fit prose: in a poem a phrase can turn an acrostic's head into another
+    character (冬冬 -> 鼕鼕) or pick a character of another reading. Each character of ``keep`` (the
+    acrostic's heads, the start), and one that the phrase conversion gives a classical tone the original
+    cannot have (none in common, or an unknown one), is converted on its own (OpenCC's character table,
+    first candidate) instead.
     """
     from rnn_apps.apps.poetry.data import convert_script
     from rnn_apps.textio import opencc_characters
@@ -650,7 +650,7 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
     single = opencc_characters(script)
     out = []
     for original, phrased in zip(text, converted):
-        if phrased != original and (original in keep or tables.tone_bits(phrased) != tables.tone_bits(original)):
+        if phrased != original and (original in keep or not tables.tone_bits(phrased) & tables.tone_bits(original)):
             phrased = single.get(original, original)
         out.append(phrased)
     return "".join(out)
