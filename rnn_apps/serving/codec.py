@@ -50,8 +50,8 @@ def loads(text: str):
 
 
 def sent(number: float) -> str:
-    """``number`` as the client wrote it where known (:class:`SentNumber`), else as Python writes it."""
-    return number.text if isinstance(number, SentNumber) else repr(number)
+    """``number`` as the client wrote it where known (:class:`SentNumber`), else as the CLI's messages quote it."""
+    return number.text if isinstance(number, SentNumber) else L.number_as_sent(number)
 
 
 def is_b64(value) -> bool:
