@@ -41,6 +41,11 @@ def state_arrays(model) -> dict:
     return arrays
 
 
+# The keys of a checkpoint's ``meta`` that ``latest.json`` repeats: the plan of the training that wrote it (its
+# epochs and steps in all), so that what a run has done is read from one file written atomically.
+PLAN_KEYS = ("epochs", "total_steps")
+
+
 class CheckpointManager:
     """Atomic, rotating checkpoints of a compiled model's full training state in ``<run_dir>/checkpoints``.
 
@@ -48,6 +53,10 @@ class CheckpointManager:
     generators' states included, and every optimizer variable, the iteration count included) and
     ``meta.json``; it is written under a temporary name and renamed into place, and ``latest.json`` is
     replaced atomically, so a crash at any moment leaves the previous checkpoint usable.
+
+    ``latest.json`` names the newest checkpoint and its step, the plan of the training that wrote it
+    (:data:`PLAN_KEYS`, when its ``meta`` holds them) and, once that training has returned
+    (:meth:`mark_ended`), ``"ended": true``: :meth:`progress` reads it.
     """
 
     def __init__(self, run_dir: str, keep: int = 2):
@@ -78,11 +87,29 @@ class CheckpointManager:
             os.fsync(f.fileno())
         atomic_write_json(os.path.join(tmp, "meta.json"), {"step": int(step), "time": time.time(), **(meta or {})})
         os.rename(tmp, final)
-        atomic_write_json(os.path.join(self.dir, "latest.json"), {"checkpoint": name, "step": int(step)})
+        plan = {k: (meta or {})[k] for k in PLAN_KEYS if k in (meta or {})}
+        atomic_write_json(os.path.join(self.dir, "latest.json"), {"checkpoint": name, "step": int(step), **plan})
         ckpts = sorted(d for d in os.listdir(self.dir) if d.startswith("ckpt-"))
         for old in ckpts[: -self.keep]:
             shutil.rmtree(os.path.join(self.dir, old), ignore_errors=True)
         return final
+
+    def progress(self) -> Optional[dict]:
+        """What ``latest.json`` says of the run (None without a checkpoint): ``checkpoint``, ``step``, and when
+        recorded (runs since they were), the plan's ``epochs`` and ``total_steps`` and ``ended``."""
+        path = os.path.join(self.dir, "latest.json")
+        if not os.path.exists(path):
+            return None
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+
+    def mark_ended(self) -> None:
+        """Record in ``latest.json`` that the training which wrote the newest checkpoint has returned: it
+        reached its planned steps, or stopped early on purpose (a run killed, or still training, has no mark;
+        the next checkpoint written, by a resumed run, drops it)."""
+        progress = self.progress()
+        if progress is not None:
+            atomic_write_json(os.path.join(self.dir, "latest.json"), {**progress, "ended": True})
 
     def restore(self, model, path: Optional[str] = None) -> int:
         """Load the checkpoint into ``model`` (and its optimizer); return its global step."""

@@ -35,3 +35,37 @@ def check_positive_ints(**values) -> None:
     for arg, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f"`{arg}` must be a positive integer; received {v!r}.")
+
+
+def check_fraction(rate, name: str) -> float:
+    """Return a share dropped or masked in training (a dropout rate) in [0, 1), or raise a ValueError."""
+    try:
+        value = float(rate)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a float in [0, 1); received {rate!r}.") from None
+    if isinstance(rate, bool) or not 0.0 <= value < 1.0:
+        raise ValueError(f"`{name}` must be a float in [0, 1); received {rate!r}.")
+    return value
+
+
+# The training settings of the apps that are sizes or counts (of a network, a batch, a sequence): positive
+# integers. The CLI's options declare the same ranges (rnn_apps.cli.options.SIZE).
+SIZE_SETTINGS = ("units", "num_layers", "embedding_dim", "encoder_units", "encoder_layers", "decoder_units",
+                 "attention_units", "feature_dim", "image_size", "batch_size", "tokens_per_batch", "max_len",
+                 "max_source_len", "max_target_len", "steps_per_epoch", "horizon", "window")
+# The training settings that are shares of units or inputs dropped or masked: floats in [0, 1)
+# (rnn_apps.cli.options.RATE).
+RATE_SETTINGS = ("dropout", "word_dropout", "recurrent_dropout", "mask_rate")
+
+
+def check_settings(settings: dict) -> None:
+    """Raise a ValueError for the first of a training run's ``settings`` (name=value; None: not given) out of
+    its range: a size of :data:`SIZE_SETTINGS` that is not a positive integer, a rate of :data:`RATE_SETTINGS`
+    outside [0, 1). The apps call it before a run directory is written; other settings are left to them."""
+    for name, value in settings.items():
+        if value is None:
+            continue
+        if name in SIZE_SETTINGS:
+            check_units(value, name)
+        elif name in RATE_SETTINGS:
+            check_fraction(value, name)

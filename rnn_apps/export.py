@@ -8,7 +8,9 @@ an export that was killed (its process is gone) is removed by the next export in
 An export whose ``extra_files`` hold an app's ``<app>.json`` also gets TF Serving's warm-up file,
 ``assets.extra/tf_serving_warmup_requests``: the app's typical requests, replayed by the server before
 the version serves (:mod:`rnn_apps.serving.warmup`), and ``assets.extra/page_form.json``: the form the
-server's try-it page shows for it (:mod:`rnn_apps.serving.form`).
+server's try-it page shows for it (:mod:`rnn_apps.serving.form`). Such an export is refused, before
+anything is written, into a directory that is another's: one holding a version of another app, or a
+``README.md`` that is not a card of the app (:func:`check_export_target`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def resolve_model_dir(path: str) -> str:
     commands' --help examples do): it is read from the shipped models directory
     (:func:`rnn_apps.paths.models_root`), so the examples work from any directory.
     """
-    from rnn_apps.paths import models_root
+    from rnn_apps.paths import MODELS_ENV, models_root
 
     parts = os.path.normpath(path).split(os.sep)
     if not os.path.exists(path) and not os.path.isabs(path) and len(parts) > 1 and parts[0] == "models":
@@ -61,8 +63,13 @@ def resolve_model_dir(path: str) -> str:
         return path
     latest = latest_version_dir(path)
     if latest is None:
+        # A default model is looked up in $RNN_APPS_MODELS alone when it is set: say so, or the user cannot
+        # tell why this directory was read.
+        env = os.environ.get(MODELS_ENV)
+        why = (f" (${MODELS_ENV}={env} is the models directory; unset it for the shipped models)"
+               if env and os.path.abspath(path).startswith(os.path.join(os.path.abspath(env), "")) else "")
         raise FileNotFoundError(
-            f"No SavedModel at {path}: expected a directory with saved_model.pb, or one holding numbered "
+            f"No SavedModel at {path}{why}: expected a directory with saved_model.pb, or one holding numbered "
             "version directories (TF Serving layout models/<app>/<version>/)."
         )
     return latest
@@ -86,8 +93,12 @@ def atomic_export(
         The final version directory.
 
     Raises:
-        FileExistsError: the version already exists (versions are never overwritten).
+        FileExistsError: the version already exists (versions are never overwritten), or ``app_dir`` is not
+            the directory of the app whose ``<app>.json`` is among ``extra_files`` (:func:`check_export_target`).
     """
+    app = _export_app(extra_files or {})
+    if app:
+        check_export_target(app_dir, app)
     os.makedirs(app_dir, exist_ok=True)
     if version is None:
         existing = list_versions(app_dir)
@@ -120,6 +131,81 @@ def atomic_export(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def _export_app(extra_files: dict) -> str:
+    """The app (package name) whose ``<app>.json`` is among an export's extra files, else ""."""
+    from rnn_apps.limits import APPS
+
+    return next((app for app in APPS if f"{app}.json" in extra_files), "")
+
+
+def version_app(version_dir: str, app: str = "") -> str:
+    """The app (package name) a version directory holds a model of: ``app`` when its ``assets.extra`` holds
+    ``<app>.json``, else the first app whose ``<app>.json`` it holds; "" for none (not an rnn-apps export)."""
+    from rnn_apps.limits import APPS
+
+    extra = os.path.join(version_dir, EXTRA_DIR)
+    for name in ([app] if app else []) + [a for a in APPS if a != app]:
+        if os.path.isfile(os.path.join(extra, f"{name}.json")):
+            return name
+    return ""
+
+
+def check_export_target(app_dir: str, app: str) -> None:
+    """Refuse to export a model of ``app`` (a package name: ``poetry``, ``translate`` ...) into ``app_dir`` when
+    that directory is another's; nothing is written.
+
+    An export adds a version beside those in ``app_dir``, and the export commands then write its ``README.md``,
+    the model card (:func:`rnn_apps.cards.write_card`). A version of another app beside it would leave one of
+    the two apps with a newest version it cannot read, and a README of anything else would be replaced by this
+    model's card. So ``app_dir`` may hold no numbered directory with another app's ``assets.extra/<app>.json``
+    (a SavedModel without any app's is not an rnn-apps export, and is left to its owner), and a ``README.md``
+    only if it is a card of ``app``: its front matter's ``rnn_apps: {app: ...}`` names a model directory
+    whose card ``app`` writes (:data:`rnn_apps.cards.CARD_MODULES`: ``caption-shapes`` is the caption app's),
+    or, written before cards named their app, it names none and lies beside versions of ``app``.
+
+    Raises:
+        FileExistsError: ``app_dir`` holds a version of another app, or a README.md that is not a model card
+            of ``app``.
+    """
+    try:
+        names = os.listdir(app_dir)
+    except OSError:  # no such directory yet (the export creates it), or not a directory (the export says so)
+        return
+    own = False
+    for name in sorted((n for n in names if n.isdigit()), key=int):
+        version_dir = os.path.join(app_dir, name)
+        if not os.path.isdir(version_dir):
+            continue
+        found = version_app(version_dir, app)
+        if found == app:
+            own = True
+        elif found:
+            raise FileExistsError(
+                f"{app_dir} holds {found} models (version {name} has {EXTRA_DIR}/{found}.json), not {app} ones: "
+                f"export the {app} model to a directory of its own (e.g. models/{app}).")
+    readme = os.path.join(app_dir, "README.md")
+    if not os.path.isfile(readme):
+        return
+    from rnn_apps.cards import CARD_MODULES, split_card
+
+    try:
+        with open(readme, encoding="utf-8") as f:
+            front, _ = split_card(f.read())
+    except (OSError, UnicodeDecodeError):
+        front = {}
+    stated = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
+    card_of = stated.get("app")
+    if card_of is None and own:  # a card written before cards named their app, beside this app's versions
+        return
+    if isinstance(card_of, str) and CARD_MODULES.get(card_of) == app:
+        return
+    received = (f"the model card of {card_of!r}, not of {app}" if card_of is not None
+                else f"not a model card of {app} (its front matter names no rnn_apps app)")
+    raise FileExistsError(
+        f"{readme} is {received}; the export would replace it with the {app} model's card: export to a "
+        f"directory of its own (e.g. models/{app}) or move that README.md away.")
 
 
 def inference_view(model):

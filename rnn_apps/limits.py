@@ -488,7 +488,8 @@ def option_type(app: str, name: str, where: Optional[str] = None):
             self.name = "integer" if accepted.integer else "float"
 
         def get_metavar(self, param, ctx=None) -> str:  # --help: what is accepted (click 8.1 passes no ctx)
-            return f"{self.name.upper()} {accepted.text()}"
+            text = accepted.text()  # "an integer from 1 to 50": the metavar already says INTEGER
+            return f"{self.name.upper()} {text[len('an integer '):] if text.startswith('an integer ') else text}"
 
         def convert(self, value, param, ctx):
             if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -20,13 +20,22 @@ ABBREVIATIONS = frozenset("mr mrs ms dr prof st jr sr mt vs etc e.g i.e a.m p.m 
 _EN_END = re.compile(r"[.!?]+([\"')\]’”]*)\s+")
 
 
+# A Chinese sentence ends at 。！？!? or an ellipsis (…… or …), or at a half-width full stop typed after a
+# character ("我爱你. 我想你."; not the stop of "Mr." or "3.5"), with the closing quotes after them.
+_ZH_END = re.compile(r"(?:[。！？!?]+|…+|(?<=[\u3400-\u9fff\uf900-\ufaff])\.+)[”’」』\"']*")
+
+
 def split_sentences(text: str, language: str) -> list[str]:
-    """Cut a paragraph into sentences: after 。！？!? (Chinese), or after . ! ? and white space (English), but
+    """Cut a paragraph into sentences: after 。！？!?, an ellipsis or a full stop after a character (Chinese), or after . ! ? and white space (English), but
     not after a full stop that ends one of :data:`ABBREVIATIONS` or an initial ("Mr. Smith", "J. K. Rowling"),
     nor after a quoted question or exclamation that a lower-case word goes on ('"Are you OK?" he asked.');
     closing quotes stay with their sentence."""
     if language == "zh":
-        parts = re.findall(r"[^。！？!?]*[。！？!?]+[”’」』\"']*|[^。！？!?]+$", text)
+        parts, start = [], 0
+        for m in _ZH_END.finditer(text):
+            parts.append(text[start:m.end()])
+            start = m.end()
+        parts.append(text[start:])
         return [p.strip() for p in parts if p.strip()]
     text = text.strip()
     parts, start = [], 0

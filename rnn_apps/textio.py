@@ -8,14 +8,24 @@ from typing import BinaryIO, Container, Optional
 
 class Line(str):
     """A text read from a file or standard input that knows where it was read: ``origin`` ("reviews.txt, line
-    8"), so that a message about it names the line, not its place among the non-blank texts."""
+    8"), so that a message about it names the line, not its place among the non-blank texts, and
+    ``blank_before``, the blank lines skipped right before it, so that output written one line per input line
+    can keep the input's blank lines (:func:`blank_lines_before`)."""
 
     origin: str
+    blank_before: int
 
-    def __new__(cls, text: str, origin: str):
+    def __new__(cls, text: str, origin: str, blank_before: int = 0):
         line = super().__new__(cls, text)
         line.origin = origin
+        line.blank_before = blank_before
         return line
+
+
+def blank_lines_before(text) -> str:
+    """The blank lines a :class:`Line` followed in its file ("" for any other text): printed before its result,
+    they keep a command's output line for line with its input (``paste input.txt output.txt``)."""
+    return "\n" * getattr(text, "blank_before", 0)
 
 
 def text_name(text, fallback: str) -> str:
@@ -60,7 +70,7 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
     Raises:
         error: a line that is not UTF-8, naming ``name``, the line and the byte.
     """
-    texts = []
+    texts, blank = [], 0
     for n, raw in enumerate(stream, 1):
         if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
@@ -74,7 +84,12 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
                 f"Save the file as UTF-8 (e.g. {iconv_hint(raw)})."
             ) from None
         # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
-        texts.extend(Line(part, f"{name}, line {n}") for part in line.rstrip("\r\n").split("\r") if part.strip())
+        for part in line.rstrip("\r\n").split("\r"):
+            if part.strip():
+                texts.append(Line(part, f"{name}, line {n}", blank))
+                blank = 0
+            else:
+                blank += 1
     return texts
 
 

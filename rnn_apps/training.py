@@ -9,10 +9,12 @@ logs, and ``--strategy default|mirrored|multi-worker`` on ``tf.distribute``.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import os
 import time
-from typing import Callable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
@@ -293,6 +295,31 @@ def lock_run_dir(run_dir: str) -> None:
     _held_locks[key] = f
 
 
+def lock_holder(run_dir: str) -> Optional[str]:
+    """The process id of another process that holds ``run_dir``'s lock (:func:`lock_run_dir`: a training is
+    writing into it), as the lock file records it ("unknown" when unwritten); None when no other process does.
+
+    Tried with a shared lock, released at once: a run that is not being trained is not held.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return None
+    if os.path.realpath(run_dir) in _held_locks:  # this process's own training
+        return None
+    try:
+        f = open(os.path.join(run_dir, LOCK_FILE), encoding="utf-8")
+    except OSError:  # never locked (a run from before the lock, or not a run)
+        return None
+    with f:
+        try:
+            fcntl.flock(f.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return f.read().strip() or "unknown"
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return None
+
+
 def discard_new_run(run_dir: str) -> None:
     """Release the lock on ``run_dir`` and remove the directory when it holds nothing else (a run refused
     before it wrote anything leaves no half run directory behind)."""
@@ -308,6 +335,25 @@ def discard_new_run(run_dir: str) -> None:
         pass
 
 
+# The settings passed to run_settings in this context that hold a command's defaults, not values its user gave
+# (settings_not_given).
+_not_given: contextvars.ContextVar = contextvars.ContextVar("rnn_apps_settings_not_given", default=frozenset())
+
+
+@contextlib.contextmanager
+def settings_not_given(names: Iterable[str]):
+    """Within the block, the settings ``names`` that :func:`run_settings` receives are a command's own defaults,
+    not values its user gave: a new run takes them; a resumed run keeps its own values and compares only the
+    settings given. (``fine-tune APP --resume`` passes fine-tune's default learning rate, which differs from a
+    run started with another; the user left the option out.)
+    """
+    token = _not_given.set(frozenset(names))
+    try:
+        yield
+    finally:
+        _not_given.reset(token)
+
+
 def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
                  resumable: Sequence[str] = (), app: str = "", data: Optional[str] = None):
     """The settings of a training run, and what its ``config_file`` saved (None for a new run).
@@ -316,7 +362,8 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
     saved config) gets ``defaults`` updated with ``overrides``; a resumed run gets its saved settings, in
     which only the ``resumable`` keys given in ``overrides`` are replaced (settings that may change
     between stretches of a run, such as its length); another setting given again with a value other than
-    the run's is refused. Creates ``run_dir``.
+    the run's is refused; settings named by :func:`settings_not_given` count as not given there. Creates
+    ``run_dir``.
 
     ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
     before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
@@ -353,6 +400,8 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
             raise TrainingError(f"{run_dir} was trained on {saved['data']}; --resume continues it on the same data "
                                 f"(received {data}).")
         settings = dict(saved["settings"])
+        # A command's default is not the user's word: the run keeps its own value, as for an option left out.
+        given = {k: v for k, v in given.items() if k not in _not_given.get()}
         # A setting given again must be the run's own: silently keeping the saved one trained another model
         # than the one asked for ("--resume --cell gru" went on with the run's lstm).
         differing = {k: v for k, v in given.items() if k not in resumable and k in settings and settings[k] != v}
@@ -474,7 +523,9 @@ def fit_resumable(
         print(f"No checkpoint in {run_dir}; starting from scratch.")
     total = steps_per_epoch * epochs
     log_path = os.path.join(run_dir, HISTORY_FILE)
-    cb = _make_callback_class()(manager, save_every, start, log_path, chief, meta)
+    # Each checkpoint records the plan it belongs to: an export of a run that stopped short says how far it got.
+    plan = {"epochs": int(epochs), "total_steps": int(total)}
+    cb = _make_callback_class()(manager, save_every, start, log_path, chief, {**(meta or {}), **plan})
     cbs = [cb, *callbacks]
     best_cb = None
     if keep_best is not None and validation_data is not None:
@@ -518,6 +569,8 @@ def fit_resumable(
         except StopEarly:
             stopped = True
         step = cb.step
+    if chief:
+        manager.mark_ended()  # reached its steps, or stopped early on purpose: not a run cut short
     history = read_history(run_dir)
     result = {"step": step, "epochs": epochs, "history": history}
     if keep_best is not None:

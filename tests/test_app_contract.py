@@ -141,6 +141,49 @@ def test_a_model_of_another_app_is_refused(app, tmp_path):
             predictor_class(app)(str(tmp_path / other))
 
 
+def _listing(path) -> dict:
+    """Every file under ``path`` with its bytes: what an export refused before writing must leave as it was."""
+    return {os.path.relpath(os.path.join(r, f), path): open(os.path.join(r, f), "rb").read()
+            for r, _, fs in os.walk(path) for f in fs}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_export_into_a_directory_of_another_app_is_refused_before_writing(app, tmp_path):
+    """`rnn-apps export sentiment --export models/poetry` wrote version 2 of poetry (a sentiment model, which
+    broke every default lookup of poetry) and replaced poetry's card; every app's export now refuses it."""
+    other = "sentiment" if app != "sentiment" else "poetry"
+    app_dir = tmp_path / other
+    version = app_dir / "1"
+    (version / "assets.extra").mkdir(parents=True)
+    (version / "saved_model.pb").write_bytes(b"")
+    (version / "assets.extra" / f"{other}.json").write_text(json.dumps({"config": {}}), encoding="utf-8")
+    (app_dir / "README.md").write_text(f'---\nrnn_apps:\n  app: "{other}"\n  version: "1"\n---\n# {other}\n',
+                                       encoding="utf-8")
+    before = _listing(app_dir)
+    fields, kwargs = TINY_RESULTS[app]()
+    with pytest.raises(FileExistsError) as e:
+        base.TrainResult(fields, app=app).export(str(app_dir), **kwargs)
+    assert str(e.value) == (f"{app_dir} holds {other} models (version 1 has assets.extra/{other}.json), not {app} "
+                            f"ones: export the {app} model to a directory of its own (e.g. models/{app}).")
+    assert _listing(app_dir) == before and sorted(os.listdir(app_dir)) == ["1", "README.md"]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_export_next_to_a_readme_that_is_not_its_card_is_refused_before_writing(app, tmp_path):
+    """An export into a folder of the user's own rewrote its README.md as the model's card."""
+    app_dir = tmp_path / "notes"
+    app_dir.mkdir()
+    (app_dir / "README.md").write_text("# My notes\n\nNot a model card.\n", encoding="utf-8")
+    before = _listing(app_dir)
+    fields, kwargs = TINY_RESULTS[app]()
+    with pytest.raises(FileExistsError) as e:
+        base.TrainResult(fields, app=app).export(str(app_dir), **kwargs)
+    assert str(e.value) == (f"{app_dir / 'README.md'} is not a model card of {app} (its front matter names no "
+                            f"rnn_apps app); the export would replace it with the {app} model's card: export to a "
+                            f"directory of its own (e.g. models/{app}) or move that README.md away.")
+    assert _listing(app_dir) == before
+
+
 def test_predictors_are_found_by_name_only():
     with pytest.raises(ValueError, match="expected one of"):
         predictor_class("weather")
@@ -251,6 +294,119 @@ def test_run_config_and_weights_round_trip(tmp_path):
     os.remove(os.path.join(run_dir, base.FINAL_WEIGHTS))
     restored = base.load_run_weights(make(), run_dir, compile_fn)
     assert all(np.array_equal(a, b.numpy()) for a, b in zip(trained, restored.weights))
+
+
+def _make():
+    import keras
+
+    return keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+
+
+def _compile(m):
+    return base.compile_model(m, 1e-2, 1.0, 4, loss="mse")
+
+
+def _tiny_run(run_dir, *callbacks, epochs=2, keep_final=True):
+    """A Dense model fit by fit_run for ``epochs`` epochs of 2 steps, a checkpoint each step, resumed from the run's
+    newest checkpoint when it has one; ``callbacks`` may cut it short by raising."""
+    import tensorflow as tf
+
+    from rnn_apps import training
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 3)).astype("float32"), rng.normal(size=(8, 2)).astype("float32")
+    base.fit_run(_compile(_make()), lambda start: tf.data.Dataset.from_tensor_slices((x, y)).batch(4).repeat(), 2,
+                 epochs, run_dir, base.RunOptions(resume=True, verbose=0, save_every=1, callbacks=callbacks),
+                 strategy=training.get_strategy(), final=base.FINAL_WEIGHTS if keep_final else None)
+
+
+class _Killed(Exception):
+    pass
+
+
+def _kill_at(step):
+    import keras
+
+    class Kill(keras.callbacks.Callback):  # after the checkpoint of that step (the run's callback comes first)
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            Kill.seen += 1
+            if Kill.seen == step:
+                raise _Killed()
+
+    return Kill()
+
+
+def test_a_run_cut_short_is_loaded_with_a_note_of_its_step_and_plan(tmp_path, capsys):
+    """A run killed at step 3 of 4 was exported silently: nothing said the weights were not those of its end."""
+    run_dir = str(tmp_path)
+    with pytest.raises(_Killed):
+        _tiny_run(run_dir, _kill_at(3))
+    capsys.readouterr()
+    base.load_run_weights(_make(), run_dir, _compile)
+    assert capsys.readouterr().err.splitlines() == [
+        f"Note: {run_dir} stopped before the end of its training: exporting its newest checkpoint, step 3 of the 4 "
+        "planned (2 epochs). --resume continues the run."]
+
+
+def test_a_run_that_ended_is_loaded_without_a_note(tmp_path, capsys):
+    """Its final weights, or (none kept) its last checkpoint; a run stopped early on purpose has ended too."""
+    import keras
+
+    from rnn_apps import training
+
+    class StopAfterOneEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            raise training.StopEarly()
+
+    for name, callbacks, keep_final in [("done", (), True), ("no-final", (), False),
+                                        ("early", (StopAfterOneEpoch(),), True)]:
+        _tiny_run(str(tmp_path / name), *callbacks, keep_final=keep_final)
+        capsys.readouterr()
+        base.load_run_weights(_make(), str(tmp_path / name), _compile)
+        assert capsys.readouterr().err == "", name
+    progress = training.CheckpointManager(str(tmp_path / "early")).progress()
+    assert (progress["step"], progress["total_steps"], progress["ended"]) == (2, 4, True)
+
+
+def test_final_weights_older_than_the_newest_checkpoint_are_named(tmp_path, capsys):
+    """A run that ended, resumed for more epochs and killed: its final weights are not of its newest step."""
+    run_dir = str(tmp_path)
+    _tiny_run(run_dir, epochs=1)
+    with pytest.raises(_Killed):
+        _tiny_run(run_dir, _kill_at(1), epochs=3)  # resumed at step 2, killed after step 3 (of 6)
+    capsys.readouterr()
+    base.load_run_weights(_make(), run_dir, _compile)
+    assert capsys.readouterr().err.splitlines() == [
+        f"Note: {run_dir} stopped before the end of its training, at step 3 of the 6 planned (3 epochs): exporting "
+        f"its {base.FINAL_WEIGHTS}, written before it stopped, not that checkpoint. --resume continues the run."]
+
+
+def test_a_run_being_trained_or_without_a_checkpoint_is_refused(tmp_path):
+    """Loading a run another process trains raced its checkpoint rotation ("No such file ... meta.json"); a run
+    with no checkpoint yet was told "No checkpoint to resume from", though nothing was resumed."""
+    import fcntl
+
+    from rnn_apps import training
+
+    run_dir = str(tmp_path / "run")
+    _tiny_run(run_dir)
+    with open(os.path.join(run_dir, training.LOCK_FILE), "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: as another process holds it
+        f.write("4242")
+        f.flush()
+        with pytest.raises(training.TrainingError) as e:
+            base.load_run_weights(_make(), run_dir, _compile)
+    assert str(e.value) == (f"{run_dir} is being trained (its lock is held by process 4242); export it when the "
+                            "training ends, or stop the training first (--resume continues it later).")
+    base.load_run_weights(_make(), run_dir, _compile)  # released: loads
+    empty = str(tmp_path / "empty")
+    os.makedirs(empty)
+    with pytest.raises(training.TrainingError) as e:
+        base.load_run_weights(_make(), empty, _compile)
+    assert str(e.value) == (f"{empty} has no checkpoint to export yet (nor {base.FINAL_WEIGHTS}): its training has "
+                            "not written one.")
 
 
 def test_compile_model_decays_the_learning_rate_along_a_cosine():

@@ -484,7 +484,31 @@ def test_cli_bad_images_give_one_line_errors(runner, tiny_model, tmp_path):
     r = runner.invoke(cli, ["caption", str(one), "--model", tiny_model])
     assert r.exit_code == 0 and "guess" in r.output, r.output
     r = runner.invoke(cli, ["caption", str(one), "--model", tiny_model, "--beam", "99"])
-    assert r.exit_code == 1 and "beam" in r.output
+    assert r.exit_code == 2 and "Invalid value for '--beam': the beam width must be" in r.output
+
+
+def test_cli_one_bad_image_does_not_cost_the_others_their_captions(runner, tiny_model, scene_files, tmp_path):
+    """One truncated file among several stopped the whole command: the others are captioned, the bad one is
+    named on standard error (and as an error row in --json), and the status is 1."""
+    good = _png_bytes(np.random.default_rng(0).integers(0, 255, (40, 40, 3)))
+    bad = tmp_path / "truncated.png"
+    bad.write_bytes(good[: len(good) // 2])
+    text = tmp_path / "notes.jpg"
+    text.write_bytes(b"just some text\n")
+    alone = runner.invoke(cli, ["caption", *scene_files[:2], "--model", tiny_model, "--json"])
+    r = runner.invoke(cli, ["caption", scene_files[0], str(bad), scene_files[1], str(text), "--model", tiny_model,
+                            "--json"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    rows = json.loads(r.stdout)
+    assert [row["image"] for row in rows] == [scene_files[0], str(bad), scene_files[1], str(text)]
+    assert [rows[0], rows[2]] == json.loads(alone.stdout)
+    assert set(rows[1]) == {"image", "error"} and "truncated PNG" in rows[1]["error"]
+    assert "not a PNG, JPEG" in rows[3]["error"]
+    assert f"Error: {rows[1]['error']}" in r.stderr and f"Error: {rows[3]['error']}" in r.stderr
+    r = runner.invoke(cli, ["caption", str(bad), scene_files[0], "--model", tiny_model])
+    assert r.exit_code == 1 and r.stdout.startswith(f"{scene_files[0]}: ")
+    r = runner.invoke(cli, ["caption", str(bad), str(text), "--model", tiny_model])
+    assert r.exit_code == 1 and "None of the 2 images can be captioned" in r.output
 
 
 def test_a_truncated_image_is_named_before_any_captioning(tiny_model, monkeypatch):

@@ -203,3 +203,38 @@ def test_export_json_and_the_card_written_with_it(runner, tiny_poem_model, tmp_p
     assert json.loads(r.stdout) == {"exported": str(app_dir / "1")}
     card = (app_dir / "README.md").read_text(encoding="utf-8")
     assert card.startswith("---\n") and 'version: "1"' in card and "## The exported model" in card
+
+
+def _files(path) -> list:
+    return sorted(os.path.relpath(os.path.join(root, f), path) for root, _, fs in os.walk(path) for f in fs)
+
+
+def test_export_refuses_another_apps_directory_in_one_line(runner, tiny_poem_model, tmp_path):
+    """`rnn-apps export sentiment --export models/poetry` wrote a version and the card of the wrong app; an
+    export into another app's directory, or beside a README.md that is not its card, is now one line and
+    writes nothing."""
+    sentiment = tmp_path / "models" / "sentiment"
+    (sentiment / "6" / "assets.extra").mkdir(parents=True)
+    (sentiment / "6" / "saved_model.pb").write_bytes(b"model")
+    (sentiment / "6" / "assets.extra" / "sentiment.json").write_text("{}", encoding="utf-8")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "README.md").write_text("# My notes\n", encoding="utf-8")
+    for target, message in [
+        (sentiment, f"Error: {sentiment} holds sentiment models (version 6 has assets.extra/sentiment.json), not "
+                    "poetry ones: export the poetry model to a directory of its own (e.g. models/poetry)."),
+        (notes, f"Error: {notes / 'README.md'} is not a model card of poetry (its front matter names no rnn_apps "
+                "app); the export would replace it with the poetry model's card: export to a directory of its own "
+                "(e.g. models/poetry) or move that README.md away."),
+    ]:
+        before = _files(target)
+        r = runner.invoke(cli, ["export", "poetry", "--from-model", tiny_poem_model, "--export", str(target)])
+        assert r.exit_code == 1 and r.output.strip().splitlines() == [message], r.output
+        assert _files(target) == before
+    assert (notes / "README.md").read_text(encoding="utf-8") == "# My notes\n"
+    # train --export: refused before the training, not after it (the run directory is not made)
+    poems = tmp_path / "poems.txt"
+    poems.write_text("床前明月光，疑是地上霜。举头望明月，低头思故乡。\n" * 4, encoding="utf-8")
+    r = runner.invoke(cli, ["train", "poetry", "--data", str(poems), "--run-dir", str(tmp_path / "run"),
+                            "--export", str(sentiment)])
+    assert r.exit_code == 1 and "holds sentiment models" in r.output and not (tmp_path / "run").exists(), r.output

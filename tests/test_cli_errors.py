@@ -363,6 +363,41 @@ def test_a_shipped_model_named_models_app_is_found_from_any_directory(tmp_path, 
         resolve_model_dir("models/fill")
 
 
+def test_an_export_into_dot_models_replaces_the_shipped_model_of_its_app_only(tmp_path, monkeypatch):
+    """After one app was exported into ./models, every other app read ./models/<app> (fill-poem weighed with
+    the user's tiny poem model; fine-tune forecast: "No SavedModel at ./models/forecast"). Now the default is
+    chosen per app: ./models/<app> when it holds a model, else the shipped one."""
+    from pathlib import Path
+
+    from rnn_apps import paths
+    from rnn_apps.export import resolve_model_dir
+
+    monkeypatch.delenv("RNN_APPS_MODELS", raising=False)
+    shipped = str(Path(paths.__file__).resolve().parent.parent / "models")
+    monkeypatch.chdir(tmp_path)
+    own = tmp_path / "models" / "poetry" / "1"
+    own.mkdir(parents=True)
+    (own / "saved_model.pb").write_bytes(b"model")
+    (tmp_path / "models" / "forecast").mkdir()  # no model in it (e.g. an export that failed): not used
+    (tmp_path / "models" / "fill" / ".tmp-1-99").mkdir(parents=True)  # half-written: not a model either
+
+    assert paths.models_root() == shipped
+    assert paths.default_model_dir("poetry") == str(tmp_path / "models" / "poetry")
+    for app in ("forecast", "fill", "sentiment"):
+        assert paths.default_model_dir(app) == os.path.join(shipped, app)
+        assert resolve_model_dir(paths.default_model_dir(app)).startswith(os.path.join(shipped, app, ""))
+    assert resolve_model_dir("models/sentiment").startswith(os.path.join(shipped, "sentiment", ""))
+
+    # $RNN_APPS_MODELS names the models directory of every app; a model missing there says why it was looked for
+    monkeypatch.setenv("RNN_APPS_MODELS", str(tmp_path / "models"))
+    assert paths.models_root() == str(tmp_path / "models")
+    assert paths.default_model_dir("forecast") == str(tmp_path / "models" / "forecast")
+    with pytest.raises(FileNotFoundError) as e:
+        resolve_model_dir(paths.default_model_dir("forecast"))
+    assert str(e.value).startswith(f"No SavedModel at {tmp_path / 'models' / 'forecast'} ($RNN_APPS_MODELS="
+                                   f"{tmp_path / 'models'} is the models directory; unset it for the shipped models): ")
+
+
 def test_a_usage_error_is_one_line_from_the_console_script():
     """The README promises one-line errors; click's usage block ("Usage: ... Try ... --help") came first."""
     import subprocess
@@ -377,3 +412,92 @@ def test_a_usage_error_is_one_line_from_the_console_script():
                        timeout=120)
     assert r.returncode == 2 and r.stderr.splitlines() == [
         "Error: No such command 'no-such-verb'. (rnn-apps --help lists the commands)"]
+
+
+# ----------------------------------------------------------------------------------- training settings
+
+FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
+POEMS, PAIRS = os.path.join(FIXTURES, "poems.txt"), os.path.join(FIXTURES, "pairs.tsv")
+
+
+@pytest.mark.parametrize("args, option, words", [
+    (["train", "poetry", "--data", POEMS, "--units", "0"], "--units", "0 is not in the range x>=1"),
+    (["train", "poetry", "--data", POEMS, "--layers", "0"], "--layers", "0 is not in the range x>=1"),
+    (["train", "poetry", "--data", POEMS, "--embedding-dim", "0"], "--embedding-dim", "0 is not in the range x>=1"),
+    (["train", "poetry", "--data", POEMS, "--tokens-per-batch", "0"], "--tokens-per-batch", "x>=1"),
+    (["train", "poetry", "--data", POEMS, "--dropout", "1.5"], "--dropout", "1.5 is not in the range 0<=x<1"),
+    (["train", "poetry", "--data", POEMS, "--dropout", "nan"], "--dropout", "'nan' is not a finite number"),
+    (["train", "translate", "--data", PAIRS, "--batch-size", "0"], "--batch-size", "0 is not in the range x>=1"),
+    (["train", "translate", "--data", PAIRS, "--encoder-layers", "0"], "--encoder-layers", "x>=1"),
+    (["train", "translate", "--data", PAIRS, "--dropout", "1"], "--dropout", "1.0 is not in the range 0<=x<1"),
+    (["fine-tune", "translate", "--data", PAIRS, "--batch-size", "0"], "--batch-size", "x>=1"),
+    (["train", "sentiment", "--data", PAIRS, "--units", "0"], "--units", "0 is not in the range x>=1"),
+    (["train", "sentiment", "--data", PAIRS, "--batch-size", "0"], "--batch-size", "0 is not in the range x>=1"),
+    (["train", "sentiment", "--data", PAIRS, "--max-len", "0"], "--max-len", "0 is not in the range x>=1"),
+    (["train", "sentiment", "--data", PAIRS, "--max-tokens", "2"], "--max-tokens", "2 is not in the range x>=3"),
+    (["train", "sentiment", "--data", PAIRS, "--layer-lr-decay", "0.5"], "--layer-lr-decay", "x>=1"),
+    (["train", "sentiment", "--data", PAIRS, "--adversarial", "-1"], "--adversarial", "x>=0"),
+    (["fine-tune", "sentiment", "--data", PAIRS, "--batch-size", "0"], "--batch-size", "x>=1"),
+    (["train", "fill", "--data", POEMS, "--units", "0"], "--units", "0 is not in the range x>=1"),
+    (["train", "fill", "--data", POEMS, "--mask-rate", "1.2"], "--mask-rate", "1.2 is not in the range 0<=x<1"),
+    (["train", "fill", "--data", POEMS, "--max-steps", "-1"], "--max-steps", "-1 is not in the range x>=0"),
+    (["train", "caption", "--synthetic", "--units", "0"], "--units", "0 is not in the range x>=1"),
+    (["train", "caption", "--synthetic", "--dropout", "-0.1"], "--dropout", "0<=x<1"),
+    (["train", "caption", "--synthetic", "--max-len", "0"], "--max-len", "x>=1"),
+    (["train", "caption", "--synthetic", "--steps-per-epoch", "0"], "--steps-per-epoch", "x>=1"),
+    (["train", "caption", "--synthetic", "--flip-prob", "2"], "--flip-prob", "0<=x<=1"),
+    (["train", "caption", "--synthetic", "--max-shapes", "5"], "--max-shapes", "1<=x<=4"),
+    (["train", "caption", "--synthetic", "--default-beam", "0"], "--default-beam", "1<=x<=16"),
+    (["fine-tune", "caption", "--data", FIXTURES, "--batch-size", "0"], "--batch-size", "x>=1"),
+])
+def test_training_settings_out_of_range_are_usage_errors_before_the_run_dir(tmp_path, args, option, words):
+    """--units 0, --dropout 1.5, --batch-size 0 ... crashed with a traceback from inside Keras (or trained with a
+    batch of 1, or reviews cut to no word) after the run directory's config.json was written."""
+    run_dir = tmp_path / "run"
+    r = run(*args, "--run-dir", str(run_dir))
+    assert r.exit_code == 2 and f"Invalid value for '{option}': " in r.output and words in r.output, r.output
+    assert not run_dir.exists()
+
+
+_TRAINING_COMMANDS = [("forecast",), *(c for c in _commands_with("--epochs") if c[0] in ("train", "fine-tune"))]
+# The options whose range is deliberately an app's own: forecast's back-test needs a share above 0.
+_OWN_RANGES = {(("forecast",), "--val-fraction"), (("fine-tune", "forecast"), "--val-fraction")}
+
+
+def _numeric_options(command):
+    import click
+
+    group = cli
+    for name in command:
+        group = group.get_command(click.Context(group), name)
+    return {p.opts[0]: p.type for p in group.params if isinstance(p.type, (click.types.IntParamType,
+                                                                            click.types.FloatParamType))}
+
+
+def test_every_training_setting_has_a_range():
+    """Every number a train or fine-tune command takes is a range, so that a value no model can train with is a
+    usage error."""
+    import click
+
+    assert {("train", "poetry"), ("fine-tune", "forecast"), ("train", "caption")} <= set(_TRAINING_COMMANDS)
+    plain = [(c, o) for c in _TRAINING_COMMANDS for o, t in _numeric_options(c).items()
+             if not isinstance(t, click.types._NumberRangeBase)]
+    assert not plain
+
+
+def test_the_same_training_option_has_the_same_range_in_every_command():
+    from rnn_apps.cli import options
+
+    ranges = {}
+    for command in _TRAINING_COMMANDS:
+        for option, t in _numeric_options(command).items():
+            if (command, option) not in _OWN_RANGES:
+                ranges.setdefault(option, {}).setdefault((t.min, t.max, t.min_open, t.max_open), []).append(command)
+    assert {o: r for o, r in ranges.items() if len(r) > 1} == {}
+    sizes = ("--units", "--layers", "--embedding-dim", "--batch-size", "--max-len", "--tokens-per-batch",
+             "--encoder-units", "--encoder-layers", "--decoder-units", "--attention-units", "--feature-dim",
+             "--image-size", "--steps-per-epoch", "--window", "--horizon")
+    assert {o: list(ranges[o]) for o in sizes} == {o: [(1, None, False, False)] for o in sizes}
+    for option in ("--dropout", "--mask-rate"):
+        assert list(ranges[option]) == [(0, 1, False, True)]
+    assert (options.SIZE.min, options.RATE.min, options.RATE.max, options.RATE.max_open) == (1, 0, 1, True)

@@ -186,6 +186,7 @@ def test_export_matches_keras_and_fills_every_blank(trained, exported):
     ids = np.array([[vocab.bos_id] + [fdata.MASK_ID if c == "□" else vocab.index[c] for c in text] + [vocab.eos_id]])
     logits = model(ids, training=False).numpy()[0, 5]
     logits[: fdata.MASK_ID + 1] = -np.inf
+    logits[[vocab.index["，"], vocab.index["。"]]] = -np.inf  # a blank stands for a character
     p = np.exp(logits - logits.max())
     p /= p.sum()
     top = np.argsort(-p)[:5]
@@ -206,6 +207,55 @@ def test_export_matches_keras_and_fills_every_blank(trained, exported):
     assert np.all(out["probabilities"].numpy()[1, 1:] == 0) and np.all(out["candidates"].numpy()[1, 1:] == b"")
     probs = out["probabilities"].numpy()
     assert np.all(np.diff(probs[0], axis=-1) <= 1e-7)  # candidates sorted by probability
+
+
+def test_a_blank_is_a_character_and_a_text_without_a_last_stop_reads_as_a_line(trained, exported):
+    """"白日依山□" was filled with 。: a blank is a character, and the text is read as a line followed by 。
+    (a poem's last character is never followed by <eos> at once in training), which the output does not show."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.fill import data as fdata
+
+    _, r = trained
+    model, vocab = r["model"], r["vocab"]
+    loaded = tf.saved_model.load(exported)
+    punct = [vocab.index["，"], vocab.index["。"]]
+
+    def reference(text, then):
+        ids = [vocab.bos_id] + [fdata.MASK_ID if c == "□" else vocab.index[c] for c in text] + then + [vocab.eos_id]
+        logits = model(np.array([ids]), training=False).numpy()[0, text.index("□") + 1]
+        allowed = logits.copy()
+        allowed[: fdata.MASK_ID + 1] = allowed[punct] = -np.inf
+        p = np.exp(allowed - allowed.max())
+        return logits, p / p.sum()
+
+    bare, _ = reference("白日依山□", [])
+    assert np.argmax(bare) in punct  # what the model alone makes of <eos> right after the blank
+    _, p = reference("白日依山□", [vocab.index["。"]])
+    top = np.argsort(-p)[:5]
+    for text in ("白日依山□", "白日依山□。"):
+        out = loaded.signatures["fill"](text=tf.constant([text]), top_k=tf.constant(5))
+        assert [c.decode() for c in out["candidates"].numpy()[0, 0]] == [vocab.tokens[i] for i in top]
+        np.testing.assert_allclose(out["probabilities"].numpy()[0, 0], p[top], rtol=1e-4, atol=1e-6)
+        assert out["text"].numpy()[0].decode() == text.replace("□", vocab.tokens[top[0]])
+
+
+def test_cli_export_fill_from_model_keeps_weights_and_answers(exported, tmp_path):
+    """`export fill --from-model`: the weights of an export, with this version's graph; one source at a time."""
+    import tensorflow as tf
+
+    runner = CliRunner()
+    r = runner.invoke(cli, ["export", "fill", "--from-model", exported, "--export", str(tmp_path / "fill"), "--json"])
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.output)["exported"]
+    assert again == str(tmp_path / "fill" / "1") and os.path.exists(tmp_path / "fill" / "README.md")
+    texts = tf.constant(["□前明月光，疑是□上霜。", "春眠不觉□"])
+    a, b = (tf.saved_model.load(d).signatures["fill"](text=texts, top_k=tf.constant(4)) for d in (exported, again))
+    for k in ("text", "candidates"):
+        np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
+    np.testing.assert_allclose(a["probabilities"].numpy(), b["probabilities"].numpy(), rtol=1e-6)
+    r = runner.invoke(cli, ["export", "fill", "--from-model", exported, "--run-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "Give one of --run-dir (a training run) or --from-model" in r.output
 
 
 def test_export_loads_in_a_fresh_process_without_rnn_apps(exported):

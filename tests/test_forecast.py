@@ -100,6 +100,11 @@ def test_a_time_column_with_gaps_gets_a_note():
     ("a,b\n1,2\n", "c", None, "has no column 'c'; its columns are 'a', 'b'"),
     ("a,b\n1,2\n", "a", "when", "has no time column 'when'"),
     ("a,b\n1,2\n", None, None, "several columns"),
+    ("date,units,price\n2024-01-01,1,2\n", None, None, "choose one with --column (and --time-column date for the "
+                                                     "dates)."),
+    ("date\tunits\n2024-01-01\t5\n", "units", "date", "its columns are 'date\\tunits' (the file looks separated "
+                                                     "by tabs: save it as CSV, with commas between the cells)."),
+    ("date;units\n2024-01-01;5\n", "units", None, "(the file looks separated by semicolons"),
     ("t,v\n1,2\n2,abc\n", "v", None, "line 3: column 'v' holds 'abc', not a number"),
     ("t,v\n1,2\n2,\n", "v", None, "line 3: column 'v' is empty"),
     ("t,v\n1,2\n2,nan\n", "v", None, "line 3: column 'v' holds 'nan', not a finite number"),
@@ -365,6 +370,13 @@ def test_resume_continues_a_run(tmp_path):
     data.write_text("y\n" + "\n".join(str(v) for v in _sine(100, 10)) + "\n", encoding="utf-8")
     r = CliRunner().invoke(cli, ["forecast", "--data", str(data), "--run-dir", part_dir, "--resume", "--cell", "gru"])
     assert r.exit_code == 1 and "was started with cell 'lstm'" in r.output and "Traceback" not in r.output
+    # other values of the same length (another column of the file) are refused, the run's record kept
+    other = fdata.Series(_sine(100, 10) * 2.0, "price", None, source="other.csv")
+    with pytest.raises(TrainingError, match=r"was trained on other values \('sine' of test\); these are 'price' of "
+                                            r"other.csv"):
+        task.train(other, part_dir, epochs=2, resume=True, **kw)
+    with open(os.path.join(part_dir, "config.json"), encoding="utf-8") as f:
+        assert json.load(f)["name"] == "sine"
     resumed = task.train(series, part_dir, epochs=2, resume=True, **kw)
     assert resumed["step"] == full["step"] > 0
     assert [row["epoch"] for row in resumed["history"]] == [1, 2]
@@ -392,6 +404,25 @@ def test_cli_json_plot_and_output(tmp_path):
     rows = out.read_text().splitlines()
     assert rows[0] == "step,t,v" and rows[1].startswith("1,2024-03-11T00:00,") and len(rows) == 7
     assert "Epoch" in r.stderr  # progress on stderr
+
+
+def test_forecast_values_keep_their_digits_in_plain_decimals(tmp_path):
+    """Sales of 1.3 million were written 1.48195e+06 (.6g: rounded to tens), in the CSV and the table."""
+    from rnn_apps.apps.forecast.commands import format_table
+
+    values = np.float32([1481953.25, 0.00001234, 12.5])
+    out = tmp_path / "f.csv"
+    fdata.write_forecast_csv(str(out), values, ["2024-07-19", "2024-07-20", "2024-07-21T08:00:00+01:00"], "date", "units")
+    rows = out.read_text().splitlines()
+    assert rows[1:] == ["1,2024-07-19,1481953.2", "2,2024-07-20,0.00001234", "3,2024-07-21T08:00:00+01:00,12.5"]
+    assert np.array_equal(np.float32([r.split(",")[-1] for r in rows[1:]]), values)  # read back, the same float32
+    metric = {"mae": 73820.12, "mape": 4.97, "mape_skipped": 0}
+    table = format_table({"config": {"mode": "direct", "cell": "lstm", "season": 7}, "forecast": values.tolist(),
+                          "metrics": {"model": metric, "naive": metric, "seasonal_naive": metric},
+                          "future_labels": ["2024-07-19", "2024-07-20", "2024-07-21T08:00:00+01:00"]})
+    assert "73820 " in table and "e+" not in table
+    lines = table.splitlines()[-3:]
+    assert lines[0].endswith("2024-07-19                 1481953.2") and lines[2].endswith("+01:00  12.5")
 
 
 def test_cli_table_names_methods(tmp_path):

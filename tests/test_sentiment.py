@@ -399,6 +399,14 @@ def test_classify_reads_the_text_column_of_a_table(runner, tiny_model, tmp_path)
     none.write_text("a,b\nA fine film.,pos\n", encoding="utf-8")
     r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(none)])
     assert r.exit_code == 1 and "whose header names no text column (its first row: 'a', 'b')" in r.output
+    # a quote left open read every later row into one review; a short row was skipped: both are errors now
+    for content, message in [('text,label\n"unterminated,pos\nBad,neg\n', ":2: not valid CSV (a quote opened in "
+                                                                         "this row is never closed)."),
+                             ("label,text\n1,Good film\n0\n", ":3: the row has 1 column; the header has 2 (the "
+                                                                "reviews in column 2).")]:
+        table.write_text(content, encoding="utf-8")
+        r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(table)])
+        assert r.exit_code == 1 and r.output.strip() == f"Error: {table}{message}", r.output
     bad = tmp_path / "bad.csv"
     bad.write_text("review\n这部电影 很好看\n", encoding="utf-8")
     r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(bad)])

@@ -222,6 +222,66 @@ def test_atomic_export_never_shows_half_written_versions(tmp_path):
         shared_export.atomic_export(_write_dummy, str(app), version=2)
 
 
+def _version_of(app_dir, version, app):
+    extra = app_dir / str(version) / "assets.extra"
+    extra.mkdir(parents=True)
+    (app_dir / str(version) / "saved_model.pb").write_bytes(b"model")
+    (extra / f"{app}.json").write_text("{}", encoding="utf-8")
+
+
+def _card(app_dir, app, version="1"):
+    app_dir.mkdir(parents=True, exist_ok=True)
+    (app_dir / "README.md").write_text(f'---\nlibrary_name: "tensorflow"\nrnn_apps:\n  app: "{app}"\n  version: '
+                                       f'"{version}"\n---\n# A {app} model\n', encoding="utf-8")
+
+
+def test_an_export_goes_only_where_its_app_is(tmp_path):
+    """check_export_target, which every app's export passes (atomic_export with an app's <app>.json): the
+    directories of the project's layout are accepted, another app's versions and README.md are refused."""
+    check = shared_export.check_export_target
+    check(str(tmp_path / "new" / "poetry"), "poetry")  # not there yet
+    shapes = tmp_path / "caption-shapes"  # the caption app's second directory, its card written as either name
+    _version_of(shapes, 2, "caption")
+    _card(shapes, "caption-shapes", "2")
+    check(str(shapes), "caption")
+    _card(shapes, "caption", "2")
+    check(str(shapes), "caption")
+    zh_en = tmp_path / "translate-zh-en"
+    _version_of(zh_en, 3, "translate")
+    _card(zh_en, "translate-zh-en", "3")
+    check(str(zh_en), "translate")
+    old = tmp_path / "old" / "poetry"  # a card written before cards named their app, beside poetry's versions
+    _version_of(old, 1, "poetry")
+    (old / "README.md").write_text("---\nlicense: mit\n---\n# Poems\n", encoding="utf-8")
+    (old / "2").mkdir()  # a numbered directory holding no model yet
+    check(str(old), "poetry")
+
+    with pytest.raises(FileExistsError, match=r"holds caption models \(version 2 has assets.extra/caption.json\), "
+                                              r"not poetry ones"):
+        check(str(shapes), "poetry")
+    with pytest.raises(FileExistsError, match=r"holds translate models .*, not caption ones"):
+        check(str(zh_en), "caption")
+    cards = tmp_path / "cards"
+    _card(cards, "translate-zh-en")
+    with pytest.raises(FileExistsError) as e:
+        check(str(cards), "caption")
+    assert str(e.value) == (f"{cards / 'README.md'} is the model card of 'translate-zh-en', not of caption; the "
+                            "export would replace it with the caption model's card: export to a directory of its "
+                            "own (e.g. models/caption) or move that README.md away.")
+    plain = tmp_path / "plain"  # front matter of no rnn-apps card, and no version of the app beside it
+    plain.mkdir()
+    (plain / "README.md").write_text("---\nlicense: mit\n---\n# Poems\n", encoding="utf-8")
+    with pytest.raises(FileExistsError, match="is not a model card of poetry"):
+        check(str(plain), "poetry")
+
+    # atomic_export checks before it writes anything; an export that names no app's settings is not checked
+    before = sorted(os.listdir(shapes))
+    with pytest.raises(FileExistsError, match="holds caption models"):
+        shared_export.atomic_export(_write_dummy, str(shapes), extra_files={"poetry.json": {"config": {}}})
+    assert sorted(os.listdir(shapes)) == before
+    assert shared_export.atomic_export(_write_dummy, str(shapes), extra_files={"notes.json": {}}).endswith("3")
+
+
 def test_an_export_holds_no_optimizer_state(tmp_path):
     """A module that holds a model just trained would save Adam's moments too (three times the weights):
     save_module refuses that, and inference_view gives the same network without them."""

@@ -169,6 +169,131 @@ def test_a_run_dir_in_use_is_refused(tmp_path):
     assert not (run_dir / "config.json").exists()
 
 
+def _poem_run_copy(tiny_poem_run, path):
+    """A copy of the session's tiny poem run (whose lock this process holds, having trained it)."""
+    import shutil
+
+    from rnn_apps import training
+
+    shutil.copytree(tiny_poem_run[0], path, ignore=shutil.ignore_patterns(training.LOCK_FILE))
+    return str(path)
+
+
+def test_export_of_a_run_being_trained_is_refused(tmp_path, tiny_poem_run):
+    """It exported silently, or raced the training's checkpoints ("No such file or directory: .../meta.json")."""
+    run_dir = _poem_run_copy(tiny_poem_run, tmp_path / "run")
+    with open(os.path.join(run_dir, ".lock"), "a+") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # per open file: as another process holds it
+        f.write("4242")
+        f.flush()
+        r = run("export", "poetry", "--run-dir", run_dir, "--export", str(tmp_path / "models"))
+    assert r.exit_code == 1, r.output
+    assert r.stderr.splitlines() == [f"Error: {run_dir} is being trained (its lock is held by process 4242); export "
+                                     "it when the training ends, or stop the training first (--resume continues it "
+                                     "later)."]
+    assert not (tmp_path / "models").exists()
+
+
+def test_export_of_a_run_without_a_checkpoint_says_so(tmp_path, tiny_poem_run):
+    import shutil
+
+    run_dir = _poem_run_copy(tiny_poem_run, tmp_path / "run")
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"))
+    os.remove(os.path.join(run_dir, "final.weights.h5"))
+    r = run("export", "poetry", "--run-dir", run_dir, "--export", str(tmp_path / "models"))
+    assert r.exit_code == 1, r.output
+    assert r.stderr.splitlines() == [f"Error: {run_dir} has no checkpoint to export yet (nor final.weights.h5): its "
+                                     "training has not written one."]  # was: "No checkpoint to resume from"
+
+
+def test_export_of_a_run_cut_short_notes_its_step_and_plan(tmp_path):
+    """A run killed at step 80 of 138 exported silently, its card showing the epochs of a finished run."""
+    import keras
+
+    from rnn_apps.apps.poetry import task
+
+    class Killed(Exception):
+        pass
+
+    class KillAtStep3(keras.callbacks.Callback):
+        seen = 0
+
+        def on_train_batch_end(self, batch, logs=None):
+            KillAtStep3.seen += 1
+            if KillAtStep3.seen == 3:  # after the run's checkpoint of step 3 (its callback comes first)
+                raise Killed()
+
+    run_dir = str(tmp_path / "run")
+    with pytest.raises(Killed):
+        task.train(os.path.join(FIXTURES, "poems.txt"), run_dir, epochs=2, verbose=0, embedding_dim=8, units=8,
+                   num_layers=1, tokens_per_batch=256, min_count=1, val_fraction=0.1, seed=3, save_every=1,
+                   callbacks=(KillAtStep3(),))
+    with open(os.path.join(run_dir, "checkpoints", "latest.json"), encoding="utf-8") as f:
+        total = json.load(f)["total_steps"]  # 2 epochs of the fixture's batches
+    assert total > 3
+    r = run("export", "poetry", "--run-dir", run_dir, "--export", str(tmp_path / "models"), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"exported": str(tmp_path / "models" / "1")}
+    assert r.stderr.splitlines() == [f"Note: {run_dir} stopped before the end of its training: exporting its newest "
+                                     f"checkpoint, step 3 of the {total} planned (2 epochs). --resume continues the "
+                                     "run."]
+
+
+def _stop_after_run_settings(monkeypatch, app, seen):
+    """Replace the app's ``task.train`` by one that stops once it has its run's settings (appended to ``seen``)."""
+    import importlib
+
+    from rnn_apps import training
+    from rnn_apps.apps.base import RunOptions
+
+    task = importlib.import_module(f"rnn_apps.apps.{app}.task")
+
+    def train(data, run_dir, epochs=1, *, init_from=None, **options):
+        run_options, overrides = RunOptions.split(options)
+        seen.append(training.run_settings(run_dir, task.DEFAULTS, overrides, run_options.resume, app=app)[0])
+        raise training.TrainingError("Stopped by the test.")
+
+    train.__module__ = task.__name__
+    monkeypatch.setattr(task, "train", train)
+
+
+@pytest.mark.parametrize("app, data, started, left_out, given", [
+    # fine-tune's --learning-rate 0.0005 was held against a run started at 0.002 ("Leave them out to resume")
+    ("poetry", os.path.join(FIXTURES, "poems.txt"), {"learning_rate": 0.002}, {"learning_rate": 0.0005},
+     ["--learning-rate", "0.001"]),
+    # likewise fine-tune forecast's --batch-size (the app's default) and --learning-rate
+    ("forecast", "series.csv", {"learning_rate": 0.001, "batch_size": 64}, {"learning_rate": 0.003, "batch_size": 32},
+     ["--batch-size", "16"]),
+])
+def test_fine_tune_resume_compares_only_the_options_given(tmp_path, monkeypatch, app, data, started, left_out, given):
+    """A fine-tune's defaults apply when a run starts, not when it resumes."""
+    import importlib
+
+    if app == "forecast":
+        data = str(tmp_path / data)
+        with open(data, "w", encoding="utf-8") as f:
+            f.write("v\n" + "\n".join(str(i % 7) for i in range(200)) + "\n")
+    defaults = importlib.import_module(f"rnn_apps.apps.{app}.task").DEFAULTS
+    run_dir = fake_run(tmp_path / "run", {**defaults, **started}, app=app)
+    seen = []
+    _stop_after_run_settings(monkeypatch, app, seen)
+    fine_tune = ["fine-tune", app, "--data", data, "--export", str(tmp_path / "models"), "--resume", "--epochs", "1"]
+
+    r = run(*fine_tune, "--run-dir", run_dir)
+    assert r.stderr.splitlines()[-1:] == ["Error: Stopped by the test."], r.output
+    assert {k: seen[-1][k] for k in started} == started  # the run's own
+
+    r = run(*fine_tune, "--run-dir", str(tmp_path / "new"))  # --resume of no run yet: a new run, fine-tune's defaults
+    assert r.stderr.splitlines()[-1:] == ["Error: Stopped by the test."], r.output
+    assert {k: seen[-1][k] for k in left_out} == left_out
+
+    r = run(*fine_tune, "--run-dir", run_dir, *given)  # an option given is still held against the run's
+    assert r.exit_code == 1 and len(seen) == 2, r.output
+    key = given[0].lstrip("-").replace("-", "_")
+    assert f"Error: {run_dir} was started with {key} {started[key]!r}; --resume continues it with its own settings " \
+           f"(received {key} {type(started[key])(given[1])!r})." in r.stderr
+
+
 # --------------------------------------------------------------------- 6. --resume on the same data
 
 def test_resume_on_other_data_is_refused(tmp_path):
@@ -178,3 +303,63 @@ def test_resume_on_other_data_is_refused(tmp_path):
     assert r.exit_code == 1, r.output
     assert (f"Error: {run_dir} was trained on /elsewhere/poems.txt; --resume continues it on the same data "
             f"(received {os.path.abspath(data)}).") in r.output
+
+
+# ------------------------------------------------------------------ 7. sizes and rates, before the run dir
+
+def _forecast_series():
+    from rnn_apps.apps.forecast.data import demo_series
+
+    return demo_series()
+
+
+@pytest.mark.parametrize("app, data, settings, message", [
+    ("poetry", lambda tmp: os.path.join(FIXTURES, "poems.txt"), {"units": 0},
+     "`units` must be a positive integer; received 0."),
+    ("poetry", lambda tmp: os.path.join(FIXTURES, "poems.txt"), {"dropout": 1.5},
+     "`dropout` must be a float in [0, 1); received 1.5."),
+    ("fill", lambda tmp: os.path.join(FIXTURES, "poems.txt"), {"mask_rate": float("nan")},
+     "`mask_rate` must be a float in [0, 1); received nan."),
+    ("fill", lambda tmp: os.path.join(FIXTURES, "poems.txt"), {"tokens_per_batch": 0},
+     "`tokens_per_batch` must be a positive integer; received 0."),
+    ("translate", lambda tmp: os.path.join(FIXTURES, "pairs.tsv"), {"batch_size": 0},
+     "`batch_size` must be a positive integer; received 0."),
+    ("translate", lambda tmp: os.path.join(FIXTURES, "pairs.tsv"), {"encoder_layers": 0},
+     "`encoder_layers` must be a positive integer; received 0."),
+    ("sentiment", lambda tmp: _reviews(tmp, [0, 1] * 5), {"max_len": 0},
+     "`max_len` must be a positive integer; received 0."),
+    ("sentiment", lambda tmp: _reviews(tmp, [0, 1] * 5), {"batch_size": 0},
+     "`batch_size` must be a positive integer; received 0."),
+    ("caption", lambda tmp: None, {"synthetic": True, "units": 2.5},
+     "`units` must be a positive integer; received 2.5 of type float."),
+    ("forecast", lambda tmp: _forecast_series(), {"window": 0},
+     "`window` must be a positive integer; received 0."),
+])
+def test_the_libraries_refuse_sizes_and_rates_before_the_run_dir(tmp_path, app, data, settings, message):
+    """task.train wrote config.json (and a vocabulary), then failed inside Keras or the batcher (a
+    ZeroDivisionError for a batch of 0), or trained with a batch of 1 or reviews cut to no word."""
+    import importlib
+
+    task = importlib.import_module(f"rnn_apps.apps.{app}.task")
+    run_dir = tmp_path / "run"
+    with pytest.raises(ValueError) as e:
+        task.train(data(tmp_path), str(run_dir), 1, verbose=0, **settings)
+    assert str(e.value) == message
+    assert not run_dir.exists()
+
+
+def test_check_settings_ranges():
+    import numpy as np
+
+    from rnn_apps.checks import check_settings
+
+    check_settings({"units": np.int64(3), "dropout": 0.0, "mask_rate": 0.99, "batch_size": None, "seed": 0,
+                    "max_steps": 0, "patience": 0})
+    for bad, message in [({"num_layers": True}, "`num_layers` must be a positive integer; received True of type bool."),
+                         ({"embedding_dim": -1}, "`embedding_dim` must be a positive integer; received -1."),
+                         ({"dropout": 1}, "`dropout` must be a float in [0, 1); received 1."),
+                         ({"word_dropout": -0.1}, "`word_dropout` must be a float in [0, 1); received -0.1."),
+                         ({"dropout": "a lot"}, "`dropout` must be a float in [0, 1); received 'a lot'.")]:
+        with pytest.raises(ValueError) as e:
+            check_settings(bad)
+        assert str(e.value) == message

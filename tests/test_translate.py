@@ -232,7 +232,8 @@ def test_translate_cli(runner, tiny_model, tmp_path):
     f.write_text("I love you.\n\nThank you.\n", encoding="utf-8")
     r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f), "--beam", "3"])
     assert r.exit_code == 0, r.output
-    assert r.stdout.count("\n") == 2  # one line a text (an untrained model may write nothing)
+    # line for line with the file, its blank line kept (an untrained model may write nothing)
+    assert r.stdout.count("\n") == 3 and r.stdout.split("\n")[1] == ""
     r = runner.invoke(cli, ["translate", "--model", tiny_model, "-"], input="I love you.\nI like tea.\n")
     assert r.exit_code == 0 and r.stdout.count("\n") == 2
     png = tmp_path / "att.png"
@@ -245,10 +246,16 @@ def test_translate_cli_bad_input(runner, tiny_model):
     for args, msg in ((["translate", "--model", tiny_model, ""], "empty"),
                       (["translate", "--model", tiny_model, "Xylophonic zqwx."], "knows none of its words"),
                       (["translate", "--model", tiny_model], "Give text to translate"),
-                      (["translate", "--model", tiny_model, "Hi.", "--beam", "99"], "beam must be")):
+                      ):
         r = runner.invoke(cli, args)
         assert r.exit_code == 1 and msg in r.output and "Traceback" not in r.output, (args, r.output)
         assert r.exception is None or isinstance(r.exception, SystemExit)
+    # out-of-range options are usage errors that name the option, as every command's
+    for args, msg in ((["--beam", "99"], "Invalid value for '--beam': the beam width must be an integer from 1 to 16"),
+                      (["--max-length", "999"], "Invalid value for '--max-length': --max-length must be an integer "
+                                                "from 0 to 160 (0: the model's default); received 999.")):
+        r = runner.invoke(cli, ["translate", "--model", tiny_model, "Hi.", *args])
+        assert r.exit_code == 2 and msg in r.output and "Traceback" not in r.output, (args, r.output)
     paragraph = " ".join(["I love my mother and my father, and I like tea with Tom every day."] * 32 + ["Good night"] * 20)
     assert len(paragraph.split()) >= 500
     r = runner.invoke(cli, ["translate", "--model", tiny_model, paragraph, "--json"])
@@ -269,6 +276,25 @@ def test_evaluate_and_export_cli(runner, tiny_run, tiny_model):
     assert r.exit_code == 0 and r.stdout.startswith("BLEU: ")
     r = runner.invoke(cli, ["evaluate", "translate", "--data", "nope.tsv", "--model", tiny_model])
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output
+
+
+def test_card_takes_the_json_evaluate_prints(runner, tiny_run, tiny_model, tmp_path):
+    """docs/training.md's `card translate -i bleu=bleu.json`, with evaluate's own JSON, was a TypeError."""
+    run_dir, _ = tiny_run
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--split", "val", "--json"])
+    bleu = tmp_path / "bleu.json"
+    bleu.write_text(r.stdout, encoding="utf-8")
+    card = tmp_path / "card.md"
+    r = runner.invoke(cli, ["card", "translate", "--model", tiny_model, "--out", str(card), "-i", f"run_dir={run_dir}",
+                            "-i", f"bleu={bleu}"])
+    assert r.exit_code == 0, r.output
+    measured = round(json.loads(bleu.read_text(encoding="utf-8"))["bleu"], 2)
+    assert f"value: {measured}" in card.read_text(encoding="utf-8")
+    bleu.write_text('{"beam": 3}', encoding="utf-8")
+    r = runner.invoke(cli, ["card", "translate", "--model", tiny_model, "--out", str(card), "-i", f"run_dir={run_dir}",
+                            "-i", f"bleu={bleu}"])
+    assert r.exit_code == 1 and "is not the JSON of `rnn-apps evaluate translate --json`" in r.output, r.output
+    assert "Traceback" not in r.output
 
 
 @pytest.fixture(scope="module")
@@ -361,6 +387,12 @@ def test_a_latin_name_in_chinese_is_one_unknown_token_carried_whole(tiny_run, tr
     assert [t.decode() for t in toks["unknown_tokens"].numpy()[0] if t] == ["Kowalski"]
     out = module.run(tf.constant(["我叫Kowalski。"]), tf.constant(1), tf.constant(3))
     assert out["translation"].numpy()[0].decode() == "Kowalski"
+    # With no unknown word an <unk> may copy a known Latin word, never a known character: "Your name is 么."
+    out = module.run(tf.constant(["我是朋友。", "Tom是朋友。"]), tf.constant(1), tf.constant(3))
+    assert out["translation"].numpy()[0].decode() == ""
+    copied = out["translation"].numpy()[1].decode()
+    # a model that spells Tom may copy some of its letters (which, depends on its untrained attention)
+    assert (copied == "Tom") if trained_on_words else set(copied.lower()) <= set("tom"), copied
 
 
 def test_translate_direction_must_match_the_model(tiny_model):

@@ -104,6 +104,12 @@ def test_tokenization_and_detokenization():
     assert detokenize_py(["i", "love", "you", "."], "en", {"i": "I"}) == "I love you."
     assert detokenize_py(["我", "爱", "你", "。"], "zh") == "我爱你。"
     assert detokenize_py([], "en") == ""
+    # quotation marks hug their quotation and a hyphen its words ('He said, " I'm very tired. "', "six - thirty")
+    said = ["he", "said", ",", '"', "i", "'m", "very", "tired", ".", '"']
+    assert detokenize_py(said, "en", {"i": "I"}) == 'He said, "I\'m very tired."'
+    assert detokenize_py(['"', "thank", "you", ".", '"'], "en") == '"Thank you."'
+    assert detokenize_py(["get", "up", "at", "six", "-", "thirty", "."], "en") == "Get up at six-thirty."
+    assert detokenize_py(['"', "hi"], "en") == '" hi'  # an unmatched mark is left as it is
 
 
 def test_pairs_loading_split_and_errors(tmp_path):
@@ -145,6 +151,19 @@ def test_english_sentences_end_where_a_reader_sees_an_end(text, sentences):
     from rnn_apps.sentences import split_sentences
 
     assert split_sentences(text, "en") == sentences
+
+
+@pytest.mark.parametrize("text, sentences", [
+    ("我爱你. 我想你.", ["我爱你.", "我想你."]),  # a half-width stop after a character (the second was lost)
+    ("你好……我是汤姆。", ["你好……", "我是汤姆。"]),
+    ("我想…我不知道", ["我想…", "我不知道"]),
+    ("他说：“我很累。”然后走了。", ["他说：“我很累。”", "然后走了。"]),
+    ("价格是3.5元。我住在U.S.很久了", ["价格是3.5元。", "我住在U.S.很久了"]),  # no end inside a number or Latin
+])
+def test_chinese_sentences_end_where_a_reader_sees_an_end(text, sentences):
+    from rnn_apps.sentences import split_sentences
+
+    assert split_sentences(text, "zh") == sentences
 
 
 def test_every_text_of_several_sentences_is_cut_however_short():

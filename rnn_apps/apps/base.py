@@ -223,19 +223,75 @@ def read_run_config(run_dir: str, config_file: str = CONFIG_FILE, app: str = "",
 def load_run_weights(model, run_dir: str, compile_fn: Callable, weights: Optional[str] = None,
                      final: str = FINAL_WEIGHTS, fallbacks: Sequence[str] = ()):
     """Load ``weights`` (default: the run's ``final`` weights, else the first of its ``fallbacks`` files that
-    exists), else restore the run's newest checkpoint.
+    exists), else restore the run's newest checkpoint: what every app's ``load_run_model``, and so every
+    ``rnn-apps export APP --run-dir``, loads a run with.
 
     A checkpoint holds the optimizer's state too, so ``compile_fn(model)`` compiles the model first.
-    """
-    from rnn_apps.training import CheckpointManager
 
+    A run that another process is training is refused: its checkpoints are replaced under the reader, and its
+    weights are not those of its end. A run whose training stopped before its planned steps (killed, or cut
+    short) is loaded as it stands, with a one-line note on stderr naming the step loaded and the planned total
+    (:func:`unfinished_run_note`).
+
+    Raises:
+        TrainingError: the run is being trained, or has neither weights nor a checkpoint yet.
+    """
+    import sys
+
+    from rnn_apps.training import CheckpointManager, TrainingError, lock_holder
+
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise TrainingError(f"{run_dir} is being trained (its lock is held by process {holder}); export it when the "
+                            "training ends, or stop the training first (--resume continues it later).")
+    manager = CheckpointManager(run_dir)
+    progress = manager.progress()
     for path in [weights] if weights else [os.path.join(run_dir, name) for name in (final, *fallbacks)]:
         if os.path.exists(path):
             model.load_weights(path)
+            note = None if weights else unfinished_run_note(run_dir, progress, os.path.basename(path))
+            if note:
+                print(note, file=sys.stderr)
             return model
+    checkpoint = manager.latest()
+    if checkpoint is None:
+        raise TrainingError(f"{run_dir} has no checkpoint to export yet (nor {os.path.basename(final)}): its "
+                            "training has not written one.")
     compile_fn(model)
-    CheckpointManager(run_dir).restore(model)
+    manager.restore(model, checkpoint)
+    note = unfinished_run_note(run_dir, progress, None, os.path.basename(final))
+    if note:
+        print(note, file=sys.stderr)
     return model
+
+
+def unfinished_run_note(run_dir: str, progress: Optional[dict], loaded: Optional[str],
+                        final: str = FINAL_WEIGHTS) -> Optional[str]:
+    """The note of a run loaded before its training ended (None for a run that ended).
+
+    Args:
+        run_dir: The run.
+        progress: Its checkpoints' record (:meth:`rnn_apps.checkpoints.CheckpointManager.progress`).
+        loaded: The weights file loaded (a name in ``run_dir``), or None: its newest checkpoint.
+        final: The name of the run's final weights (a run recorded before plans were has only these to show
+            that it ended).
+    """
+    if progress is None or progress.get("ended"):
+        return None
+    step, total, epochs = progress.get("step"), progress.get("total_steps"), progress.get("epochs")
+    if total is None:  # recorded before checkpoints held their plan: only the final weights tell an end
+        if loaded is not None:
+            return None
+        return (f"Note: {run_dir} stopped before the end of its training (it has no {final}): exporting its newest "
+                f"checkpoint, step {step}. --resume continues the run.")
+    if step >= total:  # stopped between its last checkpoint and its end: that checkpoint is the end
+        return None
+    planned = f"step {step} of the {total} planned ({epochs} epoch{'s' if epochs != 1 else ''})"
+    if loaded is None:
+        return (f"Note: {run_dir} stopped before the end of its training: exporting its newest checkpoint, "
+                f"{planned}. --resume continues the run.")
+    return (f"Note: {run_dir} stopped before the end of its training, at {planned}: exporting its {loaded}, "
+            "written before it stopped, not that checkpoint. --resume continues the run.")
 
 
 def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, run_dir: str, run: RunOptions, *,
@@ -313,6 +369,13 @@ def save_module(module, signatures: dict, app_dir: str, version: Optional[int], 
 
     Atomic (:func:`rnn_apps.export.atomic_export`); ``after_save(path)`` may amend the SavedModel before it
     is moved into place. Returns the version directory.
+
+    Every app's export comes here, so every app gets the same refusal of a directory that is not its own
+    (:func:`rnn_apps.export.check_export_target`, keyed on ``config_name``, ``<app>.json``).
+
+    Raises:
+        FileExistsError: ``app_dir`` holds a version of another app, or a README.md that is not a model card
+            of this app (refused before anything is written); or the version already exists.
     """
     import tensorflow as tf
 

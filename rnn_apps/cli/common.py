@@ -209,6 +209,30 @@ def refuse_options_given(names, reason: str) -> None:
         raise click.UsageError(f"{names} {'is' if len(given) == 1 else 'are'} not used {reason}.")
 
 
+def options_left_out() -> list:
+    """The parameters of the current command that its user left out: their values are the command's defaults
+    (none outside a command)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return []
+    left_out = (click.core.ParameterSource.DEFAULT, click.core.ParameterSource.DEFAULT_MAP)
+    return [p.name for p in ctx.command.params if ctx.get_parameter_source(p.name) in left_out]
+
+
+@contextlib.contextmanager
+def defaults_apply_when_a_run_starts():
+    """Within the block, the settings a training command passes from options left out are its defaults, not its
+    user's: a new run takes them, a resumed run keeps its own (:func:`rnn_apps.training.settings_not_given`).
+
+    Without it ``fine-tune poetry --resume`` was refused for fine-tune's default learning rate, which differs from
+    the run's when it was started with another, though the user had left --learning-rate out.
+    """
+    from rnn_apps.training import settings_not_given
+
+    with settings_not_given(options_left_out()):
+        yield
+
+
 def gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> list:
     """The TEXT arguments ('-': standard input) and then the ``--file`` paths' lines, in order.
 
@@ -243,8 +267,14 @@ def train_and_report(train, *args, summarize, export_to=None, exporter=None, as_
     Runs ``train(*args, verbose=..., **kwargs)`` (Keras progress on stderr under ``--json``), exports the result to
     ``export_to`` when it is given (with ``exporter(result, export_to)``, by default :func:`export_trained`) and
     prints ``summarize(result)``, with the exported version directory under ``"exported"``. Returns the result.
+    An ``export_to`` that holds another app's models is refused before training, not after it. On ``--resume``
+    only the settings given on the command line are held against the run's (:func:`defaults_apply_when_a_run_starts`).
     """
-    with progress_to_stderr(as_json):
+    if export_to:
+        from rnn_apps.export import check_export_target
+
+        check_export_target(export_to, train.__module__.split(".")[2])  # rnn_apps.apps.<app>.task
+    with progress_to_stderr(as_json), defaults_apply_when_a_run_starts():
         result = train(*args, verbose=verbosity(), **kwargs)
     summary = summarize(result)
     if export_to:

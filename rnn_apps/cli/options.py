@@ -89,9 +89,13 @@ def limit(help: str) -> callable:
     return click.option("--limit", type=click.IntRange(min=1), default=None, help=help)
 
 
-def beam(help: str) -> callable:
-    """``--beam N``: a decoder's beam width, 1 being greedy (the library checks the range, in the server's words)."""
-    return click.option("--beam", type=int, default=None, help=help)
+def beam(help: str, app: str) -> callable:
+    """``--beam N``: a decoder's beam width, 1 being greedy; the range is ``app``'s ``beam_size``, refused as a
+    usage error in the server's words."""
+    from rnn_apps import limits
+
+    return click.option("--beam", type=limits.option_type(app, "beam_size", where="the beam width"), default=None,
+                        help=help)
 
 
 def call_batch(what: str, default: int = 32) -> callable:
@@ -129,6 +133,22 @@ def export_target(app: str, default: str | None = None) -> callable:
         click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next)."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print a JSON object with 'exported', the version directory written."))
+
+
+def from_model(what: str, keeps: str = "its settings and figures kept") -> callable:
+    """``--from-model DIR``: export the weights of an exported model (``what``: "an exported poem model") again
+    with this version's graph, instead of a training run's (:func:`export_source` checks that one is given)."""
+    return click.option("--from-model", "from_model", default=None,
+                        help=f"Instead of a run: {what}, whose weights are exported again with this version's graph "
+                             f"({keeps}).")
+
+
+def export_source(run_dir: str | None, from_model: str | None, what: str) -> None:
+    """Refuses an export command given neither or both of ``--run-dir`` and ``--from-model`` (``what``: "an
+    exported poem model")."""
+    if (run_dir is None) == (from_model is None):
+        raise click.UsageError(f"Give one of --run-dir (a training run) or --from-model ({what})"
+                               + (", not both." if run_dir else "."))
 
 
 def export_dir_for(export_dir: str | None, models_root: str | None, app: str) -> str:
@@ -205,6 +225,26 @@ def setting(flag: str, defaults: dict, help: str, type=None, key: str | None = N
     return click.option(flag, key, type=type, default=None, help=help + default_of(defaults, key) + ".")
 
 
+# A size or count of a network, a batch or a sequence (--units, --layers, --embedding-dim, --batch-size, --max-len,
+# --tokens-per-batch ...): at least 1, the range the library holds too (rnn_apps.checks.SIZE_SETTINGS).
+SIZE = click.IntRange(min=1)
+# A share of units or inputs dropped or masked in training (--dropout, --mask-rate): from 0 up to (not including) 1,
+# NaN refused (rnn_apps.checks.RATE_SETTINGS).
+RATE = FiniteFloatRange(0, 1, max_open=True)
+# A share of training examples augmented (--flip-prob): from 0 to 1, NaN refused.
+SHARE = FiniteFloatRange(0, 1)
+
+
+def size(flag: str, defaults: dict, help: str, key: str | None = None) -> callable:
+    """An app's size setting (``--units``, ``--layers``, ``--batch-size`` ...): a positive integer (:data:`SIZE`)."""
+    return setting(flag, defaults, help, SIZE, key)
+
+
+def rate(flag: str, defaults: dict, help: str) -> callable:
+    """An app's rate setting (``--dropout``, ``--mask-rate``): from 0 up to (not including) 1 (:data:`RATE`)."""
+    return setting(flag, defaults, help, RATE)
+
+
 def training(run: str, epochs_default: int, save: int | None = None, epochs_help: str | None = None,
              resume_help: str = "Continue the interrupted run in --run-dir.") -> callable:
     """The options of every training command: --run-dir, --epochs, --resume, --strategy (and --save-every,
@@ -234,7 +274,8 @@ def fine_tuning(app: str, epochs_default: int, rate: float, rate_help: str = "Ad
     """The options every ``fine-tune APP`` command starts with: --model (the newest shipped model by default),
     ``between`` (options of the app's own that belong next to --model), --export (``models-finetuned/APP`` unless
     ``export_option`` says otherwise), --run-dir (``runs/APP-finetune``), --epochs, --resume, --strategy and
-    --learning-rate (``rate`` by default)."""
+    --learning-rate (``rate`` by default: a run starts with it; a resumed run keeps its own unless the option is
+    given, as every default of a training command, :func:`rnn_apps.cli.common.defaults_apply_when_a_run_starts`)."""
     return bundle(
         model(app, model_help or f"Start from this model (default: the newest shipped models/{app})."),
         *between,

@@ -36,7 +36,8 @@ class Caption:
             d["log_probability"] = round(float(self.log_probability), 4)
         if with_attention and self.attention is not None:
             d["words"] = self.words
-            d["attention"] = np.round(self.attention, 4).tolist()
+            # rounded as float64: a float32 0.0067 prints as 0.006699999794363976 in JSON
+            d["attention"] = np.round(np.asarray(self.attention, np.float64), 4).tolist()
         if self.notes:
             d["notes"] = self.notes
         return d
@@ -102,6 +103,16 @@ class ImageCaptioner(Predictor):
             results.append(r)
         return results
 
+    def check_decodable(self, image: ImageInput) -> None:
+        """Raises CaptionError (naming the file) for image data the model's own decoder cannot decode: a
+        truncated or corrupt file whose header :func:`~rnn_apps.apps.caption.images.prepare_image` read."""
+        tf = self._tf
+        try:
+            tf.io.decode_image(image.data, channels=3, expand_animations=False)
+        except tf.errors.InvalidArgumentError as e:
+            raise CaptionError(f"{image.name}: the image data cannot be decoded ({_model_message(e)}); "
+                               "the file is corrupt or truncated.") from None
+
     def caption_images(self, images: Sequence[ImageInput], beam: Optional[int] = None, attention: bool = False,
                        batch_size: int = 32) -> list[Caption]:
         """Caption checked images (:func:`~rnn_apps.apps.caption.images.prepare_image`) in batches.
@@ -120,14 +131,10 @@ class ImageCaptioner(Predictor):
         if batch_size < 1:
             raise CaptionError(f"batch_size must be positive; received {batch_size}.")
         tf = self._tf
-        # Every image decoded first, with the graph's own decoder: a truncated file (its header is whole) is
-        # named before any captioning, rather than after the batches before it were captioned and thrown away.
+        # Every image decoded first: a truncated file (its header is whole) is named before any captioning,
+        # rather than after the batches before it were captioned and thrown away.
         for im in images:
-            try:
-                tf.io.decode_image(im.data, channels=3, expand_animations=False)
-            except tf.errors.InvalidArgumentError as e:
-                raise CaptionError(f"{im.name}: the image data cannot be decoded ({_model_message(e)}); "
-                                   "the file is corrupt or truncated.") from None
+            self.check_decodable(im)
         results = []
         step = min(batch_size, limits.APPS["caption"].max_batch)  # the model refuses larger batches
         for i in range(0, len(images), step):

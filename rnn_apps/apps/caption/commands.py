@@ -22,26 +22,29 @@ SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under mod
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, the photo model; "
                    "models/caption-shapes describes synthetic scenes of coloured shapes).")
-@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).", "caption")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
 @click.option("--translate-model", default=None,
               help="With --lang zh: the translation model directory (default: newest shipped models/translate).")
 @options.call_batch("Images")
-@options.plot_attention("Save the attention over the image for each word as a grid of overlays (PNG); with several "
-                        "images OUT-1.png, OUT-2.png, ...")
+@options.plot_attention("Save the attention over the image for each word as a grid of overlays (PNG, or any "
+                        "format matplotlib writes, by the name's extension); with several images OUT-1.png, "
+                        "OUT-2.png, ...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'image' and 'caption'; 'log_probability' (without "
                    "--plot-attention), 'words' and 'attention' (with --plot-attention), 'caption_zh' (with --lang zh), "
                    "and 'notes' (a list of strings, also printed on standard error) when there is something to say "
                    "of an image: read at a reduced scale, very small, no caption, a caption that is no scene "
-                   "description (models/caption-shapes), caption words the translation model does not know.")
+                   "description (models/caption-shapes), caption words the translation model does not know; an "
+                   "image that cannot be read has 'image' and 'error' only.")
 @friendly_errors
 def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_path, as_json):
     """Describe photos (PNG, JPEG, GIF, BMP, WebP) in one English sentence each (看图说话).
 
     The shipped model was trained on the Flickr8k photos (people, animals and everyday scenes) with an
-    ImageNet MobileNetV2 encoder; --lang zh adds a Chinese translation of each caption.
+    ImageNet MobileNetV2 encoder; --lang zh adds a Chinese translation of each caption. A file that cannot
+    be read is named on standard error and the others are captioned; the command then ends with status 1.
 
     \b
     Examples:
@@ -67,26 +70,45 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
 
     with native_stderr_silenced():
         cap = ImageCaptioner(model_dir)
-    inputs = [read_image_file(p, cap.image_size) for p in images]
+    # One file that cannot be read does not cost the others their captions: it is named, the others are
+    # captioned, and the command ends with status 1.
+    inputs, failed = [], {}
+    for i, p in enumerate(images):
+        try:
+            im = read_image_file(p, cap.image_size)
+            with native_stderr_silenced():
+                cap.check_decodable(im)
+            inputs.append((i, im))
+        except CaptionError as e:
+            failed[i] = str(e)
+    if not inputs:
+        raise CaptionError("\n".join(failed.values()) if len(failed) == 1 else
+                           f"None of the {len(images)} images can be captioned:\n" + "\n".join(failed.values()))
     with native_stderr_silenced():
-        results = cap.caption_images(inputs, beam=beam, attention=bool(plot_path), batch_size=batch_size)
+        results = cap.caption_images([im for _, im in inputs], beam=beam, attention=bool(plot_path),
+                                     batch_size=batch_size)
         chinese = _in_chinese(results, translate_model) if lang == "zh" else None
     for r in results:
         for note in r.notes:
             click.echo(f"Note: {note}", err=True)
     if plot_path:
-        for im, r, out in zip(inputs, results, plot_paths):
-            plot_attention(im.data, r, out)
-            click.echo(f"Attention of {im.name}: {out}", err=True)
+        for (i, im), r in zip(inputs, results):
+            plot_attention(im.data, r, plot_paths[i])
+            click.echo(f"Attention of {im.name}: {plot_paths[i]}", err=True)
+    for message in failed.values():
+        click.echo(f"Error: {message}", err=True)
     if as_json:
-        rows = [r.to_dict(with_attention=bool(plot_path)) for r in results]
-        for row, zh in zip(rows, chinese or []):
+        rows = {i: r.to_dict(with_attention=bool(plot_path)) for (i, _), r in zip(inputs, results)}
+        for row, zh in zip(rows.values(), chinese or []):
             row["caption_zh"] = zh
-        echo_json(rows)
-        return
-    for i, r in enumerate(results):
-        text = r.caption if chinese is None else f"{r.caption}\n{chinese[i]}"
-        click.echo(f"{r.name}: {text}" if len(results) > 1 else text)
+        rows.update({i: {"image": images[i], "error": m} for i, m in failed.items()})
+        echo_json([rows[i] for i in range(len(images))])
+    else:
+        for k, r in enumerate(results):
+            text = r.caption if chinese is None else f"{r.caption}\n{chinese[k]}"
+            click.echo(f"{r.name}: {text}" if len(images) > 1 else text)
+    if failed:
+        raise SystemExit(1)
 
 
 def _in_chinese(results: list, model_dir) -> list:
@@ -123,32 +145,32 @@ def _in_chinese(results: list, model_dir) -> list:
               help="Decoder: soft visual attention over the CNN grid (default), or the image fed at the first step "
                    "only.")
 @options.training("runs/caption", 8, save=200)
-@click.option("--steps-per-epoch", type=int, default=None,
+@click.option("--steps-per-epoch", type=options.SIZE, default=None,
               help="Steps per epoch (default: 500 for --synthetic, one pass over the caption pairs otherwise).")
-@options.setting("--batch-size", DEFAULTS, "Images per batch", int)
-@click.option("--image-size", type=int, default=None,
+@options.size("--batch-size", DEFAULTS, "Images per batch")
+@click.option("--image-size", type=options.SIZE, default=None,
               help="Input side in pixels (default 64 for --synthetic, 128 for photos, 224 with a backbone).")
 @options.cell(DEFAULTS, "Decoder cell")
-@options.setting("--units", DEFAULTS, "Decoder units", int)
-@options.setting("--embedding-dim", DEFAULTS, "Word embedding size", int)
-@options.setting("--feature-dim", DEFAULTS, "Size of each grid cell's annotation vector", int)
-@options.setting("--attention-units", DEFAULTS, "Hidden size of the attention scores", int)
+@options.size("--units", DEFAULTS, "Decoder units")
+@options.size("--embedding-dim", DEFAULTS, "Word embedding size")
+@options.size("--feature-dim", DEFAULTS, "Size of each grid cell's annotation vector")
+@options.size("--attention-units", DEFAULTS, "Hidden size of the attention scores")
 @click.option("--output", type=click.Choice(["direct", "tied"]), default=None,
               help="Decoder output: a dense layer to the vocabulary (direct, default) or a deep output layer tied to "
                    "the word embedding (tied: far fewer weights for a large vocabulary).")
-@click.option("--dropout", type=float, default=None)
+@options.rate("--dropout", DEFAULTS, "Dropout")
 @options.learning_rate(None, "Peak learning rate, cosine decay", DEFAULTS)
-@click.option("--max-len", type=int, default=None, help="Most tokens of a caption, <eos> included.")
-@click.option("--flip-prob", type=float, default=None,
+@click.option("--max-len", type=options.SIZE, default=None, help="Most tokens of a caption, <eos> included.")
+@click.option("--flip-prob", type=options.SHARE, default=None,
               help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
                    "backbone the mirrored photos' features are cached too).")
-@click.option("--default-beam", type=int, default=None,
+@click.option("--default-beam", type=click.IntRange(1, 16), default=None,
               help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
 @click.option("--average-best", type=click.IntRange(0, 20), default=None,
               help="--data: end with the mean of the weights of this many epochs of least validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
-@options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", int)
-@options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", int)
+@options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", click.IntRange(1, 4))
+@options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", click.IntRange(1, 4))
 @options.min_count(DEFAULTS, "--data: rarest word kept in the vocabulary")
 @options.val_fraction(DEFAULTS, "--data without an official split: share of images held out")
 @click.option("--backbone", type=click.Choice(["mobilenet_v2"]), default=None,
@@ -212,7 +234,7 @@ def _export(result, app_dir: str) -> str:
                    "often")
 @options.val_fraction(DEFAULTS, "Share of your images held out for validation when the set has no split of its "
                       "own")
-@options.setting("--batch-size", DEFAULTS, "Captions per batch", int)
+@options.size("--batch-size", DEFAULTS, "Captions per batch")
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors
@@ -250,7 +272,7 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
 @options.limit("--data: caption at most this many images.")
 @click.option("--examples", type=click.IntRange(min=0), default=0, show_default=True,
               help="--data: also give the first N captions with their references.")
-@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).", "caption")
 @options.call_batch("Images", 64)
 @click.option("--model", "model_dir", default=None,
               help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")

@@ -14,6 +14,7 @@ from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, RunOptions, TrainResu
 from rnn_apps.apps.caption import data as cdata
 from rnn_apps.apps.caption import scenes
 from rnn_apps.apps.caption.data import check_default_beam, scene_settings
+from rnn_apps.checks import check_settings
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -247,6 +248,7 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
     if (data_path is None) == (not synthetic):
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
     run, overrides = RunOptions.split(options, save_every=200)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     verbose = run.verbose
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="caption")
     vocab_path = os.path.join(run_dir, VOCAB_FILE)

@@ -24,9 +24,15 @@ INPUTS = {
     "forward_run_dir": "the forward-only baseline's training run (optional for a continued model)",
     "eval": "JSON of rnn-apps evaluate fill --json for the model",
     "forward_eval": "the same for the forward-only baseline (with forward_run_dir)",
+    "from_model": "the export whose weights this version exported again (rnn-apps export fill --from-model); "
+                  "run_dir is then that export's training run",
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
+    14333559038068605996: [  # version 10 (version 9's weights; a blank is a character)
+        ("top1_accuracy", "Masked-character accuracy, top 1", 0.189),
+        ("top5_accuracy", "Masked-character accuracy, top 5", 0.382),
+    ],
     11233868212574836568: [  # version 9
         ("top1_accuracy", "Masked-character accuracy, top 1", 0.188),
         ("top5_accuracy", "Masked-character accuracy, top 5", 0.382),
@@ -63,7 +69,7 @@ HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, forward_run_dir=None,
-             eval=None, forward_eval=None) -> str:
+             eval=None, forward_eval=None, from_model=None) -> str:
     """The card's body, measured from the runs and their evaluations, and the model's measured metrics."""
     if None in (run_dir, eval) or (forward_run_dir is None) != (forward_eval is None):
         raise cards.CardError("The fill card needs run_dir and eval, and forward_run_dir with forward_eval "
@@ -73,7 +79,7 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
                               "forward_eval.")
     measured = cards.read_json(eval)
     body = build_card(run_dir, forward_run_dir, version_dir, measured,
-                      cards.read_json(forward_eval) if forward_eval else None, facts)
+                      cards.read_json(forward_eval) if forward_eval else None, facts, from_model=from_model)
     return body, [{"type": f"top{k}_accuracy", "name": f"Masked-character accuracy, top {k}",
                    "value": round(measured[f"top{k}_accuracy"], 3)} for k in (1, 5)]
 
@@ -85,6 +91,7 @@ EXAMPLES = [
     "□□明月光，疑是地上霜。",
     "红豆生南国，春来发几枝。愿君多采撷，此物最相□。",
     "牀前明月□，疑是地上霜。",
+    "白日依山□",  # a line without its stop: read as a line's end, never filled with 。
 ]
 
 
@@ -96,8 +103,10 @@ def _run(run_dir: str) -> dict:
             **{k: run[k] for k in ("trained_on", "recipe", "clipping") if run.get(k)}}
 
 
-def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None) -> str:
-    """The card's body: data, model and training of both runs, accuracy, limits, examples."""
+def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None,
+               from_model=None) -> str:
+    """The card's body: data, model and training of both runs, accuracy, limits, examples; with ``from_model``
+    (the export whose weights this version exported again) the command that did so."""
     from rnn_apps.apps.fill.filler import Filler
     from rnn_apps.training import training_seconds
 
@@ -197,7 +206,9 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
          f"--epochs 2 --max-steps 360`, continued{stretches} to {steps} steps, the last stretch with `--resume --epochs "
          f"{epochs} --max-steps {steps}` (the cosine schedule follows the new "
          "total); the same with `--kind forward --run-dir runs/fill-forward`; then `rnn-apps export fill --run-dir "
-         "runs/fill-bidirectional --models models`."),
+         "runs/fill-bidirectional --models models`.")
+        + (f" The same weights were exported again with this version's graph: `rnn-apps export fill --from-model "
+           f"{os.path.relpath(from_model)}` (*Versions* below)." if from_model else ""),
         "",
         "In the tables, *accuracy* is the share of characters and ，。 predicted right (inputs with the same 12 % "
         "masking); *loss* is "

@@ -15,7 +15,7 @@ from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
     echo_exported, echo_json, export_trained, friendly_errors, gather_texts, quiet_tensorflow,
-    show, train_and_report,
+    show, train_and_report, with_card,
 )
 
 
@@ -33,13 +33,15 @@ from rnn_apps.cli.common import (
 @options.poem_model()
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
-                   "'candidates': 'character' and 'probability'), 'unknown_characters', 'converted_to_simplified', "
+                   "'index', 1, 2, ... in text order, and its 'candidates': 'character' and 'probability'), "
+                   "'unknown_characters', 'converted_to_simplified', "
                    "and 'read_from' (its file and line) for a text read from a file.")
 @friendly_errors
 def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     """Fill in the blanks of a Tang poem with a bidirectional RNN.
 
-    Mark each missing character with □ (or ＿ or _). The model reads the characters before AND after a
+    Mark each missing character with □ (or ＿ or _): a blank is filled with a character, never with
+    punctuation, and a line typed without its final 。 is read as ending there. The model reads the characters before AND after a
     blank (a forward LSTM up to it, a backward LSTM from the end back to it) and prints the filled text,
     then for each blank the top candidates with their probabilities.
 
@@ -50,7 +52,7 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     The shipped poem model then weighs each blank's 50 best candidates by how the poem goes on after
     them (their probability times the poem model's probability of the text with them in place; the
     probabilities shown are those of this product, over the 50): on the validation poems the first
-    candidate is the hidden character 25.6 % of the time instead of 18.8 % (--poem-model none: the fill
+    candidate is the hidden character 25.6 % of the time instead of 18.9 % (--poem-model none: the fill
     model alone, as its SavedModel answers over REST).
 
     The model was trained on simplified script: traditional input is converted with OpenCC (and the
@@ -117,16 +119,16 @@ def _poem_model(path):
 @options.training("runs/fill", 2, save=100, epochs_help="Total epochs.")
 @options.setting("--max-steps", DEFAULTS, "Total steps instead of whole epochs (split evenly into the epochs; 0: "
                  "whole epochs). With --resume, extends (or shortens) the run: --resume --epochs 5 --max-steps 900",
-                 int)
+                 click.IntRange(min=0))
 @options.setting("--kind", DEFAULTS, "bidirectional, or the forward-only baseline, which predicts a character from "
                  "the ones before it only", click.Choice(["bidirectional", "forward"]))
-@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
-@options.setting("--units", DEFAULTS, "LSTM units per direction", int)
+@options.size("--embedding-dim", DEFAULTS, "Embedding size")
+@options.size("--units", DEFAULTS, "LSTM units per direction")
 @options.cell(DEFAULTS)
-@options.setting("--dropout", DEFAULTS, "Dropout on the embedding and the context", float)
-@options.setting("--mask-rate", DEFAULTS, "Share of input characters replaced by <mask> in training", float)
+@options.rate("--dropout", DEFAULTS, "Dropout on the embedding and the context")
+@options.rate("--mask-rate", DEFAULTS, "Share of input characters replaced by <mask> in training")
 @options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
-@options.setting("--tokens-per-batch", DEFAULTS, "Characters per batch", int)
+@options.size("--tokens-per-batch", DEFAULTS, "Characters per batch")
 @options.seed(DEFAULTS)
 @options.export(example="models/fill")
 @options.as_json()
@@ -238,18 +240,25 @@ def evaluate_fill(data, model_dir, split, seed, poem_model_dir, limit, batch_siz
 
 @click.command("fill")
 @options.run_dir(None, "The training run to export.")
+@options.from_model("an exported fill model")
 @options.export_target("fill")
 @friendly_errors
-def export_fill_cmd(run_dir, export_dir, models_root, version, as_json):
-    """Export the fill model of RUN_DIR to APP_DIR/<version>/.
+def export_fill_cmd(run_dir, from_model, export_dir, models_root, version, as_json):
+    """Export the fill model of RUN_DIR (or of another export) to APP_DIR/<version>/.
 
     \b
-    Example:
+    Examples:
       rnn-apps export fill --run-dir runs/fill --export models/fill
+      rnn-apps export fill --from-model models/fill/10 --export models-new/fill
     """
-    if not run_dir:
-        raise click.UsageError("Give --run-dir, the training run to export.")
+    options.export_source(run_dir, from_model, "an exported fill model")
     app_dir = options.export_dir_for(export_dir, models_root, "fill")
+    if from_model:
+        from rnn_apps.apps.fill.export import export_again
+        from rnn_apps.export import resolve_model_dir
+
+        echo_exported(with_card("fill", export_again(resolve_model_dir(from_model), app_dir, version)), as_json)
+        return
     import json
 
     from rnn_apps.apps.base import TrainResult

@@ -42,9 +42,11 @@ def check_vocab(vocab: Vocabulary) -> None:
         raise ValueError(f"A fill vocabulary has {MASK!r} at id {MASK_ID}.")
 
 
-def content_ids(vocab: Vocabulary) -> np.ndarray:
-    """Boolean [V]: the tokens a blank may be filled with (characters and ，。; no special token)."""
-    return np.array([i > MASK_ID for i in range(len(vocab))])
+def blank_ids(vocab: Vocabulary) -> np.ndarray:
+    """Boolean [V]: the tokens a blank may be filled with: characters only. A blank (□) stands for a missing
+    character; ，。 are predicted in training like any position, but a blank at the end of an unpunctuated
+    line ("白日依山□") would otherwise be filled with 。, the likeliest token after a line's last character."""
+    return np.array([i > MASK_ID and is_han(t) for i, t in enumerate(vocab.tokens)])
 
 
 def encode(poems: Sequence[str], vocab: Vocabulary, max_len: int = 128) -> list[np.ndarray]:

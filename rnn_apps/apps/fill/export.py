@@ -13,7 +13,9 @@ A blank is written □, ＿ or _. Inputs are normalised as the poem model's: whi
 ；;：:、, → ，, quotation marks dropped, and characters of the other script converted one by one with
 OpenCC's table. Several blanks are filled one at a time, the most confident first (the highest top-1
 probability among the open blanks), the network re-run with each chosen character in place; each blank's
-candidates and probabilities are those of the pass that filled it.
+candidates and probabilities are those of the pass that filled it. A blank is filled with a Chinese
+character, never with ，。 (the probabilities are over the characters); a text that stops without ，。 is
+read as if a 。 followed (a poem line's end), which the output does not show.
 
 Both signatures refuse, with ``InvalidArgumentError`` and the command's words, what ``rnn-apps fill``
 refuses (:mod:`rnn_apps.graph_limits`): more than 64 texts, a text of more than 512 characters, an empty
@@ -57,7 +59,8 @@ class FillModule(tf.Module):
             tf.lookup.KeyValueTensorInitializer(tf.constant(tokens[first:]), tf.range(first, V, dtype=tf.int32)), -1
         )
         self._conv = chinese.conversion_table(config.get("script", "simplified"), vocab)
-        self._allowed = tf.constant(np.where(fdata.content_ids(vocab), 0.0, -1e9).astype(np.float32))
+        self._period_id = tf.constant(vocab.encode([chinese.PERIOD])[0], tf.int32)
+        self._allowed = tf.constant(np.where(fdata.blank_ids(vocab), 0.0, -1e9).astype(np.float32))
         self.config = dict(config)
 
     # ------------------------------------------------------------------ text -> ids
@@ -85,7 +88,13 @@ class FillModule(tf.Module):
         B = tf.shape(text)[0]
         bos = tf.fill([B, 1], Vocabulary.bos_id)
         eos = tf.fill([B, 1], Vocabulary.eos_id)
-        seq = tf.concat([bos, ids, eos], axis=1).to_tensor(0)  # [B, T]
+        # A text that stops without ，。 ("白日依山□") is read as a line that ends there: the model learned that
+        # a poem's last character is followed by 。 and then <eos>, never <eos> at once (it filled 兮 97.9 %).
+        # The 。 is read, not written: the output text is cut at the input's length.
+        last = tf.gather(chars.flat_values, tf.maximum(chars.row_limits() - 1, 0))
+        open_end = ~((last == chinese.COMMA) | (last == chinese.PERIOD))
+        end = tf.ragged.boolean_mask(tf.fill([B, 1], self._period_id), open_end[:, None])
+        seq = tf.concat([bos, ids, end, eos], axis=1).to_tensor(0)  # [B, T]
         T = tf.shape(seq)[1]
         blank_r = chars.with_flat_values(is_blank)
         # Positions (in seq, i.e. +1 for <bos>) of each row's blanks, in text order; -1 pads.

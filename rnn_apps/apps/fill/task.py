@@ -11,6 +11,7 @@ from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.batches import batch_dataset
+from rnn_apps.checks import check_settings
 from rnn_apps.vocab import Vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -106,6 +107,7 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
     # follows the new total); otherwise it keeps its saved settings and epochs.
     run, overrides = RunOptions.split(options, save_every=100)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, resumable=("max_steps",),
                                        app="fill", data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)

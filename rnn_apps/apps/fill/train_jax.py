@@ -8,14 +8,14 @@ position t the forward state at t−1 and the backward state at t+1, and the pro
 the embedding. The schedule and loop are :mod:`rnn_apps.train_jax`'s. Three steps::
 
     # here (TensorFlow): the encoded poems with a model's split and vocabulary, and its weights
-    python -m rnn_apps.apps.fill.train_jax prepare --model models/fill/9 \\
+    python -m rnn_apps.apps.fill.train_jax prepare --model models/fill/10 \\
         --data ../shared/data/tang-poems.jsonl.gz --out gpu/fill
     # on the accelerator (only NumPy, JAX and Keras are needed); --init continues the prepared model
     KERAS_BACKEND=jax python -m rnn_apps.apps.fill.train_jax train --data gpu/fill/data.npz \\
         --kind forward --learning-rate 3e-3 --budget 400 --name fw --out out
     # here again: the SavedModel, and a run directory for its card (rnn-apps card fill -i run_dir=...)
     python -m rnn_apps.apps.fill.train_jax export --weights out/fw.npz --history out/fw.json \\
-        --like models/fill/9 --data ../shared/data/tang-poems.jsonl.gz --export runs/fill-fw/models/fill \\
+        --like models/fill/10 --data ../shared/data/tang-poems.jsonl.gz --export runs/fill-fw/models/fill \\
         --run-dir runs/fill-fw --trained-on "one NVIDIA H200 GPU (Keras 3 on JAX)"
 
 As in ``rnn-apps train fill``, about ``mask_rate`` of the predicted characters of a training batch are

@@ -13,8 +13,8 @@ import click
 from rnn_apps.apps.forecast.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, echo_json, export_trained, friendly_errors, progress_to_stderr, quiet_tensorflow,
-    refuse_overwriting_inputs, verbosity,
+    FiniteFloatRange, OutputFile, defaults_apply_when_a_run_starts, echo_json, export_trained, friendly_errors,
+    progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -23,7 +23,11 @@ _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naiv
 def _fmt(v, pct=False) -> str:
     if v is None:
         return "n/a"
-    return f"{v:.2f}%" if pct else f"{v:.4g}"
+    if pct:
+        return f"{v:.2f}%"
+    import numpy as np  # four significant digits in plain decimals (.4g wrote an MAE of 73,820 as 7.382e+04)
+
+    return np.format_float_positional(v, precision=4, unique=False, fractional=False, trim="-")
 
 
 def format_table(result: dict) -> str:
@@ -46,12 +50,21 @@ def format_table(result: dict) -> str:
     lines.append("")
     labels = result.get("future_labels")
     lines.append(f"Forecast, next {len(result['forecast'])} steps:")
-    lines.append("step  " + (f"{'time':<20}  " if labels else "") + "value")
+    # the values as the --output CSV writes them (.4f printed 0.0000 for values of 1e-5; .6g rounded millions)
+    from rnn_apps.apps.forecast.data import format_value
+
+    time_width = max([4] + [len(str(t)) for t in labels or []])
+    lines.append("step  " + (f"{'time':<{time_width}}  " if labels else "") + "value")
     for i, v in enumerate(result["forecast"]):
-        # six significant digits, as the --output CSV writes them (.4f printed 0.0000 for values of 1e-5)
-        lines.append(f"{i + 1:>4}  " + (f"{labels[i]:<20}  " if labels else "") + f"{v:.6g}")
+        lines.append(f"{i + 1:>4}  " + (f"{labels[i]:<{time_width}}  " if labels else "") + format_value(v))
     return "\n".join(lines)
 
+
+_JSON_KEYS = ("'series' (name, source, length), 'settings', 'season' and 'season_source', 'backtest' (values held "
+              "out, origins, horizon), 'metrics' (model, naive, seasonal_naive: 'mae', 'mape' in per cent, "
+              "'mape_skipped'), 'forecast' (the next values) with 'future_labels' (their times, or null), "
+              "'train_pairs', 'step' (training steps), 'val_loss', 'train_seconds', 'seconds', and 'notes', 'plot', "
+              "'output', 'exported' when there are")
 
 _COLUMN = click.option("--column", default=None,
                        help="The column to forecast (default: the only column besides --time-column).")
@@ -80,7 +93,8 @@ _OUTPUTS = options.bundle(
 @_TIME_COLUMN
 @click.option("--horizon", type=click.IntRange(min=1), default=DEFAULTS["horizon"], show_default=True, help="Steps to forecast.")
 @click.option("--window", type=click.IntRange(min=1), default=None,
-              help="History steps the model reads (default: two seasons, else two horizons).")
+              help="History steps the model reads (default: two seasons, else two horizons, at most what leaves "
+                   "half of the training part as training windows; the output says the window used).")
 @click.option("--mode", type=click.Choice(["direct", "recursive"]), default=DEFAULTS["mode"], show_default=True,
               help="direct: all H steps at once (N-to-N); recursive: one step, fed back H times (N-to-1).")
 @click.option("--cell", type=click.Choice(options.CELL_NAMES), default=DEFAULTS["cell"], show_default=True,
@@ -97,7 +111,7 @@ _OUTPUTS = options.bundle(
 @options.run_dir(None, "Keep checkpoints and logs here (default: a temporary directory).")
 @options.resume()
 @options.strategy
-@options.as_json("Print the metrics, forecast and settings as JSON.")
+@options.as_json(f"Print a JSON object with {_JSON_KEYS}.")
 @friendly_errors
 def forecast(data_path, column, time_column, horizon, window, mode, cell, units, epochs, batch_size, learning_rate,
              val_fraction, season, seed, plot_path, output_path, export_dir, run_dir, resume, strategy, as_json):
@@ -200,7 +214,7 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
     bt = summary["backtest"]
     season_line = f"{cfg['season']} steps ({cfg['season_source']})" if cfg["season"] else cfg["season_source"]
     click.echo(f"Series {series.name!r}: {len(series)} values; back-test: the last {bt['values']} "
-               f"({bt['origins']} forecasts of {cfg['horizon']} steps); window {cfg['window']}; season {season_line}; "
+               f"({bt['origins']} forecast{'s' * (bt['origins'] != 1)} of {cfg['horizon']} steps); window {cfg['window']}; season {season_line}; "
                f"trained {result['train_seconds']} s"
                f"{' from ' + os.path.normpath(result['init_from']) if result.get('init_from') else ''}.")
     click.echo("")
@@ -221,7 +235,8 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
 @_SEASON
 @options.seed(DEFAULTS)
 @_OUTPUTS
-@options.as_json("Print the metrics (with the base model's, before fine-tuning), forecast and settings as JSON.")
+@options.as_json(f"Print a JSON object with {_JSON_KEYS}; 'metrics' has 'before' (the base model's, before "
+                 "fine-tuning) and the object 'init_from' and 'base_val_loss'.")
 @friendly_errors
 def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, run_dir, epochs, resume, strategy,
                        batch_size, learning_rate, val_fraction, season, seed, plot_path, output_path, as_json):
@@ -249,7 +264,7 @@ def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, ru
         from rnn_apps.apps.forecast import task
 
     click.echo(f"Fine-tuning {base} on {series.name!r} ({len(series)} values) ...", err=True)
-    with progress_to_stderr(True):
+    with progress_to_stderr(True), defaults_apply_when_a_run_starts():  # --resume: only the options given are checked
         result = task.train(series, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=verbosity(), batch_size=batch_size, learning_rate=learning_rate,
                             val_fraction=val_fraction, season=season, seed=seed)

@@ -63,6 +63,10 @@ class Series:
 # ------------------------------------------------------------------------------------------------ CSV
 
 
+TIME_NAMES = ("date", "time", "datetime", "timestamp", "day", "month", "week", "year", "ds")
+"""Column names that name a time column, suggested with --time-column when the column to forecast is not given."""
+
+
 def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str] = None) -> Series:
     """Read one numeric column (and optionally a time column) of a UTF-8 CSV file with a header row.
 
@@ -102,15 +106,21 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
     if header is None:
         raise ForecastDataError(f"{path} has no header row (only empty cells): expected column names, then values.")
     columns = ", ".join(repr(h) for h in header)
+    # A file of tabs or semicolons reads as one column whose name holds them: say how to read it.
+    sep = next((name for mark, name in (("\t", "tabs"), (";", "semicolons")) if len(header) == 1 and mark in header[0]),
+               None)
+    hint = f" (the file looks separated by {sep}: save it as CSV, with commas between the cells)" if sep else ""
     if time_column is not None and time_column not in header:
-        raise ForecastDataError(f"{path} has no time column {time_column!r}; its columns are {columns}.")
+        raise ForecastDataError(f"{path} has no time column {time_column!r}; its columns are {columns}{hint}.")
     if column is None:
         candidates = [h for h in header if h != time_column]
         if len(candidates) != 1:
-            raise ForecastDataError(f"{path} has several columns ({columns}); choose one with --column.")
+            times = [h for h in candidates if h.lower() in TIME_NAMES]
+            also = f" (and --time-column {times[0]} for the dates)" if time_column is None and len(times) == 1 else ""
+            raise ForecastDataError(f"{path} has several columns ({columns}); choose one with --column{also}.")
         column = candidates[0]
     if column not in header:
-        raise ForecastDataError(f"{path} has no column {column!r}; its columns are {columns}.")
+        raise ForecastDataError(f"{path} has no column {column!r}; its columns are {columns}{hint}.")
     if column == time_column:
         raise ForecastDataError(f"--column and --time-column are both {column!r}; they must differ.")
     for name in (column, time_column):
@@ -309,13 +319,20 @@ def irregular_times_note(stamps: Optional[list]) -> Optional[str]:
             "dated. Fill in missing times (or resample) for a dated forecast.")
 
 
+def format_value(v) -> str:
+    """A forecast value in plain decimals, with the digits its float32 holds and no more: 1481953.2, not
+    1.48195e+06 (six significant digits rounded sales of 1.3 million to tens), nor 1481953.25 (float64 noise)."""
+    return np.format_float_positional(np.float32(v), trim="-")
+
+
 def write_forecast_csv(path: str, forecast, labels: Optional[list], time_column: Optional[str], column: str) -> None:
-    """Write ``step,<time_column>,<column>`` rows (the time column only with ``labels``)."""
+    """Write ``step,<time_column>,<column>`` rows (the time column only with ``labels``; values as
+    :func:`format_value` writes them)."""
     with open(path, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f)
         w.writerow(["step"] + ([time_column or "time"] if labels else []) + [column])
         for i, v in enumerate(np.asarray(forecast).ravel()):
-            w.writerow([i + 1] + ([labels[i]] if labels else []) + [f"{float(v):.6g}"])
+            w.writerow([i + 1] + ([labels[i]] if labels else []) + [format_value(v)])
 
 
 # ------------------------------------------------------------------------------------------------ demo

@@ -24,6 +24,7 @@ from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.forecast import data as fdata
 from rnn_apps.apps.forecast import metrics as fmetrics
 from rnn_apps.apps.forecast.model import Forecaster, build_model, check_mode
+from rnn_apps.checks import check_settings
 
 
 # window None: two seasons, else two horizons (see default_window); season None: estimated from the
@@ -135,6 +136,13 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
     return generator_dataset(gen, spec), steps
 
 
+def series_fingerprint(values) -> str:
+    """A short hash of a series' values (float64), recorded by a run so that ``--resume`` refuses other data."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
 def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Optional[str] = None,
           **options) -> TrainResult:
     """Train a forecaster on ``series`` and back-test it.
@@ -168,6 +176,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
     run, overrides = RunOptions.split(options, save_every=0)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="forecast")
     if saved is not None:
         if not isinstance(saved.get("length"), int):
@@ -175,6 +184,12 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         if saved.get("length") != len(series):
             raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
                                          f"{len(series)}. Resume with the same data, or choose another --run-dir.")
+        # Of the same length is not the same series: another column of the file resumed silently and rewrote
+        # the run's record (runs written before the fingerprint are checked by length alone).
+        if saved.get("fingerprint") not in (None, series_fingerprint(series.values)):
+            raise training.TrainingError(
+                f"{run_dir} was trained on other values ({saved.get('name')!r} of {saved.get('source')}); these are "
+                f"{series.name!r} of {series.source}. Resume with the same data, or choose another --run-dir.")
         init_from = saved.get("init_from")
     base = None
     if init_from and not contract.resumes_from_checkpoint(run_dir, saved):
@@ -196,7 +211,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         x, y = _pairs(values, np.arange(window, split.split), window, 1, normalizer)
         vx, vy = _pairs(values, split.backtest_origins, window, 1, normalizer)
     record = {"settings": cfg, "source": series.source, "name": series.name, "length": len(series),
-              "scale": normalizer.scale, "init_from": init_from}
+              "fingerprint": series_fingerprint(values), "scale": normalizer.scale, "init_from": init_from}
     if saved is not None and saved.get("before"):
         record["before"] = saved["before"]  # the base's figures, measured when the run began
     contract.write_run_config(run_dir, record, app="forecast")

@@ -183,12 +183,12 @@ def _train_summary(result: dict) -> dict:
               help="Corpus: chinese-poetry JSON(L)(.gz) or a UTF-8 text file.")
 @options.training("runs/poetry", 6, save=100)
 @options.cell(DEFAULTS)
-@options.setting("--units", DEFAULTS, "Units per recurrent layer", int)
-@options.setting("--layers", DEFAULTS, "Recurrent layers", int, key="num_layers")
-@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
-@options.setting("--dropout", DEFAULTS, "Dropout", float)
+@options.size("--units", DEFAULTS, "Units per recurrent layer")
+@options.size("--layers", DEFAULTS, "Recurrent layers", key="num_layers")
+@options.size("--embedding-dim", DEFAULTS, "Embedding size")
+@options.rate("--dropout", DEFAULTS, "Dropout")
 @options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
-@options.setting("--tokens-per-batch", DEFAULTS, "Tokens per batch", int)
+@options.size("--tokens-per-batch", DEFAULTS, "Tokens per batch")
 @options.setting("--script", DEFAULTS, "Script the corpus is converted to", click.Choice(["simplified", "traditional"]))
 @options.seed(DEFAULTS)
 @options.min_count(DEFAULTS, "Rarest character kept in the vocabulary")
@@ -261,9 +261,7 @@ def evaluate_poetry(data, model_dir, split, as_json):
 
 @click.command("poetry")
 @options.run_dir(None, "A training run to export.")
-@click.option("--from-model", "from_model", default=None,
-              help="Instead of a run: an exported poem model, whose weights are exported again with this version's "
-              "graph (e.g. to gain rhyme and metre).")
+@options.from_model("an exported poem model", "e.g. to gain rhyme and metre")
 @options.export_target("poetry")
 @friendly_errors
 def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_json):
@@ -274,8 +272,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
       rnn-apps export poetry --run-dir runs/poetry --export models/poetry
       rnn-apps export poetry --from-model models/poetry/11 --export models-new/poetry
     """
-    if (run_dir is None) == (from_model is None):
-        raise click.UsageError("Give exactly one of --run-dir and --from-model.")
+    options.export_source(run_dir, from_model, "an exported poem model")
     app_dir = options.export_dir_for(export_dir, models_root, "poetry")
     from rnn_apps.apps.poetry import task
     from rnn_apps.apps.poetry.export import export_poetry, rebuild_from_export

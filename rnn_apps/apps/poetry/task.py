@@ -12,6 +12,7 @@ from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.poetry import data as pdata
 from rnn_apps.batches import batch_dataset
+from rnn_apps.checks import check_settings
 from rnn_apps.poems import CORPUS_SETTINGS
 from rnn_apps.vocab import Vocabulary
 
@@ -115,6 +116,7 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     from rnn_apps import training
 
     run, overrides = RunOptions.split(options, save_every=100)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="poetry",
                                        data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)

@@ -86,15 +86,15 @@ def _train_summary(result: dict) -> dict:
 
 _DATA = ("aclImdb directory or .tar.gz (its train split; train/unsup feeds --pretrain-epochs), "
          "tfds:imdb_reviews (downloads), or a CSV/TSV of text,label.")
-_BATCH = options.setting("--batch-size", DEFAULTS, "Reviews per batch", int)
+_BATCH = options.size("--batch-size", DEFAULTS, "Reviews per batch")
 _VAL_FRACTION = options.val_fraction(DEFAULTS, "Share of each class held out for validation")
 _LAYER_LR_DECAY = options.setting(
     "--layer-lr-decay", DEFAULTS, "Discriminative fine-tuning (ULMFiT): each layer below the classifier head learns "
-    "at 1/D of the rate of the layer above (1: one rate for all)", float)
+    "at 1/D of the rate of the layer above (1: one rate for all)", FiniteFloatRange(min=1))
 _ADVERSARIAL = options.setting(
     "--adversarial", DEFAULTS, "Adversarial training (Miyato et al. 2017): each step also trains on word embeddings "
     "moved EPS embedding standard deviations in the direction that hurts most; about 2x the time a step (0: off; "
-    "the paper's value is 5)", float)
+    "the paper's value is 5)", FiniteFloatRange(min=0))
 _VAL_SPLIT = options.setting(
     "--val-split", DEFAULTS, "How validation reviews are chosen: blocks of consecutive reviews, so that a film's "
     "reviews (numbered consecutively in aclImdb) are not on both sides, as with the test split; random: one by "
@@ -108,15 +108,16 @@ _VAL_SPLIT = options.setting(
 @options.setting("--pretrain-epochs", DEFAULTS,
                  "First train the embedding and encoder as forward/backward language models for N epochs on all "
                  "training text, unlabelled reviews included. With --resume it may grow while the classifier has "
-                 "not started", int)
+                 "not started", click.IntRange(min=0))
 @options.cell(DEFAULTS)
-@options.setting("--units", DEFAULTS, "Units per direction of each layer", int)
-@options.setting("--layers", DEFAULTS, "Bidirectional layers", int, key="num_layers")
-@options.setting("--embedding-dim", DEFAULTS, "Word embedding size", int)
-@options.setting("--max-tokens", DEFAULTS, "Vocabulary size, padding and unknown included", int)
-@options.setting("--max-len", DEFAULTS, "Words read per review; longer ones keep the first quarter and the last "
-                 "three quarters", int)
-@options.setting("--dropout", DEFAULTS, "Dropout between layers and before the classifier", float)
+@options.size("--units", DEFAULTS, "Units per direction of each layer")
+@options.size("--layers", DEFAULTS, "Bidirectional layers", key="num_layers")
+@options.size("--embedding-dim", DEFAULTS, "Word embedding size")
+@options.setting("--max-tokens", DEFAULTS, "Vocabulary size, padding and unknown included",
+                 click.IntRange(min=3))
+@options.size("--max-len", DEFAULTS, "Words read per review; longer ones keep the first quarter and the last "
+              "three quarters")
+@options.rate("--dropout", DEFAULTS, "Dropout between layers and before the classifier")
 @options.learning_rate(None, "Classifier peak learning rate", DEFAULTS)
 @options.learning_rate(None, "Language-model learning rate", DEFAULTS, flag="--pretrain-learning-rate")
 @_LAYER_LR_DECAY
@@ -125,7 +126,8 @@ _VAL_SPLIT = options.setting(
                  "Fitted after the classifier; with --resume a finished run gets (or refits) its branch",
                  click.IntRange(min=0))
 @options.setting("--ngram-order", DEFAULTS, "Longest n-gram of the branch", click.IntRange(1, 5))
-@options.setting("--ngram-l2", DEFAULTS, "L2 penalty of the branch's logistic regression", float)
+@options.setting("--ngram-l2", DEFAULTS, "L2 penalty of the branch's logistic regression",
+                 FiniteFloatRange(min=0))
 @options.setting("--ngram-self-training", DEFAULTS, "Self-training of the n-gram branch: fit it again with the "
                  "unlabelled reviews (aclImdb train/unsup, TFDS unsupervised) labelled by its first fit, each "
                  "counting W of a labelled review (0: off)", FiniteFloatRange(0, 1))
@@ -196,7 +198,8 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
                     ["test", "train", "val"], "test",
                     "'val' is the model's own validation split of the train split (same seed and fraction): it is "
                     "the model's validation set only for the data it was trained on. A CSV/TSV or a folder with "
-                    "pos/neg has no test or train split: it is read whole ('all' in the output).",
+                    "pos/neg has no test or train split: 'test' and 'train' read it whole ('all' in the output); 'val' "
+                    "is the part of it a model fine-tuned on it held out.",
                     "Print a JSON object with 'accuracy', the confusion counts and, for a model with an "
                     "n-gram branch, 'rnn_accuracy', 'ngram_accuracy' and (on 'val') "
                     "'combined_accuracy_cross_validated'.")

@@ -205,9 +205,10 @@ def read_review_column(path: str) -> list:
     with open(path, "rb") as f:
         text = _decode(f.read(), path).lstrip("\ufeff")
     tsv = path.lower().endswith((".tsv", ".tab"))
+    # strict: a quote left open is an error, not every row after it read as one review
     reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
-              else csv.reader(io.StringIO(text, newline="")))
-    column, out, end = None, [], 0
+              else csv.reader(io.StringIO(text, newline=""), strict=True))
+    column, out, end, width = None, [], 0, 0
     try:
         for row in reader:
             start, end = end + 1, reader.line_num
@@ -221,10 +222,17 @@ def read_review_column(path: str) -> list:
                     raise SentimentDataError(
                         f"{path} is a table whose header names no text column (its first row: {first}); name the "
                         f"reviews' column one of {', '.join(TEXT_COLUMNS)}, or give a file of one review a line.")
+                width = len(row)
                 continue
-            if len(row) > column and row[column].strip():
+            if len(row) <= column:  # skipped without a word before: a row cut short, or a comma missing
+                raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; "
+                                         f"the header has {width} (the reviews in column {column + 1}).")
+            if row[column].strip():
                 out.append(Line(row[column], f"{path}, line {start}"))
     except csv.Error as e:
+        if "unexpected end of data" in str(e):  # the row that opened the quote, not the file's last line
+            raise SentimentDataError(f"{path}:{end + 1}: not valid CSV (a quote opened in this row is never "
+                                     "closed).") from None
         raise SentimentDataError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({e}).") from None
     return out
 

@@ -39,6 +39,7 @@ import numpy as np
 from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, FINAL_WEIGHTS, RunOptions, TrainResult
 from rnn_apps.apps.sentiment import data as sdata
+from rnn_apps.checks import check_settings
 
 VOCAB_FILE = "vocab.json"
 LM_DIR = "lm"
@@ -212,6 +213,7 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     from rnn_apps.apps.sentiment import model as smodel
 
     run, overrides = RunOptions.split(options, save_every=200)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     _check_settings({k: v for k, v in overrides.items() if v is not None})  # before the run dir is made
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume and os.path.exists(vocab_path), CONFIG_FILE,

@@ -5,7 +5,8 @@ Measured anew from the training run and the exported model's evaluations::
     rnn-apps card translate -i run_dir=runs/translate -i bleu=runs/translate-bleu.json \
         [-i bench=runs/translate-bench.json]
 
-``bleu`` holds ``{"greedy": R, "beam": R, "beam_plain": R}`` where each R is the JSON printed by
+``bleu`` holds the JSON printed by ``rnn-apps evaluate translate --json`` (the shipped beam), or
+``{"greedy": R, "beam": R, "beam_plain": R}`` where each R is the JSON printed by
 ``rnn-apps evaluate translate --split val --json`` (``beam_plain``: the same beam without the coverage penalty
 and with the length penalty 0.6 of earlier versions, optional); ``bench`` that of
 ``python benchmarks/translate.py --json``.
@@ -72,7 +73,8 @@ CHANGELOG = {
 
 INPUTS = {
     "run_dir": "the training run",
-    "bleu": "JSON of the exported model's evaluations (greedy, beam and optionally beam_plain; see the module)",
+    "bleu": "JSON of rnn-apps evaluate translate --json, or of several evaluations: greedy, beam and optionally "
+            "beam_plain (see the module)",
     "bench": "JSON of benchmarks/translate.py --json",
 }
 
@@ -81,6 +83,11 @@ SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by 
         ("bleu", "BLEU (beam 4)", 37.68),
         ("chrf", "chrF (beam 4)", 31.95),
         ("bleu", "BLEU (greedy)", 35.40),
+    ],
+    16422789072442109528: [  # zh-en version 4 (version 3's weights, no known character copied into English)
+        ("bleu", "BLEU (beam 4)", 20.61),
+        ("chrf", "chrF (beam 4)", 35.41),
+        ("bleu", "BLEU (greedy)", 18.13),
     ],
     9073135890401489681: [  # zh-en version 3 (version 2's weights, a Latin word one token)
         ("bleu", "BLEU (beam 4)", 20.53),
@@ -110,6 +117,12 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
     if run_dir is None or bleu is None:
         raise cards.CardError("The translation card needs run_dir and bleu.")
     scores = cards.read_json(bleu)
+    if isinstance(scores, dict) and isinstance(scores.get("bleu"), (int, float)):
+        scores = {"beam": scores}  # one evaluation, as `rnn-apps evaluate translate --json` prints it
+    if not isinstance(scores, dict) or not isinstance(scores.get("beam"), dict) or not all(
+            isinstance(scores.get(k), (dict, type(None))) for k in ("greedy", "beam_plain")):
+        raise cards.CardError(f"bleu={bleu} is not the JSON of `rnn-apps evaluate translate --json`, nor "
+                              '{"beam": R, "greedy": R, "beam_plain": R} of several such evaluations R.')
     body = build_card(run_dir, version_dir, scores, facts, cards.read_json(bench))
     beam = scores["beam"].get("beam", "")
     figures = [{"type": "bleu", "name": f"BLEU (beam {beam})", "value": round(scores["beam"]["bleu"], 2)},

@@ -10,7 +10,7 @@ import os
 
 import click
 
-from rnn_apps import textio
+from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
@@ -51,8 +51,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
-@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).")
-@click.option("--max-length", type=int, default=None,
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).", "translate")
+@click.option("--max-length", type=limits.option_type("translate", "max_length", where="--max-length"), default=None,
               help="Most tokens per sentence, its end token included: N-1 words (or Chinese characters) at most "
                    "(default: the model's bound).")
 @_DIRECTION
@@ -68,7 +68,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
 
-    Prints one translation a line. TEXT '-' reads texts from standard input, one a line. A text of several
+    Prints one translation a line. TEXT '-' reads texts from standard input, one a line; the output keeps
+    the blank lines of a file or of standard input, so that it lines up with the input. A text of several
     sentences is cut into sentences, each translated on its own (the models learned from single sentences);
     words the model does not know are named on standard error.
 
@@ -106,21 +107,29 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
             click.echo(f"Note: a sentence of {which} is longer than {MAX_SENTENCE_TOKENS} tokens: it was cut into "
                        "pieces, each translated on its own.", err=True)
         if r.reached_max_length:
-            click.echo(f"Note: the translation of {which} reached --max-length {max_length} ({max_length - 1} tokens "
+            click.echo(f"Note: the translation of {which} reached --max-length {max_length} ({max_length - 1} token{'s' * (max_length != 2)} "
                        "and the end): it may be cut short; a larger --max-length lets it finish.", err=True)
     if plot_path:
+        import warnings
+
         from rnn_apps.apps.translate.plot import plot_attention
 
+        notes = []
         for text, path in zip(inputs, plot_paths):
             with native_stderr_silenced():
                 alignment = tr.attention(text, beam=beam)
-            plot_attention(alignment, path)
+            with warnings.catch_warnings(record=True) as caught:  # a missing font: one note, not a warning a plot
+                warnings.simplefilter("always")
+                plot_attention(alignment, path)
+            notes += [str(w.message) for w in caught if str(w.message) not in notes]
             click.echo(f"Attention plot saved to {path}", err=True)
+        for note in notes:
+            click.echo(f"Note: {note}", err=True)
     if as_json:
         echo_json([textio.with_origin(r.to_dict(), text) for text, r in zip(inputs, results)])
         return
-    for r in results:
-        click.echo(r.translation)
+    for text, r in zip(inputs, results):  # line for line with a file's lines, its blank lines kept
+        click.echo(textio.blank_lines_before(text) + r.translation)
 
 
 # ------------------------------------------------------------------------------------------- train
@@ -134,14 +143,14 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
 @click.option("--attention", type=click.Choice(["luong", "bahdanau", "none"]), default=None,
               help="Attention score (default luong); 'none' is the plain encoder-decoder with one context vector.")
 @options.cell(DEFAULTS)
-@options.setting("--embedding-dim", DEFAULTS, "Embedding size", int)
-@options.setting("--encoder-units", DEFAULTS, "Encoder units per direction", int)
-@options.setting("--encoder-layers", DEFAULTS, "Bidirectional encoder layers", int)
-@options.setting("--decoder-units", DEFAULTS, "Decoder units", int)
-@options.setting("--attention-units", DEFAULTS, "Hidden size of the Bahdanau score", int)
-@options.setting("--dropout", DEFAULTS, "Dropout", float)
+@options.size("--embedding-dim", DEFAULTS, "Embedding size")
+@options.size("--encoder-units", DEFAULTS, "Encoder units per direction")
+@options.size("--encoder-layers", DEFAULTS, "Bidirectional encoder layers")
+@options.size("--decoder-units", DEFAULTS, "Decoder units")
+@options.size("--attention-units", DEFAULTS, "Hidden size of the Bahdanau score")
+@options.rate("--dropout", DEFAULTS, "Dropout")
 @options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
-@options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
+@options.size("--batch-size", DEFAULTS, "Sentence pairs per batch")
 @options.min_count(DEFAULTS, "Rarest source token kept in the vocabulary", "--source-min-count")
 @options.min_count(DEFAULTS, "Rarest target token kept in the vocabulary", "--target-min-count")
 @options.val_fraction(DEFAULTS, "Share of the source sentences held out for validation")
@@ -200,7 +209,7 @@ def _train_summary(result) -> dict:
                    "often", "--source-min-count")
 @options.min_count(DEFAULTS, "Likewise for the target side", "--target-min-count")
 @options.val_fraction(DEFAULTS, "Share of your source sentences held out for validation")
-@options.setting("--batch-size", DEFAULTS, "Sentence pairs per batch", int)
+@options.size("--batch-size", DEFAULTS, "Sentence pairs per batch")
 @options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
 @_DEFAULT_BEAM
@@ -250,7 +259,7 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
                    "and fraction). It is the model's validation set only when --data is the file the model was "
                    "trained on (the shipped models: cmn-eng-30k.tsv); of another file it may hold pairs the "
                    "model trained on. 'all': every pair, for a file of your own.")
-@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).")
+@options.beam("Beam width, 1 (greedy) to 16 (default: the model's).", "translate")
 @options.limit("Only the first N pairs (after the split).")
 @click.option("--paragraphs", type=click.IntRange(1, 10), default=1, show_default=True,
               help="Join the pairs N at a time (shuffled with seed 0) into paragraphs, translated as "
@@ -312,9 +321,7 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, paragraph
 
 @click.command("translate")
 @options.run_dir(None, "The training run to export.")
-@click.option("--from-model", "from_model", default=None,
-              help="Instead of a run: an exported translator, whose weights are exported again with this "
-                   "version's graph (its decoding settings kept unless given here).")
+@options.from_model("an exported translator", "its decoding settings kept unless given here")
 @options.export_target("translate", "models/translate, or models/translate-zh-en for a zh-en model")
 @_DEFAULT_BEAM
 @click.option("--length-penalty", type=FiniteFloatRange(0, 5), default=None,
@@ -332,8 +339,7 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
       rnn-apps export translate --run-dir runs/translate-none --export runs/translate-none/models/translate --default-beam 1
       rnn-apps export translate --from-model models/translate --export models-new/translate
     """
-    if (run_dir is None) == (from_model is None):
-        raise click.UsageError("Give one of --run-dir (a training run) or --from-model (an exported translator).")
+    options.export_source(run_dir, from_model, "an exported translator")
     options.export_dir_for(export_dir, models_root, "translate")  # refuses both spellings before the model loads
     from rnn_apps.apps.translate import task
 

@@ -260,10 +260,11 @@ class TranslateModule(tf.Module):
 
         The model writes ``<unk>`` where a word it does not know goes (it learned so from name placeholders),
         so the candidates are the source words it does not know, when the sentence has any (else every
-        source word); among them the one the attention weighs most is chosen, with the unknown words next
-        to it: a run of unknown words or characters is one name ("Zhang Wei", 张伟). English is read
-        lowercased; the words put back keep the input's spelling when lowercasing did not change how the
-        sentence splits into words. Nothing is copied (``""``) for punctuation, nor for an ``<unk>`` that
+        source word, but from Chinese a word in Latin letters only: a known character is never copied into
+        English, where it would stand for a word the model failed to write); among them the one the
+        attention weighs most is chosen, with the unknown words next to it: a run of unknown words or
+        characters is one name ("Zhang Wei", 张伟). English is read lowercased; the words put back keep the
+        input's spelling when lowercasing did not change how the sentence splits into words. Nothing is copied (``""``) for punctuation, nor for an ``<unk>`` that
         copies the same run as the ``<unk>`` just before it.
         """
         S = tf.shape(src)[1]
@@ -282,7 +283,11 @@ class TranslateModule(tf.Module):
         n = tf.cast(toks.row_lengths(), tf.int32)
         real = tf.range(S)[None, :] < n[:, None]  # not <eos>, not padding
         unknown = real & tf.equal(src, Vocabulary.unk_id)
-        candidates = tf.where(tf.reduce_any(unknown, axis=1, keepdims=True), unknown, real)
+        fallback = real
+        if self.source_lang == "zh":  # a known Chinese character has no place in English: "Your name is 么."
+            fallback &= ~tf.strings.regex_full_match(words, r".*\p{Han}.*")
+        candidates = tf.where(tf.reduce_any(unknown, axis=1, keepdims=True), unknown, fallback)
+        has_candidate = tf.reduce_any(candidates, axis=1, keepdims=True)
         pos = tf.argmax(tf.where(candidates[:, None, :], atts, -1.0), axis=2, output_type=tf.int32)
         # Runs of unknown words: run[s] numbers the run position s belongs to (known words: a run each).
         starts = unknown & ~tf.pad(unknown[:, :-1], [[0, 0], [1, 0]])
@@ -297,7 +302,8 @@ class TranslateModule(tf.Module):
         unk = tf.equal(ids, Vocabulary.unk_id)
         after_unk = tf.pad(unk[:, :-1], [[0, 0], [1, 0]])
         prev_run = tf.pad(run_at[:, :-1], [[0, 0], [1, 0]], constant_values=-1)
-        keep = tf.strings.regex_full_match(copied, r".*[\pL\pN].*") & ~(after_unk & tf.equal(run_at, prev_run))
+        keep = (tf.strings.regex_full_match(copied, r".*[\pL\pN].*") & ~(after_unk & tf.equal(run_at, prev_run))
+                & has_candidate)
         return tf.where(keep, copied, "")
 
     # ---------------------------------------------------------------- signatures

@@ -20,6 +20,7 @@ import numpy as np
 from rnn_apps.apps import base as contract
 from rnn_apps.apps.base import CONFIG_FILE, RunOptions, TrainResult
 from rnn_apps.apps.translate import data as tdata
+from rnn_apps.checks import check_settings
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
 SOURCE_VOCAB = "source_vocab.json"
@@ -225,6 +226,7 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     from rnn_apps.apps.translate.model import build_model
 
     run, overrides = RunOptions.split(options, save_every=200)
+    check_settings(overrides)  # sizes and rates, before the run directory is written
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="translate",
                                        data=os.path.abspath(data_path))
     vocabs = None

@@ -155,11 +155,18 @@ def detokenize(tokens, language: str, truecase=None):
     t = tf.strings.regex_replace(t, r" (n't|'s|'m|'re|'ll|'ve|'d)\b", r"\1")
     t = tf.strings.regex_replace(t, r" ([.,!?;:%)\]}])", r"\1")
     t = tf.strings.regex_replace(t, r"([(\[{$]) ", r"\1")
+    # A quotation's marks hug it ('He said, " I'm tired. "' read as two stray marks) and a hyphen its words
+    # ("six - thirty"): the tokens of "six-thirty" are six, -, thirty.
+    t = tf.strings.regex_replace(t, r'" ([^"]*?) ?"', r'"\1"')
+    t = tf.strings.regex_replace(t, r"(\w) - (\w)", r"\1-\2")
     t = tf.strings.join([t, " "])  # at least one character, so that substr(1) is in range
     n = tf.strings.length(t, unit="UTF8_CHAR")
-    first = tf.strings.substr(t, tf.zeros_like(n), tf.ones_like(n), unit="UTF8_CHAR")
-    rest = tf.strings.substr(t, tf.ones_like(n), n, unit="UTF8_CHAR")
-    return tf.strings.strip(tf.strings.join([tf.strings.upper(first, encoding="utf-8"), rest]))
+    # the first letter is capitalised, after an opening quote too ('"Thank you."')
+    at = tf.where(tf.strings.regex_full_match(t, r'"[\s\S]*'), 1, 0)
+    head = tf.strings.substr(t, tf.zeros_like(n), at, unit="UTF8_CHAR")
+    first = tf.strings.substr(t, at, tf.ones_like(n), unit="UTF8_CHAR")
+    rest = tf.strings.substr(t, at + 1, n, unit="UTF8_CHAR")
+    return tf.strings.strip(tf.strings.join([head, tf.strings.upper(first, encoding="utf-8"), rest]))
 
 
 def detokenize_py(tokens: list[str], language: str, truecase: dict | None = None) -> str:

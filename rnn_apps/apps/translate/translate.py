@@ -173,16 +173,30 @@ class Translator(Predictor):
         return out
 
     def attention(self, text: str, beam: Optional[int] = None) -> Alignment:
-        """The translation of one sentence with its attention weights (target tokens x source tokens)."""
-        beam = self._beam(beam)
-        self._check([text])
+        """The translation of one text with its attention weights (target tokens x source tokens).
+
+        A text of several sentences is translated sentence by sentence, as :meth:`translate` does, so the
+        alignment is that of the printed translation: the sentences' tokens one after the other and their
+        weights block by block (a sentence's target tokens never attend to another sentence).
+        """
+        import numpy as np
         import tensorflow as tf
 
-        out = self.signatures["attention"](text=tf.constant([text]), beam_size=tf.constant(beam, tf.int32))
-        src = [t.decode("utf-8") for t in out["source_tokens"].numpy()[0]]
-        tgt = [t.decode("utf-8") for t in out["target_tokens"].numpy()[0]]
-        S = len([t for t in src if t])
-        T = len([t for t in tgt if t])
-        weights = out["attention"].numpy()[0][:T, :S]
-        return Alignment(text, out["translation"].numpy()[0].decode("utf-8"), src[:S], tgt[:T], weights,
+        beam = self._beam(beam)
+        (row,) = self._check([text])
+        src, tgt, blocks, translations = [], [], [], []
+        for piece in self._pieces(text, len(row["tokens"])):
+            out = self.signatures["attention"](text=tf.constant([piece]), beam_size=tf.constant(beam, tf.int32))
+            s = [t.decode("utf-8") for t in out["source_tokens"].numpy()[0] if t]
+            t = [t.decode("utf-8") for t in out["target_tokens"].numpy()[0] if t]
+            src += s
+            tgt += t
+            blocks.append(out["attention"].numpy()[0][: len(t), : len(s)])
+            translations.append(out["translation"].numpy()[0].decode("utf-8"))
+        weights = np.zeros((len(tgt), len(src)), np.float32)
+        i = j = 0
+        for b in blocks:
+            weights[i : i + b.shape[0], j : j + b.shape[1]] = b
+            i, j = i + b.shape[0], j + b.shape[1]
+        return Alignment(text, self._join(translations), src, tgt, weights,
                          self.config.get("attention", "luong") != "none")
