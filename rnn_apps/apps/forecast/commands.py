@@ -145,15 +145,11 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
 
     settings = dict(horizon=horizon, window=window, mode=mode, cell=cell, units=units, batch_size=batch_size,
                     learning_rate=learning_rate, val_fraction=val_fraction, season=season, seed=seed)
-    if resume:  # the run's own settings go on; only those given again are checked against them
-        ctx = click.get_current_context()
-        settings = {k: (None if ctx.get_parameter_source(k) == click.core.ParameterSource.DEFAULT else v)
-                    for k, v in settings.items()}
-        what = f"the forecaster of {run_dir}"
-    else:
-        what = f"a {cell} forecaster ({mode})"
+    what = f"the forecaster of {run_dir}" if resume else f"a {cell} forecaster ({mode})"
     click.echo(f"{'Resuming' if resume else 'Training'} {what} on {series.name!r} ({len(series)} values) ...", err=True)
-    with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, progress_to_stderr(True):
+    # --resume: the run's own settings go on; only the options given are checked against them
+    with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, progress_to_stderr(True), \
+            defaults_apply_when_a_run_starts():
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
                             verbose=verbosity(), **settings)
     _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
