@@ -19,14 +19,16 @@ def check_units(units, name: str = "units") -> int:
     return units
 
 
-def check_rate(rate, name: str) -> float:
-    """Return a dropout rate in [0, 1], or raise a ValueError."""
+def check_rate(rate, name: str, below_one: bool = False) -> float:
+    """Return a dropout rate in [0, 1] (``below_one``: in [0, 1), the share a training run may drop or mask and
+    still learn), or raise a ValueError."""
+    span = "[0, 1)" if below_one else "[0, 1]"
     try:
         value = float(rate)
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a float in [0, 1]; received {rate!r}.") from None
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1]; received {value}.")
+        raise ValueError(f"`{name}` must be a float in {span}; received {rate!r}.") from None
+    if isinstance(rate, bool) or not (0.0 <= value < 1.0 if below_one else 0.0 <= value <= 1.0):
+        raise ValueError(f"`{name}` must be a float in {span}; received {rate!r}.")
     return value
 
 
@@ -35,17 +37,6 @@ def check_positive_ints(**values) -> None:
     for arg, v in values.items():
         if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
             raise ValueError(f"`{arg}` must be a positive integer; received {v!r}.")
-
-
-def check_fraction(rate, name: str) -> float:
-    """Return a share dropped or masked in training (a dropout rate) in [0, 1), or raise a ValueError."""
-    try:
-        value = float(rate)
-    except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a float in [0, 1); received {rate!r}.") from None
-    if isinstance(rate, bool) or not 0.0 <= value < 1.0:
-        raise ValueError(f"`{name}` must be a float in [0, 1); received {rate!r}.")
-    return value
 
 
 # The training settings of the apps that are sizes or counts (of a network, a batch, a sequence): positive
@@ -68,4 +59,4 @@ def check_settings(settings: dict) -> None:
         if name in SIZE_SETTINGS:
             check_units(value, name)
         elif name in RATE_SETTINGS:
-            check_fraction(value, name)
+            check_rate(value, name, below_one=True)
