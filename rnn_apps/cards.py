@@ -9,7 +9,9 @@ https://huggingface.co/docs/hub/model-cards for the front matter's fields.
 Each app's ``rnn_apps.apps.<app>.card`` module describes its card with:
 
 * ``HUB``: the front matter (``language``, ``license``, ``tags``, ``datasets``, ``pipeline_tag``, and
-  ``task`` and ``dataset`` for the model-index), a dict or a function ``(app, meta) -> dict``;
+  ``task`` and ``dataset`` for the model-index), a dict or a function ``(app, meta) -> dict``, written for
+  the shipped corpus; its optional ``own_data`` holds the entries that replace those for a model trained on
+  data of its user's own (:func:`hub_for_data`);
 * the model's measured figures (dicts with ``type``, ``name``, ``value`` and optionally ``split``): those
   stated in ``SHIPPED_FIGURES`` for a shipped model (by its SavedModel fingerprint, see
   :func:`shipped_figures`) and those ``metrics(version_dir, meta) -> list`` reads from the model's own
@@ -23,6 +25,10 @@ measurements are given, so that a card can be refreshed without measuring again;
 makes way for the new body, and its ``## Versions`` section (the changelog) is carried over. The figures of
 the front matter are those measured with the body, else those stated for a shipped model or recorded by the
 export, else (for a kept body) those the existing card states.
+
+A card names a shipped corpus (its name, licence and hub entries) only for a run trained on it
+(:func:`shipped_corpus`); a card of a model trained on a file of its user's own names that file, and its
+front matter records the file's name (``rnn_apps.data``) so that a card refreshed later says the same.
 """
 
 from __future__ import annotations
@@ -39,6 +45,22 @@ VERSIONS_HEADING = "## Versions"
 CARD_MODULES = {"poetry": "poetry", "sentiment": "sentiment", "translate": "translate", "translate-zh-en": "translate",
                 "fill": "fill", "forecast": "forecast", "caption": "caption", "caption-shapes": "caption"}
 """The app whose card module writes each model directory's card (caption-shapes: the caption app's)."""
+
+
+SHIPPED_CORPORA = {
+    "tang-poems.jsonl.gz": "tang",
+    "cmn-eng.tsv": "tatoeba",
+    "cmn-eng-30k.tsv": "tatoeba",
+    "aclImdb-train.tar.gz": "imdb",
+    "aclImdb_v1.tar.gz": "imdb",
+    "aclImdb": "imdb",
+    "tfds:imdb_reviews": "imdb",
+    "tfds": "imdb",
+    "flickr8k": "flickr8k",
+    "Flickr8k": "flickr8k",
+}
+"""The corpora the shipped models were trained on (``../shared/data``, and the original downloads' names), by
+the base name of the data a training run records: the corpus each is."""
 
 
 class CardError(ValueError):
@@ -139,8 +161,45 @@ def _yaml(value, indent: int) -> list:
     return [pad + json.dumps(value, ensure_ascii=False)]
 
 
-def front_matter(app: str, hub: dict, metrics: list, version: str) -> str:
-    """The card's YAML front matter, with a ``model-index`` entry holding ``metrics`` (when there are any)."""
+def data_name(data: str) -> str:
+    """The name a card gives the data a run trained on: its file's or directory's base name."""
+    return os.path.basename(os.path.normpath(data))
+
+
+def shipped_corpus(data: Optional[str]) -> Optional[str]:
+    """The shipped corpus (``"tang"``, ``"tatoeba"``, ``"imdb"``, ``"flickr8k"``) that ``data``, the path a run
+    recorded, is by its base name (:data:`SHIPPED_CORPORA`), or None: data of the user's own, or no data."""
+    return SHIPPED_CORPORA.get(data_name(data)) if data else None
+
+
+def own_data(data: Optional[str]) -> Optional[str]:
+    """The name of ``data`` (:func:`data_name`) when it is data of the user's own, else None: a shipped corpus,
+    or no data recorded (a run on generated data, such as the synthetic scenes, or one older than the record),
+    whose card keeps the shipped model's words."""
+    return data_name(data) if data and not shipped_corpus(data) else None
+
+
+def hub_for_data(hub: dict, own: Optional[str]) -> dict:
+    """The front matter of a model trained on ``own``, data of its user's own (:func:`own_data`): ``hub``
+    without the shipped corpus's ``datasets``, with the entries of its ``own_data`` (a task named without the
+    corpus, no licence of the corpus's) and a model-index ``dataset`` naming ``own``; ``hub`` itself for a
+    shipped corpus (``own`` None)."""
+    if not own:
+        return hub
+    out = {k: v for k, v in hub.items() if k not in ("datasets", "own_data")}
+    out.update(hub.get("own_data") or {})
+    if "dataset" in hub:
+        split = hub["dataset"].get("split", "validation")
+        out["dataset"] = {"type": own, "name": f"{own}, the {split} split", "split": split}
+    return out
+
+
+def front_matter(app: str, hub: dict, metrics: list, version: str, data: Optional[str] = None) -> str:
+    """The card's YAML front matter, with a ``model-index`` entry holding ``metrics`` (when there are any).
+
+    ``data``: the name of the user's own data the model was trained on (:func:`own_data`), recorded under
+    ``rnn_apps``; None for a shipped corpus.
+    """
     meta = {k: hub[k] for k in ("language", "license", "library_name", "tags", "datasets", "pipeline_tag") if hub.get(k)}
     meta.setdefault("library_name", "tensorflow")
     if metrics:
@@ -151,7 +210,7 @@ def front_matter(app: str, hub: dict, metrics: list, version: str) -> str:
                   if m.get("split", dataset.get("split", "validation")) == split]
             results.append({"task": hub["task"], "dataset": {**dataset, "split": split}, "metrics": ms})
         meta["model-index"] = [{"name": f"rnn-apps-{app}", "results": results}]
-    meta["rnn_apps"] = {"app": app, "version": version}
+    meta["rnn_apps"] = {"app": app, "version": version, **({"data": data} if data else {})}
     return "---\n" + "\n".join(_yaml(meta, 0)) + "\n---\n"
 
 
@@ -258,10 +317,11 @@ def merge_versions(kept: Optional[str], written: Optional[str]) -> Optional[str]
 
 
 def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metrics: list,
-            versions: Optional[str] = None) -> str:
-    """A whole card: front matter, ``body`` (its title first) with the facts section after the title's
-    paragraphs (before the first ``##`` section), and the versions section last: ``versions`` (the old card's
-    changelog) with the entries of the body's own for versions it lacks (:func:`merge_versions`)."""
+            versions: Optional[str] = None, data: Optional[str] = None) -> str:
+    """A whole card: front matter (``data``: see :func:`front_matter`), ``body`` (its title first) with the facts
+    section after the title's paragraphs (before the first ``##`` section), and the versions section last:
+    ``versions`` (the old card's changelog) with the entries of the body's own for versions it lacks
+    (:func:`merge_versions`)."""
     versions = merge_versions(versions, section(body, VERSIONS_HEADING))
     body = without_section(without_section(body, FACTS_HEADING), VERSIONS_HEADING).strip("\n") + "\n"
     lines = body.split("\n")
@@ -270,7 +330,7 @@ def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metri
             + "\n".join(lines[at:]))
     if versions:
         body = body.rstrip("\n") + "\n\n" + versions.strip("\n") + "\n"
-    return front_matter(app, hub, metrics, facts["version"]) + "\n" + body
+    return front_matter(app, hub, metrics, facts["version"], data) + "\n" + body
 
 
 def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = None, **inputs) -> str:
@@ -326,9 +386,16 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
         figures += module.metrics(version_dir, meta)
     if not figures and same_version and not inputs:  # the figures the card states, kept with its body
         figures = stated_metrics(old_front)
-    hub = module.HUB(app, meta) if callable(module.HUB) else module.HUB
+    # The data the card describes: the measured run's, else (a kept body) what the existing card recorded.
+    run_dir = inputs.get("run_dir")
+    if run_dir is not None:
+        data = own_data(read_json(os.path.join(run_dir, "config.json")).get("data"))
+    else:
+        recorded = old_front.get("rnn_apps") if same_version else None
+        data = own_data(recorded.get("data")) if isinstance(recorded, dict) else None
+    hub = hub_for_data(module.HUB(app, meta) if callable(module.HUB) else module.HUB, data)
     text = compose(app, version_dir, body, facts, hub, figures,
-                   section(old_body, VERSIONS_HEADING) if old_body else None)
+                   section(old_body, VERSIONS_HEADING) if old_body else None, data)
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -357,15 +424,56 @@ def shipped_figures(version_dir: str, table: dict) -> list:
             for m in table.get(checksum, [])]
 
 
+def machine_text(run: dict) -> Optional[str]:
+    """The machine a run's config records (``machine``, :func:`rnn_apps.apps.base.machine_record`) in words,
+    e.g. "a machine with 16 CPU cores and 1 GPU", or None when it records none."""
+    machine = run.get("machine")
+    if not isinstance(machine, dict) or not machine.get("cpus"):
+        return None
+    gpus = machine.get("gpus") or 0
+    return (f"a machine with {machine['cpus']} CPU core{'s' if machine['cpus'] != 1 else ''}"
+            + (f" and {gpus} GPU{'s' if gpus != 1 else ''}" if gpus else ""))
+
+
+def project_run(run: dict) -> bool:
+    """Whether a run's card may speak of the project's own machine: a run on a shipped corpus (or on no recorded
+    data, such as the synthetic scenes) that recorded neither its machine nor ``trained_on``. These are the
+    shipped models' runs, made before runs recorded their machine; a user's run records its machine, and a
+    run on the user's own data is never said to have trained on the project's machine."""
+    return not run.get("machine") and not run.get("trained_on") and not own_data(run.get("data"))
+
+
+def where_trained(run: dict, project: str) -> str:
+    """Where a run trained, as " on ..." to follow "trained", from its config alone: ``trained_on`` (the JAX
+    recipes'), the machine it recorded (:func:`machine_text`), ``project`` (the words for the project's
+    machine) for a shipped model's run (:func:`project_run`), else "" (nothing recorded, no machine named)."""
+    if run.get("trained_on"):
+        return f" on {run['trained_on']}"
+    machine = machine_text(run)
+    if machine:
+        return f" on {machine}"
+    return f" on {project}" if project_run(run) else ""
+
+
 def trained_on_line(run: dict, seconds: float, shared: str = "the machine was shared with other work part of "
-                    "the time") -> str:
-    """Where and how long a run trained: ``trained_on`` and ``recipe`` of its config (set by the JAX recipes,
-    :mod:`rnn_apps.train_jax`), the project's CPU machine by default (then with ``shared`` in brackets)."""
+                    "the time", note: str = "") -> str:
+    """Where and how long a run trained, a line of a card, from the run's config alone.
+
+    * ``trained_on`` and ``recipe`` (set by the JAX recipes, :mod:`rnn_apps.train_jax`): said as they are;
+    * else the machine the run recorded: "Trained on a machine with N CPU cores (and G GPUs)";
+    * else, for a shipped model's run (a shipped corpus and no machine recorded, :func:`project_run`), the
+      project's CPU machine, with ``shared`` (a note on that machine) in brackets;
+    * else the logged wall time alone, naming no machine.
+
+    ``note``: a note on the time (e.g. what it leaves out) in brackets, for any run but the JAX recipes'.
+    """
     took = f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.0f} min"
-    if not run.get("trained_on"):
-        return f"* Trained on the project's CPU machine (2 cores) in {took} of logged wall time ({shared})."
-    recipe = f" with `{run['recipe']}`" if run.get("recipe") else ""
-    return f"* Trained on {run['trained_on']}{recipe} in {took} of logged wall time."
+    if run.get("trained_on"):
+        recipe = f" with `{run['recipe']}`" if run.get("recipe") else ""
+        return f"* Trained on {run['trained_on']}{recipe} in {took} of logged wall time."
+    where = where_trained(run, "the project's CPU machine (2 cores)")
+    notes = [n for n in (shared if project_run(run) else "", note) if n]
+    return f"* Trained{where} in {took} of logged wall time" + (f" ({'; '.join(notes)})." if notes else ".")
 
 
 def read_json(path: Optional[str]):

@@ -196,7 +196,8 @@ def _image_size(data: tf.Tensor):
     head = tf.strings.join([tf.strings.substr(data, 0, 32), "\0" * 32])  # the header, padded
 
     def number(offset, width, big_endian, signed=False):
-        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, offset, width), tf.uint8), tf.int64)  # [N, width]
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(head, offset, width), tf.uint8), tf.int64)
+        raw = tf.reshape(raw, [-1, width])  # [N, width]; decode_raw gives [0, 0] for an empty batch
         weights = [256 ** k for k in range(width)]
         value = tf.reduce_sum(raw * tf.constant(weights[::-1] if big_endian else weights, tf.int64), axis=1)
         return tf.where(value >= 2 ** (8 * width - 1), value - 2 ** (8 * width), value) if signed else value
@@ -262,7 +263,9 @@ def _range_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
     flat = tf.reshape(x, [-1])
     if x.dtype.is_floating:
         v = tf.cast(flat, tf.float64)
-        lo, hi = tf.constant(float(r.lo), tf.float64), tf.constant(float(r.hi), tf.float64)
+        # The bounds as the input's dtype holds them: a value the server's float64 check accepts (1e-6) is
+        # not refused here once float32 has rounded it (to 9.99999997e-07), nor the other way round.
+        lo, hi = (tf.constant(float(x.dtype.as_numpy_dtype(b)), tf.float64) for b in (r.lo, r.hi))
         inside = tf.math.is_finite(v)
     else:
         v = tf.cast(flat, tf.int64)
@@ -272,6 +275,9 @@ def _range_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
         inside = tf.ones_like(v, tf.bool)
     inside &= (v > lo) if r.lo_open else (v >= lo)
     inside &= (v < hi) if r.hi_open else (v <= hi)
+    if r.min_positive:
+        tiny = float(x.dtype.as_numpy_dtype(r.min_positive)) if x.dtype.is_floating else float(r.min_positive)
+        inside &= ~((v > 0) & (v < tf.constant(tiny, v.dtype)))
 
     def words():
         nan = tf.math.is_nan(v) if x.dtype.is_floating else tf.zeros_like(v, tf.bool)

@@ -57,7 +57,10 @@ def errors_as(error_class: Type[Exception]) -> Iterator[None]:
 @dataclass(frozen=True)
 class Range:
     """Accepted values of one numeric input: ``lo <= x <= hi`` (an open end excludes it); always finite.
-    An ``integer`` range (closed) is worded "an integer from lo to hi"."""
+    An ``integer`` range (closed) is worded "an integer from lo to hi". With ``min_positive``, a positive
+    value below it is refused too: a sampling temperature of 2e-38 divides the logits past float32's
+    largest number (and a subnormal one is flushed to 0 by TensorFlow's CPU kernels but not by NumPy), so
+    the two poem engines would sample noise or disagree; 0 itself (greedy) stays accepted."""
 
     lo: float
     hi: float
@@ -65,6 +68,7 @@ class Range:
     hi_open: bool = False
     meaning: str = ""
     integer: bool = False
+    min_positive: float = 0.0
 
     def text(self) -> str:
         """What is accepted, for a message: ``in (0, 1] (1 is off)``, ``an integer from 1 to 16``."""
@@ -72,6 +76,8 @@ class Range:
             span = f"an integer from {_num(self.lo)} to {_num(self.hi)}"
         else:
             span = f"in {'(' if self.lo_open else '['}{_num(self.lo)}, {_num(self.hi)}{')' if self.hi_open else ']'}"
+            if self.min_positive:
+                span += f", 0 or at least {_num(self.min_positive)}"
         return span + (f" ({self.meaning})" if self.meaning else "")
 
     def contains(self, x: float) -> bool:
@@ -79,7 +85,7 @@ class Range:
             return False
         above = x > self.lo if self.lo_open else x >= self.lo
         below = x < self.hi if self.hi_open else x <= self.hi
-        return above and below
+        return above and below and not 0 < x < self.min_positive
 
 
 @dataclass(frozen=True)
@@ -139,6 +145,11 @@ class AppLimits:
             for all its examples, and ``rnn-apps serve`` merges it only with requests of the same value.
         example_texts: Inputs of serialized ``tf.Example`` protos -> the feature that holds the text (the
             sentiment model's ``classify`` signature), for the checks that read the text (``counted_words``).
+        max_total_chars: Text input name -> the most characters of all its texts in one request together, for
+            inputs whose work grows with every character of every text (the poem model scores each one): the
+            largest request accepted must finish well within ``rnn-apps serve``'s default deadline (60 s) on a
+            small machine. Checked per request by ``rnn-apps serve``, not in the graph: one graph call may hold
+            several requests (server-side batching merges them).
     """
 
     app: str
@@ -161,6 +172,7 @@ class AppLimits:
     reads: str = ""
     same_in_call: Tuple[str, ...] = ()
     example_texts: Mapping[str, str] = field(default_factory=dict)
+    max_total_chars: Mapping[str, int] = field(default_factory=dict)
 
 
 _INT64 = Range(-(2**63), 2**63 - 1, integer=True)
@@ -169,9 +181,13 @@ APPS: Mapping[str, AppLimits] = {
     "poetry": AppLimits(
         "poetry", max_batch=64,
         max_chars={"prompt": 200, "acrostic": 32, "form": 16, "rhyme": 16, "metre": 16, "text": 4096},
+        # Scoring costs 0.3 to 0.6 ms a character on 2 busy cores: 64 texts of 4,096 characters ran past the 60 s
+        # deadline of rnn-apps serve (a 504, the heavy slot held 84 s); 32,768 characters in all take 10 to 20 s.
+        max_total_chars={"text": 32_768},
         non_empty=(),
-        ranges={"temperature": Range(0, 10, meaning="0 is greedy"),
-                "top_p": Range(0, 1, lo_open=True, meaning="1 is off"),
+        # Tiny positive values are refused: they overflow float32 (see Range) and mean greedy anyway.
+        ranges={"temperature": Range(0, 10, meaning="0 is greedy", min_positive=1e-6),
+                "top_p": Range(1e-6, 1, meaning="1 is off"),
                 "top_k": Range(0, 100_000, meaning="0 is off", integer=True),
                 "max_length": Range(8, 512, integer=True),
                 "seed": _INT64},
@@ -237,6 +253,17 @@ def check_batch(limits: AppLimits, n: int) -> None:
         raise LimitError(batch_message(limits, n))
 
 
+def check_total_chars(limits: AppLimits, name: str, texts) -> None:
+    """Raise :class:`LimitError` when the texts of the input ``name`` of one request hold more characters in all
+    than ``limits.max_total_chars`` allows (each text is checked on its own by :func:`check_text`)."""
+    most = limits.max_total_chars.get(name)
+    if most is None:
+        return
+    n = sum(len(t) for t in texts)
+    if n > most:
+        raise LimitError(total_chars_message(limits, name, n, most))
+
+
 # The messages of the checks, one function each, so that the checks in a SavedModel's graph
 # (:mod:`rnn_apps.graph_limits`) word them alike: the values they show are formatted with ``format`` only
 # (``{n:,}``, ``{x}``, ``{x:.0f}``), which the graph can reproduce.
@@ -244,6 +271,12 @@ def check_batch(limits: AppLimits, n: int) -> None:
 def batch_message(limits: AppLimits, n) -> str:
     """``n`` examples in one request are more than ``limits.max_batch``."""
     return f"{n:,} examples in one request; {limits.app} accepts at most {limits.max_batch:,} (send several requests)."
+
+
+def total_chars_message(limits: AppLimits, name: str, n, most: int) -> str:
+    """The texts of the input ``name`` of one request hold ``n`` characters in all, more than ``most``."""
+    return (f"{name} holds {n:,} characters in all its texts; {limits.app} accepts at most {most:,} in one request "
+            f"(send the texts in several requests).")
 
 
 def too_long_message(where, n, most: int) -> str:

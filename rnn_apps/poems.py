@@ -8,6 +8,7 @@ corpus the same way, so the fill model's validation poems are the poem model's.
 
 from __future__ import annotations
 
+import collections
 import gzip
 import json
 import os
@@ -38,6 +39,16 @@ class CorpusError(ValueError):
     """A corpus file that cannot be read or holds no usable poem."""
 
 
+_OTHER = re.compile(f"[^{HAN_RANGES}，。]")
+MIN_POEM_LENGTH = 6  # characters, its punctuation included
+# Why a poem is left out (the reasons of _clean), as a training run's output words them.
+LEFT_OUT_REASONS = {
+    "symbols": "with other symbols",
+    "short": f"shorter than {MIN_POEM_LENGTH} characters with their punctuation",
+    "empty": "empty, or nothing but notes and punctuation",
+}
+
+
 def clean_poem(text: str) -> str | None:
     """Normalise one poem to Han characters with ，and 。; None if it is not a usable poem.
 
@@ -45,6 +56,13 @@ def clean_poem(text: str) -> str | None:
     ；：、 become ，. A poem with other symbols (such as □ for a lost character) is rejected, since a model
     must not learn to write them.
     """
+    t, why = _clean(text)
+    return None if why else t
+
+
+def _clean(text: str) -> tuple[str, str | None]:
+    """``(cleaned text, None)`` for a usable poem; else ``(what cleaning left, the reason)``, a key of
+    :data:`LEFT_OUT_REASONS`."""
     t = _BRACKETS.sub("", text)
     t = _DROP.sub("", t)
     t = _TO_PERIOD.sub(PERIOD, t)
@@ -52,14 +70,16 @@ def clean_poem(text: str) -> str | None:
     t = re.sub(r"[，。]{2,}", lambda m: m.group(0)[-1], t)  # collapse doubled punctuation
     t = t.lstrip("，。")
     if not t:
-        return None
+        return t, "empty"
     if t[-1] == COMMA:
         t = t[:-1] + PERIOD
     elif t[-1] != PERIOD:
         t += PERIOD
-    if len(t) < 6 or not _VALID.fullmatch(t):
-        return None
-    return t
+    if not _VALID.fullmatch(t):
+        return t, "symbols"
+    if len(t) < MIN_POEM_LENGTH:
+        return t, "short"
+    return t, None
 
 
 def _open_text(path: str):
@@ -86,6 +106,12 @@ def read_raw_poems(path: str) -> list[str]:
     Raises:
         CorpusError: the file is missing, not UTF-8, or not in a supported format.
     """
+    return [p for p in _read_records(path) if p]
+
+
+def _read_records(path: str) -> list[str]:
+    """The poems of a corpus file as :func:`read_raw_poems` reads them, with ``""`` for each JSON object
+    that holds no poem text (so that a count of the poems read counts it)."""
     if not os.path.isfile(path):
         raise CorpusError(f"No such corpus file: {path}")
     try:
@@ -111,8 +137,8 @@ def read_raw_poems(path: str) -> list[str]:
                     objs.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise CorpusError(f"{path}:{n}: not a JSON object ({e.msg}).") from None
-        poems = [p for p in map(_poem_from_obj, objs) if p]
-        if not poems:
+        poems = [p or "" for p in map(_poem_from_obj, objs)]
+        if not any(poems):
             raise CorpusError(f"{path}: no object with a 'paragraphs' list of strings.")
         return poems
     blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
@@ -122,21 +148,90 @@ def read_raw_poems(path: str) -> list[str]:
 
 
 def load_poems(path: str, script: str = "simplified") -> list[str]:
-    """Read, convert to ``script`` and clean the poems of ``path``; unusable poems are skipped.
+    """Read, convert to ``script`` and clean the poems of ``path``; unusable poems are skipped
+    (:func:`load_poems_counted` also says how many, and why).
 
     Raises:
         CorpusError: no usable poem in the file.
     """
+    return load_poems_counted(path, script)[0]
+
+
+def load_poems_counted(path: str, script: str = "simplified") -> tuple[list[str], dict]:
+    """Read, convert to ``script`` and clean the poems of ``path``, counting the poems left out.
+
+    A poem :func:`clean_poem` rejects is left out; a user training on a corpus of their own needs to know how
+    many were and why (a corpus that marks lost characters with □ can lose most of its poems).
+
+    Returns:
+        ``(poems, left_out)``: the usable poems, and a dict (JSON-ready, for a run's stats) with ``poems_read``
+        (every poem of the file), ``poems_left_out``, ``poems_left_out_why`` (the count for each reason that
+        occurred: the keys of :data:`LEFT_OUT_REASONS`) and ``poems_left_out_symbols`` (the symbols that left
+        out most poems, at most five; :func:`describe_left_out` words it all).
+
+    Raises:
+        CorpusError: no usable poem in the file (saying why the poems were left out).
+        ValueError: an unknown ``script``.
+    """
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}; received {script!r}.")
-    raw = read_raw_poems(path)
-    poems = [p for p in (clean_poem(convert_script(r, script)) for r in raw) if p]
+    raw = _read_records(path)
+    poems = []
+    why: collections.Counter = collections.Counter()
+    symbols: collections.Counter = collections.Counter()
+    for r in raw:
+        t, reason = _clean(convert_script(r, script)) if r else ("", "empty")
+        if reason is None:
+            poems.append(t)
+            continue
+        why[reason] += 1
+        if reason == "symbols":
+            for c in dict.fromkeys(_OTHER.findall(t)):  # each symbol once a poem, in the order met
+                symbols[c] += 1
+    left_out = {
+        "poems_read": len(raw),
+        "poems_left_out": len(raw) - len(poems),
+        "poems_left_out_why": {k: why[k] for k in LEFT_OUT_REASONS if why[k]},
+        # the most frequent first; a tie in the order met (sorted is stable), so the same file says the same
+        "poems_left_out_symbols": [_shown_symbol(c) for c in sorted(symbols, key=lambda c: -symbols[c])[:5]],
+    }
     if not poems:
         raise CorpusError(
-            f"{path}: none of its {len(raw)} poems is usable (a poem needs at least 6 Chinese characters "
-            "with ，/。 punctuation)."
+            f"{path}: none of its {len(raw)} poems is usable ({_reasons(left_out)}); a poem needs at least "
+            f"{MIN_POEM_LENGTH} Chinese characters with ，/。 punctuation and no other symbols."
         )
-    return poems
+    return poems, left_out
+
+
+def _shown_symbol(c: str) -> str:
+    """A symbol as a message can show it: itself, or its code point when it does not print (a private-use
+    character standing for a rare one, a control character)."""
+    return c if c.isprintable() and not c.isspace() else f"U+{ord(c):04X}"
+
+
+def _reasons(left_out: dict) -> str:
+    """``"30 with other symbols such as '□', '●'; 2 empty, ..."`` from the counts of :func:`load_poems_counted`."""
+    parts = []
+    for key, n in left_out.get("poems_left_out_why", {}).items():
+        text = f"{n:,} {LEFT_OUT_REASONS.get(key, key)}"
+        if key == "symbols" and left_out.get("poems_left_out_symbols"):
+            # quoted: a symbol may be a comma or a full stop
+            text += f" such as {', '.join(repr(c) for c in left_out['poems_left_out_symbols'][:3])}"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def describe_left_out(stats: dict) -> str | None:
+    """One line for a training run's output, e.g. ``"Read 1,204 poems; 37 left out (30 with other symbols such
+    as '□', '●'; 7 shorter than 6 characters with their punctuation)."``; None when no poem was left out (or
+    ``stats`` predate the count).
+
+    Args:
+        stats: A run's corpus statistics (:func:`prepare_corpus`), or the counts of :func:`load_poems_counted`.
+    """
+    if not stats.get("poems_left_out"):
+        return None
+    return f"Read {stats['poems_read']:,} poems; {stats['poems_left_out']:,} left out ({_reasons(stats)})."
 
 
 def split_poems(poems: Sequence[str], val_fraction: float = 0.05, seed: int = 1234):
@@ -208,9 +303,10 @@ def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None
             from both sides).
 
     Returns:
-        ``(vocab, train poems, validation poems, train sequences, validation sequences, stats)``.
+        ``(vocab, train poems, validation poems, train sequences, validation sequences, stats)``; ``stats``
+        also count the poems left out (the counts of :func:`load_poems_counted`; :func:`describe_left_out`).
     """
-    poems = load_poems(data_path, cfg["script"])
+    poems, left_out = load_poems_counted(data_path, cfg["script"])
     train, val = split_poems(poems, cfg["val_fraction"], cfg["seed"])
     if vocab is None:
         vocab = (build_vocab or (lambda p, m: Vocabulary.build(p, min_count=m)))(train, cfg["min_count"])
@@ -223,6 +319,7 @@ def prepare_corpus(data_path: str, cfg: dict, vocab: Optional[Vocabulary] = None
         "train_tokens": int(sum(len(s) - unpredicted for s in tr)),
         "val_tokens": int(sum(len(s) - unpredicted for s in va)),
         "vocab_size": len(vocab),
+        **left_out,
     }
     return vocab, train, val, tr, va, stats
 

@@ -5,7 +5,8 @@ TensorFlow Serving expects::
 
     <models>/<name>/<version>/saved_model.pb      (version: positive integer directory name)
 
-with the same REST endpoints and JSON formats as ``tensorflow/serving`` on port 8501, so
+(or, as TF Serving's ``--model_base_path``, the directory of one model's versions: that model alone, under
+the directory's name), with the same REST endpoints and JSON formats as ``tensorflow/serving`` on port 8501, so
 a client written against TF Serving works unchanged (and the same directory can be handed
 to TF Serving in production; see docs/serve.md):
 

@@ -135,6 +135,20 @@ class StopEarly(Exception):
     """Raised by the keep-best callback to end :func:`fit_resumable` before its last epoch."""
 
 
+def check_tensorboard() -> None:
+    """Refuse TensorBoard logs when the ``tensorboard`` package (which Keras's callback writes them with) is
+    not installed: without it the callback fails after the first epoch's training.
+
+    Raises:
+        TrainingError: the package is missing.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is None:
+        raise TrainingError("TensorBoard logs need the tensorboard package, which is not installed: "
+                            "pip install tensorboard, or leave out --tensorboard.")
+
+
 def check_patience(patience) -> None:
     """Refuse a ``patience`` that is not a whole number of epochs >= 0 (0: never stop early)."""
     if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
@@ -502,6 +516,8 @@ def fit_resumable(
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
     check_patience(patience)
+    if tensorboard:
+        check_tensorboard()
     if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:
         raise TrainingError(f"average_best must be a whole number of epochs >= 0 (0: off); received {average_best!r}.")
     if keep_best is not None and not (isinstance(keep_best, str) and keep_best.startswith("val_")):

@@ -222,6 +222,27 @@ def test_every_app_that_trains_has_a_fine_tune_command(app):
     assert r.exit_code == 0 and "Examples" in r.output and f"rnn-apps fine-tune {app} --data" in r.output
 
 
+# The run flags of `train APP` and `fine-tune APP`. forecast's runs have none of the three: their epochs are a few short
+# steps (checkpoints at epoch ends only), and a forecaster reads no validation loss to stop on but its back-test.
+RUN_FLAGS = {"--save-every", "--tensorboard", "--patience"}
+WITHOUT_RUN_FLAGS = {"forecast"}
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_train_and_fine_tune_take_the_same_run_flags(app):
+    """``--save-every``, ``--tensorboard`` and ``--patience`` mean the same in every training command: each
+    ``train APP`` and ``fine-tune APP`` takes them all (forecast none), with ``--patience`` defaulting to None
+    (the app's own default, kept by ``--resume``)."""
+    commands = importlib.import_module(f"rnn_apps.apps.{app}.commands").COMMANDS
+    for group in ("train", "fine-tune"):
+        for command in commands.get(group, []):
+            params = {opt: p for p in command.params for opt in p.opts}
+            expected = set() if app in WITHOUT_RUN_FLAGS else RUN_FLAGS
+            assert RUN_FLAGS & set(params) == expected, f"{group} {app}"
+            if "--patience" in params:
+                assert params["--patience"].default is None, f"{group} {app}"
+
+
 def test_no_app_imports_another_app():
     apps = sorted(d for d in os.listdir(APPS_DIR) if os.path.isdir(os.path.join(APPS_DIR, d)) and d != "__pycache__")
     crossing = []

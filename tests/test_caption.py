@@ -367,7 +367,8 @@ def test_beam_one_is_greedy_and_attention_sums_to_one(tiny_run, scene_files):
     _, r = tiny_run
     module = CaptionModule(r["model"], r["vocab"], r["config"])
     pixels = decode_images(tf.constant([open(p, "rb").read() for p in scene_files] * 2), 32)
-    feats = module._features(pixels)
+    feats, novelty = module._features(pixels)
+    assert novelty is None  # a model without prototypes scores no novelty
     g_ids, g_alpha, g_lp = module._greedy(feats)
     b_ids, b_alpha, b_lp = module._beam(feats, tf.constant(1))
     assert g_ids.numpy().tolist() == b_ids.numpy().tolist()
@@ -437,6 +438,42 @@ def test_train_on_a_flickr_folder(tmp_path):
                    val_fraction=0.34, steps_per_epoch=2)
     assert r["step"] == 2 and r["stats"]["source"] == "flickr" and r["stats"]["val_images"] == 2
     assert r["val_loss"] is not None and "thing" in r["vocab"]
+
+
+def test_patience_stops_a_caption_set_run_early_and_is_refused_for_synthetic_scenes(tmp_path):
+    """--patience N on a caption set: the run stops after N epochs without a lower validation loss, with its best
+    epoch, and --resume keeps the setting; synthetic scenes keep no best epoch, so patience is refused there (by the
+    library, and by the command as a usage error like the other options of a caption set)."""
+    from rnn_apps import training
+    from rnn_apps.apps.caption import task
+
+    # The dev photos' captions say "blue", the training ones "red": the better the model learns the training
+    # captions, the worse it does on the dev ones, so the validation loss soon rises.
+    root = tmp_path / "f8k"
+    _images(root / "Flicker8k_Dataset", [f"{i}.jpg" for i in range(6)])
+    (root / "Flickr8k.token.txt").write_text("".join(f"{i}.jpg#0\tA {'blue' if i >= 4 else 'red'} thing .\n"
+                                                     for i in range(6)))
+    (root / "Flickr_8k.trainImages.txt").write_text("0.jpg\n1.jpg\n2.jpg\n3.jpg\n")
+    (root / "Flickr_8k.devImages.txt").write_text("4.jpg\n5.jpg\n")
+    run = str(tmp_path / "run")
+    settings = dict(variant="inject", image_size=32, filters=(4,), feature_dim=8, units=8, embedding_dim=8,
+                    attention_units=8, batch_size=4, min_count=1, max_len=10, steps_per_epoch=2, learning_rate=0.05,
+                    average_best=0, seed=3)
+    r = task.train(str(root), run, epochs=8, verbose=0, patience=2, **settings)
+    assert r["stopped_early"] and len(r["history"]) == r["best_epoch"] + 2 < 8
+    assert r["val_loss"] == r["history"][r["best_epoch"] - 1]["val_loss"]
+    again = task.train(str(root), run, epochs=8, verbose=0, resume=True)  # it had stopped: it trains no further
+    assert again["stopped_early"] and again["step"] == r["step"]
+
+    with pytest.raises(cdata.CaptionDataError, match="patience applies to a caption set"):
+        task.train(None, str(tmp_path / "scenes"), epochs=1, synthetic=True, verbose=0, patience=1, **TINY)
+    assert not (tmp_path / "scenes").exists()
+    with pytest.raises(training.TrainingError, match="patience must be a whole number"):
+        task.train(str(root), str(tmp_path / "bad"), epochs=1, verbose=0, patience=-1)
+    r = CliRunner().invoke(cli, ["train", "caption", "--synthetic", "--patience", "2", "--run-dir",
+                                 str(tmp_path / "cli")])
+    assert r.exit_code == 2 and "--patience is not used with --synthetic" in r.output, r.output
+    assert not (tmp_path / "cli").exists()
 
 
 # ------------------------------------------------------------------------------------------ CLI

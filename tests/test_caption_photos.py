@@ -411,6 +411,33 @@ def test_the_cards_greedy_column_is_decoded_greedily(tmp_path, photo_set, photo_
     assert [(x["greedy"], x["beam3"]) for x in rows] == [("beam 1", "beam 3")] * 2 and beams == [1, 3]
 
 
+def test_card_of_a_model_on_the_users_own_photos_names_them_not_flickr8k(tmp_path, photo_set, photo_model):
+    """A photo model trained on a user's own caption set: its card names that set, not Flickr8k (its terms,
+    splits, published scores, hub entries or changelog), nor the project's machine; it says the machine its run
+    recorded."""
+    import yaml
+
+    from rnn_apps import cards
+
+    run_dir, _, path = photo_model
+    ev = tmp_path / "dev.json"
+    ev.write_text(json.dumps({"beam": 1, "bleu1": 0.5, "bleu2": 0.4, "bleu3": 0.3, "bleu4": 0.2, "cider_d": 0.1,
+                              "distinct_share": 0.5, "distinct_captions": 1, "images": 2}), encoding="utf-8")
+    out = cards.write_card("caption", path, out=str(tmp_path / "card.md"), run_dir=run_dir, data=photo_set,
+                           evals=str(ev))
+    text = open(out["card"], encoding="utf-8").read()
+    name = os.path.basename(os.path.normpath(photo_set))
+    # (Flickr8k photos checked the backbone's conversion, a fact of the encoder whatever the captions trained on.)
+    about_data = text.replace("on Flickr8k photos the converted model's ImageNet class agrees", "")
+    for shipped in ("Flickr8k", "flickr8k", "official", "Show, Attend and Tell, soft", "project's", "2-core",
+                    "## Versions"):
+        assert shipped not in about_data, shipped
+    assert f"visual attention, `{name}`)" in text and f"* **`{name}`**: photos with their captions" in text
+    assert "steps) on a machine with " in text
+    front = yaml.safe_load(text.split("\n---\n", 1)[0][4:])
+    assert "license" not in front and "datasets" not in front and front["rnn_apps"]["data"] == name
+
+
 def test_default_beam_drives_serving_default_and_a_huge_beam_is_refused(tmp_path, photo_set, photo_model):
     import tensorflow as tf
 
@@ -431,6 +458,136 @@ def test_default_beam_drives_serving_default_and_a_huge_beam_is_refused(tmp_path
         loaded.signatures["caption"](image=images, beam_size=tf.fill([4], 20_000))
     with pytest.raises(cdata.CaptionDataError, match="default_beam"):
         task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "bad"), default_beam=0)
+
+
+# ------------------------------------------------------------------------------------------ novelty
+
+def test_novelty_prototypes_and_scores_against_scipy():
+    """Spherical k-means finds the directions of well-separated clusters; novelty is 1 - the largest cosine
+    similarity to a prototype (scipy's cosine distance); the threshold is the validation photos' largest."""
+    from scipy.spatial.distance import cdist
+
+    from rnn_apps.apps.caption import novelty
+
+    rng = np.random.default_rng(0)
+    directions = np.eye(6)[:3] * 5.0
+    x = np.concatenate([d + rng.normal(0, 0.3, (40, 6)) for d in directions]) * rng.uniform(0.5, 3, (120, 1))
+    protos = novelty.fit_prototypes(x, 3, seed=1)
+    assert protos.shape == (3, 6) and np.allclose(np.linalg.norm(protos, axis=1), 1, atol=1e-6)
+    found = protos @ (directions / 5.0).T  # each prototype points along one cluster's direction, all found
+    assert sorted(found.argmax(1).tolist()) == [0, 1, 2] and found.max(1).min() > 0.98
+    probe = rng.normal(size=(9, 6))
+    want = cdist(probe, protos, "cosine").min(axis=1)
+    np.testing.assert_allclose(novelty.novelty(probe, protos), want, rtol=1e-5, atol=1e-6)
+    assert novelty.threshold([0.2, 0.41234, 0.3]) == 0.4124  # rounded up: the largest stays at or below it
+    cal = novelty.calibrate(x[::2], x[1::2], k=3, known=np.eye(6, dtype=np.float32)[3:4])
+    assert cal["prototypes"].shape == (4, 6) and cal["val_images"] == 60 and cal["train_images"] == 60
+    assert np.array_equal(cal["prototypes"][0], np.eye(6)[3])  # what the model knew comes first, kept
+    assert cal["threshold"] >= novelty.novelty(x[1::2], cal["prototypes"]).max()
+    with pytest.raises(ValueError, match="at least k=5 rows"):
+        novelty.fit_prototypes(x[:4], 5)
+    with pytest.raises(ValueError, match="validation photos; received none"):
+        novelty.threshold([])
+
+
+def test_export_with_novelty_scores_images_as_numpy_does_and_flags_unfamiliar_ones(tmp_path, photo_set,
+                                                                                  photo_model):
+    """A photo model exported with novelty: the ``caption`` signature's novelty is 1 - the largest cosine
+    between the backbone's mean features (computed here with Keras) and the prototypes; the captions are
+    those of the export without it; ``rnn-apps caption`` notes an image above the threshold."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption import novelty, task
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    run_dir, r, plain_path = photo_model
+    cal = task.run_novelty(r["model"], r["config"], False, photo_set, run_dir, verbose=0)  # from the run's cache
+    assert cal["prototypes"].shape == (6, 1280) and cal["train_images"] == 6 and cal["val_images"] == 2
+    path = task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "caption"), novelty=cal)
+    files = [os.path.join(photo_set, "Flicker8k_Dataset", f"{i}.jpg") for i in range(8)]
+    images = tf.constant([open(p, "rb").read() for p in files])
+    pixels = tf.stack([tf.image.resize(tf.cast(tf.io.decode_jpeg(open(p, "rb").read()), tf.float32), [64, 64],
+                                       antialias=True) for p in files])
+    mean = r["model"].encoder.backbone(pixels / 127.5 - 1.0).numpy().mean(axis=(1, 2))
+    want = novelty.novelty(mean, cal["prototypes"])
+    loaded, plain = tf.saved_model.load(path), tf.saved_model.load(plain_path)
+    for beam in (1, 3):
+        out = loaded.signatures["caption"](image=images, beam_size=tf.fill([8], beam))
+        np.testing.assert_allclose(out["novelty"].numpy(), want, rtol=1e-3, atol=1e-3)
+        same = plain.signatures["caption"](image=images, beam_size=tf.fill([8], beam))
+        assert list(out["caption"].numpy()) == list(same["caption"].numpy())
+        assert "novelty" not in same
+    assert "novelty" in loaded.signatures["attention"].structured_outputs
+    assert "novelty" in loaded.signatures["caption_pixels"].structured_outputs
+    empty = loaded.signatures["caption"](image=tf.zeros([0], tf.string), beam_size=tf.zeros([0], tf.int32))
+    assert empty["novelty"].shape == (0,)
+    meta = json.load(open(os.path.join(path, "assets.extra", "caption.json")))
+    assert meta["novelty"]["threshold"] == cal["threshold"] and meta["novelty"]["prototypes"] == 6
+    # Set on the validation photos (6.jpg, 7.jpg): none of them is flagged.
+    assert want[6:].max() <= cal["threshold"] + 1e-4
+    results = ImageCaptioner(path).caption_files(files[6:])
+    assert all(c.novelty is not None and not any("unlike the photos" in n for n in c.notes) for c in results)
+    # A model whose threshold every image passes notes each one, in the text output and in --json.
+    strict = task.export_run(r["model"], r["vocab"], r["config"], False, str(tmp_path / "strict"),
+                             novelty={**cal, "threshold": -1.0})
+    out = CliRunner().invoke(cli, ["caption", files[0], "--model", strict, "--json"])
+    assert out.exit_code == 0, out.output
+    row = json.loads(out.stdout)[0]
+    assert row["novelty"] == pytest.approx(float(want[0]), abs=1e-3)
+    assert any("unlike the photos this model was trained on" in n for n in row["notes"]) and "Note:" in out.stderr
+
+
+def test_cli_export_from_model_adds_or_keeps_novelty(tmp_path, photo_set, photo_model):
+    """export caption --from-model MODEL --data SET writes the novelty of that set; --from-model without
+    --data keeps the model's prototypes; the captions stay those of the model exported again."""
+    import tensorflow as tf
+
+    _, _, plain_path = photo_model
+    runner = CliRunner()
+    r = runner.invoke(cli, ["export", "caption", "--from-model", plain_path, "--data", photo_set,
+                            "--export", str(tmp_path / "caption"), "--json"])
+    assert r.exit_code == 0, r.output
+    first = json.loads(r.stdout)["exported"]
+    r = runner.invoke(cli, ["export", "caption", "--from-model", first, "--export", str(tmp_path / "caption"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    second = json.loads(r.stdout)["exported"]
+    a, b = tf.saved_model.load(first), tf.saved_model.load(second)
+    np.testing.assert_array_equal(a.prototypes.numpy(), b.prototypes.numpy())
+    metas = [json.load(open(os.path.join(p, "assets.extra", "caption.json"))) for p in (first, second)]
+    assert metas[0]["novelty"] == metas[1]["novelty"] and metas[0]["novelty"]["val_images"] == 2
+    files = [os.path.join(photo_set, "Flicker8k_Dataset", f"{i}.jpg") for i in range(4)]
+    images = tf.constant([open(p, "rb").read() for p in files])
+    plain = tf.saved_model.load(plain_path).signatures["caption"](image=images, beam_size=tf.ones([4], tf.int32))
+    again = b.signatures["caption"](image=images, beam_size=tf.ones([4], tf.int32))
+    assert list(plain["caption"].numpy()) == list(again["caption"].numpy())
+    # Its card: the body and stated figures of the card it was exported again from, the section on
+    # unfamiliar images from the model's record and the benchmark's figures, the versions anew.
+    source = tmp_path / "source.md"
+    source.write_text("---\nmodel-index:\n  - name: \"rnn-apps-caption\"\n    results:\n      - task:\n"
+                      "          type: \"image-to-text\"\n        dataset:\n          type: \"flickr8k\"\n"
+                      "        metrics:\n          - type: \"bleu\"\n            value: 20.2\n"
+                      "            name: \"BLEU-4\"\n---\n\n# Caption model\n\nIntro.\n\n"
+                      "## Data and its terms\n\nPhotos.\n\n## Versions\n\n* 1: old.\n", encoding="utf-8")
+    figures = tmp_path / "novelty.json"
+    figures.write_text(json.dumps({"seed": 0, "threshold": 0.4, "groups": {
+        "solid colour": {"images": 7, "flagged": 7, "novelty_min": 0.7, "novelty_median": 0.75, "novelty_max": 0.8,
+                         "examples": {"solid (0, 0, 0)": {"caption": "a dog in the dark", "novelty": 0.8}}},
+        "validation photo": {"images": 2, "flagged": 0, "novelty_min": 0.1, "novelty_median": 0.2,
+                             "novelty_max": 0.3, "examples": {}}}}), encoding="utf-8")
+    r = runner.invoke(cli, ["card", "caption", "--model", second, "-i", f"from_card={source}",
+                            "-i", f"novelty={figures}"])
+    assert r.exit_code == 0, r.output
+    card = open(os.path.join(str(tmp_path / "caption"), "README.md"), encoding="utf-8").read()
+    threshold = metas[1]["novelty"]["threshold"]
+    assert "## Data and its terms\n\nPhotos." in card and "value: 20.2" in card
+    assert f"Above **{threshold}**" in card and "| solid colour | 7 | 7 |" in card and "a dog in the dark" in card
+    assert card.index("## Unfamiliar images") < card.index("## Versions") and "* 2: the same training run" in card
+    for args, words in ((["--from-model", plain_path, "--run-dir", str(tmp_path)], "not both"),
+                        (["--from-model", plain_path, "--default-beam", "3"], "apply to --run-dir"),
+                        ([], "Give one of --run-dir")):
+        r = runner.invoke(cli, ["export", "caption", *args, "--export", str(tmp_path / "x")])
+        assert r.exit_code == 2 and words in r.output, r.output
 
 
 SHIPPED_TRANSLATE = os.path.join(os.path.dirname(__file__), "..", "models", "translate")

@@ -180,3 +180,85 @@ def test_a_cards_changelog_gains_the_versions_its_writer_adds():
     facts = {"version": "3", "size_mb": 1.0, "parameters": 10, "signatures": {}}
     text = cards.compose("poetry", "/tmp/x/poetry/3", body, facts, {}, [], kept)
     assert text.endswith("## Versions\n\n* 3: three.\n* **2** (shipped): two, in the card's words.\n* 1: one.\n")
+
+
+def test_a_card_of_a_model_trained_on_the_users_own_poems_names_their_file(app_dir, tiny_poem_run, poems_file):
+    """A model trained on a user's own poems: its card names their file, not the Complete Tang Poems, their
+    licence or hub entries, and says where it trained from what its run recorded, never the project's machine;
+    refreshed later without measuring, the card says the same."""
+    run_dir, _ = tiny_poem_run
+    out = cards.write_card("poetry", str(app_dir), run_dir=run_dir, data=poems_file)
+    text = open(out["card"], encoding="utf-8").read()
+    for shipped in ("Tang", "全唐诗", "chinese-poetry", "project's", "shared with other work", "shared/data"):
+        assert shipped not in text, shipped
+    assert "# Poem model (Char-RNN on `poems.txt`)" in text and "* Corpus: `poems.txt`, " in text
+    front = _front(text)
+    assert "datasets" not in front and front["rnn_apps"] == {"app": "poetry", "version": "1", "data": "poems.txt"}
+    assert f"* Trained on a machine with {os.cpu_count()} CPU core" in text
+    cards.write_card("poetry", str(app_dir))
+    assert (app_dir / "README.md").read_text(encoding="utf-8") == text
+
+
+def test_cards_name_the_shipped_corpus_and_the_projects_machine_only_for_the_shipped_runs():
+    """The shipped models' runs (a shipped corpus, no machine recorded) keep their cards' words; any other run is
+    described by what it recorded: its machine, or none named; its own data, without the shipped corpus's hub
+    entries or licence."""
+    from rnn_apps.apps.poetry.card import HUB
+    from rnn_apps.apps.translate.card import HUB as translate_hub
+
+    shipped, mine = {"data": "/x/shared/data/tang-poems.jsonl.gz"}, {"data": "/home/me/mypoems.jsonl"}
+    assert cards.trained_on_line(shipped, 7200) == (
+        "* Trained on the project's CPU machine (2 cores) in 2.0 h of logged wall time (the machine was shared with "
+        "other work part of the time).")
+    assert cards.trained_on_line(mine, 600) == "* Trained in 10 min of logged wall time."
+    machine = {"cpus": 16, "gpus": 1, "platform": "Linux-6.1-x86_64"}
+    for run in (shipped, mine):
+        assert cards.trained_on_line({**run, "machine": machine}, 600) == (
+            "* Trained on a machine with 16 CPU cores and 1 GPU in 10 min of logged wall time.")
+    assert cards.trained_on_line({**mine, "machine": {"cpus": 4, "gpus": 0}}, 60, note="fit time") == (
+        "* Trained on a machine with 4 CPU cores in 1 min of logged wall time (fit time).")
+    jax = {**shipped, "trained_on": "one H100 GPU", "recipe": "rnn_apps/apps/poetry/train_jax.py"}
+    assert cards.trained_on_line(jax, 600) == (
+        "* Trained on one H100 GPU with `rnn_apps/apps/poetry/train_jax.py` in 10 min of logged wall time.")
+    assert cards.shipped_corpus("../shared/data/flickr8k/") == "flickr8k" and cards.own_data("tfds:imdb_reviews") is None
+    assert cards.own_data("/d/cmn-eng-30k.tsv") is None and cards.own_data("/d/my reviews.csv") == "my reviews.csv"
+    assert cards.hub_for_data(HUB, cards.own_data(shipped["data"])) is HUB
+    metrics = [{"type": "bits_per_character", "name": "Validation bits per character", "value": 3.0}]
+    front = _front(cards.front_matter("poetry", cards.hub_for_data(HUB, "mypoems.jsonl"), metrics, "1", "mypoems.jsonl"))
+    result = front["model-index"][0]["results"][0]
+    assert "datasets" not in front and front["rnn_apps"]["data"] == "mypoems.jsonl"
+    assert result["dataset"] == {"type": "mypoems.jsonl", "name": "mypoems.jsonl, the validation split",
+                                 "split": "validation"}
+    assert result["task"] == {"type": "text-generation", "name": "Poem generation"}
+    front = _front(cards.front_matter("translate", cards.hub_for_data(translate_hub("translate", {}), "p.tsv"), [], "1"))
+    assert "license" not in front and "datasets" not in front  # Tatoeba's licence is not that of the user's pairs
+
+
+def test_a_run_records_its_machine_and_a_resumed_run_keeps_its_first_record(tiny_poem_run, poems_file, tmp_path):
+    """A run's config records the machine it trains on (CPU cores, GPUs, platform; no host or user name); a
+    resumed run keeps the record of the machine it began on, or none when it began before runs recorded one."""
+    import getpass
+    import json
+    import platform
+
+    from rnn_apps.apps import base
+    from rnn_apps.apps.poetry import task
+
+    run_dir, _ = tiny_poem_run
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        machine = json.load(f)["machine"]
+    assert machine["cpus"] == os.cpu_count() and set(machine) <= {"cpus", "gpus", "platform"}
+    assert all(name not in json.dumps(machine) for name in (platform.node(), getpass.getuser()) if name)
+    first = {"cpus": 64, "gpus": 8, "platform": "Linux-elsewhere"}
+    resumed = tmp_path / "resumed"
+    shutil.copytree(run_dir, resumed)
+    with open(resumed / "config.json", encoding="utf-8") as f:
+        record = json.load(f)
+    (resumed / "config.json").write_text(json.dumps({**record, "machine": first}), encoding="utf-8")
+    task.train(poems_file, str(resumed), epochs=2, resume=True, verbose=0, save_every=0)
+    assert json.loads((resumed / "config.json").read_text(encoding="utf-8"))["machine"] == first
+    older = {"settings": {}}  # a run begun before runs recorded their machine
+    base.write_run_config(str(tmp_path), {"settings": {}}, saved=older)
+    assert "machine" not in json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+    base.write_run_config(str(tmp_path), {"settings": {}, "trained_on": "one H100 GPU"})
+    assert "machine" not in json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))

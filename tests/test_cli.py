@@ -119,6 +119,48 @@ def test_fine_tuning_resumed_before_its_first_checkpoint_starts_from_its_base(ti
         np.testing.assert_array_equal(now[tuple(slice(0, n) for n in was.shape)], was)
 
 
+def test_fine_tune_takes_save_every_tensorboard_and_patience_as_train_does(runner, tiny_poem_model, tmp_path,
+                                                                           monkeypatch):
+    """fine-tune poetry's --save-every, --tensorboard and --patience reach the run as train poetry's do: checkpoints
+    every N steps, TensorBoard logs, a stop on the validation loss recorded in the run."""
+    from rnn_apps import training
+
+    seen = {}
+    fit = training.fit_resumable
+
+    def recording_fit(*args, **kwargs):
+        seen.update(kwargs)
+        return fit(*args, **{**kwargs, "tensorboard": False})  # TensorBoard itself need not be installed
+
+    monkeypatch.setattr(training, "fit_resumable", recording_fit)
+    monkeypatch.setattr(training, "check_tensorboard", lambda: None)  # installed or not
+    mine = tmp_path / "mine.txt"
+    mine.write_text("鲲鹏展翅九万里，翻动扶摇羊角。\n\n鲲鹏击水三千里，扶摇直上九万里。\n" * 3, encoding="utf-8")
+    run = tmp_path / "run"
+    r = runner.invoke(cli, ["fine-tune", "poetry", "--data", str(mine), "--model", tiny_poem_model, "--export",
+                            str(tmp_path / "ft"), "--run-dir", str(run), "--epochs", "1", "--val-fraction", "0.3",
+                            "--save-every", "3", "--tensorboard", "--patience", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert (seen["save_every"], seen["tensorboard"], seen["keep_best"], seen["patience"]) == (3, True, "val_loss", 1)
+    assert json.loads((run / "config.json").read_text(encoding="utf-8"))["settings"]["patience"] == 1
+    assert {"best_epoch", "stopped_early"} <= set(json.loads(r.stdout))
+
+
+def test_tensorboard_without_its_package_is_a_usage_error_before_the_run(runner, tmp_path, monkeypatch):
+    """--tensorboard without the tensorboard package: one line naming the package, before the run directory
+    is written (Keras's callback failed with a traceback after the first epoch)."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    mine = tmp_path / "mine.txt"
+    mine.write_text("鲲鹏展翅九万里，翻动扶摇羊角。\n", encoding="utf-8")
+    r = runner.invoke(cli, ["train", "poetry", "--data", str(mine), "--run-dir", str(tmp_path / "run"),
+                            "--tensorboard"])
+    assert r.exit_code == 2 and "need the tensorboard package" in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_xla_cache_flag_is_set_before_tensorflow_and_respects_the_user(tmp_path, monkeypatch):
     from rnn_apps.quiet import enable_xla_cache
 
@@ -194,6 +236,20 @@ def test_every_help_is_instant_and_has_examples():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
     assert int(r.stdout.strip()) >= 25
+
+
+def test_translate_refuses_an_empty_text_before_loading_tensorflow():
+    """An empty text is refused in one line before the model and TensorFlow load (seconds), as the server
+    refuses it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom click.testing import CliRunner\nfrom rnn_apps.cli import cli\n"
+            "r = CliRunner().invoke(cli, ['translate', 'Hello.', '  ', '--direction', 'zh-en'])\n"
+            "assert r.exit_code == 1 and 'Text 2 is empty' in r.output, r.output\n"
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
 
 
 def test_export_json_and_the_card_written_with_it(runner, tiny_poem_model, tmp_path):

@@ -107,8 +107,11 @@ def test_commands_share_the_server_limits():
 @pytest.mark.parametrize("args, words", [
     (["--seed", "99999999999999999999999"], "--seed"),
     (["--temperature", "nan"], "temperature must be a finite number; received NaN."),
-    (["--temperature", "-1"], "temperature must be in [0, 10] (0 is greedy); received -1.0."),
-    (["--top-p", "0"], "top_p must be in (0, 1] (1 is off); received 0.0."),
+    (["--temperature", "-1"], "temperature must be in [0, 10], 0 or at least 1e-06 (0 is greedy); received -1.0."),
+    # tiny positive values overflow float32 once the logits are divided (the engines sampled noise)
+    (["--temperature", "2e-38"], "temperature must be in [0, 10], 0 or at least 1e-06 (0 is greedy); received 2e-38."),
+    (["--top-p", "0"], "top_p must be in [1e-06, 1] (1 is off); received 0.0."),
+    (["--top-p", "1e-46"], "top_p must be in [1e-06, 1] (1 is off); received 1e-46."),
     (["--top-p", "nan"], "top_p must be a finite number; received NaN.")])
 def test_generate_poem_sampling_values(args, words):
     r = run("generate-poem", *args)

@@ -337,6 +337,18 @@ def test_cli_evaluate_fill(exported, four_poems):
     assert r["top5_accuracy"] >= r["top1_accuracy"] > 0.5  # the training poems were memorised
 
 
+def test_fill_corpus_stats_count_the_poems_left_out(four_poems, tmp_path):
+    """The fill model reads poems as the poem model does, and its run's stats say how many it left out."""
+    from rnn_apps.apps.fill.task import DEFAULTS, prepare_corpus
+
+    mine = tmp_path / "mine.txt"
+    with open(four_poems, encoding="utf-8") as f:
+        mine.write_text(f.read() + "白日□山尽，黄河入海流。\n", encoding="utf-8")
+    stats = prepare_corpus(str(mine), {**DEFAULTS, "min_count": 1})[-1]
+    assert stats["poems"] == 4 and stats["poems_read"] == 5 and stats["poems_left_out"] == 1
+    assert stats["poems_left_out_why"] == {"symbols": 1} and stats["poems_left_out_symbols"] == ["□"]
+
+
 def test_cli_train_fill_forward_export_and_resume(four_poems, tmp_path):
     run_dir, models = str(tmp_path / "run"), str(tmp_path / "models")
     args = ["train", "fill", "--data", four_poems, "--run-dir", run_dir, "--kind", "forward", "--epochs", "2",
@@ -353,6 +365,25 @@ def test_cli_train_fill_forward_export_and_resume(four_poems, tmp_path):
     res = CliRunner().invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。", "--model", os.path.join(models, "fill"), "--json"])
     assert res.exit_code == 0, res.output
     assert "□" not in json.loads(res.stdout)[0]["text"]
+
+
+def test_cli_train_fill_patience_stops_early_with_the_best_epoch(tmp_path):
+    """--patience N: the run stops after N epochs without a lower validation loss, and reports (and keeps) its best
+    epoch's figures, not those of the last epoch it trained."""
+    run_dir = tmp_path / "run"
+    # A learning rate this high makes the validation loss of 30 poems rise within a few epochs.
+    r = CliRunner().invoke(cli, ["train", "fill", "--data", POEMS, "--run-dir", str(run_dir), "--epochs", "10",
+                                 "--max-steps", "20", "--tokens-per-batch", "256", "--embedding-dim", "8", "--units",
+                                 "8", "--dropout", "0", "--learning-rate", "0.05", "--seed", "3", "--patience", "1",
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    with open(run_dir / "history.jsonl", encoding="utf-8") as f:
+        history = [json.loads(line) for line in f]
+    assert res["stopped_early"] and len(history) == res["best_epoch"] + 1 < 10
+    best = history[res["best_epoch"] - 1]
+    assert (res["val_loss"], res["val_accuracy"]) == (best["val_loss"], best["val_accuracy"])
+    assert json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["settings"]["patience"] == 1
 
 
 # ------------------------------------------------------------------------------------------- fine-tune
@@ -524,6 +555,30 @@ def test_card_of_a_model_from_scratch_needs_its_baseline(trained, exported, four
                            forward_run_dir=run_dir, forward_eval=str(ev))
     text = open(out["card"], encoding="utf-8").read()
     assert "| forward-only | 4 | 50.0% | 75.0% |" in text and "Forward-only:" in text
+
+
+def test_card_of_a_model_on_the_users_own_poems_names_them_not_the_tang_poems(trained, exported, four_poems, tmp_path):
+    """A model trained on a user's own poems: its card names their file (in its commands too), not the Complete
+    Tang Poems, their hub entries or the project's machine; it says the machine its run recorded."""
+    from rnn_apps import cards
+
+    run_dir, _ = trained
+    ev = tmp_path / "eval.json"
+    ev.write_text(json.dumps({"poems": 4, "top1_accuracy": 0.5, "top5_accuracy": 0.75, "seed": 0,
+                              "hidden_out_of_vocabulary": 0}), encoding="utf-8")
+    out = cards.write_card("fill", exported, out=str(tmp_path / "card.md"), run_dir=run_dir, eval=str(ev),
+                           forward_run_dir=run_dir, forward_eval=str(ev))
+    text = open(out["card"], encoding="utf-8").read()
+    for shipped in ("Tang", "chinese-poetry", "tang-poems", "project's", "2-core", "shared with other"):
+        assert shipped not in text, shipped
+    assert "# Fill-in-the-blank model (bidirectional LSTM on `four.txt`)" in text and "* Corpus: `four.txt`, " in text
+    assert "rnn-apps train fill --data four.txt " in text and "Trained on a machine with " in text
+    import yaml
+
+    front = yaml.safe_load(text.split("\n---\n", 1)[0][4:])
+    result = front["model-index"][0]["results"][0]
+    assert "datasets" not in front and result["dataset"]["type"] == "four.txt"
+    assert result["task"]["name"] == "Poem fill-in-the-blank"
 
 
 # ---------------------------------------------------------------------------------------------- a poem model weighs

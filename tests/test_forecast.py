@@ -583,3 +583,21 @@ def test_cli_fine_tune_forecast_argument_checks():
     assert r.exit_code == 2 and "not a finite number" in r.output
     r = CliRunner().invoke(cli, ["fine-tune", "forecast", "--data", "x.csv", "--epochs", "0"])
     assert r.exit_code == 2 and "0 is not in the range x>=1" in r.output
+
+
+def test_cli_forecast_model_starts_from_an_exported_forecaster(base_model, tmp_path):
+    """forecast --model DIR: the training starts from that export (as fine-tune forecast --model does), keeps its
+    window, horizon, mode, cell and units though forecast's own defaults differ (horizon 24), and adds the model's
+    back-test scores before training; a value other than the model's own is one clean error."""
+    data = _sine_csv(tmp_path / "s.csv")
+    args = ["forecast", "--data", data, "--column", "v", "--time-column", "t", "--model", base_model, "--epochs", "1"]
+    r = CliRunner().invoke(cli, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["init_from"] == base_model and "base_val_loss" in res and "before" in res["metrics"]
+    assert (res["settings"]["window"], res["settings"]["horizon"], res["settings"]["units"]) == (24, 6, 8)
+    assert len(res["forecast"]) == 6
+    r = CliRunner().invoke(cli, [*args, "--horizon", "3"])
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "keeps the base model's horizon (6); received horizon=3" in errors[0], r.output

@@ -71,6 +71,42 @@ def test_bad_corpora(tmp_path):
         pdata.load_poems(str(broken))
 
 
+def test_poems_left_out_are_counted_with_why(tmp_path):
+    """Unusable poems were dropped without a count: a user's corpus could lose most of its poems unseen."""
+    from rnn_apps import poems
+
+    assert poems.clean_poem("白日□山尽，黄河入海流。") is None and poems.clean_poem("春眠。") is None
+    path = tmp_path / "mine.txt"
+    path.write_text("床前明月光，疑是地上霜。\n白日□山尽，黄河入海流。\n千山鸟飞绝，万径人●灭□\n春眠。\n（一作春晓）\n"
+                    "Roses are red, violets are blue.\n", encoding="utf-8")
+    kept, left = poems.load_poems_counted(str(path))
+    assert kept == ["床前明月光，疑是地上霜。"] == pdata.load_poems(str(path))
+    assert left == {"poems_read": 6, "poems_left_out": 5, "poems_left_out_why": {"symbols": 3, "short": 1, "empty": 1},
+                    "poems_left_out_symbols": ["□", "●", "R", "o", "s"]}  # the most frequent first, then as met
+    assert poems.describe_left_out(left) == (
+        "Read 6 poems; 5 left out (3 with other symbols such as '□', '●', 'R'; 1 shorter than 6 characters with "
+        "their punctuation; 1 empty, or nothing but notes and punctuation).")
+    assert poems.describe_left_out({"poems": 3}) is None  # nothing left out (or a run from before the count)
+    cfg = {"script": "simplified", "val_fraction": 0.0, "seed": 1, "min_count": 1, "max_len": 64}
+    stats = poems.prepare_corpus(str(path), cfg)[-1]
+    assert stats["poems"] == 1 and {k: stats[k] for k in left} == left
+    # a record of the chinese-poetry format without text is a poem read and left out, too
+    path = tmp_path / "mine.jsonl"
+    path.write_text('{"paragraphs": ["床前明月光，疑是地上霜。"]}\n{"paragraphs": []}\n', encoding="utf-8")
+    kept, left = poems.load_poems_counted(str(path))
+    assert len(kept) == 1 and left["poems_read"] == 2 and left["poems_left_out_why"] == {"empty": 1}
+    assert pdata.read_raw_poems(str(path)) == ["床前明月光，疑是地上霜。"]
+
+
+def test_a_corpus_without_a_usable_poem_says_why(tmp_path):
+    path = tmp_path / "lost.txt"
+    path.write_text("白日□山尽，黄河入海流。\n\u0007床前明月光，疑是地上霜。\n", encoding="utf-8")
+    with pytest.raises(pdata.CorpusError) as e:
+        pdata.load_poems(str(path))
+    assert str(e.value) == (f"{path}: none of its 2 poems is usable (2 with other symbols such as '□', 'U+0007'); a "
+                            "poem needs at least 6 Chinese characters with ，/。 punctuation and no other symbols.")
+
+
 def test_split_is_seeded_and_disjoint(poems_file):
     poems = pdata.load_poems(poems_file)
     a = pdata.split_poems(poems, 0.2, seed=3)

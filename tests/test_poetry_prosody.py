@@ -409,6 +409,25 @@ def test_check_poem_notes_what_it_skips_and_refuses_a_huge_text(tables):
         check_poem("春" * 5001, tables)
 
 
+@pytest.mark.parametrize("length", [20, 28, 40, 56])
+def test_a_poem_without_punctuation_is_read_as_the_lines_of_its_form(tables, length):
+    """Pasted without punctuation or line breaks, a poem of a regulated form's length is read as its lines
+    (the analysis of the punctuated poem, and a note); other lengths stay one line."""
+    from rnn_apps.apps.poetry.prosody import check_poem
+
+    width = 5 if length in (20, 40) else 7
+    poem = "白日依山尽黄河入海流欲穷千里目更上一层楼" if length == 20 else ("春" * length)
+    punctuated = "".join(poem[i : i + width] + ("，" if (i // width) % 2 == 0 else "。")
+                         for i in range(0, length, width))
+    whole, lines = check_poem(poem, tables), check_poem(punctuated, tables)
+    assert whole["split"] == f"read as {length // width} lines of {width} characters: the text has no punctuation " \
+                             "or line breaks"
+    assert {k: v for k, v in whole.items() if k != "split"} == lines and "split" not in lines
+    assert whole["form"] == {20: "wujue", 28: "qijue", 40: "wulv", 56: "qilv"}[length]
+    odd = check_poem(poem[:-1] if length == 20 else "春" * (length + 1), tables)
+    assert odd["form"] is None and len(odd["lines"]) == 1 and "split" not in odd
+
+
 def test_check_poem_json_keeps_the_input_and_where_it_was_read(tmp_path):
     from click.testing import CliRunner
 

@@ -155,6 +155,45 @@ def test_csv_and_tsv_loaders(tmp_path):
         sdata.read_labelled_file(str(tmp_path / "mine2.csv"))
 
 
+@pytest.mark.parametrize("content, message", [
+    ("0,a bad film\n1,a good film\n", "mine.csv:1: the columns look swapped: the text column holds '0', a label, and "
+     "the label column 'a bad film' (without a header the columns are read as text, label). Swap the columns, or give "
+     "a header row that names them, e.g. label,text."),
+    ("text,label\nneg,bad\n", "mine.csv:2: the columns look swapped: the text column holds 'neg', a label, and the "
+     "label column 'bad' (the header names column 1 the text and column 2 the label). Swap the columns, or the names "
+     "in the header."),
+])
+def test_csv_with_its_columns_swapped_says_so(tmp_path, content, message):
+    """A short text in the label column was only 'not one of 0, 1, ...', which did not point at the swap."""
+    f = tmp_path / "mine.csv"
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(sdata.SentimentDataError) as e:
+        sdata.read_labelled_file(str(f))
+    assert str(e.value) == f"{f}:{message[len('mine.csv:'):]}"
+
+
+def test_reviews_of_one_label_are_refused_with_the_counts(tmp_path):
+    reviews = [sdata.Review(f"fine film {i}", 1) for i in range(3)]
+    with pytest.raises(sdata.SentimentDataError, match=r"^mine.csv: its labelled reviews are 3 positive and 0 negative; "
+                                                       r"a classifier needs reviews of both labels .* Add negative "):
+        sdata.check_both_labels(reviews, "mine.csv")
+    with pytest.raises(sdata.SentimentDataError, match=r"are 0 positive and 1 negative; .* Lower it\.$"):
+        sdata.check_both_labels([sdata.Review("bad", 0)], "mine.csv", "the training reviews", "Lower it.")
+    sdata.check_both_labels(reviews + [sdata.Review("bad", 0)], "mine.csv")
+
+
+def test_training_on_reviews_of_one_label_is_refused_before_the_run_dir(tmp_path):
+    """With --ngram-features 0 such a file trained a classifier that always answered its one label."""
+    from rnn_apps.apps.sentiment import task
+
+    data = tmp_path / "mine.csv"
+    data.write_text("text,label\n" + "".join(f"a fine film {i},pos\n" for i in range(8)), encoding="utf-8")
+    run_dir = tmp_path / "run"
+    with pytest.raises(sdata.SentimentDataError, match="8 positive and 0 negative"):
+        task.train(str(data), str(run_dir), epochs=1, verbose=0, **TINY)  # TINY: no n-gram branch
+    assert not run_dir.exists()
+
+
 def test_tfds_loader_with_mock_data_and_offline_error(tmp_path):
     tfds = pytest.importorskip("tensorflow_datasets")
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
@@ -462,7 +501,16 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     res = json.loads(r.stdout)
     assert "best_epoch" not in res and not (tmp_path / "run" / "best.weights.h5").exists()  # --keep-last
     assert res["exported"].startswith(str(out_dir)) and res["stats"]["train_reviews"] == 14
-    assert os.path.exists(out_dir / "README.md")
+    import yaml
+
+    # Its card names the user's reviews, not IMDB (in its text or its hub entries), and where it started.
+    card = (out_dir / "README.md").read_text(encoding="utf-8")
+    assert "IMDB" not in card and "imdb" not in card and "Large Movie Review" not in card and "movie reviews" not in card
+    assert "# Sentiment model (fine-tuned on `mine.csv`)" in card and "Training data: `mine.csv`." in card
+    assert f"Fine-tuned on `mine.csv`, starting from the weights of `sentiment/{os.path.basename(tiny_model)}`." in card
+    front = yaml.safe_load(card.split("\n---\n", 1)[0][4:])
+    assert "datasets" not in front and front["rnn_apps"]["data"] == "mine.csv"
+    assert front["model-index"][0]["results"][0]["task"]["name"] == "Review sentiment"
     from rnn_apps.apps.sentiment.export import load_base
 
     old, new = load_base(tiny_model), load_base(res["exported"])
@@ -473,6 +521,19 @@ def test_fine_tune_from_exported_model_on_csv(runner, tiny_model, tmp_path):
     assert any(not np.allclose(a, b) for a, b in zip(new["weights"], old["weights"]))
     r = runner.invoke(cli, ["classify", "--model", res["exported"], "great"])
     assert r.exit_code == 0 and r.output.split()[0] in ("positive", "negative")
+
+
+def test_fine_tune_on_reviews_of_one_label_is_one_line(runner, tiny_model, tmp_path):
+    """Fine-tuning a model with an n-gram branch skipped the branch's check, and trained on one label."""
+    mine = tmp_path / "mine.csv"
+    mine.write_text("text,label\n" + "".join(f'"{review(random.Random(i), NEG, 6)}",neg\n' for i in range(8)),
+                    encoding="utf-8")
+    r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out",
+                            str(tmp_path / "ft"), "--run-dir", str(tmp_path / "run"), "--epochs", "1"])
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [
+        f"Error: {mine}: its labelled reviews are 0 positive and 8 negative; a classifier needs reviews of both labels "
+        "to learn to tell them apart. Add positive (label 1 or pos) reviews."], r.output
+    assert not (tmp_path / "run").exists() and not (tmp_path / "ft").exists()
 
 
 def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):

@@ -505,3 +505,49 @@ def test_keep_best_refuses_bad_settings(tmp_path, kwargs, message):
     with pytest.raises(training.TrainingError, match=message):
         training.fit_resumable(model, lambda s: None, 2, 2, str(tmp_path / "run"), **kwargs)
     assert not os.path.exists(tmp_path / "run")
+
+
+def test_train_poetry_patience_stops_early_keeps_the_best_epoch_and_survives_resume(tmp_path, poems_file):
+    """--patience N on a command that used to end with its last epoch: the run stops after N epochs without a lower
+    validation loss, ends (and reports) with its best epoch's weights, records N so that --resume keeps it (another
+    N is refused), and a run saved before the setting resumes without it, training every epoch."""
+    from click.testing import CliRunner
+
+    from rnn_apps.apps.poetry import task
+    from rnn_apps.cli import cli
+
+    # A learning rate this high overfits 27 poems at once: the validation loss is lowest early and rises.
+    tiny = ["--embedding-dim", "8", "--units", "16", "--layers", "1", "--tokens-per-batch", "512", "--min-count", "1",
+            "--val-fraction", "0.1", "--seed", "3", "--dropout", "0", "--learning-rate", "0.05"]
+    run = tmp_path / "run"
+    args = ["train", "poetry", "--data", poems_file, "--run-dir", str(run), "--epochs", "6", *tiny, "--json"]
+    r = CliRunner().invoke(cli, [*args, "--patience", "2"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    history = _history(run)
+    best, epochs_run = res["best_epoch"], len(history)
+    assert res["stopped_early"] and epochs_run == best + 2 < 6 and res["step"] == history[-1]["step"]
+    assert res["val_bits_per_char"] == history[best - 1]["val_bits_per_char"]  # the figure of the weights kept
+    assert json.loads((run / "config.json").read_text())["settings"]["patience"] == 2
+    final, _, _ = task.load_run_model(str(run))
+    kept, _, _ = task.load_run_model(str(run), weights=str(run / training.BEST_WEIGHTS))
+    for a, b in zip(final.weights, kept.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    r = CliRunner().invoke(cli, [*args, "--resume"])  # the run's own patience: it had stopped, it trains no further
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["stopped_early"] and len(_history(run)) == epochs_run
+    r = CliRunner().invoke(cli, [*args, "--resume", "--patience", "3"])
+    assert r.exit_code == 1 and "was started with patience 2" in r.output, r.output
+
+    # A run saved before --patience existed: its config has no such setting, and it goes on to its last epoch.
+    config = json.loads((run / "config.json").read_text())
+    del config["settings"]["patience"]
+    (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    r = CliRunner().invoke(cli, [*args, "--resume"])
+    assert r.exit_code == 0, r.output
+    assert len(_history(run)) == 6 and "stopped_early" not in json.loads(r.stdout)
+
+    with pytest.raises(training.TrainingError, match="patience must be a whole number"):
+        task.train(poems_file, str(tmp_path / "bad"), epochs=1, verbose=0, patience=-1)
+    assert not (tmp_path / "bad").exists()  # refused before the run directory is written

@@ -133,13 +133,81 @@ def test_sentiment_with_no_training_reviews(tmp_path):
     assert not run_dir.exists()
 
 
-def test_sentiment_ngram_branch_needs_both_labels_up_front(tmp_path):
+@pytest.mark.parametrize("ngram_features", ["100", "0"])
+def test_sentiment_reviews_of_one_label_are_refused_up_front(tmp_path, ngram_features):
+    """Without the n-gram branch, reviews of one label trained a classifier that always answered that label."""
     run_dir = tmp_path / "run"
-    r = run("train", "sentiment", "--data", _reviews(tmp_path, [1] * 6), *SENTIMENT, "--val-fraction", "0",
-            "--run-dir", str(run_dir))
+    data = _reviews(tmp_path, [1] * 6)
+    r = run("train", "sentiment", "--data", data, *SENTIMENT, "--ngram-features", ngram_features,
+            "--val-fraction", "0", "--run-dir", str(run_dir))
     assert r.exit_code == 1, r.output
-    assert "--ngram-features 0" in r.output
+    assert r.output.strip().splitlines() == [
+        f"Error: {data}: its labelled reviews are 6 positive and 0 negative; a classifier needs reviews of both labels "
+        "to learn to tell them apart. Add negative (label 0 or neg) reviews."]
     assert not run_dir.exists()  # refused before training
+
+
+def test_sentiment_split_that_holds_out_a_whole_label_is_refused(tmp_path):
+    run_dir = tmp_path / "run"
+    r = run("train", "sentiment", "--data", _reviews(tmp_path, [1] + [0] * 9), *SENTIMENT, "--ngram-features", "0",
+            "--val-fraction", "0.6", "--run-dir", str(run_dir))
+    assert r.exit_code == 1, r.output
+    assert ("after the validation split (--val-fraction 0.6) the training reviews are 0 positive and 4 negative"
+            in r.output and "Lower --val-fraction" in r.output)
+    assert not run_dir.exists()
+
+
+def test_translate_pairs_with_their_columns_swapped_are_one_line(tmp_path):
+    """Chinese<TAB>English trained a translator without a word."""
+    data = tmp_path / "pairs.tsv"
+    with open(os.path.join(FIXTURES, "pairs.tsv"), encoding="utf-8") as f:
+        data.write_text("".join("\t".join(line.rstrip("\n").split("\t")[::-1]) + "\n" for line in f),
+                        encoding="utf-8")
+    run_dir = tmp_path / "run"
+    r = run("train", "translate", "--data", str(data), "--epochs", "1", "--embedding-dim", "8", "--encoder-units", "8",
+            "--decoder-units", "8", "--run-dir", str(run_dir))
+    assert r.exit_code == 1, r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {data}: its first column holds Chinese and its second "
+                                                   "English in 100% of its 46 rows") and "swap the columns" in lines[0]
+    assert not run_dir.exists()
+
+
+def _poems_with_symbols(tmp_path, usable: int):
+    """The fixture's first ``usable`` poems and three that the cleaning leaves out."""
+    with open(os.path.join(FIXTURES, "poems.txt"), encoding="utf-8") as f:
+        good = f.read().splitlines()[:usable]
+    data = tmp_path / "mine.txt"
+    data.write_text("\n".join(good + ["床前明□光，疑是地上霜。", "春眠。", "（注）"]) + "\n", encoding="utf-8")
+    return str(data)
+
+
+def test_poetry_says_how_many_poems_it_left_out_and_why(tmp_path):
+    """Poems with symbols were dropped without a count."""
+    r = run("train", "poetry", "--data", _poems_with_symbols(tmp_path, 10), *TINY_POETRY, "--run-dir",
+            str(tmp_path / "run"), "--json")
+    assert r.exit_code == 0, r.output
+    assert ("Read 13 poems; 3 left out (1 with other symbols such as '□'; 1 shorter than 6 characters with their "
+            "punctuation; 1 empty, or nothing but notes and punctuation).") in r.stderr
+    stats = json.loads(r.stdout)["stats"]
+    assert stats["poems"] == 10 and stats["poems_read"] == 13 and stats["poems_left_out"] == 3
+    assert stats["poems_left_out_why"] == {"symbols": 1, "short": 1, "empty": 1}
+    with open(tmp_path / "run" / "config.json", encoding="utf-8") as f:
+        assert json.load(f)["stats"]["poems_left_out"] == 3
+
+
+@pytest.mark.parametrize("app", ["poetry", "fill"])
+def test_a_corpus_without_a_usable_poem_is_one_line(tmp_path, app):
+    run_dir = tmp_path / "run"
+    data = _poems_with_symbols(tmp_path, 0)
+    r = run("train", app, "--data", data, "--epochs", "1", "--units", "8", "--embedding-dim", "8", "--run-dir",
+            str(run_dir))
+    assert r.exit_code == 1, r.output
+    assert r.output.strip().splitlines() == [
+        f"Error: {data}: none of its 3 poems is usable (1 with other symbols such as '□'; 1 shorter than 6 characters "
+        "with their punctuation; 1 empty, or nothing but notes and punctuation); a poem needs at least 6 Chinese "
+        "characters with ，/。 punctuation and no other symbols."]
+    assert not run_dir.exists()  # no half run directory left behind
 
 
 # ------------------------------------------------------------------------------- 4. nothing to evaluate

@@ -203,6 +203,12 @@ def test_translator_library(translator):
     tr = translator
     res = tr.translate(["I love you.", "I love zzz."])
     assert len(res) == 2 and res[1].unknown_words == ["zzz"] and res[0].unknown_words == []
+    # the numbers of the source the whole translation does not carry are named (tested in test_translate_data)
+    from rnn_apps.apps.translate.text import lost_numbers
+
+    with_number = tr.translate(["I love 25 you. I love 7 you."])[0]
+    assert with_number.lost_numbers == lost_numbers(with_number.source, with_number.translation, "zh")
+    assert with_number.to_dict()["lost_numbers"] == with_number.lost_numbers and res[0].lost_numbers == []
     # symbols, emoji (and their invisible variation selector) are not words the user should check
     assert tr.translate(["I love zzz ❤️ ¤ #"])[0].unknown_words == ["zzz"]
     assert {"❤", "\ufe0f", "¤"} <= set(tr.tokenize(["I love zzz ❤️ ¤ #"])[0]["unknown"])  # the model's own reading
@@ -278,16 +284,22 @@ def test_evaluate_and_export_cli(runner, tiny_run, tiny_model):
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output
 
 
-def test_card_takes_the_json_evaluate_prints(runner, tiny_run, tiny_model, tmp_path):
-    """docs/training.md's `card translate -i bleu=bleu.json`, with evaluate's own JSON, was a TypeError."""
-    run_dir, _ = tiny_run
-    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", tiny_model, "--split", "val", "--json"])
+def _card_of_evaluated_model(runner, run_dir: str, model: str, tmp_path):
+    """``(bleu.json, card.md)``: the tiny model evaluated on its validation pairs and its card written from them."""
+    r = runner.invoke(cli, ["evaluate", "translate", "--data", PAIRS, "--model", model, "--split", "val", "--json"])
     bleu = tmp_path / "bleu.json"
     bleu.write_text(r.stdout, encoding="utf-8")
     card = tmp_path / "card.md"
-    r = runner.invoke(cli, ["card", "translate", "--model", tiny_model, "--out", str(card), "-i", f"run_dir={run_dir}",
+    r = runner.invoke(cli, ["card", "translate", "--model", model, "--out", str(card), "-i", f"run_dir={run_dir}",
                             "-i", f"bleu={bleu}"])
     assert r.exit_code == 0, r.output
+    return bleu, card
+
+
+def test_card_takes_the_json_evaluate_prints(runner, tiny_run, tiny_model, tmp_path):
+    """docs/training.md's `card translate -i bleu=bleu.json`, with evaluate's own JSON, was a TypeError."""
+    run_dir, _ = tiny_run
+    bleu, card = _card_of_evaluated_model(runner, run_dir, tiny_model, tmp_path)
     measured = round(json.loads(bleu.read_text(encoding="utf-8"))["bleu"], 2)
     assert f"value: {measured}" in card.read_text(encoding="utf-8")
     bleu.write_text('{"beam": 3}', encoding="utf-8")
@@ -295,6 +307,24 @@ def test_card_takes_the_json_evaluate_prints(runner, tiny_run, tiny_model, tmp_p
                             "-i", f"bleu={bleu}"])
     assert r.exit_code == 1 and "is not the JSON of `rnn-apps evaluate translate --json`" in r.output, r.output
     assert "Traceback" not in r.output
+
+
+def test_card_of_a_model_on_the_users_own_pairs_names_them_not_tatoeba(runner, tiny_run, tiny_model, tmp_path):
+    """A model trained on a user's own sentence pairs: its card names their file, not Tatoeba (its name,
+    licence, hub entries or changelog), nor the project's machine; it says the machine its run recorded."""
+    import yaml
+
+    run_dir, _ = tiny_run
+    _, card = _card_of_evaluated_model(runner, run_dir, tiny_model, tmp_path)
+    text = card.read_text(encoding="utf-8")
+    name = os.path.basename(PAIRS)
+    for shipped in ("Tatoeba", "tatoeba", "CC-BY", "project's", "2-core", "shared/data", "cmn-eng", "## Versions"):
+        assert shipped not in text, shipped
+    assert f"* Corpus: `{name}`, English–Chinese sentence pairs" in text and f"--data {name} " in text
+    assert " min on a machine with " in text
+    front = yaml.safe_load(text.split("\n---\n", 1)[0][4:])
+    assert "license" not in front and "datasets" not in front and front["rnn_apps"]["data"] == name
+    assert front["model-index"][0]["results"][0]["dataset"]["type"] == name
 
 
 @pytest.fixture(scope="module")

@@ -136,6 +136,49 @@ def test_pairs_loading_split_and_errors(tmp_path):
     assert tdata.split_sentences("你好。你好吗？好", "zh") == ["你好。", "你好吗？", "好"]
 
 
+def _fixture_rows():
+    with open(PAIRS, encoding="utf-8") as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+def test_a_corpus_with_its_columns_swapped_or_without_chinese_is_refused(tmp_path):
+    """Such a file trained a translator without a word, which then translated garbage."""
+    from rnn_apps.apps.translate import data as tdata
+
+    rows = _fixture_rows()
+    f = tmp_path / "pairs.tsv"
+    f.write_text("".join(f"{zh}\t{en}\n" for en, zh in rows), encoding="utf-8")
+    with pytest.raises(tdata.TranslationDataError) as e:
+        tdata.load_pairs(str(f))
+    assert str(e.value) == (f"{f}: its first column holds Chinese and its second English in 100% of its 46 rows "
+                            "(line 1: '你好。'<TAB>'Hi.'); the file must be English<TAB>Chinese[<TAB>attribution] "
+                            "(swap the columns).")
+    f.write_text("".join(f"{en}\t{en}\n" for en, _ in rows), encoding="utf-8")
+    with pytest.raises(tdata.TranslationDataError, match=r"its second column, the Chinese one, holds no Chinese "
+                                                         r"character in 100% of its 46 rows \(first at line 1: 'Hi.'\)"):
+        tdata.load_pairs(str(f))
+    f.write_text("".join(f"{zh}\t{zh}\n" for _, zh in rows), encoding="utf-8")
+    with pytest.raises(tdata.TranslationDataError, match=r"its first column, the English one, holds Chinese "
+                                                         r"characters in 100% of its 46 rows"):
+        tdata.load_pairs(str(f), normalize=False)  # evaluation reads the same way
+
+
+def test_a_few_odd_rows_of_a_real_corpus_are_kept():
+    """A real corpus has a Chinese side in digits or Latin letters here and there: up to MAX_ODD_SHARE of the rows
+    pass (the shipped Tatoeba files have none)."""
+    from rnn_apps.apps.translate import data as tdata
+
+    rows = [(n, en, zh) for n, (en, zh) in enumerate(_fixture_rows(), 1)]
+    odd = int(tdata.MAX_ODD_SHARE * len(rows))  # 9 of 46
+    mixed = [(n, en, "OK" if n <= odd else zh) for n, en, zh in rows]
+    tdata.check_languages("mine.tsv", mixed)
+    mixed = [(n, zh, en) if n <= odd else (n, en, zh) for n, en, zh in rows]  # a few pairs the other way round
+    tdata.check_languages("mine.tsv", mixed)
+    with pytest.raises(tdata.TranslationDataError, match=r"holds no Chinese character in 22% of its 46 rows"):
+        tdata.check_languages("mine.tsv", [(n, en, "OK" if n <= odd + 1 else zh) for n, en, zh in rows])
+    assert len(tdata.load_pairs(PAIRS)) == 45
+
+
 @pytest.mark.parametrize("text, sentences", [
     ("Mr. Smith met Dr. Jones. They talked.", ["Mr. Smith met Dr. Jones.", "They talked."]),
     ('"Are you OK?" he asked. She nodded.', ['"Are you OK?" he asked.', "She nodded."]),
@@ -292,3 +335,28 @@ def test_a_word_in_latin_letters_is_one_chinese_token():
     assert [[t.decode() for t in row] for row in spelled] == [["T", "o", "m", "把", "M", "a", "r", "y", "和", "Tomas"]]
     # the reading of such models' training data: every character a token, whitespace dropped
     assert tokenize_py(["我叫Ko wa。"], "zh", latin_words=False) == [["我", "叫", "K", "o", "w", "a", "。"]]
+
+
+@pytest.mark.parametrize("source, translation, target, lost", [
+    ("他今年25岁。", "He was born in Africa.", "en", ["25"]),
+    ("我有3本书。", "I have three books.", "en", []),
+    ("我有3本书。", "I have 3 books.", "en", []),
+    ("我有2只猫和1只狗。", "I have a dog and a cat.", "en", ["2"]),  # "a dog": 1 is carried
+    ("现在是下午3点。", "Now is the time for action.", "en", ["3"]),
+    ("他25岁。", "He is twenty-five.", "en", []),
+    ("他25岁。", "He is 2 or 5.", "en", ["25"]),  # digits of another number do not count
+    ("It costs 1,500 yen.", "这要1500日元。", "zh", []),
+    ("It costs 1,500 yen.", "这是1000日元。", "zh", ["1,500"]),
+    ("I am 25 years old.", "我十二岁了。", "zh", ["25"]),
+    ("I am 25 years old.", "我二十五岁了。", "zh", []),
+    ("I have 2 books.", "我有两本书。", "zh", []),
+    ("I have 12 books.", "我有十二本书。", "zh", []),
+    ("It was 2,000 years ago.", "那是两千年前。", "zh", []),
+    ("He left in 2026.", "他二零二六年走了。", "zh", []),
+    ("ＩＤ是１２３。", "The ID is 123.", "en", []),  # full-width digits
+    ("Room 101, 101.", "101号房间。", "zh", []),  # a number said once is carried
+])
+def test_numbers_the_translation_does_not_carry_are_named(source, translation, target, lost):
+    from rnn_apps.apps.translate.text import lost_numbers
+
+    assert lost_numbers(source, translation, target) == lost

@@ -25,6 +25,8 @@ import datetime
 import importlib
 import json
 import os
+import platform
+import sys
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -190,9 +192,37 @@ def check_run_app(run_dir: str, record: dict, app: str) -> None:
         raise TrainingError(f"{run_dir} is a {found} training run, not a {app} one; choose another --run-dir.")
 
 
-def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE, app: str = "") -> str:
+def machine_record() -> dict:
+    """The machine this process trains on, as a run's config records it for its card.
+
+    Returns:
+        ``{"cpus": CPU cores, "gpus": GPUs TensorFlow sees, "platform": e.g. "Linux-6.1-x86_64-with-glibc2.36"}``;
+        ``gpus`` only when TensorFlow is already loaded (it is not loaded for this alone: a run whose command
+        has not needed it yet records its CPUs only). Never the host's or the user's name.
+    """
+    record = {"cpus": os.cpu_count()}
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and hasattr(tf, "config"):  # a partly imported module has no config yet
+        record["gpus"] = len(tf.config.list_physical_devices("GPU"))
+    record["platform"] = platform.platform(terse=True)
+    return record
+
+
+def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE, app: str = "",
+                     saved: Optional[dict] = None) -> str:
     """Write a run's ``config.json`` (``{"app": ..., "settings": ..., "data": ..., "stats": ...}`` and what the
-    app adds); ``app``, the app's package name, is recorded so that another app refuses the run."""
+    app adds); ``app``, the app's package name, is recorded so that another app refuses the run.
+
+    The record gains ``machine`` (:func:`machine_record`), which the run's model card states as where it
+    trained. A resumed run keeps the record of the machine it began on: ``saved`` is the config it was started
+    with (the second value of :func:`rnn_apps.training.run_settings`, None for a new run), and a run begun
+    before runs recorded their machine gets none. A record that already says where it trained (``machine``,
+    or the JAX recipes' ``trained_on``, written on the machine that exports the model) is written as it is.
+    """
+    if "machine" not in record and "trained_on" not in record:
+        machine = machine_record() if saved is None else saved.get("machine")
+        if machine:
+            record = {**record, "machine": machine}
     if app:
         record = {"app": app, **record}
     path = os.path.join(run_dir, config_file)
@@ -309,6 +339,26 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
     if final and training.is_chief(strategy):
         model.save_weights(os.path.join(run_dir, final))
     return TrainResult(result, app=app)
+
+
+def stop_early(cfg: dict) -> dict:
+    """:func:`fit_run`'s ``keep_best`` and ``patience`` for an app that ends with its last epoch unless its
+    ``patience`` setting asks it to stop early (``--patience N``; a run saved before the setting existed has none:
+    0, every epoch).
+
+    With N > 0 the run watches the validation loss, stops after N epochs without a lower one and ends with the
+    weights of its best epoch: those of the last epoch, N epochs past the best, are the worse ones.
+    """
+    patience = int(cfg.get("patience", 0))
+    return {"keep_best": "val_loss", "patience": patience} if patience else {}
+
+
+def kept_history(result: dict) -> list:
+    """The epoch rows of a run (``fit_run(...)["history"]``) that describe the weights it ended with: the row of
+    its best epoch when it kept one, else all of them (the last row is the last epoch's). Read a figure with
+    :func:`rnn_apps.training.last_metric`."""
+    best = result.get("best_epoch")
+    return [r for r in result["history"] if r.get("epoch") == best] if best else result["history"]
 
 
 def assign_weights(variables, arrays, what: str) -> None:
@@ -528,12 +578,14 @@ class Predictor:
         """The SavedModel's signatures by name."""
         return self.load().signatures
 
-    def check_texts(self, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
+    @classmethod
+    def check_texts(cls, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
         """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be.
 
         A single string instead of a list (``TypeError``), no text (``nothing``), a text that is not a
         string, and a text outside the app's limits (:func:`rnn_apps.limits.check_text`, the checks
-        ``rnn-apps serve`` applies too). ``what`` names a text in messages ("Review 3").
+        ``rnn-apps serve`` applies too). ``what`` names a text in messages ("Review 3"). A class method, so
+        that a command can refuse such texts before it loads the model (and TensorFlow).
         """
         from rnn_apps import limits
 
@@ -543,7 +595,7 @@ class Predictor:
             raise error(nothing)
         from rnn_apps.textio import text_name
 
-        app_limits = limits.APPS[self.app]
+        app_limits = limits.APPS[cls.app]
         for i, t in enumerate(texts, 1):
             if not isinstance(t, str):
                 raise error(f"{what} {i} is a {type(t).__name__}, not text.")

@@ -197,7 +197,20 @@ def save_every(default: int) -> callable:
                         help="Checkpoint every N steps (and at each epoch end).")
 
 
-tensorboard = click.option("--tensorboard", is_flag=True, help="Write TensorBoard logs to RUN_DIR/tensorboard.")
+def _tensorboard_installed(ctx, param, value):
+    """Refuse --tensorboard without the tensorboard package now, not with a traceback after an epoch."""
+    if value:
+        from rnn_apps.training import TrainingError, check_tensorboard
+
+        try:
+            check_tensorboard()
+        except TrainingError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+tensorboard = click.option("--tensorboard", is_flag=True, callback=_tensorboard_installed,
+                           help="Write TensorBoard logs to RUN_DIR/tensorboard (needs the tensorboard package).")
 
 keep_best = click.option(
     "--keep-best/--keep-last", default=None,
@@ -270,17 +283,20 @@ def learning_rate(default: float | None, help: str = "Adam's peak learning rate,
 
 
 def fine_tuning(app: str, epochs_default: int, rate: float, rate_help: str = "Adam's peak learning rate, cosine decay",
-                export_option: callable | None = None, between=(), model_help: str | None = None) -> callable:
+                export_option: callable | None = None, between=(), model_help: str | None = None,
+                save: int | None = None) -> callable:
     """The options every ``fine-tune APP`` command starts with: --model (the newest shipped model by default),
     ``between`` (options of the app's own that belong next to --model), --export (``models-finetuned/APP`` unless
-    ``export_option`` says otherwise), --run-dir (``runs/APP-finetune``), --epochs, --resume, --strategy and
-    --learning-rate (``rate`` by default: a run starts with it; a resumed run keeps its own unless the option is
-    given, as every default of a training command, :func:`rnn_apps.cli.common.defaults_apply_when_a_run_starts`)."""
+    ``export_option`` says otherwise), --run-dir (``runs/APP-finetune``), --epochs, --resume, --strategy,
+    --save-every and --tensorboard when the app checkpoints during an epoch (``save``: its steps between
+    checkpoints, as in ``train APP``; :func:`training`) and --learning-rate (``rate`` by default: a run starts with
+    it; a resumed run keeps its own unless the option is given, as every default of a training command,
+    :func:`rnn_apps.cli.common.defaults_apply_when_a_run_starts`)."""
     return bundle(
         model(app, model_help or f"Start from this model (default: the newest shipped models/{app})."),
         *between,
         export_option or export(f"models-finetuned/{app}", old=("--out",)),
-        training(f"runs/{app}-finetune", epochs_default),
+        training(f"runs/{app}-finetune", epochs_default, save=save),
         learning_rate(rate, rate_help),
     )
 
@@ -295,17 +311,18 @@ def min_count(defaults: dict, help: str, flag: str = "--min-count") -> callable:
     return setting(flag, defaults, help, click.IntRange(min=1))
 
 
-def fine_tuning_on_poems(app: str, epochs_default: int, rate: float, defaults: dict) -> callable:
+def fine_tuning_on_poems(app: str, epochs_default: int, rate: float, defaults: dict, save: int) -> callable:
     """The options of ``fine-tune poetry`` and ``fine-tune fill``, the two models of poems: ``--data`` (the
-    user's poems), those of :func:`fine_tuning`, ``--min-count`` (a new character's), ``--val-fraction``,
-    ``--seed`` and ``--json``."""
+    user's poems), those of :func:`fine_tuning` (``save``: steps between checkpoints, as in ``train APP``),
+    ``--min-count`` (a new character's), ``--val-fraction``, ``--patience``, ``--seed`` and ``--json``."""
     return bundle(
         click.option("--data", required=True, type=click.Path(dir_okay=False),
                      help="Your poems: chinese-poetry JSON (lines, .gz too) or UTF-8 text (one poem a line, or "
                           "poems separated by blank lines)."),
-        fine_tuning(app, epochs_default, rate),
+        fine_tuning(app, epochs_default, rate, save=save),
         min_count(defaults, "A character new to the model joins its vocabulary when your poems use it this often"),
         val_fraction(defaults, "Share of your poems held out for validation"),
+        patience(defaults),
         seed(defaults),
         as_json(),
     )

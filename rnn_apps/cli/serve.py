@@ -12,7 +12,10 @@ traceback once the server runs), and a day is already longer than any use."""
 
 
 @click.command()
-@click.option("--models", "models_dir", default=None, help="Models directory (default: the shipped models/).")
+@click.option("--models", "models_dir", default=None,
+              help="Models directory, laid out NAME/VERSION/saved_model.pb (default: the shipped models/); or the "
+                   "directory of one model's versions, served alone under its name (as TF Serving's "
+                   "--model_base_path).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback by default; requests must then name a loopback Host).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0: any free port.")

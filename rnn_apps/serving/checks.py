@@ -105,6 +105,11 @@ def check_request(app_limits: Optional[L.AppLimits], arrays: Dict[str, np.ndarra
             _check_strings(app_limits, name, arr)
         elif arr.dtype.kind in "fiu":
             _check_numbers(app_limits, name, arr)
+    # After each text's own checks, which name the one text that is too long: the total is about the request.
+    for name in app_limits.max_total_chars:
+        arr = arrays.get(name)
+        if arr is not None and arr.dtype == object:
+            L.check_total_chars(app_limits, name, (x.decode("utf-8") for x in arr.reshape(-1)))
 
 
 def example_texts(lim: L.AppLimits, name: str, arr: np.ndarray) -> np.ndarray:

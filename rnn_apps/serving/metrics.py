@@ -3,8 +3,10 @@
 Text exposition format 0.0.4 (https://prometheus.io/docs/instrumenting/exposition_formats/), with TF
 Serving's metric names where it has one:
 
-* ``:tensorflow:serving:request_count{model_name, API, entrypoint, status}``: requests answered, by HTTP
-  status (``API`` is predict, metadata or status; ``entrypoint`` is REST);
+* ``:tensorflow:serving:request_count{model_name, API, entrypoint, status}``: requests to ``/v1/models/...``
+  answered, each once, by HTTP status: those refused before a model (403, 413) too, and a request whose client
+  hung up before its answer as 499 (``API`` is predict, metadata or status, or classify and regress;
+  ``entrypoint`` is REST);
 * ``:tensorflow:serving:request_latency{model_name, API, entrypoint}``: histogram of seconds from the
   request line to the reply (TF Serving reports microseconds under the same name);
 * ``:tensorflow:serving:batching_session:processed_batch_size{model_name}``: histogram of examples per

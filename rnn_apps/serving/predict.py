@@ -70,6 +70,37 @@ def _columnar_inputs(sig: Signature, inputs, finite: bool) -> dict:
     return {name: to_array(inputs, spec, name, finite=finite, exact=True)}
 
 
+def _check_rows(model: LoadedModel, sig: Signature, arrays: dict) -> None:
+    """Refuse columnar inputs of a known app's model whose batch axes disagree, naming an input whose number of
+    rows differs from that of most inputs, and one of those.
+
+    TF Serving hands columnar inputs to the graph as they are (its format lets inputs differ in their first
+    dimension), and so does this server for a model of no known app. Every input with a batch axis of an
+    app's model holds one row per example, though, and its graph would otherwise broadcast a lone row over
+    the others (a ``seed`` of one value for two prompts) or fail in its own words ("Incompatible shapes").
+    An input the model applies to its whole call (``same_in_call``, a caption's ``beam_size``) may be given
+    once for all examples (and one given no value is left to the check that says it must be given).
+    """
+    if model.limits is None:
+        return
+    once = model.limits.same_in_call
+    # By name: a loaded signature does not keep the order of its inputs, and a message should not change.
+    rows = {name: arrays[name].shape[0] for name in sorted(arrays)
+            if arrays[name].ndim >= 1 and not (name in once and arrays[name].shape[0] <= 1)}
+    if len(set(rows.values())) <= 1:
+        return
+    # The examples are counted by the inputs given per example where there are any (a beam of 2 for 3 images
+    # is the beam's fault); a tie goes to the first input by name.
+    counts = [n for name, n in rows.items() if name not in once] or list(rows.values())
+    common = max(counts, key=counts.count)
+    odd = next(name for name, n in rows.items() if n != common)
+    other = next(name for name, n in rows.items() if n == common)
+    also = f" ({odd} may also be given once, for all of them)" if odd in once else ""
+    raise bad_request(f"input '{odd}' has {rows[odd]:,} row{'' if rows[odd] == 1 else 's'} but input '{other}' has "
+                      f"{common:,}: every input of signature '{sig.name}' with a batch axis holds one row per example, "
+                      f"so all of them must have the same number of rows{also}.")
+
+
 def run_signature(sig: Signature, arrays: dict) -> Dict[str, np.ndarray]:
     return run_function(sig.fn, arrays, {k: s.dtype for k, s in sig.inputs.items()})
 
@@ -136,6 +167,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
             return {"predictions": preds}
         return {"predictions": [{k: converted[k][i] for k in converted} for i in range(batch)]}
     arrays = _columnar_inputs(sig, body["inputs"], finite)
+    _check_rows(model, sig, arrays)
     if arrays and all(a.ndim >= 1 and a.shape[0] == 0 for a in arrays.values() if a.ndim >= 1) \
             and any(a.ndim >= 1 for a in arrays.values()):
         # as for "instances": []; the graphs' own answers to no rows range from empty lists to obscure errors

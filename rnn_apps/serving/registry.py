@@ -260,15 +260,32 @@ def _fingerprint(vdir: str) -> Optional[tuple]:
     return tuple(fp)
 
 
+def holds_versions(path: str) -> bool:
+    """Whether ``path`` is the directory of one model's versions (TF Serving's ``--model_base_path``): it holds
+    a version, an integer-named directory with ``saved_model.pb``, where a models directory holds models."""
+    try:
+        children = os.listdir(path)
+    except OSError:
+        return False
+    return any(VERSION_DIR.fullmatch(c) and int(c) > 0 and _fingerprint(os.path.join(path, c)) is not None
+               for c in children)
+
+
 class ModelRegistry:
     """Versions found under ``models_dir`` and their (lazily) loaded SavedModels. Thread-safe.
+
+    ``models_dir`` holds models (``<name>/<version>/saved_model.pb``), or is itself the directory of one model's
+    versions (``<version>/saved_model.pb``), as TF Serving's ``--model_base_path``: that model is then served
+    alone, under the directory's name (``one_model``), and ``models_dir`` becomes the directory above it.
 
     With ``background=True`` a poller calls :meth:`scan` and :meth:`load_newest`; otherwise a
     request for the default version loads the newest version itself.
     """
 
     def __init__(self, models_dir: str, background: bool = False, warmup: bool = True):
-        self.models_dir = os.path.abspath(models_dir)
+        path = os.path.abspath(models_dir)
+        self.one_model: Optional[str] = os.path.basename(path) if holds_versions(path) else None
+        self.models_dir = os.path.dirname(path) if self.one_model else path
         self.background = background
         self.warmup = warmup
         self._lock = threading.Lock()
@@ -283,12 +300,12 @@ class ModelRegistry:
     def _scan(self) -> None:
         found: Dict[str, Dict[int, Tuple[str, tuple]]] = {}
         try:
-            names = sorted(os.listdir(self.models_dir))
+            names = [self.one_model] if self.one_model else sorted(os.listdir(self.models_dir))
         except OSError:
             names = []
         for name in names:
             mdir = os.path.join(self.models_dir, name)
-            if name.startswith(".") or not os.path.isdir(mdir):
+            if (name.startswith(".") and name != self.one_model) or not os.path.isdir(mdir):
                 continue
             try:
                 children = os.listdir(mdir)

@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from rnn_apps.serving.checks import is_large
 from rnn_apps.serving.codec import json_default, loads
@@ -21,6 +21,35 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<suffix>/metadata|:predict|:classify|:regress)?$"
 )
+
+
+_MODEL_API = "/v1/models/"
+_APIS = {"": "status", "/metadata": "metadata"}  # the others by their verb: predict, classify, regress
+
+
+def metric_labels(path: str) -> Optional[Tuple[str, str]]:
+    """(model name, API) of a request to the model API, as the request count labels it; None for another path.
+
+    A path that names no API of TF Serving's (``/v1/models/poetry/foo``) is counted with both labels empty.
+    """
+    if not path or not path.startswith(_MODEL_API):
+        return None
+    m = _ROUTE.match(path[len(_MODEL_API):])
+    if not m:
+        return "", ""
+    suffix = m.group("suffix") or ""
+    return m.group("name"), _APIS.get(suffix, suffix[1:])
+
+
+def count_request(metrics, registry: ModelRegistry, path: str, status: int, seconds: float) -> None:
+    """Count an answered request to the model API (``path``) with its HTTP status; other paths are not counted."""
+    labels = metric_labels(path)
+    if labels is None:
+        return
+    name, api = labels
+    if name not in registry.names():  # a label per made-up name would grow without bound
+        name = ""
+    metrics.request(name, api, status, seconds)
 
 
 def _unsupported_method(model: LoadedModel, method: str) -> str:
@@ -112,7 +141,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
 
     @app.before_request
     def _checks():
-        g.t0 = time.perf_counter()
+        g.t0 = time.perf_counter()  # first: a request the guards refuse is counted too (after_request)
         guard.check_host(request.headers.get("Host"), loopback)
         origin = request.headers.get("Origin")
         if origin and not guard.origin_allowed(origin, request.headers.get("Host"), request.scheme, cors_origins):
@@ -132,11 +161,11 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         origin = request.headers.get("Origin")
         if origin and cors_origins:
             resp.headers.update(guard.cors_headers(origin, cors_origins))
-        if getattr(g, "metric", None) is not None:
-            name, api = g.metric
-            if name not in registry.names():  # a label per made-up name would grow without bound
-                name = ""
-            metrics.request(name, api, resp.status_code, time.perf_counter() - g.t0)
+        # A client that hung up gets no answer, whatever the model made meanwhile: the request counts as
+        # cancelled (499, "client closed request"), as one cancelled while it waited does.
+        gone = request.environ.get("waitress.client_disconnected")
+        status = 499 if gone is not None and gone() else resp.status_code
+        count_request(metrics, registry, request.path, status, time.perf_counter() - g.t0)
         return resp
 
     @app.get("/")
@@ -176,7 +205,6 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         if not m:
             raise ApiError(404, f"Malformed request: {request.method} /v1/models/{shown(rest)}")
         name, suffix = m.group("name"), m.group("suffix") or ""
-        g.metric = (name, {"": "status", "/metadata": "metadata"}.get(suffix, suffix[1:]))
         post = suffix in (":predict", ":classify", ":regress")
         if request.method != ("POST" if post else "GET") and not (request.method == "HEAD" and not post):
             allow = "POST" if post else "GET, HEAD"

@@ -7,16 +7,22 @@ import json
 import logging
 import os
 import threading
-from typing import Optional, Sequence
+import time
+from typing import Callable, Optional, Sequence
 
 from rnn_apps.serving.registry import ModelRegistry
-from rnn_apps.serving.routes import create_app
+from rnn_apps.serving.routes import count_request, create_app
 
 log = logging.getLogger("rnn_apps.serve")
 
 
-def _json_error_channel():
-    """A waitress channel whose own errors (413 over the body limit, bad headers) are JSON too."""
+def _json_error_channel(count: Callable[[str, int, float], None]):
+    """A waitress channel whose own errors (413 over the body limit, bad headers) are JSON too.
+
+    Args:
+        count: Called with the request's path, the status and the seconds taken, to count the request as the
+            app counts those it answers (these never reach the app).
+    """
     from waitress.channel import HTTPChannel
     from waitress.task import ErrorTask
 
@@ -32,6 +38,7 @@ def _json_error_channel():
             self.set_close_on_finish()
             self.content_length = len(body)
             self.write(body)
+            count(getattr(self.request, "path", "") or "", e.code, time.time() - self.start_time)
 
     class JsonErrorChannel(HTTPChannel):
         error_task_class = JsonErrorTask
@@ -78,7 +85,8 @@ class ModelServer:
                              + (" (another program uses this port; choose another with --port)" if busy else "")
                              ) from None
         self._map = getattr(self._server, "_map", None) or getattr(self._server, "map")
-        channel = _json_error_channel()
+        channel = _json_error_channel(
+            lambda path, status, seconds: count_request(self.metrics, self.registry, path, status, seconds))
         for d in list(self._map.values()):
             if isinstance(d, BaseWSGIServer):
                 guard_server(d, channel)
@@ -159,6 +167,9 @@ def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
                 threads: int = 16, **options) -> ModelServer:
     """Bind a server for every SavedModel under ``models_dir`` (``port=0``: any free port).
 
+    ``models_dir`` holds models (``<name>/<version>/saved_model.pb``), or the versions of one model, which is
+    then served alone under the directory's name (:class:`rnn_apps.serving.registry.ModelRegistry`).
+
     The server is listening on return (``.port`` is the bound port); call ``serve_forever()``
     to answer requests and ``shutdown()`` from another thread to stop.
 
@@ -186,10 +197,22 @@ def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not os.path.isdir(models_dir):
         raise ServeError(f"models directory not found: {models_dir}")
+    if os.path.isfile(os.path.join(models_dir, "saved_model.pb")):
+        version = os.path.abspath(models_dir)
+        model = os.path.dirname(version)
+        raise ServeError(f"{version} is one version of a model (it holds saved_model.pb), not a models directory: "
+                         f"pass the directory of the models, {os.path.dirname(model)}, or that of this model's "
+                         f"versions, {model}.")
     server = make_server(models_dir, host, port, max_body_bytes, poll_seconds, **options)
-    names = server.registry.names()
-    print(f"Serving {len(names)} model(s) from {server.registry.models_dir}"
-          f"{': ' + ', '.join(names) if names else ' (new ones are picked up as they appear)'}")
+    registry = server.registry
+    names = registry.names()
+    if registry.one_model:
+        print(f"{os.path.join(registry.models_dir, registry.one_model)} holds the versions of one model: serving it "
+              f"as model {registry.one_model}, alone (to serve every model beside it, pass --models "
+              f"{registry.models_dir}).")
+    else:
+        print(f"Serving {len(names)} model(s) from {registry.models_dir}"
+              f"{': ' + ', '.join(names) if names else ' (new ones are picked up as they appear)'}")
     print(f"TF Serving REST API at {server.url}v1/models/<name>, try-it page at {server.url}, "
           f"metrics at {server.url}monitoring/prometheus/metrics")
     if host not in ("127.0.0.1", "localhost", "::1"):

@@ -55,6 +55,9 @@ REFUSED = {
         ("generate", {"temperature": [float("nan")]}, _number("poetry", "temperature", float("nan"))),
         ("generate", {"temperature": [0.8, -1.0]}, _number("poetry", "temperature", -1.0)),
         ("generate", {"top_p": [0.0]}, _number("poetry", "top_p", 0.0)),
+        # positive, but so small that the logits divided by it overflow float32
+        ("generate", {"temperature": [2e-38]}, _number("poetry", "temperature", 2e-38)),
+        ("generate", {"top_p": [5e-7]}, _number("poetry", "top_p", 5e-7)),
         ("generate", {"top_k": [200_000]}, _number("poetry", "top_k", 200_000)),
         ("generate", {"max_length": [600]}, _number("poetry", "max_length", 600)),
         ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
@@ -111,6 +114,8 @@ REFUSED = {
 # signature -> inputs within the limits (the defaults of ``_call`` fill in the rest)
 ACCEPTED = {
     "poetry": [("generate", {"prompt": ["明月", ""], "seed": [1, 2]}),
+               # the smallest positive temperature and top_p: 1e-6 as float32 holds it (9.99999997e-07)
+               ("generate", {"prompt": ["明", "月"], "temperature": [1e-6, 0.0], "top_p": [1e-6, 1e-6], "seed": [1, 2]}),
                ("generate", {"prompt": ["明", "月"], "acrostic": ["", "月，"], "form": ["", "wujue"], "seed": [1, 2]}),
                # every option of form, rhyme and metre that the limits accept
                ("generate", {"prompt": ["明"] * 6, "form": ["", "auto", "wujue", "qijue", "wulv", "qilv"],

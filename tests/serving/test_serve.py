@@ -452,6 +452,45 @@ def test_rescan_on_request_without_poller(models, tmp_path):
         t.join(10)
 
 
+def test_the_directory_of_one_models_versions_serves_that_model_under_its_name(models, tmp_path, monkeypatch,
+                                                                               capsys):
+    """`--models models/poetry`, one level too deep, is TF Serving's --model_base_path: that model, alone, under
+    its directory's name; its new versions are picked up as a models directory's are."""
+    from rnn_apps.serve import ModelServer, ServeError, run_server
+
+    mdir = tmp_path / "models"
+    shutil.copytree(models / "models" / "poetry" / "1", mdir / "p" / "1")
+    shutil.copytree(models / "models" / "sentiment" / "1", mdir / "s" / "1")
+    srv = make_server(str(mdir / "p"), port=0, poll_seconds=0)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    srv.base = f"http://127.0.0.1:{srv.port}"
+    try:
+        assert srv.registry.names() == ["p"]
+        assert predict(srv, "p", {"instances": ["春"]})[1] == {"predictions": ["春" + POEM_TAIL]}
+        assert predict(srv, "s", {"instances": ["good"]})[0] == 404  # beside it: not served
+        shutil.copytree(models / "staging" / "rolling-2", mdir / "p" / "2")
+        assert predict(srv, "p", {"instances": ["春"]})[1] == {"predictions": ["春，v2"]}
+    finally:
+        srv.shutdown()
+        t.join(10)
+    # what the command prints (the server stops at once here)
+    monkeypatch.setattr(ModelServer, "serve_forever", lambda self: (_ for _ in ()).throw(KeyboardInterrupt))
+    run_server(str(mdir / "p"), port=0, warmup=False)
+    out = capsys.readouterr().out
+    assert out.startswith(f"{mdir / 'p'} holds the versions of one model: serving it as model p, alone (to serve "
+                          f"every model beside it, pass --models {mdir}).\n"), out
+    (tmp_path / "empty").mkdir()
+    run_server(str(tmp_path / "empty"), port=0, warmup=False)
+    assert (f"Serving 0 model(s) from {tmp_path / 'empty'} (new ones are picked up as they appear)\n"
+            in capsys.readouterr().out)
+    with pytest.raises(ServeError) as e:  # two levels too deep: a version
+        run_server(str(mdir / "p" / "1"), port=0)
+    assert str(e.value) == (f"{mdir / 'p' / '1'} is one version of a model (it holds saved_model.pb), not a models "
+                            f"directory: pass the directory of the models, {mdir}, or that of this model's "
+                            f"versions, {mdir / 'p'}.")
+
+
 # --------------------------------------------------------------------------- load
 
 

@@ -318,6 +318,13 @@ def test_served_poem_model_refuses_a_start_the_acrostic_contradicts(tiny_poem_mo
                 gen.generate(start2, other, form, 1, seed=7)
             status, out = predict(srv, "poetry", {"signature_name": "generate", "instances": [row(start2, other, form)]})
             assert status == 400 and out["error"] == str(e.value), out
+        # an acrostic with more heads than the form has lines: the command's words, not the graph's
+        five = "".join(known[:5])
+        with pytest.raises(PoemError) as e:
+            gen.generate("", five, "wujue", 1, seed=7)
+        status, out = predict(srv, "poetry", {"signature_name": "generate", "instances": [row("", five, "wujue")]})
+        assert status == 400 and out["error"] == str(e.value) == \
+            "wujue (五言绝句) has 4 lines, but the acrostic has 5 characters.", out
         # two poems: the second is named
         status, out = predict(srv, "poetry", {"signature_name": "generate",
                                               "instances": [row(start2, start2, "auto"), row(start2, other, "wujue")]})

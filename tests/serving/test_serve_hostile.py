@@ -237,7 +237,7 @@ def test_non_finite_numbers_are_400(server):
 @pytest.mark.parametrize("model, raw, message", [
     # numbers beyond the range quote what was sent, not what float32 makes of it (inf, -5000000136282112.0)
     ("poetry", b'{"signature_name": "sample", "inputs": {"prompt": ["a"], "temperature": 1e308, "seed": 1}}',
-     "temperature must be in [0, 10] (0 is greedy); received 1e+308."),
+     "temperature must be in [0, 10], 0 or at least 1e-06 (0 is greedy); received 1e+308."),
     ("forecast", b'{"instances": [[1.0, -5e15]]}',
      "history must be in [-1,000,000,000,000,000, 1,000,000,000,000,000] (larger values overflow float32 in the "
      "model); received -5000000000000000.0."),
@@ -662,19 +662,160 @@ def test_a_long_model_name_is_not_echoed_whole(server):
 
 
 def test_a_graph_check_the_server_lets_through_reads_as_the_commands_words(tmp_path, start):
-    """A value the server's check passes but the graph's refuses (a float64 that float32 rounds to 0) gets
-    the graph check's words, not TensorFlow's "assertion failed: [...]" wrapping."""
+    """A value the server's check passes but the graph's refuses (an export whose graph checks a narrower
+    range) gets the graph check's words, not TensorFlow's "assertion failed: [...]" wrapping."""
+    import dataclasses
+
     from rnn_apps import graph_limits, limits
+
+    narrower = dataclasses.replace(limits.APPS["poetry"], ranges={"top_p": limits.Range(0.5, 1, meaning="1 is off")})
 
     class Poem(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="top_p")])
         def serve(self, top_p):
-            return {"p": graph_limits.checked(limits.APPS["poetry"], top_p=top_p)["top_p"]}
+            return {"p": graph_limits.checked(narrower, top_p=top_p)["top_p"]}
 
     path = str(tmp_path / "m" / "p" / "1")
     m = Poem()
     tf.saved_model.save(m, path, signatures={"serving_default": m.serve})
     mark_app(path, "poetry")
     srv = start([], tmp_path)
-    status, err = predict(srv, "p", {"instances": [1e-45]})
-    assert status == 400 and err["error"] == "top_p must be in (0, 1] (1 is off); received 0.0.", err
+    status, err = predict(srv, "p", {"instances": [0.25]})
+    assert status == 400 and err["error"] == "top_p must be in [0.5, 1] (1 is off); received 0.25.", err
+
+
+def save_per_example(path, app=None):
+    """Three inputs of one value per example (as the poem model's ``generate``), and how many rows each had."""
+
+    class Gen(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="prompt"),
+                                      tf.TensorSpec([None], tf.int64, name="seed"),
+                                      tf.TensorSpec([None], tf.float32, name="temperature")])
+        def generate(self, prompt, seed, temperature):
+            n = tf.shape(prompt)[0]
+            return {"prompts": tf.fill([n], n), "seeds": tf.fill([n], tf.shape(seed)[0])}
+
+    m = Gen()
+    tf.saved_model.save(m, path, signatures={"generate": m.generate})
+    if app:
+        mark_app(path, app)
+
+
+@pytest.mark.parametrize("rows, odd, n, common", [
+    ({"prompt": 2, "seed": 1, "temperature": 2}, "seed", "1 row", 2),  # was a 200: the lone seed spread over both
+    ({"prompt": 2, "seed": 3, "temperature": 2}, "seed", "3 rows", 2),  # was the graph's "Incompatible shapes"
+    ({"prompt": 1, "seed": 2, "temperature": 2}, "prompt", "1 row", 2),
+])
+def test_columnar_inputs_of_an_apps_model_must_have_one_row_per_example(start, tmp_path, rows, odd, n, common):
+    save_per_example(str(tmp_path / "m" / "poem" / "1"), app="poetry")
+    save_per_example(str(tmp_path / "m" / "other" / "1"))  # a model of no known app
+    srv = start([], tmp_path)
+    inputs = {"prompt": ["春"] * rows["prompt"], "seed": list(range(rows["seed"])),
+              "temperature": [0.5] * rows["temperature"]}
+    status, err = predict(srv, "poem", {"signature_name": "generate", "inputs": inputs})
+    assert status == 400 and err["error"].startswith(f"input '{odd}' has {n} but input '"), err
+    assert err["error"].endswith(f"' has {common}: every input of signature 'generate' with a batch axis holds one "
+                                 f"row per example, so all of them must have the same number of rows."), err
+    # as TF Serving, whose columnar format lets inputs differ in their first dimension: the graph gets them as sent
+    status, out = predict(srv, "other", {"signature_name": "generate", "inputs": inputs})
+    assert status == 200 and out["outputs"]["seeds"] == [rows["seed"]] * rows["prompt"], out
+    same = {"prompt": ["春", "月"], "seed": [1, 2], "temperature": [0.5, 0.5]}
+    assert predict(srv, "poem", {"signature_name": "generate", "inputs": same}) == (
+        200, {"outputs": {"prompts": [2, 2], "seeds": [2, 2]}})
+
+
+def test_row_format_needs_every_input_in_every_instance_alike(start, tmp_path):
+    save_per_example(str(tmp_path / "m" / "poem" / "1"), app="poetry")
+    srv = start([], tmp_path)
+    row = {"prompt": "春", "seed": 1, "temperature": 0.5}
+    status, err = predict(srv, "poem", {"signature_name": "generate", "instances": [row, {"prompt": "月", "seed": 2}]})
+    assert status == 400 and err["error"].startswith("missing input(s): temperature"), err
+    status, err = predict(srv, "poem", {"signature_name": "generate",
+                                        "instances": [row, {**row, "seed": [1, 2]}]})
+    assert status == 400 and "seed" in err["error"], err
+
+
+def test_a_caption_beam_may_be_given_once_for_all_images(start, tmp_path):
+    save_beam_echo(str(tmp_path / "m" / "c" / "1"))
+    srv = start([], tmp_path)
+    status, out = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": ["a", "b"], "beam_size": [3]}})
+    assert status == 200 and out["outputs"]["beam"] == [3, 3], out
+    status, err = predict(srv, "c", {"signature_name": "caption",
+                                     "inputs": {"image": ["a", "b", "c"], "beam_size": [3, 3]}})
+    assert status == 400 and "(beam_size may also be given once, for all of them)" in err["error"], err
+
+
+def test_a_score_request_holds_at_most_32768_characters_in_all(start, tmp_path):
+    """64 texts of 4,096 characters took longer than the default deadline (504): the texts of one request are
+    bounded in all, before the model runs."""
+    from rnn_apps import limits
+
+    class Score(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def score(self, text):
+            return {"characters": tf.strings.length(text, unit="UTF8_CHAR")}
+
+    path = str(tmp_path / "m" / "poem" / "1")
+    m = Score()
+    tf.saved_model.save(m, path, signatures={"score": m.score})
+    mark_app(path, "poetry")
+    srv = start([], tmp_path)
+    assert limits.APPS["poetry"].max_total_chars["text"] == 32_768
+    status, out = predict(srv, "poem", {"signature_name": "score", "instances": ["月" * 4096] * 8})
+    assert status == 200 and out["predictions"] == [4096] * 8, out
+    status, err = predict(srv, "poem", {"signature_name": "score", "instances": ["月" * 4096] * 8 + ["月"]})
+    assert (status, err["error"]) == (400, "text holds 32,769 characters in all its texts; poetry accepts at most "
+                                           "32,768 in one request (send the texts in several requests)."), err
+    # one text too long is named first: the total is about the request
+    status, err = predict(srv, "poem", {"signature_name": "score", "instances": ["月" * 4097] * 9})
+    assert status == 400 and err["error"].startswith("text[0] has 4,097 characters; at most 4,096"), err
+
+
+def test_every_answered_request_is_counted_once_with_its_status(start, tmp_path, monkeypatch):
+    """Requests refused before they reach a model (403, 413) are counted, and one whose client hung up during
+    the model call counts as 499, not as the 200 the model's answer would have been."""
+    import socket
+
+    from rnn_apps.serving import routes
+
+    srv = start(["poetry"], tmp_path, max_body_bytes=1024)
+    real, hang, entered, closed = routes.run_signature, threading.Event(), threading.Event(), threading.Event()
+
+    def run_signature(sig, arrays):
+        if hang.is_set():  # the hung-up request: the client leaves while the model runs
+            hang.clear()
+            entered.set()
+            closed.wait(30)
+            time.sleep(1.0)  # for the server's loop to see the connection closed
+        return real(sig, arrays)
+
+    monkeypatch.setattr(routes, "run_signature", run_signature)
+    body = json.dumps({"instances": ["春"]}).encode()
+    predict_path = "/v1/models/poetry:predict"
+    assert raw_call(srv, "POST", predict_path, body)[0] == 200
+    assert raw_call(srv, "POST", predict_path, body, {"Origin": "http://evil.example"})[0] == 403
+    assert raw_call(srv, "GET", "/v1/models/poetry", b"", {"Host": "evil.example"})[0] == 403
+    assert raw_call(srv, "POST", predict_path, b" " * 2048)[0] == 413  # from Content-Length, before the app
+    assert raw_call(srv, "GET", "/v1/models/poetry/nothing")[0] == 404  # no API of TF Serving's
+    hang.set()
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(f"POST {predict_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+              + body)
+    assert entered.wait(30)
+    s.close()
+    closed.set()
+    counts = {}
+    for _ in range(100):  # until the hung-up request is counted
+        time.sleep(0.1)
+        with urllib.request.urlopen(srv.base + "/monitoring/prometheus/metrics", timeout=30) as r:
+            lines = [x for x in r.read().decode().splitlines() if x.startswith(":tensorflow:serving:request_count{")]
+        counts = {x.rsplit(" ", 1)[0].split("{", 1)[1]: int(x.rsplit(" ", 1)[1]) for x in lines}
+        if sum(counts.values()) == 6:
+            break
+
+    def key(name, api, status):
+        return f'model_name="{name}",API="{api}",entrypoint="REST",status="{status}"}}'
+
+    assert counts == {key("poetry", "predict", 200): 1, key("poetry", "predict", 403): 1,
+                      key("poetry", "status", 403): 1, key("poetry", "predict", 413): 1,
+                      key("", "", 404): 1, key("poetry", "predict", 499): 1}, counts

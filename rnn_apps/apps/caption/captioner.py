@@ -26,6 +26,7 @@ class Caption:
     name: str
     caption: str
     log_probability: Optional[float] = None
+    novelty: Optional[float] = None  # how unlike the model's training photos the image is (rnn_apps.apps.caption.novelty)
     words: list = field(default_factory=list)
     attention: Optional[np.ndarray] = None  # [words, H, W]
     notes: list = field(default_factory=list)
@@ -34,6 +35,8 @@ class Caption:
         d = {"image": self.name, "caption": self.caption}
         if self.log_probability is not None:
             d["log_probability"] = round(float(self.log_probability), 4)
+        if self.novelty is not None:
+            d["novelty"] = round(float(self.novelty), 4)
         if with_attention and self.attention is not None:
             d["words"] = self.words
             # rounded as float64: a float32 0.0067 prints as 0.006699999794363976 in JSON
@@ -71,6 +74,9 @@ class ImageCaptioner(Predictor):
         self.grid = tuple(self.meta["grid"])
         # The beam width the model was measured best with (older exports: greedy).
         self.default_beam = int(self.meta.get("decoding", {}).get("default_beam", 1))
+        # Above it an image is unlike every validation photo of the model (None: a model exported without
+        # novelty prototypes).
+        self.novelty_threshold = (self.meta.get("novelty") or {}).get("threshold")
         self._tf = tf
 
     @classmethod
@@ -94,6 +100,13 @@ class ImageCaptioner(Predictor):
                 # a blank or tiny image) can make it stumble. Say so rather than pass it off as an answer.
                 r.notes.append(f"{im.name}: the caption does not read as a description of shapes; the image is "
                                "probably unlike the synthetic scenes this model was trained on.")
+            if "novelty" in out:
+                r.novelty = float(out["novelty"].numpy()[i])
+                if self.novelty_threshold is not None and r.novelty > self.novelty_threshold:
+                    # The model describes any image as the nearest thing it knows; say when that is far.
+                    r.notes.append(f"{im.name}: the image is unlike the photos this model was trained on (novelty "
+                                   f"{r.novelty:.2f}; its validation photos score up to {self.novelty_threshold:.2f}); "
+                                   "the caption is probably wrong.")
             if attention:
                 n = int(out["length"].numpy()[i])
                 r.words = [w.decode("utf-8") for w in out["words"].numpy()[i][:n]]

@@ -39,6 +39,9 @@ INPUTS = {
     "bench": "JSON of benchmarks/caption.py --json FILE",
     "training_time": "the training time, e.g. '58 min of wall time' (a resumed run keeps no single clock)",
     "commands": "a text file of the commands that made the figures",
+    "novelty": "caption: JSON of benchmarks/caption_novelty.py --json FILE (the section on unfamiliar images)",
+    "from_card": "caption: the card of the export this version was exported again from, with the same weights "
+                 "(rnn-apps export caption --from-model): its body and figures are kept",
 }
 
 SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by SavedModel fingerprint); see their cards
@@ -64,16 +67,26 @@ def HUB(app: str, meta: dict) -> dict:
                             "split": "test"}}
     return {"language": ["en"], "license": "other", "pipeline_tag": "image-to-text", "tags": tags + ["mobilenet_v2"],
             "datasets": ["flickr8k"], "task": {"type": "image-to-text", "name": "Photo captions"},
-            "dataset": {"type": "flickr8k", "name": "Flickr8k, the 1,000 dev photos", "split": "validation"}}
+            "dataset": {"type": "flickr8k", "name": "Flickr8k, the 1,000 dev photos", "split": "validation"},
+            "own_data": {"license": None}}  # Flickr8k's terms are not those of a model of the user's own photos
 
 
-def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, **inputs) -> str:
-    """The card's body, measured from ``run_dir`` and the evaluations (see the module's docstring)."""
+def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, **inputs):
+    """The card's body, measured from ``run_dir`` and the evaluations (see the module's docstring); with
+    ``from_card`` (a photo model exported again), ``(that card's body, its stated figures)`` with the
+    section on unfamiliar images and the versions written anew."""
+    given = {k: v for k, v in inputs.items() if v is not None}
+    if "from_card" in given and not meta.get("synthetic"):
+        from rnn_apps.apps.caption.photo_card import again_body
+
+        if run_dir is not None:
+            raise cards.CardError("The photo card takes run_dir (a trained model) or from_card (a model exported "
+                                  "again), not both.")
+        return again_body(version_dir, meta, given["from_card"], cards.read_json(given.get("novelty")))
     if run_dir is None:
         raise cards.CardError("The caption cards are measured from a training run: give run_dir.")
     app_dir = os.path.dirname(os.path.normpath(version_dir))
-    given = {k: v for k, v in inputs.items() if v is not None}
-    photo_only, shapes_only = {"data", "evals", "examples", "feature_seconds"}, {
+    photo_only, shapes_only = {"data", "evals", "examples", "feature_seconds", "novelty", "from_card"}, {
         "eval", "compare_run_dir", "compare_eval", "beam_eval", "example_seed", "compare_training_time"}
     wrong = sorted(set(given) & (photo_only if meta.get("synthetic") else shapes_only))
     if wrong:
@@ -89,7 +102,7 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
             raise cards.CardError("The photo card needs evals (its evaluations' JSON files).")
         seconds = float(given["feature_seconds"]) if "feature_seconds" in given else None
         return build_photo_card(version_dir, run_dir, evaluations, cards.read_json(given.get("bench")), examples, facts,
-                                given.get("training_time"), commands, seconds)
+                                given.get("training_time"), commands, seconds, cards.read_json(given.get("novelty")))
     if "eval" not in given:
         raise cards.CardError("The synthetic-scene card needs eval (its evaluation's JSON).")
     seed = int(given.get("example_seed", 31))
@@ -114,9 +127,13 @@ def read_lines(path: Optional[str]) -> Optional[list]:
         return f.read().splitlines()
 
 
-def _run_cfg(run_dir: str) -> dict:
+def _run_config(run_dir: str) -> dict:
     with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-        return json.load(f)["settings"]
+        return json.load(f)
+
+
+def _run_cfg(run_dir: str) -> dict:
+    return _run_config(run_dir)["settings"]
 
 
 def write_examples(model_dir: str, app_dir: str, seed: int, count: int = 4, attention: int = 2) -> list:
@@ -156,6 +173,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
 
     meta = load_config(model_dir)
     cfg = meta["config"]
+    run = _run_config(run_dir)
     hist = run_history(run_dir)
     ss = meta["scene_settings"]
     grid = meta["grid"]
@@ -209,7 +227,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} scenes, "
         f"{hist[-1]['step'] if hist else '?'} steps ({hist[-1]['step'] * cfg['batch_size'] if hist else '?':,} scenes)"
         + (f", {training_time}" if training_time else "")
-        + " on the project's 2-core CPU machine.",
+        + cards.where_trained(run, "the project's 2-core CPU machine") + ".",
         "",
     ]
     if hist:
@@ -261,8 +279,9 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
                              f"{ch[h['step']].get('val_token_accuracy', float('nan')):.4f} |")
             lines.append("")
     if bench:
-        lines += ["Speed (`python benchmarks/caption.py`, PNG bytes in, on the 2-core CPU machine under load from "
-                  "other processes, so these are lower bounds):", "",
+        lines += ["Speed (`python benchmarks/caption.py`, PNG bytes in"
+                  + (", on the 2-core CPU machine under load from other processes, so these are lower bounds"
+                     if cards.project_run(run) else "") + "):", "",
                   "| batch | beam | ms a call | captions/s |", "| --- | --- | --- | --- |"]
         for r in bench["results"]:
             lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | "

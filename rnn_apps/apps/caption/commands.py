@@ -33,9 +33,11 @@ SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under mod
                         "OUT-2.png, ...")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'image' and 'caption'; 'log_probability' (without "
-                   "--plot-attention), 'words' and 'attention' (with --plot-attention), 'caption_zh' (with --lang zh), "
-                   "and 'notes' (a list of strings, also printed on standard error) when there is something to say "
-                   "of an image: read at a reduced scale, very small, no caption, a caption that is no scene "
+                   "--plot-attention), 'novelty' (how unlike the model's training photos the image is, for a model "
+                   "exported with it), 'words' and 'attention' (with --plot-attention), 'caption_zh' (with --lang "
+                   "zh), and 'notes' (a list of strings, also printed on standard error) when there is something to "
+                   "say of an image: unlike the training photos, read at a reduced scale, very small, no caption, a "
+                   "caption that is no scene "
                    "description (models/caption-shapes), caption words the translation model does not know; an "
                    "image that cannot be read has 'image' and 'error' only.")
 @friendly_errors
@@ -173,6 +175,7 @@ def _in_chinese(results: list, model_dir) -> list:
 @options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", click.IntRange(1, 4))
 @options.min_count(DEFAULTS, "--data: rarest word kept in the vocabulary")
 @options.val_fraction(DEFAULTS, "--data without an official split: share of images held out")
+@options.patience(DEFAULTS)
 @click.option("--backbone", type=click.Choice(["mobilenet_v2"]), default=None,
               help="Use a keras.applications CNN as the encoder instead of the small one trained from scratch.")
 @click.option("--backbone-weights", default=None,
@@ -198,6 +201,7 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
           --feature-dim 256 --attention-units 256 --output tied --dropout 0.5 --learning-rate 1e-3 \\
           --max-len 22 --flip-prob 0.5 --epochs 10 --default-beam 5 --export models/caption
       rnn-apps train caption --synthetic --epochs 6 --export models/caption-shapes
+      rnn-apps train caption --data Flickr8k/ --epochs 20 --patience 3
     """
     from rnn_apps.apps.caption import task
     from rnn_apps.apps.caption.data import CaptionDataError
@@ -205,7 +209,7 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
     if not resume and bool(data) == bool(synthetic):
         raise CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic.")
     if synthetic:
-        refuse_options_given(("average_best", "min_count", "val_fraction"),
+        refuse_options_given(("average_best", "min_count", "val_fraction", "patience"),
                              "with --synthetic; they apply to a caption set (--data)")
     elif data:
         refuse_options_given(("min_shapes", "max_shapes"), "with --data; they shape the scenes of --synthetic")
@@ -221,25 +225,28 @@ def _train_summary(result) -> dict:
 def _export(result, app_dir: str) -> str:
     from rnn_apps.apps.caption import task
 
+    novelty = task.run_novelty(result["model"], result["config"], result["synthetic"], result["data"],
+                               result["run_dir"], result["known_prototypes"])
     return with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
-                                                result["synthetic"], app_dir))
+                                                result["synthetic"], app_dir, novelty=novelty))
 
 
 @click.command("caption")
 @click.option("--data", required=True, type=click.Path(file_okay=False),
               help="Your captioned photos: a Flickr-style directory (Flickr8k.token.txt or captions.txt and the "
                    "images) or a COCO directory (captions_*.json and the images).")
-@options.fine_tuning("caption", 5, 3e-4)
+@options.fine_tuning("caption", 5, 3e-4, save=200)
 @options.min_count(DEFAULTS, "A word new to the model joins its vocabulary when your captions use it this "
                    "often")
 @options.val_fraction(DEFAULTS, "Share of your images held out for validation when the set has no split of its "
                       "own")
 @options.size("--batch-size", DEFAULTS, "Captions per batch")
+@options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors
 def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, seed, as_json,
-                      **settings):
+                      tensorboard, save_every, **settings):
     """Fine-tune the caption model on your own photos; new words get new rows.
 
     The model's vocabulary is kept and the words of your captions it does not know are appended, so
@@ -249,6 +256,7 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
     \b
     Examples:
       rnn-apps fine-tune caption --data my_photos/
+      rnn-apps fine-tune caption --data my_photos/ --epochs 10 --patience 2 --tensorboard
       rnn-apps caption photo.jpg --model models-finetuned/caption
     """
     from rnn_apps.apps.caption import task
@@ -257,7 +265,8 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
     base = model_dir or default_model_dir("caption")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, exporter=_export,
                      as_json=as_json, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
-                     learning_rate=learning_rate, seed=seed, **settings)
+                     learning_rate=learning_rate, seed=seed, tensorboard=tensorboard, save_every=save_every,
+                     **settings)
 
 
 @click.command("caption")
@@ -331,6 +340,12 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 
 @click.command("caption")
 @options.run_dir(None, "The training run to export.")
+@options.from_model("an exported caption model", "its settings and figures kept")
+@click.option("--data", default=None, type=click.Path(file_okay=False),
+              help="The caption set the model was trained on (default: the run's). Its training photos teach the "
+                   "export what familiar images look like, its validation photos set the threshold above which "
+                   "rnn-apps caption notes that an image is unlike them. With --from-model and no --data, the "
+                   "model's own are kept.")
 @options.export_target("caption", "models/caption, or models/caption-shapes for a model of synthetic scenes")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
@@ -341,27 +356,45 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
               help="How the SavedModel stores the weights: float16 halves its size (the graph still computes in "
                    "float32).")
 @friendly_errors
-def export_caption_cmd(run_dir, export_dir, models_root, version, as_json, default_beam, average_best, weights_dtype):
-    """Export the captioner of RUN_DIR to APP_DIR/<version>/.
+def export_caption_cmd(run_dir, from_model, data, export_dir, models_root, version, as_json, default_beam,
+                       average_best, weights_dtype):
+    """Export the captioner of RUN_DIR (or an exported one again) to APP_DIR/<version>/.
+
+    A photo model (with a backbone) also learns from its caption set how unlike its training photos an
+    image is (its novelty): rnn-apps caption then notes a caption of an unfamiliar image.
 
     \b
     Examples:
       rnn-apps export caption --run-dir runs/caption --export models/caption
       rnn-apps export caption --run-dir runs/caption-flickr --default-beam 3
+      rnn-apps export caption --from-model models/caption/3 --data Flickr8k/ --export models/caption
     """
-    if not run_dir:
-        raise click.UsageError("Give --run-dir, the training run to export.")
+    options.export_source(run_dir, from_model, "an exported caption model")
+    if from_model and (default_beam is not None or average_best or weights_dtype != "float32"):
+        raise click.UsageError("--default-beam, --average-best and --weights-dtype apply to --run-dir; an export "
+                               "with --from-model keeps the model's.")
     options.export_dir_for(export_dir, models_root, "caption")  # refuses both spellings before the model loads
     from rnn_apps.apps.caption import task
 
+    if from_model:
+        from rnn_apps.apps.caption.export import export_again, load_config
+        from rnn_apps.export import resolve_model_dir
+
+        from_model = resolve_model_dir(from_model)
+        app = SHAPES_APP if load_config(from_model).get("synthetic") else "caption"
+        echo_exported(with_card("caption", export_again(from_model, options.export_dir_for(export_dir, models_root, app),
+                                                        version, data)), as_json)
+        return
     model, vocab, cfg, run = task.load_run_model(run_dir)
     training = {"stats": run.get("stats")}
     if average_best:
         training["averaged_epochs"] = task.average_run_epochs(model, run_dir, cfg, run, average_best)
     app = SHAPES_APP if run["synthetic"] else "caption"
+    known = task.base_prototypes(run)
+    novelty = task.run_novelty(model, cfg, run["synthetic"], data or run.get("data"), run_dir, known)
     echo_exported(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
                                                        options.export_dir_for(export_dir, models_root, app), version,
-                                                       training, default_beam, weights_dtype)), as_json)
+                                                       training, default_beam, weights_dtype, novelty)), as_json)
 
 
 COMMANDS = {None: [caption], "train": [train_caption], "fine-tune": [fine_tune_caption], "evaluate": [evaluate_caption],

@@ -102,3 +102,49 @@ def cache_features(
             print(file=sys.stderr)
     del array
     return np.load(array_path)
+
+
+def mean_features(paths: Sequence[str], extract: Callable, image_size: int, batch_size: int = 32,
+                  verbose: int = 1) -> np.ndarray:
+    """Each image's feature grid averaged over its cells, float32 ``[len(paths), c]``; nothing is cached.
+
+    Args:
+        paths: Image files.
+        extract: ``f(pixels float32 [B, S, S, 3] in 0..255) -> features [B, h, w, c]`` (the frozen backbone).
+        image_size: S, the side images are resized to (as the exported model does, in the graph).
+        batch_size: Images per backbone call.
+    """
+    import tensorflow as tf
+
+    from rnn_apps.apps.caption.images import decode_images
+
+    fn = tf.function(lambda files: tf.reduce_mean(
+        extract(decode_images(tf.map_fn(tf.io.read_file, files), image_size)), axis=[1, 2]))
+    out, t0 = [], time.time()
+    for i in range(0, len(paths), batch_size):
+        out.append(fn(tf.constant(list(paths[i : i + batch_size]))).numpy())
+        if verbose:
+            done = min(i + batch_size, len(paths))
+            print(f"\rMean features: {done}/{len(paths)} images ({done / max(time.time() - t0, 1e-9):.1f}/s)",
+                  end="", file=sys.stderr, flush=True)
+    if verbose and paths:
+        print(file=sys.stderr)
+    return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def cached_mean_features(cache_dir: str, paths: Sequence[str], chunk: int = 256) -> np.ndarray | None:
+    """The cached grids of ``paths`` (made by :func:`cache_features` for exactly these images) averaged over
+    their cells, float32 ``[len(paths), c]``; None when ``cache_dir`` holds no finished cache of them."""
+    array_path, index_path = os.path.join(cache_dir, ARRAY_FILE), os.path.join(cache_dir, INDEX_FILE)
+    try:
+        with open(index_path, encoding="utf-8") as f:
+            index = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if index.get("fingerprint") != _fingerprint(paths) or index.get("done") != len(paths) \
+            or not os.path.exists(array_path):
+        return None
+    grids = np.load(array_path, mmap_mode="r")
+    axes = tuple(range(1, grids.ndim - 1))  # the grid's cells: all axes but the images' and the channels'
+    return np.concatenate([grids[i : i + chunk].astype(np.float32).mean(axis=axes)
+                           for i in range(0, len(paths), chunk)])

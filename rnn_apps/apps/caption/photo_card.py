@@ -5,8 +5,11 @@ card, since the photos belong to their authors."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Optional, Sequence
+
+from rnn_apps import cards
 
 
 # What each version of models/caption changed, for the card's "Versions" section.
@@ -19,6 +22,10 @@ CHANGELOG = {
     3: "the same weights as version 2, with its input limits checked inside the graph, so TF Serving refuses what "
        "the command refuses (`rnn_apps/graph_limits.py`); its captions, log-probabilities and attention equal "
        "version 2's, to the bit, on 12 Flickr8k dev photos at beams 1, 3 and 5.",
+    4: "the same weights as version 3; the graph also scores each image's novelty (how unlike the training photos "
+       "it is) and `rnn-apps caption` notes a caption of an image unlike them (see *Unfamiliar images*); an empty "
+       "batch of images is answered (version 3 failed on it). On the 1,000 dev photos at beam 5 its captions are "
+       "version 3's and its log-probabilities within 1.1e-5 of them.",
 }
 
 # Show, Attend and Tell (Xu et al., 2015), Table 1, Flickr8k test, VGG features: BLEU-1..4.
@@ -54,12 +61,19 @@ def caption_examples(model_dir: str, data_dir: str, names: Sequence[str], transl
 
 def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], bench: Optional[dict], examples: list,
                      facts: dict, training_time: Optional[str] = None, commands: Optional[list] = None,
-                     feature_seconds: Optional[float] = None) -> str:
-    """The photo card's body: data and its terms, model and training, figures, examples, versions."""
+                     feature_seconds: Optional[float] = None, novelty: Optional[dict] = None) -> str:
+    """The photo card's body: data and its terms, model and training, figures, examples, versions.
+
+    A model trained on a caption set of the user's own (:func:`rnn_apps.cards.own_data` of the run's data) is
+    described as trained on that set: no word of Flickr8k's terms, splits, published scores or changelog."""
     from rnn_apps.apps.caption.export import load_config
 
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        run = json.load(f)
+    own = cards.own_data(run.get("data"))
     meta = load_config(model_dir)
-    cfg, stats = meta["config"], (meta.get("training") or {}).get("stats") or {}
+    # the export's record of the training data, else the run's (an export by `rnn-apps train caption` has none)
+    cfg, stats = meta["config"], (meta.get("training") or {}).get("stats") or run.get("stats") or {}
     n_params = facts["parameters"]
     version = os.path.basename(model_dir.rstrip("/"))
     vocab_size = len(meta["vocab"]["tokens"])
@@ -76,7 +90,8 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     else:
         kept_text = "The epoch with the lowest validation loss is kept" + (f": epoch {best['epoch']}." if best else ".")
     lines = [
-        "# Caption model for photos (MobileNetV2 encoder + LSTM decoder with visual attention, Flickr8k)",
+        "# Caption model for photos (MobileNetV2 encoder + LSTM decoder with visual attention, "
+        + (f"`{own}`)" if own else "Flickr8k)"),
         "",
         "A SavedModel that decodes JPEG/PNG bytes, runs the CNN and the whole greedy or beam search in its graph. Signatures: `serving_default` (`{\"image\": string[B]}` → "
         "`{\"caption\": string[B]}`), `caption` (with `beam_size`), `attention` (words and their attention over "
@@ -90,25 +105,32 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         "rnn-apps fine-tune caption --data my_photos/         # your own captioned photos; new words are added",
         "```",
         "",
-        f"**What it knows**: everyday photos like Flickr8k's — people, children, dogs, sports, streets, beaches "
-        f"and snow — described in one English sentence of at most {cfg['max_len'] - 1} words from a vocabulary "
+        (f"**What it knows**: photos like those of `{own}`" if own else
+         "**What it knows**: everyday photos like Flickr8k's — people, children, dogs, sports, streets, beaches "
+         "and snow —")
+        + f" described in one English sentence of at most {cfg['max_len'] - 1} words from a vocabulary "
         f"of {vocab_size - 4:,} words (those used at least {cfg['min_count']} times in the training captions). "
         "It has not seen most of the world: anything far from those scenes gets a caption about the nearest thing "
         "it knows. For synthetic scenes of coloured shapes use `models/caption-shapes/`.",
         "",
         "## Data and its terms",
         "",
-        "* **Flickr8k** (M. Hodosh, P. Young and J. Hockenmaier, 2013, \"Framing Image Description as a Ranking "
-        "Task: Data, Models and Evaluation Metrics\", *Journal of Artificial Intelligence Research* 47): photos "
-        "from Flickr with five English captions each, released by the University of Illinois for research use. "
-        "The photos belong to their Flickr authors: none is in this project, and the examples below name the "
-        "photos rather than show them. The model trained on them is shipped.",
-        f"* Training: the official train list and the photos in no list, {stats.get('train_images', '?'):,} "
-        f"photos with {stats.get('train_pairs', '?'):,} captions; validation: the official dev list, "
-        f"{stats.get('val_images', '?'):,} photos ({cfg['max_val_pairs']:,} of their captions for the validation "
-        "loss, all five for the scores). The official test photos are held back to measure the shipped model "
-        "separately. Captions are lower-cased and split into words (punctuation dropped); a caption longer "
-        f"than {cfg['max_len'] - 1} words is cut (about 1 % of them).",
+        *([f"* **`{own}`**: photos with their captions; the examples below name the photos rather than show them.",
+           f"* Training: {stats.get('train_images', '?'):,} photos with {stats.get('train_pairs', '?'):,} captions; "
+           f"validation: {stats.get('val_images', '?'):,} photos ({cfg['max_val_pairs']:,} of their captions for the "
+           "validation loss, all for the scores). Captions are lower-cased and split into words (punctuation "
+           f"dropped); a caption longer than {cfg['max_len'] - 1} words is cut."] if own else [
+          "* **Flickr8k** (M. Hodosh, P. Young and J. Hockenmaier, 2013, \"Framing Image Description as a Ranking "
+          "Task: Data, Models and Evaluation Metrics\", *Journal of Artificial Intelligence Research* 47): photos "
+          "from Flickr with five English captions each, released by the University of Illinois for research use. "
+          "The photos belong to their Flickr authors: none is in this project, and the examples below name the "
+          "photos rather than show them. The model trained on them is shipped.",
+          f"* Training: the official train list and the photos in no list, {stats.get('train_images', '?'):,} "
+          f"photos with {stats.get('train_pairs', '?'):,} captions; validation: the official dev list, "
+          f"{stats.get('val_images', '?'):,} photos ({cfg['max_val_pairs']:,} of their captions for the validation "
+          "loss, all five for the scores). The official test photos are held back to measure the shipped model "
+          "separately. Captions are lower-cased and split into words (punctuation dropped); a caption longer "
+          f"than {cfg['max_len'] - 1} words is cut (about 1 % of them)."]),
         "* **Encoder weights**: MobileNetV2 (width 1.0, 224 px, Sandler et al. 2018) trained on ImageNet, from the "
         "uint8-quantised TFLite model `mobilenet_v2_1.0_224_quant.tflite` of google-coral/test_data (Apache-2.0). "
         "`rnn_apps.backbones.mobilenet_v2_from_tflite` dequantises it into `keras.applications.MobileNetV2` "
@@ -137,7 +159,7 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         f"* Adam, peak learning rate {cfg['learning_rate']} (warm-up, cosine decay), gradient clipping at norm "
         f"{cfg['clipnorm']}, batches of {cfg['batch_size']} captions, {hist[-1]['epoch'] if hist else '?'} epochs "
         f"({hist[-1]['step'] if hist else '?':,} steps)" + (f", {training_time}" if training_time else "")
-        + " on the project's 2-core CPU machine. " + kept_text,
+        + cards.where_trained(run, "the project's 2-core CPU machine") + ". " + kept_text,
         "",
     ]
     if hist:
@@ -155,10 +177,11 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         "",
         "## Figures",
         "",
-        "Measured on the 1,000 dev photos with `rnn-apps evaluate caption --data DIR --split val` (JPEG bytes in, "
+        f"Measured on the {'validation' if own else '1,000 dev'} photos with `rnn-apps evaluate caption --data DIR "
+        "--split val` (JPEG bytes in, "
         "the CNN in the graph): BLEU-1..4 and CIDEr-D against the five reference captions of each photo, by the "
         "COCO caption evaluation code (`pycocoevalcap`); *own caption*: the share of photos whose caption no "
-        "other dev photo gets.",
+        f"other {'validation' if own else 'dev'} photo gets.",
         "",
         "| decoding | BLEU-1 | BLEU-2 | BLEU-3 | BLEU-4 | CIDEr-D | own caption | distinct captions |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
@@ -168,20 +191,26 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         lines.append(f"| {name} | {100 * ev['bleu1']:.1f} | {100 * ev['bleu2']:.1f} | {100 * ev['bleu3']:.1f} | "
                      f"**{100 * ev['bleu4']:.1f}** | {100 * ev['cider_d']:.1f} | {100 * ev['distinct_share']:.1f} % | "
                      f"{ev['distinct_captions']:,} of {ev['images']:,} |")
-    for name, b in SAT_FLICKR8K.items():
-        lines.append(f"| Show, Attend and Tell, {name} (VGG, Flickr8k test) | {b[0]} | {b[1]} | {b[2]} | {b[3]} | | | |")
-    lines += ["", "(Scores ×100, as papers print them. The published rows are on the official test split, which "
-              "this project measures separately; dev and test are drawn alike.)", ""]
+    if own:  # published Flickr8k scores say nothing of another caption set
+        lines += ["", "(Scores ×100, as papers print them.)", ""]
+    else:
+        for name, b in SAT_FLICKR8K.items():
+            lines.append(f"| Show, Attend and Tell, {name} (VGG, Flickr8k test) | {b[0]} | {b[1]} | {b[2]} | {b[3]} "
+                         "| | | |")
+        lines += ["", "(Scores ×100, as papers print them. The published rows are on the official test split, which "
+                  "this project measures separately; dev and test are drawn alike.)", ""]
     if bench:
         lines += [f"Speed (`python benchmarks/caption.py`, {bench.get('images', 'photos')}, JPEG bytes in, the CNN "
-                  "and the search in the graph, on the project's 2-core CPU machine under load from other processes, "
-                  "so these are lower bounds):", "",
+                  "and the search in the graph"
+                  + (", on the project's 2-core CPU machine under load from other processes, so these are lower bounds"
+                     if cards.project_run(run) else "") + "):", "",
                   "| batch | beam | ms a call | photos/s |", "| --- | --- | --- | --- |"]
         for r in bench["results"]:
             lines.append(f"| {r['batch']} | {r['beam']} | {r['ms_per_call']:.1f} | {r['images_per_s']:.1f} |")
         lines.append("")
     if examples:
-        lines += ["## Examples", "", f"The first {len(examples)} photos of the official dev list "
+        lines += ["## Examples", "", f"Photos of `{own}`, named by their file (the photos themselves are not shown):"
+                  if own else f"The first {len(examples)} photos of the official dev list "
                   "(`Flickr_8k.devImages.txt`), named by their Flickr8k file (the photos themselves are not shown):", ""]
         lines += ["The Chinese is the beam-3 caption translated by `models/translate`, a small model trained on short "
                   "Tatoeba sentences: it is much weaker than the English on these captions, and a word it does not "
@@ -194,8 +223,70 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         lines.append("")
     if commands:
         lines += ["Commands that made these figures:", "", "```sh", *commands, "```", ""]
-    lines += ["## Versions", ""]
-    lines += [f"* {v}: {text}" for v, text in sorted(CHANGELOG.items(), reverse=True) if v <= int(version)]
-    lines.append("")
+    if meta.get("novelty"):
+        lines.append(novelty_section(meta, novelty))
+    if not own:  # the shipped versions' changelog, not that of a model of the user's own
+        lines.append(versions_section(version))
     return "\n".join(lines) + "\n"
+
+
+NOVELTY_HEADING = "## Unfamiliar images"
+
+
+def versions_section(version: str) -> str:
+    """The shipped photo model's changelog up to ``version``."""
+    return "\n".join(["## Versions", ""] + [f"* {v}: {text}" for v, text in sorted(CHANGELOG.items(), reverse=True)
+                                             if v <= int(version)]) + "\n"
+
+
+def novelty_section(meta: dict, figures: Optional[dict] = None) -> str:
+    """What the model's novelty is and where its threshold lies (its export's record), and with ``figures``
+    (the JSON of ``benchmarks/caption_novelty.py``) which images it flags."""
+    nov = meta["novelty"]
+    lines = [NOVELTY_HEADING, "",
+             "The captioner describes any image as the nearest thing it knows: a blank page or a chart gets a "
+             "confident sentence about people or dogs. So its graph also scores each image's **novelty**: 1 minus "
+             "the largest cosine similarity between the image's mean MobileNetV2 feature vector and "
+             f"{nov['prototypes']:,} prototypes of the {nov['train_images']:,} training photos' (spherical k-means, "
+             "`rnn_apps/apps/caption/novelty.py`). Above "
+             f"**{nov['threshold']}**, the largest novelty among the {nov['val_images']:,} validation photos "
+             f"(their median: {nov['val_novelty']['median']}), `rnn-apps caption` adds a note that the image is "
+             "unlike the training photos and the caption probably wrong; `--json` and the `caption`, `attention` "
+             "and `caption_pixels` signatures give the value (`novelty`).", ""]
+    if figures:
+        lines += [f"Measured with `python benchmarks/caption_novelty.py` (seed {figures['seed']}): made-up images "
+                  "that are no photos, the first validation photos and edited copies of them, each captioned at the "
+                  "model's default beam:", "",
+                  "| images | count | flagged | novelty: min | median | max |", "| --- | --- | --- | --- | --- | --- |"]
+        for group, g in figures["groups"].items():
+            lines.append(f"| {group} | {g['images']} | {g['flagged']} | {g['novelty_min']:.3f} | "
+                         f"{g['novelty_median']:.3f} | {g['novelty_max']:.3f} |")
+        lines += ["", "Some captions of them:", "", "| image | caption | novelty |", "| --- | --- | --- |"]
+        for group, g in figures["groups"].items():
+            if group.startswith("photo,") or group == "validation photo":
+                continue
+            name, ex = next(iter(g["examples"].items()))
+            lines.append(f"| {name} | {ex['caption']} | {ex['novelty']:.3f} |")
+        lines.append("")
+        lines.append("It flags what is far from all of Flickr8k's photos, not a photo of something Flickr8k lacks "
+                     "that looks photographic: such a photo may get no note and a wrong caption.")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def again_body(version_dir: str, meta: dict, from_card: str, figures: Optional[dict]) -> tuple:
+    """``(body, stated figures)`` of a photo model exported again from another export (``from_card``: that
+    export's card): its body and figures, with the section on unfamiliar images and the versions written anew."""
+    try:
+        with open(from_card, encoding="utf-8") as f:
+            front, body = cards.split_card(f.read())
+    except OSError as e:
+        raise cards.CardError(f"Cannot read the card {from_card}: {e.strerror or e}.") from None
+    if cards.section(body, "## Data and its terms") is None:
+        raise cards.CardError(f"{from_card} is not a photo caption card: it has no 'Data and its terms' section.")
+    body = cards.without_section(cards.without_section(body, NOVELTY_HEADING), "## Versions").rstrip("\n") + "\n\n"
+    if meta.get("novelty"):
+        body += novelty_section(meta, figures) + "\n"
+    body += versions_section(os.path.basename(os.path.normpath(version_dir)))
+    return body, cards.stated_metrics(front)
 

@@ -40,6 +40,9 @@ DEFAULTS = dict(
     flip_prob=0.0,  # share of training images mirrored left-right (data augmentation)
     default_beam=1,  # the beam width of the export's serving_default and of `rnn-apps caption` without --beam
     average_best=3,  # caption sets: end with the mean of the weights of the 3 epochs of least validation loss
+    # caption sets: stop after this many epochs without a lower validation loss (0: every epoch; runs saved before
+    # this setting have none and resume so). Synthetic scenes keep no best epoch: refused there.
+    patience=0,
     seed=1234,
     # synthetic scenes
     min_shapes=1,
@@ -235,11 +238,14 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
             vocabulary are kept, and words of the new captions it does not know (at least ``min_count``
             times) get new rows in the embedding and the output layer.
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
-            ``run_dir``, its saved config winning) and any of :data:`DEFAULTS`.
+            ``run_dir``, its saved config winning) and any of :data:`DEFAULTS` (``patience``: caption sets only).
 
     Returns:
         A summary (step, history, validation loss and token accuracy, stats, seconds) with the
-        trained ``model``, ``vocab`` and ``config``.
+        trained ``model``, ``vocab`` and ``config``; a caption set's run adds ``best_epoch`` and ``stopped_early``.
+
+    Raises:
+        CaptionDataError: ``patience`` given with ``synthetic`` (its runs keep no best epoch to stop on).
     """
     from rnn_apps import training
     from rnn_apps.apps.caption.features import cache_features
@@ -249,6 +255,11 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
         raise cdata.CaptionDataError("Give either --data DIR (a Flickr or COCO caption set) or --synthetic, not both.")
     run, overrides = RunOptions.split(options, save_every=200)
     check_settings(overrides)  # sizes and rates, before the run directory is written
+    if overrides.get("patience") is not None:
+        training.check_patience(overrides["patience"])
+        if synthetic and overrides["patience"]:
+            raise cdata.CaptionDataError("patience applies to a caption set: a run on synthetic scenes keeps no best "
+                                         "epoch to stop on.")
     verbose = run.verbose
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="caption")
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
@@ -334,8 +345,8 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
         validation_data=val,
         # A caption set is finite, and a large decoder overfits it: keep the epoch of least validation loss.
         keep_best=None if synthetic or val is None else "val_loss",
-        # Runs saved before this setting existed kept the best epoch alone.
-        average_best=cfg.get("average_best", 0),
+        # Runs saved before these settings existed kept the best epoch alone and trained every epoch.
+        average_best=cfg.get("average_best", 0), patience=int(cfg.get("patience", 0)),
     )
     if training.is_chief(strat):  # the whole model (the trainee may be its part on cached features)
         model.save_weights(os.path.join(run_dir, FINAL_WEIGHTS))
@@ -343,7 +354,8 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
         "val_loss": training.last_metric(result["history"], "val_loss"),
         "val_token_accuracy": training.last_metric(result["history"], "val_token_accuracy"),
         "stats": stats, "seconds": round(time.time() - t0, 1), "model": model, "vocab": vocab, "config": cfg,
-        "synthetic": synthetic,
+        "synthetic": synthetic, "data": data_path, "run_dir": run_dir,
+        "known_prototypes": None if base is None else base["prototypes"],
     })
     if result.get("best_epoch") is not None:
         row = next(r for r in result["history"] if r["epoch"] == result["best_epoch"])
@@ -356,6 +368,34 @@ def tf_reverse_width(images):
     import tensorflow as tf
 
     return tf.reverse(images, axis=[2])
+
+
+def run_novelty(model, cfg: dict, synthetic: bool, data_path: Optional[str], run_dir: Optional[str] = None,
+                known_prototypes=None, verbose: int = 1) -> Optional[dict]:
+    """The novelty prototypes and threshold a run's export carries (:mod:`rnn_apps.apps.caption.novelty`),
+    from the caption set it trained on (its feature cache in ``run_dir`` when there is one); None for a model
+    of synthetic scenes or one without a backbone. ``known_prototypes``: those of the model a fine-tuning
+    run started from (kept).
+
+    Raises:
+        rnn_apps.apps.caption.data.CaptionDataError: the caption set is no longer at ``data_path``.
+    """
+    from rnn_apps.apps.caption import novelty
+
+    if synthetic or not cfg.get("backbone"):
+        return None
+    if not data_path or not os.path.isdir(data_path):
+        raise cdata.CaptionDataError(
+            f"The run's caption set {data_path} is not there; the export reads its photos to tell familiar images "
+            "from unfamiliar ones. Give --data DIR, the caption set the run was trained on.")
+    cached = not cfg.get("backbone_trainable") and run_dir is not None
+    return novelty.from_caption_set(model, cfg, data_path, os.path.join(run_dir, FEATURES_DIR) if cached else None,
+                                    known=known_prototypes, verbose=verbose)
+
+
+def base_prototypes(run: dict):
+    """The novelty prototypes of the model a fine-tuning run started from (None: none, or not a fine-tuning run)."""
+    return _base_model(run["init_from"])["prototypes"] if run.get("init_from") else None
 
 
 def _base_model(model_dir: str) -> dict:

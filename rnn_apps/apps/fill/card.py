@@ -64,8 +64,9 @@ HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "fill-mask",
        "tags": ["rnn", "lstm", "bidirectional", "poetry", "classical-chinese", "tensorflow"],
        "datasets": ["chinese-poetry/tang"], "task": {"type": "fill-mask", "name": "Tang poem fill-in-the-blank"},
        "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the validation poems",
-                   "split": "validation"}}
-"""The card's front matter (model hubs read it)."""
+                   "split": "validation"},
+       "own_data": {"task": {"type": "fill-mask", "name": "Poem fill-in-the-blank"}}}
+"""The card's front matter (model hubs read it); ``own_data`` for a model trained on poems of its user's own."""
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, forward_run_dir=None,
@@ -100,7 +101,7 @@ def _run(run_dir: str) -> dict:
         run = json.load(f)
     return {"settings": run["settings"], "stats": run["stats"], "epochs": run.get("epochs"),
             "history": read_history(run_dir), "init_from": run.get("init_from"),
-            **{k: run[k] for k in ("trained_on", "recipe", "clipping") if run.get(k)}}
+            **{k: run[k] for k in ("trained_on", "recipe", "clipping", "data", "machine") if run.get(k)}}
 
 
 def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dict, timings=None,
@@ -126,6 +127,8 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
     stretches = f" (stopping at {', '.join(str(e) for e in ends[1:])} steps on the way)" if ends[1:] else ""
     filler = Filler(model_dir)
     results = filler.fill(EXAMPLES, top_k=5)
+    own = cards.own_data(bi.get("data"))  # the user's own poems: no word of the shipped corpus or machine
+    corpus = own or "../shared/data/tang-poems.jsonl.gz"
 
     def hist_rows(h):
         return "\n".join(
@@ -134,6 +137,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         )
 
     lines = [
+        f"# Fill-in-the-blank model (bidirectional LSTM on `{own}`)" if own else
         "# Fill-in-the-blank model (bidirectional LSTM on the Complete Tang Poems)",
         "",
         f"Version {os.path.basename(model_dir.rstrip('/'))} in {cards.version_path('fill', model_dir)}, a TensorFlow SavedModel (TF Serving layout) that fills the □ of a poem in its "
@@ -144,8 +148,10 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "",
         "## Data",
         "",
-        f"* Corpus: the Complete Tang Poems of the chinese-poetry project (`tang-poems.jsonl.gz`), read and cleaned "
-        f"by the poem app's loader: {stats['poems']:,} usable poems in **simplified** script (OpenCC).",
+        (f"* Corpus: `{own}`" if own else
+         "* Corpus: the Complete Tang Poems of the chinese-poetry project (`tang-poems.jsonl.gz`)")
+        + f", read and cleaned by the poem app's loader: {stats['poems']:,} usable poems in **simplified** script "
+        "(OpenCC).",
         f"* Split: the poem model's — a seeded permutation (seed {cfg['seed']}) holds out "
         f"{cfg['val_fraction']:.0%} for validation: {stats['train_poems']:,} training poems "
         f"({stats['train_tokens']:,} characters and ，。) and {stats['val_poems']:,} validation poems never trained on.",
@@ -175,7 +181,11 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
              f"* Both trained at the same time on the project's CPU machine (2 cores, shared with other work, no GPU): "
              f"bidirectional {training_seconds(bi['history']) / 60:.0f} min, forward-only "
              f"{training_seconds(fw['history']) / 60:.0f} "
-             "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs)."),
+             "min of wall time (fit time, corpus loading excluded; the machine was shared with other training runs)."
+             if cards.project_run(bi) else
+             f"* Trained{cards.where_trained(bi, '')}: bidirectional {training_seconds(bi['history']) / 60:.0f} min, "
+             f"forward-only {training_seconds(fw['history']) / 60:.0f} min of wall time (fit time, corpus loading "
+             "excluded)."),
         ] if fw and not base else [
             # A continued model's baseline is continued too: its own earlier stretches, each as long as the
             # shipped model's, so that both have seen the poems equally often (the stretches are in *Versions*).
@@ -183,18 +193,20 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
             "without the backward direction (p(x_t | x_<t)), trained as long as the shipped model in the same "
             f"stretches, with the same data, masking and seed; its last stretch, like this version's, {fw['epochs']} "
             f"epochs at learning rate {fw['settings']['learning_rate']} from its own previous stretch.",
-            cards.trained_on_line(bi, training_seconds(bi["history"]), "fit time, corpus loading excluded")
+            cards.trained_on_line(bi, training_seconds(bi["history"]), shared="",
+                                  note="fit time, corpus loading excluded")
             + f" The baseline's stretch: {training_seconds(fw['history']) / 60:.0f} min.",
         ] if fw else [
-            cards.trained_on_line(bi, training_seconds(bi["history"])) if bi.get("trained_on") else
             f"* Trained on the project's CPU machine (2 cores, shared with other work, no GPU): "
-            f"{training_seconds(bi['history']) / 60:.0f} min of wall time (fit time, corpus loading excluded).",
+            f"{training_seconds(bi['history']) / 60:.0f} min of wall time (fit time, corpus loading excluded)."
+            if cards.project_run(bi) else
+            cards.trained_on_line(bi, training_seconds(bi["history"]), note="fit time, corpus loading excluded"),
         ]),
         "",
         (f"Commands: `python -m rnn_apps.apps.fill.train_jax prepare`, `train` and `export` (see its docstring), "
          f"from {base_name if base else 'scratch'}; {bi['epochs']} epochs at most, the best validation epoch kept."
          if bi.get("recipe") else
-         f"Command: `rnn-apps fine-tune fill --data ../shared/data/tang-poems.jsonl.gz --model {os.path.relpath(base)} "
+         f"Command: `rnn-apps fine-tune fill --data {corpus} --model {os.path.relpath(base)} "
          f"--run-dir {os.path.relpath(run_dir)} --epochs {bi['epochs']} --learning-rate {cfg['learning_rate']}` (the "
          "split, seed and vocabulary of the model it starts from)"
          + (f", stopped after step {', '.join(f'{e:,}' for e in ends)} and continued by the same command with "
@@ -202,7 +214,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
          + f", then `rnn-apps export fill --run-dir {os.path.relpath(run_dir)}`"
          + ("; the baseline's stretch the same from its previous stretch's export." if fw else ".")
          if base else
-         f"Commands: `rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --run-dir runs/fill-bidirectional "
+         f"Commands: `rnn-apps train fill --data {corpus} --run-dir runs/fill-bidirectional "
          f"--epochs 2 --max-steps 360`, continued{stretches} to {steps} steps, the last stretch with `--resume --epochs "
          f"{epochs} --max-steps {steps}` (the cosine schedule follows the new "
          "total); the same with `--kind forward --run-dir runs/fill-forward`; then `rnn-apps export fill --run-dir "
@@ -235,7 +247,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
         "",
         f"One Han character of each validation poem is hidden (chosen uniformly at random among its Han characters, "
         f"never punctuation; seed {eval_bi.get('seed', 0)}; the same positions for every model) and the model "
-        "predicts it from the rest of the poem (`rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz "
+        f"predicts it from the rest of the poem (`rnn-apps evaluate fill --data {corpus} "
         "--split val --poem-model none`" + (", and `--model` the forward-only export" if eval_fw else "") + "). A hidden "
         "character "
         f"outside the vocabulary counts as a miss ({eval_bi['hidden_out_of_vocabulary']} of {eval_bi['poems']:,}). "
@@ -254,10 +266,12 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
             "measured the same way, are in *Versions* below.", ""]),
         "## Limitations",
         "",
-        (f"The training is short (all the compute this 2-core CPU could spare) and the model was still improving "
-         "(see the table): a longer run, e.g. `rnn-apps fine-tune fill` again from this version, should fill more "
-         "blanks; compare with `rnn-apps evaluate fill`. Candidates with probabilities of a few per cent mean the model "
-         "is guessing among common characters."),
+        ("The training is short (all the compute this 2-core CPU could spare) and the model was still improving "
+         "(see the table)" if not own and not bi.get("machine") else
+         "Where the model was still improving at the end of its training (see the table)")
+        + (": a longer run, e.g. `rnn-apps fine-tune fill` again from this version, should fill more "
+           "blanks; compare with `rnn-apps evaluate fill`. Candidates with probabilities of a few per cent mean the "
+           "model is guessing among common characters."),
         "",
         "## Examples",
         "",

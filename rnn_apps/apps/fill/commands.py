@@ -61,8 +61,8 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
 
     \b
     Examples:
-      rnn-apps fill-poem "床前明月□，疑是地上霜。"
-      rnn-apps fill-poem "春眠不觉□，处处闻啼鸟。" "白日依山尽，黄河入海□。" --candidates 3
+      rnn-apps fill-poem "白日依山尽，黄河入海□。"
+      rnn-apps fill-poem "春眠不觉□，处处闻啼鸟。" "红豆生南□，春来发几枝。" --candidates 3
       rnn-apps fill-poem "□□明月光，疑是地上霜。" --json
       rnn-apps fill-poem "举头望明月，低头思故□。" --poem-model none
       rnn-apps fill-poem --file lines.txt
@@ -129,6 +129,7 @@ def _poem_model(path):
 @options.rate("--mask-rate", DEFAULTS, "Share of input characters replaced by <mask> in training")
 @options.learning_rate(None, "Adam's peak learning rate, cosine decay", DEFAULTS)
 @options.size("--tokens-per-batch", DEFAULTS, "Characters per batch")
+@options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
 @options.export(example="models/fill")
 @options.as_json()
@@ -145,6 +146,7 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
       rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --export models/fill
       rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --kind forward --run-dir runs/fill-forward
       rnn-apps train fill --data poems.txt --run-dir runs/fill --resume
+      rnn-apps train fill --data poems.txt --epochs 10 --patience 2
     """
     from rnn_apps.apps.fill import task
 
@@ -154,7 +156,9 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
 
 
 def _train_summary(result) -> dict:
-    return {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds")}
+    # best_epoch and stopped_early: a run with --patience, which ends with its best epoch
+    return {k: result[k] for k in ("step", "val_accuracy", "val_loss", "stats", "seconds", "best_epoch",
+                                   "stopped_early") if k in result}
 
 
 def _fine_tune_summary(result) -> dict:
@@ -165,10 +169,10 @@ def _fine_tune_summary(result) -> dict:
 
 
 @click.command("fill")
-@options.fine_tuning_on_poems("fill", 2, 5e-4, DEFAULTS)
+@options.fine_tuning_on_poems("fill", 2, 5e-4, DEFAULTS, save=100)
 @friendly_errors
 def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strategy, learning_rate, as_json,
-                   **settings):
+                   tensorboard, save_every, **settings):
     """Fine-tune the fill-in-the-blank model on your poems; new characters get new rows.
 
     The model keeps its network, script and vocabulary (every character keeps its id and its weights);
@@ -182,13 +186,14 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
       rnn-apps fill-poem "床前明月□，疑是地上霜。" --model models-finetuned/fill
       rnn-apps fine-tune fill --data poems.jsonl --epochs 3 --min-count 1 --export models-mine/fill --json
       rnn-apps fine-tune fill --data my_poems.txt --run-dir runs/fill-finetune --resume
+      rnn-apps fine-tune fill --data my_poems.txt --epochs 8 --patience 2 --tensorboard
     """
     from rnn_apps.apps.fill import task
     from rnn_apps.paths import default_model_dir
 
     train_and_report(task.train, data, run_dir, summarize=_fine_tune_summary, export_to=export_dir, as_json=as_json,
                      epochs=epochs, resume=resume, strategy=strategy, init_from=model_dir or default_model_dir("fill"),
-                     learning_rate=learning_rate, **settings)
+                     learning_rate=learning_rate, tensorboard=tensorboard, save_every=save_every, **settings)
 
 
 # ------------------------------------------------------------------------------------------- evaluate

@@ -26,6 +26,9 @@ DEFAULTS = dict(
     learning_rate=3e-3,
     **poems.CORPUS_SETTINGS,
     max_steps=0,
+    # Stop after this many epochs without a lower validation loss, keeping the best epoch (0: every epoch, ending
+    # with the last; runs saved before this setting have none and resume so).
+    patience=0,
 )
 
 
@@ -91,12 +94,15 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
             starts from its checkpoint (or, when it has none yet, from the model its run directory names).
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
             ``run_dir``; its saved config wins, but a given ``max_steps`` with ``epochs`` sets a new length)
-            and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward").
+            and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward"; ``patience`` N > 0: stop after
+            N epochs without a lower validation loss and end with the best epoch's weights,
+            :func:`rnn_apps.apps.base.stop_early`).
 
     Returns:
-        A :class:`~rnn_apps.apps.base.TrainResult`: ``step``, ``history``, ``val_accuracy``, ``val_loss``,
-        ``stats``, ``seconds``, ``model``, ``vocab``, ``config``, and ``added_characters`` (fine-tuning: the
-        characters appended to the base vocabulary; empty otherwise).
+        A :class:`~rnn_apps.apps.base.TrainResult`: ``step``, ``history``, ``val_accuracy``, ``val_loss`` (of the
+        weights the run ended with), ``stats``, ``seconds``, ``model``, ``vocab``, ``config``, and
+        ``added_characters`` (fine-tuning: the characters appended to the base vocabulary; empty otherwise); with
+        ``patience``, ``best_epoch`` and ``stopped_early``.
 
     Raises:
         TrainingError: a fine-tuning setting of :data:`BASE_SETTINGS` that differs from the base model's.
@@ -108,6 +114,8 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     # follows the new total); otherwise it keeps its saved settings and epochs.
     run, overrides = RunOptions.split(options, save_every=100)
     check_settings(overrides)  # sizes and rates, before the run directory is written
+    if overrides.get("patience") is not None:
+        training.check_patience(overrides["patience"])
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, resumable=("max_steps",),
                                        app="fill", data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
@@ -127,18 +135,30 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
             cfg.update(base_settings(base["config"], overrides))
             vocab = base["vocab"]
             fdata.check_vocab(vocab)
-            added = poems.grow_vocabulary(vocab, data_path, cfg, cfg["min_count"], run.verbose)
-    vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+            try:
+                added = poems.grow_vocabulary(vocab, data_path, cfg, cfg["min_count"], run.verbose)
+            except poems.CorpusError:
+                training.discard_new_run(run_dir)
+                raise
+    try:
+        vocab, _, _, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+    except poems.CorpusError:
+        training.discard_new_run(run_dir)  # a corpus refused before anything was written leaves no run directory
+        raise
     if not stats["train_tokens"]:
         training.discard_new_run(run_dir)
         raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
                                      f"(--val-fraction {cfg['val_fraction']}); lower it or give more poems.")
     if run.verbose:
+        # a user's own corpus may lose many of its poems to the cleaning: say how many, and why
+        note = poems.describe_left_out(stats)
+        if note:
+            print(note)
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"characters, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
     contract.write_run_config(run_dir, {"settings": cfg, "epochs": epochs, "data": os.path.abspath(data_path),
-                                        "stats": stats, "init_from": init_from}, app="fill")
+                                        "stats": stats, "init_from": init_from}, app="fill", saved=saved)
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
     plan = fdata.make_plan(tr, cfg["tokens_per_batch"], cfg["seed"], cfg["mask_rate"], replicas)
@@ -157,10 +177,11 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
             contract.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), steps_per_epoch, epochs, run_dir,
                               run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-                              app="fill")
+                              app="fill", **contract.stop_early(cfg))
+    kept = contract.kept_history(result)
     result.update({
-        "val_accuracy": training.last_metric(result["history"], "val_accuracy"),
-        "val_loss": training.last_metric(result["history"], "val_loss"),
+        "val_accuracy": training.last_metric(kept, "val_accuracy"),
+        "val_loss": training.last_metric(kept, "val_loss"),
         "stats": stats, "seconds": round(time.time() - t0, 1), "model": model, "vocab": vocab, "config": cfg,
         "added_characters": added,
     })

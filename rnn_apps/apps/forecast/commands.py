@@ -10,11 +10,11 @@ import tempfile
 
 import click
 
-from rnn_apps.apps.forecast.task import DEFAULTS
+from rnn_apps.apps.forecast.task import BASE_SETTINGS, DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
     FiniteFloatRange, OutputFile, defaults_apply_when_a_run_starts, echo_json, export_trained, friendly_errors,
-    progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
+    options_left_out, progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -106,21 +106,27 @@ _OUTPUTS = options.bundle(
 @_VAL_FRACTION
 @_SEASON
 @click.option("--seed", type=options.SEED, default=DEFAULTS["seed"], show_default=True, help="Same seed, same result (on a CPU).")
+@options.model("forecast", "Start from this exported forecaster (a version directory, or an app directory: its newest "
+                           "version) instead of a new one; it keeps its window, horizon, mode, cell and units "
+                           "(default: a new forecaster).")
 @_OUTPUTS
 @options.export(example="models/forecast")
 @options.run_dir(None, "Keep checkpoints and logs here (default: a temporary directory).")
 @options.resume()
 @options.strategy
-@options.as_json(f"Print a JSON object with {_JSON_KEYS}.")
+@options.as_json(f"Print a JSON object with {_JSON_KEYS}; with --model, 'metrics' has 'before' (the model's, "
+                 "before this training) and the object 'init_from' and 'base_val_loss'.")
 @friendly_errors
 def forecast(data_path, column, time_column, horizon, window, mode, cell, units, epochs, batch_size, learning_rate,
-             val_fraction, season, seed, plot_path, output_path, export_dir, run_dir, resume, strategy, as_json):
+             val_fraction, season, seed, model_dir, plot_path, output_path, export_dir, run_dir, resume, strategy,
+             as_json):
     """Train a recurrent forecaster on a series, back-test it against baselines and forecast the next steps.
 
     The last part of the series (--val-fraction, at least --horizon values) is the back-test: the model never
     trains on it, and it is forecast from every origin in it, H steps at a time. MAE and MAPE are given for the
     model, the naive forecast (the last value, repeated) and the seasonal-naive forecast (the last season,
-    repeated). Training progress goes to stderr; the table and the forecast to stdout.
+    repeated). Training progress goes to stderr; the table and the forecast to stdout. With --model the
+    training starts from a forecaster you exported, and the table adds its scores before this training.
 
     \b
     Examples:
@@ -129,6 +135,7 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
       rnn-apps forecast --data sales.csv --column units --time-column date --horizon 14 --output next.csv
       rnn-apps forecast --data load.csv --column mw --season 24 --cell gru --export models/forecast
       rnn-apps forecast --data load.csv --column mw --run-dir runs/forecast --resume
+      rnn-apps forecast --data load.csv --column mw --model models-finetuned/forecast --epochs 3
     """
     from rnn_apps.quiet import import_tensorflow_quietly
 
@@ -145,13 +152,17 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
 
     settings = dict(horizon=horizon, window=window, mode=mode, cell=cell, units=units, batch_size=batch_size,
                     learning_rate=learning_rate, val_fraction=val_fraction, season=season, seed=seed)
-    what = f"the forecaster of {run_dir}" if resume else f"a {cell} forecaster ({mode})"
+    if model_dir:  # the model's own network and windows, unless given (a value other than its own is refused)
+        left_out = options_left_out()
+        settings.update({k: None for k in BASE_SETTINGS if k in left_out})
+    what = (f"the forecaster of {run_dir}" if resume else f"the forecaster {model_dir}" if model_dir
+            else f"a {cell} forecaster ({mode})")
     click.echo(f"{'Resuming' if resume else 'Training'} {what} on {series.name!r} ({len(series)} values) ...", err=True)
     # --resume: the run's own settings go on; only the options given are checked against them
     with tempfile.TemporaryDirectory(prefix="rnn-apps-forecast-") as tmp, progress_to_stderr(True), \
             defaults_apply_when_a_run_starts():
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
-                            verbose=verbosity(), **settings)
+                            init_from=model_dir, verbose=verbosity(), **settings)
     _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
 
 

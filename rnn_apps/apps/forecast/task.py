@@ -214,7 +214,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
               "fingerprint": series_fingerprint(values), "scale": normalizer.scale, "init_from": init_from}
     if saved is not None and saved.get("before"):
         record["before"] = saved["before"]  # the base's figures, measured when the run began
-    contract.write_run_config(run_dir, record, app="forecast")
+    contract.write_run_config(run_dir, record, app="forecast", saved=saved)
 
     import keras
     import tensorflow as tf
@@ -238,7 +238,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         before = {"metrics": fmetrics.scores(truth, Forecaster(model, normalizer, window, horizon, mode).predict(hist)),
                   "loss": float(model.evaluate(val, verbose=0, return_dict=True)["loss"])}
         # kept in the run's config: a resumed run restores its checkpoint instead of reading the base again
-        contract.write_run_config(run_dir, {**record, "before": before}, app="forecast")
+        contract.write_run_config(run_dir, {**record, "before": before}, app="forecast", saved=saved)
     result = contract.fit_run(
         model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
         strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},

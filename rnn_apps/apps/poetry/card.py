@@ -56,8 +56,9 @@ HUB = {"language": ["zh"], "license": "mit", "pipeline_tag": "text-generation",
        "tags": ["rnn", "lstm", "char-rnn", "poetry", "classical-chinese", "tensorflow"],
        "datasets": ["chinese-poetry/tang"], "task": {"type": "text-generation", "name": "Tang poem generation"},
        "dataset": {"type": "chinese-poetry/tang", "name": "Complete Tang Poems (全唐诗), the model's validation poems",
-                   "split": "validation"}}
-"""The card's front matter (model hubs read it)."""
+                   "split": "validation"},
+       "own_data": {"task": {"type": "text-generation", "name": "Poem generation"}}}
+"""The card's front matter (model hubs read it); ``own_data`` for a model trained on poems of its user's own."""
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, data=None, forms=None,
@@ -105,21 +106,23 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
     started_from = run.get("init_from")
     if started_from and not os.path.relpath(started_from).startswith(".."):
         started_from = os.path.relpath(started_from)
+    own = cards.own_data(run.get("data") or data)  # the user's own poems: no word of the shipped corpus
     lines = [
-        "# Poem model (Char-RNN on the Complete Tang Poems)",
+        f"# Poem model (Char-RNN on `{own}`)" if own else "# Poem model (Char-RNN on the Complete Tang Poems)",
         "",
         "A character-level recurrent network that writes classical Chinese poems; the SavedModel writes them in "
         "its graph.",
         "",
         "## Data",
         "",
-        f"* Corpus: the Complete Tang Poems (全唐诗) of the chinese-poetry project, {stats['poems']:,} usable poems "
+        (f"* Corpus: `{own}`" if own else "* Corpus: the Complete Tang Poems (全唐诗) of the chinese-poetry project")
+        + f", {stats['poems']:,} usable poems "
         "after cleaning (editorial notes removed, ？！→。 ；：、→，, poems with other symbols such as □ left out), "
         f"converted to **{cfg['script']}** script with OpenCC.",
         f"* Split: a seeded permutation (seed {cfg['seed']}) holds out {cfg['val_fraction']:.0%} of the poems for "
         f"validation: {stats['train_poems']:,} training poems ({stats['train_tokens']:,} tokens) and "
-        f"{stats['val_poems']:,} validation poems ({stats['val_tokens']:,} tokens). The project's held-back test "
-        "poems were never seen.",
+        f"{stats['val_poems']:,} validation poems ({stats['val_tokens']:,} tokens)."
+        + ("" if own else " The project's held-back test poems were never seen."),
         f"* Vocabulary: {stats['vocab_size']:,} tokens (characters seen at least {cfg['min_count']} times in training, "
         "，。 and `<pad> <unk> <bos> <eos>`), JSON in `assets.extra/poetry.json`.",
         "",
@@ -149,7 +152,8 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
          f"({val['tokens']:,} predicted tokens, the end of each poem included, each poem read from its start; "
          f"{val['unknown_characters']:,} characters outside the vocabulary scored as `<unk>`), measured on the "
          "exported model with "
-         "`rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val`.") if val["poems"] else
+         f"`rnn-apps evaluate poetry --data {own or '../shared/data/tang-poems.jsonl.gz'} --split val`.")
+        if val["poems"] else
         "* No validation figure: the model's split of this corpus leaves no validation poems "
         f"(validation fraction {cfg.get('val_fraction')}).",
     ]

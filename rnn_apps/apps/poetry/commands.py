@@ -138,7 +138,8 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array: per poem the input as given ('read_from': file and line, for a poem "
               "read from a file), its lines (each character's 平/仄/多 (either)/? (unknown)), the rhyme group, "
-              "the matched template and every break of rhyme or metre.")
+              "the matched template and every break of rhyme or metre; 'split' when a text without punctuation or "
+              "line breaks was read as the lines of the one form of its length (20, 28, 40 or 56 characters).")
 @friendly_errors
 def check_poem_cmd(texts, files, rhyme, as_json):
     """Check the rhyme (押韵) and tones (平仄) of poems against the regulated forms (近体诗).
@@ -175,7 +176,9 @@ def check_poem_cmd(texts, files, rhyme, as_json):
 
 
 def _train_summary(result: dict) -> dict:
-    return {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds")}
+    # best_epoch and stopped_early: a run with --patience, which ends with its best epoch
+    return {k: result[k] for k in ("step", "val_bits_per_char", "stats", "seconds", "best_epoch", "stopped_early")
+            if k in result}
 
 
 @click.command("poetry")
@@ -193,6 +196,7 @@ def _train_summary(result: dict) -> dict:
 @options.seed(DEFAULTS)
 @options.min_count(DEFAULTS, "Rarest character kept in the vocabulary")
 @options.val_fraction(DEFAULTS, "Share of poems held out for validation")
+@options.patience(DEFAULTS)
 @options.export(example="models/poetry")
 @options.as_json()
 @friendly_errors
@@ -204,6 +208,7 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
       rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz --epochs 6
       rnn-apps train poetry --data poems.txt --run-dir runs/mine --resume
       rnn-apps train poetry --data poems.txt --cell gru --units 256 --export models/poetry
+      rnn-apps train poetry --data poems.txt --epochs 20 --patience 2
     """
     from rnn_apps.apps.poetry import task
 
@@ -213,10 +218,10 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
 
 
 @click.command("poetry")
-@options.fine_tuning_on_poems("poetry", 3, 5e-4, DEFAULTS)
+@options.fine_tuning_on_poems("poetry", 3, 5e-4, DEFAULTS, save=100)
 @friendly_errors
 def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate, resume, strategy, as_json,
-                     **settings):
+                     tensorboard, save_every, **settings):
     """Fine-tune the poem model on your poems; new characters get new embedding rows.
 
     The model keeps its network and the ids of the characters it knows; the characters of your poems it
@@ -227,6 +232,7 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
       rnn-apps fine-tune poetry --data my_poems.txt --min-count 1
       rnn-apps generate-poem --model models-finetuned/poetry
       rnn-apps fine-tune poetry --data my_poems.txt --run-dir runs/poetry-finetune --resume
+      rnn-apps fine-tune poetry --data my_poems.txt --epochs 10 --patience 2 --tensorboard
     """
     from rnn_apps.apps.poetry import task
     from rnn_apps.paths import default_model_dir
@@ -234,7 +240,7 @@ def fine_tune_poetry(data, model_dir, export_dir, run_dir, epochs, learning_rate
     base = model_dir or default_model_dir("poetry")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
                      epochs=epochs, resume=resume, strategy=strategy, init_from=base, learning_rate=learning_rate,
-                     **settings)
+                     tensorboard=tensorboard, save_every=save_every, **settings)
 
 
 @click.command("poetry")

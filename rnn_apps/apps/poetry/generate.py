@@ -251,7 +251,8 @@ def fit_generate_request(arrays: dict, chars: Callable[[str], Sequence[str]]) ->
         ``arrays``, with ``form`` replaced where a form was drawn.
 
     Raises:
-        PoemError: a start and an acrostic that disagree (the row is named when the request has several).
+        PoemError: a start and an acrostic that disagree, or an acrostic with more heads than the row's form
+            has lines (the row is named when the request has several).
     """
     names = ("prompt", "acrostic", "form", "seed")
     if any(n not in arrays or arrays[n].ndim != 1 for n in names) or len({arrays[n].shape[0] for n in names}) != 1:
@@ -260,16 +261,32 @@ def fit_generate_request(arrays: dict, chars: Callable[[str], Sequence[str]]) ->
     form = arrays["form"].copy()
     for b in range(rows):
         start, acrostic, f = (arrays[n][b].decode("utf-8", "replace").strip() for n in ("prompt", "acrostic", "form"))
-        if not (start and acrostic):
-            continue
         try:
-            check_start_fits_acrostic(start, acrostic, f, chars)
+            if acrostic and f in FORMS and f:  # the graph would refuse it too, in other words
+                check_acrostic_fits_form(acrostic, f)
+            if start and acrostic:
+                check_start_fits_acrostic(start, acrostic, f, chars)
         except PoemError as e:
             raise PoemError(f"{e} (poem {b})" if rows > 1 else str(e)) from None
+        if not (start and acrostic):
+            continue
         if f == AUTO_FORM:
             fits = auto_forms(start, acrostic, chars)
             form[b] = (draw_form(fits, int(arrays["seed"][b])) if fits else "").encode("utf-8")
     return {**arrays, "form": form}
+
+
+def check_acrostic_fits_form(acrostic: str, form: str) -> None:
+    """Refuse an acrostic with more heads than ``form`` (one of :data:`FORMS`, not free or auto) has lines,
+    in the words the command and the server both say.
+
+    Raises:
+        PoemError: too many heads.
+    """
+    m = FORMS[form][1]
+    heads = sum(map(chinese.is_han, acrostic))  # as the model counts them: its other marks are left out
+    if heads > m:
+        raise PoemError(f"{form} ({FORM_NAMES[form]}) has {m} lines, but the acrostic has {heads} characters.")
 
 
 def auto_forms(start: str = "", acrostic: str = "",
@@ -480,9 +497,7 @@ class PoemGenerator(Predictor):
                 limits.check_characters(LIMITS, f"The {what}", text, self.unknown_characters(text) if text else "")
         if form:
             n, m = FORMS[form]
-            heads = sum(map(chinese.is_han, acrostic))  # as the model counts them: its other marks are left out
-            if heads > m:
-                raise PoemError(f"{form} ({FORM_NAMES[form]}) has {m} lines, but the acrostic has {heads} characters.")
+            check_acrostic_fits_form(acrostic, form)
             body = sum(map(chinese.is_han, start))  # a form poem keeps the start's Chinese characters only
             if body > n * m:
                 raise PoemError(f"The start has {body} characters; {form} has only {n * m}.")

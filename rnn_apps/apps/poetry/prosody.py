@@ -295,6 +295,9 @@ def code_table(forms: Dict[str, tuple]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- the checker
 
 FORM_OF_SHAPE = {(5, 4): "wujue", (7, 4): "qijue", (5, 8): "wulv", (7, 8): "qilv"}
+UNBROKEN_SHAPES = {n * m: (n, m) for n, m in FORM_OF_SHAPE}
+"""A regulated form's length in characters -> (characters a line, lines): 20 -> (5, 4) ... each length is one
+form's only."""
 
 
 def _tone_mark(bits: int) -> str:
@@ -329,6 +332,13 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     lines = [s for s in lines if s]
     if not lines:
         raise ProsodyError("The text has no Chinese characters to check.")
+    unbroken = None
+    if len(lines) == 1 and len(lines[0]) in UNBROKEN_SHAPES:
+        # A poem pasted without punctuation or line breaks (白日依山尽黄河入海流...): the four forms' lengths
+        # (20, 28, 40, 56) each split one way only, so it is read as that form's lines, and the result says so.
+        width, count = UNBROKEN_SHAPES[len(lines[0])]
+        unbroken = f"read as {count} lines of {width} characters: the text has no punctuation or line breaks"
+        lines = [lines[0][i : i + width] for i in range(0, len(lines[0]), width)]
     names = tables.rhyme_names(rhyme)
     out_lines = []
     for s in lines:
@@ -341,6 +351,8 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     # the lines in couplets (联), as a regulated poem is written: ， after the first line of each, 。 after the second
     text = "".join(s + ("，" if i % 2 == 0 and i < len(lines) - 1 else "。") for i, s in enumerate(lines))
     result = {"text": text, "rhyme_system": rhyme, "form": form, "lines": out_lines}
+    if unbroken:
+        result["split"] = unbroken
     if skipped:
         result["skipped"] = "".join(skipped)
     if form is None:
@@ -439,6 +451,8 @@ def format_check(result: dict) -> str:
         marks = "".join(c["tone"] for c in line["characters"])
         ends = "/".join(line["end_groups"]) or "?"
         out.append(f"{i + 1}. {line['text']}  {marks}  end {line['end']}: {ends}")
+    if result.get("split"):
+        out.append(f"({result['split']})")
     if result.get("skipped"):
         out.append(f"(not checked: {result['skipped']}, which are not Chinese characters)")
     if result["form"] is None:

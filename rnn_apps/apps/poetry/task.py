@@ -26,6 +26,9 @@ DEFAULTS = dict(
     dropout=0.1,
     learning_rate=2e-3,
     **CORPUS_SETTINGS,
+    # Stop after this many epochs without a lower validation loss, keeping the best epoch (0: every epoch, ending
+    # with the last; runs saved before this setting have none and resume so).
+    patience=0,
 )
 
 
@@ -108,15 +111,20 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         init_from: A model directory (a shipped SavedModel) whose weights start the run (fine-tuning);
             characters of the new corpus it does not know get new embedding rows.
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
-            ``run_dir``, its saved config winning over the settings given) and any of :data:`DEFAULTS`.
+            ``run_dir``, its saved config winning over the settings given) and any of :data:`DEFAULTS`
+            (``patience`` N > 0: stop after N epochs without a lower validation loss and end with the best
+            epoch's weights, :func:`rnn_apps.apps.base.stop_early`).
 
     Returns:
-        A summary dict (step, history, validation bits/char, corpus stats, seconds).
+        A summary dict (step, history, validation bits/char of the weights the run ended with, corpus stats,
+        seconds; with ``patience``, ``best_epoch`` and ``stopped_early``).
     """
     from rnn_apps import training
 
     run, overrides = RunOptions.split(options, save_every=100)
     check_settings(overrides)  # sizes and rates, before the run directory is written
+    if overrides.get("patience") is not None:
+        training.check_patience(overrides["patience"])
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="poetry",
                                        data=os.path.abspath(data_path))
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
@@ -135,15 +143,24 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
         # is the run's own)
         base = pexport.load_weights_from_export(saved["init_from"])
     t0 = time.time()
-    if base is not None and saved is None:
-        # Fine-tuning: keep every old id, add the new corpus's characters (used at least min_count times) after them.
-        poems.grow_vocabulary(vocab, data_path, cfg, min_count=cfg["min_count"], verbose=run.verbose)
-    vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+    try:
+        if base is not None and saved is None:
+            # Fine-tuning: keep every old id, add the new corpus's characters (used at least min_count times) after
+            # them.
+            poems.grow_vocabulary(vocab, data_path, cfg, min_count=cfg["min_count"], verbose=run.verbose)
+        vocab, tr, va, stats = prepare_corpus(data_path, cfg, vocab)
+    except poems.CorpusError:
+        training.discard_new_run(run_dir)  # a corpus refused before anything was written leaves no run directory
+        raise
     if not stats["train_tokens"]:
         training.discard_new_run(run_dir)
         raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
                                      f"(--val-fraction {cfg['val_fraction']}); lower it or give more poems.")
     if run.verbose:
+        # a user's own corpus may lose many of its poems to the cleaning: say how many, and why
+        note = poems.describe_left_out(stats)
+        if note:
+            print(note)
         print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
               f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
     vocab.save(vocab_path)
@@ -152,7 +169,7 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     started_from = (saved or {}).get("init_from") or (base["model_dir"] if base is not None else None)
     if started_from:
         record["init_from"] = started_from
-    contract.write_run_config(run_dir, record, app="poetry")
+    contract.write_run_config(run_dir, record, app="poetry", saved=saved)
 
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
@@ -171,8 +188,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
             contract.assign_grown_weights(model, base["weights"])
     result = contract.fit_run(model, lambda start: batch_dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir,
                               run, strategy=strat, validation_data=batch_dataset(val_plan, 0, 1) if val_plan else None,
-                              app="poetry")
-    val_bpc = training.last_metric(result["history"], "val_bits_per_char")
+                              app="poetry", **contract.stop_early(cfg))
+    val_bpc = training.last_metric(contract.kept_history(result), "val_bits_per_char")
     result.update({"val_bits_per_char": val_bpc, "stats": stats, "seconds": round(time.time() - t0, 1), "model": model,
                    "vocab": vocab, "config": cfg})
     return result

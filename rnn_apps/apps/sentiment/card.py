@@ -6,13 +6,15 @@ from __future__ import annotations
 
 
 def HUB(app: str, meta: dict) -> dict:
-    """The card's front matter (model hubs read it)."""
+    """The card's front matter (model hubs read it); ``own_data`` for a model trained on reviews of its user's
+    own."""
     cell = (meta.get("config") or {}).get("cell", "lstm")
     return {"language": ["en"], "license": "mit", "pipeline_tag": "text-classification",
             "tags": ["rnn", cell, "bidirectional", "sentiment-analysis", "tensorflow"], "datasets": ["stanfordnlp/imdb"],
             "task": {"type": "text-classification", "name": "Movie-review sentiment"},
             "dataset": {"type": "stanfordnlp/imdb", "name": "IMDB reviews (aclImdb), validation part of the train split",
-                        "split": "validation"}}
+                        "split": "validation"},
+            "own_data": {"task": {"type": "text-classification", "name": "Review sentiment"}}}
 
 
 def metrics(version_dir: str, meta: dict) -> list:
@@ -46,4 +48,4 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
     text = cards.read_text(notes) if notes else None
     with tempfile.TemporaryDirectory(prefix="rnn-apps-card-") as tmp:
         with open(write_model_card(tmp, version_dir, run_dir, notes=text), encoding="utf-8") as f:
-            return f.read()
+            return cards.split_card(f.read())[1]  # write_card writes the front matter (and the data it names)

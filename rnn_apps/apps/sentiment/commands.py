@@ -162,7 +162,7 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
 @click.command("sentiment")
 @click.option("--data", required=True,
               help="Your labelled reviews: a CSV/TSV of text,label (0/1/neg/pos), or an aclImdb tree.")
-@options.fine_tuning("sentiment", 2, 5e-4, "The classifier's peak learning rate")
+@options.fine_tuning("sentiment", 2, 5e-4, "The classifier's peak learning rate", save=200)
 @click.option("--pretrain-epochs", type=click.IntRange(min=0), default=0, show_default=True,
               help="First continue the model's language-model training on your texts for N epochs.")
 @_BATCH
@@ -175,7 +175,8 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
 @options.seed(DEFAULTS)
 @options.as_json()
 @friendly_errors
-def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, strategy, as_json, **settings):
+def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, strategy, as_json, tensorboard,
+                        save_every, **settings):
     """Fine-tune the review classifier on your labelled texts (its vocabulary and architecture are kept).
 
     \b
@@ -190,7 +191,7 @@ def fine_tune_sentiment(data, model_dir, export_dir, run_dir, epochs, resume, st
     base = model_dir or default_model_dir("sentiment")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
                      exporter=lambda r, app_dir: _export(r, app_dir, run_dir), epochs=epochs, resume=resume,
-                     strategy=strategy, init_from=base, **settings)
+                     strategy=strategy, init_from=base, tensorboard=tensorboard, save_every=save_every, **settings)
 
 
 @click.command("sentiment")

@@ -289,6 +289,17 @@ def read_labelled_file(path: str) -> list[Review]:
             if width is None and len(row) <= max(text_col, label_col):
                 raise SentimentDataError(f"{path}:{start}: the row has {len(row)} columns; the header names more.")
             label = parse_label(row[label_col])
+            if label is None and parse_label(row[text_col]) is not None:
+                # A label where the text should be and text where the label should be: the columns are the other
+                # way round (a file written label,text without a header, or a header naming them wrongly).
+                read_as, fix = (("without a header the columns are read as text, label",
+                                 "give a header row that names them, e.g. label,text") if width is not None else
+                                (f"the header names column {text_col + 1} the text and column {label_col + 1} the label",
+                                 "the names in the header"))
+                raise SentimentDataError(
+                    f"{path}:{start}: the columns look swapped: the text column holds {limits.shown(row[text_col], 30)!r}, "
+                    f"a label, and the label column {limits.shown(row[label_col], 30)!r} ({read_as}). Swap the columns, "
+                    f"or {fix}.")
             if label is None:
                 raise SentimentDataError(
                     f"{path}:{start}: label {limits.shown(row[label_col], 30)!r} is not one of 0, 1, neg, pos, negative, "
@@ -306,6 +317,32 @@ def read_labelled_file(path: str) -> list[Review]:
     if not reviews:
         raise SentimentDataError(f"{path}: no (text, label) rows.")
     return reviews
+
+
+def check_both_labels(reviews: Sequence[Review], source: str, which: str = "its labelled reviews",
+                      remedy: str = "") -> None:
+    """Refuse reviews that are all of one label.
+
+    A classifier trained on one label learns to answer that label whatever the text, and its validation
+    accuracy (of one label too) looks perfect, so such data is an error rather than a run.
+
+    Args:
+        reviews: Labelled reviews.
+        source: The data, for the message.
+        which: What the reviews are, for the message (e.g. the training reviews after the validation split).
+        remedy: What to do, when it is not adding reviews of the missing label.
+
+    Raises:
+        SentimentDataError: with the count of each label.
+    """
+    positive = sum(r.label == 1 for r in reviews)
+    negative = sum(r.label == 0 for r in reviews)
+    if positive and negative:
+        return
+    missing = "negative (label 0 or neg)" if positive else "positive (label 1 or pos)"
+    raise SentimentDataError(
+        f"{source}: {which} are {positive:,} positive and {negative:,} negative; a classifier needs reviews of both "
+        f"labels to learn to tell them apart. {remedy or f'Add {missing} reviews.'}")
 
 
 # ------------------------------------------------------------------------------------------ TFDS

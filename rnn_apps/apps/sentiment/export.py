@@ -253,13 +253,14 @@ def _dir_size(path: str) -> int:
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(path) for f in fs)
 
 
-def _split_words(cfg: dict) -> str:
-    """How the validation reviews were chosen, for the card."""
-    share = f"{cfg['val_fraction']:.0%} of each class of the labelled train split"
+def _split_words(cfg: dict, own: Optional[str] = None) -> str:
+    """How the validation reviews were chosen, for the card (``own``: the name of the user's own data, whose
+    card says nothing of IMDB)."""
+    share = f"{cfg['val_fraction']:.0%} of each class of the labelled " + ("reviews" if own else "train split")
     if cfg.get("val_split", "random") == "blocks":
-        return (f"{share}, in seeded blocks of up to {sdata.VAL_BLOCK} consecutive reviews: aclImdb numbers a film's "
-                "reviews consecutively, so the validation films are not among the training films, as with IMDB's "
-                "test split")
+        return (f"{share}, in seeded blocks of up to {sdata.VAL_BLOCK} consecutive reviews"
+                + ("" if own else ": aclImdb numbers a film's reviews consecutively, so the validation films are not "
+                   "among the training films, as with IMDB's test split"))
     return f"{share}, drawn one by one: reviews of one film fall on both sides, so validation is somewhat optimistic"
 
 
@@ -281,7 +282,13 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
 
     ``notes``: Markdown of your own (how the version was trained, comparisons), put under "How this version
     was trained" before the examples.
+
+    A model whose run trained on data of the user's own (:func:`rnn_apps.cards.own_data`) is described as
+    trained on that file, not on IMDB, and its card records the file's name in its front matter, which
+    :func:`rnn_apps.cards.write_card` keeps (and completes) when it adds the rest of the card.
     """
+    from rnn_apps import cards
+
     meta = load_config(version_dir)
     cfg = meta["config"]
     run = {}
@@ -300,15 +307,25 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     out = loaded.signatures["serving_default"](text=tf.constant(list(CARD_EXAMPLES)))
     size = _dir_size(version_dir)
     version = os.path.basename(version_dir.rstrip("/"))
+    own = cards.own_data(run.get("data"))  # the user's own reviews: no word of IMDB
+    base = run.get("init_from")
+    # the model a fine-tuning started from, by its app directory and version (not the user's whole path)
+    start = os.path.join(*os.path.normpath(base).split(os.sep)[-2:]) if base else ""
+    trained = f"{'Fine-tuned' if base else 'Trained'} on `{own}`" + (f", starting from the weights of `{start}`."
+                                                                     if base else ".")
     lines = [
+        *(["---", "rnn_apps:", f"  data: {json.dumps(own, ensure_ascii=False)}", "---", ""] if own else []),
+        f"# Sentiment model ({'fine-tuned' if base else 'trained'} on `{own}`)" if own else
         "# Sentiment model (IMDB movie reviews)",
         "",
         f"Version {version}, exported {meta.get('exported', '?')}. Written by `rnn_apps.apps.sentiment.export.write_model_card`.",
         "",
         "## What it does",
         "",
-        "Reads an English movie review (raw text) and gives the probability that it is positive, and the label",
-        "`positive` (probability >= 0.5) or `negative`. Trained on the Large Movie Review Dataset (Maas et al., 2011).",
+        *(["Reads an English text (raw text, such as a review) and gives the probability that it is positive, and "
+           "the label", f"`positive` (probability >= 0.5) or `negative`. {trained}"] if own else
+          ["Reads an English movie review (raw text) and gives the probability that it is positive, and the label",
+           "`positive` (probability >= 0.5) or `negative`. Trained on the Large Movie Review Dataset (Maas et al., 2011)."]),
         "",
         "```sh",
         'rnn-apps classify "One of the best films of the year."',
@@ -372,8 +389,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "",
         "## Data and results",
         "",
-        f"Training data: `{run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
-        f"{_n(stats.get('val_reviews', '?'))} for validation ({_split_words(cfg)}), "
+        f"Training data: `{own or run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
+        f"{_n(stats.get('val_reviews', '?'))} for validation ({_split_words(cfg, own)}), "
         f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for "
         + ("pre-training and the n-gram branch's self-training." if st.get("unlabelled_reviews")
            else "pre-training." if cfg.get("pretrain_epochs") else "nothing (no pre-training)."),
@@ -409,6 +426,9 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     if evaluation:
         lines += [f"Evaluation on `{evaluation.get('data')}` ({evaluation.get('split')} split, "
                   f"{evaluation.get('reviews')} reviews): accuracy **{evaluation['accuracy']:.4f}**.", ""]
+    elif own:
+        lines += ["Accuracy on reviews the model has not seen: measure it with",
+                  "`rnn-apps evaluate sentiment --data REVIEWS.csv --model MODEL_DIR`.", ""]
     else:
         lines += ["Test accuracy: the IMDB test split is held back from development; measure it with",
                   "`rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test`.", ""]
@@ -421,7 +441,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "",
         "## Limits",
         "",
-        "English movie reviews only; other text gets an answer, but not a meaningful one. Words outside the",
+        (f"English text like that of `{own}` only" if own else "English movie reviews only")
+        + "; other text gets an answer, but not a meaningful one. Words outside the",
         "vocabulary count as one unknown word. Sarcasm, mixed reviews and very short texts are often wrong.",
         "",
     ]

@@ -242,20 +242,25 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     pretrain = int(cfg["pretrain_epochs"]) > 0
     self_training = (int(cfg.get("ngram_features") or 0) > 0 and float(cfg["ngram_self_training"]) > 0
                      and (base is None or base.get("ngram") is None))
-    labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain or self_training)
-    train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
+    try:
+        labelled, unlabelled = sdata.load_reviews(data_path, "train", unsup=pretrain or self_training)
+        # One label trains a classifier that answers it whatever the text (and fine-tuning on one unlearns the
+        # other): refused here, before the run directory holds anything.
+        sdata.check_both_labels(labelled, data_path)
+        train_r, val_r = sdata.split_train_val(labelled, cfg["val_fraction"], cfg["seed"], cfg["val_split"])
+        if not train_r:
+            raise sdata.SentimentDataError(f"{data_path}: no reviews left for training after the validation split "
+                                           f"(--val-fraction {cfg['val_fraction']}); lower it or give more reviews.")
+        # the split may hold out the only reviews of a label
+        sdata.check_both_labels(train_r, data_path,
+                                f"after the validation split (--val-fraction {cfg['val_fraction']}) the training "
+                                "reviews", "Lower --val-fraction or add reviews of each label.")
+    except sdata.SentimentDataError:
+        training.discard_new_run(run_dir)
+        raise
     if run.verbose:
         print(f"Reviews: {len(train_r)} for training, {len(val_r)} for validation, {len(unlabelled)} unlabelled "
               f"({time.time() - t0:.0f} s).")
-    if not train_r:
-        training.discard_new_run(run_dir)
-        raise sdata.SentimentDataError(f"{data_path}: no reviews left for training after the validation split "
-                                       f"(--val-fraction {cfg['val_fraction']}); lower it or give more reviews.")
-    if int(cfg.get("ngram_features") or 0) > 0 and (base is None or base.get("ngram") is None) \
-            and len({r.label for r in train_r}) < 2:
-        training.discard_new_run(run_dir)
-        raise sdata.SentimentDataError(f"{data_path}: the n-gram branch needs training reviews of both labels; these "
-                                       "are all of one. Give reviews of both, or --ngram-features 0 to train without it.")
     train_texts = [r.text for r in train_r]
     lm_texts = train_texts + [r.text for r in unlabelled] if pretrain else []
     if vocabulary is None:
@@ -287,7 +292,7 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     def write_config():
         contract.write_run_config(run_dir, {
             "settings": cfg, "data": data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
-            "init_from": init_from, "stats": stats}, CONFIG_FILE, app="sentiment")
+            "init_from": init_from, "stats": stats}, CONFIG_FILE, app="sentiment", saved=saved)
 
     write_config()
 

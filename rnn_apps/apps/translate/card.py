@@ -103,13 +103,15 @@ SHIPPED_FIGURES = {  # (type, name, value) measured on the shipped versions (by 
 
 
 def HUB(app: str, meta: dict) -> dict:
-    """The card's front matter (model hubs read it)."""
+    """The card's front matter (model hubs read it); ``own_data`` for a model trained on pairs of its user's own,
+    whose licence is not Tatoeba's."""
     direction = (meta.get("config") or {}).get("direction", "en-zh")
     src, tgt = direction.split("-")
     return {"language": ["en", "zh"], "license": "cc-by-2.0", "pipeline_tag": "translation",
             "tags": ["translation", "seq2seq", "attention", "lstm", "rnn-apps"], "datasets": ["tatoeba"],
             "task": {"type": "translation", "name": f"{LANGUAGE[src]} to {LANGUAGE[tgt]}"},
-            "dataset": {"type": "tatoeba", "name": f"Tatoeba {direction}, the validation split", "split": "validation"}}
+            "dataset": {"type": "tatoeba", "name": f"Tatoeba {direction}, the validation split", "split": "validation"},
+            "own_data": {"license": None}}
 
 
 def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_dir=None, bleu=None, bench=None):
@@ -179,6 +181,9 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
     plot_attention(alignment, os.path.join(app_dir, plot_name))
     best = min(history, key=lambda r: r.get("val_loss", float("inf"))) if history else None
     corpus = os.path.basename(run.get("data", "cmn-eng-30k.tsv"))
+    own = cards.own_data(run.get("data"))  # the user's own pairs: no word of Tatoeba or of the project's machine
+    data_arg = own or f"../shared/data/{corpus}"
+    where = cards.where_trained(run, "the project's 2-core CPU machine")
     cell = cfg["cell"].upper() if cfg["cell"] == "lstm" else cfg["cell"]
     words = "characters" if tgt == "zh" else "words"
     lines = [
@@ -202,10 +207,11 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         "",
         "## Data",
         "",
-        f"* Corpus: `{corpus}`, English–Chinese sentence pairs of the Tatoeba Project (CC-BY 2.0 FR) in the "
-        "manythings.org form, the Chinese side converted to simplified script (OpenCC); a pair that is then the "
-        f"same as another (one sentence written in both scripts) counts once: {stats['pairs']:,} pairs. 2,000 "
-        "further pairs are held back to measure the shipped model; none was seen here.",
+        f"* Corpus: `{corpus}`, English–Chinese sentence pairs"
+        + ("" if own else " of the Tatoeba Project (CC-BY 2.0 FR) in the manythings.org form")
+        + ", the Chinese side converted to simplified script (OpenCC); a pair that is then the "
+        f"same as another (one sentence written in both scripts) counts once: {stats['pairs']:,} pairs."
+        + ("" if own else " 2,000 further pairs are held back to measure the shipped model; none was seen here."),
         f"* Split: a seeded permutation (seed {cfg['seed']}) of the distinct English sentences holds out "
         f"{cfg['val_fraction']:.0%} of them for validation, with all their translations: {stats['train_pairs']:,} "
         f"training and {stats['val_pairs']:,} validation pairs (no English sentence on both sides).",
@@ -246,7 +252,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
                 else f"the weights of epoch {best['epoch']} are kept")
         lines.append(
             f"* Trained {len(history)} epochs ({history[-1]['step']:,} steps, {training.training_seconds(history) / 60:.0f} "
-            f"min on the project's 2-core CPU machine); best validation loss "
+            f"min{where}); best validation loss "
             f"{best['val_loss']:.3f} (perplexity {np.exp(best['val_loss']):.2f}) at epoch {best['epoch']}; {kept}.")
     lines += ["", "| epoch | train loss | val loss | val token accuracy | minutes |", "| --- | --- | --- | --- | --- |"]
     for h in history:
@@ -261,7 +267,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         f"On the {b['pairs']:,} validation pairs: corpus BLEU (sacrebleu, "
         + ("`zh` tokenization, i.e. by character, references in simplified script" if tgt == "zh" else "`13a` tokenization")
         + f"; `{b['signature']}`) and chrF, overall and by the length of the English sentence (BLEU / chrF), measured "
-        f"on the exported model with `rnn-apps evaluate translate --data ../shared/data/{corpus} --split val --json "
+        f"on the exported model with `rnn-apps evaluate translate --data {data_arg} --split val --json "
         "[--beam N]`:",
         "",
         "| decoding | BLEU | chrF | under 5 words | 5-9 words | 10 or more words |",
@@ -303,7 +309,9 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         g1, g64, b1, b64 = rows.get((1, 1)), rows.get((64, 1)), rows.get((1, bb)), rows.get((64, bb))
         lines += [
             f"Decoding speed (`python benchmarks/translate.py`, validation sentences, the whole graph call, "
-            f"{bench.get('cpu_count')} CPU cores under load from other processes, so these are lower bounds): greedy {g1['sentences_per_s']:.1f} sentences/s "
+            f"{bench.get('cpu_count')} CPU cores"
+            + (" under load from other processes, so these are lower bounds" if cards.project_run(run) else "")
+            + f"): greedy {g1['sentences_per_s']:.1f} sentences/s "
             f"at batch 1 and {g64['sentences_per_s']:.0f} at batch 64; beam {bb} {b1['sentences_per_s']:.1f} at batch 1 "
             f"and {b64['sentences_per_s']:.0f} at batch 64.", ""]
     lines += ["## Samples", "", f"| {LANGUAGE[src]} | greedy | beam {beam} |", "| --- | --- | --- |"]
@@ -327,30 +335,33 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
         "## Reproduce",
         "",
         "```sh",
-        f"rnn-apps train translate --data ../shared/data/{corpus} --run-dir runs/{app} --direction {direction} "
+        f"rnn-apps train translate --data {data_arg} --run-dir runs/{app} --direction {direction} "
         f"--encoder-layers {cfg['encoder_layers']} --epochs 30 --patience {cfg['patience']} --average-best "
         f"{cfg.get('average_best', 0)} --seed {cfg['seed']}"
         + (f" --concat-share {cfg['concat_share']}" if cfg.get("concat_share") else ""),
         f"rnn-apps export translate --run-dir runs/{app} --export models/{app} --version {version}",
-        *[f"rnn-apps evaluate translate --data ../shared/data/{corpus} --model models/{app} --split val --beam {n} --json"
+        *[f"rnn-apps evaluate translate --data {data_arg} --model models/{app} --split val --beam {n} --json"
           for n in (1, beam)],
-        f"python benchmarks/translate.py --model models/{app} --data ../shared/data/{corpus} --json",
+        f"python benchmarks/translate.py --model models/{app} --data {data_arg} --json",
         f"rnn-apps card {app} -i run_dir=runs/{app} -i bleu=BLEU.json -i bench=BENCH.json",
         "```",
         "",
         "## Limits",
         "",
-        f"Trained on {stats['train_pairs'] // 1000} thousand short, everyday Tatoeba sentences (median six English "
-        "words): longer or technical sentences and rare words are often mistranslated, and it scores lower on "
-        "sentences of ten or more words (see the table). Paragraphs are translated sentence by sentence. "
+        (f"Trained on {stats['train_pairs']:,} sentence pairs of `{own}`: sentences unlike them and rare words are "
+         "often mistranslated; the table gives the scores by sentence length." if own else
+         f"Trained on {stats['train_pairs'] // 1000} thousand short, everyday Tatoeba sentences (median six English "
+         "words): longer or technical sentences and rare words are often mistranslated, and it scores lower on "
+         "sentences of ten or more words (see the table).")
+        + " Paragraphs are translated sentence by sentence. "
         + ("The output is simplified Chinese; a name the model does not know is copied as written (in Latin letters)."
            if tgt == "zh" else "Traditional characters are read as their simplified forms; a character the model does "
                                "not know is copied into the English as written."),
         "",
-        "## Versions",
-        "",
-        *[f"* {v}: {text}" for v, text in sorted(CHANGELOG[direction].items(), reverse=True) if v <= int(version)],
-        "",
     ]
+    if not own:  # the shipped versions' changelog, not that of a model of the user's own
+        lines += ["## Versions", "",
+                  *[f"* {v}: {text}" for v, text in sorted(CHANGELOG[direction].items(), reverse=True)
+                    if v <= int(version)], ""]
     return "\n".join(lines)
 

@@ -62,8 +62,9 @@ _MODEL = click.option("--model", "model_dir", default=None,
                         "(PNG, or any format matplotlib writes; several texts: one file each, numbered).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences', "
-                   "'reached_max_length' (the translation may be cut short by --max-length), and 'read_from' (its "
-                   "file and line) for a text read from a file.")
+                   "'reached_max_length' (the translation may be cut short by --max-length), 'lost_numbers' (numbers "
+                   "in digits of the source that the translation does not carry, in digits or words), and "
+                   "'read_from' (its file and line) for a text read from a file.")
 @friendly_errors
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
@@ -90,10 +91,13 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
                           "Nothing to translate: the input holds only blank lines.")
     plot_paths = numbered_paths(plot_path, len(inputs)) if plot_path else []
     refuse_overwriting_inputs({"--plot-attention": plot_paths}, files)
+    from rnn_apps.apps.translate.translate import Translator
+
+    # empty or over-long texts are refused now, not after the model (and TensorFlow) took seconds to load
+    Translator.check_texts(inputs, TranslateError, "Text", "No text to translate.")
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
-    from rnn_apps.apps.translate.translate import Translator
     from rnn_apps.sentences import MAX_SENTENCE_TOKENS, split_sentences
 
     with native_stderr_silenced():
@@ -106,6 +110,9 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         if r.sentences > len(split_sentences(r.source, tr.source_lang)):  # cutting sentences is the rule; pieces not
             click.echo(f"Note: a sentence of {which} is longer than {MAX_SENTENCE_TOKENS} tokens: it was cut into "
                        "pieces, each translated on its own.", err=True)
+        if r.lost_numbers:
+            click.echo(f"Note: the translation of {which} does not carry the number{'s' * (len(r.lost_numbers) > 1)} "
+                       f"{', '.join(r.lost_numbers)} of the source; the model often drops or changes numbers.", err=True)
         if r.reached_max_length:
             click.echo(f"Note: the translation of {which} reached --max-length {max_length} ({max_length - 1} token{'s' * (max_length != 2)} "
                        "and the end): it may be cut short; a larger --max-length lets it finish.", err=True)
@@ -200,7 +207,8 @@ def _train_summary(result) -> dict:
 @click.option("--data", required=True, type=click.Path(dir_okay=False),
               help="Your sentence pairs: a UTF-8 TSV of english<TAB>chinese (the same form as training data).")
 @options.fine_tuning(
-    "translate", 5, 5e-4, model_help="The translator to start from (default: the newest shipped model of --direction).",
+    "translate", 5, 5e-4, save=200,
+    model_help="The translator to start from (default: the newest shipped model of --direction).",
     between=[options.setting("--direction", DEFAULTS, "Which shipped model to start from when --model is not given",
                              click.Choice(["en-zh", "zh-en"]))],
     export_option=options.export(old=("--out",), help="App directory to export the new model to, as its next version "
@@ -216,7 +224,7 @@ def _train_summary(result) -> dict:
 @options.as_json()
 @friendly_errors
 def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs, resume, strategy, default_beam, as_json,
-                        **settings):
+                        tensorboard, save_every, **settings):
     """Fine-tune the translator on your own sentence pairs; new words and characters get new rows.
 
     The model keeps its architecture, direction and vocabularies; the words (English) and characters
@@ -244,7 +252,8 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
         export_dir = os.path.join("models-finetuned", "translate-zh-en" if trained == "zh-en" else "translate")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
                      exporter=lambda r, app_dir: _export_run(r, app_dir, default_beam=default_beam), epochs=epochs,
-                     resume=resume, strategy=strategy, init_from=base, **settings)
+                     resume=resume, strategy=strategy, init_from=base, tensorboard=tensorboard, save_every=save_every,
+                     **settings)
 
 
 # ------------------------------------------------------------------------------------------- evaluate

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from rnn_apps import sentences
+from rnn_apps import limits, sentences
 
 DIRECTIONS = ("en-zh", "zh-en")
 
@@ -60,6 +60,56 @@ def looks_chinese(text: str) -> bool:
     return bool(_HAN.search(text))
 
 
+# Share of a corpus's rows that may be out of place (English with Chinese characters, Chinese without any)
+# before the file is refused. A real corpus has a few such rows (a Chinese side that is all digits or Latin
+# letters, such as "OK" or "3:30"); a file with its columns swapped, or without Chinese, has them in nearly
+# every row. The shipped Tatoeba files have none.
+MAX_ODD_SHARE = 0.2
+_LAYOUT = "the file must be English<TAB>Chinese[<TAB>attribution]"
+
+
+def check_languages(path: str, rows: list[tuple[int, str, str]]) -> None:
+    """Refuse a corpus whose columns do not hold English then Chinese.
+
+    A model trained on such a file trains without complaint and then translates garbage, so the file is
+    refused up front: when most rows hold Chinese in the first column and none in the second (the columns
+    swapped), or when more than :data:`MAX_ODD_SHARE` of the rows have no Chinese in the second column, or
+    Chinese in the first.
+
+    Args:
+        path: The file, for the message.
+        rows: ``(line number, first column, second column)`` of every pair read.
+
+    Raises:
+        TranslationDataError: naming the file, the share of rows at fault and the first of them.
+    """
+    n = len(rows)
+    if not n:
+        return
+
+    def share(k: int) -> str:
+        return f"{k / n:.0%} of its {n:,} row{'s' * (n != 1)}"
+
+    swapped = [r for r in rows if looks_chinese(r[1]) and not looks_chinese(r[2])]
+    if len(swapped) > n / 2:
+        line, first, second = swapped[0]
+        raise TranslationDataError(
+            f"{path}: its first column holds Chinese and its second English in {share(len(swapped))} (line {line}: "
+            f"{limits.shown(first, 30)!r}<TAB>{limits.shown(second, 30)!r}); {_LAYOUT} (swap the columns).")
+    no_chinese = [r for r in rows if not looks_chinese(r[2])]
+    if len(no_chinese) > MAX_ODD_SHARE * n:
+        line, _, second = no_chinese[0]
+        raise TranslationDataError(
+            f"{path}: its second column, the Chinese one, holds no Chinese character in {share(len(no_chinese))} "
+            f"(first at line {line}: {limits.shown(second, 30)!r}); {_LAYOUT}.")
+    chinese_first = [r for r in rows if looks_chinese(r[1])]
+    if len(chinese_first) > MAX_ODD_SHARE * n:
+        line, first, _ = chinese_first[0]
+        raise TranslationDataError(
+            f"{path}: its first column, the English one, holds Chinese characters in {share(len(chinese_first))} "
+            f"(first at line {line}: {limits.shown(first, 30)!r}); {_LAYOUT}.")
+
+
 def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
     """Read sentence pairs from a TSV file (``english<TAB>chinese[<TAB>...]``).
 
@@ -69,9 +119,11 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
 
     Raises:
         FileNotFoundError: no such file.
-        TranslationDataError: a line without two non-empty columns, or not UTF-8 (naming the line).
+        TranslationDataError: a line without two non-empty columns, or not UTF-8 (naming the line); columns
+            that do not hold English then Chinese (:func:`check_languages`).
     """
     pairs = []
+    rows = []
     try:
         f = open(path, "rb")
     except FileNotFoundError:
@@ -95,9 +147,11 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
                     f"received {line[:80]!r}."
                 )
             en, zh = cols[0].strip(), cols[1].strip()
+            rows.append((n, en, zh))
             pairs.append(Pair(en, normalize_zh(zh) if normalize else zh))
     if not pairs:
         raise TranslationDataError(f"{path} holds no sentence pairs.")
+    check_languages(path, rows)
     return list(dict.fromkeys(pairs)) if normalize else pairs
 
 

@@ -249,7 +249,12 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     tdata.parse_direction(cfg["direction"])
     training.set_seed(cfg["seed"])
     t0 = time.time()
-    corpus = prepare_corpus(data_path, cfg, vocabs, run.verbose, grow=bool(init_from) and saved is None)
+    try:
+        corpus = prepare_corpus(data_path, cfg, vocabs, run.verbose, grow=bool(init_from) and saved is None)
+    except tdata.TranslationDataError:
+        # a corpus refused before anything was written leaves no half run directory behind
+        training.discard_new_run(run_dir)
+        raise
     stats = corpus["stats"]
     src_vocab, tgt_vocab = corpus["source_vocab"], corpus["target_vocab"]
     if run.verbose:
@@ -260,7 +265,7 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     tgt_vocab.save(os.path.join(run_dir, TARGET_VOCAB))
     contract.write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats,
                                         "truecase": corpus["truecase"], "names": corpus["names"], "init_from": init_from},
-                              app="translate")
+                              app="translate", saved=saved)
 
     strat = training.get_strategy(run.strategy)
     train_src, train_tgt = zip(*corpus["train"])

@@ -180,3 +180,80 @@ def detokenize_py(tokens: list[str], language: str, truecase: dict | None = None
         )
     t = tf.constant([list(tokens) or [""]])
     return detokenize(t, language, table).numpy()[0].decode("utf-8")
+
+
+# ------------------------------------------------------------------------------ numbers kept or lost
+
+_NUMBER = r"\d+(?:[.,:]\d+)*"
+_EN_SMALL = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+             "sixteen seventeen eighteen nineteen").split()
+_EN_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ZH_DIGITS = "零一二三四五六七八九"
+
+
+def _english_words(n: int) -> set:
+    """How English writes a whole number below 100 in words: {"twenty-five", "twenty five"}; 1 also "a"/"an"
+    (一只狗: "a dog")."""
+    if n == 1:
+        return {"one", "a", "an"}
+    if n < 20:
+        return {_EN_SMALL[n]}
+    tens, unit = _EN_TENS[n // 10 - 2], n % 10
+    return {tens} if not unit else {f"{tens}-{_EN_SMALL[unit]}", f"{tens} {_EN_SMALL[unit]}"}
+
+
+def _chinese_numerals(n: int) -> set:
+    """How Chinese writes a whole number below 10,000 in characters: 25 -> {"二十五"}, 2 -> {"二", "两"},
+    12 -> {"十二", "一十二"}, 2026 -> {"二千零二十六", "两千零二十六", "二零二六"} (a year read digit by digit)."""
+    if n == 0:
+        return {"零"}
+    out, zero, text = [], False, str(n)
+    for i, d in enumerate(text):
+        unit = {3: "千", 2: "百", 1: "十"}.get(len(text) - 1 - i, "")
+        if d == "0":
+            zero = True
+            continue
+        out.append(("零" if zero and out else "") + _ZH_DIGITS[int(d)] + unit)
+        zero = False
+    full = "".join(out)
+    forms = {full, "".join(_ZH_DIGITS[int(d)] for d in text)}
+    if full.startswith("一十"):
+        forms.add(full[1:])  # 十二, not 一十二, on its own
+    if n == 2 or full[:2] in ("二千", "二百"):
+        forms.add("两" + full[1:])  # 两 before a measure word, 千 or 百: 两本书, 两千
+    return forms
+
+
+def lost_numbers(source: str, translation: str, target_lang: str) -> list:
+    """The numbers written in digits in ``source`` that ``translation`` does not carry, as digits or (a whole
+    number below 100 in English, below 10,000 in Chinese) in words: the translation models often drop or
+    change numbers ("他今年25岁。" -> "He was born in Africa."), and a reader should know.
+
+    Args:
+        source: The text translated (ASCII or full-width digits).
+        translation: Its translation.
+        target_lang: ``"en"`` or ``"zh"``, the translation's language.
+    """
+    import unicodedata
+
+    import regex
+
+    def numbers(text):
+        return regex.findall(_NUMBER, unicodedata.normalize("NFKC", text))
+
+    said = {n.replace(",", "") for n in numbers(translation)}
+    plain = unicodedata.normalize("NFKC", translation).lower()
+    lost = []
+    for n in numbers(source):
+        whole = n.replace(",", "")  # 1,500 is 1500
+        if whole in said:
+            continue
+        if whole.isdigit() and int(whole) < (100 if target_lang == "en" else 10_000):
+            words = _english_words(int(whole)) if target_lang == "en" else _chinese_numerals(int(whole))
+            if target_lang == "en" and any(regex.search(rf"\b{regex.escape(w)}\b", plain) for w in words):
+                continue
+            if target_lang == "zh" and any(w in plain for w in words):
+                continue
+        if n not in lost:
+            lost.append(n)
+    return lost

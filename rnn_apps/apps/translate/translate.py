@@ -21,6 +21,7 @@ from typing import BinaryIO, Optional, Sequence
 from rnn_apps import limits, textio
 from rnn_apps.apps.base import Predictor
 from rnn_apps.apps.translate import data as tdata
+from rnn_apps.apps.translate.text import lost_numbers
 from rnn_apps.paths import default_model_dir
 from rnn_apps.sentences import join_pieces, sentence_pieces
 
@@ -39,10 +40,12 @@ class Translation:
     unknown_words: list = field(default_factory=list)
     sentences: int = 1
     reached_max_length: bool = False  # a sentence's translation ran to max_length: it may be cut short
+    lost_numbers: list = field(default_factory=list)  # numbers of the source the translation does not carry
 
     def to_dict(self) -> dict:
         return {"source": self.source, "translation": self.translation, "unknown_words": self.unknown_words,
-                "sentences": self.sentences, "reached_max_length": self.reached_max_length}
+                "sentences": self.sentences, "reached_max_length": self.reached_max_length,
+                "lost_numbers": self.lost_numbers}
 
 
 @dataclass
@@ -167,8 +170,9 @@ class Translator(Predictor):
         for t, row, ps in zip(texts, info, pieces):
             # the words it does not know: punctuation, symbols and emoji it does not know are not words to check
             unknown = [w for w in row["unknown"] if limits.is_word(w)]
-            out.append(Translation(t, self._join(results[k : k + len(ps)]), unknown, len(ps),
-                                   any(bounded[k : k + len(ps)])))
+            joined = self._join(results[k : k + len(ps)])
+            out.append(Translation(t, joined, unknown, len(ps), any(bounded[k : k + len(ps)]),
+                                   lost_numbers(t, joined, self.target_lang)))
             k += len(ps)
         return out
 
