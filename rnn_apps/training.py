@@ -425,6 +425,15 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
             raise TrainingError(f"{run_dir} was started with {was}; --resume continues it with its own settings "
                                 f"(received {asked}). Leave them out to resume, or start a new run in another "
                                 "--run-dir.")
+        # A setting the run's config lacks (it was started before the setting existed) is not applied: the run
+        # goes on as it was trained, so one given now is refused rather than silently dropped.
+        newer = {k: v for k, v in given.items() if k not in resumable and k not in settings}
+        if newer:
+            asked = ", ".join(f"{k} {v!r}" for k, v in newer.items())
+            raise TrainingError(f"{run_dir} was started before the setting{'s' * (len(newer) > 1)} "
+                                f"{', '.join(newer)} existed; --resume continues it as it was trained (received "
+                                f"{asked}). Leave {'them' if len(newer) > 1 else 'it'} out to resume, or start a new "
+                                "run in another --run-dir.")
         lock_run_dir(run_dir)
         settings.update({k: given[k] for k in resumable if k in given})
         return settings, saved
@@ -516,6 +525,11 @@ def fit_resumable(
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
     check_patience(patience)
+    if patience and validation_data is None:
+        # the validation loss it watches is never computed: the run would train every epoch, silently
+        raise TrainingError(f"--patience {patience} stops on the validation loss, but this run has no validation "
+                            "data (a --val-fraction of 0, or too little data to hold some out): give a "
+                            "--val-fraction above 0, or leave out --patience.")
     if tensorboard:
         check_tensorboard()
     if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:

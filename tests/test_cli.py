@@ -238,15 +238,15 @@ def test_every_help_is_instant_and_has_examples():
     assert int(r.stdout.strip()) >= 25
 
 
-def test_translate_refuses_an_empty_text_before_loading_tensorflow():
-    """An empty text is refused in one line before the model and TensorFlow load (seconds), as the server
-    refuses it."""
+def test_translate_refuses_empty_texts_before_loading_tensorflow():
+    """Texts that are all empty are refused before the model and TensorFlow load (seconds), as the server
+    refuses them."""
     import subprocess
     import sys
 
     code = ("import sys\nfrom click.testing import CliRunner\nfrom rnn_apps.cli import cli\n"
-            "r = CliRunner().invoke(cli, ['translate', 'Hello.', '  ', '--direction', 'zh-en'])\n"
-            "assert r.exit_code == 1 and 'Text 2 is empty' in r.output, r.output\n"
+            "r = CliRunner().invoke(cli, ['translate', '', '  ', '--direction', 'zh-en'])\n"
+            "assert r.exit_code == 1 and 'None of the 2 texts' in r.output and 'Text 2 is empty' in r.output, r.output\n"
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]

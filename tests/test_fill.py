@@ -318,6 +318,24 @@ def test_cli_fill_poem_candidates_keeps_its_old_spelling_out_of_help(exported):
     assert bad.exit_code == 2 and "'--candidates'" in bad.output and "number of candidates must be" in bad.output
 
 
+def test_cli_fill_poem_a_bad_text_does_not_cost_the_others_their_answers(exported, tmp_path):
+    """One text that cannot be filled among several: it is named (stderr; an error row in --json), the others
+    are filled as they are alone, and the command ends with status 1."""
+    good = "床前明月□，疑是地上霜。"
+    path = tmp_path / "lines.txt"
+    path.write_text(f"{good}\n床前明月光，疑是地上霜。\n", encoding="utf-8")
+    alone = CliRunner().invoke(cli, ["fill-poem", good, "--model", exported, "--poem-model", "none", "--json"])
+    res = CliRunner().invoke(cli, ["fill-poem", "--file", str(path), "--model", exported, "--poem-model", "none",
+                                   "--json"])
+    rows = json.loads(res.stdout)
+    assert res.exit_code == 1 and alone.exit_code == 0
+    assert {k: v for k, v in rows[0].items() if k != "read_from"} == json.loads(alone.stdout)[0]
+    assert rows[1]["error"].startswith(f"{path}, line 2") and "has no blank" in rows[1]["error"]
+    assert rows[1]["input"] == "床前明月光，疑是地上霜。" and f"Error: {rows[1]['error']}" in res.stderr
+    text = CliRunner().invoke(cli, ["fill-poem", good, "□□□", "--model", exported, "--poem-model", "none"])
+    assert text.exit_code == 1 and text.stdout.startswith("床前明月") and "Error: Text 2" in text.stderr
+
+
 @pytest.mark.parametrize("args", [["床前明月光，疑是地上霜。"], ["□□□"], [""], ["床" * 513 + "□"], [],
                                   ["床前明月□，", "--candidates", "0"], ["床前明月□，", "--top-k", "51"]])
 def test_cli_fill_poem_bad_input(args, exported):

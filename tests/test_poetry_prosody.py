@@ -439,9 +439,19 @@ def test_check_poem_json_keeps_the_input_and_where_it_was_read(tmp_path):
     rows = json.loads(r.output)
     assert [(x["input"], x["read_from"]) for x in rows] == [
         (DENG_GUANQUE_LOU, f"{path}, line 2"), ("床前明月光\n疑是地上霜", f"{path}, line 5")]
+    # a poem that cannot be checked is named; the others are still checked, and the command ends with status 1
     path.write_text(DENG_GUANQUE_LOU + "\n\nhello\n", encoding="utf-8")
     r = CliRunner().invoke(cli, ["check-poem", "--file", str(path)])
-    assert r.exit_code == 1 and r.output.strip() == f"Error: {path}, line 3: The text has no Chinese characters to check."
+    alone = CliRunner().invoke(cli, ["check-poem", DENG_GUANQUE_LOU])
+    assert r.exit_code == 1 and r.stdout == alone.stdout and alone.exit_code == 0
+    assert r.stderr.strip() == f"Error: {path}, line 3: The text has no Chinese characters to check."
+    r = CliRunner().invoke(cli, ["check-poem", "--file", str(path), "--json"])
+    rows = json.loads(r.stdout)
+    assert r.exit_code == 1 and rows[0]["form"] == "wujue" and rows[1] == {
+        "input": "hello", "read_from": f"{path}, line 3", "error": f"{path}, line 3: The text has no Chinese "
+                                                                   "characters to check."}
+    r = CliRunner().invoke(cli, ["check-poem", "hello", "。"])
+    assert r.exit_code == 1 and r.output.startswith("Error: None of the 2 poems can be checked:\nPoem 1: The text")
     path.write_bytes("床前明月光，疑是地上霜。".encode("gbk"))
     r = CliRunner().invoke(cli, ["check-poem", "--file", str(path)])
     assert r.exit_code == 1 and "iconv -f gb18030 -t utf-8" in r.output

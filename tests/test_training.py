@@ -496,6 +496,8 @@ def test_average_weights_refuses_nothing_and_missing_files(tmp_path):
     ({"patience": 1.5}, "patience must be a whole number"),
     ({"patience": True}, "patience must be a whole number"),
     ({"keep_best": "loss"}, "keep_best must name a validation metric"),
+    # the validation loss it watches is never computed without validation data: it stopped nothing, silently
+    ({"keep_best": "val_loss", "patience": 2}, "--patience 2 stops on the validation loss, but this run has no"),
 ])
 def test_keep_best_refuses_bad_settings(tmp_path, kwargs, message):
     import keras
@@ -544,6 +546,8 @@ def test_train_poetry_patience_stops_early_keeps_the_best_epoch_and_survives_res
     config = json.loads((run / "config.json").read_text())
     del config["settings"]["patience"]
     (run / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    r = CliRunner().invoke(cli, [*args, "--resume", "--patience", "1"])  # refused, not silently dropped
+    assert r.exit_code == 1 and "was started before the setting patience existed" in r.output, r.output
     r = CliRunner().invoke(cli, [*args, "--resume"])
     assert r.exit_code == 0, r.output
     assert len(_history(run)) == 6 and "stopped_early" not in json.loads(r.stdout)

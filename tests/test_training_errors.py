@@ -133,6 +133,15 @@ def test_sentiment_with_no_training_reviews(tmp_path):
     assert not run_dir.exists()
 
 
+def test_sentiment_patience_with_keep_last_is_refused(tmp_path):
+    """--patience stops on the validation loss of the best epoch; with --keep-last it was silently ignored."""
+    run_dir = tmp_path / "run"
+    r = run("train", "sentiment", "--data", _reviews(tmp_path, [0, 1] * 5), *SENTIMENT, "--keep-last",
+            "--patience", "2", "--run-dir", str(run_dir))
+    assert r.exit_code == 1 and "--patience 2 stops on the validation loss of the best epoch" in r.output, r.output
+    assert not run_dir.exists()
+
+
 @pytest.mark.parametrize("ngram_features", ["100", "0"])
 def test_sentiment_reviews_of_one_label_are_refused_up_front(tmp_path, ngram_features):
     """Without the n-gram branch, reviews of one label trained a classifier that always answered that label."""

@@ -248,6 +248,26 @@ def test_translate_cli(runner, tiny_model, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_translate_cli_a_bad_text_does_not_cost_the_others_their_translations(runner, tiny_model, tmp_path):
+    """A text that cannot be translated among several: named on stderr and as an error row in --json, an
+    empty line in the text output (line for line with the file), the others translated as they are alone;
+    status 1."""
+    f = tmp_path / "in.txt"
+    f.write_text("I love you.\nXylophonic zqwx.\nThank you.\n", encoding="utf-8")
+    alone = runner.invoke(cli, ["translate", "--model", tiny_model, "I love you.", "Thank you.", "--json"])
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f), "--json"])
+    rows = json.loads(r.stdout)
+    assert r.exit_code == 1 and alone.exit_code == 0
+    strip = lambda row: {k: v for k, v in row.items() if k != "read_from"}  # noqa: E731
+    assert [strip(rows[0]), strip(rows[2])] == json.loads(alone.stdout)
+    assert rows[1]["source"] == "Xylophonic zqwx." and rows[1]["error"].startswith(f"{f}, line 2: the model knows none")
+    assert f"Error: {rows[1]['error']}" in r.stderr
+    text = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f)])
+    assert text.exit_code == 1 and text.stdout.split("\n")[1] == "" and text.stdout.count("\n") == 3
+    both = runner.invoke(cli, ["translate", "--model", tiny_model, "", "Xylophonic zqwx."])
+    assert both.exit_code == 1 and "None of the 2 texts can be translated:\nText 1 is empty" in both.output
+
+
 def test_translate_cli_bad_input(runner, tiny_model):
     for args, msg in ((["translate", "--model", tiny_model, ""], "empty"),
                       (["translate", "--model", tiny_model, "Xylophonic zqwx."], "knows none of its words"),

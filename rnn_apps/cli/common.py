@@ -252,6 +252,36 @@ def gather_texts(texts, files, read_file, error, usage: str, nothing: str) -> li
     return inputs
 
 
+def each_or_refused(items, work, error: type) -> tuple[dict, dict]:
+    """Run ``work(item)`` on each item, so that one bad input does not cost the others their answers.
+
+    Returns:
+        ``(answers, refused)``: item index -> what ``work`` returned, and item index -> the message of the
+        ``error`` it raised. Other exceptions propagate.
+    """
+    answers, refused = {}, {}
+    for i, item in enumerate(items):
+        try:
+            answers[i] = work(item)
+        except error as e:
+            refused[i] = str(e)
+    return answers, refused
+
+
+def refuse_if_none_left(refused: dict, total: int, what: str, error: type) -> None:
+    """Raise ``error`` when every one of ``total`` inputs was refused (``refused``: index -> message): the one
+    message, or all of them after "None of the N {what}" ("poems can be checked")."""
+    if len(refused) == total:
+        messages = [refused[i] for i in sorted(refused)]
+        raise error(messages[0] if total == 1 else f"None of the {total} {what}:\n" + "\n".join(messages))
+
+
+def echo_refused(refused: dict) -> None:
+    """Name each refused input on standard error (the command then ends with status 1)."""
+    for i in sorted(refused):
+        click.echo(f"Error: {refused[i]}", err=True)
+
+
 def with_card(app: str, version_dir: str) -> str:
     """Write the model card of a version just exported (:func:`rnn_apps.cards.write_card`); returns
     ``version_dir``, so that an export command reads ``summary["exported"] = with_card(app, export(...))``."""

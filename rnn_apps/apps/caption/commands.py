@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import os
 
 import click
 
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, numbered_paths, quiet_tensorflow, refuse_options_given,
-    refuse_overwriting_inputs, train_and_report, with_card,
+    each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, numbered_paths, quiet_tensorflow,
+    refuse_if_none_left, refuse_options_given, refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
@@ -74,18 +73,15 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
         cap = ImageCaptioner(model_dir)
     # One file that cannot be read does not cost the others their captions: it is named, the others are
     # captioned, and the command ends with status 1.
-    inputs, failed = [], {}
-    for i, p in enumerate(images):
-        try:
-            im = read_image_file(p, cap.image_size)
-            with native_stderr_silenced():
-                cap.check_decodable(im)
-            inputs.append((i, im))
-        except CaptionError as e:
-            failed[i] = str(e)
-    if not inputs:
-        raise CaptionError("\n".join(failed.values()) if len(failed) == 1 else
-                           f"None of the {len(images)} images can be captioned:\n" + "\n".join(failed.values()))
+    def readable(path):
+        im = read_image_file(path, cap.image_size)
+        with native_stderr_silenced():
+            cap.check_decodable(im)
+        return im
+
+    read, failed = each_or_refused(images, readable, CaptionError)
+    refuse_if_none_left(failed, len(images), "images can be captioned", CaptionError)
+    inputs = sorted(read.items())
     with native_stderr_silenced():
         results = cap.caption_images([im for _, im in inputs], beam=beam, attention=bool(plot_path),
                                      batch_size=batch_size)
@@ -97,8 +93,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
         for (i, im), r in zip(inputs, results):
             plot_attention(im.data, r, plot_paths[i])
             click.echo(f"Attention of {im.name}: {plot_paths[i]}", err=True)
-    for message in failed.values():
-        click.echo(f"Error: {message}", err=True)
+    echo_refused(failed)
     if as_json:
         rows = {i: r.to_dict(with_attention=bool(plot_path)) for (i, _), r in zip(inputs, results)}
         for row, zh in zip(rows.values(), chinese or []):

@@ -66,10 +66,10 @@ def fit_prototypes(features: np.ndarray, k: int = PROTOTYPES, seed: int = 0, ite
         owner = sims.argmax(1)
         sums = np.zeros_like(centres)
         np.add.at(sums, owner, x)
-        counts = np.bincount(owner, minlength=k)
-        for j in np.flatnonzero(counts == 0):  # an empty cluster takes the worst-served row
-            worst = int(sims[np.arange(len(x)), owner].argmin())
-            sums[j], owner[worst] = x[worst], j
+        empty = np.flatnonzero(np.bincount(owner, minlength=k) == 0)
+        if len(empty):  # each empty cluster takes one of the worst-served rows (a different one each)
+            worst = np.argsort(sims[np.arange(len(x)), owner])[: len(empty)]
+            sums[empty] = x[worst]
         new = unit_rows(sums)
         if np.allclose(new, centres):
             break

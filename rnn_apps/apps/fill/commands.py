@@ -14,8 +14,8 @@ from rnn_apps import limits, textio  # limits: the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, export_trained, friendly_errors, gather_texts, quiet_tensorflow,
-    show, train_and_report, with_card,
+    each_or_refused, echo_exported, echo_json, echo_refused, export_trained, friendly_errors, gather_texts,
+    quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -35,7 +35,8 @@ from rnn_apps.cli.common import (
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
                    "'index', 1, 2, ... in text order, and its 'candidates': 'character' and 'probability'), "
                    "'unknown_characters', 'converted_to_simplified', "
-                   "and 'read_from' (its file and line) for a text read from a file.")
+                   "and 'read_from' (its file and line) for a text read from a file; a text that cannot be filled "
+                   "has 'input' and 'error' (also on standard error; the command then ends with status 1).")
 @friendly_errors
 def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     """Fill in the blanks of a Tang poem with a bidirectional RNN.
@@ -77,22 +78,39 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
                           "Nothing to fill: the input holds only blank lines.")
     from rnn_apps.apps.fill import data as fdata
 
-    for i, t in enumerate(inputs, 1):  # every text is checked before the model is loaded
-        fdata.parse_text(t, textio.text_name(t, f"Text {i}"))
+    # Every text is checked before the model is loaded; one that cannot be filled is named and does not cost
+    # the others their answers (the command then ends with status 1).
+    _, refused = each_or_refused(range(len(inputs)), lambda i: fdata.parse_text(
+        inputs[i], textio.text_name(inputs[i], f"Text {i + 1}")), FillError)
+    refuse_if_none_left(refused, len(inputs), "texts can be filled", FillError)
+    kept = [i for i in range(len(inputs)) if i not in refused]
     with quiet_tensorflow():
         from rnn_apps.apps.fill.filler import Filler
 
         poem_model = _poem_model(poem_model_dir)
-        results = Filler(model_dir).fill(inputs, top_k=top_k, poem_model=poem_model)
-    for i, (text, r) in enumerate(zip(inputs, results), 1):
-        which = textio.text_name(text, f"text {i}" if len(results) > 1 else "the text")
+        filled = Filler(model_dir).fill([inputs[i] for i in kept], top_k=top_k, poem_model=poem_model)
+    echo_refused(refused)
+    answers = dict(zip(kept, filled))
+    _show_fills(inputs, answers, refused, as_json)
+    if refused:
+        raise SystemExit(1)
+
+
+def _show_fills(inputs: list, answers: dict, refused: dict, as_json: bool) -> None:
+    """Print the fills (``answers``: input index -> result) with their notes, and under ``--json`` an
+    ``{"input", "error"}`` row in place of each refused text."""
+    results = [answers[i] for i in sorted(answers)]
+    for i, r in sorted(answers.items()):
+        text = inputs[i]
+        which = textio.text_name(text, f"text {i + 1}" if len(inputs) > 1 else "the text")
         if r.converted_to_simplified:
             click.echo(f"Note: {which} was converted from traditional to simplified script (the model's).", err=True)
         if r.unknown_characters:
             click.echo(f"Note: the model does not know these characters of {which} (read as unknown): "
                        f"{' '.join(r.unknown_characters)}.", err=True)
     if as_json:
-        echo_json([textio.with_origin(r.to_dict(), text) for text, r in zip(inputs, results)])
+        echo_json([textio.with_origin(answers[i].to_dict() if i in answers else {"input": str(text), "error": refused[i]},
+                                      text) for i, text in enumerate(inputs)])
         return
     for i, r in enumerate(results):
         if i:

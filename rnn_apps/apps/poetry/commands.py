@@ -13,7 +13,8 @@ from rnn_apps.apps.poetry.constants import FORM_NAMES, FORMS
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    echo_exported, echo_json, friendly_errors, gather_texts, show, train_and_report, with_card,
+    each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts, refuse_if_none_left,
+    show, train_and_report, with_card,
 )
 
 
@@ -139,7 +140,8 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
               help="Print a JSON array: per poem the input as given ('read_from': file and line, for a poem "
               "read from a file), its lines (each character's 平/仄/多 (either)/? (unknown)), the rhyme group, "
               "the matched template and every break of rhyme or metre; 'split' when a text without punctuation or "
-              "line breaks was read as the lines of the one form of its length (20, 28, 40 or 56 characters).")
+              "line breaks was read as the lines of the one form of its length (20, 28, 40 or 56 characters); a "
+              "poem that cannot be checked has 'input' and 'error' (also on standard error; status 1).")
 @friendly_errors
 def check_poem_cmd(texts, files, rhyme, as_json):
     """Check the rhyme (押韵) and tones (平仄) of poems against the regulated forms (近体诗).
@@ -163,16 +165,25 @@ def check_poem_cmd(texts, files, rhyme, as_json):
     from rnn_apps import textio
 
     tables = prosody.Tables.load()
-    results = []
-    for i, p in enumerate(poems, 1):
+
+    def check(i):
         try:
-            results.append(check_poem(p, rhyme, tables))
+            return check_poem(poems[i], rhyme, tables)
         except PoemError as e:  # name the poem: "Poem 2" among the arguments, or the file and line it starts on
-            raise PoemError(f"{textio.text_name(p, f'Poem {i}')}: {e}") from None
+            raise PoemError(f"{textio.text_name(poems[i], f'Poem {i + 1}')}: {e}") from None
+
+    # one poem that cannot be checked does not cost the others their analysis: it is named, and the
+    # command ends with status 1
+    results, refused = each_or_refused(range(len(poems)), check, PoemError)
+    refuse_if_none_left(refused, len(poems), "poems can be checked", PoemError)
+    echo_refused(refused)
     if as_json:
-        echo_json([textio.with_origin({"input": str(p), **r}, p) for p, r in zip(poems, results)])
-        return
-    click.echo("\n\n".join(prosody.format_check(r) for r in results))
+        echo_json([textio.with_origin({"input": str(p), **results[i]} if i in results else
+                                      {"input": str(p), "error": refused[i]}, p) for i, p in enumerate(poems)])
+    else:
+        click.echo("\n\n".join(prosody.format_check(results[i]) for i in sorted(results)))
+    if refused:
+        raise SystemExit(1)
 
 
 def _train_summary(result: dict) -> dict:

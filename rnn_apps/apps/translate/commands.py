@@ -14,8 +14,8 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, echo_exported, echo_json, friendly_errors, gather_texts, numbered_paths,
-    refuse_overwriting_inputs, train_and_report, with_card,
+    FiniteFloatRange, OutputFile, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
+    numbered_paths, refuse_if_none_left, refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 
@@ -64,7 +64,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
               help="Print a JSON array of objects with 'source', 'translation', 'unknown_words', 'sentences', "
                    "'reached_max_length' (the translation may be cut short by --max-length), 'lost_numbers' (numbers "
                    "in digits of the source that the translation does not carry, in digits or words), and "
-                   "'read_from' (its file and line) for a text read from a file.")
+                   "'read_from' (its file and line) for a text read from a file; a text that cannot be translated "
+                   "has 'source' and 'error' (also on standard error; the command then ends with status 1).")
 @friendly_errors
 def translate(texts, files, beam, max_length, direction, model_dir, batch_size, plot_path, as_json):
     """Translate English into Chinese, or Chinese into English with --direction zh-en.
@@ -93,18 +94,36 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     refuse_overwriting_inputs({"--plot-attention": plot_paths}, files)
     from rnn_apps.apps.translate.translate import Translator
 
-    # empty or over-long texts are refused now, not after the model (and TensorFlow) took seconds to load
-    Translator.check_texts(inputs, TranslateError, "Text", "No text to translate.")
+    # texts that are all empty or over-long are refused now, not after the model (and TensorFlow) took
+    # seconds to load
+    refuse_if_none_left(Translator.text_refusals(inputs), len(inputs), "texts can be translated", TranslateError)
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()
-    from rnn_apps.sentences import MAX_SENTENCE_TOKENS, split_sentences
-
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
-        results = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
-    for i, (text, r) in enumerate(zip(inputs, results), 1):
-        which = textio.text_name(text, f"text {i}" if len(results) > 1 else "the text")
+        # a text that cannot be translated is named and does not cost the others their translations
+        refused = tr.refusals(inputs)
+        refuse_if_none_left(refused, len(inputs), "texts can be translated", TranslateError)
+        kept = [i for i in range(len(inputs)) if i not in refused]
+        answers = dict(zip(kept, tr.translate([inputs[i] for i in kept], beam=beam, max_length=max_length,
+                                              batch_size=batch_size)))
+    echo_refused(refused)
+    _show_translations(tr, inputs, answers, refused, max_length, plot_paths, beam, as_json)
+    if refused:
+        raise SystemExit(1)
+
+
+def _show_translations(tr, inputs: list, answers: dict, refused: dict, max_length, plot_paths: list, beam,
+                       as_json: bool) -> None:
+    """Print the translations (``answers``: input index -> result) with their notes and plots, and under
+    ``--json`` an ``{"source", "error"}`` row in place of each refused text; the text output keeps a blank
+    line where a file had one, and an empty line for a refused text, so that it lines up with the input."""
+    from rnn_apps.quiet import native_stderr_silenced
+    from rnn_apps.sentences import MAX_SENTENCE_TOKENS, split_sentences
+
+    for i, r in sorted(answers.items()):
+        which = textio.text_name(inputs[i], f"text {i + 1}" if len(inputs) > 1 else "the text")
         if r.unknown_words:
             click.echo(f"Note: the model does not know these words of {which}: {', '.join(r.unknown_words)}.", err=True)
         if r.sentences > len(split_sentences(r.source, tr.source_lang)):  # cutting sentences is the rule; pieces not
@@ -116,27 +135,28 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         if r.reached_max_length:
             click.echo(f"Note: the translation of {which} reached --max-length {max_length} ({max_length - 1} token{'s' * (max_length != 2)} "
                        "and the end): it may be cut short; a larger --max-length lets it finish.", err=True)
-    if plot_path:
+    if plot_paths:
         import warnings
 
         from rnn_apps.apps.translate.plot import plot_attention
 
         notes = []
-        for text, path in zip(inputs, plot_paths):
+        for i in sorted(answers):
             with native_stderr_silenced():
-                alignment = tr.attention(text, beam=beam)
+                alignment = tr.attention(inputs[i], beam=beam)
             with warnings.catch_warnings(record=True) as caught:  # a missing font: one note, not a warning a plot
                 warnings.simplefilter("always")
-                plot_attention(alignment, path)
+                plot_attention(alignment, plot_paths[i])
             notes += [str(w.message) for w in caught if str(w.message) not in notes]
-            click.echo(f"Attention plot saved to {path}", err=True)
+            click.echo(f"Attention plot saved to {plot_paths[i]}", err=True)
         for note in notes:
             click.echo(f"Note: {note}", err=True)
     if as_json:
-        echo_json([textio.with_origin(r.to_dict(), text) for text, r in zip(inputs, results)])
+        echo_json([textio.with_origin(answers[i].to_dict() if i in answers else {"source": str(text), "error": refused[i]},
+                                      text) for i, text in enumerate(inputs)])
         return
-    for text, r in zip(inputs, results):  # line for line with a file's lines, its blank lines kept
-        click.echo(textio.blank_lines_before(text) + r.translation)
+    for i, text in enumerate(inputs):  # line for line with a file's lines, its blank lines kept
+        click.echo(textio.blank_lines_before(text) + (answers[i].translation if i in answers else ""))
 
 
 # ------------------------------------------------------------------------------------------- train

@@ -116,10 +116,40 @@ class Translator(Predictor):
         self.check_texts(texts, TranslateError, "Text", "No text to translate.")
         info = self.tokenize(texts)
         for i, (text, row) in enumerate(zip(texts, info), 1):
-            with limits.errors_as(TranslateError):
-                limits.check_words(LIMITS, textio.text_name(text, f"Text {i}"), row["tokens"], row["unknown"],
-                                   (self.source_lang, self.target_lang))
+            self._check_words(text, row, i)
         return info
+
+    def _check_words(self, text: str, row: dict, i: int) -> None:
+        with limits.errors_as(TranslateError):
+            limits.check_words(LIMITS, textio.text_name(text, f"Text {i}"), row["tokens"], row["unknown"],
+                               (self.source_lang, self.target_lang))
+
+    @classmethod
+    def text_refusals(cls, texts: Sequence[str]) -> dict:
+        """The texts :meth:`translate` refuses whatever the model: index -> message (empty, over-long, not a
+        string); a class method, so that a command can say so before the model (and TensorFlow) loads."""
+        refused = {}
+        for i, t in enumerate(texts):
+            try:
+                if not isinstance(t, str):
+                    raise TranslateError(f"Text {i + 1} is a {type(t).__name__}, not text.")
+                with limits.errors_as(TranslateError):  # check_texts' checks, text by text
+                    limits.check_text(LIMITS, "text", t, where=textio.text_name(t, f"Text {i + 1}"))
+            except TranslateError as e:
+                refused[i] = str(e)
+        return refused
+
+    def refusals(self, texts: Sequence[str]) -> dict:
+        """What :meth:`translate` would refuse, text by text: index -> message (``Text 3 is empty ...``;
+        also a text without a word the model knows), so that a caller can translate the others."""
+        refused = self.text_refusals(texts)
+        todo = [i for i in range(len(texts)) if i not in refused]
+        for i, row in zip(todo, self.tokenize([texts[i] for i in todo]) if todo else []):
+            try:
+                self._check_words(texts[i], row, i + 1)
+            except TranslateError as e:
+                refused[i] = str(e)
+        return refused
 
     # ---------------------------------------------------------------- pieces of long texts
     def _pieces(self, text: str, n_tokens: int) -> list[str]:
