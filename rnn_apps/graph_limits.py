@@ -275,9 +275,9 @@ def _range_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
         inside = tf.ones_like(v, tf.bool)
     inside &= (v > lo) if r.lo_open else (v >= lo)
     inside &= (v < hi) if r.hi_open else (v <= hi)
-    if r.min_positive:
-        tiny = float(x.dtype.as_numpy_dtype(r.min_positive)) if x.dtype.is_floating else float(r.min_positive)
-        inside &= ~((v > 0) & (v < tf.constant(tiny, v.dtype)))
+    if r.min_positive and x.dtype.is_floating:  # (an integer input has no positive value below 1)
+        tiny = tf.constant(float(x.dtype.as_numpy_dtype(r.min_positive)), tf.float64)
+        inside &= ~((v > 0) & (v < tiny))
 
     def words():
         nan = tf.math.is_nan(v) if x.dtype.is_floating else tf.zeros_like(v, tf.bool)

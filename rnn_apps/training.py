@@ -530,6 +530,10 @@ def fit_resumable(
         raise TrainingError(f"--patience {patience} stops on the validation loss, but this run has no validation "
                             "data (a --val-fraction of 0, or too little data to hold some out): give a "
                             "--val-fraction above 0, or leave out --patience.")
+    if patience and keep_best is None:
+        # patience counts epochs without a better kept epoch; with the last epoch kept it never ran
+        raise TrainingError(f"--patience {patience} stops on the validation loss of the best epoch, which this run "
+                            "does not keep (--keep-last): use --keep-best, or leave out --patience.")
     if tensorboard:
         check_tensorboard()
     if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:

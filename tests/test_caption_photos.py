@@ -315,7 +315,7 @@ def test_export_average_best_is_the_mean_of_the_best_epochs(tmp_path, photo_mode
     r = CliRunner().invoke(cli, ["export", "caption", "--run-dir", run_dir, "--models", str(tmp_path),
                                  "--average-best", "2"])
     assert r.exit_code == 0, r.output
-    exported = load_weights_from_export(r.output.strip().splitlines()[-1])["weights"]
+    exported = load_weights_from_export(r.stdout.strip().splitlines()[-1])["weights"]
     model, _, cfg, _ = task.load_run_model(run_dir)
     trainee = task.feature_model(model, cfg)
     per_epoch = []
@@ -523,8 +523,9 @@ def test_export_with_novelty_scores_images_as_numpy_does_and_flags_unfamiliar_on
     assert empty["novelty"].shape == (0,)
     meta = json.load(open(os.path.join(path, "assets.extra", "caption.json")))
     assert meta["novelty"]["threshold"] == cal["threshold"] and meta["novelty"]["prototypes"] == 6
-    # Set on the validation photos (6.jpg, 7.jpg): none of them is flagged.
-    assert want[6:].max() <= cal["threshold"] + 1e-4
+    # Set on the validation photos (6.jpg, 7.jpg), computed in float32 as the graph computes them (the run's
+    # float16 cache gives the prototypes only): none of them is flagged.
+    assert want[6:].max() <= cal["threshold"] + 1e-6
     results = ImageCaptioner(path).caption_files(files[6:])
     assert all(c.novelty is not None and not any("unlike the photos" in n for n in c.notes) for c in results)
     # A model whose threshold every image passes notes each one, in the text output and in --json.
@@ -584,7 +585,7 @@ def test_cli_export_from_model_adds_or_keeps_novelty(tmp_path, photo_set, photo_
     assert f"Above **{threshold}**" in card and "| solid colour | 7 | 7 |" in card and "a dog in the dark" in card
     assert card.index("## Unfamiliar images") < card.index("## Versions") and "* 2: the same training run" in card
     for args, words in ((["--from-model", plain_path, "--run-dir", str(tmp_path)], "not both"),
-                        (["--from-model", plain_path, "--default-beam", "3"], "apply to --run-dir"),
+                        (["--from-model", plain_path, "--default-beam", "3"], "--default-beam is not used with --from-model"),
                         ([], "Give one of --run-dir")):
         r = runner.invoke(cli, ["export", "caption", *args, "--export", str(tmp_path / "x")])
         assert r.exit_code == 2 and words in r.output, r.output

@@ -208,6 +208,8 @@ def test_translator_library(translator):
 
     with_number = tr.translate(["I love 25 you. I love 7 you."])[0]
     assert with_number.lost_numbers == lost_numbers(with_number.source, with_number.translation, "zh")
+    assert set(with_number.lost_numbers) == {n for n in ("25", "7") if n not in with_number.translation} or \
+        any(w in with_number.translation for w in ("二十五", "七"))  # the tiny model writes no numbers in words
     assert with_number.to_dict()["lost_numbers"] == with_number.lost_numbers and res[0].lost_numbers == []
     # symbols, emoji (and their invisible variation selector) are not words the user should check
     assert tr.translate(["I love zzz ❤️ ¤ #"])[0].unknown_words == ["zzz"]

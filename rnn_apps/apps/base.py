@@ -579,25 +579,25 @@ class Predictor:
         return self.load().signatures
 
     @classmethod
-    def check_texts(cls, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
-        """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be.
-
-        A single string instead of a list (``TypeError``), no text (``nothing``), a text that is not a
-        string, and a text outside the app's limits (:func:`rnn_apps.limits.check_text`, the checks
-        ``rnn-apps serve`` applies too). ``what`` names a text in messages ("Review 3"). A class method, so
-        that a command can refuse such texts before it loads the model (and TensorFlow).
-        """
+    def check_text_at(cls, text, number: int, error: type, what: str = "Text") -> None:
+        """Refuse, with ``error``, text number ``number`` (from 1; ``what`` names it: "Review 3") when it is not a
+        string or is outside the app's limits (:func:`rnn_apps.limits.check_text`, the checks ``rnn-apps
+        serve`` applies too). A class method: it needs no model, so a command can refuse before loading one."""
         from rnn_apps import limits
+        from rnn_apps.textio import text_name
 
+        if not isinstance(text, str):
+            raise error(f"{what} {number} is a {type(text).__name__}, not text.")
+        with limits.errors_as(error):
+            limits.check_text(limits.APPS[cls.app], "text", text, where=text_name(text, f"{what} {number}"))
+
+    def check_texts(self, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
+        """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be:
+        a single string instead of a list (``TypeError``), no text (``nothing``), and each text that
+        :meth:`check_text_at` refuses."""
         if isinstance(texts, (str, bytes)):
             raise TypeError("texts must be a list of strings, not one string.")
         if not texts:
             raise error(nothing)
-        from rnn_apps.textio import text_name
-
-        app_limits = limits.APPS[cls.app]
         for i, t in enumerate(texts, 1):
-            if not isinstance(t, str):
-                raise error(f"{what} {i} is a {type(t).__name__}, not text.")
-            with limits.errors_as(error):
-                limits.check_text(app_limits, "text", t, where=text_name(t, f"{what} {i}"))
+            self.check_text_at(t, i, error, what)

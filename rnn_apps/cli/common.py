@@ -276,6 +276,16 @@ def refuse_if_none_left(refused: dict, total: int, what: str, error: type) -> No
         raise error(messages[0] if total == 1 else f"None of the {total} {what}:\n" + "\n".join(messages))
 
 
+def answer_rows(texts: list, answers: dict, refused: dict, row, key: str) -> list:
+    """The ``--json`` rows of a command over several texts: ``row(answer)`` for each answered text, ``{key:
+    text, "error": message}`` for each refused one, in the order of ``texts``, each with where it was read
+    (:func:`rnn_apps.textio.with_origin`)."""
+    from rnn_apps import textio
+
+    return [textio.with_origin(row(answers[i]) if i in answers else {key: str(t), "error": refused[i]}, t)
+            for i, t in enumerate(texts)]
+
+
 def echo_refused(refused: dict) -> None:
     """Name each refused input on standard error (the command then ends with status 1)."""
     for i in sorted(refused):

@@ -221,7 +221,7 @@ def _export(result, app_dir: str) -> str:
     from rnn_apps.apps.caption import task
 
     novelty = task.run_novelty(result["model"], result["config"], result["synthetic"], result["data"],
-                               result["run_dir"], result["known_prototypes"])
+                               result["run_dir"], known_prototypes=result["known_prototypes"])
     return with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
                                                 result["synthetic"], app_dir, novelty=novelty))
 
@@ -336,7 +336,7 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 @click.command("caption")
 @options.run_dir(None, "The training run to export.")
 @options.from_model("an exported caption model", "its settings and figures kept")
-@click.option("--data", default=None, type=click.Path(file_okay=False),
+@click.option("--data", default=None, type=click.Path(exists=True, file_okay=False),
               help="The caption set the model was trained on (default: the run's). Its training photos teach the "
                    "export what familiar images look like, its validation photos set the threshold above which "
                    "rnn-apps caption notes that an image is unlike them. With --from-model and no --data, the "
@@ -365,9 +365,9 @@ def export_caption_cmd(run_dir, from_model, data, export_dir, models_root, versi
       rnn-apps export caption --from-model models/caption/3 --data Flickr8k/ --export models/caption
     """
     options.export_source(run_dir, from_model, "an exported caption model")
-    if from_model and (default_beam is not None or average_best or weights_dtype != "float32"):
-        raise click.UsageError("--default-beam, --average-best and --weights-dtype apply to --run-dir; an export "
-                               "with --from-model keeps the model's.")
+    if from_model:
+        refuse_options_given(("default_beam", "average_best", "weights_dtype"),
+                             "with --from-model; an export of an exported model keeps its own")
     options.export_dir_for(export_dir, models_root, "caption")  # refuses both spellings before the model loads
     from rnn_apps.apps.caption import task
 
@@ -385,8 +385,7 @@ def export_caption_cmd(run_dir, from_model, data, export_dir, models_root, versi
     if average_best:
         training["averaged_epochs"] = task.average_run_epochs(model, run_dir, cfg, run, average_best)
     app = SHAPES_APP if run["synthetic"] else "caption"
-    known = task.base_prototypes(run)
-    novelty = task.run_novelty(model, cfg, run["synthetic"], data or run.get("data"), run_dir, known)
+    novelty = task.run_novelty(model, cfg, run["synthetic"], data or run.get("data"), run_dir, run.get("init_from"))
     echo_exported(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
                                                        options.export_dir_for(export_dir, models_root, app), version,
                                                        training, default_beam, weights_dtype, novelty)), as_json)

@@ -104,20 +104,19 @@ def cache_features(
     return np.load(array_path)
 
 
-def mean_features(paths: Sequence[str], extract: Callable, image_size: int, batch_size: int = 32,
-                  verbose: int = 1) -> np.ndarray:
+def mean_features(paths: Sequence[str], extract: Callable, image_size: int, verbose: int = 1) -> np.ndarray:
     """Each image's feature grid averaged over its cells, float32 ``[len(paths), c]``; nothing is cached.
 
     Args:
         paths: Image files.
         extract: ``f(pixels float32 [B, S, S, 3] in 0..255) -> features [B, h, w, c]`` (the frozen backbone).
         image_size: S, the side images are resized to (as the exported model does, in the graph).
-        batch_size: Images per backbone call.
     """
     import tensorflow as tf
 
     from rnn_apps.apps.caption.images import decode_images
 
+    batch_size = 32
     fn = tf.function(lambda files: tf.reduce_mean(
         extract(decode_images(tf.map_fn(tf.io.read_file, files), image_size)), axis=[1, 2]))
     out, t0 = [], time.time()
@@ -132,7 +131,7 @@ def mean_features(paths: Sequence[str], extract: Callable, image_size: int, batc
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
 
 
-def cached_mean_features(cache_dir: str, paths: Sequence[str], chunk: int = 256) -> np.ndarray | None:
+def cached_mean_features(cache_dir: str, paths: Sequence[str]) -> np.ndarray | None:
     """The cached grids of ``paths`` (made by :func:`cache_features` for exactly these images) averaged over
     their cells, float32 ``[len(paths), c]``; None when ``cache_dir`` holds no finished cache of them."""
     array_path, index_path = os.path.join(cache_dir, ARRAY_FILE), os.path.join(cache_dir, INDEX_FILE)
@@ -144,7 +143,7 @@ def cached_mean_features(cache_dir: str, paths: Sequence[str], chunk: int = 256)
     if index.get("fingerprint") != _fingerprint(paths) or index.get("done") != len(paths) \
             or not os.path.exists(array_path):
         return None
-    grids = np.load(array_path, mmap_mode="r")
+    grids, chunk = np.load(array_path, mmap_mode="r"), 256  # 256 grids of 7×7×1280 float16: 32 MB at a time
     axes = tuple(range(1, grids.ndim - 1))  # the grid's cells: all axes but the images' and the channels'
     return np.concatenate([grids[i : i + chunk].astype(np.float32).mean(axis=axes)
                            for i in range(0, len(paths), chunk)])

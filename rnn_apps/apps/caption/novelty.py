@@ -13,7 +13,7 @@ Decompositions for Large Sparse Text Data Using Clustering", *Machine Learning* 
     novelty(x) = 1 - max_k cos(f(x), p_k)          (0: the direction of a prototype; 1: orthogonal to all)
 
 in its graph. The threshold above which an image counts as unfamiliar is set on the validation photos, which
-the prototypes never saw: by default the largest novelty among them, so that no validation photo is flagged.
+the prototypes never saw: the largest novelty among them, so that no validation photo is flagged.
 """
 
 from __future__ import annotations
@@ -82,16 +82,13 @@ def novelty(features: np.ndarray, prototypes: np.ndarray) -> np.ndarray:
     return (1.0 - (unit_rows(features) @ unit_rows(prototypes).T).max(axis=1)).astype(np.float32)
 
 
-def threshold(values: Sequence[float], quantile: float = 1.0) -> float:
-    """The novelty above which an image counts as unfamiliar: the ``quantile`` of the validation photos'
-    novelty (1.0: their largest, so that none of them is flagged), rounded up to 4 decimals."""
+def threshold(values: Sequence[float]) -> float:
+    """The novelty above which an image counts as unfamiliar: the largest of the validation photos' (so that
+    none of them is flagged), rounded up to 4 decimals (so that it stays at or below it in the graph too)."""
     values = np.asarray(values, np.float64)
     if values.size == 0:
         raise ValueError("The novelty threshold needs validation photos; received none.")
-    if not 0.5 <= quantile <= 1.0:
-        raise ValueError(f"quantile must be in [0.5, 1]; received {quantile!r}.")
-    # Rounded up, so that the photo at the quantile stays at or below it (also in the graph's float32).
-    return math.ceil(float(np.quantile(values, quantile)) * 1e4) / 1e4
+    return math.ceil(float(values.max()) * 1e4) / 1e4
 
 
 def calibrate(train_features: np.ndarray, val_features: np.ndarray, k: int = PROTOTYPES, seed: int = 0,
@@ -114,7 +111,7 @@ def calibrate(train_features: np.ndarray, val_features: np.ndarray, k: int = PRO
             "val_novelty": {"median": round(float(np.median(val)), 4), "max": round(float(val.max()), 4)}}
 
 
-def from_caption_set(model, cfg: dict, data_path: str, cache_dir: str | None = None, k: int = PROTOTYPES,
+def from_caption_set(model, cfg: dict, data_path: str, cache_dir: str | None = None,
                      known: np.ndarray | None = None, verbose: int = 1) -> dict:
     """:func:`calibrate` on a caption set split as training split it: the training photos give the
     prototypes, the validation photos the threshold.
@@ -124,8 +121,7 @@ def from_caption_set(model, cfg: dict, data_path: str, cache_dir: str | None = N
         cfg: Its training settings (``image_size``, ``val_fraction``, ``seed``: the split of the run).
         data_path: The caption set directory it was trained on (:func:`rnn_apps.apps.caption.data.load_caption_set`).
         cache_dir: A training run's feature cache (:func:`rnn_apps.apps.caption.features.cache_features`),
-            read instead of running the backbone when it holds these photos.
-        k: Number of prototypes.
+            read for the training photos instead of running the backbone when it holds these photos.
         known: Prototypes to keep (see :func:`calibrate`).
 
     Raises:
@@ -135,17 +131,25 @@ def from_caption_set(model, cfg: dict, data_path: str, cache_dir: str | None = N
     from rnn_apps.apps.caption import data as cdata
     from rnn_apps.apps.caption.features import cached_mean_features, mean_features
 
-    backbone = model.encoder.backbone
+    backbone, preprocess = model.encoder.backbone, model.encoder.get_layer("preprocess")
     if backbone is None:
         raise ValueError("Novelty needs a captioner with a backbone (e.g. MobileNetV2); this one has its own small CNN.")
     _, rows = cdata.load_caption_set(data_path)
     train, val = cdata.split_rows(rows, cfg["val_fraction"], cfg["seed"])
     if not val:
         raise ValueError(f"{data_path} gives no validation photos to set the novelty threshold on.")
+    extract = lambda px: backbone(preprocess(px), training=False)  # noqa: E731  (the encoder's own layers)
+    size = int(cfg["image_size"])
+    # The training photos' features may come from the run's cache (float16: enough for the prototypes); the
+    # validation photos', which set the threshold, are computed as the graph computes them (float32), so that
+    # no validation photo scores above it in the exported model.
     paths = [r.path for r in rows]
-    pooled = cached_mean_features(cache_dir, paths) if cache_dir else None
-    if pooled is None:
-        pooled = mean_features(paths, lambda px: backbone(px / 127.5 - 1.0, training=False), int(cfg["image_size"]),
-                               verbose=verbose)
-    row_of = {p: i for i, p in enumerate(paths)}
-    return calibrate(pooled[[row_of[r.path] for r in train]], pooled[[row_of[r.path] for r in val]], k, known=known)
+    cached = cached_mean_features(cache_dir, paths) if cache_dir else None
+    if cached is not None:
+        row_of = {p: i for i, p in enumerate(paths)}
+        train_features = cached[[row_of[r.path] for r in train]]
+        val_features = mean_features([r.path for r in val], extract, size, verbose=verbose)
+    else:
+        pooled = mean_features([r.path for r in train] + [r.path for r in val], extract, size, verbose=verbose)
+        train_features, val_features = pooled[: len(train)], pooled[len(train) :]
+    return calibrate(train_features, val_features, known=known)

@@ -245,7 +245,8 @@ def novelty_section(meta: dict, figures: Optional[dict] = None) -> str:
     nov = meta["novelty"]
     lines = [NOVELTY_HEADING, "",
              "The captioner describes any image as the nearest thing it knows: a blank page or a chart gets a "
-             "confident sentence about people or dogs. So its graph also scores each image's **novelty**: 1 minus "
+             "confident sentence about what its training photos show. So its graph also scores each image's "
+             "**novelty**: 1 minus "
              "the largest cosine similarity between the image's mean MobileNetV2 feature vector and "
              f"{nov['prototypes']:,} prototypes of the {nov['train_images']:,} training photos' (spherical k-means, "
              "`rnn_apps/apps/caption/novelty.py`). Above "
@@ -268,8 +269,8 @@ def novelty_section(meta: dict, figures: Optional[dict] = None) -> str:
             name, ex = next(iter(g["examples"].items()))
             lines.append(f"| {name} | {ex['caption']} | {ex['novelty']:.3f} |")
         lines.append("")
-        lines.append("It flags what is far from all of Flickr8k's photos, not a photo of something Flickr8k lacks "
-                     "that looks photographic: such a photo may get no note and a wrong caption.")
+        lines.append("It flags what is far from all of the training photos, not a photo of something they lack that "
+                     "looks photographic: such a photo may get no note and a wrong caption.")
         lines.append("")
     return "\n".join(lines) + "\n"
 
@@ -277,16 +278,14 @@ def novelty_section(meta: dict, figures: Optional[dict] = None) -> str:
 def again_body(version_dir: str, meta: dict, from_card: str, figures: Optional[dict]) -> tuple:
     """``(body, stated figures)`` of a photo model exported again from another export (``from_card``: that
     export's card): its body and figures, with the section on unfamiliar images and the versions written anew."""
-    try:
-        with open(from_card, encoding="utf-8") as f:
-            front, body = cards.split_card(f.read())
-    except OSError as e:
-        raise cards.CardError(f"Cannot read the card {from_card}: {e.strerror or e}.") from None
+    front, body = cards.split_card(cards.read_text(from_card))
     if cards.section(body, "## Data and its terms") is None:
         raise cards.CardError(f"{from_card} is not a photo caption card: it has no 'Data and its terms' section.")
     body = cards.without_section(cards.without_section(body, NOVELTY_HEADING), "## Versions").rstrip("\n") + "\n\n"
     if meta.get("novelty"):
         body += novelty_section(meta, figures) + "\n"
-    body += versions_section(os.path.basename(os.path.normpath(version_dir)))
+    recorded = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
+    if not recorded.get("data"):  # the shipped versions' changelog, not that of a model of the user's own photos
+        body += versions_section(os.path.basename(os.path.normpath(version_dir)))
     return body, cards.stated_metrics(front)
 

@@ -371,11 +371,11 @@ def tf_reverse_width(images):
 
 
 def run_novelty(model, cfg: dict, synthetic: bool, data_path: Optional[str], run_dir: Optional[str] = None,
-                known_prototypes=None, verbose: int = 1) -> Optional[dict]:
+                init_from: Optional[str] = None, known_prototypes=None, verbose: int = 1) -> Optional[dict]:
     """The novelty prototypes and threshold a run's export carries (:mod:`rnn_apps.apps.caption.novelty`),
     from the caption set it trained on (its feature cache in ``run_dir`` when there is one); None for a model
-    of synthetic scenes or one without a backbone. ``known_prototypes``: those of the model a fine-tuning
-    run started from (kept).
+    of synthetic scenes or one without a backbone. The prototypes of the model a fine-tuning run started from
+    are kept: ``known_prototypes``, else read from ``init_from`` (that model's directory).
 
     Raises:
         rnn_apps.apps.caption.data.CaptionDataError: the caption set is no longer at ``data_path``.
@@ -388,14 +388,11 @@ def run_novelty(model, cfg: dict, synthetic: bool, data_path: Optional[str], run
         raise cdata.CaptionDataError(
             f"The run's caption set {data_path} is not there; the export reads its photos to tell familiar images "
             "from unfamiliar ones. Give --data DIR, the caption set the run was trained on.")
+    if known_prototypes is None and init_from:
+        known_prototypes = _base_model(init_from)["prototypes"]
     cached = not cfg.get("backbone_trainable") and run_dir is not None
     return novelty.from_caption_set(model, cfg, data_path, os.path.join(run_dir, FEATURES_DIR) if cached else None,
                                     known=known_prototypes, verbose=verbose)
-
-
-def base_prototypes(run: dict):
-    """The novelty prototypes of the model a fine-tuning run started from (None: none, or not a fine-tuning run)."""
-    return _base_model(run["init_from"])["prototypes"] if run.get("init_from") else None
 
 
 def _base_model(model_dir: str) -> dict:

@@ -14,8 +14,8 @@ from rnn_apps import limits, textio  # limits: the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    each_or_refused, echo_exported, echo_json, echo_refused, export_trained, friendly_errors, gather_texts,
-    quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
+    answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, export_trained, friendly_errors,
+    gather_texts, quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -109,8 +109,7 @@ def _show_fills(inputs: list, answers: dict, refused: dict, as_json: bool) -> No
             click.echo(f"Note: the model does not know these characters of {which} (read as unknown): "
                        f"{' '.join(r.unknown_characters)}.", err=True)
     if as_json:
-        echo_json([textio.with_origin(answers[i].to_dict() if i in answers else {"input": str(text), "error": refused[i]},
-                                      text) for i, text in enumerate(inputs)])
+        echo_json(answer_rows(inputs, answers, refused, lambda r: r.to_dict(), "input"))
         return
     for i, r in enumerate(results):
         if i:

@@ -13,8 +13,8 @@ from rnn_apps.apps.poetry.constants import FORM_NAMES, FORMS
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts, refuse_if_none_left,
-    show, train_and_report, with_card,
+    answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
+    refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -178,8 +178,8 @@ def check_poem_cmd(texts, files, rhyme, as_json):
     refuse_if_none_left(refused, len(poems), "poems can be checked", PoemError)
     echo_refused(refused)
     if as_json:
-        echo_json([textio.with_origin({"input": str(p), **results[i]} if i in results else
-                                      {"input": str(p), "error": refused[i]}, p) for i, p in enumerate(poems)])
+        echo_json(answer_rows(poems, {i: {"input": str(poems[i]), **r} for i, r in results.items()}, refused,
+                              dict, "input"))
     else:
         click.echo("\n\n".join(prosody.format_check(results[i]) for i in sorted(results)))
     if refused:

@@ -102,10 +102,6 @@ def _check_settings(cfg: dict) -> None:
     except sdata.SentimentDataError as e:
         raise TrainingError(f"{str(e).rstrip('.')} (--val-split).") from None
     check_patience(cfg.get("patience", ADDED_SETTINGS["patience"]))
-    if cfg.get("patience") and not cfg.get("keep_best", True):
-        # stopping early watches the validation loss of the kept epochs; with the last epoch kept it never ran
-        raise TrainingError(f"--patience {cfg['patience']} stops on the validation loss of the best epoch, which "
-                            "--keep-last does not keep: use --keep-best, or leave out --patience.")
     from rnn_apps.apps.sentiment.ngrams import check_tokens, check_unlabelled_weight
 
     for check, key, option in ((check_tokens, "ngram_tokens", "--ngram-tokens"),

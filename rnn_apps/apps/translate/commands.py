@@ -14,8 +14,8 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
-    numbered_paths, refuse_if_none_left, refuse_overwriting_inputs, train_and_report, with_card,
+    FiniteFloatRange, OutputFile, answer_rows, echo_exported, echo_json, echo_refused, friendly_errors,
+    gather_texts, numbered_paths, refuse_if_none_left, refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 
@@ -102,12 +102,17 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     import_tensorflow_quietly()
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
-        # a text that cannot be translated is named and does not cost the others their translations
-        refused = tr.refusals(inputs)
-        refuse_if_none_left(refused, len(inputs), "texts can be translated", TranslateError)
-        kept = [i for i in range(len(inputs)) if i not in refused]
-        answers = dict(zip(kept, tr.translate([inputs[i] for i in kept], beam=beam, max_length=max_length,
-                                              batch_size=batch_size)))
+        try:
+            refused, kept = {}, list(range(len(inputs)))
+            translated = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
+        except TranslateError:
+            # a text that cannot be translated is named and does not cost the others their translations
+            refused = tr.refusals(inputs)
+            refuse_if_none_left(refused, len(inputs), "texts can be translated", TranslateError)
+            kept = [i for i in range(len(inputs)) if i not in refused]
+            translated = tr.translate([inputs[i] for i in kept], beam=beam, max_length=max_length,
+                                      batch_size=batch_size)
+        answers = dict(zip(kept, translated))
     echo_refused(refused)
     _show_translations(tr, inputs, answers, refused, max_length, plot_paths, beam, as_json)
     if refused:
@@ -152,8 +157,7 @@ def _show_translations(tr, inputs: list, answers: dict, refused: dict, max_lengt
         for note in notes:
             click.echo(f"Note: {note}", err=True)
     if as_json:
-        echo_json([textio.with_origin(answers[i].to_dict() if i in answers else {"source": str(text), "error": refused[i]},
-                                      text) for i, text in enumerate(inputs)])
+        echo_json(answer_rows(inputs, answers, refused, lambda r: r.to_dict(), "source"))
         return
     for i, text in enumerate(inputs):  # line for line with a file's lines, its blank lines kept
         click.echo(textio.blank_lines_before(text) + (answers[i].translation if i in answers else ""))

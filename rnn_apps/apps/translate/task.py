@@ -285,7 +285,8 @@ def train(data_path: str, run_dir: str, epochs: int = 30, *, init_from: Optional
     result = contract.fit_run(
         model, lambda start: _dataset(plan, start, None), plan.steps_per_epoch, epochs, run_dir, run, strategy=strat,
         app="translate", validation_data=_dataset(val_plan, 0, 1) if val_plan else None, keep_best="val_loss",
-        patience=cfg["patience"], average_best=cfg.get("average_best", 0),
+        # without validation pairs (a small file, --val-fraction 0) there is no loss to stop on: every epoch
+        patience=cfg["patience"] if val_plan else 0, average_best=cfg.get("average_best", 0),
     )
     result.update({
         "val_loss": result["best"],

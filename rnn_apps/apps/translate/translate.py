@@ -131,10 +131,7 @@ class Translator(Predictor):
         refused = {}
         for i, t in enumerate(texts):
             try:
-                if not isinstance(t, str):
-                    raise TranslateError(f"Text {i + 1} is a {type(t).__name__}, not text.")
-                with limits.errors_as(TranslateError):  # check_texts' checks, text by text
-                    limits.check_text(LIMITS, "text", t, where=textio.text_name(t, f"Text {i + 1}"))
+                cls.check_text_at(t, i + 1, TranslateError)
             except TranslateError as e:
                 refused[i] = str(e)
         return refused
