@@ -487,6 +487,19 @@ def read_json(path: Optional[str]):
         raise CardError(f"Cannot read the JSON file {path}: {e}") from None
 
 
+def card_exported_from(from_card: str, run_dir: Optional[str], what: str) -> tuple[dict, str]:
+    """``(front matter, body)`` of the card of the export a model was exported again from (``from_card``), for
+    a card of ``what`` ("poem", "photo") that takes a training run or that card, not both."""
+    if run_dir is not None:
+        raise CardError(f"The {what} card takes run_dir (a trained model) or from_card (a model exported again), "
+                        "not both.")
+    try:
+        with open(from_card, encoding="utf-8") as f:
+            return split_card(f.read())
+    except (OSError, UnicodeDecodeError) as e:
+        raise CardError(f"Cannot read the card {from_card}: {getattr(e, 'strerror', None) or e}.") from None
+
+
 def read_text(path: Optional[str]) -> Optional[str]:
     """The UTF-8 text file at ``path`` (an input of a card: notes of your own), or None without a path."""
     if path is None:

@@ -79,10 +79,8 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
     if "from_card" in given and not meta.get("synthetic"):
         from rnn_apps.apps.caption.photo_card import again_body
 
-        if run_dir is not None:
-            raise cards.CardError("The photo card takes run_dir (a trained model) or from_card (a model exported "
-                                  "again), not both.")
-        return again_body(version_dir, meta, given["from_card"], cards.read_json(given.get("novelty")))
+        front, body = cards.card_exported_from(given["from_card"], run_dir, "photo")
+        return again_body(version_dir, meta, front, body, given["from_card"], cards.read_json(given.get("novelty")))
     if run_dir is None:
         raise cards.CardError("The caption cards are measured from a training run: give run_dir.")
     app_dir = os.path.dirname(os.path.normpath(version_dir))

@@ -5,7 +5,6 @@ card, since the photos belong to their authors."""
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Optional, Sequence
 
@@ -68,8 +67,7 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
     described as trained on that set: no word of Flickr8k's terms, splits, published scores or changelog."""
     from rnn_apps.apps.caption.export import load_config
 
-    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
-        run = json.load(f)
+    run = cards.read_json(os.path.join(run_dir, "config.json"))
     own = cards.own_data(run.get("data"))
     meta = load_config(model_dir)
     # the export's record of the training data, else the run's (an export by `rnn-apps train caption` has none)
@@ -275,10 +273,10 @@ def novelty_section(meta: dict, figures: Optional[dict] = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def again_body(version_dir: str, meta: dict, from_card: str, figures: Optional[dict]) -> tuple:
-    """``(body, stated figures)`` of a photo model exported again from another export (``from_card``: that
-    export's card): its body and figures, with the section on unfamiliar images and the versions written anew."""
-    front, body = cards.split_card(cards.read_text(from_card))
+def again_body(version_dir: str, meta: dict, front: dict, body: str, from_card: str, figures: Optional[dict]) -> tuple:
+    """``(body, stated figures)`` of a photo model exported again from another export (``front`` and ``body``:
+    that export's card, ``from_card``): its body and figures, with the section on unfamiliar images and the
+    versions written anew."""
     if cards.section(body, "## Data and its terms") is None:
         raise cards.CardError(f"{from_card} is not a photo caption card: it has no 'Data and its terms' section.")
     body = cards.without_section(cards.without_section(body, NOVELTY_HEADING), "## Versions").rstrip("\n") + "\n\n"

@@ -68,14 +68,7 @@ def sections(version_dir: str, meta: dict, facts: dict, previous: str = "", run_
     with new samples, its stated figures)``."""
     figures = cards.read_json(prosody)
     if from_card is not None:
-        if run_dir is not None:
-            raise cards.CardError("The poem card takes run_dir (a trained model) or from_card (a model exported "
-                                  "again), not both.")
-        try:
-            with open(from_card, encoding="utf-8") as f:
-                front, body = cards.split_card(f.read())
-        except OSError as e:
-            raise cards.CardError(f"Cannot read the card {from_card}: {e}") from None
+        front, body = cards.card_exported_from(from_card, run_dir, "poem")
         if "\n## Samples" not in "\n" + body:
             raise cards.CardError(f"{from_card} is not a poem card: it has no Samples section.")
         body = replace_samples_section(body, samples_section(version_dir))
