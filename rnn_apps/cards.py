@@ -504,13 +504,15 @@ def read_text(path: Optional[str]) -> Optional[str]:
     """The UTF-8 text file at ``path`` (an input of a card: notes of your own), or None without a path."""
     if path is None:
         return None
+    from rnn_apps import textio
+
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        with open(path, "rb") as f:
+            data = f.read()
     except OSError as e:
         raise CardError(f"Cannot read the text file {path}: {e.strerror or e}.") from None
-    except UnicodeDecodeError as e:
-        raise CardError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8.") from None
+    text = textio.decode_utf8(data, path, CardError, lead="{name} is not UTF-8 text: line {line}")
+    return text.replace("\r\n", "\n").replace("\r", "\n")  # as a file opened as text reads them
 
 
 def generic_body(app: str, meta: dict) -> str:

@@ -175,8 +175,6 @@ class AppLimits:
     max_total_chars: Mapping[str, int] = field(default_factory=dict)
 
 
-_INT64 = Range(-(2**63), 2**63 - 1, integer=True)
-
 APPS: Mapping[str, AppLimits] = {
     "poetry": AppLimits(
         "poetry", max_batch=64,
@@ -190,7 +188,9 @@ APPS: Mapping[str, AppLimits] = {
                 "top_p": Range(1e-6, 1, meaning="1 is off"),
                 "top_k": Range(0, 100_000, meaning="0 is off", integer=True),
                 "max_length": Range(8, 512, integer=True),
-                "seed": _INT64},
+                # Non-negative: the sampler reads a seed modulo 2**63 (a signed seed and its complement would
+                # give one poem), and NumPy's generators refuse negative seeds too.
+                "seed": Range(0, 2**63 - 1, integer=True)},
         known_chars=("prompt", "acrostic"),
         han_when_given={"acrostic": "each of them begins a line of the poem (e.g. 春夏秋冬); its other marks are "
                                     "left out"},

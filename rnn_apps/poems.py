@@ -17,6 +17,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps import textio
 from rnn_apps.chinese import (
     COMMA, HAN_RANGES, PAUSES, PERIOD, PUNCT, QUOTES, SCRIPTS, SENTENCE_ENDS, convert_script, is_han,
 )
@@ -82,12 +83,12 @@ def _clean(text: str) -> tuple[str, str | None]:
     return t, None
 
 
-def _open_text(path: str):
+def _read_bytes(path: str) -> bytes:
+    """The bytes of a corpus file, decompressed when it is gzipped (whatever its name)."""
     with open(path, "rb") as f:
         magic = f.read(2)
-    if magic == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    with (gzip.open if magic == b"\x1f\x8b" else open)(path, "rb") as f:
+        return f.read()
 
 
 def _poem_from_obj(obj) -> str | None:
@@ -115,12 +116,11 @@ def _read_records(path: str) -> list[str]:
     if not os.path.isfile(path):
         raise CorpusError(f"No such corpus file: {path}")
     try:
-        with _open_text(path) as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise CorpusError(f"{path} is not UTF-8 text ({e.reason} at byte {e.start}).") from None
+        data = _read_bytes(path)
     except (OSError, EOFError) as e:
         raise CorpusError(f"Cannot read {path}: {e}") from None
+    # line ends as a file opened as text reads them: a bare CR (old Mac files) ends a line too
+    text = textio.decode_utf8(data, path, CorpusError).replace("\r\n", "\n").replace("\r", "\n")
     stripped = text.lstrip("\ufeff \n\r\t")
     if stripped.startswith("[") or stripped.startswith("{"):
         try:

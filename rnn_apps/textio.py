@@ -56,6 +56,81 @@ def iconv_hint(data: bytes) -> str:
     return "iconv -f latin1 -t utf-8"
 
 
+# Byte-order marks of the encodings a text editor saves "Unicode" text in, UTF-32's first: its
+# little-endian mark begins with UTF-16's.
+_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "utf-32"), (b"\x00\x00\xfe\xff", "UTF-32", "utf-32"),
+         (b"\xff\xfe", "UTF-16", "utf-16"), (b"\xfe\xff", "UTF-16", "utf-16"))
+
+
+def _utf16_without_bom(head: bytes) -> Optional[str]:
+    """``"utf-16le"`` or ``"utf-16be"`` when ``head`` (a file's first bytes) reads as UTF-16 saved without a
+    byte-order mark, else None.
+
+    Only text mostly of ASCII characters is recognised: each of them has a NUL byte beside it, at odd offsets
+    (little-endian) or even ones (big-endian), and a text file in UTF-8 has no NUL at all. UTF-16 of Chinese
+    text has few NULs and is left to the invalid bytes it has as UTF-8.
+    """
+    if b"\0" not in head:  # the common case, at the cost of one scan
+        return None
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    for nuls, other, codec in ((odd, even, "utf-16le"), (even, odd, "utf-16be")):
+        # at least half the bytes on one side are NUL, hardly any on the other
+        if nuls >= max(2, len(head) // 4) and other * 8 <= nuls:
+            return codec
+    return None
+
+
+def decode_utf8(data: bytes, name: str, error: type = ValueError, *, line: int = 1,
+                lead: str = "{name}, line {line}: not UTF-8 text") -> str:
+    """``data`` (a whole file, or one line of it) decoded as UTF-8, or ``error`` with a message that says
+    how to convert it: the one place that words a user's text file that is not UTF-8.
+
+    A UTF-8 byte-order mark is dropped. A file in UTF-16 or UTF-32 (Windows Notepad's "Unicode"), known by
+    its byte-order mark or, for UTF-16 of mostly ASCII text, by its NUL bytes, is named as such with the
+    ``iconv`` command that converts it. Any other bad byte is named by its line and its byte within that
+    line (both counted from 1; a line ends at LF, CRLF or a bare CR), with :func:`iconv_hint`'s guess of
+    the encoding from the bytes of that line.
+
+    Args:
+        data: The bytes: a whole file, or a part of it that begins a line (a reader that streams lines).
+        name: What to call the file in messages (its path, "standard input").
+        error: The exception type to raise.
+        line: The number of ``data``'s first line in the file; a byte-order mark is looked for only at
+            line 1, the file's start.
+        lead: The message's first words, a template of ``{name}`` and ``{line}`` (a caller's own wording,
+            such as ``"{name}: line {line} is not UTF-8 text"``); the reason and the advice follow it.
+
+    Returns:
+        The text (line ends kept as they are).
+
+    Raises:
+        error: a file in UTF-16 or UTF-32, or bytes that are not UTF-8.
+    """
+    if line == 1:
+        if data.startswith(b"\xef\xbb\xbf"):
+            data = data[3:]
+        for bom, encoding, codec in _BOMS:
+            if data.startswith(bom):
+                raise error(f"{name} is {encoding} text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
+        # ASCII saved as UTF-16 is valid UTF-8 (with a NUL after each letter): look before decoding
+        codec = _utf16_without_bom(data[:4096])
+        if codec:
+            raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # the bad byte's line and its place in it, as an editor counts them (a bare CR ends a line too)
+        start = e.start
+        breaks = data.count(b"\n", 0, start) + data.count(b"\r", 0, start) - data.count(b"\r\n", 0, start)
+        begin = max(data.rfind(b"\n", 0, start), data.rfind(b"\r", 0, start)) + 1
+        end = min((i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0), default=len(data))
+        where = lead.format(name=name, line=line + breaks)
+        raise error(
+            f"{where} ({e.reason} at byte {start - begin + 1} of the line). "
+            f"Save it as UTF-8 (e.g. {iconv_hint(data[begin:end])})."
+        ) from None
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
     :class:`Line` that knows its line number.
@@ -68,21 +143,12 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
         error: The exception type raised for a line that is not UTF-8.
 
     Raises:
-        error: a line that is not UTF-8, naming ``name``, the line and the byte.
+        error: a stream in UTF-16 or UTF-32, or a line that is not UTF-8, naming ``name``, the line and the
+            byte (:func:`decode_utf8`).
     """
     texts, blank = [], 0
     for n, raw in enumerate(stream, 1):
-        if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-            raw = raw[3:]
-        if n == 1 and raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # UTF-16's byte-order mark (Windows' "Unicode")
-            raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8).")
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            raise error(
-                f"{name}, line {n}: not UTF-8 text ({e.reason} at byte {e.start + 1} of the line). "
-                f"Save the file as UTF-8 (e.g. {iconv_hint(raw)})."
-            ) from None
+        line = decode_utf8(raw, name, error, line=n)  # a line at a time: a large file is never held whole
         # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
         for part in line.rstrip("\r\n").split("\r"):
             if part.strip():

@@ -3,6 +3,8 @@
 import math
 import os
 import socket
+import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -86,6 +88,37 @@ def test_serve_port_range_and_busy_port(tmp_path):
     assert r.exit_code == 1 and "cannot listen on no-such-host.invalid" in r.output
 
 
+def test_serve_keeps_tensorflow_start_up_lines_off_its_log(tiny_poem_model):
+    """The server's stderr is its log: TensorFlow's native start-up lines (CUDA probes, absl notices) printed
+    from the thread that loads the models went into it, after the banner."""
+    import json
+    import signal
+    import subprocess
+    import urllib.request
+
+    env = {k: v for k, v in os.environ.items() if k != "RNN_APPS_VERBOSE"}
+    models = os.path.dirname(os.path.dirname(tiny_poem_model))  # <models>/poetry/<version>
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_apps.cli", "serve", "--models", models, "--port", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = next(line for line in proc.stdout if "REST API at" in line).split(" at ")[1].split("v1/")[0]
+        deadline = time.monotonic() + 180
+        while True:  # until the model is loaded: TensorFlow was imported and ran by then
+            try:
+                with urllib.request.urlopen(url + "v1/models/poetry", timeout=5) as r:
+                    if json.load(r)["model_version_status"][0]["state"] == "AVAILABLE":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the model never became available"
+            time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert "loaded model poetry" in err and "absl" not in err and "cuda" not in err.lower(), err
+
+
 def test_commands_share_the_server_limits():
     from rnn_apps import limits
     from rnn_apps.apps.fill.data import FillError, parse_text
@@ -106,6 +139,8 @@ def test_commands_share_the_server_limits():
 
 @pytest.mark.parametrize("args, words", [
     (["--seed", "99999999999999999999999"], "--seed"),
+    # a negative seed read modulo 2**63 gave the poems of another seed (-2**62 those of 2**62)
+    (["--seed", "-1"], "-1 is not in the range 0<=x<=4611686018427387904"),
     (["--temperature", "nan"], "temperature must be a finite number; received NaN."),
     (["--temperature", "-1"], "temperature must be in [0, 10], 0 or at least 1e-06 (0 is greedy); received -1.0."),
     # tiny positive values overflow float32 once the logits are divided (the engines sampled noise)
@@ -230,6 +265,88 @@ def test_fill_texts_lose_a_byte_order_mark(tmp_path):
     p.write_bytes("\ufeff床前明月□，疑是地上霜。\n".encode())
     assert read_texts_file(str(p)) == ["床前明月□，疑是地上霜。"]
     assert read_texts_file("-", io.BytesIO(p.read_bytes())) == ["床前明月□，疑是地上霜。"]
+
+
+def _readers():
+    """Each reader of a user's file a command uses, with how its message about bytes that are not UTF-8 starts
+    ({path}, {line}): the wording its own tests pin."""
+    from rnn_apps import cards, poems
+    from rnn_apps.apps.forecast import data as fdata
+    from rnn_apps.apps.poetry import generate
+    from rnn_apps.apps.sentiment import classify
+    from rnn_apps.apps.sentiment import data as sdata
+    from rnn_apps.apps.translate import data as tdata
+
+    return {
+        "check-poem": (generate.read_poems_file, generate.PoemError, "{path}, line {line}: not UTF-8 text"),
+        "classify": (classify.read_reviews_file, classify.SentimentError, "{path}, line {line}: not UTF-8 text"),
+        "sentiment data": (sdata.read_labelled_file, sdata.SentimentDataError, "{path}: line {line} is not UTF-8 text"),
+        "translate data": (tdata.load_pairs, tdata.TranslationDataError, "{path}, line {line}: not UTF-8 text"),
+        "forecast data": (fdata.read_csv, fdata.ForecastDataError, "{path}, line {line}: not UTF-8 text"),
+        "poem corpus": (poems.read_raw_poems, poems.CorpusError, "{path}, line {line}: not UTF-8 text"),
+        "card notes": (cards.read_text, cards.CardError, "{path} is not UTF-8 text: line {line}"),
+    }
+
+
+READERS = ["check-poem", "classify", "sentiment data", "translate data", "forecast data", "poem corpus", "card notes"]
+FIRST_LINE = "Moon.\t明月。\n"  # a line every reader takes (a pair for the translation data)
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("codec, named", [("utf-16", "utf-16"), ("utf-16-le", "utf-16le"), ("utf-16-be", "utf-16be"),
+                                          ("utf-32", "utf-32")])
+def test_a_file_in_utf16_or_utf32_is_named_so_by_every_reader(tmp_path, reader, codec, named):
+    """Only the readers of one text a line knew UTF-16 (Notepad's "Unicode"); the others called it "not UTF-8
+    text (invalid start byte at byte 0)" and suggested converting it from Latin-1."""
+    read, error, _ = _readers()[reader]
+    p = tmp_path / "data.txt"
+    p.write_bytes((FIRST_LINE + "Good night.\t晚安。\n").encode(codec))  # no byte-order mark in utf-16-le/-be
+    encoding = "UTF-32" if named == "utf-32" else "UTF-16"
+    with pytest.raises(error) as e:
+        read(str(p))
+    assert str(e.value) == f"{p} is {encoding} text; save it as UTF-8 (e.g. iconv -f {named} -t utf-8)."
+
+
+@pytest.mark.parametrize("reader", READERS)
+@pytest.mark.parametrize("line, hint", [
+    (b"Caf\xe9 au lait.\t" + "咖啡。\n".encode(), "invalid continuation byte at byte 4 of the line). Save it as UTF-8 "
+                                                "(e.g. iconv -f latin1 -t utf-8)."),
+    ("Moon.\t床前明月光。\n".encode("gbk"), "invalid start byte at byte 7 of the line). Save it as UTF-8 "
+                                          "(e.g. iconv -f gb18030 -t utf-8)."),
+], ids=["latin1", "gbk"])
+def test_a_byte_that_is_not_utf8_is_named_by_its_line_and_its_byte_in_the_line(tmp_path, reader, line, hint):
+    """Each reader counted the bad byte its own way: from 0 or 1, in the file or in the line, or not at all."""
+    read, error, lead = _readers()[reader]
+    p = tmp_path / "data.txt"
+    p.write_bytes(b"\xef\xbb\xbf" + FIRST_LINE.encode() + line)  # the BOM is not counted: an editor hides it
+    with pytest.raises(error) as e:
+        read(str(p))
+    assert str(e.value) == lead.format(path=p, line=2) + " (" + hint
+
+
+def test_check_poem_names_a_utf16_file_and_the_line_of_a_gbk_byte(tmp_path):
+    u16 = tmp_path / "u16.txt"
+    u16.write_bytes("静夜思\n".encode("utf-16"))
+    r = run("check-poem", "--file", str(u16))
+    assert r.exit_code == 1 and f"{u16} is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8)." in r.output
+    gbk = tmp_path / "gbk.txt"
+    gbk.write_bytes("床前明月光，疑是地上霜。\n\n".encode() + "白日依山尽，黄河入海流。\n".encode("gbk"))
+    r = run("check-poem", "--file", str(gbk))
+    assert r.exit_code == 1 and f"{gbk}, line 3: not UTF-8 text (invalid start byte at byte 1 of the line)" in r.output
+    assert "iconv -f gb18030 -t utf-8" in r.output
+
+
+def test_decode_utf8_counts_lines_as_an_editor_and_reads_no_utf16_into_utf8():
+    from rnn_apps.textio import decode_utf8
+
+    assert decode_utf8("\ufeff床前明月光\n".encode(), "f") == "床前明月光\n"  # the BOM dropped
+    assert decode_utf8(b"\xef\xbb\xbfa", "f", line=2) == "\ufeffa"  # a BOM only begins a file
+    # a few NULs are no UTF-16: left to the readers that refuse them
+    assert decode_utf8(b"a\0b\n\0\0\0\n", "f") == "a\0b\n\0\0\0\n"
+    with pytest.raises(ValueError, match=r"^f, line 5: not UTF-8 text \(invalid start byte at byte 2 of the line\)"):
+        decode_utf8(b"a\rb\r\nc\n\nx\xff", "f")  # CR, CRLF and LF each end a line
+    with pytest.raises(RuntimeError, match=r"^f: line 9 is not UTF-8 text \(invalid continuation byte at byte 3 "):
+        decode_utf8(b"\n\nna\xefve", "f", RuntimeError, line=7, lead="{name}: line {line} is not UTF-8 text")
 
 
 @pytest.mark.parametrize("args, words", [

@@ -107,6 +107,15 @@ def test_same_seed_same_poems_and_rows_independent(gen):
     assert a[1] == c[0]
 
 
+def test_seeds_are_non_negative_and_every_poem_gets_one_in_range(gen):
+    """The sampler reads seeds modulo 2**63, so a negative seed would repeat a positive one's poems."""
+    with pytest.raises(PoemError, match="seed must be an integer from 0 to 9,223,372,036,854,775,807; received -1"):
+        gen.generate(seed=-1)
+    with pytest.raises(PoemError, match=r"seed \+ 2 \(the last poem's seed\) must be .* received 9223372036854775808"):
+        gen.generate(n=3, seed=2**63 - 2)
+    assert len(gen.generate(n=1, seed=2**63 - 1, max_length=12)) == 1
+
+
 def test_xla_small_batches_agree_with_graph_large_batches(gen):
     """Batches up to XLA_MAX_BATCH decode XLA-compiled, larger ones in the graph: a row's poem is the same."""
     from rnn_apps.apps.poetry.export import XLA_MAX_BATCH

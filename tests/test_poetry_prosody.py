@@ -322,6 +322,15 @@ def test_the_default_poem_takes_a_form_drawn_with_its_seed(tiny_poem_model, tabl
     assert all((r["form"], r["rhyme"], r["metre"]) == ("free", "none", "none") for r in free)
     lib = PoemGenerator(tiny_poem_model, engine="numpy").generate(form="", n=3, seed=5)
     assert [r["text"] for r in free] == [p.text for p in lib]
+    # a rhyme or metre asked of free-form poems is said to do nothing, not ignored silently
+    res = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--form", "free", "--rhyme", "xinyun",
+                              "--metre", "strict", "--seed", "5"])
+    assert res.exit_code == 0 and res.stderr.strip() == (
+        "Note: --rhyme xinyun and --metre strict apply to the four forms; the poems are free form, which neither "
+        "rhymes nor scans.")
+    for quiet in (["--form", "free"], ["--form", "free", "--rhyme", "none"], ["--rhyme", "xinyun"]):
+        res = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--seed", "5", *quiet])
+        assert res.exit_code == 0 and "Note:" not in res.stderr, (quiet, res.stderr)
 
 
 def test_the_graph_draws_the_default_form_as_the_command_does(tiny_poem_model, tables):
@@ -426,6 +435,34 @@ def test_a_poem_without_punctuation_is_read_as_the_lines_of_its_form(tables, len
     assert whole["form"] == {20: "wujue", 28: "qijue", 40: "wulv", 56: "qilv"}[length]
     odd = check_poem(poem[:-1] if length == 20 else "春" * (length + 1), tables)
     assert odd["form"] is None and len(odd["lines"]) == 1 and "split" not in odd
+
+
+JINGYESI = "床前明月光，疑是地上霜。\n举头望明月，低头思故乡。"
+
+
+@pytest.mark.parametrize("heading, poem", [
+    (["静夜思", "李白"], JINGYESI),
+    (["《静夜思》 唐·李白"], JINGYESI),
+    (["静夜思"], "床前明月光\n疑是地上霜\n举头望明月\n低头思故乡"),  # lines without marks, 4 x 5 under a title
+    (["静夜思", "李白"], "床前明月光疑是地上霜举头望明月低头思故乡"),  # unbroken, under a title and author
+])
+def test_a_title_and_author_above_the_poem_are_set_aside(tables, heading, poem):
+    """Copied from a book or a web page, a poem starts with its title and author: read as two more lines of
+    verse they made every such poem "not a regulated form"."""
+    r, bare = check_poem("\n".join(heading) + "\n" + poem, tables), check_poem(JINGYESI, tables)
+    assert r["heading"] == heading and r["form"] == "wujue"
+    assert {k: v for k, v in r.items() if k not in ("heading", "split")} == bare
+    assert format_check(r).startswith(f"({' / '.join(heading)}: the title or author before the poem, not checked")
+
+
+@pytest.mark.parametrize("poem", [
+    JINGYESI,
+    "床前明月光\n疑是地上霜。\n举头望明月\n低头思故乡。",  # marks only at the couplets' ends
+    "床前明月光\n疑是地上霜。",  # one line of verse would be left: not a heading
+    "白日依山尽\n黄河入海流\n欲穷千里目\n更上一层楼",  # a regulated form already
+])
+def test_lines_of_verse_are_not_taken_for_a_heading(tables, poem):
+    assert "heading" not in check_poem(poem, tables)
 
 
 def test_check_poem_json_keeps_the_input_and_where_it_was_read(tmp_path):

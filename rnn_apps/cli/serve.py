@@ -62,10 +62,7 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, ma
       rnn-apps serve --port 0 --no-batching
       rnn-apps serve --cors-origin https://app.example --max-batch-size 16
     """
-    from rnn_apps.quiet import enable_xla_cache
     from rnn_apps.paths import models_root
-
-    enable_xla_cache()
     from rnn_apps.serve import ServeError, run_server
 
     try:

@@ -219,6 +219,11 @@ def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
         print(f"Warning: listening on {host} without authentication: anyone who can reach this "
               f"port can run the models.")
     print("Press Ctrl-C to stop.", flush=True)
+    # TensorFlow's native start-up lines (CUDA probes, absl notices) would follow the banner from the
+    # loading thread; imported here, before that thread starts, they are kept off the server's log.
+    from rnn_apps.quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -60,6 +60,8 @@ REFUSED = {
         ("generate", {"top_p": [5e-7]}, _number("poetry", "top_p", 5e-7)),
         ("generate", {"top_k": [200_000]}, _number("poetry", "top_k", 200_000)),
         ("generate", {"max_length": [600]}, _number("poetry", "max_length", 600)),
+        # the sampler reads a seed modulo 2**63: -1 would give the poem of 2**63 - 1
+        ("generate", {"seed": [5, -1]}, _number("poetry", "seed", -1)),
         ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
         ("generate", {"acrostic": ["春夏", "，。"]}, _text("poetry", "acrostic", "，。", 1)),
         ("generate", {"form": ["wujue", "sonnet"]}, _text("poetry", "form", "sonnet", 1)),

@@ -27,6 +27,8 @@ from typing import Optional
 
 import numpy as np
 
+from rnn_apps import textio
+
 DEMO_LENGTH = 720  # 30 days of hourly values
 DEMO_SEASON = 24
 DEFAULT_VAL_FRACTION = 0.2
@@ -86,15 +88,11 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such CSV file: {path}")
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        if e.object[:2] == b"\x1f\x8b":  # gzip's magic number
-            raise ForecastDataError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path}).") from None
-        raise ForecastDataError(
-            f"{path} is not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); save it as UTF-8."
-        ) from None
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:2] == b"\x1f\x8b":  # gzip's magic number (never UTF-8: 0x8b cannot start a character)
+        raise ForecastDataError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path}).")
+    text = textio.decode_utf8(data, path, ForecastDataError)
     if not text.strip():
         raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")
     reader = csv.reader(text.splitlines())

@@ -37,7 +37,8 @@ from rnn_apps.cli.common import (
               help="Sample among the k most likely characters (0: off).")
 @click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
-@click.option("--seed", type=click.IntRange(-(2**62), 2**62), default=None, help="Same seed, same poems.")
+@click.option("--seed", type=click.IntRange(0, 2**62), default=None,
+              help="Same seed, same poems (poem i uses seed + i). Default: a random seed.")
 @click.option("--max-length", type=limits.option_type("poetry", "max_length"), default=128, show_default=True,
               help="Most characters of a --form free poem (the four forms have their own length).")
 @click.option("--rhyme", type=click.Choice(["pingshui", "xinyun", "none"]), default="pingshui", show_default=True,
@@ -115,6 +116,15 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
                               for mark, before in unkept)
             click.echo(f"Note: {used} ({FORM_NAMES[used]}) puts ， and 。 after every {FORMS[used][0]} characters; "
                        f"the start's {where} {'is' if len(unkept) == 1 else 'are'} left out of its poems.", err=True)
+    asked = [f"--{name} {value}" for name, value in (("rhyme", rhyme), ("metre", metre))
+             if value != "none" and click.get_current_context().get_parameter_source(name)
+             == click.core.ParameterSource.COMMANDLINE]
+    free = [i + 1 for i, p in enumerate(poems) if not p.form]
+    if asked and free:  # said, not ignored silently: the templates need a form's lines
+        which = ("the poems are" if len(free) == len(poems) else
+                 f"poem{'s' if len(free) > 1 else ''} {', '.join(map(str, free))} {'are' if len(free) > 1 else 'is'}")
+        click.echo(f"Note: {' and '.join(asked)} {'apply' if len(asked) > 1 else 'applies'} to the four forms; "
+                   f"{which} free form, which neither rhymes nor scans.", err=True)
     for i, p in enumerate(poems):
         if p.forced_breaks:  # the start or acrostic fits no template of the form: say where, in one line
             where = ", ".join(f"{b['char']} (line {b['line']}, position {b['position']}: {b['kind']})"
@@ -140,7 +150,8 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
               help="Print a JSON array: per poem the input as given ('read_from': file and line, for a poem "
               "read from a file), its lines (each character's 平/仄/多 (either)/? (unknown)), the rhyme group, "
               "the matched template and every break of rhyme or metre; 'split' when a text without punctuation or "
-              "line breaks was read as the lines of the one form of its length (20, 28, 40 or 56 characters); a "
+              "line breaks was read as the lines of the one form of its length (20, 28, 40 or 56 characters); "
+              "'heading' for title and author lines set aside before the poem; a "
               "poem that cannot be checked has 'input' and 'error' (also on standard error; status 1).")
 @friendly_errors
 def check_poem_cmd(texts, files, rhyme, as_json):

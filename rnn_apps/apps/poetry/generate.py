@@ -384,7 +384,8 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
     Each poem is a :class:`~rnn_apps.textio.Line` that knows the line it starts on ("poems.txt, line 5").
 
     Raises:
-        FileNotFoundError: no such file. PoemError: a directory, or bytes that are not UTF-8.
+        FileNotFoundError: no such file. PoemError: a directory, a file in UTF-16 or UTF-32, or bytes that are
+            not UTF-8 (:func:`rnn_apps.textio.decode_utf8`).
     """
     import sys
 
@@ -399,11 +400,7 @@ def read_poems_file(path: str, stdin=None) -> list[str]:
         raise FileNotFoundError(f"No such file: {path}") from None
     except IsADirectoryError:
         raise PoemError(f"{path} is a directory; give a file of poems separated by blank lines.") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise PoemError(f"{name}: not UTF-8 text ({e.reason} at byte {e.start + 1}). Save it as UTF-8 "
-                        f"(e.g. {textio.iconv_hint(data)}).") from None
+    text = textio.decode_utf8(data, name, PoemError)
     text = text.replace("\r\n", "\n").replace("\r", "\n")  # CR line ends (old Mac files) separate poems too
     poems, line = [], 1
     for block in re.split(r"(\n\s*\n)", text):
@@ -538,6 +535,9 @@ class PoemGenerator(Predictor):
         with limits.errors_as(PoemError):  # the server's ranges and words
             for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
                 limits.check_number(LIMITS, name, value)
+            if seed is not None:  # poem i uses seed + i: the last one must be a seed too
+                limits.check_number(LIMITS, "seed", seed)
+                limits.check_number(LIMITS, "seed", seed + n - 1, where=f"seed + {n - 1} (the last poem's seed)")
         for name, value, choices in (("rhyme", rhyme, prosody.RHYMES), ("metre", metre, prosody.METRES)):
             try:
                 prosody.check_choice(name, value, choices)

@@ -33,7 +33,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -61,6 +61,9 @@ _SPLIT = re.compile(r"[，。？！；：、,.!?;:\s]+")
 # punctuation and spaces between a poem's lines (ASCII, CJK and full-width marks, quotes, …, ·): not noted as skipped
 _PUNCTUATION = re.compile(r"[\s!-/:-@\[-`{-~\u3000-\u303f\uff01-\uff0f\uff1a-\uff20\u2018-\u201f\u2026\u00b7]")
 MAX_POEM_CHARS = 5_000  # a poem to check: a long 排律 has a few hundred characters
+# the marks that end a line of verse; a title or author line (静夜思, 唐·李白, 《登鹳雀楼》 王之涣) has none
+_VERSE_MARKS = re.compile(r"[，。？！；,.!?;]")
+MAX_HEADING_LINES = 2  # a title, and an author (or dynasty and author) line
 
 
 class ProsodyError(ValueError):
@@ -325,6 +328,7 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     if len(text) > MAX_POEM_CHARS:
         raise ProsodyError(f"The poem has {len(text):,} characters; a poem to check has at most {MAX_POEM_CHARS:,} "
                            "(a long 排律 has a few hundred). Separate poems by a blank line.")
+    heading, text = split_heading(text)
     lines = [s for s in (_SPLIT.split(text.strip())) if s]
     # not checked: letters, digits, emoji ... (said in a note, not dropped silently)
     skipped = list(dict.fromkeys(c for s in lines for c in s if not is_han(c) and not _PUNCTUATION.fullmatch(c)))
@@ -353,6 +357,8 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     result = {"text": text, "rhyme_system": rhyme, "form": form, "lines": out_lines}
     if unbroken:
         result["split"] = unbroken
+    if heading:
+        result["heading"] = heading
     if skipped:
         result["skipped"] = "".join(skipped)
     if form is None:
@@ -415,6 +421,43 @@ def check_poem(text: str, tables: Tables, rhyme: str = "pingshui") -> dict:
     return result
 
 
+def _han_lines(text: str) -> List[str]:
+    lines = ("".join(c for c in s if is_han(c)) for s in _SPLIT.split(text.strip()))
+    return [s for s in lines if s]
+
+
+def _regulated_shape(lines: Sequence[str]) -> bool:
+    """4 or 8 lines of 5 or 7 characters, or one unbroken line of such a poem's length."""
+    if len(lines) == 1:
+        return len(lines[0]) in UNBROKEN_SHAPES
+    return len({len(s) for s in lines}) == 1 and (len(lines[0]), len(lines)) in FORM_OF_SHAPE
+
+
+def split_heading(text: str) -> Tuple[List[str], str]:
+    """Set aside the title and author lines that a poem copied from a book or web page starts with.
+
+    Up to :data:`MAX_HEADING_LINES` first lines are a heading when none of them has a mark that ends a line
+    of verse (，。？！； and ASCII ones) and either every line after them has one and they hold two lines of verse
+    or more (静夜思 / 李白 / 床前明月光，疑是地上霜。...) or, in a poem without such marks, the lines after them make a regulated form and the
+    whole text does not. Read as verse, the heading made every such poem "not a regulated form".
+
+    Returns:
+        (the heading lines, the text without them); ``([], text)`` when the text starts with verse.
+    """
+    raw = [s.strip() for s in text.strip().splitlines() if s.strip()]
+    bare = 0
+    while bare < min(MAX_HEADING_LINES, len(raw) - 1) and not _VERSE_MARKS.search(raw[bare]):
+        bare += 1
+    for k in range(bare, 0, -1):
+        body = raw[k:]
+        if (all(_VERSE_MARKS.search(s) for s in body) and len(_han_lines("\n".join(body))) >= 2) or (
+                not any(_VERSE_MARKS.search(s) for s in body)
+                and _regulated_shape(_han_lines("\n".join(body)))
+                and not _regulated_shape(_han_lines("\n".join(raw)))):
+            return raw[:k], "\n".join(body)
+    return [], text
+
+
 def _oblique_rhyme(lines, tables: Tables) -> Optional[str]:
     """The 仄 group that every even line's end shares (a 仄韵 poem such as 春晓 or 江雪), or None."""
     common = None
@@ -451,6 +494,8 @@ def format_check(result: dict) -> str:
         marks = "".join(c["tone"] for c in line["characters"])
         ends = "/".join(line["end_groups"]) or "?"
         out.append(f"{i + 1}. {line['text']}  {marks}  end {line['end']}: {ends}")
+    if result.get("heading"):
+        out.insert(0, f"({' / '.join(result['heading'])}: the title or author before the poem, not checked as verse)")
     if result.get("split"):
         out.append(f"({result['split']})")
     if result.get("skipped"):

@@ -26,7 +26,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
-from rnn_apps import limits
+from rnn_apps import limits, textio
 
 SPLITS = ("train", "test")
 GROUPS = ("pos", "neg", "unsup")
@@ -68,13 +68,13 @@ def clean_review(text: str) -> str:
 
 
 def _decode(raw: bytes, where: str) -> str:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise SentimentDataError(
-            f"{where}: line {line} is not UTF-8 text ({e.reason} at byte {e.start}); save it as UTF-8."
-        ) from None
+    """The text of a review file (or an aclImdb member) ``where``, its byte-order mark dropped.
+
+    Raises:
+        SentimentDataError: a file in UTF-16 or UTF-32, or bytes that are not UTF-8, naming the line and the
+            byte (:func:`rnn_apps.textio.decode_utf8`).
+    """
+    return textio.decode_utf8(raw, where, SentimentDataError, lead="{name}: line {line} is not UTF-8 text")
 
 
 # ------------------------------------------------------------------------------------------ aclImdb

@@ -15,7 +15,7 @@ from typing import Iterator, Optional
 
 import numpy as np
 
-from rnn_apps import limits, sentences
+from rnn_apps import limits, sentences, textio
 
 DIRECTIONS = ("en-zh", "zh-en")
 
@@ -119,7 +119,8 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
 
     Raises:
         FileNotFoundError: no such file.
-        TranslationDataError: a line without two non-empty columns, or not UTF-8 (naming the line); columns
+        TranslationDataError: a line without two non-empty columns, or not UTF-8 (naming the line; a file in
+            UTF-16 or UTF-32 is named as such: :func:`rnn_apps.textio.decode_utf8`); columns
             that do not hold English then Chinese (:func:`check_languages`).
     """
     pairs = []
@@ -132,12 +133,7 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
         raise TranslationDataError(f"{path} is a directory; give a TSV file of english<TAB>chinese pairs.") from None
     with f:
         for n, raw in enumerate(f, 1):
-            if n == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise TranslationDataError(f"{path}, line {n}: not UTF-8 text ({e.reason}).") from None
+            line = textio.decode_utf8(raw, path, TranslationDataError, line=n).rstrip("\r\n")
             if not line.strip():
                 continue
             cols = line.split("\t")
