@@ -333,7 +333,8 @@ def compose(app: str, version_dir: str, body: str, facts: dict, hub: dict, metri
     return front_matter(app, hub, metrics, facts["version"], data) + "\n" + body
 
 
-def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = None, **inputs) -> str:
+def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = None, *,
+               trained_on: Optional[str] = None, **inputs) -> str:
     """Write the model card of ``app``'s model (the newest version of ``model_dir``, default models/<app>).
 
     Args:
@@ -341,6 +342,9 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
         model_dir: A version directory or an app directory.
         out: Where to write (default: ``README.md`` in the model's app directory); the card there (else the
             app directory's) is the existing card.
+        trained_on: The data the model was trained on (the path a run recorded, or a name), for a card
+            written at export (:func:`exported_from`): a user's own data drops the shipped corpus's
+            ``datasets`` and licence. A ``run_dir`` input says it instead.
         **inputs: Measurements for the app's ``sections`` (its ``INPUTS``); without them the body of an
             existing card of the same version is kept, else a body is written from the model's own settings.
 
@@ -390,6 +394,8 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
     run_dir = inputs.get("run_dir")
     if run_dir is not None:
         data = own_data(read_json(os.path.join(run_dir, "config.json")).get("data"))
+    elif trained_on is not None:
+        data = own_data(trained_on)
     else:
         recorded = old_front.get("rnn_apps") if same_version else None
         data = own_data(recorded.get("data")) if isinstance(recorded, dict) else None
@@ -498,6 +504,28 @@ def card_exported_from(from_card: str, run_dir: Optional[str], what: str) -> tup
             return split_card(f.read())
     except (OSError, UnicodeDecodeError) as e:
         raise CardError(f"Cannot read the card {from_card}: {getattr(e, 'strerror', None) or e}.") from None
+
+
+def exported_from(run_dir: Optional[str] = None, from_model: Optional[str] = None) -> Optional[str]:
+    """The data a model being exported was trained on, for its card's ``trained_on``: what the training run
+    ``run_dir`` recorded, or what the card of ``from_model`` (a model exported again) recorded for that
+    version; None when neither says (a run on generated data, or a model without a card)."""
+    if run_dir is not None:
+        path = os.path.join(run_dir, "config.json")
+        return (read_json(path) or {}).get("data") if os.path.isfile(path) else None
+    if from_model is not None:
+        from rnn_apps.export import resolve_model_dir
+
+        version_dir = resolve_model_dir(from_model)
+        card = os.path.join(os.path.dirname(os.path.normpath(version_dir)), "README.md")
+        try:
+            with open(card, encoding="utf-8") as f:
+                recorded = split_card(f.read())[0].get("rnn_apps")
+        except (OSError, UnicodeDecodeError):
+            return None
+        if isinstance(recorded, dict) and str(recorded.get("version")) == os.path.basename(os.path.normpath(version_dir)):
+            return recorded.get("data")
+    return None
 
 
 def read_text(path: Optional[str]) -> Optional[str]:

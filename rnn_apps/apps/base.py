@@ -338,7 +338,7 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
                                     **run.fit_kwargs(), **fit_kwargs)
     if final and training.is_chief(strategy):
         model.save_weights(os.path.join(run_dir, final))
-    return TrainResult(result, app=app)
+    return TrainResult(result, run_dir=run_dir, app=app)  # the run says what data the model's card names
 
 
 def stop_early(cfg: dict) -> dict:

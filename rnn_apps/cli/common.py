@@ -292,12 +292,13 @@ def echo_refused(refused: dict) -> None:
         click.echo(f"Error: {refused[i]}", err=True)
 
 
-def with_card(app: str, version_dir: str) -> str:
-    """Write the model card of a version just exported (:func:`rnn_apps.cards.write_card`); returns
-    ``version_dir``, so that an export command reads ``summary["exported"] = with_card(app, export(...))``."""
-    from rnn_apps.cards import write_card
+def with_card(app: str, version_dir: str, run_dir: str | None = None, from_model: str | None = None) -> str:
+    """Write the model card of a version just exported (:func:`rnn_apps.cards.write_card`) from the training
+    run ``run_dir`` or the model ``from_model`` it was exported from (which say the data it was trained on);
+    returns ``version_dir``, so that an export command reads ``summary["exported"] = with_card(app, export(...))``."""
+    from rnn_apps.cards import exported_from, write_card
 
-    write_card(app, version_dir)
+    write_card(app, version_dir, trained_on=exported_from(run_dir, from_model))
     return version_dir
 
 
@@ -326,4 +327,4 @@ def train_and_report(train, *args, summarize, export_to=None, exporter=None, as_
 def export_trained(result, app_dir: str, version=None, **kwargs) -> str:
     """Export a training result (:class:`rnn_apps.apps.base.TrainResult`) with its app's exporter to
     ``app_dir/<version>`` and write the app directory's model card; returns the version directory."""
-    return with_card(result.app, result.export(app_dir, version, **kwargs))
+    return with_card(result.app, result.export(app_dir, version, **kwargs), run_dir=result.get("run_dir"))

@@ -223,7 +223,7 @@ def _export(result, app_dir: str) -> str:
     novelty = task.run_novelty(result["model"], result["config"], result["synthetic"], result["data"],
                                result["run_dir"], known_prototypes=result["known_prototypes"])
     return with_card("caption", task.export_run(result["model"], result["vocab"], result["config"],
-                                                result["synthetic"], app_dir, novelty=novelty))
+                                                result["synthetic"], app_dir, novelty=novelty), result["run_dir"])
 
 
 @click.command("caption")
@@ -378,7 +378,7 @@ def export_caption_cmd(run_dir, from_model, data, export_dir, models_root, versi
         from_model = resolve_model_dir(from_model)
         app = SHAPES_APP if load_config(from_model).get("synthetic") else "caption"
         echo_exported(with_card("caption", export_again(from_model, options.export_dir_for(export_dir, models_root, app),
-                                                        version, data)), as_json)
+                                                        version, data), from_model=from_model), as_json)
         return
     model, vocab, cfg, run = task.load_run_model(run_dir)
     training = {"stats": run.get("stats")}
@@ -388,7 +388,8 @@ def export_caption_cmd(run_dir, from_model, data, export_dir, models_root, versi
     novelty = task.run_novelty(model, cfg, run["synthetic"], data or run.get("data"), run_dir, run.get("init_from"))
     echo_exported(with_card("caption", task.export_run(model, vocab, cfg, run["synthetic"],
                                                        options.export_dir_for(export_dir, models_root, app), version,
-                                                       training, default_beam, weights_dtype, novelty)), as_json)
+                                                       training, default_beam, weights_dtype, novelty), run_dir),
+                  as_json)
 
 
 COMMANDS = {None: [caption], "train": [train_caption], "fine-tune": [fine_tune_caption], "evaluate": [evaluate_caption],

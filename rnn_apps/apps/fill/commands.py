@@ -279,7 +279,8 @@ def export_fill_cmd(run_dir, from_model, export_dir, models_root, version, as_js
         from rnn_apps.apps.fill.export import export_again
         from rnn_apps.export import resolve_model_dir
 
-        echo_exported(with_card("fill", export_again(resolve_model_dir(from_model), app_dir, version)), as_json)
+        echo_exported(with_card("fill", export_again(resolve_model_dir(from_model), app_dir, version),
+                                from_model=from_model), as_json)
         return
     import json
 
@@ -293,7 +294,7 @@ def export_fill_cmd(run_dir, from_model, export_dir, models_root, version, as_js
     history = read_history(run_dir)
     r = TrainResult(model=model, vocab=vocab, config=cfg, stats=stats, step=history[-1]["step"] if history else None,
                     val_accuracy=last_metric(history, "val_accuracy"), val_loss=last_metric(history, "val_loss"),
-                    app="fill")
+                    run_dir=run_dir, app="fill")
     echo_exported(export_trained(r, app_dir, version), as_json)
 
 

@@ -309,7 +309,8 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
         model, vocab, cfg = rebuild_from_export(from_model)
     else:
         model, vocab, cfg = task.load_run_model(run_dir)
-    echo_exported(with_card("poetry", export_poetry(model, vocab, cfg, app_dir, version)), as_json)
+    echo_exported(with_card("poetry", export_poetry(model, vocab, cfg, app_dir, version), run_dir, from_model),
+                  as_json)
 
 
 COMMANDS = {None: [generate_poem, check_poem_cmd], "train": [train_poetry], "fine-tune": [fine_tune_poetry],

@@ -73,7 +73,7 @@ def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) 
 
     path = export_result(result, app_dir, version)
     write_model_card(app_dir, path, run_dir, notes=notes)
-    return with_card("sentiment", path)
+    return with_card("sentiment", path, run_dir)  # the front matter names the user's own data
 
 
 def _train_summary(result: dict) -> dict:

@@ -314,7 +314,6 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     trained = f"{'Fine-tuned' if base else 'Trained'} on `{own}`" + (f", starting from the weights of `{start}`."
                                                                      if base else ".")
     lines = [
-        *(["---", "rnn_apps:", f"  data: {json.dumps(own, ensure_ascii=False)}", "---", ""] if own else []),
         f"# Sentiment model ({'fine-tuned' if base else 'trained'} on `{own}`)" if own else
         "# Sentiment model (IMDB movie reviews)",
         "",

@@ -25,11 +25,12 @@ def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_p
 
     penalties = {"length_penalty": export.LENGTH_PENALTY if length_penalty is None else length_penalty,
                  "coverage_penalty": export.COVERAGE_PENALTY if coverage_penalty is None else coverage_penalty}
-    write = with_card if card else (lambda app, path: path)
+    write = with_card if card else (lambda app, path, run_dir: path)
     return write("translate", export.export_translate(
         r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}), app_dir, version,
         default_beam=default_beam, **penalties,
-        summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats", "step", "stopped_early")}))
+        summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats", "step", "stopped_early")}),
+        r.get("run_dir"))
 
 
 _DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), default=4, show_default=True,
@@ -393,7 +394,7 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
     else:
         model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
         result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
-                  "truecase": truecase}
+                  "truecase": truecase, "run_dir": run_dir}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
     # a re-export keeps the app's card: its training facts are not in the exported model to write it again
     echo_exported(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
