@@ -76,6 +76,29 @@ def test_damaged_model_is_one_line(tmp_path, app, command):
     assert len(r.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("missing, names", [("variables", "variables/variables"), ("assets/ngrams.txt", "ngrams.txt")])
+def test_a_model_missing_a_file_is_one_line_naming_it(tmp_path, missing, names):
+    """A copy without its weights or one of its assets: TensorFlow's error (stack notes, advice on devices)
+    was printed as it came, being of a known type; now the one line of a damaged model, naming the file."""
+    import shutil
+
+    from rnn_apps.export import latest_version_dir
+    from rnn_apps.paths import models_root
+
+    pytest.importorskip("tensorflow")
+    src = latest_version_dir(os.path.join(models_root(), "sentiment"))
+    if src is None or not os.path.exists(os.path.join(src, missing)):
+        pytest.skip("no shipped sentiment model with that file")
+    d = tmp_path / "sentiment" / "1"
+    shutil.copytree(src, d)
+    target = d / missing
+    shutil.rmtree(target) if target.is_dir() else target.unlink()
+    r = run("classify", "a good film", "--model", str(d))
+    assert r.exit_code == 1 and r.output.startswith("Error: Could not load the model (") and names in r.output
+    assert r.output.rstrip().endswith("export it again, or choose another with --model.")
+    assert len(r.output.strip().splitlines()) == 1 and "device" not in r.output, r.output
+
+
 def test_serve_port_range_and_busy_port(tmp_path):
     r = run("serve", "--models", str(tmp_path), "--port", "99999")
     assert r.exit_code == 2 and "99999" in r.output

@@ -390,6 +390,25 @@ def test_classify_cli(runner, tiny_model, tmp_path):
     assert json.loads(r.stdout)[0]["truncated"] is True and "read its first 6 and last 18" in r.stderr
 
 
+def test_a_review_that_cannot_be_classified_does_not_cost_the_others_their_answers(runner, tiny_model, tmp_path):
+    """One line of another language in a file of reviews stopped the command with no answer at all: it is named
+    on stderr, the others are answered (in --json, an "error" row in its place), and the status is 1."""
+    reviews = tmp_path / "reviews.txt"
+    reviews.write_text("Loved it, wonderful!\n这部电影 很好看\nAwful and boring.\n", encoding="utf-8")
+    alone = runner.invoke(cli, ["classify", "--model", tiny_model, "--json", "Loved it, wonderful!", "Awful and boring."])
+    want = json.loads(alone.stdout)
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(reviews), "--json"])
+    rows = json.loads(r.stdout)
+    assert r.exit_code == 1 and r.stderr.strip() == f"Error: {reviews}, line 2: the model knows none of its 2 words; " \
+        "it reads film reviews in English. Check the spelling and the language."
+    assert [row.pop("read_from") for row in rows] == [f"{reviews}, line {n}" for n in (1, 2, 3)]
+    assert [rows[0], rows[2]] == want and rows[1]["text"] == "这部电影 很好看" and "knows none" in rows[1]["error"]
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(reviews)])
+    assert r.exit_code == 1 and len(r.stdout.splitlines()) == 2 and "Loved it" in r.stdout.splitlines()[0]
+    r = runner.invoke(cli, ["classify", "--model", tiny_model, "这部电影", "!"])  # none left: one error naming both
+    assert r.exit_code == 1 and "None of the 2 reviews can be classified:" in r.stderr and not r.stdout
+
+
 def test_classify_cli_errors(runner, tiny_model, tmp_path):
     def fails(args, message, **kw):
         r = runner.invoke(cli, ["classify", "--model", tiny_model, *args], **kw)

@@ -591,6 +591,18 @@ class Predictor:
         with limits.errors_as(error):
             limits.check_text(limits.APPS[cls.app], "text", text, where=text_name(text, f"{what} {number}"))
 
+    @classmethod
+    def text_refusals(cls, texts, error: type, what: str = "Text") -> dict:
+        """The texts :meth:`check_text_at` refuses, whatever the model: index -> message (empty, over-long, not
+        a string); a class method, so that a command can say so before the model (and TensorFlow) loads."""
+        refused = {}
+        for i, t in enumerate(texts):
+            try:
+                cls.check_text_at(t, i + 1, error, what)
+            except error as e:
+                refused[i] = str(e)
+        return refused
+
     def check_texts(self, texts, error: type, what: str = "Text", nothing: str = "No text.") -> None:
         """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be:
         a single string instead of a list (``TypeError``), no text (``nothing``), and each text that

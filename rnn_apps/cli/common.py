@@ -29,16 +29,23 @@ def friendly_errors(fn):
         except Exception as e:
             from rnn_apps.errors import known_error_types
 
+            # First: TensorFlow's own errors are known types too, but out of a SavedModel's loading their
+            # text (stack notes, device advice) says nothing a user can act on.
+            if raised_loading_a_saved_model(e):
+                raise click.ClickException(
+                    f"Could not load the model ({type(e).__name__}: {_telling_line(str(e))[:300]}). Its directory is "
+                    "damaged or incomplete: export it again, or choose another with --model.") from None
             if isinstance(e, known_error_types()) and not isinstance(e, click.ClickException):
                 raise click.ClickException(str(e)) from None
-            if raised_loading_a_saved_model(e):
-                first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-                raise click.ClickException(
-                    f"Could not load the model ({type(e).__name__}: {first[:300]}). Its directory is damaged or "
-                    "incomplete: export it again, or choose another with --model.") from None
             raise
 
     return wrapper
+
+
+def _telling_line(message: str) -> str:
+    """The line of a TensorFlow error that names what is wrong (a missing file), else its first line."""
+    lines = [s.strip() for s in message.strip().splitlines() if s.strip()] or ["(no message)"]
+    return next((s for s in lines if "No such file" in s or "Failed to find" in s), lines[0])
 
 
 def raised_loading_a_saved_model(e: BaseException) -> bool:

@@ -38,9 +38,15 @@ traceback once the server runs), and a day is already longer than any use."""
               help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "
                    "once; others wait their turn.")
 @click.option("--max-connections", type=click.IntRange(4, 10000), default=100, show_default=True,
-              help="Open connections; at the limit the idlest ones are closed to make room.")
+              help="Open connections; at the limit those idle, or receiving a request, longest are closed to make "
+                   "room.")
 @click.option("--idle-timeout", type=click.IntRange(1, 3600), default=30, show_default=True,
               help="Seconds after which an idle connection is closed.")
+@click.option("--header-timeout", type=FiniteFloatRange(1, 3600), default=10.0, show_default=True,
+              help="Seconds a request's line and headers may take to arrive; its body may take as long again, plus "
+                   "1 s per --min-body-rate-kb KB received. A request slower than that gets 408.")
+@click.option("--min-body-rate-kb", type=FiniteFloatRange(0.1, 1024 * 1024), default=4.0, show_default=True,
+              help="Slowest rate (KB per second) at which a request body is waited for, after --header-timeout.")
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="A web origin (e.g. https://app.example, or *) whose pages may call the API. May be repeated. "
                    "Default: none (browser requests from other sites get 403).")
@@ -49,7 +55,8 @@ traceback once the server runs), and a day is already longer than any use."""
                    "requests) before it serves.")
 @friendly_errors
 def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, max_batch_size, batch_timeout_ms,
-          batch_threads, request_timeout, heavy_slots, max_connections, idle_timeout, cors_origins, warmup):
+          batch_threads, request_timeout, heavy_slots, max_connections, idle_timeout, header_timeout,
+          min_body_rate_kb, cors_origins, warmup):
     """Serve every model under MODELS with TensorFlow Serving's REST API.
 
     Inputs are checked against each app's limits (the same as the commands'); metrics for Prometheus are
@@ -70,8 +77,8 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, ma
                    enable_batching=enable_batching, max_batch_size=max_batch_size,
                    batch_timeout=batch_timeout_ms / 1000, batch_threads=batch_threads,
                    request_timeout=request_timeout, heavy_slots=heavy_slots,
-                   max_connections=max_connections, idle_timeout=idle_timeout, cors_origins=cors_origins,
-                   warmup=warmup)
+                   max_connections=max_connections, idle_timeout=idle_timeout, header_timeout=header_timeout,
+                   min_body_rate=min_body_rate_kb * 1024, cors_origins=cors_origins, warmup=warmup)
     except ServeError as e:
         raise click.ClickException(str(e)) from None
 

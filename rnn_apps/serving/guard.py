@@ -1,15 +1,18 @@
-"""HTTP guards of ``rnn-apps serve``: gzip request bodies, the Origin (CORS) and Host checks, and
-connection limits that idle sockets cannot exhaust."""
+"""HTTP guards of ``rnn-apps serve``: gzip request bodies, the Origin (CORS) and Host checks, deadlines for a
+request to arrive, and connection limits that idle or slow sockets cannot exhaust."""
 
 from __future__ import annotations
 
 import ipaddress
 import zlib
 from typing import Optional, Sequence
+from urllib.parse import urlsplit
+
+from rnn_apps.limits import shown
 
 
 class GuardError(Exception):
-    """A request refused before it reaches a model (``status``: 403, 413 or 415)."""
+    """A request refused before it reaches a model (``status``: 400, 403, 413 or 415)."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)
@@ -96,28 +99,164 @@ def preflight_headers(origin: str, allowed: Sequence[str]) -> dict:
             "Access-Control-Max-Age": "600"}
 
 
-def guard_server(server, channel_class, idle_grace: float = 1.0) -> None:
-    """Make a waitress server evict its idlest connections instead of refusing new ones at the limit.
+def check_request_host(host_header: Optional[str], target: str, protocol: str, loopback_bind: bool) -> None:
+    """The ``Host`` checks of one request: present in HTTP/1.1 (RFC 9112 section 3.2), and on a loopback bind, a
+    loopback name both in ``Host`` and in an absolute-form request target (``GET http://host/path``), whose
+    authority a server takes instead of ``Host``.
+
+    An HTTP/1.0 request without ``Host`` is let through: that version does not require it, and the check is
+    against DNS rebinding by web pages, whose browsers always send ``Host``.
+
+    Args:
+        host_header: The ``Host`` header (None when absent; several are joined by ", ").
+        target: The request target as received (``REQUEST_URI``): a path, or ``scheme://authority/path``.
+        protocol: ``HTTP/1.0`` or ``HTTP/1.1`` (``SERVER_PROTOCOL``).
+        loopback_bind: The server listens on loopback only.
+    """
+    if protocol == "HTTP/1.1" and not (host_header or "").strip():
+        raise GuardError(400, "an HTTP/1.1 request must name the server in a Host header (RFC 9112)")
+    if host_header and "," in host_header:
+        raise GuardError(400, "a request must have one Host header (RFC 9112)")
+    if target.startswith("/") or target == "*":
+        check_host(host_header, loopback_bind)
+        return
+    parts = urlsplit(target)
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        raise GuardError(400, f"request target {shown(target)!r} is neither a path nor an http URL")
+    authority = parts.netloc.rpartition("@")[2]
+    if loopback_bind and not is_loopback(_host_name(authority)):
+        raise GuardError(403, f"request target's host {shown(authority)!r} refused: this server listens on "
+                              f"loopback only (use localhost or 127.0.0.1)")
+
+
+def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout: float = 10.0,
+                 min_body_rate: float = 4096.0) -> None:
+    """Make a waitress server answer requests that arrive too slowly with 408, and evict the connections that
+    hold a place longest without a request to run instead of refusing new ones at the limit.
+
+    A request's line and headers must arrive within ``header_timeout`` seconds of its first byte, and its body
+    within as long again after the headers, plus a second per ``min_body_rate`` bytes received (a client that
+    trickles a byte now and then, "slowloris", never reaches the idle timeout). Past that the request is
+    answered 408 (``{"error": ...}`` from ``channel_class``'s error task) and the connection closed. Blank
+    lines between requests count as the start of the next one. While a request of the connection runs, the
+    next one's clock waits (the server does not read it then).
 
     waitress stops accepting at ``connection_limit`` open connections until idle ones time out
-    (``channel_timeout``), so a client that opens that many sockets and sends nothing locks everyone
-    out. Here, at the limit, connections with no request in progress that have been quiet for
-    ``idle_grace`` seconds are closed, oldest first, to make room.
+    (``channel_timeout``), so a client that opens that many sockets and sends nothing, or sends requests
+    slowly, locks everyone out. Here, at the limit, connections with no request running are closed to make
+    room, those that have held their place longest first, when they have held it for ``idle_grace`` seconds:
+    a quiet connection since its last byte, one receiving a request since the request's first byte (less a
+    second per ``min_body_rate`` bytes of body received, so a fast upload is not cut). One receiving a request
+    is answered 408 as it is closed.
     """
     import time
 
-    base = type(server)
+    from waitress.utilities import Error
+
+    class RequestTimeout(Error):
+        code = 408
+        reason = "Request Timeout"
+
+    base, base_channel = type(server), channel_class
+    sweep_every = min(0.25, header_timeout / 4)
+    state = {"next_sweep": 0.0}
+
+    def received(self, data):
+        """The waitress channel's ``received``, noting when each request starts arriving and its body begins."""
+        now, before = time.time(), self.request
+        in_request = before is not None and before.started is not None
+        done = base_channel.received(self, data)
+        req = self.request
+        if req is not None:
+            if req.started is None and (req.headers_finished or req.header_plus.strip()):
+                req.started = now
+            if req.headers_finished and req.body_since is None:
+                req.body_since = now
+        if in_request or data.strip(b" \t\r\n"):
+            self.blank_since = None
+        elif self.blank_since is None:  # blank lines, which waitress skips before a request
+            self.blank_since = now
+        return done
+
+    def due(ch) -> Optional[float]:
+        """When the request ``ch`` is receiving (or its blank lines) is late; None when it receives none."""
+        req = ch.request
+        if req is not None and req.body_since is not None:
+            return req.body_since + header_timeout + req.body_bytes_received / min_body_rate
+        if req is not None and req.started is not None:
+            return req.started + header_timeout
+        return None if ch.blank_since is None else ch.blank_since + header_timeout
+
+    def held_since(ch) -> float:
+        """Since when ``ch`` has held its place without a request to run (for eviction)."""
+        req = ch.request
+        if req is not None and req.started is not None:
+            return req.started + req.body_bytes_received / min_body_rate
+        return ch.last_activity if ch.blank_since is None else ch.blank_since
+
+    def refuse(ch, message: str) -> None:
+        """Answer the request ``ch`` is receiving with 408 and close the connection (the main thread, with no
+        request of ``ch`` running: nothing else writes to it). Blank lines only: closed without an answer."""
+        req, ch.request = ch.request, None
+        if req is None or req.started is None:
+            ch.will_close = True
+            return
+        req.error, req.completed = RequestTimeout(message), True
+        try:
+            ch.error_task_class(ch, req).service()
+        except Exception:  # noqa: BLE001 - the client is gone (ClientDisconnected): close all the same
+            ch.will_close = True
+        finally:
+            req.close()
+        ch.close_when_flushed = True
+
+    def open_channels(srv):
+        return [ch for ch in list(srv.active_channels.values())
+                if not ch.will_close and not ch.close_when_flushed]
+
+    def sweep(srv, now: float) -> None:
+        for ch in open_channels(srv):
+            if due(ch) is None:
+                continue
+            with ch.requests_lock:
+                req = ch.request
+                if ch.requests:  # a request of this connection runs: the next one is not read meanwhile
+                    if req is not None and req.started is not None:
+                        req.started = now
+                        if req.body_since is not None:
+                            req.body_since = now
+                    if ch.blank_since is not None:
+                        ch.blank_since = now
+                elif now >= due(ch):
+                    n = req.body_bytes_received if req is not None else 0
+                    refuse(ch, f"the request body arrived too slowly: {n:,} byte{'' if n == 1 else 's'} in "
+                               f"{now - req.body_since:.1f} s (the server waits {header_timeout:g} s, and 1 s more "
+                               f"per {min_body_rate:,.0f} bytes received)"
+                               if req is not None and req.body_since is not None else
+                               f"the request's line and headers did not arrive within {header_timeout:g} s")
 
     def readable(self):
+        now = time.time()
+        if now >= state["next_sweep"]:
+            state["next_sweep"] = now + sweep_every
+            sweep(self, now)
         if self.accepting and len(self._map) >= self.adj.connection_limit:
-            now = time.time()
-            idle = [ch for ch in self.active_channels.values()
-                    if not ch.requests and not ch.will_close and now - ch.last_activity >= idle_grace]
-            idle.sort(key=lambda ch: ch.last_activity)
+            idle = []
+            for ch in open_channels(self):
+                if not ch.requests and now - held_since(ch) >= idle_grace:
+                    idle.append(ch)
+            idle.sort(key=held_since)
             excess = len(self._map) - self.adj.connection_limit + 1
             for ch in idle[:max(excess, len(idle) // 4)]:
-                ch.will_close = True
+                with ch.requests_lock:
+                    if ch.requests:
+                        continue
+                    refuse(ch, "the request had not arrived when the server reached its connection limit, "
+                               "and connections that held their place longest were closed to make room")
         return base.readable(self)
 
     server.__class__ = type("Guarded" + base.__name__, (base,), {"readable": readable})
-    server.channel_class = channel_class
+    parser = type("Timed" + base_channel.parser_class.__name__, (base_channel.parser_class,),
+                  {"started": None, "body_since": None})  # when its first byte came, and its body's
+    server.channel_class = type("Guarded" + base_channel.__name__, (base_channel,),
+                                {"received": received, "parser_class": parser, "blank_since": None})

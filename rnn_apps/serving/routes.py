@@ -111,6 +111,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     index_html = resources.files("rnn_apps.serving").joinpath("index.html").read_text(encoding="utf-8")
     app = Flask("rnn_apps.serve")
     app.config["rnn_apps.metrics"] = metrics
+    app.url_map.merge_slashes = False  # /v1/models//metadata is a 404, not a redirect to another URL
 
     def reply(obj, status: int = 200, headers: Optional[dict] = None):
         body = json.dumps(obj, ensure_ascii=False, indent=1, default=json_default, allow_nan=True)
@@ -132,6 +133,8 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
         headers = {k: v for k, v in e.get_headers() if k.lower() == "allow"}
+        if e.code == 404 and request.path.startswith(_MODEL_API):  # /v1/models//metadata: no name
+            return reply({"error": f"Malformed request: {request.method} {shown(request.path)}"}, 404)
         return reply({"error": f"{e.name}: {e.description}"}, e.code or 500, headers)
 
     @app.errorhandler(Exception)
@@ -142,7 +145,8 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
     @app.before_request
     def _checks():
         g.t0 = time.perf_counter()  # first: a request the guards refuse is counted too (after_request)
-        guard.check_host(request.headers.get("Host"), loopback)
+        guard.check_request_host(request.headers.get("Host"), request.environ.get("REQUEST_URI") or request.path,
+                                 request.environ.get("SERVER_PROTOCOL", ""), loopback)
         origin = request.headers.get("Origin")
         if origin and not guard.origin_allowed(origin, request.headers.get("Host"), request.scheme, cors_origins):
             raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
@@ -217,9 +221,13 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         version = None
         if m.group("version") is not None:
             v = m.group("version")
-            if not VERSION_DIR.fullmatch(v) or int(v) <= 0:
-                raise ApiError(404, f"Malformed version: {v} (versions are positive integers)")
-            version = int(v)
+            digits = v.lstrip("0")
+            if not VERSION_DIR.fullmatch(v) or not digits:
+                raise ApiError(404, f"Malformed version: {shown(v)} (versions are positive integers)")
+            if len(digits) > 255:  # longer than any directory name (and int() refuses 4,300 digits)
+                registry.entries(name)  # 404 for an unknown model first
+                raise ApiError(404, f"Servable not found for request: Specific({shown(name)}, {shown(digits)})")
+            version = int(digits)
         if suffix == "":
             return reply({"model_version_status": registry.status(name, version)})
         model = registry.get(name, version)

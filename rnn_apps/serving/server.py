@@ -52,7 +52,7 @@ class ModelServer:
     def __init__(self, models_dir: str, host: str = "127.0.0.1", port: int = 8501,
                  max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, threads: int = 16,
                  *, cors_origins: Sequence[str] = (), max_connections: int = 100, idle_timeout: int = 30,
-                 warmup: bool = True, **scheduling):
+                 header_timeout: float = 10.0, min_body_rate: float = 4096.0, warmup: bool = True, **scheduling):
         import waitress
         from waitress.server import BaseWSGIServer
 
@@ -89,7 +89,7 @@ class ModelServer:
             lambda path, status, seconds: count_request(self.metrics, self.registry, path, status, seconds))
         for d in list(self._map.values()):
             if isinstance(d, BaseWSGIServer):
-                guard_server(d, channel)
+                guard_server(d, channel, header_timeout=header_timeout, min_body_rate=min_body_rate)
         port_ = getattr(self._server, "effective_port", None)
         if port_ is None:  # MultiSocketServer (a host name resolving to several addresses)
             port_ = self._server.effective_listen[0][1]
@@ -174,7 +174,9 @@ def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
     to answer requests and ``shutdown()`` from another thread to stop.
 
     Args:
-        options: ``cors_origins``, ``max_connections``, ``idle_timeout`` (s), ``warmup`` (bool), and the
+        options: ``cors_origins``, ``max_connections``, ``idle_timeout`` (s), ``header_timeout`` (s: a request's
+            line and headers must arrive within it, and its body within as long again plus 1 s per
+            ``min_body_rate`` bytes, else 408; :func:`rnn_apps.serving.guard.guard_server`), ``warmup`` (bool), and the
             scheduling settings of :class:`rnn_apps.serving.batching.SchedulerConfig`
             (``enable_batching``, ``max_batch_size``, ``batch_timeout``, ``request_timeout``,
             ``heavy_slots``, ``heavy_queue``, ``light_rows``, ``light_bytes``).

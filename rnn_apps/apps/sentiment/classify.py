@@ -125,6 +125,43 @@ class SentimentClassifier(Predictor):
                 out[k][idx] = got[k].numpy()
         return out
 
+    def _count_words(self, texts: Sequence[str], batch_size: int):
+        """``(batches, counts, known)``: the texts in batches of similar length (a batch is padded to its longest
+        review, at most ``max_len`` words) as (indices, string tensor), and each text's words and known words
+        (None when the model does not count them)."""
+        import tensorflow as tf
+
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
+        batches = [(idx, tf.constant([texts[i].encode("utf-8") for i in idx]))
+                   for idx in (order[s : s + step] for s in range(0, len(order), step))]
+        counts, known = [0] * len(texts), [None] * len(texts)
+        for idx, batch in batches:
+            words = self.signatures["words"](text=batch)
+            for j, i in enumerate(idx):
+                counts[i] = int(words["words"][j])
+                known[i] = int(words["known_words"][j]) if "known_words" in words else None
+        return batches, counts, known
+
+    @staticmethod
+    def _check_words(text: str, i: int, count: int, known) -> None:
+        with limits.errors_as(SentimentError):
+            limits.check_word_count(LIMITS, textio.text_name(text, f"Review {i + 1}"), count, known)
+
+    def refusals(self, texts: Sequence[str], batch_size: int = 32) -> dict:
+        """What :meth:`classify` would refuse, review by review: index -> message (an empty or over-long review,
+        one without a word, or without one the model knows), so that a caller can classify the others."""
+        refused = self.text_refusals(texts, SentimentError, "Review")
+        todo = [i for i in range(len(texts)) if i not in refused]
+        if todo:
+            _, counts, known = self._count_words([texts[i] for i in todo], batch_size)
+            for i, count, k in zip(todo, counts, known):
+                try:
+                    self._check_words(texts[i], i, count, k)
+                except SentimentError as e:
+                    refused[i] = str(e)
+        return refused
+
     def classify(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]:
         """Label and P(positive) of each review, in order.
 
@@ -134,24 +171,11 @@ class SentimentClassifier(Predictor):
         """
         self._check(texts)
         check_batch_size(batch_size)
-        import tensorflow as tf
-
-        # Similar lengths together: a batch is padded to its longest review (at most max_len words).
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
-        batches = [(idx, tf.constant([texts[i].encode("utf-8") for i in idx]))
-                   for idx in (order[s : s + step] for s in range(0, len(order), step))]
+        batches, counts, known = self._count_words(texts, batch_size)
         # Every review's words are counted (cheap) before any is classified, so that the error names the
         # first bad review of the input, not the first of the length order.
-        counts, known = [0] * len(texts), [None] * len(texts)
-        for idx, batch in batches:
-            words = self.signatures["words"](text=batch)
-            for j, i in enumerate(idx):
-                counts[i] = int(words["words"][j])
-                known[i] = int(words["known_words"][j]) if "known_words" in words else None
         for i in range(len(texts)):
-            with limits.errors_as(SentimentError):
-                limits.check_word_count(LIMITS, textio.text_name(texts[i], f"Review {i + 1}"), counts[i], known[i])
+            self._check_words(texts[i], i, counts[i], known[i])
         results: dict = {}
         for idx, batch in batches:
             pred = self.signatures["serving_default"](text=batch)

@@ -11,8 +11,8 @@ from rnn_apps import textio
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, echo_exported, echo_json, friendly_errors, gather_texts, quiet_tensorflow, show, train_and_report,
-    with_card,
+    FiniteFloatRange, answer_rows, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
+    quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -48,23 +48,42 @@ def classify(texts, files, model_dir, batch_size, as_json):
                            "Give reviews to classify: TEXT arguments, --file PATH (one review a line), "
                            "or - to read standard input. See rnn-apps classify --help.",
                            "No review to classify: the input holds only blank lines.")
+    # reviews that are all empty or over-long are refused now, not after the model took seconds to load
+    refuse_if_none_left(SentimentClassifier.text_refusals(reviews, SentimentError, "Review"), len(reviews),
+                        "reviews can be classified", SentimentError)
     with quiet_tensorflow():
         clf = SentimentClassifier(model_dir)
-        preds = clf.classify(reviews, batch_size=batch_size)
+        try:
+            refused, kept = {}, list(range(len(reviews)))
+            preds = clf.classify(reviews, batch_size=batch_size)
+        except SentimentError:
+            # a review that cannot be classified is named and does not cost the others their answers
+            refused = clf.refusals(reviews, batch_size)
+            refuse_if_none_left(refused, len(reviews), "reviews can be classified", SentimentError)
+            kept = [i for i in range(len(reviews)) if i not in refused]
+            preds = clf.classify([reviews[i] for i in kept], batch_size=batch_size)
+    answers = dict(zip(kept, preds))
+    echo_refused(refused)
     head = clf.max_len // 4
-    for i, (text, p) in enumerate(zip(reviews, preds), 1):
+    for i, p in sorted(answers.items()):
         if p.truncated:
-            click.echo(f"Note: {textio.text_name(text, f'review {i}')} has {p.words:,} words; the model read its "
-                       f"first {head} and last {clf.max_len - head}.", err=True)
+            click.echo(f"Note: {textio.text_name(reviews[i], f'review {i + 1}')} has {p.words:,} words; the model "
+                       f"read its first {head} and last {clf.max_len - head}.", err=True)
     if as_json:  # each result with its review and where it was read, to be lined up with the input
-        echo_json([textio.with_origin({"text": str(text), **p.to_dict()}, text) for text, p in zip(reviews, preds)])
-        return
-    for text, p in zip(reviews, preds):
-        line = f"{p.label:<8} {p.probability:.3f}"
-        if len(reviews) > 1:
-            snippet = " ".join(text.split())
-            line += "  " + (snippet[:60] + "…" if len(snippet) > 61 else snippet)
-        click.echo(line)
+        rows = {i: {"text": str(reviews[i]), **p.to_dict()} for i, p in answers.items()}
+        echo_json(answer_rows(reviews, rows, refused, lambda row: row, "text"))
+    else:
+        for i, text in enumerate(reviews):
+            if i not in answers:
+                continue
+            p = answers[i]
+            line = f"{p.label:<8} {p.probability:.3f}"
+            if len(reviews) > 1:
+                snippet = " ".join(text.split())
+                line += "  " + (snippet[:60] + "…" if len(snippet) > 61 else snippet)
+            click.echo(line)
+    if refused:
+        raise SystemExit(1)
 
 
 def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) -> str:

@@ -97,7 +97,8 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
 
     # texts that are all empty or over-long are refused now, not after the model (and TensorFlow) took
     # seconds to load
-    refuse_if_none_left(Translator.text_refusals(inputs), len(inputs), "texts can be translated", TranslateError)
+    refuse_if_none_left(Translator.text_refusals(inputs, TranslateError), len(inputs), "texts can be translated",
+                        TranslateError)
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
     import_tensorflow_quietly()

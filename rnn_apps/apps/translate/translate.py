@@ -124,22 +124,10 @@ class Translator(Predictor):
             limits.check_words(LIMITS, textio.text_name(text, f"Text {i}"), row["tokens"], row["unknown"],
                                (self.source_lang, self.target_lang))
 
-    @classmethod
-    def text_refusals(cls, texts: Sequence[str]) -> dict:
-        """The texts :meth:`translate` refuses whatever the model: index -> message (empty, over-long, not a
-        string); a class method, so that a command can say so before the model (and TensorFlow) loads."""
-        refused = {}
-        for i, t in enumerate(texts):
-            try:
-                cls.check_text_at(t, i + 1, TranslateError)
-            except TranslateError as e:
-                refused[i] = str(e)
-        return refused
-
     def refusals(self, texts: Sequence[str]) -> dict:
         """What :meth:`translate` would refuse, text by text: index -> message (``Text 3 is empty ...``;
         also a text without a word the model knows), so that a caller can translate the others."""
-        refused = self.text_refusals(texts)
+        refused = self.text_refusals(texts, TranslateError)
         todo = [i for i in range(len(texts)) if i not in refused]
         for i, row in zip(todo, self.tokenize([texts[i] for i in todo]) if todo else []):
             try:

@@ -1,0 +1,246 @@
+"""`rnn-apps serve` at the HTTP level: deadlines for a request to arrive (slowloris), eviction at the connection
+limit, the Host checks and odd URLs. No model is run: the server serves a version it never loads, so no
+TensorFlow is needed; deadlines are fractions of a second, waits generous (a loaded machine only makes the
+tests slower)."""
+
+import http.client
+import json
+import socket
+import threading
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("flask")
+pytest.importorskip("waitress")
+
+from rnn_apps.serve import make_server  # noqa: E402
+
+
+@pytest.fixture()
+def serve(tmp_path):
+    """Start a server with options over one model, ``sentiment``, whose version 1 is never loaded."""
+    servers = []
+
+    def run(**options):
+        version = tmp_path / "models" / "sentiment" / "1"
+        version.mkdir(parents=True, exist_ok=True)
+        (version / "saved_model.pb").write_bytes(b"never loaded by these tests")
+        servers.append(make_server(str(tmp_path / "models"), port=0, poll_seconds=0, warmup=False, **options))
+        threading.Thread(target=servers[-1].serve_forever, daemon=True).start()
+        return servers[-1]
+
+    yield run
+    for srv in servers:
+        srv.shutdown()  # returns once its loop has stopped
+
+
+def _connect(srv, timeout=10.0):
+    return socket.create_connection(("127.0.0.1", srv.port), timeout=timeout)
+
+
+def _read_all(sock) -> bytes:
+    out = b""
+    try:
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+    except socket.timeout:
+        return out + b"<no more within the timeout>"
+    except ConnectionResetError:
+        return out
+
+
+def _parse(raw: bytes):
+    """(status, headers, JSON body) of one raw response."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1]) if lines[0].startswith("HTTP/") else None
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    return status, headers, (json.loads(body) if body.strip() and status else body)
+
+
+def exchange(srv, request: bytes):
+    """Send one raw request (``Connection: close`` or HTTP/1.0) and read its answer."""
+    with _connect(srv) as s:
+        s.sendall(request)
+        return _parse(_read_all(s))
+
+
+def trickle(sock, pieces, every: float, limit: float = 10.0):
+    """Send ``pieces`` one by one, ``every`` seconds apart (the last repeated), until the server answers or closes;
+    returns (the answer, seconds from the first piece). Fails after ``limit`` seconds without an answer."""
+    sock.settimeout(every)
+    t0, i, out = time.monotonic(), 0, b""
+    while time.monotonic() - t0 < limit:
+        try:
+            sock.sendall(pieces[min(i, len(pieces) - 1)])
+        except (BrokenPipeError, ConnectionResetError):
+            break
+        i += 1
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        except ConnectionResetError:
+            break
+        out += chunk
+        if not chunk:
+            break
+        sock.settimeout(2.0)  # the rest of the answer
+        return out + _read_all(sock), time.monotonic() - t0
+    else:
+        pytest.fail(f"no answer after {limit} s of a request sent slowly")
+    return out, time.monotonic() - t0
+
+
+HEAD = b"POST /v1/models/sentiment:predict HTTP/1.1\r\nHost: localhost\r\n"
+
+
+# --------------------------------------------------------------------------- deadlines and the connection limit
+
+
+def test_headers_that_arrive_too_slowly_get_408(serve):
+    srv = serve(header_timeout=0.5)
+    with _connect(srv) as s:
+        raw, seconds = trickle(s, [HEAD, b"X: y\r\n"], every=0.1)
+    status, headers, body = _parse(raw)
+    assert status == 408 and headers["content-type"] == "application/json", raw
+    assert "headers did not arrive within 0.5 s" in body["error"], body
+    assert 0.4 <= seconds < 8
+
+
+def test_a_body_that_arrives_too_slowly_gets_408_and_is_counted(serve):
+    srv = serve(header_timeout=0.5, min_body_rate=200)
+    # a body arriving steadily takes longer than the header timeout, but is waited for: 1,500 bytes at ~2 KB/s
+    with _connect(srv) as s:
+        s.sendall(b"POST /v1/models/nosuch:predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                  b"Content-Length: 1500\r\n\r\n")
+        for _ in range(15):
+            time.sleep(0.05)
+            s.sendall(b" " * 100)
+        assert _parse(_read_all(s))[0] == 404
+    # one byte every 0.1 s (as the audit's one every 1.5 s) is not
+    with _connect(srv) as s:
+        s.sendall(HEAD + b"Content-Length: 27\r\n\r\n")
+        raw, seconds = trickle(s, [b"{"], every=0.1)
+    status, _, body = _parse(raw)
+    assert status == 408 and "body arrived too slowly" in body["error"], raw
+    assert 0.4 <= seconds < 8
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/monitoring/prometheus/metrics", timeout=30)
+    assert 'model_name="sentiment",API="predict",entrypoint="REST",status="408"} 1' in metrics.read().decode()
+
+
+def test_blank_lines_sent_slowly_do_not_hold_a_connection(serve):
+    srv = serve(header_timeout=0.5)
+    with _connect(srv) as s:
+        raw, seconds = trickle(s, [b"\r\n"], every=0.1)
+    assert raw == b"" and 0.4 <= seconds < 8  # closed without an answer: there is no request to answer
+
+
+def test_a_quiet_keep_alive_connection_outlives_the_header_timeout(serve):
+    srv = serve(header_timeout=0.5, idle_timeout=60)
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+    try:
+        for _ in range(2):
+            conn.request("GET", "/v1/models/sentiment/versions/1")
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["model_version_status"]
+            time.sleep(1.2)  # quiet for longer than the header timeout, between requests
+        assert conn.sock is not None  # the same connection throughout
+    finally:
+        conn.close()
+
+
+def test_slow_requests_cannot_lock_others_out_at_the_connection_limit(serve):
+    srv = serve(max_connections=8, header_timeout=600, idle_timeout=600)
+    slow = [_connect(srv) for _ in range(12)]
+    stop, answers = threading.Event(), []
+
+    def keep_sending():  # a header line every 0.2 s: never quiet for the 1 s after which idle ones are evicted
+        for s in slow:
+            s.setblocking(False)
+        started = set()
+        while not stop.wait(0.2):
+            for s in slow:
+                try:
+                    s.send(b"X: y\r\n" if s in started else HEAD)
+                    started.add(s)
+                    answers.append(s.recv(65536))
+                except (BlockingIOError, BrokenPipeError, ConnectionResetError, OSError):
+                    pass
+
+    sender = threading.Thread(target=keep_sending, daemon=True)
+    sender.start()
+    try:
+        time.sleep(1.5)
+        # without eviction of slow requests this waits for them all (600 s) and the urlopen timeout fails it
+        r = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/v1/models", timeout=15)
+        assert r.status == 200
+    finally:
+        stop.set()
+        sender.join(10)
+        for s in slow:
+            s.close()
+    assert any(a.startswith(b"HTTP/1.0 408") and b"connection limit" in a for a in answers), answers
+
+
+# --------------------------------------------------------------------------- Host, request target, URLs
+
+
+def test_http11_needs_a_host_and_http10_may_omit_it(serve):
+    srv = serve()
+    for host in (b"", b"Host:\r\n", b"Host: \r\n"):
+        status, _, body = exchange(srv, b"GET /v1/models HTTP/1.1\r\n" + host + b"Connection: close\r\n\r\n")
+        assert status == 400 and "Host" in body["error"], (host, body)
+    status, _, body = exchange(srv, b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nHost: evil.example\r\n"
+                                    b"Connection: close\r\n\r\n")
+    assert status == 400 and "one Host" in body["error"], body
+    # HTTP/1.0 does not require Host (browsers, whose requests the Host check is for, always send it)
+    assert exchange(srv, b"GET /v1/models HTTP/1.0\r\n\r\n")[0] == 200
+
+
+@pytest.mark.parametrize("target, status", [
+    (b"http://evil.example/v1/models", 403),
+    (b"http://evil.example:80/v1/models", 403),
+    (b"http://localhost@evil.example/v1/models", 403),
+    (b"HTTP://EVIL.EXAMPLE/v1/models", 403),
+    (b"http://localhost/v1/models", 200),
+    (b"http://127.0.0.1:8501/v1/models", 200),
+    (b"http://[::1]/v1/models", 200),
+])
+def test_an_absolute_form_target_is_checked_as_the_host(serve, target, status):
+    srv = serve()
+    got, _, body = exchange(srv, b"GET " + target + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert got == status, body
+    if status == 403:
+        assert "loopback" in body["error"], body
+
+
+@pytest.mark.parametrize("path, words", [
+    ("/v1/models/sentiment/versions/" + "9" * 5000, "Servable not found for request: Specific(sentiment, 999"),
+    ("/v1/models/sentiment/versions/" + "9" * 5000 + "/metadata", "Servable not found"),
+    ("/v1/models/sentiment/versions/" + "0" * 5000 + "1", None),  # version 1, zeros in front
+    ("/v1/models/other/versions/" + "9" * 5000, "Could not find any versions of model other"),
+    ("/v1/models/sentiment/versions/" + "0" * 5000, "Malformed version"),
+], ids=["status", "metadata", "leading-zeros", "unknown-model", "zeros"])
+def test_a_version_of_thousands_of_digits_is_a_plain_404(serve, path, words):
+    srv = serve()
+    status, _, body = exchange(srv, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
+    if words is None:
+        assert status == 200 and body["model_version_status"][0]["version"] == "1", body
+    else:
+        assert status == 404 and words in body["error"] and len(body["error"]) < 300, body
+
+
+@pytest.mark.parametrize("path", ["/v1/models//metadata", "/v1/models//versions/1", "/v1/models/sentiment//metadata",
+                                  "/v1/models//sentiment:predict"])
+def test_an_empty_path_segment_is_a_json_404_not_a_redirect(serve, path):
+    srv = serve()
+    status, headers, body = exchange(srv, f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+                                          .encode())
+    assert status == 404 and headers["content-type"] == "application/json", (status, headers, body)
+    assert "Malformed request" in body["error"], body
