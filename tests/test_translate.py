@@ -270,6 +270,29 @@ def test_translate_cli_a_bad_text_does_not_cost_the_others_their_translations(ru
     assert both.exit_code == 1 and "None of the 2 texts can be translated:\nText 1 is empty" in both.output
 
 
+def test_a_table_of_pairs_is_translated_from_its_source_column(runner, tiny_model, tmp_path):
+    """A Tatoeba-style file (English, Chinese, attribution) given to translate was translated whole, both
+    languages as one text: its English column is translated, with a note, and the output keeps its lines."""
+    from rnn_apps.apps.translate.translate import source_columns
+    from rnn_apps.textio import Line
+
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("I love you.\t我爱你。\tCC-BY 2.0 (France) Attribution\n\nThank you.\t谢谢。\n", encoding="utf-8")
+    alone = runner.invoke(cli, ["translate", "--model", tiny_model, "I love you.", "Thank you.", "--json"])
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(pairs), "--json"])
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.stdout)
+    assert [row.pop("read_from") for row in rows] == [f"{pairs}, line 1", f"{pairs}, line 3"]
+    assert rows == json.loads(alone.stdout)
+    assert r.stderr.strip() == (f"Note: {pairs} holds tab-separated columns: translating column 1, the English one, "
+                                f"of each line (rnn-apps evaluate translate --data {pairs} scores the translations "
+                                "against the other).")
+    texts = [Line("Hi.\t你好。", "p.tsv, line 1"), Line("我爱你。\tI love you.", "q.tsv, line 4"), "a\tb", Line("x", "r")]
+    got, columns = source_columns(texts, "zh")
+    assert got[:3] == ["你好。", "我爱你。", "a\tb"] and got[0].origin == "p.tsv, line 1" and got[3] is texts[3]
+    assert columns == {"p.tsv": 2, "q.tsv": 1}  # a text given on the command line is left whole
+
+
 def test_translate_cli_bad_input(runner, tiny_model):
     for args, msg in ((["translate", "--model", tiny_model, ""], "empty"),
                       (["translate", "--model", tiny_model, "Xylophonic zqwx."], "knows none of its words"),

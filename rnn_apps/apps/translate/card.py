@@ -18,6 +18,7 @@ import json
 import os
 
 from rnn_apps import cards
+from rnn_apps.limits import LANGUAGES
 
 SAMPLES = {
     "en-zh": (
@@ -41,7 +42,6 @@ SAMPLES = {
     ),
 }
 PLOT_SENTENCE = {"en-zh": "I don't like coffee, but I like tea.", "zh-en": "我不喜欢咖啡，但是我喜欢茶。"}
-LANGUAGE = {"en": "English", "zh": "Chinese"}
 
 # What each version changed, for the card's "Versions" section.
 CHANGELOG = {
@@ -109,7 +109,7 @@ def HUB(app: str, meta: dict) -> dict:
     src, tgt = direction.split("-")
     return {"language": ["en", "zh"], "license": "cc-by-2.0", "pipeline_tag": "translation",
             "tags": ["translation", "seq2seq", "attention", "lstm", "rnn-apps"], "datasets": ["tatoeba"],
-            "task": {"type": "translation", "name": f"{LANGUAGE[src]} to {LANGUAGE[tgt]}"},
+            "task": {"type": "translation", "name": f"{LANGUAGES[src]} to {LANGUAGES[tgt]}"},
             "dataset": {"type": "tatoeba", "name": f"Tatoeba {direction}, the validation split", "split": "validation"},
             "own_data": {"license": None}}
 
@@ -187,7 +187,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
     cell = cfg["cell"].upper() if cfg["cell"] == "lstm" else cfg["cell"]
     words = "characters" if tgt == "zh" else "words"
     lines = [
-        f"# Translation model ({LANGUAGE[src]} → {LANGUAGE[tgt]}, sequence to sequence with attention)",
+        f"# Translation model ({LANGUAGES[src]} → {LANGUAGES[tgt]}, sequence to sequence with attention)",
         "",
         "A SavedModel that tokenizes, encodes, decodes (greedy or beam search, in a `tf.while_loop`) and detokenizes "
         "in its graph.",
@@ -314,7 +314,7 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
             + f"): greedy {g1['sentences_per_s']:.1f} sentences/s "
             f"at batch 1 and {g64['sentences_per_s']:.0f} at batch 64; beam {bb} {b1['sentences_per_s']:.1f} at batch 1 "
             f"and {b64['sentences_per_s']:.0f} at batch 64.", ""]
-    lines += ["## Samples", "", f"| {LANGUAGE[src]} | greedy | beam {beam} |", "| --- | --- | --- |"]
+    lines += ["## Samples", "", f"| {LANGUAGES[src]} | greedy | beam {beam} |", "| --- | --- | --- |"]
     for text, gr, bm in zip(samples, greedy_out, beam_out):
         lines.append(f"| {text} | {gr.translation} | {bm.translation} |")
     ex = (g or {}).get("examples") or []

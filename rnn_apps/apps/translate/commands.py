@@ -51,7 +51,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @click.command("translate")
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
-              help="A UTF-8 file with one text a line ('-': standard input). May be repeated.")
+              help="A UTF-8 file with one text a line ('-': standard input); of a line with tab-separated "
+                   "columns (a table of pairs), the first column in the source language. May be repeated.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).", "translate")
 @click.option("--max-length", type=limits.option_type("translate", "max_length", where="--max-length"), default=None,
               help="Most tokens per sentence, its end token included: N-1 words (or Chinese characters) at most "
@@ -93,7 +94,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
                           "Nothing to translate: the input holds only blank lines.")
     plot_paths = numbered_paths(plot_path, len(inputs)) if plot_path else []
     refuse_overwriting_inputs({"--plot-attention": plot_paths}, files)
-    from rnn_apps.apps.translate.translate import Translator
+    from rnn_apps.apps.translate.translate import Translator, source_columns
 
     # texts that are all empty or over-long are refused now, not after the model (and TensorFlow) took
     # seconds to load
@@ -104,6 +105,7 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     import_tensorflow_quietly()
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
+        inputs, columns = source_columns(inputs, tr.source_lang)
         try:
             refused, kept = {}, list(range(len(inputs)))
             translated = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
@@ -115,6 +117,11 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
             translated = tr.translate([inputs[i] for i in kept], beam=beam, max_length=max_length,
                                       batch_size=batch_size)
         answers = dict(zip(kept, translated))
+    for name, k in columns.items():  # a table of pairs: its source column, said once a file
+        click.echo(f"Note: {name} holds tab-separated columns: translating column {k}, the "
+                   f"{limits.LANGUAGES[tr.source_lang]} one, of each line (rnn-apps evaluate translate --data "
+                   f"{name}{' --direction zh-en' if tr.source_lang == 'zh' else ''} scores the translations against "
+                   "the other).", err=True)
     echo_refused(refused)
     _show_translations(tr, inputs, answers, refused, max_length, plot_paths, beam, as_json)
     if refused:

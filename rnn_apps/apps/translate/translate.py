@@ -65,6 +65,35 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     return textio.read_texts_file(path, stdin, TranslateError, "text")
 
 
+def source_columns(texts: Sequence[str], source_lang: str) -> tuple[list, dict]:
+    """The texts to translate of lines that hold tab-separated columns (a table of pairs, such as the Tatoeba
+    files: English, Chinese, attribution): the first column in the source language (one with a Chinese
+    character for ``zh``, one without for ``en``), so that a table of pairs is not translated whole, both
+    languages at once. Other texts are kept as they are.
+
+    Returns:
+        ``(texts, columns)``: the texts, each line of a table replaced by its column (a
+        :class:`~rnn_apps.textio.Line` that keeps its origin), and for each file (the part of an origin before
+        ", line") the column read, counted from 1.
+    """
+    from rnn_apps.chinese import is_han
+
+    out, columns = [], {}
+    for text in texts:
+        origin = getattr(text, "origin", None)
+        if origin is None or "\t" not in text:
+            out.append(text)
+            continue
+        cells = [c.strip() for c in text.split("\t")]
+        k = next((k for k, c in enumerate(cells) if c and any(map(is_han, c)) == (source_lang == "zh")), None)
+        if k is None:
+            out.append(text)
+            continue
+        out.append(textio.Line(cells[k], origin, getattr(text, "blank_before", 0)))
+        columns.setdefault(origin.rsplit(", line", 1)[0], k + 1)
+    return out, columns
+
+
 class Translator(Predictor):
     """Translate with an exported translation model.
 
