@@ -11,8 +11,9 @@ command's, in the words of :mod:`rnn_apps.limits`:
   only whitespace, the count of blank marks and a Chinese character around them, one of the options;
 * each number: finite, inside its :class:`~rnn_apps.limits.Range`; the values per example of a numeric
   input (``max_values``);
-* each image (``max_megapixels``): the size in the header of an encoded PNG, GIF, BMP or JPEG (read
-  before the image is decoded), or the height and width of a pixel array.
+* each image (``max_megapixels``): the size in the header of an encoded PNG, GIF, BMP, JPEG or WebP (read
+  before the image is decoded; a GIF's largest frame, then its frames together), or the height and width of
+  a pixel array.
 
 Checks that need the model's vocabulary (``known_words``, ``known_chars``, ``counted_words``) stay in
 Python (``rnn-apps serve``, the commands): a graph answers those texts without refusing them.
@@ -190,8 +191,9 @@ def _text_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
 
 
 def _image_size(data: tf.Tensor):
-    """(width, height, known) of encoded images [N] from their headers, as
-    :func:`rnn_apps.serving.checks.image_size` reads them (known: a PNG, GIF, BMP or JPEG header)."""
+    """(width, height, frames, frame_pixels, blocks, known) of encoded images [N] from their headers, as
+    :func:`rnn_apps.apps.caption.images.image_header` reads them (known: a PNG, GIF, BMP, JPEG or WebP header;
+    a GIF's frames are walked: its largest frame's size, its frames and their pixels in all, the blocks read)."""
     size = tf.strings.length(data)
     head = tf.strings.join([tf.strings.substr(data, 0, 32), "\0" * 32])  # the header, padded
 
@@ -202,28 +204,90 @@ def _image_size(data: tf.Tensor):
         value = tf.reduce_sum(raw * tf.constant(weights[::-1] if big_endian else weights, tf.int64), axis=1)
         return tf.where(value >= 2 ** (8 * width - 1), value - 2 ** (8 * width), value) if signed else value
 
-    png = tf.equal(tf.strings.substr(data, 0, 8), b"\x89PNG\r\n\x1a\n") & (size >= 24)
-    gif = (tf.equal(tf.strings.substr(data, 0, 6), b"GIF87a") | tf.equal(tf.strings.substr(data, 0, 6), b"GIF89a")) \
-        & (size >= 10)
-    bmp = tf.equal(tf.strings.substr(data, 0, 2), b"BM") & (size >= 26)
-    jpeg = tf.equal(tf.strings.substr(data, 0, 2), b"\xff\xd8")
+    def starts(offset, text):
+        return tf.equal(tf.strings.substr(data, offset, len(text)), text)
 
-    def jpeg_size(s):
-        # libjpeg reads the header only (the start-of-frame marker), not the compressed data.
-        return tf.cond(tf.equal(tf.strings.substr(s, 0, 2), b"\xff\xd8"),
-                       lambda: tf.cast(tf.io.extract_jpeg_shape(s)[:2], tf.int64),
-                       lambda: tf.zeros([2], tf.int64))
+    png = starts(0, b"\x89PNG\r\n\x1a\n") & (size >= 24)
+    gif = (starts(0, b"GIF87a") | starts(0, b"GIF89a")) & (size >= 13)
+    bmp = starts(0, b"BM") & (size >= 26)
+    jpeg = starts(0, b"\xff\xd8")
+    webp = starts(0, b"RIFF") & starts(8, b"WEBP") & (size >= 30)
+    vp8, vp8l, vp8x = (webp & starts(12, chunk) for chunk in (b"VP8 ", b"VP8L", b"VP8X"))
 
-    jpeg_hw = tf.map_fn(jpeg_size, data, fn_output_signature=tf.TensorSpec([2], tf.int64))
-    width = tf.where(png, number(16, 4, True), tf.where(gif, number(6, 2, False), tf.where(
-        bmp, tf.abs(number(18, 4, False, signed=True)), jpeg_hw[:, 1])))
-    height = tf.where(png, number(20, 4, True), tf.where(gif, number(8, 2, False), tf.where(
-        bmp, tf.abs(number(22, 4, False, signed=True)), jpeg_hw[:, 0])))
-    return width, height, png | gif | bmp | jpeg
+    def one(s):
+        """[width, height, frames, frame_pixels, blocks] of a GIF or a JPEG (zeros for another image)."""
+        def jpeg_size():  # libjpeg reads the header only (the start-of-frame marker), not the compressed data.
+            h, w = tf.unstack(tf.cast(tf.io.extract_jpeg_shape(s)[:2], tf.int64))
+            return tf.stack([w, h, tf.constant(1, tf.int64), w * h, tf.constant(0, tf.int64)])
+
+        is_gif = tf.reduce_any(tf.equal(tf.strings.substr(s, 0, 6), [b"GIF87a", b"GIF89a"])) \
+            & (tf.strings.length(s) >= 13)
+        return tf.cond(is_gif, lambda: _gif_frames(s), lambda: tf.cond(
+            tf.equal(tf.strings.substr(s, 0, 2), b"\xff\xd8"), jpeg_size, lambda: tf.zeros([5], tf.int64)))
+
+    walked = tf.map_fn(one, data, fn_output_signature=tf.TensorSpec([5], tf.int64))
+    vp8l_bits = number(21, 4, False)
+    width = tf.where(png, number(16, 4, True), tf.where(bmp, tf.abs(number(18, 4, False, signed=True)), tf.where(
+        vp8, number(26, 2, False) % 0x4000, tf.where(vp8l, vp8l_bits % 0x4000 + 1, tf.where(
+            vp8x, number(24, 3, False) + 1, walked[:, 0])))))
+    height = tf.where(png, number(20, 4, True), tf.where(bmp, tf.abs(number(22, 4, False, signed=True)), tf.where(
+        vp8, number(28, 2, False) % 0x4000, tf.where(vp8l, vp8l_bits // 0x4000 % 0x4000 + 1, tf.where(
+            vp8x, number(27, 3, False) + 1, walked[:, 1])))))
+    gif_or_jpeg = gif | jpeg
+    frames = tf.where(gif_or_jpeg, walked[:, 2], tf.ones_like(width))
+    frame_pixels = tf.where(gif_or_jpeg, walked[:, 3], width * height)
+    return width, height, frames, frame_pixels, walked[:, 4], png | gif | bmp | jpeg | vp8 | vp8l | vp8x
+
+
+def _gif_frames(s: tf.Tensor) -> tf.Tensor:
+    """[width, height, frames, frame_pixels, blocks] of one GIF (at least 13 bytes), its blocks walked and counted
+    as :func:`rnn_apps.apps.caption.images.image_header` walks and counts them (as giflib reads them: every frame):
+    an image descriptor (0x2C) or an extension (0x21), each followed by pieces of data up to an empty one, until
+    the trailer or a block of another kind, or more than :data:`rnn_apps.limits.MAX_GIF_BLOCKS` counted. A run of
+    pieces of one length is skipped in one step (up to 1,024 of them), and counted once."""
+    n = tf.cast(tf.strings.length(s), tf.int64)
+    # the bytes, then zeros: past the end a piece's length is 0, and a run of pieces of another length ends
+    b = tf.io.decode_raw(tf.strings.join([s, "\0" * (256 * 1024 + 16)]), tf.uint8)
+    run, ten = tf.range(1024, dtype=tf.int64), tf.range(10, dtype=tf.int64)
+    zero, one, most_run = (tf.constant(v, tf.int64) for v in (0, 1, 1024))
+
+    def colour_table(flags):  # the size of the colour table a screen or frame's flags announce
+        return tf.where(flags >= 0x80, tf.bitwise.left_shift(3 * one, flags % 8 + 1), zero)
+
+    def step(state):
+        # One state vector (each loop variable costs the loop's bookkeeping every step): the position, whether it
+        # is in pieces of data, the length of the last piece, then width, height, frames, frame pixels, blocks
+        # (what is returned), and whether the walk stopped.
+        i, in_data, last, width, height, _, _, _, _ = tf.unstack(state)
+        in_data = in_data > 0
+        head = tf.unstack(tf.cast(tf.gather(b, i + ten), tf.int64))  # a block's first bytes, or a piece's length
+        k = head[0]
+        # in data: a run of pieces of length k (up to 1,024), counted once; an empty piece ends the data
+        same = tf.equal(tf.gather(b, i + (k + 1) * run), tf.cast(k, tf.uint8))
+        pieces = tf.where(tf.reduce_all(same), most_run, tf.argmax(tf.cast(~same, tf.int32), output_type=tf.int64))
+        # else an image descriptor (left, top, width, height, flags; then the LZW code size) or an extension
+        is_frame = ~in_data & tf.equal(k, 0x2C) & (i + 10 <= n)
+        go = is_frame | (~in_data & tf.equal(k, 0x21))  # else the trailer, a block giflib does not know ...
+        frame = tf.cast(is_frame, tf.int64)
+        w, h = head[5] + 256 * head[6], head[7] + 256 * head[8]
+        moved = tf.where(in_data, tf.where(k > 0, (k + 1) * pieces, one),
+                         tf.where(is_frame, 11 + colour_table(head[9]), 2 * one))
+        return [state + tf.stack([moved, tf.cast(tf.where(in_data, k > 0, go), tf.int64) - state[1],
+                                  tf.where(in_data, k, -one) - last, frame * tf.maximum(w - width, 0),
+                                  frame * tf.maximum(h - height, 0), frame, frame * w * h,
+                                  tf.cast(tf.where(in_data, tf.not_equal(k, last), go), tf.int64),
+                                  tf.cast(~in_data & ~go, tf.int64)])]
+
+    start = tf.concat([[13 + colour_table(tf.cast(b[10], tf.int64))],  # past the screen and its colour table
+                       tf.constant([0, -1, 0, 0, 0, 0, 0, 0], tf.int64)], 0)
+    state = tf.while_loop(lambda state: tf.equal(state[8], 0) & (state[0] < n) & (state[7] <= L.MAX_GIF_BLOCKS),
+                          step, [start], parallel_iterations=1)[0]
+    return state[3:8]
 
 
 def _too_big(lim: L.AppLimits, name: str, width, height):
-    return width * height > int(lim.max_megapixels[name] * 1e6)
+    # in float64: a header's 32-bit width times its height can overflow int64
+    return tf.cast(width, tf.float64) * tf.cast(height, tf.float64) > lim.max_megapixels[name] * 1e6
 
 
 def _megapixels_words(lim: L.AppLimits, name: str, where, width, height) -> tf.Tensor:
@@ -234,16 +298,24 @@ def _megapixels_words(lim: L.AppLimits, name: str, where, width, height) -> tf.T
 
 def _image_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:
     """Encoded images: the size in their headers (a PNG's width is a 32-bit number: a small request can
-    promise gigabytes of pixels)."""
+    promise gigabytes of pixels), then a GIF's frames together (TensorFlow decodes every one), as
+    :func:`rnn_apps.limits.check_megapixels` and :func:`rnn_apps.limits.check_frames` check them."""
     flat = tf.reshape(x, [-1])
-    width, height, known = _image_size(flat)
-    bad = known & _too_big(lim, name, width, height)
+    width, height, frames, frame_pixels, blocks, known = _image_size(flat)
+    problem = tf.where(_too_big(lim, name, width, height), 1, tf.where(
+        blocks > L.MAX_GIF_BLOCKS, 2, tf.where(frame_pixels > int(lim.max_megapixels[name] * 1e6), 3, 0)))
+    problem = tf.where(known, problem, 0)
 
     def words():
-        i = _first(bad)
-        return _megapixels_words(lim, name, _Slot(_where(name, flat, i)), tf.gather(width, i), tf.gather(height, i))
+        i = _first(problem > 0)
+        where = _Slot(_where(name, flat, i))
+        return tf.switch_case(tf.gather(problem, i) - 1, [
+            lambda: _megapixels_words(lim, name, where, tf.gather(width, i), tf.gather(height, i)),
+            lambda: _words(L.gif_blocks_message, where, L.MAX_GIF_BLOCKS),
+            lambda: _words(L.frames_message, where, _Slot(tf.gather(frames, i)),
+                           _Slot(tf.cast(tf.gather(frame_pixels, i), tf.float64) / 1e6), lim.max_megapixels[name])])
 
-    return _require(~tf.reduce_any(bad), words)
+    return _require(tf.reduce_all(problem == 0), words)
 
 
 def _pixels_check(lim: L.AppLimits, name: str, x: tf.Tensor) -> tf.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Mapping, Optional, Tuple, Type
 
 from rnn_apps.chinese import HAN_RANGES
@@ -27,7 +27,7 @@ from rnn_apps.chinese import HAN_RANGES
 BLANK_MARKS = ("□", "＿", "_")  # what the fill app reads as a missing character
 _HAN = re.compile(f"[{HAN_RANGES}]")  # a Chinese character (what a fill text must have around its blanks)
 _WORD = re.compile(r"\w")  # a token with a letter or digit is a word (not punctuation or a symbol)
-_LANGUAGES = {"en": "English", "zh": "Chinese"}
+LANGUAGES = {"en": "English", "zh": "Chinese"}  # the languages of the translation models, by code
 
 
 def shown(text: str, most: int = 100) -> str:
@@ -182,7 +182,9 @@ APPS: Mapping[str, AppLimits] = {
         # Scoring costs 0.3 to 0.6 ms a character on 2 busy cores: 64 texts of 4,096 characters ran past the 60 s
         # deadline of rnn-apps serve (a 504, the heavy slot held 84 s); 32,768 characters in all take 10 to 20 s.
         max_total_chars={"text": 32_768},
-        non_empty=(),
+        # a poem to score (the graph's unknown_characters, asked of blank prompts too, does not check it)
+        non_empty=("text",),
+        give={"text": "a poem to score"},
         # Tiny positive values are refused: they overflow float32 (see Range) and mean greedy anyway.
         ranges={"temperature": Range(0, 10, meaning="0 is greedy", min_positive=1e-6),
                 "top_p": Range(1e-6, 1, meaning="1 is off"),
@@ -245,6 +247,17 @@ APPS: Mapping[str, AppLimits] = {
 def for_app(app: Optional[str]) -> Optional[AppLimits]:
     """The limits of ``app``, or None for a model of no known app (only generic limits apply)."""
     return APPS.get(app or "")
+
+
+# Signatures that answer any text, a blank one too: the poem model's says which characters of a text it does not
+# know, and is asked that of blank prompts and acrostics (a blank text to score is refused).
+ANY_TEXT_SIGNATURES = ("unknown_characters",)
+
+
+def any_text(limits: AppLimits) -> AppLimits:
+    """``limits`` for a signature of :data:`ANY_TEXT_SIGNATURES`: its texts may be blank (``non_empty`` is
+    empty); every other limit stays."""
+    return replace(limits, non_empty=())
 
 
 def check_batch(limits: AppLimits, n: int) -> None:
@@ -376,6 +389,26 @@ def megapixels_message(where, width, height, megapixels, most: float, kind: str 
             f"{kind} above {most:g} megapixels are refused to bound memory. Downscale it first.")
 
 
+# The blocks of a GIF read to find its frames (frames, extensions and the pieces of their data, but a piece as long
+# as the one before it: encoders cut data into 255-byte pieces), by the command, rnn-apps serve and the graph, which
+# walks them one by one (some 50 to 150 µs each: a second or two at most). An animated GIF takes about 7 a frame.
+MAX_GIF_BLOCKS = 10_000
+
+
+def frames_message(where, frames, megapixels, most: float) -> str:
+    """A GIF whose ``frames`` hold ``megapixels`` in all, above ``most``: every frame is decoded into memory."""
+    return (f"{where}: the GIF's {frames:,} frames hold {megapixels:.0f} megapixels in all, and every frame is "
+            f"decoded; images above {most:g} megapixels in all their frames are refused to bound memory. "
+            f"Send one frame as a still image.")
+
+
+def gif_blocks_message(where, most: int) -> str:
+    """A GIF of more than ``most`` blocks (:data:`MAX_GIF_BLOCKS`)."""
+    return (f"{where}: the GIF holds more than {most:,} blocks (frames, and pieces of their data of changing "
+            f"lengths); GIFs of more are refused to bound the time spent reading them. Send one frame as a still "
+            f"image.")
+
+
 def check_text(limits: AppLimits, name: str, text: str, index: Optional[int] = None,
                where: Optional[str] = None) -> None:
     """Check one text input: length, emptiness and blanks (for the inputs the table names).
@@ -433,7 +466,7 @@ def check_words(limits: AppLimits, where: str, tokens, unknown=(), languages: Tu
     words = [t for t in tokens if _WORD.search(t)]
     if not words:
         raise LimitError(f"{where} has no words {limits.task or 'to read'}, only punctuation or symbols.")
-    src, tgt = (_LANGUAGES.get(code, "") for code in languages)
+    src, tgt = (LANGUAGES.get(code, "") for code in languages)
     if languages[0] == "zh" and not any(_HAN.search(w) for w in words):
         # The Chinese side's vocabulary knows the Latin letters of names and brands, so an English text would
         # otherwise be read letter by letter and get an invented translation.
@@ -497,6 +530,20 @@ def check_megapixels(limits: AppLimits, name: str, width: int, height: int, wher
     most = limits.max_megapixels.get(name)
     if most is not None and width * height > most * 1e6:
         raise LimitError(megapixels_message(where or name, width, height, width * height / 1e6, most))
+
+
+def check_frames(limits: AppLimits, name: str, frames: int, pixels: int, blocks: int = 0,
+                 where: Optional[str] = None) -> None:
+    """Check the frames of an image (a GIF's, from their headers; TensorFlow decodes every one into memory,
+    though the model sees the first): the ``blocks`` read to find them, then their ``pixels`` in all. Its
+    largest frame is checked by :func:`check_megapixels`, first."""
+    most = limits.max_megapixels.get(name)
+    if most is None:
+        return
+    if blocks > MAX_GIF_BLOCKS:
+        raise LimitError(gif_blocks_message(where or name, MAX_GIF_BLOCKS))
+    if pixels > most * 1e6:
+        raise LimitError(frames_message(where or name, frames, pixels / 1e6, most))
 
 
 def option_type(app: str, name: str, where: Optional[str] = None):

@@ -38,6 +38,32 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk
 
 
+def gif_of(*frames, screen=(1, 1), data=b"\x02\x4c\x01\x00") -> bytes:
+    """A GIF whose screen says ``screen`` and whose frames have the sizes ``frames``, each with the pieces of
+    ``data`` (by default one pixel's: all a header reader needs; TensorFlow decodes every frame, at the largest
+    width and height of them all, whatever the screen says). Also used by the serving tests."""
+    out = b"GIF89a" + struct.pack("<HHBBB", *screen, 0x80, 0, 0) + b"\0" * 6  # a two-colour table
+    for w, h in frames:
+        out += b"\x21\xf9\x04\x00\x00\x00\x00\x00"  # a graphic control extension, as animations have
+        out += b"\x2c" + struct.pack("<HHHHB", 0, 0, w, h, 0) + b"\x02" + data  # LZW code size 2, then the data
+    return out + b";"
+
+
+def webp_of(width: int, height: int) -> bytes:
+    """A lossless WebP whose header says ``width`` × ``height`` (a tiny image's, patched: the header is what is
+    read before decoding). Also used by the serving tests."""
+    from PIL import Image, features
+
+    if not features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="WEBP", lossless=True)
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == b"VP8L"
+    struct.pack_into("<I", data, 21, (width - 1) | (height - 1) << 14)
+    return bytes(data)
+
+
 # ------------------------------------------------------------------------------------------ scenes
 
 
@@ -255,11 +281,11 @@ def test_image_headers_and_limits(monkeypatch):
     from PIL import features
 
     for fmt in ("PNG", "JPEG", "GIF", "BMP") + (("WEBP",) if features.check("webp") else ()):
-        assert image_header(encoded(fmt)) == (fmt, 7, 5)
+        assert image_header(encoded(fmt))[:3] == (fmt, 7, 5)
     if features.check("webp"):
         buf = io.BytesIO()
         Image.new("RGB", (300, 200)).save(buf, format="WEBP", lossless=True)
-        assert image_header(buf.getvalue()) == ("WEBP", 300, 200)
+        assert image_header(buf.getvalue())[:3] == ("WEBP", 300, 200)
     for data, msg in ((b"", "empty"), (b"hello world, not an image", "not a PNG"), (b"\xff\xd8\xff\xe0\x00", "JPEG"),
                       (_png_header_only(10_000, 10_000) + b"\0" * 12 + b"IEND" + b"\0" * 4, "megapixels"),
                       (_png_bytes(np.zeros((9, 9, 3)))[:-12], "IEND"), (_png_header_only(0, 3) + b"IEND", "0×3")):
@@ -271,7 +297,7 @@ def test_image_headers_and_limits(monkeypatch):
     monkeypatch.setattr(images, "MAX_PIXELS", 1000)
     monkeypatch.setattr(images, "DOWNSCALE_TO", 16)
     big = prepare_image(encoded("JPEG", (100, 80)), "big.jpg")
-    assert big.format == "PNG" and image_header(big.data)[1:] == (16, 13) and "reduced scale" in big.notes[0]
+    assert big.format == "PNG" and image_header(big.data)[1:3] == (16, 13) and "reduced scale" in big.notes[0]
     # A JPEG whose header claims 65000×65000 pixels: refused in the project's words, before Pillow opens it.
     huge = bytearray(encoded("JPEG", (16, 16)))
     sof = huge.find(b"\xff\xc0")
@@ -285,6 +311,68 @@ def test_image_headers_and_limits(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert prepare_image(encoded("JPEG", (100, 80)), "big.jpg").format == "PNG"
+
+
+def test_a_gif_is_measured_by_the_frames_tensorflow_decodes():
+    """TensorFlow decodes every frame of a GIF (the model keeps the first), at the largest width and height of its
+    frames, whatever its screen says: the header reader measures that, not the screen."""
+    from PIL import Image
+
+    tf = pytest.importorskip("tensorflow")
+
+    def frames(size, colour):  # a frame's blocks, as Pillow writes them
+        buf = io.BytesIO()
+        Image.new("P", size, colour).save(buf, format="GIF")
+        d = buf.getvalue()
+        return d[13 + (3 << ((d[10] & 7) + 1) if d[10] & 0x80 else 13):-1]
+
+    head = gif_of()[:-1]  # a 1×1 screen
+    for gif, frame in ((head + frames((40, 30), 1) + b";", (40, 30)),
+                       (head + frames((4, 4), 1) + frames((50, 60), 2) + frames((7, 90), 3) + b";", (50, 90)),
+                       (head + b"\x21\xfe\x02hi\x00" + frames((9, 5), 1) + frames((30, 3), 2), (30, 5))):
+        decoded = tf.io.decode_gif(gif).shape
+        header = image_header(gif)
+        assert (header.width, header.height, header.frames) == (frame[0], frame[1], decoded[0])
+        assert decoded[1:3] == (frame[1], frame[0])
+        assert tf.io.decode_image(gif, channels=3, expand_animations=False).shape[:2] == (frame[1], frame[0])
+    assert image_header(gif_of((10, 20), (30, 5))).frame_pixels == 10 * 20 + 30 * 5
+
+
+@pytest.mark.parametrize("data, words", [
+    # the screen says 1×1; the frame is 8000×8000 (what TensorFlow would decode: 64 megapixels)
+    (gif_of((8000, 8000)), r"x.gif: the image is 8,000×8,000 pixels \(64 megapixels\); images above 25"),
+    # each frame within the limit; giflib holds both in memory
+    (gif_of((4000, 4000), (4000, 4000)), r"x.gif: the GIF's 2 frames hold 32 megapixels in all, and every frame is "
+                                         r"decoded; images above 25 megapixels in all their frames are refused"),
+    (gif_of((40, 30))[:30], r"x.gif: truncated GIF \(no whole frame\); the file is cut short or damaged\."),
+    (gif_of()[:-1] + b"\x00" + gif_of((40, 30))[19:], r"x.gif: corrupt GIF \(no frame before its end\); give a PNG"),
+    (gif_of((40, 30))[:12], r"x.gif: truncated GIF; the file is cut short"),
+], ids=["frame", "frames", "cut-frame", "no-frame", "cut-screen"])
+def test_huge_or_cut_gifs_are_refused_from_their_headers(data, words):
+    with pytest.raises(CaptionError, match=words):
+        prepare_image(data, "x.gif")
+
+
+def test_a_huge_webp_is_refused_from_its_header():
+    assert image_header(webp_of(16383, 16383))[:3] == ("WEBP", 16383, 16383)
+    with pytest.raises(CaptionError, match=r"x.webp: the image is 16,383×16,383 pixels \(268 megapixels\)"):
+        prepare_image(webp_of(16383, 16383), "x.webp")
+    assert prepare_image(webp_of(300, 200), "x.webp").width == 300
+
+
+def test_a_gif_of_too_many_blocks_is_refused_but_runs_of_full_pieces_count_once(monkeypatch):
+    """Finding a GIF's frames means walking its blocks (here and in the graph, one at a time): they are bounded.
+    Encoders cut data into 255-byte pieces; a run of pieces of one length counts as one block."""
+    from rnn_apps import limits
+
+    monkeypatch.setattr(limits, "MAX_GIF_BLOCKS", 40)
+    full = (b"\xff" + b"\0" * 255) * 5000 + b"\x07" + b"\0" * 7 + b"\x00"  # 1.3 MB: a run, a short piece, the end
+    header = prepare_image(gif_of((64, 64), data=full), "x.gif")
+    assert (header.width, header.height) == (64, 64) and image_header(gif_of((64, 64), data=full)).blocks == 7
+    assert image_header(gif_of(*[(8, 8)] * 5)).blocks == 5 * 6  # an extension and a frame: 3 blocks each
+    choppy = b"\x01\x00\x02\x00\x00" * 20 + b"\x00"  # pieces of changing lengths: each counts
+    with pytest.raises(CaptionError, match="x.gif: the GIF holds more than 40 blocks"):
+        prepare_image(gif_of((8, 8), data=choppy), "x.gif")
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
@@ -462,6 +550,10 @@ def test_patience_stops_a_caption_set_run_early_and_is_refused_for_synthetic_sce
     r = task.train(str(root), run, epochs=8, verbose=0, patience=2, **settings)
     assert r["stopped_early"] and len(r["history"]) == r["best_epoch"] + 2 < 8
     assert r["val_loss"] == r["history"][r["best_epoch"] - 1]["val_loss"]
+    from rnn_apps.apps.caption.commands import _train_summary  # what train caption --json prints
+
+    assert {k: _train_summary(r)[k] for k in ("best_epoch", "stopped_early")} == {
+        "best_epoch": r["best_epoch"], "stopped_early": True}
     again = task.train(str(root), run, epochs=8, verbose=0, resume=True)  # it had stopped: it trains no further
     assert again["stopped_early"] and again["step"] == r["step"]
 

@@ -150,6 +150,10 @@ def test_feature_cache_resumes_after_a_crash_and_refuses_other_images(tmp_path):
     ident = {"backbone": "pool"}
     whole = cache_features(paths, extract, (2, 2, 3), str(tmp_path / "whole"), 8, ident, batch_size=3, verbose=0)
     assert whole.shape == (7, 2, 2, 3) and whole.dtype == np.float16
+    from rnn_apps.apps.caption.features import mean_features  # the same batches, averaged, not cached
+
+    np.testing.assert_allclose(mean_features(paths, extract, 8, verbose=0), whole.astype(np.float32).mean(axis=(1, 2)),
+                               rtol=2e-3)
     # A corrupt image in the second batch stops the first attempt after one batch of three.
     good = open(paths[4], "rb").read()
     with open(paths[4], "wb") as f:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import struct
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -46,42 +45,6 @@ def languages(settings: dict) -> Tuple[str, str]:
         return "", ""
     src, tgt = direction.split("-")
     return src, tgt
-
-
-def image_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """(width, height) from an encoded image's header (PNG, JPEG, GIF, BMP: what the models decode), or
-    None when it is none of these. Only the header is read, so a truncated file is measured too."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        return struct.unpack(">II", data[16:24])
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        return struct.unpack("<HH", data[6:10])
-    if data[:2] == b"BM" and len(data) >= 26:
-        w, h = struct.unpack("<ii", data[18:26])
-        return abs(w), abs(h)
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_size(data)
-    return None
-
-
-def _jpeg_size(data: bytes) -> Optional[Tuple[int, int]]:
-    """The size in a JPEG's first start-of-frame marker (SOF0..SOF15 but DHT C4, JPG C8, DAC CC)."""
-    i = 2
-    while i + 9 <= len(data):
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
-            i += 2
-            continue
-        (length,) = struct.unpack(">H", data[i + 2:i + 4])
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            h, w = struct.unpack(">HH", data[i + 5:i + 9])
-            return w, h
-        i += 2 + length
-    return None
 
 
 def batch_rows(arrays: Dict[str, np.ndarray]) -> int:
@@ -129,10 +92,7 @@ def example_texts(lim: L.AppLimits, name: str, arr: np.ndarray) -> np.ndarray:
 def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     flat = arr.reshape(-1)
     if name in lim.max_megapixels:
-        for i, data in enumerate(flat):
-            size = image_size(data)
-            if size is not None:
-                L.check_megapixels(lim, name, *size, where=name if flat.size == 1 else f"{name}[{i}]")
+        _check_images(lim, name, flat)
         return
     for i, data in enumerate(flat):
         try:
@@ -140,6 +100,23 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
         except UnicodeDecodeError:
             raise L.not_utf8(f"{name}[{i}]" if flat.size > 1 else name) from None
         L.check_text(lim, name, text, i if flat.size > 1 else None)
+
+
+def _check_images(lim: L.AppLimits, name: str, flat: np.ndarray) -> None:
+    """Encoded images, each read from its header by the command's reader
+    (:func:`rnn_apps.apps.caption.images.check_image`) and refused in its words, named by their index in the
+    request: empty, not a PNG, JPEG, GIF, BMP or WebP image, cut short, of no size, or too many pixels (a GIF's
+    largest frame, then its frames together) for the model to decode."""
+    from rnn_apps.apps.caption.images import CaptionError, check_image
+
+    for i, data in enumerate(flat):
+        where = name if flat.size == 1 else f"{name}[{i}]"
+        try:
+            header = check_image(data, where)
+        except CaptionError as e:
+            raise L.LimitError(str(e)) from None
+        L.check_megapixels(lim, name, header.width, header.height, where=where)
+        L.check_frames(lim, name, header.frames, header.frame_pixels, header.blocks, where=where)
 
 
 def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:

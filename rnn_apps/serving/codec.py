@@ -76,14 +76,24 @@ def _decode_b64(value: dict, name: str) -> bytes:
                        f"or a wrong length)")
 
 
-def _flatten(value, name: str, leaf) -> Tuple[tuple, list]:
-    """Shape and leaves of a rectangular nested list; ``leaf`` converts each leaf."""
+# The most dimensions of an array (NumPy 2: 64, NumPy 1: 32), so the deepest lists a value may nest.
+_MAX_DIMS = 64 if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else 32
+
+
+def _flatten(value, name: str, leaf, spec=None, depth: int = 0) -> Tuple[tuple, list]:
+    """Shape and leaves of a rectangular nested list; ``leaf`` converts each leaf. Lists nested deeper than an
+    array's dimensions can go (:data:`_MAX_DIMS`) are refused (400), with the shape ``spec`` (the signature's)
+    expects."""
     if isinstance(value, list):
+        if depth >= _MAX_DIMS:
+            known = spec is not None and spec.shape.rank is not None
+            raise bad_request(f"input '{name}' nests lists more than {_MAX_DIMS} deep" + (
+                f"; the signature expects {_shape_str(spec.shape)}" if known else " (the most an array holds)"))
         if not value:
             return (0,), []
         shape, leaves = None, []
         for item in value:
-            s, l = _flatten(item, name, leaf)
+            s, l = _flatten(item, name, leaf, spec, depth + 1)
             if shape is None:
                 shape = s
             elif s != shape:
@@ -144,12 +154,12 @@ def to_array(value, spec, name: str, *, finite: bool = False, exact: bool = Fals
 
     dtype = spec.dtype
     if dtype == tf.string:
-        shape, leaves = _flatten(value, name, _string_leaf(name))
+        shape, leaves = _flatten(value, name, _string_leaf(name), spec)
         arr = np.empty(len(leaves), dtype=object)
         arr[:] = leaves
         arr = arr.reshape(shape)
     elif dtype.is_bool or dtype.is_integer or dtype.is_floating:
-        shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype, finite, spec.shape.rank == 0))
+        shape, leaves = _flatten(value, name, _numeric_leaf(name, dtype, finite, spec.shape.rank == 0), spec)
         if dtype.is_integer and leaves:  # before the conversion, which fails on its own terms for huge ints
             lo, hi = dtype.min, dtype.max
             bad = next((x for x in leaves if not lo <= x <= hi), None)

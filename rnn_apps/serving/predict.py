@@ -190,6 +190,8 @@ def check_limits(model: LoadedModel, arrays: dict, signature: Optional[str] = No
     one of them (``signature``) is not refused for what it would report.
     """
     lim = model.limits
+    if lim is not None and signature in limits.ANY_TEXT_SIGNATURES:  # a blank text too, as the graph checks it
+        lim = limits.any_text(lim)
     try:
         check_request(lim, arrays)
         if lim is not None and lim.known_words and "tokenize" in model.signatures and signature != "tokenize":

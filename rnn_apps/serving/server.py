@@ -71,7 +71,8 @@ class ModelServer:
         try:
             self._server = waitress.create_server(
                 self.app, host=host, port=port, threads=threads,
-                max_request_body_size=max_body_bytes, ident="rnn-apps-serve",
+                # waitress refuses a body of its limit or more; the limit itself is allowed (the app checks it too)
+                max_request_body_size=max_body_bytes + 1, ident="rnn-apps-serve",
                 expose_tracebacks=False, clear_untrusted_proxy_headers=True,
                 # idle sockets are closed after idle_timeout s, and evicted at once when the limit is reached
                 connection_limit=max_connections, channel_timeout=idle_timeout,

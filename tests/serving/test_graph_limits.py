@@ -18,6 +18,7 @@ tf = pytest.importorskip("tensorflow")
 from rnn_apps import graph_limits, limits  # noqa: E402
 from rnn_apps.apps import base  # noqa: E402
 from test_app_contract import TINY_RESULTS  # noqa: E402
+from test_caption import gif_of, webp_of  # noqa: E402
 from toys import png_4x3, png_header, predict  # noqa: E402
 
 L = limits.APPS
@@ -33,6 +34,16 @@ def _refusal(check, *args, **kwargs) -> str:
     with pytest.raises(limits.LimitError) as e:
         check(*args, **kwargs)
     return str(e.value)
+
+
+def _encoded(fmt, size=(5, 3)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 10, 10)).save(buf, format=fmt)
+    return buf.getvalue()
 
 
 def _batch(app, n):
@@ -63,6 +74,7 @@ REFUSED = {
         # the sampler reads a seed modulo 2**63: -1 would give the poem of 2**63 - 1
         ("generate", {"seed": [5, -1]}, _number("poetry", "seed", -1)),
         ("score", {"text": ["春", "春" * 4097]}, _text("poetry", "text", "春" * 4097, 1)),
+        ("score", {"text": ["春", " "]}, _text("poetry", "text", " ", 1)),  # an empty poem has nothing to score
         ("generate", {"acrostic": ["春夏", "，。"]}, _text("poetry", "acrostic", "，。", 1)),
         ("generate", {"form": ["wujue", "sonnet"]}, _text("poetry", "form", "sonnet", 1)),
         ("generate", {"form": ["free"]}, _text("poetry", "form", "free")),  # the command's name for ""
@@ -96,6 +108,13 @@ REFUSED = {
         ("caption", {"image": [png_4x3()] * 17, "beam_size": [1] * 17}, _batch("caption", 17)),
         ("caption_pixels", {"pixels": np.zeros([1, 8, 8, 3], np.uint8), "beam_size": [17]},
          _number("caption", "beam_size", 17)),
+        # what TensorFlow decodes: a GIF's largest frame (its screen says 1×1), every frame, a WebP's canvas
+        ("serving_default", {"image": [png_4x3(), gif_of((8000, 8000))]},
+         _refusal(limits.check_megapixels, L["caption"], "image", 8000, 8000, where="image[1]")),
+        ("serving_default", {"image": [gif_of((4000, 4000), (4000, 4000))]},
+         _refusal(limits.check_frames, L["caption"], "image", 2, 32_000_000)),
+        ("serving_default", {"image": [webp_of(16383, 16383)]},
+         _refusal(limits.check_megapixels, L["caption"], "image", 16383, 16383)),
     ],
     "forecast": [
         ("serving_default", {"history": [[1.0] * 6, [1.0] * 5 + [float("nan")]]},
@@ -124,12 +143,13 @@ ACCEPTED = {
                              "rhyme": ["", "pingshui", "xinyun", "none", "", "pingshui"],
                              "metre": ["", "strict", "loose", "none", "strict", ""], "seed": [1, 2, 3, 4, 5, 6]}),
                ("score", {"text": ["床前明月光，疑是地上霜。"]}),
-               ("unknown_characters", {"text": ["明月", "X"]})],
+               ("unknown_characters", {"text": ["明月", "X", "", " "]})],  # blank prompts are asked this
     "sentiment": [("serving_default", {"text": ["good film", "the bad"]}), ("classify", {"inputs": [_example("good")]}),
                   ("words", {"text": ["the film", "good"]})],
     "fill": [("serving_default", {"text": ["床前□月光", "□前明月光，疑是地上□。"]}),
              ("fill", {"text": ["明□"], "top_k": 3})],
     "caption": [("serving_default", {"image": [png_4x3()]}),
+                ("serving_default", {"image": [_encoded("GIF"), _encoded("WEBP"), _encoded("BMP")]}),
                 ("caption", {"image": [png_4x3(), png_4x3()], "beam_size": [2, 2]}),
                 ("caption_pixels", {"pixels": np.zeros([2, 8, 8, 3], np.uint8), "beam_size": [1, 1]})],
     "forecast": [("serving_default", {"history": np.arange(16, dtype=np.float32).reshape(2, 8)})],
@@ -216,6 +236,105 @@ def test_signatures_keep_their_inputs_and_outputs(exports):
             assert a.signatures[name].structured_outputs == b.signatures[name].structured_outputs
 
 
+def _graph_words(images, lim=L["caption"]):
+    """The words of the graph's check of encoded images (None: passed), run as a SavedModel runs it."""
+    check = tf.function(lambda image: graph_limits.checked(lim, image=image)["image"],
+                        input_signature=[tf.TensorSpec([None], tf.string)])
+    try:
+        check(tf.constant(images))
+    except tf.errors.InvalidArgumentError as e:
+        return graph_limits.message(e)
+    return None
+
+
+def _server_words(images, lim=L["caption"]):
+    """What rnn-apps serve says of the same images (None: passed), with the command's header reader."""
+    from rnn_apps.serving.checks import check_request
+
+    try:
+        check_request(lim, {"image": np.array(images, dtype=object)})
+    except limits.LimitError as e:
+        return str(e)
+    return None
+
+
+def _webp(chunk: bytes, width: int, height: int) -> bytes:
+    """A WebP of another kind ("VP8 ": lossy; "VP8X": extended, here with EXIF) whose header says width × height."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if chunk == b"VP8X":
+        exif = Image.Exif()
+        exif[0x0112] = 1
+        Image.new("RGB", (1, 1)).save(buf, format="WEBP", exif=exif.tobytes())
+    else:
+        Image.new("RGB", (1, 1)).save(buf, format="WEBP")
+    data = bytearray(buf.getvalue())
+    assert data[12:16] == chunk
+    if chunk == b"VP8X":
+        data[24:30] = (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    else:
+        data[26:30] = width.to_bytes(2, "little") + height.to_bytes(2, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("images", [
+    [png_4x3(), gif_of((8000, 8000))],  # the screen says 1×1: the frame is what TensorFlow decodes
+    [gif_of((4000, 4000), (4000, 4000))],  # TensorFlow decodes every frame
+    [gif_of((5, 5), (10, 7000), (6000, 5))],  # the largest width and height, of different frames
+    ["webp-VP8L"], ["webp-VP8 "], ["webp-VP8X"],
+    [png_4x3(), _encoded("GIF"), _encoded("WEBP"), _encoded("BMP"), _encoded("JPEG"), gif_of((4000, 3000))],
+], ids=["gif-frame", "gif-frames", "gif-largest", "webp-lossless", "webp-lossy", "webp-extended", "accepted"])
+def test_the_graph_measures_images_as_the_server_does(images):
+    images = [{"webp-VP8L": webp_of(16383, 16383), "webp-VP8 ": _webp(b"VP8 ", 16383, 16383),
+               "webp-VP8X": _webp(b"VP8X", 9000, 9000)}.get(x, x) if isinstance(x, str) else x for x in images]
+    words = _server_words(images)
+    assert (words is None) == (images[-1] == gif_of((4000, 3000)))
+    assert _graph_words(images) == words
+
+
+def test_the_graph_refuses_a_gif_of_too_many_blocks_as_the_server_does(monkeypatch):
+    monkeypatch.setattr(limits, "MAX_GIF_BLOCKS", 40)
+    choppy = gif_of((8, 8), data=b"\x01\x00\x02\x00\x00" * 20 + b"\x00")  # pieces of changing lengths
+    smooth = gif_of((64, 64), data=(b"\xff" + b"\0" * 255) * 3000 + b"\x00")  # one run of full pieces
+    assert _server_words([smooth, choppy]) == limits.gif_blocks_message("image[1]", 40)
+    assert _graph_words([smooth, choppy]) == limits.gif_blocks_message("image[1]", 40)
+    assert _server_words([smooth]) is None and _graph_words([smooth]) is None
+
+
+def test_the_graph_walks_a_gifs_blocks_as_the_header_reader_does():
+    """GIFs damaged at random: the graph finds the frames the command's reader finds (where it reads them)."""
+    import io
+    import random
+
+    from PIL import Image
+
+    from rnn_apps.apps.caption.images import CaptionError, image_header
+
+    buf = io.BytesIO()
+    frames = [Image.new("P", (9 + 5 * k, 20 - 3 * k), k) for k in range(4)]
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], comment=b"hi", loop=0)
+    bases = [buf.getvalue(), gif_of((40, 30), (7, 90)),
+             gif_of((3, 3), data=(b"\xff" + b"\1" * 255) * 3 + b"\x05abcde\x00")]
+    rng = random.Random(5)
+    gifs, expected = [], []
+    for _ in range(300):
+        data = bytearray(rng.choice(bases))
+        for _ in range(rng.randint(1, 3)):
+            data[rng.randrange(10, len(data))] = rng.choice([0, 0x21, 0x2C, 0x3B, 0x80, 0xFF, rng.randrange(256)])
+        data = bytes(data[:rng.randint(13, len(data))] if rng.random() < 0.3 else data)
+        try:
+            expected.append(list(image_header(data)[1:]))
+        except CaptionError:
+            continue
+        gifs.append(data)
+    assert len(gifs) > 100
+    measured = tf.function(graph_limits._image_size)(tf.constant(gifs))
+    assert np.stack([m.numpy() for m in measured[:5]], axis=1).tolist() == expected
+
+
 @pytest.mark.parametrize("value, text", [(0.1, "0.1"), (-1.0, "-1.0"), (20000.0, "20000.0"), (1.5e-05, "1.5e-05"),
                                          (float("inf"), "inf"), (1e20, "1e+20"), (12.25, "12.25")])
 def test_numbers_are_written_as_python_writes_the_number_typed(value, text):
@@ -252,7 +371,8 @@ def test_rnn_apps_serve_still_refuses_first_with_a_400(exports, tmp_path):
             ("fill", {"instances": ["月" * 512 + "□"]}, _text("fill", "text", "月" * 512 + "□")),
             ("fill", {"signature_name": "fill", "inputs": {"text": ["床□"], "top_k": 60}},
              _number("fill", "top_k", 60)),
-            ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]},
+            ("caption", {"instances": [{"b64": base64.b64encode(
+                png_header(12000, 12000) + b"\0" * 12 + b"IEND" + b"\0" * 4).decode()}]},  # a whole PNG's end
              _refusal(limits.check_megapixels, L["caption"], "image", 12000, 12000)),
             ("caption", {"signature_name": "caption", "inputs": {
                 "image": [{"b64": base64.b64encode(png_4x3()).decode()}], "beam_size": [20_000]}},

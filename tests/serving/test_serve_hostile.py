@@ -17,6 +17,16 @@ from toys import (  # noqa: E402
     MAX_BODY, POEM_TAIL, save_batch_echo, save_beam_echo, save_padded_tokens, mark_app, png_4x3, call, predict,
     raw_call, png_header,
 )
+from test_caption import gif_of, webp_of  # noqa: E402
+
+
+def whole_png_header(width, height):
+    """A PNG header of the given size that ends as a whole PNG does (the header reader refuses a cut one)."""
+    return png_header(width, height) + b"\0" * 12 + b"IEND" + b"\0" * 4
+
+
+IMG = {"b64": base64.b64encode(png_4x3()).decode()}  # an image, for the caption toys (the server reads each one)
+
 
 # --------------------------------------------------------------------------- hostile and heavy requests
 
@@ -31,9 +41,9 @@ from toys import (  # noqa: E402
     ("fill", {"instances": ["月" * 512 + "□"]}, "513 characters; at most 512"),
     ("fill", {"instances": ["床前明月光"]}, "no blank"),
     ("fill", {"instances": ["□" * 65]}, "65 blanks; at most 64"),
-    ("caption", {"instances": [{"b64": base64.b64encode(png_header(12000, 12000)).decode()}]}, "144 megapixels"),
+    ("caption", {"instances": [{"b64": base64.b64encode(whole_png_header(12000, 12000)).decode()}]}, "144 megapixels"),
     ("caption", {"instances": [{"b64": base64.b64encode(png_4x3()).decode()},
-                               {"b64": base64.b64encode(png_header(12000, 12000)).decode()}]},
+                               {"b64": base64.b64encode(whole_png_header(12000, 12000)).decode()}]},
      "image[1]: the image is 12,000×12,000 pixels (144 megapixels)"),
     ("caption", {"instances": [{"b64": "!!!!"}]}, "invalid base64"),
     ("translate", {"instances": ["hello", "qzx vvv"]}, "text[1]: the model knows none of its words (qzx, vvv)"),
@@ -97,12 +107,62 @@ def test_fill_cli_and_rest_say_the_same(server, text):
 def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
     from rnn_apps.apps.caption.images import CaptionError, prepare_image
 
-    png = png_header(12000, 12000) + b"\0" * 12 + b"IEND" + b"\0" * 4
+    png = whole_png_header(12000, 12000)
     with pytest.raises(CaptionError) as e:
         prepare_image(png, "photo.png")
     status, err = predict(server, "caption", {"instances": [{"b64": base64.b64encode(png).decode()}]})
     assert status == 400
     assert _without_where(str(e.value), "photo.png") == _without_where(err["error"], "image")
+
+
+@pytest.mark.parametrize("data", [
+    b"",
+    b"\x89PNG\r\n\x1a\n" + b"\0" * 40,  # no IHDR chunk
+    b"hello world, not an image",
+    b"\xff\xd8\xff\xe0\x00\x10JFIF",  # a JPEG cut before its size
+    png_4x3()[:-12],  # a PNG cut short (libpng would decode a partly blank image)
+    gif_of((8000, 8000)),  # the screen says 1×1: the frame TensorFlow decodes is 8000×8000
+    gif_of((4000, 4000), (4000, 4000)),  # two frames of 16 megapixels, both decoded
+    gif_of((40, 30))[:30],  # cut in its first frame
+    "webp",  # a 16383×16383 lossless WebP header
+], ids=["empty", "png-no-ihdr", "not-an-image", "jpeg-cut", "png-cut", "gif-frame", "gif-frames", "gif-cut", "webp"])
+def test_caption_cli_and_rest_say_the_same_of_each_bad_image_and_name_it(server, data):
+    """Each image of a request is read by the command's header reader before the model runs: a 400 in the
+    command's words, naming the image by its index, for what TensorFlow would refuse in its own words (or
+    decode, at a cost in memory the limits exist to bound)."""
+    from rnn_apps.apps.caption.images import CaptionError, prepare_image
+
+    data = webp_of(16383, 16383) if data == "webp" else data
+    with pytest.raises(CaptionError) as e:
+        prepare_image(data, "photo")
+    status, err = predict(server, "caption", {"instances": [{"b64": base64.b64encode(png_4x3()).decode()},
+                                                            {"b64": base64.b64encode(data).decode()}]})
+    assert status == 400, err
+    assert _without_where(str(e.value), "photo") == _without_where(err["error"], "image[1]")
+
+
+def test_images_of_every_format_read_are_still_captioned(server):
+    import io
+
+    from PIL import Image, features
+
+    images = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP") + (("WEBP",) if features.check("webp") else ()):
+        buf = io.BytesIO()
+        Image.new("RGB", (4, 3), (200, 10, 10)).save(buf, format=fmt)
+        images.append({"b64": base64.b64encode(buf.getvalue()).decode()})
+    status, out = predict(server, "caption", {"instances": images})
+    assert (status, out) == (200, {"predictions": ["a 4x3 picture"] * len(images)}), out
+
+
+@pytest.mark.parametrize("model, leaf", [("sentiment", "good"), ("caption", {"b64": "iVBORw0KGgo="})])
+def test_lists_nested_deeper_than_an_array_holds_are_400(server, model, leaf):
+    value = leaf
+    for _ in range(65):
+        value = [value]
+    status, err = predict(server, model, {"instances": value})
+    assert (status, err["error"]) == (400, "input '%s' nests lists more than 64 deep; the signature expects "
+                                           "[None]" % ("text" if model == "sentiment" else "image")), err
 
 
 @pytest.mark.parametrize("kwargs, body, where", [
@@ -295,6 +355,16 @@ def test_gzip_bodies(server):
     status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", bombs, {"Content-Encoding": "gzip"})
     assert status == 413 and "inflates" in err["error"]
     assert raw_call(server, "POST", "/v1/models/poetry:predict", body, {"Content-Encoding": "br"})[0] == 415
+
+
+def test_a_body_of_exactly_the_limit_is_read(server):
+    """--max-body-mb is the largest body allowed: waitress refused a body of exactly that size too."""
+    body = json.dumps({"instances": ["春"]}).encode()
+    at_limit = body[:-1] + b" " * (MAX_BODY - len(body)) + b"}"
+    assert len(at_limit) == MAX_BODY
+    assert raw_call(server, "POST", "/v1/models/poetry:predict", at_limit)[:3:2] == (200, {"predictions": ["春" + POEM_TAIL]})
+    status, _, err = raw_call(server, "POST", "/v1/models/poetry:predict", at_limit + b" ")
+    assert status == 413, err
 
 
 def test_cross_site_requests_and_foreign_host_are_refused(server):
@@ -492,7 +562,7 @@ def test_requests_merge_only_with_requests_of_the_same_beam(start, tmp_path):
     save_beam_echo(str(tmp_path / "m" / "c" / "1"))
     # one batch at a time: requests that arrive while it runs wait and merge (two threads could each run one alone)
     srv = start([], tmp_path, max_batch_size=8, batch_timeout=0.5, batch_threads=1)
-    bodies = [{"signature_name": "caption", "instances": [{"image": f"i{i}", "beam_size": 1 + 7 * (i % 2)}]}
+    bodies = [{"signature_name": "caption", "instances": [{"image": IMG, "beam_size": 1 + 7 * (i % 2)}]}
               for i in range(8)]
     merged = 0
     for _ in range(10):  # rounds of 8 clients at once, until calls were merged (usually the first)
@@ -505,20 +575,20 @@ def test_requests_merge_only_with_requests_of_the_same_beam(start, tmp_path):
         if merged > 1:
             break
     assert merged > 1  # requests of the same beam were merged
-    status, err = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": ["a"], "beam_size": []}})
+    status, err = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": [IMG], "beam_size": []}})
     assert status == 400 and err["error"] == ("beam_size must be given, one value for all examples of a request "
                                               "(the model applies it to its whole call); received no values."), err
     # a large request runs in chunks: each chunk has the request's one beam
     status, out = predict(srv, "c", {"signature_name": "caption",
-                                     "inputs": {"image": [f"i{i}" for i in range(12)], "beam_size": [3] * 12}})
+                                     "inputs": {"image": [IMG] * 12, "beam_size": [3] * 12}})
     assert status == 200 and out["outputs"]["beam"] == [3] * 12
 
 
 @pytest.mark.parametrize("body, got", [
-    ({"instances": [{"image": "a", "beam_size": 3}, {"image": "b", "beam_size": 1}]}, "3 and 1"),
-    ({"inputs": {"image": ["a", "b"], "beam_size": [1, 8]}}, "1 and 8"),
-    ({"inputs": {"image": ["a", "b", "c", "d"], "beam_size": [2, 2, 4, 3]}}, "2, 4 and 3"),
-    ({"inputs": {"image": [f"i{i}" for i in range(7)], "beam_size": list(range(1, 8))}}, "1, 2, 3, 4, 5, ..."),
+    ({"instances": [{"image": IMG, "beam_size": 3}, {"image": IMG, "beam_size": 1}]}, "3 and 1"),
+    ({"inputs": {"image": [IMG] * 2, "beam_size": [1, 8]}}, "1 and 8"),
+    ({"inputs": {"image": [IMG] * 4, "beam_size": [2, 2, 4, 3]}}, "2, 4 and 3"),
+    ({"inputs": {"image": [IMG] * 7, "beam_size": list(range(1, 8))}}, "1, 2, 3, 4, 5, ..."),
 ], ids=["rows", "columns", "three-values", "many-values"])
 def test_a_request_with_several_beams_is_told_its_examples_must_use_the_same(start, tmp_path, body, got):
     save_beam_echo(str(tmp_path / "m" / "c" / "1"))
@@ -738,10 +808,10 @@ def test_row_format_needs_every_input_in_every_instance_alike(start, tmp_path):
 def test_a_caption_beam_may_be_given_once_for_all_images(start, tmp_path):
     save_beam_echo(str(tmp_path / "m" / "c" / "1"))
     srv = start([], tmp_path)
-    status, out = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": ["a", "b"], "beam_size": [3]}})
+    status, out = predict(srv, "c", {"signature_name": "caption", "inputs": {"image": [IMG] * 2, "beam_size": [3]}})
     assert status == 200 and out["outputs"]["beam"] == [3, 3], out
     status, err = predict(srv, "c", {"signature_name": "caption",
-                                     "inputs": {"image": ["a", "b", "c"], "beam_size": [3, 3]}})
+                                     "inputs": {"image": [IMG] * 3, "beam_size": [3, 3]}})
     assert status == 400 and "(beam_size may also be given once, for all of them)" in err["error"], err
 
 
@@ -769,6 +839,32 @@ def test_a_score_request_holds_at_most_32768_characters_in_all(start, tmp_path):
     # one text too long is named first: the total is about the request
     status, err = predict(srv, "poem", {"signature_name": "score", "instances": ["月" * 4097] * 9})
     assert status == 400 and err["error"].startswith("text[0] has 4,097 characters; at most 4,096"), err
+
+
+def test_a_blank_text_to_score_is_refused_but_its_unknown_characters_are_answered(start, tmp_path):
+    """An empty poem has no characters to score (the model answered bits_per_char 10.05 for ""); which characters
+    of a text the model does not know is answered for any text (the server asks it of blank prompts)."""
+
+    class Poem(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def score(self, text):
+            return {"characters": tf.strings.length(text, unit="UTF8_CHAR")}
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+        def unknown_characters(self, text):
+            return {"unknown": tf.strings.regex_replace(text, "[春月 ]", "")}
+
+    path = str(tmp_path / "m" / "poem" / "1")
+    m = Poem()
+    tf.saved_model.save(m, path, signatures={"score": m.score, "unknown_characters": m.unknown_characters})
+    mark_app(path, "poetry")
+    srv = start([], tmp_path)
+    for texts, where in (([""], "text"), (["春月", " \u3000\n"], "text[1]")):
+        status, err = predict(srv, "poem", {"signature_name": "score", "instances": texts})
+        assert (status, err["error"]) == (400, f"{where} is empty: give a poem to score."), err
+    assert predict(srv, "poem", {"signature_name": "score", "instances": ["春月"]}) == (200, {"predictions": [2]})
+    assert predict(srv, "poem", {"signature_name": "unknown_characters", "instances": ["", " ", "春X"]}) == (
+        200, {"predictions": ["", "", "X"]})
 
 
 def test_every_answered_request_is_counted_once_with_its_status(start, tmp_path, monkeypatch):

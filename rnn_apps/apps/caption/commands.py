@@ -214,7 +214,9 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
 
 
 def _train_summary(result) -> dict:
-    return {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds")}
+    # best_epoch and stopped_early: a caption set's run, which ends with its best epoch
+    return {k: result[k] for k in ("step", "val_loss", "val_token_accuracy", "stats", "seconds", "best_epoch",
+                                   "stopped_early") if k in result}
 
 
 def _export(result, app_dir: str) -> str:

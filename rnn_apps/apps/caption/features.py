@@ -86,20 +86,11 @@ def cache_features(
     else:
         array = np.lib.format.open_memmap(array_path, mode="w+", dtype=np.float16, shape=shape)
         _write_index(index_path, {**want, "done": 0})
-    if done < len(paths):
-        fn = tf.function(lambda files: extract(decode_images(tf.map_fn(tf.io.read_file, files), image_size)))
-        t0, start = time.time(), done
-        while done < len(paths):
-            stop = min(done + batch_size, len(paths))
-            array[done:stop] = fn(tf.constant(list(paths[done:stop]))).numpy().astype(np.float16)
-            array.flush()  # the rows reach the file before the index says they are done
-            done = stop
-            _write_index(index_path, {**want, "done": done})
-            if verbose:
-                rate = (done - start) / max(time.time() - t0, 1e-9)
-                print(f"\rFeatures: {done}/{len(paths)} images ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
-        if verbose:
-            print(file=sys.stderr)
+    fn = tf.function(lambda files: extract(decode_images(tf.map_fn(tf.io.read_file, files), image_size)))
+    for first, stop, grids in _in_batches(paths, fn, done, batch_size, "Features", verbose):
+        array[first:stop] = grids.astype(np.float16)
+        array.flush()  # the rows reach the file before the index says they are done
+        _write_index(index_path, {**want, "done": stop})
     del array
     return np.load(array_path)
 
@@ -116,19 +107,27 @@ def mean_features(paths: Sequence[str], extract: Callable, image_size: int, verb
 
     from rnn_apps.apps.caption.images import decode_images
 
-    batch_size = 32
     fn = tf.function(lambda files: tf.reduce_mean(
         extract(decode_images(tf.map_fn(tf.io.read_file, files), image_size)), axis=[1, 2]))
-    out, t0 = [], time.time()
-    for i in range(0, len(paths), batch_size):
-        out.append(fn(tf.constant(list(paths[i : i + batch_size]))).numpy())
-        if verbose:
-            done = min(i + batch_size, len(paths))
-            print(f"\rMean features: {done}/{len(paths)} images ({done / max(time.time() - t0, 1e-9):.1f}/s)",
-                  end="", file=sys.stderr, flush=True)
-    if verbose and paths:
-        print(file=sys.stderr)
+    out = [means for _, _, means in _in_batches(paths, fn, 0, 32, "Mean features", verbose)]
     return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+def _in_batches(paths: Sequence[str], fn: Callable, start: int, batch_size: int, label: str, verbose: int):
+    """``(first, stop, fn(paths[first:stop]) as NumPy)`` for each batch of the images from ``start`` on, with a
+    progress line on stderr (``label``: what is computed) once the caller has taken each batch."""
+    import tensorflow as tf
+
+    t0, done = time.time(), start
+    while done < len(paths):
+        stop = min(done + batch_size, len(paths))
+        yield done, stop, fn(tf.constant(list(paths[done:stop]))).numpy()
+        done = stop
+        if verbose:
+            rate = (done - start) / max(time.time() - t0, 1e-9)
+            print(f"\r{label}: {done}/{len(paths)} images ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
+    if verbose and done > start:
+        print(file=sys.stderr)
 
 
 def cached_mean_features(cache_dir: str, paths: Sequence[str]) -> np.ndarray | None:

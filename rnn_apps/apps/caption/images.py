@@ -5,6 +5,9 @@ of a sensible size, and only then hands the bytes to the model, which decodes an
 graph (:func:`decode_images`). A JPEG above :data:`MAX_PIXELS` is first decoded at a reduced scale with
 Pillow (JPEG's DCT scaling, so the full image never sits in memory); other formats above it are refused
 with a message that says so.
+
+``rnn-apps serve`` checks the images of a request with the same reader (:func:`check_image`), in the same
+words; the exported graph reads the same sizes (:mod:`rnn_apps.graph_limits`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import io
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from rnn_apps import limits
 
@@ -29,6 +33,28 @@ FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP")
 
 class CaptionError(ValueError):
     """An image or a request the captioner cannot work with (with a message a person can act on)."""
+
+
+class ImageHeader(NamedTuple):
+    """What an image's header says (:func:`image_header`), before anything is decoded.
+
+    Attributes:
+        format: "PNG", "JPEG", "GIF", "BMP" or "WEBP".
+        width, height: The size TensorFlow decodes the image at: a GIF's largest frame width and height (its
+            "screen" size is not what is decoded); a WebP's canvas.
+        frames: The frames TensorFlow decodes: a GIF's every frame (giflib holds them all in memory, though the
+            model looks at the first); 1 for the other formats.
+        frame_pixels: The pixels of those frames in all (``width * height`` for one frame).
+        blocks: The blocks read to find a GIF's frames (frames, extensions, their pieces of data, but a piece as
+            long as the one before it), at most :data:`rnn_apps.limits.MAX_GIF_BLOCKS` + 1; 0 for other formats.
+    """
+
+    format: str
+    width: int
+    height: int
+    frames: int
+    frame_pixels: int
+    blocks: int = 0
 
 
 @dataclass
@@ -69,8 +95,58 @@ def _jpeg_size(data: bytes):
     raise CaptionError("truncated or corrupt JPEG (no frame header with the image size)")
 
 
-def image_header(data: bytes) -> tuple[str, int, int]:
-    """(format, width, height) read from the first bytes of an image, without decoding it.
+def _gif_frames(data: bytes) -> ImageHeader:
+    """A GIF's frames, from the image descriptor of each (its screen size is not what TensorFlow decodes).
+
+    giflib reads every frame into memory (a frame of w × h pixels takes w × h bytes) before TensorFlow keeps
+    the first, at the largest width and height of them all. The blocks are walked as giflib walks them: an
+    image descriptor (0x2C) or an extension (0x21), each followed by pieces of data (a length byte, then that
+    many bytes) up to an empty one, until the trailer or a block of another kind. Each block counts, but a
+    piece of data as long as the one before it (encoders cut data into 255-byte pieces), and the walk stops
+    once more than :data:`rnn_apps.limits.MAX_GIF_BLOCKS` counted; :mod:`rnn_apps.graph_limits` walks alike.
+
+    Raises:
+        CaptionError: no whole first frame (TensorFlow could not decode one).
+    """
+    n, most = len(data), limits.MAX_GIF_BLOCKS
+    if n < 13:
+        raise CaptionError("truncated GIF")
+    i = 13 + (3 << ((data[10] & 7) + 1) if data[10] & 0x80 else 0)  # after the screen and its colour table
+    width = height = frames = pixels = blocks = 0
+    whole = False  # whether the first frame's data ends (with its empty piece)
+    ended = False  # whether the walk stopped at the trailer or a block of another kind, not at the end of the data
+    while i < n and blocks <= most:
+        if data[i] == 0x2C:  # left, top, width, height, flags (a local colour table), then the LZW code size
+            if i + 10 > n:
+                break
+            w, h = struct.unpack_from("<HH", data, i + 5)
+            width, height, frames, pixels = max(width, w), max(height, h), frames + 1, pixels + w * h
+            i += 10 + (3 << ((data[i + 9] & 7) + 1) if data[i + 9] & 0x80 else 0) + 1
+        elif data[i] == 0x21:  # an extension: its label, then pieces of data
+            i += 2
+        else:  # the trailer (0x3B), or a block giflib does not know: it reads no further
+            ended = True
+            break
+        blocks += 1
+        last = -1
+        while i < n and blocks <= most:  # pieces of data, a run of pieces of one length at a time
+            size = data[i]
+            blocks += size != last
+            if size == 0:
+                i += 1
+                whole = whole or frames == 1
+                break
+            lengths = data[i:i + (size + 1) * 4096:size + 1]  # the length bytes of the next pieces of this size
+            i += (size + 1) * (len(lengths) - len(lengths.lstrip(bytes([size]))))
+            last = size
+    if not whole and blocks <= most:
+        raise CaptionError("corrupt GIF (no frame before its end)" if ended else "truncated GIF (no whole frame)")
+    return ImageHeader("GIF", width, height, frames, pixels, blocks)
+
+
+def image_header(data: bytes) -> ImageHeader:
+    """The format, size and frames read from the header of an image (a GIF's frame headers), without decoding
+    it: what the command line and ``rnn-apps serve`` check before the model decodes the image.
 
     Raises:
         CaptionError: not a PNG, JPEG, GIF, BMP or WebP image, or a corrupt header.
@@ -81,30 +157,56 @@ def image_header(data: bytes) -> tuple[str, int, int]:
         if b"IEND" not in data[-16:]:  # libpng would decode a cut file as a partly blank image
             raise CaptionError("truncated PNG (no IEND chunk at its end)")
         w, h = struct.unpack(">II", data[16:24])
-        return "PNG", w, h
+        return ImageHeader("PNG", w, h, 1, w * h)
     if data[:3] == b"\xff\xd8\xff":
         w, h = _jpeg_size(data)
-        return "JPEG", w, h
+        return ImageHeader("JPEG", w, h, 1, w * h)
     if data[:6] in (b"GIF87a", b"GIF89a"):
-        if len(data) < 10:
-            raise CaptionError("truncated GIF")
-        w, h = struct.unpack("<HH", data[6:10])
-        return "GIF", w, h
+        return _gif_frames(data)
     if data[:2] == b"BM" and len(data) >= 26:
         w, h = struct.unpack("<ii", data[18:26])
-        return "BMP", abs(w), abs(h)
+        return ImageHeader("BMP", abs(w), abs(h), 1, abs(w * h))
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP" and len(data) >= 30:
         chunk = data[12:16]
         if chunk == b"VP8 ":
             w, h = struct.unpack("<HH", data[26:30])
-            return "WEBP", w & 0x3FFF, h & 0x3FFF
-        if chunk == b"VP8L":
+            w, h = w & 0x3FFF, h & 0x3FFF
+        elif chunk == b"VP8L":
             (bits,) = struct.unpack("<I", data[21:25])
-            return "WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
-        if chunk == b"VP8X":
-            return "WEBP", 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
-        raise CaptionError("corrupt WebP header")
+            w, h = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+        elif chunk == b"VP8X":  # the canvas (of every frame of an animation)
+            w, h = 1 + int.from_bytes(data[24:27], "little"), 1 + int.from_bytes(data[27:30], "little")
+        else:
+            raise CaptionError("corrupt WebP header")
+        return ImageHeader("WEBP", w, h, 1, w * h)
     raise CaptionError("not a PNG, JPEG, GIF, BMP or WebP image")
+
+
+def check_image(data: bytes, name: str = "image") -> ImageHeader:
+    """The header of image bytes (:func:`image_header`), checked as the command line and ``rnn-apps serve``
+    check it before the model decodes the image: not empty, a PNG, JPEG, GIF, BMP or WebP header that is
+    whole, a size that is not zero. Their sizes are checked against the limits by the caller (the command
+    reads a large JPEG at a reduced scale; the server refuses it).
+
+    Args:
+        data: The encoded image.
+        name: How messages name it (a file name; the server's ``image[2]``).
+
+    Raises:
+        CaptionError: its message names the image and says what to do.
+    """
+    if not data:
+        raise CaptionError(f"{name}: the file is empty.")
+    try:
+        header = image_header(data)
+    except CaptionError as e:
+        # a cut file of a known format is named as such; anything else is told which formats are read
+        hint = "the file is cut short or damaged" if str(e).startswith("truncated") else "give a PNG, JPEG, GIF, BMP or WebP image"
+        raise CaptionError(f"{name}: {e}; {hint}.") from None
+    if header.width <= 0 or header.height <= 0:
+        raise CaptionError(f"{name}: the {header.format} header gives a size of {header.width}×{header.height} "
+                           "pixels.")
+    return header
 
 
 def _downscale_jpeg(data: bytes, name: str) -> bytes:
@@ -170,18 +272,10 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     Raises:
         CaptionError: empty, not an image, a corrupt header, a zero size, or too many pixels.
     """
-    if not data:
-        raise CaptionError(f"{name}: the file is empty.")
     if len(data) > MAX_FILE_BYTES:
         raise CaptionError(f"{name}: the file is {len(data) / 2**20:.0f} MB; at most {MAX_FILE_BYTES // 2**20} MB is read.")
-    try:
-        fmt, w, h = image_header(data)
-    except CaptionError as e:
-        # a cut file of a known format is named as such; anything else is told which formats are read
-        hint = "the file is cut short or damaged" if str(e).startswith("truncated") else "give a PNG, JPEG, GIF, BMP or WebP image"
-        raise CaptionError(f"{name}: {e}; {hint}.") from None
-    if w <= 0 or h <= 0:
-        raise CaptionError(f"{name}: the {fmt} header gives a size of {w}×{h} pixels.")
+    header = check_image(data, name)
+    fmt, w, h = header.format, header.width, header.height
     img = ImageInput(name, data, fmt, w, h)
     if w * h > MAX_PIXELS:
         if fmt != "JPEG":
@@ -195,6 +289,9 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     elif min(w, h) < max(8, model_size // 8):
         img.notes.append(f"{name}: only {w}×{h} pixels (the model looks at {model_size}×{model_size}); "
                          "the caption is a guess.")
+    with limits.errors_as(CaptionError):  # a GIF's frames together: giflib reads them all (the server's words)
+        limits.check_frames(limits.APPS["caption"], "image", header.frames, header.frame_pixels, header.blocks,
+                            where=name)
     orientation = exif_orientation(data) if fmt in ("JPEG", "WEBP", "PNG") else 1
     if orientation != 1:
         # The SavedModel decodes the pixels as stored (tf.io.decode_image ignores EXIF): a phone photo would be

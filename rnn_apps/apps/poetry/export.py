@@ -61,6 +61,9 @@ GENERATE_INPUTS = [
     tf.TensorSpec([None], tf.string, name="metre"),
 ]
 LIMITS = limits.APPS["poetry"]  # checked in the graph too (rnn_apps.graph_limits), as the command checks them
+# unknown_characters says which characters of any text the model does not know: a blank one is no error there
+# (rnn-apps serve and the library ask it of blank prompts and acrostics); a blank text to score is.
+ANY_TEXT_LIMITS = limits.any_text(LIMITS)
 
 
 class PoemModule(tf.Module):
@@ -609,7 +612,7 @@ class PoemModule(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
     def unknown_characters(self, text):
-        text = graph_limits.checked(LIMITS, text=text)["text"]
+        text = graph_limits.checked(ANY_TEXT_LIMITS, text=text)["text"]
         return {"unknown": self._unknown(self._chars(text))}
 
 
