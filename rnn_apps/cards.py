@@ -18,7 +18,9 @@ Each app's ``rnn_apps.apps.<app>.card`` module describes its card with:
   ``assets.extra``;
 * optionally ``INPUTS`` (name -> what it is) and ``sections(version_dir, meta, facts, previous, **inputs)``,
   the card's body written from measurements (a training run, evaluation JSON files ...), a string or
-  ``(body, metrics)``; ``previous`` is the body of the existing card of the same version.
+  ``(body, metrics)``; ``previous`` is the body of the existing card of the same version;
+* optionally ``body(app, meta)``, the body of a new version's card written from its ``assets.extra`` record
+  alone, when no measurements are given (else :func:`generic_body`'s table of settings).
 
 :func:`write_card` keeps the body of an existing card of the same version (its measured sections) when no
 measurements are given, so that a card can be refreshed without measuring again; a card of another version
@@ -159,6 +161,15 @@ def _yaml(value, indent: int) -> list:
                 out.append(f"{pad}- {json.dumps(v, ensure_ascii=False)}")
         return out
     return [pad + json.dumps(value, ensure_ascii=False)]
+
+
+def cell_class(name: str) -> str:
+    """The class in ``rnn_apps.cells`` of a ``--cell`` name (``lstm`` -> ``LSTMCell``), as a card names a
+    network's cell; the name itself when it is none of them."""
+    from rnn_apps.cells import CELLS
+
+    cls = CELLS.get(str(name).lower())
+    return cls.__name__ if cls else str(name)
 
 
 def data_name(data: str) -> str:
@@ -543,9 +554,33 @@ def read_text(path: Optional[str]) -> Optional[str]:
     return text.replace("\r\n", "\n").replace("\r", "\n")  # as a file opened as text reads them
 
 
+def training_commands(app: str) -> list:
+    """The ``rnn-apps`` commands that train a model of ``models/<app>`` (``app`` may be ``translate-zh-en``,
+    whose commands are the translate app's), as the app's ``COMMANDS`` declares them: ``train X`` and
+    ``fine-tune X``, or, for an app without a ``train`` verb (the forecaster), its top-level command of its
+    name (``rnn-apps forecast``) and ``fine-tune X``."""
+    package = CARD_MODULES.get(app, app)
+    try:
+        commands = importlib.import_module(f"rnn_apps.apps.{package}.commands").COMMANDS
+    except ImportError:
+        return []
+    named = {verb: [c.name for c in commands.get(verb, ())] for verb in (None, "train", "fine-tune")}
+    train = ([f"rnn-apps train {package}"] if package in named["train"] else
+             [f"rnn-apps {package}"] if package in named[None] else [])
+    return train + ([f"rnn-apps fine-tune {package}"] if package in named["fine-tune"] else [])
+
+
 def generic_body(app: str, meta: dict) -> str:
-    """A body written from the model's own ``assets.extra`` record: its settings and its training summary."""
-    lines = [f"# {app} model", "", f"Exported {meta.get('exported', 'by rnn-apps')}; trained with `rnn-apps train {app}`.",
+    """A body written from the model's own ``assets.extra`` record: the card module's ``body(app, meta)`` when it
+    has one (the forecaster's), else its settings and its training summary, naming the commands that train
+    such a model (:func:`training_commands`) and no other."""
+    module = card_module(app) if app in CARD_MODULES else None
+    if module is not None and hasattr(module, "body"):
+        return module.body(app, meta)
+    commands = training_commands(app)
+    made = " or ".join(f"`{c}`" for c in commands)
+    lines = [f"# {app} model", "", f"Exported {meta.get('exported', 'by rnn-apps')}"
+             + (f"; trained with {made}." if made else "."),
              "", "## Settings", "", "| setting | value |", "| --- | --- |"]
     for k, v in sorted((meta.get("config") or {}).items()):
         lines.append(f"| {k} | {json.dumps(v, ensure_ascii=False)} |")

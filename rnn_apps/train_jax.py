@@ -3,7 +3,7 @@
 The package trains on TensorFlow (``rnn-apps train``), which a GPU machine may not have. An app that can
 build its network from Keras's built-in layers with the weight layout of its ``rnn_apps`` layers (the
 built-in ``LSTM`` keeps kernel, recurrent kernel and bias with the gates in the order i, f, c, o, as
-``rnn_apps.cells.LSTM`` does) trains that twin here on JAX and exports the weights with TensorFlow
+``rnn_apps.cells.LSTMCell`` does) trains that twin here on JAX and exports the weights with TensorFlow
 afterwards: ``rnn_apps.apps.poetry.train_jax`` and ``rnn_apps.apps.fill.train_jax`` (their docstrings have
 the commands). This module holds what they share: the schedule, fixed-shape batches and the loop.
 

@@ -334,6 +334,33 @@ def lock_holder(run_dir: str) -> Optional[str]:
     return None
 
 
+def earlier_checkpoint(run_dir: str, stages: Sequence[str] = ()) -> Optional[str]:
+    """The newest checkpoint of an earlier run in ``run_dir``: the run's own (``<run_dir>/checkpoints``), else one
+    of its ``stages``, the subdirectories where a stage of the run keeps its own (sentiment's language model in
+    ``<run_dir>/lm``); None when there is none."""
+    for directory in (run_dir, *(os.path.join(run_dir, stage) for stage in stages)):
+        latest = CheckpointManager(directory).latest()
+        if latest is not None:
+            return latest
+    return None
+
+
+def check_new_run(run_dir: str, resume: bool, stages: Sequence[str] = ()) -> None:
+    """Refuse to start a new run (``resume`` False) in a ``run_dir`` that holds checkpoints of an earlier one
+    (its own, or of one of its ``stages``: :func:`earlier_checkpoint`).
+
+    :func:`run_settings` calls it before anything is written into ``run_dir``, so that a refused command leaves
+    the earlier run as it was (refused only when the model was fitted, its vocabulary and config had already
+    been rewritten for the new data, and its old weights were then exported with them).
+
+    Raises:
+        TrainingError: ``run_dir`` holds checkpoints and ``resume`` is False.
+    """
+    if not resume and earlier_checkpoint(run_dir, stages) is not None:
+        raise TrainingError(f"{run_dir} already holds checkpoints of an earlier run. Pass --resume to continue it, "
+                            "or choose another --run-dir.")
+
+
 def discard_new_run(run_dir: str) -> None:
     """Release the lock on ``run_dir`` and remove the directory when it holds nothing else (a run refused
     before it wrote anything leaves no half run directory behind)."""
@@ -369,7 +396,9 @@ def settings_not_given(names: Iterable[str]):
 
 
 def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
-                 resumable: Sequence[str] = (), app: str = "", data: Optional[str] = None):
+                 resumable: Sequence[str] = (), app: str = "", data: Optional[str] = None,
+                 resume_asked: Optional[bool] = None, stages: Sequence[str] = (),
+                 check: Optional[Callable[[dict, dict], None]] = None):
     """The settings of a training run, and what its ``config_file`` saved (None for a new run).
 
     ``overrides`` (None values ignored) must be keys of ``defaults``. A new run (or ``resume`` without a
@@ -381,13 +410,19 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
 
     ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
     before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
-    resumed run must continue on the data it was trained on. Takes the run directory's lock
-    (:func:`lock_run_dir`).
+    resumed run must continue on the data it was trained on. Without ``--resume`` (``resume_asked``; default:
+    ``resume``, which an app may narrow, as sentiment resumes saved settings only with their vocabulary), a
+    ``run_dir`` holding checkpoints of an earlier run (its own, or in the subdirectories ``stages`` where stages
+    of the run keep theirs) is refused before anything is written (:func:`check_new_run`): a refused command
+    leaves the earlier run byte for byte as it was. ``check(saved, settings)``: the app's own refusals of a resumed
+    run (raising :class:`TrainingError`), made likewise before anything is written, the lock included. Takes the
+    run directory's lock (:func:`lock_run_dir`).
 
     Raises:
         ValueError: an override that is not a setting.
-        TrainingError: ``run_dir`` is another app's run, in use by another training, was trained on
-            other data than ``data``, or (resumed) was started with other values of settings given again.
+        TrainingError: ``run_dir`` is another app's run, holds checkpoints of an earlier run (not resumed), is
+            in use by another training, was trained on other data than ``data``, or (resumed) was started with
+            other values of settings given again.
     """
     from rnn_apps.apps.base import check_run_app
 
@@ -403,6 +438,7 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
             existing = None  # unreadable: a new run replaces it, as before
         if isinstance(existing, dict):
             check_run_app(run_dir, existing, app)
+    check_new_run(run_dir, resume if resume_asked is None else resume_asked, stages)
     os.makedirs(run_dir, exist_ok=True)
     given = {k: v for k, v in overrides.items() if v is not None}
     if resume and os.path.exists(path):
@@ -434,8 +470,10 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
                                 f"{', '.join(newer)} existed; --resume continues it as it was trained (received "
                                 f"{asked}). Leave {'them' if len(newer) > 1 else 'it'} out to resume, or start a new "
                                 "run in another --run-dir.")
-        lock_run_dir(run_dir)
         settings.update({k: given[k] for k in resumable if k in given})
+        if check is not None:
+            check(saved, settings)
+        lock_run_dir(run_dir)
         return settings, saved
     lock_run_dir(run_dir)
     return {**defaults, **given}, None
@@ -545,11 +583,7 @@ def fit_resumable(
     chief = is_chief(strategy) if strategy is not None else True
     start = 0
     if manager.latest() is not None:
-        if not resume:
-            raise TrainingError(
-                f"{run_dir} already holds checkpoints of an earlier run. Pass --resume to continue it, "
-                "or choose another --run-dir."
-            )
+        check_new_run(run_dir, resume)  # the apps have checked it before writing into run_dir (run_settings)
         start = manager.restore(model)
         if verbose:
             print(f"Resuming from step {start} ({manager.latest()}).")

@@ -163,6 +163,14 @@ def test_a_model_exported_again_keeps_its_cards_body_with_new_samples(app_dir, t
         assert r.exit_code != 0 and says in r.output and "Traceback" not in r.output, r.output
 
 
+def test_cards_name_the_cell_class_of_rnn_apps_cells():
+    from rnn_apps import cells
+
+    assert [cards.cell_class(n) for n in ("lstm", "GRU", "simple_rnn", "mystery")] == [
+        "LSTMCell", "GRUCell", "SimpleRNNCell", "mystery"]
+    assert all(hasattr(cells, cards.cell_class(n)) for n in cells.CELLS)
+
+
 def test_a_cards_changelog_gains_the_versions_its_writer_adds():
     """The old card's changelog is kept (it may say more of a version than the writer does), and an entry the
     card writer's changelog has for a version the old card lacks is added in its place."""
@@ -289,3 +297,32 @@ def test_a_run_records_its_machine_and_a_resumed_run_keeps_its_first_record(tiny
     assert "machine" not in json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
     base.write_run_config(str(tmp_path), {"settings": {}, "trained_on": "one H100 GPU"})
     assert "machine" not in json.loads((tmp_path / "config.json").read_text(encoding="utf-8"))
+
+
+def test_a_generic_card_names_only_commands_that_exist():
+    """The generic body said "trained with `rnn-apps train forecast`" (the forecaster is trained by `rnn-apps
+    forecast`) and `rnn-apps train translate-zh-en` (the translate app's commands train it): every command a
+    body names resolves in the command line, and the forecaster's body is its own card module's."""
+    import re
+
+    import click
+
+    def resolves(words):
+        command, ctx = cli, click.Context(cli)
+        for word in words:
+            command = command.get_command(ctx, word) if isinstance(command, click.Group) else None
+            if command is None:
+                return False
+        return True
+
+    meta = {"config": {"units": 8}, "summary": {"step": 3}, "exported": "2026-01-01"}
+    for app in cards.CARD_MODULES:
+        body = cards.generic_body(app, meta)
+        named = re.findall(r"`rnn-apps ([^`]+)`", body)
+        assert all(resolves(c.split()[:2] if c.startswith(("train ", "fine-tune ")) else c.split()[:1]) for c in named), \
+            (app, named)
+        assert "train forecast" not in body and "train translate-zh-en" not in body and "train caption-" not in body
+    assert cards.training_commands("forecast") == ["rnn-apps forecast", "rnn-apps fine-tune forecast"]
+    assert cards.training_commands("translate-zh-en") == ["rnn-apps train translate", "rnn-apps fine-tune translate"]
+    assert cards.generic_body("forecast", meta).startswith("# Forecaster")
+    assert "trained with `rnn-apps train poetry` or `rnn-apps fine-tune poetry`." in cards.generic_body("poetry", meta)

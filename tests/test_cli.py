@@ -294,3 +294,13 @@ def test_export_refuses_another_apps_directory_in_one_line(runner, tiny_poem_mod
     r = runner.invoke(cli, ["train", "poetry", "--data", str(poems), "--run-dir", str(tmp_path / "run"),
                             "--export", str(sentiment)])
     assert r.exit_code == 1 and "holds sentiment models" in r.output and not (tmp_path / "run").exists(), r.output
+
+
+def test_a_summary_prints_nested_records_as_indented_lines(capsys):
+    """`fine-tune sentiment` and the other training commands printed their stats as a Python dict repr."""
+    from rnn_apps.cli.common import report
+
+    report({"step": 10, "stats": {"reviews": 2, "labels": {"pos": 1, "neg": 1}}, "best_epoch": None,
+            "averaged_epochs": [5, 6], "exported": "models/x/1"}, as_json=False)
+    assert capsys.readouterr().out == ("step: 10\nstats:\n  reviews: 2\n  labels:\n    pos: 1\n    neg: 1\n"
+                                       "best_epoch: none\naveraged_epochs: 5, 6\nexported: models/x/1\n")

@@ -25,6 +25,12 @@ def _write(path, text, mode="w"):
     return str(path)
 
 
+def _front(card: str) -> dict:
+    import yaml
+
+    return yaml.safe_load(card.split("\n---\n", 1)[0][4:])
+
+
 def _sine(n=400, period=20):
     return np.sin(2 * np.pi * np.arange(n) / period)
 
@@ -385,6 +391,54 @@ def test_resume_continues_a_run(tmp_path):
     assert resumed["forecast"] == pytest.approx(full["forecast"], abs=1e-4)
 
 
+@pytest.mark.parametrize("n, batch, multiple, sizes", [
+    (10, 4, 1, [4, 4, 2]),  # the last batch was filled up with windows the epoch had already trained
+    (10, 10, 1, [10]),
+    (9, 4, 2, [4, 4, 2]),  # replicas: the short last batch gets one window again, to a multiple of them
+])
+def test_an_epoch_trains_each_window_once(n, batch, multiple, sizes):
+    from rnn_apps.apps.forecast import task
+
+    x = np.arange(n, dtype=np.float32)[:, None, None]
+    ds, steps = task._train_dataset(x, x[:, 0], batch, 0, 0, multiple)
+    assert steps == len(sizes)
+    batches = [b[0].numpy().ravel().astype(int) for b in ds.take(2 * steps)]
+    assert [len(b) for b in batches] == sizes * 2
+    for epoch in (batches[:steps], batches[steps:]):
+        seen = np.concatenate(epoch)
+        assert sorted(set(seen)) == list(range(n)) and len(seen) - n == -n % multiple
+
+
+def test_train_batch_size_is_at_most_the_training_windows():
+    from rnn_apps.apps.forecast.task import train_batch_size
+
+    assert train_batch_size(100_000, 360) == 360
+    assert train_batch_size(32, 360) == 32
+    assert train_batch_size(33, 360, replicas=2) == 34 and train_batch_size(1000, 359, replicas=2) == 360
+
+
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_cli_a_batch_larger_than_the_series_trains_each_window_once_an_epoch(tmp_path, fine_tune, request):
+    """--batch-size 100000 on ~360 windows drew 100,000 rows an epoch (each window ~280 times): 63.7 s, not 8."""
+    data = _sine_csv(tmp_path / "s.csv")
+    common = ["--data", data, "--column", "v", "--epochs", "2", "--batch-size", "100000", "--json",
+              "--run-dir", str(tmp_path / "run")]
+    if fine_tune:
+        args = ["fine-tune", "forecast", "--model", request.getfixturevalue("base_model"), *common]
+    else:
+        args = ["forecast", "--horizon", "6", "--window", "12", "--units", "4", *common]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["batch_size"] == res["train_pairs"] < 100_000 and res["settings"]["batch_size"] == 100_000
+    assert res["step"] == 2  # one step an epoch
+    note = (f"--batch-size 100000 is more than the {res['train_pairs']} training windows: batches of "
+            f"{res['train_pairs']}, each window once an epoch.")
+    assert res["notes"] == [note] and f"Note: {note}" in r.stderr
+    assert f"Series: {res['train_pairs']:,} training windows of {res['settings']['window']} values" in r.stderr
+    assert "; 1 step an epoch of" in r.stderr
+
+
 # ------------------------------------------------------------------------------------------------ CLI
 
 
@@ -428,10 +482,25 @@ def test_forecast_values_keep_their_digits_in_plain_decimals(tmp_path):
 def test_cli_table_names_methods(tmp_path):
     data = _sine_csv(tmp_path / "s.csv")
     r = CliRunner().invoke(cli, ["forecast", "--data", data, "--column", "v", "--horizon", "4", "--epochs", "1",
-                                 "--units", "4", "--mode", "recursive", "--cell", "gru", "--season", "12"])
+                                 "--units", "4", "--mode", "recursive", "--cell", "gru", "--season", "12",
+                                 "--export", str(tmp_path / "exp")])
     assert r.exit_code == 0, r.output
     assert "model (recursive, gru)" in r.stdout and "naive (last value)" in r.stdout and "seasonal-naive" in r.stdout
     assert "MAE" in r.stdout and "MAPE" in r.stdout and "season 12 steps (given)" in r.stdout
+    # The card said "# forecast model ... trained with `rnn-apps train forecast`" (no such command) over a table of
+    # settings, and named neither the file nor the column (its dataset "rnn-apps/v").
+    card = (tmp_path / "exp" / "README.md").read_text(encoding="utf-8")
+    assert "train forecast" not in card
+    assert "# Forecaster of column `v` of `s.csv` (GRU, recursive 4-step forecasts)" in card
+    assert "Trained with `rnn-apps forecast` on column `v` of `s.csv` (240 values)" in card
+    assert "* It reads the last " in card and "forecasts the next 4, in the series' units: one step at a time" in card
+    assert "* Season: 12 steps (given)" in card and "* 1 epoch(s), " in card
+    res = r.stdout.split("model (recursive, gru)")[1].split()
+    assert f"| this model (recursive, gru) | {res[0]} | {res[1][:-1]} % |" in card  # the figures the command printed
+    assert "| naive (the last value repeated) |" in card and "| seasonal-naive (the last 12 values repeated) |" in card
+    front = _front(card)
+    assert front["model-index"][0]["results"][0]["dataset"]["type"] == "s.csv"
+    assert front["model-index"][0]["results"][0]["dataset"]["name"] == "column v of s.csv, back-test (its last part)"
 
 
 @pytest.mark.parametrize("content, args, expected", [
@@ -524,6 +593,8 @@ def test_resumed_fine_tuning_keeps_the_base_figures_without_the_base(base_model,
 def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
     import tensorflow as tf
 
+    from rnn_apps.apps.forecast.card import _fmt as fmt
+
     data = _sine_csv(tmp_path / "s.csv")
     ft = str(tmp_path / "ft" / "forecast")
     args = ["fine-tune", "forecast", "--data", data, "--column", "v", "--time-column", "t", "--model", base_model,
@@ -537,6 +608,18 @@ def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
     loaded = tf.saved_model.load(res["exported"])
     out = loaded.signatures["serving_default"](history=tf.zeros([2, 30]))["forecast"]
     assert tuple(out.shape) == (2, 6)
+    # Its card names the command, the series and the model it started from (only init_from in a table, before).
+    card = open(os.path.join(ft, "README.md"), encoding="utf-8").read()
+    base = os.path.join(*os.path.normpath(base_model).split(os.sep)[-2:])
+    # (the base's own record names no series: the fixture exported it with summary={})
+    assert (f"Fine-tuned with `rnn-apps fine-tune forecast` from the forecaster `{base}` on column `v` of `s.csv` "
+            "(240 values)") in card
+    assert f"* Started from the weights of `{base}`, whose window, horizon, mode, cell and units it keeps" in card
+    before = res["metrics"]["before"]
+    assert f"| the base model `{base}`, before fine-tuning | {fmt(before['mae'])} | {before['mape']:.2f} % |" in card
+    assert f"Back-test loss (MSE of the normalised values): {res['val_loss']:.4f}; {res['base_val_loss']:.4f} before " \
+           "fine-tuning." in card
+    assert "train forecast" not in card and "init_from" not in card
     r = CliRunner().invoke(cli, [*args, "--run-dir", str(tmp_path / "run2")])
     assert r.exit_code == 0, r.output
     assert "the base model, before fine-tuning" in r.stdout and "Exported:" in r.stdout
@@ -591,13 +674,35 @@ def test_cli_forecast_model_starts_from_an_exported_forecaster(base_model, tmp_p
     back-test scores before training; a value other than the model's own is one clean error."""
     data = _sine_csv(tmp_path / "s.csv")
     args = ["forecast", "--data", data, "--column", "v", "--time-column", "t", "--model", base_model, "--epochs", "1"]
-    r = CliRunner().invoke(cli, [*args, "--json"])
+    r = CliRunner().invoke(cli, [*args, "--json", "--export", str(tmp_path / "exp")])
     assert r.exit_code == 0, r.output
     res = json.loads(r.stdout)
     assert res["init_from"] == base_model and "base_val_loss" in res and "before" in res["metrics"]
+    card = (tmp_path / "exp" / "README.md").read_text(encoding="utf-8")
+    assert "Fine-tuned with `rnn-apps forecast --model` from the forecaster `" in card
     assert (res["settings"]["window"], res["settings"]["horizon"], res["settings"]["units"]) == (24, 6, 8)
     assert len(res["forecast"]) == 6
     r = CliRunner().invoke(cli, [*args, "--horizon", "3"])
     assert r.exit_code == 1 and "Traceback" not in r.output, r.output
     errors = [line for line in r.output.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and "keeps the base model's horizon (6); received horizon=3" in errors[0], r.output
+
+
+def test_the_season_is_the_one_the_autocorrelation_by_its_definition_gives():
+    """estimate_season computes every lag's autocorrelation at once with the FFT (a dot product a lag took
+    seconds on long series): the same season as the definition's sum, ties of exactly periodic series included."""
+    def by_definition(values, min_acf=0.2):
+        x = np.asarray(values, np.float64)
+        n, t = len(x), np.arange(len(x))
+        x = x - np.polyval(np.polyfit(t, x, 1), t)
+        acf = [sum(x[i] * x[i + k] for i in range(n - k)) / np.dot(x, x) for k in range(n // 3 + 2)]
+        peaks = [k for k in range(2, n // 3 + 1) if acf[k] > acf[k - 1] and acf[k] >= acf[k + 1] and acf[k] > min_acf]
+        return next((k for k in peaks if acf[k] >= 0.8 * max(acf[j] for j in peaks)), None)
+
+    rng = np.random.default_rng(3)
+    for trial in range(60):
+        n, p = int(rng.integers(8, 400)), int(rng.integers(2, 40))
+        t = np.arange(n)
+        values = [np.sin(2 * np.pi * t / p) + rng.normal(0, rng.uniform(0, 2), n), (t % p).astype(float),
+                  np.round(10 * np.sin(2 * np.pi * t / p)) + 0.01 * t, rng.normal(size=n).cumsum()][trial % 4]
+        assert fm.estimate_season(values) == by_definition(values), (trial, n, p)

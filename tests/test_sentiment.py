@@ -172,6 +172,46 @@ def test_csv_with_its_columns_swapped_says_so(tmp_path, content, message):
     assert str(e.value) == f"{f}:{message[len('mine.csv:'):]}"
 
 
+@pytest.mark.parametrize("content, message", [
+    # a quote left open: the row that opened it, as classify --file says (was "the row has 1 columns; the header
+    # names more", the rest of the file read as one cell)
+    ('text,label\n"an unclosed quote,pos\ngreat film,pos\n', ":2: not valid CSV (a quote opened in this row is never "
+     "closed)."),
+    ('text,label\n"abc"def,pos\n', ':2: not valid CSV (text follows a closing quote; a quote inside a quoted text is '
+     'written twice: "He said ""wow"".").'),
+    # a header without a label column was read as data: "label 'stars' is not one of 0, 1, neg, pos ..."
+    ("text,stars\ngreat film,5\n", ":1: the header names no label column (its columns: 'text', 'stars'); name the "
+     "labels' column one of label, sentiment, polarity, class (labels 0, 1, neg, pos, negative or positive), or leave "
+     "the header out and write the columns text, label."),
+    ("sentiment,comment\npos,great film\n", ":1: the header names no text column (its columns: 'sentiment', "
+     "'comment'); name the reviews' column one of text, review, sentence, content, or leave the header out and write "
+     "the columns text, label."),
+    ("label,text\n1,Good film\n0\n", ":3: the row has 1 column; the header has 2 (the reviews in column 2, the labels "
+     "in column 1)."),
+])
+def test_training_and_evaluation_csv_errors_are_as_exact_as_classifys(tmp_path, content, message):
+    """fine-tune and evaluate read a CSV with the reader classify --file uses (rnn_apps.apps.sentiment.data
+    ._table_rows), and say what is wrong as exactly."""
+    f = tmp_path / "mine.csv"
+    f.write_text(content, encoding="utf-8")
+    for read in (sdata.read_labelled_file, lambda path: sdata.load_reviews(path, "train")):
+        with pytest.raises(sdata.SentimentDataError) as e:
+            read(str(f))
+        assert str(e.value) == f"{f}{message}"
+    if "not valid CSV" in message:  # classify --file's reader says the same
+        f.write_text(content.replace("text,label", "text"), encoding="utf-8")
+        with pytest.raises(sdata.SentimentDataError) as e:
+            sdata.read_review_column(str(f))
+        assert str(e.value) == f"{f}{message}"
+
+
+def test_a_first_row_of_data_that_holds_a_column_name_is_data(tmp_path):
+    """Only a first row whose second cell is no label is a header lacking a column: 'text,pos' is a review."""
+    f = tmp_path / "mine.csv"
+    f.write_text("text,pos\nawful,neg\n", encoding="utf-8")
+    assert [(r.text, r.label) for r in sdata.read_labelled_file(str(f))] == [("text", 1), ("awful", 0)]
+
+
 def test_reviews_of_one_label_are_refused_with_the_counts(tmp_path):
     reviews = [sdata.Review(f"fine film {i}", 1) for i in range(3)]
     with pytest.raises(sdata.SentimentDataError, match=r"^mine.csv: its labelled reviews are 3 positive and 0 negative; "
@@ -553,6 +593,27 @@ def test_fine_tune_on_reviews_of_one_label_is_one_line(runner, tiny_model, tmp_p
         f"Error: {mine}: its labelled reviews are 0 positive and 8 negative; a classifier needs reviews of both labels "
         "to learn to tell them apart. Add positive (label 1 or pos) reviews."], r.output
     assert not (tmp_path / "run").exists() and not (tmp_path / "ft").exists()
+
+
+def test_fine_tune_without_validation_reviews_warns_and_its_card_says_so(runner, tiny_model, tmp_path):
+    """Two reviews, one of each label: --val-fraction holds out none. The command exported without a word, and
+    the card said "Kept: the weights of the epoch with the lowest validation loss" over a table of nan."""
+    mine = tmp_path / "two.csv"
+    mine.write_text(f"text,label\n{review(random.Random(1), POS, 6)},pos\n{review(random.Random(2), NEG, 6)},neg\n",
+                    encoding="utf-8")
+    out_dir = tmp_path / "ft"
+    r = runner.invoke(cli, ["fine-tune", "sentiment", "--data", str(mine), "--model", tiny_model, "--out", str(out_dir),
+                            "--run-dir", str(tmp_path / "run"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    assert ("Warning: no validation reviews: --val-fraction held out none of the 2 labelled reviews, so nothing was "
+            "validated") in r.stderr
+    card = (out_dir / "README.md").read_text(encoding="utf-8")
+    assert "2 reviews for training and none for validation (10% of each class of 2 labelled reviews rounds to none)" \
+        in card
+    assert "* Kept: the last epoch's weights." in card and "lowest validation loss" not in card
+    assert "nan" not in card and "| ? |" not in card
+    r = runner.invoke(cli, ["export", "sentiment", "--run-dir", str(tmp_path / "run"), "--export", str(out_dir)])
+    assert r.exit_code == 0 and "Warning: no validation reviews" in r.stderr, r.output
 
 
 def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):

@@ -246,6 +246,64 @@ def test_fine_tune_keeps_the_base_ngram_branch(ngram_run, tmp_path):
     np.testing.assert_array_equal(tuned["ngram"].combiner, result["ngram"].combiner)
 
 
+def test_the_card_of_a_fine_tuned_model_says_what_it_inherited(ngram_run, tmp_path):
+    """The card of a model fine-tuned on a CSV said its n-gram branch was "fitted on the training reviews, then
+    fitted again with N unlabelled reviews", its vocabulary "adapted on the training text", "Language-model
+    pre-training: 0 epoch(s)", the base's combiner "fitted on the validation reviews", and held a row "combiner
+    fitted on all validation reviews" and a "**?**"; with no validation reviews, nan and "Kept: the epoch with
+    the lowest validation loss". It names the base model, what came from it, and only the figures it measured."""
+    from rnn_apps import cards
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.apps.sentiment.export import export_result, export_sentiment, load_config, write_model_card
+
+    _, result = ngram_run
+    base = export_sentiment(result["model"], result["vocabulary"], result["config"], str(tmp_path / "base"),
+                            ngram=result["ngram"])
+    cards.write_card("sentiment", base, trained_on="aclImdb-train.tar.gz")  # the base's card says IMDB
+    rng = random.Random(5)
+    rows = ["text,label"] + [f"{review(rng, POS if i % 2 else NEG, 6)},{i % 2}" for i in range(20)]
+    mine = tmp_path / "mine.csv"
+    mine.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    def fine_tune(name, **settings):
+        run = str(tmp_path / f"run_{name}")
+        tuned = task.train(str(mine), run, epochs=1, verbose=0, save_every=0, init_from=base, seed=2, **settings)
+        path = export_result(tuned, str(tmp_path / name))
+        with open(write_model_card(str(tmp_path / name), path, run), encoding="utf-8") as f:
+            return tuned, path, f.read()
+
+    tuned, path, card = fine_tune("ft")
+    figures = tuned["ngram"].figures
+    assert not figures["combiner_fitted_on_validation"] and figures["val_reviews"] == 2
+    assert "Fine-tuned on `mine.csv`, starting from the weights of `base/1`, which was trained on IMDB movie reviews " \
+           "(aclImdb)." in card
+    assert "(padding and unknown word included) of the base model `base/1`, kept as it was" in card
+    assert "* Language-model pre-training: none in the base model `base/1`; none in this fine-tuning." in card
+    assert ("* N-gram branch (`rnn_apps.apps.sentiment.ngrams`), the base model `base/1`'s, kept as it was "
+            "(fine-tuning does not refit it):") in card
+    assert "fitted on its training data, IMDB movie reviews (aclImdb), then fitted again with 10 unlabelled" in card
+    assert "the three numbers of the base model `base/1`'s combiner, kept: 2 validation reviews are fewer than the " \
+           "200 a combiner is fitted on" in card
+    pct = f"{100 * figures['combined_val_accuracy_in_sample']:.2f} %"
+    assert f"| **both (this model)**, the combiner of the base model `base/1`, not fitted on these reviews | **{pct}** |" \
+        in card
+    assert "fitted on the training reviews" not in card and "adapted on the training text" not in card
+    assert "combiner fitted on all validation reviews" not in card and "cross-validated" not in card
+    assert "2 for validation" in card and "; no unlabelled reviews." in card and "for nothing" not in card
+    assert "nan" not in card and "?" not in card
+    # the figure the front matter states is the model's own answer on its validation reviews
+    assert load_config(path)["val_accuracy"] == figures["combined_val_accuracy_in_sample"]
+
+    _, _, card = fine_tune("none", val_fraction=0.0)  # no validation reviews at all
+    assert "20 reviews for training and none for validation (--val-fraction 0)" in card
+    assert "no figure on this card was measured on reviews the model did not train on" in card
+    assert "* Kept: the last epoch's weights. There were no validation reviews to choose an epoch by" in card
+    assert "lowest validation loss" not in card and "Validation accuracy over" not in card
+    assert "| epoch | step | loss | seconds |" in card and "val loss" not in card
+    assert "kept: there were no validation reviews to fit one on" in card
+    assert "nan" not in card and "?" not in card
+
+
 def test_evaluate_reports_each_branch_and_the_cross_validated_combination(ngram_run, imdb, tmp_path):
     import tensorflow as tf
     from click.testing import CliRunner

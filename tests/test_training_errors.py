@@ -245,6 +245,103 @@ def test_a_run_dir_in_use_is_refused(tmp_path):
     assert not (run_dir / "config.json").exists()
 
 
+def _dir_hashes(path):
+    """Every file under ``path`` (the lock file included), by relative path: the sha256 of its bytes."""
+    import hashlib
+
+    out = {}
+    for root, _, files in os.walk(path):
+        for name in files:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                out[os.path.relpath(full, path)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def _forecast_csv(path, column, n, period):
+    rows = [column] + [f"{3 + ((i * 7) % period) / period:.4f}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n")
+    return str(path)
+
+
+def _other_app_data(tmp_path, app):
+    """``(first, second, extra)``: two data files of ``app`` (the second other data) and its tiny settings."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    if app == "poetry":
+        poems = os.path.join(FIXTURES, "poems.txt")
+        other = tmp_path / "b" / "poems.txt"
+        other.write_text("".join(open(poems, encoding="utf-8").readlines()[:40]), encoding="utf-8")
+        return poems, str(other), TINY_POETRY
+    if app == "sentiment":  # with the language-model stage, which keeps its own checkpoints in run_dir/lm
+        return (_reviews(tmp_path / "a", [0, 1] * 8), _reviews(tmp_path / "b", [1, 0, 0] * 6),
+                [*SENTIMENT, "--pretrain-epochs", "1"])
+    return (_forecast_csv(tmp_path / "a" / "f_good.csv", "mw", 120, 12),
+            _forecast_csv(tmp_path / "b" / "f_many.csv", "mw2", 150, 10),
+            ["--epochs", "1", "--units", "4", "--batch-size", "16", "--horizon", "3", "--window", "8"])
+
+
+@pytest.mark.parametrize("app", ["poetry", "sentiment", "forecast"])
+def test_a_new_run_refused_for_an_earlier_runs_checkpoints_leaves_that_run_as_it_was(tmp_path, app):
+    """The refusal came only when the model was fitted: the earlier run's vocabulary and config had been rewritten
+    for the new data (its old weights then exported with the new vocabulary, its --resume refused as "trained on"
+    the refused data)."""
+    first, second, extra = _other_app_data(tmp_path, app)
+    run_dir = str(tmp_path / "run")
+    if app == "forecast":
+        command = lambda data, column, *more: run("forecast", "--data", data, "--column", column,  # noqa: E731
+                                                   "--run-dir", run_dir, *extra, *more)
+        r = command(first, "mw")
+    else:
+        command = lambda data, *more: run("train", app, "--data", data, "--run-dir", run_dir, *extra, *more)  # noqa: E731
+        r = command(first)
+    assert r.exit_code == 0, r.output
+    before = _dir_hashes(run_dir)
+    assert "config.json" in before and any(p.startswith("checkpoints") for p in before)
+
+    r = command(second, "mw2") if app == "forecast" else command(second)
+    assert r.exit_code == 1, r.output
+    assert r.stderr.splitlines()[-1] == (f"Error: {run_dir} already holds checkpoints of an earlier run. Pass --resume "
+                                         "to continue it, or choose another --run-dir.")
+    assert _dir_hashes(run_dir) == before  # config, vocabulary, checkpoints and lock: byte for byte
+    # a --resume refused (other data, or less pre-training than done) leaves it likewise, its lock included
+    refused, message = {"poetry": ((second,), "was trained on"),
+                        "sentiment": ((first, "--pretrain-epochs", "0"), "may grow on --resume, not fall to 0"),
+                        "forecast": ((second, "mw2"), "was trained on a series of 120 values; this one has 150")}[app]
+    r = command(*refused, "--resume")
+    assert r.exit_code == 1 and message in r.stderr, r.output
+    assert _dir_hashes(run_dir) == before
+
+    models = str(tmp_path / "models")
+    if app == "forecast":  # the run resumes on its own data (the series' fingerprint and scale are its own)
+        r = command(first, "mw", "--resume", "--export", models)
+        assert r.exit_code == 0, r.output
+    else:
+        if app == "sentiment":  # its --resume was refused as "trained on" the data of the refused command
+            r = command(first, "--resume")
+            assert r.exit_code == 0, r.output
+        r = run("export", app, "--run-dir", run_dir, "--export", models)
+        assert r.exit_code == 0, r.output
+    assert os.path.isdir(os.path.join(models, "1"))
+
+
+def test_a_new_sentiment_run_is_refused_for_the_language_models_checkpoints(tmp_path):
+    """A run stopped during its language-model pre-training has checkpoints in run_dir/lm only."""
+    from rnn_apps.apps.sentiment import task
+    from rnn_apps.training import TrainingError
+
+    run_dir = fake_run(tmp_path / "run", {"max_tokens": 500}, app="sentiment", data="/elsewhere/reviews.csv")
+    with open(os.path.join(run_dir, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump({"words": ["good", "bad"]}, f)
+    os.makedirs(os.path.join(run_dir, "lm", "checkpoints", "ckpt-000000003"))
+    with open(os.path.join(run_dir, "lm", "checkpoints", "latest.json"), "w", encoding="utf-8") as f:
+        json.dump({"checkpoint": "ckpt-000000003", "step": 3}, f)
+    before = _dir_hashes(run_dir)
+    with pytest.raises(TrainingError, match="already holds checkpoints of an earlier run"):
+        task.train(_reviews(tmp_path, [0, 1] * 5), run_dir, 1, verbose=0, pretrain_epochs=1)
+    assert _dir_hashes(run_dir) == before
+
+
 def _poem_run_copy(tiny_poem_run, path):
     """A copy of the session's tiny poem run (whose lock this process holds, having trained it)."""
     import shutil

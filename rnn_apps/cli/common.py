@@ -194,12 +194,23 @@ def echo_exported(version_dir: str, as_json: bool) -> None:
 
 
 def report(summary: dict, as_json: bool) -> None:
-    """Print a command's summary: JSON with ``--json``, else one ``key: value`` line each."""
+    """Print a command's summary: JSON with ``--json``, else one ``key: value`` line each, the entries of a
+    nested record (``stats``) indented under its key, not printed as a Python dict."""
     if as_json:
         echo_json(summary)
     else:
-        for k, v in summary.items():
-            click.echo(f"{k}: {v}")
+        click.echo("\n".join(_summary_lines(summary)))
+
+
+def _summary_lines(summary: dict, indent: str = "") -> list:
+    lines = []
+    for k, v in summary.items():
+        if isinstance(v, dict) and v:
+            lines += [f"{indent}{k}:", *_summary_lines(v, indent + "  ")]
+        else:
+            shown = ", ".join(map(str, v)) if isinstance(v, (list, tuple)) else ("none" if v is None else v)
+            lines.append(f"{indent}{k}: {shown}")
+    return lines
 
 
 def refuse_options_given(names, reason: str) -> None:

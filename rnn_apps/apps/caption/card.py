@@ -215,7 +215,7 @@ def build_card(model_dir: str, run_dir: str, evaluation: dict, compare_run: Opti
         f"filters) with 2×2 max-pooling between them, coordinate channels again and a 1×1 projection to "
         f"{cfg['feature_dim']}: an {grid[0]}×{grid[1]} grid of annotation vectors." if grid[0] == 8 else
         f"{cfg['feature_dim']}: a {grid[0]}×{grid[1]} grid of annotation vectors.",
-        f"* Decoder ({cfg['variant']}): `rnn_apps.cells.{cfg['cell'].upper() if cfg['cell'] == 'lstm' else cfg['cell']}` "
+        f"* Decoder ({cfg['variant']}): `rnn_apps.cells.{cards.cell_class(cfg['cell'])}` "
         f"with {cfg['units']} units, word embedding {cfg['embedding_dim']}, soft attention (Show, Attend and Tell; "
         f"additive scores with {cfg['attention_units']} hidden units{', gated' if cfg.get('gate') else ''}) over the "
         "grid at every step; initial state from the mean annotation; output from [h_t; z_t]. Teacher forcing, "

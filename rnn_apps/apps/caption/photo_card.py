@@ -25,6 +25,11 @@ CHANGELOG = {
        "it is) and `rnn-apps caption` notes a caption of an image unlike them (see *Unfamiliar images*); an empty "
        "batch of images is answered (version 3 failed on it). On the 1,000 dev photos at beam 5 its captions are "
        "version 3's and its log-probabilities within 1.1e-5 of them.",
+    5: "the same weights and novelty prototypes as version 4; its graph also reads the size of a WebP image and of "
+       "each GIF frame (and of all frames together) before decoding, so TF Serving refuses what the command refuses: "
+       "a 10 KB WebP of 16,383×16,383 pixels and a GIF whose header says 1×1 around a frame of 8,000×8,000 were "
+       "decoded and captioned by version 4. On 60 Flickr8k dev photos at beam 5 its captions, log-probabilities and "
+       "novelty equal version 4's, to the bit.",
 }
 
 # Show, Attend and Tell (Xu et al., 2015), Table 1, Flickr8k test, VGG features: BLEU-1..4.
@@ -140,7 +145,8 @@ def build_photo_card(model_dir: str, run_dir: str, evaluations: Sequence[dict], 
         "",
         f"* Encoder: the frozen MobileNetV2's last feature map ({grid[0]}×{grid[1]}×1280 at 224 px), coordinate "
         f"channels and a trained 1×1 projection to {cfg['feature_dim']}: {grid[0] * grid[1]} annotation vectors.",
-        f"* Decoder: `rnn_apps.cells.LSTM` with {cfg['units']} units, word embedding {cfg['embedding_dim']}, soft "
+        f"* Decoder: `rnn_apps.cells.{cards.cell_class(cfg.get('cell', 'lstm'))}` with {cfg['units']} units, word "
+        f"embedding {cfg['embedding_dim']}, soft "
         f"attention (Show, Attend and Tell; additive scores with {cfg['attention_units']} hidden units"
         f"{', gated' if cfg.get('gate') else ''}) over the grid at every word, initial state from the mean "
         "annotation, and "

@@ -266,7 +266,7 @@ def build_card(run_dir, forward_run_dir, model_dir, eval_bi, eval_fw, facts: dic
             "measured the same way, are in *Versions* below.", ""]),
         "## Limitations",
         "",
-        ("The training is short (all the compute this 2-core CPU could spare) and the model was still improving "
+        ("The training is short (2 CPU cores, no GPU) and the validation loss was still falling at its last epoch "
          "(see the table)" if not own and not bi.get("machine") else
          "Where the model was still improving at the end of its training (see the table)")
         + (": a longer run, e.g. `rnn-apps fine-tune fill` again from this version, should fill more "

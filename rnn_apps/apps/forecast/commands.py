@@ -63,7 +63,8 @@ def format_table(result: dict) -> str:
 _JSON_KEYS = ("'series' (name, source, length), 'settings', 'season' and 'season_source', 'backtest' (values held "
               "out, origins, horizon), 'metrics' (model, naive, seasonal_naive: 'mae', 'mape' in per cent, "
               "'mape_skipped'), 'forecast' (the next values) with 'future_labels' (their times, or null), "
-              "'train_pairs', 'step' (training steps), 'val_loss', 'train_seconds', 'seconds', and 'notes', 'plot', "
+              "'train_pairs', 'batch_size' (the batch trained with: --batch-size, at most 'train_pairs'), 'step' "
+              "(training steps), 'val_loss', 'train_seconds', 'seconds', and 'notes', 'plot', "
               "'output', 'exported' when there are")
 
 _COLUMN = click.option("--column", default=None,
@@ -182,6 +183,7 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
         "forecast": result["forecast"],
         "future_labels": result["future_labels"],
         "train_pairs": result["train_pairs"],
+        "batch_size": result["batch_size"],
         "step": result["step"],
         "val_loss": result["val_loss"],
         "train_seconds": result["train_seconds"],
@@ -189,9 +191,12 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
     }
     if "init_from" in result:  # fine-tuning: the base model and its back-test loss before training
         summary.update({"init_from": result["init_from"], "base_val_loss": result["base_val_loss"]})
-    note = fdata.irregular_times_note(series.timestamps)
-    if note:
-        summary["notes"] = [note]
+    notes = [fdata.irregular_times_note(series.timestamps)]
+    if result["batch_size"] < cfg["batch_size"]:
+        notes.append(f"--batch-size {cfg['batch_size']} is more than the {result['train_pairs']} training windows: "
+                     f"batches of {result['batch_size']}, each window once an epoch.")
+    for note in filter(None, notes):
+        summary.setdefault("notes", []).append(note)
         click.echo(f"Note: {note}", err=True)
     if plot_path:
         from rnn_apps.apps.forecast.metrics import seasonal_naive_forecast

@@ -114,8 +114,16 @@ def _pairs(values, origins, window, horizon, normalizer):
     return xn[..., None].astype(np.float32), yn.astype(np.float32)
 
 
-def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
-    """Endless batches of global steps ``start_step, ...``: each epoch a seeded permutation, full batches."""
+def train_batch_size(batch_size: int, windows: int, replicas: int = 1) -> int:
+    """The batch a run trains with: ``batch_size`` windows, at most all ``windows`` of the training part (a larger
+    batch trained each window many times an epoch), a multiple of the ``replicas`` (rounded up)."""
+    return -(-min(int(batch_size), max(1, int(windows))) // replicas) * replicas
+
+
+def _train_dataset(x, y, batch_size: int, seed: int, start_step: int, multiple: int = 1):
+    """Endless batches of global steps ``start_step, ...``: each epoch a seeded permutation of the windows, each
+    window once (batches of ``batch_size``, the last one the rest). ``multiple``: a batch's size is a multiple of it
+    (the replicas: a short last batch is completed with the epoch's first windows, fewer than ``multiple``)."""
     import tensorflow as tf
 
     from rnn_apps.datasets import generator_dataset
@@ -128,7 +136,10 @@ def _train_dataset(x, y, batch_size: int, seed: int, start_step: int):
         while True:
             epoch, k = divmod(step, steps)
             perm = np.random.default_rng([seed, epoch]).permutation(n)
-            idx = perm[(k * batch_size + np.arange(batch_size)) % n]
+            idx = perm[k * batch_size:(k + 1) * batch_size]
+            short = -len(idx) % multiple
+            if short:
+                idx = np.concatenate([idx, perm[np.arange(short) % n]])
             yield x[idx], y[idx]
             step += 1
 
@@ -141,6 +152,27 @@ def series_fingerprint(values) -> str:
     import hashlib
 
     return hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
+def _check_same_series(run_dir: str, saved: dict, series: fdata.Series) -> None:
+    """Refuse to resume the run ``run_dir`` (its config ``saved``) on another series than it was trained on.
+
+    Raises:
+        TrainingError: ``saved`` is not a forecast run's, or its series was of another length or other values.
+    """
+    from rnn_apps.training import TrainingError
+
+    if not isinstance(saved.get("length"), int):
+        raise TrainingError(f"{run_dir} is not a forecast training run; choose another --run-dir.")
+    if saved.get("length") != len(series):
+        raise TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
+                            f"{len(series)}. Resume with the same data, or choose another --run-dir.")
+    # Of the same length is not the same series: another column of the file resumed silently and rewrote
+    # the run's record (runs written before the fingerprint are checked by length alone).
+    if saved.get("fingerprint") not in (None, series_fingerprint(series.values)):
+        raise TrainingError(
+            f"{run_dir} was trained on other values ({saved.get('name')!r} of {saved.get('source')}); these are "
+            f"{series.name!r} of {series.source}. Resume with the same data, or choose another --run-dir.")
 
 
 def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Optional[str] = None,
@@ -164,7 +196,8 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         A dict: ``metrics`` (``model``, ``naive``, ``seasonal_naive``: each ``{"mae", "mape", "mape_skipped"}``,
         the last None without a season), ``forecast`` (list of ``horizon`` floats), ``future_labels``,
         ``backtest`` (``origins``, ``predictions``), ``config``, ``scale``, ``step``, ``history``, ``val_loss``,
-        ``seconds``, ``train_pairs``, ``backtest_pairs``, and the objects ``model`` and ``forecaster``. Fine-tuning
+        ``seconds``, ``train_pairs``, ``batch_size`` (the batch trained with: the setting's, at most the
+        ``train_pairs``), ``backtest_pairs``, and the objects ``model`` and ``forecaster``. Fine-tuning
         adds ``metrics["before"]`` and ``base_val_loss``: the base model's back-test scores and loss on this
         series before training, and ``init_from``, the base's version directory.
 
@@ -175,21 +208,12 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
 
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
+    started = time.time()
     run, overrides = RunOptions.split(options, save_every=0)
     check_settings(overrides)  # sizes and rates, before the run directory is written
-    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="forecast")
+    cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="forecast",
+                                       check=lambda saved, _: _check_same_series(run_dir, saved, series))
     if saved is not None:
-        if not isinstance(saved.get("length"), int):
-            raise training.TrainingError(f"{run_dir} is not a forecast training run; choose another --run-dir.")
-        if saved.get("length") != len(series):
-            raise training.TrainingError(f"{run_dir} was trained on a series of {saved.get('length')} values; this one has "
-                                         f"{len(series)}. Resume with the same data, or choose another --run-dir.")
-        # Of the same length is not the same series: another column of the file resumed silently and rewrote
-        # the run's record (runs written before the fingerprint are checked by length alone).
-        if saved.get("fingerprint") not in (None, series_fingerprint(series.values)):
-            raise training.TrainingError(
-                f"{run_dir} was trained on other values ({saved.get('name')!r} of {saved.get('source')}); these are "
-                f"{series.name!r} of {series.source}. Resume with the same data, or choose another --run-dir.")
         init_from = saved.get("init_from")
     base = None
     if init_from and not contract.resumes_from_checkpoint(run_dir, saved):
@@ -221,8 +245,12 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
 
     strat = training.get_strategy(run.strategy)
     replicas = strat.num_replicas_in_sync
-    batch_size = -(-int(cfg["batch_size"]) // replicas) * replicas
-    _, steps = _train_dataset(x, y, batch_size, cfg["seed"], 0)
+    batch_size = train_batch_size(cfg["batch_size"], len(x), replicas)
+    _, steps = _train_dataset(x, y, batch_size, cfg["seed"], 0, replicas)
+    if run.verbose:  # a long series takes a while to prepare, and its epochs are long: say what comes
+        print(f"Series: {len(x):,} training windows of {window} values, {len(split.backtest_origins):,} back-test "
+              f"forecasts of {horizon} steps; {steps:,} step{'s' * (steps != 1)} an epoch of {batch_size:,} windows "
+              f"({time.time() - started:.0f} s to prepare).")
     with strat.scope():
         model = build_model(window, horizon, mode, cfg["cell"], cfg["units"])
         # No XLA: for these small models on a CPU, compiling costs more than it saves.
@@ -240,8 +268,8 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         # kept in the run's config: a resumed run restores its checkpoint instead of reading the base again
         contract.write_run_config(run_dir, {**record, "before": before}, app="forecast", saved=saved)
     result = contract.fit_run(
-        model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start)[0], steps, epochs, run_dir, run,
-        strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},
+        model, lambda start: _train_dataset(x, y, batch_size, cfg["seed"], start, replicas)[0], steps, epochs,
+        run_dir, run, strategy=strat, final=None, app="forecast", validation_data=val, meta={"mode": mode},
     )
     train_seconds = time.time() - t0
 
@@ -269,6 +297,7 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
         "scale": normalizer.scale,
         "val_loss": training.last_metric(history, "val_loss"),
         "train_pairs": int(len(x)),
+        "batch_size": int(batch_size),
         "backtest_pairs": int(len(origins)),
         "train_seconds": round(train_seconds, 1),
         "seconds": round(time.time() - t0, 1),

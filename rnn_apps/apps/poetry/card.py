@@ -121,7 +121,7 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
         "",
         "## Model and training",
         "",
-        f"* Embedding {cfg['embedding_dim']} → {cfg['num_layers']} × `rnn_apps.cells.{cfg['cell'].upper() if cfg['cell']=='lstm' else cfg['cell']}` "
+        f"* Embedding {cfg['embedding_dim']} → {cfg['num_layers']} × `rnn_apps.cells.{cards.cell_class(cfg['cell'])}` "
         f"({cfg['units']} units) → projection to {cfg['embedding_dim']} → logits tied to the embedding; "
         f"dropout {cfg['dropout']}, float32.",
         f"* Adam, learning rate {cfg['learning_rate']} with cosine decay to 5 %, gradient clipping at "
@@ -157,9 +157,12 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
     if bench:
         b1, b64 = bench.get("1", {}), bench.get("64", {})
         lines.append(
-            f"* Generation speed (`python benchmarks/generate.py`): {b1['in-graph']['chars_per_s']:.0f} chars/s at "
+            "* Generation speed of the SavedModel's `generate` signature, the whole sampling loop in one graph call "
+            f"(`python benchmarks/generate.py`, measured on version {os.path.basename(os.path.normpath(model_dir))}): "
+            f"{b1['in-graph']['chars_per_s']:.0f} chars/s at "
             f"batch 1 ({b1['in-graph']['ms_per_step']:.2f} ms a step, {100 * b1['floor_over_in_graph']:.0f} % of the "
-            f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64.")
+            f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64. `rnn-apps generate-poem` "
+            "runs the NumPy engine instead ([docs/poetry.md](../../docs/poetry.md#the-shipped-model)).")
     lines += ["", samples_section(model_dir, seed)]
     return "\n".join(x for x in lines if x is not None)
 

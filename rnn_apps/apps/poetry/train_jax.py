@@ -3,7 +3,7 @@
 The package's training (``rnn-apps train|fine-tune poetry``) runs on TensorFlow, which a GPU machine may not
 have. This module trains the same network (the layout of :func:`rnn_apps.apps.poetry.model.build_char_rnn`:
 embedding, two LSTM layers, a projection and logits tied to the embedding) with Keras's built-in ``LSTM``
-layer, whose weights are laid out as ``rnn_apps.cells.LSTM``'s (kernel, recurrent kernel and bias with the
+layer, whose weights are laid out as ``rnn_apps.cells.LSTMCell``'s (kernel, recurrent kernel and bias with the
 gates in the order i, f, c, o), so the weights move between the two unchanged. Three steps::
 
     # here (TensorFlow): the encoded corpus, with the shipped model's split and vocabulary, and its weights

@@ -95,7 +95,19 @@ def _export(result: dict, app_dir: str, run_dir: str, version=None, notes=None) 
     return with_card("sentiment", path, run_dir)  # the front matter names the user's own data
 
 
+def _warn_if_unvalidated(stats) -> None:
+    """A warning on stderr for a run that held out no validation reviews: nothing it reports (or its model's
+    card states) was measured on reviews it did not train on, and no epoch was chosen by one."""
+    if isinstance(stats, dict) and stats.get("val_reviews") == 0:
+        click.echo(f"Warning: no validation reviews: --val-fraction held out none of the "
+                   f"{stats.get('labelled_reviews', 0):,} labelled reviews, so nothing was validated and no figure was "
+                   "measured on reviews the model did not train on. Give more reviews, or measure the model on reviews "
+                   "it did not train on with rnn-apps evaluate sentiment --data REVIEWS.csv --model MODEL_DIR.",
+                   err=True)
+
+
 def _train_summary(result: dict) -> dict:
+    _warn_if_unvalidated(result.get("stats"))
     summary = {k: result[k] for k in ("step", "val_accuracy", "lm_val_perplexity", "stats", "seconds")}
     summary.update({k: result[k] for k in ("best_epoch", "stopped_early") if k in result})
     if result.get("ngram_figures"):
@@ -278,6 +290,9 @@ def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file, 
     from rnn_apps.training import last_metric, read_history
 
     model, lm, vocabulary, cfg = task.load_run_model(run_dir)
+    from rnn_apps.apps.base import read_run_config
+
+    _warn_if_unvalidated(read_run_config(run_dir, task.CONFIG_FILE).get("stats"))
     result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg, "ngram": task.load_run_ngram(run_dir),
               "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
     notes = None

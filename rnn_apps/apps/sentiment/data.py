@@ -190,6 +190,40 @@ def is_table(path: str) -> bool:
     return path.lower().endswith((".csv", ".tsv", ".tab"))
 
 
+def _columns(row: Sequence[str]) -> str:
+    """A table row's first cells as a message names them: ``'text', 'stars'``."""
+    return ", ".join(repr(limits.shown(c, 30)) for c in row[:5]) + (" ..." if len(row) > 5 else "")
+
+
+def _table_rows(path: str, text: str, tsv: bool) -> Iterator[tuple]:
+    """The rows of the CSV or TSV table ``text`` (the file ``path``), each ``(the line it starts on, its cells)``,
+    blank rows skipped: the one reader of both the text column of ``classify --file`` and the labelled rows of
+    training and evaluation, which word a broken table alike.
+
+    A TSV has no quoting. A CSV is read strictly: a quote left open is an error naming the row that opened it,
+    not every row after it read as one cell (which a reader then called a row with too few columns).
+
+    Raises:
+        SentimentDataError: ``path:line: not valid CSV (...)``.
+    """
+    reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+              else csv.reader(io.StringIO(text, newline=""), strict=True))
+    end = 0
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row and any(c.strip() for c in row):
+                yield start, row
+    except csv.Error as e:
+        if "unexpected end of data" in str(e):  # the row that opened the quote, not the file's last line
+            raise SentimentDataError(f"{path}:{end + 1}: not valid CSV (a quote opened in this row is never "
+                                     "closed).") from None
+        if "expected after" in str(e):  # "abc"def: a quote inside a quoted text not doubled
+            raise SentimentDataError(f"{path}:{reader.line_num}: not valid CSV (text follows a closing quote; a quote "
+                                     'inside a quoted text is written twice: "He said ""wow"".").') from None
+        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({e}).") from None
+
+
 def read_review_column(path: str) -> list:
     """The reviews of a CSV/TSV table's text column (named in its header: text, review, sentence or content),
     each a :class:`rnn_apps.textio.Line` that knows its row ("reviews.csv, line 4"); a quoted review may span
@@ -204,36 +238,22 @@ def read_review_column(path: str) -> list:
         raise SentimentDataError(f"No such file: {path}")
     with open(path, "rb") as f:
         text = _decode(f.read(), path).lstrip("\ufeff")
-    tsv = path.lower().endswith((".tsv", ".tab"))
-    # strict: a quote left open is an error, not every row after it read as one review
-    reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
-              else csv.reader(io.StringIO(text, newline=""), strict=True))
-    column, out, end, width = None, [], 0, 0
-    try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
+    column, out, width = None, [], 0
+    for start, row in _table_rows(path, text, path.lower().endswith((".tsv", ".tab"))):
+        if column is None:
+            cells = [c.strip().lower() for c in row]
+            column = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
             if column is None:
-                cells = [c.strip().lower() for c in row]
-                column = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
-                if column is None:
-                    first = ", ".join(repr(limits.shown(c, 30)) for c in row[:5]) + (" ..." if len(row) > 5 else "")
-                    raise SentimentDataError(
-                        f"{path} is a table whose header names no text column (its first row: {first}); name the "
-                        f"reviews' column one of {', '.join(TEXT_COLUMNS)}, or give a file of one review a line.")
-                width = len(row)
-                continue
-            if len(row) <= column:  # skipped without a word before: a row cut short, or a comma missing
-                raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; "
-                                         f"the header has {width} (the reviews in column {column + 1}).")
-            if row[column].strip():
-                out.append(Line(row[column], f"{path}, line {start}"))
-    except csv.Error as e:
-        if "unexpected end of data" in str(e):  # the row that opened the quote, not the file's last line
-            raise SentimentDataError(f"{path}:{end + 1}: not valid CSV (a quote opened in this row is never "
-                                     "closed).") from None
-        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({e}).") from None
+                raise SentimentDataError(
+                    f"{path} is a table whose header names no text column (its first row: {_columns(row)}); name the "
+                    f"reviews' column one of {', '.join(TEXT_COLUMNS)}, or give a file of one review a line.")
+            width = len(row)
+            continue
+        if len(row) <= column:  # skipped without a word before: a row cut short, or a comma missing
+            raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; "
+                                     f"the header has {width} (the reviews in column {column + 1}).")
+        if row[column].strip():
+            out.append(Line(row[column], f"{path}, line {start}"))
     return out
 
 
@@ -246,8 +266,9 @@ def read_labelled_file(path: str) -> list[Review]:
     with ``"..."`` quoting for texts holding commas. Blank lines are skipped.
 
     Raises:
-        SentimentDataError: with ``path:line`` for a bad label, a wrong column count, an empty text or
-            bytes that are not UTF-8.
+        SentimentDataError: with ``path:line`` for a bad label, a wrong column count, an empty text, bytes that
+            are not UTF-8, a header naming a text column but no label column (or the other way round), or a
+            broken CSV (a quote never closed), worded as ``classify --file`` words them (:func:`_table_rows`).
     """
     if not os.path.isfile(path):
         raise SentimentDataError(f"No such file: {path}")
@@ -256,64 +277,61 @@ def read_labelled_file(path: str) -> list[Review]:
     text = _decode(raw, path).lstrip("\ufeff")
     first = text.split("\n", 1)[0]
     tsv = path.lower().endswith((".tsv", ".tab")) or (not path.lower().endswith(".csv") and "\t" in first)
-    reader = (
-        csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE)
-        if tsv
-        else csv.reader(io.StringIO(text, newline=""))
-    )
-    kind = "TSV" if tsv else "CSV"
     name = os.path.basename(path)
     reviews: list[Review] = []
     text_col, label_col, width = 0, 1, 2
     header_done = False
-    end = 0
-    try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if not row or all(not c.strip() for c in row):
+    for start, row in _table_rows(path, text, tsv):
+        if not header_done:
+            header_done = True
+            cells = [c.strip().lower() for c in row]
+            t = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
+            lab = next((i for i, c in enumerate(cells) if c in LABEL_COLUMNS), None)
+            if t is not None and lab is not None:
+                text_col, label_col, width, header_width = t, lab, None, len(row)
                 continue
-            if not header_done:
-                header_done = True
-                cells = [c.strip().lower() for c in row]
-                t = next((i for i, c in enumerate(cells) if c in TEXT_COLUMNS), None)
-                lab = next((i for i, c in enumerate(cells) if c in LABEL_COLUMNS), None)
-                if t is not None and lab is not None:
-                    text_col, label_col, width = t, lab, None
-                    continue
-            if width is not None and len(row) != width:
+            if (t is not None or lab is not None) and (len(row) < 2 or parse_label(row[1]) is None):
+                # a header (it names a column) that lacks the other: not a row of data with a bad label
                 raise SentimentDataError(
-                    f"{path}:{start}: expected 2 columns (text, label), found {len(row)}. "
-                    + ('Put texts that hold commas in double quotes, or use a .tsv file.' if not tsv else
-                       'A TSV line is: text<TAB>label.')
-                )
-            if width is None and len(row) <= max(text_col, label_col):
-                raise SentimentDataError(f"{path}:{start}: the row has {len(row)} columns; the header names more.")
-            label = parse_label(row[label_col])
-            if label is None and parse_label(row[text_col]) is not None:
-                # A label where the text should be and text where the label should be: the columns are the other
-                # way round (a file written label,text without a header, or a header naming them wrongly).
-                read_as, fix = (("without a header the columns are read as text, label",
-                                 "give a header row that names them, e.g. label,text") if width is not None else
-                                (f"the header names column {text_col + 1} the text and column {label_col + 1} the label",
-                                 "the names in the header"))
-                raise SentimentDataError(
-                    f"{path}:{start}: the columns look swapped: the text column holds {limits.shown(row[text_col], 30)!r}, "
-                    f"a label, and the label column {limits.shown(row[label_col], 30)!r} ({read_as}). Swap the columns, "
-                    f"or {fix}.")
-            if label is None:
-                raise SentimentDataError(
-                    f"{path}:{start}: label {limits.shown(row[label_col], 30)!r} is not one of 0, 1, neg, pos, negative, "
-                    "positive"
-                    + (" (without a header the columns are read as text, label; name them in a header row, e.g. "
-                       "label,text)"
-                       if len(row[label_col]) > 30 else ".")
-                )
-            review = clean_review(row[text_col])
-            if not review:
-                raise SentimentDataError(f"{path}:{start}: the text is empty.")
-            reviews.append(Review(review, label, None, f"{name}:{start}"))
-    except csv.Error as e:
-        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {kind} ({e}).") from None
+                    f"{path}:{start}: the header names no {'label' if lab is None else 'text'} column (its columns: "
+                    f"{_columns(row)}); name the "
+                    + (f"labels' column one of {', '.join(LABEL_COLUMNS)} (labels 0, 1, neg, pos, negative or "
+                       "positive)" if lab is None else f"reviews' column one of {', '.join(TEXT_COLUMNS)}")
+                    + ", or leave the header out and write the columns text, label.")
+        if width is not None and len(row) != width:
+            raise SentimentDataError(
+                f"{path}:{start}: expected 2 columns (text, label), found {len(row)}. "
+                + ('Put texts that hold commas in double quotes, or use a .tsv file.' if not tsv else
+                   'A TSV line is: text<TAB>label.')
+            )
+        if width is None and len(row) <= max(text_col, label_col):  # a row cut short, or a comma missing
+            raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; the "
+                                     f"header has {header_width} (the reviews in column {text_col + 1}, the labels in "
+                                     f"column {label_col + 1}).")
+        label = parse_label(row[label_col])
+        if label is None and parse_label(row[text_col]) is not None:
+            # A label where the text should be and text where the label should be: the columns are the other
+            # way round (a file written label,text without a header, or a header naming them wrongly).
+            read_as, fix = (("without a header the columns are read as text, label",
+                             "give a header row that names them, e.g. label,text") if width is not None else
+                            (f"the header names column {text_col + 1} the text and column {label_col + 1} the label",
+                             "the names in the header"))
+            raise SentimentDataError(
+                f"{path}:{start}: the columns look swapped: the text column holds {limits.shown(row[text_col], 30)!r}, "
+                f"a label, and the label column {limits.shown(row[label_col], 30)!r} ({read_as}). Swap the columns, "
+                f"or {fix}.")
+        if label is None:
+            raise SentimentDataError(
+                f"{path}:{start}: label {limits.shown(row[label_col], 30)!r} is not one of 0, 1, neg, pos, negative, "
+                "positive"
+                + (" (without a header the columns are read as text, label; name them in a header row, e.g. "
+                   "label,text)"
+                   if len(row[label_col]) > 30 else ".")
+            )
+        review = clean_review(row[text_col])
+        if not review:
+            raise SentimentDataError(f"{path}:{start}: the text is empty.")
+        reviews.append(Review(review, label, None, f"{name}:{start}"))
     if not reviews:
         raise SentimentDataError(f"{path}: no (text, label) rows.")
     return reviews

@@ -201,14 +201,18 @@ def export_sentiment(model, vocabulary, config: dict, app_dir: str, version: Opt
 def export_result(result, app_dir: str, version: Optional[int] = None) -> str:
     """Export what :func:`rnn_apps.apps.sentiment.task.train` returned, with its language-model head, n-gram
     branch and validation figures. With an n-gram branch the model's answer is the combination, so its
-    ``val_accuracy`` is the combination's cross-validated one (the recurrent classifier's alone is kept as
-    ``rnn_val_accuracy``)."""
+    ``val_accuracy`` is the combination's cross-validated one, or, for a combiner not fitted on the validation
+    reviews (a fine-tuned model's, kept from its base), the combination's accuracy on them; the recurrent
+    classifier's alone is kept as ``rnn_val_accuracy``."""
     ngram = result.get("ngram")
     summary = {"val_accuracy": result.get("val_accuracy"), "lm_val_perplexity": result.get("lm_val_perplexity"),
                "stats": result.get("stats")}
-    if ngram is not None and ngram.figures.get("combined_val_accuracy_cv") is not None:
+    figures = ngram.figures if ngram is not None else {}
+    combined = (figures.get("combined_val_accuracy_cv") if figures.get("combiner_fitted_on_validation", True)
+                else figures.get("combined_val_accuracy_in_sample"))
+    if combined is not None:
         summary["rnn_val_accuracy"] = summary["val_accuracy"]
-        summary["val_accuracy"] = ngram.figures["combined_val_accuracy_cv"]
+        summary["val_accuracy"] = combined
     return export_sentiment(result["model"], result["vocabulary"], result["config"], app_dir, version,
                             lm=result.get("lm"), summary=summary, ngram=ngram)
 
@@ -276,6 +280,124 @@ def _n(value) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
+IMDB_WORDS = "IMDB movie reviews (aclImdb)"
+
+
+def base_model_record(init_from: str, vocabulary: Optional[list] = None) -> dict:
+    """What the card of a fine-tuned model says of the model its fine-tuning started from (``init_from``, as
+    the run recorded it).
+
+    Returns:
+        ``{"name"}``: the base by its last two path parts (``models/sentiment``, ``sentiment/6``), not the user's
+        whole path; ``"version"``: its version directory's name, or None; ``"meta"``: its
+        ``assets.extra/sentiment.json`` ({} when it cannot be read, or when ``vocabulary``, the fine-tuned
+        model's, is not the base's: the app directory has gained another version since); ``"data"``: the data
+        the base's own card says it was trained on (the user's file, or IMDB for a card naming the
+        ``stanfordnlp/imdb`` dataset), else None.
+    """
+    from rnn_apps import cards
+    from rnn_apps.export import resolve_model_dir
+
+    record = {"name": os.path.join(*os.path.normpath(init_from).split(os.sep)[-2:]), "version": None, "meta": {},
+              "data": None}
+    try:
+        version_dir = resolve_model_dir(init_from)
+        meta = load_config(version_dir)
+    except Exception:  # the base is gone or unreadable: the card says only what the run recorded
+        return record
+    if vocabulary is not None and list(meta.get("vocabulary") or []) != list(vocabulary):
+        return record  # fine-tuning keeps its base's vocabulary: this is another model
+    record.update(version=os.path.basename(os.path.normpath(version_dir)), meta=meta)
+    try:
+        with open(os.path.join(os.path.dirname(os.path.normpath(version_dir)), "README.md"), encoding="utf-8") as f:
+            front = cards.split_card(f.read())[0]
+    except (OSError, UnicodeDecodeError):
+        return record
+    said = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
+    if str(said.get("version")) == record["version"]:  # the card describes this version
+        if said.get("data"):
+            record["data"] = f"`{said['data']}`"
+        elif "stanfordnlp/imdb" in (front.get("datasets") or []):
+            record["data"] = IMDB_WORDS
+    return record
+
+
+def _pretraining_line(cfg: dict, stats: dict, base: Optional[str], base_cfg: dict, base_data: Optional[str]) -> str:
+    """The card's line on language-model pre-training: this run's and, for a model fine-tuned from ``base`` (its
+    name; ``base_cfg`` its settings, {} when unreadable; ``base_data`` the data its card names), the base's,
+    which the fine-tuning started from."""
+    epochs = int(cfg.get("pretrain_epochs") or 0)
+    texts, tokens = stats.get("lm_texts"), stats.get("lm_train_tokens")
+    this = (f"{epochs} epoch(s)" + (f" on {_n(texts)} reviews" if isinstance(texts, int) else "")
+            + (f" ({_n(tokens)} tokens)" if isinstance(tokens, int) else "")
+            + f", forward and backward LMs sharing the embedding and encoder, sampled softmax over "
+            f"{cfg.get('lm_num_sampled')} words")
+    if not base:
+        return (f"* Language-model pre-training: {this}; then the classifier started from those weights." if epochs
+                else "* Language-model pre-training: none; the classifier started from random weights.")
+    before = base_cfg.get("pretrain_epochs")
+    inherited = (f"the base model `{base}`'s weights carry its pre-training (its settings cannot be read here)"
+                 if before is None else
+                 f"{before} epoch(s) in the base model `{base}`" + (f", on {base_data}" if base_data else "")
+                 if before else f"none in the base model `{base}`")
+    return (f"* Language-model pre-training: {inherited}; "
+            + (f"this fine-tuning continued it for {this}, then trained the classifier from those weights." if epochs
+               else "none in this fine-tuning."))
+
+
+def _data_line(name: Optional[str], stats: dict, cfg: dict, own: Optional[str], no_val: bool,
+               self_trained: bool) -> str:
+    """The card's sentence on the data: the training, validation and unlabelled reviews this run read
+    (``self_trained``: whether its own n-gram branch was fitted again with the unlabelled ones)."""
+    text = f"Training data: `{name}`." if name else "Training data: not recorded."
+    train_n, val_n = stats.get("train_reviews"), stats.get("val_reviews")
+    if not isinstance(train_n, int):
+        return text
+    if no_val:
+        fraction = cfg.get("val_fraction") or 0
+        why = ("--val-fraction 0" if not fraction else
+               f"{fraction:.0%} of each class of {_n(stats.get('labelled_reviews', train_n))} labelled reviews rounds "
+               "to none")
+        text += f" {_n(train_n)} reviews for training and none for validation ({why})"
+    else:
+        text += (f" {_n(train_n)} reviews for training and "
+                 + (f"{_n(val_n)} for validation ({_split_words(cfg, own)})" if isinstance(val_n, int) else
+                    "some for validation (how many was not recorded)"))
+    unlabelled = stats.get("unlabelled_reviews") or 0
+    uses = [use for use, on in (("language-model pre-training", cfg.get("pretrain_epochs")),
+                                ("the n-gram branch's self-training", self_trained)) if on]
+    if unlabelled:
+        text += f"; {_n(unlabelled)} unlabelled reviews for {' and '.join(uses) or 'nothing this run used'}."
+    else:
+        text += "; no unlabelled reviews" + ("; pre-training read the training reviews' text alone" if uses else "") + "."
+    if no_val:
+        text += (" With no validation reviews, no figure on this card was measured on reviews the model did not "
+                 "train on, and no epoch was chosen by one.")
+    return text
+
+
+def _pct(figures: dict, key: str) -> Optional[str]:
+    return f"{100 * figures[key]:.2f} %" if isinstance(figures.get(key), (int, float)) else None
+
+
+def _validation_table(figures: dict, fitted: bool, combiner_words: str) -> list:
+    """The card's table of validation accuracy (each branch, and the model's answer), the rows it has figures
+    for; ``fitted``: whether the combiner was fitted on these validation reviews."""
+    rows = [("recurrent classifier alone", _pct(figures, "rnn_val_accuracy")),
+            ("n-gram branch alone", _pct(figures, "ngram_val_accuracy"))]
+    if fitted:
+        cv = _pct(figures, "combined_val_accuracy_cv")
+        rows += [(f"**both (this model)**, combiner cross-validated ({_halvings(figures)})", cv and f"**{cv}**"),
+                 ("both, combiner fitted on all validation reviews (optimistic)",
+                  _pct(figures, "combined_val_accuracy_in_sample"))]
+    else:  # the combiner was not fitted on these reviews: the model's own answer, measured fairly
+        both = _pct(figures, "combined_val_accuracy_in_sample")
+        rows.append((f"**both (this model)**, {combiner_words}", both and f"**{both}**"))
+    rows = [(name, value) for name, value in rows if value is not None]
+    return ["| model | validation accuracy |", "| --- | --- |", *(f"| {name} | {value} |" for name, value in rows)] \
+        if rows else []
+
+
 def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = None, evaluation: Optional[dict] = None,
                      notes: Optional[str] = None) -> str:
     """Write ``<app_dir>/README.md`` for the exported version (settings, data, history, size, examples).
@@ -288,6 +410,7 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     :func:`rnn_apps.cards.write_card` keeps (and completes) when it adds the rest of the card.
     """
     from rnn_apps import cards
+    from rnn_apps.apps.sentiment.task import MIN_COMBINER_REVIEWS
 
     meta = load_config(version_dir)
     cfg = meta["config"]
@@ -298,7 +421,7 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
             run = json.load(f)
         history = read_history(run_dir)
         lm_history = read_history(os.path.join(run_dir, "lm"))
-    stats = run.get("stats", meta.get("stats", {}))
+    stats = run.get("stats") or meta.get("stats") or {}
     loaded = tf.saved_model.load(version_dir)
     n_params = int(sum(np.prod(v.shape) for v in loaded.model_weights if v.dtype.is_floating))
     n_ngram = (sum(int(np.prod(getattr(loaded, k).shape)) for k in ("ngram_weights", "ngram_bias", "combiner"))
@@ -310,9 +433,17 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     own = cards.own_data(run.get("data"))  # the user's own reviews: no word of IMDB
     base = run.get("init_from")
     # the model a fine-tuning started from, by its app directory and version (not the user's whole path)
-    start = os.path.join(*os.path.normpath(base).split(os.sep)[-2:]) if base else ""
-    trained = f"{'Fine-tuned' if base else 'Trained'} on `{own}`" + (f", starting from the weights of `{start}`."
-                                                                     if base else ".")
+    origin = base_model_record(base, meta["vocabulary"]) if base else None
+    start = origin["name"] if base else ""
+    base_cfg = (origin or {}).get("meta", {}).get("config") or {}
+    # what the base model's card says of it: its version (when its path names the app directory) and its data
+    of_base = "".join(([f", version {origin['version']}"] if origin and origin["version"] and
+                       os.path.basename(start) != origin["version"] else [])
+                      + ([f", which was trained on {origin['data']}"] if origin and origin["data"] else []))
+    trained = f"{'Fine-tuned' if base else 'Trained'} on `{own}`" + (
+        f", starting from the weights of `{start}`{of_base}." if base else ".")
+    val_n = stats.get("val_reviews")
+    no_val = val_n == 0 or (val_n is None and bool(history) and not any("val_loss" in row for row in history))
     lines = [
         f"# Sentiment model ({'fine-tuned' if base else 'trained'} on `{own}`)" if own else
         "# Sentiment model (IMDB movie reviews)",
@@ -333,7 +464,9 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "## Model",
         "",
         f"* Words: lowercased, punctuation dropped (in-word apostrophes kept), vocabulary of {len(meta['vocabulary']) + 2:,}"
-        " entries (padding and unknown word included) adapted on the training text.",
+        " entries (padding and unknown word included) "
+        + (f"of the base model `{start}`, kept as it was: fine-tuning adds no word." if base else
+           "adapted on the training text."),
         f"* Reviews longer than {cfg['max_len']} words: the first {int(cfg['max_len'] * 0.25)} and the last "
         f"{cfg['max_len'] - int(cfg['max_len'] * 0.25)} words are read.",
         f"* Embedding {cfg['embedding_dim']} -> {cfg['num_layers']} bidirectional `{cfg['cell']}` layer(s) of {cfg['units']} "
@@ -342,15 +475,16 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         + (f", {n_ngram:,} in the n-gram model and the combination of the two" if n_ngram else "")
         + (f", {n_head:,} in the language model's output layer (kept for fine-tuning)" if n_head else "")
         + f"; {size / 1e6:.1f} MB on disk (SavedModel with its vocabulary).",
-        f"* Language-model pre-training: {cfg.get('pretrain_epochs', 0)} epoch(s)"
-        + (f" on {_n(stats.get('lm_texts', '?'))} reviews ({_n(stats.get('lm_train_tokens', '?'))} tokens), forward and "
-           "backward LMs sharing the embedding and encoder, sampled softmax over "
-           f"{cfg.get('lm_num_sampled')} words; then the classifier started from those weights."
-           if cfg.get("pretrain_epochs") else "."),
-        f"* Classifier: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, cosine decay), dropout "
-        f"{cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}.",
+        _pretraining_line(cfg, stats, base and start, base_cfg, origin and origin["data"]),
+        f"* {'Fine-tuning' if base else 'Classifier'}: batch {cfg['batch_size']}, Adam {cfg['learning_rate']} (5% warm-up, "
+        f"cosine decay), dropout {cfg['dropout']}, word dropout {cfg['word_dropout']}, seed {cfg['seed']}"
+        + (f"; {_n(sum(1 for _ in history))} epoch(s) on the training reviews of `{own}`." if base and own and history
+           else "."),
     ]
-    if cfg.get("keep_best"):
+    if cfg.get("keep_best") and no_val:
+        lines.append("* Kept: the last epoch's weights. There were no validation reviews to choose an epoch by (see "
+                     "below).")
+    elif cfg.get("keep_best"):
         best = best_epoch(history, "val_loss")
         lines.append("* Kept: the weights of the epoch with the lowest validation loss"
                      + (f" (epoch {best[0]} of {len(history)})" if best else "")
@@ -366,62 +500,77 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         lines.append(f"* Adversarial training (Miyato, Dai & Goodfellow 2017): each step also trained on the word "
                      f"embeddings moved ε = {eps:g} embedding standard deviations in the direction of the loss's gradient.")
     ngram = meta.get("ngram")
-    st = ((ngram or {}).get("figures") or {}).get("self_training") or {}
+    figures = (ngram or {}).get("figures") or {}
+    st = figures.get("self_training") or {}
+    # A fine-tuned model keeps its base model's branch (task._fit_ngram_branch), a base without one gets one
+    # fitted on the fine-tuning reviews; a base that cannot be read any more is taken to have had one.
+    inherited = bool(ngram) and bool(base) and (not origin["meta"] or bool(origin["meta"].get("ngram")))
+    # models exported before the record said so had their combiner fitted on validation
+    fitted = bool(figures.get("combiner_fitted_on_validation", not no_val))
+    base_words = f"the base model `{start}`"
+    combiner_words = (f"the combiner of {base_words}, not fitted on these reviews" if inherited and not fitted else
+                      "the two branches' logits added (1, 1, 0), no combiner fitted" if not fitted else "")
     if ngram:
         c = ngram["combiner"]
+        branch_data = ("its training data" + (f", {origin['data']}" if origin["data"] else "")) if inherited \
+            else "the training reviews"
         lines += [
-            f"* N-gram branch (`rnn_apps.apps.sentiment.ngrams`): which of the {ngram['features'] - 1:,} most frequent "
+            "* N-gram branch (`rnn_apps.apps.sentiment.ngrams`)"
+            + (f", {base_words}'s, kept as it was (fine-tuning does not refit it)" if inherited else "")
+            + f": which of the {ngram['features'] - 1:,} most frequent "
             f"n-grams (1 to {ngram['order']} tokens) of "
             + ("words and punctuation marks, each mark a token of its own,"
                if ngram.get("tokens", "words") == "punctuation" else "words")
             + " a review contains, NB-weighted logistic regression (Wang & Manning, "
-            "2012) fitted on the training reviews"
+            f"2012) fitted on {branch_data}"
             + (f", then fitted again with {st['unlabelled_reviews']:,} unlabelled reviews that its first fit had labelled, "
                f"each counting {st['weight']:g} of a labelled one (self-training)" if st.get("unlabelled_reviews") else "")
             + "; the n-gram list is the asset `assets/ngrams.txt`.",
             f"* The answer: P(positive) = σ({c[0]:.3f}·logit(p_rnn) + {c[1]:.3f}·z_ngram {'-' if c[2] < 0 else '+'} "
-            f"{abs(c[2]):.3f}), the three numbers "
-            "fitted on the validation reviews (which neither branch trained on); the `branches` signature gives each "
-            "branch's own answer.",
+            f"{abs(c[2]):.3f}), "
+            + (f"the three numbers fitted on the {_n(figures.get('val_reviews', val_n))} validation reviews "
+               + ("of this fine-tuning (which its recurrent classifier did not train on)" if inherited else
+                  "(which neither branch trained on)") if fitted else
+               f"the three numbers of {base_words}'s combiner, kept: " if inherited else
+               "the two branches' logits added, with no combiner fitted: ")
+            + ("" if fitted else
+               "there were no validation reviews to fit one on" if no_val else
+               f"{_n(figures.get('val_reviews', val_n))} validation reviews are fewer than the "
+               f"{MIN_COMBINER_REVIEWS} a combiner is fitted on")
+            + "; the `branches` signature gives each branch's own answer.",
         ]
     lines += [
         "",
         "## Data and results",
         "",
-        f"Training data: `{own or run.get('data', meta.get('data', '?'))}`. {_n(stats.get('train_reviews', '?'))} reviews for training and "
-        f"{_n(stats.get('val_reviews', '?'))} for validation ({_split_words(cfg, own)}), "
-        f"{_n(stats.get('unlabelled_reviews', 0))} unlabelled reviews for "
-        + ("pre-training and the n-gram branch's self-training." if st.get("unlabelled_reviews")
-           else "pre-training." if cfg.get("pretrain_epochs") else "nothing (no pre-training)."),
+        _data_line(own or run.get("data", meta.get("data")), stats, cfg, own, no_val,
+                   bool(st.get("unlabelled_reviews")) and not inherited),
         "",
     ]
     if lm_history:
         lines += ["| LM epoch | step | val perplexity | seconds |", "| --- | --- | --- | --- |"]
         for row in lm_history:
-            ppl = np.exp(row["val_loss"]) if "val_loss" in row else float("nan")
-            lines.append(f"| {row['epoch']} | {row['step']} | {ppl:.1f} | {row.get('seconds', '')} |")
+            ppl = f"{np.exp(row['val_loss']):.1f}" if isinstance(row.get("val_loss"), (int, float)) else "—"
+            lines.append(f"| {row['epoch']} | {row['step']} | {ppl} | {row.get('seconds', '')} |")
         lines.append("")
     if history:
-        lines += ["| epoch | step | loss | val loss | val accuracy | seconds |", "| --- | --- | --- | --- | --- | --- |"]
+        # the columns the rows have figures for: a run without validation reviews logged none
+        columns = [(k, name) for k, name in (("loss", "loss"), ("val_loss", "val loss"), ("val_accuracy", "val accuracy"))
+                   if any(isinstance(row.get(k), (int, float)) for row in history)]
+        lines += ["| epoch | step | " + "".join(f"{name} | " for _, name in columns) + "seconds |",
+                  "| --- | --- | " + "--- | " * len(columns) + "--- |"]
         for row in history:
-            lines.append(f"| {row['epoch']} | {row['step']} | {row.get('loss', float('nan')):.4f} | "
-                         f"{row.get('val_loss', float('nan')):.4f} | {row.get('val_accuracy', float('nan')):.4f} | "
-                         f"{row.get('seconds', '')} |")
+            lines.append(f"| {row['epoch']} | {row['step']} | "
+                         + "".join((f"{row[k]:.4f}" if isinstance(row.get(k), (int, float)) else "—") + " | "
+                                   for k, _ in columns) + f"{row.get('seconds', '')} |")
         lines.append("")
-    if ngram and ngram.get("figures"):
-        f = ngram["figures"]
-        pct = lambda key: f"{100 * f[key]:.2f} %" if f.get(key) is not None else "?"  # noqa: E731
-        lines += [
-            f"Validation accuracy over the {_n(f.get('val_reviews', '?'))} validation reviews:",
-            "",
-            "| model | validation accuracy |",
-            "| --- | --- |",
-            f"| recurrent classifier alone | {pct('rnn_val_accuracy')} |",
-            f"| n-gram branch alone | {pct('ngram_val_accuracy')} |",
-            f"| **both (this model)**, combiner cross-validated ({_halvings(f)}) | **{pct('combined_val_accuracy_cv')}** |",
-            f"| both, combiner fitted on all validation reviews (optimistic) | {pct('combined_val_accuracy_in_sample')} |",
-            "",
-        ]
+    table = _validation_table(figures, fitted, combiner_words) if ngram and not no_val else []
+    if table:
+        lines += [f"Validation accuracy over the {_n(figures.get('val_reviews', val_n))} validation reviews:", "",
+                  *table, ""]
+        if inherited:
+            lines += [f"The n-gram branch was fitted on the training data of {base_words}: reviews that are among "
+                      "those as well as among these validation reviews flatter its figures.", ""]
     if evaluation:
         lines += [f"Evaluation on `{evaluation.get('data')}` ({evaluation.get('split')} split, "
                   f"{evaluation.get('reviews')} reviews): accuracy **{evaluation['accuracy']:.4f}**.", ""]

@@ -112,13 +112,17 @@ def _check_settings(cfg: dict) -> None:
             raise TrainingError(f"{str(e).rstrip('.')} ({option}).") from None
 
 
-def _check_more_pretraining(run_dir: str, saved: int, wanted: int) -> None:
+def _check_more_pretraining(run_dir: str, record: dict, settings: dict) -> None:
     """A resumed run may pre-train its language model for more epochs than it was started with, as long as
     its classifier phase has not begun (the classifier starts from the language model's final weights).
 
-    The learning-rate schedule then spans the new total, so the rate at the current step changes.
+    ``record``: the run's saved config; ``settings``: the resumed run's (``run_settings`` checks them before it
+    writes into the run directory). The learning-rate schedule then spans the new total, so the rate at the
+    current step changes.
     """
     from rnn_apps.training import CheckpointManager, TrainingError, read_history
+
+    saved, wanted = int(record["settings"].get("pretrain_epochs", 0)), int(settings["pretrain_epochs"])
 
     if wanted == saved:
         return
@@ -218,10 +222,10 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume and os.path.exists(vocab_path), CONFIG_FILE,
                                        resumable=(*NGRAM_SETTINGS, "pretrain_epochs"), app="sentiment",
-                                       data=data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path))
+                                       data=data_path if sdata.is_tfds(data_path) else os.path.abspath(data_path),
+                                       resume_asked=run.resume, stages=(LM_DIR,),
+                                       check=lambda saved, settings: _check_more_pretraining(run_dir, saved, settings))
     _check_settings(cfg)  # and a saved run's own
-    if saved is not None:
-        _check_more_pretraining(run_dir, int(saved["settings"].get("pretrain_epochs", 0)), int(cfg["pretrain_epochs"]))
     vocabulary = None
     if saved is not None:
         with open(vocab_path, encoding="utf-8") as f:
