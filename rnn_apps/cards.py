@@ -177,6 +177,12 @@ def data_name(data: str) -> str:
     return os.path.basename(os.path.normpath(data))
 
 
+def base_model_name(path: str) -> str:
+    """The name a card gives the base model a fine-tuning started from: the last two parts of its path
+    (``models/sentiment``, ``forecast/2``), not the user's whole path."""
+    return os.path.join(*os.path.normpath(path).split(os.sep)[-2:])
+
+
 def shipped_corpus(data: Optional[str]) -> Optional[str]:
     """The shipped corpus (``"tang"``, ``"tatoeba"``, ``"imdb"``, ``"flickr8k"``) that ``data``, the path a run
     recorded, is by its base name (:data:`SHIPPED_CORPORA`), or None: data of the user's own, or no data."""
@@ -239,6 +245,31 @@ def split_card(text: str) -> tuple[dict, str]:
     except yaml.YAMLError:
         front = {}
     return (front if isinstance(front, dict) else {}), text[end + 5:].lstrip("\n")
+
+
+def card_record(front: dict) -> dict:
+    """The ``rnn_apps`` record of a card's front matter (its app, version and data: :func:`front_matter`), {}
+    when it has none."""
+    record = front.get("rnn_apps")
+    return record if isinstance(record, dict) else {}
+
+
+def read_card_front(path: str) -> dict:
+    """The front matter of the card at ``path`` (:func:`split_card`), {} when it has none or cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return split_card(f.read())[0]
+    except (OSError, UnicodeDecodeError):
+        return {}
+
+
+def recorded_card(version_dir: str) -> dict:
+    """The ``rnn_apps`` record (:func:`card_record`) of the card beside a version directory
+    (``<app_dir>/README.md``) when that card is of this version (its record names the version directory); {}
+    otherwise: no card, one that cannot be read, or the card of another version."""
+    version_dir = os.path.normpath(version_dir)
+    record = card_record(read_card_front(os.path.join(os.path.dirname(version_dir), "README.md")))
+    return record if str(record.get("version")) == os.path.basename(version_dir) else {}
 
 
 def stated_metrics(front: dict) -> list:
@@ -385,7 +416,7 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
         with open(previous, encoding="utf-8") as f:
             old_front, old_body = split_card(f.read())
     # A card of no stated version was written before cards said it: it describes the newest version.
-    old_version = (old_front.get("rnn_apps") or {}).get("version") if isinstance(old_front.get("rnn_apps"), dict) else None
+    old_version = card_record(old_front).get("version")
     same_version = bool(old_body) and old_version in (None, facts["version"])
     measured = []
     if inputs:
@@ -408,8 +439,7 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
     elif trained_on is not None:
         data = own_data(trained_on)
     else:
-        recorded = old_front.get("rnn_apps") if same_version else None
-        data = own_data(recorded.get("data")) if isinstance(recorded, dict) else None
+        data = own_data(card_record(old_front).get("data")) if same_version else None
     hub = hub_for_data(module.HUB(app, meta) if callable(module.HUB) else module.HUB, data)
     text = compose(app, version_dir, body, facts, hub, figures,
                    section(old_body, VERSIONS_HEADING) if old_body else None, data)
@@ -527,15 +557,7 @@ def exported_from(run_dir: Optional[str] = None, from_model: Optional[str] = Non
     if from_model is not None:
         from rnn_apps.export import resolve_model_dir
 
-        version_dir = resolve_model_dir(from_model)
-        card = os.path.join(os.path.dirname(os.path.normpath(version_dir)), "README.md")
-        try:
-            with open(card, encoding="utf-8") as f:
-                recorded = split_card(f.read())[0].get("rnn_apps")
-        except (OSError, UnicodeDecodeError):
-            return None
-        if isinstance(recorded, dict) and str(recorded.get("version")) == os.path.basename(os.path.normpath(version_dir)):
-            return recorded.get("data")
+        return recorded_card(resolve_model_dir(from_model)).get("data")
     return None
 
 

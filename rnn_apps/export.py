@@ -188,15 +188,9 @@ def check_export_target(app_dir: str, app: str) -> None:
     readme = os.path.join(app_dir, "README.md")
     if not os.path.isfile(readme):
         return
-    from rnn_apps.cards import CARD_MODULES, split_card
+    from rnn_apps.cards import CARD_MODULES, card_record, read_card_front
 
-    try:
-        with open(readme, encoding="utf-8") as f:
-            front, _ = split_card(f.read())
-    except (OSError, UnicodeDecodeError):
-        front = {}
-    stated = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
-    card_of = stated.get("app")
+    card_of = card_record(read_card_front(readme)).get("app")
     if card_of is None and own:  # a card written before cards named their app, beside this app's versions
         return
     if isinstance(card_of, str) and CARD_MODULES.get(card_of) == app:

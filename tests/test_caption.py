@@ -294,6 +294,10 @@ def test_image_headers_and_limits(monkeypatch):
     assert prepare_image(_png_bytes(np.zeros((1, 1, 3))), "one.png").notes  # a 1×1 image: a note, no error
     from rnn_apps.apps.caption import images
 
+    # a 30-megapixel photo, over the server's 25: the command reads it at a reduced scale (it was refused as a
+    # GIF's frames), with the real limits
+    camera = prepare_image(encoded("JPEG", (6000, 5000)), "camera.jpg")
+    assert camera.format == "PNG" and camera.notes == ["camera.jpg: 6,000×5,000 pixels; read at a reduced scale."]
     monkeypatch.setattr(images, "MAX_PIXELS", 1000)
     monkeypatch.setattr(images, "DOWNSCALE_TO", 16)
     big = prepare_image(encoded("JPEG", (100, 80)), "big.jpg")

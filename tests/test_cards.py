@@ -234,6 +234,27 @@ def test_the_card_written_at_export_names_the_users_own_poems(tmp_path, tiny_poe
     assert cards.exported_from() is None and cards.exported_from(from_model=str(again)) is None
 
 
+def test_the_card_recorded_beside_a_version_is_read_only_for_that_version(tmp_path):
+    """recorded_card: the rnn_apps record of <app_dir>/README.md when it is the card of that version, else {}
+    (no card, one that cannot be read, another version's); base_model_name: a base by its last two path parts."""
+    app_dir = tmp_path / "models" / "poetry"
+    (app_dir / "2").mkdir(parents=True)
+    version = str(app_dir / "2")
+    assert cards.recorded_card(version) == {}
+    card = app_dir / "README.md"
+    card.write_text('---\nrnn_apps:\n  app: "poetry"\n  version: "2"\n  data: "poems.txt"\n---\n# Poems\n',
+                    encoding="utf-8")
+    assert cards.recorded_card(version) == {"app": "poetry", "version": "2", "data": "poems.txt"}
+    assert cards.recorded_card(version + os.sep) == cards.recorded_card(version)
+    assert cards.recorded_card(str(app_dir / "1")) == {}  # the card of another version
+    card.write_bytes(b"---\nrnn_apps: {version: '2'}\n---\n\xff")
+    assert cards.recorded_card(version) == {}  # not UTF-8: no card to read
+    card.write_text("---\nrnn_apps: 2\n---\n", encoding="utf-8")
+    assert cards.recorded_card(version) == {} and cards.card_record(cards.read_card_front(str(card))) == {}
+    assert cards.base_model_name(version) == os.path.join("poetry", "2")
+    assert cards.base_model_name(str(app_dir) + os.sep) == os.path.join("models", "poetry")
+
+
 def test_cards_name_the_shipped_corpus_and_the_projects_machine_only_for_the_shipped_runs():
     """The shipped models' runs (a shipped corpus, no machine recorded) keep their cards' words; any other run is
     described by what it recorded: its machine, or none named; its own data, without the shipped corpus's hub

@@ -294,6 +294,7 @@ def _readers():
     """Each reader of a user's file a command uses, with how its message about bytes that are not UTF-8 starts
     ({path}, {line}): the wording its own tests pin."""
     from rnn_apps import cards, poems
+    from rnn_apps.apps.caption import data as cdata
     from rnn_apps.apps.forecast import data as fdata
     from rnn_apps.apps.poetry import generate
     from rnn_apps.apps.sentiment import classify
@@ -308,10 +309,13 @@ def _readers():
         "forecast data": (fdata.read_csv, fdata.ForecastDataError, "{path}, line {line}: not UTF-8 text"),
         "poem corpus": (poems.read_raw_poems, poems.CorpusError, "{path}, line {line}: not UTF-8 text"),
         "card notes": (cards.read_text, cards.CardError, "{path} is not UTF-8 text: line {line}"),
+        # a caption set's captions were read with bad bytes replaced by "�", which became a word
+        "caption set": (cdata._read_flickr_captions, cdata.CaptionDataError, "{path}, line {line}: not UTF-8 text"),
     }
 
 
-READERS = ["check-poem", "classify", "sentiment data", "translate data", "forecast data", "poem corpus", "card notes"]
+READERS = ["check-poem", "classify", "sentiment data", "translate data", "forecast data", "poem corpus", "card notes",
+           "caption set"]
 FIRST_LINE = "Moon.\t明月。\n"  # a line every reader takes (a pair for the translation data)
 
 

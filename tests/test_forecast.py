@@ -593,7 +593,7 @@ def test_resumed_fine_tuning_keeps_the_base_figures_without_the_base(base_model,
 def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
     import tensorflow as tf
 
-    from rnn_apps.apps.forecast.card import _fmt as fmt
+    from rnn_apps.apps.forecast.metrics import format_figure as fmt
 
     data = _sine_csv(tmp_path / "s.csv")
     ft = str(tmp_path / "ft" / "forecast")
@@ -614,6 +614,13 @@ def test_cli_fine_tune_forecast_json_table_and_export(base_model, tmp_path):
     # (the base's own record names no series: the fixture exported it with summary={})
     assert (f"Fine-tuned with `rnn-apps fine-tune forecast` from the forecaster `{base}` on column `v` of `s.csv` "
             "(240 values)") in card
+    # the command passes the command into the export; a library call (the fixture's) records none
+    from rnn_apps.apps.forecast.card import body
+    from rnn_apps.apps.forecast.export import load_config
+
+    assert load_config(res["exported"])["summary"]["command"] == "rnn-apps fine-tune forecast"
+    assert "command" not in load_config(base_model)["summary"]
+    assert "\nTrained on a series the record does not name;" in body("forecast", load_config(base_model))
     assert f"* Started from the weights of `{base}`, whose window, horizon, mode, cell and units it keeps" in card
     before = res["metrics"]["before"]
     assert f"| the base model `{base}`, before fine-tuning | {fmt(before['mae'])} | {before['mape']:.2f} % |" in card
@@ -679,7 +686,10 @@ def test_cli_forecast_model_starts_from_an_exported_forecaster(base_model, tmp_p
     res = json.loads(r.stdout)
     assert res["init_from"] == base_model and "base_val_loss" in res and "before" in res["metrics"]
     card = (tmp_path / "exp" / "README.md").read_text(encoding="utf-8")
-    assert "Fine-tuned with `rnn-apps forecast --model` from the forecaster `" in card
+    # the command as it was run (not "rnn-apps forecast --model" without its model); the card names the model
+    base = os.path.join(*os.path.normpath(base_model).split(os.sep)[-2:])
+    assert f"Fine-tuned with `rnn-apps forecast` from the forecaster `{base}` on column `v` of `s.csv`" in card
+    assert "--model" not in card
     assert (res["settings"]["window"], res["settings"]["horizon"], res["settings"]["units"]) == (24, 6, 8)
     assert len(res["forecast"]) == 6
     r = CliRunner().invoke(cli, [*args, "--horizon", "3"])

@@ -460,6 +460,8 @@ def test_a_title_and_author_above_the_poem_are_set_aside(tables, heading, poem):
     "床前明月光\n疑是地上霜。\n举头望明月\n低头思故乡。",  # marks only at the couplets' ends
     "床前明月光\n疑是地上霜。",  # one line of verse would be left: not a heading
     "白日依山尽\n黄河入海流\n欲穷千里目\n更上一层楼",  # a regulated form already
+    "春眠不觉晓\n处处闻啼鸟。\n夜来风雨声，花落知多少。",  # its first line left unpunctuated: a form already
+    "床前明月光\n疑是地上霜，举头望明月，低头思故乡。",
 ])
 def test_lines_of_verse_are_not_taken_for_a_heading(tables, poem):
     assert "heading" not in check_poem(poem, tables)

@@ -286,6 +286,23 @@ def each_or_refused(items, work, error: type) -> tuple[dict, dict]:
     return answers, refused
 
 
+def answer_those_that_can(texts: list, run, refusals, what: str, error: type) -> tuple[dict, dict]:
+    """Answer every text ``run(texts)`` can: ``(answers, refused)``, text index -> answer and -> message.
+
+    ``run`` answers a list of texts at once and raises ``error`` for the first it cannot take; then
+    ``refusals(texts)`` names each one it would refuse (index -> message), and the others are answered by one
+    more call, so that one bad text does not cost the others their answers. When none is left, ``error`` says
+    so (:func:`refuse_if_none_left`; ``what``: "texts can be translated").
+    """
+    try:
+        return dict(enumerate(run(texts))), {}
+    except error:
+        refused = refusals(texts)
+        refuse_if_none_left(refused, len(texts), what, error)
+        kept = [i for i in range(len(texts)) if i not in refused]
+        return dict(zip(kept, run([texts[i] for i in kept]))), refused
+
+
 def refuse_if_none_left(refused: dict, total: int, what: str, error: type) -> None:
     """Raise ``error`` when every one of ``total`` inputs was refused (``refused``: index -> message): the one
     message, or all of them after "None of the N {what}" ("poems can be checked")."""

@@ -139,7 +139,12 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
     trickles a byte now and then, "slowloris", never reaches the idle timeout). Past that the request is
     answered 408 (``{"error": ...}`` from ``channel_class``'s error task) and the connection closed. Blank
     lines between requests count as the start of the next one. While a request of the connection runs, the
-    next one's clock waits (the server does not read it then).
+    next one may be read already (``channel_request_lookahead``), but its clock is held back: each sweep
+    restarts it, so the deadline counts from about when the connection's last running request ended.
+
+    The 408 is written on the event-loop thread, so it is appended to the connection's output as it is and
+    never waits for the output to drain (``write_soon`` would wait, forever, for a client that reads nothing,
+    as only this thread sends).
 
     waitress stops accepting at ``connection_limit`` open connections until idle ones time out
     (``channel_timeout``), so a client that opens that many sockets and sends nothing, or sends requests
@@ -194,20 +199,48 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
             return req.started + req.body_bytes_received / min_body_rate
         return ch.last_activity if ch.blank_since is None else ch.blank_since
 
+    class Rendered:
+        """Stands in for a channel to an error task and keeps what it writes, to be appended to the channel's
+        output without ``write_soon``: that waits while the output holds more than ``outbuf_high_watermark``
+        bytes, for the event-loop thread to send them, and this is that thread."""
+
+        def __init__(self, ch):
+            self.channel, self.parts = ch, []
+
+        def __getattr__(self, name):
+            return getattr(self.channel, name)
+
+        def write_soon(self, data) -> int:
+            self.parts.append(bytes(data))
+            return len(data)
+
     def refuse(ch, message: str) -> None:
         """Answer the request ``ch`` is receiving with 408 and close the connection (the main thread, with no
-        request of ``ch`` running: nothing else writes to it). Blank lines only: closed without an answer."""
+        request of ``ch`` running: nothing else writes to it). Blank lines only: closed without an answer.
+
+        The 408 goes after what ``ch`` has still to send (an earlier response its client reads slowly or not
+        at all), and is sent as the client reads; one that never reads is closed at the idle timeout."""
         req, ch.request = ch.request, None
         if req is None or req.started is None:
             ch.will_close = True
             return
         req.error, req.completed = RequestTimeout(message), True
+        out = Rendered(ch)
         try:
-            ch.error_task_class(ch, req).service()
-        except Exception:  # noqa: BLE001 - the client is gone (ClientDisconnected): close all the same
+            ch.error_task_class(out, req).service()
+        except Exception:  # noqa: BLE001 - no answer then, but the connection is closed all the same
             ch.will_close = True
+            return
         finally:
             req.close()
+        data = b"".join(out.parts)
+        with ch.outbuf_lock:
+            if not ch.connected:
+                ch.will_close = True
+                return
+            ch.outbufs[-1].append(data)
+            ch.current_outbuf_count += len(data)
+            ch.total_outbufs_len += len(data)
         ch.close_when_flushed = True
 
     def open_channels(srv):
@@ -220,7 +253,7 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
                 continue
             with ch.requests_lock:
                 req = ch.request
-                if ch.requests:  # a request of this connection runs: the next one is not read meanwhile
+                if ch.requests:  # a request of this connection runs: the next one's clock is held back meanwhile
                     if req is not None and req.started is not None:
                         req.started = now
                         if req.body_since is not None:

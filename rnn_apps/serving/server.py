@@ -16,12 +16,14 @@ from rnn_apps.serving.routes import count_request, create_app
 log = logging.getLogger("rnn_apps.serve")
 
 
-def _json_error_channel(count: Callable[[str, int, float], None]):
+def _json_error_channel(count: Callable[[str, int, float], None], max_body_bytes: int):
     """A waitress channel whose own errors (413 over the body limit, bad headers) are JSON too.
 
     Args:
         count: Called with the request's path, the status and the seconds taken, to count the request as the
             app counts those it answers (these never reach the app).
+        max_body_bytes: The largest request body, named in the 413 (waitress is given one byte more, so that a
+            body of exactly the limit is read, and its own message would name that).
     """
     from waitress.channel import HTTPChannel
     from waitress.task import ErrorTask
@@ -31,7 +33,9 @@ def _json_error_channel(count: Callable[[str, int, float], None]):
             e = self.request.error
             message = e.reason + (f": {e.body}" if e.body else "")
             if e.code == 413:
-                message = f"request body too large: {e.body}"
+                n = self.request.content_length
+                message = (f"request body of {n} bytes exceeds the limit of {max_body_bytes} bytes" if n > 0 else
+                           f"the chunked request body exceeds the limit of {max_body_bytes} bytes")
             body = json.dumps({"error": message}).encode("utf-8") + b"\n"
             self.status = f"{e.code} {e.reason}"
             self.response_headers.append(("Content-Type", "application/json"))
@@ -87,7 +91,8 @@ class ModelServer:
                              ) from None
         self._map = getattr(self._server, "_map", None) or getattr(self._server, "map")
         channel = _json_error_channel(
-            lambda path, status, seconds: count_request(self.metrics, self.registry, path, status, seconds))
+            lambda path, status, seconds: count_request(self.metrics, self.registry, path, status, seconds),
+            max_body_bytes)
         for d in list(self._map.values()):
             if isinstance(d, BaseWSGIServer):
                 guard_server(d, channel, header_timeout=header_timeout, min_body_rate=min_body_rate)

@@ -123,7 +123,7 @@ def test_a_body_that_arrives_too_slowly_gets_408_and_is_counted(serve):
             time.sleep(0.05)
             s.sendall(b" " * 100)
         assert _parse(_read_all(s))[0] == 404
-    # one byte every 0.1 s (as the audit's one every 1.5 s) is not
+    # a byte now and then (here every 0.1 s), far below the rate, is not: answered at the header timeout
     with _connect(srv) as s:
         s.sendall(HEAD + b"Content-Length: 27\r\n\r\n")
         raw, seconds = trickle(s, [b"{"], every=0.1)
@@ -145,14 +145,61 @@ def test_a_quiet_keep_alive_connection_outlives_the_header_timeout(serve):
     srv = serve(header_timeout=0.5, idle_timeout=60)
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
     try:
-        for _ in range(2):
+        socks = []
+        for i in range(3):
+            if i:
+                time.sleep(1.2)  # quiet for longer than the header timeout, between requests
             conn.request("GET", "/v1/models/sentiment/versions/1")
+            socks.append(conn.sock)  # http.client reconnects, with a new socket, when the server has closed
             r = conn.getresponse()
             assert r.status == 200 and json.loads(r.read())["model_version_status"]
-            time.sleep(1.2)  # quiet for longer than the header timeout, between requests
-        assert conn.sock is not None  # the same connection throughout
+            assert r.getheader("Connection", "").lower() != "close"
+        assert socks[0] is not None and socks.count(socks[0]) == 3  # the same connection throughout
     finally:
         conn.close()
+
+
+def test_a_late_request_behind_an_unread_answer_does_not_stall_the_server(serve):
+    """A client pipelines part of a second request behind one with a large answer, and reads nothing: the 408
+    for the second is queued behind the answer, and the server goes on serving others meanwhile."""
+    srv = serve(header_timeout=0.5, idle_timeout=60)
+    srv._server.adj.outbuf_high_watermark = 64 * 1024  # waitress's is 16 MiB: an answer larger, left unsent
+    app, big = srv._server.application, b"x" * (16 * 1024 * 1024)
+
+    def application(environ, start_response):
+        if environ["PATH_INFO"] != "/big":
+            return app(environ, start_response)
+        time.sleep(0.3)  # the second request is read meanwhile
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(big)))])
+        return [big]
+
+    srv._server.application = application
+    with socket.socket() as hog:
+        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the answer stays unsent
+        hog.settimeout(30)
+        hog.connect(("127.0.0.1", srv.port))
+        hog.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n" + HEAD)  # the second, without its end
+        time.sleep(1.5)  # the second request is late: answered 408 by now
+        t0 = time.monotonic()
+        r = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/v1/models", timeout=10)
+        assert r.status == 200 and time.monotonic() - t0 < 8
+        raw = _read_all(hog)  # the answer, then the 408, then the connection is closed
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200") and rest[:len(big)] == big, raw[:300]
+    status, _, body = _parse(rest[len(big):])
+    assert status == 408 and "headers did not arrive within 0.5 s" in body["error"], rest[len(big):]
+
+
+def test_a_body_over_the_limit_is_413_naming_the_limit(serve):
+    srv = serve(max_body_bytes=1000)
+    post = b"POST /v1/models/nosuch:predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+    status, headers, body = exchange(srv, post + b"Content-Length: 1001\r\n\r\n" + b" " * 1001)
+    assert status == 413 and headers["content-type"] == "application/json", body
+    assert body["error"] == "request body of 1001 bytes exceeds the limit of 1000 bytes", body
+    status, _, body = exchange(srv, post + b"Transfer-Encoding: chunked\r\n\r\n3E9\r\n" + b" " * 1001 + b"\r\n0\r\n\r\n")
+    assert status == 413 and body["error"] == "the chunked request body exceeds the limit of 1000 bytes", body
+    # a body of the limit itself is let through (to the app: there is no model "nosuch")
+    assert exchange(srv, post + b"Content-Length: 1000\r\n\r\n" + b" " * 1000)[0] == 404
 
 
 def test_slow_requests_cannot_lock_others_out_at_the_connection_limit(serve):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import io
 import json
 import os
 import re
@@ -26,6 +27,7 @@ from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
+from rnn_apps import textio
 from rnn_apps.vocab import Vocabulary
 
 IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k_images", "Images", "images")
@@ -114,10 +116,17 @@ def _find_image_dir(root: str, names: Sequence[str]) -> str:
     return root
 
 
+def _read_text(path: str) -> str:
+    """A caption or split file of a caption set, as UTF-8 text (:func:`rnn_apps.textio.decode_utf8`)."""
+    with open(path, "rb") as f:
+        return textio.decode_utf8(f.read(), path, CaptionDataError)
+
+
 def _read_flickr_captions(path: str) -> dict:
     caps: dict[str, list] = {}
     name = os.path.basename(path)
-    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+    # a byte that is not UTF-8 is named (with the command that converts the file), not learned as "�"
+    with io.StringIO(_read_text(path), newline="") as f:
         if name == "captions.txt":
             rows = csv.reader(f)
             header = next(rows, None)
@@ -162,10 +171,9 @@ def load_flickr(root: str) -> list[CaptionedImage]:
     for split, fname in FLICKR_SPLITS.items():
         p = os.path.join(root, fname)
         if os.path.isfile(p):
-            with open(p, encoding="utf-8") as f:
-                for line in f:
-                    if line.strip():
-                        splits[line.strip()] = split
+            for line in _read_text(p).splitlines():
+                if line.strip():
+                    splits[line.strip()] = split
     rows = [CaptionedImage(os.path.join(image_dir, n), caps[n], splits.get(n)) for n in names
             if os.path.isfile(os.path.join(image_dir, n))]
     if not rows:

@@ -289,9 +289,10 @@ def prepare_image(data: bytes, name: str = "image", model_size: int = 64) -> Ima
     elif min(w, h) < max(8, model_size // 8):
         img.notes.append(f"{name}: only {w}×{h} pixels (the model looks at {model_size}×{model_size}); "
                          "the caption is a guess.")
-    with limits.errors_as(CaptionError):  # a GIF's frames together: giflib reads them all (the server's words)
-        limits.check_frames(limits.APPS["caption"], "image", header.frames, header.frame_pixels, header.blocks,
-                            where=name)
+    if fmt == "GIF":  # its frames together: giflib reads them all (the server's words); a large JPEG is downscaled
+        with limits.errors_as(CaptionError):
+            limits.check_frames(limits.APPS["caption"], "image", header.frames, header.frame_pixels, header.blocks,
+                                where=name)
     orientation = exif_orientation(data) if fmt in ("JPEG", "WEBP", "PNG") else 1
     if orientation != 1:
         # The SavedModel decodes the pixels as stored (tf.io.decode_image ignores EXIF): a phone photo would be

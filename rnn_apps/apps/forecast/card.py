@@ -54,18 +54,6 @@ def metrics(version_dir: str, meta: dict) -> list:
     return out
 
 
-def _fmt(value, pct: bool = False) -> str:
-    """A figure as the command's table prints it (four significant digits), a MAPE with a space before its %."""
-    from rnn_apps.apps.forecast.commands import _fmt as printed
-
-    return f"{value:.2f} %" if pct and value is not None else printed(value)
-
-
-def _base_name(path: str) -> str:
-    """A base model by its last two path parts (``forecast/2``), not the user's whole path."""
-    return os.path.join(*os.path.normpath(path).split(os.sep)[-2:])
-
-
 def _base_series(init_from: str) -> Optional[str]:
     """The series the base model of a fine-tuning was trained on (:func:`series_words`), or None when the base
     cannot be read any more."""
@@ -82,18 +70,20 @@ def body(app: str, meta: dict) -> str:
     window, horizon, mode, cell), the command that trained it (and the model a fine-tuning started from),
     and its back-test against the naive baselines, as the run measured them."""
     from rnn_apps import cards
+    from rnn_apps.apps.forecast.metrics import format_figure
 
     cfg, summary = meta.get("config") or {}, meta.get("summary") or {}
     series, backtest, m = _series(meta), summary.get("backtest") or {}, summary.get("metrics") or {}
     what = series_words(meta)
     window, horizon, mode, cell = cfg.get("window"), cfg.get("horizon"), cfg.get("mode", "direct"), cfg.get("cell", "lstm")
     base = summary.get("init_from")
-    command = summary.get("command")  # as the export recorded it; an older record names none
+    base_name = cards.base_model_name(base) if base else None
+    command = summary.get("command")  # as the training command gave it; a library call's record names none
     title = (f"# Forecaster of {what}" if what else "# Forecaster") + \
         f" ({cell.upper() if cell in ('lstm', 'gru') else cell}, {mode}" + (f" {horizon}-step" if horizon else "") \
         + " forecasts)"
     base_what = _base_series(base) if base else None
-    how = ((f"Fine-tuned with `{command}`" if command else "Fine-tuned") + f" from the forecaster `{_base_name(base)}`"
+    how = ((f"Fine-tuned with `{command}`" if command else "Fine-tuned") + f" from the forecaster `{base_name}`"
            + (f" (trained on {base_what})" if base_what else "")
            if base else f"Trained with `{command}`" if command else "Trained")
     lines = [title, "",
@@ -110,14 +100,14 @@ def body(app: str, meta: dict) -> str:
              ]
     if cfg.get("units") and meta.get("scale") is not None:
         lines.append(f"* Network: each window minus its own mean, divided by the training part's standard deviation "
-                     f"({_fmt(meta['scale'])}) → `rnn_apps.cells.{cards.cell_class(cell)}` of {cfg['units']} units → a "
-                     f"dense read-out of {horizon if mode == 'direct' else 1}.")
+                     f"({format_figure(meta['scale'])}) → `rnn_apps.cells.{cards.cell_class(cell)}` of {cfg['units']} "
+                     f"units → a dense read-out of {horizon if mode == 'direct' else 1}.")
     if cfg.get("season"):
         lines.append(f"* Season: {cfg['season']} steps ({cfg.get('season_source', 'given')}), the seasonal-naive "
                      "baseline's.")
     lines += ["", "## Training", ""]
     if base:
-        lines.append(f"* Started from the weights of `{_base_name(base)}`, whose window, horizon, mode, cell and units it "
+        lines.append(f"* Started from the weights of `{base_name}`, whose window, horizon, mode, cell and units it "
                      "keeps; the split, the normalisation scale and the season are this series' own.")
     epochs, step = summary.get("epochs"), summary.get("step")
     done = [x for x in (f"{epochs} epoch(s)" if epochs else None, f"{step:,} steps" if isinstance(step, int) else None,
@@ -139,14 +129,15 @@ def body(app: str, meta: dict) -> str:
                                                else "") + ":")
         rows = [(f"this model ({mode}, {cell})", m["model"], None)]
         if m.get("before"):
-            rows.append((f"the base model `{_base_name(base)}`, before fine-tuning" if base else
+            rows.append((f"the base model `{base_name}`, before fine-tuning" if base else
                          "the base model, before fine-tuning", m["before"], None))
         rows.append(("naive (the last value repeated)", m.get("naive"), "the naive forecast"))
         if m.get("seasonal_naive"):
             rows.append((f"seasonal-naive (the last {cfg.get('season')} values repeated)", m["seasonal_naive"],
                          "the seasonal-naive forecast"))
         lines += ["", "| method | MAE | MAPE |", "| --- | --- | --- |"]
-        lines += [f"| {name} | {_fmt(s['mae'])} | {_fmt(s.get('mape'), True)} |" for name, s, _ in rows if s]
+        lines += [f"| {name} | {format_figure(s['mae'])} | {format_figure(s.get('mape'), True, ' %')} |"
+                  for name, s, _ in rows if s]
         lines.append("")
         skipped = m["model"].get("mape_skipped")
         if skipped:

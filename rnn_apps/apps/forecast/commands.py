@@ -20,18 +20,10 @@ from rnn_apps.cli.common import (
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
 
 
-def _fmt(v, pct=False) -> str:
-    if v is None:
-        return "n/a"
-    if pct:
-        return f"{v:.2f}%"
-    import numpy as np  # four significant digits in plain decimals (.4g wrote an MAE of 73,820 as 7.382e+04)
-
-    return np.format_float_positional(v, precision=4, unique=False, fractional=False, trim="-")
-
-
 def format_table(result: dict) -> str:
     """The metrics table (method | MAE | MAPE) and the forecast rows, as printed by the command."""
+    from rnn_apps.apps.forecast.metrics import format_figure
+
     cfg, m = result["config"], result["metrics"]
     lines = []
     label = {"model": f"model ({cfg['mode']}, {cfg['cell']})"}
@@ -43,7 +35,7 @@ def format_table(result: dict) -> str:
     width = max(len(r[0]) for r in rows)
     lines.append(f"{'method':<{width}}  {'MAE':>9}  {'MAPE':>8}")
     for name, s in rows:
-        lines.append(f"{name:<{width}}  {_fmt(s and s['mae']):>9}  {_fmt(s and s['mape'], True):>8}")
+        lines.append(f"{name:<{width}}  {format_figure(s and s['mae']):>9}  {format_figure(s and s['mape'], True):>8}")
     skipped = m["model"]["mape_skipped"]
     if skipped:
         lines.append(f"(MAPE leaves out {skipped} back-test forecast steps whose true value is zero)")
@@ -164,12 +156,13 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
             defaults_apply_when_a_run_starts():
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
                             init_from=model_dir, verbose=verbosity(), **settings)
-    _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
+    _report(result, series, time_column, plot_path, output_path, export_dir, as_json, "rnn-apps forecast")
 
 
-def _report(result, series, time_column, plot_path, output_path, export_dir, as_json) -> None:
+def _report(result, series, time_column, plot_path, output_path, export_dir, as_json, command: str) -> None:
     """What both commands print and write after training: the summary (JSON, or the table and the forecast),
-    the plot, the forecast CSV and the export."""
+    the plot, the forecast CSV and the export (``command``: the command that trained the model, which its card
+    names; a model it started from, ``--model``, the card names on its own)."""
     from rnn_apps.apps.forecast import data as fdata
 
     cfg = result["config"]
@@ -218,7 +211,7 @@ def _report(result, series, time_column, plot_path, output_path, export_dir, as_
     if export_dir:
         keep = {k: summary[k] for k in ("series", "metrics", "season_source", "backtest", "train_seconds", "step",
                                         "init_from") if k in summary}
-        summary["exported"] = export_trained(result, export_dir, summary=keep)
+        summary["exported"] = export_trained(result, export_dir, summary={**keep, "command": command})
         click.echo(f"Exported to {summary['exported']}", err=True)
     if as_json:
         echo_json(summary)
@@ -280,7 +273,7 @@ def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, ru
         result = task.train(series, run_dir, epochs=epochs, resume=resume, strategy=strategy, init_from=base,
                             verbose=verbosity(), batch_size=batch_size, learning_rate=learning_rate,
                             val_fraction=val_fraction, season=season, seed=seed)
-    _report(result, series, time_column, plot_path, output_path, export_dir, as_json)
+    _report(result, series, time_column, plot_path, output_path, export_dir, as_json, "rnn-apps fine-tune forecast")
 
 
 COMMANDS = {None: [forecast], "fine-tune": [fine_tune_forecast]}

@@ -93,30 +93,15 @@ def export_forecast(model, scale: float, config: dict, app_dir: str, version: Op
     return save_module(module, {"serving_default": module.serving_default}, app_dir, version, CONFIG_NAME, meta)
 
 
-def training_command(init_from: Optional[str] = None) -> Optional[str]:
-    """The ``rnn-apps`` command that is training the model being exported, for its card: ``rnn-apps forecast``
-    (with ``--model`` when it starts from ``init_from``, an exported forecaster) or ``rnn-apps fine-tune
-    forecast``, read from the command line's click context; None outside a forecast command (a library call)."""
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    names = []
-    while ctx is not None and ctx.parent is not None:  # the root's name is the program's, however it was run
-        names.append(ctx.info_name)
-        ctx = ctx.parent
-    if not names or names[0] != "forecast":
-        return None
-    return "rnn-apps " + " ".join(reversed(names)) + (" --model" if init_from and names == ["forecast"] else "")
-
-
 def export_result(result, app_dir: str, version: Optional[int] = None, summary: Optional[dict] = None) -> str:
-    """Export what :func:`rnn_apps.apps.forecast.task.train` returned (``summary``: figures to keep with it).
+    """Export what :func:`rnn_apps.apps.forecast.task.train` returned (``summary``: figures to keep with it, and
+    ``command``: the ``rnn-apps`` command that trained the model, which its card names; a command passes it, a
+    library call gives none).
 
     The record (``assets.extra/forecast.json``) also keeps what the model's card states of the run (those
-    ``summary`` does not give): the command that trained it (:func:`training_command`), its epochs, training
-    windows, the batch it trained with and its back-test loss and, for a fine-tuned model, the base model and
-    its back-test loss before."""
-    ran = {"command": training_command(result.get("init_from")), "epochs": len(result.get("history") or []) or None,
+    ``summary`` does not give): its epochs, training windows, the batch it trained with and its back-test loss
+    and, for a fine-tuned model, the base model and its back-test loss before."""
+    ran = {"epochs": len(result.get("history") or []) or None,
            "train_pairs": result.get("train_pairs"), "batch_size": result.get("batch_size"),
            "val_loss": result.get("val_loss"), "init_from": result.get("init_from"),
            "base_val_loss": result.get("base_val_loss")}

@@ -41,6 +41,17 @@ def mape(truth, pred) -> tuple[Optional[float], int]:
     return float(100.0 * np.mean(np.abs(truth[keep] - pred[keep]) / a[keep])), skipped
 
 
+def format_figure(value, pct: bool = False, sign: str = "%") -> str:
+    """A figure as the command's table and the model's card print it: "n/a" for None; a MAPE (``pct``) with two
+    decimals and ``sign`` after it (the card's is " %"); else four significant digits in plain decimals (.4g
+    wrote an MAE of 73,820 as 7.382e+04)."""
+    if value is None:
+        return "n/a"
+    if pct:
+        return f"{value:.2f}{sign}"
+    return np.format_float_positional(value, precision=4, unique=False, fractional=False, trim="-")
+
+
 def scores(truth, pred) -> dict:
     """``{"mae", "mape", "mape_skipped"}`` of a forecast."""
     m, skipped = mape(truth, pred)

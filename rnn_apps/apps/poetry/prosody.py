@@ -437,23 +437,24 @@ def split_heading(text: str) -> Tuple[List[str], str]:
     """Set aside the title and author lines that a poem copied from a book or web page starts with.
 
     Up to :data:`MAX_HEADING_LINES` first lines are a heading when none of them has a mark that ends a line
-    of verse (，。？！； and ASCII ones) and either every line after them has one and they hold two lines of verse
-    or more (静夜思 / 李白 / 床前明月光，疑是地上霜。...) or, in a poem without such marks, the lines after them make a regulated form and the
-    whole text does not. Read as verse, the heading made every such poem "not a regulated form".
+    of verse (，。？！； and ASCII ones), the whole text is not a regulated form already (春眠不觉晓 / 处处闻啼鸟。
+    ... is its first line, left unpunctuated), and either every line after them has one and they hold two lines
+    of verse or more (静夜思 / 李白 / 床前明月光，疑是地上霜。...) or, in a poem without such marks, the lines after
+    them make a regulated form. Read as verse, the heading made every such poem "not a regulated form".
 
     Returns:
         (the heading lines, the text without them); ``([], text)`` when the text starts with verse.
     """
     raw = [s.strip() for s in text.strip().splitlines() if s.strip()]
+    if _regulated_shape(_han_lines("\n".join(raw))):  # a form already (春眠不觉晓 / 处处闻啼鸟。...): no heading
+        return [], text
     bare = 0
     while bare < min(MAX_HEADING_LINES, len(raw) - 1) and not _VERSE_MARKS.search(raw[bare]):
         bare += 1
     for k in range(bare, 0, -1):
         body = raw[k:]
         if (all(_VERSE_MARKS.search(s) for s in body) and len(_han_lines("\n".join(body))) >= 2) or (
-                not any(_VERSE_MARKS.search(s) for s in body)
-                and _regulated_shape(_han_lines("\n".join(body)))
-                and not _regulated_shape(_han_lines("\n".join(raw)))):
+                not any(_VERSE_MARKS.search(s) for s in body) and _regulated_shape(_han_lines("\n".join(body)))):
             return raw[:k], "\n".join(body)
     return [], text
 

@@ -11,7 +11,7 @@ from rnn_apps import textio
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, answer_rows, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
+    FiniteFloatRange, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
     quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
@@ -53,16 +53,10 @@ def classify(texts, files, model_dir, batch_size, as_json):
                         "reviews can be classified", SentimentError)
     with quiet_tensorflow():
         clf = SentimentClassifier(model_dir)
-        try:
-            refused, kept = {}, list(range(len(reviews)))
-            preds = clf.classify(reviews, batch_size=batch_size)
-        except SentimentError:
-            # a review that cannot be classified is named and does not cost the others their answers
-            refused = clf.refusals(reviews, batch_size)
-            refuse_if_none_left(refused, len(reviews), "reviews can be classified", SentimentError)
-            kept = [i for i in range(len(reviews)) if i not in refused]
-            preds = clf.classify([reviews[i] for i in kept], batch_size=batch_size)
-    answers = dict(zip(kept, preds))
+        # a review that cannot be classified is named and does not cost the others their answers
+        answers, refused = answer_those_that_can(
+            reviews, lambda texts: clf.classify(texts, batch_size=batch_size),
+            lambda texts: clf.refusals(texts, batch_size), "reviews can be classified", SentimentError)
     echo_refused(refused)
     head = clf.max_len // 4
     for i, p in sorted(answers.items()):
@@ -295,10 +289,9 @@ def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file, 
     _warn_if_unvalidated(read_run_config(run_dir, task.CONFIG_FILE).get("stats"))
     result = {"model": model, "lm": lm, "vocabulary": vocabulary, "config": cfg, "ngram": task.load_run_ngram(run_dir),
               "val_accuracy": last_metric(read_history(run_dir), "val_accuracy")}
-    notes = None
-    if notes_file:
-        with open(notes_file, encoding="utf-8") as f:
-            notes = f.read()
+    from rnn_apps.cards import read_text
+
+    notes = read_text(notes_file)  # None without a file; a file that is not UTF-8 is named, as the card's inputs are
     echo_exported(_export(result, app_dir, run_dir, version, notes), as_json)
 
 

@@ -288,18 +288,18 @@ def base_model_record(init_from: str, vocabulary: Optional[list] = None) -> dict
     the run recorded it).
 
     Returns:
-        ``{"name"}``: the base by its last two path parts (``models/sentiment``, ``sentiment/6``), not the user's
-        whole path; ``"version"``: its version directory's name, or None; ``"meta"``: its
-        ``assets.extra/sentiment.json`` ({} when it cannot be read, or when ``vocabulary``, the fine-tuned
-        model's, is not the base's: the app directory has gained another version since); ``"data"``: the data
-        the base's own card says it was trained on (the user's file, or IMDB for a card naming the
-        ``stanfordnlp/imdb`` dataset), else None.
+        ``{"name"}``: the base by its last two path parts (:func:`rnn_apps.cards.base_model_name`:
+        ``models/sentiment``, ``sentiment/6``), not the user's whole path; ``"version"``: its version directory's
+        name, or None; ``"meta"``: its ``assets.extra/sentiment.json`` ({} when it cannot be read, or when
+        ``vocabulary``, the fine-tuned model's, is not the base's: the app directory has gained another version
+        since); ``"data"``: the data the base's own card of that version says it was trained on
+        (:func:`rnn_apps.cards.recorded_card`: the user's file, else IMDB, whose ``stanfordnlp/imdb`` dataset such
+        a card names), else None.
     """
     from rnn_apps import cards
     from rnn_apps.export import resolve_model_dir
 
-    record = {"name": os.path.join(*os.path.normpath(init_from).split(os.sep)[-2:]), "version": None, "meta": {},
-              "data": None}
+    record = {"name": cards.base_model_name(init_from), "version": None, "meta": {}, "data": None}
     try:
         version_dir = resolve_model_dir(init_from)
         meta = load_config(version_dir)
@@ -308,17 +308,11 @@ def base_model_record(init_from: str, vocabulary: Optional[list] = None) -> dict
     if vocabulary is not None and list(meta.get("vocabulary") or []) != list(vocabulary):
         return record  # fine-tuning keeps its base's vocabulary: this is another model
     record.update(version=os.path.basename(os.path.normpath(version_dir)), meta=meta)
-    try:
-        with open(os.path.join(os.path.dirname(os.path.normpath(version_dir)), "README.md"), encoding="utf-8") as f:
-            front = cards.split_card(f.read())[0]
-    except (OSError, UnicodeDecodeError):
-        return record
-    said = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
-    if str(said.get("version")) == record["version"]:  # the card describes this version
-        if said.get("data"):
-            record["data"] = f"`{said['data']}`"
-        elif "stanfordnlp/imdb" in (front.get("datasets") or []):
-            record["data"] = IMDB_WORDS
+    said = cards.recorded_card(version_dir)  # {} unless the card describes this version
+    if said.get("data"):
+        record["data"] = f"`{said['data']}`"
+    elif said:  # a card records data only for the user's own (cards.front_matter): this one names IMDB's dataset
+        record["data"] = IMDB_WORDS
     return record
 
 

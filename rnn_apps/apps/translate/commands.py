@@ -14,7 +14,7 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, answer_rows, echo_exported, echo_json, echo_refused, friendly_errors,
+    FiniteFloatRange, OutputFile, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused, friendly_errors,
     gather_texts, numbered_paths, refuse_if_none_left, refuse_overwriting_inputs, train_and_report, with_card,
 )
 
@@ -106,17 +106,10 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
     with native_stderr_silenced():
         tr = Translator(model_dir, direction)
         inputs, columns = source_columns(inputs, tr.source_lang)
-        try:
-            refused, kept = {}, list(range(len(inputs)))
-            translated = tr.translate(inputs, beam=beam, max_length=max_length, batch_size=batch_size)
-        except TranslateError:
-            # a text that cannot be translated is named and does not cost the others their translations
-            refused = tr.refusals(inputs)
-            refuse_if_none_left(refused, len(inputs), "texts can be translated", TranslateError)
-            kept = [i for i in range(len(inputs)) if i not in refused]
-            translated = tr.translate([inputs[i] for i in kept], beam=beam, max_length=max_length,
-                                      batch_size=batch_size)
-        answers = dict(zip(kept, translated))
+        # a text that cannot be translated is named and does not cost the others their translations
+        answers, refused = answer_those_that_can(
+            inputs, lambda texts: tr.translate(texts, beam=beam, max_length=max_length, batch_size=batch_size),
+            tr.refusals, "texts can be translated", TranslateError)
     for name, k in columns.items():  # a table of pairs: its source column, said once a file
         click.echo(f"Note: {name} holds tab-separated columns: translating column {k}, the "
                    f"{limits.LANGUAGES[tr.source_lang]} one, of each line (rnn-apps evaluate translate --data "
