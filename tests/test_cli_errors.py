@@ -121,8 +121,8 @@ def test_serve_keeps_tensorflow_start_up_lines_off_its_log(tiny_poem_model):
 
     env = {k: v for k, v in os.environ.items() if k != "RNN_APPS_VERBOSE"}
     models = os.path.dirname(os.path.dirname(tiny_poem_model))  # <models>/poetry/<version>
-    proc = subprocess.Popen([sys.executable, "-m", "rnn_apps.cli", "serve", "--models", models, "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "rnn_apps.cli", "serve", "--models", models, "--port", "0",
+                             "--no-warmup"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         url = next(line for line in proc.stdout if "REST API at" in line).split(" at ")[1].split("v1/")[0]
         deadline = time.monotonic() + 180

@@ -312,16 +312,14 @@ def test_a_new_run_refused_for_an_earlier_runs_checkpoints_leaves_that_run_as_it
     assert r.exit_code == 1 and message in r.stderr, r.output
     assert _dir_hashes(run_dir) == before
 
+    if app == "poetry":  # its files are byte for byte those it had (an export takes long: the others show it)
+        return
     models = str(tmp_path / "models")
     if app == "forecast":  # the run resumes on its own data (the series' fingerprint and scale are its own)
         r = command(first, "mw", "--resume", "--export", models)
-        assert r.exit_code == 0, r.output
-    else:
-        if app == "sentiment":  # its --resume was refused as "trained on" the data of the refused command
-            r = command(first, "--resume")
-            assert r.exit_code == 0, r.output
-        r = run("export", app, "--run-dir", run_dir, "--export", models)
-        assert r.exit_code == 0, r.output
+    else:  # its --resume was refused as "trained on" the data of the refused command
+        r = command(first, "--resume", "--export", models)
+    assert r.exit_code == 0, r.output
     assert os.path.isdir(os.path.join(models, "1"))
 
 

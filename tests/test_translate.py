@@ -287,6 +287,9 @@ def test_a_table_of_pairs_is_translated_from_its_source_column(runner, tiny_mode
     assert r.stderr.strip() == (f"Note: {pairs} holds tab-separated columns: translating column 1, the English one, "
                                 f"of each line (rnn-apps evaluate translate --data {pairs} scores the translations "
                                 "against the other).")
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "-"], input="I love you.\t我爱你。\n")
+    assert r.exit_code == 0 and r.stderr.strip() == ("Note: standard input holds tab-separated columns: translating "
+                                                     "column 1, the English one, of each line.")  # nothing to score
     texts = [Line("Hi.\t你好。", "p.tsv, line 1"), Line("我爱你。\tI love you.", "q.tsv, line 4"), "a\tb", Line("x", "r")]
     got, columns = source_columns(texts, "zh")
     assert got[:3] == ["你好。", "我爱你。", "a\tb"] and got[0].origin == "p.tsv, line 1" and got[3] is texts[3]

@@ -111,10 +111,11 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
             inputs, lambda texts: tr.translate(texts, beam=beam, max_length=max_length, batch_size=batch_size),
             tr.refusals, "texts can be translated", TranslateError)
     for name, k in columns.items():  # a table of pairs: its source column, said once a file
+        # a file of pairs can be scored instead (standard input cannot be given to --data)
+        scored = ("" if name == "standard input" else f" (rnn-apps evaluate translate --data {name}"
+                  f"{' --direction zh-en' if tr.source_lang == 'zh' else ''} scores the translations against the other)")
         click.echo(f"Note: {name} holds tab-separated columns: translating column {k}, the "
-                   f"{limits.LANGUAGES[tr.source_lang]} one, of each line (rnn-apps evaluate translate --data "
-                   f"{name}{' --direction zh-en' if tr.source_lang == 'zh' else ''} scores the translations against "
-                   "the other).", err=True)
+                   f"{limits.LANGUAGES[tr.source_lang]} one, of each line{scored}.", err=True)
     echo_refused(refused)
     _show_translations(tr, inputs, answers, refused, max_length, plot_paths, beam, as_json)
     if refused:
