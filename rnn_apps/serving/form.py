@@ -26,13 +26,14 @@ import logging
 import os
 from typing import Dict, List, Mapping, Optional
 
+from rnn_apps.limits import LANGUAGES
+
 FORM_FILE = "page_form.json"
 FORMAT = "rnn_apps.page_form/1"
 WIDGETS = ("textarea", "line", "image", "number", "numbers", "choice")
 IF_EMPTY = ("random",)
 DEFAULT_SIGNATURE = "serving_default"
 
-_LANGUAGES = {"en": "English", "zh": "Chinese"}
 
 
 class FormError(ValueError):
@@ -161,8 +162,8 @@ def app_form(app: str, settings: Optional[Mapping] = None, signatures: Optional[
     beam = beam if isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1 else 1
     if app == "translate":
         src, _, tgt = str(config.get("direction", "")).partition("-")  # e.g. en-zh
-        hint = (f"{_LANGUAGES[src]} text to translate into {_LANGUAGES[tgt]}"
-                if src in _LANGUAGES and tgt in _LANGUAGES else "a sentence to translate")
+        hint = (f"{LANGUAGES[src]} text to translate into {LANGUAGES[tgt]}"
+                if src in LANGUAGES and tgt in LANGUAGES else "a sentence to translate")
         text = field("text", "textarea", placeholder=hint)
         if signatures is not None and "translate" not in signatures:
             return make_form("Translate", [text])
