@@ -260,6 +260,22 @@ def test_bucket_batches_resume_at_any_step():
     assert y[0, 0, 0] == x[0, 1] and y[0, 1, 1] == x[0, 0] and w[0, :, 0].sum() == n - 1 == w[0, :, 1].sum()
 
 
+def test_bucket_batches_of_a_small_set_are_near_batch_size():
+    # 200 reviews of 20-400 words in buckets 16 words wide made one short batch per bucket (8 rows on average)
+    lengths = np.random.default_rng(0).integers(20, 401, size=200)
+    narrow = sdata.BucketBatches(lengths, batch_size=64, seed=1)
+    assert 200 / narrow.steps_per_epoch < 10
+    plan = sdata.BucketBatches(lengths, batch_size=64, seed=1, min_rows=64)
+    batches = plan.epoch_batches(0)
+    assert plan.steps_per_epoch == len(batches) <= 5 and sorted(np.concatenate(batches)) == list(range(200))
+    assert max(plan.width(b) for b in batches) == lengths.max()  # the wide last bucket stops at the longest
+    assert all(plan.width(b) >= lengths[b].max() for b in batches)
+    # a set large enough for the narrow buckets keeps them (runs resume with the batches they had)
+    many = np.random.default_rng(0).integers(20, 401, size=20000)
+    assert ([b.tolist() for b in sdata.BucketBatches(many, 64, seed=1, min_rows=64).epoch_batches(0)]
+            == [b.tolist() for b in sdata.BucketBatches(many, 64, seed=1).epoch_batches(0)])
+
+
 # ------------------------------------------------------------------------------------------ model
 
 

@@ -533,6 +533,9 @@ class BucketBatches:
         batch_size: Rows per batch; 0 to size batches by ``tokens_per_batch`` instead.
         tokens_per_batch: Padded tokens per batch when ``batch_size`` is 0.
         bucket: Width of the length buckets.
+        min_rows: With ``batch_size``, widen the buckets (in steps of ``bucket``) until there are at most
+            ``len(lengths) // min_rows`` of them, so a small set of sequences still gets batches of about
+            ``batch_size`` rows instead of one short batch per narrow bucket; 0 keeps ``bucket``.
         max_batch: Most rows of a batch sized by tokens.
         seed: Seed of the order.
         multiple: Rows are a multiple of this (the replicas of a strategy); makers fill with empty rows.
@@ -543,6 +546,7 @@ class BucketBatches:
     batch_size: int = 64
     tokens_per_batch: int = 0
     bucket: int = 16
+    min_rows: int = 0
     max_batch: int = 512
     seed: int = 0
     multiple: int = 1
@@ -552,7 +556,14 @@ class BucketBatches:
         lengths = np.asarray(self.lengths, dtype=np.int64)
         if lengths.size == 0:
             raise SentimentDataError("No sequences to batch.")
-        self.padded = np.maximum(self.bucket, -(-lengths // self.bucket) * self.bucket)
+        width = self.bucket
+        if self.batch_size and self.min_rows:
+            most = max(1, lengths.size // self.min_rows)
+            while len(np.unique(-(-lengths // width))) > most:
+                width += self.bucket
+        self.padded = np.maximum(width, -(-lengths // width) * width)
+        if width != self.bucket:  # a wide last bucket pads no further than the longest sequence
+            self.padded = np.minimum(self.padded, max(int(lengths.max()), self.bucket))
         self._buckets = {int(L): np.flatnonzero(self.padded == L) for L in np.unique(self.padded)}
         m = max(1, int(self.multiple))
         sizes = {}

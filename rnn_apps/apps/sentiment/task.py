@@ -50,7 +50,7 @@ DEFAULTS = dict(
     max_tokens=20000, embedding_dim=256, units=256, num_layers=1, cell="lstm",
     dropout=0.4, word_dropout=0.1, recurrent_dropout=0.0, max_len=400,
     # its training
-    batch_size=64, learning_rate=1e-3, clipnorm=1.0, layer_lr_decay=1.0, adversarial=0.0,
+    batch_size=64, full_batches=True, learning_rate=1e-3, clipnorm=1.0, layer_lr_decay=1.0, adversarial=0.0,
     val_fraction=0.1, val_split="blocks", keep_best=True, patience=0, seed=1234,
     # language-model pre-training
     pretrain_epochs=0, pretrain_learning_rate=2e-3, lm_seq_len=200, lm_tokens_per_batch=12800, lm_num_sampled=1024,
@@ -64,7 +64,7 @@ ARCHITECTURE = ("max_tokens", "embedding_dim", "units", "num_layers", "cell", "m
 NGRAM_SETTINGS = {"ngram_features": 0, "ngram_order": 2, "ngram_l2": 1e-5, "ngram_tokens": "words",
                   "ngram_self_training": 0.0}
 # Settings added after runs were saved: an older run resumes with these values (its old behaviour).
-ADDED_SETTINGS = {**NGRAM_SETTINGS, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random",
+ADDED_SETTINGS = {**NGRAM_SETTINGS, "full_batches": False, "layer_lr_decay": 1.0, "adversarial": 0.0, "val_split": "random",
                   "keep_best": False, "patience": 0}
 NGRAM_DIR = "ngram"
 MIN_COMBINER_REVIEWS = 200
@@ -313,14 +313,19 @@ def train(data_path: str, run_dir: str, epochs: int = 4, *, init_from: Optional[
                                   stats)
         write_config()  # with the language model's statistics
 
-    plan = sdata.BucketBatches([len(s) for s in tr_ids], cfg["batch_size"], seed=cfg["seed"], multiple=replicas)
-    val_plan = (sdata.BucketBatches([len(s) for s in va_ids], cfg["batch_size"], multiple=replicas, shuffle=False)
+    # full_batches: a few hundred reviews in buckets 16 words wide made batches of ~8 reviews, not batch_size
+    min_rows = cfg["batch_size"] if cfg["full_batches"] else 0
+    plan = sdata.BucketBatches([len(s) for s in tr_ids], cfg["batch_size"], seed=cfg["seed"], multiple=replicas,
+                               min_rows=min_rows)
+    val_plan = (sdata.BucketBatches([len(s) for s in va_ids], cfg["batch_size"], multiple=replicas, shuffle=False,
+                                    min_rows=min_rows)
                 if va_ids else None)
     with strat.scope():
         compile_classifier(model, cfg["learning_rate"], cfg["clipnorm"], plan.steps_per_epoch * epochs,
                            cfg["layer_lr_decay"])
     if run.verbose:
-        print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch.")
+        print(f"Classifier: {model.count_params():,} weights, {plan.steps_per_epoch} steps an epoch "
+              f"(about {len(tr_ids) / plan.steps_per_epoch:.0f} reviews a batch).")
     result = contract.fit_run(
         model, lambda start: classifier_dataset(plan, tr_ids, tr_labels, start, None), plan.steps_per_epoch, epochs,
         run_dir, run, strategy=strat, final=FINAL_WEIGHTS, app="sentiment",
@@ -414,8 +419,9 @@ def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids,
     figures["combiner_fitted_on_validation"] = bool(len(val_labels) >= MIN_COMBINER_REVIEWS)
     figures["seconds"] = round(time.time() - t0, 1)
     if verbose:
-        print("N-gram branch: " + ", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                            for k, v in figures.items()))
+        # the nested records (self_training) are in the run's summary, printed line by line
+        print("N-gram branch: " + ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in figures.items() if not isinstance(v, dict)))
     return ngrams.NgramBranch(vocabulary, weights, bias, order, combiner, figures, tokens)
 
 
