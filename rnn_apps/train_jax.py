@@ -253,9 +253,34 @@ def command_parser(prog: str, description: str, name: str, learning_rate: float,
     return ap, t
 
 
+def write_run_record(run_dir: str, record: dict, history: Sequence[dict], columns: dict) -> None:
+    """Write ``run_dir`` for the card of a model trained here: ``record`` as its config and the epochs of
+    ``history`` (``fit``'s records) as the package's history lines, seconds summed, each ``columns`` key taken
+    from its value's field.
+
+    A ``run_dir`` that holds checkpoints of a training run is refused before anything is written: its config
+    and history would be replaced, and ``rnn-apps`` would then resume that run with this one's record.
+    """
+    from rnn_apps.apps.base import write_run_config
+    from rnn_apps.training import HISTORY_FILE, check_new_run
+
+    check_new_run(run_dir, resume=False)
+    os.makedirs(run_dir, exist_ok=True)
+    write_run_config(run_dir, record)
+    with open(os.path.join(run_dir, HISTORY_FILE), "w", encoding="utf-8") as f:
+        seconds = 0.0
+        for row in history:
+            seconds += row["seconds"]
+            f.write(json.dumps({"epoch": row["epoch"], "step": row["step"], "seconds": round(seconds, 1),
+                                **{name: row[field] for name, field in columns.items()}}) + "\n")
+
+
 def run_step(step: Callable[[], None]) -> None:
-    """Run a command's step; a missing or foreign file ends it with one line, not a traceback."""
+    """Run a command's step; a missing or foreign file, or a run directory in use, ends it with one line, not a
+    traceback."""
+    from rnn_apps.checkpoints import TrainingError
+
     try:
         step()
-    except (OSError, ValueError, KeyError) as e:
+    except (OSError, ValueError, KeyError, TrainingError) as e:
         raise SystemExit(f"Error: {e}") from None

@@ -99,3 +99,11 @@ def test_prepare_then_export_keeps_the_model(tmp_path):
     rows = [json.loads(line) for line in open(tmp_path / "run" / "history.jsonl")]
     assert [r["seconds"] for r in rows] == [2.0, 4.0] and rows[-1]["val_loss"] == 3.1
     assert set(rows[0]) >= {"loss", "accuracy", "val_loss", "val_accuracy"}
+    # the record is not written over a training run (rnn-apps would resume that run with this record)
+    from rnn_apps.checkpoints import TrainingError
+
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run0").iterdir() if p.is_file()}
+    with pytest.raises(TrainingError, match="already holds checkpoints"):
+        train_jax.export(str(tmp_path / "gpu" / "init.npz"), str(tmp_path / "h.json"), model, POEMS,
+                         str(tmp_path / "models" / "fill"), str(tmp_path / "run0"), "a test machine")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "run0").iterdir() if p.is_file()} == before

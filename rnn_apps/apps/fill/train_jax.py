@@ -34,7 +34,7 @@ import numpy as np
 # fill's data module needs only NumPy (the accelerator has no TensorFlow)
 from rnn_apps.apps.fill.data import MASK_ID, mask_inputs
 from rnn_apps.train_jax import (bucketed, command_parser, fit, load_weights, named_weights, pack, pieces,
-                                run_step, tied_logits)
+                                run_step, tied_logits, write_run_record)
 
 BUCKETS = (32, 64, 129)  # pieces are <bos> up to 128 characters <eos>
 KINDS = ("bidirectional", "forward")
@@ -115,11 +115,9 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     """Export the trained ``weights`` with the vocabulary and settings of the model ``like`` (the model that
     ``prepare`` read; the kind is the run's), and write ``run_dir`` (config and history) for the card;
     returns the version directory."""
-    from rnn_apps.apps.base import write_run_config
     from rnn_apps.apps.fill.export import export_fill
     from rnn_apps.apps.fill.model import build
     from rnn_apps.apps.fill.task import prepare_corpus, read_base_model
-    from rnn_apps.training import HISTORY_FILE
 
     with open(history, encoding="utf-8") as f:
         run = json.load(f)
@@ -132,18 +130,13 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     model.build((None, None))
     model.set_weights(load_weights(weights, weight_keys(cfg["kind"])))
     _, _, _, _, _, stats = prepare_corpus(data, cfg, vocab)
-    os.makedirs(run_dir, exist_ok=True)
-    write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
+    write_run_record(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
                                "init_from": os.path.abspath(like) if args.get("init") else None,
                                "epochs": len(run["history"]), "trained_on": trained_on,
-                               "recipe": "rnn_apps/apps/fill/train_jax.py", "clipping": "global"})
-    with open(os.path.join(run_dir, HISTORY_FILE), "w", encoding="utf-8") as f:
-        seconds = 0.0
-        for row in run["history"][:run["epoch"]]:  # up to the epoch kept
-            seconds += row["seconds"]
-            f.write(json.dumps({"epoch": row["epoch"], "step": row["step"], "seconds": round(seconds, 1),
-                                "loss": row["train_ce"], "accuracy": row["train_accuracy"],
-                                "val_loss": row["val_ce"], "val_accuracy": row["val_accuracy"]}) + "\n")
+                               "recipe": "rnn_apps/apps/fill/train_jax.py", "clipping": "global"},
+                     run["history"][:run["epoch"]],  # up to the epoch kept
+                     {"loss": "train_ce", "accuracy": "train_accuracy", "val_loss": "val_ce",
+                      "val_accuracy": "val_accuracy"})
     return export_fill(model, vocab, cfg, app_dir, version)
 
 

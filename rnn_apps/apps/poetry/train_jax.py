@@ -32,7 +32,8 @@ import os
 import numpy as np
 
 from rnn_apps.train_jax import (WARMUP_STEPS, bucketed, command_parser, fit, learning_rate,  # noqa: F401
-                                load_weights, named_weights, pack, pieces, run_step, tied_logits)
+                                load_weights, named_weights, pack, pieces, run_step, tied_logits,
+                                write_run_record)
 
 # The weights of build_char_rnn in model.weights order (their .npz keys: rnn_apps.train_jax.file_key).
 WEIGHT_KEYS = ("embedding/embeddings", "rnn_1/lstm_cell/kernel", "rnn_1/lstm_cell/recurrent_kernel",
@@ -90,10 +91,8 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
            version=None) -> str:
     """Export the trained ``weights`` with the vocabulary and settings of the model ``like`` (whose weights the
     training started from), and write ``run_dir`` (config and history) for the card; returns the version dir."""
-    from rnn_apps.apps.base import write_run_config
     from rnn_apps.apps.poetry import export as pexport
     from rnn_apps.apps.poetry.task import prepare_corpus
-    from rnn_apps.training import HISTORY_FILE
 
     model, vocab, cfg = pexport.rebuild_from_export(like)
     model.set_weights(load_weights(weights, WEIGHT_KEYS))
@@ -102,16 +101,10 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     args = run["args"]
     cfg = dict(cfg, dropout=args["dropout"], learning_rate=args["learning_rate"], tokens_per_batch=args["tokens"])
     _, _, _, stats = prepare_corpus(data, cfg, vocab)
-    os.makedirs(run_dir, exist_ok=True)
-    write_run_config(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
+    write_run_record(run_dir, {"settings": cfg, "data": os.path.abspath(data), "stats": stats,
                                "init_from": os.path.abspath(like), "trained_on": trained_on,
-                               "recipe": "rnn_apps/apps/poetry/train_jax.py", "clipping": "global"})
-    with open(os.path.join(run_dir, HISTORY_FILE), "w", encoding="utf-8") as f:
-        seconds = 0.0
-        for row in run["history"]:
-            seconds += row["seconds"]
-            f.write(json.dumps({"epoch": row["epoch"], "step": row["step"], "seconds": round(seconds, 1),
-                                "bits_per_char": row["train_bpc"], "val_bits_per_char": row["val_bpc"]}) + "\n")
+                               "recipe": "rnn_apps/apps/poetry/train_jax.py", "clipping": "global"},
+                     run["history"], {"bits_per_char": "train_bpc", "val_bits_per_char": "val_bpc"})
     return pexport.export_poetry(model, vocab, cfg, app_dir, version)
 
 
