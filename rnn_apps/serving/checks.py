@@ -119,6 +119,25 @@ def _check_images(lim: L.AppLimits, name: str, flat: np.ndarray) -> None:
         L.check_frames(lim, name, header.frames, header.frame_pixels, header.blocks, where=where)
 
 
+def name_undecodable_image(lim: Optional[L.AppLimits], arrays: dict) -> None:
+    """After the model refused a request: raise a LimitError naming the first image whose header
+    :func:`_check_images` read but whose data TensorFlow cannot decode (cut short or damaged after the header),
+    in the command's words. The model's own error names no row; decoding each image again costs time only on
+    this error path."""
+    from rnn_apps.apps.caption.images import CaptionError, check_decodable
+
+    for name in (lim.max_megapixels if lim is not None else ()):
+        arr = arrays.get(name)
+        if arr is None or arr.dtype != object:
+            continue
+        flat = arr.reshape(-1)
+        for i, data in enumerate(flat):
+            try:
+                check_decodable(data, name if flat.size == 1 else f"{name}[{i}]")
+            except CaptionError as e:
+                raise L.LimitError(str(e)) from None
+
+
 def _check_numbers(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     # An image's pixels are bounded by its megapixels instead of the values per example.
     per_example = int(np.prod(arr.shape[1:]))

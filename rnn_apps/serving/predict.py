@@ -9,7 +9,8 @@ import numpy as np
 
 from rnn_apps import limits
 from rnn_apps.sentences import join_pieces, sentence_pieces
-from rnn_apps.serving.checks import check_counted_words, check_known_chars, check_known_words, check_request
+from rnn_apps.serving.checks import (check_counted_words, check_known_chars, check_known_words, check_request,
+                                    name_undecodable_image)
 from rnn_apps.serving.codec import as_dtypes, is_b64, to_array, to_json
 from rnn_apps.serving.errors import ApiError, bad_request, tf_message
 
@@ -155,7 +156,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         arrays, batch = _row_inputs(sig, body["instances"], finite)
         check_limits(model, arrays, sig_name)
         arrays = _fit_request(model, as_dtypes(arrays, sig.inputs))
-        outputs = _run_in_pieces(model, sig, arrays, execute)
+        outputs = _run(model, sig, arrays, execute)
         for name, arr in outputs.items():
             if arr.ndim == 0 or arr.shape[0] != batch:
                 raise bad_request(f"Tensor name: {name} has inconsistent batch size: "
@@ -174,7 +175,7 @@ def predict(model: LoadedModel, body, execute=None) -> dict:
         raise bad_request("\"inputs\" holds no examples (empty lists)")
     check_limits(model, arrays, sig_name)
     arrays = _fit_request(model, as_dtypes(arrays, sig.inputs))
-    outputs = _run_in_pieces(model, sig, arrays, execute)
+    outputs = _run(model, sig, arrays, execute)
     converted = {name: to_json(arr, name) for name, arr in outputs.items()}
     if len(converted) == 1:
         (value,) = converted.values()
@@ -217,6 +218,20 @@ def _fit_request(model: LoadedModel, arrays: dict) -> dict:
         return fit_generate_request(arrays, model.reading)
     except PoemError as e:
         raise bad_request(str(e)) from None
+
+
+def _run(model: LoadedModel, sig: Signature, arrays: dict, execute) -> Dict[str, np.ndarray]:
+    """:func:`_run_in_pieces`; when the model refuses the request, the image it could not decode, if that was
+    the cause, is named by its row (TensorFlow's decoder names none)."""
+    try:
+        return _run_in_pieces(model, sig, arrays, execute)
+    except ApiError as e:
+        if e.status == 400:
+            try:
+                name_undecodable_image(model.limits, arrays)
+            except limits.LimitError as named:
+                raise bad_request(str(named)) from None
+        raise
 
 
 def _run_in_pieces(model: LoadedModel, sig: Signature, arrays: dict, execute) -> Dict[str, np.ndarray]:

@@ -104,6 +104,25 @@ def test_fill_cli_and_rest_say_the_same(server, text):
     assert _without_where(str(e.value), "Text 1") == _without_where(err["error"], "text")
 
 
+def test_an_image_whose_data_does_not_decode_is_named_by_its_row(server):
+    """A whole header over damaged pixels passes the header checks; the model's decoder then refuses it in
+    words that name no row, so the server finds the row and says what the command says."""
+    from rnn_apps.apps.caption.images import CaptionError, check_decodable, check_image
+
+    import numpy as np
+
+    png = tf.io.encode_png(np.random.default_rng(0).integers(0, 255, (16, 16, 3), dtype=np.uint8)).numpy()
+    i = png.index(b"IDAT") + 8
+    bad = png[:i] + bytes(40) + png[i + 40:]
+    check_image(bad, "photo.png")  # the header reads
+    with pytest.raises(CaptionError) as e:
+        check_decodable(bad, "photo.png")
+    status, err = predict(server, "caption", {"instances": [IMG, {"b64": base64.b64encode(bad).decode()}]})
+    assert status == 400 and err["error"].startswith("image[1]: the image data cannot be decoded (Invalid PNG data")
+    assert _without_where(str(e.value), "photo.png") == _without_where(err["error"], "image[1]")
+    assert predict(server, "caption", {"instances": [IMG]})[0] == 200
+
+
 def test_caption_cli_and_rest_say_the_same_of_a_huge_image(server):
     from rnn_apps.apps.caption.images import CaptionError, prepare_image
 

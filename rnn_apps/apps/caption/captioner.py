@@ -7,7 +7,6 @@ and turns the model's errors into :class:`CaptionError` messages that name the f
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
@@ -15,7 +14,8 @@ import numpy as np
 
 from rnn_apps import limits
 from rnn_apps.apps.caption.export import load_config
-from rnn_apps.apps.caption.images import CaptionError, ImageInput, prepare_image, read_image_file
+from rnn_apps.apps.caption.images import (CaptionError, ImageInput, check_decodable, prepare_image, read_image_file,
+                                         undecodable)
 from rnn_apps.apps.caption import scenes
 from rnn_apps.apps.base import Predictor
 
@@ -44,14 +44,6 @@ class Caption:
         if self.notes:
             d["notes"] = self.notes
         return d
-
-
-def _model_message(err: Exception) -> str:
-    text = re.sub(r"\s*\[Op:\w+\]", "", str(err)).strip()  # an eager op's error names the op
-    m = re.search(r"(Unknown image file format[^\n]*|Invalid [A-Z]+ data[^\n]*|[^\n]*corrupt[^\n]*)", text, re.I)
-    if m:
-        return m.group(1).strip().rstrip(".")
-    return text.splitlines()[0][:200] if text else type(err).__name__
 
 
 class ImageCaptioner(Predictor):
@@ -119,12 +111,7 @@ class ImageCaptioner(Predictor):
     def check_decodable(self, image: ImageInput) -> None:
         """Raises CaptionError (naming the file) for image data the model's own decoder cannot decode: a
         truncated or corrupt file whose header :func:`~rnn_apps.apps.caption.images.prepare_image` read."""
-        tf = self._tf
-        try:
-            tf.io.decode_image(image.data, channels=3, expand_animations=False)
-        except tf.errors.InvalidArgumentError as e:
-            raise CaptionError(f"{image.name}: the image data cannot be decoded ({_model_message(e)}); "
-                               "the file is corrupt or truncated.") from None
+        check_decodable(image.data, image.name)
 
     def caption_images(self, images: Sequence[ImageInput], beam: Optional[int] = None, attention: bool = False,
                        batch_size: int = 32) -> list[Caption]:
@@ -159,8 +146,7 @@ class ImageCaptioner(Predictor):
                     try:
                         results.extend(self._call([im], beam, attention))
                     except tf.errors.InvalidArgumentError as e:
-                        raise CaptionError(f"{im.name}: the image data cannot be decoded ({_model_message(e)}); "
-                                           "the file is corrupt or truncated.") from None
+                        raise undecodable(im.name, e) from None
         return results
 
     def caption_files(self, paths: Sequence[str], beam: Optional[int] = None, attention: bool = False,

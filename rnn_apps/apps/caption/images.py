@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -99,7 +100,10 @@ def _gif_frames(data: bytes) -> ImageHeader:
     """A GIF's frames, from the image descriptor of each (its screen size is not what TensorFlow decodes).
 
     giflib reads every frame into memory (a frame of w × h pixels takes w × h bytes) before TensorFlow keeps
-    the first, at the largest width and height of them all. The blocks are walked as giflib walks them: an
+    the first, at the largest width and height of them all. So the frames' own pixels summed bound the memory
+    of a decode with ``expand_animations=False``, the only one here (measured: one 4999 × 5000 frame and 3,000
+    of 1 × 1, 70 KB, took 95 MB); ``tf.io.decode_gif``, which allocates every frame at the largest size, would
+    need frames × that size. The blocks are walked as giflib walks them: an
     image descriptor (0x2C) or an extension (0x21), each followed by pieces of data (a length byte, then that
     many bytes) up to an empty one, until the trailer or a block of another kind. Each block counts, but a
     piece of data as long as the one before it (encoders cut data into 255-byte pieces), and the walk stops
@@ -207,6 +211,33 @@ def check_image(data: bytes, name: str = "image") -> ImageHeader:
         raise CaptionError(f"{name}: the {header.format} header gives a size of {header.width}×{header.height} "
                            "pixels.")
     return header
+
+
+def decoder_words(err: Exception) -> str:
+    """The useful part of a TensorFlow image decoder's error ("Invalid PNG data, size 12432")."""
+    text = re.sub(r"\s*\[Op:\w+\]", "", str(err)).strip()  # an eager op's error names the op
+    m = re.search(r"(Unknown image file format[^\n]*|Invalid [A-Z]+ data[^\n]*|[^\n]*corrupt[^\n]*)", text, re.I)
+    if m:
+        return m.group(1).strip().rstrip(".")
+    return text.splitlines()[0][:200] if text else type(err).__name__
+
+
+def undecodable(name: str, err: Exception) -> CaptionError:
+    """The error for image data whose header :func:`check_image` read but whose pixels TensorFlow's decoder
+    refused with ``err`` (a file cut short or damaged after its header)."""
+    return CaptionError(f"{name}: the image data cannot be decoded ({decoder_words(err)}); the image is corrupt or "
+                        "truncated.")
+
+
+def check_decodable(data: bytes, name: str = "image") -> None:
+    """Decode ``data`` as the model's graph does (:func:`decode_images`) and raise :func:`undecodable`'s error
+    when TensorFlow cannot; for a header :func:`check_image` accepted, so that its pixels are bounded."""
+    import tensorflow as tf
+
+    try:
+        tf.io.decode_image(data, channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError as e:
+        raise undecodable(name, e) from None
 
 
 def _downscale_jpeg(data: bytes, name: str) -> bytes:

@@ -288,7 +288,7 @@ def again_body(version_dir: str, meta: dict, front: dict, body: str, from_card: 
     body = cards.without_section(cards.without_section(body, NOVELTY_HEADING), "## Versions").rstrip("\n") + "\n\n"
     if meta.get("novelty"):
         body += novelty_section(meta, figures) + "\n"
-    recorded = front.get("rnn_apps") if isinstance(front.get("rnn_apps"), dict) else {}
+    recorded = cards.card_record(front)
     if not recorded.get("data"):  # the shipped versions' changelog, not that of a model of the user's own photos
         body += versions_section(os.path.basename(os.path.normpath(version_dir)))
     return body, cards.stated_metrics(front)
