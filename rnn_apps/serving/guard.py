@@ -140,20 +140,29 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
     answered 408 (``{"error": ...}`` from ``channel_class``'s error task) and the connection closed. Blank
     lines between requests count as the start of the next one. While a request of the connection runs, the
     next one may be read already (``channel_request_lookahead``), but its clock is held back: each sweep
-    restarts it, so the deadline counts from about when the connection's last running request ended.
+    restarts it, so the deadline counts from about when the connection's last running request ended. So too
+    while the connection's answers are still being sent: waitress reads no more of a connection until its
+    output has gone, so a request that a pipelining client sent in full may have arrived only in part. A
+    client that never reads its answer is marked to close by waitress at ``channel_timeout`` (no request
+    running and no byte sent or received for that long), or evicted at the connection limit (below), and
+    reset here: waitress itself closes a marked connection only once its socket takes bytes again.
 
-    The 408 is written on the event-loop thread, so it is appended to the connection's output as it is and
-    never waits for the output to drain (``write_soon`` would wait, forever, for a client that reads nothing,
-    as only this thread sends).
+    The 408 is written on the event-loop thread with the channel's ``write_soon``, as waitress writes its own
+    error answers, and only to a connection with no request running and no output pending: ``write_soon``
+    waits while the output holds more than ``outbuf_high_watermark`` bytes, for this very thread to send them.
 
     waitress stops accepting at ``connection_limit`` open connections until idle ones time out
     (``channel_timeout``), so a client that opens that many sockets and sends nothing, or sends requests
     slowly, locks everyone out. Here, at the limit, connections with no request running are closed to make
     room, those that have held their place longest first, when they have held it for ``idle_grace`` seconds:
     a quiet connection since its last byte, one receiving a request since the request's first byte (less a
-    second per ``min_body_rate`` bytes of body received, so a fast upload is not cut). One receiving a request
-    is answered 408 as it is closed.
+    second per ``min_body_rate`` bytes of body received, so a fast upload is not cut), one whose answers are
+    still being sent since its client last read (or sent) a byte. One receiving a request is answered 408 as it
+    is closed, unless output is pending: that connection is closed at once (an answer behind the unsent output
+    would keep the place until its client reads, and this one has read nothing for ``idle_grace`` seconds).
     """
+    import socket
+    import struct
     import time
 
     from waitress.utilities import Error
@@ -194,53 +203,50 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
 
     def held_since(ch) -> float:
         """Since when ``ch`` has held its place without a request to run (for eviction)."""
+        if ch.total_outbufs_len:  # still being answered (its request's clock is held): since its last byte
+            return ch.last_activity
         req = ch.request
         if req is not None and req.started is not None:
             return req.started + req.body_bytes_received / min_body_rate
         return ch.last_activity if ch.blank_since is None else ch.blank_since
 
-    class Rendered:
-        """Stands in for a channel to an error task and keeps what it writes, to be appended to the channel's
-        output without ``write_soon``: that waits while the output holds more than ``outbuf_high_watermark``
-        bytes, for the event-loop thread to send them, and this is that thread."""
-
-        def __init__(self, ch):
-            self.channel, self.parts = ch, []
-
-        def __getattr__(self, name):
-            return getattr(self.channel, name)
-
-        def write_soon(self, data) -> int:
-            self.parts.append(bytes(data))
-            return len(data)
+    def abort(ch) -> None:
+        """Close ``ch`` now with a reset, dropping what it has still to send. waitress closes a connection it has
+        marked ``will_close`` (its idle timeout, an eviction here) in ``handle_write``, which runs only once the
+        socket takes bytes again: never, while a client that reads nothing keeps its window shut. Shut for
+        writing, the socket is reported writable at once, and there the send fails and waitress closes it."""
+        ch.will_close = True
+        try:
+            ch.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # closed: reset
+            ch.socket.shutdown(socket.SHUT_WR)
+        except (OSError, AttributeError):  # closed already (socket None)
+            pass
 
     def refuse(ch, message: str) -> None:
         """Answer the request ``ch`` is receiving with 408 and close the connection (the main thread, with no
-        request of ``ch`` running: nothing else writes to it). Blank lines only: closed without an answer.
+        request of ``ch`` running: nothing else writes to it). Blank lines only: closed without an answer. Output
+        pending (at the connection limit: an earlier answer its client has not read for ``idle_grace`` seconds):
+        aborted, as an answer behind it would wait for the client, and hold the place meanwhile.
 
-        The 408 goes after what ``ch`` has still to send (an earlier response its client reads slowly or not
-        at all), and is sent as the client reads; one that never reads is closed at the idle timeout."""
+        With no output pending, ``write_soon`` appends the 408 at once: it waits only while the output holds
+        more than ``outbuf_high_watermark`` bytes, which a 408 alone does not."""
         req, ch.request = ch.request, None
-        if req is None or req.started is None:
-            ch.will_close = True
+        if ch.total_outbufs_len or req is None or req.started is None:
+            if req is not None:
+                req.close()
+            if ch.total_outbufs_len:
+                abort(ch)
+            else:
+                ch.will_close = True
             return
         req.error, req.completed = RequestTimeout(message), True
-        out = Rendered(ch)
         try:
-            ch.error_task_class(out, req).service()
-        except Exception:  # noqa: BLE001 - no answer then, but the connection is closed all the same
+            ch.error_task_class(ch, req).service()
+        except Exception:  # noqa: BLE001 - no answer then (the client hung up: ClientDisconnected), but closed
             ch.will_close = True
             return
         finally:
             req.close()
-        data = b"".join(out.parts)
-        with ch.outbuf_lock:
-            if not ch.connected:
-                ch.will_close = True
-                return
-            ch.outbufs[-1].append(data)
-            ch.current_outbuf_count += len(data)
-            ch.total_outbufs_len += len(data)
         ch.close_when_flushed = True
 
     def open_channels(srv):
@@ -248,12 +254,19 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
                 if not ch.will_close and not ch.close_when_flushed]
 
     def sweep(srv, now: float) -> None:
+        for ch in list(srv.active_channels.values()):
+            # marked to close before this sweep (waitress's idle timeout, blank lines refused), yet still open: it
+            # has been through a poll since, and its socket was not writable (its client reads nothing)
+            if ch.will_close and not ch.requests:
+                abort(ch)
         for ch in open_channels(srv):
             if due(ch) is None:
                 continue
             with ch.requests_lock:
                 req = ch.request
-                if ch.requests:  # a request of this connection runs: the next one's clock is held back meanwhile
+                # a request of this connection runs, or its answers are still being sent (waitress reads no more
+                # of it meanwhile): the next request's clock is held back
+                if ch.requests or ch.total_outbufs_len:
                     if req is not None and req.started is not None:
                         req.started = now
                         if req.body_since is not None:

@@ -93,8 +93,11 @@ class ModelServer:
         channel = _json_error_channel(
             lambda path, status, seconds: count_request(self.metrics, self.registry, path, status, seconds),
             max_body_bytes)
+        own = len(self._map)  # waitress's listening sockets and wake-up pipe: no client connected yet
         for d in list(self._map.values()):
             if isinstance(d, BaseWSGIServer):
+                # waitress counts its own sockets in connection_limit: max_connections would admit 2 fewer clients
+                d.adj.connection_limit = max_connections + own
                 guard_server(d, channel, header_timeout=header_timeout, min_body_rate=min_body_rate)
         port_ = getattr(self._server, "effective_port", None)
         if port_ is None:  # MultiSocketServer (a host name resolving to several addresses)

@@ -159,37 +159,150 @@ def test_a_quiet_keep_alive_connection_outlives_the_header_timeout(serve):
         conn.close()
 
 
-def test_a_late_request_behind_an_unread_answer_does_not_stall_the_server(serve):
-    """A client pipelines part of a second request behind one with a large answer, and reads nothing: the 408
-    for the second is queued behind the answer, and the server goes on serving others meanwhile."""
-    srv = serve(header_timeout=0.5, idle_timeout=60)
-    # waitress's watermark is 16 MiB; 8 MiB is more than it (64 KiB here) and the kernel's send buffers hold,
-    # so the answer stays in waitress's output (1 MiB fit in the buffers: the test passed without the fix)
-    srv._server.adj.outbuf_high_watermark = 64 * 1024
-    app, big = srv._server.application, b"x" * (8 * 1024 * 1024)
+def _big_answers(srv, size: int, pause: float = 0.0) -> bytes:
+    """Make ``GET /big`` answer ``size`` bytes (after ``pause`` seconds); other paths go to the app."""
+    app, big = srv._server.application, b"x" * size
 
     def application(environ, start_response):
         if environ["PATH_INFO"] != "/big":
             return app(environ, start_response)
-        time.sleep(0.3)  # the second request is read meanwhile
+        time.sleep(pause)
         start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(big)))])
         return [big]
 
     srv._server.application = application
-    with socket.socket() as hog:
-        hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the answer stays unsent
-        hog.settimeout(30)
-        hog.connect(("127.0.0.1", srv.port))
-        hog.sendall(b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n" + HEAD)  # the second, without its end
-        time.sleep(1.5)  # the second request is late: answered 408 by now
+    return big
+
+
+def _small_send_buffers(srv, size=64 * 1024):
+    """Give the server's connections a small kernel send buffer (accepted sockets inherit the listener's), so
+    that an answer of a MiB stays, unsent, in waitress's output while its client reads nothing."""
+    srv._server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+
+def _hog(srv, request: bytes):
+    """A connection that sends ``request`` and reads nothing, through a small window."""
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the answer stays unsent
+    hog.settimeout(30)
+    hog.connect(("127.0.0.1", srv.port))
+    hog.sendall(request)
+    return hog
+
+
+def _responses(raw: bytes):
+    """The (status, headers, body) of each of the pipelined responses in ``raw`` (each with a Content-Length)."""
+    out = []
+    while raw:
+        head, sep, rest = raw.partition(b"\r\n\r\n")
+        status, headers, _ = _parse(head + sep)
+        if status is None or not sep:
+            out.append((None, {}, raw))  # not a response: what is left, as it is
+            break
+        n = int(headers.get("content-length", len(rest)))
+        body = rest[:n]
+        if headers.get("content-type") == "application/json":
+            body = json.loads(body)
+        out.append((status, headers, body))
+        raw = rest[n:]
+    return out
+
+
+def test_a_late_request_behind_an_unread_answer_does_not_stall_the_server(serve):
+    """A client pipelines part of a second request behind one with a large answer, and reads nothing: the server
+    goes on serving others meanwhile, and the second request's clock starts only once the answer has been sent
+    (waitress reads no more of the connection until then): its 408 follows the answer."""
+    srv = serve(header_timeout=0.5, idle_timeout=60)
+    # waitress's watermark is 16 MiB; 8 MiB is more than it (64 KiB here) and the kernel's send buffers hold,
+    # so the answer stays in waitress's output: a 408 written with write_soon meanwhile would freeze the loop
+    srv._server.adj.outbuf_high_watermark = 64 * 1024
+    big = _big_answers(srv, 8 * 1024 * 1024, pause=0.3)  # the second request is read meanwhile
+    with _hog(srv, b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n" + HEAD) as hog:  # the second, without its end
+        time.sleep(1.5)  # the second request is late, but held back: the answer is still being sent
         t0 = time.monotonic()
         r = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/v1/models", timeout=10)
         assert r.status == 200 and time.monotonic() - t0 < 8
-        raw = _read_all(hog)  # the answer, then the 408, then the connection is closed
+        raw = _read_all(hog)  # the answer, then (0.5 s later) the 408, then the connection is closed
     head, _, rest = raw.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 200") and rest[:len(big)] == big, raw[:300]
     status, _, body = _parse(rest[len(big):])
     assert status == 408 and "headers did not arrive within 0.5 s" in body["error"], rest[len(big):]
+
+
+def test_pipelined_requests_behind_an_answer_read_late_are_not_timed_out(serve):
+    """A client sends three requests at once, the first with a large answer that it reads only later. waitress
+    reads no more of a connection while it has output to send, so the third, sent in full, has arrived only in
+    part; its clock is held until the answer is sent: all three are answered (not a 408, nor a reset)."""
+    srv = serve(header_timeout=0.5, idle_timeout=60, min_body_rate=1e6)  # the body adds no time to the deadline
+    _small_send_buffers(srv)
+    big = _big_answers(srv, 1024 * 1024, pause=0.2)  # the second request is read meanwhile, then reading stops
+    body = b"{" + b" " * 30000 + b"}"  # more than waitress reads at once (recv_bytes, 8 KiB) twice
+    with _hog(srv, b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\nGET /v1/models HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                   b"POST /v1/models/nosuch:predict HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+                   b"Content-Length: %d\r\n\r\n" % len(body) + body) as s:
+        time.sleep(1.5)  # past the header timeout, the answer unread: the third request is still partly unread
+        raw = _read_all(s)
+    answers = _responses(raw)
+    assert [a[0] for a in answers] == [200, 200, 404], [(a[0], str(a[2])[:200]) for a in answers]
+    assert answers[0][2] == big and "models" in answers[1][2], answers[1]
+    assert "nosuch" in answers[2][2]["error"], answers[2]
+
+
+def test_a_client_that_reads_no_answer_cannot_hold_its_place_at_the_connection_limit(serve):
+    """At the connection limit, connections whose answers their clients do not read (a request pipelined behind,
+    in part) are closed to make room, not answered 408 behind the unsent answer (which keeps the place)."""
+    srv = serve(max_connections=2, header_timeout=60, idle_timeout=60)
+    _small_send_buffers(srv)
+    _big_answers(srv, 1024 * 1024)
+    hogs = [_hog(srv, b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n" + HEAD) for _ in range(2)]
+    try:
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        r = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/v1/models", timeout=8)
+        assert r.status == 200 and time.monotonic() - t0 < 6
+        for hog in hogs:  # closed (reset): the answer cut off, no 408 after it
+            raw = _read_all(hog)
+            assert b"HTTP/1.1 408" not in raw and len(raw) < 1024 * 1024, raw[:300]
+    finally:
+        for hog in hogs:
+            hog.close()
+
+
+def test_max_connections_clients_keep_their_connections(serve):
+    """--max-connections counts clients: waitress also counts its listening socket and wake-up pipe, and with
+    its limit set to max_connections, 3 clients of 4 reached it and the guard closed a quiet one to make room
+    (at the limit itself it does, for the client that may be waiting)."""
+    srv = serve(max_connections=4, header_timeout=60, idle_timeout=60)
+    quiet = [_connect(srv) for _ in range(2)]
+    try:
+        time.sleep(1.5)  # quiet for longer than the guard's grace: evicted, were the limit reached
+        r = urllib.request.urlopen(f"http://127.0.0.1:{srv.port}/v1/models", timeout=8)  # the third client
+        assert r.status == 200
+        for s in quiet:  # each still connected, and answered
+            s.sendall(b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            status, _, body = _parse(_read_all(s))
+            assert status == 200 and "models" in body, body
+    finally:
+        for s in quiet:
+            s.close()
+
+
+def test_a_client_that_reads_no_answer_is_closed_at_the_idle_timeout(serve):
+    """waitress marks such a connection to close at its idle timeout, but closes it only once its socket can take
+    more bytes, which it never does: the guard resets it."""
+    srv = serve(idle_timeout=1, header_timeout=60)
+    _small_send_buffers(srv)
+    _big_answers(srv, 1024 * 1024)
+    channels = srv._server.active_channels
+    with _hog(srv, b"GET /big HTTP/1.1\r\nHost: localhost\r\n\r\n" + HEAD):  # its clock held: only idle
+        t0 = time.monotonic()
+        while not any(ch.total_outbufs_len for ch in list(channels.values())) and time.monotonic() - t0 < 5:
+            time.sleep(0.01)
+        assert any(ch.total_outbufs_len for ch in list(channels.values())), "the answer is written, and unsent"
+        t0 = time.monotonic()
+        while channels and time.monotonic() - t0 < 8:
+            time.sleep(0.1)
+        assert not channels and 0.5 <= time.monotonic() - t0 < 8
 
 
 def test_a_body_over_the_limit_is_413_naming_the_limit(serve):
