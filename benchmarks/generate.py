@@ -9,11 +9,14 @@ All of them run in one process on the same weights (those of an exported poem mo
   least work any generator with these weights must do per character;
 * ``floor-xla``: the same floor loop compiled with XLA (whichever floor is faster is the bar);
 * ``per-char``: the TF text-generation tutorial's way, a Python loop calling a compiled one-step
-  ``tf.function`` once per character (states passed back and forth).
+  ``tf.function`` once per character (states passed back and forth);
+* ``numpy``: the NumPy engine ``rnn-apps generate-poem`` runs (:mod:`rnn_apps.apps.poetry.fast`), the same
+  poems as ``in-graph`` (left out for a model it does not implement).
 
-Printed: ms per character, chars/s at batch 1 and 64, and floor / in-graph (>= 0.8 is the goal).
+Printed: ms per character, chars/s at batch 1 and 64, and floor / in-graph (>= 0.8 is the goal). ``--json``
+prints the same figures by batch, with ``model``: the version directory measured (the model card names it).
 
-    python benchmarks/generate.py [--model models/poetry] [--repeats 5]
+    python benchmarks/generate.py [--model models/poetry] [--repeats 5] [--json]
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ def main():
     args = ap.parse_args()
 
     from rnn_apps.apps.poetry.export import load_config
+    from rnn_apps.apps.poetry.fast import NumpyPoemModel, UnsupportedModelError
     from rnn_apps.export import resolve_model_dir
 
     model_dir = resolve_model_dir(args.model)
@@ -138,6 +142,13 @@ def main():
         "floor-xla": lambda b: floor_xla(b, tf.constant(steps)).numpy(),
         "per-char": lambda b: per_char(b, steps),
     }
+    try:
+        npm = NumpyPoemModel(model_dir)
+    except UnsupportedModelError:
+        npm = None
+    if npm is not None:  # in-graph's poems, unconstrained as there
+        runs["numpy"] = lambda b: npm.generate([""] * b, [form] * b, [""] * b, [0.8] * b, [0] * b, [1.0] * b,
+                                               list(range(b)), [128] * b, ["none"] * b, ["none"] * b)["text"]
     results = {}
     for batch in (1, 64):
         for fn in runs.values():  # warm up (tracing)
@@ -156,7 +167,7 @@ def main():
         results[batch]["floor_over_in_graph"] = best / med["in-graph"]
         results[batch]["per_char_floor_ratio"] = best / med["per-char"]
     if args.json:
-        print(json.dumps(results, indent=1))
+        print(json.dumps({"model": os.path.normpath(model_dir), **results}, indent=1))
         return
     print(f"model {model_dir}: {cfg['num_layers']}x{cfg['cell']}({cfg['units']}), embedding {cfg['embedding_dim']}, "
           f"vocab {int(emb.shape[0])}; {steps} steps per poem ({form}); median of {args.repeats}")

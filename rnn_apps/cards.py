@@ -172,6 +172,14 @@ def cell_class(name: str) -> str:
     return cls.__name__ if cls else str(name)
 
 
+def cell_name(name: str) -> str:
+    """The short name a card's prose gives a ``--cell`` (``lstm`` -> ``LSTM``, ``gru`` -> ``GRU``,
+    ``simple_rnn`` -> ``SimpleRNN``): its class in ``rnn_apps.cells`` (:func:`cell_class`) without ``Cell``; the
+    name itself when it is none of them."""
+    cls = cell_class(name)
+    return cls[: -len("Cell")] if cls != str(name) and cls.endswith("Cell") else cls
+
+
 def data_name(data: str) -> str:
     """The name a card gives the data a run trained on: its file's or directory's base name."""
     return os.path.basename(os.path.normpath(data))

@@ -164,11 +164,25 @@ def test_a_model_exported_again_keeps_its_cards_body_with_new_samples(app_dir, t
 
 
 def test_cards_name_the_cell_class_of_rnn_apps_cells():
+    """Every --cell by the class a user imports from rnn_apps.cells (spelled out here, not read back from the
+    registry) and, in prose, by that class's short name, one helper for every card."""
     from rnn_apps import cells
+    from rnn_apps.apps.forecast.card import body
 
-    assert [cards.cell_class(n) for n in ("lstm", "GRU", "simple_rnn", "mystery")] == [
-        "LSTMCell", "GRUCell", "SimpleRNNCell", "mystery"]
-    assert all(hasattr(cells, cards.cell_class(n)) for n in cells.CELLS)
+    assert {n: cards.cell_class(n) for n in cells.CELLS} == {
+        "simple_rnn": "SimpleRNNCell", "lstm": "LSTMCell", "peephole_lstm": "PeepholeLSTMCell",
+        "coupled_lstm": "CoupledLSTMCell", "gru": "GRUCell"}
+    assert [cards.cell_class(n) for n in ("GRU", "mystery")] == ["GRUCell", "mystery"]
+    # a forecaster's card names its cell both ways (its title said "simple_rnn", the network line the class)
+    meta = {"config": {"cell": "simple_rnn", "mode": "direct", "window": 8, "horizon": 2, "units": 4},
+            "scale": 1.5, "summary": {"series": {"source": "/data/runs/../load.csv", "name": "mw"}}}
+    text = body("forecast", meta)
+    assert text.startswith("# Forecaster of column `mw` of `load.csv` (SimpleRNN, direct 2-step forecasts)\n")
+    assert "→ `rnn_apps.cells.SimpleRNNCell` of 4 units →" in text
+    assert {n: cards.cell_name(n) for n in cells.CELLS} == {
+        "simple_rnn": "SimpleRNN", "lstm": "LSTM", "peephole_lstm": "PeepholeLSTM", "coupled_lstm": "CoupledLSTM",
+        "gru": "GRU"}
+    assert [cards.cell_name(n) for n in ("GRU", "mystery", "MysteryCell")] == ["GRU", "mystery", "MysteryCell"]
 
 
 def test_a_cards_changelog_gains_the_versions_its_writer_adds():
@@ -205,6 +219,31 @@ def test_a_card_of_a_model_trained_on_the_users_own_poems_names_their_file(app_d
     assert f"* Trained on a machine with {os.cpu_count()} CPU core" in text
     cards.write_card("poetry", str(app_dir))
     assert (app_dir / "README.md").read_text(encoding="utf-8") == text
+
+
+def test_the_poem_cards_speed_line_names_the_version_the_benchmark_measured(app_dir, tiny_poem_run, poems_file,
+                                                                           tmp_path):
+    """benchmarks/generate.py --json records the model it measured, and the card names that version: it named
+    the version it described (here 1), whatever the JSON had measured. A JSON without the record names none."""
+    import json
+
+    run_dir, _ = tiny_poem_run
+    figures = {"1": {"in-graph": {"chars_per_s": 1591.2, "ms_per_step": 0.6201}, "floor_over_in_graph": 0.8612,
+                     "numpy": {"ms_per_step": 2.31}}, "64": {"in-graph": {"chars_per_s": 9029.3}}}
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"model": "models/poetry/9", **figures}), encoding="utf-8")
+    out = cards.write_card("poetry", str(app_dir), run_dir=run_dir, data=poems_file, bench=str(bench))
+    text = open(out["card"], encoding="utf-8").read()
+    assert ("(`python benchmarks/generate.py`, measured on version 9): 1591 chars/s at batch 1 (0.62 ms a step, 86 % "
+            "of the matrix-product floor), 9029 chars/s at batch 64. `rnn-apps generate-poem` runs the NumPy engine "
+            "instead, about 2.3 ms a step at batch 1 ([docs/poetry.md](../../docs/poetry.md#the-shipped-model)).\n"
+            ) in text and "measured on version 1" not in text
+    from rnn_apps.apps.poetry.card import speed_line
+
+    del figures["1"]["numpy"]  # a JSON written before the benchmark recorded its model and timed the NumPy engine
+    line = speed_line(figures)
+    assert "(`python benchmarks/generate.py`): 1591 chars/s at batch 1" in line and "version" not in line
+    assert line.endswith("runs the NumPy engine instead ([docs/poetry.md](../../docs/poetry.md#the-shipped-model)).")
 
 
 def test_the_card_written_at_export_names_the_users_own_poems(tmp_path, tiny_poem_run):

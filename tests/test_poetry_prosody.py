@@ -462,9 +462,33 @@ def test_a_title_and_author_above_the_poem_are_set_aside(tables, heading, poem):
     "白日依山尽\n黄河入海流\n欲穷千里目\n更上一层楼",  # a regulated form already
     "春眠不觉晓\n处处闻啼鸟。\n夜来风雨声，花落知多少。",  # its first line left unpunctuated: a form already
     "床前明月光\n疑是地上霜，举头望明月，低头思故乡。",
+    # not a regulated form (a character missing): the first line still opens the first couplet, whose second half
+    # ends with 。 while the poem has ， inside its couplets
+    "白日依山尽\n黄河入海流。\n欲穷千里目，更上一层。",
+    "白日依山尽\n黄河入海流\n欲穷千里目，更上一层。",
+    "君不见黄河之水天上来\n奔流到海不复回。\n君不见高堂明镜悲白发，朝如青丝暮成雪。",
+    # ， alone says nothing of couplets: a line of the verse's length above verse that is not a regulated form
+    "白日依山尽\n黄河入海流，欲穷千里目，更上一层。",
 ])
 def test_lines_of_verse_are_not_taken_for_a_heading(tables, poem):
-    assert "heading" not in check_poem(poem, tables)
+    r = check_poem(poem, tables)
+    assert "heading" not in r and r["lines"][0]["text"] == poem.split("\n")[0].split("，")[0]
+
+
+@pytest.mark.parametrize("heading, poem, form", [
+    (["黄鹤楼送孟浩然之广陵", "李白"], "故人西辞黄鹤楼，烟花三月下扬州。孤帆远影碧空尽，唯见长江天际流。", "qijue"),
+    (["饮湖上初晴后雨", "苏轼"], "水光潋滟晴方好，山色空蒙雨亦奇。欲把西湖比西子，淡妆浓抹总相宜。", "qijue"),
+    (["寻隐者不遇"], "松下问童子，言师采药去。只言此山中，云深不知处。", "wujue"),
+    (["九月九日忆山东兄弟", "王维"], "独在异乡为异客，每逢佳节倍思亲。遥知兄弟登高处，遍插茱萸少一人。", "qijue"),
+    (["送杜少府之任蜀州"], "城阙辅三秦，风烟望五津。与君离别意，同是宦游人。海内存知己，天涯若比邻。无为在歧路，儿女共沾巾。", "wulv"),
+    (["登幽州台歌", "陈子昂"], "前不见古人，后不见来者。念天地之悠悠，独怆然而涕下。", None),
+])
+def test_titles_of_any_length_stay_a_heading(tables, heading, poem, form):
+    """Titles longer than a line of verse (a quarter of the Tang poems' have more than 8 characters) or of its
+    length (above a regulated poem) are set aside as before."""
+    r = check_poem("\n".join(heading) + "\n" + poem, tables)
+    assert r["heading"] == heading and r["form"] == form
+    assert {k: v for k, v in r.items() if k != "heading"} == check_poem(poem, tables)
 
 
 def test_check_poem_json_keeps_the_input_and_where_it_was_read(tmp_path):

@@ -5,8 +5,9 @@ Written by :func:`rnn_apps.cards.write_card`."""
 
 from __future__ import annotations
 
-import os
 from typing import Optional
+
+from rnn_apps import cards
 
 
 def _series(meta: dict) -> dict:
@@ -21,7 +22,7 @@ def series_words(meta: dict) -> Optional[str]:
     if source == "demo":
         return "the built-in demo series"
     if source and name:
-        return f"column `{name}` of `{os.path.basename(os.path.normpath(source))}`"
+        return f"column `{name}` of `{cards.data_name(source)}`"
     return f"the series `{name}`" if name else None
 
 
@@ -31,7 +32,7 @@ def HUB(app: str, meta: dict) -> dict:
     series = _series(meta)
     name, source = series.get("name", "the training series"), series.get("source")
     if source and source != "demo":
-        where = os.path.basename(os.path.normpath(source))
+        where = cards.data_name(source)
         dataset = {"type": where, "name": f"column {name} of {where}, back-test (its last part)"}
     else:
         dataset = {"type": f"rnn-apps/{name}", "name": f"{name} series, back-test (its last part)"}
@@ -69,7 +70,6 @@ def body(app: str, meta: dict) -> str:
     """The card's body for a forecaster written from its export's record alone: what it forecasts (the series,
     window, horizon, mode, cell), the command that trained it (and the model a fine-tuning started from),
     and its back-test against the naive baselines, as the run measured them."""
-    from rnn_apps import cards
     from rnn_apps.apps.forecast.metrics import format_figure
 
     cfg, summary = meta.get("config") or {}, meta.get("summary") or {}
@@ -80,7 +80,7 @@ def body(app: str, meta: dict) -> str:
     base_name = cards.base_model_name(base) if base else None
     command = summary.get("command")  # as the training command gave it; a library call's record names none
     title = (f"# Forecaster of {what}" if what else "# Forecaster") + \
-        f" ({cell.upper() if cell in ('lstm', 'gru') else cell}, {mode}" + (f" {horizon}-step" if horizon else "") \
+        f" ({cards.cell_name(cell)}, {mode}" + (f" {horizon}-step" if horizon else "") \
         + " forecasts)"
     base_what = _base_series(base) if base else None
     how = ((f"Fine-tuned with `{command}`" if command else "Fine-tuned") + f" from the forecaster `{base_name}`"

@@ -155,16 +155,26 @@ def build_card(run_dir: str, model_dir: str, data: str, forms: dict | None, benc
                      "(the four forms, half of them acrostics) have exactly the requested shape "
                      "(`python benchmarks/poetry_forms.py`).")
     if bench:
-        b1, b64 = bench.get("1", {}), bench.get("64", {})
-        lines.append(
-            "* Generation speed of the SavedModel's `generate` signature, the whole sampling loop in one graph call "
-            f"(`python benchmarks/generate.py`, measured on version {os.path.basename(os.path.normpath(model_dir))}): "
-            f"{b1['in-graph']['chars_per_s']:.0f} chars/s at "
-            f"batch 1 ({b1['in-graph']['ms_per_step']:.2f} ms a step, {100 * b1['floor_over_in_graph']:.0f} % of the "
-            f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64. `rnn-apps generate-poem` "
-            "runs the NumPy engine instead ([docs/poetry.md](../../docs/poetry.md#the-shipped-model)).")
+        lines.append(speed_line(bench))
     lines += ["", samples_section(model_dir, seed)]
     return "\n".join(x for x in lines if x is not None)
+
+
+def speed_line(bench: dict) -> str:
+    """The card's line on generation speed from the JSON of ``benchmarks/generate.py --json``: the version it
+    measured, as the JSON records it (``model``; an older JSON records none, and the line names no version), the
+    in-graph loop at batches 1 and 64 and, when measured, the NumPy engine's step at batch 1."""
+    b1, b64 = bench.get("1", {}), bench.get("64", {})
+    model = bench.get("model")
+    measured = f", measured on version {os.path.basename(os.path.normpath(model))}" if model else ""
+    numpy = (b1.get("numpy") or {}).get("ms_per_step")
+    return ("* Generation speed of the SavedModel's `generate` signature, the whole sampling loop in one graph call "
+            f"(`python benchmarks/generate.py`{measured}): {b1['in-graph']['chars_per_s']:.0f} chars/s at "
+            f"batch 1 ({b1['in-graph']['ms_per_step']:.2f} ms a step, {100 * b1['floor_over_in_graph']:.0f} % of the "
+            f"matrix-product floor), {b64['in-graph']['chars_per_s']:.0f} chars/s at batch 64. "
+            "`rnn-apps generate-poem` runs the NumPy engine instead"
+            + (f", about {numpy:.1f} ms a step at batch 1" if numpy else "")
+            + " ([docs/poetry.md](../../docs/poetry.md#the-shipped-model)).")
 
 
 SAMPLES_HEADING = "## Samples"

@@ -180,11 +180,11 @@ def build_card(run_dir: str, model_dir: str, bleu: dict, facts: dict, bench: dic
     alignment = tr.attention(PLOT_SENTENCE[direction], beam=1)
     plot_attention(alignment, os.path.join(app_dir, plot_name))
     best = min(history, key=lambda r: r.get("val_loss", float("inf"))) if history else None
-    corpus = os.path.basename(run.get("data", "cmn-eng-30k.tsv"))
+    corpus = cards.data_name(run.get("data", "cmn-eng-30k.tsv"))
     own = cards.own_data(run.get("data"))  # the user's own pairs: no word of Tatoeba or of the project's machine
     data_arg = own or f"../shared/data/{corpus}"
     where = cards.where_trained(run, "the project's 2-core CPU machine")
-    cell = cfg["cell"].upper() if cfg["cell"] == "lstm" else cfg["cell"]
+    cell = cards.cell_name(cfg["cell"])
     words = "characters" if tgt == "zh" else "words"
     lines = [
         f"# Translation model ({LANGUAGES[src]} → {LANGUAGES[tgt]}, sequence to sequence with attention)",
