@@ -175,7 +175,7 @@ def test_command_keeps_a_start_that_agrees():
         assert res.exit_code == 0, res.output
         (row,) = json.loads(res.output)
         assert (row["start"], row["acrostic"], row["form"]) == ("春风", "春夏秋冬", "wujue")
-        if os.path.basename(SHIPPED) in ("10", "11"):
+        if os.path.basename(SHIPPED) in ("10", "11", "12"):
             assert row["text"] == "春风无限花，夏去一生家。秋气又归寺，冬风犹在衙。"
     # auto: 枝 would head line 2 of a five-character form, so every poem is a 七言绝句 that keeps the start
     res = _run("--start", "春风吹拂柳枝", "--acrostic", "春夏秋冬", "-n", "8", "--seed", "1", "--json")
