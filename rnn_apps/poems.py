@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import re
+import zlib
 from typing import Callable, Optional, Sequence
 
 import numpy as np
@@ -117,8 +118,10 @@ def _read_records(path: str) -> list[str]:
         raise CorpusError(f"No such corpus file: {path}")
     try:
         data = _read_bytes(path)
-    except (OSError, EOFError) as e:
+    except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError; a file cut short, EOFError
         raise CorpusError(f"Cannot read {path}: {e}") from None
+    except zlib.error as e:  # the compressed data itself is corrupt
+        raise CorpusError(f"Cannot read {path}: corrupt gzip data ({e}).") from None
     # line ends as a file opened as text reads them: a bare CR (old Mac files) ends a line too
     text = textio.decode_utf8(data, path, CorpusError).replace("\r\n", "\n").replace("\r", "\n")
     stripped = text.lstrip("\ufeff \n\r\t")

@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import BinaryIO, Container, Optional
+from typing import BinaryIO, Container, Iterator, Optional
 
 
 class Line(str):
     """A text read from a file or standard input that knows where it was read: ``origin`` ("reviews.txt, line
-    8"), so that a message about it names the line, not its place among the non-blank texts, and
-    ``blank_before``, the blank lines skipped right before it, so that output written one line per input line
-    can keep the input's blank lines (:func:`blank_lines_before`)."""
+    8"), so that a message about it names the line, not its place among the non-blank texts; ``source``, the
+    file's name as messages name it ("reviews.txt", "standard input"; None when not given), so that a caller
+    can group texts by their file without taking ``origin`` apart; and ``blank_before``, the blank lines skipped
+    right before it, so that output written one line per input line can keep the input's blank lines
+    (:func:`blank_lines_before`)."""
 
     origin: str
     blank_before: int
+    source: Optional[str]
 
-    def __new__(cls, text: str, origin: str, blank_before: int = 0):
+    def __new__(cls, text: str, origin: str, blank_before: int = 0, source: Optional[str] = None):
         line = super().__new__(cls, text)
         line.origin = origin
         line.blank_before = blank_before
+        line.source = source
         return line
 
 
@@ -60,6 +65,9 @@ def iconv_hint(data: bytes) -> str:
 # little-endian mark begins with UTF-16's.
 _BOMS = ((b"\xff\xfe\x00\x00", "UTF-32", "utf-32"), (b"\x00\x00\xfe\xff", "UTF-32", "utf-32"),
          (b"\xff\xfe", "UTF-16", "utf-16"), (b"\xfe\xff", "UTF-16", "utf-16"))
+
+
+_SNIFF_BYTES = 4096  # how much of a file's start tells UTF-16 without a byte-order mark from UTF-8
 
 
 def _utf16_without_bom(head: bytes) -> Optional[str]:
@@ -109,13 +117,7 @@ def decode_utf8(data: bytes, name: str, error: type = ValueError, *, line: int =
     if line == 1:
         if data.startswith(b"\xef\xbb\xbf"):
             data = data[3:]
-        for bom, encoding, codec in _BOMS:
-            if data.startswith(bom):
-                raise error(f"{name} is {encoding} text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
-        # ASCII saved as UTF-16 is valid UTF-8 (with a NUL after each letter): look before decoding
-        codec = _utf16_without_bom(data[:4096])
-        if codec:
-            raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
+        _check_unicode_head(data, name, error)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -131,11 +133,25 @@ def decode_utf8(data: bytes, name: str, error: type = ValueError, *, line: int =
         ) from None
 
 
+def _check_unicode_head(head: bytes, name: str, error: type) -> None:
+    """Refuse a file whose first bytes ``head`` show it is UTF-32 or UTF-16 (:func:`decode_utf8`'s checks of a
+    file's start)."""
+    for bom, encoding, codec in _BOMS:
+        if head.startswith(bom):
+            raise error(f"{name} is {encoding} text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
+    # ASCII saved as UTF-16 is valid UTF-8 (with a NUL after each letter): look before decoding
+    codec = _utf16_without_bom(head[:_SNIFF_BYTES])
+    if codec:
+        raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
-    :class:`Line` that knows its line number.
+    :class:`Line` that knows its file (``source``) and its line number (``origin``).
 
-    A line ends at LF, CRLF or a bare CR (the line end of old Mac files), as in Python's universal newlines.
+    A line ends at LF, CRLF or a bare CR (the line end of old Mac files), as in Python's universal newlines, and
+    lines are numbered so (a file of CR line ends has more than one line 1). A stream in UTF-16 or UTF-32 is
+    known by its first few KiB, not by its first line alone (which a blank line may leave without a letter).
 
     Args:
         stream: A binary stream (a file opened with ``"rb"``, ``sys.stdin.buffer``).
@@ -146,16 +162,27 @@ def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[st
         error: a stream in UTF-16 or UTF-32, or a line that is not UTF-8, naming ``name``, the line and the
             byte (:func:`decode_utf8`).
     """
-    texts, blank = [], 0
-    for n, raw in enumerate(stream, 1):
+    physical = iter(stream)  # lines ended by LF: a file of CR line ends is one
+    head, size = [], 0
+    for raw in physical:  # the first few KiB, held to tell UTF-16 from UTF-8 before any line is decoded
+        head.append(raw)
+        size += len(raw)
+        if size >= _SNIFF_BYTES:
+            break
+    _check_unicode_head(b"".join(head)[:_SNIFF_BYTES], name, error)
+    texts, blank, n = [], 0, 1  # n: the number of the next line, as an editor counts lines
+    for raw in itertools.chain(head, physical):
         line = decode_utf8(raw, name, error, line=n)  # a line at a time: a large file is never held whole
+        # one line end taken off (a CR before it is a line end of its own: b"a\r\r\n" is "a" and a blank line)
+        line = line[:-2] if line.endswith("\r\n") else line[:-1] if line.endswith(("\n", "\r")) else line
         # A bare CR ends a line too: else every text of a file with CR line ends would be read as one.
-        for part in line.rstrip("\r\n").split("\r"):
+        for part in line.split("\r"):
             if part.strip():
-                texts.append(Line(part, f"{name}, line {n}", blank))
+                texts.append(Line(part, f"{name}, line {n}", blank, name))
                 blank = 0
             else:
                 blank += 1
+            n += 1
     return texts
 
 
@@ -176,6 +203,58 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = V
         raise FileNotFoundError(f"No such file: {path}") from None
     except IsADirectoryError:
         raise error(f"{path} is a directory; give a file with one {what} a line.") from None
+
+
+def read_table(text: str, name: str, error: type = ValueError, *, tsv: bool = False,
+               where: str = "{name}, line {line}") -> Iterator[tuple[int, list[str]]]:
+    """The rows of a CSV or TSV table, each ``(the line it starts on, its cells)``, rows of empty cells skipped:
+    the one reader of a user's table (sentiment's reviews, forecast's series), which words a broken table alike.
+
+    A CSV is read strictly: a quote left open is an error naming the row that opened it, not every row after it
+    read silently as one cell; text after a closing quote (``"abc"def``) is an error too. A TSV has no quoting.
+    A line ends at LF, CRLF or a bare CR, as :func:`decode_utf8` counts lines (not at a form feed or U+2028,
+    which ``str.splitlines`` would end it at).
+
+    Args:
+        text: The table's text (:func:`decode_utf8`'s, its byte-order mark dropped).
+        name: What to call the file in messages (its path).
+        error: The exception type to raise.
+        tsv: Tab-separated without quoting; else comma-separated with ``"..."`` quoting.
+        where: How a message names a line, a template of ``{name}`` and ``{line}`` (``"{name}:{line}"``); the
+            reason follows it.
+
+    Yields:
+        ``(line, cells)``: the line number (from 1) the row starts on, and its cells as written.
+
+    Raises:
+        error: a quote never closed, text after a closing quote, a cell longer than ``csv.field_size_limit()``
+            (131,072 characters) or any other malformed row, naming ``name`` and the line.
+    """
+    import csv
+    import io
+
+    reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
+              else csv.reader(io.StringIO(text, newline=""), strict=True))
+    kind = "TSV" if tsv else "CSV"
+    end = 0  # the last line of the row read last
+    try:
+        for row in reader:
+            start, end = end + 1, reader.line_num
+            if row and any(c.strip() for c in row):
+                yield start, row
+    except csv.Error as e:
+        at = where.format(name=name, line=end + 1)  # the line the broken row starts on
+        if "unexpected end of data" in str(e):  # the row that opened the quote, not the file's last line
+            raise error(f"{at}: not valid CSV (a quote opened in this row is never closed).") from None
+        if "field larger than field limit" in str(e):
+            # a quote left open reads the rest of the file as one cell, which reaches the limit before its end
+            raise error(f"{at}: not valid {kind} (a cell of this row runs past {csv.field_size_limit():,} "
+                        "characters" + (": a quote opened in it may never be closed)." if not tsv else ").")) from None
+        at = where.format(name=name, line=reader.line_num)
+        if "expected after" in str(e):  # "abc"def: a quote inside a quoted text not doubled
+            raise error(f"{at}: not valid CSV (text follows a closing quote; a quote inside a quoted text is "
+                        'written twice: "He said ""wow"".").') from None
+        raise error(f"{at}: not valid {kind} ({e}).") from None
 
 
 def opencc_characters(script: str) -> dict:

@@ -149,11 +149,26 @@ def check_tensorboard() -> None:
                             "pip install tensorboard, or leave out --tensorboard.")
 
 
-def check_patience(patience) -> None:
-    """Refuse a ``patience`` that is not a whole number of epochs >= 0 (0: never stop early)."""
+def check_patience(patience, keep_best=True) -> None:
+    """Refuse a ``patience`` that is not a whole number of epochs >= 0 (0: never stop early), or one given to a
+    run that keeps its last epoch: the one check of ``--patience`` (with ``--keep-last``), which an app calls
+    before it writes anything, and :func:`fit_resumable` again.
+
+    Args:
+        patience: Epochs without a better validation loss before training stops (0: never stop early).
+        keep_best: Whether the run keeps its best epoch: a metric name (``"val_loss"``) or True; None or False
+            (``--keep-last``) refuses a ``patience`` above 0. Default True: the patience alone is checked.
+
+    Raises:
+        TrainingError: a bad ``patience``, or ``patience`` above 0 with the last epoch kept.
+    """
     if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
         raise TrainingError(f"patience must be a whole number of epochs >= 0 (0: never stop early); "
                             f"received {patience!r}.")
+    if patience and (keep_best is None or keep_best is False):
+        # patience counts epochs without a better kept epoch; with the last epoch kept it never ran
+        raise TrainingError(f"--patience {patience} stops on the validation loss of the best epoch, which this run "
+                            "does not keep (--keep-last): use --keep-best, or leave out --patience.")
 
 
 def monitor_mode(monitor: str) -> str:
@@ -562,16 +577,12 @@ def fit_resumable(
 
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
-    check_patience(patience)
+    check_patience(patience, keep_best)
     if patience and validation_data is None:
         # the validation loss it watches is never computed: the run would train every epoch, silently
         raise TrainingError(f"--patience {patience} stops on the validation loss, but this run has no validation "
                             "data (a --val-fraction of 0, or too little data to hold some out): give a "
                             "--val-fraction above 0, or leave out --patience.")
-    if patience and keep_best is None:
-        # patience counts epochs without a better kept epoch; with the last epoch kept it never ran
-        raise TrainingError(f"--patience {patience} stops on the validation loss of the best epoch, which this run "
-                            "does not keep (--keep-last): use --keep-best, or leave out --patience.")
     if tensorboard:
         check_tensorboard()
     if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:

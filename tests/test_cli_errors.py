@@ -269,6 +269,29 @@ def test_text_files_with_cr_line_ends_hold_one_text_a_line():
     assert read_lines(io.BytesIO(b"\xef\xbb\xbfa\r\nb\n\rc"), "f") == ["a", "b", "c"]
 
 
+def test_read_lines_numbers_the_lines_of_cr_line_ends_and_knows_utf16_past_a_blank_first_line():
+    """A file with bare CR line ends labelled every text "line 1"; UTF-16 without a byte-order mark was looked
+    for in the first line only, so a file that began with a blank line had "a NUL character" on every line."""
+    import io
+
+    from rnn_apps.textio import read_lines
+
+    texts = read_lines(io.BytesIO(b"Good film.\rBad film.\rGreat one.\r"), "f.txt")
+    assert [t.origin for t in texts] == ["f.txt, line 1", "f.txt, line 2", "f.txt, line 3"]
+    assert [t.source for t in texts] == ["f.txt"] * 3  # the file, for a caller that groups texts by it
+    # CR, CRLF and LF mixed: a CR before a CRLF ends a (blank) line of its own
+    texts = read_lines(io.BytesIO(b"a\r\r\nb\n\rc"), "f")
+    assert [(t, t.origin, t.blank_before) for t in texts] == [("a", "f, line 1", 0), ("b", "f, line 3", 1),
+                                                              ("c", "f, line 5", 1)]
+    # a bad byte after a line of CR line ends: counted on from the lines before, not from the LF-ended ones
+    with pytest.raises(ValueError, match=r"^f, line 3: not UTF-8 text \(invalid start byte at byte 2 of the line\)"):
+        read_lines(io.BytesIO(b"a\rb\nc\xff\n"), "f")
+    for first in ("\n", "a\n", "\r\n\n"):
+        data = (first + "A lovely film.\nAwful.\n").encode("utf-16-le")
+        with pytest.raises(ValueError, match=r"^f is UTF-16 text; save it as UTF-8 \(e\.g\. iconv -f utf-16le "):
+            read_lines(io.BytesIO(data), "f")
+
+
 def test_poem_files_with_cr_line_ends_keep_poems_apart(tmp_path):
     from rnn_apps.apps.poetry.generate import read_poems_file
 
@@ -438,16 +461,40 @@ def test_training_commands_print_their_error_without_tensorflow_start_up_lines(t
                                      "directory or .tar.gz, a .csv/.tsv, or tfds:imdb_reviews)."], r.stderr
 
 
-def _commands_with(option, group=cli, path=()):
+def _all_commands(group=cli, path=()):
+    """(words that call it, command) of every command of the CLI."""
     import click
 
     ctx = click.Context(group)
     for name in group.list_commands(ctx):
         command = group.get_command(ctx, name)
         if isinstance(command, click.Group):
-            yield from _commands_with(option, command, (*path, name))
-        elif any(option in p.opts for p in command.params):
-            yield (*path, name)
+            yield from _all_commands(command, (*path, name))
+        else:
+            yield (*path, name), command
+
+
+def _commands_with(option):
+    return [words for words, command in _all_commands() if any(option in p.opts for p in command.params)]
+
+
+def test_a_number_option_given_a_word_names_the_number_it_wants():
+    """Click calls an IntRange's value an "integer range" ("'abc' is not a valid integer range."), which reads
+    as if a range were expected; every integer and number option says "integer" or "number"."""
+    import click
+
+    seen = 0
+    for words, command in _all_commands():
+        for p in command.params:
+            numeric = isinstance(p.type, (click.IntRange, click.FloatRange))
+            if not isinstance(p, click.Option) or p.is_flag or not numeric:
+                continue
+            r = CliRunner().invoke(cli, [*words, p.opts[0], "abc"])
+            wanted = "integer" if isinstance(p.type, click.IntRange) else "number"
+            assert r.exit_code == 2 and f"'abc' is not a valid {wanted}." in r.output, (words, p.opts[0], r.output)
+            assert "range" not in r.output.splitlines()[-1], (words, p.opts[0], r.output)
+            seen += 1
+    assert seen > 60  # the walk reached the commands' options
 
 
 @pytest.mark.parametrize("command", [c for c in _commands_with("--seed") if c != ("generate-poem",)],

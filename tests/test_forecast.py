@@ -143,6 +143,30 @@ def test_read_csv_errors_name_the_problem(tmp_path, content, column, time_column
     assert expected in str(e.value)
 
 
+def test_read_csv_is_strict_and_names_the_line(tmp_path):
+    """The reader was csv's lenient one over str.splitlines(): a stray quote merged the rows after it silently
+    into one value, a cell over the csv module's limit was a _csv.Error traceback, and a form feed or U+2028
+    inside a cell ended its line."""
+    for content, expected in (
+        # a stray quote read the rows after it as one value ("34\n35\n...": 3.4e11)
+        ("v\n1\n2\n\"34\n35\n36\n", "line 4: not valid CSV (a quote opened in this row is never closed)."),
+        ("v\n1\n\"2\"x\n3\n", "line 3: not valid CSV (text follows a closing quote; a quote inside a quoted text "
+                              'is written twice: "He said ""wow"".").'),
+        ("v\n1\n\"" + "1" * 140_000 + "\"\n", "line 3: not valid CSV (a cell of this row runs past 131,072 characters: "
+                                          "a quote opened in it may never be closed)."),
+        # "2\f5" was read as the values 2 and 5
+        ("v\n1\n2\f5\n3\n", "line 3: column 'v' holds '2\\x0c5', not a number."),
+        ("v\n1\n2\u20285\n3\n", "line 3: column 'v' holds '2\\u20285', not a number."),
+        # a row is named by the line it starts on; a bare CR ends a line
+        ("t,v\n\"a\nb\",1\n2,x\n", "line 4: column 'v' holds 'x', not a number."),
+        ("t,v\r1,2\r2,x\r", "line 3: column 'v' holds 'x', not a number."),
+    ):
+        p = _write(tmp_path / "bad.csv", content)
+        with pytest.raises(fdata.ForecastDataError) as e:
+            fdata.read_csv(p, "v")
+        assert str(e.value) == f"{p}, {expected}"
+
+
 def test_future_labels_past_the_year_9999_are_none_not_an_overflow():
     """The labels are made after training: an OverflowError there was a traceback that lost the run."""
     assert fdata.future_labels(["9999-12-30", "9999-12-31"], 3) is None
@@ -507,6 +531,8 @@ def test_cli_table_names_methods(tmp_path):
     ("t,v\n1,2\n2,oops\n", ["--column", "v"], "line 3: column 'v' holds 'oops', not a number"),
     ("t,v\n1,2\n", ["--column", "w"], "has no column 'w'"),
     ("v\n" + "1\n" * 10, ["--window", "8"], "has 10 values, too few for window 8"),
+    pytest.param("v\n1\n\"" + "1" * 140_000 + "\n2\n", [], "line 3: not valid CSV (a cell of this row runs past "
+                 "131,072", id="a-cell-too-long"),
 ])
 def test_cli_bad_csv_is_one_clean_error(tmp_path, content, args, expected):
     data = _write(tmp_path / "bad.csv", content)

@@ -71,6 +71,19 @@ def test_bad_corpora(tmp_path):
         pdata.load_poems(str(broken))
 
 
+def test_a_corrupt_gzip_corpus_is_a_clear_error(tmp_path):
+    """Compressed data that zlib cannot inflate crashed the command with a zlib.error traceback."""
+    bad = tmp_path / "bad.txt.gz"
+    # a gzip header, then a deflate block of the reserved type 3
+    bad.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + b"\xff" * 32)
+    with pytest.raises(pdata.CorpusError, match=r"Cannot read .*bad\.txt\.gz: corrupt gzip data \(.*invalid block"):
+        pdata.load_poems(str(bad))
+    cut = tmp_path / "cut.jsonl.gz"  # a file cut short: EOFError, read as clearly as before
+    cut.write_bytes(gzip.compress(json.dumps(_objs()[0], ensure_ascii=False).encode("utf-8"))[:-12])
+    with pytest.raises(pdata.CorpusError, match="Cannot read"):
+        pdata.load_poems(str(cut))
+
+
 def test_poems_left_out_are_counted_with_why(tmp_path):
     """Unusable poems were dropped without a count: a user's corpus could lose most of its poems unseen."""
     from rnn_apps import poems

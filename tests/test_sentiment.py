@@ -89,6 +89,17 @@ def test_unreadable_sources_give_clear_errors(tmp_path):
         sdata.load_reviews(str(tmp_path / "nope"))
 
 
+def test_a_damaged_archive_is_named_an_archive_not_read_as_a_table(imdb, tmp_path):
+    """Damaged near its start, an aclImdb archive is no tar to tarfile: it was read as a CSV, whose first line
+    was then "not UTF-8 text" with advice to convert it from Latin-1."""
+    data = open(imdb[2], "rb").read()
+    damaged = data[:40] + bytes(200) + data[240:]
+    for name in ("reviews.tar.gz", "reviews-download"):  # by its name, and by its gzip header
+        (tmp_path / name).write_bytes(damaged)
+        with pytest.raises(sdata.SentimentDataError, match=r"Cannot read .* as a \.tar\(\.gz\) archive"):
+            sdata.load_reviews(str(tmp_path / name))
+
+
 def test_validation_split_is_stratified_and_deterministic(imdb):
     reviews = sdata.read_aclimdb(imdb[0], "train")
     train, val = sdata.split_train_val(reviews, 0.25, seed=5)
@@ -179,6 +190,11 @@ def test_csv_with_its_columns_swapped_says_so(tmp_path, content, message):
      "closed)."),
     ('text,label\n"abc"def,pos\n', ':2: not valid CSV (text follows a closing quote; a quote inside a quoted text is '
      'written twice: "He said ""wow"".").'),
+    # a cell over the csv module's limit: the line its row starts on (was the line the limit was reached on,
+    # worded "field larger than field limit (131072)")
+    pytest.param('text,label\ngreat film,pos\n"' + "a long review\n" * 11_000 + '",pos\n', ":3: not valid CSV (a cell "
+                 "of this row runs past 131,072 characters: a quote opened in it may never be closed).",
+                 id="a-cell-too-long"),
     # a header without a label column was read as data: "label 'stars' is not one of 0, 1, neg, pos ..."
     ("text,stars\ngreat film,5\n", ":1: the header names no label column (its columns: 'text', 'stars'); name the "
      "labels' column one of label, sentiment, polarity, class (labels 0, 1, neg, pos, negative or positive), or leave "

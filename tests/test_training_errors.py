@@ -134,11 +134,33 @@ def test_sentiment_with_no_training_reviews(tmp_path):
 
 
 def test_sentiment_patience_with_keep_last_is_refused(tmp_path):
-    """--patience stops on the validation loss of the best epoch; with --keep-last it was silently ignored."""
+    """--patience stops on the validation loss of the best epoch; with --keep-last it was silently ignored. It
+    was then refused only after the data, the vocabulary and the language model's pre-training, leaving a run
+    directory that refused the corrected command as "an earlier run": now before anything is written."""
     run_dir = tmp_path / "run"
-    r = run("train", "sentiment", "--data", _reviews(tmp_path, [0, 1] * 5), *SENTIMENT, "--keep-last",
-            "--patience", "2", "--run-dir", str(run_dir))
-    assert r.exit_code == 1 and "--patience 2 stops on the validation loss of the best epoch" in r.output, r.output
+    data = _reviews(tmp_path, [0, 1] * 5)
+    args = ["train", "sentiment", "--data", data, *SENTIMENT, "--pretrain-epochs", "1", "--keep-last",
+            "--run-dir", str(run_dir)]
+    r = run(*args, "--patience", "2")
+    assert r.exit_code == 1 and r.output.strip().splitlines() == [
+        "Error: --patience 2 stops on the validation loss of the best epoch, which this run does not keep "
+        "(--keep-last): use --keep-best, or leave out --patience."], r.output
+    assert not run_dir.exists()
+    r = run(*args)  # the corrected command
+    assert r.exit_code == 0, r.output
+    assert os.path.exists(run_dir / "final.weights.h5")
+
+
+def test_check_patience_refuses_patience_with_the_last_epoch_kept():
+    """The one check that an app calls before it writes anything, and fit_resumable again."""
+    from rnn_apps.training import TrainingError, check_patience
+
+    for keep_best in (None, False):
+        with pytest.raises(TrainingError, match="--patience 3 stops on the validation loss of the best epoch"):
+            check_patience(3, keep_best)
+    for patience, keep_best in ((3, "val_loss"), (3, True), (0, None), (0, False), (3, True)):
+        check_patience(patience, keep_best)
+    check_patience(3)  # the patience alone
 
 
 @pytest.mark.parametrize("ngram_features", ["100", "0"])

@@ -290,10 +290,40 @@ def test_a_table_of_pairs_is_translated_from_its_source_column(runner, tiny_mode
     r = runner.invoke(cli, ["translate", "--model", tiny_model, "-"], input="I love you.\t我爱你。\n")
     assert r.exit_code == 0 and r.stderr.strip() == ("Note: standard input holds tab-separated columns: translating "
                                                      "column 1, the English one, of each line.")  # nothing to score
-    texts = [Line("Hi.\t你好。", "p.tsv, line 1"), Line("我爱你。\tI love you.", "q.tsv, line 4"), "a\tb", Line("x", "r")]
+    texts = [Line("Hi.\t你好。", "p.tsv, line 1", source="p.tsv"),
+             Line("我爱你。\tI love you.", "q.tsv, line 4", source="q.tsv"), "a\tb", Line("x", "r", source="r")]
     got, columns = source_columns(texts, "zh")
     assert got[:3] == ["你好。", "我爱你。", "a\tb"] and got[0].origin == "p.tsv, line 1" and got[3] is texts[3]
-    assert columns == {"p.tsv": 2, "q.tsv": 1}  # a text given on the command line is left whole
+    assert got[0].source == "p.tsv"
+    assert columns == {"p.tsv": {2: 1}, "q.tsv": {1: 1}}  # a text given on the command line is left whole
+
+
+def test_only_a_line_in_both_languages_is_a_row_of_pairs(runner, tiny_model, tmp_path):
+    """The source column of en was the first cell without Chinese: Tatoeba's sentences.csv (id, language, text)
+    translated its ids, plain English with a tab lost what followed the tab, and the note named the first
+    line's column when the lines differed."""
+    from rnn_apps.apps.translate.translate import source_columns
+    from rnn_apps.textio import Line
+
+    one_language = ["1276\teng\tLet's try something.", "1\tWhere is the station?", "Name:\tJohn Smith",
+                    "你好\t再见"]
+    texts = [Line(t, f"s.csv, line {n}", source="s.csv") for n, t in enumerate(one_language, 1)]
+    for lang in ("en", "zh"):
+        got, columns = source_columns(texts, lang)
+        assert got == one_language and columns == {}  # translated whole, as a line without a tab
+    pairs = [Line("我爱你。\tI love you.", "p.tsv, line 1", source="p.tsv"),
+             Line("Thank you.\t谢谢。\tCC-BY 2.0 (France)", "p.tsv, line 2", source="p.tsv")]
+    assert source_columns(pairs, "en") == (["I love you.", "Thank you."], {"p.tsv": {2: 1, 1: 1}})
+    assert source_columns(pairs, "zh") == (["我爱你。", "谢谢。"], {"p.tsv": {1: 1, 2: 1}})
+    # on the command line: the lines differ, and a line of English with a tab is translated whole
+    f = tmp_path / "mixed.tsv"
+    f.write_text("我爱你。\tI love you.\nThank you.\t谢谢。\nI love you.\tThank you.\n", encoding="utf-8")
+    r = runner.invoke(cli, ["translate", "--model", tiny_model, "--file", str(f), "--json"])
+    assert r.exit_code == 0, r.output
+    assert [row["source"] for row in json.loads(r.stdout)] == ["I love you.", "Thank you.", "I love you.\tThank you."]
+    assert r.stderr.strip() == (f"Note: {f} holds tab-separated columns in both languages on 2 lines of 3: translating "
+                                "the English one of each (column 1 on 1 line, column 2 on 1 line); the other line is "
+                                "translated whole.")
 
 
 def test_translate_cli_bad_input(runner, tiny_model):

@@ -60,11 +60,19 @@ def raised_loading_a_saved_model(e: BaseException) -> bool:
     return False
 
 
+class IntegerRange(click.IntRange):
+    """``click.IntRange`` that calls its value an integer: "'abc' is not a valid integer." and ``INTEGER`` in
+    ``--help``, where click says "integer range" (the range itself is shown beside it, as ``x>=1``)."""
+
+    name = "integer"
+
+
 class FiniteFloatRange(click.FloatRange):
     """``click.FloatRange`` that also refuses NaN and infinities (a range check alone lets NaN through,
-    since every comparison with NaN is false)."""
+    since every comparison with NaN is false); its value is called a number, as :class:`IntegerRange`'s
+    is an integer."""
 
-    name = "finite float range"
+    name = "number"
 
     def convert(self, value, param, ctx):
         rv = super().convert(value, param, ctx)

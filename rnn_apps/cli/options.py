@@ -11,7 +11,7 @@ import os
 
 import click
 
-from rnn_apps.cli.common import FiniteFloatRange, Folder, OutputFile
+from rnn_apps.cli.common import FiniteFloatRange, Folder, IntegerRange, OutputFile
 
 # The names of rnn_apps.cells.CELLS (that module imports Keras, which --help must not wait for; a test holds the
 # two equal).
@@ -86,7 +86,7 @@ def evaluation(app: str, data_help: str, splits: list, default: str, split_help:
 def limit(help: str) -> callable:
     """``--limit N``: measure only the first N examples, at least 1 (a slice [:0] or [:-1] would silently
     measure all or too few)."""
-    return click.option("--limit", type=click.IntRange(min=1), default=None, help=help)
+    return click.option("--limit", type=IntegerRange(min=1), default=None, help=help)
 
 
 def beam(help: str, app: str) -> callable:
@@ -100,7 +100,7 @@ def beam(help: str, app: str) -> callable:
 
 def call_batch(what: str, default: int = 32) -> callable:
     """``--batch-size N`` of a command that runs a model: inputs per model call (not a training batch)."""
-    return click.option("--batch-size", type=click.IntRange(min=1), default=default, show_default=True,
+    return click.option("--batch-size", type=IntegerRange(min=1), default=default, show_default=True,
                         help=f"{what} per model call.")
 
 
@@ -130,7 +130,7 @@ def export_target(app: str, default: str | None = None) -> callable:
         click.option("--export", "export_dir", default=None, type=Folder(),
                      help=f"App directory to export to, as its next version (default: {default or f'models/{app}'})."),
         click.option("--models", "models_root", default=None, hidden=True),
-        click.option("--version", type=click.IntRange(min=1), default=None, help="Version number (default: next)."),
+        click.option("--version", type=IntegerRange(min=1), default=None, help="Version number (default: next)."),
         click.option("--json", "as_json", is_flag=True,
                      help="Print a JSON object with 'exported', the version directory written."))
 
@@ -166,7 +166,7 @@ def run_dir(default: str | None, help: str = "Checkpoints, logs, vocabulary.") -
 
 def epochs(default: int, help: str | None = None) -> callable:
     """``--epochs N``: epochs to train, at least 1."""
-    return click.option("--epochs", type=click.IntRange(min=1), default=default, show_default=True, help=help)
+    return click.option("--epochs", type=IntegerRange(min=1), default=default, show_default=True, help=help)
 
 
 def resume(help: str = "Continue the interrupted run in --run-dir.") -> callable:
@@ -181,7 +181,7 @@ strategy = click.option(
 
 
 # What every --seed but generate-poem's takes: NumPy's and Keras's seeds are unsigned 32-bit integers.
-SEED = click.IntRange(0, 2**32 - 1)
+SEED = IntegerRange(0, 2**32 - 1)
 
 
 def seed(defaults: dict | None = None) -> callable:
@@ -193,7 +193,7 @@ def seed(defaults: dict | None = None) -> callable:
 
 def save_every(default: int) -> callable:
     """``--save-every N``: a checkpoint every N steps."""
-    return click.option("--save-every", type=click.IntRange(min=1), default=default, show_default=True,
+    return click.option("--save-every", type=IntegerRange(min=1), default=default, show_default=True,
                         help="Checkpoint every N steps (and at each epoch end).")
 
 
@@ -220,7 +220,7 @@ keep_best = click.option(
 
 def patience(defaults: dict) -> callable:
     """``--patience N``: stop after N epochs without a lower validation loss; 0: train every epoch."""
-    return click.option("--patience", type=click.IntRange(min=0), default=None,
+    return click.option("--patience", type=IntegerRange(min=0), default=None,
                         help="Stop after this many epochs without a lower validation loss (0: train every epoch)"
                         f"{default_of(defaults, 'patience')}.")
 
@@ -240,7 +240,7 @@ def setting(flag: str, defaults: dict, help: str, type=None, key: str | None = N
 
 # A size or count of a network, a batch or a sequence (--units, --layers, --embedding-dim, --batch-size, --max-len,
 # --tokens-per-batch ...): at least 1, the range the library holds too (rnn_apps.checks.SIZE_SETTINGS).
-SIZE = click.IntRange(min=1)
+SIZE = IntegerRange(min=1)
 # A share of units or inputs dropped or masked in training (--dropout, --mask-rate): from 0 up to (not including) 1,
 # NaN refused (rnn_apps.checks.RATE_SETTINGS).
 RATE = FiniteFloatRange(0, 1, max_open=True)
@@ -308,7 +308,7 @@ def val_fraction(defaults: dict, help: str) -> callable:
 
 def min_count(defaults: dict, help: str, flag: str = "--min-count") -> callable:
     """``--min-count N`` (or another ``flag``): how often a token must occur to join a vocabulary, at least 1."""
-    return setting(flag, defaults, help, click.IntRange(min=1))
+    return setting(flag, defaults, help, IntegerRange(min=1))
 
 
 def fine_tuning_on_poems(app: str, epochs_default: int, rate: float, defaults: dict, save: int) -> callable:

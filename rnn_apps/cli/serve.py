@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from rnn_apps.cli.common import FiniteFloatRange, friendly_errors
+from rnn_apps.cli.common import FiniteFloatRange, IntegerRange, friendly_errors
 
 DAY = 86400.0
 """The longest --poll-seconds and --request-timeout: a wait far longer overflows the platform's timer (a
@@ -18,7 +18,7 @@ traceback once the server runs), and a day is already longer than any use."""
                    "--model_base_path).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (loopback by default; requests must then name a loopback Host).")
-@click.option("--port", type=click.IntRange(0, 65535), default=8501, show_default=True, help="0: any free port.")
+@click.option("--port", type=IntegerRange(0, 65535), default=8501, show_default=True, help="0: any free port.")
 @click.option("--max-body-mb", type=FiniteFloatRange(0, 1024, min_open=True), default=16.0, show_default=True,
               help="Largest request body accepted (after gzip inflation).")
 @click.option("--poll-seconds", type=FiniteFloatRange(0, DAY), default=2.0, show_default=True,
@@ -26,21 +26,21 @@ traceback once the server runs), and a day is already longer than any use."""
                    "and versions load on their first request.")
 @click.option("--enable-batching/--no-batching", default=True, show_default=True,
               help="Merge concurrent requests to one signature into one model call (as TF Serving's --enable_batching).")
-@click.option("--max-batch-size", type=click.IntRange(1, 1024), default=8, show_default=True,
+@click.option("--max-batch-size", type=IntegerRange(1, 1024), default=8, show_default=True,
               help="Most examples in one merged call; larger requests run in chunks of this size.")
 @click.option("--batch-timeout-ms", type=FiniteFloatRange(0, 1000), default=5.0, show_default=True,
               help="How long a batch waits to fill after its first request.")
-@click.option("--batch-threads", type=click.IntRange(0, 256), default=0, show_default=True,
+@click.option("--batch-threads", type=IntegerRange(0, 256), default=0, show_default=True,
               help="Batches of one signature that run at once (0: one per CPU core).")
 @click.option("--request-timeout", type=FiniteFloatRange(0.1, DAY), default=60.0, show_default=True,
               help="Seconds a request may take; a request still waiting or between chunks then is cancelled (504).")
-@click.option("--heavy-slots", type=click.IntRange(1, 64), default=1, show_default=True,
+@click.option("--heavy-slots", type=IntegerRange(1, 64), default=1, show_default=True,
               help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "
                    "once; others wait their turn.")
-@click.option("--max-connections", type=click.IntRange(4, 10000), default=100, show_default=True,
+@click.option("--max-connections", type=IntegerRange(4, 10000), default=100, show_default=True,
               help="Open connections; at the limit those idle, or receiving a request, longest are closed to make "
                    "room.")
-@click.option("--idle-timeout", type=click.IntRange(1, 3600), default=30, show_default=True,
+@click.option("--idle-timeout", type=IntegerRange(1, 3600), default=30, show_default=True,
               help="Seconds after which an idle connection is closed.")
 @click.option("--header-timeout", type=FiniteFloatRange(1, 3600), default=10.0, show_default=True,
               help="Seconds a request's line and headers may take to arrive; its body may take as long again, plus "

@@ -9,8 +9,9 @@ import click
 from rnn_apps.apps.caption.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, numbered_paths, quiet_tensorflow,
-    refuse_if_none_left, refuse_options_given, refuse_overwriting_inputs, train_and_report, with_card,
+    IntegerRange, each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, numbered_paths,
+    quiet_tensorflow, refuse_if_none_left, refuse_options_given, refuse_overwriting_inputs, train_and_report,
+    with_card,
 )
 
 SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under models/
@@ -161,13 +162,13 @@ def _in_chinese(results: list, model_dir) -> list:
 @click.option("--flip-prob", type=options.SHARE, default=None,
               help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
                    "backbone the mirrored photos' features are cached too).")
-@click.option("--default-beam", type=click.IntRange(1, 16), default=None,
+@click.option("--default-beam", type=IntegerRange(1, 16), default=None,
               help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
-@click.option("--average-best", type=click.IntRange(0, 20), default=None,
+@click.option("--average-best", type=IntegerRange(0, 20), default=None,
               help="--data: end with the mean of the weights of this many epochs of least validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
-@options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", click.IntRange(1, 4))
-@options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", click.IntRange(1, 4))
+@options.setting("--min-shapes", DEFAULTS, "--synthetic: fewest shapes in a scene", IntegerRange(1, 4))
+@options.setting("--max-shapes", DEFAULTS, "--synthetic: most shapes in a scene, up to 4", IntegerRange(1, 4))
 @options.min_count(DEFAULTS, "--data: rarest word kept in the vocabulary")
 @options.val_fraction(DEFAULTS, "--data without an official split: share of images held out")
 @options.patience(DEFAULTS)
@@ -270,13 +271,13 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
 @click.option("--data", default=None, type=click.Path(file_okay=False), help="A Flickr or COCO caption set directory.")
 @click.option("--synthetic", is_flag=True, help="Fresh synthetic scenes (the model's scene settings).")
 @click.option("--seed", type=options.SEED, default=2026, show_default=True, help="--synthetic: seed of the scenes (training never uses a plain int seed).")
-@click.option("--count", type=click.IntRange(min=1), default=1000, show_default=True,
+@click.option("--count", type=IntegerRange(min=1), default=1000, show_default=True,
               help="--synthetic: number of scenes.")
 @click.option("--split", type=click.Choice(["val", "test", "train", "all"]), default="val", show_default=True,
               help="--data: which images ('val': the model's validation split, for Flickr8k its 1,000 dev photos; "
                    "'test': the set's official test split).")
 @options.limit("--data: caption at most this many images.")
-@click.option("--examples", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--examples", type=IntegerRange(min=0), default=0, show_default=True,
               help="--data: also give the first N captions with their references.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).", "caption")
 @options.call_batch("Images", 64)
@@ -346,7 +347,7 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
 @options.export_target("caption", "models/caption, or models/caption-shapes for a model of synthetic scenes")
 @click.option("--default-beam", type=int, default=None,
               help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
-@click.option("--average-best", type=click.IntRange(2, 20), default=None,
+@click.option("--average-best", type=IntegerRange(2, 20), default=None,
               help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
                    "training with --average-best N or more) instead of its final weights.")
 @click.option("--weights-dtype", type=click.Choice(["float32", "float16"]), default="float32", show_default=True,

@@ -14,8 +14,8 @@ from rnn_apps import limits, textio  # limits: the server's ranges and messages
 from rnn_apps.apps.fill.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, export_trained, friendly_errors,
-    gather_texts, quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
+    IntegerRange, answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, export_trained,
+    friendly_errors, gather_texts, quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -136,7 +136,7 @@ def _poem_model(path):
 @options.training("runs/fill", 2, save=100, epochs_help="Total epochs.")
 @options.setting("--max-steps", DEFAULTS, "Total steps instead of whole epochs (split evenly into the epochs; 0: "
                  "whole epochs). With --resume, extends (or shortens) the run: --resume --epochs 5 --max-steps 900",
-                 click.IntRange(min=0))
+                 IntegerRange(min=0))
 @options.setting("--kind", DEFAULTS, "bidirectional, or the forward-only baseline, which predicts a character from "
                  "the ones before it only", click.Choice(["bidirectional", "forward"]))
 @options.size("--embedding-dim", DEFAULTS, "Embedding size")

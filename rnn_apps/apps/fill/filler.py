@@ -44,7 +44,8 @@ def read_texts_file(path: str, stdin=None) -> list[str]:
     """Texts of a UTF-8 file, one a line ('-': ``stdin``, a binary stream), as
     :func:`rnn_apps.textio.read_texts_file` reads them; its errors are FillErrors."""
     try:
-        return [textio.Line(t.strip(), t.origin) for t in textio.read_texts_file(path, stdin, FillError, "text")]
+        return [textio.Line(t.strip(), t.origin, t.blank_before, t.source)
+                for t in textio.read_texts_file(path, stdin, FillError, "text")]
     except OSError as e:  # no such file, no permission: one line, as every fill error
         message = str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}."
         raise FillError(message) from None

@@ -13,8 +13,8 @@ import click
 from rnn_apps.apps.forecast.task import BASE_SETTINGS, DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, defaults_apply_when_a_run_starts, echo_json, export_trained, friendly_errors,
-    options_left_out, progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
+    FiniteFloatRange, IntegerRange, OutputFile, defaults_apply_when_a_run_starts, echo_json, export_trained,
+    friendly_errors, options_left_out, progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -65,12 +65,12 @@ _TIME_COLUMN = click.option(
     "--time-column", default=None,
     help="A column of increasing timestamps: ISO dates/times (2024-01-31, 2024-01-31T13:00, 2024-01) or numbers; "
          "regular spacing (days, hours, months ...) gives the forecast's future timestamps.")
-_BATCH_SIZE = click.option("--batch-size", type=click.IntRange(min=1), default=DEFAULTS["batch_size"],
+_BATCH_SIZE = click.option("--batch-size", type=IntegerRange(min=1), default=DEFAULTS["batch_size"],
                            show_default=True, help="Windows per batch.")
 _VAL_FRACTION = click.option(
     "--val-fraction", type=FiniteFloatRange(0, 1, min_open=True, max_open=True), default=DEFAULTS["val_fraction"],
     show_default=True, help="Share of the series held out at the end as the back-test (at least H values).")
-_SEASON = click.option("--season", type=click.IntRange(min=2), default=None,
+_SEASON = click.option("--season", type=IntegerRange(min=2), default=None,
                        help="Seasonal period in steps (default: estimated from the training part's autocorrelation).")
 _OUTPUTS = options.bundle(
     click.option("--plot", "plot_path", default=None, type=OutputFile(figure=True),
@@ -84,15 +84,17 @@ _OUTPUTS = options.bundle(
               help="A UTF-8 CSV with a header row. Default: the built-in demo series (30 days of hourly values).")
 @_COLUMN
 @_TIME_COLUMN
-@click.option("--horizon", type=click.IntRange(min=1), default=DEFAULTS["horizon"], show_default=True, help="Steps to forecast.")
-@click.option("--window", type=click.IntRange(min=1), default=None,
+@click.option("--horizon", type=IntegerRange(min=1), default=DEFAULTS["horizon"], show_default=True,
+              help="Steps to forecast.")
+@click.option("--window", type=IntegerRange(min=1), default=None,
               help="History steps the model reads (default: two seasons, else two horizons, at most what leaves "
                    "half of the training part as training windows; the output says the window used).")
 @click.option("--mode", type=click.Choice(["direct", "recursive"]), default=DEFAULTS["mode"], show_default=True,
               help="direct: all H steps at once (N-to-N); recursive: one step, fed back H times (N-to-1).")
 @click.option("--cell", type=click.Choice(options.CELL_NAMES), default=DEFAULTS["cell"], show_default=True,
               help="Recurrent cell.")
-@click.option("--units", type=click.IntRange(min=1), default=DEFAULTS["units"], show_default=True, help="Units of the cell.")
+@click.option("--units", type=IntegerRange(min=1), default=DEFAULTS["units"], show_default=True,
+              help="Units of the cell.")
 @options.epochs(15, "Training epochs.")
 @_BATCH_SIZE
 @options.learning_rate(DEFAULTS["learning_rate"])

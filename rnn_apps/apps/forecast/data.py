@@ -84,7 +84,8 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         FileNotFoundError: ``path`` does not exist.
         ForecastDataError: an empty file, a missing or duplicated column, a row with more cells than the header,
             an empty / non-numeric / NaN / infinite cell or one beyond :data:`MAX_ABS_VALUE` (with its line
-            number), non-UTF-8 bytes, or timestamps out of order.
+            number), non-UTF-8 bytes, a malformed CSV (a quote never closed, text after a closing quote, a cell
+            too long; :func:`rnn_apps.textio.read_table`), or timestamps out of order.
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"No such CSV file: {path}")
@@ -95,12 +96,13 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
     text = textio.decode_utf8(data, path, ForecastDataError)
     if not text.strip():
         raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")
-    reader = csv.reader(text.splitlines())
+    # read strictly (textio.read_table): a quote left open is an error naming its line, not the rows after it
+    # read silently as one cell; a line ends at LF, CRLF or CR only (not at a form feed inside a cell)
+    rows = textio.read_table(text, path, ForecastDataError)
     header = None
-    for row in reader:
-        if any(cell.strip() for cell in row):
-            header = [cell.strip() for cell in row]
-            break
+    for _, row in rows:  # the first row with a cell that is not empty
+        header = [cell.strip() for cell in row]
+        break
     if header is None:
         raise ForecastDataError(f"{path} has no header row (only empty cells): expected column names, then values.")
     columns = ", ".join(repr(h) for h in header)
@@ -128,10 +130,7 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
     ci = header.index(column)
     ti = header.index(time_column) if time_column is not None else None
     values, stamps, stamp_lines = [], [], []
-    for row in reader:
-        if not any(cell.strip() for cell in row):
-            continue  # blank line
-        line = reader.line_num
+    for line, row in rows:  # blank lines (and rows of empty cells) skipped
         if len(row) <= max(ci, ti if ti is not None else -1):
             raise ForecastDataError(f"{path}, line {line}: the row has {len(row)} cells; column {column!r} is missing.")
         extra = [c.strip() for c in row[len(header):] if c.strip()]

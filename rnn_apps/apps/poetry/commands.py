@@ -13,7 +13,7 @@ from rnn_apps.apps.poetry.constants import FORM_NAMES, FORMS
 from rnn_apps.apps.poetry.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
+    IntegerRange, answer_rows, each_or_refused, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
     refuse_if_none_left, show, train_and_report, with_card,
 )
 
@@ -30,14 +30,14 @@ from rnn_apps.cli.common import (
     "with its seed among those --start and --acrostic fit (free form when none does); free: the model picks the "
     "shape, without rhyme or metre.",
 )
-@click.option("-n", "--num", "n", type=click.IntRange(1, None), default=1, show_default=True, help="Number of poems.")
+@click.option("-n", "--num", "n", type=IntegerRange(1, None), default=1, show_default=True, help="Number of poems.")
 @click.option("--temperature", type=limits.option_type("poetry", "temperature"), default=0.8, show_default=True,
               help="Sampling temperature; 0 is greedy.")
 @click.option("--top-k", type=limits.option_type("poetry", "top_k"), default=0, show_default=True,
               help="Sample among the k most likely characters (0: off).")
 @click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
-@click.option("--seed", type=click.IntRange(0, 2**62), default=None,
+@click.option("--seed", type=IntegerRange(0, 2**62), default=None,
               help="Same seed, same poems (poem i uses seed + i). Default: a random seed.")
 @click.option("--max-length", type=limits.option_type("poetry", "max_length"), default=128, show_default=True,
               help="Most characters of a --form free poem (the four forms have their own length).")
@@ -298,7 +298,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
     \b
     Examples:
       rnn-apps export poetry --run-dir runs/poetry --export models/poetry
-      rnn-apps export poetry --from-model models/poetry/11 --export models-new/poetry
+      rnn-apps export poetry --from-model models/poetry/12 --export models-new/poetry
     """
     options.export_source(run_dir, from_model, "an exported poem model")
     app_dir = options.export_dir_for(export_dir, models_root, "poetry")

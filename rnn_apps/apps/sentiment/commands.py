@@ -11,8 +11,8 @@ from rnn_apps import textio
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused, friendly_errors, gather_texts,
-    quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
+    FiniteFloatRange, IntegerRange, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused,
+    friendly_errors, gather_texts, quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
 
@@ -133,13 +133,13 @@ _VAL_SPLIT = options.setting(
 @options.setting("--pretrain-epochs", DEFAULTS,
                  "First train the embedding and encoder as forward/backward language models for N epochs on all "
                  "training text, unlabelled reviews included. With --resume it may grow while the classifier has "
-                 "not started", click.IntRange(min=0))
+                 "not started", IntegerRange(min=0))
 @options.cell(DEFAULTS)
 @options.size("--units", DEFAULTS, "Units per direction of each layer")
 @options.size("--layers", DEFAULTS, "Bidirectional layers", key="num_layers")
 @options.size("--embedding-dim", DEFAULTS, "Word embedding size")
 @options.setting("--max-tokens", DEFAULTS, "Vocabulary size, padding and unknown included",
-                 click.IntRange(min=3))
+                 IntegerRange(min=3))
 @options.size("--max-len", DEFAULTS, "Words read per review; longer ones keep the first quarter and the last "
               "three quarters")
 @options.rate("--dropout", DEFAULTS, "Dropout between layers and before the classifier")
@@ -149,8 +149,8 @@ _VAL_SPLIT = options.setting(
 @_ADVERSARIAL
 @options.setting("--ngram-features", DEFAULTS, "N-gram branch: the most frequent n-grams kept (0: no branch). "
                  "Fitted after the classifier; with --resume a finished run gets (or refits) its branch",
-                 click.IntRange(min=0))
-@options.setting("--ngram-order", DEFAULTS, "Longest n-gram of the branch", click.IntRange(1, 5))
+                 IntegerRange(min=0))
+@options.setting("--ngram-order", DEFAULTS, "Longest n-gram of the branch", IntegerRange(1, 5))
 @options.setting("--ngram-l2", DEFAULTS, "L2 penalty of the branch's logistic regression",
                  FiniteFloatRange(min=0))
 @options.setting("--ngram-self-training", DEFAULTS, "Self-training of the n-gram branch: fit it again with the "
@@ -188,7 +188,7 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
 @click.option("--data", required=True,
               help="Your labelled reviews: a CSV/TSV of text,label (0/1/neg/pos), or an aclImdb tree.")
 @options.fine_tuning("sentiment", 2, 5e-4, "The classifier's peak learning rate", save=200)
-@click.option("--pretrain-epochs", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--pretrain-epochs", type=IntegerRange(min=0), default=0, show_default=True,
               help="First continue the model's language-model training on your texts for N epochs.")
 @_BATCH
 @_VAL_FRACTION

@@ -16,8 +16,6 @@ lowercases and drops punctuation, see :mod:`rnn_apps.apps.sentiment.model`).
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import tarfile
@@ -197,31 +195,13 @@ def _columns(row: Sequence[str]) -> str:
 
 def _table_rows(path: str, text: str, tsv: bool) -> Iterator[tuple]:
     """The rows of the CSV or TSV table ``text`` (the file ``path``), each ``(the line it starts on, its cells)``,
-    blank rows skipped: the one reader of both the text column of ``classify --file`` and the labelled rows of
-    training and evaluation, which word a broken table alike.
-
-    A TSV has no quoting. A CSV is read strictly: a quote left open is an error naming the row that opened it,
-    not every row after it read as one cell (which a reader then called a row with too few columns).
+    blank rows skipped (:func:`rnn_apps.textio.read_table`): the one reader of both the text column of
+    ``classify --file`` and the labelled rows of training and evaluation, which word a broken table alike.
 
     Raises:
         SentimentDataError: ``path:line: not valid CSV (...)``.
     """
-    reader = (csv.reader(io.StringIO(text, newline=""), delimiter="\t", quoting=csv.QUOTE_NONE) if tsv
-              else csv.reader(io.StringIO(text, newline=""), strict=True))
-    end = 0
-    try:
-        for row in reader:
-            start, end = end + 1, reader.line_num
-            if row and any(c.strip() for c in row):
-                yield start, row
-    except csv.Error as e:
-        if "unexpected end of data" in str(e):  # the row that opened the quote, not the file's last line
-            raise SentimentDataError(f"{path}:{end + 1}: not valid CSV (a quote opened in this row is never "
-                                     "closed).") from None
-        if "expected after" in str(e):  # "abc"def: a quote inside a quoted text not doubled
-            raise SentimentDataError(f"{path}:{reader.line_num}: not valid CSV (text follows a closing quote; a quote "
-                                     'inside a quoted text is written twice: "He said ""wow"".").') from None
-        raise SentimentDataError(f"{path}:{reader.line_num}: not valid {'TSV' if tsv else 'CSV'} ({e}).") from None
+    return textio.read_table(text, path, SentimentDataError, tsv=tsv, where="{name}:{line}")
 
 
 def read_review_column(path: str) -> list:
@@ -237,7 +217,7 @@ def read_review_column(path: str) -> list:
     if not os.path.isfile(path):
         raise SentimentDataError(f"No such file: {path}")
     with open(path, "rb") as f:
-        text = _decode(f.read(), path).lstrip("\ufeff")
+        text = _decode(f.read(), path)  # its byte-order mark dropped
     column, out, width = None, [], 0
     for start, row in _table_rows(path, text, path.lower().endswith((".tsv", ".tab"))):
         if column is None:
@@ -253,7 +233,7 @@ def read_review_column(path: str) -> list:
             raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; "
                                      f"the header has {width} (the reviews in column {column + 1}).")
         if row[column].strip():
-            out.append(Line(row[column], f"{path}, line {start}"))
+            out.append(Line(row[column], f"{path}, line {start}", source=path))
     return out
 
 
@@ -274,7 +254,7 @@ def read_labelled_file(path: str) -> list[Review]:
         raise SentimentDataError(f"No such file: {path}")
     with open(path, "rb") as f:
         raw = f.read()
-    text = _decode(raw, path).lstrip("\ufeff")
+    text = _decode(raw, path)  # its byte-order mark dropped
     first = text.split("\n", 1)[0]
     tsv = path.lower().endswith((".tsv", ".tab")) or (not path.lower().endswith(".csv") and "\t" in first)
     name = os.path.basename(path)
@@ -430,7 +410,7 @@ def load_reviews(source: str, split: str = "train", unsup: bool = False) -> tupl
     if os.path.isdir(source):
         groups = ("pos", "neg", "unsup") if unsup else ("pos", "neg")
         reviews = read_aclimdb(source, split, groups)
-    elif os.path.isfile(source) and tarfile.is_tarfile(source):
+    elif _is_archive(source):
         groups = ("pos", "neg", "unsup") if unsup else ("pos", "neg")
         reviews = read_aclimdb(source, split, groups)
     elif os.path.isfile(source):
@@ -455,7 +435,23 @@ def has_splits(source: str) -> bool:
         return True
     if os.path.isdir(source):
         return not any(os.path.isdir(os.path.join(source, g)) for g in GROUPS)
-    return os.path.isfile(source) and tarfile.is_tarfile(source)
+    return _is_archive(source)
+
+
+_ARCHIVE_NAMES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
+_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: never the start of a text table
+
+
+def _is_archive(source: str) -> bool:
+    """Whether ``source`` is a file to read as an aclImdb archive: a tar, or a file named or compressed as one.
+    A damaged archive is then named as such (by :func:`read_aclimdb`), not read as a table whose first line
+    is "not UTF-8 text"."""
+    if not os.path.isfile(source):
+        return False
+    if source.lower().endswith(_ARCHIVE_NAMES) or tarfile.is_tarfile(source):
+        return True
+    with open(source, "rb") as f:
+        return f.read(6).startswith(_COMPRESSED)
 
 
 VAL_SPLITS = ("blocks", "random")

@@ -86,8 +86,8 @@ def layer_lr_multipliers(num_layers: int, decay: float) -> dict:
 
 
 def _check_settings(cfg: dict) -> None:
-    """Refuse a bad ``layer_lr_decay``, ``adversarial``, ``val_split``, ``patience``, ``ngram_tokens`` or
-    ``ngram_self_training`` before any work (a one-line error on the CLI)."""
+    """Refuse a bad ``layer_lr_decay``, ``adversarial``, ``val_split``, ``patience`` (also one with ``keep_best``
+    off), ``ngram_tokens`` or ``ngram_self_training`` before any work (a one-line error on the CLI)."""
     from rnn_apps.apps.sentiment.model import check_adversarial_epsilon
     from rnn_apps.training import TrainingError, check_patience
 
@@ -101,7 +101,10 @@ def _check_settings(cfg: dict) -> None:
         sdata.check_val_split(cfg.get("val_split", ADDED_SETTINGS["val_split"]))
     except sdata.SentimentDataError as e:
         raise TrainingError(f"{str(e).rstrip('.')} (--val-split).") from None
-    check_patience(cfg.get("patience", ADDED_SETTINGS["patience"]))
+    # --patience with --keep-last: refused here, before the run directory holds anything (fit_resumable would
+    # refuse it only after the data, the vocabulary and the pre-training); a check of the options given alone
+    # leaves out keep_best when it was not given (its default keeps the best epoch)
+    check_patience(cfg.get("patience", ADDED_SETTINGS["patience"]), cfg.get("keep_best", True))
     from rnn_apps.apps.sentiment.ngrams import check_tokens, check_unlabelled_weight
 
     for check, key, option in ((check_tokens, "ngram_tokens", "--ngram-tokens"),

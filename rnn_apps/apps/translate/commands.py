@@ -14,8 +14,9 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, OutputFile, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused, friendly_errors,
-    gather_texts, numbered_paths, refuse_if_none_left, refuse_overwriting_inputs, train_and_report, with_card,
+    FiniteFloatRange, IntegerRange, OutputFile, answer_rows, answer_those_that_can, echo_exported, echo_json,
+    echo_refused, friendly_errors, gather_texts, numbered_paths, refuse_if_none_left, refuse_overwriting_inputs,
+    train_and_report, with_card,
 )
 
 
@@ -33,7 +34,7 @@ def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_p
         r.get("run_dir"))
 
 
-_DEFAULT_BEAM = click.option("--default-beam", type=click.IntRange(1, 16), default=4, show_default=True,
+_DEFAULT_BEAM = click.option("--default-beam", type=IntegerRange(1, 16), default=4, show_default=True,
                              help="Beam width of the exported model's serving_default (and of translate without --beam).")
 
 
@@ -110,16 +111,34 @@ def translate(texts, files, beam, max_length, direction, model_dir, batch_size, 
         answers, refused = answer_those_that_can(
             inputs, lambda texts: tr.translate(texts, beam=beam, max_length=max_length, batch_size=batch_size),
             tr.refusals, "texts can be translated", TranslateError)
-    for name, k in columns.items():  # a table of pairs: its source column, said once a file
-        # a file of pairs can be scored instead (standard input cannot be given to --data)
-        scored = ("" if name == "standard input" else f" (rnn-apps evaluate translate --data {name}"
-                  f"{' --direction zh-en' if tr.source_lang == 'zh' else ''} scores the translations against the other)")
-        click.echo(f"Note: {name} holds tab-separated columns: translating column {k}, the "
-                   f"{limits.LANGUAGES[tr.source_lang]} one, of each line{scored}.", err=True)
+    for name, counts in columns.items():  # a table of pairs: its source column, said once a file
+        click.echo(_columns_note(name, counts, tr.source_lang), err=True)
     echo_refused(refused)
     _show_translations(tr, inputs, answers, refused, max_length, plot_paths, beam, as_json)
     if refused:
         raise SystemExit(1)
+
+
+def _columns_note(name: str, counts: dict, source_lang: str) -> str:
+    """The note on a file of tab-separated pairs (``counts``: how many of its lines were read from each column,
+    0 for those translated whole; :func:`~rnn_apps.apps.translate.translate.source_columns`): the column
+    translated, or each column and how many lines, when its lines differ."""
+    lang = limits.LANGUAGES[source_lang]
+    used = sorted(k for k in counts if k)
+    if len(used) == 1 and not counts.get(0):
+        # a file of pairs can be scored instead (standard input cannot be given to --data)
+        scored = ("" if name == "standard input" else f" (rnn-apps evaluate translate --data {name}"
+                  f"{' --direction zh-en' if source_lang == 'zh' else ''} scores the translations against the other)")
+        return (f"Note: {name} holds tab-separated columns: translating column {used[0]}, the {lang} one, of each "
+                f"line{scored}.")
+    plural = lambda n: f"{n} line{'s' * (n != 1)}"  # noqa: E731
+    columns = ", ".join(f"column {k} on {plural(counts[k])}" for k in used)
+    rows, whole = sum(counts[k] for k in used), counts.get(0, 0)
+    if not whole:
+        return f"Note: {name} holds tab-separated columns: translating the {lang} one of each line ({columns})."
+    others = "the other line is" if whole == 1 else f"the other {whole} lines are"
+    return (f"Note: {name} holds tab-separated columns in both languages on {plural(rows)} of {rows + whole}: "
+            f"translating the {lang} one of each ({columns}); {others} translated whole.")
 
 
 def _show_translations(tr, inputs: list, answers: dict, refused: dict, max_length, plot_paths: list, beam,
@@ -195,7 +214,7 @@ def _show_translations(tr, inputs: list, answers: dict, refused: dict, max_lengt
 @click.option("--concat-share", type=FiniteFloatRange(0, 1), default=None,
               help="Add this share of training pairs made by joining two random pairs, so the model learns to "
                    "translate every clause of a longer sentence (default 0.3; 0: none).")
-@click.option("--average-best", type=click.IntRange(0, 20), default=None,
+@click.option("--average-best", type=IntegerRange(0, 20), default=None,
               help="End with the mean of the weights of this many best epochs by validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
 @options.seed(DEFAULTS)
@@ -297,7 +316,7 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
                    "model trained on. 'all': every pair, for a file of your own.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).", "translate")
 @options.limit("Only the first N pairs (after the split).")
-@click.option("--paragraphs", type=click.IntRange(1, 10), default=1, show_default=True,
+@click.option("--paragraphs", type=IntegerRange(1, 10), default=1, show_default=True,
               help="Join the pairs N at a time (shuffled with seed 0) into paragraphs, translated as "
                    "rnn-apps translate translates a paragraph (sentence by sentence) and scored against the N "
                    "references joined; 1: each pair alone.")

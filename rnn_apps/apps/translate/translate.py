@@ -65,33 +65,61 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
     return textio.read_texts_file(path, stdin, TranslateError, "text")
 
 
-def source_columns(texts: Sequence[str], source_lang: str) -> tuple[list, dict]:
-    """The texts to translate of lines that hold tab-separated columns (a table of pairs, such as the Tatoeba
-    files: English, Chinese, attribution): the first column in the source language (one with a Chinese
-    character for ``zh``, one without for ``en``), so that a table of pairs is not translated whole, both
-    languages at once. Other texts are kept as they are.
+def _is_latin(ch: str) -> bool:
+    """Whether ``ch`` is a letter of the Latin script (English's: ``a``, ``É``, fullwidth ``Ａ``)."""
+    import unicodedata
 
-    Returns:
-        ``(texts, columns)``: the texts, each line of a table replaced by its column (a
-        :class:`~rnn_apps.textio.Line` that keeps its origin), and for each file (the part of an origin before
-        ", line") the column read, counted from 1.
+    return ch.isalpha() and "LATIN" in unicodedata.name(ch, "")
+
+
+def _pair_cell(cells: Sequence[str], source_lang: str) -> Optional[int]:
+    """The index of the cell to translate of a line's tab-separated ``cells`` when the line is a row of a table
+    of pairs, else None (the line is translated whole).
+
+    A row of pairs has a cell with Chinese characters and another cell with Latin letters (Tatoeba's pairs:
+    English, Chinese, attribution). Its cell to translate holds letters of ``source_lang``: the first cell with
+    Chinese characters (``zh``) or with Latin letters (``en``), one without the other language's letters first.
+    A line of one language with a tab (``Name:<TAB>John Smith``, Tatoeba's ``1276<TAB>eng<TAB>Let's try
+    something.``) is no row of pairs: it is translated whole, not one of its cells (the id ``1276``).
     """
     from rnn_apps.chinese import is_han
 
-    out, columns = [], {}
+    han = [k for k, c in enumerate(cells) if any(map(is_han, c))]
+    latin = [k for k, c in enumerate(cells) if any(map(_is_latin, c))]
+    if not any(i != j for i in han for j in latin):  # both languages, in different cells
+        return None
+    mine, other = (han, latin) if source_lang == "zh" else (latin, han)
+    return next((k for k in mine if k not in other), mine[0])
+
+
+def source_columns(texts: Sequence[str], source_lang: str) -> tuple[list, dict]:
+    """The texts to translate of lines that are rows of a table of pairs (tab-separated cells in both
+    languages, such as the Tatoeba files: English, Chinese, attribution): their cell in the source language
+    (:func:`_pair_cell`), so that a table of pairs is not translated whole, both languages at once. Other texts
+    (one given on the command line, a line of one language) are kept as they are.
+
+    Returns:
+        ``(texts, columns)``: the texts, each row of pairs replaced by its cell (a
+        :class:`~rnn_apps.textio.Line` that keeps its origin and its file), and for each file that holds a row
+        of pairs (its :attr:`~rnn_apps.textio.Line.source`), how many of its lines were read from each column
+        (counted from 1), with column 0 for its lines translated whole: ``{"pairs.tsv": {1: 40, 0: 2}}``.
+    """
+    out, counts = [], {}
     for text in texts:
-        origin = getattr(text, "origin", None)
-        if origin is None or "\t" not in text:
+        source = getattr(text, "source", None)
+        if source is None:  # not read from a file or standard input
             out.append(text)
             continue
-        cells = [c.strip() for c in text.split("\t")]
-        k = next((k for k, c in enumerate(cells) if c and any(map(is_han, c)) == (source_lang == "zh")), None)
+        per_file = counts.setdefault(source, {})
+        cells = [c.strip() for c in text.split("\t")] if "\t" in text else []
+        k = _pair_cell(cells, source_lang) if cells else None
         if k is None:
             out.append(text)
+            per_file[0] = per_file.get(0, 0) + 1
             continue
-        out.append(textio.Line(cells[k], origin, getattr(text, "blank_before", 0)))
-        columns.setdefault(origin.rsplit(", line", 1)[0], k + 1)
-    return out, columns
+        out.append(textio.Line(cells[k], text.origin, getattr(text, "blank_before", 0), source))
+        per_file[k + 1] = per_file.get(k + 1, 0) + 1
+    return out, {name: n for name, n in counts.items() if any(n.keys() - {0})}
 
 
 class Translator(Predictor):
