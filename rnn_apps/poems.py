@@ -87,8 +87,8 @@ def _clean(text: str) -> tuple[str, str | None]:
 def _read_bytes(path: str) -> bytes:
     """The bytes of a corpus file, decompressed when it is gzipped (whatever its name)."""
     with open(path, "rb") as f:
-        magic = f.read(2)
-    with (gzip.open if magic == b"\x1f\x8b" else open)(path, "rb") as f:
+        packed = textio.compression(f.read(10))
+    with (gzip.open if packed == "gzip" else open)(path, "rb") as f:
         return f.read()
 
 

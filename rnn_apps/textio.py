@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 from typing import BinaryIO, Container, Iterator, Optional
 
 
@@ -145,13 +146,28 @@ def _check_unicode_head(head: bytes, name: str, error: type) -> None:
         raise error(f"{name} is UTF-16 text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
 
 
+# The magic numbers of the compressed files a user may hand over for text: none is the start of UTF-8 text (0x8b
+# and 0xfd start no character; bzip2's "BZh" is followed by a digit and a block's binary magic).
+_COMPRESSIONS = (("gzip", b"\x1f\x8b"), ("bzip2", re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")),
+                 ("xz", b"\xfd7zXZ\x00"))
+
+
+def compression(head: bytes) -> Optional[str]:
+    """``"gzip"``, ``"bzip2"`` or ``"xz"`` when ``head`` (a file's first 10 bytes or more) starts as a file so
+    compressed does, else None."""
+    for name, magic in _COMPRESSIONS:
+        if head.startswith(magic) if isinstance(magic, bytes) else magic.match(head):
+            return name
+    return None
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
     :class:`Line` that knows its file (``source``) and its line number (``origin``).
 
     A line ends at LF, CRLF or a bare CR (the line end of old Mac files), as in Python's universal newlines, and
-    lines are numbered so (a file of CR line ends has more than one line 1). A stream in UTF-16 or UTF-32 is
-    known by its first few KiB, not by its first line alone (which a blank line may leave without a letter).
+    is numbered so: each line a CR ends has a number of its own, as in an editor. A stream in UTF-16 or UTF-32
+    is known by its first few KiB, not by its first line alone (which a blank line may leave without a letter).
 
     Args:
         stream: A binary stream (a file opened with ``"rb"``, ``sys.stdin.buffer``).

@@ -165,7 +165,7 @@ def check_patience(patience, keep_best=True) -> None:
     if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) or patience < 0:
         raise TrainingError(f"patience must be a whole number of epochs >= 0 (0: never stop early); "
                             f"received {patience!r}.")
-    if patience and (keep_best is None or keep_best is False):
+    if patience and not keep_best:
         # patience counts epochs without a better kept epoch; with the last epoch kept it never ran
         raise TrainingError(f"--patience {patience} stops on the validation loss of the best epoch, which this run "
                             "does not keep (--keep-last): use --keep-best, or leave out --patience.")

@@ -269,6 +269,19 @@ def test_text_files_with_cr_line_ends_hold_one_text_a_line():
     assert read_lines(io.BytesIO(b"\xef\xbb\xbfa\r\nb\n\rc"), "f") == ["a", "b", "c"]
 
 
+def test_compression_is_known_by_the_compressors_own_output():
+    import bz2
+    import gzip
+    import lzma
+
+    from rnn_apps import textio
+
+    text = "BZh,label\nBZh9 is a name,1\n".encode()  # a table that starts with bzip2's letters is text
+    for name, packed in (("gzip", gzip.compress(text)), ("bzip2", bz2.compress(text)), ("xz", lzma.compress(text))):
+        assert textio.compression(packed[:10]) == name
+    assert textio.compression(text[:10]) is None and textio.compression(b"") is None
+
+
 def test_read_lines_numbers_the_lines_of_cr_line_ends_and_knows_utf16_past_a_blank_first_line():
     """A file with bare CR line ends labelled every text "line 1"; UTF-16 without a byte-order mark was looked
     for in the first line only, so a file that began with a blank line had "a NUL character" on every line."""

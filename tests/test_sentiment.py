@@ -286,6 +286,9 @@ def test_bucket_batches_of_a_small_set_are_near_batch_size():
     assert plan.steps_per_epoch == len(batches) <= 5 and sorted(np.concatenate(batches)) == list(range(200))
     assert max(plan.width(b) for b in batches) == lengths.max()  # the wide last bucket stops at the longest
     assert all(plan.width(b) >= lengths[b].max() for b in batches)
+    # an empty review (0 tokens: punctuation only) shares the first bucket, and the widening ends
+    few = sdata.BucketBatches([0, 5, 30, 200], batch_size=64, seed=1, min_rows=64)
+    assert few.steps_per_epoch == 1 and few.width(np.arange(4)) == 200
     # a set large enough for the narrow buckets keeps them (runs resume with the batches they had)
     many = np.random.default_rng(0).integers(20, 401, size=20000)
     assert ([b.tolist() for b in sdata.BucketBatches(many, 64, seed=1, min_rows=64).epoch_batches(0)]

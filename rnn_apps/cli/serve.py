@@ -38,10 +38,10 @@ traceback once the server runs), and a day is already longer than any use."""
               help="Large requests (over 8 examples, 4 KB of text, or a long fill or translate text) that run at "
                    "once; others wait their turn.")
 @click.option("--max-connections", type=IntegerRange(4, 10000), default=100, show_default=True,
-              help="Open connections; at the limit those idle, or receiving a request, longest are closed to make "
-                   "room.")
+              help="Clients connected at once; at the limit those idle, receiving a request, or not reading their "
+                   "answer, longest are closed to make room.")
 @click.option("--idle-timeout", type=IntegerRange(1, 3600), default=30, show_default=True,
-              help="Seconds after which an idle connection is closed.")
+              help="Seconds after which an idle connection, or one whose client reads nothing, is closed.")
 @click.option("--header-timeout", type=FiniteFloatRange(1, 3600), default=10.0, show_default=True,
               help="Seconds a request's line and headers may take to arrive; its body may take as long again, plus "
                    "1 s per --min-body-rate-kb KB received. A request slower than that gets 408.")

@@ -94,12 +94,17 @@ def _check_strings(lim: L.AppLimits, name: str, arr: np.ndarray) -> None:
     if name in lim.max_megapixels:
         _check_images(lim, name, flat)
         return
-    for i, data in enumerate(flat):
+    for i, (where, data) in enumerate(_rows(name, flat)):
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            raise L.not_utf8(f"{name}[{i}]" if flat.size > 1 else name) from None
+            raise L.not_utf8(where) from None
         L.check_text(lim, name, text, i if flat.size > 1 else None)
+
+
+def _rows(name: str, flat: np.ndarray):
+    """``(where, value)`` of each value of the input ``name``: ``name[i]`` names it when there are several."""
+    return ((name if flat.size == 1 else f"{name}[{i}]", value) for i, value in enumerate(flat))
 
 
 def _check_images(lim: L.AppLimits, name: str, flat: np.ndarray) -> None:
@@ -109,8 +114,7 @@ def _check_images(lim: L.AppLimits, name: str, flat: np.ndarray) -> None:
     largest frame, then its frames together) for the model to decode."""
     from rnn_apps.apps.caption.images import CaptionError, check_image
 
-    for i, data in enumerate(flat):
-        where = name if flat.size == 1 else f"{name}[{i}]"
+    for where, data in _rows(name, flat):
         try:
             header = check_image(data, where)
         except CaptionError as e:
@@ -130,10 +134,9 @@ def name_undecodable_image(lim: Optional[L.AppLimits], arrays: dict) -> None:
         arr = arrays.get(name)
         if arr is None or arr.dtype != object:
             continue
-        flat = arr.reshape(-1)
-        for i, data in enumerate(flat):
+        for where, data in _rows(name, arr.reshape(-1)):
             try:
-                check_decodable(data, name if flat.size == 1 else f"{name}[{i}]")
+                check_decodable(data, where)
             except CaptionError as e:
                 raise L.LimitError(str(e)) from None
 

@@ -250,8 +250,10 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
         ch.close_when_flushed = True
 
     def open_channels(srv):
+        """The connections that hold a place: not closing, or to close once answered (``Connection: close``, HTTP/1.0,
+        a 408) while the answer is unsent, which a client that reads nothing keeps so."""
         return [ch for ch in list(srv.active_channels.values())
-                if not ch.will_close and not ch.close_when_flushed]
+                if not ch.will_close and (not ch.close_when_flushed or ch.total_outbufs_len)]
 
     def sweep(srv, now: float) -> None:
         for ch in list(srv.active_channels.values()):

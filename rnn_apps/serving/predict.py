@@ -231,6 +231,8 @@ def _run(model: LoadedModel, sig: Signature, arrays: dict, execute) -> Dict[str,
                 name_undecodable_image(model.limits, arrays)
             except limits.LimitError as named:
                 raise bad_request(str(named)) from None
+            except Exception:  # noqa: BLE001 - the search for the row failed otherwise: the model's 400 stands
+                pass
         raise
 
 

@@ -108,11 +108,6 @@ class ImageCaptioner(Predictor):
             results.append(r)
         return results
 
-    def check_decodable(self, image: ImageInput) -> None:
-        """Raises CaptionError (naming the file) for image data the model's own decoder cannot decode: a
-        truncated or corrupt file whose header :func:`~rnn_apps.apps.caption.images.prepare_image` read."""
-        check_decodable(image.data, image.name)
-
     def caption_images(self, images: Sequence[ImageInput], beam: Optional[int] = None, attention: bool = False,
                        batch_size: int = 32) -> list[Caption]:
         """Caption checked images (:func:`~rnn_apps.apps.caption.images.prepare_image`) in batches.
@@ -134,7 +129,7 @@ class ImageCaptioner(Predictor):
         # Every image decoded first: a truncated file (its header is whole) is named before any captioning,
         # rather than after the batches before it were captioned and thrown away.
         for im in images:
-            self.check_decodable(im)
+            check_decodable(im.data, im.name)
         results = []
         step = min(batch_size, limits.APPS["caption"].max_batch)  # the model refuses larger batches
         for i in range(0, len(images), step):

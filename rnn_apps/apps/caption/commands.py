@@ -56,7 +56,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
       rnn-apps caption photo.jpg --plot-attention attention.png
       rnn-apps caption scene.png --model models/caption-shapes
     """
-    from rnn_apps.apps.caption.images import CaptionError, read_image_file
+    from rnn_apps.apps.caption.images import CaptionError, check_decodable, read_image_file
 
     if not images:
         raise CaptionError("Give image files to caption, e.g. rnn-apps caption photo.jpg. See rnn-apps caption --help.")
@@ -77,7 +77,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
     def readable(path):
         im = read_image_file(path, cap.image_size)
         with native_stderr_silenced():
-            cap.check_decodable(im)
+            check_decodable(im.data, im.name)
         return im
 
     read, failed = each_or_refused(images, readable, CaptionError)

@@ -91,8 +91,10 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         raise FileNotFoundError(f"No such CSV file: {path}")
     with open(path, "rb") as f:
         data = f.read()
-    if data[:2] == b"\x1f\x8b":  # gzip's magic number (never UTF-8: 0x8b cannot start a character)
-        raise ForecastDataError(f"{path} is gzip-compressed; decompress it first (gunzip -k {path}).")
+    packed = textio.compression(data[:10])
+    if packed:
+        tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}[packed]
+        raise ForecastDataError(f"{path} is {packed}-compressed; decompress it first ({tool} -k {path}).")
     text = textio.decode_utf8(data, path, ForecastDataError)
     if not text.strip():
         raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")

@@ -484,7 +484,24 @@ def _verse_length(row: _Row, lines: Sequence[str]) -> bool:
 
 
 def _heading_rows(rows: Sequence[_Row]) -> Tuple[List[str], List[_Row]]:
-    """(the heading lines, the rows after them): see :func:`split_heading`."""
+    """Set aside the title and author lines that a poem copied from a book or web page starts with.
+
+    Up to :data:`MAX_HEADING_LINES` first lines are a heading when none of them has a mark that ends a line
+    of verse (，。？！； and ASCII ones), the whole text is not a regulated form already (春眠不觉晓 / 处处闻啼鸟。
+    ... is its first line, left unpunctuated), and either every line after them has one and they hold two lines
+    of verse or more (静夜思 / 李白 / 床前明月光，疑是地上霜。...) or, in a poem without such marks, the lines after
+    them make a regulated form. Read as verse, the heading made every such poem "not a regulated form".
+
+    Such a line is verse all the same when the marked lines after it start with the second half of a couplet
+    (白日依山尽 / 黄河入海流。欲穷千里目，更上一层。, :func:`_starts_mid_couplet`), or, where their marks do not say
+    (， alone), when it has the length of half or more of their lines and they are not a regulated form (a title
+    of its poem's line length, 寻隐者不遇 or 饮湖上初晴后雨, stays a heading above a whole regulated poem). Its
+    length alone says little: a quarter of the Tang poems' titles have more than 8 characters (黄鹤楼送孟浩然之广陵),
+    and a line of verse may have 10 (君不见黄河之水天上来).
+
+    Returns:
+        (the heading lines, the rows after them); ``([], rows)`` when the text starts with verse.
+    """
     rows = list(rows)
     if _regulated(_han_of(rows)):  # a form already (春眠不觉晓 / 处处闻啼鸟。...): no heading
         return [], rows
@@ -505,29 +522,6 @@ def _heading_rows(rows: Sequence[_Row]) -> Tuple[List[str], List[_Row]]:
         if heading:
             return [r.text for r in rows[:k]], body
     return [], rows
-
-
-def split_heading(text: str) -> Tuple[List[str], str]:
-    """Set aside the title and author lines that a poem copied from a book or web page starts with.
-
-    Up to :data:`MAX_HEADING_LINES` first lines are a heading when none of them has a mark that ends a line
-    of verse (，。？！； and ASCII ones), the whole text is not a regulated form already (春眠不觉晓 / 处处闻啼鸟。
-    ... is its first line, left unpunctuated), and either every line after them has one and they hold two lines
-    of verse or more (静夜思 / 李白 / 床前明月光，疑是地上霜。...) or, in a poem without such marks, the lines after
-    them make a regulated form. Read as verse, the heading made every such poem "not a regulated form".
-
-    Such a line is verse all the same when the marked lines after it start with the second half of a couplet
-    (白日依山尽 / 黄河入海流。欲穷千里目，更上一层。, :func:`_starts_mid_couplet`), or, where their marks do not say
-    (， alone), when it has the length of half or more of their lines and they are not a regulated form (a title
-    of its poem's line length, 寻隐者不遇 or 饮湖上初晴后雨, stays a heading above a whole regulated poem). Its
-    length alone says little: a quarter of the Tang poems' titles have more than 8 characters (黄鹤楼送孟浩然之广陵),
-    and a line of verse may have 10 (君不见黄河之水天上来).
-
-    Returns:
-        (the heading lines, the text without them); ``([], text)`` when the text starts with verse.
-    """
-    heading, body = _heading_rows(_rows(text))
-    return (heading, "\n".join(r.text for r in body)) if heading else ([], text)
 
 
 def _oblique_rhyme(lines, tables: Tables) -> Optional[str]:

@@ -439,7 +439,6 @@ def has_splits(source: str) -> bool:
 
 
 _ARCHIVE_NAMES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
-_COMPRESSED = (b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00")  # gzip, bzip2, xz: never the start of a text table
 
 
 def _is_archive(source: str) -> bool:
@@ -451,7 +450,7 @@ def _is_archive(source: str) -> bool:
     if source.lower().endswith(_ARCHIVE_NAMES) or tarfile.is_tarfile(source):
         return True
     with open(source, "rb") as f:
-        return f.read(6).startswith(_COMPRESSED)
+        return textio.compression(f.read(10)) is not None
 
 
 VAL_SPLITS = ("blocks", "random")
@@ -555,7 +554,9 @@ class BucketBatches:
         width = self.bucket
         if self.batch_size and self.min_rows:
             most = max(1, lengths.size // self.min_rows)
-            while len(np.unique(-(-lengths // width))) > most:
+            # buckets as padded below (an empty review, 0 tokens, shares the first); one holds every length
+            # once the width reaches the longest
+            while width < lengths.max() and len(np.unique(np.maximum(1, -(-lengths // width)))) > most:
                 width += self.bucket
         self.padded = np.maximum(width, -(-lengths // width) * width)
         if width != self.bucket:  # a wide last bucket pads no further than the longest sequence
