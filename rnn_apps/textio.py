@@ -148,17 +148,14 @@ def _check_unicode_head(head: bytes, name: str, error: type) -> None:
 
 # The magic numbers of the compressed files a user may hand over for text: none is the start of UTF-8 text (0x8b
 # and 0xfd start no character; bzip2's "BZh" is followed by a digit and a block's binary magic).
-_COMPRESSIONS = (("gzip", b"\x1f\x8b"), ("bzip2", re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")),
-                 ("xz", b"\xfd7zXZ\x00"))
+_COMPRESSIONS = (("gzip", re.compile(rb"\x1f\x8b")), ("bzip2", re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")),
+                 ("xz", re.compile(rb"\xfd7zXZ\x00")))
 
 
 def compression(head: bytes) -> Optional[str]:
     """``"gzip"``, ``"bzip2"`` or ``"xz"`` when ``head`` (a file's first 10 bytes or more) starts as a file so
     compressed does, else None."""
-    for name, magic in _COMPRESSIONS:
-        if head.startswith(magic) if isinstance(magic, bytes) else magic.match(head):
-            return name
-    return None
+    return next((name for name, magic in _COMPRESSIONS if magic.match(head)), None)
 
 
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
