@@ -109,11 +109,13 @@ class ImageCaptioner(Predictor):
         return results
 
     def caption_images(self, images: Sequence[ImageInput], beam: Optional[int] = None, attention: bool = False,
-                       batch_size: int = 32) -> list[Caption]:
+                       batch_size: int = 32, decodable: bool = False) -> list[Caption]:
         """Caption checked images (:func:`~rnn_apps.apps.caption.images.prepare_image`) in batches.
 
         Args:
             beam: Beam width, 1 (greedy) to 16; None: the model's default (:attr:`default_beam`).
+            decodable: The images have passed :func:`~rnn_apps.apps.caption.images.check_decodable` (the
+                command checks each file as it reads it), so they are not decoded once more before captioning.
 
         Raises:
             CaptionError: a bad beam size, or image data the model cannot decode (the file is named).
@@ -128,8 +130,9 @@ class ImageCaptioner(Predictor):
         tf = self._tf
         # Every image decoded first: a truncated file (its header is whole) is named before any captioning,
         # rather than after the batches before it were captioned and thrown away.
-        for im in images:
-            check_decodable(im.data, im.name)
+        if not decodable:
+            for im in images:
+                check_decodable(im.data, im.name)
         results = []
         step = min(batch_size, limits.APPS["caption"].max_batch)  # the model refuses larger batches
         for i in range(0, len(images), step):

@@ -85,7 +85,7 @@ def caption(images, model_dir, beam, lang, translate_model, batch_size, plot_pat
     inputs = sorted(read.items())
     with native_stderr_silenced():
         results = cap.caption_images([im for _, im in inputs], beam=beam, attention=bool(plot_path),
-                                     batch_size=batch_size)
+                                     batch_size=batch_size, decodable=True)
         chinese = _in_chinese(results, translate_model) if lang == "zh" else None
     for r in results:
         for note in r.notes:
