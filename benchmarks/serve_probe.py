@@ -225,30 +225,48 @@ def probe(models: str) -> None:
         proc.wait(30)
 
 
+def rest_body(sig: str, inputs: dict) -> dict:
+    """A REST predict body (columnar ``inputs``) of one example of a warm-up request."""
+    def value(v):
+        v = v if v.ndim == 0 else v[:1]
+        if v.dtype != object:
+            return v.tolist()
+        def one(b):
+            text = b.decode("utf-8", "replace")
+            return text if text.isprintable() and text.encode("utf-8") == b else {"b64": base64.b64encode(b).decode()}
+        return one(v.item()) if v.ndim == 0 else [one(b) for b in v.tolist()]
+    return {"signature_name": sig, "inputs": {k: value(v) for k, v in inputs.items()}}
+
+
 def warmup_effect(models: str) -> None:
+    """First and second request to every signature of every model, with and without warm-up."""
+    from rnn_apps.export import latest_version_dir
+    from rnn_apps.serving.checks import app_settings, model_app
+    from rnn_apps.serving.registry import signature_defs
     from rnn_apps.serving.warmup import default_requests
 
-    m = apps_to_models(models)
-    bodies = {}
-    for app, name in m.items():
-        (sig, inputs), *_ = default_requests(app, {"window": 48})
-        if app == "caption":
-            bodies[name] = {"instances": [{"b64": base64.b64encode(inputs["image"][0]).decode()}]}
-        elif app == "forecast":
-            bodies[name] = {"instances": [[float(i % 7) for i in range(96)]]}
-        else:
-            (k, v), = inputs.items()
-            bodies[name] = {"instances": [v[0].decode("utf-8")]}
-    print(f"{'model':<16} {'warm-up':>8} {'load s':>7} {'1st ms':>8} {'2nd ms':>8}")
+    bodies = {}  # model -> [(signature, body)], one per signature
+    for name in sorted(os.listdir(models)):
+        v = latest_version_dir(os.path.join(models, name))
+        app = model_app(v) if v else None
+        if not app:
+            continue
+        seen = {}
+        for sig, inputs in default_requests(app, app_settings(v, app), signatures=signature_defs(v)):
+            seen.setdefault(sig, rest_body(sig, inputs))
+        bodies[name] = list(seen.items())
+    print(f"{'model':<16} {'signature':<20} {'warm-up':>8} {'load s':>7} {'1st ms':>8} {'2nd ms':>8}")
     for flag in ("--warmup", "--no-warmup"):
         proc, port = start_server(models, flag, "--poll-seconds", "0")
         try:
-            for name, body in bodies.items():
+            for name, sigs in bodies.items():
                 _, _, load = request(port, "GET", f"/v1/models/{name}/metadata")  # loads (and warms up) the model
-                s1, _, first = predict(port, name, body)
-                s2, _, second = predict(port, name, body)
-                print(f"{name:<16} {flag[2:]:>8} {load:>7.1f} {first * 1000:>8.0f} {second * 1000:>8.0f}"
-                      + ("" if s1 == s2 == 200 else f"  (status {s1}, {s2})"), flush=True)
+                for sig, body in sigs:
+                    s1, _, first = predict(port, name, body)
+                    s2, _, second = predict(port, name, body)
+                    print(f"{name:<16} {sig:<20} {flag[2:]:>8} {load:>7.1f} {first * 1000:>8.0f} {second * 1000:>8.0f}"
+                          + ("" if s1 == s2 == 200 else f"  (status {s1}, {s2})"), flush=True)
+                    load = 0.0
         finally:
             proc.terminate()
             proc.wait(30)

@@ -279,9 +279,12 @@ def _write_warmup(model_dir: str, model_name: str, extra_files: dict) -> None:
             form.write_form(model_dir, form.app_form(app, card if isinstance(card, dict) else {}))
         if warmup.WARMUP_FILE in extra_files:
             return
-        config = card.get("config", {}) if isinstance(card, dict) else {}
         try:
-            warmup.write_warmup(model_dir, model_name, warmup.default_requests(app, config))
+            from rnn_apps.serving.registry import signature_defs
+
+            requests = warmup.default_requests(app, card if isinstance(card, dict) else {},
+                                               signatures=signature_defs(model_dir))
+            warmup.write_warmup(model_dir, model_name, requests)
         except Exception as e:  # noqa: BLE001 - a model without warm-up still serves (its first request is slower)
             warnings.warn(f"could not write the warm-up requests: {type(e).__name__}: {e}")
         return

@@ -442,3 +442,20 @@ def test_compile_model_decays_the_learning_rate_along_a_cosine():
     expected = [0.1 * (0.05 + 0.95 * (1 + np.cos(np.pi * t / 10)) / 2) for t in (0, 5, 10)]
     np.testing.assert_allclose(lr, expected, rtol=1e-6)
     assert model.optimizer.clipnorm == 1.0
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_export_warms_up_every_signature(app, tmp_path):
+    """The export's TF Serving warm-up file holds a request for every signature (a signature's first call
+    builds its program: up to 1.7 s for the shipped models' signatures that were not warmed up), and the
+    server replays them all when it loads the version (a failing request from the file fails the load)."""
+    from rnn_apps.serving import registry, warmup
+
+    fields, kwargs = TINY_RESULTS[app]()
+    path = base.TrainResult(fields, app=app).export(str(tmp_path / app), **kwargs)
+    requests = warmup.read_warmup(path)
+    model = registry.LoadedModel(app, 1, path)
+    assert {sig for sig, _ in requests} == set(model.signatures)
+    for sig, inputs in requests:
+        assert set(inputs) == set(model.signatures[sig].inputs)
+    assert model.warm_up() == len(requests)

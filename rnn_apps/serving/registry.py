@@ -78,7 +78,7 @@ def _tensor_info(spec, tensor_name: str) -> dict:
     }
 
 
-def _signature_def_names(path: str) -> dict:
+def signature_defs(path: str) -> dict:
     """Tensor names and method names from ``saved_model.pb`` (what TF Serving reports)."""
     try:
         from tensorflow.core.protobuf import saved_model_pb2
@@ -121,7 +121,7 @@ class LoadedModel:
         self.path = path
         self.obj = tf.saved_model.load(path)
         self.decoder = Decoder.of(self.obj)  # step-by-step decoding for continuous batching, if the model has it
-        names = _signature_def_names(path)
+        names = signature_defs(path)
         self.signatures = {k: Signature(k, fn, names.get(k)) for k, fn in self.obj.signatures.items()}
         self.app = model_app(path)
         self.limits = limits.for_app(self.app)
@@ -142,10 +142,8 @@ class LoadedModel:
         requests = warmup.read_warmup(self.path)
         from_file = requests is not None
         if requests is None:
-            config = self.settings.get("config")
-            config = config if isinstance(config, dict) else {}
-            requests = warmup.default_requests(self.app, config) if self.app else []
-        done, stepped = 0, False
+            requests = warmup.default_requests(self.app, self.settings, signatures=self.signatures) if self.app else []
+        done, started = 0, set()
         for sig_name, inputs in requests:
             try:
                 sig = self.signature(sig_name)
@@ -153,8 +151,9 @@ class LoadedModel:
                     raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
                 self._warm_up_checks(inputs)
                 run_signature(sig, inputs)
-                if not stepped and self.decoder is not None and self.decoder.supports(sig.name):
-                    stepped = self._warm_up_decoder(sig, inputs)
+                if self.decoder is not None and self.decoder.supports(sig.name) and sig.name not in started:
+                    self._warm_up_decoder(sig, inputs, compile_steps=not started)
+                    started.add(sig.name)
                 done += 1
             except ApiError as e:
                 if from_file:
@@ -171,17 +170,18 @@ class LoadedModel:
         except ApiError:
             pass  # a warm-up request beyond the app's limits still warms the model itself
 
-    def _warm_up_decoder(self, sig: Signature, inputs: dict) -> bool:
-        """Compile the step function of continuous batching for the batch sizes it will run; a model whose
-        step function fails here is served without continuous batching (merged calls instead)."""
+    def _warm_up_decoder(self, sig: Signature, inputs: dict, compile_steps: bool) -> None:
+        """Warm up continuous batching's start function of ``sig`` and, with ``compile_steps``, compile its
+        step function for the batch sizes it will run; a model whose functions fail here is served without
+        continuous batching (merged calls instead)."""
         try:
-            self.decoder.warm_up(self.decoder.start(sig, inputs), WARMUP_ROWS)
-            return True
+            state = self.decoder.start(sig, inputs)
+            if compile_steps:
+                self.decoder.warm_up(state, WARMUP_ROWS)
         except Exception as e:  # noqa: BLE001 - the signatures themselves work: serve them
             log.warning("model %s version %d: continuous batching is off (its step function failed: %s)",
                         self.name, self.version, e)
             self.decoder = None
-            return False
 
     def signature(self, name: Optional[str]) -> Signature:
         key = name or DEFAULT_SIGNATURE

@@ -266,6 +266,32 @@ def test_the_shipped_models_state_their_apps_forms():
     assert seen >= 8
 
 
+def test_the_shipped_models_warm_up_every_signature():
+    """Each shipped version's TF Serving warm-up file holds the app's requests for every one of its
+    signatures (each request's inputs are the signature's), so no signature's first call pays for building
+    its program."""
+    from rnn_apps.serving import warmup
+    from rnn_apps.serving.checks import app_settings, model_app
+    from rnn_apps.serving.registry import signature_defs
+
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "models")
+    seen = 0
+    for name in sorted(os.listdir(root)):
+        for version in sorted(os.listdir(os.path.join(root, name))):
+            d = os.path.join(root, name, version)
+            if version.isdigit():
+                app = model_app(d)
+                sigs = {k: v for k, v in signature_defs(d).items() if not k.startswith("__")}  # not the init op
+                shipped = warmup.read_warmup(d)
+                assert {s for s, _ in shipped} == set(sigs), d
+                for sig, inputs in shipped:
+                    assert set(inputs) == set(sigs[sig]["inputs"]), (d, sig)
+                expected = warmup.default_requests(app, app_settings(d, app), signatures=sigs)
+                assert [(s, sorted(i)) for s, i in shipped] == [(s, sorted(i)) for s, i in expected], d
+                seen += 1
+    assert seen >= 8
+
+
 # --------------------------------------------------------------------------- predict
 
 

@@ -242,12 +242,29 @@ def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):
     sig = model.signatures["unknown_characters"]
     fn = sig.fn
     sig.fn = lambda **kw: calls.append(kw) or fn(**kw)
-    assert model.warm_up() >= 1
-    assert checked and calls  # the check ran, and it called the model's signature
-    assert all(set(a) == {"prompt"} for a in checked)
+    n = model.warm_up()
+    assert n >= 1 and len(checked) == n  # the checks ran for every request
+    assert calls  # and called the model's signature
+    assert {frozenset(a) for a in checked} == {frozenset(sig.inputs) for sig in model.signatures.values()}
     monkeypatch.setattr(registry, "check_limits", lambda model, arrays: (_ for _ in ()).throw(
         registry.ApiError(400, "beyond the limits")))
     assert model.warm_up() >= 1  # refused by the checks, still replayed
+
+
+def test_warmup_starts_continuous_batching_for_each_generating_signature(tiny_poem_model):
+    """Continuous batching begins poems with a start function per signature (``decode_start_generate``,
+    ``decode_start_serving_default``): each is called once at warm-up, the shared step function compiled
+    once (for batches of 1 to 8)."""
+    from rnn_apps.serving import registry
+
+    model = registry.LoadedModel("poetry", 1, tiny_poem_model)
+    started, compiled = [], []
+    start, warm = model.decoder.start, model.decoder.warm_up
+    model.decoder.start = lambda sig, arrays: started.append(sig.name) or start(sig, arrays)
+    model.decoder.warm_up = lambda state, rows: compiled.append(rows) or warm(state, rows)
+    model.warm_up()
+    assert sorted(started) == ["generate", "serving_default"] and compiled == [registry.WARMUP_ROWS]
+    assert model.decoder is not None
 
 
 def test_no_warmup_option(tmp_path, start):
