@@ -110,6 +110,33 @@ def _poem_reading(app: Optional[str], settings: dict):
     return ModelReading([str(t) for t in vocab["tokens"]], str(script))
 
 
+def _examples_as_input(sig: Signature, inputs: dict) -> dict:
+    """A classify or regress warm-up request's tf.Example protos as the signature's one input (string), as
+    TF Serving feeds them; other requests as they are."""
+    import tensorflow as tf
+
+    from rnn_apps.serving.warmup import EXAMPLES
+
+    if EXAMPLES not in inputs:
+        return inputs
+    if len(sig.inputs) != 1 or next(iter(sig.inputs.values())).dtype != tf.string:
+        raise ApiError(400, f"a classify, regress or multi-inference request needs a signature with one string "
+                            f"input (serialized tf.Example protos); {sig.name} takes {sorted(sig.inputs)}")
+    return {next(iter(sig.inputs)): inputs[EXAMPLES]}
+
+
+def _check_dtypes(sig: Signature, inputs: dict) -> None:
+    """Refuse an input whose type is not the signature's: TF Serving does not convert the tensors of a
+    warm-up request, so a file that loads here must not fail there."""
+    import tensorflow as tf
+
+    for name, value in inputs.items():
+        want = sig.inputs[name].dtype
+        got = tf.string if value.dtype.kind in "OSU" else tf.as_dtype(value.dtype)
+        if got != want:
+            raise ApiError(400, f"input {name} is {got.name}; the signature takes {want.name}")
+
+
 class LoadedModel:
     """A loaded version of a model (kept alive while any request uses it)."""
 
@@ -139,16 +166,27 @@ class LoadedModel:
         """
         from rnn_apps.serving import warmup
 
-        requests = warmup.read_warmup(self.path)
+        try:
+            requests = warmup.read_warmup(self.path)
+        except warmup.WarmupError as e:
+            raise RuntimeError(f"warm-up file: {e}") from None
         from_file = requests is not None
         if requests is None:
-            requests = warmup.default_requests(self.app, self.settings, signatures=self.signatures) if self.app else []
+            try:
+                requests = warmup.default_requests(self.app, self.settings, signatures=self.signatures) if self.app else []
+            except Exception as e:  # noqa: BLE001 - odd settings: serve without the built-in warm-up
+                log.warning("model %s version %d: no built-in warm-up (%s: %s)", self.name, self.version,
+                            type(e).__name__, e)
+                requests = []
         done, started = 0, set()
         for sig_name, inputs in requests:
             try:
                 sig = self.signature(sig_name)
+                inputs = _examples_as_input(sig, inputs)
                 if set(inputs) != set(sig.inputs):
                     raise ApiError(400, f"inputs {sorted(inputs)} do not match the signature's {sorted(sig.inputs)}")
+                if from_file:
+                    _check_dtypes(sig, inputs)
                 self._warm_up_checks(inputs)
                 run_signature(sig, inputs)
                 if self.decoder is not None and self.decoder.supports(sig.name) and sig.name not in started:
@@ -250,13 +288,15 @@ def _fingerprint(vdir: str) -> Optional[tuple]:
     except OSError:
         return None
     fp = [(st.st_ino, st.st_mtime_ns, st.st_size)]
-    try:
-        var_dir = os.path.join(vdir, "variables")
-        for f in sorted(os.listdir(var_dir)):
-            vs = os.stat(os.path.join(var_dir, f))
-            fp.append((f, vs.st_ino, vs.st_mtime_ns, vs.st_size))
-    except OSError:
-        pass
+    # the weights, and the files a load reads besides the graph: a version that failed to load (say, over
+    # its warm-up file or its settings in assets.extra) is retried when any of them changes
+    for sub in ("variables", "assets", "assets.extra"):
+        try:
+            for f in sorted(os.listdir(os.path.join(vdir, sub))):
+                vs = os.stat(os.path.join(vdir, sub, f))
+                fp.append((sub, f, vs.st_ino, vs.st_mtime_ns, vs.st_size))
+        except OSError:
+            pass
     return tuple(fp)
 
 

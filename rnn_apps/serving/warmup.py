@@ -2,7 +2,9 @@
 
 The file is a TFRecord file of ``tensorflow.serving.PredictionLog`` protos, each holding a
 ``PredictLog`` whose ``PredictRequest`` names a signature and carries its input tensors
-(https://www.tensorflow.org/tfx/serving/saved_model_warmup). TF Serving and ``rnn-apps serve`` replay
+(https://www.tensorflow.org/tfx/serving/saved_model_warmup); this module writes those. It reads, as TF
+Serving replays, also classify, regress and multi-inference logs (``tf.Example`` protos for a signature's
+one input) and a predict-streamed log of one request. TF Serving and ``rnn-apps serve`` replay
 the requests after loading a version and before it becomes AVAILABLE, so the first real request does not
 pay for tracing and (for the poem model) XLA compilation.
 
@@ -99,25 +101,99 @@ def encode_request(model_name: str, signature: str, inputs: Dict[str, np.ndarray
     return _field(6, _field(1, body))
 
 
-def decode_request(record: bytes) -> Request:
-    """(signature name, inputs) of a serialized PredictionLog (ValueError if it holds no PredictRequest)."""
+# PredictionLog's kinds of request that TF Serving replays (prediction_log.proto): classify_log = 2,
+# regress_log = 3, multi_inference_log = 4, predict_log = 6, predict_streamed_log = 7 (session_run_log = 5
+# it refuses, as here). Classify and regress requests carry tf.Example protos instead of named tensors.
+_EXAMPLE_LOGS = {2: "classify", 3: "regress"}
+_MULTI_INFERENCE_LOG, _PREDICT_LOG, _PREDICT_STREAMED_LOG = 4, 6, 7
+# The input of a classify or regress request: its serialized tf.Example protos, fed to the signature's one
+# input (TF Serving's RunClassify and RunRegress), whose name only the signature knows.
+EXAMPLES = "<serialized tf.Example protos>"
+
+
+class WarmupError(ValueError):
+    """A warm-up file that cannot be read (the message names the file and the record)."""
+
+
+def _model_spec_signature(spec: bytes) -> str:
+    return next((p.decode("utf-8", "replace") for n, p in _fields(spec) if n == 3), "")
+
+
+def _predict_request(request: bytes) -> Request:
+    """(signature, inputs) of a serialized PredictRequest."""
     import tensorflow as tf
     from tensorflow.core.framework import tensor_pb2
 
-    request = None
-    for number, payload in _fields(record):
-        if number == 6:
-            request = next((p for n, p in _fields(payload) if n == 1), None)
-    if request is None:
-        raise ValueError("the warm-up record holds no PredictLog request (only predict requests are replayed)")
     signature, inputs = "", {}
     for number, payload in _fields(request):
         if number == 1:
-            signature = next((p.decode() for n, p in _fields(payload) if n == 3), "")
+            signature = _model_spec_signature(payload)
         elif number == 2:
             entry = dict(_fields(payload))
             inputs[entry.get(1, b"").decode()] = tf.make_ndarray(tensor_pb2.TensorProto.FromString(entry.get(2, b"")))
     return signature or "serving_default", inputs
+
+
+def _examples(input_message: bytes) -> np.ndarray:
+    """The serialized tf.Example protos of an ``Input`` message (input.proto: example_list = 1 holding
+    examples = 1; example_list_with_context = 2 holding examples = 1 and context = 2). With a context, each
+    example is the context's bytes followed by its own, as TF Serving feeds them: parsed, the example's
+    features add to the context's and win over them."""
+    out: List[bytes] = []
+    for number, payload in _fields(input_message):
+        if number == 1:
+            out += [p for n, p in _fields(payload) if n == 1]
+        elif number == 2:
+            fields = list(_fields(payload))
+            context = next((p for n, p in fields if n == 2), b"")
+            out += [context + p for n, p in fields if n == 1]
+    return np.array(out, dtype=object)
+
+
+def _example_request(request: bytes) -> Request:
+    """(signature, {EXAMPLES: protos}) of a serialized ClassificationRequest or RegressionRequest
+    (model_spec = 1, input = 2)."""
+    signature, examples = "", np.array([], dtype=object)
+    for number, payload in _fields(request):
+        if number == 1:
+            signature = _model_spec_signature(payload)
+        elif number == 2:
+            examples = _examples(payload)
+    return signature or "serving_default", {EXAMPLES: examples}
+
+
+def decode_requests(record: bytes) -> List[Request]:
+    """The requests of a serialized PredictionLog: one, or one per task of a multi-inference request.
+
+    Raises:
+        ValueError: the record is not a PredictionLog of a kind TF Serving replays.
+    """
+    for number, payload in _fields(record):
+        request = next((p for n, p in _fields(payload) if n == 1), b"")
+        if number == _PREDICT_LOG:
+            return [_predict_request(request)]
+        if number == _PREDICT_STREAMED_LOG:  # one PredictRequest, as TF Serving requires
+            requests = [p for n, p in _fields(payload) if n == 1]
+            if len(requests) != 1:
+                raise ValueError(f"a predict_streamed_log must hold one request; this one holds {len(requests)}")
+            return [_predict_request(requests[0])]
+        if number in _EXAMPLE_LOGS:
+            return [_example_request(request)]
+        if number == _MULTI_INFERENCE_LOG:  # MultiInferenceRequest: tasks = 1 (model_spec = 1), input = 2
+            fields = list(_fields(request))
+            examples = next((_examples(p) for n, p in fields if n == 2), np.array([], dtype=object))
+            tasks = [next((p for n, p in _fields(t) if n == 1), b"") for n, t in fields if n == 1]
+            return [(_model_spec_signature(spec) or "serving_default", {EXAMPLES: examples}) for spec in tasks]
+    raise ValueError("the record holds no request TF Serving replays (a predict, classify, regress or "
+                     "multi-inference log)")
+
+
+def decode_request(record: bytes) -> Request:
+    """(signature name, inputs) of a serialized PredictionLog that holds one request."""
+    requests = decode_requests(record)
+    if len(requests) != 1:
+        raise ValueError(f"the record holds {len(requests)} requests")
+    return requests[0]
 
 
 def write_warmup(model_dir: str, model_name: str, requests: List[Request]) -> str:
@@ -134,17 +210,34 @@ def write_warmup(model_dir: str, model_name: str, requests: List[Request]) -> st
 
 
 def read_warmup(model_dir: str) -> Optional[List[Request]]:
-    """The warm-up requests of a version, or None when it has no warm-up file."""
+    """The warm-up requests of a version, or None when it has no warm-up file.
+
+    Raises:
+        WarmupError: the file is not a TFRecord file, a record is not a request TF Serving replays, or it
+            holds more than ``MAX_RECORDS`` records (TF Serving refuses those files too).
+    """
     import tensorflow as tf
 
     path = os.path.join(model_dir, "assets.extra", WARMUP_FILE)
     if not os.path.isfile(path):
         return None
-    out = []
-    for i, record in enumerate(tf.data.TFRecordDataset(path)):
-        if i >= MAX_RECORDS:
-            break
-        out.append(decode_request(record.numpy()))
+    out: List[Request] = []
+    records = iter(tf.data.TFRecordDataset(path))
+    for i in range(MAX_RECORDS + 1):
+        try:
+            record = next(records)
+        except StopIteration:
+            return out
+        except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError):
+            raise WarmupError(f"{path}: record {i + 1} is cut short or corrupt, or the file is not a TFRecord "
+                              "file") from None
+        if i == MAX_RECORDS:
+            raise WarmupError(f"{path} holds more than {MAX_RECORDS:,} records, the most TF Serving replays "
+                              "(it refuses the version too)")
+        try:
+            out += decode_requests(record.numpy())
+        except (ValueError, TypeError) as e:
+            raise WarmupError(f"{path}, record {i + 1}: {e}") from None
     return out
 
 
@@ -153,14 +246,16 @@ def default_requests(app: str, settings: Optional[dict] = None,
     """Typical requests for every signature an app's export serves, with the defaults of its command.
 
     Each signature's first call pays for building (and, for the poem model, XLA-compiling) its program:
-    0.3-1.3 s measured for the shipped models' ``generate``, ``score``, ``translate``, ``attention``,
-    ``fill``, ``branches`` and ``caption`` signatures. So every signature gets a request, and the poem
-    model's two generating signatures one per batch size its XLA decoder pads to (1, 2, 4 and 8 rows).
+    0.25-1.9 s measured for the shipped models' signatures (docs/serve.md). So every signature gets a
+    request, and the poem model's two generating signatures one per batch size its XLA decoder pads to
+    (1, 2, 4 and 8 rows). The texts are ones the model knows: a request from the warm-up file that
+    fails makes the version fail to load.
 
     Args:
         app: the app's name (``rnn_apps.limits.APPS``); another name gets no requests.
-        settings: the version's ``assets.extra/<app>.json`` (its ``config`` and ``decoding``), for the
-            forecast's window and the default beam widths.
+        settings: the version's ``assets.extra/<app>.json``: its ``config`` and ``decoding`` (the
+            forecast's window, the default beam widths) and vocabularies (``vocab``, ``source_vocab``,
+            ``vocabulary``).
         signatures: keep only requests to these signatures (a version exported before a signature existed
             has not got it).
     """
@@ -168,7 +263,8 @@ def default_requests(app: str, settings: Optional[dict] = None,
     config = settings.get("config") if isinstance(settings.get("config"), dict) else {}
     decoding = settings.get("decoding") if isinstance(settings.get("decoding"), dict) else {}
     beam = decoding.get("default_beam", 1)
-    beam = beam if isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1 else 1
+    # the defaults as the app's limits allow them (odd settings must not make the warm-up itself fail)
+    beam = min(beam, 16) if isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1 else 1
 
     def strings(*values):
         return np.array([v.encode("utf-8") if isinstance(v, str) else v for v in values], dtype=object)
@@ -217,7 +313,7 @@ def default_requests(app: str, settings: Optional[dict] = None,
                      ("caption_pixels", {"pixels": _png_pixels(png)[None], "beam_size": beam_size})]
     elif app == "forecast":
         window = config.get("window", 48)
-        window = window if isinstance(window, int) and not isinstance(window, bool) and window >= 1 else 48
+        window = window if isinstance(window, int) and not isinstance(window, bool) and 1 <= window <= 100_000 else 48
         requests.append(("serving_default", {"history": np.zeros([1, window], np.float32)}))
     if signatures is not None:
         keep = set(signatures)

@@ -228,6 +228,123 @@ def test_server_replays_warmup_before_serving(tmp_path, start):
     assert status == 503 and "warm-up" in err["error"]
 
 
+def _record(payload_field: int, request: bytes) -> bytes:
+    """A PredictionLog holding one log of field ``payload_field`` whose request is ``request``."""
+    from rnn_apps.serving.warmup import _field
+
+    return _field(payload_field, _field(1, request))
+
+
+def _example_input(examples, context=None) -> bytes:
+    """An ``Input`` message: an example_list (1), or an example_list_with_context (2) with ``context``."""
+    from rnn_apps.serving.warmup import _field
+
+    body = b"".join(_field(1, e) for e in examples)
+    return _field(1, body) if context is None else _field(2, body + _field(2, context))
+
+
+def _example(**features) -> bytes:
+    feats = {k: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()])) for k, v in features.items()}
+    return tf.train.Example(features=tf.train.Features(feature=feats)).SerializeToString()
+
+
+def _write_records(path, records):
+    with tf.io.TFRecordWriter(str(path)) as w:
+        for rec in records:
+            w.write(rec)
+
+
+def _counter_with_warmup(vdir, records):
+    """A counting toy model at ``vdir`` whose warm-up file holds ``records``; returns the file's path."""
+    from rnn_apps.serving import warmup
+
+    save_counter(str(vdir))
+    path = vdir / "assets.extra" / warmup.WARMUP_FILE
+    path.parent.mkdir()
+    _write_records(path, records)
+    return path
+
+
+def test_classify_regress_and_multi_inference_warmup_records_are_replayed(tmp_path, start):
+    """TF Serving replays classify, regress and multi-inference logs too (tf.Example protos fed to the
+    signature's one string input); with a context, each example's features add to the context's."""
+    from rnn_apps.serving import warmup
+    from rnn_apps.serving.warmup import _field
+
+    spec = _field(1, _field(3, b"serving_default"))
+    with_context = _example_input([_example(text="a film")], context=_example(text="ignored", lang="en"))
+    records = [
+        _record(2, spec + _field(2, _example_input([_example(text="good"), _example(text="bad")]))),  # classify
+        _record(3, spec + _field(2, with_context)),  # regress
+        # multi-inference: two tasks (model_spec 1 of each), one input (2)
+        _record(4, _field(1, spec) + _field(1, spec) + _field(2, _example_input([_example(text="x")]))),
+    ]
+    requests = [r for rec in records for r in warmup.decode_requests(rec)]
+    assert [(s, sorted(i)) for s, i in requests] == [("serving_default", [warmup.EXAMPLES])] * 4
+    assert requests[0][1][warmup.EXAMPLES].size == 2
+    parsed = tf.io.parse_single_example(requests[1][1][warmup.EXAMPLES][0],
+                                        {k: tf.io.FixedLenFeature([], tf.string) for k in ("text", "lang")})
+    assert {k: v.numpy() for k, v in parsed.items()} == {"text": b"a film", "lang": b"en"}
+    _counter_with_warmup(tmp_path / "m" / "c" / "1", records)
+    srv = start([], tmp_path)
+    assert predict(srv, "c", {"instances": ["q"]}) == (200, {"predictions": [5]})  # 4 replayed, then this one
+
+
+def test_a_warmup_file_that_tf_serving_refuses_fails_the_load_with_its_reason(tmp_path, start):
+    """Records TF Serving cannot replay, more than 1,000 records, a cut file and inputs of another type
+    fail the load, naming the file and the record; fixing the file (only it) makes the version load."""
+    import numpy as np
+
+    from rnn_apps.serving import warmup
+
+    good = warmup.encode_request("c", "serving_default", {"x": np.array([b"a"], dtype=object)})
+    cases = {
+        "more than 1,000 records": [good] * 1001,
+        "record 2: the record holds no request TF Serving replays": [good, _record(5, b"")],  # a session-run log
+        "record 1: unsupported wire type": [b"hello"],
+        "input x is float32; the signature takes string":
+            [warmup.encode_request("c", "serving_default", {"x": np.array([1.0], np.float32)})],
+        "record 3 is cut short or corrupt": [good] * 3,
+    }
+    srv = None
+    for version, (expected, records) in enumerate(cases.items(), start=1):
+        path = _counter_with_warmup(tmp_path / "m" / "c" / str(version), records)
+        if expected.startswith("record 3"):
+            path.write_bytes(path.read_bytes()[:-5])
+        srv = srv or start([], tmp_path)
+        status, err = predict(srv, "c", {"instances": ["q"]}, version=version)
+        assert status == 503 and expected in err["error"], (expected, err)
+        assert "warm-up" in err["error"]
+    _write_records(path, [good])  # the last version's file mended: it is loaded anew
+    assert predict(srv, "c", {"instances": ["q"]}, version=len(cases)) == (200, {"predictions": [2]})
+
+
+def test_settings_the_builtin_warmup_cannot_use_only_skip_it(tiny_poem_model, tmp_path, monkeypatch, caplog):
+    """A model without a warm-up file gets the app's built-in requests; settings they cannot be made from
+    are logged and the version still loads (a built-in request never fails a load)."""
+    import shutil
+
+    import numpy as np
+
+    from rnn_apps.serving import registry, warmup
+
+    vdir = str(tmp_path / "1")
+    shutil.copytree(tiny_poem_model, vdir)
+    os.remove(os.path.join(vdir, "assets.extra", warmup.WARMUP_FILE))
+    model = registry.LoadedModel("poetry", 1, vdir)
+    default_requests = warmup.default_requests
+    assert model.warm_up() == len(default_requests("poetry", model.settings, model.signatures)) > 0
+    monkeypatch.setattr(warmup, "default_requests", lambda *a, **k: 1 / 0)
+    with caplog.at_level("WARNING"):
+        assert model.warm_up() == 0
+    assert "no built-in warm-up (ZeroDivisionError" in caplog.text
+    for beam, window in ((2**31, 2**40), ("4", 0)):  # the defaults stay within the apps' limits
+        reqs = default_requests("caption", {"decoding": {"default_beam": beam}})
+        assert {int(np.max(i["beam_size"])) for s, i in reqs if "beam_size" in i} <= {1, 16}
+        (_, inputs), = default_requests("forecast", {"config": {"window": window}})
+        assert inputs["history"].shape == (1, 48)
+
+
 def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):
     """The checks before a model call (here the poem model's unknown_characters signature) are warmed up
     with the model, so the first request does not pay for their first call; a warm-up request beyond the
