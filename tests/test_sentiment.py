@@ -663,6 +663,8 @@ def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):
     card = open(os.path.join(models, "sentiment", "README.md"), encoding="utf-8").read()
     assert "val accuracy" in card and "LM epoch" in card and "MB on disk" in card
     assert "## How this version was trained\n\nTrained in **one** stretch on a tiny corpus.\n" in card
+    # the shipped corpus by its file's name, not by its path on the machine that trained
+    assert "Training data: `aclImdb-train.tar.gz`. " in card and os.path.dirname(tiny_run[0]) not in card
 
 
 def test_pretraining_may_grow_on_resume_until_the_classifier_starts(tiny_run, tmp_path, imdb):

@@ -339,6 +339,13 @@ def _pretraining_line(cfg: dict, stats: dict, base: Optional[str], base_cfg: dic
                else "none in this fine-tuning."))
 
 
+def _shipped_data_name(data) -> Optional[str]:
+    """The file name of the shipped corpus a run recorded by its path on the training machine."""
+    from rnn_apps.cards import data_name
+
+    return data_name(data) if isinstance(data, str) and data else None
+
+
 def _data_line(name: Optional[str], stats: dict, cfg: dict, own: Optional[str], no_val: bool,
                self_trained: bool) -> str:
     """The card's sentence on the data: the training, validation and unlabelled reviews this run read
@@ -537,7 +544,7 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "",
         "## Data and results",
         "",
-        _data_line(own or run.get("data", meta.get("data")), stats, cfg, own, no_val,
+        _data_line(own or _shipped_data_name(run.get("data", meta.get("data"))), stats, cfg, own, no_val,
                    bool(st.get("unlabelled_reviews")) and not inherited),
         "",
     ]
