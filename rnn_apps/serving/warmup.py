@@ -334,8 +334,12 @@ def _known_words(text: str, vocab, sep: str) -> str:
     tokens = _tokens(vocab)
     known = set(tokens)
     words = [t for t in tokens if not (t.startswith("<") and t.endswith(">"))]
-    own = re.findall(r"\w+", text.lower()) if sep else [c for c in text if c.isalnum()]
-    if not tokens or any(w in known for w in own):
+    if not tokens:
+        return text
+    if sep:  # words between spaces
+        if any(w in known for w in re.findall(r"\w+", text.lower())):
+            return text
+    elif any(w.isalnum() and w in text for w in words):  # Chinese: characters, or words of several
         return text
     return sep.join(words[:4]) if words else text
 

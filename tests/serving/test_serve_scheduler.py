@@ -345,6 +345,28 @@ def test_settings_the_builtin_warmup_cannot_use_only_skip_it(tiny_poem_model, tm
         assert inputs["history"].shape == (1, 48)
 
 
+def test_builtin_warmup_texts_are_ones_the_model_knows():
+    """A warm-up request the model refuses fails its load: the default texts give way to the model's own
+    words when it knows none of theirs (a poem model without 春 gets an empty start)."""
+    from rnn_apps.serving.warmup import default_requests
+
+    def texts(app, settings, sig, name="text"):
+        return [i[name][0].decode() for s, i in default_requests(app, settings) if s == sig]
+
+    vocab = {"tokens": ["<pad>", "<unk>", "<bos>", "<eos>", "月", "光"]}
+    assert set(texts("poetry", {"vocab": vocab}, "generate", "prompt")) == {""}
+    assert set(texts("poetry", {"vocab": dict(vocab, tokens=vocab["tokens"] + ["春"])}, "generate", "prompt")) == {"春"}
+    words = ["<pad>", "<unk>", "the", "plot", "was", "dull", "fine"]
+    assert texts("sentiment", {"vocabulary": words}, "words") == ["the plot was dull"]
+    assert texts("sentiment", {"vocabulary": words + ["film"]}, "words") == ["A moving, beautifully acted film."]
+    en = {"config": {"direction": "en-zh"}, "source_vocab": {"tokens": ["<pad>", "where", "is", "it"]}}
+    assert texts("translate", en, "translate") == ["where is it"]
+    zh = {"config": {"direction": "zh-en"}, "source_vocab": {"tokens": ["<pad>", "你好", "我们"]}}
+    assert texts("translate", zh, "translate") == ["你好。"]  # a word of several characters
+    zh["source_vocab"]["tokens"] = ["<pad>", "我们", "走"]
+    assert texts("translate", zh, "translate") == ["我们走"]
+
+
 def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):
     """The checks before a model call (here the poem model's unknown_characters signature) are warmed up
     with the model, so the first request does not pay for their first call; a warm-up request beyond the
