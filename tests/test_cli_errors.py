@@ -163,7 +163,7 @@ def test_commands_share_the_server_limits():
 @pytest.mark.parametrize("args, words", [
     (["--seed", "99999999999999999999999"], "--seed"),
     # a negative seed read modulo 2**63 gave the poems of another seed (-2**62 those of 2**62)
-    (["--seed", "-1"], "-1 is not in the range 0<=x<=4611686018427387904"),
+    (["--seed", "-1"], "seed must be an integer from 0 to 9,223,372,036,854,775,807; received -1."),
     (["--temperature", "nan"], "temperature must be a finite number; received NaN."),
     (["--temperature", "-1"], "temperature must be in [0, 10], 0 or at least 1e-06 (0 is greedy); received -1.0."),
     # tiny positive values overflow float32 once the logits are divided (the engines sampled noise)
@@ -174,6 +174,16 @@ def test_commands_share_the_server_limits():
 def test_generate_poem_sampling_values(args, words):
     r = run("generate-poem", *args)
     assert r.exit_code == 2 and words in r.output
+
+
+def test_generate_poem_takes_the_seeds_the_server_takes():
+    """The command refused seeds above 2**62 that the server and the graph accept (up to 2**63 - 1); the
+    last poem's seed (seed + n - 1) must be one too, on either engine."""
+    top = str(2**63 - 1)
+    poems = [run("generate-poem", "--seed", top, "--form", "wujue", "--engine", e) for e in ("numpy", "tensorflow")]
+    assert [r.exit_code for r in poems] == [0, 0] and poems[0].stdout == poems[1].stdout
+    r = run("generate-poem", "--seed", top, "-n", "2")
+    assert r.exit_code == 1 and "seed + 1 (the last poem's seed) must be an integer from 0 to" in r.output
 
 
 # ----------------------------------------------------------------------------------- files a command writes

@@ -37,7 +37,7 @@ from rnn_apps.cli.common import (
               help="Sample among the k most likely characters (0: off).")
 @click.option("--top-p", type=limits.option_type("poetry", "top_p"), default=0.9, show_default=True,
               help="Nucleus sampling mass (1: off).")
-@click.option("--seed", type=IntegerRange(0, 2**62), default=None,
+@click.option("--seed", type=limits.option_type("poetry", "seed"), default=None,
               help="Same seed, same poems (poem i uses seed + i). Default: a random seed.")
 @click.option("--max-length", type=limits.option_type("poetry", "max_length"), default=128, show_default=True,
               help="Most characters of a --form free poem (the four forms have their own length).")
