@@ -102,6 +102,13 @@ def _rows(arrays: Arrays) -> int:
     return next(iter(arrays.values())).shape[0]
 
 
+def _row_count(arrays: Arrays) -> Optional[int]:
+    """The rows of a request whose inputs with a batch axis all have the same number (scalars, shared by
+    every row, aside), or None: such a request can run in chunks of rows, each with the scalars whole."""
+    rows = {a.shape[0] for a in arrays.values() if a.ndim >= 1}
+    return rows.pop() if len(rows) == 1 else None
+
+
 def _pad_value(dtype: np.dtype):
     """What a model pads with: empty strings, zeros, False."""
     return b"" if dtype == object else np.zeros((), dtype)
@@ -364,17 +371,18 @@ class Scheduler:
 
     def _chunked(self, model_name: str, run: RunFn, arrays: Arrays, deadline: Deadline, step: int) -> Arrays:
         step = max(1, step)
-        if not _batched(arrays) or _rows(arrays) <= step:
-            self._on_batch(model_name, _rows(arrays) if _batched(arrays) else 1)
+        n = _row_count(arrays)  # a scalar input (a beam width, say) goes whole with every chunk
+        if n is None or n <= step:
+            self._on_batch(model_name, n or 1)
             return run(arrays)
-        n = _rows(arrays)
         parts: List[Arrays] = []
         for start in range(0, n, step):
             deadline.check()
-            chunk = {k: v[start:start + step] for k, v in arrays.items()}
-            self._on_batch(model_name, _rows(chunk))
+            chunk = {k: v[start:start + step] if v.ndim >= 1 else v for k, v in arrays.items()}
+            rows = min(step, n - start)
+            self._on_batch(model_name, rows)
             out = run(chunk)
-            if _split_outputs(out, [_rows(chunk)]) is None:  # an output without a batch axis: run it whole
+            if _split_outputs(out, [rows]) is None:  # an output without a batch axis: run it whole
                 return run(arrays)
             parts.append(out)
         return {k: _concat_padded([p[k] for p in parts]) for k in parts[0]}

@@ -100,6 +100,30 @@ def test_batch_waits_for_the_clients_of_the_batch_that_just_ended():
     assert calls == [1, 2, 3]
 
 
+def test_a_large_request_with_a_scalar_input_runs_in_chunks_too():
+    """A signature with a scalar input (translate's beam_size, fill's top_k) ran a large request in one
+    call: 8,000 sentences of one text took 81 s past the 60 s deadline. Its rows now run in chunks, each
+    with the scalar, and the deadline and a client's hang-up stop it between chunks."""
+    import numpy as np
+
+    from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
+
+    sched = Scheduler(SchedulerConfig(heavy_slots=1, light_rows=2, max_batch_size=4))
+    calls = []
+
+    def run(arrays):
+        calls.append((len(arrays["text"]), int(arrays["beam"])))
+        return {"y": arrays["text"] * int(arrays["beam"])}
+
+    out = sched.run(("m",), "m", run, {"text": np.arange(10), "beam": np.array(3)}, Deadline(60))
+    assert out["y"].tolist() == [3 * i for i in range(10)] and calls == [(4, 3), (4, 3), (2, 3)]
+    calls.clear()
+    with pytest.raises(ScheduleError) as e:
+        sched.run(("m",), "m", run, {"text": np.arange(10), "beam": np.array(3)},
+                  Deadline(60, client_gone=lambda: len(calls) > 0))
+    assert e.value.status == 499 and calls == [(4, 3)]
+
+
 def test_scheduler_sheds_load_and_stops_between_chunks():
     import numpy as np
 
