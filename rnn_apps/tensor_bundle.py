@@ -18,7 +18,7 @@ A bundle with prefix ``P`` is an index file ``P.index`` and data shards ``P.data
 Only what TensorFlow writes by default is supported (uncompressed tables, whole tensors, little-endian);
 anything else raises :class:`BundleError` with a message naming what is unsupported.
 
-    reader = BundleReader("models/poetry/12/variables/variables")
+    reader = BundleReader("models/poetry/13/variables/variables")
     reader.keys()                      # like [k for k, _ in tf.train.list_variables(prefix)]
     reader.get_tensor("model_weights/0/.ATTRIBUTES/VARIABLE_VALUE")   # like load_checkpoint(p).get_tensor
 """

@@ -14,6 +14,41 @@ def test_top_k_keeps_the_k_largest():
     np.testing.assert_array_equal(out[1], logits.numpy()[1])  # k = 0: off
 
 
+
+def test_top_k_filter_equals_a_sort_and_compiles_once_for_every_k():
+    """The k-th largest logit by bisection equals the one a sort gives (ties kept, every sign and scale,
+    masked tokens, k past the vocabulary, k <= 0 off); under XLA one program serves every k (with
+    tf.math.top_k each new k compiled the poem decoder again)."""
+    def by_sort(x, ks):
+        out = x.copy()
+        for i, k in enumerate(ks):
+            if k > 0:
+                kth = np.sort(x[i])[::-1][min(k, x.shape[1]) - 1]
+                out[i] = np.where(x[i] >= kth, x[i], samplers.NEG_INF)
+        return out
+
+    rng = np.random.default_rng(0)
+    for trial in range(120):
+        B, V = int(rng.integers(1, 9)), int(rng.integers(1, 300))
+        x = (rng.normal(size=(B, V)) * rng.choice([1e-3, 1.0, 1e3, 1e30])).astype(np.float32)
+        if trial % 3 == 0:
+            x = np.round(x)  # ties
+        if trial % 5 == 0:
+            x[:, : V // 2] = samplers.NEG_INF
+        if trial % 7 == 0:
+            x[0, 0], x[0, -1] = -0.0, 0.0
+        ks = rng.integers(-2, V + 3, size=B).astype(np.int32)
+        assert np.array_equal(samplers.top_k_filter(tf.constant(x), tf.constant(ks)).numpy(), by_sort(x, ks)), trial
+    compiled = tf.function(samplers.top_k_filter, jit_compile=True)
+    x = rng.normal(size=(4, 6461)).astype(np.float32)
+    programs = set()
+    for ks in ([1, 5, 40, 6461], [100, 0, -1, 100_000], [7, 7, 7, 7]):
+        args = (tf.constant(x), tf.constant(ks, tf.int32))
+        assert np.array_equal(compiled(*args).numpy(), by_sort(x, ks))
+        programs.add(compiled.experimental_get_compiler_ir(*args)(stage="hlo"))
+    assert len(programs) == 1  # the same XLA program whatever k (tf.math.top_k's differs for each k)
+
+
 def test_top_p_keeps_the_smallest_nucleus():
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(6, 50)).astype(np.float32)

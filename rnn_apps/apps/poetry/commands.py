@@ -298,7 +298,7 @@ def export_poetry_cmd(run_dir, from_model, export_dir, models_root, version, as_
     \b
     Examples:
       rnn-apps export poetry --run-dir runs/poetry --export models/poetry
-      rnn-apps export poetry --from-model models/poetry/12 --export models-new/poetry
+      rnn-apps export poetry --from-model models/poetry/13 --export models-new/poetry
     """
     options.export_source(run_dir, from_model, "an exported poem model")
     app_dir = options.export_dir_for(export_dir, models_root, "poetry")

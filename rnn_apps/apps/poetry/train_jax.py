@@ -7,14 +7,14 @@ layer, whose weights are laid out as ``rnn_apps.cells.LSTMCell``'s (kernel, recu
 gates in the order i, f, c, o), so the weights move between the two unchanged. Three steps::
 
     # here (TensorFlow): the encoded corpus, with the shipped model's split and vocabulary, and its weights
-    python -m rnn_apps.apps.poetry.train_jax prepare --model models/poetry/12 \\
+    python -m rnn_apps.apps.poetry.train_jax prepare --model models/poetry/13 \\
         --data ../shared/data/tang-poems.jsonl.gz --out gpu
     # on the accelerator (Keras 3 on JAX; only NumPy, JAX and Keras are needed)
     KERAS_BACKEND=jax python -m rnn_apps.apps.poetry.train_jax train --data gpu/data.npz \\
         --init gpu/init.npz --dropout 0.25 --learning-rate 3e-3 --budget 330 --name h25 --out out
     # here again: the SavedModel, and a run directory for its card (rnn-apps card poetry -i run_dir=...)
     python -m rnn_apps.apps.poetry.train_jax export --weights out/h25.npz --history out/h25.json \\
-        --like models/poetry/12 --data ../shared/data/tang-poems.jsonl.gz --export models/poetry \\
+        --like models/poetry/13 --data ../shared/data/tang-poems.jsonl.gz --export models/poetry \\
         --run-dir runs/poem-v10 --trained-on "one NVIDIA H200 GPU (Keras 3 on JAX)"
 
 Training: Adam with 150 warm-up steps, then a cosine decay to 5 % of the peak learning rate, the gradients
