@@ -343,9 +343,11 @@ def test_a_warmup_file_that_tf_serving_refuses_fails_the_load_with_its_reason(tm
     assert predict(srv, "c", {"instances": ["q"]}, version=len(cases)) == (200, {"predictions": [2]})
 
 
-def test_settings_the_builtin_warmup_cannot_use_only_skip_it(tiny_poem_model, tmp_path, monkeypatch, caplog):
-    """A model without a warm-up file gets the app's built-in requests; settings they cannot be made from
-    are logged and the version still loads (a built-in request never fails a load)."""
+def test_builtin_warmup_starts_every_generating_signature_and_skips_unusable_settings(tiny_poem_model, tmp_path,
+                                                                                     monkeypatch, caplog):
+    """A model without a warm-up file gets the app's built-in requests, continuous batching's start function
+    of each generating signature included; settings they cannot be made from are logged and the version
+    still loads (a built-in request never fails a load)."""
     import shutil
 
     import numpy as np
@@ -356,8 +358,16 @@ def test_settings_the_builtin_warmup_cannot_use_only_skip_it(tiny_poem_model, tm
     shutil.copytree(tiny_poem_model, vdir)
     os.remove(os.path.join(vdir, "assets.extra", warmup.WARMUP_FILE))
     model = registry.LoadedModel("poetry", 1, vdir)
+    # continuous batching begins poems with a start function per signature (decode_start_generate,
+    # decode_start_serving_default): each is warmed up once, the shared step function compiled once
+    started, compiled = [], []
+    start, warm = model.decoder.start, model.decoder.warm_up
+    model.decoder.start = lambda sig, arrays: started.append(sig.name) or start(sig, arrays)
+    model.decoder.warm_up = lambda state, rows: compiled.append(rows) or warm(state, rows)
     default_requests = warmup.default_requests
     assert model.warm_up() == len(default_requests("poetry", model.settings, model.signatures)) > 0
+    assert sorted(started) == ["generate", "serving_default"] and compiled == [registry.WARMUP_ROWS]
+    assert model.decoder is not None
     monkeypatch.setattr(warmup, "default_requests", lambda *a, **k: 1 / 0)
     with caplog.at_level("WARNING"):
         assert model.warm_up() == 0
@@ -412,22 +422,6 @@ def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):
     monkeypatch.setattr(registry, "check_limits", lambda model, arrays: (_ for _ in ()).throw(
         registry.ApiError(400, "beyond the limits")))
     assert model.warm_up() >= 1  # refused by the checks, still replayed
-
-
-def test_warmup_starts_continuous_batching_for_each_generating_signature(tiny_poem_model):
-    """Continuous batching begins poems with a start function per signature (``decode_start_generate``,
-    ``decode_start_serving_default``): each is called once at warm-up, the shared step function compiled
-    once (for batches of 1 to 8)."""
-    from rnn_apps.serving import registry
-
-    model = registry.LoadedModel("poetry", 1, tiny_poem_model)
-    started, compiled = [], []
-    start, warm = model.decoder.start, model.decoder.warm_up
-    model.decoder.start = lambda sig, arrays: started.append(sig.name) or start(sig, arrays)
-    model.decoder.warm_up = lambda state, rows: compiled.append(rows) or warm(state, rows)
-    model.warm_up()
-    assert sorted(started) == ["generate", "serving_default"] and compiled == [registry.WARMUP_ROWS]
-    assert model.decoder is not None
 
 
 def test_no_warmup_option(tmp_path, start):
