@@ -226,16 +226,11 @@ def probe(models: str) -> None:
 
 
 def rest_body(sig: str, inputs: dict) -> dict:
-    """A REST predict body (columnar ``inputs``) of one example of a warm-up request."""
-    def value(v):
-        v = v if v.ndim == 0 else v[:1]
-        if v.dtype != object:
-            return v.tolist()
-        def one(b):
-            text = b.decode("utf-8", "replace")
-            return text if text.isprintable() and text.encode("utf-8") == b else {"b64": base64.b64encode(b).decode()}
-        return one(v.item()) if v.ndim == 0 else [one(b) for b in v.tolist()]
-    return {"signature_name": sig, "inputs": {k: value(v) for k, v in inputs.items()}}
+    """A REST predict body (columnar ``inputs``) of one example of a warm-up request, its values written as
+    the server writes outputs (bytes that are not UTF-8 as ``{"b64": ...}``)."""
+    from rnn_apps.serving.codec import to_json
+
+    return {"signature_name": sig, "inputs": {k: to_json(v if v.ndim == 0 else v[:1], k) for k, v in inputs.items()}}
 
 
 def warmup_effect(models: str) -> None:

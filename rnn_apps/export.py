@@ -282,8 +282,10 @@ def _write_warmup(model_dir: str, model_name: str, extra_files: dict) -> None:
         try:
             from rnn_apps.serving.registry import signature_defs
 
-            requests = warmup.default_requests(app, card if isinstance(card, dict) else {},
-                                               signatures=signature_defs(model_dir))
+            signatures = signature_defs(model_dir)
+            if not signatures:  # unreadable: no file, so that the server falls back on its built-in requests
+                raise ValueError("the SavedModel's signatures could not be read")
+            requests = warmup.default_requests(app, card if isinstance(card, dict) else {}, signatures=signatures)
             warmup.write_warmup(model_dir, model_name, requests)
         except Exception as e:  # noqa: BLE001 - a model without warm-up still serves (its first request is slower)
             warnings.warn(f"could not write the warm-up requests: {type(e).__name__}: {e}")

@@ -577,12 +577,14 @@ def fit_resumable(
 
     if steps_per_epoch <= 0 or epochs <= 0:
         raise TrainingError(f"steps_per_epoch and epochs must be positive; received {steps_per_epoch}, {epochs}.")
-    check_patience(patience, keep_best)
+    check_patience(patience)
     if patience and validation_data is None:
-        # the validation loss it watches is never computed: the run would train every epoch, silently
+        # the validation loss it watches is never computed: the run would train every epoch, silently (said
+        # before the --keep-last refusal: an app without validation data keeps no best epoch either)
         raise TrainingError(f"--patience {patience} stops on the validation loss, but this run has no validation "
                             "data (a --val-fraction of 0, or too little data to hold some out): give a "
                             "--val-fraction above 0, or leave out --patience.")
+    check_patience(patience, keep_best)
     if tensorboard:
         check_tensorboard()
     if isinstance(average_best, bool) or not isinstance(average_best, (int, np.integer)) or average_best < 0:

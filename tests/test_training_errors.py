@@ -163,6 +163,18 @@ def test_check_patience_refuses_patience_with_the_last_epoch_kept():
     check_patience(3)  # the patience alone
 
 
+def test_patience_without_validation_data_says_so_before_the_keep_last_refusal(tmp_path):
+    """A caption run without validation data keeps no best epoch (keep_best None): --patience was answered
+    with "use --keep-best", an option caption has not got, instead of "give a --val-fraction above 0"."""
+    from rnn_apps.training import TrainingError, fit_resumable
+
+    with pytest.raises(TrainingError) as e:
+        fit_resumable(None, lambda start: None, 1, 1, str(tmp_path / "run"), validation_data=None, patience=3,
+                      keep_best=None)
+    assert "this run has no validation data" in str(e.value) and "--keep-best" not in str(e.value)
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("ngram_features", ["100", "0"])
 def test_sentiment_reviews_of_one_label_are_refused_up_front(tmp_path, ngram_features):
     """Without the n-gram branch, reviews of one label trained a classifier that always answered that label."""

@@ -18,7 +18,6 @@ ModelSpec.name = 1 and .signature_name = 3.
 from __future__ import annotations
 
 import os
-import re
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -188,14 +187,6 @@ def decode_requests(record: bytes) -> List[Request]:
                      "multi-inference log)")
 
 
-def decode_request(record: bytes) -> Request:
-    """(signature name, inputs) of a serialized PredictionLog that holds one request."""
-    requests = decode_requests(record)
-    if len(requests) != 1:
-        raise ValueError(f"the record holds {len(requests)} requests")
-    return requests[0]
-
-
 def write_warmup(model_dir: str, model_name: str, requests: List[Request]) -> str:
     """Write ``requests`` as ``<model_dir>/assets.extra/tf_serving_warmup_requests``; returns the path."""
     import tensorflow as tf
@@ -236,7 +227,7 @@ def read_warmup(model_dir: str) -> Optional[List[Request]]:
                               "(it refuses the version too)")
         try:
             out += decode_requests(record.numpy())
-        except (ValueError, TypeError) as e:
+        except Exception as e:  # noqa: BLE001 - a damaged tensor raises protobuf's DecodeError, not a ValueError
             raise WarmupError(f"{path}, record {i + 1}: {e}") from None
     return out
 
@@ -248,14 +239,14 @@ def default_requests(app: str, settings: Optional[dict] = None,
     Each signature's first call pays for building (and, for the poem model, XLA-compiling) its program:
     0.25-1.9 s measured for the shipped models' signatures (docs/serve.md). So every signature gets a
     request, and the poem model's two generating signatures one per batch size its XLA decoder pads to
-    (1, 2, 4 and 8 rows). The texts are ones the model knows: a request from the warm-up file that
-    fails makes the version fail to load.
+    (1, 2, 4 and 8 rows). A poem start is one the model knows (its graph refuses unknown characters, and a
+    request from the warm-up file that fails makes the version fail to load); the other apps' graphs answer
+    any text.
 
     Args:
         app: the app's name (``rnn_apps.limits.APPS``); another name gets no requests.
         settings: the version's ``assets.extra/<app>.json``: its ``config`` and ``decoding`` (the
-            forecast's window, the default beam widths) and vocabularies (``vocab``, ``source_vocab``,
-            ``vocabulary``).
+            forecast's window, the default beam widths) and the poem model's ``vocab``.
         signatures: keep only requests to these signatures (a version exported before a signature existed
             has not got it).
     """
@@ -289,13 +280,12 @@ def default_requests(app: str, settings: Optional[dict] = None,
         poem = strings("床前明月光，疑是地上霜。")
         requests += [("score", {"text": poem}), ("unknown_characters", {"text": poem})]
     elif app == "sentiment":
-        review = _known_words("A moving, beautifully acted film.", settings.get("vocabulary"), " ")
+        review = "A moving, beautifully acted film."
         requests += [(name, {"text": strings(review)}) for name in ("serving_default", "words", "branches")]
         requests.append(("classify", {"inputs": strings(_text_example(review))}))
     elif app == "translate":
         source = str(config.get("direction", "en-zh")).split("-")[0]
-        vocab = settings.get("source_vocab")
-        text = strings(_known_words("你好。", vocab, "") if source == "zh" else _known_words("How are you?", vocab, " "))
+        text = strings("你好。" if source == "zh" else "How are you?")
         beam_size = np.array(beam, np.int32)
         requests += [("serving_default", {"text": text}),
                      ("translate", {"text": text, "beam_size": beam_size, "max_length": np.array(0, np.int32)}),
@@ -325,23 +315,6 @@ def _tokens(vocab) -> List[str]:
     """The tokens of a vocabulary as an export stores it (``{"tokens": [...]}``, or a bare list), or []."""
     tokens = vocab.get("tokens") if isinstance(vocab, dict) else vocab
     return [t for t in tokens if isinstance(t, str)] if isinstance(tokens, list) else []
-
-
-def _known_words(text: str, vocab, sep: str) -> str:
-    """``text`` if the model knows one of its words (or its vocabulary is not stated), else a few words
-    of its vocabulary: a sentiment or translation model refuses a text with no word it knows, and a
-    warm-up request that fails would fail the version's load."""
-    tokens = _tokens(vocab)
-    known = set(tokens)
-    words = [t for t in tokens if not (t.startswith("<") and t.endswith(">"))]
-    if not tokens:
-        return text
-    if sep:  # words between spaces
-        if any(w in known for w in re.findall(r"\w+", text.lower())):
-            return text
-    elif any(w.isalnum() and w in text for w in words):  # Chinese: characters, or words of several
-        return text
-    return sep.join(words[:4]) if words else text
 
 
 def _text_example(text: str) -> bytes:

@@ -321,11 +321,15 @@ def test_a_warmup_file_that_tf_serving_refuses_fails_the_load_with_its_reason(tm
 
     from rnn_apps.serving import warmup
 
+    from rnn_apps.serving.warmup import _field
+
     good = warmup.encode_request("c", "serving_default", {"x": np.array([b"a"], dtype=object)})
     cases = {
         "more than 1,000 records": [good] * 1001,
         "record 2: the record holds no request TF Serving replays": [good, _record(5, b"")],  # a session-run log
         "record 1: unsupported wire type": [b"hello"],
+        # a predict request whose tensor is not a TensorProto (protobuf's DecodeError, not a ValueError)
+        "record 1: Error parsing message": [_record(6, _field(2, _field(1, b"x") + _field(2, b"\xff\xff")))],
         "input x is float32; the signature takes string":
             [warmup.encode_request("c", "serving_default", {"x": np.array([1.0], np.float32)})],
         "record 3 is cut short or corrupt": [good] * 3,
@@ -379,26 +383,17 @@ def test_builtin_warmup_starts_every_generating_signature_and_skips_unusable_set
         assert inputs["history"].shape == (1, 48)
 
 
-def test_builtin_warmup_texts_are_ones_the_model_knows():
-    """A warm-up request the model refuses fails its load: the default texts give way to the model's own
-    words when it knows none of theirs (a poem model without 春 gets an empty start)."""
+def test_builtin_warmup_poem_start_is_one_the_model_knows():
+    """The poem graph refuses a start with characters it does not know, and a warm-up request that fails
+    fails the version's load: a model without 春 gets an empty start."""
     from rnn_apps.serving.warmup import default_requests
 
-    def texts(app, settings, sig, name="text"):
-        return [i[name][0].decode() for s, i in default_requests(app, settings) if s == sig]
+    def starts(settings):
+        return {i["prompt"][0].decode() for s, i in default_requests("poetry", settings) if s == "generate"}
 
     vocab = {"tokens": ["<pad>", "<unk>", "<bos>", "<eos>", "月", "光"]}
-    assert set(texts("poetry", {"vocab": vocab}, "generate", "prompt")) == {""}
-    assert set(texts("poetry", {"vocab": dict(vocab, tokens=vocab["tokens"] + ["春"])}, "generate", "prompt")) == {"春"}
-    words = ["<pad>", "<unk>", "the", "plot", "was", "dull", "fine"]
-    assert texts("sentiment", {"vocabulary": words}, "words") == ["the plot was dull"]
-    assert texts("sentiment", {"vocabulary": words + ["film"]}, "words") == ["A moving, beautifully acted film."]
-    en = {"config": {"direction": "en-zh"}, "source_vocab": {"tokens": ["<pad>", "where", "is", "it"]}}
-    assert texts("translate", en, "translate") == ["where is it"]
-    zh = {"config": {"direction": "zh-en"}, "source_vocab": {"tokens": ["<pad>", "你好", "我们"]}}
-    assert texts("translate", zh, "translate") == ["你好。"]  # a word of several characters
-    zh["source_vocab"]["tokens"] = ["<pad>", "我们", "走"]
-    assert texts("translate", zh, "translate") == ["我们走"]
+    assert starts({"vocab": vocab}) == {""}
+    assert starts({"vocab": dict(vocab, tokens=vocab["tokens"] + ["春"])}) == {"春"}
 
 
 def test_warmup_runs_the_input_checks_too(tiny_poem_model, monkeypatch):

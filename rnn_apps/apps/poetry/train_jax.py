@@ -94,6 +94,7 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     from rnn_apps.apps.poetry import export as pexport
     from rnn_apps.apps.poetry.task import prepare_corpus
 
+    check_new_run(run_dir, resume=False)  # before the model and the corpus are read, not after
     model, vocab, cfg = pexport.rebuild_from_export(like)
     model.set_weights(load_weights(weights, WEIGHT_KEYS))
     with open(history, encoding="utf-8") as f:
