@@ -85,10 +85,12 @@ def _clean(text: str) -> tuple[str, str | None]:
 
 
 def _read_bytes(path: str) -> bytes:
-    """The bytes of a corpus file, decompressed when it is gzipped (whatever its name)."""
+    """The bytes of a corpus file, decompressed when it is gzipped (whatever its name); another compression is
+    refused with the command that undoes it."""
     with open(path, "rb") as f:
-        packed = textio.compression(f.read(10))
-    with (gzip.open if packed == "gzip" else open)(path, "rb") as f:
+        head = f.read(10)
+    textio.refuse_compressed(head, path, CorpusError, allowed=("gzip",))
+    with (gzip.open if textio.compression(head) == "gzip" else open)(path, "rb") as f:
         return f.read()
 
 

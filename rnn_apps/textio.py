@@ -158,6 +158,21 @@ def compression(head: bytes) -> Optional[str]:
     return next((name for name, magic in _COMPRESSIONS if magic.match(head)), None)
 
 
+_UNPACK = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}  # the command that undoes each compression
+
+
+def refuse_compressed(head: bytes, path: str, error: type = ValueError, allowed: tuple = ()) -> None:
+    """Refuse a file whose first bytes ``head`` (10 or more) are those of a compressed file, unless its
+    compression is ``allowed``, saying how to decompress it (not "line 1 is not UTF-8 text").
+
+    Raises:
+        error: e.g. "data.csv is bzip2-compressed; decompress it first (bunzip2 -k data.csv)."
+    """
+    packed = compression(head)
+    if packed and packed not in allowed:
+        raise error(f"{path} is {packed}-compressed; decompress it first ({_UNPACK[packed]} -k {path}).")
+
+
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:
     """Texts of a binary stream, one a line (UTF-8; a byte-order mark is ignored; blank lines skipped), each a
     :class:`Line` that knows its file (``source``) and its line number (``origin``).

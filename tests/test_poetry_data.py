@@ -71,6 +71,18 @@ def test_bad_corpora(tmp_path):
         pdata.load_poems(str(broken))
 
 
+def test_a_corpus_compressed_otherwise_than_gzip_says_how_to_decompress_it(tmp_path):
+    """A .bz2 or .xz corpus was read as text: "line 1 is not UTF-8", with advice to convert from Latin-1."""
+    import bz2
+    import lzma
+
+    for name, pack, tool in (("tang.jsonl.bz2", bz2.compress, "bunzip2"), ("tang.txt.xz", lzma.compress, "unxz")):
+        path = tmp_path / name
+        path.write_bytes(pack("床前明月光，疑是地上霜。\n".encode("utf-8")))
+        with pytest.raises(pdata.CorpusError, match=rf"is \w+-compressed; decompress it first \({tool} -k .*{name}\)"):
+            pdata.load_poems(str(path))
+
+
 def test_a_corrupt_gzip_corpus_is_a_clear_error(tmp_path):
     """Compressed data that zlib cannot inflate crashed the command with a zlib.error traceback."""
     bad = tmp_path / "bad.txt.gz"

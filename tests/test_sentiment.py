@@ -100,6 +100,18 @@ def test_a_damaged_archive_is_named_an_archive_not_read_as_a_table(imdb, tmp_pat
             sdata.load_reviews(str(tmp_path / name))
 
 
+def test_a_compressed_table_of_reviews_is_refused_with_how_to_decompress_it(tmp_path):
+    """A gzipped CSV of reviews was taken for an aclImdb archive ("Cannot read ... as a .tar(.gz) archive:
+    truncated header"): a compressed file that decompresses to no tar is now refused with the command."""
+    import gzip
+
+    path = tmp_path / "reviews.csv.gz"
+    path.write_bytes(gzip.compress(b"text,label\ngood film,1\nbad film,0\n"))
+    with pytest.raises(sdata.SentimentDataError, match=r"reviews\.csv\.gz is gzip-compressed; decompress it first "
+                                                       r"\(gunzip -k .*reviews\.csv\.gz\)"):
+        sdata.load_reviews(str(path))
+
+
 def test_validation_split_is_stratified_and_deterministic(imdb):
     reviews = sdata.read_aclimdb(imdb[0], "train")
     train, val = sdata.split_train_val(reviews, 0.25, seed=5)

@@ -91,10 +91,7 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         raise FileNotFoundError(f"No such CSV file: {path}")
     with open(path, "rb") as f:
         data = f.read()
-    packed = textio.compression(data[:10])
-    if packed:
-        tool = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}[packed]
-        raise ForecastDataError(f"{path} is {packed}-compressed; decompress it first ({tool} -k {path}).")
+    textio.refuse_compressed(data[:10], path, ForecastDataError)
     text = textio.decode_utf8(data, path, ForecastDataError)
     if not text.strip():
         raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")

@@ -72,6 +72,7 @@ def _decode(raw: bytes, where: str) -> str:
         SentimentDataError: a file in UTF-16 or UTF-32, or bytes that are not UTF-8, naming the line and the
             byte (:func:`rnn_apps.textio.decode_utf8`).
     """
+    textio.refuse_compressed(raw[:10], where, SentimentDataError)  # a reviews.csv.gz, say
     return textio.decode_utf8(raw, where, SentimentDataError, lead="{name}: line {line} is not UTF-8 text")
 
 
@@ -442,15 +443,29 @@ _ARCHIVE_NAMES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz")
 
 
 def _is_archive(source: str) -> bool:
-    """Whether ``source`` is a file to read as an aclImdb archive: a tar, or a file named or compressed as one.
-    A damaged archive is then named as such (by :func:`read_aclimdb`), not read as a table whose first line
-    is "not UTF-8 text"."""
+    """Whether ``source`` is a file to read as an aclImdb archive: a tar, a file named as one, or a compressed
+    file that does not decompress or decompresses to a tar. A damaged archive is then named as such (by
+    :func:`read_aclimdb`), not read as a table whose first line is "not UTF-8 text"; another compressed file
+    (a gzipped table of reviews) is refused with the command that decompresses it (:func:`_decode`)."""
     if not os.path.isfile(source):
         return False
     if source.lower().endswith(_ARCHIVE_NAMES) or tarfile.is_tarfile(source):
         return True
     with open(source, "rb") as f:
-        return textio.compression(f.read(10)) is not None
+        packed = textio.compression(f.read(10))
+    if packed is None:
+        return False
+    import bz2
+    import gzip
+    import lzma
+    import zlib
+
+    try:
+        with {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}[packed](source, "rb") as f:
+            start = f.read(512)
+    except (OSError, EOFError, zlib.error, lzma.LZMAError):
+        return True  # damaged
+    return start[257:262] == b"ustar"  # a tar's header
 
 
 VAL_SPLITS = ("blocks", "random")
