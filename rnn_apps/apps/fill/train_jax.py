@@ -118,6 +118,7 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     from rnn_apps.apps.fill.export import export_fill
     from rnn_apps.apps.fill.model import build
     from rnn_apps.apps.fill.task import prepare_corpus, read_base_model
+    from rnn_apps.training import check_new_run
 
     check_new_run(run_dir, resume=False)  # before the model and the corpus are read, not after
     with open(history, encoding="utf-8") as f:

@@ -93,6 +93,7 @@ def export(weights: str, history: str, like: str, data: str, app_dir: str, run_d
     training started from), and write ``run_dir`` (config and history) for the card; returns the version dir."""
     from rnn_apps.apps.poetry import export as pexport
     from rnn_apps.apps.poetry.task import prepare_corpus
+    from rnn_apps.training import check_new_run
 
     check_new_run(run_dir, resume=False)  # before the model and the corpus are read, not after
     model, vocab, cfg = pexport.rebuild_from_export(like)
