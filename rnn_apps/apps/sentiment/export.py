@@ -339,13 +339,6 @@ def _pretraining_line(cfg: dict, stats: dict, base: Optional[str], base_cfg: dic
                else "none in this fine-tuning."))
 
 
-def _shipped_data_name(data) -> Optional[str]:
-    """The file name of the shipped corpus a run recorded by its path on the training machine."""
-    from rnn_apps.cards import data_name
-
-    return data_name(data) if isinstance(data, str) and data else None
-
-
 def _data_line(name: Optional[str], stats: dict, cfg: dict, own: Optional[str], no_val: bool,
                self_trained: bool) -> str:
     """The card's sentence on the data: the training, validation and unlabelled reviews this run read
@@ -432,6 +425,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
     size = _dir_size(version_dir)
     version = os.path.basename(version_dir.rstrip("/"))
     own = cards.own_data(run.get("data"))  # the user's own reviews: no word of IMDB
+    data = run.get("data", meta.get("data"))
+    data = data if isinstance(data, str) else None
     base = run.get("init_from")
     # the model a fine-tuning started from, by its app directory and version (not the user's whole path)
     origin = base_model_record(base, meta["vocabulary"]) if base else None
@@ -544,7 +539,8 @@ def write_model_card(app_dir: str, version_dir: str, run_dir: Optional[str] = No
         "",
         "## Data and results",
         "",
-        _data_line(own or _shipped_data_name(run.get("data", meta.get("data"))), stats, cfg, own, no_val,
+        # a shipped corpus by its file's name, not by its path on the machine that trained
+        _data_line(own or (data and cards.data_name(data)), stats, cfg, own, no_val,
                    bool(st.get("unlabelled_reviews")) and not inherited),
         "",
     ]
