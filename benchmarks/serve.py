@@ -203,6 +203,10 @@ def main(argv=None) -> int:
     ap.add_argument("--batch-threads", type=int, default=0,
                     help="the server's --batch-threads (0: one per CPU core, the server's default)")
     ap.add_argument("--batch-timeout-ms", type=float, default=5.0, help="the server's --batch-timeout-ms")
+    ap.add_argument("--intra-op-threads", type=int, default=0,
+                    help="the server's --intra-op-threads (0: TensorFlow's choice, one per core)")
+    ap.add_argument("--inter-op-threads", type=int, default=0,
+                    help="the server's --inter-op-threads (0: TensorFlow's choice, one per core)")
     ap.add_argument("--in-process-clients", action="store_true",
                     help="run the client threads in the server's process (they then share its GIL)")
     args = ap.parse_args(argv)
@@ -212,6 +216,9 @@ def main(argv=None) -> int:
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "queue depth" is the point here
 
+    from rnn_apps.serving.server import set_tensorflow_threads
+
+    set_tensorflow_threads(args.intra_op_threads, args.inter_op_threads)  # before the toy models use TensorFlow
     tmp = None
     models_dir = args.models
     if args.toy:
@@ -266,7 +273,9 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     from rnn_apps.serve import make_server
     from rnn_apps.serving.checks import languages
 
-    server = make_server(models_dir, port=0, enable_batching=batching, max_batch_size=args.max_batch_size,
+    server = make_server(models_dir, port=0, intra_op_threads=args.intra_op_threads,
+                         inter_op_threads=args.inter_op_threads,
+                         enable_batching=batching, max_batch_size=args.max_batch_size,
                          batch_threads=args.batch_threads, batch_timeout=args.batch_timeout_ms / 1000)
     names = [n for n in server.registry.names() if args.only is None or n in args.only]
     if not names:
@@ -277,7 +286,7 @@ def _measure(models_dir: str, args, batching: bool, rows: list) -> bool:
     thread.start()
     print(f"serving {', '.join(names)} on port {server.port}, batching {'on' if batching else 'off'} "
           f"(max batch {args.max_batch_size}, batch threads {args.batch_threads or os.cpu_count()}, "
-          f"batch timeout {args.batch_timeout_ms:g} ms); "
+          f"batch timeout {args.batch_timeout_ms:g} ms, intra-op threads {args.intra_op_threads or 'one per core'}); "
           f"{args.seconds:g}s per measurement, clients {args.clients} "
           f"({'in the server process' if args.in_process_clients else 'in a separate process'}), "
           f"{os.cpu_count()} CPU(s)")

@@ -50,13 +50,19 @@ traceback once the server runs), and a day is already longer than any use."""
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="A web origin (e.g. https://app.example, or *) whose pages may call the API. May be repeated. "
                    "Default: none (browser requests from other sites get 403).")
+@click.option("--intra-op-threads", type=IntegerRange(0, 1024), default=0, show_default=True,
+              help="Threads that share one TensorFlow operation, as TF Serving's --tensorflow_intra_op_parallelism "
+                   "(0: one per core; docs/serve.md, Threads, has measurements).")
+@click.option("--inter-op-threads", type=IntegerRange(0, 1024), default=0, show_default=True,
+              help="Threads that run independent TensorFlow operations at once, as TF Serving's "
+                   "--tensorflow_inter_op_parallelism (0: one per core).")
 @click.option("--warmup/--no-warmup", default=True, show_default=True,
               help="Replay each version's assets.extra/tf_serving_warmup_requests (or its app's typical "
                    "requests) before it serves.")
 @friendly_errors
 def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, max_batch_size, batch_timeout_ms,
           batch_threads, request_timeout, heavy_slots, max_connections, idle_timeout, header_timeout,
-          min_body_rate_kb, cors_origins, warmup):
+          min_body_rate_kb, cors_origins, intra_op_threads, inter_op_threads, warmup):
     """Serve every model under MODELS with TensorFlow Serving's REST API.
 
     Inputs are checked against each app's limits (the same as the commands'); metrics for Prometheus are
@@ -68,6 +74,7 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, ma
       curl -d '{"instances": ["春"]}' localhost:8501/v1/models/poetry:predict
       rnn-apps serve --port 0 --no-batching
       rnn-apps serve --cors-origin https://app.example --max-batch-size 16
+      rnn-apps serve --intra-op-threads 1
     """
     from rnn_apps.paths import models_root
     from rnn_apps.serve import ServeError, run_server
@@ -78,7 +85,8 @@ def serve(models_dir, host, port, max_body_mb, poll_seconds, enable_batching, ma
                    batch_timeout=batch_timeout_ms / 1000, batch_threads=batch_threads,
                    request_timeout=request_timeout, heavy_slots=heavy_slots,
                    max_connections=max_connections, idle_timeout=idle_timeout, header_timeout=header_timeout,
-                   min_body_rate=min_body_rate_kb * 1024, cors_origins=cors_origins, warmup=warmup)
+                   min_body_rate=min_body_rate_kb * 1024, cors_origins=cors_origins,
+                   intra_op_threads=intra_op_threads, inter_op_threads=inter_op_threads, warmup=warmup)
     except ServeError as e:
         raise click.ClickException(str(e)) from None
 

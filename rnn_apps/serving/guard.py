@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 from urllib.parse import urlsplit
 
 from rnn_apps.limits import shown
@@ -20,17 +20,24 @@ class GuardError(Exception):
         self.message = message
 
 
+def check_encoding(encoding: Optional[str]) -> str:
+    """``identity`` or ``gzip``, the request body's ``Content-Encoding`` (415 for any other)."""
+    enc = (encoding or "identity").strip().lower()
+    if enc in ("", "identity"):
+        return "identity"
+    if enc not in ("gzip", "x-gzip"):
+        raise GuardError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
+    return "gzip"
+
+
 def inflate(body: bytes, encoding: Optional[str], limit: int) -> bytes:
     """The request body decoded per its ``Content-Encoding`` (identity or gzip), at most ``limit`` bytes.
 
     The limit applies to the inflated size and inflation stops as soon as it is passed, so a small
     compressed "bomb" costs no more than ``limit`` bytes of memory.
     """
-    enc = (encoding or "identity").strip().lower()
-    if enc in ("", "identity"):
+    if check_encoding(encoding) == "identity":
         return body
-    if enc not in ("gzip", "x-gzip"):
-        raise GuardError(415, f"Content-Encoding {encoding!r} is not supported (use gzip or none)")
     # A gzip stream may hold several members, one after the other (as `gzip -c a b` writes, and `gzip -d`
     # reads); each is inflated in turn, within what is left of the limit. Bytes that are no member are refused.
     parts, total, rest = [], 0, body
@@ -130,9 +137,20 @@ def check_request_host(host_header: Optional[str], target: str, protocol: str, l
 
 
 def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout: float = 10.0,
-                 min_body_rate: float = 4096.0) -> None:
+                 min_body_rate: float = 4096.0, refusal: Optional[Callable] = None) -> None:
     """Make a waitress server answer requests that arrive too slowly with 408, and evict the connections that
-    hold a place longest without a request to run instead of refusing new ones at the limit.
+    hold a place longest without a request to run instead of refusing new ones at the limit; answer at once a
+    request its headers refuse, though its client waits to be asked for the body, and one whose lines end with
+    a bare LF.
+
+    ``refusal(method, path, target, protocol, header, scheme)`` gives the status, message and headers of a
+    request refused by its line and headers alone, or None (``header(name)``: a header's value or None). waitress tells
+    a client that sent ``Expect: 100-continue`` to send its body as soon as the headers are in, even when it
+    has refused the request already (a ``Content-Length`` over the limit), and reads the body it refused; the
+    app sees a request only with its body. Here a request refused by its headers (by waitress or by
+    ``refusal``) is answered instead, its body never asked for (RFC 9110, section 10.1.1), and the connection
+    closed. A request whose header lines end with a bare LF, which waitress waits for forever (it looks for
+    CRLF CRLF), is answered 400 at once.
 
     A request's line and headers must arrive within ``header_timeout`` seconds of its first byte, and its body
     within as long again after the headers, plus a second per ``min_body_rate`` bytes received (a client that
@@ -165,11 +183,20 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
     import struct
     import time
 
-    from waitress.utilities import Error
+    from http import HTTPStatus
+
+    from waitress.utilities import BadRequest, Error
 
     class RequestTimeout(Error):
         code = 408
         reason = "Request Timeout"
+
+    class Refused(Error):
+        worded = True  # the body is the whole message, as the app would answer it
+
+        def __init__(self, code: int, body: str, headers: dict):
+            super().__init__(body)
+            self.code, self.reason, self.headers = code, HTTPStatus(code).phrase, headers
 
     base, base_channel = type(server), channel_class
     sweep_every = min(0.25, header_timeout / 4)
@@ -179,8 +206,22 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
         """The waitress channel's ``received``, noting when each request starts arriving and its body begins."""
         now, before = time.time(), self.request
         in_request = before is not None and before.started is not None
-        done = base_channel.received(self, data)
+        self.receiving = True  # send_continue may refuse the request now: received then queues its answer
+        try:
+            done = base_channel.received(self, data)
+        finally:
+            self.receiving = False
         req = self.request
+        if req is not None and not req.headers_finished and bare_lf_ended(req.header_plus):
+            with self.requests_lock:
+                # as waitress queues a request it refused while parsing: its error task answers and closes
+                req.error, req.completed = BadRequest(
+                    "the request's header lines end with a bare LF; HTTP wants CRLF (RFC 9112, section 2.2)"), True
+                self.request = None
+                self.requests.append(req)
+                if len(self.requests) == 1:
+                    self.server.add_task(self)
+            return done
         if req is not None:
             if req.started is None and (req.headers_finished or req.header_plus.strip()):
                 req.started = now
@@ -191,6 +232,26 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
         elif self.blank_since is None:  # blank lines, which waitress skips before a request
             self.blank_since = now
         return done
+
+    def bare_lf_ended(header_plus: bytes) -> bool:
+        """Whether the headers received so far hold a blank line ended by a bare LF (not CRLF CRLF)."""
+        h = header_plus.lstrip(b"\r\n")
+        return b"\n\n" in h or b"\n\r\n" in h
+
+    def send_continue(self):
+        """waitress's ``send_continue``, unless the request is refused by its line and headers: then it stays
+        complete, to be answered by its error task (see above)."""
+        req = self.request
+        if req.error is None and refusal is not None and getattr(self, "receiving", False):
+            path = "/" + req.path.lstrip("/") if req.path.startswith("/") else req.path  # as waitress's PATH_INFO
+            found = refusal(req.command.upper(), path, req.request_uri, f"HTTP/{req.version}",
+                            lambda name: req.headers.get(name.upper().replace("-", "_")), req.url_scheme)
+            if found is not None:
+                req.error = Refused(*found)
+        if req.error is not None and getattr(self, "receiving", False):
+            req.expect_continue, req.completed = False, True
+            return
+        base_channel.send_continue(self)
 
     def due(ch) -> Optional[float]:
         """When the request ``ch`` is receiving (or its blank lines) is late; None when it receives none."""
@@ -307,4 +368,5 @@ def guard_server(server, channel_class, idle_grace: float = 1.0, header_timeout:
     parser = type("Timed" + base_channel.parser_class.__name__, (base_channel.parser_class,),
                   {"started": None, "body_since": None})  # when its first byte came, and its body's
     server.channel_class = type("Guarded" + base_channel.__name__, (base_channel,),
-                                {"received": received, "parser_class": parser, "blank_since": None})
+                                {"received": received, "send_continue": send_continue, "parser_class": parser,
+                                 "blank_since": None})

@@ -24,6 +24,12 @@ _ROUTE = re.compile(
 
 
 _MODEL_API = "/v1/models/"
+_POSTED = (":predict", ":classify", ":regress")  # the model API's verbs that take a request body
+
+
+def _allow(e):
+    """The ``Allow`` header of a werkzeug HTTP error (a 405 has one)."""
+    return [(k, v) for k, v in e.get_headers() if k.lower() == "allow"]
 _APIS = {"": "status", "/metadata": "metadata"}  # the others by their verb: predict, classify, regress
 
 
@@ -100,6 +106,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
 
     from flask import Flask, Response, g, request
     from werkzeug.exceptions import HTTPException
+    from werkzeug.routing import RequestRedirect
 
     from rnn_apps.serving import guard
     from rnn_apps.serving.batching import Deadline, ScheduleError, Scheduler, SchedulerConfig
@@ -132,7 +139,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
 
     @app.errorhandler(HTTPException)
     def _http_error(e: HTTPException):
-        headers = {k: v for k, v in e.get_headers() if k.lower() == "allow"}
+        headers = dict(_allow(e))
         if e.code == 404 and request.path.startswith(_MODEL_API):  # /v1/models//metadata: no name
             return reply({"error": f"Malformed request: {request.method} {shown(request.path)}"}, 404)
         return reply({"error": f"{e.name}: {e.description}"}, e.code or 500, headers)
@@ -142,16 +149,61 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
         log.exception("internal error")
         return reply({"error": f"Internal error: {type(e).__name__}: {e}"}, 500)
 
+    def check_origin(host: Optional[str], target: str, protocol: str, origin: Optional[str], scheme: str) -> None:
+        guard.check_request_host(host, target, protocol, loopback)
+        if origin and not guard.origin_allowed(origin, host, scheme, cors_origins):
+            raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
+                                        f"{', '.join(cors_origins) or 'no other origin'}; see --cors-origin)")
+
+    def refusal(method: str, path: str, target: str, protocol: str, header, scheme: str
+                ) -> Optional[Tuple[int, str, dict]]:
+        """The status, message and headers a request gets from its line and headers alone, or None when its body
+        is needed.
+
+        The server asks before it tells a client that sent ``Expect: 100-continue`` to send the body, so a
+        request it will refuse anyway is answered at once, its body never sent (RFC 9110, section 10.1.1).
+        ``header(name)`` gives a header's value (None when absent). The model's name is not looked up here.
+        """
+        try:
+            check_origin(header("Host"), target, protocol, header("Origin"), scheme)
+            if method == "OPTIONS":
+                return None
+            length = header("Content-Length")
+            if length is not None and length.isdigit() and int(length) > max_body_bytes:
+                raise ApiError(413, f"request body of {int(length)} bytes exceeds the limit of {max_body_bytes} bytes")
+            guard.check_encoding(header("Content-Encoding"))
+            try:
+                app.url_map.bind("localhost").match(path, method)
+            except RequestRedirect:
+                return None  # answered by the app, as any request
+            except HTTPException as e:
+                return e.code or 404, f"{e.name}: {e.description}", dict(_allow(e))
+            if path.startswith(_MODEL_API):
+                model_api(method, path)
+        except ApiError as e:
+            return e.status, e.message, dict(e.headers or {})
+        except guard.GuardError as e:
+            return e.status, e.message, {}
+        return None
+
+    app.config["rnn_apps.refusal"] = refusal
+
     @app.before_request
     def _checks():
         g.t0 = time.perf_counter()  # first: a request the guards refuse is counted too (after_request)
-        guard.check_request_host(request.headers.get("Host"), request.environ.get("REQUEST_URI") or request.path,
-                                 request.environ.get("SERVER_PROTOCOL", ""), loopback)
         origin = request.headers.get("Origin")
-        if origin and not guard.origin_allowed(origin, request.headers.get("Host"), request.scheme, cors_origins):
-            raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
-                                        f"{', '.join(cors_origins) or 'no other origin'}; see --cors-origin)")
+        check_origin(request.headers.get("Host"), request.environ.get("REQUEST_URI") or request.path,
+                     request.environ.get("SERVER_PROTOCOL", ""), origin, request.scheme)
         if request.method == "OPTIONS":
+            # A CORS preflight, answered only with --cors-origin and for a path the server has; otherwise
+            # OPTIONS is a method like any other that the path does not take (TF Serving takes none).
+            if request.routing_exception is not None:
+                raise request.routing_exception
+            allow = model_api_methods(request.path) if request.path.startswith(_MODEL_API) else "GET, HEAD"
+            if not cors_origins:
+                raise ApiError(405, f"Method OPTIONS not allowed for {request.path} (use {allow}; a CORS preflight "
+                                    "is answered only when the server allows other origins, see --cors-origin)",
+                               {"Allow": allow})
             return Response(status=204, headers=guard.preflight_headers(origin or "", cors_origins))
         length = request.content_length
         if length is not None and length > max_body_bytes:
@@ -203,17 +255,29 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
                 raise ApiError(e.status, e.message) from None
         return execute
 
-    @app.route("/v1/models/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    def _model(rest: str):
+    def model_api_parts(method: str, path: str):
+        """The parts of a model API path, ``/v1/models/...`` (404 for a malformed one)."""
+        rest = path[len(_MODEL_API):]
         m = _ROUTE.match(rest)
         if not m:
-            raise ApiError(404, f"Malformed request: {request.method} /v1/models/{shown(rest)}")
+            raise ApiError(404, f"Malformed request: {method} /v1/models/{shown(rest)}")
+        return m
+
+    def model_api_methods(path: str, method: str = "OPTIONS") -> str:
+        """The methods a model API path takes (404 for a malformed one)."""
+        return "POST" if model_api_parts(method, path).group("suffix") in _POSTED else "GET, HEAD"
+
+    def model_api(method: str, path: str):
+        """The parts of a model API path, ``/v1/models/...`` (404 for a malformed one, 405 for a wrong method)."""
+        allow = model_api_methods(path, method)
+        if method not in allow.split(", "):
+            raise ApiError(405, f"Method {method} not allowed for {path} (use {allow})", {"Allow": allow})
+        return model_api_parts(method, path)
+
+    @app.route("/v1/models/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+    def _model(rest: str):
+        m = model_api(request.method, request.path)
         name, suffix = m.group("name"), m.group("suffix") or ""
-        post = suffix in (":predict", ":classify", ":regress")
-        if request.method != ("POST" if post else "GET") and not (request.method == "HEAD" and not post):
-            allow = "POST" if post else "GET, HEAD"
-            raise ApiError(405, f"Method {request.method} not allowed for {request.path} (use {allow})",
-                           {"Allow": allow})
         if m.group("label") is not None:
             registry.entries(name)  # 404 for an unknown model first
             raise ApiError(404, f"Unrecognized servable version label: {m.group('label')} "

@@ -31,7 +31,8 @@ def _json_error_channel(count: Callable[[str, int, float], None], max_body_bytes
     class JsonErrorTask(ErrorTask):
         def execute(self):
             e = self.request.error
-            message = e.reason + (f": {e.body}" if e.body else "")
+            # an app's refusal (guard_server's refusal) is worded whole, as the app words it
+            message = e.body if getattr(e, "worded", False) else e.reason + (f": {e.body}" if e.body else "")
             if e.code == 413:
                 n = self.request.content_length
                 message = (f"request body of {n} bytes exceeds the limit of {max_body_bytes} bytes" if n > 0 else
@@ -39,6 +40,7 @@ def _json_error_channel(count: Callable[[str, int, float], None], max_body_bytes
             body = json.dumps({"error": message}).encode("utf-8") + b"\n"
             self.status = f"{e.code} {e.reason}"
             self.response_headers.append(("Content-Type", "application/json"))
+            self.response_headers.extend(getattr(e, "headers", {}).items())  # a 405's Allow
             self.set_close_on_finish()
             self.content_length = len(body)
             self.write(body)
@@ -98,7 +100,8 @@ class ModelServer:
             if isinstance(d, BaseWSGIServer):
                 # waitress counts its own sockets in connection_limit: max_connections would admit 2 fewer clients
                 d.adj.connection_limit = max_connections + own
-                guard_server(d, channel, header_timeout=header_timeout, min_body_rate=min_body_rate)
+                guard_server(d, channel, header_timeout=header_timeout, min_body_rate=min_body_rate,
+                             refusal=self.app.config["rnn_apps.refusal"])
         port_ = getattr(self._server, "effective_port", None)
         if port_ is None:  # MultiSocketServer (a host name resolving to several addresses)
             port_ = self._server.effective_listen[0][1]
@@ -171,9 +174,46 @@ class ModelServer:
             self._poller.join(timeout=self.poll_seconds + 5)
 
 
+def set_tensorflow_threads(intra_op: int = 0, inter_op: int = 0) -> None:
+    """Size TensorFlow's thread pools for this process, as TF Serving's ``--tensorflow_intra_op_parallelism``
+    and ``--tensorflow_inter_op_parallelism`` do.
+
+    ``intra_op`` threads share the work of one operation (a matrix product), ``inter_op`` threads run
+    independent operations at once; 0 leaves TensorFlow's choice (one per core). A product split over
+    threads waits for its share on a core busy with other work, but one thread per operation also gives up
+    the second core to a lone request: on the shipped poem model the default served more poems per second
+    (docs/serve.md, Threads).
+
+    Raises:
+        ServeError: a count is negative, or TensorFlow has already run something in this process with other
+            counts (they can be set only before it starts).
+    """
+    for name, n in (("intra_op", intra_op), ("inter_op", inter_op)):
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ServeError(f"{name} threads must be a whole number >= 0 (0: TensorFlow's choice); received {n!r}.")
+    if not intra_op and not inter_op:
+        return
+    import tensorflow as tf
+
+    threading_ = tf.config.threading
+    wanted = {"intra-op": (intra_op, threading_.get_intra_op_parallelism_threads,
+                           threading_.set_intra_op_parallelism_threads),
+              "inter-op": (inter_op, threading_.get_inter_op_parallelism_threads,
+                           threading_.set_inter_op_parallelism_threads)}
+    for name, (n, get, put) in wanted.items():
+        if n and get() != n:
+            try:
+                put(n)
+            except RuntimeError:
+                raise ServeError(f"cannot use {n} {name} thread(s): TensorFlow already runs in this process with "
+                                 f"{get() or 'its default of one per core'}; the thread counts must be set before "
+                                 "TensorFlow starts.") from None
+
+
 def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
                 max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0,
-                threads: int = 16, **options) -> ModelServer:
+                threads: int = 16, intra_op_threads: int = 0, inter_op_threads: int = 0,
+                **options) -> ModelServer:
     """Bind a server for every SavedModel under ``models_dir`` (``port=0``: any free port).
 
     ``models_dir`` holds models (``<name>/<version>/saved_model.pb``), or the versions of one model, which is
@@ -183,6 +223,8 @@ def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
     to answer requests and ``shutdown()`` from another thread to stop.
 
     Args:
+        intra_op_threads, inter_op_threads: TensorFlow's thread pools (:func:`set_tensorflow_threads`; 0: its
+            choice). They must be set before TensorFlow runs anything in the process.
         options: ``cors_origins``, ``max_connections``, ``idle_timeout`` (s), ``header_timeout`` (s: a request's
             line and headers must arrive within it, and its body within as long again plus 1 s per
             ``min_body_rate`` bytes, else 408; :func:`rnn_apps.serving.guard.guard_server`), ``warmup`` (bool), and the
@@ -191,10 +233,12 @@ def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
             ``heavy_slots``, ``heavy_queue``, ``light_rows``, ``light_bytes``).
 
     Raises:
-        ServeError: the port is taken, the host cannot be bound, or the port is out of range.
+        ServeError: the port is taken, the host cannot be bound, the port is out of range, or the thread
+            counts cannot be set.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ServeError(f"port must be an integer from 0 to 65535; received {port!r}.")
+    set_tensorflow_threads(intra_op_threads, inter_op_threads)
     return ModelServer(models_dir, host, port, max_body_bytes, poll_seconds, threads, **options)
 
 

@@ -4,6 +4,8 @@ import base64
 import json
 import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -515,6 +517,31 @@ def test_the_directory_of_one_models_versions_serves_that_model_under_its_name(m
     assert str(e.value) == (f"{mdir / 'p' / '1'} is one version of a model (it holds saved_model.pb), not a models "
                             f"directory: pass the directory of the models, {mdir}, or that of this model's "
                             f"versions, {mdir / 'p'}.")
+
+
+def test_thread_counts_are_set_before_tensorflow_starts(tmp_path):
+    """--intra-op-threads and --inter-op-threads size TensorFlow's pools, as TF Serving's flags do; once
+    TensorFlow runs in a process they cannot change, which is said plainly (TensorFlow raises a RuntimeError)."""
+    from rnn_apps.serve import ServeError
+
+    code = ("import tensorflow as tf\nfrom rnn_apps.serve import make_server\n"
+            f"s = make_server({str(tmp_path)!r}, port=0, poll_seconds=0, intra_op_threads=1, inter_op_threads=2)\n"
+            "print(tf.config.threading.get_intra_op_parallelism_threads(), "
+            "tf.config.threading.get_inter_op_parallelism_threads())\ns.shutdown()\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.stdout.split() == ["1", "2"], done.stderr[-2000:]
+
+    tf.constant(1.0) + 1.0  # TensorFlow runs in this process
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    with pytest.raises(ServeError) as e:
+        make_server(str(tmp_path), port=0, poll_seconds=0, intra_op_threads=current + 3)
+    assert str(e.value).startswith(f"cannot use {current + 3} intra-op thread(s): TensorFlow already runs in this "
+                                   "process with "), e.value
+    assert str(e.value).endswith("the thread counts must be set before TensorFlow starts."), e.value
+    with pytest.raises(ServeError, match=r"^inter_op threads must be a whole number >= 0 .*received -1\.$"):
+        make_server(str(tmp_path), port=0, poll_seconds=0, inter_op_threads=-1)
+    srv = make_server(str(tmp_path), port=0, poll_seconds=0, intra_op_threads=current)  # what it already has
+    srv.shutdown()
 
 
 # --------------------------------------------------------------------------- load

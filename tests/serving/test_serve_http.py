@@ -409,3 +409,72 @@ def test_an_empty_path_segment_is_a_json_404_not_a_redirect(serve, path):
                                           .encode())
     assert status == 404 and headers["content-type"] == "application/json", (status, headers, body)
     assert "Malformed request" in body["error"], body
+
+
+# --------------------------------------------------------------------------- Expect: 100-continue, bare LF, OPTIONS
+
+
+@pytest.mark.parametrize("request_head, status, words", [
+    (HEAD + b"Content-Length: 20000000\r\n", 413, "request body of 20000000 bytes exceeds the limit of 16777216 bytes"),
+    (HEAD + b"Content-Length: 3000\r\nContent-Encoding: br\r\n", 415, "Content-Encoding 'br' is not supported"),
+    (HEAD + b"Content-Length: 3000\r\nOrigin: http://evil.example\r\n", 403,
+     "cross-origin request from http://evil.example refused"),
+    (b"POST /v1/models/sentiment/metadata HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n", 405,
+     "Method POST not allowed for /v1/models/sentiment/metadata (use GET, HEAD)"),
+    (b"POST /v1/models/a/b/c:predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n", 404,
+     "Malformed request: POST /v1/models/a/b/c:predict"),
+    (b"POST /nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n", 404, "Not Found: The requested URL"),
+])
+def test_a_request_its_headers_refuse_is_answered_before_its_body_is_asked_for(serve, request_head, status, words):
+    """A client sending `Expect: 100-continue` (curl does, for bodies over 1 MB) was told "100 Continue" and sent
+    the whole body even when the server would refuse the request from its headers alone (RFC 9110, 10.1.1)."""
+    srv = serve()
+    with _connect(srv, timeout=5) as s:
+        s.sendall(request_head + b"Expect: 100-continue\r\n\r\n")
+        raw = _read_all(s)  # the server answers and closes without a byte of body
+    got, headers, body = _parse(raw)
+    assert got == status and b"100 Continue" not in raw, raw
+    assert body["error"].startswith(words) and "Not Found: Not Found" not in body["error"], body
+    if status == 405:
+        assert headers["allow"] == "GET, HEAD"
+    # a request its headers do not refuse is still asked for its body, and answered as before (the model's
+    # name is looked up only then)
+    with _connect(srv, timeout=5) as s:
+        s.sendall(b"POST /v1/models/nosuch:predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 2\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+        assert s.recv(100).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(b"{}")
+        status, _, body = _parse(_read_all(s))
+        assert status == 404 and "nosuch" in body["error"], body
+
+
+def test_header_lines_ending_with_a_bare_lf_get_400_at_once(serve):
+    """waitress looks for CRLF CRLF only: a request with bare LF line ends waited for the header timeout, then 408."""
+    srv = serve(header_timeout=30)
+    t0 = time.monotonic()
+    status, _, body = exchange(srv, b"GET /v1/models/sentiment HTTP/1.1\nHost: localhost\nConnection: close\n\n")
+    assert status == 400 and "bare LF" in body["error"], body
+    assert time.monotonic() - t0 < 10
+    assert exchange(srv, b"GET /v1/models HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")[0] == 200
+
+
+def test_options_is_a_cors_preflight_only_where_cross_origin_calls_are_allowed(serve):
+    """OPTIONS was answered 204, offering GET, POST and OPTIONS, on every path, unknown ones too, and counted as a
+    model API request; TF Serving takes no OPTIONS, and a preflight is for --cors-origin."""
+    plain, cors = serve(), serve(cors_origins=["https://app.example"])
+
+    def options(srv, path, origin=None):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+        conn.request("OPTIONS", path, headers={"Origin": origin} if origin else {})
+        r = conn.getresponse()
+        body = r.read()
+        conn.close()
+        return r.status, r.getheader("Allow"), json.loads(body) if body.strip() else None
+
+    status, allow, body = options(plain, "/v1/models/sentiment:predict")
+    assert (status, allow) == (405, "POST") and "see --cors-origin" in body["error"], body
+    assert options(plain, "/v1/models/sentiment")[:2] == (405, "GET, HEAD")
+    assert options(plain, "/nowhere")[0] == 404
+    assert options(cors, "/v1/models/sentiment:predict", "https://app.example")[0] == 204
+    assert options(cors, "/nowhere", "https://app.example")[0] == 404
+    assert options(cors, "/v1/models/a/b/c", "https://app.example")[0] == 404
