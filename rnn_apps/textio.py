@@ -135,8 +135,9 @@ def decode_utf8(data: bytes, name: str, error: type = ValueError, *, line: int =
 
 
 def _check_unicode_head(head: bytes, name: str, error: type) -> None:
-    """Refuse a file whose first bytes ``head`` show it is UTF-32 or UTF-16 (:func:`decode_utf8`'s checks of a
-    file's start)."""
+    """Refuse a file whose first bytes ``head`` show it is compressed (:func:`refuse_compressed`), UTF-32 or
+    UTF-16 (:func:`decode_utf8`'s checks of a file's start)."""
+    refuse_compressed(head, name, error)
     for bom, encoding, codec in _BOMS:
         if head.startswith(bom):
             raise error(f"{name} is {encoding} text; save it as UTF-8 (e.g. iconv -f {codec} -t utf-8).")
@@ -149,16 +150,17 @@ def _check_unicode_head(head: bytes, name: str, error: type) -> None:
 # The magic numbers of the compressed files a user may hand over for text: none is the start of UTF-8 text (0x8b
 # and 0xfd start no character; bzip2's "BZh" is followed by a digit and a block's binary magic).
 _COMPRESSIONS = (("gzip", re.compile(rb"\x1f\x8b")), ("bzip2", re.compile(rb"BZh[1-9]\x31\x41\x59\x26\x53\x59")),
-                 ("xz", re.compile(rb"\xfd7zXZ\x00")))
+                 ("xz", re.compile(rb"\xfd7zXZ\x00")), ("zip", re.compile(rb"PK\x03\x04")))
 
 
 def compression(head: bytes) -> Optional[str]:
-    """``"gzip"``, ``"bzip2"`` or ``"xz"`` when ``head`` (a file's first 10 bytes or more) starts as a file so
-    compressed does, else None."""
+    """``"gzip"``, ``"bzip2"``, ``"xz"`` or ``"zip"`` when ``head`` (a file's first 10 bytes or more) starts as a
+    file so compressed does, else None."""
     return next((name for name, magic in _COMPRESSIONS if magic.match(head)), None)
 
 
-_UNPACK = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}  # the command that undoes each compression
+# the command that undoes each compression, keeping the file
+_UNPACK = {"gzip": "gunzip -k {}", "bzip2": "bunzip2 -k {}", "xz": "unxz -k {}", "zip": "unzip {}"}
 
 
 def refuse_compressed(head: bytes, path: str, error: type = ValueError, allowed: tuple = ()) -> None:
@@ -170,7 +172,7 @@ def refuse_compressed(head: bytes, path: str, error: type = ValueError, allowed:
     """
     packed = compression(head)
     if packed and packed not in allowed:
-        raise error(f"{path} is {packed}-compressed; decompress it first ({_UNPACK[packed]} -k {path}).")
+        raise error(f"{path} is {packed}-compressed; decompress it first ({_UNPACK[packed].format(path)}).")
 
 
 def read_lines(stream: BinaryIO, name: str, error: type = ValueError) -> list[str]:

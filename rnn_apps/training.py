@@ -410,6 +410,45 @@ def settings_not_given(names: Iterable[str]):
         _not_given.reset(token)
 
 
+def data_fingerprint(path: str) -> Optional[dict]:
+    """``{"bytes": size, "sha256": hex digest}`` of a corpus file, None for anything else (a directory of
+    photos, a TFDS name): what a resumed run checks to continue on the data it began on, wherever it lies."""
+    import hashlib
+
+    if not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"bytes": os.path.getsize(path), "sha256": digest.hexdigest()}
+
+
+def check_same_data(run_dir: str, saved: dict, data: str) -> None:
+    """Refuse to resume the run whose config is ``saved`` on other data than it was trained on.
+
+    A corpus file recorded with its fingerprint (:func:`data_fingerprint`) must hold the same bytes, at its
+    old path or another (a copied or moved run goes on); an edited file is refused, as its steps and
+    epochs no longer match the run's. Otherwise (a directory, a run begun before fingerprints) the path
+    must be the same.
+    """
+    was, fingerprint = saved.get("data"), saved.get("data_fingerprint")
+    if not was:
+        return
+    if fingerprint and os.path.isfile(data):
+        now = data_fingerprint(data)
+        if now != fingerprint:
+            raise TrainingError(
+                f"{run_dir} was trained on {was} as it was then ({fingerprint['bytes']:,} bytes); {data} holds other "
+                f"data now ({now['bytes']:,} bytes{', other contents' * (now['bytes'] == fingerprint['bytes'])}). "
+                "--resume continues a run on the data it began on: restore that file, or start a new run in another "
+                "--run-dir.")
+        return
+    if os.path.realpath(was) != os.path.realpath(data):
+        raise TrainingError(f"{run_dir} was trained on {was}; --resume continues it on the same data "
+                            f"(received {data}).")
+
+
 def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, config_file: str = "config.json",
                  resumable: Sequence[str] = (), app: str = "", data: Optional[str] = None,
                  resume_asked: Optional[bool] = None, stages: Sequence[str] = (),
@@ -425,7 +464,7 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
 
     ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
     before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
-    resumed run must continue on the data it was trained on. Without ``--resume`` (``resume_asked``; default:
+    resumed run must continue on the data it was trained on (:func:`check_same_data`). Without ``--resume`` (``resume_asked``; default:
     ``resume``, which an app may narrow, as sentiment resumes saved settings only with their vocabulary), a
     ``run_dir`` holding checkpoints of an earlier run (its own, or in the subdirectories ``stages`` where stages
     of the run keep theirs) is refused before anything is written (:func:`check_new_run`): a refused command
@@ -461,9 +500,8 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
             saved = json.load(f)
         if app:
             check_run_app(run_dir, saved, app)
-        if data is not None and saved.get("data") and os.path.realpath(saved["data"]) != os.path.realpath(data):
-            raise TrainingError(f"{run_dir} was trained on {saved['data']}; --resume continues it on the same data "
-                                f"(received {data}).")
+        if data is not None:
+            check_same_data(run_dir, saved, data)
         settings = dict(saved["settings"])
         # A command's default is not the user's word: the run keeps its own value, as for an option left out.
         given = {k: v for k, v in given.items() if k not in _not_given.get()}

@@ -76,10 +76,20 @@ def test_a_corpus_compressed_otherwise_than_gzip_says_how_to_decompress_it(tmp_p
     import bz2
     import lzma
 
-    for name, pack, tool in (("tang.jsonl.bz2", bz2.compress, "bunzip2"), ("tang.txt.xz", lzma.compress, "unxz")):
+    import io
+    import zipfile
+
+    def zipped(data: bytes) -> bytes:
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w") as z:
+            z.writestr("poems.txt", data)
+        return out.getvalue()
+
+    for name, pack, tool in (("tang.jsonl.bz2", bz2.compress, "bunzip2 -k"), ("tang.txt.xz", lzma.compress, "unxz -k"),
+                             ("poems.zip", zipped, "unzip")):  # a .zip too (was "line 1 is not UTF-8")
         path = tmp_path / name
         path.write_bytes(pack("床前明月光，疑是地上霜。\n".encode("utf-8")))
-        with pytest.raises(pdata.CorpusError, match=rf"is \w+-compressed; decompress it first \({tool} -k .*{name}\)"):
+        with pytest.raises(pdata.CorpusError, match=rf"is \w+-compressed; decompress it first \({tool} .*{name}\)"):
             pdata.load_poems(str(path))
 
 

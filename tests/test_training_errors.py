@@ -305,7 +305,7 @@ def _other_app_data(tmp_path, app):
     if app == "poetry":
         poems = os.path.join(FIXTURES, "poems.txt")
         other = tmp_path / "b" / "poems.txt"
-        other.write_text("".join(open(poems, encoding="utf-8").readlines()[:40]), encoding="utf-8")
+        other.write_text("".join(open(poems, encoding="utf-8").readlines()[:20]), encoding="utf-8")
         return poems, str(other), TINY_POETRY
     if app == "sentiment":  # with the language-model stage, which keeps its own checkpoints in run_dir/lm
         return (_reviews(tmp_path / "a", [0, 1] * 8), _reviews(tmp_path / "b", [1, 0, 0] * 6),
@@ -508,6 +508,43 @@ def test_resume_on_other_data_is_refused(tmp_path):
     assert r.exit_code == 1, r.output
     assert (f"Error: {run_dir} was trained on /elsewhere/poems.txt; --resume continues it on the same data "
             f"(received {os.path.abspath(data)}).") in r.output
+
+
+def test_resume_checks_the_corpus_by_its_bytes_not_its_path(tmp_path):
+    """--resume checked only the corpus's path: a file edited in place resumed (its steps counted anew, so the run
+    seemed finished and trained no more), while the same file moved elsewhere was refused."""
+    import shutil
+
+    from rnn_apps import training
+    from rnn_apps.apps.base import write_run_config
+
+    data = tmp_path / "poems.txt"
+    shutil.copy(os.path.join(FIXTURES, "poems.txt"), data)
+    run_dir = str(tmp_path / "run")
+    os.makedirs(run_dir)
+    write_run_config(run_dir, {"settings": POETRY_SETTINGS, "data": str(data)}, app="poetry")
+    saved = json.load(open(os.path.join(run_dir, "config.json"), encoding="utf-8"))
+    size = os.path.getsize(data)
+    assert saved["data_fingerprint"]["bytes"] == size and len(saved["data_fingerprint"]["sha256"]) == 64
+
+    moved = tmp_path / "elsewhere" / "poems.txt"
+    moved.parent.mkdir()
+    shutil.copy(data, moved)
+    training.check_same_data(run_dir, saved, str(moved))  # the same bytes: resumed wherever they lie
+
+    data.write_bytes(b"".join(moved.read_bytes().splitlines(keepends=True)[:10]))  # the first 10 poems
+    with pytest.raises(training.TrainingError) as e:  # (a real run refused so: the apps' tests below)
+        training.check_same_data(run_dir, saved, str(data))
+    assert str(e.value) == (
+        f"{run_dir} was trained on {data} as it was then ({size:,} bytes); {data} holds other data now "
+        f"({os.path.getsize(data):,} bytes). --resume continues a run on the data it began on: restore that file, "
+        "or start a new run in another --run-dir.")
+    data.write_bytes(bytes(b ^ 1 if i == 0 else b for i, b in enumerate(moved.read_bytes())))  # same size
+    with pytest.raises(training.TrainingError, match=rf"\({size:,} bytes, other contents\)\."):
+        training.check_same_data(run_dir, saved, str(data))
+    # a resumed run keeps the fingerprint of the data it began on
+    write_run_config(run_dir, {"settings": POETRY_SETTINGS, "data": str(moved)}, app="poetry", saved=saved)
+    assert json.load(open(os.path.join(run_dir, "config.json")))["data_fingerprint"] == saved["data_fingerprint"]
 
 
 # ------------------------------------------------------------------ 7. sizes and rates, before the run dir

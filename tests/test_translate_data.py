@@ -132,6 +132,14 @@ def test_pairs_loading_split_and_errors(tmp_path):
         tdata.load_pairs(str(f))
     with pytest.raises(FileNotFoundError, match="No such file"):
         tdata.load_pairs(str(tmp_path / "nope.tsv"))
+    # a gzipped TSV was "line 1 is not UTF-8 text ... (e.g. iconv -f latin1 -t utf-8)"
+    import gzip
+
+    packed = tmp_path / "pairs.tsv.gz"
+    packed.write_bytes(gzip.compress("Hi.\t你好。\n".encode()))
+    with pytest.raises(tdata.TranslationDataError,
+                       match=rf"^{packed} is gzip-compressed; decompress it first \(gunzip -k {packed}\)\.$"):
+        tdata.load_pairs(str(packed))
     assert tdata.split_sentences("Hi. How are you? Fine!", "en") == ["Hi.", "How are you?", "Fine!"]
     assert tdata.split_sentences("你好。你好吗？好", "zh") == ["你好。", "你好吗？", "好"]
 

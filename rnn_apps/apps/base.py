@@ -218,11 +218,21 @@ def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE,
     with (the second value of :func:`rnn_apps.training.run_settings`, None for a new run), and a run begun
     before runs recorded their machine gets none. A record that already says where it trained (``machine``,
     or the JAX recipes' ``trained_on``, written on the machine that exports the model) is written as it is.
+    A corpus file (``data``) is recorded with its fingerprint (:func:`rnn_apps.training.data_fingerprint`).
     """
     if "machine" not in record and "trained_on" not in record:
         machine = machine_record() if saved is None else saved.get("machine")
         if machine:
             record = {**record, "machine": machine}
+    if isinstance(record.get("data"), str) and "data_fingerprint" not in record:
+        from rnn_apps.training import data_fingerprint
+
+        # a resumed run checks it (rnn_apps.training.check_same_data); a run resumed on the same bytes keeps
+        # its first one, so a long corpus is read once more only at the check
+        fingerprint = saved.get("data_fingerprint") if saved else None
+        fingerprint = fingerprint or data_fingerprint(record["data"])
+        if fingerprint:
+            record = {**record, "data_fingerprint": fingerprint}
     if app:
         record = {"app": app, **record}
     path = os.path.join(run_dir, config_file)
