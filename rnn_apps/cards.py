@@ -451,12 +451,28 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
     hub = hub_for_data(module.HUB(app, meta) if callable(module.HUB) else module.HUB, data)
     text = compose(app, version_dir, body, facts, hub, figures,
                    section(old_body, VERSIONS_HEADING) if old_body else None, data)
+    text = relink(text, app_dir, os.path.dirname(os.path.abspath(out)))
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     tmp = out + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(tmp, out)
     return {"card": out, "facts": facts, "metrics": figures}
+
+
+def relink(text: str, app_dir: str, out_dir: str) -> str:
+    """A card's links to files of its app directory (``![attention](attention.png)``), made to reach them from
+    ``out_dir``, where the card is written (a card written elsewhere kept links that led nowhere)."""
+    if os.path.abspath(app_dir) == os.path.abspath(out_dir):
+        return text
+
+    def fix(m):
+        target = m.group(2)
+        if re.match(r"[a-z][a-z0-9+.-]*:|[#/]", target, re.I) or not os.path.isfile(os.path.join(app_dir, target)):
+            return m.group(0)  # a web address, an anchor, an absolute path, or no file of the app directory
+        return f"{m.group(1)}({os.path.relpath(os.path.join(app_dir, target), out_dir)})"
+
+    return re.sub(r"(!?\[[^\]\n]*\])\(([^)\s]+)\)", fix, text)
 
 
 def shipped_figures(version_dir: str, table: dict) -> list:
@@ -614,10 +630,9 @@ def generic_body(app: str, meta: dict) -> str:
              "", "## Settings", "", "| setting | value |", "| --- | --- |"]
     for k, v in sorted((meta.get("config") or {}).items()):
         lines.append(f"| {k} | {json.dumps(v, ensure_ascii=False)} |")
-    summary = meta.get("summary") or {}
-    if summary:
+    figures = [(k, v) for k, v in (meta.get("summary") or {}).items()
+               if v is not None and not isinstance(v, (dict, list))]
+    if figures:  # none known (an export that kept no figure): no empty table
         lines += ["", "## Training summary", "", "| figure | value |", "| --- | --- |"]
-        for k, v in summary.items():
-            if v is not None and not isinstance(v, (dict, list)):
-                lines.append(f"| {k} | {v} |")
+        lines += [f"| {k} | {v} |" for k, v in figures]
     return "\n".join(lines) + "\n"

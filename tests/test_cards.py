@@ -376,3 +376,22 @@ def test_a_generic_card_names_only_commands_that_exist():
     assert cards.training_commands("translate-zh-en") == ["rnn-apps train translate", "rnn-apps fine-tune translate"]
     assert cards.generic_body("forecast", meta).startswith("# Forecaster")
     assert "trained with `rnn-apps train poetry` or `rnn-apps fine-tune poetry`." in cards.generic_body("poetry", meta)
+
+
+def test_a_card_written_elsewhere_links_to_the_figures_beside_the_model(app_dir, tmp_path):
+    """`card --out` elsewhere kept `![attention](attention.png)`, which led nowhere, and made a missing folder where
+    the other commands' outputs refuse one."""
+    (app_dir / "attention.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    body = ("# My poem model\n\n![attention](attention.png) [the web](https://example.org/a.png) [top](#figures) "
+            "![gone](missing.png)\n\n## Figures\n\n* Measured.\n")
+    (app_dir / "README.md").write_text(body, encoding="utf-8")
+    (tmp_path / "docs").mkdir()
+    out = tmp_path / "docs" / "card.md"
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    text = out.read_text(encoding="utf-8")
+    assert "![attention](../poetry/attention.png)" in text  # from docs/ to the app directory's file
+    assert "[the web](https://example.org/a.png)" in text and "[top](#figures)" in text and "(missing.png)" in text
+    assert "(attention.png)" in (app_dir / "README.md").read_text(encoding="utf-8")  # the app's own card: as it was
+    r = CliRunner().invoke(cli, ["card", "poetry", "--model", str(app_dir), "--out", str(tmp_path / "no" / "c.md")])
+    assert r.exit_code == 2 and "does not exist; create it first" in r.output and not (tmp_path / "no").exists()

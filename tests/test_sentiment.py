@@ -531,15 +531,18 @@ def test_classify_cli_errors(runner, tiny_model, tmp_path):
 
 def test_classify_reads_the_text_column_of_a_table(runner, tiny_model, tmp_path):
     """A .csv was read line by line: its header scored as a review, every review with ',pos' attached, a
-    quoted review of two lines split in two. Its text column is read now, each review named by its line."""
+    quoted review of two lines split in two. Its text column is read now, each review named by its line; a row
+    with an empty review is named too (it was left out without a word)."""
     table = tmp_path / "mine.csv"
     table.write_text('id,review,label\n1,"A fine film,\nwith a good cast.",pos\n\n2,Dull.,neg\n3,,pos\n',
                      encoding="utf-8")
     r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(table), "--json"])
-    assert r.exit_code == 0, r.output
+    assert r.exit_code == 1, r.output
+    assert f"{table}, line 6 is empty: give a review to classify." in r.stderr
     rows = json.loads(r.stdout)
-    assert [(row["text"], row["read_from"]) for row in rows] == [("A fine film,\nwith a good cast.", f"{table}, line 2"),
-                                                              ("Dull.", f"{table}, line 5")]
+    assert [(row.get("text", row.get("source")), row.get("read_from")) for row in rows] == [
+        ("A fine film,\nwith a good cast.", f"{table}, line 2"), ("Dull.", f"{table}, line 5"), ("", f"{table}, line 6")]
+    assert "is empty" in rows[2]["error"]
     none = tmp_path / "none.csv"
     none.write_text("a,b\nA fine film.,pos\n", encoding="utf-8")
     r = runner.invoke(cli, ["classify", "--model", tiny_model, "--file", str(none)])

@@ -634,7 +634,8 @@ def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_pat
 
 
 def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_model, tmp_path):
-    """`export translate --from-model`: the same weights, decoding settings and translations, no card written."""
+    """`export translate --from-model`: the same weights, decoding settings and translations; a card written into
+    a folder without one (there was none), an existing card kept (its measured sections are not in the model)."""
     import json
 
     import tensorflow as tf
@@ -645,7 +646,10 @@ def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_
                             "--json"])
     assert r.exit_code == 0, r.output
     new_dir = json.loads(r.output)["exported"]
-    assert not os.path.exists(tmp_path / "translate" / "README.md")
+    card = (tmp_path / "translate" / "README.md").read_text(encoding="utf-8")
+    assert 'app: "translate"' in card and "| direction | \"en-zh\" |" in card, card  # the model's own record
+    r = runner.invoke(cli, ["export", "translate", "--from-model", tiny_model, "--export", str(tmp_path / "translate")])
+    assert r.exit_code == 0 and (tmp_path / "translate" / "README.md").read_text(encoding="utf-8") == card
     meta = [json.load(open(os.path.join(d, "assets.extra", "translate.json"), encoding="utf-8"))
             for d in (tiny_model, new_dir)]
     assert meta[1]["decoding"] == meta[0]["decoding"] and meta[1]["config"] == meta[0]["config"]
@@ -658,6 +662,26 @@ def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_
         np.testing.assert_array_equal(a["translation"].numpy(), b["translation"].numpy())
     r = runner.invoke(cli, ["export", "translate", "--from-model", tiny_model, "--run-dir", "x"])
     assert r.exit_code == 2 and "one of --run-dir" in r.output
+
+
+def test_export_from_a_run_states_the_runs_figures(runner, tiny_run, tmp_path):
+    """`export translate --run-dir` recorded every figure of the run as null, and its card had an empty table."""
+    import json
+
+    from rnn_apps import training
+    from rnn_apps.cli import cli
+
+    run_dir, result = tiny_run
+    r = runner.invoke(cli, ["export", "translate", "--run-dir", run_dir, "--export", str(tmp_path / "t"), "--json"])
+    assert r.exit_code == 0, r.output
+    meta = json.load(open(os.path.join(json.loads(r.output)["exported"], "assets.extra", "translate.json"),
+                          encoding="utf-8"))
+    history = training.read_history(run_dir)
+    assert meta["summary"]["best_epoch"] == result["best_epoch"] and meta["summary"]["step"] == result["step"]
+    assert meta["summary"]["val_loss"] == pytest.approx(result["val_loss"]) == min(h["val_loss"] for h in history)
+    assert meta["summary"]["stats"] == result["stats"]
+    card = (tmp_path / "t" / "README.md").read_text(encoding="utf-8")
+    assert f"| best_epoch | {result['best_epoch']} |" in card and f"| step | {result['step']} |" in card
 
 
 def test_a_translation_that_runs_to_max_length_says_so(translator, runner, tiny_model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from rnn_apps.cli import options
-from rnn_apps.cli.common import echo_json, friendly_errors, quiet_tensorflow
+from rnn_apps.cli.common import OutputFile, echo_json, friendly_errors, quiet_tensorflow
 
 
 def _inputs(ctx, param, values) -> dict:
@@ -21,8 +21,9 @@ def _inputs(ctx, param, values) -> dict:
 @click.command("card")
 @click.argument("app")
 @options.model("APP")
-@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
-              help="Where to write the card (default: README.md in the model's app directory).")
+@click.option("--out", "out_path", default=None, type=OutputFile(),
+              help="Where to write the card (default: README.md in the model's app directory); its links to the "
+                   "figures beside the model then lead to them.")
 @click.option("-i", "--input", "inputs", multiple=True, callback=_inputs, metavar="NAME=VALUE",
               help="A measurement the app's card is written from (a training run, an evaluation's JSON ...); "
               "may be repeated. An unknown NAME is refused with the list of the app's inputs.")

@@ -69,11 +69,11 @@ def _decode(raw: bytes, where: str) -> str:
     """The text of a review file (or an aclImdb member) ``where``, its byte-order mark dropped.
 
     Raises:
-        SentimentDataError: a file in UTF-16 or UTF-32, or bytes that are not UTF-8, naming the line and the
-            byte (:func:`rnn_apps.textio.decode_utf8`).
+        SentimentDataError: a compressed file, a file in UTF-16 or UTF-32, or bytes that are not UTF-8, naming
+            the line and the byte (:func:`rnn_apps.textio.decode_utf8`).
     """
-    textio.refuse_compressed(raw[:10], where, SentimentDataError)  # a reviews.csv.gz, say
-    return textio.decode_utf8(raw, where, SentimentDataError, lead="{name}: line {line} is not UTF-8 text")
+    return textio.decode_utf8(  # which refuses a compressed file (a reviews.csv.gz, say)
+        raw, where, SentimentDataError, lead="{name}: line {line} is not UTF-8 text")
 
 
 # ------------------------------------------------------------------------------------------ aclImdb
@@ -208,7 +208,8 @@ def _table_rows(path: str, text: str, tsv: bool) -> Iterator[tuple]:
 def read_review_column(path: str) -> list:
     """The reviews of a CSV/TSV table's text column (named in its header: text, review, sentence or content),
     each a :class:`rnn_apps.textio.Line` that knows its row ("reviews.csv, line 4"); a quoted review may span
-    lines; rows with an empty text are skipped.
+    lines. A row whose text is empty is kept, empty, so that ``classify`` names it rather than leaving it out
+    (rows without a word went unanswered and unmentioned).
 
     Raises:
         SentimentDataError: no such file, not UTF-8, not valid CSV, or no header naming a text column.
@@ -233,8 +234,7 @@ def read_review_column(path: str) -> list:
         if len(row) <= column:  # skipped without a word before: a row cut short, or a comma missing
             raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; "
                                      f"the header has {width} (the reviews in column {column + 1}).")
-        if row[column].strip():
-            out.append(Line(row[column], f"{path}, line {start}", source=path))
+        out.append(Line(row[column], f"{path}, line {start}", source=path))
     return out
 
 

@@ -26,12 +26,12 @@ def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_p
 
     penalties = {"length_penalty": export.LENGTH_PENALTY if length_penalty is None else length_penalty,
                  "coverage_penalty": export.COVERAGE_PENALTY if coverage_penalty is None else coverage_penalty}
-    write = with_card if card else (lambda app, path, run_dir: path)
+    write = with_card if card else (lambda app, path, run_dir, from_model: path)
     return write("translate", export.export_translate(
         r["model"], r["source_vocab"], r["target_vocab"], r["config"], r.get("truecase", {}), app_dir, version,
         default_beam=default_beam, **penalties,
         summary={k: r.get(k) for k in ("val_loss", "best_epoch", "averaged_epochs", "stats", "step", "stopped_early")}),
-        r.get("run_dir"))
+        r.get("run_dir"), r.get("from_model"))
 
 
 _DEFAULT_BEAM = click.option("--default-beam", type=IntegerRange(1, 16), default=4, show_default=True,
@@ -53,7 +53,8 @@ _MODEL = click.option("--model", "model_dir", default=None,
 @click.argument("texts", nargs=-1)
 @click.option("--file", "files", multiple=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="A UTF-8 file with one text a line ('-': standard input); of a line with tab-separated "
-                   "columns (a table of pairs), the first column in the source language. May be repeated.")
+                   "columns in both languages (a table of pairs), the first column in the source language; a line "
+                   "of one language is translated whole. May be repeated.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's; see its model card).", "translate")
 @click.option("--max-length", type=limits.option_type("translate", "max_length", where="--max-length"), default=None,
               help="Most tokens per sentence, its end token included: N-1 words (or Chinese characters) at most "
@@ -413,13 +414,26 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
         result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
                   "truecase": truecase, **(meta.get("summary") or {})}
     else:
+        from rnn_apps import training
+        from rnn_apps.apps.base import read_run_config
+
         model, src_vocab, tgt_vocab, cfg, truecase = task.load_run_model(run_dir)
+        # the figures training printed, read back from the run (the exported record and card state them)
+        history = training.read_history(run_dir)
+        best = training.best_epoch(history, "val_loss")
+        averaged = training.best_epochs(history, "val_loss", cfg.get("average_best", 0)) if best else []
         result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
-                  "truecase": truecase, "run_dir": run_dir}
+                  "truecase": truecase, "run_dir": run_dir, "val_loss": best[1] if best else None,
+                  "best_epoch": best[0] if best else None, "averaged_epochs": averaged if len(averaged) > 1 else [],
+                  "stats": read_run_config(run_dir, task.CONFIG_FILE).get("stats"),
+                  "step": history[-1].get("step") if history else None}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
-    # a re-export keeps the app's card: its training facts are not in the exported model to write it again
-    echo_exported(_export_run(result, options.export_dir_for(export_dir, models_root, app), version, default_beam,
-                              length_penalty, coverage_penalty, card=not from_model), as_json)
+    app_dir = options.export_dir_for(export_dir, models_root, app)
+    # A re-export keeps the app's card: its measured sections are not in the exported model to write again. A
+    # folder without a card gets one written from the model's own record.
+    card = not from_model or not os.path.isfile(os.path.join(app_dir, "README.md"))
+    echo_exported(_export_run({**result, "from_model": from_model}, app_dir, version, default_beam, length_penalty,
+                              coverage_penalty, card=card), as_json)
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
