@@ -200,6 +200,8 @@ def load_poems_counted(path: str, script: str = "simplified") -> tuple[list[str]
         # the most frequent first; a tie in the order met (sorted is stable), so the same file says the same
         "poems_left_out_symbols": [_shown_symbol(c) for c in sorted(symbols, key=lambda c: -symbols[c])[:5]],
     }
+    if not raw:
+        raise CorpusError(f"{path} holds no poem: it is empty, or holds only blank lines.")
     if not poems:
         raise CorpusError(
             f"{path}: none of its {len(raw)} poems is usable ({_reasons(left_out)}); a poem needs at least "

@@ -209,3 +209,13 @@ def test_batch_plan_rows_divide_among_replicas():
         assert x.shape[0] % 2 == 0
         real += int((w.sum(axis=1) > 0).sum())
     assert real == 101  # every sequence once; filler rows have zero weight
+
+
+def test_a_corpus_without_any_poem_says_so(tmp_path):
+    """An empty file was "none of its 0 poems is usable ()"."""
+    for name, content in (("empty.txt", ""), ("blank.txt", "\n \n")):
+        path = tmp_path / name
+        path.write_text(content, encoding="utf-8")
+        with pytest.raises(pdata.CorpusError) as e:
+            pdata.load_poems(str(path))
+        assert str(e.value) == f"{path} holds no poem: it is empty, or holds only blank lines."
