@@ -541,7 +541,8 @@ def test_classify_reads_the_text_column_of_a_table(runner, tiny_model, tmp_path)
     assert f"{table}, line 6 is empty: give a review to classify." in r.stderr
     rows = json.loads(r.stdout)
     assert [(row.get("text", row.get("source")), row.get("read_from")) for row in rows] == [
-        ("A fine film,\nwith a good cast.", f"{table}, line 2"), ("Dull.", f"{table}, line 5"), ("", f"{table}, line 6")]
+        ("A fine film,\nwith a good cast.", f"{table}, line 2"), ("Dull.", f"{table}, line 5"),
+        ("", f"{table}, line 6")]
     assert "is empty" in rows[2]["error"]
     none = tmp_path / "none.csv"
     none.write_text("a,b\nA fine film.,pos\n", encoding="utf-8")

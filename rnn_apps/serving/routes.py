@@ -25,12 +25,12 @@ _ROUTE = re.compile(
 
 _MODEL_API = "/v1/models/"
 _POSTED = (":predict", ":classify", ":regress")  # the model API's verbs that take a request body
+_APIS = {"": "status", "/metadata": "metadata"}  # the others by their verb: predict, classify, regress
 
 
 def _allow(e):
     """The ``Allow`` header of a werkzeug HTTP error (a 405 has one)."""
     return [(k, v) for k, v in e.get_headers() if k.lower() == "allow"]
-_APIS = {"": "status", "/metadata": "metadata"}  # the others by their verb: predict, classify, regress
 
 
 def metric_labels(path: str) -> Optional[Tuple[str, str]]:
@@ -155,6 +155,10 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
             raise guard.GuardError(403, f"cross-origin request from {origin} refused (the server allows "
                                         f"{', '.join(cors_origins) or 'no other origin'}; see --cors-origin)")
 
+    def check_length(length: Optional[int]) -> None:
+        if length is not None and length > max_body_bytes:
+            raise ApiError(413, f"request body of {length} bytes exceeds the limit of {max_body_bytes} bytes")
+
     def refusal(method: str, path: str, target: str, protocol: str, header, scheme: str
                 ) -> Optional[Tuple[int, str, dict]]:
         """The status, message and headers a request gets from its line and headers alone, or None when its body
@@ -169,8 +173,7 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
             if method == "OPTIONS":
                 return None
             length = header("Content-Length")
-            if length is not None and length.isdigit() and int(length) > max_body_bytes:
-                raise ApiError(413, f"request body of {int(length)} bytes exceeds the limit of {max_body_bytes} bytes")
+            check_length(int(length) if length is not None and length.isdigit() else None)
             guard.check_encoding(header("Content-Encoding"))
             try:
                 app.url_map.bind("localhost").match(path, method)
@@ -199,15 +202,13 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
             # OPTIONS is a method like any other that the path does not take (TF Serving takes none).
             if request.routing_exception is not None:
                 raise request.routing_exception
-            allow = model_api_methods(request.path) if request.path.startswith(_MODEL_API) else "GET, HEAD"
+            allow = model_api("OPTIONS", request.path, False)[1] if request.path.startswith(_MODEL_API) else "GET, HEAD"
             if not cors_origins:
                 raise ApiError(405, f"Method OPTIONS not allowed for {request.path} (use {allow}; a CORS preflight "
                                     "is answered only when the server allows other origins, see --cors-origin)",
                                {"Allow": allow})
             return Response(status=204, headers=guard.preflight_headers(origin or "", cors_origins))
-        length = request.content_length
-        if length is not None and length > max_body_bytes:
-            raise ApiError(413, f"request body of {length} bytes exceeds the limit of {max_body_bytes} bytes")
+        check_length(request.content_length)
         if rescan_on_request:
             registry.scan()
         return None
@@ -255,28 +256,21 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
                 raise ApiError(e.status, e.message) from None
         return execute
 
-    def model_api_parts(method: str, path: str):
-        """The parts of a model API path, ``/v1/models/...`` (404 for a malformed one)."""
+    def model_api(method: str, path: str, check_method: bool = True):
+        """The parts of a model API path, ``/v1/models/...``, and the methods it takes (404 for a malformed path,
+        405 for a method it does not take, unless ``check_method`` is False)."""
         rest = path[len(_MODEL_API):]
         m = _ROUTE.match(rest)
         if not m:
             raise ApiError(404, f"Malformed request: {method} /v1/models/{shown(rest)}")
-        return m
-
-    def model_api_methods(path: str, method: str = "OPTIONS") -> str:
-        """The methods a model API path takes (404 for a malformed one)."""
-        return "POST" if model_api_parts(method, path).group("suffix") in _POSTED else "GET, HEAD"
-
-    def model_api(method: str, path: str):
-        """The parts of a model API path, ``/v1/models/...`` (404 for a malformed one, 405 for a wrong method)."""
-        allow = model_api_methods(path, method)
-        if method not in allow.split(", "):
+        allow = "POST" if m.group("suffix") in _POSTED else "GET, HEAD"
+        if check_method and method not in allow.split(", "):
             raise ApiError(405, f"Method {method} not allowed for {path} (use {allow})", {"Allow": allow})
-        return model_api_parts(method, path)
+        return m, allow
 
     @app.route("/v1/models/<path:rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def _model(rest: str):
-        m = model_api(request.method, request.path)
+        m, _ = model_api(request.method, request.path)
         name, suffix = m.group("name"), m.group("suffix") or ""
         if m.group("label") is not None:
             registry.entries(name)  # 404 for an unknown model first

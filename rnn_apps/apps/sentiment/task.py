@@ -394,8 +394,8 @@ def _fit_ngram_branch(model, cfg, train_texts, train_labels, val_texts, val_ids,
     else:
         order, tokens = int(cfg["ngram_order"]), cfg["ngram_tokens"]
         if verbose:
-            print(f"N-gram branch: up to {cfg['ngram_features']:,} n-grams of 1..{order} tokens ({tokens}), NB-weighted "
-                  "logistic regression.")
+            print(f"N-gram branch: up to {cfg['ngram_features']:,} n-grams of 1..{order} tokens ({tokens}), "
+                  "NB-weighted logistic regression.")
         weight = float(cfg["ngram_self_training"]) if len(unlabelled_texts) else 0.0
         vocabulary, weights, bias = ngrams.fit_ngram_branch(train_texts, train_labels, int(cfg["ngram_features"]), order,
                                                             float(cfg["ngram_l2"]), verbose=verbose, tokens=tokens,
