@@ -462,15 +462,15 @@ def run_settings(run_dir: str, defaults: dict, overrides: dict, resume: bool, co
     the run's is refused; settings named by :func:`settings_not_given` count as not given there. Creates
     ``run_dir``.
 
-    ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not,
-    before anything is written. ``data``: the corpus of this stretch, as the run's config records it; a
-    resumed run must continue on the data it was trained on (:func:`check_same_data`). Without ``--resume``
-    (``resume_asked``; default: ``resume``, which an app may narrow, as sentiment resumes saved settings only
-    with their vocabulary), a ``run_dir`` holding checkpoints of an earlier run (its own, or in the
-    subdirectories ``stages`` where stages of the run keep theirs) is refused before anything is written
-    (:func:`check_new_run`): a refused command leaves the earlier run byte for byte as it was. ``check(saved, settings)``: the app's own refusals of a resumed
-    run (raising :class:`TrainingError`), made likewise before anything is written, the lock included. Takes the
-    run directory's lock (:func:`lock_run_dir`).
+    ``app`` (the app's package name): a ``run_dir`` holding another app's run is refused, resumed or not, before
+    anything is written. ``data``: the corpus of this stretch, as the run's config records it; a resumed run must
+    continue on the data it was trained on (:func:`check_same_data`). Without ``--resume`` (``resume_asked``;
+    default: ``resume``, which an app may narrow, as sentiment resumes saved settings only with their vocabulary), a
+    ``run_dir`` holding checkpoints of an earlier run (its own, or in the subdirectories ``stages`` where stages of
+    the run keep theirs) is refused before anything is written (:func:`check_new_run`): a refused command leaves the
+    earlier run byte for byte as it was. ``check(saved, settings)``: the app's own refusals of a resumed run
+    (raising :class:`TrainingError`), made likewise before anything is written, the lock included. Takes the run
+    directory's lock (:func:`lock_run_dir`).
 
     Raises:
         ValueError: an override that is not a setting.
