@@ -353,7 +353,7 @@ def todays_recurrence():
     """``rnn_apps.layers.lstm_sequence`` with its loops as a TensorFlow graph instead of an XLA computation."""
     from rnn_apps.layers import lstm_sequence as module
 
-    return mock.patch.object(module, "_compiled_sequence", lambda: module._sequence)
+    return mock.patch.object(module, "_compiled_loops", lambda: (module._forward, module._backward))
 
 
 def step(model, batch):

@@ -83,6 +83,8 @@ class Range:
     def contains(self, x: float) -> bool:
         if not math.isfinite(x):
             return False
+        if self.integer and x != math.floor(x):  # 2.5 tokens, beams or poems (2.0 is 2)
+            return False
         above = x > self.lo if self.lo_open else x >= self.lo
         below = x < self.hi if self.hi_open else x <= self.hi
         return above and below and not 0 < x < self.min_positive

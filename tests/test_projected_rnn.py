@@ -224,3 +224,34 @@ def test_lstm_sequence_compiled_by_xla_equals_the_tensorflow_graph(masked, zeros
     for a, b in zip(graph_outs + graph_grads, xla_outs + xla_grads):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
     assert np.abs(graph_grads[1]).sum() > 0
+
+
+def test_training_under_a_persistent_tape_and_in_float64():
+    """In training, ProjectedRNN and DeepBidirectionalRNN failed under a persistent GradientTape (the XLA loop's
+    intermediates cannot leave it: "XLA compilation requires a fixed tensor list size"), and a float64 layer
+    over a float32 cell failed ("expected to be a double tensor") where keras.layers.RNN computes in the cell's
+    dtype and casts the outputs."""
+    from rnn_apps.layers import DeepBidirectionalRNN
+
+    x = tf.random.normal((2, 5, 3), seed=1)
+    for layer in (ProjectedRNN(LSTMCell(4, seed=2)), DeepBidirectionalRNN("lstm", 4, 1)):
+        with tf.GradientTape(persistent=True) as tape:
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        once = tape.gradient(loss, layer.trainable_weights)
+        again = tape.gradient(loss, layer.trainable_weights)  # a persistent tape answers twice
+        with tf.GradientTape() as plain:
+            reference = tf.reduce_sum(layer(x, training=True) ** 2)
+        for a, b, c in zip(once, again, plain.gradient(reference, layer.trainable_weights)):
+            np.testing.assert_array_equal(a, b)
+            np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-7)
+    x64 = np.random.default_rng(0).normal(size=(2, 5, 3))
+    for cell in (LSTMCell, GRUCell):
+        keras_rnn = keras.layers.RNN(cell(4, seed=3), dtype="float64")
+        ours = ProjectedRNN(cell(4, seed=3), dtype="float64")
+        expected = keras_rnn(x64)
+        ours.build(x64.shape)
+        ours.set_weights(keras_rnn.get_weights())
+        for training in (False, True):
+            got = ours(x64, training=training)
+            assert got.dtype == expected.dtype == tf.float64
+            np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

@@ -719,3 +719,34 @@ def test_pretraining_may_grow_on_resume_until_the_classifier_starts(tiny_run, tm
     shutil.copy(finished / task.VOCAB_FILE, none / task.VOCAB_FILE)
     with pytest.raises(training.TrainingError, match="started without language-model pre-training"):
         task.train(imdb[2], str(none), epochs=1, resume=True, verbose=0, pretrain_epochs=1)
+
+
+def test_the_library_takes_any_sequence_of_reviews_but_not_one_string(tiny_model):
+    """classify() of a NumPy array of reviews raised "The truth value of an array ... is ambiguous", and
+    probabilities("Dull.") answered five probabilities, one a letter."""
+    import numpy as np
+
+    from rnn_apps.apps.sentiment.classify import SentimentClassifier
+
+    clf = SentimentClassifier(tiny_model)
+    texts = ["A fine film with a good cast.", "Dull."]
+    as_list = [p.probability for p in clf.classify(texts)]
+    assert [p.probability for p in clf.classify(np.array(texts))] == as_list
+    assert [p.probability for p in clf.classify(tuple(texts))] == as_list
+    np.testing.assert_array_equal(clf.probabilities(np.array(texts)), clf.probabilities(texts))
+    for call in (clf.classify, clf.probabilities):
+        with pytest.raises(TypeError, match=r"^texts must be a list of strings, not one string\.$"):
+            call("Dull.")
+
+
+def test_an_integer_setting_refuses_a_fraction():
+    """A Python caller's max_length 2.5 was taken (and cut the translation short without saying so); the
+    command line and the server take integers only."""
+    from rnn_apps import limits
+
+    for value in (2.5, 0.1, 159.9):
+        with pytest.raises(limits.LimitError,
+                           match=rf"^max_length must be an integer from 0 to 160 .*received {value}\.$"):
+            limits.check_number(limits.APPS["translate"], "max_length", value)
+    for value in (2, 2.0, 160):
+        limits.check_number(limits.APPS["translate"], "max_length", value)

@@ -523,6 +523,14 @@ def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] 
 
 # ---------------------------------------------------------------------------------------------- inference
 
+def text_list(texts, refusal: str = "texts must be a list of strings, not one string.") -> list:
+    """``texts`` (a list, a tuple, a NumPy array of strings ...) as a list; a single string (or bytes) is refused
+    with ``TypeError(refusal)``, as it would be read as one text a character."""
+    if isinstance(texts, (str, bytes, bytearray)):
+        raise TypeError(refusal)
+    return list(texts)
+
+
 class Predictor:
     """Base of the inference wrappers: an exported model found, its settings read and loaded once.
 
@@ -617,8 +625,7 @@ class Predictor:
         """Refuse, with ``error`` (a one-line message naming the text), what the app's texts cannot be:
         a single string instead of a list (``TypeError``), no text (``nothing``), and each text that
         :meth:`check_text_at` refuses."""
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("texts must be a list of strings, not one string.")
+        texts = text_list(texts)
         if not texts:
             raise error(nothing)
         for i, t in enumerate(texts, 1):

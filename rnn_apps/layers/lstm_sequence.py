@@ -32,11 +32,12 @@ import functools
 
 
 @functools.lru_cache(maxsize=None)
-def _compiled_sequence():
-    """:func:`_sequence` as one XLA computation, built on first use (TensorFlow is imported only then)."""
+def _compiled_loops():
+    """:func:`_forward` and :func:`_backward`, each one XLA computation, built on first use (TensorFlow is
+    imported only then)."""
     import tensorflow as tf
 
-    return tf.function(_sequence, jit_compile=True)
+    return tf.function(_forward, jit_compile=True), tf.function(_backward, jit_compile=True)
 
 
 def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask=False, compiled=True):
@@ -69,81 +70,99 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
     import tensorflow as tf
 
     keep = None if mask is None else tf.cast(mask, z_x.dtype)[:, :, None]  # (time, batch, 1)
-    run = _compiled_sequence() if compiled else _sequence
-    # a read of the variable, outside the custom gradient: it then sees a tensor, and the gradient returned
-    # for it reaches the variable through the read
-    return run(z_x, tf.identity(recurrent_kernel), h0, c0, keep, bool(zero_output_for_mask))
+    forward, backward = _compiled_loops() if compiled else (_forward, _backward)
+    zero = bool(zero_output_for_mask)
 
-
-def _sequence(z_x, u, h0, c0, keep, zero_output_for_mask):
-    """The loops of :func:`lstm_sequence` with ``keep`` the mask as 0/1 floats (time, batch, 1), or None."""
-    import tensorflow as tf
-
-    masked = keep is not None
-
+    # The two loops are computations of their own, joined here by the custom gradient, outside them, and the
+    # forward one sees its inputs through stop_gradient: a GradientTape then records this one operation, not
+    # the loop itself. A persistent tape recorded the loop, whose intermediates (lists of tensors) cannot
+    # leave an XLA computation: the layer failed in training under such a tape.
     @tf.custom_gradient
     def run(z_x, u, h0, c0):
-        steps = tf.shape(z_x)[0]
-        units = tf.shape(u)[0]
-        arrays = [tf.TensorArray(z_x.dtype, size=steps) for _ in range(5)]  # gates, c~, h (carried), c, y
-
-        def forward(t, h, c, y, gates, c_new_all, h_all, c_all, y_all):
-            z_i, z_f, z_g, z_o = tf.split(z_x[t] + tf.matmul(h, u), 4, axis=-1)
-            i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
-            c_new = f * c + i * g
-            h_new = o * tf.tanh(c_new)
-            if masked:
-                m = keep[t]
-                h, c = m * h_new + (1.0 - m) * h, m * c_new + (1.0 - m) * c
-                y = m * h_new + (0.0 if zero_output_for_mask else (1.0 - m) * y)
-            else:
-                h, c, y = h_new, c_new, h_new
-            return (t + 1, h, c, y, gates.write(t, tf.concat([i, f, g, o], -1)), c_new_all.write(t, c_new),
-                    h_all.write(t, h), c_all.write(t, c), y_all.write(t, y))
-
-        _, h_last, c_last, _, *arrays = tf.while_loop(
-            lambda t, *_: t < steps, forward, (tf.constant(0), h0, c0, tf.zeros_like(h0), *arrays))
-        gates, c_new_all, h_all, c_all, y_all = (a.stack() for a in arrays)
+        y_all, h_last, c_last, gates, c_new_all, h_all, c_all = forward(
+            *(tf.stop_gradient(v) for v in (z_x, u, h0, c0)), keep, zero)
 
         def grad(d_y, d_h_last, d_c_last):
             d_y = tf.zeros_like(y_all) if d_y is None else d_y
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
-            c_prev_all = tf.concat([c0[None], c_all[:-1]], 0)
-            u_t = tf.transpose(u)
-            d_z = tf.TensorArray(z_x.dtype, size=steps)
-
-            def backward(t, d_h, d_c, d_y_carry, d_z):
-                # d_h, d_c: gradients reaching the carried states h_t, c_t; d_y_carry: the output y_t's share
-                # of later outputs (masked steps repeat it)
-                i, f, g, o = tf.split(gates[t], 4, axis=-1)
-                tanh_c = tf.tanh(c_new_all[t])
-                d_y_t = d_y[t] + d_y_carry
-                if masked:
-                    m = keep[t]
-                    d_h_new, d_c_new = m * (d_h + d_y_t), m * d_c
-                else:
-                    d_h_new, d_c_new = d_h + d_y_t, d_c
-                d_c_new = d_c_new + d_h_new * o * (1.0 - tanh_c * tanh_c)
-                dz = tf.concat([d_c_new * g * i * (1.0 - i), d_c_new * c_prev_all[t] * f * (1.0 - f),
-                                d_c_new * i * (1.0 - g * g), d_h_new * tanh_c * o * (1.0 - o)], -1)
-                d_h_prev, d_c_prev = tf.matmul(dz, u_t), d_c_new * f
-                if masked:
-                    d_h_prev += (1.0 - m) * d_h
-                    d_c_prev += (1.0 - m) * d_c
-                    d_y_carry = tf.zeros_like(d_y_t) if zero_output_for_mask else (1.0 - m) * d_y_t
-                else:
-                    d_y_carry = tf.zeros_like(d_y_t)
-                return t - 1, d_h_prev, d_c_prev, d_y_carry, d_z.write(t, dz)
-
-            _, d_h0, d_c0, _, d_z = tf.while_loop(
-                lambda t, *_: t >= 0, backward, (steps - 1, d_h_last, d_c_last, tf.zeros_like(h0), d_z))
-            d_z = d_z.stack()
-            h_prev_all = tf.concat([h0[None], h_all[:-1]], 0)
-            # one product over all steps instead of one accumulation per step (see the module's docstring)
-            d_u = tf.matmul(tf.reshape(h_prev_all, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True)
-            return d_z, d_u, d_h0, d_c0
+            return backward(u, h0, c0, keep, zero, gates, c_new_all, h_all, c_all, d_y, d_h_last, d_c_last)
 
         return (y_all, h_last, c_last), grad
 
-    return run(z_x, u, h0, c0)
+    # a read of the variable, outside the custom gradient: it then sees a tensor, and the gradient returned
+    # for it reaches the variable through the read
+    return run(z_x, tf.identity(recurrent_kernel), h0, c0)
+
+
+def _forward(z_x, u, h0, c0, keep, zero_output_for_mask):
+    """The forward loop of :func:`lstm_sequence` with ``keep`` the mask as 0/1 floats (time, batch, 1), or None:
+    ``(Y, h_T, c_T)`` and what the backward loop needs (every step's gates, c~, carried h and c)."""
+    import tensorflow as tf
+
+    masked = keep is not None
+    steps = tf.shape(z_x)[0]
+    arrays = [tf.TensorArray(z_x.dtype, size=steps) for _ in range(5)]  # gates, c~, h (carried), c, y
+
+    def step(t, h, c, y, gates, c_new_all, h_all, c_all, y_all):
+        z_i, z_f, z_g, z_o = tf.split(z_x[t] + tf.matmul(h, u), 4, axis=-1)
+        i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
+        c_new = f * c + i * g
+        h_new = o * tf.tanh(c_new)
+        if masked:
+            m = keep[t]
+            h, c = m * h_new + (1.0 - m) * h, m * c_new + (1.0 - m) * c
+            y = m * h_new + (0.0 if zero_output_for_mask else (1.0 - m) * y)
+        else:
+            h, c, y = h_new, c_new, h_new
+        return (t + 1, h, c, y, gates.write(t, tf.concat([i, f, g, o], -1)), c_new_all.write(t, c_new),
+                h_all.write(t, h), c_all.write(t, c), y_all.write(t, y))
+
+    _, h_last, c_last, _, *arrays = tf.while_loop(
+        lambda t, *_: t < steps, step, (tf.constant(0), h0, c0, tf.zeros_like(h0), *arrays))
+    gates, c_new_all, h_all, c_all, y_all = (a.stack() for a in arrays)
+    return y_all, h_last, c_last, gates, c_new_all, h_all, c_all
+
+
+def _backward(u, h0, c0, keep, zero_output_for_mask, gates, c_new_all, h_all, c_all, d_y, d_h_last, d_c_last):
+    """The backward loop of :func:`lstm_sequence` (the equations of the module's docstring): the gradients of
+    ``z_x``, ``u``, ``h0`` and ``c0``."""
+    import tensorflow as tf
+
+    masked = keep is not None
+    steps = tf.shape(gates)[0]
+    units = tf.shape(u)[0]
+    c_prev_all = tf.concat([c0[None], c_all[:-1]], 0)
+    u_t = tf.transpose(u)
+    d_z = tf.TensorArray(gates.dtype, size=steps)
+
+    def step(t, d_h, d_c, d_y_carry, d_z):
+        # d_h, d_c: gradients reaching the carried states h_t, c_t; d_y_carry: the output y_t's share
+        # of later outputs (masked steps repeat it)
+        i, f, g, o = tf.split(gates[t], 4, axis=-1)
+        tanh_c = tf.tanh(c_new_all[t])
+        d_y_t = d_y[t] + d_y_carry
+        if masked:
+            m = keep[t]
+            d_h_new, d_c_new = m * (d_h + d_y_t), m * d_c
+        else:
+            d_h_new, d_c_new = d_h + d_y_t, d_c
+        d_c_new = d_c_new + d_h_new * o * (1.0 - tanh_c * tanh_c)
+        dz = tf.concat([d_c_new * g * i * (1.0 - i), d_c_new * c_prev_all[t] * f * (1.0 - f),
+                        d_c_new * i * (1.0 - g * g), d_h_new * tanh_c * o * (1.0 - o)], -1)
+        d_h_prev, d_c_prev = tf.matmul(dz, u_t), d_c_new * f
+        if masked:
+            d_h_prev += (1.0 - m) * d_h
+            d_c_prev += (1.0 - m) * d_c
+            d_y_carry = tf.zeros_like(d_y_t) if zero_output_for_mask else (1.0 - m) * d_y_t
+        else:
+            d_y_carry = tf.zeros_like(d_y_t)
+        return t - 1, d_h_prev, d_c_prev, d_y_carry, d_z.write(t, dz)
+
+    _, d_h0, d_c0, _, d_z = tf.while_loop(
+        lambda t, *_: t >= 0, step, (steps - 1, d_h_last, d_c_last, tf.zeros_like(h0), d_z))
+    d_z = d_z.stack()
+    h_prev_all = tf.concat([h0[None], h_all[:-1]], 0)
+    # one product over all steps instead of one accumulation per step (see the module's docstring)
+    d_u = tf.matmul(tf.reshape(h_prev_all, [-1, units]), tf.reshape(d_z, [-1, 4 * units]), transpose_a=True)
+    return d_z, d_u, d_h0, d_c0

@@ -53,6 +53,13 @@ class ProjectedRNN(keras.layers.RNN):
         cell = self.cell
         if not getattr(cell, "supports_projected_inputs", False):
             return super().inner_loop(sequences, initial_state, mask, training=training)
+        # in the cell's dtype, as calling the cell (a layer) would cast them: project_inputs and step_projected
+        # are methods, which cast nothing (RNN.call casts the outputs to the layer's dtype)
+        sequences = ops.cast(sequences, cell.compute_dtype)
+        if isinstance(initial_state, (list, tuple)):
+            initial_state = [ops.cast(s, cell.compute_dtype) for s in initial_state]
+        else:
+            initial_state = ops.cast(initial_state, cell.compute_dtype)
         if training and 0.0 < cell.dropout < 1.0:
             # RNN.call has already made the sequence's mask from its first step; the cell reuses it at
             # every step, so one broadcast product drops the same inputs

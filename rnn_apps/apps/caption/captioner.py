@@ -17,7 +17,7 @@ from rnn_apps.apps.caption.export import load_config
 from rnn_apps.apps.caption.images import (CaptionError, ImageInput, check_decodable, prepare_image, read_image_file,
                                          undecodable)
 from rnn_apps.apps.caption import scenes
-from rnn_apps.apps.base import Predictor
+from rnn_apps.apps.base import Predictor, text_list
 
 
 
@@ -150,11 +150,13 @@ class ImageCaptioner(Predictor):
     def caption_files(self, paths: Sequence[str], beam: Optional[int] = None, attention: bool = False,
                       batch_size: int = 32) -> list[Caption]:
         """Read, check and caption image files (PNG, JPEG, GIF, BMP, WebP)."""
+        paths = text_list(paths, "paths must be a list of image paths, not one path.")
         images = [read_image_file(p, self.image_size) for p in paths]
         return self.caption_images(images, beam, attention, batch_size)
 
     def caption_bytes(self, data: Sequence[bytes], beam: Optional[int] = None, attention: bool = False,
                       batch_size: int = 32) -> list[Caption]:
+        data = text_list(data, "data must be a list of images' bytes, not one image's.")
         images = [prepare_image(d, f"image {i + 1}", self.image_size) for i, d in enumerate(data)]
         return self.caption_images(images, beam, attention, batch_size)
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor
+from rnn_apps.apps.base import Predictor, text_list
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
 from rnn_apps.chinese import convert_script
@@ -77,6 +77,7 @@ class Filler(Predictor):
             poem_model: A poem language model (:func:`load_poem_model`) that weighs the fill model's
                 candidates (:func:`weigh_candidates`); None: the fill model alone, as its SavedModel answers.
         """
+        texts = text_list(texts)
         with limits.errors_as(FillError):  # the server's check and words
             limits.check_number(limits.APPS["fill"], "top_k", top_k)
         script = self.config.get("script", "simplified")

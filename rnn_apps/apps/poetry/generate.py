@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rnn_apps import chinese, limits, textio
-from rnn_apps.apps.base import Predictor
+from rnn_apps.apps.base import Predictor, text_list
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS, ModelReading
 
@@ -630,6 +630,7 @@ class PoemGenerator(Predictor):
         """
         import tensorflow as tf
 
+        texts = text_list(texts)
         model = self.loaded
         results = []
         batch_size = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches

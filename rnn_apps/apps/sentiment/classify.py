@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor, read_meta
+from rnn_apps.apps.base import Predictor, read_meta, text_list
 
 
 class SentimentError(ValueError):
@@ -113,6 +113,8 @@ class SentimentClassifier(Predictor):
         """The outputs ``names`` of ``signature`` for ``texts``, in batches of similar lengths."""
         import numpy as np
         import tensorflow as tf
+
+        texts = text_list(texts)
 
         fn = self.signatures[signature]
         out = {k: np.zeros(len(texts), np.float32) for k in names}
