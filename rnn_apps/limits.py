@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import numbers
 import re
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Mapping, Optional, Tuple, Type
@@ -512,6 +513,14 @@ def check_characters(limits: AppLimits, where: str, text: str, unknown: str) -> 
         raise LimitError(f"{where} {text!r} has characters this model does not know: {' '.join(unknown)}. Use "
                          f"other characters, or fine-tune the model on text that contains them (rnn-apps fine-tune "
                          f"{limits.app} --data FILE).")
+
+
+def as_integer(value, where: str) -> int:
+    """``value`` as an ``int`` when it is one of an integer type (Python's or NumPy's; not a bool), else
+    :class:`LimitError` ("beam must be an integer; received 2.5.")."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise LimitError(f"{where} must be an integer; received {value!r}.")
+    return int(value)
 
 
 def check_number(limits: AppLimits, name: str, value: float, where: Optional[str] = None) -> None:

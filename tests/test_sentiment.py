@@ -750,3 +750,10 @@ def test_an_integer_setting_refuses_a_fraction():
             limits.check_number(limits.APPS["translate"], "max_length", value)
     for value in (2, 2.0, 160):
         limits.check_number(limits.APPS["translate"], "max_length", value)
+    # a beam (translate, caption) of NumPy's integer type is an integer too (np.int64(2) was refused)
+    import numpy as np
+
+    assert limits.as_integer(np.int64(2), "beam") == 2 and type(limits.as_integer(np.int32(3), "beam")) is int
+    for value in (2.5, True, "2", None):
+        with pytest.raises(limits.LimitError, match=rf"^beam must be an integer; received {value!r}\.$"):
+            limits.as_integer(value, "beam")

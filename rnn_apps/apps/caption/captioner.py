@@ -121,9 +121,8 @@ class ImageCaptioner(Predictor):
             CaptionError: a bad beam size, or image data the model cannot decode (the file is named).
         """
         beam = self.default_beam if beam is None else beam
-        if not isinstance(beam, int) or isinstance(beam, bool):
-            raise CaptionError(f"beam must be an integer; received {beam!r}.")
         with limits.errors_as(CaptionError):  # the server's check and words
+            beam = limits.as_integer(beam, "beam")  # NumPy's integers too
             limits.check_number(limits.APPS["caption"], "beam_size", beam, where="beam")
         if batch_size < 1:
             raise CaptionError(f"batch_size must be positive; received {batch_size}.")

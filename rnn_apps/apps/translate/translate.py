@@ -151,9 +151,8 @@ class Translator(Predictor):
     # ---------------------------------------------------------------- checks
     def _beam(self, beam: Optional[int]) -> int:
         beam = self.default_beam if beam is None else beam
-        if not isinstance(beam, int) or isinstance(beam, bool):
-            raise TranslateError(f"beam must be an integer; received {beam!r}.")
         with limits.errors_as(TranslateError):
+            beam = limits.as_integer(beam, "beam")  # NumPy's integers too
             limits.check_number(LIMITS, "beam_size", beam, where="beam")
         return beam
 
