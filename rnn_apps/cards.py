@@ -462,7 +462,7 @@ def write_card(app: str, model_dir: Optional[str] = None, out: Optional[str] = N
 
 def relink(text: str, app_dir: str, out_dir: str) -> str:
     """A card's links to files of its app directory (``![attention](attention.png)``), made to reach them from
-    ``out_dir``, where the card is written (a card written elsewhere kept links that led nowhere)."""
+    ``out_dir``, where the card is written; links to anything else are left as they are."""
     if os.path.abspath(app_dir) == os.path.abspath(out_dir):
         return text
 

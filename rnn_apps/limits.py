@@ -84,7 +84,7 @@ class Range:
     def contains(self, x: float) -> bool:
         if not math.isfinite(x):
             return False
-        if self.integer and x != math.floor(x):  # 2.5 tokens, beams or poems (2.0 is 2)
+        if self.integer and not isinstance(x, numbers.Integral) and x != math.floor(x):  # 2.5 beams (2.0 is 2)
             return False
         above = x > self.lo if self.lo_open else x >= self.lo
         below = x < self.hi if self.hi_open else x <= self.hi

@@ -56,16 +56,18 @@ def enable_xla_cache() -> None:
     os.environ["TF_XLA_FLAGS"] = (flags + " " if flags else "") + f"--tf_xla_persistent_cache_directory={path}"
 
 
-def import_tensorflow_quietly():
+def import_tensorflow_quietly(init_devices: bool = True):
     """Import TensorFlow and initialise its devices without the native start-up messages.
 
     Also turns on the on-disk XLA cache (:func:`enable_xla_cache`). Set ``RNN_APPS_VERBOSE=1`` to see
-    the messages.
+    the messages. ``init_devices=False`` leaves the devices (and with them the thread pools, which can be
+    sized only before) to the first use.
     """
     if "tensorflow" not in sys.modules:
         enable_xla_cache()
     with native_stderr_silenced():
         import tensorflow as tf
 
-        tf.config.list_logical_devices()
+        if init_devices:
+            tf.config.list_logical_devices()
     return tf

@@ -255,3 +255,5 @@ def test_training_under_a_persistent_tape_and_in_float64():
             got = ours(x64, training=training)
             assert got.dtype == expected.dtype == tf.float64
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
+        dropped = ProjectedRNN(cell(4, dropout=0.5, seed=3), dtype="float64")(x64, training=True)  # its mask too
+        assert dropped.dtype == tf.float64 and np.isfinite(dropped).all()

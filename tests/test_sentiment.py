@@ -750,9 +750,11 @@ def test_an_integer_setting_refuses_a_fraction():
             limits.check_number(limits.APPS["translate"], "max_length", value)
     for value in (2, 2.0, 160):
         limits.check_number(limits.APPS["translate"], "max_length", value)
-    # a beam (translate, caption) of NumPy's integer type is an integer too (np.int64(2) was refused)
     import numpy as np
 
+    seeds = limits.Range(0, 2**63 - 1, integer=True)  # an integer is whole: none rounded through a float
+    assert seeds.contains(np.int64(2**53 + 1)) and seeds.contains(2**63 - 1) and not seeds.contains(2.5)
+    # a beam (translate, caption) of NumPy's integer type is an integer too (np.int64(2) was refused)
     assert limits.as_integer(np.int64(2), "beam") == 2 and type(limits.as_integer(np.int32(3), "beam")) is int
     for value in (2.5, True, "2", None):
         with pytest.raises(limits.LimitError, match=rf"^beam must be an integer; received {value!r}\.$"):

@@ -227,8 +227,8 @@ def write_run_config(run_dir: str, record: dict, config_file: str = CONFIG_FILE,
     if isinstance(record.get("data"), str) and "data_fingerprint" not in record:
         from rnn_apps.training import data_fingerprint
 
-        # a resumed run checks it (rnn_apps.training.check_same_data); a run resumed on the same bytes keeps
-        # its first one, so a long corpus is read once more only at the check
+        # a resumed run checks it (rnn_apps.training.check_same_data) and keeps the one it began with; a new
+        # run's corpus is read through once more here
         fingerprint = saved.get("data_fingerprint") if saved else None
         fingerprint = fingerprint or data_fingerprint(record["data"])
         if fingerprint:

@@ -54,16 +54,13 @@ class ProjectedRNN(keras.layers.RNN):
         if not getattr(cell, "supports_projected_inputs", False):
             return super().inner_loop(sequences, initial_state, mask, training=training)
         # in the cell's dtype, as calling the cell (a layer) would cast them: project_inputs and step_projected
-        # are methods, which cast nothing (RNN.call casts the outputs to the layer's dtype)
+        # are methods, which cast nothing (RNN.call casts the states, and the outputs to the layer's dtype)
         sequences = ops.cast(sequences, cell.compute_dtype)
-        if isinstance(initial_state, (list, tuple)):
-            initial_state = [ops.cast(s, cell.compute_dtype) for s in initial_state]
-        else:
-            initial_state = ops.cast(initial_state, cell.compute_dtype)
         if training and 0.0 < cell.dropout < 1.0:
             # RNN.call has already made the sequence's mask from its first step; the cell reuses it at
             # every step, so one broadcast product drops the same inputs
-            sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+            mask_ = ops.cast(cell.get_dropout_mask(sequences[:, 0, :]), sequences.dtype)  # made in the layer's dtype
+            sequences = sequences * ops.expand_dims(mask_, 1)
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
         projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))

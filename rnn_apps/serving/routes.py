@@ -174,15 +174,17 @@ def create_app(registry: ModelRegistry, max_body_bytes: int = 16 * 1024 * 1024,
                 return None
             length = header("Content-Length")
             check_length(int(length) if length is not None and length.isdigit() else None)
-            guard.check_encoding(header("Content-Encoding"))
-            try:
+            try:  # in the app's order: the route, then (reading the body) the encoding
                 app.url_map.bind("localhost").match(path, method)
             except RequestRedirect:
                 return None  # answered by the app, as any request
             except HTTPException as e:
+                if e.code == 404 and path.startswith(_MODEL_API):  # as _http_error words it
+                    return 404, f"Malformed request: {method} {shown(path)}", {}
                 return e.code or 404, f"{e.name}: {e.description}", dict(_allow(e))
             if path.startswith(_MODEL_API):
                 model_api(method, path)
+            guard.check_encoding(header("Content-Encoding"))
         except ApiError as e:
             return e.status, e.message, dict(e.headers or {})
         except guard.GuardError as e:

@@ -193,9 +193,9 @@ def set_tensorflow_threads(intra_op: int = 0, inter_op: int = 0) -> None:
             raise ServeError(f"{name} threads must be a whole number >= 0 (0: TensorFlow's choice); received {n!r}.")
     if not intra_op and not inter_op:
         return
-    import tensorflow as tf
+    from rnn_apps.quiet import import_tensorflow_quietly
 
-    threading_ = tf.config.threading
+    threading_ = import_tensorflow_quietly(init_devices=False).config.threading  # the XLA cache on, as usual
     wanted = {"intra-op": (intra_op, threading_.get_intra_op_parallelism_threads,
                            threading_.set_intra_op_parallelism_threads),
               "inter-op": (inter_op, threading_.get_inter_op_parallelism_threads,

@@ -424,6 +424,9 @@ def test_an_empty_path_segment_is_a_json_404_not_a_redirect(serve, path):
     (b"POST /v1/models/a/b/c:predict HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n", 404,
      "Malformed request: POST /v1/models/a/b/c:predict"),
     (b"POST /nowhere HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n", 404, "Not Found: The requested URL"),
+    # the route before the encoding, in the app's words, as the app answers the same request with its body
+    (b"POST /v1/models/ HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\nContent-Encoding: br\r\n", 404,
+     "Malformed request: POST /v1/models/"),
 ])
 def test_a_request_its_headers_refuse_is_answered_before_its_body_is_asked_for(serve, request_head, status, words):
     """A client sending `Expect: 100-continue` (curl does, for bodies over 1 MB) was told "100 Continue" and sent

@@ -91,8 +91,7 @@ def read_csv(path: str, column: Optional[str] = None, time_column: Optional[str]
         raise FileNotFoundError(f"No such CSV file: {path}")
     with open(path, "rb") as f:
         data = f.read()
-    textio.refuse_compressed(data[:10], path, ForecastDataError)
-    text = textio.decode_utf8(data, path, ForecastDataError)
+    text = textio.decode_utf8(data, path, ForecastDataError)  # which refuses a compressed file too
     if not text.strip():
         raise ForecastDataError(f"{path} is empty: expected a header row and one value per row.")
     # read strictly (textio.read_table): a quote left open is an error naming its line, not the rows after it

@@ -208,8 +208,8 @@ def _table_rows(path: str, text: str, tsv: bool) -> Iterator[tuple]:
 def read_review_column(path: str) -> list:
     """The reviews of a CSV/TSV table's text column (named in its header: text, review, sentence or content),
     each a :class:`rnn_apps.textio.Line` that knows its row ("reviews.csv, line 4"); a quoted review may span
-    lines. A row whose text is empty is kept, empty, so that ``classify`` names it rather than leaving it out
-    (rows without a word went unanswered and unmentioned).
+    lines. A row whose text is empty is kept, empty, so that ``classify`` names it as a review it cannot
+    classify, as it names an empty review given on the command line.
 
     Raises:
         SentimentDataError: no such file, not UTF-8, not valid CSV, or no header naming a text column.

@@ -421,7 +421,7 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
         # the figures training printed, read back from the run (the exported record and card state them)
         history = training.read_history(run_dir)
         best = training.best_epoch(history, "val_loss")
-        averaged = training.best_epochs(history, "val_loss", cfg.get("average_best", 0)) if best else []
+        averaged = sorted(training.best_epochs(history, "val_loss", cfg.get("average_best", 0))) if best else []
         result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
                   "truecase": truecase, "run_dir": run_dir, "val_loss": best[1] if best else None,
                   "best_epoch": best[0] if best else None, "averaged_epochs": averaged if len(averaged) > 1 else [],
