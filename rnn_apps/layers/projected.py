@@ -59,8 +59,8 @@ class ProjectedRNN(keras.layers.RNN):
         if training and 0.0 < cell.dropout < 1.0:
             # RNN.call has already made the sequence's mask from its first step; the cell reuses it at
             # every step, so one broadcast product drops the same inputs
-            mask_ = ops.cast(cell.get_dropout_mask(sequences[:, 0, :]), sequences.dtype)  # made in the layer's dtype
-            sequences = sequences * ops.expand_dims(mask_, 1)
+            kept = ops.cast(cell.get_dropout_mask(sequences[:, 0, :]), sequences.dtype)  # made in the layer's dtype
+            sequences = sequences * ops.expand_dims(kept, 1)
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
         projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))
