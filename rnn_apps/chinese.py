@@ -56,6 +56,18 @@ def convert_script(text: str, script: str) -> str:
     raise ValueError(f"script must be one of {SCRIPTS}; received {script!r}.")
 
 
+def written_script(text: str):
+    """The script ``text`` is written in: ``"traditional"`` when OpenCC changes it into simplified but not into
+    traditional (東風), ``"simplified"`` for the reverse (东风), None when it changes both ways (a mix) or neither
+    (characters both scripts share, such as 春眠, or no Chinese at all). Phrases are converted whole, so a
+    character shared by both scripts in a phrase (乾坤, 著作) does not count as the other script's."""
+    to_simplified = convert_script(text, "simplified") != text
+    to_traditional = convert_script(text, "traditional") != text
+    if to_simplified != to_traditional:
+        return "traditional" if to_simplified else "simplified"
+    return None
+
+
 def normalize(text: str) -> str:
     """``text`` after :data:`INPUT_RULES` (Python's ``re``), before any script conversion."""
     for pattern, replacement in _COMPILED_RULES:

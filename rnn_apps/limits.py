@@ -528,6 +528,10 @@ def check_number(limits: AppLimits, name: str, value: float, where: Optional[str
     of ``name`` in the message (a command's option, e.g. ``beam`` for the input ``beam_size``)."""
     r = limits.ranges.get(name)
     where = where or name
+    # Not a number (None, "0.8", True): refused here rather than failing in a comparison below.
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise LimitError(range_message(where, r, repr(value)) if r is not None
+                         else f"{where} must be a number; received {value!r}.")
     if isinstance(value, float) and not math.isfinite(value):
         raise LimitError(not_finite_message(where, value))
     if r is None:

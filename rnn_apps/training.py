@@ -641,6 +641,9 @@ def fit_resumable(
     elif resume and verbose:
         print(f"No checkpoint in {run_dir}; starting from scratch.")
     total = steps_per_epoch * epochs
+    if start >= total and verbose:  # said, rather than a run that ends at once as if it had trained
+        print(f"{run_dir} has already trained {start:,} steps, as many as {epochs} epoch(s) of {steps_per_epoch:,} "
+              "steps or more: nothing more is trained (resume with a larger --epochs to train on).")
     log_path = os.path.join(run_dir, HISTORY_FILE)
     # Each checkpoint records the plan it belongs to: an export of a run that stopped short says how far it got.
     plan = {"epochs": int(epochs), "total_steps": int(total)}

@@ -664,6 +664,44 @@ def test_a_truncated_image_is_named_before_any_captioning(tiny_model, monkeypatc
     assert calls == []
 
 
+def test_pixels_and_bytes_of_the_wrong_kind_are_refused_in_words(tiny_model):
+    """caption_pixels took NaN and 256 (a cast to uint8 made them 0: a caption of another image), and a 3-D
+    array or beam 0 failed deep in the graph; caption_bytes failed on a bytearray with TensorFlow's error,
+    which printed the image's bytes, and read a str as a corrupt image."""
+    from rnn_apps.apps.caption.captioner import ImageCaptioner
+
+    cap = ImageCaptioner(tiny_model)
+    image = np.random.default_rng(3).integers(0, 256, (2, 40, 40, 3))
+    refusals = [
+        (image[0], r"^pixels must be RGB images \[batch, height, width, 3\]; received shape \[40, 40, 3\] "
+                   r"\(one image: pixels\[None\]\)\.$"),
+        (image[..., :2], r"received shape \[2, 40, 40, 2\]\.$"),
+        (np.where(image == image.max(), np.nan, image), r"^pixels must be whole numbers from 0 to 255; received "
+                                                         r"nan\.$"),
+        (image + 1, r"received values from 1 to 256\.$"),
+        (image // 2 + 0.5, r"^pixels must be whole numbers from 0 to 255; received \d+\.5\.$"),
+        (image > 9, r"^pixels must be numbers from 0 to 255; received bool values\.$"),
+    ]
+    for pixels, message in refusals:
+        with pytest.raises(CaptionError, match=message):
+            cap.caption_pixels(pixels)
+    for beam, message in ((0, r"must be an integer from 1 to 16 \(1 is greedy\); received 0\."),
+                          (2.5, r"must be an integer; received 2\.5\.")):
+        with pytest.raises(CaptionError, match=f"^beam {message}$"):
+            cap.caption_pixels(image, beam=beam)
+    assert cap.caption_pixels(image.astype(np.float32)) == cap.caption_pixels(image.astype(np.uint8))
+    assert cap.caption_pixels(image[:0]) == []
+
+    data = _png_bytes(image[0])
+    as_bytes = [c.caption for c in cap.caption_bytes([data])]
+    assert [c.caption for c in cap.caption_bytes([bytearray(data)])] == as_bytes
+    assert [c.caption for c in cap.caption_bytes([memoryview(data)])] == as_bytes
+    with pytest.raises(CaptionError, match=r"^image 2 is a str; give the bytes of an image file\.$"):
+        cap.caption_bytes([data, "photo.png"])
+    with pytest.raises(CaptionError, match=r"^batch_size must be a positive integer; received 0\.$"):
+        cap.caption_bytes([data], batch_size=0)
+
+
 def test_cli_evaluate_synthetic_json(runner, tiny_model):
     r = runner.invoke(cli, ["evaluate", "caption", "--synthetic", "--seed", "5", "--count", "12", "--model", tiny_model,
                             "--json"])

@@ -49,6 +49,23 @@ def test_generate_poem_text_and_traditional(runner, tiny_poem_model):
     assert r.exit_code == 0 and json.loads(r.output)[0]["text"].startswith("風")
 
 
+def test_a_start_in_traditional_characters_gives_a_traditional_poem(runner, tiny_poem_model):
+    """A start of 東風 came back as 东风 (the model's script) unless --script traditional was given."""
+    from rnn_apps.chinese import convert_script, written_script
+
+    assert [written_script(t) for t in ("東風", "东风", "春眠", "乾坤", "東风", "spring")] == [
+        "traditional", "simplified", None, None, None, None]
+    poem = lambda *args: json.loads(runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--seed", "2",
+                                                       "--json", *args]).output)[0]
+    mine = poem("--start", "東風")
+    assert mine["text"].startswith("東風") and mine["start"] == "東風"
+    assert convert_script(mine["text"], "traditional") == mine["text"]
+    models = poem("--start", "東風", "--script", "simplified")
+    assert models["text"].startswith("东风") and convert_script(models["text"], "simplified") == models["text"]
+    assert poem("--start", "东风")["text"].startswith("东风")
+    assert poem("--acrostic", "風雪", "--form", "wujue")["lines"][0].startswith("風")
+
+
 def test_unknown_characters_give_a_clear_message(runner, tiny_poem_model):
     r = runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--start", "春ZZ"])
     assert r.exit_code == 1

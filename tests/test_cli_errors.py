@@ -39,13 +39,17 @@ def test_finite_float_range_type():
     assert not math.isnan(t.convert("1e-9", None, None))
 
 
-def test_sentiment_batch_size_must_be_positive():
-    from rnn_apps.apps.sentiment.classify import SentimentError, check_batch_size
+def test_batch_size_must_be_a_positive_integer():
+    import numpy as np
 
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(SentimentError, match="batch_size"):
-            check_batch_size(bad)
-    check_batch_size(1)
+    from rnn_apps.apps.base import check_batch_size
+    from rnn_apps.apps.sentiment.classify import SentimentError
+
+    for bad in (0, -1, 1.5, True, None, "8"):
+        with pytest.raises(SentimentError, match=r"batch_size must be a positive integer; received "):
+            check_batch_size(bad, SentimentError)
+    assert check_batch_size(1, SentimentError) == 1
+    assert type(check_batch_size(np.int64(8), SentimentError)) is int
 
 
 def damaged_copy(tmp_path, app):

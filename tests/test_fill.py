@@ -346,6 +346,18 @@ def test_cli_fill_poem_bad_input(args, exported):
     assert len(errors) == 1, res.output
 
 
+def test_the_library_refuses_a_batch_size_that_is_not_a_positive_integer(exported, four_poems):
+    """0 failed in range() with Python's own ValueError."""
+    from rnn_apps.apps.fill.data import FillError
+    from rnn_apps.apps.fill.filler import Filler, evaluate_masked
+
+    for call in (lambda b: Filler(exported).fill(["床前明□光"], batch_size=b),
+                 lambda b: evaluate_masked(four_poems, exported, batch_size=b)):
+        for bad in (0, 2.5):
+            with pytest.raises(FillError, match=r"^batch_size must be a positive integer; received "):
+                call(bad)
+
+
 def test_cli_evaluate_fill(exported, four_poems):
     res = CliRunner().invoke(cli, ["evaluate", "fill", "--data", four_poems, "--model", exported, "--split", "all", "--json",
                                    "--poem-model", "none"])
@@ -383,6 +395,20 @@ def test_cli_train_fill_forward_export_and_resume(four_poems, tmp_path):
     res = CliRunner().invoke(cli, ["fill-poem", "床前明月□，疑是地上霜。", "--model", os.path.join(models, "fill"), "--json"])
     assert res.exit_code == 0, res.output
     assert "□" not in json.loads(res.stdout)[0]["text"]
+    assert "has already trained 4 steps" in resumed.stderr and "nothing more is trained" in resumed.stderr
+
+
+def test_a_resumed_fill_run_trains_to_the_epochs_it_is_given(four_poems, tmp_path):
+    """--resume --epochs 2 of a finished 1-epoch run was ignored without a word: the run kept its own epochs, as
+    only a run cut to --max-steps must (its epochs set their length)."""
+    args = ["train", "fill", "--data", four_poems, "--run-dir", str(tmp_path / "run"), "--embedding-dim", "8",
+            "--units", "8", "--json"]
+    one = CliRunner().invoke(cli, [*args, "--epochs", "1"])
+    assert one.exit_code == 0, one.output
+    steps = json.loads(one.stdout)["step"]
+    two = CliRunner().invoke(cli, [*args, "--epochs", "2", "--resume"])
+    assert two.exit_code == 0, two.output
+    assert json.loads(two.stdout)["step"] == 2 * steps and "nothing more" not in two.stderr
 
 
 def test_cli_train_fill_patience_stops_early_with_the_best_epoch(tmp_path):

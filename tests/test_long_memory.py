@@ -50,8 +50,10 @@ def test_gradient_profile_matches_keras_builtin(cell, keras_layer):
 
 
 def test_cli_quick_json_and_plot(tmp_path):
+    """(A repeated cell or length is trained once: --cells lstm,lstm trained the LSTM twice.)"""
+    assert lm.check_cells(["lstm", "LSTM", "gru"]) == ["lstm", "gru"] and lm.check_lengths([6, 3, 6]) == [6, 3]
     out = tmp_path / "lm.png"
-    r = CliRunner().invoke(cli, ["demo", "long-memory", "--quick", "--cells", "gru", "--lengths", "3,6",
+    r = CliRunner().invoke(cli, ["demo", "long-memory", "--quick", "--cells", "gru,GRU", "--lengths", "3,6,3",
                                  "--json", "--plot", str(out)])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)

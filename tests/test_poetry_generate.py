@@ -254,6 +254,34 @@ def test_impossible_requests_are_refused(gen):
         gen.generate(start="床前明月光疑是地上霜举头望明月低头思故乡春", form="wujue")
 
 
+def test_a_setting_of_the_wrong_type_is_refused_in_words(gen):
+    """A Python caller's n=2.5, start=None or temperature="0.8" failed with Python's own TypeError or
+    AttributeError ("'NoneType' object has no attribute 'strip'"), and score([None]) with TensorFlow's."""
+    refusals = [
+        (dict(n=2.5), r"^n must be an integer; received 2\.5\.$"),
+        (dict(n="2"), r"^n must be an integer; received '2'\.$"),
+        (dict(start=None), r"^The start must be text \(a str\); received None\.$"),
+        (dict(acrostic=b"\xe6\x98\xa5"), r"^The acrostic must be text \(a str\); received b'"),
+        (dict(temperature="0.8"), r"^temperature must be in \[0, 10\].*; received '0\.8'\.$"),
+        (dict(max_length=None), r"^max_length must be an integer from 8 to 512; received None\.$"),
+        (dict(top_k=True), r"^top_k must be an integer from 0 to 100,000 \(0 is off\); received True\.$"),
+    ]
+    for kwargs, message in refusals:
+        with pytest.raises(PoemError, match=message):
+            gen.generate(**kwargs)
+    assert len(gen.generate(n=np.int64(2), seed=1, max_length=16)) == 2  # NumPy's integers are integers
+
+
+def test_score_refuses_what_is_not_text_and_a_bad_batch_size(tiny_poem_model):
+    g = PoemGenerator(tiny_poem_model, engine="tensorflow")
+    with pytest.raises(PoemError, match=r"^Text 2 is a NoneType, not text\.$"):
+        g.score(["春风", None])
+    for bad in (0, 2.5, None):
+        with pytest.raises(PoemError, match=r"^batch_size must be a positive integer; received "):
+            g.score(["春风"], batch_size=bad)
+    assert g.score(["春风", "明月"], batch_size=1) == g.score(["春风", "明月"], batch_size=np.int64(2))
+
+
 def test_graph_refuses_bad_input_without_rnn_apps_checks(tiny_poem_model):
     """The SavedModel itself refuses unknown characters and forms (what a serving client sees)."""
     import tensorflow as tf

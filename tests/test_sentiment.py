@@ -273,6 +273,22 @@ def test_tfds_loader_with_mock_data_and_offline_error(tmp_path):
         sdata.load_tfds_imdb("test", data_dir=str(tmp_path), download=False)
 
 
+def test_tfds_can_prepare_imdb_and_a_missing_module_is_not_blamed_on_the_network(tmp_path, monkeypatch):
+    """TFDS 4.9's builder imports importlib_resources, which TFDS declares for Python < 3.9 only
+    (tensorflow/datasets#11212): `--data tfds:imdb_reviews` failed before any download, and the message
+    blamed the network."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+    assert tfds.builder("imdb_reviews", data_dir=str(tmp_path)).code_path  # what download_and_prepare reads first
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+    monkeypatch.setattr(tfds, "load", missing)
+    with pytest.raises(sdata.SentimentDataError) as e:
+        sdata.load_tfds_imdb("test", data_dir=str(tmp_path))
+    assert "pip install importlib_resources" in str(e.value) and "network" not in str(e.value)
+
+
 def test_bucket_batches_resume_at_any_step():
     lengths = [3, 17, 40, 5, 33, 8, 64, 2, 21, 30, 12, 9]
     plan = sdata.BucketBatches(lengths, batch_size=3, seed=4, multiple=2)
@@ -759,3 +775,13 @@ def test_an_integer_setting_refuses_a_fraction():
     for value in (2.5, True, "2", None):
         with pytest.raises(limits.LimitError, match=rf"^beam must be an integer; received {value!r}\.$"):
             limits.as_integer(value, "beam")
+    # what is not a number is refused in words (math.isfinite raised "must be real number, not str")
+    import re
+
+    for value in ("0.8", None, True, [1]):
+        with pytest.raises(limits.LimitError, match=rf"^max_length must be an integer from 0 to 160 .*received "
+                                                    rf"{re.escape(repr(value))}\.$"):
+            limits.check_number(limits.APPS["translate"], "max_length", value)
+    with pytest.raises(limits.LimitError, match=r"^count must be a number; received 'x'\.$"):
+        limits.check_number(limits.APPS["translate"], "count", "x")  # an input without a range
+    limits.check_number(limits.APPS["translate"], "max_length", np.float32(3.0))

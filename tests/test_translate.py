@@ -223,6 +223,9 @@ def test_translator_library(translator):
             tr.translate(bad)
     with pytest.raises(TranslateError, match="beam must be an integer from 1"):
         tr.translate(["Hi."], beam=0)
+    for bad in (0, 2.5, None):  # 2.5 failed in range() with Python's own TypeError
+        with pytest.raises(TranslateError, match=r"^batch_size must be a positive integer; received "):
+            tr.translate(["Hi."], batch_size=bad)
 
 
 # ------------------------------------------------------------------------------------------ CLI

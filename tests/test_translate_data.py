@@ -127,6 +127,12 @@ def test_pairs_loading_split_and_errors(tmp_path):
     f = tmp_path / "three.tsv"
     f.write_bytes("\ufeffHi.\t你好。\tCC-BY 2.0 (France) Attribution: tatoeba.org\n\nRun!\t跑！\n".encode())
     assert [(p.en, p.zh) for p in tdata.load_pairs(str(f))] == [("Hi.", "你好。"), ("Run!", "跑！")]
+    # a header line was read as a pair (and learned: "english" -> "chinese"); only the first line can be one
+    f.write_text("english\tchinese\n\nHi.\t你好。\nRun!\t跑！\n", encoding="utf-8")
+    assert [p.en for p in tdata.load_pairs(str(f))] == ["Hi.", "Run!"]
+    f.write_text("en\tzh\n", encoding="utf-8")
+    with pytest.raises(tdata.TranslationDataError, match="holds no sentence pairs"):
+        tdata.load_pairs(str(f))
     f.write_text("Hi.\t你好。\nno tab here\n", encoding="utf-8")
     with pytest.raises(tdata.TranslationDataError, match="line 2: expected 'english<TAB>chinese'"):
         tdata.load_pairs(str(f))

@@ -24,6 +24,7 @@ import dataclasses
 import datetime
 import importlib
 import json
+import numbers
 import os
 import platform
 import sys
@@ -529,6 +530,14 @@ def text_list(texts, refusal: str = "texts must be a list of strings, not one st
     if isinstance(texts, (str, bytes, bytearray)):
         raise TypeError(refusal)
     return list(texts)
+
+
+def check_batch_size(batch_size, error: type) -> int:
+    """``batch_size`` as an ``int`` when it is a positive integer (Python's or NumPy's); else ``error``, saying
+    what was received (a batch size of 0 or 2.5 would otherwise fail deep in a loop)."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise error(f"batch_size must be a positive integer; received {batch_size!r}.")
+    return int(batch_size)
 
 
 class Predictor:

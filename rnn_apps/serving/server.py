@@ -233,11 +233,12 @@ def make_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
             ``heavy_slots``, ``heavy_queue``, ``light_rows``, ``light_bytes``).
 
     Raises:
-        ServeError: the port is taken, the host cannot be bound, the port is out of range, or the thread
-            counts cannot be set.
+        ServeError: ``models_dir`` is missing or is one model's version (:func:`check_models_dir`), the port is
+            taken, the host cannot be bound, the port is out of range, or the thread counts cannot be set.
     """
     if not isinstance(port, int) or not 0 <= port <= 65535:
         raise ServeError(f"port must be an integer from 0 to 65535; received {port!r}.")
+    check_models_dir(models_dir)
     set_tensorflow_threads(intra_op_threads, inter_op_threads)
     return ModelServer(models_dir, host, port, max_body_bytes, poll_seconds, threads, **options)
 
@@ -246,11 +247,10 @@ class ServeError(ValueError):
     """The server cannot start (the message says why)."""
 
 
-def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
-               max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, **options) -> None:
-    """Serve until Ctrl-C, printing where (``options``: as :func:`make_server`)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not os.path.isdir(models_dir):
+def check_models_dir(models_dir: str) -> None:
+    """Refuse (:class:`ServeError`) a ``models_dir`` that is not a directory, or that is one version of a model
+    (it holds ``saved_model.pb``): the server would otherwise answer 404 to every request."""
+    if not isinstance(models_dir, (str, os.PathLike)) or not os.path.isdir(models_dir):
         raise ServeError(f"models directory not found: {models_dir}")
     if os.path.isfile(os.path.join(models_dir, "saved_model.pb")):
         version = os.path.abspath(models_dir)
@@ -258,6 +258,12 @@ def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
         raise ServeError(f"{version} is one version of a model (it holds saved_model.pb), not a models directory: "
                          f"pass the directory of the models, {os.path.dirname(model)}, or that of this model's "
                          f"versions, {model}.")
+
+
+def run_server(models_dir: str, host: str = "127.0.0.1", port: int = 8501,
+               max_body_bytes: int = 16 * 1024 * 1024, poll_seconds: float = 2.0, **options) -> None:
+    """Serve until Ctrl-C, printing where (``options``: as :func:`make_server`)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     server = make_server(models_dir, host, port, max_body_bytes, poll_seconds, **options)
     registry = server.registry
     names = registry.names()

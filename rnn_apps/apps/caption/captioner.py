@@ -17,7 +17,7 @@ from rnn_apps.apps.caption.export import load_config
 from rnn_apps.apps.caption.images import (CaptionError, ImageInput, check_decodable, prepare_image, read_image_file,
                                          undecodable)
 from rnn_apps.apps.caption import scenes
-from rnn_apps.apps.base import Predictor, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, text_list
 
 
 
@@ -124,8 +124,7 @@ class ImageCaptioner(Predictor):
         with limits.errors_as(CaptionError):  # the server's check and words
             beam = limits.as_integer(beam, "beam")  # NumPy's integers too
             limits.check_number(limits.APPS["caption"], "beam_size", beam, where="beam")
-        if batch_size < 1:
-            raise CaptionError(f"batch_size must be positive; received {batch_size}.")
+        check_batch_size(batch_size, CaptionError)
         tf = self._tf
         # Every image decoded first: a truncated file (its header is whole) is named before any captioning,
         # rather than after the batches before it were captioned and thrown away.
@@ -155,18 +154,56 @@ class ImageCaptioner(Predictor):
 
     def caption_bytes(self, data: Sequence[bytes], beam: Optional[int] = None, attention: bool = False,
                       batch_size: int = 32) -> list[Caption]:
+        """Check and caption images given as their files' bytes (``bytes``, ``bytearray`` or ``memoryview``)."""
         data = text_list(data, "data must be a list of images' bytes, not one image's.")
-        images = [prepare_image(d, f"image {i + 1}", self.image_size) for i, d in enumerate(data)]
+        images = []
+        for i, d in enumerate(data):
+            if not isinstance(d, (bytes, bytearray, memoryview)):
+                raise CaptionError(f"image {i + 1} is a {type(d).__name__}; give the bytes of an image file.")
+            images.append(prepare_image(bytes(d), f"image {i + 1}", self.image_size))
         return self.caption_images(images, beam, attention, batch_size)
 
     def caption_pixels(self, pixels: np.ndarray, beam: int = 1) -> list[str]:
-        """Captions of decoded images uint8 [B, H, W, 3] (no checks but the model's own; for evaluation)."""
+        """Captions of decoded images, ``pixels`` [B, H, W, 3] RGB values from 0 to 255 (uint8, or whole numbers
+        of another numeric type), without the file checks and notes of :meth:`caption_images` (for evaluation).
+
+        Raises:
+            CaptionError: not a [B, H, W, 3] array of numbers from 0 to 255, an image over the server's
+                megapixels, or a bad beam.
+        """
         tf = self._tf
-        step = limits.APPS["caption"].max_batch  # the model refuses larger batches
+        lim = limits.APPS["caption"]
+        with limits.errors_as(CaptionError):  # the server's check and words
+            beam = limits.as_integer(beam, "beam")
+            limits.check_number(lim, "beam_size", beam, where="beam")
+        pixels = np.asarray(pixels)
+        if pixels.ndim != 4 or pixels.shape[-1] != 3:
+            one = " (one image: pixels[None])" if pixels.ndim == 3 and pixels.shape[-1] == 3 else ""
+            raise CaptionError(f"pixels must be RGB images [batch, height, width, 3]; received shape "
+                               f"{list(pixels.shape)}{one}.")
+        if pixels.dtype.kind not in "uif":
+            raise CaptionError(f"pixels must be numbers from 0 to 255; received {pixels.dtype} values.")
+        if not pixels.size:
+            return []
+        with limits.errors_as(CaptionError):
+            limits.check_megapixels(lim, "pixels", pixels.shape[2], pixels.shape[1])
+        # A cast to uint8 would wrap 256 to 0 and NaN to 0: such values are refused rather than captioned.
+        if pixels.dtype != np.uint8:
+            wrong = pixels[~np.isfinite(pixels)] if pixels.dtype.kind == "f" else pixels[:0]
+            if wrong.size:
+                raise CaptionError(f"pixels must be whole numbers from 0 to 255; received {wrong[0].item()}.")
+            lo, hi = pixels.min().item(), pixels.max().item()
+            if not (0 <= lo and hi <= 255):
+                raise CaptionError(f"pixels must be whole numbers from 0 to 255; received values from {lo} to {hi}.")
+            fraction = pixels[pixels != np.round(pixels)]
+            if fraction.size:
+                raise CaptionError(f"pixels must be whole numbers from 0 to 255; received {fraction[0].item()}.")
+        step = lim.max_batch  # the model refuses larger batches
         captions = []
         for i in range(0, len(pixels), step):
-            out = self.signatures["caption_pixels"](pixels=tf.constant(pixels[i : i + step], tf.uint8),
-                                                    beam_size=tf.fill([len(pixels[i : i + step])], int(beam)))
+            chunk = pixels[i : i + step]
+            out = self.signatures["caption_pixels"](pixels=tf.constant(chunk, tf.uint8),
+                                                    beam_size=tf.fill([len(chunk)], beam))
             captions += [c.decode("utf-8") for c in out["caption"].numpy()]
         return captions
 

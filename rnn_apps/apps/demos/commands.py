@@ -30,7 +30,7 @@ def _cells_option(ctx, param, value):
         if n not in DEFAULT_CELLS:
             raise click.BadParameter(f"unknown cell {n!r}; expected one of {', '.join(sorted(DEFAULT_CELLS))}.",
                                      param=param)
-    return names
+    return list(dict.fromkeys(names))  # each once: a repeat would train the same cell again
 
 
 def _lengths_option(ctx, param, value):

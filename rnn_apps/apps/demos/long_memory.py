@@ -28,7 +28,8 @@ QUICK = {"lengths": (5, 12), "steps": 8, "batch_size": 16, "units": 8, "val_size
 
 
 def check_cells(cells) -> list[str]:
-    """Return the cell names as a list, or raise a ValueError naming the unknown one."""
+    """Return the cell names as a list, each once (a repeat would train the same cell again and draw it over
+    itself), or raise a ValueError naming the unknown one."""
     from rnn_apps.cells import CELLS
 
     names = [str(c).strip().lower() for c in cells]
@@ -37,11 +38,11 @@ def check_cells(cells) -> list[str]:
     for n in names:
         if n not in CELLS:
             raise ValueError(f"Unknown cell {n!r}; expected one of {', '.join(sorted(CELLS))}.")
-    return names
+    return list(dict.fromkeys(names))
 
 
 def check_lengths(lengths) -> list[int]:
-    """Return the sequence lengths as a list of ints >= 2, or raise a ValueError."""
+    """Return the sequence lengths as a list of ints >= 2, each once, or raise a ValueError."""
     out = []
     for t in lengths:
         if isinstance(t, bool) or int(t) != t:
@@ -51,7 +52,7 @@ def check_lengths(lengths) -> list[int]:
         out.append(int(t))
     if not out:
         raise ValueError("Give at least one sequence length T, e.g. 10,25,50,100.")
-    return out
+    return list(dict.fromkeys(out))
 
 
 def make_batch(rng, batch_size: int, length: int):

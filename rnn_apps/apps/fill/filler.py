@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, text_list
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
 from rnn_apps.chinese import convert_script
@@ -78,6 +78,7 @@ class Filler(Predictor):
                 candidates (:func:`weigh_candidates`); None: the fill model alone, as its SavedModel answers.
         """
         texts = text_list(texts)
+        step = min(check_batch_size(batch_size, FillError), limits.APPS["fill"].max_batch)  # the model's most
         with limits.errors_as(FillError):  # the server's check and words
             limits.check_number(limits.APPS["fill"], "top_k", top_k)
         script = self.config.get("script", "simplified")
@@ -96,7 +97,6 @@ class Filler(Predictor):
                 converted.append(False)
             cleaned.append(p)
         results = []
-        step = min(batch_size, limits.APPS["fill"].max_batch)  # the model refuses larger batches
         for s in range(0, len(cleaned), step):
             out = self.run(cleaned[s : s + step], WEIGHED_CANDIDATES if poem_model is not None else top_k)
             for r, t in enumerate(texts[s : s + step]):
@@ -199,6 +199,7 @@ def evaluate_masked(data_path: str, model_dir: str | None = None, split: str = "
     """
     if limit is not None and limit < 1:  # poems[:limit] would score too few poems, or all of them, without a word
         raise FillError(f"limit must be a positive number of poems; received {limit}.")
+    check_batch_size(batch_size, FillError)
     filler = Filler(model_dir)
     cfg = filler.config
     poems = load_poems(data_path, cfg.get("script", "simplified"))

@@ -93,7 +93,8 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
         init_from: An exported fill model (a version or an app directory) to fine-tune. A resumed run
             starts from its checkpoint (or, when it has none yet, from the model its run directory names).
         **options: The run's :class:`~rnn_apps.apps.base.RunOptions` (``resume``: continue the run in
-            ``run_dir``; its saved config wins, but a given ``max_steps`` with ``epochs`` sets a new length)
+            ``run_dir``, to ``epochs``; its saved config wins, and a run cut to ``max_steps`` keeps its epochs
+            unless a given ``max_steps`` with ``epochs`` sets a new length)
             and any of :data:`DEFAULTS` (``kind``: "bidirectional" or "forward"; ``patience`` N > 0: stop after
             N epochs without a lower validation loss and end with the best epoch's weights,
             :func:`rnn_apps.apps.base.stop_early`).
@@ -110,8 +111,9 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     from rnn_apps import training
     from rnn_apps.apps.fill.model import build
 
-    # A resumed run may be given a new length (max_steps, split into the given epochs; the cosine schedule
-    # follows the new total); otherwise it keeps its saved settings and epochs.
+    # A resumed run trains to the given epochs, as in every app. A run cut to max_steps keeps its epochs
+    # (they set its epochs' length) unless a new max_steps gives it a new length (split into the given
+    # epochs; the cosine schedule follows the new total).
     run, overrides = RunOptions.split(options, save_every=100)
     check_settings(overrides)  # sizes and rates, before the run directory is written
     if overrides.get("patience") is not None:
@@ -121,7 +123,7 @@ def train(data_path: str, run_dir: str, epochs: int = 2, *, init_from: Optional[
     vocab_path = os.path.join(run_dir, VOCAB_FILE)
     vocab = None
     if saved is not None:
-        if not overrides.get("max_steps"):
+        if saved["settings"].get("max_steps") and not overrides.get("max_steps"):
             epochs = saved.get("epochs", epochs)
         vocab = Vocabulary.load(vocab_path)
         init_from = saved.get("init_from")

@@ -48,7 +48,8 @@ from rnn_apps.cli.common import (
               help="Poems of a form: the 平仄 of a regulated template (平起/仄起, first line rhymed or not); strict: every "
               "position; loose: 一三五不论, no 孤平; none: no tones.")
 @click.option("--script", type=click.Choice(["simplified", "traditional"]), default=None,
-              help="Script of the output (default: the model's).")
+              help="Script of the output. Default: that of the start and acrostic when they are written in one "
+              "script (東風 gives traditional), else the model's.")
 @options.model("poetry")
 @click.option(
     "--engine",
@@ -96,6 +97,10 @@ def generate_poem(start, acrostic, form, n, temperature, top_k, top_p, seed, max
     finally:
         if terminal is not None:
             terminal.close()
+    if script is None:  # the user's own script, when their characters say which (the model's otherwise)
+        from rnn_apps.chinese import written_script
+
+        script = written_script(start + acrostic) if (start or acrostic) else None
     rows = []
     tables = None
     for p in poems:

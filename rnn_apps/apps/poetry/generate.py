@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rnn_apps import chinese, limits, textio
-from rnn_apps.apps.base import Predictor, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, text_list
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS, ModelReading
 
@@ -530,8 +530,13 @@ class PoemGenerator(Predictor):
         Raises:
             PoemError: unknown characters, an impossible form or acrostic, bad sampling values.
         """
+        with limits.errors_as(PoemError):
+            n = limits.as_integer(n, "n")  # NumPy's integers too
         if n < 1 or n > 1000:
             raise PoemError(f"n must be between 1 and 1000; received {n}.")
+        for what, text in (("start", start), ("acrostic", acrostic)):
+            if not isinstance(text, str):  # None and bytes too: "" is no start
+                raise PoemError(f"The {what} must be text (a str); received {text!r}.")
         with limits.errors_as(PoemError):  # the server's ranges and words
             for name, value in (("temperature", temperature), ("top_k", top_k), ("top_p", top_p)):
                 limits.check_number(LIMITS, name, value)
@@ -631,9 +636,12 @@ class PoemGenerator(Predictor):
         import tensorflow as tf
 
         texts = text_list(texts)
+        batch_size = min(check_batch_size(batch_size, PoemError), LIMITS.max_batch)  # the model refuses larger ones
+        for i, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise PoemError(f"Text {i} is a {type(t).__name__}, not text.")
         model = self.loaded
         results = []
-        batch_size = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
         for i in range(0, len(texts), batch_size):
             chunk = list(texts[i : i + batch_size])
             try:

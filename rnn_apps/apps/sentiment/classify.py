@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor, read_meta, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, read_meta, text_list
 
 
 class SentimentError(ValueError):
@@ -40,12 +40,6 @@ class Prediction:
 
 LIMITS = limits.APPS["sentiment"]
 MAX_REVIEW_CHARS = LIMITS.max_chars["text"]  # the limit `rnn-apps serve` applies too
-
-
-def check_batch_size(batch_size) -> None:
-    """Refuse a batch size that is not a positive integer (SentimentError)."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise SentimentError(f"batch_size must be a positive integer; received {batch_size!r}.")
 
 
 def read_reviews_file(path: str, stdin: Optional[BinaryIO] = None) -> list[str]:
@@ -115,11 +109,13 @@ class SentimentClassifier(Predictor):
         import tensorflow as tf
 
         texts = text_list(texts)
-
+        step = min(check_batch_size(batch_size, SentimentError), LIMITS.max_batch)  # the model refuses larger ones
+        for i, t in enumerate(texts, 1):
+            if not isinstance(t, str):
+                raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
         fn = self.signatures[signature]
         out = {k: np.zeros(len(texts), np.float32) for k in names}
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
         for s in range(0, len(order), step):
             idx = order[s : s + step]
             got = fn(text=tf.constant([texts[i] for i in idx]))
@@ -133,8 +129,8 @@ class SentimentClassifier(Predictor):
         (None when the model does not count them)."""
         import tensorflow as tf
 
+        step = min(check_batch_size(batch_size, SentimentError), LIMITS.max_batch)  # the model refuses larger ones
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        step = min(batch_size, LIMITS.max_batch)  # the model refuses larger batches
         batches = [(idx, tf.constant([texts[i].encode("utf-8") for i in idx]))
                    for idx in (order[s : s + step] for s in range(0, len(order), step))]
         counts, known = [0] * len(texts), [None] * len(texts)
@@ -172,7 +168,6 @@ class SentimentClassifier(Predictor):
                 not text.
         """
         self._check(texts)
-        check_batch_size(batch_size)
         batches, counts, known = self._count_words(texts, batch_size)
         # Every review's words are counted (cheap) before any is classified, so that the error names the
         # first bad review of the input, not the first of the length order.

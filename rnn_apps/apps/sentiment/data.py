@@ -368,6 +368,11 @@ def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, downloa
     try:
         ds = tfds.load("imdb_reviews", split=names[split], data_dir=data_dir, download=download, shuffle_files=False)
         rows = list(tfds.as_numpy(ds))
+    except ImportError as e:  # a module TFDS needs is missing: not the network's fault
+        raise SentimentDataError(f"TensorFlow Datasets cannot load 'imdb_reviews': {e} (install it, e.g. pip "
+                                 f"install {e.name or 'the missing module'}; pip install -e . installs what rnn-apps "
+                                 "needs), or pass --data with the path of aclImdb_v1.tar.gz or of its extracted "
+                                 "aclImdb directory.") from None
     except Exception as e:  # network, missing data, ...: TFDS raises many types
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SentimentDataError(

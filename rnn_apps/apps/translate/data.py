@@ -110,12 +110,17 @@ def check_languages(path: str, rows: list[tuple[int, str, str]]) -> None:
             f"(first at line {line}: {limits.shown(first, 30)!r}); {_LAYOUT}.")
 
 
+# The column names of a header line ("english", "zh", "source_text"); a sentence has a mark or Chinese.
+_HEADER = re.compile(r"[A-Za-z][A-Za-z _-]*")
+
+
 def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
     """Read sentence pairs from a TSV file (``english<TAB>chinese[<TAB>...]``).
 
-    Blank lines are skipped; a byte-order mark is ignored. With ``normalize`` the Chinese side is
-    converted to simplified script, and pairs that become identical (one sentence written in both scripts)
-    are kept once, in the order of their first line.
+    Blank lines are skipped; a byte-order mark is ignored; a first line of two column names (words of Latin
+    letters without a full stop: ``english<TAB>chinese``, ``en<TAB>zh``) is a header and is skipped. With
+    ``normalize`` the Chinese side is converted to simplified script, and pairs that become identical (one
+    sentence written in both scripts, or a line given twice) are kept once, in the order of their first line.
 
     Raises:
         FileNotFoundError: no such file.
@@ -143,6 +148,8 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
                     f"received {line[:80]!r}."
                 )
             en, zh = cols[0].strip(), cols[1].strip()
+            if not rows and _HEADER.fullmatch(en) and _HEADER.fullmatch(zh):  # it would be learned as a pair
+                continue
             rows.append((n, en, zh))
             pairs.append(Pair(en, normalize_zh(zh) if normalize else zh))
     if not pairs:

@@ -6,6 +6,7 @@ import time
 from typing import Optional, Sequence
 
 from rnn_apps import limits
+from rnn_apps.apps.base import check_batch_size
 from rnn_apps.apps.translate import data as tdata
 
 SPLITS = ("all", "val", "train")
@@ -143,8 +144,7 @@ def evaluate_pairs(data_path: str, model_dir: Optional[str] = None, split: str =
 
     if split not in SPLITS:
         raise TranslateError(f"split must be one of {', '.join(SPLITS)}; received {split!r}.")
-    if batch_size < 1:
-        raise TranslateError(f"batch_size must be positive; received {batch_size}.")
+    check_batch_size(batch_size, TranslateError)
     if limit is not None and limit < 1:  # pairs[:limit] would drop pairs from the end without a word
         raise TranslateError(f"limit must be a positive number of pairs; received {limit}.")
     if isinstance(paragraphs, bool) or not 1 <= int(paragraphs) <= MAX_PARAGRAPH:

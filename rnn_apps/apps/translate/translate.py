@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor
+from rnn_apps.apps.base import Predictor, check_batch_size
 from rnn_apps.apps.translate import data as tdata
 from rnn_apps.apps.translate.text import lost_numbers
 from rnn_apps.paths import default_model_dir
@@ -223,8 +223,7 @@ class Translator(Predictor):
         if max_length is not None:
             with limits.errors_as(TranslateError):
                 limits.check_number(LIMITS, "max_length", max_length)
-        if batch_size < 1:
-            raise TranslateError(f"batch_size must be positive; received {batch_size}.")
+        check_batch_size(batch_size, TranslateError)
         info = self._check(texts)
         pieces = [self._pieces(t, len(row["tokens"])) for t, row in zip(texts, info)]
         flat = [p for ps in pieces for p in ps]
