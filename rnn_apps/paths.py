@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import sys
 from pathlib import Path
 
 from rnn_apps.export import list_versions
@@ -27,10 +29,21 @@ def default_model_dir(app: str) -> str:
     ``./models/<app>`` when it holds a model (a complete version directory: an export of the user's own into
     the working directory's ``models/``), else the shipped ``<checkout>/models/<app>``. The choice is made per
     app: exporting one app into ``./models`` leaves every other app on its shipped model, and an empty or
-    half-written ``./models/<app>`` does not hide the shipped one.
+    half-written ``./models/<app>`` does not hide the shipped one. A ``./models/<app>`` that is not the
+    shipped one is named on standard error (once a process), so that a command's answer is never taken for
+    the shipped model's.
     """
+    shipped = os.path.join(models_root(), app)
     if not os.environ.get(MODELS_ENV):
         local = os.path.abspath(os.path.join(LOCAL_MODELS, app))
         if list_versions(local):
+            if os.path.realpath(local) != os.path.realpath(shipped):
+                _say_working_directory_model(local, shipped)
             return local
-    return os.path.join(models_root(), app)
+    return shipped
+
+
+@functools.lru_cache(maxsize=None)  # once per model and process: a command may resolve its default twice
+def _say_working_directory_model(local: str, shipped: str) -> None:
+    print(f"Note: using {local} (a model in the working directory's models/), not the shipped {shipped}; "
+          "--model picks another.", file=sys.stderr)

@@ -584,7 +584,7 @@ def test_a_shipped_model_named_models_app_is_found_from_any_directory(tmp_path, 
         resolve_model_dir("models/fill")
 
 
-def test_an_export_into_dot_models_replaces_the_shipped_model_of_its_app_only(tmp_path, monkeypatch):
+def test_an_export_into_dot_models_replaces_the_shipped_model_of_its_app_only(tmp_path, monkeypatch, capsys):
     """After one app was exported into ./models, every other app read ./models/<app> (fill-poem weighed with
     the user's tiny poem model; fine-tune forecast: "No SavedModel at ./models/forecast"). Now the default is
     chosen per app: ./models/<app> when it holds a model, else the shipped one."""
@@ -603,7 +603,14 @@ def test_an_export_into_dot_models_replaces_the_shipped_model_of_its_app_only(tm
     (tmp_path / "models" / "fill" / ".tmp-1-99").mkdir(parents=True)  # half-written: not a model either
 
     assert paths.models_root() == shipped
+    capsys.readouterr()
     assert paths.default_model_dir("poetry") == str(tmp_path / "models" / "poetry")
+    # said (once), so that its answers are not taken for the shipped model's
+    assert capsys.readouterr().err == (f"Note: using {tmp_path / 'models' / 'poetry'} (a model in the working "
+                                       f"directory's models/), not the shipped {os.path.join(shipped, 'poetry')}; "
+                                       "--model picks another.\n")
+    paths.default_model_dir("poetry")
+    assert capsys.readouterr().err == ""
     for app in ("forecast", "fill", "sentiment"):
         assert paths.default_model_dir(app) == os.path.join(shipped, app)
         assert resolve_model_dir(paths.default_model_dir(app)).startswith(os.path.join(shipped, app, ""))

@@ -262,8 +262,9 @@ def test_training_on_reviews_of_one_label_is_refused_before_the_run_dir(tmp_path
     assert not run_dir.exists()
 
 
-def test_tfds_loader_with_mock_data_and_offline_error(tmp_path):
+def test_tfds_loader_with_mock_data_and_offline_error(tmp_path, monkeypatch):
     tfds = pytest.importorskip("tensorflow_datasets")
+    monkeypatch.setattr(sdata, "_tfds_prepared", lambda tfds, data_dir: True)  # the mock data stands for it
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         reviews = sdata.load_tfds_imdb("train")
         labelled, _ = sdata.load_reviews("tfds:imdb_reviews", "train")
@@ -284,9 +285,31 @@ def test_tfds_can_prepare_imdb_and_a_missing_module_is_not_blamed_on_the_network
         raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
 
     monkeypatch.setattr(tfds, "load", missing)
+    monkeypatch.setattr(sdata, "_tfds_prepared", lambda tfds, data_dir: True)
     with pytest.raises(sdata.SentimentDataError) as e:
         sdata.load_tfds_imdb("test", data_dir=str(tmp_path))
     assert "pip install importlib_resources" in str(e.value) and "network" not in str(e.value)
+
+
+def test_tfds_offline_is_said_at_once_not_after_minutes_of_retries(tmp_path, monkeypatch):
+    """Offline, TFDS retried the download for 3.5 minutes before the error; the host is now asked once first."""
+    import socket
+
+    tfds = pytest.importorskip("tensorflow_datasets")
+    asked = []
+
+    def unreachable(address, timeout=None):
+        asked.append((address, timeout))
+        raise socket.gaierror(-2, "Name or service not known")
+
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    monkeypatch.setattr(tfds, "load", lambda *a, **k: pytest.fail("tfds.load ran: it retries for minutes offline"))
+    with pytest.raises(sdata.SentimentDataError) as e:
+        sdata.load_tfds_imdb("test", data_dir=str(tmp_path))
+    assert asked == [(("ai.stanford.edu", 80), 10)]
+    assert str(e.value) == ("TensorFlow Datasets downloads 'imdb_reviews' from ai.stanford.edu on first use, which "
+                            "cannot be reached ([Errno -2] Name or service not known); offline, pass --data with the "
+                            "path of aclImdb_v1.tar.gz or of its extracted aclImdb directory instead.")
 
 
 def test_bucket_batches_resume_at_any_step():

@@ -60,9 +60,11 @@ def as_json(help: str = "Print the result as JSON (progress goes to stderr).") -
 
 
 def model(app: str, help: str | None = None) -> callable:
-    """``--model DIR``: the model to use (default: the newest version of the shipped models/APP)."""
+    """``--model DIR``: the model to use (default: :func:`rnn_apps.paths.default_model_dir`'s, the newest version
+    of ./models/APP when the working directory has one, else of the shipped models/APP)."""
     return click.option("--model", "model_dir", default=None,
-                        help=help or f"A model directory (default: the newest version in the shipped models/{app}).")
+                        help=help or f"A model directory (default: the newest version in the shipped models/{app}, "
+                        f"or in ./models/{app} when you exported one there).")
 
 
 def poem_model() -> callable:

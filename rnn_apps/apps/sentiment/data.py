@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import tarfile
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
@@ -347,6 +348,18 @@ def check_both_labels(reviews: Sequence[Review], source: str, which: str = "its 
 # ------------------------------------------------------------------------------------------ TFDS
 
 
+# Where TFDS's imdb_reviews downloads aclImdb_v1.tar.gz from (its homepage).
+IMDB_HOST = "ai.stanford.edu"
+
+
+def _tfds_prepared(tfds, data_dir: Optional[str]) -> bool:
+    """Whether TFDS's ``imdb_reviews`` is already downloaded and prepared in ``data_dir`` (no network needed)."""
+    try:
+        return bool(tfds.builder("imdb_reviews", data_dir=data_dir).is_prepared())
+    except Exception:  # noqa: BLE001 - an older TFDS, a damaged folder: let tfds.load say what is wrong
+        return True
+
+
 def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, download: bool = True) -> list[Review]:
     """Read TensorFlow Datasets ``imdb_reviews`` (downloaded on first use, about 80 MB).
 
@@ -365,6 +378,15 @@ def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, downloa
         import tensorflow_datasets as tfds
     except ImportError:
         raise SentimentDataError("TensorFlow Datasets is not installed: pip install tensorflow-datasets") from None
+    offline = ("offline, pass --data with the path of aclImdb_v1.tar.gz or of its extracted aclImdb directory "
+               "instead.")
+    if download and not _tfds_prepared(tfds, data_dir):
+        # TFDS retries an unreachable host for minutes before it gives up: ask the host once, briefly, first.
+        try:
+            socket.create_connection((IMDB_HOST, 80), timeout=10).close()
+        except OSError as e:
+            raise SentimentDataError(f"TensorFlow Datasets downloads 'imdb_reviews' from {IMDB_HOST} on first use, "
+                                     f"which cannot be reached ({e}); {offline}") from None
     try:
         ds = tfds.load("imdb_reviews", split=names[split], data_dir=data_dir, download=download, shuffle_files=False)
         rows = list(tfds.as_numpy(ds))
@@ -377,8 +399,7 @@ def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, downloa
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SentimentDataError(
             f"Could not load TensorFlow Datasets 'imdb_reviews' ({type(e).__name__}: {msg[:300]}). It is downloaded "
-            "from ai.stanford.edu on first use, which needs a network; offline, pass --data with the path of "
-            "aclImdb_v1.tar.gz or of its extracted aclImdb directory instead."
+            f"from {IMDB_HOST} on first use, which needs a network; {offline}"
         ) from None
     reviews = []
     for i, ex in enumerate(rows):
