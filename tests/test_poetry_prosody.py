@@ -530,6 +530,29 @@ def test_traditional_script_keeps_the_acrostic_and_the_tones():
     assert to_script("衣裳干净", "traditional") == "衣裳乾淨"
 
 
+def test_traditional_forms_are_chosen_as_the_tang_poems_write_them_in_context():
+    """OpenCC's phrases wrote 千万里 as 千萬裏 (裏 "inside" for 里 "mile"): each character now takes the form the
+    training poems write for it beside its neighbours."""
+    from rnn_apps.apps.poetry.generate import to_script
+    from rnn_apps.apps.poetry.traditional import TraditionalTable, build
+
+    pairs = [("白发", "白髮"), ("白发", "白髮"), ("发兵", "發兵"), ("发兵", "發兵"), ("发愁", "發愁"), ("无人", "無人"),
+             ("无人", "无人")]
+    table = TraditionalTable(build(pairs))
+    assert table.candidates["发"] == {"發": 3, "髮": 2}
+    assert table.candidates["无"] == {"無": 1}  # the corpus's 无 is no traditional form
+    assert table.left["白髮"] == 2 and table.right["發兵"] == 2 and table.left_any["白发"] == 2
+    assert [table.choose(t, i) for t, i in (("白发", 1), ("发兵", 0), ("头发", 1), ("无", 0), ("春", 0))] == [
+        "髮", "發", "發", "無", None]  # 头发: the more frequent form where no neighbour says otherwise
+    # the shipped table (python -m rnn_apps.apps.poetry.traditional over the training poems)
+    assert to_script("猶得寒光千万里", "traditional") == "猶得寒光千萬里"
+    assert to_script("白发三千丈", "traditional") == "白髮三千丈"
+    assert to_script("云中谁寄锦书来", "traditional") == "雲中誰寄錦書來"
+    # the user's own characters stay themselves where traditional script writes them so (冬, 里)
+    assert to_script("冬冬霜叶", "traditional", keep="冬冬") == "冬冬霜葉"
+    assert to_script("白发", "traditional", keep="白发") == "白髮"
+
+
 def test_inference_of_missing_characters_from_poems(tmp_path):
     """prosody_build's rules on a corpus made for it: 龘 ends rhymed lines among 下平十一尤 characters and
     stands at even places beside 平 characters; 爩 beside 仄 ones."""

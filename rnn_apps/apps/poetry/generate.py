@@ -659,12 +659,15 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
     """Convert a generated poem to ``script`` (OpenCC) for display, keeping its prosody and the given characters.
 
     OpenCC converts by phrases, which fit prose: in a poem a phrase can turn an acrostic's head into another
-    character (冬冬 -> 鼕鼕) or pick a character of another reading. Each character of ``keep`` (the
-    acrostic's heads, the start), and one that the phrase conversion gives a classical tone the original
-    cannot have (none in common, or an unknown one), is converted on its own (OpenCC's character table,
-    first candidate) instead.
+    character (冬冬 -> 鼕鼕) or pick a character of another reading (千万里 -> 千萬裏). Into traditional
+    script, a character the Tang poems write is given the form they write for it in its context
+    (:mod:`rnn_apps.apps.poetry.traditional`: 千萬里, 白髮). A character of ``keep`` (the acrostic's heads,
+    the start) stays itself where traditional script writes it so too, else takes that choice; one the poems
+    never write, and one that the phrase conversion gives a classical tone the original cannot have (none in
+    common, or an unknown one), is converted on its own (OpenCC's character table, first candidate).
     """
     from rnn_apps.apps.poetry.data import convert_script
+    from rnn_apps.apps.poetry.traditional import TraditionalTable
     from rnn_apps.textio import opencc_characters
 
     converted = convert_script(text, script)
@@ -672,9 +675,19 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
         return converted
     tables = tables or prosody.Tables.load()
     single = opencc_characters(script)
+    poems = TraditionalTable.load() if script == "traditional" else None
     out = []
-    for original, phrased in zip(text, converted):
-        if phrased != original and (original in keep or not tables.tone_bits(phrased) & tables.tone_bits(original)):
+    for i, (original, phrased) in enumerate(zip(text, converted)):
+        chosen = poems.choose(text, i) if poems is not None else None
+        if original in keep:
+            # The user's character stays itself where traditional script writes it so too (冬 stays 冬, which
+            # 冬冬 "the sound of drums" would make 鼕); a simplified form (发) takes the poems' choice.
+            if poems is not None and original in poems.candidates.get(original, ()):
+                chosen = original
+            phrased = chosen or single.get(original, original)
+        elif chosen is not None:
+            phrased = chosen
+        elif phrased != original and not tables.tone_bits(phrased) & tables.tone_bits(original):
             phrased = single.get(original, original)
         out.append(phrased)
     return "".join(out)
