@@ -56,14 +56,33 @@ def convert_script(text: str, script: str) -> str:
     raise ValueError(f"script must be one of {SCRIPTS}; received {script!r}.")
 
 
+@functools.lru_cache(maxsize=1)
+def simplified_only_characters() -> frozenset:
+    """The characters that only simplified script writes: those OpenCC's ``STCharacters.txt`` converts to
+    traditional without keeping them among the candidates (无 -> 無, 发 -> 發 髮), unlike 台 (臺 台 颱) or 里
+    (裏 里), which traditional script writes too."""
+    import os
+
+    import opencc
+
+    out = set()
+    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "STCharacters.txt")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) == 2 and parts[0] not in parts[1].split(" "):
+                out.add(parts[0])
+    return frozenset(out)
+
+
 def written_script(text: str):
-    """The script ``text`` is written in: ``"traditional"`` when OpenCC changes it into simplified but not into
-    traditional (東風), ``"simplified"`` for the reverse (东风), None when it changes both ways (a mix) or neither
-    (characters both scripts share, such as 春眠, or no Chinese at all). Phrases are converted whole, so a
-    character shared by both scripts in a phrase (乾坤, 著作) does not count as the other script's."""
+    """The script ``text`` is written in: ``"traditional"`` when OpenCC changes it into simplified (its phrases,
+    so 乾坤 and 著作 stay) and it holds no character that only simplified script writes (東風, 樓台: 台 is
+    traditional too), ``"simplified"`` when it holds such characters and none that changes into simplified
+    (东风), None for a mix (東风) or neither (春眠, characters both scripts share, or no Chinese at all)."""
     to_simplified = convert_script(text, "simplified") != text
-    to_traditional = convert_script(text, "traditional") != text
-    if to_simplified != to_traditional:
+    simplified = any(c in simplified_only_characters() for c in text)
+    if to_simplified != simplified:
         return "traditional" if to_simplified else "simplified"
     return None
 

@@ -82,7 +82,7 @@ class Range:
         return span + (f" ({self.meaning})" if self.meaning else "")
 
     def contains(self, x: float) -> bool:
-        if not math.isfinite(x):
+        if not isinstance(x, numbers.Integral) and not math.isfinite(x):  # an integer is finite, even 10**400
             return False
         if self.integer and not isinstance(x, numbers.Integral) and x != math.floor(x):  # 2.5 beams (2.0 is 2)
             return False
@@ -532,8 +532,9 @@ def check_number(limits: AppLimits, name: str, value: float, where: Optional[str
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise LimitError(range_message(where, r, repr(value)) if r is not None
                          else f"{where} must be a number; received {value!r}.")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise LimitError(not_finite_message(where, value))
+    # NumPy's floats too; an integer is finite (and may be past float's range: 10**400 as a seed)
+    if not isinstance(value, numbers.Integral) and not math.isfinite(value):
+        raise LimitError(not_finite_message(where, float(value)))
     if r is None:
         return
     if not r.contains(value):

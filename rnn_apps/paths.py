@@ -37,7 +37,7 @@ def default_model_dir(app: str) -> str:
     if not os.environ.get(MODELS_ENV):
         local = os.path.abspath(os.path.join(LOCAL_MODELS, app))
         if list_versions(local):
-            if os.path.realpath(local) != os.path.realpath(shipped):
+            if os.path.realpath(local) != os.path.realpath(shipped) and list_versions(shipped):
                 _say_working_directory_model(local, shipped)
             return local
     return shipped
@@ -45,5 +45,5 @@ def default_model_dir(app: str) -> str:
 
 @functools.lru_cache(maxsize=None)  # once per model and process: a command may resolve its default twice
 def _say_working_directory_model(local: str, shipped: str) -> None:
-    print(f"Note: using {local} (a model in the working directory's models/), not the shipped {shipped}; "
-          "--model picks another.", file=sys.stderr)
+    print(f"Note: using {local} (a model in the working directory's models/), not the shipped {shipped}.",
+          file=sys.stderr)

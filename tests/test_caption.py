@@ -698,6 +698,8 @@ def test_pixels_and_bytes_of_the_wrong_kind_are_refused_in_words(tiny_model):
     assert [c.caption for c in cap.caption_bytes([memoryview(data)])] == as_bytes
     with pytest.raises(CaptionError, match=r"^image 2 is a str; give the bytes of an image file\.$"):
         cap.caption_bytes([data, "photo.png"])
+    with pytest.raises(TypeError, match=r"^data must be a list of images' bytes, not one image's\.$"):
+        cap.caption_bytes(memoryview(data))  # was read byte by byte: "image 1 is a int"
     with pytest.raises(CaptionError, match=r"^batch_size must be a positive integer; received 0\.$"):
         cap.caption_bytes([data], batch_size=0)
 

@@ -53,8 +53,8 @@ def test_a_start_in_traditional_characters_gives_a_traditional_poem(runner, tiny
     """A start of 東風 came back as 东风 (the model's script) unless --script traditional was given."""
     from rnn_apps.chinese import convert_script, written_script
 
-    assert [written_script(t) for t in ("東風", "东风", "春眠", "乾坤", "東风", "spring")] == [
-        "traditional", "simplified", None, None, None, None]
+    assert [written_script(t) for t in ("東風", "东风", "春眠", "乾坤", "東风", "spring", "樓台", "長干行")] == [
+        "traditional", "simplified", None, None, None, None, "traditional", "traditional"]  # 台 干: both scripts
     poem = lambda *args: json.loads(runner.invoke(cli, ["generate-poem", "--model", tiny_poem_model, "--seed", "2",
                                                        "--json", *args]).output)[0]
     mine = poem("--start", "東風")

@@ -607,8 +607,7 @@ def test_an_export_into_dot_models_replaces_the_shipped_model_of_its_app_only(tm
     assert paths.default_model_dir("poetry") == str(tmp_path / "models" / "poetry")
     # said (once), so that its answers are not taken for the shipped model's
     assert capsys.readouterr().err == (f"Note: using {tmp_path / 'models' / 'poetry'} (a model in the working "
-                                       f"directory's models/), not the shipped {os.path.join(shipped, 'poetry')}; "
-                                       "--model picks another.\n")
+                                       f"directory's models/), not the shipped {os.path.join(shipped, 'poetry')}.\n")
     paths.default_model_dir("poetry")
     assert capsys.readouterr().err == ""
     for app in ("forecast", "fill", "sentiment"):

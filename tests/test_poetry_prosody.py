@@ -525,7 +525,7 @@ def test_traditional_script_keeps_the_acrostic_and_the_tones():
     from rnn_apps.apps.poetry.generate import to_script
 
     assert to_script("冬冬霜叶捣衣心", "traditional").startswith("鼕")  # what phrases do (prose-like)
-    assert to_script("冬冬霜叶捣衣心", "traditional", keep="春夏秋冬") == "冬冬霜葉搗衣心"
+    assert to_script("冬冬霜叶捣衣心", "traditional", keep="春夏秋冬") == "冬冬霜葉擣衣心"  # 擣衣, as the poems write
     # a phrase's character that keeps one of the original's tones stays (干净: 乾淨, not 干淨)
     assert to_script("衣裳干净", "traditional") == "衣裳乾淨"
 
@@ -541,14 +541,19 @@ def test_traditional_forms_are_chosen_as_the_tang_poems_write_them_in_context():
     table = TraditionalTable(build(pairs))
     assert table.candidates["发"] == {"發": 3, "髮": 2}
     assert table.candidates["无"] == {"無": 1}  # the corpus's 无 is no traditional form
-    assert table.left["白髮"] == 2 and table.right["發兵"] == 2 and table.left_any["白发"] == 2
+    assert table.left["白发髮"] == 2 and table.right["发發兵"] == 2 and table.left_any["白发"] == 2
     assert [table.choose(t, i) for t, i in (("白发", 1), ("发兵", 0), ("头发", 1), ("无", 0), ("春", 0))] == [
         "髮", "發", "發", "無", None]  # 头发: the more frequent form where no neighbour says otherwise
+    # neighbours never seen beside the character say nothing: the more frequent form (清千风 came out 清韆風)
+    assert table.choose("头发人", 1) == "發" and to_script("清千风", "traditional") == "清千風"
     # the shipped table (python -m rnn_apps.apps.poetry.traditional over the training poems)
     assert to_script("猶得寒光千万里", "traditional") == "猶得寒光千萬里"
     assert to_script("白发三千丈", "traditional") == "白髮三千丈"
     assert to_script("云中谁寄锦书来", "traditional") == "雲中誰寄錦書來"
-    # the user's own characters stay themselves where traditional script writes them so (冬, 里)
+    assert to_script("长干行", "traditional") == "長干行"  # 干 by its neighbours, not 乾 (the meaning "dry")
+    # the user's characters stay as typed wherever the poem has them: 為 (the model wrote 为), 冬 (冬冬 would
+    # make it 鼕); one only simplified script writes takes the poems' choice
+    assert to_script("为君持酒，为", "traditional", keep="為君") == "為君持酒，為"
     assert to_script("冬冬霜叶", "traditional", keep="冬冬") == "冬冬霜葉"
     assert to_script("白发", "traditional", keep="白发") == "白髮"
 

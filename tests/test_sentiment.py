@@ -808,3 +808,7 @@ def test_an_integer_setting_refuses_a_fraction():
     with pytest.raises(limits.LimitError, match=r"^count must be a number; received 'x'\.$"):
         limits.check_number(limits.APPS["translate"], "count", "x")  # an input without a range
     limits.check_number(limits.APPS["translate"], "max_length", np.float32(3.0))
+    with pytest.raises(limits.LimitError, match=r"^count must be a finite number; received NaN\.$"):
+        limits.check_number(limits.APPS["translate"], "count", np.float32("nan"))  # NumPy's NaN too
+    with pytest.raises(limits.LimitError, match=r"^seed must be an integer from 0 to "):  # was an OverflowError
+        limits.check_number(limits.APPS["poetry"], "seed", 10**400)

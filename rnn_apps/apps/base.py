@@ -527,7 +527,7 @@ def read_meta(model_dir: str, config_name: str, app: str, format: Optional[str] 
 def text_list(texts, refusal: str = "texts must be a list of strings, not one string.") -> list:
     """``texts`` (a list, a tuple, a NumPy array of strings ...) as a list; a single string (or bytes) is refused
     with ``TypeError(refusal)``, as it would be read as one text a character."""
-    if isinstance(texts, (str, bytes, bytearray)):
+    if isinstance(texts, (str, bytes, bytearray, memoryview)):
         raise TypeError(refusal)
     return list(texts)
 

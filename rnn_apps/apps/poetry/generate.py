@@ -661,13 +661,15 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
     OpenCC converts by phrases, which fit prose: in a poem a phrase can turn an acrostic's head into another
     character (冬冬 -> 鼕鼕) or pick a character of another reading (千万里 -> 千萬裏). Into traditional
     script, a character the Tang poems write is given the form they write for it in its context
-    (:mod:`rnn_apps.apps.poetry.traditional`: 千萬里, 白髮). A character of ``keep`` (the acrostic's heads,
-    the start) stays itself where traditional script writes it so too, else takes that choice; one the poems
-    never write, and one that the phrase conversion gives a classical tone the original cannot have (none in
-    common, or an unknown one), is converted on its own (OpenCC's character table, first candidate).
+    (:mod:`rnn_apps.apps.poetry.traditional`: 千萬里, 白髮), and the characters of ``keep`` (the acrostic's
+    heads, the start, as the user typed them) stay as typed wherever the poem has them (為 for 为; one that
+    only simplified script writes, 发, takes the poems' choice). Otherwise a character of ``keep``, and one
+    that the phrase conversion gives a classical tone the original cannot have (none in common, or an
+    unknown one), is converted on its own (OpenCC's character table, first candidate).
     """
     from rnn_apps.apps.poetry.data import convert_script
     from rnn_apps.apps.poetry.traditional import TraditionalTable
+    from rnn_apps.chinese import simplified_only_characters
     from rnn_apps.textio import opencc_characters
 
     converted = convert_script(text, script)
@@ -676,18 +678,22 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
     tables = tables or prosody.Tables.load()
     single = opencc_characters(script)
     poems = TraditionalTable.load() if script == "traditional" else None
+    own = {}
+    if poems is not None:
+        # The user's characters as typed, by the reading the model wrote them in (為 read as 为): 為 stays 為,
+        # and 冬 stays 冬 where 冬冬 "the sound of drums" would make it 鼕. One only simplified script writes
+        # (发) takes the poems' choice.
+        reading = opencc_characters("simplified")
+        own = {reading.get(c, c): c for c in keep if c not in simplified_only_characters()}
     out = []
     for i, (original, phrased) in enumerate(zip(text, converted)):
         chosen = poems.choose(text, i) if poems is not None else None
-        if original in keep:
-            # The user's character stays itself where traditional script writes it so too (冬 stays 冬, which
-            # 冬冬 "the sound of drums" would make 鼕); a simplified form (发) takes the poems' choice.
-            if poems is not None and original in poems.candidates.get(original, ()):
-                chosen = original
-            phrased = chosen or single.get(original, original)
+        if original in own:
+            phrased = own[original]
         elif chosen is not None:
             phrased = chosen
-        elif phrased != original and not tables.tone_bits(phrased) & tables.tone_bits(original):
+        elif phrased != original and (original in keep
+                                      or not tables.tone_bits(phrased) & tables.tone_bits(original)):
             phrased = single.get(original, original)
         out.append(phrased)
     return "".join(out)

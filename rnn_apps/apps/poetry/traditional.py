@@ -5,15 +5,15 @@ or 裏 "inside"; 云: 云 "say" or 雲 "cloud"). OpenCC converts by the phrases 
 came out as 千萬裏 and 白发 could come out as 白發. This table is learned from the training poems of the
 Complete Tang Poems (全唐诗, whose text is traditional; the poem model's 95 % training split, seed 1234): for
 each simplified character, the traditional characters the poems write for it and how often, and for one of
-several, how often each stands after and before each simplified neighbour. A character is then the
-candidate of highest
+several, how often each stands after and before each simplified neighbour. A character s is then the
+candidate t of highest
 
-    log P(t | s) + log P(left | t) + log P(right | t),
+    log P(t | s) + Σ over the two neighbours n of [log P(t | s, n) - log P(t | s)],
 
-each neighbour's probability smoothed towards how often that neighbour stands beside s at all (5 pseudo
-counts), so a rare pairing does not decide alone. Candidates the corpus writes in a simplified form (无 for
-無) are not traditional choices (OpenCC's ``STCharacters.txt``). Characters the poems never write keep
-OpenCC's conversion.
+P(t | s, n) the share of n's sightings beside s that were t, smoothed towards P(t | s) with 5 pseudo
+counts: a neighbour seen beside s twice moves the choice a little, one seen hundreds of times decides it,
+one never seen adds nothing. Forms that only simplified script writes (the corpus's 无 for 無; OpenCC's
+``STCharacters.txt``) are not choices. Characters the poems never write keep OpenCC's conversion.
 
 Build (reads the corpus once, about 10 s)::
 
@@ -21,10 +21,10 @@ Build (reads the corpus once, about 10 s)::
         [--out rnn_apps/apps/poetry/traditional.json.gz]
 
 On the 2,743 validation poems (their own traditional text as the reference), characters that differ from
-it: 1,482 of 164,486 (0.90 %) against 1,903 (1.16 %) with OpenCC's phrases; poems with any difference 974
+it: 1,075 of 164,486 (0.65 %) against 1,903 (1.16 %) with OpenCC's phrases; poems with any difference 786
 against 1,193. Many remaining differences are variants of one character (卻/却, 峯/峰, 迴/回) that the
 corpus itself writes both ways. On 4,036 occurrences of characters with distinct meanings (里 云 发 余 干
-后 征 斗 台 面 松 谷 冲 制 复 几 只 系 钟 历 须 当 尽 并 卷 获 御 叶 范 丑 朴 咸), 255 differ against OpenCC's 381.
+后 征 斗 台 面 松 谷 冲 制 复 几 只 系 钟 历 须 当 尽 并 卷 获 御 叶 范 丑 朴 咸), 181 differ against OpenCC's 381.
 """
 
 from __future__ import annotations
@@ -39,52 +39,37 @@ import os
 from typing import Iterable, Optional
 
 DEFAULT_PATH = os.path.join(os.path.dirname(__file__), "traditional.json.gz")
-PSEUDO_COUNTS = 5.0  # how far a neighbour's count is pulled towards the neighbour's rate beside the character
-# Neighbour pairs seen fewer times are left out. 1 keeps them all: on the validation poems, leaving out the
-# pairs seen once (half the table) gave 1,765 differences instead of 1,482, and 322 instead of 255 on the
-# characters of distinct meanings: a rare form (髮) is often known by a pairing seen once.
-MIN_COUNT = 1
-
-
-def _simplified_only() -> set:
-    """Characters OpenCC converts to traditional without keeping them (无 -> 無): not traditional themselves."""
-    import opencc
-
-    out = set()
-    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "STCharacters.txt")
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2 and parts[0] not in parts[1].split(" "):
-                out.add(parts[0])
-    return out
+PSEUDO_COUNTS = 5.0  # sightings of a neighbour worth as much as the candidates' overall frequencies
+# Neighbour pairs seen fewer times are left out: the pairs seen once are half the table, and on the
+# validation poems keeping them changed 1,075 differing characters to 1,060 (181 to 174 of distinct meanings).
+MIN_COUNT = 2
 
 
 def build(pairs: Iterable[tuple[str, str]], min_count: int = MIN_COUNT) -> dict:
     """The table from ``(simplified, traditional)`` texts of equal length, character for character (others are
-    left out): ``candidates`` (simplified -> {traditional: count}), and for the characters of several
-    candidates ``left`` / ``right`` (neighbour + traditional / traditional + neighbour -> count) and
-    ``left_any`` / ``right_any`` (the same with the simplified character itself)."""
+    left out): ``candidates`` (simplified -> {traditional: count}; a character the texts write only in a form
+    that simplified script alone writes has none, and keeps OpenCC's conversion), and for the characters of
+    several candidates ``left`` / ``right`` (neighbour + simplified + traditional / simplified + traditional +
+    neighbour -> count) and ``left_any`` / ``right_any`` (neighbour + simplified / simplified + neighbour)."""
+    from rnn_apps.chinese import simplified_only_characters
+
     pairs = [(s, t) for s, t in pairs if len(s) == len(t)]
-    simplified_only = _simplified_only()
+    simplified_only = simplified_only_characters()
     candidates: dict = collections.defaultdict(collections.Counter)
     for s, t in pairs:
         for a, b in zip(s, t):
-            candidates[a][b] += 1
-    for c in candidates.values():  # 无 written for 無 somewhere: only the traditional forms are choices
-        for b in [b for b in c if b in simplified_only]:
-            if len(c) > 1:
-                del c[b]
+            if b not in simplified_only:  # 无 written for 無 somewhere: only traditional forms are choices
+                candidates[a][b] += 1
     several = {a for a, c in candidates.items() if len(c) > 1}
     left, right, left_any, right_any = (collections.Counter() for _ in range(4))
     for s, t in pairs:
         for i, (a, b) in enumerate(zip(s, t)):
             if a in several and b in candidates[a]:
-                if i > 0:
-                    left[s[i - 1] + b] += 1
+                if i > 0:  # keyed by the simplified character too: 沈 is a form of both 沈 and 沉
+                    left[s[i - 1] + a + b] += 1
                     left_any[s[i - 1] + a] += 1
                 if i + 1 < len(s):
-                    right[b + s[i + 1]] += 1
+                    right[a + b + s[i + 1]] += 1
                     right_any[a + s[i + 1]] += 1
     keep = lambda counter: {k: v for k, v in sorted(counter.items()) if v >= min_count}  # noqa: E731
     return {
@@ -128,21 +113,23 @@ class TraditionalTable:
         after = text[i + 1] if i + 1 < len(text) else None
         best = None
         for b, n in cands.items():
-            score = math.log(n / total)
+            prior = n / total
+            score = math.log(prior)
             if before is not None:
-                score += self._beside(self.left.get(before + b, 0), self.left_any.get(before + a, 0), n, total)
+                score += self._beside(self.left.get(before + a + b, 0), self.left_any.get(before + a, 0), prior)
             if after is not None:
-                score += self._beside(self.right.get(b + after, 0), self.right_any.get(a + after, 0), n, total)
+                score += self._beside(self.right.get(a + b + after, 0), self.right_any.get(a + after, 0), prior)
             if best is None or score > best[0]:
                 best = (score, b)
         return best[1]
 
     @staticmethod
-    def _beside(count: int, count_any: int, n: int, total: int) -> float:
-        """log P(neighbour | candidate): ``count`` of ``n`` times, smoothed towards the neighbour's rate beside
-        the simplified character (``count_any`` of ``total``; 0.5 and 1,000 keep an unseen one above zero)."""
-        rate = (count_any + 0.5) / (total + 1000.0)
-        return math.log((count + PSEUDO_COUNTS * rate) / (n + PSEUDO_COUNTS))
+    def _beside(count: int, count_any: int, prior: float) -> float:
+        """What one neighbour adds to a candidate's score: log P(candidate | neighbour) - log P(candidate), the
+        first from the ``count`` of the neighbour's ``count_any`` sightings beside the character that were
+        this candidate, smoothed towards its ``prior`` with :data:`PSEUDO_COUNTS`. A neighbour seen twice
+        moves the choice a little, one seen hundreds of times decides it; one never seen adds nothing."""
+        return math.log((count + PSEUDO_COUNTS * prior) / (count_any + PSEUDO_COUNTS)) - math.log(prior)
 
 
 def tang_pairs(path: str, val_fraction: float = 0.05, seed: int = 1234) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import os
 import re
 import socket
 import tarfile
+import urllib.request
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -380,8 +381,9 @@ def load_tfds_imdb(split: str = "train", data_dir: Optional[str] = None, downloa
         raise SentimentDataError("TensorFlow Datasets is not installed: pip install tensorflow-datasets") from None
     offline = ("offline, pass --data with the path of aclImdb_v1.tar.gz or of its extracted aclImdb directory "
                "instead.")
-    if download and not _tfds_prepared(tfds, data_dir):
-        # TFDS retries an unreachable host for minutes before it gives up: ask the host once, briefly, first.
+    if download and not _tfds_prepared(tfds, data_dir) and not urllib.request.getproxies():
+        # TFDS retries an unreachable host for minutes before it gives up: ask the host once, briefly, first
+        # (not through a proxy, which a direct connection would bypass).
         try:
             socket.create_connection((IMDB_HOST, 80), timeout=10).close()
         except OSError as e:
