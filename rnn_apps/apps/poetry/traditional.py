@@ -153,8 +153,8 @@ def main(argv: Optional[list] = None) -> None:
     parser.add_argument("--out", default=DEFAULT_PATH)
     args = parser.parse_args(argv)
     table = build(tang_pairs(args.poems))
-    # mtime 0: the same corpus gives the same bytes
-    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as f:
+    # no name and mtime 0 in the gzip header: the same corpus gives the same bytes, wherever they are written
+    with open(args.out, "wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as f:
         f.write(json.dumps(table, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     print(f"{args.out}: {len(table['candidates'])} characters, {sum(map(len, (table['left'], table['right'])))} "
           f"neighbour pairs, {os.path.getsize(args.out) / 1e6:.2f} MB")
