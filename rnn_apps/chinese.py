@@ -61,18 +61,9 @@ def simplified_only_characters() -> frozenset:
     """The characters that only simplified script writes: those OpenCC's ``STCharacters.txt`` converts to
     traditional without keeping them among the candidates (无 -> 無, 发 -> 發 髮), unlike 台 (臺 台 颱) or 里
     (裏 里), which traditional script writes too."""
-    import os
+    from rnn_apps.textio import opencc_candidates
 
-    import opencc
-
-    out = set()
-    path = os.path.join(os.path.dirname(opencc.__file__), "dictionary", "STCharacters.txt")
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) == 2 and parts[0] not in parts[1].split(" "):
-                out.add(parts[0])
-    return frozenset(out)
+    return frozenset(c for c, cands in opencc_candidates("traditional").items() if c not in cands)
 
 
 def written_script(text: str):

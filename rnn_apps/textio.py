@@ -287,9 +287,9 @@ def read_table(text: str, name: str, error: type = ValueError, *, tsv: bool = Fa
         raise error(f"{at}: not valid {kind} ({e}).") from None
 
 
-def opencc_characters(script: str) -> dict:
-    """OpenCC's character table into ``script`` ("simplified" or "traditional"): each character of the other
-    script that OpenCC converts to a single character, mapped to its first candidate."""
+def opencc_candidates(script: str) -> dict:
+    """OpenCC's character table into ``script`` ("simplified" or "traditional") as written: each character of
+    the other script mapped to its candidates, in OpenCC's order (发 -> ["發", "髮"])."""
     import opencc
 
     name = "TSCharacters.txt" if script == "simplified" else "STCharacters.txt"
@@ -299,10 +299,14 @@ def opencc_characters(script: str) -> dict:
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == 2 and len(parts[0]) == 1:
-                target = parts[1].split(" ")[0]
-                if len(target) == 1:
-                    table[parts[0]] = target
+                table[parts[0]] = parts[1].split(" ")
     return table
+
+
+def opencc_characters(script: str) -> dict:
+    """OpenCC's character table into ``script`` ("simplified" or "traditional"): each character of the other
+    script that OpenCC converts to a single character, mapped to its first candidate."""
+    return {c: cands[0] for c, cands in opencc_candidates(script).items() if len(cands[0]) == 1}
 
 
 def opencc_char_table(script: str, known: Container[str]) -> dict:

@@ -532,6 +532,12 @@ def text_list(texts, refusal: str = "texts must be a list of strings, not one st
     return list(texts)
 
 
+def check_is_text(text, number: int, error: type, what: str = "Text") -> None:
+    """Refuse, with ``error``, text number ``number`` (from 1; ``what`` names it) when it is not a ``str``."""
+    if not isinstance(text, str):
+        raise error(f"{what} {number} is a {type(text).__name__}, not text.")
+
+
 def check_batch_size(batch_size, error: type) -> int:
     """``batch_size`` as an ``int`` when it is a positive integer (Python's or NumPy's); else ``error``, saying
     what was received (a batch size of 0 or 2.5 would otherwise fail deep in a loop)."""
@@ -613,8 +619,7 @@ class Predictor:
         from rnn_apps import limits
         from rnn_apps.textio import text_name
 
-        if not isinstance(text, str):
-            raise error(f"{what} {number} is a {type(text).__name__}, not text.")
+        check_is_text(text, number, error, what)
         with limits.errors_as(error):
             limits.check_text(limits.APPS[cls.app], "text", text, where=text_name(text, f"{what} {number}"))
 

@@ -22,7 +22,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from rnn_apps import chinese, limits, textio
-from rnn_apps.apps.base import Predictor, check_batch_size, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, check_is_text, text_list
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, DEFAULT_SAMPLING, FORM_NAMES, FORMS, ModelReading
 
@@ -638,8 +638,7 @@ class PoemGenerator(Predictor):
         texts = text_list(texts)
         batch_size = min(check_batch_size(batch_size, PoemError), LIMITS.max_batch)  # the model refuses larger ones
         for i, t in enumerate(texts, 1):
-            if not isinstance(t, str):
-                raise PoemError(f"Text {i} is a {type(t).__name__}, not text.")
+            check_is_text(t, i, PoemError)
         model = self.loaded
         results = []
         for i in range(0, len(texts), batch_size):

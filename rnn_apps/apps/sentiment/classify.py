@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Optional, Sequence
 
 from rnn_apps import limits, textio
-from rnn_apps.apps.base import Predictor, check_batch_size, read_meta, text_list
+from rnn_apps.apps.base import Predictor, check_batch_size, check_is_text, read_meta, text_list
 
 
 class SentimentError(ValueError):
@@ -111,8 +111,7 @@ class SentimentClassifier(Predictor):
         texts = text_list(texts)
         step = min(check_batch_size(batch_size, SentimentError), LIMITS.max_batch)  # the model refuses larger ones
         for i, t in enumerate(texts, 1):
-            if not isinstance(t, str):
-                raise SentimentError(f"Review {i} is a {type(t).__name__}, not text.")
+            check_is_text(t, i, SentimentError, "Review")
         fn = self.signatures[signature]
         out = {k: np.zeros(len(texts), np.float32) for k in names}
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
