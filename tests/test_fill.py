@@ -297,9 +297,38 @@ def test_cli_fill_poem_json_and_text(exported):
     res = runner.invoke(cli, ["fill-poem", "牀前明月□，疑是地上霜。举头望明月，低头思故乡。", "--model", exported,
                               "--poem-model", "none"])
     assert res.exit_code == 0, res.output
-    assert res.stdout.splitlines()[0] == "床前明月光，疑是地上霜。举头望明月，低头思故乡。"
+    # the text as typed (牀 of a text that mixes the scripts stays), the blank filled in the model's script
+    assert res.stdout.splitlines()[0] == "牀前明月光，疑是地上霜。举头望明月，低头思故乡。"
     assert res.stdout.splitlines()[1].startswith("  □1: 光 ")
-    assert "traditional to simplified" in res.stderr
+    assert "read the text converted to simplified script (its own); its filled characters are simplified" in res.stderr
+
+
+def test_cli_fill_poem_gives_the_text_back_as_typed_with_its_blanks_filled(exported):
+    """"Moon 床前明月□ light" came back "Moon床前明月白light": the spaces, the user's punctuation and the place
+    of each blank mark are kept; only the blanks change."""
+    texts = ["床前明月＿， 疑是地上霜？", "Moon 床前明月□ light", "□前 明月_，疑是地上霜！"]
+    res = CliRunner().invoke(cli, ["fill-poem", *texts, "--model", exported, "--json", "--poem-model", "none"])
+    assert res.exit_code == 0, res.output
+    for text, row in zip(texts, json.loads(res.stdout)):
+        chosen = iter(b["candidates"][0]["character"] for b in row["blanks"])
+        assert row["text"] == "".join(next(chosen) if c in "□＿_" else c for c in text)
+        assert row["script"] == "simplified" and row["input"] == text
+
+
+def test_a_text_in_traditional_script_is_filled_in_it_as_the_tang_poems_write():
+    """The model reads and fills simplified script: in a text written in traditional its choices are written
+    back in traditional, each in the form the poems write beside its neighbours (发 beside 白 is 髮)."""
+    from rnn_apps.apps.fill.filler import write_back
+
+    text, cands = "白□三千丈，緣愁似個長。", [[("发", 0.5), ("日", 0.3), ("云", 0.2)]]
+    assert write_back(text, "白发三千丈，缘愁似个长。", [1], cands) == (
+        "白髮三千丈，緣愁似個長。", [[("髮", 0.5), ("日", 0.3), ("雲", 0.2)]], "traditional")
+    # 千万里 in a traditional line: 里 "mile" stays 里 (OpenCC's phrases wrote 裏 "inside")
+    assert write_back("猶得寒光千＿里", "犹得寒光千万里", [5], [[("万", 1.0)]])[0] == "猶得寒光千萬里"
+    # a simplified text, or one that mixes the scripts, keeps the model's characters
+    assert write_back("白□三千丈", "白发三千丈", [1], [[("发", 1.0)]]) == ("白发三千丈", [[("发", 1.0)]], "simplified")
+    # a filled text that does not line up with the blanks is given as the model wrote it
+    assert write_back("白□三千丈", "白发三千丈", [1, 2], [[("发", 1.0)], [("三", 1.0)]])[0] == "白发三千丈"
 
 
 def test_cli_fill_poem_candidates_keeps_its_old_spelling_out_of_help(exported):

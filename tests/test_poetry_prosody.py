@@ -534,7 +534,7 @@ def test_traditional_forms_are_chosen_as_the_tang_poems_write_them_in_context():
     """OpenCC's phrases wrote 千万里 as 千萬裏 (裏 "inside" for 里 "mile"): each character now takes the form the
     training poems write for it beside its neighbours."""
     from rnn_apps.apps.poetry.generate import to_script
-    from rnn_apps.apps.poetry.traditional import TraditionalTable, build
+    from rnn_apps.traditional import TraditionalTable, build
 
     pairs = [("白发", "白髮"), ("白发", "白髮"), ("发兵", "發兵"), ("发兵", "發兵"), ("发愁", "發愁"), ("无人", "無人"),
              ("无人", "无人")]
@@ -546,7 +546,7 @@ def test_traditional_forms_are_chosen_as_the_tang_poems_write_them_in_context():
         "髮", "發", "發", "無", None]  # 头发: the more frequent form where no neighbour says otherwise
     # neighbours never seen beside the character say nothing: the more frequent form (清千风 came out 清韆風)
     assert table.choose("头发人", 1) == "發" and to_script("清千风", "traditional") == "清千風"
-    # the shipped table (python -m rnn_apps.apps.poetry.traditional over the training poems)
+    # the shipped table (python -m rnn_apps.traditional over the training poems)
     assert to_script("猶得寒光千万里", "traditional") == "猶得寒光千萬里"
     assert to_script("白发三千丈", "traditional") == "白髮三千丈"
     assert to_script("云中谁寄锦书来", "traditional") == "雲中誰寄錦書來"

@@ -34,7 +34,9 @@ from rnn_apps.cli.common import (
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON array of objects with 'input', 'text' (filled), 'blanks' (each with its "
                    "'index', 1, 2, ... in text order, and its 'candidates': 'character' and 'probability'), "
-                   "'unknown_characters', 'converted_to_simplified', "
+                   "'unknown_characters', 'converted_to_simplified' (the model read the text converted to simplified "
+                   "script), 'script' (of the filled characters and candidates: 'traditional' for a text written "
+                   "in it), "
                    "and 'read_from' (its file and line) for a text read from a file; a text that cannot be filled "
                    "has 'input' and 'error' (also on standard error; the command then ends with status 1).")
 @friendly_errors
@@ -56,8 +58,10 @@ def fill_poem(texts, files, top_k, model_dir, poem_model_dir, as_json):
     candidate is the hidden character 25.6 % of the time instead of 18.9 % (--poem-model none: the fill
     model alone, as its SavedModel answers over REST).
 
-    The model was trained on simplified script: traditional input is converted with OpenCC (and the
-    output says so). Characters the model does not know are read as unknown and named in a note.
+    The text comes back as typed (its spaces and punctuation kept) with the blanks filled. The model was
+    trained on simplified script: it reads traditional input converted with OpenCC (a note says so), and
+    the filled characters and candidates of a text written in traditional are written back in it, as the
+    Tang poems write them. Characters the model does not know are read as unknown and named in a note.
     At most 512 characters a text.
 
     \b
@@ -104,7 +108,9 @@ def _show_fills(inputs: list, answers: dict, refused: dict, as_json: bool) -> No
         text = inputs[i]
         which = textio.text_name(text, f"text {i + 1}" if len(inputs) > 1 else "the text")
         if r.converted_to_simplified:
-            click.echo(f"Note: {which} was converted from traditional to simplified script (the model's).", err=True)
+            back = ("its filled characters are written back in traditional" if r.script == "traditional"
+                    else "its filled characters are simplified")
+            click.echo(f"Note: the model read {which} converted to simplified script (its own); {back}.", err=True)
         if r.unknown_characters:
             click.echo(f"Note: the model does not know these characters of {which} (read as unknown): "
                        f"{' '.join(r.unknown_characters)}.", err=True)

@@ -9,7 +9,7 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.base import Predictor, check_batch_size, text_list
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
-from rnn_apps.chinese import convert_script
+from rnn_apps.chinese import convert_script, written_script
 from rnn_apps.poems import load_poems, split_poems
 
 # The fill model's candidates per blank that a poem model weighs (the most the `fill` signature gives).
@@ -26,6 +26,7 @@ class FillResult:
     blanks: list = field(default_factory=list)  # one list of (character, probability) per blank, in text order
     unknown_characters: list = field(default_factory=list)
     converted_to_simplified: bool = False
+    script: str = "simplified"  # the script of the filled characters and candidates (the text's own)
 
     def to_dict(self) -> dict:
         return {
@@ -37,6 +38,7 @@ class FillResult:
             ],
             "unknown_characters": self.unknown_characters,
             "converted_to_simplified": self.converted_to_simplified,
+            "script": self.script,
         }
 
 
@@ -69,6 +71,10 @@ class Filler(Predictor):
 
     def fill(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 32, poem_model=None) -> list[FillResult]:
         """Fill the □ (＿, _) of each text; raises FillError for input the model cannot take.
+
+        Each result's text is the text as given, spaces, punctuation and blank marks' places kept, with each
+        blank's chosen character in it; in a text written in traditional script, the chosen characters and the
+        candidates are written back in it (:func:`write_back`).
 
         Args:
             texts: Texts with blanks.
@@ -106,17 +112,62 @@ class Filler(Predictor):
                     blanks.append([(c.decode("utf-8"), float(p)) for c, p in zip(out["candidates"][r, j], out["probabilities"][r, j])
                                    if c])
                 filled = out["text"][r].decode("utf-8")
+                gaps = [i for i, c in enumerate(cleaned[s + r]) if c == fdata.BLANKS[0]]
                 if poem_model is not None:
-                    gaps = [i for i, c in enumerate(cleaned[s + r]) if c == fdata.BLANKS[0]]
                     filled, blanks = weigh_candidates(poem_model, filled, gaps, blanks)
+                filled, blanks, written = write_back(t, filled, gaps, [b[:top_k] for b in blanks])
                 results.append(FillResult(
                     input=t,
                     text=filled,
-                    blanks=[b[:top_k] for b in blanks],
+                    blanks=blanks,
                     unknown_characters=list(dict.fromkeys(out["unknown"][r].decode("utf-8"))),
                     converted_to_simplified=bool(converted[s + r] or out["converted"][r]),
+                    script=written,
                 ))
         return results
+
+
+def write_back(text: str, filled: str, gaps: Sequence[int], blanks: list) -> tuple[str, list, str]:
+    """The user's ``text`` with its blanks filled, and the candidates, in the text's own script.
+
+    The model reads a cleaned text (no whitespace, every blank mark □, traditional script converted to
+    simplified) and answers with it filled. The answer given back is the user's text as typed, each blank
+    mark (□, ＿ or _) replaced by the character the model chose for it, so that nothing of the text is lost
+    (its spaces, its ？ and ！, its traditional characters). When the text is written in traditional script
+    (:func:`rnn_apps.chinese.written_script`), each chosen character and each candidate is written the way
+    the Tang poems write it beside its neighbours (:class:`rnn_apps.traditional.TraditionalTable`; OpenCC's
+    character table for a character they never write).
+
+    Args:
+        text: The text as the user gave it.
+        filled: The cleaned text as the model (and the poem model) filled it.
+        gaps: The positions of the blanks in ``filled``, in order.
+        blanks: Each blank's ``(character, probability)`` candidates, the chosen one first.
+
+    Returns:
+        The filled text, the candidates, and the script they are written in (``"traditional"`` or
+        ``"simplified"``). Should ``filled`` not line up with the text's blanks, it is returned as it is.
+    """
+    marks = [i for i, c in enumerate(text) if c in fdata.BLANKS]
+    if len(marks) != len(gaps) or len(gaps) != len(blanks) or any(g >= len(filled) for g in gaps):
+        return filled, blanks, "simplified"
+    if written_script(text) == "traditional":
+        from rnn_apps.textio import opencc_characters
+        from rnn_apps.traditional import TraditionalTable
+
+        table, single = TraditionalTable.load(), opencc_characters("traditional")
+
+        def own(c: str, g: int) -> str:  # c in the gap of the simplified text, in the poems' form there
+            return table.choose(filled[:g] + c + filled[g + 1:], g) or single.get(c, c)
+        script = "traditional"
+    else:
+        def own(c: str, g: int) -> str:
+            return c
+        script = "simplified"
+    chars = list(text)
+    for m, g in zip(marks, gaps):
+        chars[m] = own(filled[g], g)
+    return "".join(chars), [[(own(c, g), p) for c, p in cands] for g, cands in zip(gaps, blanks)], script
 
 
 def load_poem_model(model_dir: str | None = None):

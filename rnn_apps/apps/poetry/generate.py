@@ -660,14 +660,14 @@ def to_script(text: str, script: str, keep: str = "", tables: Optional[prosody.T
     OpenCC converts by phrases, which fit prose: in a poem a phrase can turn an acrostic's head into another
     character (冬冬 -> 鼕鼕) or pick a character of another reading (千万里 -> 千萬裏). Into traditional
     script, a character the Tang poems write is given the form they write for it in its context
-    (:mod:`rnn_apps.apps.poetry.traditional`: 千萬里, 白髮), and the characters of ``keep`` (the acrostic's
+    (:mod:`rnn_apps.traditional`: 千萬里, 白髮), and the characters of ``keep`` (the acrostic's
     heads, the start, as the user typed them) stay as typed wherever the poem has them (為 for 为; one that
     only simplified script writes, 发, takes the poems' choice). Otherwise a character of ``keep``, and one
     that the phrase conversion gives a classical tone the original cannot have (none in common, or an
     unknown one), is converted on its own (OpenCC's character table, first candidate).
     """
     from rnn_apps.apps.poetry.data import convert_script
-    from rnn_apps.apps.poetry.traditional import TraditionalTable
+    from rnn_apps.traditional import TraditionalTable
     from rnn_apps.chinese import simplified_only_characters
     from rnn_apps.textio import opencc_characters
 

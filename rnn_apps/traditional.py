@@ -1,4 +1,4 @@
-"""Traditional characters for a simplified poem, chosen the way the Tang poems write them.
+"""Traditional characters for a simplified poem or line, chosen the way the Tang poems write them.
 
 A simplified character can stand for several traditional ones (发: 發 "send out" or 髮 "hair"; 里: 里 "mile"
 or 裏 "inside"; 云: 云 "say" or 雲 "cloud"). OpenCC converts by the phrases of modern prose, so a poem's 千万里
@@ -17,8 +17,8 @@ one never seen adds nothing. Forms that only simplified script writes (the corpu
 
 Build (reads the corpus once, about 10 s)::
 
-    python -m rnn_apps.apps.poetry.traditional --poems ../shared/data/tang-poems.jsonl.gz \
-        [--out rnn_apps/apps/poetry/traditional.json.gz]
+    python -m rnn_apps.traditional --poems ../shared/data/tang-poems.jsonl.gz \
+        [--out rnn_apps/traditional.json.gz]
 
 On the 2,743 validation poems (their own traditional text as the reference), characters that differ from
 it: 1,075 of 164,486 (0.65 %) against 1,903 (1.16 %) with OpenCC's phrases; poems with any difference 786
@@ -73,7 +73,7 @@ def build(pairs: Iterable[tuple[str, str]], min_count: int = MIN_COUNT) -> dict:
                     right_any[a + s[i + 1]] += 1
     keep = lambda counter: {k: v for k, v in sorted(counter.items()) if v >= min_count}  # noqa: E731
     return {
-        "about": "Traditional forms of simplified characters in the Tang poems (rnn_apps.apps.poetry.traditional)",
+        "about": "Traditional forms of simplified characters in the Tang poems (rnn_apps.traditional)",
         "candidates": {a: dict(c.most_common()) for a, c in sorted(candidates.items())},
         "left": keep(left), "right": keep(right), "left_any": keep(left_any), "right_any": keep(right_any),
     }
@@ -148,7 +148,7 @@ def tang_pairs(path: str, val_fraction: float = 0.05, seed: int = 1234) -> list[
 
 
 def main(argv: Optional[list] = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the traditional-character table of the poem app.")
+    parser = argparse.ArgumentParser(description="Build the table of traditional forms that poems and fills are written back in.")
     parser.add_argument("--poems", required=True, help="The Tang poems (chinese-poetry JSON lines, traditional).")
     parser.add_argument("--out", default=DEFAULT_PATH)
     args = parser.parse_args(argv)
