@@ -220,7 +220,8 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = V
     """Texts of a file, one a line; ``-`` reads ``stdin`` (a binary stream; default ``sys.stdin.buffer``).
 
     Raises:
-        FileNotFoundError: no such file. ``error``: a directory, or a line that is not UTF-8.
+        FileNotFoundError: no such file. ``error``: a directory, a file that cannot be read (no permission,
+            a path through a file), or a line that is not UTF-8.
     """
     if path == "-":
         import sys
@@ -233,6 +234,8 @@ def read_texts_file(path: str, stdin: Optional[BinaryIO] = None, error: type = V
         raise FileNotFoundError(f"No such file: {path}") from None
     except IsADirectoryError:
         raise error(f"{path} is a directory; give a file with one {what} a line.") from None
+    except OSError as e:  # no permission, a path through a file: one line, as the others
+        raise error(f"Cannot read {path}: {e.strerror or e}.") from None
 
 
 def read_table(text: str, name: str, error: type = ValueError, *, tsv: bool = False,

@@ -148,7 +148,8 @@ def tang_pairs(path: str, val_fraction: float = 0.05, seed: int = 1234) -> list[
 
 
 def main(argv: Optional[list] = None) -> None:
-    parser = argparse.ArgumentParser(description="Build the table of traditional forms that poems and fills are written back in.")
+    parser = argparse.ArgumentParser(
+        description="Build the table of traditional forms that poems and fills are written back in.")
     parser.add_argument("--poems", required=True, help="The Tang poems (chinese-poetry JSON lines, traditional).")
     parser.add_argument("--out", default=DEFAULT_PATH)
     args = parser.parse_args(argv)

@@ -443,6 +443,33 @@ def test_float_options_refuse_nan_and_waits_too_long_for_a_timer(tmp_path, args,
     assert r.exit_code == 2 and words in r.output
 
 
+@pytest.mark.parametrize("args", [["export", "caption", "--run-dir", "runs/caption"], ["train", "caption"],
+                                  ["export", "translate", "--run-dir", "runs/translate"], ["train", "translate"],
+                                  ["fine-tune", "translate", "--data", "pairs.tsv"]])
+@pytest.mark.parametrize("beam, words", [("0", "the default beam width must be an integer from 1 to 16"),
+                                         ("17", "the default beam width must be an integer from 1 to 16"),
+                                         ("2.5", "'2.5' is not an integer")])
+def test_default_beam_is_checked_before_any_work_in_every_command(args, beam, words):
+    """`export caption --default-beam 0` was refused only after the run loaded and the photos' novelty was
+    measured (minutes); every --default-beam now says the decoders' range at once."""
+    r = run(*args, "--default-beam", beam)
+    assert r.exit_code == 2 and words in r.output, r.output
+
+
+@pytest.mark.parametrize("args", [["translate", "--file"], ["classify", "--file"], ["fill-poem", "--file"],
+                                  ["check-poem", "--file"], ["evaluate", "translate", "--data"],
+                                  ["train", "translate", "--run-dir", "{tmp}/run", "--data"]])
+def test_a_path_through_a_file_is_one_line(tmp_path, args):
+    """`translate --file notes.txt/x` (a path through a file: NotADirectoryError, as PermissionError for a file
+    without read permission) printed a traceback."""
+    (tmp_path / "notes.txt").write_text("x\n", encoding="utf-8")
+    bad = str(tmp_path / "notes.txt" / "x")
+    r = run(*(a.format(tmp=tmp_path) for a in args), bad)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert r.output.strip().splitlines()[-1] in (f"Error: {bad}: not a directory.",
+                                                 f"Error: Cannot read {bad}: Not a directory."), r.output
+
+
 def test_unknown_words_are_shortened_in_the_one_line_error():
     """A text of one 100,000-letter word was echoed whole in the error line."""
     from rnn_apps import limits

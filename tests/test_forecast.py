@@ -692,6 +692,19 @@ def test_cli_fine_tune_forecast_bad_inputs_are_one_line(case, expected, base_mod
     assert len(errors) == 1 and expected in errors[0], r.output
 
 
+@pytest.mark.parametrize("command", [["forecast"], ["fine-tune", "forecast"]])
+def test_an_export_directory_of_another_app_is_refused_before_training(command, tmp_path):
+    """forecast --export models/poetry trained first and was refused at the export; without --run-dir the
+    training was lost with its temporary directory."""
+    other = tmp_path / "poetry"
+    os.makedirs(other / "3" / "assets.extra")
+    _write(other / "3" / "assets.extra" / "poetry.json", "{}")
+    r = CliRunner().invoke(cli, [*command, "--data", _sine_csv(tmp_path / "s.csv"), "--column", "v",
+                                 "--model", str(tmp_path / "none"), "--export", str(other)])
+    assert r.exit_code == 1 and "holds poetry models" in r.output and "Training" not in r.output, r.output
+    assert not os.path.exists(tmp_path / "none")
+
+
 def test_cli_fine_tune_forecast_argument_checks():
     r = CliRunner().invoke(cli, ["fine-tune", "forecast"])
     assert r.exit_code == 2 and "Missing option '--data'" in r.output

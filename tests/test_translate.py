@@ -631,6 +631,11 @@ def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_pat
     np.testing.assert_allclose(emb_new[: len(b_src)], emb_old, rtol=1e-6, atol=1e-9)
     np.testing.assert_allclose(new.logits.kernel.numpy()[:, : len(b_tgt)], base.logits.kernel.numpy(), rtol=1e-6,
                                atol=1e-9)
+    # it decodes as the model it continues (beam 1 here): the export wrote beam 4 and today's penalties, so a
+    # fine-tuned zh-en model lost the shipped one's α 0.6 and β 0.1
+    meta = [json.load(open(os.path.join(d, "assets.extra", "translate.json"), encoding="utf-8"))
+            for d in (tiny_model, res["exported"])]
+    assert meta[1]["decoding"] == meta[0]["decoding"] and meta[0]["decoding"]["default_beam"] == 1
     r = runner.invoke(cli, ["fine-tune", "translate", "--data", str(tmp_path / "nope.tsv"), "--model", tiny_model,
                             "--run-dir", str(tmp_path / "run2")])
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output

@@ -18,8 +18,9 @@ import click
 def friendly_errors(fn):
     """Print known errors as one clear line (exit status 1) instead of a traceback.
 
-    Known errors are the library's error classes (:func:`rnn_apps.errors.known_error_types`) and any error
-    raised while TensorFlow parses a SavedModel (a damaged or incomplete model directory).
+    Known errors are the library's error classes (:func:`rnn_apps.errors.known_error_types`), any error
+    raised while TensorFlow parses a SavedModel (a damaged or incomplete model directory), and a path that
+    cannot be used (no permission, a path through a file).
     """
 
     @functools.wraps(fn)
@@ -37,6 +38,8 @@ def friendly_errors(fn):
                     "damaged or incomplete: export it again, or choose another with --model.") from None
             if isinstance(e, known_error_types()) and not isinstance(e, click.ClickException):
                 raise click.ClickException(str(e)) from None
+            if isinstance(e, (PermissionError, NotADirectoryError)) and e.filename:  # a path the user gave
+                raise click.ClickException(f"{e.filename}: {(e.strerror or 'cannot be used').lower()}.") from None
             raise
 
     return wrapper

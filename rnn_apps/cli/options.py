@@ -100,6 +100,16 @@ def beam(help: str, app: str) -> callable:
                         help=help)
 
 
+def default_beam(help: str, app: str) -> callable:
+    """``--default-beam N``: the beam width an export writes into its ``serving_default`` (and the CLI's
+    default), checked at once against ``app``'s ``beam_size`` range; None when not given (each command's
+    help says what it then is)."""
+    from rnn_apps import limits
+
+    return click.option("--default-beam", type=limits.option_type(app, "beam_size", where="the default beam width"),
+                        default=None, help=help)
+
+
 def call_batch(what: str, default: int = 32) -> callable:
     """``--batch-size N`` of a command that runs a model: inputs per model call (not a training batch)."""
     return click.option("--batch-size", type=IntegerRange(min=1), default=default, show_default=True,

@@ -162,8 +162,8 @@ def _in_chinese(results: list, model_dir) -> list:
 @click.option("--flip-prob", type=options.SHARE, default=None,
               help="Share of training images mirrored left-right, a data augmentation (default 0; with a frozen "
                    "backbone the mirrored photos' features are cached too).")
-@click.option("--default-beam", type=IntegerRange(1, 16), default=None,
-              help="Beam width the export uses by default (serving_default, rnn-apps caption without --beam; default 1).")
+@options.default_beam("Beam width the export uses by default (serving_default, rnn-apps caption without --beam; "
+                      "default 1).", "caption")
 @click.option("--average-best", type=IntegerRange(0, 20), default=None,
               help="--data: end with the mean of the weights of this many epochs of least validation loss "
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
@@ -345,8 +345,8 @@ def evaluate_caption(data, synthetic, seed, count, split, limit, examples, beam,
                    "rnn-apps caption notes that an image is unlike them. With --from-model and no --data, the "
                    "model's own are kept.")
 @options.export_target("caption", "models/caption, or models/caption-shapes for a model of synthetic scenes")
-@click.option("--default-beam", type=int, default=None,
-              help="Beam width of serving_default and of rnn-apps caption without --beam (default: the run's setting).")
+@options.default_beam("Beam width of serving_default and of rnn-apps caption without --beam (default: the run's "
+                      "setting).", "caption")
 @click.option("--average-best", type=IntegerRange(2, 20), default=None,
               help="Export the mean of the weights of the run's N epochs of least validation loss (kept by "
                    "training with --average-best N or more) instead of its final weights.")

@@ -48,9 +48,8 @@ def read_texts_file(path: str, stdin=None) -> list[str]:
     try:
         return [textio.Line(t.strip(), t.origin, t.blank_before, t.source)
                 for t in textio.read_texts_file(path, stdin, FillError, "text")]
-    except OSError as e:  # no such file, no permission: one line, as every fill error
-        message = str(e) if isinstance(e, FileNotFoundError) else f"Cannot read {path}: {e.strerror or e}."
-        raise FillError(message) from None
+    except FileNotFoundError as e:  # one line, as every fill error (textio words the other OSErrors)
+        raise FillError(str(e)) from None
 
 
 class Filler(Predictor):

@@ -142,6 +142,7 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
     from rnn_apps.apps.forecast import data as fdata
 
     series = fdata.read_csv(data_path, column, time_column) if data_path else fdata.demo_series()
+    _check_export_dir(export_dir)
     import_tensorflow_quietly()
     from rnn_apps.apps.forecast import task
 
@@ -159,6 +160,15 @@ def forecast(data_path, column, time_column, horizon, window, mode, cell, units,
         result = task.train(series, run_dir or tmp, epochs=epochs, resume=resume, strategy=strategy,
                             init_from=model_dir, verbose=verbosity(), **settings)
     _report(result, series, time_column, plot_path, output_path, export_dir, as_json, "rnn-apps forecast")
+
+
+def _check_export_dir(export_dir) -> None:
+    """Refuse an --export directory of another app before training (the export comes after it, and a run
+    without --run-dir lives in a temporary directory: the training would be lost)."""
+    if export_dir:
+        from rnn_apps.export import check_export_target
+
+        check_export_target(export_dir, "forecast")
 
 
 def _report(result, series, time_column, plot_path, output_path, export_dir, as_json, command: str) -> None:
@@ -266,6 +276,7 @@ def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, ru
 
     refuse_overwriting_inputs({"--plot": plot_path, "--output": output_path}, [data_path])
     series = fdata.read_csv(data_path, column, time_column)
+    _check_export_dir(export_dir)
     base = model_dir or default_model_dir("forecast")
     with quiet_tensorflow():
         from rnn_apps.apps.forecast import task

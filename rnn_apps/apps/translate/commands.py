@@ -34,8 +34,20 @@ def _export_run(r: dict, app_dir: str, version=None, default_beam=None, length_p
         r.get("run_dir"), r.get("from_model"))
 
 
-_DEFAULT_BEAM = click.option("--default-beam", type=IntegerRange(1, 16), default=4, show_default=True,
-                             help="Beam width of the exported model's serving_default (and of translate without --beam).")
+def _decoding_of(model_dir: str, default_beam=None, length_penalty=None, coverage_penalty=None) -> dict:
+    """The decoding settings for an export of a model continued from the export ``model_dir``: those it was
+    exported with (the shipped zh-en model's α 0.6 and β 0.1, not today's defaults), except the ones given
+    (not None)."""
+    from rnn_apps.apps.translate.export import load_config
+
+    decoding = load_config(model_dir).get("decoding", {})
+    given = {"default_beam": default_beam, "length_penalty": length_penalty, "coverage_penalty": coverage_penalty}
+    return {k: decoding.get(k) if v is None else v for k, v in given.items()}
+
+
+def _default_beam(default: str):
+    return options.default_beam(f"Beam width of the exported model's serving_default (and of translate without "
+                                f"--beam; default: {default}).", "translate")
 
 
 # ------------------------------------------------------------------------------------------- translate
@@ -220,7 +232,7 @@ def _show_translations(tr, inputs: list, answers: dict, refused: dict, max_lengt
                    "(checkpoint averaging; default 3; 0 or 1: the best epoch's weights).")
 @options.seed(DEFAULTS)
 @options.export(example="models/translate")
-@_DEFAULT_BEAM
+@_default_beam("4")
 @options.as_json()
 @friendly_errors
 def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default_beam, as_json, tensorboard, save_every,
@@ -267,7 +279,7 @@ def _train_summary(result) -> dict:
 @options.size("--batch-size", DEFAULTS, "Sentence pairs per batch")
 @options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
-@_DEFAULT_BEAM
+@_default_beam("the starting model's")
 @options.as_json()
 @friendly_errors
 def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs, resume, strategy, default_beam, as_json,
@@ -287,18 +299,19 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
     from rnn_apps.apps.translate import task
     from rnn_apps.paths import default_model_dir
 
+    from rnn_apps.apps.translate.export import load_config
+    from rnn_apps.export import resolve_model_dir
+
     app = "translate-zh-en" if direction == "zh-en" else "translate"
     base = model_dir or default_model_dir(app)
-
+    # the new model decodes as the one it continues (its beam and penalties) unless --default-beam is given
+    decoding = _decoding_of(resolve_model_dir(base), default_beam)
     if not export_dir:
         # the app directory follows the direction of the model given (--model may differ from --direction)
-        from rnn_apps.apps.translate.export import load_config
-        from rnn_apps.export import resolve_model_dir
-
         trained = load_config(resolve_model_dir(base)).get("config", {}).get("direction", direction)
         export_dir = os.path.join("models-finetuned", "translate-zh-en" if trained == "zh-en" else "translate")
     train_and_report(task.train, data, run_dir, summarize=_train_summary, export_to=export_dir, as_json=as_json,
-                     exporter=lambda r, app_dir: _export_run(r, app_dir, default_beam=default_beam), epochs=epochs,
+                     exporter=lambda r, app_dir: _export_run(r, app_dir, **decoding), epochs=epochs,
                      resume=resume, strategy=strategy, init_from=base, tensorboard=tensorboard, save_every=save_every,
                      **settings)
 
@@ -379,7 +392,7 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, paragraph
 @options.run_dir(None, "The training run to export.")
 @options.from_model("an exported translator", "its decoding settings kept unless given here")
 @options.export_target("translate", "models/translate, or models/translate-zh-en for a zh-en model")
-@_DEFAULT_BEAM
+@_default_beam("4; with --from-model, the model's")
 @click.option("--length-penalty", type=FiniteFloatRange(0, 5), default=None,
               help="α of the beam's length normalisation ((5 + |Y|) / 6) ** α (default 1.0).")
 @click.option("--coverage-penalty", type=FiniteFloatRange(0, 5), default=None,
@@ -406,11 +419,9 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
         from_model = resolve_model_dir(from_model)
         model, src_vocab, tgt_vocab, cfg, truecase = load_exported_model(from_model)
         meta = load_config(from_model)
-        decoding = meta.get("decoding", {})
-        beam_given = click.get_current_context().get_parameter_source("default_beam") != click.core.ParameterSource.DEFAULT
-        default_beam = default_beam if beam_given else decoding.get("default_beam", default_beam)
-        length_penalty = decoding.get("length_penalty") if length_penalty is None else length_penalty
-        coverage_penalty = decoding.get("coverage_penalty") if coverage_penalty is None else coverage_penalty
+        decoding = _decoding_of(from_model, default_beam, length_penalty, coverage_penalty)
+        default_beam, length_penalty, coverage_penalty = (
+            decoding[k] for k in ("default_beam", "length_penalty", "coverage_penalty"))
         result = {"model": model, "source_vocab": src_vocab, "target_vocab": tgt_vocab, "config": cfg,
                   "truecase": truecase, **(meta.get("summary") or {})}
     else:
