@@ -25,6 +25,7 @@ anything else raises :class:`BundleError` with a message naming what is unsuppor
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 from typing import Dict, List, Optional, Tuple
@@ -63,6 +64,7 @@ class BundleError(ValueError):
 
 # ----------------------------------------------------------------------------------------- CRC-32C
 
+@functools.lru_cache(maxsize=1)
 def _crc_table():
     poly = 0x82F63B78  # Castagnoli, reflected
     table = []
@@ -74,15 +76,9 @@ def _crc_table():
     return table
 
 
-_CRC_TABLE = None
-
-
 def crc32c(data: bytes, crc: int = 0) -> int:
     """CRC-32C (Castagnoli) of ``data``, extending ``crc`` (pure Python: fine for index blocks, slow for MBs)."""
-    global _CRC_TABLE
-    if _CRC_TABLE is None:
-        _CRC_TABLE = _crc_table()
-    table = _CRC_TABLE
+    table = _crc_table()
     c = crc ^ 0xFFFFFFFF
     for b in data:
         c = table[(c ^ b) & 0xFF] ^ (c >> 8)

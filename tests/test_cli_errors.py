@@ -470,6 +470,16 @@ def test_a_path_through_a_file_is_one_line(tmp_path, args):
                                                  f"Error: Cannot read {bad}: Not a directory."), r.output
 
 
+def test_the_caption_decoders_output_layer_is_not_called_an_output_file():
+    """`--output` names a file to write in forecast and evaluate translate; train caption's choice of output
+    layer is --output-layer (its old spelling still read, not shown)."""
+    help_text = run("train", "caption", "--help").output
+    assert "--output-layer [direct|tied]" in help_text and "--output " not in help_text
+    for flag in ("--output-layer", "--output"):
+        r = run("train", "caption", flag, "wide")
+        assert r.exit_code == 2 and "Invalid value for '--output-layer'" in r.output, r.output
+
+
 def test_unknown_words_are_shortened_in_the_one_line_error():
     """A text of one 100,000-letter word was echoed whole in the error line."""
     from rnn_apps import limits

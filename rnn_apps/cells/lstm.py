@@ -32,8 +32,8 @@ class LSTMCell(BaseCell):
         recurrent_activation: Activation of the gates (default sigmoid).
         use_bias: Whether the gates have a bias.
         kernel_initializer, recurrent_initializer, bias_initializer: Initializers.
-        unit_forget_bias: If True, add 1 to the forget-gate bias at initialization
-            (Jozefowicz et al., 2015) and use zeros for the rest of the bias.
+        unit_forget_bias: If True, initialize the forget gate's bias to ones (Jozefowicz et al., 2015)
+            and the rest of the bias with ``bias_initializer``, as ``keras.layers.LSTMCell`` does.
         kernel_regularizer, recurrent_regularizer, bias_regularizer: Regularizers.
         kernel_constraint, recurrent_constraint, bias_constraint: Constraints.
         dropout: Fraction of the inputs dropped (one mask per sequence).

@@ -178,7 +178,8 @@ def run_dir(default: str | None, help: str = "Checkpoints, logs, vocabulary.") -
 
 def epochs(default: int, help: str | None = None) -> callable:
     """``--epochs N``: epochs to train, at least 1."""
-    return click.option("--epochs", type=IntegerRange(min=1), default=default, show_default=True, help=help)
+    return click.option("--epochs", type=IntegerRange(min=1), default=default, show_default=True,
+                        help=help or "Total epochs (a resumed run trains on up to this many).")
 
 
 def resume(help: str = "Continue the interrupted run in --run-dir.") -> callable:

@@ -19,9 +19,9 @@ SHAPES_APP = "caption-shapes"  # the synthetic-scene model's directory under mod
 
 @click.command("caption")
 @click.argument("images", nargs=-1, type=click.Path(dir_okay=True))
-@click.option("--model", "model_dir", default=None,
-              help="A model directory (default: newest shipped models/caption, the photo model; "
-                   "models/caption-shapes describes synthetic scenes of coloured shapes).")
+@options.model("caption", "A model directory (default: the newest version in the shipped models/caption, the photo "
+                          "model, or in ./models/caption when you exported one there; models/caption-shapes describes "
+                          "synthetic scenes of coloured shapes).")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's; 5 for the shipped photo model).", "caption")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="zh: also give each caption in Chinese, through the shipped English-to-Chinese translation model.")
@@ -145,7 +145,7 @@ def _in_chinese(results: list, model_dir) -> list:
 @options.training("runs/caption", 8, save=200)
 @click.option("--steps-per-epoch", type=options.SIZE, default=None,
               help="Steps per epoch (default: 500 for --synthetic, one pass over the caption pairs otherwise).")
-@options.size("--batch-size", DEFAULTS, "Images per batch")
+@options.size("--batch-size", DEFAULTS, "(image, caption) pairs per batch")
 @click.option("--image-size", type=options.SIZE, default=None,
               help="Input side in pixels (default 64 for --synthetic, 128 for photos, 224 with a backbone).")
 @options.cell(DEFAULTS, "Decoder cell")
@@ -153,7 +153,8 @@ def _in_chinese(results: list, model_dir) -> list:
 @options.size("--embedding-dim", DEFAULTS, "Word embedding size")
 @options.size("--feature-dim", DEFAULTS, "Size of each grid cell's annotation vector")
 @options.size("--attention-units", DEFAULTS, "Hidden size of the attention scores")
-@click.option("--output", type=click.Choice(["direct", "tied"]), default=None,
+@click.option("--output-layer", "--output", "output", cls=options.AliasedOption, old=("--output",),
+              type=click.Choice(["direct", "tied"]), default=None,
               help="Decoder output: a dense layer to the vocabulary (direct, default) or a deep output layer tied to "
                    "the word embedding (tied: far fewer weights for a large vocabulary).")
 @options.rate("--dropout", DEFAULTS, "Dropout")
@@ -194,7 +195,7 @@ def train_caption(data, synthetic, run_dir, epochs, resume, strategy, export_dir
       rnn-apps train caption --synthetic --run-dir runs/caption --resume
       rnn-apps train caption --data Flickr8k/ --backbone mobilenet_v2 \\
           --backbone-weights mobilenet_v2_1.0_224_quant.tflite --units 512 --embedding-dim 256 \\
-          --feature-dim 256 --attention-units 256 --output tied --dropout 0.5 --learning-rate 1e-3 \\
+          --feature-dim 256 --attention-units 256 --output-layer tied --dropout 0.5 --learning-rate 1e-3 \\
           --max-len 22 --flip-prob 0.5 --epochs 10 --default-beam 5 --export models/caption
       rnn-apps train caption --synthetic --epochs 6 --export models/caption-shapes
       rnn-apps train caption --data Flickr8k/ --epochs 20 --patience 3
@@ -238,7 +239,7 @@ def _export(result, app_dir: str) -> str:
                    "often")
 @options.val_fraction(DEFAULTS, "Share of your images held out for validation when the set has no split of its "
                       "own")
-@options.size("--batch-size", DEFAULTS, "Captions per batch")
+@options.size("--batch-size", DEFAULTS, "(image, caption) pairs per batch")
 @options.patience(DEFAULTS)
 @options.seed(DEFAULTS)
 @options.as_json()
@@ -281,8 +282,8 @@ def fine_tune_caption(data, model_dir, export_dir, run_dir, epochs, learning_rat
               help="--data: also give the first N captions with their references.")
 @options.beam("Beam width, 1 (greedy) to 16 (default: the model's).", "caption")
 @options.call_batch("Images", 64)
-@click.option("--model", "model_dir", default=None,
-              help="A model directory (default: newest shipped models/caption, or models/caption-shapes with --synthetic).")
+@options.model("caption", "A model directory (default: the newest version in the shipped models/caption, or "
+                          "models/caption-shapes with --synthetic; in ./models/... when you exported one there).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON object with 'bleu1'..'bleu4' and 'cider_d' (--data) or 'exact_match' (--synthetic).")
 @friendly_errors

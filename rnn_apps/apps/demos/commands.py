@@ -44,12 +44,6 @@ def _lengths_option(ctx, param, value):
         raise click.BadParameter(str(e), param=param) from None
 
 
-def _positive(ctx, param, value):
-    if value is not None and value < 1:
-        raise click.BadParameter(f"must be a positive integer; received {value}.", param=param)
-    return value
-
-
 @click.group("demo")
 def demo():
     """Small experiments that show how the recurrent cells behave."""
@@ -60,10 +54,10 @@ def demo():
               help="Comma-separated cells (default: simple_rnn,lstm,gru,peephole_lstm,coupled_lstm).")
 @click.option("--lengths", default=None, callback=_lengths_option,
               help="Comma-separated sequence lengths T, each >= 2 (default: 10,25,50,100).")
-@click.option("--steps", type=int, default=None, callback=_positive,
+@click.option("--steps", type=options.SIZE, default=None,
               help="Adam updates per (cell, T) (default 1000).")
-@click.option("--units", type=int, default=None, callback=_positive, help="Units of the recurrent cell (default 32).")
-@click.option("--batch-size", type=int, default=None, callback=_positive, help="Sequences per update (default 64).")
+@click.option("--units", type=options.SIZE, default=None, help="Units of the recurrent cell (default 32).")
+@click.option("--batch-size", type=options.SIZE, default=None, help="Sequences per update (default 64).")
 @click.option("--seed", type=options.SEED, default=0, show_default=True, help="Same seed, same result (on one machine).")
 @click.option("--plot", "plot_path", default="long_memory.png", show_default=True, type=OutputFile(figure=True),
               help="Where to save the figure (PNG): accuracy against T, and the gradient reaching each step.")

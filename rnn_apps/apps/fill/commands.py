@@ -224,9 +224,9 @@ def fine_tune_fill(data, model_dir, export_dir, run_dir, epochs, resume, strateg
 
 @click.command("fill")
 @click.option("--data", required=True, type=click.Path(dir_okay=False), help="The poem corpus the model was trained on.")
-@click.option("--model", "model_dir", default=None,
-              help="A model directory (default: newest shipped models/fill); also a forward-only export, "
-                   "measured on the same hidden characters.")
+@options.model("fill", "A model directory (default: the newest version in the shipped models/fill, or in "
+                       "./models/fill when you exported one there); also a forward-only export, measured on the same "
+                       "hidden characters.")
 @click.option("--split", type=click.Choice(["val", "train", "all"]), default="val", show_default=True,
               help="'val': the model's validation poems (same seed and fraction as in training).")
 @click.option("--seed", type=options.SEED, default=0, show_default=True, help="Seed of the choice of the hidden characters.")

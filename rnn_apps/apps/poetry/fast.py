@@ -28,6 +28,7 @@ then uses TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import List, Optional, Sequence
 
@@ -36,7 +37,7 @@ import numpy as np
 from rnn_apps import limits
 from rnn_apps.apps.poetry import prosody
 from rnn_apps.apps.poetry.constants import AUTO_FORM, FORMS, MAX_LENGTH, ModelReading, load_config
-from rnn_apps.chinese import is_han, normalize
+from rnn_apps.chinese import is_han
 from rnn_apps.tensor_bundle import BundleError, BundleReader
 from rnn_apps.vocab import SPECIALS, Vocabulary
 
@@ -167,31 +168,29 @@ class _Layer:
         return s, [s]
 
 
-_BLAS = []  # [(set_num_threads, get_num_threads)] of NumPy's OpenBLAS, once looked up
-
-
+@functools.lru_cache(maxsize=1)
 def _blas_functions():
-    if not _BLAS:
-        found = None
-        try:
-            import ctypes
-            import glob
+    """``(set_num_threads, get_num_threads)`` of NumPy's OpenBLAS, looked up once a process; None for
+    another BLAS."""
+    found = None
+    try:
+        import ctypes
+        import glob
 
-            libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
-            for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
-                lib = ctypes.CDLL(path)  # already loaded by NumPy: the same library
-                for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
-                    getter = name.replace("_set_", "_get_")
-                    if hasattr(lib, name) and hasattr(lib, getter):
-                        found = (getattr(lib, name), getattr(lib, getter))
-                        found[1].restype = ctypes.c_int
-                        break
-                if found:
+        libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
+        for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
+            lib = ctypes.CDLL(path)  # already loaded by NumPy: the same library
+            for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+                getter = name.replace("_set_", "_get_")
+                if hasattr(lib, name) and hasattr(lib, getter):
+                    found = (getattr(lib, name), getattr(lib, getter))
+                    found[1].restype = ctypes.c_int
                     break
-        except Exception:  # pragma: no cover - another BLAS, or none: leave the threads alone
-            found = None
-        _BLAS.append(found)
-    return _BLAS[0]
+            if found:
+                break
+    except Exception:  # pragma: no cover - another BLAS, or none: leave the threads alone
+        found = None
+    return found
 
 
 class _single_blas_thread:
