@@ -85,7 +85,7 @@ def cli():
       rnn-apps classify "A moving, beautifully acted film."
       rnn-apps caption scene.png --plot-attention attention.png
       rnn-apps translate "I love you." --beam 4
-      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz
+      rnn-apps train poetry --data tang-poems.jsonl.gz
       rnn-apps card poetry
       rnn-apps serve
     """

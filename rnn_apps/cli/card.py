@@ -43,7 +43,7 @@ def card(app, model_dir, out_path, inputs, as_json):
     Examples:
       rnn-apps card poetry
       rnn-apps card forecast --model models/forecast/2 --json
-      rnn-apps card poetry -i run_dir=runs/poetry -i data=../shared/data/tang-poems.jsonl.gz
+      rnn-apps card poetry -i run_dir=runs/poetry -i data=tang-poems.jsonl.gz
     """
     with quiet_tensorflow():
         from rnn_apps import cards

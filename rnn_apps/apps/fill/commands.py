@@ -166,7 +166,7 @@ def train_fill(data, run_dir, epochs, resume, strategy, export_dir, as_json, ten
 
     \b
     Examples:
-      rnn-apps train fill --data ../shared/data/tang-poems.jsonl.gz --export models/fill
+      rnn-apps train fill --data tang-poems.jsonl.gz --export models/fill
       rnn-apps train fill --data poems.txt --kind forward --run-dir runs/forward --export runs/forward/models/fill
       rnn-apps train fill --data poems.txt --run-dir runs/fill --resume
       rnn-apps train fill --data poems.txt --epochs 10 --patience 2
@@ -245,8 +245,8 @@ def evaluate_fill(data, model_dir, split, seed, poem_model_dir, limit, batch_siz
 
     \b
     Examples:
-      rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --split val
-      rnn-apps evaluate fill --data ../shared/data/tang-poems.jsonl.gz --split val --poem-model none
+      rnn-apps evaluate fill --data tang-poems.jsonl.gz --split val
+      rnn-apps evaluate fill --data tang-poems.jsonl.gz --split val --poem-model none
       rnn-apps evaluate fill --data poems.txt --model runs/forward/models/fill --json
     """
     with quiet_tensorflow():

@@ -232,7 +232,7 @@ def train_poetry(data, run_dir, epochs, resume, strategy, export_dir, as_json, t
 
     \b
     Examples:
-      rnn-apps train poetry --data ../shared/data/tang-poems.jsonl.gz --epochs 6
+      rnn-apps train poetry --data tang-poems.jsonl.gz --epochs 6
       rnn-apps train poetry --data poems.txt --run-dir runs/mine --resume
       rnn-apps train poetry --data poems.txt --cell gru --units 256 --export models/poetry
       rnn-apps train poetry --data poems.txt --epochs 20 --patience 2
@@ -282,7 +282,7 @@ def evaluate_poetry(data, model_dir, split, as_json):
 
     \b
     Examples:
-      rnn-apps evaluate poetry --data ../shared/data/tang-poems.jsonl.gz --split val
+      rnn-apps evaluate poetry --data tang-poems.jsonl.gz --split val
       rnn-apps evaluate poetry --data my_poems.txt --json
     """
     from rnn_apps.apps.poetry.evaluate import evaluate_corpus

@@ -180,7 +180,8 @@ def _blas_functions():
         libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs")
         for path in sorted(glob.glob(os.path.join(libs, "*openblas*.so*"))):
             lib = ctypes.CDLL(path)  # already loaded by NumPy: the same library
-            for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_", "openblas_set_num_threads"):
+            for name in ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                         "openblas_set_num_threads"):
                 getter = name.replace("_set_", "_get_")
                 if hasattr(lib, name) and hasattr(lib, getter):
                     found = (getattr(lib, name), getattr(lib, getter))

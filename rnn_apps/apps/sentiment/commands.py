@@ -173,7 +173,7 @@ def train_sentiment(data, run_dir, epochs, resume, strategy, export_dir, as_json
 
     \b
     Examples:
-      rnn-apps train sentiment --data ../shared/data/aclImdb-train.tar.gz --pretrain-epochs 2 --epochs 4
+      rnn-apps train sentiment --data aclImdb_v1.tar.gz --pretrain-epochs 2 --epochs 4
       rnn-apps train sentiment --data aclImdb_v1.tar.gz --run-dir runs/sentiment --resume
       rnn-apps train sentiment --data reviews.csv --cell gru --export models/sentiment
     """
@@ -240,7 +240,7 @@ def evaluate_sentiment(data, model_dir, split, as_json):
     \b
     Examples:
       rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split test
-      rnn-apps evaluate sentiment --data ../shared/data/aclImdb-train.tar.gz --split val --json
+      rnn-apps evaluate sentiment --data aclImdb_v1.tar.gz --split val --json
       rnn-apps evaluate sentiment --data my_reviews.csv --model models-finetuned/sentiment
     """
     from rnn_apps.apps.sentiment.evaluate import evaluate_reviews

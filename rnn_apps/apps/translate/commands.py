@@ -241,7 +241,7 @@ def train_translate(data, run_dir, epochs, resume, strategy, export_dir, default
 
     \b
     Examples:
-      rnn-apps train translate --data ../shared/data/cmn-eng.tsv --export models/translate
+      rnn-apps train translate --data cmn-eng.tsv --export models/translate
       rnn-apps train translate --data cmn-eng.tsv --attention none --run-dir runs/translate-none
       rnn-apps train translate --data cmn-eng.tsv --run-dir runs/translate --resume
       rnn-apps train translate --data cmn-eng.tsv --direction zh-en --cell gru
@@ -351,10 +351,10 @@ def evaluate_translate(data, direction, model_dir, split, beam, limit, paragraph
 
     \b
     Examples:
-      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val
+      rnn-apps evaluate translate --data cmn-eng-30k.tsv --split val
       rnn-apps evaluate translate --data pairs.tsv --beam 4 --json
-      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val --direction zh-en
-      rnn-apps evaluate translate --data ../shared/data/cmn-eng-30k.tsv --split val --paragraphs 3 --limit 600
+      rnn-apps evaluate translate --data cmn-eng-30k.tsv --split val --direction zh-en
+      rnn-apps evaluate translate --data cmn-eng-30k.tsv --split val --paragraphs 3 --limit 600
     """
     from rnn_apps.quiet import import_tensorflow_quietly, native_stderr_silenced
 
