@@ -442,6 +442,14 @@ def test_compile_model_decays_the_learning_rate_along_a_cosine():
     expected = [0.1 * (0.05 + 0.95 * (1 + np.cos(np.pi * t / 10)) / 2) for t in (0, 5, 10)]
     np.testing.assert_allclose(lr, expected, rtol=1e-6)
     assert model.optimizer.clipnorm == 1.0
+    # with a warm-up of W steps: a line from 0 up to the rate, then the cosine over the other steps
+    base.compile_model(model, 0.1, 1.0, 12, alpha=0.05, warmup_steps=2, loss="mse")
+    lr = []
+    for t in (0, 1, 2, 7, 12):
+        model.optimizer.iterations.assign(t)
+        lr.append(float(model.optimizer.learning_rate))
+    expected = [0.0, 0.05] + [0.1 * (0.05 + 0.95 * (1 + np.cos(np.pi * (t - 2) / 10)) / 2) for t in (2, 7, 12)]
+    np.testing.assert_allclose(lr, expected, rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("app", APPS)

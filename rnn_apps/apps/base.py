@@ -139,16 +139,24 @@ def token_classification(**loss_kwargs) -> dict:
 
 
 def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int, alpha: float = 0.05,
-                  **compile_kwargs):
+                  warmup_steps: int = 0, **compile_kwargs):
     """Compile ``model`` with Adam on a cosine decay from ``learning_rate`` to ``alpha`` of it over ``total_steps``.
 
     ``η_t = η · (α + (1 - α) · (1 + cos(π · t / T)) / 2)`` (Loshchilov & Hutter, 2017, without restarts),
-    gradients clipped to a global norm of ``clipnorm``. ``compile_kwargs`` (``loss``, ``weighted_metrics``,
-    ``metrics``, ``jit_compile``: see :func:`token_classification`) go to ``model.compile``.
+    gradients clipped to a global norm of ``clipnorm``. With ``warmup_steps`` W the rate first rises linearly
+    from 0 to η over W steps and the decay spans the remaining ``total_steps`` - W. ``compile_kwargs``
+    (``loss``, ``weighted_metrics``, ``metrics``, ``jit_compile``: see :func:`token_classification`) go to
+    ``model.compile``.
     """
     import keras
 
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, int(total_steps)), alpha=alpha)
+    if warmup_steps:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(1, int(total_steps) - warmup_steps), alpha=alpha, warmup_target=learning_rate,
+            warmup_steps=warmup_steps)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, int(total_steps)),
+                                                          alpha=alpha)
     model.compile(optimizer=keras.optimizers.Adam(schedule, clipnorm=clipnorm), **compile_kwargs)
     return model
 
