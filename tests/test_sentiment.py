@@ -722,6 +722,27 @@ def test_export_cli_writes_next_version_and_card(runner, tiny_run, tiny_model):
     assert "Training data: `aclImdb-train.tar.gz`. " in card and os.path.dirname(tiny_run[0]) not in card
 
 
+def test_export_from_model_keeps_weights_and_answers(runner, tiny_model, tmp_path):
+    """`export sentiment --from-model`, as every other app's export has it: the same answers from this
+    version's graph; a card written from the model's own record where the folder has none."""
+    import tensorflow as tf
+
+    r = runner.invoke(cli, ["export", "sentiment", "--from-model", tiny_model, "--export", str(tmp_path / "s"),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.output)["exported"]
+    assert again == str(tmp_path / "s" / "1") and os.path.isfile(tmp_path / "s" / "README.md")
+    texts = tf.constant(["a good film , really great", "bad and boring", "zzz qqq"])
+    a, b = (tf.saved_model.load(d).signatures["serving_default"](text=texts) for d in (tiny_model, again))
+    for k in a:
+        if a[k].dtype == tf.string:
+            np.testing.assert_array_equal(a[k].numpy(), b[k].numpy())
+        else:
+            np.testing.assert_allclose(a[k].numpy(), b[k].numpy(), rtol=1e-6)
+    r = runner.invoke(cli, ["export", "sentiment", "--from-model", tiny_model, "--run-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "Give one of --run-dir (a training run) or --from-model" in r.output
+
+
 def test_pretraining_may_grow_on_resume_until_the_classifier_starts(tiny_run, tmp_path, imdb):
     import shutil
 

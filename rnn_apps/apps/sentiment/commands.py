@@ -265,21 +265,35 @@ def _evaluation_text(r: dict) -> str:
 
 @click.command("sentiment")
 @options.run_dir(None, "The training run to export.")
+@options.from_model("an exported review classifier")
 @options.export_target("sentiment")
 @click.option("--notes", "notes_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="A Markdown file of your own for the model card's 'How this version was trained' section.")
+              help="A Markdown file of your own for the model card's 'How this version was trained' section "
+                   "(--run-dir).")
 @friendly_errors
-def export_sentiment_cmd(run_dir, export_dir, models_root, version, notes_file, as_json):
-    """Export the review classifier of RUN_DIR to APP_DIR/<version>/ (and its model card).
+def export_sentiment_cmd(run_dir, from_model, export_dir, models_root, version, notes_file, as_json):
+    """Export the review classifier of RUN_DIR (or of another export) to APP_DIR/<version>/ (and its model card).
 
     \b
     Examples:
       rnn-apps export sentiment --run-dir runs/sentiment --export models/sentiment
       rnn-apps export sentiment --run-dir runs/sentiment --notes training-notes.md
+      rnn-apps export sentiment --from-model models/sentiment/6 --export models-new/sentiment
     """
-    if not run_dir:
-        raise click.UsageError("Give --run-dir, the training run to export.")
+    options.export_source(run_dir, from_model, "an exported review classifier")
+    if from_model and notes_file:
+        raise click.UsageError("--notes is for an export of a training run; an export of an exported model keeps "
+                               "the card of its app directory, or writes one from the model's own record.")
     app_dir = options.export_dir_for(export_dir, models_root, "sentiment")
+    if from_model:
+        from rnn_apps.apps.sentiment.export import export_again
+        from rnn_apps.export import resolve_model_dir
+
+        # the card's measured sections are not in the model to write again: an existing card is kept
+        keep_card = os.path.isfile(os.path.join(app_dir, "README.md"))
+        path = export_again(resolve_model_dir(from_model), app_dir, version)
+        echo_exported(path if keep_card else with_card("sentiment", path, from_model=from_model), as_json)
+        return
     from rnn_apps.apps.sentiment import task
     from rnn_apps.training import last_metric, read_history
 
