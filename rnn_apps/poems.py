@@ -146,7 +146,9 @@ def _read_records(path: str) -> list[str]:
         if not any(poems):
             raise CorpusError(f"{path}: no object with a 'paragraphs' list of strings.")
         return poems
-    blocks = re.split(r"\n\s*\n", text.replace("\r\n", "\n"))
+    # Blank lines before the first poem or after the last (an editor's final empty line) separate nothing:
+    # read as separators, they made a file of one poem a line a single poem.
+    blocks = re.split(r"\n\s*\n", text.strip())
     if len(blocks) > 1:
         return [re.sub(r"\s+", "", b) for b in blocks if b.strip()]
     return [line.strip() for line in text.splitlines() if line.strip()]

@@ -532,6 +532,43 @@ def test_train_on_a_flickr_folder(tmp_path):
     assert r["val_loss"] is not None and "thing" in r["vocab"]
 
 
+def test_a_caption_set_with_a_corrupt_or_empty_image_is_refused_before_training(tmp_path):
+    """A JPEG cut short, or an empty file, stopped training at its batch with TensorFlow's 50-line traceback
+    ("jpeg::Uncompress failed"); every image is now read once before any work and the files are named."""
+    from rnn_apps.apps.caption import task
+
+    root = tmp_path / "f8k"
+    _images(root / "Images", [f"{i}.jpg" for i in range(6)])
+    from PIL import Image
+
+    jpeg = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(jpeg, "JPEG")
+    (root / "Images" / "2.jpg").write_bytes(jpeg.getvalue()[: len(jpeg.getvalue()) // 3])  # its header whole
+    (root / "Images" / "4.jpg").write_bytes(b"")
+    (root / "captions.txt").write_text("image,caption\n" + "".join(f"{i}.jpg,A thing .\n" for i in range(6)))
+    with pytest.raises(cdata.CaptionDataError) as e:
+        task.train(str(root), str(tmp_path / "run"), epochs=1, verbose=0, variant="inject", image_size=32,
+                   filters=(4,), feature_dim=8, units=8, embedding_dim=8, attention_units=8, batch_size=4, min_count=1,
+                   max_len=10, steps_per_epoch=2)
+    message = str(e.value)
+    assert message.startswith(f"2 of the 6 images of {root} cannot be used (")
+    assert "Images/2.jpg: the image data cannot be decoded" in message and "Images/4.jpg: the file is empty" in message
+    assert message.endswith("Replace them, or remove their caption lines.")
+
+
+def test_caption_words_keep_accented_letters_and_unspaced_scripts_are_refused():
+    """"Un café sur la place" was learned as "un caf sur la place" (words of ASCII letters only), and captions in
+    Chinese trained a model whose vocabulary held nothing but its four special tokens, without a word."""
+    assert cdata.tokenize("Un café, très naïve; the dog's ball.") == ["un", "café", "très", "naïve", "the", "dog's",
+                                                                      "ball"]
+    with pytest.raises(cdata.CaptionDataError, match=r"^2 of the 3 training captions are written in Chinese or "
+                                                     r"Japanese script; the captioner writes words separated by spaces"):
+        cdata.check_caption_words(["一只狗在草地上跑", "两个孩子在海边玩", "A dog runs ."])
+    cdata.check_caption_words(["一只狗在草地上跑", "A dog runs .", "A cat sits ."])  # mostly English: learned
+    with pytest.raises(cdata.CaptionDataError, match=r"^None of the 2 training captions holds a word"):
+        cdata.check_caption_words(["...", " - "])
+
+
 def test_patience_stops_a_caption_set_run_early_and_is_refused_for_synthetic_scenes(tmp_path):
     """--patience N on a caption set: the run stops after N epochs without a lower validation loss, with its best
     epoch, and --resume keeps the setting; synthetic scenes keep no best epoch, so patience is refused there (by the

@@ -219,3 +219,19 @@ def test_a_corpus_without_any_poem_says_so(tmp_path):
         with pytest.raises(pdata.CorpusError) as e:
             pdata.load_poems(str(path))
         assert str(e.value) == f"{path} holds no poem: it is empty, or holds only blank lines."
+
+
+def test_blank_lines_around_a_file_of_one_poem_a_line_separate_nothing(tmp_path):
+    """A file of poems one a line with an empty last line (as editors write it), or blank lines before the
+    first poem, was read as poems separated by blank lines: one poem of all of them, and no validation."""
+    poems = ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "白日依山尽，黄河入海流。欲穷千里目，更上一层楼。",
+             "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。"]
+    for name, text in (("trail.txt", "\n".join(poems) + "\n\n"), ("spaces.txt", "\n".join(poems) + "\n \t\n"),
+                       ("lead.txt", "\n\n" + "\n".join(poems) + "\n")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        assert pdata.load_poems(str(path)) == poems, name
+    # poems separated by blank lines, a line each of their verses, are still read so
+    path = tmp_path / "blocks.txt"
+    path.write_text("\n\n".join(p.replace("。", "。\n") for p in poems) + "\n\n", encoding="utf-8")
+    assert pdata.load_poems(str(path)) == poems

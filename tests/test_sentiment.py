@@ -110,6 +110,15 @@ def test_a_compressed_table_of_reviews_is_refused_with_how_to_decompress_it(tmp_
     with pytest.raises(sdata.SentimentDataError, match=r"reviews\.csv\.gz is gzip-compressed; decompress it first "
                                                        r"\(gunzip -k .*reviews\.csv\.gz\)"):
         sdata.load_reviews(str(path))
+    # a zip file raised KeyError: 'zip' (the archive check knew gzip, bzip2 and xz only)
+    import zipfile
+
+    path = tmp_path / "reviews.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("reviews.csv", "text,label\ngood film,1\nbad film,0\n")
+    with pytest.raises(sdata.SentimentDataError, match=r"reviews\.zip is zip-compressed; decompress it first "
+                                                       r"\(unzip .*reviews\.zip\)"):
+        sdata.load_reviews(str(path))
 
 
 def test_validation_split_is_stratified_and_deterministic(imdb):

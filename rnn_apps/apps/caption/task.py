@@ -296,6 +296,7 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
                                                         cfg["max_len"]), cfg["batch_size"])
     else:
         kind, rows = cdata.load_caption_set(data_path)
+        cdata.check_images(rows, data_path)
         train_rows, val_rows = cdata.split_rows(rows, cfg["val_fraction"], cfg["seed"])
         vocab = Vocabulary.load(vocab_path) if saved else _caption_vocabulary(train_rows, cfg, base, verbose)
         plan = cdata.PairPlan(train_rows, cfg["batch_size"], cfg["seed"])
@@ -398,6 +399,7 @@ def _base_model(model_dir: str) -> dict:
 
 def _caption_vocabulary(train_rows, cfg: dict, base: Optional[dict], verbose: int) -> Vocabulary:
     """The training captions' vocabulary; when fine-tuning, the base model's, with the new words appended."""
+    cdata.check_caption_words(c for r in train_rows for c in r.captions)
     words = (cdata.tokenize(c) for r in train_rows for c in r.captions)
     fresh = Vocabulary.build(words, cfg["min_count"], cfg["max_vocab"])
     if base is None:

@@ -481,7 +481,7 @@ def _is_archive(source: str) -> bool:
         return True
     with open(source, "rb") as f:
         packed = textio.compression(f.read(10))
-    if packed is None:
+    if packed not in ("gzip", "bzip2", "xz"):  # a zip file (not an aclImdb archive) is refused by _decode
         return False
     import bz2
     import gzip
