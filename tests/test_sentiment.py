@@ -176,7 +176,11 @@ def test_csv_and_tsv_loaders(tmp_path):
     assert [(r.text, r.label) for r in sdata.read_labelled_file(str(tsv))] == [('Great "quoted" film', 1), ("Awful", 0)]
     for content, message in (
         ("good,1\nbad,maybe\n", r"mine2.csv:2: label 'maybe' is not one of"),
-        ("good,1\nbad, but, why,0\n", r"mine2.csv:2: expected 2 columns"),
+        ("good,1\nbad, but, why,0\n", r"mine2.csv:2: expected 2 columns .*found 4\. Put texts that hold commas in "
+                                         r"double quotes"),
+        # a text and its label, then another column: the extra column is the matter, not the quoting
+        ("good,1,x\nbad,0,x\n", r"mine2.csv:1: expected 2 columns .*found 3\. Remove the other columns, or add a "
+                                 r"header naming the text and label columns"),
         ("good,1\n,0\n", r"mine2.csv:2: the text is empty"),
     ):
         (tmp_path / "mine2.csv").write_text(content, encoding="utf-8")

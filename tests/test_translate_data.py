@@ -130,6 +130,18 @@ def test_pairs_loading_split_and_errors(tmp_path):
     # a header line was read as a pair (and learned: "english" -> "chinese"); only the first line can be one
     f.write_text("english\tchinese\n\nHi.\t你好。\nRun!\t跑！\n", encoding="utf-8")
     assert [p.en for p in tdata.load_pairs(str(f))] == ["Hi.", "Run!"]
+    # nor a Chinese column name (English<TAB>中文 was learned as a pair)
+    f.write_text("English\t中文\nHi.\t你好。\n", encoding="utf-8")
+    assert [p.en for p in tdata.load_pairs(str(f))] == ["Hi."]
+    # every cell in quotes (a spreadsheet's "quote all"): " was the most frequent token of both vocabularies
+    f.write_text('"english"\t"chinese"\n"Hi."\t"你好。"\n"He said ""run""."\t"他说“跑”。"\n', encoding="utf-8")
+    assert [(p.en, p.zh) for p in tdata.load_pairs(str(f))] == [("Hi.", "你好。"), ('He said "run".', "他说“跑”。")]
+    # a file where only some sentences are quoted keeps their quotes (Tatoeba has 108 such pairs)
+    f.write_text('"Help!"\t"救命！"\nRun!\t跑！\n', encoding="utf-8")
+    assert [p.en for p in tdata.load_pairs(str(f))] == ['"Help!"', "Run!"]
+    f.write_text('"Hi."\t""\n', encoding="utf-8")
+    with pytest.raises(tdata.TranslationDataError, match="line 1: expected 'english<TAB>chinese'.*nothing but its quotes"):
+        tdata.load_pairs(str(f))
     f.write_text("en\tzh\n", encoding="utf-8")
     with pytest.raises(tdata.TranslationDataError, match="holds no sentence pairs"):
         tdata.load_pairs(str(f))

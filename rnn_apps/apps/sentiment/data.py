@@ -282,11 +282,13 @@ def read_labelled_file(path: str) -> list[Review]:
                        "positive)" if lab is None else f"reviews' column one of {', '.join(TEXT_COLUMNS)}")
                     + ", or leave the header out and write the columns text, label.")
         if width is not None and len(row) != width:
-            raise SentimentDataError(
-                f"{path}:{start}: expected 2 columns (text, label), found {len(row)}. "
-                + ('Put texts that hold commas in double quotes, or use a .tsv file.' if not tsv else
-                   'A TSV line is: text<TAB>label.')
-            )
+            if len(row) > 2 and parse_label(row[1]) is not None:  # a text and its label, then other columns
+                hint = ("Remove the other columns, or add a header naming the text and label columns (text, label; "
+                        "other columns are then ignored).")
+            else:
+                hint = ('Put texts that hold commas in double quotes, or use a .tsv file.' if not tsv else
+                        'A TSV line is: text<TAB>label.')
+            raise SentimentDataError(f"{path}:{start}: expected 2 columns (text, label), found {len(row)}. " + hint)
         if width is None and len(row) <= max(text_col, label_col):  # a row cut short, or a comma missing
             raise SentimentDataError(f"{path}:{start}: the row has {len(row)} column{'s' * (len(row) != 1)}; the "
                                      f"header has {header_width} (the reviews in column {text_col + 1}, the labels in "

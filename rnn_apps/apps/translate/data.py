@@ -110,15 +110,21 @@ def check_languages(path: str, rows: list[tuple[int, str, str]]) -> None:
             f"(first at line {line}: {limits.shown(first, 30)!r}); {_LAYOUT}.")
 
 
-# The column names of a header line ("english", "zh", "source_text"); a sentence has a mark or Chinese.
-_HEADER = re.compile(r"[A-Za-z][A-Za-z _-]*")
+# The column names of a header line ("english", "zh", "source_text", 中文); a sentence has a mark or more Chinese.
+_HEADER = re.compile(r"[A-Za-z][A-Za-z _-]*|英文|英语|英語|中文|汉语|漢語|华语|華語|原文|译文|譯文|翻译|翻譯")
+
+
+def _quoted(cell: str) -> bool:
+    return len(cell) >= 2 and cell[0] == cell[-1] == '"'
 
 
 def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
     """Read sentence pairs from a TSV file (``english<TAB>chinese[<TAB>...]``).
 
     Blank lines are skipped; a byte-order mark is ignored; a first line of two column names (words of Latin
-    letters without a full stop: ``english<TAB>chinese``, ``en<TAB>zh``) is a header and is skipped. With
+    letters without a full stop, or a Chinese name of a language: ``english<TAB>chinese``, ``en<TAB>zh``,
+    ``English<TAB>中文``) is a header and is skipped. A file whose every cell is in double quotes (a
+    spreadsheet's "quote all") is read without them. With
     ``normalize`` the Chinese side is converted to simplified script, and pairs that become identical (one
     sentence written in both scripts, or a line given twice) are kept once, in the order of their first line.
 
@@ -128,7 +134,6 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
             UTF-16 or UTF-32 is named as such: :func:`rnn_apps.textio.decode_utf8`); columns
             that do not hold English then Chinese (:func:`check_languages`).
     """
-    pairs = []
     rows = []
     try:
         f = open(path, "rb")
@@ -147,11 +152,17 @@ def load_pairs(path: str, normalize: bool = True) -> list[Pair]:
                     f"{path}, line {n}: expected 'english<TAB>chinese' (two non-empty tab-separated columns); "
                     f"received {line[:80]!r}."
                 )
-            en, zh = cols[0].strip(), cols[1].strip()
-            if not rows and _HEADER.fullmatch(en) and _HEADER.fullmatch(zh):  # it would be learned as a pair
-                continue
-            rows.append((n, en, zh))
-            pairs.append(Pair(en, normalize_zh(zh) if normalize else zh))
+            rows.append((n, cols[0].strip(), cols[1].strip()))
+    if rows and all(_quoted(en) and _quoted(zh) for _, en, zh in rows):
+        # every cell in quotes, as spreadsheets write a TSV with "quote all": the quotes are not the sentences'
+        rows = [(n, en[1:-1].replace('""', '"').strip(), zh[1:-1].replace('""', '"').strip()) for n, en, zh in rows]
+        empty = next((n for n, en, zh in rows if not en or not zh), None)
+        if empty is not None:
+            raise TranslationDataError(f"{path}, line {empty}: expected 'english<TAB>chinese' (two non-empty "
+                                       "columns); a cell holds nothing but its quotes.")
+    if rows and _HEADER.fullmatch(rows[0][1]) and _HEADER.fullmatch(rows[0][2]):  # it would be learned as a pair
+        rows = rows[1:]
+    pairs = [Pair(en, normalize_zh(zh) if normalize else zh) for _, en, zh in rows]
     if not pairs:
         raise TranslationDataError(f"{path} holds no sentence pairs.")
     check_languages(path, rows)
