@@ -529,7 +529,10 @@ def test_train_on_a_flickr_folder(tmp_path):
                    units=8, embedding_dim=8, attention_units=8, batch_size=4, min_count=1, max_len=10,
                    val_fraction=0.34, steps_per_epoch=2)
     assert r["step"] == 2 and r["stats"]["source"] == "flickr" and r["stats"]["val_images"] == 2
-    assert r["val_loss"] is not None and "thing" in r["vocab"]
+    assert r["val_loss"] is not None and "thing" in r["vocab"] and "images_missing" not in r["stats"]
+    # captions of images that are not in the folder are left out, and the run says how many
+    (root / "captions.txt").write_text("\n".join(lines + ["gone.jpg,A lost thing .", "GONE2.JPG,Another ."]) + "\n")
+    assert cdata.load_caption_set(str(root))[1].missing == 2
 
 
 def test_a_caption_set_with_a_corrupt_or_empty_image_is_refused_before_training(tmp_path):

@@ -53,6 +53,13 @@ class CaptionedImage:
     split: Optional[str] = None  # "train" / "val" / "test" when the data set says so
 
 
+class CaptionRows(list):
+    """The :class:`CaptionedImage` rows of a caption set, and ``missing``: how many images its caption files
+    name that are not among its images (their captions are left out; the training run says how many)."""
+
+    missing: int = 0
+
+
 def tokenize(text: str) -> list[str]:
     """Lower-cased words (letters, digits, inner apostrophes); punctuation dropped."""
     return _WORD.findall(text.lower())
@@ -178,8 +185,9 @@ def _read_flickr_captions(path: str) -> dict:
     return caps
 
 
-def load_flickr(root: str) -> list[CaptionedImage]:
-    """Read a Flickr8k / Flickr30k directory (see the module docstring); images without a file are skipped."""
+def load_flickr(root: str) -> CaptionRows:
+    """Read a Flickr8k / Flickr30k directory (see the module docstring); images without a file are skipped
+    (and counted: ``rows.missing``)."""
     if not os.path.isdir(root):
         raise CaptionDataError(f"Not a directory: {root}.")
     cap_file = next((os.path.join(root, n) for n in FLICKR_CAPTION_FILES if os.path.isfile(os.path.join(root, n))), None)
@@ -197,14 +205,15 @@ def load_flickr(root: str) -> list[CaptionedImage]:
             for line in _read_text(p).splitlines():
                 if line.strip():
                     splits[line.strip()] = split
-    rows = [CaptionedImage(os.path.join(image_dir, n), caps[n], splits.get(n)) for n in names
-            if os.path.isfile(os.path.join(image_dir, n))]
+    rows = CaptionRows(CaptionedImage(os.path.join(image_dir, n), caps[n], splits.get(n)) for n in names
+                       if os.path.isfile(os.path.join(image_dir, n)))
     if not rows:
         raise CaptionDataError(f"None of the {len(names)} images named in {cap_file} is in {image_dir}.")
+    rows.missing = len(names) - len(rows)
     return rows
 
 
-def load_coco(root: str, split: Optional[str] = None) -> list[CaptionedImage]:
+def load_coco(root: str, split: Optional[str] = None) -> CaptionRows:
     """Read COCO captions: ``captions_<split>.json`` in ``root`` or ``root/annotations`` and its images.
 
     Without ``split`` every caption file found is read (``captions_val*.json`` rows get split "val").
@@ -215,7 +224,7 @@ def load_coco(root: str, split: Optional[str] = None) -> list[CaptionedImage]:
     files = sorted(glob.glob(os.path.join(root, pattern)) + glob.glob(os.path.join(root, "annotations", pattern)))
     if not files:
         raise CaptionDataError(f"No COCO caption file ({pattern}) in {root} or {os.path.join(root, 'annotations')}.")
-    rows = []
+    rows = CaptionRows()
     for path in files:
         name = os.path.basename(path)[len("captions_"): -len(".json")]
         try:
@@ -240,12 +249,14 @@ def load_coco(root: str, split: Optional[str] = None) -> list[CaptionedImage]:
             p = os.path.join(image_dir, images[image_id])
             if os.path.isfile(p):
                 rows.append(CaptionedImage(p, caps[image_id], tag))
+            else:
+                rows.missing += 1
     if not rows:
         raise CaptionDataError(f"No captioned image found under {root}.")
     return rows
 
 
-def load_caption_set(root: str) -> tuple[str, list[CaptionedImage]]:
+def load_caption_set(root: str) -> tuple[str, CaptionRows]:
     """Recognise and read a caption set directory: ("flickr" | "coco", rows)."""
     if not os.path.isdir(root):
         raise CaptionDataError(f"--data must be a directory of a Flickr8k/Flickr30k or COCO caption set; {root} is not one.")

@@ -303,12 +303,17 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
         steps_per_epoch = cfg["steps_per_epoch"] or plan.steps_per_epoch
         stats = {"source": kind, "train_images": len(train_rows), "val_images": len(val_rows),
                  "train_pairs": len(plan.pairs), "vocab_size": len(vocab)}
+        if rows.missing:  # named by the caption files, not among the images: their captions are left out
+            stats["images_missing"] = rows.missing
         if base is not None:
             stats["added_words"] = len(vocab) - len(base["vocab"])
         make_train = lambda start: pairs_dataset(plan, cfg, vocab, start)  # noqa: E731
         val = validation_pairs_dataset(val_rows, cfg, vocab) if val_rows else None
     if verbose:
         print(f"Captioning data: {json.dumps(stats)} ({time.time() - t0:.0f} s).")
+        if stats.get("images_missing"):
+            print(f"Note: {stats['images_missing']:,} images named by the caption files of {data_path} are not among "
+                  "its images; their captions are left out.")
     vocab.save(vocab_path)
     if not saved:
         contract.write_run_config(run_dir, {"settings": cfg, "synthetic": synthetic,
