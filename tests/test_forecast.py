@@ -692,6 +692,24 @@ def test_cli_fine_tune_forecast_bad_inputs_are_one_line(case, expected, base_mod
     assert len(errors) == 1 and expected in errors[0], r.output
 
 
+def test_export_forecast_from_model_keeps_weights_and_forecasts(base_model, tmp_path):
+    """`export forecast --from-model`: forecast's export_again was written but no command reached it; the same
+    forecasts from this version's graph, a card written where the folder has none."""
+    import tensorflow as tf
+
+    r = CliRunner().invoke(cli, ["export", "forecast", "--from-model", base_model, "--export", str(tmp_path / "f"),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    again = json.loads(r.output)["exported"]
+    assert again == str(tmp_path / "f" / "1") and os.path.isfile(tmp_path / "f" / "README.md")
+    history = tf.constant((np.sin(np.arange(60))[None, :].repeat(2, 0) * [[1.0], [3.0]]).astype(np.float32))
+    a, b = (tf.saved_model.load(d).signatures["serving_default"](history=history)["forecast"].numpy()
+            for d in (base_model, again))
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    r = CliRunner().invoke(cli, ["export", "forecast"])
+    assert r.exit_code == 2 and "Give --from-model" in r.output
+
+
 @pytest.mark.parametrize("command", [["forecast"], ["fine-tune", "forecast"]])
 def test_an_export_directory_of_another_app_is_refused_before_training(command, tmp_path):
     """forecast --export models/poetry trained first and was refused at the export; without --run-dir the

@@ -13,8 +13,9 @@ import click
 from rnn_apps.apps.forecast.task import BASE_SETTINGS, DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, IntegerRange, OutputFile, defaults_apply_when_a_run_starts, echo_json, export_trained,
-    friendly_errors, options_left_out, progress_to_stderr, quiet_tensorflow, refuse_overwriting_inputs, verbosity,
+    FiniteFloatRange, IntegerRange, OutputFile, defaults_apply_when_a_run_starts, echo_exported, echo_json,
+    export_trained, friendly_errors, options_left_out, progress_to_stderr, quiet_tensorflow,
+    refuse_overwriting_inputs, verbosity, with_card,
 )
 
 _METHODS = (("model", "model"), ("naive", "naive (last value)"), ("seasonal_naive", "seasonal-naive"))
@@ -289,4 +290,31 @@ def fine_tune_forecast(data_path, column, time_column, model_dir, export_dir, ru
     _report(result, series, time_column, plot_path, output_path, export_dir, as_json, "rnn-apps fine-tune forecast")
 
 
-COMMANDS = {None: [forecast], "fine-tune": [fine_tune_forecast]}
+@click.command("forecast")
+@options.from_model("an exported forecaster")
+@options.export_target("forecast")
+@friendly_errors
+def export_forecast_cmd(from_model, export_dir, models_root, version, as_json):
+    """Export an exported forecaster again, with this version's graph, to APP_DIR/<version>/.
+
+    A forecaster is exported by the command that trains it (forecast --export, fine-tune forecast); this
+    writes the weights of an export again with this version's graph and input checks, its settings,
+    scale and figures kept, and an existing card of APP_DIR kept.
+
+    \b
+    Examples:
+      rnn-apps export forecast --from-model models/forecast/2 --export models-new/forecast
+    """
+    if from_model is None:
+        raise click.UsageError("Give --from-model, the exported forecaster to export again (a forecaster is "
+                               "exported by forecast --export or fine-tune forecast).")
+    app_dir = options.export_dir_for(export_dir, models_root, "forecast")
+    from rnn_apps.apps.forecast.export import export_again
+    from rnn_apps.export import resolve_model_dir
+
+    keep_card = os.path.isfile(os.path.join(app_dir, "README.md"))  # its measured sections are not in the model
+    path = export_again(resolve_model_dir(from_model), app_dir, version)
+    echo_exported(path if keep_card else with_card("forecast", path, from_model=from_model), as_json)
+
+
+COMMANDS = {None: [forecast], "fine-tune": [fine_tune_forecast], "export": [export_forecast_cmd]}
