@@ -230,6 +230,32 @@ def _reasons(left_out: dict) -> str:
     return "; ".join(parts)
 
 
+def report_split_corpus(data_path: str, stats: dict, val_fraction: float, run_dir: str, verbose: int,
+                        seconds: float, unit: str = "tokens") -> None:
+    """The poem and fill apps' check of a corpus read and split for a training run, and their words about it.
+
+    A split that leaves no poem for training is refused (the new run directory discarded, so that the same
+    command with a lower ``val_fraction`` starts afresh); with ``verbose``, the poems the cleaning left out
+    (:func:`describe_left_out`: a user's own corpus may lose many) and the corpus read, its ``unit`` counted
+    ("characters", "tokens"), are printed.
+
+    Raises:
+        rnn_apps.training.TrainingError: no poem left for training.
+    """
+    from rnn_apps import training
+
+    if not stats["train_tokens"]:
+        training.discard_new_run(run_dir)
+        raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
+                                     f"(--val-fraction {val_fraction}); lower it or give more poems.")
+    if verbose:
+        note = describe_left_out(stats)
+        if note:
+            print(note)
+        print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
+              f"{unit}, vocabulary {stats['vocab_size']} ({seconds:.0f} s).")
+
+
 def describe_left_out(stats: dict) -> str | None:
     """One line for a training run's output, e.g. ``"Read 1,204 poems; 37 left out (30 with other symbols such
     as '□', '●'; 7 shorter than 6 characters with their punctuation)."``; None when no poem was left out (or

@@ -152,17 +152,8 @@ def train(data_path: str, run_dir: str, epochs: int = 8, *, init_from: Optional[
     except poems.CorpusError:
         training.discard_new_run(run_dir)  # a corpus refused before anything was written leaves no run directory
         raise
-    if not stats["train_tokens"]:
-        training.discard_new_run(run_dir)
-        raise training.TrainingError(f"{data_path}: no poems left for training after the validation split "
-                                     f"(--val-fraction {cfg['val_fraction']}); lower it or give more poems.")
-    if run.verbose:
-        # a user's own corpus may lose many of its poems to the cleaning: say how many, and why
-        note = poems.describe_left_out(stats)
-        if note:
-            print(note)
-        print(f"Corpus: {stats['poems']} poems, {stats['train_tokens']} training and {stats['val_tokens']} validation "
-              f"tokens, vocabulary {stats['vocab_size']} ({time.time() - t0:.0f} s).")
+    poems.report_split_corpus(data_path, stats, cfg["val_fraction"], run_dir, run.verbose, time.time() - t0,
+                              "tokens")
     vocab.save(vocab_path)
     record = {"settings": cfg, "data": os.path.abspath(data_path), "stats": stats}
     # the model a fine-tuning run started from (kept when it resumes), for its card
