@@ -360,6 +360,7 @@ def test_keras_model_save_load_round_trip(name, tmp_path):
         (dict(cell="nope"), "'nope'"),
         (dict(cell=3), "received 3"),
         (dict(cell_kwargs=[1]), r"\[1\]"),
+        (dict(cell_kwargs={"units": 3}), r"`cell_kwargs` must not hold `units`"),  # was Python's TypeError
     ],
 )
 def test_bad_arguments(cls, kwargs, message):

@@ -257,3 +257,43 @@ def test_training_under_a_persistent_tape_and_in_float64():
             np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)
         dropped = ProjectedRNN(cell(4, dropout=0.5, seed=3), dtype="float64")(x64, training=True)  # its mask too
         assert dropped.dtype == tf.float64 and np.isfinite(dropped).all()
+
+
+def test_training_outputs_keep_their_static_length_for_the_layers_after_them():
+    """In training the written-out loop gave (batch, None, units): Keras's TimeDistributed then looped over the
+    batch instead of the steps, so the training loss differed from evaluate's at a learning rate of 0 (or
+    failed, "Dimensions must be equal"), where keras.layers.RNN kept (batch, T, units)."""
+    x = np.random.default_rng(0).normal(size=(4, 5, 3)).astype("float32")
+    inp = keras.Input((5, 3))
+    h = ProjectedRNN(LSTMCell(6, seed=1), return_sequences=True)(inp)
+    model = keras.Model(inp, keras.layers.GlobalAveragePooling1D()(keras.layers.TimeDistributed(keras.layers.Dense(1))(h)))
+    model.compile(keras.optimizers.SGD(0.0), "mse")
+    y = np.zeros((4, 1), "float32")
+    assert model.train_on_batch(x, y) == pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-5)
+    seen = []
+    layer = ProjectedRNN(LSTMCell(6, seed=1), return_sequences=True)
+    tf.function(lambda t: seen.append(layer(t, training=True).shape))(tf.constant(x[:2]))
+    assert seen and all(tuple(s) == (2, 5, 6) for s in seen)
+
+
+def test_a_second_derivative_of_the_training_path_is_refused_in_words():
+    """A gradient penalty (the gradient of a gradient) failed inside TensorFlow ("XLA compilation requires a fixed
+    tensor list size"); it now says what to use. keras.layers.RNN with the same cell gives second derivatives."""
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 6, 3)).astype("float32"))
+    layer = ProjectedRNN(LSTMCell(5, seed=1), return_sequences=True)
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) ** 2)
+        penalty = tf.reduce_sum(inner.gradient(loss, x) ** 2)  # the first derivative is as before
+    with pytest.raises(ValueError, match=r"differentiated once; for second derivatives \(a gradient penalty\) run the "
+                                         r"cell in keras.layers.RNN"):
+        outer.gradient(penalty, layer.trainable_weights)
+    reference = keras.layers.RNN(LSTMCell(5, seed=1), return_sequences=True)
+    reference.build(x.shape)
+    reference.set_weights(layer.get_weights())
+    with tf.GradientTape() as plain:
+        plain.watch(x)
+        expected = tf.reduce_sum(reference(x, training=True) ** 2)
+    np.testing.assert_allclose(penalty, tf.reduce_sum(plain.gradient(expected, x) ** 2), rtol=1e-5)

@@ -86,13 +86,44 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
             d_y = tf.zeros_like(y_all) if d_y is None else d_y
             d_h_last = tf.zeros_like(h0) if d_h_last is None else d_h_last
             d_c_last = tf.zeros_like(c0) if d_c_last is None else d_c_last
-            return backward(u, h0, c0, keep, zero, gates, c_new_all, h_all, c_all, d_y, d_h_last, d_c_last)
+            # the backward loop sees its inputs through stop_gradient too: a tape outside this gradient (a
+            # gradient penalty's) must not record the XLA loop, whose tensor lists cannot leave it; it records
+            # _first_order_only instead, which refuses in words
+            grads = backward(*(tf.stop_gradient(v) for v in (u, h0, c0)), keep, zero, gates, c_new_all, h_all, c_all,
+                             *(tf.stop_gradient(v) for v in (d_y, d_h_last, d_c_last)))
+            return _first_order_only(grads, (d_y, d_h_last, d_c_last, u, h0, c0))
 
         return (y_all, h_last, c_last), grad
 
     # a read of the variable, outside the custom gradient: it then sees a tensor, and the gradient returned
     # for it reaches the variable through the read
-    return run(z_x, tf.identity(recurrent_kernel), h0, c0)
+    y_all, h_last, c_last = run(z_x, tf.identity(recurrent_kernel), h0, c0)
+    # the loop's outputs leave its tensor list without their static length: the inputs' (time, batch) is
+    # theirs, and layers after this one read it (TimeDistributed looped over the batch for an unknown length)
+    y_all.set_shape(z_x.shape[:2].concatenate(recurrent_kernel.shape[:1]))
+    return y_all, h_last, c_last
+
+
+def _first_order_only(grads, sources):
+    """``grads`` as they are, joined to the tensors they were computed from (``sources``) by an operation whose
+    own gradient refuses in words: the backward loop is an XLA computation over tensor lists, which cannot be
+    differentiated again (TensorFlow's "XLA compilation requires a fixed tensor list size"), and a tape
+    outside the gradient would otherwise see gradients that do not depend on anything: second derivatives of
+    zero, without a word."""
+    import tensorflow as tf
+
+    n = len(grads)
+
+    @tf.custom_gradient
+    def joined(*xs):
+        def second_order(*_):
+            raise ValueError(
+                "The training path of rnn_apps.layers.ProjectedRNN (an LSTMCell's backward pass written out, "
+                "rnn_apps.layers.lstm_sequence) is differentiated once; for second derivatives (a gradient "
+                "penalty) run the cell in keras.layers.RNN, which computes the same outputs.")
+        return [tf.identity(x) for x in xs[:n]], second_order
+
+    return tuple(joined(*grads, *sources))
 
 
 def _forward(z_x, u, h0, c0, keep, zero_output_for_mask):
