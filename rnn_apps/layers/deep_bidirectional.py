@@ -81,7 +81,8 @@ class StackedBidirectionalBase(keras.layers.Layer):
         if cell_kwargs is not None and not isinstance(cell_kwargs, dict):
             raise ValueError(f"`cell_kwargs` must be a dict or None; received {cell_kwargs!r}.")
         if cell_kwargs and "units" in cell_kwargs:  # the layer gives every cell its units
-            raise ValueError(f"`cell_kwargs` must not hold `units` (give the layer's `units`); received {cell_kwargs!r}.")
+            raise ValueError(f"`cell_kwargs` must not hold `units` (give the layer's `units`); received "
+                             f"{cell_kwargs!r}.")
         self.cell_kwargs = dict(cell_kwargs or {})
         self.seed = seed
         self.supports_masking = True
