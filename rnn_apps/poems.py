@@ -149,9 +149,16 @@ def _read_records(path: str) -> list[str]:
     # Blank lines before the first poem or after the last (an editor's final empty line) separate nothing:
     # read as separators, they made a file of one poem a line a single poem.
     blocks = re.split(r"\n\s*\n", text.strip())
-    if len(blocks) > 1:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # A line of two sentences or more is a whole poem (a verse line of a poem written a line each holds a
+    # couplet, one 。): in a file of such lines, a stray blank line does not glue the poems of each part.
+    whole = sum(len(_SENTENCE_ENDS.findall(line)) >= 2 for line in lines)
+    if len(blocks) > 1 and whole < 0.9 * len(lines):
         return [re.sub(r"\s+", "", b) for b in blocks if b.strip()]
-    return [line.strip() for line in text.splitlines() if line.strip()]
+    return lines
+
+
+_SENTENCE_ENDS = re.compile(r"[。！？!?]")
 
 
 def load_poems(path: str, script: str = "simplified") -> list[str]:
