@@ -148,14 +148,21 @@ def _read_records(path: str) -> list[str]:
         return poems
     # Blank lines before the first poem or after the last (an editor's final empty line) separate nothing:
     # read as separators, they made a file of one poem a line a single poem.
-    blocks = re.split(r"\n\s*\n", text.strip())
+    blocks = [b for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # A line of two sentences or more is a whole poem (a verse line of a poem written a line each holds a
-    # couplet, one 。): in a file of such lines, a stray blank line does not glue the poems of each part.
-    whole = sum(len(_SENTENCE_ENDS.findall(line)) >= 2 for line in lines)
-    if len(blocks) > 1 and whole < 0.9 * len(lines):
-        return [re.sub(r"\s+", "", b) for b in blocks if b.strip()]
+    if len(blocks) > 1 and not _whole_poems_a_line(blocks, lines):
+        return [re.sub(r"\s+", "", b) for b in blocks]
     return lines
+
+
+def _whole_poems_a_line(blocks: Sequence[str], lines: Sequence[str]) -> bool:
+    """Whether a text with blank lines is still one poem a line, its blank lines stray: its lines are whole
+    poems (two sentences or more each, where a line of verse holds one couplet) and its blocks are far longer
+    than poems (a median of more than 8 lines). A poem written two couplets a line, a block each, has lines
+    of two sentences too, but blocks of a few lines."""
+    whole = sum(len(_SENTENCE_ENDS.findall(line)) >= 2 for line in lines)
+    block_lines = sorted(sum(1 for line in b.splitlines() if line.strip()) for b in blocks)
+    return whole >= 0.9 * len(lines) and block_lines[len(block_lines) // 2] > 8
 
 
 _SENTENCE_ENDS = re.compile(r"[。！？!?]")

@@ -556,7 +556,7 @@ def test_a_caption_set_with_a_corrupt_or_empty_image_is_refused_before_training(
     message = str(e.value)
     assert message.startswith(f"2 of the 6 images of {root} cannot be used (")
     assert "Images/2.jpg: the image data cannot be decoded" in message and "Images/4.jpg: the file is empty" in message
-    assert message.endswith("Replace them, or remove their caption lines.")
+    assert message.endswith("Replace them, or remove their captions.")
 
 
 def test_caption_words_keep_accented_letters_and_unspaced_scripts_are_refused():

@@ -306,7 +306,9 @@ def test_cli_fill_poem_json_and_text(exported):
 def test_cli_fill_poem_gives_the_text_back_as_typed_with_its_blanks_filled(exported):
     """"Moon 床前明月□ light" came back "Moon床前明月白light": the spaces, the user's punctuation and the place
     of each blank mark are kept; only the blanks change."""
-    texts = ["床前明月＿， 疑是地上霜？", "Moon 床前明月□ light", "□前 明月_，疑是地上霜！"]
+    texts = ["床前明月＿， 疑是地上霜？", "Moon 床前明月□ light", "□前 明月_，疑是地上霜！",
+             # the graph drops quotes and title marks and makes a run of … one 。: the blanks' places move
+             "“床前明月□”，疑是地上霜。", "床前明月光……疑是地上□。", "《静夜思》床前明月□，疑是地上霜。"]
     res = CliRunner().invoke(cli, ["fill-poem", *texts, "--model", exported, "--json", "--poem-model", "none"])
     assert res.exit_code == 0, res.output
     for text, row in zip(texts, json.loads(res.stdout)):

@@ -231,10 +231,16 @@ def test_blank_lines_around_a_file_of_one_poem_a_line_separate_nothing(tmp_path)
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
         assert pdata.load_poems(str(path)) == poems, name
-    # nor does a stray blank line among whole poems, one a line (each part was glued into one poem)
+    # nor does a stray blank line among many whole poems, one a line (each part was glued into one poem)
     path = tmp_path / "stray.txt"
-    path.write_text(poems[0] + "\n\n" + "\n".join(poems[1:]) + "\n", encoding="utf-8")
-    assert pdata.load_poems(str(path)) == poems
+    many = poems * 6
+    path.write_text("\n".join(many[:9]) + "\n\n" + "\n".join(many[9:]) + "\n", encoding="utf-8")
+    assert pdata.load_poems(str(path)) == many
+    # poems written two couplets a line, a block each: blocks of a few lines, each block a poem
+    path = tmp_path / "two_a_line.txt"
+    eight = [p + p.replace("。", "！", 1) for p in poems]  # lines of two sentences each
+    path.write_text("\n\n".join(f"{p}\n{p}" for p in eight) + "\n", encoding="utf-8")
+    assert len(pdata.load_poems(str(path))) == 3
     # poems separated by blank lines, a line each of their verses, are still read so
     path = tmp_path / "blocks.txt"
     path.write_text("\n\n".join(p.replace("。", "。\n") for p in poems) + "\n\n", encoding="utf-8")

@@ -641,6 +641,31 @@ def test_fine_tune_keeps_the_vocabulary_and_grows_it(runner, tiny_model, tmp_pat
     assert r.exit_code == 1 and "No such file" in r.output and "Traceback" not in r.output
 
 
+def test_a_continued_model_takes_its_bases_decoding_settings(tiny_model, tmp_path):
+    """An export whose record has "decoding": null raised AttributeError; a resumed fine-tune without --model took
+    the decoding of the shipped model of --direction, not of the model its run started from."""
+    import shutil
+
+    from rnn_apps.apps.translate.commands import _decoding_of, _run_base
+
+    assert _decoding_of(tiny_model)["default_beam"] == 1
+    assert _decoding_of(tiny_model, 3, 0.5) == {**_decoding_of(tiny_model), "default_beam": 3, "length_penalty": 0.5}
+    old = str(tmp_path / "old")
+    shutil.copytree(tiny_model, old)
+    record = os.path.join(old, "assets.extra", "translate.json")
+    meta = json.load(open(record, encoding="utf-8"))
+    with open(record, "w", encoding="utf-8") as f:
+        json.dump({**meta, "decoding": None}, f)
+    assert _decoding_of(old) == {"default_beam": None, "length_penalty": None, "coverage_penalty": None}
+    run = tmp_path / "run"
+    run.mkdir()
+    assert _run_base(str(run)) is None  # no record yet
+    (run / "config.json").write_text(json.dumps({"init_from": tiny_model}), encoding="utf-8")
+    assert _run_base(str(run)) == tiny_model
+    (run / "config.json").write_text(json.dumps({"init_from": str(tmp_path / "moved")}), encoding="utf-8")
+    assert _run_base(str(run)) is None  # the base has moved: the command's own base then
+
+
 def test_export_from_model_keeps_weights_settings_and_translations(runner, tiny_model, tmp_path):
     """`export translate --from-model`: the same weights, decoding settings and translations; a card written into
     a folder without one (there was none), an existing card kept (its measured sections are not in the model)."""

@@ -28,6 +28,7 @@ from typing import Iterator, Optional, Sequence
 import numpy as np
 
 from rnn_apps import textio
+from rnn_apps.chinese import HAN_RANGES
 from rnn_apps.vocab import Vocabulary
 
 IMAGE_DIRS = ("Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k_images", "Images", "images")
@@ -39,7 +40,7 @@ FLICKR_SPLITS = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImag
 # Flickr8k captions the same words as ASCII letters gave.
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 # Scripts written without spaces between words: a caption in them would be read as one word.
-_UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_UNSPACED = re.compile(f"[{HAN_RANGES}\u3040-\u30ff\uff66-\uff9f]")  # Han, kana, half-width katakana
 
 
 class CaptionDataError(ValueError):
@@ -271,10 +272,10 @@ def load_caption_set(root: str) -> tuple[str, CaptionRows]:
 
 
 def check_images(rows: Sequence[CaptionedImage], root: str) -> None:
-    """Refuse a caption set with an image that cannot be decoded, before any work: each file's header
+    """Refuse images of a caption set that cannot be decoded, before training: each file's header
     (:func:`rnn_apps.apps.caption.images.check_image`) and pixels (decoded as the model's graph decodes them,
-    about 0.5 ms a 224 px photo) are read once. One corrupt or empty file stopped training or evaluation at
-    its batch with TensorFlow's traceback.
+    about 0.5 ms a 224 px photo) are read once. One corrupt or empty file stopped training at its batch with
+    TensorFlow's traceback.
 
     Raises:
         CaptionDataError: naming the first files that cannot be used (paths relative to ``root``), and how
@@ -297,7 +298,7 @@ def check_images(rows: Sequence[CaptionedImage], root: str) -> None:
     if bad:
         shown = "; ".join(bad[:3]) + (f"; and {len(bad) - 3} more" if len(bad) > 3 else "")
         raise CaptionDataError(f"{len(bad)} of the {len(rows):,} images of {root} cannot be used ({shown}). "
-                               "Replace them, or remove their caption lines.")
+                               "Replace them, or remove their captions.")
 
 
 def split_rows(rows: Sequence[CaptionedImage], val_fraction: float, seed: int):

@@ -296,8 +296,8 @@ def train(data_path: Optional[str], run_dir: str, epochs: int = 6, *, synthetic:
                                                         cfg["max_len"]), cfg["batch_size"])
     else:
         kind, rows = cdata.load_caption_set(data_path)
-        cdata.check_images(rows, data_path)
         train_rows, val_rows = cdata.split_rows(rows, cfg["val_fraction"], cfg["seed"])
+        cdata.check_images(train_rows + val_rows, data_path)  # the images training reads (not a test split)
         vocab = Vocabulary.load(vocab_path) if saved else _caption_vocabulary(train_rows, cfg, base, verbose)
         plan = cdata.PairPlan(train_rows, cfg["batch_size"], cfg["seed"])
         steps_per_epoch = cfg["steps_per_epoch"] or plan.steps_per_epoch

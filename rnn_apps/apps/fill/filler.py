@@ -9,7 +9,7 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.base import Predictor, check_batch_size, text_list
 from rnn_apps.apps.fill import data as fdata
 from rnn_apps.apps.fill.data import FillError
-from rnn_apps.chinese import convert_script, written_script
+from rnn_apps.chinese import convert_script, normalize, written_script
 from rnn_apps.poems import load_poems, split_poems
 
 # The fill model's candidates per blank that a poem model weighs (the most the `fill` signature gives).
@@ -89,7 +89,9 @@ class Filler(Predictor):
         script = self.config.get("script", "simplified")
         cleaned, converted = [], []
         for i, t in enumerate(texts, 1):
-            p = fdata.parse_text(t, textio.text_name(t, f"Text {i}"))
+            # as the graph will read it (quotes and title marks dropped, runs of ！ or …… one 。), so that the
+            # blanks' places in the filled text it answers with are known
+            p = normalize(fdata.parse_text(t, textio.text_name(t, f"Text {i}")))
             if script == "simplified":
                 c = convert_script(p, "simplified")
                 # OpenCC keeps the length of a character string; fall back to the in-graph table otherwise.
@@ -139,7 +141,7 @@ def write_back(text: str, filled: str, gaps: Sequence[int], blanks: list) -> tup
 
     Args:
         text: The text as the user gave it.
-        filled: The cleaned text as the model (and the poem model) filled it.
+        filled: The cleaned text as the model (and the poem model) filled it: the context of each choice.
         gaps: The positions of the blanks in ``filled``, in order.
         blanks: Each blank's ``(character, probability)`` candidates, the chosen one first.
 
@@ -164,8 +166,8 @@ def write_back(text: str, filled: str, gaps: Sequence[int], blanks: list) -> tup
             return c
         script = "simplified"
     chars = list(text)
-    for m, g in zip(marks, gaps):
-        chars[m] = own(filled[g], g)
+    for m, g, cands in zip(marks, gaps, blanks):
+        chars[m] = own(cands[0][0] if cands else filled[g], g)  # the blank's choice: its first candidate
     return "".join(chars), [[(own(c, g), p) for c, p in cands] for g, cands in zip(gaps, blanks)], script
 
 

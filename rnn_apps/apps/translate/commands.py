@@ -40,9 +40,24 @@ def _decoding_of(model_dir: str, default_beam=None, length_penalty=None, coverag
     (not None)."""
     from rnn_apps.apps.translate.export import load_config
 
-    decoding = load_config(model_dir).get("decoding", {})
+    decoding = load_config(model_dir).get("decoding") or {}  # an export without its decoding settings: defaults
     given = {"default_beam": default_beam, "length_penalty": length_penalty, "coverage_penalty": coverage_penalty}
     return {k: decoding.get(k) if v is None else v for k, v in given.items()}
+
+
+def _run_base(run_dir: str):
+    """The exported model a fine-tuning run in ``run_dir`` started from, as its record names it; None when the
+    run has no record yet or its base is no longer there."""
+    import json
+
+    from rnn_apps.apps.base import CONFIG_FILE
+
+    try:
+        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as f:
+            started = json.load(f).get("init_from")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return started if isinstance(started, str) and os.path.isdir(started) else None
 
 
 def _default_beam(default: str):
@@ -304,8 +319,10 @@ def fine_tune_translate(data, model_dir, direction, export_dir, run_dir, epochs,
 
     app = "translate-zh-en" if direction == "zh-en" else "translate"
     base = model_dir or default_model_dir(app)
-    # the new model decodes as the one it continues (its beam and penalties) unless --default-beam is given
-    decoding = _decoding_of(resolve_model_dir(base), default_beam)
+    # the new model decodes as the one it continues (its beam and penalties) unless --default-beam is given;
+    # a resumed run continues the model it started from (its record), whatever --direction says
+    started = _run_base(run_dir) if resume and not model_dir else None
+    decoding = _decoding_of(resolve_model_dir(started or base), default_beam)
     if not export_dir:
         # the app directory follows the direction of the model given (--model may differ from --direction)
         trained = load_config(resolve_model_dir(base)).get("config", {}).get("direction", direction)
