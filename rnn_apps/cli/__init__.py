@@ -109,7 +109,7 @@ def evaluate():
 
 @cli.group("export", cls=Registry, verb="export")
 def export_group():
-    """Export a training run as a SavedModel (TF Serving layout, atomic)."""
+    """Export a training run, or an exported model again, as a SavedModel (TF Serving layout, atomic)."""
 
 
 def main():
