@@ -711,7 +711,7 @@ POEMS, PAIRS = os.path.join(FIXTURES, "poems.txt"), os.path.join(FIXTURES, "pair
     (["train", "caption", "--synthetic", "--steps-per-epoch", "0"], "--steps-per-epoch", "x>=1"),
     (["train", "caption", "--synthetic", "--flip-prob", "2"], "--flip-prob", "0<=x<=1"),
     (["train", "caption", "--synthetic", "--max-shapes", "5"], "--max-shapes", "1<=x<=4"),
-    (["train", "caption", "--synthetic", "--default-beam", "0"], "--default-beam", "1<=x<=16"),
+    (["train", "caption", "--synthetic", "--default-beam", "0"], "--default-beam", "must be an integer from 1 to 16"),
     (["fine-tune", "caption", "--data", FIXTURES, "--batch-size", "0"], "--batch-size", "x>=1"),
 ])
 def test_training_settings_out_of_range_are_usage_errors_before_the_run_dir(tmp_path, args, option, words):
