@@ -110,12 +110,13 @@ def read_raw_poems(path: str) -> list[str]:
     Raises:
         CorpusError: the file is missing, not UTF-8, or not in a supported format.
     """
-    return [p for p in _read_records(path) if p]
+    return [p for p in _read_records(path)[0] if p]
 
 
-def _read_records(path: str) -> list[str]:
+def _read_records(path: str) -> tuple[list[str], int]:
     """The poems of a corpus file as :func:`read_raw_poems` reads them, with ``""`` for each JSON object
-    that holds no poem text (so that a count of the poems read counts it)."""
+    that holds no poem text (so that a count of the poems read counts it), and how many title and author
+    lines were set aside (:func:`_without_heading`)."""
     if not os.path.isfile(path):
         raise CorpusError(f"No such corpus file: {path}")
     try:
@@ -145,14 +146,42 @@ def _read_records(path: str) -> list[str]:
         poems = [p or "" for p in map(_poem_from_obj, objs)]
         if not any(poems):
             raise CorpusError(f"{path}: no object with a 'paragraphs' list of strings.")
-        return poems
+        return poems, 0
     # Blank lines before the first poem or after the last (an editor's final empty line) separate nothing:
     # read as separators, they made a file of one poem a line a single poem.
     blocks = [b for b in re.split(r"\n\s*\n", text.strip()) if b.strip()]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(blocks) > 1 and not _whole_poems_a_line(blocks, lines):
-        return [re.sub(r"\s+", "", b) for b in blocks]
-    return lines
+        poems, headings = [], 0
+        for b in blocks:
+            body, heading = _without_heading([line.strip() for line in b.splitlines() if line.strip()])
+            poems.append(re.sub(r"\s+", "", "".join(body)))
+            headings += heading
+        return poems, headings
+    return lines, 0
+
+
+_MARKS = re.compile(f"[{COMMA}{PERIOD}{SENTENCE_ENDS}{PAUSES}.]")  # a mark that ends a line of verse or its half
+_HAN = re.compile(f"[{HAN_RANGES}]")
+
+
+def _without_heading(lines: Sequence[str]) -> tuple[Sequence[str], int]:
+    """A poem's lines without the title and author lines that a poem copied from a book or web page starts
+    with (无题 / 佚名 / 床前明月光，...), and how many were set aside; read as verse, they were glued onto it.
+
+    At most two first lines are a heading, and only when none of them has a punctuation mark and every line
+    after them has one. Such a line with as many Chinese characters as a half line of the verse after it is
+    verse, and so is every line after it (白日依山尽 above 黄河入海流。... is the first half of its couplet, left
+    unpunctuated): a title of the verse's length stays verse, the cautious side of ``check-poem``'s rule.
+    """
+    k = 0
+    while k < min(2, len(lines) - 1) and not _MARKS.search(lines[k]):
+        k += 1
+    if not k or not all(_MARKS.search(line) for line in lines[k:]):
+        return lines, 0
+    halves = {len(_HAN.findall(h)) for line in lines[k:] for h in _MARKS.split(line)} - {0}
+    verse = next((i for i in range(k) if len(_HAN.findall(lines[i])) in halves), k)
+    return lines[verse:], verse
 
 
 def _whole_poems_a_line(blocks: Sequence[str], lines: Sequence[str]) -> bool:
@@ -165,7 +194,7 @@ def _whole_poems_a_line(blocks: Sequence[str], lines: Sequence[str]) -> bool:
     return whole >= 0.9 * len(lines) and block_lines[len(block_lines) // 2] > 8
 
 
-_SENTENCE_ENDS = re.compile(r"[。！？!?]")
+_SENTENCE_ENDS = re.compile(f"[{PERIOD}{SENTENCE_ENDS}]")
 
 
 def load_poems(path: str, script: str = "simplified") -> list[str]:
@@ -188,7 +217,8 @@ def load_poems_counted(path: str, script: str = "simplified") -> tuple[list[str]
         ``(poems, left_out)``: the usable poems, and a dict (JSON-ready, for a run's stats) with ``poems_read``
         (every poem of the file), ``poems_left_out``, ``poems_left_out_why`` (the count for each reason that
         occurred: the keys of :data:`LEFT_OUT_REASONS`) and ``poems_left_out_symbols`` (the symbols that left
-        out most poems, at most five; :func:`describe_left_out` words it all).
+        out most poems, at most five; :func:`describe_left_out` words it all), and
+        ``heading_lines_set_aside`` (title and author lines before poems written a block each).
 
     Raises:
         CorpusError: no usable poem in the file (saying why the poems were left out).
@@ -196,7 +226,7 @@ def load_poems_counted(path: str, script: str = "simplified") -> tuple[list[str]
     """
     if script not in SCRIPTS:
         raise ValueError(f"script must be one of {SCRIPTS}; received {script!r}.")
-    raw = _read_records(path)
+    raw, headings = _read_records(path)
     poems = []
     why: collections.Counter = collections.Counter()
     symbols: collections.Counter = collections.Counter()
@@ -215,6 +245,7 @@ def load_poems_counted(path: str, script: str = "simplified") -> tuple[list[str]
         "poems_left_out_why": {k: why[k] for k in LEFT_OUT_REASONS if why[k]},
         # the most frequent first; a tie in the order met (sorted is stable), so the same file says the same
         "poems_left_out_symbols": [_shown_symbol(c) for c in sorted(symbols, key=lambda c: -symbols[c])[:5]],
+        "heading_lines_set_aside": headings,
     }
     if not raw:
         raise CorpusError(f"{path} holds no poem: it is empty, or holds only blank lines.")
@@ -278,9 +309,12 @@ def describe_left_out(stats: dict) -> str | None:
     Args:
         stats: A run's corpus statistics (:func:`prepare_corpus`), or the counts of :func:`load_poems_counted`.
     """
+    headings = stats.get("heading_lines_set_aside")
+    heading = (f" {headings:,} title or author line{'s' * (headings != 1)} before the poems set aside (not "
+               "learned as verse)." if headings else "")
     if not stats.get("poems_left_out"):
-        return None
-    return f"Read {stats['poems_read']:,} poems; {stats['poems_left_out']:,} left out ({_reasons(stats)})."
+        return f"Read {stats['poems_read']:,} poems;{heading}" if heading else None
+    return f"Read {stats['poems_read']:,} poems; {stats['poems_left_out']:,} left out ({_reasons(stats)}).{heading}"
 
 
 def split_poems(poems: Sequence[str], val_fraction: float = 0.05, seed: int = 1234):

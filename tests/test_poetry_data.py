@@ -117,7 +117,8 @@ def test_poems_left_out_are_counted_with_why(tmp_path):
     kept, left = poems.load_poems_counted(str(path))
     assert kept == ["床前明月光，疑是地上霜。"] == pdata.load_poems(str(path))
     assert left == {"poems_read": 6, "poems_left_out": 5, "poems_left_out_why": {"symbols": 3, "short": 1, "empty": 1},
-                    "poems_left_out_symbols": ["□", "●", "R", "o", "s"]}  # the most frequent first, then as met
+                    "poems_left_out_symbols": ["□", "●", "R", "o", "s"],  # the most frequent first, then as met
+                    "heading_lines_set_aside": 0}
     assert poems.describe_left_out(left) == (
         "Read 6 poems; 5 left out (3 with other symbols such as '□', '●', 'R'; 1 shorter than 6 characters with "
         "their punctuation; 1 empty, or nothing but notes and punctuation).")
@@ -245,3 +246,26 @@ def test_blank_lines_around_a_file_of_one_poem_a_line_separate_nothing(tmp_path)
     path = tmp_path / "blocks.txt"
     path.write_text("\n\n".join(p.replace("。", "。\n") for p in poems) + "\n\n", encoding="utf-8")
     assert pdata.load_poems(str(path)) == poems
+
+
+def test_title_and_author_lines_before_poems_in_blocks_are_set_aside(tmp_path):
+    """Poems copied from a web page, a block each with its title and author first (无题 / 佚名 / ...), were
+    learned with the title and author glued onto the verse; they are now set aside, counted and named."""
+    from rnn_apps.poems import describe_left_out, load_poems_counted
+
+    path = tmp_path / "copied.txt"
+    path.write_text("静夜思\n李白\n床前明月光，疑是地上霜。\n举头望明月，低头思故乡。\n\n"
+                    "无题\n[唐] 佚名\n春眠不觉晓，处处闻啼鸟。\n夜来风雨声，花落知多少。\n\n"
+                    # an unpunctuated first half line is verse (5 characters, as the verse's halves)
+                    "登鹳雀楼\n白日依山尽\n黄河入海流。\n欲穷千里目，更上一层楼。\n\n"
+                    # a title of the verse's length cannot be told from verse: it stays (the cautious side)
+                    "寻隐者不遇\n松下问童子，言师采药去。\n只在此山中，云深不知处。\n", encoding="utf-8")
+    poems, left_out = load_poems_counted(str(path))
+    assert poems == ["床前明月光，疑是地上霜。举头望明月，低头思故乡。", "春眠不觉晓，处处闻啼鸟。夜来风雨声，花落知多少。",
+                     "白日依山尽黄河入海流。欲穷千里目，更上一层楼。", "寻隐者不遇松下问童子，言师采药去。只在此山中，云深不知处。"]
+    assert left_out["heading_lines_set_aside"] == 5
+    assert describe_left_out(left_out) == ("Read 4 poems; 5 title or author lines before the poems set aside (not "
+                                           "learned as verse).")
+    # unpunctuated poems have no heading to tell apart
+    path.write_text("静夜思\n床前明月光\n疑是地上霜\n\n春晓\n春眠不觉晓\n处处闻啼鸟\n", encoding="utf-8")
+    assert load_poems_counted(str(path))[1]["heading_lines_set_aside"] == 0
