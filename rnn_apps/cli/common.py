@@ -348,6 +348,13 @@ def with_card(app: str, version_dir: str, run_dir: str | None = None, from_model
     return version_dir
 
 
+def card_kept(app_dir: str, from_model: str | None) -> bool:
+    """Whether an export into ``app_dir`` keeps the app's card instead of writing one: an export of an exported
+    model (``from_model``) into a folder that has a card keeps it, as its measured sections are not in the
+    model to write again; a folder without one gets a card written from the model's own record."""
+    return bool(from_model) and os.path.isfile(os.path.join(app_dir, "README.md"))
+
+
 def train_and_report(train, *args, summarize, export_to=None, exporter=None, as_json: bool = False, **kwargs):
     """The body of every ``train APP`` and ``fine-tune APP`` command.
 

@@ -13,7 +13,7 @@ import click
 from rnn_apps.apps.forecast.task import BASE_SETTINGS, DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, IntegerRange, OutputFile, defaults_apply_when_a_run_starts, echo_exported, echo_json,
+    FiniteFloatRange, IntegerRange, OutputFile, defaults_apply_when_a_run_starts, card_kept, echo_exported, echo_json,
     export_trained, friendly_errors, options_left_out, progress_to_stderr, quiet_tensorflow,
     refuse_overwriting_inputs, verbosity, with_card,
 )
@@ -312,9 +312,9 @@ def export_forecast_cmd(from_model, export_dir, models_root, version, as_json):
     from rnn_apps.apps.forecast.export import export_again
     from rnn_apps.export import resolve_model_dir
 
-    keep_card = os.path.isfile(os.path.join(app_dir, "README.md"))  # its measured sections are not in the model
+    kept = card_kept(app_dir, from_model)  # before the export adds a version
     path = export_again(resolve_model_dir(from_model), app_dir, version)
-    echo_exported(path if keep_card else with_card("forecast", path, from_model=from_model), as_json)
+    echo_exported(path if kept else with_card("forecast", path, from_model=from_model), as_json)
 
 
 COMMANDS = {None: [forecast], "fine-tune": [fine_tune_forecast], "export": [export_forecast_cmd]}

@@ -11,7 +11,7 @@ from rnn_apps import textio
 from rnn_apps.apps.sentiment.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, IntegerRange, answer_rows, answer_those_that_can, echo_exported, echo_json, echo_refused,
+    FiniteFloatRange, IntegerRange, answer_rows, answer_those_that_can, card_kept, echo_exported, echo_json, echo_refused,
     friendly_errors, gather_texts, quiet_tensorflow, refuse_if_none_left, show, train_and_report, with_card,
 )
 
@@ -289,10 +289,9 @@ def export_sentiment_cmd(run_dir, from_model, export_dir, models_root, version, 
         from rnn_apps.apps.sentiment.export import export_again
         from rnn_apps.export import resolve_model_dir
 
-        # the card's measured sections are not in the model to write again: an existing card is kept
-        keep_card = os.path.isfile(os.path.join(app_dir, "README.md"))
+        kept = card_kept(app_dir, from_model)  # before the export adds a version
         path = export_again(resolve_model_dir(from_model), app_dir, version)
-        echo_exported(path if keep_card else with_card("sentiment", path, from_model=from_model), as_json)
+        echo_exported(path if kept else with_card("sentiment", path, from_model=from_model), as_json)
         return
     from rnn_apps.apps.sentiment import task
     from rnn_apps.training import last_metric, read_history

@@ -14,9 +14,9 @@ from rnn_apps import limits, textio
 from rnn_apps.apps.translate.task import DEFAULTS
 from rnn_apps.cli import options
 from rnn_apps.cli.common import (
-    FiniteFloatRange, IntegerRange, OutputFile, answer_rows, answer_those_that_can, echo_exported, echo_json,
-    echo_refused, friendly_errors, gather_texts, numbered_paths, refuse_if_none_left, refuse_overwriting_inputs,
-    train_and_report, with_card,
+    FiniteFloatRange, IntegerRange, OutputFile, answer_rows, answer_those_that_can, card_kept, echo_exported,
+    echo_json, echo_refused, friendly_errors, gather_texts, numbered_paths, refuse_if_none_left,
+    refuse_overwriting_inputs, train_and_report, with_card,
 )
 
 
@@ -48,14 +48,11 @@ def _decoding_of(model_dir: str, default_beam=None, length_penalty=None, coverag
 def _run_base(run_dir: str):
     """The exported model a fine-tuning run in ``run_dir`` started from, as its record names it; None when the
     run has no record yet or its base is no longer there."""
-    import json
-
-    from rnn_apps.apps.base import CONFIG_FILE
+    from rnn_apps.apps.base import read_run_config
 
     try:
-        with open(os.path.join(run_dir, CONFIG_FILE), encoding="utf-8") as f:
-            started = json.load(f).get("init_from")
-    except (OSError, ValueError, AttributeError):
+        started = read_run_config(run_dir).get("init_from")
+    except (OSError, ValueError):  # no record yet, or one that cannot be read: the training says so
         return None
     return started if isinstance(started, str) and os.path.isdir(started) else None
 
@@ -457,11 +454,8 @@ def export_translate_cmd(run_dir, from_model, export_dir, models_root, version, 
                   "step": history[-1].get("step") if history else None}
     app = "translate-zh-en" if cfg["direction"] == "zh-en" else "translate"
     app_dir = options.export_dir_for(export_dir, models_root, app)
-    # A re-export keeps the app's card: its measured sections are not in the exported model to write again. A
-    # folder without a card gets one written from the model's own record.
-    card = not from_model or not os.path.isfile(os.path.join(app_dir, "README.md"))
     echo_exported(_export_run({**result, "from_model": from_model}, app_dir, version, default_beam, length_penalty,
-                              coverage_penalty, card=card), as_json)
+                              coverage_penalty, card=not card_kept(app_dir, from_model)), as_json)
 
 
 COMMANDS = {None: [translate], "train": [train_translate], "evaluate": [evaluate_translate],
