@@ -52,7 +52,7 @@ def _run_base(run_dir: str):
 
     try:
         started = read_run_config(run_dir).get("init_from")
-    except (OSError, ValueError):  # no record yet, or one that cannot be read: the training says so
+    except (OSError, ValueError, AttributeError):  # no record yet, or one that cannot be read: training says so
         return None
     return started if isinstance(started, str) and os.path.isdir(started) else None
 
