@@ -9,9 +9,12 @@ synthetic batch of the shipped shape is timed for each contender:
   TensorFlow's own cross-entropy kernel);
 * ``new``: the app's default step now, where it differs from ``today``: ``ProjectedRNN`` in every app with
   a recurrent layer, the token cross-entropy as one XLA kernel (``rnn_apps.losses``: poems, fill,
-  translation, captions), and for the poem model a bits-per-character metric that reads the loss's
-  cross-entropy instead of computing the softmax over the vocabulary again; the contenders below are
-  built on the default step;
+  translation, captions), for the poem model a bits-per-character metric that reads the loss's
+  cross-entropy instead of computing the softmax over the vocabulary again, and the training commands'
+  ``--precision auto`` (bfloat16 operands for the large products where this CPU measures them faster,
+  :mod:`rnn_apps.precision`); the contenders below are built on the default step;
+* ``float32_products``: the default step with every product in float32 (``--precision float32``: what
+  bfloat16 products buy);
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
   projection x W of all time steps as one matrix product before the recurrence; same weights);
 * ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
@@ -70,11 +73,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cells import matmul_peak_gflops  # noqa: E402
+from rnn_apps import precision  # noqa: E402
 from rnn_apps.cells import GRUCell, LSTMCell  # noqa: E402
 from rnn_apps.layers import ProjectedRNN  # noqa: E402
 
-CONTENDERS = ("today", "new", "projected", "xla", "keras", "unroll", "batch2x", "tf_cross_entropy", "tf_recurrence",
-              "tiny_output")
+CONTENDERS = ("today", "new", "float32_products", "projected", "xla", "keras", "unroll", "batch2x", "tf_cross_entropy",
+              "tf_recurrence", "tiny_output")
 TINY_OUTPUT = 64  # classes of the ``tiny_output`` contender's output layer
 
 
@@ -332,6 +336,10 @@ def build_contender(kind: str, make, seed: int):
         model = make()
     if kind == "xla":
         model.jit_compile = True
+    if kind not in ("today", "projected", "xla", "keras", "float32_products"):
+        # the training commands' default (--precision auto), as rnn_apps.apps.base.fit_run sets it; today's step and
+        # the contenders that replace its layers keep float32
+        precision.set_training_precision(model, precision.resolve("auto")[0])
     if kind == "unroll":  # read when the step is first traced, so it may be set after building
         for layer in model._flatten_layers(include_self=False, recursive=True):
             if isinstance(layer, keras.layers.RNN):

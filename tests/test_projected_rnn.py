@@ -120,9 +120,9 @@ def test_fused_lstm_training_path(settings, initial, masked):
     calls = []
     from rnn_apps.layers import lstm_sequence as fused_module
 
-    def spy(*args):
+    def spy(*args, **kwargs):
         calls.append(1)
-        return fused_module.lstm_sequence(*args)
+        return fused_module.lstm_sequence(*args, **kwargs)
 
     def run(layer, training):
         x_t = tf.constant(x)

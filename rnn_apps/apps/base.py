@@ -97,12 +97,16 @@ class RunOptions:
         save_every: Also checkpoint every this many steps (0: at epoch ends only).
         verbose: Keras verbosity (0: silent).
         callbacks: Extra Keras callbacks.
+        precision: The training steps' matrix products, one of :data:`rnn_apps.precision.CHOICES`:
+            ``auto`` (bfloat16 where this CPU measures it faster), ``float32`` or ``bfloat16``
+            (:func:`rnn_apps.precision.resolve`).
     """
 
     resume: bool = False
     strategy: str = "default"
     tensorboard: bool = False
     save_every: int = 100
+    precision: str = "auto"
     verbose: int = 1
     callbacks: tuple = ()
 
@@ -348,16 +352,52 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
     """:func:`rnn_apps.training.fit_resumable` with the ``run`` options, then the final weights to
     ``run_dir/final`` (on the chief; ``final=None``: none). ``app``: the app the result belongs to.
 
-    ``fit_kwargs``: ``validation_data``, ``keep_best``, ``patience``, ``average_best``, ``meta`` (see
-    ``fit_resumable``).
+    The training steps' product precision is ``run.precision``'s (:func:`run_precision`); the result says which
+    (``precision``). ``fit_kwargs``: ``validation_data``, ``keep_best``, ``patience``, ``average_best``, ``meta``
+    (see ``fit_resumable``).
     """
     from rnn_apps import training
 
+    products = run_precision(model, run_dir, run, strategy)
     result = training.fit_resumable(model, make_dataset, steps_per_epoch, epochs, run_dir, strategy=strategy,
                                     **run.fit_kwargs(), **fit_kwargs)
+    result["precision"] = products  # of the training steps
     if final and training.is_chief(strategy):
         model.save_weights(os.path.join(run_dir, final))
     return TrainResult(result, run_dir=run_dir, app=app)  # the run says what data the model's card names
+
+
+PRECISION_FILE = "precision.json"  # the product precision a run took, in its directory
+
+
+def run_precision(model, run_dir: str, run: RunOptions, strategy) -> str:
+    """Set the product precision of ``model``'s training steps for ``run`` (:mod:`rnn_apps.precision`) and return
+    it. ``auto`` measures once and the run keeps what it took (``RUN_DIR/precision.json``): resumed with ``auto``,
+    it goes on as it started, so that a resumed run computes what an uninterrupted one does; ``float32`` or
+    ``bfloat16`` given to a resumed run changes it. A model without supporting layers trains in float32."""
+    from rnn_apps import checkpoints, precision, training
+
+    if not precision.supporting_layers(model):  # nothing to measure or set
+        return "float32"
+    path = os.path.join(run_dir, PRECISION_FILE)
+    saved = None
+    if run.precision == "auto" and run.resume and os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                record = json.load(f)
+            saved = record.get("products") if isinstance(record, dict) else None
+        except (OSError, ValueError):  # unreadable: measured again, as for a run that never wrote it
+            saved = None
+    if saved in ("float32", "bfloat16"):
+        products, why = saved, f"{saved} matrix products, as the run started"
+    else:
+        products, why = precision.resolve(run.precision)
+        if training.is_chief(strategy):
+            checkpoints.atomic_write_json(path, {"products": products, "why": why})
+    precision.set_training_precision(model, products)
+    if run.verbose:
+        print(f"Training steps with {why}.", file=sys.stderr)
+    return products
 
 
 def stop_early(cfg: dict) -> dict:

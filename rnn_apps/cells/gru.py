@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from rnn_apps.cells.base import BaseCell, check_step_input
+from rnn_apps.cells.base import BaseCell, check_step_input, input_product
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -81,13 +81,14 @@ class GRUCell(BaseCell):
         """True when ``call`` is this class's, i.e. ``step_projected`` computes the same step."""
         return type(self).call is GRUCell.call
 
-    def project_inputs(self, inputs):
+    def project_inputs(self, inputs, product_dtype: str = "float32"):
         """The input part of the pre-activations, ``x W + b^x`` (``x W + b`` without ``reset_after``).
 
         For inputs of shape (..., input_dim); ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole
-        sequence so that the recurrence is left with the products of h_{t-1} alone.
+        sequence so that the recurrence is left with the products of h_{t-1} alone. ``product_dtype``
+        ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.input_product`).
         """
-        x_proj = ops.matmul(inputs, self.kernel)
+        x_proj = input_product(inputs, self.kernel, product_dtype)
         if self.use_bias:
             # ops.add (not +) gives TensorFlow a BiasAdd, which its CPU kernels fuse into the MatMul
             x_proj = ops.add(x_proj, ops.unstack(self.bias, axis=0)[0] if self.reset_after else self.bias)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import initializers, ops
 
-from rnn_apps.cells.base import BaseCell, check_step_input
+from rnn_apps.cells.base import BaseCell, check_step_input, input_product
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -94,13 +94,14 @@ class LSTMCell(BaseCell):
         """True when ``call`` is this class's, i.e. ``step_projected`` computes the same step."""
         return type(self).call is LSTMCell.call
 
-    def project_inputs(self, inputs):
+    def project_inputs(self, inputs, product_dtype: str = "float32"):
         """The input part of the pre-activations, ``x W + b``, for inputs of shape (..., input_dim).
 
         ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole sequence (batch, time, input_dim), so that
         the recurrence is left with ``h_{t-1} U`` alone (the input projection of cuDNN's RNNs).
+        ``product_dtype`` ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.input_product`).
         """
-        z = ops.matmul(inputs, self.kernel)
+        z = input_product(inputs, self.kernel, product_dtype)
         if self.use_bias:
             # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
             z = ops.add(z, self.bias)

@@ -28,6 +28,10 @@ class ProjectedRNN(keras.layers.RNN):
     ``rnn_apps.cells.GRUCell`` do; ``cell.supports_projected_inputs`` says so); any other cell runs
     exactly as in ``keras.layers.RNN``.
 
+    In training, ``training_precision = "bfloat16"`` (set by :func:`rnn_apps.precision.set_training_precision`)
+    rounds the operands of the input projection and, with an LSTM cell on its written-out training path, of
+    the recurrent products to bfloat16 (:mod:`rnn_apps.precision`); the default ``"float32"`` changes nothing.
+
     Args:
         cell: A recurrent cell (see above).
         **kwargs: The arguments of ``keras.layers.RNN``.
@@ -36,6 +40,8 @@ class ProjectedRNN(keras.layers.RNN):
         >>> from rnn_apps.cells import LSTMCell
         >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
     """
+
+    training_precision = "float32"  # a training run's setting, not the model's: not in get_config
 
     def _fused_lstm(self, training) -> bool:
         """Whether training runs :func:`rnn_apps.layers.lstm_sequence.lstm_sequence` (the LSTM's backward
@@ -63,7 +69,8 @@ class ProjectedRNN(keras.layers.RNN):
             sequences = sequences * ops.expand_dims(kept, 1)
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
-        projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1))
+        products = self.training_precision if training else "float32"
+        projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1), products)
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
         if self._fused_lstm(training):
@@ -71,7 +78,8 @@ class ProjectedRNN(keras.layers.RNN):
                 projected = ops.flip(projected, axis=0)
                 mask = None if mask is None else ops.flip(mask, axis=0)
             outputs, h_last, c_last = lstm_sequence(projected, cell.recurrent_kernel.value, initial_state[0],
-                                                    initial_state[1], mask, self.zero_output_for_mask)
+                                                    initial_state[1], mask, self.zero_output_for_mask,
+                                                    product_dtype=products)
             return outputs[-1], ops.swapaxes(outputs, 0, 1), [h_last, c_last]
 
         def step(x_proj, states):

@@ -12,9 +12,15 @@ class TiedLogits(keras.layers.Layer):
     ``P`` projects the recurrent state to the embedding size when they differ. Tying halves the
     character-sized parameters and usually lowers the perplexity of a small corpus.
 
+    In training, ``training_precision = "bfloat16"`` (set by :func:`rnn_apps.precision.set_training_precision`)
+    rounds both products' operands to bfloat16 (:mod:`rnn_apps.precision`); the default ``"float32"``
+    changes nothing.
+
     Args:
-        embedding: The ``keras.layers.Embedding`` whose matrix is reused.
+        embedding_dim: Size of the embedding (``P``'s output).
     """
+
+    training_precision = "float32"  # a training run's setting, not the model's: not in get_config
 
     def __init__(self, embedding_dim: int, **kwargs):
         super().__init__(**kwargs)
@@ -34,7 +40,13 @@ class TiedLogits(keras.layers.Layer):
         self.bias = None
         self.built = True
 
-    def call(self, h):
+    def call(self, h, training=None):
+        if training and self.training_precision != "float32":
+            from rnn_apps import precision
+
+            if self.projection is not None:
+                h = precision.product(h, self.projection, self.training_precision)
+            return precision.product(h, self.embedding.embeddings, self.training_precision, transpose_b=True)
         if self.projection is not None:
             h = keras.ops.matmul(h, self.projection)
         # A plain matmul with the transposed matrix: an einsum ("...d,vd->...v") would avoid the transpose,

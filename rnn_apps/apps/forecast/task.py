@@ -209,7 +209,8 @@ def train(series: fdata.Series, run_dir: str, epochs: int = 15, *, init_from: Op
     if isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1:
         raise ValueError(f"epochs must be a positive integer; received {epochs!r}.")
     started = time.time()
-    run, overrides = RunOptions.split(options, save_every=0)
+    # float32 products: the forecaster's products are too small for bfloat16 to pay for its casts
+    run, overrides = RunOptions.split(options, save_every=0, precision="float32")
     check_settings(overrides)  # sizes and rates, before the run directory is written
     cfg, saved = training.run_settings(run_dir, DEFAULTS, overrides, run.resume, CONFIG_FILE, app="forecast",
                                        check=lambda saved, _: _check_same_series(run_dir, saved, series))

@@ -1,0 +1,180 @@
+"""bfloat16 products in training steps (rnn_apps.precision): the operands are rounded, nothing else is, and only
+training steps are affected."""
+
+import json
+from unittest import mock
+
+import keras
+import ml_dtypes
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from rnn_apps import precision
+from rnn_apps.cells import LSTMCell
+from rnn_apps.layers import ProjectedRNN, TiedLogits
+from rnn_apps.layers.lstm_sequence import lstm_sequence
+
+BF16_EPS = 2.0 ** -8  # bfloat16 keeps 8 significant bits
+
+
+def _bf16(x):
+    """NumPy's rounding to bfloat16 (ml_dtypes, round to nearest even), back in float64."""
+    return np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float64)
+
+
+def _relative_error(a, b):
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
+
+
+def test_product_multiplies_operands_rounded_to_bfloat16():
+    """The product equals NumPy's product of the bfloat16-rounded operands (to the rounding of its result),
+    and differs from the float32 product by more than that: the operands really are rounded."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(7, 64)).astype("float32")
+    b = rng.normal(size=(64, 5)).astype("float32")
+    got = precision.product(tf.constant(a), tf.constant(b), "bfloat16").numpy()
+    assert got.dtype == np.float32
+    # the kernel accumulates in float32 and rounds the result to bfloat16 once; another order of the sums may
+    # round a result the other way (one unit in its last place)
+    reference = _bf16(_bf16(a) @ _bf16(b))
+    np.testing.assert_allclose(got, reference, rtol=2 * BF16_EPS, atol=1e-6 * np.abs(reference).max())
+    assert np.mean(got == reference) > 0.9
+    exact = a.astype(np.float64) @ b
+    assert _relative_error(got, exact) > 10 * _relative_error(got, reference)
+    np.testing.assert_array_equal(precision.product(tf.constant(a), tf.constant(b)).numpy(),
+                                  tf.matmul(a, b).numpy())  # float32: TensorFlow's product as it is
+    # (batch, time, k) @ (k, n)^T: one 2-D product, the static shape kept for the layers after it
+    x = rng.normal(size=(2, 3, 64)).astype("float32")
+    spec = tf.TensorSpec((None, 3, 64), tf.float32)
+    traced = tf.function(lambda x: precision.product(x, tf.constant(b.T), "bfloat16", transpose_b=True))
+    assert traced.get_concrete_function(spec).structured_outputs.shape.as_list() == [None, 3, 5]
+    np.testing.assert_allclose(traced(x).numpy(), _bf16(_bf16(x) @ _bf16(b)), rtol=2 * BF16_EPS, atol=1e-5)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_lstm_sequence_with_bfloat16_products_stays_near_float32(masked):
+    """Outputs, last states and gradients (inputs, U, initial states) stay within bfloat16's rounding of the
+    float32 recurrence's, and are not the float32 numbers. With the loops' products in float32 (XLA's loops),
+    only U's gradient is rounded."""
+    T, B, U = 6, 4, 8
+    rng = np.random.default_rng(3)
+    z_x = tf.constant(rng.normal(size=(T, B, 4 * U)).astype("float32"))
+    u = tf.Variable(rng.normal(scale=0.4, size=(U, 4 * U)).astype("float32"))
+    h0, c0 = (tf.constant(rng.normal(size=(B, U)).astype("float32")) for _ in range(2))
+    mask = tf.constant(rng.random((T, B)) > 0.2) if masked else None
+    weights = [tf.constant(rng.normal(size=s).astype("float32")) for s in ((T, B, U), (B, U), (B, U))]
+
+    def run(**kwargs):
+        with tf.GradientTape() as tape:
+            tape.watch([z_x, h0, c0])
+            outs = lstm_sequence(z_x, u, h0, c0, mask, **kwargs)
+            loss = sum(tf.reduce_sum(o * w) for o, w in zip(outs, weights))
+        return [np.asarray(v) for v in [*outs, *tape.gradient(loss, [z_x, u, h0, c0])]]
+
+    exact = run()
+    for a, b in zip(run(product_dtype="bfloat16", bfloat16_loops=True), exact):
+        assert a.dtype == np.float32
+        assert 1e-5 < _relative_error(a, b) < 0.02
+    outer_only = run(product_dtype="bfloat16", bfloat16_loops=False)
+    for i, (a, b) in enumerate(zip(outer_only, exact)):
+        if i == 4:  # U's gradient
+            assert 1e-5 < _relative_error(a, b) < 0.02
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def _char_model(vocab=40, seed=0):
+    from rnn_apps.apps.poetry.model import build_char_rnn
+
+    keras.utils.set_random_seed(seed)
+    model = build_char_rnn(vocab, embedding_dim=16, units=24, num_layers=2, dropout=0.0)
+    model.build((None, None))
+    return model
+
+
+def test_only_training_steps_of_the_supporting_layers_change():
+    """set_training_precision reaches the two recurrent layers and the tied output layer; inference gives the
+    float32 model's numbers exactly, training steps numbers within bfloat16's rounding; the weights stay float32."""
+    ids = np.random.default_rng(1).integers(0, 40, size=(3, 11))
+    ref, model = _char_model(), _char_model()
+    assert precision.set_training_precision(model, "bfloat16") == 3
+    assert {type(layer) for layer in precision.supporting_layers(model)} == {ProjectedRNN, TiedLogits}
+    np.testing.assert_array_equal(model(ids, training=False).numpy(), ref(ids, training=False).numpy())
+    low, exact = model(ids, training=True).numpy(), ref(ids, training=True).numpy()
+    assert 1e-5 < _relative_error(low, exact) < 0.02
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert precision.set_training_precision(model, "float32") == 3
+    np.testing.assert_array_equal(model(ids, training=True).numpy(), exact)
+    with pytest.raises(ValueError, match="dtype must be 'float32' or 'bfloat16'; received 'float16'"):
+        precision.set_training_precision(model, "float16")
+    assert precision.supporting_layers(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])) == []
+    layer = ProjectedRNN(LSTMCell(3))
+    layer.training_precision = "bfloat16"
+    assert "training_precision" not in layer.get_config()  # the run's setting, not the model's
+
+
+def test_resolve_auto_takes_bfloat16_only_where_measured_faster():
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):
+        dtype, why = precision.resolve("auto")
+        assert dtype == "bfloat16" and "measured 1.90x as fast as float32" in why
+        assert precision.resolve("float32")[0] == "float32"
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 0.5):
+        dtype, why = precision.resolve("auto")
+        assert dtype == "float32" and "bfloat16 measured 0.50x as fast" in why
+        assert precision.resolve("bfloat16")[0] == "bfloat16"  # asked for: taken even where slower
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16; received 'half'"):
+        precision.resolve("half")
+    speedup = precision.bfloat16_speedup(size=64, repeats=2)  # a real measurement, whatever this CPU gives
+    assert np.isfinite(speedup) and speedup > 0
+
+
+def test_train_poetry_precision_option(tmp_path, poems_file):
+    """--precision reaches the training steps (the run says so); a bfloat16 run learns as the float32 one does:
+    the same seed gives a validation loss within a few per cent."""
+    from click.testing import CliRunner
+
+    from rnn_apps.cli import cli
+
+    tiny = ["--embedding-dim", "16", "--units", "32", "--layers", "2", "--tokens-per-batch", "512", "--min-count",
+            "1", "--val-fraction", "0.1", "--seed", "3", "--dropout", "0", "--epochs", "3", "--json"]
+    runs = {}
+    for name in ("float32", "bfloat16"):
+        r = CliRunner().invoke(cli, ["train", "poetry", "--data", poems_file, "--run-dir", str(tmp_path / name),
+                                     "--precision", name, *tiny])
+        assert r.exit_code == 0, r.output
+        runs[name] = json.loads(r.stdout)["val_bits_per_char"]
+        assert f"Training steps with {name} matrix products (as asked)." in r.stderr
+    assert runs["bfloat16"] != runs["float32"] and abs(runs["bfloat16"] - runs["float32"]) < 0.05 * runs["float32"]
+    r = CliRunner().invoke(cli, ["train", "poetry", "--data", poems_file, "--precision", "half"])
+    assert r.exit_code == 2 and "'half' is not one of 'auto', 'float32', 'bfloat16'" in r.output
+
+
+def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, capsys):
+    """auto measures once a run: resumed with auto, the run goes on as it started even where the measurement
+    would now say otherwise (a resumed run then computes what an uninterrupted one does); a precision given
+    to the resumed run wins."""
+    import tensorflow as tf
+
+    from rnn_apps.apps.base import PRECISION_FILE, RunOptions, run_precision
+
+    model = _char_model()
+    strategy = tf.distribute.get_strategy()
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):
+        assert run_precision(model, str(tmp_path), RunOptions(precision="auto"), strategy) == "bfloat16"
+    assert json.loads((tmp_path / PRECISION_FILE).read_text())["products"] == "bfloat16"
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 0.5):
+        resumed = RunOptions(precision="auto", resume=True)
+        assert run_precision(model, str(tmp_path), resumed, strategy) == "bfloat16"
+        assert "Training steps with bfloat16 matrix products, as the run started." in capsys.readouterr().err
+        assert {layer.training_precision for layer in precision.supporting_layers(model)} == {"bfloat16"}
+        assert run_precision(model, str(tmp_path), RunOptions(precision="auto"), strategy) == "float32"  # a new run
+        asked = RunOptions(precision="bfloat16", resume=True)
+        assert run_precision(model, str(tmp_path), asked, strategy) == "bfloat16"
+        assert run_precision(model, str(tmp_path), RunOptions(precision="float32", resume=True), strategy) == "float32"
+        assert {layer.training_precision for layer in precision.supporting_layers(model)} == {"float32"}
+    (tmp_path / PRECISION_FILE).write_text("[not what was written", encoding="utf-8")
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):  # unreadable: measured again
+        assert run_precision(model, str(tmp_path), RunOptions(precision="auto", resume=True), strategy) == "bfloat16"
+    dense = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    assert run_precision(dense, str(tmp_path / "other"), RunOptions(precision="bfloat16"), strategy) == "float32"
