@@ -1,8 +1,8 @@
 """The precision of the matrix products in training steps: float32, or bfloat16 products where the CPU is faster.
 
-A CPU with bfloat16 dot-product instructions (AVX512_BF16 on this project's machine, an AMD EPYC) multiplies
-bfloat16 matrices about twice as fast as float32 ones through TensorFlow's oneDNN kernels (docs/cells.md); a
-CPU without them emulates bfloat16 and may be slower. With ``bfloat16`` products, the layers that support it
+A CPU with bfloat16 dot-product instructions (such as AVX512_BF16) multiplies bfloat16 matrices about twice as
+fast as float32 ones through TensorFlow's oneDNN kernels (measured on an AMD EPYC: docs/cells.md); a CPU
+without them emulates bfloat16 and may be slower. With ``bfloat16`` products, the layers that support it
 (:class:`rnn_apps.layers.ProjectedRNN`, :class:`rnn_apps.layers.TiedLogits`) round the two operands of
 their large products to bfloat16 in training steps only,
 
@@ -24,6 +24,7 @@ import functools
 import time
 
 CHOICES = ("auto", "float32", "bfloat16")
+PRODUCT_DTYPES = ("float32", "bfloat16")  # what a choice resolves to
 # bfloat16 is taken only this much faster: the operands' casts cost a memory pass each, which a product that is
 # barely faster does not repay
 AUTO_MARGIN = 1.25
@@ -61,12 +62,13 @@ def bfloat16_speedup(size: int = 768, repeats: int = 9) -> float:
     second). Measured once a process."""
     import tensorflow as tf
 
-    a = tf.random.stateless_normal((size, size), seed=(1, 2))
     runs = {}
-    for dtype in (tf.float32, tf.bfloat16):
-        x = tf.cast(a, dtype)
-        runs[dtype.name] = tf.function(lambda x=x: tf.matmul(tf.matmul(x, x), x))  # two products a call
-        runs[dtype.name]()  # traced and warmed up outside the timings
+    with tf.device("/CPU:0"):
+        a = tf.random.stateless_normal((size, size), seed=(1, 2))
+        for dtype in (tf.float32, tf.bfloat16):
+            x = tf.cast(a, dtype)
+            runs[dtype.name] = tf.function(lambda x=x: tf.matmul(tf.matmul(x, x), x))  # two products a call
+            runs[dtype.name]()  # traced and warmed up outside the timings
     best = {name: float("inf") for name in runs}
     for _ in range(repeats):
         for name, run in runs.items():
@@ -79,10 +81,15 @@ def bfloat16_speedup(size: int = 768, repeats: int = 9) -> float:
 def resolve(choice: str) -> tuple:
     """``(dtype, why)``: the product precision that ``choice`` (one of :data:`CHOICES`) means on this machine,
     and a sentence saying why. ``auto`` measures (:func:`bfloat16_speedup`) and takes bfloat16 when it is at
-    least :data:`AUTO_MARGIN` times as fast as float32."""
+    least :data:`AUTO_MARGIN` times as fast as float32, on CPUs: with a GPU, whose own kernels decide, it keeps
+    float32."""
     check_choice(choice)
     if choice != "auto":
         return choice, f"{choice} matrix products (as asked)"
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        return "float32", "float32 matrix products (auto takes bfloat16 on CPUs only, and a GPU is visible)"
     speedup = bfloat16_speedup()
     if speedup >= AUTO_MARGIN:
         return "bfloat16", f"bfloat16 matrix products: measured {speedup:.2f}x as fast as float32 on this CPU"

@@ -144,37 +144,73 @@ def test_train_poetry_precision_option(tmp_path, poems_file):
                                      "--precision", name, *tiny])
         assert r.exit_code == 0, r.output
         runs[name] = json.loads(r.stdout)["val_bits_per_char"]
-        assert f"Training steps with {name} matrix products (as asked)." in r.stderr
+        said = "Training steps with bfloat16 matrix products (as asked)."
+        assert (said in r.stderr) == (name == "bfloat16") and "float32 matrix products" not in r.stderr
     assert runs["bfloat16"] != runs["float32"] and abs(runs["bfloat16"] - runs["float32"]) < 0.05 * runs["float32"]
     r = CliRunner().invoke(cli, ["train", "poetry", "--data", poems_file, "--precision", "half"])
     assert r.exit_code == 2 and "'half' is not one of 'auto', 'float32', 'bfloat16'" in r.output
 
 
-def test_a_resumed_run_keeps_the_precision_it_started_with(tmp_path, capsys):
-    """auto measures once a run: resumed with auto, the run goes on as it started even where the measurement
-    would now say otherwise (a resumed run then computes what an uninterrupted one does); a precision given
-    to the resumed run wins."""
-    import tensorflow as tf
-
-    from rnn_apps.apps.base import PRECISION_FILE, RunOptions, run_precision
+def test_a_resumed_run_keeps_the_precision_it_was_trained_with(tmp_path, capsys):
+    """auto measures once a run and the checkpoints record the choice: resumed with auto, the run goes on as its
+    newest checkpoint was trained even where the measurement would now say otherwise (a resumed run then
+    computes what an uninterrupted one does), a checkpoint written before runs recorded it means float32, and a
+    precision given to the resumed run wins."""
+    from rnn_apps.apps.base import RunOptions, run_precision
+    from rnn_apps.checkpoints import CheckpointManager
 
     model = _char_model()
-    strategy = tf.distribute.get_strategy()
+    run_dir = str(tmp_path / "run")
     with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):
-        assert run_precision(model, str(tmp_path), RunOptions(precision="auto"), strategy) == "bfloat16"
-    assert json.loads((tmp_path / PRECISION_FILE).read_text())["products"] == "bfloat16"
+        assert run_precision(model, run_dir, RunOptions(precision="auto")) == "bfloat16"
+        assert not (tmp_path / "run").exists()  # nothing written before the training writes its checkpoints
+        CheckpointManager(run_dir).save(model, 3, {"precision": "bfloat16"})
     with mock.patch.object(precision, "bfloat16_speedup", lambda: 0.5):
-        resumed = RunOptions(precision="auto", resume=True)
-        assert run_precision(model, str(tmp_path), resumed, strategy) == "bfloat16"
-        assert "Training steps with bfloat16 matrix products, as the run started." in capsys.readouterr().err
+        capsys.readouterr()
+        assert run_precision(model, run_dir, RunOptions(precision="auto", resume=True)) == "bfloat16"
+        assert "Training steps with bfloat16 matrix products, as the run was trained." in capsys.readouterr().err
         assert {layer.training_precision for layer in precision.supporting_layers(model)} == {"bfloat16"}
-        assert run_precision(model, str(tmp_path), RunOptions(precision="auto"), strategy) == "float32"  # a new run
-        asked = RunOptions(precision="bfloat16", resume=True)
-        assert run_precision(model, str(tmp_path), asked, strategy) == "bfloat16"
-        assert run_precision(model, str(tmp_path), RunOptions(precision="float32", resume=True), strategy) == "float32"
+        assert run_precision(model, run_dir, RunOptions(precision="float32", resume=True)) == "float32"
         assert {layer.training_precision for layer in precision.supporting_layers(model)} == {"float32"}
-    (tmp_path / PRECISION_FILE).write_text("[not what was written", encoding="utf-8")
-    with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):  # unreadable: measured again
-        assert run_precision(model, str(tmp_path), RunOptions(precision="auto", resume=True), strategy) == "bfloat16"
+        CheckpointManager(run_dir).save(model, 6)  # as runs wrote them before the option
+        assert run_precision(model, run_dir, RunOptions(precision="auto", resume=True)) == "float32"
+    with mock.patch.object(precision, "bfloat16_speedup", lambda: 1.9):
+        assert run_precision(model, run_dir, RunOptions(precision="bfloat16", resume=True)) == "bfloat16"
+        # the workers of a multi-worker run would each measure: auto keeps float32 there
+        workers = RunOptions(precision="auto", strategy="multi-worker")
+        assert run_precision(model, str(tmp_path / "new"), workers) == "float32"
+        gpu = mock.patch("tensorflow.config.list_physical_devices", lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+        with gpu:
+            dtype, why = precision.resolve("auto")
+            assert dtype == "float32" and "a GPU is visible" in why
+    capsys.readouterr()
     dense = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
-    assert run_precision(dense, str(tmp_path / "other"), RunOptions(precision="bfloat16"), strategy) == "float32"
+    assert run_precision(dense, str(tmp_path / "other"), RunOptions(precision="bfloat16")) == "float32"
+    assert "this model has no layers whose products take bfloat16" in capsys.readouterr().err
+
+
+def test_bidirectional_layers_and_the_second_derivative_refusal():
+    """A stacked bidirectional encoder (fill's, sentiment's, translation's) has every direction's layer set,
+    forward and backward (go_backwards); its bfloat16 training outputs stay near float32's; a second derivative
+    through the bfloat16 path is refused in words, as through the float32 one."""
+    from rnn_apps.layers import DeepBidirectionalRNN
+
+    def make():
+        keras.utils.set_random_seed(4)
+        inputs = keras.Input((7, 5))
+        return keras.Model(inputs, DeepBidirectionalRNN(units=6, num_layers=2)(inputs))
+
+    ref, model = make(), make()
+    assert precision.set_training_precision(model, "bfloat16") == 4
+    assert sorted(layer.go_backwards for layer in precision.supporting_layers(model)) == [False, False, True, True]
+    x = tf.constant(np.random.default_rng(2).normal(size=(3, 7, 5)).astype("float32"))
+    assert 1e-5 < _relative_error(model(x, training=True).numpy(), ref(x, training=True).numpy()) < 0.02
+    np.testing.assert_array_equal(model(x, training=False).numpy(), ref(x, training=False).numpy())
+    with tf.GradientTape() as outer:
+        outer.watch(x)
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = tf.reduce_sum(model(x, training=True) ** 2)
+        g = tf.reduce_sum(inner.gradient(y, x) ** 2)
+    with pytest.raises(ValueError, match="is differentiated once"):
+        outer.gradient(g, x)

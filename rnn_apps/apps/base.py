@@ -358,7 +358,8 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
     """
     from rnn_apps import training
 
-    products = run_precision(model, run_dir, run, strategy)
+    products = run_precision(model, run_dir, run)
+    fit_kwargs["meta"] = {**(fit_kwargs.get("meta") or {}), "precision": products}  # what a resumed run goes on with
     result = training.fit_resumable(model, make_dataset, steps_per_epoch, epochs, run_dir, strategy=strategy,
                                     **run.fit_kwargs(), **fit_kwargs)
     result["precision"] = products  # of the training steps
@@ -367,35 +368,40 @@ def fit_run(model, make_dataset: Callable, steps_per_epoch: int, epochs: int, ru
     return TrainResult(result, run_dir=run_dir, app=app)  # the run says what data the model's card names
 
 
-PRECISION_FILE = "precision.json"  # the product precision a run took, in its directory
-
-
-def run_precision(model, run_dir: str, run: RunOptions, strategy) -> str:
+def run_precision(model, run_dir: str, run: RunOptions) -> str:
     """Set the product precision of ``model``'s training steps for ``run`` (:mod:`rnn_apps.precision`) and return
-    it. ``auto`` measures once and the run keeps what it took (``RUN_DIR/precision.json``): resumed with ``auto``,
-    it goes on as it started, so that a resumed run computes what an uninterrupted one does; ``float32`` or
-    ``bfloat16`` given to a resumed run changes it. A model without supporting layers trains in float32."""
-    from rnn_apps import checkpoints, precision, training
+    it, for the run's checkpoints to record (``precision`` in their ``meta.json``).
+
+    ``auto`` measures once, where one process decides for all the replicas (not under ``multi-worker``, whose
+    workers would measure apart: float32 there unless ``bfloat16`` is given). A run resumed with ``auto`` goes
+    on as its newest checkpoint says it was trained (float32 for a checkpoint written before runs recorded it),
+    so that it computes what an uninterrupted run does; ``float32`` or ``bfloat16`` given to a resumed run
+    changes it. A model without supporting layers trains in float32."""
+    from rnn_apps import precision
+    from rnn_apps.checkpoints import CheckpointManager
 
     if not precision.supporting_layers(model):  # nothing to measure or set
+        if run.precision == "bfloat16" and run.verbose:
+            print("Note: this model has no layers whose products take bfloat16; its training steps stay float32.",
+                  file=sys.stderr)
         return "float32"
-    path = os.path.join(run_dir, PRECISION_FILE)
-    saved = None
-    if run.precision == "auto" and run.resume and os.path.exists(path):
+    latest = CheckpointManager(run_dir).latest() if run.precision == "auto" else None
+    if latest is not None:
         try:
-            with open(path, encoding="utf-8") as f:
+            with open(os.path.join(latest, "meta.json"), encoding="utf-8") as f:
                 record = json.load(f)
-            saved = record.get("products") if isinstance(record, dict) else None
-        except (OSError, ValueError):  # unreadable: measured again, as for a run that never wrote it
-            saved = None
-    if saved in ("float32", "bfloat16"):
-        products, why = saved, f"{saved} matrix products, as the run started"
+            products = record.get("precision", "float32") if isinstance(record, dict) else None
+        except (OSError, ValueError):  # unreadable: restoring the checkpoint says what is wrong with it
+            products = None
+        if products not in precision.PRODUCT_DTYPES:
+            products = "float32"
+        why = f"{products} matrix products, as the run was trained"
+    elif run.precision == "auto" and run.strategy == "multi-worker":
+        products, why = "float32", "float32 matrix products (auto does not measure for several workers)"
     else:
         products, why = precision.resolve(run.precision)
-        if training.is_chief(strategy):
-            checkpoints.atomic_write_json(path, {"products": products, "why": why})
     precision.set_training_precision(model, products)
-    if run.verbose:
+    if run.verbose and (products == "bfloat16" or run.precision == "auto"):  # float32 as given goes without saying
         print(f"Training steps with {why}.", file=sys.stderr)
     return products
 

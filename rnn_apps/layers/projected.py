@@ -45,8 +45,9 @@ class ProjectedRNN(keras.layers.RNN):
 
     def _fused_lstm(self, training) -> bool:
         """Whether training runs :func:`rnn_apps.layers.lstm_sequence.lstm_sequence` (the LSTM's backward
-        pass written out, both loops compiled by XLA; measured faster in benchmarks/train.py, where the
-        ``tf_recurrence`` contender runs its loops as a TensorFlow graph): a not unrolled ``rnn_apps.cells.LSTMCell``
+        pass written out, both loops compiled by XLA, or TensorFlow graphs with bfloat16 products; measured
+        faster in benchmarks/train.py, where the ``tf_recurrence`` contender runs its float32 loops as a
+        TensorFlow graph): a not unrolled ``rnn_apps.cells.LSTMCell``
         with its default activations and no recurrent dropout, on TensorFlow, masked or not. Inference keeps
         the loop of ``keras.layers.RNN`` (the exported graphs stay as they were)."""
         cell = self.cell
@@ -69,8 +70,13 @@ class ProjectedRNN(keras.layers.RNN):
             sequences = sequences * ops.expand_dims(kept, 1)
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
-        products = self.training_precision if training else "float32"
-        projected = cell.project_inputs(ops.swapaxes(sequences, 0, 1), products)
+        # bfloat16 products are TensorFlow's (rnn_apps.precision): other backends keep float32
+        products = self.training_precision if training and keras.backend.backend() == "tensorflow" else "float32"
+        time_major = ops.swapaxes(sequences, 0, 1)
+        # the precision is passed only when it is not float32: a cell that overrides project_inputs(inputs) runs
+        # as before
+        projected = (cell.project_inputs(time_major) if products == "float32"
+                     else cell.project_inputs(time_major, product_dtype=products))
         if mask is not None:
             mask = ops.swapaxes(mask, 0, 1)
         if self._fused_lstm(training):

@@ -41,7 +41,7 @@ class TiedLogits(keras.layers.Layer):
         self.built = True
 
     def call(self, h, training=None):
-        if training and self.training_precision != "float32":
+        if training and self.training_precision != "float32" and keras.backend.backend() == "tensorflow":
             from rnn_apps import precision
 
             if self.projection is not None:
