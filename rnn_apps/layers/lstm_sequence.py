@@ -93,7 +93,9 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
     # leave an XLA computation: the layer failed in training under such a tape.
     @tf.custom_gradient
     def run(z_x, u, h0, c0):
-        u_loop = tf.cast(u, loop_dtype)  # the loops' product operand, rounded once a sequence
+        # the loops' product operand, rounded once a sequence (the loops round only h_{t-1} and ∂z_t, in
+        # precision.product)
+        u_loop = tf.cast(u, loop_dtype)
         y_all, h_last, c_last, gates, c_new_all, h_all, c_all = forward(
             *(tf.stop_gradient(v) for v in (z_x, u_loop, h0, c0)), keep, zero)
 
@@ -157,7 +159,7 @@ def _forward(z_x, u, h0, c0, keep, zero_output_for_mask):
     arrays = [tf.TensorArray(z_x.dtype, size=steps) for _ in range(5)]  # gates, c~, h (carried), c, y
 
     def step(t, h, c, y, gates, c_new_all, h_all, c_all, y_all):
-        z_i, z_f, z_g, z_o = tf.split(z_x[t] + _product(h, u), 4, axis=-1)
+        z_i, z_f, z_g, z_o = tf.split(z_x[t] + precision.product(h, u, u.dtype.name), 4, axis=-1)
         i, f, g, o = tf.sigmoid(z_i), tf.sigmoid(z_f), tf.tanh(z_g), tf.sigmoid(z_o)
         c_new = f * c + i * g
         h_new = o * tf.tanh(c_new)
@@ -201,7 +203,7 @@ def _backward(u, h0, c0, keep, zero_output_for_mask, gates, c_new_all, c_all, d_
         d_c_new = d_c_new + d_h_new * o * (1.0 - tanh_c * tanh_c)
         dz = tf.concat([d_c_new * g * i * (1.0 - i), d_c_new * c_prev_all[t] * f * (1.0 - f),
                         d_c_new * i * (1.0 - g * g), d_h_new * tanh_c * o * (1.0 - o)], -1)
-        d_h_prev, d_c_prev = _product(dz, u_t), d_c_new * f
+        d_h_prev, d_c_prev = precision.product(dz, u_t, u_t.dtype.name), d_c_new * f
         if masked:
             d_h_prev += (1.0 - m) * d_h
             d_c_prev += (1.0 - m) * d_c
@@ -214,11 +216,3 @@ def _backward(u, h0, c0, keep, zero_output_for_mask, gates, c_new_all, c_all, d_
         lambda t, *_: t >= 0, step, (steps - 1, d_h_last, d_c_last, tf.zeros_like(h0), d_z))
     return d_z.stack(), d_h0, d_c0
 
-
-def _product(x, u):
-    """``x @ u`` with ``x`` (float32) rounded to ``u``'s dtype, the result float32 (the loops' products)."""
-    import tensorflow as tf
-
-    if u.dtype == x.dtype:
-        return tf.matmul(x, u)
-    return tf.cast(tf.matmul(tf.cast(x, u.dtype), u), x.dtype)
