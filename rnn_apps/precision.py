@@ -38,8 +38,9 @@ def check_choice(choice: str) -> str:
 
 
 def product(a, b, dtype: str = "float32", transpose_a: bool = False, transpose_b: bool = False):
-    """``a @ b`` (TensorFlow's ``matmul``, batched over leading axes), with both operands rounded to ``dtype``
-    first when it is ``bfloat16``; the result in ``a``'s dtype. Its gradient's products are bfloat16 too."""
+    """``a @ b`` (TensorFlow's ``matmul``, batched over leading axes) with both operands cast to ``dtype`` first
+    (``float32``: the product as it is); the result in ``a``'s dtype. With ``bfloat16`` the products of its
+    gradient take bfloat16 operands too."""
     import tensorflow as tf
 
     if dtype == "float32" or dtype is None:

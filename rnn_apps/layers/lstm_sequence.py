@@ -70,10 +70,11 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
             (:mod:`rnn_apps.precision`); everything else stays float32.
         bfloat16_loops: With ``product_dtype`` bfloat16, whether the loops' products take bfloat16 operands
             as well (the default); the loops then run as TensorFlow graphs, whose oneDNN kernels multiply
-            bfloat16 faster, not as XLA computations, whose CPU products gain nothing from it. Measured
-            (benchmarks/train.py, against float32 products): fill 1.26x against 1.21x with XLA's loops and
-            float32 products in them, translation 1.28x against 1.23x, the sentiment language model 1.11x
-            against 1.06x.
+            bfloat16 faster, not as XLA computations, whose CPU products gain nothing from it. Measured on
+            the training steps of benchmarks/train.py's app models (timed in alternation, one run of 6 rounds
+            under load from a training run), as speed-ups over the step with float32 products: fill 1.26x
+            against 1.21x with XLA's loops and float32 products in them, translation 1.28x against 1.23x,
+            the sentiment language model 1.11x against 1.06x.
 
     Returns:
         ``(Y, h_T, c_T)``: the outputs (time, batch, units) and the last states (batch, units); all
@@ -215,4 +216,3 @@ def _backward(u, h0, c0, keep, zero_output_for_mask, gates, c_new_all, c_all, d_
     _, d_h0, d_c0, _, d_z = tf.while_loop(
         lambda t, *_: t >= 0, step, (steps - 1, d_h_last, d_c_last, tf.zeros_like(h0), d_z))
     return d_z.stack(), d_h0, d_c0
-
