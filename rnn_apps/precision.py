@@ -3,8 +3,9 @@
 A CPU with bfloat16 dot-product instructions (such as AVX512_BF16) multiplies bfloat16 matrices about twice as
 fast as float32 ones through TensorFlow's oneDNN kernels (measured on an AMD EPYC: docs/cells.md); a CPU
 without them emulates bfloat16 and may be slower. With ``bfloat16`` products, the layers that support it
-(:class:`rnn_apps.layers.ProjectedRNN`, :class:`rnn_apps.layers.TiedLogits`) round the two operands of
-their large products to bfloat16 in training steps only,
+(:class:`rnn_apps.layers.ProjectedRNN`, :class:`rnn_apps.layers.TiedLogits`, the translator's output head, the
+captioners' attention decoder) round the two operands of their large products to bfloat16 in training steps
+only,
 
     A B  ->  float32( bf16(A) bf16(B) ),
 
@@ -45,8 +46,9 @@ def product(a, b, dtype: str = "float32", transpose_a: bool = False, transpose_b
 
     if dtype == "float32" or dtype is None:
         return tf.matmul(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+    a = tf.convert_to_tensor(a)
     out = a.dtype
-    if a.shape.rank > 2 and b.shape.rank == 2 and not transpose_a:
+    if a.shape.rank > 2 and len(b.shape) == 2 and not transpose_a:
         # (..., k) @ (k, n) as one 2-D product: the batched kernel broadcasting b runs slower
         flat = product(tf.reshape(a, [-1, tf.shape(a)[-1]]), b, dtype, transpose_b=transpose_b)
         result = tf.reshape(flat, tf.concat([tf.shape(a)[:-1], tf.shape(flat)[-1:]], 0))
@@ -95,6 +97,29 @@ def resolve(choice: str) -> tuple:
     if speedup >= AUTO_MARGIN:
         return "bfloat16", f"bfloat16 matrix products: measured {speedup:.2f}x as fast as float32 on this CPU"
     return "float32", f"float32 matrix products: bfloat16 measured {speedup:.2f}x as fast on this CPU"
+
+
+def training_products(layer, training) -> str:
+    """The dtype of ``layer``'s large products in this call: its ``training_precision`` in training steps on
+    TensorFlow (bfloat16 products are TensorFlow's kernels), float32 otherwise (inference, other backends)."""
+    import keras
+
+    if training and keras.backend.backend() == "tensorflow":
+        return layer.training_precision
+    return "float32"
+
+
+def dense(layer, inputs, dtype: str = "float32"):
+    """What the built ``keras.layers.Dense`` ``layer`` computes, ``activation(inputs W + b)``, with the product
+    in ``dtype`` (:func:`product`); ``float32`` calls the layer itself, so inference graphs stay the same."""
+    if dtype == "float32" or dtype is None:
+        return layer(inputs)
+    from keras import ops
+
+    x = product(inputs, layer.kernel, dtype)
+    if layer.use_bias:
+        x = ops.add(x, layer.bias)  # a BiasAdd, as Dense adds it
+    return layer.activation(x)
 
 
 def supporting_layers(model) -> list:

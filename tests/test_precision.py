@@ -73,9 +73,16 @@ def test_lstm_sequence_with_bfloat16_products_stays_near_float32(masked):
         return [np.asarray(v) for v in [*outs, *tape.gradient(loss, [z_x, u, h0, c0])]]
 
     exact = run()
-    for a, b in zip(run(product_dtype="bfloat16", bfloat16_loops=True), exact):
+    low = run(product_dtype="bfloat16", bfloat16_loops=True)
+    for a, b in zip(low, exact):
         assert a.dtype == np.float32
         assert 1e-5 < _relative_error(a, b) < 0.02
+    # each step's arithmetic there is one XLA computation: the same numbers as TensorFlow's operations give
+    from rnn_apps.layers import lstm_sequence as module
+
+    with mock.patch.object(module, "_compiled_steps", lambda: (module._step_forward, module._step_backward)):
+        for a, b in zip(run(product_dtype="bfloat16", bfloat16_loops=True), low):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     outer_only = run(product_dtype="bfloat16", bfloat16_loops=False)
     for i, (a, b) in enumerate(zip(outer_only, exact)):
         if i == 4:  # U's gradient
@@ -214,3 +221,131 @@ def test_bidirectional_layers_and_the_second_derivative_refusal():
         g = tf.reduce_sum(inner.gradient(y, x) ** 2)
     with pytest.raises(ValueError, match="is differentiated once"):
         outer.gradient(g, x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _lstm_step(x, h, c, W, U, b, mm):
+    """The LSTM's step in float64 with ``mm`` for its two products (Keras's gate order i, f, c, o)."""
+    i, f, g, o = np.split(mm(x, W) + b + mm(h, U), 4, axis=-1)
+    c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+    return _sigmoid(o) * np.tanh(c)
+
+
+def _gru_step(x, h, W, U, b, reset_after, mm):
+    """The GRU's step in float64 with ``mm`` for its products (Keras's layouts: bias rows (input, recurrent)
+    with ``reset_after``, gate order z, r, h)."""
+    if reset_after:
+        x_z, x_r, x_h = np.split(mm(x, W) + b[0], 3, axis=-1)
+        h_z, h_r, h_h = np.split(mm(h, U) + b[1], 3, axis=-1)
+        z, r = _sigmoid(x_z + h_z), _sigmoid(x_r + h_r)
+        hh = np.tanh(x_h + r * h_h)
+    else:
+        x_z, x_r, x_h = np.split(mm(x, W) + b, 3, axis=-1)
+        n = h.shape[-1]
+        h_z, h_r = np.split(mm(h, U[:, :2 * n]), 2, axis=-1)
+        z, r = _sigmoid(x_z + h_z), _sigmoid(x_r + h_r)
+        hh = np.tanh(x_h + mm(r * h, U[:, 2 * n:]))
+    return hh + z * (h - hh)
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru", "gru_reset_before"])
+def test_a_cells_step_with_bfloat16_products(kind):
+    """``step_projected(project_inputs(x, product_dtype), states, product_dtype=...)``, the step the captioners'
+    decoder takes in bfloat16 training steps, is the cell's equations with every product's operands and result
+    rounded to bfloat16 (NumPy); in float32 it is the cell's own call."""
+    from rnn_apps.cells import GRUCell
+
+    rng = np.random.default_rng(3)
+    cell = LSTMCell(16) if kind == "lstm" else GRUCell(16, reset_after=kind == "gru")
+    cell.build((None, 24))
+    cell.bias.assign(rng.normal(size=cell.bias.shape).astype("float32"))  # not the zeros it starts with
+    x, h, c = (rng.normal(size=(5, n)).astype("float32") for n in (24, 16, 16))
+    states = [h, c] if kind == "lstm" else [h]
+    got, new_states = cell.step_projected(cell.project_inputs(x, product_dtype="bfloat16"), states,
+                                          product_dtype="bfloat16")
+    np.testing.assert_array_equal(new_states[0].numpy(), got.numpy())
+    W, U, b = (v.numpy().astype(np.float64) for v in (cell.kernel, cell.recurrent_kernel, cell.bias))
+
+    def reference(mm):
+        if kind == "lstm":
+            return _lstm_step(x, h, c, W, U, b, mm)
+        return _gru_step(x, h, W, U, b, kind == "gru", mm)
+
+    rounded = reference(lambda a, w: _bf16(_bf16(a) @ _bf16(w)))
+    exact = reference(lambda a, w: np.asarray(a, np.float64) @ w)
+    assert _relative_error(got, rounded) < 0.1 * _relative_error(got, exact)
+    assert 1e-4 < _relative_error(got, exact) < 0.02
+    plain, _ = cell.step_projected(cell.project_inputs(x), states)
+    np.testing.assert_allclose(plain.numpy(), cell(x, states)[0].numpy(), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(plain.numpy(), exact, rtol=1e-5, atol=1e-5)
+
+
+def _near_in_training_only(model, ref, inputs):
+    """The model set to bfloat16 products gives the float32 model's numbers exactly in inference, numbers near
+    them (not equal) in training steps, and keeps float32 weights."""
+    np.testing.assert_array_equal(model(inputs, training=False).numpy(), ref(inputs, training=False).numpy())
+    assert 1e-5 < _relative_error(model(inputs, training=True).numpy(), ref(inputs, training=True).numpy()) < 0.02
+    assert {w.dtype for w in model.weights} == {"float32"}
+
+
+@pytest.mark.parametrize("cell,output", [("lstm", "tied"), ("gru", "direct"), ("peephole_lstm", "direct")])
+def test_the_captioners_attention_decoder(cell, output):
+    """The decoder's cell step (LSTM, GRU) and output layer take bfloat16 products in training; a cell without
+    a projected step (the peephole LSTM) keeps its own call, and the output layer still changes; the one-step
+    interface of the exported greedy and beam loops is never affected."""
+    from rnn_apps.apps.caption.model import AttentionDecoder
+
+    class Captioner(keras.Model):  # the decoder on given annotation vectors
+        def __init__(self):
+            super().__init__()
+            self.decoder = AttentionDecoder(23, embedding_dim=8, units=12, cell=cell, attention_units=6,
+                                            output=output)
+
+        def call(self, inputs, training=False):
+            return self.decoder(inputs[0], inputs[1], training=training)
+
+    def make():
+        keras.utils.set_random_seed(5)
+        model = Captioner()
+        model((np.zeros((1, 9, 10), np.float32), np.zeros((1, 7), np.int32)))
+        return model
+
+    rng = np.random.default_rng(6)
+    inputs = (tf.constant(rng.normal(size=(3, 9, 10)).astype("float32")), tf.constant(rng.integers(0, 23, (3, 7))))
+    ref, model = make(), make()
+    assert precision.set_training_precision(model, "bfloat16") == 1
+    decoder_cell, asked = model.decoder.cell, []
+    if decoder_cell.supports_projected_inputs:
+        own = decoder_cell.step_projected
+        # (the GRU's own call takes this step too, with float32 products)
+        decoder_cell.step_projected = lambda *a, **k: asked.append(k.get("product_dtype", "float32")) or own(*a, **k)
+    _near_in_training_only(model, ref, inputs)
+    # one bfloat16 step per caption word in the training call
+    assert asked.count("bfloat16") == (7 if cell != "peephole_lstm" else 0)
+    memory, states = model.decoder.start(inputs[0])
+    np.testing.assert_array_equal(model.decoder.step(inputs[1][:, 0], states, memory, training=True)[0].numpy(),
+                                  ref.decoder.step(inputs[1][:, 0], states, memory, training=True)[0].numpy())
+
+
+def test_the_translators_output_head():
+    """Seq2Seq: the encoder's four directional layers, the decoder and the attentional and output layers (the
+    model itself) take bfloat16 products in training steps only."""
+    from rnn_apps.apps.translate.model import build_model
+
+    cfg = {"embedding_dim": 8, "encoder_units": 6, "encoder_layers": 2, "decoder_units": 10, "cell": "lstm",
+           "attention": "luong", "attention_units": 5, "dropout": 0.0}
+
+    def make():
+        keras.utils.set_random_seed(7)
+        return build_model(19, 17, cfg)
+
+    ref, model = make(), make()
+    assert precision.set_training_precision(model, "bfloat16") == 6
+    assert model in precision.supporting_layers(model)
+    rng = np.random.default_rng(8)
+    source, target = rng.integers(1, 19, (4, 6)), rng.integers(1, 17, (4, 5))
+    source[0, 4:] = 0  # a padded sentence
+    _near_in_training_only(model, ref, (tf.constant(source), tf.constant(target)))

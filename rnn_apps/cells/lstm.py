@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 from keras import initializers, ops
 
-from rnn_apps.cells.base import BaseCell, check_step_input, input_product
+from rnn_apps.cells.base import BaseCell, check_step_input, cell_product
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -99,9 +99,9 @@ class LSTMCell(BaseCell):
 
         ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole sequence (batch, time, input_dim), so that
         the recurrence is left with ``h_{t-1} U`` alone (the input projection of cuDNN's RNNs).
-        ``product_dtype`` ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.input_product`).
+        ``product_dtype`` ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.cell_product`).
         """
-        z = input_product(inputs, self.kernel, product_dtype)
+        z = cell_product(inputs, self.kernel, product_dtype)
         if self.use_bias:
             # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
             z = ops.add(z, self.bias)
@@ -118,8 +118,8 @@ class LSTMCell(BaseCell):
             z = ops.add(z, self.bias)
         return ops.split(z, self._blocks, axis=-1)
 
-    def _gates_projected(self, x_proj, h_tm1):
-        z = x_proj + ops.matmul(h_tm1, self.recurrent_kernel)
+    def _gates_projected(self, x_proj, h_tm1, product_dtype="float32"):
+        z = x_proj + cell_product(h_tm1, self.recurrent_kernel, product_dtype)
         return ops.split(z, self._blocks, axis=-1)
 
     def call(self, inputs, states, training=False):
@@ -127,10 +127,11 @@ class LSTMCell(BaseCell):
         z_i, z_f, z_c, z_o = self._gates(inputs, h_tm1, training)
         return self._update(z_i, z_f, z_c, z_o, c_tm1)
 
-    def step_projected(self, x_proj, states, training=False):
-        """One step from ``x_proj = project_inputs(x_t)`` (input dropout, if any, already applied to x_t)."""
+    def step_projected(self, x_proj, states, training=False, product_dtype="float32"):
+        """One step from ``x_proj = project_inputs(x_t)`` (input dropout, if any, already applied to x_t);
+        ``product_dtype`` as in :meth:`project_inputs`, for h_{t-1} U."""
         h_tm1, c_tm1 = states[0], states[1]
-        z_i, z_f, z_c, z_o = self._gates_projected(x_proj, self._drop_state(h_tm1, training))
+        z_i, z_f, z_c, z_o = self._gates_projected(x_proj, self._drop_state(h_tm1, training), product_dtype)
         return self._update(z_i, z_f, z_c, z_o, c_tm1)
 
     def _update(self, z_i, z_f, z_c, z_o, c_tm1):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 from keras import activations, ops
 
+from rnn_apps import precision
 from rnn_apps.cells import LSTMCell
 from rnn_apps.keras_compat import backend_rnn
 from rnn_apps.layers.lstm_sequence import lstm_sequence
@@ -37,7 +38,8 @@ class ProjectedRNN(keras.layers.RNN):
         **kwargs: The arguments of ``keras.layers.RNN``.
 
     Example:
-        >>> from rnn_apps.cells import LSTMCell
+        >>> from rnn_apps import precision
+from rnn_apps.cells import LSTMCell
         >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
     """
 
@@ -71,7 +73,7 @@ class ProjectedRNN(keras.layers.RNN):
         # time-major before the projection: the transposes then move the narrow inputs and outputs,
         # not the projected (time, batch, gates·units) tensor and its gradient
         # bfloat16 products are TensorFlow's (rnn_apps.precision): other backends keep float32
-        products = self.training_precision if training and keras.backend.backend() == "tensorflow" else "float32"
+        products = precision.training_products(self, training)
         time_major = ops.swapaxes(sequences, 0, 1)
         # the precision is passed only when it is not float32: a cell that overrides project_inputs(inputs) runs
         # as before

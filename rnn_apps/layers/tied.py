@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from rnn_apps import precision
+
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
 class TiedLogits(keras.layers.Layer):
@@ -41,12 +43,11 @@ class TiedLogits(keras.layers.Layer):
         self.built = True
 
     def call(self, h, training=None):
-        if training and self.training_precision != "float32" and keras.backend.backend() == "tensorflow":
-            from rnn_apps import precision
-
+        products = precision.training_products(self, training)
+        if products != "float32":
             if self.projection is not None:
-                h = precision.product(h, self.projection, self.training_precision)
-            return precision.product(h, self.embedding.embeddings, self.training_precision, transpose_b=True)
+                h = precision.product(h, self.projection, products)
+            return precision.product(h, self.embedding.embeddings, products, transpose_b=True)
         if self.projection is not None:
             h = keras.ops.matmul(h, self.projection)
         # A plain matmul with the transposed matrix: an einsum ("...d,vd->...v") would avoid the transpose,

@@ -16,6 +16,7 @@ from typing import Optional
 import keras
 from keras import ops
 
+from rnn_apps import precision
 from rnn_apps.backbones import make_backbone
 from rnn_apps.cells import get_cell
 from rnn_apps.checks import check_rate, check_units
@@ -144,12 +145,18 @@ class AttentionDecoder(keras.layers.Layer):
         dropout: Dropout before the output layer in training.
         output: ``"direct"`` (a dense layer to the vocabulary) or ``"tied"`` (see above).
 
+    In training, ``training_precision = "bfloat16"`` (set by :func:`rnn_apps.precision.set_training_precision`)
+    rounds the operands of the cell's products (with an LSTM or GRU cell) and of the output layer's to bfloat16
+    (:mod:`rnn_apps.precision`); the default ``"float32"`` changes nothing, and :meth:`step` never uses it.
+
     Call arguments:
         features: (batch, L, D) annotation vectors. ids: (batch, T) input tokens (<bos> first).
 
     Returns:
         Logits (batch, T, vocab_size).
     """
+
+    training_precision = "float32"  # a training run's setting, not the model's: not in get_config
 
     def __init__(self, vocab_size, embedding_dim=64, units=256, cell="lstm", attention_units=128, gate=True,
                  dropout=0.0, output="direct", **kwargs):
@@ -189,22 +196,34 @@ class AttentionDecoder(keras.layers.Layer):
             self.output_bias = self.add_weight(shape=(self.vocab_size,), initializer="zeros", name="output_bias")
         self.built = True
 
-    def _logits(self, out):
+    def _logits(self, out, products="float32"):
         if self.output_kind == "direct":
-            return self.logits(out)
-        return ops.matmul(self.output_projection(out), ops.transpose(self.embedding.embeddings)) + self.output_bias
+            return precision.dense(self.logits, out, products)
+        p = precision.dense(self.output_projection, out, products)
+        if products != "float32":
+            return precision.product(p, self.embedding.embeddings, products, transpose_b=True) + self.output_bias
+        return ops.matmul(p, ops.transpose(self.embedding.embeddings)) + self.output_bias
 
     def start(self, features, training=False):
         mean = ops.mean(features, axis=1)
         states = [layer(mean) for layer in self.init_states]
         return (features, self.attention.project_keys(features)), states
 
-    def _advance(self, embedded, states, memory, training):
+    def _advance(self, embedded, states, memory, training, products="float32"):
         """One step of attention and cell from the embedded input: ``([h_t; z_t], states, α_t)``."""
         features, keys = memory
         context, alpha = self.attention(features, states[0], keys=keys)
-        h, states = self.cell(ops.concatenate([embedded, context], axis=-1), list(states), training=training)
-        return ops.concatenate([h, context], axis=-1), _states_list(self.cell, states), alpha
+        x = ops.concatenate([embedded, context], axis=-1)
+        cell = self.cell
+        if products != "float32" and cell.supports_projected_inputs:
+            # the cell's own step, its two products in ``products`` (the cell's call has no such argument)
+            if training and 0.0 < cell.dropout < 1.0:
+                x = x * cell.get_dropout_mask(x)
+            h, states = cell.step_projected(cell.project_inputs(x, product_dtype=products), list(states),
+                                            training=training, product_dtype=products)
+        else:
+            h, states = cell(x, list(states), training=training)
+        return ops.concatenate([h, context], axis=-1), _states_list(cell, states), alpha
 
     def step(self, ids, states, memory, training=False):
         out, states, alpha = self._advance(self.embedding(ids), states, memory, training)
@@ -216,14 +235,15 @@ class AttentionDecoder(keras.layers.Layer):
         if steps is None:
             raise ValueError("AttentionDecoder unrolls over the caption: its length must be static (pad to max_len).")
         embedded = self.embedding(ids)
+        products = precision.training_products(self, training)
         outs = []
         for t in range(steps):
-            out, states, _ = self._advance(embedded[:, t], states, memory, training)
+            out, states, _ = self._advance(embedded[:, t], states, memory, training, products)
             outs.append(out)
         # Only the recurrence needs the steps one by one: the output layer runs once on all of them, one
         # (batch·T, ·) product instead of T small ones (1.2x the training step of the photo captioner,
         # benchmarks/train.py --app caption). Dropout draws its mask per element either way.
-        return self._logits(self.drop(ops.stack(outs, axis=1), training=training))
+        return self._logits(self.drop(ops.stack(outs, axis=1), training=training), products)
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "embedding_dim": self.embedding_dim,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from rnn_apps import precision
 from rnn_apps.cells import get_cell
 from rnn_apps.checks import check_rate, check_units
 from rnn_apps.layers import DeepBidirectionalRNN, GlobalAttention, ProjectedRNN
@@ -52,7 +53,14 @@ class Seq2Seq(keras.Model):
 
     Returns:
         Logits (batch, T, target_vocab_size).
+
+    In training, ``training_precision = "bfloat16"`` (set by :func:`rnn_apps.precision.set_training_precision`)
+    rounds the operands of the attentional layer's and the output layer's products to bfloat16
+    (:mod:`rnn_apps.precision`; the encoder's and decoder's layers have their own setting); the default
+    ``"float32"`` changes nothing.
     """
+
+    training_precision = "float32"  # a training run's setting, not the model's: not in get_config
 
     def __init__(
         self,
@@ -132,8 +140,9 @@ class Seq2Seq(keras.Model):
         else:
             context = summary if len(h.shape) == 2 else ops.expand_dims(summary, 1) + ops.zeros_like(h[..., :1])
             weights = None
-        a = self.attentional(ops.concatenate([context, h], axis=-1))
-        return self.logits(self.dropout(a, training=training)), weights
+        products = precision.training_products(self, training)
+        a = precision.dense(self.attentional, ops.concatenate([context, h], axis=-1), products)
+        return precision.dense(self.logits, self.dropout(a, training=training), products), weights
 
     def decode_step(self, prev_ids, states, memory, mask, summary, keys=None):
         """One decoder step at inference: (logits (B, V), new states, attention weights (B, S) or None)."""
