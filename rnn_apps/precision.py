@@ -116,6 +116,8 @@ def dense(layer, inputs, dtype: str = "float32"):
         return layer(inputs)
     from keras import ops
 
+    if not layer.built:  # as its first call would build it
+        layer.build(tuple(inputs.shape))
     x = product(inputs, layer.kernel, dtype)
     if layer.use_bias:
         x = ops.add(x, layer.bias)  # a BiasAdd, as Dense adds it

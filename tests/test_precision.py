@@ -83,6 +83,14 @@ def test_lstm_sequence_with_bfloat16_products_stays_near_float32(masked):
     with mock.patch.object(module, "_compiled_steps", lambda: (module._step_forward, module._step_backward)):
         for a, b in zip(run(product_dtype="bfloat16", bfloat16_loops=True), low):
             np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    compiled = module._compiled_steps()
+    assert all(getattr(f, "_jit_compile", None) for f in compiled)  # XLA computations
+    taken = []
+    with mock.patch.object(module, "_compiled_steps", lambda: taken.append(1) or compiled):
+        run(product_dtype="bfloat16", bfloat16_loops=True)
+        assert len(taken) == 2  # one for each loop
+        run(product_dtype="bfloat16", bfloat16_loops=True, compiled=False)  # no XLA asked: TensorFlow's ops
+        assert len(taken) == 2
     outer_only = run(product_dtype="bfloat16", bfloat16_loops=False)
     for i, (a, b) in enumerate(zip(outer_only, exact)):
         if i == 4:  # U's gradient
@@ -348,4 +356,9 @@ def test_the_translators_output_head():
     rng = np.random.default_rng(8)
     source, target = rng.integers(1, 19, (4, 6)), rng.integers(1, 17, (4, 5))
     source[0, 4:] = 0  # a padded sentence
-    _near_in_training_only(model, ref, (tf.constant(source), tf.constant(target)))
+    inputs = (tf.constant(source), tf.constant(target))
+    _near_in_training_only(model, ref, inputs)
+    # the output head alone: the recurrent layers back to float32, the model's own products still bfloat16
+    for layer in precision.supporting_layers(model):
+        layer.training_precision = "float32" if layer is not model else "bfloat16"
+    _near_in_training_only(model, ref, inputs)

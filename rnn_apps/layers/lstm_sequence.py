@@ -63,8 +63,8 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
         compiled: Run both loops as XLA computations (the default): XLA fuses each step's gate arithmetic
             into a few kernels and runs the loop without TensorFlow's per-op dispatch, which at 256 units
             and batch 64 made the forward and backward passes 1.18-1.29x faster (T 128 and 200, with and
-            without a mask); at 512 units, where the products dominate, 1.03-1.08x. False: a TensorFlow
-            graph (same numbers to float32 rounding).
+            without a mask); at 512 units, where the products dominate, 1.03-1.08x. False: TensorFlow graphs
+            without XLA, also with bfloat16 loops (same numbers to float32 rounding).
         product_dtype: ``"bfloat16"``: U's gradient ``H_prevᵀ ∂Z`` takes bfloat16 operands, and with
             ``bfloat16_loops`` the products of ``h_{t-1}`` and ``∂z_t`` with U in the loops too
             (:mod:`rnn_apps.precision`); everything else stays float32.
@@ -87,9 +87,9 @@ def lstm_sequence(z_x, recurrent_kernel, h0, c0, mask=None, zero_output_for_mask
     bfloat16_loops = bfloat16_loops and product_dtype not in ("float32", None)
     if compiled and not bfloat16_loops:
         forward, backward = _compiled_loops()
-    else:  # TensorFlow graphs; with bfloat16 products, each step's arithmetic one XLA computation
-        forward = functools.partial(_forward, compiled_steps=bfloat16_loops)
-        backward = functools.partial(_backward, compiled_steps=bfloat16_loops)
+    else:  # TensorFlow graphs; with bfloat16 products, each step's arithmetic one XLA computation (if compiled)
+        forward = functools.partial(_forward, compiled_steps=compiled and bfloat16_loops)
+        backward = functools.partial(_backward, compiled_steps=compiled and bfloat16_loops)
     loop_dtype = product_dtype if bfloat16_loops else z_x.dtype
     zero = bool(zero_output_for_mask)
 

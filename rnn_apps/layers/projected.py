@@ -38,8 +38,7 @@ class ProjectedRNN(keras.layers.RNN):
         **kwargs: The arguments of ``keras.layers.RNN``.
 
     Example:
-        >>> from rnn_apps import precision
-from rnn_apps.cells import LSTMCell
+        >>> from rnn_apps.cells import LSTMCell
         >>> layer = ProjectedRNN(LSTMCell(256), return_sequences=True)
     """
 

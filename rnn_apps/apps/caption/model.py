@@ -216,7 +216,7 @@ class AttentionDecoder(keras.layers.Layer):
         x = ops.concatenate([embedded, context], axis=-1)
         cell = self.cell
         if products != "float32" and cell.supports_projected_inputs:
-            # the cell's own step, its two products in ``products`` (the cell's call has no such argument)
+            # the cell's own step, its products in ``products`` (the cell's call has no such argument)
             if training and 0.0 < cell.dropout < 1.0:
                 x = x * cell.get_dropout_mask(x)
             h, states = cell.step_projected(cell.project_inputs(x, product_dtype=products), list(states),
