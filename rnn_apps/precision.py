@@ -110,8 +110,8 @@ def training_products(layer, training) -> str:
 
 
 def dense(layer, inputs, dtype: str = "float32"):
-    """What the built ``keras.layers.Dense`` ``layer`` computes, ``activation(inputs W + b)``, with the product
-    in ``dtype`` (:func:`product`); ``float32`` calls the layer itself, so inference graphs stay the same."""
+    """What the ``keras.layers.Dense`` ``layer`` computes, ``activation(inputs W + b)``, with the product in
+    ``dtype`` (:func:`product`); ``float32`` calls the layer itself, so inference graphs stay the same."""
     if dtype == "float32" or dtype is None:
         return layer(inputs)
     from keras import ops
