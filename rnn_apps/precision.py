@@ -99,6 +99,16 @@ def resolve(choice: str) -> tuple:
     return "float32", f"float32 matrix products: bfloat16 measured {speedup:.2f}x as fast on this CPU"
 
 
+def matmul(a, b, dtype: str = "float32", transpose_b: bool = False):
+    """``a @ b`` (``a @ bᵀ`` with ``transpose_b``) as the layers write their products: ``keras.ops.matmul`` in
+    float32, the graphs that inference runs, and :func:`product` in another ``dtype`` (training steps only)."""
+    if dtype == "float32" or dtype is None:
+        from keras import ops
+
+        return ops.matmul(a, ops.transpose(b) if transpose_b else b)
+    return product(a, b, dtype, transpose_b=transpose_b)
+
+
 def training_products(layer, training) -> str:
     """The dtype of ``layer``'s large products in this call: its ``training_precision`` in training steps on
     TensorFlow (bfloat16 products are TensorFlow's kernels), float32 otherwise (inference, other backends)."""
@@ -118,7 +128,7 @@ def dense(layer, inputs, dtype: str = "float32"):
 
     if not layer.built:  # as its first call would build it
         layer.build(tuple(inputs.shape))
-    x = product(inputs, layer.kernel, dtype)
+    x = matmul(inputs, layer.kernel, dtype)
     if layer.use_bias:
         x = ops.add(x, layer.bias)  # a BiasAdd, as Dense adds it
     return layer.activation(x)

@@ -23,18 +23,6 @@ def check_step_input(cell_name: str, input_shape) -> int:
     return int(shape[-1])
 
 
-def cell_product(x, kernel, product_dtype: str = "float32"):
-    """``x @ kernel`` for a cell's products (``project_inputs``' x W, ``step_projected``'s h U):
-    ``keras.ops.matmul``, or with ``product_dtype`` ``"bfloat16"`` the product of
-    :func:`rnn_apps.precision.product` (TensorFlow; bfloat16 operands, float32 result), which only training
-    steps ask for."""
-    if product_dtype in ("float32", None):
-        return ops.matmul(x, kernel)
-    from rnn_apps import precision
-
-    return precision.product(x, kernel, product_dtype)
-
-
 class BaseCell(DropoutRNNCell, keras.layers.Layer):
     """Common constructor arguments and config of every rnn_apps cell.
 

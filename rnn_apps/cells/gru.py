@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from rnn_apps.cells.base import BaseCell, check_step_input, cell_product
+from rnn_apps import precision
+from rnn_apps.cells.base import BaseCell, check_step_input
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -86,9 +87,9 @@ class GRUCell(BaseCell):
 
         For inputs of shape (..., input_dim); ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole
         sequence so that the recurrence is left with the products of h_{t-1} alone. ``product_dtype``
-        ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.cell_product`).
+        ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.precision.matmul`).
         """
-        x_proj = cell_product(inputs, self.kernel, product_dtype)
+        x_proj = precision.matmul(inputs, self.kernel, product_dtype)
         if self.use_bias:
             # ops.add (not +) gives TensorFlow a BiasAdd, which its CPU kernels fuse into the MatMul
             x_proj = ops.add(x_proj, ops.unstack(self.bias, axis=0)[0] if self.reset_after else self.bias)
@@ -107,7 +108,7 @@ class GRUCell(BaseCell):
         h_in = self._drop_state(h_tm1, training)
         x_z, x_r, x_h = ops.split(x_proj, 3, axis=-1)
         if self.reset_after:
-            h_proj = cell_product(h_in, self.recurrent_kernel, product_dtype)
+            h_proj = precision.matmul(h_in, self.recurrent_kernel, product_dtype)
             if self.use_bias:
                 h_proj = ops.add(h_proj, ops.unstack(self.bias, axis=0)[1])
             h_z, h_r, h_h = ops.split(h_proj, 3, axis=-1)
@@ -118,10 +119,10 @@ class GRUCell(BaseCell):
             # one split of the recurrent kernel (its gradient is one concat; slices would each
             # need a full-size StridedSliceGrad at every step)
             u_zr, u_h = ops.split(self.recurrent_kernel, [2 * self.units], axis=-1)
-            h_z, h_r = ops.split(cell_product(h_in, u_zr, product_dtype), 2, axis=-1)
+            h_z, h_r = ops.split(precision.matmul(h_in, u_zr, product_dtype), 2, axis=-1)
             z = self.recurrent_activation(x_z + h_z)
             r = self.recurrent_activation(x_r + h_r)
-            hh = self.activation(x_h + cell_product(r * h_in, u_h, product_dtype))
+            hh = self.activation(x_h + precision.matmul(r * h_in, u_h, product_dtype))
         h = hh + z * (h_tm1 - hh)  # = z * h_{t-1} + (1 - z) * h~_t
         return h, ([h] if nested else h)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import keras
 from keras import initializers, ops
 
-from rnn_apps.cells.base import BaseCell, check_step_input, cell_product
+from rnn_apps import precision
+from rnn_apps.cells.base import BaseCell, check_step_input
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
@@ -99,9 +100,9 @@ class LSTMCell(BaseCell):
 
         ``rnn_apps.layers.ProjectedRNN`` calls it once on a whole sequence (batch, time, input_dim), so that
         the recurrence is left with ``h_{t-1} U`` alone (the input projection of cuDNN's RNNs).
-        ``product_dtype`` ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.cells.base.cell_product`).
+        ``product_dtype`` ``"bfloat16"`` rounds the product's operands (:func:`rnn_apps.precision.matmul`).
         """
-        z = cell_product(inputs, self.kernel, product_dtype)
+        z = precision.matmul(inputs, self.kernel, product_dtype)
         if self.use_bias:
             # ops.add (not +) so TensorFlow gets a BiasAdd, which its CPU kernels fuse into the MatMul
             z = ops.add(z, self.bias)
@@ -119,7 +120,7 @@ class LSTMCell(BaseCell):
         return ops.split(z, self._blocks, axis=-1)
 
     def _gates_projected(self, x_proj, h_tm1, product_dtype="float32"):
-        z = x_proj + cell_product(h_tm1, self.recurrent_kernel, product_dtype)
+        z = x_proj + precision.matmul(h_tm1, self.recurrent_kernel, product_dtype)
         return ops.split(z, self._blocks, axis=-1)
 
     def call(self, inputs, states, training=False):

@@ -44,15 +44,11 @@ class TiedLogits(keras.layers.Layer):
 
     def call(self, h, training=None):
         products = precision.training_products(self, training)
-        if products != "float32":
-            if self.projection is not None:
-                h = precision.product(h, self.projection, products)
-            return precision.product(h, self.embedding.embeddings, products, transpose_b=True)
         if self.projection is not None:
-            h = keras.ops.matmul(h, self.projection)
+            h = precision.matmul(h, self.projection, products)
         # A plain matmul with the transposed matrix: an einsum ("...d,vd->...v") would avoid the transpose,
         # but TensorFlow's einsum gradient then materialises a (batch, time, vocab, dim) tensor.
-        return keras.ops.matmul(h, keras.ops.transpose(self.embedding.embeddings))
+        return precision.matmul(h, self.embedding.embeddings, products, transpose_b=True)
 
     def get_config(self):
         return {**super().get_config(), "embedding_dim": self.embedding_dim}

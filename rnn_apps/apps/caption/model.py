@@ -200,9 +200,7 @@ class AttentionDecoder(keras.layers.Layer):
         if self.output_kind == "direct":
             return precision.dense(self.logits, out, products)
         p = precision.dense(self.output_projection, out, products)
-        if products != "float32":
-            return precision.product(p, self.embedding.embeddings, products, transpose_b=True) + self.output_bias
-        return ops.matmul(p, ops.transpose(self.embedding.embeddings)) + self.output_bias
+        return precision.matmul(p, self.embedding.embeddings, products, transpose_b=True) + self.output_bias
 
     def start(self, features, training=False):
         mean = ops.mean(features, axis=1)
