@@ -6,13 +6,14 @@ training step (``model.train_on_batch``: forward, backpropagation through time, 
 synthetic batch of the shipped shape is timed for each contender:
 
 * ``today``: the model as the shipped models were trained (``keras.layers.RNN`` around an ``rnn_apps`` cell,
-  TensorFlow's own cross-entropy kernel);
+  TensorFlow's own cross-entropy kernel, the captioning CNN's batch normalization as Keras computes it);
 * ``new``: the app's default step now, where it differs from ``today``: ``ProjectedRNN`` in every app with
   a recurrent layer, the token cross-entropy as one XLA kernel (``rnn_apps.losses``: poems, fill,
   translation, captions), for the poem model a bits-per-character metric that reads the loss's
   cross-entropy instead of computing the softmax over the vocabulary again, and the training commands'
   ``--precision auto`` (bfloat16 operands for the large products where this CPU measures them faster,
-  :mod:`rnn_apps.precision`); the contenders below are built on the default step;
+  :mod:`rnn_apps.precision`), and the shapes captioner's CNN with TensorFlow's fused batch normalization
+  (:class:`rnn_apps.layers.FusedBatchNormalization`); the contenders below are built on the default step;
 * ``float32_products``: the default step with every product in float32 (``--precision float32``: what
   bfloat16 products buy);
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
@@ -357,6 +358,14 @@ def todays_cross_entropy():
     return mock.patch("rnn_apps.losses._compiled_cross_entropy", lambda: kernel)
 
 
+def todays_batch_norm():
+    """``rnn_apps.layers.FusedBatchNormalization`` with Keras's own training step (reductions and element-wise
+    operations) instead of TensorFlow's fused kernel."""
+    from rnn_apps.layers.normalization import FusedBatchNormalization
+
+    return mock.patch.object(FusedBatchNormalization, "_fused", lambda self, inputs, training, mask: False)
+
+
 def todays_recurrence():
     """``rnn_apps.layers.lstm_sequence`` with its loops as a TensorFlow graph instead of an XLA computation."""
     from rnn_apps.layers import lstm_sequence as module
@@ -399,11 +408,14 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
                for k in kinds}
     for kind in kinds:
         try:
-            # today's step computes the cross-entropy with TensorFlow's own kernel, as the shipped models
-            # were trained; the loss is traced in the first step, so the patch covers the warm-up
+            # today's step computes the cross-entropy with TensorFlow's own kernel and batch normalization
+            # as Keras does, as the shipped models were trained; the step is traced in the first step, so the
+            # patches cover the warm-up
             with contextlib.ExitStack() as patches:
                 if kind in ("today", "tf_cross_entropy"):
                     patches.enter_context(todays_cross_entropy())
+                if kind == "today":
+                    patches.enter_context(todays_batch_norm())
                 if kind == "tf_recurrence":
                     patches.enter_context(todays_recurrence())
                 models[kind] = build_contender(kind, make.get(kind, default), seed)

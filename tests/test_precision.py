@@ -362,3 +362,38 @@ def test_the_translators_output_head():
     for layer in precision.supporting_layers(model):
         layer.training_precision = "float32" if layer is not model else "bfloat16"
     _near_in_training_only(model, ref, inputs)
+
+
+def test_a_convolution_with_bfloat16_operands():
+    """PrecisionConv2D: in float32 it is keras.layers.Conv2D, number for number; with bfloat16 its training
+    step equals the convolution of the bfloat16-rounded image and kernel (its result rounded once), further
+    from the exact one; inference stays float32 and the weights, bias and gradients too."""
+    from rnn_apps.layers import PrecisionConv2D
+
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=(2, 9, 8, 5)).astype("float32")
+    kwargs = dict(filters=6, kernel_size=3, padding="same", activation="relu")
+    layer, ref = PrecisionConv2D(**kwargs), keras.layers.Conv2D(**kwargs)
+    for each in (layer, ref):
+        each.build(x.shape)
+    ref.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])
+    layer.set_weights(ref.get_weights())
+    for training in (False, True):
+        np.testing.assert_array_equal(layer(x, training=training).numpy(), ref(x, training=training).numpy())
+
+    assert precision.set_training_precision(keras.Sequential([layer]), "bfloat16") == 1
+    kernel, bias = (w.numpy() for w in ref.weights)
+
+    def conv(image, k):  # float64, no rounding but the one asked
+        return tf.nn.conv2d(image, k, 1, "SAME").numpy() + bias
+
+    got = layer(x, training=True).numpy()
+    reference = np.maximum(_bf16(conv(_bf16(x), _bf16(kernel)) - bias) + bias, 0.0)
+    np.testing.assert_allclose(got, reference, rtol=2 * BF16_EPS, atol=1e-6 * np.abs(reference).max())
+    exact = np.maximum(conv(x.astype(np.float64), kernel.astype(np.float64)), 0.0)
+    assert _relative_error(got, exact) > 10 * _relative_error(got, reference)
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), ref(x, training=False).numpy())
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_sum(layer(x, training=True))
+    assert {g.dtype for g in tape.gradient(loss, layer.trainable_weights)} == {tf.float32}
+    assert {w.dtype for w in layer.weights} == {"float32"}
