@@ -13,12 +13,12 @@ synthetic batch of the shipped shape is timed for each contender:
   cross-entropy instead of computing the softmax over the vocabulary again, and the training commands'
   ``--precision auto`` (bfloat16 operands for the large products where this CPU measures them faster,
   :mod:`rnn_apps.precision`), and the shapes captioner's CNN with TensorFlow's fused batch normalization
-  (:class:`rnn_apps.layers.FusedBatchNormalization`); the contenders below are built on the default step;
+  (:class:`rnn_apps.layers.BatchNormalization`); the contenders below are built on the default step;
 * ``float32_products``: the default step with every product in float32 (``--precision float32``: what
   bfloat16 products buy);
 * ``projected``: every ``keras.layers.RNN`` replaced by ``rnn_apps.layers.ProjectedRNN`` (the input
   projection x W of all time steps as one matrix product before the recurrence; same weights);
-* ``xla``: today's model with ``jit_compile=True`` (XLA) for the train step;
+* ``xla``: the default model, its products in float32, with ``jit_compile=True`` (XLA) for the whole train step;
 * ``keras``: every ``keras.layers.RNN(LSTMCell | GRUCell)`` replaced by ``keras.layers.LSTM | GRU`` with
   the same settings (Keras's built-in layers at the same shapes);
 * ``tf_cross_entropy``: the default step with TensorFlow's own cross-entropy kernel instead of the XLA one
@@ -360,11 +360,11 @@ def todays_cross_entropy():
 
 
 def todays_batch_norm():
-    """``rnn_apps.layers.FusedBatchNormalization`` with Keras's own training step (reductions and element-wise
+    """``rnn_apps.layers.BatchNormalization`` with Keras's own training step (reductions and element-wise
     operations) instead of TensorFlow's fused kernel."""
-    from rnn_apps.layers.normalization import FusedBatchNormalization
+    from rnn_apps.layers.normalization import BatchNormalization
 
-    return mock.patch.object(FusedBatchNormalization, "_fused", lambda self, inputs, training, mask: False)
+    return mock.patch.object(BatchNormalization, "_fused", lambda self, inputs, training, mask: False)
 
 
 def todays_recurrence():
@@ -463,12 +463,11 @@ def run_app(name: str, rounds: int, warmup: int, contenders=CONTENDERS, seed: in
 
 
 def run_in_own_process(name: str, args) -> dict:
-    """:func:`run_app` for one app in a fresh Python process (this script with ``--app name --json``).
+    """:func:`run_app` for one app in a Python process of its own (this script with ``--app name --json``), as
+    the app's training command runs; ``{"app": name, "failed": why}`` when that process fails.
 
-    A training command trains one app in its process. Timed in one process after other apps' models had run,
-    an app's step can measure slower than alone: the translator's default step took 0.21-0.27 s a step after
-    the sentiment language model's baseline step had run in the same process, and 0.17-0.18 s alone, while its
-    own baseline took 0.33-0.37 s in both (docs/cells.md)."""
+    Timed in one process after other apps' models have run, an app's step can measure slower than alone
+    (docs/cells.md, "bfloat16 products in training steps")."""
     import subprocess
 
     command = [sys.executable, os.path.abspath(__file__), "--app", name, "--rounds", str(args.rounds),
@@ -476,9 +475,10 @@ def run_in_own_process(name: str, args) -> dict:
     for kind in args.contender or ():
         command += ["--contender", kind]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"timing {name} in its own process failed (exit status {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        return {"app": name, "failed": f"its process ended with exit status {done.returncode} (its errors above)"}
+    return json.loads(lines[-1])
 
 
 def main(argv=None) -> int:
@@ -505,6 +505,9 @@ def main(argv=None) -> int:
             result = run_app(name, args.rounds, args.warmup, args.contender or CONTENDERS)
         if args.json:
             print(json.dumps(result), flush=True)
+            continue
+        if "failed" in result:
+            print(f"\n{name}: failed: {result['failed']}", flush=True)
             continue
         print(f"\n{name}: {result['shape']}; float32 matrix-product peak {result['peak_gflops']:.0f} GFLOP/s")
         print(f"  {'contender':<11} {'s/step':>8} {'tokens/s':>10} {'x today':>8} {'of peak':>8}")

@@ -4,7 +4,7 @@ A CPU with bfloat16 dot-product instructions (such as AVX512_BF16) multiplies bf
 fast as float32 ones through TensorFlow's oneDNN kernels (measured on an AMD EPYC: docs/cells.md); a CPU
 without them emulates bfloat16 and may be slower. With ``bfloat16`` products, the layers that support it
 (:class:`rnn_apps.layers.ProjectedRNN`, :class:`rnn_apps.layers.TiedLogits`, the translator's output head, the
-captioners' attention decoder, :class:`rnn_apps.layers.PrecisionConv2D` in the captioners' encoders) round the
+captioners' attention decoder, :class:`rnn_apps.layers.Conv2D` in the captioners' encoders) round the
 two operands of their large products to bfloat16 in training steps only,
 
     A B  ->  float32( bf16(A) bf16(B) ),

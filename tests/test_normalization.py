@@ -1,4 +1,5 @@
-"""FusedBatchNormalization: Keras's batch normalization, its training step as TensorFlow's fused kernel."""
+"""rnn_apps.layers.BatchNormalization: Keras's batch normalization, its training step as TensorFlow's fused
+kernel."""
 
 from unittest import mock
 
@@ -7,13 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from rnn_apps.layers import FusedBatchNormalization
+from rnn_apps.layers import BatchNormalization
 
 
 def _pair(shape, **kwargs):
-    """A FusedBatchNormalization and a keras.layers.BatchNormalization with the same non-trivial weights."""
+    """An rnn_apps.layers.BatchNormalization and a keras.layers.BatchNormalization with the same non-trivial
+    weights."""
     rng = np.random.default_rng(1)
-    fused, keras_bn = FusedBatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
+    fused, keras_bn = BatchNormalization(**kwargs), keras.layers.BatchNormalization(**kwargs)
     for layer in (fused, keras_bn):
         layer.build(shape)
     channels = shape[kwargs.get("axis", -1)]
@@ -83,11 +85,14 @@ def test_only_4d_channels_last_training_steps_take_the_fused_kernel():
     assert "FusedBatchNormV3" not in _ops(fused, x, False)
 
     cases = [((4, 5), {}, None), ((4, 5, 3), {}, None), ((4, 5, 3, 3), {"axis": 1}, None),
-             ((4, 3, 3, 5), {"renorm": True}, None), ((4, 6, 5), {}, np.arange(24).reshape(4, 6) % 3 > 0)]
+             ((4, 3, 3, 5), {"renorm": True}, None), ((4, 3, 3, 5), {"synchronized": True}, None),
+             ((4, 3, 3, 5), {"dtype": "float64"}, None), ((4, 6, 5), {}, np.arange(24).reshape(4, 6) % 3 > 0),
+             ((4, 3, 3, 5), {}, np.arange(36).reshape(4, 3, 3) % 4 > 0)]
     for shape, kwargs, mask in cases:
-        data = tf.constant(np.random.default_rng(3).normal(size=shape).astype("float32"))
+        data = tf.constant(np.random.default_rng(3).normal(size=shape).astype(kwargs.get("dtype", "float32")))
         fused, keras_bn = _pair(shape, **kwargs)
-        assert "FusedBatchNormV3" not in _ops(fused, data, True)
+        if mask is None:
+            assert "FusedBatchNormV3" not in _ops(fused, data, True)
         np.testing.assert_array_equal(fused(data, training=True, mask=mask).numpy(),
                                       keras_bn(data, training=True, mask=mask).numpy())
         np.testing.assert_array_equal(fused.moving_variance.numpy(), keras_bn.moving_variance.numpy())
@@ -96,26 +101,44 @@ def test_only_4d_channels_last_training_steps_take_the_fused_kernel():
     assert "FusedBatchNormV3" not in _ops(frozen, x, True)
 
 
-def test_the_captioning_encoder_keeps_its_weights_and_config():
-    """An encoder saved with Keras's layers (as the shipped captioners were trained) loads into today's, which
-    gives the same inference numbers; the layers serialize under their own names."""
+def test_weights_files_move_between_keras_layers_and_these(tmp_path):
+    """Keras's weights files address a model's layers by class name: a .weights.h5 file of an encoder built
+    with Keras's Conv2D and BatchNormalization (as the shipped captioners were trained) loads into today's
+    encoder, which then gives the same inference numbers, and the other way round; the layers serialize under
+    their own registered names."""
     from rnn_apps.apps.caption import model as caption_model
+    from rnn_apps.layers import Conv2D
 
     x = np.random.default_rng(4).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
-    with mock.patch.object(caption_model, "FusedBatchNormalization", keras.layers.BatchNormalization), \
-            mock.patch.object(caption_model, "PrecisionConv2D", keras.layers.Conv2D):
-        keras.utils.set_random_seed(7)
-        old = caption_model.build_encoder(32, filters=(4, 6), feature_dim=5)
+
+    def keras_encoder(seed):
+        with mock.patch.object(caption_model, "BatchNormalization", keras.layers.BatchNormalization), \
+                mock.patch.object(caption_model, "Conv2D", keras.layers.Conv2D):
+            keras.utils.set_random_seed(seed)
+            return caption_model.build_encoder(32, filters=(4, 6), feature_dim=5)
+
+    def encoder(seed):
+        keras.utils.set_random_seed(seed)
+        return caption_model.build_encoder(32, filters=(4, 6), feature_dim=5)
+
+    old, new = keras_encoder(7), encoder(8)
+    assert {type(layer) for layer in new.layers} >= {BatchNormalization, Conv2D}
+    assert not {type(layer) for layer in old.layers} & {BatchNormalization, Conv2D}
     old(x, training=True)  # moves the moving averages away from their start
-    keras.utils.set_random_seed(8)
-    new = caption_model.build_encoder(32, filters=(4, 6), feature_dim=5)
-    assert {type(layer).__name__ for layer in new.layers} >= {"FusedBatchNormalization", "PrecisionConv2D"}
-    assert [w.path for w in new.weights] == [w.path for w in old.weights]
-    new.set_weights(old.get_weights())
-    np.testing.assert_allclose(new(x, training=False).numpy(), old(x, training=False).numpy(), rtol=1e-6, atol=1e-6)
-    layer = next(layer for layer in new.layers if isinstance(layer, FusedBatchNormalization))
-    again = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(again) is FusedBatchNormalization and again.get_config() == layer.get_config()
+    old.save_weights(str(tmp_path / "old.weights.h5"))
+    new.load_weights(str(tmp_path / "old.weights.h5"))
+    np.testing.assert_array_equal(new(x, training=False).numpy(), old(x, training=False).numpy())
+    new(x, training=True)
+    new.save_weights(str(tmp_path / "new.weights.h5"))
+    back = keras_encoder(9)
+    back.load_weights(str(tmp_path / "new.weights.h5"))
+    np.testing.assert_array_equal(back(x, training=False).numpy(), new(x, training=False).numpy())
+    for cls in (BatchNormalization, Conv2D):
+        layer = next(layer for layer in new.layers if type(layer) is cls)
+        config = keras.saving.serialize_keras_object(layer)
+        assert config["registered_name"] == f"rnn_apps>{cls.__name__}"
+        again = keras.saving.deserialize_keras_object(config)
+        assert type(again) is cls and again.get_config() == layer.get_config()
 
 
 @pytest.mark.parametrize("precision_name", ["float32", "bfloat16"])

@@ -365,15 +365,15 @@ def test_the_translators_output_head():
 
 
 def test_a_convolution_with_bfloat16_operands():
-    """PrecisionConv2D: in float32 it is keras.layers.Conv2D, number for number; with bfloat16 its training
+    """rnn_apps.layers.Conv2D: in float32 it is keras.layers.Conv2D, number for number; with bfloat16 its training
     step equals the convolution of the bfloat16-rounded image and kernel (its result rounded once), further
     from the exact one; inference stays float32 and the weights, bias and gradients too."""
-    from rnn_apps.layers import PrecisionConv2D
+    from rnn_apps.layers import Conv2D
 
     rng = np.random.default_rng(11)
     x = rng.normal(size=(2, 9, 8, 5)).astype("float32")
     kwargs = dict(filters=6, kernel_size=3, padding="same", activation="relu")
-    layer, ref = PrecisionConv2D(**kwargs), keras.layers.Conv2D(**kwargs)
+    layer, ref = Conv2D(**kwargs), keras.layers.Conv2D(**kwargs)
     for each in (layer, ref):
         each.build(x.shape)
     ref.set_weights([rng.normal(size=w.shape).astype("float32") for w in ref.weights])

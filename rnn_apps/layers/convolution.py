@@ -9,7 +9,7 @@ from rnn_apps import precision
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
-class PrecisionConv2D(keras.layers.Conv2D):
+class Conv2D(keras.layers.Conv2D):
     r"""``keras.layers.Conv2D`` whose convolution may take bfloat16 operands in training steps.
 
     A convolution is a matrix product of image patches and the kernel,
@@ -21,7 +21,9 @@ class PrecisionConv2D(keras.layers.Conv2D):
 
     oneDNN's bfloat16 kernel accumulating in float32; the bias, the activation and everything after stay
     float32, and so do the weights and the optimizer's state. Inference, evaluation and exports run Keras's
-    float32 ``Conv2D``, the same graph as before. Same weights and configuration as ``keras.layers.Conv2D``.
+    float32 ``Conv2D`` graph. The weights and configuration are ``keras.layers.Conv2D``'s, and so is the class
+    name, by which Keras's weights files address a model's layers: a ``.weights.h5`` file saved with either
+    class loads into a model built with the other.
     """
 
     training_precision = "float32"  # a training run's setting, not the model's: not in get_config

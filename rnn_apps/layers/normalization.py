@@ -6,7 +6,7 @@ import keras
 
 
 @keras.saving.register_keras_serializable(package="rnn_apps")
-class FusedBatchNormalization(keras.layers.BatchNormalization):
+class BatchNormalization(keras.layers.BatchNormalization):
     r"""``keras.layers.BatchNormalization`` (Ioffe & Szegedy, 2015, "Batch Normalization: Accelerating Deep
     Network Training by Reducing Internal Covariate Shift") with a fused training step.
 
@@ -19,19 +19,22 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     and the moving averages move towards them, ``moving = momentum · moving + (1 - momentum) · batch``, with
     the biased variance σ²_c as Keras keeps it. Keras 3 writes this as about a dozen reductions and
     element-wise operations, each a pass over the activations, and autodiff doubles them; on TensorFlow, for
-    4-D channels-last inputs, this layer computes it with TensorFlow's ``FusedBatchNormV3`` (oneDNN's kernel on
-    CPUs): one pass forwards and one backwards, the trick that ``tf.keras``'s ``fused=True`` used to provide.
-    On the small captioning CNN that made the encoder's training step about 1.4x as fast (docs/cells.md).
+    4-D channels-last float32 inputs, this layer computes it with TensorFlow's ``FusedBatchNormV3`` (oneDNN's
+    kernel on CPUs): one pass forwards and one backwards, as ``tf.keras``'s ``BatchNormalization(fused=True)``
+    computes it. The captioning CNN's training step measured 1.4x as fast with it (docs/cells.md).
 
     The weights (``gamma``, ``beta``, ``moving_mean``, ``moving_variance``), the configuration, inference and
-    every other case (other backends and ranks, masks, batch renormalization, synchronized statistics) are
-    Keras's, so checkpoints move freely between the two classes.
+    every other case (other backends, ranks, dtypes and axes, masks, batch renormalization, synchronized
+    statistics) are Keras's. The class keeps Keras's name because Keras's weights files address a model's
+    layers by their class names: a ``.weights.h5`` file saved with ``keras.layers.BatchNormalization`` loads
+    into a model built with this layer, and the other way round.
     """
 
     def _fused(self, inputs, training, mask) -> bool:
         rank = len(inputs.shape)
         return (bool(training) and self.trainable and mask is None and not self.renorm
                 and not self.synchronized and keras.backend.backend() == "tensorflow"
+                and self.variable_dtype == "float32"  # the kernel's scale, offset and moments are float32
                 and rank == 4 and self.axis in (-1, rank - 1))
 
     def call(self, inputs, training=None, mask=None):

@@ -20,8 +20,8 @@ from rnn_apps import precision
 from rnn_apps.backbones import make_backbone
 from rnn_apps.cells import get_cell
 from rnn_apps.checks import check_rate, check_units
-from rnn_apps.layers.convolution import PrecisionConv2D
-from rnn_apps.layers.normalization import FusedBatchNormalization
+from rnn_apps.layers.convolution import Conv2D
+from rnn_apps.layers.normalization import BatchNormalization
 from rnn_apps.layers.visual_attention import VisualAttention
 
 VARIANTS = ("attention", "inject")
@@ -85,8 +85,9 @@ def build_encoder(
     x = keras.layers.Rescaling(1 / 255.0, name="preprocess")(images)
     x = CoordinateChannels(name="coords_in")(x)
     for i, f in enumerate(filters):
-        x = PrecisionConv2D(int(f), 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
-        x = FusedBatchNormalization(name=f"bn_{i + 1}")(x)
+        # rnn_apps.layers' Conv2D and BatchNormalization: Keras's layers with faster training steps
+        x = Conv2D(int(f), 3, padding="same", use_bias=False, name=f"conv_{i + 1}")(x)
+        x = BatchNormalization(name=f"bn_{i + 1}")(x)
         x = keras.layers.ReLU(name=f"relu_{i + 1}")(x)
         if i < len(filters) - 1:
             x = keras.layers.MaxPooling2D(2, name=f"pool_{i + 1}")(x)
@@ -100,7 +101,7 @@ def build_encoder(
 def _annotations(x, feature_dim: int):
     """Coordinate channels and a 1×1 projection of each cell: (batch, h, w, c) -> ((batch, h·w, feature_dim), (h, w))."""
     x = CoordinateChannels(name="coords_out")(x)
-    x = PrecisionConv2D(feature_dim, 1, activation="relu", name="project")(x)
+    x = Conv2D(feature_dim, 1, activation="relu", name="project")(x)
     h, w = int(x.shape[1]), int(x.shape[2])
     return keras.layers.Reshape((h * w, feature_dim), name="annotations")(x), (h, w)
 
