@@ -149,9 +149,8 @@ def compile_model(model, learning_rate: float, clipnorm: float, total_steps: int
     ``η_t = η · (α + (1 - α) · (1 + cos(π · t / T)) / 2)`` (Loshchilov & Hutter, 2017, without restarts),
     each variable's gradient clipped to a norm of ``clipnorm`` (Keras's ``clipnorm``, not a global norm). With
     ``warmup_steps`` W the rate first rises linearly from 0 to η over W steps and the decay spans the remaining
-    ``total_steps`` - W. ``compile_kwargs``
-    (``loss``, ``weighted_metrics``, ``metrics``, ``jit_compile``: see :func:`token_classification`) go to
-    ``model.compile``.
+    ``total_steps`` - W. ``compile_kwargs`` (``loss``, ``weighted_metrics``, ``metrics``, ``jit_compile``: see
+    :func:`token_classification`) go to ``model.compile``.
     """
     import keras
 

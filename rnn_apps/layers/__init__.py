@@ -1,4 +1,5 @@
-"""Recurrent layers built from the rnn_apps cells."""
+"""Recurrent layers built from the rnn_apps cells, and Keras's ``Conv2D`` and ``BatchNormalization`` with faster
+training steps."""
 
 from rnn_apps.layers.attention import GlobalAttention
 from rnn_apps.layers.convolution import Conv2D
