@@ -11,7 +11,9 @@ of exported SavedModels, so a whole generation runs as one graph call:
 * :func:`sample` - all of the above, then an inverse-CDF draw with one counter-based uniform per row keyed
   by (row seed, step), so that a row's result depends only on its own seed and inputs, not on what else
   is in the batch;
-* :func:`beam_search_step` - one step of beam search over ``[batch * beam, vocab]`` log-probabilities.
+* :func:`beam_search_step` - one step of beam search over ``[batch * beam, vocab]`` log-probabilities;
+* :func:`beam_search` - the whole search over a decoder's step function, and :func:`best_beams` - each
+  row's best hypothesis, with GNMT's length normalisation.
 """
 
 from __future__ import annotations
@@ -201,3 +203,81 @@ def beam_search_step(log_probs, beam_scores, beam_size):
     token = flat % vocab
     parent = parent_in_row + tf.range(batch)[:, None] * beam_size
     return tf.reshape(scores, [-1]), tf.reshape(parent, [-1]), tf.reshape(token, [-1])
+
+
+def beam_search(step, states, batch_size, beam_size, max_steps, attention_size, start_id, end_id, pad_id):
+    """Beam search over a decoder's step function, as one ``tf.while_loop``.
+
+    Each of the ``batch_size`` rows keeps ``beam_size`` hypotheses, rows ``b * beam_size`` to
+    ``b * beam_size + beam_size - 1``; only the first is live at the start, so the first step branches from
+    one hypothesis. Every step extends each hypothesis by every token and keeps the ``beam_size`` best
+    continuations of each row by total log-probability (:func:`beam_search_step`). A hypothesis that
+    wrote ``end_id`` (or ``pad_id``) has ended: from then on it writes ``pad_id`` at no cost, so it keeps its
+    score and competes with the live ones. The search stops when every hypothesis has ended or after
+    ``max_steps`` steps.
+
+    Args:
+        step: ``step(t, prev, states, finished) -> (log_probs, states, attention)``: the decoder's step
+            ``t`` (int32 scalar) from the tokens ``prev`` [B * beam] and the list of ``states``
+            [B * beam, ...]; ``log_probs`` float32 [B * beam, vocab] with the masks and forced tokens of the
+            app already applied; ``attention`` float32 [B * beam, attention_size] (what the app reports for
+            the token; ``finished`` [B * beam] bool says which hypotheses had already ended).
+        states: list of the decoder's start states, each [B * beam, ...] (every row repeated beam times).
+        batch_size: int32 scalar B. beam_size: int. max_steps: int32 scalar T.
+        attention_size: int32 scalar, the length of each step's ``attention``.
+        start_id, end_id, pad_id: the start, end and padding tokens.
+
+    Returns:
+        ``(steps, tokens, attention, scores, lengths)``: the steps taken, int32 scalar; every hypothesis's
+        tokens [B * beam, T] (0 after the last step) and attention [B * beam, T, attention_size]; its total
+        log-probability [B * beam]; its length in tokens, the end token included [B * beam].
+    """
+    rows = batch_size * beam_size
+    cols = tf.range(max_steps)[None, :]
+
+    def body(t, prev, states, scores, tokens, attention, lengths, finished):
+        log_probs, new_states, att = step(t, prev, states, finished)
+        only_pad = tf.where(tf.range(tf.shape(log_probs)[-1]) == pad_id, 0.0, NEG_INF)
+        log_probs = tf.where(finished[:, None], only_pad[None, :], log_probs)  # an ended hypothesis only pads
+        scores, parent, token = beam_search_step(log_probs, scores, beam_size)
+        states = [tf.gather(s, parent) for s in new_states]
+        finished = tf.gather(finished, parent)
+        lengths = tf.gather(lengths, parent) + tf.cast(~finished, tf.int32)
+        at_t = tf.equal(cols, t)
+        tokens = tf.where(at_t, token[:, None], tf.gather(tokens, parent))
+        attention = tf.where(at_t[:, :, None], tf.gather(att, parent)[:, None, :], tf.gather(attention, parent))
+        finished = finished | (token == end_id) | (token == pad_id)
+        return t + 1, token, states, scores, tokens, attention, lengths, finished
+
+    start = (tf.constant(0), tf.fill([rows], start_id), list(states),
+             tf.where(tf.range(rows) % beam_size == 0, 0.0, NEG_INF),  # one live hypothesis per row
+             tf.zeros([rows, max_steps], tf.int32), tf.zeros([rows, max_steps, attention_size]),
+             tf.zeros([rows], tf.int32), tf.zeros([rows], tf.bool))
+    steps, _, _, scores, tokens, attention, lengths, _ = tf.while_loop(
+        lambda t, *args: (t < max_steps) & ~tf.reduce_all(args[-1]), body, start, maximum_iterations=max_steps)
+    return steps, tokens, attention, scores, lengths
+
+
+def best_beams(scores, lengths, beam_size, length_penalty=0.0, bonus=None):
+    """The flat index of each row's best hypothesis of :func:`beam_search`.
+
+    The score is GNMT's (Wu et al., 2016, "Google's Neural Machine Translation System", eq. 14), without
+    its coverage term, which an app may add as ``bonus``::
+
+        s(Y) = log P(Y) / lp(Y) + bonus,    lp(Y) = ((5 + |Y|) / 6) ** α
+
+    α (``length_penalty``) 0 ranks by total log-probability, which favours short hypotheses; α 1 by about
+    the mean log-probability of a token.
+
+    Args:
+        scores: float32 [B * beam], total log-probabilities. lengths: int32 [B * beam], tokens (the end
+            included). beam_size: int. length_penalty: float α >= 0. bonus: float32 [B * beam] or None.
+
+    Returns:
+        int32 [B], indices into the B * beam hypotheses.
+    """
+    final = scores / tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, length_penalty)
+    if bonus is not None:
+        final += bonus
+    best = tf.argmax(tf.reshape(final, [-1, beam_size]), axis=1, output_type=tf.int32)
+    return tf.range(tf.shape(best)[0]) * beam_size + best

@@ -127,3 +127,61 @@ def test_beam_search_step_picks_the_best_continuations():
     scores, parent, token = samplers.beam_search_step(log_probs, tf.constant([0.0, -1.0]), 2)
     assert token.numpy().tolist() == [0, 1] and parent.numpy().tolist() == [0, 0]
     assert scores.numpy()[0] == pytest.approx(np.log(0.5))
+
+
+def _numpy_beam_search(table, bias, beam, steps, start, end, pad):
+    """Textbook beam search for one row: hypotheses (tokens, score); an ended one is carried as it is."""
+    hyps = [((), 0.0, False)]
+    for _ in range(steps):
+        if all(done for _, _, done in hyps):
+            break
+        candidates = []
+        for tokens, score, done in hyps:
+            if done:
+                candidates.append((tokens + (pad,), score, True))
+                continue
+            prev = tokens[-1] if tokens else start
+            logits = table[prev] + bias
+            logp = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+            candidates += [(tokens + (v,), score + logp[v], v == end) for v in range(len(logp))]
+        hyps = sorted(candidates, key=lambda h: -h[1])[:beam]
+    return hyps
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_beam_search_equals_a_textbook_search_and_best_beams_normalises_length(beam):
+    """beam_search over a toy decoder (next-token log-probabilities from the previous token and a per-row
+    bias carried as the state) against a search written out in Python; best_beams against GNMT's score."""
+    rng = np.random.default_rng(7)
+    V, start, end, pad, steps, B = 7, 0, 3, 1, 6, 2
+    table = rng.normal(size=(V, V)).astype(np.float32)
+    table[:, [start, pad]] = samplers.NEG_INF  # never written by a live hypothesis
+    table[:, end] += 0.8  # hypotheses end at different lengths
+    bias = rng.normal(size=(B, V)).astype(np.float32)
+
+    def step(t, prev, states, finished):
+        logits = tf.gather(tf.constant(table), prev) + states[0]
+        return tf.nn.log_softmax(logits), states, tf.one_hot(prev, V)  # "attention": the token it read
+
+    states = [tf.repeat(tf.constant(bias), beam, axis=0)]
+    t, tokens, attention, scores, lengths = samplers.beam_search(step, states, B, beam, steps, V, start, end, pad)
+    tokens, scores, lengths = tokens.numpy()[:, : int(t)], scores.numpy(), lengths.numpy()
+    for b in range(B):
+        want = _numpy_beam_search(table, bias[b], beam, steps, start, end, pad)
+        for j, (w_tokens, w_score, _) in enumerate(want):
+            row = b * beam + j
+            n = list(w_tokens).index(end) + 1 if end in w_tokens else len(w_tokens)
+            assert tokens[row, :n].tolist() == list(w_tokens[:n]) and (tokens[row, n:] == pad).all()
+            assert lengths[row] == n and scores[row] == pytest.approx(w_score, abs=1e-4)
+            # each step's attention is what the hypothesis read at that step: its previous token
+            read = [start] + list(tokens[row, : int(t) - 1])
+            np.testing.assert_array_equal(attention.numpy()[row].argmax(-1), read)
+    for alpha in (0.0, 1.0):
+        best = samplers.best_beams(tf.constant(scores), tf.constant(lengths), beam, alpha).numpy()
+        gnmt = (scores / ((5.0 + lengths) / 6.0) ** alpha).reshape(B, beam)
+        assert best.tolist() == (np.arange(B) * beam + gnmt.argmax(1)).tolist()
+    # a short hypothesis ahead by total log-probability, behind by GNMT's score at α 1; and a bonus
+    scores, lengths = tf.constant([-2.0, -2.5]), tf.constant([1, 7])
+    assert samplers.best_beams(scores, lengths, 2).numpy().tolist() == [0]
+    assert samplers.best_beams(scores, lengths, 2, 1.0).numpy().tolist() == [1]  # -2 / 1 against -2.5 / 2
+    assert samplers.best_beams(scores, lengths, 2, 1.0, tf.constant([0.0, -1.0])).numpy().tolist() == [0]

@@ -25,7 +25,7 @@ command and ``rnn-apps serve`` (they need the vocabulary), not by the graph.
 Source sentences longer than 100 tokens are cut to their first 99 tokens in the graph (the library splits long
 texts into sentences first). Decoding stops at the end token or at the length bound, where the end is forced;
 ``<pad> <bos>`` are never written. Beam search keeps ``beam_size`` hypotheses, extends each by every token
-(:func:`rnn_apps.samplers.beam_search_step`), and finally picks the hypothesis with the best score of GNMT
+(:func:`rnn_apps.samplers.beam_search`), and finally picks the hypothesis with the best score of GNMT
 (Wu et al., 2016, eq. 14)::
 
     s(Y, X) = log P(Y | X) / lp(Y) + cp(X; Y)
@@ -126,9 +126,6 @@ class TranslateModule(tf.Module):
         only_eos = np.full(V, NEG, np.float32)
         only_eos[Vocabulary.eos_id] = 0.0
         self._only_eos = tf.constant(only_eos)
-        only_pad = np.full(V, NEG, np.float32)
-        only_pad[Vocabulary.pad_id] = 0.0
-        self._only_pad = tf.constant(only_pad)
         self.default_beam = int(default_beam)
 
     @property
@@ -198,42 +195,22 @@ class TranslateModule(tf.Module):
         rep = lambda x: tf.repeat(x, K, axis=0)  # noqa: E731  row b -> rows b*K .. b*K+K-1
         memory, mask, summary, bounds_k = rep(memory), rep(mask), rep(summary), rep(bounds)
         keys = None if keys is None else rep(keys)
-        states = [rep(s) for s in states]
-        T = tf.reduce_max(bounds)
-        BK = B * K
-        eos = Vocabulary.eos_id
-        scores = tf.where(tf.range(BK) % K == 0, 0.0, NEG)
-        cols = tf.range(T)[None, :]
 
-        def body(t, prev, states, scores, seqs, atts, lengths, finished):
+        def step(t, prev, states, finished):
             logits, states, w = self.model.decode_step(prev, states, memory, mask, summary, keys)
             logp = tf.nn.log_softmax(logits + self._forbidden, axis=-1)
-            logp = tf.where((t >= bounds_k - 1)[:, None], logp + self._only_eos, logp)
-            logp = tf.where(finished[:, None], self._only_pad[None, :], logp)
-            scores, parent, token = samplers.beam_search_step(logp, scores, K)
-            states = [tf.gather(s, parent) for s in states]
-            finished = tf.gather(finished, parent)
-            lengths = tf.gather(lengths, parent) + tf.cast(~finished, tf.int32)
-            w = tf.gather(self._weights_or_zeros(w, mask), parent)
-            w = tf.where(finished[:, None], 0.0, w)
-            at_t = tf.equal(cols, t)
-            seqs = tf.where(at_t, token[:, None], tf.gather(seqs, parent))
-            atts = tf.where(at_t[:, :, None], w[:, None, :], tf.gather(atts, parent))
-            finished = finished | (token == eos)
-            return t + 1, token, states, scores, seqs, atts, lengths, finished
+            logp = tf.where((t >= bounds_k - 1)[:, None], logp + self._only_eos, logp)  # the end, at the bound
+            return logp, list(states), tf.where(finished[:, None], 0.0, self._weights_or_zeros(w, mask))
 
-        start = (tf.constant(0), tf.fill([BK], Vocabulary.bos_id), states, scores, tf.zeros([BK, T], tf.int32),
-                 tf.zeros([BK, T, S], tf.float32), tf.zeros([BK], tf.int32), tf.zeros([BK], tf.bool))
-        _, _, _, scores, seqs, atts, lengths, _ = tf.while_loop(
-            lambda t, p, s, sc, q, a, n, f: (t < T) & ~tf.reduce_all(f), body, start, maximum_iterations=T)
-        penalty = tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, self.length_penalty)
-        final = scores / penalty
+        _, seqs, atts, scores, lengths = samplers.beam_search(
+            step, [rep(s) for s in states], B, K, tf.reduce_max(bounds), S, Vocabulary.bos_id, Vocabulary.eos_id,
+            Vocabulary.pad_id)
+        coverage_bonus = None
         if self.coverage_penalty:
             # Σ_j p_ij over the written tokens, for every real source position (the padding excluded).
             coverage = tf.clip_by_value(tf.reduce_sum(atts, axis=1), 1e-4, 1.0)
-            final += self.coverage_penalty * tf.reduce_sum(tf.where(mask, tf.math.log(coverage), 0.0), axis=1)
-        best = tf.argmax(tf.reshape(final, [B, K]), axis=1, output_type=tf.int32)
-        pick = tf.range(B) * K + best
+            coverage_bonus = self.coverage_penalty * tf.reduce_sum(tf.where(mask, tf.math.log(coverage), 0.0), axis=1)
+        pick = samplers.best_beams(scores, lengths, K, self.length_penalty, coverage_bonus)
         return tf.gather(seqs, pick), tf.gather(atts, pick)
 
     def _decode(self, text, beam_size, max_length):
