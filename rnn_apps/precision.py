@@ -128,7 +128,7 @@ def dense(layer, inputs, dtype: str = "float32"):
 
     if not layer.built:  # as its first call would build it
         layer.build(tuple(inputs.shape))
-    x = matmul(inputs, layer.kernel, dtype)
+    x = product(inputs, layer.kernel, dtype)
     if layer.use_bias:
         x = ops.add(x, layer.bias)  # a BiasAdd, as Dense adds it
     return layer.activation(x)

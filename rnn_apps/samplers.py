@@ -266,8 +266,8 @@ def best_beams(scores, lengths, beam_size, length_penalty=0.0, bonus=None):
 
         s(Y) = log P(Y) / lp(Y) + bonus,    lp(Y) = ((5 + |Y|) / 6) ** α
 
-    α (``length_penalty``) 0 ranks by total log-probability, which favours short hypotheses; α 1 by about
-    the mean log-probability of a token.
+    α (``length_penalty``) 0 ranks by total log-probability, which favours short hypotheses; α > 0 divides
+    it by lp(Y), which favours longer hypotheses the more, the larger α.
 
     Args:
         scores: float32 [B * beam], total log-probabilities. lengths: int32 [B * beam], tokens (the end

@@ -148,15 +148,16 @@ def _numpy_beam_search(table, bias, beam, steps, start, end, pad):
     return hyps
 
 
-@pytest.mark.parametrize("beam", [1, 3])
-def test_beam_search_equals_a_textbook_search_and_best_beams_normalises_length(beam):
+@pytest.mark.parametrize("beam, end_bonus, steps", [(1, 0.8, 6), (3, 0.8, 6), (3, 3.0, 12)])
+def test_beam_search_equals_a_textbook_search_and_best_beams_normalises_length(beam, end_bonus, steps):
     """beam_search over a toy decoder (next-token log-probabilities from the previous token and a per-row
-    bias carried as the state) against a search written out in Python; best_beams against GNMT's score."""
+    bias carried as the state) against a search written out in Python; best_beams against GNMT's score.
+    With a large ``end_bonus`` every hypothesis ends before ``steps``, and the search stops there."""
     rng = np.random.default_rng(7)
-    V, start, end, pad, steps, B = 7, 0, 3, 1, 6, 2
+    V, start, end, pad, B = 7, 0, 3, 1, 2
     table = rng.normal(size=(V, V)).astype(np.float32)
     table[:, [start, pad]] = samplers.NEG_INF  # never written by a live hypothesis
-    table[:, end] += 0.8  # hypotheses end at different lengths
+    table[:, end] += end_bonus  # hypotheses end at different lengths
     bias = rng.normal(size=(B, V)).astype(np.float32)
 
     def step(t, prev, states, finished):
@@ -166,8 +167,12 @@ def test_beam_search_equals_a_textbook_search_and_best_beams_normalises_length(b
     states = [tf.repeat(tf.constant(bias), beam, axis=0)]
     t, tokens, attention, scores, lengths = samplers.beam_search(step, states, B, beam, steps, V, start, end, pad)
     tokens, scores, lengths = tokens.numpy()[:, : int(t)], scores.numpy(), lengths.numpy()
-    for b in range(B):
-        want = _numpy_beam_search(table, bias[b], beam, steps, start, end, pad)
+    wanted = [_numpy_beam_search(table, bias[b], beam, steps, start, end, pad) for b in range(B)]
+    # the steps taken: until the last row's hypotheses have all ended, or the bound
+    assert int(t) == max(len(want[0][0]) for want in wanted)
+    if end_bonus > 2:
+        assert int(t) < steps
+    for b, want in enumerate(wanted):
         for j, (w_tokens, w_score, _) in enumerate(want):
             row = b * beam + j
             n = list(w_tokens).index(end) + 1 if end in w_tokens else len(w_tokens)
@@ -175,7 +180,7 @@ def test_beam_search_equals_a_textbook_search_and_best_beams_normalises_length(b
             assert lengths[row] == n and scores[row] == pytest.approx(w_score, abs=1e-4)
             # each step's attention is what the hypothesis read at that step: its previous token
             read = [start] + list(tokens[row, : int(t) - 1])
-            np.testing.assert_array_equal(attention.numpy()[row].argmax(-1), read)
+            np.testing.assert_array_equal(attention.numpy()[row, : int(t)].argmax(-1), read)
     for alpha in (0.0, 1.0):
         best = samplers.best_beams(tf.constant(scores), tf.constant(lengths), beam, alpha).numpy()
         gnmt = (scores / ((5.0 + lengths) / 6.0) ** alpha).reshape(B, beam)

@@ -151,8 +151,8 @@ class CaptionModule(tf.Module):
 
         t, seqs, alphas, scores, lengths = samplers.beam_search(
             step, states, batch, k, self.max_len, L, Vocabulary.bos_id, Vocabulary.eos_id, Vocabulary.pad_id)
-        # By total log-probability (length normalisation measured no better on the photo captioner: see
-        # docs/caption.md).
+        # By total log-probability: GNMT's length normalisation scored no better on the photo captioner
+        # (docs/caption.md).
         best = samplers.best_beams(scores, lengths, k)
         return tf.gather(seqs, best)[:, :t], tf.gather(alphas, best)[:, :t], tf.gather(scores, best)
 
